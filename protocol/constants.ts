@@ -1,0 +1,122 @@
+/**
+ * Wire constants of protocol bigup.1 (see SPEC.md, sections "Transport" and "Limits").
+ * Every number a peer must agree on lives here, so the spec and the code can be compared line by line.
+ */
+
+/** WebSocket subprotocol token that carries protocol version 1. */
+export const SUBPROTOCOL_V1 = 'bigup.1';
+/** All subprotocols this implementation speaks, most preferred first. */
+export const SUPPORTED_SUBPROTOCOLS: readonly string[] = [SUBPROTOCOL_V1];
+
+/** Message type codes (first byte of every message). */
+export const MessageType = {
+  OPEN: 0x01,
+  RESUME: 0x02,
+  ACCEPT: 0x03,
+  DATA: 0x10,
+  ACK: 0x11,
+  WINDOW: 0x12,
+  COMPLETE: 0x20,
+  RESULT: 0x21,
+  ERROR: 0x30,
+  TERMINATE: 0x40,
+  TERMINATED: 0x41,
+} as const;
+export type MessageTypeCode = (typeof MessageType)[keyof typeof MessageType];
+
+/** Which side may send each message type. */
+export const CLIENT_MESSAGE_TYPES: ReadonlySet<number> = new Set([
+  MessageType.OPEN,
+  MessageType.RESUME,
+  MessageType.DATA,
+  MessageType.COMPLETE,
+  MessageType.TERMINATE,
+]);
+export const SERVER_MESSAGE_TYPES: ReadonlySet<number> = new Set([
+  MessageType.ACCEPT,
+  MessageType.ACK,
+  MessageType.WINDOW,
+  MessageType.RESULT,
+  MessageType.ERROR,
+  MessageType.TERMINATED,
+]);
+
+/** Flag bits (second byte of every message). Bits not listed for a type are reserved and MUST be zero. */
+export const OpenFlags = { HAS_DIGEST: 0x01 } as const;
+export const AcceptFlags = { CREATED: 0x01, DURABLE: 0x02 } as const;
+export const CompleteFlags = { HAS_DIGEST: 0x01 } as const;
+export const ErrorFlags = { FATAL: 0x01, RETRYABLE: 0x02 } as const;
+
+/** Largest integer a u64 field may carry: 2^53 - 1, so every value is exact in an IEEE double. */
+export const MAX_U64_VALUE = Number.MAX_SAFE_INTEGER;
+
+/** Protocol limits. A message that exceeds one is refused at its length field, before its bytes are used. */
+export const Limits = {
+  /** Largest non-DATA message a client may send. */
+  MAX_CONTROL_MESSAGE: 65_536,
+  /** Byte length of an upload id. */
+  UPLOAD_ID_BYTES: 16,
+  /** Byte length of a resume secret. */
+  SECRET_BYTES: 32,
+  /** File name: 1 to 1024 bytes of UTF-8. */
+  MAX_NAME_BYTES: 1024,
+  /** Content type: 0 to 255 bytes of UTF-8. */
+  MAX_CONTENT_TYPE_BYTES: 255,
+  /** Auth token: 0 to 4096 bytes of UTF-8. */
+  MAX_TOKEN_BYTES: 4096,
+  /** Metadata: at most 64 entries... */
+  MAX_METADATA_ENTRIES: 64,
+  /** ...keys of 1 to 255 bytes... */
+  MAX_METADATA_KEY_BYTES: 255,
+  /** ...values of 0 to 4096 bytes... */
+  MAX_METADATA_VALUE_BYTES: 4096,
+  /** ...and at most 16 KiB of keys and values together. */
+  MAX_METADATA_TOTAL_BYTES: 16_384,
+  /** Error message text: 0 to 1024 bytes of UTF-8. */
+  MAX_ERROR_MESSAGE_BYTES: 1024,
+  /** Smallest chunk size a server may agree to. */
+  MIN_CHUNK_SIZE: 65_536,
+  /** Largest chunk size a server may agree to (64 MiB). */
+  MAX_CHUNK_SIZE: 67_108_864,
+  /** Most ranges in one ACK message. */
+  MAX_ACK_RANGES: 65_535,
+  /** Most ranges in one ACCEPT message (16 MiB of ranges). */
+  MAX_ACCEPT_RANGES: 1_048_576,
+} as const;
+
+/** Fixed header sizes in bytes. */
+export const HeaderSize = {
+  OPEN_FIXED: 22,
+  RESUME_FIXED: 50,
+  ACCEPT_FIXED: 70,
+  DATA: 18,
+  ACK_FIXED: 4,
+  WINDOW: 6,
+  COMPLETE: 10,
+  RESULT: 34,
+  ERROR_FIXED: 16,
+  TERMINATE: 2,
+  TERMINATED: 18,
+  RANGE: 16,
+} as const;
+
+/** WebSocket close codes used by bigup.1 (RFC 6455 section 7.4 plus the private range 4000-4999). */
+export const CloseCode = {
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  PROTOCOL_ERROR: 1002,
+  UNSUPPORTED_DATA: 1003,
+  POLICY_VIOLATION: 1008,
+  MESSAGE_TOO_BIG: 1009,
+  INTERNAL_ERROR: 1011,
+  /** Another connection opened the same upload and took it over. */
+  TAKEN_OVER: 4001,
+  /** No message within the idle timeout, or no pong to a ping. */
+  IDLE_TIMEOUT: 4002,
+  /** Sustained throughput below the server's minimum. */
+  TOO_SLOW: 4003,
+  /** The upload was deleted or expired while this connection had it open. */
+  UPLOAD_GONE: 4004,
+  /** The handshake carried no supported subprotocol. */
+  NO_SUPPORTED_VERSION: 4005,
+} as const;

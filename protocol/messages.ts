@@ -1,0 +1,109 @@
+/**
+ * Decoded forms of every bigup.1 message (SPEC.md, "Messages"). Plain data: no methods, no I/O.
+ * 64-bit sizes and offsets are numbers (the codec refuses values above 2^53-1); 64-bit hashes are
+ * bigints because every bit of them matters.
+ */
+
+/** A half-open byte range [start, end). */
+export interface ByteRange {
+  readonly start: number;
+  readonly end: number;
+}
+
+export interface OpenMessage {
+  readonly type: 'open';
+  readonly fileSize: number;
+  /** Proposed chunk size in bytes; 0 lets the server choose. */
+  readonly chunkSize: number;
+  /** Whole-file digest the server must verify at completion, if the client knows it up front. */
+  readonly digest?: bigint;
+  readonly name: string;
+  readonly contentType: string;
+  /** Per-upload authorization token; empty when none. */
+  readonly token: string;
+  /** Application metadata. A null-prototype record: keys like `__proto__` are plain keys. */
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+export interface ResumeMessage {
+  readonly type: 'resume';
+  readonly uploadId: Uint8Array;
+  readonly secret: Uint8Array;
+  readonly token: string;
+}
+
+export interface AcceptMessage {
+  readonly type: 'accept';
+  /** True when OPEN created the upload (and `secret` is meaningful). */
+  readonly created: boolean;
+  /** True when the server fdatasyncs before every ACK. */
+  readonly durable: boolean;
+  readonly uploadId: Uint8Array;
+  /** The resume secret; all zero bytes when the upload was resumed. */
+  readonly secret: Uint8Array;
+  readonly fileSize: number;
+  readonly chunkSize: number;
+  readonly window: number;
+  /** Byte ranges already acked, sorted, non-overlapping, non-adjacent. */
+  readonly ranges: readonly ByteRange[];
+}
+
+/** DATA as decoded: the payload is a view into the received message, never a copy. */
+export interface DataMessage {
+  readonly type: 'data';
+  readonly offset: number;
+  readonly hash: bigint;
+  readonly payload: Uint8Array;
+}
+
+export interface AckMessage {
+  readonly type: 'ack';
+  readonly ranges: readonly ByteRange[];
+}
+
+export interface WindowMessage {
+  readonly type: 'window';
+  readonly window: number;
+}
+
+export interface CompleteMessage {
+  readonly type: 'complete';
+  readonly digest?: bigint;
+}
+
+export interface ResultMessage {
+  readonly type: 'result';
+  readonly uploadId: Uint8Array;
+  readonly fileSize: number;
+  readonly digest: bigint;
+}
+
+export interface ErrorMessage {
+  readonly type: 'error';
+  readonly code: number;
+  readonly fatal: boolean;
+  readonly retryable: boolean;
+  /** Start of the DATA range the error concerns; 0 with length 0 when it concerns no range. */
+  readonly offset: number;
+  readonly length: number;
+  readonly message: string;
+}
+
+export interface TerminateMessage {
+  readonly type: 'terminate';
+}
+
+export interface TerminatedMessage {
+  readonly type: 'terminated';
+  readonly uploadId: Uint8Array;
+}
+
+export type ClientMessage = OpenMessage | ResumeMessage | DataMessage | CompleteMessage | TerminateMessage;
+export type ServerMessage =
+  | AcceptMessage
+  | AckMessage
+  | WindowMessage
+  | ResultMessage
+  | ErrorMessage
+  | TerminatedMessage;
+export type Message = ClientMessage | ServerMessage;
