@@ -1,0 +1,386 @@
+/**
+ * The issue's further scenarios, each driven through the product's CLI only. Each one either
+ * produces its table or says exactly why it could not run (a stub CLI, a flag the CLI lacks, a
+ * figure the CLI does not expose), so a reader never mistakes a gap for a result.
+ * Every loop and connection count here is capped.
+ */
+import { copyFile, open, rm, stat, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import { compareFiles, findFilesOfSize } from './files.js';
+import { mbPerSecond } from './stats.js';
+import { NotAvailable, helpText, locateStored, runSend, startServer, type ProductServer, type SendRecord } from './product.js';
+import type { ScenarioResult } from './types.js';
+
+export const SCENARIO_IDS = ['resume', 'completion', 'concurrency', 'sweep', 'browser'] as const;
+export type ScenarioId = (typeof SCENARIO_IDS)[number];
+
+export interface ScenarioContext {
+  repoRoot: string;
+  source: string;
+  size: number;
+  /** A fresh temp dir for the scenario, deleted by the caller. */
+  dir: string;
+  timeoutMs: number;
+  /** Our contender's median MB/s in this invocation, when it ran (for side-by-side figures). */
+  oursMBps?: number;
+  log(line: string): void;
+}
+
+const MiB = 2 ** 20;
+const mb = (bytes: number, seconds: number): string => mbPerSecond(bytes, seconds).toFixed(0);
+const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+/** Run `fn` with a fresh product server; turns a stub CLI into a "skipped" scenario. */
+async function withServer(
+  ctx: ScenarioContext,
+  id: ScenarioId,
+  title: string,
+  fn: (server: ProductServer) => Promise<ScenarioResult>,
+  serverArgs: string[] = [],
+): Promise<ScenarioResult> {
+  let server: ProductServer | undefined;
+  try {
+    server = await startServer(ctx.repoRoot, join(ctx.dir, 'server'), serverArgs);
+    return await fn(server);
+  } catch (error) {
+    if (error instanceof NotAvailable) return { id, title, status: 'skipped', reason: `big-uploader is not available yet (${error.message})` };
+    return { id, title, status: 'failed', reason: errorText(error) };
+  } finally {
+    await server?.child.stop();
+  }
+}
+
+/** A file of `bytes` made of the source's bytes (repeated if needed), in `dir`. Caller deletes it. */
+async function makeFile(ctx: ScenarioContext, name: string, bytes: number): Promise<string> {
+  const path = join(ctx.dir, name);
+  if (bytes === ctx.size) {
+    await copyFile(ctx.source, path);
+    return path;
+  }
+  const src = await open(ctx.source, 'r');
+  const dst = await open(path, 'w');
+  try {
+    const buf = Buffer.allocUnsafe(8 * MiB);
+    for (let offset = 0; offset < bytes; ) {
+      const n = Math.min(buf.length, bytes - offset, ctx.size - (offset % ctx.size));
+      const { bytesRead } = await src.read(buf, 0, n, offset % ctx.size);
+      await dst.write(buf, 0, bytesRead, offset);
+      offset += bytesRead;
+    }
+  } finally {
+    await src.close();
+    await dst.close();
+  }
+  return path;
+}
+
+function recordFor(records: SendRecord[], size: number): SendRecord | undefined {
+  return records.find((r) => r.size === size) ?? records[0];
+}
+
+/** Bytes actually written to the largest partial file under `dir` (allocated blocks: the data file is sparse until written). */
+async function writtenBytesUnder(dir: string): Promise<number | undefined> {
+  let best: number | undefined;
+  async function walk(d: string, depth: number): Promise<void> {
+    if (depth > 6) return;
+    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) await walk(p, depth + 1);
+      else if (e.isFile()) {
+        const s = await stat(p).catch(() => undefined);
+        if (s) best = Math.max(best ?? 0, s.blocks * 512);
+      }
+    }
+  }
+  await walk(dir, 0);
+  return best;
+}
+
+/** Resume cost: cut the client at about half way, resume, count what was sent again. */
+export async function resumeScenario(ctx: ScenarioContext): Promise<ScenarioResult> {
+  const title = 'Resume cost (client killed at ~50%, then resumed)';
+  return withServer(ctx, 'resume', title, async (server) => {
+    const state = join(ctx.dir, 'client');
+    // First learn how long a whole upload takes on this machine, to cut at about half of it.
+    const full = await runSend(ctx.repoRoot, [ctx.source], server.url, join(ctx.dir, 'probe-client'), [], ctx.timeoutMs);
+    if (full.code !== 0) return { id: 'resume', title, status: 'failed', reason: `full send exited ${full.code}: ${full.child.stderr.slice(-300)}` };
+    const fullRecord = recordFor(full.records, ctx.size);
+    const transfer = typeof fullRecord?.seconds === 'number' ? fullRecord.seconds : full.wallSeconds;
+    const startup = Math.max(0, full.wallSeconds - transfer);
+    const cutAfterMs = Math.round((startup + transfer / 2) * 1000);
+    let writtenAtCut: number | undefined;
+    const uploadsDir = join(server.dir);
+    const cut = await runSend(ctx.repoRoot, [ctx.source], server.url, state, [], ctx.timeoutMs, (child) => {
+      setTimeout(() => {
+        void writtenBytesUnder(uploadsDir).then((w) => {
+          writtenAtCut = w;
+          child.kill('SIGKILL');
+        });
+      }, cutAfterMs);
+    });
+    const t0 = performance.now();
+    const resumed = await runSend(ctx.repoRoot, [ctx.source], server.url, state, [], ctx.timeoutMs);
+    const resumeWall = (performance.now() - t0) / 1000;
+    if (resumed.code !== 0) return { id: 'resume', title, status: 'failed', reason: `resumed send exited ${resumed.code}: ${resumed.child.stderr.slice(-300)}` };
+    const r = recordFor(resumed.records, ctx.size);
+    const skipped = typeof r?.bytesSkipped === 'number' ? r.bytesSkipped : undefined;
+    const sent = typeof r?.bytesSent === 'number' ? r.bytesSent : undefined;
+    const stored = await locateStored(server.dir, r, ctx.source, ctx.size);
+    const same = stored ? await compareFiles(ctx.source, stored) : { identical: false as const, reason: 'no stored file' };
+    // The first upload's file has the same size: compare the newest one, by id, when ids are given.
+    const notes = [
+      'Time from reconnect to the first new ack is not observable through `send --json` (it reports per-file totals only); ' +
+        'it needs a client-side figure such as firstAckSeconds.',
+      `Cut after ${cutAfterMs} ms (estimated half way: start-up ${startup.toFixed(2)} s + half of ${transfer.toFixed(2)} s); ` +
+        `the cut send exited with ${cut.code === null ? 'SIGKILL' : `code ${cut.code}`}.`,
+    ];
+    if (!same.identical) notes.push(`Stored file check: ${same.reason}`);
+    return {
+      id: 'resume',
+      title,
+      status: same.identical ? 'ok' : 'failed',
+      reason: same.identical ? undefined : `resumed file differs: ${same.reason}`,
+      headers: ['Written on server at cut (MiB)', 'Skipped on resume (MiB)', 'Sent on resume (MiB)', 'Re-sent beyond missing (MiB)', 'Resume wall s (with start-up)'],
+      rows: [
+        [
+          writtenAtCut === undefined ? 'n/a' : (writtenAtCut / MiB).toFixed(1),
+          skipped === undefined ? 'n/a' : (skipped / MiB).toFixed(1),
+          sent === undefined ? 'n/a' : (sent / MiB).toFixed(1),
+          skipped === undefined || sent === undefined ? 'n/a' : ((sent - (ctx.size - skipped)) / MiB).toFixed(1),
+          resumeWall.toFixed(2),
+        ],
+      ],
+      notes,
+    };
+  });
+}
+
+/** Names of a completion-time field that `send --json` might carry; the first present is used. */
+const COMPLETION_FIELDS = ['completionSeconds', 'completeSeconds', 'finalizeSeconds', 'resultSeconds'];
+
+/** Completion cost: time from last ack to the final result at 1x and 4x the size (must not grow). */
+export async function completionScenario(ctx: ScenarioContext): Promise<ScenarioResult> {
+  const title = 'Completion cost (last ack to final result), 1x and 4x the size';
+  return withServer(ctx, 'completion', title, async (server) => {
+    const rows: string[][] = [];
+    let exposed = true;
+    // 4x, capped so the default run stays bounded in time and disk.
+    const sizes = [ctx.size, Math.min(4 * ctx.size, 4 * 2 ** 30)];
+    for (const [i, bytes] of sizes.entries()) {
+      const file = i === 0 ? ctx.source : await makeFile(ctx, 'completion-4x.bin', bytes);
+      try {
+        const sent = await runSend(ctx.repoRoot, [file], server.url, join(ctx.dir, `client-${i}`), [], ctx.timeoutMs);
+        if (sent.code !== 0) return { id: 'completion', title, status: 'failed', reason: `send exited ${sent.code}: ${sent.child.stderr.slice(-300)}` };
+        const r = recordFor(sent.records, bytes);
+        const field = COMPLETION_FIELDS.find((f) => typeof r?.[f] === 'number');
+        if (!field) exposed = false;
+        const seconds = typeof r?.seconds === 'number' ? r.seconds : sent.wallSeconds;
+        rows.push([`${(bytes / MiB).toFixed(0)} MiB`, field ? (r![field] as number).toFixed(3) : 'not exposed', seconds.toFixed(2), mb(bytes, seconds)]);
+      } finally {
+        if (i > 0) await rm(file, { force: true });
+        // Free the stored copy right away: disk is limited.
+        await rm(join(server.dir, 'files'), { recursive: true, force: true }).catch(() => undefined);
+      }
+    }
+    return {
+      id: 'completion',
+      title,
+      status: exposed ? 'ok' : 'skipped',
+      reason: exposed
+        ? undefined
+        : `send --json does not report the completion time (looked for ${COMPLETION_FIELDS.join(', ')}); upload totals are shown instead`,
+      headers: ['File', 'Completion s', 'Upload s', 'MB/s'],
+      rows,
+    };
+  });
+}
+
+const CONCURRENT_UPLOADS = 16;
+const CONCURRENT_SIZE = 64 * MiB;
+const IDLE_CONNECTIONS = 500;
+
+/** Concurrency: 16 simultaneous 64 MiB uploads, then 500 idle connections. */
+export async function concurrencyScenario(ctx: ScenarioContext): Promise<ScenarioResult> {
+  const title = `Concurrency (${CONCURRENT_UPLOADS} x 64 MiB at once; ${IDLE_CONNECTIONS} idle connections)`;
+  return withServer(ctx, 'concurrency', title, async (server) => {
+    const file = await makeFile(ctx, 'concurrent-64MiB.bin', CONCURRENT_SIZE);
+    try {
+      const t0 = performance.now();
+      // One client process per upload, each with its own state, as 16 users would be.
+      const all = await Promise.all(
+        Array.from({ length: CONCURRENT_UPLOADS }, (_, i) =>
+          runSend(ctx.repoRoot, [file], server.url, join(ctx.dir, `client-${i}`), [], ctx.timeoutMs),
+        ),
+      );
+      const wall = (performance.now() - t0) / 1000;
+      const bad = all.find((s) => s.code !== 0);
+      if (bad) return { id: 'concurrency', title, status: 'failed', reason: `a send exited ${bad.code}: ${bad.child.stderr.slice(-300)}` };
+      const peakAfterUploads = server.child.sample()?.peakRssBytes;
+      const stored = await findFilesOfSize(join(server.dir), CONCURRENT_SIZE);
+      let identical = 0;
+      for (const p of stored.slice(0, CONCURRENT_UPLOADS * 2)) if ((await compareFiles(file, p)).identical) identical++;
+      const startups = all.map((s) => {
+        const r = recordFor(s.records, CONCURRENT_SIZE);
+        return typeof r?.seconds === 'number' ? s.wallSeconds - r.seconds : 0;
+      });
+      const overhead = Math.min(...startups);
+      await rm(join(server.dir, 'files'), { recursive: true, force: true }).catch(() => undefined);
+
+      // Idle connections: open them, let the server settle, read its resident memory.
+      const rssBefore = server.child.sample()?.rssBytes ?? 0;
+      const sockets: WebSocket[] = [];
+      let opened = 0;
+      await Promise.all(
+        Array.from({ length: IDLE_CONNECTIONS }, () =>
+          new Promise<void>((resolve) => {
+            const ws = new WebSocket(server.url, 'bigup.1');
+            sockets.push(ws);
+            ws.once('open', () => {
+              opened++;
+              resolve();
+            });
+            ws.once('error', () => resolve());
+            ws.once('close', () => resolve());
+          }),
+        ),
+      );
+      await new Promise((r) => setTimeout(r, 1000));
+      const rssIdle = server.child.sample()?.rssBytes ?? 0;
+      for (const ws of sockets) ws.terminate();
+      const total = CONCURRENT_UPLOADS * CONCURRENT_SIZE;
+      return {
+        id: 'concurrency',
+        title,
+        status: identical === CONCURRENT_UPLOADS ? 'ok' : 'failed',
+        reason: identical === CONCURRENT_UPLOADS ? undefined : `${identical} of ${CONCURRENT_UPLOADS} stored files identical`,
+        headers: ['Aggregate MB/s (wall, start-up excluded)', 'Aggregate MB/s (wall incl. 16 process start-ups)', 'Server peak RSS MiB', 'Idle connections open', 'Server RSS per idle connection KiB'],
+        rows: [
+          [
+            mb(total, Math.max(0.001, wall - overhead)),
+            mb(total, wall),
+            peakAfterUploads === undefined ? 'n/a' : (peakAfterUploads / MiB).toFixed(0),
+            String(opened),
+            opened > 0 ? ((rssIdle - rssBefore) / opened / 1024).toFixed(1) : 'n/a',
+          ],
+        ],
+        notes: [`16 client processes share 2 cores with the server here; the start-up excluded is the shortest one (${overhead.toFixed(2)} s).`],
+      };
+    } finally {
+      await rm(file, { force: true });
+    }
+  });
+}
+
+const SWEEP_CHUNKS = [256 * 1024, MiB, 4 * MiB, 16 * MiB];
+const SWEEP_WINDOWS = [MiB, 4 * MiB, 16 * MiB, 64 * MiB];
+
+/** Chunk size and window sweep of our client: the table that justifies the defaults. */
+export async function sweepScenario(ctx: ScenarioContext): Promise<ScenarioResult> {
+  const title = 'Chunk size x window sweep (our client, 1 run per point)';
+  return withServer(ctx, 'sweep', title, async (server) => {
+    const help = await helpText(ctx.repoRoot, 'send');
+    const chunkFlag = ['--chunk-size', '--chunk'].find((f) => help.includes(f));
+    const windowFlag = ['--window'].find((f) => help.includes(f));
+    if (!chunkFlag || !windowFlag) {
+      return { id: 'sweep', title, status: 'skipped', reason: `send --help lists no ${chunkFlag ? '' : '--chunk-size '}${windowFlag ? '' : '--window '}flag to sweep` };
+    }
+    const rows: string[][] = [];
+    const points: Array<{ label: string; value: number }> = [];
+    for (const chunk of SWEEP_CHUNKS) {
+      for (const window of SWEEP_WINDOWS) {
+        if (window < chunk) continue;
+        const label = `${chunk >= MiB ? `${chunk / MiB} MiB` : `${chunk / 1024} KiB`} x ${window / MiB} MiB`;
+        const sent = await runSend(ctx.repoRoot, [ctx.source], server.url, join(ctx.dir, `client-${chunk}-${window}`), [chunkFlag, String(chunk), windowFlag, String(window)], ctx.timeoutMs);
+        await rm(join(server.dir, 'files'), { recursive: true, force: true }).catch(() => undefined);
+        if (sent.code !== 0) {
+          rows.push([label, 'FAILED', sent.child.stderr.trim().split('\n').pop() ?? '']);
+          continue;
+        }
+        const r = recordFor(sent.records, ctx.size);
+        const seconds = typeof r?.seconds === 'number' ? r.seconds : sent.wallSeconds;
+        const value = mbPerSecond(ctx.size, seconds);
+        rows.push([label, value.toFixed(0), sent.child.lastSample ? (sent.child.lastSample.peakRssBytes / MiB).toFixed(0) : '']);
+        points.push({ label, value });
+      }
+    }
+    return {
+      id: 'sweep',
+      title,
+      status: 'ok',
+      headers: ['Chunk x window', 'MB/s', 'Client peak RSS MiB'],
+      rows,
+      plot: { title: 'Sweep: MB/s per chunk size x window (our client)', unit: 'MB/s', points },
+      notes: ['Stored files are not compared here (the main table does that); each point is one run.'],
+    };
+  });
+}
+
+const BROWSER_SIZE = 512 * MiB;
+const COMPLETE_EVENTS = ['big-uploader-complete', 'big-uploader-success', 'bigup-complete', 'upload-complete', 'complete'];
+
+/** Browser: headless Chromium uploading through <big-uploader> to our server. */
+export async function browserScenario(ctx: ScenarioContext): Promise<ScenarioResult> {
+  const title = 'Browser: headless Chromium through <big-uploader>, 512 MiB';
+  const { existsSync } = await import('node:fs');
+  const executable = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((p) => existsSync(p));
+  if (!executable) return { id: 'browser', title, status: 'skipped', reason: 'no Chromium found (apt-get install chromium)' };
+  return withServer(ctx, 'browser', title, async (server) => {
+    const page0 = await fetch(`http://127.0.0.1:${server.port}/`).then((r) => r.text()).catch(() => '');
+    if (!page0.includes('big-uploader')) {
+      return { id: 'browser', title, status: 'skipped', reason: 'the server serves no demo page with <big-uploader> at / yet' };
+    }
+    const file = await makeFile(ctx, 'browser-512MiB.bin', BROWSER_SIZE);
+    const { chromium } = await import('playwright-core');
+    const browser = await chromium.launch({ executablePath: executable, headless: true });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`http://127.0.0.1:${server.port}/`);
+      await page.evaluate((names: string[]) => {
+        const w = window as unknown as { __benchDone?: number; __benchEvent?: string };
+        for (const name of names) {
+          document.addEventListener(name, () => {
+            w.__benchDone ??= performance.now();
+            w.__benchEvent ??= name;
+          }, { capture: true });
+        }
+      }, COMPLETE_EVENTS);
+      const t0 = await page.evaluate(() => performance.now());
+      await page.setInputFiles('big-uploader input[type=file]', file, { timeout: 10_000 });
+      await page.waitForFunction(() => (window as unknown as { __benchDone?: number }).__benchDone !== undefined, undefined, {
+        timeout: Math.min(ctx.timeoutMs, 300_000),
+        polling: 200,
+      });
+      const done = await page.evaluate(() => {
+        const w = window as unknown as { __benchDone: number; __benchEvent: string };
+        return { __benchDone: w.__benchDone, __benchEvent: w.__benchEvent };
+      });
+      const seconds = (done.__benchDone - t0) / 1000;
+      const stored = await findFilesOfSize(server.dir, BROWSER_SIZE);
+      const check = stored[0] ? await compareFiles(file, stored[0]) : { identical: false as const, reason: 'no stored file' };
+      return {
+        id: 'browser',
+        title,
+        status: check.identical ? 'ok' : 'failed',
+        reason: check.identical ? undefined : `stored file: ${check.reason}`,
+        headers: ['Client', 'MB/s'],
+        rows: [
+          ['Chromium, <big-uploader>', mb(BROWSER_SIZE, seconds)],
+          ['Node CLI (main table, median)', ctx.oursMBps === undefined ? 'n/a' : ctx.oursMBps.toFixed(0)],
+        ],
+        notes: [`Timed from choosing the file to the "${done.__benchEvent}" event (includes any hashing the page does).`],
+      };
+    } finally {
+      await browser.close();
+      await rm(file, { force: true });
+    }
+  });
+}
+
+export const SCENARIOS: Record<ScenarioId, (ctx: ScenarioContext) => Promise<ScenarioResult>> = {
+  resume: resumeScenario,
+  completion: completionScenario,
+  concurrency: concurrencyScenario,
+  sweep: sweepScenario,
+  browser: browserScenario,
+};
