@@ -2,3 +2,8 @@
 export type * from './types.js';
 export { TERMINAL_STATES } from './types.js';
 export * from './errors.js';
+export { BigUploader, createUploader, DEFAULTS } from './uploader.js';
+export { DEFAULT_BACKOFF, backoffDelay, resolveBackoff } from './backoff.js';
+export { RateMeter, TokenBucket } from './rate.js';
+export { defaultFingerprint, endpointKey, sampleHash } from './fingerprint.js';
+export { MemoryResumeStore } from './memory-store.js';

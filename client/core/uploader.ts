@@ -1,0 +1,1055 @@
+/**
+ * The platform-free Uploader: drives one file through bigup.1 (protocol/SEMANTICS.md) over any
+ * `Transport`, reading from any `FileSource`, remembering progress in any `ResumeStore`.
+ *
+ * Shape of the work:
+ * - A *session* is one WebSocket connection. It opens with OPEN (new upload) or RESUME (id and
+ *   secret from this process or from the resume store); the server's ACCEPT lists every acked
+ *   range, and the session queues exactly the chunks not covered by it.
+ * - The pump sends chunks while outstanding bytes (sent, neither acked nor refused) plus bytes
+ *   being read stay within min(server window, maxInFlightBytes), the socket's bufferedAmount is
+ *   below its cap, and the rate limiter allows. Each chunk is read into a pooled buffer of
+ *   18 + chunkSize bytes behind room for the DATA header, hashed, the header written in front,
+ *   and the whole buffer handed to the socket: no copy of the payload.
+ * - ACK/ERROR free window space and buffers; HASH_MISMATCH re-reads and resends the chunk.
+ *   COMPLETE goes out right after the last DATA (the server answers it after all earlier DATA).
+ * - A dropped connection or retryable error schedules a new session after an exponential,
+ *   jittered backoff; the attempt counter resets whenever an ACK moves progress forward.
+ *
+ * Digest decision: chunk hashes live in memory only. When every chunk was hashed by this Uploader
+ * (a fresh upload, or reconnects within one session) COMPLETE carries our whole-file digest and the
+ * server verifies it. After a cross-session resume we lack the hashes of chunks acked earlier, and
+ * re-reading gigabytes just to hash them costs more than it protects (the server verified each
+ * chunk's hash when it arrived, and the resume fingerprint samples the content), so COMPLETE is
+ * sent without a digest and `complete.digestVerified` is false. Persisting hashes would mean
+ * rewriting the record on every ACK; we chose not to.
+ */
+import {
+  Errors,
+  HeaderSize,
+  RangeSet,
+  SUBPROTOCOL_V1,
+  bytesToHex,
+  chunkBounds,
+  chunkCount,
+  decodeServerMessage,
+  encodeComplete,
+  encodeOpen,
+  encodeResume,
+  encodeTerminate,
+  errorByCode,
+  hashToHex,
+  hexToBytes,
+  isProtocolError,
+  loadHasher,
+  wholeFileDigest,
+  writeDataHeader,
+} from '../../protocol/index.js';
+import type { AcceptMessage, ErrorMessage, Hasher, ResultMessage, ServerMessage } from '../../protocol/index.js';
+import { backoffDelay, resolveBackoff } from './backoff.js';
+import { Emitter } from './emitter.js';
+import { ClientErrors, clientError, serverError } from './errors.js';
+import { defaultFingerprint, endpointKey } from './fingerprint.js';
+import { RateMeter, TokenBucket } from './rate.js';
+import type {
+  BackoffOptions,
+  Clock,
+  CloseInfo,
+  CompleteEvent,
+  Connection,
+  InfoCode,
+  ProgressEvent,
+  ResumeRecord,
+  UploadErrorInfo,
+  UploadOutcome,
+  UploadState,
+  Uploader,
+  UploaderEventMap,
+  UploaderEventName,
+  UploaderOptions,
+} from './types.js';
+
+const MiB = 1024 * 1024;
+
+/**
+ * Defaults, chosen from measurements on loopback (see client/README.md, "Defaults"): 4 MiB chunks
+ * keep per-message overhead (hash call, header, ACK, event loop turn) negligible, and 32 MiB in
+ * flight (8 chunks) hides the ACK round trip without ballooning memory.
+ */
+export const DEFAULTS = Object.freeze({
+  chunkSize: 4 * MiB,
+  maxInFlightBytes: 32 * MiB,
+  /** Most chunks being read from the source at once: overlap disk and network, keep reads sequential-ish. */
+  maxConcurrentReads: 2,
+  /** Waiting for in-flight ACKs when pausing, and for TERMINATED when cancelling. */
+  pauseTimeoutMs: 10_000,
+  cancelTimeoutMs: 5_000,
+  /** No ACCEPT within this time after the socket opened: treat as a network fault. */
+  acceptTimeoutMs: 30_000,
+  /** Progress events at most this often (the last one always goes out). */
+  progressIntervalMs: 100,
+  /** Poll interval for bufferedAmount on transports that do not report drain. */
+  drainPollMs: 10,
+  /** Give up on a chunk the server keeps refusing as HASH_MISMATCH (memory or source corruption). */
+  maxHashMismatches: 5,
+});
+
+const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
+interface InFlight {
+  readonly length: number;
+  readonly buffer: Uint8Array;
+}
+
+/** One WebSocket connection and everything that only makes sense while it lives. */
+interface Session {
+  readonly conn: Connection;
+  phase: 'connecting' | 'handshake' | 'active' | 'closed';
+  opened: 'open' | 'resume' | undefined;
+  window: number;
+  readonly outstanding: Map<number, InFlight>;
+  outstandingBytes: number;
+  /** Bytes of chunks being read; they count against the window before they are sent. */
+  reservedBytes: number;
+  readsInFlight: number;
+  /** Chunk indices still to send, ascending, consumed from `queuePos`. */
+  queue: number[];
+  queuePos: number;
+  /** Chunks to send before the queue (refused with HASH_MISMATCH, or read while pausing). */
+  readonly resend: number[];
+  completeSent: boolean;
+  /** The digest COMPLETE carried, if any. */
+  sentDigest: bigint | undefined;
+  /** Error that ends this session, recorded before the close arrives. */
+  error: UploadErrorInfo | undefined;
+  /** The session ends because of pause/cancel/done, not a fault. */
+  ending: boolean;
+  waitTimer: unknown;
+  acceptTimer: unknown;
+}
+
+type Settle = (outcome: UploadOutcome) => void;
+
+export class BigUploader implements Uploader {
+  private readonly options: UploaderOptions;
+  private readonly clock: Clock;
+  private readonly random: () => number;
+  private readonly backoff: BackoffOptions;
+  private readonly emitter = new Emitter<UploaderEventMap>();
+  private readonly chunkSizeProposal: number;
+  private readonly maxInFlight: number;
+  private readonly meter = new RateMeter();
+  private readonly bucket: TokenBucket | undefined;
+
+  private currentState: UploadState = 'idle';
+  private hasher: Hasher | undefined;
+  private fingerprint: string | undefined;
+  private prepared = false;
+
+  private uploadIdBytes: Uint8Array | undefined;
+  private secret: Uint8Array | undefined;
+  private chunkSize = 0;
+  private acked = new RangeSet();
+  private hashes: BigUint64Array | undefined;
+  private hashKnown: Uint8Array | undefined;
+  private readonly pool: Uint8Array[] = [];
+  private readonly mismatches = new Map<number, number>();
+  private incompletes = 0;
+  private digestNoted = false;
+
+  private bytesSent = 0;
+  private bytesSkipped: number | undefined;
+  private startedAt: number | undefined;
+  private attempt = 0;
+  private lastProgressAt = -Infinity;
+  private result: CompleteEvent | undefined;
+  private lastError: UploadErrorInfo | undefined;
+
+  private session: Session | undefined;
+  private retryTimer: unknown;
+  private pumpTimer: unknown;
+  private pumping = false;
+  private pauseRequested = false;
+  private cancelRequested = false;
+  private running: Promise<UploadOutcome> | undefined;
+  private settle: Settle | undefined;
+  private readonly pauseWaiters: Array<() => void> = [];
+  private cancelDone: (() => void) | undefined;
+
+  constructor(options: UploaderOptions) {
+    this.options = options;
+    this.clock = options.clock ?? systemClock;
+    this.random = options.random ?? Math.random;
+    this.backoff = resolveBackoff(options.backoff);
+    this.chunkSizeProposal = options.chunkSize ?? DEFAULTS.chunkSize;
+    this.maxInFlight = options.maxInFlightBytes ?? DEFAULTS.maxInFlightBytes;
+    if (!Number.isSafeInteger(this.chunkSizeProposal) || this.chunkSizeProposal < 0) throw new RangeError('chunkSize must be a non-negative integer');
+    if (!(this.maxInFlight > 0)) throw new RangeError('maxInFlightBytes must be positive');
+    this.bucket = options.limitRate ? new TokenBucket(options.limitRate, this.clock.now()) : undefined;
+    // Fail at construction, not at the first connect, on an unusable URL.
+    new URL(options.endpoint);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Public API
+
+  get state(): UploadState {
+    return this.currentState;
+  }
+
+  get uploadId(): string | undefined {
+    return this.uploadIdBytes ? bytesToHex(this.uploadIdBytes) : undefined;
+  }
+
+  get progress(): ProgressEvent {
+    const total = this.options.file.size;
+    const rate = this.meter.bytesPerSecond;
+    const remaining = total - this.acked.total;
+    return {
+      bytesAcked: this.acked.total,
+      bytesSent: this.bytesSent,
+      total,
+      rate,
+      eta: remaining === 0 ? 0 : rate > 0 ? remaining / rate : null,
+    };
+  }
+
+  on<K extends UploaderEventName>(event: K, handler: (payload: UploaderEventMap[K]) => void): () => void {
+    return this.emitter.on(event, handler);
+  }
+
+  start(): Promise<UploadOutcome> {
+    switch (this.currentState) {
+      case 'done':
+        return Promise.resolve({ state: 'done', result: this.result! });
+      case 'cancelled':
+        return Promise.resolve({ state: 'cancelled' });
+      case 'connecting':
+      case 'uploading':
+      case 'retrying':
+      case 'completing':
+        if (!this.pauseRequested) return this.running!;
+        // A pause is under way: let it finish, then go again.
+        return this.pause().then(() => this.start());
+      case 'idle':
+      case 'paused':
+      case 'failed':
+        break;
+    }
+    this.pauseRequested = false;
+    this.attempt = 0;
+    this.startedAt ??= this.clock.now();
+    this.meter.restart();
+    this.running = new Promise<UploadOutcome>((resolve) => {
+      this.settle = resolve;
+    });
+    this.setState('connecting');
+    void this.prepareAndConnect();
+    return this.running;
+  }
+
+  resume(): Promise<UploadOutcome> {
+    return this.start();
+  }
+
+  pause(): Promise<void> {
+    const s = this.currentState;
+    if (s === 'idle' || s === 'paused' || s === 'done' || s === 'failed' || s === 'cancelled') return Promise.resolve();
+    const waiter = new Promise<void>((resolve) => this.pauseWaiters.push(resolve));
+    if (this.pauseRequested) return waiter;
+    this.pauseRequested = true;
+    if (s === 'retrying') {
+      this.clock.clearTimeout(this.retryTimer);
+      this.toPaused();
+    } else if (this.session && this.session.phase !== 'active') {
+      this.endSession();
+      this.toPaused();
+    } else if (this.session) {
+      const session = this.session;
+      session.waitTimer = this.clock.setTimeout(() => {
+        if (this.session === session) {
+          this.endSession();
+          this.toPaused();
+        }
+      }, DEFAULTS.pauseTimeoutMs);
+      this.checkPauseDone();
+    } else {
+      // Still preparing (loading the hasher / resume record): prepareAndConnect sees the flag.
+    }
+    return waiter;
+  }
+
+  async cancel(): Promise<void> {
+    if (this.currentState === 'done' || this.currentState === 'cancelled') return;
+    this.cancelRequested = true;
+    this.emitter.mute();
+    this.clock.clearTimeout(this.retryTimer);
+    this.clock.clearTimeout(this.pumpTimer);
+    const wasRunning = this.settle !== undefined;
+    this.currentState = 'cancelled';
+    const removal = this.removeRecord();
+    if (this.uploadIdBytes && this.secret) {
+      const confirmed = new Promise<void>((resolve) => {
+        this.cancelDone = resolve;
+      });
+      const timer = this.clock.setTimeout(() => this.cancelDone?.(), DEFAULTS.cancelTimeoutMs);
+      const s = this.session;
+      if (s && s.phase === 'active') {
+        s.ending = true;
+        s.conn.send(encodeTerminate());
+      } else if (!s || s.phase === 'closed') {
+        // Paused, retrying or failed: open a connection only to terminate (RESUME, then TERMINATE).
+        this.connect();
+      }
+      // A session still in its handshake sends TERMINATE when ACCEPT arrives.
+      await confirmed;
+      this.clock.clearTimeout(timer);
+      this.cancelDone = undefined;
+    }
+    this.endSession();
+    await removal;
+    await this.closeFile();
+    if (wasRunning) this.finish({ state: 'cancelled' });
+    for (const resolve of this.pauseWaiters.splice(0)) resolve();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Connecting
+
+  private async prepareAndConnect(): Promise<void> {
+    try {
+      if (!this.prepared) {
+        this.hasher = await loadHasher();
+        const store = this.options.resumeStore;
+        if (store) {
+          const fp = this.options.fingerprint ?? defaultFingerprint;
+          this.fingerprint = await fp(this.options.file, this.options.endpoint);
+          const record = await store.get(this.fingerprint).catch(() => undefined);
+          if (record && this.usable(record)) {
+            this.uploadIdBytes = hexToBytes(record.uploadId, 16);
+            this.secret = hexToBytes(record.secret, 32);
+            this.chunkSize = record.chunkSize;
+          }
+        }
+        this.prepared = true;
+      }
+    } catch (error) {
+      this.fail(clientError(ClientErrors.SOURCE_ERROR, `cannot read the file: ${describe(error)}`));
+      return;
+    }
+    if (this.cancelRequested) return;
+    if (this.pauseRequested) {
+      this.toPaused();
+      return;
+    }
+    this.connect();
+  }
+
+  private usable(record: ResumeRecord): boolean {
+    return (
+      record.version === 1 &&
+      record.size === this.options.file.size &&
+      endpointKey(record.endpoint) === endpointKey(this.options.endpoint) &&
+      hexToBytes(record.uploadId, 16) !== undefined &&
+      hexToBytes(record.secret, 32) !== undefined
+    );
+  }
+
+  private connect(): void {
+    const url = new URL(this.options.endpoint);
+    if (this.options.token) url.searchParams.set('token', this.options.token);
+    if (!this.cancelRequested) this.setState('connecting');
+    let session: Session | undefined;
+    const isCurrent = () => session !== undefined && this.session === session;
+    const conn = this.options.transport.connect(url.toString(), [SUBPROTOCOL_V1], {
+      onOpen: (protocol) => {
+        if (isCurrent()) this.onOpen(session!, protocol);
+      },
+      onMessage: (data) => {
+        if (isCurrent()) this.onMessage(session!, data);
+      },
+      onClose: (info) => {
+        if (isCurrent()) this.onClose(session!, info);
+      },
+      onDrain: () => {
+        if (isCurrent()) this.pump();
+      },
+    });
+    session = {
+      conn,
+      phase: 'connecting',
+      opened: undefined,
+      window: 0,
+      outstanding: new Map(),
+      outstandingBytes: 0,
+      reservedBytes: 0,
+      readsInFlight: 0,
+      queue: [],
+      queuePos: 0,
+      resend: [],
+      completeSent: false,
+      sentDigest: undefined,
+      error: undefined,
+      ending: false,
+      waitTimer: undefined,
+      acceptTimer: undefined,
+    };
+    this.session = session;
+  }
+
+  private onOpen(s: Session, protocol: string): void {
+    if (protocol !== SUBPROTOCOL_V1) {
+      this.abortSession(s, clientError(ClientErrors.UNSUPPORTED_VERSION, `the server negotiated "${protocol}" instead of ${SUBPROTOCOL_V1}`));
+      return;
+    }
+    s.phase = 'handshake';
+    s.acceptTimer = this.clock.setTimeout(() => {
+      if (this.session === s && s.phase === 'handshake') {
+        this.abortSession(s, clientError(ClientErrors.NETWORK, 'the server did not answer OPEN/RESUME in time'));
+      }
+    }, DEFAULTS.acceptTimeoutMs);
+    const file = this.options.file;
+    const token = this.options.uploadToken ?? '';
+    if (this.uploadIdBytes && this.secret) {
+      s.opened = 'resume';
+      s.conn.send(encodeResume({ uploadId: this.uploadIdBytes, secret: this.secret, token }));
+    } else {
+      s.opened = 'open';
+      s.conn.send(
+        encodeOpen({
+          fileSize: file.size,
+          chunkSize: this.chunkSizeProposal,
+          name: file.name || 'unnamed',
+          contentType: file.type,
+          token,
+          metadata: this.options.metadata ?? {},
+        }),
+      );
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Messages
+
+  private onMessage(s: Session, data: Uint8Array): void {
+    let message: ServerMessage;
+    try {
+      message = decodeServerMessage(data);
+    } catch (error) {
+      const text = isProtocolError(error) ? `${error.codeName}: ${error.message}` : describe(error);
+      this.abortSession(s, clientError(ClientErrors.PROTOCOL_VIOLATION, `invalid message from the server (${text})`));
+      return;
+    }
+    switch (message.type) {
+      case 'accept':
+        this.onAccept(s, message);
+        break;
+      case 'ack':
+        if (s.phase !== 'active') return this.unexpected(s, 'ACK');
+        this.onAck(s, message.ranges);
+        break;
+      case 'window':
+        if (s.phase !== 'active') return this.unexpected(s, 'WINDOW');
+        s.window = message.window;
+        this.pump();
+        break;
+      case 'result':
+        if (s.phase !== 'active' || !s.completeSent) return this.unexpected(s, 'RESULT');
+        this.onResult(s, message);
+        break;
+      case 'error':
+        this.onError(s, message);
+        break;
+      case 'terminated':
+        this.cancelDone?.();
+        break;
+    }
+  }
+
+  private unexpected(s: Session, what: string): void {
+    this.abortSession(s, clientError(ClientErrors.PROTOCOL_VIOLATION, `the server sent ${what} when it was not expected`));
+  }
+
+  private onAccept(s: Session, m: AcceptMessage): void {
+    if (s.phase !== 'handshake') return this.unexpected(s, 'ACCEPT');
+    this.clock.clearTimeout(s.acceptTimer);
+    const file = this.options.file;
+    if (this.cancelRequested) {
+      s.phase = 'active';
+      s.ending = true;
+      s.conn.send(encodeTerminate());
+      return;
+    }
+    if (m.fileSize !== file.size) {
+      void this.removeRecord();
+      this.forgetUpload();
+      this.abortSession(s, clientError(ClientErrors.RESUME_MISMATCH, `the server's upload is ${m.fileSize} bytes, the file ${file.size}`), true);
+      return;
+    }
+    if (m.created) {
+      this.uploadIdBytes = m.uploadId;
+      this.secret = m.secret;
+    }
+    if (m.chunkSize !== this.chunkSize || !this.hashes) {
+      // New upload, or chunk size unknown (resume record from an older version): hashes start empty.
+      const count = chunkCount(file.size, m.chunkSize);
+      this.hashes = new BigUint64Array(count);
+      this.hashKnown = new Uint8Array(count);
+      this.pool.length = 0;
+    }
+    this.chunkSize = m.chunkSize;
+    if (m.created) void this.saveRecord();
+    // The server's list is authoritative: after an OS crash it may hold less than we saw acked.
+    this.acked = new RangeSet(m.ranges);
+    this.bytesSkipped ??= this.acked.total;
+    s.phase = 'active';
+    s.window = m.window;
+    s.queue = this.missingChunks(s);
+    s.queuePos = 0;
+    this.incompletes = 0;
+    const total = file.size;
+    this.emitter.emit('start', {
+      uploadId: bytesToHex(m.uploadId),
+      resumed: !m.created,
+      resumedBytes: this.acked.total,
+      total,
+      chunkSize: m.chunkSize,
+      window: Math.min(m.window, this.maxInFlight),
+    });
+    if (!m.created && total > 0) {
+      const percent = Math.floor((this.acked.total / total) * 100);
+      if (this.acked.total === total) this.info('ALREADY_COMPLETE', 'the server already has every byte; completing');
+      else this.info('RESUMING', `resuming at ${percent}% (${this.acked.total} of ${total} bytes on the server)`);
+    }
+    this.emitProgress(true);
+    if (this.pauseRequested) {
+      this.checkPauseDone();
+      return;
+    }
+    this.setState('uploading');
+    this.pump();
+  }
+
+  /** Chunk indices not fully covered by the acked set and not in flight on this session. */
+  private missingChunks(s: Session): number[] {
+    const size = this.options.file.size;
+    const out: number[] = [];
+    for (const gap of this.acked.missing(size)) {
+      const first = Math.floor(gap.start / this.chunkSize);
+      const last = Math.ceil(gap.end / this.chunkSize);
+      for (let i = first; i < last; i++) {
+        if (out[out.length - 1] !== i && !s.outstanding.has(i * this.chunkSize)) out.push(i);
+      }
+    }
+    return out;
+  }
+
+  private onAck(s: Session, ranges: readonly { start: number; end: number }[]): void {
+    let gained = 0;
+    const now = this.clock.now();
+    for (const range of ranges) {
+      gained += this.acked.add(range.start, Math.min(range.end, this.options.file.size));
+      // Chunks are aligned, so every chunk the range covers starts at a multiple of chunkSize.
+      const first = Math.ceil(range.start / this.chunkSize) * this.chunkSize;
+      for (let offset = first; offset < range.end; offset += this.chunkSize) {
+        const entry = s.outstanding.get(offset);
+        if (entry && offset + entry.length <= range.end) {
+          s.outstanding.delete(offset);
+          s.outstandingBytes -= entry.length;
+          this.release(entry.buffer);
+        }
+      }
+    }
+    if (gained > 0) {
+      this.attempt = 0;
+      this.incompletes = 0;
+      this.meter.add(gained, now);
+      this.emitProgress(false);
+    }
+    if (this.pauseRequested) this.checkPauseDone();
+    else this.pump();
+  }
+
+  private onResult(s: Session, m: ResultMessage): void {
+    const file = this.options.file;
+    const ours = this.allHashesKnown() ? wholeFileDigest(this.hasher!, this.hashes!) : undefined;
+    if (m.fileSize !== file.size || (ours !== undefined && ours !== m.digest)) {
+      this.abortSession(
+        s,
+        clientError(ClientErrors.RESULT_MISMATCH, `the server reports ${m.fileSize} bytes with digest ${hashToHex(m.digest)}; we sent ${file.size} bytes${ours !== undefined ? ` with digest ${hashToHex(ours)}` : ''}`),
+        true,
+      );
+      return;
+    }
+    this.acked = new RangeSet(file.size > 0 ? [{ start: 0, end: file.size }] : []);
+    this.result = {
+      uploadId: bytesToHex(m.uploadId),
+      digest: hashToHex(m.digest),
+      size: m.fileSize,
+      durationMs: this.clock.now() - (this.startedAt ?? this.clock.now()),
+      bytesSent: this.bytesSent,
+      bytesSkipped: this.bytesSkipped ?? 0,
+      digestVerified: s.sentDigest !== undefined,
+    };
+    s.ending = true;
+    this.endSession();
+    void this.removeRecord();
+    void this.closeFile();
+    this.emitProgress(true);
+    this.setState('done');
+    this.emitter.emit('complete', this.result);
+    this.finish({ state: 'done', result: this.result });
+  }
+
+  private onError(s: Session, m: ErrorMessage): void {
+    const name = errorByCode(m.code)?.name;
+    const err = (fatal: boolean) => serverError(m.code, m.retryable, m.message, fatal);
+    switch (name) {
+      case 'HASH_MISMATCH': {
+        const index = Math.floor(m.offset / this.chunkSize);
+        const entry = s.outstanding.get(m.offset);
+        if (entry) {
+          s.outstanding.delete(m.offset);
+          s.outstandingBytes -= entry.length;
+          this.release(entry.buffer);
+        }
+        const count = (this.mismatches.get(index) ?? 0) + 1;
+        this.mismatches.set(index, count);
+        if (count > DEFAULTS.maxHashMismatches) {
+          this.abortSession(s, err(true), true);
+          return;
+        }
+        this.hashKnown![index] = 0;
+        s.resend.push(index);
+        this.emitter.emit('error', err(false));
+        this.info('CHUNK_RESENT', `the server received chunk at ${m.offset} damaged; resending it`);
+        // If COMPLETE is already out, the server answers it with INCOMPLETE after this error;
+        // that answer (not this one) re-arms COMPLETE, so at most one COMPLETE is ever pending.
+        this.pump();
+        return;
+      }
+      case 'INCOMPLETE': {
+        this.incompletes++;
+        if (this.incompletes > 3) {
+          this.abortSession(s, err(true), true);
+          return;
+        }
+        // Expected after a pipelined COMPLETE when some DATA was refused (HASH_MISMATCH): not an
+        // error for the user. Queue whatever is still missing and COMPLETE again when it is acked.
+        s.completeSent = false;
+        s.queue = this.missingChunks(s).filter((i) => !s.resend.includes(i));
+        s.queuePos = 0;
+        this.setState('uploading');
+        this.pump();
+        return;
+      }
+      case 'NOT_FOUND':
+        if (s.opened === 'resume' && !this.cancelRequested) {
+          // The server lost or expired the upload: forget it and open a new one on a new connection.
+          void this.removeRecord();
+          this.forgetUpload();
+          this.info('UPLOAD_NOT_FOUND_STARTING_FRESH', 'the upload no longer exists on the server; starting fresh');
+          s.ending = true;
+          this.endSession();
+          this.connect();
+          return;
+        }
+        if (this.cancelRequested) {
+          this.cancelDone?.();
+          return;
+        }
+        break;
+      case 'UPLOAD_GONE':
+      case 'UPLOAD_DAMAGED':
+        void this.removeRecord();
+        this.forgetUpload();
+        break;
+      case 'CONFLICT':
+      case 'DIGEST_MISMATCH':
+        // The source no longer matches what the server holds: this upload can never complete.
+        // Free the server's space and forget it; a new run starts fresh.
+        s.ending = true;
+        s.conn.send(encodeTerminate());
+        void this.removeRecord();
+        this.forgetUpload();
+        break;
+      default:
+        break;
+    }
+    if (this.cancelRequested) return;
+    if (m.retryable) {
+      // Retryable: reconnect and resume. If the server did not close (non-fatal), we close.
+      this.abortSession(s, err(false));
+      return;
+    }
+    this.abortSession(s, err(true), true);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Sending
+
+  private effectiveWindow(s: Session): number {
+    return Math.min(s.window, this.maxInFlight);
+  }
+
+  private maxBuffered(): number {
+    return this.options.maxBufferedBytes ?? Math.max(2 * this.chunkSize, 8 * MiB);
+  }
+
+  private nextIndex(s: Session): number | undefined {
+    while (s.resend.length > 0) {
+      const index = s.resend[0]!;
+      const { start, end } = chunkBounds(index, this.options.file.size, this.chunkSize);
+      if (!this.acked.covers(start, end) && !s.outstanding.has(start)) return index;
+      s.resend.shift();
+    }
+    while (s.queuePos < s.queue.length) {
+      const index = s.queue[s.queuePos]!;
+      const { start, end } = chunkBounds(index, this.options.file.size, this.chunkSize);
+      if (!this.acked.covers(start, end) && !s.outstanding.has(start)) return index;
+      s.queuePos++;
+    }
+    return undefined;
+  }
+
+  private consumeIndex(s: Session, index: number): void {
+    if (s.resend[0] === index) s.resend.shift();
+    else s.queuePos++;
+  }
+
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      this.pumpLoop();
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private pumpLoop(): void {
+    const s = this.session;
+    if (!s || s.phase !== 'active' || s.ending || this.pauseRequested || this.cancelRequested) return;
+    const size = this.options.file.size;
+    for (;;) {
+      const index = this.nextIndex(s);
+      if (index === undefined) {
+        this.maybeComplete(s);
+        return;
+      }
+      const { start, end } = chunkBounds(index, size, this.chunkSize);
+      const length = end - start;
+      const inFlight = s.outstandingBytes + s.reservedBytes;
+      // Window 0 pauses the sender; otherwise a whole chunk always fits when nothing is in flight.
+      if (s.window === 0) return;
+      if (inFlight > 0 && inFlight + length > this.effectiveWindow(s)) return; // an ACK re-pumps
+      if (s.readsInFlight >= DEFAULTS.maxConcurrentReads) return; // the read's completion re-pumps
+      if (s.conn.bufferedAmount > this.maxBuffered()) {
+        if (!s.conn.reportsDrain) this.schedulePump(DEFAULTS.drainPollMs);
+        return;
+      }
+      if (this.bucket) {
+        const wait = this.bucket.delay(this.clock.now());
+        if (wait > 0) {
+          this.schedulePump(wait);
+          return;
+        }
+        this.bucket.take(length, this.clock.now());
+      }
+      this.consumeIndex(s, index);
+      s.reservedBytes += length;
+      s.readsInFlight++;
+      void this.readAndSend(s, index, start, end);
+    }
+  }
+
+  private schedulePump(ms: number): void {
+    this.clock.clearTimeout(this.pumpTimer);
+    this.pumpTimer = this.clock.setTimeout(() => this.pump(), ms);
+  }
+
+  private async readAndSend(s: Session, index: number, start: number, end: number): Promise<void> {
+    const length = end - start;
+    const buffer = this.pool.pop() ?? new Uint8Array(HeaderSize.DATA + this.chunkSize);
+    let payload: Uint8Array;
+    try {
+      payload = await this.options.file.read(start, end, buffer.subarray(HeaderSize.DATA, HeaderSize.DATA + length));
+      if (payload.byteLength !== length) throw new Error(`read ${payload.byteLength} bytes at ${start}, expected ${length} (file changed?)`);
+    } catch (error) {
+      s.readsInFlight--;
+      s.reservedBytes -= length;
+      if (this.session === s) this.abortSession(s, clientError(ClientErrors.SOURCE_ERROR, `cannot read the file: ${describe(error)}`), true);
+      return;
+    }
+    s.readsInFlight--;
+    s.reservedBytes -= length;
+    if (this.session !== s || s.phase !== 'active' || s.ending || this.pauseRequested || this.cancelRequested) {
+      // Read during a pause or after the session ended: keep it for later, send nothing now.
+      this.release(buffer);
+      if (this.session === s) {
+        s.resend.unshift(index);
+        if (this.pauseRequested) this.checkPauseDone();
+      }
+      return;
+    }
+    if (payload.buffer !== buffer.buffer || payload.byteOffset !== buffer.byteOffset + HeaderSize.DATA) {
+      buffer.set(payload, HeaderSize.DATA); // a FileSource that ignored `target`
+    }
+    const body = buffer.subarray(HeaderSize.DATA, HeaderSize.DATA + length);
+    const hash = this.hasher!.h64(body);
+    this.hashes![index] = hash;
+    this.hashKnown![index] = 1;
+    writeDataHeader(buffer, start, hash);
+    s.outstanding.set(start, { length, buffer });
+    s.outstandingBytes += length;
+    this.bytesSent += length;
+    s.conn.send(buffer.subarray(0, HeaderSize.DATA + length));
+    this.pump();
+  }
+
+  private maybeComplete(s: Session): void {
+    if (s.completeSent || s.readsInFlight > 0 || s.resend.length > 0) return;
+    let digest: bigint | undefined;
+    if (this.allHashesKnown()) digest = wholeFileDigest(this.hasher!, this.hashes!);
+    else if (!this.digestNoted) {
+      this.digestNoted = true;
+      this.info('DIGEST_UNVERIFIED', 'some chunks were sent in an earlier session; completing without a client digest (the server verified every chunk)');
+    }
+    s.completeSent = true;
+    s.sentDigest = digest;
+    s.conn.send(encodeComplete(digest));
+    this.setState('completing');
+  }
+
+  private allHashesKnown(): boolean {
+    const known = this.hashKnown;
+    if (!known) return false;
+    for (let i = 0; i < known.length; i++) if (known[i] === 0) return false;
+    return true;
+  }
+
+  private release(buffer: Uint8Array): void {
+    const cap = Math.ceil(this.maxInFlight / Math.max(1, this.chunkSize)) + DEFAULTS.maxConcurrentReads;
+    if (buffer.byteLength === HeaderSize.DATA + this.chunkSize && this.pool.length < cap) this.pool.push(buffer);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Endings
+
+  private checkPauseDone(): void {
+    const s = this.session;
+    if (!s || !this.pauseRequested) return;
+    if (s.completeSent) return; // COMPLETE is out: RESULT (done) or an error settles it
+    if (s.outstandingBytes === 0 && s.readsInFlight === 0) {
+      s.ending = true;
+      this.endSession();
+      this.toPaused();
+    }
+  }
+
+  private toPaused(): void {
+    this.pauseRequested = false;
+    this.meter.restart();
+    this.setState('paused');
+    this.finish({ state: 'paused' });
+  }
+
+  /** Detach the current session and close its connection. Later callbacks from it are ignored. */
+  private endSession(): void {
+    const s = this.session;
+    if (!s) return;
+    this.session = undefined;
+    s.phase = 'closed';
+    this.clock.clearTimeout(s.waitTimer);
+    this.clock.clearTimeout(s.acceptTimer);
+    this.clock.clearTimeout(this.pumpTimer);
+    try {
+      s.conn.close(1000, s.ending ? 'done' : 'client closing');
+    } catch {
+      // Already closed.
+    }
+  }
+
+  /** End the session because of `error`: retry if it allows, else fail. `final` forces failure. */
+  private abortSession(s: Session, error: UploadErrorInfo, final = false): void {
+    if (this.session !== s) return;
+    s.error = error;
+    this.endSession();
+    this.afterSession(error, final);
+  }
+
+  private onClose(s: Session, info: CloseInfo): void {
+    this.session = undefined;
+    s.phase = 'closed';
+    this.clock.clearTimeout(s.waitTimer);
+    this.clock.clearTimeout(s.acceptTimer);
+    if (this.cancelRequested) {
+      this.cancelDone?.();
+      return;
+    }
+    if (this.pauseRequested) {
+      this.toPaused();
+      return;
+    }
+    const error = s.error ?? closeError(info, s.phase);
+    this.afterSession(error, !error.retryable);
+  }
+
+  private afterSession(error: UploadErrorInfo, final: boolean): void {
+    if (this.cancelRequested) {
+      this.cancelDone?.();
+      return;
+    }
+    if (this.pauseRequested && !final) {
+      this.toPaused();
+      return;
+    }
+    if (final || !error.retryable) {
+      this.fail({ ...error, fatal: true });
+      return;
+    }
+    this.attempt++;
+    const allowed =
+      this.attempt <= this.backoff.maxAttempts &&
+      (this.options.onShouldRetry ? this.options.onShouldRetry({ ...error, fatal: false }, this.attempt) : true);
+    if (!allowed) {
+      const attempts = this.attempt - 1;
+      this.fail({ ...error, fatal: true, message: `${error.message} (gave up after ${attempts} ${attempts === 1 ? 'retry' : 'retries'})` });
+      return;
+    }
+    const delay = backoffDelay(this.backoff, this.attempt, this.random);
+    this.lastError = { ...error, fatal: false };
+    this.emitter.emit('error', this.lastError);
+    this.setState('retrying', delay);
+    this.retryTimer = this.clock.setTimeout(() => {
+      if (this.currentState !== 'retrying') return;
+      this.info('RECONNECTED', `reconnecting (attempt ${this.attempt})`);
+      this.connect();
+    }, delay);
+  }
+
+  private fail(error: UploadErrorInfo): void {
+    this.endSession();
+    this.clock.clearTimeout(this.retryTimer);
+    this.lastError = error;
+    void this.closeFile();
+    this.setState('failed');
+    this.emitter.emit('error', error);
+    this.finish({ state: 'failed', error });
+  }
+
+  private finish(outcome: UploadOutcome): void {
+    const settle = this.settle;
+    this.settle = undefined;
+    settle?.(outcome);
+    for (const resolve of this.pauseWaiters.splice(0)) resolve();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Small helpers
+
+  private setState(state: UploadState, retryInMs?: number): void {
+    if (this.cancelRequested) return;
+    const previous = this.currentState;
+    if (previous === state && retryInMs === undefined) return;
+    this.currentState = state;
+    this.emitter.emit('state', retryInMs === undefined ? { state, previous } : { state, previous, retryInMs });
+  }
+
+  private info(code: InfoCode, message: string): void {
+    this.emitter.emit('info', { code, message });
+  }
+
+  private emitProgress(force: boolean): void {
+    const now = this.clock.now();
+    const done = this.acked.total === this.options.file.size;
+    if (!force && !done && now - this.lastProgressAt < DEFAULTS.progressIntervalMs) return;
+    this.lastProgressAt = now;
+    this.emitter.emit('progress', this.progress);
+  }
+
+  private forgetUpload(): void {
+    this.uploadIdBytes = undefined;
+    this.secret = undefined;
+    this.acked = new RangeSet();
+    this.hashes = undefined;
+    this.hashKnown = undefined;
+    this.chunkSize = 0;
+  }
+
+  private async saveRecord(): Promise<void> {
+    const store = this.options.resumeStore;
+    if (!store || !this.fingerprint || !this.uploadIdBytes || !this.secret) return;
+    const file = this.options.file;
+    const record: ResumeRecord = {
+      version: 1,
+      endpoint: endpointKey(this.options.endpoint),
+      uploadId: bytesToHex(this.uploadIdBytes),
+      secret: bytesToHex(this.secret),
+      name: file.name,
+      size: file.size,
+      lastModified: file.lastModified,
+      chunkSize: this.chunkSize,
+      createdAt: this.clock.now(),
+    };
+    try {
+      await store.set(this.fingerprint, record);
+    } catch (error) {
+      this.info('RESUME_STORE_FAILED', `could not save the resume record: ${describe(error)}`);
+    }
+  }
+
+  private async removeRecord(): Promise<void> {
+    const store = this.options.resumeStore;
+    if (!store || !this.fingerprint) return;
+    try {
+      await store.remove(this.fingerprint);
+    } catch (error) {
+      this.info('RESUME_STORE_FAILED', `could not remove the resume record: ${describe(error)}`);
+    }
+  }
+
+  private async closeFile(): Promise<void> {
+    try {
+      await this.options.file.close?.();
+    } catch {
+      // Nothing useful to do: the upload's outcome is already decided.
+    }
+  }
+}
+
+/** Map a close without a preceding ERROR to an error value. */
+function closeError(info: CloseInfo, phase: Session['phase']): UploadErrorInfo {
+  const status = info.httpStatus;
+  if (status !== undefined) {
+    if (status === 401 || status === 403) {
+      return clientError(ClientErrors.HANDSHAKE_UNAUTHORIZED, `HTTP ${status}: ${ClientErrors.HANDSHAKE_UNAUTHORIZED.meaning}`);
+    }
+    if (status === 426) return clientError(ClientErrors.UNSUPPORTED_VERSION, `HTTP 426: ${ClientErrors.UNSUPPORTED_VERSION.meaning}`);
+    if (status >= 500 || status === 429 || status === 408) {
+      return clientError(ClientErrors.NETWORK, `the server answered HTTP ${status} to the upgrade`);
+    }
+    return clientError(ClientErrors.HANDSHAKE_REFUSED, `HTTP ${status}: ${ClientErrors.HANDSHAKE_REFUSED.meaning}`);
+  }
+  // Close codes that carry a decision even when the ERROR before them was lost.
+  if (info.code === 4001) return serverError(Errors.TAKEN_OVER.code, false, Errors.TAKEN_OVER.meaning, true);
+  if (info.code === 4004) return serverError(Errors.UPLOAD_GONE.code, false, Errors.UPLOAD_GONE.meaning, true);
+  const where = phase === 'connecting' ? 'could not connect' : 'the connection was lost';
+  const detail = info.error ? `: ${info.error}` : info.code !== 1006 && info.code !== 1000 ? ` (close ${info.code}${info.reason ? ` ${info.reason}` : ''})` : '';
+  return clientError(ClientErrors.NETWORK, `${where}${detail}`, false);
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}
+
+/** Create an Uploader over explicit platform pieces. The node/browser entries wrap this with defaults. */
+export function createUploader(options: UploaderOptions): Uploader {
+  return new BigUploader(options);
+}
+

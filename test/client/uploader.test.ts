@@ -1,0 +1,324 @@
+import { describe, expect, it } from 'vitest';
+import { bytesToHex } from '../../protocol/index.js';
+import { MemoryResumeStore } from '../../client/core/memory-store.js';
+import { createUploader } from '../../client/core/uploader.js';
+import { defaultFingerprint } from '../../client/core/fingerprint.js';
+import type { Uploader, UploaderEventMap, UploaderOptions } from '../../client/core/types.js';
+import { FakeServer, memorySource, randomBytes, until } from './fakes.js';
+
+const CHUNK = 65_536;
+
+async function setup(size: number, options: Partial<UploaderOptions> = {}) {
+  const server = await new FakeServer().init();
+  const bytes = randomBytes(size, size);
+  const file = memorySource(bytes);
+  const uploader = createUploader({
+    endpoint: 'ws://fake/upload',
+    file,
+    transport: server,
+    chunkSize: CHUNK,
+    backoff: { initial: 1, max: 20, jitter: 0 },
+    ...options,
+  });
+  const events: Array<{ [K in keyof UploaderEventMap]: { type: K; payload: UploaderEventMap[K] } }[keyof UploaderEventMap]> = [];
+  for (const type of ['start', 'progress', 'state', 'complete', 'error', 'info'] as const) {
+    uploader.on(type, (payload) => events.push({ type, payload } as never));
+  }
+  const states = () => events.filter((e) => e.type === 'state').map((e) => (e.payload as UploaderEventMap['state']).state);
+  return { server, bytes, file, uploader, events, states };
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && Buffer.compare(Buffer.from(a), Buffer.from(b)) === 0;
+}
+
+describe('Uploader against a scripted server', () => {
+  it('uploads a multi-chunk file with a short last chunk and verifies the digest', async () => {
+    const { server, bytes, uploader, events, states } = await setup(CHUNK * 5 + 123);
+    const outcome = await uploader.start();
+    expect(outcome.state).toBe('done');
+    expect(sameBytes(server.only().data, bytes)).toBe(true);
+    expect(server.dataLog.map((d) => d.offset)).toEqual([0, 1, 2, 3, 4, 5].map((i) => i * CHUNK));
+    expect(server.dataLog[5]!.length).toBe(123);
+    const complete = events.find((e) => e.type === 'complete')!.payload as UploaderEventMap['complete'];
+    expect(complete).toMatchObject({ size: bytes.byteLength, bytesSent: bytes.byteLength, bytesSkipped: 0, digestVerified: true });
+    expect(complete.digest).toMatch(/^[0-9a-f]{16}$/);
+    expect(states()).toEqual(['connecting', 'uploading', 'completing', 'done']);
+    expect(events.map((e) => e.type)).toContain('start');
+    expect(events.filter((e) => e.type === 'error')).toEqual([]);
+    const last = events.filter((e) => e.type === 'progress').at(-1)!.payload as UploaderEventMap['progress'];
+    expect(last.bytesAcked).toBe(bytes.byteLength);
+    expect(server.log.at(-1)!.type).toBe('complete');
+  });
+
+  it('uploads an empty file with OPEN then COMPLETE', async () => {
+    const { server, uploader } = await setup(0);
+    const outcome = await uploader.start();
+    expect(outcome.state).toBe('done');
+    expect(server.log.map((e) => e.type)).toEqual(['open', 'complete']);
+  });
+
+  it('sends the handshake token as a query parameter', async () => {
+    const { server, uploader } = await setup(10, { token: 's3cret', uploadToken: 'ticket' });
+    await uploader.start();
+    expect(new URL(server.urls[0]!).searchParams.get('token')).toBe('s3cret');
+  });
+
+  it('never has more outstanding bytes than the server window', async () => {
+    const { server, uploader } = await setup(CHUNK * 20);
+    server.autoAck = false;
+    server.window = 3 * CHUNK;
+    const run = uploader.start();
+    await until(() => server.dataLog.length === 3);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(server.dataLog.length).toBe(3); // window full: the client waits
+    const conn = server.connections[0]!;
+    conn.releaseAcks();
+    await until(() => server.dataLog.length === 6);
+    // The server shrinks the window to 0: nothing more is sent until it grows again.
+    conn.setWindow(0);
+    conn.releaseAcks();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(server.dataLog.length).toBe(6);
+    conn.setWindow(5 * CHUNK);
+    server.autoAck = true;
+    await until(() => conn.held.length > 0 || server.dataLog.length > 6);
+    conn.releaseAcks();
+    expect((await run).state).toBe('done');
+    expect(server.windowViolations).toBe(0);
+    expect(server.maxOutstanding).toBeLessThanOrEqual(5 * CHUNK);
+  });
+
+  it('caps in-flight bytes at maxInFlightBytes below the server window', async () => {
+    const { server, uploader } = await setup(CHUNK * 10, { maxInFlightBytes: 2 * CHUNK });
+    server.autoAck = false;
+    server.window = 16 * CHUNK;
+    const run = uploader.start();
+    await until(() => server.dataLog.length === 2);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(server.dataLog.length).toBe(2);
+    server.autoAck = true;
+    server.connections[0]!.releaseAcks();
+    expect((await run).state).toBe('done');
+    expect(server.maxOutstanding).toBeLessThanOrEqual(2 * CHUNK);
+  });
+
+  it('resumes from the store and sends only the ranges missing from ACCEPT', async () => {
+    const store = new MemoryResumeStore();
+    const { server, bytes, file, uploader, events } = await setup(CHUNK * 6 + 7, { resumeStore: store });
+    const seeded = server.seed(bytes, CHUNK, [0, 2, 3, 6]);
+    const fp = await defaultFingerprint(file, 'ws://fake/upload');
+    await store.set(fp, {
+      version: 1, endpoint: 'ws://fake/upload', uploadId: seeded.id, secret: seeded.secret, name: file.name,
+      size: file.size, lastModified: file.lastModified, chunkSize: CHUNK, createdAt: 0,
+    });
+    const outcome = await uploader.start();
+    expect(outcome.state).toBe('done');
+    expect(server.log[0]!.type).toBe('resume');
+    expect(server.dataLog.map((d) => d.offset / CHUNK)).toEqual([1, 4, 5]);
+    expect(sameBytes(server.only().data, bytes)).toBe(true);
+    const complete = events.find((e) => e.type === 'complete')!.payload as UploaderEventMap['complete'];
+    expect(complete.bytesSkipped).toBe(4 * CHUNK - CHUNK + 7);
+    expect(complete.bytesSent).toBe(3 * CHUNK);
+    expect(complete.digestVerified).toBe(false);
+    const start = events.find((e) => e.type === 'start')!.payload as UploaderEventMap['start'];
+    expect(start).toMatchObject({ resumed: true, uploadId: seeded.id });
+    expect(events.some((e) => e.type === 'info' && e.payload.code === 'RESUMING')).toBe(true);
+    expect(store.records.size).toBe(0); // removed on completion
+  });
+
+  it('on NOT_FOUND for a stored upload, removes the record, tells the user and starts fresh', async () => {
+    const store = new MemoryResumeStore();
+    const { server, bytes, file, uploader, events } = await setup(CHUNK * 2, { resumeStore: store });
+    const fp = await defaultFingerprint(file, 'ws://fake/upload');
+    await store.set(fp, {
+      version: 1, endpoint: 'ws://fake/upload', uploadId: 'ab'.repeat(16), secret: 'cd'.repeat(32), name: file.name,
+      size: file.size, lastModified: file.lastModified, chunkSize: CHUNK, createdAt: 0,
+    });
+    const outcome = await uploader.start();
+    expect(outcome.state).toBe('done');
+    expect(server.log.map((e) => e.type).slice(0, 2)).toEqual(['resume', 'open']);
+    expect(events.some((e) => e.type === 'info' && e.payload.code === 'UPLOAD_NOT_FOUND_STARTING_FRESH')).toBe(true);
+    expect(sameBytes(server.only().data, bytes)).toBe(true);
+    expect(store.records.size).toBe(0);
+  });
+
+  it('saves a resume record when the upload is created', async () => {
+    const store = new MemoryResumeStore();
+    const { server, uploader } = await setup(CHUNK * 4, { resumeStore: store });
+    server.autoAck = false;
+    void uploader.start();
+    await until(() => store.records.size === 1);
+    const [record] = [...store.records.values()];
+    expect(record).toMatchObject({ version: 1, uploadId: uploader.uploadId, size: CHUNK * 4, chunkSize: CHUNK });
+    expect(record!.secret).toBe(bytesToHex(server.only().secret));
+    await uploader.cancel();
+  });
+
+  it('resends a chunk refused with HASH_MISMATCH', async () => {
+    const { server, bytes, uploader, events } = await setup(CHUNK * 4);
+    let refused = false;
+    server.onData = (offset) => {
+      if (offset === 2 * CHUNK && !refused) {
+        refused = true;
+        return 'HASH_MISMATCH';
+      }
+      return undefined;
+    };
+    expect((await uploader.start()).state).toBe('done');
+    expect(server.dataLog.filter((d) => d.offset === 2 * CHUNK)).toHaveLength(2);
+    expect(sameBytes(server.only().data, bytes)).toBe(true);
+    const errors = events.filter((e) => e.type === 'error').map((e) => e.payload as UploaderEventMap['error']);
+    expect(errors).toEqual([expect.objectContaining({ name: 'HASH_MISMATCH', retryable: true, fatal: false })]);
+  });
+
+  it('fails without retrying on a non-retryable refusal', async () => {
+    const { server, uploader, events } = await setup(CHUNK);
+    server.refuseOpen = 'FILE_TOO_LARGE';
+    const outcome = await uploader.start();
+    expect(outcome).toMatchObject({ state: 'failed', error: { name: 'FILE_TOO_LARGE', fatal: true, retryable: false } });
+    expect(server.connections).toHaveLength(1);
+    expect(events.filter((e) => e.type === 'error')).toHaveLength(1);
+  });
+
+  it('fails on HTTP 401 at the handshake without retrying', async () => {
+    const { server, uploader } = await setup(CHUNK);
+    server.refuse = 401;
+    const outcome = await uploader.start();
+    expect(outcome).toMatchObject({ state: 'failed', error: { name: 'HANDSHAKE_UNAUTHORIZED' } });
+    expect(server.connections).toHaveLength(1);
+  });
+
+  it('reconnects after a retryable server error and finishes', async () => {
+    const { server, bytes, uploader, states } = await setup(CHUNK * 6);
+    let sent = 0;
+    server.onData = (_offset, conn) => {
+      if (++sent === 3) {
+        conn.error('SHUTTING_DOWN');
+      }
+      return undefined;
+    };
+    expect((await uploader.start()).state).toBe('done');
+    expect(sameBytes(server.only().data, bytes)).toBe(true);
+    expect(states()).toContain('retrying');
+    expect(server.log.filter((e) => e.type === 'resume')).toHaveLength(1);
+  });
+});
+
+describe('backoff', () => {
+  it('follows the exponential schedule and gives up after maxAttempts', async () => {
+    const { server, uploader, events } = await setup(CHUNK, {
+      backoff: { initial: 2, factor: 3, max: 40, jitter: 0.5, maxAttempts: 5 },
+      random: () => 0.5,
+    });
+    server.refuse = 'down';
+    const outcome = await uploader.start();
+    const delays = events
+      .filter((e) => e.type === 'state' && e.payload.state === 'retrying')
+      .map((e) => (e.payload as UploaderEventMap['state']).retryInMs);
+    // min(40, 2 * 3^(n-1)) * (1 - 0.5 * 0.5)
+    expect(delays).toEqual([2, 6, 18, 40, 40].map((d) => Math.round(d * 0.75)));
+    expect(outcome).toMatchObject({ state: 'failed', error: { name: 'NETWORK', fatal: true, retryable: true } });
+    expect(server.connections).toHaveLength(6);
+  });
+
+  it('resets the attempt counter when progress is made', async () => {
+    const { server, bytes, uploader } = await setup(CHUNK * 8, { backoff: { initial: 1, max: 2, maxAttempts: 1 } });
+    let count = 0;
+    // Drop the connection after every second chunk: 4+ drops, only 1 attempt allowed without progress.
+    server.window = 2 * CHUNK;
+    server.onData = () => (++count % 3 === 0 ? 'drop' : undefined);
+    expect((await uploader.start()).state).toBe('done');
+    expect(sameBytes(server.only().data, bytes)).toBe(true);
+    expect(server.connections.length).toBeGreaterThan(3);
+  });
+
+  it('lets onShouldRetry veto a retry', async () => {
+    const seen: number[] = [];
+    const { server, uploader } = await setup(CHUNK, {
+      onShouldRetry: (_e, attempt) => {
+        seen.push(attempt);
+        return attempt < 2;
+      },
+    });
+    server.refuse = 'down';
+    expect((await uploader.start()).state).toBe('failed');
+    expect(seen).toEqual([1, 2]);
+  });
+});
+
+describe('pause, resume, cancel', () => {
+  async function startHeld(size: number, options: Partial<UploaderOptions> = {}) {
+    const ctx = await setup(size, options);
+    ctx.server.autoAck = false;
+    ctx.server.window = 4 * CHUNK;
+    const run = ctx.uploader.start();
+    await until(() => ctx.server.connections[0]?.held.length === 4);
+    return { ...ctx, run };
+  }
+
+  it('pause waits for in-flight ACKs, closes, and resume continues with RESUME', async () => {
+    const { server, bytes, uploader, run, states } = await startHeld(CHUNK * 10);
+    const paused = uploader.pause();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(uploader.state).toBe('uploading'); // still waiting for the 4 ACKs
+    expect(server.connections[0]!.closedByClient).toBeUndefined();
+    server.connections[0]!.releaseAcks();
+    await paused;
+    expect(uploader.state).toBe('paused');
+    expect(await run).toEqual({ state: 'paused' });
+    expect(server.connections[0]!.closedByClient).toBeDefined();
+    expect(server.only().acked.total).toBe(4 * CHUNK);
+    expect(server.dataLog).toHaveLength(4);
+    server.autoAck = true;
+    const outcome = await uploader.resume();
+    expect(outcome.state).toBe('done');
+    expect(server.log.filter((e) => e.type === 'resume')).toHaveLength(1);
+    expect(server.dataLog.map((d) => d.offset / CHUNK)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(sameBytes(server.only().data, bytes)).toBe(true);
+    expect(states()).toEqual(['connecting', 'uploading', 'paused', 'connecting', 'uploading', 'completing', 'done']);
+  });
+
+  it('cancel sends TERMINATE, the server forgets the upload, and no events follow', async () => {
+    const store = new MemoryResumeStore();
+    const { server, uploader, run, events } = await startHeld(CHUNK * 10, { resumeStore: store });
+    await until(() => store.records.size === 1);
+    const before = events.length;
+    const cancelled = uploader.cancel();
+    server.connections[0]!.releaseAcks(); // late ACKs must not produce events
+    await cancelled;
+    expect(await run).toEqual({ state: 'cancelled' });
+    expect(uploader.state).toBe('cancelled');
+    expect(server.log.map((e) => e.type)).toContain('terminate');
+    expect(server.uploads.size).toBe(0);
+    expect(store.records.size).toBe(0);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(events.length).toBe(before);
+  });
+
+  it('cancel while paused reconnects only to terminate', async () => {
+    const { server, uploader } = await startHeld(CHUNK * 10);
+    const paused = uploader.pause();
+    server.connections[0]!.releaseAcks();
+    await paused;
+    await uploader.cancel();
+    expect(server.log.map((e) => e.type).slice(-2)).toEqual(['resume', 'terminate']);
+    expect(server.uploads.size).toBe(0);
+    expect(uploader.state).toBe('cancelled');
+  });
+
+  it('pause during a backoff wait stops retrying', async () => {
+    const { server, uploader } = await setup(CHUNK, { backoff: { initial: 50, jitter: 0 } });
+    server.refuse = 'down';
+    const run = uploader.start();
+    await until(() => uploader.state === 'retrying');
+    await uploader.pause();
+    expect(uploader.state).toBe('paused');
+    expect((await run).state).toBe('paused');
+    const n = server.connections.length;
+    await new Promise((r) => setTimeout(r, 80));
+    expect(server.connections.length).toBe(n);
+  });
+});
+
+export type { Uploader };
