@@ -1,5 +1,185 @@
-/** `big-uploader serve`: not implemented yet (see the issue tracker). */
-export async function run(_argv: string[]): Promise<number> {
-  process.stderr.write('big-uploader serve: not implemented yet\n');
-  return 70;
+/**
+ * `big-uploader serve`: a thin shell around the Fastify plugin (server/). Every option can also
+ * come from an environment variable; the command line wins.
+ */
+import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
+import { buildApp, DEFAULTS, OptionsError, type AppOptions } from '../server/index.js';
+import { formatBytes, parseDuration, parseSize, UsageError } from './units.js';
+
+const HELP = `Usage: big-uploader serve [options]
+
+Run the upload server: WebSocket endpoint /upload (protocol bigup.1), demo page at /,
+GET|DELETE /uploads/:id, /healthz, /metrics. Stops gracefully on SIGINT/SIGTERM.
+
+Options (environment variable in brackets; the command line wins):
+  --host HOST              address to bind [BIG_UPLOADER_HOST] (default 127.0.0.1)
+  --port PORT              port, 0 = any free [BIG_UPLOADER_PORT] (default 3000)
+  --dir DIR                data directory [BIG_UPLOADER_DIR] (default ./data)
+  --max-size SIZE          largest upload, e.g. 10GiB [BIG_UPLOADER_MAX_SIZE] (default ${formatBytes(DEFAULTS.maxUploadSize)})
+  --token TOKEN            require this token (Bearer header or ?token=); repeatable
+                           [BIG_UPLOADER_TOKEN, comma separated] (default none)
+  --origin URL             allowed browser Origin, e.g. https://app.example.com; repeatable
+                           [BIG_UPLOADER_ORIGIN, comma separated] (default same origin only)
+  --durable                fdatasync before every ACK (group commit) [BIG_UPLOADER_DURABLE=1]
+  --ttl DURATION           remove incomplete uploads idle this long, e.g. 24h [BIG_UPLOADER_TTL] (default 24h)
+  --chunk-size SIZE        chunk size when the client lets the server choose [BIG_UPLOADER_CHUNK_SIZE] (default ${formatBytes(DEFAULTS.defaultChunkSize)})
+  --max-chunk-size SIZE    largest chunk size agreed [BIG_UPLOADER_MAX_CHUNK_SIZE] (default ${formatBytes(DEFAULTS.maxChunkSize)})
+  --window SIZE            flow-control window per connection [BIG_UPLOADER_WINDOW] (default ${formatBytes(DEFAULTS.window)})
+  --max-connections N      concurrent WebSocket connections [BIG_UPLOADER_MAX_CONNECTIONS] (default ${DEFAULTS.maxConnections})
+  --max-uploads N          concurrent uploads [BIG_UPLOADER_MAX_UPLOADS] (default ${DEFAULTS.maxUploads})
+  --idle-timeout DURATION  close connections silent this long [BIG_UPLOADER_IDLE_TIMEOUT] (default 60s)
+  --heartbeat DURATION     ping interval [BIG_UPLOADER_HEARTBEAT] (default 30s)
+  --min-throughput SIZE    least bytes/s of an active upload, 0 = off [BIG_UPLOADER_MIN_THROUGHPUT] (default 1KiB)
+  --sync-interval DURATION background flush interval (default mode) [BIG_UPLOADER_SYNC_INTERVAL] (default 5s)
+  --shutdown-timeout DURATION  longest graceful stop [BIG_UPLOADER_SHUTDOWN_TIMEOUT] (default 5s)
+  --no-preallocate         do not reserve disk blocks with fallocate at OPEN [BIG_UPLOADER_NO_PREALLOCATE=1]
+  --page-dir DIR           directory served at / [BIG_UPLOADER_PAGE_DIR] (default: built-in placeholder)
+  --log-level LEVEL        fatal|error|warn|info|debug|silent [BIG_UPLOADER_LOG_LEVEL] (default info)
+  -h, --help               show this help
+`;
+
+const OPTIONS = {
+  host: { type: 'string' },
+  port: { type: 'string' },
+  dir: { type: 'string' },
+  'max-size': { type: 'string' },
+  token: { type: 'string', multiple: true },
+  origin: { type: 'string', multiple: true },
+  durable: { type: 'boolean' },
+  ttl: { type: 'string' },
+  'chunk-size': { type: 'string' },
+  'max-chunk-size': { type: 'string' },
+  window: { type: 'string' },
+  'max-connections': { type: 'string' },
+  'max-uploads': { type: 'string' },
+  'idle-timeout': { type: 'string' },
+  heartbeat: { type: 'string' },
+  'min-throughput': { type: 'string' },
+  'sync-interval': { type: 'string' },
+  'shutdown-timeout': { type: 'string' },
+  'no-preallocate': { type: 'boolean' },
+  'page-dir': { type: 'string' },
+  'log-level': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Name = keyof typeof OPTIONS;
+
+function envName(name: string): string {
+  return `BIG_UPLOADER_${name.replace(/-/g, '_').toUpperCase()}`;
+}
+
+function integer(text: string, option: string): number {
+  if (!/^\d+$/.test(text.trim())) throw new UsageError(`${option}: "${text}" is not a whole number`);
+  return Number(text.trim());
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
+/** Parse argv + env into app options and the listen address. Exported for tests. */
+export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): { help: true } | { help: false; host: string; port: number; app: AppOptions } {
+  let values: Partial<Record<Name, string | string[] | boolean>>;
+  try {
+    values = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }).values;
+  } catch (error) {
+    throw new UsageError(`serve: ${(error as Error).message}`);
+  }
+  if (values.help) return { help: true };
+  const str = (name: Name): string | undefined => {
+    const v = values[name];
+    if (typeof v === 'string') return v;
+    const e = env[envName(name)];
+    return e === undefined || e === '' ? undefined : e;
+  };
+  const list = (name: Name): string[] => {
+    const v = values[name];
+    if (Array.isArray(v)) return v;
+    const e = env[envName(name)];
+    return e ? e.split(',').map((s) => s.trim()).filter(Boolean) : [];
+  };
+  const flag = (name: Name): boolean => values[name] === true || /^(1|true|yes)$/i.test(env[envName(name)] ?? '');
+  const size = (name: Name) => { const v = str(name); return v === undefined ? undefined : parseSize(v, `--${name}`); };
+  const duration = (name: Name) => { const v = str(name); return v === undefined ? undefined : parseDuration(v, `--${name}`); };
+  const count = (name: Name) => { const v = str(name); return v === undefined ? undefined : integer(v, `--${name}`); };
+
+  const host = str('host') ?? '127.0.0.1';
+  const port = count('port') ?? 3000;
+  if (port > 65535) throw new UsageError(`--port: ${port} is not a port`);
+  const tokens = list('token');
+  const pageDir = str('page-dir');
+  const logLevel = str('log-level') ?? 'info';
+  const app: AppOptions = {
+    dir: resolve(str('dir') ?? './data'),
+    maxUploadSize: size('max-size'),
+    token: tokens.length > 0 ? tokens : undefined,
+    origins: list('origin'),
+    durable: flag('durable'),
+    ttl: duration('ttl'),
+    defaultChunkSize: size('chunk-size'),
+    maxChunkSize: size('max-chunk-size'),
+    window: size('window'),
+    maxConnections: count('max-connections'),
+    maxUploads: count('max-uploads'),
+    idleTimeout: duration('idle-timeout'),
+    heartbeatInterval: duration('heartbeat'),
+    minThroughput: size('min-throughput'),
+    syncInterval: duration('sync-interval'),
+    shutdownTimeout: duration('shutdown-timeout'),
+    preallocate: !flag('no-preallocate'),
+    logLevel: logLevel === 'silent' ? false : logLevel,
+    ...(pageDir ? { pageDir: resolve(pageDir) } : {}),
+  };
+  return { help: false, host, port, app };
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const parsed = parseServeArgs(argv);
+  if (parsed.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const { host, port, app: appOptions } = parsed;
+  if (!isLoopback(host) && !appOptions.token) {
+    process.stderr.write(
+      `\n  WARNING: big-uploader is listening on ${host} WITHOUT a token: anyone who can reach this\n` +
+      `  address can upload files and fill the disk. Pass --token (or BIG_UPLOADER_TOKEN).\n\n`,
+    );
+  }
+  let app;
+  try {
+    app = await buildApp(appOptions);
+  } catch (error) {
+    if (error instanceof OptionsError) throw new UsageError(error.message);
+    throw error;
+  }
+  const address = await app.listen({ host, port });
+  const url = new URL(address);
+  process.stdout.write(`big-uploader listening on ${address} (WebSocket ws://${url.host}${appOptions.path ?? '/upload'}, data in ${appOptions.dir})\n`);
+
+  return new Promise<number>((resolveExit) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        process.stderr.write(`big-uploader: ${signal} again, exiting now\n`);
+        process.exit(130);
+      }
+      stopping = true;
+      process.stderr.write(`big-uploader: ${signal}, finishing in-flight writes and closing connections\n`);
+      // Belt and braces: the graceful path is bounded by shutdownTimeout; never hang past it.
+      const hard = setTimeout(() => process.exit(1), (appOptions.shutdownTimeout ?? DEFAULTS.shutdownTimeout) + 5000);
+      hard.unref();
+      app.close().then(
+        () => resolveExit(0),
+        (error: unknown) => {
+          process.stderr.write(`big-uploader: shutdown failed: ${String(error)}\n`);
+          resolveExit(1);
+        },
+      );
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
 }

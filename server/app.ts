@@ -1,0 +1,86 @@
+/**
+ * A ready-made Fastify app: the plugin, a static demo page, and logging that never records
+ * tokens. Used by `big-uploader serve` and by the tests; apps with their own Fastify instance
+ * register `bigUploader` instead.
+ */
+import { readFile, realpath } from 'node:fs/promises';
+import { extname, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { bigUploader } from './plugin.js';
+import type { BigUploaderOptions } from './options.js';
+
+/** The built-in placeholder page; the component build replaces it through `pageDir`. */
+export const DEFAULT_PAGE_DIR = fileURLToPath(new URL('./page/', import.meta.url));
+
+export interface AppOptions extends BigUploaderOptions {
+  /** Directory served at `/` (index.html and assets). Default: the built-in placeholder page. */
+  pageDir?: string;
+  /** pino level, or false for no logs. Default 'info'. */
+  logLevel?: string | false;
+}
+
+/** Request URL without its query string: `?token=` must never reach a log line. */
+export function redactUrl(url: string | undefined): string {
+  if (!url) return '';
+  const q = url.indexOf('?');
+  return q === -1 ? url : `${url.slice(0, q)}?[redacted]`;
+}
+
+/** Fastify logger options that keep tokens and secrets out of the logs. */
+export function loggerOptions(level: string | false = 'info'): FastifyServerOptions['logger'] {
+  if (level === false) return false;
+  return {
+    level,
+    redact: { paths: ['req.headers.authorization', 'req.headers["bigup-secret"]'], censor: '[redacted]' },
+    serializers: {
+      req: (req: { method?: string; url?: string; ip?: string }) => ({ method: req.method, url: redactUrl(req.url), remoteAddress: req.ip }),
+    },
+  };
+}
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.woff2': 'font/woff2',
+  '.map': 'application/json',
+};
+
+export async function buildApp(options: AppOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({ logger: loggerOptions(options.logLevel ?? 'info'), forceCloseConnections: true });
+  const { pageDir = DEFAULT_PAGE_DIR, logLevel: _logLevel, ...pluginOptions } = options;
+  await app.register(bigUploader, pluginOptions);
+  const root = await realpath(pageDir);
+
+  // A tiny static handler: GET only, resolved inside `root` (no traversal), unknown paths 404.
+  app.get('/*', async (request, reply) => {
+    const raw = (request.params as { '*': string })['*'] || 'index.html';
+    let target: string;
+    try {
+      target = resolve(root, decodeURIComponent(raw));
+    } catch {
+      return reply.code(404).send({ error: 'not found' });
+    }
+    if (target !== root && !target.startsWith(root + sep)) return reply.code(404).send({ error: 'not found' });
+    let real: string;
+    try {
+      real = await realpath(target);
+    } catch {
+      return reply.code(404).send({ error: 'not found' });
+    }
+    if (!real.startsWith(root + sep)) return reply.code(404).send({ error: 'not found' });
+    try {
+      const body = await readFile(real);
+      return reply.type(TYPES[extname(real)] ?? 'application/octet-stream').send(body);
+    } catch {
+      return reply.code(404).send({ error: 'not found' });
+    }
+  });
+  return app;
+}

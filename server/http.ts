@@ -1,0 +1,113 @@
+/**
+ * The plain HTTP surface: upload state and removal (`/uploads/:id`), health and metrics.
+ * State requests need the server token (Bearer) or the upload's resume secret (`Bigup-Secret`);
+ * a malformed id, an unknown id and a wrong secret all get the same 404.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { parseSecret, parseUploadId } from '../protocol/index.js';
+import type { ServerMetrics } from './metrics.js';
+import type { ResolvedOptions } from './options.js';
+import { requestToken, tokenMatches } from './handshake.js';
+import type { UploadStore } from './store/types.js';
+import { UploadRegistry } from './uploads.js';
+
+/** What GET /uploads/:id answers. */
+export interface UploadStateBody {
+  readonly id: string;
+  readonly state: 'uploading' | 'completed';
+  readonly name: string;
+  readonly contentType: string;
+  readonly fileSize: number;
+  readonly chunkSize: number;
+  readonly ackedBytes: number;
+  readonly ranges: ReadonlyArray<{ start: number; end: number }>;
+  readonly connected: boolean;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  readonly digest?: string;
+}
+
+const NOT_FOUND = { error: 'not found' } as const;
+
+export interface HttpContext {
+  readonly options: ResolvedOptions;
+  readonly store: UploadStore;
+  readonly registry: UploadRegistry;
+  readonly metrics: ServerMetrics;
+  readonly shuttingDown: () => boolean;
+}
+
+export function registerHttpRoutes(fastify: FastifyInstance, ctx: HttpContext): void {
+  /** The id if the request may see this upload, else undefined (the caller answers 404). */
+  async function authorize(request: FastifyRequest<{ Params: { id: string } }>): Promise<string | undefined> {
+    const id = request.params.id;
+    if (!parseUploadId(id)) return undefined;
+    const bearer = requestToken(request, false);
+    if (bearer !== undefined && ctx.options.tokens.length > 0 && tokenMatches(bearer, ctx.options.tokens)) {
+      return (ctx.registry.peek(id) ?? (await ctx.store.readState(id))) ? id : undefined;
+    }
+    const header = request.headers['bigup-secret'];
+    const secret = typeof header === 'string' ? parseSecret(header.trim().toLowerCase()) : undefined;
+    const info = ctx.registry.peek(id)?.info ?? (await ctx.store.readState(id))?.info;
+    // Hash even when the id is unknown, so both answers take comparable time.
+    const ok = UploadRegistry.secretMatches(info?.secretHash ?? '0'.repeat(64), secret ?? new Uint8Array(32));
+    return info && secret && ok ? id : undefined;
+  }
+
+  fastify.get<{ Params: { id: string } }>('/uploads/:id', async (request, reply): Promise<UploadStateBody | typeof NOT_FOUND> => {
+    const id = await authorize(request);
+    if (!id) return reply.code(404).send(NOT_FOUND);
+    const loaded = ctx.registry.peek(id);
+    const stored = loaded ? undefined : await ctx.store.readState(id);
+    const info = loaded?.info ?? stored?.info;
+    if (!info) return reply.code(404).send(NOT_FOUND);
+    let ranges: Array<{ start: number; end: number }>;
+    const completion = loaded?.completion ?? stored?.completion;
+    if (loaded) {
+      ranges = loaded.ranges();
+    } else {
+      ranges = [];
+      const chunks = [...(stored?.chunks ?? [])].sort((a, b) => a.index - b.index);
+      for (const { index } of chunks) {
+        const start = index * info.chunkSize;
+        const end = Math.min(start + info.chunkSize, info.fileSize);
+        const last = ranges[ranges.length - 1];
+        if (last && last.end >= start) last.end = Math.max(last.end, end);
+        else ranges.push({ start, end });
+      }
+    }
+    if (completion) ranges = info.fileSize > 0 ? [{ start: 0, end: info.fileSize }] : [];
+    const ackedBytes = ranges.reduce((sum, r) => sum + r.end - r.start, 0);
+    const updatedAt = loaded?.lastActivity ?? stored?.updatedAt ?? info.createdAt;
+    return {
+      id,
+      state: completion ? 'completed' : 'uploading',
+      name: info.name,
+      contentType: info.contentType,
+      fileSize: info.fileSize,
+      chunkSize: info.chunkSize,
+      ackedBytes,
+      ranges,
+      connected: loaded?.owner !== undefined,
+      createdAt: new Date(info.createdAt).toISOString(),
+      updatedAt: new Date(updatedAt).toISOString(),
+      ...(completion ? { digest: completion.digest } : {}),
+    };
+  });
+
+  fastify.delete<{ Params: { id: string } }>('/uploads/:id', async (request, reply: FastifyReply) => {
+    const id = await authorize(request);
+    if (!id || !(await ctx.registry.remove(id))) return reply.code(404).send(NOT_FOUND);
+    return reply.code(204).send();
+  });
+
+  fastify.get('/healthz', async (_request, reply) => {
+    if (ctx.shuttingDown()) return reply.code(503).send({ status: 'shutting-down' });
+    return { status: 'ok' };
+  });
+
+  fastify.get('/metrics', async (_request, reply) => {
+    reply.header('Content-Type', ctx.metrics.registry.contentType);
+    return ctx.metrics.registry.metrics();
+  });
+}

@@ -1,0 +1,20 @@
+/** big-uploader server: the Fastify plugin, its options, the store interface and the disk store. */
+export { bigUploader, default } from './plugin.js';
+export type { BigUploaderEvents, BigUploaderInstance } from './plugin.js';
+export { resolveOptions, DEFAULTS, OptionsError } from './options.js';
+export type { AuthorizeUploadContext, BigUploaderOptions, CompletedUpload, ResolvedOptions } from './options.js';
+export { buildApp, loggerOptions, redactUrl, DEFAULT_PAGE_DIR } from './app.js';
+export type { AppOptions } from './app.js';
+export { DiskStore } from './store/disk-store.js';
+export type { DiskStoreOptions } from './store/disk-store.js';
+export { sanitizeName } from './store/names.js';
+export type {
+  ChunkRecord,
+  CompletionInfo,
+  StoredUpload,
+  UploadHandle,
+  UploadInfo,
+  UploadStore,
+  UploadSummary,
+} from './store/types.js';
+export type { UploadStateBody } from './http.js';

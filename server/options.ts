@@ -1,0 +1,210 @@
+/**
+ * Plugin options: every limit is a named option with a safe default, validated when the plugin is
+ * registered so a bad value fails at start, not at the first upload.
+ */
+import type { FastifyRequest } from 'fastify';
+import { Limits } from '../protocol/index.js';
+import type { UploadStore } from './store/types.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+
+/** What an application hook sees about an upload that just completed. */
+export interface CompletedUpload {
+  /** 32 lowercase hex digits. */
+  readonly id: string;
+  /** Sanitized client file name. */
+  readonly name: string;
+  readonly contentType: string;
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly fileSize: number;
+  /** Whole-file digest (xxHash64 over chunk hashes), 16 hex digits. */
+  readonly digest: string;
+  /** Where the file is (absolute path for the disk store). */
+  readonly location: string;
+}
+
+/** Input of the per-upload authorization hook (the OPEN/RESUME `token` field). */
+export interface AuthorizeUploadContext {
+  readonly kind: 'open' | 'resume';
+  /** The OPEN/RESUME token field; empty when the client sent none. */
+  readonly token: string;
+  /** Upload id for RESUME. */
+  readonly uploadId?: string;
+  /** For OPEN: what the client asked for. */
+  readonly fileSize?: number;
+  readonly name?: string;
+  readonly request: FastifyRequest;
+}
+
+export interface BigUploaderOptions {
+  /** Data directory for the embedded disk store. Default `./data`. Ignored when `store` is given. */
+  dir?: string;
+  /** A custom store (object store, fault injection in tests). Default: DiskStore at `dir`. */
+  store?: UploadStore;
+  /** WebSocket endpoint path. Default `/upload`. */
+  path?: string;
+  /** Largest file accepted (bytes). Default 100 GiB. */
+  maxUploadSize?: number;
+  /** Chunk size when the client proposes 0 (bytes). Default 1 MiB (the measured sweet spot). */
+  defaultChunkSize?: number;
+  /** Largest chunk size agreed; also sets ws maxPayload (this + 18). Default 16 MiB. */
+  maxChunkSize?: number;
+  /** Flow-control window advertised in ACCEPT (bytes). Default 16 MiB. */
+  window?: number;
+  /** Concurrent WebSocket connections; more are refused with HTTP 503 before the upgrade. Default 256. */
+  maxConnections?: number;
+  /** Concurrent uploads with a live connection; more get TOO_MANY_UPLOADS. Default 64. */
+  maxUploads?: number;
+  /** Close a connection with IDLE_TIMEOUT after this long without a message (ms). Default 60 s. */
+  idleTimeout?: number;
+  /** WebSocket ping interval (ms); a connection that missed a pong by the next ping is dropped. Default 30 s. */
+  heartbeatInterval?: number;
+  /** Least sustained rate of an active upload (bytes/s), measured per `throughputWindow`; 0 disables. Default 1 KiB/s. */
+  minThroughput?: number;
+  /** Measuring period for `minThroughput` (ms). Default 60 s. */
+  throughputWindow?: number;
+  /** Incomplete uploads idle this long are removed; completion records are kept this long (ms). Default 24 h. */
+  ttl?: number;
+  /** How often the sweeper looks for expired uploads (ms). Default min(ttl / 4, 10 min). */
+  sweepInterval?: number;
+  /** Background data + journal flush interval in default mode (ms). Default 5 s. */
+  syncInterval?: number;
+  /** fdatasync data and journal before every ACK (group commit). Default false. */
+  durable?: boolean;
+  /** Server token(s) required on the upgrade and on HTTP state requests. Default none (open). */
+  token?: string | readonly string[];
+  /**
+   * Allowed `Origin` values for browser connections, e.g. `https://app.example.com`. Default:
+   * same origin as the Host header only. Requests without Origin (non-browser clients) pass.
+   */
+  origins?: readonly string[];
+  /** Reserve disk blocks at OPEN with `fallocate` when available. Default true. */
+  preallocate?: boolean;
+  /** Longest graceful shutdown before remaining connections are cut (ms). Default 5 s. */
+  shutdownTimeout?: number;
+  /** Per-upload authorization of the OPEN/RESUME token field. Default: none (field ignored). */
+  authorizeUpload?: (context: AuthorizeUploadContext) => boolean | Promise<boolean>;
+  /** Called after RESULT was sent for a newly completed upload. Errors are logged, not sent. */
+  onUploadComplete?: (upload: CompletedUpload) => void | Promise<void>;
+}
+
+/** Options after defaults and validation. */
+export interface ResolvedOptions {
+  readonly dir: string;
+  readonly store: UploadStore | undefined;
+  readonly path: string;
+  readonly maxUploadSize: number;
+  readonly defaultChunkSize: number;
+  readonly maxChunkSize: number;
+  readonly window: number;
+  readonly maxConnections: number;
+  readonly maxUploads: number;
+  readonly idleTimeout: number;
+  readonly heartbeatInterval: number;
+  readonly minThroughput: number;
+  readonly throughputWindow: number;
+  readonly ttl: number;
+  readonly sweepInterval: number;
+  readonly syncInterval: number;
+  readonly durable: boolean;
+  readonly tokens: readonly string[];
+  readonly origins: readonly string[];
+  readonly preallocate: boolean;
+  readonly shutdownTimeout: number;
+  readonly authorizeUpload: BigUploaderOptions['authorizeUpload'];
+  readonly onUploadComplete: BigUploaderOptions['onUploadComplete'];
+}
+
+export const DEFAULTS = {
+  dir: './data',
+  path: '/upload',
+  maxUploadSize: 100 * GiB,
+  defaultChunkSize: 1 * MiB,
+  maxChunkSize: 16 * MiB,
+  window: 16 * MiB,
+  maxConnections: 256,
+  maxUploads: 64,
+  idleTimeout: 60_000,
+  heartbeatInterval: 30_000,
+  minThroughput: 1 * KiB,
+  throughputWindow: 60_000,
+  ttl: 24 * 3_600_000,
+  syncInterval: 5_000,
+  durable: false,
+  preallocate: true,
+  shutdownTimeout: 5_000,
+} as const;
+
+export class OptionsError extends Error {
+  override readonly name = 'OptionsError';
+}
+
+function integer(name: string, value: unknown, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new OptionsError(`big-uploader option ${name} must be an integer in ${min}..${max}, got ${String(value)}`);
+  }
+  return value;
+}
+
+function bool(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new OptionsError(`big-uploader option ${name} must be a boolean`);
+  return value;
+}
+
+function strings(name: string, value: unknown): string[] {
+  if (value === undefined) return [];
+  const list = typeof value === 'string' ? [value] : value;
+  if (!Array.isArray(list) || list.some((v) => typeof v !== 'string' || v.length === 0)) {
+    throw new OptionsError(`big-uploader option ${name} must be a non-empty string or a list of them`);
+  }
+  return [...(list as string[])];
+}
+
+function fn<T>(name: string, value: T | undefined): T | undefined {
+  if (value !== undefined && typeof value !== 'function') throw new OptionsError(`big-uploader option ${name} must be a function`);
+  return value;
+}
+
+/** Apply defaults and check every option; throws OptionsError naming the first bad one. */
+export function resolveOptions(input: BigUploaderOptions = {}): ResolvedOptions {
+  const maxChunkSize = integer('maxChunkSize', input.maxChunkSize, DEFAULTS.maxChunkSize, Limits.MIN_CHUNK_SIZE, Limits.MAX_CHUNK_SIZE);
+  const defaultChunkSize = integer('defaultChunkSize', input.defaultChunkSize, Math.min(DEFAULTS.defaultChunkSize, maxChunkSize), Limits.MIN_CHUNK_SIZE, maxChunkSize);
+  const ttl = integer('ttl', input.ttl, DEFAULTS.ttl, 1);
+  const path = input.path ?? DEFAULTS.path;
+  if (typeof path !== 'string' || !path.startsWith('/')) throw new OptionsError('big-uploader option path must start with "/"');
+  const dir = input.dir ?? DEFAULTS.dir;
+  if (typeof dir !== 'string' || dir.length === 0) throw new OptionsError('big-uploader option dir must be a non-empty string');
+  const origins = strings('origins', input.origins);
+  for (const origin of origins) {
+    if (!/^https?:\/\/[^/]+$/.test(origin)) throw new OptionsError(`big-uploader option origins: "${origin}" is not an origin like https://host:port`);
+  }
+  return {
+    dir,
+    store: input.store,
+    path,
+    maxUploadSize: integer('maxUploadSize', input.maxUploadSize, DEFAULTS.maxUploadSize, 0),
+    defaultChunkSize,
+    maxChunkSize,
+    window: integer('window', input.window, DEFAULTS.window, 1, 0xffff_ffff),
+    maxConnections: integer('maxConnections', input.maxConnections, DEFAULTS.maxConnections, 1),
+    maxUploads: integer('maxUploads', input.maxUploads, DEFAULTS.maxUploads, 1),
+    idleTimeout: integer('idleTimeout', input.idleTimeout, DEFAULTS.idleTimeout, 10),
+    heartbeatInterval: integer('heartbeatInterval', input.heartbeatInterval, DEFAULTS.heartbeatInterval, 10),
+    minThroughput: integer('minThroughput', input.minThroughput, DEFAULTS.minThroughput, 0),
+    throughputWindow: integer('throughputWindow', input.throughputWindow, DEFAULTS.throughputWindow, 10),
+    ttl,
+    sweepInterval: integer('sweepInterval', input.sweepInterval, Math.max(10, Math.min(Math.floor(ttl / 4), 600_000)), 10),
+    syncInterval: integer('syncInterval', input.syncInterval, DEFAULTS.syncInterval, 10),
+    durable: bool('durable', input.durable, DEFAULTS.durable),
+    tokens: strings('token', input.token),
+    origins,
+    preallocate: bool('preallocate', input.preallocate, DEFAULTS.preallocate),
+    shutdownTimeout: integer('shutdownTimeout', input.shutdownTimeout, DEFAULTS.shutdownTimeout, 0),
+    authorizeUpload: fn('authorizeUpload', input.authorizeUpload),
+    onUploadComplete: fn('onUploadComplete', input.onUploadComplete),
+  };
+}

@@ -1,0 +1,456 @@
+/**
+ * One WebSocket connection: the server side of the bigup.1 state machine (protocol/SEMANTICS.md,
+ * "Connection states"): IDLE -> (OPEN | RESUME) -> ACTIVE -> COMPLETE -> IDLE, with BUSY while an
+ * OPEN/RESUME/COMPLETE/TERMINATE is being answered (nothing is allowed then) and CLOSED at the end.
+ *
+ * Per DATA message the work is O(1) besides the hash: bounds checks, one xxHash64 over the view the
+ * socket handed us, a state lookup and a positional write of that same view.
+ */
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
+import type { RawData, WebSocket } from 'ws';
+import {
+  Errors,
+  HeaderSize,
+  ProtocolError,
+  RangeSet,
+  decodeClientMessage,
+  encodeAccept,
+  encodeAck,
+  encodeProtocolError,
+  encodeResult,
+  encodeTerminated,
+  Limits,
+  type ClientMessage,
+  type CompleteMessage,
+  type DataMessage,
+  type Hasher,
+  type OpenMessage,
+  type ResumeMessage,
+} from '../protocol/index.js';
+import type { ServerMetrics } from './metrics.js';
+import type { ResolvedOptions } from './options.js';
+import type { OpenUpload, UploadOwner } from './upload.js';
+import type { UploadRegistry } from './uploads.js';
+
+/** What a session needs from the plugin. */
+export interface SessionContext {
+  readonly options: ResolvedOptions;
+  readonly registry: UploadRegistry;
+  readonly hasher: Hasher;
+  readonly metrics: ServerMetrics;
+  readonly shuttingDown: () => boolean;
+  /** A fresh completion (RESULT already sent). */
+  readonly completed: (upload: OpenUpload) => void;
+}
+
+type State = 'idle' | 'active' | 'busy' | 'closed';
+
+const ZERO_SECRET = new Uint8Array(Limits.SECRET_BYTES);
+
+function asProtocolError(error: unknown): ProtocolError {
+  if (error instanceof ProtocolError) return error;
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new ProtocolError(Errors.INSUFFICIENT_STORAGE, 'not enough free space');
+  return new ProtocolError(Errors.INTERNAL_ERROR, 'unexpected server fault');
+}
+
+export class Session implements UploadOwner {
+  private state: State = 'idle';
+  private upload: OpenUpload | undefined;
+  /** Bumped when the connection leaves an upload: answers for older DATA are dropped. */
+  private generation = 0;
+  /** Payload bytes received and not yet answered (ACK or ERROR). */
+  private outstanding = 0;
+  /** Largest window advertised on this connection: the one enforced. */
+  private maxWindow = 0;
+  private paused = false;
+  /** Set by shutdown: the socket stays paused whatever the answers do. */
+  private stopping = false;
+  private answerWaiters: Array<() => void> = [];
+  private pendingAcks = new RangeSet();
+  private ackScheduled = false;
+  private lastMessageAt = Date.now();
+  private periodStart = Date.now();
+  private periodBytes = 0;
+  private activeSincePeriodStart = false;
+  private alive = true;
+  private readonly log: FastifyBaseLogger;
+
+  constructor(
+    private readonly ws: WebSocket,
+    request: FastifyRequest,
+    private readonly ctx: SessionContext,
+  ) {
+    this.log = request.log;
+    ws.binaryType = 'nodebuffer';
+    ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(data as Buffer, isBinary));
+    ws.on('pong', () => { this.alive = true; });
+    ws.on('close', () => this.onClose());
+  }
+
+  get closed(): boolean {
+    return this.state === 'closed';
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Sending
+
+  private send(bytes: Uint8Array): void {
+    if (this.ws.readyState === this.ws.OPEN) this.ws.send(bytes);
+  }
+
+  private sendError(error: ProtocolError): void {
+    this.ctx.metrics.errors.inc({ code: error.codeName });
+    this.send(encodeProtocolError(error));
+  }
+
+  /** Send a fatal (or any) error; fatal ones close the connection with the registry's code. */
+  private fail(error: ProtocolError): void {
+    if (this.state === 'closed') return;
+    this.sendError(error);
+    if (error.fatal) {
+      this.log.debug({ code: error.codeName }, 'closing bigup connection after fatal error');
+      this.closeWith(error.closeCode);
+    }
+  }
+
+  private closeWith(code: number): void {
+    this.leave();
+    this.state = 'closed';
+    this.ws.close(code);
+  }
+
+  /** Let go of the current upload (its writes continue and are journaled; answers are dropped). */
+  private leave(): void {
+    const upload = this.upload;
+    this.upload = undefined;
+    this.generation++;
+    this.outstanding = 0;
+    this.pendingAcks = new RangeSet();
+    this.wakeAnswerWaiters();
+    this.updatePause();
+    if (upload) {
+      this.ctx.registry.release(upload, this);
+      this.ctx.metrics.uploadsActive.set(this.ctx.registry.ownedCount);
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Receiving
+
+  private onMessage(data: Buffer, isBinary: boolean): void {
+    if (this.state === 'closed') return;
+    this.lastMessageAt = Date.now();
+    this.alive = true;
+    if (!isBinary) {
+      this.fail(new ProtocolError(Errors.TEXT_MESSAGE, 'text messages are not part of bigup.1'));
+      return;
+    }
+    let message: ClientMessage;
+    try {
+      const chunkSize = this.upload?.info.chunkSize ?? this.ctx.options.maxChunkSize;
+      message = decodeClientMessage(data, { maxDataMessage: chunkSize + HeaderSize.DATA });
+    } catch (error) {
+      this.fail(asProtocolError(error));
+      return;
+    }
+    if (message.type === 'data') {
+      this.onData(message);
+      return;
+    }
+    const allowed = this.state === 'idle' ? message.type === 'open' || message.type === 'resume'
+      : this.state === 'active' ? message.type === 'complete' || message.type === 'terminate'
+      : false;
+    if (!allowed) {
+      this.fail(new ProtocolError(Errors.UNEXPECTED_MESSAGE, `${message.type.toUpperCase()} is not allowed now`));
+      return;
+    }
+    const work = message.type === 'open' ? this.onOpen(message)
+      : message.type === 'resume' ? this.onResume(message)
+      : message.type === 'complete' ? this.onComplete(message)
+      : this.onTerminate();
+    work.catch((error: unknown) => {
+      this.log.error({ err: error }, 'bigup session fault');
+      this.fail(asProtocolError(error));
+    });
+  }
+
+  private async admit(kind: 'open' | 'resume', token: string, extra: { uploadId?: string; fileSize?: number; name?: string }, request?: FastifyRequest): Promise<void> {
+    if (this.ctx.shuttingDown()) throw new ProtocolError(Errors.SHUTTING_DOWN, 'the server is shutting down');
+    const hook = this.ctx.options.authorizeUpload;
+    if (hook && !(await hook({ kind, token, ...extra, request: request! }))) {
+      throw new ProtocolError(Errors.UNAUTHORIZED, 'the upload token was refused');
+    }
+  }
+
+  private request: FastifyRequest | undefined;
+  /** The upgrade request, for the authorization hook. */
+  attachRequest(request: FastifyRequest): void {
+    this.request = request;
+  }
+
+  private accept(upload: OpenUpload, secret: Uint8Array | undefined): void {
+    if (this.state === 'closed') {
+      this.ctx.registry.release(upload, this);
+      return;
+    }
+    this.upload = upload;
+    this.generation++;
+    this.outstanding = 0;
+    this.state = 'active';
+    this.maxWindow = Math.max(this.maxWindow, this.ctx.options.window);
+    this.activeSincePeriodStart = false;
+    this.ctx.metrics.uploadsActive.set(this.ctx.registry.ownedCount);
+    const ranges = upload.ranges();
+    this.send(encodeAccept({
+      created: secret !== undefined,
+      durable: this.ctx.options.durable,
+      uploadId: upload.idBytes,
+      secret: secret ?? ZERO_SECRET,
+      fileSize: upload.info.fileSize,
+      chunkSize: upload.info.chunkSize,
+      window: this.ctx.options.window,
+      ranges,
+    }));
+  }
+
+  private async onOpen(message: OpenMessage): Promise<void> {
+    this.state = 'busy';
+    try {
+      await this.admit('open', message.token, { fileSize: message.fileSize, name: message.name }, this.request);
+      if (this.ctx.registry.ownedCount >= this.ctx.options.maxUploads) {
+        throw new ProtocolError(Errors.TOO_MANY_UPLOADS, 'too many uploads in progress');
+      }
+      const { upload, secret } = await this.ctx.registry.create(message, this);
+      this.log.info({ upload: upload.id, size: upload.info.fileSize, chunkSize: upload.info.chunkSize }, 'upload created');
+      this.accept(upload, secret);
+    } catch (error) {
+      if (this.state === 'busy') this.state = 'idle';
+      this.fail(asProtocolError(error));
+    }
+  }
+
+  private async onResume(message: ResumeMessage): Promise<void> {
+    this.state = 'busy';
+    try {
+      const id = Buffer.from(message.uploadId).toString('hex');
+      await this.admit('resume', message.token, { uploadId: id }, this.request);
+      const current = this.ctx.registry.peek(id);
+      const takeover = current?.owner !== undefined;
+      if (!takeover && this.ctx.registry.ownedCount >= this.ctx.options.maxUploads) {
+        throw new ProtocolError(Errors.TOO_MANY_UPLOADS, 'too many uploads in progress');
+      }
+      const upload = await this.ctx.registry.resume(message.uploadId, message.secret, this);
+      this.log.info({ upload: upload.id, acked: upload.acked.total }, 'upload resumed');
+      this.accept(upload, undefined);
+    } catch (error) {
+      if (this.state === 'busy') this.state = 'idle';
+      this.fail(asProtocolError(error));
+    }
+  }
+
+  private onData(message: DataMessage): void {
+    const upload = this.upload;
+    if (this.state !== 'active' || !upload) {
+      this.fail(new ProtocolError(Errors.UNEXPECTED_MESSAGE, 'DATA is only allowed after ACCEPT'));
+      return;
+    }
+    const { offset, payload } = message;
+    const length = payload.byteLength;
+    if (this.outstanding > 0 && this.outstanding + length > this.maxWindow) {
+      this.fail(new ProtocolError(Errors.WINDOW_EXCEEDED, `${this.outstanding + length} bytes in flight, window ${this.maxWindow}`, { offset, length }));
+      return;
+    }
+    this.outstanding += length;
+    this.periodBytes += length;
+    this.updatePause();
+    const { chunkSize, fileSize } = upload.info;
+    if (offset % chunkSize !== 0 || offset >= fileSize || length !== Math.min(chunkSize, fileSize - offset)) {
+      this.answerError(new ProtocolError(Errors.OUT_OF_RANGE, `DATA [${offset}, +${length}) is not a whole chunk of this upload`, { offset, length }));
+      return;
+    }
+    if (upload.completed) {
+      this.answerError(new ProtocolError(Errors.CONFLICT, 'the upload is already complete', { offset, length }));
+      return;
+    }
+    const hash = this.ctx.hasher.h64(payload);
+    if (hash !== message.hash) {
+      this.answerError(new ProtocolError(Errors.HASH_MISMATCH, 'payload does not match its xxHash64', { offset, length }));
+      return;
+    }
+    const index = offset / chunkSize;
+    const status = upload.chunkStatus(index);
+    if (status && status.hash !== hash) {
+      this.answerError(new ProtocolError(Errors.CONFLICT, 'this chunk was already received with different content', { offset, length }));
+      return;
+    }
+    if (status?.status === 'acked') {
+      this.answerAck(offset, length);
+      return;
+    }
+    const done = status?.status === 'writing' ? status.done : upload.write(index, hash, payload);
+    const generation = this.generation;
+    done.then(
+      () => {
+        if (generation === this.generation) this.answerAck(offset, length);
+      },
+      (error: unknown) => {
+        if (generation === this.generation) this.fail(asProtocolError(error));
+      },
+    );
+  }
+
+  private answered(length: number): void {
+    this.outstanding -= length;
+    this.updatePause();
+    if (this.outstanding === 0) this.wakeAnswerWaiters();
+  }
+
+  private wakeAnswerWaiters(): void {
+    const waiters = this.answerWaiters;
+    this.answerWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /** Resolves when every DATA received so far has been answered. */
+  private allAnswered(): Promise<void> {
+    if (this.outstanding === 0) return Promise.resolve();
+    return new Promise((resolve) => this.answerWaiters.push(resolve));
+  }
+
+  private answerError(error: ProtocolError): void {
+    this.answered(error.length);
+    this.sendError(error);
+  }
+
+  /** Acks that complete in the same turn of the event loop go out as one ACK (merged ranges). */
+  private answerAck(offset: number, length: number): void {
+    this.answered(length);
+    this.pendingAcks.add(offset, offset + length);
+    if (this.ackScheduled) return;
+    this.ackScheduled = true;
+    setImmediate(() => {
+      this.ackScheduled = false;
+      const ranges = this.pendingAcks.toArray();
+      this.pendingAcks = new RangeSet();
+      for (let i = 0; i < ranges.length; i += Limits.MAX_ACK_RANGES) {
+        this.send(encodeAck(ranges.slice(i, i + Limits.MAX_ACK_RANGES)));
+      }
+    });
+  }
+
+  /** Stop reading the socket while the writes pending for it fill the window (bounded memory). */
+  private updatePause(): void {
+    const full = this.outstanding > 0 && this.outstanding >= this.ctx.options.window;
+    if (full && !this.paused) {
+      this.paused = true;
+      this.ws.pause();
+    } else if (!full && this.paused && !this.stopping) {
+      this.paused = false;
+      this.ws.resume();
+    }
+  }
+
+  private async onComplete(message: CompleteMessage): Promise<void> {
+    const upload = this.upload!;
+    const generation = this.generation;
+    this.state = 'busy';
+    // Every DATA received before COMPLETE is answered first, so COMPLETE may follow the last DATA at once.
+    await this.allAnswered();
+    if (generation !== this.generation) return;
+    let result: { digest: bigint; fresh: boolean };
+    try {
+      result = await upload.complete(message.digest);
+    } catch (error) {
+      if (generation !== this.generation) return;
+      const failure = asProtocolError(error);
+      if (!failure.fatal) this.state = 'active';
+      this.fail(failure);
+      return;
+    }
+    if (generation !== this.generation) return;
+    this.send(encodeResult({ uploadId: upload.idBytes, fileSize: upload.info.fileSize, digest: result.digest }));
+    this.log.info({ upload: upload.id, size: upload.info.fileSize, fresh: result.fresh }, 'upload completed');
+    this.state = 'idle';
+    this.leave();
+    if (result.fresh) this.ctx.completed(upload);
+  }
+
+  private async onTerminate(): Promise<void> {
+    const upload = this.upload!;
+    this.state = 'busy';
+    // Answers to DATA still in flight are dropped, never acked.
+    this.generation++;
+    this.outstanding = 0;
+    this.pendingAcks = new RangeSet();
+    this.updatePause();
+    this.upload = undefined;
+    await this.ctx.registry.remove(upload.id, this);
+    this.ctx.metrics.uploadsActive.set(this.ctx.registry.ownedCount);
+    if ((this.state as State) === 'closed') return;
+    this.send(encodeTerminated(upload.idBytes));
+    this.state = 'idle';
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Driven from outside
+
+  /** The registry took the upload away (takeover, DELETE, TTL, storage failure). */
+  evict(error: ProtocolError): void {
+    this.fail(error.fatal ? error : new ProtocolError(Errors.UPLOAD_GONE, error.message));
+  }
+
+  /** Periodic checks: idle timeout and minimum throughput. */
+  tick(now: number): void {
+    if (this.state === 'closed') return;
+    const { idleTimeout, minThroughput, throughputWindow } = this.ctx.options;
+    // A client waiting for our answers is not idle.
+    if (this.outstanding === 0 && this.state !== 'busy' && now - this.lastMessageAt > idleTimeout) {
+      this.fail(new ProtocolError(Errors.IDLE_TIMEOUT, `no message for ${idleTimeout} ms`));
+      return;
+    }
+    if (now - this.periodStart >= throughputWindow) {
+      const rate = (this.periodBytes * 1000) / (now - this.periodStart);
+      const judged = minThroughput > 0 && this.activeSincePeriodStart && this.state === 'active' && this.upload !== undefined;
+      this.periodStart = now;
+      this.periodBytes = 0;
+      this.activeSincePeriodStart = this.state === 'active';
+      if (judged && rate < minThroughput) {
+        this.fail(new ProtocolError(Errors.TOO_SLOW, `${Math.round(rate)} B/s is below the minimum of ${minThroughput} B/s`));
+      }
+    }
+  }
+
+  /** Ping; a connection that did not answer the previous ping is dropped. */
+  heartbeat(): void {
+    if (this.state === 'closed') return;
+    if (!this.alive) {
+      this.leave();
+      this.state = 'closed';
+      this.ws.terminate();
+      return;
+    }
+    this.alive = false;
+    this.ws.ping();
+  }
+
+  /** Graceful shutdown: stop reading, let in-flight writes finish and be acked, then say goodbye. */
+  async shutdown(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.stopping = true;
+    this.paused = true;
+    this.ws.pause();
+    await this.allAnswered();
+    // Let the coalesced ACK go out before the ERROR.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    this.fail(new ProtocolError(Errors.SHUTTING_DOWN, 'the server is shutting down; acked bytes are safe'));
+  }
+
+  private onClose(): void {
+    if (this.state !== 'closed') {
+      this.leave();
+      this.state = 'closed';
+    }
+  }
+}
+

@@ -1,0 +1,109 @@
+/**
+ * The narrow storage interface under the upload session (see ../../../shared/STYLE.md, tusd's
+ * DataStore): the session enforces the protocol (offsets, hashes, window, ownership); a store only
+ * moves bytes and keeps records. An object-store backend implements these two interfaces and
+ * nothing in server/session.ts changes.
+ *
+ * Ordering contract the session relies on (protocol/SEMANTICS.md, "Durability"):
+ * - `writeAt` resolves only once the bytes are handed to the OS (or durably stored);
+ * - `recordChunks` resolves only once the records are written (synced when asked);
+ * - records are never visible after a restart unless `recordChunks` was called for them, and a
+ *   record the store hands back from `readState` names bytes it already stored.
+ */
+
+/** A chunk the store has recorded as written: index at the upload's chunk size, and its xxHash64. */
+export interface ChunkRecord {
+  readonly index: number;
+  readonly hash: bigint;
+}
+
+/** What the session knows about an upload when it creates it. */
+export interface UploadInfo {
+  /** 32 lowercase hex digits. */
+  readonly id: string;
+  /** sha256 of the resume secret, lowercase hex; the secret itself is never stored. */
+  readonly secretHash: string;
+  readonly fileSize: number;
+  readonly chunkSize: number;
+  /** The client's name, sanitized (never a path). */
+  readonly name: string;
+  readonly contentType: string;
+  readonly metadata: Readonly<Record<string, string>>;
+  /** Whole-file digest announced in OPEN (16 hex digits), if any. */
+  readonly digest?: string;
+  /** Epoch milliseconds. */
+  readonly createdAt: number;
+}
+
+/** The outcome of a completed upload, kept until the TTL so a lost RESULT can be replayed. */
+export interface CompletionInfo {
+  /** Whole-file digest, 16 lowercase hex digits. */
+  readonly digest: string;
+  /** Where the file now lives (absolute path for the disk store; an object key elsewhere). */
+  readonly location: string;
+  readonly completedAt: number;
+}
+
+/** Everything the store knows about one upload. */
+export interface StoredUpload {
+  readonly info: UploadInfo;
+  /** Trusted chunk records (after torn-tail and boot-id checks). Empty when completed. */
+  readonly chunks: readonly ChunkRecord[];
+  /** Set once the upload completed. */
+  readonly completion?: CompletionInfo;
+  /** Last time the upload changed (epoch ms): for expiry. */
+  readonly updatedAt: number;
+}
+
+/** A short listing entry for the sweeper and operators. */
+export interface UploadSummary {
+  readonly id: string;
+  readonly completed: boolean;
+  readonly updatedAt: number;
+}
+
+/** An upload open for writing. One writer at a time (the session layer guarantees it). */
+export interface UploadHandle {
+  readonly info: UploadInfo;
+  /** Write `bytes` at `position` of the upload's data; positional, never appends. */
+  writeAt(bytes: Uint8Array, position: number): Promise<void>;
+  /** Persist chunk records after their data was written. `sync` also flushes them to the device. */
+  recordChunks(chunks: readonly ChunkRecord[], sync: boolean): Promise<void>;
+  /** Flush the data written so far to the device (fdatasync). */
+  syncData(): Promise<void>;
+  /**
+   * Background checkpoint: flush data, then mark every record written before the flush as backed
+   * by synced data, then flush the records. After an OS crash only marked records are trusted.
+   */
+  checkpoint(): Promise<void>;
+  /**
+   * After a failed flush the page cache state is unknown: keep only the records covered by the
+   * last successful checkpoint and return them.
+   */
+  rollbackToCheckpoint(): Promise<readonly ChunkRecord[]>;
+  /** Make the data durable, move it to its final place atomically, record the completion. */
+  finish(digest: string): Promise<CompletionInfo>;
+  /** Release file handles (after a final checkpoint). The upload stays stored. */
+  close(): Promise<void>;
+}
+
+/** A place uploads live. */
+export interface UploadStore {
+  /** Create the directories or buckets the store needs. Called once at registration. */
+  init(): Promise<void>;
+  /** Bytes available for new uploads. */
+  freeSpace(): Promise<number>;
+  /**
+   * Create an upload and reserve `info.fileSize` bytes for it. Throws ProtocolError
+   * INSUFFICIENT_STORAGE when the space cannot be reserved (nothing is left behind).
+   */
+  create(info: UploadInfo): Promise<UploadHandle>;
+  /** Open an existing, incomplete upload for writing. */
+  open(id: string): Promise<UploadHandle>;
+  /** Everything known about an upload, or undefined. `id` is already validated hex. */
+  readState(id: string): Promise<StoredUpload | undefined>;
+  /** Remove an upload's data and records; for a completed upload only its record (the file stays). */
+  remove(id: string): Promise<void>;
+  /** Every upload the store holds. */
+  list(): Promise<UploadSummary[]>;
+}

@@ -1,0 +1,59 @@
+/**
+ * The TTL sweeper: removes incomplete uploads idle longer than the TTL, and completion records
+ * older than the TTL (their delivered files stay). An upload with a live connection is never
+ * touched, however old.
+ */
+import type { FastifyBaseLogger } from 'fastify';
+import type { ServerMetrics } from './metrics.js';
+import type { UploadStore } from './store/types.js';
+import type { UploadRegistry } from './uploads.js';
+
+export class Sweeper {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<number> | undefined;
+
+  constructor(
+    private readonly store: UploadStore,
+    private readonly registry: UploadRegistry,
+    private readonly ttl: number,
+    private readonly metrics: ServerMetrics,
+    private readonly log: FastifyBaseLogger,
+  ) {}
+
+  start(interval: number): void {
+    this.timer = setInterval(() => void this.sweep(), interval);
+    this.timer.unref();
+  }
+
+  stop(): Promise<unknown> {
+    clearInterval(this.timer);
+    return this.running ?? Promise.resolve();
+  }
+
+  /** One pass; returns how many uploads it removed. Passes never overlap. */
+  sweep(now = Date.now()): Promise<number> {
+    this.running ??= this.pass(now).finally(() => { this.running = undefined; });
+    return this.running;
+  }
+
+  private async pass(now: number): Promise<number> {
+    let removed = 0;
+    try {
+      for (const summary of await this.store.list()) {
+        const loaded = this.registry.peek(summary.id);
+        if (loaded?.owner) continue;
+        const last = Math.max(summary.updatedAt, loaded?.lastActivity ?? 0);
+        if (now - last <= this.ttl) continue;
+        // An owner may appear while we list: remove checks again inside the registry's lock.
+        if (await this.registry.remove(summary.id, undefined, true)) {
+          removed++;
+          if (!summary.completed) this.metrics.uploadsExpired.inc();
+          this.log.info({ upload: summary.id, completed: summary.completed }, 'upload expired');
+        }
+      }
+    } catch (error) {
+      this.log.error({ err: error }, 'sweep failed');
+    }
+    return removed;
+  }
+}

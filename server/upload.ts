@@ -1,0 +1,265 @@
+/**
+ * One upload open on this server: which chunks are acked (with their hashes), which are being
+ * written, and the write pipeline data -> journal -> "ackable". Sessions decide what to write;
+ * this class makes sure the order of effects is the one protocol/SEMANTICS.md "Durability" needs:
+ *
+ *   default: positional write returned, then journal record written (batched), then resolve;
+ *   durable: positional write returned, then fdatasync(data), then journal record + fdatasync,
+ *            then resolve. Chunks that finish writing while a flush runs share the next flush
+ *            (group commit), so a flush costs per batch, not per chunk.
+ *
+ * Per chunk the work is O(1): a state byte, a hash slot, a RangeSet insert (O(1) in order).
+ */
+import { Errors, ProtocolError, RangeSet, chunkCount, hashToHex, parseUploadId, wholeFileDigest, type ByteRange, type Hasher } from '../protocol/index.js';
+import type { ServerMetrics } from './metrics.js';
+import type { ChunkRecord, CompletionInfo, UploadHandle, UploadInfo } from './store/types.js';
+
+const enum ChunkState {
+  MISSING = 0,
+  WRITING = 1,
+  ACKED = 2,
+}
+
+/** The part of a session an upload needs to know: to tell its owner it lost the upload. */
+export interface UploadOwner {
+  /** The upload is gone (DELETE, TTL) or taken over; the owner sends `error` and closes. */
+  evict(error: ProtocolError): void;
+}
+
+interface PendingRecord {
+  readonly record: ChunkRecord;
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+}
+
+export class OpenUpload {
+  readonly id: string;
+  readonly idBytes: Uint8Array;
+  readonly chunks: number;
+  readonly acked = new RangeSet();
+  owner: UploadOwner | undefined;
+  lastActivity = Date.now();
+  completion: CompletionInfo | undefined;
+  /** Set after a storage failure: the upload takes no more writes until it is reloaded. */
+  failure: ProtocolError | undefined;
+
+  private readonly state: Uint8Array;
+  private readonly hashes: BigUint64Array;
+  private readonly writing = new Map<number, { hash: bigint; done: Promise<void> }>();
+  private inflight = 0;
+  private settleWaiters: Array<() => void> = [];
+  private batch: PendingRecord[] = [];
+  private flushing = false;
+  /** Records appended since the last checkpoint: the background sync skips clean uploads. */
+  private dirty = false;
+  /** Serializes checkpoint / finish / close on the handle. */
+  private lifecycle: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly info: UploadInfo,
+    private readonly handle: UploadHandle | undefined,
+    records: readonly ChunkRecord[],
+    private readonly hasher: Hasher,
+    private readonly durable: boolean,
+    private readonly metrics: ServerMetrics,
+    completion?: CompletionInfo,
+  ) {
+    this.id = info.id;
+    this.idBytes = parseUploadId(info.id)!;
+    this.chunks = chunkCount(info.fileSize, info.chunkSize);
+    this.completion = completion;
+    // A completed upload keeps no per-chunk state: its whole range is acked.
+    const slots = completion ? 0 : this.chunks;
+    this.state = new Uint8Array(slots);
+    this.hashes = new BigUint64Array(slots);
+    if (completion) {
+      if (info.fileSize > 0) this.acked.add(0, info.fileSize);
+    } else {
+      this.applyRecords(records);
+    }
+  }
+
+  private applyRecords(records: readonly ChunkRecord[]): void {
+    for (const { index, hash } of records) {
+      if (index >= this.chunks) continue;
+      this.state[index] = ChunkState.ACKED;
+      this.hashes[index] = hash;
+      this.acked.add(index * this.info.chunkSize, Math.min((index + 1) * this.info.chunkSize, this.info.fileSize));
+    }
+  }
+
+  get completed(): boolean {
+    return this.completion !== undefined;
+  }
+
+  /** Acked ranges, as ACCEPT and GET /uploads/:id report them. */
+  ranges(): ByteRange[] {
+    return this.acked.toArray();
+  }
+
+  /** 'acked' or 'writing' with the hash it has or will have, or undefined when missing. */
+  chunkStatus(index: number): { status: 'acked'; hash: bigint } | { status: 'writing'; hash: bigint; done: Promise<void> } | undefined {
+    const state = this.state[index];
+    if (state === ChunkState.ACKED) return { status: 'acked', hash: this.hashes[index]! };
+    if (state === ChunkState.WRITING) {
+      const entry = this.writing.get(index)!;
+      return { status: 'writing', hash: entry.hash, done: entry.done };
+    }
+    return undefined;
+  }
+
+  /**
+   * Write chunk `index` (already hash-checked) and resolve once it may be acked. `payload` is the
+   * view the socket handed over; it is written as is, never copied.
+   */
+  write(index: number, hash: bigint, payload: Uint8Array): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (!this.handle) return Promise.reject(new ProtocolError(Errors.INTERNAL_ERROR, 'upload is not writable'));
+    const handle = this.handle;
+    this.state[index] = ChunkState.WRITING;
+    this.inflight++;
+    this.lastActivity = Date.now();
+    const started = process.hrtime.bigint();
+    const done = (async () => {
+      await handle.writeAt(payload, index * this.info.chunkSize);
+      await this.enqueueRecord({ index, hash });
+    })().then(
+      () => {
+        this.state[index] = ChunkState.ACKED;
+        this.hashes[index] = hash;
+        this.acked.add(index * this.info.chunkSize, index * this.info.chunkSize + payload.byteLength);
+        this.metrics.bytesReceived.inc(payload.byteLength);
+        this.metrics.writeSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+      },
+      (error: unknown) => {
+        if (this.state[index] === ChunkState.WRITING) this.state[index] = ChunkState.MISSING;
+        throw this.storageFailure(error);
+      },
+    ).finally(() => {
+      this.writing.delete(index);
+      this.lastActivity = Date.now();
+      if (--this.inflight === 0) {
+        const waiters = this.settleWaiters;
+        this.settleWaiters = [];
+        for (const wake of waiters) wake();
+      }
+    });
+    this.writing.set(index, { hash, done });
+    return done;
+  }
+
+  private enqueueRecord(record: ChunkRecord): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.batch.push({ record, resolve, reject });
+      if (!this.flushing) void this.flush();
+    });
+  }
+
+  /** Append queued records; chunks that finish meanwhile form the next batch (group commit). */
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    while (this.batch.length > 0) {
+      const batch = this.batch;
+      this.batch = [];
+      try {
+        if (this.failure) throw this.failure;
+        if (this.durable) await this.handle!.syncData();
+        await this.handle!.recordChunks(batch.map((p) => p.record), this.durable);
+        this.dirty = true;
+        for (const p of batch) p.resolve();
+      } catch (error) {
+        for (const p of batch) p.reject(error);
+      }
+    }
+    this.flushing = false;
+  }
+
+  /** Turn a store error into the protocol error the client sees; remember it for the upload. */
+  private storageFailure(error: unknown): ProtocolError {
+    if (error instanceof ProtocolError) return error;
+    const code = (error as NodeJS.ErrnoException | undefined)?.code;
+    const failure = code === 'ENOSPC' || code === 'EDQUOT'
+      ? new ProtocolError(Errors.STORAGE_FULL, 'the server ran out of space')
+      : new ProtocolError(Errors.STORAGE_ERROR, 'a write or flush failed on the server');
+    if (!this.failure) {
+      this.failure = failure;
+      this.metrics.uploadsFailed.inc();
+      // A failed flush leaves the page cache in an unknown state: keep only checkpointed records.
+      if (this.durable || code !== 'ENOSPC') void this.rollback();
+    }
+    return failure;
+  }
+
+  private rollback(): Promise<void> {
+    const run = this.lifecycle.then(async () => {
+      const kept = await this.handle!.rollbackToCheckpoint();
+      this.state.fill(ChunkState.MISSING);
+      this.acked.remove(0, Math.max(this.info.fileSize, 1));
+      this.applyRecords(kept);
+    }).catch(() => undefined);
+    this.lifecycle = run;
+    return run;
+  }
+
+  /** Resolves when no write of this upload is in flight (all journaled or failed). */
+  settle(): Promise<void> {
+    if (this.inflight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.settleWaiters.push(resolve));
+  }
+
+  /** Background sync (default mode): flush data, mark the journal. Skips clean uploads. */
+  checkpoint(): Promise<void> {
+    if (!this.dirty || !this.handle || this.completion || this.failure) return Promise.resolve();
+    this.dirty = false;
+    const run = this.lifecycle.then(() => this.handle!.checkpoint()).catch((error: unknown) => {
+      this.storageFailure(error);
+      if (this.owner) this.owner.evict(this.failure!);
+    });
+    this.lifecycle = run;
+    return run;
+  }
+
+  /** The whole-file digest from the verified chunk hashes (no file read). */
+  digest(): bigint {
+    if (this.completion) return BigInt(`0x${this.completion.digest}`);
+    return wholeFileDigest(this.hasher, this.hashes);
+  }
+
+  /**
+   * COMPLETE: every byte acked, digests agree, then the store makes the file durable and moves it.
+   * Idempotent: a completed upload returns its recorded digest again.
+   */
+  async complete(clientDigest: bigint | undefined): Promise<{ digest: bigint; fresh: boolean }> {
+    await this.settle();
+    if (this.failure) throw this.failure;
+    if (this.acked.total !== this.info.fileSize) {
+      throw new ProtocolError(Errors.INCOMPLETE, `${this.info.fileSize - this.acked.total} bytes are not acked yet`);
+    }
+    const digest = this.digest();
+    const announced = this.info.digest === undefined ? undefined : BigInt(`0x${this.info.digest}`);
+    for (const expected of [announced, clientDigest]) {
+      if (expected !== undefined && expected !== digest) {
+        throw new ProtocolError(Errors.DIGEST_MISMATCH, `digest of the acked chunks is ${hashToHex(digest)}, expected ${hashToHex(expected)}`);
+      }
+    }
+    if (this.completion) return { digest, fresh: false };
+    const run = this.lifecycle.then(() => this.handle!.finish(hashToHex(digest)));
+    this.lifecycle = run.catch(() => undefined);
+    try {
+      this.completion = await run;
+    } catch (error) {
+      throw this.storageFailure(error);
+    }
+    this.metrics.uploadsCompleted.inc();
+    return { digest, fresh: true };
+  }
+
+  /** Release the handle after a final checkpoint; the upload stays stored. */
+  close(): Promise<void> {
+    const run = this.lifecycle.then(async () => {
+      if (this.handle && !this.completion) await this.handle.close();
+    });
+    this.lifecycle = run.catch(() => undefined);
+    return run;
+  }
+}

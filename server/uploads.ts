@@ -1,0 +1,189 @@
+/**
+ * The registry of uploads open in this process: loads them from the store on demand, gives each
+ * at most one owner (the newest connection wins, protocol/SEMANTICS.md "Ownership"), unloads them
+ * when their owner leaves, and removes them for DELETE, TERMINATE and the TTL sweeper.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  Errors,
+  ProtocolError,
+  bytesToHex,
+  constantTimeEqual,
+  hashToHex,
+  type Hasher,
+  type OpenMessage,
+} from '../protocol/index.js';
+import type { ServerMetrics } from './metrics.js';
+import type { ResolvedOptions } from './options.js';
+import { sanitizeName } from './store/names.js';
+import type { UploadStore } from './store/types.js';
+import { OpenUpload, type UploadOwner } from './upload.js';
+
+function sha256(bytes: Uint8Array): Uint8Array {
+  return createHash('sha256').update(bytes).digest();
+}
+
+export class UploadRegistry {
+  private readonly loaded = new Map<string, OpenUpload>();
+  /** Loads and unloads in progress, so one id is never opened twice at once. */
+  private readonly transitions = new Map<string, Promise<unknown>>();
+
+  constructor(
+    private readonly store: UploadStore,
+    private readonly options: ResolvedOptions,
+    private readonly hasher: Hasher,
+    private readonly metrics: ServerMetrics,
+  ) {}
+
+  /** Uploads that have a live connection. */
+  get ownedCount(): number {
+    let n = 0;
+    for (const upload of this.loaded.values()) if (upload.owner) n++;
+    return n;
+  }
+
+  /** The loaded upload for an id, if any (no store access). */
+  peek(id: string): OpenUpload | undefined {
+    return this.loaded.get(id);
+  }
+
+  private async serialize<T>(id: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.transitions.get(id) ?? Promise.resolve();
+    const run = previous.catch(() => undefined).then(work);
+    const tail = run.catch(() => undefined);
+    this.transitions.set(id, tail);
+    void tail.then(() => {
+      if (this.transitions.get(id) === tail) this.transitions.delete(id);
+    });
+    return run;
+  }
+
+  /** OPEN: validate, check space, create and reserve, then own. Returns the upload and its secret. */
+  async create(message: OpenMessage, owner: UploadOwner): Promise<{ upload: OpenUpload; secret: Uint8Array }> {
+    if (message.fileSize > this.options.maxUploadSize) {
+      throw new ProtocolError(Errors.FILE_TOO_LARGE, `file of ${message.fileSize} bytes exceeds the limit of ${this.options.maxUploadSize}`);
+    }
+    const free = await this.store.freeSpace();
+    if (message.fileSize > free) {
+      throw new ProtocolError(Errors.INSUFFICIENT_STORAGE, `file of ${message.fileSize} bytes exceeds the free space`);
+    }
+    const chunkSize = message.chunkSize === 0
+      ? this.options.defaultChunkSize
+      : Math.min(Math.max(message.chunkSize, 65_536), this.options.maxChunkSize);
+    const idBytes = randomBytes(16);
+    const secret = randomBytes(32);
+    const info = {
+      id: bytesToHex(idBytes),
+      secretHash: bytesToHex(sha256(secret)),
+      fileSize: message.fileSize,
+      chunkSize,
+      name: sanitizeName(message.name),
+      contentType: message.contentType,
+      metadata: { ...message.metadata },
+      ...(message.digest !== undefined ? { digest: hashToHex(message.digest) } : {}),
+      createdAt: Date.now(),
+    };
+    const upload = await this.serialize(info.id, async () => {
+      const handle = await this.store.create(info);
+      const created = new OpenUpload(info, handle, [], this.hasher, this.options.durable, this.metrics);
+      created.owner = owner;
+      this.loaded.set(info.id, created);
+      return created;
+    });
+    this.metrics.uploadsCreated.inc();
+    return { upload, secret: new Uint8Array(secret) };
+  }
+
+  /**
+   * RESUME: load (or find) the upload and check the secret. Unknown id and wrong secret are the
+   * same NOT_FOUND, and both do one sha256 and one constant-time compare.
+   */
+  async resume(idBytes: Uint8Array, secret: Uint8Array, owner: UploadOwner): Promise<OpenUpload> {
+    const id = bytesToHex(idBytes);
+    const notFound = new ProtocolError(Errors.NOT_FOUND, 'no upload with this id and secret');
+    const upload = await this.serialize(id, async () => this.loaded.get(id) ?? this.load(id));
+    const given = sha256(secret);
+    const expected = upload ? Buffer.from(upload.info.secretHash, 'hex') : new Uint8Array(32);
+    if (!constantTimeEqual(given, expected) || !upload) throw notFound;
+    if (upload.failure) throw new ProtocolError(Errors.STORAGE_ERROR, 'the upload hit a storage error; retry shortly');
+    const previous = upload.owner;
+    upload.owner = owner;
+    if (previous && previous !== owner) {
+      // The newer connection wins; writes the older one started finish and are journaled first.
+      previous.evict(new ProtocolError(Errors.TAKEN_OVER, 'another connection resumed this upload'));
+      await upload.settle();
+    }
+    return upload;
+  }
+
+  private async load(id: string): Promise<OpenUpload | undefined> {
+    const state = await this.store.readState(id);
+    if (!state) return undefined;
+    if (state.completion) {
+      const done = new OpenUpload(state.info, undefined, [], this.hasher, this.options.durable, this.metrics, state.completion);
+      this.loaded.set(id, done);
+      return done;
+    }
+    const handle = await this.store.open(id);
+    // The handle re-read the journal under its own trust rule; state.chunks came from the same bytes.
+    const upload = new OpenUpload(state.info, handle, state.chunks, this.hasher, this.options.durable, this.metrics);
+    this.loaded.set(id, upload);
+    return upload;
+  }
+
+  /** The owner left (connection closed): once its writes settle, unload unless someone took it. */
+  release(upload: OpenUpload, owner: UploadOwner): void {
+    if (upload.owner !== owner) return;
+    upload.owner = undefined;
+    void this.serialize(upload.id, async () => {
+      await upload.settle();
+      if (upload.owner || this.loaded.get(upload.id) !== upload) return;
+      this.loaded.delete(upload.id);
+      await upload.close();
+    });
+  }
+
+  /**
+   * Remove an upload (DELETE, TERMINATE, TTL). Its owner, unless it is `except`, is evicted with
+   * UPLOAD_GONE. Returns false when the id is unknown, or (with `unlessOwned`, for the sweeper)
+   * when a connection owns it at the moment of removal.
+   */
+  async remove(id: string, except?: UploadOwner, unlessOwned = false): Promise<boolean> {
+    return this.serialize(id, async () => {
+      const upload = this.loaded.get(id);
+      if (upload?.owner && unlessOwned) return false;
+      if (upload) {
+        if (upload.owner && upload.owner !== except) {
+          upload.owner.evict(new ProtocolError(Errors.UPLOAD_GONE, 'the upload was deleted or expired'));
+        }
+        upload.owner = undefined;
+        this.loaded.delete(id);
+        await upload.settle();
+        await upload.close().catch(() => undefined);
+      } else if (!(await this.store.readState(id))) {
+        return false;
+      }
+      await this.store.remove(id);
+      return true;
+    });
+  }
+
+  /** Background sync of every loaded upload (default mode). */
+  async checkpointAll(): Promise<void> {
+    await Promise.all([...this.loaded.values()].map((u) => u.checkpoint()));
+  }
+
+  /** Shutdown: let writes settle, checkpoint and release every handle. */
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.loaded.values()].map(async (u) => {
+      await u.settle();
+      await u.close().catch(() => undefined);
+    }));
+    this.loaded.clear();
+  }
+
+  /** Check a resume secret in its hex form (HTTP `Bigup-Secret`). */
+  static secretMatches(secretHash: string, secret: Uint8Array): boolean {
+    return constantTimeEqual(sha256(secret), Buffer.from(secretHash, 'hex'));
+  }
+}
