@@ -444,7 +444,15 @@ function checkFixed(bytes: Uint8Array, length: number, field: string): void {
   }
 }
 
+/** A lone UTF-16 surrogate: has no UTF-8 form. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 function encodeString(value: string, field: string, max: number, min = 0): Uint8Array {
+  // TextEncoder would silently turn a lone surrogate into U+FFFD: the peer would then see a
+  // different name, and two distinct metadata keys could collide into a duplicate it must refuse.
+  if (LONE_SURROGATE.test(value)) {
+    throw new ProtocolError(Errors.INVALID_UTF8, `${field} contains a lone UTF-16 surrogate`);
+  }
   const bytes = utf8Encoder.encode(value);
   if (bytes.byteLength > max) {
     throw new ProtocolError(Errors.LIMIT_EXCEEDED, `${field} is ${bytes.byteLength} bytes, limit ${max}`);
@@ -605,7 +613,9 @@ export function encodeAccept(message: Omit<AcceptMessage, 'type'>): Uint8Array {
 export function writeDataHeader(target: Uint8Array, offset: number, hash: bigint, at = 0): void {
   checkU53(offset, 'offset');
   checkHash(hash, 'hash');
-  if (target.byteLength - at < HeaderSize.DATA) throw invalid('target too small for a DATA header');
+  if (!Number.isSafeInteger(at) || at < 0 || target.byteLength - at < HeaderSize.DATA) {
+    throw invalid('target too small for a DATA header at the given position');
+  }
   const view = new DataView(target.buffer, target.byteOffset + at, HeaderSize.DATA);
   view.setUint8(0, MessageType.DATA);
   view.setUint8(1, 0);
