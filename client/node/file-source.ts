@@ -1,0 +1,48 @@
+/**
+ * A FileSource over a local file: stat once, open lazily, read positionally into the caller's
+ * buffer (behind the DATA header), so memory stays bounded by the window whatever the file size.
+ */
+import { open, stat } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { basename } from 'node:path';
+import type { FileSource } from '../core/types.js';
+
+export interface NodeFileSourceOptions {
+  /** Name sent in OPEN; defaults to the file's base name. */
+  readonly name?: string;
+  /** Content type sent in OPEN; default ''. */
+  readonly type?: string;
+}
+
+export async function openFileSource(path: string, options: NodeFileSourceOptions = {}): Promise<FileSource> {
+  const info = await stat(path);
+  if (!info.isFile()) throw new Error(`${path} is not a regular file`);
+  let handle: Promise<FileHandle> | undefined;
+  const size = info.size;
+  return {
+    name: options.name ?? basename(path),
+    size,
+    type: options.type ?? '',
+    lastModified: Math.floor(info.mtimeMs),
+    async read(start: number, end: number, target?: Uint8Array): Promise<Uint8Array> {
+      if (start < 0 || end > size || end < start) throw new RangeError(`read [${start}, ${end}) outside the file`);
+      const length = end - start;
+      const out = target ? target.subarray(0, length) : new Uint8Array(length);
+      if (target && target.byteLength < length) throw new RangeError('target too small');
+      handle ??= open(path, 'r');
+      const fh = await handle;
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await fh.read(out, done, length - done, start + done);
+        if (bytesRead === 0) throw new Error(`${path} ended at ${start + done} bytes; it was ${size} (file changed?)`);
+        done += bytesRead;
+      }
+      return out;
+    },
+    async close(): Promise<void> {
+      const h = handle;
+      handle = undefined;
+      if (h) await (await h).close();
+    },
+  };
+}
