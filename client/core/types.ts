@@ -236,6 +236,8 @@ export interface CompleteEvent {
   readonly bytesSent: number;
   /** Bytes the server already had at the first ACCEPT of this Uploader (not sent again). */
   readonly bytesSkipped: number;
+  /** From the moment every byte was acked (or COMPLETE was sent, if later) to RESULT: the server's finishing cost. */
+  readonly completionMs: number;
   /** True when COMPLETE carried our own digest and the server agreed with it. */
   readonly digestVerified: boolean;
 }

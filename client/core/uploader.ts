@@ -166,6 +166,8 @@ export class BigUploader implements Uploader {
   private startedAt: number | undefined;
   private attempt = 0;
   private lastProgressAt = -Infinity;
+  /** When the last byte was acked or COMPLETE went out, whichever came later. */
+  private finishingSince: number | undefined;
   private result: CompleteEvent | undefined;
   private lastError: UploadErrorInfo | undefined;
 
@@ -565,6 +567,7 @@ export class BigUploader implements Uploader {
       }
     }
     if (gained > 0) {
+      if (this.acked.total === this.options.file.size) this.finishingSince = now;
       this.attempt = 0;
       this.incompletes = 0;
       this.meter.add(gained, now);
@@ -593,6 +596,7 @@ export class BigUploader implements Uploader {
       durationMs: this.clock.now() - (this.startedAt ?? this.clock.now()),
       bytesSent: this.bytesSent,
       bytesSkipped: this.bytesSkipped ?? 0,
+      completionMs: this.clock.now() - (this.finishingSince ?? this.clock.now()),
       digestVerified: s.sentDigest !== undefined,
     };
     s.ending = true;
@@ -822,6 +826,7 @@ export class BigUploader implements Uploader {
     s.completeSent = true;
     s.sentDigest = digest;
     s.conn.send(encodeComplete(digest));
+    this.finishingSince = Math.max(this.finishingSince ?? 0, this.clock.now());
     this.setState('completing');
   }
 
