@@ -339,9 +339,14 @@ export class Session implements UploadOwner {
     });
   }
 
-  /** Stop reading the socket while the writes pending for it fill the window (bounded memory). */
+  /**
+   * Stop reading the socket while pending writes exceed the window (bounded memory). A compliant
+   * client never has more than the window outstanding, so this only bites for the one-chunk
+   * exception (window < chunk) and for a client that overshoots, whose next message is then
+   * refused with WINDOW_EXCEEDED rather than silently throttled.
+   */
   private updatePause(): void {
-    const full = this.outstanding > 0 && this.outstanding >= this.ctx.options.window;
+    const full = this.outstanding > this.ctx.options.window;
     if (full && !this.paused) {
       this.paused = true;
       this.ws.pause();
