@@ -209,7 +209,7 @@ export async function sendChunks(
   accept: AcceptMessage,
   data: Uint8Array,
   chunks: readonly ByteRange[],
-  options: { stopAfterBytes?: number; timeoutMs?: number } = {},
+  options: { stopAfterBytes?: number; timeoutMs?: number; onAck?: (ackedBytes: number) => void } = {},
 ): Promise<SendResult> {
   const acked: ByteRange[] = [];
   const errors: ErrorMessage[] = [];
@@ -245,6 +245,7 @@ export async function sendChunks(
           at += len;
         }
       }
+      options.onAck?.(ackedBytes);
       if (options.stopAfterBytes !== undefined && ackedBytes >= options.stopAfterBytes) break;
     } else if (message.type === 'error') {
       errors.push(message);
