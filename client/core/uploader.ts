@@ -888,6 +888,7 @@ export class BigUploader implements Uploader {
   }
 
   private onClose(s: Session, info: CloseInfo): void {
+    const phase = s.phase;
     this.session = undefined;
     s.phase = 'closed';
     this.clock.clearTimeout(s.waitTimer);
@@ -900,7 +901,7 @@ export class BigUploader implements Uploader {
       this.toPaused();
       return;
     }
-    const error = s.error ?? closeError(info, s.phase);
+    const error = s.error ?? closeError(info, phase);
     this.afterSession(error, !error.retryable);
   }
 
