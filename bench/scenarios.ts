@@ -4,7 +4,7 @@
  * figure the CLI does not expose), so a reader never mistakes a gap for a result.
  * Every loop and connection count here is capped.
  */
-import { copyFile, open, rm, stat, readdir } from 'node:fs/promises';
+import { copyFile, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { compareFiles, findFilesOfSize } from './files.js';
@@ -79,75 +79,65 @@ function recordFor(records: SendRecord[], size: number): SendRecord | undefined 
   return records.find((r) => r.size === size) ?? records[0];
 }
 
-/** Bytes actually written to the largest partial file under `dir` (allocated blocks: the data file is sparse until written). */
-async function writtenBytesUnder(dir: string): Promise<number | undefined> {
+/** Parse the highest "NN%" progress line `send` printed on stderr (it prints one per 10% when not on a terminal). */
+function ackedPercent(stderr: string): number | undefined {
   let best: number | undefined;
-  async function walk(d: string, depth: number): Promise<void> {
-    if (depth > 6) return;
-    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) await walk(p, depth + 1);
-      else if (e.isFile()) {
-        const s = await stat(p).catch(() => undefined);
-        if (s) best = Math.max(best ?? 0, s.blocks * 512);
-      }
-    }
-  }
-  await walk(dir, 0);
+  for (const m of stderr.matchAll(/: (\d{1,3})% /g)) best = Math.max(best ?? 0, Number(m[1]));
   return best;
 }
 
-/** Resume cost: cut the client at about half way, resume, count what was sent again. */
+/** Resume cost: kill the client once half the file is acked, resume, count what was sent again. */
 export async function resumeScenario(ctx: ScenarioContext): Promise<ScenarioResult> {
-  const title = 'Resume cost (client killed at ~50%, then resumed)';
+  const title = 'Resume cost (client killed with SIGKILL once 50% is acked, then the same command again)';
   return withServer(ctx, 'resume', title, async (server) => {
     const state = join(ctx.dir, 'client');
-    // First learn how long a whole upload takes on this machine, to cut at about half of it.
-    const full = await runSend(ctx.repoRoot, [ctx.source], server.url, join(ctx.dir, 'probe-client'), [], ctx.timeoutMs);
-    if (full.code !== 0) return { id: 'resume', title, status: 'failed', reason: `full send exited ${full.code}: ${full.child.stderr.slice(-300)}` };
-    const fullRecord = recordFor(full.records, ctx.size);
-    const transfer = typeof fullRecord?.seconds === 'number' ? fullRecord.seconds : full.wallSeconds;
-    const startup = Math.max(0, full.wallSeconds - transfer);
-    const cutAfterMs = Math.round((startup + transfer / 2) * 1000);
-    let writtenAtCut: number | undefined;
-    const uploadsDir = join(server.dir);
-    const cut = await runSend(ctx.repoRoot, [ctx.source], server.url, state, [], ctx.timeoutMs, (child) => {
-      setTimeout(() => {
-        void writtenBytesUnder(uploadsDir).then((w) => {
-          writtenAtCut = w;
-          child.kill('SIGKILL');
-        });
-      }, cutAfterMs);
-    });
+    let cutAtPercent: number | undefined;
+    let cutAfterSeconds = 0;
     const t0 = performance.now();
+    const cut = await runSend(ctx.repoRoot, [ctx.source], server.url, state, [], ctx.timeoutMs, (child) => {
+      // Poll the progress lines; the cut lands right after the client saw 50% acknowledged.
+      const timer = setInterval(() => {
+        const p = ackedPercent(child.stderr);
+        if (p !== undefined && p >= 50) {
+          clearInterval(timer);
+          cutAtPercent = p;
+          cutAfterSeconds = (performance.now() - t0) / 1000;
+          child.kill('SIGKILL');
+        } else if (child.hasExited) clearInterval(timer);
+      }, 5);
+    });
+    if (cutAtPercent === undefined) {
+      return { id: 'resume', title, status: 'failed', reason: `the first send ended (code ${cut.code}) before reporting 50% acked; stderr: ${cut.child.stderr.slice(-300)}` };
+    }
+    const t1 = performance.now();
     const resumed = await runSend(ctx.repoRoot, [ctx.source], server.url, state, [], ctx.timeoutMs);
-    const resumeWall = (performance.now() - t0) / 1000;
+    const resumeWall = (performance.now() - t1) / 1000;
     if (resumed.code !== 0) return { id: 'resume', title, status: 'failed', reason: `resumed send exited ${resumed.code}: ${resumed.child.stderr.slice(-300)}` };
     const r = recordFor(resumed.records, ctx.size);
     const skipped = typeof r?.bytesSkipped === 'number' ? r.bytesSkipped : undefined;
     const sent = typeof r?.bytesSent === 'number' ? r.bytesSent : undefined;
     const stored = await locateStored(server.dir, r, ctx.source, ctx.size);
     const same = stored ? await compareFiles(ctx.source, stored) : { identical: false as const, reason: 'no stored file' };
-    // The first upload's file has the same size: compare the newest one, by id, when ids are given.
     const notes = [
-      'Time from reconnect to the first new ack is not observable through `send --json` (it reports per-file totals only); ' +
-        'it needs a client-side figure such as firstAckSeconds.',
-      `Cut after ${cutAfterMs} ms (estimated half way: start-up ${startup.toFixed(2)} s + half of ${transfer.toFixed(2)} s); ` +
-        `the cut send exited with ${cut.code === null ? 'SIGKILL' : `code ${cut.code}`}.`,
+      `Killed ${cutAfterSeconds.toFixed(2)} s after start, when the client reported ${cutAtPercent}% acked.`,
+      'Re-sent beyond missing = bytes sent on resume - (size - bytes the server already had); lost in flight = ' +
+        'what the server had beyond the client\'s last 10% progress line is not visible from outside.',
+      'Time from reconnect to the first new ack is not observable through `send --json` (per-file totals only); ' +
+        'it needs a client-side figure such as firstAckSeconds. The resume wall time includes the process start-up.',
     ];
-    if (!same.identical) notes.push(`Stored file check: ${same.reason}`);
     return {
       id: 'resume',
       title,
       status: same.identical ? 'ok' : 'failed',
       reason: same.identical ? undefined : `resumed file differs: ${same.reason}`,
-      headers: ['Written on server at cut (MiB)', 'Skipped on resume (MiB)', 'Sent on resume (MiB)', 'Re-sent beyond missing (MiB)', 'Resume wall s (with start-up)'],
+      headers: ['Acked at cut (client view)', 'Skipped on resume (MiB)', 'Sent on resume (MiB)', 'Re-sent beyond missing (MiB)', 'Resume s (send --json)', 'Resume wall s'],
       rows: [
         [
-          writtenAtCut === undefined ? 'n/a' : (writtenAtCut / MiB).toFixed(1),
+          `${cutAtPercent}%`,
           skipped === undefined ? 'n/a' : (skipped / MiB).toFixed(1),
           sent === undefined ? 'n/a' : (sent / MiB).toFixed(1),
           skipped === undefined || sent === undefined ? 'n/a' : ((sent - (ctx.size - skipped)) / MiB).toFixed(1),
+          typeof r?.seconds === 'number' ? r.seconds.toFixed(2) : 'n/a',
           resumeWall.toFixed(2),
         ],
       ],
@@ -157,7 +147,7 @@ export async function resumeScenario(ctx: ScenarioContext): Promise<ScenarioResu
 }
 
 /** Names of a completion-time field that `send --json` might carry; the first present is used. */
-const COMPLETION_FIELDS = ['completionSeconds', 'completeSeconds', 'finalizeSeconds', 'resultSeconds'];
+const COMPLETION_FIELDS = ['completionSeconds', 'completeSeconds', 'finalizeSeconds'];
 
 /** Completion cost: time from last ack to the final result at 1x and 4x the size (must not grow). */
 export async function completionScenario(ctx: ScenarioContext): Promise<ScenarioResult> {
@@ -269,7 +259,7 @@ export async function concurrencyScenario(ctx: ScenarioContext): Promise<Scenari
     } finally {
       await rm(file, { force: true });
     }
-  });
+  }, ['--max-connections', String(IDLE_CONNECTIONS + 2 * CONCURRENT_UPLOADS)]);
 }
 
 const SWEEP_CHUNKS = [256 * 1024, MiB, 4 * MiB, 16 * MiB];
@@ -311,9 +301,12 @@ export async function sweepScenario(ctx: ScenarioContext): Promise<ScenarioResul
       headers: ['Chunk x window', 'MB/s', 'Client peak RSS MiB'],
       rows,
       plot: { title: 'Sweep: MB/s per chunk size x window (our client)', unit: 'MB/s', points },
-      notes: ['Stored files are not compared here (the main table does that); each point is one run.'],
+      notes: [
+        'Stored files are not compared here (the main table does that); each point is one run.',
+        `Server started with --window ${SWEEP_WINDOWS[SWEEP_WINDOWS.length - 1]! / MiB}MiB so the client's --window is the one that limits.`,
+      ],
     };
-  });
+  }, ['--window', `${SWEEP_WINDOWS[SWEEP_WINDOWS.length - 1]! / MiB}MiB`]);
 }
 
 const BROWSER_SIZE = 512 * MiB;
@@ -327,7 +320,8 @@ export async function browserScenario(ctx: ScenarioContext): Promise<ScenarioRes
   if (!executable) return { id: 'browser', title, status: 'skipped', reason: 'no Chromium found (apt-get install chromium)' };
   return withServer(ctx, 'browser', title, async (server) => {
     const page0 = await fetch(`http://127.0.0.1:${server.port}/`).then((r) => r.text()).catch(() => '');
-    if (!page0.includes('big-uploader')) {
+    // The tag itself, not the escaped name a placeholder page may mention.
+    if (!/<big-uploader[\s>]/.test(page0)) {
       return { id: 'browser', title, status: 'skipped', reason: 'the server serves no demo page with <big-uploader> at / yet' };
     }
     const file = await makeFile(ctx, 'browser-512MiB.bin', BROWSER_SIZE);
