@@ -226,6 +226,7 @@ export class Session implements UploadOwner {
       this.accept(upload, secret);
     } catch (error) {
       if (this.state === 'busy') this.state = 'idle';
+      if (!(error instanceof ProtocolError)) this.log.error({ err: error }, 'bigup open/resume failed');
       this.fail(asProtocolError(error));
     }
   }
@@ -245,6 +246,7 @@ export class Session implements UploadOwner {
       this.accept(upload, undefined);
     } catch (error) {
       if (this.state === 'busy') this.state = 'idle';
+      if (!(error instanceof ProtocolError)) this.log.error({ err: error }, 'bigup open/resume failed');
       this.fail(asProtocolError(error));
     }
   }

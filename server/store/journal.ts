@@ -141,11 +141,19 @@ export class Journal {
     return run;
   }
 
-  /** Append CHUNK records in one write (group append); `sync` flushes them before resolving. */
-  appendChunks(chunks: readonly ChunkRecord[], sync: boolean): Promise<void> {
-    const bytes = new Uint8Array(chunks.length * RECORD_BYTES);
+  /**
+   * Append CHUNK records in one write (group append). With `sync` (durable mode, the caller
+   * flushed the data first) a SYNC mark covering them goes in the same write and the journal is
+   * flushed before resolving, so they stay trusted even after a reboot or a later rollback.
+   */
+  async appendChunks(chunks: readonly ChunkRecord[], sync: boolean): Promise<void> {
+    const count = chunks.length + (sync ? 1 : 0);
+    const bytes = new Uint8Array(count * RECORD_BYTES);
     chunks.forEach((c, i) => encodeRecord(this.hasher, bytes, i * RECORD_BYTES, RecordType.CHUNK, c.index, c.hash));
-    return this.append(bytes, chunks.length, sync);
+    const covered = this.records + chunks.length;
+    if (sync) encodeRecord(this.hasher, bytes, chunks.length * RECORD_BYTES, RecordType.SYNC, covered, 0n);
+    await this.append(bytes, count, sync);
+    if (sync) this.syncedRecords = Math.max(this.syncedRecords, covered);
   }
 
   /**

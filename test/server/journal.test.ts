@@ -42,6 +42,15 @@ describe('disk store journal', () => {
     expect((await (await store('boot-2')).readState(id))!.chunks.map((c) => c.index)).toEqual([0, 1]);
   });
 
+  it('keeps durable (synced) records after a reboot', async () => {
+    const id = 'd'.repeat(32);
+    const handle = await (await store('boot-1')).create(info(id));
+    await handle.syncData();
+    await handle.recordChunks([{ index: 4, hash: 5n }], true);
+    await handle.recordChunks([{ index: 5, hash: 6n }], false);
+    expect((await (await store('boot-2')).readState(id))!.chunks).toEqual([{ index: 4, hash: 5n }]);
+  });
+
   it('ignores a torn or zero-filled tail and stops at a corrupted record', async () => {
     const id = 'b'.repeat(32);
     const handle = await (await store('boot-1')).create(info(id));
