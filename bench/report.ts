@@ -100,7 +100,13 @@ const sizeText = (bytes: number): string =>
   bytes % 2 ** 30 === 0 ? `${bytes / 2 ** 30} GiB` : bytes % 2 ** 20 === 0 ? `${bytes / 2 ** 20} MiB` : `${bytes} bytes`;
 
 /** The whole RESULTS.md. `banner` lines go first (e.g. "our contender could not run"). */
-export function renderResultsMarkdown(result: BenchResult, scenarios: ScenarioResult[], plotFile: string, banner: string[] = []): string {
+export function renderResultsMarkdown(
+  result: BenchResult,
+  scenarios: ScenarioResult[],
+  plotFile: string,
+  banner: string[] = [],
+  revision?: string,
+): string {
   const m = result.machine;
   const out: string[] = [];
   out.push('# Benchmark results', '');
@@ -109,7 +115,7 @@ export function renderResultsMarkdown(result: BenchResult, scenarios: ScenarioRe
   if (banner.length) out.splice(out.length - 1, 1, '');
   out.push(
     `Run of ${result.startedAt} (${fmt(result.seconds)} s): ${sizeText(result.size)} random file, ${result.runs} run(s) per contender, ` +
-      'median (min-max). MB/s = 10^6 bytes/s.',
+      `median (min-max). MB/s = 10^6 bytes/s.${revision ? ` Code: ${revision}.` : ''}`,
     '',
     `Machine: ${m.cpus} x ${m.cpuModel}, ${m.memoryGiB} GiB RAM, Node ${m.node}, ${m.os}; disk ${m.disk}; load average at start ${m.loadAverage}.`,
     '',
@@ -117,7 +123,9 @@ export function renderResultsMarkdown(result: BenchResult, scenarios: ScenarioRe
       `${sizeText(result.warmBytes)} of scratch data is written and deleted (this VM is slow to hand out idle pages); contenders alternate ` +
       'run by run; timing from connect to the server\'s final reply; server CPU is user+sys of the server process between the client\'s ' +
       'start and its result (start-up excluded); RSS peaks are the kernel\'s VmHWM; every received file is compared byte for byte with the ' +
-      'source outside the timing, and a contender whose file differs is FAILED, not timed.',
+      'source outside the timing, and a contender whose file differs is FAILED, not timed. Every process runs TypeScript through ' +
+      'tsx (our CLI does too), which adds the same few tens of MiB to each RSS. "Disk + fdatasync" is measured at the run\'s file ' +
+      'size: on a small file the host may absorb it in a cache, so take the device rate from a 1 GiB run.',
     '',
     renderTable(result),
     '',
@@ -150,7 +158,7 @@ interface Bar {
   kind: string;
 }
 
-function barChart(title: string, unit: string, bars: Bar[], top: number): { svg: string; height: number } {
+function barChart(title: string, unit: string, bars: Bar[], top: number, reference?: { label: string; value: number }): { svg: string; height: number } {
   const width = 900;
   const labelWidth = 360;
   const plotWidth = width - labelWidth - 90;
@@ -173,6 +181,12 @@ function barChart(title: string, unit: string, bars: Bar[], top: number): { svg:
     }
     parts.push(`<text x="${(labelWidth + Math.max(w, (b.max ?? 0) * scale) + 6).toFixed(1)}" y="${y + 15}" font-size="12">${fmt(b.value)} ${xml(unit)}</text>`);
   });
+  if (reference) {
+    const x = (labelWidth + reference.value * scale).toFixed(1);
+    const bottom = 36 + bars.length * rowHeight;
+    parts.push(`<path d="M${x} 30V${bottom}" stroke="#1f77b4" stroke-dasharray="4 3" fill="none"/>`);
+    parts.push(`<text x="${x}" y="${bottom + 14}" font-size="11" text-anchor="middle" fill="#1f77b4">${xml(reference.label)}</text>`);
+  }
   parts.push('</g>');
   return { svg: parts.join('\n'), height };
 }
@@ -185,7 +199,8 @@ export function renderSvg(result: BenchResult, scenarios: ScenarioResult[]): str
     .filter((r) => r.status === 'ok' && r.mbps)
     .map((r) => ({ label: r.label.length > 52 ? `${r.label.slice(0, 50)}...` : r.label, value: r.mbps!.median, min: r.mbps!.min, max: r.mbps!.max, kind: r.kind }));
   const title = `MB/s, ${sizeText(result.size)}, median of ${result.runs} (whiskers: min-max), ${result.startedAt.slice(0, 10)}`;
-  const main = barChart(title, 'MB/s', bars, top);
+  const ref = result.contenders.find((r) => r.id === 'limit-netdisk' && r.mbps);
+  const main = barChart(title, 'MB/s', bars, top, ref?.mbps ? { label: 'limit 2 (network + disk)', value: ref.mbps.median } : undefined);
   sections.push(main.svg);
   top += main.height;
   for (const s of scenarios) {

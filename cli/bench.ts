@@ -2,6 +2,7 @@
  * `big-uploader bench`: run the benchmark harness (bench/) and print its table.
  * This file only parses flags and writes outputs; the measuring lives in bench/.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -36,10 +37,22 @@ Options:
   --no-write         write no files
   --warm SIZE        scratch bytes written+deleted before each run (default 2GiB, 0 = off)
   --timeout DURATION cap on one run (default 10m)
+  --note TEXT        a line put at the top of RESULTS.md (e.g. the run's conditions); repeatable
   -h, --help         this text
 `;
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+/** The commit measured, and whether the working tree differed from it: figures belong to code. */
+function sourceRevision(): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: repoRoot, encoding: 'utf8' }).trim() !== '';
+    return dirty ? `${head} + uncommitted changes` : head;
+  } catch {
+    return 'unknown (not a git checkout)';
+  }
+}
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -60,6 +73,7 @@ export async function run(argv: string[]): Promise<number> {
       concurrency: { type: 'boolean' },
       sweep: { type: 'boolean' },
       browser: { type: 'boolean' },
+      note: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -107,7 +121,7 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   const ours = result.contenders.filter((c) => c.kind === 'ours');
-  const banner: string[] = [];
+  const banner: string[] = [...(values.note ?? [])];
   if (ours.length === 0) banner.push('Our contender was not part of this run (--only): this is not an official result.');
   else if (ours.some((c) => c.status !== 'ok')) {
     banner.push(`Our contender could not run (${ours.map((c) => `${c.id}: ${c.reason ?? c.status}`).join('; ')}): this is not an official result; it will be regenerated.`);
@@ -121,7 +135,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (outDir) {
     await mkdir(outDir, { recursive: true });
-    await writeFile(join(outDir, 'RESULTS.md'), renderResultsMarkdown(result, scenarios, 'results.svg', banner));
+    await writeFile(join(outDir, 'RESULTS.md'), renderResultsMarkdown(result, scenarios, 'results.svg', banner, sourceRevision()));
     await writeFile(join(outDir, 'results.svg'), renderSvg(result, scenarios));
     await writeFile(join(outDir, 'results.json'), renderJson(result, scenarios));
     log(`wrote ${join(outDir, 'RESULTS.md')}, results.svg, results.json`);
