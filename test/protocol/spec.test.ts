@@ -17,7 +17,7 @@ import {
   allErrors,
   loadHasher,
 } from '../../protocol/index.js';
-import { buildExamples, extractGenerated, renderErrorTable, renderExamples } from '../../protocol/vectors/build.js';
+import { buildExamples, dissect, extractGenerated, renderErrorTable, renderExamples, type VectorFile } from '../../protocol/vectors/build.js';
 
 const spec = readFileSync(fileURLToPath(new URL('../../protocol/SPEC.md', import.meta.url)), 'utf8');
 
@@ -26,7 +26,8 @@ function tableAfter(heading: string): string[][] {
   const start = spec.indexOf(heading);
   if (start < 0) throw new Error(`no heading ${heading}`);
   const lines = spec.slice(start).split('\n');
-  const first = lines.findIndex((l) => l.startsWith('|'));
+  // A table is a '|' line followed by its '|---' rule; byte diagrams also start lines with '|'.
+  const first = lines.findIndex((l, i) => l.startsWith('|') && /^\|\s*-/.test(lines[i + 1] ?? ''));
   const rows: string[][] = [];
   for (let i = first + 2; i < lines.length && lines[i]!.startsWith('|'); i++) {
     const cells = lines[i]!.replace(/\\\|/g, '\u0000').split('|').slice(1, -1).map((c) => c.trim().replace(/\u0000/g, '|'));
@@ -119,4 +120,30 @@ describe('SPEC.md Appendix A', () => {
     expect(rendered).toContain('### A.1.');
     expect(rendered).toContain('**RESULT**');
   });
+});
+
+describe('SPEC.md section 6 field tables match the bytes the codec writes', () => {
+  const dir = fileURLToPath(new URL('../../protocol/vectors/', import.meta.url));
+  for (const [name, code] of Object.entries(MessageType)) {
+    it(`${name}: every fixed-offset row names a field at that offset and size`, () => {
+      const vectors = JSON.parse(readFileSync(`${dir}${name.toLowerCase()}.json`, 'utf8')) as VectorFile;
+      // The richest valid vector: the one with the most fields.
+      const bytesOf = (hex: string): Uint8Array => Uint8Array.from(hex.match(/../g) ?? [], (b) => Number.parseInt(b, 16));
+      const fields = vectors.valid
+        .map((v) => dissect(bytesOf(v.hex)))
+        .sort((a, b) => b.length - a.length)[0]!;
+      const starts: { at: number; size: number }[] = [];
+      let at = 0;
+      for (const f of fields) {
+        starts.push({ at, size: f.hex.length / 2 });
+        at += f.hex.length / 2;
+      }
+      const rows = tableAfter(`${name} (0x${code.toString(16).padStart(2, '0')}`);
+      const fixed = rows.filter(([offset, size]) => /^\d+$/.test(offset!) && /^\d+$/.test(size!));
+      expect(fixed.length).toBeGreaterThanOrEqual(2); // at least type and flags
+      for (const [offset, size, , field] of fixed) {
+        expect(starts, `${name} ${field} at ${offset}`).toContainEqual({ at: Number(offset), size: Number(size) });
+      }
+    });
+  }
 });
