@@ -43,6 +43,7 @@ const BIN = fileURLToPath(new URL('../../bin/big-uploader.js', import.meta.url))
 
 /** Spawn `big-uploader serve --port 0 ...args` and wait for its "listening on" line. */
 export function startChildServer(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 20_000): Promise<ChildServer> {
+  // Later options win in parseArgs, so `args` may override the host.
   const child = spawn(process.execPath, [BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--log-level', 'warn', ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { parseServeArgs } from '../../cli/serve.js';
+import { UsageError } from '../../cli/units.js';
+import { startChildServer } from '../helpers/server.js';
+import { makeTempDir } from '../helpers/tmp.js';
+
+describe('big-uploader serve', () => {
+  it('parses options with units, and environment variables with the command line winning', () => {
+    const parsed = parseServeArgs(
+      ['--port', '4000', '--max-size', '10GiB', '--ttl', '2h', '--origin', 'https://a.example', '--origin', 'https://b.example', '--durable', '--window', '8MiB'],
+      { BIG_UPLOADER_PORT: '5000', BIG_UPLOADER_TOKEN: 't1,t2', BIG_UPLOADER_IDLE_TIMEOUT: '90s' },
+    );
+    if (parsed.help) throw new Error('unexpected help');
+    expect(parsed.port).toBe(4000);
+    expect(parsed.host).toBe('127.0.0.1');
+    expect(parsed.app).toMatchObject({
+      maxUploadSize: 10 * 1024 ** 3,
+      ttl: 2 * 3_600_000,
+      origins: ['https://a.example', 'https://b.example'],
+      durable: true,
+      window: 8 * 1024 * 1024,
+      token: ['t1', 't2'],
+      idleTimeout: 90_000,
+    });
+  });
+
+  it('fails with a UsageError naming the option', () => {
+    expect(() => parseServeArgs(['--max-size', 'lots'], {})).toThrow(UsageError);
+    expect(() => parseServeArgs(['--max-size', 'lots'], {})).toThrow(/--max-size/);
+    expect(() => parseServeArgs(['--bogus'], {})).toThrow(UsageError);
+    expect(parseServeArgs(['--help'], {})).toEqual({ help: true });
+  });
+
+  it('warns loudly when bound to a non-loopback address without a token', async () => {
+    const tmp = await makeTempDir();
+    const child = await startChildServer(['--dir', tmp.path, '--host', '0.0.0.0']);
+    try {
+      expect(child.output()).toMatch(/WARNING.*WITHOUT a token/s);
+      const page = await fetch(child.url.replace('0.0.0.0', '127.0.0.1'));
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('&lt;big-uploader&gt;');
+    } finally {
+      child.kill('SIGTERM');
+      expect(await child.exited).toBe(0);
+      await tmp.cleanup();
+    }
+  });
+});
