@@ -187,6 +187,32 @@ describe('upload lifecycle', () => {
     expect((await client.closed).code).toBe(4002);
   });
 
+  it('closes an upload trickling below the minimum rate with TOO_SLOW (4003)', async () => {
+    const server = await serve({ minThroughput: 1024 * 1024, throughputWindow: 150 });
+    const { client } = await opened(server, 10 * CHUNK);
+    await client.expectError(Errors.TOO_SLOW.code, 3000);
+    expect((await client.closed).code).toBe(4003);
+  });
+
+  it('asks the authorizeUpload hook about the OPEN/RESUME token field', async () => {
+    const server = await serve({ authorizeUpload: ({ token }) => token === 'ticket-1' });
+    const refused = await RawClient.connect(server.wsUrl);
+    refused.open({ fileSize: 10, token: 'forged' });
+    await refused.expectError(Errors.UNAUTHORIZED.code);
+    expect((await refused.closed).code).toBe(1008);
+    const allowed = await RawClient.connect(server.wsUrl);
+    allowed.open({ fileSize: 10, token: 'ticket-1' });
+    await allowed.expect('accept');
+    allowed.close();
+  });
+
+  it('refuses connections over maxConnections with 503 before the upgrade', async () => {
+    const server = await serve({ maxConnections: 1 });
+    const first = await RawClient.connect(server.wsUrl);
+    expect((await RawClient.refused(server.wsUrl)).status).toBe(503);
+    first.close();
+  });
+
   it('answers TOO_MANY_UPLOADS over the limit', async () => {
     const server = await serve({ maxUploads: 1 });
     const { client } = await opened(server, 10);
