@@ -123,6 +123,8 @@ export interface SendResult {
   child: BenchChild;
   records: SendRecord[];
   wallSeconds: number;
+  /** performance.now() when the process ended: with the reported seconds, places the upload in time. */
+  endedAtMs: number;
   code: number | null;
 }
 
@@ -145,11 +147,12 @@ export async function runSend(
   const child = new BenchChild(process.execPath, cliArgs(repoRoot, ['send', ...files, '--url', url, '--json', ...extraArgs]), { cwd: stateDir, env });
   onStart?.(child);
   const exit = await child.waitForExit(timeoutMs);
-  const wallSeconds = (performance.now() - t0) / 1000;
+  const endedAtMs = performance.now();
+  const wallSeconds = (endedAtMs - t0) / 1000;
   const text = `${child.stderr}\n${child.stdoutLines.join('\n')}`;
   if (exit.code !== 0 && NOT_IMPLEMENTED.test(text)) throw new NotAvailable(text.trim().split('\n')[0]!);
   if (exit.timedOut) throw new Error(`send did not finish within ${timeoutMs} ms`);
-  return { child, records: parseSendOutput(child.stdoutLines.join('\n')), wallSeconds, code: exit.code };
+  return { child, records: parseSendOutput(child.stdoutLines.join('\n')), wallSeconds, endedAtMs, code: exit.code };
 }
 
 /** Where the server stored a completed upload: the documented layout first, else a file of that size. */

@@ -114,7 +114,7 @@ export function renderResultsMarkdown(
   for (const b of banner) out.push(`> **${b}**`, '>');
   if (banner.length) out.splice(out.length - 1, 1, '');
   out.push(
-    `Run of ${result.startedAt} (${fmt(result.seconds)} s): ${sizeText(result.size)} random file, ${result.runs} run(s) per contender, ` +
+    `Run of ${result.startedAt} (contenders took ${fmt(result.seconds)} s): ${sizeText(result.size)} random file, ${result.runs} run(s) per contender, ` +
       `median (min-max). MB/s = 10^6 bytes/s.${revision ? ` Code: ${revision}.` : ''}`,
     '',
     `Machine: ${m.cpus} x ${m.cpuModel}, ${m.memoryGiB} GiB RAM, Node ${m.node}, ${m.os}; disk ${m.disk}; load average at start ${m.loadAverage}.`,
