@@ -1,0 +1,316 @@
+/**
+ * A store wrapper for fault injection, in front of the real DiskStore (the server's `store`
+ * option). Two jobs:
+ *
+ * 1. Storage faults: make the Nth write / record / flush / checkpoint of an upload fail with EIO
+ *    or ENOSPC, without touching the disk, as a real failing syscall would.
+ * 2. Power loss: it tracks which data writes and journal bytes were covered by a completed
+ *    fdatasync. `powerOff()` freezes the store (nothing after that instant reaches the disk or is
+ *    acked), and `applyPowerLoss()` then rewrites the files as a device that lost its volatile
+ *    cache would hold them: data writes not covered by a completed flush are dropped, kept or torn
+ *    at a 4 KiB boundary (at random), and the journal keeps its flushed prefix plus a random
+ *    prefix of the unflushed tail (torn mid-record). A restart with a new boot id is the "reboot".
+ */
+import { statSync } from 'node:fs';
+import { open, readFile, stat, truncate } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { DiskStore } from '../../../server/index.js';
+import type { ChunkRecord, CompletionInfo, StoredUpload, UploadHandle, UploadInfo, UploadStore, UploadSummary } from '../../../server/index.js';
+import type { Rng } from './rng.js';
+
+export type FaultOp = 'write' | 'record' | 'syncData' | 'checkpoint';
+export type FaultCode = 'EIO' | 'ENOSPC';
+
+export interface FaultRule {
+  readonly op: FaultOp;
+  readonly code: FaultCode;
+  /** Only this upload (32 hex). Default: any. */
+  readonly uploadId?: string;
+  /** Let this many matching calls through first. Default 0. */
+  readonly after?: number;
+  /** Fail this many calls, then the rule is spent. Default 1. */
+  readonly times?: number;
+}
+
+export function errnoError(code: FaultCode | 'EPOWER', syscall: string): NodeJS.ErrnoException {
+  const error: NodeJS.ErrnoException = new Error(`${code}: injected fault, ${syscall}`);
+  error.code = code;
+  error.syscall = syscall;
+  return error;
+}
+
+const RECORD = 32;
+const SYNC_TYPE = 2;
+
+interface Tracked {
+  /** Data writes started (done: returned), and whether a completed flush covers them. */
+  writes: Array<{ position: number; length: number; done: boolean; synced: boolean }>;
+  /** Journal bytes known to be on the device. */
+  journalSynced: number;
+  /** Journal size when the current handle was opened (its BOOT + SYNC were flushed by then). */
+  journalAtOpen: number;
+  /** Checkpoints of the current handle that completed. */
+  checkpointsDone: number;
+  /** performance.now() at the start of each completed checkpoint. */
+  checkpointStarts: number[];
+  /** Journal length at the power cut. */
+  journalAtCut?: number;
+}
+
+export interface LossReport {
+  readonly uploads: number;
+  readonly dataWritesDropped: number;
+  readonly dataWritesTorn: number;
+  readonly dataWritesKept: number;
+  readonly journalBytesDropped: number;
+}
+
+export class FaultStore implements UploadStore {
+  private readonly rules: Array<FaultRule & { seen: number; fired: number }> = [];
+  private readonly tracked = new Map<string, Tracked>();
+  private dead = false;
+  /** Faults actually injected, by op and code. */
+  readonly injected = new Map<string, number>();
+
+  constructor(readonly inner: DiskStore, readonly dir: string) {}
+
+  inject(rule: FaultRule): void {
+    this.rules.push({ ...rule, seen: 0, fired: 0 });
+  }
+
+  get injectedTotal(): number {
+    let n = 0;
+    for (const v of this.injected.values()) n += v;
+    return n;
+  }
+
+  /** Journal path of an upload (the disk store's documented layout). */
+  journalPath(id: string): string {
+    return join(this.dir, 'uploads', `${id}.journal`);
+  }
+
+  partPath(id: string): string {
+    return join(this.dir, 'uploads', `${id}.part`);
+  }
+
+  /** Throw the injected error if a rule matches this call. */
+  check(op: FaultOp, id: string): void {
+    if (this.dead) throw errnoError('EPOWER', op);
+    for (const rule of this.rules) {
+      if (rule.op !== op || (rule.uploadId !== undefined && rule.uploadId !== id)) continue;
+      if (rule.fired >= (rule.times ?? 1)) continue;
+      rule.seen++;
+      if (rule.seen <= (rule.after ?? 0)) continue;
+      rule.fired++;
+      const key = `${op}:${rule.code}`;
+      this.injected.set(key, (this.injected.get(key) ?? 0) + 1);
+      throw errnoError(rule.code, op);
+    }
+  }
+
+  get isDead(): boolean {
+    return this.dead;
+  }
+
+  /** The power is cut now: from here on nothing reaches the disk and no store call succeeds. */
+  powerOff(): void {
+    this.dead = true;
+    // Whatever reaches the journal after this instant (the frozen server's close() checkpoint)
+    // was never on the device: remember each journal's length at the cut.
+    for (const [id, t] of this.tracked) {
+      try {
+        t.journalAtCut = statSync(this.journalPath(id)).size;
+      } catch {
+        t.journalAtCut = t.journalSynced;
+      }
+    }
+  }
+
+  /** performance.now() of the start of the last checkpoint of `id` that completed before the cut. */
+  lastCheckpointStart(id: string): number | undefined {
+    const t = this.tracked.get(id)?.checkpointStarts;
+    return t && t.length > 0 ? t[t.length - 1] : undefined;
+  }
+
+  track(id: string): Tracked {
+    let t = this.tracked.get(id);
+    if (!t) {
+      t = { writes: [], journalSynced: 0, journalAtOpen: 0, checkpointsDone: 0, checkpointStarts: [] };
+      this.tracked.set(id, t);
+    }
+    return t;
+  }
+
+  async afterOpen(id: string): Promise<void> {
+    const t = this.track(id);
+    // Journal.open flushed its BOOT + SYNC marks before the handle was handed out.
+    const size = (await stat(this.journalPath(id))).size;
+    t.journalSynced = size;
+    t.journalAtOpen = size;
+    t.checkpointsDone = 0;
+  }
+
+  /** The end of the k-th SYNC mark appended after `from` (1-based), or undefined. */
+  async syncMarkEnd(id: string, from: number, k: number): Promise<number | undefined> {
+    const bytes = await readFile(this.journalPath(id));
+    let seen = 0;
+    for (let at = from; at + RECORD <= bytes.byteLength; at += RECORD) {
+      if (bytes[at] === SYNC_TYPE && ++seen === k) return at + RECORD;
+    }
+    return undefined;
+  }
+
+  /**
+   * Rewrite the files as the device holds them after the power cut. Call after the frozen server
+   * was closed (its handles are released; whatever it did after the cut is undone here).
+   */
+  async applyPowerLoss(rng: Rng, harsh: boolean): Promise<LossReport> {
+    let dropped = 0;
+    let torn = 0;
+    let kept = 0;
+    let journalDropped = 0;
+    for (const [id, t] of this.tracked) {
+      let part;
+      try {
+        part = await open(this.partPath(id), 'r+');
+      } catch {
+        continue; // completed or removed
+      }
+      try {
+        for (const w of t.writes) {
+          if (w.synced) continue;
+          // The region held zeros before (preallocated, never written: acked chunks are not rewritten).
+          const fate = harsh ? 'drop' : rng.pick(['drop', 'drop', 'torn', 'keep'] as const);
+          if (fate === 'keep') { kept++; continue; }
+          const keep = fate === 'torn' ? Math.min(w.length, 4096 * rng.int(0, Math.floor(w.length / 4096))) : 0;
+          if (fate === 'torn') torn++; else dropped++;
+          await part.write(Buffer.alloc(w.length - keep), 0, w.length - keep, w.position + keep);
+        }
+      } finally {
+        await part.close();
+      }
+      const size = Math.min((await stat(this.journalPath(id))).size, t.journalAtCut ?? Infinity);
+      const tail = size - t.journalSynced;
+      const keepTail = harsh || tail <= 0 ? 0 : rng.int(0, tail);
+      await truncate(this.journalPath(id), t.journalSynced + keepTail);
+      journalDropped += Math.max(0, tail - keepTail);
+    }
+    return { uploads: this.tracked.size, dataWritesDropped: dropped, dataWritesTorn: torn, dataWritesKept: kept, journalBytesDropped: journalDropped };
+  }
+
+  // UploadStore -------------------------------------------------------------------------------
+
+  init(): Promise<void> {
+    return this.inner.init();
+  }
+
+  freeSpace(): Promise<number> {
+    return this.inner.freeSpace();
+  }
+
+  async create(info: UploadInfo): Promise<UploadHandle> {
+    if (this.dead) throw errnoError('EPOWER', 'create');
+    const handle = await this.inner.create(info);
+    await this.afterOpen(info.id);
+    return new FaultHandle(this, handle);
+  }
+
+  async open(id: string): Promise<UploadHandle> {
+    if (this.dead) throw errnoError('EPOWER', 'open');
+    const handle = await this.inner.open(id);
+    this.tracked.delete(id);
+    await this.afterOpen(id);
+    return new FaultHandle(this, handle);
+  }
+
+  readState(id: string): Promise<StoredUpload | undefined> {
+    return this.inner.readState(id);
+  }
+
+  remove(id: string): Promise<void> {
+    if (this.dead) return Promise.reject(errnoError('EPOWER', 'remove'));
+    this.tracked.delete(id);
+    return this.inner.remove(id);
+  }
+
+  list(): Promise<UploadSummary[]> {
+    return this.inner.list();
+  }
+}
+
+class FaultHandle implements UploadHandle {
+  constructor(private readonly store: FaultStore, private readonly inner: UploadHandle) {}
+
+  get info(): UploadInfo {
+    return this.inner.info;
+  }
+
+  private get t(): Tracked {
+    return this.store.track(this.inner.info.id);
+  }
+
+  async writeAt(bytes: Uint8Array, position: number): Promise<void> {
+    this.store.check('write', this.info.id);
+    // Tracked from the start: a write still running at the cut is as unflushed as any.
+    const entry = { position, length: bytes.byteLength, done: false, synced: false };
+    this.t.writes.push(entry);
+    await this.inner.writeAt(bytes, position);
+    // A write that returns after the cut never happened as far as anyone can tell.
+    if (this.store.isDead) throw errnoError('EPOWER', 'write');
+    entry.done = true;
+  }
+
+  async recordChunks(chunks: readonly ChunkRecord[], sync: boolean): Promise<void> {
+    this.store.check('record', this.info.id);
+    await this.inner.recordChunks(chunks, sync);
+    if (this.store.isDead) throw errnoError('EPOWER', 'record');
+    if (sync) {
+      // Durable mode: the session serializes record batches per upload, so nothing else was
+      // appended between this flush and the stat.
+      this.t.journalSynced = (await stat(this.store.journalPath(this.info.id))).size;
+    }
+  }
+
+  async syncData(): Promise<void> {
+    this.store.check('syncData', this.info.id);
+    const covered = this.t.writes.filter((w) => w.done && !w.synced);
+    await this.inner.syncData();
+    if (this.store.isDead) throw errnoError('EPOWER', 'syncData');
+    for (const w of covered) w.synced = true;
+  }
+
+  async checkpoint(): Promise<void> {
+    this.store.check('checkpoint', this.info.id);
+    const startedAt = performance.now();
+    const covered = this.t.writes.filter((w) => w.done && !w.synced);
+    await this.inner.checkpoint();
+    if (this.store.isDead) throw errnoError('EPOWER', 'checkpoint');
+    const t = this.t;
+    for (const w of covered) w.synced = true;
+    t.checkpointsDone++;
+    t.checkpointStarts.push(startedAt);
+    // Checkpoints of one handle are serialized, so this one's SYNC mark is the k-th since open.
+    const end = await this.store.syncMarkEnd(this.info.id, t.journalAtOpen, t.checkpointsDone);
+    if (end !== undefined) t.journalSynced = Math.max(t.journalSynced, end);
+  }
+
+  rollbackToCheckpoint(): Promise<readonly ChunkRecord[]> {
+    if (this.store.isDead) return Promise.reject(errnoError('EPOWER', 'rollback'));
+    return this.inner.rollbackToCheckpoint();
+  }
+
+  finish(digest: string): Promise<CompletionInfo> {
+    if (this.store.isDead) return Promise.reject(errnoError('EPOWER', 'finish'));
+    return this.inner.finish(digest);
+  }
+
+  async close(): Promise<void> {
+    // Always release the real file handles; after a cut applyPowerLoss undoes what close wrote.
+    await this.inner.close();
+    if (this.store.isDead) return;
+    // close() checkpoints: every write so far is flushed and nothing appends to the journal now.
+    const t = this.t;
+    for (const w of t.writes) w.synced = true;
+    t.journalSynced = (await stat(this.store.journalPath(this.info.id)).catch(() => ({ size: t.journalSynced }))).size;
+  }
+}
