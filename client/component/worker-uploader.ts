@@ -1,0 +1,148 @@
+/**
+ * A core `Uploader` whose work happens in a Web Worker (upload-worker.ts): the page keeps a mirror
+ * of state/progress/uploadId updated from the worker's messages, so the synchronous getters of the
+ * interface still work. `workerUploaderFactory` falls back to the in-page uploader where module
+ * workers are unavailable (or blocked by a CSP).
+ */
+import { createUploader as createPageUploader, type BrowserUploaderOptions } from '../browser/index.js';
+import { Emitter } from '../core/emitter.js';
+import type { ProgressEvent, UploadOutcome, UploadState, Uploader, UploaderEventMap, UploaderEventName } from '../core/types.js';
+import type { UploaderFactory } from './controller.js';
+import type { FromWorker, Snapshot, ToWorker, WorkerUploadOptions } from './worker-protocol.js';
+
+let shared: Worker | undefined;
+let broken = false;
+let nextId = 1;
+let nextReq = 1;
+const live = new Map<number, WorkerUploader>();
+
+function worker(): Worker | undefined {
+  if (broken) return undefined;
+  if (shared) return shared;
+  try {
+    shared = new Worker(new URL('./upload-worker.ts', import.meta.url), { type: 'module', name: 'big-uploader' });
+  } catch {
+    broken = true;
+    return undefined;
+  }
+  shared.onmessage = (event: MessageEvent<FromWorker>) => live.get(event.data.id)?.receive(event.data);
+  shared.onerror = (event) => {
+    // The worker script failed to load or crashed: every upload in it is lost (its resume records
+    // are not: picking the files again resumes them in the page).
+    broken = true;
+    event.preventDefault?.();
+    for (const u of live.values()) u.lost(event.message || 'the upload worker stopped');
+    live.clear();
+    shared = undefined;
+  };
+  return shared;
+}
+
+class WorkerUploader implements Uploader {
+  private readonly emitter = new Emitter<UploaderEventMap>();
+  private snap: Snapshot;
+  private readonly waiting = new Map<number, (outcome: UploadOutcome | undefined) => void>();
+
+  constructor(
+    private readonly worker: Worker,
+    private readonly id: number,
+    size: number,
+  ) {
+    this.snap = { state: 'idle', progress: { bytesAcked: 0, bytesSent: 0, total: size, rate: 0, eta: null }, uploadId: undefined };
+  }
+
+  get state(): UploadState {
+    return this.snap.state;
+  }
+
+  get progress(): ProgressEvent {
+    return this.snap.progress;
+  }
+
+  get uploadId(): string | undefined {
+    return this.snap.uploadId;
+  }
+
+  on<K extends UploaderEventName>(event: K, handler: (payload: UploaderEventMap[K]) => void): () => void {
+    return this.emitter.on(event, handler);
+  }
+
+  private request(op: 'start' | 'pause' | 'cancel'): Promise<UploadOutcome | undefined> {
+    const req = nextReq++;
+    const message: ToWorker = { op, id: this.id, req };
+    return new Promise((resolve) => {
+      this.waiting.set(req, resolve);
+      this.worker.postMessage(message);
+    });
+  }
+
+  async start(): Promise<UploadOutcome> {
+    const outcome = await this.request('start');
+    return outcome ?? { state: 'failed', error: lostError('the upload worker stopped') };
+  }
+
+  resume(): Promise<UploadOutcome> {
+    return this.start();
+  }
+
+  async pause(): Promise<void> {
+    await this.request('pause');
+  }
+
+  async cancel(): Promise<void> {
+    this.emitter.mute(); // same contract as the core: no events after cancel()
+    await this.request('cancel');
+    live.delete(this.id);
+  }
+
+  receive(message: FromWorker): void {
+    if (message.op === 'failed') {
+      this.lost(message.message);
+      return;
+    }
+    this.snap = message.snapshot;
+    if (message.op === 'event') {
+      this.emitter.emit(message.event, message.payload as never);
+    } else {
+      const resolve = this.waiting.get(message.req);
+      this.waiting.delete(message.req);
+      resolve?.(message.outcome);
+      if (message.outcome?.state === 'done' || message.outcome?.state === 'cancelled') live.delete(this.id);
+    }
+  }
+
+  lost(reason: string): void {
+    const error = lostError(reason);
+    this.snap = { ...this.snap, state: 'failed' };
+    this.emitter.emit('error', error);
+    for (const resolve of this.waiting.values()) resolve({ state: 'failed', error });
+    this.waiting.clear();
+  }
+}
+
+function lostError(message: string) {
+  return { code: 0xf0ff, name: 'WORKER_LOST', message, retryable: true, fatal: true } as const;
+}
+
+/** Uploaders that run in the shared upload worker, or in the page where workers are unavailable. */
+export const workerUploaderFactory: UploaderFactory = (options: BrowserUploaderOptions): Uploader => {
+  const file = options.file;
+  const w = typeof Worker !== 'undefined' && file instanceof Blob && !options.transport && !options.resumeStore ? worker() : undefined;
+  if (!w || !(file instanceof Blob)) return createPageUploader(options);
+  // Validate the URL here, like the core does, so a bad endpoint fails on the row at once.
+  new URL(options.endpoint);
+  const id = nextId++;
+  const u = new WorkerUploader(w, id, file.size);
+  live.set(id, u);
+  const workerOptions: WorkerUploadOptions = {
+    endpoint: options.endpoint,
+    ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
+    ...(options.maxInFlightBytes !== undefined ? { maxInFlightBytes: options.maxInFlightBytes } : {}),
+    ...(options.token !== undefined ? { token: options.token } : {}),
+    ...(options.limitRate !== undefined ? { limitRate: options.limitRate } : {}),
+    ...(options.metadata !== undefined ? { metadata: options.metadata } : {}),
+  };
+  const message: ToWorker = { op: 'create', id, file: file as File, options: workerOptions };
+  w.postMessage(message);
+  return u;
+};

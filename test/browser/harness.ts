@@ -1,0 +1,160 @@
+/**
+ * Real-browser test harness: builds the demo page (which embeds <big-uploader>) with vite into a
+ * temp dir, launches Debian's Chromium through playwright-core (no browser download), and offers
+ * small helpers to drive the component and read its state and events from the page.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { build } from 'vite';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const OUTPUT = join(ROOT, 'test-output');
+export const MiB = 1024 * 1024;
+
+export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
+
+/** Build the demo page (component bundled in) into `outDir`. */
+export async function buildDemo(outDir: string): Promise<void> {
+  await build({
+    configFile: join(ROOT, 'vite.config.ts'),
+    mode: 'production',
+    logLevel: 'warn',
+    build: { outDir, emptyOutDir: true, sourcemap: false },
+  });
+}
+
+export function launchBrowser(): Promise<Browser> {
+  return chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: CHROMIUM_ARGS });
+}
+
+/** A fresh context (own IndexedDB, so resume records never leak between tests) and page. */
+export async function newPage(browser: Browser, options: { locale?: string; colorScheme?: 'light' | 'dark' } = {}): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await browser.newContext({ locale: options.locale ?? 'en-US', colorScheme: options.colorScheme ?? 'light', viewport: { width: 820, height: 640 } });
+  // Record every component event, also across reloads, into window.__events.
+  await context.addInitScript(() => {
+    const w = window as unknown as { __events: Array<{ type: string; detail: unknown; t: number }> };
+    w.__events = [];
+    for (const type of ['upload-start', 'upload-progress', 'upload-complete', 'upload-error', 'upload-refused']) {
+      document.addEventListener(type, (e) => w.__events.push({ type, detail: (e as CustomEvent).detail, t: performance.now() }));
+    }
+  });
+  const page = await context.newPage();
+  page.on('pageerror', (error) => process.stderr.write(`[page error] ${error.message}\n`));
+  return { context, page };
+}
+
+/** Open the demo and wait until the component rendered. `attrs` are set on the element before use. */
+export async function openDemo(page: Page, url: string, attrs: Record<string, string | null> = {}): Promise<void> {
+  await page.goto(url);
+  await page.waitForFunction(() => !!document.querySelector('big-uploader')?.shadowRoot?.querySelector('#file-input'));
+  await page.evaluate((a) => {
+    const el = document.querySelector('big-uploader')!;
+    for (const [name, value] of Object.entries(a)) {
+      if (value === null) el.removeAttribute(name);
+      else el.setAttribute(name, value);
+    }
+    return (el as unknown as { updateComplete: Promise<boolean> }).updateComplete;
+  }, attrs);
+}
+
+export async function pickFiles(page: Page, paths: string[]): Promise<void> {
+  await page.locator('big-uploader #file-input').setInputFiles(paths);
+}
+
+export interface RowState {
+  id: string;
+  status: string;
+  text: string;
+  percent: number;
+  note: string;
+}
+
+/** What the rows show, read from the shadow DOM (what a user sees, not the controller's fields). */
+export function rows(page: Page): Promise<RowState[]> {
+  return page.evaluate(() => {
+    const root = document.querySelector('big-uploader')!.shadowRoot!;
+    return Array.from(root.querySelectorAll<HTMLElement>('li.item')).map((li) => ({
+      id: li.dataset.id ?? '',
+      status: li.dataset.status ?? '',
+      text: li.querySelector('.state')?.textContent?.trim() ?? '',
+      percent: Number(li.querySelector('[role=progressbar]')?.getAttribute('aria-valuenow') ?? -1),
+      note: li.querySelector('.note')?.textContent?.trim() ?? '',
+    }));
+  });
+}
+
+export async function waitForRow(page: Page, predicate: string, timeoutMs = 60_000): Promise<void> {
+  // `predicate` is a JS expression over `r` (RowState-like: status, percent, text).
+  await page.waitForFunction(
+    (expr) => {
+      const root = document.querySelector('big-uploader')?.shadowRoot;
+      if (!root) return false;
+      const test = new Function('r', `return (${expr});`) as (r: unknown) => boolean;
+      return Array.from(root.querySelectorAll<HTMLElement>('li.item')).some((li) =>
+        test({
+          status: li.dataset.status,
+          percent: Number(li.querySelector('[role=progressbar]')?.getAttribute('aria-valuenow') ?? -1),
+          text: li.querySelector('.state')?.textContent?.trim() ?? '',
+        }),
+      );
+    },
+    predicate,
+    { timeout: timeoutMs, polling: 50 },
+  );
+}
+
+export interface PageEvent {
+  type: string;
+  detail: Record<string, unknown>;
+  t: number;
+}
+
+export function events(page: Page, type?: string): Promise<PageEvent[]> {
+  return page.evaluate((ty) => {
+    const all = (window as unknown as { __events: PageEvent[] }).__events;
+    return ty ? all.filter((e) => e.type === ty) : all;
+  }, type);
+}
+
+export async function clickRowButton(page: Page, part: string): Promise<void> {
+  await page.locator(`big-uploader li.item [part~="${part}"]`).first().click();
+}
+
+/** A file of `size` bytes that never repeats a 1 MiB block (each block carries its index). */
+export async function makeFile(dir: string, name: string, size: number): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const path = join(dir, name);
+  const handle = await open(path, 'w');
+  const block = randomBytes(MiB);
+  try {
+    for (let at = 0, i = 0; at < size; at += MiB, i++) {
+      block.writeUInt32BE(i, 0);
+      await handle.write(block, 0, Math.min(MiB, size - at), at);
+    }
+  } finally {
+    await handle.close();
+  }
+  return path;
+}
+
+export async function sha256(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 4 * MiB })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** Run axe-core (injected from node_modules) on the page; serious and critical violations. */
+export async function axeViolations(page: Page): Promise<Array<{ id: string; impact: string; help: string; nodes: string[] }>> {
+  await page.addScriptTag({ path: join(ROOT, 'node_modules/axe-core/axe.min.js') });
+  return page.evaluate(async () => {
+    const axe = (window as unknown as { axe: { run(ctx: unknown, opts: unknown): Promise<{ violations: Array<{ id: string; impact: string; help: string; nodes: Array<{ target: unknown }> }> }> } }).axe;
+    const result = await axe.run(document, { resultTypes: ['violations'] });
+    return result.violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => JSON.stringify(n.target)) }));
+  });
+}
