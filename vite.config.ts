@@ -2,23 +2,47 @@
  * Vite builds of the <big-uploader> web component and its demo page (one config, picked by mode):
  *
  *   vite                      dev server for demo/ with live reload; /upload, /uploads and
- *                             /healthz are proxied to a running server (BIG_UPLOADER_URL, default
- *                             http://127.0.0.1:3000: start one with `npm start` or `big-uploader serve`)
+ *                             /healthz are proxied to BIG_UPLOADER_URL (default http://127.0.0.1:3000);
+ *                             when nothing answers there, an upload server is started in-process
+ *                             on that port (data in ./data)
  *   vite build                the demo page -> dist/demo (what `npm start` serves at /)
  *   vite build --mode standalone   one ES module with lit bundled -> dist/component/big-uploader.js
  *                             (embed with a single <script type="module">; registers the tag)
  *   vite build --mode lib     library build, lit left external -> dist/lib/{index,define}.js
  */
 import { fileURLToPath } from 'node:url';
-import { defineConfig, type UserConfig } from 'vite';
+import { defineConfig, type Plugin, type UserConfig } from 'vite';
 
 const here = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
 const server = process.env.BIG_UPLOADER_URL ?? 'http://127.0.0.1:3000';
+
+/** Dev only: start the real upload server behind the proxy unless one is already running. */
+function uploadServer(): Plugin {
+  return {
+    name: 'big-uploader-dev-server',
+    apply: 'serve',
+    async configureServer(dev) {
+      const alive = await fetch(`${server}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (alive) return;
+      const url = new URL(server);
+      const { buildApp } = await import('./server/index.js');
+      const app = await buildApp({ dir: here('./data'), logLevel: 'warn', origins: [`http://127.0.0.1:5173`, `http://localhost:5173`] });
+      await app.listen({ host: url.hostname, port: Number(url.port || 80) });
+      dev.config.logger.info(`  big-uploader server started at ${server} (data in ./data)`);
+      dev.httpServer?.on('close', () => void app.close());
+    },
+  };
+}
 
 export default defineConfig(({ mode }): UserConfig => {
   if (mode === 'standalone') {
     return {
       publicDir: false,
+      // Relative asset URLs: the worker file is found next to the bundle wherever it is hosted.
+      base: './',
       build: {
         outDir: here('./dist/component'),
         emptyOutDir: true,
@@ -31,6 +55,7 @@ export default defineConfig(({ mode }): UserConfig => {
   if (mode === 'lib') {
     return {
       publicDir: false,
+      base: './',
       build: {
         outDir: here('./dist/lib'),
         emptyOutDir: true,
@@ -57,6 +82,7 @@ export default defineConfig(({ mode }): UserConfig => {
       // One file for the page: the component is small and a single request keeps `npm start` simple.
       assetsInlineLimit: 0,
     },
+    plugins: [uploadServer()],
     server: {
       host: '127.0.0.1',
       port: 5173,
