@@ -37,6 +37,8 @@ export function readProc(pid: number): ProcSample | undefined {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // A process that is exiting has no memory map left and no Vm* lines: keep the previous sample.
+    if (!/^VmHWM:/m.test(status)) return undefined;
     const hz = ticksPerSecond();
     const kib = (key: string): number => {
       const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status);
