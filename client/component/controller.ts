@@ -288,13 +288,11 @@ export class UploadController implements ReactiveController {
   /** Something changed: start what the concurrency limit allows, update helpers, re-render. */
   private changed(): void {
     const limit = Math.max(1, Math.floor(this.host.concurrency) || 1);
-    let active = this.items.filter((i) => ACTIVE.has(i.status)).length;
+    // Recount on every step: starting an uploader emits 'state' synchronously, which re-enters
+    // changed() and may already have filled slots.
     for (const item of this.items) {
-      if (active >= limit) break;
-      if (item.status === 'queued' && item.startRequested) {
-        this.run(item);
-        active++;
-      }
+      if (this.items.filter((i) => ACTIVE.has(i.status)).length >= limit) break;
+      if (item.status === 'queued' && item.startRequested) this.run(item);
     }
     const busy = this.busy;
     this.wakeLock.set(busy);

@@ -154,7 +154,7 @@ export class WakeLock {
   }
 
   set(wanted: boolean): void {
-    if (wanted === this.wanted) return;
+    if (wanted === this.wanted || typeof document === 'undefined') return;
     this.wanted = wanted;
     if (wanted) document.addEventListener('visibilitychange', this.onVisible);
     else document.removeEventListener('visibilitychange', this.onVisible);
