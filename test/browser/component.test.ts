@@ -76,10 +76,20 @@ describe('<big-uploader> in Chromium', () => {
       const t0 = Date.now();
       await pickFiles(page, [source]);
       await waitForRow(page, `r.status === 'uploading' && r.percent >= 30`);
+      const lock = () =>
+        page.evaluate(() => {
+          const el = document.querySelector('big-uploader')!;
+          return { api: 'wakeLock' in navigator, held: el.uploads.wakeLockHeld, busy: el.uploads.busy };
+        });
+      const during = await lock();
       await page.screenshot({ path: join(OUTPUT, 'big-uploader-mid-upload.png') });
       await page.locator('big-uploader').screenshot({ path: join(OUTPUT, 'big-uploader-element-mid-upload.png') });
       await waitForRow(page, `r.status === 'done'`, 120_000);
       const wall = (Date.now() - t0) / 1000;
+      // The screen wake lock is held while uploading (where the browser grants it) and released after.
+      expect(during.busy).toBe(true);
+      if (during.held) await expect.poll(async () => (await lock()).held).toBe(false);
+      process.stdout.write(`[info] wake lock API ${during.api ? 'present' : 'absent'}, held during upload: ${during.held}\n`);
       const long = await page.evaluate(() => (window as unknown as { __long: number[] }).__long);
       const complete = await events(page, 'upload-complete');
       expect(complete).toHaveLength(1);
