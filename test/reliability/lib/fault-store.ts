@@ -69,6 +69,8 @@ export class FaultStore implements UploadStore {
   private readonly rules: Array<FaultRule & { seen: number; fired: number }> = [];
   private readonly tracked = new Map<string, Tracked>();
   private dead = false;
+  /** Each injected fault: the upload and the byte positions whose fate it decided. */
+  readonly failures: Array<{ op: FaultOp; id: string; positions: number[] }> = [];
   /** Faults actually injected, by op and code. */
   readonly injected = new Map<string, number>();
 
@@ -160,6 +162,15 @@ export class FaultStore implements UploadStore {
     return undefined;
   }
 
+  /** Offset of the first SYNC mark at or after `from` (record aligned), or `end` if none. */
+  async firstSyncMarkAfter(id: string, from: number, end: number): Promise<number> {
+    const bytes = await readFile(this.journalPath(id));
+    for (let at = from; at + RECORD <= Math.min(end, bytes.byteLength); at += RECORD) {
+      if (bytes[at] === SYNC_TYPE) return at;
+    }
+    return end;
+  }
+
   /**
    * Rewrite the files as the device holds them after the power cut. Call after the frozen server
    * was closed (its handles are released; whatever it did after the cut is undone here).
@@ -191,7 +202,11 @@ export class FaultStore implements UploadStore {
       }
       const size = Math.min((await stat(this.journalPath(id))).size, t.journalAtCut ?? Infinity);
       const tail = size - t.journalSynced;
-      const keepTail = harsh || tail <= 0 ? 0 : rng.int(0, tail);
+      // A SYNC mark past the confirmed prefix belongs to a checkpoint that was still running at the
+      // cut; whether its data flush had finished is unknown here, so the kept tail stops before it
+      // (losing it is always a legal outcome, keeping it is only legal if the flush finished).
+      const limit = await this.firstSyncMarkAfter(id, t.journalSynced, size);
+      const keepTail = harsh || tail <= 0 ? 0 : rng.int(0, Math.min(tail, limit - t.journalSynced));
       await truncate(this.journalPath(id), t.journalSynced + keepTail);
       journalDropped += Math.max(0, tail - keepTail);
     }
@@ -245,12 +260,27 @@ class FaultHandle implements UploadHandle {
     return this.inner.info;
   }
 
+  /** Positions of returned writes no flush has covered yet. */
+  private unflushed(): number[] {
+    return this.t.writes.filter((w) => w.done && !w.synced).map((w) => w.position);
+  }
+
+  /** Inject a fault if a rule says so, remembering which bytes it concerned. */
+  private guard(op: FaultOp, positions: number[]): void {
+    try {
+      this.store.check(op, this.info.id);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EPOWER') this.store.failures.push({ op, id: this.info.id, positions });
+      throw error;
+    }
+  }
+
   private get t(): Tracked {
     return this.store.track(this.inner.info.id);
   }
 
   async writeAt(bytes: Uint8Array, position: number): Promise<void> {
-    this.store.check('write', this.info.id);
+    this.guard('write', [position]);
     // Tracked from the start: a write still running at the cut is as unflushed as any.
     const entry = { position, length: bytes.byteLength, done: false, synced: false };
     this.t.writes.push(entry);
@@ -261,7 +291,7 @@ class FaultHandle implements UploadHandle {
   }
 
   async recordChunks(chunks: readonly ChunkRecord[], sync: boolean): Promise<void> {
-    this.store.check('record', this.info.id);
+    this.guard('record', chunks.map((c) => c.index * this.info.chunkSize));
     await this.inner.recordChunks(chunks, sync);
     if (this.store.isDead) throw errnoError('EPOWER', 'record');
     if (sync) {
@@ -272,7 +302,7 @@ class FaultHandle implements UploadHandle {
   }
 
   async syncData(): Promise<void> {
-    this.store.check('syncData', this.info.id);
+    this.guard('syncData', this.unflushed());
     const covered = this.t.writes.filter((w) => w.done && !w.synced);
     await this.inner.syncData();
     if (this.store.isDead) throw errnoError('EPOWER', 'syncData');
@@ -280,7 +310,7 @@ class FaultHandle implements UploadHandle {
   }
 
   async checkpoint(): Promise<void> {
-    this.store.check('checkpoint', this.info.id);
+    this.guard('checkpoint', this.unflushed());
     const startedAt = performance.now();
     const covered = this.t.writes.filter((w) => w.done && !w.synced);
     await this.inner.checkpoint();

@@ -74,6 +74,8 @@ export interface PumpResult {
   readonly errors: ErrorMessage[];
   /** True when the connection died or closed before every chunk was answered. */
   readonly interrupted: boolean;
+  /** Why the connection stopped early ('' when it did not, or a fatal ERROR ended it). */
+  readonly why: string;
   /** For each DATA sent: chunk index and the wire offset where its frame ends. */
   readonly frames: ReadonlyArray<{ index: number; wireEnd: number }>;
 }
@@ -90,10 +92,12 @@ export async function pump(client: RawClient, accept: AcceptMessage, data: Uint8
   let outstanding = 0;
   let next = 0;
   let interrupted = false;
+  let why = '';
+  let closing = false;
   const started = performance.now();
   let sentBytes = 0;
   while (next < indexes.length || pending.size > 0) {
-    while (next < indexes.length && !(options.stop?.() ?? false)) {
+    while (!closing && next < indexes.length && !(options.stop?.() ?? false)) {
       const index = indexes[next]!;
       const start = index * chunkSize;
       const len = Math.min(chunkSize, fileSize - start);
@@ -106,7 +110,8 @@ export async function pump(client: RawClient, accept: AcceptMessage, data: Uint8
           await new Promise((r) => setTimeout(r, wait));
         }
       }
-      if (client.ws.readyState !== client.ws.OPEN) { interrupted = true; break; }
+      // The socket is closing: stop sending, but still read what the server said before it closed.
+      if (client.ws.readyState !== client.ws.OPEN) { closing = true; break; }
       client.sendData(start, data.subarray(start, start + len));
       wire += clientFrameBytes(18 + len);
       frames.push({ index, wireEnd: wire });
@@ -115,8 +120,7 @@ export async function pump(client: RawClient, accept: AcceptMessage, data: Uint8
       sentBytes += len;
       next++;
     }
-    if (interrupted) break;
-    if (pending.size === 0) {
+    if (pending.size === 0 && !closing) {
       if (next >= indexes.length || (options.stop?.() ?? false)) break;
       continue;
     }
@@ -124,8 +128,9 @@ export async function pump(client: RawClient, accept: AcceptMessage, data: Uint8
     try {
       // With pacing, wake up in time for the next send even without an answer.
       message = await client.next(options.timeoutMs ?? 10_000);
-    } catch {
+    } catch (error) {
       interrupted = true;
+      why = (error as Error).message;
       break;
     }
     if (message.type === 'ack') {
@@ -153,7 +158,7 @@ export async function pump(client: RawClient, accept: AcceptMessage, data: Uint8
       throw new Error(`unexpected ${message.type} while sending chunks`);
     }
   }
-  return { ackedHere, errors, interrupted, frames };
+  return { ackedHere, errors, interrupted, why, frames };
 }
 
 /** Read `ranges` of the file at `path` and return the ranges whose bytes differ from `data`. */
