@@ -245,4 +245,39 @@ describe('<big-uploader> in Chromium', () => {
       }
     }
   });
+
+  it('takes dropped files and is reachable by keyboard', async () => {
+    const { context, page } = await newPage(browser);
+    try {
+      await openDemo(page, pageUrl);
+      // Keyboard: the first Tab stop inside the page's component is the "Choose files" button.
+      await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
+      let focused = '';
+      for (let i = 0; i < 6 && focused !== 'Choose files'; i++) {
+        await page.keyboard.press('Tab');
+        focused = await page.evaluate(() => document.querySelector('big-uploader')!.shadowRoot!.activeElement?.textContent?.trim() ?? '');
+      }
+      expect(focused).toBe('Choose files');
+      const dragging = await page.evaluate(() => {
+        const zone = document.querySelector('big-uploader')!.shadowRoot!.querySelector('.dropzone')!;
+        const dt = new DataTransfer();
+        const bytes = new Uint8Array(3 * 1024 * 1024).map((_, i) => (i * 7) & 255);
+        dt.items.add(new File([bytes], 'dropped.bin', { type: 'application/octet-stream' }));
+        zone.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true, composed: true }));
+        return new Promise<boolean>((resolve) =>
+          requestAnimationFrame(() => {
+            const was = zone.classList.contains('dragging');
+            zone.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true, composed: true }));
+            resolve(was);
+          }),
+        );
+      });
+      expect(dragging).toBe(true);
+      await waitForRow(page, `r.status === 'done'`);
+      const done = (await events(page, 'upload-complete'))[0]!.detail as { name: string; size: number };
+      expect(done).toMatchObject({ name: 'dropped.bin', size: 3 * MiB });
+    } finally {
+      await context.close();
+    }
+  });
 });
