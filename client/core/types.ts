@@ -257,7 +257,7 @@ export interface UploadErrorInfo {
 export type InfoCode =
   | 'RESUMING'
   | 'UPLOAD_NOT_FOUND_STARTING_FRESH'
-  | 'RECONNECTED'
+  | 'RECONNECTING'
   | 'ALREADY_COMPLETE'
   | 'DIGEST_UNVERIFIED'
   | 'CHUNK_RESENT'
