@@ -44,8 +44,6 @@ async function runPowerCuts(durable: boolean, tmp: TempDir, servers: TestServer[
   let bytesVerified = 0;
   let ackedAtCuts = 0;
   const losses: LossReport[] = [];
-  let lastLoss: object = {};
-  let prevStarts: number[] = [];
   for (let boot = 0; boot <= CUTS; boot++) {
     const store = new FaultStore(new DiskStore({ dir: tmp.path, bootId: () => `simulated-boot-${boot}` }), tmp.path);
     const server = await startServer({ store, durable, syncInterval: SYNC_INTERVAL, logLevel: false });
@@ -59,12 +57,6 @@ async function runPowerCuts(durable: boolean, tmp: TempDir, servers: TestServer[
     bytesVerified += accept.ranges.reduce((n, r) => n + r.end - r.start, 0);
     const reported = chunksIn(accept.ranges, CHUNK, FILE);
     const lost = log.chunks.filter((i) => !reported.has(i));
-    if (lost.some((i) => log.firstSeen.get(i)! < cutoff)) {
-      const j = await readFile(store.journalPath(id));
-      const recs = [];
-      for (let at = 0; at + 32 <= j.byteLength; at += 32) recs.push(`${j[at]}:${j.readUInt32BE(at + 12)}`);
-      console.log('LOSTDBG', boot, lost.map((i) => [i, Math.round(log.firstSeen.get(i)! - cutoff), Math.round(cutAt - log.firstSeen.get(i)!)]), prevStarts, JSON.stringify(lastLoss), recs.join(' '));
-    }
     for (const i of lost) {
       const seen = log.firstSeen.get(i)!;
       if (seen < cutoff) lostBeforeCutoff++;
@@ -96,11 +88,9 @@ async function runPowerCuts(durable: boolean, tmp: TempDir, servers: TestServer[
     clearTimeout(timer);
     if (!store.isDead) { store.powerOff(); cutAt = performance.now(); client.destroy(); }
     ackedAtCuts += log.bytes;
-    prevStarts = store.track(id).checkpointStarts.map((x) => Math.round(x - bootStart));
     cutoff = Math.max(store.lastCheckpointStart(id) ?? bootStart, bootStart);
     await server.close();
     // Alternate harsh cuts (every unflushed write and journal byte gone) with random ones.
-    lastLoss = { cutoff: Math.round(cutoff - bootStart), cut: Math.round(cutAt - bootStart), pre: (await readFile(store.journalPath(id))).byteLength, synced: store.track(id).journalSynced, atCut: store.track(id).journalAtCut, atOpen: store.track(id).journalAtOpen };
     losses.push(await store.applyPowerLoss(rng, boot % 2 === 0));
   }
   const stored = await readFile(join(tmp.path, 'files', bytesToHex(upload!.id), 'power.bin'));

@@ -18,6 +18,8 @@ interface Conn {
   forwarded: number;
   queue: Buffer[];
   cutAt?: { bytes: number; kind: CutKind };
+  /** Hold this connection's bytes once this many were forwarded (a stall mid-frame). */
+  holdAt?: number;
   closed: boolean;
 }
 
@@ -33,6 +35,8 @@ export interface FaultProxy {
   cutLastAfter(bytes: number, kind: CutKind): void;
   /** Every new connection is cut after a byte count `pick()` returns (0 disables). */
   autoCut(pick: (() => { bytes: number; kind: CutKind }) | undefined): void;
+  /** Hold the newest connection's bytes once `bytes` were forwarded, until `resume()`. */
+  holdLastAt(bytes: number): void;
   /** Hold client -> server bytes (queued) until `resume()`. */
   stall(): void;
   resume(): void;
@@ -71,6 +75,10 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
     while (!c.closed && c.queue.length > 0 && !stalled && sent < budget) {
       let buf = c.queue[0]!;
       let take = Math.min(buf.byteLength, budget - sent);
+      if (c.head === undefined && c.holdAt !== undefined) {
+        take = Math.min(take, c.holdAt - c.forwarded);
+        if (take <= 0) break;
+      }
       if (c.head === undefined && c.cutAt) take = Math.min(take, c.cutAt.bytes - c.forwarded);
       if (c.head !== undefined) {
         // Still inside the HTTP upgrade request: forward it whole, count nothing.
@@ -140,9 +148,11 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
       if (c.forwarded >= bytes) cut(c, kind);
     },
     autoCut(pick) { auto = pick; },
+    holdLastAt(bytes) { last().holdAt = bytes; },
     stall() { stalled = true; },
     resume() {
       stalled = false;
+      for (const c of conns) c.holdAt = undefined;
       for (const c of conns) pumpConn(c);
     },
     trickle(bytesPerSecond) {
