@@ -220,6 +220,8 @@ export class UploadController implements ReactiveController {
       item.uploader = undefined; // cancelled uploads are gone on the server: start fresh
       item.bytesAcked = 0;
       item.bytesSent = 0;
+    } else if (item.error?.name === 'WORKER_LOST') {
+      item.uploader = undefined; // a new uploader (in the page) resumes from the resume record
     }
     item.error = undefined;
     item.status = 'queued';

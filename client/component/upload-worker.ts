@@ -91,19 +91,15 @@ scope.onmessage = (event) => {
     scope.postMessage({ op: 'settled', id: m.id, req: m.req, ...(outcome ? { outcome } : {}), snapshot: snapshot(uploader) });
   switch (m.op) {
     case 'start':
-      void uploader.start().then((outcome) => {
-        if (outcome.state === 'done' || outcome.state === 'cancelled') uploaders.delete(m.id);
-        settled(outcome);
-      });
+      // Uploaders stay in the map after they finish (a few fields and a File reference), so a late
+      // pause/cancel from the page still gets its answer instead of waiting forever.
+      void uploader.start().then(settled);
       break;
     case 'pause':
       void uploader.pause().then(() => settled());
       break;
     case 'cancel':
-      void uploader.cancel().then(() => {
-        uploaders.delete(m.id);
-        settled();
-      });
+      void uploader.cancel().then(() => settled());
       break;
   }
 };

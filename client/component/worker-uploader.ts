@@ -68,6 +68,11 @@ class WorkerUploader implements Uploader {
   }
 
   private request(op: 'start' | 'pause' | 'cancel'): Promise<UploadOutcome | undefined> {
+    if (broken) {
+      // The worker is gone: answer at once (a failed row the user can see) instead of waiting forever.
+      if (op === 'start') this.lost('the upload worker stopped; pick the file again to resume');
+      return Promise.resolve(undefined);
+    }
     const req = nextReq++;
     const message: ToWorker = { op, id: this.id, req };
     return new Promise((resolve) => {
