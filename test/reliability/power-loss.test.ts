@@ -90,6 +90,7 @@ async function runPowerCuts(durable: boolean, tmp: TempDir, servers: TestServer[
     ackedAtCuts += log.bytes;
     cutoff = Math.max(store.lastCheckpointStart(id) ?? bootStart, bootStart);
     await server.close();
+    await store.quiesce();
     // Alternate harsh cuts (every unflushed write and journal byte gone) with random ones.
     losses.push(await store.applyPowerLoss(rng, boot % 2 === 0));
   }

@@ -69,6 +69,8 @@ export class FaultStore implements UploadStore {
   private readonly rules: Array<FaultRule & { seen: number; fired: number }> = [];
   private readonly tracked = new Map<string, Tracked>();
   private dead = false;
+  /** Handles handed out and not closed yet. */
+  openHandles = 0;
   /** Each injected fault: the upload and the byte positions whose fate it decided. */
   readonly failures: Array<{ op: FaultOp; id: string; positions: number[] }> = [];
   /** Faults actually injected, by op and code. */
@@ -152,6 +154,19 @@ export class FaultStore implements UploadStore {
     t.checkpointsDone = 0;
   }
 
+  /**
+   * Wait until the server closed every handle. app.close() does not wait for uploads a closed
+   * connection had already released, and their close() still checkpoints: rewriting files under
+   * it would let a late SYNC mark land after the simulated cut.
+   */
+  async quiesce(timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.openHandles > 0) {
+      if (Date.now() > deadline) throw new Error(`${this.openHandles} upload handles still open`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
   /** The end of the k-th SYNC mark appended after `from` (1-based), or undefined. */
   async syncMarkEnd(id: string, from: number, k: number): Promise<number | undefined> {
     const bytes = await readFile(this.journalPath(id));
@@ -226,6 +241,7 @@ export class FaultStore implements UploadStore {
   async create(info: UploadInfo): Promise<UploadHandle> {
     if (this.dead) throw errnoError('EPOWER', 'create');
     const handle = await this.inner.create(info);
+    this.openHandles++;
     await this.afterOpen(info.id);
     return new FaultHandle(this, handle);
   }
@@ -233,6 +249,7 @@ export class FaultStore implements UploadStore {
   async open(id: string): Promise<UploadHandle> {
     if (this.dead) throw errnoError('EPOWER', 'open');
     const handle = await this.inner.open(id);
+    this.openHandles++;
     this.tracked.delete(id);
     await this.afterOpen(id);
     return new FaultHandle(this, handle);
@@ -329,14 +346,25 @@ class FaultHandle implements UploadHandle {
     return this.inner.rollbackToCheckpoint();
   }
 
-  finish(digest: string): Promise<CompletionInfo> {
-    if (this.store.isDead) return Promise.reject(errnoError('EPOWER', 'finish'));
-    return this.inner.finish(digest);
+  async finish(digest: string): Promise<CompletionInfo> {
+    if (this.store.isDead) throw errnoError('EPOWER', 'finish');
+    const done = await this.inner.finish(digest);
+    this.release();
+    return done;
+  }
+
+  private released = false;
+  private release(): void {
+    if (!this.released) { this.released = true; this.store.openHandles--; }
   }
 
   async close(): Promise<void> {
     // Always release the real file handles; after a cut applyPowerLoss undoes what close wrote.
-    await this.inner.close();
+    try {
+      await this.inner.close();
+    } finally {
+      this.release();
+    }
     if (this.store.isDead) return;
     // close() checkpoints: every write so far is flushed and nothing appends to the journal now.
     const t = this.t;
