@@ -649,6 +649,12 @@ export class BigUploader implements Uploader {
         s.completeSent = false;
         s.queue = this.missingChunks(s).filter((i) => !s.resend.includes(i));
         s.queuePos = 0;
+        if (s.queue.length === 0 && s.resend.length === 0 && s.outstandingBytes === 0 && s.readsInFlight === 0) {
+          // We believe every byte is acked but the server disagrees: only a fresh ACCEPT tells us
+          // its real list, so reconnect and RESUME rather than repeat COMPLETE.
+          this.abortSession(s, err(false));
+          return;
+        }
         this.setState('uploading');
         this.pump();
         return;

@@ -172,6 +172,23 @@ describe('Uploader against a scripted server', () => {
     expect(errors).toEqual([expect.objectContaining({ name: 'HASH_MISMATCH', retryable: true, fatal: false })]);
   });
 
+  it('on INCOMPLETE with nothing missing locally, reconnects and trusts the new ACCEPT', async () => {
+    const { server, bytes, uploader } = await setup(CHUNK * 3);
+    let lost = false;
+    // The server acks chunk 1, then "loses" it (as after an OS crash) before COMPLETE is evaluated.
+    server.onData = (offset, conn) => {
+      if (offset === 2 * CHUNK && !lost) {
+        lost = true;
+        conn.upload!.acked.remove(CHUNK, 2 * CHUNK);
+      }
+      return undefined;
+    };
+    expect((await uploader.start()).state).toBe('done');
+    expect(server.log.filter((e) => e.type === 'resume')).toHaveLength(1);
+    expect(server.dataLog.filter((d) => d.offset === CHUNK)).toHaveLength(2);
+    expect(sameBytes(server.only().data, bytes)).toBe(true);
+  });
+
   it('fails without retrying on a non-retryable refusal', async () => {
     const { server, uploader, events } = await setup(CHUNK);
     server.refuseOpen = 'FILE_TOO_LARGE';
