@@ -77,9 +77,9 @@ export class BigUploaderElement extends LitElement {
 
   /** WebSocket URL of the upload endpoint. Default: ws(s)://<this page's host>/upload. */
   declare endpoint: string;
-  /** Proposed chunk size in bytes (the server decides); 0 = client default (4 MiB). */
+  /** Proposed chunk size in bytes (the server decides); 0 = the client core default (DEFAULTS.chunkSize). */
   declare chunkSize: number;
-  /** Most unacknowledged bytes in flight per file; 0 = client default (32 MiB). */
+  /** Most unacknowledged bytes in flight per file; 0 = the client core default (DEFAULTS.maxInFlightBytes). */
   declare window: number;
   /** Server token, sent as the `token` query parameter of the WebSocket URL. */
   declare token: string;
