@@ -80,7 +80,9 @@ export class UploadRegistry {
       name: sanitizeName(message.name),
       contentType: message.contentType,
       metadata: { ...message.metadata },
-      ...(message.digest !== undefined ? { digest: hashToHex(message.digest) } : {}),
+      // The OPEN digest is defined at the proposed chunk size (SPEC.md 7.1): keep it only when the
+      // agreed size is that size, otherwise it could never match and would fail a good upload.
+      ...(message.digest !== undefined && chunkSize === message.chunkSize ? { digest: hashToHex(message.digest) } : {}),
       createdAt: Date.now(),
     };
     const upload = await this.serialize(info.id, async () => {

@@ -427,7 +427,7 @@ export class BigUploader implements Uploader {
         encodeOpen({
           fileSize: file.size,
           chunkSize: this.chunkSizeProposal,
-          name: file.name || 'unnamed',
+          name: wellFormedName(file.name),
           contentType: file.type,
           token,
           metadata: this.options.metadata ?? {},
@@ -1067,3 +1067,12 @@ export function createUploader(options: UploaderOptions): Uploader {
   return new BigUploader(options);
 }
 
+/**
+ * OPEN refuses names that are not valid UTF-8 (a lone surrogate from a Windows file system would
+ * otherwise turn into U+FFFD on one side only). Replace lone surrogates here so such a file still
+ * uploads under a readable name.
+ */
+function wellFormedName(name: string): string {
+  const fixed = name.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
+  return fixed === '' ? 'unnamed' : fixed;
+}

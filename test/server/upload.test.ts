@@ -71,4 +71,28 @@ describe('upload', () => {
     expect(stored.equals(data)).toBe(true);
     client.close();
   });
+  it('checks an OPEN digest only at the chunk size it was computed for', async () => {
+    // Larger than 16 MiB, so the chunk lists (and digests) at 16 MiB and 64 MiB differ.
+    const data = randomBytes(17 * MiB + 5);
+    const client = await RawClient.connect(server.wsUrl);
+    // Honoured: the proposal is agreed, so a wrong OPEN digest is caught at COMPLETE.
+    client.open({ fileSize: data.byteLength, chunkSize: MiB, name: 'a', digest: 42n });
+    const agreed = await client.expect('accept');
+    expect(agreed.chunkSize).toBe(MiB);
+    expect((await sendChunks(client, agreed, data, chunksOf(data.byteLength, MiB))).errors).toEqual([]);
+    client.complete();
+    await client.expectError(Errors.DIGEST_MISMATCH.code);
+    client.terminate();
+    await client.expect('terminated');
+    // Dropped: the server clamps a 64 MiB proposal to its 16 MiB maximum, where the digest
+    // computed at 64 MiB cannot match; the upload completes on the chunk hashes alone.
+    client.open({ fileSize: data.byteLength, chunkSize: 64 * MiB, name: 'b', digest: digestOf(client.hasher, data, 64 * MiB) });
+    const clamped = await client.expect('accept');
+    expect(clamped.chunkSize).toBe(16 * MiB);
+    expect((await sendChunks(client, clamped, data, chunksOf(data.byteLength, clamped.chunkSize))).errors).toEqual([]);
+    client.complete();
+    const result = await client.expect('result');
+    expect(hashToHex(result.digest)).toBe(hashToHex(digestOf(client.hasher, data, 16 * MiB)));
+    client.close();
+  });
 });
