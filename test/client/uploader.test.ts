@@ -58,6 +58,20 @@ describe('Uploader against a scripted server', () => {
     expect(server.log.map((e) => e.type)).toEqual(['open', 'complete']);
   });
 
+  it('uploads a file whose name holds a lone surrogate (replaced before OPEN)', async () => {
+    const server = await new FakeServer().init();
+    const bytes = randomBytes(10, 10);
+    const uploader = createUploader({
+      endpoint: 'ws://fake/upload',
+      file: memorySource(bytes, 'bad\uD800name.bin'),
+      transport: server,
+      chunkSize: CHUNK,
+    });
+    const outcome = await uploader.start();
+    expect(outcome.state).toBe('done');
+    expect(sameBytes(server.only().data, bytes)).toBe(true);
+  });
+
   it('sends the handshake token as a query parameter', async () => {
     const { server, uploader } = await setup(10, { token: 's3cret', uploadToken: 'ticket' });
     await uploader.start();
