@@ -52,6 +52,8 @@ export class OpenUpload {
   private flushing = false;
   /** Records appended since the last checkpoint: the background sync skips clean uploads. */
   private dirty = false;
+  /** A rollback to the last checkpoint was queued (once is enough: the upload takes no more writes). */
+  private rollbackRequested = false;
   /** Serializes checkpoint / finish / close on the handle. */
   private lifecycle: Promise<unknown> = Promise.resolve();
 
@@ -120,8 +122,10 @@ export class OpenUpload {
     this.inflight++;
     this.lastActivity = Date.now();
     const started = process.hrtime.bigint();
+    let written = false;
     const done = (async () => {
       await handle.writeAt(payload, index * this.info.chunkSize);
+      written = true;
       await this.enqueueRecord({ index, hash });
     })().then(
       () => {
@@ -133,7 +137,7 @@ export class OpenUpload {
       },
       (error: unknown) => {
         if (this.state[index] === ChunkState.WRITING) this.state[index] = ChunkState.MISSING;
-        throw this.storageFailure(error);
+        throw this.storageFailure(error, !written);
       },
     ).finally(() => {
       this.writing.delete(index);
@@ -174,8 +178,11 @@ export class OpenUpload {
     this.flushing = false;
   }
 
-  /** Turn a store error into the protocol error the client sees; remember it for the upload. */
-  private storageFailure(error: unknown): ProtocolError {
+  /**
+   * Turn a store error into the protocol error the client sees; remember it for the upload.
+   * `dataWrite`: the positional write of a chunk's bytes failed (not a journal append or a flush).
+   */
+  private storageFailure(error: unknown, dataWrite = false): ProtocolError {
     if (error instanceof ProtocolError) return error;
     const code = (error as NodeJS.ErrnoException | undefined)?.code;
     const failure = code === 'ENOSPC' || code === 'EDQUOT'
@@ -184,8 +191,16 @@ export class OpenUpload {
     if (!this.failure) {
       this.failure = failure;
       this.metrics.uploadsFailed.inc();
-      // A failed flush leaves the page cache in an unknown state: keep only checkpointed records.
-      if (this.durable || code !== 'ENOSPC') void this.rollback();
+    }
+    // A failed flush (fdatasync, checkpoint, completion) or journal append, whatever the errno,
+    // leaves the page cache in an unknown state: keep only checkpointed records (SPEC.md 8). Only a
+    // positional data write that ran out of space may skip it in default mode: nothing was acked
+    // for that chunk and what was acked before is intact in the page cache. Decided per failure,
+    // not just for the first one, so a flush already running when a write hit ENOSPC still rolls back.
+    const skip = dataWrite && !this.durable && code === 'ENOSPC';
+    if (!skip && !this.rollbackRequested) {
+      this.rollbackRequested = true;
+      void this.rollback();
     }
     return failure;
   }
