@@ -14,7 +14,8 @@ import { UploadRegistry } from './uploads.js';
 /** What GET /uploads/:id answers. */
 export interface UploadStateBody {
   readonly id: string;
-  readonly state: 'uploading' | 'completed';
+  /** 'damaged': the server found its record of the upload damaged (SPEC.md 7.2); ranges are empty. */
+  readonly state: 'uploading' | 'completed' | 'damaged';
   readonly name: string;
   readonly contentType: string;
   readonly fileSize: number;
@@ -81,7 +82,7 @@ export function registerHttpRoutes(fastify: FastifyInstance, ctx: HttpContext): 
     const updatedAt = loaded?.lastActivity ?? stored?.updatedAt ?? info.createdAt;
     return {
       id,
-      state: completion ? 'completed' : 'uploading',
+      state: completion ? 'completed' : stored?.damaged !== undefined ? 'damaged' : 'uploading',
       name: info.name,
       contentType: info.contentType,
       fileSize: info.fileSize,

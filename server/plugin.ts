@@ -54,7 +54,7 @@ const plugin: FastifyPluginAsync<BigUploaderOptions> = async (fastify: FastifyIn
   await store.init();
   const hasher = await loadHasher();
   const metrics = new ServerMetrics();
-  const registry = new UploadRegistry(store, options, hasher, metrics);
+  const registry = new UploadRegistry(store, options, hasher, metrics, fastify.log);
   const events = new EventEmitter<BigUploaderEvents>();
   const sessions = new Set<Session>();
   const sweeper = new Sweeper(store, registry, options.ttl, metrics, fastify.log);

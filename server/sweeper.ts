@@ -40,6 +40,8 @@ export class Sweeper {
     let removed = 0;
     try {
       for (const summary of await this.store.list()) {
+        // Damaged uploads are evidence for the operator (SPEC.md 7.2): never expired.
+        if (summary.damaged) continue;
         const loaded = this.registry.peek(summary.id);
         if (loaded?.owner) continue;
         const last = Math.max(summary.updatedAt, loaded?.lastActivity ?? 0);

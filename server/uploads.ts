@@ -4,6 +4,7 @@
  * when their owner leaves, and removes them for DELETE, TERMINATE and the TTL sweeper.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import type { FastifyBaseLogger } from 'fastify';
 import {
   Errors,
   ProtocolError,
@@ -16,7 +17,7 @@ import {
 import type { ServerMetrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
 import { sanitizeName } from './store/names.js';
-import type { UploadStore } from './store/types.js';
+import type { StoredUpload, UploadStore } from './store/types.js';
 import { OpenUpload, type UploadOwner } from './upload.js';
 
 function sha256(bytes: Uint8Array): Uint8Array {
@@ -33,6 +34,7 @@ export class UploadRegistry {
     private readonly options: ResolvedOptions,
     private readonly hasher: Hasher,
     private readonly metrics: ServerMetrics,
+    private readonly log?: FastifyBaseLogger,
   ) {}
 
   /** Uploads that have a live connection. */
@@ -103,10 +105,17 @@ export class UploadRegistry {
   async resume(idBytes: Uint8Array, secret: Uint8Array, owner: UploadOwner): Promise<OpenUpload> {
     const id = bytesToHex(idBytes);
     const notFound = new ProtocolError(Errors.NOT_FOUND, 'no upload with this id and secret');
-    const upload = await this.serialize(id, async () => this.loaded.get(id) ?? this.load(id));
+    const found = await this.serialize(id, async () => this.loaded.get(id) ?? this.load(id));
     const given = sha256(secret);
-    const expected = upload ? Buffer.from(upload.info.secretHash, 'hex') : new Uint8Array(32);
-    if (!constantTimeEqual(given, expected) || !upload) throw notFound;
+    const expected = found ? Buffer.from(found.info.secretHash, 'hex') : new Uint8Array(32);
+    if (!constantTimeEqual(given, expected) || !found) throw notFound;
+    if (!(found instanceof OpenUpload)) {
+      // Deactivated, not loaded: nothing is claimed, written or cut. Logged on every attempt, which
+      // is rare since the error is fatal and not retryable. The details stay in the log.
+      this.log?.error({ upload: id, damage: found.damaged }, 'upload damaged: RESUME refused with UPLOAD_DAMAGED; its files are kept for the operator');
+      throw new ProtocolError(Errors.UPLOAD_DAMAGED, 'the server found its record of this upload damaged; start a new upload');
+    }
+    const upload = found;
     if (upload.failure) throw new ProtocolError(Errors.STORAGE_ERROR, 'the upload hit a storage error; retry shortly');
     const previous = upload.owner;
     upload.owner = owner;
@@ -118,15 +127,24 @@ export class UploadRegistry {
     return upload;
   }
 
-  private async load(id: string): Promise<OpenUpload | undefined> {
+  /** The upload, loaded; or its stored state when it is damaged (never loaded); or undefined. */
+  private async load(id: string): Promise<OpenUpload | StoredUpload | undefined> {
     const state = await this.store.readState(id);
     if (!state) return undefined;
+    if (state.damaged) return state;
     if (state.completion) {
       const done = new OpenUpload(state.info, undefined, [], this.hasher, this.options.durable, this.metrics, state.completion);
       this.loaded.set(id, done);
       return done;
     }
-    const handle = await this.store.open(id);
+    let handle;
+    try {
+      handle = await this.store.open(id);
+    } catch (error) {
+      // Damage found by the store's open (it re-reads the journal) is answered like readState's.
+      if (error instanceof ProtocolError && error.code === Errors.UPLOAD_DAMAGED.code) return { ...state, damaged: error.message };
+      throw error;
+    }
     // The handle re-read the journal under its own trust rule; state.chunks came from the same bytes.
     const upload = new OpenUpload(state.info, handle, state.chunks, this.hasher, this.options.durable, this.metrics);
     this.loaded.set(id, upload);

@@ -11,6 +11,9 @@
  *                               per-upload directory keeps equal names apart. Moved there by
  *                               rename from uploads/<id>.part, never copied.
  *
+ * A damaged upload (a journal that fails the rule in journal.ts) is never opened, cut or expired:
+ * its files stay as found for the operator, who removes them (DELETE /uploads/:id) when done.
+ *
  * A completed upload keeps its <id>.json (with `completion`) until the TTL, so RESUME + COMPLETE
  * after a lost RESULT gets the same RESULT; its .part and .journal are gone by then.
  * Completion order: fsync data, write the json with `completion`, rename the file, fsync both
@@ -202,7 +205,8 @@ export class DiskStore implements UploadStore {
     } catch (error) {
       if (!isErrno(error, 'ENOENT')) throw error;
     }
-    const { chunks } = parseJournal(this.hasher, bytes, this.bootHash);
+    const { chunks, damage } = parseJournal(this.hasher, bytes, this.bootHash);
+    if (damage) return { info: meta.info, chunks: [], updatedAt, damaged: `journal ${journalPath}: ${damage}` };
     return { info: meta.info, chunks, updatedAt };
   }
 
@@ -234,7 +238,7 @@ export class DiskStore implements UploadStore {
       const id = entry.endsWith('.json') ? entry.slice(0, -5) : '';
       if (!ID_PATTERN.test(id)) continue;
       const state = await this.readState(id).catch(() => undefined);
-      if (state) out.push({ id, completed: state.completion !== undefined, updatedAt: state.updatedAt });
+      if (state) out.push({ id, completed: state.completion !== undefined, updatedAt: state.updatedAt, ...(state.damaged ? { damaged: true } : {}) });
     }
     return out;
   }

@@ -11,8 +11,24 @@
  *   SYNC  (2): a = number of records (counted from the start of the file) whose data was flushed
  *              to the device before this mark was written.
  *   BOOT  (3): b = xxHash64 of the kernel boot id of the process that appended after it.
- *   check = xxHash64 of bytes 0..23. A torn or zero-filled tail fails the check; reading stops at
- *   the first bad record and the file is truncated there.
+ *   check = xxHash64 of bytes 0..23.
+ *
+ * Torn tail or damage. A record is bad when its check fails. A crash can only leave bad bytes where
+ * a write was interrupted, and appends are serialized (each write, and its fdatasync if any, ends
+ * before the next starts), so the rule is:
+ * - a bad record (or a partial one) with no valid record after it is a torn tail: the interrupted
+ *   append was never acked, it is dropped and the file is cut there;
+ * - a bad record followed by a valid record is damage (bit rot, a lost block, a foreign write)
+ *   when a crash cannot explain it: in the boot that wrote the journal (same boot id as the last
+ *   BOOT record) a killed process leaves a prefix of its last append, never a hole; after a
+ *   reboot, holes are possible only in bytes no fdatasync covered, and a valid SYNC mark followed
+ *   by any valid record proves its fdatasync finished, so a bad record before such a mark is
+ *   damage. A hole after the last proven mark is treated as a torn tail (and dropped with what
+ *   follows it, which is never trusted after a reboot anyway);
+ * - a record whose check passes but that this writer never produces (unknown type, non-zero
+ *   padding) is damage wherever it is: a torn write cannot forge a 64-bit check.
+ * A damaged journal makes the upload UPLOAD_DAMAGED (SPEC.md 7.2): nothing in it is trusted, and
+ * the file is never cut or appended to, so the operator finds it as it was.
  *
  * Trust rule (protocol/SEMANTICS.md, "Durability"): if the last BOOT record carries the current
  * boot id, only the process died, the page cache survived, and every valid record is trusted.
@@ -20,7 +36,7 @@
  * open flushes data and journal and appends BOOT + SYNC, so the rule holds across several opens.
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import type { Hasher } from '../../protocol/index.js';
+import { Errors, ProtocolError, type Hasher } from '../../protocol/index.js';
 import type { ChunkRecord } from './types.js';
 
 export const RECORD_BYTES = 32;
@@ -38,6 +54,11 @@ export interface JournalContents {
   readonly trustedRecords: number;
   /** True when the tail was torn, or untrusted records were dropped after a reboot. */
   readonly truncated: boolean;
+  /**
+   * Why the journal is damaged (see the rule above), or undefined. When set, `chunks` is empty,
+   * `trustedRecords` is 0 and `truncated` false: nothing may be claimed and nothing cut.
+   */
+  readonly damage?: string;
 }
 
 function encodeRecord(hasher: Hasher, target: Uint8Array, at: number, type: RecordType, a: number, b: bigint): void {
@@ -50,10 +71,19 @@ function encodeRecord(hasher: Hasher, target: Uint8Array, at: number, type: Reco
   view.setBigUint64(24, hasher.h64(target.subarray(at, at + 24)));
 }
 
+/** Why a record whose check passed cannot come from this writer, or undefined if it can. */
+function foreignRecord(view: DataView, at: number): string | undefined {
+  const type = view.getUint8(at);
+  if (type !== RecordType.CHUNK && type !== RecordType.SYNC && type !== RecordType.BOOT) return `unknown record type ${type}`;
+  for (let i = 1; i < 8; i++) if (view.getUint8(at + i) !== 0) return 'non-zero padding';
+  return undefined;
+}
+
 /** Parse journal bytes and apply the trust rule. Pure, so it can be tested on hand-made bytes. */
 export function parseJournal(hasher: Hasher, bytes: Uint8Array, bootHash: bigint): JournalContents {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const whole = Math.floor(bytes.byteLength / RECORD_BYTES);
+  const damaged = (damage: string): JournalContents => ({ chunks: [], trustedRecords: 0, truncated: false, damage });
   let valid = 0;
   let lastBoot: bigint | undefined;
   let syncedRecords = 0;
@@ -61,10 +91,35 @@ export function parseJournal(hasher: Hasher, bytes: Uint8Array, bootHash: bigint
     const at = valid * RECORD_BYTES;
     const check = view.getBigUint64(at + 24);
     if (hasher.h64(bytes.subarray(at, at + 24)) !== check) break;
+    const foreign = foreignRecord(view, at);
+    if (foreign) return damaged(`record ${valid}: ${foreign}`);
     const type = view.getUint8(at);
     if (type === RecordType.BOOT) lastBoot = view.getBigUint64(at + 16);
     else if (type === RecordType.SYNC) syncedRecords = Math.min(view.getUint32(at + 8) * 0x1_0000_0000 + view.getUint32(at + 12), valid);
-    else if (type !== RecordType.CHUNK) break;
+  }
+  if (valid < whole) {
+    // A bad record: torn tail or damage? Look at what follows it (see the rule at the top).
+    let validAfter = false;
+    let syncAfter = false;
+    /** A valid SYNC mark after the bad record, itself followed by a valid record. */
+    let provenSync = false;
+    let bootAfter: bigint | undefined;
+    for (let i = valid + 1; i < whole; i++) {
+      const at = i * RECORD_BYTES;
+      if (hasher.h64(bytes.subarray(at, at + 24)) !== view.getBigUint64(at + 24)) continue;
+      const foreign = foreignRecord(view, at);
+      if (foreign) return damaged(`record ${i}: ${foreign}`);
+      validAfter = true;
+      if (syncAfter) provenSync = true;
+      const type = view.getUint8(at);
+      if (type === RecordType.SYNC) syncAfter = true;
+      else if (type === RecordType.BOOT) bootAfter = view.getBigUint64(at + 16);
+    }
+    // The boot of the process that appended around the bad record.
+    const writerBoot = bootAfter ?? lastBoot;
+    if (validAfter && (writerBoot === bootHash || provenSync)) {
+      return damaged(`record ${valid} of ${whole} fails its check and valid records follow it`);
+    }
   }
   const sameBoot = lastBoot === bootHash;
   const trusted = sameBoot ? valid : syncedRecords;
@@ -97,7 +152,7 @@ export class Journal {
 
   /**
    * Open (creating if needed) for appending: cut untrusted bytes, then mark the start of this
-   * process's appends with BOOT + SYNC. `flushData` must fdatasync the data file first, because
+   * process's appends with BOOT + SYNC. A damaged journal is refused with UPLOAD_DAMAGED, untouched. `flushData` must fdatasync the data file first, because
    * the SYNC mark claims every trusted record's bytes are on the device.
    */
   static async open(
@@ -110,6 +165,8 @@ export class Journal {
     try {
       const bytes = await file.readFile();
       const contents = parseJournal(hasher, bytes, bootHash);
+      // Checked before any cut or append: a damaged journal stays byte for byte as found.
+      if (contents.damage) throw new ProtocolError(Errors.UPLOAD_DAMAGED, `the upload's journal is damaged: ${contents.damage}`);
       if (contents.truncated) await file.truncate(contents.trustedRecords * RECORD_BYTES);
       await flushData();
       const journal = new Journal(file, hasher, bootHash, contents.trustedRecords);

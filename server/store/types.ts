@@ -53,6 +53,12 @@ export interface StoredUpload {
   readonly completion?: CompletionInfo;
   /** Last time the upload changed (epoch ms): for expiry. */
   readonly updatedAt: number;
+  /**
+   * Set (to what was found, for the log) when the store found the upload's records damaged in a
+   * way a crash cannot explain: the upload is deactivated (RESUME gets UPLOAD_DAMAGED, SPEC.md
+   * 7.2), `chunks` is empty, and its files stay untouched for the operator.
+   */
+  readonly damaged?: string;
 }
 
 /** A short listing entry for the sweeper and operators. */
@@ -60,6 +66,8 @@ export interface UploadSummary {
   readonly id: string;
   readonly completed: boolean;
   readonly updatedAt: number;
+  /** The upload is damaged (StoredUpload.damaged): kept for the operator, never expired. */
+  readonly damaged?: boolean;
 }
 
 /** An upload open for writing. One writer at a time (the session layer guarantees it). */

@@ -171,10 +171,10 @@ describe('journal damage', () => {
     } finally { await tmp.cleanup(); }
   });
 
-  // SPEC.md 7.2: "An upload whose records the server found damaged: UPLOAD_DAMAGED (fatal)". The
-  // journal reader stops at the first bad record and truncates the file there, so a bit flip in
-  // record 5 silently forgets the 15 acked chunks after it.
-  it.fails('[KNOWN BUG] damaged committed record (valid records after it): UPLOAD_DAMAGED, never a silent shrink', async () => {
+  // SPEC.md 7.2: "An upload whose records the server found damaged: UPLOAD_DAMAGED (fatal)". Once a
+  // known bug: the journal reader stopped at the first bad record and truncated the file there, so
+  // a bit flip in record 5 silently forgot the 15 acked chunks after it.
+  it('damaged committed record (valid records after it): UPLOAD_DAMAGED, never a silent shrink', async () => {
     const tmp = await copy();
     try {
       const journal = await readFile(journalOf(tmp.path));
@@ -183,9 +183,20 @@ describe('journal damage', () => {
       await writeFile(journalOf(tmp.path), journal);
       const r = await restartAndResume(tmp.path);
       const shrunk = r.accept ? chunksIn(r.accept.ranges, CHUNK, FILE).size : undefined;
+      // The upload is deactivated, not hidden: GET says so and claims nothing (SPEC.md 12)...
+      const http = r.url.replace(/^ws/, 'http').replace(/\/upload$/, '');
+      const state = await fetch(`${http}/uploads/${idHex}`, { headers: { 'Bigup-Secret': bytesToHex(upload.secret) } });
+      const body = state.status === 200 ? await state.json() as Record<string, unknown> : undefined;
+      // ...and the server keeps serving other uploads.
+      const other = await RawClient.connect(r.url);
+      other.open({ fileSize: CHUNK, chunkSize: CHUNK, name: 'other.bin' });
+      const otherAnswer = (await other.next()).type;
+      other.destroy();
       await r.close();
       expect(shrunk, `the upload silently shrank to ${shrunk} of ${ACKED} acked chunks`).toBeUndefined();
       expect(r.errorCode).toBe(Errors.UPLOAD_DAMAGED.code);
+      expect(body).toMatchObject({ state: 'damaged', ackedBytes: 0, ranges: [] });
+      expect(otherAnswer).toBe('accept');
       // The evidence stays for the operator: the journal is not cut.
       expect((await readFile(journalOf(tmp.path))).byteLength).toBe(journal.byteLength);
     } finally { await tmp.cleanup(); }

@@ -2,7 +2,8 @@ import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DiskStore, type UploadInfo } from '../../server/index.js';
-import { RECORD_BYTES } from '../../server/store/journal.js';
+import { Errors, loadHasher, type Hasher } from '../../protocol/index.js';
+import { RECORD_BYTES, parseJournal } from '../../server/store/journal.js';
 import { sanitizeName } from '../../server/store/names.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 
@@ -51,7 +52,7 @@ describe('disk store journal', () => {
     expect((await (await store('boot-2')).readState(id))!.chunks).toEqual([{ index: 4, hash: 5n }]);
   });
 
-  it('ignores a torn or zero-filled tail and stops at a corrupted record', async () => {
+  it('ignores a torn or zero-filled tail; a corrupted record with valid ones after it is damage, left untouched', async () => {
     const id = 'b'.repeat(32);
     const handle = await (await store('boot-1')).create(info(id));
     await handle.recordChunks([{ index: 0, hash: 1n }, { index: 1, hash: 2n }, { index: 2, hash: 3n }], false);
@@ -64,7 +65,63 @@ describe('disk store journal', () => {
     // Records: BOOT, SYNC, CHUNK 0, CHUNK 1, CHUNK 2. Flip a bit in CHUNK 1.
     bytes[3 * RECORD_BYTES + 20]! ^= 1;
     await writeFile(path, bytes);
-    expect((await (await store('boot-1')).readState(id))!.chunks).toEqual([{ index: 0, hash: 1n }]);
+    const state = (await (await store('boot-1')).readState(id))!;
+    expect(state.chunks).toEqual([]);
+    expect(state.damaged).toMatch(/record 3 .*fails its check/);
+    await expect((await store('boot-1')).open(id)).rejects.toMatchObject({ code: Errors.UPLOAD_DAMAGED.code });
+    expect((await readFile(path)).equals(bytes)).toBe(true);
+  });
+
+  describe('torn tail or damage (parseJournal)', () => {
+    const BOOT1 = 0xb1n;
+    const BOOT2 = 0xb2n;
+    /** Hand-made journal: [type, a, b] per record; `bad` indexes get a failing check. */
+    function journal(hasher: Hasher, records: Array<[number, number, bigint]>, bad: number[] = []): Uint8Array {
+      const bytes = new Uint8Array(records.length * RECORD_BYTES);
+      const view = new DataView(bytes.buffer);
+      records.forEach(([type, a, b], i) => {
+        const at = i * RECORD_BYTES;
+        view.setUint8(at, type);
+        view.setBigUint64(at + 8, BigInt(a));
+        view.setBigUint64(at + 16, b);
+        view.setBigUint64(at + 24, hasher.h64(bytes.subarray(at, at + 24)) ^ (bad.includes(i) ? 1n : 0n));
+      });
+      return bytes;
+    }
+    const C = (index: number): [number, number, bigint] => [1, index, BigInt(index + 100)];
+    const S = (covered: number): [number, number, bigint] => [2, covered, 0n];
+    const B = (boot: bigint): [number, number, bigint] => [3, 0, boot];
+
+    it('same boot: a bad record followed by a valid one is damage (a killed process leaves no hole)', async () => {
+      const h = await loadHasher();
+      const bytes = journal(h, [B(BOOT1), S(0), C(0), C(1), C(2)], [3]);
+      expect(parseJournal(h, bytes, BOOT1).damage).toBeDefined();
+      // Only trailing bad records: a torn tail.
+      const tail = parseJournal(h, journal(h, [B(BOOT1), S(0), C(0), C(1), C(2)], [3, 4]), BOOT1);
+      expect(tail.damage).toBeUndefined();
+      expect(tail).toMatchObject({ trustedRecords: 3, truncated: true });
+    });
+
+    it('after a reboot: a hole past the last proven SYNC mark is a torn tail, one before it is damage', async () => {
+      const h = await loadHasher();
+      // Unflushed region (no SYNC after the hole): pages written back out of order, then power loss.
+      const torn = parseJournal(h, journal(h, [B(BOOT1), S(0), C(0), S(3), C(1), C(2), C(3)], [5]), BOOT2);
+      expect(torn.damage).toBeUndefined();
+      expect(torn).toMatchObject({ trustedRecords: 3, chunks: [{ index: 0, hash: 100n }] });
+      // A SYNC mark after the hole with nothing after it: its fdatasync may not have finished.
+      expect(parseJournal(h, journal(h, [B(BOOT1), S(0), C(0), C(1), S(4)], [2]), BOOT2).damage).toBeUndefined();
+      // A SYNC mark after the hole followed by a valid record: the hole was flushed, so it is damage.
+      expect(parseJournal(h, journal(h, [B(BOOT1), S(0), C(0), C(1), S(4), C(2)], [2]), BOOT2).damage).toBeDefined();
+    });
+
+    it('a valid check on a record this writer never produces is damage, even at the end', async () => {
+      const h = await loadHasher();
+      expect(parseJournal(h, journal(h, [B(BOOT1), S(0), C(0), [9, 0, 0n]]), BOOT1).damage).toMatch(/unknown record type 9/);
+      const padded = journal(h, [B(BOOT1), S(0), C(0)]);
+      padded[2 * RECORD_BYTES + 3] = 1;
+      new DataView(padded.buffer).setBigUint64(2 * RECORD_BYTES + 24, h.h64(padded.subarray(2 * RECORD_BYTES, 2 * RECORD_BYTES + 24)));
+      expect(parseJournal(h, padded, BOOT1).damage).toMatch(/padding/);
+    });
   });
 
   it('rolls back to the last checkpoint after a failed flush', async () => {
