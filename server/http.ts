@@ -8,8 +8,8 @@ import { parseSecret, parseUploadId } from '../protocol/index.js';
 import type { ServerMetrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
 import { requestToken, tokenMatches } from './handshake.js';
-import type { UploadStore } from './store/types.js';
-import { UploadRegistry } from './uploads.js';
+import type { StoredUpload, UploadStore } from './store/types.js';
+import { UploadRegistry, isDamage } from './uploads.js';
 
 /** What GET /uploads/:id answers. */
 export interface UploadStateBody {
@@ -39,17 +39,30 @@ export interface HttpContext {
 }
 
 export function registerHttpRoutes(fastify: FastifyInstance, ctx: HttpContext): void {
+  /**
+   * The stored state, or undefined. Unreadable metadata counts as unknown here: there is no
+   * secret hash to authorize against and no size to report (SPEC.md 12).
+   */
+  async function readState(id: string): Promise<StoredUpload | undefined> {
+    try {
+      return await ctx.store.readState(id);
+    } catch (error) {
+      if (isDamage(error)) return undefined;
+      throw error;
+    }
+  }
+
   /** The id if the request may see this upload, else undefined (the caller answers 404). */
   async function authorize(request: FastifyRequest<{ Params: { id: string } }>): Promise<string | undefined> {
     const id = request.params.id;
     if (!parseUploadId(id)) return undefined;
     const bearer = requestToken(request, false);
     if (bearer !== undefined && ctx.options.tokens.length > 0 && tokenMatches(bearer, ctx.options.tokens)) {
-      return (ctx.registry.peek(id) ?? (await ctx.store.readState(id))) ? id : undefined;
+      return (ctx.registry.peek(id) ?? (await readState(id))) ? id : undefined;
     }
     const header = request.headers['bigup-secret'];
     const secret = typeof header === 'string' ? parseSecret(header.trim().toLowerCase()) : undefined;
-    const info = ctx.registry.peek(id)?.info ?? (await ctx.store.readState(id))?.info;
+    const info = ctx.registry.peek(id)?.info ?? (await readState(id))?.info;
     // Hash even when the id is unknown, so both answers take comparable time.
     const ok = UploadRegistry.secretMatches(info?.secretHash ?? '0'.repeat(64), secret ?? new Uint8Array(32));
     return info && secret && ok ? id : undefined;
@@ -59,7 +72,7 @@ export function registerHttpRoutes(fastify: FastifyInstance, ctx: HttpContext): 
     const id = await authorize(request);
     if (!id) return reply.code(404).send(NOT_FOUND);
     const loaded = ctx.registry.peek(id);
-    const stored = loaded ? undefined : await ctx.store.readState(id);
+    const stored = loaded ? undefined : await readState(id);
     const info = loaded?.info ?? stored?.info;
     if (!info) return reply.code(404).send(NOT_FOUND);
     let ranges: Array<{ start: number; end: number }>;

@@ -20,6 +20,11 @@ import { sanitizeName } from './store/names.js';
 import type { StoredUpload, UploadStore } from './store/types.js';
 import { OpenUpload, type UploadOwner } from './upload.js';
 
+/** A store's UPLOAD_DAMAGED (SPEC.md 7.2): the upload's records are damaged. */
+export function isDamage(error: unknown): error is ProtocolError {
+  return error instanceof ProtocolError && error.code === Errors.UPLOAD_DAMAGED.code;
+}
+
 function sha256(bytes: Uint8Array): Uint8Array {
   return createHash('sha256').update(bytes).digest();
 }
@@ -105,16 +110,26 @@ export class UploadRegistry {
   async resume(idBytes: Uint8Array, secret: Uint8Array, owner: UploadOwner): Promise<OpenUpload> {
     const id = bytesToHex(idBytes);
     const notFound = new ProtocolError(Errors.NOT_FOUND, 'no upload with this id and secret');
-    const found = await this.serialize(id, async () => this.loaded.get(id) ?? this.load(id));
+    const damaged = (damage: string): ProtocolError => {
+      // Deactivated, not loaded: nothing is claimed, written or cut. Logged on every attempt, which
+      // is rare since the error is fatal and not retryable. The details stay in the log.
+      this.log?.error({ upload: id, damage }, 'upload damaged: RESUME refused with UPLOAD_DAMAGED; its files are kept for the operator');
+      return new ProtocolError(Errors.UPLOAD_DAMAGED, 'the server found its record of this upload damaged; start a new upload');
+    };
+    let found: OpenUpload | StoredUpload | undefined;
+    try {
+      found = await this.serialize(id, async () => this.loaded.get(id) ?? this.load(id));
+    } catch (error) {
+      if (!isDamage(error)) throw error;
+      // Unreadable metadata: the secret hash is gone, so the secret cannot be checked and whoever
+      // holds the id (128 random bits) learns that the upload is unusable (SPEC.md 7.2).
+      constantTimeEqual(sha256(secret), new Uint8Array(32));
+      throw damaged(error.message);
+    }
     const given = sha256(secret);
     const expected = found ? Buffer.from(found.info.secretHash, 'hex') : new Uint8Array(32);
     if (!constantTimeEqual(given, expected) || !found) throw notFound;
-    if (!(found instanceof OpenUpload)) {
-      // Deactivated, not loaded: nothing is claimed, written or cut. Logged on every attempt, which
-      // is rare since the error is fatal and not retryable. The details stay in the log.
-      this.log?.error({ upload: id, damage: found.damaged }, 'upload damaged: RESUME refused with UPLOAD_DAMAGED; its files are kept for the operator');
-      throw new ProtocolError(Errors.UPLOAD_DAMAGED, 'the server found its record of this upload damaged; start a new upload');
-    }
+    if (!(found instanceof OpenUpload)) throw damaged(found.damaged ?? 'damaged');
     const upload = found;
     if (upload.failure) throw new ProtocolError(Errors.STORAGE_ERROR, 'the upload hit a storage error; retry shortly');
     const previous = upload.owner;
@@ -142,7 +157,7 @@ export class UploadRegistry {
       handle = await this.store.open(id);
     } catch (error) {
       // Damage found by the store's open (it re-reads the journal) is answered like readState's.
-      if (error instanceof ProtocolError && error.code === Errors.UPLOAD_DAMAGED.code) return { ...state, damaged: error.message };
+      if (isDamage(error)) return { ...state, damaged: error.message };
       throw error;
     }
     // The handle re-read the journal under its own trust rule; state.chunks came from the same bytes.

@@ -13,6 +13,13 @@
  *
  * A damaged upload (a journal that fails the rule in journal.ts) is never opened, cut or expired:
  * its files stay as found for the operator, who removes them (DELETE /uploads/:id) when done.
+ * Damaged metadata (an <id>.json that does not parse as a MetaFile of that id, or a missing
+ * <id>.json next to an <id>.journal) makes readState throw UPLOAD_DAMAGED: without it the secret
+ * hash and sizes are unknown, so HTTP answers 404 and the operator removes the files by hand.
+ * A missing <id>.json with no journal is an OPEN interrupted before its metadata was written: it
+ * was never answered, nobody holds the id, and it is unknown (NOT_FOUND). The journal is only
+ * created after the metadata is durable, and removal deletes the metadata last, so a journal
+ * without metadata never comes from a crash.
  *
  * A completed upload keeps its <id>.json (with `completion`) until the TTL, so RESUME + COMPLETE
  * after a lost RESULT gets the same RESULT; its .part and .journal are gone by then.
@@ -65,6 +72,18 @@ function readBootId(): string {
     // No boot id (not Linux): every restart counts as the same boot, i.e. process-crash safety only.
     return 'unknown';
   }
+}
+
+/** Enough of a MetaFile for the upload `id` that nothing downstream trips over it. */
+function isMetaFile(value: unknown, id: string): value is MetaFile {
+  const meta = value as Partial<MetaFile> | null | undefined;
+  const info = meta?.info as Partial<UploadInfo> | undefined;
+  return typeof meta === 'object' && meta !== null && meta.version === 1 && typeof info === 'object' && info !== null
+    && info.id === id && typeof info.secretHash === 'string' && /^[0-9a-f]{64}$/.test(info.secretHash)
+    && Number.isSafeInteger(info.fileSize) && info.fileSize! >= 0 && Number.isSafeInteger(info.chunkSize) && info.chunkSize! > 0
+    && typeof info.name === 'string' && typeof info.createdAt === 'number'
+    && (meta.completion === undefined || (typeof meta.completion === 'object' && meta.completion !== null
+      && /^[0-9a-f]{16}$/.test(String(meta.completion.digest)) && typeof meta.completion.location === 'string'));
 }
 
 function isErrno(error: unknown, code: string): boolean {
@@ -142,13 +161,26 @@ export class DiskStore implements UploadStore {
     await fsyncDir(this.uploadsDir);
   }
 
+  /** The metadata, undefined when there is none, UPLOAD_DAMAGED when it is unreadable. */
   private async readMeta(id: string): Promise<MetaFile | undefined> {
+    const path = this.path(id, 'json');
+    let text: string;
     try {
-      return JSON.parse(await readFile(this.path(id, 'json'), 'utf8')) as MetaFile;
+      text = await readFile(path, 'utf8');
     } catch (error) {
       if (isErrno(error, 'ENOENT')) return undefined;
       throw error;
     }
+    let meta: unknown;
+    try {
+      meta = JSON.parse(text);
+    } catch {
+      meta = undefined;
+    }
+    // Written atomically (temp + fsync + rename), so no crash leaves it torn: this is damage, and
+    // a retryable error would make the client retry forever.
+    if (!isMetaFile(meta, id)) throw new ProtocolError(Errors.UPLOAD_DAMAGED, `metadata ${path} is unreadable (${text.length} bytes)`);
+    return meta;
   }
 
   async create(info: UploadInfo): Promise<UploadHandle> {
@@ -191,7 +223,12 @@ export class DiskStore implements UploadStore {
 
   async readState(id: string): Promise<StoredUpload | undefined> {
     const meta = await this.readMeta(id);
-    if (!meta) return undefined;
+    if (!meta) {
+      // See the header: a journal without metadata is damage, a lone .part an unanswered OPEN.
+      const journal = await stat(this.path(id, 'journal')).catch(() => undefined);
+      if (journal) throw new ProtocolError(Errors.UPLOAD_DAMAGED, `metadata of upload ${id} is missing but its journal exists`);
+      return undefined;
+    }
     if (meta.completion) {
       await this.repairCompletion(meta.info, meta.completion);
       return { info: meta.info, chunks: [], completion: meta.completion, updatedAt: meta.completion.completedAt };

@@ -108,7 +108,11 @@ export interface UploadStore {
   create(info: UploadInfo): Promise<UploadHandle>;
   /** Open an existing, incomplete upload for writing. */
   open(id: string): Promise<UploadHandle>;
-  /** Everything known about an upload, or undefined. `id` is already validated hex. */
+  /**
+   * Everything known about an upload, or undefined. `id` is already validated hex. Damaged
+   * records come back with `damaged` set; damage that leaves nothing to return (unreadable
+   * metadata) throws ProtocolError UPLOAD_DAMAGED.
+   */
   readState(id: string): Promise<StoredUpload | undefined>;
   /** Remove an upload's data and records; for a completed upload only its record (the file stays). */
   remove(id: string): Promise<void>;

@@ -202,14 +202,26 @@ describe('journal damage', () => {
     } finally { await tmp.cleanup(); }
   });
 
-  // Same rule for the metadata file: today a garbled <id>.json answers INTERNAL_ERROR, which the
-  // registry marks retryable, so a client retries forever instead of starting over.
-  it.fails('[KNOWN BUG] damaged metadata file: UPLOAD_DAMAGED (not a retryable INTERNAL_ERROR)', async () => {
+  // Same rule for the metadata file. Once a known bug: a garbled <id>.json answered INTERNAL_ERROR,
+  // which the registry marks retryable, so a client retried forever instead of starting over.
+  it('damaged metadata file: UPLOAD_DAMAGED (not a retryable INTERNAL_ERROR)', async () => {
     const tmp = await copy();
     try {
       const path = join(tmp.path, 'uploads', `${idHex}.json`);
       const meta = await readFile(path);
       await writeFile(path, meta.subarray(0, Math.floor(meta.byteLength / 2)));
+      const r = await restartAndResume(tmp.path);
+      await r.close();
+      expect(r.errorCode).toBe(Errors.UPLOAD_DAMAGED.code);
+    } finally { await tmp.cleanup(); }
+  });
+
+  // The journal is created only after the metadata is durable and removal deletes the metadata
+  // last, so a journal without metadata is damage (a lone .part is an OPEN never answered).
+  it('metadata deleted while its journal exists: UPLOAD_DAMAGED', async () => {
+    const tmp = await copy();
+    try {
+      await rm(join(tmp.path, 'uploads', `${idHex}.json`));
       const r = await restartAndResume(tmp.path);
       await r.close();
       expect(r.errorCode).toBe(Errors.UPLOAD_DAMAGED.code);

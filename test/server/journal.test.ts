@@ -1,4 +1,4 @@
-import { appendFile, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DiskStore, type UploadInfo } from '../../server/index.js';
@@ -122,6 +122,22 @@ describe('disk store journal', () => {
       new DataView(padded.buffer).setBigUint64(2 * RECORD_BYTES + 24, h.h64(padded.subarray(2 * RECORD_BYTES, 2 * RECORD_BYTES + 24)));
       expect(parseJournal(h, padded, BOOT1).damage).toMatch(/padding/);
     });
+  });
+
+  it('reports unreadable metadata as UPLOAD_DAMAGED; a lone .part (OPEN never answered) is unknown', async () => {
+    const s = await store('boot-1');
+    const id = 'f'.repeat(32);
+    await (await s.create(info(id))).close();
+    const meta = join(tmp.path, 'uploads', `${id}.json`);
+    const text = await readFile(meta, 'utf8');
+    await writeFile(meta, text.slice(0, 40));
+    await expect(s.readState(id)).rejects.toMatchObject({ code: Errors.UPLOAD_DAMAGED.code });
+    await writeFile(meta, JSON.stringify({ version: 1, info: { id: '0'.repeat(32) } }));
+    await expect(s.readState(id)).rejects.toMatchObject({ code: Errors.UPLOAD_DAMAGED.code });
+    await rm(meta);
+    await expect(s.readState(id)).rejects.toMatchObject({ code: Errors.UPLOAD_DAMAGED.code });
+    await rm(join(tmp.path, 'uploads', `${id}.journal`));
+    expect(await s.readState(id)).toBeUndefined();
   });
 
   it('rolls back to the last checkpoint after a failed flush', async () => {
