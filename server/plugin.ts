@@ -110,7 +110,7 @@ const plugin: FastifyPluginAsync<BigUploaderOptions> = async (fastify: FastifyIn
       const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, options.shutdownTimeout); });
       await Promise.race([goodbyes, timeout]);
       clearTimeout(timer);
-      await registry.closeAll();
+      await registry.closeAll(options.shutdownTimeout);
       fastify.log.info('big-uploader stopped: journals flushed');
     })();
     return shutdownRun;

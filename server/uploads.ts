@@ -208,13 +208,26 @@ export class UploadRegistry {
     await Promise.all([...this.loaded.values()].map((u) => u.checkpoint()));
   }
 
-  /** Shutdown: let writes settle, checkpoint and release every handle. */
-  async closeAll(): Promise<void> {
+  /**
+   * Shutdown: let writes settle, checkpoint and release every handle. Then wait, up to
+   * `timeoutMs`, for unloads already under way: an upload whose connection closed before the
+   * shutdown is no longer in `loaded`, but its final checkpoint and close run in a transition,
+   * and the journal must not change after the app says it stopped.
+   */
+  async closeAll(timeoutMs: number): Promise<void> {
     await Promise.all([...this.loaded.values()].map(async (u) => {
       await u.settle();
       await u.close().catch(() => undefined);
     }));
     this.loaded.clear();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); });
+    const drained = (async () => {
+      // Transition tails never reject; a finished one leaves the map before this loop looks again.
+      while (this.transitions.size > 0) await Promise.all([...this.transitions.values()]);
+    })();
+    await Promise.race([drained, timeout]);
+    clearTimeout(timer);
   }
 
   /** Check a resume secret in its hex form (HTTP `Bigup-Secret`). */

@@ -3,7 +3,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Errors, bytesToHex, type ByteRange } from '../../protocol/index.js';
-import { DiskStore, type UploadStore } from '../../server/index.js';
+import { DiskStore, type UploadHandle, type UploadInfo, type UploadStore } from '../../server/index.js';
 import { RawClient, chunksOf, missingChunks, sendChunks } from '../helpers/protocol-client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
@@ -152,6 +152,40 @@ describe('upload lifecycle', () => {
     await again.expect('result');
     expect((await readFile(join(tmp.path, 'files', bytesToHex(accept.uploadId), 'f.bin'))).equals(data)).toBe(true);
     again.close();
+  });
+
+  it('waits on close for an upload whose connection had already gone (its final checkpoint and close)', async () => {
+    const disk = new DiskStore({ dir: tmp.path });
+    let closeStarted!: () => void;
+    const started = new Promise<void>((resolve) => { closeStarted = resolve; });
+    let closed = 0;
+    // A slow final close, so an app.close() that does not wait for it returns first.
+    const slow = (handle: UploadHandle): UploadHandle => Object.assign(Object.create(handle) as UploadHandle, {
+      close: async () => {
+        closeStarted();
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        await handle.close();
+        closed++;
+      },
+    });
+    const store: UploadStore = Object.assign(Object.create(disk) as DiskStore, {
+      init: () => disk.init(),
+      create: async (info: UploadInfo) => slow(await disk.create(info)),
+      open: async (id: string) => slow(await disk.open(id)),
+    });
+    const server = await serve({ store });
+    const data = randomBytes(8 * CHUNK);
+    const { client, accept } = await opened(server, data.byteLength);
+    const { errors } = await sendChunks(client, accept, data, chunksOf(data.byteLength, CHUNK));
+    expect(errors).toEqual([]);
+    client.close();
+    // The server saw the connection go and is unloading the upload outside any shutdown.
+    await started;
+    await server.close();
+    expect(closed, 'the upload handle was still open when app.close() returned').toBe(1);
+    // Its final checkpoint is on disk: the journal ends with a SYNC mark.
+    const journal = await readFile(join(tmp.path, 'uploads', `${bytesToHex(accept.uploadId)}.journal`));
+    expect(journal[journal.byteLength - 32]).toBe(2);
   });
 
   it('refuses an OPEN larger than the free space with INSUFFICIENT_STORAGE, creating nothing', async () => {

@@ -154,19 +154,6 @@ export class FaultStore implements UploadStore {
     t.checkpointsDone = 0;
   }
 
-  /**
-   * Wait until the server closed every handle. app.close() does not wait for uploads a closed
-   * connection had already released, and their close() still checkpoints: rewriting files under
-   * it would let a late SYNC mark land after the simulated cut.
-   */
-  async quiesce(timeoutMs = 10_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.openHandles > 0) {
-      if (Date.now() > deadline) throw new Error(`${this.openHandles} upload handles still open`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  }
-
   /** The end of the k-th SYNC mark appended after `from` (1-based), or undefined. */
   async syncMarkEnd(id: string, from: number, k: number): Promise<number | undefined> {
     const bytes = await readFile(this.journalPath(id));
