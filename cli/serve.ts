@@ -32,6 +32,8 @@ Options (environment variable in brackets; the command line wins):
   --heartbeat DURATION     ping interval [BIG_UPLOADER_HEARTBEAT] (default 30s)
   --min-throughput SIZE    least bytes/s of an active upload, 0 = off [BIG_UPLOADER_MIN_THROUGHPUT] (default 1KiB)
   --sync-interval DURATION background flush interval (default mode) [BIG_UPLOADER_SYNC_INTERVAL] (default 5s)
+  --sync-bytes SIZE        also flush after this much data, 0 = by time only (default mode)
+                           [BIG_UPLOADER_SYNC_BYTES] (default ${formatBytes(DEFAULTS.syncBytes)})
   --shutdown-timeout DURATION  longest graceful stop [BIG_UPLOADER_SHUTDOWN_TIMEOUT] (default 5s)
   --no-preallocate         do not reserve disk blocks with fallocate at OPEN [BIG_UPLOADER_NO_PREALLOCATE=1]
   --page-dir DIR           directory served at / [BIG_UPLOADER_PAGE_DIR] (default: built-in placeholder)
@@ -57,6 +59,7 @@ const OPTIONS = {
   heartbeat: { type: 'string' },
   'min-throughput': { type: 'string' },
   'sync-interval': { type: 'string' },
+  'sync-bytes': { type: 'string' },
   'shutdown-timeout': { type: 'string' },
   'no-preallocate': { type: 'boolean' },
   'page-dir': { type: 'string' },
@@ -127,6 +130,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     heartbeatInterval: duration('heartbeat'),
     minThroughput: size('min-throughput'),
     syncInterval: duration('sync-interval'),
+    syncBytes: size('sync-bytes'),
     shutdownTimeout: duration('shutdown-timeout'),
     preallocate: !flag('no-preallocate'),
     logLevel: logLevel === 'silent' ? false : logLevel,

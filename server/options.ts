@@ -71,6 +71,11 @@ export interface BigUploaderOptions {
   sweepInterval?: number;
   /** Background data + journal flush interval in default mode (ms). Default 5 s. */
   syncInterval?: number;
+  /**
+   * Default mode: also start a background flush after this many bytes were recorded, so writeback
+   * overlaps the upload and completion has little left to flush. 0 = by time only. Default 64 MiB.
+   */
+  syncBytes?: number;
   /** fdatasync data and journal before every ACK (group commit). Default false. */
   durable?: boolean;
   /** Server token(s) required on the upgrade and on HTTP state requests. Default none (open). */
@@ -108,6 +113,7 @@ export interface ResolvedOptions {
   readonly ttl: number;
   readonly sweepInterval: number;
   readonly syncInterval: number;
+  readonly syncBytes: number;
   readonly durable: boolean;
   readonly tokens: readonly string[];
   readonly origins: readonly string[];
@@ -132,6 +138,7 @@ export const DEFAULTS = {
   throughputWindow: 60_000,
   ttl: 24 * 3_600_000,
   syncInterval: 5_000,
+  syncBytes: 64 * MiB,
   durable: false,
   preallocate: true,
   shutdownTimeout: 5_000,
@@ -199,6 +206,7 @@ export function resolveOptions(input: BigUploaderOptions = {}): ResolvedOptions 
     ttl,
     sweepInterval: integer('sweepInterval', input.sweepInterval, Math.max(10, Math.min(Math.floor(ttl / 4), 600_000)), 10),
     syncInterval: integer('syncInterval', input.syncInterval, DEFAULTS.syncInterval, 10),
+    syncBytes: integer('syncBytes', input.syncBytes, DEFAULTS.syncBytes, 0),
     durable: bool('durable', input.durable, DEFAULTS.durable),
     tokens: strings('token', input.token),
     origins,

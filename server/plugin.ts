@@ -13,7 +13,8 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
 import websocket from '@fastify/websocket';
 import type { WebSocket } from 'ws';
-import { HeaderSize, SUBPROTOCOL_V1, hashToHex, loadHasher } from '../protocol/index.js';
+import { HeaderSize, SUBPROTOCOL_V1, hashToHex } from '../protocol/index.js';
+import { loadServerHasher } from './hasher.js';
 import { handshakeGuard } from './handshake.js';
 import { registerHttpRoutes } from './http.js';
 import { ServerMetrics } from './metrics.js';
@@ -52,7 +53,7 @@ const plugin: FastifyPluginAsync<BigUploaderOptions> = async (fastify: FastifyIn
   const options = resolveOptions(input);
   const store = options.store ?? new DiskStore({ dir: options.dir, preallocate: options.preallocate });
   await store.init();
-  const hasher = await loadHasher();
+  const hasher = await loadServerHasher();
   const metrics = new ServerMetrics();
   const registry = new UploadRegistry(store, options, hasher, metrics, fastify.log);
   const events = new EventEmitter<BigUploaderEvents>();

@@ -94,7 +94,7 @@ export class UploadRegistry {
     };
     const upload = await this.serialize(info.id, async () => {
       const handle = await this.store.create(info);
-      const created = new OpenUpload(info, handle, [], this.hasher, this.options.durable, this.metrics);
+      const created = new OpenUpload(info, handle, [], this.hasher, this.options.durable, this.metrics, undefined, this.options.syncBytes);
       created.owner = owner;
       this.loaded.set(info.id, created);
       return created;
@@ -161,7 +161,7 @@ export class UploadRegistry {
       throw error;
     }
     // The handle re-read the journal under its own trust rule; state.chunks came from the same bytes.
-    const upload = new OpenUpload(state.info, handle, state.chunks, this.hasher, this.options.durable, this.metrics);
+    const upload = new OpenUpload(state.info, handle, state.chunks, this.hasher, this.options.durable, this.metrics, undefined, this.options.syncBytes);
     this.loaded.set(id, upload);
     return upload;
   }

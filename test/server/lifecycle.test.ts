@@ -129,7 +129,8 @@ describe('upload lifecycle', () => {
   });
 
   it('shuts down gracefully mid-upload (acks in-flight writes, SHUTTING_DOWN, 1001) and resumes after restart', async () => {
-    const server = await serve();
+    // A window far smaller than the file, so the shutdown lands while chunks are still unsent.
+    const server = await serve({ window: 16 * CHUNK });
     const data = randomBytes(256 * CHUNK);
     const { client, accept } = await opened(server, data.byteLength);
     const acked: ByteRange[] = [];
