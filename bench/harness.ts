@@ -140,6 +140,7 @@ export async function runContenders(contenders: readonly Contender[], options: B
             runDir,
             timeoutMs: options.timeoutMs,
             log: options.log,
+            warm: () => warmUp(source, runDir, options.warmBytes),
           });
           outcome = await verifyRun(source, outcome, c.verifies);
         } catch (error) {

@@ -80,7 +80,9 @@ export class BenchChild {
   private done = false;
 
   constructor(command: string, args: string[], options: SpawnOptions) {
-    this.child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    // Only gated peers read stdin; an unread pipe costs nothing, and EPIPE after exit is harmless.
+    this.child.stdin!.on('error', () => undefined);
     const lines = createInterface({ input: this.child.stdout! });
     lines.on('line', (line) => {
       // Bounded: a chatty child cannot grow the harness without limit.
@@ -179,12 +181,37 @@ export class BenchChild {
     clearTimeout(t);
   }
 
+  /** Send one line to the child's stdin (the start gate's "go"). */
+  writeLine(line: string): void {
+    if (!this.done) this.child.stdin!.write(`${line}\n`);
+  }
+
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
     if (!this.done) this.child.kill(signal);
   }
 }
 
 /** Run one of the bench's own TypeScript peers (bench/peers/*.ts) under tsx in its own Node process. */
-export function spawnPeer(repoRoot: string, script: string, args: string[]): BenchChild {
-  return new BenchChild(process.execPath, ['--import', 'tsx', script, ...args], { cwd: repoRoot });
+export function spawnPeer(repoRoot: string, script: string, args: string[], env?: NodeJS.ProcessEnv): BenchChild {
+  return new BenchChild(process.execPath, ['--import', 'tsx', script, ...args], { cwd: repoRoot, env: { ...process.env, ...env } });
+}
+
+/**
+ * Start a gated client peer: wait until it has loaded, warm the page cache, then let it go. Every
+ * contender's transfer thus starts the same few milliseconds after the same warm-up.
+ */
+export async function spawnGatedClient(
+  repoRoot: string,
+  script: string,
+  args: string[],
+  warm: () => Promise<void>,
+  env?: NodeJS.ProcessEnv,
+): Promise<BenchChild> {
+  const client = spawnPeer(repoRoot, script, args, { ...env, BENCH_GATE: '1' });
+  const first = await client.waitForMessage((m) => m.event === 'ready' || m.event === 'error' || m.event === 'result', 60_000);
+  if (first.event === 'ready') {
+    await warm();
+    client.writeLine('go');
+  }
+  return client;
 }

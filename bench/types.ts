@@ -11,6 +11,8 @@ export interface RunContext {
   /** Hard cap on one run, so a hung contender cannot hold the bench forever. */
   timeoutMs: number;
   log(line: string): void;
+  /** The warm-up, to run again right before a timed transfer starts (see spawnGatedClient). */
+  warm(): Promise<void>;
 }
 
 /** Figures of one successful run. CPU and RSS are undefined when not measurable, never guessed. */

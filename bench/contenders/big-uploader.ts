@@ -1,6 +1,10 @@
-/** Contender 4: big-uploader end to end, through its CLI, default settings and with --durable. */
+/**
+ * Contender 4: big-uploader end to end: the real server through its CLI (`serve`, default settings
+ * and --durable) and the Node client core that `send` drives, started behind the bench's gate.
+ */
 import { join } from 'node:path';
-import { NotAvailable, locateStored, runSend, startServer, type ProductServer } from '../product.js';
+import { spawnGatedClient, type BenchChild } from '../proc.js';
+import { NotAvailable, locateStored, startServer, type ProductServer, type SendRecord } from '../product.js';
 import type { Contender, RunContext, RunOutcome } from '../types.js';
 
 function ours(id: string, label: string, serverArgs: string[]): Contender {
@@ -11,36 +15,41 @@ function ours(id: string, label: string, serverArgs: string[]): Contender {
     verifies: true,
     run: async (ctx: RunContext): Promise<RunOutcome> => {
       let server: ProductServer | undefined;
+      let client: BenchChild | undefined;
       try {
         const dir = join(ctx.runDir, 'server');
         server = await startServer(ctx.repoRoot, dir, serverArgs);
-        const before = server.child.sample();
-        const sent = await runSend(ctx.repoRoot, [ctx.source], server.url, join(ctx.runDir, 'client'), [], ctx.timeoutMs);
-        const after = server.child.sample();
-        if (sent.code !== 0) {
-          return { status: 'failed', reason: `send exited ${sent.code}: ${sent.child.stderr.trim().slice(-400)}` };
-        }
-        const record = sent.records.find((r) => r.size === ctx.size) ?? sent.records[0];
-        // The client's own figure runs from connect to the server's final reply, without the
-        // process start-up; the wall time is only a fallback (and says so).
-        const reported = typeof record?.seconds === 'number' && record.seconds > 0 ? record.seconds : undefined;
+        const serverChild = server.child;
+        let before = serverChild.sample();
+        // The client core `send` drives, in a gated peer: loaded, then the same warm-up as every
+        // contender, then go (see spawnGatedClient).
+        client = await spawnGatedClient(ctx.repoRoot, 'bench/peers/bigup-client.ts', ['--url', server.url, '--file', ctx.source], async () => {
+          await ctx.warm();
+          before = serverChild.sample();
+        });
+        const result = await client.waitForMessage((m) => m.event === 'result' || m.event === 'error', ctx.timeoutMs);
+        const after = serverChild.sample();
+        if (result.event === 'error') return { status: 'failed', reason: `client: ${String(result.message)}` };
+        const record: SendRecord = { id: String(result.id), name: String(result.name), size: Number(result.size) };
         const received = await locateStored(dir, record, ctx.source, ctx.size);
         if (!received) return { status: 'failed', reason: `no stored file of ${ctx.size} bytes under ${dir}` };
+        const extra: Record<string, number> = {};
+        for (const key of ['bytesSent', 'completionSeconds']) if (typeof result[key] === 'number') extra[key] = result[key];
         return {
           status: 'ok',
-          seconds: reported ?? sent.wallSeconds,
+          seconds: Number(result.seconds),
           bytes: ctx.size,
           serverCpuSeconds: before && after ? after.userSeconds + after.sysSeconds - before.userSeconds - before.sysSeconds : undefined,
           serverPeakRssBytes: after?.peakRssBytes,
-          clientPeakRssBytes: sent.child.lastSample?.peakRssBytes,
+          clientPeakRssBytes: typeof result.peakRssBytes === 'number' ? result.peakRssBytes : client.lastSample?.peakRssBytes,
           received,
-          extra: typeof record?.bytesSent === 'number' ? { bytesSent: record.bytesSent } : {},
-          timingNote: reported ? undefined : 'send --json gave no seconds: wall time of the send process, start-up included',
+          extra,
         };
       } catch (error) {
         if (error instanceof NotAvailable) return { status: 'unavailable', reason: `not available yet (${error.message})` };
         return { status: 'failed', reason: error instanceof Error ? error.message : String(error) };
       } finally {
+        await client?.stop();
         await server?.child.stop();
       }
     },

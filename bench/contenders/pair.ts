@@ -3,7 +3,7 @@
  * listens, start the client process, and measure the server's CPU between just before the client
  * starts and just after it reports (so the server's start-up is not counted).
  */
-import { spawnPeer, type BenchChild, type ChildMessage } from '../proc.js';
+import { spawnGatedClient, spawnPeer, type BenchChild, type ChildMessage } from '../proc.js';
 import type { RunContext, RunOutcome } from '../types.js';
 
 export interface PairSpec {
@@ -25,9 +25,12 @@ export async function runPair(ctx: RunContext, spec: PairSpec): Promise<RunOutco
     const listening = await server.waitForMessage((m) => m.event === 'listening' || m.event === 'error', 30_000);
     if (listening.event === 'error') return { status: 'failed', reason: `server: ${String(listening.message)}` };
     const port = Number(listening.port);
-    const before = server.sample();
     const c = spec.client(port);
-    client = spawnPeer(ctx.repoRoot, c.script, c.args);
+    let before = server.sample();
+    client = await spawnGatedClient(ctx.repoRoot, c.script, c.args, async () => {
+      await ctx.warm();
+      before = server!.sample();
+    });
     const result = await client.waitForMessage(isResult, ctx.timeoutMs);
     const after = server.sample();
     if (result.event === 'error') return { status: 'failed', reason: `client: ${String(result.message)}` };

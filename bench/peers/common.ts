@@ -44,3 +44,20 @@ export function stringOption(value: string | undefined, name: string): string {
   if (value === undefined || value === '') fail(`missing --${name}`);
   return value;
 }
+
+/**
+ * When the harness asks for it (BENCH_GATE=1), say "ready" once loaded and wait for a line on
+ * stdin before starting the timed transfer. The harness warms the page cache in that pause: this
+ * VM hands out memory pages slowly once they sat idle for a second or two, so a client that spends
+ * longer starting up would otherwise meet colder pages and measure the VM, not the contender.
+ */
+export async function startGate(): Promise<void> {
+  if (process.env.BENCH_GATE !== '1') return;
+  emit({ event: 'ready' });
+  await new Promise<void>((resolve) => {
+    process.stdin.once('data', () => {
+      process.stdin.pause();
+      resolve();
+    });
+  });
+}

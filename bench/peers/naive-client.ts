@@ -5,7 +5,7 @@
 import { openSync, fstatSync, readSync } from 'node:fs';
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
-import { cpuNow, emit, fail, intOption, selfUsage, stringOption } from './common.js';
+import { cpuNow, emit, startGate, fail, intOption, selfUsage, stringOption } from './common.js';
 
 const { values } = parseArgs({ options: { url: { type: 'string' }, file: { type: 'string' }, chunk: { type: 'string' } } });
 const base = stringOption(values.url, 'url');
@@ -16,6 +16,7 @@ const size = fstatSync(fd).size;
 const uploadId = `u${process.pid}${Date.now()}`;
 
 try {
+  await startGate();
   const cpu0 = cpuNow();
   const t0 = performance.now();
   const total = Math.ceil(size / chunk);

@@ -3,12 +3,14 @@ import { createReadStream, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
-import { cpuNow, emit, fail, selfUsage, stringOption } from './common.js';
+import { cpuNow, emit, startGate, fail, selfUsage, stringOption } from './common.js';
 
 const { values } = parseArgs({ options: { url: { type: 'string' }, file: { type: 'string' } } });
 const url = stringOption(values.url, 'url');
 const path = stringOption(values.file, 'file');
 const size = statSync(path).size;
+
+await startGate();
 
 const cpu0 = cpuNow();
 const t0 = performance.now();

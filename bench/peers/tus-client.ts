@@ -7,13 +7,15 @@ import { createReadStream, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Upload } from 'tus-js-client';
-import { cpuNow, emit, fail, intOption, selfUsage, stringOption } from './common.js';
+import { cpuNow, emit, startGate, fail, intOption, selfUsage, stringOption } from './common.js';
 
 const { values } = parseArgs({ options: { endpoint: { type: 'string' }, file: { type: 'string' }, chunk: { type: 'string' } } });
 const endpoint = stringOption(values.endpoint, 'endpoint');
 const path = stringOption(values.file, 'file');
 const chunk = intOption(values.chunk, 'chunk', 0);
 const size = statSync(path).size;
+
+await startGate();
 
 const cpu0 = cpuNow();
 const t0 = performance.now();

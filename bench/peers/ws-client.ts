@@ -9,7 +9,7 @@
 import { fstatSync, openSync, read } from 'node:fs';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
-import { cpuNow, emit, fail, intOption, selfUsage, stringOption } from './common.js';
+import { cpuNow, emit, startGate, fail, intOption, selfUsage, stringOption } from './common.js';
 
 const { values } = parseArgs({
   options: { url: { type: 'string' }, file: { type: 'string' }, chunk: { type: 'string' }, window: { type: 'string' } },
@@ -25,6 +25,8 @@ const size = fstatSync(fd).size;
 // would make the kernel fault in new pages for every one, which is not what a limit should measure.
 const pool: Buffer[] = [];
 const takeBuffer = (): Buffer => pool.pop() ?? Buffer.allocUnsafe(8 + chunk);
+
+await startGate();
 
 const cpu0 = cpuNow();
 const t0 = performance.now();
