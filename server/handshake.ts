@@ -1,6 +1,6 @@
 /**
  * Checks on the HTTP upgrade request, run in an `onRequest` hook so a refusal is a plain HTTP
- * answer before any 101 (protocol/SEMANTICS.md, "Handshake"): Origin allow-list (403), server
+ * answer before any 101 (protocol/SPEC.md section 3, "Handshake"): Origin allow-list (403), server
  * token (401 missing / 403 wrong), subprotocol (426 + Bigup-Versions), capacity (503).
  */
 import { timingSafeEqual, createHash } from 'node:crypto';

@@ -1,5 +1,5 @@
 /**
- * One WebSocket connection: the server side of the bigup.1 state machine (protocol/SEMANTICS.md,
+ * One WebSocket connection: the server side of the bigup.1 state machine (protocol/SPEC.md,
  * "Connection states"): IDLE -> (OPEN | RESUME) -> ACTIVE -> COMPLETE -> IDLE, with BUSY while an
  * OPEN/RESUME/COMPLETE/TERMINATE is being answered (nothing is allowed then) and CLOSED at the end.
  *

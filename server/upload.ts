@@ -1,7 +1,7 @@
 /**
  * One upload open on this server: which chunks are acked (with their hashes), which are being
  * written, and the write pipeline data -> journal -> "ackable". Sessions decide what to write;
- * this class makes sure the order of effects is the one protocol/SEMANTICS.md "Durability" needs:
+ * this class makes sure the order of effects is the one protocol/SPEC.md section 8 "Durability" needs:
  *
  *   default: positional write returned, then journal record written (batched), then resolve;
  *   durable: positional write returned, then fdatasync(data), then journal record + fdatasync,

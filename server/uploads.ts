@@ -1,6 +1,6 @@
 /**
  * The registry of uploads open in this process: loads them from the store on demand, gives each
- * at most one owner (the newest connection wins, protocol/SEMANTICS.md "Ownership"), unloads them
+ * at most one owner (the newest connection wins, protocol/SPEC.md section 7.3 "Ownership"), unloads them
  * when their owner leaves, and removes them for DELETE, TERMINATE and the TTL sweeper.
  */
 import { createHash, randomBytes } from 'node:crypto';

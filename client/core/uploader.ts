@@ -1,5 +1,5 @@
 /**
- * The platform-free Uploader: drives one file through bigup.1 (protocol/SEMANTICS.md) over any
+ * The platform-free Uploader: drives one file through bigup.1 (protocol/SPEC.md) over any
  * `Transport`, reading from any `FileSource`, remembering progress in any `ResumeStore`.
  *
  * Shape of the work:

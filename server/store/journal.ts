@@ -30,7 +30,7 @@
  * A damaged journal makes the upload UPLOAD_DAMAGED (SPEC.md 7.2): nothing in it is trusted, and
  * the file is never cut or appended to, so the operator finds it as it was.
  *
- * Trust rule (protocol/SEMANTICS.md, "Durability"): if the last BOOT record carries the current
+ * Trust rule (protocol/SPEC.md section 8, "Durability"): if the last BOOT record carries the current
  * boot id, only the process died, the page cache survived, and every valid record is trusted.
  * Otherwise the OS restarted and only records covered by the last SYNC mark are trusted. Every
  * open flushes data and journal and appends BOOT + SYNC, so the rule holds across several opens.

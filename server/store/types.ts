@@ -4,7 +4,7 @@
  * moves bytes and keeps records. An object-store backend implements these two interfaces and
  * nothing in server/session.ts changes.
  *
- * Ordering contract the session relies on (protocol/SEMANTICS.md, "Durability"):
+ * Ordering contract the session relies on (protocol/SPEC.md section 8, "Durability"):
  * - `writeAt` resolves only once the bytes are handed to the OS (or durably stored);
  * - `recordChunks` resolves only once the records are written (synced when asked);
  * - records are never visible after a restart unless `recordChunks` was called for them, and a

@@ -1,6 +1,6 @@
 /**
  * Test doubles for the client core: an in-memory FileSource and a scripted bigup.1 server behind
- * a fake Transport. The fake server follows protocol/SEMANTICS.md closely enough to exercise the
+ * a fake Transport. The fake server follows protocol/SPEC.md closely enough to exercise the
  * client (hash checks, acked ranges, window, COMPLETE/RESULT, RESUME, TERMINATE) and lets tests
  * hold ACKs, inject ERRORs, drop connections and refuse handshakes.
  */

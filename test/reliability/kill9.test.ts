@@ -1,7 +1,7 @@
 /**
  * kill -9 loop: a child-process server is SIGKILLed at random moments during one upload and
  * restarted on the same data directory each time. Default mode promises every acked range survives
- * a process crash (protocol/SEMANTICS.md "Durability"), so after each restart the server's ranges
+ * a process crash (protocol/SPEC.md section 8 "Durability"), so after each restart the server's ranges
  * must be a superset of every ACK the client ever saw, and must hold the source's bytes.
  */
 import { randomBytes } from 'node:crypto';

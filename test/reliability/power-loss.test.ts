@@ -3,7 +3,7 @@
  * store freezes, the server is closed, the files are rewritten as a device that lost its volatile
  * cache would hold them, and the server restarts with a new kernel boot id (the "reboot").
  *
- * What protocol/SEMANTICS.md "Durability" promises, and what is asserted here:
+ * What protocol/SPEC.md section 8 "Durability" promises, and what is asserted here:
  * - both modes: after the reboot the server never claims a byte it does not hold (every reported
  *   range matches the source on disk), and the upload can be finished identical;
  * - durable mode: nothing the client saw acked is lost;

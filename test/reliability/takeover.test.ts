@@ -1,5 +1,5 @@
 /**
- * Takeover races (SEMANTICS.md "Ownership", "TERMINATE", TTL): a second connection resumes while
+ * Takeover races (SPEC.md section 7.3 "Ownership", "TERMINATE", TTL): a second connection resumes while
  * the first is in the middle of a DATA frame; an HTTP DELETE lands while chunks are in flight; the
  * TTL expires while the client is away.
  */
