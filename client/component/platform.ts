@@ -42,7 +42,12 @@ export function canPickHandles(): boolean {
   return typeof (globalThis as PickerWindow).showOpenFilePicker === 'function';
 }
 
-/** Open the File System Access picker; undefined when the user dismissed it. */
+/**
+ * Open the File System Access picker; undefined when the user dismissed it. The picker is looked
+ * up on `globalThis` at call time, so a page (or a test: headless browsers cannot click the native
+ * dialog) may substitute a function that resolves to other real FileSystemFileHandles, such as
+ * files of the Origin Private File System; everything after the pick is the same code.
+ */
 export async function pickHandles(multiple: boolean): Promise<FileHandleLike[] | undefined> {
   const picker = (globalThis as PickerWindow).showOpenFilePicker;
   if (!picker) return undefined;
