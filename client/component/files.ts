@@ -21,16 +21,27 @@ function entryFile(entry: FileSystemFileEntry): Promise<File> {
   return new Promise((resolve, reject) => entry.file(resolve, reject));
 }
 
+/** Unreadable entries (vanished file, permissions) are skipped; the rest of the folder still counts. */
 async function walk(entry: FileSystemEntry, prefix: string, out: CollectedFiles): Promise<void> {
   if (entry.isFile) {
-    const file = await entryFile(entry as FileSystemFileEntry);
+    let file: File;
+    try {
+      file = await entryFile(entry as FileSystemFileEntry);
+    } catch {
+      return;
+    }
     out.files.push(file);
     if (prefix) out.paths.set(file, `${prefix}${file.name}`);
   } else if (entry.isDirectory) {
     const reader = (entry as FileSystemDirectoryEntry).createReader();
     // readEntries returns at most ~100 entries per call: keep reading until it returns none.
     for (;;) {
-      const batch = await readEntries(reader);
+      let batch: FileSystemEntry[];
+      try {
+        batch = await readEntries(reader);
+      } catch {
+        break; // keep what this folder listed so far
+      }
       if (batch.length === 0) break;
       for (const child of batch) await walk(child, `${prefix}${entry.name}/`, out);
     }
@@ -52,15 +63,11 @@ export function collectDrop(data: DataTransfer): Promise<CollectedFiles> {
     for (let i = 0; i < entries.length; i++) {
       const entry = entries[i];
       if (!entry) continue;
-      try {
-        await walk(entry, '', out);
-      } catch {
-        // An unreadable entry (permissions, vanished file) is skipped; the rest still upload.
-        continue;
-      }
-      if (entry.isFile) {
+      const before = out.files.length;
+      await walk(entry, '', out);
+      if (entry.isFile && out.files.length > before) {
         const handle = await handles[i];
-        const file = out.files[out.files.length - 1];
+        const file = out.files[before];
         if (handle && handle.kind === 'file' && file) out.handles.set(file, handle);
       }
     }

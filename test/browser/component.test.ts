@@ -284,4 +284,88 @@ describe('<big-uploader> in Chromium', () => {
       await context.close();
     }
   });
+
+  it('walks dropped folders: nested, >100 entries read in batches, unreadable entries skipped', async () => {
+    const { context, page } = await newPage(browser);
+    try {
+      await openDemo(page, pageUrl, { 'auto-start': null });
+      // A drop as Chromium delivers a folder: DataTransferItems whose webkitGetAsEntry() gives
+      // FileSystemDirectoryEntry/FileEntry objects. Synthetic drops carry no entries, so the items
+      // are fakes with the same shape and the same asynchronous, batched (100 per readEntries)
+      // behaviour; the component's real drop handler and folder walk (files.ts) do the rest.
+      await page.evaluate(() => {
+        const readCalls: Record<string, number> = ((window as unknown as { __readCalls: Record<string, number> }).__readCalls = {});
+        const later = (fn: () => void) => setTimeout(fn, 1);
+        type Entry = { name: string; isFile: boolean; isDirectory: boolean } & Record<string, unknown>;
+        const file = (name: string, fail = false): Entry => ({
+          name,
+          isFile: true,
+          isDirectory: false,
+          file: (ok: (f: File) => void, err: (e: DOMException) => void) =>
+            later(() => (fail ? err(new DOMException('A requested file could not be found', 'NotFoundError')) : ok(new File([`${name}!`], name, { type: 'application/octet-stream' })))),
+        });
+        const dir = (name: string, children: Entry[], locked = false): Entry => ({
+          name,
+          isFile: false,
+          isDirectory: true,
+          createReader: () => {
+            let at = 0;
+            return {
+              readEntries: (ok: (batch: Entry[]) => void, err: (e: DOMException) => void) => {
+                readCalls[name] = (readCalls[name] ?? 0) + 1;
+                later(() => {
+                  if (locked) return err(new DOMException('Permission denied', 'NotReadableError'));
+                  const batch = children.slice(at, at + 100);
+                  at += batch.length;
+                  ok(batch);
+                });
+              },
+            };
+          },
+        });
+        const images = Array.from({ length: 250 }, (_, i) => file(`img-${String(i).padStart(3, '0')}.bin`));
+        const album = dir('album', [...images, dir('2024', [file('a.bin'), dir('empty', []), dir('deep', [file('x.bin')]), file('b.bin')])]);
+        const broken = dir('broken', [file('ok1.bin'), file('gone.bin', true), file('ok2.bin')]);
+        const item = (entry: Entry) => ({ kind: 'file', type: '', getAsFile: () => null, webkitGetAsEntry: () => entry });
+        const dt = new DataTransfer();
+        const locked = dir('locked', [file('secret.bin')], true);
+        const items = [item(album), item(file('notes.bin')), item(file('vanished.bin', true)), item(locked), item(broken)];
+        Object.defineProperty(dt, 'items', { value: items });
+        const zone = document.querySelector('big-uploader')!.shadowRoot!.querySelector('.dropzone')!;
+        zone.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true, composed: true }));
+      });
+      const expected = [
+        ...Array.from({ length: 250 }, (_, i) => `album/img-${String(i).padStart(3, '0')}.bin`),
+        'album/2024/a.bin',
+        'album/2024/deep/x.bin',
+        'album/2024/b.bin',
+        'notes.bin',
+        'broken/ok1.bin',
+        'broken/ok2.bin',
+      ];
+      const shown = () =>
+        page.evaluate(() =>
+          Array.from(document.querySelector('big-uploader')!.shadowRoot!.querySelectorAll<HTMLElement>('li.item')).map((li) => ({
+            name: li.querySelector('.name')?.textContent?.trim() ?? '',
+            status: li.dataset.status ?? '',
+          })),
+        );
+      await expect.poll(async () => (await shown()).length, { timeout: 10_000 }).toBe(expected.length);
+      const list = await shown();
+      expect(list.map((r) => r.name)).toEqual(expected);
+      expect(new Set(list.map((r) => r.status))).toEqual(new Set(['queued']));
+      // Every folder is read until an empty batch: album's 251 entries take 100/100/51 and [].
+      expect(await page.evaluate(() => (window as unknown as { __readCalls: Record<string, number> }).__readCalls)).toEqual({
+        album: 4,
+        '2024': 2,
+        empty: 1,
+        deep: 2,
+        locked: 1,
+        broken: 2,
+      });
+      expect(await events(page, 'upload-start')).toHaveLength(0);
+    } finally {
+      await context.close();
+    }
+  });
 });
