@@ -1,9 +1,9 @@
 /**
  * <big-uploader> in headless Chromium against the real server (in-process, 127.0.0.1, port 0,
- * temp data dir): a 256 MiB upload checked byte for byte, no long tasks while it runs, pause and
+ * temp data dir): a 1 GiB upload checked byte for byte, no long tasks while it runs, pause and
  * resume, cancel, refused files, both languages, accessibility, and a mid-upload screenshot.
  */
-import { copyFile, mkdir, readdir } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -60,8 +60,13 @@ async function serverState(uploadId: string): Promise<number> {
 }
 
 describe('<big-uploader> in Chromium', () => {
-  it('uploads a 256 MiB file byte for byte without main-thread long tasks', async () => {
-    const source = await makeFile(join(tmp.path, 'src'), 'big-256.bin', 256 * MiB);
+  it('uploads a 1 GiB file byte for byte without main-thread long tasks', async () => {
+    // The issue's bar: no main-thread task over 50 ms during a 1 GiB upload. The file is made once
+    // in its own temp dir and removed afterwards, with the server's copy.
+    const SIZE = 1024 * MiB;
+    const big = await makeTempDir('bigup-browser-1g-');
+    const source = await makeFile(big.path, 'big-1g.bin', SIZE);
+    let uploadId = '';
     const { context, page } = await newPage(browser);
     try {
       await openDemo(page, pageUrl);
@@ -73,6 +78,13 @@ describe('<big-uploader> in Chromium', () => {
           for (const e of list.getEntries()) w.__long.push(e.duration);
         }).observe({ type: 'longtask' });
       });
+      // The observer works in this browser: a deliberate 120 ms busy loop is reported, then forgotten.
+      await page.evaluate(() => setTimeout(() => {
+        const end = performance.now() + 120;
+        while (performance.now() < end);
+      }, 0));
+      await expect.poll(() => page.evaluate(() => (window as unknown as { __long: number[] }).__long.some((d) => d >= 100))).toBe(true);
+      await page.evaluate(() => ((window as unknown as { __long: number[] }).__long = []));
       const t0 = Date.now();
       await pickFiles(page, [source]);
       // Any status at >= 30%: on a loaded machine the page may skip past 'uploading' between polls.
@@ -87,7 +99,7 @@ describe('<big-uploader> in Chromium', () => {
       const during = await lock();
       await page.screenshot({ path: join(OUTPUT, 'big-uploader-mid-upload.png') });
       await page.locator('big-uploader').screenshot({ path: join(OUTPUT, 'big-uploader-element-mid-upload.png') });
-      await waitForRow(page, `r.status === 'done'`, 120_000);
+      await waitForRow(page, `r.status === 'done'`, 150_000);
       const wall = (Date.now() - t0) / 1000;
       // The screen wake lock is held while uploading (where the browser grants it) and released after.
       const [row] = await rows(page);
@@ -98,8 +110,9 @@ describe('<big-uploader> in Chromium', () => {
       const complete = await events(page, 'upload-complete');
       expect(complete).toHaveLength(1);
       const detail = complete[0]!.detail as { uploadId: string; size: number; digest: string; name: string };
-      expect(detail.size).toBe(256 * MiB);
-      expect(detail.name).toBe('big-256.bin');
+      uploadId = detail.uploadId;
+      expect(detail.size).toBe(SIZE);
+      expect(detail.name).toBe('big-1g.bin');
       expect(detail.digest).toMatch(/^[0-9a-f]{16}$/);
       expect(await sha256(await storedFile(detail.uploadId))).toBe(await sha256(source));
       const progress = await events(page, 'upload-progress');
@@ -110,14 +123,16 @@ describe('<big-uploader> in Chromium', () => {
       const started = (await events(page, 'upload-start'))[0]!.t;
       const seconds = (complete[0]!.t - started) / 1000;
       process.stdout.write(
-        `[measure] 256 MiB through <big-uploader> in headless Chromium: ${(256 * MiB / 1e6 / seconds).toFixed(1)} MB/s ` +
+        `[measure] 1 GiB through <big-uploader> in headless Chromium: ${(SIZE / 1e6 / seconds).toFixed(1)} MB/s ` +
           `(${seconds.toFixed(2)} s accept->result; ${wall.toFixed(2)} s pick->done); long tasks: ${long.length ? long.map((d) => d.toFixed(0)).join(', ') + ' ms' : 'none'}\n`,
       );
       expect(long.filter((d) => d > 50)).toEqual([]);
     } finally {
       await context.close();
+      await big.cleanup();
+      if (uploadId) await rm(join(tmp.path, 'data', 'files', uploadId), { recursive: true, force: true });
     }
-  }, 150_000);
+  }, 200_000);
 
   it('pauses (nothing more is acked) and resumes to the end', async () => {
     const source = await makeFile(join(tmp.path, 'src'), 'pause-48.bin', 48 * MiB);
