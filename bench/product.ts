@@ -30,6 +30,7 @@ export interface SendRecord {
   seconds?: number;
   MBps?: number;
   digest?: string;
+  firstAckSeconds?: number;
   [key: string]: unknown;
 }
 

@@ -122,21 +122,23 @@ export async function resumeScenario(ctx: ScenarioContext): Promise<ScenarioResu
       `Killed ${cutAfterSeconds.toFixed(2)} s after start, when the client reported ${cutAtPercent}% acked.`,
       'Re-sent beyond missing = bytes sent on resume - (size - bytes the server already had); lost in flight = ' +
         'what the server had beyond the client\'s last 10% progress line is not visible from outside.',
-      'Time from reconnect to the first new ack is not observable through `send --json` (per-file totals only); ' +
-        'it needs a client-side figure such as firstAckSeconds. The resume wall time includes the process start-up.',
+      'Reconnect to first new ack = `firstAckSeconds` of send --json: from the start of the resumed connection ' +
+        '(handshake, RESUME, ACCEPT with the acked ranges, first chunk) to the first ACK of new bytes. The resume wall ' +
+        'time includes the process start-up.',
     ];
     return {
       id: 'resume',
       title,
       status: same.identical ? 'ok' : 'failed',
       reason: same.identical ? undefined : `resumed file differs: ${same.reason}`,
-      headers: ['Acked at cut (client view)', 'Skipped on resume (MiB)', 'Sent on resume (MiB)', 'Re-sent beyond missing (MiB)', 'Resume s (send --json)', 'Resume wall s'],
+      headers: ['Acked at cut (client view)', 'Skipped on resume (MiB)', 'Sent on resume (MiB)', 'Re-sent beyond missing (MiB)', 'Reconnect to first new ack s', 'Resume s (send --json)', 'Resume wall s'],
       rows: [
         [
           `${cutAtPercent}%`,
           skipped === undefined ? 'n/a' : (skipped / MiB).toFixed(1),
           sent === undefined ? 'n/a' : (sent / MiB).toFixed(1),
           skipped === undefined || sent === undefined ? 'n/a' : ((sent - (ctx.size - skipped)) / MiB).toFixed(1),
+          typeof r?.firstAckSeconds === 'number' ? r.firstAckSeconds.toFixed(3) : 'n/a',
           typeof r?.seconds === 'number' ? r.seconds.toFixed(2) : 'n/a',
           resumeWall.toFixed(2),
         ],

@@ -249,6 +249,7 @@ interface FileReport {
   state: UploadOutcome['state'];
   path: string;
   completionSeconds?: number;
+  firstAckSeconds?: number;
   digestVerified?: boolean;
   error?: { code: number; name: string; message: string };
 }
@@ -389,6 +390,7 @@ async function sendOne(
         state: 'done',
         path,
         completionSeconds: round(r.completionMs / 1000),
+        ...(r.firstAckMs !== undefined ? { firstAckSeconds: round(r.firstAckMs / 1000) } : {}),
         digestVerified: r.digestVerified,
       },
     };

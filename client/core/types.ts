@@ -238,6 +238,12 @@ export interface CompleteEvent {
   readonly bytesSkipped: number;
   /** From the moment every byte was acked (or COMPLETE was sent, if later) to RESULT: the server's finishing cost. */
   readonly completionMs: number;
+  /**
+   * From the start of the connection on which the first new bytes were acked to that ACK: after a
+   * resume, the cost of reconnecting, RESUME/ACCEPT and the first chunk. Absent when nothing new
+   * was sent (everything was already on the server).
+   */
+  readonly firstAckMs?: number;
   /** True when COMPLETE carried our own digest and the server agreed with it. */
   readonly digestVerified: boolean;
 }

@@ -110,6 +110,8 @@ interface InFlight {
 /** One WebSocket connection and everything that only makes sense while it lives. */
 interface Session {
   readonly conn: Connection;
+  /** When this connection attempt began (for firstAckMs). */
+  readonly connectedAt: number;
   phase: 'connecting' | 'handshake' | 'active' | 'closed';
   opened: 'open' | 'resume' | undefined;
   window: number;
@@ -166,6 +168,8 @@ export class BigUploader implements Uploader {
   private bytesSent = 0;
   private bytesSkipped: number | undefined;
   private startedAt: number | undefined;
+  /** From the start of the connection that got the first ACK of new bytes to that ACK. */
+  private firstAckMs: number | undefined;
   private attempt = 0;
   private lastProgressAt = -Infinity;
   /** When the last byte was acked or COMPLETE went out, whichever came later. */
@@ -385,6 +389,7 @@ export class BigUploader implements Uploader {
     });
     session = {
       conn,
+      connectedAt: this.clock.now(),
       phase: 'connecting',
       opened: undefined,
       window: 0,
@@ -557,6 +562,7 @@ export class BigUploader implements Uploader {
     const now = this.clock.now();
     for (const range of ranges) {
       gained += this.acked.add(range.start, Math.min(range.end, this.options.file.size));
+      if (gained > 0) this.firstAckMs ??= now - s.connectedAt;
       // Chunks are aligned, so every chunk the range covers starts at a multiple of chunkSize.
       const first = Math.ceil(range.start / this.chunkSize) * this.chunkSize;
       for (let offset = first; offset < range.end; offset += this.chunkSize) {
@@ -599,6 +605,7 @@ export class BigUploader implements Uploader {
       bytesSent: this.bytesSent,
       bytesSkipped: this.bytesSkipped ?? 0,
       completionMs: this.clock.now() - (this.finishingSince ?? this.clock.now()),
+      ...(this.firstAckMs !== undefined ? { firstAckMs: this.firstAckMs } : {}),
       digestVerified: s.sentDigest !== undefined,
     };
     s.ending = true;

@@ -34,6 +34,7 @@ interface Report {
   MBps: number;
   digest: string | null;
   state: string;
+  firstAckSeconds?: number;
 }
 
 function send(args: string[], home: string): SendRun {
@@ -152,6 +153,9 @@ describe('big-uploader send against the real server', () => {
     // Never re-send acked bytes: this run sent exactly what the server did not have.
     expect(report!.bytesSent).toBe(24 * MiB - report!.bytesSkipped);
     expect(second.stderr).toMatch(/resuming at \d+%/);
+    // The resumed run reports how long its connection took to get new bytes acked.
+    expect(report!.firstAckSeconds).toBeGreaterThan(0);
+    expect(report!.firstAckSeconds).toBeLessThanOrEqual(report!.seconds);
     expect((await stored(dataDir, report!)).equals(file.bytes)).toBe(true);
   });
 
