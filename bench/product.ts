@@ -1,17 +1,19 @@
 /**
- * Driving our own product through its CLI contract only, exactly as a user would:
+ * Driving our own product as a user would: the server through its CLI, started with the node
+ * flags `npm start` and the bin use (server/node-flags.ts); the client either through `send`
+ * (scenarios) or as the client core in a gated peer (the main table, bench/peers/bigup-client.ts):
  *   server: `big-uploader serve --port P --dir D [--durable]`
  *   client: `big-uploader send FILE... --url ws://127.0.0.1:P/upload --json [flags]`
  *           exits when the server's final reply arrived; --json prints, per file,
  *           {id, name, size, bytesSent, bytesSkipped, seconds, MBps, digest}
  *   stored: <dir>/files/<id>/<name> (found by size under <dir> if the layout differs).
- * The bench never imports server/ or client/ code: it measures what ships.
  */
 import { mkdir } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
 import { basename, join } from 'node:path';
 import { BenchChild } from './proc.js';
 import { findFilesOfSize } from './files.js';
+import { SERVER_NODE_FLAGS } from '../server/node-flags.js';
 
 /** Raised when a subcommand is still a stub, so the bench can say "not available yet" instead of "failed". */
 export class NotAvailable extends Error {
@@ -59,7 +61,9 @@ async function canConnect(port: number): Promise<boolean> {
 }
 
 function cliArgs(repoRoot: string, args: string[]): string[] {
-  return [join(repoRoot, 'bin', 'big-uploader.js'), ...args];
+  // As `npm start` and the bin's shebang run it (server/node-flags.ts).
+  const flags = args[0] === 'serve' ? SERVER_NODE_FLAGS : [];
+  return [...flags, join(repoRoot, 'bin', 'big-uploader.js'), ...args];
 }
 
 /** A started product server. */

@@ -18,3 +18,4 @@ export type {
   UploadSummary,
 } from './store/types.js';
 export type { UploadStateBody } from './http.js';
+export { SERVER_NODE_FLAGS } from './node-flags.js';

@@ -132,8 +132,8 @@ export class OpenUpload {
     this.lastActivity = Date.now();
     const started = process.hrtime.bigint();
     let written = false;
-    const wrote = this.writeTail.then(() => handle.writeAt(payload, index * this.info.chunkSize));
-    this.writeTail = wrote.catch(() => undefined);
+    const length = payload.byteLength;
+    const wrote = this.queueWrite(handle, payload, index * this.info.chunkSize);
     const done = (async () => {
       await wrote;
       written = true;
@@ -142,8 +142,8 @@ export class OpenUpload {
       () => {
         this.state[index] = ChunkState.ACKED;
         this.hashes[index] = hash;
-        this.acked.add(index * this.info.chunkSize, index * this.info.chunkSize + payload.byteLength);
-        this.metrics.bytesReceived.inc(payload.byteLength);
+        this.acked.add(index * this.info.chunkSize, index * this.info.chunkSize + length);
+        this.metrics.bytesReceived.inc(length);
         this.metrics.writeSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
       },
       (error: unknown) => {
@@ -161,6 +161,18 @@ export class OpenUpload {
     });
     this.writing.set(index, { hash, done });
     return done;
+  }
+
+  /**
+   * Queue the positional write behind the previous one. Only this function's closure holds the
+   * payload, and only until its write returns: a closure in write() would keep the 1 MiB buffer
+   * alive until the journal record and the ACK, long enough to be promoted to V8's old space, where
+   * only a full mark-compact frees it (measured: ~65 full GCs per GiB instead of ~4).
+   */
+  private queueWrite(handle: UploadHandle, payload: Uint8Array, position: number): Promise<void> {
+    const wrote = this.writeTail.then(() => handle.writeAt(payload, position));
+    this.writeTail = wrote.catch(() => undefined);
+    return wrote;
   }
 
   private enqueueRecord(record: ChunkRecord): Promise<void> {

@@ -1,0 +1,18 @@
+import { readFile } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
+import { SERVER_NODE_FLAGS } from '../../server/node-flags.js';
+
+// The flags live in three places that cannot import them; this keeps them in step.
+describe('server node flags', () => {
+  it('are on the bin shebang and in npm start', async () => {
+    const root = new URL('../../', import.meta.url);
+    const bin = await readFile(new URL('bin/big-uploader.js', root), 'utf8');
+    const pkg = JSON.parse(await readFile(new URL('package.json', root), 'utf8')) as { scripts: Record<string, string> };
+    const shebang = bin.split('\n')[0]!;
+    expect(SERVER_NODE_FLAGS.length).toBeGreaterThan(0);
+    for (const flag of SERVER_NODE_FLAGS) {
+      expect(shebang.split(/\s+/)).toContain(flag);
+      expect(pkg.scripts.start!.split(/\s+/)).toContain(flag);
+    }
+  });
+});
