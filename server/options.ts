@@ -47,11 +47,11 @@ export interface BigUploaderOptions {
   path?: string;
   /** Largest file accepted (bytes). Default 100 GiB. */
   maxUploadSize?: number;
-  /** Chunk size when the client proposes 0 (bytes). Default 1 MiB (the measured sweet spot). */
+  /** Chunk size when the client proposes 0 (bytes). Default 4 MiB (the bench's sweep, client/README.md). */
   defaultChunkSize?: number;
   /** Largest chunk size agreed; also sets ws maxPayload (this + 18). Default 16 MiB. */
   maxChunkSize?: number;
-  /** Flow-control window advertised in ACCEPT (bytes). Default 16 MiB. */
+  /** Flow-control window advertised in ACCEPT (bytes). Default 32 MiB (the bench's sweep). */
   window?: number;
   /** Concurrent WebSocket connections; more are refused with HTTP 503 before the upgrade. Default 256. */
   maxConnections?: number;
@@ -127,9 +127,9 @@ export const DEFAULTS = {
   dir: './data',
   path: '/upload',
   maxUploadSize: 100 * GiB,
-  defaultChunkSize: 1 * MiB,
+  defaultChunkSize: 4 * MiB,
   maxChunkSize: 16 * MiB,
-  window: 16 * MiB,
+  window: 32 * MiB,
   maxConnections: 256,
   maxUploads: 64,
   idleTimeout: 60_000,

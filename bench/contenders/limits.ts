@@ -4,9 +4,9 @@ import { spawnPeer } from '../proc.js';
 import type { Contender, RunContext, RunOutcome } from '../types.js';
 import { runPair } from './pair.js';
 
-/** Message size and messages in flight of the limit pipes: MEASURED.md's best point, and our client's intended defaults. */
-export const LIMIT_CHUNK = 2 ** 20;
-export const LIMIT_WINDOW = 16;
+/** Message size and messages in flight of the limit pipes: the same as our client's defaults (4 MiB x 8 = 32 MiB). */
+export const LIMIT_CHUNK = 4 * 2 ** 20;
+export const LIMIT_WINDOW = 8;
 
 function wsPipe(id: string, label: string, mode: 'discard' | 'write', chunk = LIMIT_CHUNK, window = LIMIT_WINDOW): Contender {
   return {
@@ -55,10 +55,10 @@ function diskAlone(id: string, label: string, sync: boolean): Contender {
   };
 }
 
-export const limitNet = wsPipe('limit-net', 'Limit: ws pipe, discard (1 MiB x16, zero mask)', 'discard');
+export const limitNet = wsPipe('limit-net', 'Limit: ws pipe, discard (4 MiB x8, zero mask)', 'discard');
 /** The reference every ratio is taken against. */
-export const limitNetDisk = wsPipe('limit-netdisk', 'Limit: ws pipe + positional write (1 MiB x16)', 'write');
-export const limitDisk = diskAlone('limit-disk', 'Limit: disk, positional 1 MiB writes (page cache)', false);
+export const limitNetDisk = wsPipe('limit-netdisk', 'Limit: ws pipe + positional write (4 MiB x8)', 'write');
+export const limitDisk = diskAlone('limit-disk', 'Limit: disk, positional 4 MiB writes (page cache)', false);
 export const limitDiskSync = diskAlone('limit-disk-sync', 'Limit: disk + final fdatasync (device rate)', true);
 
 export { wsPipe };

@@ -72,15 +72,16 @@ import type {
 const MiB = 1024 * 1024;
 
 /**
- * Defaults, chosen from a loopback sweep against `big-uploader serve` (client/README.md,
- * "Defaults"; 1 GiB, 3 runs, median): 1 MiB chunks with 16 MiB in flight gave ~466 MB/s; 32 and
- * 64 MiB windows were slower (370, 273) and 4 MiB chunks slower at every window (296, 209, 191),
- * while client CPU stayed ~0.8 s/GiB everywhere: bigger messages only cost the receiving side
- * (larger allocations per message) and memory. 16 MiB is also the server's default window.
+ * Defaults, chosen from a loopback sweep of the bench harness against `big-uploader serve` (window
+ * 64 MiB so the client's window is what varies; 1 GiB, 2 runs each, median; client/README.md,
+ * "Defaults"): 4 MiB chunks with 32 MiB in flight gave ~820-840 MB/s at ~1.2 server CPU s/GiB;
+ * 1 MiB chunks stayed near 570-615 at any window (four times the messages and journal records),
+ * 8 MiB chunks near 700, and a 64 MiB window added little (871) for twice the memory.
+ * The server's default window is 32 MiB to match.
  */
 export const DEFAULTS = Object.freeze({
-  chunkSize: 1 * MiB,
-  maxInFlightBytes: 16 * MiB,
+  chunkSize: 4 * MiB,
+  maxInFlightBytes: 32 * MiB,
   /** Most chunks being read from the source at once: overlap disk and network, keep reads sequential-ish. */
   maxConcurrentReads: 2,
   /** Waiting for in-flight ACKs when pausing, and for TERMINATED when cancelling. */
