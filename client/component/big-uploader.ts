@@ -140,6 +140,9 @@ export class BigUploaderElement extends LitElement {
     if (changed.has('concurrency') || changed.has('autoStart')) {
       if (this.autoStart) this.uploads.startAll();
     }
+    // Frameworks often set `endpoint` after the element is connected: offer the unfinished
+    // uploads of the endpoint now in use, not of the one seen at connect time.
+    if (changed.has('endpoint') && changed.get('endpoint') !== undefined) this.uploads.refreshUnfinished();
   }
 
   // -------------------------------------------------------------------------------------------

@@ -126,6 +126,11 @@ export class UploadController implements ReactiveController {
     void this.loadUnfinished();
   }
 
+  /** Reload the one-click-resume offers (after the endpoint changed). */
+  refreshUnfinished(): void {
+    void this.loadUnfinished();
+  }
+
   hostDisconnected(): void {
     // Uploads keep going if the element is moved in the DOM; only the page-level helpers stop.
     this.wakeLock.set(false);
@@ -426,9 +431,11 @@ export class UploadController implements ReactiveController {
   private async loadUnfinished(): Promise<void> {
     const endpoint = this.endpoint;
     const saved = await this.handles.list();
+    if (endpoint !== this.endpoint) return; // a newer load for the new endpoint is under way
     const inUse = new Set(this.items.map((i) => i.handleKey));
+    const before = this.unfinished.length;
     this.unfinished = saved.filter((s) => s.endpoint === endpoint && !inUse.has(s.key));
-    if (this.unfinished.length > 0) this.host.requestUpdate();
+    if (this.unfinished.length > 0 || before > 0) this.host.requestUpdate();
   }
 
   /** A 1 s tick re-renders "retrying in Ns" countdowns; off when nothing is retrying. */

@@ -136,6 +136,14 @@ describe('<big-uploader> resume with stored file handles', () => {
       expect(await offer.locator('h2').textContent()).toBe('Unfinished uploads from an earlier visit');
       expect(await unfinishedNames(page)).toEqual([name]);
       expect(await page.locator('big-uploader li.item').count()).toBe(0);
+      // Offers belong to an endpoint: pointing the element elsewhere by property (as frameworks
+      // do after connecting it) hides this one, pointing it back offers it again.
+      const endpoint = await page.evaluate(() => document.querySelector('big-uploader')!.getAttribute('endpoint') ?? (document.querySelector('big-uploader') as unknown as { endpoint: string }).endpoint);
+      await page.evaluate(() => { (document.querySelector('big-uploader') as unknown as { endpoint: string }).endpoint = 'ws://127.0.0.1:9/elsewhere'; });
+      await expect.poll(() => offer.count()).toBe(0);
+      await page.evaluate((url) => { (document.querySelector('big-uploader') as unknown as { endpoint: string }).endpoint = url; }, endpoint);
+      await offer.waitFor({ timeout: 10_000 });
+      expect(await unfinishedNames(page)).toEqual([name]);
       await offer.getByRole('button', { name: `Resume ${name}` }).click();
       await page.locator('big-uploader li.item .resumed').waitFor({ timeout: 30_000 });
       await expect.poll(() => offer.count()).toBe(0); // the offer becomes the row
