@@ -113,7 +113,7 @@ export class FakeServer implements Transport {
     return this.log.filter((e) => e.type === 'data').map((e) => ({ conn: e.conn, offset: e.offset!, length: e.length! }));
   }
 
-  only(): StoredUpload {
+  soleUpload(): StoredUpload {
     const [upload] = [...this.uploads.values()];
     if (!upload) throw new Error('no upload on the fake server');
     return upload;

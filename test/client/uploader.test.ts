@@ -37,7 +37,7 @@ describe('Uploader against a scripted server', () => {
     const { server, bytes, uploader, events, states } = await setup(CHUNK * 5 + 123);
     const outcome = await uploader.start();
     expect(outcome.state).toBe('done');
-    expect(sameBytes(server.only().data, bytes)).toBe(true);
+    expect(sameBytes(server.soleUpload().data, bytes)).toBe(true);
     expect(server.dataLog.map((d) => d.offset)).toEqual([0, 1, 2, 3, 4, 5].map((i) => i * CHUNK));
     expect(server.dataLog[5]!.length).toBe(123);
     const complete = events.find((e) => e.type === 'complete')!.payload as UploaderEventMap['complete'];
@@ -69,7 +69,7 @@ describe('Uploader against a scripted server', () => {
     });
     const outcome = await uploader.start();
     expect(outcome.state).toBe('done');
-    expect(sameBytes(server.only().data, bytes)).toBe(true);
+    expect(sameBytes(server.soleUpload().data, bytes)).toBe(true);
   });
 
   it('sends the handshake token as a query parameter', async () => {
@@ -130,7 +130,7 @@ describe('Uploader against a scripted server', () => {
     expect(outcome.state).toBe('done');
     expect(server.log[0]!.type).toBe('resume');
     expect(server.dataLog.map((d) => d.offset / CHUNK)).toEqual([1, 4, 5]);
-    expect(sameBytes(server.only().data, bytes)).toBe(true);
+    expect(sameBytes(server.soleUpload().data, bytes)).toBe(true);
     const complete = events.find((e) => e.type === 'complete')!.payload as UploaderEventMap['complete'];
     expect(complete.bytesSkipped).toBe(4 * CHUNK - CHUNK + 7);
     expect(complete.bytesSent).toBe(3 * CHUNK);
@@ -153,7 +153,7 @@ describe('Uploader against a scripted server', () => {
     expect(outcome.state).toBe('done');
     expect(server.log.map((e) => e.type).slice(0, 2)).toEqual(['resume', 'open']);
     expect(events.some((e) => e.type === 'info' && e.payload.code === 'UPLOAD_NOT_FOUND_STARTING_FRESH')).toBe(true);
-    expect(sameBytes(server.only().data, bytes)).toBe(true);
+    expect(sameBytes(server.soleUpload().data, bytes)).toBe(true);
     expect(store.records.size).toBe(0);
   });
 
@@ -165,7 +165,7 @@ describe('Uploader against a scripted server', () => {
     await until(() => store.records.size === 1);
     const [record] = [...store.records.values()];
     expect(record).toMatchObject({ version: 1, uploadId: uploader.uploadId, size: CHUNK * 4, chunkSize: CHUNK });
-    expect(record!.secret).toBe(bytesToHex(server.only().secret));
+    expect(record!.secret).toBe(bytesToHex(server.soleUpload().secret));
     await uploader.cancel();
   });
 
@@ -181,7 +181,7 @@ describe('Uploader against a scripted server', () => {
     };
     expect((await uploader.start()).state).toBe('done');
     expect(server.dataLog.filter((d) => d.offset === 2 * CHUNK)).toHaveLength(2);
-    expect(sameBytes(server.only().data, bytes)).toBe(true);
+    expect(sameBytes(server.soleUpload().data, bytes)).toBe(true);
     const errors = events.filter((e) => e.type === 'error').map((e) => e.payload as UploaderEventMap['error']);
     expect(errors).toEqual([expect.objectContaining({ name: 'HASH_MISMATCH', retryable: true, fatal: false })]);
   });
@@ -200,7 +200,7 @@ describe('Uploader against a scripted server', () => {
     expect((await uploader.start()).state).toBe('done');
     expect(server.log.filter((e) => e.type === 'resume')).toHaveLength(1);
     expect(server.dataLog.filter((d) => d.offset === CHUNK)).toHaveLength(2);
-    expect(sameBytes(server.only().data, bytes)).toBe(true);
+    expect(sameBytes(server.soleUpload().data, bytes)).toBe(true);
   });
 
   it('fails without retrying on a non-retryable refusal', async () => {
@@ -230,7 +230,7 @@ describe('Uploader against a scripted server', () => {
       return undefined;
     };
     expect((await uploader.start()).state).toBe('done');
-    expect(sameBytes(server.only().data, bytes)).toBe(true);
+    expect(sameBytes(server.soleUpload().data, bytes)).toBe(true);
     expect(states()).toContain('retrying');
     expect(server.log.filter((e) => e.type === 'resume')).toHaveLength(1);
   });
@@ -260,7 +260,7 @@ describe('backoff', () => {
     server.window = 2 * CHUNK;
     server.onData = () => (++count % 3 === 0 ? 'drop' : undefined);
     expect((await uploader.start()).state).toBe('done');
-    expect(sameBytes(server.only().data, bytes)).toBe(true);
+    expect(sameBytes(server.soleUpload().data, bytes)).toBe(true);
     expect(server.connections.length).toBeGreaterThan(3);
   });
 
@@ -299,14 +299,14 @@ describe('pause, resume, cancel', () => {
     expect(uploader.state).toBe('paused');
     expect(await run).toEqual({ state: 'paused' });
     expect(server.connections[0]!.closedByClient).toBeDefined();
-    expect(server.only().acked.total).toBe(4 * CHUNK);
+    expect(server.soleUpload().acked.total).toBe(4 * CHUNK);
     expect(server.dataLog).toHaveLength(4);
     server.autoAck = true;
     const outcome = await uploader.resume();
     expect(outcome.state).toBe('done');
     expect(server.log.filter((e) => e.type === 'resume')).toHaveLength(1);
     expect(server.dataLog.map((d) => d.offset / CHUNK)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    expect(sameBytes(server.only().data, bytes)).toBe(true);
+    expect(sameBytes(server.soleUpload().data, bytes)).toBe(true);
     expect(states()).toEqual(['connecting', 'uploading', 'paused', 'connecting', 'uploading', 'completing', 'done']);
   });
 
