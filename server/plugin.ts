@@ -14,7 +14,7 @@ import fp from 'fastify-plugin';
 import websocket from '@fastify/websocket';
 import type { WebSocket } from 'ws';
 import { HeaderSize, SUBPROTOCOL_V1, hashToHex } from '../protocol/index.js';
-import { loadServerHasher } from './hasher.js';
+import { loadNodeHasher } from '../protocol/native-hasher.js';
 import { handshakeGuard } from './handshake.js';
 import { registerHttpRoutes } from './http.js';
 import { ServerMetrics } from './metrics.js';
@@ -53,7 +53,7 @@ const plugin: FastifyPluginAsync<BigUploaderOptions> = async (fastify: FastifyIn
   const options = resolveOptions(input);
   const store = options.store ?? new DiskStore({ dir: options.dir, preallocate: options.preallocate });
   await store.init();
-  const hasher = await loadServerHasher();
+  const hasher = await loadNodeHasher();
   const metrics = new ServerMetrics();
   const registry = new UploadRegistry(store, options, hasher, metrics, fastify.log);
   const events = new EventEmitter<BigUploaderEvents>();

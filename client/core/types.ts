@@ -8,6 +8,8 @@
  * every event payload is plain data (JSON-serialisable, no class instances, no bigints).
  */
 
+import type { Hasher } from '../../protocol/index.js';
+
 // ---------------------------------------------------------------------------------------------
 // Transport: a WebSocket, abstracted so the core never touches `ws` or the DOM.
 
@@ -171,6 +173,11 @@ export interface UploaderOptions {
   readonly onShouldRetry?: (error: UploadErrorInfo, attempt: number) => boolean;
   /** Send-rate cap in bytes per second (token bucket). 0 or undefined: unlimited. */
   readonly limitRate?: number;
+  /**
+   * xxHash64 implementation (seed 0). Default: the protocol's xxhash-wasm, which runs everywhere;
+   * the Node entry passes the native one when it is installed (it hashes in place, ~2x faster).
+   */
+  readonly loadHasher?: () => Promise<Hasher>;
   /** Test seams. */
   readonly clock?: Clock;
   readonly random?: () => number;

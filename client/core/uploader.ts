@@ -332,7 +332,7 @@ export class BigUploader implements Uploader {
   private async prepareAndConnect(): Promise<void> {
     try {
       if (!this.prepared) {
-        this.hasher = await loadHasher();
+        this.hasher = await (this.options.loadHasher ?? loadHasher)();
         const store = this.options.resumeStore;
         if (store) {
           const fp = this.options.fingerprint ?? defaultFingerprint;

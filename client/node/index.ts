@@ -1,9 +1,11 @@
 /**
  * Node entry of the client (`big-uploader/client` under the "node" condition): the core plus Node
- * defaults: `ws` transport with a zero mask, a lazy file-handle FileSource, a JSON state file.
+ * defaults: `ws` transport with a zero mask, a lazy file-handle FileSource, a JSON state file, and
+ * the native xxHash64 when @node-rs/xxhash is installed.
  */
 import { createUploader as createCoreUploader } from '../core/uploader.js';
 import type { FileSource, ResumeStore, Transport, Uploader, UploaderOptions } from '../core/types.js';
+import { loadNodeHasher } from '../../protocol/native-hasher.js';
 import { openFileSource } from './file-source.js';
 import { JsonFileResumeStore } from './state-store.js';
 import { WsTransport } from './ws-transport.js';
@@ -30,6 +32,7 @@ export async function createUploader(options: NodeUploaderOptions): Promise<Uplo
     ...rest,
     file: source,
     transport: transport ?? new WsTransport(),
+    loadHasher: rest.loadHasher ?? (() => loadNodeHasher()),
     ...(resumeStore === false ? {} : { resumeStore: resumeStore ?? new JsonFileResumeStore() }),
   };
   return createCoreUploader(core);

@@ -51,6 +51,19 @@ describe('Uploader against a scripted server', () => {
     expect(server.log.at(-1)!.type).toBe('complete');
   });
 
+  it('hashes with the loadHasher it is given (the Node entry passes the native one)', async () => {
+    const { loadHasher } = await import('../../protocol/index.js');
+    const wasm = await loadHasher();
+    let calls = 0;
+    const { server, uploader } = await setup(CHUNK * 2 + 7, {
+      loadHasher: async () => ({ h64: (bytes: Uint8Array) => { calls++; return wasm.h64(bytes); } }),
+    });
+    expect((await uploader.start()).state).toBe('done');
+    // One call per chunk plus the whole-file digest for COMPLETE (and again to check RESULT).
+    expect(calls).toBeGreaterThanOrEqual(4);
+    expect(server.soleUpload().data.byteLength).toBe(CHUNK * 2 + 7);
+  });
+
   it('uploads an empty file with OPEN then COMPLETE', async () => {
     const { server, uploader } = await setup(0);
     const outcome = await uploader.start();

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { loadServerHasher } from '../../server/hasher.js';
+import { loadNodeHasher } from '../../protocol/native-hasher.js';
 
 // Published xxHash64 (seed 0) values, and random inputs that both implementations must agree on.
-describe('server hasher', () => {
+describe('Node hasher', () => {
   it('uses the native xxHash64 here and matches the wasm one bit for bit', async () => {
-    const native = await loadServerHasher('native');
-    const wasm = await loadServerHasher('wasm');
+    const native = await loadNodeHasher('native');
+    const wasm = await loadNodeHasher('wasm');
     expect(native.kind).toBe('native');
     expect(wasm.kind).toBe('wasm');
     expect(native.h64(new Uint8Array(0))).toBe(0xef46db3751d8e999n);
