@@ -73,7 +73,7 @@ export interface BigUploaderOptions {
   syncInterval?: number;
   /**
    * Default mode: also start a background flush after this many bytes were recorded, so writeback
-   * overlaps the upload and completion has little left to flush. 0 = by time only. Default 64 MiB.
+   * overlaps the upload and completion has little left to flush. 0 = by time only. Default 8 MiB.
    */
   syncBytes?: number;
   /** fdatasync data and journal before every ACK (group commit). Default false. */
@@ -138,7 +138,7 @@ export const DEFAULTS = {
   throughputWindow: 60_000,
   ttl: 24 * 3_600_000,
   syncInterval: 5_000,
-  syncBytes: 64 * MiB,
+  syncBytes: 8 * MiB,
   durable: false,
   preallocate: true,
   shutdownTimeout: 5_000,

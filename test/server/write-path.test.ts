@@ -10,8 +10,8 @@ import { OpenUpload } from '../../server/upload.js';
 
 const CHUNK = 65_536;
 
-function recordingHandle(chunks: number) {
-  const log = { concurrentWrites: 0, maxConcurrentWrites: 0, checkpoints: 0, syncs: 0 };
+function recordingHandle(chunks: number, checkpointMs = 0) {
+  const log = { concurrentWrites: 0, maxConcurrentWrites: 0, checkpoints: 0, syncs: 0, runningCheckpoints: 0, maxRunningCheckpoints: 0 };
   const info: UploadInfo = { id: 'f'.repeat(32), secretHash: '0'.repeat(64), fileSize: chunks * CHUNK, chunkSize: CHUNK, name: 'x', contentType: '', metadata: {}, createdAt: 0 };
   const handle: UploadHandle = {
     info,
@@ -23,7 +23,13 @@ function recordingHandle(chunks: number) {
     },
     recordChunks: async () => undefined,
     syncData: async () => { log.syncs++; },
-    checkpoint: async () => { log.checkpoints++; },
+    checkpoint: async () => {
+      log.checkpoints++;
+      log.runningCheckpoints++;
+      log.maxRunningCheckpoints = Math.max(log.maxRunningCheckpoints, log.runningCheckpoints);
+      if (checkpointMs > 0) await new Promise((r) => setTimeout(r, checkpointMs));
+      log.runningCheckpoints--;
+    },
     rollbackToCheckpoint: async (): Promise<ChunkRecord[]> => [],
     finish: async () => ({ digest: '0'.repeat(16), location: '', completedAt: 0 }),
     close: async () => undefined,
@@ -45,6 +51,23 @@ describe('upload write path', () => {
     expect(upload.acked.total).toBe(16 * CHUNK);
     // 16 chunks at 4 chunks per flush: about four volume flushes (batches may straddle a boundary).
     expect(s.log.checkpoints).toBeGreaterThanOrEqual(3);
+  });
+
+  it('runs volume flushes back to back, never one queued per batch, when the device is slower than the data', async () => {
+    const hasher = await loadHasher();
+    // Every chunk asks for a flush; each flush takes far longer than a chunk write.
+    const s = recordingHandle(32, 25);
+    const upload = new OpenUpload(s.info, s.handle, [], hasher, false, new ServerMetrics(), undefined, CHUNK);
+    const payload = new Uint8Array(CHUNK);
+    const hash = hasher.h64(payload);
+    await Promise.all(Array.from({ length: 32 }, (_, i) => upload.write(i, hash, payload)));
+    await upload.close();
+    expect(s.log.maxRunningCheckpoints).toBe(1);
+    // 32 chunks x ~1 ms of writes against 25 ms flushes: a few flushes (plus the one at close),
+    // not one per chunk left to run long after the data was written.
+    expect(s.log.checkpoints).toBeGreaterThanOrEqual(2);
+    expect(s.log.checkpoints).toBeLessThan(10);
+    expect(upload.acked.total).toBe(32 * CHUNK);
   });
 
   it('starts no volume flush when syncBytes is 0 or in durable mode', async () => {
