@@ -44,6 +44,7 @@ export interface ContenderSummary {
   /** Median MB/s divided by the reference's median MB/s (same invocation). */
   ratioToReference?: number;
   serverCpuPerGiB?: Spread;
+  clientCpuPerGiB?: Spread;
   /** Peaks over all runs, MiB. */
   serverPeakRssMiB?: number;
   clientPeakRssMiB?: number;
@@ -92,6 +93,7 @@ export function summarize(contender: Pick<Contender, 'id' | 'label' | 'kind'>, r
     status: 'ok',
     mbps: spread(ok.map((r) => mbPerSecond(r.bytes, r.seconds))),
     serverCpuPerGiB: spread(ok.map((r) => (r.serverCpuSeconds === undefined ? undefined : cpuPerGiB(r.serverCpuSeconds, r.bytes)))),
+    clientCpuPerGiB: spread(ok.map((r) => (r.clientCpuSeconds === undefined ? undefined : cpuPerGiB(r.clientCpuSeconds, r.bytes)))),
     serverPeakRssMiB: peak(ok.map((r) => r.serverPeakRssBytes)),
     clientPeakRssMiB: peak(ok.map((r) => r.clientPeakRssBytes)),
     extra,

@@ -49,3 +49,30 @@ export function describeMachine(tmpDir = os.tmpdir()): MachineInfo {
     loadAverage: os.loadavg().map((l) => l.toFixed(2)).join(' '),
   };
 }
+
+/** Machine-wide CPU time so far, from /proc/stat (undefined where there is none). */
+export interface MachineCpu {
+  busySeconds: number;
+  atMs: number;
+}
+
+export function machineCpu(): MachineCpu | undefined {
+  try {
+    const first = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
+    const ticks = first.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal ...: busy is everything but idle and iowait.
+    const busy = ticks.reduce((a, b) => a + b, 0) - (ticks[3] ?? 0) - (ticks[4] ?? 0);
+    return { busySeconds: busy / 100, atMs: performance.now() };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Cores kept busy between two readings, all processes together (kernel threads included): near
+ * the core count means the machine, not the protocol, set the pace of that run.
+ */
+export function busyCores(from: MachineCpu | undefined, to: MachineCpu | undefined): number | undefined {
+  if (!from || !to || to.atMs <= from.atMs) return undefined;
+  return (to.busySeconds - from.busySeconds) / ((to.atMs - from.atMs) / 1000);
+}

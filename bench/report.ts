@@ -36,13 +36,13 @@ function notesCell(row: ContenderSummary): string {
 /** The contenders' table, markdown. */
 export function renderTable(result: BenchResult): string {
   const lines = [
-    '| # | Contender | MB/s median (min-max) | x limit 2 | Server CPU s/GiB | Server peak RSS MiB | Client peak RSS MiB | Notes |',
-    '|---|---|---|---|---|---|---|---|',
+    '| # | Contender | MB/s median (min-max) | x limit 2 | Server CPU s/GiB | Client CPU s/GiB | Server peak RSS MiB | Client peak RSS MiB | Notes |',
+    '|---|---|---|---|---|---|---|---|---|',
   ];
   result.contenders.forEach((row, i) => {
     lines.push(
       `| ${i + 1} | ${escapeCell(row.label)} | ${statusCell(row)} | ${row.ratioToReference === undefined ? '' : fmt(row.ratioToReference, 2)} | ` +
-        `${formatSpread(row.serverCpuPerGiB, 2)} | ${row.serverPeakRssMiB === undefined ? '' : fmt(row.serverPeakRssMiB)} | ` +
+        `${formatSpread(row.serverCpuPerGiB, 2)} | ${formatSpread(row.clientCpuPerGiB, 2)} | ${row.serverPeakRssMiB === undefined ? '' : fmt(row.serverPeakRssMiB)} | ` +
         `${row.clientPeakRssMiB === undefined ? '' : fmt(row.clientPeakRssMiB)} | ${notesCell(row)} |`,
     );
   });
@@ -127,7 +127,9 @@ export function renderResultsMarkdown(
     'Method: server and client as separate Node processes on 127.0.0.1; before every run the source is read into page cache and ' +
       `${sizeText(result.warmBytes)} of scratch data is written and deleted (this VM is slow to hand out idle pages); contenders alternate ` +
       'run by run; timing from connect to the server\'s final reply; server CPU is user+sys of the server process between the client\'s ' +
-      'start and its result (start-up excluded); RSS peaks are the kernel\'s VmHWM; every received file is compared byte for byte with the ' +
+      'start and its result (start-up excluded); client CPU is what the client process reports of itself over the same span; ' +
+      'busyCores (in the notes) is the CPU time of the whole machine (every process and kernel thread) over that span divided by ' +
+      'its length: near the core count, the machine set the pace; RSS peaks are the kernel\'s VmHWM; every received file is compared byte for byte with the ' +
       'source outside the timing, and a contender whose file differs is FAILED, not timed. Every process runs TypeScript through ' +
       'tsx (our CLI does too), which adds the same few tens of MiB to each RSS. "Disk + fdatasync" is measured at the run\'s file ' +
       'size: on a small file the host may absorb it in a cache, so take the device rate from a 1 GiB run.',

@@ -20,6 +20,8 @@ export interface RunMeasure {
   seconds: number;
   bytes: number;
   serverCpuSeconds?: number;
+  /** The client process's own CPU (user + system) over the timed transfer, as it reported it. */
+  clientCpuSeconds?: number;
   serverPeakRssBytes?: number;
   clientPeakRssBytes?: number;
   /** Where the received file is, for the byte comparison (outside the timing). */

@@ -4,6 +4,7 @@
  * starts and just after it reports (so the server's start-up is not counted).
  */
 import { spawnGatedClient, spawnPeer, type BenchChild, type ChildMessage } from '../proc.js';
+import { busyCores, machineCpu, type MachineCpu } from '../machine.js';
 import type { RunContext, RunOutcome } from '../types.js';
 
 export interface PairSpec {
@@ -27,21 +28,26 @@ export async function runPair(ctx: RunContext, spec: PairSpec): Promise<RunOutco
     const port = Number(listening.port);
     const c = spec.client(port);
     let before = server.sample();
+    let machineBefore: MachineCpu | undefined;
     client = await spawnGatedClient(ctx.repoRoot, c.script, c.args, async () => {
       await ctx.warm();
       before = server!.sample();
+      machineBefore = machineCpu();
     });
     const result = await client.waitForMessage(isResult, ctx.timeoutMs);
     const after = server.sample();
+    const busy = busyCores(machineBefore, machineCpu());
     if (result.event === 'error') return { status: 'failed', reason: `client: ${String(result.message)}` };
     const extra: Record<string, number> = {};
     for (const key of spec.extra ?? []) if (typeof result[key] === 'number') extra[key] = result[key];
+    if (busy !== undefined) extra.busyCores = busy;
     return {
       status: 'ok',
       seconds: Number(result.seconds),
       bytes: Number(result.bytes),
       serverCpuSeconds: before && after ? after.userSeconds + after.sysSeconds - before.userSeconds - before.sysSeconds : undefined,
       serverPeakRssBytes: after?.peakRssBytes,
+      clientCpuSeconds: typeof result.cpuSeconds === 'number' ? result.cpuSeconds : undefined,
       clientPeakRssBytes: typeof result.peakRssBytes === 'number' ? result.peakRssBytes : client.lastSample?.peakRssBytes,
       received: spec.received ? await spec.received(result) : undefined,
       extra,

@@ -23,11 +23,13 @@ describe('bench statistics', () => {
   });
 
   it('reports a contender with any failed run as FAILED, without figures', () => {
-    const ok = (run: number, seconds: number): RunRecord => ({ status: 'ok', run, seconds, bytes: 100e6, serverCpuSeconds: 0.1, serverPeakRssBytes: 50 * MiB });
+    const ok = (run: number, seconds: number): RunRecord => ({ status: 'ok', run, seconds, bytes: 100e6, serverCpuSeconds: 0.1, clientCpuSeconds: 0.05, serverPeakRssBytes: 50 * MiB });
     const good = summarize({ id: 'limit-netdisk', label: 'ref', kind: 'limit' }, [ok(1, 1), ok(2, 0.5), ok(3, 0.25)]);
     expect(good.status).toBe('ok');
     expect(good.mbps).toEqual({ median: 200, min: 100, max: 400, n: 3 });
     expect(good.serverPeakRssMiB).toBe(50);
+    // CPU per GiB moved: 0.05 s for 100 MB is 0.537 s/GiB.
+    expect(good.clientCpuPerGiB?.median).toBeCloseTo(0.05 / (100e6 / 2 ** 30), 6);
     const bad = summarize({ id: 'x', label: 'x', kind: 'peer' }, [ok(1, 1), { status: 'failed', run: 2, reason: 'received file differs' }]);
     expect(bad.status).toBe('failed');
     expect(bad.mbps).toBeUndefined();
@@ -117,5 +119,16 @@ describe('bench harness end to end (4 MiB)', () => {
   it('rejects bad flags with a usage error', async () => {
     await expect(benchCli(['--only', 'nope', '--no-write'])).rejects.toThrow(/unknown contender/);
     await expect(benchCli(['--runs', '0'])).rejects.toThrow(/--runs/);
+  });
+});
+
+describe('machine-wide CPU', () => {
+  it('turns two /proc/stat readings into busy cores, and refuses a reading it cannot order', async () => {
+    const { busyCores, machineCpu } = await import('../../bench/machine.js');
+    expect(busyCores({ busySeconds: 10, atMs: 1000 }, { busySeconds: 11.5, atMs: 2000 })).toBeCloseTo(1.5);
+    expect(busyCores({ busySeconds: 10, atMs: 1000 }, { busySeconds: 11, atMs: 1000 })).toBeUndefined();
+    expect(busyCores(undefined, { busySeconds: 1, atMs: 1 })).toBeUndefined();
+    const now = machineCpu();
+    expect(now === undefined || now.busySeconds > 0).toBe(true);
   });
 });
