@@ -28,11 +28,14 @@ export interface NodeUploaderOptions extends Omit<UploaderOptions, 'file' | 'tra
 export async function createUploader(options: NodeUploaderOptions): Promise<Uploader> {
   const { file, transport, resumeStore, ...rest } = options;
   const source = typeof file === 'string' ? await openFileSource(file) : file;
+  const hasher = Promise.resolve(await (rest.loadHasher ?? loadNodeHasher)());
   const core: UploaderOptions = {
     ...rest,
     file: source,
     transport: transport ?? new WsTransport(),
-    loadHasher: rest.loadHasher ?? (() => loadNodeHasher()),
+    // Loaded here, not at the first start(): the native module takes ~10 ms to load, which
+    // would otherwise land inside the upload's time to first byte.
+    loadHasher: () => hasher,
     ...(resumeStore === false ? {} : { resumeStore: resumeStore ?? new JsonFileResumeStore() }),
   };
   return createCoreUploader(core);
