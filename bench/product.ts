@@ -13,7 +13,7 @@ import { createServer, connect } from 'node:net';
 import { basename, join } from 'node:path';
 import { BenchChild } from './proc.js';
 import { findFilesOfSize } from './files.js';
-import { SERVER_NODE_FLAGS } from '../server/node-flags.js';
+import { SERVER_NODE_ENV, SERVER_NODE_FLAGS } from '../server/node-flags.js';
 
 /** Raised when a subcommand is still a stub, so the bench can say "not available yet" instead of "failed". */
 export class NotAvailable extends Error {
@@ -78,7 +78,11 @@ export interface ProductServer {
 export async function startServer(repoRoot: string, dir: string, extraArgs: string[] = [], timeoutMs = 30_000): Promise<ProductServer> {
   await mkdir(dir, { recursive: true });
   const port = await freePort();
-  const child = new BenchChild(process.execPath, cliArgs(repoRoot, ['serve', '--port', String(port), '--dir', dir, ...extraArgs]), { cwd: dir });
+  const child = new BenchChild(process.execPath, cliArgs(repoRoot, ['serve', '--port', String(port), '--dir', dir, ...extraArgs]), {
+    cwd: dir,
+    // As the bin's shebang and npm start set them (server/node-flags.ts).
+    env: { ...process.env, ...SERVER_NODE_ENV },
+  });
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.hasExited) {

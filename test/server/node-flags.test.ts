@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { SERVER_NODE_FLAGS } from '../../server/node-flags.js';
+import { SERVER_NODE_ENV, SERVER_NODE_FLAGS } from '../../server/node-flags.js';
 
 // The flags live in three places that cannot import them; this keeps them in step.
 describe('server node flags', () => {
@@ -13,6 +13,15 @@ describe('server node flags', () => {
     for (const flag of SERVER_NODE_FLAGS) {
       expect(shebang.split(/\s+/)).toContain(flag);
       expect(pkg.scripts.start!.split(/\s+/)).toContain(flag);
+    }
+    expect(Object.keys(SERVER_NODE_ENV).length).toBeGreaterThan(0);
+    for (const [name, value] of Object.entries(SERVER_NODE_ENV)) {
+      // Assignments before `node`: env(1) in the shebang, the shell in npm start.
+      const assignment = `${name}=${value}`;
+      expect(shebang.split(/\s+/).indexOf(assignment)).toBeLessThan(shebang.split(/\s+/).indexOf('node'));
+      expect(shebang.split(/\s+/)).toContain(assignment);
+      expect(pkg.scripts.start!.split(/\s+/).indexOf(assignment)).toBeGreaterThanOrEqual(0);
+      expect(pkg.scripts.start!.split(/\s+/).indexOf(assignment)).toBeLessThan(pkg.scripts.start!.split(/\s+/).indexOf('node'));
     }
   });
 });
