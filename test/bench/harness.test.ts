@@ -3,10 +3,10 @@ import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { limitNetDisk } from '../../bench/contenders/limits.js';
-import { addRatios, runContenders, summarize, type RunRecord } from '../../bench/harness.js';
+import { addRatios, runContenders, summarize, type BenchResult, type ContenderSummary, type RunRecord } from '../../bench/harness.js';
 import { parseSendOutput } from '../../bench/product.js';
 import { renderJson, renderResultsMarkdown, renderSvg, renderTable } from '../../bench/report.js';
-import { median, spread } from '../../bench/stats.js';
+import { median, spread, type Spread } from '../../bench/stats.js';
 import type { Contender } from '../../bench/types.js';
 import { run as benchCli } from '../../cli/bench.js';
 
@@ -130,5 +130,44 @@ describe('machine-wide CPU', () => {
     expect(busyCores(undefined, { busySeconds: 1, atMs: 1 })).toBeUndefined();
     const now = machineCpu();
     expect(now === undefined || now.busySeconds > 0).toBe(true);
+  });
+});
+
+describe('targets', () => {
+  it('explains each missed target from the run figures, and explains nothing that was met', async () => {
+    const { checkTargets } = await import('../../bench/report.js');
+    const s = (median: number) => ({ median, min: median, max: median, n: 1 });
+    const row = (id: string, mb: number, server?: number, client?: number, busyCores?: number): ContenderSummary => ({
+      id, label: id, kind: 'limit' as const, status: 'ok' as const, runs: 1, mbps: s(mb),
+      ...(server !== undefined ? { serverCpuPerGiB: s(server) } : {}),
+      ...(client !== undefined ? { clientCpuPerGiB: s(client) } : {}),
+      extra: (busyCores !== undefined ? { busyCores: s(busyCores) } : {}) as Record<string, Spread>, notes: [],
+    });
+    const result: BenchResult = {
+      machine: { date: '', cpus: 2, cpuModel: '', memoryGiB: 1, node: '', os: '', disk: '', loadAverage: '0 0 0' },
+      size: 1, runs: 1, warmBytes: 0, startedAt: '', seconds: 1, records: {},
+      contenders: [
+        row('limit-netdisk', 1000, 1.0, 0.6, 1.6),
+        row('limit-disk-sync', 1400),
+        row('ours', 750, 1.3, 0.8, 1.5),
+        row('ours-durable', 800),
+        row('tus', 400),
+        row('tus-8m', 250),
+        row('naive', 90),
+      ],
+    };
+    const byWhat = Object.fromEntries(checkTargets(result).map((t) => [t.what, t]));
+    const vsLimit = byWhat['big-uploader / limit 2 (network + disk)']!;
+    expect(vsLimit.ok).toBe(false);
+    // (1.5 / 2.1) / (1.6 / 1.6) = 0.71: the CPU per GiB and the cores kept busy.
+    expect(vsLimit.why).toContain('client + server CPU 2.10 s/GiB against the limit pipe\'s 1.60');
+    expect(vsLimit.why).toContain('accounts for a ratio of 0.71');
+    expect(byWhat['big-uploader / tus one PATCH']!.why).toBe(
+      'needs 800 MB/s against this run\'s 400; big-uploader ran at 750; the network + disk limit itself is 2.50x it, so the target needs 0.80 of the limit (see the first row)',
+    );
+    expect(byWhat['big-uploader / tus 8 MiB chunks']!.ok).toBe(true);
+    expect(byWhat['big-uploader / tus 8 MiB chunks']!.why).toBeUndefined();
+    expect(byWhat['big-uploader --durable / disk + fdatasync']!.why).toContain('no upload over this path can reach 0.9 of it');
+    expect(byWhat['big-uploader server CPU s/GiB']!.ok).toBe(true);
   });
 });
