@@ -94,7 +94,11 @@ export async function resumeScenario(ctx: ScenarioContext): Promise<ScenarioResu
     let cutAtPercent: number | undefined;
     let cutAfterSeconds = 0;
     const t0 = performance.now();
-    const cut = await runSend(ctx.repoRoot, [ctx.source], server.url, state, [], ctx.timeoutMs, (child) => {
+    // The first send is slowed to ~4 s so the cut lands near 50%: at full speed the whole file
+    // takes less than the client's 100 ms progress interval times a few, and the first progress
+    // line past 50% came at ~90%. What is measured, the resume, runs at full speed.
+    const slow = ['--limit-rate', String(Math.max(1, Math.ceil(ctx.size / 4)))];
+    const cut = await runSend(ctx.repoRoot, [ctx.source], server.url, state, slow, ctx.timeoutMs, (child) => {
       // Poll the progress lines; the cut lands right after the client saw 50% acknowledged.
       const timer = setInterval(() => {
         const p = ackedPercent(child.stderr);
@@ -119,7 +123,7 @@ export async function resumeScenario(ctx: ScenarioContext): Promise<ScenarioResu
     const stored = await locateStored(server.dir, r, ctx.source, ctx.size);
     const same = stored ? await compareFiles(ctx.source, stored) : { identical: false as const, reason: 'no stored file' };
     const notes = [
-      `Killed ${cutAfterSeconds.toFixed(2)} s after start, when the client reported ${cutAtPercent}% acked.`,
+      `Killed ${cutAfterSeconds.toFixed(2)} s after start, when the client reported ${cutAtPercent}% acked (the first send was capped at a quarter of the file per second so the cut lands near the middle).`,
       'Re-sent beyond missing = bytes sent on resume - (size - bytes the server already had); lost in flight = ' +
         'what the server had beyond the client\'s last 10% progress line is not visible from outside.',
       'Reconnect to first new ack = `firstAckSeconds` of send --json: from the start of the resumed connection ' +
