@@ -175,7 +175,9 @@ export function renderResultsMarkdown(
       'busyCores (in the notes) is the CPU time of the whole machine (every process and kernel thread) over that span divided by ' +
       'its length: near the core count, the machine set the pace; RSS peaks are the kernel\'s VmHWM; every received file is compared byte for byte with the ' +
       'source outside the timing, and a contender whose file differs is FAILED, not timed. Every process runs TypeScript through ' +
-      'tsx (our CLI does too), which adds the same few tens of MiB to each RSS. "Disk + fdatasync" is measured at the run\'s file ' +
+      'tsx (our CLI does too), which adds the same few tens of MiB to each RSS. big-uploader\'s server runs as its bin and npm start run it ' +
+      '(server/node-flags.ts: --initial-old-space-size=64 and glibc malloc settings that reuse heap pages); the limit pipes and the peers run ' +
+      'plain node (the malloc settings given to every process moved the limit pipe within its noise). "Disk + fdatasync" is measured at the run\'s file ' +
       'size: on a small file the host may absorb it in a cache, so take the device rate from a 1 GiB run.',
     '',
     renderTable(result),
