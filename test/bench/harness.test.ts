@@ -169,5 +169,11 @@ describe('targets', () => {
     expect(byWhat['big-uploader / tus 8 MiB chunks']!.why).toBeUndefined();
     expect(byWhat['big-uploader --durable / disk + fdatasync']!.why).toContain('no upload over this path can reach 0.9 of it');
     expect(byWhat['big-uploader server CPU s/GiB']!.ok).toBe(true);
+    expect(byWhat['big-uploader server CPU s/GiB']!.why).toBeUndefined();
+    const heavy = { ...result, contenders: result.contenders.map((c) => (c.id === 'ours' ? { ...c, serverCpuPerGiB: { median: 1.6, min: 1.4, max: 1.7, n: 3 } } : c)) };
+    const cpu = checkTargets(heavy).find((t) => t.what === 'big-uploader server CPU s/GiB')!;
+    expect(cpu.ok).toBe(false);
+    expect(cpu.why).toContain('runs ranged 1.40-1.70; the limit pipe\'s server, which only receives and writes, took 1.00');
+    expect(cpu.why).toContain('the other 0.60 s/GiB');
   });
 });
