@@ -57,6 +57,11 @@ export class OpenUpload {
   /** Serializes checkpoint / finish / close on the handle. */
   private lifecycle: Promise<unknown> = Promise.resolve();
   /**
+   * finish() or close() is queued on `lifecycle`: checkpoints queued after it must not touch the
+   * handle (it is closed by then; a flush on it would fail with EBADF and fail the upload).
+   */
+  private handleReleased = false;
+  /**
    * Data writes of one upload run one at a time: concurrent pwrites to one file only spin on the
    * inode lock in the kernel (measured: 9-21% of server CPU), stealing the cores the socket needs.
    */
@@ -279,7 +284,7 @@ export class OpenUpload {
   checkpoint(): Promise<void> {
     if (!this.dirty || !this.handle || this.completion || this.failure) return Promise.resolve();
     this.dirty = false;
-    const run = this.lifecycle.then(() => this.handle!.checkpoint()).catch((error: unknown) => {
+    const run = this.lifecycle.then(() => (this.handleReleased ? undefined : this.handle!.checkpoint())).catch((error: unknown) => {
       this.storageFailure(error);
       if (this.owner) this.owner.evict(this.failure!);
     });
@@ -311,6 +316,7 @@ export class OpenUpload {
       }
     }
     if (this.completion) return { digest, fresh: false };
+    this.handleReleased = true;
     const run = this.lifecycle.then(() => this.handle!.finish(hashToHex(digest)));
     this.lifecycle = run.catch(() => undefined);
     try {
@@ -324,6 +330,7 @@ export class OpenUpload {
 
   /** Release the handle after a final checkpoint; the upload stays stored. */
   close(): Promise<void> {
+    this.handleReleased = true;
     const run = this.lifecycle.then(async () => {
       if (this.handle && !this.completion) await this.handle.close();
     });

@@ -11,7 +11,7 @@ import { OpenUpload } from '../../server/upload.js';
 const CHUNK = 65_536;
 
 function recordingHandle(chunks: number, checkpointMs = 0) {
-  const log = { concurrentWrites: 0, maxConcurrentWrites: 0, checkpoints: 0, syncs: 0, runningCheckpoints: 0, maxRunningCheckpoints: 0 };
+  const log = { concurrentWrites: 0, maxConcurrentWrites: 0, checkpoints: 0, syncs: 0, runningCheckpoints: 0, maxRunningCheckpoints: 0, closed: false };
   const info: UploadInfo = { id: 'f'.repeat(32), secretHash: '0'.repeat(64), fileSize: chunks * CHUNK, chunkSize: CHUNK, name: 'x', contentType: '', metadata: {}, createdAt: 0 };
   const handle: UploadHandle = {
     info,
@@ -24,6 +24,7 @@ function recordingHandle(chunks: number, checkpointMs = 0) {
     recordChunks: async () => undefined,
     syncData: async () => { log.syncs++; },
     checkpoint: async () => {
+      if (log.closed) throw Object.assign(new Error('EBADF: file handle closed'), { code: 'EBADF' });
       log.checkpoints++;
       log.runningCheckpoints++;
       log.maxRunningCheckpoints = Math.max(log.maxRunningCheckpoints, log.runningCheckpoints);
@@ -31,8 +32,11 @@ function recordingHandle(chunks: number, checkpointMs = 0) {
       log.runningCheckpoints--;
     },
     rollbackToCheckpoint: async (): Promise<ChunkRecord[]> => [],
-    finish: async () => ({ digest: '0'.repeat(16), location: '', completedAt: 0 }),
-    close: async () => undefined,
+    finish: async () => {
+      log.closed = true;
+      return { digest: '0'.repeat(16), location: '', completedAt: 0 };
+    },
+    close: async () => { log.closed = true; },
   };
   return { handle, info, log };
 }
@@ -69,6 +73,23 @@ describe('upload write path', () => {
     expect(s.log.checkpoints).toBeLessThan(10);
     expect(upload.acked.total).toBe(32 * CHUNK);
   });
+
+  for (const ending of ['complete', 'close'] as const) {
+    it(`runs no flush on the handle after ${ending}() released it, even one waiting when it was called`, async () => {
+      const hasher = await loadHasher();
+      const s = recordingHandle(16, 25);
+      const upload = new OpenUpload(s.info, s.handle, [], hasher, false, new ServerMetrics(), undefined, CHUNK);
+      const payload = new Uint8Array(CHUNK);
+      const hash = hasher.h64(payload);
+      await Promise.all(Array.from({ length: 16 }, (_, i) => upload.write(i, hash, payload)));
+      // A flush is running and another waits: end the upload now.
+      if (ending === 'complete') expect((await upload.complete(undefined)).fresh).toBe(true);
+      else await upload.close();
+      await new Promise((r) => setTimeout(r, 150));
+      expect(upload.failure).toBeUndefined();
+      if (ending === 'complete') expect((await upload.complete(undefined)).fresh).toBe(false);
+    });
+  }
 
   it('starts no volume flush when syncBytes is 0 or in durable mode', async () => {
     const hasher = await loadHasher();
