@@ -104,8 +104,9 @@ function fallocate(path: string, size: number): Promise<'ok' | 'nospace' | 'unav
   return new Promise((resolve) => {
     let stderr = '';
     const child = spawn('fallocate', ['-l', String(size), path], { stdio: ['ignore', 'ignore', 'pipe'] });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
     child.on('error', () => resolve('unavailable'));
+    // Null when the spawn itself failed (EMFILE, ENOENT...): 'error' above answers then.
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
     child.on('close', (code) => {
       if (code === 0) resolve('ok');
       else resolve(/no space/i.test(stderr) ? 'nospace' : 'unavailable');
@@ -210,6 +211,7 @@ export class DiskStore implements UploadStore {
       await rm(partPath, { force: true });
       await rm(this.path(info.id, 'journal'), { force: true });
       await rm(this.path(info.id, 'json'), { force: true });
+      await rm(`${this.path(info.id, 'json')}.tmp`, { force: true });
       throw error;
     }
     return handle!;
