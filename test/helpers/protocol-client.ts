@@ -192,6 +192,49 @@ export function digestOf(hasher: Hasher, data: Uint8Array, chunkSize: number): b
   return wholeFileDigest(hasher, chunksOf(data.byteLength, chunkSize).map((c) => hasher.h64(data.subarray(c.start, c.end))));
 }
 
+/** DATA sent and not answered yet, by offset: the window accounting every test sender shares. */
+export class ChunksInFlight {
+  private readonly pending = new Map<number, number>();
+  /** Payload bytes sent and not answered. */
+  outstanding = 0;
+
+  get count(): number {
+    return this.pending.size;
+  }
+
+  /** Whether a chunk of `length` may go out under `window` (one chunk always may when none is out). */
+  fits(length: number, window: number): boolean {
+    return this.outstanding === 0 || this.outstanding + length <= window;
+  }
+
+  sent(offset: number, length: number): void {
+    this.pending.set(offset, length);
+    this.outstanding += length;
+  }
+
+  /** Settle the chunks an ACK range covers; returns their offsets. Throws on a range not in flight. */
+  acked(range: ByteRange): number[] {
+    const offsets: number[] = [];
+    for (let at = range.start; at < range.end;) {
+      const length = this.pending.get(at);
+      if (length === undefined) throw new Error(`ACK for a range not in flight: [${range.start}, ${range.end})`);
+      this.pending.delete(at);
+      this.outstanding -= length;
+      offsets.push(at);
+      at += length;
+    }
+    return offsets;
+  }
+
+  /** A non-fatal ERROR answered the chunk at `offset` (if it was in flight). */
+  refused(offset: number): void {
+    const length = this.pending.get(offset);
+    if (length === undefined) return;
+    this.pending.delete(offset);
+    this.outstanding -= length;
+  }
+}
+
 export interface SendResult {
   /** Ranges acked during this call. */
   readonly acked: ByteRange[];
@@ -213,18 +256,16 @@ export async function sendChunks(
 ): Promise<SendResult> {
   const acked: ByteRange[] = [];
   const errors: ErrorMessage[] = [];
-  const pending = new Map<number, number>();
-  let outstanding = 0;
+  const inFlight = new ChunksInFlight();
   let ackedBytes = 0;
   let next = 0;
-  while (next < chunks.length || pending.size > 0) {
+  while (next < chunks.length || inFlight.count > 0) {
     while (next < chunks.length) {
       const c = chunks[next]!;
       const len = c.end - c.start;
-      if (outstanding > 0 && outstanding + len > accept.window) break;
+      if (!inFlight.fits(len, accept.window)) break;
       client.sendData(c.start, data.subarray(c.start, c.end));
-      pending.set(c.start, len);
-      outstanding += len;
+      inFlight.sent(c.start, len);
       next++;
     }
     let message: ServerMessage;
@@ -236,25 +277,16 @@ export async function sendChunks(
     if (message.type === 'ack') {
       for (const r of message.ranges) {
         acked.push(r);
-        for (let at = r.start; at < r.end;) {
-          const len = pending.get(at);
-          if (len === undefined) throw new Error(`ACK for a range not in flight: [${r.start}, ${r.end})`);
-          pending.delete(at);
-          outstanding -= len;
-          ackedBytes += len;
-          at += len;
-        }
+        const before = inFlight.outstanding;
+        inFlight.acked(r);
+        ackedBytes += before - inFlight.outstanding;
       }
       options.onAck?.(ackedBytes);
       if (options.stopAfterBytes !== undefined && ackedBytes >= options.stopAfterBytes) break;
     } else if (message.type === 'error') {
       errors.push(message);
       if (message.fatal) break;
-      const len = pending.get(message.offset);
-      if (len !== undefined) {
-        pending.delete(message.offset);
-        outstanding -= len;
-      }
+      inFlight.refused(message.offset);
     } else {
       throw new Error(`unexpected ${message.type} while sending chunks`);
     }

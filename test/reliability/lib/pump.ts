@@ -6,7 +6,7 @@
  */
 import { open } from 'node:fs/promises';
 import type { AcceptMessage, ByteRange, ErrorMessage } from '../../../protocol/index.js';
-import { RawClient } from '../../helpers/protocol-client.js';
+import { ChunksInFlight, RawClient } from '../../helpers/protocol-client.js';
 
 /** Chunk indexes acked at least once, with the time (performance.now) the client first saw each. */
 export class AckLog {
@@ -84,29 +84,28 @@ export interface PumpResult {
 export async function pump(client: RawClient, accept: AcceptMessage, data: Uint8Array, indexes: readonly number[], log: AckLog, options: PumpOptions = {}): Promise<PumpResult> {
   const { chunkSize, fileSize } = accept;
   const window = Math.min(accept.window, options.window ?? accept.window);
-  const pending = new Map<number, number>();
+  const inFlight = new ChunksInFlight();
   const ackedHere: number[] = [];
   const errors: ErrorMessage[] = [];
   const frames: Array<{ index: number; wireEnd: number }> = [];
   let wire = options.wireStart ?? 0;
-  let outstanding = 0;
   let next = 0;
   let interrupted = false;
   let why = '';
   let closing = false;
   const started = performance.now();
   let sentBytes = 0;
-  while (next < indexes.length || pending.size > 0) {
+  while (next < indexes.length || inFlight.count > 0) {
     while (!closing && next < indexes.length && !(options.stop?.() ?? false)) {
       const index = indexes[next]!;
       const start = index * chunkSize;
       const len = Math.min(chunkSize, fileSize - start);
-      if (outstanding > 0 && outstanding + len > window) break;
+      if (!inFlight.fits(len, window)) break;
       if (options.rate) {
         const due = started + (sentBytes / options.rate) * 1000;
         const wait = due - performance.now();
         if (wait > 0) {
-          if (pending.size > 0) break; // read ACKs while we wait
+          if (inFlight.count > 0) break; // read ACKs while we wait
           await new Promise((r) => setTimeout(r, wait));
         }
       }
@@ -115,12 +114,11 @@ export async function pump(client: RawClient, accept: AcceptMessage, data: Uint8
       client.sendData(start, data.subarray(start, start + len));
       wire += clientFrameBytes(18 + len);
       frames.push({ index, wireEnd: wire });
-      pending.set(start, len);
-      outstanding += len;
+      inFlight.sent(start, len);
       sentBytes += len;
       next++;
     }
-    if (pending.size === 0 && !closing) {
+    if (inFlight.count === 0 && !closing) {
       if (next >= indexes.length || (options.stop?.() ?? false)) break;
       continue;
     }
@@ -137,23 +135,12 @@ export async function pump(client: RawClient, accept: AcceptMessage, data: Uint8
       const now = performance.now();
       for (const r of message.ranges) {
         for (const index of log.addRange(r, now)) options.onAck?.(index);
-        for (let at = r.start; at < r.end;) {
-          const len = pending.get(at);
-          if (len === undefined) throw new Error(`ACK for a range not in flight: [${r.start}, ${r.end})`);
-          pending.delete(at);
-          outstanding -= len;
-          ackedHere.push(at / chunkSize);
-          at += len;
-        }
+        for (const at of inFlight.acked(r)) ackedHere.push(at / chunkSize);
       }
     } else if (message.type === 'error') {
       errors.push(message);
       if (message.fatal) { interrupted = true; break; }
-      const len = pending.get(message.offset);
-      if (len !== undefined) {
-        pending.delete(message.offset);
-        outstanding -= len;
-      }
+      inFlight.refused(message.offset);
     } else {
       throw new Error(`unexpected ${message.type} while sending chunks`);
     }
