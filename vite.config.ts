@@ -6,9 +6,11 @@
  *                             when nothing answers there, an upload server is started in-process
  *                             on that port (data in ./data)
  *   vite build                the demo page -> dist/demo (what `npm start` serves at /)
- *   vite build --mode standalone   one ES module with lit bundled -> dist/component/big-uploader.js
- *                             (embed with a single <script type="module">; registers the tag)
- *   vite build --mode lib     library build, lit left external -> dist/lib/{index,define}.js
+ *   vite build --mode standalone   one ES module with lit and the upload worker bundled ->
+ *                             dist/component/big-uploader.js (embed with a single
+ *                             <script type="module">; registers the tag)
+ *   vite build --mode lib     library build for bundlers, lit left external, the worker inlined ->
+ *                             dist/lib/{index,define}.js
  */
 import { fileURLToPath } from 'node:url';
 import { defineConfig, type Plugin, type UserConfig } from 'vite';
@@ -37,12 +39,35 @@ function uploadServer(): Plugin {
   };
 }
 
+const WORKER_FACTORY = '\0big-uploader-inline-worker';
+
+/**
+ * The shipped builds carry the upload worker inside the bundle (a Blob URL), not as a file next to
+ * it: a second file breaks when the bundle is copied alone or re-bundled by an app's bundler.
+ */
+function inlineUploadWorker(): Plugin {
+  return {
+    name: 'big-uploader-inline-worker',
+    enforce: 'pre',
+    resolveId(source, importer) {
+      if (source === './worker-factory.js' && importer?.endsWith('/client/component/worker-uploader.ts')) return WORKER_FACTORY;
+      return undefined;
+    },
+    load(id) {
+      if (id !== WORKER_FACTORY) return undefined;
+      const worker = JSON.stringify(`${here('./client/component/upload-worker.ts')}?worker&inline`);
+      return `import UploadWorker from ${worker};\nexport function startUploadWorker() { return new UploadWorker({ name: 'big-uploader' }); }\n`;
+    },
+  };
+}
+
 export default defineConfig(({ mode }): UserConfig => {
   if (mode === 'standalone') {
     return {
       publicDir: false,
-      // Relative asset URLs: the worker file is found next to the bundle wherever it is hosted.
       base: './',
+      plugins: [inlineUploadWorker()],
+      worker: { format: 'es' },
       build: {
         outDir: here('./dist/component'),
         emptyOutDir: true,
@@ -56,6 +81,8 @@ export default defineConfig(({ mode }): UserConfig => {
     return {
       publicDir: false,
       base: './',
+      plugins: [inlineUploadWorker()],
+      worker: { format: 'es' },
       build: {
         outDir: here('./dist/lib'),
         emptyOutDir: true,

@@ -404,7 +404,7 @@ export async function browserScenario(ctx: ScenarioContext): Promise<ScenarioRes
           ['Node CLI (main table median, same run)', ctx.oursMBps === undefined ? 'n/a' : ctx.oursMBps.toFixed(0), ''],
         ],
         notes: [
-          'One run. MEASURED.md found the page\'s own transport to be the ceiling in Chromium (~20-25% of a Node client).',
+          'One run. docs/measurements.md found the page\'s own transport to be the ceiling in Chromium (~20-25% of a Node client).',
           'tus-js-client in the same browser is not measured yet.',
         ],
       };

@@ -39,7 +39,17 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`big-uploader: unknown command "${command}"\n\n${usage()}\n`);
     return 2;
   }
-  const module = await entry.load();
+  let module: { run(argv: string[]): Promise<number> };
+  try {
+    module = await entry.load();
+  } catch (error) {
+    // The installed package ships no bench (its peers are dev dependencies): say where it runs.
+    if (command === 'bench' && (error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') {
+      process.stderr.write('big-uploader: the bench runs from a clone of the repository: `npm run bench`\n');
+      return 2;
+    }
+    throw error;
+  }
   return module.run(rest);
 }
 

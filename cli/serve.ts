@@ -9,8 +9,8 @@ import { formatBytes, parseDuration, parseSize, UsageError } from './units.js';
 
 const HELP = `Usage: big-uploader serve [options]
 
-Run the upload server: WebSocket endpoint /upload (protocol bigup.1), demo page at /,
-GET|DELETE /uploads/:id, /healthz, /metrics. Stops gracefully on SIGINT/SIGTERM.
+Run the upload server: WebSocket endpoint /upload (protocol bigup.1), the uploader page at /,
+GET|DELETE /uploads/:id, /healthz, and /metrics with --metrics. Stops gracefully on SIGINT/SIGTERM.
 
 Options (environment variable in brackets; the command line wins):
   --host HOST              address to bind [BIG_UPLOADER_HOST] (default 127.0.0.1)
@@ -36,7 +36,11 @@ Options (environment variable in brackets; the command line wins):
                            [BIG_UPLOADER_SYNC_BYTES] (default ${formatBytes(DEFAULTS.syncBytes)})
   --shutdown-timeout DURATION  longest graceful stop [BIG_UPLOADER_SHUTDOWN_TIMEOUT] (default 5s)
   --no-preallocate         do not reserve disk blocks with fallocate at OPEN [BIG_UPLOADER_NO_PREALLOCATE=1]
-  --page-dir DIR           directory served at / [BIG_UPLOADER_PAGE_DIR] (default: built-in placeholder)
+  --page-dir DIR           directory served at / instead of the built-in demo page (the
+                           <big-uploader> component wired to this server) [BIG_UPLOADER_PAGE_DIR]
+  --no-page                serve no page at / [BIG_UPLOADER_NO_PAGE=1]
+  --metrics                serve Prometheus metrics at /metrics, behind --token when one is set
+                           [BIG_UPLOADER_METRICS=1] (default off)
   --log-level LEVEL        fatal|error|warn|info|debug|silent [BIG_UPLOADER_LOG_LEVEL] (default info)
   -h, --help               show this help
 `;
@@ -63,6 +67,8 @@ const OPTIONS = {
   'shutdown-timeout': { type: 'string' },
   'no-preallocate': { type: 'boolean' },
   'page-dir': { type: 'string' },
+  'no-page': { type: 'boolean' },
+  metrics: { type: 'boolean' },
   'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -113,6 +119,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   if (port > 65535) throw new UsageError(`--port: ${port} is not a port`);
   const tokens = list('token');
   const pageDir = str('page-dir');
+  if (pageDir !== undefined && flag('no-page')) throw new UsageError('--page-dir and --no-page exclude each other');
   const logLevel = str('log-level') ?? 'info';
   const app: AppOptions = {
     dir: resolve(str('dir') ?? './data'),
@@ -134,7 +141,8 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     shutdownTimeout: duration('shutdown-timeout'),
     preallocate: !flag('no-preallocate'),
     logLevel: logLevel === 'silent' ? false : logLevel,
-    ...(pageDir ? { pageDir: resolve(pageDir) } : {}),
+    metrics: flag('metrics'),
+    ...(flag('no-page') ? { pageDir: false as const } : pageDir ? { pageDir: resolve(pageDir) } : {}),
   };
   return { help: false, host, port, app };
 }

@@ -2,7 +2,7 @@
  * xxHash64 for Node processes (the server, and the Node client behind `send` and the bench), which
  * hash every byte they move: prefers the native @node-rs/xxhash (an optional dependency: it hashes
  * the buffer in place at ~7 GB/s here, where xxhash-wasm first copies each chunk into WebAssembly
- * memory and runs at ~4 GB/s, ../shared/MEASURED.md) and falls back to xxhash-wasm when the native
+ * memory and runs at ~4 GB/s, docs/measurements.md) and falls back to xxhash-wasm when the native
  * package is not installed. Both give the same values (test/protocol/native-hasher.test.ts).
  *
  * Node only: deliberately not exported from protocol/index.ts, so browser bundles never reach the

@@ -8,14 +8,24 @@ import { extname, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { bigUploader } from './plugin.js';
-import type { BigUploaderOptions } from './options.js';
+import { OptionsError, type BigUploaderOptions } from './options.js';
 
-/** The built-in placeholder page; the component build replaces it through `pageDir`. */
-export const DEFAULT_PAGE_DIR = fileURLToPath(new URL('./page/', import.meta.url));
+/**
+ * The demo page built by `npm run build` (the <big-uploader> component wired to this server).
+ * Compiled, this module is dist/server/app.js and the page is dist/demo; run from the TypeScript
+ * sources (tests, `vite` dev), it is server/app.ts and the page is dist/demo of the checkout.
+ */
+export const DEFAULT_PAGE_DIR = fileURLToPath(
+  new URL(import.meta.url.endsWith('.ts') ? '../dist/demo/' : '../demo/', import.meta.url),
+);
 
 export interface AppOptions extends BigUploaderOptions {
-  /** Directory served at `/` (index.html and assets). Default: the built-in placeholder page. */
-  pageDir?: string;
+  /**
+   * Directory served at `/` (index.html and assets), or false for no page. Default: the built demo
+   * page ({@link DEFAULT_PAGE_DIR}); when it has not been built, `/` answers 404 and a warning is
+   * logged. A `pageDir` that is given must exist.
+   */
+  pageDir?: string | false;
   /** pino level, or false for no logs. Default 'info'. */
   logLevel?: string | false;
 }
@@ -54,9 +64,17 @@ const TYPES: Record<string, string> = {
 
 export async function buildApp(options: AppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger: loggerOptions(options.logLevel ?? 'info'), forceCloseConnections: true });
-  const { pageDir = DEFAULT_PAGE_DIR, logLevel: _logLevel, ...pluginOptions } = options;
+  const { pageDir, logLevel: _logLevel, ...pluginOptions } = options;
   await app.register(bigUploader, pluginOptions);
-  const root = await realpath(pageDir);
+  if (pageDir === false) return app;
+  let root: string;
+  try {
+    root = await realpath(pageDir ?? DEFAULT_PAGE_DIR);
+  } catch (error) {
+    if (pageDir !== undefined) throw new OptionsError(`big-uploader: page directory ${pageDir} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    app.log.warn(`the demo page is not built (${DEFAULT_PAGE_DIR}): run \`npm run build\`; / answers 404`);
+    return app;
+  }
 
   // A tiny static handler: GET only, resolved inside `root` (no traversal), unknown paths 404.
   app.get('/*', async (request, reply) => {

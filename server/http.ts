@@ -120,7 +120,14 @@ export function registerHttpRoutes(fastify: FastifyInstance, ctx: HttpContext): 
     return { status: 'ok' };
   });
 
-  fastify.get('/metrics', async (_request, reply) => {
+  if (!ctx.options.metrics) return;
+  fastify.get('/metrics', async (request, reply) => {
+    if (ctx.options.tokens.length > 0) {
+      const bearer = requestToken(request, false);
+      if (bearer === undefined || !tokenMatches(bearer, ctx.options.tokens)) {
+        return reply.code(401).header('WWW-Authenticate', 'Bearer').send({ error: 'token required' });
+      }
+    }
     reply.header('Content-Type', ctx.metrics.registry.contentType);
     return ctx.metrics.registry.metrics();
   });

@@ -89,6 +89,11 @@ export interface BigUploaderOptions {
   preallocate?: boolean;
   /** Longest graceful shutdown before remaining connections are cut (ms). Default 5 s. */
   shutdownTimeout?: number;
+  /**
+   * Serve Prometheus metrics at `/metrics`. Off by default: counters describe other users' uploads.
+   * When a server token is set, `/metrics` requires it (Bearer). Default false.
+   */
+  metrics?: boolean;
   /** Per-upload authorization of the OPEN/RESUME token field. Default: none (field ignored). */
   authorizeUpload?: (context: AuthorizeUploadContext) => boolean | Promise<boolean>;
   /** Called after RESULT was sent for a newly completed upload. Errors are logged, not sent. */
@@ -119,6 +124,7 @@ export interface ResolvedOptions {
   readonly origins: readonly string[];
   readonly preallocate: boolean;
   readonly shutdownTimeout: number;
+  readonly metrics: boolean;
   readonly authorizeUpload: BigUploaderOptions['authorizeUpload'];
   readonly onUploadComplete: BigUploaderOptions['onUploadComplete'];
 }
@@ -142,6 +148,7 @@ export const DEFAULTS = {
   durable: false,
   preallocate: true,
   shutdownTimeout: 5_000,
+  metrics: false,
 } as const;
 
 export class OptionsError extends Error {
@@ -176,8 +183,20 @@ function fn<T>(name: string, value: T | undefined): T | undefined {
   return value;
 }
 
+/** Every key of BigUploaderOptions: a misspelt option fails at registration, not silently. */
+const OPTION_NAMES: ReadonlySet<string> = new Set([
+  'dir', 'store', 'path', 'maxUploadSize', 'defaultChunkSize', 'maxChunkSize', 'window', 'maxConnections',
+  'maxUploads', 'idleTimeout', 'heartbeatInterval', 'minThroughput', 'throughputWindow', 'ttl', 'sweepInterval',
+  'syncInterval', 'syncBytes', 'durable', 'token', 'origins', 'preallocate', 'shutdownTimeout', 'metrics',
+  'authorizeUpload', 'onUploadComplete',
+] satisfies ReadonlyArray<keyof BigUploaderOptions>);
+
 /** Apply defaults and check every option; throws OptionsError naming the first bad one. */
 export function resolveOptions(input: BigUploaderOptions = {}): ResolvedOptions {
+  if (typeof input !== 'object' || input === null) throw new OptionsError('big-uploader options must be an object');
+  for (const key of Object.keys(input)) {
+    if (!OPTION_NAMES.has(key)) throw new OptionsError(`big-uploader: unknown option "${key}" (see BigUploaderOptions)`);
+  }
   const maxChunkSize = integer('maxChunkSize', input.maxChunkSize, DEFAULTS.maxChunkSize, Limits.MIN_CHUNK_SIZE, Limits.MAX_CHUNK_SIZE);
   const defaultChunkSize = integer('defaultChunkSize', input.defaultChunkSize, Math.min(DEFAULTS.defaultChunkSize, maxChunkSize), Limits.MIN_CHUNK_SIZE, maxChunkSize);
   const ttl = integer('ttl', input.ttl, DEFAULTS.ttl, 1);
@@ -212,6 +231,7 @@ export function resolveOptions(input: BigUploaderOptions = {}): ResolvedOptions 
     origins,
     preallocate: bool('preallocate', input.preallocate, DEFAULTS.preallocate),
     shutdownTimeout: integer('shutdownTimeout', input.shutdownTimeout, DEFAULTS.shutdownTimeout, 0),
+    metrics: bool('metrics', input.metrics, DEFAULTS.metrics),
     authorizeUpload: fn('authorizeUpload', input.authorizeUpload),
     onUploadComplete: fn('onUploadComplete', input.onUploadComplete),
   };

@@ -5,11 +5,15 @@
  *   await app.register(bigUploader, { dir: './data', token: process.env.UPLOAD_TOKEN });
  *   app.bigUploader.events.on('upload-complete', (u) => ...);
  *
+ * `fastify.bigUploader` is decorated on the instance that registers the plugin (fastify-plugin),
+ * while the routes live in an encapsulated child context, so `{ prefix: '/files' }` moves every
+ * route and the app's own hooks and routes stay untouched.
+ *
  * Logging: the upgrade URL may carry `?token=`; build the app with `loggerOptions()` (or your own
  * req serializer that drops the query string) so tokens never reach the logs.
  */
 import { EventEmitter } from 'node:events';
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import websocket from '@fastify/websocket';
 import type { WebSocket } from 'ws';
@@ -18,7 +22,7 @@ import { loadNodeHasher } from '../protocol/native-hasher.js';
 import { handshakeGuard } from './handshake.js';
 import { registerHttpRoutes } from './http.js';
 import { ServerMetrics } from './metrics.js';
-import { resolveOptions, type BigUploaderOptions, type CompletedUpload, type ResolvedOptions } from './options.js';
+import { OptionsError, resolveOptions, type BigUploaderOptions, type CompletedUpload, type ResolvedOptions } from './options.js';
 import { Session } from './session.js';
 import { DiskStore } from './store/disk-store.js';
 import type { UploadStore } from './store/types.js';
@@ -49,8 +53,21 @@ declare module 'fastify' {
   }
 }
 
-const plugin: FastifyPluginAsync<BigUploaderOptions> = async (fastify: FastifyInstance, input: BigUploaderOptions) => {
-  const options = resolveOptions(input);
+/** Options Fastify itself reads from `register(plugin, options)`; they are not ours to refuse. */
+const FASTIFY_REGISTER_OPTIONS = ['prefix', 'logLevel', 'logSerializers'] as const;
+
+export interface BigUploaderPluginOptions extends BigUploaderOptions {
+  /** Prefix of every route of the plugin (the WebSocket endpoint, /uploads, /healthz, /metrics). */
+  prefix?: string;
+}
+
+const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (fastify: FastifyInstance, input: BigUploaderPluginOptions) => {
+  const { prefix, ...ours } = input;
+  for (const name of FASTIFY_REGISTER_OPTIONS) delete (ours as Record<string, unknown>)[name];
+  const options = resolveOptions(ours);
+  if (prefix !== undefined && (typeof prefix !== 'string' || (prefix !== '' && !prefix.startsWith('/')))) {
+    throw new OptionsError('big-uploader option prefix must be a path starting with "/"');
+  }
   const store = options.store ?? new DiskStore({ dir: options.dir, preallocate: options.preallocate });
   await store.init();
   const hasher = await loadNodeHasher();
@@ -117,51 +134,72 @@ const plugin: FastifyPluginAsync<BigUploaderOptions> = async (fastify: FastifyIn
     return shutdownRun;
   }
 
+  // Refuse oversized messages at the frame header, before buffering them.
+  const maxPayload = options.maxChunkSize + HeaderSize.DATA;
   if (!fastify.hasDecorator('websocketServer')) {
-    await fastify.register(websocket, {
-      options: {
-        // Refuse oversized messages at the frame header, before buffering them.
-        maxPayload: options.maxChunkSize + HeaderSize.DATA,
-        perMessageDeflate: false,
-        handleProtocols: (protocols: Set<string>) => (protocols.has(SUBPROTOCOL_V1) ? SUBPROTOCOL_V1 : false),
-      },
-      preClose: async function preClose(this: FastifyInstance) {
-        await shutdown();
-        // Whatever did not close within the shutdown timeout is cut now.
-        for (const client of this.websocketServer.clients) client.terminate();
-        await new Promise<void>((resolve) => this.websocketServer.close(() => resolve()));
-      },
-      errorHandler: (error: Error, socket: WebSocket) => {
-        fastify.log.debug({ err: error }, 'websocket error');
-        socket.terminate();
-      },
+    // @fastify/websocket, registered in our child context below, sends every upgrade request of
+    // the server through routing, but its clean-up hook only sees our routes: an upgrade to any
+    // other path gets its HTTP answer (404) and then its socket must be closed here, or it stays
+    // open (a descriptor per request, and app.close() waits on it).
+    fastify.addHook('onResponse', async (request, reply) => {
+      if (request.headers.upgrade !== undefined) reply.raw.socket?.destroy();
     });
-  } else {
-    fastify.addHook('preClose', shutdown);
   }
+  const routes = async (scope: FastifyInstance): Promise<void> => {
+    if (!scope.hasDecorator('websocketServer')) {
+      await scope.register(websocket, {
+        options: {
+          maxPayload,
+          perMessageDeflate: false,
+          handleProtocols: (protocols: Set<string>) => (protocols.has(SUBPROTOCOL_V1) ? SUBPROTOCOL_V1 : false),
+        },
+        preClose: async function preClose(this: FastifyInstance) {
+          await shutdown();
+          // Whatever did not close within the shutdown timeout is cut now.
+          for (const client of this.websocketServer.clients) client.terminate();
+          await new Promise<void>((resolve) => this.websocketServer.close(() => resolve()));
+        },
+        errorHandler: (error: Error, socket: WebSocket) => {
+          scope.log.debug({ err: error }, 'websocket error');
+          socket.terminate();
+        },
+      });
+    } else {
+      scope.addHook('preClose', shutdown);
+    }
 
-  fastify.get(options.path, {
-    websocket: true,
-    onRequest: handshakeGuard(options, { connections: () => sessions.size, shuttingDown: () => shuttingDown }),
-  }, (socket, request) => {
-    const session = new Session(socket, request, {
-      options,
-      registry,
-      hasher,
-      metrics,
-      shuttingDown: () => shuttingDown,
-      completed,
-    });
-    session.attachRequest(request);
-    sessions.add(session);
-    metrics.connections.set(sessions.size);
-    socket.on('close', () => {
-      sessions.delete(session);
+    scope.get(options.path, {
+      websocket: true,
+      onRequest: [
+        withoutCompressionOffer,
+        handshakeGuard(options, { connections: () => sessions.size, shuttingDown: () => shuttingDown }),
+      ],
+    }, (socket, request) => {
+      if (!holdsOurLimits(socket, maxPayload)) {
+        // An app-wide WebSocket server chose another subprotocol: this endpoint speaks only bigup.1.
+        socket.close(1002, 'subprotocol bigup.1 required');
+        return;
+      }
+      const session = new Session(socket, request, {
+        options,
+        registry,
+        hasher,
+        metrics,
+        shuttingDown: () => shuttingDown,
+        completed,
+      });
+      session.attachRequest(request);
+      sessions.add(session);
       metrics.connections.set(sessions.size);
+      socket.on('close', () => {
+        sessions.delete(session);
+        metrics.connections.set(sessions.size);
+      });
     });
-  });
 
-  registerHttpRoutes(fastify, { options, store, registry, metrics, shuttingDown: () => shuttingDown });
+    registerHttpRoutes(scope, { options, store, registry, metrics, shuttingDown: () => shuttingDown });
+  };
+  await fastify.register(routes, prefix ? { prefix } : {});
 
   fastify.decorate('bigUploader', {
     options,
@@ -176,6 +214,30 @@ const plugin: FastifyPluginAsync<BigUploaderOptions> = async (fastify: FastifyIn
     await shutdown();
   });
 };
+
+/**
+ * DATA is already compressed or incompressible, and inflating a client's frames costs memory we
+ * do not bound: the extension offer is dropped before the upgrade, so no WebSocket server (ours or
+ * an app-wide one with permessage-deflate on) can negotiate it on this route.
+ */
+async function withoutCompressionOffer(request: FastifyRequest): Promise<void> {
+  delete request.raw.headers['sec-websocket-extensions'];
+}
+
+/**
+ * When the app registered @fastify/websocket itself, its server-wide options apply to every
+ * route; this route's own limits are put back on the socket: the subprotocol must be bigup.1 and
+ * the largest message is ours (ws reads `_maxPayload` per frame, so lowering it before the first
+ * message arrives bounds what this connection can make us buffer).
+ */
+function holdsOurLimits(socket: WebSocket, maxPayload: number): boolean {
+  if (socket.protocol !== SUBPROTOCOL_V1) return false;
+  const receiver = (socket as unknown as { _receiver?: { _maxPayload?: number } })._receiver;
+  if (receiver && (receiver._maxPayload === undefined || receiver._maxPayload === 0 || receiver._maxPayload > maxPayload)) {
+    receiver._maxPayload = maxPayload;
+  }
+  return true;
+}
 
 /** The big-uploader Fastify plugin (named `big-uploader`, Fastify 5). */
 export const bigUploader = fp(plugin, { name: 'big-uploader', fastify: '5.x' });

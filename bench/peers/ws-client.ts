@@ -3,7 +3,7 @@
  * `--window` messages in flight (app-level acks), reading each chunk straight from the file into
  * the message buffer. The mask is all zeros, which ws recognises and skips (legal per RFC 6455:
  * the mask only has to be unpredictable to defeat cache poisoning by browsers' scripts, which a
- * Node client is not); MEASURED.md shows masking decides the WebSocket ceiling here.
+ * Node client is not); docs/measurements.md shows masking decides the WebSocket ceiling here.
  * Timing runs from connect to the server's final `ok`.
  */
 import { fstatSync, openSync, read } from 'node:fs';

@@ -5,7 +5,7 @@
  *
  * With `dataFrom` (the file being uploaded), DATA goes out as `new Blob([header, file.slice(...)])`
  * instead of the bytes the core read into JS: Chromium then streams the payload from the file,
- * about twice as fast as sending an ArrayBuffer (shared/MEASURED.md). The bytes are the ones the
+ * about twice as fast as sending an ArrayBuffer (docs/measurements.md). The bytes are the ones the
  * core hashed; if the file changed meanwhile, the server answers HASH_MISMATCH and the core
  * re-reads and resends the chunk.
  */

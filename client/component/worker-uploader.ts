@@ -9,6 +9,7 @@ import { Emitter } from '../core/emitter.js';
 import type { ProgressEvent, UploadOutcome, UploadState, Uploader, UploaderEventMap, UploaderEventName } from '../core/types.js';
 import type { UploaderFactory } from './controller.js';
 import type { FromWorker, Snapshot, ToWorker, WorkerUploadOptions } from './worker-protocol.js';
+import { startUploadWorker } from './worker-factory.js';
 
 let shared: Worker | undefined;
 let broken = false;
@@ -20,7 +21,7 @@ function worker(): Worker | undefined {
   if (broken) return undefined;
   if (shared) return shared;
   try {
-    shared = new Worker(new URL('./upload-worker.ts', import.meta.url), { type: 'module', name: 'big-uploader' });
+    shared = startUploadWorker();
   } catch {
     broken = true;
     return undefined;

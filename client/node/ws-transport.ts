@@ -4,7 +4,7 @@
  * Zero mask: RFC 6455 requires clients to mask frames; `ws` lets the caller supply the mask and,
  * when it is all zeros, skips the XOR pass entirely (the frame is still a valid masked frame). On
  * this machine that lifts a write-at-offset pipe from ~160 MB/s (pure-JS masking) to ~750 MB/s
- * (../shared/MEASURED.md). It is safe for a non-browser client: masking exists so that hostile
+ * (docs/measurements.md). It is safe for a non-browser client: masking exists so that hostile
  * *browser scripts* cannot make a WebSocket emit bytes that a confused intermediary (a caching
  * proxy) would parse as HTTP; it gives no confidentiality or integrity to the data (the mask key
  * travels in clear in the same frame). A CLI runs no untrusted script, and our payload integrity

@@ -1,5 +1,5 @@
 /**
- * The narrow storage interface under the upload session (see ../../../shared/STYLE.md, tusd's
+ * The narrow storage interface under the upload session (the shape of tusd's
  * DataStore): the session enforces the protocol (offsets, hashes, window, ownership); a store only
  * moves bytes and keeps records. An object-store backend implements these two interfaces and
  * nothing in server/session.ts changes.

@@ -1,7 +1,7 @@
 /**
  * A raw bigup.1 test client: a `ws` socket plus the codec, with no retry or policy of its own, so
  * tests can send exactly the bytes they mean (bad ones included) and read every server message.
- * Masks with zeros (legal, and the fastest path on Node; see ../shared/MEASURED.md).
+ * Masks with zeros (legal, and the fastest path on Node; see docs/measurements.md).
  */
 import WebSocket from 'ws';
 import {

@@ -1,7 +1,7 @@
 /**
  * Loopback sweep of `big-uploader send` against `big-uploader serve` (separate processes), to pick
  * the client defaults. Run: npx tsx test/client/measure/sweep.ts [sizeMiB] [runs]
- * Method as in ../shared/MEASURED.md: random file, page cache warmed and 2 GiB written+deleted
+ * Method as in docs/measurements.md: random file, page cache warmed and 2 GiB written+deleted
  * before each run (this VM is slow to hand out idle pages), server window set large so the
  * client's --window is what varies; MB/s from send --json (open to RESULT); median of runs.
  * Prints a markdown table. Not a test: speed is never asserted.
