@@ -39,7 +39,7 @@ where the server stopped, sending only the bytes it does not have.
 
 Options (environment variable in brackets; the command line wins):
   --url URL              WebSocket endpoint, e.g. ws://127.0.0.1:3000/upload [BIG_UPLOADER_URL]
-  --token TOKEN          server token, sent as the ?token= query parameter [BIG_UPLOADER_TOKEN]
+  --token TOKEN          server token, sent as Authorization: Bearer [BIG_UPLOADER_TOKEN]
   --upload-token TOKEN   per-upload authorization sent in OPEN/RESUME (if the app uses one)
   --chunk-size SIZE      proposed chunk size; the server may clamp it (default ${formatBytes(DEFAULTS.chunkSize)})
   --window SIZE          most unacknowledged bytes in flight; never above the server's window

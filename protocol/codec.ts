@@ -19,6 +19,7 @@ import {
   SERVER_MESSAGE_TYPES,
 } from './constants.js';
 import { Errors, ProtocolError, errorByCode } from './errors.js';
+import { rangeOffGrid } from './chunk-grid.js';
 import type {
   AcceptMessage,
   AckMessage,
@@ -245,6 +246,10 @@ function decodeAccept(r: Reader, flags: number): AcceptMessage {
   const last = ranges[ranges.length - 1];
   if (last !== undefined && last.end > fileSize) {
     throw new ProtocolError(Errors.INVALID_FIELD, 'acked range ends past the file size');
+  }
+  const offGrid = rangeOffGrid(ranges, fileSize, chunkSize);
+  if (offGrid !== undefined) {
+    throw new ProtocolError(Errors.INVALID_FIELD, `acked range [${offGrid.start}, ${offGrid.end}) is not on the chunk grid`);
   }
   return {
     type: 'accept',

@@ -4,5 +4,6 @@ export * from './errors.js';
 export type * from './messages.js';
 export * from './codec.js';
 export * from './ranges.js';
+export * from './chunk-grid.js';
 export * from './hash.js';
 export * from './ids.js';

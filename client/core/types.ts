@@ -56,7 +56,13 @@ export interface Connection {
 
 /** Opens WebSocket connections. `protocols` is the list of subprotocols to offer. */
 export interface Transport {
-  connect(url: string, protocols: readonly string[], handlers: ConnectionHandlers): Connection;
+  /**
+   * True when this transport can set headers on the upgrade request (any non-browser client):
+   * the core then sends the server token as `Authorization: Bearer`, which stays out of URLs and
+   * logs (SPEC.md 3.3); otherwise as the `token` query parameter. Default false.
+   */
+  readonly sendsHeaders?: boolean;
+  connect(url: string, protocols: readonly string[], handlers: ConnectionHandlers, headers?: Readonly<Record<string, string>>): Connection;
 }
 
 // ---------------------------------------------------------------------------------------------

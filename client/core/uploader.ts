@@ -27,6 +27,7 @@
 import {
   Errors,
   HeaderSize,
+  CloseCode,
   RangeSet,
   SUBPROTOCOL_V1,
   bytesToHex,
@@ -42,6 +43,7 @@ import {
   hexToBytes,
   isProtocolError,
   loadHasher,
+  rangeOffGrid,
   wholeFileDigest,
   writeDataHeader,
 } from '../../protocol/index.js';
@@ -370,7 +372,9 @@ export class BigUploader implements Uploader {
 
   private connect(): void {
     const url = new URL(this.options.endpoint);
-    if (this.options.token) url.searchParams.set('token', this.options.token);
+    // SPEC.md 3.3: a client that can set headers sends the token in Authorization, not the URL.
+    const headerAuth = this.options.token && this.options.transport.sendsHeaders === true;
+    if (this.options.token && !headerAuth) url.searchParams.set('token', this.options.token);
     if (!this.cancelRequested) this.setState('connecting');
     let session: Session | undefined;
     const isCurrent = () => session !== undefined && this.session === session;
@@ -387,7 +391,7 @@ export class BigUploader implements Uploader {
       onDrain: () => {
         if (isCurrent()) this.pump();
       },
-    });
+    }, headerAuth ? { Authorization: `Bearer ${this.options.token}` } : undefined);
     session = {
       conn,
       connectedAt: this.clock.now(),
@@ -559,10 +563,17 @@ export class BigUploader implements Uploader {
   }
 
   private onAck(s: Session, ranges: readonly { start: number; end: number }[]): void {
+    // SPEC.md 6.5: bytes past the file or off the chunk grid are a server violation (close 1002).
+    // In-grid bytes this connection never sent are taken as acked: an idempotent re-ack (7.7).
+    const offGrid = rangeOffGrid(ranges, this.options.file.size, this.chunkSize);
+    if (offGrid !== undefined) {
+      this.abortSession(s, clientError(ClientErrors.PROTOCOL_VIOLATION, `the server acked [${offGrid.start}, ${offGrid.end}), off the chunk grid or past the end of the file`));
+      return;
+    }
     let gained = 0;
     const now = this.clock.now();
     for (const range of ranges) {
-      gained += this.acked.add(range.start, Math.min(range.end, this.options.file.size));
+      gained += this.acked.add(range.start, range.end);
       if (gained > 0) this.firstAckMs ??= now - s.connectedAt;
       // Chunks are aligned, so every chunk the range covers starts at a multiple of chunkSize.
       const first = Math.ceil(range.start / this.chunkSize) * this.chunkSize;
@@ -880,7 +891,7 @@ export class BigUploader implements Uploader {
   }
 
   /** Detach the current session and close its connection. Later callbacks from it are ignored. */
-  private endSession(): void {
+  private endSession(closeCode: number = CloseCode.NORMAL): void {
     const s = this.session;
     if (!s) return;
     this.session = undefined;
@@ -889,7 +900,7 @@ export class BigUploader implements Uploader {
     this.clock.clearTimeout(s.acceptTimer);
     this.clock.clearTimeout(this.pumpTimer);
     try {
-      s.conn.close(1000, s.ending ? 'done' : 'client closing');
+      s.conn.close(closeCode, closeCode === CloseCode.PROTOCOL_ERROR ? 'PROTOCOL_ERROR' : s.ending ? 'done' : 'client closing');
     } catch {
       // Already closed.
     }
@@ -899,7 +910,8 @@ export class BigUploader implements Uploader {
   private abortSession(s: Session, error: UploadErrorInfo, final = false): void {
     if (this.session !== s) return;
     s.error = error;
-    this.endSession();
+    // SPEC.md 7.10: a server found in violation is told so with 1002.
+    this.endSession(error.code === ClientErrors.PROTOCOL_VIOLATION.code ? CloseCode.PROTOCOL_ERROR : CloseCode.NORMAL);
     this.afterSession(error, final);
   }
 

@@ -30,14 +30,17 @@ const zeroMask = (mask: Buffer): void => {
 const HTTP_STATUS = /Unexpected server response: (\d{3})/;
 
 export class WsTransport implements Transport {
+  readonly sendsHeaders = true;
+
   constructor(private readonly options: WsTransportOptions = {}) {}
 
-  connect(url: string, protocols: readonly string[], handlers: ConnectionHandlers): Connection {
+  connect(url: string, protocols: readonly string[], handlers: ConnectionHandlers, headers?: Readonly<Record<string, string>>): Connection {
+    const allHeaders = { ...this.options.headers, ...headers };
     const ws = new WebSocket(url, [...protocols], {
       perMessageDeflate: false,
       handshakeTimeout: this.options.handshakeTimeoutMs ?? 15_000,
       ...(this.options.zeroMask === false ? {} : { generateMask: zeroMask }),
-      ...(this.options.headers ? { headers: { ...this.options.headers } } : {}),
+      ...(Object.keys(allHeaders).length > 0 ? { headers: allHeaders } : {}),
       // Server messages are small control messages; refuse anything absurd before buffering it.
       maxPayload: 32 * 1024 * 1024,
     });

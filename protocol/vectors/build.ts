@@ -11,6 +11,7 @@ import { CloseCode, Limits, MessageType } from '../constants.js';
 import { Errors, allErrors, type ErrorDefinition, type ErrorName } from '../errors.js';
 import type { ByteRange, Message } from '../messages.js';
 import { decodeMessage, encodeMessage } from '../codec.js';
+import { rangeOffGrid } from '../chunk-grid.js';
 import { hashToHex, hashFromHex, wholeFileDigest, type Hasher } from '../hash.js';
 import { bytesToHex } from '../ids.js';
 
@@ -257,6 +258,16 @@ export interface InvalidVector {
   readonly error: { readonly name: ErrorName; readonly code: number };
 }
 
+/** SPEC.md 6.5: whether an ACK's ranges are acceptable for an upload of fileSize/chunkSize. */
+export interface GridCheck {
+  readonly name: string;
+  readonly description: string;
+  readonly fileSize: number;
+  readonly chunkSize: number;
+  readonly ranges: ReadonlyArray<{ readonly start: number; readonly end: number }>;
+  readonly verdict: 'accept' | 'violation';
+}
+
 export interface VectorFile {
   readonly comment: string;
   /** Message name as in SPEC.md, or "common" for vectors about no single type. */
@@ -265,6 +276,8 @@ export interface VectorFile {
   readonly sender: 'client' | 'server' | null;
   readonly valid: ValidVector[];
   readonly invalid: InvalidVector[];
+  /** ack.json only: the client's chunk-grid rule for ACK ranges (SPEC.md 6.5, 15). */
+  readonly gridChecks?: GridCheck[];
 }
 
 const MESSAGE_NAMES: Record<Message['type'], keyof typeof MessageType> = {
@@ -296,6 +309,15 @@ function valid(name: string, description: string, message: Message): ValidVector
     throw new Error(`vector ${name} does not round-trip`);
   }
   return { name, description, hex: bytesToHex(bytes), fields };
+}
+
+function grid(name: string, description: string, ranges: GridCheck['ranges'], verdict: GridCheck['verdict']): GridCheck {
+  const check = { name, description, fileSize: 1_000_000, chunkSize: 262_144, ranges, verdict };
+  // As valid(): the generator refuses a check whose verdict the reference rule disagrees with.
+  if ((rangeOffGrid(ranges, check.fileSize, check.chunkSize) === undefined) !== (verdict === 'accept')) {
+    throw new Error(`grid check ${name} disagrees with rangeOffGrid`);
+  }
+  return check;
 }
 
 function invalid(
@@ -343,7 +365,7 @@ export function buildVectors(hasher: Hasher): VectorFile[] {
   const one = rng.bytes(1);
   const h = (b: Uint8Array): bigint => hasher.h64(b);
   const files: VectorFile[] = [];
-  const file = (kind: Message['type'], validVectors: ValidVector[], invalidVectors: InvalidVector[]): void => {
+  const file = (kind: Message['type'], validVectors: ValidVector[], invalidVectors: InvalidVector[], gridChecks?: GridCheck[]): void => {
     files.push({
       comment: COMMENT,
       message: MESSAGE_NAMES[kind],
@@ -351,6 +373,7 @@ export function buildVectors(hasher: Hasher): VectorFile[] {
       sender: CLIENT_KINDS.has(kind) ? 'client' : 'server',
       valid: validVectors,
       invalid: invalidVectors,
+      ...(gridChecks ? { gridChecks } : {}),
     });
   };
 
@@ -411,6 +434,16 @@ export function buildVectors(hasher: Hasher): VectorFile[] {
       fullOpen(openHead(0, 1, 0, 0), openTail(lstr('a'), lstr(''), lstr(''), 5,
         ...['a', 'b', 'c', 'd', 'e'].flatMap((k) => [lstr(k), lstr(filled(Limits.MAX_METADATA_VALUE_BYTES, 0x76))]))),
       'LIMIT_EXCEEDED', 'client'),
+    invalid('metadata-total-crossed-by-duplicate', 'Four entries of 1 + 4096 bytes, the fourth repeating key "a": it crosses the total and repeats a key; the total is checked first (LIMIT_EXCEEDED).',
+      fullOpen(openHead(0, 1, 0, 0), openTail(lstr('a'), lstr(''), lstr(''), 4,
+        ...['a', 'b', 'c', 'a'].flatMap((k) => [lstr(k), lstr(filled(Limits.MAX_METADATA_VALUE_BYTES, 0x76))]))),
+      'LIMIT_EXCEEDED', 'client'),
+    invalid('metadata-total-checked-after-value', 'Entries totalling 16130 bytes, then a fifth whose 255-byte key alone crosses the 16384-byte total, and whose value is cut short: the total is checked after the whole entry, so the message ends first (MALFORMED).',
+      fullOpen(openHead(0, 1, 0, 0), openTail(lstr('a'), lstr(''), lstr(''), 5,
+        ...['a', 'b', 'c'].flatMap((k) => [lstr(k), lstr(filled(Limits.MAX_METADATA_VALUE_BYTES, 0x76))]),
+        lstr('d'), lstr(filled(3838, 0x76)),
+        lstr(filled(Limits.MAX_METADATA_KEY_BYTES, 0x6b)), u16(Limits.MAX_METADATA_VALUE_BYTES), filled(10, 0x76))),
+      'MALFORMED', 'client'),
     invalid('empty-metadata-key', 'Metadata key of 0 bytes.', fullOpen(openHead(0, 1, 0, 0), openTail(lstr('a'), lstr(''), lstr(''), 1, lstr(''), lstr('v'))), 'INVALID_FIELD', 'client'),
     invalid('duplicate-metadata-key', 'Key "k" twice.', fullOpen(openHead(0, 1, 0, 0), openTail(lstr('a'), lstr(''), lstr(''), 2, lstr('k'), lstr('1'), lstr('k'), lstr('2'))), 'INVALID_FIELD', 'client'),
     invalid('duplicate-proto-key', 'Key "__proto__" twice: a plain key, so a plain duplicate.', fullOpen(openHead(0, 1, 0, 0), openTail(lstr('a'), lstr(''), lstr(''), 2, lstr('__proto__'), lstr('1'), lstr('__proto__'), lstr('2'))), 'INVALID_FIELD', 'client'),
@@ -455,7 +488,17 @@ export function buildVectors(hasher: Hasher): VectorFile[] {
       { type: 'accept', created: false, durable: false, uploadId: id, secret: zeros(32), fileSize: 1_000_000, chunkSize: 262_144, window: 0, ranges: [{ start: 0, end: 1_000_000 }] }),
     valid('empty-file', 'A 0-byte upload, minimum and maximum chunk sizes are both allowed; here the maximum.',
       { type: 'accept', created: true, durable: false, uploadId: id2, secret, fileSize: 0, chunkSize: Limits.MAX_CHUNK_SIZE, window: 0xffff_ffff, ranges: [] }),
+    valid('short-last-chunk', 'A range that ends at fileSize, inside the last (short) chunk: on the chunk grid.',
+      { type: 'accept', created: false, durable: false, uploadId: id, secret: zeros(32), fileSize: 1_000_000, chunkSize: 262_144, window: 8_388_608, ranges: [{ start: 786_432, end: 1_000_000 }] }),
   ], [
+    invalid('range-start-off-grid', 'Range [100, 262144) with chunk size 262144: it starts inside chunk 0 (SPEC 6.3, the chunk grid).',
+      acceptBytes(0x00, zeros(32), 1_000_000, 262_144, 1, 1, range(100, 262_144)), 'INVALID_FIELD', 'server'),
+    invalid('range-end-off-grid', 'Range [0, 300000) with chunk size 262144 in a 1000000-byte file: it ends inside chunk 1, not at fileSize.',
+      acceptBytes(0x00, zeros(32), 1_000_000, 262_144, 1, 1, range(0, 300_000)), 'INVALID_FIELD', 'server'),
+    invalid('truncated-list-after-bad-range', 'Count 3, an empty first range, and only 40 range bytes: the count is checked against the bytes left before any range is read (MALFORMED, not INVALID_FIELD).',
+      concat(acceptBytes(0x00, zeros(32), 1_000_000, 262_144, 1, 3, range(5, 5), range(262_144, 524_288)), u64(786_432)), 'MALFORMED', 'server'),
+    invalid('first-failure-in-wire-order', 'Two ranges: the first ends at 2^53, the second is empty: ranges are checked in wire order, so INTEGER_TOO_LARGE.',
+      acceptBytes(0x00, zeros(32), 1_000_000, 262_144, 1, 2, range(0, ABOVE_2_53), range(7, 7)), 'INTEGER_TOO_LARGE', 'server'),
     invalid('truncated-fixed-part', 'Ends where the window field starts.', acceptBytes(0x01, secret, 10, 65_536, 0, 0).subarray(0, 62), 'MALFORMED', 'server'),
     invalid('missing-range', 'Range count 1, no range bytes.', acceptBytes(0x01, secret, 100_000, 65_536, 1, 1), 'MALFORMED', 'server'),
     invalid('trailing-bytes', 'Range count 0 followed by 16 bytes.', acceptBytes(0x01, secret, 100_000, 65_536, 1, 0, range(0, 10)), 'MALFORMED', 'server'),
@@ -504,6 +547,8 @@ export function buildVectors(hasher: Hasher): VectorFile[] {
   ], [
     invalid('truncated-count', 'Ends inside the range count.', ackBytes(0, 1).subarray(0, 3), 'MALFORMED', 'server'),
     invalid('truncated-range', 'Ends inside the first range.', concat(ackBytes(0, 1), u64(0)), 'MALFORMED', 'server'),
+    invalid('truncated-list-after-bad-range', 'Count 2, a reversed first range, and 8 bytes of the second: MALFORMED (the count is checked against the bytes left first).',
+      concat(ackBytes(0, 2, range(10, 0)), u64(262_144)), 'MALFORMED', 'server'),
     invalid('trailing-bytes', 'Count 1 followed by 17 bytes.', ackBytes(0, 1, range(0, 10), [0]), 'MALFORMED', 'server'),
     invalid('no-ranges', 'Count 0.', ackBytes(0, 0), 'INVALID_FIELD', 'server'),
     invalid('reserved-flag', 'Flags 0x01 (ACK has no flags).', ackBytes(0x01, 1, range(0, 10)), 'RESERVED_BITS_SET', 'server'),
@@ -514,6 +559,14 @@ export function buildVectors(hasher: Hasher): VectorFile[] {
     invalid('unsorted-ranges', '[20, 30) then [0, 10).', ackBytes(0, 2, range(20, 30), range(0, 10)), 'INVALID_FIELD', 'server'),
     invalid('range-start-2^53', 'Range start 2^53.', ackBytes(0, 1, range(ABOVE_2_53, ABOVE_2_53 + 1n)), 'INTEGER_TOO_LARGE', 'server'),
     invalid('wrong-direction', 'ACK given to the decoder of client messages.', ackBytes(0, 1, range(0, 10)), 'UNEXPECTED_MESSAGE', 'client'),
+  ], [
+    grid('whole-chunks', 'Chunks 0 and 1 of a 1000000-byte upload in 262144-byte chunks.', [{ start: 0, end: 524_288 }], 'accept'),
+    grid('last-chunk-to-file-size', 'The short last chunk, ending at fileSize.', [{ start: 786_432, end: 1_000_000 }], 'accept'),
+    grid('never-sent-in-grid', 'A chunk this connection never sent (or one acked before): a re-ack, added to the acked view.', [{ start: 262_144, end: 524_288 }], 'accept'),
+    grid('past-file-size', 'A range ending past fileSize.', [{ start: 786_432, end: 1_048_576 }], 'violation'),
+    grid('start-off-grid', 'A range starting inside chunk 0.', [{ start: 1, end: 262_144 }], 'violation'),
+    grid('end-off-grid', 'A range ending inside chunk 1, not at fileSize.', [{ start: 0, end: 300_000 }], 'violation'),
+    grid('second-range-bad', 'A good range, then one past the file: the ACK as a whole is a violation.', [{ start: 0, end: 262_144 }, { start: 786_432, end: 1_000_001 }], 'violation'),
   ]);
 
   // WINDOW -------------------------------------------------------------------------------------
@@ -625,6 +678,8 @@ export interface ExampleStep {
   readonly note: string;
   readonly hex: string;
   readonly fields: JsonFields;
+  /** Set on a DATA step whose payload deliberately differs from the file (its hash is the file's). */
+  readonly corrupted?: true;
 }
 
 export interface Example {
@@ -723,8 +778,8 @@ export function buildExamples(hasher: Hasher): ExamplesFile {
     description:
       'A corrupted chunk is refused and resent on the same connection (not fatal); then a RESUME with an unknown id is refused (fatal; the server closes with 1000).',
     steps: [
-      step('c2s', 'A variant of the second connection of A.2: chunk 1 arrives with one bit flipped (the hash is of the true bytes).',
-        { type: 'data', offset: EXAMPLE_CHUNK, hash: hashes[1]!, payload: corrupted }),
+      { ...step('c2s', 'A variant of the second connection of A.2: chunk 1 arrives with one bit flipped (the hash is of the true bytes).',
+        { type: 'data', offset: EXAMPLE_CHUNK, hash: hashes[1]!, payload: corrupted }), corrupted: true },
       step('s2c', 'ERROR HASH_MISMATCH: not fatal, retryable, naming the DATA range; nothing was written.',
         { type: 'error', code: Errors.HASH_MISMATCH.code, fatal: false, retryable: true, offset: EXAMPLE_CHUNK, length: 100, message: 'hash mismatch' }),
       step('c2s', 'The client re-reads the chunk and resends it.', { type: 'data', offset: EXAMPLE_CHUNK, hash: hashes[1]!, payload: chunk1 }),

@@ -97,8 +97,14 @@ export class FakeServer implements Transport {
     return this;
   }
 
-  connect(url: string, protocols: readonly string[], handlers: ConnectionHandlers): Connection {
+  /** Whether this transport takes upgrade headers (as the Node one does). */
+  sendsHeaders = false;
+  /** The upgrade headers the client gave each connection. */
+  readonly headers: Array<Readonly<Record<string, string>> | undefined> = [];
+
+  connect(url: string, protocols: readonly string[], handlers: ConnectionHandlers, headers?: Readonly<Record<string, string>>): Connection {
     this.urls.push(url);
+    this.headers.push(headers);
     const conn = new FakeConnection(this, this.connections.length, handlers);
     this.connections.push(conn);
     setTimeout(() => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bytesToHex } from '../../protocol/index.js';
+import { bytesToHex, encodeAck } from '../../protocol/index.js';
 import { MemoryResumeStore } from '../../client/core/memory-store.js';
 import { createUploader } from '../../client/core/uploader.js';
 import { defaultFingerprint } from '../../client/core/fingerprint.js';
@@ -89,6 +89,33 @@ describe('Uploader against a scripted server', () => {
     const { server, uploader } = await setup(10, { token: 's3cret', uploadToken: 'ticket' });
     await uploader.start();
     expect(new URL(server.urls[0]!).searchParams.get('token')).toBe('s3cret');
+  });
+
+  it('sends the token as Authorization: Bearer, not in the URL, when the transport can set headers', async () => {
+    const server = await new FakeServer().init();
+    server.sendsHeaders = true;
+    const uploader = createUploader({ endpoint: 'ws://fake/upload', file: memorySource(randomBytes(10)), transport: server, token: 's3cret' });
+    await uploader.start();
+    expect(new URL(server.urls[0]!).searchParams.has('token')).toBe(false);
+    expect(server.headers[0]).toEqual({ Authorization: 'Bearer s3cret' });
+  });
+
+  it('closes with 1002 on an ACK off the chunk grid or past the file, and takes an in-grid re-ack as acked', async () => {
+    const { server, uploader } = await setup(CHUNK * 3 + 10);
+    server.autoAck = false;
+    const done = uploader.start();
+    await until(() => server.dataLog.length >= 1);
+    const conn = server.connections[0]!;
+    // A chunk this connection has not sent yet, in grid: accepted (SPEC.md 6.5), no violation.
+    conn.reply(encodeAck([{ start: 2 * CHUNK, end: 3 * CHUNK }]));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(conn.closedByClient).toBeUndefined();
+    expect(uploader.progress.bytesAcked).toBe(CHUNK);
+    conn.reply(encodeAck([{ start: 1, end: CHUNK }]));
+    await until(() => conn.closedByClient !== undefined);
+    expect(conn.closedByClient?.code).toBe(1002);
+    await uploader.cancel().catch(() => undefined);
+    await done;
   });
 
   it('never has more outstanding bytes than the server window', async () => {

@@ -84,12 +84,19 @@ export const acceptMessage: fc.Arbitrary<Message> = fc
     window: u32,
     seedRanges: rangeList(20),
   })
-  .map(({ created, secret, fileSize, seedRanges, ...rest }) => ({
+  .map(({ created, secret, fileSize, seedRanges, chunkSize, ...rest }) => ({
     type: 'accept' as const,
     created,
     secret: created ? secret : new Uint8Array(32),
     fileSize,
-    ranges: seedRanges.filter((r) => r.end <= fileSize),
+    chunkSize,
+    // ACCEPT ranges lie on the chunk grid (SPEC.md 6.3): shrink each seed range to whole chunks.
+    ranges: seedRanges
+      .map((r) => ({
+        start: Math.ceil(r.start / chunkSize) * chunkSize,
+        end: r.end >= fileSize ? fileSize : Math.floor(r.end / chunkSize) * chunkSize,
+      }))
+      .filter((r) => r.start < r.end && r.end <= fileSize),
     ...rest,
   }));
 

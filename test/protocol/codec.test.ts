@@ -162,8 +162,9 @@ describe('decoding', () => {
     expect(decodeClientMessage(message.subarray(0, HeaderSize.DATA + 10).map((b, i) => (i === 1 ? 0 : b)), { maxDataMessage: HeaderSize.DATA + 10 }).type).toBe('data');
   });
   it('the control message limit applies to client messages, not to a large ACCEPT', () => {
-    const ranges = Array.from({ length: 5000 }, (_, i) => ({ start: i * 10, end: i * 10 + 5 }));
-    const accept = encodeAccept({ created: false, durable: false, uploadId: ID, secret: new Uint8Array(32), fileSize: 60_000, chunkSize: 65_536, window: 1, ranges });
+    const chunk = 65_536;
+    const ranges = Array.from({ length: 5000 }, (_, i) => ({ start: 2 * i * chunk, end: (2 * i + 1) * chunk }));
+    const accept = encodeAccept({ created: false, durable: false, uploadId: ID, secret: new Uint8Array(32), fileSize: 10_000 * chunk, chunkSize: chunk, window: 1, ranges });
     expect(accept.byteLength).toBeGreaterThan(Limits.MAX_CONTROL_MESSAGE);
     expect(decodeServerMessage(accept).type).toBe('accept');
   });

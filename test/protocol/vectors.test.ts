@@ -11,6 +11,7 @@ import {
   encodeMessage,
   errorByCode,
   loadHasher,
+  rangeOffGrid,
   wholeFileDigest,
   type Hasher,
   type Message,
@@ -144,6 +145,22 @@ for (const { file, data } of vectorFiles) {
   });
 }
 
+describe('ACK chunk-grid checks (SPEC.md 6.5, ack.json gridChecks)', () => {
+  const ack = vectorFiles.find((f) => f.file === 'ack.json')!.data;
+  it('exist, with both verdicts', () => {
+    expect(new Set(ack.gridChecks?.map((c) => c.verdict))).toEqual(new Set(['accept', 'violation']));
+  });
+  for (const check of ack.gridChecks ?? []) {
+    it(`${check.name}: ${check.verdict}`, () => {
+      // The ranges are a well-formed ACK: the verdict is about the upload, not about decoding.
+      const bytes = encodeMessage({ type: 'ack', ranges: check.ranges });
+      expect(decodeServerMessage(bytes).type).toBe('ack');
+      const offGrid = rangeOffGrid(check.ranges, check.fileSize, check.chunkSize);
+      expect(offGrid === undefined ? 'accept' : 'violation').toBe(check.verdict);
+    });
+  }
+});
+
 describe('worked examples (SPEC.md Appendix A)', () => {
   it('the file, its chunk hashes and digest are what the rule gives', () => {
     const file = exampleFileBytes();
@@ -168,6 +185,9 @@ describe('worked examples (SPEC.md Appendix A)', () => {
           json.payloadLength = decoded.payload.byteLength;
           const truth = file.subarray(decoded.offset, decoded.offset + decoded.payload.byteLength);
           expect(decoded.hash).toBe(hasher.h64(truth));
+          // SPEC.md 15: `corrupted` marks exactly the steps whose payload differs from the file.
+          const differs = decoded.payload.some((b, i) => b !== truth[i]);
+          expect(step.corrupted === true, `step "${step.note}"`).toBe(differs);
         }
         if (decoded.type === 'result') expect(decoded.digest.toString(16).padStart(16, '0')).toBe(examples.file.digest);
         expect(json).toEqual(step.fields);
