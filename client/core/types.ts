@@ -164,7 +164,7 @@ export interface UploaderOptions {
   readonly maxInFlightBytes?: number;
   /** Cap on bytes queued in the socket (bufferedAmount) before the core waits. Default: 2 chunks. */
   readonly maxBufferedBytes?: number;
-  /** Server auth token for the handshake, sent as the `token` query parameter (browsers cannot set headers). */
+  /** Server auth token for the handshake: `Authorization: Bearer` when the transport can set headers (Node), else the `token` query parameter (browsers). */
   readonly token?: string;
   /** Per-upload authorization sent in the OPEN/RESUME `token` field (checked by an app hook). */
   readonly uploadToken?: string;
