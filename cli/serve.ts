@@ -28,7 +28,10 @@ Options (environment variable in brackets; the command line wins):
   --window SIZE            flow-control window per connection [BIG_UPLOADER_WINDOW] (default ${formatBytes(DEFAULTS.window)})
   --max-connections N      concurrent WebSocket connections [BIG_UPLOADER_MAX_CONNECTIONS] (default ${DEFAULTS.maxConnections})
   --max-uploads N          concurrent uploads [BIG_UPLOADER_MAX_UPLOADS] (default ${DEFAULTS.maxUploads})
-  --idle-timeout DURATION  close connections silent this long [BIG_UPLOADER_IDLE_TIMEOUT] (default 60s)
+  --max-queued-bytes SIZE  answers queued for a client that does not read before it is cut
+                           [BIG_UPLOADER_MAX_QUEUED_BYTES] (default ${formatBytes(DEFAULTS.maxQueuedBytes)})
+  --max-refused N          refused messages one connection may collect [BIG_UPLOADER_MAX_REFUSED] (default ${DEFAULTS.maxRefusedMessages})
+  --idle-timeout DURATION  close connections without progress this long [BIG_UPLOADER_IDLE_TIMEOUT] (default 60s)
   --heartbeat DURATION     ping interval [BIG_UPLOADER_HEARTBEAT] (default 30s)
   --min-throughput SIZE    least bytes/s of an active upload, 0 = off [BIG_UPLOADER_MIN_THROUGHPUT] (default 1KiB)
   --sync-interval DURATION background flush interval (default mode) [BIG_UPLOADER_SYNC_INTERVAL] (default 5s)
@@ -58,6 +61,8 @@ const OPTIONS = {
   'max-chunk-size': { type: 'string' },
   window: { type: 'string' },
   'max-connections': { type: 'string' },
+  'max-queued-bytes': { type: 'string' },
+  'max-refused': { type: 'string' },
   'max-uploads': { type: 'string' },
   'idle-timeout': { type: 'string' },
   heartbeat: { type: 'string' },
@@ -133,6 +138,8 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     window: size('window'),
     maxConnections: count('max-connections'),
     maxUploads: count('max-uploads'),
+    maxQueuedBytes: size('max-queued-bytes'),
+    maxRefusedMessages: count('max-refused'),
     idleTimeout: duration('idle-timeout'),
     heartbeatInterval: duration('heartbeat'),
     minThroughput: size('min-throughput'),

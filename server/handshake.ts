@@ -46,8 +46,11 @@ function offeredSubprotocols(request: FastifyRequest): string[] {
 }
 
 export interface HandshakeState {
+  /** Connections open or being upgraded. */
   connections: () => number;
   shuttingDown: () => boolean;
+  /** The request passed every check: count it as a connection from now on (before the 101). */
+  admitted: (request: FastifyRequest) => void;
 }
 
 /** Build the onRequest hook of the WebSocket route. */
@@ -82,6 +85,8 @@ export function handshakeGuard(options: ResolvedOptions, state: HandshakeState) 
     }
     if (state.connections() >= options.maxConnections) {
       await reply.code(503).header('Retry-After', '5').send({ error: 'too many connections' });
+      return;
     }
+    state.admitted(request);
   };
 }

@@ -55,13 +55,34 @@ export interface BigUploaderOptions {
   window?: number;
   /** Concurrent WebSocket connections; more are refused with HTTP 503 before the upgrade. Default 256. */
   maxConnections?: number;
-  /** Concurrent uploads with a live connection; more get TOO_MANY_UPLOADS. Default 64. */
+  /**
+   * Concurrent uploads with a live connection, counted from the moment an OPEN or RESUME is read
+   * (so racing OPENs cannot overshoot); more get TOO_MANY_UPLOADS. Default 64.
+   */
   maxUploads?: number;
-  /** Close a connection with IDLE_TIMEOUT after this long without a message (ms). Default 60 s. */
+  /**
+   * Bytes the server may have queued to send on one connection. A client that stops reading its
+   * socket while provoking answers is cut (close 1008) past this, instead of growing our memory.
+   * Default 1 MiB (thousands of ACKs or ERRORs; a reading client never gets near it).
+   */
+  maxQueuedBytes?: number;
+  /**
+   * Non-fatal refusals (OUT_OF_RANGE, HASH_MISMATCH, CONFLICT...) one connection may collect; the
+   * next one closes it with LIMIT_EXCEEDED. A working client gets a few at most. Default 64.
+   */
+  maxRefusedMessages?: number;
+  /**
+   * Close a connection with IDLE_TIMEOUT after this long without progress (ms): an OPEN, RESUME,
+   * COMPLETE or TERMINATE answered, or a chunk newly stored. Messages that the server refuses, or
+   * chunks it already had, do not count, so a client cannot hold a slot with junk. Default 60 s.
+   */
   idleTimeout?: number;
   /** WebSocket ping interval (ms); a connection that missed a pong by the next ping is dropped. Default 30 s. */
   heartbeatInterval?: number;
-  /** Least sustained rate of an active upload (bytes/s), measured per `throughputWindow`; 0 disables. Default 1 KiB/s. */
+  /**
+   * Least sustained rate of an active upload (bytes/s) in newly stored chunks (verified and
+   * written, not merely received), measured per `throughputWindow`; 0 disables. Default 1 KiB/s.
+   */
   minThroughput?: number;
   /** Measuring period for `minThroughput` (ms). Default 60 s. */
   throughputWindow?: number;
@@ -111,6 +132,8 @@ export interface ResolvedOptions {
   readonly window: number;
   readonly maxConnections: number;
   readonly maxUploads: number;
+  readonly maxQueuedBytes: number;
+  readonly maxRefusedMessages: number;
   readonly idleTimeout: number;
   readonly heartbeatInterval: number;
   readonly minThroughput: number;
@@ -138,6 +161,8 @@ export const DEFAULTS = {
   window: 32 * MiB,
   maxConnections: 256,
   maxUploads: 64,
+  maxQueuedBytes: 1 * MiB,
+  maxRefusedMessages: 64,
   idleTimeout: 60_000,
   heartbeatInterval: 30_000,
   minThroughput: 1 * KiB,
@@ -186,7 +211,7 @@ function fn<T>(name: string, value: T | undefined): T | undefined {
 /** Every key of BigUploaderOptions: a misspelt option fails at registration, not silently. */
 const OPTION_NAMES: ReadonlySet<string> = new Set([
   'dir', 'store', 'path', 'maxUploadSize', 'defaultChunkSize', 'maxChunkSize', 'window', 'maxConnections',
-  'maxUploads', 'idleTimeout', 'heartbeatInterval', 'minThroughput', 'throughputWindow', 'ttl', 'sweepInterval',
+  'maxUploads', 'maxQueuedBytes', 'maxRefusedMessages', 'idleTimeout', 'heartbeatInterval', 'minThroughput', 'throughputWindow', 'ttl', 'sweepInterval',
   'syncInterval', 'syncBytes', 'durable', 'token', 'origins', 'preallocate', 'shutdownTimeout', 'metrics',
   'authorizeUpload', 'onUploadComplete',
 ] satisfies ReadonlyArray<keyof BigUploaderOptions>);
@@ -218,6 +243,8 @@ export function resolveOptions(input: BigUploaderOptions = {}): ResolvedOptions 
     window: integer('window', input.window, DEFAULTS.window, 1, 0xffff_ffff),
     maxConnections: integer('maxConnections', input.maxConnections, DEFAULTS.maxConnections, 1),
     maxUploads: integer('maxUploads', input.maxUploads, DEFAULTS.maxUploads, 1),
+    maxQueuedBytes: integer('maxQueuedBytes', input.maxQueuedBytes, DEFAULTS.maxQueuedBytes, 64 * KiB),
+    maxRefusedMessages: integer('maxRefusedMessages', input.maxRefusedMessages, DEFAULTS.maxRefusedMessages, 1),
     idleTimeout: integer('idleTimeout', input.idleTimeout, DEFAULTS.idleTimeout, 10),
     heartbeatInterval: integer('heartbeatInterval', input.heartbeatInterval, DEFAULTS.heartbeatInterval, 10),
     minThroughput: integer('minThroughput', input.minThroughput, DEFAULTS.minThroughput, 0),

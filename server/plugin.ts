@@ -13,6 +13,7 @@
  * req serializer that drops the query string) so tokens never reach the logs.
  */
 import { EventEmitter } from 'node:events';
+import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import websocket from '@fastify/websocket';
@@ -75,6 +76,8 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (fastify: Fas
   const registry = new UploadRegistry(store, options, hasher, metrics, fastify.log);
   const events = new EventEmitter<BigUploaderEvents>();
   const sessions = new Set<Session>();
+  /** Upgrade requests that passed the handshake checks and have no session yet. */
+  const upgrading = new Set<IncomingMessage>();
   const sweeper = new Sweeper(store, registry, options.ttl, metrics, fastify.log);
   let shuttingDown = false;
   let shutdownRun: Promise<void> | undefined;
@@ -172,9 +175,20 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (fastify: Fas
       websocket: true,
       onRequest: [
         withoutCompressionOffer,
-        handshakeGuard(options, { connections: () => sessions.size, shuttingDown: () => shuttingDown }),
+        handshakeGuard(options, {
+          connections: () => sessions.size + upgrading.size,
+          shuttingDown: () => shuttingDown,
+          admitted: (request) => {
+            // Counted from the check to the session (or the socket's end), so upgrades racing
+            // past the check cannot exceed maxConnections.
+            const raw = request.raw;
+            upgrading.add(raw);
+            raw.socket.once('close', () => upgrading.delete(raw));
+          },
+        }),
       ],
     }, (socket, request) => {
+      upgrading.delete(request.raw);
       if (!holdsOurLimits(socket, maxPayload)) {
         // An app-wide WebSocket server chose another subprotocol: this endpoint speaks only bigup.1.
         socket.close(1002, 'subprotocol bigup.1 required');

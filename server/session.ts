@@ -69,9 +69,13 @@ export class Session implements UploadOwner {
   private answerWaiters: Array<() => void> = [];
   private pendingAcks = new RangeSet();
   private ackScheduled = false;
-  private lastMessageAt = Date.now();
+  /** Last time the connection moved an upload forward (see `idleTimeout`); refusals do not count. */
+  private lastProgressAt = Date.now();
   private periodStart = Date.now();
+  /** Bytes newly stored in the current throughput period. */
   private periodBytes = 0;
+  /** Non-fatal refusals sent on this connection (bounded by `maxRefusedMessages`). */
+  private refusals = 0;
   private activeSincePeriodStart = false;
   private alive = true;
   private readonly log: FastifyBaseLogger;
@@ -96,12 +100,42 @@ export class Session implements UploadOwner {
   // Sending
 
   private send(bytes: Uint8Array): void {
-    if (this.ws.readyState === this.ws.OPEN) this.ws.send(bytes);
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    if (this.ws.bufferedAmount + bytes.byteLength > this.ctx.options.maxQueuedBytes) {
+      this.cutUnreadSocket();
+      return;
+    }
+    this.ws.send(bytes);
+  }
+
+  /**
+   * The client stopped reading while we still have answers for it: stop reading its messages, say
+   * why (1008) and drop the connection without waiting for a close frame it will never read.
+   */
+  private cutUnreadSocket(): void {
+    if (this.state === 'closed') return;
+    this.log.warn({ queued: this.ws.bufferedAmount, limit: this.ctx.options.maxQueuedBytes }, 'closing bigup connection: the client does not read its answers');
+    this.ctx.metrics.errors.inc({ code: Errors.LIMIT_EXCEEDED.name });
+    this.leave();
+    this.state = 'closed';
+    this.ws.pause();
+    this.ws.close(Errors.LIMIT_EXCEEDED.closeCode, 'send queue full: the client does not read');
+    const ws = this.ws;
+    setTimeout(() => ws.terminate(), 1000).unref();
   }
 
   private sendError(error: ProtocolError): void {
     this.ctx.metrics.errors.inc({ code: error.codeName });
     this.send(encodeProtocolError(error));
+    if (!error.fatal && this.state !== 'closed' && ++this.refusals > this.ctx.options.maxRefusedMessages) {
+      this.fail(new ProtocolError(Errors.LIMIT_EXCEEDED, `more than ${this.ctx.options.maxRefusedMessages} refused messages on one connection`));
+    }
+  }
+
+  /** The connection moved an upload forward: it is neither idle nor dead. */
+  private progressed(): void {
+    this.lastProgressAt = Date.now();
+    this.alive = true;
   }
 
   /** Send a fatal (or any) error; fatal ones close the connection with the registry's code. */
@@ -110,14 +144,15 @@ export class Session implements UploadOwner {
     this.sendError(error);
     if (error.fatal) {
       this.log.debug({ code: error.codeName }, 'closing bigup connection after fatal error');
-      this.closeWith(error.closeCode);
+      this.closeWith(error.closeCode, error.codeName);
     }
   }
 
-  private closeWith(code: number): void {
+  /** Close with `code`; the reason names the error (SPEC.md 7.10), as the ERROR just sent did. */
+  private closeWith(code: number, reason: string): void {
     this.leave();
     this.state = 'closed';
-    this.ws.close(code);
+    this.ws.close(code, reason);
   }
 
   /** Let go of the current upload (its writes continue and are journaled; answers are dropped). */
@@ -140,8 +175,6 @@ export class Session implements UploadOwner {
 
   private onMessage(data: Buffer, isBinary: boolean): void {
     if (this.state === 'closed') return;
-    this.lastMessageAt = Date.now();
-    this.alive = true;
     if (!isBinary) {
       this.fail(new ProtocolError(Errors.TEXT_MESSAGE, 'text messages are not part of bigup.1'));
       return;
@@ -200,6 +233,7 @@ export class Session implements UploadOwner {
     this.state = 'active';
     this.maxWindow = Math.max(this.maxWindow, this.ctx.options.window);
     this.activeSincePeriodStart = false;
+    this.progressed();
     this.ctx.metrics.uploadsActive.set(this.ctx.registry.ownedCount);
     const ranges = upload.ranges();
     this.send(encodeAccept({
@@ -216,11 +250,11 @@ export class Session implements UploadOwner {
 
   private async onOpen(message: OpenMessage): Promise<void> {
     this.state = 'busy';
+    // The slot is taken before the first await: racing OPENs cannot all pass the check.
+    const reserved = this.ctx.registry.reserveSlot();
     try {
+      if (!reserved) throw new ProtocolError(Errors.TOO_MANY_UPLOADS, 'too many uploads in progress');
       await this.admit('open', message.token, { fileSize: message.fileSize, name: message.name }, this.request);
-      if (this.ctx.registry.ownedCount >= this.ctx.options.maxUploads) {
-        throw new ProtocolError(Errors.TOO_MANY_UPLOADS, 'too many uploads in progress');
-      }
       const { upload, secret } = await this.ctx.registry.create(message, this);
       this.log.info({ upload: upload.id, size: upload.info.fileSize, chunkSize: upload.info.chunkSize }, 'upload created');
       this.accept(upload, secret);
@@ -228,19 +262,21 @@ export class Session implements UploadOwner {
       if (this.state === 'busy') this.state = 'idle';
       if (!(error instanceof ProtocolError)) this.log.error({ err: error }, 'bigup open/resume failed');
       this.fail(asProtocolError(error));
+    } finally {
+      if (reserved) this.ctx.registry.releaseSlot();
     }
   }
 
   private async onResume(message: ResumeMessage): Promise<void> {
     this.state = 'busy';
+    const id = Buffer.from(message.uploadId).toString('hex');
+    // Taking over an upload that has a connection needs no new slot; otherwise reserve one now,
+    // before the first await, as OPEN does.
+    const takeover = this.ctx.registry.peek(id)?.owner !== undefined;
+    const reserved = !takeover && this.ctx.registry.reserveSlot();
     try {
-      const id = Buffer.from(message.uploadId).toString('hex');
+      if (!takeover && !reserved) throw new ProtocolError(Errors.TOO_MANY_UPLOADS, 'too many uploads in progress');
       await this.admit('resume', message.token, { uploadId: id }, this.request);
-      const current = this.ctx.registry.peek(id);
-      const takeover = current?.owner !== undefined;
-      if (!takeover && this.ctx.registry.ownedCount >= this.ctx.options.maxUploads) {
-        throw new ProtocolError(Errors.TOO_MANY_UPLOADS, 'too many uploads in progress');
-      }
       const upload = await this.ctx.registry.resume(message.uploadId, message.secret, this);
       this.log.info({ upload: upload.id, acked: upload.acked.total }, 'upload resumed');
       this.accept(upload, undefined);
@@ -248,6 +284,8 @@ export class Session implements UploadOwner {
       if (this.state === 'busy') this.state = 'idle';
       if (!(error instanceof ProtocolError)) this.log.error({ err: error }, 'bigup open/resume failed');
       this.fail(asProtocolError(error));
+    } finally {
+      if (reserved) this.ctx.registry.releaseSlot();
     }
   }
 
@@ -264,7 +302,6 @@ export class Session implements UploadOwner {
       return;
     }
     this.outstanding += length;
-    this.periodBytes += length;
     this.updatePause();
     const { chunkSize, fileSize } = upload.info;
     if (offset % chunkSize !== 0 || offset >= fileSize || length !== Math.min(chunkSize, fileSize - offset)) {
@@ -290,11 +327,18 @@ export class Session implements UploadOwner {
       this.answerAck(offset, length);
       return;
     }
-    const done = status?.status === 'writing' ? status.done : upload.write(index, hash, payload);
+    // Only bytes this message newly stores are progress; a duplicate of a chunk being written is not.
+    const fresh = status?.status !== 'writing';
+    const done = fresh ? upload.write(index, hash, payload) : status.done;
     const generation = this.generation;
     done.then(
       () => {
-        if (generation === this.generation) this.answerAck(offset, length);
+        if (generation !== this.generation) return;
+        if (fresh) {
+          this.periodBytes += length;
+          this.progressed();
+        }
+        this.answerAck(offset, length);
       },
       (error: unknown) => {
         if (generation === this.generation) this.fail(asProtocolError(error));
@@ -376,6 +420,7 @@ export class Session implements UploadOwner {
       return;
     }
     if (generation !== this.generation) return;
+    this.progressed();
     this.send(encodeResult({ uploadId: upload.idBytes, fileSize: upload.info.fileSize, digest: result.digest }));
     this.log.info({ upload: upload.id, size: upload.info.fileSize, fresh: result.fresh }, 'upload completed');
     this.state = 'idle';
@@ -395,6 +440,7 @@ export class Session implements UploadOwner {
     await this.ctx.registry.remove(upload.id, this);
     this.ctx.metrics.uploadsActive.set(this.ctx.registry.ownedCount);
     if ((this.state as State) === 'closed') return;
+    this.progressed();
     this.send(encodeTerminated(upload.idBytes));
     this.state = 'idle';
   }
@@ -412,8 +458,8 @@ export class Session implements UploadOwner {
     if (this.state === 'closed') return;
     const { idleTimeout, minThroughput, throughputWindow } = this.ctx.options;
     // A client waiting for our answers is not idle.
-    if (this.outstanding === 0 && this.state !== 'busy' && now - this.lastMessageAt > idleTimeout) {
-      this.fail(new ProtocolError(Errors.IDLE_TIMEOUT, `no message for ${idleTimeout} ms`));
+    if (this.outstanding === 0 && this.state !== 'busy' && now - this.lastProgressAt > idleTimeout) {
+      this.fail(new ProtocolError(Errors.IDLE_TIMEOUT, `no progress for ${idleTimeout} ms`));
       return;
     }
     if (now - this.periodStart >= throughputWindow) {
@@ -428,7 +474,10 @@ export class Session implements UploadOwner {
     }
   }
 
-  /** Ping; a connection that did not answer the previous ping is dropped. */
+  /**
+   * Ping; a connection that neither answered the previous ping nor stored a chunk since is dropped
+   * (a busy sender's pong may queue behind a window of DATA; its acked chunks prove it alive).
+   */
   heartbeat(): void {
     if (this.state === 'closed') return;
     if (!this.alive) {

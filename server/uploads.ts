@@ -42,6 +42,23 @@ export class UploadRegistry {
     private readonly log?: FastifyBaseLogger,
   ) {}
 
+  /** Upload slots taken by OPENs and RESUMEs still being answered (see reserveSlot). */
+  private reservedSlots = 0;
+
+  /**
+   * Take an upload slot before the first await of an OPEN or RESUME, so concurrent ones cannot all
+   * pass the check; false when every slot is owned or reserved. Pair with releaseSlot().
+   */
+  reserveSlot(): boolean {
+    if (this.ownedCount + this.reservedSlots >= this.options.maxUploads) return false;
+    this.reservedSlots++;
+    return true;
+  }
+
+  releaseSlot(): void {
+    this.reservedSlots--;
+  }
+
   /** Uploads that have a live connection. */
   get ownedCount(): number {
     let n = 0;
@@ -104,8 +121,10 @@ export class UploadRegistry {
   }
 
   /**
-   * RESUME: load (or find) the upload and check the secret. Unknown id and wrong secret are the
-   * same NOT_FOUND, and both do one sha256 and one constant-time compare.
+   * RESUME: check the secret, then load (or find) the upload and own it. The secret is checked
+   * against the stored metadata before any file is opened or anything is cached, so wrong secrets
+   * cost no descriptors and leave nothing behind. Unknown id and wrong secret are the same
+   * NOT_FOUND, and both do one sha256 and one constant-time compare.
    */
   async resume(idBytes: Uint8Array, secret: Uint8Array, owner: UploadOwner): Promise<OpenUpload> {
     const id = bytesToHex(idBytes);
@@ -116,22 +135,33 @@ export class UploadRegistry {
       this.log?.error({ upload: id, damage }, 'upload damaged: RESUME refused with UPLOAD_DAMAGED; its files are kept for the operator');
       return new ProtocolError(Errors.UPLOAD_DAMAGED, 'the server found its record of this upload damaged; start a new upload');
     };
-    let found: OpenUpload | StoredUpload | undefined;
-    try {
-      found = await this.serialize(id, async () => this.loaded.get(id) ?? this.load(id));
-    } catch (error) {
-      if (!isDamage(error)) throw error;
-      // Unreadable metadata: the secret hash is gone, so the secret cannot be checked and whoever
-      // holds the id (128 random bits) learns that the upload is unusable (SPEC.md 7.2).
-      constantTimeEqual(sha256(secret), new Uint8Array(32));
-      throw damaged(error.message);
-    }
     const given = sha256(secret);
-    const expected = found ? Buffer.from(found.info.secretHash, 'hex') : new Uint8Array(32);
-    if (!constantTimeEqual(given, expected) || !found) throw notFound;
-    if (!(found instanceof OpenUpload)) throw damaged(found.damaged ?? 'damaged');
-    const upload = found;
-    if (upload.failure) throw new ProtocolError(Errors.STORAGE_ERROR, 'the upload hit a storage error; retry shortly');
+    const upload = await this.serialize(id, async () => {
+      const loaded = this.loaded.get(id);
+      if (loaded) {
+        if (!constantTimeEqual(given, Buffer.from(loaded.info.secretHash, 'hex'))) throw notFound;
+        return loaded;
+      }
+      let state: StoredUpload | undefined;
+      try {
+        state = await this.store.readState(id);
+      } catch (error) {
+        if (!isDamage(error)) throw error;
+        // Unreadable metadata: the secret hash is gone, so the secret cannot be checked and whoever
+        // holds the id (128 random bits) learns that the upload is unusable (SPEC.md 7.2).
+        constantTimeEqual(given, new Uint8Array(32));
+        throw damaged(error.message);
+      }
+      const expected = state ? Buffer.from(state.info.secretHash, 'hex') : new Uint8Array(32);
+      if (!constantTimeEqual(given, expected) || !state) throw notFound;
+      const found = await this.load(state);
+      if (!(found instanceof OpenUpload)) throw damaged(found.damaged ?? 'damaged');
+      return found;
+    });
+    if (upload.failure) {
+      this.unloadIfUnowned(upload);
+      throw new ProtocolError(Errors.STORAGE_ERROR, 'the upload hit a storage error; retry shortly');
+    }
     const previous = upload.owner;
     upload.owner = owner;
     if (previous && previous !== owner) {
@@ -142,10 +172,9 @@ export class UploadRegistry {
     return upload;
   }
 
-  /** The upload, loaded; or its stored state when it is damaged (never loaded); or undefined. */
-  private async load(id: string): Promise<OpenUpload | StoredUpload | undefined> {
-    const state = await this.store.readState(id);
-    if (!state) return undefined;
+  /** Open a stored upload (the secret already checked) and cache it; damaged ones are not opened. */
+  private async load(state: StoredUpload): Promise<OpenUpload | StoredUpload> {
+    const id = state.info.id;
     if (state.damaged) return state;
     if (state.completion) {
       const done = new OpenUpload(state.info, undefined, [], this.hasher, this.options.durable, this.metrics, state.completion);
@@ -166,16 +195,22 @@ export class UploadRegistry {
     return upload;
   }
 
-  /** The owner left (connection closed): once its writes settle, unload unless someone took it. */
-  release(upload: OpenUpload, owner: UploadOwner): void {
-    if (upload.owner !== owner) return;
-    upload.owner = undefined;
+  /** Unload an upload nobody owns (a refused RESUME must not leave its files open). */
+  unloadIfUnowned(upload: OpenUpload): void {
     void this.serialize(upload.id, async () => {
+      if (upload.owner || this.loaded.get(upload.id) !== upload) return;
       await upload.settle();
       if (upload.owner || this.loaded.get(upload.id) !== upload) return;
       this.loaded.delete(upload.id);
       await upload.close();
     });
+  }
+
+  /** The owner left (connection closed): once its writes settle, unload unless someone took it. */
+  release(upload: OpenUpload, owner: UploadOwner): void {
+    if (upload.owner !== owner) return;
+    upload.owner = undefined;
+    this.unloadIfUnowned(upload);
   }
 
   /**
