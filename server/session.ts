@@ -125,11 +125,13 @@ export class Session implements UploadOwner {
   }
 
   private sendError(error: ProtocolError): void {
+    if (!error.fatal && this.refusals++ >= this.ctx.options.maxRefusedMessages) {
+      // The refusal past the limit becomes the fatal one.
+      this.fail(new ProtocolError(Errors.LIMIT_EXCEEDED, `more than ${this.ctx.options.maxRefusedMessages} refused messages on one connection`));
+      return;
+    }
     this.ctx.metrics.errors.inc({ code: error.codeName });
     this.send(encodeProtocolError(error));
-    if (!error.fatal && this.state !== 'closed' && ++this.refusals > this.ctx.options.maxRefusedMessages) {
-      this.fail(new ProtocolError(Errors.LIMIT_EXCEEDED, `more than ${this.ctx.options.maxRefusedMessages} refused messages on one connection`));
-    }
   }
 
   /** The connection moved an upload forward: it is neither idle nor dead. */

@@ -1,0 +1,242 @@
+/**
+ * Resource attacks from issue 13, each against a live child-process server with the bound it
+ * must hold: memory of a client that never reads, refusals in a loop, descriptors opened by
+ * wrong-secret RESUMEs, upload slots held with junk, liveness faked by messages, and limits raced
+ * by concurrent OPENs and upgrades. Every attack is bounded in count and time; each test ends by
+ * checking that a well-behaved client is still served.
+ */
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Errors, encodeData, encodeOpen, loadHasher } from '../../protocol/index.js';
+import { RawClient } from '../helpers/protocol-client.js';
+import { startChildServer, type ChildServer } from '../helpers/server.js';
+import { makeTempDir, type TempDir } from '../helpers/tmp.js';
+import { recordFigures } from './lib/figures.js';
+import { rssBytes, sampleRss } from './lib/proc.js';
+import { errorCodeOf, frame, rawConnect } from './lib/raw-ws.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+function fdCount(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+async function until(check: () => boolean, timeoutMs: number, stepMs = 50): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (check()) return true;
+    await new Promise((resolve) => setTimeout(resolve, stepMs));
+  }
+  return check();
+}
+
+/** A normal client still gets an upload through: OPEN, one chunk, COMPLETE, RESULT. */
+async function wellBehavedUpload(wsUrl: string): Promise<void> {
+  const client = await RawClient.connect(wsUrl);
+  const data = new Uint8Array(64 * KiB).fill(7);
+  client.open({ fileSize: data.byteLength, chunkSize: 64 * KiB });
+  await client.expect('accept');
+  client.sendData(0, data);
+  await client.expect('ack');
+  client.complete();
+  await client.expect('result');
+  client.close();
+}
+
+async function openUpload(wsUrl: string): Promise<{ id: Uint8Array; secret: Uint8Array }> {
+  const client = await RawClient.connect(wsUrl);
+  client.open({ fileSize: 256 * KiB, chunkSize: 64 * KiB });
+  const accept = await client.expect('accept');
+  client.close();
+  await client.closed;
+  return { id: accept.uploadId, secret: accept.secret };
+}
+
+describe('abuse: every resource a client can make the server hold is bounded', () => {
+  let tmp: TempDir;
+  let child: ChildServer | undefined;
+
+  beforeEach(async () => {
+    tmp = await makeTempDir('bigup-abuse-');
+  });
+  afterEach(async () => {
+    child?.kill();
+    if (child) await child.exited;
+    child = undefined;
+    await tmp.cleanup();
+  });
+
+  const serve = async (...args: string[]): Promise<ChildServer> => {
+    child = await startChildServer(['--dir', join(tmp.path, 'data'), '--no-preallocate', ...args]);
+    return child;
+  };
+
+  it('cuts a client that never reads its answers once maxQueuedBytes is queued (memory stays flat)', async () => {
+    // Refusals are left unbounded here so that only the send queue can stop the attack.
+    const server = await serve('--max-refused', '100000000', '--max-queued-bytes', '1MiB');
+    const pid = server.process.pid!;
+    const before = rssBytes(pid);
+    const rss = sampleRss(pid, 50);
+    const raw = await rawConnect(Number(new URL(server.url).port));
+    raw.socket.write(frame(0x2, encodeOpen({ fileSize: 1 * MiB, chunkSize: 64 * KiB, name: 'x', contentType: '', token: '', metadata: {} })));
+    await until(() => raw.frames.length > 0, 5000);
+    raw.socket.pause(); // stop reading: every answer from now on queues on the server
+    const hasher = await loadHasher();
+    const one = new Uint8Array([1]);
+    const { header, payload } = encodeData(1, hasher.h64(one), one); // OUT_OF_RANGE, non-fatal
+    const message = frame(0x2, Buffer.concat([header, payload]));
+    const batch = Buffer.concat(Array.from({ length: 1000 }, () => message));
+    let sent = 0;
+    const started = Date.now();
+    let closed = false;
+    void raw.closed.then(() => { closed = true; });
+    // About 60 bytes of ERROR per 25-byte message: 400,000 messages would queue ~24 MiB unbounded.
+    while (!closed && sent < 400_000 && Date.now() - started < 20_000) {
+      if (!raw.socket.write(batch)) await new Promise((resolve) => setTimeout(resolve, 5));
+      sent += 1000;
+      if (sent % 20_000 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    raw.socket.resume(); // read again so the close (or its absence) is seen
+    const cut = await Promise.race([raw.closed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 10_000))]);
+    const peak = rss.stop();
+    const growth = peak - before;
+    recordFigures('abuse-unread-socket', { messagesSent: sent, cut, rssBeforeMiB: +(before / MiB).toFixed(1), rssPeakGrowthMiB: +(growth / MiB).toFixed(1), seconds: +((Date.now() - started) / 1000).toFixed(1) });
+    expect(cut).toBe(true);
+    expect(growth).toBeLessThan(48 * MiB);
+    await wellBehavedUpload(server.wsUrl);
+  });
+
+  it('closes a connection with LIMIT_EXCEEDED after maxRefusedMessages refusals', async () => {
+    const server = await serve('--max-refused', '16');
+    const client = await RawClient.connect(server.wsUrl);
+    client.open({ fileSize: 1 * MiB, chunkSize: 64 * KiB });
+    await client.expect('accept');
+    const junk = new Uint8Array(64 * KiB);
+    for (let i = 0; i < 40; i++) client.sendData(0, junk, 1n); // HASH_MISMATCH each, non-fatal
+    let refusals = 0;
+    for (;;) {
+      const error = await client.expect('error');
+      if (error.code === Errors.HASH_MISMATCH.code) {
+        refusals++;
+        continue;
+      }
+      expect(error.code).toBe(Errors.LIMIT_EXCEEDED.code);
+      break;
+    }
+    const { code, reason } = await client.closed;
+    recordFigures('abuse-refusals', { limit: 16, refusalsAnswered: refusals, closeCode: code, reason });
+    expect(refusals).toBe(16);
+    expect(code).toBe(1008);
+    expect(reason).toBe('LIMIT_EXCEEDED');
+    await wellBehavedUpload(server.wsUrl);
+  });
+
+  it('opens no file for a RESUME with a wrong secret (no descriptor growth, nothing cached)', async () => {
+    const server = await serve();
+    const pid = server.process.pid!;
+    const uploads = [];
+    for (let i = 0; i < 40; i++) uploads.push(await openUpload(server.wsUrl));
+    // Every owner left: their uploads unload and their files close.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const before = fdCount(pid);
+    for (const upload of uploads) {
+      const client = await RawClient.connect(server.wsUrl);
+      client.resume(upload.id, new Uint8Array(32).fill(0xee));
+      await client.expectError(Errors.NOT_FOUND.code);
+      await client.closed;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const after = fdCount(pid);
+    recordFigures('abuse-wrong-secret-resume', { uploads: uploads.length, fdsBefore: before, fdsAfter: after });
+    // Two descriptors per opened upload would be 80 more; a few are sockets still closing.
+    expect(after - before).toBeLessThan(6);
+    // The right secret still resumes.
+    const owner = await RawClient.connect(server.wsUrl);
+    owner.resume(uploads[0]!.id, uploads[0]!.secret);
+    await owner.expect('accept');
+    owner.close();
+    await wellBehavedUpload(server.wsUrl);
+  });
+
+  it('frees slots held by clients sending only refused chunks (IDLE_TIMEOUT counts progress, not messages)', async () => {
+    const server = await serve('--max-uploads', '4', '--idle-timeout', '1500ms', '--max-refused', '100000');
+    const holders: RawClient[] = [];
+    for (let i = 0; i < 4; i++) {
+      const holder = await RawClient.connect(server.wsUrl);
+      holder.open({ fileSize: 1 * MiB, chunkSize: 64 * KiB });
+      await holder.expect('accept');
+      holders.push(holder);
+    }
+    const refused = await RawClient.connect(server.wsUrl);
+    refused.open({ fileSize: 1 * MiB, chunkSize: 64 * KiB });
+    await refused.expectError(Errors.TOO_MANY_UPLOADS.code);
+    const junk = new Uint8Array(64 * KiB);
+    const started = Date.now();
+    const drip = setInterval(() => {
+      for (const holder of holders) if (holder.ws.readyState === holder.ws.OPEN) holder.sendData(0, junk, 1n);
+    }, 200);
+    try {
+      const closes = await Promise.all(holders.map((h) => h.closed));
+      const seconds = (Date.now() - started) / 1000;
+      recordFigures('abuse-slot-holders', { holders: 4, idleTimeoutMs: 1500, secondsUntilAllCut: +seconds.toFixed(1), closeCodes: closes.map((c) => c.code).join(',') });
+      for (const close of closes) expect(close.code).toBe(4002);
+      expect(seconds).toBeLessThan(10);
+    } finally {
+      clearInterval(drip);
+    }
+    await wellBehavedUpload(server.wsUrl);
+  });
+
+  it('drops a peer that never answers pings even while it keeps sending messages', async () => {
+    const server = await serve('--heartbeat', '300ms', '--idle-timeout', '60s', '--max-refused', '100000');
+    const raw = await rawConnect(Number(new URL(server.url).port), { pong: false });
+    raw.socket.write(frame(0x2, encodeOpen({ fileSize: 1 * MiB, chunkSize: 64 * KiB, name: 'x', contentType: '', token: '', metadata: {} })));
+    const hasher = await loadHasher();
+    const one = new Uint8Array([1]);
+    const { header, payload } = encodeData(1, hasher.h64(one), one);
+    const message = frame(0x2, Buffer.concat([header, payload]));
+    const started = Date.now();
+    const chatter = setInterval(() => { if (!raw.socket.destroyed) raw.socket.write(message); }, 50);
+    try {
+      const code = await Promise.race([raw.closed, new Promise<number>((r) => setTimeout(() => r(-1), 8000))]);
+      recordFigures('abuse-no-pong', { heartbeatMs: 300, secondsUntilDropped: +((Date.now() - started) / 1000).toFixed(1), closeCode: code });
+      expect(code).not.toBe(-1);
+      const errors = raw.frames.filter((f) => f.opcode === 0x2).map((f) => errorCodeOf(f.payload));
+      expect(errors.every((e) => e === undefined || e === Errors.OUT_OF_RANGE.code)).toBe(true);
+    } finally {
+      clearInterval(chatter);
+    }
+    await wellBehavedUpload(server.wsUrl);
+  });
+
+  it('holds maxUploads against 30 OPENs racing on 30 connections', async () => {
+    const server = await serve('--max-uploads', '3');
+    const clients = await Promise.all(Array.from({ length: 30 }, () => RawClient.connect(server.wsUrl)));
+    for (const client of clients) client.open({ fileSize: 1 * MiB, chunkSize: 64 * KiB });
+    const answers = await Promise.all(clients.map((c) => c.next()));
+    const accepted = answers.filter((a) => a.type === 'accept').length;
+    const tooMany = answers.filter((a) => a.type === 'error' && a.code === Errors.TOO_MANY_UPLOADS.code).length;
+    recordFigures('abuse-open-race', { maxUploads: 3, opens: 30, accepted, tooMany });
+    expect(accepted).toBe(3);
+    expect(tooMany).toBe(27);
+    for (const client of clients) client.destroy();
+    await until(() => false, 300);
+    await wellBehavedUpload(server.wsUrl);
+  });
+
+  it('holds maxConnections against 40 upgrades racing', async () => {
+    const server = await serve('--max-connections', '5');
+    const port = Number(new URL(server.url).port);
+    const attempts = await Promise.all(Array.from({ length: 40 }, () => rawConnect(port)));
+    const upgraded = attempts.filter((a) => a.status === 101);
+    const refused = attempts.filter((a) => a.status === 503);
+    recordFigures('abuse-upgrade-race', { maxConnections: 5, upgrades: 40, upgraded: upgraded.length, refused503: refused.length });
+    expect(upgraded.length).toBeLessThanOrEqual(5);
+    expect(upgraded.length + refused.length).toBe(40);
+    for (const a of attempts) a.socket.destroy();
+    await until(() => false, 300);
+    await wellBehavedUpload(server.wsUrl);
+  });
+});
