@@ -376,8 +376,10 @@ async function sendOne(
     if (!options.quiet && !options.json) {
       process.stderr.write(`${name}: done, ${formatBytes(r.size)} (${formatBytes(r.bytesSent)} sent, ${formatBytes(r.bytesSkipped)} already on the server) in ${secs.toFixed(1)} s, digest ${r.digest}, id ${r.uploadId}\n`);
     }
+    // Success means the server's copy matches the file byte for byte: only a checked digest says so.
+    if (!r.digestVerified) process.stderr.write(`${name}: the server stored the upload but its digest was not checked against the file\n`);
     return {
-      code: ExitCode.OK,
+      code: r.digestVerified ? ExitCode.OK : ExitCode.SOURCE,
       report: {
         id: r.uploadId,
         name,

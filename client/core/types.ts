@@ -82,6 +82,13 @@ export interface FileSource {
    * straight behind a DATA header. Rejects on I/O errors or when the source shrank.
    */
   read(start: number, end: number, target?: Uint8Array): Promise<Uint8Array>;
+  /**
+   * Whether the file changed since the source was opened (Node: inode, size, mtime or ctime;
+   * ctime cannot be set back by `touch -r`). Checked before COMPLETE; a changed source fails the
+   * upload with SOURCE_ERROR rather than storing bytes that differ. Optional (a browser File
+   * cannot tell; its reads fail instead when the file on disk changed).
+   */
+  changed?(): Promise<boolean>;
   /** Release handles (Node file descriptor). Optional; the core calls it when it is done. */
   close?(): Promise<void>;
 }
@@ -91,9 +98,10 @@ export interface FileSource {
 
 /**
  * What a client keeps to resume an upload in a later session. Acked ranges are NOT stored: the
- * server's ACCEPT carries the authoritative list. Chunk hashes are not stored either, so a
- * cross-session resume sends COMPLETE without a digest (the server still verified every chunk's
- * hash; the digest in `complete` is the server's).
+ * server's ACCEPT carries the authoritative list. Chunk hashes are not stored either: after a
+ * cross-session resume the client re-reads and hashes the acked chunks (alongside sending the
+ * missing ones), so COMPLETE always carries a digest of the file as it is now, and a file edited
+ * between sessions is caught by the server's DIGEST_MISMATCH instead of being stored as done.
  */
 export interface ResumeRecord {
   readonly version: 1;
@@ -278,9 +286,10 @@ export type InfoCode =
   | 'UPLOAD_NOT_FOUND_STARTING_FRESH'
   | 'RECONNECTING'
   | 'ALREADY_COMPLETE'
-  | 'DIGEST_UNVERIFIED'
   | 'CHUNK_RESENT'
-  | 'RESUME_STORE_FAILED';
+  | 'RESUME_STORE_FAILED'
+  | 'VERIFYING_SENT_CHUNKS'
+  | 'SOURCE_CHANGED_STARTING_FRESH';
 
 export interface InfoEvent {
   readonly code: InfoCode;

@@ -16,13 +16,14 @@
  * - A dropped connection or retryable error schedules a new session after an exponential,
  *   jittered backoff; the attempt counter resets whenever an ACK moves progress forward.
  *
- * Digest decision: chunk hashes live in memory only. When every chunk was hashed by this Uploader
- * (a fresh upload, or reconnects within one session) COMPLETE carries our whole-file digest and the
- * server verifies it. After a cross-session resume we lack the hashes of chunks acked earlier, and
- * re-reading gigabytes just to hash them costs more than it protects (the server verified each
- * chunk's hash when it arrived, and the resume fingerprint samples the content), so COMPLETE is
- * sent without a digest and `complete.digestVerified` is false. Persisting hashes would mean
- * rewriting the record on every ACK; we chose not to.
+ * Digest decision: COMPLETE always carries our whole-file digest, computed from the file as it is
+ * now, and the server checks it against what it stored. After a cross-session resume the chunks
+ * acked earlier are re-read and hashed in the background while the missing ones are sent.
+ * Persisted hashes would be cheaper but would vouch for bytes as they were when sent: a file
+ * edited between sessions (with its mtime put back, so the fingerprint matches) would complete
+ * with the old bytes. A DIGEST_MISMATCH (or CONFLICT) after such a resume means the file changed:
+ * the stale upload is terminated and the file uploaded afresh, once. A file that changes while
+ * this Uploader has it open (`FileSource.changed`) fails with SOURCE_ERROR before COMPLETE.
  */
 import {
   Errors,
@@ -129,6 +130,8 @@ interface Session {
   /** Chunks to send before the queue (refused with HASH_MISMATCH, or read while pausing). */
   readonly resend: number[];
   completeSent: boolean;
+  /** Hashing acked chunks or checking the source before COMPLETE. */
+  completePreparing: boolean;
   /** The digest COMPLETE carried, if any. */
   sentDigest: bigint | undefined;
   /** Error that ends this session, recorded before the close arrives. */
@@ -166,7 +169,10 @@ export class BigUploader implements Uploader {
   private readonly pool: Uint8Array[] = [];
   private readonly mismatches = new Map<number, number>();
   private incompletes = 0;
-  private digestNoted = false;
+  /** Re-hashing chunks acked in an earlier session (see the digest decision above). */
+  private hashingAcked: Promise<void> | undefined;
+  /** The upload was restarted once because the file no longer matched the server's copy. */
+  private restartedAfterChange = false;
 
   private bytesSent = 0;
   private bytesSkipped: number | undefined;
@@ -406,6 +412,7 @@ export class BigUploader implements Uploader {
       queuePos: 0,
       resend: [],
       completeSent: false,
+      completePreparing: false,
       sentDigest: undefined,
       error: undefined,
       ending: false,
@@ -513,6 +520,7 @@ export class BigUploader implements Uploader {
       const count = chunkCount(file.size, m.chunkSize);
       this.hashes = new BigUint64Array(count);
       this.hashKnown = new Uint8Array(count);
+      this.hashingAcked = undefined;
       this.pool.length = 0;
     }
     this.chunkSize = m.chunkSize;
@@ -545,7 +553,35 @@ export class BigUploader implements Uploader {
       return;
     }
     this.setState('uploading');
+    if (!m.created && this.acked.total > 0 && !this.allHashesKnown()) this.startHashingAcked(s);
     this.pump();
+  }
+
+  /** Hash the chunks acked before this Uploader saw them, alongside the upload (once per ACCEPT). */
+  private startHashingAcked(s: Session): void {
+    if (this.hashingAcked) return;
+    const hashes = this.hashes!;
+    const known = this.hashKnown!;
+    const acked = this.acked;
+    this.info('VERIFYING_SENT_CHUNKS', `re-reading the ${acked.total} bytes sent in an earlier session to check them against the server's copy`);
+    const work = (async () => {
+      const size = this.options.file.size;
+      const buffer = new Uint8Array(this.chunkSize);
+      for (let index = 0; index < known.length; index++) {
+        if (known[index] === 1 || this.hashes !== hashes) continue;
+        const { start, end } = chunkBounds(index, size, this.chunkSize);
+        if (!acked.covers(start, end)) continue;
+        const bytes = await this.options.file.read(start, end, buffer.subarray(0, end - start));
+        if (bytes.byteLength !== end - start) throw new Error(`read ${bytes.byteLength} bytes at ${start}, expected ${end - start} (file changed?)`);
+        if (this.hashes !== hashes || known[index] === 1) continue;
+        hashes[index] = this.hasher!.h64(bytes);
+        known[index] = 1;
+      }
+    })();
+    this.hashingAcked = work;
+    work.catch((error: unknown) => {
+      if (this.session === s) this.abortSession(s, clientError(ClientErrors.SOURCE_ERROR, `cannot read the file: ${describe(error)}`), true);
+    });
   }
 
   /** Chunk indices not fully covered by the acked set and not in flight on this session. */
@@ -702,11 +738,21 @@ export class BigUploader implements Uploader {
       case 'CONFLICT':
       case 'DIGEST_MISMATCH':
         // The source no longer matches what the server holds: this upload can never complete.
-        // Free the server's space and forget it; a new run starts fresh.
+        // Free the server's space and forget it.
         s.ending = true;
         s.conn.send(encodeTerminate());
         void this.removeRecord();
         this.forgetUpload();
+        if ((this.bytesSkipped ?? 0) > 0 && !this.restartedAfterChange && !this.cancelRequested) {
+          // Bytes from an earlier session differ from the file now: it was edited in between.
+          // Upload the file as it is, from scratch, once.
+          this.restartedAfterChange = true;
+          this.bytesSkipped = undefined;
+          this.info('SOURCE_CHANGED_STARTING_FRESH', 'the file changed since the earlier session sent part of it; uploading it again from the start');
+          this.endSession();
+          this.connect();
+          return;
+        }
         break;
       default:
         break;
@@ -843,13 +889,51 @@ export class BigUploader implements Uploader {
   }
 
   private maybeComplete(s: Session): void {
-    if (s.completeSent || s.readsInFlight > 0 || s.resend.length > 0) return;
-    let digest: bigint | undefined;
-    if (this.allHashesKnown()) digest = wholeFileDigest(this.hasher!, this.hashes!);
-    else if (!this.digestNoted) {
-      this.digestNoted = true;
-      this.info('DIGEST_UNVERIFIED', 'some chunks were sent in an earlier session; completing without a client digest (the server verified every chunk)');
+    if (s.completeSent || s.completePreparing || s.readsInFlight > 0 || s.resend.length > 0) return;
+    s.completePreparing = true;
+    void this.prepareComplete(s);
+  }
+
+  /**
+   * COMPLETE with the digest of the file as it is now: wait for the re-hash of earlier sessions'
+   * chunks, and refuse to complete a file that changed while it was being sent.
+   */
+  private async prepareComplete(s: Session): Promise<void> {
+    let changed: boolean;
+    try {
+      if (this.hashingAcked) await this.hashingAcked;
+      changed = (await this.options.file.changed?.()) ?? false;
+    } catch (error) {
+      s.completePreparing = false;
+      if (this.session === s) this.abortSession(s, clientError(ClientErrors.SOURCE_ERROR, `cannot read the file: ${describe(error)}`), true);
+      return;
     }
+    s.completePreparing = false;
+    if (this.session !== s || s.phase !== 'active' || s.ending || s.completeSent) return;
+    if (this.pauseRequested || this.cancelRequested) {
+      this.checkPauseDone();
+      return;
+    }
+    if (changed) {
+      // Whatever the server holds is not this file: free its space and forget it.
+      s.ending = true;
+      s.conn.send(encodeTerminate());
+      void this.removeRecord();
+      this.forgetUpload();
+      this.abortSession(s, clientError(ClientErrors.SOURCE_ERROR, 'the file changed during the upload; nothing was stored (run again to upload the new content)'), true);
+      return;
+    }
+    if (!this.allHashesKnown()) {
+      if (s.resend.length > 0 || s.outstanding.size > 0 || s.readsInFlight > 0) {
+        // A chunk went back to the queue meanwhile (HASH_MISMATCH): the pump completes after it.
+        this.pump();
+        return;
+      }
+      // Every chunk is acked yet one was never hashed: a bug, never a silent COMPLETE without it.
+      this.abortSession(s, clientError(ClientErrors.SOURCE_ERROR, 'internal: a chunk of the file was never hashed; not completing'), true);
+      return;
+    }
+    const digest = wholeFileDigest(this.hasher!, this.hashes!);
     s.completeSent = true;
     s.sentDigest = digest;
     s.conn.send(encodeComplete(digest));
@@ -1012,6 +1096,7 @@ export class BigUploader implements Uploader {
     this.acked = new RangeSet();
     this.hashes = undefined;
     this.hashKnown = undefined;
+    this.hashingAcked = undefined;
     this.chunkSize = 0;
   }
 

@@ -4,6 +4,7 @@
  */
 import { open, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
+import type { BigIntStats } from 'node:fs';
 import { basename } from 'node:path';
 import type { FileSource } from '../core/types.js';
 
@@ -14,9 +15,16 @@ export interface NodeFileSourceOptions {
   readonly type?: string;
 }
 
+/** What identifies a file's content without reading it; ctime moves on every write and cannot be set back. */
+function identity(info: BigIntStats): string {
+  return `${info.dev}:${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`;
+}
+
 export async function openFileSource(path: string, options: NodeFileSourceOptions = {}): Promise<FileSource> {
-  const info = await stat(path);
-  if (!info.isFile()) throw new Error(`${path} is not a regular file`);
+  const exact = await stat(path, { bigint: true });
+  if (!exact.isFile()) throw new Error(`${path} is not a regular file`);
+  const opened = identity(exact);
+  const info = { size: Number(exact.size), mtimeMs: Number(exact.mtimeNs / 1_000_000n) };
   let handle: Promise<FileHandle> | undefined;
   const size = info.size;
   return {
@@ -38,6 +46,10 @@ export async function openFileSource(path: string, options: NodeFileSourceOption
         done += bytesRead;
       }
       return out;
+    },
+    async changed(): Promise<boolean> {
+      const now = await stat(path, { bigint: true }).catch(() => undefined);
+      return now === undefined || identity(now) !== opened;
     },
     async close(): Promise<void> {
       const h = handle;

@@ -76,7 +76,7 @@ export class FakeServer implements Transport {
   hasher!: Hasher;
   readonly uploads = new Map<string, StoredUpload>();
   readonly connections: FakeConnection[] = [];
-  readonly log: Array<{ conn: number; type: ClientMessage['type']; offset?: number; length?: number }> = [];
+  readonly log: Array<{ conn: number; type: ClientMessage['type']; offset?: number; length?: number; digest?: bigint }> = [];
   readonly urls: string[] = [];
   /** Server configuration, changeable between steps. */
   window = 8 * 65_536;
@@ -213,18 +213,21 @@ export class FakeConnection implements Connection {
     const copy = data.slice(); // the client reuses buffers after ACK; keep our own
     const message = decodeClientMessage(copy);
     const server = this.server;
-    const entry: { conn: number; type: ClientMessage['type']; offset?: number; length?: number } = { conn: this.index, type: message.type };
+    const entry: { conn: number; type: ClientMessage['type']; offset?: number; length?: number; digest?: bigint } = { conn: this.index, type: message.type };
     if (message.type === 'data') {
       entry.offset = message.offset;
       entry.length = message.payload.byteLength;
     }
+    if (message.type === 'complete' && message.digest !== undefined) entry.digest = message.digest;
     server.log.push(entry);
     // Answer asynchronously, like a real server.
     setTimeout(() => this.handle(message), 0);
   }
 
   private handle(message: ClientMessage): void {
-    if (this.closed) return;
+    // Like a real server, a message that arrived before the client closed is still carried out
+    // (its answer is lost); after a drop nothing more arrives.
+    if (this.closed && this.closedByClient === undefined) return;
     const server = this.server;
     switch (message.type) {
       case 'open': {

@@ -174,11 +174,55 @@ describe('Uploader against a scripted server', () => {
     const complete = events.find((e) => e.type === 'complete')!.payload as UploaderEventMap['complete'];
     expect(complete.bytesSkipped).toBe(4 * CHUNK - CHUNK + 7);
     expect(complete.bytesSent).toBe(3 * CHUNK);
-    expect(complete.digestVerified).toBe(false);
+    // The chunks acked in the earlier session were re-read and hashed: COMPLETE carried a digest.
+    expect(complete.digestVerified).toBe(true);
+    expect(server.log.at(-1)).toMatchObject({ type: 'complete' });
+    expect(server.log.at(-1)!.digest).toBeDefined();
+    expect(events.some((e) => e.type === 'info' && e.payload.code === 'VERIFYING_SENT_CHUNKS')).toBe(true);
     const start = events.find((e) => e.type === 'start')!.payload as UploaderEventMap['start'];
     expect(start).toMatchObject({ resumed: true, uploadId: seeded.id });
     expect(events.some((e) => e.type === 'info' && e.payload.code === 'RESUMING')).toBe(true);
     expect(store.records.size).toBe(0); // removed on completion
+  });
+
+  it('uploads afresh when a file edited between sessions no longer matches the chunks the server holds', async () => {
+    const store = new MemoryResumeStore();
+    const { server, bytes, file, uploader, events } = await setup(CHUNK * 6 + 7, { resumeStore: store });
+    // The earlier session sent chunks 0, 2, 3 of the old content; chunk 2 was edited since.
+    const old = bytes.slice();
+    old[2 * CHUNK + 100] = old[2 * CHUNK + 100]! ^ 0xff;
+    const seeded = server.seed(old, CHUNK, [0, 2, 3]);
+    const fp = await defaultFingerprint(file, 'ws://fake/upload');
+    await store.set(fp, {
+      version: 1, endpoint: 'ws://fake/upload', uploadId: seeded.id, secret: seeded.secret, name: file.name,
+      size: file.size, lastModified: file.lastModified, chunkSize: CHUNK, createdAt: 0,
+    });
+    const outcome = await uploader.start();
+    expect(outcome.state).toBe('done');
+    expect(server.log.map((e) => e.type)).toContain('terminate');
+    expect(server.log.filter((e) => e.type === 'open')).toHaveLength(1);
+    expect(events.some((e) => e.type === 'info' && e.payload.code === 'SOURCE_CHANGED_STARTING_FRESH')).toBe(true);
+    expect(server.uploads.has(seeded.id)).toBe(false);
+    expect(sameBytes(server.soleUpload().data, bytes)).toBe(true);
+    const complete = events.find((e) => e.type === 'complete')!.payload as UploaderEventMap['complete'];
+    expect(complete.digestVerified).toBe(true);
+  });
+
+  it('fails with SOURCE_ERROR and terminates the upload when the file changed while it was sent', async () => {
+    const { server, file, uploader } = await setup(CHUNK * 3);
+    let checks = 0;
+    // The source reports a change at the check before COMPLETE (the last chunk was read by then).
+    file.changed = async () => {
+      checks++;
+      return server.dataLog.length === 3;
+    };
+    const result = await uploader.start();
+    expect(checks).toBe(1);
+    expect(result.state).toBe('failed');
+    expect(result.state === 'failed' && result.error.name).toBe('SOURCE_ERROR');
+    expect(server.log.map((e) => e.type)).not.toContain('complete');
+    expect(server.log.at(-1)!.type).toBe('terminate');
+    await until(() => server.uploads.size === 0);
   });
 
   it('on NOT_FOUND for a stored upload, removes the record, tells the user and starts fresh', async () => {
