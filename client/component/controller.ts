@@ -47,6 +47,8 @@ export interface UploadItem {
   refusal: 'too-large' | 'type' | undefined;
   /** Percent the server already had when this page resumed the upload (shown as "Resuming at N%"). */
   resumedPercent: number | undefined;
+  /** The file differed from the server's partial copy, so it is being uploaded again from the start. */
+  sourceChanged: boolean;
   uploadId: string;
   digest: string;
   /** The user asked for this row to run (auto-start, "Start upload", resume, retry). */
@@ -160,6 +162,7 @@ export class UploadController implements ReactiveController {
         error: undefined,
         refusal,
         resumedPercent: undefined,
+        sourceChanged: false,
         uploadId: '',
         digest: '',
         startRequested: this.host.autoStart,
@@ -344,6 +347,12 @@ export class UploadController implements ReactiveController {
         item.announced = true;
         this.emit('upload-start', { id: item.id, uploadId: e.uploadId, name: item.displayName, size: item.size, resumedBytes: e.resumedBytes });
       }
+      this.host.requestUpdate();
+    });
+    uploader.on('info', (i) => {
+      if (item.uploader !== uploader || i.code !== 'SOURCE_CHANGED_STARTING_FRESH') return;
+      item.sourceChanged = true;
+      item.resumedPercent = undefined;
       this.host.requestUpdate();
     });
     uploader.on('progress', (p) => {

@@ -28,6 +28,8 @@ export interface Strings {
   readonly retryingIn: (seconds: number) => string;
   readonly failed: (reason: string) => string;
   readonly resumingAt: (percent: number) => string;
+  /** The re-picked file differs from what an earlier session sent: it is uploaded again from the start. */
+  readonly sourceChanged: string;
   readonly refusedTooLarge: (max: string) => string;
   readonly refusedType: (accept: string) => string;
   readonly progressLabel: (name: string) => string;
@@ -64,6 +66,7 @@ const en: Strings = {
   retryingIn: (s) => `Retrying in ${s} s`,
   failed: (reason) => `Failed: ${reason}`,
   resumingAt: (p) => `Resuming at ${p}%`,
+  sourceChanged: 'The file changed since the earlier upload; uploading it again from the start',
   refusedTooLarge: (max) => `Not uploaded: larger than the limit of ${max}`,
   refusedType: (accept) => `Not uploaded: file type not accepted (allowed: ${accept})`,
   progressLabel: (name) => `Upload progress of ${name}`,
@@ -100,6 +103,7 @@ const zhCN: Strings = {
   retryingIn: (s) => `${s} 秒后重试`,
   failed: (reason) => `失败：${reason}`,
   resumingAt: (p) => `从 ${p}% 处继续`,
+  sourceChanged: '文件自上次上传后已更改，正在从头重新上传',
   refusedTooLarge: (max) => `未上传：超过 ${max} 的大小限制`,
   refusedType: (accept) => `未上传：不接受此文件类型（允许：${accept}）`,
   progressLabel: (name) => `${name} 的上传进度`,

@@ -8,7 +8,8 @@
  * File System. Everything after the picker is the component's own code: getFile(), storing the
  * handle in IndexedDB, listing it after the reload, the permission check and getFile() on click.
  */
-import { copyFile, mkdir, readdir } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { copyFile, mkdir, open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -194,6 +195,48 @@ describe('<big-uploader> resume with stored file handles', () => {
       const { resumedBytes } = await expectResumedOnlyMissing(page, firstId, source);
       expect(noteText).toBe(`Resuming at ${Math.floor((resumedBytes / SIZE) * 100)}%`);
       expect(await page.locator('big-uploader .unfinished').count()).toBe(0);
+    } finally {
+      await context.close();
+    }
+  }, 120_000);
+
+  it('a re-picked file edited since the earlier session is uploaded again, with a note in the row, and stored as it is now', async () => {
+    const name = 'edited-64.bin';
+    const source = await fixture(name);
+    const { context, page } = await newPage(browser);
+    await context.addInitScript(() => {
+      delete (Window.prototype as { showOpenFilePicker?: unknown }).showOpenFilePicker;
+      delete (window as { showOpenFilePicker?: unknown }).showOpenFilePicker;
+    });
+    const pickThroughButton = async (): Promise<void> => {
+      const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.locator('big-uploader [part~="pick-button"]').click()]);
+      await chooser.setFiles([source]);
+    };
+    try {
+      await openDemo(page, server.url, ATTRS);
+      await pickThroughButton();
+      await waitForRow(page, `r.status === 'uploading' && r.percent >= 40`);
+      const firstId = ((await events(page, 'upload-start'))[0]!.detail as { uploadId: string }).uploadId;
+      await page.reload();
+      // Bytes the server already holds change on disk; the mtime is put back, so the resume
+      // fingerprint (name, size, mtime, start/middle/end samples) still matches.
+      const reference = `${source}.mtime`;
+      execFileSync('touch', ['-r', source, reference]);
+      const handle = await open(source, 'r+');
+      await handle.write(Buffer.alloc(3400, 0x5a), 0, 3400, 10 * MiB);
+      await handle.close();
+      execFileSync('touch', ['-r', reference, source]);
+      await openDemo(page, server.url, ATTRS);
+      await pickThroughButton();
+      const note = page.locator('big-uploader li.item .source-changed');
+      await note.waitFor({ timeout: 60_000 });
+      expect((await note.textContent())?.trim()).toBe('The file changed since the earlier upload; uploading it again from the start');
+      await waitForRow(page, `r.status === 'done'`, 60_000);
+      const complete = (await events(page, 'upload-complete'))[0]!.detail as { uploadId: string };
+      expect(complete.uploadId).not.toBe(firstId);
+      expect(await sha256(await storedFile(complete.uploadId))).toBe(await sha256(source));
+      // The stale partial upload was terminated on the server.
+      await expect.poll(() => readdir(join(dataDir(), 'uploads')).then((f) => f.filter((n) => n.startsWith(firstId)))).toEqual([]);
     } finally {
       await context.close();
     }
