@@ -2,6 +2,7 @@
  * `big-uploader serve`: a thin shell around the Fastify plugin (server/). Every option can also
  * come from an environment variable; the command line wins.
  */
+import { hostname, networkInterfaces } from 'node:os';
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { buildApp, DEFAULTS, OptionsError, type AppOptions } from '../server/index.js';
@@ -31,6 +32,18 @@ Options (environment variable in brackets; the command line wins):
   --max-queued-bytes SIZE  answers queued for a client that does not read before it is cut
                            [BIG_UPLOADER_MAX_QUEUED_BYTES] (default ${formatBytes(DEFAULTS.maxQueuedBytes)})
   --max-refused N          refused messages one connection may collect [BIG_UPLOADER_MAX_REFUSED] (default ${DEFAULTS.maxRefusedMessages})
+  --max-committed SIZE     bytes all unfinished uploads may reserve [BIG_UPLOADER_MAX_COMMITTED]
+                           (default: bounded by free space only)
+  --max-committed-per-client SIZE  bytes one client's unfinished uploads may reserve
+                           [BIG_UPLOADER_MAX_COMMITTED_PER_CLIENT] (default: --max-size)
+  --max-unfinished N       unfinished uploads kept in all [BIG_UPLOADER_MAX_UNFINISHED] (default ${DEFAULTS.maxUnfinishedUploads})
+  --max-unfinished-per-client N  unfinished uploads one client may keep
+                           [BIG_UPLOADER_MAX_UNFINISHED_PER_CLIENT] (default ${DEFAULTS.maxUnfinishedUploadsPerClient})
+  --opens-per-second N     new uploads per second per client address, 0 = no limit
+                           [BIG_UPLOADER_OPENS_PER_SECOND] (default ${DEFAULTS.opensPerSecond}, bursts of ${DEFAULTS.openBurst})
+  --open-burst N           new uploads one address may open at once [BIG_UPLOADER_OPEN_BURST] (default ${DEFAULTS.openBurst})
+  --empty-upload-ttl DURATION  remove unfinished uploads that stored no chunk after this idle time
+                           [BIG_UPLOADER_EMPTY_UPLOAD_TTL] (default 10m)
   --idle-timeout DURATION  close connections without progress this long [BIG_UPLOADER_IDLE_TIMEOUT] (default 60s)
   --heartbeat DURATION     ping interval [BIG_UPLOADER_HEARTBEAT] (default 30s)
   --min-throughput SIZE    least bytes/s of an active upload, 0 = off [BIG_UPLOADER_MIN_THROUGHPUT] (default 1KiB)
@@ -41,6 +54,14 @@ Options (environment variable in brackets; the command line wins):
   --no-preallocate         do not reserve disk blocks with fallocate at OPEN [BIG_UPLOADER_NO_PREALLOCATE=1]
   --page-dir DIR           directory served at / instead of the built-in demo page (the
                            <big-uploader> component wired to this server) [BIG_UPLOADER_PAGE_DIR]
+  --allowed-host NAME      a host name clients reach this server by (checked against the Host
+                           header: the DNS-rebinding defence); repeatable [BIG_UPLOADER_ALLOWED_HOST,
+                           comma separated]. Default: any with --token; without one, loopback names,
+                           the --host address, and this machine's addresses and hostname when
+                           --host is 0.0.0.0 or ::
+  --insecure-no-token      allow a non-loopback --host without --token (anyone who can reach the
+                           port can then upload) [BIG_UPLOADER_INSECURE_NO_TOKEN=1]
+  --public-health          answer /healthz without the token (load balancers) [BIG_UPLOADER_PUBLIC_HEALTH=1]
   --no-page                serve no page at / [BIG_UPLOADER_NO_PAGE=1]
   --metrics                serve Prometheus metrics at /metrics, behind --token when one is set
                            [BIG_UPLOADER_METRICS=1] (default off)
@@ -63,6 +84,13 @@ const OPTIONS = {
   'max-connections': { type: 'string' },
   'max-queued-bytes': { type: 'string' },
   'max-refused': { type: 'string' },
+  'max-committed': { type: 'string' },
+  'max-committed-per-client': { type: 'string' },
+  'max-unfinished': { type: 'string' },
+  'max-unfinished-per-client': { type: 'string' },
+  'opens-per-second': { type: 'string' },
+  'open-burst': { type: 'string' },
+  'empty-upload-ttl': { type: 'string' },
   'max-uploads': { type: 'string' },
   'idle-timeout': { type: 'string' },
   heartbeat: { type: 'string' },
@@ -73,6 +101,9 @@ const OPTIONS = {
   'no-preallocate': { type: 'boolean' },
   'page-dir': { type: 'string' },
   'no-page': { type: 'boolean' },
+  'allowed-host': { type: 'string', multiple: true },
+  'insecure-no-token': { type: 'boolean' },
+  'public-health': { type: 'boolean' },
   metrics: { type: 'boolean' },
   'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -93,8 +124,25 @@ function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
+/**
+ * The Host names to answer. With a token, any unless listed. Without one, a server reachable
+ * beyond loopback answers the names it is reachable by: the bound address, or for a wildcard
+ * bind every interface address and the machine's hostname, plus what --allowed-host lists.
+ */
+function allowedHostsFor(host: string, hasToken: boolean, listed: string[]): { allowedHosts?: string[] } {
+  if (hasToken) return listed.length > 0 ? { allowedHosts: listed } : {};
+  const names = new Set(listed);
+  if (host === '0.0.0.0' || host === '::') {
+    for (const addresses of Object.values(networkInterfaces())) for (const a of addresses ?? []) names.add(a.address);
+    names.add(hostname());
+  } else if (!isLoopback(host)) {
+    names.add(host);
+  }
+  return names.size > 0 ? { allowedHosts: [...names].map((n) => n.toLowerCase()) } : {};
+}
+
 /** Parse argv + env into app options and the listen address. Exported for tests. */
-export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): { help: true } | { help: false; host: string; port: number; app: AppOptions } {
+export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): { help: true } | { help: false; host: string; port: number; insecureNoToken: boolean; app: AppOptions } {
   let values: Partial<Record<Name, string | string[] | boolean>>;
   try {
     values = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }).values;
@@ -140,6 +188,13 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     maxUploads: count('max-uploads'),
     maxQueuedBytes: size('max-queued-bytes'),
     maxRefusedMessages: count('max-refused'),
+    maxCommittedBytes: size('max-committed'),
+    maxCommittedBytesPerClient: size('max-committed-per-client'),
+    maxUnfinishedUploads: count('max-unfinished'),
+    maxUnfinishedUploadsPerClient: count('max-unfinished-per-client'),
+    opensPerSecond: count('opens-per-second'),
+    openBurst: count('open-burst'),
+    emptyUploadTtl: duration('empty-upload-ttl'),
     idleTimeout: duration('idle-timeout'),
     heartbeatInterval: duration('heartbeat'),
     minThroughput: size('min-throughput'),
@@ -149,9 +204,11 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     preallocate: !flag('no-preallocate'),
     logLevel: logLevel === 'silent' ? false : logLevel,
     metrics: flag('metrics'),
+    publicHealth: flag('public-health'),
+    ...allowedHostsFor(host, tokens.length > 0, list('allowed-host')),
     ...(flag('no-page') ? { pageDir: false as const } : pageDir ? { pageDir: resolve(pageDir) } : {}),
   };
-  return { help: false, host, port, app };
+  return { help: false, host, port, insecureNoToken: flag('insecure-no-token'), app };
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -162,9 +219,15 @@ export async function run(argv: string[]): Promise<number> {
   }
   const { host, port, app: appOptions } = parsed;
   if (!isLoopback(host) && !appOptions.token) {
+    if (!parsed.insecureNoToken) {
+      throw new UsageError(
+        `refusing to listen on ${host} without a token: anyone who can reach it could upload files and fill the disk. ` +
+        'Pass --token (or BIG_UPLOADER_TOKEN), or --insecure-no-token to accept that.',
+      );
+    }
     process.stderr.write(
-      `\n  WARNING: big-uploader is listening on ${host} WITHOUT a token: anyone who can reach this\n` +
-      `  address can upload files and fill the disk. Pass --token (or BIG_UPLOADER_TOKEN).\n\n`,
+      `\n  WARNING: big-uploader is listening on ${host} WITHOUT a token (--insecure-no-token): anyone who\n` +
+      `  can reach this address can upload files and fill the disk.\n\n`,
     );
   }
   let app;

@@ -7,8 +7,26 @@ import { readFile, realpath } from 'node:fs/promises';
 import { extname, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { HttpErrors, sendHttpError } from './http-errors.js';
 import { bigUploader } from './plugin.js';
 import { OptionsError, type BigUploaderOptions } from './options.js';
+
+/**
+ * Content-Security-Policy of the served page: inline styles for the demo's own <style> block, and
+ * 'wasm-unsafe-eval' because the component hashes with xxHash64 compiled to WebAssembly.
+ */
+const PAGE_CSP = [
+  "default-src 'self'",
+  "script-src 'self' 'wasm-unsafe-eval'",
+  "style-src 'self' 'unsafe-inline'",
+  "worker-src 'self' blob:",
+  "connect-src 'self' ws: wss:",
+  "img-src 'self' data:",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'self'",
+].join('; ');
 
 /**
  * The demo page built by `npm run build` (the <big-uploader> component wired to this server).
@@ -76,6 +94,15 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     return app;
   }
 
+  // The page loads only its own scripts; its upload worker is a Blob URL; it may talk to any
+  // WebSocket endpoint it is configured with; nobody may frame it (clickjacking) or sniff types.
+  app.addHook('onSend', async (request, reply) => {
+    if (request.routeOptions.url !== '/*') return;
+    reply.header('X-Content-Type-Options', 'nosniff');
+    reply.header('Content-Security-Policy', PAGE_CSP);
+    reply.header('X-Frame-Options', 'SAMEORIGIN');
+    reply.header('Referrer-Policy', 'no-referrer');
+  });
   // A tiny static handler: GET only, resolved inside `root` (no traversal), unknown paths 404.
   app.get('/*', async (request, reply) => {
     const raw = (request.params as { '*': string })['*'] || 'index.html';
@@ -83,21 +110,21 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     try {
       target = resolve(root, decodeURIComponent(raw));
     } catch {
-      return reply.code(404).send({ error: 'not found' });
+      return sendHttpError(reply, HttpErrors.NOT_FOUND);
     }
-    if (target !== root && !target.startsWith(root + sep)) return reply.code(404).send({ error: 'not found' });
+    if (target !== root && !target.startsWith(root + sep)) return sendHttpError(reply, HttpErrors.NOT_FOUND);
     let real: string;
     try {
       real = await realpath(target);
     } catch {
-      return reply.code(404).send({ error: 'not found' });
+      return sendHttpError(reply, HttpErrors.NOT_FOUND);
     }
-    if (!real.startsWith(root + sep)) return reply.code(404).send({ error: 'not found' });
+    if (!real.startsWith(root + sep)) return sendHttpError(reply, HttpErrors.NOT_FOUND);
     try {
       const body = await readFile(real);
       return reply.type(TYPES[extname(real)] ?? 'application/octet-stream').send(body);
     } catch {
-      return reply.code(404).send({ error: 'not found' });
+      return sendHttpError(reply, HttpErrors.NOT_FOUND);
     }
   });
   return app;

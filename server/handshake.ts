@@ -6,6 +6,7 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { SUBPROTOCOL_V1, SUPPORTED_SUBPROTOCOLS } from '../protocol/index.js';
+import { HttpErrors, sendHttpError } from './http-errors.js';
 import type { ResolvedOptions } from './options.js';
 
 /** Compare secrets in constant time (hashing first makes the lengths equal). */
@@ -27,16 +28,57 @@ export function requestToken(request: FastifyRequest, allowQuery: boolean): stri
   return typeof token === 'string' ? token : undefined;
 }
 
-/** Same-origin or listed: the defense against cross-site WebSocket hijacking. */
+/**
+ * Same-origin or listed: the defense against cross-site WebSocket hijacking. Same origin means
+ * the Origin's host and port equal the Host header, and its scheme is http or https; when the
+ * server knows it is reached over TLS (its own TLS, or `trustProxy` with X-Forwarded-Proto) the
+ * scheme must be https. A TLS-terminating proxy that Fastify does not trust shows up as http, so
+ * http there cannot demand an http Origin.
+ */
 export function originAllowed(request: FastifyRequest, origins: readonly string[]): boolean {
   const origin = request.headers.origin;
   if (origin === undefined) return true; // not a browser; the token (if any) protects the endpoint
   if (origins.length > 0) return origins.includes(origin);
   try {
-    return new URL(origin).host === request.headers.host;
+    const url = new URL(origin);
+    const scheme = request.protocol === 'https' ? ['https:'] : ['http:', 'https:'];
+    return scheme.includes(url.protocol) && url.host === request.headers.host;
   } catch {
     return false;
   }
+}
+
+/** Host names of the loopback interface: the only ones answered by default without a token. */
+const LOOPBACK_HOSTS = ['localhost', '127.0.0.1', '::1'];
+
+/** The host name of a Host header, lower-case, without port or IPv6 brackets. */
+export function hostName(header: string | undefined): string | undefined {
+  if (header === undefined || header === '') return undefined;
+  let url: URL;
+  try {
+    url = new URL(`http://${header}`);
+  } catch {
+    return undefined;
+  }
+  if (url.username !== '' || url.password !== '' || url.pathname !== '/' || url.search !== '') return undefined;
+  return url.hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+}
+
+/**
+ * The DNS-rebinding defence: a page on attacker.example that rebinds its name to 127.0.0.1 reaches
+ * us with `Host: attacker.example`, and same-origin checks pass. With `allowedHosts` set, the Host
+ * must be one of them ('*' allows any). Without it, a server that has a token answers any Host
+ * (a rebound page cannot know the token); one without a token answers loopback names only.
+ */
+export function hostAllowed(request: FastifyRequest, options: Pick<ResolvedOptions, 'allowedHosts' | 'tokens'>): boolean {
+  const allowed = options.allowedHosts;
+  if (allowed?.includes('*')) return true;
+  if (allowed === undefined && options.tokens.length > 0) return true;
+  const name = hostName(request.headers.host);
+  if (name === undefined) return false;
+  // Loopback names never resolve to someone else's page: always answered.
+  if (LOOPBACK_HOSTS.includes(name) || name.endsWith('.localhost')) return true;
+  return allowed?.includes(name) ?? false;
 }
 
 function offeredSubprotocols(request: FastifyRequest): string[] {
@@ -57,34 +99,34 @@ export interface HandshakeState {
 export function handshakeGuard(options: ResolvedOptions, state: HandshakeState) {
   return async function guard(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     if (state.shuttingDown()) {
-      await reply.code(503).header('Retry-After', '5').send({ error: 'shutting down' });
+      await sendHttpError(reply.header('Retry-After', '5'), HttpErrors.SHUTTING_DOWN);
       return;
     }
     if (!originAllowed(request, options.origins)) {
-      await reply.code(403).send({ error: 'origin not allowed' });
+      await sendHttpError(reply, HttpErrors.ORIGIN_NOT_ALLOWED);
       return;
     }
     if (options.tokens.length > 0) {
       const token = requestToken(request, true);
       if (token === undefined || token === '') {
-        await reply.code(401).header('WWW-Authenticate', 'Bearer').send({ error: 'token required' });
+        await sendHttpError(reply.header('WWW-Authenticate', 'Bearer'), HttpErrors.TOKEN_REQUIRED);
         return;
       }
       if (!tokenMatches(token, options.tokens)) {
-        await reply.code(403).send({ error: 'token refused' });
+        await sendHttpError(reply, HttpErrors.TOKEN_REFUSED);
         return;
       }
     }
     if (!request.ws || !offeredSubprotocols(request).includes(SUBPROTOCOL_V1)) {
-      await reply
-        .code(426)
-        .header('Bigup-Versions', SUPPORTED_SUBPROTOCOLS.join(', '))
-        .header('Upgrade', 'websocket')
-        .send({ error: `this endpoint speaks WebSocket subprotocol ${SUPPORTED_SUBPROTOCOLS.join(', ')}` });
+      await sendHttpError(
+        reply.header('Bigup-Versions', SUPPORTED_SUBPROTOCOLS.join(', ')).header('Upgrade', 'websocket'),
+        HttpErrors.UPGRADE_REQUIRED,
+        `this endpoint speaks WebSocket subprotocol ${SUPPORTED_SUBPROTOCOLS.join(', ')}`,
+      );
       return;
     }
     if (state.connections() >= options.maxConnections) {
-      await reply.code(503).header('Retry-After', '5').send({ error: 'too many connections' });
+      await sendHttpError(reply.header('Retry-After', '5'), HttpErrors.TOO_MANY_CONNECTIONS);
       return;
     }
     state.admitted(request);

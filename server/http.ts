@@ -8,6 +8,7 @@ import { parseSecret, parseUploadId } from '../protocol/index.js';
 import type { ServerMetrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
 import { requestToken, tokenMatches } from './handshake.js';
+import { HttpErrors, httpErrorBody, sendHttpError } from './http-errors.js';
 import type { StoredUpload, UploadStore } from './store/types.js';
 import { UploadRegistry, isDamage } from './uploads.js';
 
@@ -28,7 +29,7 @@ export interface UploadStateBody {
   readonly digest?: string;
 }
 
-const NOT_FOUND = { error: 'not found' } as const;
+const NOT_FOUND = httpErrorBody(HttpErrors.NOT_FOUND);
 
 export interface HttpContext {
   readonly options: ResolvedOptions;
@@ -43,12 +44,14 @@ export function registerHttpRoutes(fastify: FastifyInstance, ctx: HttpContext): 
    * The stored state, or undefined. Unreadable metadata counts as unknown here: there is no
    * secret hash to authorize against and no size to report (SPEC.md 12).
    */
-  async function readState(id: string): Promise<StoredUpload | undefined> {
+  async function readState(id: string, log: FastifyRequest['log']): Promise<StoredUpload | undefined> {
     try {
       return await ctx.store.readState(id);
     } catch (error) {
-      if (isDamage(error)) return undefined;
-      throw error;
+      // Anything else unreadable is unknown too: an unauthenticated caller must not learn an
+      // errno or a path from it. The operator finds it in the log.
+      if (!isDamage(error)) log.error({ err: error, upload: id }, 'cannot read an upload record; answered 404');
+      return undefined;
     }
   }
 
@@ -58,21 +61,26 @@ export function registerHttpRoutes(fastify: FastifyInstance, ctx: HttpContext): 
     if (!parseUploadId(id)) return undefined;
     const bearer = requestToken(request, false);
     if (bearer !== undefined && ctx.options.tokens.length > 0 && tokenMatches(bearer, ctx.options.tokens)) {
-      return (ctx.registry.peek(id) ?? (await readState(id))) ? id : undefined;
+      return (ctx.registry.peek(id) ?? (await readState(id, request.log))) ? id : undefined;
     }
     const header = request.headers['bigup-secret'];
     const secret = typeof header === 'string' ? parseSecret(header.trim().toLowerCase()) : undefined;
-    const info = ctx.registry.peek(id)?.info ?? (await readState(id))?.info;
+    const info = ctx.registry.peek(id)?.info ?? (await readState(id, request.log))?.info;
     // Hash even when the id is unknown, so both answers take comparable time.
     const ok = UploadRegistry.secretMatches(info?.secretHash ?? '0'.repeat(64), secret ?? new Uint8Array(32));
     return info && secret && ok ? id : undefined;
   }
 
+  // Upload state is per user and changes every second: never cached (SPEC.md section 12).
+  fastify.addHook('onSend', async (request, reply) => {
+    if (request.routeOptions.url?.endsWith('/uploads/:id')) reply.header('Cache-Control', 'no-store');
+  });
+
   fastify.get<{ Params: { id: string } }>('/uploads/:id', async (request, reply): Promise<UploadStateBody | typeof NOT_FOUND> => {
     const id = await authorize(request);
     if (!id) return reply.code(404).send(NOT_FOUND);
     const loaded = ctx.registry.peek(id);
-    const stored = loaded ? undefined : await readState(id);
+    const stored = loaded ? undefined : await readState(id, request.log);
     const info = loaded?.info ?? stored?.info;
     if (!info) return reply.code(404).send(NOT_FOUND);
     let ranges: Array<{ start: number; end: number }>;
@@ -115,19 +123,24 @@ export function registerHttpRoutes(fastify: FastifyInstance, ctx: HttpContext): 
     return reply.code(204).send();
   });
 
-  fastify.get('/healthz', async (_request, reply) => {
+  /** With a server token set, the caller must present it (Bearer); answers 401 and false otherwise. */
+  function tokenRefused(request: FastifyRequest, reply: FastifyReply): boolean {
+    if (ctx.options.tokens.length === 0) return false;
+    const bearer = requestToken(request, false);
+    if (bearer !== undefined && tokenMatches(bearer, ctx.options.tokens)) return false;
+    void sendHttpError(reply.header('WWW-Authenticate', 'Bearer'), HttpErrors.TOKEN_REQUIRED);
+    return true;
+  }
+
+  fastify.get('/healthz', async (request, reply) => {
+    if (!ctx.options.publicHealth && tokenRefused(request, reply)) return reply;
     if (ctx.shuttingDown()) return reply.code(503).send({ status: 'shutting-down' });
     return { status: 'ok' };
   });
 
   if (!ctx.options.metrics) return;
   fastify.get('/metrics', async (request, reply) => {
-    if (ctx.options.tokens.length > 0) {
-      const bearer = requestToken(request, false);
-      if (bearer === undefined || !tokenMatches(bearer, ctx.options.tokens)) {
-        return reply.code(401).header('WWW-Authenticate', 'Bearer').send({ error: 'token required' });
-      }
-    }
+    if (tokenRefused(request, reply)) return reply;
     reply.header('Content-Type', ctx.metrics.registry.contentType);
     return ctx.metrics.registry.metrics();
   });

@@ -25,6 +25,12 @@ export interface CompletedUpload {
   readonly location: string;
 }
 
+/**
+ * What the authorization hook answers: refuse (false), accept (true), or accept on behalf of a
+ * subject (a user or tenant id), whose quota then counts this upload instead of the address's.
+ */
+export type AuthorizeUploadResult = boolean | { readonly subject: string };
+
 /** Input of the per-upload authorization hook (the OPEN/RESUME `token` field). */
 export interface AuthorizeUploadContext {
   readonly kind: 'open' | 'resume';
@@ -60,6 +66,29 @@ export interface BigUploaderOptions {
    * (so racing OPENs cannot overshoot); more get TOO_MANY_UPLOADS. Default 64.
    */
   maxUploads?: number;
+  /**
+   * Bytes all unfinished uploads may reserve together (each OPEN reserves its whole file size);
+   * past it OPEN gets INSUFFICIENT_STORAGE. Default: no number, the store's free space bounds it.
+   */
+  maxCommittedBytes?: number;
+  /**
+   * Bytes one client's unfinished uploads may reserve; a client is the subject `authorizeUpload`
+   * returns, else its address. Default: `maxUploadSize` (one largest upload's worth).
+   */
+  maxCommittedBytesPerClient?: number;
+  /** Unfinished uploads kept on the server in all (connected or not); more get TOO_MANY_UPLOADS. Default 10,000. */
+  maxUnfinishedUploads?: number;
+  /** Unfinished uploads one client may keep; more get TOO_MANY_UPLOADS. Default 100. */
+  maxUnfinishedUploadsPerClient?: number;
+  /** OPENs per second one client address may sustain (token bucket); more get TOO_MANY_UPLOADS. 0 = no limit. Default 100. */
+  opensPerSecond?: number;
+  /** OPENs one client address may make in a burst before `opensPerSecond` applies. Default 1,000. */
+  openBurst?: number;
+  /**
+   * Unfinished uploads that never stored a chunk are removed after this idle time instead of
+   * `ttl`, so OPENs that send nothing cannot hold their reservations for a day (ms). Default 10 min.
+   */
+  emptyUploadTtl?: number;
   /**
    * Bytes the server may have queued to send on one connection. A client that stops reading its
    * socket while provoking answers is cut (close 1008) past this, instead of growing our memory.
@@ -106,6 +135,19 @@ export interface BigUploaderOptions {
    * same origin as the Host header only. Requests without Origin (non-browser clients) pass.
    */
   origins?: readonly string[];
+  /**
+   * Host names (no port) this server answers for, checked against the Host header of every request
+   * (the DNS-rebinding defence); `'*'` answers any. Loopback names (localhost, 127.0.0.1, ::1,
+   * *.localhost) are always answered. Default: any Host when a token is set (a rebound page cannot
+   * know it), loopback names only when none is. A server reached by name or LAN address without a
+   * token must list those names. Wrong Host: HTTP 403 HOST_NOT_ALLOWED.
+   */
+  allowedHosts?: readonly string[];
+  /**
+   * Answer `/healthz` without the server token (for load balancers). Default false: with a token
+   * set, `/healthz` needs it like every other route.
+   */
+  publicHealth?: boolean;
   /** Reserve disk blocks at OPEN with `fallocate` when available. Default true. */
   preallocate?: boolean;
   /** Longest graceful shutdown before remaining connections are cut (ms). Default 5 s. */
@@ -116,7 +158,7 @@ export interface BigUploaderOptions {
    */
   metrics?: boolean;
   /** Per-upload authorization of the OPEN/RESUME token field. Default: none (field ignored). */
-  authorizeUpload?: (context: AuthorizeUploadContext) => boolean | Promise<boolean>;
+  authorizeUpload?: (context: AuthorizeUploadContext) => AuthorizeUploadResult | Promise<AuthorizeUploadResult>;
   /** Called after RESULT was sent for a newly completed upload. Errors are logged, not sent. */
   onUploadComplete?: (upload: CompletedUpload) => void | Promise<void>;
 }
@@ -133,6 +175,13 @@ export interface ResolvedOptions {
   readonly maxConnections: number;
   readonly maxUploads: number;
   readonly maxQueuedBytes: number;
+  readonly maxCommittedBytes: number;
+  readonly maxCommittedBytesPerClient: number;
+  readonly maxUnfinishedUploads: number;
+  readonly maxUnfinishedUploadsPerClient: number;
+  readonly opensPerSecond: number;
+  readonly openBurst: number;
+  readonly emptyUploadTtl: number;
   readonly maxRefusedMessages: number;
   readonly idleTimeout: number;
   readonly heartbeatInterval: number;
@@ -145,6 +194,8 @@ export interface ResolvedOptions {
   readonly durable: boolean;
   readonly tokens: readonly string[];
   readonly origins: readonly string[];
+  readonly allowedHosts: readonly string[] | undefined;
+  readonly publicHealth: boolean;
   readonly preallocate: boolean;
   readonly shutdownTimeout: number;
   readonly metrics: boolean;
@@ -162,6 +213,11 @@ export const DEFAULTS = {
   maxConnections: 256,
   maxUploads: 64,
   maxQueuedBytes: 1 * MiB,
+  maxUnfinishedUploads: 10_000,
+  maxUnfinishedUploadsPerClient: 100,
+  opensPerSecond: 100,
+  openBurst: 1000,
+  emptyUploadTtl: 10 * 60_000,
   maxRefusedMessages: 64,
   idleTimeout: 60_000,
   heartbeatInterval: 30_000,
@@ -203,6 +259,16 @@ function strings(name: string, value: unknown): string[] {
   return [...(list as string[])];
 }
 
+function hostList(value: unknown): string[] {
+  const list = strings('allowedHosts', value);
+  for (const host of list) {
+    if (host !== '*' && !/^[a-z0-9._:-]+$/i.test(host)) {
+      throw new OptionsError(`big-uploader option allowedHosts: "${host}" is not a host name (no scheme, port or brackets)`);
+    }
+  }
+  return list.map((h) => h.toLowerCase());
+}
+
 function fn<T>(name: string, value: T | undefined): T | undefined {
   if (value !== undefined && typeof value !== 'function') throw new OptionsError(`big-uploader option ${name} must be a function`);
   return value;
@@ -211,8 +277,9 @@ function fn<T>(name: string, value: T | undefined): T | undefined {
 /** Every key of BigUploaderOptions: a misspelt option fails at registration, not silently. */
 const OPTION_NAMES: ReadonlySet<string> = new Set([
   'dir', 'store', 'path', 'maxUploadSize', 'defaultChunkSize', 'maxChunkSize', 'window', 'maxConnections',
-  'maxUploads', 'maxQueuedBytes', 'maxRefusedMessages', 'idleTimeout', 'heartbeatInterval', 'minThroughput', 'throughputWindow', 'ttl', 'sweepInterval',
-  'syncInterval', 'syncBytes', 'durable', 'token', 'origins', 'preallocate', 'shutdownTimeout', 'metrics',
+  'maxUploads', 'maxQueuedBytes', 'maxCommittedBytes', 'maxCommittedBytesPerClient', 'maxUnfinishedUploads',
+  'maxUnfinishedUploadsPerClient', 'opensPerSecond', 'openBurst', 'emptyUploadTtl', 'maxRefusedMessages', 'idleTimeout', 'heartbeatInterval', 'minThroughput', 'throughputWindow', 'ttl', 'sweepInterval',
+  'syncInterval', 'syncBytes', 'durable', 'token', 'origins', 'allowedHosts', 'publicHealth', 'preallocate', 'shutdownTimeout', 'metrics',
   'authorizeUpload', 'onUploadComplete',
 ] satisfies ReadonlyArray<keyof BigUploaderOptions>);
 
@@ -233,11 +300,19 @@ export function resolveOptions(input: BigUploaderOptions = {}): ResolvedOptions 
   for (const origin of origins) {
     if (!/^https?:\/\/[^/]+$/.test(origin)) throw new OptionsError(`big-uploader option origins: "${origin}" is not an origin like https://host:port`);
   }
+  const maxUploadSize = integer('maxUploadSize', input.maxUploadSize, DEFAULTS.maxUploadSize, 0);
   return {
     dir,
     store: input.store,
     path,
-    maxUploadSize: integer('maxUploadSize', input.maxUploadSize, DEFAULTS.maxUploadSize, 0),
+    maxUploadSize,
+    maxCommittedBytes: integer('maxCommittedBytes', input.maxCommittedBytes, Number.MAX_SAFE_INTEGER, 0),
+    maxCommittedBytesPerClient: integer('maxCommittedBytesPerClient', input.maxCommittedBytesPerClient, maxUploadSize, 0),
+    maxUnfinishedUploads: integer('maxUnfinishedUploads', input.maxUnfinishedUploads, DEFAULTS.maxUnfinishedUploads, 1),
+    maxUnfinishedUploadsPerClient: integer('maxUnfinishedUploadsPerClient', input.maxUnfinishedUploadsPerClient, DEFAULTS.maxUnfinishedUploadsPerClient, 1),
+    opensPerSecond: integer('opensPerSecond', input.opensPerSecond, DEFAULTS.opensPerSecond, 0),
+    openBurst: integer('openBurst', input.openBurst, DEFAULTS.openBurst, 1),
+    emptyUploadTtl: integer('emptyUploadTtl', input.emptyUploadTtl, Math.min(DEFAULTS.emptyUploadTtl, ttl), 1),
     defaultChunkSize,
     maxChunkSize,
     window: integer('window', input.window, DEFAULTS.window, 1, 0xffff_ffff),
@@ -256,6 +331,8 @@ export function resolveOptions(input: BigUploaderOptions = {}): ResolvedOptions 
     durable: bool('durable', input.durable, DEFAULTS.durable),
     tokens: strings('token', input.token),
     origins,
+    allowedHosts: input.allowedHosts === undefined ? undefined : hostList(input.allowedHosts),
+    publicHealth: bool('publicHealth', input.publicHealth, false),
     preallocate: bool('preallocate', input.preallocate, DEFAULTS.preallocate),
     shutdownTimeout: integer('shutdownTimeout', input.shutdownTimeout, DEFAULTS.shutdownTimeout, 0),
     metrics: bool('metrics', input.metrics, DEFAULTS.metrics),

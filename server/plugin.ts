@@ -14,16 +14,18 @@
  */
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
-import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import websocket from '@fastify/websocket';
 import type { WebSocket } from 'ws';
 import { HeaderSize, SUBPROTOCOL_V1, hashToHex } from '../protocol/index.js';
 import { loadNodeHasher } from '../protocol/native-hasher.js';
-import { handshakeGuard } from './handshake.js';
+import { handshakeGuard, hostAllowed } from './handshake.js';
+import { HttpErrors, sendHttpError } from './http-errors.js';
 import { registerHttpRoutes } from './http.js';
 import { ServerMetrics } from './metrics.js';
 import { OptionsError, resolveOptions, type BigUploaderOptions, type CompletedUpload, type ResolvedOptions } from './options.js';
+import { OpenRateLimiter } from './quota.js';
 import { Session } from './session.js';
 import { DiskStore } from './store/disk-store.js';
 import type { UploadStore } from './store/types.js';
@@ -74,15 +76,18 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (fastify: Fas
   const hasher = await loadNodeHasher();
   const metrics = new ServerMetrics();
   const registry = new UploadRegistry(store, options, hasher, metrics, fastify.log);
+  await registry.restoreReservations();
+  const openRate = new OpenRateLimiter(options.opensPerSecond, options.openBurst);
   const events = new EventEmitter<BigUploaderEvents>();
   const sessions = new Set<Session>();
   /** Upgrade requests that passed the handshake checks and have no session yet. */
   const upgrading = new Set<IncomingMessage>();
-  const sweeper = new Sweeper(store, registry, options.ttl, metrics, fastify.log);
+  const sweeper = new Sweeper(store, registry, options.ttl, options.emptyUploadTtl, metrics, fastify.log);
   let shuttingDown = false;
   let shutdownRun: Promise<void> | undefined;
 
   const completed = (upload: OpenUpload): void => {
+    registry.completed(upload.id);
     const info: CompletedUpload = {
       id: upload.id,
       name: upload.info.name,
@@ -149,6 +154,22 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (fastify: Fas
     });
   }
   const routes = async (scope: FastifyInstance): Promise<void> => {
+    // Every route, the WebSocket upgrade included, first checks the Host (DNS rebinding).
+    scope.addHook('onRequest', async (request, reply) => {
+      if (!hostAllowed(request, options)) {
+        request.log.warn({ host: request.headers.host }, 'request refused: Host not allowed (see the allowedHosts option)');
+        await sendHttpError(reply, HttpErrors.HOST_NOT_ALLOWED);
+      }
+    });
+    // Faults answer a code and a generic message: no errno, path or stack leaves the server.
+    scope.setErrorHandler(async (error: FastifyError, request, reply) => {
+      const status = error.statusCode ?? 500;
+      if (status >= 500) {
+        request.log.error({ err: error }, 'big-uploader route failed');
+        return sendHttpError(reply, HttpErrors.INTERNAL_ERROR);
+      }
+      return reply.code(status).send({ code: error.code ?? 'BAD_REQUEST', error: error.message });
+    });
     if (!scope.hasDecorator('websocketServer')) {
       await scope.register(websocket, {
         options: {
@@ -199,6 +220,7 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (fastify: Fas
         registry,
         hasher,
         metrics,
+        openRate,
         shuttingDown: () => shuttingDown,
         completed,
       });

@@ -28,6 +28,7 @@ import {
   type ResumeMessage,
 } from '../protocol/index.js';
 import type { ServerMetrics } from './metrics.js';
+import type { OpenRateLimiter } from './quota.js';
 import type { ResolvedOptions } from './options.js';
 import type { OpenUpload, UploadOwner } from './upload.js';
 import type { UploadRegistry } from './uploads.js';
@@ -38,6 +39,8 @@ export interface SessionContext {
   readonly registry: UploadRegistry;
   readonly hasher: Hasher;
   readonly metrics: ServerMetrics;
+  /** OPENs per client address (a shared bucket across its connections). */
+  readonly openRate: OpenRateLimiter;
   readonly shuttingDown: () => boolean;
   /** A fresh completion (RESULT already sent). */
   readonly completed: (upload: OpenUpload) => void;
@@ -210,12 +213,15 @@ export class Session implements UploadOwner {
     });
   }
 
-  private async admit(kind: 'open' | 'resume', token: string, extra: { uploadId?: string; fileSize?: number; name?: string }, request?: FastifyRequest): Promise<void> {
+  /** Shutdown and the authorization hook; returns the client the upload counts against. */
+  private async admit(kind: 'open' | 'resume', token: string, extra: { uploadId?: string; fileSize?: number; name?: string }, request?: FastifyRequest): Promise<string> {
     if (this.ctx.shuttingDown()) throw new ProtocolError(Errors.SHUTTING_DOWN, 'the server is shutting down');
     const hook = this.ctx.options.authorizeUpload;
-    if (hook && !(await hook({ kind, token, ...extra, request: request! }))) {
-      throw new ProtocolError(Errors.UNAUTHORIZED, 'the upload token was refused');
-    }
+    const address = `address:${this.request?.ip ?? 'unknown'}`;
+    if (!hook) return address;
+    const verdict = await hook({ kind, token, ...extra, request: request! });
+    if (!verdict) throw new ProtocolError(Errors.UNAUTHORIZED, 'the upload token was refused');
+    return typeof verdict === 'object' && typeof verdict.subject === 'string' && verdict.subject !== '' ? `subject:${verdict.subject}` : address;
   }
 
   private request: FastifyRequest | undefined;
@@ -256,8 +262,11 @@ export class Session implements UploadOwner {
     const reserved = this.ctx.registry.reserveSlot();
     try {
       if (!reserved) throw new ProtocolError(Errors.TOO_MANY_UPLOADS, 'too many uploads in progress');
-      await this.admit('open', message.token, { fileSize: message.fileSize, name: message.name }, this.request);
-      const { upload, secret } = await this.ctx.registry.create(message, this);
+      if (!this.ctx.openRate.take(this.request?.ip ?? 'unknown')) {
+        throw new ProtocolError(Errors.TOO_MANY_UPLOADS, `more than ${this.ctx.options.opensPerSecond} new uploads per second from this address; retry shortly`);
+      }
+      const client = await this.admit('open', message.token, { fileSize: message.fileSize, name: message.name }, this.request);
+      const { upload, secret } = await this.ctx.registry.create(message, this, client);
       this.log.info({ upload: upload.id, size: upload.info.fileSize, chunkSize: upload.info.chunkSize }, 'upload created');
       this.accept(upload, secret);
     } catch (error) {

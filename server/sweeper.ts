@@ -1,7 +1,8 @@
 /**
  * The TTL sweeper: removes incomplete uploads idle longer than the TTL, and completion records
- * older than the TTL (their delivered files stay). An upload with a live connection is never
- * touched, however old.
+ * older than the TTL (their delivered files stay), and unfinished uploads that never stored a
+ * chunk after the shorter `emptyUploadTtl`. An upload with a live connection is never touched,
+ * however old.
  */
 import type { FastifyBaseLogger } from 'fastify';
 import type { ServerMetrics } from './metrics.js';
@@ -16,6 +17,7 @@ export class Sweeper {
     private readonly store: UploadStore,
     private readonly registry: UploadRegistry,
     private readonly ttl: number,
+    private readonly emptyTtl: number,
     private readonly metrics: ServerMetrics,
     private readonly log: FastifyBaseLogger,
   ) {}
@@ -45,7 +47,9 @@ export class Sweeper {
         const loaded = this.registry.peek(summary.id);
         if (loaded?.owner) continue;
         const last = Math.max(summary.updatedAt, loaded?.lastActivity ?? 0);
-        if (now - last <= this.ttl) continue;
+        // An upload that never stored a chunk only holds a reservation: it goes sooner.
+        const empty = summary.empty === true && (loaded === undefined || loaded.acked.total === 0);
+        if (now - last <= (empty ? Math.min(this.emptyTtl, this.ttl) : this.ttl)) continue;
         // An owner may appear while we list: remove checks again inside the registry's lock.
         if (await this.registry.remove(summary.id, undefined, true)) {
           removed++;

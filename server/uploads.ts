@@ -16,6 +16,7 @@ import {
 } from '../protocol/index.js';
 import type { ServerMetrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
+import { ReservationLedger } from './quota.js';
 import { sanitizeName } from './store/names.js';
 import type { StoredUpload, UploadStore } from './store/types.js';
 import { OpenUpload, type UploadOwner } from './upload.js';
@@ -34,13 +35,30 @@ export class UploadRegistry {
   /** Loads and unloads in progress, so one id is never opened twice at once. */
   private readonly transitions = new Map<string, Promise<unknown>>();
 
+  /** Reservations of unfinished uploads, per client and in all (quotas). */
+  readonly ledger: ReservationLedger;
+
   constructor(
     private readonly store: UploadStore,
     private readonly options: ResolvedOptions,
     private readonly hasher: Hasher,
     private readonly metrics: ServerMetrics,
     private readonly log?: FastifyBaseLogger,
-  ) {}
+  ) {
+    this.ledger = new ReservationLedger(options);
+  }
+
+  /** Rebuild the reservations of unfinished uploads from the store (at start). */
+  async restoreReservations(): Promise<void> {
+    for (const summary of await this.store.list()) {
+      if (!summary.completed) this.ledger.restore(summary.id, summary.client ?? 'unknown', summary.fileSize ?? 0);
+    }
+  }
+
+  /** A fresh completion: the reservation became a delivered file. */
+  completed(id: string): void {
+    this.ledger.release(id);
+  }
 
   /** Upload slots taken by OPENs and RESUMEs still being answered (see reserveSlot). */
   private reservedSlots = 0;
@@ -83,7 +101,7 @@ export class UploadRegistry {
   }
 
   /** OPEN: validate, check space, create and reserve, then own. Returns the upload and its secret. */
-  async create(message: OpenMessage, owner: UploadOwner): Promise<{ upload: OpenUpload; secret: Uint8Array }> {
+  async create(message: OpenMessage, owner: UploadOwner, client: string): Promise<{ upload: OpenUpload; secret: Uint8Array }> {
     if (message.fileSize > this.options.maxUploadSize) {
       throw new ProtocolError(Errors.FILE_TOO_LARGE, `file of ${message.fileSize} bytes exceeds the limit of ${this.options.maxUploadSize}`);
     }
@@ -108,9 +126,18 @@ export class UploadRegistry {
       // agreed size is that size, otherwise it could never match and would fail a good upload.
       ...(message.digest !== undefined && chunkSize === message.chunkSize ? { digest: hashToHex(message.digest) } : {}),
       createdAt: Date.now(),
+      client,
     };
+    // Reserved synchronously (before the store's awaits), so racing OPENs all see each other.
+    this.ledger.reserve(info.id, client, info.fileSize);
     const upload = await this.serialize(info.id, async () => {
-      const handle = await this.store.create(info);
+      let handle;
+      try {
+        handle = await this.store.create(info);
+      } catch (error) {
+        this.ledger.release(info.id);
+        throw error;
+      }
       const created = new OpenUpload(info, handle, [], this.hasher, this.options.durable, this.metrics, undefined, this.options.syncBytes);
       created.owner = owner;
       this.loaded.set(info.id, created);
@@ -234,6 +261,7 @@ export class UploadRegistry {
         return false;
       }
       await this.store.remove(id);
+      this.ledger.release(id);
       return true;
     });
   }

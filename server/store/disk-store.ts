@@ -82,6 +82,7 @@ function isMetaFile(value: unknown, id: string): value is MetaFile {
     && info.id === id && typeof info.secretHash === 'string' && /^[0-9a-f]{64}$/.test(info.secretHash)
     && Number.isSafeInteger(info.fileSize) && info.fileSize! >= 0 && Number.isSafeInteger(info.chunkSize) && info.chunkSize! > 0
     && typeof info.name === 'string' && typeof info.createdAt === 'number'
+    && (info.client === undefined || typeof info.client === 'string')
     && (meta.completion === undefined || (typeof meta.completion === 'object' && meta.completion !== null
       && /^[0-9a-f]{16}$/.test(String(meta.completion.digest)) && typeof meta.completion.location === 'string'));
 }
@@ -288,7 +289,16 @@ export class DiskStore implements UploadStore {
       const id = entry.endsWith('.json') ? entry.slice(0, -5) : '';
       if (!ID_PATTERN.test(id)) continue;
       const state = await this.readState(id).catch(() => undefined);
-      if (state) out.push({ id, completed: state.completion !== undefined, updatedAt: state.updatedAt, ...(state.damaged ? { damaged: true } : {}) });
+      if (!state) continue;
+      out.push({
+        id,
+        completed: state.completion !== undefined,
+        updatedAt: state.updatedAt,
+        fileSize: state.info.fileSize,
+        empty: state.completion === undefined && state.chunks.length === 0,
+        ...(state.info.client !== undefined ? { client: state.info.client } : {}),
+        ...(state.damaged ? { damaged: true } : {}),
+      });
     }
     return out;
   }

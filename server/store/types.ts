@@ -31,6 +31,8 @@ export interface UploadInfo {
   readonly metadata: Readonly<Record<string, string>>;
   /** Whole-file digest announced in OPEN (16 hex digits), if any. */
   readonly digest?: string;
+  /** Who holds the reservation (quota accounting): an authorization subject or a client address. */
+  readonly client?: string;
   /** Epoch milliseconds. */
   readonly createdAt: number;
 }
@@ -68,6 +70,12 @@ export interface UploadSummary {
   readonly updatedAt: number;
   /** The upload is damaged (StoredUpload.damaged): kept for the operator, never expired. */
   readonly damaged?: boolean;
+  /** Bytes reserved for the upload (its file size). */
+  readonly fileSize?: number;
+  /** UploadInfo.client, for quotas rebuilt at start. */
+  readonly client?: string;
+  /** An unfinished upload with no chunk recorded: it expires after the shorter `emptyUploadTtl`. */
+  readonly empty?: boolean;
 }
 
 /** An upload open for writing. One writer at a time (the session layer guarantees it). */

@@ -32,8 +32,11 @@ export function launchBrowser(): Promise<Browser> {
 }
 
 /** A fresh context (own IndexedDB, so resume records never leak between tests) and page. */
-export async function newPage(browser: Browser, options: { locale?: string; colorScheme?: 'light' | 'dark' } = {}): Promise<{ context: BrowserContext; page: Page }> {
-  const context = await browser.newContext({ locale: options.locale ?? 'en-US', colorScheme: options.colorScheme ?? 'light', viewport: { width: 820, height: 640 } });
+export async function newPage(browser: Browser, options: { locale?: string; colorScheme?: 'light' | 'dark'; enforceCSP?: boolean } = {}): Promise<{ context: BrowserContext; page: Page }> {
+  // The test's own probes (waitForFunction strings, injected axe) are eval and inline scripts,
+  // which the page's CSP forbids: Playwright lifts the CSP for them. The page itself is proven to
+  // work under its CSP by the packaging test, whose Vite app page runs with `enforceCSP`.
+  const context = await browser.newContext({ locale: options.locale ?? 'en-US', colorScheme: options.colorScheme ?? 'light', viewport: { width: 820, height: 640 }, bypassCSP: options.enforceCSP !== true });
   // Record every component event, also across reloads, into window.__events.
   await context.addInitScript(() => {
     const w = window as unknown as { __events: Array<{ type: string; detail: unknown; t: number }> };

@@ -178,13 +178,18 @@ describe('the npm package', () => {
     const file = await makeFile('from-vite-app.bin', 2 * 1024 * 1024 + 5);
     const browser = await launchBrowser();
     try {
-      const { page } = await newPage(browser);
-      await page.goto(`${server.url}/`);
+      // The page runs under the Content-Security-Policy the server sends with it.
+      const { page } = await newPage(browser, { enforceCSP: true });
+      const violations: string[] = [];
+      page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) violations.push(m.text()); });
+      const response = await page.goto(`${server.url}/`);
+      expect(response?.headers()['content-security-policy']).toMatch(/default-src 'self'/);
       await page.waitForFunction(() => !!document.querySelector('big-uploader')?.shadowRoot?.querySelector('#file-input'));
       await pickFiles(page, [file]);
       await page.waitForFunction(() => (window as unknown as { __events: Array<{ type: string }> }).__events.some((e) => e.type === 'upload-complete' || e.type === 'upload-error'), undefined, { timeout: 60_000 });
       const types = await page.evaluate(() => (window as unknown as { __events: Array<{ type: string }> }).__events.map((e) => e.type));
       expect(types).toContain('upload-complete');
+      expect(violations).toEqual([]);
     } finally {
       await browser.close();
     }

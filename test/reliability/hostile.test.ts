@@ -130,7 +130,10 @@ describe('hostile input', () => {
     hasher = await loadHasher();
     tmp = await makeTempDir('bigup-rel-hostile-');
     await mkdir(join(tmp.path, 'data'));
-    child = await startChildServer(['--dir', join(tmp.path, 'data'), '--max-size', '64MiB', '--no-preallocate', '--max-connections', '400', '--max-uploads', '64', '--max-chunk-size', '1MiB', '--idle-timeout', '5s']);
+    // The fuzzer opens thousands of uploads from one address: the quotas and the OPEN rate that
+    // would stop it (abuse.test.ts) are lifted, so every input reaches the codec and the session.
+    child = await startChildServer(['--dir', join(tmp.path, 'data'), '--max-size', '64MiB', '--no-preallocate', '--max-connections', '400', '--max-uploads', '64', '--max-chunk-size', '1MiB', '--idle-timeout', '5s',
+      '--max-unfinished-per-client', '1000000', '--max-unfinished', '1000000', '--max-committed-per-client', '1TiB', '--opens-per-second', '0']);
   });
   afterAll(async () => {
     child.kill('SIGKILL');

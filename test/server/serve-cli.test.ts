@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { parseServeArgs } from '../../cli/serve.js';
 import { UsageError } from '../../cli/units.js';
@@ -31,15 +32,30 @@ describe('big-uploader serve', () => {
     expect(parseServeArgs(['--help'], {})).toEqual({ help: true });
   });
 
-  it('warns loudly when bound to a non-loopback address without a token', async () => {
+  it('refuses a non-loopback address without a token, unless --insecure-no-token is given', async () => {
     const tmp = await makeTempDir();
-    const child = await startChildServer(['--dir', tmp.path, '--host', '0.0.0.0']);
+    try {
+      await expect(startChildServer(['--dir', tmp.path, '--host', '0.0.0.0'])).rejects.toThrow(/exited \(2\)[\s\S]*refusing to listen on 0\.0\.0\.0 without a token/);
+    } finally {
+      await tmp.cleanup();
+    }
+  });
+
+  it('with --insecure-no-token warns loudly, serves the page, and still refuses foreign Host names', async () => {
+    const tmp = await makeTempDir();
+    const child = await startChildServer(['--dir', tmp.path, '--host', '0.0.0.0', '--insecure-no-token']);
     try {
       expect(child.output()).toMatch(/WARNING.*WITHOUT a token/s);
-      const page = await fetch(child.url.replace('0.0.0.0', '127.0.0.1'));
+      const base = child.url.replace('0.0.0.0', '127.0.0.1');
+      const page = await fetch(base);
       expect(page.status).toBe(200);
       // The built demo page: the component wired to this server.
       expect(await page.text()).toMatch(/<big-uploader[\s>]/);
+      // A rebound name reaches the port but is not answered.
+      const port = new URL(base).port;
+      const rebound = await rawHttp(Number(port), `GET /healthz HTTP/1.1\r\nHost: attacker.example:${port}\r\nConnection: close\r\n\r\n`);
+      expect(rebound).toMatch(/^HTTP\/1\.1 403/);
+      expect(rebound).toMatch(/HOST_NOT_ALLOWED/);
     } finally {
       child.kill('SIGTERM');
       expect(await child.exited).toBe(0);
@@ -47,3 +63,15 @@ describe('big-uploader serve', () => {
     }
   });
 });
+
+/** One raw HTTP exchange (fetch cannot set Host). */
+function rawHttp(port: number, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+    socket.on('end', () => resolve(answer));
+    socket.on('error', reject);
+    socket.write(request);
+  });
+}

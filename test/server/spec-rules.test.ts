@@ -143,6 +143,6 @@ describe('SPEC rules the server follows', () => {
     expect(status).toBe(426);
     expect(headers['bigup-versions']).toBe(SUBPROTOCOL_V1);
     expect(headers['content-type']).toMatch(/^application\/json/);
-    expect(JSON.parse(body)).toEqual({ error: expect.stringContaining(SUBPROTOCOL_V1) });
+    expect(JSON.parse(body)).toEqual({ code: 'UPGRADE_REQUIRED', error: expect.stringContaining(SUBPROTOCOL_V1) });
   });
 });
