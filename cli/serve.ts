@@ -59,6 +59,9 @@ Options (environment variable in brackets; the command line wins):
                            comma separated]. Default: any with --token; without one, loopback names,
                            the --host address, and this machine's addresses and hostname when
                            --host is 0.0.0.0 or ::
+  --header-timeout DURATION  longest time for a request's headers (slowloris) [BIG_UPLOADER_HEADER_TIMEOUT] (default 10s)
+  --max-sockets N          TCP connections at once, HTTP and WebSocket [BIG_UPLOADER_MAX_SOCKETS]
+                           (default --max-connections + 64)
   --insecure-no-token      allow a non-loopback --host without --token (anyone who can reach the
                            port can then upload) [BIG_UPLOADER_INSECURE_NO_TOKEN=1]
   --public-health          answer /healthz without the token (load balancers) [BIG_UPLOADER_PUBLIC_HEALTH=1]
@@ -103,6 +106,8 @@ const OPTIONS = {
   'no-page': { type: 'boolean' },
   'allowed-host': { type: 'string', multiple: true },
   'insecure-no-token': { type: 'boolean' },
+  'header-timeout': { type: 'string' },
+  'max-sockets': { type: 'string' },
   'public-health': { type: 'boolean' },
   metrics: { type: 'boolean' },
   'log-level': { type: 'string' },
@@ -205,6 +210,8 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     logLevel: logLevel === 'silent' ? false : logLevel,
     metrics: flag('metrics'),
     publicHealth: flag('public-health'),
+    headersTimeout: duration('header-timeout'),
+    maxSockets: count('max-sockets'),
     ...allowedHostsFor(host, tokens.length > 0, list('allowed-host')),
     ...(flag('no-page') ? { pageDir: false as const } : pageDir ? { pageDir: resolve(pageDir) } : {}),
   };

@@ -4,12 +4,13 @@
  * register `bigUploader` instead.
  */
 import { readFile, realpath } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { extname, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { HttpErrors, sendHttpError } from './http-errors.js';
 import { bigUploader } from './plugin.js';
-import { OptionsError, type BigUploaderOptions } from './options.js';
+import { OptionsError, resolveOptions, type BigUploaderOptions } from './options.js';
 
 /**
  * Content-Security-Policy of the served page: inline styles for the demo's own <style> block, and
@@ -46,7 +47,19 @@ export interface AppOptions extends BigUploaderOptions {
   pageDir?: string | false;
   /** pino level, or false for no logs. Default 'info'. */
   logLevel?: string | false;
+  /**
+   * Longest time a client may take to send a request's headers (ms); slower sockets are closed
+   * (slowloris). Checked about every second. Default 10 s.
+   */
+  headersTimeout?: number;
+  /**
+   * TCP connections the server keeps open at once, HTTP and WebSocket together; more are closed
+   * as they arrive. Default: `maxConnections` + 64 (room for page and state requests).
+   */
+  maxSockets?: number;
 }
+
+export const APP_DEFAULTS = { headersTimeout: 10_000, extraSockets: 64 } as const;
 
 /** Request URL without its query string: `?token=` must never reach a log line. */
 export function redactUrl(url: string | undefined): string {
@@ -81,8 +94,25 @@ const TYPES: Record<string, string> = {
 };
 
 export async function buildApp(options: AppOptions = {}): Promise<FastifyInstance> {
-  const app = Fastify({ logger: loggerOptions(options.logLevel ?? 'info'), forceCloseConnections: true });
-  const { pageDir, logLevel: _logLevel, ...pluginOptions } = options;
+  const { pageDir, logLevel: _logLevel, headersTimeout: headersInput, maxSockets: socketsInput, ...pluginOptions } = options;
+  const headersTimeout = headersInput ?? APP_DEFAULTS.headersTimeout;
+  if (!Number.isSafeInteger(headersTimeout) || headersTimeout < 100) throw new OptionsError('big-uploader option headersTimeout must be an integer >= 100 (ms)');
+  const maxSockets = socketsInput ?? resolveOptions(pluginOptions).maxConnections + APP_DEFAULTS.extraSockets;
+  if (!Number.isSafeInteger(maxSockets) || maxSockets < 1) throw new OptionsError('big-uploader option maxSockets must be a positive integer');
+  const app = Fastify({
+    logger: loggerOptions(options.logLevel ?? 'info'),
+    forceCloseConnections: true,
+    // Node's own defaults let a socket send its headers for 60 s and check only every 30 s.
+    serverFactory: (handler) => {
+      const server = createServer({
+        headersTimeout,
+        requestTimeout: Math.max(30_000, headersTimeout),
+        connectionsCheckingInterval: Math.min(1000, headersTimeout),
+      }, handler);
+      server.maxConnections = maxSockets;
+      return server;
+    },
+  });
   await app.register(bigUploader, pluginOptions);
   if (pageDir === false) return app;
   let root: string;

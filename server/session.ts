@@ -50,6 +50,21 @@ type State = 'idle' | 'active' | 'busy' | 'closed';
 
 const ZERO_SECRET = new Uint8Array(Limits.SECRET_BYTES);
 
+/**
+ * The largest OPEN a client can send (every string and the metadata at their limits, with their
+ * u16 length prefixes), which also covers RESUME: until ACCEPT no larger message is valid, so
+ * nothing larger is buffered from a client that has not opened an upload.
+ */
+export const MAX_MESSAGE_BEFORE_ACCEPT = HeaderSize.OPEN_FIXED
+  + 4 * 2 + Limits.MAX_NAME_BYTES + Limits.MAX_CONTENT_TYPE_BYTES + Limits.MAX_TOKEN_BYTES
+  + Limits.MAX_METADATA_ENTRIES * 4 + Limits.MAX_METADATA_TOTAL_BYTES;
+
+/** ws reads `_maxPayload` at each frame header; lowering or raising it applies to the next frame. */
+function setMaxPayload(ws: WebSocket, bytes: number): void {
+  const receiver = (ws as unknown as { _receiver?: { _maxPayload?: number } })._receiver;
+  if (receiver) receiver._maxPayload = bytes;
+}
+
 function asProtocolError(error: unknown): ProtocolError {
   if (error instanceof ProtocolError) return error;
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
@@ -90,6 +105,7 @@ export class Session implements UploadOwner {
   ) {
     this.log = request.log;
     ws.binaryType = 'nodebuffer';
+    setMaxPayload(ws, MAX_MESSAGE_BEFORE_ACCEPT);
     ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(data as Buffer, isBinary));
     ws.on('pong', () => { this.alive = true; });
     ws.on('close', () => this.onClose());
@@ -239,6 +255,7 @@ export class Session implements UploadOwner {
     this.generation++;
     this.outstanding = 0;
     this.state = 'active';
+    setMaxPayload(this.ws, this.ctx.options.maxChunkSize + HeaderSize.DATA);
     this.maxWindow = Math.max(this.maxWindow, this.ctx.options.window);
     this.activeSincePeriodStart = false;
     this.progressed();

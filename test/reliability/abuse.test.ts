@@ -6,6 +6,7 @@
  * checking that a well-behaved client is still served.
  */
 import { readdirSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Errors, encodeData, encodeOpen, loadHasher } from '../../protocol/index.js';
@@ -231,6 +232,35 @@ describe('abuse: every resource a client can make the server hold is bounded', (
     expect(tooMany).toBe(27);
     for (const client of clients) client.destroy();
     await until(() => false, 300);
+    await wellBehavedUpload(server.wsUrl);
+  });
+
+  it('slowloris: half-sent headers are capped by maxSockets and closed after headersTimeout', async () => {
+    const server = await serve('--header-timeout', '1s', '--max-sockets', '20');
+    const pid = server.process.pid!;
+    const port = Number(new URL(server.url).port);
+    const before = fdCount(pid);
+    const sockets: Socket[] = [];
+    let closed = 0;
+    for (let i = 0; i < 60; i++) {
+      const socket = connect(port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      socket.on('close', () => { closed++; });
+      socket.resume(); // read (and drop) the 408, so this side sees the close
+      socket.write(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nX-Slow: `);
+      sockets.push(socket);
+    }
+    await until(() => false, 300);
+    const peak = fdCount(pid) - before;
+    const started = Date.now();
+    const allClosed = await until(() => closed === 60, 8000);
+    const seconds = (Date.now() - started) / 1000;
+    const after = fdCount(pid) - before;
+    recordFigures('abuse-slowloris', { sockets: 60, maxSockets: 20, headersTimeoutMs: 1000, serverFdGrowth: peak, serverFdGrowthAfter: after, closed, secondsUntilAllClosed: +seconds.toFixed(1) });
+    expect(peak).toBeLessThanOrEqual(22);
+    expect(allClosed).toBe(true);
+    expect(after).toBeLessThanOrEqual(2);
+    for (const s of sockets) s.destroy();
     await wellBehavedUpload(server.wsUrl);
   });
 

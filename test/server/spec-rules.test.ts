@@ -5,7 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Errors, Limits, SUBPROTOCOL_V1, loadHasher, rangeOffGrid } from '../../protocol/index.js';
+import { Errors, Limits, SUBPROTOCOL_V1, encodeOpen, loadHasher, rangeOffGrid } from '../../protocol/index.js';
+import { MAX_MESSAGE_BEFORE_ACCEPT } from '../../server/session.js';
 import { RawClient, chunksOf, digestOf, sendChunks } from '../helpers/protocol-client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
@@ -144,5 +145,35 @@ describe('SPEC rules the server follows', () => {
     expect(headers['bigup-versions']).toBe(SUBPROTOCOL_V1);
     expect(headers['content-type']).toMatch(/^application\/json/);
     expect(JSON.parse(body)).toEqual({ code: 'UPGRADE_REQUIRED', error: expect.stringContaining(SUBPROTOCOL_V1) });
+  });
+});
+
+describe('messages before ACCEPT are bounded by the largest OPEN', () => {
+  it('accepts the largest valid OPEN and refuses a bigger frame at its header (1009) before any upload', async () => {
+    const metadata: Record<string, string> = {};
+    const per = Limits.MAX_METADATA_TOTAL_BYTES / Limits.MAX_METADATA_ENTRIES;
+    for (let i = 0; i < Limits.MAX_METADATA_ENTRIES; i++) {
+      const key = `k${String(i).padStart(3, '0')}`;
+      metadata[key] = 'v'.repeat(per - key.length);
+    }
+    const largest = encodeOpen({
+      fileSize: 1, chunkSize: 0, name: 'n'.repeat(Limits.MAX_NAME_BYTES), contentType: 'c'.repeat(Limits.MAX_CONTENT_TYPE_BYTES),
+      token: 't'.repeat(Limits.MAX_TOKEN_BYTES), metadata,
+    });
+    expect(largest.byteLength).toBe(MAX_MESSAGE_BEFORE_ACCEPT);
+    const tmp = await makeTempDir();
+    const server = await startServer({ dir: tmp.path });
+    try {
+      const ok = await RawClient.connect(server.wsUrl);
+      ok.send(largest);
+      await ok.expect('accept');
+      ok.close();
+      const big = await RawClient.connect(server.wsUrl);
+      big.send(new Uint8Array(MAX_MESSAGE_BEFORE_ACCEPT + 1));
+      expect((await big.closed).code).toBe(1009);
+    } finally {
+      await server.close();
+      await tmp.cleanup();
+    }
   });
 });
