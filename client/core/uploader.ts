@@ -1155,8 +1155,12 @@ function closeError(info: CloseInfo, phase: Session['phase']): UploadErrorInfo {
     return clientError(ClientErrors.HANDSHAKE_REFUSED, `HTTP ${status}: ${ClientErrors.HANDSHAKE_REFUSED.meaning}`);
   }
   // Close codes that carry a decision even when the ERROR before them was lost.
-  if (info.code === 4001) return serverError(Errors.TAKEN_OVER.code, false, Errors.TAKEN_OVER.meaning, true);
-  if (info.code === 4004) return serverError(Errors.UPLOAD_GONE.code, false, Errors.UPLOAD_GONE.meaning, true);
+  if (info.code === CloseCode.TAKEN_OVER) return serverError(Errors.TAKEN_OVER.code, false, Errors.TAKEN_OVER.meaning, true);
+  if (info.code === CloseCode.UPLOAD_GONE) return serverError(Errors.UPLOAD_GONE.code, false, Errors.UPLOAD_GONE.meaning, true);
+  if (phase === 'connecting' && info.error !== undefined && /\bENOTFOUND\b/.test(info.error)) {
+    // The name does not exist (not a temporary DNS failure, EAI_AGAIN): retrying cannot help.
+    return { ...clientError(ClientErrors.NETWORK, `could not connect: ${info.error} (no such host; check the URL)`, true), retryable: false };
+  }
   const where = phase === 'connecting' ? 'could not connect' : 'the connection was lost';
   const detail = info.error ? `: ${info.error}` : info.code !== 1006 && info.code !== 1000 ? ` (close ${info.code}${info.reason ? ` ${info.reason}` : ''})` : '';
   return clientError(ClientErrors.NETWORK, `${where}${detail}`, false);

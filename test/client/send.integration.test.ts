@@ -257,6 +257,20 @@ describe('big-uploader send exit codes and messages', () => {
     expect(result.stderr).toMatch(/NETWORK .*gave up after 2 retries/);
   });
 
+  it('a wrong path or an unknown host fails at once instead of retrying for minutes', async () => {
+    server = await startServer({ dir: dataDir });
+    const file = await makeFile(home, 'w.bin', 1000);
+    const started = Date.now();
+    const wrongPath = await send([file.path, '--url', server.wsUrl.replace(/\/upload$/, '/nope'), '--quiet'], home).done;
+    expect(wrongPath.code).toBe(3);
+    expect(wrongPath.stderr).toMatch(/HTTP 404/);
+    const noHost = await send([file.path, '--url', 'ws://no-such-host.invalid:3000/upload', '--quiet'], home).done;
+    expect(noHost.code).toBe(4);
+    expect(noHost.stderr).toMatch(/no such host/);
+    // The default retries would take about two minutes: both answers came without any.
+    expect(Date.now() - started).toBeLessThan(20_000);
+  });
+
   it('--help documents every option and the exit codes', async () => {
     const child = spawn(process.execPath, [BIN, 'send', '--help']);
     let out = '';
