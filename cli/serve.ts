@@ -20,6 +20,10 @@ Options (environment variable in brackets; the command line wins):
   --max-size SIZE          largest upload, e.g. 10GiB [BIG_UPLOADER_MAX_SIZE] (default ${formatBytes(DEFAULTS.maxUploadSize)})
   --token TOKEN            require this token (Bearer header or ?token=); repeatable
                            [BIG_UPLOADER_TOKEN, comma separated] (default none)
+  --ticket-secret SECRET   accept upload tickets signed with SECRET (32+ characters; mint them in
+                           your backend with mintUploadTicket) [BIG_UPLOADER_TICKET_SECRET, comma separated]
+  --admin-token TOKEN      token for GET/DELETE of any /uploads/:id, /metrics and /healthz
+                           [BIG_UPLOADER_ADMIN_TOKEN, comma separated] (default none)
   --origin URL             allowed browser Origin, e.g. https://app.example.com; repeatable
                            [BIG_UPLOADER_ORIGIN, comma separated] (default same origin only)
   --durable                fdatasync before every ACK (group commit) [BIG_UPLOADER_DURABLE=1]
@@ -105,6 +109,8 @@ const OPTIONS = {
   'page-dir': { type: 'string' },
   'no-page': { type: 'boolean' },
   'allowed-host': { type: 'string', multiple: true },
+  'ticket-secret': { type: 'string', multiple: true },
+  'admin-token': { type: 'string', multiple: true },
   'insecure-no-token': { type: 'boolean' },
   'header-timeout': { type: 'string' },
   'max-sockets': { type: 'string' },
@@ -210,9 +216,11 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     logLevel: logLevel === 'silent' ? false : logLevel,
     metrics: flag('metrics'),
     publicHealth: flag('public-health'),
+    ...(list('ticket-secret').length > 0 ? { ticketSecret: list('ticket-secret') } : {}),
+    ...(list('admin-token').length > 0 ? { adminToken: list('admin-token') } : {}),
     headersTimeout: duration('header-timeout'),
     maxSockets: count('max-sockets'),
-    ...allowedHostsFor(host, tokens.length > 0, list('allowed-host')),
+    ...allowedHostsFor(host, tokens.length > 0 || list('ticket-secret').length > 0, list('allowed-host')),
     ...(flag('no-page') ? { pageDir: false as const } : pageDir ? { pageDir: resolve(pageDir) } : {}),
   };
   return { help: false, host, port, insecureNoToken: flag('insecure-no-token'), app };
@@ -225,7 +233,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const { host, port, app: appOptions } = parsed;
-  if (!isLoopback(host) && !appOptions.token) {
+  if (!isLoopback(host) && !appOptions.token && !appOptions.ticketSecret) {
     if (!parsed.insecureNoToken) {
       throw new UsageError(
         `refusing to listen on ${host} without a token: anyone who can reach it could upload files and fill the disk. ` +

@@ -7,6 +7,10 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { SUBPROTOCOL_V1, SUPPORTED_SUBPROTOCOLS } from '../protocol/index.js';
 import { HttpErrors, sendHttpError } from './http-errors.js';
+import { verifyUploadTicket, type UploadTicketClaims } from './tickets.js';
+
+/** The ticket an upgrade was admitted with (none for the server token), for its session's OPENs. */
+export const ticketOf = new WeakMap<object, UploadTicketClaims>();
 import type { ResolvedOptions } from './options.js';
 
 /** Compare secrets in constant time (hashing first makes the lengths equal). */
@@ -70,10 +74,10 @@ export function hostName(header: string | undefined): string | undefined {
  * must be one of them ('*' allows any). Without it, a server that has a token answers any Host
  * (a rebound page cannot know the token); one without a token answers loopback names only.
  */
-export function hostAllowed(request: FastifyRequest, options: Pick<ResolvedOptions, 'allowedHosts' | 'tokens'>): boolean {
+export function hostAllowed(request: FastifyRequest, options: Pick<ResolvedOptions, 'allowedHosts' | 'tokens' | 'ticketSecrets'>): boolean {
   const allowed = options.allowedHosts;
   if (allowed?.includes('*')) return true;
-  if (allowed === undefined && options.tokens.length > 0) return true;
+  if (allowed === undefined && (options.tokens.length > 0 || options.ticketSecrets.length > 0)) return true;
   const name = hostName(request.headers.host);
   if (name === undefined) return false;
   // Loopback names never resolve to someone else's page: always answered.
@@ -106,15 +110,19 @@ export function handshakeGuard(options: ResolvedOptions, state: HandshakeState) 
       await sendHttpError(reply, HttpErrors.ORIGIN_NOT_ALLOWED);
       return;
     }
-    if (options.tokens.length > 0) {
+    if (options.tokens.length > 0 || options.ticketSecrets.length > 0) {
       const token = requestToken(request, true);
       if (token === undefined || token === '') {
         await sendHttpError(reply.header('WWW-Authenticate', 'Bearer'), HttpErrors.TOKEN_REQUIRED);
         return;
       }
       if (!tokenMatches(token, options.tokens)) {
-        await sendHttpError(reply, HttpErrors.TOKEN_REFUSED);
-        return;
+        const claims = options.ticketSecrets.length > 0 ? verifyUploadTicket(token, options.ticketSecrets) : undefined;
+        if (!claims) {
+          await sendHttpError(reply, HttpErrors.TOKEN_REFUSED);
+          return;
+        }
+        ticketOf.set(request.raw, claims);
       }
     }
     if (!request.ws || !offeredSubprotocols(request).includes(SUBPROTOCOL_V1)) {

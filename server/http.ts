@@ -1,6 +1,6 @@
 /**
  * The plain HTTP surface: upload state and removal (`/uploads/:id`), health and metrics.
- * State requests need the server token (Bearer) or the upload's resume secret (`Bigup-Secret`);
+ * State requests need the admin token (Bearer) or the upload's resume secret (`Bigup-Secret`);
  * a malformed id, an unknown id and a wrong secret all get the same 404.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -59,8 +59,9 @@ export function registerHttpRoutes(fastify: FastifyInstance, ctx: HttpContext): 
   async function authorize(request: FastifyRequest<{ Params: { id: string } }>): Promise<string | undefined> {
     const id = request.params.id;
     if (!parseUploadId(id)) return undefined;
+    // Any upload: the admin token only (the server token lets a client upload, not manage others').
     const bearer = requestToken(request, false);
-    if (bearer !== undefined && ctx.options.tokens.length > 0 && tokenMatches(bearer, ctx.options.tokens)) {
+    if (bearer !== undefined && ctx.options.adminTokens.length > 0 && tokenMatches(bearer, ctx.options.adminTokens)) {
       return (ctx.registry.peek(id) ?? (await readState(id, request.log))) ? id : undefined;
     }
     const header = request.headers['bigup-secret'];
@@ -123,11 +124,15 @@ export function registerHttpRoutes(fastify: FastifyInstance, ctx: HttpContext): 
     return reply.code(204).send();
   });
 
-  /** With a server token set, the caller must present it (Bearer); answers 401 and false otherwise. */
+  /**
+   * Health and metrics describe the server: they need the admin token when one is set, else the
+   * server token when one is set; answers 401 and returns true when the caller has neither.
+   */
   function tokenRefused(request: FastifyRequest, reply: FastifyReply): boolean {
-    if (ctx.options.tokens.length === 0) return false;
+    const accepted = ctx.options.adminTokens.length > 0 ? ctx.options.adminTokens : ctx.options.tokens;
+    if (accepted.length === 0) return false;
     const bearer = requestToken(request, false);
-    if (bearer !== undefined && tokenMatches(bearer, ctx.options.tokens)) return false;
+    if (bearer !== undefined && tokenMatches(bearer, accepted)) return false;
     void sendHttpError(reply.header('WWW-Authenticate', 'Bearer'), HttpErrors.TOKEN_REQUIRED);
     return true;
   }

@@ -2,7 +2,11 @@
 export { bigUploader, default } from './plugin.js';
 export type { BigUploaderEvents, BigUploaderInstance } from './plugin.js';
 export { resolveOptions, DEFAULTS, OptionsError } from './options.js';
-export type { AuthorizeUploadContext, BigUploaderOptions, CompletedUpload, ResolvedOptions } from './options.js';
+export type { AuthorizeUploadContext, AuthorizeUploadResult, BigUploaderOptions, CompletedUpload, ResolvedOptions } from './options.js';
+export { mintUploadTicket, verifyUploadTicket } from './tickets.js';
+export type { UploadTicketClaims } from './tickets.js';
+export { HttpErrors } from './http-errors.js';
+export type { HttpErrorDefinition, HttpErrorName } from './http-errors.js';
 export { buildApp, loggerOptions, redactUrl, DEFAULT_PAGE_DIR } from './app.js';
 export type { AppOptions } from './app.js';
 export { DiskStore } from './store/disk-store.js';

@@ -41,6 +41,7 @@ export interface AuthorizeUploadContext {
   /** For OPEN: what the client asked for. */
   readonly fileSize?: number;
   readonly name?: string;
+  readonly contentType?: string;
   readonly request: FastifyRequest;
 }
 
@@ -128,8 +129,25 @@ export interface BigUploaderOptions {
   syncBytes?: number;
   /** fdatasync data and journal before every ACK (group commit). Default false. */
   durable?: boolean;
-  /** Server token(s) required on the upgrade and on HTTP state requests. Default none (open). */
+  /**
+   * Server token(s): a holder may upload anything (the WebSocket upgrade, as Bearer or `?token=`).
+   * For browsers prefer upload tickets (`ticketSecret`); for management, `adminToken`. Default none.
+   */
   token?: string | readonly string[];
+  /**
+   * Secret(s), at least 32 characters each, that upload tickets are signed with (`mintUploadTicket`).
+   * When set, the upgrade accepts a valid, unexpired ticket in place of the server token, and OPEN
+   * is held to the ticket's claims (size, name, type; its subject's quota). Several secrets allow
+   * rotation. Default none.
+   */
+  ticketSecret?: string | readonly string[];
+  /**
+   * Admin token(s) for the management endpoints: GET/DELETE of any `/uploads/:id` (Bearer), and
+   * `/metrics` and `/healthz`. The server token does not grant these. Without an admin token, an
+   * upload is managed only with its own resume secret, and `/metrics` and `/healthz` take the
+   * server token. Default none.
+   */
+  adminToken?: string | readonly string[];
   /**
    * Allowed `Origin` values for browser connections, e.g. `https://app.example.com`. Default:
    * same origin as the Host header only. Requests without Origin (non-browser clients) pass.
@@ -193,6 +211,8 @@ export interface ResolvedOptions {
   readonly syncBytes: number;
   readonly durable: boolean;
   readonly tokens: readonly string[];
+  readonly ticketSecrets: readonly string[];
+  readonly adminTokens: readonly string[];
   readonly origins: readonly string[];
   readonly allowedHosts: readonly string[] | undefined;
   readonly publicHealth: boolean;
@@ -259,6 +279,12 @@ function strings(name: string, value: unknown): string[] {
   return [...(list as string[])];
 }
 
+function secrets(name: string, value: unknown): string[] {
+  const list = strings(name, value);
+  if (list.some((s) => s.length < 32)) throw new OptionsError(`big-uploader option ${name} must be at least 32 characters (use 32 random bytes, hex or base64)`);
+  return list;
+}
+
 function hostList(value: unknown): string[] {
   const list = strings('allowedHosts', value);
   for (const host of list) {
@@ -279,7 +305,7 @@ const OPTION_NAMES: ReadonlySet<string> = new Set([
   'dir', 'store', 'path', 'maxUploadSize', 'defaultChunkSize', 'maxChunkSize', 'window', 'maxConnections',
   'maxUploads', 'maxQueuedBytes', 'maxCommittedBytes', 'maxCommittedBytesPerClient', 'maxUnfinishedUploads',
   'maxUnfinishedUploadsPerClient', 'opensPerSecond', 'openBurst', 'emptyUploadTtl', 'maxRefusedMessages', 'idleTimeout', 'heartbeatInterval', 'minThroughput', 'throughputWindow', 'ttl', 'sweepInterval',
-  'syncInterval', 'syncBytes', 'durable', 'token', 'origins', 'allowedHosts', 'publicHealth', 'preallocate', 'shutdownTimeout', 'metrics',
+  'syncInterval', 'syncBytes', 'durable', 'token', 'ticketSecret', 'adminToken', 'origins', 'allowedHosts', 'publicHealth', 'preallocate', 'shutdownTimeout', 'metrics',
   'authorizeUpload', 'onUploadComplete',
 ] satisfies ReadonlyArray<keyof BigUploaderOptions>);
 
@@ -330,6 +356,8 @@ export function resolveOptions(input: BigUploaderOptions = {}): ResolvedOptions 
     syncBytes: integer('syncBytes', input.syncBytes, DEFAULTS.syncBytes, 0),
     durable: bool('durable', input.durable, DEFAULTS.durable),
     tokens: strings('token', input.token),
+    ticketSecrets: secrets('ticketSecret', input.ticketSecret),
+    adminTokens: strings('adminToken', input.adminToken),
     origins,
     allowedHosts: input.allowedHosts === undefined ? undefined : hostList(input.allowedHosts),
     publicHealth: bool('publicHealth', input.publicHealth, false),

@@ -28,6 +28,7 @@ import {
   type ResumeMessage,
 } from '../protocol/index.js';
 import type { ServerMetrics } from './metrics.js';
+import { ticketOf } from './handshake.js';
 import type { OpenRateLimiter } from './quota.js';
 import type { ResolvedOptions } from './options.js';
 import type { OpenUpload, UploadOwner } from './upload.js';
@@ -230,10 +231,19 @@ export class Session implements UploadOwner {
   }
 
   /** Shutdown and the authorization hook; returns the client the upload counts against. */
-  private async admit(kind: 'open' | 'resume', token: string, extra: { uploadId?: string; fileSize?: number; name?: string }, request?: FastifyRequest): Promise<string> {
+  private async admit(kind: 'open' | 'resume', token: string, extra: { uploadId?: string; fileSize?: number; name?: string; contentType?: string }, request?: FastifyRequest): Promise<string> {
     if (this.ctx.shuttingDown()) throw new ProtocolError(Errors.SHUTTING_DOWN, 'the server is shutting down');
+    const ticket = this.request ? ticketOf.get(this.request.raw) : undefined;
+    if (ticket && kind === 'open') {
+      // The ticket's claims bound what this connection may open.
+      if (ticket.maxSize !== undefined && (extra.fileSize ?? 0) > ticket.maxSize) {
+        throw new ProtocolError(Errors.FILE_TOO_LARGE, `the upload ticket allows files up to ${ticket.maxSize} bytes`);
+      }
+      if (ticket.name !== undefined && extra.name !== ticket.name) throw new ProtocolError(Errors.UNAUTHORIZED, 'the upload ticket is for another file name');
+      if (ticket.type !== undefined && extra.contentType !== ticket.type) throw new ProtocolError(Errors.UNAUTHORIZED, 'the upload ticket is for another content type');
+    }
     const hook = this.ctx.options.authorizeUpload;
-    const address = `address:${this.request?.ip ?? 'unknown'}`;
+    const address = ticket?.sub !== undefined ? `subject:${ticket.sub}` : `address:${this.request?.ip ?? 'unknown'}`;
     if (!hook) return address;
     const verdict = await hook({ kind, token, ...extra, request: request! });
     if (!verdict) throw new ProtocolError(Errors.UNAUTHORIZED, 'the upload token was refused');
@@ -282,7 +292,7 @@ export class Session implements UploadOwner {
       if (!this.ctx.openRate.take(this.request?.ip ?? 'unknown')) {
         throw new ProtocolError(Errors.TOO_MANY_UPLOADS, `more than ${this.ctx.options.opensPerSecond} new uploads per second from this address; retry shortly`);
       }
-      const client = await this.admit('open', message.token, { fileSize: message.fileSize, name: message.name }, this.request);
+      const client = await this.admit('open', message.token, { fileSize: message.fileSize, name: message.name, contentType: message.contentType }, this.request);
       const { upload, secret } = await this.ctx.registry.create(message, this, client);
       this.log.info({ upload: upload.id, size: upload.info.fileSize, chunkSize: upload.info.chunkSize }, 'upload created');
       this.accept(upload, secret);

@@ -136,6 +136,22 @@ describe('the npm package', () => {
     expect(digests).toEqual(new Set([await sha256(viaBin), await sha256(viaClient)]));
   }, 120_000);
 
+  it('runs the README ticket backend: its tickets upload, nothing else does', async () => {
+    const uploads = join(app, 'uploads');
+    const env = { PORT: '0', TICKET_SECRET: 't'.repeat(48), ADMIN_TOKEN: 'admin' };
+    const server = await start(process.execPath, ['ticket-backend.mjs'], env, /listening on (http:\/\/127\.0\.0\.1:\d+)/);
+    expect((await fetch(`${server.url}/upload-ticket`, { method: 'POST' })).status).toBe(401);
+    const { ticket, endpoint } = (await (await fetch(`${server.url}/upload-ticket`, { method: 'POST', headers: { 'x-user': 'erin' } })).json()) as { ticket: string; endpoint: string };
+    const file = await makeFile('via-ticket.bin', 1024 * 1024 + 9);
+    const url = `${server.url.replace(/^http/, 'ws')}${endpoint}`;
+    const { stdout } = await run(process.execPath, ['node-client.mjs', file, url], { cwd: app, env: { ...process.env, UPLOAD_TOKEN: ticket } });
+    expect(stdout).toMatch(/stored as [0-9a-f]+/);
+    await expect(run(process.execPath, ['node-client.mjs', file, url], { cwd: app, env: { ...process.env, UPLOAD_TOKEN: 'forged' } })).rejects.toThrow();
+    const stored = await storedFiles(uploads);
+    expect(stored).toHaveLength(1);
+    expect(await sha256(stored[0]!)).toBe(await sha256(file));
+  }, 120_000);
+
   it('imports big-uploader/client from plain node as the Node entry', async () => {
     const script = "const m = await import('big-uploader/client'); console.log(typeof m.createUploader, typeof m.WsTransport, typeof m.JsonFileResumeStore);";
     const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: app });
@@ -200,7 +216,7 @@ describe('the npm package', () => {
 
   it("README's library examples are the files this test runs", async () => {
     const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
-    for (const name of ['server.mjs', 'node-client.mjs', 'component-app.js']) {
+    for (const name of ['server.mjs', 'node-client.mjs', 'component-app.js', 'ticket-backend.mjs']) {
       const text = (await readFile(join(EXAMPLES, name), 'utf8')).trim();
       expect(readme, `README.md must quote docs/examples/${name} verbatim`).toContain(text);
     }

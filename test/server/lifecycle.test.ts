@@ -57,7 +57,7 @@ describe('upload lifecycle', () => {
   });
 
   it('reports state over HTTP and removes an upload on DELETE, closing its connection with 4004', async () => {
-    const server = await serve({ token: 'tok' });
+    const server = await serve({ token: 'tok', adminToken: 'admin' });
     const client = await RawClient.connect(server.wsUrl, { token: 'tok' });
     const data = randomBytes(8 * CHUNK);
     client.open({ fileSize: data.byteLength, chunkSize: CHUNK, name: 'f.bin' });
@@ -68,15 +68,17 @@ describe('upload lifecycle', () => {
     expect(bySecret.status).toBe(200);
     expect(await bySecret.json()).toMatchObject({ id, state: 'uploading', fileSize: data.byteLength, ackedBytes: 3 * CHUNK, ranges: [{ start: 0, end: 3 * CHUNK }], connected: true });
     const wrong = await fetch(`${server.url}/uploads/${id}`, { headers: { 'Bigup-Secret': 'ab'.repeat(32) } });
-    const unknown = await fetch(`${server.url}/uploads/${'ab'.repeat(16)}`, { headers: { Authorization: 'Bearer tok' } });
-    expect([wrong.status, unknown.status]).toEqual([404, 404]);
+    const unknown = await fetch(`${server.url}/uploads/${'ab'.repeat(16)}`, { headers: { Authorization: 'Bearer admin' } });
+    // The server token lets a client upload; it does not manage other uploads.
+    const byUploadToken = await fetch(`${server.url}/uploads/${id}`, { headers: { Authorization: 'Bearer tok' } });
+    expect([wrong.status, unknown.status, byUploadToken.status]).toEqual([404, 404, 404]);
     expect(await wrong.text()).toBe(await unknown.text());
-    const del = await fetch(`${server.url}/uploads/${id}`, { method: 'DELETE', headers: { Authorization: 'Bearer tok' } });
+    const del = await fetch(`${server.url}/uploads/${id}`, { method: 'DELETE', headers: { Authorization: 'Bearer admin' } });
     expect(del.status).toBe(204);
     await client.expectError(Errors.UPLOAD_GONE.code);
     expect((await client.closed).code).toBe(4004);
     expect(await readdir(join(tmp.path, 'uploads'))).toEqual([]);
-    expect((await fetch(`${server.url}/uploads/${id}`, { headers: { Authorization: 'Bearer tok' } })).status).toBe(404);
+    expect((await fetch(`${server.url}/uploads/${id}`, { headers: { Authorization: 'Bearer admin' } })).status).toBe(404);
   });
 
   it('terminates an upload on TERMINATE and stays usable', async () => {
