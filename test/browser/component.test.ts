@@ -28,6 +28,7 @@ import {
 } from './harness.js';
 
 const TOKEN = 'browser-test-token';
+const ADMIN = 'browser-test-admin';
 let tmp: TempDir;
 let server: TestServer;
 let browser: Browser;
@@ -37,7 +38,7 @@ beforeAll(async () => {
   tmp = await makeTempDir('bigup-browser-');
   const pageDir = join(tmp.path, 'page');
   await Promise.all([buildDemo(pageDir), mkdir(OUTPUT, { recursive: true })]);
-  server = await startServer({ dir: join(tmp.path, 'data'), pageDir, token: TOKEN });
+  server = await startServer({ dir: join(tmp.path, 'data'), pageDir, token: TOKEN, adminToken: ADMIN });
   pageUrl = `${server.url}/?token=${TOKEN}`;
   browser = await launchBrowser();
 }, 60_000);
@@ -55,7 +56,7 @@ async function storedFile(uploadId: string): Promise<string> {
 }
 
 async function serverState(uploadId: string): Promise<number> {
-  const res = await fetch(`${server.url}/uploads/${uploadId}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  const res = await fetch(`${server.url}/uploads/${uploadId}`, { headers: { authorization: `Bearer ${ADMIN}` } });
   return res.status;
 }
 
@@ -154,7 +155,7 @@ describe('<big-uploader> in Chromium', () => {
       expect(still!.percent).toBe(before!.percent);
       expect(before!.percent).toBeLessThan(100);
       // The server holds the acked part and nothing is connected.
-      const state = (await (await fetch(`${server.url}/uploads/${startId}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { ackedBytes: number; connected: boolean };
+      const state = (await (await fetch(`${server.url}/uploads/${startId}`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as { ackedBytes: number; connected: boolean };
       expect(state.ackedBytes).toBeGreaterThan(0);
       expect(state.connected).toBe(false);
       await clickRowButton(page, 'resume-button');

@@ -354,7 +354,8 @@ describe('abuse: reservations are bounded per client and in all, and empty ones 
     expect(sixth.code).toBe(Errors.TOO_MANY_UPLOADS.code);
     for (const h of [...held, sixth]) h.client.destroy();
     await srv.close();
-    const fast = await serve({ opensPerSecond: 5, openBurst: 5 });
+    const fast = await serve({ opensPerSecond: 1, openBurst: 5 });
+    const started = Date.now();
     let accepted = 0;
     let refused = 0;
     // Zero-byte uploads complete at once: 318 of them a second was the attack.
@@ -371,8 +372,11 @@ describe('abuse: reservations are bounded per client and in all, and empty ones 
         break;
       }
     }
-    recordFigures('abuse-open-rate', { opensPerSecond: 5, burst: 5, accepted, refused });
-    expect(accepted).toBe(5);
+    // The burst, plus what the bucket refilled (1/s) while a loaded machine ran the loop.
+    const refill = Math.floor((Date.now() - started) / 1000);
+    recordFigures('abuse-open-rate', { opensPerSecond: 1, burst: 5, accepted, refused, refillDuringTest: refill });
+    expect(accepted).toBeGreaterThanOrEqual(5);
+    expect(accepted).toBeLessThanOrEqual(5 + refill);
     expect(refused).toBe(1);
     client.destroy();
   });
