@@ -41,13 +41,14 @@ export interface TinyFsServer {
 }
 
 /**
- * Start a server on a `sizeBytes` tmpfs. `serverOptions` are AppOptions (JSON values only);
+ * Start a server on a `sizeBytes` tmpfs. `emptyPath`: the server finds no tools on PATH (as on
+ * a host without util-linux). `serverOptions` are AppOptions (JSON values only);
  * `storeOptions` go to its DiskStore. The tmpfs and everything on it vanish with the process.
  */
-export function startTinyFsServer(sizeBytes: number, serverOptions: Record<string, unknown> = {}, storeOptions: Record<string, unknown> = {}): Promise<TinyFsServer> {
+export function startTinyFsServer(sizeBytes: number, serverOptions: Record<string, unknown> = {}, storeOptions: Record<string, unknown> = {}, { emptyPath = false } = {}): Promise<TinyFsServer> {
   const mountPoint = join(tmpdir(), `bigup-tinyfs-${process.pid}-${Math.random().toString(16).slice(2)}`);
   mkdirSync(mountPoint, { recursive: true });
-  const child = spawn('unshare', ['-rm', 'sh', '-c', `mount -t tmpfs -o size=${sizeBytes},mode=0700 none "$0" && exec "$@"`, mountPoint,
+  const child = spawn('unshare', ['-rm', 'sh', '-c', `mount -t tmpfs -o size=${sizeBytes},mode=0700 none "$0" && ${emptyPath ? 'PATH=/nonexistent ' : ''}exec "$@"`, mountPoint,
     process.execPath, '--import', 'tsx', SCRIPT], {
     env: { ...process.env, BIGUP_TEST_DIR: mountPoint, BIGUP_TEST_SERVER_OPTIONS: JSON.stringify({ ...serverOptions, store: storeOptions }) },
     stdio: ['ignore', 'pipe', 'pipe'],
