@@ -349,7 +349,13 @@ export class DiskStore implements UploadStore {
     const meta = await this.readMeta(id);
     if (!meta || meta.completion) throw new Error(`upload ${id} is not open for writing`);
     const data = await open(this.path(id, 'part'), O_RDWR | O_NOFOLLOW);
-    return this.openHandle(meta.info, data, false);
+    try {
+      return await this.openHandle(meta.info, data, false);
+    } catch (error) {
+      // The journal could not reserve its slots (journal.ts): nothing is lost, space may come back.
+      if (isSpaceError(error)) throw new ProtocolError(Errors.STORAGE_FULL, 'no space for the upload\'s journal; retry when space is freed');
+      throw error;
+    }
   }
 
   private async openHandle(info: UploadInfo, data: FileHandle, create: boolean): Promise<UploadHandle> {
