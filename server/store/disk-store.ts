@@ -152,6 +152,14 @@ async function readNoFollow(path: string, encoding?: 'utf8'): Promise<Buffer | s
   }
 }
 
+/**
+ * A symlink where an upload's file belongs: someone tampered with the data directory. The
+ * upload is treated as damaged (never written through, kept for the operator).
+ */
+function planted(path: string): ProtocolError {
+  return new ProtocolError(Errors.UPLOAD_DAMAGED, `${path} is a symlink: the data directory was tampered with`);
+}
+
 function isSpaceError(error: unknown): boolean {
   return isErrno(error, 'ENOSPC') || isErrno(error, 'EDQUOT');
 }
@@ -285,7 +293,7 @@ export class DiskStore implements UploadStore {
       text = await readNoFollow(path, 'utf8');
     } catch (error) {
       if (isErrno(error, 'ENOENT')) return undefined;
-      if (isErrno(error, 'ELOOP')) throw new ProtocolError(Errors.UPLOAD_DAMAGED, `metadata ${path} is a symlink`);
+      if (isErrno(error, 'ELOOP')) throw planted(path);
       throw error;
     }
     let meta: unknown;
@@ -348,12 +356,18 @@ export class DiskStore implements UploadStore {
   async open(id: string): Promise<UploadHandle> {
     const meta = await this.readMeta(id);
     if (!meta || meta.completion) throw new Error(`upload ${id} is not open for writing`);
-    const data = await open(this.path(id, 'part'), O_RDWR | O_NOFOLLOW);
+    let data: FileHandle;
+    try {
+      data = await open(this.path(id, 'part'), O_RDWR | O_NOFOLLOW);
+    } catch (error) {
+      throw isErrno(error, 'ELOOP') ? planted(this.path(id, 'part')) : error;
+    }
     try {
       return await this.openHandle(meta.info, data, false);
     } catch (error) {
       // The journal could not reserve its slots (journal.ts): nothing is lost, space may come back.
       if (isSpaceError(error)) throw new ProtocolError(Errors.STORAGE_FULL, 'no space for the upload\'s journal; retry when space is freed');
+      if (isErrno(error, 'ELOOP')) throw planted(this.path(id, 'journal'));
       throw error;
     }
   }
@@ -392,6 +406,7 @@ export class DiskStore implements UploadStore {
       bytes = await readNoFollow(journalPath);
       updatedAt = Math.max(updatedAt, (await stat(journalPath)).mtimeMs);
     } catch (error) {
+      if (isErrno(error, 'ELOOP')) return { info: meta.info, chunks: [], updatedAt, damaged: planted(journalPath).message };
       if (!isErrno(error, 'ENOENT')) throw error;
     }
     const { chunks, damage } = parseJournal(this.hasher, bytes, this.bootHash);
