@@ -1,9 +1,11 @@
 /**
  * The local-disk store, the embedded default. Data directory layout:
  *
- *   <dir>/uploads/<id>.part     the upload's bytes, preallocated to the full size at create and
+ *   <dir>/uploads/<id>.part     the upload's bytes, sized to the full size at create (sparse; the
+ *                               size is counted against the free space, see `preallocate`) and
  *                               written at offsets (never appended); <id> is 32 lowercase hex
- *   <dir>/uploads/<id>.journal  chunk records + SYNC/BOOT marks (see journal.ts)
+ *   <dir>/uploads/<id>.journal  chunk records + SYNC/BOOT marks, then zero-filled slots reserved
+ *                               for the records still to come (see journal.ts)
  *   <dir>/uploads/<id>.json     metadata: UploadInfo (sha256 of the secret, never the secret),
  *                               plus `completion` once completed. Replaced atomically: written to
  *                               <id>.json.tmp, fsynced, renamed over, directory fsynced.
