@@ -119,7 +119,8 @@ function isMetaFile(value: unknown, id: string): value is MetaFile {
   return typeof meta === 'object' && meta !== null && meta.version === 1 && typeof info === 'object' && info !== null
     && info.id === id && typeof info.secretHash === 'string' && /^[0-9a-f]{64}$/.test(info.secretHash)
     && Number.isSafeInteger(info.fileSize) && info.fileSize! >= 0 && Number.isSafeInteger(info.chunkSize) && info.chunkSize! > 0
-    && typeof info.name === 'string' && typeof info.createdAt === 'number'
+    && typeof info.name === 'string' && (info.originalName === undefined || typeof info.originalName === 'string')
+    && typeof info.createdAt === 'number'
     && (meta.completion === undefined || (typeof meta.completion === 'object' && meta.completion !== null
       && /^[0-9a-f]{16}$/.test(String(meta.completion.digest)) && typeof meta.completion.location === 'string'));
 }
