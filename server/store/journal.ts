@@ -87,10 +87,17 @@ function isZeroSlot(bytes: Uint8Array, at: number): boolean {
   return true;
 }
 
-/** Offset just past the last non-zero byte of `bytes` (0 when all are zero). */
+const ZERO_BLOCK = Buffer.alloc(64 * 1024);
+
+/**
+ * Offset just past the last non-zero byte of `bytes` (0 when all are zero). The reserve can be
+ * tens of MiB (64 KiB chunks of a 100 GiB file): whole blocks are compared natively first.
+ */
 function usedLength(bytes: Uint8Array): number {
-  let end = bytes.byteLength;
-  while (end > 0 && bytes[end - 1] === 0) end--;
+  const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let end = view.byteLength;
+  while (end >= ZERO_BLOCK.byteLength && view.subarray(end - ZERO_BLOCK.byteLength, end).equals(ZERO_BLOCK)) end -= ZERO_BLOCK.byteLength;
+  while (end > 0 && view[end - 1] === 0) end--;
   return end;
 }
 
@@ -115,7 +122,9 @@ function foreignRecord(view: DataView, at: number): string | undefined {
 /** Parse journal bytes and apply the trust rule. Pure, so it can be tested on hand-made bytes. */
 export function parseJournal(hasher: Hasher, bytes: Uint8Array, bootHash: bigint): JournalContents {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const whole = Math.floor(bytes.byteLength / RECORD_BYTES);
+  // Past the last non-zero byte there are only free slots: nothing to read there.
+  const used = usedLength(bytes);
+  const whole = Math.min(Math.floor(bytes.byteLength / RECORD_BYTES), Math.ceil(used / RECORD_BYTES));
   const damaged = (damage: string): JournalContents => ({ chunks: [], trustedRecords: 0, truncated: false, damage });
   let valid = 0;
   let lastBoot: bigint | undefined;
@@ -165,7 +174,7 @@ export function parseJournal(hasher: Hasher, bytes: Uint8Array, bootHash: bigint
     const index = view.getUint32(at + 8) * 0x1_0000_0000 + view.getUint32(at + 12);
     chunks.push({ index, hash: view.getBigUint64(at + 16) });
   }
-  return { chunks, trustedRecords: trusted, truncated: usedLength(bytes) > trusted * RECORD_BYTES };
+  return { chunks, trustedRecords: trusted, truncated: used > trusted * RECORD_BYTES };
 }
 
 /** Slots a new journal reserves for an upload of `chunks` chunks (see "Reserved space" above). */
