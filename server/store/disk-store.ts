@@ -366,7 +366,13 @@ export class DiskStore implements UploadStore {
       throw isErrno(error, 'ELOOP') ? planted(this.path(id, 'part')) : error;
     }
     try {
-      return await this.openHandle(meta.info, data, false);
+      const handle = await this.openHandle(meta.info, data, false);
+      // A journal found missing was created again: its entry must outlive a power loss too.
+      await fsyncDir(this.uploadsDir).catch(async (error: unknown) => {
+        await handle.close().catch(() => undefined);
+        throw error;
+      });
+      return handle;
     } catch (error) {
       // The journal could not reserve its slots (journal.ts): nothing is lost, space may come back.
       if (isSpaceError(error)) throw new ProtocolError(Errors.STORAGE_FULL, 'no space for the upload\'s journal; retry when space is freed');
@@ -458,6 +464,10 @@ export class DiskStore implements UploadStore {
   /** Used by DiskUpload.finish. */
   async complete(info: UploadInfo, data: FileHandle, journal: Journal, digest: string): Promise<CompletionInfo> {
     await data.sync();
+    // That flush covers every record: mark it (from the journal's reserve), so if the steps below
+    // fail (ENOSPC writing the metadata on a full disk) the rollback that follows keeps every
+    // acked chunk instead of falling back to the last background checkpoint.
+    await journal.appendSync(journal.count);
     const targetDir = join(this.filesDir, info.id);
     const completion: CompletionInfo = { digest, location: join(targetDir, sanitizeName(info.name)), completedAt: Date.now() };
     await this.makeUploadDir(targetDir);
@@ -513,7 +523,13 @@ class DiskUpload implements UploadHandle {
 
   async finish(digest: string): Promise<CompletionInfo> {
     this.closed = true;
-    return this.store.complete(this.info, this.data, this.journal, digest);
+    try {
+      return await this.store.complete(this.info, this.data, this.journal, digest);
+    } catch (error) {
+      // Not completed: the upload stays, and a later close() must still release the handles.
+      this.closed = false;
+      throw error;
+    }
   }
 
   async close(): Promise<void> {

@@ -45,6 +45,20 @@ async function fillDisk(path: string): Promise<number> {
   return total;
 }
 
+/** RESUME, retrying while the server still unloads an upload that failed (STORAGE_ERROR, retryable). */
+async function resumeWhenUnloaded(server: TinyFsServer, upload: { id: Uint8Array; secret: Uint8Array }, fileSize: number) {
+  for (let attempt = 0; ; attempt++) {
+    const client = await RawClient.connect(server.wsUrl);
+    client.resume(upload.id, upload.secret);
+    const answer = await client.next();
+    if (answer.type === 'accept') return { client, accept: answer };
+    client.close();
+    if (answer.type !== 'error' || !answer.retryable || attempt > 50) throw new Error(`RESUME answered ${JSON.stringify(answer)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  void fileSize;
+}
+
 /** Resume, check the server claims every chunk `log` saw acked with the right bytes, send the rest and complete. */
 async function resumeAndFinish(server: TinyFsServer, upload: { id: Uint8Array; secret: Uint8Array }, data: Buffer, log: AckLog, name: string): Promise<void> {
   const FILE = data.byteLength;
@@ -78,12 +92,18 @@ describe.skipIf(!tinyFsAvailable())('full disk (tmpfs)', () => {
       await fillDisk(join(server.dir, 'filler'));
       const all = [...Array(FILE / CHUNK).keys()];
       const r = await pump(first.client, first.accept, data, all, log, { wireStart: first.wireStart });
-      first.client.close();
       // Before the fix: 126 acked, then STORAGE_FULL from the journal, and RESUME reported 0.
       expect(r.errors).toEqual([]);
       expect(log.chunks).toHaveLength(all.length);
+      // COMPLETE cannot write the metadata on the full disk: a retryable error, and the failure's
+      // rollback keeps every chunk (the completion's data flush was marked in the journal first).
+      first.client.complete();
+      const answer = await first.client.next();
+      expect(answer.type === 'error' && answer.code).toBe(Errors.STORAGE_FULL.code);
+      first.client.close();
+      await first.client.closed;
       const upload = { id: first.accept.uploadId, secret: first.accept.secret };
-      const again = await openOrResume(server.wsUrl, upload, { fileSize: FILE, chunkSize: CHUNK });
+      const again = await resumeWhenUnloaded(server, upload, FILE);
       expect(chunksIn(again.accept.ranges, CHUNK, FILE).size, 'chunks the server still claims').toBe(all.length);
       again.client.close();
       await rm(join(server.dir, 'filler'));
