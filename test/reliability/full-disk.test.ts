@@ -113,6 +113,33 @@ describe.skipIf(!tinyFsAvailable())('full disk (tmpfs)', () => {
     }
   });
 
+  it('durable mode, data blocks allocated, disk full: acks stop once the journal\'s mark margin is spent, nothing acked is lost', async () => {
+    const server = await startTinyFsServer(16 * MiB, { durable: true }, { preallocate: false });
+    try {
+      const FILE = 10 * MiB;
+      const data = randomBytes(FILE);
+      const log = new AckLog(CHUNK, FILE);
+      const first = await openOrResume(server.wsUrl, undefined, { fileSize: FILE, chunkSize: CHUNK, name: 'd.bin' });
+      const id = bytesToHex(first.accept.uploadId);
+      const part = await open(join(server.dir, 'uploads', `${id}.part`), 'r+');
+      await part.write(Buffer.alloc(FILE), 0, FILE, 0);
+      await part.close();
+      await fillDisk(join(server.dir, 'filler'));
+      // One chunk in flight at a time: one SYNC mark per chunk, more than the margin holds.
+      const r = await pump(first.client, first.accept, data, [...Array(FILE / CHUNK).keys()], log, { wireStart: first.wireStart, window: CHUNK });
+      first.client.close();
+      console.log(`durable, full disk: ${log.chunks.length} of ${FILE / CHUNK} chunks acked`);
+      expect(log.chunks.length).toBeGreaterThan(0);
+      if (log.chunks.length < FILE / CHUNK) expect(r.errors.map((e) => e.code)).toContain(Errors.STORAGE_FULL.code);
+      await rm(join(server.dir, 'filler'));
+      const upload = { id: first.accept.uploadId, secret: first.accept.secret };
+      (await resumeWhenUnloaded(server, upload, FILE)).client.close();
+      await resumeAndFinish(server, upload, data, log, 'd.bin');
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('the disk fills mid-upload (no preallocation, flush by time only): STORAGE_FULL, every acked chunk kept, finishes identical after space is freed', async () => {
     const server = await startTinyFsServer(8 * MiB, { syncBytes: 0, syncInterval: 60_000 }, { preallocate: false });
     try {
