@@ -200,8 +200,13 @@ export class DiskStore implements UploadStore {
       await mkdir(dir, { recursive: true, mode: this.dirMode });
       const found = await lstat(dir);
       if (!found.isDirectory()) throw new Error(`${dir} must be a directory, not a symlink or a file`);
-      // Ours alone: tighten what an older version (or umask) left.
-      await chmod(dir, this.dirMode);
+      // Ours alone: tighten what an older version (or umask) left. A directory we may not chmod
+      // (another owner) is left as it is, with a word to the operator.
+      if ((found.mode & 0o777) !== this.dirMode) {
+        await chmod(dir, this.dirMode).catch((error: unknown) => {
+          this.logger?.warn(`disk store: could not set mode ${this.dirMode.toString(8)} on ${dir}: ${(error as Error).message}`);
+        });
+      }
     }
     this.hasher = await loadHasher();
     this.bootHash = this.hasher.h64(new TextEncoder().encode(this.bootIdSource()));
