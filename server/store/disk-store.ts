@@ -1,9 +1,11 @@
 /**
  * The local-disk store, the embedded default. Data directory layout:
  *
- *   <dir>/uploads/<id>.part     the upload's bytes, preallocated to the full size at create and
+ *   <dir>/uploads/<id>.part     the upload's bytes, sized to the full size at create (sparse; the
+ *                               size is counted against the free space, see `preallocate`) and
  *                               written at offsets (never appended); <id> is 32 lowercase hex
- *   <dir>/uploads/<id>.journal  chunk records + SYNC/BOOT marks (see journal.ts)
+ *   <dir>/uploads/<id>.journal  chunk records + SYNC/BOOT marks, then zero-filled slots reserved
+ *                               for the records still to come (see journal.ts)
  *   <dir>/uploads/<id>.json     metadata: UploadInfo (sha256 of the secret, never the secret),
  *                               plus `completion` once completed. Replaced atomically: written to
  *                               <id>.json.tmp, fsynced, renamed over, directory fsynced.
@@ -29,25 +31,61 @@
  *
  * Nothing a client sends becomes a path except through `sanitizeName`, and ids are checked to be
  * 32 hex digits before any path is built from them.
+ *
+ * Nothing planted in the data directory redirects a write: every file is created with
+ * O_CREAT|O_EXCL|O_NOFOLLOW (an existing name, a symlink included, is never opened for writing
+ * through), existing files are opened with O_NOFOLLOW, and a per-upload directory under files/ is
+ * made with a plain mkdir and checked with lstat before the completed file is renamed into it. A
+ * symlink found where a store file or directory belongs is removed (the link, never its target).
+ * Files are created 0600 and directories 0700 unless `groupReadable` is set (0640 / 0750); the
+ * process umask can only remove bits.
+ *
+ * Directory entries are made durable: the uploads directory is fsynced after the metadata and the
+ * journal are created, files/ after a per-upload directory is made, and both ends of the rename
+ * at completion, so `--durable` acks never rest on a file a power loss could unlink.
  */
-import { spawn } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
-import { mkdir, open, readFile, readdir, rename, rm, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, rename, rm, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Errors, ProtocolError, loadHasher, type Hasher } from '../../protocol/index.js';
-import { Journal, parseJournal } from './journal.js';
+import { Errors, ProtocolError, chunkCount, loadHasher, type Hasher } from '../../protocol/index.js';
+import { Journal, RECORD_BYTES, journalSlotsFor, parseJournal } from './journal.js';
 import { sanitizeName } from './names.js';
 import type { ChunkRecord, CompletionInfo, StoredUpload, UploadHandle, UploadInfo, UploadStore, UploadSummary } from './types.js';
+
+/** Where the store says things worth an operator's attention (Fastify's logger fits). */
+export interface DiskStoreLogger {
+  info(message: string): void;
+  warn(message: string): void;
+}
 
 export interface DiskStoreOptions {
   /** Data directory (created if missing). */
   readonly dir: string;
   /**
-   * Reserve real blocks at create with util-linux `fallocate` (when installed) so a full disk is
-   * found at OPEN, not at 97%. Default true. Without it the file is only sized (sparse).
+   * Hold each unfinished upload's full size against the free space, so a disk that cannot take
+   * an upload refuses it at OPEN (INSUFFICIENT_STORAGE), not at 97%. Default true.
+   *
+   * What this does and does not do: the data file is sized with ftruncate (sparse, instant) and
+   * no blocks are reserved with the filesystem: Node has no fallocate(2), no maintained native
+   * binding exists, and a process per upload cost half the time of an OPEN and was silently
+   * skipped where the tool was missing. Instead `freeSpace()` reports the filesystem's free space
+   * minus the bytes every unfinished upload in this store may still write (its size minus the
+   * blocks its file already has), and `create` checks and counts a new upload under one lock, so
+   * concurrent OPENs cannot overcommit. Something else writing to the same filesystem can still
+   * fill it: then a data write fails with STORAGE_FULL and every acked chunk stays acked (the
+   * journal's own space is reserved, see journal.ts). Logged once at `init`.
+   * false: no accounting; OPEN only compares the size with the free space at that moment.
    */
   readonly preallocate?: boolean;
+  /**
+   * Let the group read completed files and list the store's directories: files 0640 and
+   * directories 0750 instead of 0600 and 0700. Default false. Metadata (sha256 of the resume
+   * secret) and journals get the same modes; nothing is ever world-accessible.
+   */
+  readonly groupReadable?: boolean;
+  /** Told once at `init` how space is accounted, and of symlinks removed. Default: silent. */
+  readonly logger?: DiskStoreLogger;
   /** Kernel boot id source; tests override it to simulate a reboot. Default /proc/sys/kernel/random/boot_id. */
   readonly bootId?: () => string;
 }
@@ -81,7 +119,8 @@ function isMetaFile(value: unknown, id: string): value is MetaFile {
   return typeof meta === 'object' && meta !== null && meta.version === 1 && typeof info === 'object' && info !== null
     && info.id === id && typeof info.secretHash === 'string' && /^[0-9a-f]{64}$/.test(info.secretHash)
     && Number.isSafeInteger(info.fileSize) && info.fileSize! >= 0 && Number.isSafeInteger(info.chunkSize) && info.chunkSize! > 0
-    && typeof info.name === 'string' && typeof info.createdAt === 'number'
+    && typeof info.name === 'string' && (info.originalName === undefined || typeof info.originalName === 'string')
+    && typeof info.createdAt === 'number'
     && (info.client === undefined || typeof info.client === 'string')
     && (meta.completion === undefined || (typeof meta.completion === 'object' && meta.completion !== null
       && /^[0-9a-f]{16}$/.test(String(meta.completion.digest)) && typeof meta.completion.location === 'string'));
@@ -91,8 +130,13 @@ function isErrno(error: unknown, code: string): boolean {
   return typeof error === 'object' && error !== null && (error as NodeJS.ErrnoException).code === code;
 }
 
-async function fsyncDir(path: string): Promise<void> {
-  const handle = await open(path, fsConstants.O_RDONLY);
+const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY } = fsConstants;
+/** Open flags for a file the store creates: never an existing name, never through a symlink. */
+const CREATE_FLAGS = O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW;
+
+/** fsync a directory, so the entries created or renamed in it survive a power loss. */
+export async function fsyncDir(path: string): Promise<void> {
+  const handle = await open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
   try {
     await handle.sync();
   } finally {
@@ -100,19 +144,28 @@ async function fsyncDir(path: string): Promise<void> {
   }
 }
 
-/** Run util-linux `fallocate -l <size> <path>`; 'unavailable' when the tool or the filesystem can't. */
-function fallocate(path: string, size: number): Promise<'ok' | 'nospace' | 'unavailable'> {
-  return new Promise((resolve) => {
-    let stderr = '';
-    const child = spawn('fallocate', ['-l', String(size), path], { stdio: ['ignore', 'ignore', 'pipe'] });
-    child.on('error', () => resolve('unavailable'));
-    // Null when the spawn itself failed (EMFILE, ENOENT...): 'error' above answers then.
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-    child.on('close', (code) => {
-      if (code === 0) resolve('ok');
-      else resolve(/no space/i.test(stderr) ? 'nospace' : 'unavailable');
-    });
-  });
+/** readFile that refuses a symlink (ELOOP) instead of reading wherever it points. */
+async function readNoFollow(path: string): Promise<Buffer>;
+async function readNoFollow(path: string, encoding: 'utf8'): Promise<string>;
+async function readNoFollow(path: string, encoding?: 'utf8'): Promise<Buffer | string> {
+  const handle = await open(path, O_RDONLY | O_NOFOLLOW);
+  try {
+    return encoding ? await handle.readFile(encoding) : await handle.readFile();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * A symlink where an upload's file belongs: someone tampered with the data directory. The
+ * upload is treated as damaged (never written through, kept for the operator).
+ */
+function planted(path: string): ProtocolError {
+  return new ProtocolError(Errors.UPLOAD_DAMAGED, `${path} is a symlink: the data directory was tampered with`);
+}
+
+function isSpaceError(error: unknown): boolean {
+  return isErrno(error, 'ENOSPC') || isErrno(error, 'EDQUOT');
 }
 
 export class DiskStore implements UploadStore {
@@ -120,23 +173,54 @@ export class DiskStore implements UploadStore {
   private readonly uploadsDir: string;
   private readonly filesDir: string;
   private readonly preallocate: boolean;
+  private readonly fileMode: number;
+  private readonly dirMode: number;
+  private readonly logger: DiskStoreLogger | undefined;
   private readonly bootIdSource: () => string;
   private hasher!: Hasher;
   private bootHash = 0n;
+  /** Unfinished uploads whose size counts against the free space (preallocate): id -> file size. */
+  private readonly commitments = new Map<string, number>();
+  /** Serializes the space check and the commitment of concurrent creates. */
+  private admission: Promise<unknown> = Promise.resolve();
 
   constructor(options: DiskStoreOptions) {
     this.dir = options.dir;
     this.uploadsDir = join(options.dir, 'uploads');
     this.filesDir = join(options.dir, 'files');
     this.preallocate = options.preallocate ?? true;
+    this.fileMode = options.groupReadable ? 0o640 : 0o600;
+    this.dirMode = options.groupReadable ? 0o750 : 0o700;
+    this.logger = options.logger;
     this.bootIdSource = options.bootId ?? readBootId;
   }
 
   async init(): Promise<void> {
-    await mkdir(this.uploadsDir, { recursive: true });
-    await mkdir(this.filesDir, { recursive: true });
+    await mkdir(this.dir, { recursive: true, mode: this.dirMode });
+    for (const dir of [this.uploadsDir, this.filesDir]) {
+      await mkdir(dir, { recursive: true, mode: this.dirMode });
+      const found = await lstat(dir);
+      if (!found.isDirectory()) throw new Error(`${dir} must be a directory, not a symlink or a file`);
+      // Ours alone: tighten what an older version (or umask) left. A directory we may not chmod
+      // (another owner) is left as it is, with a word to the operator.
+      if ((found.mode & 0o777) !== this.dirMode) {
+        await chmod(dir, this.dirMode).catch((error: unknown) => {
+          this.logger?.warn(`disk store: could not set mode ${this.dirMode.toString(8)} on ${dir}: ${(error as Error).message}`);
+        });
+      }
+    }
     this.hasher = await loadHasher();
     this.bootHash = this.hasher.h64(new TextEncoder().encode(this.bootIdSource()));
+    if (this.preallocate) {
+      for (const summary of await this.list()) {
+        if (summary.completed || summary.damaged) continue;
+        const meta = await this.readMeta(summary.id).catch(() => undefined);
+        if (meta) this.commitments.set(summary.id, meta.info.fileSize);
+      }
+      this.logger?.info('disk store: disk blocks are not reserved at OPEN (Node has no fallocate); each unfinished upload\'s size is counted against the free space instead');
+    } else {
+      this.logger?.info('disk store: preallocate is off: OPEN compares an upload\'s size with the free space at that moment only');
+    }
   }
 
   private path(id: string, ext: 'part' | 'journal' | 'json'): string {
@@ -146,19 +230,66 @@ export class DiskStore implements UploadStore {
 
   async freeSpace(): Promise<number> {
     const s = await statfs(this.dir);
-    return s.bavail * s.bsize;
+    return s.bavail * s.bsize - await this.unwrittenCommitments();
+  }
+
+  /** Bytes unfinished uploads may still write: size minus the blocks each data file already has. */
+  private async unwrittenCommitments(): Promise<number> {
+    const pending = await Promise.all([...this.commitments].map(async ([id, size]) => {
+      const part = await stat(this.path(id, 'part')).catch(() => undefined);
+      return Math.max(0, size - (part ? part.blocks * 512 : 0));
+    }));
+    return pending.reduce((a, b) => a + b, 0);
+  }
+
+  /**
+   * Create `path` for writing (O_EXCL, O_NOFOLLOW, the store's mode). A stale or planted entry
+   * (a temp file a crash left, a symlink) is removed first when `replace` is set: unlink removes
+   * a symlink itself, never its target.
+   */
+  private async createFile(path: string, replace: boolean): Promise<FileHandle> {
+    try {
+      return await open(path, CREATE_FLAGS, this.fileMode);
+    } catch (error) {
+      if (!replace || !isErrno(error, 'EEXIST')) throw error;
+      if ((await lstat(path)).isSymbolicLink()) this.logger?.warn(`disk store: removed a symlink planted at ${path}`);
+      await unlink(path);
+      return open(path, CREATE_FLAGS, this.fileMode);
+    }
+  }
+
+  /**
+   * Make files/<id> a real directory of ours, whatever was planted there: a symlink (which would
+   * send the completed file outside the data directory) or a file is removed; an existing real
+   * directory (a completion a crash interrupted) is kept. files/ is fsynced after.
+   */
+  private async makeUploadDir(dir: string): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await mkdir(dir, { mode: this.dirMode });
+        break;
+      } catch (error) {
+        if (!isErrno(error, 'EEXIST') || attempt > 0) throw error;
+      }
+      const found = await lstat(dir);
+      if (found.isDirectory()) break;
+      this.logger?.warn(`disk store: removed a ${found.isSymbolicLink() ? 'symlink' : 'file'} planted at ${dir}`);
+      await unlink(dir);
+    }
+    await fsyncDir(this.filesDir);
   }
 
   private async writeMeta(meta: MetaFile): Promise<void> {
     const target = this.path(meta.info.id, 'json');
     const temp = `${target}.tmp`;
-    const handle = await open(temp, 'w');
+    const handle = await this.createFile(temp, true);
     try {
       await handle.writeFile(JSON.stringify(meta));
       await handle.sync();
     } finally {
       await handle.close();
     }
+    // rename replaces a symlink at `target` itself; it never writes through one.
     await rename(temp, target);
     await fsyncDir(this.uploadsDir);
   }
@@ -168,9 +299,10 @@ export class DiskStore implements UploadStore {
     const path = this.path(id, 'json');
     let text: string;
     try {
-      text = await readFile(path, 'utf8');
+      text = await readNoFollow(path, 'utf8');
     } catch (error) {
       if (isErrno(error, 'ENOENT')) return undefined;
+      if (isErrno(error, 'ELOOP')) throw planted(path);
       throw error;
     }
     let meta: unknown;
@@ -186,48 +318,83 @@ export class DiskStore implements UploadStore {
   }
 
   async create(info: UploadInfo): Promise<UploadHandle> {
+    const journalBytes = journalSlotsFor(chunkCount(info.fileSize, info.chunkSize)) * RECORD_BYTES;
+    if (this.preallocate) await this.admit(info.id, info.fileSize + journalBytes, info.fileSize);
     const partPath = this.path(info.id, 'part');
-    const data = await open(partPath, 'wx');
-    // The reservation runs in a child process (~10 ms here, about half of creating an upload);
-    // sizing the file, the metadata and the journal are written meanwhile. Nothing is acked
-    // before all of them are done, so OPEN still fails when the space cannot be reserved.
-    const reserved = info.fileSize > 0 && this.preallocate ? fallocate(partPath, info.fileSize) : Promise.resolve('ok' as const);
+    let data: FileHandle | undefined;
     let handle: UploadHandle | undefined;
     try {
-      const setUp = (async () => {
-        await data.truncate(info.fileSize);
-        await this.writeMeta({ version: 1, info });
-        handle = await this.openHandle(info, data);
-      })();
-      // Both settle before any clean-up: the child creates the file if it is missing, so removing
-      // it while the child still runs could leave a stray file behind.
-      const [reservation, setUpResult] = await Promise.allSettled([reserved, setUp]);
-      if (setUpResult.status === 'rejected') throw setUpResult.reason;
-      if (reservation.status === 'fulfilled' && reservation.value === 'nospace') {
-        throw new ProtocolError(Errors.INSUFFICIENT_STORAGE, 'not enough free space to reserve the file');
-      }
+      data = await this.createFile(partPath, false);
+      // Sparse: the size is counted (preallocate), not reserved; see DiskStoreOptions.preallocate.
+      await data.truncate(info.fileSize);
+      await this.writeMeta({ version: 1, info });
+      handle = await this.openHandle(info, data, true);
+      // The journal's directory entry: without it a power loss forgets every record.
+      await fsyncDir(this.uploadsDir);
     } catch (error) {
       if (handle) await handle.close().catch(() => undefined);
-      else await data.close().catch(() => undefined);
-      await rm(partPath, { force: true });
-      await rm(this.path(info.id, 'journal'), { force: true });
-      await rm(this.path(info.id, 'json'), { force: true });
-      await rm(`${this.path(info.id, 'json')}.tmp`, { force: true });
+      else await data?.close().catch(() => undefined);
+      this.commitments.delete(info.id);
+      // Only what this call created: an EEXIST from createFile means the name was not ours.
+      if (data) {
+        await rm(partPath, { force: true });
+        await rm(this.path(info.id, 'journal'), { force: true });
+        await rm(this.path(info.id, 'json'), { force: true });
+        await rm(`${this.path(info.id, 'json')}.tmp`, { force: true });
+      }
+      if (isSpaceError(error)) throw new ProtocolError(Errors.INSUFFICIENT_STORAGE, 'not enough free space for the upload and its journal');
       throw error;
     }
-    return handle!;
+    return handle;
+  }
+
+  /**
+   * Check that `need` bytes fit in the free space net of other uploads' commitments, and commit
+   * `size` for `id`, under one lock so concurrent creates see each other.
+   */
+  private admit(id: string, need: number, size: number): Promise<void> {
+    const run = this.admission.then(async () => {
+      const free = await this.freeSpace();
+      if (need > free) throw new ProtocolError(Errors.INSUFFICIENT_STORAGE, `upload of ${need} bytes (data and journal) exceeds the ${Math.max(0, free)} bytes not yet committed`);
+      this.commitments.set(id, size);
+    });
+    this.admission = run.catch(() => undefined);
+    return run;
   }
 
   async open(id: string): Promise<UploadHandle> {
     const meta = await this.readMeta(id);
     if (!meta || meta.completion) throw new Error(`upload ${id} is not open for writing`);
-    const data = await open(this.path(id, 'part'), 'r+');
-    return this.openHandle(meta.info, data);
+    let data: FileHandle;
+    try {
+      data = await open(this.path(id, 'part'), O_RDWR | O_NOFOLLOW);
+    } catch (error) {
+      throw isErrno(error, 'ELOOP') ? planted(this.path(id, 'part')) : error;
+    }
+    try {
+      const handle = await this.openHandle(meta.info, data, false);
+      // A journal found missing was created again: its entry must outlive a power loss too.
+      await fsyncDir(this.uploadsDir).catch(async (error: unknown) => {
+        await handle.close().catch(() => undefined);
+        throw error;
+      });
+      return handle;
+    } catch (error) {
+      // The journal could not reserve its slots (journal.ts): nothing is lost, space may come back.
+      if (isSpaceError(error)) throw new ProtocolError(Errors.STORAGE_FULL, 'no space for the upload\'s journal; retry when space is freed');
+      if (isErrno(error, 'ELOOP')) throw planted(this.path(id, 'journal'));
+      throw error;
+    }
   }
 
-  private async openHandle(info: UploadInfo, data: FileHandle): Promise<UploadHandle> {
+  private async openHandle(info: UploadInfo, data: FileHandle, create: boolean): Promise<UploadHandle> {
     try {
-      const { journal } = await Journal.open(this.path(info.id, 'journal'), this.hasher, this.bootHash, () => data.datasync());
+      const { journal } = await Journal.open(this.path(info.id, 'journal'), this.hasher, this.bootHash, {
+        chunks: chunkCount(info.fileSize, info.chunkSize),
+        create,
+        mode: this.fileMode,
+        flushData: () => data.datasync(),
+      });
       return new DiskUpload(this, info, data, journal);
     } catch (error) {
       await data.close().catch(() => undefined);
@@ -251,9 +418,10 @@ export class DiskStore implements UploadStore {
     let bytes: Uint8Array = new Uint8Array(0);
     let updatedAt = meta.info.createdAt;
     try {
-      bytes = await readFile(journalPath);
+      bytes = await readNoFollow(journalPath);
       updatedAt = Math.max(updatedAt, (await stat(journalPath)).mtimeMs);
     } catch (error) {
+      if (isErrno(error, 'ELOOP')) return { info: meta.info, chunks: [], updatedAt, damaged: planted(journalPath).message };
       if (!isErrno(error, 'ENOENT')) throw error;
     }
     const { chunks, damage } = parseJournal(this.hasher, bytes, this.bootHash);
@@ -268,9 +436,13 @@ export class DiskStore implements UploadStore {
     } catch {
       return;
     }
-    await mkdir(join(this.filesDir, info.id), { recursive: true });
+    const targetDir = join(this.filesDir, info.id);
+    await this.makeUploadDir(targetDir);
     await rename(this.path(info.id, 'part'), completion.location);
+    await fsyncDir(targetDir);
+    await fsyncDir(this.uploadsDir);
     await rm(this.path(info.id, 'journal'), { force: true });
+    this.commitments.delete(info.id);
   }
 
   async remove(id: string): Promise<void> {
@@ -281,6 +453,7 @@ export class DiskStore implements UploadStore {
     if (meta?.completion === undefined) await rm(join(this.filesDir, id), { recursive: true, force: true }).catch(() => undefined);
     await rm(this.path(id, 'json'), { force: true });
     await rm(`${this.path(id, 'json')}.tmp`, { force: true });
+    this.commitments.delete(id);
   }
 
   async list(): Promise<UploadSummary[]> {
@@ -306,9 +479,13 @@ export class DiskStore implements UploadStore {
   /** Used by DiskUpload.finish. */
   async complete(info: UploadInfo, data: FileHandle, journal: Journal, digest: string): Promise<CompletionInfo> {
     await data.sync();
+    // That flush covers every record: mark it (from the journal's reserve), so if the steps below
+    // fail (ENOSPC writing the metadata on a full disk) the rollback that follows keeps every
+    // acked chunk instead of falling back to the last background checkpoint.
+    await journal.appendSync(journal.count);
     const targetDir = join(this.filesDir, info.id);
     const completion: CompletionInfo = { digest, location: join(targetDir, sanitizeName(info.name)), completedAt: Date.now() };
-    await mkdir(targetDir, { recursive: true });
+    await this.makeUploadDir(targetDir);
     await this.writeMeta({ version: 1, info, completion });
     await data.close();
     await journal.close();
@@ -316,6 +493,7 @@ export class DiskStore implements UploadStore {
     await fsyncDir(targetDir);
     await fsyncDir(this.uploadsDir);
     await unlink(this.path(info.id, 'journal')).catch(() => undefined);
+    this.commitments.delete(info.id);
     return completion;
   }
 }
@@ -360,7 +538,13 @@ class DiskUpload implements UploadHandle {
 
   async finish(digest: string): Promise<CompletionInfo> {
     this.closed = true;
-    return this.store.complete(this.info, this.data, this.journal, digest);
+    try {
+      return await this.store.complete(this.info, this.data, this.journal, digest);
+    } catch (error) {
+      // Not completed: the upload stays, and a later close() must still release the handles.
+      this.closed = false;
+      throw error;
+    }
   }
 
   async close(): Promise<void> {

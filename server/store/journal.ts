@@ -30,16 +30,37 @@
  * A damaged journal makes the upload UPLOAD_DAMAGED (SPEC.md 7.2): nothing in it is trusted, and
  * the file is never cut or appended to, so the operator finds it as it was.
  *
+ * Reserved space. Records are written at their position (never in append mode) into zero-filled
+ * space reserved ahead: an all-zero 32-byte slot is free, and zeros after the last record are not
+ * a torn tail. The reserve always holds one slot for every chunk of the upload not yet recorded,
+ * plus the marks of the next open, so a CHUNK record never needs a new block: on a full disk the
+ * journal still takes the record of every chunk whose data went in, and nothing acked is lost to a
+ * journal that cannot grow (issue 14, item 3). SYNC marks come out of a small extra margin; when it
+ * is spent and the disk is full, a checkpoint's mark is skipped (the data was flushed, only the
+ * proof for a reboot is missing, so a power loss may cost more than one interval), never failed.
+ * In durable mode every batch carries its mark and cannot be acked without it: on a full disk its
+ * acks stop with STORAGE_FULL once the margin is spent (measured: 94 of 160 one-chunk batches on
+ * a full 16 MiB tmpfs), and nothing acked is lost.
+ * The zeros are real writes, so the filesystem allocated the blocks; on copy-on-write filesystems
+ * (btrfs, ZFS) an overwrite still needs space, and there the reserve is best effort.
+ *
  * Trust rule (protocol/SPEC.md section 8, "Durability"): if the last BOOT record carries the current
  * boot id, only the process died, the page cache survived, and every valid record is trusted.
  * Otherwise the OS restarted and only records covered by the last SYNC mark are trusted. Every
  * open flushes data and journal and appends BOOT + SYNC, so the rule holds across several opens.
  */
+import { constants as fsConstants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { Errors, ProtocolError, type Hasher } from '../../protocol/index.js';
 import type { ChunkRecord } from './types.js';
 
 export const RECORD_BYTES = 32;
+/** Slots kept free beyond the unrecorded chunks, for SYNC and BOOT marks. */
+const MARK_MARGIN = 64;
+/** The reserve grows by at least this many slots at a time (2 KiB). */
+const GROW_SLOTS = 64;
+/** Largest zero buffer written at once when reserving. */
+const ZERO_WRITE_BYTES = 1 << 20;
 const enum RecordType {
   CHUNK = 1,
   SYNC = 2,
@@ -52,13 +73,35 @@ export interface JournalContents {
   readonly chunks: ChunkRecord[];
   /** Number of records (of any type) that are trusted: the file is cut to this length. */
   readonly trustedRecords: number;
-  /** True when the tail was torn, or untrusted records were dropped after a reboot. */
+  /**
+   * True when bytes other than free (zero) slots follow the trusted records: a torn tail, or
+   * untrusted records dropped after a reboot. Opening the journal zeroes them.
+   */
   readonly truncated: boolean;
   /**
    * Why the journal is damaged (see the rule above), or undefined. When set, `chunks` is empty,
    * `trustedRecords` is 0 and `truncated` false: nothing may be claimed and nothing cut.
    */
   readonly damage?: string;
+}
+
+function isZeroSlot(bytes: Uint8Array, at: number): boolean {
+  for (let i = at; i < at + RECORD_BYTES; i++) if (bytes[i] !== 0) return false;
+  return true;
+}
+
+const ZERO_BLOCK = Buffer.alloc(64 * 1024);
+
+/**
+ * Offset just past the last non-zero byte of `bytes` (0 when all are zero). The reserve can be
+ * tens of MiB (64 KiB chunks of a 100 GiB file): whole blocks are compared natively first.
+ */
+function usedLength(bytes: Uint8Array): number {
+  const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let end = view.byteLength;
+  while (end >= ZERO_BLOCK.byteLength && view.subarray(end - ZERO_BLOCK.byteLength, end).equals(ZERO_BLOCK)) end -= ZERO_BLOCK.byteLength;
+  while (end > 0 && view[end - 1] === 0) end--;
+  return end;
 }
 
 function encodeRecord(hasher: Hasher, target: Uint8Array, at: number, type: RecordType, a: number, b: bigint): void {
@@ -82,7 +125,9 @@ function foreignRecord(view: DataView, at: number): string | undefined {
 /** Parse journal bytes and apply the trust rule. Pure, so it can be tested on hand-made bytes. */
 export function parseJournal(hasher: Hasher, bytes: Uint8Array, bootHash: bigint): JournalContents {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const whole = Math.floor(bytes.byteLength / RECORD_BYTES);
+  // Past the last non-zero byte there are only free slots: nothing to read there.
+  const used = usedLength(bytes);
+  const whole = Math.min(Math.floor(bytes.byteLength / RECORD_BYTES), Math.ceil(used / RECORD_BYTES));
   const damaged = (damage: string): JournalContents => ({ chunks: [], trustedRecords: 0, truncated: false, damage });
   let valid = 0;
   let lastBoot: bigint | undefined;
@@ -106,6 +151,8 @@ export function parseJournal(hasher: Hasher, bytes: Uint8Array, bootHash: bigint
     let bootAfter: bigint | undefined;
     for (let i = valid + 1; i < whole; i++) {
       const at = i * RECORD_BYTES;
+      // Free (reserved) slots are the common case after the last record: skip them unhashed.
+      if (isZeroSlot(bytes, at)) continue;
       if (hasher.h64(bytes.subarray(at, at + 24)) !== view.getBigUint64(at + 24)) continue;
       const foreign = foreignRecord(view, at);
       if (foreign) return damaged(`record ${i}: ${foreign}`);
@@ -130,14 +177,43 @@ export function parseJournal(hasher: Hasher, bytes: Uint8Array, bootHash: bigint
     const index = view.getUint32(at + 8) * 0x1_0000_0000 + view.getUint32(at + 12);
     chunks.push({ index, hash: view.getBigUint64(at + 16) });
   }
-  return { chunks, trustedRecords: trusted, truncated: trusted * RECORD_BYTES !== bytes.byteLength };
+  return { chunks, trustedRecords: trusted, truncated: used > trusted * RECORD_BYTES };
 }
 
-/** An open journal. Appends are serialized, so record positions follow call order. */
+/** Slots a new journal reserves for an upload of `chunks` chunks (see "Reserved space" above). */
+export function journalSlotsFor(chunks: number): number {
+  return chunks + 2 + MARK_MARGIN;
+}
+
+/** How to open a journal file. */
+export interface JournalOpenOptions {
+  /** Chunks in the upload: the reserve keeps a free slot for each one not recorded yet. */
+  readonly chunks: number;
+  /** A new upload: create the file and fail if anything exists at the path (O_EXCL). */
+  readonly create: boolean;
+  /** Permission bits of a file this creates. */
+  readonly mode: number;
+  /**
+   * fdatasync the data file. Called before the SYNC mark of the open, which claims every trusted
+   * record's bytes are on the device.
+   */
+  readonly flushData: () => Promise<void>;
+}
+
+/** An open journal. Writes are serialized, so record positions follow call order. */
 export class Journal {
-  private records: number;
+  /** Records queued so far, written or not (a checkpoint's SYNC mark covers this many). */
+  private queued: number;
+  /** Records in the file: the next one goes at `written * RECORD_BYTES`. */
+  private written: number;
+  /** Whole slots the file has (records plus reserved zeros). */
+  private slots: number;
   /** Records covered by the last successful SYNC mark. */
   private syncedRecords: number;
+  /** recorded[i] is 1 when a record in the file names chunk i. */
+  private readonly recorded: Uint8Array;
+  /** Chunks not recorded yet: the reserve always keeps this many free slots for them. */
+  private owed: number;
   private queue: Promise<unknown> = Promise.resolve();
 
   private constructor(
@@ -145,35 +221,42 @@ export class Journal {
     private readonly hasher: Hasher,
     private readonly bootHash: bigint,
     records: number,
+    slots: number,
+    chunks: number,
   ) {
-    this.records = records;
+    this.queued = records;
+    this.written = records;
+    this.slots = slots;
     this.syncedRecords = records;
+    this.recorded = new Uint8Array(chunks);
+    this.owed = chunks;
   }
 
   /**
-   * Open (creating if needed) for appending: cut untrusted bytes, then mark the start of this
-   * process's appends with BOOT + SYNC. A damaged journal is refused with UPLOAD_DAMAGED, untouched. `flushData` must fdatasync the data file first, because
-   * the SYNC mark claims every trusted record's bytes are on the device.
+   * Open (creating if needed, never through a symlink) for writing: zero untrusted bytes, reserve
+   * the slots the upload can still need, then mark the start of this process's records with
+   * BOOT + SYNC. A damaged journal is refused with UPLOAD_DAMAGED, untouched. A reserve the disk
+   * cannot hold fails with the filesystem's error (ENOSPC): nothing is acked on a journal that
+   * might not take the records.
    */
-  static async open(
-    path: string,
-    hasher: Hasher,
-    bootHash: bigint,
-    flushData: () => Promise<void>,
-  ): Promise<{ journal: Journal; contents: JournalContents }> {
-    const file = await open(path, 'a+');
+  static async open(path: string, hasher: Hasher, bootHash: bigint, options: JournalOpenOptions): Promise<{ journal: Journal; contents: JournalContents }> {
+    const { O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW } = fsConstants;
+    const file = await open(path, O_RDWR | O_CREAT | O_NOFOLLOW | (options.create ? O_EXCL : 0), options.mode);
     try {
       const bytes = await file.readFile();
       const contents = parseJournal(hasher, bytes, bootHash);
-      // Checked before any cut or append: a damaged journal stays byte for byte as found.
+      // Checked before any cut or write: a damaged journal stays byte for byte as found.
       if (contents.damage) throw new ProtocolError(Errors.UPLOAD_DAMAGED, `the upload's journal is damaged: ${contents.damage}`);
-      if (contents.truncated) await file.truncate(contents.trustedRecords * RECORD_BYTES);
-      await flushData();
-      const journal = new Journal(file, hasher, bootHash, contents.trustedRecords);
+      const journal = new Journal(file, hasher, bootHash, contents.trustedRecords, Math.floor(bytes.byteLength / RECORD_BYTES), options.chunks);
+      journal.markRecorded(contents.chunks.map((c) => c.index));
+      // Zeroed, not cut: the space stays reserved, and the next record overwrites it.
+      if (contents.truncated) await journal.zero(contents.trustedRecords * RECORD_BYTES, usedLength(bytes));
+      await journal.reserve(journalSlotsFor(journal.owed));
+      await options.flushData();
       const marks = new Uint8Array(RECORD_BYTES * 2);
       encodeRecord(hasher, marks, 0, RecordType.BOOT, 0, bootHash);
       encodeRecord(hasher, marks, RECORD_BYTES, RecordType.SYNC, contents.trustedRecords, 0n);
-      await journal.append(marks, 2, true);
+      await journal.append(marks, 2, [], 'required', true);
       journal.syncedRecords = contents.trustedRecords;
       return { journal, contents };
     } catch (error) {
@@ -182,24 +265,109 @@ export class Journal {
     }
   }
 
-  /** Records queued so far (every one of them was written after its chunk's data). */
+  /** Records queued so far (every one of them was queued after its chunk's data was written). */
   get count(): number {
-    return this.records;
+    return this.queued;
   }
 
-  private append(bytes: Uint8Array, count: number, sync: boolean): Promise<void> {
-    this.records += count;
+  /** Free slots: reserved zeros after the last record. */
+  get freeSlots(): number {
+    return this.slots - this.written;
+  }
+
+  private markRecorded(indexes: readonly number[]): void {
+    for (const index of indexes) {
+      if (index < this.recorded.length && this.recorded[index] === 0) {
+        this.recorded[index] = 1;
+        this.owed--;
+      }
+    }
+  }
+
+  /** Write zeros over [from, to) at their positions (no new blocks: the range is in the file). */
+  private async zero(from: number, to: number): Promise<void> {
+    const zeros = new Uint8Array(Math.min(ZERO_WRITE_BYTES, Math.max(0, to - from)));
+    for (let at = from; at < to;) {
+      const { bytesWritten } = await this.file.write(zeros, 0, Math.min(zeros.byteLength, to - at), at);
+      if (bytesWritten <= 0) throw new Error('journal write made no progress');
+      at += bytesWritten;
+    }
+  }
+
+  /**
+   * Make sure `free` slots follow the last record, writing zeros past the end of the file. On
+   * failure (ENOSPC) the zeros that went in stay reserved and the error is thrown.
+   */
+  private async reserve(free: number): Promise<void> {
+    const end = (this.written + free) * RECORD_BYTES;
+    let at = this.slots * RECORD_BYTES;
+    if (at >= end) return;
+    const zeros = new Uint8Array(Math.min(ZERO_WRITE_BYTES, end - at));
+    while (at < end) {
+      const { bytesWritten } = await this.file.write(zeros, 0, Math.min(zeros.byteLength, end - at), at);
+      if (bytesWritten <= 0) throw new Error('journal reserve write made no progress');
+      at += bytesWritten;
+      this.slots = Math.floor(at / RECORD_BYTES);
+    }
+  }
+
+  /**
+   * Write `count` records at the end of the records, after the ones queued before. `chunkIndexes`
+   * are the chunks named by the first records of `bytes`. A write needs the slots it fills while
+   * the reserve still holds one for every other unrecorded chunk; when it does not (a mark that
+   * has used up the margin), the reserve grows, and if the disk refuses, an 'optional' write (a
+   * checkpoint's mark) is skipped (resolves false) and a 'required' one fails with nothing
+   * written. A short write is continued; if the device fails midway, the records that went in
+   * whole stay (their data was written before them) and the torn one is zeroed.
+   */
+  private append(bytes: Uint8Array, count: number, chunkIndexes: readonly number[], kind: 'required' | 'optional', sync: boolean): Promise<boolean> {
+    this.queued += count;
     const run = this.queue.then(async () => {
-      await this.file.write(bytes, 0, bytes.byteLength);
+      const fresh = new Set(chunkIndexes.filter((i) => i < this.recorded.length && this.recorded[i] === 0)).size;
+      const owedAfter = this.owed - fresh;
+      if (this.freeSlots - count < owedAfter) {
+        try {
+          await this.reserve(owedAfter + count + GROW_SLOTS);
+        } catch (error) {
+          if (this.freeSlots - count < owedAfter) {
+            this.queued -= count;
+            if (kind === 'optional') return false;
+            throw error;
+          }
+        }
+      }
+      const position = this.written * RECORD_BYTES;
+      let done = 0;
+      try {
+        while (done < bytes.byteLength) {
+          const { bytesWritten } = await this.file.write(bytes, done, bytes.byteLength - done, position + done);
+          if (bytesWritten <= 0) throw new Error('journal write made no progress');
+          done += bytesWritten;
+        }
+      } catch (error) {
+        const whole = Math.floor(done / RECORD_BYTES);
+        this.commit(whole, chunkIndexes);
+        this.queued -= count - whole;
+        if (done % RECORD_BYTES !== 0) await this.zero(position + whole * RECORD_BYTES, position + done).catch(() => undefined);
+        throw error;
+      }
+      this.commit(count, chunkIndexes);
       if (sync) await this.file.datasync();
+      return true;
     });
-    // A failed append must not poison the queue for later ones; the caller sees its own error.
+    // A failed write must not poison the queue for later ones; the caller sees its own error.
     this.queue = run.catch(() => undefined);
     return run;
   }
 
+  private commit(records: number, chunkIndexes: readonly number[]): void {
+    this.written += records;
+    this.slots = Math.max(this.slots, this.written);
+    this.markRecorded(chunkIndexes.slice(0, records));
+  }
+
   /**
-   * Append CHUNK records in one write (group append). With `sync` (durable mode, the caller
+   * Write CHUNK records in one write (group commit). With `sync` (durable mode, the caller
    * flushed the data first) a SYNC mark covering them goes in the same write and the journal is
    * flushed before resolving, so they stay trusted even after a reboot or a later rollback.
    */
@@ -207,39 +375,49 @@ export class Journal {
     const count = chunks.length + (sync ? 1 : 0);
     const bytes = new Uint8Array(count * RECORD_BYTES);
     chunks.forEach((c, i) => encodeRecord(this.hasher, bytes, i * RECORD_BYTES, RecordType.CHUNK, c.index, c.hash));
-    const covered = this.records + chunks.length;
+    const covered = this.queued + chunks.length;
     if (sync) encodeRecord(this.hasher, bytes, chunks.length * RECORD_BYTES, RecordType.SYNC, covered, 0n);
-    await this.append(bytes, count, sync);
+    // Durable mode cannot ack without the mark, so there it is required like the records.
+    await this.append(bytes, count, chunks.map((c) => c.index), 'required', sync);
     if (sync) this.syncedRecords = Math.max(this.syncedRecords, covered);
   }
 
   /**
-   * Append a SYNC mark covering the first `covered` records and flush the journal. The caller
-   * flushed the data file after those records were queued and before calling this.
+   * Write a SYNC mark covering the first `covered` records and flush the journal. The caller
+   * flushed the data file after those records were queued and before calling this. Resolves
+   * false, with nothing written, when the mark did not fit and the disk could not take one more
+   * block: the records stay (trusted unless the OS restarts), only the proof for a reboot is
+   * missing; failing here would make the caller withdraw acked chunks for a full disk.
    */
-  async appendSync(covered: number): Promise<void> {
+  async appendSync(covered: number): Promise<boolean> {
     const bytes = new Uint8Array(RECORD_BYTES);
     encodeRecord(this.hasher, bytes, 0, RecordType.SYNC, covered, 0n);
-    await this.append(bytes, 1, true);
-    this.syncedRecords = Math.max(this.syncedRecords, covered);
+    const marked = await this.append(bytes, 1, [], 'optional', true);
+    if (marked) this.syncedRecords = Math.max(this.syncedRecords, covered);
+    return marked;
   }
 
   /**
    * Drop every record not covered by the last SYNC mark (after a failed flush) and return the
-   * chunk records that remain. A new SYNC mark keeps the cut valid across a later reboot.
+   * chunk records that remain. The dropped slots are zeroed (still reserved); a new SYNC mark
+   * keeps the cut valid across a later reboot.
    */
   async rollback(): Promise<ChunkRecord[]> {
     const covered = this.syncedRecords;
     const run = this.queue.then(async () => {
-      await this.file.truncate(covered * RECORD_BYTES);
-      // Explicit position: appends moved the file offset, so a plain readFile would read nothing.
+      await this.zero(covered * RECORD_BYTES, this.written * RECORD_BYTES);
+      this.queued -= this.written - covered;
+      this.written = covered;
       const bytes = new Uint8Array(covered * RECORD_BYTES);
       await this.file.read(bytes, 0, bytes.byteLength, 0);
-      return parseJournal(this.hasher, bytes, this.bootHash).chunks;
+      const chunks = parseJournal(this.hasher, bytes, this.bootHash).chunks;
+      this.recorded.fill(0);
+      this.owed = this.recorded.length;
+      this.markRecorded(chunks.map((c) => c.index));
+      return chunks;
     });
     this.queue = run.catch(() => undefined);
     const chunks = await run;
-    this.records = covered;
     await this.appendSync(covered);
     return chunks;
   }

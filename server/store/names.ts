@@ -1,17 +1,43 @@
 /**
  * Client file names are metadata; this turns one into a single safe path component for the
- * completed file. Whatever the input, the result has no separators, no `..`, no control
- * characters, is at most 200 bytes of UTF-8 and is never empty.
+ * completed file. Whatever the input, the result:
+ * - has no separators, no `..`, and no character that looks like a separator (fullwidth, division
+ *   and fraction slashes, fullwidth backslash);
+ * - has no control characters (C0, C1, line and paragraph separators) and no invisible format
+ *   characters (bidi overrides such as `invoice\u202Efdp.exe` shown as "invoiceexe.pdf",
+ *   zero-width spaces and joiners, BOM, soft hyphen): those are removed, so the name shows what it is;
+ * - does not start with a dot, nor end with a dot or a space (Windows drops those, so two names
+ *   would collide or a name would change its extension on the way to a Windows share);
+ * - is not a Windows reserved device name (`CON`, `nul.txt`, `COM1.log`, `lpt²`): those get `_` in
+ *   front, since opening them on Windows reaches a device, not a file;
+ * - is NFC, at most 200 bytes of UTF-8, and never empty (`file`).
+ * The name the client sent is kept apart (UploadInfo.originalName) for display and audit.
  */
-const UNSAFE = /[\u0000-\u001f\u007f/\\:*?"<>|]/g;
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029/\\:*?"<>|]/g;
+/** Characters drawn like `/` or `\`. */
+const SLASH_LOOKALIKES = /[\u2044\u2215\u29f5\u29f8\u29f9\uff0f\uff3c\u2571\u2572]/g;
+/** Unicode format characters (general category Cf): invisible, and able to reorder what is shown. */
+const FORMAT = /\p{Cf}/gu;
+/** Windows device names, with or without an extension (`NUL.txt`, `com1.tar.gz`, `CON .txt`). */
+const RESERVED = /^(?:CON|PRN|AUX|NUL|COM[0-9\u00b9\u00b2\u00b3]|LPT[0-9\u00b9\u00b2\u00b3]|CONIN\$|CONOUT\$)[ .]*(?:\..*)?$/i;
 const MAX_BYTES = 200;
+
+/** Drop trailing dots and whitespace (after a cut too, which can expose them again). */
+function trimEnd(name: string): string {
+  return name.replace(/[.\s]+$/u, '');
+}
 
 export function sanitizeName(name: string): string {
   // Keep only the last path component a client may have sent (`C:\dir\a.txt`, `../../etc/passwd`).
   const last = name.split(/[/\\]/).pop() ?? '';
-  let clean = last.normalize('NFC').replace(UNSAFE, '_').trim();
-  clean = clean.replace(/^\.+/, '');
+  let clean = last.normalize('NFC').replace(FORMAT, '').replace(SLASH_LOOKALIKES, '_').replace(UNSAFE, '_').trim();
+  clean = trimEnd(clean.replace(/^\.+/, '').trimStart());
+  if (RESERVED.test(clean)) clean = `_${clean}`;
   const encoder = new TextEncoder();
-  while (encoder.encode(clean).byteLength > MAX_BYTES) clean = Array.from(clean).slice(0, -1).join('');
+  if (encoder.encode(clean).byteLength > MAX_BYTES) {
+    const chars = Array.from(clean);
+    while (encoder.encode(chars.join('')).byteLength > MAX_BYTES) chars.pop();
+    clean = trimEnd(chars.join(''));
+  }
   return clean.length === 0 ? 'file' : clean;
 }

@@ -25,8 +25,13 @@ export interface UploadInfo {
   readonly secretHash: string;
   readonly fileSize: number;
   readonly chunkSize: number;
-  /** The client's name, sanitized (never a path). */
+  /** The client's name, sanitized (never a path): `sanitizeName` in names.ts. */
   readonly name: string;
+  /**
+   * The name exactly as the client sent it, when sanitizing changed it: for display and audit
+   * only, never used to build a path.
+   */
+  readonly originalName?: string;
   readonly contentType: string;
   readonly metadata: Readonly<Record<string, string>>;
   /** Whole-file digest announced in OPEN (16 hex digits), if any. */

@@ -1,28 +1,38 @@
 /**
- * DiskStore.create reserves space with util-linux `fallocate` in a child process while it sizes
- * the file and writes the metadata and the journal. These tests put a scripted `fallocate` first
- * on PATH (this file's process only) to check both outcomes: a refused reservation leaves no file
- * behind, even when the child finishes after everything else; a granted one gives a usable handle.
+ * DiskStore.create and the space accounting that replaced the `fallocate` process (issue 14,
+ * item 6): no process is spawned, the data file is sized sparse, every unfinished upload's size
+ * counts against `freeSpace()`, and `create` refuses (INSUFFICIENT_STORAGE, nothing left behind)
+ * what the free space net of those commitments cannot hold, also when creates race. Sizes are
+ * taken from the real free space of the temp filesystem with wide margins (other processes write
+ * to it meanwhile); nothing big is ever written, the files are sparse.
  */
-import { chmod, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Errors, isProtocolError } from '../../protocol/index.js';
 import { DiskStore, type UploadInfo } from '../../server/index.js';
 import { listFiles, makeTempDir, type TempDir } from '../helpers/tmp.js';
 
-const info = (id: string): UploadInfo => ({
+const GiB = 1024 ** 3;
+/** The largest chunk, so even a huge upload has a small journal. */
+const CHUNK = 64 * 1024 * 1024;
+
+const info = (id: string, fileSize: number): UploadInfo => ({
   id,
   secretHash: '0'.repeat(64),
-  fileSize: 1 << 20,
-  chunkSize: 65_536,
+  fileSize,
+  chunkSize: CHUNK,
   name: 'f.bin',
   contentType: '',
   metadata: {},
   createdAt: Date.now(),
 });
 
-describe('DiskStore.create with the reservation in a child process', () => {
+function codeOf(error: unknown): number | undefined {
+  return isProtocolError(error) ? error.code : undefined;
+}
+
+describe('DiskStore.create: space accounting without fallocate', () => {
   let tmp: TempDir;
   let savedPath: string | undefined;
   beforeEach(async () => {
@@ -34,38 +44,75 @@ describe('DiskStore.create with the reservation in a child process', () => {
     await tmp.cleanup();
   });
 
-  /** A fake `fallocate` that sleeps, then (re)creates the file as the real one would, then answers. */
-  async function fakeFallocate(outcome: 'nospace' | 'ok'): Promise<void> {
-    const bin = join(tmp.path, 'bin');
-    await import('node:fs/promises').then((fs) => fs.mkdir(bin));
-    const script = outcome === 'nospace'
-      ? '#!/bin/sh\nsleep 0.3\n: >> "$3"\necho "fallocate: fallocate failed: No space left on device" >&2\nexit 1\n'
-      : '#!/bin/sh\nsleep 0.1\nexec truncate -s "$2" "$3"\n';
-    await writeFile(join(bin, 'fallocate'), script);
-    await chmod(join(bin, 'fallocate'), 0o755);
-    process.env.PATH = `${bin}:${savedPath ?? ''}`;
+  async function store(logs: string[] = []): Promise<DiskStore> {
+    const s = new DiskStore({ dir: join(tmp.path, 'data'), logger: { info: (m) => logs.push(`info ${m}`), warn: (m) => logs.push(`warn ${m}`) } });
+    await s.init();
+    return s;
   }
 
-  it('refuses with INSUFFICIENT_STORAGE and leaves no file when the reservation fails last', async () => {
-    await fakeFallocate('nospace');
-    const store = new DiskStore({ dir: join(tmp.path, 'data') });
-    await store.init();
-    const error = await store.create(info('a'.repeat(32))).then(() => undefined, (e: unknown) => e);
-    expect(isProtocolError(error) && error.code).toBe(Errors.INSUFFICIENT_STORAGE.code);
-    expect(await listFiles(join(tmp.path, 'data'))).toEqual([]);
+  it('spawns no process, sizes the file sparse, and says once at init that blocks are not reserved', async () => {
+    // A `fallocate` first on PATH that leaves a mark if anyone runs it (the old code did, per upload).
+    const bin = join(tmp.path, 'bin');
+    await mkdir(bin);
+    await writeFile(join(bin, 'fallocate'), `#!/bin/sh\ntouch "${join(tmp.path, 'ran')}"\n`);
+    await chmod(join(bin, 'fallocate'), 0o755);
+    process.env.PATH = `${bin}:${savedPath ?? ''}`;
+    const logs: string[] = [];
+    const s = await store(logs);
+    const handles = [];
+    for (const id of ['a', 'b', 'c']) handles.push(await s.create(info(id.repeat(32), 256 * 1024 * 1024)));
+    for (const h of handles) await h.close();
+    expect(await readdir(tmp.path)).not.toContain('ran');
+    const part = await stat(join(tmp.path, 'data', 'uploads', `${'a'.repeat(32)}.part`));
+    expect(part.size).toBe(256 * 1024 * 1024);
+    expect(part.blocks * 512).toBeLessThan(1024 * 1024);
+    expect(logs).toHaveLength(1);
+    expect(logs[0]).toMatch(/^info .*not reserved/);
   });
 
-  it('returns a writable handle when the reservation succeeds', async () => {
-    await fakeFallocate('ok');
-    const store = new DiskStore({ dir: join(tmp.path, 'data') });
-    await store.init();
-    const handle = await store.create(info('b'.repeat(32)));
-    await handle.writeAt(new Uint8Array(65_536).fill(7), 0);
-    await handle.recordChunks([{ index: 0, hash: 1n }], false);
+  it('counts an unfinished upload\'s size against the free space until it is removed', async () => {
+    const s = await store();
+    const before = await s.freeSpace();
+    const size = Math.floor(before / 2);
+    const handle = await s.create(info('d'.repeat(32), size));
+    const during = await s.freeSpace();
+    // Others write to this filesystem too: wide margins, still far below the size.
+    expect(before - during).toBeGreaterThan(size - GiB);
+    expect(before - during).toBeLessThan(size + GiB);
     await handle.close();
-    const part = await stat(join(tmp.path, 'data', 'uploads', `${'b'.repeat(32)}.part`));
-    expect(part.size).toBe(1 << 20);
-    const state = await store.readState('b'.repeat(32));
-    expect(state?.chunks).toEqual([{ index: 0, hash: 1n }]);
+    // A restarted store finds the unfinished upload and counts it again.
+    expect(before - await (await store()).freeSpace()).toBeGreaterThan(size - GiB);
+    await s.remove('d'.repeat(32));
+    expect(Math.abs(before - await s.freeSpace())).toBeLessThan(GiB);
+  });
+
+  it('refuses what the uncommitted space cannot hold with INSUFFICIENT_STORAGE and leaves no file', async () => {
+    const s = await store();
+    const free = await s.freeSpace();
+    const first = await s.create(info('e'.repeat(32), free - 4 * GiB));
+    const error = await s.create(info('f'.repeat(32), 8 * GiB)).then(() => undefined, (e: unknown) => e);
+    expect(codeOf(error)).toBe(Errors.INSUFFICIENT_STORAGE.code);
+    expect((await listFiles(join(tmp.path, 'data'))).filter((f) => f.includes('f'.repeat(32)))).toEqual([]);
+    await first.close();
+  });
+
+  it('does not overcommit when creates race: of two uploads that each fit alone but not together, one is refused', async () => {
+    const s = await store();
+    const free = await s.freeSpace();
+    const size = Math.floor(free / 2) + 4 * GiB;
+    const results = await Promise.allSettled([s.create(info('1'.repeat(32), size)), s.create(info('2'.repeat(32), size))]);
+    expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+    const refused = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    expect(codeOf(refused.reason)).toBe(Errors.INSUFFICIENT_STORAGE.code);
+    for (const r of results) if (r.status === 'fulfilled') await r.value.close();
+  });
+
+  it('with preallocate false counts nothing (OPEN compares with the free space at that moment only)', async () => {
+    const s = new DiskStore({ dir: join(tmp.path, 'data'), preallocate: false });
+    await s.init();
+    const before = await s.freeSpace();
+    const handle = await s.create(info('9'.repeat(32), Math.floor(before / 2)));
+    expect(Math.abs(before - await s.freeSpace())).toBeLessThan(GiB);
+    await handle.close();
   });
 });

@@ -11,8 +11,8 @@
  *    at a 4 KiB boundary (at random), and the journal keeps its flushed prefix plus a random
  *    prefix of the unflushed tail (torn mid-record). A restart with a new boot id is the "reboot".
  */
-import { statSync } from 'node:fs';
-import { open, readFile, stat, truncate } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DiskStore } from '../../../server/index.js';
 import type { ChunkRecord, CompletionInfo, StoredUpload, UploadHandle, UploadInfo, UploadStore, UploadSummary } from '../../../server/index.js';
@@ -41,6 +41,20 @@ export function errnoError(code: FaultCode | 'EPOWER', syscall: string): NodeJS.
 
 const RECORD = 32;
 const SYNC_TYPE = 2;
+
+/**
+ * Bytes of the journal holding records: the file also has zero-filled slots reserved ahead
+ * (journal.ts, "Reserved space"), which are free space, not written records.
+ */
+function recordsLength(bytes: Uint8Array): number {
+  let end = bytes.byteLength;
+  while (end > 0 && bytes[end - 1] === 0) end--;
+  return Math.ceil(end / RECORD) * RECORD;
+}
+
+async function journalLength(path: string): Promise<number> {
+  return recordsLength(await readFile(path));
+}
 
 interface Tracked {
   /** Data writes started (done: returned), and whether a completed flush covers them. */
@@ -123,7 +137,7 @@ export class FaultStore implements UploadStore {
     // was never on the device: remember each journal's length at the cut.
     for (const [id, t] of this.tracked) {
       try {
-        t.journalAtCut = statSync(this.journalPath(id)).size;
+        t.journalAtCut = recordsLength(readFileSync(this.journalPath(id)));
       } catch {
         t.journalAtCut = t.journalSynced;
       }
@@ -148,7 +162,7 @@ export class FaultStore implements UploadStore {
   async afterOpen(id: string): Promise<void> {
     const t = this.track(id);
     // Journal.open flushed its BOOT + SYNC marks before the handle was handed out.
-    const size = (await stat(this.journalPath(id))).size;
+    const size = await journalLength(this.journalPath(id));
     t.journalSynced = size;
     t.journalAtOpen = size;
     t.checkpointsDone = 0;
@@ -202,14 +216,22 @@ export class FaultStore implements UploadStore {
       } finally {
         await part.close();
       }
-      const size = Math.min((await stat(this.journalPath(id))).size, t.journalAtCut ?? Infinity);
+      const size = Math.min(await journalLength(this.journalPath(id)), t.journalAtCut ?? Infinity);
       const tail = size - t.journalSynced;
       // A SYNC mark past the confirmed prefix belongs to a checkpoint that was still running at the
       // cut; whether its data flush had finished is unknown here, so the kept tail stops before it
       // (losing it is always a legal outcome, keeping it is only legal if the flush finished).
       const limit = await this.firstSyncMarkAfter(id, t.journalSynced, size);
       const keepTail = harsh || tail <= 0 ? 0 : rng.int(0, Math.min(tail, limit - t.journalSynced));
-      await truncate(this.journalPath(id), t.journalSynced + keepTail);
+      // The lost tail reads back as the zeros the reserve held before it was written.
+      const journal = await open(this.journalPath(id), 'r+');
+      try {
+        const from = t.journalSynced + keepTail;
+        const end = Math.max(from, await journalLength(this.journalPath(id)));
+        await journal.write(Buffer.alloc(end - from), 0, end - from, from);
+      } finally {
+        await journal.close();
+      }
       journalDropped += Math.max(0, tail - keepTail);
     }
     return { uploads: this.tracked.size, dataWritesDropped: dropped, dataWritesTorn: torn, dataWritesKept: kept, journalBytesDropped: journalDropped };
@@ -301,7 +323,7 @@ class FaultHandle implements UploadHandle {
     if (sync) {
       // Durable mode: the session serializes record batches per upload, so nothing else was
       // appended between this flush and the stat.
-      this.t.journalSynced = (await stat(this.store.journalPath(this.info.id))).size;
+      this.t.journalSynced = await journalLength(this.store.journalPath(this.info.id));
     }
   }
 
@@ -356,6 +378,6 @@ class FaultHandle implements UploadHandle {
     // close() checkpoints: every write so far is flushed and nothing appends to the journal now.
     const t = this.t;
     for (const w of t.writes) w.synced = true;
-    t.journalSynced = (await stat(this.store.journalPath(this.info.id)).catch(() => ({ size: t.journalSynced }))).size;
+    t.journalSynced = await journalLength(this.store.journalPath(this.info.id)).catch(() => t.journalSynced);
   }
 }

@@ -1,0 +1,184 @@
+/**
+ * A real full disk (a small tmpfs, lib/tiny-fs.ts), issue 14 items 3 and 6:
+ * - every chunk acked before the disk filled is still acked after RESUME (SPEC.md 7.6 lets the
+ *   acked set shrink only after a power loss or a failed sync), its bytes are the client's, and the
+ *   upload finishes identical once space is freed;
+ * - with the data file's blocks allocated, a full disk does not stop the upload at all: the
+ *   journal's records go into space reserved at OPEN. Before the fix, the journal needed a new
+ *   page after 126 chunks (BOOT + SYNC + 126 records = 4 KiB), the append failed, the failure
+ *   rolled back to the last SYNC mark, and RESUME reported 0 of the 126 acked chunks;
+ * - OPENs are counted against the free space without any helper tool: the third of three uploads
+ *   that together exceed the filesystem is refused.
+ */
+import { randomBytes } from 'node:crypto';
+import { open, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Errors, bytesToHex } from '../../protocol/index.js';
+import { RawClient } from '../helpers/protocol-client.js';
+import { AckLog, chunksIn, mismatchedRanges, openOrResume, pump } from './lib/pump.js';
+import { startTinyFsServer, tinyFsAvailable, type TinyFsServer } from './lib/tiny-fs.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const CHUNK = 64 * KiB;
+
+/** Write zeros to `path` until the filesystem says ENOSPC; returns the bytes written. */
+async function fillDisk(path: string): Promise<number> {
+  const file = await open(path, 'wx');
+  const block = Buffer.alloc(4 * KiB);
+  let total = 0;
+  try {
+    for (;;) {
+      try {
+        const { bytesWritten } = await file.write(block, 0, block.byteLength, total);
+        if (bytesWritten === 0) break;
+        total += bytesWritten;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOSPC') break;
+        throw error;
+      }
+    }
+  } finally {
+    await file.close();
+  }
+  return total;
+}
+
+/** RESUME, retrying while the server still unloads an upload that failed (STORAGE_ERROR, retryable). */
+async function resumeWhenUnloaded(server: TinyFsServer, upload: { id: Uint8Array; secret: Uint8Array }, fileSize: number) {
+  for (let attempt = 0; ; attempt++) {
+    const client = await RawClient.connect(server.wsUrl);
+    client.resume(upload.id, upload.secret);
+    const answer = await client.next();
+    if (answer.type === 'accept') return { client, accept: answer };
+    client.close();
+    if (answer.type !== 'error' || !answer.retryable || attempt > 50) throw new Error(`RESUME answered ${JSON.stringify(answer)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  void fileSize;
+}
+
+/** Resume, check the server claims every chunk `log` saw acked with the right bytes, send the rest and complete. */
+async function resumeAndFinish(server: TinyFsServer, upload: { id: Uint8Array; secret: Uint8Array }, data: Buffer, log: AckLog, name: string): Promise<void> {
+  const FILE = data.byteLength;
+  const again = await openOrResume(server.wsUrl, upload, { fileSize: FILE, chunkSize: CHUNK });
+  const reported = chunksIn(again.accept.ranges, CHUNK, FILE);
+  expect(log.chunks.filter((i) => !reported.has(i)), 'acked chunks missing after RESUME').toEqual([]);
+  const id = bytesToHex(upload.id);
+  expect(await mismatchedRanges(join(server.dir, 'uploads', `${id}.part`), data, again.accept.ranges)).toEqual([]);
+  const rest = [...Array(FILE / CHUNK).keys()].filter((i) => !reported.has(i));
+  const r = await pump(again.client, again.accept, data, rest, log, { wireStart: again.wireStart });
+  expect(r.errors).toEqual([]);
+  again.client.complete();
+  await again.client.expect('result');
+  again.client.close();
+  expect((await readFile(join(server.dir, 'files', id, name))).equals(data)).toBe(true);
+}
+
+describe.skipIf(!tinyFsAvailable())('full disk (tmpfs)', () => {
+  it('the data file\'s blocks allocated, then the disk filled: every chunk is still acked and kept (the journal has its space)', async () => {
+    const server = await startTinyFsServer(16 * MiB, { syncBytes: 0, syncInterval: 60_000 }, { preallocate: false });
+    try {
+      const FILE = 10 * MiB;
+      const data = randomBytes(FILE);
+      const log = new AckLog(CHUNK, FILE);
+      const first = await openOrResume(server.wsUrl, undefined, { fileSize: FILE, chunkSize: CHUNK, name: 'a.bin' });
+      const id = bytesToHex(first.accept.uploadId);
+      // What fallocate leaves: every block of the data file allocated (zeros written over it).
+      const part = await open(join(server.dir, 'uploads', `${id}.part`), 'r+');
+      await part.write(Buffer.alloc(FILE), 0, FILE, 0);
+      await part.close();
+      await fillDisk(join(server.dir, 'filler'));
+      const all = [...Array(FILE / CHUNK).keys()];
+      const r = await pump(first.client, first.accept, data, all, log, { wireStart: first.wireStart });
+      // Before the fix: 126 acked, then STORAGE_FULL from the journal, and RESUME reported 0.
+      expect(r.errors).toEqual([]);
+      expect(log.chunks).toHaveLength(all.length);
+      // COMPLETE cannot write the metadata on the full disk: a retryable error, and the failure's
+      // rollback keeps every chunk (the completion's data flush was marked in the journal first).
+      first.client.complete();
+      const answer = await first.client.next();
+      expect(answer.type === 'error' && answer.code).toBe(Errors.STORAGE_FULL.code);
+      first.client.close();
+      await first.client.closed;
+      const upload = { id: first.accept.uploadId, secret: first.accept.secret };
+      const again = await resumeWhenUnloaded(server, upload, FILE);
+      expect(chunksIn(again.accept.ranges, CHUNK, FILE).size, 'chunks the server still claims').toBe(all.length);
+      again.client.close();
+      await rm(join(server.dir, 'filler'));
+      await resumeAndFinish(server, upload, data, log, 'a.bin');
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('durable mode, data blocks allocated, disk full: acks stop once the journal\'s mark margin is spent, nothing acked is lost', async () => {
+    const server = await startTinyFsServer(16 * MiB, { durable: true }, { preallocate: false });
+    try {
+      const FILE = 10 * MiB;
+      const data = randomBytes(FILE);
+      const log = new AckLog(CHUNK, FILE);
+      const first = await openOrResume(server.wsUrl, undefined, { fileSize: FILE, chunkSize: CHUNK, name: 'd.bin' });
+      const id = bytesToHex(first.accept.uploadId);
+      const part = await open(join(server.dir, 'uploads', `${id}.part`), 'r+');
+      await part.write(Buffer.alloc(FILE), 0, FILE, 0);
+      await part.close();
+      await fillDisk(join(server.dir, 'filler'));
+      // One chunk in flight at a time: one SYNC mark per chunk, more than the margin holds.
+      const r = await pump(first.client, first.accept, data, [...Array(FILE / CHUNK).keys()], log, { wireStart: first.wireStart, window: CHUNK });
+      first.client.close();
+      console.log(`durable, full disk: ${log.chunks.length} of ${FILE / CHUNK} chunks acked`);
+      expect(log.chunks.length).toBeGreaterThan(0);
+      if (log.chunks.length < FILE / CHUNK) expect(r.errors.map((e) => e.code)).toContain(Errors.STORAGE_FULL.code);
+      await rm(join(server.dir, 'filler'));
+      const upload = { id: first.accept.uploadId, secret: first.accept.secret };
+      (await resumeWhenUnloaded(server, upload, FILE)).client.close();
+      await resumeAndFinish(server, upload, data, log, 'd.bin');
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('the disk fills mid-upload (no preallocation, flush by time only): STORAGE_FULL, every acked chunk kept, finishes identical after space is freed', async () => {
+    const server = await startTinyFsServer(8 * MiB, { syncBytes: 0, syncInterval: 60_000 }, { preallocate: false });
+    try {
+      const FILE = 4 * MiB;
+      const data = randomBytes(FILE);
+      const log = new AckLog(CHUNK, FILE);
+      const first = await openOrResume(server.wsUrl, undefined, { fileSize: FILE, chunkSize: CHUNK, name: 'b.bin' });
+      const all = [...Array(FILE / CHUNK).keys()];
+      const half = all.slice(0, all.length / 2);
+      expect((await pump(first.client, first.accept, data, half, log, { wireStart: first.wireStart })).errors).toEqual([]);
+      await fillDisk(join(server.dir, 'filler'));
+      const r = await pump(first.client, first.accept, data, all.slice(half.length), log, {});
+      first.client.close();
+      expect(r.errors.map((e) => e.code)).toContain(Errors.STORAGE_FULL.code);
+      expect(log.chunks.length).toBeGreaterThanOrEqual(half.length);
+      await rm(join(server.dir, 'filler'));
+      await resumeAndFinish(server, { id: first.accept.uploadId, secret: first.accept.secret }, data, log, 'b.bin');
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('counts OPENed uploads against the free space with no fallocate tool on PATH: the one that does not fit is refused', async () => {
+    const server = await startTinyFsServer(16 * MiB, {}, {}, { emptyPath: true });
+    try {
+      const answers: string[] = [];
+      const clients: RawClient[] = [];
+      for (let i = 0; i < 3; i++) {
+        const client = await RawClient.connect(server.wsUrl);
+        clients.push(client);
+        client.open({ fileSize: 6 * MiB, chunkSize: CHUNK, name: `${i}.bin` });
+        const answer = await client.next();
+        answers.push(answer.type === 'error' ? `error ${answer.code}` : answer.type);
+      }
+      for (const client of clients) client.close();
+      // Before the fix: all three accepted (fallocate missing, skipped silently).
+      expect(answers).toEqual(['accept', 'accept', `error ${Errors.INSUFFICIENT_STORAGE.code}`]);
+    } finally {
+      await server.stop();
+    }
+  });
+});

@@ -1,0 +1,79 @@
+/**
+ * Directory entries are made durable (issue 14, item 4): a new file survives a power loss only
+ * once its directory is fsynced. node:fs/promises is wrapped (vi.mock) so every fsync of a
+ * directory handle is recorded with the entries the directory held at that moment; the tests
+ * check each entry the store creates or moves was in its directory when that directory was
+ * fsynced. This shows the calls are made in the right order; that the kernel then persists the
+ * entries is the filesystem's promise, not something a test here can observe.
+ */
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { DiskStore, type UploadInfo } from '../../server/index.js';
+import { makeTempDir, type TempDir } from '../helpers/tmp.js';
+
+const syncs = vi.hoisted(() => [] as Array<{ dir: string; entries: string[] }>);
+
+vi.mock('node:fs/promises', async (importOriginal) => {
+  const real = await importOriginal<typeof import('node:fs/promises')>();
+  const open: typeof real.open = async (...args: Parameters<typeof real.open>) => {
+    const handle = await real.open(...args);
+    if (!(await handle.stat()).isDirectory()) return handle;
+    const dir = String(args[0]);
+    return new Proxy(handle, {
+      get(target, prop) {
+        if (prop === 'sync') {
+          return async () => {
+            await target.sync();
+            syncs.push({ dir, entries: readdirSync(dir) });
+          };
+        }
+        const value = Reflect.get(target, prop, target) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+  };
+  return { ...real, open, default: { ...real, open } };
+});
+
+const CHUNK = 65_536;
+const info = (id: string): UploadInfo => ({ id, secretHash: '0'.repeat(64), fileSize: 2 * CHUNK, chunkSize: CHUNK, name: 'done.bin', contentType: '', metadata: {}, createdAt: Date.now() });
+
+describe('directory fsync', () => {
+  let tmp: TempDir;
+  beforeEach(async () => {
+    tmp = await makeTempDir();
+    syncs.length = 0;
+  });
+  afterEach(async () => { await tmp.cleanup(); });
+
+  /** Whether `dir` was fsynced at a moment it held `entry` (and, if given, no longer held `gone`). */
+  const syncedWith = (dir: string, entry: string, gone?: string) =>
+    syncs.some((s) => s.dir === dir && s.entries.includes(entry) && (gone === undefined || !s.entries.includes(gone)));
+
+  it('fsyncs uploads/ once the journal and metadata of a new upload exist', async () => {
+    const store = new DiskStore({ dir: tmp.path });
+    await store.init();
+    const id = 'a'.repeat(32);
+    const handle = await store.create(info(id));
+    const uploads = join(tmp.path, 'uploads');
+    expect(syncedWith(uploads, `${id}.journal`), 'uploads/ fsynced with the journal entry in it').toBe(true);
+    expect(syncedWith(uploads, `${id}.json`)).toBe(true);
+    expect(syncedWith(uploads, `${id}.part`)).toBe(true);
+    await handle.close();
+  });
+
+  it('at completion fsyncs files/ after making files/<id>, files/<id> after the rename, and uploads/ after the .part left it', async () => {
+    const store = new DiskStore({ dir: tmp.path });
+    await store.init();
+    const id = 'b'.repeat(32);
+    const handle = await store.create(info(id));
+    await handle.writeAt(new Uint8Array(2 * CHUNK), 0);
+    await handle.recordChunks([{ index: 0, hash: 1n }, { index: 1, hash: 2n }], false);
+    syncs.length = 0;
+    await handle.finish('0'.repeat(16));
+    expect(syncedWith(join(tmp.path, 'files'), id), 'files/ fsynced with files/<id> in it').toBe(true);
+    expect(syncedWith(join(tmp.path, 'files', id), 'done.bin')).toBe(true);
+    expect(syncedWith(join(tmp.path, 'uploads'), `${id}.json`, `${id}.part`)).toBe(true);
+  });
+});

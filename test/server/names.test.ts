@@ -1,0 +1,79 @@
+/**
+ * sanitizeName (issue 14, item 8): names that would mislead a reader or misbehave on Windows are
+ * made plain; names that are fine stay byte for byte; the original is kept in the metadata.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DiskStore, sanitizeName, type UploadInfo } from '../../server/index.js';
+import { makeTempDir, type TempDir } from '../helpers/tmp.js';
+
+describe('sanitizeName', () => {
+  it('removes bidi overrides and other invisible format characters, so the extension shown is the real one', () => {
+    expect(sanitizeName('invoice\u202Efdp.exe')).toBe('invoicefdp.exe');
+    expect(sanitizeName('report\u2066.pdf\u2069.exe')).toBe('report.pdf.exe');
+    expect(sanitizeName('a\u200Bb\u200Cc\u200Dd\uFEFFe\u00ADf\u2060g')).toBe('abcdefg');
+    expect(sanitizeName('\u202Egnp.js')).toBe('gnp.js');
+  });
+
+  it('replaces other control characters (C0, C1, line separators)', () => {
+    expect(sanitizeName('a\u0085b\u009bc\u2028d')).toBe('a_b_c_d');
+  });
+
+  it('prefixes Windows reserved device names, with or without an extension, in any case', () => {
+    for (const name of ['CON', 'con', 'NUL.txt', 'com1.log', 'LPT9.tar.gz', 'aux', 'PRN.', 'COM\u00b9.txt', 'conin$', 'NUL .txt']) {
+      const clean = sanitizeName(name);
+      expect(clean.startsWith('_'), `${name} -> ${clean}`).toBe(true);
+    }
+    expect(sanitizeName('NUL.txt')).toBe('_NUL.txt');
+    // Not device names.
+    for (const name of ['CONSOLE.txt', 'com10.log', 'nullable.ts', 'icon.png', 'LPT']) expect(sanitizeName(name)).toBe(name);
+  });
+
+  it('drops trailing dots and spaces (Windows would, changing the name or its extension)', () => {
+    expect(sanitizeName('file.txt. . ')).toBe('file.txt');
+    expect(sanitizeName('archive.zip...')).toBe('archive.zip');
+    expect(sanitizeName('. . .')).toBe('file');
+  });
+
+  it('replaces characters drawn like a slash, so no name looks like a path', () => {
+    expect(sanitizeName('etc\uFF0Fpasswd')).toBe('etc_passwd');
+    expect(sanitizeName('a\u2215b\u2044c\uFF3Cd')).toBe('a_b_c_d');
+  });
+
+  it('keeps ordinary names byte for byte, Unicode included', () => {
+    for (const name of ['photo 2026-12-03.jpg', 'Résumé.pdf', '日本語のファイル.txt', 'a-b_c (1).tar.gz', 'emoji 🎉.png']) {
+      expect(sanitizeName(name)).toBe(name.normalize('NFC'));
+    }
+  });
+
+  it('never ends with a dot or space after the length cut', () => {
+    const name = `${'x'.repeat(199)}. tail`;
+    const clean = sanitizeName(name);
+    expect(clean).toBe('x'.repeat(199));
+    expect(new TextEncoder().encode(clean).byteLength).toBeLessThanOrEqual(200);
+  });
+});
+
+describe('originalName in the metadata', () => {
+  let tmp: TempDir;
+  beforeEach(async () => { tmp = await makeTempDir(); });
+  afterEach(async () => { await tmp.cleanup(); });
+
+  it('is stored with the upload and survives a restart; the file gets the sanitized name', async () => {
+    const store = new DiskStore({ dir: tmp.path });
+    await store.init();
+    const id = 'c'.repeat(32);
+    const sent = 'invoice\u202Efdp.exe';
+    const info: UploadInfo = { id, secretHash: '0'.repeat(64), fileSize: 3, chunkSize: 65_536, name: sanitizeName(sent), originalName: sent, contentType: '', metadata: {}, createdAt: Date.now() };
+    const handle = await store.create(info);
+    await handle.writeAt(new Uint8Array([1, 2, 3]), 0);
+    await handle.recordChunks([{ index: 0, hash: 1n }], false);
+    const done = await handle.finish('0'.repeat(16));
+    expect(done.location).toBe(join(tmp.path, 'files', id, 'invoicefdp.exe'));
+    const restarted = new DiskStore({ dir: tmp.path });
+    await restarted.init();
+    expect((await restarted.readState(id))?.info.originalName).toBe(sent);
+    expect(JSON.parse(await readFile(join(tmp.path, 'uploads', `${id}.json`), 'utf8')).info.originalName).toBe(sent);
+  });
+});
