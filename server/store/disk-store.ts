@@ -527,6 +527,8 @@ class DiskUpload implements UploadHandle {
   }
 
   async checkpoint(): Promise<void> {
+    // Nothing recorded since the last mark: no flush and no mark (a RESUME that sent nothing).
+    if (!this.journal.unmarked) return;
     const covered = this.journal.count;
     await this.data.datasync();
     await this.journal.appendSync(covered);

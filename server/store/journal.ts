@@ -83,6 +83,8 @@ export interface JournalContents {
    * `trustedRecords` is 0 and `truncated` false: nothing may be claimed and nothing cut.
    */
   readonly damage?: string;
+  /** The journal ends with the BOOT + SYNC marks of an open in this boot, nothing after them. */
+  readonly tailMarked?: boolean;
 }
 
 function isZeroSlot(bytes: Uint8Array, at: number): boolean {
@@ -177,7 +179,13 @@ export function parseJournal(hasher: Hasher, bytes: Uint8Array, bootHash: bigint
     const index = view.getUint32(at + 8) * 0x1_0000_0000 + view.getUint32(at + 12);
     chunks.push({ index, hash: view.getBigUint64(at + 16) });
   }
-  return { chunks, trustedRecords: trusted, truncated: used > trusted * RECORD_BYTES };
+  // An open in this boot that nothing followed: BOOT(this boot) + SYNC(every record before them).
+  const markedAt = (i: number, type: RecordType): boolean => i >= 0 && view.getUint8(i * RECORD_BYTES) === type;
+  const tailMarked = sameBoot && trusted === valid && valid >= 2
+    && markedAt(valid - 2, RecordType.BOOT) && view.getBigUint64((valid - 2) * RECORD_BYTES + 16) === bootHash
+    && markedAt(valid - 1, RecordType.SYNC)
+    && view.getUint32((valid - 1) * RECORD_BYTES + 8) * 0x1_0000_0000 + view.getUint32((valid - 1) * RECORD_BYTES + 12) === valid - 2;
+  return { chunks, trustedRecords: trusted, truncated: used > trusted * RECORD_BYTES, ...(tailMarked ? { tailMarked } : {}) };
 }
 
 /** Slots a new journal reserves for an upload of `chunks` chunks (see "Reserved space" above). */
@@ -210,6 +218,8 @@ export class Journal {
   private slots: number;
   /** Records covered by the last successful SYNC mark. */
   private syncedRecords: number;
+  /** `queued` right after the last SYNC mark went in: equal to it, there is nothing to mark. */
+  private markedAt = -1;
   /** recorded[i] is 1 when a record in the file names chunk i. */
   private readonly recorded: Uint8Array;
   /** Chunks not recorded yet: the reserve always keeps this many free slots for them. */
@@ -252,17 +262,29 @@ export class Journal {
       // Zeroed, not cut: the space stays reserved, and the next record overwrites it.
       if (contents.truncated) await journal.zero(contents.trustedRecords * RECORD_BYTES, usedLength(bytes));
       await journal.reserve(journalSlotsFor(journal.owed));
+      if (contents.tailMarked && !contents.truncated) {
+        // The last open of this boot already flushed and marked everything, and no record came
+        // after it (a RESUME that sent nothing): marking again would only grow the journal.
+        journal.markedAt = journal.queued;
+        return { journal, contents };
+      }
       await options.flushData();
       const marks = new Uint8Array(RECORD_BYTES * 2);
       encodeRecord(hasher, marks, 0, RecordType.BOOT, 0, bootHash);
       encodeRecord(hasher, marks, RECORD_BYTES, RecordType.SYNC, contents.trustedRecords, 0n);
       await journal.append(marks, 2, [], 'required', true);
       journal.syncedRecords = contents.trustedRecords;
+      journal.markedAt = journal.queued;
       return { journal, contents };
     } catch (error) {
       await file.close().catch(() => undefined);
       throw error;
     }
+  }
+
+  /** Whether records were queued since the last SYNC mark (a checkpoint has something to mark). */
+  get unmarked(): boolean {
+    return this.markedAt !== this.queued;
   }
 
   /** Records queued so far (every one of them was queued after its chunk's data was written). */
@@ -379,7 +401,10 @@ export class Journal {
     if (sync) encodeRecord(this.hasher, bytes, chunks.length * RECORD_BYTES, RecordType.SYNC, covered, 0n);
     // Durable mode cannot ack without the mark, so there it is required like the records.
     await this.append(bytes, count, chunks.map((c) => c.index), 'required', sync);
-    if (sync) this.syncedRecords = Math.max(this.syncedRecords, covered);
+    if (sync) {
+      this.syncedRecords = Math.max(this.syncedRecords, covered);
+      this.markedAt = this.queued;
+    }
   }
 
   /**
@@ -390,10 +415,14 @@ export class Journal {
    * missing; failing here would make the caller withdraw acked chunks for a full disk.
    */
   async appendSync(covered: number): Promise<boolean> {
+    if (this.markedAt === this.queued) return true; // no record since the last mark
     const bytes = new Uint8Array(RECORD_BYTES);
     encodeRecord(this.hasher, bytes, 0, RecordType.SYNC, covered, 0n);
     const marked = await this.append(bytes, 1, [], 'optional', true);
-    if (marked) this.syncedRecords = Math.max(this.syncedRecords, covered);
+    if (marked) {
+      this.syncedRecords = Math.max(this.syncedRecords, covered);
+      this.markedAt = this.queued;
+    }
     return marked;
   }
 

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { encodeData, bytesToHex, type ByteRange } from '../../protocol/index.js';
 import { RawClient, chunksOf, missingChunks, sendChunks } from '../helpers/protocol-client.js';
@@ -100,5 +101,44 @@ describe('resume', () => {
     }
     expect(results[0]).toEqual(results[1]);
     expect(results[0]).toMatchObject({ code: 0x0102, fatal: true, close: 1000 });
+  });
+});
+
+describe('RESUME churn', () => {
+  it('RESUME cycles that send nothing do not grow the journal', async () => {
+    const tmp = await makeTempDir();
+    const server = await startServer({ dir: tmp.path });
+    try {
+      const first = await RawClient.connect(server.wsUrl);
+      const data = new Uint8Array(2 * 65_536).fill(3);
+      first.open({ fileSize: data.byteLength, chunkSize: 65_536 });
+      const accept = await first.expect('accept');
+      first.sendData(0, data.subarray(0, 65_536));
+      await first.expect('ack');
+      first.close();
+      await first.closed;
+      const journal = join(tmp.path, 'uploads', `${Buffer.from(accept.uploadId).toString('hex')}.journal`);
+      const used = async (): Promise<number> => {
+        const bytes = await readFile(journal);
+        let end = bytes.byteLength;
+        while (end > 0 && bytes[end - 1] === 0) end--;
+        return end;
+      };
+      const sizes: number[] = [];
+      for (let i = 0; i < 6; i++) {
+        const again = await RawClient.connect(server.wsUrl);
+        again.resume(accept.uploadId, accept.secret);
+        await again.expect('accept');
+        again.close();
+        await again.closed;
+        await new Promise((resolve) => setTimeout(resolve, 50)); // the unload's final checkpoint
+        sizes.push(await used());
+      }
+      // The first RESUME may mark what the first connection left; the rest add nothing.
+      expect(new Set(sizes.slice(1)).size).toBe(1);
+    } finally {
+      await server.close();
+      await tmp.cleanup();
+    }
   });
 });
