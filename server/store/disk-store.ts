@@ -25,9 +25,10 @@
  *
  * A completed upload keeps its <id>.json (with `completion`) until the TTL, so RESUME + COMPLETE
  * after a lost RESULT gets the same RESULT; its .part and .journal are gone by then.
- * Completion order: fsync data, write the json with `completion`, rename the file, fsync both
- * directories, unlink the journal. A crash in between is repaired by readState (a completed json
- * whose .part still exists finishes the rename).
+ * Completion order: fsync data, mark the journal (a SYNC covering every record, so a failure
+ * further on rolls nothing back), make files/<id> and fsync files/, write the json with
+ * `completion`, rename the file, fsync both directories, unlink the journal. A crash in between is
+ * repaired by readState (a completed json whose .part still exists finishes the rename).
  *
  * Nothing a client sends becomes a path except through `sanitizeName`, and ids are checked to be
  * 32 hex digits before any path is built from them.
