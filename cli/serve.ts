@@ -55,7 +55,10 @@ Options (environment variable in brackets; the command line wins):
   --sync-bytes SIZE        also flush after this much data, 0 = by time only (default mode)
                            [BIG_UPLOADER_SYNC_BYTES] (default ${formatBytes(DEFAULTS.syncBytes)})
   --shutdown-timeout DURATION  longest graceful stop [BIG_UPLOADER_SHUTDOWN_TIMEOUT] (default 5s)
-  --no-preallocate         do not reserve disk blocks with fallocate at OPEN [BIG_UPLOADER_NO_PREALLOCATE=1]
+  --no-preallocate         do not count unfinished uploads' sizes against the free space
+                           [BIG_UPLOADER_NO_PREALLOCATE=1]
+  --group-readable         completed files 0640 and directories 0750 (default 0600/0700)
+                           [BIG_UPLOADER_GROUP_READABLE=1]
   --page-dir DIR           directory served at / instead of the built-in demo page (the
                            <big-uploader> component wired to this server) [BIG_UPLOADER_PAGE_DIR]
   --allowed-host NAME      a host name clients reach this server by (checked against the Host
@@ -106,6 +109,7 @@ const OPTIONS = {
   'sync-bytes': { type: 'string' },
   'shutdown-timeout': { type: 'string' },
   'no-preallocate': { type: 'boolean' },
+  'group-readable': { type: 'boolean' },
   'page-dir': { type: 'string' },
   'no-page': { type: 'boolean' },
   'allowed-host': { type: 'string', multiple: true },
@@ -213,6 +217,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     syncBytes: size('sync-bytes'),
     shutdownTimeout: duration('shutdown-timeout'),
     preallocate: !flag('no-preallocate'),
+    groupReadable: flag('group-readable'),
     logLevel: logLevel === 'silent' ? false : logLevel,
     metrics: flag('metrics'),
     publicHealth: flag('public-health'),

@@ -166,8 +166,14 @@ export interface BigUploaderOptions {
    * set, `/healthz` needs it like every other route.
    */
   publicHealth?: boolean;
-  /** Reserve disk blocks at OPEN with `fallocate` when available. Default true. */
+  /**
+   * Count every unfinished upload's full size against the free space, so OPEN refuses what the
+   * disk cannot hold even though the data file is sparse (no process is spawned; see DiskStore's
+   * `preallocate`). Default true.
+   */
   preallocate?: boolean;
+  /** Completed files and the data directory readable by the group (0640/0750 instead of 0600/0700). Default false. */
+  groupReadable?: boolean;
   /** Longest graceful shutdown before remaining connections are cut (ms). Default 5 s. */
   shutdownTimeout?: number;
   /**
@@ -217,6 +223,7 @@ export interface ResolvedOptions {
   readonly allowedHosts: readonly string[] | undefined;
   readonly publicHealth: boolean;
   readonly preallocate: boolean;
+  readonly groupReadable: boolean;
   readonly shutdownTimeout: number;
   readonly metrics: boolean;
   readonly authorizeUpload: BigUploaderOptions['authorizeUpload'];
@@ -305,7 +312,7 @@ const OPTION_NAMES: ReadonlySet<string> = new Set([
   'dir', 'store', 'path', 'maxUploadSize', 'defaultChunkSize', 'maxChunkSize', 'window', 'maxConnections',
   'maxUploads', 'maxQueuedBytes', 'maxCommittedBytes', 'maxCommittedBytesPerClient', 'maxUnfinishedUploads',
   'maxUnfinishedUploadsPerClient', 'opensPerSecond', 'openBurst', 'emptyUploadTtl', 'maxRefusedMessages', 'idleTimeout', 'heartbeatInterval', 'minThroughput', 'throughputWindow', 'ttl', 'sweepInterval',
-  'syncInterval', 'syncBytes', 'durable', 'token', 'ticketSecret', 'adminToken', 'origins', 'allowedHosts', 'publicHealth', 'preallocate', 'shutdownTimeout', 'metrics',
+  'syncInterval', 'syncBytes', 'durable', 'token', 'ticketSecret', 'adminToken', 'origins', 'allowedHosts', 'publicHealth', 'preallocate', 'groupReadable', 'shutdownTimeout', 'metrics',
   'authorizeUpload', 'onUploadComplete',
 ] satisfies ReadonlyArray<keyof BigUploaderOptions>);
 
@@ -362,6 +369,7 @@ export function resolveOptions(input: BigUploaderOptions = {}): ResolvedOptions 
     allowedHosts: input.allowedHosts === undefined ? undefined : hostList(input.allowedHosts),
     publicHealth: bool('publicHealth', input.publicHealth, false),
     preallocate: bool('preallocate', input.preallocate, DEFAULTS.preallocate),
+    groupReadable: bool('groupReadable', input.groupReadable, false),
     shutdownTimeout: integer('shutdownTimeout', input.shutdownTimeout, DEFAULTS.shutdownTimeout, 0),
     metrics: bool('metrics', input.metrics, DEFAULTS.metrics),
     authorizeUpload: fn('authorizeUpload', input.authorizeUpload),

@@ -71,7 +71,7 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (fastify: Fas
   if (prefix !== undefined && (typeof prefix !== 'string' || (prefix !== '' && !prefix.startsWith('/')))) {
     throw new OptionsError('big-uploader option prefix must be a path starting with "/"');
   }
-  const store = options.store ?? new DiskStore({ dir: options.dir, preallocate: options.preallocate, logger: fastify.log });
+  const store = options.store ?? new DiskStore({ dir: options.dir, preallocate: options.preallocate, groupReadable: options.groupReadable, logger: fastify.log });
   await store.init();
   const hasher = await loadNodeHasher();
   const metrics = new ServerMetrics();

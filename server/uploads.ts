@@ -120,6 +120,8 @@ export class UploadRegistry {
       fileSize: message.fileSize,
       chunkSize,
       name: sanitizeName(message.name),
+      // What the client called it, when sanitizing changed it (the operator may want it back).
+      ...(sanitizeName(message.name) !== message.name ? { originalName: message.name } : {}),
       contentType: message.contentType,
       metadata: { ...message.metadata },
       // The OPEN digest is defined at the proposed chunk size (SPEC.md 7.1): keep it only when the
