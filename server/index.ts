@@ -20,6 +20,7 @@ export type {
   UploadInfo,
   UploadStore,
   UploadSummary,
+  ListPage,
 } from './store/types.js';
 export type { UploadStateBody } from './http.js';
 export { SERVER_NODE_FLAGS } from './node-flags.js';

@@ -120,6 +120,11 @@ export interface BigUploaderOptions {
   ttl?: number;
   /** How often the sweeper looks for expired uploads (ms). Default min(ttl / 4, 10 min). */
   sweepInterval?: number;
+  /**
+   * Uploads the sweeper examines per pass (it walks the store in slices, so a pass costs at most
+   * this many record reads however many uploads there are). Default 1,000.
+   */
+  sweepBatch?: number;
   /** Background data + journal flush interval in default mode (ms). Default 5 s. */
   syncInterval?: number;
   /**
@@ -213,6 +218,7 @@ export interface ResolvedOptions {
   readonly throughputWindow: number;
   readonly ttl: number;
   readonly sweepInterval: number;
+  readonly sweepBatch: number;
   readonly syncInterval: number;
   readonly syncBytes: number;
   readonly durable: boolean;
@@ -311,7 +317,7 @@ function fn<T>(name: string, value: T | undefined): T | undefined {
 const OPTION_NAMES: ReadonlySet<string> = new Set([
   'dir', 'store', 'path', 'maxUploadSize', 'defaultChunkSize', 'maxChunkSize', 'window', 'maxConnections',
   'maxUploads', 'maxQueuedBytes', 'maxCommittedBytes', 'maxCommittedBytesPerClient', 'maxUnfinishedUploads',
-  'maxUnfinishedUploadsPerClient', 'opensPerSecond', 'openBurst', 'emptyUploadTtl', 'maxRefusedMessages', 'idleTimeout', 'heartbeatInterval', 'minThroughput', 'throughputWindow', 'ttl', 'sweepInterval',
+  'maxUnfinishedUploadsPerClient', 'opensPerSecond', 'openBurst', 'emptyUploadTtl', 'maxRefusedMessages', 'idleTimeout', 'heartbeatInterval', 'minThroughput', 'throughputWindow', 'ttl', 'sweepInterval', 'sweepBatch',
   'syncInterval', 'syncBytes', 'durable', 'token', 'ticketSecret', 'adminToken', 'origins', 'allowedHosts', 'publicHealth', 'preallocate', 'groupReadable', 'shutdownTimeout', 'metrics',
   'authorizeUpload', 'onUploadComplete',
 ] satisfies ReadonlyArray<keyof BigUploaderOptions>);
@@ -358,6 +364,7 @@ export function resolveOptions(input: BigUploaderOptions = {}): ResolvedOptions 
     minThroughput: integer('minThroughput', input.minThroughput, DEFAULTS.minThroughput, 0),
     throughputWindow: integer('throughputWindow', input.throughputWindow, DEFAULTS.throughputWindow, 10),
     ttl,
+    sweepBatch: integer('sweepBatch', input.sweepBatch, 1000, 1),
     sweepInterval: integer('sweepInterval', input.sweepInterval, Math.max(10, Math.min(Math.floor(ttl / 4), 600_000)), 10),
     syncInterval: integer('syncInterval', input.syncInterval, DEFAULTS.syncInterval, 10),
     syncBytes: integer('syncBytes', input.syncBytes, DEFAULTS.syncBytes, 0),

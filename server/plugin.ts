@@ -82,7 +82,7 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (fastify: Fas
   const sessions = new Set<Session>();
   /** Upgrade requests that passed the handshake checks and have no session yet. */
   const upgrading = new Set<IncomingMessage>();
-  const sweeper = new Sweeper(store, registry, options.ttl, options.emptyUploadTtl, metrics, fastify.log);
+  const sweeper = new Sweeper(store, registry, options.ttl, options.emptyUploadTtl, options.sweepBatch, metrics, fastify.log);
   let shuttingDown = false;
   let shutdownRun: Promise<void> | undefined;
 

@@ -12,12 +12,15 @@ import type { UploadRegistry } from './uploads.js';
 export class Sweeper {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<number> | undefined;
+  /** Where the next pass continues: each pass reads the state of at most `batch` uploads. */
+  private cursor: string | undefined;
 
   constructor(
     private readonly store: UploadStore,
     private readonly registry: UploadRegistry,
     private readonly ttl: number,
     private readonly emptyTtl: number,
+    private readonly batch: number,
     private readonly metrics: ServerMetrics,
     private readonly log: FastifyBaseLogger,
   ) {}
@@ -32,7 +35,11 @@ export class Sweeper {
     return this.running ?? Promise.resolve();
   }
 
-  /** One pass; returns how many uploads it removed. Passes never overlap. */
+  /**
+   * One pass over the next `batch` uploads (in id order, wrapping around); returns how many it
+   * removed. Passes never overlap. A store of N uploads is covered every ceil(N / batch) passes,
+   * and no pass reads more than `batch` records.
+   */
   sweep(now = Date.now()): Promise<number> {
     this.running ??= this.pass(now).finally(() => { this.running = undefined; });
     return this.running;
@@ -41,7 +48,10 @@ export class Sweeper {
   private async pass(now: number): Promise<number> {
     let removed = 0;
     try {
-      for (const summary of await this.store.list()) {
+      const page = await this.store.list({ ...(this.cursor !== undefined ? { after: this.cursor } : {}), limit: this.batch });
+      // A short page reached the end: the next pass starts over.
+      this.cursor = page.length < this.batch ? undefined : page[page.length - 1]!.id;
+      for (const summary of page) {
         // Damaged uploads are evidence for the operator (SPEC.md 7.2): never expired.
         if (summary.damaged) continue;
         const loaded = this.registry.peek(summary.id);

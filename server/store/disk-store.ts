@@ -52,7 +52,7 @@ import { join } from 'node:path';
 import { Errors, ProtocolError, chunkCount, loadHasher, type Hasher } from '../../protocol/index.js';
 import { Journal, RECORD_BYTES, journalSlotsFor, parseJournal } from './journal.js';
 import { sanitizeName } from './names.js';
-import type { ChunkRecord, CompletionInfo, StoredUpload, UploadHandle, UploadInfo, UploadStore, UploadSummary } from './types.js';
+import type { ChunkRecord, CompletionInfo, StoredUpload, UploadHandle, UploadInfo, UploadStore, UploadSummary, ListPage } from './types.js';
 
 /** Where the store says things worth an operator's attention (Fastify's logger fits). */
 export interface DiskStoreLogger {
@@ -457,11 +457,14 @@ export class DiskStore implements UploadStore {
     this.commitments.delete(id);
   }
 
-  async list(): Promise<UploadSummary[]> {
+  async list(page: ListPage = {}): Promise<UploadSummary[]> {
     const out: UploadSummary[] = [];
-    for (const entry of await readdir(this.uploadsDir)) {
-      const id = entry.endsWith('.json') ? entry.slice(0, -5) : '';
-      if (!ID_PATTERN.test(id)) continue;
+    // Names only (cheap), then the state of the page's uploads alone.
+    const ids = (await readdir(this.uploadsDir))
+      .map((entry) => (entry.endsWith('.json') ? entry.slice(0, -5) : ''))
+      .filter((id) => ID_PATTERN.test(id) && (page.after === undefined || id > page.after))
+      .sort();
+    for (const id of ids.slice(0, page.limit ?? ids.length)) {
       const state = await this.readState(id).catch(() => undefined);
       if (!state) continue;
       out.push({

@@ -108,6 +108,14 @@ export interface UploadHandle {
   close(): Promise<void>;
 }
 
+/** A slice of `UploadStore.list`. */
+export interface ListPage {
+  /** Only ids greater than this one. */
+  readonly after?: string;
+  /** At most this many summaries. */
+  readonly limit?: number;
+}
+
 /** A place uploads live. */
 export interface UploadStore {
   /** Create the directories or buckets the store needs. Called once at registration. */
@@ -129,6 +137,9 @@ export interface UploadStore {
   readState(id: string): Promise<StoredUpload | undefined>;
   /** Remove an upload's data and records; for a completed upload only its record (the file stays). */
   remove(id: string): Promise<void>;
-  /** Every upload the store holds. */
-  list(): Promise<UploadSummary[]>;
+  /**
+   * The uploads the store holds, in ascending id order; with a page, at most `limit` of them whose
+   * id is above `after` (so a caller can walk a large store a slice at a time).
+   */
+  list(page?: ListPage): Promise<UploadSummary[]>;
 }

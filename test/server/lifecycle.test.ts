@@ -261,3 +261,41 @@ describe('upload lifecycle', () => {
     client.close();
   });
 });
+
+describe('incremental sweep', () => {
+  it('reads at most sweepBatch records per pass and still covers the whole store', async () => {
+    const tmp = await makeTempDir();
+    class CountingStore extends DiskStore {
+      reads = 0;
+      override readState(id: string) {
+        this.reads++;
+        return super.readState(id);
+      }
+    }
+    const store = new CountingStore({ dir: tmp.path, preallocate: false });
+    const server = await startServer({ dir: tmp.path, store, sweepBatch: 10, ttl: 60_000, emptyUploadTtl: 60_000, sweepInterval: 3_600_000 });
+    try {
+      for (let i = 0; i < 25; i++) {
+        const client = await RawClient.connect(server.wsUrl);
+        client.open({ fileSize: 10 });
+        await client.expect('accept');
+        client.close();
+        await client.closed;
+      }
+      const perPass: number[] = [];
+      for (let pass = 0; pass < 3; pass++) {
+        store.reads = 0;
+        expect(await server.app.bigUploader.sweep()).toBe(0); // nothing expired yet
+        perPass.push(store.reads);
+      }
+      expect(perPass).toEqual([10, 10, 5]);
+      // An hour later every upload has expired; three passes remove all 25.
+      let removed = 0;
+      for (let pass = 0; pass < 3; pass++) removed += await server.app.bigUploader.sweep(Date.now() + 3_600_000);
+      expect(removed).toBe(25);
+    } finally {
+      await server.close();
+      await tmp.cleanup();
+    }
+  });
+});

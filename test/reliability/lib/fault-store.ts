@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DiskStore } from '../../../server/index.js';
-import type { ChunkRecord, CompletionInfo, StoredUpload, UploadHandle, UploadInfo, UploadStore, UploadSummary } from '../../../server/index.js';
+import type { ChunkRecord, CompletionInfo, StoredUpload, UploadHandle, UploadInfo, UploadStore, UploadSummary, ListPage } from '../../../server/index.js';
 import type { Rng } from './rng.js';
 
 export type FaultOp = 'write' | 'record' | 'syncData' | 'checkpoint';
@@ -274,8 +274,8 @@ export class FaultStore implements UploadStore {
     return this.inner.remove(id);
   }
 
-  list(): Promise<UploadSummary[]> {
-    return this.inner.list();
+  list(page?: ListPage): Promise<UploadSummary[]> {
+    return this.inner.list(page);
   }
 }
 
