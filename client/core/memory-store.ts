@@ -15,4 +15,8 @@ export class MemoryResumeStore implements ResumeStore {
   async remove(fingerprint: string): Promise<void> {
     this.records.delete(fingerprint);
   }
+
+  async entries(): Promise<ReadonlyArray<readonly [string, ResumeRecord]>> {
+    return [...this.records.entries()];
+  }
 }

@@ -89,6 +89,12 @@ export interface FileSource {
    * cannot tell; its reads fail instead when the file on disk changed).
    */
   changed?(): Promise<boolean>;
+  /**
+   * Where the file lives (Node: its absolute path). A new upload of a source makes the resume
+   * records of its earlier versions stale: they are removed and their server uploads terminated.
+   * Optional (a browser File has no stable identity).
+   */
+  readonly source?: string;
   /** Release handles (Node file descriptor). Optional; the core calls it when it is done. */
   close?(): Promise<void>;
 }
@@ -118,6 +124,8 @@ export interface ResumeRecord {
   readonly chunkSize: number;
   /** ms since the epoch. */
   readonly createdAt: number;
+  /** FileSource.source of the file, when it has one. */
+  readonly source?: string;
 }
 
 /** Async key-value store of resume records keyed by a file fingerprint. */
@@ -125,6 +133,8 @@ export interface ResumeStore {
   get(fingerprint: string): Promise<ResumeRecord | undefined>;
   set(fingerprint: string, record: ResumeRecord): Promise<void>;
   remove(fingerprint: string): Promise<void>;
+  /** Every record (optional): lets the Uploader prune records of a source's earlier versions. */
+  entries?(): Promise<ReadonlyArray<readonly [string, ResumeRecord]>>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -289,7 +299,8 @@ export type InfoCode =
   | 'CHUNK_RESENT'
   | 'RESUME_STORE_FAILED'
   | 'VERIFYING_SENT_CHUNKS'
-  | 'SOURCE_CHANGED_STARTING_FRESH';
+  | 'SOURCE_CHANGED_STARTING_FRESH'
+  | 'STALE_UPLOAD_REMOVED';
 
 export interface InfoEvent {
   readonly code: InfoCode;

@@ -341,6 +341,9 @@ export class BigUploader implements Uploader {
     try {
       if (!this.prepared) {
         this.hasher = await (this.options.loadHasher ?? loadHasher)();
+        // Read a byte before asking the server for anything: an unreadable file leaves no upload behind.
+        const file = this.options.file;
+        if (file.size > 0) await file.read(0, 1);
         const store = this.options.resumeStore;
         if (store) {
           const fp = this.options.fingerprint ?? defaultFingerprint;
@@ -580,7 +583,7 @@ export class BigUploader implements Uploader {
     })();
     this.hashingAcked = work;
     work.catch((error: unknown) => {
-      if (this.session === s) this.abortSession(s, clientError(ClientErrors.SOURCE_ERROR, `cannot read the file: ${describe(error)}`), true);
+      if (this.session === s) this.abandon(s, clientError(ClientErrors.SOURCE_ERROR, `cannot read the file: ${describe(error)}`));
     });
   }
 
@@ -859,7 +862,7 @@ export class BigUploader implements Uploader {
     } catch (error) {
       s.readsInFlight--;
       s.reservedBytes -= length;
-      if (this.session === s) this.abortSession(s, clientError(ClientErrors.SOURCE_ERROR, `cannot read the file: ${describe(error)}`), true);
+      if (this.session === s) this.abandon(s, clientError(ClientErrors.SOURCE_ERROR, `cannot read the file: ${describe(error)}`));
       return;
     }
     s.readsInFlight--;
@@ -905,7 +908,7 @@ export class BigUploader implements Uploader {
       changed = (await this.options.file.changed?.()) ?? false;
     } catch (error) {
       s.completePreparing = false;
-      if (this.session === s) this.abortSession(s, clientError(ClientErrors.SOURCE_ERROR, `cannot read the file: ${describe(error)}`), true);
+      if (this.session === s) this.abandon(s, clientError(ClientErrors.SOURCE_ERROR, `cannot read the file: ${describe(error)}`));
       return;
     }
     s.completePreparing = false;
@@ -915,12 +918,7 @@ export class BigUploader implements Uploader {
       return;
     }
     if (changed) {
-      // Whatever the server holds is not this file: free its space and forget it.
-      s.ending = true;
-      s.conn.send(encodeTerminate());
-      void this.removeRecord();
-      this.forgetUpload();
-      this.abortSession(s, clientError(ClientErrors.SOURCE_ERROR, 'the file changed during the upload; nothing was stored (run again to upload the new content)'), true);
+      this.abandon(s, clientError(ClientErrors.SOURCE_ERROR, 'the file changed during the upload; nothing was stored (run again to upload the new content)'));
       return;
     }
     if (!this.allHashesKnown()) {
@@ -988,6 +986,21 @@ export class BigUploader implements Uploader {
     } catch {
       // Already closed.
     }
+  }
+
+  /**
+   * A local fault ends the upload for good (the file cannot be read, or it changed): what the
+   * server holds can never complete, so free its space (TERMINATE) and forget the upload.
+   */
+  private abandon(s: Session, error: UploadErrorInfo): void {
+    if (this.session !== s) return;
+    if (s.phase === 'active' && !s.ending) {
+      s.ending = true;
+      s.conn.send(encodeTerminate());
+    }
+    void this.removeRecord();
+    this.forgetUpload();
+    this.abortSession(s, error, true);
   }
 
   /** End the session because of `error`: retry if it allows, else fail. `final` forces failure. */
@@ -1114,12 +1127,77 @@ export class BigUploader implements Uploader {
       lastModified: file.lastModified,
       chunkSize: this.chunkSize,
       createdAt: this.clock.now(),
+      ...(file.source !== undefined ? { source: file.source } : {}),
     };
     try {
       await store.set(this.fingerprint, record);
     } catch (error) {
       this.info('RESUME_STORE_FAILED', `could not save the resume record: ${describe(error)}`);
+      return;
     }
+    await this.pruneStaleRecords(record);
+  }
+
+  /**
+   * A new upload of a source supersedes the partial uploads of its earlier versions (the file
+   * changed, so their fingerprints no longer match): remove their records and terminate them on
+   * the server, so neither the state file nor the server keeps them until some TTL.
+   */
+  private async pruneStaleRecords(current: ResumeRecord): Promise<void> {
+    const store = this.options.resumeStore;
+    if (!store || !store.entries || current.source === undefined) return;
+    let stale: Array<readonly [string, ResumeRecord]>;
+    try {
+      stale = (await store.entries()).filter(([key, r]) => key !== this.fingerprint && r.source === current.source && r.endpoint === current.endpoint);
+    } catch {
+      return;
+    }
+    for (const [key, record] of stale) {
+      await store.remove(key).catch(() => undefined);
+      const terminated = await this.terminateElsewhere(record);
+      this.info('STALE_UPLOAD_REMOVED', `an earlier upload of this file (${record.uploadId}) was ${terminated ? 'terminated on the server' : 'forgotten; the server removes it after its TTL'}`);
+    }
+  }
+
+  /** RESUME + TERMINATE on a connection of its own; resolves whether the server confirmed. */
+  private terminateElsewhere(record: ResumeRecord): Promise<boolean> {
+    const id = hexToBytes(record.uploadId, 16);
+    const secret = hexToBytes(record.secret, 32);
+    if (!id || !secret) return Promise.resolve(false);
+    const url = new URL(this.options.endpoint);
+    const headerAuth = this.options.token && this.options.transport.sendsHeaders === true;
+    if (this.options.token && !headerAuth) url.searchParams.set('token', this.options.token);
+    return new Promise((resolve) => {
+      let done = false;
+      const finish = (ok: boolean): void => {
+        if (done) return;
+        done = true;
+        this.clock.clearTimeout(timer);
+        try {
+          conn.close(CloseCode.NORMAL, 'done');
+        } catch {
+          // Already closed.
+        }
+        resolve(ok);
+      };
+      const timer = this.clock.setTimeout(() => finish(false), DEFAULTS.acceptTimeoutMs);
+      const conn = this.options.transport.connect(url.toString(), [SUBPROTOCOL_V1], {
+        onOpen: () => conn.send(encodeResume({ uploadId: id, secret, token: this.options.uploadToken ?? '' })),
+        onMessage: (data) => {
+          let message: ServerMessage;
+          try {
+            message = decodeServerMessage(data);
+          } catch {
+            finish(false);
+            return;
+          }
+          if (message.type === 'accept') conn.send(encodeTerminate());
+          else finish(message.type === 'terminated');
+        },
+        onClose: () => finish(false),
+        onDrain: () => undefined,
+      }, headerAuth ? { Authorization: `Bearer ${this.options.token}` } : undefined);
+    });
   }
 
   private async removeRecord(): Promise<void> {

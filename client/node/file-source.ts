@@ -5,7 +5,7 @@
 import { open, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
-import { basename } from 'node:path';
+import { basename, resolve } from 'node:path';
 import type { FileSource } from '../core/types.js';
 
 export interface NodeFileSourceOptions {
@@ -32,6 +32,7 @@ export async function openFileSource(path: string, options: NodeFileSourceOption
     size,
     type: options.type ?? '',
     lastModified: Math.floor(info.mtimeMs),
+    source: resolve(path),
     async read(start: number, end: number, target?: Uint8Array): Promise<Uint8Array> {
       if (start < 0 || end > size || end < start) throw new RangeError(`read [${start}, ${end}) outside the file`);
       const length = end - start;

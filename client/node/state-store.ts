@@ -95,4 +95,9 @@ export class JsonFileResumeStore implements ResumeStore {
       delete state.records[fingerprint];
     });
   }
+
+  async entries(): Promise<ReadonlyArray<readonly [string, ResumeRecord]>> {
+    await this.chain;
+    return Object.entries((await this.load()).records);
+  }
 }

@@ -76,6 +76,15 @@ async function storedFiles(dataDir: string): Promise<Map<string, Buffer>> {
   return out;
 }
 
+async function until(check: () => Promise<boolean>, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return check();
+}
+
 const atLeast = (percent: number) => new RegExp(`: (${percent / 10}\\d|[${percent / 10 + 1}-9]\\d)% `);
 
 let tmp: TempDir;
@@ -138,6 +147,44 @@ describe('send: a modified file is never stored as done', () => {
     const result = await run.done;
     expect(result.code, result.stderr).toBe(5);
     expect((await storedFiles(dataDir)).size).toBe(0);
+  });
+
+  it('a file truncated during the upload ends with exit 5 and its server upload terminated (no debris)', async () => {
+    const path = join(tmp.path, 'shrinks.bin');
+    await writeFile(path, randomBytes(8 * MiB));
+    const run = send([path, '--url', server!.wsUrl, '--chunk-size', '1MiB', '--limit-rate', '4MiB'], tmp.path);
+    await run.waitFor(atLeast(20));
+    await truncate(path, 1 * MiB);
+    const result = await run.done;
+    expect(result.code, result.stderr).toBe(5);
+    // TERMINATE removed the partial upload: nothing waits for a TTL on the server.
+    expect(await until(async () => (await readdir(join(dataDir, 'uploads'))).length === 0, 5000)).toBe(true);
+    expect((await storedFiles(dataDir)).size).toBe(0);
+  });
+
+  it('a changed file starts a new upload; the old partial is terminated and pruned from the state file', async () => {
+    const path = join(tmp.path, 'versions.bin');
+    await writeFile(path, randomBytes(6 * MiB));
+    const args = [path, '--url', server!.wsUrl, '--chunk-size', '1MiB'];
+    const first = send([...args, '--limit-rate', '4MiB'], tmp.path);
+    await first.waitFor(atLeast(30));
+    first.kill('SIGINT');
+    expect((await first.done).code).toBe(130);
+    const stateFile = join(tmp.path, 'state', 'big-uploader', 'state.json');
+    const before = JSON.parse(await readFile(stateFile, 'utf8')) as { records: Record<string, { uploadId: string }> };
+    const [oldRecord] = Object.values(before.records);
+    expect(oldRecord).toBeDefined();
+    // A new version of the file: other size and mtime, so another fingerprint.
+    await appendFile(path, randomBytes(1000));
+    const second = await send([...args, '--limit-rate', '4MiB'], tmp.path).done;
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stderr).toMatch(/earlier upload of this file .* terminated on the server/);
+    expect(second.report!.id).not.toBe(oldRecord!.uploadId);
+    const after = JSON.parse(await readFile(stateFile, 'utf8')) as { records: Record<string, unknown> };
+    expect(Object.keys(after.records)).toEqual([]);
+    // The old partial is gone from the server (only the new upload's completion record remains).
+    expect((await readdir(join(dataDir, 'uploads'))).filter((f) => f.startsWith(oldRecord!.uploadId))).toEqual([]);
+    expect((await storedFiles(dataDir)).get(second.report!.id as string)!.equals(await readFile(path))).toBe(true);
   });
 
   it('property: edits, truncations, appends and kills between and during runs end identical or non-zero', async () => {
