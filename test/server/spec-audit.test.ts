@@ -256,3 +256,79 @@ describe('spec audit: decoding (sections 2, 4, 6, 10, 11)', () => {
     expect(await client.closed).toEqual({ code: Errors.WINDOW_EXCEEDED.closeCode, reason: Errors.WINDOW_EXCEEDED.name });
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+
+describe('spec audit: handshake (section 3)', () => {
+  const port = () => Number(new URL(server.url).port);
+
+  it('3.1: every offered extension is declined, not only permessage-deflate', async () => {
+    const offers = ['permessage-deflate; client_max_window_bits', 'x-webkit-deflate-frame', 'permessage-foo, permessage-deflate'];
+    for (const offer of offers) {
+      const raw = await rawConnect(port(), { headers: { 'Sec-WebSocket-Extensions': offer } });
+      expect(raw.status, offer).toBe(101);
+      expect(raw.headers['sec-websocket-extensions'], offer).toBeUndefined();
+      raw.socket.destroy();
+    }
+  });
+
+  it('3.1: the server pings a silent connection (SHOULD)', async () => {
+    await withServer({ heartbeatInterval: 100 }, async (s) => {
+      const ws = new WebSocket(s.wsUrl, [SUBPROTOCOL_V1]);
+      const pinged = new Promise<boolean>((resolve) => {
+        ws.once('ping', () => resolve(true));
+        setTimeout(() => resolve(false), 3000);
+      });
+      expect(await pinged).toBe(true);
+      ws.terminate();
+    });
+  });
+
+  it('3.2: a request offering no subprotocol at all is refused with 426 and Bigup-Versions', async () => {
+    const raw = await rawConnect(port(), { protocol: null });
+    expect(raw.status).toBe(426);
+    expect(raw.headers['bigup-versions']).toBe(SUBPROTOCOL_V1);
+    raw.socket.destroy();
+  });
+
+  it('3.2 / 13: the first offered version the server supports is selected and echoed', async () => {
+    const raw = await rawConnect(port(), { protocol: 'bigup.2, bigup.1, other' });
+    expect(raw.status).toBe(101);
+    expect(raw.headers['sec-websocket-protocol']).toBe(SUBPROTOCOL_V1);
+    raw.socket.destroy();
+  });
+
+  it('3.3 / 14: no token is logged (query, Authorization header, OPEN and RESUME token fields), even at trace level', async () => {
+    let logged = '';
+    const sink = new Writable({ write(chunk: Buffer, _enc, done) { logged += chunk.toString(); done(); } });
+    const app = Fastify({ logger: { ...(loggerOptions('trace') as Record<string, unknown>), stream: sink } });
+    const dir = await makeTempDir();
+    const SERVER_TOKEN = 'server-token-Q7xv';
+    const UPLOAD_TOKEN = 'upload-token-K2mz';
+    const RESUME_TOKEN = 'resume-token-P9wd';
+    await app.register(bigUploader, { dir: dir.path, token: SERVER_TOKEN, authorizeUpload: ({ token }) => token !== 'refuse-me-T4' });
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const wsUrl = `${url.replace('http', 'ws')}/upload`;
+      const a = await RawClient.connect(wsUrl, { headers: { Authorization: `Bearer ${SERVER_TOKEN}` } });
+      a.open({ fileSize: 10, token: UPLOAD_TOKEN });
+      const accept = await a.expect('accept');
+      a.close();
+      await a.closed;
+      const b = await RawClient.connect(wsUrl, { token: SERVER_TOKEN });
+      b.resume(accept.uploadId, accept.secret, RESUME_TOKEN);
+      await b.expect('accept');
+      b.close();
+      const c = await RawClient.connect(wsUrl, { token: SERVER_TOKEN });
+      c.open({ fileSize: 10, token: 'refuse-me-T4' });
+      await c.expectError(Errors.UNAUTHORIZED.code);
+      await RawClient.refused(wsUrl, { headers: { Authorization: 'Bearer wrong-token-Z1' } });
+      await fetch(`${url}/uploads/${bytesToHex(accept.uploadId)}`, { headers: { Authorization: `Bearer ${SERVER_TOKEN}` } });
+    } finally {
+      await app.close();
+      await dir.cleanup();
+    }
+    expect(logged).toContain('/upload');
+    for (const secret of [SERVER_TOKEN, UPLOAD_TOKEN, RESUME_TOKEN, 'refuse-me-T4', 'wrong-token-Z1']) expect(logged).not.toContain(secret);
+  });
+});
