@@ -332,3 +332,211 @@ describe('spec audit: handshake (section 3)', () => {
     for (const secret of [SERVER_TOKEN, UPLOAD_TOKEN, RESUME_TOKEN, 'refuse-me-T4', 'wrong-token-Z1']) expect(logged).not.toContain(secret);
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+
+/** A disk store whose data writes and completions wait while the test holds them. */
+class GatedStore implements UploadStore {
+  private writeGate: Promise<void> = Promise.resolve();
+  private openWrites: () => void = () => undefined;
+  private finishGate: Promise<void> = Promise.resolve();
+  private openFinish: () => void = () => undefined;
+  /** Data writes handed to the store (held or not). */
+  writesStarted = 0;
+  finishesStarted = 0;
+
+  constructor(private readonly inner: DiskStore) {}
+
+  holdWrites(): void {
+    this.writeGate = new Promise((resolve) => { this.openWrites = resolve; });
+  }
+
+  releaseWrites(): void {
+    this.openWrites();
+    this.writeGate = Promise.resolve();
+  }
+
+  holdFinish(): void {
+    this.finishGate = new Promise((resolve) => { this.openFinish = resolve; });
+  }
+
+  releaseFinish(): void {
+    this.openFinish();
+    this.finishGate = Promise.resolve();
+  }
+
+  init(): Promise<void> { return this.inner.init(); }
+  freeSpace(): Promise<number> { return this.inner.freeSpace(); }
+  async create(info: UploadInfo): Promise<UploadHandle> { return this.gated(await this.inner.create(info)); }
+  async open(id: string): Promise<UploadHandle> { return this.gated(await this.inner.open(id)); }
+  readState(id: string) { return this.inner.readState(id); }
+  remove(id: string): Promise<void> { return this.inner.remove(id); }
+  list() { return this.inner.list(); }
+
+  private gated(handle: UploadHandle): UploadHandle {
+    const store = this;
+    return {
+      get info() { return handle.info; },
+      async writeAt(bytes, position) {
+        store.writesStarted++;
+        await store.writeGate;
+        return handle.writeAt(bytes, position);
+      },
+      recordChunks: (chunks, sync) => handle.recordChunks(chunks, sync),
+      syncData: () => handle.syncData(),
+      checkpoint: () => handle.checkpoint(),
+      rollbackToCheckpoint: () => handle.rollbackToCheckpoint(),
+      async finish(digest) {
+        store.finishesStarted++;
+        await store.finishGate;
+        return handle.finish(digest);
+      },
+      close: () => handle.close(),
+    };
+  }
+}
+
+async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Whatever the server sends within `ms` (nothing expected). */
+async function silentFor(client: RawClient, ms: number): Promise<string | undefined> {
+  try {
+    const message = await client.next(ms);
+    return message.type === 'error' ? `error ${errorByCode(message.code)?.name}` : message.type;
+  } catch (error) {
+    return (error as Error).message.startsWith('timed out') ? undefined : (error as Error).message;
+  }
+}
+
+describe('spec audit: upload semantics (sections 2, 6, 7)', () => {
+  it('2 / 6.3: ACK and ACCEPT range lists are ascending and merged; a resumed ACCEPT has CREATED clear and an all-zero secret', async () => {
+    const data = randomBytes(4 * CHUNK + 9);
+    const { client, accept } = await opened(server.wsUrl, data.byteLength);
+    expect(accept.created).toBe(true);
+    for (const i of [2, 0, 4, 1]) {
+      const c = chunksOf(data.byteLength, CHUNK)[i]!;
+      client.sendData(c.start, data.subarray(c.start, c.end));
+      expect((await client.expect('ack')).ranges).toEqual([c]);
+    }
+    client.close();
+    const again = await RawClient.connect(server.wsUrl);
+    again.resume(accept.uploadId, accept.secret);
+    const resumed = await again.expect('accept');
+    expect(resumed.created).toBe(false);
+    expect(Buffer.from(resumed.secret).equals(Buffer.alloc(Limits.SECRET_BYTES))).toBe(true);
+    // Chunks 0, 1, 2 adjacent: one range; chunk 4 (the short last one) apart.
+    expect(resumed.ranges).toEqual([{ start: 0, end: 3 * CHUNK }, { start: 4 * CHUNK, end: data.byteLength }]);
+    again.close();
+  });
+
+  it('6.7: the server verifies a COMPLETE digest (wrong: DIGEST_MISMATCH, not fatal; right: RESULT)', async () => {
+    const data = randomBytes(2 * CHUNK + 1);
+    const { client, accept } = await opened(server.wsUrl, data.byteLength);
+    await sendChunks(client, accept, data, chunksOf(data.byteLength, CHUNK));
+    const digest = digestOf(client.hasher, data, CHUNK);
+    client.complete(digest ^ 1n);
+    expect(await client.expectError(Errors.DIGEST_MISMATCH.code)).toMatchObject({ fatal: false });
+    client.complete(digest);
+    expect((await client.expect('result')).digest).toBe(digest);
+    client.close();
+  });
+
+  it('7.1: an OPEN digest with a chunk size proposal of 0 is discarded (agreed size differs), so it cannot fail COMPLETE', async () => {
+    const data = randomBytes(CHUNK + 3);
+    const client = await RawClient.connect(server.wsUrl);
+    client.open({ fileSize: data.byteLength, chunkSize: 0, digest: 42n });
+    const accept = await client.expect('accept');
+    expect(accept.chunkSize).toBe(CHUNK);
+    expect((await sendChunks(client, accept, data, chunksOf(data.byteLength, CHUNK))).errors).toEqual([]);
+    client.complete();
+    expect((await client.expect('result')).digest).toBe(digestOf(client.hasher, data, CHUNK));
+    client.close();
+  });
+
+  it('7.2: NOT_FOUND for an unknown id and for a wrong secret take comparable time (medians within 10 ms)', async () => {
+    const { client, accept } = await opened(server.wsUrl, 10);
+    client.close();
+    await client.closed;
+    const timeOne = async (id: Uint8Array, secret: Uint8Array) => {
+      const c = await RawClient.connect(server.wsUrl);
+      const started = performance.now();
+      c.resume(id, secret);
+      await c.expectError(Errors.NOT_FOUND.code);
+      const took = performance.now() - started;
+      await c.closed;
+      return took;
+    };
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const unknown: number[] = [];
+    const wrong: number[] = [];
+    for (let i = 0; i < 15; i++) {
+      unknown.push(await timeOne(randomBytes(16), randomBytes(32)));
+      wrong.push(await timeOne(accept.uploadId, randomBytes(32)));
+    }
+    expect(Math.abs(median(unknown) - median(wrong))).toBeLessThan(10);
+  });
+
+  it('7.5: the server stops reading the socket while its pending writes exceed the window (SHOULD)', async () => {
+    const dir = await makeTempDir();
+    const store = new GatedStore(new DiskStore({ dir: dir.path }));
+    const s = await startServer({ dir: dir.path, store, window: 1000, defaultChunkSize: CHUNK });
+    try {
+      const data = randomBytes(2 * CHUNK);
+      const { client } = await opened(s.wsUrl, data.byteLength);
+      store.holdWrites();
+      // One chunk whatever the window (7.5); its write is held, so 64 KiB are pending against 1000.
+      client.sendData(0, data.subarray(0, CHUNK));
+      await until(() => store.writesStarted === 1);
+      // A second chunk now would be WINDOW_EXCEEDED if read; a server that stopped reading does not see it.
+      client.sendData(CHUNK, data.subarray(CHUNK));
+      expect(await silentFor(client, 500)).toBeUndefined();
+      expect(store.writesStarted).toBe(1);
+      store.releaseWrites();
+      // Read only once the first was answered: nothing outstanding then, so the second is in the window.
+      const acked: Array<{ start: number; end: number }> = [];
+      while (acked.reduce((n, r) => n + r.end - r.start, 0) < data.byteLength) acked.push(...(await client.expect('ack')).ranges);
+      client.close();
+    } finally {
+      store.releaseWrites();
+      await s.close();
+      await dir.cleanup();
+    }
+  });
+
+  it('7.10: the idle timer does not run while the server owes an ACK or a RESULT; it does run afterwards', async () => {
+    const dir = await makeTempDir();
+    const store = new GatedStore(new DiskStore({ dir: dir.path }));
+    const s = await startServer({ dir: dir.path, store, window: 4 * CHUNK, defaultChunkSize: CHUNK, idleTimeout: 150 });
+    try {
+      const data = randomBytes(CHUNK + 1);
+      const { client } = await opened(s.wsUrl, data.byteLength);
+      store.holdWrites();
+      client.sendData(0, data.subarray(0, CHUNK));
+      client.sendData(CHUNK, data.subarray(CHUNK));
+      // Five idle timeouts pass while both ACKs are owed.
+      expect(await silentFor(client, 750)).toBeUndefined();
+      store.releaseWrites();
+      let acked = 0;
+      while (acked < data.byteLength) acked += (await client.expect('ack')).ranges.reduce((n, r) => n + r.end - r.start, 0);
+      store.holdFinish();
+      client.complete();
+      expect(await silentFor(client, 750)).toBeUndefined();
+      expect(store.finishesStarted).toBe(1);
+      store.releaseFinish();
+      await client.expect('result');
+      // Nothing owed any more: now the timer runs (so the silences above were the rule, not a dead timer).
+      await expectFatal(client, Errors.IDLE_TIMEOUT);
+    } finally {
+      store.releaseWrites();
+      store.releaseFinish();
+      await s.close();
+      await dir.cleanup();
+    }
+  });
+});
