@@ -545,6 +545,61 @@ describe('spec audit: upload semantics (sections 2, 6, 7)', () => {
 
 // ---------------------------------------------------------------------------------------------
 
+/** Three uploads in the states a RESUME or GET can find: connected, stored and idle, completed. */
+async function uploadsInEveryState(url: string) {
+  const connected = await opened(url, 10);
+  const idle = await opened(url, 10);
+  idle.client.close();
+  await idle.client.closed;
+  const done = await opened(url, 0);
+  done.client.complete();
+  await done.client.expect('result');
+  done.client.close();
+  await done.client.closed;
+  return { connected, ids: [connected.accept.uploadId, idle.accept.uploadId, done.accept.uploadId] };
+}
+
+describe('spec audit: no existence oracle (7.2, 12, 14)', () => {
+  it('7.2: a wrong secret (for a connected, an idle or a completed upload) and an unknown id get the same NOT_FOUND', async () => {
+    const { connected, ids } = await uploadsInEveryState(server.wsUrl);
+    const answers = [];
+    for (const id of [...ids, randomBytes(16)]) {
+      const c = await RawClient.connect(server.wsUrl);
+      c.resume(id, randomBytes(32));
+      const error = await c.expect('error');
+      answers.push({ code: error.code, message: error.message, fatal: error.fatal, retryable: error.retryable, offset: error.offset, length: error.length, closed: await c.closed });
+    }
+    expect(answers[0]).toMatchObject({ code: Errors.NOT_FOUND.code, closed: { code: 1000 } });
+    for (const answer of answers) expect(answer).toEqual(answers[0]);
+    // The connected owner was not disturbed by the failed attempts.
+    connected.client.sendData(0, randomBytes(10));
+    await connected.client.expect('ack');
+    connected.client.close();
+  });
+
+  it('12: GET and DELETE answer 404 with one body for a wrong secret (connected, idle, completed upload), an unknown id and a malformed id', async () => {
+    const { connected, ids } = await uploadsInEveryState(server.wsUrl);
+    const targets = [...ids.map((id) => bytesToHex(id)), bytesToHex(randomBytes(16)), 'not-an-id'];
+    const answers = new Set<string>();
+    for (const method of ['GET', 'DELETE']) {
+      for (const target of targets) {
+        const res = await fetch(`${server.url}/uploads/${target}`, { method, headers: { 'Bigup-Secret': bytesToHex(randomBytes(32)) } });
+        answers.add(JSON.stringify({ status: res.status, type: res.headers.get('content-type'), body: await res.text() }));
+      }
+    }
+    expect([...answers]).toEqual([JSON.stringify({ status: 404, type: 'application/json; charset=utf-8', body: '{"code":"NOT_FOUND","error":"not found"}' })]);
+    connected.client.close();
+  });
+
+  it('3.4: an Origin of "null" (sandboxed frame, file: page) is present and not allowed: 403', async () => {
+    const raw = await rawConnect(Number(new URL(server.url).port), { headers: { Origin: 'null' } });
+    raw.socket.destroy();
+    expect(raw.status).toBe(403);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
 describe('spec audit: HTTP endpoints (section 12)', () => {
   it('12: the server token (a credential that merely allows uploading) does not authorize GET or DELETE of an upload', async () => {
     for (const options of [{ token: 'upload-tok' }, { token: 'upload-tok', adminToken: 'admin-tok' }]) {
@@ -795,6 +850,23 @@ describe('violations found by the audit', () => {
       // SPEC.md 7.1 checks the token first (1), the upload limits last (4).
       await expectFatal(intruder, Errors.UNAUTHORIZED);
       holder.close();
+    });
+  });
+
+  it('7.2 / 14: with every upload slot taken, a RESUME of an unknown id and a wrong secret for a connected upload get the same answer', async () => {
+    await withServer({ maxUploads: 1 }, async (s) => {
+      const holder = await opened(s.wsUrl, 10);
+      const answers = [];
+      for (const id of [holder.accept.uploadId, randomBytes(16)]) {
+        const c = await RawClient.connect(s.wsUrl);
+        c.resume(id, randomBytes(32));
+        const error = await c.expect('error');
+        answers.push({ code: errorByCode(error.code)?.name, message: error.message, closed: (await c.closed).code });
+      }
+      // As it is: NOT_FOUND for the known id, TOO_MANY_UPLOADS for the unknown one, which tells
+      // whoever holds an id that the upload exists and is connected.
+      expect(answers[1]).toEqual(answers[0]);
+      holder.client.close();
     });
   });
 
