@@ -584,11 +584,29 @@ describe('spec audit: no existence oracle (7.2, 12, 14)', () => {
     for (const method of ['GET', 'DELETE']) {
       for (const target of targets) {
         const res = await fetch(`${server.url}/uploads/${target}`, { method, headers: { 'Bigup-Secret': bytesToHex(randomBytes(32)) } });
-        answers.add(JSON.stringify({ status: res.status, type: res.headers.get('content-type'), body: await res.text() }));
+        answers.add(JSON.stringify({ status: res.status, type: res.headers.get('content-type'), cache: res.headers.get('cache-control'), body: await res.text() }));
       }
     }
-    expect([...answers]).toEqual([JSON.stringify({ status: 404, type: 'application/json; charset=utf-8', body: '{"code":"NOT_FOUND","error":"not found"}' })]);
+    expect([...answers]).toEqual([JSON.stringify({ status: 404, type: 'application/json; charset=utf-8', cache: 'no-store', body: '{"code":"NOT_FOUND","error":"not found"}' })]);
     connected.client.close();
+  });
+
+  it('3.5: names an attacker can point at loopback are refused (403) on the upgrade and on the HTTP endpoints of a tokenless server', async () => {
+    const port = Number(new URL(server.url).port);
+    const hostile = ['127.0.0.1.nip.io', 'localhost.evil.example', 'evil.example', '127.0.0.1.evil.example', `evil.example:${port}`, 'localhost@evil.example', 'evil.example#localhost'];
+    for (const host of hostile) {
+      const raw = await rawConnect(port, { headers: { Host: host } });
+      raw.socket.destroy();
+      expect(raw.status, `upgrade, Host ${host}`).toBe(403);
+      for (const path of [`/uploads/${'ab'.repeat(16)}`, '/healthz']) {
+        const answer = await new Promise<number>((resolve, reject) => {
+          const req = httpRequest({ host: '127.0.0.1', port, path, headers: { Host: host } }, (res) => { res.resume(); resolve(res.statusCode ?? 0); });
+          req.on('error', reject);
+          req.end();
+        });
+        expect(answer, `${path}, Host ${host}`).toBe(403);
+      }
+    }
   });
 
   it('3.4: an Origin of "null" (sandboxed frame, file: page) is present and not allowed: 403', async () => {
@@ -721,6 +739,44 @@ describe('spec audit: security (section 14)', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
+
+describe('spec audit: metadata across a restart (6.1, 14)', () => {
+  it('6.1 / 14: a __proto__ metadata key stays a plain key after the upload record is stored and read back by a new server', async () => {
+    const dir = await makeTempDir();
+    const delivered: CompletedUpload[] = [];
+    try {
+      const first = await startServer({ dir: dir.path });
+      let accept;
+      try {
+        const client = await RawClient.connect(first.wsUrl);
+        client.open({ fileSize: 0, metadata: JSON.parse('{"__proto__":"polluted","hasOwnProperty":"h"}') as Record<string, string> });
+        accept = await client.expect('accept');
+        client.close();
+        await client.closed;
+      } finally {
+        await first.close();
+      }
+      const second = await startServer({ dir: dir.path, onUploadComplete: (upload) => { delivered.push(upload); } });
+      try {
+        const client = await RawClient.connect(second.wsUrl);
+        client.resume(accept.uploadId, accept.secret);
+        await client.expect('accept');
+        client.complete();
+        await client.expect('result');
+        client.close();
+        await until(() => delivered.length === 1);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await dir.cleanup();
+    }
+    const metadata = delivered[0]!.metadata;
+    expect(Object.keys(metadata).sort()).toEqual(['__proto__', 'hasOwnProperty']);
+    expect(Object.getOwnPropertyDescriptor(metadata, '__proto__')?.value).toBe('polluted');
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+});
 
 describe('spec audit: normative prose without a keyword', () => {
   it('5: DATA sent right after OPEN, before ACCEPT, is UNEXPECTED_MESSAGE', async () => {
@@ -875,6 +931,11 @@ describe('violations found by the audit', () => {
     expect(result.status).toBe(503);
     expect({ retryAfter: result.headers['retry-after'], code: (JSON.parse(result.body) as { code?: string }).code })
       .toEqual({ retryAfter: expect.stringMatching(/^\d+$/), code: 'SHUTTING_DOWN' });
+  });
+
+  it('3.5: during graceful shutdown too, a foreign Host is refused 403 before anything else', async () => {
+    const { result } = await duringShutdown((s) => upgradeAttempt(s.wsUrl.replace('ws:', 'http:'), { Host: 'rebound.example' }));
+    expect(result.status).toBe(403);
   });
 
   it('(bug found on the way, no SPEC rule) close() still finishes when an upgrade arrived during graceful shutdown', async () => {
