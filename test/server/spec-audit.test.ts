@@ -871,7 +871,7 @@ async function duringShutdown<T>(during: (s: TestServer) => Promise<T>): Promise
   }
 }
 
-describe('spec audit: more normative prose without a keyword', () => {
+describe('spec audit: normative prose without a keyword, refusals and shutdown', () => {
   it('3.3: too many connections is 503 with Retry-After and code TOO_MANY_CONNECTIONS', async () => {
     await withServer({ maxConnections: 1 }, async (s) => {
       const first = await RawClient.connect(s.wsUrl);
@@ -924,6 +924,20 @@ describe('violations found by the audit', () => {
       expect(answers[1]).toEqual(answers[0]);
       holder.client.close();
     });
+  });
+
+  it('7.4 (order of DATA checks, normative prose): a DATA with a wrong hash for a completed upload is HASH_MISMATCH (step 5) before CONFLICT (step 6, 7.7)', async () => {
+    const data = randomBytes(CHUNK);
+    const { client, accept } = await opened(server.wsUrl, data.byteLength);
+    await sendChunks(client, accept, data, [{ start: 0, end: CHUNK }]);
+    client.complete();
+    await client.expect('result');
+    client.resume(accept.uploadId, accept.secret);
+    await client.expect('accept');
+    client.sendData(0, data, client.hasher.h64(data) ^ 1n);
+    const error = await client.expect('error');
+    expect(errorByCode(error.code)?.name).toBe(Errors.HASH_MISMATCH.name);
+    client.close();
   });
 
   it('3.3 (refusal table): an upgrade during graceful shutdown is answered 503 with Retry-After and code SHUTTING_DOWN', async () => {
