@@ -26,6 +26,7 @@ import {
   encodeResume,
   errorByCode,
   loadHasher,
+  type AcceptMessage,
   type ErrorDefinition,
   type ErrorMessage,
 } from '../../protocol/index.js';
@@ -33,6 +34,7 @@ import {
   DiskStore,
   bigUploader,
   loggerOptions,
+  type AppOptions,
   type CompletedUpload,
   type UploadHandle,
   type UploadInfo,
@@ -59,7 +61,7 @@ afterAll(async () => {
 });
 
 /** A server of its own for a test that needs other options; closed and cleaned up by `use`. */
-async function withServer<T>(options: Parameters<typeof startServer>[0] extends infer O ? Omit<O & object, 'dir'> : never, use: (s: TestServer, dir: string) => Promise<T>): Promise<T> {
+async function withServer<T>(options: Omit<AppOptions, 'dir'>, use: (s: TestServer, dir: string) => Promise<T>): Promise<T> {
   const dir = await makeTempDir();
   const s = await startServer({ dir: dir.path, ...options });
   try {
@@ -746,7 +748,7 @@ describe('spec audit: metadata across a restart (6.1, 14)', () => {
     const delivered: CompletedUpload[] = [];
     try {
       const first = await startServer({ dir: dir.path });
-      let accept;
+      let accept: AcceptMessage;
       try {
         const client = await RawClient.connect(first.wsUrl);
         client.open({ fileSize: 0, metadata: JSON.parse('{"__proto__":"polluted","hasOwnProperty":"h"}') as Record<string, string> });
