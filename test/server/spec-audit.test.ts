@@ -25,7 +25,6 @@ import {
   encodeOpen,
   encodeResume,
   errorByCode,
-  loadHasher,
   type AcceptMessage,
   type ErrorDefinition,
   type ErrorMessage,
