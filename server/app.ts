@@ -102,6 +102,10 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   const app = Fastify({
     logger: loggerOptions(options.logLevel ?? 'info'),
     forceCloseConnections: true,
+    // While closing, requests still reach our hooks: a foreign Host gets its 403 and an upgrade
+    // its 503 SHUTTING_DOWN with Retry-After (SPEC.md 3.3, 3.5), and an upgrade's socket is closed
+    // after its answer instead of holding close() open.
+    return503OnClosing: false,
     // Node's own defaults let a socket send its headers for 60 s and check only every 30 s.
     serverFactory: (handler) => {
       const server = createServer({

@@ -285,14 +285,16 @@ export class Session implements UploadOwner {
 
   private async onOpen(message: OpenMessage): Promise<void> {
     this.state = 'busy';
-    // The slot is taken before the first await: racing OPENs cannot all pass the check.
+    // The slot is decided before the first await, so racing OPENs cannot all pass; the refusal is
+    // reported in SPEC.md 7.1's order: authorization, size, space, then capacity.
     const reserved = this.ctx.registry.reserveSlot();
     try {
+      const client = await this.admit('open', message.token, { fileSize: message.fileSize, name: message.name, contentType: message.contentType }, this.request);
+      await this.ctx.registry.checkSizeAndSpace(message.fileSize);
       if (!reserved) throw new ProtocolError(Errors.TOO_MANY_UPLOADS, 'too many uploads in progress');
       if (!this.ctx.openRate.take(this.request?.ip ?? 'unknown')) {
         throw new ProtocolError(Errors.TOO_MANY_UPLOADS, `more than ${this.ctx.options.opensPerSecond} new uploads per second from this address; retry shortly`);
       }
-      const client = await this.admit('open', message.token, { fileSize: message.fileSize, name: message.name, contentType: message.contentType }, this.request);
       const { upload, secret } = await this.ctx.registry.create(message, this, client);
       this.log.info({ upload: upload.id, size: upload.info.fileSize, chunkSize: upload.info.chunkSize }, 'upload created');
       this.accept(upload, secret);
@@ -315,7 +317,17 @@ export class Session implements UploadOwner {
     try {
       if (!takeover && !reserved) throw new ProtocolError(Errors.TOO_MANY_UPLOADS, 'too many uploads in progress');
       await this.admit('resume', message.token, { uploadId: id }, this.request);
-      const upload = await this.ctx.registry.resume(message.uploadId, message.secret, this);
+      let upload: OpenUpload;
+      try {
+        upload = await this.ctx.registry.resume(message.uploadId, message.secret, this);
+      } catch (error) {
+        // With every slot taken, an unknown id gets TOO_MANY_UPLOADS before its secret is looked
+        // at; a wrong secret for a connected upload must get the same answer (no existence oracle).
+        if (takeover && this.ctx.registry.ownedCount >= this.ctx.options.maxUploads && error instanceof ProtocolError && error.code === Errors.NOT_FOUND.code) {
+          throw new ProtocolError(Errors.TOO_MANY_UPLOADS, 'too many uploads in progress');
+        }
+        throw error;
+      }
       this.log.info({ upload: upload.id, acked: upload.acked.total }, 'upload resumed');
       this.accept(upload, undefined);
     } catch (error) {
@@ -346,13 +358,14 @@ export class Session implements UploadOwner {
       this.answerError(new ProtocolError(Errors.OUT_OF_RANGE, `DATA [${offset}, +${length}) is not a whole chunk of this upload`, { offset, length }));
       return;
     }
-    if (upload.completed) {
-      this.answerError(new ProtocolError(Errors.CONFLICT, 'the upload is already complete', { offset, length }));
-      return;
-    }
+    // SPEC.md 7.4: the payload's own hash (step 5) before what the upload holds (step 6).
     const hash = this.ctx.hasher.h64(payload);
     if (hash !== message.hash) {
       this.answerError(new ProtocolError(Errors.HASH_MISMATCH, 'payload does not match its xxHash64', { offset, length }));
+      return;
+    }
+    if (upload.completed) {
+      this.answerError(new ProtocolError(Errors.CONFLICT, 'the upload is already complete', { offset, length }));
       return;
     }
     const index = offset / chunkSize;

@@ -101,14 +101,22 @@ export class UploadRegistry {
   }
 
   /** OPEN: validate, check space, create and reserve, then own. Returns the upload and its secret. */
-  async create(message: OpenMessage, owner: UploadOwner, client: string): Promise<{ upload: OpenUpload; secret: Uint8Array }> {
-    if (message.fileSize > this.options.maxUploadSize) {
-      throw new ProtocolError(Errors.FILE_TOO_LARGE, `file of ${message.fileSize} bytes exceeds the limit of ${this.options.maxUploadSize}`);
+  /**
+   * SPEC.md 7.1 checks 2 and 3 (size, then space), so that an OPEN is refused for its size before
+   * the server's capacity (check 4) is reported. `create` checks again.
+   */
+  async checkSizeAndSpace(fileSize: number): Promise<void> {
+    if (fileSize > this.options.maxUploadSize) {
+      throw new ProtocolError(Errors.FILE_TOO_LARGE, `file of ${fileSize} bytes exceeds the limit of ${this.options.maxUploadSize}`);
     }
     const free = await this.store.freeSpace();
-    if (message.fileSize > free) {
-      throw new ProtocolError(Errors.INSUFFICIENT_STORAGE, `file of ${message.fileSize} bytes exceeds the free space`);
+    if (fileSize > free) {
+      throw new ProtocolError(Errors.INSUFFICIENT_STORAGE, `file of ${fileSize} bytes exceeds the free space`);
     }
+  }
+
+  async create(message: OpenMessage, owner: UploadOwner, client: string): Promise<{ upload: OpenUpload; secret: Uint8Array }> {
+    await this.checkSizeAndSpace(message.fileSize);
     const chunkSize = message.chunkSize === 0
       ? this.options.defaultChunkSize
       : Math.min(Math.max(message.chunkSize, 65_536), this.options.maxChunkSize);

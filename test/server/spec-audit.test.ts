@@ -3,7 +3,7 @@
  * test yet, checked against the real server over real sockets. docs/spec-audit.md maps each
  * requirement to the test that checks it (here or elsewhere); test names start with the section.
  *
- * Rules the server breaks are in the last block, "violations found by the audit": those tests
+ * Rules the server broke when the audit ran are in the last block (fixed since; they failed then): those tests
  * expect what SPEC.md says and fail until the server is fixed.
  */
 import { randomBytes } from 'node:crypto';
@@ -894,7 +894,7 @@ describe('spec audit: normative prose without a keyword, refusals and shutdown',
 
 // ---------------------------------------------------------------------------------------------
 
-describe('violations found by the audit', () => {
+describe('found by the audit and fixed since (they failed before)', () => {
   // These expect what SPEC.md says and fail against the server as it is (see docs/spec-audit.md).
 
   it('7.1 (order of checks, normative prose): an OPEN with a refused per-upload token is UNAUTHORIZED, even when the upload limit is reached', async () => {
