@@ -4,7 +4,7 @@
  * requirement to the test that checks it (here or elsewhere); test names start with the section.
  *
  * Rules the server broke when the audit ran are in the last block (fixed since; they failed then): those tests
- * expect what SPEC.md says and fail until the server is fixed.
+ * expect what SPEC.md says; each failed against the server the audit started from.
  */
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
