@@ -159,6 +159,13 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (fastify: Fas
       if (!hostAllowed(request, options)) {
         request.log.warn({ host: request.headers.host }, 'request refused: Host not allowed (see the allowedHosts option)');
         await sendHttpError(reply, HttpErrors.HOST_NOT_ALLOWED);
+        return;
+      }
+      // @fastify/websocket would complete an upgrade on any route of this scope (101, then a
+      // close); a client aimed at /healthz or /uploads/:id must learn at once that the URL is wrong.
+      const upgrade = request.headers.upgrade;
+      if (typeof upgrade === 'string' && /\bwebsocket\b/i.test(upgrade) && !(request.routeOptions.config as { bigupEndpoint?: boolean } | undefined)?.bigupEndpoint) {
+        await sendHttpError(reply, HttpErrors.NOT_FOUND);
       }
     });
     // Faults answer a code and a generic message: no errno, path or stack leaves the server.
@@ -194,6 +201,7 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (fastify: Fas
 
     scope.get(options.path, {
       websocket: true,
+      config: { bigupEndpoint: true },
       onRequest: [
         withoutCompressionOffer,
         handshakeGuard(options, {

@@ -147,7 +147,7 @@ describe('token, caching and error bodies', () => {
 
   it('a WebSocket upgrade on an unknown path is answered 404 and its socket closed', async () => {
     const { port } = await serve();
-    for (const path of ['/nope', '/metrics', '/uploads']) {
+    for (const path of ['/nope', '/metrics', '/uploads', '/healthz', `/uploads/${'ab'.repeat(16)}`]) {
       const attempt = await rawConnect(port, { path });
       expect(attempt.status).toBe(404);
       expect(await Promise.race([attempt.closed.then(() => 'closed'), new Promise((r) => setTimeout(() => r('open'), 2000))])).toBe('closed');
