@@ -11,7 +11,7 @@
 import { execFileSync } from 'node:child_process';
 import { copyFile, mkdir, open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
@@ -46,6 +46,20 @@ async function storedFile(uploadId: string): Promise<string> {
   const dir = join(dataDir(), 'files', uploadId);
   const [name] = await readdir(dir);
   return join(dir, name!);
+}
+
+/** Before any page script runs, as in a browser without the File System Access API. */
+async function withoutFilePicker(context: BrowserContext): Promise<void> {
+  await context.addInitScript(() => {
+    delete (Window.prototype as { showOpenFilePicker?: unknown }).showOpenFilePicker;
+    delete (window as { showOpenFilePicker?: unknown }).showOpenFilePicker;
+  });
+}
+
+/** The "Choose files" button falls back to the native <input type=file>. */
+async function pickWithButton(page: Page, source: string): Promise<void> {
+  const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.locator('big-uploader [part~="pick-button"]').click()]);
+  await chooser.setFiles([source]);
 }
 
 /** A source file on disk, also served by the test server under /fixtures/<name>. */
@@ -165,16 +179,8 @@ describe('<big-uploader> resume with stored file handles', () => {
     const name = 'plain-64.bin';
     const source = await fixture(name);
     const { context, page } = await newPage(browser);
-    // Before any page script runs, as in a browser without the File System Access API.
-    await context.addInitScript(() => {
-      delete (Window.prototype as { showOpenFilePicker?: unknown }).showOpenFilePicker;
-      delete (window as { showOpenFilePicker?: unknown }).showOpenFilePicker;
-    });
-    // The "Choose files" button falls back to the native <input type=file>.
-    const pickThroughButton = async (): Promise<void> => {
-      const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.locator('big-uploader [part~="pick-button"]').click()]);
-      await chooser.setFiles([source]);
-    };
+    await withoutFilePicker(context);
+    const pickThroughButton = (): Promise<void> => pickWithButton(page, source);
     try {
       await openDemo(page, server.url, ATTRS);
       expect(await page.evaluate(() => 'showOpenFilePicker' in window)).toBe(false);
@@ -204,14 +210,8 @@ describe('<big-uploader> resume with stored file handles', () => {
     const name = 'edited-64.bin';
     const source = await fixture(name);
     const { context, page } = await newPage(browser);
-    await context.addInitScript(() => {
-      delete (Window.prototype as { showOpenFilePicker?: unknown }).showOpenFilePicker;
-      delete (window as { showOpenFilePicker?: unknown }).showOpenFilePicker;
-    });
-    const pickThroughButton = async (): Promise<void> => {
-      const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.locator('big-uploader [part~="pick-button"]').click()]);
-      await chooser.setFiles([source]);
-    };
+    await withoutFilePicker(context);
+    const pickThroughButton = (): Promise<void> => pickWithButton(page, source);
     try {
       await openDemo(page, server.url, ATTRS);
       await pickThroughButton();

@@ -6,54 +6,24 @@
  * with exit 5 and nothing stored as done. Plus a seeded property test mixing edits, truncations,
  * appends and kills: every run ends byte-identical or non-zero naming the change.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFile, open, readFile, readdir, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { atLeast, runSend } from '../helpers/cli.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 import { seeded, suiteSeed } from '../reliability/lib/rng.js';
 
-const BIN = fileURLToPath(new URL('../../bin/big-uploader.js', import.meta.url));
 const MiB = 1024 * 1024;
 
-interface Run {
-  readonly done: Promise<{ code: number | string; stderr: string; report: Record<string, unknown> | undefined }>;
-  kill(signal?: NodeJS.Signals): void;
-  waitFor(pattern: RegExp, ms?: number): Promise<void>;
-}
+type Report = Record<string, unknown>;
 
-function send(args: string[], home: string): Run {
-  const child = spawn(process.execPath, [BIN, 'send', ...args, '--json'], {
-    env: { ...process.env, HOME: home, XDG_STATE_HOME: join(home, 'state') },
-    cwd: home,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  const watchers: Array<{ pattern: RegExp; resolve: () => void }> = [];
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => {
-    stderr += d.toString();
-    for (const w of [...watchers]) if (w.pattern.test(stderr)) { watchers.splice(watchers.indexOf(w), 1); w.resolve(); }
-  });
-  const done = new Promise<{ code: number | string; stderr: string; report: Record<string, unknown> | undefined }>((resolve) => {
-    child.on('exit', (code, signal) => {
-      const line = stdout.split('\n').find((l) => l.startsWith('{'));
-      resolve({ code: code ?? signal ?? -1, stderr, report: line ? (JSON.parse(line) as Record<string, unknown>) : undefined });
-    });
-  });
-  return {
-    done,
-    kill: (signal = 'SIGKILL') => child.kill(signal),
-    waitFor: (pattern, ms = 20_000) => new Promise<void>((resolve, reject) => {
-      if (pattern.test(stderr)) return resolve();
-      const timer = setTimeout(() => reject(new Error(`stderr never matched ${pattern}:\n${stderr}`)), ms);
-      watchers.push({ pattern, resolve: () => { clearTimeout(timer); resolve(); } });
-    }),
-  };
+/** `send ... --json`: the one file's report as `report`. */
+function send(args: string[], home: string) {
+  const run = runSend<Report>([...args, '--json'], home);
+  return { ...run, done: run.done.then((r) => ({ ...r, report: r.reports[0] })) };
 }
 
 /** Overwrite `bytes` at `offset` and put the mtime back with `touch -r` (exact to the nanosecond). */
@@ -85,7 +55,6 @@ async function until(check: () => Promise<boolean>, ms: number): Promise<boolean
   return check();
 }
 
-const atLeast = (percent: number) => new RegExp(`: (${percent / 10}\\d|[${percent / 10 + 1}-9]\\d)% `);
 
 let tmp: TempDir;
 let dataDir: string;

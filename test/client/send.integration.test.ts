@@ -8,21 +8,13 @@ import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BIN, atLeast, runSend, type SendRun } from '../helpers/cli.js';
 import { startChildServer, startServer, type ChildServer, type TestServer } from '../helpers/server.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 
-const BIN = fileURLToPath(new URL('../../bin/big-uploader.js', import.meta.url));
 const MiB = 1024 * 1024;
-
-interface SendRun {
-  readonly done: Promise<{ code: number | string; stdout: string; stderr: string; reports: Report[] }>;
-  kill(signal?: NodeJS.Signals): void;
-  /** Resolves once stderr matches `pattern`. */
-  waitFor(pattern: RegExp, ms?: number): Promise<void>;
-}
 
 interface Report {
   id: string;
@@ -37,41 +29,8 @@ interface Report {
   firstAckSeconds?: number;
 }
 
-function send(args: string[], home: string): SendRun {
-  const child = spawn(process.execPath, [BIN, 'send', ...args], {
-    env: { ...process.env, HOME: home, XDG_STATE_HOME: join(home, 'state') },
-    cwd: home,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  const watchers: Array<{ pattern: RegExp; resolve: () => void }> = [];
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => {
-    stderr += d.toString();
-    for (const w of [...watchers]) {
-      if (w.pattern.test(stderr)) {
-        watchers.splice(watchers.indexOf(w), 1);
-        w.resolve();
-      }
-    }
-  });
-  const done = new Promise<{ code: number | string; stdout: string; stderr: string; reports: Report[] }>((resolve) => {
-    child.on('exit', (code, signal) => {
-      const reports = stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Report);
-      resolve({ code: code ?? signal ?? -1, stdout, stderr, reports });
-    });
-  });
-  return {
-    done,
-    kill: (signal = 'SIGKILL') => child.kill(signal),
-    waitFor: (pattern, ms = 20_000) =>
-      new Promise<void>((resolve, reject) => {
-        if (pattern.test(stderr)) return resolve();
-        const timer = setTimeout(() => reject(new Error(`stderr never matched ${pattern}:\n${stderr}`)), ms);
-        watchers.push({ pattern, resolve: () => { clearTimeout(timer); resolve(); } });
-      }),
-  };
+function send(args: string[], home: string): SendRun<Report> {
+  return runSend<Report>(args, home);
 }
 
 async function makeFile(dir: string, name: string, size: number): Promise<{ path: string; bytes: Buffer }> {
@@ -94,8 +53,6 @@ async function freePort(): Promise<number> {
   return address.port;
 }
 
-/** At least `percent`% acked, as printed by the plain-line progress (one line per 10%). */
-const atLeast = (percent: number) => new RegExp(`: (${percent / 10}\\d|[${percent / 10 + 1}-9]\\d)% `);
 
 let tmp: TempDir;
 let home: string;
