@@ -8,6 +8,7 @@
 import type { ReactiveController, ReactiveControllerHost } from 'lit';
 import { createUploader as createBrowserUploader, type BrowserUploaderOptions } from '../browser/index.js';
 import type { Uploader, UploadErrorInfo, UploadState } from '../core/types.js';
+import { ClientErrors, clientError } from '../core/errors.js';
 import type { BigUploaderEventMap, BigUploaderEventName } from './events.js';
 import { HandleStore, WakeLock, ensureReadPermission, handleKey, type FileHandleLike, type SavedHandle } from './platform.js';
 
@@ -228,7 +229,7 @@ export class UploadController implements ReactiveController {
       item.uploader = undefined; // cancelled uploads are gone on the server: start fresh
       item.bytesAcked = 0;
       item.bytesSent = 0;
-    } else if (item.error?.name === 'WORKER_LOST') {
+    } else if (item.error?.code === ClientErrors.WORKER_LOST.code) {
       item.uploader = undefined; // a new uploader (in the page) resumes from the resume record
     }
     item.error = undefined;
@@ -316,7 +317,7 @@ export class UploadController implements ReactiveController {
         item.uploader = this.createUploader(item);
       } catch (error) {
         // A bad endpoint URL throws at construction: show it on the row instead of throwing.
-        this.fail(item, { code: 0, name: 'BAD_ENDPOINT', message: error instanceof Error ? error.message : String(error), retryable: false, fatal: true });
+        this.fail(item, clientError(ClientErrors.BAD_ENDPOINT, error instanceof Error ? error.message : String(error)));
         return;
       }
     }

@@ -6,7 +6,8 @@
  */
 import { createUploader as createPageUploader, type BrowserUploaderOptions } from '../browser/index.js';
 import { Emitter } from '../core/emitter.js';
-import type { ProgressEvent, UploadOutcome, UploadState, Uploader, UploaderEventMap, UploaderEventName } from '../core/types.js';
+import { ClientErrors, clientError } from '../core/errors.js';
+import type { ProgressEvent, UploadErrorInfo, UploadOutcome, UploadState, Uploader, UploaderEventMap, UploaderEventName } from '../core/types.js';
 import type { UploaderFactory } from './controller.js';
 import type { FromWorker, Snapshot, ToWorker, WorkerUploadOptions } from './worker-protocol.js';
 import { startUploadWorker } from './worker-factory.js';
@@ -126,8 +127,9 @@ class WorkerUploader implements Uploader {
   }
 }
 
-function lostError(message: string) {
-  return { code: 0xf0ff, name: 'WORKER_LOST', message, retryable: true, fatal: true } as const;
+function lostError(message: string): UploadErrorInfo {
+  // Fatal for this uploader (its worker is gone), retryable as an upload (the controller resumes).
+  return clientError(ClientErrors.WORKER_LOST, message, true);
 }
 
 /** Uploaders that run in the shared upload worker, or in the page where workers are unavailable. */

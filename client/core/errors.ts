@@ -52,6 +52,14 @@ export const ClientErrors = {
   RESUME_MISMATCH: def(0xf008, 'RESUME_MISMATCH', false,
     'The upload on the server has a different size than this file.',
     'The resume record is stale; it was removed. Start again.'),
+  /** The endpoint is not a ws:// or wss:// URL the platform can open. */
+  BAD_ENDPOINT: def(0xf009, 'BAD_ENDPOINT', false,
+    'The upload endpoint is not a valid WebSocket URL.',
+    'Fix the endpoint (ws:// or wss://, path /upload).'),
+  /** The upload worker died (crash, out of memory); the upload can resume in the page. */
+  WORKER_LOST: def(0xf00a, 'WORKER_LOST', true,
+    'The background upload worker stopped.',
+    'Retry: the upload resumes from what the server holds.'),
 } as const satisfies Record<string, ClientErrorDefinition>;
 
 export type ClientErrorName = keyof typeof ClientErrors;
