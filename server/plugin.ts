@@ -232,7 +232,6 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (fastify: Fas
         shuttingDown: () => shuttingDown,
         completed,
       });
-      session.attachRequest(request);
       sessions.add(session);
       metrics.connections.set(sessions.size);
       socket.on('close', () => {

@@ -101,7 +101,8 @@ export class Session implements UploadOwner {
 
   constructor(
     private readonly ws: WebSocket,
-    request: FastifyRequest,
+    /** The upgrade request: address, ticket and the authorization hook's context. */
+    private readonly request: FastifyRequest,
     private readonly ctx: SessionContext,
   ) {
     this.log = request.log;
@@ -231,9 +232,9 @@ export class Session implements UploadOwner {
   }
 
   /** Shutdown and the authorization hook; returns the client the upload counts against. */
-  private async admit(kind: 'open' | 'resume', token: string, extra: { uploadId?: string; fileSize?: number; name?: string; contentType?: string }, request?: FastifyRequest): Promise<string> {
+  private async admit(kind: 'open' | 'resume', token: string, extra: { uploadId?: string; fileSize?: number; name?: string; contentType?: string }): Promise<string> {
     if (this.ctx.shuttingDown()) throw new ProtocolError(Errors.SHUTTING_DOWN, 'the server is shutting down');
-    const ticket = this.request ? ticketOf.get(this.request.raw) : undefined;
+    const ticket = ticketOf.get(this.request.raw);
     if (ticket && kind === 'open') {
       // The ticket's claims bound what this connection may open.
       if (ticket.maxSize !== undefined && (extra.fileSize ?? 0) > ticket.maxSize) {
@@ -243,18 +244,13 @@ export class Session implements UploadOwner {
       if (ticket.type !== undefined && extra.contentType !== ticket.type) throw new ProtocolError(Errors.UNAUTHORIZED, 'the upload ticket is for another content type');
     }
     const hook = this.ctx.options.authorizeUpload;
-    const address = ticket?.sub !== undefined ? `subject:${ticket.sub}` : `address:${this.request?.ip ?? 'unknown'}`;
+    const address = ticket?.sub !== undefined ? `subject:${ticket.sub}` : `address:${this.request.ip}`;
     if (!hook) return address;
-    const verdict = await hook({ kind, token, ...extra, request: request! });
+    const verdict = await hook({ kind, token, ...extra, request: this.request });
     if (!verdict) throw new ProtocolError(Errors.UNAUTHORIZED, 'the upload token was refused');
     return typeof verdict === 'object' && typeof verdict.subject === 'string' && verdict.subject !== '' ? `subject:${verdict.subject}` : address;
   }
 
-  private request: FastifyRequest | undefined;
-  /** The upgrade request, for the authorization hook. */
-  attachRequest(request: FastifyRequest): void {
-    this.request = request;
-  }
 
   private accept(upload: OpenUpload, secret: Uint8Array | undefined): void {
     if (this.state === 'closed') {
@@ -289,22 +285,27 @@ export class Session implements UploadOwner {
     // reported in SPEC.md 7.1's order: authorization, size, space, then capacity.
     const reserved = this.ctx.registry.reserveSlot();
     try {
-      const client = await this.admit('open', message.token, { fileSize: message.fileSize, name: message.name, contentType: message.contentType }, this.request);
+      const client = await this.admit('open', message.token, { fileSize: message.fileSize, name: message.name, contentType: message.contentType });
       await this.ctx.registry.checkSizeAndSpace(message.fileSize);
       if (!reserved) throw new ProtocolError(Errors.TOO_MANY_UPLOADS, 'too many uploads in progress');
-      if (!this.ctx.openRate.take(this.request?.ip ?? 'unknown')) {
+      if (!this.ctx.openRate.take(this.request.ip)) {
         throw new ProtocolError(Errors.TOO_MANY_UPLOADS, `more than ${this.ctx.options.opensPerSecond} new uploads per second from this address; retry shortly`);
       }
       const { upload, secret } = await this.ctx.registry.create(message, this, client);
       this.log.info({ upload: upload.id, size: upload.info.fileSize, chunkSize: upload.info.chunkSize }, 'upload created');
       this.accept(upload, secret);
     } catch (error) {
-      if (this.state === 'busy') this.state = 'idle';
-      if (!(error instanceof ProtocolError)) this.log.error({ err: error }, 'bigup open/resume failed');
-      this.fail(asProtocolError(error));
+      this.refuseOpening(error);
     } finally {
       if (reserved) this.ctx.registry.releaseSlot();
     }
+  }
+
+  /** An OPEN or RESUME failed: back to IDLE (unless closed meanwhile) and answer the error. */
+  private refuseOpening(error: unknown): void {
+    if (this.state === 'busy') this.state = 'idle';
+    if (!(error instanceof ProtocolError)) this.log.error({ err: error }, 'bigup open/resume failed');
+    this.fail(asProtocolError(error));
   }
 
   private async onResume(message: ResumeMessage): Promise<void> {
@@ -316,7 +317,7 @@ export class Session implements UploadOwner {
     const reserved = !takeover && this.ctx.registry.reserveSlot();
     try {
       if (!takeover && !reserved) throw new ProtocolError(Errors.TOO_MANY_UPLOADS, 'too many uploads in progress');
-      await this.admit('resume', message.token, { uploadId: id }, this.request);
+      await this.admit('resume', message.token, { uploadId: id });
       let upload: OpenUpload;
       try {
         upload = await this.ctx.registry.resume(message.uploadId, message.secret, this);
@@ -331,9 +332,7 @@ export class Session implements UploadOwner {
       this.log.info({ upload: upload.id, acked: upload.acked.total }, 'upload resumed');
       this.accept(upload, undefined);
     } catch (error) {
-      if (this.state === 'busy') this.state = 'idle';
-      if (!(error instanceof ProtocolError)) this.log.error({ err: error }, 'bigup open/resume failed');
-      this.fail(asProtocolError(error));
+      this.refuseOpening(error);
     } finally {
       if (reserved) this.ctx.registry.releaseSlot();
     }
