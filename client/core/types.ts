@@ -46,6 +46,14 @@ export interface ConnectionHandlers {
 export interface Connection {
   /** Queue one binary message. The core does not touch `data` again until the message is acked. */
   send(data: Uint8Array): void;
+  /**
+   * Queue one DATA message: `message` is the whole encoded message (header, then the payload the
+   * core read and hashed), and the payload is bytes [start, end) of the file being uploaded. A
+   * transport may send the payload from its own copy of the file (a Blob slice, so the browser
+   * never copies it into JavaScript); it never needs to parse `message`. Optional: without it the
+   * core calls `send(message)`.
+   */
+  sendChunk?(message: Uint8Array, start: number, end: number): void;
   /** Bytes queued by `send` but not yet handed to the network (WebSocket.bufferedAmount). */
   readonly bufferedAmount: number;
   /** True when this transport calls `onDrain`, so the core need not poll. */

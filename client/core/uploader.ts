@@ -887,7 +887,9 @@ export class BigUploader implements Uploader {
     s.outstanding.set(start, { length, buffer });
     s.outstandingBytes += length;
     this.bytesSent += length;
-    s.conn.send(buffer.subarray(0, HeaderSize.DATA + length));
+    const message = buffer.subarray(0, HeaderSize.DATA + length);
+    if (s.conn.sendChunk) s.conn.sendChunk(message, start, end);
+    else s.conn.send(message);
     this.pump();
   }
 
