@@ -30,6 +30,7 @@ import {
 import type { ServerMetrics } from './metrics.js';
 import { ticketOf } from './handshake.js';
 import type { OpenRateLimiter } from './quota.js';
+import { storageErrorFor } from './storage-errors.js';
 import type { ResolvedOptions } from './options.js';
 import type { OpenUpload, UploadOwner } from './upload.js';
 import type { UploadRegistry } from './uploads.js';
@@ -66,11 +67,9 @@ function setMaxPayload(ws: WebSocket, bytes: number): void {
   if (receiver) receiver._maxPayload = bytes;
 }
 
+/** Faults of OPEN, RESUME and COMPLETE (writes are mapped by the upload, see storage-errors.ts). */
 function asProtocolError(error: unknown): ProtocolError {
-  if (error instanceof ProtocolError) return error;
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') return new ProtocolError(Errors.INSUFFICIENT_STORAGE, 'not enough free space');
-  return new ProtocolError(Errors.INTERNAL_ERROR, 'unexpected server fault');
+  return storageErrorFor(error, 'other');
 }
 
 export class Session implements UploadOwner {

@@ -12,6 +12,7 @@
  */
 import { Errors, ProtocolError, RangeSet, chunkCount, hashToHex, parseUploadId, wholeFileDigest, type ByteRange, type Hasher } from '../protocol/index.js';
 import type { ServerMetrics } from './metrics.js';
+import { storageErrorFor } from './storage-errors.js';
 import type { ChunkRecord, CompletionInfo, UploadHandle, UploadInfo } from './store/types.js';
 
 const enum ChunkState {
@@ -243,9 +244,7 @@ export class OpenUpload {
   private storageFailure(error: unknown, dataWrite = false): ProtocolError {
     if (error instanceof ProtocolError) return error;
     const code = (error as NodeJS.ErrnoException | undefined)?.code;
-    const failure = code === 'ENOSPC' || code === 'EDQUOT'
-      ? new ProtocolError(Errors.STORAGE_FULL, 'the server ran out of space')
-      : new ProtocolError(Errors.STORAGE_ERROR, 'a write or flush failed on the server');
+    const failure = storageErrorFor(error, 'write');
     if (!this.failure) {
       this.failure = failure;
       this.metrics.uploadsFailed.inc();

@@ -52,6 +52,7 @@ import { join } from 'node:path';
 import { Errors, ProtocolError, chunkCount, loadHasher, type Hasher } from '../../protocol/index.js';
 import { Journal, RECORD_BYTES, journalSlotsFor, parseJournal } from './journal.js';
 import { sanitizeName } from './names.js';
+import { isOutOfSpace } from './errno.js';
 import type { ChunkRecord, CompletionInfo, StoredUpload, UploadHandle, UploadInfo, UploadStore, UploadSummary, ListPage } from './types.js';
 
 /** Where the store says things worth an operator's attention (Fastify's logger fits). */
@@ -165,9 +166,7 @@ function planted(path: string): ProtocolError {
   return new ProtocolError(Errors.UPLOAD_DAMAGED, `${path} is a symlink: the data directory was tampered with`);
 }
 
-function isSpaceError(error: unknown): boolean {
-  return isErrno(error, 'ENOSPC') || isErrno(error, 'EDQUOT');
-}
+
 
 export class DiskStore implements UploadStore {
   readonly dir: string;
@@ -343,7 +342,7 @@ export class DiskStore implements UploadStore {
         await rm(this.path(info.id, 'json'), { force: true });
         await rm(`${this.path(info.id, 'json')}.tmp`, { force: true });
       }
-      if (isSpaceError(error)) throw new ProtocolError(Errors.INSUFFICIENT_STORAGE, 'not enough free space for the upload and its journal');
+      if (isOutOfSpace(error)) throw new ProtocolError(Errors.INSUFFICIENT_STORAGE, 'not enough free space for the upload and its journal');
       throw error;
     }
     return handle;
@@ -382,7 +381,7 @@ export class DiskStore implements UploadStore {
       return handle;
     } catch (error) {
       // The journal could not reserve its slots (journal.ts): nothing is lost, space may come back.
-      if (isSpaceError(error)) throw new ProtocolError(Errors.STORAGE_FULL, 'no space for the upload\'s journal; retry when space is freed');
+      if (isOutOfSpace(error)) throw new ProtocolError(Errors.STORAGE_FULL, 'no space for the upload\'s journal; retry when space is freed');
       if (isErrno(error, 'ELOOP')) throw planted(this.path(id, 'journal'));
       throw error;
     }
