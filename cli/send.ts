@@ -5,6 +5,7 @@
  * progress and maps outcomes to exit codes and one-line messages.
  */
 import { stat } from 'node:fs/promises';
+import { collectEntries, type SendEntry, type WalkResult } from './walk.js';
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ClientErrors, errorAdvice } from '../client/core/errors.js';
@@ -31,7 +32,12 @@ export const ExitCode = {
   INTERRUPTED: 130,
 } as const;
 
-const HELP = `Usage: big-uploader send FILE... --url ws://HOST:PORT/upload [options]
+const HELP = `Usage: big-uploader send FILE|FOLDER... --url ws://HOST:PORT/upload [options]
+
+A FOLDER is sent recursively, file by file in name order; each file carries its path inside the
+folder (\`photos/2024/a.jpg\` for \`send photos\`) and the server keeps that tree under the
+upload's folder. Symbolic links inside folders are skipped unless --follow. A summary line
+(files, bytes, files/s, MB/s, failures) ends a run with folders or several files.
 
 Upload each FILE in turn over bigup.1. Progress is remembered in a state file: if a run is
 interrupted (Ctrl-C, network loss, crash), running the same command again resumes each file
@@ -51,6 +57,7 @@ Options (environment variable in brackets; the command line wins):
                          (default $XDG_STATE_HOME/big-uploader/state.json, else ~/.big-uploader/state.json;
                          here: ${defaultStatePath()})
   --no-resume            neither read nor write the state file (always start new uploads)
+  --follow               follow symbolic links inside folders (default: skip them, with a note)
   --browser-mask         mask frames with random keys like a browser (slower; default: zero mask,
                          which is safe for a non-browser client, see client/node/ws-transport.ts)
   --json                 print one JSON object per file on stdout when it finishes:
@@ -88,6 +95,7 @@ const OPTIONS = {
   retries: { type: 'string' },
   state: { type: 'string' },
   'no-resume': { type: 'boolean' },
+  follow: { type: 'boolean' },
   'browser-mask': { type: 'boolean' },
   json: { type: 'boolean' },
   quiet: { type: 'boolean' },
@@ -106,6 +114,7 @@ interface SendOptions {
   json: boolean;
   quiet: boolean;
   zeroMask: boolean;
+  follow: boolean;
 }
 
 function parse(argv: string[], env: NodeJS.ProcessEnv): { files: string[]; options: SendOptions } | 'help' {
@@ -155,6 +164,7 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): { files: string[]; optio
       json: v.json ?? false,
       quiet: v.quiet ?? false,
       zeroMask: !(v['browser-mask'] ?? false),
+      follow: v.follow ?? false,
     },
   };
 }
@@ -273,17 +283,24 @@ export async function run(argv: string[]): Promise<number> {
     return ExitCode.OK;
   }
   const { files, options } = parsed;
-  // Check every file before sending any, so a typo in the last name does not surface an hour later.
+  // Check every argument (and walk every folder) before sending anything, so a typo in the last
+  // name does not surface an hour later.
   for (const file of files) {
     try {
       const info = await stat(file);
-      if (!info.isFile()) throw new Error('not a regular file');
+      if (!info.isFile() && !info.isDirectory()) throw new Error('not a regular file or a folder');
     } catch (error) {
       const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
       process.stderr.write(`big-uploader send: ${file}: ${reason}\n`);
       return ExitCode.USAGE;
     }
   }
+  const walked: WalkResult = await collectEntries(files, options.follow);
+  for (const problem of walked.problems) process.stderr.write(`big-uploader send: ${problem}\n`);
+  const startedAt = Date.now();
+  let filesDone = 0;
+  let filesFailed = walked.problems.filter((p) => !p.includes('symbolic link skipped')).length;
+  let bytesDone = 0;
 
   const transport = new WsTransport({ zeroMask: options.zeroMask });
   const store = options.statePath ? new JsonFileResumeStore(options.statePath) : undefined;
@@ -303,13 +320,19 @@ export async function run(argv: string[]): Promise<number> {
 
   let exitCode: number = ExitCode.OK;
   try {
-    for (const path of files) {
+    for (const entry of walked.entries) {
       if (interrupted) break;
-      const result = await sendOne(path, options, transport, store, (u) => {
+      const result = await sendOne(entry, options, transport, store, (u) => {
         current = u;
       });
       current = undefined;
       if (options.json) process.stdout.write(`${JSON.stringify(result.report)}\n`);
+      if (result.code === ExitCode.OK) {
+        filesDone++;
+        bytesDone += result.report.size;
+      } else if (result.code !== ExitCode.INTERRUPTED) {
+        filesFailed++;
+      }
       if (result.code !== ExitCode.OK && exitCode === ExitCode.OK) exitCode = result.code;
       // The network is down or we were interrupted: the remaining files would fail the same way.
       if (result.code === ExitCode.NETWORK || result.code === ExitCode.INTERRUPTED) break;
@@ -319,17 +342,27 @@ export async function run(argv: string[]): Promise<number> {
     process.off('SIGTERM', onSignal);
   }
   if (interrupted && exitCode === ExitCode.OK) exitCode = ExitCode.INTERRUPTED;
+  // A folder's files that could not be taken (unreadable, vanished) fail the run like a file would.
+  if (exitCode === ExitCode.OK && filesFailed > 0) exitCode = ExitCode.SOURCE;
+  if (walked.sawFolder || walked.entries.length > 1) {
+    const seconds = Math.max((Date.now() - startedAt) / 1000, 1e-3);
+    process.stderr.write(
+      `big-uploader send: ${filesDone} files, ${formatBytes(bytesDone)} in ${seconds.toFixed(1)} s: ` +
+      `${(filesDone / seconds).toFixed(1)} files/s, ${(bytesDone / seconds / 1e6).toFixed(1)} MB/s, ${filesFailed} failed\n`,
+    );
+  }
   return exitCode;
 }
 
 async function sendOne(
-  path: string,
+  entry: SendEntry,
   options: SendOptions,
   transport: WsTransport,
   store: JsonFileResumeStore | undefined,
   expose: (u: Uploader) => void,
 ): Promise<{ code: number; report: FileReport }> {
-  const name = basename(path);
+  const path = entry.path;
+  const name = entry.relativePath ?? basename(path);
   const view = new ProgressView(process.stderr, name, options.quiet);
   let uploader: Uploader;
   try {
@@ -344,6 +377,7 @@ async function sendOne(
       ...(options.uploadToken ? { uploadToken: options.uploadToken } : {}),
       ...(options.limitRate ? { limitRate: options.limitRate } : {}),
       backoff: { maxAttempts: options.retries },
+      ...(entry.relativePath !== undefined ? { metadata: { relativePath: entry.relativePath } } : {}),
     });
   } catch (error) {
     process.stderr.write(`big-uploader send: ${path}: cannot open: ${(error as Error).message}\n`);

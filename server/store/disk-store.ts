@@ -12,6 +12,10 @@
  *   <dir>/files/<id>/<name>     completed files; <name> is the sanitized client name, and the
  *                               per-upload directory keeps equal names apart. Moved there by
  *                               rename from uploads/<id>.part, never copied.
+ *   <dir>/files/<id>/<a>/<b>/<name>  a file uploaded from a folder (metadata `relativePath`
+ *                               `a/b/name`): its folders kept, each component sanitized, `..`
+ *                               dropped (names.ts safeRelativePath). Copying the contents of
+ *                               every files/<id>/ into one folder rebuilds the uploaded trees.
  *
  * A damaged upload (a journal that fails the rule in journal.ts) is never opened, cut or expired:
  * its files stay as found for the operator, who removes them (DELETE /uploads/:id) when done.
@@ -48,10 +52,10 @@
 import { constants as fsConstants } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, rename, rm, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Errors, ProtocolError, chunkCount, loadHasher, type Hasher } from '../../protocol/index.js';
 import { Journal, RECORD_BYTES, journalSlotsFor, parseJournal } from './journal.js';
-import { sanitizeName } from './names.js';
+import { safeRelativePath, sanitizeName } from './names.js';
 import { isOutOfSpace } from './errno.js';
 import type { ChunkRecord, CompletionInfo, StoredUpload, UploadHandle, UploadInfo, UploadStore, UploadSummary, ListPage } from './types.js';
 
@@ -279,6 +283,24 @@ export class DiskStore implements UploadStore {
     await fsyncDir(this.filesDir);
   }
 
+  /**
+   * The folders of a relative path inside an upload's own (fresh) folder, each made without
+   * following links; every new folder's entry is flushed with its parent.
+   */
+  private async makeFolders(base: string, folders: readonly string[]): Promise<void> {
+    let at = base;
+    for (const folder of folders) {
+      const next = join(at, folder);
+      try {
+        await mkdir(next, { mode: this.dirMode });
+        await fsyncDir(at);
+      } catch (error) {
+        if (!isErrno(error, 'EEXIST') || !(await lstat(next)).isDirectory()) throw error;
+      }
+      at = next;
+    }
+  }
+
   private async writeMeta(meta: MetaFile): Promise<void> {
     const target = this.path(meta.info.id, 'json');
     const temp = `${target}.tmp`;
@@ -438,6 +460,7 @@ export class DiskStore implements UploadStore {
     }
     const targetDir = join(this.filesDir, info.id);
     await this.makeUploadDir(targetDir);
+    await mkdir(dirname(completion.location), { recursive: true, mode: this.dirMode });
     await rename(this.path(info.id, 'part'), completion.location);
     await fsyncDir(targetDir);
     await fsyncDir(this.uploadsDir);
@@ -487,8 +510,10 @@ export class DiskStore implements UploadStore {
     // acked chunk instead of falling back to the last background checkpoint.
     await journal.appendSync(journal.count);
     const targetDir = join(this.filesDir, info.id);
-    const completion: CompletionInfo = { digest, location: join(targetDir, sanitizeName(info.name)), completedAt: Date.now() };
+    const place = safeRelativePath(info.name, info.metadata.relativePath);
+    const completion: CompletionInfo = { digest, location: join(targetDir, ...place), completedAt: Date.now() };
     await this.makeUploadDir(targetDir);
+    await this.makeFolders(targetDir, place.slice(0, -1));
     await this.writeMeta({ version: 1, info, completion });
     await data.close();
     await journal.close();

@@ -41,3 +41,28 @@ export function sanitizeName(name: string): string {
   }
   return clean.length === 0 ? 'file' : clean;
 }
+
+/** Deepest folder structure kept from a client's relative path; deeper parts are joined into the name. */
+export const MAX_PATH_DEPTH = 32;
+
+/**
+ * The place of a completed file inside its upload's folder: the client's relative path (upload
+ * metadata `relativePath`, e.g. `photos/2024/a.jpg` from a folder upload) with every component
+ * made safe by `sanitizeName`, `.` and `..` and empty components dropped, at most
+ * MAX_PATH_DEPTH folders deep. Without a usable relative path, the sanitized name alone.
+ */
+export function safeRelativePath(name: string, relativePath: string | undefined): string[] {
+  const parts = (relativePath ?? '')
+    .split(/[/\\]/)
+    .map((part) => part.normalize('NFC').trim())
+    .filter((part) => part !== '' && part !== '.' && part !== '..')
+    .map(sanitizeName);
+  if (parts.length === 0) return [sanitizeName(name)];
+  const folders = parts.slice(0, -1);
+  const file = parts[parts.length - 1]!;
+  if (folders.length > MAX_PATH_DEPTH) {
+    const kept = folders.slice(0, MAX_PATH_DEPTH);
+    return [...kept, sanitizeName(`${folders.slice(MAX_PATH_DEPTH).join('_')}_${file}`)];
+  }
+  return [...folders, file];
+}
