@@ -18,7 +18,7 @@ Options (environment variable in brackets; the command line wins):
   --port PORT              port, 0 = any free [BIG_UPLOADER_PORT] (default 3000)
   --dir DIR                data directory [BIG_UPLOADER_DIR] (default ./data)
   --max-size SIZE          largest upload, e.g. 10GiB [BIG_UPLOADER_MAX_SIZE] (default ${formatBytes(DEFAULTS.maxUploadSize)})
-  --token TOKEN            require this token (Bearer header or ?token=); repeatable
+  --token TOKEN            require this token to upload (Bearer header or ?token=); repeatable
                            [BIG_UPLOADER_TOKEN, comma separated] (default none)
   --ticket-secret SECRET   accept upload tickets signed with SECRET (32+ characters; mint them in
                            your backend with mintUploadTicket) [BIG_UPLOADER_TICKET_SECRET, comma separated]
@@ -73,7 +73,7 @@ Options (environment variable in brackets; the command line wins):
                            port can then upload) [BIG_UPLOADER_INSECURE_NO_TOKEN=1]
   --public-health          answer /healthz without the token (load balancers) [BIG_UPLOADER_PUBLIC_HEALTH=1]
   --no-page                serve no page at / [BIG_UPLOADER_NO_PAGE=1]
-  --metrics                serve Prometheus metrics at /metrics, behind --token when one is set
+  --metrics                serve Prometheus metrics at /metrics, behind --admin-token (else --token)
                            [BIG_UPLOADER_METRICS=1] (default off)
   --log-level LEVEL        fatal|error|warn|info|debug|silent [BIG_UPLOADER_LOG_LEVEL] (default info)
   -h, --help               show this help

@@ -183,7 +183,7 @@ export interface BigUploaderOptions {
   shutdownTimeout?: number;
   /**
    * Serve Prometheus metrics at `/metrics`. Off by default: counters describe other users' uploads.
-   * When a server token is set, `/metrics` requires it (Bearer). Default false.
+   * It requires the admin token when one is set, else the server token when one is set (Bearer). Default false.
    */
   metrics?: boolean;
   /** Per-upload authorization of the OPEN/RESUME token field. Default: none (field ignored). */
