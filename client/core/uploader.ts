@@ -29,6 +29,7 @@ import {
   Errors,
   HeaderSize,
   CloseCode,
+  Limits,
   RangeSet,
   SUBPROTOCOL_V1,
   bytesToHex,
@@ -345,7 +346,9 @@ export class BigUploader implements Uploader {
         const file = this.options.file;
         if (file.size > 0) await file.read(0, 1);
         const store = this.options.resumeStore;
-        if (store) {
+        // A file no larger than the smallest chunk is one chunk whatever the server agrees: there
+        // is nothing to resume, so it costs no fingerprint and no record writes (small-file folders).
+        if (store && file.size > Limits.MIN_CHUNK_SIZE) {
           const fp = this.options.fingerprint ?? defaultFingerprint;
           this.fingerprint = await fp(this.options.file, this.options.endpoint);
           const record = await store.get(this.fingerprint).catch(() => undefined);
