@@ -208,6 +208,18 @@ describe('Uploader against a scripted server', () => {
     expect(complete.digestVerified).toBe(true);
   });
 
+  it('reads a byte before OPEN: an unreadable file fails with SOURCE_ERROR and opens nothing on the server', async () => {
+    const { server, file, uploader } = await setup(CHUNK * 3);
+    file.read = async () => {
+      throw Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
+    };
+    const result = await uploader.start();
+    expect(result.state).toBe('failed');
+    expect(result.state === 'failed' && result.error.name).toBe('SOURCE_ERROR');
+    expect(server.connections).toHaveLength(0);
+    expect(server.uploads.size).toBe(0);
+  });
+
   it('fails with SOURCE_ERROR and terminates the upload when the file changed while it was sent', async () => {
     const { server, file, uploader } = await setup(CHUNK * 3);
     let checks = 0;
