@@ -152,8 +152,8 @@ export async function resumeScenario(ctx: ScenarioContext): Promise<ScenarioResu
   });
 }
 
-/** Names of a completion-time field that `send --json` might carry; the first present is used. */
-const COMPLETION_FIELDS = ['completionSeconds', 'completeSeconds', 'finalizeSeconds'];
+/** The completion-time field of `send --json` (cli/send.ts FileReport). */
+const COMPLETION_FIELDS = ['completionSeconds'];
 
 /** Completion cost: time from last ack to the final result at 1x and 4x the size (must not grow). */
 export async function completionScenario(ctx: ScenarioContext): Promise<ScenarioResult> {

@@ -452,6 +452,11 @@ function checkFixed(bytes: Uint8Array, length: number, field: string): void {
 /** A lone UTF-16 surrogate: has no UTF-8 form. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
+/** `value` with every lone surrogate replaced by U+FFFD, so that it can be encoded (names). */
+export function withoutLoneSurrogates(value: string): string {
+  return value.replace(new RegExp(LONE_SURROGATE.source, 'g'), '\uFFFD');
+}
+
 function encodeString(value: string, field: string, max: number, min = 0): Uint8Array {
   // TextEncoder would silently turn a lone surrogate into U+FFFD: the peer would then see a
   // different name, and two distinct metadata keys could collide into a duplicate it must refuse.

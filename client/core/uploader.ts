@@ -47,6 +47,7 @@ import {
   loadHasher,
   rangeOffGrid,
   wholeFileDigest,
+  withoutLoneSurrogates,
   writeDataHeader,
 } from '../../protocol/index.js';
 import type { AcceptMessage, ErrorMessage, Hasher, ResultMessage, ServerMessage } from '../../protocol/index.js';
@@ -1265,6 +1266,6 @@ export function createUploader(options: UploaderOptions): Uploader {
  * uploads under a readable name.
  */
 function wellFormedName(name: string): string {
-  const fixed = name.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
+  const fixed = withoutLoneSurrogates(name);
   return fixed === '' ? 'unnamed' : fixed;
 }

@@ -355,3 +355,14 @@ describe('properties', () => {
     );
   });
 });
+
+describe('withoutLoneSurrogates', () => {
+  it('replaces only lone surrogates, keeping pairs, so the result always encodes', async () => {
+    const { withoutLoneSurrogates, encodeOpen } = await import('../../protocol/index.js');
+    expect(withoutLoneSurrogates('a\uD800b')).toBe('a\uFFFDb');
+    expect(withoutLoneSurrogates('\uDC00x\uD83D\uDE00')).toBe('\uFFFDx\uD83D\uDE00');
+    expect(withoutLoneSurrogates('plain')).toBe('plain');
+    const name = withoutLoneSurrogates('x\uDBFF');
+    expect(() => encodeOpen({ fileSize: 1, chunkSize: 0, name, contentType: '', token: '', metadata: {} })).not.toThrow();
+  });
+});
