@@ -5,7 +5,7 @@
 import { hostname, networkInterfaces } from 'node:os';
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
-import { buildApp, DEFAULTS, OptionsError, type AppOptions } from '../server/index.js';
+import { buildApp, SERVER_DEFAULTS as DEFAULTS, OptionsError, type AppOptions } from '../server/index.js';
 import { formatBytes, parseDuration, parseSize, UsageError } from './units.js';
 
 const HELP = `Usage: big-uploader serve [options]

@@ -1,7 +1,7 @@
 /** big-uploader server: the Fastify plugin, its options, the store interface and the disk store. */
 export { bigUploader, default } from './plugin.js';
 export type { BigUploaderEvents, BigUploaderInstance } from './plugin.js';
-export { resolveOptions, DEFAULTS, OptionsError } from './options.js';
+export { resolveOptions, DEFAULTS as SERVER_DEFAULTS, OptionsError } from './options.js';
 export type { AuthorizeUploadContext, AuthorizeUploadResult, BigUploaderOptions, CompletedUpload, ResolvedOptions } from './options.js';
 export { mintUploadTicket, verifyUploadTicket } from './tickets.js';
 export type { UploadTicketClaims } from './tickets.js';

@@ -2,7 +2,9 @@
 export type * from './types.js';
 export { TERMINAL_STATES } from './types.js';
 export * from './errors.js';
-export { BigUploader, createUploader, DEFAULTS } from './uploader.js';
+// Exported as UPLOADER_DEFAULTS: the server's are SERVER_DEFAULTS, so an app importing both
+// gets two names that say whose defaults they are.
+export { BigUploader, createUploader, DEFAULTS as UPLOADER_DEFAULTS } from './uploader.js';
 export { DEFAULT_BACKOFF, backoffDelay, resolveBackoff } from './backoff.js';
 export { RateMeter, TokenBucket } from './rate.js';
 export { defaultFingerprint, endpointKey, sampleHash } from './fingerprint.js';
