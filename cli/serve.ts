@@ -186,6 +186,8 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   const port = count('port') ?? 3000;
   if (port > 65535) throw new UsageError(`--port: ${port} is not a port`);
   const tokens = list('token');
+  const ticketSecrets = list('ticket-secret');
+  const adminTokens = list('admin-token');
   const pageDir = str('page-dir');
   if (pageDir !== undefined && flag('no-page')) throw new UsageError('--page-dir and --no-page exclude each other');
   const logLevel = str('log-level') ?? 'info';
@@ -221,11 +223,11 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     logLevel: logLevel === 'silent' ? false : logLevel,
     metrics: flag('metrics'),
     publicHealth: flag('public-health'),
-    ...(list('ticket-secret').length > 0 ? { ticketSecret: list('ticket-secret') } : {}),
-    ...(list('admin-token').length > 0 ? { adminToken: list('admin-token') } : {}),
+    ...(ticketSecrets.length > 0 ? { ticketSecret: ticketSecrets } : {}),
+    ...(adminTokens.length > 0 ? { adminToken: adminTokens } : {}),
     headersTimeout: duration('header-timeout'),
     maxSockets: count('max-sockets'),
-    ...allowedHostsFor(host, tokens.length > 0 || list('ticket-secret').length > 0, list('allowed-host')),
+    ...allowedHostsFor(host, tokens.length > 0 || ticketSecrets.length > 0, list('allowed-host')),
     ...(flag('no-page') ? { pageDir: false as const } : pageDir ? { pageDir: resolve(pageDir) } : {}),
   };
   return { help: false, host, port, insecureNoToken: flag('insecure-no-token'), app };

@@ -218,7 +218,7 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (fastify: Fas
       ],
     }, (socket, request) => {
       upgrading.delete(request.raw);
-      if (!holdsOurLimits(socket, maxPayload)) {
+      if (!speaksBigup(socket)) {
         // An app-wide WebSocket server chose another subprotocol: this endpoint speaks only bigup.1.
         socket.close(1002, 'subprotocol bigup.1 required');
         return;
@@ -269,17 +269,12 @@ async function withoutCompressionOffer(request: FastifyRequest): Promise<void> {
 
 /**
  * When the app registered @fastify/websocket itself, its server-wide options apply to every
- * route; this route's own limits are put back on the socket: the subprotocol must be bigup.1 and
- * the largest message is ours (ws reads `_maxPayload` per frame, so lowering it before the first
- * message arrives bounds what this connection can make us buffer).
+ * route: the subprotocol must still be bigup.1. The largest message is put back on the socket by
+ * the Session, which sets it (before the first frame) to the largest OPEN and raises it to one
+ * chunk at ACCEPT, whatever the app-wide server allows.
  */
-function holdsOurLimits(socket: WebSocket, maxPayload: number): boolean {
-  if (socket.protocol !== SUBPROTOCOL_V1) return false;
-  const receiver = (socket as unknown as { _receiver?: { _maxPayload?: number } })._receiver;
-  if (receiver && (receiver._maxPayload === undefined || receiver._maxPayload === 0 || receiver._maxPayload > maxPayload)) {
-    receiver._maxPayload = maxPayload;
-  }
-  return true;
+function speaksBigup(socket: WebSocket): boolean {
+  return socket.protocol === SUBPROTOCOL_V1;
 }
 
 /** The big-uploader Fastify plugin (named `big-uploader`, Fastify 5). */

@@ -115,8 +115,11 @@ export class UploadRegistry {
     }
   }
 
+  /**
+   * OPEN, after `checkSizeAndSpace` (the session runs it first, in SPEC.md 7.1's order): the
+   * store's create checks the space again, atomically with the reservation.
+   */
   async create(message: OpenMessage, owner: UploadOwner, client: string): Promise<{ upload: OpenUpload; secret: Uint8Array }> {
-    await this.checkSizeAndSpace(message.fileSize);
     const chunkSize = message.chunkSize === 0
       ? this.options.defaultChunkSize
       : Math.min(Math.max(message.chunkSize, 65_536), this.options.maxChunkSize);
