@@ -3,7 +3,7 @@ import { bytesToHex, encodeAck } from '../../protocol/index.js';
 import { MemoryResumeStore } from '../../client/core/memory-store.js';
 import { createUploader } from '../../client/core/uploader.js';
 import { defaultFingerprint } from '../../client/core/fingerprint.js';
-import type { Uploader, UploaderEventMap, UploaderOptions } from '../../client/core/types.js';
+import type { FileSource, Uploader, UploaderEventMap, UploaderOptions } from '../../client/core/types.js';
 import { FakeServer, memorySource, randomBytes, until } from './fakes.js';
 
 const CHUNK = 65_536;
@@ -26,6 +26,14 @@ async function setup(size: number, options: Partial<UploaderOptions> = {}) {
   }
   const states = () => events.filter((e) => e.type === 'state').map((e) => (e.payload as UploaderEventMap['state']).state);
   return { server, bytes, file, uploader, events, states };
+}
+
+/** The resume record an earlier session would have left for `file`. */
+async function remember(store: MemoryResumeStore, file: FileSource, uploadId: string, secret: string): Promise<void> {
+  await store.set(await defaultFingerprint(file, 'ws://fake/upload'), {
+    version: 1, endpoint: 'ws://fake/upload', uploadId, secret, name: file.name,
+    size: file.size, lastModified: file.lastModified, chunkSize: CHUNK, createdAt: 0,
+  });
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
@@ -161,11 +169,7 @@ describe('Uploader against a scripted server', () => {
     const store = new MemoryResumeStore();
     const { server, bytes, file, uploader, events } = await setup(CHUNK * 6 + 7, { resumeStore: store });
     const seeded = server.seed(bytes, CHUNK, [0, 2, 3, 6]);
-    const fp = await defaultFingerprint(file, 'ws://fake/upload');
-    await store.set(fp, {
-      version: 1, endpoint: 'ws://fake/upload', uploadId: seeded.id, secret: seeded.secret, name: file.name,
-      size: file.size, lastModified: file.lastModified, chunkSize: CHUNK, createdAt: 0,
-    });
+    await remember(store, file, seeded.id, seeded.secret);
     const outcome = await uploader.start();
     expect(outcome.state).toBe('done');
     expect(server.log[0]!.type).toBe('resume');
@@ -192,11 +196,7 @@ describe('Uploader against a scripted server', () => {
     const old = bytes.slice();
     old[2 * CHUNK + 100] = old[2 * CHUNK + 100]! ^ 0xff;
     const seeded = server.seed(old, CHUNK, [0, 2, 3]);
-    const fp = await defaultFingerprint(file, 'ws://fake/upload');
-    await store.set(fp, {
-      version: 1, endpoint: 'ws://fake/upload', uploadId: seeded.id, secret: seeded.secret, name: file.name,
-      size: file.size, lastModified: file.lastModified, chunkSize: CHUNK, createdAt: 0,
-    });
+    await remember(store, file, seeded.id, seeded.secret);
     const outcome = await uploader.start();
     expect(outcome.state).toBe('done');
     expect(server.log.map((e) => e.type)).toContain('terminate');
@@ -240,11 +240,7 @@ describe('Uploader against a scripted server', () => {
   it('on NOT_FOUND for a stored upload, removes the record, tells the user and starts fresh', async () => {
     const store = new MemoryResumeStore();
     const { server, bytes, file, uploader, events } = await setup(CHUNK * 2, { resumeStore: store });
-    const fp = await defaultFingerprint(file, 'ws://fake/upload');
-    await store.set(fp, {
-      version: 1, endpoint: 'ws://fake/upload', uploadId: 'ab'.repeat(16), secret: 'cd'.repeat(32), name: file.name,
-      size: file.size, lastModified: file.lastModified, chunkSize: CHUNK, createdAt: 0,
-    });
+    await remember(store, file, 'ab'.repeat(16), 'cd'.repeat(32));
     const outcome = await uploader.start();
     expect(outcome.state).toBe('done');
     expect(server.log.map((e) => e.type).slice(0, 2)).toEqual(['resume', 'open']);

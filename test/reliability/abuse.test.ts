@@ -85,6 +85,8 @@ describe('abuse: every resource a client can make the server hold is bounded', (
     raw.socket.write(frame(0x2, encodeOpen({ fileSize: 1 * MiB, chunkSize: 64 * KiB, name: 'x', contentType: '', token: '', metadata: {} })));
     await until(() => raw.frames.length > 0, 5000);
     raw.socket.pause(); // stop reading: every answer from now on queues on the server
+    // A well-behaved client uploads while the attack runs.
+    const during = wellBehavedUpload(server.wsUrl).then(() => true);
     const hasher = await loadHasher();
     const one = new Uint8Array([1]);
     const { header, payload } = encodeData(1, hasher.h64(one), one); // OUT_OF_RANGE, non-fatal
@@ -112,6 +114,7 @@ describe('abuse: every resource a client can make the server hold is bounded', (
     recordFigures('abuse-unread-socket', { messagesSent: sent, cut, rssBeforeMiB: +(before / MiB).toFixed(1), rssPeakGrowthMiB: +(growth / MiB).toFixed(1), seconds: +((Date.now() - started) / 1000).toFixed(1) });
     expect(cut).toBe(true);
     expect(growth).toBeLessThan(48 * MiB);
+    expect(await during).toBe(true);
     await wellBehavedUpload(server.wsUrl);
   }, 120_000);
 
@@ -209,6 +212,7 @@ describe('abuse: every resource a client can make the server hold is bounded', (
     const started = Date.now();
     const chatter = setInterval(() => { if (!raw.socket.destroyed) raw.socket.write(message); }, 50);
     try {
+      await wellBehavedUpload(server.wsUrl); // while the chatter runs
       const code = await Promise.race([raw.closed, new Promise<number>((r) => setTimeout(() => r(-1), 8000))]);
       recordFigures('abuse-no-pong', { heartbeatMs: 300, secondsUntilDropped: +((Date.now() - started) / 1000).toFixed(1), closeCode: code });
       expect(code).not.toBe(-1);
