@@ -19,7 +19,12 @@ export function median(values: readonly number[]): number {
 export function spread(values: readonly (number | undefined)[]): Spread | undefined {
   const finite = values.filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
   if (finite.length === 0) return undefined;
-  return { median: median(finite), min: Math.min(...finite), max: Math.max(...finite), n: finite.length };
+  return {
+    median: median(finite),
+    min: Math.min(...finite),
+    max: Math.max(...finite),
+    n: finite.length,
+  };
 }
 
 /** Throughput in MB/s (10^6 bytes per second, as disks and networks are quoted). */

@@ -10,7 +10,17 @@
  *
  * Per chunk the work is O(1): a state byte, a hash slot, a RangeSet insert (O(1) in order).
  */
-import { Errors, ProtocolError, RangeSet, chunkCount, hashToHex, parseUploadId, wholeFileDigest, type ByteRange, type Hasher } from '../protocol/index.js';
+import {
+  Errors,
+  ProtocolError,
+  RangeSet,
+  chunkCount,
+  hashToHex,
+  parseUploadId,
+  wholeFileDigest,
+  type ByteRange,
+  type Hasher,
+} from '../protocol/index.js';
 import type { ServerMetrics } from './metrics.js';
 import { storageErrorFor } from './storage-errors.js';
 import type { ChunkRecord, CompletionInfo, UploadHandle, UploadInfo } from './store/types.js';
@@ -104,7 +114,10 @@ export class OpenUpload {
       if (index >= this.chunks) continue;
       this.state[index] = ChunkState.ACKED;
       this.hashes[index] = hash;
-      this.acked.add(index * this.info.chunkSize, Math.min((index + 1) * this.info.chunkSize, this.info.fileSize));
+      this.acked.add(
+        index * this.info.chunkSize,
+        Math.min((index + 1) * this.info.chunkSize, this.info.fileSize),
+      );
     }
   }
 
@@ -118,7 +131,12 @@ export class OpenUpload {
   }
 
   /** 'acked' or 'writing' with the hash it has or will have, or undefined when missing. */
-  chunkStatus(index: number): { status: 'acked'; hash: bigint } | { status: 'writing'; hash: bigint; done: Promise<void> } | undefined {
+  chunkStatus(
+    index: number,
+  ):
+    | { status: 'acked'; hash: bigint }
+    | { status: 'writing'; hash: bigint; done: Promise<void> }
+    | undefined {
     const state = this.state[index];
     if (state === ChunkState.ACKED) return { status: 'acked', hash: this.hashes[index]! };
     if (state === ChunkState.WRITING) {
@@ -134,7 +152,8 @@ export class OpenUpload {
    */
   write(index: number, hash: bigint, payload: Uint8Array): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
-    if (!this.handle) return Promise.reject(new ProtocolError(Errors.INTERNAL_ERROR, 'upload is not writable'));
+    if (!this.handle)
+      return Promise.reject(new ProtocolError(Errors.INTERNAL_ERROR, 'upload is not writable'));
     const handle = this.handle;
     this.state[index] = ChunkState.WRITING;
     this.inflight++;
@@ -147,27 +166,29 @@ export class OpenUpload {
       await wrote;
       written = true;
       await this.enqueueRecord({ index, hash });
-    })().then(
-      () => {
-        this.state[index] = ChunkState.ACKED;
-        this.hashes[index] = hash;
-        this.acked.add(index * this.info.chunkSize, index * this.info.chunkSize + length);
-        this.metrics.bytesReceived.inc(length);
-        this.metrics.writeSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
-      },
-      (error: unknown) => {
-        if (this.state[index] === ChunkState.WRITING) this.state[index] = ChunkState.MISSING;
-        throw this.storageFailure(error, !written);
-      },
-    ).finally(() => {
-      this.writing.delete(index);
-      this.lastActivity = Date.now();
-      if (--this.inflight === 0) {
-        const waiters = this.settleWaiters;
-        this.settleWaiters = [];
-        for (const wake of waiters) wake();
-      }
-    });
+    })()
+      .then(
+        () => {
+          this.state[index] = ChunkState.ACKED;
+          this.hashes[index] = hash;
+          this.acked.add(index * this.info.chunkSize, index * this.info.chunkSize + length);
+          this.metrics.bytesReceived.inc(length);
+          this.metrics.writeSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+        },
+        (error: unknown) => {
+          if (this.state[index] === ChunkState.WRITING) this.state[index] = ChunkState.MISSING;
+          throw this.storageFailure(error, !written);
+        },
+      )
+      .finally(() => {
+        this.writing.delete(index);
+        this.lastActivity = Date.now();
+        if (--this.inflight === 0) {
+          const waiters = this.settleWaiters;
+          this.settleWaiters = [];
+          for (const wake of waiters) wake();
+        }
+      });
     this.writing.set(index, { hash, done });
     return done;
   }
@@ -200,7 +221,10 @@ export class OpenUpload {
       try {
         if (this.failure) throw this.failure;
         if (this.durable) await this.handle!.syncData();
-        await this.handle!.recordChunks(batch.map((p) => p.record), this.durable);
+        await this.handle!.recordChunks(
+          batch.map((p) => p.record),
+          this.durable,
+        );
         this.dirty = true;
         for (const p of batch) p.resolve();
         this.flushByVolume(batch.length);
@@ -263,12 +287,14 @@ export class OpenUpload {
   }
 
   private rollback(): Promise<void> {
-    const run = this.lifecycle.then(async () => {
-      const kept = await this.handle!.rollbackToCheckpoint();
-      this.state.fill(ChunkState.MISSING);
-      this.acked.remove(0, Math.max(this.info.fileSize, 1));
-      this.applyRecords(kept);
-    }).catch(() => undefined);
+    const run = this.lifecycle
+      .then(async () => {
+        const kept = await this.handle!.rollbackToCheckpoint();
+        this.state.fill(ChunkState.MISSING);
+        this.acked.remove(0, Math.max(this.info.fileSize, 1));
+        this.applyRecords(kept);
+      })
+      .catch(() => undefined);
     this.lifecycle = run;
     return run;
   }
@@ -283,10 +309,12 @@ export class OpenUpload {
   checkpoint(): Promise<void> {
     if (!this.dirty || !this.handle || this.completion || this.failure) return Promise.resolve();
     this.dirty = false;
-    const run = this.lifecycle.then(() => (this.handleReleased ? undefined : this.handle!.checkpoint())).catch((error: unknown) => {
-      this.storageFailure(error);
-      if (this.owner) this.owner.evict(this.failure!);
-    });
+    const run = this.lifecycle
+      .then(() => (this.handleReleased ? undefined : this.handle!.checkpoint()))
+      .catch((error: unknown) => {
+        this.storageFailure(error);
+        if (this.owner) this.owner.evict(this.failure!);
+      });
     this.lifecycle = run;
     return run;
   }
@@ -305,13 +333,19 @@ export class OpenUpload {
     await this.settle();
     if (this.failure) throw this.failure;
     if (this.acked.total !== this.info.fileSize) {
-      throw new ProtocolError(Errors.INCOMPLETE, `${this.info.fileSize - this.acked.total} bytes are not acked yet`);
+      throw new ProtocolError(
+        Errors.INCOMPLETE,
+        `${this.info.fileSize - this.acked.total} bytes are not acked yet`,
+      );
     }
     const digest = this.digest();
     const announced = this.info.digest === undefined ? undefined : BigInt(`0x${this.info.digest}`);
     for (const expected of [announced, clientDigest]) {
       if (expected !== undefined && expected !== digest) {
-        throw new ProtocolError(Errors.DIGEST_MISMATCH, `digest of the acked chunks is ${hashToHex(digest)}, expected ${hashToHex(expected)}`);
+        throw new ProtocolError(
+          Errors.DIGEST_MISMATCH,
+          `digest of the acked chunks is ${hashToHex(digest)}, expected ${hashToHex(expected)}`,
+        );
       }
     }
     if (this.completion) return { digest, fresh: false };

@@ -18,7 +18,10 @@ function request<T>(req: IDBRequest<T>): Promise<T> {
 export class IndexedDbResumeStore implements ResumeStore {
   private db: Promise<IDBDatabase> | undefined;
 
-  constructor(private readonly factory: IDBFactory = globalThis.indexedDB, private readonly name = DB) {}
+  constructor(
+    private readonly factory: IDBFactory = globalThis.indexedDB,
+    private readonly name = DB,
+  ) {}
 
   private open(): Promise<IDBDatabase> {
     this.db ??= new Promise((resolve, reject) => {
@@ -37,7 +40,8 @@ export class IndexedDbResumeStore implements ResumeStore {
   }
 
   async get(fingerprint: string): Promise<ResumeRecord | undefined> {
-    return (await request((await this.store('readonly')).get(fingerprint))) as ResumeRecord | undefined;
+    return (await request((await this.store('readonly')).get(fingerprint))) as
+      ResumeRecord | undefined;
   }
 
   async set(fingerprint: string, record: ResumeRecord): Promise<void> {

@@ -19,7 +19,8 @@ const SLASH_LOOKALIKES = /[\u2044\u2215\u29f5\u29f8\u29f9\uff0f\uff3c\u2571\u257
 /** Unicode format characters (general category Cf): invisible, and able to reorder what is shown. */
 const FORMAT = /\p{Cf}/gu;
 /** Windows device names, with or without an extension (`NUL.txt`, `com1.tar.gz`, `CON .txt`). */
-const RESERVED = /^(?:CON|PRN|AUX|NUL|COM[0-9\u00b9\u00b2\u00b3]|LPT[0-9\u00b9\u00b2\u00b3]|CONIN\$|CONOUT\$)[ .]*(?:\..*)?$/i;
+const RESERVED =
+  /^(?:CON|PRN|AUX|NUL|COM[0-9\u00b9\u00b2\u00b3]|LPT[0-9\u00b9\u00b2\u00b3]|CONIN\$|CONOUT\$)[ .]*(?:\..*)?$/i;
 const MAX_BYTES = 200;
 
 /** Drop trailing dots and whitespace (after a cut too, which can expose them again). */
@@ -30,7 +31,12 @@ function trimEnd(name: string): string {
 export function sanitizeName(name: string): string {
   // Keep only the last path component a client may have sent (`C:\dir\a.txt`, `../../etc/passwd`).
   const last = name.split(/[/\\]/).pop() ?? '';
-  let clean = last.normalize('NFC').replace(FORMAT, '').replace(SLASH_LOOKALIKES, '_').replace(UNSAFE, '_').trim();
+  let clean = last
+    .normalize('NFC')
+    .replace(FORMAT, '')
+    .replace(SLASH_LOOKALIKES, '_')
+    .replace(UNSAFE, '_')
+    .trim();
   clean = trimEnd(clean.replace(/^\.+/, '').trimStart());
   if (RESERVED.test(clean)) clean = `_${clean}`;
   const encoder = new TextEncoder();

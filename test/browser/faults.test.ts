@@ -9,7 +9,18 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startChildServer, startServer, type ChildServer } from '../helpers/server.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
-import { MiB, buildDemo, events, launchBrowser, makeFile, newPage, openDemo, pickFiles, sha256, waitForRow } from './harness.js';
+import {
+  MiB,
+  buildDemo,
+  events,
+  launchBrowser,
+  makeFile,
+  newPage,
+  openDemo,
+  pickFiles,
+  sha256,
+  waitForRow,
+} from './harness.js';
 
 let tmp: TempDir;
 let browser: Browser;
@@ -45,7 +56,10 @@ describe('<big-uploader> faults', () => {
     const port = new URL(first.url).port;
     const { context, page } = await newPage(browser);
     try {
-      await openDemo(page, first.url, { 'limit-rate': String(16 * MiB), 'chunk-size': String(1 * MiB) });
+      await openDemo(page, first.url, {
+        'limit-rate': String(16 * MiB),
+        'chunk-size': String(1 * MiB),
+      });
       await pickFiles(page, [source]);
       await waitForRow(page, `r.status === 'uploading' && r.percent >= 25`);
       first.kill('SIGKILL');
@@ -82,9 +96,12 @@ describe('<big-uploader> faults', () => {
       await openDemo(page, server.url, attrs);
       await pickFiles(page, [source]);
       await waitForRow(page, `r.status === 'uploading' && r.percent >= 40`);
-      const firstId = ((await events(page, 'upload-start'))[0]!.detail as { uploadId: string }).uploadId;
+      const firstId = ((await events(page, 'upload-start'))[0]!.detail as { uploadId: string })
+        .uploadId;
       await page.reload();
-      await page.waitForFunction(() => !!document.querySelector('big-uploader')?.shadowRoot?.querySelector('#file-input'));
+      await page.waitForFunction(
+        () => !!document.querySelector('big-uploader')?.shadowRoot?.querySelector('#file-input'),
+      );
       await openDemo(page, server.url, attrs);
       await pickFiles(page, [source]);
       // The row says where it resumes while it uploads the rest.
@@ -92,12 +109,19 @@ describe('<big-uploader> faults', () => {
       await note.waitFor({ timeout: 30_000 });
       const noteText = (await note.textContent())?.trim();
       await waitForRow(page, `r.status === 'done'`, 60_000);
-      const start = (await events(page, 'upload-start'))[0]!.detail as { uploadId: string; resumedBytes: number; size: number };
+      const start = (await events(page, 'upload-start'))[0]!.detail as {
+        uploadId: string;
+        resumedBytes: number;
+        size: number;
+      };
       expect(start.uploadId).toBe(firstId);
       expect(start.resumedBytes).toBeGreaterThanOrEqual(0.3 * size);
       expect(start.resumedBytes).toBeLessThan(size);
       const progress = await events(page, 'upload-progress');
-      const last = progress[progress.length - 1]!.detail as { bytesSent: number; bytesAcked: number };
+      const last = progress[progress.length - 1]!.detail as {
+        bytesSent: number;
+        bytesAcked: number;
+      };
       expect(last.bytesAcked).toBe(size);
       // Only the bytes the server lacked went over the wire after the reload.
       expect(last.bytesSent).toBe(size - start.resumedBytes);

@@ -3,7 +3,12 @@ import { bytesToHex, encodeAck } from '../../protocol/index.js';
 import { MemoryResumeStore } from '../../client/core/memory-store.js';
 import { createUploader } from '../../client/core/uploader.js';
 import { defaultFingerprint } from '../../client/core/fingerprint.js';
-import type { FileSource, Uploader, UploaderEventMap, UploaderOptions } from '../../client/core/types.js';
+import type {
+  FileSource,
+  Uploader,
+  UploaderEventMap,
+  UploaderOptions,
+} from '../../client/core/types.js';
 import { FakeServer, memorySource, randomBytes, until } from './fakes.js';
 
 const CHUNK = 65_536;
@@ -20,19 +25,38 @@ async function setup(size: number, options: Partial<UploaderOptions> = {}) {
     backoff: { initial: 1, max: 20, jitter: 0 },
     ...options,
   });
-  const events: Array<{ [K in keyof UploaderEventMap]: { type: K; payload: UploaderEventMap[K] } }[keyof UploaderEventMap]> = [];
+  const events: Array<
+    {
+      [K in keyof UploaderEventMap]: { type: K; payload: UploaderEventMap[K] };
+    }[keyof UploaderEventMap]
+  > = [];
   for (const type of ['start', 'progress', 'state', 'complete', 'error', 'info'] as const) {
     uploader.on(type, (payload) => events.push({ type, payload } as never));
   }
-  const states = () => events.filter((e) => e.type === 'state').map((e) => (e.payload as UploaderEventMap['state']).state);
+  const states = () =>
+    events
+      .filter((e) => e.type === 'state')
+      .map((e) => (e.payload as UploaderEventMap['state']).state);
   return { server, bytes, file, uploader, events, states };
 }
 
 /** The resume record an earlier session would have left for `file`. */
-async function remember(store: MemoryResumeStore, file: FileSource, uploadId: string, secret: string): Promise<void> {
+async function remember(
+  store: MemoryResumeStore,
+  file: FileSource,
+  uploadId: string,
+  secret: string,
+): Promise<void> {
   await store.set(await defaultFingerprint(file, 'ws://fake/upload'), {
-    version: 1, endpoint: 'ws://fake/upload', uploadId, secret, name: file.name,
-    size: file.size, lastModified: file.lastModified, chunkSize: CHUNK, createdAt: 0,
+    version: 1,
+    endpoint: 'ws://fake/upload',
+    uploadId,
+    secret,
+    name: file.name,
+    size: file.size,
+    lastModified: file.lastModified,
+    chunkSize: CHUNK,
+    createdAt: 0,
   });
 }
 
@@ -48,13 +72,20 @@ describe('Uploader against a scripted server', () => {
     expect(sameBytes(server.soleUpload().data, bytes)).toBe(true);
     expect(server.dataLog.map((d) => d.offset)).toEqual([0, 1, 2, 3, 4, 5].map((i) => i * CHUNK));
     expect(server.dataLog[5]!.length).toBe(123);
-    const complete = events.find((e) => e.type === 'complete')!.payload as UploaderEventMap['complete'];
-    expect(complete).toMatchObject({ size: bytes.byteLength, bytesSent: bytes.byteLength, bytesSkipped: 0, digestVerified: true });
+    const complete = events.find((e) => e.type === 'complete')!
+      .payload as UploaderEventMap['complete'];
+    expect(complete).toMatchObject({
+      size: bytes.byteLength,
+      bytesSent: bytes.byteLength,
+      bytesSkipped: 0,
+      digestVerified: true,
+    });
     expect(complete.digest).toMatch(/^[0-9a-f]{16}$/);
     expect(states()).toEqual(['connecting', 'uploading', 'completing', 'done']);
     expect(events.map((e) => e.type)).toContain('start');
     expect(events.filter((e) => e.type === 'error')).toEqual([]);
-    const last = events.filter((e) => e.type === 'progress').at(-1)!.payload as UploaderEventMap['progress'];
+    const last = events.filter((e) => e.type === 'progress').at(-1)!
+      .payload as UploaderEventMap['progress'];
     expect(last.bytesAcked).toBe(bytes.byteLength);
     expect(server.log.at(-1)!.type).toBe('complete');
   });
@@ -64,7 +95,12 @@ describe('Uploader against a scripted server', () => {
     const wasm = await loadHasher();
     let calls = 0;
     const { server, uploader } = await setup(CHUNK * 2 + 7, {
-      loadHasher: async () => ({ h64: (bytes: Uint8Array) => { calls++; return wasm.h64(bytes); } }),
+      loadHasher: async () => ({
+        h64: (bytes: Uint8Array) => {
+          calls++;
+          return wasm.h64(bytes);
+        },
+      }),
     });
     expect((await uploader.start()).state).toBe('done');
     // One call per chunk plus the whole-file digest for COMPLETE (and again to check RESULT).
@@ -102,7 +138,12 @@ describe('Uploader against a scripted server', () => {
   it('sends the token as Authorization: Bearer, not in the URL, when the transport can set headers', async () => {
     const server = await new FakeServer().init();
     server.sendsHeaders = true;
-    const uploader = createUploader({ endpoint: 'ws://fake/upload', file: memorySource(randomBytes(10)), transport: server, token: 's3cret' });
+    const uploader = createUploader({
+      endpoint: 'ws://fake/upload',
+      file: memorySource(randomBytes(10)),
+      transport: server,
+      token: 's3cret',
+    });
     await uploader.start();
     expect(new URL(server.urls[0]!).searchParams.has('token')).toBe(false);
     expect(server.headers[0]).toEqual({ Authorization: 'Bearer s3cret' });
@@ -167,7 +208,9 @@ describe('Uploader against a scripted server', () => {
 
   it('resumes from the store and sends only the ranges missing from ACCEPT', async () => {
     const store = new MemoryResumeStore();
-    const { server, bytes, file, uploader, events } = await setup(CHUNK * 6 + 7, { resumeStore: store });
+    const { server, bytes, file, uploader, events } = await setup(CHUNK * 6 + 7, {
+      resumeStore: store,
+    });
     const seeded = server.seed(bytes, CHUNK, [0, 2, 3, 6]);
     await remember(store, file, seeded.id, seeded.secret);
     const outcome = await uploader.start();
@@ -175,14 +218,17 @@ describe('Uploader against a scripted server', () => {
     expect(server.log[0]!.type).toBe('resume');
     expect(server.dataLog.map((d) => d.offset / CHUNK)).toEqual([1, 4, 5]);
     expect(sameBytes(server.soleUpload().data, bytes)).toBe(true);
-    const complete = events.find((e) => e.type === 'complete')!.payload as UploaderEventMap['complete'];
+    const complete = events.find((e) => e.type === 'complete')!
+      .payload as UploaderEventMap['complete'];
     expect(complete.bytesSkipped).toBe(4 * CHUNK - CHUNK + 7);
     expect(complete.bytesSent).toBe(3 * CHUNK);
     // The chunks acked in the earlier session were re-read and hashed: COMPLETE carried a digest.
     expect(complete.digestVerified).toBe(true);
     expect(server.log.at(-1)).toMatchObject({ type: 'complete' });
     expect(server.log.at(-1)!.digest).toBeDefined();
-    expect(events.some((e) => e.type === 'info' && e.payload.code === 'VERIFYING_SENT_CHUNKS')).toBe(true);
+    expect(
+      events.some((e) => e.type === 'info' && e.payload.code === 'VERIFYING_SENT_CHUNKS'),
+    ).toBe(true);
     const start = events.find((e) => e.type === 'start')!.payload as UploaderEventMap['start'];
     expect(start).toMatchObject({ resumed: true, uploadId: seeded.id });
     expect(events.some((e) => e.type === 'info' && e.payload.code === 'RESUMING')).toBe(true);
@@ -191,7 +237,9 @@ describe('Uploader against a scripted server', () => {
 
   it('uploads afresh when a file edited between sessions no longer matches the chunks the server holds', async () => {
     const store = new MemoryResumeStore();
-    const { server, bytes, file, uploader, events } = await setup(CHUNK * 6 + 7, { resumeStore: store });
+    const { server, bytes, file, uploader, events } = await setup(CHUNK * 6 + 7, {
+      resumeStore: store,
+    });
     // The earlier session sent chunks 0, 2, 3 of the old content; chunk 2 was edited since.
     const old = bytes.slice();
     old[2 * CHUNK + 100] = old[2 * CHUNK + 100]! ^ 0xff;
@@ -201,10 +249,13 @@ describe('Uploader against a scripted server', () => {
     expect(outcome.state).toBe('done');
     expect(server.log.map((e) => e.type)).toContain('terminate');
     expect(server.log.filter((e) => e.type === 'open')).toHaveLength(1);
-    expect(events.some((e) => e.type === 'info' && e.payload.code === 'SOURCE_CHANGED_STARTING_FRESH')).toBe(true);
+    expect(
+      events.some((e) => e.type === 'info' && e.payload.code === 'SOURCE_CHANGED_STARTING_FRESH'),
+    ).toBe(true);
     expect(server.uploads.has(seeded.id)).toBe(false);
     expect(sameBytes(server.soleUpload().data, bytes)).toBe(true);
-    const complete = events.find((e) => e.type === 'complete')!.payload as UploaderEventMap['complete'];
+    const complete = events.find((e) => e.type === 'complete')!
+      .payload as UploaderEventMap['complete'];
     expect(complete.digestVerified).toBe(true);
   });
 
@@ -239,12 +290,16 @@ describe('Uploader against a scripted server', () => {
 
   it('on NOT_FOUND for a stored upload, removes the record, tells the user and starts fresh', async () => {
     const store = new MemoryResumeStore();
-    const { server, bytes, file, uploader, events } = await setup(CHUNK * 2, { resumeStore: store });
+    const { server, bytes, file, uploader, events } = await setup(CHUNK * 2, {
+      resumeStore: store,
+    });
     await remember(store, file, 'ab'.repeat(16), 'cd'.repeat(32));
     const outcome = await uploader.start();
     expect(outcome.state).toBe('done');
     expect(server.log.map((e) => e.type).slice(0, 2)).toEqual(['resume', 'open']);
-    expect(events.some((e) => e.type === 'info' && e.payload.code === 'UPLOAD_NOT_FOUND_STARTING_FRESH')).toBe(true);
+    expect(
+      events.some((e) => e.type === 'info' && e.payload.code === 'UPLOAD_NOT_FOUND_STARTING_FRESH'),
+    ).toBe(true);
     expect(sameBytes(server.soleUpload().data, bytes)).toBe(true);
     expect(store.records.size).toBe(0);
   });
@@ -256,7 +311,12 @@ describe('Uploader against a scripted server', () => {
     void uploader.start();
     await until(() => store.records.size === 1);
     const [record] = [...store.records.values()];
-    expect(record).toMatchObject({ version: 1, uploadId: uploader.uploadId, size: CHUNK * 4, chunkSize: CHUNK });
+    expect(record).toMatchObject({
+      version: 1,
+      uploadId: uploader.uploadId,
+      size: CHUNK * 4,
+      chunkSize: CHUNK,
+    });
     expect(record!.secret).toBe(bytesToHex(server.soleUpload().secret));
     await uploader.cancel();
   });
@@ -274,8 +334,12 @@ describe('Uploader against a scripted server', () => {
     expect((await uploader.start()).state).toBe('done');
     expect(server.dataLog.filter((d) => d.offset === 2 * CHUNK)).toHaveLength(2);
     expect(sameBytes(server.soleUpload().data, bytes)).toBe(true);
-    const errors = events.filter((e) => e.type === 'error').map((e) => e.payload as UploaderEventMap['error']);
-    expect(errors).toEqual([expect.objectContaining({ name: 'HASH_MISMATCH', retryable: true, fatal: false })]);
+    const errors = events
+      .filter((e) => e.type === 'error')
+      .map((e) => e.payload as UploaderEventMap['error']);
+    expect(errors).toEqual([
+      expect.objectContaining({ name: 'HASH_MISMATCH', retryable: true, fatal: false }),
+    ]);
   });
 
   it('on INCOMPLETE with nothing missing locally, reconnects and trusts the new ACCEPT', async () => {
@@ -299,7 +363,10 @@ describe('Uploader against a scripted server', () => {
     const { server, uploader, events } = await setup(CHUNK);
     server.refuseOpen = 'FILE_TOO_LARGE';
     const outcome = await uploader.start();
-    expect(outcome).toMatchObject({ state: 'failed', error: { name: 'FILE_TOO_LARGE', fatal: true, retryable: false } });
+    expect(outcome).toMatchObject({
+      state: 'failed',
+      error: { name: 'FILE_TOO_LARGE', fatal: true, retryable: false },
+    });
     expect(server.connections).toHaveLength(1);
     expect(events.filter((e) => e.type === 'error')).toHaveLength(1);
   });
@@ -341,12 +408,17 @@ describe('backoff', () => {
       .map((e) => (e.payload as UploaderEventMap['state']).retryInMs);
     // min(40, 2 * 3^(n-1)) * (1 - 0.5 * 0.5)
     expect(delays).toEqual([2, 6, 18, 40, 40].map((d) => Math.round(d * 0.75)));
-    expect(outcome).toMatchObject({ state: 'failed', error: { name: 'NETWORK', fatal: true, retryable: true } });
+    expect(outcome).toMatchObject({
+      state: 'failed',
+      error: { name: 'NETWORK', fatal: true, retryable: true },
+    });
     expect(server.connections).toHaveLength(6);
   });
 
   it('resets the attempt counter when progress is made', async () => {
-    const { server, bytes, uploader } = await setup(CHUNK * 8, { backoff: { initial: 1, max: 2, maxAttempts: 1 } });
+    const { server, bytes, uploader } = await setup(CHUNK * 8, {
+      backoff: { initial: 1, max: 2, maxAttempts: 1 },
+    });
     let count = 0;
     // Drop the connection after every second chunk: 4+ drops, only 1 attempt allowed without progress.
     server.window = 2 * CHUNK;
@@ -399,7 +471,15 @@ describe('pause, resume, cancel', () => {
     expect(server.log.filter((e) => e.type === 'resume')).toHaveLength(1);
     expect(server.dataLog.map((d) => d.offset / CHUNK)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(sameBytes(server.soleUpload().data, bytes)).toBe(true);
-    expect(states()).toEqual(['connecting', 'uploading', 'paused', 'connecting', 'uploading', 'completing', 'done']);
+    expect(states()).toEqual([
+      'connecting',
+      'uploading',
+      'paused',
+      'connecting',
+      'uploading',
+      'completing',
+      'done',
+    ]);
   });
 
   it('cancel sends TERMINATE, the server forgets the upload, and no events follow', async () => {

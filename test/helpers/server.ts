@@ -42,12 +42,20 @@ export interface ChildServer {
 const BIN = fileURLToPath(new URL('../../bin/big-uploader.js', import.meta.url));
 
 /** Spawn `big-uploader serve --port 0 ...args` and wait for its "listening on" line. */
-export function startChildServer(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 20_000): Promise<ChildServer> {
+export function startChildServer(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  timeoutMs = 20_000,
+): Promise<ChildServer> {
   // Later options win in parseArgs, so `args` may override the host.
-  const child = spawn(process.execPath, [BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--log-level', 'warn', ...args], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--log-level', 'warn', ...args],
+    {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   const exited = new Promise<number | string>((resolve) => {
     child.on('exit', (code, signal) => resolve(code ?? signal ?? -1));
@@ -69,7 +77,9 @@ export function startChildServer(args: string[], env: NodeJS.ProcessEnv = {}, ti
           wsUrl: `${url.replace(/^http/, 'ws')}/upload`,
           output: () => output,
           exited,
-          kill: (signal = 'SIGKILL') => { child.kill(signal); },
+          kill: (signal = 'SIGKILL') => {
+            child.kill(signal);
+          },
         });
       }
     };
