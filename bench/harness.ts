@@ -155,7 +155,7 @@ export async function runContenders(
   const runs = Math.max(1, Math.min(options.runs, 50));
   for (let run = 1; run <= runs; run++) {
     for (const c of contenders) {
-      const mine = records[c.id]!;
+      const mine = records[c.id];
       // A contender that failed or cannot run will not do better next round; spend the time elsewhere.
       if (mine.some((r) => r.status !== 'ok')) continue;
       const runDir = await mkdtemp(join(options.tmpRoot ?? os.tmpdir(), `bench-${c.id}-`));
@@ -191,7 +191,7 @@ export async function runContenders(
       }
     }
   }
-  const rows = contenders.map((c) => summarize(c, records[c.id]!));
+  const rows = contenders.map((c) => summarize(c, records[c.id]));
   addRatios(rows);
   return {
     machine,

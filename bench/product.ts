@@ -96,7 +96,7 @@ export async function startServer(
   while (Date.now() < deadline) {
     if (child.hasExited) {
       const text = `${child.stderr}\n${child.stdoutLines.join('\n')}`.trim();
-      if (NOT_IMPLEMENTED.test(text)) throw new NotAvailable(text.split('\n')[0]!);
+      if (NOT_IMPLEMENTED.test(text)) throw new NotAvailable(text.split('\n')[0]);
       throw new Error(`serve exited before listening: ${text.slice(-600)}`);
     }
     if (await canConnect(port)) return { child, port, dir, url: `ws://127.0.0.1:${port}/upload` };
@@ -183,7 +183,7 @@ export async function runSend(
   const wallSeconds = (endedAtMs - t0) / 1000;
   const text = `${child.stderr}\n${child.stdoutLines.join('\n')}`;
   if (exit.code !== 0 && NOT_IMPLEMENTED.test(text))
-    throw new NotAvailable(text.trim().split('\n')[0]!);
+    throw new NotAvailable(text.trim().split('\n')[0]);
   if (exit.timedOut) throw new Error(`send did not finish within ${timeoutMs} ms`);
   return {
     child,

@@ -440,11 +440,11 @@ export async function sweepScenario(ctx: ScenarioContext): Promise<ScenarioResul
         plot: { title: 'Sweep: MB/s per chunk size x window (our client)', unit: 'MB/s', points },
         notes: [
           'Stored files are not compared here (the main table does that); each point is one run.',
-          `Server started with --window ${SWEEP_WINDOWS[SWEEP_WINDOWS.length - 1]! / MiB}MiB so the client's --window is the one that limits.`,
+          `Server started with --window ${SWEEP_WINDOWS[SWEEP_WINDOWS.length - 1] / MiB}MiB so the client's --window is the one that limits.`,
         ],
       };
     },
-    ['--window', `${SWEEP_WINDOWS[SWEEP_WINDOWS.length - 1]! / MiB}MiB`],
+    ['--window', `${SWEEP_WINDOWS[SWEEP_WINDOWS.length - 1] / MiB}MiB`],
   );
 }
 

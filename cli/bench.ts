@@ -172,7 +172,7 @@ export async function run(argv: string[]): Promise<number> {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
-    const last = scenarios[scenarios.length - 1]!;
+    const last = scenarios[scenarios.length - 1];
     log(`  ${last.status}${last.reason ? `: ${last.reason}` : ''}`);
   }
 

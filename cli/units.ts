@@ -28,7 +28,7 @@ const SIZE_UNITS: Record<string, number> = {
 /** Parse a byte size such as `4MiB`, `10GiB`, `500MB`, `1048576`. */
 export function parseSize(text: string, option = 'size'): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
-  const unit = match ? SIZE_UNITS[match[2]!.toLowerCase()] : undefined;
+  const unit = match ? SIZE_UNITS[match[2].toLowerCase()] : undefined;
   if (!match || unit === undefined) {
     throw new UsageError(
       `${option}: "${text}" is not a size (examples: 1048576, 4MiB, 10GiB, 500MB)`,
@@ -52,7 +52,7 @@ export function parseDuration(text: string, option = 'duration'): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(text);
   if (!match)
     throw new UsageError(`${option}: "${text}" is not a duration (examples: 30s, 15m, 24h, 7d)`);
-  return Math.round(Number(match[1]) * DURATION_UNITS[match[2] ?? 's']!);
+  return Math.round(Number(match[1]) * DURATION_UNITS[match[2] ?? 's']);
 }
 
 /** Format a byte count for people: `1.5 GiB`. */

@@ -431,7 +431,7 @@ function decodeFrom(
   if (bytes.byteLength < 2) {
     throw new ProtocolError(Errors.MALFORMED, 'message shorter than its 2-byte header');
   }
-  const type = bytes[0]!;
+  const type = bytes[0];
   const isKnown = CLIENT_MESSAGE_TYPES.has(type) || SERVER_MESSAGE_TYPES.has(type);
   if (!isKnown) {
     throw new ProtocolError(
@@ -460,7 +460,7 @@ function decodeFrom(
     );
   }
   const reader = new Reader(bytes, 2);
-  return decodeBody(type, reader, bytes[1]!);
+  return decodeBody(type, reader, bytes[1]);
 }
 
 /** Decode a message a client sent (used by servers). Throws ProtocolError. */
@@ -822,7 +822,7 @@ export function encodeError(message: {
   let text = utf8Encoder.encode(message.message ?? known?.meaning ?? '');
   if (text.byteLength > Limits.MAX_ERROR_MESSAGE_BYTES) {
     let cut = Limits.MAX_ERROR_MESSAGE_BYTES;
-    while (cut > 0 && (text[cut]! & 0xc0) === 0x80) cut--;
+    while (cut > 0 && (text[cut] & 0xc0) === 0x80) cut--;
     text = text.slice(0, cut);
   }
   const w = new Writer(HeaderSize.ERROR_FIXED + 2 + text.byteLength);

@@ -27,7 +27,7 @@ export function loadHasher(): Promise<Hasher> {
 export function wholeFileDigest(hasher: Hasher, chunkHashes: ArrayLike<bigint>): bigint {
   const joined = new Uint8Array(chunkHashes.length * 8);
   const view = new DataView(joined.buffer);
-  for (let i = 0; i < chunkHashes.length; i++) view.setBigUint64(i * 8, chunkHashes[i]!);
+  for (let i = 0; i < chunkHashes.length; i++) view.setBigUint64(i * 8, chunkHashes[i]);
   return hasher.h64(joined);
 }
 

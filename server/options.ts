@@ -2,6 +2,7 @@
  * Plugin options: every limit is a named option with a safe default, validated when the plugin is
  * registered so a bad value fails at start, not at the first upload.
  */
+import { inspect } from 'node:util';
 import type { FastifyRequest } from 'fastify';
 import { Limits } from '../protocol/index.js';
 import type { UploadStore } from './store/types.js';
@@ -281,7 +282,7 @@ function integer(
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
     throw new OptionsError(
-      `big-uploader option ${name} must be an integer in ${min}..${max}, got ${String(value)}`,
+      `big-uploader option ${name} must be an integer in ${min}..${max}, got ${inspect(value)}`,
     );
   }
   return value;

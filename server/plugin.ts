@@ -125,9 +125,10 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (
       location: upload.completion?.location ?? '',
     };
     events.emit('upload-complete', info);
-    if (options.onUploadComplete) {
+    const onUploadComplete = options.onUploadComplete;
+    if (onUploadComplete) {
       Promise.resolve()
-        .then(() => options.onUploadComplete!(info))
+        .then(() => onUploadComplete(info))
         .catch((error: unknown) =>
           fastify.log.error({ err: error, upload: upload.id }, 'onUploadComplete failed'),
         );

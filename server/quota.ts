@@ -73,10 +73,12 @@ export class ReservationLedger {
     const entry = this.byUpload.get(id);
     if (!entry) return;
     this.byUpload.delete(id);
-    const mine = this.byClient.get(entry.client)!;
-    mine.bytes -= entry.bytes;
-    mine.count--;
-    if (mine.count === 0) this.byClient.delete(entry.client);
+    const mine = this.byClient.get(entry.client);
+    if (mine) {
+      mine.bytes -= entry.bytes;
+      mine.count--;
+      if (mine.count === 0) this.byClient.delete(entry.client);
+    }
     this.total.bytes -= entry.bytes;
     this.total.count--;
   }

@@ -547,7 +547,7 @@ export class Session implements UploadOwner {
   }
 
   private async onComplete(message: CompleteMessage): Promise<void> {
-    const upload = this.upload!;
+    const upload = this.requireUpload();
     const generation = this.generation;
     this.state = 'busy';
     // Every DATA received before COMPLETE is answered first, so COMPLETE may follow the last DATA at once.
@@ -581,8 +581,15 @@ export class Session implements UploadOwner {
     if (result.fresh) this.ctx.completed(upload);
   }
 
+  /** The upload this connection holds; the dispatcher routes COMPLETE/TERMINATE only when active. */
+  private requireUpload(): OpenUpload {
+    if (!this.upload)
+      throw new ProtocolError(Errors.INTERNAL_ERROR, 'no upload on this connection');
+    return this.upload;
+  }
+
   private async onTerminate(): Promise<void> {
-    const upload = this.upload!;
+    const upload = this.requireUpload();
     this.state = 'busy';
     // Answers to DATA still in flight are dropped, never acked.
     this.generation++;

@@ -55,7 +55,7 @@ export class Sweeper {
         limit: this.batch,
       });
       // A short page reached the end: the next pass starts over.
-      this.cursor = page.length < this.batch ? undefined : page[page.length - 1]!.id;
+      this.cursor = page.length < this.batch ? undefined : page[page.length - 1].id;
       for (const summary of page) {
         // Damaged uploads are evidence for the operator (SPEC.md 7.2): never expired.
         if (summary.damaged) continue;

@@ -95,7 +95,9 @@ export class OpenUpload {
     private readonly syncBytes = 0,
   ) {
     this.id = info.id;
-    this.idBytes = parseUploadId(info.id)!;
+    const idBytes = parseUploadId(info.id);
+    if (!idBytes) throw new ProtocolError(Errors.INTERNAL_ERROR, `not an upload id: ${info.id}`);
+    this.idBytes = idBytes;
     this.chunks = chunkCount(info.fileSize, info.chunkSize);
     this.completion = completion;
     // A completed upload keeps no per-chunk state: its whole range is acked.
@@ -138,10 +140,10 @@ export class OpenUpload {
     | { status: 'writing'; hash: bigint; done: Promise<void> }
     | undefined {
     const state = this.state[index];
-    if (state === ChunkState.ACKED) return { status: 'acked', hash: this.hashes[index]! };
+    if (state === ChunkState.ACKED) return { status: 'acked', hash: this.hashes[index] };
     if (state === ChunkState.WRITING) {
-      const entry = this.writing.get(index)!;
-      return { status: 'writing', hash: entry.hash, done: entry.done };
+      const entry = this.writing.get(index);
+      if (entry) return { status: 'writing', hash: entry.hash, done: entry.done };
     }
     return undefined;
   }
@@ -220,8 +222,9 @@ export class OpenUpload {
       this.batch = [];
       try {
         if (this.failure) throw this.failure;
-        if (this.durable) await this.handle!.syncData();
-        await this.handle!.recordChunks(
+        const handle = this.writableHandle();
+        if (this.durable) await handle.syncData();
+        await handle.recordChunks(
           batch.map((p) => p.record),
           this.durable,
         );
@@ -289,7 +292,7 @@ export class OpenUpload {
   private rollback(): Promise<void> {
     const run = this.lifecycle
       .then(async () => {
-        const kept = await this.handle!.rollbackToCheckpoint();
+        const kept = await this.writableHandle().rollbackToCheckpoint();
         this.state.fill(ChunkState.MISSING);
         this.acked.remove(0, Math.max(this.info.fileSize, 1));
         this.applyRecords(kept);
@@ -297,6 +300,12 @@ export class OpenUpload {
       .catch(() => undefined);
     this.lifecycle = run;
     return run;
+  }
+
+  /** The store handle; only a completed upload (replayed RESULT) has none, and it never writes. */
+  private writableHandle(): UploadHandle {
+    if (!this.handle) throw new ProtocolError(Errors.INTERNAL_ERROR, 'upload is not writable');
+    return this.handle;
   }
 
   /** Resolves when no write of this upload is in flight (all journaled or failed). */
@@ -310,10 +319,10 @@ export class OpenUpload {
     if (!this.dirty || !this.handle || this.completion || this.failure) return Promise.resolve();
     this.dirty = false;
     const run = this.lifecycle
-      .then(() => (this.handleReleased ? undefined : this.handle!.checkpoint()))
+      .then(() => (this.handleReleased ? undefined : this.writableHandle().checkpoint()))
       .catch((error: unknown) => {
-        this.storageFailure(error);
-        if (this.owner) this.owner.evict(this.failure!);
+        const failure = this.storageFailure(error);
+        if (this.owner) this.owner.evict(this.failure ?? failure);
       });
     this.lifecycle = run;
     return run;
@@ -350,7 +359,7 @@ export class OpenUpload {
     }
     if (this.completion) return { digest, fresh: false };
     this.handleReleased = true;
-    const run = this.lifecycle.then(() => this.handle!.finish(hashToHex(digest)));
+    const run = this.lifecycle.then(() => this.writableHandle().finish(hashToHex(digest)));
     this.lifecycle = run.catch(() => undefined);
     try {
       this.completion = await run;

@@ -86,7 +86,7 @@ export class HandleStore {
           req.result.createObjectStore('handles', { keyPath: 'key' });
       };
       req.onsuccess = () => resolve(req.result);
-      req.onerror = () => reject(req.error);
+      req.onerror = () => reject(req.error ?? new Error('IndexedDB request failed'));
     });
     return this.db;
   }
@@ -99,7 +99,7 @@ export class HandleStore {
     const req = work(store);
     return new Promise((resolve, reject) => {
       req.onsuccess = () => resolve(req.result);
-      req.onerror = () => reject(req.error);
+      req.onerror = () => reject(req.error ?? new Error('IndexedDB request failed'));
     });
   }
 

@@ -128,7 +128,7 @@ class WorkerUploader implements Uploader {
     }
     this.snap = message.snapshot;
     if (message.op === 'event') {
-      this.emitter.emit(message.event, message.payload as never);
+      this.emitter.emit(message.event, message.payload);
     } else {
       const resolve = this.waiting.get(message.req);
       this.waiting.delete(message.req);

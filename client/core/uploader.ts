@@ -256,14 +256,16 @@ export class BigUploader implements Uploader {
   start(): Promise<UploadOutcome> {
     switch (this.currentState) {
       case 'done':
-        return Promise.resolve({ state: 'done', result: this.result! });
+        return this.result
+          ? Promise.resolve({ state: 'done', result: this.result })
+          : Promise.reject(new Error('internal: done without a result'));
       case 'cancelled':
         return Promise.resolve({ state: 'cancelled' });
       case 'connecting':
       case 'uploading':
       case 'retrying':
       case 'completing':
-        if (!this.pauseRequested) return this.running!;
+        if (!this.pauseRequested && this.running) return this.running;
         // A pause is under way: let it finish, then go again.
         return this.pause().then(() => this.start());
       case 'idle':
@@ -403,19 +405,24 @@ export class BigUploader implements Uploader {
     if (this.options.token && !headerAuth) url.searchParams.set('token', this.options.token);
     if (!this.cancelRequested) this.setState('connecting');
     let session: Session | undefined;
-    const isCurrent = () => session !== undefined && this.session === session;
+    const current = (): Session | undefined =>
+      session !== undefined && this.session === session ? session : undefined;
+    const isCurrent = () => current() !== undefined;
     const conn = this.options.transport.connect(
       url.toString(),
       [SUBPROTOCOL_V1],
       {
         onOpen: (protocol) => {
-          if (isCurrent()) this.onOpen(session!, protocol);
+          const s = current();
+          if (s) this.onOpen(s, protocol);
         },
         onMessage: (data) => {
-          if (isCurrent()) this.onMessage(session!, data);
+          const s = current();
+          if (s) this.onMessage(s, data);
         },
         onClose: (info) => {
-          if (isCurrent()) this.onClose(session!, info);
+          const s = current();
+          if (s) this.onClose(s, info);
         },
         onDrain: () => {
           if (isCurrent()) this.pump();
@@ -612,11 +619,17 @@ export class BigUploader implements Uploader {
     this.pump();
   }
 
+  /** The chunk hash table, set up at the first ACCEPT (the hasher is loaded before connecting). */
+  private chunkHashes(): { hasher: Hasher; hashes: BigUint64Array; known: Uint8Array } {
+    if (!this.hasher || !this.hashes || !this.hashKnown)
+      throw new Error('internal: chunk hashes used before the upload was accepted');
+    return { hasher: this.hasher, hashes: this.hashes, known: this.hashKnown };
+  }
+
   /** Hash the chunks acked before this Uploader saw them, alongside the upload (once per ACCEPT). */
   private startHashingAcked(s: Session): void {
     if (this.hashingAcked) return;
-    const hashes = this.hashes!;
-    const known = this.hashKnown!;
+    const { hasher, hashes, known } = this.chunkHashes();
     const acked = this.acked;
     this.info(
       'VERIFYING_SENT_CHUNKS',
@@ -635,7 +648,7 @@ export class BigUploader implements Uploader {
             `read ${bytes.byteLength} bytes at ${start}, expected ${end - start} (file changed?)`,
           );
         if (this.hashes !== hashes || known[index] === 1) continue;
-        hashes[index] = this.hasher!.h64(bytes);
+        hashes[index] = hasher.h64(bytes);
         known[index] = 1;
       }
     })();
@@ -706,7 +719,7 @@ export class BigUploader implements Uploader {
 
   private onResult(s: Session, m: ResultMessage): void {
     const file = this.options.file;
-    const ours = this.allHashesKnown() ? wholeFileDigest(this.hasher!, this.hashes!) : undefined;
+    const ours = this.allHashesKnown() ? this.wholeFileDigest() : undefined;
     if (m.fileSize !== file.size || (ours !== undefined && ours !== m.digest)) {
       this.abortSession(
         s,
@@ -758,7 +771,7 @@ export class BigUploader implements Uploader {
           this.abortSession(s, err(true), true);
           return;
         }
-        this.hashKnown![index] = 0;
+        this.chunkHashes().known[index] = 0;
         s.resend.push(index);
         this.emitter.emit('error', err(false));
         this.info('CHUNK_RESENT', `the server received chunk at ${m.offset} damaged; resending it`);
@@ -864,13 +877,13 @@ export class BigUploader implements Uploader {
 
   private nextIndex(s: Session): number | undefined {
     while (s.resend.length > 0) {
-      const index = s.resend[0]!;
+      const index = s.resend[0];
       const { start, end } = chunkBounds(index, this.options.file.size, this.chunkSize);
       if (!this.acked.covers(start, end) && !s.outstanding.has(start)) return index;
       s.resend.shift();
     }
     while (s.queuePos < s.queue.length) {
-      const index = s.queue[s.queuePos]!;
+      const index = s.queue[s.queuePos];
       const { start, end } = chunkBounds(index, this.options.file.size, this.chunkSize);
       if (!this.acked.covers(start, end) && !s.outstanding.has(start)) return index;
       s.queuePos++;
@@ -983,9 +996,10 @@ export class BigUploader implements Uploader {
       buffer.set(payload, HeaderSize.DATA); // a FileSource that ignored `target`
     }
     const body = buffer.subarray(HeaderSize.DATA, HeaderSize.DATA + length);
-    const hash = this.hasher!.h64(body);
-    this.hashes![index] = hash;
-    this.hashKnown![index] = 1;
+    const { hasher, hashes, known } = this.chunkHashes();
+    const hash = hasher.h64(body);
+    hashes[index] = hash;
+    known[index] = 1;
     writeDataHeader(buffer, start, hash);
     s.outstanding.set(start, { length, buffer });
     s.outstandingBytes += length;
@@ -1053,12 +1067,17 @@ export class BigUploader implements Uploader {
       );
       return;
     }
-    const digest = wholeFileDigest(this.hasher!, this.hashes!);
+    const digest = this.wholeFileDigest();
     s.completeSent = true;
     s.sentDigest = digest;
     s.conn.send(encodeComplete(digest));
     this.finishingSince = Math.max(this.finishingSince ?? 0, this.clock.now());
     this.setState('completing');
+  }
+
+  private wholeFileDigest(): bigint {
+    const { hasher, hashes } = this.chunkHashes();
+    return wholeFileDigest(hasher, hashes);
   }
 
   private allHashesKnown(): boolean {

@@ -1935,13 +1935,13 @@ export function buildExamples(hasher: Hasher): ExamplesFile {
       step('c2s', 'DATA chunk 0: offset 0, 65536 bytes.', {
         type: 'data',
         offset: 0,
-        hash: hashes[0]!,
+        hash: hashes[0],
         payload: chunk0,
       }),
       step(
         'c2s',
         'DATA chunk 1 (the short last chunk): offset 65536, 100 bytes. Sent without waiting: both fit the window.',
-        { type: 'data', offset: EXAMPLE_CHUNK, hash: hashes[1]!, payload: chunk1 },
+        { type: 'data', offset: EXAMPLE_CHUNK, hash: hashes[1], payload: chunk1 },
       ),
       step('s2c', 'ACK: both chunks, merged into one range.', {
         type: 'ack',
@@ -1980,7 +1980,7 @@ export function buildExamples(hasher: Hasher): ExamplesFile {
         window: 8_388_608,
         ranges: [],
       }),
-      step('c2s', 'DATA chunk 0.', { type: 'data', offset: 0, hash: hashes[0]!, payload: chunk0 }),
+      step('c2s', 'DATA chunk 0.', { type: 'data', offset: 0, hash: hashes[0], payload: chunk0 }),
       step('s2c', 'ACK chunk 0. The network is then cut (chunk 1 was never sent).', {
         type: 'ack',
         ranges: [{ start: 0, end: EXAMPLE_CHUNK }],
@@ -2005,7 +2005,7 @@ export function buildExamples(hasher: Hasher): ExamplesFile {
       step('c2s', 'DATA chunk 1 only.', {
         type: 'data',
         offset: EXAMPLE_CHUNK,
-        hash: hashes[1]!,
+        hash: hashes[1],
         payload: chunk1,
       }),
       step('s2c', 'ACK chunk 1.', {
@@ -2023,7 +2023,7 @@ export function buildExamples(hasher: Hasher): ExamplesFile {
 
   const unknownId = rng.bytes(16);
   const corrupted = chunk1.slice();
-  corrupted[0]! ^= 0x01;
+  corrupted[0] ^= 0x01;
   const errors: Example = {
     name: 'errors',
     title: 'Errors',
@@ -2034,7 +2034,7 @@ export function buildExamples(hasher: Hasher): ExamplesFile {
         ...step(
           'c2s',
           'A variant of the second connection of A.2: chunk 1 arrives with one bit flipped (the hash is of the true bytes).',
-          { type: 'data', offset: EXAMPLE_CHUNK, hash: hashes[1]!, payload: corrupted },
+          { type: 'data', offset: EXAMPLE_CHUNK, hash: hashes[1], payload: corrupted },
         ),
         corrupted: true,
       },
@@ -2054,7 +2054,7 @@ export function buildExamples(hasher: Hasher): ExamplesFile {
       step('c2s', 'The client re-reads the chunk and resends it.', {
         type: 'data',
         offset: EXAMPLE_CHUNK,
-        hash: hashes[1]!,
+        hash: hashes[1],
         payload: chunk1,
       }),
       step('s2c', 'ACK.', { type: 'ack', ranges: [{ start: EXAMPLE_CHUNK, end: EXAMPLE_SIZE }] }),
@@ -2108,17 +2108,17 @@ export function dissect(bytes: Uint8Array): { field: string; hex: string }[] {
   };
   const takeU16 = (field: string): number => {
     const b = take(field, 2);
-    return (b[0]! << 8) | b[1]!;
+    return (b[0] << 8) | b[1];
   };
   const takeU32 = (field: string): number => {
     const b = take(field, 4);
-    return ((b[0]! << 24) >>> 0) + (b[1]! << 16) + (b[2]! << 8) + b[3]!;
+    return ((b[0] << 24) >>> 0) + (b[1] << 16) + (b[2] << 8) + b[3];
   };
   const takeString = (field: string): void => {
     const n = takeU16(`${field} length`);
     if (n > 0) take(field, n);
   };
-  const type = take('type', 1)[0]!;
+  const type = take('type', 1)[0];
   take('flags', 1);
   switch (type) {
     case MessageType.OPEN: {

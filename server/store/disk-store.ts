@@ -73,7 +73,7 @@ import {
   type Hasher,
 } from '../../protocol/index.js';
 import { Journal, RECORD_BYTES, journalSlotsFor, parseJournal } from './journal.js';
-import { safeRelativePath, sanitizeName } from './names.js';
+import { safeRelativePath } from './names.js';
 import { isOutOfSpace } from './errno.js';
 import type {
   ChunkRecord,
@@ -158,10 +158,12 @@ function isMetaFile(value: unknown, id: string): value is MetaFile {
     info.id === id &&
     typeof info.secretHash === 'string' &&
     /^[0-9a-f]{64}$/.test(info.secretHash) &&
+    typeof info.fileSize === 'number' &&
     Number.isSafeInteger(info.fileSize) &&
-    info.fileSize! >= 0 &&
+    info.fileSize >= 0 &&
+    typeof info.chunkSize === 'number' &&
     Number.isSafeInteger(info.chunkSize) &&
-    info.chunkSize! > 0 &&
+    info.chunkSize > 0 &&
     typeof info.name === 'string' &&
     (info.originalName === undefined || typeof info.originalName === 'string') &&
     typeof info.createdAt === 'number' &&

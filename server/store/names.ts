@@ -13,6 +13,7 @@
  * - is NFC, at most 200 bytes of UTF-8, and never empty (`file`).
  * The name the client sent is kept apart (UploadInfo.originalName) for display and audit.
  */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what this removes
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029/\\:*?"<>|]/g;
 /** Characters drawn like `/` or `\`. */
 const SLASH_LOOKALIKES = /[\u2044\u2215\u29f5\u29f8\u29f9\uff0f\uff3c\u2571\u2572]/g;
@@ -65,7 +66,7 @@ export function safeRelativePath(name: string, relativePath: string | undefined)
     .map(sanitizeName);
   if (parts.length === 0) return [sanitizeName(name)];
   const folders = parts.slice(0, -1);
-  const file = parts[parts.length - 1]!;
+  const file = parts[parts.length - 1];
   if (folders.length > MAX_PATH_DEPTH) {
     const kept = folders.slice(0, MAX_PATH_DEPTH);
     return [...kept, sanitizeName(`${folders.slice(MAX_PATH_DEPTH).join('_')}_${file}`)];

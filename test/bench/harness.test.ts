@@ -13,7 +13,7 @@ import {
 } from '../../bench/harness.js';
 import { parseSendOutput } from '../../bench/product.js';
 import { renderJson, renderResultsMarkdown, renderSvg, renderTable } from '../../bench/report.js';
-import { median, spread, type Spread } from '../../bench/stats.js';
+import { median, spread } from '../../bench/stats.js';
 import type { Contender } from '../../bench/types.js';
 import { run as benchCli } from '../../cli/bench.js';
 
@@ -106,7 +106,7 @@ describe('bench harness end to end (4 MiB)', () => {
       const h = await open(dest, 'r+');
       const b = Buffer.alloc(1);
       await h.read(b, 0, 1, 12345);
-      b[0] = b[0]! ^ 0xff;
+      b[0] = b[0] ^ 0xff;
       await h.write(b, 0, 1, 12345);
       await h.close();
       return { status: 'ok', seconds: 0.001, bytes: ctx.size, received: dest };
@@ -126,13 +126,13 @@ describe('bench harness end to end (4 MiB)', () => {
       log: (l) => lines.push(l),
     });
     const [ref, bad] = result.contenders;
-    expect(ref!.status, ref!.reason).toBe('ok');
-    expect(ref!.mbps!.median).toBeGreaterThan(0);
-    expect(ref!.ratioToReference).toBe(1);
-    expect(ref!.serverPeakRssMiB).toBeGreaterThan(10);
-    expect(bad!.status).toBe('failed');
-    expect(bad!.reason).toMatch(/differs.*offset 12345/);
-    expect(bad!.mbps).toBeUndefined();
+    expect(ref.status, ref.reason).toBe('ok');
+    expect(ref.mbps!.median).toBeGreaterThan(0);
+    expect(ref.ratioToReference).toBe(1);
+    expect(ref.serverPeakRssMiB).toBeGreaterThan(10);
+    expect(bad.status).toBe('failed');
+    expect(bad.reason).toMatch(/differs.*offset 12345/);
+    expect(bad.mbps).toBeUndefined();
 
     const table = renderTable(result);
     expect(table).toMatch(/^\| # \| Contender \| MB\/s/);
@@ -192,7 +192,7 @@ describe('targets', () => {
       mbps: s(mb),
       ...(server !== undefined ? { serverCpuPerGiB: s(server) } : {}),
       ...(client !== undefined ? { clientCpuPerGiB: s(client) } : {}),
-      extra: (busyCores !== undefined ? { busyCores: s(busyCores) } : {}) as Record<string, Spread>,
+      extra: busyCores !== undefined ? { busyCores: s(busyCores) } : {},
       notes: [],
     });
     const result: BenchResult = {
@@ -223,21 +223,21 @@ describe('targets', () => {
       ],
     };
     const byWhat = Object.fromEntries(checkTargets(result).map((t) => [t.what, t]));
-    const vsLimit = byWhat['big-uploader / limit 2 (network + disk)']!;
+    const vsLimit = byWhat['big-uploader / limit 2 (network + disk)'];
     expect(vsLimit.ok).toBe(false);
     // (1.5 / 2.1) / (1.6 / 1.6) = 0.71: the CPU per GiB and the cores kept busy.
     expect(vsLimit.why).toContain("client + server CPU 2.10 s/GiB against the limit pipe's 1.60");
     expect(vsLimit.why).toContain('accounts for a ratio of 0.71');
-    expect(byWhat['big-uploader / tus one PATCH']!.why).toBe(
+    expect(byWhat['big-uploader / tus one PATCH'].why).toBe(
       "needs 800 MB/s against this run's 400; big-uploader ran at 750; the network + disk limit itself is 2.50x it, so the target needs 0.80 of the limit (see the first row)",
     );
-    expect(byWhat['big-uploader / tus 8 MiB chunks']!.ok).toBe(true);
-    expect(byWhat['big-uploader / tus 8 MiB chunks']!.why).toBeUndefined();
-    expect(byWhat['big-uploader --durable / disk + fdatasync']!.why).toContain(
+    expect(byWhat['big-uploader / tus 8 MiB chunks'].ok).toBe(true);
+    expect(byWhat['big-uploader / tus 8 MiB chunks'].why).toBeUndefined();
+    expect(byWhat['big-uploader --durable / disk + fdatasync'].why).toContain(
       'no upload over this path can reach 0.9 of it',
     );
-    expect(byWhat['big-uploader server CPU s/GiB']!.ok).toBe(true);
-    expect(byWhat['big-uploader server CPU s/GiB']!.why).toBeUndefined();
+    expect(byWhat['big-uploader server CPU s/GiB'].ok).toBe(true);
+    expect(byWhat['big-uploader server CPU s/GiB'].why).toBeUndefined();
     const heavy = {
       ...result,
       contenders: result.contenders.map((c) =>

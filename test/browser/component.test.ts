@@ -3,7 +3,7 @@
  * temp data dir): a 1 GiB upload checked byte for byte, no long tasks while it runs, pause and
  * resume, cancel, refused files, both languages, accessibility, and a mid-upload screenshot.
  */
-import { copyFile, mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +12,6 @@ import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 import {
   MiB,
   OUTPUT,
-  ROOT,
   axeViolations,
   buildDemo,
   clickRowButton,
@@ -57,7 +56,7 @@ afterAll(async () => {
 async function storedFile(uploadId: string): Promise<string> {
   const dir = join(tmp.path, 'data', 'files', uploadId);
   const [name] = await readdir(dir);
-  return join(dir, name!);
+  return join(dir, name);
 }
 
 async function serverState(uploadId: string): Promise<number> {
@@ -127,7 +126,7 @@ describe('<big-uploader> in Chromium', () => {
       const wall = (Date.now() - t0) / 1000;
       // The screen wake lock is held while uploading (where the browser grants it) and released after.
       const [row] = await rows(page);
-      if (row!.status !== 'done') expect(during.busy).toBe(true);
+      if (row.status !== 'done') expect(during.busy).toBe(true);
       if (during.held) await expect.poll(async () => (await lock()).held).toBe(false);
       process.stdout.write(
         `[info] wake lock API ${during.api ? 'present' : 'absent'}, held during upload: ${during.held}\n`,
@@ -135,7 +134,7 @@ describe('<big-uploader> in Chromium', () => {
       const long = await page.evaluate(() => (window as unknown as { __long: number[] }).__long);
       const complete = await events(page, 'upload-complete');
       expect(complete).toHaveLength(1);
-      const detail = complete[0]!.detail as {
+      const detail = complete[0].detail as {
         uploadId: string;
         size: number;
         digest: string;
@@ -151,8 +150,8 @@ describe('<big-uploader> in Chromium', () => {
       const acked = progress.map((e) => (e.detail as { bytesAcked: number }).bytesAcked);
       expect(acked).toEqual([...acked].sort((a, b) => a - b));
       // Rate from the page's own clock: upload-start (server accepted) to upload-complete (RESULT).
-      const started = (await events(page, 'upload-start'))[0]!.t;
-      const seconds = (complete[0]!.t - started) / 1000;
+      const started = (await events(page, 'upload-start'))[0].t;
+      const seconds = (complete[0].t - started) / 1000;
       process.stdout.write(
         `[measure] 1 GiB through <big-uploader> in headless Chromium: ${(SIZE / 1e6 / seconds).toFixed(1)} MB/s ` +
           `(${seconds.toFixed(2)} s accept->result; ${wall.toFixed(2)} s pick->done); long tasks: ${long.length ? long.map((d) => d.toFixed(0)).join(', ') + ' ms' : 'none'}\n`,
@@ -184,13 +183,13 @@ describe('<big-uploader> in Chromium', () => {
       await clickRowButton(page, 'pause-button');
       await waitForRow(page, `r.status === 'paused' && r.text === 'Paused'`);
       const [before] = await rows(page);
-      const startId = ((await events(page, 'upload-start'))[0]!.detail as { uploadId: string })
+      const startId = ((await events(page, 'upload-start'))[0].detail as { uploadId: string })
         .uploadId;
       await page.waitForTimeout(700);
       const [still] = await rows(page);
-      expect(still!.status).toBe('paused');
-      expect(still!.percent).toBe(before!.percent);
-      expect(before!.percent).toBeLessThan(100);
+      expect(still.status).toBe('paused');
+      expect(still.percent).toBe(before.percent);
+      expect(before.percent).toBeLessThan(100);
       // The server holds the acked part and nothing is connected.
       const state = (await (
         await fetch(`${server.url}/uploads/${startId}`, {
@@ -201,7 +200,7 @@ describe('<big-uploader> in Chromium', () => {
       expect(state.connected).toBe(false);
       await clickRowButton(page, 'resume-button');
       await waitForRow(page, `r.status === 'done'`);
-      const complete = (await events(page, 'upload-complete'))[0]!.detail as { uploadId: string };
+      const complete = (await events(page, 'upload-complete'))[0].detail as { uploadId: string };
       expect(complete.uploadId).toBe(startId);
       expect(await sha256(await storedFile(startId))).toBe(await sha256(source));
     } finally {
@@ -219,7 +218,7 @@ describe('<big-uploader> in Chromium', () => {
       });
       await pickFiles(page, [source]);
       await waitForRow(page, `r.status === 'uploading' && r.percent >= 5`);
-      const uploadId = ((await events(page, 'upload-start'))[0]!.detail as { uploadId: string })
+      const uploadId = ((await events(page, 'upload-start'))[0].detail as { uploadId: string })
         .uploadId;
       expect(await serverState(uploadId)).toBe(200);
       await clickRowButton(page, 'cancel-button');
@@ -245,8 +244,8 @@ describe('<big-uploader> in Chromium', () => {
       await waitForRow(page, `r.status === 'refused'`);
       const shown = await rows(page);
       expect(shown.map((r) => r.status)).toEqual(['refused', 'refused']);
-      expect(shown[0]!.text).toBe('Not uploaded: larger than the limit of 2.00 MiB');
-      expect(shown[1]!.text).toBe('Not uploaded: file type not accepted (allowed: .bin,image/*)');
+      expect(shown[0].text).toBe('Not uploaded: larger than the limit of 2.00 MiB');
+      expect(shown[1].text).toBe('Not uploaded: file type not accepted (allowed: .bin,image/*)');
       const refused = await events(page, 'upload-refused');
       expect(refused.map((e) => e.detail)).toEqual([
         { name: 'too-big.bin', size: 3 * MiB, reason: 'too-large' },
@@ -274,13 +273,13 @@ describe('<big-uploader> in Chromium', () => {
       expect(await text(zh.page, '.hint')).toBe('将文件或文件夹拖到此处，或');
       await pickFiles(zh.page, [wrong]);
       await waitForRow(zh.page, `r.status === 'refused'`);
-      expect((await rows(zh.page))[0]!.text).toBe('未上传：不接受此文件类型（允许：video/*）');
+      expect((await rows(zh.page))[0].text).toBe('未上传：不接受此文件类型（允许：video/*）');
       // The lang attribute overrides the browser language.
       await zh.page.evaluate(() =>
         document.querySelector('big-uploader')!.setAttribute('lang', 'en'),
       );
       await expect.poll(() => text(zh.page, '[part~="pick-button"]')).toBe('Choose files');
-      expect((await rows(zh.page))[0]!.text).toBe(
+      expect((await rows(zh.page))[0].text).toBe(
         'Not uploaded: file type not accepted (allowed: video/*)',
       );
     } finally {
@@ -382,7 +381,7 @@ describe('<big-uploader> in Chromium', () => {
       });
       expect(dragging).toBe(true);
       await waitForRow(page, `r.status === 'done'`);
-      const done = (await events(page, 'upload-complete'))[0]!.detail as {
+      const done = (await events(page, 'upload-complete'))[0].detail as {
         name: string;
         size: number;
       };

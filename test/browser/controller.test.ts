@@ -148,7 +148,7 @@ describe('UploadController', () => {
     controller.add([file('a'), file('b'), file('c')]);
     expect(made).toHaveLength(2);
     expect(controller.items.map((i) => i.status)).toEqual(['hashing', 'hashing', 'queued']);
-    made[0]!.finish();
+    made[0].finish();
     await tick();
     expect(made).toHaveLength(3);
     expect(controller.items.map((i) => i.status)).toEqual(['done', 'hashing', 'hashing']);
@@ -185,23 +185,23 @@ describe('UploadController', () => {
   it('maps core events to rows and plain-data DOM events', async () => {
     const { controller, made, fired } = setup();
     const [item] = controller.add([file('a.bin', 10)]);
-    made[0]!.finish();
+    made[0].finish();
     await tick();
-    expect(item!.status).toBe('done');
+    expect(item.status).toBe('done');
     expect(fired.map((f) => f.type)).toEqual([
       'upload-start',
       'upload-progress',
       'upload-complete',
     ]);
-    expect(fired[0]!.detail).toEqual({
-      id: item!.id,
+    expect(fired[0].detail).toEqual({
+      id: item.id,
       uploadId: 'ab'.repeat(16),
       name: 'a.bin',
       size: 10,
       resumedBytes: 0,
     });
-    expect(fired[2]!.detail).toEqual({
-      id: item!.id,
+    expect(fired[2].detail).toEqual({
+      id: item.id,
       uploadId: 'ab'.repeat(16),
       name: 'a.bin',
       size: 10,
@@ -212,26 +212,26 @@ describe('UploadController', () => {
   it('pauses, resumes through the queue, and reports a fatal error once', async () => {
     const { controller, made, fired } = setup({ concurrency: 1 });
     const [a] = controller.add([file('a'), file('b')]);
-    controller.pause(a!.id);
+    controller.pause(a.id);
     await tick();
-    expect(a!.status).toBe('paused');
+    expect(a.status).toBe('paused');
     expect(made).toHaveLength(2); // the slot went to b
-    controller.resume(a!.id);
-    expect(a!.status).toBe('queued');
-    made[1]!.finish();
+    controller.resume(a.id);
+    expect(a.status).toBe('queued');
+    made[1].finish();
     await tick();
-    expect(a!.status).toBe('hashing');
-    expect(made[0]!.starts).toBe(2);
-    made[0]!.emitter.emit('error', {
+    expect(a.status).toBe('hashing');
+    expect(made[0].starts).toBe(2);
+    made[0].emitter.emit('error', {
       code: 0xf005,
       name: 'SOURCE_ERROR',
       message: 'gone',
       retryable: false,
       fatal: true,
     });
-    expect(a!.status).toBe('failed');
+    expect(a.status).toBe('failed');
     expect(fired.filter((f) => f.type === 'upload-error').map((f) => f.detail)).toEqual([
-      { id: a!.id, uploadId: '', name: 'a', code: 0xf005, message: 'gone', retryable: false },
+      { id: a.id, uploadId: '', name: 'a', code: 0xf005, message: 'gone', retryable: false },
     ]);
   });
 

@@ -43,7 +43,7 @@ afterAll(async () => {
 async function storedFile(dataDir: string, uploadId: string): Promise<string> {
   const dir = join(dataDir, 'files', uploadId);
   const [name] = await readdir(dir);
-  return join(dir, name!);
+  return join(dir, name);
 }
 
 describe('<big-uploader> faults', () => {
@@ -74,8 +74,8 @@ describe('<big-uploader> faults', () => {
       expect(starts).toHaveLength(1);
       const complete = await events(page, 'upload-complete');
       expect(complete).toHaveLength(1);
-      const { uploadId } = complete[0]!.detail as { uploadId: string };
-      expect(uploadId).toBe((starts[0]!.detail as { uploadId: string }).uploadId);
+      const { uploadId } = complete[0].detail as { uploadId: string };
+      expect(uploadId).toBe((starts[0].detail as { uploadId: string }).uploadId);
       expect(await events(page, 'upload-error')).toHaveLength(0);
       expect(await sha256(await storedFile(dataDir, uploadId))).toBe(await sha256(source));
       second.kill('SIGTERM');
@@ -96,7 +96,7 @@ describe('<big-uploader> faults', () => {
       await openDemo(page, server.url, attrs);
       await pickFiles(page, [source]);
       await waitForRow(page, `r.status === 'uploading' && r.percent >= 40`);
-      const firstId = ((await events(page, 'upload-start'))[0]!.detail as { uploadId: string })
+      const firstId = ((await events(page, 'upload-start'))[0].detail as { uploadId: string })
         .uploadId;
       await page.reload();
       await page.waitForFunction(
@@ -109,7 +109,7 @@ describe('<big-uploader> faults', () => {
       await note.waitFor({ timeout: 30_000 });
       const noteText = (await note.textContent())?.trim();
       await waitForRow(page, `r.status === 'done'`, 60_000);
-      const start = (await events(page, 'upload-start'))[0]!.detail as {
+      const start = (await events(page, 'upload-start'))[0].detail as {
         uploadId: string;
         resumedBytes: number;
         size: number;
@@ -118,7 +118,7 @@ describe('<big-uploader> faults', () => {
       expect(start.resumedBytes).toBeGreaterThanOrEqual(0.3 * size);
       expect(start.resumedBytes).toBeLessThan(size);
       const progress = await events(page, 'upload-progress');
-      const last = progress[progress.length - 1]!.detail as {
+      const last = progress[progress.length - 1].detail as {
         bytesSent: number;
         bytesAcked: number;
       };
@@ -127,7 +127,7 @@ describe('<big-uploader> faults', () => {
       expect(last.bytesSent).toBe(size - start.resumedBytes);
       const percent = Math.floor((start.resumedBytes / size) * 100);
       expect(noteText).toBe(`Resuming at ${percent}%`);
-      const complete = (await events(page, 'upload-complete'))[0]!.detail as { uploadId: string };
+      const complete = (await events(page, 'upload-complete'))[0].detail as { uploadId: string };
       expect(complete.uploadId).toBe(firstId);
       expect(await sha256(await storedFile(dataDir, firstId))).toBe(await sha256(source));
     } finally {

@@ -55,7 +55,7 @@ afterAll(async () => {
 async function storedFile(uploadId: string): Promise<string> {
   const dir = join(dataDir(), 'files', uploadId);
   const [name] = await readdir(dir);
-  return join(dir, name!);
+  return join(dir, name);
 }
 
 /** Before any page script runs, as in a browser without the File System Access API. */
@@ -96,7 +96,7 @@ const savedHandles = (page: Page) =>
       new Promise<Array<{ name: string; size: number; kind: string }>>((resolve, reject) => {
         const req = indexedDB.open('big-uploader-handles', 1);
         req.onupgradeneeded = () => req.result.createObjectStore('handles', { keyPath: 'key' });
-        req.onerror = () => reject(req.error);
+        req.onerror = () => reject(req.error ?? new Error('IndexedDB request failed'));
         req.onsuccess = () => {
           const get = req.result.transaction('handles').objectStore('handles').getAll();
           get.onsuccess = () => {
@@ -107,7 +107,7 @@ const savedHandles = (page: Page) =>
             );
             req.result.close();
           };
-          get.onerror = () => reject(get.error);
+          get.onerror = () => reject(get.error ?? new Error('IndexedDB request failed'));
         };
       }),
   );
@@ -118,7 +118,7 @@ async function expectResumedOnlyMissing(
   firstId: string,
   source: string,
 ): Promise<{ resumedBytes: number }> {
-  const start = (await events(page, 'upload-start'))[0]!.detail as {
+  const start = (await events(page, 'upload-start'))[0].detail as {
     uploadId: string;
     resumedBytes: number;
   };
@@ -126,11 +126,11 @@ async function expectResumedOnlyMissing(
   expect(start.resumedBytes).toBeGreaterThanOrEqual(0.3 * SIZE);
   expect(start.resumedBytes).toBeLessThan(SIZE);
   const progress = await events(page, 'upload-progress');
-  const last = progress[progress.length - 1]!.detail as { bytesSent: number; bytesAcked: number };
+  const last = progress[progress.length - 1].detail as { bytesSent: number; bytesAcked: number };
   expect(last.bytesAcked).toBe(SIZE);
   // Only the bytes the server lacked went over the wire after the reload.
   expect(last.bytesSent).toBe(SIZE - start.resumedBytes);
-  const complete = (await events(page, 'upload-complete'))[0]!.detail as { uploadId: string };
+  const complete = (await events(page, 'upload-complete'))[0].detail as { uploadId: string };
   expect(complete.uploadId).toBe(firstId);
   expect(await sha256(await storedFile(firstId))).toBe(await sha256(source));
   return start;
@@ -167,7 +167,7 @@ describe('<big-uploader> resume with stored file handles', () => {
         ),
       ).toEqual([{ multiple: true }]);
       await waitForRow(page, `r.status === 'uploading' && r.percent >= 40`);
-      const firstId = ((await events(page, 'upload-start'))[0]!.detail as { uploadId: string })
+      const firstId = ((await events(page, 'upload-start'))[0].detail as { uploadId: string })
         .uploadId;
       expect(await savedHandles(page)).toEqual([{ name, size: SIZE, kind: 'file' }]);
 
@@ -229,7 +229,7 @@ describe('<big-uploader> resume with stored file handles', () => {
       expect(await page.evaluate(() => 'showOpenFilePicker' in window)).toBe(false);
       await pickThroughButton();
       await waitForRow(page, `r.status === 'uploading' && r.percent >= 40`);
-      const firstId = ((await events(page, 'upload-start'))[0]!.detail as { uploadId: string })
+      const firstId = ((await events(page, 'upload-start'))[0].detail as { uploadId: string })
         .uploadId;
       expect(await savedHandles(page)).toEqual([]);
 
@@ -260,7 +260,7 @@ describe('<big-uploader> resume with stored file handles', () => {
       await openDemo(page, server.url, ATTRS);
       await pickThroughButton();
       await waitForRow(page, `r.status === 'uploading' && r.percent >= 40`);
-      const firstId = ((await events(page, 'upload-start'))[0]!.detail as { uploadId: string })
+      const firstId = ((await events(page, 'upload-start'))[0].detail as { uploadId: string })
         .uploadId;
       await page.reload();
       // Bytes the server already holds change on disk; the mtime is put back, so the resume
@@ -279,7 +279,7 @@ describe('<big-uploader> resume with stored file handles', () => {
         'The file changed since the earlier upload; uploading it again from the start',
       );
       await waitForRow(page, `r.status === 'done'`, 60_000);
-      const complete = (await events(page, 'upload-complete'))[0]!.detail as { uploadId: string };
+      const complete = (await events(page, 'upload-complete'))[0].detail as { uploadId: string };
       expect(complete.uploadId).not.toBe(firstId);
       expect(await sha256(await storedFile(complete.uploadId))).toBe(await sha256(source));
       // The stale partial upload was terminated on the server.

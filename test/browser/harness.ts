@@ -130,6 +130,7 @@ export async function waitForRow(page: Page, predicate: string, timeoutMs = 60_0
     (expr) => {
       const root = document.querySelector('big-uploader')?.shadowRoot;
       if (!root) return false;
+      // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the predicate is test code, run in the page
       const test = new Function('r', `return (${expr});`) as (r: unknown) => boolean;
       return Array.from(root.querySelectorAll<HTMLElement>('li.item')).some((li) =>
         test({

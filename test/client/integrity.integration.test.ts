@@ -89,7 +89,7 @@ describe('send: a modified file is never stored as done', () => {
     expect(second.report).toMatchObject({ state: 'done', digestVerified: true });
     const files = await storedFiles(dataDir);
     expect(files.size).toBe(1);
-    expect(files.get(second.report!.id as string)!.equals(await readFile(path))).toBe(true);
+    expect(files.get(second.report.id as string)!.equals(await readFile(path))).toBe(true);
   });
 
   it('a file appended to during the upload ends with exit 5 and nothing stored', async () => {
@@ -161,17 +161,17 @@ describe('send: a modified file is never stored as done', () => {
     const second = await send([...args, '--limit-rate', '4MiB'], tmp.path).done;
     expect(second.code, second.stderr).toBe(0);
     expect(second.stderr).toMatch(/earlier upload of this file .* terminated on the server/);
-    expect(second.report!.id).not.toBe(oldRecord!.uploadId);
+    expect(second.report.id).not.toBe(oldRecord.uploadId);
     const after = JSON.parse(await readFile(stateFile, 'utf8')) as {
       records: Record<string, unknown>;
     };
     expect(Object.keys(after.records)).toEqual([]);
     // The old partial is gone from the server (only the new upload's completion record remains).
     expect(
-      (await readdir(join(dataDir, 'uploads'))).filter((f) => f.startsWith(oldRecord!.uploadId)),
+      (await readdir(join(dataDir, 'uploads'))).filter((f) => f.startsWith(oldRecord.uploadId)),
     ).toEqual([]);
     expect(
-      (await storedFiles(dataDir)).get(second.report!.id as string)!.equals(await readFile(path)),
+      (await storedFiles(dataDir)).get(second.report.id as string)!.equals(await readFile(path)),
     ).toBe(true);
   });
 

@@ -113,12 +113,12 @@ describe('big-uploader send against the real server', () => {
         'digest',
       ]);
       expect(report).toMatchObject({
-        size: files[i]!.bytes.byteLength,
-        bytesSent: files[i]!.bytes.byteLength,
+        size: files[i].bytes.byteLength,
+        bytesSent: files[i].bytes.byteLength,
         bytesSkipped: 0,
       });
       expect(report.digest).toMatch(/^[0-9a-f]{16}$/);
-      expect((await stored(dataDir, report)).equals(files[i]!.bytes)).toBe(true);
+      expect((await stored(dataDir, report)).equals(files[i].bytes)).toBe(true);
     }
   });
 
@@ -142,15 +142,15 @@ describe('big-uploader send against the real server', () => {
     const second = await send(args, home).done;
     expect(second.code, second.stderr).toBe(0);
     const [report] = second.reports;
-    expect(report!.bytesSkipped).toBeGreaterThanOrEqual(6 * MiB);
-    expect(report!.bytesSkipped).toBeLessThan(24 * MiB);
+    expect(report.bytesSkipped).toBeGreaterThanOrEqual(6 * MiB);
+    expect(report.bytesSkipped).toBeLessThan(24 * MiB);
     // Never re-send acked bytes: this run sent exactly what the server did not have.
-    expect(report!.bytesSent).toBe(24 * MiB - report!.bytesSkipped);
+    expect(report.bytesSent).toBe(24 * MiB - report.bytesSkipped);
     expect(second.stderr).toMatch(/resuming at \d+%/);
     // The resumed run reports how long its connection took to get new bytes acked.
-    expect(report!.firstAckSeconds).toBeGreaterThan(0);
-    expect(report!.firstAckSeconds).toBeLessThanOrEqual(report!.seconds);
-    expect((await stored(dataDir, report!)).equals(file.bytes)).toBe(true);
+    expect(report.firstAckSeconds).toBeGreaterThan(0);
+    expect(report.firstAckSeconds).toBeLessThanOrEqual(report.seconds);
+    expect((await stored(dataDir, report)).equals(file.bytes)).toBe(true);
   });
 
   it('Ctrl-C pauses cleanly (exit 130) and the same command resumes', async () => {
@@ -163,12 +163,12 @@ describe('big-uploader send against the real server', () => {
     const paused = await first.done;
     expect(paused.code).toBe(130);
     expect(paused.stderr).toMatch(/paused at \d+%; run the same command again to resume/);
-    const sentBefore = paused.reports[0]!.bytesSent;
+    const sentBefore = paused.reports[0].bytesSent;
     const second = await send(args, home).done;
     expect(second.code, second.stderr).toBe(0);
     // Everything sent before Ctrl-C was acked and recorded before the client closed.
-    expect(second.reports[0]!.bytesSkipped).toBe(sentBefore);
-    expect((await stored(dataDir, second.reports[0]!)).equals(file.bytes)).toBe(true);
+    expect(second.reports[0].bytesSkipped).toBe(sentBefore);
+    expect((await stored(dataDir, second.reports[0])).equals(file.bytes)).toBe(true);
   });
 
   it('resumes after the server is killed (kill -9) and restarted', async () => {
@@ -200,8 +200,8 @@ describe('big-uploader send against the real server', () => {
     expect(result.code, result.stderr).toBe(0);
     const [report] = result.reports;
     // Acked ranges survived the crash: far less than a second full copy was sent.
-    expect(report!.bytesSent).toBeLessThan(24 * MiB + 8 * MiB);
-    expect((await stored(dataDir, report!)).equals(file.bytes)).toBe(true);
+    expect(report.bytesSent).toBeLessThan(24 * MiB + 8 * MiB);
+    expect((await stored(dataDir, report)).equals(file.bytes)).toBe(true);
   });
 
   it('retries with backoff while the server is down, then uploads', async () => {
@@ -214,7 +214,7 @@ describe('big-uploader send against the real server', () => {
     const result = await run.done;
     expect(result.code, result.stderr).toBe(0);
     expect((result.stderr.match(/retrying/g) ?? []).length).toBeGreaterThanOrEqual(2);
-    expect((await stored(dataDir, result.reports[0]!)).equals(file.bytes)).toBe(true);
+    expect((await stored(dataDir, result.reports[0])).equals(file.bytes)).toBe(true);
   });
 
   it('ends byte-identical when a proxy cuts the connection repeatedly', async () => {
@@ -247,7 +247,7 @@ describe('big-uploader send against the real server', () => {
     expect(cuts).toBeGreaterThanOrEqual(3);
     expect(proxy.accepted).toBeGreaterThanOrEqual(cuts + 1);
     const [report] = result.reports;
-    expect((await stored(dataDir, report!)).equals(file.bytes)).toBe(true);
+    expect((await stored(dataDir, report)).equals(file.bytes)).toBe(true);
   });
 });
 

@@ -33,10 +33,7 @@ async function setup(size: number, options: Partial<UploaderOptions> = {}) {
   for (const type of ['start', 'progress', 'state', 'complete', 'error', 'info'] as const) {
     uploader.on(type, (payload) => events.push({ type, payload } as never));
   }
-  const states = () =>
-    events
-      .filter((e) => e.type === 'state')
-      .map((e) => (e.payload as UploaderEventMap['state']).state);
+  const states = () => events.filter((e) => e.type === 'state').map((e) => e.payload.state);
   return { server, bytes, file, uploader, events, states };
 }
 
@@ -71,9 +68,8 @@ describe('Uploader against a scripted server', () => {
     expect(outcome.state).toBe('done');
     expect(sameBytes(server.soleUpload().data, bytes)).toBe(true);
     expect(server.dataLog.map((d) => d.offset)).toEqual([0, 1, 2, 3, 4, 5].map((i) => i * CHUNK));
-    expect(server.dataLog[5]!.length).toBe(123);
-    const complete = events.find((e) => e.type === 'complete')!
-      .payload as UploaderEventMap['complete'];
+    expect(server.dataLog[5].length).toBe(123);
+    const complete = events.find((e) => e.type === 'complete')!.payload;
     expect(complete).toMatchObject({
       size: bytes.byteLength,
       bytesSent: bytes.byteLength,
@@ -84,8 +80,7 @@ describe('Uploader against a scripted server', () => {
     expect(states()).toEqual(['connecting', 'uploading', 'completing', 'done']);
     expect(events.map((e) => e.type)).toContain('start');
     expect(events.filter((e) => e.type === 'error')).toEqual([]);
-    const last = events.filter((e) => e.type === 'progress').at(-1)!
-      .payload as UploaderEventMap['progress'];
+    const last = events.filter((e) => e.type === 'progress').at(-1)!.payload;
     expect(last.bytesAcked).toBe(bytes.byteLength);
     expect(server.log.at(-1)!.type).toBe('complete');
   });
@@ -132,7 +127,7 @@ describe('Uploader against a scripted server', () => {
   it('sends the handshake token as a query parameter', async () => {
     const { server, uploader } = await setup(10, { token: 's3cret', uploadToken: 'ticket' });
     await uploader.start();
-    expect(new URL(server.urls[0]!).searchParams.get('token')).toBe('s3cret');
+    expect(new URL(server.urls[0]).searchParams.get('token')).toBe('s3cret');
   });
 
   it('sends the token as Authorization: Bearer, not in the URL, when the transport can set headers', async () => {
@@ -145,7 +140,7 @@ describe('Uploader against a scripted server', () => {
       token: 's3cret',
     });
     await uploader.start();
-    expect(new URL(server.urls[0]!).searchParams.has('token')).toBe(false);
+    expect(new URL(server.urls[0]).searchParams.has('token')).toBe(false);
     expect(server.headers[0]).toEqual({ Authorization: 'Bearer s3cret' });
   });
 
@@ -154,7 +149,7 @@ describe('Uploader against a scripted server', () => {
     server.autoAck = false;
     const done = uploader.start();
     await until(() => server.dataLog.length >= 1);
-    const conn = server.connections[0]!;
+    const conn = server.connections[0];
     // A chunk this connection has not sent yet, in grid: accepted (SPEC.md 6.5), no violation.
     conn.reply(encodeAck([{ start: 2 * CHUNK, end: 3 * CHUNK }]));
     await new Promise((r) => setTimeout(r, 20));
@@ -175,7 +170,7 @@ describe('Uploader against a scripted server', () => {
     await until(() => server.dataLog.length === 3);
     await new Promise((r) => setTimeout(r, 20));
     expect(server.dataLog.length).toBe(3); // window full: the client waits
-    const conn = server.connections[0]!;
+    const conn = server.connections[0];
     conn.releaseAcks();
     await until(() => server.dataLog.length === 6);
     // The server shrinks the window to 0: nothing more is sent until it grows again.
@@ -201,7 +196,7 @@ describe('Uploader against a scripted server', () => {
     await new Promise((r) => setTimeout(r, 20));
     expect(server.dataLog.length).toBe(2);
     server.autoAck = true;
-    server.connections[0]!.releaseAcks();
+    server.connections[0].releaseAcks();
     expect((await run).state).toBe('done');
     expect(server.maxOutstanding).toBeLessThanOrEqual(2 * CHUNK);
   });
@@ -215,11 +210,10 @@ describe('Uploader against a scripted server', () => {
     await remember(store, file, seeded.id, seeded.secret);
     const outcome = await uploader.start();
     expect(outcome.state).toBe('done');
-    expect(server.log[0]!.type).toBe('resume');
+    expect(server.log[0].type).toBe('resume');
     expect(server.dataLog.map((d) => d.offset / CHUNK)).toEqual([1, 4, 5]);
     expect(sameBytes(server.soleUpload().data, bytes)).toBe(true);
-    const complete = events.find((e) => e.type === 'complete')!
-      .payload as UploaderEventMap['complete'];
+    const complete = events.find((e) => e.type === 'complete')!.payload;
     expect(complete.bytesSkipped).toBe(4 * CHUNK - CHUNK + 7);
     expect(complete.bytesSent).toBe(3 * CHUNK);
     // The chunks acked in the earlier session were re-read and hashed: COMPLETE carried a digest.
@@ -229,7 +223,7 @@ describe('Uploader against a scripted server', () => {
     expect(
       events.some((e) => e.type === 'info' && e.payload.code === 'VERIFYING_SENT_CHUNKS'),
     ).toBe(true);
-    const start = events.find((e) => e.type === 'start')!.payload as UploaderEventMap['start'];
+    const start = events.find((e) => e.type === 'start')!.payload;
     expect(start).toMatchObject({ resumed: true, uploadId: seeded.id });
     expect(events.some((e) => e.type === 'info' && e.payload.code === 'RESUMING')).toBe(true);
     expect(store.records.size).toBe(0); // removed on completion
@@ -242,7 +236,7 @@ describe('Uploader against a scripted server', () => {
     });
     // The earlier session sent chunks 0, 2, 3 of the old content; chunk 2 was edited since.
     const old = bytes.slice();
-    old[2 * CHUNK + 100] = old[2 * CHUNK + 100]! ^ 0xff;
+    old[2 * CHUNK + 100] = old[2 * CHUNK + 100] ^ 0xff;
     const seeded = server.seed(old, CHUNK, [0, 2, 3]);
     await remember(store, file, seeded.id, seeded.secret);
     const outcome = await uploader.start();
@@ -254,8 +248,7 @@ describe('Uploader against a scripted server', () => {
     ).toBe(true);
     expect(server.uploads.has(seeded.id)).toBe(false);
     expect(sameBytes(server.soleUpload().data, bytes)).toBe(true);
-    const complete = events.find((e) => e.type === 'complete')!
-      .payload as UploaderEventMap['complete'];
+    const complete = events.find((e) => e.type === 'complete')!.payload;
     expect(complete.digestVerified).toBe(true);
   });
 
@@ -317,7 +310,7 @@ describe('Uploader against a scripted server', () => {
       size: CHUNK * 4,
       chunkSize: CHUNK,
     });
-    expect(record!.secret).toBe(bytesToHex(server.soleUpload().secret));
+    expect(record.secret).toBe(bytesToHex(server.soleUpload().secret));
     await uploader.cancel();
   });
 
@@ -334,9 +327,7 @@ describe('Uploader against a scripted server', () => {
     expect((await uploader.start()).state).toBe('done');
     expect(server.dataLog.filter((d) => d.offset === 2 * CHUNK)).toHaveLength(2);
     expect(sameBytes(server.soleUpload().data, bytes)).toBe(true);
-    const errors = events
-      .filter((e) => e.type === 'error')
-      .map((e) => e.payload as UploaderEventMap['error']);
+    const errors = events.filter((e) => e.type === 'error').map((e) => e.payload);
     expect(errors).toEqual([
       expect.objectContaining({ name: 'HASH_MISMATCH', retryable: true, fatal: false }),
     ]);
@@ -457,12 +448,12 @@ describe('pause, resume, cancel', () => {
     const paused = uploader.pause();
     await new Promise((r) => setTimeout(r, 10));
     expect(uploader.state).toBe('uploading'); // still waiting for the 4 ACKs
-    expect(server.connections[0]!.closedByClient).toBeUndefined();
-    server.connections[0]!.releaseAcks();
+    expect(server.connections[0].closedByClient).toBeUndefined();
+    server.connections[0].releaseAcks();
     await paused;
     expect(uploader.state).toBe('paused');
     expect(await run).toEqual({ state: 'paused' });
-    expect(server.connections[0]!.closedByClient).toBeDefined();
+    expect(server.connections[0].closedByClient).toBeDefined();
     expect(server.soleUpload().acked.total).toBe(4 * CHUNK);
     expect(server.dataLog).toHaveLength(4);
     server.autoAck = true;
@@ -488,7 +479,7 @@ describe('pause, resume, cancel', () => {
     await until(() => store.records.size === 1);
     const before = events.length;
     const cancelled = uploader.cancel();
-    server.connections[0]!.releaseAcks(); // late ACKs must not produce events
+    server.connections[0].releaseAcks(); // late ACKs must not produce events
     await cancelled;
     expect(await run).toEqual({ state: 'cancelled' });
     expect(uploader.state).toBe('cancelled');
@@ -502,7 +493,7 @@ describe('pause, resume, cancel', () => {
   it('cancel while paused reconnects only to terminate', async () => {
     const { server, uploader } = await startHeld(CHUNK * 10);
     const paused = uploader.pause();
-    server.connections[0]!.releaseAcks();
+    server.connections[0].releaseAcks();
     await paused;
     await uploader.cancel();
     expect(server.log.map((e) => e.type).slice(-2)).toEqual(['resume', 'terminate']);

@@ -312,7 +312,7 @@ export async function sendChunks(
   let next = 0;
   while (next < chunks.length || inFlight.count > 0) {
     while (next < chunks.length) {
-      const c = chunks[next]!;
+      const c = chunks[next];
       const len = c.end - c.start;
       if (!inFlight.fits(len, accept.window)) break;
       client.sendData(c.start, data.subarray(c.start, c.end));

@@ -70,7 +70,7 @@ export function startChildServer(
       const match = /listening on (http:\/\/[^\s]+)/.exec(output);
       if (match) {
         clearTimeout(timer);
-        const url = match[1]!;
+        const url = match[1];
         resolve({
           process: child,
           url,
@@ -83,8 +83,8 @@ export function startChildServer(
         });
       }
     };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
     void exited.then((code) => {
       clearTimeout(timer);
       reject(new Error(`child server exited (${code}) before listening:\n${output}`));

@@ -57,11 +57,11 @@ function start(
       const match = ready.exec(output);
       if (match) {
         clearTimeout(timer);
-        resolve({ child, output: () => output, url: match[1]! });
+        resolve({ child, output: () => output, url: match[1] });
       }
     };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
     child.on('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`${command} exited (${code}) before it was ready:\n${output}`));
@@ -94,7 +94,7 @@ beforeAll(async () => {
     { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 },
   );
   const [info] = JSON.parse(stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
-  packed = info!.files.map((f) => f.path);
+  packed = info.files.map((f) => f.path);
   app = join(tmp.path, 'app');
   await mkdir(app);
   await writeFile(
@@ -113,7 +113,7 @@ beforeAll(async () => {
       '--no-fund',
       '--prefer-offline',
       '--loglevel=error',
-      join(tmp.path, info!.filename),
+      join(tmp.path, info.filename),
       `fastify@${ours.dependencies.fastify}`,
       `@types/node@${ours.devDependencies['@types/node']}`,
     ],
@@ -231,7 +231,7 @@ describe('the npm package', () => {
     ).rejects.toThrow();
     const stored = await storedFiles(uploads);
     expect(stored).toHaveLength(1);
-    expect(await sha256(stored[0]!)).toBe(await sha256(file));
+    expect(await sha256(stored[0])).toBe(await sha256(file));
   }, 120_000);
 
   it('imports big-uploader/client from plain node as the Node entry', async () => {
@@ -263,7 +263,7 @@ describe('the npm package', () => {
     const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
     const result = await run(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: app }).then(
       () => '',
-      (error: { stdout?: string }) => error.stdout ?? String(error),
+      (error: { stdout?: string; message?: string }) => error.stdout ?? error.message ?? 'failed',
     );
     expect(result).toBe('');
   }, 120_000);
@@ -342,7 +342,7 @@ describe('the npm package', () => {
     }
     const stored = await storedFiles(dataDir);
     expect(stored).toHaveLength(1);
-    expect(await sha256(stored[0]!)).toBe(await sha256(file));
+    expect(await sha256(stored[0])).toBe(await sha256(file));
   }, 180_000);
 
   it("README's library examples are the files this test runs", async () => {

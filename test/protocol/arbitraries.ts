@@ -48,8 +48,8 @@ export function rangeList(maxCount: number, limit = MAX_U64_VALUE): fc.Arbitrary
       const sorted = points.sort((a, b) => a - b);
       const ranges: ByteRange[] = [];
       for (let i = 0; i + 1 < sorted.length; i += 2) {
-        const start = sorted[i]!;
-        const end = sorted[i + 1]!;
+        const start = sorted[i];
+        const end = sorted[i + 1];
         const previous = ranges[ranges.length - 1];
         // Adjacent ranges must be merged on the wire; skip the one that would touch.
         if (previous !== undefined && start === previous.end) continue;

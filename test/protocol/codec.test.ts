@@ -48,7 +48,7 @@ function protocolErrorOf(fn: () => unknown): ProtocolError {
     fn();
   } catch (error) {
     if (error instanceof ProtocolError) return error;
-    throw new Error(`expected a ProtocolError, got ${String(error)}`);
+    throw new Error(`expected a ProtocolError, got ${String(error)}`, { cause: error });
   }
   throw new Error('expected a ProtocolError, nothing was thrown');
 }
@@ -529,7 +529,7 @@ describe('properties', () => {
           let bytes = Array.from(encodeMessage(message));
           for (const m of mutations) {
             const at = 'at' in m ? m.at % (bytes.length + 1) : 0;
-            if (m.kind === 'flip' && at < bytes.length) bytes[at]! ^= 1 << m.bit;
+            if (m.kind === 'flip' && at < bytes.length) bytes[at] ^= 1 << m.bit;
             else if (m.kind === 'set' && at < bytes.length) bytes[at] = m.value;
             else if (m.kind === 'insert') bytes.splice(at, 0, m.value);
             else if (m.kind === 'delete') bytes.splice(at, 1);

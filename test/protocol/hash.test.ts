@@ -58,7 +58,7 @@ function referenceXxh64(input: Uint8Array, seed = 0n): bigint {
     at += 4;
   }
   while (at < input.byteLength) {
-    h = mul(rotl(h ^ mul(BigInt(input[at]!), P5), 11n), P1);
+    h = mul(rotl(h ^ mul(BigInt(input[at]), P5), 11n), P1);
     at++;
   }
   h = mul(h ^ (h >> 33n), P2);

@@ -39,10 +39,12 @@ function tableAfter(heading: string): string[][] {
   // A table is a '|' line followed by its '|---' rule; byte diagrams also start lines with '|'.
   const first = lines.findIndex((l, i) => l.startsWith('|') && /^\|\s*-/.test(lines[i + 1] ?? ''));
   const rows: string[][] = [];
-  for (let i = first + 2; i < lines.length && lines[i]!.startsWith('|'); i++) {
-    const cells = lines[i]!.replace(/\\\|/g, '\u0000')
+  for (let i = first + 2; i < lines.length && lines[i].startsWith('|'); i++) {
+    const cells = lines[i]
+      .replace(/\\\|/g, '\u0000')
       .split('|')
       .slice(1, -1)
+      // eslint-disable-next-line no-control-regex -- NUL is the placeholder this test put there
       .map((c) => c.trim().replace(/\u0000/g, '|'));
     rows.push(cells);
   }
@@ -63,10 +65,10 @@ describe('SPEC.md error registry', () => {
       const row = rows.find((r) => r[1] === e.name);
       expect(row).toBeDefined();
       const [code, , fatal, retryable, close, meaning, action] = row!;
-      expect(Number.parseInt(code!, 16)).toBe(e.code);
+      expect(Number.parseInt(code, 16)).toBe(e.code);
       expect(fatal).toBe(e.fatal ? 'yes' : 'no');
       expect(retryable).toBe(e.retryable ? 'yes' : 'no');
-      if (e.fatal) expect(number(close!)).toBe(e.closeCode);
+      if (e.fatal) expect(number(close)).toBe(e.closeCode);
       else expect(close).toBe('-');
       expect(meaning).toBe(e.meaning);
       expect(action).toBe(e.clientAction);
@@ -88,8 +90,8 @@ describe('SPEC.md tables match protocol/constants.ts', () => {
     const rows = tableAfter('### 4.2. Message types');
     expect(rows).toHaveLength(Object.keys(MessageType).length);
     for (const [code, name, sender] of rows) {
-      expect(MessageType[name as keyof typeof MessageType], name).toBe(Number.parseInt(code!, 16));
-      const value = Number.parseInt(code!, 16);
+      expect(MessageType[name as keyof typeof MessageType], name).toBe(Number.parseInt(code, 16));
+      const value = Number.parseInt(code, 16);
       expect(sender).toBe(
         CLIENT_MESSAGE_TYPES.has(value)
           ? 'client'
@@ -115,7 +117,7 @@ describe('SPEC.md tables match protocol/constants.ts', () => {
     for (const [name, value] of Object.entries(Limits)) {
       const row = rows.find((r) => r[0] === `\`Limits.${name}\``);
       expect(row, name).toBeDefined();
-      expect(number(row![1]!), name).toBe(value);
+      expect(number(row![1]), name).toBe(value);
     }
     const u53 = rows.find((r) => r[0] === '`MAX_U64_VALUE`');
     expect(u53?.[1]).toContain('9,007,199,254,740,991');
@@ -156,7 +158,7 @@ describe('SPEC.md section 6 field tables match the bytes the codec writes', () =
         Uint8Array.from(hex.match(/../g) ?? [], (b) => Number.parseInt(b, 16));
       const fields = vectors.valid
         .map((v) => dissect(bytesOf(v.hex)))
-        .sort((a, b) => b.length - a.length)[0]!;
+        .sort((a, b) => b.length - a.length)[0];
       const starts: { at: number; size: number }[] = [];
       let at = 0;
       for (const f of fields) {
@@ -164,7 +166,7 @@ describe('SPEC.md section 6 field tables match the bytes the codec writes', () =
         at += f.hex.length / 2;
       }
       const rows = tableAfter(`${name} (0x${code.toString(16).padStart(2, '0')}`);
-      const fixed = rows.filter(([offset, size]) => /^\d+$/.test(offset!) && /^\d+$/.test(size!));
+      const fixed = rows.filter(([offset, size]) => /^\d+$/.test(offset) && /^\d+$/.test(size));
       expect(fixed.length).toBeGreaterThanOrEqual(2); // at least type and flags
       for (const [offset, size, , field] of fixed) {
         expect(starts, `${name} ${field} at ${offset}`).toContainEqual({

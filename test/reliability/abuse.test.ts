@@ -203,7 +203,7 @@ describe('abuse: every resource a client can make the server hold is bounded', (
     expect(after - before).toBeLessThan(6);
     // The right secret still resumes.
     const owner = await RawClient.connect(server.wsUrl);
-    owner.resume(uploads[0]!.id, uploads[0]!.secret);
+    owner.resume(uploads[0].id, uploads[0].secret);
     await owner.expect('accept');
     owner.close();
     await wellBehavedUpload(server.wsUrl);

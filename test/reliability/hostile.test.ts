@@ -24,7 +24,7 @@ import { startChildServer, startServer, type ChildServer } from '../helpers/serv
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 import { recordFigures } from './lib/figures.js';
 import { rssBytes, sampleRss } from './lib/proc.js';
-import { errorCodeOf, frame, rawConnect } from './lib/raw-ws.js';
+import { frame, rawConnect } from './lib/raw-ws.js';
 import { seeded, suiteSeed, type Rng } from './lib/rng.js';
 
 const KiB = 1024;

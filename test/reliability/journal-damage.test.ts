@@ -150,7 +150,7 @@ describe('journal damage', () => {
       const journal = await readFile(journalOf(tmp.path));
       // The first 19 bytes of a CHUNK record, as a crash in the middle of an append leaves it.
       const torn = Buffer.from(
-        journal.subarray(chunkRecordOffsets(journal)[0]!, chunkRecordOffsets(journal)[0]! + 19),
+        journal.subarray(chunkRecordOffsets(journal)[0], chunkRecordOffsets(journal)[0] + 19),
       );
       torn.writeUInt32BE(25, 12);
       await appendFile(journalOf(tmp.path), torn);
@@ -223,7 +223,7 @@ describe('journal damage', () => {
     const tmp = await copy();
     try {
       const journal = await readFile(journalOf(tmp.path));
-      const victim = chunkRecordOffsets(journal)[5]!;
+      const victim = chunkRecordOffsets(journal)[5];
       journal[victim + 20] ^= 0x40;
       await writeFile(journalOf(tmp.path), journal);
       const r = await restartAndResume(tmp.path);

@@ -91,7 +91,7 @@ describe('kill -9 loop', () => {
         break;
       }
     }
-    const stored = await readFile(join(tmp.path, 'files', bytesToHex(upload!.id), 'kill.bin'));
+    const stored = await readFile(join(tmp.path, 'files', bytesToHex(upload.id), 'kill.bin'));
     expect(stored.equals(data)).toBe(true);
     // The test must exercise mid-upload kills, not kills of an idle server.
     expect(killedMidFlight).toBeGreaterThanOrEqual(KILLS - 2);

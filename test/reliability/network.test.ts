@@ -108,7 +108,7 @@ describe('network faults', () => {
         break;
       }
     }
-    expect((await delivered(upload!.id, 'cut.bin')).equals(data)).toBe(true);
+    expect((await delivered(upload.id, 'cut.bin')).equals(data)).toBe(true);
     figures.uploadsCompleted++;
     figures.bytesVerified += FILE;
   }, 60_000);
@@ -246,7 +246,7 @@ describe('network faults', () => {
       },
     );
     expect(result.errors.length).toBe(1);
-    expect([Errors.IDLE_TIMEOUT.code, Errors.TOO_SLOW.code]).toContain(result.errors[0]!.code);
+    expect([Errors.IDLE_TIMEOUT.code, Errors.TOO_SLOW.code]).toContain(result.errors[0].code);
     proxy.trickle(0);
     const again = await openOrResume(
       server.wsUrl,

@@ -42,7 +42,6 @@ async function runPowerCuts(durable: boolean, tmp: TempDir, servers: TestServer[
   let lostBeforeCutoff = 0;
   let oldestLostAckMs = 0;
   let bytesVerified = 0;
-  let ackedAtCuts = 0;
   const losses: LossReport[] = [];
   for (let boot = 0; boot <= CUTS; boot++) {
     const store = new FaultStore(
@@ -117,7 +116,6 @@ async function runPowerCuts(durable: boolean, tmp: TempDir, servers: TestServer[
       cutAt = performance.now();
       client.destroy();
     }
-    ackedAtCuts += log.bytes;
     cutoff = Math.max(store.lastCheckpointStart(id) ?? bootStart, bootStart);
     await server.close();
     // app.close() waits for every upload's final close (also one whose connection went first), so

@@ -103,12 +103,12 @@ describe('storage faults', () => {
             }),
           ]);
           expect(store.failures.length, 'the fault was injected').toBe(1);
-          const fault = store.failures[0]!;
+          const fault = store.failures[0];
           const faulted = fault.positions.map((p) => p / CHUNK);
           // Retryable error for A, with the code the registry has for the errno.
           const expected = c.code === 'ENOSPC' ? Errors.STORAGE_FULL : Errors.STORAGE_ERROR;
           expect(ra.errors.map((e) => e.code)).toEqual([expected.code]);
-          expect(ra.errors[0]!.retryable).toBe(true);
+          expect(ra.errors[0].retryable).toBe(true);
           expect(ra.interrupted).toBe(true);
           // Writes, appends and durable flushes fail before the ACK: those chunks were never acked.
           // A background checkpoint fails after its chunks were acked (default mode acks before

@@ -94,7 +94,7 @@ describe('disk store journal', () => {
     expect((await (await store('boot-1')).readState(id))!.chunks).toHaveLength(3);
     const bytes = await readFile(path);
     // Records: BOOT, SYNC, CHUNK 0, CHUNK 1, CHUNK 2. Flip a bit in CHUNK 1.
-    bytes[3 * RECORD_BYTES + 20]! ^= 1;
+    bytes[3 * RECORD_BYTES + 20] ^= 1;
     await writeFile(path, bytes);
     const state = (await (await store('boot-1')).readState(id))!;
     expect(state.chunks).toEqual([]);

@@ -10,13 +10,13 @@ describe('server node flags', () => {
     const pkg = JSON.parse(await readFile(new URL('package.json', root), 'utf8')) as {
       scripts: Record<string, string>;
     };
-    const shebang = bin.split('\n')[0]!;
+    const shebang = bin.split('\n')[0];
     // Linux before 5.1 (RHEL 8, Debian 10) silently cuts a shebang line at 127 bytes.
     expect(Buffer.byteLength(shebang)).toBeLessThanOrEqual(127);
     expect(SERVER_NODE_FLAGS.length).toBeGreaterThan(0);
     for (const flag of SERVER_NODE_FLAGS) {
       expect(shebang.split(/\s+/)).toContain(flag);
-      expect(pkg.scripts.start!.split(/\s+/)).toContain(flag);
+      expect(pkg.scripts.start.split(/\s+/)).toContain(flag);
     }
     expect(Object.keys(SERVER_NODE_ENV).length).toBeGreaterThan(0);
     for (const [name, value] of Object.entries(SERVER_NODE_ENV)) {
@@ -26,9 +26,9 @@ describe('server node flags', () => {
         shebang.split(/\s+/).indexOf('node'),
       );
       expect(shebang.split(/\s+/)).toContain(assignment);
-      expect(pkg.scripts.start!.split(/\s+/).indexOf(assignment)).toBeGreaterThanOrEqual(0);
-      expect(pkg.scripts.start!.split(/\s+/).indexOf(assignment)).toBeLessThan(
-        pkg.scripts.start!.split(/\s+/).indexOf('node'),
+      expect(pkg.scripts.start.split(/\s+/).indexOf(assignment)).toBeGreaterThanOrEqual(0);
+      expect(pkg.scripts.start.split(/\s+/).indexOf(assignment)).toBeLessThan(
+        pkg.scripts.start.split(/\s+/).indexOf('node'),
       );
     }
   });

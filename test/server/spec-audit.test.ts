@@ -564,6 +564,7 @@ class GatedStore implements UploadStore {
   }
 
   private gated(handle: UploadHandle): UploadHandle {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the wrapper's methods count on this store
     const store = this;
     return {
       get info() {
@@ -612,7 +613,7 @@ describe('spec audit: upload semantics (sections 2, 6, 7)', () => {
     const { client, accept } = await opened(server.wsUrl, data.byteLength);
     expect(accept.created).toBe(true);
     for (const i of [2, 0, 4, 1]) {
-      const c = chunksOf(data.byteLength, CHUNK)[i]!;
+      const c = chunksOf(data.byteLength, CHUNK)[i];
       client.sendData(c.start, data.subarray(c.start, c.end));
       expect((await client.expect('ack')).ranges).toEqual([c]);
     }
@@ -669,7 +670,7 @@ describe('spec audit: upload semantics (sections 2, 6, 7)', () => {
       await c.closed;
       return took;
     };
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     const unknown: number[] = [];
     const wrong: number[] = [];
     for (let i = 0; i < 15; i++) {
@@ -968,7 +969,7 @@ describe('spec audit: security (section 14)', () => {
     expect(new Set(secrets).size).toBe(secrets.length);
     // Consecutive ids are not a counter or a timestamp: they differ far above their low bits.
     for (let i = 1; i < ids.length; i++) {
-      const gap = ids[i]! > ids[i - 1]! ? ids[i]! - ids[i - 1]! : ids[i - 1]! - ids[i]!;
+      const gap = ids[i] > ids[i - 1] ? ids[i] - ids[i - 1] : ids[i - 1] - ids[i];
       expect(gap > 2n ** 64n).toBe(true);
     }
     const bits = 40 * (Limits.UPLOAD_ID_BYTES + Limits.SECRET_BYTES) * 8;
@@ -999,7 +1000,7 @@ describe('spec audit: security (section 14)', () => {
         await until(() => delivered.length === 1);
       },
     );
-    const metadata = delivered[0]!.metadata;
+    const metadata = delivered[0].metadata;
     expect(Object.keys(metadata).sort()).toEqual(['__proto__', 'constructor', 'toString']);
     expect(Object.getOwnPropertyDescriptor(metadata, '__proto__')?.value).toBe('polluted');
     expect(metadata.constructor).toBe('c');
@@ -1055,7 +1056,7 @@ describe('spec audit: metadata across a restart (6.1, 14)', () => {
     } finally {
       await dir.cleanup();
     }
-    const metadata = delivered[0]!.metadata;
+    const metadata = delivered[0].metadata;
     expect(Object.keys(metadata).sort()).toEqual(['__proto__', 'hasOwnProperty']);
     expect(Object.getOwnPropertyDescriptor(metadata, '__proto__')?.value).toBe('polluted');
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();

@@ -135,7 +135,7 @@ describe('SPEC rules the server follows', () => {
     const data = randomBytes(5 * CHUNK + 11);
     const { client, accept } = await opened(data.byteLength);
     const chunks = chunksOf(data.byteLength, CHUNK);
-    await sendChunks(client, accept, data, [chunks[0]!, chunks[2]!, chunks[5]!]);
+    await sendChunks(client, accept, data, [chunks[0], chunks[2], chunks[5]]);
     client.close();
     const again = await RawClient.connect(server.wsUrl);
     again.resume(accept.uploadId, accept.secret);

@@ -39,9 +39,9 @@ describe('upload', () => {
     // Shuffle, then repeat a few chunks: duplicates with the same hash are acked again, not rewritten.
     for (let i = chunks.length - 1; i > 0; i--) {
       const j = Math.floor(Math.random() * (i + 1));
-      [chunks[i], chunks[j]] = [chunks[j]!, chunks[i]!];
+      [chunks[i], chunks[j]] = [chunks[j], chunks[i]];
     }
-    const sent = [...chunks.slice(0, 40), chunks[3]!, chunks[7]!, ...chunks.slice(40), chunks[0]!];
+    const sent = [...chunks.slice(0, 40), chunks[3], chunks[7], ...chunks.slice(40), chunks[0]];
     const { errors } = await sendChunks(client, accept, data, sent);
     expect(errors).toEqual([]);
     client.complete(digestOf(client.hasher, data, MiB));

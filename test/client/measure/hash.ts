@@ -20,7 +20,7 @@ for (const size of [64 * 1024, 1024 * 1024, 4 * 1024 * 1024, 16 * 1024 * 1024]) 
   }
   results.sort((a, b) => a - b);
   console.log(
-    `${(size / 1024).toString().padStart(6)} KiB chunks: ${results[1]!.toFixed(2)} GB/s (min ${results[0]!.toFixed(2)}, max ${results[2]!.toFixed(2)})`,
+    `${(size / 1024).toString().padStart(6)} KiB chunks: ${results[1].toFixed(2)} GB/s (min ${results[0].toFixed(2)}, max ${results[2].toFixed(2)})`,
   );
 }
 
@@ -37,7 +37,7 @@ for (const size of [64 * 1024, 1024 * 1024, 4 * 1024 * 1024, 16 * 1024 * 1024]) 
     }
     results.sort((a, b) => a - b);
     console.log(
-      `cold ${(size / 1024).toString().padStart(5)} KiB chunks: ${results[1]!.toFixed(2)} GB/s (min ${results[0]!.toFixed(2)}, max ${results[2]!.toFixed(2)})`,
+      `cold ${(size / 1024).toString().padStart(5)} KiB chunks: ${results[1].toFixed(2)} GB/s (min ${results[0].toFixed(2)}, max ${results[2].toFixed(2)})`,
     );
   }
 }

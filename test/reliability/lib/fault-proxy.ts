@@ -73,7 +73,7 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
   const pumpConn = (c: Conn, budget = Infinity): number => {
     let sent = 0;
     while (!c.closed && c.queue.length > 0 && !stalled && sent < budget) {
-      let buf = c.queue[0]!;
+      let buf = c.queue[0];
       let take = Math.min(buf.byteLength, budget - sent);
       if (c.head === undefined && c.holdAt !== undefined) {
         take = Math.min(take, c.holdAt - c.forwarded);

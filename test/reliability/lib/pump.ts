@@ -113,7 +113,7 @@ export async function pump(
   let sentBytes = 0;
   while (next < indexes.length || inFlight.count > 0) {
     while (!closing && next < indexes.length && !(options.stop?.() ?? false)) {
-      const index = indexes[next]!;
+      const index = indexes[next];
       const start = index * chunkSize;
       const len = Math.min(chunkSize, fileSize - start);
       if (!inFlight.fits(len, window)) break;

@@ -57,7 +57,7 @@ export function rawConnect(port: number, options: RawWsOptions = {}): Promise<Ra
         const end = buf.indexOf('\r\n\r\n');
         if (end === -1) return;
         const lines = buf.subarray(0, end).toString('latin1').split('\r\n');
-        const status = Number(lines[0]!.split(' ')[1]);
+        const status = Number(lines[0].split(' ')[1]);
         const h: Record<string, string> = {};
         for (const line of lines.slice(1)) {
           const i = line.indexOf(':');
@@ -71,8 +71,8 @@ export function rawConnect(port: number, options: RawWsOptions = {}): Promise<Ra
       // Server frames: unmasked, FIN set (the server never fragments).
       for (;;) {
         if (buf.byteLength < 2) return;
-        const opcode = buf[0]! & 0x0f;
-        let len = buf[1]! & 0x7f;
+        const opcode = buf[0] & 0x0f;
+        let len = buf[1] & 0x7f;
         let at = 2;
         if (len === 126) {
           if (buf.byteLength < 4) return;

@@ -99,7 +99,7 @@ export function startTinyFsServer(
       const match = /listening on (http:\/\/\S+)/.exec(output);
       if (!match) return;
       clearTimeout(timer);
-      const url = match[1]!;
+      const url = match[1];
       resolve({
         process: child,
         url,
@@ -117,8 +117,8 @@ export function startTinyFsServer(
         },
       });
     };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
     void exited.then(() => {
       clearTimeout(timer);
       reject(new Error(`tiny-fs server exited before listening:\n${output}`));
