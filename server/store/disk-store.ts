@@ -677,6 +677,10 @@ class DiskUpload implements UploadHandle {
     await this.journal.appendSync(covered);
   }
 
+  retractChunks(indexes: readonly number[]): Promise<void> {
+    return this.journal.retractChunks(indexes, () => this.data.datasync());
+  }
+
   rollbackToCheckpoint(): Promise<readonly ChunkRecord[]> {
     return this.journal.rollback();
   }
