@@ -32,10 +32,8 @@ import type {
   ClientMessage,
   ClientMessageV2,
   Frame,
-  HelloMessage,
   MessageV2,
   ServerMessageV2,
-  WelcomeMessage,
   CompleteMessage,
   DataMessage,
   ErrorMessage,
@@ -60,7 +58,10 @@ class Reader {
   private readonly view: DataView;
   private position: number;
 
-  constructor(private readonly bytes: Uint8Array, start: number) {
+  constructor(
+    private readonly bytes: Uint8Array,
+    start: number,
+  ) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.position = start;
   }
@@ -166,7 +167,10 @@ class Reader {
         throw new ProtocolError(Errors.INVALID_FIELD, `${field}[${i}] is empty or reversed`);
       }
       if (start <= previousEnd) {
-        throw new ProtocolError(Errors.INVALID_FIELD, `${field}[${i}] overlaps, touches or precedes the previous range`);
+        throw new ProtocolError(
+          Errors.INVALID_FIELD,
+          `${field}[${i}] overlaps, touches or precedes the previous range`,
+        );
       }
       previousEnd = end;
       ranges.push({ start, end });
@@ -176,7 +180,10 @@ class Reader {
 
   end(messageName: string): void {
     if (this.remaining !== 0) {
-      throw new ProtocolError(Errors.MALFORMED, `${this.remaining} trailing bytes after ${messageName}`);
+      throw new ProtocolError(
+        Errors.MALFORMED,
+        `${this.remaining} trailing bytes after ${messageName}`,
+      );
     }
   }
 }
@@ -189,7 +196,10 @@ function checkFlags(flags: number, allowed: number, messageName: string): void {
 
 function requireZeroDigest(digest: bigint, messageName: string): void {
   if (digest !== 0n) {
-    throw new ProtocolError(Errors.RESERVED_BITS_SET, `${messageName} digest is non-zero but HAS_DIGEST is clear`);
+    throw new ProtocolError(
+      Errors.RESERVED_BITS_SET,
+      `${messageName} digest is non-zero but HAS_DIGEST is clear`,
+    );
   }
 }
 
@@ -205,7 +215,10 @@ function decodeOpen(r: Reader, flags: number): OpenMessage {
   const token = r.string('token', Limits.MAX_TOKEN_BYTES);
   const count = r.u16('metadata count');
   if (count > Limits.MAX_METADATA_ENTRIES) {
-    throw new ProtocolError(Errors.LIMIT_EXCEEDED, `${count} metadata entries, limit ${Limits.MAX_METADATA_ENTRIES}`);
+    throw new ProtocolError(
+      Errors.LIMIT_EXCEEDED,
+      `${count} metadata entries, limit ${Limits.MAX_METADATA_ENTRIES}`,
+    );
   }
   const metadata: Record<string, string> = Object.create(null) as Record<string, string>;
   let total = 0;
@@ -214,7 +227,10 @@ function decodeOpen(r: Reader, flags: number): OpenMessage {
     const value = r.string(`metadata value ${i}`, Limits.MAX_METADATA_VALUE_BYTES);
     total += utf8Encoder.encode(key).byteLength + utf8Encoder.encode(value).byteLength;
     if (total > Limits.MAX_METADATA_TOTAL_BYTES) {
-      throw new ProtocolError(Errors.LIMIT_EXCEEDED, `metadata exceeds ${Limits.MAX_METADATA_TOTAL_BYTES} bytes`);
+      throw new ProtocolError(
+        Errors.LIMIT_EXCEEDED,
+        `metadata exceeds ${Limits.MAX_METADATA_TOTAL_BYTES} bytes`,
+      );
     }
     if (Object.prototype.hasOwnProperty.call(metadata, key)) {
       throw new ProtocolError(Errors.INVALID_FIELD, `duplicate metadata key`);
@@ -222,7 +238,15 @@ function decodeOpen(r: Reader, flags: number): OpenMessage {
     metadata[key] = value;
   }
   r.end('OPEN');
-  const message: OpenMessage = { type: 'open', fileSize, chunkSize, name, contentType, token, metadata };
+  const message: OpenMessage = {
+    type: 'open',
+    fileSize,
+    chunkSize,
+    name,
+    contentType,
+    token,
+    metadata,
+  };
   return hasDigest ? { ...message, digest } : message;
 }
 
@@ -244,14 +268,23 @@ function decodeAccept(r: Reader, flags: number): AcceptMessage {
   const window = r.u32('window');
   const count = r.u32('range count');
   if (count > Limits.MAX_ACCEPT_RANGES) {
-    throw new ProtocolError(Errors.LIMIT_EXCEEDED, `${count} ranges, limit ${Limits.MAX_ACCEPT_RANGES}`);
+    throw new ProtocolError(
+      Errors.LIMIT_EXCEEDED,
+      `${count} ranges, limit ${Limits.MAX_ACCEPT_RANGES}`,
+    );
   }
   const created = (flags & AcceptFlags.CREATED) !== 0;
   if (!created && secret.some((b) => b !== 0)) {
-    throw new ProtocolError(Errors.RESERVED_BITS_SET, 'ACCEPT secret must be zero when CREATED is clear');
+    throw new ProtocolError(
+      Errors.RESERVED_BITS_SET,
+      'ACCEPT secret must be zero when CREATED is clear',
+    );
   }
   if (chunkSize < Limits.MIN_CHUNK_SIZE || chunkSize > Limits.MAX_CHUNK_SIZE) {
-    throw new ProtocolError(Errors.INVALID_FIELD, `chunk size ${chunkSize} outside ${Limits.MIN_CHUNK_SIZE}..${Limits.MAX_CHUNK_SIZE}`);
+    throw new ProtocolError(
+      Errors.INVALID_FIELD,
+      `chunk size ${chunkSize} outside ${Limits.MIN_CHUNK_SIZE}..${Limits.MAX_CHUNK_SIZE}`,
+    );
   }
   const ranges = r.ranges(count, 'ranges');
   const last = ranges[ranges.length - 1];
@@ -260,7 +293,10 @@ function decodeAccept(r: Reader, flags: number): AcceptMessage {
   }
   const offGrid = rangeOffGrid(ranges, fileSize, chunkSize);
   if (offGrid !== undefined) {
-    throw new ProtocolError(Errors.INVALID_FIELD, `acked range [${offGrid.start}, ${offGrid.end}) is not on the chunk grid`);
+    throw new ProtocolError(
+      Errors.INVALID_FIELD,
+      `acked range [${offGrid.start}, ${offGrid.end}) is not on the chunk grid`,
+    );
   }
   return {
     type: 'accept',
@@ -355,22 +391,35 @@ function decodeTerminated(r: Reader, flags: number): TerminatedMessage {
 
 function decodeBody(type: number, r: Reader, flags: number): Message {
   switch (type) {
-    case MessageType.OPEN: return decodeOpen(r, flags);
-    case MessageType.RESUME: return decodeResume(r, flags);
-    case MessageType.ACCEPT: return decodeAccept(r, flags);
-    case MessageType.DATA: return decodeData(r, flags);
-    case MessageType.ACK: return decodeAck(r, flags);
-    case MessageType.WINDOW: return decodeWindow(r, flags);
-    case MessageType.COMPLETE: return decodeComplete(r, flags);
-    case MessageType.RESULT: return decodeResult(r, flags);
-    case MessageType.ERROR: return decodeError(r, flags);
+    case MessageType.OPEN:
+      return decodeOpen(r, flags);
+    case MessageType.RESUME:
+      return decodeResume(r, flags);
+    case MessageType.ACCEPT:
+      return decodeAccept(r, flags);
+    case MessageType.DATA:
+      return decodeData(r, flags);
+    case MessageType.ACK:
+      return decodeAck(r, flags);
+    case MessageType.WINDOW:
+      return decodeWindow(r, flags);
+    case MessageType.COMPLETE:
+      return decodeComplete(r, flags);
+    case MessageType.RESULT:
+      return decodeResult(r, flags);
+    case MessageType.ERROR:
+      return decodeError(r, flags);
     case MessageType.TERMINATE:
       checkFlags(flags, 0, 'TERMINATE');
       r.end('TERMINATE');
       return { type: 'terminate' };
-    case MessageType.TERMINATED: return decodeTerminated(r, flags);
+    case MessageType.TERMINATED:
+      return decodeTerminated(r, flags);
     default:
-      throw new ProtocolError(Errors.UNKNOWN_MESSAGE_TYPE, `unknown message type 0x${type.toString(16).padStart(2, '0')}`);
+      throw new ProtocolError(
+        Errors.UNKNOWN_MESSAGE_TYPE,
+        `unknown message type 0x${type.toString(16).padStart(2, '0')}`,
+      );
   }
 }
 
@@ -391,24 +440,36 @@ function decodeFrom(
   if (bytes.byteLength < 2) {
     throw new ProtocolError(Errors.MALFORMED, 'message shorter than its 2-byte header');
   }
-  const type = bytes[0]!;
+  const type = bytes[0];
   const isKnown = CLIENT_MESSAGE_TYPES.has(type) || SERVER_MESSAGE_TYPES.has(type);
   if (!isKnown) {
-    throw new ProtocolError(Errors.UNKNOWN_MESSAGE_TYPE, `unknown message type 0x${type.toString(16).padStart(2, '0')}`);
+    throw new ProtocolError(
+      Errors.UNKNOWN_MESSAGE_TYPE,
+      `unknown message type 0x${type.toString(16).padStart(2, '0')}`,
+    );
   }
   if (!allowed.has(type)) {
-    throw new ProtocolError(Errors.UNEXPECTED_MESSAGE, `message type 0x${type.toString(16).padStart(2, '0')} is not sent by the ${sender}`);
+    throw new ProtocolError(
+      Errors.UNEXPECTED_MESSAGE,
+      `message type 0x${type.toString(16).padStart(2, '0')} is not sent by the ${sender}`,
+    );
   }
   if (type === MessageType.DATA) {
     const max = options.maxDataMessage ?? Limits.MAX_CHUNK_SIZE + HeaderSize.DATA;
     if (bytes.byteLength > max) {
-      throw new ProtocolError(Errors.MESSAGE_TOO_LARGE, `DATA message of ${bytes.byteLength} bytes exceeds ${max}`);
+      throw new ProtocolError(
+        Errors.MESSAGE_TOO_LARGE,
+        `DATA message of ${bytes.byteLength} bytes exceeds ${max}`,
+      );
     }
   } else if (sender === 'client' && bytes.byteLength > Limits.MAX_CONTROL_MESSAGE) {
-    throw new ProtocolError(Errors.MESSAGE_TOO_LARGE, `control message of ${bytes.byteLength} bytes exceeds ${Limits.MAX_CONTROL_MESSAGE}`);
+    throw new ProtocolError(
+      Errors.MESSAGE_TOO_LARGE,
+      `control message of ${bytes.byteLength} bytes exceeds ${Limits.MAX_CONTROL_MESSAGE}`,
+    );
   }
   const reader = new Reader(bytes, 2);
-  return decodeBody(type, reader, bytes[1]!);
+  return decodeBody(type, reader, bytes[1]);
 }
 
 /** Decode a message a client sent (used by servers). Throws ProtocolError. */
@@ -424,7 +485,12 @@ export function decodeServerMessage(bytes: Uint8Array): ServerMessage {
 /** Decode any bigup.1 message regardless of direction (tools and tests). Throws ProtocolError. */
 export function decodeMessage(bytes: Uint8Array, options: DecodeOptions = {}): Message {
   const all = new Set([...CLIENT_MESSAGE_TYPES, ...SERVER_MESSAGE_TYPES]);
-  return decodeFrom(bytes, all, bytes[0] !== undefined && SERVER_MESSAGE_TYPES.has(bytes[0]) ? 'server' : 'client', options);
+  return decodeFrom(
+    bytes,
+    all,
+    bytes[0] !== undefined && SERVER_MESSAGE_TYPES.has(bytes[0]) ? 'server' : 'client',
+    options,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -476,7 +542,10 @@ function encodeString(value: string, field: string, max: number, min = 0): Uint8
   }
   const bytes = utf8Encoder.encode(value);
   if (bytes.byteLength > max) {
-    throw new ProtocolError(Errors.LIMIT_EXCEEDED, `${field} is ${bytes.byteLength} bytes, limit ${max}`);
+    throw new ProtocolError(
+      Errors.LIMIT_EXCEEDED,
+      `${field} is ${bytes.byteLength} bytes, limit ${max}`,
+    );
   }
   if (bytes.byteLength < min) {
     throw invalid(`${field} is empty`);
@@ -537,7 +606,8 @@ function checkRanges(ranges: readonly ByteRange[], field: string): void {
     checkU53(range.start, `${field}[${i}].start`);
     checkU53(range.end, `${field}[${i}].end`);
     if (range.end <= range.start) throw invalid(`${field}[${i}] is empty or reversed`);
-    if (range.start <= previousEnd) throw invalid(`${field}[${i}] overlaps, touches or precedes the previous range`);
+    if (range.start <= previousEnd)
+      throw invalid(`${field}[${i}] overlaps, touches or precedes the previous range`);
     previousEnd = range.end;
   }
 }
@@ -547,11 +617,18 @@ export function encodeOpen(message: Omit<OpenMessage, 'type'>): Uint8Array {
   checkU32(message.chunkSize, 'chunk size');
   if (message.digest !== undefined) checkHash(message.digest, 'digest');
   const name = encodeString(message.name, 'name', Limits.MAX_NAME_BYTES, 1);
-  const contentType = encodeString(message.contentType, 'content type', Limits.MAX_CONTENT_TYPE_BYTES);
+  const contentType = encodeString(
+    message.contentType,
+    'content type',
+    Limits.MAX_CONTENT_TYPE_BYTES,
+  );
   const token = encodeString(message.token, 'token', Limits.MAX_TOKEN_BYTES);
   const entries = Object.entries(message.metadata);
   if (entries.length > Limits.MAX_METADATA_ENTRIES) {
-    throw new ProtocolError(Errors.LIMIT_EXCEEDED, `${entries.length} metadata entries, limit ${Limits.MAX_METADATA_ENTRIES}`);
+    throw new ProtocolError(
+      Errors.LIMIT_EXCEEDED,
+      `${entries.length} metadata entries, limit ${Limits.MAX_METADATA_ENTRIES}`,
+    );
   }
   let total = 0;
   const encodedEntries = entries.map(([key, value], i) => {
@@ -561,10 +638,20 @@ export function encodeOpen(message: Omit<OpenMessage, 'type'>): Uint8Array {
     return [k, v] as const;
   });
   if (total > Limits.MAX_METADATA_TOTAL_BYTES) {
-    throw new ProtocolError(Errors.LIMIT_EXCEEDED, `metadata exceeds ${Limits.MAX_METADATA_TOTAL_BYTES} bytes`);
+    throw new ProtocolError(
+      Errors.LIMIT_EXCEEDED,
+      `metadata exceeds ${Limits.MAX_METADATA_TOTAL_BYTES} bytes`,
+    );
   }
   const size =
-    HeaderSize.OPEN_FIXED + 2 + name.byteLength + 2 + contentType.byteLength + 2 + token.byteLength + 2 +
+    HeaderSize.OPEN_FIXED +
+    2 +
+    name.byteLength +
+    2 +
+    contentType.byteLength +
+    2 +
+    token.byteLength +
+    2 +
     encodedEntries.reduce((sum, [k, v]) => sum + 4 + k.byteLength + v.byteLength, 0);
   const w = new Writer(size);
   w.u8(MessageType.OPEN);
@@ -605,15 +692,21 @@ export function encodeAccept(message: Omit<AcceptMessage, 'type'>): Uint8Array {
   checkU53(message.fileSize, 'file size');
   checkU32(message.chunkSize, 'chunk size');
   if (message.chunkSize < Limits.MIN_CHUNK_SIZE || message.chunkSize > Limits.MAX_CHUNK_SIZE) {
-    throw invalid(`chunk size ${message.chunkSize} outside ${Limits.MIN_CHUNK_SIZE}..${Limits.MAX_CHUNK_SIZE}`);
+    throw invalid(
+      `chunk size ${message.chunkSize} outside ${Limits.MIN_CHUNK_SIZE}..${Limits.MAX_CHUNK_SIZE}`,
+    );
   }
   checkU32(message.window, 'window');
   if (message.ranges.length > Limits.MAX_ACCEPT_RANGES) {
-    throw new ProtocolError(Errors.LIMIT_EXCEEDED, `${message.ranges.length} ranges, limit ${Limits.MAX_ACCEPT_RANGES}`);
+    throw new ProtocolError(
+      Errors.LIMIT_EXCEEDED,
+      `${message.ranges.length} ranges, limit ${Limits.MAX_ACCEPT_RANGES}`,
+    );
   }
   checkRanges(message.ranges, 'ranges');
   const last = message.ranges[message.ranges.length - 1];
-  if (last !== undefined && last.end > message.fileSize) throw invalid('acked range ends past the file size');
+  if (last !== undefined && last.end > message.fileSize)
+    throw invalid('acked range ends past the file size');
   const w = new Writer(HeaderSize.ACCEPT_FIXED + message.ranges.length * HeaderSize.RANGE);
   w.u8(MessageType.ACCEPT);
   w.u8((message.created ? AcceptFlags.CREATED : 0) | (message.durable ? AcceptFlags.DURABLE : 0));
@@ -656,7 +749,11 @@ export function encodeDataHeader(offset: number, hash: bigint): Uint8Array {
  * A whole DATA message as header and payload, never copying the payload. Transports that can
  * send a message from two buffers (Blob in browsers) use both parts as they are.
  */
-export function encodeData(offset: number, hash: bigint, payload: Uint8Array): { header: Uint8Array; payload: Uint8Array } {
+export function encodeData(
+  offset: number,
+  hash: bigint,
+  payload: Uint8Array,
+): { header: Uint8Array; payload: Uint8Array } {
   if (payload.byteLength === 0) throw invalid('DATA payload is empty');
   checkU53(offset + payload.byteLength, 'DATA end');
   return { header: encodeDataHeader(offset, hash), payload };
@@ -665,7 +762,10 @@ export function encodeData(offset: number, hash: bigint, payload: Uint8Array): {
 export function encodeAck(ranges: readonly ByteRange[]): Uint8Array {
   if (ranges.length === 0) throw invalid('ACK needs at least one range');
   if (ranges.length > Limits.MAX_ACK_RANGES) {
-    throw new ProtocolError(Errors.LIMIT_EXCEEDED, `${ranges.length} ranges, limit ${Limits.MAX_ACK_RANGES}`);
+    throw new ProtocolError(
+      Errors.LIMIT_EXCEEDED,
+      `${ranges.length} ranges, limit ${Limits.MAX_ACK_RANGES}`,
+    );
   }
   checkRanges(ranges, 'ranges');
   const w = new Writer(HeaderSize.ACK_FIXED + ranges.length * HeaderSize.RANGE);
@@ -731,7 +831,7 @@ export function encodeError(message: {
   let text = utf8Encoder.encode(message.message ?? known?.meaning ?? '');
   if (text.byteLength > Limits.MAX_ERROR_MESSAGE_BYTES) {
     let cut = Limits.MAX_ERROR_MESSAGE_BYTES;
-    while (cut > 0 && (text[cut]! & 0xc0) === 0x80) cut--;
+    while (cut > 0 && (text[cut] & 0xc0) === 0x80) cut--;
     text = text.slice(0, cut);
   }
   const w = new Writer(HeaderSize.ERROR_FIXED + 2 + text.byteLength);
@@ -772,9 +872,12 @@ export function encodeTerminated(uploadId: Uint8Array): Uint8Array {
 /** Encode any message from its decoded form (tests, vector generation). DATA is joined into one buffer. */
 export function encodeMessage(message: Message): Uint8Array {
   switch (message.type) {
-    case 'open': return encodeOpen(message);
-    case 'resume': return encodeResume(message);
-    case 'accept': return encodeAccept(message);
+    case 'open':
+      return encodeOpen(message);
+    case 'resume':
+      return encodeResume(message);
+    case 'accept':
+      return encodeAccept(message);
     case 'data': {
       const { header, payload } = encodeData(message.offset, message.hash, message.payload);
       const joined = new Uint8Array(header.byteLength + payload.byteLength);
@@ -782,13 +885,20 @@ export function encodeMessage(message: Message): Uint8Array {
       joined.set(payload, header.byteLength);
       return joined;
     }
-    case 'ack': return encodeAck(message.ranges);
-    case 'window': return encodeWindow(message.window);
-    case 'complete': return encodeComplete(message.digest);
-    case 'result': return encodeResult(message);
-    case 'error': return encodeError(message);
-    case 'terminate': return encodeTerminate();
-    case 'terminated': return encodeTerminated(message.uploadId);
+    case 'ack':
+      return encodeAck(message.ranges);
+    case 'window':
+      return encodeWindow(message.window);
+    case 'complete':
+      return encodeComplete(message.digest);
+    case 'result':
+      return encodeResult(message);
+    case 'error':
+      return encodeError(message);
+    case 'terminate':
+      return encodeTerminate();
+    case 'terminated':
+      return encodeTerminated(message.uploadId);
   }
 }
 
@@ -799,8 +909,16 @@ export function encodeMessage(message: Message): Uint8Array {
 
 /** Types that carry a stream id in bigup.2. */
 const STREAM_TYPES: ReadonlySet<number> = new Set([
-  MessageType.OPEN, MessageType.RESUME, MessageType.ACCEPT, MessageType.DATA, MessageType.ACK,
-  MessageType.COMPLETE, MessageType.RESULT, MessageType.ERROR, MessageType.TERMINATE, MessageType.TERMINATED,
+  MessageType.OPEN,
+  MessageType.RESUME,
+  MessageType.ACCEPT,
+  MessageType.DATA,
+  MessageType.ACK,
+  MessageType.COMPLETE,
+  MessageType.RESULT,
+  MessageType.ERROR,
+  MessageType.TERMINATE,
+  MessageType.TERMINATED,
 ]);
 
 /** Flag bits each type defines; the rest are reserved (checked before the stream is read, 4.4 step 5). */
@@ -811,8 +929,14 @@ const DEFINED_FLAGS: ReadonlyMap<number, number> = new Map<number, number>([
   [MessageType.ERROR, ErrorFlags.FATAL | ErrorFlags.RETRYABLE],
 ]);
 
-const CLIENT_TYPES_V2: ReadonlySet<number> = new Set([...CLIENT_MESSAGE_TYPES, MessageTypeV2.HELLO]);
-const SERVER_TYPES_V2: ReadonlySet<number> = new Set([...SERVER_MESSAGE_TYPES, MessageTypeV2.WELCOME]);
+const CLIENT_TYPES_V2: ReadonlySet<number> = new Set([
+  ...CLIENT_MESSAGE_TYPES,
+  MessageTypeV2.HELLO,
+]);
+const SERVER_TYPES_V2: ReadonlySet<number> = new Set([
+  ...SERVER_MESSAGE_TYPES,
+  MessageTypeV2.WELCOME,
+]);
 
 /** Whether a bigup.2 message of this type concerns one upload (and so carries a stream id). */
 export function carriesStream(type: number): boolean {
@@ -823,7 +947,10 @@ function decodeCapabilities(r: Reader, flags: number, name: string): CapabilityE
   checkFlags(flags, 0, name);
   const count = r.u16('capability count');
   if (count > LimitsV2.MAX_CAPABILITIES) {
-    throw new ProtocolError(Errors.LIMIT_EXCEEDED, `${count} capabilities, limit ${LimitsV2.MAX_CAPABILITIES}`);
+    throw new ProtocolError(
+      Errors.LIMIT_EXCEEDED,
+      `${count} capabilities, limit ${LimitsV2.MAX_CAPABILITIES}`,
+    );
   }
   const entries: CapabilityEntry[] = [];
   let previous = 0;
@@ -831,7 +958,10 @@ function decodeCapabilities(r: Reader, flags: number, name: string): CapabilityE
     const id = r.u16(`capability ${i} id`);
     const value = r.u32(`capability ${i} value`);
     if (id <= previous) {
-      throw new ProtocolError(Errors.INVALID_FIELD, id === 0 ? 'capability id 0 is reserved' : 'capability ids must be strictly ascending');
+      throw new ProtocolError(
+        Errors.INVALID_FIELD,
+        id === 0 ? 'capability id 0 is reserved' : 'capability ids must be strictly ascending',
+      );
     }
     previous = id;
     entries.push({ id, value });
@@ -840,44 +970,71 @@ function decodeCapabilities(r: Reader, flags: number, name: string): CapabilityE
   return entries;
 }
 
-function decodeFrameFrom(bytes: Uint8Array, allowed: ReadonlySet<number>, sender: 'client' | 'server', options: DecodeOptions): Frame<MessageV2> {
+function decodeFrameFrom(
+  bytes: Uint8Array,
+  allowed: ReadonlySet<number>,
+  sender: 'client' | 'server',
+  options: DecodeOptions,
+): Frame<MessageV2> {
   if (bytes.byteLength < 2) {
     throw new ProtocolError(Errors.MALFORMED, 'message shorter than its 2-byte header');
   }
-  const type = bytes[0]!;
-  const flags = bytes[1]!;
+  const type = bytes[0];
+  const flags = bytes[1];
   const hex = `0x${type.toString(16).padStart(2, '0')}`;
   if (!CLIENT_TYPES_V2.has(type) && !SERVER_TYPES_V2.has(type)) {
     throw new ProtocolError(Errors.UNKNOWN_MESSAGE_TYPE, `unknown message type ${hex}`);
   }
   if (!allowed.has(type)) {
-    throw new ProtocolError(Errors.UNEXPECTED_MESSAGE, `message type ${hex} is not sent by the ${sender}`);
+    throw new ProtocolError(
+      Errors.UNEXPECTED_MESSAGE,
+      `message type ${hex} is not sent by the ${sender}`,
+    );
   }
   if (type === MessageType.DATA) {
     const max = options.maxDataMessage ?? Limits.MAX_CHUNK_SIZE + HeaderSizeV2.DATA;
     if (bytes.byteLength > max) {
-      throw new ProtocolError(Errors.MESSAGE_TOO_LARGE, `DATA message of ${bytes.byteLength} bytes exceeds ${max}`);
+      throw new ProtocolError(
+        Errors.MESSAGE_TOO_LARGE,
+        `DATA message of ${bytes.byteLength} bytes exceeds ${max}`,
+      );
     }
   } else if (sender === 'client' && bytes.byteLength > Limits.MAX_CONTROL_MESSAGE) {
-    throw new ProtocolError(Errors.MESSAGE_TOO_LARGE, `control message of ${bytes.byteLength} bytes exceeds ${Limits.MAX_CONTROL_MESSAGE}`);
+    throw new ProtocolError(
+      Errors.MESSAGE_TOO_LARGE,
+      `control message of ${bytes.byteLength} bytes exceeds ${Limits.MAX_CONTROL_MESSAGE}`,
+    );
   }
   if (type === MessageTypeV2.HELLO || type === MessageTypeV2.WELCOME) {
     const name = type === MessageTypeV2.HELLO ? 'HELLO' : 'WELCOME';
     const capabilities = decodeCapabilities(new Reader(bytes, 2), flags, name);
-    return { stream: 0, message: type === MessageTypeV2.HELLO ? { type: 'hello', capabilities } : { type: 'welcome', capabilities } };
+    return {
+      stream: 0,
+      message:
+        type === MessageTypeV2.HELLO
+          ? { type: 'hello', capabilities }
+          : { type: 'welcome', capabilities },
+    };
   }
-  if (!STREAM_TYPES.has(type)) return { stream: 0, message: decodeBody(type, new Reader(bytes, 2), flags) };
+  if (!STREAM_TYPES.has(type))
+    return { stream: 0, message: decodeBody(type, new Reader(bytes, 2), flags) };
   checkFlags(flags, DEFINED_FLAGS.get(type) ?? 0, `message ${hex}`);
   const reader = new Reader(bytes, 2);
   const stream = reader.u32('stream');
   if (stream === 0 && type !== MessageType.ERROR) {
-    throw new ProtocolError(Errors.INVALID_FIELD, 'stream 0 is the connection; an upload message needs a stream id of 1 or more');
+    throw new ProtocolError(
+      Errors.INVALID_FIELD,
+      'stream 0 is the connection; an upload message needs a stream id of 1 or more',
+    );
   }
   return { stream, message: decodeBody(type, reader, flags) };
 }
 
 /** Decode a bigup.2 message a client sent (used by servers). Throws ProtocolError. */
-export function decodeClientFrame(bytes: Uint8Array, options: DecodeOptions = {}): Frame<ClientMessageV2> {
+export function decodeClientFrame(
+  bytes: Uint8Array,
+  options: DecodeOptions = {},
+): Frame<ClientMessageV2> {
   return decodeFrameFrom(bytes, CLIENT_TYPES_V2, 'client', options) as Frame<ClientMessageV2>;
 }
 
@@ -895,11 +1052,15 @@ export function decodeFrame(bytes: Uint8Array, options: DecodeOptions = {}): Fra
 
 function checkCapabilities(capabilities: readonly CapabilityEntry[]): void {
   if (capabilities.length > LimitsV2.MAX_CAPABILITIES) {
-    throw new ProtocolError(Errors.LIMIT_EXCEEDED, `${capabilities.length} capabilities, limit ${LimitsV2.MAX_CAPABILITIES}`);
+    throw new ProtocolError(
+      Errors.LIMIT_EXCEEDED,
+      `${capabilities.length} capabilities, limit ${LimitsV2.MAX_CAPABILITIES}`,
+    );
   }
   let previous = 0;
   for (const { id, value } of capabilities) {
-    if (!Number.isInteger(id) || id <= previous || id > 0xffff) throw invalid('capability ids must be strictly ascending in 1..65535');
+    if (!Number.isInteger(id) || id <= previous || id > 0xffff)
+      throw invalid('capability ids must be strictly ascending in 1..65535');
     checkU32(value, 'capability value');
     previous = id;
   }
@@ -927,8 +1088,10 @@ export function encodeWelcome(capabilities: readonly CapabilityEntry[]): Uint8Ar
 }
 
 function checkStream(stream: number, type: number): void {
-  if (!Number.isInteger(stream) || stream < 0 || stream > LimitsV2.MAX_STREAM_ID) throw invalid('stream must be a u32');
-  if (stream === 0 && type !== MessageType.ERROR) throw invalid('only ERROR may name stream 0 (the connection)');
+  if (!Number.isInteger(stream) || stream < 0 || stream > LimitsV2.MAX_STREAM_ID)
+    throw invalid('stream must be a u32');
+  if (stream === 0 && type !== MessageType.ERROR)
+    throw invalid('only ERROR may name stream 0 (the connection)');
 }
 
 /**
@@ -937,19 +1100,26 @@ function checkStream(stream: number, type: number): void {
  * DATA goes out through `writeDataHeaderV2` without a copy.
  */
 export function withStream(stream: number, v1: Uint8Array): Uint8Array {
-  const type = v1[0]!;
+  if (v1.byteLength < 2) throw invalid('a message has at least its 2-byte header');
+  const type = v1[0];
   if (!STREAM_TYPES.has(type)) return v1;
   checkStream(stream, type);
   const out = new Uint8Array(v1.byteLength + HeaderSizeV2.STREAM);
   out[0] = type;
-  out[1] = v1[1]!;
+  out[1] = v1[1];
   new DataView(out.buffer).setUint32(2, stream);
   out.set(v1.subarray(2), 2 + HeaderSizeV2.STREAM);
   return out;
 }
 
 /** Write the 22-byte bigup.2 DATA header (type, flags, stream, offset, hash) into `target` at `at`. */
-export function writeDataHeaderV2(target: Uint8Array, stream: number, offset: number, hash: bigint, at = 0): void {
+export function writeDataHeaderV2(
+  target: Uint8Array,
+  stream: number,
+  offset: number,
+  hash: bigint,
+  at = 0,
+): void {
   checkStream(stream, MessageType.DATA);
   checkU53(offset, 'offset');
   checkHash(hash, 'hash');

@@ -80,9 +80,14 @@ const ZERO_SECRET = new Uint8Array(Limits.SECRET_BYTES);
  * u16 length prefixes), which also covers RESUME: until ACCEPT no larger message is valid, so
  * nothing larger is buffered from a client that has not opened an upload. bigup.2 adds the stream.
  */
-export const MAX_MESSAGE_BEFORE_ACCEPT = HeaderSize.OPEN_FIXED
-  + 4 * 2 + Limits.MAX_NAME_BYTES + Limits.MAX_CONTENT_TYPE_BYTES + Limits.MAX_TOKEN_BYTES
-  + Limits.MAX_METADATA_ENTRIES * 4 + Limits.MAX_METADATA_TOTAL_BYTES;
+export const MAX_MESSAGE_BEFORE_ACCEPT =
+  HeaderSize.OPEN_FIXED +
+  4 * 2 +
+  Limits.MAX_NAME_BYTES +
+  Limits.MAX_CONTENT_TYPE_BYTES +
+  Limits.MAX_TOKEN_BYTES +
+  Limits.MAX_METADATA_ENTRIES * 4 +
+  Limits.MAX_METADATA_TOTAL_BYTES;
 
 /** ws reads `_maxPayload` at each frame header; lowering or raising it applies to the next frame. */
 function setMaxPayload(ws: WebSocket, bytes: number): void {
@@ -117,7 +122,10 @@ class UploadStream implements UploadOwner {
   ackScheduled = false;
   ended = false;
 
-  constructor(private readonly session: Session, readonly id: number) {}
+  constructor(
+    private readonly session: Session,
+    readonly id: number,
+  ) {}
 
   evict(error: ProtocolError): void {
     this.session.evictStream(this, error);
@@ -164,8 +172,12 @@ export class Session {
     this.version = ws.protocol === SUBPROTOCOL_V2 ? 2 : 1;
     ws.binaryType = 'nodebuffer';
     setMaxPayload(ws, MAX_MESSAGE_BEFORE_ACCEPT + (this.version === 2 ? HeaderSizeV2.STREAM : 0));
-    ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(data as Buffer, isBinary));
-    ws.on('pong', () => { this.alive = true; });
+    ws.on('message', (data: RawData, isBinary: boolean) =>
+      this.onMessage(data as Buffer, isBinary),
+    );
+    ws.on('pong', () => {
+      this.alive = true;
+    });
     ws.on('close', () => this.onClose());
   }
 
@@ -200,7 +212,10 @@ export class Session {
    */
   private cutUnreadSocket(): void {
     if (this.closedFlag) return;
-    this.log.warn({ queued: this.ws.bufferedAmount, limit: this.ctx.options.maxQueuedBytes }, 'closing bigup connection: the client does not read its answers');
+    this.log.warn(
+      { queued: this.ws.bufferedAmount, limit: this.ctx.options.maxQueuedBytes },
+      'closing bigup connection: the client does not read its answers',
+    );
     this.ctx.metrics.errors.inc({ code: Errors.LIMIT_EXCEEDED.name });
     this.leaveAll();
     this.closedFlag = true;
@@ -214,12 +229,18 @@ export class Session {
   private sendError(error: ProtocolError, stream?: UploadStream): boolean {
     if (!error.fatal && this.refusals++ >= this.ctx.options.maxRefusedMessages) {
       // The refusal past the limit becomes the fatal one.
-      this.fail(new ProtocolError(Errors.LIMIT_EXCEEDED, `more than ${this.ctx.options.maxRefusedMessages} refused messages on one connection`));
+      this.fail(
+        new ProtocolError(
+          Errors.LIMIT_EXCEEDED,
+          `more than ${this.ctx.options.maxRefusedMessages} refused messages on one connection`,
+        ),
+      );
       return false;
     }
     this.ctx.metrics.errors.inc({ code: error.codeName });
     const bytes = encodeProtocolError(error);
-    if (this.version === 2) this.send(withStream(stream && endsStreamOnly(error) ? stream.id : 0, bytes));
+    if (this.version === 2)
+      this.send(withStream(stream && endsStreamOnly(error) ? stream.id : 0, bytes));
     else this.send(bytes);
     return true;
   }
@@ -302,9 +323,12 @@ export class Session {
     let streamId = 0;
     try {
       if (this.version === 2) {
-        ({ stream: streamId, message } = decodeClientFrame(data, { maxDataMessage: this.ctx.options.maxChunkSize + HeaderSizeV2.DATA }));
+        ({ stream: streamId, message } = decodeClientFrame(data, {
+          maxDataMessage: this.ctx.options.maxChunkSize + HeaderSizeV2.DATA,
+        }));
       } else {
-        const chunkSize = this.streams.get(0)?.upload?.info.chunkSize ?? this.ctx.options.maxChunkSize;
+        const chunkSize =
+          this.streams.get(0)?.upload?.info.chunkSize ?? this.ctx.options.maxChunkSize;
         message = decodeClientMessage(data, { maxDataMessage: chunkSize + HeaderSize.DATA });
       }
     } catch (error) {
@@ -317,7 +341,12 @@ export class Session {
         return;
       }
       if (!this.helloDone) {
-        this.fail(new ProtocolError(Errors.UNEXPECTED_MESSAGE, 'the first message of a bigup.2 connection must be HELLO'));
+        this.fail(
+          new ProtocolError(
+            Errors.UNEXPECTED_MESSAGE,
+            'the first message of a bigup.2 connection must be HELLO',
+          ),
+        );
         return;
       }
     }
@@ -325,7 +354,8 @@ export class Session {
     if (message.type === 'open' || message.type === 'resume') {
       const stream = this.openStream(streamId);
       if (!stream) return;
-      const work = message.type === 'open' ? this.onOpen(stream, message) : this.onResume(stream, message);
+      const work =
+        message.type === 'open' ? this.onOpen(stream, message) : this.onResume(stream, message);
       this.guard(work);
       return;
     }
@@ -333,7 +363,12 @@ export class Session {
     if (!stream) {
       // bigup.2: a message that crossed the end of its stream is dropped (SPEC.md 16.5).
       if (this.version === 2 && streamId <= this.highestStream) return;
-      this.fail(new ProtocolError(Errors.UNEXPECTED_MESSAGE, `${message.type.toUpperCase()} is only allowed after ACCEPT`));
+      this.fail(
+        new ProtocolError(
+          Errors.UNEXPECTED_MESSAGE,
+          `${message.type.toUpperCase()} is only allowed after ACCEPT`,
+        ),
+      );
       return;
     }
     if (message.type === 'data') {
@@ -341,10 +376,17 @@ export class Session {
       return;
     }
     if (stream.state !== 'active') {
-      this.fail(new ProtocolError(Errors.UNEXPECTED_MESSAGE, `${message.type.toUpperCase()} is not allowed now`));
+      this.fail(
+        new ProtocolError(
+          Errors.UNEXPECTED_MESSAGE,
+          `${message.type.toUpperCase()} is not allowed now`,
+        ),
+      );
       return;
     }
-    this.guard(message.type === 'complete' ? this.onComplete(stream, message) : this.onTerminate(stream));
+    this.guard(
+      message.type === 'complete' ? this.onComplete(stream, message) : this.onTerminate(stream),
+    );
   }
 
   private guard(work: Promise<void>): void {
@@ -356,13 +398,20 @@ export class Session {
 
   private onHello(message: HelloMessage): void {
     if (this.helloDone) {
-      this.fail(new ProtocolError(Errors.UNEXPECTED_MESSAGE, 'HELLO was already received on this connection'));
+      this.fail(
+        new ProtocolError(
+          Errors.UNEXPECTED_MESSAGE,
+          'HELLO was already received on this connection',
+        ),
+      );
       return;
     }
     this.helloDone = true;
     const wanted = message.capabilities.find((c) => c.id === Capability.MULTIPLEX);
     // Unknown capabilities (and the reserved ones, not defined yet) are simply not granted.
-    this.granted = wanted ? Math.max(1, Math.min(wanted.value, this.ctx.options.maxStreamsPerConnection)) : 1;
+    this.granted = wanted
+      ? Math.max(1, Math.min(wanted.value, this.ctx.options.maxStreamsPerConnection))
+      : 1;
     const granted = wanted ? [{ id: Capability.MULTIPLEX, value: this.granted }] : [];
     this.send(encodeWelcome(granted));
     this.log.debug({ streams: multiplexOf(granted) }, 'bigup.2 connection');
@@ -372,16 +421,31 @@ export class Session {
   private openStream(id: number): UploadStream | undefined {
     if (this.version === 1) {
       if (this.streams.size > 0) {
-        this.fail(new ProtocolError(Errors.UNEXPECTED_MESSAGE, 'OPEN and RESUME are only allowed when no upload is open'));
+        this.fail(
+          new ProtocolError(
+            Errors.UNEXPECTED_MESSAGE,
+            'OPEN and RESUME are only allowed when no upload is open',
+          ),
+        );
         return undefined;
       }
     } else {
       if (id <= this.highestStream) {
-        this.fail(new ProtocolError(Errors.UNEXPECTED_MESSAGE, `stream ${id} is not above ${this.highestStream}: stream ids only grow`));
+        this.fail(
+          new ProtocolError(
+            Errors.UNEXPECTED_MESSAGE,
+            `stream ${id} is not above ${this.highestStream}: stream ids only grow`,
+          ),
+        );
         return undefined;
       }
       if (this.streams.size >= this.granted) {
-        this.fail(new ProtocolError(Errors.LIMIT_EXCEEDED, `more than ${this.granted} uploads open on one connection`));
+        this.fail(
+          new ProtocolError(
+            Errors.LIMIT_EXCEEDED,
+            `more than ${this.granted} uploads open on one connection`,
+          ),
+        );
         return undefined;
       }
       this.highestStream = id;
@@ -392,23 +456,41 @@ export class Session {
   }
 
   /** Shutdown and the authorization hook; returns the client the upload counts against. */
-  private async admit(kind: 'open' | 'resume', token: string, extra: { uploadId?: string; fileSize?: number; name?: string; contentType?: string }): Promise<string> {
-    if (this.ctx.shuttingDown()) throw new ProtocolError(Errors.SHUTTING_DOWN, 'the server is shutting down');
+  private async admit(
+    kind: 'open' | 'resume',
+    token: string,
+    extra: { uploadId?: string; fileSize?: number; name?: string; contentType?: string },
+  ): Promise<string> {
+    if (this.ctx.shuttingDown())
+      throw new ProtocolError(Errors.SHUTTING_DOWN, 'the server is shutting down');
     const ticket = ticketOf.get(this.request.raw);
     if (ticket && kind === 'open') {
       // The ticket's claims bound what this connection may open.
       if (ticket.maxSize !== undefined && (extra.fileSize ?? 0) > ticket.maxSize) {
-        throw new ProtocolError(Errors.FILE_TOO_LARGE, `the upload ticket allows files up to ${ticket.maxSize} bytes`);
+        throw new ProtocolError(
+          Errors.FILE_TOO_LARGE,
+          `the upload ticket allows files up to ${ticket.maxSize} bytes`,
+        );
       }
-      if (ticket.name !== undefined && extra.name !== ticket.name) throw new ProtocolError(Errors.UNAUTHORIZED, 'the upload ticket is for another file name');
-      if (ticket.type !== undefined && extra.contentType !== ticket.type) throw new ProtocolError(Errors.UNAUTHORIZED, 'the upload ticket is for another content type');
+      if (ticket.name !== undefined && extra.name !== ticket.name)
+        throw new ProtocolError(Errors.UNAUTHORIZED, 'the upload ticket is for another file name');
+      if (ticket.type !== undefined && extra.contentType !== ticket.type)
+        throw new ProtocolError(
+          Errors.UNAUTHORIZED,
+          'the upload ticket is for another content type',
+        );
     }
     const hook = this.ctx.options.authorizeUpload;
-    const address = ticket?.sub !== undefined ? `subject:${ticket.sub}` : `address:${this.request.ip}`;
+    const address =
+      ticket?.sub !== undefined ? `subject:${ticket.sub}` : `address:${this.request.ip}`;
     if (!hook) return address;
     const verdict = await hook({ kind, token, ...extra, request: this.request });
     if (!verdict) throw new ProtocolError(Errors.UNAUTHORIZED, 'the upload token was refused');
-    return typeof verdict === 'object' && typeof verdict.subject === 'string' && verdict.subject !== '' ? `subject:${verdict.subject}` : address;
+    return typeof verdict === 'object' &&
+      typeof verdict.subject === 'string' &&
+      verdict.subject !== ''
+      ? `subject:${verdict.subject}`
+      : address;
   }
 
   private accept(stream: UploadStream, upload: OpenUpload, secret: Uint8Array | undefined): void {
@@ -424,16 +506,19 @@ export class Session {
     this.activeSincePeriodStart = false;
     this.progressed();
     this.ctx.metrics.uploadsActive.set(this.ctx.registry.ownedCount);
-    this.sendOn(stream, encodeAccept({
-      created: secret !== undefined,
-      durable: this.ctx.options.durable,
-      uploadId: upload.idBytes,
-      secret: secret ?? ZERO_SECRET,
-      fileSize: upload.info.fileSize,
-      chunkSize: upload.info.chunkSize,
-      window: this.ctx.options.window,
-      ranges: upload.ranges(),
-    }));
+    this.sendOn(
+      stream,
+      encodeAccept({
+        created: secret !== undefined,
+        durable: this.ctx.options.durable,
+        uploadId: upload.idBytes,
+        secret: secret ?? ZERO_SECRET,
+        fileSize: upload.info.fileSize,
+        chunkSize: upload.info.chunkSize,
+        window: this.ctx.options.window,
+        ranges: upload.ranges(),
+      }),
+    );
   }
 
   private async onOpen(stream: UploadStream, message: OpenMessage): Promise<void> {
@@ -441,17 +526,31 @@ export class Session {
     // reported in SPEC.md 7.1's order: authorization, size, space, then capacity.
     const reserved = this.ctx.registry.reserveSlot();
     try {
-      const client = await this.admit('open', message.token, { fileSize: message.fileSize, name: message.name, contentType: message.contentType });
+      const client = await this.admit('open', message.token, {
+        fileSize: message.fileSize,
+        name: message.name,
+        contentType: message.contentType,
+      });
       await this.ctx.registry.checkSizeAndSpace(message.fileSize);
-      if (!reserved) throw new ProtocolError(Errors.TOO_MANY_UPLOADS, 'too many uploads in progress');
-      const multiplexed = this.granted > 1 && this.ctx.multiplexedOpenRate !== undefined;
-      const bucket = multiplexed ? this.ctx.multiplexedOpenRate! : this.ctx.openRate;
+      if (!reserved)
+        throw new ProtocolError(Errors.TOO_MANY_UPLOADS, 'too many uploads in progress');
+      const multiplexed = this.granted > 1 ? this.ctx.multiplexedOpenRate : undefined;
+      const bucket = multiplexed ?? this.ctx.openRate;
       if (!bucket.take(this.request.ip)) {
-        const rate = multiplexed ? this.ctx.options.multiplexedOpensPerSecond : this.ctx.options.opensPerSecond;
-        throw new ProtocolError(Errors.TOO_MANY_UPLOADS, `more than ${rate} new uploads per second from this address; retry shortly`);
+        const rate =
+          multiplexed !== undefined
+            ? this.ctx.options.multiplexedOpensPerSecond
+            : this.ctx.options.opensPerSecond;
+        throw new ProtocolError(
+          Errors.TOO_MANY_UPLOADS,
+          `more than ${rate} new uploads per second from this address; retry shortly`,
+        );
       }
       const { upload, secret } = await this.ctx.registry.create(message, stream, client);
-      this.log.info({ upload: upload.id, size: upload.info.fileSize, chunkSize: upload.info.chunkSize }, 'upload created');
+      this.log.info(
+        { upload: upload.id, size: upload.info.fileSize, chunkSize: upload.info.chunkSize },
+        'upload created',
+      );
       this.accept(stream, upload, secret);
     } catch (error) {
       this.refuseOpening(stream, error);
@@ -462,7 +561,8 @@ export class Session {
 
   /** An OPEN or RESUME failed: the stream ends (bigup.1: the connection, since these are fatal). */
   private refuseOpening(stream: UploadStream, error: unknown): void {
-    if (!(error instanceof ProtocolError)) this.log.error({ err: error }, 'bigup open/resume failed');
+    if (!(error instanceof ProtocolError))
+      this.log.error({ err: error }, 'bigup open/resume failed');
     const failure = asProtocolError(error);
     this.failStream(stream, failure);
     this.endStream(stream);
@@ -475,7 +575,8 @@ export class Session {
     const takeover = this.ctx.registry.peek(id)?.owner !== undefined;
     const reserved = !takeover && this.ctx.registry.reserveSlot();
     try {
-      if (!takeover && !reserved) throw new ProtocolError(Errors.TOO_MANY_UPLOADS, 'too many uploads in progress');
+      if (!takeover && !reserved)
+        throw new ProtocolError(Errors.TOO_MANY_UPLOADS, 'too many uploads in progress');
       await this.admit('resume', message.token, { uploadId: id });
       let upload: OpenUpload;
       try {
@@ -483,7 +584,12 @@ export class Session {
       } catch (error) {
         // With every slot taken, an unknown id gets TOO_MANY_UPLOADS before its secret is looked
         // at; a wrong secret for a connected upload must get the same answer (no existence oracle).
-        if (takeover && this.ctx.registry.ownedCount >= this.ctx.options.maxUploads && error instanceof ProtocolError && error.code === Errors.NOT_FOUND.code) {
+        if (
+          takeover &&
+          this.ctx.registry.ownedCount >= this.ctx.options.maxUploads &&
+          error instanceof ProtocolError &&
+          error.code === Errors.NOT_FOUND.code
+        ) {
           throw new ProtocolError(Errors.TOO_MANY_UPLOADS, 'too many uploads in progress');
         }
         throw error;
@@ -507,35 +613,73 @@ export class Session {
     const length = payload.byteLength;
     if (this.version === 2 && messageBytes > upload.info.chunkSize + HeaderSizeV2.DATA) {
       // bigup.1 decodes with this limit; bigup.2 learns the stream (and its chunk size) first.
-      this.fail(new ProtocolError(Errors.MESSAGE_TOO_LARGE, `DATA message of ${messageBytes} bytes exceeds the chunk size plus its header`));
+      this.fail(
+        new ProtocolError(
+          Errors.MESSAGE_TOO_LARGE,
+          `DATA message of ${messageBytes} bytes exceeds the chunk size plus its header`,
+        ),
+      );
       return;
     }
     if (this.outstanding > 0 && this.outstanding + length > this.maxWindow) {
-      this.fail(new ProtocolError(Errors.WINDOW_EXCEEDED, `${this.outstanding + length} bytes in flight, window ${this.maxWindow}`, { offset, length }));
+      this.fail(
+        new ProtocolError(
+          Errors.WINDOW_EXCEEDED,
+          `${this.outstanding + length} bytes in flight, window ${this.maxWindow}`,
+          { offset, length },
+        ),
+      );
       return;
     }
     this.outstanding += length;
     stream.outstanding += length;
     this.updatePause();
     const { chunkSize, fileSize } = upload.info;
-    if (offset % chunkSize !== 0 || offset >= fileSize || length !== Math.min(chunkSize, fileSize - offset)) {
-      this.answerError(stream, new ProtocolError(Errors.OUT_OF_RANGE, `DATA [${offset}, +${length}) is not a whole chunk of this upload`, { offset, length }));
+    if (
+      offset % chunkSize !== 0 ||
+      offset >= fileSize ||
+      length !== Math.min(chunkSize, fileSize - offset)
+    ) {
+      this.answerError(
+        stream,
+        new ProtocolError(
+          Errors.OUT_OF_RANGE,
+          `DATA [${offset}, +${length}) is not a whole chunk of this upload`,
+          { offset, length },
+        ),
+      );
       return;
     }
     // SPEC.md 7.4: the payload's own hash (step 5) before what the upload holds (step 6).
     const hash = this.ctx.hasher.h64(payload);
     if (hash !== message.hash) {
-      this.answerError(stream, new ProtocolError(Errors.HASH_MISMATCH, 'payload does not match its xxHash64', { offset, length }));
+      this.answerError(
+        stream,
+        new ProtocolError(Errors.HASH_MISMATCH, 'payload does not match its xxHash64', {
+          offset,
+          length,
+        }),
+      );
       return;
     }
     if (upload.completed) {
-      this.answerError(stream, new ProtocolError(Errors.CONFLICT, 'the upload is already complete', { offset, length }));
+      this.answerError(
+        stream,
+        new ProtocolError(Errors.CONFLICT, 'the upload is already complete', { offset, length }),
+      );
       return;
     }
     const index = offset / chunkSize;
     const status = upload.chunkStatus(index);
     if (status && status.hash !== hash) {
-      this.answerError(stream, new ProtocolError(Errors.CONFLICT, 'this chunk was already received with different content', { offset, length }));
+      this.answerError(
+        stream,
+        new ProtocolError(
+          Errors.CONFLICT,
+          'this chunk was already received with different content',
+          { offset, length },
+        ),
+      );
       return;
     }
     if (status?.status === 'acked') {
@@ -639,7 +783,7 @@ export class Session {
   }
 
   private async onComplete(stream: UploadStream, message: CompleteMessage): Promise<void> {
-    const upload = stream.upload!;
+    const upload = requireUpload(stream);
     const generation = stream.generation;
     stream.state = 'busy';
     // Every DATA received before COMPLETE is answered first, so COMPLETE may follow the last DATA at once.
@@ -658,14 +802,24 @@ export class Session {
     if (generation !== stream.generation) return;
     this.progressed();
     this.flushAcks(stream);
-    this.sendOn(stream, encodeResult({ uploadId: upload.idBytes, fileSize: upload.info.fileSize, digest: result.digest }));
-    this.log.info({ upload: upload.id, size: upload.info.fileSize, fresh: result.fresh }, 'upload completed');
+    this.sendOn(
+      stream,
+      encodeResult({
+        uploadId: upload.idBytes,
+        fileSize: upload.info.fileSize,
+        digest: result.digest,
+      }),
+    );
+    this.log.info(
+      { upload: upload.id, size: upload.info.fileSize, fresh: result.fresh },
+      'upload completed',
+    );
     this.endStream(stream);
     if (result.fresh) this.ctx.completed(upload);
   }
 
   private async onTerminate(stream: UploadStream): Promise<void> {
-    const upload = stream.upload!;
+    const upload = requireUpload(stream);
     stream.state = 'busy';
     // Answers to DATA still in flight are dropped, never acked.
     stream.generation++;
@@ -689,7 +843,10 @@ export class Session {
   /** The registry took the stream's upload away (takeover, DELETE, TTL, storage failure). */
   evictStream(stream: UploadStream, error: ProtocolError): void {
     if (stream.ended) return;
-    this.failStream(stream, error.fatal ? error : new ProtocolError(Errors.UPLOAD_GONE, error.message));
+    this.failStream(
+      stream,
+      error.fatal ? error : new ProtocolError(Errors.UPLOAD_GONE, error.message),
+    );
   }
 
   /** Periodic checks: idle timeout and minimum throughput. */
@@ -711,7 +868,12 @@ export class Session {
       this.periodBytes = 0;
       this.activeSincePeriodStart = active;
       if (judged && rate < minThroughput) {
-        this.fail(new ProtocolError(Errors.TOO_SLOW, `${Math.round(rate)} B/s is below the minimum of ${minThroughput} B/s`));
+        this.fail(
+          new ProtocolError(
+            Errors.TOO_SLOW,
+            `${Math.round(rate)} B/s is below the minimum of ${minThroughput} B/s`,
+          ),
+        );
       }
     }
   }
@@ -741,7 +903,9 @@ export class Session {
     await this.allAnswered();
     // Let the coalesced ACK go out before the ERROR.
     await new Promise<void>((resolve) => setImmediate(resolve));
-    this.fail(new ProtocolError(Errors.SHUTTING_DOWN, 'the server is shutting down; acked bytes are safe'));
+    this.fail(
+      new ProtocolError(Errors.SHUTTING_DOWN, 'the server is shutting down; acked bytes are safe'),
+    );
   }
 
   private onClose(): void {
@@ -750,6 +914,12 @@ export class Session {
       this.closedFlag = true;
     }
   }
+}
+
+/** The stream's upload; the dispatcher routes COMPLETE/TERMINATE only to ACTIVE streams, which have one. */
+function requireUpload(stream: UploadStream): OpenUpload {
+  if (!stream.upload) throw new ProtocolError(Errors.INTERNAL_ERROR, 'no upload on this stream');
+  return stream.upload;
 }
 
 function wake(waiters: ReadonlyArray<() => void>): void {

@@ -8,7 +8,13 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { loadHasher } from '../hash.js';
 import { buildFrameVectors } from './build-v2.js';
-import { buildExamples, buildVectors, renderErrorTable, renderExamples, replaceGenerated } from './build.js';
+import {
+  buildExamples,
+  buildVectors,
+  renderErrorTable,
+  renderExamples,
+  replaceGenerated,
+} from './build.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 

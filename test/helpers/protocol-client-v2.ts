@@ -32,9 +32,14 @@ export class RawClientV2 {
   private waiters: Array<() => void> = [];
   readonly closed: Promise<{ code: number; reason: string }>;
 
-  private constructor(readonly ws: WebSocket, readonly hasher: Hasher) {
+  private constructor(
+    readonly ws: WebSocket,
+    readonly hasher: Hasher,
+  ) {
     ws.on('message', (data: Buffer) => {
-      this.inbox.push(decodeServerFrame(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)));
+      this.inbox.push(
+        decodeServerFrame(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)),
+      );
       this.wake();
     });
     this.closed = new Promise((resolve) => {
@@ -55,7 +60,10 @@ export class RawClientV2 {
   static async connect(url: string, protocols: string[] = [SUBPROTOCOL_V2]): Promise<RawClientV2> {
     const hasher = await loadHasher();
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, protocols, { perMessageDeflate: false, generateMask: zeroMask });
+      const ws = new WebSocket(url, protocols, {
+        perMessageDeflate: false,
+        generateMask: zeroMask,
+      });
       ws.binaryType = 'nodebuffer';
       const client = new RawClientV2(ws, hasher);
       ws.once('open', () => resolve(client));
@@ -72,7 +80,20 @@ export class RawClientV2 {
   }
 
   open(stream: number, fields: Partial<Omit<OpenMessage, 'type'>> = {}): void {
-    this.send(withStream(stream, encodeOpen({ fileSize: 1, chunkSize: 0, name: `f${stream}`, contentType: '', token: '', metadata: {}, ...fields })));
+    this.send(
+      withStream(
+        stream,
+        encodeOpen({
+          fileSize: 1,
+          chunkSize: 0,
+          name: `f${stream}`,
+          contentType: '',
+          token: '',
+          metadata: {},
+          ...fields,
+        }),
+      ),
+    );
   }
 
   data(stream: number, offset: number, payload: Uint8Array): void {
@@ -91,12 +112,16 @@ export class RawClientV2 {
   }
 
   /** Wait until `predicate` holds for some received message; returns it (and leaves the inbox as is). */
-  async waitFor(predicate: (frame: Frame<ServerMessageV2>) => boolean, timeoutMs = 10_000): Promise<Frame<ServerMessageV2>> {
+  async waitFor(
+    predicate: (frame: Frame<ServerMessageV2>) => boolean,
+    timeoutMs = 10_000,
+  ): Promise<Frame<ServerMessageV2>> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const found = this.inbox.find(predicate);
       if (found) return found;
-      if (this.ws.readyState === WebSocket.CLOSED) throw new Error('connection closed while waiting');
+      if (this.ws.readyState === WebSocket.CLOSED)
+        throw new Error('connection closed while waiting');
       const left = deadline - Date.now();
       if (left <= 0) throw new Error('timed out waiting for a server message');
       await new Promise<void>((resolve) => {
@@ -110,8 +135,15 @@ export class RawClientV2 {
   }
 
   /** The message of type `type` on `stream`. */
-  async expect<T extends ServerMessageV2['type']>(stream: number, type: T, timeoutMs?: number): Promise<Extract<ServerMessageV2, { type: T }>> {
-    const frame = await this.waitFor((f) => f.stream === stream && f.message.type === type, timeoutMs);
+  async expect<T extends ServerMessageV2['type']>(
+    stream: number,
+    type: T,
+    timeoutMs?: number,
+  ): Promise<Extract<ServerMessageV2, { type: T }>> {
+    const frame = await this.waitFor(
+      (f) => f.stream === stream && f.message.type === type,
+      timeoutMs,
+    );
     return frame.message as Extract<ServerMessageV2, { type: T }>;
   }
 

@@ -28,11 +28,24 @@ import {
   type Hasher,
   type MessageV2,
 } from '../../protocol/index.js';
-import { buildFrameVectors, frameFromJson, frameToJson, type FrameVectorFile, type InvalidFrameVector } from '../../protocol/vectors/build-v2.js';
+import {
+  buildFrameVectors,
+  frameFromJson,
+  frameToJson,
+  type FrameVectorFile,
+  type InvalidFrameVector,
+} from '../../protocol/vectors/build-v2.js';
 
-const file = JSON.parse(readFileSync(fileURLToPath(new URL('../../protocol/vectors/v2/bigup2.json', import.meta.url)), 'utf8')) as FrameVectorFile;
-const fromHex = (text: string): Uint8Array => Uint8Array.from(text.match(/../g) ?? [], (b) => Number.parseInt(b, 16));
-const toHex = (bytes: Uint8Array): string => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+const file = JSON.parse(
+  readFileSync(
+    fileURLToPath(new URL('../../protocol/vectors/v2/bigup2.json', import.meta.url)),
+    'utf8',
+  ),
+) as FrameVectorFile;
+const fromHex = (text: string): Uint8Array =>
+  Uint8Array.from(text.match(/../g) ?? [], (b) => Number.parseInt(b, 16));
+const toHex = (bytes: Uint8Array): string =>
+  Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 
 function errorOf(fn: () => unknown): ProtocolError {
   try {
@@ -46,12 +59,17 @@ function errorOf(fn: () => unknown): ProtocolError {
 
 function decodeInvalid(vector: InvalidFrameVector): unknown {
   const bytes = fromHex(vector.hex);
-  const options = vector.maxDataMessage === undefined ? {} : { maxDataMessage: vector.maxDataMessage };
+  const options =
+    vector.maxDataMessage === undefined ? {} : { maxDataMessage: vector.maxDataMessage };
   switch (vector.decoder) {
-    case 'client': return decodeClientFrame(bytes, options);
-    case 'server': return decodeServerFrame(bytes);
-    case 'any': return decodeFrame(bytes, options);
-    case 'v1-client': return decodeClientMessage(bytes, options);
+    case 'client':
+      return decodeClientFrame(bytes, options);
+    case 'server':
+      return decodeServerFrame(bytes);
+    case 'any':
+      return decodeFrame(bytes, options);
+    case 'v1-client':
+      return decodeClientMessage(bytes, options);
   }
 }
 
@@ -80,7 +98,9 @@ describe('bigup.2 vectors', () => {
       // A DATA prefix longer than its header is a shorter DATA (caught by length or hash, 7.4).
       const last = vector.message === 'DATA' ? HeaderSizeV2.DATA : bytes.byteLength - 1;
       for (let cut = 0; cut <= Math.min(last, bytes.byteLength - 1); cut++) {
-        expect(() => decodeFrame(bytes.subarray(0, cut)), `${vector.name} cut at ${cut}`).toThrow(ProtocolError);
+        expect(() => decodeFrame(bytes.subarray(0, cut)), `${vector.name} cut at ${cut}`).toThrow(
+          ProtocolError,
+        );
       }
     });
   }
@@ -109,7 +129,11 @@ describe('bigup.2 framing', () => {
     writeDataHeaderV2(buffer, 3, 65_536, hasher.h64(payload));
     const frame = decodeClientFrame(buffer);
     expect(frame.stream).toBe(3);
-    expect(frame.message).toMatchObject({ type: 'data', offset: 65_536, hash: hasher.h64(payload) });
+    expect(frame.message).toMatchObject({
+      type: 'data',
+      offset: 65_536,
+      hash: hasher.h64(payload),
+    });
   });
 
   it('refuses to encode an upload message on stream 0', () => {
@@ -118,7 +142,9 @@ describe('bigup.2 framing', () => {
   });
 
   it('a bigup.1 decoder refuses a bigup.2 HELLO, so a mixed-up peer fails loudly', () => {
-    expect(errorOf(() => decodeClientMessage(encodeHello([]))).codeName).toBe('UNKNOWN_MESSAGE_TYPE');
+    expect(errorOf(() => decodeClientMessage(encodeHello([]))).codeName).toBe(
+      'UNKNOWN_MESSAGE_TYPE',
+    );
   });
 
   it('offers bigup.2 first and keeps bigup.1', () => {

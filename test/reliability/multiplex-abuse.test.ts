@@ -42,7 +42,10 @@ describe('abuse: bigup.2 streams are bounded per connection and in all', () => {
     const client = await RawClientV2.connect(server.wsUrl);
     client.hello([{ id: Capability.MULTIPLEX, value: 0xffff_ffff }]);
     const welcome = await client.waitFor((f) => f.message.type === 'welcome');
-    expect(welcome.message).toEqual({ type: 'welcome', capabilities: [{ id: Capability.MULTIPLEX, value: bound }] });
+    expect(welcome.message).toEqual({
+      type: 'welcome',
+      capabilities: [{ id: Capability.MULTIPLEX, value: bound }],
+    });
     // Every stream holds an upload that never receives a byte: pending OPENs, then held slots.
     for (let stream = 1; stream <= bound + 1; stream++) client.open(stream, { fileSize: 1024 });
     const refusal = await client.waitFor((f) => f.message.type === 'error');
@@ -59,10 +62,20 @@ describe('abuse: bigup.2 streams are bounded per connection and in all', () => {
       client.hello();
       for (let stream = 1; stream <= 6; stream++) client.open(stream, { fileSize: 1024 });
     }
-    const answers = await Promise.all(clients.flatMap((client) => [1, 2, 3, 4, 5, 6].map((stream) =>
-      client.waitFor((f) => f.stream === stream && (f.message.type === 'accept' || f.message.type === 'error')))));
+    const answers = await Promise.all(
+      clients.flatMap((client) =>
+        [1, 2, 3, 4, 5, 6].map((stream) =>
+          client.waitFor(
+            (f) =>
+              f.stream === stream && (f.message.type === 'accept' || f.message.type === 'error'),
+          ),
+        ),
+      ),
+    );
     const accepted = answers.filter((a) => a.message.type === 'accept').length;
-    const refused = answers.filter((a) => a.message.type === 'error' && a.message.code === Errors.TOO_MANY_UPLOADS.code).length;
+    const refused = answers.filter(
+      (a) => a.message.type === 'error' && a.message.code === Errors.TOO_MANY_UPLOADS.code,
+    ).length;
     expect(accepted).toBe(8);
     expect(refused).toBe(18 - 8);
     for (const client of clients) expect(client.ws.readyState).toBe(client.ws.OPEN);

@@ -26,7 +26,14 @@ describe('bigup.2: several uploads on one connection', () => {
   beforeEach(async () => {
     tmp = await makeTempDir();
     completions.length = 0;
-    server = await startServer({ dir: tmp.path, maxStreamsPerConnection: 8, maxUploadSize: 1024 * 1024, onUploadComplete: (u) => { completions.push(u.id); } });
+    server = await startServer({
+      dir: tmp.path,
+      maxStreamsPerConnection: 8,
+      maxUploadSize: 1024 * 1024,
+      onUploadComplete: (u) => {
+        completions.push(u.id);
+      },
+    });
   });
 
   afterEach(async () => {
@@ -37,9 +44,16 @@ describe('bigup.2: several uploads on one connection', () => {
   it('grants at most maxStreamsPerConnection and ignores capabilities it does not know', async () => {
     const client = await RawClientV2.connect(server.wsUrl);
     expect(client.ws.protocol).toBe('bigup.2');
-    client.hello([{ id: Capability.MULTIPLEX, value: 100 }, { id: Capability.PROOF_OF_POSSESSION, value: 1 }, { id: 0x7f00, value: 3 }]);
+    client.hello([
+      { id: Capability.MULTIPLEX, value: 100 },
+      { id: Capability.PROOF_OF_POSSESSION, value: 1 },
+      { id: 0x7f00, value: 3 },
+    ]);
     const welcome = await client.waitFor((f) => f.message.type === 'welcome');
-    expect(welcome.message).toEqual({ type: 'welcome', capabilities: [{ id: Capability.MULTIPLEX, value: 8 }] });
+    expect(welcome.message).toEqual({
+      type: 'welcome',
+      capabilities: [{ id: Capability.MULTIPLEX, value: 8 }],
+    });
     client.close();
   });
 
@@ -48,20 +62,24 @@ describe('bigup.2: several uploads on one connection', () => {
     client.hello();
     const files = Array.from({ length: 8 }, (_, i) => bytes(1000 + i * 4096, i));
     // Every OPEN before any ACCEPT (the first one right behind HELLO, before WELCOME).
-    files.forEach((file, i) => client.open(i + 1, { fileSize: file.byteLength, name: `file-${i}.bin` }));
+    files.forEach((file, i) =>
+      client.open(i + 1, { fileSize: file.byteLength, name: `file-${i}.bin` }),
+    );
     for (let i = 0; i < files.length; i++) await client.expect(i + 1, 'accept');
     // DATA of all eight, then all COMPLETEs, without waiting for one ACK.
-    for (let i = files.length - 1; i >= 0; i--) client.data(i + 1, 0, files[i]!);
+    for (let i = files.length - 1; i >= 0; i--) client.data(i + 1, 0, files[i]);
     for (let i = 0; i < files.length; i++) client.complete(i + 1);
     for (let i = 0; i < files.length; i++) {
       const result = await client.expect(i + 1, 'result');
-      expect(result.fileSize).toBe(files[i]!.byteLength);
+      expect(result.fileSize).toBe(files[i].byteLength);
       // Per stream the answers keep SPEC.md 5's order: ACCEPT first, RESULT last.
       const kinds = client.on(i + 1).map((m) => m.type);
       expect(kinds[0]).toBe('accept');
       expect(kinds[kinds.length - 1]).toBe('result');
       const id = Buffer.from(result.uploadId).toString('hex');
-      expect(await readFile(join(tmp.path, 'files', id, `file-${i}.bin`))).toEqual(Buffer.from(files[i]!));
+      expect(await readFile(join(tmp.path, 'files', id, `file-${i}.bin`))).toEqual(
+        Buffer.from(files[i]),
+      );
     }
     expect(completions).toHaveLength(8);
     client.close();
@@ -129,8 +147,32 @@ describe('bigup.2: several uploads on one connection', () => {
     client.hello([]);
     const welcome = await client.waitFor((f) => f.message.type === 'welcome');
     expect(welcome.message).toEqual({ type: 'welcome', capabilities: [] });
-    client.send(withStream(1, encodeOpen({ fileSize: 0, chunkSize: 0, name: 'a', contentType: '', token: '', metadata: {} })));
-    client.send(withStream(2, encodeOpen({ fileSize: 0, chunkSize: 0, name: 'b', contentType: '', token: '', metadata: {} })));
+    client.send(
+      withStream(
+        1,
+        encodeOpen({
+          fileSize: 0,
+          chunkSize: 0,
+          name: 'a',
+          contentType: '',
+          token: '',
+          metadata: {},
+        }),
+      ),
+    );
+    client.send(
+      withStream(
+        2,
+        encodeOpen({
+          fileSize: 0,
+          chunkSize: 0,
+          name: 'b',
+          contentType: '',
+          token: '',
+          metadata: {},
+        }),
+      ),
+    );
     const error = await client.waitFor((f) => f.message.type === 'error');
     expect(error.message).toMatchObject({ code: Errors.LIMIT_EXCEEDED.code });
     expect((await client.closed).code).toBe(1008);
