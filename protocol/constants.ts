@@ -5,8 +5,13 @@
 
 /** WebSocket subprotocol token that carries protocol version 1. */
 export const SUBPROTOCOL_V1 = 'bigup.1';
+/**
+ * WebSocket subprotocol token of version 2: the bigup.1 messages with a stream id, several uploads
+ * on one connection, and a capability handshake (HELLO / WELCOME) for later extensions (SPEC.md 16).
+ */
+export const SUBPROTOCOL_V2 = 'bigup.2';
 /** All subprotocols this implementation speaks, most preferred first. */
-export const SUPPORTED_SUBPROTOCOLS: readonly string[] = [SUBPROTOCOL_V1];
+export const SUPPORTED_SUBPROTOCOLS: readonly string[] = [SUBPROTOCOL_V2, SUBPROTOCOL_V1];
 
 /** Message type codes (first byte of every message). */
 export const MessageType = {
@@ -40,6 +45,41 @@ export const SERVER_MESSAGE_TYPES: ReadonlySet<number> = new Set([
   MessageType.ERROR,
   MessageType.TERMINATED,
 ]);
+
+/** Message types that exist in bigup.2 only (SPEC.md 16.3); in bigup.1 they are UNKNOWN_MESSAGE_TYPE. */
+export const MessageTypeV2 = {
+  HELLO: 0x04,
+  WELCOME: 0x05,
+} as const;
+
+/**
+ * Capability ids of the bigup.2 handshake (SPEC.md 16.4). A peer ignores ids it does not know, so
+ * adding one needs no new version. Ids 0x0002 and 0x0003 are reserved for the extensions of
+ * issues 18 (proof of possession) and 14 (replace an acked chunk after resume); they are not
+ * defined yet and a server MUST NOT grant them.
+ */
+export const Capability = {
+  /** Value: most uploads (streams) open at once on the connection. Without it: 1. */
+  MULTIPLEX: 0x0001,
+  PROOF_OF_POSSESSION: 0x0002,
+  REPLACE_CHUNK: 0x0003,
+} as const;
+
+/** bigup.2 limits (SPEC.md 16.7), in addition to `Limits`. */
+export const LimitsV2 = {
+  /** Most capability entries in one HELLO or WELCOME. */
+  MAX_CAPABILITIES: 64,
+  /** Largest stream id (u32). 0 means "the connection", never an upload. */
+  MAX_STREAM_ID: 0xffff_ffff,
+} as const;
+
+/** bigup.2 header sizes: the stream id (u32) sits right after the 2-byte common header. */
+export const HeaderSizeV2 = {
+  STREAM: 4,
+  DATA: 22,
+  HELLO_FIXED: 4,
+  CAPABILITY: 6,
+} as const;
 
 /** Flag bits (second byte of every message). Bits not listed for a type are reserved and MUST be zero. */
 export const OpenFlags = { HAS_DIGEST: 0x01 } as const;
