@@ -32,12 +32,10 @@ import type {
   ClientMessage,
   ClientMessageV2,
   Frame,
-  HelloMessage,
   MessageV2,
   VerifiedMessage,
   VerifyMessage,
   ServerMessageV2,
-  WelcomeMessage,
   CompleteMessage,
   DataMessage,
   ErrorMessage,
@@ -1036,8 +1034,8 @@ function decodeFrameFrom(
   if (bytes.byteLength < 2) {
     throw new ProtocolError(Errors.MALFORMED, 'message shorter than its 2-byte header');
   }
-  const type = bytes[0]!;
-  const flags = bytes[1]!;
+  const type = bytes[0];
+  const flags = bytes[1];
   const hex = `0x${type.toString(16).padStart(2, '0')}`;
   if (!CLIENT_TYPES_V2.has(type) && !SERVER_TYPES_V2.has(type)) {
     throw new ProtocolError(Errors.UNKNOWN_MESSAGE_TYPE, `unknown message type ${hex}`);
@@ -1159,12 +1157,13 @@ function checkStream(stream: number, type: number): void {
  * DATA goes out through `writeDataHeaderV2` without a copy.
  */
 export function withStream(stream: number, v1: Uint8Array): Uint8Array {
-  const type = v1[0]!;
+  if (v1.byteLength < 2) throw invalid('a message has at least its 2-byte header');
+  const type = v1[0];
   if (!STREAM_TYPES.has(type)) return v1;
   checkStream(stream, type);
   const out = new Uint8Array(v1.byteLength + HeaderSizeV2.STREAM);
   out[0] = type;
-  out[1] = v1[1]!;
+  out[1] = v1[1];
   new DataView(out.buffer).setUint32(2, stream);
   out.set(v1.subarray(2), 2 + HeaderSizeV2.STREAM);
   return out;
