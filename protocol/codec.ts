@@ -33,6 +33,8 @@ import type {
   ClientMessageV2,
   Frame,
   MessageV2,
+  VerifiedMessage,
+  VerifyMessage,
   ServerMessageV2,
   CompleteMessage,
   DataMessage,
@@ -919,6 +921,8 @@ const STREAM_TYPES: ReadonlySet<number> = new Set([
   MessageType.ERROR,
   MessageType.TERMINATE,
   MessageType.TERMINATED,
+  MessageTypeV2.VERIFY,
+  MessageTypeV2.VERIFIED,
 ]);
 
 /** Flag bits each type defines; the rest are reserved (checked before the stream is read, 4.4 step 5). */
@@ -932,10 +936,12 @@ const DEFINED_FLAGS: ReadonlyMap<number, number> = new Map<number, number>([
 const CLIENT_TYPES_V2: ReadonlySet<number> = new Set([
   ...CLIENT_MESSAGE_TYPES,
   MessageTypeV2.HELLO,
+  MessageTypeV2.VERIFY,
 ]);
 const SERVER_TYPES_V2: ReadonlySet<number> = new Set([
   ...SERVER_MESSAGE_TYPES,
   MessageTypeV2.WELCOME,
+  MessageTypeV2.VERIFIED,
 ]);
 
 /** Whether a bigup.2 message of this type concerns one upload (and so carries a stream id). */
@@ -968,6 +974,55 @@ function decodeCapabilities(r: Reader, flags: number, name: string): CapabilityE
   }
   r.end(name);
   return entries;
+}
+
+/** A VERIFY or VERIFIED count: at least `min`, at most MAX_VERIFY_CHUNKS. */
+function verifyCount(r: Reader, min: number): number {
+  const count = r.u16('count');
+  if (count > LimitsV2.MAX_VERIFY_CHUNKS) {
+    throw new ProtocolError(
+      Errors.LIMIT_EXCEEDED,
+      `${count} chunks, limit ${LimitsV2.MAX_VERIFY_CHUNKS}`,
+    );
+  }
+  if (count < min) throw new ProtocolError(Errors.INVALID_FIELD, 'VERIFY lists no chunk');
+  return count;
+}
+
+function ascending(index: number, previous: number): void {
+  if (index <= previous)
+    throw new ProtocolError(Errors.INVALID_FIELD, 'chunk indexes must be strictly ascending');
+}
+
+function decodeVerify(r: Reader, flags: number): VerifyMessage {
+  checkFlags(flags, 0, 'VERIFY');
+  const count = verifyCount(r, 1);
+  const chunks: { index: number; hash: bigint }[] = [];
+  let previous = -1;
+  for (let i = 0; i < count; i++) {
+    const index = r.u32(`chunk ${i} index`);
+    const hash = r.hash64(`chunk ${i} hash`);
+    ascending(index, previous);
+    previous = index;
+    chunks.push({ index, hash });
+  }
+  r.end('VERIFY');
+  return { type: 'verify', chunks };
+}
+
+function decodeVerified(r: Reader, flags: number): VerifiedMessage {
+  checkFlags(flags, 0, 'VERIFIED');
+  const count = verifyCount(r, 0);
+  const withdrawn: number[] = [];
+  let previous = -1;
+  for (let i = 0; i < count; i++) {
+    const index = r.u32(`chunk ${i} index`);
+    ascending(index, previous);
+    previous = index;
+    withdrawn.push(index);
+  }
+  r.end('VERIFIED');
+  return { type: 'verified', withdrawn };
 }
 
 function decodeFrameFrom(
@@ -1027,6 +1082,8 @@ function decodeFrameFrom(
       'stream 0 is the connection; an upload message needs a stream id of 1 or more',
     );
   }
+  if (type === MessageTypeV2.VERIFY) return { stream, message: decodeVerify(reader, flags) };
+  if (type === MessageTypeV2.VERIFIED) return { stream, message: decodeVerified(reader, flags) };
   return { stream, message: decodeBody(type, reader, flags) };
 }
 
@@ -1135,10 +1192,56 @@ export function writeDataHeaderV2(
   view.setBigUint64(14, hash);
 }
 
+function checkIndexes(indexes: readonly number[], min: number): void {
+  if (indexes.length < min || indexes.length > LimitsV2.MAX_VERIFY_CHUNKS)
+    throw invalid(`a VERIFY lists ${min} to ${LimitsV2.MAX_VERIFY_CHUNKS} chunks`);
+  let previous = -1;
+  for (const index of indexes) {
+    checkU32(index, 'chunk index');
+    if (index <= previous) throw invalid('chunk indexes must be strictly ascending');
+    previous = index;
+  }
+}
+
+/** VERIFY on `stream` (SPEC.md 16.9): the client's hashes of chunks it believes acked. */
+export function encodeVerify(stream: number, chunks: VerifyMessage['chunks']): Uint8Array {
+  checkStream(stream, MessageTypeV2.VERIFY);
+  checkIndexes(
+    chunks.map((c) => c.index),
+    1,
+  );
+  const w = new Writer(HeaderSizeV2.VERIFY_FIXED + chunks.length * HeaderSizeV2.VERIFY_ENTRY);
+  w.u8(MessageTypeV2.VERIFY);
+  w.u8(0);
+  w.u32(stream);
+  w.u16(chunks.length);
+  for (const { index, hash } of chunks) {
+    checkHash(hash, 'chunk hash');
+    w.u32(index);
+    w.hash64(hash);
+  }
+  return w.bytes;
+}
+
+/** VERIFIED on `stream` (SPEC.md 16.9): the chunks the server withdrew. */
+export function encodeVerified(stream: number, withdrawn: readonly number[]): Uint8Array {
+  checkStream(stream, MessageTypeV2.VERIFIED);
+  checkIndexes(withdrawn, 0);
+  const w = new Writer(HeaderSizeV2.VERIFY_FIXED + withdrawn.length * 4);
+  w.u8(MessageTypeV2.VERIFIED);
+  w.u8(0);
+  w.u32(stream);
+  w.u16(withdrawn.length);
+  for (const index of withdrawn) w.u32(index);
+  return w.bytes;
+}
+
 /** Encode any bigup.2 message (tests, vector generation). `stream` is ignored for HELLO, WELCOME, WINDOW. */
 export function encodeFrame(stream: number, message: MessageV2): Uint8Array {
   if (message.type === 'hello') return encodeHello(message.capabilities);
   if (message.type === 'welcome') return encodeWelcome(message.capabilities);
+  if (message.type === 'verify') return encodeVerify(stream, message.chunks);
+  if (message.type === 'verified') return encodeVerified(stream, message.withdrawn);
   return withStream(stream, encodeMessage(message));
 }
 

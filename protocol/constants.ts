@@ -50,13 +50,17 @@ export const SERVER_MESSAGE_TYPES: ReadonlySet<number> = new Set([
 export const MessageTypeV2 = {
   HELLO: 0x04,
   WELCOME: 0x05,
+  /** Client's hashes of chunks it believes acked (REPLACE_CHUNK, SPEC.md 16.9). */
+  VERIFY: 0x13,
+  /** Server's answer to VERIFY: the chunks it withdrew. */
+  VERIFIED: 0x14,
 } as const;
 
 /**
  * Capability ids of the bigup.2 handshake (SPEC.md 16.4). A peer ignores ids it does not know, so
- * adding one needs no new version. Ids 0x0002 and 0x0003 are reserved for the extensions of
- * issues 18 (proof of possession) and 14 (replace an acked chunk after resume); they are not
- * defined yet and a server MUST NOT grant them.
+ * adding one needs no new version. Id 0x0002 is reserved for proof of possession
+ * (instant upload, issue 18): not defined yet, a server MUST NOT grant it. REPLACE_CHUNK (16.9)
+ * lets a resuming client withdraw acked chunks whose bytes changed (VERIFY / VERIFIED).
  */
 export const Capability = {
   /** Value: most uploads (streams) open at once on the connection. Without it: 1. */
@@ -71,6 +75,8 @@ export const LimitsV2 = {
   MAX_CAPABILITIES: 64,
   /** Largest stream id (u32). 0 means "the connection", never an upload. */
   MAX_STREAM_ID: 0xffff_ffff,
+  /** Most chunks one VERIFY lists (12 bytes each: the message stays under MAX_CONTROL_MESSAGE). */
+  MAX_VERIFY_CHUNKS: 4096,
 } as const;
 
 /** bigup.2 header sizes: the stream id (u32) sits right after the 2-byte common header. */
@@ -79,6 +85,10 @@ export const HeaderSizeV2 = {
   DATA: 22,
   HELLO_FIXED: 4,
   CAPABILITY: 6,
+  /** Type, flags, stream, count. */
+  VERIFY_FIXED: 8,
+  /** Chunk index (u32) and its hash (u64). */
+  VERIFY_ENTRY: 12,
 } as const;
 
 /** Flag bits (second byte of every message). Bits not listed for a type are reserved and MUST be zero. */

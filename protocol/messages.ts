@@ -135,6 +135,26 @@ export interface Frame<M> {
   readonly message: M;
 }
 
-export type ClientMessageV2 = ClientMessage | HelloMessage;
-export type ServerMessageV2 = ServerMessage | WelcomeMessage;
+/** A chunk the client believes acked, with the hash of its bytes in the client's file now. */
+export interface ChunkClaim {
+  readonly index: number;
+  readonly hash: bigint;
+}
+
+/** VERIFY (client, REPLACE_CHUNK granted): the client's hashes of chunks it believes acked. */
+export interface VerifyMessage {
+  readonly type: 'verify';
+  /** 1 to LimitsV2.MAX_VERIFY_CHUNKS entries, strictly ascending by index. */
+  readonly chunks: readonly ChunkClaim[];
+}
+
+/** VERIFIED (server, answers VERIFY): the listed chunks the server withdrew from the acked set. */
+export interface VerifiedMessage {
+  readonly type: 'verified';
+  /** Strictly ascending chunk indexes, each one listed in the VERIFY. */
+  readonly withdrawn: readonly number[];
+}
+
+export type ClientMessageV2 = ClientMessage | HelloMessage | VerifyMessage;
+export type ServerMessageV2 = ServerMessage | WelcomeMessage | VerifiedMessage;
 export type MessageV2 = ClientMessageV2 | ServerMessageV2;

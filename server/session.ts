@@ -28,10 +28,12 @@ import {
   encodeProtocolError,
   encodeResult,
   encodeTerminated,
+  encodeVerified,
   encodeWelcome,
   Limits,
   multiplexOf,
   withStream,
+  type CapabilityEntry,
   type ClientMessageV2,
   type CompleteMessage,
   type DataMessage,
@@ -39,6 +41,7 @@ import {
   type HelloMessage,
   type OpenMessage,
   type ResumeMessage,
+  type VerifyMessage,
 } from '../protocol/index.js';
 import type { ServerMetrics } from './metrics.js';
 import { ticketOf } from './handshake.js';
@@ -121,6 +124,8 @@ class UploadStream implements UploadOwner {
   pendingAcks = new RangeSet();
   ackScheduled = false;
   ended = false;
+  /** A VERIFY was received on this stream (at most one per stream, SPEC.md 16.9). */
+  verified = false;
 
   constructor(
     private readonly session: Session,
@@ -139,6 +144,8 @@ export class Session {
   /** bigup.2: HELLO received (it must come first) and the MULTIPLEX number granted. */
   private helloDone = false;
   private granted = 1;
+  /** bigup.2: REPLACE_CHUNK granted in WELCOME (VERIFY allowed, SPEC.md 16.9). */
+  private replaceChunk = false;
   /** Open streams by id (bigup.1: at most one, id 0). */
   private readonly streams = new Map<number, UploadStream>();
   /** bigup.2: the largest stream id opened so far; ids only grow (SPEC.md 16.5). */
@@ -384,6 +391,10 @@ export class Session {
       );
       return;
     }
+    if (message.type === 'verify') {
+      this.guard(this.onVerify(stream, message));
+      return;
+    }
     this.guard(
       message.type === 'complete' ? this.onComplete(stream, message) : this.onTerminate(stream),
     );
@@ -412,7 +423,14 @@ export class Session {
     this.granted = wanted
       ? Math.max(1, Math.min(wanted.value, this.ctx.options.maxStreamsPerConnection))
       : 1;
-    const granted = wanted ? [{ id: Capability.MULTIPLEX, value: this.granted }] : [];
+    const granted: CapabilityEntry[] = wanted
+      ? [{ id: Capability.MULTIPLEX, value: this.granted }]
+      : [];
+    // REPLACE_CHUNK needs a store that can withdraw records (the disk store can).
+    this.replaceChunk =
+      this.ctx.registry.retractsChunks &&
+      message.capabilities.some((c) => c.id === Capability.REPLACE_CHUNK);
+    if (this.replaceChunk) granted.push({ id: Capability.REPLACE_CHUNK, value: 0 });
     this.send(encodeWelcome(granted));
     this.log.debug({ streams: multiplexOf(granted) }, 'bigup.2 connection');
   }
@@ -816,6 +834,59 @@ export class Session {
     );
     this.endStream(stream);
     if (result.fresh) this.ctx.completed(upload);
+  }
+
+  /**
+   * VERIFY (SPEC.md 16.9): withdraw the acked chunks whose stored hash differs from the client's,
+   * durably, then answer VERIFIED with them. Nothing else is allowed on the stream meanwhile.
+   */
+  private async onVerify(stream: UploadStream, message: VerifyMessage): Promise<void> {
+    const upload = requireUpload(stream);
+    if (!this.replaceChunk || stream.verified) {
+      this.fail(
+        new ProtocolError(
+          Errors.UNEXPECTED_MESSAGE,
+          this.replaceChunk
+            ? 'VERIFY is allowed once per stream'
+            : 'VERIFY needs the REPLACE_CHUNK capability',
+        ),
+      );
+      return;
+    }
+    stream.verified = true;
+    const beyond = message.chunks.find((c) => c.index >= upload.chunks);
+    if (beyond) {
+      this.failStream(
+        stream,
+        new ProtocolError(
+          Errors.OUT_OF_RANGE,
+          `chunk ${beyond.index} is beyond the upload's ${upload.chunks} chunks`,
+        ),
+      );
+      return;
+    }
+    const generation = stream.generation;
+    stream.state = 'busy';
+    await this.streamAnswered(stream);
+    if (generation !== stream.generation) return;
+    let withdrawn: number[];
+    try {
+      withdrawn = await upload.retract(message.chunks);
+    } catch (error) {
+      if (generation !== stream.generation) return;
+      this.failStream(stream, asProtocolError(error));
+      return;
+    }
+    if (generation !== stream.generation || stream.ended) return;
+    stream.state = 'active';
+    this.progressed();
+    this.flushAcks(stream);
+    this.send(encodeVerified(stream.id, withdrawn));
+    if (withdrawn.length > 0)
+      this.log.info(
+        { upload: upload.id, withdrawn: withdrawn.length },
+        'chunks the client changed were withdrawn',
+      );
   }
 
   private async onTerminate(stream: UploadStream): Promise<void> {

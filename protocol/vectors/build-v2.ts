@@ -9,7 +9,7 @@ import { Capability, HeaderSizeV2, LimitsV2, MessageType, MessageTypeV2 } from '
 import { Errors, type ErrorName } from '../errors.js';
 import type { CapabilityEntry, Message, MessageV2 } from '../messages.js';
 import { decodeFrame, encodeFrame } from '../codec.js';
-import type { Hasher } from '../hash.js';
+import { hashFromHex, hashToHex, type Hasher } from '../hash.js';
 import { bytesToHex } from '../ids.js';
 import {
   SeededBytes,
@@ -65,6 +65,8 @@ const NAMES: Record<MessageV2['type'], string> = {
   terminated: 'TERMINATED',
   hello: 'HELLO',
   welcome: 'WELCOME',
+  verify: 'VERIFY',
+  verified: 'VERIFIED',
 };
 
 function capabilitiesToJson(entries: readonly CapabilityEntry[]): JsonValue {
@@ -75,6 +77,12 @@ function capabilitiesToJson(entries: readonly CapabilityEntry[]): JsonValue {
 export function frameToJson(stream: number, message: MessageV2): JsonFields {
   if (message.type === 'hello' || message.type === 'welcome')
     return { capabilities: capabilitiesToJson(message.capabilities) };
+  if (message.type === 'verify')
+    return {
+      stream,
+      chunks: message.chunks.map((c) => ({ index: c.index, hash: hashToHex(c.hash) })),
+    };
+  if (message.type === 'verified') return { stream, withdrawn: [...message.withdrawn] };
   const fields = messageToJson(message);
   return message.type === 'window' ? fields : { stream, ...fields };
 }
@@ -102,7 +110,31 @@ export function frameFromJson(
     return { stream: 0, message: { type, capabilities } };
   }
   const { stream, ...rest } = fields;
-  return { stream: typeof stream === 'number' ? stream : 0, message: messageFromJson(type, rest) };
+  const on = typeof stream === 'number' ? stream : 0;
+  if (type === 'verify') {
+    const list = rest.chunks;
+    if (!Array.isArray(list)) throw new TypeError('chunks must be an array');
+    const chunks = list.map((c) => {
+      if (
+        c === null ||
+        typeof c !== 'object' ||
+        Array.isArray(c) ||
+        typeof c.index !== 'number' ||
+        typeof c.hash !== 'string'
+      ) {
+        throw new TypeError('chunk must be { index, hash }');
+      }
+      return { index: c.index, hash: hashFromHex(c.hash) };
+    });
+    return { stream: on, message: { type, chunks } };
+  }
+  if (type === 'verified') {
+    const list = rest.withdrawn;
+    if (!Array.isArray(list) || !list.every((i) => typeof i === 'number'))
+      throw new TypeError('withdrawn must be an array of numbers');
+    return { stream: on, message: { type, withdrawn: list } };
+  }
+  return { stream: on, message: messageFromJson(type, rest) };
 }
 
 const COMMENT =
@@ -301,7 +333,102 @@ export function buildFrameVectors(hasher: Hasher): FrameVectorFile {
     ),
   ];
   const stream = (n: number): number[] => u32(n);
+  const VERIFY = MessageTypeV2.VERIFY;
+  const VERIFIED = MessageTypeV2.VERIFIED;
+  validVectors.push(
+    valid(
+      'verify-two-chunks',
+      'VERIFY on stream 2 (REPLACE_CHUNK): the client hashes chunks 0 and 3 as it reads them now.',
+      2,
+      {
+        type: 'verify',
+        chunks: [
+          { index: 0, hash: 0x0123_4567_89ab_cdefn },
+          { index: 3, hash: 0xfedc_ba98_7654_3210n },
+        ],
+      },
+    ),
+    valid('verified-one', 'VERIFIED on stream 2: chunk 3 was withdrawn, chunk 0 matched.', 2, {
+      type: 'verified',
+      withdrawn: [3],
+    }),
+    valid('verified-none', 'VERIFIED on stream 2: every listed chunk matched.', 2, {
+      type: 'verified',
+      withdrawn: [],
+    }),
+    valid('welcome-replace-chunk', 'WELCOME granting REPLACE_CHUNK (value 0: no parameter).', 0, {
+      type: 'welcome',
+      capabilities: [
+        { id: Capability.MULTIPLEX, value: 1 },
+        { id: Capability.REPLACE_CHUNK, value: 0 },
+      ],
+    }),
+  );
+  const entry = (index: number, hash: bigint): number[] => [...u32(index), ...u64(hash)];
   const invalidVectors: InvalidFrameVector[] = [
+    invalid(
+      'verify-in-bigup1',
+      'VERIFY (0x13) does not exist in bigup.1.',
+      concat(u8(VERIFY), u8(0), u32(1), u16(1), entry(0, 1n)),
+      'UNKNOWN_MESSAGE_TYPE',
+      'v1-client',
+    ),
+    invalid(
+      'verify-empty',
+      'VERIFY must list at least one chunk.',
+      concat(u8(VERIFY), u8(0), u32(1), u16(0)),
+      'INVALID_FIELD',
+      'client',
+    ),
+    invalid(
+      'verify-over-limit',
+      `A count above LimitsV2.MAX_VERIFY_CHUNKS (${LimitsV2.MAX_VERIFY_CHUNKS}) is refused at the count, before the entries.`,
+      concat(u8(VERIFY), u8(0), u32(1), u16(LimitsV2.MAX_VERIFY_CHUNKS + 1)),
+      'LIMIT_EXCEEDED',
+      'client',
+    ),
+    invalid(
+      'verify-not-ascending',
+      'Chunk indexes must be strictly ascending.',
+      concat(u8(VERIFY), u8(0), u32(1), u16(2), entry(5, 1n), entry(5, 2n)),
+      'INVALID_FIELD',
+      'client',
+    ),
+    invalid(
+      'verify-truncated',
+      'Count 2, the second entry cut after its index.',
+      concat(u8(VERIFY), u8(0), u32(1), u16(2), entry(0, 1n), u32(1)),
+      'MALFORMED',
+      'client',
+    ),
+    invalid(
+      'verify-stream-0',
+      'VERIFY concerns one upload: stream 0 is refused.',
+      concat(u8(VERIFY), u8(0), u32(0), u16(1), entry(0, 1n)),
+      'INVALID_FIELD',
+      'client',
+    ),
+    invalid(
+      'verify-reserved-flag',
+      'VERIFY defines no flag.',
+      concat(u8(VERIFY), u8(1), u32(1), u16(1), entry(0, 1n)),
+      'RESERVED_BITS_SET',
+      'client',
+    ),
+    invalid(
+      'verified-from-client',
+      'VERIFIED is sent by the server only.',
+      concat(u8(VERIFIED), u8(0), u32(1), u16(0)),
+      'UNEXPECTED_MESSAGE',
+      'client',
+    ),
+    invalid(
+      'verified-not-ascending',
+      'Withdrawn indexes must be strictly ascending.',
+      concat(u8(VERIFIED), u8(0), u32(1), u16(2), u32(4), u32(2)),
+      'INVALID_FIELD',
+      'server',
+    ),
     invalid(
       'hello-in-bigup1',
       'HELLO (0x04) does not exist in bigup.1.',

@@ -220,6 +220,7 @@ function planted(path: string): ProtocolError {
 }
 
 export class DiskStore implements UploadStore {
+  readonly retractsChunks = true;
   readonly dir: string;
   private readonly uploadsDir: string;
   private readonly filesDir: string;

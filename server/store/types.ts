@@ -124,6 +124,11 @@ export interface ListPage {
 
 /** A place uploads live. */
 export interface UploadStore {
+  /**
+   * Handles of this store implement `retractChunks` (the REPLACE_CHUNK capability, SPEC.md
+   * 16.9, is granted only then).
+   */
+  readonly retractsChunks?: boolean;
   /** Create the directories or buckets the store needs. Called once at registration. */
   init(): Promise<void>;
   /** Bytes available for new uploads. */
