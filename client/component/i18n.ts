@@ -69,7 +69,8 @@ const en: Strings = {
   failed: (reason) => `Failed: ${reason}`,
   resumingAt: (p) => `Resuming at ${p}%`,
   sourceChanged: 'The file changed since the earlier upload; uploading it again from the start',
-  changedPartsResent: 'Parts of the file changed since the earlier upload; sending only those again',
+  changedPartsResent:
+    'Parts of the file changed since the earlier upload; sending only those again',
   refusedTooLarge: (max) => `Not uploaded: larger than the limit of ${max}`,
   refusedType: (accept) => `Not uploaded: file type not accepted (allowed: ${accept})`,
   progressLabel: (name) => `Upload progress of ${name}`,
