@@ -45,7 +45,7 @@ describe('listing unfinished uploads', () => {
       const handle = await store.create(info(n, 0));
       await handle.finish('0'.repeat(16));
     }
-    for (let n = 1000; n < 1003; n++) await await store.create(info(n, 10)).then((h) => h.close());
+    for (let n = 1000; n < 1003; n++) await store.create(info(n, 10)).then((h) => h.close());
     store.reads = 0;
     const unfinished = await store.list({ unfinished: true });
     expect(unfinished.map((s) => s.id)).toEqual(
