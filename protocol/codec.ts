@@ -35,6 +35,8 @@ import type {
   MessageV2,
   VerifiedMessage,
   VerifyMessage,
+  ChallengeMessage,
+  ProofMessage,
   ServerMessageV2,
   CompleteMessage,
   DataMessage,
@@ -923,6 +925,8 @@ const STREAM_TYPES: ReadonlySet<number> = new Set([
   MessageType.TERMINATED,
   MessageTypeV2.VERIFY,
   MessageTypeV2.VERIFIED,
+  MessageTypeV2.CHALLENGE,
+  MessageTypeV2.PROOF,
 ]);
 
 /** Flag bits each type defines; the rest are reserved (checked before the stream is read, 4.4 step 5). */
@@ -937,11 +941,13 @@ const CLIENT_TYPES_V2: ReadonlySet<number> = new Set([
   ...CLIENT_MESSAGE_TYPES,
   MessageTypeV2.HELLO,
   MessageTypeV2.VERIFY,
+  MessageTypeV2.PROOF,
 ]);
 const SERVER_TYPES_V2: ReadonlySet<number> = new Set([
   ...SERVER_MESSAGE_TYPES,
   MessageTypeV2.WELCOME,
   MessageTypeV2.VERIFIED,
+  MessageTypeV2.CHALLENGE,
 ]);
 
 /** Whether a bigup.2 message of this type concerns one upload (and so carries a stream id). */
@@ -1025,6 +1031,47 @@ function decodeVerified(r: Reader, flags: number): VerifiedMessage {
   return { type: 'verified', withdrawn };
 }
 
+/** A CHALLENGE or PROOF count: 1 to MAX_PROOF_RANGES. */
+function proofCount(r: Reader): number {
+  const count = r.u8('count');
+  if (count > LimitsV2.MAX_PROOF_RANGES)
+    throw new ProtocolError(
+      Errors.LIMIT_EXCEEDED,
+      `${count} ranges, limit ${LimitsV2.MAX_PROOF_RANGES}`,
+    );
+  if (count === 0)
+    throw new ProtocolError(Errors.INVALID_FIELD, 'a CHALLENGE names at least one range');
+  return count;
+}
+
+function decodeChallenge(r: Reader, flags: number): ChallengeMessage {
+  checkFlags(flags, 0, 'CHALLENGE');
+  const nonce = r.fixedBytes(LimitsV2.NONCE_BYTES, 'nonce');
+  const count = proofCount(r);
+  const ranges: { offset: number; length: number }[] = [];
+  for (let i = 0; i < count; i++) {
+    const offset = r.u53(`range ${i} offset`);
+    const length = r.u32(`range ${i} length`);
+    if (length === 0 || length > LimitsV2.MAX_PROOF_RANGE_BYTES)
+      throw new ProtocolError(
+        Errors.INVALID_FIELD,
+        `range ${i} length ${length} is outside 1..${LimitsV2.MAX_PROOF_RANGE_BYTES}`,
+      );
+    ranges.push({ offset, length });
+  }
+  r.end('CHALLENGE');
+  return { type: 'challenge', nonce, ranges };
+}
+
+function decodeProof(r: Reader, flags: number): ProofMessage {
+  checkFlags(flags, 0, 'PROOF');
+  const count = proofCount(r);
+  const hashes: bigint[] = [];
+  for (let i = 0; i < count; i++) hashes.push(r.hash64(`hash ${i}`));
+  r.end('PROOF');
+  return { type: 'proof', hashes };
+}
+
 function decodeFrameFrom(
   bytes: Uint8Array,
   allowed: ReadonlySet<number>,
@@ -1084,6 +1131,8 @@ function decodeFrameFrom(
   }
   if (type === MessageTypeV2.VERIFY) return { stream, message: decodeVerify(reader, flags) };
   if (type === MessageTypeV2.VERIFIED) return { stream, message: decodeVerified(reader, flags) };
+  if (type === MessageTypeV2.CHALLENGE) return { stream, message: decodeChallenge(reader, flags) };
+  if (type === MessageTypeV2.PROOF) return { stream, message: decodeProof(reader, flags) };
   return { stream, message: decodeBody(type, reader, flags) };
 }
 
@@ -1236,12 +1285,58 @@ export function encodeVerified(stream: number, withdrawn: readonly number[]): Ui
   return w.bytes;
 }
 
+/** CHALLENGE on `stream` (SPEC.md 16.10). */
+export function encodeChallenge(
+  stream: number,
+  nonce: Uint8Array,
+  ranges: ChallengeMessage['ranges'],
+): Uint8Array {
+  checkStream(stream, MessageTypeV2.CHALLENGE);
+  if (nonce.byteLength !== LimitsV2.NONCE_BYTES)
+    throw invalid(`the nonce is ${LimitsV2.NONCE_BYTES} bytes`);
+  if (ranges.length < 1 || ranges.length > LimitsV2.MAX_PROOF_RANGES)
+    throw invalid(`a CHALLENGE names 1 to ${LimitsV2.MAX_PROOF_RANGES} ranges`);
+  const w = new Writer(HeaderSizeV2.CHALLENGE_FIXED + ranges.length * HeaderSizeV2.CHALLENGE_RANGE);
+  w.u8(MessageTypeV2.CHALLENGE);
+  w.u8(0);
+  w.u32(stream);
+  w.raw(nonce);
+  w.u8(ranges.length);
+  for (const { offset, length } of ranges) {
+    checkU53(offset, 'range offset');
+    if (!Number.isInteger(length) || length < 1 || length > LimitsV2.MAX_PROOF_RANGE_BYTES)
+      throw invalid(`range length must be 1..${LimitsV2.MAX_PROOF_RANGE_BYTES}`);
+    w.u53(offset);
+    w.u32(length);
+  }
+  return w.bytes;
+}
+
+/** PROOF on `stream` (SPEC.md 16.10). */
+export function encodeProof(stream: number, hashes: readonly bigint[]): Uint8Array {
+  checkStream(stream, MessageTypeV2.PROOF);
+  if (hashes.length < 1 || hashes.length > LimitsV2.MAX_PROOF_RANGES)
+    throw invalid(`a PROOF carries 1 to ${LimitsV2.MAX_PROOF_RANGES} hashes`);
+  const w = new Writer(HeaderSizeV2.PROOF_FIXED + hashes.length * 8);
+  w.u8(MessageTypeV2.PROOF);
+  w.u8(0);
+  w.u32(stream);
+  w.u8(hashes.length);
+  for (const hash of hashes) {
+    checkHash(hash, 'proof hash');
+    w.hash64(hash);
+  }
+  return w.bytes;
+}
+
 /** Encode any bigup.2 message (tests, vector generation). `stream` is ignored for HELLO, WELCOME, WINDOW. */
 export function encodeFrame(stream: number, message: MessageV2): Uint8Array {
   if (message.type === 'hello') return encodeHello(message.capabilities);
   if (message.type === 'welcome') return encodeWelcome(message.capabilities);
   if (message.type === 'verify') return encodeVerify(stream, message.chunks);
   if (message.type === 'verified') return encodeVerified(stream, message.withdrawn);
+  if (message.type === 'challenge') return encodeChallenge(stream, message.nonce, message.ranges);
+  if (message.type === 'proof') return encodeProof(stream, message.hashes);
   return withStream(stream, encodeMessage(message));
 }
 

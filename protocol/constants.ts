@@ -54,12 +54,16 @@ export const MessageTypeV2 = {
   VERIFY: 0x13,
   /** Server's answer to VERIFY: the chunks it withdrew. */
   VERIFIED: 0x14,
+  /** Server asks for proof of possession before an instant upload (SPEC.md 16.10). */
+  CHALLENGE: 0x15,
+  /** Client's answer to CHALLENGE: one hash per byte range. */
+  PROOF: 0x16,
 } as const;
 
 /**
  * Capability ids of the bigup.2 handshake (SPEC.md 16.4). A peer ignores ids it does not know, so
- * adding one needs no new version. Id 0x0002 is reserved for proof of possession
- * (instant upload, issue 18): not defined yet, a server MUST NOT grant it. REPLACE_CHUNK (16.9)
+ * adding one needs no new version. PROOF_OF_POSSESSION (16.10) lets an OPEN that
+ * carries a digest complete at once from content the server holds (CHALLENGE / PROOF). REPLACE_CHUNK (16.9)
  * lets a resuming client withdraw acked chunks whose bytes changed (VERIFY / VERIFIED).
  */
 export const Capability = {
@@ -77,6 +81,12 @@ export const LimitsV2 = {
   MAX_STREAM_ID: 0xffff_ffff,
   /** Most chunks one VERIFY lists (12 bytes each: the message stays under MAX_CONTROL_MESSAGE). */
   MAX_VERIFY_CHUNKS: 4096,
+  /** Byte ranges in one CHALLENGE (and hashes in its PROOF). */
+  MAX_PROOF_RANGES: 16,
+  /** Longest byte range a CHALLENGE may ask for. */
+  MAX_PROOF_RANGE_BYTES: 1_048_576,
+  /** Nonce of a CHALLENGE, bytes. */
+  NONCE_BYTES: 16,
 } as const;
 
 /** bigup.2 header sizes: the stream id (u32) sits right after the 2-byte common header. */
@@ -89,6 +99,12 @@ export const HeaderSizeV2 = {
   VERIFY_FIXED: 8,
   /** Chunk index (u32) and its hash (u64). */
   VERIFY_ENTRY: 12,
+  /** Type, flags, stream, nonce (16), count (u8). */
+  CHALLENGE_FIXED: 23,
+  /** Offset (u64) and length (u32). */
+  CHALLENGE_RANGE: 12,
+  /** Type, flags, stream, count (u8). */
+  PROOF_FIXED: 7,
 } as const;
 
 /** Flag bits (second byte of every message). Bits not listed for a type are reserved and MUST be zero. */

@@ -155,6 +155,27 @@ export interface VerifiedMessage {
   readonly withdrawn: readonly number[];
 }
 
-export type ClientMessageV2 = ClientMessage | HelloMessage | VerifyMessage;
-export type ServerMessageV2 = ServerMessage | WelcomeMessage | VerifiedMessage;
+/** One byte range of a CHALLENGE: [offset, offset + length) of the file. */
+export interface ProofRange {
+  readonly offset: number;
+  readonly length: number;
+}
+
+/** CHALLENGE (server, PROOF_OF_POSSESSION granted): prove you hold these bytes (SPEC.md 16.10). */
+export interface ChallengeMessage {
+  readonly type: 'challenge';
+  /** LimitsV2.NONCE_BYTES random bytes. */
+  readonly nonce: Uint8Array;
+  /** 1 to LimitsV2.MAX_PROOF_RANGES ranges. */
+  readonly ranges: readonly ProofRange[];
+}
+
+/** PROOF (client, answers CHALLENGE): xxHash64(nonce || bytes of range i) for each range, in order. */
+export interface ProofMessage {
+  readonly type: 'proof';
+  readonly hashes: readonly bigint[];
+}
+
+export type ClientMessageV2 = ClientMessage | HelloMessage | VerifyMessage | ProofMessage;
+export type ServerMessageV2 = ServerMessage | WelcomeMessage | VerifiedMessage | ChallengeMessage;
 export type MessageV2 = ClientMessageV2 | ServerMessageV2;

@@ -538,6 +538,8 @@ export class BigUploader implements Uploader {
           this.onVerified(s, frame.message.withdrawn);
           return;
         }
+        // Only sent when PROOF_OF_POSSESSION was granted, which this uploader does not offer.
+        if (frame.message.type === 'challenge') return this.unexpected(s, 'CHALLENGE');
         message = frame.message;
       } else {
         message = decodeServerMessage(data);

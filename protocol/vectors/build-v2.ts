@@ -10,7 +10,7 @@ import { Errors, type ErrorName } from '../errors.js';
 import type { CapabilityEntry, Message, MessageV2 } from '../messages.js';
 import { decodeFrame, encodeFrame } from '../codec.js';
 import { hashFromHex, hashToHex, type Hasher } from '../hash.js';
-import { bytesToHex } from '../ids.js';
+import { bytesToHex, hexToBytes } from '../ids.js';
 import {
   SeededBytes,
   concat,
@@ -67,6 +67,8 @@ const NAMES: Record<MessageV2['type'], string> = {
   welcome: 'WELCOME',
   verify: 'VERIFY',
   verified: 'VERIFIED',
+  challenge: 'CHALLENGE',
+  proof: 'PROOF',
 };
 
 function capabilitiesToJson(entries: readonly CapabilityEntry[]): JsonValue {
@@ -83,6 +85,13 @@ export function frameToJson(stream: number, message: MessageV2): JsonFields {
       chunks: message.chunks.map((c) => ({ index: c.index, hash: hashToHex(c.hash) })),
     };
   if (message.type === 'verified') return { stream, withdrawn: [...message.withdrawn] };
+  if (message.type === 'challenge')
+    return {
+      stream,
+      nonce: bytesToHex(message.nonce),
+      ranges: message.ranges.map((r) => ({ offset: r.offset, length: r.length })),
+    };
+  if (message.type === 'proof') return { stream, hashes: message.hashes.map(hashToHex) };
   const fields = messageToJson(message);
   return message.type === 'window' ? fields : { stream, ...fields };
 }
@@ -127,6 +136,34 @@ export function frameFromJson(
       return { index: c.index, hash: hashFromHex(c.hash) };
     });
     return { stream: on, message: { type, chunks } };
+  }
+  if (type === 'challenge') {
+    const list = rest.ranges;
+    if (typeof rest.nonce !== 'string' || !Array.isArray(list))
+      throw new TypeError('a CHALLENGE has nonce and ranges');
+    const ranges = list.map((r) => {
+      if (
+        r === null ||
+        typeof r !== 'object' ||
+        Array.isArray(r) ||
+        typeof r.offset !== 'number' ||
+        typeof r.length !== 'number'
+      )
+        throw new TypeError('range must be { offset, length }');
+      return { offset: r.offset, length: r.length };
+    });
+    const nonce = hexToBytes(rest.nonce, LimitsV2.NONCE_BYTES);
+    if (!nonce) throw new TypeError('nonce must be 32 hex digits');
+    return { stream: on, message: { type, nonce, ranges } };
+  }
+  if (type === 'proof') {
+    const list = rest.hashes;
+    if (!Array.isArray(list)) throw new TypeError('hashes must be an array');
+    const hashes = list.map((h) => {
+      if (typeof h !== 'string') throw new TypeError('hash must be hex');
+      return hashFromHex(h);
+    });
+    return { stream: on, message: { type, hashes } };
   }
   if (type === 'verified') {
     const list = rest.withdrawn;
@@ -364,8 +401,92 @@ export function buildFrameVectors(hasher: Hasher): FrameVectorFile {
       ],
     }),
   );
+  const CHALLENGE = MessageTypeV2.CHALLENGE;
+  const PROOF = MessageTypeV2.PROOF;
+  const nonce = rng.bytes(LimitsV2.NONCE_BYTES);
+  validVectors.push(
+    valid(
+      'challenge-two-ranges',
+      'CHALLENGE on stream 3 (PROOF_OF_POSSESSION): prove 4096 bytes at 0 and 65,536 bytes at 1 GiB.',
+      3,
+      {
+        type: 'challenge',
+        nonce,
+        ranges: [
+          { offset: 0, length: 4096 },
+          { offset: 1_073_741_824, length: 65_536 },
+        ],
+      },
+    ),
+    valid(
+      'proof-two-hashes',
+      'PROOF on stream 3: one xxHash64(nonce || range bytes) per range.',
+      3,
+      {
+        type: 'proof',
+        hashes: [0x0011_2233_4455_6677n, 0x8899_aabb_ccdd_eeffn],
+      },
+    ),
+  );
+  const range = (offset: number, length: number): number[] => [...u64(offset), ...u32(length)];
   const entry = (index: number, hash: bigint): number[] => [...u32(index), ...u64(hash)];
   const invalidVectors: InvalidFrameVector[] = [
+    invalid(
+      'challenge-no-range',
+      'A CHALLENGE names at least one range.',
+      concat(u8(CHALLENGE), u8(0), u32(3), nonce, u8(0)),
+      'INVALID_FIELD',
+      'server',
+    ),
+    invalid(
+      'challenge-over-limit',
+      `More than LimitsV2.MAX_PROOF_RANGES (${LimitsV2.MAX_PROOF_RANGES}) ranges is refused at the count.`,
+      concat(u8(CHALLENGE), u8(0), u32(3), nonce, u8(LimitsV2.MAX_PROOF_RANGES + 1)),
+      'LIMIT_EXCEEDED',
+      'server',
+    ),
+    invalid(
+      'challenge-empty-range',
+      'A range of length 0 proves nothing.',
+      concat(u8(CHALLENGE), u8(0), u32(3), nonce, u8(1), range(0, 0)),
+      'INVALID_FIELD',
+      'server',
+    ),
+    invalid(
+      'challenge-long-range',
+      `A range longer than LimitsV2.MAX_PROOF_RANGE_BYTES (${LimitsV2.MAX_PROOF_RANGE_BYTES}).`,
+      concat(
+        u8(CHALLENGE),
+        u8(0),
+        u32(3),
+        nonce,
+        u8(1),
+        range(0, LimitsV2.MAX_PROOF_RANGE_BYTES + 1),
+      ),
+      'INVALID_FIELD',
+      'server',
+    ),
+    invalid(
+      'challenge-from-client',
+      'CHALLENGE is sent by the server only.',
+      concat(u8(CHALLENGE), u8(0), u32(3), nonce, u8(1), range(0, 1)),
+      'UNEXPECTED_MESSAGE',
+      'client',
+    ),
+    invalid(
+      'proof-truncated',
+      'Count 2, one hash.',
+      concat(u8(PROOF), u8(0), u32(3), u8(2), u64(1n)),
+      'MALFORMED',
+      'client',
+    ),
+    invalid(
+      'proof-in-bigup1',
+      'PROOF (0x16) does not exist in bigup.1.',
+      concat(u8(PROOF), u8(0), u32(3), u8(1), u64(1n)),
+      'UNKNOWN_MESSAGE_TYPE',
+      'v1-client',
+    ),
     invalid(
       'verify-in-bigup1',
       'VERIFY (0x13) does not exist in bigup.1.',
