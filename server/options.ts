@@ -115,6 +115,19 @@ export interface BigUploaderOptions {
    */
   maxStreamsPerConnection?: number;
   /**
+   * Instant upload (SPEC.md 16.10): an OPEN with a digest completes at once from content this
+   * server already holds, after the client proved it has the bytes. The scope of the lookup:
+   * `'subject'` (default) finds content completed by the same authorization subject (or, without
+   * one, the same client address); `'global'` by anyone (tells a client whether anyone stored a
+   * file: only for single-tenant servers); `false` turns it off (PROOF_OF_POSSESSION not granted).
+   */
+  instantUpload?: 'subject' | 'global' | false;
+  /**
+   * Byte ranges one proof of possession asks for (1..16; 64 KiB each at most). A client holding a
+   * fraction p of the file passes with probability about p^ranges. Default 8.
+   */
+  instantUploadRanges?: number;
+  /**
    * Non-fatal refusals (OUT_OF_RANGE, HASH_MISMATCH, CONFLICT...) one connection may collect; the
    * next one closes it with LIMIT_EXCEEDED. A working client gets a few at most. Default 64.
    */
@@ -234,6 +247,8 @@ export interface ResolvedOptions {
   readonly maxRefusedMessages: number;
   readonly maxStreamsPerConnection: number;
   readonly multiplexedOpensPerSecond: number;
+  readonly instantUpload: 'subject' | 'global' | false;
+  readonly instantUploadRanges: number;
   readonly idleTimeout: number;
   readonly heartbeatInterval: number;
   readonly minThroughput: number;
@@ -276,6 +291,8 @@ export const DEFAULTS = {
   maxRefusedMessages: 64,
   maxStreamsPerConnection: 16,
   multiplexedOpensPerSecond: 2000,
+  instantUpload: 'subject' as 'subject' | 'global' | false,
+  instantUploadRanges: 8,
   idleTimeout: 60_000,
   heartbeatInterval: 30_000,
   minThroughput: 1 * KiB,
@@ -307,6 +324,14 @@ function integer(
     );
   }
   return value;
+}
+
+function instantScope(value: unknown): 'subject' | 'global' | false {
+  if (value === undefined) return DEFAULTS.instantUpload;
+  if (value === 'subject' || value === 'global' || value === false) return value;
+  throw new OptionsError(
+    `big-uploader option instantUpload must be 'subject', 'global' or false, got ${inspect(value)}`,
+  );
 }
 
 function bool(name: string, value: unknown, fallback: boolean): boolean {
@@ -376,6 +401,8 @@ const OPTION_NAMES: ReadonlySet<string> = new Set([
   'maxRefusedMessages',
   'maxStreamsPerConnection',
   'multiplexedOpensPerSecond',
+  'instantUpload',
+  'instantUploadRanges',
   'idleTimeout',
   'heartbeatInterval',
   'minThroughput',
@@ -490,6 +517,14 @@ export function resolveOptions(input: BigUploaderOptions = {}): ResolvedOptions 
       input.maxRefusedMessages,
       DEFAULTS.maxRefusedMessages,
       1,
+    ),
+    instantUpload: instantScope(input.instantUpload),
+    instantUploadRanges: integer(
+      'instantUploadRanges',
+      input.instantUploadRanges,
+      DEFAULTS.instantUploadRanges,
+      1,
+      16,
     ),
     maxStreamsPerConnection: integer(
       'maxStreamsPerConnection',

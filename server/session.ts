@@ -11,6 +11,7 @@
  * Per DATA message the work is O(1) besides the hash: bounds checks, one xxHash64 over the view the
  * socket handed us, a state lookup and a positional write of that same view.
  */
+import { randomBytes, randomInt } from 'node:crypto';
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import type { RawData, WebSocket } from 'ws';
 import {
@@ -23,8 +24,10 @@ import {
   SUBPROTOCOL_V2,
   decodeClientFrame,
   decodeClientMessage,
+  LimitsV2,
   encodeAccept,
   encodeAck,
+  encodeChallenge,
   encodeProtocolError,
   encodeResult,
   encodeTerminated,
@@ -42,7 +45,9 @@ import {
   type OpenMessage,
   type ResumeMessage,
   type VerifyMessage,
+  type ProofMessage,
 } from '../protocol/index.js';
+import type { ContentRef } from './store/types.js';
 import type { ServerMetrics } from './metrics.js';
 import { ticketOf } from './handshake.js';
 import type { OpenRateLimiter } from './quota.js';
@@ -77,6 +82,8 @@ export interface SessionContext {
 type StreamState = 'opening' | 'active' | 'busy';
 
 const ZERO_SECRET = new Uint8Array(Limits.SECRET_BYTES);
+/** Length of each range a proof of possession asks for (SPEC.md 16.10). */
+const INSTANT_RANGE_BYTES = 65_536;
 
 /**
  * The largest OPEN a client can send (every string and the metadata at their limits, with their
@@ -129,6 +136,9 @@ class UploadStream implements UploadOwner {
    * above it, so a stream verifies every chunk at most once (SPEC.md 16.9).
    */
   verifiedThrough = -1;
+  /** A CHALLENGE is out (SPEC.md 16.10): the PROOF (or the stream's end) settles it. */
+  proof:
+    { readonly count: number; readonly settle: (hashes?: readonly bigint[]) => void } | undefined;
 
   constructor(
     private readonly session: Session,
@@ -149,6 +159,8 @@ export class Session {
   private granted = 1;
   /** bigup.2: REPLACE_CHUNK granted in WELCOME (VERIFY allowed, SPEC.md 16.9). */
   private replaceChunk = false;
+  /** bigup.2: PROOF_OF_POSSESSION granted (instant upload, SPEC.md 16.10). */
+  private proofOfPossession = false;
   /** Open streams by id (bigup.1: at most one, id 0). */
   private readonly streams = new Map<number, UploadStream>();
   /** bigup.2: the largest stream id opened so far; ids only grow (SPEC.md 16.5). */
@@ -303,6 +315,7 @@ export class Session {
   private endStream(stream: UploadStream): void {
     if (stream.ended) return;
     stream.ended = true;
+    stream.proof?.settle();
     this.streams.delete(stream.id);
     const upload = stream.upload;
     stream.upload = undefined;
@@ -381,6 +394,10 @@ export class Session {
       );
       return;
     }
+    if (message.type === 'proof') {
+      this.onProof(stream, message);
+      return;
+    }
     if (message.type === 'data') {
       this.onData(stream, message, data.byteLength);
       return;
@@ -433,6 +450,10 @@ export class Session {
     this.replaceChunk =
       this.ctx.registry.retractsChunks &&
       message.capabilities.some((c) => c.id === Capability.REPLACE_CHUNK);
+    this.proofOfPossession =
+      this.ctx.registry.instantUploads &&
+      message.capabilities.some((c) => c.id === Capability.PROOF_OF_POSSESSION);
+    if (this.proofOfPossession) granted.push({ id: Capability.PROOF_OF_POSSESSION, value: 0 });
     if (this.replaceChunk) granted.push({ id: Capability.REPLACE_CHUNK, value: 0 });
     this.send(encodeWelcome(granted));
     this.log.debug({ streams: multiplexOf(granted) }, 'bigup.2 connection');
@@ -567,6 +588,9 @@ export class Session {
           `more than ${rate} new uploads per second from this address; retry shortly`,
         );
       }
+      if (this.proofOfPossession && message.digest !== undefined && message.fileSize > 0) {
+        if (await this.instantUpload(stream, message, client)) return;
+      }
       const { upload, secret } = await this.ctx.registry.create(message, stream, client);
       this.log.info(
         { upload: upload.id, size: upload.info.fileSize, chunkSize: upload.info.chunkSize },
@@ -578,6 +602,84 @@ export class Session {
     } finally {
       if (reserved) this.ctx.registry.releaseSlot();
     }
+  }
+
+  /**
+   * SPEC.md 16.10: CHALLENGE (always, found or not), wait for PROOF, and if content of this key in
+   * the client's scope matches every range, complete at once (RESULT). False: go on as an OPEN.
+   */
+  private async instantUpload(
+    stream: UploadStream,
+    message: OpenMessage,
+    client: string,
+  ): Promise<boolean> {
+    const fileSize = message.fileSize;
+    const length = Math.min(INSTANT_RANGE_BYTES, fileSize);
+    const ranges = Array.from({ length: this.ctx.options.instantUploadRanges }, () => ({
+      offset: randomInt(0, fileSize - length + 1),
+      length,
+    }));
+    const nonce = new Uint8Array(randomBytes(LimitsV2.NONCE_BYTES));
+    const hashes = await new Promise<readonly bigint[] | undefined>((settle) => {
+      stream.proof = { count: ranges.length, settle };
+      this.send(encodeChallenge(stream.id, nonce, ranges));
+    });
+    stream.proof = undefined;
+    if (!hashes || this.closedFlag || stream.ended) return false;
+    for (const ref of await this.ctx.registry.findContent(message, client)) {
+      if (!(await this.proves(ref, nonce, ranges, hashes))) continue;
+      const upload = await this.ctx.registry.adopt(message, client, ref);
+      this.log.info(
+        { upload: upload.id, size: fileSize, from: ref.id },
+        'instant upload: content proven and adopted',
+      );
+      if (this.closedFlag || stream.ended) return true;
+      this.progressed();
+      this.sendOn(
+        stream,
+        encodeResult({ uploadId: upload.idBytes, fileSize, digest: message.digest ?? 0n }),
+      );
+      this.endStream(stream);
+      this.ctx.completed(upload);
+      return true;
+    }
+    return false;
+  }
+
+  /** Every hash is xxHash64(nonce || the content's bytes of that range). */
+  private async proves(
+    ref: ContentRef,
+    nonce: Uint8Array,
+    ranges: readonly { offset: number; length: number }[],
+    hashes: readonly bigint[],
+  ): Promise<boolean> {
+    for (let i = 0; i < ranges.length; i++) {
+      const { offset, length } = ranges[i];
+      const bytes = await this.ctx.registry.readContent(ref, offset, length).catch(() => undefined);
+      if (!bytes || bytes.byteLength !== length) return false;
+      const joined = new Uint8Array(nonce.byteLength + length);
+      joined.set(nonce);
+      joined.set(bytes, nonce.byteLength);
+      if (this.ctx.hasher.h64(joined) !== hashes[i]) return false;
+    }
+    return true;
+  }
+
+  /** PROOF: only as the answer to this stream's CHALLENGE, with one hash per range. */
+  private onProof(stream: UploadStream, message: ProofMessage): void {
+    const proof = stream.proof;
+    if (!proof || message.hashes.length !== proof.count) {
+      this.fail(
+        new ProtocolError(
+          Errors.UNEXPECTED_MESSAGE,
+          proof
+            ? `PROOF has ${message.hashes.length} hashes for ${proof.count} ranges`
+            : 'PROOF without a CHALLENGE on this stream',
+        ),
+      );
+      return;
+    }
+    proof.settle(message.hashes);
   }
 
   /** An OPEN or RESUME failed: the stream ends (bigup.1: the connection, since these are fatal). */

@@ -18,7 +18,7 @@ import type { ServerMetrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
 import { ReservationLedger } from './quota.js';
 import { sanitizeName } from './store/names.js';
-import type { StoredUpload, UploadStore } from './store/types.js';
+import type { ContentRef, StoredUpload, UploadInfo, UploadStore } from './store/types.js';
 import { OpenUpload, type UploadOwner } from './upload.js';
 
 /** A store's UPLOAD_DAMAGED (SPEC.md 7.2): the upload's records are damaged. */
@@ -134,18 +134,76 @@ export class UploadRegistry {
    * OPEN, after `checkSizeAndSpace` (the session runs it first, in SPEC.md 7.1's order): the
    * store's create checks the space again, atomically with the reservation.
    */
-  async create(
-    message: OpenMessage,
-    owner: UploadOwner,
-    client: string,
-  ): Promise<{ upload: OpenUpload; secret: Uint8Array }> {
-    const chunkSize =
-      message.chunkSize === 0
-        ? this.options.defaultChunkSize
-        : Math.min(Math.max(message.chunkSize, 65_536), this.options.maxChunkSize);
+  /** The chunk size an OPEN gets: the proposal clamped to the server's bounds. */
+  chunkSizeFor(message: OpenMessage): number {
+    return message.chunkSize === 0
+      ? this.options.defaultChunkSize
+      : Math.min(Math.max(message.chunkSize, 65_536), this.options.maxChunkSize);
+  }
+
+  /** Instant upload is on and the store can find content (PROOF_OF_POSSESSION may be granted). */
+  get instantUploads(): boolean {
+    return (
+      this.options.instantUpload !== false &&
+      this.store.findContent !== undefined &&
+      this.store.readContent !== undefined &&
+      this.store.adoptContent !== undefined
+    );
+  }
+
+  /**
+   * Completed content this OPEN's digest names, within the dedupe scope of `client` (SPEC.md
+   * 16.10): candidates only, whose bytes the caller still has to see proven.
+   */
+  async findContent(message: OpenMessage, client: string): Promise<ContentRef[]> {
+    const chunkSize = this.chunkSizeFor(message);
+    if (!this.instantUploads || message.digest === undefined || chunkSize !== message.chunkSize)
+      return [];
+    const found =
+      (await this.store.findContent?.({
+        fileSize: message.fileSize,
+        chunkSize,
+        digest: hashToHex(message.digest),
+      })) ?? [];
+    return this.options.instantUpload === 'global'
+      ? found
+      : found.filter((ref) => ref.client === client);
+  }
+
+  /** Bytes of found content, for checking a proof. */
+  readContent(ref: ContentRef, offset: number, length: number): Promise<Uint8Array> {
+    if (!this.store.readContent) throw new ProtocolError(Errors.INTERNAL_ERROR, 'no content reads');
+    return this.store.readContent(ref, offset, length);
+  }
+
+  /**
+   * A new upload completed at once from `ref`'s content (instant upload): its own id, the OPEN's
+   * name and metadata, stored as durably as a completion. Returns it as a completed upload.
+   */
+  async adopt(message: OpenMessage, client: string, ref: ContentRef): Promise<OpenUpload> {
+    if (!this.store.adoptContent || message.digest === undefined)
+      throw new ProtocolError(Errors.INTERNAL_ERROR, 'instant upload is not available');
+    const { info } = this.infoFor(message, client);
+    const completion = await this.store.adoptContent(info, ref, hashToHex(message.digest));
+    this.metrics.uploadsCreated.inc();
+    this.metrics.uploadsCompleted.inc();
+    return new OpenUpload(
+      info,
+      undefined,
+      [],
+      this.hasher,
+      this.options.durable,
+      this.metrics,
+      completion,
+      this.options.syncBytes,
+    );
+  }
+
+  private infoFor(message: OpenMessage, client: string): { info: UploadInfo; secret: Buffer } {
+    const chunkSize = this.chunkSizeFor(message);
     const idBytes = randomBytes(16);
     const secret = randomBytes(32);
-    const info = {
+    const info: UploadInfo = {
       id: bytesToHex(idBytes),
       secretHash: bytesToHex(sha256(secret)),
       fileSize: message.fileSize,
@@ -163,6 +221,15 @@ export class UploadRegistry {
       createdAt: Date.now(),
       client,
     };
+    return { info, secret };
+  }
+
+  async create(
+    message: OpenMessage,
+    owner: UploadOwner,
+    client: string,
+  ): Promise<{ upload: OpenUpload; secret: Uint8Array }> {
+    const { info, secret } = this.infoFor(message, client);
     // Reserved synchronously (before the store's awaits), so racing OPENs all see each other.
     this.ledger.reserve(info.id, client, info.fileSize);
     const upload = await this.serialize(info.id, async () => {

@@ -16,6 +16,10 @@
  *                               `a/b/name`): its folders kept, each component sanitized, `..`
  *                               dropped (names.ts safeRelativePath). Copying the contents of
  *                               every files/<id>/ into one folder rebuilds the uploaded trees.
+ *   <dir>/content/<size>-<chunk size>-<digest>/<id>  {client, location} of delivered content, by
+ *                               key: hints for instant upload (SPEC.md 16.10), written unflushed;
+ *                               an instant upload is a hard link to the found file (a clone or a
+ *                               local copy across filesystems), never bytes over the network.
  *
  * A damaged upload (a journal that fails the rule in journal.ts) is never opened, cut or expired:
  * its files stay as found for the operator, who removes them (DELETE /uploads/:id) when done.
@@ -52,6 +56,8 @@
 import { constants as fsConstants } from 'node:fs';
 import {
   chmod,
+  copyFile,
+  link,
   lstat,
   mkdir,
   open,
@@ -84,6 +90,8 @@ import type {
   UploadStore,
   UploadSummary,
   ListPage,
+  ContentKey,
+  ContentRef,
 } from './types.js';
 
 /** Where the store says things worth an operator's attention (Fastify's logger fits). */
@@ -224,6 +232,8 @@ export class DiskStore implements UploadStore {
   readonly dir: string;
   private readonly uploadsDir: string;
   private readonly filesDir: string;
+  /** content/<size>-<chunk>-<digest>/<id>: completed content by key (instant upload hints). */
+  private readonly contentDir: string;
   private readonly preallocate: boolean;
   private readonly fileMode: number;
   private readonly dirMode: number;
@@ -240,6 +250,7 @@ export class DiskStore implements UploadStore {
     this.dir = options.dir;
     this.uploadsDir = join(options.dir, 'uploads');
     this.filesDir = join(options.dir, 'files');
+    this.contentDir = join(options.dir, 'content');
     this.preallocate = options.preallocate ?? true;
     this.fileMode = options.groupReadable ? 0o640 : 0o600;
     this.dirMode = options.groupReadable ? 0o750 : 0o700;
@@ -249,7 +260,7 @@ export class DiskStore implements UploadStore {
 
   async init(): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: this.dirMode });
-    for (const dir of [this.uploadsDir, this.filesDir]) {
+    for (const dir of [this.uploadsDir, this.filesDir, this.contentDir]) {
       await mkdir(dir, { recursive: true, mode: this.dirMode });
       const found = await lstat(dir);
       if (!found.isDirectory())
@@ -635,6 +646,111 @@ export class DiskStore implements UploadStore {
     await fsyncDir(this.uploadsDir);
     await unlink(this.path(info.id, 'journal')).catch(() => undefined);
     this.commitments.delete(info.id);
+    await this.indexContent(info, completion);
+    return completion;
+  }
+
+  private contentPath(key: ContentKey): string {
+    if (!/^[0-9a-f]{16}$/.test(key.digest)) throw new Error('not a digest');
+    return join(this.contentDir, `${key.fileSize}-${key.chunkSize}-${key.digest}`);
+  }
+
+  /**
+   * Remember delivered content by key. A hint, written without a flush: a lost entry only means
+   * a later instant upload is not found; a stale one fails its checks in findContent.
+   */
+  private async indexContent(info: UploadInfo, completion: CompletionInfo): Promise<void> {
+    if (info.fileSize === 0) return;
+    try {
+      const dir = this.contentPath({ ...info, digest: completion.digest });
+      await mkdir(dir, { mode: this.dirMode });
+      const entry = await this.createFile(join(dir, info.id), true);
+      try {
+        await entry.writeFile(
+          JSON.stringify({ client: info.client ?? null, location: completion.location }),
+        );
+      } finally {
+        await entry.close();
+      }
+    } catch (error) {
+      if (!isErrno(error, 'EEXIST'))
+        this.logger?.warn(
+          `disk store: content index entry for ${info.id} not written: ${String(error)}`,
+        );
+    }
+  }
+
+  async findContent(key: ContentKey): Promise<ContentRef[]> {
+    const dir = this.contentPath(key);
+    const ids = await readdir(dir).catch(() => [] as string[]);
+    const found: ContentRef[] = [];
+    for (const id of ids.filter((name) => ID_PATTERN.test(name)).slice(0, 16)) {
+      try {
+        const entry = JSON.parse(await readNoFollow(join(dir, id), 'utf8')) as {
+          client?: unknown;
+          location?: unknown;
+        };
+        if (typeof entry.location !== 'string' || !entry.location.startsWith(this.filesDir))
+          continue;
+        // The delivered file must still be a regular file of that size (operators move files).
+        const file = await lstat(entry.location);
+        if (!file.isFile() || file.size !== key.fileSize) continue;
+        found.push({
+          id,
+          location: entry.location,
+          ...(typeof entry.client === 'string' ? { client: entry.client } : {}),
+        });
+      } catch {
+        // A stale or unreadable hint is skipped.
+      }
+    }
+    return found;
+  }
+
+  async readContent(ref: ContentRef, offset: number, length: number): Promise<Uint8Array> {
+    const handle = await open(ref.location, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+    try {
+      const out = new Uint8Array(length);
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await handle.read(out, done, length - done, offset + done);
+        if (bytesRead <= 0) break;
+        done += bytesRead;
+      }
+      return out.subarray(0, done);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async adoptContent(info: UploadInfo, ref: ContentRef, digest: string): Promise<CompletionInfo> {
+    const targetDir = join(this.filesDir, info.id);
+    const place = safeRelativePath(info.name, info.metadata.relativePath);
+    const completion: CompletionInfo = {
+      digest,
+      location: join(targetDir, ...place),
+      completedAt: Date.now(),
+    };
+    await this.makeUploadDir(targetDir);
+    await this.makeFolders(targetDir, place.slice(0, -1));
+    try {
+      // The delivered file is already durable: a new name for it costs a directory entry only.
+      await link(ref.location, completion.location);
+    } catch (error) {
+      if (!isErrno(error, 'EXDEV') && !isErrno(error, 'EMLINK') && !isErrno(error, 'EPERM'))
+        throw error;
+      // A clone where the filesystem can (copy-on-write), else a local copy; flushed either way.
+      await copyFile(ref.location, completion.location, fsConstants.COPYFILE_FICLONE);
+      const copy = await open(completion.location, fsConstants.O_RDONLY);
+      try {
+        await copy.sync();
+      } finally {
+        await copy.close();
+      }
+    }
+    await fsyncDir(targetDir);
+    await this.writeMeta({ version: 1, info, completion });
+    await this.indexContent(info, completion);
     return completion;
   }
 }

@@ -114,6 +114,24 @@ export interface UploadHandle {
   close(): Promise<void>;
 }
 
+/** What identifies content for an instant upload (SPEC.md 16.10). */
+export interface ContentKey {
+  readonly fileSize: number;
+  readonly chunkSize: number;
+  /** Whole-file digest, 16 lowercase hex digits. */
+  readonly digest: string;
+}
+
+/** Completed content the store can hand to a new upload without the bytes crossing the network. */
+export interface ContentRef {
+  /** The upload that delivered it. */
+  readonly id: string;
+  /** UploadInfo.client of that upload (the dedupe scope is checked against it). */
+  readonly client?: string;
+  /** Where the content lives (as CompletionInfo.location). */
+  readonly location: string;
+}
+
 /** A slice of `UploadStore.list`. */
 export interface ListPage {
   /** Only ids greater than this one. */
@@ -140,6 +158,18 @@ export interface UploadStore {
   init(): Promise<void>;
   /** Bytes available for new uploads. */
   freeSpace(): Promise<number>;
+  /**
+   * Completed content with this key (instant upload, SPEC.md 16.10); optional: a store without
+   * it never finds anything. Entries are hints: the caller proves the bytes before using one.
+   */
+  findContent?(key: ContentKey): Promise<ContentRef[]>;
+  /** `length` bytes of found content at `offset` (for the proof of possession). */
+  readContent?(ref: ContentRef, offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Store a new, already completed upload whose content is `ref`'s, without copying it through
+   * the network (a hard link, a clone, a server-side copy), as durably as a completion.
+   */
+  adoptContent?(info: UploadInfo, ref: ContentRef, digest: string): Promise<CompletionInfo>;
   /**
    * Create an upload and reserve `info.fileSize` bytes for it. Throws ProtocolError
    * INSUFFICIENT_STORAGE when the space cannot be reserved (nothing is left behind).

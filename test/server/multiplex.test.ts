@@ -52,7 +52,11 @@ describe('bigup.2: several uploads on one connection', () => {
     const welcome = await client.waitFor((f) => f.message.type === 'welcome');
     expect(welcome.message).toEqual({
       type: 'welcome',
-      capabilities: [{ id: Capability.MULTIPLEX, value: 8 }],
+      // PROOF_OF_POSSESSION is known and on by default (instantUpload 'subject'): granted.
+      capabilities: [
+        { id: Capability.MULTIPLEX, value: 8 },
+        { id: Capability.PROOF_OF_POSSESSION, value: 0 },
+      ],
     });
     client.close();
   });

@@ -1,0 +1,210 @@
+/**
+ * Instant upload with proof of possession on the server (SPEC.md 16.10): content the same client
+ * completed before is adopted at once (RESULT, no ACCEPT) after a correct PROOF; a wrong proof,
+ * unknown content, another subject's content and a replayed proof all continue as an ordinary
+ * upload (ACCEPT), indistinguishable on the wire; misuse is UNEXPECTED_MESSAGE.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  Capability,
+  Errors,
+  encodeProof,
+  loadHasher,
+  wholeFileDigest,
+  type ChallengeMessage,
+  type Hasher,
+} from '../../protocol/index.js';
+import { RawClientV2 } from '../helpers/protocol-client-v2.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { makeTempDir, type TempDir } from '../helpers/tmp.js';
+
+const CHUNK = 65_536;
+const SIZE = 5 * CHUNK + 1234;
+const INSTANT = [
+  { id: Capability.MULTIPLEX, value: 4 },
+  { id: Capability.PROOF_OF_POSSESSION, value: 0 },
+];
+
+describe('instant upload with proof of possession (SPEC.md 16.10)', () => {
+  let tmp: TempDir;
+  let server: TestServer;
+  let hasher: Hasher;
+  const file = new Uint8Array(randomBytes(SIZE));
+
+  beforeEach(async () => {
+    tmp = await makeTempDir();
+    hasher = await loadHasher();
+    server = await startServer({
+      dir: tmp.path,
+      maxUploadSize: 16 * 1024 * 1024,
+      adminToken: 'admin-secret',
+      // The token names the subject (the dedupe scope); no token: the client address.
+      authorizeUpload: ({ token }) => (token ? { subject: token } : true),
+    });
+  });
+
+  afterEach(async () => {
+    await server.close();
+    await tmp.cleanup();
+  });
+
+  function digestOf(bytes: Uint8Array): bigint {
+    const hashes: bigint[] = [];
+    for (let at = 0; at < bytes.byteLength; at += CHUNK)
+      hashes.push(hasher.h64(bytes.subarray(at, at + CHUNK)));
+    return wholeFileDigest(hasher, hashes);
+  }
+
+  function proofFor(challenge: ChallengeMessage, bytes: Uint8Array): bigint[] {
+    return challenge.ranges.map(({ offset, length }) => {
+      const joined = new Uint8Array(challenge.nonce.byteLength + length);
+      joined.set(challenge.nonce);
+      joined.set(bytes.subarray(offset, offset + length), challenge.nonce.byteLength);
+      return hasher.h64(joined);
+    });
+  }
+
+  /** Upload `bytes` the ordinary way (no PoP offered); returns the upload id. */
+  async function uploadOnce(bytes: Uint8Array, token = ''): Promise<string> {
+    const client = await RawClientV2.connect(server.wsUrl);
+    client.hello();
+    client.open(1, {
+      fileSize: bytes.byteLength,
+      chunkSize: CHUNK,
+      name: 'original.bin',
+      token,
+      digest: digestOf(bytes),
+    });
+    await client.expect(1, 'accept');
+    for (let at = 0; at < bytes.byteLength; at += CHUNK)
+      client.data(1, at, bytes.subarray(at, at + CHUNK));
+    client.complete(1, digestOf(bytes));
+    const result = await client.expect(1, 'result');
+    client.close();
+    return Buffer.from(result.uploadId).toString('hex');
+  }
+
+  /** OPEN with a digest on a PoP connection; answer the CHALLENGE with `answer`. */
+  async function instant(
+    answer: (challenge: ChallengeMessage) => bigint[],
+    options: { token?: string; bytes?: Uint8Array } = {},
+  ) {
+    const bytes = options.bytes ?? file;
+    const client = await RawClientV2.connect(server.wsUrl);
+    client.hello(INSTANT);
+    client.open(1, {
+      fileSize: bytes.byteLength,
+      chunkSize: CHUNK,
+      name: 'copy.bin',
+      token: options.token ?? '',
+      metadata: { note: 'mine' },
+      digest: digestOf(bytes),
+    });
+    const challenge = await client.expect(1, 'challenge');
+    const hashes = answer(challenge);
+    client.send(encodeProof(1, hashes));
+    const answerFrame = await client.waitFor(
+      (f) => f.stream === 1 && (f.message.type === 'result' || f.message.type === 'accept'),
+    );
+    return { client, challenge, hashes, answer: answerFrame.message };
+  }
+
+  it('completes at once with a correct proof: a new upload id, its own name, the same bytes (a hard link)', async () => {
+    const firstId = await uploadOnce(file);
+    const { client, challenge, answer } = await instant((c) => proofFor(c, file));
+    expect(challenge.ranges.length).toBe(8);
+    for (const r of challenge.ranges) expect(r.offset + r.length).toBeLessThanOrEqual(SIZE);
+    expect(answer.type).toBe('result');
+    if (answer.type !== 'result') return;
+    const id = Buffer.from(answer.uploadId).toString('hex');
+    expect(id).not.toBe(firstId);
+    expect(answer.digest).toBe(digestOf(file));
+    expect(client.on(1).map((m) => m.type)).toEqual(['challenge', 'result']);
+    const copy = join(tmp.path, 'files', id, 'copy.bin');
+    expect(await readFile(copy)).toEqual(Buffer.from(file));
+    const original = await stat(join(tmp.path, 'files', firstId, 'original.bin'));
+    expect((await stat(copy)).ino).toBe(original.ino);
+    // Visible like any completed upload (RESULT carries no secret: the operator's view).
+    const status = await fetch(`${server.url}/uploads/${id}`, {
+      headers: { authorization: 'Bearer admin-secret' },
+    });
+    expect(status.status).toBe(200);
+    expect(await status.json()).toMatchObject({ state: 'completed', name: 'copy.bin' });
+    client.close();
+  });
+
+  it('a wrong proof continues as an ordinary upload (ACCEPT), like content the server does not have', async () => {
+    await uploadOnce(file);
+    const wrong = await instant((c) => proofFor(c, file).map((h) => h ^ 1n));
+    expect(wrong.answer).toMatchObject({ type: 'accept', created: true });
+    wrong.client.close();
+    const other = new Uint8Array(randomBytes(SIZE));
+    const unknown = await instant((c) => proofFor(c, other), { bytes: other });
+    expect(unknown.answer).toMatchObject({ type: 'accept', created: true });
+    // Both conversations have the same shape on the wire.
+    expect(wrong.client.on(1).map((m) => m.type)).toEqual(unknown.client.on(1).map((m) => m.type));
+    unknown.client.close();
+  });
+
+  it("another subject's content is never found, even with a correct proof", async () => {
+    await uploadOnce(file, 'alice');
+    const mallory = await instant((c) => proofFor(c, file), { token: 'mallory' });
+    expect(mallory.answer).toMatchObject({ type: 'accept', created: true });
+    mallory.client.close();
+    const alice = await instant((c) => proofFor(c, file), { token: 'alice' });
+    expect(alice.answer.type).toBe('result');
+    alice.client.close();
+  });
+
+  it('a proof recorded for one challenge is worth nothing on another (fresh nonce)', async () => {
+    await uploadOnce(file);
+    const first = await instant((c) => proofFor(c, file));
+    expect(first.answer.type).toBe('result');
+    first.client.close();
+    const replay = await instant(() => first.hashes);
+    expect(replay.answer).toMatchObject({ type: 'accept', created: true });
+    replay.client.close();
+  });
+
+  it('PROOF without a CHALLENGE, or with the wrong count, is UNEXPECTED_MESSAGE; without the capability no CHALLENGE is sent', async () => {
+    await uploadOnce(file);
+    const client = await RawClientV2.connect(server.wsUrl);
+    client.hello(INSTANT);
+    client.open(1, { fileSize: 10, name: 'x' });
+    await client.expect(1, 'accept');
+    client.send(encodeProof(1, [1n]));
+    const error = await client.waitFor((f) => f.message.type === 'error');
+    expect(error.message).toMatchObject({ code: Errors.UNEXPECTED_MESSAGE.code, fatal: true });
+
+    const short = await RawClientV2.connect(server.wsUrl);
+    short.hello(INSTANT);
+    short.open(1, { fileSize: SIZE, chunkSize: CHUNK, name: 'y', digest: digestOf(file) });
+    await short.expect(1, 'challenge');
+    short.send(encodeProof(1, [1n]));
+    const shortError = await short.waitFor((f) => f.message.type === 'error');
+    expect(shortError.message).toMatchObject({ code: Errors.UNEXPECTED_MESSAGE.code });
+
+    const plain = await RawClientV2.connect(server.wsUrl);
+    plain.hello(); // MULTIPLEX only
+    plain.open(1, { fileSize: SIZE, chunkSize: CHUNK, name: 'z', digest: digestOf(file) });
+    await plain.expect(1, 'accept');
+    expect(plain.on(1).map((m) => m.type)).toEqual(['accept']);
+    plain.close();
+  });
+
+  it('is not granted when the server turns it off', async () => {
+    await server.close();
+    server = await startServer({ dir: tmp.path, instantUpload: false });
+    const client = await RawClientV2.connect(server.wsUrl);
+    client.hello(INSTANT);
+    const welcome = await client.waitFor((f) => f.message.type === 'welcome');
+    expect(welcome.message).toEqual({
+      type: 'welcome',
+      capabilities: [{ id: Capability.MULTIPLEX, value: 4 }],
+    });
+    client.close();
+  });
+});
