@@ -69,6 +69,9 @@ Options (environment variable in brackets; the command line wins):
                          here: ${defaultStatePath()})
   --no-resume            neither read nor write the state file (always start new uploads)
   --follow               follow symbolic links inside folders (default: skip them, with a note)
+  --no-instant           do not ask whether the server already holds the file (bigup.2 instant
+                         upload, SPEC.md 16.10: the file is hashed once first when the server
+                         offers it, and not sent at all when it has it)
   --no-replace-changed   after a resume, do not check chunks sent in an earlier run against the
                          file now (bigup.2 REPLACE_CHUNK); a file edited between runs is then
                          caught at completion and uploaded again from the start
@@ -111,6 +114,7 @@ const OPTIONS = {
   'no-resume': { type: 'boolean' },
   follow: { type: 'boolean' },
   'no-replace-changed': { type: 'boolean' },
+  'no-instant': { type: 'boolean' },
   'browser-mask': { type: 'boolean' },
   json: { type: 'boolean' },
   quiet: { type: 'boolean' },
@@ -131,6 +135,7 @@ interface SendOptions {
   zeroMask: boolean;
   follow: boolean;
   replaceChanged: boolean;
+  instant: boolean;
 }
 
 function parse(
@@ -194,6 +199,7 @@ function parse(
       zeroMask: !(v['browser-mask'] ?? false),
       follow: v.follow ?? false,
       replaceChanged: !(v['no-replace-changed'] ?? false),
+      instant: !(v['no-instant'] ?? false),
     },
   };
 }
@@ -425,6 +431,7 @@ async function sendOne(
       ...(options.limitRate ? { limitRate: options.limitRate } : {}),
       backoff: { maxAttempts: options.retries },
       replaceChangedChunks: options.replaceChanged,
+      instantUpload: options.instant,
       ...(entry.relativePath !== undefined
         ? { metadata: { relativePath: entry.relativePath } }
         : {}),
@@ -483,6 +490,7 @@ async function sendOne(
         completionSeconds: round(r.completionMs / 1000),
         ...(r.firstAckMs !== undefined ? { firstAckSeconds: round(r.firstAckMs / 1000) } : {}),
         digestVerified: r.digestVerified,
+        ...(r.instant === true ? { instant: true } : {}),
       },
     };
   }

@@ -68,6 +68,8 @@ export interface UploadItem {
   sourceChanged: boolean;
   /** Parts sent in an earlier session had changed: only they were sent again (REPLACE_CHUNK). */
   changedPartsResent: boolean;
+  /** The server already held the file: it completed without being sent (instant upload). */
+  instant: boolean;
   uploadId: string;
   digest: string;
   /** The user asked for this row to run (auto-start, "Start upload", resume, retry). */
@@ -193,6 +195,7 @@ export class UploadController implements ReactiveController {
         resumedPercent: undefined,
         sourceChanged: false,
         changedPartsResent: false,
+        instant: false,
         uploadId: '',
         digest: '',
         startRequested: this.host.autoStart,
@@ -440,6 +443,7 @@ export class UploadController implements ReactiveController {
     uploader.on('complete', (c) => {
       if (item.uploader !== uploader) return;
       item.status = 'done';
+      item.instant = c.instant === true;
       item.digest = c.digest;
       item.bytesAcked = item.size;
       item.rate = 0;

@@ -32,6 +32,8 @@ export interface Strings {
   readonly sourceChanged: string;
   /** Some parts the earlier session sent had changed: only those are sent again. */
   readonly changedPartsResent: string;
+  /** The server already held the file: nothing was sent (instant upload). */
+  readonly alreadyOnServer: string;
   readonly refusedTooLarge: (max: string) => string;
   readonly refusedType: (accept: string) => string;
   readonly progressLabel: (name: string) => string;
@@ -71,6 +73,7 @@ const en: Strings = {
   sourceChanged: 'The file changed since the earlier upload; uploading it again from the start',
   changedPartsResent:
     'Parts of the file changed since the earlier upload; sending only those again',
+  alreadyOnServer: 'Already on the server',
   refusedTooLarge: (max) => `Not uploaded: larger than the limit of ${max}`,
   refusedType: (accept) => `Not uploaded: file type not accepted (allowed: ${accept})`,
   progressLabel: (name) => `Upload progress of ${name}`,
@@ -109,6 +112,7 @@ const zhCN: Strings = {
   resumingAt: (p) => `从 ${p}% 处继续`,
   sourceChanged: '文件自上次上传后已更改，正在从头重新上传',
   changedPartsResent: '文件的部分内容自上次上传后已更改，仅重新发送这些部分',
+  alreadyOnServer: '服务器上已有此文件',
   refusedTooLarge: (max) => `未上传：超过 ${max} 的大小限制`,
   refusedType: (accept) => `未上传：不接受此文件类型（允许：${accept}）`,
   progressLabel: (name) => `${name} 的上传进度`,

@@ -12,6 +12,7 @@
  *   retry       connecting | uploading | completing           -> retrying
  *   pause       connecting | uploading | completing | retrying -> paused
  *   succeed     completing                                    -> done
+ *   succeedAtOnce connecting                                  -> done        (instant upload)
  *   fail        connecting | uploading | completing | retrying -> failed
  *   cancel      any state but done and cancelled              -> cancelled
  *
@@ -33,6 +34,7 @@ const TRANSITIONS = {
   retry: { from: ['connecting', 'uploading', 'completing'], to: 'retrying' },
   pause: { from: MOVING, to: 'paused' },
   succeed: { from: ['completing'], to: 'done' },
+  succeedAtOnce: { from: ['connecting'], to: 'done' },
   fail: { from: MOVING, to: 'failed' },
   cancel: {
     from: ['idle', 'connecting', 'uploading', 'completing', 'retrying', 'paused', 'failed'],

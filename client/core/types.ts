@@ -208,6 +208,13 @@ export interface UploaderOptions {
    * uploaded again from the start).
    */
   readonly replaceChangedChunks?: boolean;
+  /**
+   * When the server offers instant upload (bigup.2 PROOF_OF_POSSESSION, SPEC.md 16.10), hash the
+   * whole file first and ask whether the server already holds it; if it does, the upload completes
+   * without sending the file (`CompleteEvent.instant`). Costs one read of the file when the server
+   * does not have it. Default true; needs `replaceChangedChunks` not false (bigup.2).
+   */
+  readonly instantUpload?: boolean;
   /** Reconnect schedule; partial values are merged over the defaults. */
   readonly backoff?: Partial<BackoffOptions>;
   /**
@@ -297,6 +304,8 @@ export interface CompleteEvent {
   readonly firstAckMs?: number;
   /** True when COMPLETE carried our own digest and the server agreed with it. */
   readonly digestVerified: boolean;
+  /** The server already held the file (instant upload, SPEC.md 16.10): nothing was sent. */
+  readonly instant?: boolean;
 }
 
 /** An error as a value. `code`/`name` come from the protocol registry, or `ClientErrors` for local faults. */
@@ -322,7 +331,11 @@ export type InfoCode =
   | 'SOURCE_CHANGED_STARTING_FRESH'
   | 'STALE_UPLOAD_REMOVED'
   /** Chunks sent in an earlier run differ from the file now: only they are sent again (SPEC 16.9). */
-  | 'CHANGED_CHUNKS_RESENT';
+  | 'CHANGED_CHUNKS_RESENT'
+  /** Hashing the whole file to ask for an instant upload (the server offers it). */
+  | 'CHECKING_SERVER_COPY'
+  /** The server already held the file: it was stored without sending it. */
+  | 'ALREADY_ON_SERVER';
 
 export interface InfoEvent {
   readonly code: InfoCode;

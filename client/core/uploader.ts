@@ -41,6 +41,9 @@ import {
   encodeVerify,
   withStream,
   writeDataHeaderV2,
+  encodeProof,
+  type ChallengeMessage,
+  type CapabilityEntry,
   bytesToHex,
   chunkBounds,
   chunkCount,
@@ -162,6 +165,11 @@ interface Session {
    * page, until 'done'. Undefined when there is nothing to check or the server cannot.
    */
   verify: { stage: 'hashing' | 'draining' | 'waiting' | 'done'; through: number } | undefined;
+  /**
+   * An instant upload attempt (SPEC.md 16.10): waiting for WELCOME, hashing the file, OPEN sent
+   * with its digest, PROOF sent. An ACCEPT ends it (the server goes on as an ordinary upload).
+   */
+  instant: 'welcome' | 'hashing' | 'opened' | 'proved' | undefined;
 }
 
 /** Bytes before a DATA payload in the send buffers: room for either version's header. */
@@ -197,6 +205,8 @@ export class BigUploader implements Uploader {
   /** Re-hashing chunks acked in an earlier session (see the digest decision above). */
   private hashingAcked: Promise<void> | undefined;
   private hashingAckedDone = false;
+  /** Whole-file digest at the proposed chunk size, once hashed for an instant upload. */
+  private instantDigest: bigint | undefined;
   /** Chunks acked in an earlier run were re-hashed and not yet checked against the server's (VERIFY). */
   private verifyPending = false;
   /** The upload was restarted once because the file no longer matched the server's copy. */
@@ -461,6 +471,7 @@ export class BigUploader implements Uploader {
       v2: false,
       replaceChunk: false,
       verify: undefined,
+      instant: undefined,
     };
     this.session = session;
   }
@@ -477,12 +488,37 @@ export class BigUploader implements Uploader {
       );
       return;
     }
-    if (protocol === SUBPROTOCOL_V2) {
-      // One stream (no MULTIPLEX); the OPEN/RESUME may follow HELLO without waiting (16.3).
-      s.v2 = true;
-      s.conn.send(encodeHello([{ id: Capability.REPLACE_CHUNK, value: 0 }]));
-    }
     s.phase = 'handshake';
+    if (protocol === SUBPROTOCOL_V2) {
+      // One stream (no MULTIPLEX); the OPEN/RESUME may follow HELLO without waiting (16.3),
+      // except when an instant upload may be possible: then WELCOME says whether to hash first.
+      s.v2 = true;
+      const instant =
+        !this.uploadIdBytes &&
+        this.options.instantUpload !== false &&
+        this.options.file.size > 0 &&
+        this.result === undefined;
+      const capabilities: CapabilityEntry[] = [{ id: Capability.REPLACE_CHUNK, value: 0 }];
+      if (instant) capabilities.unshift({ id: Capability.PROOF_OF_POSSESSION, value: 0 });
+      s.conn.send(encodeHello(capabilities));
+      if (instant) {
+        s.instant = 'welcome';
+        s.acceptTimer = this.clock.setTimeout(() => {
+          if (this.session === s && s.instant === 'welcome')
+            this.abortSession(
+              s,
+              clientError(ClientErrors.NETWORK, 'the server did not answer HELLO in time'),
+            );
+        }, DEFAULTS.acceptTimeoutMs);
+        return;
+      }
+    }
+    this.sendOpenOrResume(s);
+  }
+
+  /** OPEN (with the whole-file digest for an instant upload) or RESUME, and its answer's timer. */
+  private sendOpenOrResume(s: Session, digest?: bigint): void {
+    this.clock.clearTimeout(s.acceptTimer);
     s.acceptTimer = this.clock.setTimeout(() => {
       if (this.session === s && s.phase === 'handshake') {
         this.abortSession(
@@ -510,9 +546,123 @@ export class BigUploader implements Uploader {
           contentType: file.type,
           token,
           metadata: this.options.metadata ?? {},
+          ...(digest !== undefined ? { digest } : {}),
         }),
       );
     }
+  }
+
+  /** WELCOME: with PROOF_OF_POSSESSION granted, hash the file, then OPEN with its digest. */
+  private afterWelcome(s: Session, instantGranted: boolean): void {
+    if (s.instant !== 'welcome') return;
+    if (!instantGranted) {
+      s.instant = undefined;
+      this.sendOpenOrResume(s);
+      return;
+    }
+    s.instant = 'hashing';
+    // Hashing takes as long as the file takes to read: no answer is awaited meanwhile.
+    this.clock.clearTimeout(s.acceptTimer);
+    void this.wholeFileDigestNow().then(
+      (digest) => {
+        if (this.session !== s || s.phase !== 'handshake' || s.instant !== 'hashing') return;
+        s.instant = 'opened';
+        this.sendOpenOrResume(s, digest);
+      },
+      (error: unknown) => {
+        if (this.session === s)
+          this.abandon(
+            s,
+            clientError(ClientErrors.SOURCE_ERROR, `cannot read the file: ${describe(error)}`),
+          );
+      },
+    );
+  }
+
+  /**
+   * The whole-file digest (SPEC.md 7.8) at the proposed chunk size, from one read of the file;
+   * computed once per Uploader (a reconnect during an instant upload does not hash again).
+   */
+  private async wholeFileDigestNow(): Promise<bigint> {
+    if (this.instantDigest !== undefined) return this.instantDigest;
+    this.info(
+      'CHECKING_SERVER_COPY',
+      'hashing the file to ask the server whether it already holds it (instant upload)',
+    );
+    const hasher = this.hasher ?? (await (this.options.loadHasher ?? loadHasher)());
+    const file = this.options.file;
+    const size = file.size;
+    const chunk = this.chunkSizeProposal;
+    const buffer = new Uint8Array(Math.min(chunk, size));
+    const hashes: bigint[] = [];
+    for (let start = 0; start < size; start += chunk) {
+      const end = Math.min(start + chunk, size);
+      const bytes = await file.read(start, end, buffer.subarray(0, end - start));
+      if (bytes.byteLength !== end - start)
+        throw new Error(`read ${bytes.byteLength} bytes at ${start}, expected ${end - start}`);
+      hashes.push(hasher.h64(bytes));
+    }
+    this.instantDigest = wholeFileDigest(hasher, hashes);
+    return this.instantDigest;
+  }
+
+  /** CHALLENGE (SPEC.md 16.10): hash the nonce and each named range of the file, answer PROOF. */
+  private async answerChallenge(s: Session, challenge: ChallengeMessage): Promise<void> {
+    const hasher = this.hasher ?? (await (this.options.loadHasher ?? loadHasher)());
+    const hashes: bigint[] = [];
+    for (const { offset, length } of challenge.ranges) {
+      const joined = new Uint8Array(challenge.nonce.byteLength + length);
+      joined.set(challenge.nonce);
+      const end = Math.min(offset + length, this.options.file.size);
+      const bytes = await this.options.file.read(
+        offset,
+        end,
+        joined.subarray(challenge.nonce.byteLength, challenge.nonce.byteLength + (end - offset)),
+      );
+      if (bytes.buffer !== joined.buffer) joined.set(bytes, challenge.nonce.byteLength);
+      hashes.push(hasher.h64(joined.subarray(0, challenge.nonce.byteLength + bytes.byteLength)));
+    }
+    if (this.session !== s || s.instant !== 'opened') return;
+    s.instant = 'proved';
+    s.conn.send(encodeProof(STREAM, hashes));
+  }
+
+  /** RESULT right after PROOF: the server had the file; nothing was sent. */
+  private onInstantResult(s: Session, m: ResultMessage): void {
+    const file = this.options.file;
+    if (m.fileSize !== file.size || m.digest !== this.instantDigest) {
+      this.abortSession(
+        s,
+        clientError(
+          ClientErrors.RESULT_MISMATCH,
+          `the server reports ${m.fileSize} bytes with digest ${hashToHex(m.digest)} for an instant upload`,
+        ),
+        true,
+      );
+      return;
+    }
+    this.clock.clearTimeout(s.acceptTimer);
+    this.acked = new RangeSet([{ start: 0, end: file.size }]);
+    this.result = {
+      uploadId: bytesToHex(m.uploadId),
+      digest: hashToHex(m.digest),
+      size: m.fileSize,
+      durationMs: this.clock.now() - (this.startedAt ?? this.clock.now()),
+      bytesSent: 0,
+      bytesSkipped: file.size,
+      completionMs: 0,
+      digestVerified: true,
+      instant: true,
+    };
+    this.info('ALREADY_ON_SERVER', 'the server already holds this file: stored without sending it');
+    s.ending = true;
+    this.endSession();
+    void this.removeRecord();
+    void this.closeFile();
+    this.emitProgress(true);
+    this.life.go('succeedAtOnce');
+    this.emitter.emit('complete', this.result);
+    this.life.settle({ state: 'done', result: this.result });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -529,8 +679,11 @@ export class BigUploader implements Uploader {
       if (s.v2) {
         const frame = decodeServerFrame(data);
         if (frame.message.type === 'welcome') {
-          s.replaceChunk = frame.message.capabilities.some(
-            (c) => c.id === Capability.REPLACE_CHUNK,
+          const granted = frame.message.capabilities;
+          s.replaceChunk = granted.some((c) => c.id === Capability.REPLACE_CHUNK);
+          this.afterWelcome(
+            s,
+            granted.some((c) => c.id === Capability.PROOF_OF_POSSESSION),
           );
           return;
         }
@@ -538,8 +691,18 @@ export class BigUploader implements Uploader {
           this.onVerified(s, frame.message.withdrawn);
           return;
         }
-        // Only sent when PROOF_OF_POSSESSION was granted, which this uploader does not offer.
-        if (frame.message.type === 'challenge') return this.unexpected(s, 'CHALLENGE');
+        if (frame.message.type === 'challenge') {
+          if (s.instant !== 'opened') return this.unexpected(s, 'CHALLENGE');
+          const challenge = frame.message;
+          void this.answerChallenge(s, challenge).catch((error: unknown) => {
+            if (this.session === s)
+              this.abandon(
+                s,
+                clientError(ClientErrors.SOURCE_ERROR, `cannot read the file: ${describe(error)}`),
+              );
+          });
+          return;
+        }
         message = frame.message;
       } else {
         message = decodeServerMessage(data);
@@ -566,6 +729,8 @@ export class BigUploader implements Uploader {
         this.pump();
         break;
       case 'result':
+        if (s.phase === 'handshake' && s.instant === 'proved')
+          return this.onInstantResult(s, message);
         if (s.phase !== 'active' || !s.completeSent) return this.unexpected(s, 'RESULT');
         this.onResult(s, message);
         break;
@@ -589,7 +754,10 @@ export class BigUploader implements Uploader {
   }
 
   private onAccept(s: Session, m: AcceptMessage): void {
-    if (s.phase !== 'handshake') return this.unexpected(s, 'ACCEPT');
+    if (s.phase !== 'handshake' || (s.instant !== undefined && s.instant !== 'proved'))
+      return this.unexpected(s, 'ACCEPT');
+    // An instant upload the server could not do goes on as an ordinary one (SPEC.md 16.10).
+    s.instant = undefined;
     this.clock.clearTimeout(s.acceptTimer);
     const file = this.options.file;
     if (this.life.cancelled) {

@@ -208,6 +208,27 @@ describe('<big-uploader> in Chromium', () => {
     }
   });
 
+  it('a file the server already holds completes without being sent: "Already on the server" in the row', async () => {
+    const source = await makeFile(join(tmp.path, 'src'), 'twice-6.bin', 6 * MiB);
+    const { context, page } = await newPage(browser);
+    try {
+      await openDemo(page, pageUrl, {});
+      await pickFiles(page, [source]);
+      await waitForRow(page, `r.status === 'done'`);
+      await pickFiles(page, [source]);
+      const note = page.locator('big-uploader li.item .instant');
+      await note.waitFor({ timeout: 30_000 });
+      expect((await note.textContent())?.trim()).toBe('Already on the server');
+      const [first, second] = (await events(page, 'upload-complete')).map(
+        (e) => e.detail as { uploadId: string },
+      );
+      expect(second.uploadId).not.toBe(first.uploadId);
+      expect(await sha256(await storedFile(second.uploadId))).toBe(await sha256(source));
+    } finally {
+      await context.close();
+    }
+  });
+
   it('cancels: the upload is gone on the server', async () => {
     const source = await makeFile(join(tmp.path, 'src'), 'cancel-32.bin', 32 * MiB);
     const { context, page } = await newPage(browser);
