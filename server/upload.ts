@@ -56,6 +56,8 @@ export class OpenUpload {
 
   private readonly state: Uint8Array;
   private readonly hashes: BigUint64Array;
+  /** The OPEN's digest while it binds the upload (7.8); withdrawn chunks end that (16.9). */
+  private announcedDigest: bigint | undefined;
   private readonly writing = new Map<number, { hash: bigint; done: Promise<void> }>();
   private inflight = 0;
   private settleWaiters: Array<() => void> = [];
@@ -100,6 +102,7 @@ export class OpenUpload {
     this.idBytes = idBytes;
     this.chunks = chunkCount(info.fileSize, info.chunkSize);
     this.completion = completion;
+    this.announcedDigest = info.digest === undefined ? undefined : BigInt(`0x${info.digest}`);
     // A completed upload keeps no per-chunk state: its whole range is acked.
     const slots = completion ? 0 : this.chunks;
     this.state = new Uint8Array(slots);
@@ -302,6 +305,14 @@ export class OpenUpload {
     return run;
   }
 
+  /**
+   * Chunks were withdrawn (now or before a restart): the content changed since the OPEN, whose
+   * digest stops binding; the COMPLETE digest is still checked (SPEC.md 16.9).
+   */
+  discardAnnouncedDigest(): void {
+    this.announcedDigest = undefined;
+  }
+
   /** Whether the store can withdraw chunk records (the REPLACE_CHUNK capability, SPEC.md 16.9). */
   get canRetract(): boolean {
     return this.handle?.retractChunks !== undefined && !this.completion;
@@ -340,6 +351,7 @@ export class OpenUpload {
     } catch (error) {
       throw this.storageFailure(error);
     }
+    this.announcedDigest = undefined;
     for (const index of changed) {
       this.state[index] = ChunkState.MISSING;
       this.hashes[index] = 0n;
@@ -397,8 +409,7 @@ export class OpenUpload {
       );
     }
     const digest = this.digest();
-    const announced = this.info.digest === undefined ? undefined : BigInt(`0x${this.info.digest}`);
-    for (const expected of [announced, clientDigest]) {
+    for (const expected of [this.announcedDigest, clientDigest]) {
       if (expected !== undefined && expected !== digest) {
         throw new ProtocolError(
           Errors.DIGEST_MISMATCH,

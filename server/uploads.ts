@@ -357,6 +357,7 @@ export class UploadRegistry {
       undefined,
       this.options.syncBytes,
     );
+    if (state.chunksWithdrawn) upload.discardAnnouncedDigest();
     this.loaded.set(id, upload);
     return upload;
   }

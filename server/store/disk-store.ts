@@ -552,7 +552,7 @@ export class DiskStore implements UploadStore {
         return { info: meta.info, chunks: [], updatedAt, damaged: planted(journalPath).message };
       if (!isErrno(error, 'ENOENT')) throw error;
     }
-    const { chunks, damage } = parseJournal(this.hasher, bytes, this.bootHash);
+    const { chunks, damage, withdrew } = parseJournal(this.hasher, bytes, this.bootHash);
     if (damage)
       return {
         info: meta.info,
@@ -560,7 +560,7 @@ export class DiskStore implements UploadStore {
         updatedAt,
         damaged: `journal ${journalPath}: ${damage}`,
       };
-    return { info: meta.info, chunks, updatedAt };
+    return { info: meta.info, chunks, updatedAt, ...(withdrew ? { chunksWithdrawn: true } : {}) };
   }
 
   /** Finish a completion a crash interrupted between the json write and the rename. */

@@ -89,6 +89,8 @@ export interface JournalContents {
   readonly damage?: string;
   /** The journal ends with the BOOT + SYNC marks of an open in this boot, nothing after them. */
   readonly tailMarked?: boolean;
+  /** A trusted RETRACT record withdrew a chunk (REPLACE_CHUNK, SPEC.md 16.9). */
+  readonly withdrew?: boolean;
 }
 
 function isZeroSlot(bytes: Uint8Array, at: number): boolean {
@@ -207,13 +209,14 @@ export function parseJournal(hasher: Hasher, bytes: Uint8Array, bootHash: bigint
   const trusted = sameBoot ? valid : syncedRecords;
   // Replayed in file order: the last CHUNK record of a chunk wins, a RETRACT removes it.
   const byIndex = new Map<number, bigint>();
+  let withdrew = false;
   for (let i = 0; i < trusted; i++) {
     const at = i * RECORD_BYTES;
     const type = view.getUint8(at);
     if (type !== RecordType.CHUNK && type !== RecordType.RETRACT) continue;
     const index = view.getUint32(at + 8) * 0x1_0000_0000 + view.getUint32(at + 12);
     if (type === RecordType.CHUNK) byIndex.set(index, view.getBigUint64(at + 16));
-    else byIndex.delete(index);
+    else withdrew = byIndex.delete(index) || withdrew;
   }
   const chunks: ChunkRecord[] = [];
   for (const [index, hash] of byIndex) chunks.push({ index, hash });
@@ -235,6 +238,7 @@ export function parseJournal(hasher: Hasher, bytes: Uint8Array, bootHash: bigint
     trustedRecords: trusted,
     truncated: used > trusted * RECORD_BYTES,
     ...(tailMarked ? { tailMarked } : {}),
+    ...(withdrew ? { withdrew } : {}),
   };
 }
 

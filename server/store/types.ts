@@ -66,6 +66,11 @@ export interface StoredUpload {
    * 7.2), `chunks` is empty, and its files stay untouched for the operator.
    */
   readonly damaged?: string;
+  /**
+   * Chunks were withdrawn (REPLACE_CHUNK, SPEC.md 16.9): the client said the file changed since
+   * its OPEN, so the digest announced there no longer binds the upload.
+   */
+  readonly chunksWithdrawn?: boolean;
 }
 
 /** A short listing entry for the sweeper and operators. */

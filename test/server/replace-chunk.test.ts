@@ -53,10 +53,15 @@ describe('REPLACE_CHUNK: VERIFY after a resume (SPEC.md 16.9)', () => {
   });
 
   /** Upload every chunk of `data` on one connection without completing; returns id and secret. */
-  async function uploadAllButComplete(data: Uint8Array) {
+  async function uploadAllButComplete(data: Uint8Array, digest?: bigint) {
     const client = await RawClientV2.connect(server.wsUrl);
     client.hello();
-    client.open(1, { fileSize: data.byteLength, chunkSize: CHUNK, name: 'edited.bin' });
+    client.open(1, {
+      fileSize: data.byteLength,
+      chunkSize: CHUNK,
+      name: 'edited.bin',
+      ...(digest === undefined ? {} : { digest }),
+    });
     const accept = await client.expect(1, 'accept');
     for (let i = 0; i < CHUNKS; i++) client.data(1, i * CHUNK, chunkOf(data, i));
     const ackedBytes = () =>
@@ -126,6 +131,58 @@ describe('REPLACE_CHUNK: VERIFY after a resume (SPEC.md 16.9)', () => {
       { start: 2 * CHUNK, end: 4 * CHUNK },
     ]);
     again.close();
+  });
+
+  /** The whole-file digest of `bytes` at CHUNK (SPEC.md 7.8). */
+  const digestOf = (bytes: Uint8Array) =>
+    wholeFileDigest(
+      hasher,
+      Array.from({ length: CHUNKS }, (_, i) => hasher.h64(chunkOf(bytes, i))),
+    );
+
+  for (const restart of [false, true]) {
+    it(`a withdrawal ends the binding of the OPEN digest${restart ? ', across a server restart' : ''}: the edited file completes with its COMPLETE digest`, async () => {
+      const before = file(3);
+      const upload = await uploadAllButComplete(before, digestOf(before));
+      const after = before.slice();
+      after.fill(0x5a, 3 * CHUNK + 10, 3 * CHUNK + 20);
+      let client = await resume(REPLACE, upload);
+      client.send(encodeVerify(1, [{ index: 3, hash: hasher.h64(chunkOf(after, 3)) }]));
+      expect((await client.expect(1, 'verified')).withdrawn).toEqual([3]);
+      if (restart) {
+        client.destroy();
+        await server.close();
+        server = await startServer({ dir: tmp.path, maxUploadSize: 16 * 1024 * 1024 });
+        client = await resume(REPLACE, upload);
+      }
+      client.data(1, 3 * CHUNK, chunkOf(after, 3));
+      client.complete(1, digestOf(after));
+      const result = await client.expect(1, 'result');
+      expect(result.digest).toBe(digestOf(after));
+      const id = Buffer.from(result.uploadId).toString('hex');
+      expect(await readFile(join(tmp.path, 'files', id, 'edited.bin'))).toEqual(Buffer.from(after));
+      client.close();
+    });
+  }
+
+  it('without a withdrawal the OPEN digest still binds: other bytes in place of an unacked chunk are DIGEST_MISMATCH', async () => {
+    const before = file(4);
+    const client = await RawClientV2.connect(server.wsUrl);
+    client.hello(REPLACE);
+    client.open(1, {
+      fileSize: before.byteLength,
+      chunkSize: CHUNK,
+      name: 'a.bin',
+      digest: digestOf(before),
+    });
+    await client.expect(1, 'accept');
+    const after = before.slice();
+    after[0] ^= 1;
+    for (let i = 0; i < CHUNKS; i++) client.data(1, i * CHUNK, chunkOf(after, i));
+    client.complete(1, digestOf(after));
+    const error = await client.expect(1, 'error');
+    expect(error.code).toBe(Errors.DIGEST_MISMATCH.code);
+    client.close();
   });
 
   it('matching hashes withdraw nothing; chunks not acked are ignored', async () => {
