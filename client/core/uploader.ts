@@ -71,7 +71,7 @@ import type {
   CompleteEvent,
   Connection,
   InfoCode,
-  ProgressEvent,
+  UploadProgress,
   ResumeRecord,
   UploadErrorInfo,
   UploadOutcome,
@@ -144,7 +144,8 @@ interface Session {
   acceptTimer: unknown;
 }
 
-export class BigUploader implements Uploader {
+/** Uploads one file: the `Uploader` every entry creates. */
+export class FileUploader implements Uploader {
   private readonly options: UploaderOptions;
   private readonly clock: Clock;
   private readonly random: () => number;
@@ -220,7 +221,7 @@ export class BigUploader implements Uploader {
     return this.uploadIdBytes ? bytesToHex(this.uploadIdBytes) : undefined;
   }
 
-  get progress(): ProgressEvent {
+  get progress(): UploadProgress {
     const total = this.options.file.size;
     const rate = this.meter.bytesPerSecond;
     const remaining = total - this.acked.total;
@@ -1391,8 +1392,13 @@ function describe(error: unknown): string {
 
 /** Create an Uploader over explicit platform pieces. The node/browser entries wrap this with defaults. */
 export function createUploader(options: UploaderOptions): Uploader {
-  return new BigUploader(options);
+  return new FileUploader(options);
 }
+
+/** @deprecated Renamed `FileUploader` (`bigUploader` is the server plugin). */
+export const BigUploader = FileUploader;
+/** @deprecated Renamed `FileUploader`. */
+export type BigUploader = FileUploader;
 
 /**
  * OPEN refuses names that are not valid UTF-8 (a lone surrogate from a Windows file system would
