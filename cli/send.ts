@@ -13,7 +13,7 @@ import { DEFAULTS } from '../client/core/uploader.js';
 import { DEFAULT_BACKOFF } from '../client/core/backoff.js';
 import type {
   CompleteEvent,
-  ProgressEvent,
+  UploadProgress,
   Uploader,
   UploadErrorInfo,
   UploadOutcome,
@@ -21,7 +21,7 @@ import type {
 import {
   JsonFileResumeStore,
   WsTransport,
-  createUploader,
+  openUploader,
   defaultStatePath,
 } from '../client/node/index.js';
 import { formatBytes, parseSize, UsageError } from './units.js';
@@ -234,7 +234,7 @@ class ProgressView {
     return this.out.isTTY === true;
   }
 
-  progress(p: ProgressEvent): void {
+  progress(p: UploadProgress): void {
     if (this.quiet) return;
     const percent = p.total === 0 ? 100 : (p.bytesAcked / p.total) * 100;
     if (this.tty) {
@@ -419,7 +419,7 @@ async function sendOne(
   const view = new ProgressView(process.stderr, name, options.quiet);
   let uploader: Uploader;
   try {
-    uploader = await createUploader({
+    uploader = await openUploader({
       endpoint: options.url,
       file: path,
       transport,
@@ -443,7 +443,7 @@ async function sendOne(
   expose(uploader);
   const startedAt = Date.now();
   let total = 0;
-  let lastProgress: ProgressEvent | undefined;
+  let lastProgress: UploadProgress | undefined;
   uploader.on('start', (e) => {
     total = e.total;
   });

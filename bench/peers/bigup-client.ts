@@ -5,7 +5,7 @@
  */
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createUploader } from '../../client/node/index.js';
+import { openUploader } from '../../client/node/index.js';
 import { cpuNow, emit, fail, intOption, selfUsage, startGate, stringOption } from './common.js';
 
 const { values } = parseArgs({
@@ -21,7 +21,7 @@ const path = stringOption(values.file, 'file');
 const chunk = values.chunk === undefined ? undefined : intOption(values.chunk, 'chunk');
 const window = values.window === undefined ? undefined : intOption(values.window, 'window');
 
-const uploader = await createUploader({
+const uploader = await openUploader({
   endpoint: url,
   file: path,
   resumeStore: false,

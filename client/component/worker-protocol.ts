@@ -4,7 +4,7 @@
  * headless Chromium, the same upload on the main thread produced long tasks of 50-160 ms.
  */
 import type {
-  ProgressEvent,
+  UploadProgress,
   UploadOutcome,
   UploadState,
   UploaderEventMap,
@@ -32,7 +32,7 @@ export type ToWorker =
 
 export interface Snapshot {
   readonly state: UploadState;
-  readonly progress: ProgressEvent;
+  readonly progress: UploadProgress;
   readonly uploadId: string | undefined;
 }
 

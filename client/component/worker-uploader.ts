@@ -11,7 +11,7 @@ import {
 import { Emitter } from '../core/emitter.js';
 import { ClientErrors, clientError } from '../core/errors.js';
 import type {
-  ProgressEvent,
+  UploadProgress,
   UploadErrorInfo,
   UploadOutcome,
   UploadState,
@@ -73,7 +73,7 @@ class WorkerUploader implements Uploader {
     return this.snap.state;
   }
 
-  get progress(): ProgressEvent {
+  get progress(): UploadProgress {
     return this.snap.progress;
   }
 

@@ -4,7 +4,12 @@ export { TERMINAL_STATES } from './types.js';
 export * from './errors.js';
 // Exported as UPLOADER_DEFAULTS: the server's are SERVER_DEFAULTS, so an app importing both
 // gets two names that say whose defaults they are.
-export { BigUploader, createUploader, DEFAULTS as UPLOADER_DEFAULTS } from './uploader.js';
+export {
+  FileUploader,
+  BigUploader,
+  createUploader,
+  DEFAULTS as UPLOADER_DEFAULTS,
+} from './uploader.js';
 export { DEFAULT_BACKOFF, backoffDelay, resolveBackoff } from './backoff.js';
 export { RateMeter, TokenBucket } from './rate.js';
 export { defaultFingerprint, endpointKey, sampleHash } from './fingerprint.js';

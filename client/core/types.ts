@@ -264,7 +264,8 @@ export interface StartEvent {
   readonly window: number;
 }
 
-export interface ProgressEvent {
+/** Progress of one upload (the `progress` event and `Uploader.progress`). */
+export interface UploadProgress {
   /** Bytes of the file the server has acknowledged (including those acked in earlier sessions). */
   readonly bytesAcked: number;
   /** Payload bytes this Uploader has sent (resends included). */
@@ -275,6 +276,9 @@ export interface ProgressEvent {
   /** Seconds to completion at the smoothed rate; null while the rate is unknown or zero. */
   readonly eta: number | null;
 }
+
+/** @deprecated Renamed `UploadProgress`: `ProgressEvent` is also the DOM's type. */
+export type ProgressEvent = UploadProgress;
 
 export interface StateEvent {
   readonly state: UploadState;
@@ -344,7 +348,7 @@ export interface InfoEvent {
 
 export interface UploaderEventMap {
   start: StartEvent;
-  progress: ProgressEvent;
+  progress: UploadProgress;
   state: StateEvent;
   complete: CompleteEvent;
   error: UploadErrorInfo;
@@ -360,11 +364,14 @@ export type UploadOutcome =
   | { readonly state: 'paused' }
   | { readonly state: 'cancelled' };
 
-/** The uploader every UI drives. Create one per file with `createUploader(options)`. */
+/**
+ * The uploader every UI drives. Create one per file: `createUploader(options)` (core and browser
+ * entry, synchronous) or `await openUploader(options)` (Node entry: it opens the file first).
+ */
 export interface Uploader {
   readonly state: UploadState;
   /** Latest progress snapshot (same shape as the progress event). */
-  readonly progress: ProgressEvent;
+  readonly progress: UploadProgress;
   /** Upload id once known (after the first ACCEPT or from the resume record). */
   readonly uploadId: string | undefined;
   /**

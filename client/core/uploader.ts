@@ -83,7 +83,7 @@ import type {
   CompleteEvent,
   Connection,
   InfoCode,
-  ProgressEvent,
+  UploadProgress,
   ResumeRecord,
   UploadErrorInfo,
   UploadOutcome,
@@ -177,7 +177,8 @@ const DATA_PREFIX = HeaderSizeV2.DATA;
 /** The one stream this uploader uses on a bigup.2 connection. */
 const STREAM = 1;
 
-export class BigUploader implements Uploader {
+/** Uploads one file: the `Uploader` every entry creates. */
+export class FileUploader implements Uploader {
   private readonly options: UploaderOptions;
   private readonly clock: Clock;
   private readonly random: () => number;
@@ -258,7 +259,7 @@ export class BigUploader implements Uploader {
     return this.uploadIdBytes ? bytesToHex(this.uploadIdBytes) : undefined;
   }
 
-  get progress(): ProgressEvent {
+  get progress(): UploadProgress {
     const total = this.options.file.size;
     const rate = this.meter.bytesPerSecond;
     const remaining = total - this.acked.total;
@@ -1705,8 +1706,13 @@ function describe(error: unknown): string {
 
 /** Create an Uploader over explicit platform pieces. The node/browser entries wrap this with defaults. */
 export function createUploader(options: UploaderOptions): Uploader {
-  return new BigUploader(options);
+  return new FileUploader(options);
 }
+
+/** @deprecated Renamed `FileUploader` (`bigUploader` is the server plugin). */
+export const BigUploader = FileUploader;
+/** @deprecated Renamed `FileUploader`. */
+export type BigUploader = FileUploader;
 
 /**
  * OPEN refuses names that are not valid UTF-8 (a lone surrogate from a Windows file system would

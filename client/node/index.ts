@@ -34,7 +34,11 @@ export interface NodeUploaderOptions extends Omit<
   readonly resumeStore?: ResumeStore | false;
 }
 
-export async function createUploader(options: NodeUploaderOptions): Promise<Uploader> {
+/**
+ * Open `options.file` and create its Uploader. Asynchronous, unlike the core's and the browser
+ * entry's `createUploader`: it opens the file and loads the hasher before returning.
+ */
+export async function openUploader(options: NodeUploaderOptions): Promise<Uploader> {
   const { file, transport, resumeStore, ...rest } = options;
   const source = typeof file === 'string' ? await openFileSource(file) : file;
   const hasher = Promise.resolve(await (rest.loadHasher ?? loadNodeHasher)());
@@ -51,3 +55,9 @@ export async function createUploader(options: NodeUploaderOptions): Promise<Uplo
 }
 export { createBatchUploader, fileEntry } from './batch.js';
 export type { NodeBatchOptions } from './batch.js';
+
+/**
+ * @deprecated Use `openUploader` (same function): in the core and the browser entry
+ * `createUploader` is synchronous, here it returns a promise.
+ */
+export const createUploader = openUploader;

@@ -1,8 +1,8 @@
 // Upload one file from Node: node node-client.mjs FILE ws://127.0.0.1:3000/files/upload
-import { createUploader } from 'big-uploader/client';
+import { openUploader } from 'big-uploader/client';
 
 const [file, endpoint] = process.argv.slice(2);
-const uploader = await createUploader({ file, endpoint, token: process.env.UPLOAD_TOKEN });
+const uploader = await openUploader({ file, endpoint, token: process.env.UPLOAD_TOKEN });
 uploader.on('progress', (p) => process.stderr.write(`\r${((100 * p.bytesAcked) / p.total).toFixed(1)}%`));
 const outcome = await uploader.start();
 if (outcome.state !== 'done') {

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { BrowserUploaderOptions } from '../../client/browser/index.js';
 import { Emitter } from '../../client/core/emitter.js';
 import type {
-  ProgressEvent,
+  UploadProgress,
   UploadOutcome,
   UploadState,
   Uploader,
@@ -22,7 +22,7 @@ class FakeUploader implements Uploader {
   starts = 0;
   private settle: ((o: UploadOutcome) => void) | undefined;
   constructor(readonly options: BrowserUploaderOptions) {}
-  get progress(): ProgressEvent {
+  get progress(): UploadProgress {
     return {
       bytesAcked: 0,
       bytesSent: 0,

@@ -236,11 +236,11 @@ describe('the npm package', () => {
 
   it('imports big-uploader/client from plain node as the Node entry', async () => {
     const script =
-      "const m = await import('big-uploader/client'); console.log(typeof m.createUploader, typeof m.WsTransport, typeof m.JsonFileResumeStore);";
+      "const m = await import('big-uploader/client'); console.log(typeof m.openUploader, m.createUploader === m.openUploader, typeof m.WsTransport, typeof m.JsonFileResumeStore);";
     const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], {
       cwd: app,
     });
-    expect(stdout.trim()).toBe('function function function');
+    expect(stdout.trim()).toBe('function true function function');
   });
 
   it('typechecks a TypeScript consumer of server, client, protocol and component (nodenext, skipLibCheck false)', async () => {

@@ -9,7 +9,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Errors, bytesToHex } from '../../protocol/index.js';
-import { createUploader } from '../../client/node/index.js';
+import { openUploader } from '../../client/node/index.js';
 import { RawClient } from '../helpers/protocol-client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
@@ -277,7 +277,7 @@ describe('network faults', () => {
       bytes: rng.int(200, 500) * KiB,
       kind: rng.chance(0.5) ? 'fin' : 'rst',
     }));
-    const uploader = await createUploader({
+    const uploader = await openUploader({
       endpoint: proxied(),
       file: path,
       resumeStore: false,

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createUploader } from '../../client/node/index.js';
+import { openUploader } from '../../client/node/index.js';
 import { DiskStore } from '../../server/index.js';
 import { startServer } from '../helpers/server.js';
 import { makeTempDir } from '../helpers/tmp.js';
@@ -62,7 +62,7 @@ describe.skipIf(!SOAK)('soak (BIG_UPLOADER_SOAK=<duration>)', () => {
               await writeFile(path, data);
               if (rng.chance(0.2))
                 store.inject({ op: 'write', code: 'EIO', after: rng.int(0, 50) });
-              const uploader = await createUploader({
+              const uploader = await openUploader({
                 endpoint: `ws://127.0.0.1:${proxy.port}/upload`,
                 file: path,
                 resumeStore: false,

@@ -7,7 +7,7 @@
  * Prints a markdown table. Not a test: speed is never asserted.
  */
 import { spawnSync } from 'node:child_process';
-import { WsTransport, createUploader } from '../../../client/node/index.js';
+import { WsTransport, openUploader } from '../../../client/node/index.js';
 import { randomFillSync } from 'node:crypto';
 import {
   mkdtempSync,
@@ -60,7 +60,7 @@ async function once(
   bufferedMiB: number | undefined,
   zeroMask: boolean,
 ): Promise<Sample> {
-  const uploader = await createUploader({
+  const uploader = await openUploader({
     endpoint: url,
     file,
     resumeStore: false,
