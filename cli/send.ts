@@ -22,8 +22,11 @@ import {
   JsonFileResumeStore,
   WsTransport,
   openUploader,
+  createBatchUploader,
   defaultStatePath,
+  fileEntry,
 } from '../client/node/index.js';
+import { BATCH_DEFAULTS, type BatchResult } from '../client/core/batch-uploader.js';
 import { formatBytes, parseSize, UsageError } from './units.js';
 
 /** Exit codes of `send` (also listed in --help). */
@@ -75,6 +78,10 @@ Options (environment variable in brackets; the command line wins):
   --no-replace-changed   after a resume, do not check chunks sent in an earlier run against the
                          file now (bigup.2 REPLACE_CHUNK); a file edited between runs is then
                          caught at completion and uploaded again from the start
+  --files-in-flight N    with several files: how many small files (at most one chunk each) are
+                         in flight at once on the one connection (bigup.2; a bigup.1 server takes
+                         them one by one) (default ${BATCH_DEFAULTS.maxFilesInFlight}). Larger files follow one by one,
+                         resumable; a one-chunk file has nothing to resume and is sent again if cut.
   --browser-mask         mask frames with random keys like a browser (slower; default: zero mask,
                          which is safe for a non-browser client, see client/node/ws-transport.ts)
   --json                 print one JSON object per file on stdout when it finishes:
@@ -115,6 +122,7 @@ const OPTIONS = {
   follow: { type: 'boolean' },
   'no-replace-changed': { type: 'boolean' },
   'no-instant': { type: 'boolean' },
+  'files-in-flight': { type: 'string' },
   'browser-mask': { type: 'boolean' },
   json: { type: 'boolean' },
   quiet: { type: 'boolean' },
@@ -136,6 +144,7 @@ interface SendOptions {
   follow: boolean;
   replaceChanged: boolean;
   instant: boolean;
+  filesInFlight: number;
 }
 
 function parse(
@@ -180,6 +189,14 @@ function parse(
       throw new UsageError(`--retries: "${v.retries}" is not a whole number`);
     retries = Number(v.retries);
   }
+  let filesInFlight: number = BATCH_DEFAULTS.maxFilesInFlight;
+  if (v['files-in-flight'] !== undefined) {
+    if (!/^\d+$/.test(v['files-in-flight']) || Number(v['files-in-flight']) < 1)
+      throw new UsageError(
+        `--files-in-flight: "${v['files-in-flight']}" is not a positive whole number`,
+      );
+    filesInFlight = Number(v['files-in-flight']);
+  }
   const statePath = v['no-resume']
     ? undefined
     : (v.state ?? env.BIG_UPLOADER_STATE ?? defaultStatePath(env));
@@ -200,6 +217,7 @@ function parse(
       follow: v.follow ?? false,
       replaceChanged: !(v['no-replace-changed'] ?? false),
       instant: !(v['no-instant'] ?? false),
+      filesInFlight,
     },
   };
 }
@@ -355,6 +373,7 @@ export async function run(argv: string[]): Promise<number> {
   const transport = new WsTransport({ zeroMask: options.zeroMask });
   const store = options.statePath ? new JsonFileResumeStore(options.statePath) : undefined;
   let current: Uploader | undefined;
+  let stopBatch: (() => void) | undefined;
   let interrupted = false;
   const onSignal = (): void => {
     if (interrupted) {
@@ -367,19 +386,87 @@ export async function run(argv: string[]): Promise<number> {
         '\nbig-uploader send: pausing (waiting for in-flight chunks to be acknowledged; Ctrl-C again to exit now)\n',
       );
     void current?.pause();
+    stopBatch?.();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
   let exitCode: number = ExitCode.OK;
+  // Several files: those of one chunk at most go over one connection, many in flight (a chunk is
+  // the unit of resume, so they have nothing to resume); larger ones follow one by one, resumable.
+  let entries = walked.entries;
+  // --json lines come in the order of the arguments and the walk, whichever path sent the file.
+  const lines = new Map<SendEntry, string | null>();
+  let printed = 0;
+  const emit = (entry: SendEntry, line: string | null): void => {
+    lines.set(entry, line);
+    for (
+      let next = walked.entries[printed];
+      next && lines.has(next);
+      next = walked.entries[printed]
+    ) {
+      const ready = lines.get(next);
+      if (ready) process.stdout.write(`${ready}\n`);
+      printed++;
+    }
+  };
+  if (walked.sawFolder || entries.length > 1) {
+    const { small, large, problems } = await splitBySize(entries, options.chunkSize);
+    for (const problem of problems) {
+      process.stderr.write(`big-uploader send: ${problem.message}\n`);
+      emit(problem.entry, null);
+    }
+    filesFailed += problems.length;
+    if (problems.length > 0) exitCode = ExitCode.SOURCE;
+    entries = large;
+    if (small.length > 0) {
+      const batch = createBatchUploader({
+        endpoint: options.url,
+        transport,
+        chunkSize: options.chunkSize,
+        maxInFlightBytes: options.window,
+        maxFilesInFlight: options.filesInFlight,
+        backoff: { maxAttempts: options.retries },
+        ...(options.token ? { token: options.token } : {}),
+        ...(options.uploadToken ? { uploadToken: options.uploadToken } : {}),
+        onResult: (result) => {
+          const entry = small[result.index];
+          const path = entry?.path ?? result.label;
+          if (entry) emit(entry, options.json ? JSON.stringify(batchReport(path, result)) : null);
+          if (result.state === 'done') {
+            filesDone++;
+            bytesDone += result.size;
+          } else {
+            filesFailed++;
+            if (result.error) {
+              process.stderr.write(`${errorLine(path, result.error)}\n`);
+              if (exitCode === ExitCode.OK) exitCode = exitCodeFor(result.error);
+            }
+          }
+        },
+      });
+      stopBatch = () => batch.stop();
+      const summary = await batch.run(
+        small.map((e) =>
+          fileEntry(
+            e.path,
+            e.relativePath ?? basename(e.path),
+            e.relativePath !== undefined ? { relativePath: e.relativePath } : undefined,
+          ),
+        ),
+      );
+      stopBatch = undefined;
+      if (summary.notStarted > 0 && exitCode === ExitCode.OK) exitCode = ExitCode.INTERRUPTED;
+    }
+  }
   try {
-    for (const entry of walked.entries) {
+    for (const entry of entries) {
       if (interrupted) break;
       const result = await sendOne(entry, options, transport, store, (u) => {
         current = u;
       });
       current = undefined;
-      if (options.json) process.stdout.write(`${JSON.stringify(result.report)}\n`);
+      emit(entry, options.json ? JSON.stringify(result.report) : null);
       if (result.code === ExitCode.OK) {
         filesDone++;
         bytesDone += result.report.size;
@@ -516,6 +603,67 @@ async function sendOne(
   return {
     code: exitCodeFor(error),
     report: { ...partial, error: { code: error.code, name: error.name, message: error.message } },
+  };
+}
+
+/** Entries of one chunk at most (for the batch) and the others; entries that cannot be stat'ed are problems. */
+async function splitBySize(
+  entries: readonly SendEntry[],
+  chunkSize: number,
+): Promise<{
+  small: SendEntry[];
+  large: SendEntry[];
+  problems: Array<{ entry: SendEntry; message: string }>;
+}> {
+  const small: SendEntry[] = [];
+  const large: SendEntry[] = [];
+  const problems: Array<{ entry: SendEntry; message: string }> = [];
+  const sizes = new Array<number | Error>(entries.length);
+  // A few stats at a time: the thread pool has four threads, and 10,000 at once would queue anyway.
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (next < entries.length) {
+        const i = next++;
+        const entry = entries[i];
+        if (!entry) continue;
+        sizes[i] = await stat(entry.path).then(
+          (info) => (info.isFile() ? info.size : new Error('not a regular file any more')),
+          (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
+        );
+      }
+    }),
+  );
+  entries.forEach((entry, i) => {
+    const size = sizes[i];
+    if (size instanceof Error) {
+      const code = (size as NodeJS.ErrnoException).code;
+      problems.push({
+        entry,
+        message: `${entry.path}: ${code === 'ENOENT' ? 'vanished' : size.message}`,
+      });
+    } else if (size !== undefined && size <= chunkSize) small.push(entry);
+    else large.push(entry);
+  });
+  return { small, large, problems };
+}
+
+function batchReport(path: string, result: BatchResult): FileReport {
+  return {
+    ...emptyReport(path, result.label, result.size, result.state),
+    id: result.uploadId ?? null,
+    bytesSent: result.state === 'done' ? result.size : 0,
+    digest: result.digest ?? null,
+    ...(result.state === 'done' ? { digestVerified: true } : {}),
+    ...(result.error
+      ? {
+          error: {
+            code: result.error.code,
+            name: result.error.name,
+            message: result.error.message,
+          },
+        }
+      : {}),
   };
 }
 

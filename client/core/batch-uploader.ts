@@ -245,7 +245,7 @@ export class BatchUploader {
     if (!this.finished) return;
     const link = this.link;
     const waiting = this.stopping ? 0 : this.queue.length + this.delayed;
-    if (waiting === 0 && (!link || link.jobs.size === 0)) {
+    if (waiting === 0 && (!link || link.jobs.size + link.starting === 0)) {
       this.finish();
       return;
     }

@@ -204,6 +204,54 @@ export async function fsyncDir(path: string): Promise<void> {
   }
 }
 
+/**
+ * Group commit for directory fsyncs (issue 16): many uploads creating and completing at once each
+ * need uploads/ and files/ flushed after their own entry changed. A caller's change is covered by
+ * any fsync of the directory that *starts* after the change, so a caller that arrives while one
+ * runs joins the next one (at most one running and one waiting per directory), and N concurrent
+ * completions cost about two fsyncs of each shared directory instead of N. Each caller's promise
+ * still resolves only once a sync that started after its change has succeeded (SPEC.md 8: RESULT
+ * only after the file is durably in place), and a failed sync rejects every caller that joined it.
+ */
+export class DirectorySyncs {
+  private readonly entries = new Map<
+    string,
+    { running: Promise<void> | undefined; waiting: Promise<void> | undefined }
+  >();
+  /** fsyncs actually issued (tests and metrics). */
+  issued = 0;
+
+  sync(path: string): Promise<void> {
+    let entry = this.entries.get(path);
+    if (!entry) {
+      entry = { running: undefined, waiting: undefined };
+      this.entries.set(path, entry);
+    }
+    const current = entry;
+    const running = current.running;
+    if (!running) return this.start(path, current);
+    current.waiting ??= running
+      .catch(() => undefined)
+      .then(() => {
+        current.waiting = undefined;
+        return this.start(path, current);
+      });
+    return current.waiting;
+  }
+
+  private start(
+    path: string,
+    entry: { running: Promise<void> | undefined; waiting: Promise<void> | undefined },
+  ): Promise<void> {
+    this.issued++;
+    const run: Promise<void> = fsyncDir(path).finally(() => {
+      if (entry.running === run) entry.running = undefined;
+    });
+    entry.running = run;
+    return run;
+  }
+}
+
 /** readFile that refuses a symlink (ELOOP) instead of reading wherever it points. */
 async function readNoFollow(path: string): Promise<Buffer>;
 async function readNoFollow(path: string, encoding: 'utf8'): Promise<string>;
@@ -243,6 +291,8 @@ export class DiskStore implements UploadStore {
   private bootHash = 0n;
   /** Unfinished uploads whose size counts against the free space (preallocate): id -> file size. */
   private readonly commitments = new Map<string, number>();
+  /** fsyncs of the shared directories (uploads/, files/), group-committed across uploads. */
+  private readonly directorySyncs = new DirectorySyncs();
   /** Serializes the space check and the commitment of concurrent creates. */
   private admission: Promise<unknown> = Promise.resolve();
 
@@ -351,7 +401,7 @@ export class DiskStore implements UploadStore {
       );
       await unlink(dir);
     }
-    await fsyncDir(this.filesDir);
+    await this.directorySyncs.sync(this.filesDir);
   }
 
   /**
@@ -384,7 +434,7 @@ export class DiskStore implements UploadStore {
     }
     // rename replaces a symlink at `target` itself; it never writes through one.
     await rename(temp, target);
-    await fsyncDir(this.uploadsDir);
+    await this.directorySyncs.sync(this.uploadsDir);
   }
 
   /** The metadata, undefined when there is none, UPLOAD_DAMAGED when it is unreadable. */
@@ -427,7 +477,7 @@ export class DiskStore implements UploadStore {
       await this.writeMeta({ version: 1, info });
       handle = await this.openHandle(info, data, true);
       // The journal's directory entry: without it a power loss forgets every record.
-      await fsyncDir(this.uploadsDir);
+      await this.directorySyncs.sync(this.uploadsDir);
     } catch (error) {
       if (handle) await handle.close().catch(() => undefined);
       else await data?.close().catch(() => undefined);
@@ -479,7 +529,7 @@ export class DiskStore implements UploadStore {
     try {
       const handle = await this.openHandle(meta.info, data, false);
       // A journal found missing was created again: its entry must outlive a power loss too.
-      await fsyncDir(this.uploadsDir).catch(async (error: unknown) => {
+      await this.directorySyncs.sync(this.uploadsDir).catch(async (error: unknown) => {
         await handle.close().catch(() => undefined);
         throw error;
       });
@@ -575,7 +625,7 @@ export class DiskStore implements UploadStore {
     await mkdir(dirname(completion.location), { recursive: true, mode: this.dirMode });
     await rename(this.path(info.id, 'part'), completion.location);
     await fsyncDir(targetDir);
-    await fsyncDir(this.uploadsDir);
+    await this.directorySyncs.sync(this.uploadsDir);
     await rm(this.path(info.id, 'journal'), { force: true });
     this.commitments.delete(info.id);
   }
@@ -643,7 +693,7 @@ export class DiskStore implements UploadStore {
     await journal.close();
     await rename(this.path(info.id, 'part'), completion.location);
     await fsyncDir(targetDir);
-    await fsyncDir(this.uploadsDir);
+    await this.directorySyncs.sync(this.uploadsDir);
     await unlink(this.path(info.id, 'journal')).catch(() => undefined);
     this.commitments.delete(info.id);
     await this.indexContent(info, completion);

@@ -1,0 +1,42 @@
+/**
+ * Group commit of directory fsyncs (server/store/disk-store.ts DirectorySyncs): callers that
+ * arrive while a sync runs share the next one, never the running one (it may have started before
+ * their change), and a failure reaches every caller that joined it.
+ */
+import { rm } from 'node:fs/promises';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DirectorySyncs } from '../../server/store/disk-store.js';
+import { makeTempDir, type TempDir } from '../helpers/tmp.js';
+
+let tmp: TempDir;
+beforeEach(async () => {
+  tmp = await makeTempDir();
+});
+afterEach(async () => {
+  await tmp.cleanup();
+});
+
+describe('DirectorySyncs', () => {
+  it('20 concurrent callers cost 2 fsyncs: the running one and one they all join', async () => {
+    const syncs = new DirectorySyncs();
+    const first = syncs.sync(tmp.path);
+    expect(syncs.issued).toBe(1);
+    const later = Array.from({ length: 19 }, () => syncs.sync(tmp.path));
+    // None of the later callers may be answered by the sync already running.
+    expect(syncs.issued).toBe(1);
+    await Promise.all([first, ...later]);
+    expect(syncs.issued).toBe(2);
+    await syncs.sync(tmp.path);
+    expect(syncs.issued).toBe(3);
+  });
+
+  it('a failed sync rejects every caller that joined it', async () => {
+    const syncs = new DirectorySyncs();
+    const gone = `${tmp.path}/gone`;
+    const first = syncs.sync(tmp.path);
+    await rm(gone, { force: true });
+    const joined = [syncs.sync(gone), syncs.sync(gone)];
+    await first;
+    await Promise.all(joined.map((p) => expect(p).rejects.toThrow()));
+  });
+});
