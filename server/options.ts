@@ -52,6 +52,14 @@ export interface BigUploaderOptions {
   store?: UploadStore;
   /** WebSocket endpoint path. Default `/upload`. */
   path?: string;
+  /**
+   * Path of the tus 1.0.0 endpoint (creation at this path, uploads at `<tusPath><id>`), or false
+   * for none. It writes into the same store, under the same token or tickets, quotas, hooks,
+   * metrics and TTL as the WebSocket endpoint; its limits are the ones above and below (a PATCH body
+   * is bounded by the upload's length, `idleTimeout` and `minThroughput`; uploads by
+   * `maxUploadSize`; PATCHes at once by `maxUploads`). Default `/files/`.
+   */
+  tusPath?: string | false;
   /** Largest file accepted (bytes). Default 100 GiB. */
   maxUploadSize?: number;
   /** Chunk size when the client proposes 0 (bytes). Default 4 MiB (the bench's sweep, client/README.md). */
@@ -197,6 +205,8 @@ export interface ResolvedOptions {
   readonly dir: string;
   readonly store: UploadStore | undefined;
   readonly path: string;
+  /** Ends with '/'; false when the tus endpoint is off. */
+  readonly tusPath: string | false;
   readonly maxUploadSize: number;
   readonly defaultChunkSize: number;
   readonly maxChunkSize: number;
@@ -239,6 +249,7 @@ export interface ResolvedOptions {
 export const DEFAULTS = {
   dir: './data',
   path: '/upload',
+  tusPath: '/files/',
   maxUploadSize: 100 * GiB,
   defaultChunkSize: 4 * MiB,
   maxChunkSize: 16 * MiB,
@@ -315,7 +326,7 @@ function fn<T>(name: string, value: T | undefined): T | undefined {
 
 /** Every key of BigUploaderOptions: a misspelt option fails at registration, not silently. */
 const OPTION_NAMES: ReadonlySet<string> = new Set([
-  'dir', 'store', 'path', 'maxUploadSize', 'defaultChunkSize', 'maxChunkSize', 'window', 'maxConnections',
+  'dir', 'store', 'path', 'tusPath', 'maxUploadSize', 'defaultChunkSize', 'maxChunkSize', 'window', 'maxConnections',
   'maxUploads', 'maxQueuedBytes', 'maxCommittedBytes', 'maxCommittedBytesPerClient', 'maxUnfinishedUploads',
   'maxUnfinishedUploadsPerClient', 'opensPerSecond', 'openBurst', 'emptyUploadTtl', 'maxRefusedMessages', 'idleTimeout', 'heartbeatInterval', 'minThroughput', 'throughputWindow', 'ttl', 'sweepInterval', 'sweepBatch',
   'syncInterval', 'syncBytes', 'durable', 'token', 'ticketSecret', 'adminToken', 'origins', 'allowedHosts', 'publicHealth', 'preallocate', 'groupReadable', 'shutdownTimeout', 'metrics',
@@ -333,6 +344,12 @@ export function resolveOptions(input: BigUploaderOptions = {}): ResolvedOptions 
   const ttl = integer('ttl', input.ttl, DEFAULTS.ttl, 1);
   const path = input.path ?? DEFAULTS.path;
   if (typeof path !== 'string' || !path.startsWith('/')) throw new OptionsError('big-uploader option path must start with "/"');
+  const tusPath = input.tusPath ?? DEFAULTS.tusPath;
+  if (tusPath !== false && (typeof tusPath !== 'string' || !/^\/[A-Za-z0-9._~\-/]*$/.test(tusPath) || tusPath.includes('//'))) {
+    throw new OptionsError('big-uploader option tusPath must be false or a path starting with "/" (letters, digits, "._~-/")');
+  }
+  const tusBase = tusPath === false ? false : tusPath.endsWith('/') ? tusPath : `${tusPath}/`;
+  if (tusBase !== false && (tusBase === `${path}/` || tusBase === '/')) throw new OptionsError('big-uploader option tusPath must differ from path and from "/"');
   const dir = input.dir ?? DEFAULTS.dir;
   if (typeof dir !== 'string' || dir.length === 0) throw new OptionsError('big-uploader option dir must be a non-empty string');
   const origins = strings('origins', input.origins);
@@ -344,6 +361,7 @@ export function resolveOptions(input: BigUploaderOptions = {}): ResolvedOptions 
     dir,
     store: input.store,
     path,
+    tusPath: tusBase,
     maxUploadSize,
     maxCommittedBytes: integer('maxCommittedBytes', input.maxCommittedBytes, Number.MAX_SAFE_INTEGER, 0),
     maxCommittedBytesPerClient: integer('maxCommittedBytesPerClient', input.maxCommittedBytesPerClient, maxUploadSize, 0),

@@ -212,6 +212,32 @@ export class UploadRegistry {
     return upload;
   }
 
+  /**
+   * The tus endpoint's way in (server/tus/): its requests are authorized by the server token or a
+   * ticket and name the upload by id, with no resume secret. Loads the upload and owns it unless
+   * someone else does: then 'locked' (tus answers 423, it never takes an upload over). Undefined
+   * for an unknown id; UPLOAD_DAMAGED for a damaged one.
+   */
+  async claim(id: string, owner: UploadOwner): Promise<OpenUpload | 'locked' | undefined> {
+    return this.serialize(id, async () => {
+      let upload = this.loaded.get(id);
+      if (!upload) {
+        const state = await this.store.readState(id);
+        if (!state) return undefined;
+        const found = await this.load(state);
+        if (!(found instanceof OpenUpload)) throw new ProtocolError(Errors.UPLOAD_DAMAGED, `upload damaged: ${found.damaged ?? 'damaged'}`);
+        upload = found;
+      }
+      if (upload.owner && upload.owner !== owner) return 'locked';
+      if (upload.failure) {
+        this.unloadIfUnowned(upload);
+        throw new ProtocolError(Errors.STORAGE_ERROR, 'the upload hit a storage error; retry shortly');
+      }
+      upload.owner = owner;
+      return upload;
+    });
+  }
+
   /** Open a stored upload (the secret already checked) and cache it; damaged ones are not opened. */
   private async load(state: StoredUpload): Promise<OpenUpload | StoredUpload> {
     const id = state.info.id;
