@@ -30,6 +30,7 @@ import { Session } from './session.js';
 import { DiskStore } from './store/disk-store.js';
 import type { UploadStore } from './store/types.js';
 import { Sweeper } from './sweeper.js';
+import { registerTusRoutes } from './tus/routes.js';
 import type { OpenUpload } from './upload.js';
 import { UploadRegistry } from './uploads.js';
 
@@ -241,6 +242,19 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (fastify: Fas
     });
 
     registerHttpRoutes(scope, { options, store, registry, metrics, shuttingDown: () => shuttingDown });
+    await registerTusRoutes(scope, {
+      options,
+      registry,
+      store,
+      hasher,
+      metrics,
+      openRate,
+      // Tus records (server/tus/tail.ts) live beside the disk store's directories.
+      stateDir: store instanceof DiskStore ? store.dir : options.dir,
+      log: fastify.log,
+      shuttingDown: () => shuttingDown,
+      completed,
+    });
   };
   await fastify.register(routes, prefix ? { prefix } : {});
 

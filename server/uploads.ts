@@ -30,6 +30,13 @@ function sha256(bytes: Uint8Array): Uint8Array {
   return createHash('sha256').update(bytes).digest();
 }
 
+/** The identity of an upload announced before it was stored (tus creation-defer-length). */
+export interface PresetIdentity {
+  readonly id: string;
+  readonly secretHash: string;
+  readonly createdAt: number;
+}
+
 export class UploadRegistry {
   private readonly loaded = new Map<string, OpenUpload>();
   /** Loads and unloads in progress, so one id is never opened twice at once. */
@@ -119,15 +126,15 @@ export class UploadRegistry {
    * OPEN, after `checkSizeAndSpace` (the session runs it first, in SPEC.md 7.1's order): the
    * store's create checks the space again, atomically with the reservation.
    */
-  async create(message: OpenMessage, owner: UploadOwner, client: string): Promise<{ upload: OpenUpload; secret: Uint8Array }> {
+  async create(message: OpenMessage, owner: UploadOwner, client: string, preset?: PresetIdentity): Promise<{ upload: OpenUpload; secret: Uint8Array }> {
     const chunkSize = message.chunkSize === 0
       ? this.options.defaultChunkSize
       : Math.min(Math.max(message.chunkSize, 65_536), this.options.maxChunkSize);
-    const idBytes = randomBytes(16);
-    const secret = randomBytes(32);
+    // A preset identity (a tus upload created before its length was known) keeps its id and secret.
+    const secret = preset ? new Uint8Array(0) : randomBytes(32);
     const info = {
-      id: bytesToHex(idBytes),
-      secretHash: bytesToHex(sha256(secret)),
+      id: preset?.id ?? bytesToHex(randomBytes(16)),
+      secretHash: preset?.secretHash ?? bytesToHex(sha256(secret)),
       fileSize: message.fileSize,
       chunkSize,
       name: sanitizeName(message.name),
@@ -138,7 +145,7 @@ export class UploadRegistry {
       // The OPEN digest is defined at the proposed chunk size (SPEC.md 7.1): keep it only when the
       // agreed size is that size, otherwise it could never match and would fail a good upload.
       ...(message.digest !== undefined && chunkSize === message.chunkSize ? { digest: hashToHex(message.digest) } : {}),
-      createdAt: Date.now(),
+      createdAt: preset?.createdAt ?? Date.now(),
       client,
     };
     // Reserved synchronously (before the store's awaits), so racing OPENs all see each other.

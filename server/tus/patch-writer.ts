@@ -31,6 +31,8 @@ export interface PatchInput {
   readonly durable: boolean;
   readonly hasher: Hasher;
   readonly progress: TusProgress;
+  /** The PATCH still owns the upload (a DELETE or a takeover evicts it: then no tail is recorded). */
+  readonly owned: () => boolean;
   /** Told the size of every piece read (the stall guard). */
   readonly onBytes: (length: number) => void;
 }
@@ -155,7 +157,7 @@ export async function writePatch(input: PatchInput): Promise<PatchOutcome> {
     }
   }
   // The rest of the body, short of a whole chunk, becomes the tail.
-  if (buffer && filled > 0 && (input.tail?.chunk !== chunk || filled > input.tail.length)) {
+  if (buffer && filled > 0 && input.owned() && (input.tail?.chunk !== chunk || filled > input.tail.length)) {
     try {
       if (filled > onDisk) await upload.writeUnrecorded(buffer.subarray(onDisk, filled), chunk * chunkSize + onDisk, input.durable);
       await input.progress.record(upload.id, { chunk, length: filled, hash: hasher.h64(buffer.subarray(0, filled)) }, input.durable);

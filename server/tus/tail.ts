@@ -96,7 +96,7 @@ export class TailStore {
   /** Ids that have a record (for the clean-up at start). */
   async ids(): Promise<string[]> {
     const names = await readdir(this.dir).catch(() => [] as string[]);
-    return [...new Set(names.map((n) => n.slice(0, 32)).filter((id) => ID.test(id)))];
+    return names.filter((n) => n.endsWith('.tail')).map((n) => n.slice(0, 32)).filter((id) => ID.test(id));
   }
 }
 
