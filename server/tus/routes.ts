@@ -31,7 +31,7 @@ import { HttpErrors, sendHttpError, type HttpErrorDefinition } from '../http-err
 import type { ServerMetrics } from '../metrics.js';
 import type { ResolvedOptions } from '../options.js';
 import type { OpenRateLimiter } from '../quota.js';
-import type { UploadStore } from '../store/types.js';
+import type { UploadInfo, UploadStore } from '../store/types.js';
 import type { OpenUpload, UploadOwner } from '../upload.js';
 import type { UploadRegistry } from '../uploads.js';
 import { admitCreation, admitUploadRequest, checkAccess, isHttpError, type TusAccess } from './access.js';
@@ -167,6 +167,13 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
 
   function location(request: FastifyRequest, id: string): string {
     return `${request.protocol}://${request.headers.host ?? 'localhost'}${scope.prefix}${base}${id}`;
+  }
+
+  /** What the store knows of an upload without opening it; NOT_FOUND when nothing. */
+  async function infoOf(id: string): Promise<UploadInfo> {
+    const info = registry.peek(id)?.info ?? (await ctx.store.readState(id))?.info;
+    if (!info) throw new TusRefusal(HttpErrors.NOT_FOUND);
+    return info;
   }
 
   /** Body present: a Content-Length above 0, or a chunked body. */
@@ -385,10 +392,14 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
         upload = (await createUpload(request, waiting.client, length, waiting.metadata, owner, waiting)).upload;
         await pending.remove(id);
       } else {
+        // What needs no open upload is checked first: a refused request opens nothing.
+        const info = await infoOf(id);
+        await admitUploadRequest(request, who, options, id, info.client);
+        if (length !== undefined && length !== info.fileSize) throw new TusRefusal(HttpErrors.TUS_BAD_HEADER, 'Upload-Length cannot change');
+        if (contentLength !== undefined && offset + contentLength > info.fileSize) throw new TusRefusal(HttpErrors.TUS_TOO_LARGE, 'the body goes past Upload-Length');
         upload = await claimForWriting(id, owner);
       }
       try {
-        if (!waiting) await admitUploadRequest(request, who, options, id, upload.info.client);
         const size = upload.info.fileSize;
         if (length !== undefined && length !== size) throw new TusRefusal(HttpErrors.TUS_BAD_HEADER, 'Upload-Length cannot change');
         const { offset: current, tail } = await progress.offsetOf(upload);
@@ -417,6 +428,7 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
           .header('Upload-Expires', new Date(waiting.createdAt + pending.ttl).toUTCString())
           .send();
       }
+      await admitUploadRequest(request, who, options, id, (await infoOf(id)).client);
       // Read-only: a loaded upload is looked at where it is (even while a PATCH writes it);
       // otherwise it is loaded for the moment of the answer.
       let upload = registry.peek(id);
@@ -434,7 +446,6 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
         }
       }
       try {
-        await admitUploadRequest(request, who, options, id, upload.info.client);
         const { offset } = await progress.offsetOf(upload);
         if (Object.keys(upload.info.metadata).length > 0) reply.header('Upload-Metadata', formatMetadata(upload.info.metadata));
         return uploadHeaders(reply, upload, offset).header('Upload-Length', String(upload.info.fileSize)).code(200).send();
@@ -452,9 +463,7 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
         await pending.remove(id);
         return reply.code(204).send();
       }
-      const info = registry.peek(id)?.info ?? (await ctx.store.readState(id))?.info;
-      if (!info) throw new TusRefusal(HttpErrors.NOT_FOUND);
-      await admitUploadRequest(request, who, options, id, info.client);
+      await admitUploadRequest(request, who, options, id, (await infoOf(id)).client);
       if (!(await registry.remove(id))) throw new TusRefusal(HttpErrors.NOT_FOUND);
       await progress.forget(id);
       request.log.info({ upload: id }, 'tus upload terminated');

@@ -40,6 +40,6 @@ export async function tusRequest(url: string, method: string, headers: Record<st
   return fetch(url, {
     method,
     headers: { 'Tus-Resumable': '1.0.0', ...headers },
-    ...(body ? { body } : {}),
+    ...(body ? { body: body as Uint8Array<ArrayBuffer> } : {}),
   });
 }
