@@ -49,7 +49,10 @@ class Reader {
   private readonly view: DataView;
   private position: number;
 
-  constructor(private readonly bytes: Uint8Array, start: number) {
+  constructor(
+    private readonly bytes: Uint8Array,
+    start: number,
+  ) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.position = start;
   }
@@ -155,7 +158,10 @@ class Reader {
         throw new ProtocolError(Errors.INVALID_FIELD, `${field}[${i}] is empty or reversed`);
       }
       if (start <= previousEnd) {
-        throw new ProtocolError(Errors.INVALID_FIELD, `${field}[${i}] overlaps, touches or precedes the previous range`);
+        throw new ProtocolError(
+          Errors.INVALID_FIELD,
+          `${field}[${i}] overlaps, touches or precedes the previous range`,
+        );
       }
       previousEnd = end;
       ranges.push({ start, end });
@@ -165,7 +171,10 @@ class Reader {
 
   end(messageName: string): void {
     if (this.remaining !== 0) {
-      throw new ProtocolError(Errors.MALFORMED, `${this.remaining} trailing bytes after ${messageName}`);
+      throw new ProtocolError(
+        Errors.MALFORMED,
+        `${this.remaining} trailing bytes after ${messageName}`,
+      );
     }
   }
 }
@@ -178,7 +187,10 @@ function checkFlags(flags: number, allowed: number, messageName: string): void {
 
 function requireZeroDigest(digest: bigint, messageName: string): void {
   if (digest !== 0n) {
-    throw new ProtocolError(Errors.RESERVED_BITS_SET, `${messageName} digest is non-zero but HAS_DIGEST is clear`);
+    throw new ProtocolError(
+      Errors.RESERVED_BITS_SET,
+      `${messageName} digest is non-zero but HAS_DIGEST is clear`,
+    );
   }
 }
 
@@ -194,7 +206,10 @@ function decodeOpen(r: Reader, flags: number): OpenMessage {
   const token = r.string('token', Limits.MAX_TOKEN_BYTES);
   const count = r.u16('metadata count');
   if (count > Limits.MAX_METADATA_ENTRIES) {
-    throw new ProtocolError(Errors.LIMIT_EXCEEDED, `${count} metadata entries, limit ${Limits.MAX_METADATA_ENTRIES}`);
+    throw new ProtocolError(
+      Errors.LIMIT_EXCEEDED,
+      `${count} metadata entries, limit ${Limits.MAX_METADATA_ENTRIES}`,
+    );
   }
   const metadata: Record<string, string> = Object.create(null) as Record<string, string>;
   let total = 0;
@@ -203,7 +218,10 @@ function decodeOpen(r: Reader, flags: number): OpenMessage {
     const value = r.string(`metadata value ${i}`, Limits.MAX_METADATA_VALUE_BYTES);
     total += utf8Encoder.encode(key).byteLength + utf8Encoder.encode(value).byteLength;
     if (total > Limits.MAX_METADATA_TOTAL_BYTES) {
-      throw new ProtocolError(Errors.LIMIT_EXCEEDED, `metadata exceeds ${Limits.MAX_METADATA_TOTAL_BYTES} bytes`);
+      throw new ProtocolError(
+        Errors.LIMIT_EXCEEDED,
+        `metadata exceeds ${Limits.MAX_METADATA_TOTAL_BYTES} bytes`,
+      );
     }
     if (Object.prototype.hasOwnProperty.call(metadata, key)) {
       throw new ProtocolError(Errors.INVALID_FIELD, `duplicate metadata key`);
@@ -211,7 +229,15 @@ function decodeOpen(r: Reader, flags: number): OpenMessage {
     metadata[key] = value;
   }
   r.end('OPEN');
-  const message: OpenMessage = { type: 'open', fileSize, chunkSize, name, contentType, token, metadata };
+  const message: OpenMessage = {
+    type: 'open',
+    fileSize,
+    chunkSize,
+    name,
+    contentType,
+    token,
+    metadata,
+  };
   return hasDigest ? { ...message, digest } : message;
 }
 
@@ -233,14 +259,23 @@ function decodeAccept(r: Reader, flags: number): AcceptMessage {
   const window = r.u32('window');
   const count = r.u32('range count');
   if (count > Limits.MAX_ACCEPT_RANGES) {
-    throw new ProtocolError(Errors.LIMIT_EXCEEDED, `${count} ranges, limit ${Limits.MAX_ACCEPT_RANGES}`);
+    throw new ProtocolError(
+      Errors.LIMIT_EXCEEDED,
+      `${count} ranges, limit ${Limits.MAX_ACCEPT_RANGES}`,
+    );
   }
   const created = (flags & AcceptFlags.CREATED) !== 0;
   if (!created && secret.some((b) => b !== 0)) {
-    throw new ProtocolError(Errors.RESERVED_BITS_SET, 'ACCEPT secret must be zero when CREATED is clear');
+    throw new ProtocolError(
+      Errors.RESERVED_BITS_SET,
+      'ACCEPT secret must be zero when CREATED is clear',
+    );
   }
   if (chunkSize < Limits.MIN_CHUNK_SIZE || chunkSize > Limits.MAX_CHUNK_SIZE) {
-    throw new ProtocolError(Errors.INVALID_FIELD, `chunk size ${chunkSize} outside ${Limits.MIN_CHUNK_SIZE}..${Limits.MAX_CHUNK_SIZE}`);
+    throw new ProtocolError(
+      Errors.INVALID_FIELD,
+      `chunk size ${chunkSize} outside ${Limits.MIN_CHUNK_SIZE}..${Limits.MAX_CHUNK_SIZE}`,
+    );
   }
   const ranges = r.ranges(count, 'ranges');
   const last = ranges[ranges.length - 1];
@@ -249,7 +284,10 @@ function decodeAccept(r: Reader, flags: number): AcceptMessage {
   }
   const offGrid = rangeOffGrid(ranges, fileSize, chunkSize);
   if (offGrid !== undefined) {
-    throw new ProtocolError(Errors.INVALID_FIELD, `acked range [${offGrid.start}, ${offGrid.end}) is not on the chunk grid`);
+    throw new ProtocolError(
+      Errors.INVALID_FIELD,
+      `acked range [${offGrid.start}, ${offGrid.end}) is not on the chunk grid`,
+    );
   }
   return {
     type: 'accept',
@@ -344,22 +382,35 @@ function decodeTerminated(r: Reader, flags: number): TerminatedMessage {
 
 function decodeBody(type: number, r: Reader, flags: number): Message {
   switch (type) {
-    case MessageType.OPEN: return decodeOpen(r, flags);
-    case MessageType.RESUME: return decodeResume(r, flags);
-    case MessageType.ACCEPT: return decodeAccept(r, flags);
-    case MessageType.DATA: return decodeData(r, flags);
-    case MessageType.ACK: return decodeAck(r, flags);
-    case MessageType.WINDOW: return decodeWindow(r, flags);
-    case MessageType.COMPLETE: return decodeComplete(r, flags);
-    case MessageType.RESULT: return decodeResult(r, flags);
-    case MessageType.ERROR: return decodeError(r, flags);
+    case MessageType.OPEN:
+      return decodeOpen(r, flags);
+    case MessageType.RESUME:
+      return decodeResume(r, flags);
+    case MessageType.ACCEPT:
+      return decodeAccept(r, flags);
+    case MessageType.DATA:
+      return decodeData(r, flags);
+    case MessageType.ACK:
+      return decodeAck(r, flags);
+    case MessageType.WINDOW:
+      return decodeWindow(r, flags);
+    case MessageType.COMPLETE:
+      return decodeComplete(r, flags);
+    case MessageType.RESULT:
+      return decodeResult(r, flags);
+    case MessageType.ERROR:
+      return decodeError(r, flags);
     case MessageType.TERMINATE:
       checkFlags(flags, 0, 'TERMINATE');
       r.end('TERMINATE');
       return { type: 'terminate' };
-    case MessageType.TERMINATED: return decodeTerminated(r, flags);
+    case MessageType.TERMINATED:
+      return decodeTerminated(r, flags);
     default:
-      throw new ProtocolError(Errors.UNKNOWN_MESSAGE_TYPE, `unknown message type 0x${type.toString(16).padStart(2, '0')}`);
+      throw new ProtocolError(
+        Errors.UNKNOWN_MESSAGE_TYPE,
+        `unknown message type 0x${type.toString(16).padStart(2, '0')}`,
+      );
   }
 }
 
@@ -380,24 +431,36 @@ function decodeFrom(
   if (bytes.byteLength < 2) {
     throw new ProtocolError(Errors.MALFORMED, 'message shorter than its 2-byte header');
   }
-  const type = bytes[0]!;
+  const type = bytes[0];
   const isKnown = CLIENT_MESSAGE_TYPES.has(type) || SERVER_MESSAGE_TYPES.has(type);
   if (!isKnown) {
-    throw new ProtocolError(Errors.UNKNOWN_MESSAGE_TYPE, `unknown message type 0x${type.toString(16).padStart(2, '0')}`);
+    throw new ProtocolError(
+      Errors.UNKNOWN_MESSAGE_TYPE,
+      `unknown message type 0x${type.toString(16).padStart(2, '0')}`,
+    );
   }
   if (!allowed.has(type)) {
-    throw new ProtocolError(Errors.UNEXPECTED_MESSAGE, `message type 0x${type.toString(16).padStart(2, '0')} is not sent by the ${sender}`);
+    throw new ProtocolError(
+      Errors.UNEXPECTED_MESSAGE,
+      `message type 0x${type.toString(16).padStart(2, '0')} is not sent by the ${sender}`,
+    );
   }
   if (type === MessageType.DATA) {
     const max = options.maxDataMessage ?? Limits.MAX_CHUNK_SIZE + HeaderSize.DATA;
     if (bytes.byteLength > max) {
-      throw new ProtocolError(Errors.MESSAGE_TOO_LARGE, `DATA message of ${bytes.byteLength} bytes exceeds ${max}`);
+      throw new ProtocolError(
+        Errors.MESSAGE_TOO_LARGE,
+        `DATA message of ${bytes.byteLength} bytes exceeds ${max}`,
+      );
     }
   } else if (sender === 'client' && bytes.byteLength > Limits.MAX_CONTROL_MESSAGE) {
-    throw new ProtocolError(Errors.MESSAGE_TOO_LARGE, `control message of ${bytes.byteLength} bytes exceeds ${Limits.MAX_CONTROL_MESSAGE}`);
+    throw new ProtocolError(
+      Errors.MESSAGE_TOO_LARGE,
+      `control message of ${bytes.byteLength} bytes exceeds ${Limits.MAX_CONTROL_MESSAGE}`,
+    );
   }
   const reader = new Reader(bytes, 2);
-  return decodeBody(type, reader, bytes[1]!);
+  return decodeBody(type, reader, bytes[1]);
 }
 
 /** Decode a message a client sent (used by servers). Throws ProtocolError. */
@@ -413,7 +476,12 @@ export function decodeServerMessage(bytes: Uint8Array): ServerMessage {
 /** Decode any bigup.1 message regardless of direction (tools and tests). Throws ProtocolError. */
 export function decodeMessage(bytes: Uint8Array, options: DecodeOptions = {}): Message {
   const all = new Set([...CLIENT_MESSAGE_TYPES, ...SERVER_MESSAGE_TYPES]);
-  return decodeFrom(bytes, all, bytes[0] !== undefined && SERVER_MESSAGE_TYPES.has(bytes[0]) ? 'server' : 'client', options);
+  return decodeFrom(
+    bytes,
+    all,
+    bytes[0] !== undefined && SERVER_MESSAGE_TYPES.has(bytes[0]) ? 'server' : 'client',
+    options,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -465,7 +533,10 @@ function encodeString(value: string, field: string, max: number, min = 0): Uint8
   }
   const bytes = utf8Encoder.encode(value);
   if (bytes.byteLength > max) {
-    throw new ProtocolError(Errors.LIMIT_EXCEEDED, `${field} is ${bytes.byteLength} bytes, limit ${max}`);
+    throw new ProtocolError(
+      Errors.LIMIT_EXCEEDED,
+      `${field} is ${bytes.byteLength} bytes, limit ${max}`,
+    );
   }
   if (bytes.byteLength < min) {
     throw invalid(`${field} is empty`);
@@ -526,7 +597,8 @@ function checkRanges(ranges: readonly ByteRange[], field: string): void {
     checkU53(range.start, `${field}[${i}].start`);
     checkU53(range.end, `${field}[${i}].end`);
     if (range.end <= range.start) throw invalid(`${field}[${i}] is empty or reversed`);
-    if (range.start <= previousEnd) throw invalid(`${field}[${i}] overlaps, touches or precedes the previous range`);
+    if (range.start <= previousEnd)
+      throw invalid(`${field}[${i}] overlaps, touches or precedes the previous range`);
     previousEnd = range.end;
   }
 }
@@ -536,11 +608,18 @@ export function encodeOpen(message: Omit<OpenMessage, 'type'>): Uint8Array {
   checkU32(message.chunkSize, 'chunk size');
   if (message.digest !== undefined) checkHash(message.digest, 'digest');
   const name = encodeString(message.name, 'name', Limits.MAX_NAME_BYTES, 1);
-  const contentType = encodeString(message.contentType, 'content type', Limits.MAX_CONTENT_TYPE_BYTES);
+  const contentType = encodeString(
+    message.contentType,
+    'content type',
+    Limits.MAX_CONTENT_TYPE_BYTES,
+  );
   const token = encodeString(message.token, 'token', Limits.MAX_TOKEN_BYTES);
   const entries = Object.entries(message.metadata);
   if (entries.length > Limits.MAX_METADATA_ENTRIES) {
-    throw new ProtocolError(Errors.LIMIT_EXCEEDED, `${entries.length} metadata entries, limit ${Limits.MAX_METADATA_ENTRIES}`);
+    throw new ProtocolError(
+      Errors.LIMIT_EXCEEDED,
+      `${entries.length} metadata entries, limit ${Limits.MAX_METADATA_ENTRIES}`,
+    );
   }
   let total = 0;
   const encodedEntries = entries.map(([key, value], i) => {
@@ -550,10 +629,20 @@ export function encodeOpen(message: Omit<OpenMessage, 'type'>): Uint8Array {
     return [k, v] as const;
   });
   if (total > Limits.MAX_METADATA_TOTAL_BYTES) {
-    throw new ProtocolError(Errors.LIMIT_EXCEEDED, `metadata exceeds ${Limits.MAX_METADATA_TOTAL_BYTES} bytes`);
+    throw new ProtocolError(
+      Errors.LIMIT_EXCEEDED,
+      `metadata exceeds ${Limits.MAX_METADATA_TOTAL_BYTES} bytes`,
+    );
   }
   const size =
-    HeaderSize.OPEN_FIXED + 2 + name.byteLength + 2 + contentType.byteLength + 2 + token.byteLength + 2 +
+    HeaderSize.OPEN_FIXED +
+    2 +
+    name.byteLength +
+    2 +
+    contentType.byteLength +
+    2 +
+    token.byteLength +
+    2 +
     encodedEntries.reduce((sum, [k, v]) => sum + 4 + k.byteLength + v.byteLength, 0);
   const w = new Writer(size);
   w.u8(MessageType.OPEN);
@@ -594,15 +683,21 @@ export function encodeAccept(message: Omit<AcceptMessage, 'type'>): Uint8Array {
   checkU53(message.fileSize, 'file size');
   checkU32(message.chunkSize, 'chunk size');
   if (message.chunkSize < Limits.MIN_CHUNK_SIZE || message.chunkSize > Limits.MAX_CHUNK_SIZE) {
-    throw invalid(`chunk size ${message.chunkSize} outside ${Limits.MIN_CHUNK_SIZE}..${Limits.MAX_CHUNK_SIZE}`);
+    throw invalid(
+      `chunk size ${message.chunkSize} outside ${Limits.MIN_CHUNK_SIZE}..${Limits.MAX_CHUNK_SIZE}`,
+    );
   }
   checkU32(message.window, 'window');
   if (message.ranges.length > Limits.MAX_ACCEPT_RANGES) {
-    throw new ProtocolError(Errors.LIMIT_EXCEEDED, `${message.ranges.length} ranges, limit ${Limits.MAX_ACCEPT_RANGES}`);
+    throw new ProtocolError(
+      Errors.LIMIT_EXCEEDED,
+      `${message.ranges.length} ranges, limit ${Limits.MAX_ACCEPT_RANGES}`,
+    );
   }
   checkRanges(message.ranges, 'ranges');
   const last = message.ranges[message.ranges.length - 1];
-  if (last !== undefined && last.end > message.fileSize) throw invalid('acked range ends past the file size');
+  if (last !== undefined && last.end > message.fileSize)
+    throw invalid('acked range ends past the file size');
   const w = new Writer(HeaderSize.ACCEPT_FIXED + message.ranges.length * HeaderSize.RANGE);
   w.u8(MessageType.ACCEPT);
   w.u8((message.created ? AcceptFlags.CREATED : 0) | (message.durable ? AcceptFlags.DURABLE : 0));
@@ -645,7 +740,11 @@ export function encodeDataHeader(offset: number, hash: bigint): Uint8Array {
  * A whole DATA message as header and payload, never copying the payload. Transports that can
  * send a message from two buffers (Blob in browsers) use both parts as they are.
  */
-export function encodeData(offset: number, hash: bigint, payload: Uint8Array): { header: Uint8Array; payload: Uint8Array } {
+export function encodeData(
+  offset: number,
+  hash: bigint,
+  payload: Uint8Array,
+): { header: Uint8Array; payload: Uint8Array } {
   if (payload.byteLength === 0) throw invalid('DATA payload is empty');
   checkU53(offset + payload.byteLength, 'DATA end');
   return { header: encodeDataHeader(offset, hash), payload };
@@ -654,7 +753,10 @@ export function encodeData(offset: number, hash: bigint, payload: Uint8Array): {
 export function encodeAck(ranges: readonly ByteRange[]): Uint8Array {
   if (ranges.length === 0) throw invalid('ACK needs at least one range');
   if (ranges.length > Limits.MAX_ACK_RANGES) {
-    throw new ProtocolError(Errors.LIMIT_EXCEEDED, `${ranges.length} ranges, limit ${Limits.MAX_ACK_RANGES}`);
+    throw new ProtocolError(
+      Errors.LIMIT_EXCEEDED,
+      `${ranges.length} ranges, limit ${Limits.MAX_ACK_RANGES}`,
+    );
   }
   checkRanges(ranges, 'ranges');
   const w = new Writer(HeaderSize.ACK_FIXED + ranges.length * HeaderSize.RANGE);
@@ -720,7 +822,7 @@ export function encodeError(message: {
   let text = utf8Encoder.encode(message.message ?? known?.meaning ?? '');
   if (text.byteLength > Limits.MAX_ERROR_MESSAGE_BYTES) {
     let cut = Limits.MAX_ERROR_MESSAGE_BYTES;
-    while (cut > 0 && (text[cut]! & 0xc0) === 0x80) cut--;
+    while (cut > 0 && (text[cut] & 0xc0) === 0x80) cut--;
     text = text.slice(0, cut);
   }
   const w = new Writer(HeaderSize.ERROR_FIXED + 2 + text.byteLength);
@@ -761,9 +863,12 @@ export function encodeTerminated(uploadId: Uint8Array): Uint8Array {
 /** Encode any message from its decoded form (tests, vector generation). DATA is joined into one buffer. */
 export function encodeMessage(message: Message): Uint8Array {
   switch (message.type) {
-    case 'open': return encodeOpen(message);
-    case 'resume': return encodeResume(message);
-    case 'accept': return encodeAccept(message);
+    case 'open':
+      return encodeOpen(message);
+    case 'resume':
+      return encodeResume(message);
+    case 'accept':
+      return encodeAccept(message);
     case 'data': {
       const { header, payload } = encodeData(message.offset, message.hash, message.payload);
       const joined = new Uint8Array(header.byteLength + payload.byteLength);
@@ -771,12 +876,19 @@ export function encodeMessage(message: Message): Uint8Array {
       joined.set(payload, header.byteLength);
       return joined;
     }
-    case 'ack': return encodeAck(message.ranges);
-    case 'window': return encodeWindow(message.window);
-    case 'complete': return encodeComplete(message.digest);
-    case 'result': return encodeResult(message);
-    case 'error': return encodeError(message);
-    case 'terminate': return encodeTerminate();
-    case 'terminated': return encodeTerminated(message.uploadId);
+    case 'ack':
+      return encodeAck(message.ranges);
+    case 'window':
+      return encodeWindow(message.window);
+    case 'complete':
+      return encodeComplete(message.digest);
+    case 'result':
+      return encodeResult(message);
+    case 'error':
+      return encodeError(message);
+    case 'terminate':
+      return encodeTerminate();
+    case 'terminated':
+      return encodeTerminated(message.uploadId);
   }
 }

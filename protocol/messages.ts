@@ -98,12 +98,8 @@ export interface TerminatedMessage {
   readonly uploadId: Uint8Array;
 }
 
-export type ClientMessage = OpenMessage | ResumeMessage | DataMessage | CompleteMessage | TerminateMessage;
+export type ClientMessage =
+  OpenMessage | ResumeMessage | DataMessage | CompleteMessage | TerminateMessage;
 export type ServerMessage =
-  | AcceptMessage
-  | AckMessage
-  | WindowMessage
-  | ResultMessage
-  | ErrorMessage
-  | TerminatedMessage;
+  AcceptMessage | AckMessage | WindowMessage | ResultMessage | ErrorMessage | TerminatedMessage;
 export type Message = ClientMessage | ServerMessage;

@@ -24,7 +24,13 @@ import { handshakeGuard, hostAllowed } from './handshake.js';
 import { HttpErrors, sendHttpError } from './http-errors.js';
 import { registerHttpRoutes } from './http.js';
 import { ServerMetrics } from './metrics.js';
-import { OptionsError, resolveOptions, type BigUploaderOptions, type CompletedUpload, type ResolvedOptions } from './options.js';
+import {
+  OptionsError,
+  resolveOptions,
+  type BigUploaderOptions,
+  type CompletedUpload,
+  type ResolvedOptions,
+} from './options.js';
 import { OpenRateLimiter } from './quota.js';
 import { Session } from './session.js';
 import { DiskStore } from './store/disk-store.js';
@@ -65,14 +71,27 @@ export interface BigUploaderPluginOptions extends BigUploaderOptions {
   prefix?: string;
 }
 
-const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (fastify: FastifyInstance, input: BigUploaderPluginOptions) => {
+const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (
+  fastify: FastifyInstance,
+  input: BigUploaderPluginOptions,
+) => {
   const { prefix, ...ours } = input;
   for (const name of FASTIFY_REGISTER_OPTIONS) delete (ours as Record<string, unknown>)[name];
   const options = resolveOptions(ours);
-  if (prefix !== undefined && (typeof prefix !== 'string' || (prefix !== '' && !prefix.startsWith('/')))) {
+  if (
+    prefix !== undefined &&
+    (typeof prefix !== 'string' || (prefix !== '' && !prefix.startsWith('/')))
+  ) {
     throw new OptionsError('big-uploader option prefix must be a path starting with "/"');
   }
-  const store = options.store ?? new DiskStore({ dir: options.dir, preallocate: options.preallocate, groupReadable: options.groupReadable, logger: fastify.log });
+  const store =
+    options.store ??
+    new DiskStore({
+      dir: options.dir,
+      preallocate: options.preallocate,
+      groupReadable: options.groupReadable,
+      logger: fastify.log,
+    });
   await store.init();
   const hasher = await loadNodeHasher();
   const metrics = new ServerMetrics();
@@ -83,7 +102,15 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (fastify: Fas
   const sessions = new Set<Session>();
   /** Upgrade requests that passed the handshake checks and have no session yet. */
   const upgrading = new Set<IncomingMessage>();
-  const sweeper = new Sweeper(store, registry, options.ttl, options.emptyUploadTtl, options.sweepBatch, metrics, fastify.log);
+  const sweeper = new Sweeper(
+    store,
+    registry,
+    options.ttl,
+    options.emptyUploadTtl,
+    options.sweepBatch,
+    metrics,
+    fastify.log,
+  );
   let shuttingDown = false;
   let shutdownRun: Promise<void> | undefined;
 
@@ -99,10 +126,13 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (fastify: Fas
       location: upload.completion?.location ?? '',
     };
     events.emit('upload-complete', info);
-    if (options.onUploadComplete) {
+    const onUploadComplete = options.onUploadComplete;
+    if (onUploadComplete) {
       Promise.resolve()
-        .then(() => options.onUploadComplete!(info))
-        .catch((error: unknown) => fastify.log.error({ err: error, upload: upload.id }, 'onUploadComplete failed'));
+        .then(() => onUploadComplete(info))
+        .catch((error: unknown) =>
+          fastify.log.error({ err: error, upload: upload.id }, 'onUploadComplete failed'),
+        );
     }
   };
 
@@ -112,7 +142,10 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (fastify: Fas
     timer.unref();
     timers.push(timer);
   };
-  const tickMs = Math.max(20, Math.min(1000, Math.floor(Math.min(options.idleTimeout, options.throughputWindow) / 4)));
+  const tickMs = Math.max(
+    20,
+    Math.min(1000, Math.floor(Math.min(options.idleTimeout, options.throughputWindow) / 4)),
+  );
   every(tickMs, () => {
     const now = Date.now();
     for (const session of sessions) session.tick(now);
@@ -122,7 +155,9 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (fastify: Fas
   });
   if (!options.durable) {
     every(options.syncInterval, () => {
-      registry.checkpointAll().catch((error: unknown) => fastify.log.error({ err: error }, 'background sync failed'));
+      registry
+        .checkpointAll()
+        .catch((error: unknown) => fastify.log.error({ err: error }, 'background sync failed'));
     });
   }
   sweeper.start(options.sweepInterval);
@@ -134,7 +169,9 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (fastify: Fas
       await sweeper.stop();
       const goodbyes = Promise.all([...sessions].map((s) => s.shutdown()));
       let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, options.shutdownTimeout); });
+      const timeout = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, options.shutdownTimeout);
+      });
       await Promise.race([goodbyes, timeout]);
       clearTimeout(timer);
       await registry.closeAll(options.shutdownTimeout);
@@ -158,14 +195,21 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (fastify: Fas
     // Every route, the WebSocket upgrade included, first checks the Host (DNS rebinding).
     scope.addHook('onRequest', async (request, reply) => {
       if (!hostAllowed(request, options)) {
-        request.log.warn({ host: request.headers.host }, 'request refused: Host not allowed (see the allowedHosts option)');
+        request.log.warn(
+          { host: request.headers.host },
+          'request refused: Host not allowed (see the allowedHosts option)',
+        );
         await sendHttpError(reply, HttpErrors.HOST_NOT_ALLOWED);
         return;
       }
       // @fastify/websocket would complete an upgrade on any route of this scope (101, then a
       // close); a client aimed at /healthz or /uploads/:id must learn at once that the URL is wrong.
       const upgrade = request.headers.upgrade;
-      if (typeof upgrade === 'string' && /\bwebsocket\b/i.test(upgrade) && !(request.routeOptions.config as { bigupEndpoint?: boolean } | undefined)?.bigupEndpoint) {
+      if (
+        typeof upgrade === 'string' &&
+        /\bwebsocket\b/i.test(upgrade) &&
+        !(request.routeOptions.config as { bigupEndpoint?: boolean } | undefined)?.bigupEndpoint
+      ) {
         await sendHttpError(reply, HttpErrors.NOT_FOUND);
       }
     });
@@ -183,7 +227,8 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (fastify: Fas
         options: {
           maxPayload,
           perMessageDeflate: false,
-          handleProtocols: (protocols: Set<string>) => (protocols.has(SUBPROTOCOL_V1) ? SUBPROTOCOL_V1 : false),
+          handleProtocols: (protocols: Set<string>) =>
+            protocols.has(SUBPROTOCOL_V1) ? SUBPROTOCOL_V1 : false,
         },
         preClose: async function preClose(this: FastifyInstance) {
           await shutdown();
@@ -200,48 +245,58 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (fastify: Fas
       scope.addHook('preClose', shutdown);
     }
 
-    scope.get(options.path, {
-      websocket: true,
-      config: { bigupEndpoint: true },
-      onRequest: [
-        withoutCompressionOffer,
-        handshakeGuard(options, {
-          connections: () => sessions.size + upgrading.size,
+    scope.get(
+      options.path,
+      {
+        websocket: true,
+        config: { bigupEndpoint: true },
+        onRequest: [
+          withoutCompressionOffer,
+          handshakeGuard(options, {
+            connections: () => sessions.size + upgrading.size,
+            shuttingDown: () => shuttingDown,
+            admitted: (request) => {
+              // Counted from the check to the session (or the socket's end), so upgrades racing
+              // past the check cannot exceed maxConnections.
+              const raw = request.raw;
+              upgrading.add(raw);
+              raw.socket.once('close', () => upgrading.delete(raw));
+            },
+          }),
+        ],
+      },
+      (socket, request) => {
+        upgrading.delete(request.raw);
+        if (!speaksBigup(socket)) {
+          // An app-wide WebSocket server chose another subprotocol: this endpoint speaks only bigup.1.
+          socket.close(1002, 'subprotocol bigup.1 required');
+          return;
+        }
+        const session = new Session(socket, request, {
+          options,
+          registry,
+          hasher,
+          metrics,
+          openRate,
           shuttingDown: () => shuttingDown,
-          admitted: (request) => {
-            // Counted from the check to the session (or the socket's end), so upgrades racing
-            // past the check cannot exceed maxConnections.
-            const raw = request.raw;
-            upgrading.add(raw);
-            raw.socket.once('close', () => upgrading.delete(raw));
-          },
-        }),
-      ],
-    }, (socket, request) => {
-      upgrading.delete(request.raw);
-      if (!speaksBigup(socket)) {
-        // An app-wide WebSocket server chose another subprotocol: this endpoint speaks only bigup.1.
-        socket.close(1002, 'subprotocol bigup.1 required');
-        return;
-      }
-      const session = new Session(socket, request, {
-        options,
-        registry,
-        hasher,
-        metrics,
-        openRate,
-        shuttingDown: () => shuttingDown,
-        completed,
-      });
-      sessions.add(session);
-      metrics.connections.set(sessions.size);
-      socket.on('close', () => {
-        sessions.delete(session);
+          completed,
+        });
+        sessions.add(session);
         metrics.connections.set(sessions.size);
-      });
-    });
+        socket.on('close', () => {
+          sessions.delete(session);
+          metrics.connections.set(sessions.size);
+        });
+      },
+    );
 
-    registerHttpRoutes(scope, { options, store, registry, metrics, shuttingDown: () => shuttingDown });
+    registerHttpRoutes(scope, {
+      options,
+      store,
+      registry,
+      metrics,
+      shuttingDown: () => shuttingDown,
+    });
     await registerTusRoutes(scope, {
       options,
       registry,

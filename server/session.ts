@@ -57,9 +57,14 @@ const ZERO_SECRET = new Uint8Array(Limits.SECRET_BYTES);
  * u16 length prefixes), which also covers RESUME: until ACCEPT no larger message is valid, so
  * nothing larger is buffered from a client that has not opened an upload.
  */
-export const MAX_MESSAGE_BEFORE_ACCEPT = HeaderSize.OPEN_FIXED
-  + 4 * 2 + Limits.MAX_NAME_BYTES + Limits.MAX_CONTENT_TYPE_BYTES + Limits.MAX_TOKEN_BYTES
-  + Limits.MAX_METADATA_ENTRIES * 4 + Limits.MAX_METADATA_TOTAL_BYTES;
+export const MAX_MESSAGE_BEFORE_ACCEPT =
+  HeaderSize.OPEN_FIXED +
+  4 * 2 +
+  Limits.MAX_NAME_BYTES +
+  Limits.MAX_CONTENT_TYPE_BYTES +
+  Limits.MAX_TOKEN_BYTES +
+  Limits.MAX_METADATA_ENTRIES * 4 +
+  Limits.MAX_METADATA_TOTAL_BYTES;
 
 /** ws reads `_maxPayload` at each frame header; lowering or raising it applies to the next frame. */
 function setMaxPayload(ws: WebSocket, bytes: number): void {
@@ -107,8 +112,12 @@ export class Session implements UploadOwner {
     this.log = request.log;
     ws.binaryType = 'nodebuffer';
     setMaxPayload(ws, MAX_MESSAGE_BEFORE_ACCEPT);
-    ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(data as Buffer, isBinary));
-    ws.on('pong', () => { this.alive = true; });
+    ws.on('message', (data: RawData, isBinary: boolean) =>
+      this.onMessage(data as Buffer, isBinary),
+    );
+    ws.on('pong', () => {
+      this.alive = true;
+    });
     ws.on('close', () => this.onClose());
   }
 
@@ -134,7 +143,10 @@ export class Session implements UploadOwner {
    */
   private cutUnreadSocket(): void {
     if (this.state === 'closed') return;
-    this.log.warn({ queued: this.ws.bufferedAmount, limit: this.ctx.options.maxQueuedBytes }, 'closing bigup connection: the client does not read its answers');
+    this.log.warn(
+      { queued: this.ws.bufferedAmount, limit: this.ctx.options.maxQueuedBytes },
+      'closing bigup connection: the client does not read its answers',
+    );
     this.ctx.metrics.errors.inc({ code: Errors.LIMIT_EXCEEDED.name });
     this.leave();
     this.state = 'closed';
@@ -147,7 +159,12 @@ export class Session implements UploadOwner {
   private sendError(error: ProtocolError): void {
     if (!error.fatal && this.refusals++ >= this.ctx.options.maxRefusedMessages) {
       // The refusal past the limit becomes the fatal one.
-      this.fail(new ProtocolError(Errors.LIMIT_EXCEEDED, `more than ${this.ctx.options.maxRefusedMessages} refused messages on one connection`));
+      this.fail(
+        new ProtocolError(
+          Errors.LIMIT_EXCEEDED,
+          `more than ${this.ctx.options.maxRefusedMessages} refused messages on one connection`,
+        ),
+      );
       return;
     }
     this.ctx.metrics.errors.inc({ code: error.codeName });
@@ -213,17 +230,29 @@ export class Session implements UploadOwner {
       this.onData(message);
       return;
     }
-    const allowed = this.state === 'idle' ? message.type === 'open' || message.type === 'resume'
-      : this.state === 'active' ? message.type === 'complete' || message.type === 'terminate'
-      : false;
+    const allowed =
+      this.state === 'idle'
+        ? message.type === 'open' || message.type === 'resume'
+        : this.state === 'active'
+          ? message.type === 'complete' || message.type === 'terminate'
+          : false;
     if (!allowed) {
-      this.fail(new ProtocolError(Errors.UNEXPECTED_MESSAGE, `${message.type.toUpperCase()} is not allowed now`));
+      this.fail(
+        new ProtocolError(
+          Errors.UNEXPECTED_MESSAGE,
+          `${message.type.toUpperCase()} is not allowed now`,
+        ),
+      );
       return;
     }
-    const work = message.type === 'open' ? this.onOpen(message)
-      : message.type === 'resume' ? this.onResume(message)
-      : message.type === 'complete' ? this.onComplete(message)
-      : this.onTerminate();
+    const work =
+      message.type === 'open'
+        ? this.onOpen(message)
+        : message.type === 'resume'
+          ? this.onResume(message)
+          : message.type === 'complete'
+            ? this.onComplete(message)
+            : this.onTerminate();
     work.catch((error: unknown) => {
       this.log.error({ err: error }, 'bigup session fault');
       this.fail(asProtocolError(error));
@@ -231,25 +260,42 @@ export class Session implements UploadOwner {
   }
 
   /** Shutdown and the authorization hook; returns the client the upload counts against. */
-  private async admit(kind: 'open' | 'resume', token: string, extra: { uploadId?: string; fileSize?: number; name?: string; contentType?: string }): Promise<string> {
-    if (this.ctx.shuttingDown()) throw new ProtocolError(Errors.SHUTTING_DOWN, 'the server is shutting down');
+  private async admit(
+    kind: 'open' | 'resume',
+    token: string,
+    extra: { uploadId?: string; fileSize?: number; name?: string; contentType?: string },
+  ): Promise<string> {
+    if (this.ctx.shuttingDown())
+      throw new ProtocolError(Errors.SHUTTING_DOWN, 'the server is shutting down');
     const ticket = ticketOf.get(this.request.raw);
     if (ticket && kind === 'open') {
       // The ticket's claims bound what this connection may open.
       if (ticket.maxSize !== undefined && (extra.fileSize ?? 0) > ticket.maxSize) {
-        throw new ProtocolError(Errors.FILE_TOO_LARGE, `the upload ticket allows files up to ${ticket.maxSize} bytes`);
+        throw new ProtocolError(
+          Errors.FILE_TOO_LARGE,
+          `the upload ticket allows files up to ${ticket.maxSize} bytes`,
+        );
       }
-      if (ticket.name !== undefined && extra.name !== ticket.name) throw new ProtocolError(Errors.UNAUTHORIZED, 'the upload ticket is for another file name');
-      if (ticket.type !== undefined && extra.contentType !== ticket.type) throw new ProtocolError(Errors.UNAUTHORIZED, 'the upload ticket is for another content type');
+      if (ticket.name !== undefined && extra.name !== ticket.name)
+        throw new ProtocolError(Errors.UNAUTHORIZED, 'the upload ticket is for another file name');
+      if (ticket.type !== undefined && extra.contentType !== ticket.type)
+        throw new ProtocolError(
+          Errors.UNAUTHORIZED,
+          'the upload ticket is for another content type',
+        );
     }
     const hook = this.ctx.options.authorizeUpload;
-    const address = ticket?.sub !== undefined ? `subject:${ticket.sub}` : `address:${this.request.ip}`;
+    const address =
+      ticket?.sub !== undefined ? `subject:${ticket.sub}` : `address:${this.request.ip}`;
     if (!hook) return address;
     const verdict = await hook({ kind, token, ...extra, request: this.request });
     if (!verdict) throw new ProtocolError(Errors.UNAUTHORIZED, 'the upload token was refused');
-    return typeof verdict === 'object' && typeof verdict.subject === 'string' && verdict.subject !== '' ? `subject:${verdict.subject}` : address;
+    return typeof verdict === 'object' &&
+      typeof verdict.subject === 'string' &&
+      verdict.subject !== ''
+      ? `subject:${verdict.subject}`
+      : address;
   }
-
 
   private accept(upload: OpenUpload, secret: Uint8Array | undefined): void {
     if (this.state === 'closed') {
@@ -266,16 +312,18 @@ export class Session implements UploadOwner {
     this.progressed();
     this.ctx.metrics.uploadsActive.set(this.ctx.registry.ownedCount);
     const ranges = upload.ranges();
-    this.send(encodeAccept({
-      created: secret !== undefined,
-      durable: this.ctx.options.durable,
-      uploadId: upload.idBytes,
-      secret: secret ?? ZERO_SECRET,
-      fileSize: upload.info.fileSize,
-      chunkSize: upload.info.chunkSize,
-      window: this.ctx.options.window,
-      ranges,
-    }));
+    this.send(
+      encodeAccept({
+        created: secret !== undefined,
+        durable: this.ctx.options.durable,
+        uploadId: upload.idBytes,
+        secret: secret ?? ZERO_SECRET,
+        fileSize: upload.info.fileSize,
+        chunkSize: upload.info.chunkSize,
+        window: this.ctx.options.window,
+        ranges,
+      }),
+    );
   }
 
   private async onOpen(message: OpenMessage): Promise<void> {
@@ -284,14 +332,25 @@ export class Session implements UploadOwner {
     // reported in SPEC.md 7.1's order: authorization, size, space, then capacity.
     const reserved = this.ctx.registry.reserveSlot();
     try {
-      const client = await this.admit('open', message.token, { fileSize: message.fileSize, name: message.name, contentType: message.contentType });
+      const client = await this.admit('open', message.token, {
+        fileSize: message.fileSize,
+        name: message.name,
+        contentType: message.contentType,
+      });
       await this.ctx.registry.checkSizeAndSpace(message.fileSize);
-      if (!reserved) throw new ProtocolError(Errors.TOO_MANY_UPLOADS, 'too many uploads in progress');
+      if (!reserved)
+        throw new ProtocolError(Errors.TOO_MANY_UPLOADS, 'too many uploads in progress');
       if (!this.ctx.openRate.take(this.request.ip)) {
-        throw new ProtocolError(Errors.TOO_MANY_UPLOADS, `more than ${this.ctx.options.opensPerSecond} new uploads per second from this address; retry shortly`);
+        throw new ProtocolError(
+          Errors.TOO_MANY_UPLOADS,
+          `more than ${this.ctx.options.opensPerSecond} new uploads per second from this address; retry shortly`,
+        );
       }
       const { upload, secret } = await this.ctx.registry.create(message, this, client);
-      this.log.info({ upload: upload.id, size: upload.info.fileSize, chunkSize: upload.info.chunkSize }, 'upload created');
+      this.log.info(
+        { upload: upload.id, size: upload.info.fileSize, chunkSize: upload.info.chunkSize },
+        'upload created',
+      );
       this.accept(upload, secret);
     } catch (error) {
       this.refuseOpening(error);
@@ -303,7 +362,8 @@ export class Session implements UploadOwner {
   /** An OPEN or RESUME failed: back to IDLE (unless closed meanwhile) and answer the error. */
   private refuseOpening(error: unknown): void {
     if (this.state === 'busy') this.state = 'idle';
-    if (!(error instanceof ProtocolError)) this.log.error({ err: error }, 'bigup open/resume failed');
+    if (!(error instanceof ProtocolError))
+      this.log.error({ err: error }, 'bigup open/resume failed');
     this.fail(asProtocolError(error));
   }
 
@@ -315,7 +375,8 @@ export class Session implements UploadOwner {
     const takeover = this.ctx.registry.peek(id)?.owner !== undefined;
     const reserved = !takeover && this.ctx.registry.reserveSlot();
     try {
-      if (!takeover && !reserved) throw new ProtocolError(Errors.TOO_MANY_UPLOADS, 'too many uploads in progress');
+      if (!takeover && !reserved)
+        throw new ProtocolError(Errors.TOO_MANY_UPLOADS, 'too many uploads in progress');
       await this.admit('resume', message.token, { uploadId: id });
       let upload: OpenUpload;
       try {
@@ -323,7 +384,12 @@ export class Session implements UploadOwner {
       } catch (error) {
         // With every slot taken, an unknown id gets TOO_MANY_UPLOADS before its secret is looked
         // at; a wrong secret for a connected upload must get the same answer (no existence oracle).
-        if (takeover && this.ctx.registry.ownedCount >= this.ctx.options.maxUploads && error instanceof ProtocolError && error.code === Errors.NOT_FOUND.code) {
+        if (
+          takeover &&
+          this.ctx.registry.ownedCount >= this.ctx.options.maxUploads &&
+          error instanceof ProtocolError &&
+          error.code === Errors.NOT_FOUND.code
+        ) {
           throw new ProtocolError(Errors.TOO_MANY_UPLOADS, 'too many uploads in progress');
         }
         throw error;
@@ -346,30 +412,59 @@ export class Session implements UploadOwner {
     const { offset, payload } = message;
     const length = payload.byteLength;
     if (this.outstanding > 0 && this.outstanding + length > this.maxWindow) {
-      this.fail(new ProtocolError(Errors.WINDOW_EXCEEDED, `${this.outstanding + length} bytes in flight, window ${this.maxWindow}`, { offset, length }));
+      this.fail(
+        new ProtocolError(
+          Errors.WINDOW_EXCEEDED,
+          `${this.outstanding + length} bytes in flight, window ${this.maxWindow}`,
+          { offset, length },
+        ),
+      );
       return;
     }
     this.outstanding += length;
     this.updatePause();
     const { chunkSize, fileSize } = upload.info;
-    if (offset % chunkSize !== 0 || offset >= fileSize || length !== Math.min(chunkSize, fileSize - offset)) {
-      this.answerError(new ProtocolError(Errors.OUT_OF_RANGE, `DATA [${offset}, +${length}) is not a whole chunk of this upload`, { offset, length }));
+    if (
+      offset % chunkSize !== 0 ||
+      offset >= fileSize ||
+      length !== Math.min(chunkSize, fileSize - offset)
+    ) {
+      this.answerError(
+        new ProtocolError(
+          Errors.OUT_OF_RANGE,
+          `DATA [${offset}, +${length}) is not a whole chunk of this upload`,
+          { offset, length },
+        ),
+      );
       return;
     }
     // SPEC.md 7.4: the payload's own hash (step 5) before what the upload holds (step 6).
     const hash = this.ctx.hasher.h64(payload);
     if (hash !== message.hash) {
-      this.answerError(new ProtocolError(Errors.HASH_MISMATCH, 'payload does not match its xxHash64', { offset, length }));
+      this.answerError(
+        new ProtocolError(Errors.HASH_MISMATCH, 'payload does not match its xxHash64', {
+          offset,
+          length,
+        }),
+      );
       return;
     }
     if (upload.completed) {
-      this.answerError(new ProtocolError(Errors.CONFLICT, 'the upload is already complete', { offset, length }));
+      this.answerError(
+        new ProtocolError(Errors.CONFLICT, 'the upload is already complete', { offset, length }),
+      );
       return;
     }
     const index = offset / chunkSize;
     const status = upload.chunkStatus(index);
     if (status && status.hash !== hash) {
-      this.answerError(new ProtocolError(Errors.CONFLICT, 'this chunk was already received with different content', { offset, length }));
+      this.answerError(
+        new ProtocolError(
+          Errors.CONFLICT,
+          'this chunk was already received with different content',
+          { offset, length },
+        ),
+      );
       return;
     }
     if (status?.status === 'acked') {
@@ -452,7 +547,7 @@ export class Session implements UploadOwner {
   }
 
   private async onComplete(message: CompleteMessage): Promise<void> {
-    const upload = this.upload!;
+    const upload = this.requireUpload();
     const generation = this.generation;
     this.state = 'busy';
     // Every DATA received before COMPLETE is answered first, so COMPLETE may follow the last DATA at once.
@@ -470,15 +565,31 @@ export class Session implements UploadOwner {
     }
     if (generation !== this.generation) return;
     this.progressed();
-    this.send(encodeResult({ uploadId: upload.idBytes, fileSize: upload.info.fileSize, digest: result.digest }));
-    this.log.info({ upload: upload.id, size: upload.info.fileSize, fresh: result.fresh }, 'upload completed');
+    this.send(
+      encodeResult({
+        uploadId: upload.idBytes,
+        fileSize: upload.info.fileSize,
+        digest: result.digest,
+      }),
+    );
+    this.log.info(
+      { upload: upload.id, size: upload.info.fileSize, fresh: result.fresh },
+      'upload completed',
+    );
     this.state = 'idle';
     this.leave();
     if (result.fresh) this.ctx.completed(upload);
   }
 
+  /** The upload this connection holds; the dispatcher routes COMPLETE/TERMINATE only when active. */
+  private requireUpload(): OpenUpload {
+    if (!this.upload)
+      throw new ProtocolError(Errors.INTERNAL_ERROR, 'no upload on this connection');
+    return this.upload;
+  }
+
   private async onTerminate(): Promise<void> {
-    const upload = this.upload!;
+    const upload = this.requireUpload();
     this.state = 'busy';
     // Answers to DATA still in flight are dropped, never acked.
     this.generation++;
@@ -507,18 +618,31 @@ export class Session implements UploadOwner {
     if (this.state === 'closed') return;
     const { idleTimeout, minThroughput, throughputWindow } = this.ctx.options;
     // A client waiting for our answers is not idle.
-    if (this.outstanding === 0 && this.state !== 'busy' && now - this.lastProgressAt > idleTimeout) {
+    if (
+      this.outstanding === 0 &&
+      this.state !== 'busy' &&
+      now - this.lastProgressAt > idleTimeout
+    ) {
       this.fail(new ProtocolError(Errors.IDLE_TIMEOUT, `no progress for ${idleTimeout} ms`));
       return;
     }
     if (now - this.periodStart >= throughputWindow) {
       const rate = (this.periodBytes * 1000) / (now - this.periodStart);
-      const judged = minThroughput > 0 && this.activeSincePeriodStart && this.state === 'active' && this.upload !== undefined;
+      const judged =
+        minThroughput > 0 &&
+        this.activeSincePeriodStart &&
+        this.state === 'active' &&
+        this.upload !== undefined;
       this.periodStart = now;
       this.periodBytes = 0;
       this.activeSincePeriodStart = this.state === 'active';
       if (judged && rate < minThroughput) {
-        this.fail(new ProtocolError(Errors.TOO_SLOW, `${Math.round(rate)} B/s is below the minimum of ${minThroughput} B/s`));
+        this.fail(
+          new ProtocolError(
+            Errors.TOO_SLOW,
+            `${Math.round(rate)} B/s is below the minimum of ${minThroughput} B/s`,
+          ),
+        );
       }
     }
   }
@@ -548,7 +672,9 @@ export class Session implements UploadOwner {
     await this.allAnswered();
     // Let the coalesced ACK go out before the ERROR.
     await new Promise<void>((resolve) => setImmediate(resolve));
-    this.fail(new ProtocolError(Errors.SHUTTING_DOWN, 'the server is shutting down; acked bytes are safe'));
+    this.fail(
+      new ProtocolError(Errors.SHUTTING_DOWN, 'the server is shutting down; acked bytes are safe'),
+    );
   }
 
   private onClose(): void {
@@ -558,4 +684,3 @@ export class Session implements UploadOwner {
     }
   }
 }
-

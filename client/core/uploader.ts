@@ -50,7 +50,13 @@ import {
   withoutLoneSurrogates,
   writeDataHeader,
 } from '../../protocol/index.js';
-import type { AcceptMessage, ErrorMessage, Hasher, ResultMessage, ServerMessage } from '../../protocol/index.js';
+import type {
+  AcceptMessage,
+  ErrorMessage,
+  Hasher,
+  ResultMessage,
+  ServerMessage,
+} from '../../protocol/index.js';
 import { backoffDelay, resolveBackoff } from './backoff.js';
 import { Emitter } from './emitter.js';
 import { ClientErrors, clientError, serverError } from './errors.js';
@@ -206,9 +212,12 @@ export class BigUploader implements Uploader {
     this.backoff = resolveBackoff(options.backoff);
     this.chunkSizeProposal = options.chunkSize ?? DEFAULTS.chunkSize;
     this.maxInFlight = options.maxInFlightBytes ?? DEFAULTS.maxInFlightBytes;
-    if (!Number.isSafeInteger(this.chunkSizeProposal) || this.chunkSizeProposal < 0) throw new RangeError('chunkSize must be a non-negative integer');
+    if (!Number.isSafeInteger(this.chunkSizeProposal) || this.chunkSizeProposal < 0)
+      throw new RangeError('chunkSize must be a non-negative integer');
     if (!(this.maxInFlight > 0)) throw new RangeError('maxInFlightBytes must be positive');
-    this.bucket = options.limitRate ? new TokenBucket(options.limitRate, this.clock.now()) : undefined;
+    this.bucket = options.limitRate
+      ? new TokenBucket(options.limitRate, this.clock.now())
+      : undefined;
     // Fail at construction, not at the first connect, on an unusable URL.
     new URL(options.endpoint);
   }
@@ -237,21 +246,26 @@ export class BigUploader implements Uploader {
     };
   }
 
-  on<K extends UploaderEventName>(event: K, handler: (payload: UploaderEventMap[K]) => void): () => void {
+  on<K extends UploaderEventName>(
+    event: K,
+    handler: (payload: UploaderEventMap[K]) => void,
+  ): () => void {
     return this.emitter.on(event, handler);
   }
 
   start(): Promise<UploadOutcome> {
     switch (this.currentState) {
       case 'done':
-        return Promise.resolve({ state: 'done', result: this.result! });
+        return this.result
+          ? Promise.resolve({ state: 'done', result: this.result })
+          : Promise.reject(new Error('internal: done without a result'));
       case 'cancelled':
         return Promise.resolve({ state: 'cancelled' });
       case 'connecting':
       case 'uploading':
       case 'retrying':
       case 'completing':
-        if (!this.pauseRequested) return this.running!;
+        if (!this.pauseRequested && this.running) return this.running;
         // A pause is under way: let it finish, then go again.
         return this.pause().then(() => this.start());
       case 'idle':
@@ -277,7 +291,8 @@ export class BigUploader implements Uploader {
 
   pause(): Promise<void> {
     const s = this.currentState;
-    if (s === 'idle' || s === 'paused' || s === 'done' || s === 'failed' || s === 'cancelled') return Promise.resolve();
+    if (s === 'idle' || s === 'paused' || s === 'done' || s === 'failed' || s === 'cancelled')
+      return Promise.resolve();
     const waiter = new Promise<void>((resolve) => this.pauseWaiters.push(resolve));
     if (this.pauseRequested) return waiter;
     this.pauseRequested = true;
@@ -390,21 +405,31 @@ export class BigUploader implements Uploader {
     if (this.options.token && !headerAuth) url.searchParams.set('token', this.options.token);
     if (!this.cancelRequested) this.setState('connecting');
     let session: Session | undefined;
-    const isCurrent = () => session !== undefined && this.session === session;
-    const conn = this.options.transport.connect(url.toString(), [SUBPROTOCOL_V1], {
-      onOpen: (protocol) => {
-        if (isCurrent()) this.onOpen(session!, protocol);
+    const current = (): Session | undefined =>
+      session !== undefined && this.session === session ? session : undefined;
+    const isCurrent = () => current() !== undefined;
+    const conn = this.options.transport.connect(
+      url.toString(),
+      [SUBPROTOCOL_V1],
+      {
+        onOpen: (protocol) => {
+          const s = current();
+          if (s) this.onOpen(s, protocol);
+        },
+        onMessage: (data) => {
+          const s = current();
+          if (s) this.onMessage(s, data);
+        },
+        onClose: (info) => {
+          const s = current();
+          if (s) this.onClose(s, info);
+        },
+        onDrain: () => {
+          if (isCurrent()) this.pump();
+        },
       },
-      onMessage: (data) => {
-        if (isCurrent()) this.onMessage(session!, data);
-      },
-      onClose: (info) => {
-        if (isCurrent()) this.onClose(session!, info);
-      },
-      onDrain: () => {
-        if (isCurrent()) this.pump();
-      },
-    }, headerAuth ? { Authorization: `Bearer ${this.options.token}` } : undefined);
+      headerAuth ? { Authorization: `Bearer ${this.options.token}` } : undefined,
+    );
     session = {
       conn,
       connectedAt: this.clock.now(),
@@ -431,13 +456,22 @@ export class BigUploader implements Uploader {
 
   private onOpen(s: Session, protocol: string): void {
     if (protocol !== SUBPROTOCOL_V1) {
-      this.abortSession(s, clientError(ClientErrors.UNSUPPORTED_VERSION, `the server negotiated "${protocol}" instead of ${SUBPROTOCOL_V1}`));
+      this.abortSession(
+        s,
+        clientError(
+          ClientErrors.UNSUPPORTED_VERSION,
+          `the server negotiated "${protocol}" instead of ${SUBPROTOCOL_V1}`,
+        ),
+      );
       return;
     }
     s.phase = 'handshake';
     s.acceptTimer = this.clock.setTimeout(() => {
       if (this.session === s && s.phase === 'handshake') {
-        this.abortSession(s, clientError(ClientErrors.NETWORK, 'the server did not answer OPEN/RESUME in time'));
+        this.abortSession(
+          s,
+          clientError(ClientErrors.NETWORK, 'the server did not answer OPEN/RESUME in time'),
+        );
       }
     }, DEFAULTS.acceptTimeoutMs);
     const file = this.options.file;
@@ -469,7 +503,10 @@ export class BigUploader implements Uploader {
       message = decodeServerMessage(data);
     } catch (error) {
       const text = isProtocolError(error) ? `${error.codeName}: ${error.message}` : describe(error);
-      this.abortSession(s, clientError(ClientErrors.PROTOCOL_VIOLATION, `invalid message from the server (${text})`));
+      this.abortSession(
+        s,
+        clientError(ClientErrors.PROTOCOL_VIOLATION, `invalid message from the server (${text})`),
+      );
       return;
     }
     switch (message.type) {
@@ -499,7 +536,13 @@ export class BigUploader implements Uploader {
   }
 
   private unexpected(s: Session, what: string): void {
-    this.abortSession(s, clientError(ClientErrors.PROTOCOL_VIOLATION, `the server sent ${what} when it was not expected`));
+    this.abortSession(
+      s,
+      clientError(
+        ClientErrors.PROTOCOL_VIOLATION,
+        `the server sent ${what} when it was not expected`,
+      ),
+    );
   }
 
   private onAccept(s: Session, m: AcceptMessage): void {
@@ -515,7 +558,14 @@ export class BigUploader implements Uploader {
     if (m.fileSize !== file.size) {
       void this.removeRecord();
       this.forgetUpload();
-      this.abortSession(s, clientError(ClientErrors.RESUME_MISMATCH, `the server's upload is ${m.fileSize} bytes, the file ${file.size}`), true);
+      this.abortSession(
+        s,
+        clientError(
+          ClientErrors.RESUME_MISMATCH,
+          `the server's upload is ${m.fileSize} bytes, the file ${file.size}`,
+        ),
+        true,
+      );
       return;
     }
     if (m.created) {
@@ -551,8 +601,13 @@ export class BigUploader implements Uploader {
     });
     if (!m.created && total > 0) {
       const percent = Math.floor((this.acked.total / total) * 100);
-      if (this.acked.total === total) this.info('ALREADY_COMPLETE', 'the server already has every byte; completing');
-      else this.info('RESUMING', `resuming at ${percent}% (${this.acked.total} of ${total} bytes on the server)`);
+      if (this.acked.total === total)
+        this.info('ALREADY_COMPLETE', 'the server already has every byte; completing');
+      else
+        this.info(
+          'RESUMING',
+          `resuming at ${percent}% (${this.acked.total} of ${total} bytes on the server)`,
+        );
     }
     this.emitProgress(true);
     if (this.pauseRequested) {
@@ -564,13 +619,22 @@ export class BigUploader implements Uploader {
     this.pump();
   }
 
+  /** The chunk hash table, set up at the first ACCEPT (the hasher is loaded before connecting). */
+  private chunkHashes(): { hasher: Hasher; hashes: BigUint64Array; known: Uint8Array } {
+    if (!this.hasher || !this.hashes || !this.hashKnown)
+      throw new Error('internal: chunk hashes used before the upload was accepted');
+    return { hasher: this.hasher, hashes: this.hashes, known: this.hashKnown };
+  }
+
   /** Hash the chunks acked before this Uploader saw them, alongside the upload (once per ACCEPT). */
   private startHashingAcked(s: Session): void {
     if (this.hashingAcked) return;
-    const hashes = this.hashes!;
-    const known = this.hashKnown!;
+    const { hasher, hashes, known } = this.chunkHashes();
     const acked = this.acked;
-    this.info('VERIFYING_SENT_CHUNKS', `re-reading the ${acked.total} bytes sent in an earlier session to check them against the server's copy`);
+    this.info(
+      'VERIFYING_SENT_CHUNKS',
+      `re-reading the ${acked.total} bytes sent in an earlier session to check them against the server's copy`,
+    );
     const work = (async () => {
       const size = this.options.file.size;
       const buffer = new Uint8Array(this.chunkSize);
@@ -579,15 +643,22 @@ export class BigUploader implements Uploader {
         const { start, end } = chunkBounds(index, size, this.chunkSize);
         if (!acked.covers(start, end)) continue;
         const bytes = await this.options.file.read(start, end, buffer.subarray(0, end - start));
-        if (bytes.byteLength !== end - start) throw new Error(`read ${bytes.byteLength} bytes at ${start}, expected ${end - start} (file changed?)`);
+        if (bytes.byteLength !== end - start)
+          throw new Error(
+            `read ${bytes.byteLength} bytes at ${start}, expected ${end - start} (file changed?)`,
+          );
         if (this.hashes !== hashes || known[index] === 1) continue;
-        hashes[index] = this.hasher!.h64(bytes);
+        hashes[index] = hasher.h64(bytes);
         known[index] = 1;
       }
     })();
     this.hashingAcked = work;
     work.catch((error: unknown) => {
-      if (this.session === s) this.abandon(s, clientError(ClientErrors.SOURCE_ERROR, `cannot read the file: ${describe(error)}`));
+      if (this.session === s)
+        this.abandon(
+          s,
+          clientError(ClientErrors.SOURCE_ERROR, `cannot read the file: ${describe(error)}`),
+        );
     });
   }
 
@@ -610,7 +681,13 @@ export class BigUploader implements Uploader {
     // In-grid bytes this connection never sent are taken as acked: an idempotent re-ack (7.7).
     const offGrid = rangeOffGrid(ranges, this.options.file.size, this.chunkSize);
     if (offGrid !== undefined) {
-      this.abortSession(s, clientError(ClientErrors.PROTOCOL_VIOLATION, `the server acked [${offGrid.start}, ${offGrid.end}), off the chunk grid or past the end of the file`));
+      this.abortSession(
+        s,
+        clientError(
+          ClientErrors.PROTOCOL_VIOLATION,
+          `the server acked [${offGrid.start}, ${offGrid.end}), off the chunk grid or past the end of the file`,
+        ),
+      );
       return;
     }
     let gained = 0;
@@ -642,11 +719,14 @@ export class BigUploader implements Uploader {
 
   private onResult(s: Session, m: ResultMessage): void {
     const file = this.options.file;
-    const ours = this.allHashesKnown() ? wholeFileDigest(this.hasher!, this.hashes!) : undefined;
+    const ours = this.allHashesKnown() ? this.wholeFileDigest() : undefined;
     if (m.fileSize !== file.size || (ours !== undefined && ours !== m.digest)) {
       this.abortSession(
         s,
-        clientError(ClientErrors.RESULT_MISMATCH, `the server reports ${m.fileSize} bytes with digest ${hashToHex(m.digest)}; we sent ${file.size} bytes${ours !== undefined ? ` with digest ${hashToHex(ours)}` : ''}`),
+        clientError(
+          ClientErrors.RESULT_MISMATCH,
+          `the server reports ${m.fileSize} bytes with digest ${hashToHex(m.digest)}; we sent ${file.size} bytes${ours !== undefined ? ` with digest ${hashToHex(ours)}` : ''}`,
+        ),
         true,
       );
       return;
@@ -691,7 +771,7 @@ export class BigUploader implements Uploader {
           this.abortSession(s, err(true), true);
           return;
         }
-        this.hashKnown![index] = 0;
+        this.chunkHashes().known[index] = 0;
         s.resend.push(index);
         this.emitter.emit('error', err(false));
         this.info('CHUNK_RESENT', `the server received chunk at ${m.offset} damaged; resending it`);
@@ -711,7 +791,12 @@ export class BigUploader implements Uploader {
         s.completeSent = false;
         s.queue = this.missingChunks(s).filter((i) => !s.resend.includes(i));
         s.queuePos = 0;
-        if (s.queue.length === 0 && s.resend.length === 0 && s.outstandingBytes === 0 && s.readsInFlight === 0) {
+        if (
+          s.queue.length === 0 &&
+          s.resend.length === 0 &&
+          s.outstandingBytes === 0 &&
+          s.readsInFlight === 0
+        ) {
           // We believe every byte is acked but the server disagrees: only a fresh ACCEPT tells us
           // its real list, so reconnect and RESUME rather than repeat COMPLETE.
           this.abortSession(s, err(false));
@@ -726,7 +811,10 @@ export class BigUploader implements Uploader {
           // The server lost or expired the upload: forget it and open a new one on a new connection.
           void this.removeRecord();
           this.forgetUpload();
-          this.info('UPLOAD_NOT_FOUND_STARTING_FRESH', 'the upload no longer exists on the server; starting fresh');
+          this.info(
+            'UPLOAD_NOT_FOUND_STARTING_FRESH',
+            'the upload no longer exists on the server; starting fresh',
+          );
           s.ending = true;
           this.endSession();
           this.connect();
@@ -755,7 +843,10 @@ export class BigUploader implements Uploader {
           // Upload the file as it is, from scratch, once.
           this.restartedAfterChange = true;
           this.bytesSkipped = undefined;
-          this.info('SOURCE_CHANGED_STARTING_FRESH', 'the file changed since the earlier session sent part of it; uploading it again from the start');
+          this.info(
+            'SOURCE_CHANGED_STARTING_FRESH',
+            'the file changed since the earlier session sent part of it; uploading it again from the start',
+          );
           this.endSession();
           this.connect();
           return;
@@ -786,13 +877,13 @@ export class BigUploader implements Uploader {
 
   private nextIndex(s: Session): number | undefined {
     while (s.resend.length > 0) {
-      const index = s.resend[0]!;
+      const index = s.resend[0];
       const { start, end } = chunkBounds(index, this.options.file.size, this.chunkSize);
       if (!this.acked.covers(start, end) && !s.outstanding.has(start)) return index;
       s.resend.shift();
     }
     while (s.queuePos < s.queue.length) {
-      const index = s.queue[s.queuePos]!;
+      const index = s.queue[s.queuePos];
       const { start, end } = chunkBounds(index, this.options.file.size, this.chunkSize);
       if (!this.acked.covers(start, end) && !s.outstanding.has(start)) return index;
       s.queuePos++;
@@ -817,7 +908,8 @@ export class BigUploader implements Uploader {
 
   private pumpLoop(): void {
     const s = this.session;
-    if (!s || s.phase !== 'active' || s.ending || this.pauseRequested || this.cancelRequested) return;
+    if (!s || s.phase !== 'active' || s.ending || this.pauseRequested || this.cancelRequested)
+      return;
     const size = this.options.file.size;
     for (;;) {
       const index = this.nextIndex(s);
@@ -861,17 +953,34 @@ export class BigUploader implements Uploader {
     const buffer = this.pool.pop() ?? new Uint8Array(HeaderSize.DATA + this.chunkSize);
     let payload: Uint8Array;
     try {
-      payload = await this.options.file.read(start, end, buffer.subarray(HeaderSize.DATA, HeaderSize.DATA + length));
-      if (payload.byteLength !== length) throw new Error(`read ${payload.byteLength} bytes at ${start}, expected ${length} (file changed?)`);
+      payload = await this.options.file.read(
+        start,
+        end,
+        buffer.subarray(HeaderSize.DATA, HeaderSize.DATA + length),
+      );
+      if (payload.byteLength !== length)
+        throw new Error(
+          `read ${payload.byteLength} bytes at ${start}, expected ${length} (file changed?)`,
+        );
     } catch (error) {
       s.readsInFlight--;
       s.reservedBytes -= length;
-      if (this.session === s) this.abandon(s, clientError(ClientErrors.SOURCE_ERROR, `cannot read the file: ${describe(error)}`));
+      if (this.session === s)
+        this.abandon(
+          s,
+          clientError(ClientErrors.SOURCE_ERROR, `cannot read the file: ${describe(error)}`),
+        );
       return;
     }
     s.readsInFlight--;
     s.reservedBytes -= length;
-    if (this.session !== s || s.phase !== 'active' || s.ending || this.pauseRequested || this.cancelRequested) {
+    if (
+      this.session !== s ||
+      s.phase !== 'active' ||
+      s.ending ||
+      this.pauseRequested ||
+      this.cancelRequested
+    ) {
       // Read during a pause or after the session ended: keep it for later, send nothing now.
       this.release(buffer);
       if (this.session === s) {
@@ -880,13 +989,17 @@ export class BigUploader implements Uploader {
       }
       return;
     }
-    if (payload.buffer !== buffer.buffer || payload.byteOffset !== buffer.byteOffset + HeaderSize.DATA) {
+    if (
+      payload.buffer !== buffer.buffer ||
+      payload.byteOffset !== buffer.byteOffset + HeaderSize.DATA
+    ) {
       buffer.set(payload, HeaderSize.DATA); // a FileSource that ignored `target`
     }
     const body = buffer.subarray(HeaderSize.DATA, HeaderSize.DATA + length);
-    const hash = this.hasher!.h64(body);
-    this.hashes![index] = hash;
-    this.hashKnown![index] = 1;
+    const { hasher, hashes, known } = this.chunkHashes();
+    const hash = hasher.h64(body);
+    hashes[index] = hash;
+    known[index] = 1;
     writeDataHeader(buffer, start, hash);
     s.outstanding.set(start, { length, buffer });
     s.outstandingBytes += length;
@@ -914,7 +1027,11 @@ export class BigUploader implements Uploader {
       changed = (await this.options.file.changed?.()) ?? false;
     } catch (error) {
       s.completePreparing = false;
-      if (this.session === s) this.abandon(s, clientError(ClientErrors.SOURCE_ERROR, `cannot read the file: ${describe(error)}`));
+      if (this.session === s)
+        this.abandon(
+          s,
+          clientError(ClientErrors.SOURCE_ERROR, `cannot read the file: ${describe(error)}`),
+        );
       return;
     }
     s.completePreparing = false;
@@ -924,7 +1041,13 @@ export class BigUploader implements Uploader {
       return;
     }
     if (changed) {
-      this.abandon(s, clientError(ClientErrors.SOURCE_ERROR, 'the file changed during the upload; nothing was stored (run again to upload the new content)'));
+      this.abandon(
+        s,
+        clientError(
+          ClientErrors.SOURCE_ERROR,
+          'the file changed during the upload; nothing was stored (run again to upload the new content)',
+        ),
+      );
       return;
     }
     if (!this.allHashesKnown()) {
@@ -934,15 +1057,27 @@ export class BigUploader implements Uploader {
         return;
       }
       // Every chunk is acked yet one was never hashed: a bug, never a silent COMPLETE without it.
-      this.abortSession(s, clientError(ClientErrors.SOURCE_ERROR, 'internal: a chunk of the file was never hashed; not completing'), true);
+      this.abortSession(
+        s,
+        clientError(
+          ClientErrors.SOURCE_ERROR,
+          'internal: a chunk of the file was never hashed; not completing',
+        ),
+        true,
+      );
       return;
     }
-    const digest = wholeFileDigest(this.hasher!, this.hashes!);
+    const digest = this.wholeFileDigest();
     s.completeSent = true;
     s.sentDigest = digest;
     s.conn.send(encodeComplete(digest));
     this.finishingSince = Math.max(this.finishingSince ?? 0, this.clock.now());
     this.setState('completing');
+  }
+
+  private wholeFileDigest(): bigint {
+    const { hasher, hashes } = this.chunkHashes();
+    return wholeFileDigest(hasher, hashes);
   }
 
   private allHashesKnown(): boolean {
@@ -953,8 +1088,10 @@ export class BigUploader implements Uploader {
   }
 
   private release(buffer: Uint8Array): void {
-    const cap = Math.ceil(this.maxInFlight / Math.max(1, this.chunkSize)) + DEFAULTS.maxConcurrentReads;
-    if (buffer.byteLength === HeaderSize.DATA + this.chunkSize && this.pool.length < cap) this.pool.push(buffer);
+    const cap =
+      Math.ceil(this.maxInFlight / Math.max(1, this.chunkSize)) + DEFAULTS.maxConcurrentReads;
+    if (buffer.byteLength === HeaderSize.DATA + this.chunkSize && this.pool.length < cap)
+      this.pool.push(buffer);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -988,7 +1125,14 @@ export class BigUploader implements Uploader {
     this.clock.clearTimeout(s.acceptTimer);
     this.clock.clearTimeout(this.pumpTimer);
     try {
-      s.conn.close(closeCode, closeCode === CloseCode.PROTOCOL_ERROR ? 'PROTOCOL_ERROR' : s.ending ? 'done' : 'client closing');
+      s.conn.close(
+        closeCode,
+        closeCode === CloseCode.PROTOCOL_ERROR
+          ? 'PROTOCOL_ERROR'
+          : s.ending
+            ? 'done'
+            : 'client closing',
+      );
     } catch {
       // Already closed.
     }
@@ -1014,7 +1158,11 @@ export class BigUploader implements Uploader {
     if (this.session !== s) return;
     s.error = error;
     // SPEC.md 7.10: a server found in violation is told so with 1002.
-    this.endSession(error.code === ClientErrors.PROTOCOL_VIOLATION.code ? CloseCode.PROTOCOL_ERROR : CloseCode.NORMAL);
+    this.endSession(
+      error.code === ClientErrors.PROTOCOL_VIOLATION.code
+        ? CloseCode.PROTOCOL_ERROR
+        : CloseCode.NORMAL,
+    );
     this.afterSession(error, final);
   }
 
@@ -1052,10 +1200,16 @@ export class BigUploader implements Uploader {
     this.attempt++;
     const allowed =
       this.attempt <= this.backoff.maxAttempts &&
-      (this.options.onShouldRetry ? this.options.onShouldRetry({ ...error, fatal: false }, this.attempt) : true);
+      (this.options.onShouldRetry
+        ? this.options.onShouldRetry({ ...error, fatal: false }, this.attempt)
+        : true);
     if (!allowed) {
       const attempts = this.attempt - 1;
-      this.fail({ ...error, fatal: true, message: `${error.message} (gave up after ${attempts} ${attempts === 1 ? 'retry' : 'retries'})` });
+      this.fail({
+        ...error,
+        fatal: true,
+        message: `${error.message} (gave up after ${attempts} ${attempts === 1 ? 'retry' : 'retries'})`,
+      });
       return;
     }
     const delay = backoffDelay(this.backoff, this.attempt, this.random);
@@ -1094,7 +1248,10 @@ export class BigUploader implements Uploader {
     const previous = this.currentState;
     if (previous === state && retryInMs === undefined) return;
     this.currentState = state;
-    this.emitter.emit('state', retryInMs === undefined ? { state, previous } : { state, previous, retryInMs });
+    this.emitter.emit(
+      'state',
+      retryInMs === undefined ? { state, previous } : { state, previous, retryInMs },
+    );
   }
 
   private info(code: InfoCode, message: string): void {
@@ -1154,14 +1311,22 @@ export class BigUploader implements Uploader {
     if (!store || !store.entries || current.source === undefined) return;
     let stale: Array<readonly [string, ResumeRecord]>;
     try {
-      stale = (await store.entries()).filter(([key, r]) => key !== this.fingerprint && r.source === current.source && r.endpoint === current.endpoint);
+      stale = (await store.entries()).filter(
+        ([key, r]) =>
+          key !== this.fingerprint &&
+          r.source === current.source &&
+          r.endpoint === current.endpoint,
+      );
     } catch {
       return;
     }
     for (const [key, record] of stale) {
       await store.remove(key).catch(() => undefined);
       const terminated = await this.terminateElsewhere(record);
-      this.info('STALE_UPLOAD_REMOVED', `an earlier upload of this file (${record.uploadId}) was ${terminated ? 'terminated on the server' : 'forgotten; the server removes it after its TTL'}`);
+      this.info(
+        'STALE_UPLOAD_REMOVED',
+        `an earlier upload of this file (${record.uploadId}) was ${terminated ? 'terminated on the server' : 'forgotten; the server removes it after its TTL'}`,
+      );
     }
   }
 
@@ -1187,22 +1352,30 @@ export class BigUploader implements Uploader {
         resolve(ok);
       };
       const timer = this.clock.setTimeout(() => finish(false), DEFAULTS.acceptTimeoutMs);
-      const conn = this.options.transport.connect(url.toString(), [SUBPROTOCOL_V1], {
-        onOpen: () => conn.send(encodeResume({ uploadId: id, secret, token: this.options.uploadToken ?? '' })),
-        onMessage: (data) => {
-          let message: ServerMessage;
-          try {
-            message = decodeServerMessage(data);
-          } catch {
-            finish(false);
-            return;
-          }
-          if (message.type === 'accept') conn.send(encodeTerminate());
-          else finish(message.type === 'terminated');
+      const conn = this.options.transport.connect(
+        url.toString(),
+        [SUBPROTOCOL_V1],
+        {
+          onOpen: () =>
+            conn.send(
+              encodeResume({ uploadId: id, secret, token: this.options.uploadToken ?? '' }),
+            ),
+          onMessage: (data) => {
+            let message: ServerMessage;
+            try {
+              message = decodeServerMessage(data);
+            } catch {
+              finish(false);
+              return;
+            }
+            if (message.type === 'accept') conn.send(encodeTerminate());
+            else finish(message.type === 'terminated');
+          },
+          onClose: () => finish(false),
+          onDrain: () => undefined,
         },
-        onClose: () => finish(false),
-        onDrain: () => undefined,
-      }, headerAuth ? { Authorization: `Bearer ${this.options.token}` } : undefined);
+        headerAuth ? { Authorization: `Bearer ${this.options.token}` } : undefined,
+      );
     });
   }
 
@@ -1230,23 +1403,46 @@ function closeError(info: CloseInfo, phase: Session['phase']): UploadErrorInfo {
   const status = info.httpStatus;
   if (status !== undefined) {
     if (status === 401 || status === 403) {
-      return clientError(ClientErrors.HANDSHAKE_UNAUTHORIZED, `HTTP ${status}: ${ClientErrors.HANDSHAKE_UNAUTHORIZED.meaning}`);
+      return clientError(
+        ClientErrors.HANDSHAKE_UNAUTHORIZED,
+        `HTTP ${status}: ${ClientErrors.HANDSHAKE_UNAUTHORIZED.meaning}`,
+      );
     }
-    if (status === 426) return clientError(ClientErrors.UNSUPPORTED_VERSION, `HTTP 426: ${ClientErrors.UNSUPPORTED_VERSION.meaning}`);
+    if (status === 426)
+      return clientError(
+        ClientErrors.UNSUPPORTED_VERSION,
+        `HTTP 426: ${ClientErrors.UNSUPPORTED_VERSION.meaning}`,
+      );
     if (status >= 500 || status === 429 || status === 408) {
       return clientError(ClientErrors.NETWORK, `the server answered HTTP ${status} to the upgrade`);
     }
-    return clientError(ClientErrors.HANDSHAKE_REFUSED, `HTTP ${status}: ${ClientErrors.HANDSHAKE_REFUSED.meaning}`);
+    return clientError(
+      ClientErrors.HANDSHAKE_REFUSED,
+      `HTTP ${status}: ${ClientErrors.HANDSHAKE_REFUSED.meaning}`,
+    );
   }
   // Close codes that carry a decision even when the ERROR before them was lost.
-  if (info.code === CloseCode.TAKEN_OVER) return serverError(Errors.TAKEN_OVER.code, false, Errors.TAKEN_OVER.meaning, true);
-  if (info.code === CloseCode.UPLOAD_GONE) return serverError(Errors.UPLOAD_GONE.code, false, Errors.UPLOAD_GONE.meaning, true);
+  if (info.code === CloseCode.TAKEN_OVER)
+    return serverError(Errors.TAKEN_OVER.code, false, Errors.TAKEN_OVER.meaning, true);
+  if (info.code === CloseCode.UPLOAD_GONE)
+    return serverError(Errors.UPLOAD_GONE.code, false, Errors.UPLOAD_GONE.meaning, true);
   if (phase === 'connecting' && info.error !== undefined && /\bENOTFOUND\b/.test(info.error)) {
     // The name does not exist (not a temporary DNS failure, EAI_AGAIN): retrying cannot help.
-    return { ...clientError(ClientErrors.NETWORK, `could not connect: ${info.error} (no such host; check the URL)`, true), retryable: false };
+    return {
+      ...clientError(
+        ClientErrors.NETWORK,
+        `could not connect: ${info.error} (no such host; check the URL)`,
+        true,
+      ),
+      retryable: false,
+    };
   }
   const where = phase === 'connecting' ? 'could not connect' : 'the connection was lost';
-  const detail = info.error ? `: ${info.error}` : info.code !== 1006 && info.code !== 1000 ? ` (close ${info.code}${info.reason ? ` ${info.reason}` : ''})` : '';
+  const detail = info.error
+    ? `: ${info.error}`
+    : info.code !== 1006 && info.code !== 1000
+      ? ` (close ${info.code}${info.reason ? ` ${info.reason}` : ''})`
+      : '';
   return clientError(ClientErrors.NETWORK, `${where}${detail}`, false);
 }
 

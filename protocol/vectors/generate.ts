@@ -7,7 +7,13 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { loadHasher } from '../hash.js';
-import { buildExamples, buildVectors, renderErrorTable, renderExamples, replaceGenerated } from './build.js';
+import {
+  buildExamples,
+  buildVectors,
+  renderErrorTable,
+  renderExamples,
+  replaceGenerated,
+} from './build.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 

@@ -12,7 +12,9 @@ export function httpErrorFor(error: ProtocolError): HttpErrorDefinition {
       return HttpErrors.TUS_TOO_LARGE;
     case Errors.INSUFFICIENT_STORAGE.code:
       // The ledger's quota says "quota:"; the store's free space does not.
-      return error.message.startsWith('quota') ? HttpErrors.TUS_QUOTA_EXCEEDED : HttpErrors.TUS_INSUFFICIENT_STORAGE;
+      return error.message.startsWith('quota')
+        ? HttpErrors.TUS_QUOTA_EXCEEDED
+        : HttpErrors.TUS_INSUFFICIENT_STORAGE;
     case Errors.TOO_MANY_UPLOADS.code:
       return HttpErrors.TUS_QUOTA_EXCEEDED;
     case Errors.UNAUTHORIZED.code:

@@ -58,7 +58,10 @@ class WriteFailure extends Error {
 
 function asStorage(error: unknown): WriteFailure {
   if (error instanceof WriteFailure) return error;
-  const failure = error instanceof ProtocolError ? error : new ProtocolError(Errors.INTERNAL_ERROR, 'unexpected server fault');
+  const failure =
+    error instanceof ProtocolError
+      ? error
+      : new ProtocolError(Errors.INTERNAL_ERROR, 'unexpected server fault');
   return new WriteFailure({ kind: 'storage', error: failure });
 }
 
@@ -81,8 +84,13 @@ export async function writePatch(input: PatchInput): Promise<PatchOutcome> {
     filled = position - start;
     onDisk = filled;
     if (filled > 0) {
-      const head = await upload.readAt(filled, start).catch((error: unknown) => { throw asStorage(error); });
-      if (head.byteLength !== filled) throw asStorage(new ProtocolError(Errors.STORAGE_ERROR, 'the start of the chunk could not be read back'));
+      const head = await upload.readAt(filled, start).catch((error: unknown) => {
+        throw asStorage(error);
+      });
+      if (head.byteLength !== filled)
+        throw asStorage(
+          new ProtocolError(Errors.STORAGE_ERROR, 'the start of the chunk could not be read back'),
+        );
       buffer.set(head);
     }
   };
@@ -102,7 +110,9 @@ export async function writePatch(input: PatchInput): Promise<PatchOutcome> {
     }
     const from = onDisk;
     pending = digest
-      ? upload.writeUnrecorded(full.subarray(from), index * chunkSize + from, false).then(() => { held.push({ index, hash, length: full.byteLength }); })
+      ? upload.writeUnrecorded(full.subarray(from), index * chunkSize + from, false).then(() => {
+          held.push({ index, hash, length: full.byteLength });
+        })
       : upload.write(index, hash, full);
     // Unhandled until awaited: the next chunk or the end awaits it.
     pending.catch(() => undefined);
@@ -120,7 +130,9 @@ export async function writePatch(input: PatchInput): Promise<PatchOutcome> {
       digest?.update(piece);
       let at = 0;
       while (at < piece.byteLength) {
-        const target = buffer!;
+        const target = buffer;
+        // Unreachable: a piece past the length was refused above, so a chunk is always open here.
+        if (!target) throw new WriteFailure({ kind: 'too-large' });
         const n = Math.min(piece.byteLength - at, target.byteLength - filled);
         piece.copy(target, filled, at, at + n);
         filled += n;
@@ -149,7 +161,8 @@ export async function writePatch(input: PatchInput): Promise<PatchOutcome> {
   if (digest) {
     // Nothing of a checked body counts unless all of it arrived and matched.
     if (outcome.kind !== 'stored') return outcome;
-    if (!digest.digest().equals(input.checksum!.digest)) return { kind: 'checksum-mismatch' };
+    if (!input.checksum || !digest.digest().equals(input.checksum.digest))
+      return { kind: 'checksum-mismatch' };
     try {
       await Promise.all(held.map((h) => upload.recordWritten(h.index, h.hash, h.length)));
     } catch (error) {
@@ -157,10 +170,24 @@ export async function writePatch(input: PatchInput): Promise<PatchOutcome> {
     }
   }
   // The rest of the body, short of a whole chunk, becomes the tail.
-  if (buffer && filled > 0 && input.owned() && (input.tail?.chunk !== chunk || filled > input.tail.length)) {
+  if (
+    buffer &&
+    filled > 0 &&
+    input.owned() &&
+    (input.tail?.chunk !== chunk || filled > input.tail.length)
+  ) {
     try {
-      if (filled > onDisk) await upload.writeUnrecorded(buffer.subarray(onDisk, filled), chunk * chunkSize + onDisk, input.durable);
-      await input.progress.record(upload.id, { chunk, length: filled, hash: hasher.h64(buffer.subarray(0, filled)) }, input.durable);
+      if (filled > onDisk)
+        await upload.writeUnrecorded(
+          buffer.subarray(onDisk, filled),
+          chunk * chunkSize + onDisk,
+          input.durable,
+        );
+      await input.progress.record(
+        upload.id,
+        { chunk, length: filled, hash: hasher.h64(buffer.subarray(0, filled)) },
+        input.durable,
+      );
     } catch (error) {
       return asStorage(error).outcome;
     }

@@ -31,11 +31,19 @@ const { O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW, O_RDONLY } = fsConstants;
 
 function isPending(value: unknown, id: string): value is PendingUpload {
   const v = value as Record<string, unknown> | null;
-  return typeof v === 'object' && v !== null && v.id === id
-    && typeof v.secretHash === 'string' && /^[0-9a-f]{64}$/.test(v.secretHash)
-    && typeof v.client === 'string' && typeof v.createdAt === 'number'
-    && typeof v.metadata === 'object' && v.metadata !== null && !Array.isArray(v.metadata)
-    && Object.values(v.metadata).every((x) => typeof x === 'string');
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    v.id === id &&
+    typeof v.secretHash === 'string' &&
+    /^[0-9a-f]{64}$/.test(v.secretHash) &&
+    typeof v.client === 'string' &&
+    typeof v.createdAt === 'number' &&
+    typeof v.metadata === 'object' &&
+    v.metadata !== null &&
+    !Array.isArray(v.metadata) &&
+    Object.values(v.metadata).every((x) => typeof x === 'string')
+  );
 }
 
 export class PendingUploads {
@@ -69,11 +77,26 @@ export class PendingUploads {
   }
 
   /** Announce an upload; its secret is returned once and only its hash is kept. */
-  async create(client: string, metadata: Readonly<Record<string, string>>, now = Date.now()): Promise<PendingUpload & { secret: Uint8Array }> {
-    if (this.total >= this.limits.maxInAll || (this.byClient.get(client)?.size ?? 0) >= this.limits.maxPerClient) await this.expire(now);
-    if (this.total >= this.limits.maxInAll) throw new ProtocolError(Errors.TOO_MANY_UPLOADS, `the server holds ${this.total} uploads of unknown length (limit ${this.limits.maxInAll})`);
+  async create(
+    client: string,
+    metadata: Readonly<Record<string, string>>,
+    now = Date.now(),
+  ): Promise<PendingUpload & { secret: Uint8Array }> {
+    if (
+      this.total >= this.limits.maxInAll ||
+      (this.byClient.get(client)?.size ?? 0) >= this.limits.maxPerClient
+    )
+      await this.expire(now);
+    if (this.total >= this.limits.maxInAll)
+      throw new ProtocolError(
+        Errors.TOO_MANY_UPLOADS,
+        `the server holds ${this.total} uploads of unknown length (limit ${this.limits.maxInAll})`,
+      );
     if ((this.byClient.get(client)?.size ?? 0) >= this.limits.maxPerClient) {
-      throw new ProtocolError(Errors.TOO_MANY_UPLOADS, `this client holds ${this.limits.maxPerClient} uploads of unknown length; finish or terminate some`);
+      throw new ProtocolError(
+        Errors.TOO_MANY_UPLOADS,
+        `this client holds ${this.limits.maxPerClient} uploads of unknown length; finish or terminate some`,
+      );
     }
     const secret = new Uint8Array(randomBytes(32));
     const record: PendingUpload = {

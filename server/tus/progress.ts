@@ -34,7 +34,12 @@ export class TusProgress {
     const recorded = await this.store.read(upload.id);
     let verified: TailRecord | undefined;
     if (recorded) {
-      verified = await verifyTail(recorded, upload.info.chunkSize, this.hasher, (length, position) => upload.readAt(length, position)).catch(() => undefined);
+      verified = await verifyTail(
+        recorded,
+        upload.info.chunkSize,
+        this.hasher,
+        (length, position) => upload.readAt(length, position),
+      ).catch(() => undefined);
     }
     this.remember(upload.id, verified ?? null);
     return verified;
@@ -45,7 +50,8 @@ export class TusProgress {
     const size = upload.info.fileSize;
     if (upload.completed) return size;
     const prefix = ackedPrefix(upload);
-    if (tail && tail.chunk * upload.info.chunkSize === prefix && prefix + tail.length < size) return prefix + tail.length;
+    if (tail && tail.chunk * upload.info.chunkSize === prefix && prefix + tail.length < size)
+      return prefix + tail.length;
     return prefix;
   }
 

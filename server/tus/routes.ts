@@ -26,7 +26,14 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { Errors, ProtocolError, bytesToHex, parseUploadId, type Hasher, type OpenMessage } from '../../protocol/index.js';
+import {
+  Errors,
+  ProtocolError,
+  bytesToHex,
+  parseUploadId,
+  type Hasher,
+  type OpenMessage,
+} from '../../protocol/index.js';
 import { HttpErrors, sendHttpError, type HttpErrorDefinition } from '../http-errors.js';
 import type { ServerMetrics } from '../metrics.js';
 import type { ResolvedOptions } from '../options.js';
@@ -34,7 +41,13 @@ import type { OpenRateLimiter } from '../quota.js';
 import type { UploadInfo, UploadStore } from '../store/types.js';
 import type { OpenUpload, UploadOwner } from '../upload.js';
 import type { UploadRegistry } from '../uploads.js';
-import { admitCreation, admitUploadRequest, checkAccess, isHttpError, type TusAccess } from './access.js';
+import {
+  admitCreation,
+  admitUploadRequest,
+  checkAccess,
+  isHttpError,
+  type TusAccess,
+} from './access.js';
 import { corsHeaders } from './cors.js';
 import { httpErrorFor } from './errors.js';
 import {
@@ -88,7 +101,10 @@ class RequestOwner implements UploadOwner {
 
 /** The refusal of a request, as a value: the catalogue entry and an optional message. */
 class TusRefusal extends Error {
-  constructor(readonly definition: HttpErrorDefinition, message?: string) {
+  constructor(
+    readonly definition: HttpErrorDefinition,
+    message?: string,
+  ) {
     super(message ?? definition.message);
   }
 }
@@ -99,7 +115,10 @@ function refusalOf(error: unknown): TusRefusal | undefined {
   if (error instanceof ProtocolError) {
     const definition = httpErrorFor(error);
     // Internal faults keep their message to the log only.
-    return new TusRefusal(definition, definition.status >= 500 ? definition.message : error.message);
+    return new TusRefusal(
+      definition,
+      definition.status >= 500 ? definition.message : error.message,
+    );
   }
   return undefined;
 }
@@ -112,7 +131,12 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
   const tails = new TailStore(ctx.stateDir, modes);
   await tails.init();
   const progress = new TusProgress(tails, ctx.hasher, 2 * options.maxUnfinishedUploads);
-  const pending = new PendingUploads(tails.dir, modes, { maxInAll: options.maxUnfinishedUploads, maxPerClient: options.maxUnfinishedUploadsPerClient }, Math.min(options.emptyUploadTtl, options.ttl));
+  const pending = new PendingUploads(
+    tails.dir,
+    modes,
+    { maxInAll: options.maxUnfinishedUploads, maxPerClient: options.maxUnfinishedUploadsPerClient },
+    Math.min(options.emptyUploadTtl, options.ttl),
+  );
   await pending.init();
   // Records of uploads that completed or went away while the server was down: dropped at start.
   void (async () => {
@@ -120,12 +144,15 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
       const state = await ctx.store.readState(id).catch(() => ({ completion: undefined }));
       if (!state || state.completion) await tails.remove(id);
     }
-  })().catch((error: unknown) => ctx.log.warn({ err: error }, 'tus: clean-up of tail records failed'));
+  })().catch((error: unknown) =>
+    ctx.log.warn({ err: error }, 'tus: clean-up of tail records failed'),
+  );
 
   /** An unfinished upload expires after the TTL of the sweeper (the shorter one while it is empty). */
   function expiresAt(upload: OpenUpload): string | undefined {
     if (upload.completed) return undefined;
-    const ttl = upload.acked.total === 0 ? Math.min(options.emptyUploadTtl, options.ttl) : options.ttl;
+    const ttl =
+      upload.acked.total === 0 ? Math.min(options.emptyUploadTtl, options.ttl) : options.ttl;
     return new Date(upload.lastActivity + ttl).toUTCString();
   }
 
@@ -133,20 +160,30 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
     ctx.metrics.errors.inc({ code: refusal.definition.code });
     // A body we will not read is not worth receiving: close after the answer instead of draining.
     if (!request.raw.complete) reply.header('Connection', 'close');
-    if (refusal.definition === HttpErrors.TOKEN_REQUIRED) reply.header('WWW-Authenticate', 'Bearer');
+    if (refusal.definition === HttpErrors.TOKEN_REQUIRED)
+      reply.header('WWW-Authenticate', 'Bearer');
     if (refusal.definition.status === 503) reply.header('Retry-After', '5');
     return sendHttpError(reply, refusal.definition, refusal.message);
   }
 
   /** Run a handler; refusals become their HTTP answers, anything else the plugin's 500. */
-  function guarded(handler: (request: FastifyRequest<{ Params: { id?: string } }>, reply: FastifyReply) => Promise<FastifyReply>) {
-    return async (request: FastifyRequest<{ Params: { id?: string } }>, reply: FastifyReply): Promise<FastifyReply> => {
+  function guarded(
+    handler: (
+      request: FastifyRequest<{ Params: { id?: string } }>,
+      reply: FastifyReply,
+    ) => Promise<FastifyReply>,
+  ) {
+    return async (
+      request: FastifyRequest<{ Params: { id?: string } }>,
+      reply: FastifyReply,
+    ): Promise<FastifyReply> => {
       try {
         return await handler(request, reply);
       } catch (error) {
         const refusal = refusalOf(error);
         if (!refusal) throw error;
-        if (refusal.definition.status >= 500 && !(error instanceof TusRefusal)) request.log.error({ err: error }, 'tus request failed');
+        if (refusal.definition.status >= 500 && !(error instanceof TusRefusal))
+          request.log.error({ err: error }, 'tus request failed');
         return refuse(request, reply, refusal);
       }
     };
@@ -179,12 +216,17 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
   /** Body present: a Content-Length above 0, or a chunked body. */
   function hasBody(request: FastifyRequest): boolean {
     const length = request.headers['content-length'];
-    return (length !== undefined && length !== '0') || request.headers['transfer-encoding'] !== undefined;
+    return (
+      (length !== undefined && length !== '0') || request.headers['transfer-encoding'] !== undefined
+    );
   }
 
   function requireOctetStream(request: FastifyRequest): void {
     const type = request.headers['content-type'];
-    if (typeof type !== 'string' || type.split(';')[0]!.trim().toLowerCase() !== OFFSET_OCTET_STREAM) {
+    if (
+      typeof type !== 'string' ||
+      type.split(';')[0].trim().toLowerCase() !== OFFSET_OCTET_STREAM
+    ) {
       throw new TusRefusal(HttpErrors.TUS_CONTENT_TYPE);
     }
   }
@@ -219,7 +261,14 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
   }
 
   /** Stream the request body into the upload from `offset`; the stall guard bounds its time. */
-  async function receive(request: FastifyRequest, upload: OpenUpload, owner: RequestOwner, offset: number, tail: TailRecord | undefined, checksum: ChecksumHeader | undefined): Promise<PatchOutcome> {
+  async function receive(
+    request: FastifyRequest,
+    upload: OpenUpload,
+    owner: RequestOwner,
+    offset: number,
+    tail: TailRecord | undefined,
+    checksum: ChecksumHeader | undefined,
+  ): Promise<PatchOutcome> {
     const guard = new StallGuard(request.raw, options);
     try {
       return await writePatch({
@@ -243,7 +292,11 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
    * After a body: answer the outcome, completing the upload when its last byte arrived. Returns
    * the new offset for a stored body; throws the refusal otherwise.
    */
-  async function settleOutcome(upload: OpenUpload, owner: RequestOwner, outcome: PatchOutcome): Promise<number> {
+  async function settleOutcome(
+    upload: OpenUpload,
+    owner: RequestOwner,
+    outcome: PatchOutcome,
+  ): Promise<number> {
     if (owner.evicted) throw new TusRefusal(httpErrorFor(owner.evicted));
     switch (outcome.kind) {
       case 'checksum-mismatch':
@@ -278,19 +331,44 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
   }
 
   /** Create the stored upload of `fileSize` bytes (id and secret given for a pending one). */
-  async function createUpload(request: FastifyRequest, client: string, fileSize: number, metadata: Record<string, string>, owner: RequestOwner, preset?: PendingUpload): Promise<{ upload: OpenUpload; secret: Uint8Array | undefined }> {
+  async function createUpload(
+    request: FastifyRequest,
+    client: string,
+    fileSize: number,
+    metadata: Record<string, string>,
+    owner: RequestOwner,
+    preset?: PendingUpload,
+  ): Promise<{ upload: OpenUpload; secret: Uint8Array }> {
     await registry.checkSizeAndSpace(fileSize);
     if (!preset && !ctx.openRate.take(request.ip)) {
-      throw new ProtocolError(Errors.TOO_MANY_UPLOADS, `more than ${options.opensPerSecond} new uploads per second from this address; retry shortly`);
+      throw new ProtocolError(
+        Errors.TOO_MANY_UPLOADS,
+        `more than ${options.opensPerSecond} new uploads per second from this address; retry shortly`,
+      );
     }
     const { name, contentType } = nameAndType(metadata);
-    const message: OpenMessage = { type: 'open', fileSize, chunkSize: 0, name, contentType, token: '', metadata };
+    const message: OpenMessage = {
+      type: 'open',
+      fileSize,
+      chunkSize: 0,
+      name,
+      contentType,
+      token: '',
+      metadata,
+    };
     if (!registry.reserveSlot()) throw new TusRefusal(HttpErrors.TUS_BUSY);
     try {
-      const created = await registry.create(message, owner, client, preset ? { id: preset.id, secretHash: preset.secretHash, createdAt: preset.createdAt } : undefined);
+      const created = await registry.create(
+        message,
+        owner,
+        client,
+        preset
+          ? { id: preset.id, secretHash: preset.secretHash, createdAt: preset.createdAt }
+          : undefined,
+      );
       ctx.metrics.uploadsActive.set(registry.ownedCount);
       request.log.info({ upload: created.upload.id, size: fileSize, tus: true }, 'upload created');
-      return { upload: created.upload, secret: preset ? undefined : created.secret };
+      return { upload: created.upload, secret: created.secret };
     } finally {
       registry.releaseSlot();
     }
@@ -305,7 +383,8 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
 
     tus.addHook('onRequest', async (request, reply) => {
       reply.header('Tus-Resumable', TUS_VERSION);
-      for (const [name, value] of Object.entries(corsHeaders(request, options.origins))) reply.header(name, value);
+      for (const [name, value] of Object.entries(corsHeaders(request, options.origins)))
+        reply.header(name, value);
       if (request.method === 'OPTIONS') return;
       if (!speaksTus(request.headers['tus-resumable'])) {
         reply.header('Tus-Version', TUS_VERSION);
@@ -316,33 +395,52 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
       reply.header('Cache-Control', 'no-store');
     });
 
-    const discover = async (_request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => reply
-      .header('Tus-Version', TUS_VERSION)
-      .header('Tus-Extension', TUS_EXTENSIONS.join(','))
-      .header('Tus-Max-Size', String(options.maxUploadSize))
-      .header('Tus-Checksum-Algorithm', CHECKSUM_ALGORITHMS.join(','))
-      .code(204)
-      .send();
+    const discover = async (_request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> =>
+      reply
+        .header('Tus-Version', TUS_VERSION)
+        .header('Tus-Extension', TUS_EXTENSIONS.join(','))
+        .header('Tus-Max-Size', String(options.maxUploadSize))
+        .header('Tus-Checksum-Algorithm', CHECKSUM_ALGORITHMS.join(','))
+        .code(204)
+        .send();
 
     const create = guarded(async (request, reply) => {
       const who = access(request);
       const fileSize = parseSize('Upload-Length', request.headers['upload-length']);
       const deferred = parseDeferLength(request.headers['upload-defer-length']);
-      if ((fileSize === undefined) === !deferred) throw new TusRefusal(HttpErrors.TUS_BAD_HEADER, 'send exactly one of Upload-Length and Upload-Defer-Length: 1');
+      if ((fileSize === undefined) === !deferred)
+        throw new TusRefusal(
+          HttpErrors.TUS_BAD_HEADER,
+          'send exactly one of Upload-Length and Upload-Defer-Length: 1',
+        );
       const metadata = parseMetadata(request.headers['upload-metadata']);
       const body = hasBody(request);
       if (body) requireOctetStream(request);
       const checksum = body ? checksumOf(request) : undefined;
-      if (fileSize !== undefined && fileSize > options.maxUploadSize) throw new TusRefusal(HttpErrors.TUS_TOO_LARGE, `Upload-Length exceeds the limit of ${options.maxUploadSize} bytes`);
+      if (fileSize !== undefined && fileSize > options.maxUploadSize)
+        throw new TusRefusal(
+          HttpErrors.TUS_TOO_LARGE,
+          `Upload-Length exceeds the limit of ${options.maxUploadSize} bytes`,
+        );
       const { name, contentType } = nameAndType(metadata);
-      if (Buffer.byteLength(contentType) > 255) throw new TusRefusal(HttpErrors.TUS_BAD_HEADER, 'the file type is longer than 255 bytes');
+      if (Buffer.byteLength(contentType) > 255)
+        throw new TusRefusal(HttpErrors.TUS_BAD_HEADER, 'the file type is longer than 255 bytes');
       const client = await admitCreation(request, who, options, { fileSize, name, contentType });
       if (fileSize === undefined) {
         // creation-defer-length: nothing is stored until the length is known (pending.ts).
-        if (body) throw new TusRefusal(HttpErrors.TUS_BAD_HEADER, 'a creation with a deferred length takes no body; send it with the first PATCH, and Upload-Length with it');
-        if (!ctx.openRate.take(request.ip)) throw new ProtocolError(Errors.TOO_MANY_UPLOADS, 'too many new uploads from this address; retry shortly');
+        if (body)
+          throw new TusRefusal(
+            HttpErrors.TUS_BAD_HEADER,
+            'a creation with a deferred length takes no body; send it with the first PATCH, and Upload-Length with it',
+          );
+        if (!ctx.openRate.take(request.ip))
+          throw new ProtocolError(
+            Errors.TOO_MANY_UPLOADS,
+            'too many new uploads from this address; retry shortly',
+          );
         const record = await pending.create(client, metadata);
-        return reply.code(201)
+        return reply
+          .code(201)
           .header('Location', location(request, record.id))
           .header('Bigup-Upload-Id', record.id)
           .header('Bigup-Secret', bytesToHex(record.secret))
@@ -353,17 +451,26 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
       const { upload, secret } = await createUpload(request, client, fileSize, metadata, owner);
       let offset = 0;
       try {
-        if (body) offset = await settleOutcome(upload, owner, await receive(request, upload, owner, 0, undefined, checksum));
+        if (body)
+          offset = await settleOutcome(
+            upload,
+            owner,
+            await receive(request, upload, owner, 0, undefined, checksum),
+          );
         else if (fileSize === 0) await complete(upload);
       } finally {
         letGo(upload, owner);
       }
-      reply.code(201)
+      reply
+        .code(201)
         .header('Location', location(request, upload.id))
         .header('Bigup-Upload-Id', upload.id)
-        .header('Bigup-Secret', bytesToHex(secret!));
+        .header('Bigup-Secret', bytesToHex(secret));
       if (body) uploadHeaders(reply, upload, offset);
-      else if (!upload.completed) reply.header('Upload-Expires', expiresAt(upload)!);
+      else {
+        const expires = expiresAt(upload);
+        if (expires) reply.header('Upload-Expires', expires);
+      }
       return reply.send();
     });
 
@@ -372,7 +479,8 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
       const id = uploadIdOf(request);
       requireOctetStream(request);
       const offset = parseSize('Upload-Offset', request.headers['upload-offset']);
-      if (offset === undefined) throw new TusRefusal(HttpErrors.TUS_BAD_HEADER, 'Upload-Offset is required');
+      if (offset === undefined)
+        throw new TusRefusal(HttpErrors.TUS_BAD_HEADER, 'Upload-Offset is required');
       const length = parseSize('Upload-Length', request.headers['upload-length']);
       const contentLength = parseSize('Content-Length', request.headers['content-length']);
       const checksum = checksumOf(request);
@@ -384,30 +492,55 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
         await admitUploadRequest(request, who, options, id, waiting.client);
         if (offset !== 0) throw new TusRefusal(HttpErrors.TUS_OFFSET_MISMATCH);
         if (length === undefined) {
-          if (hasBody(request)) throw new TusRefusal(HttpErrors.TUS_BAD_HEADER, 'send Upload-Length with the first PATCH of a deferred-length upload');
+          if (hasBody(request))
+            throw new TusRefusal(
+              HttpErrors.TUS_BAD_HEADER,
+              'send Upload-Length with the first PATCH of a deferred-length upload',
+            );
           return reply.code(204).header('Upload-Offset', '0').send();
         }
-        if (length > options.maxUploadSize) throw new TusRefusal(HttpErrors.TUS_TOO_LARGE, `Upload-Length exceeds the limit of ${options.maxUploadSize} bytes`);
-        await admitCreation(request, who, options, { fileSize: length, ...nameAndType(waiting.metadata) });
-        upload = (await createUpload(request, waiting.client, length, waiting.metadata, owner, waiting)).upload;
+        if (length > options.maxUploadSize)
+          throw new TusRefusal(
+            HttpErrors.TUS_TOO_LARGE,
+            `Upload-Length exceeds the limit of ${options.maxUploadSize} bytes`,
+          );
+        await admitCreation(request, who, options, {
+          fileSize: length,
+          ...nameAndType(waiting.metadata),
+        });
+        upload = (
+          await createUpload(request, waiting.client, length, waiting.metadata, owner, waiting)
+        ).upload;
         await pending.remove(id);
       } else {
         // What needs no open upload is checked first: a refused request opens nothing.
         const info = await infoOf(id);
         await admitUploadRequest(request, who, options, id, info.client);
-        if (length !== undefined && length !== info.fileSize) throw new TusRefusal(HttpErrors.TUS_BAD_HEADER, 'Upload-Length cannot change');
-        if (contentLength !== undefined && offset + contentLength > info.fileSize) throw new TusRefusal(HttpErrors.TUS_TOO_LARGE, 'the body goes past Upload-Length');
+        if (length !== undefined && length !== info.fileSize)
+          throw new TusRefusal(HttpErrors.TUS_BAD_HEADER, 'Upload-Length cannot change');
+        if (contentLength !== undefined && offset + contentLength > info.fileSize)
+          throw new TusRefusal(HttpErrors.TUS_TOO_LARGE, 'the body goes past Upload-Length');
         upload = await claimForWriting(id, owner);
       }
       try {
         const size = upload.info.fileSize;
-        if (length !== undefined && length !== size) throw new TusRefusal(HttpErrors.TUS_BAD_HEADER, 'Upload-Length cannot change');
+        if (length !== undefined && length !== size)
+          throw new TusRefusal(HttpErrors.TUS_BAD_HEADER, 'Upload-Length cannot change');
         const { offset: current, tail } = await progress.offsetOf(upload);
-        if (offset !== current) throw new TusRefusal(HttpErrors.TUS_OFFSET_MISMATCH, `Upload-Offset ${offset} does not match the upload's offset ${current}`);
-        if (contentLength !== undefined && offset + contentLength > size) throw new TusRefusal(HttpErrors.TUS_TOO_LARGE, 'the body goes past Upload-Length');
+        if (offset !== current)
+          throw new TusRefusal(
+            HttpErrors.TUS_OFFSET_MISMATCH,
+            `Upload-Offset ${offset} does not match the upload's offset ${current}`,
+          );
+        if (contentLength !== undefined && offset + contentLength > size)
+          throw new TusRefusal(HttpErrors.TUS_TOO_LARGE, 'the body goes past Upload-Length');
         const newOffset = upload.completed
           ? size
-          : await settleOutcome(upload, owner, await receive(request, upload, owner, offset, tail, checksum));
+          : await settleOutcome(
+              upload,
+              owner,
+              await receive(request, upload, owner, offset, tail, checksum),
+            );
         if (newOffset === size && size === 0 && !upload.completed) await complete(upload);
         return uploadHeaders(reply, upload, newOffset).code(204).send();
       } finally {
@@ -421,8 +554,10 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
       const waiting = await pending.read(id);
       if (waiting) {
         await admitUploadRequest(request, who, options, id, waiting.client);
-        if (waiting.metadata && Object.keys(waiting.metadata).length > 0) reply.header('Upload-Metadata', formatMetadata(waiting.metadata));
-        return reply.code(200)
+        if (waiting.metadata && Object.keys(waiting.metadata).length > 0)
+          reply.header('Upload-Metadata', formatMetadata(waiting.metadata));
+        return reply
+          .code(200)
           .header('Upload-Offset', '0')
           .header('Upload-Defer-Length', '1')
           .header('Upload-Expires', new Date(waiting.createdAt + pending.ttl).toUTCString())
@@ -447,8 +582,12 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
       }
       try {
         const { offset } = await progress.offsetOf(upload);
-        if (Object.keys(upload.info.metadata).length > 0) reply.header('Upload-Metadata', formatMetadata(upload.info.metadata));
-        return uploadHeaders(reply, upload, offset).header('Upload-Length', String(upload.info.fileSize)).code(200).send();
+        if (Object.keys(upload.info.metadata).length > 0)
+          reply.header('Upload-Metadata', formatMetadata(upload.info.metadata));
+        return uploadHeaders(reply, upload, offset)
+          .header('Upload-Length', String(upload.info.fileSize))
+          .code(200)
+          .send();
       } finally {
         if (owner) letGo(upload, owner);
       }

@@ -23,8 +23,14 @@ export class StallGuard {
   private windowBytes = 0;
   private readonly timer: NodeJS.Timeout;
 
-  constructor(private readonly body: Readable, private readonly limits: StallLimits) {
-    const tick = Math.max(20, Math.min(1000, Math.floor(Math.min(limits.idleTimeout, limits.throughputWindow) / 4)));
+  constructor(
+    private readonly body: Readable,
+    private readonly limits: StallLimits,
+  ) {
+    const tick = Math.max(
+      20,
+      Math.min(1000, Math.floor(Math.min(limits.idleTimeout, limits.throughputWindow) / 4)),
+    );
     this.timer = setInterval(() => this.check(Date.now()), tick);
     this.timer.unref();
   }

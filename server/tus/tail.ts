@@ -33,18 +33,30 @@ export interface TailRecord {
 const ID = /^[0-9a-f]{32}$/;
 const { O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW, O_RDONLY } = fsConstants;
 
-function isTailJson(value: unknown): value is { v: 1; chunk: number; length: number; hash: string } {
+function isTailJson(
+  value: unknown,
+): value is { v: 1; chunk: number; length: number; hash: string } {
   const v = value as Record<string, unknown> | null;
-  return typeof v === 'object' && v !== null && v.v === 1
-    && Number.isSafeInteger(v.chunk) && (v.chunk as number) >= 0
-    && Number.isSafeInteger(v.length) && (v.length as number) > 0
-    && typeof v.hash === 'string' && /^[0-9a-f]{16}$/.test(v.hash);
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    v.v === 1 &&
+    Number.isSafeInteger(v.chunk) &&
+    (v.chunk as number) >= 0 &&
+    Number.isSafeInteger(v.length) &&
+    (v.length as number) > 0 &&
+    typeof v.hash === 'string' &&
+    /^[0-9a-f]{16}$/.test(v.hash)
+  );
 }
 
 export class TailStore {
   readonly dir: string;
 
-  constructor(dataDir: string, private readonly mode = { file: 0o600, dir: 0o700 }) {
+  constructor(
+    dataDir: string,
+    private readonly mode = { file: 0o600, dir: 0o700 },
+  ) {
     this.dir = join(dataDir, 'tus');
   }
 
@@ -79,7 +91,14 @@ export class TailStore {
     const temp = this.path(id, '.tmp');
     const handle = await open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, this.mode.file);
     try {
-      await handle.writeFile(JSON.stringify({ v: 1, chunk: tail.chunk, length: tail.length, hash: hashToHex(tail.hash) }));
+      await handle.writeFile(
+        JSON.stringify({
+          v: 1,
+          chunk: tail.chunk,
+          length: tail.length,
+          hash: hashToHex(tail.hash),
+        }),
+      );
       if (sync) await handle.sync();
     } finally {
       await handle.close();
@@ -96,7 +115,10 @@ export class TailStore {
   /** Ids that have a record (for the clean-up at start). */
   async ids(): Promise<string[]> {
     const names = await readdir(this.dir).catch(() => [] as string[]);
-    return names.filter((n) => n.endsWith('.tail')).map((n) => n.slice(0, 32)).filter((id) => ID.test(id));
+    return names
+      .filter((n) => n.endsWith('.tail'))
+      .map((n) => n.slice(0, 32))
+      .filter((id) => ID.test(id));
   }
 }
 
@@ -104,7 +126,12 @@ export class TailStore {
  * Check a recorded tail against the bytes: `read` returns what the data holds at the tail's place.
  * Returns the tail when every byte is there and hashes right, else undefined.
  */
-export async function verifyTail(tail: TailRecord, chunkSize: number, hasher: Hasher, read: (length: number, position: number) => Promise<Uint8Array>): Promise<TailRecord | undefined> {
+export async function verifyTail(
+  tail: TailRecord,
+  chunkSize: number,
+  hasher: Hasher,
+  read: (length: number, position: number) => Promise<Uint8Array>,
+): Promise<TailRecord | undefined> {
   if (tail.length >= chunkSize) return undefined;
   const bytes = await read(tail.length, tail.chunk * chunkSize);
   if (bytes.byteLength !== tail.length || hasher.h64(bytes) !== tail.hash) return undefined;

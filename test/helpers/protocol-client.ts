@@ -37,17 +37,24 @@ export interface RefusedUpgrade {
   readonly headers: Record<string, string | string[] | undefined>;
 }
 
-const zeroMask = (mask: Buffer) => { mask.fill(0); };
+const zeroMask = (mask: Buffer) => {
+  mask.fill(0);
+};
 
 export class RawClient {
   private readonly inbox: Array<ServerMessage | { type: 'undecodable'; bytes: Buffer }> = [];
   private waiters: Array<() => void> = [];
   readonly closed: Promise<{ code: number; reason: string }>;
 
-  private constructor(readonly ws: WebSocket, readonly hasher: Hasher) {
+  private constructor(
+    readonly ws: WebSocket,
+    readonly hasher: Hasher,
+  ) {
     ws.on('message', (data: Buffer) => {
       try {
-        this.inbox.push(decodeServerMessage(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)));
+        this.inbox.push(
+          decodeServerMessage(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)),
+        );
       } catch {
         this.inbox.push({ type: 'undecodable', bytes: data });
       }
@@ -70,24 +77,33 @@ export class RawClient {
 
   /** Connect, or reject with a RefusedUpgrade when the server answers the upgrade with HTTP. */
   static connect(url: string, options: ConnectOptions = {}): Promise<RawClient> {
-    return loadHasher().then((hasher) => new Promise<RawClient>((resolve, reject) => {
-      const target = options.token === undefined ? url : `${url}?token=${encodeURIComponent(options.token)}`;
-      const ws = new WebSocket(target, options.protocols ?? [SUBPROTOCOL_V1], {
-        headers: options.headers,
-        perMessageDeflate: false,
-        generateMask: zeroMask,
-        maxPayload: 64 * 1024 * 1024,
-      });
-      ws.binaryType = 'nodebuffer';
-      const client = new RawClient(ws, hasher);
-      ws.once('open', () => resolve(client));
-      ws.once('unexpected-response', (_req, res) => {
-        reject(Object.assign(new Error(`upgrade refused: ${res.statusCode}`), { status: res.statusCode ?? 0, headers: res.headers }));
-        res.resume();
-        ws.terminate();
-      });
-      ws.once('error', (error) => reject(error));
-    }));
+    return loadHasher().then(
+      (hasher) =>
+        new Promise<RawClient>((resolve, reject) => {
+          const target =
+            options.token === undefined ? url : `${url}?token=${encodeURIComponent(options.token)}`;
+          const ws = new WebSocket(target, options.protocols ?? [SUBPROTOCOL_V1], {
+            headers: options.headers,
+            perMessageDeflate: false,
+            generateMask: zeroMask,
+            maxPayload: 64 * 1024 * 1024,
+          });
+          ws.binaryType = 'nodebuffer';
+          const client = new RawClient(ws, hasher);
+          ws.once('open', () => resolve(client));
+          ws.once('unexpected-response', (_req, res) => {
+            reject(
+              Object.assign(new Error(`upgrade refused: ${res.statusCode}`), {
+                status: res.statusCode ?? 0,
+                headers: res.headers,
+              }),
+            );
+            res.resume();
+            ws.terminate();
+          });
+          ws.once('error', (error) => reject(error));
+        }),
+    );
   }
 
   /** Upgrade expected to fail: resolves with the HTTP status and headers. */
@@ -111,12 +127,16 @@ export class RawClient {
   async next(timeoutMs = 10_000): Promise<ServerMessage> {
     const deadline = Date.now() + timeoutMs;
     while (this.inbox.length === 0) {
-      if (this.ws.readyState === WebSocket.CLOSED) throw new Error('connection closed while waiting for a message');
+      if (this.ws.readyState === WebSocket.CLOSED)
+        throw new Error('connection closed while waiting for a message');
       const left = deadline - Date.now();
       if (left <= 0) throw new Error('timed out waiting for a server message');
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, left);
-        this.waiters.push(() => { clearTimeout(t); resolve(); });
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
       });
     }
     const message = this.inbox.shift()!;
@@ -125,10 +145,15 @@ export class RawClient {
   }
 
   /** The next message, which must be of `type`. */
-  async expect<T extends ServerMessage['type']>(type: T, timeoutMs?: number): Promise<Extract<ServerMessage, { type: T }>> {
+  async expect<T extends ServerMessage['type']>(
+    type: T,
+    timeoutMs?: number,
+  ): Promise<Extract<ServerMessage, { type: T }>> {
     const message = await this.next(timeoutMs);
     if (message.type !== type) {
-      throw new Error(`expected ${type}, got ${JSON.stringify(message, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString(16) : v))}`);
+      throw new Error(
+        `expected ${type}, got ${JSON.stringify(message, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString(16) : v))}`,
+      );
     }
     return message as Extract<ServerMessage, { type: T }>;
   }
@@ -136,12 +161,24 @@ export class RawClient {
   /** The next message must be an ERROR with this code name's code. */
   async expectError(code: number, timeoutMs?: number): Promise<ErrorMessage> {
     const error = await this.expect('error', timeoutMs);
-    if (error.code !== code) throw new Error(`expected error code 0x${code.toString(16)}, got 0x${error.code.toString(16)} (${error.message})`);
+    if (error.code !== code)
+      throw new Error(
+        `expected error code 0x${code.toString(16)}, got 0x${error.code.toString(16)} (${error.message})`,
+      );
     return error;
   }
 
   open(fields: Partial<Omit<OpenMessage, 'type'>> & { fileSize: number }): void {
-    this.send(encodeOpen({ chunkSize: 0, name: 'file.bin', contentType: '', token: '', metadata: {}, ...fields }));
+    this.send(
+      encodeOpen({
+        chunkSize: 0,
+        name: 'file.bin',
+        contentType: '',
+        token: '',
+        metadata: {},
+        ...fields,
+      }),
+    );
   }
 
   resume(uploadId: Uint8Array, secret: Uint8Array, token = ''): void {
@@ -183,13 +220,22 @@ export function chunksOf(fileSize: number, chunkSize: number): ByteRange[] {
 }
 
 /** Chunks of `[0, fileSize)` not covered by `acked`. */
-export function missingChunks(fileSize: number, chunkSize: number, acked: readonly ByteRange[]): ByteRange[] {
-  return chunksOf(fileSize, chunkSize).filter((c) => !acked.some((r) => r.start <= c.start && c.end <= r.end));
+export function missingChunks(
+  fileSize: number,
+  chunkSize: number,
+  acked: readonly ByteRange[],
+): ByteRange[] {
+  return chunksOf(fileSize, chunkSize).filter(
+    (c) => !acked.some((r) => r.start <= c.start && c.end <= r.end),
+  );
 }
 
 /** The whole-file digest the server will compute for `data` at `chunkSize`. */
 export function digestOf(hasher: Hasher, data: Uint8Array, chunkSize: number): bigint {
-  return wholeFileDigest(hasher, chunksOf(data.byteLength, chunkSize).map((c) => hasher.h64(data.subarray(c.start, c.end))));
+  return wholeFileDigest(
+    hasher,
+    chunksOf(data.byteLength, chunkSize).map((c) => hasher.h64(data.subarray(c.start, c.end))),
+  );
 }
 
 /** DATA sent and not answered yet, by offset: the window accounting every test sender shares. */
@@ -217,7 +263,8 @@ export class ChunksInFlight {
     const offsets: number[] = [];
     for (let at = range.start; at < range.end;) {
       const length = this.pending.get(at);
-      if (length === undefined) throw new Error(`ACK for a range not in flight: [${range.start}, ${range.end})`);
+      if (length === undefined)
+        throw new Error(`ACK for a range not in flight: [${range.start}, ${range.end})`);
       this.pending.delete(at);
       this.outstanding -= length;
       offsets.push(at);
@@ -252,7 +299,11 @@ export async function sendChunks(
   accept: AcceptMessage,
   data: Uint8Array,
   chunks: readonly ByteRange[],
-  options: { stopAfterBytes?: number; timeoutMs?: number; onAck?: (ackedBytes: number) => void } = {},
+  options: {
+    stopAfterBytes?: number;
+    timeoutMs?: number;
+    onAck?: (ackedBytes: number) => void;
+  } = {},
 ): Promise<SendResult> {
   const acked: ByteRange[] = [];
   const errors: ErrorMessage[] = [];
@@ -261,7 +312,7 @@ export async function sendChunks(
   let next = 0;
   while (next < chunks.length || inFlight.count > 0) {
     while (next < chunks.length) {
-      const c = chunks[next]!;
+      const c = chunks[next];
       const len = c.end - c.start;
       if (!inFlight.fits(len, accept.window)) break;
       client.sendData(c.start, data.subarray(c.start, c.end));

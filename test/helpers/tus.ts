@@ -13,7 +13,11 @@ export interface TusUploadResult {
 export type TusOptions = Omit<tus.UploadOptions, 'onSuccess' | 'onError'>;
 
 /** Upload `data` with tus-js-client; resolves on success, rejects with the client's error. */
-export function tusUpload(data: Buffer | NodeJS.ReadableStream, options: TusOptions, started?: (upload: tus.Upload) => void): Promise<TusUploadResult> {
+export function tusUpload(
+  data: Buffer | NodeJS.ReadableStream,
+  options: TusOptions,
+  started?: (upload: tus.Upload) => void,
+): Promise<TusUploadResult> {
   const offsets: number[] = [];
   return new Promise((resolve, reject) => {
     const upload = new tus.Upload(data as Buffer, {
@@ -36,7 +40,12 @@ export function tusUpload(data: Buffer | NodeJS.ReadableStream, options: TusOpti
 }
 
 /** A raw tus request (fetch), with Tus-Resumable unless `headers` says otherwise. */
-export async function tusRequest(url: string, method: string, headers: Record<string, string> = {}, body?: Uint8Array): Promise<Response> {
+export async function tusRequest(
+  url: string,
+  method: string,
+  headers: Record<string, string> = {},
+  body?: Uint8Array,
+): Promise<Response> {
   return fetch(url, {
     method,
     headers: { 'Tus-Resumable': '1.0.0', ...headers },

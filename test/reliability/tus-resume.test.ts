@@ -9,7 +9,12 @@ import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startChildServer, startServer, type ChildServer, type TestServer } from '../helpers/server.js';
+import {
+  startChildServer,
+  startServer,
+  type ChildServer,
+  type TestServer,
+} from '../helpers/server.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 import { tusUpload } from '../helpers/tus.js';
@@ -54,10 +59,11 @@ describe('tus-js-client resumes', () => {
       endpoint: `http://127.0.0.1:${proxy.port}/files/`,
       metadata: { filename: 'cut.bin' },
       onBeforeRequest: (request) => {
-        if (request.getMethod() === 'PATCH') patchOffsets.push(Number(request.getHeader('Upload-Offset')));
+        if (request.getMethod() === 'PATCH')
+          patchOffsets.push(Number(request.getHeader('Upload-Offset')));
       },
       onProgress: (sent) => {
-        if (cuts < cutsAt.length && sent >= cutsAt[cuts]!) {
+        if (cuts < cutsAt.length && sent >= cutsAt[cuts]) {
           cuts++;
           proxy!.cutAll();
         }
@@ -68,7 +74,7 @@ describe('tus-js-client resumes', () => {
     expect(patchOffsets.length).toBeGreaterThanOrEqual(3);
     expect(patchOffsets[0]).toBe(0);
     expect(patchOffsets[1]).toBeGreaterThan(0);
-    expect(patchOffsets[2]).toBeGreaterThan(patchOffsets[1]!);
+    expect(patchOffsets[2]).toBeGreaterThan(patchOffsets[1]);
     expect((await readFile(join(tmp.path, 'files', result.id, 'cut.bin'))).equals(data)).toBe(true);
   });
 
@@ -89,14 +95,17 @@ describe('tus-js-client resumes', () => {
       chunkSize: 3 * MiB + 5,
       retryDelays: [300, 600, 1000, 1000, 2000, 2000, 4000, 4000, 8000],
       onAfterResponse: (request, response) => {
-        if (request.getMethod() === 'HEAD') headOffsets.push(Number(response.getHeader('Upload-Offset')));
+        if (request.getMethod() === 'HEAD')
+          headOffsets.push(Number(response.getHeader('Upload-Offset')));
       },
       onProgress: (sent) => {
-        if (kills < killsAt.length && sent >= killsAt[kills]! && restarting === undefined) {
+        if (kills < killsAt.length && sent >= killsAt[kills] && restarting === undefined) {
           kills++;
           const victim = child!;
           victim.kill('SIGKILL');
-          restarting = victim.exited.then(start).finally(() => { restarting = undefined; });
+          restarting = victim.exited.then(start).finally(() => {
+            restarting = undefined;
+          });
         }
       },
     });
@@ -106,6 +115,8 @@ describe('tus-js-client resumes', () => {
     // Progress survived the crashes, tails included: PATCHes of 3 MiB + 5 end off the 4 MiB grid.
     expect(Math.max(...headOffsets)).toBeGreaterThan(6 * MiB);
     expect(headOffsets.some((offset) => offset % (4 * MiB) !== 0)).toBe(true);
-    expect((await readFile(join(tmp.path, 'files', result.id, 'kill.bin'))).equals(data)).toBe(true);
+    expect((await readFile(join(tmp.path, 'files', result.id, 'kill.bin'))).equals(data)).toBe(
+      true,
+    );
   }, 90_000);
 });
