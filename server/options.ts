@@ -53,6 +53,14 @@ export interface BigUploaderOptions {
   store?: UploadStore;
   /** WebSocket endpoint path. Default `/upload`. */
   path?: string;
+  /**
+   * Path of the tus 1.0.0 endpoint (creation at this path, uploads at `<tusPath><id>`), or false
+   * for none. It writes into the same store, under the same token or tickets, quotas, hooks,
+   * metrics and TTL as the WebSocket endpoint; its limits are the ones above and below (a PATCH body
+   * is bounded by the upload's length, `idleTimeout` and `minThroughput`; uploads by
+   * `maxUploadSize`; PATCHes at once by `maxUploads`). Default `/files/`.
+   */
+  tusPath?: string | false;
   /** Largest file accepted (bytes). Default 100 GiB. */
   maxUploadSize?: number;
   /** Chunk size when the client proposes 0 (bytes). Default 4 MiB (the bench's sweep, client/README.md). */
@@ -230,6 +238,8 @@ export interface ResolvedOptions {
   readonly dir: string;
   readonly store: UploadStore | undefined;
   readonly path: string;
+  /** Ends with '/'; false when the tus endpoint is off. */
+  readonly tusPath: string | false;
   readonly maxUploadSize: number;
   readonly defaultChunkSize: number;
   readonly maxChunkSize: number;
@@ -276,6 +286,7 @@ export interface ResolvedOptions {
 export const DEFAULTS = {
   dir: './data',
   path: '/upload',
+  tusPath: '/files/',
   maxUploadSize: 100 * GiB,
   defaultChunkSize: 4 * MiB,
   maxChunkSize: 16 * MiB,
@@ -384,6 +395,7 @@ const OPTION_NAMES: ReadonlySet<string> = new Set([
   'dir',
   'store',
   'path',
+  'tusPath',
   'maxUploadSize',
   'defaultChunkSize',
   'maxChunkSize',
@@ -427,6 +439,26 @@ const OPTION_NAMES: ReadonlySet<string> = new Set([
   'onUploadComplete',
 ] satisfies ReadonlyArray<keyof BigUploaderOptions>);
 
+/** `tusPath`: false, or a plain path that ends with '/' and is neither `/` nor the WebSocket path. */
+function tusPathOption(value: unknown, path: string): string | false {
+  const tusPath = value ?? DEFAULTS.tusPath;
+  if (tusPath === false) return false;
+  if (
+    typeof tusPath !== 'string' ||
+    !/^\/[A-Za-z0-9._~/-]*$/.test(tusPath) ||
+    tusPath.includes('//')
+  ) {
+    throw new OptionsError(
+      'big-uploader option tusPath must be false or a path starting with "/" (letters, digits, "._~-/")',
+    );
+  }
+  const base = tusPath.endsWith('/') ? tusPath : `${tusPath}/`;
+  if (base === '/' || base === `${path}/`) {
+    throw new OptionsError('big-uploader option tusPath must differ from path and from "/"');
+  }
+  return base;
+}
+
 /** Apply defaults and check every option; throws OptionsError naming the first bad one. */
 export function resolveOptions(input: BigUploaderOptions = {}): ResolvedOptions {
   if (typeof input !== 'object' || input === null)
@@ -453,6 +485,7 @@ export function resolveOptions(input: BigUploaderOptions = {}): ResolvedOptions 
   const path = input.path ?? DEFAULTS.path;
   if (typeof path !== 'string' || !path.startsWith('/'))
     throw new OptionsError('big-uploader option path must start with "/"');
+  const tusBase = tusPathOption(input.tusPath, path);
   const dir = input.dir ?? DEFAULTS.dir;
   if (typeof dir !== 'string' || dir.length === 0)
     throw new OptionsError('big-uploader option dir must be a non-empty string');
@@ -468,6 +501,7 @@ export function resolveOptions(input: BigUploaderOptions = {}): ResolvedOptions 
     dir,
     store: input.store,
     path,
+    tusPath: tusBase,
     maxUploadSize,
     maxCommittedBytes: integer(
       'maxCommittedBytes',

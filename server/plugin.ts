@@ -36,6 +36,7 @@ import { Session } from './session.js';
 import { DiskStore } from './store/disk-store.js';
 import type { UploadStore } from './store/types.js';
 import { Sweeper } from './sweeper.js';
+import { registerTusRoutes } from './tus/routes.js';
 import type { OpenUpload } from './upload.js';
 import { UploadRegistry } from './uploads.js';
 
@@ -301,6 +302,19 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (
       registry,
       metrics,
       shuttingDown: () => shuttingDown,
+    });
+    await registerTusRoutes(scope, {
+      options,
+      registry,
+      store,
+      hasher,
+      metrics,
+      openRate,
+      // Tus records (server/tus/tail.ts) live beside the disk store's directories.
+      stateDir: store instanceof DiskStore ? store.dir : options.dir,
+      log: fastify.log,
+      shuttingDown: () => shuttingDown,
+      completed,
     });
   };
   await fastify.register(routes, prefix ? { prefix } : {});

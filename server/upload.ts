@@ -159,14 +159,69 @@ export class OpenUpload {
     if (this.failure) return Promise.reject(this.failure);
     if (!this.handle)
       return Promise.reject(new ProtocolError(Errors.INTERNAL_ERROR, 'upload is not writable'));
+    const wrote = this.queueWrite(this.handle, payload, index * this.info.chunkSize);
+    return this.track(index, hash, payload.byteLength, wrote);
+  }
+
+  /**
+   * tus (server/tus/): record chunk `index`, whose `length` bytes `writeUnrecorded` already wrote,
+   * and ack it once the record is written (durable mode: the data is flushed first, as for write()).
+   */
+  recordWritten(index: number, hash: bigint, length: number): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (!this.handle)
+      return Promise.reject(new ProtocolError(Errors.INTERNAL_ERROR, 'upload is not writable'));
+    return this.track(index, hash, length, Promise.resolve());
+  }
+
+  /**
+   * tus (server/tus/): write bytes no chunk record covers (a partial chunk, or whole chunks held
+   * back until a PATCH's checksum is verified), in order with every other write of the upload.
+   * With `sync`, the data is flushed to the device before this resolves.
+   */
+  writeUnrecorded(bytes: Uint8Array, position: number, sync: boolean): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (!this.handle)
+      return Promise.reject(new ProtocolError(Errors.INTERNAL_ERROR, 'upload is not writable'));
     const handle = this.handle;
+    this.inflight++;
+    this.lastActivity = Date.now();
+    const wrote = this.queueWrite(handle, bytes, position).then(() =>
+      sync ? handle.syncData() : undefined,
+    );
+    this.writeTail = wrote.catch(() => undefined);
+    return wrote
+      .catch((error: unknown) => {
+        throw this.storageFailure(error, true);
+      })
+      .finally(() => this.writeSettled());
+  }
+
+  /** tus (server/tus/): read back bytes this upload wrote (the start of a chunk an earlier PATCH began). */
+  async readAt(length: number, position: number): Promise<Uint8Array> {
+    const handle = this.handle;
+    if (!handle?.readAt)
+      throw new ProtocolError(Errors.INTERNAL_ERROR, 'the store cannot read an upload back');
+    await this.writeTail;
+    return handle.readAt(length, position);
+  }
+
+  private writeSettled(): void {
+    this.lastActivity = Date.now();
+    if (--this.inflight === 0) {
+      const waiters = this.settleWaiters;
+      this.settleWaiters = [];
+      for (const wake of waiters) wake();
+    }
+  }
+
+  /** Mark chunk `index` as being written by `wrote`, then record it and ack it. */
+  private track(index: number, hash: bigint, length: number, wrote: Promise<void>): Promise<void> {
     this.state[index] = ChunkState.WRITING;
     this.inflight++;
     this.lastActivity = Date.now();
     const started = process.hrtime.bigint();
     let written = false;
-    const length = payload.byteLength;
-    const wrote = this.queueWrite(handle, payload, index * this.info.chunkSize);
     const done = (async () => {
       await wrote;
       written = true;
@@ -187,12 +242,7 @@ export class OpenUpload {
       )
       .finally(() => {
         this.writing.delete(index);
-        this.lastActivity = Date.now();
-        if (--this.inflight === 0) {
-          const waiters = this.settleWaiters;
-          this.settleWaiters = [];
-          for (const wake of waiters) wake();
-        }
+        this.writeSettled();
       });
     this.writing.set(index, { hash, done });
     return done;

@@ -30,6 +30,13 @@ function sha256(bytes: Uint8Array): Uint8Array {
   return createHash('sha256').update(bytes).digest();
 }
 
+/** The identity of an upload announced before it was stored (tus creation-defer-length). */
+export interface PresetIdentity {
+  readonly id: string;
+  readonly secretHash: string;
+  readonly createdAt: number;
+}
+
 export class UploadRegistry {
   private readonly loaded = new Map<string, OpenUpload>();
   /** Loads and unloads in progress, so one id is never opened twice at once. */
@@ -199,13 +206,17 @@ export class UploadRegistry {
     );
   }
 
-  private infoFor(message: OpenMessage, client: string): { info: UploadInfo; secret: Buffer } {
+  private infoFor(
+    message: OpenMessage,
+    client: string,
+    preset?: PresetIdentity,
+  ): { info: UploadInfo; secret: Uint8Array } {
     const chunkSize = this.chunkSizeFor(message);
-    const idBytes = randomBytes(16);
-    const secret = randomBytes(32);
+    // A preset identity (a tus upload created before its length was known) keeps its id and secret.
+    const secret = preset ? new Uint8Array(0) : randomBytes(32);
     const info: UploadInfo = {
-      id: bytesToHex(idBytes),
-      secretHash: bytesToHex(sha256(secret)),
+      id: preset?.id ?? bytesToHex(randomBytes(16)),
+      secretHash: preset?.secretHash ?? bytesToHex(sha256(secret)),
       fileSize: message.fileSize,
       chunkSize,
       name: sanitizeName(message.name),
@@ -218,7 +229,7 @@ export class UploadRegistry {
       ...(message.digest !== undefined && chunkSize === message.chunkSize
         ? { digest: hashToHex(message.digest) }
         : {}),
-      createdAt: Date.now(),
+      createdAt: preset?.createdAt ?? Date.now(),
       client,
     };
     return { info, secret };
@@ -228,8 +239,9 @@ export class UploadRegistry {
     message: OpenMessage,
     owner: UploadOwner,
     client: string,
+    preset?: PresetIdentity,
   ): Promise<{ upload: OpenUpload; secret: Uint8Array }> {
-    const { info, secret } = this.infoFor(message, client);
+    const { info, secret } = this.infoFor(message, client, preset);
     // Reserved synchronously (before the store's awaits), so racing OPENs all see each other.
     this.ledger.reserve(info.id, client, info.fileSize);
     const upload = await this.serialize(info.id, async () => {
@@ -319,6 +331,40 @@ export class UploadRegistry {
       await upload.settle();
     }
     return upload;
+  }
+
+  /**
+   * The tus endpoint's way in (server/tus/): its requests are authorized by the server token or a
+   * ticket and name the upload by id, with no resume secret. Loads the upload and owns it unless
+   * someone else does: then 'locked' (tus answers 423, it never takes an upload over). Undefined
+   * for an unknown id; UPLOAD_DAMAGED for a damaged one.
+   */
+  async claim(id: string, owner: UploadOwner): Promise<OpenUpload | 'locked' | undefined> {
+    return this.serialize(id, async () => {
+      let upload = this.loaded.get(id);
+      if (!upload) {
+        const state = await this.store.readState(id);
+        if (!state) return undefined;
+        const found = await this.load(state);
+        if (!(found instanceof OpenUpload)) {
+          throw new ProtocolError(
+            Errors.UPLOAD_DAMAGED,
+            `upload damaged: ${found.damaged ?? 'damaged'}`,
+          );
+        }
+        upload = found;
+      }
+      if (upload.owner && upload.owner !== owner) return 'locked';
+      if (upload.failure) {
+        this.unloadIfUnowned(upload);
+        throw new ProtocolError(
+          Errors.STORAGE_ERROR,
+          'the upload hit a storage error; retry shortly',
+        );
+      }
+      upload.owner = owner;
+      return upload;
+    });
   }
 
   /** Open a stored upload (the secret already checked) and cache it; damaged ones are not opened. */

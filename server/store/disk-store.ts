@@ -830,6 +830,17 @@ class DiskUpload implements UploadHandle {
     }
   }
 
+  async readAt(length: number, position: number): Promise<Uint8Array> {
+    const bytes = new Uint8Array(length);
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await this.data.read(bytes, done, length - done, position + done);
+      if (bytesRead <= 0) break;
+      done += bytesRead;
+    }
+    return bytes.subarray(0, done);
+  }
+
   recordChunks(chunks: readonly ChunkRecord[], sync: boolean): Promise<void> {
     return this.journal.appendChunks(chunks, sync);
   }

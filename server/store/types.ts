@@ -98,6 +98,11 @@ export interface UploadHandle {
   /** Flush the data written so far to the device (fdatasync). */
   syncData(): Promise<void>;
   /**
+   * Read `length` bytes at `position` of the upload's data (fewer at the end of the data). Optional:
+   * the tus endpoint needs it to hash a chunk that an earlier PATCH began (server/tus/tail.ts).
+   */
+  readAt?(length: number, position: number): Promise<Uint8Array>;
+  /**
    * Background checkpoint: flush data, then mark every record written before the flush as backed
    * by synced data, then flush the records. After an OS crash only marked records are trusted.
    */

@@ -1,0 +1,196 @@
+/**
+ * One PATCH body into the store: the body is cut at our chunk boundaries, each whole chunk is
+ * hashed (xxHash64) and written positionally and recorded like a WebSocket chunk (OpenUpload.write,
+ * so the durability order of SPEC.md 8 is the same), and what is left of the last chunk when the
+ * body ends becomes the upload's partial tail (tail.ts). A chunk an earlier PATCH began is first
+ * read back from the data, so its hash covers all of it.
+ *
+ * Memory: one chunk buffer being filled and at most one being written per PATCH (2 x chunkSize).
+ *
+ * With Upload-Checksum the chunks are written but not recorded until the whole body has arrived
+ * and matched: a mismatch, or a body cut short, stores nothing the offset would count (tus: "the
+ * Server MUST NOT append the data"), so a retry sends the same bytes again. Without it, every chunk
+ * is recorded as it completes and a body cut short keeps everything that arrived.
+ */
+import { createHash } from 'node:crypto';
+import { Errors, ProtocolError, type Hasher } from '../../protocol/index.js';
+import type { OpenUpload } from '../upload.js';
+import type { ChecksumHeader } from './headers.js';
+import type { TusProgress } from './progress.js';
+import type { TailRecord } from './tail.js';
+
+export interface PatchInput {
+  readonly upload: OpenUpload;
+  /** Where the body starts (the upload's offset, already checked against Upload-Offset). */
+  readonly offset: number;
+  /** The upload's verified tail, if any (its bytes are on disk: they are not written again). */
+  readonly tail: TailRecord | undefined;
+  readonly body: AsyncIterable<Buffer>;
+  readonly checksum: ChecksumHeader | undefined;
+  /** Flush the tail's bytes and record before answering (the `durable` option). */
+  readonly durable: boolean;
+  readonly hasher: Hasher;
+  readonly progress: TusProgress;
+  /** The PATCH still owns the upload (a DELETE or a takeover evicts it: then no tail is recorded). */
+  readonly owned: () => boolean;
+  /** Told the size of every piece read (the stall guard). */
+  readonly onBytes: (length: number) => void;
+}
+
+export type PatchOutcome =
+  /** The whole body arrived and is stored. */
+  | { readonly kind: 'stored' }
+  /** The body ended early (the client went away, or the stall guard cut it). */
+  | { readonly kind: 'cut' }
+  | { readonly kind: 'checksum-mismatch' }
+  /** The body goes past the upload's length; what came before the excess is kept. */
+  | { readonly kind: 'too-large' }
+  /** A chunk differs from the one the upload already holds there (a WebSocket client sent it). */
+  | { readonly kind: 'conflict' }
+  | { readonly kind: 'storage'; readonly error: ProtocolError };
+
+/** A failure of our side while a body is read (as opposed to the body failing). */
+class WriteFailure extends Error {
+  constructor(readonly outcome: PatchOutcome) {
+    super(outcome.kind);
+  }
+}
+
+function asStorage(error: unknown): WriteFailure {
+  if (error instanceof WriteFailure) return error;
+  const failure =
+    error instanceof ProtocolError
+      ? error
+      : new ProtocolError(Errors.INTERNAL_ERROR, 'unexpected server fault');
+  return new WriteFailure({ kind: 'storage', error: failure });
+}
+
+export async function writePatch(input: PatchInput): Promise<PatchOutcome> {
+  const { upload, hasher } = input;
+  const { fileSize: size, chunkSize } = upload.info;
+  let position = input.offset;
+  let chunk = Math.floor(position / chunkSize);
+  let buffer: Buffer | undefined;
+  /** Bytes of `buffer` filled, and how many of them were already on disk. */
+  let filled = 0;
+  let onDisk = 0;
+  const digest = input.checksum ? createHash(input.checksum.algorithm) : undefined;
+  const held: Array<{ index: number; hash: bigint; length: number }> = [];
+  let pending: Promise<void> = Promise.resolve();
+
+  const startChunk = async (): Promise<void> => {
+    const start = chunk * chunkSize;
+    buffer = Buffer.allocUnsafe(Math.min(start + chunkSize, size) - start);
+    filled = position - start;
+    onDisk = filled;
+    if (filled > 0) {
+      const head = await upload.readAt(filled, start).catch((error: unknown) => {
+        throw asStorage(error);
+      });
+      if (head.byteLength !== filled)
+        throw asStorage(
+          new ProtocolError(Errors.STORAGE_ERROR, 'the start of the chunk could not be read back'),
+        );
+      buffer.set(head);
+    }
+  };
+
+  const completeChunk = async (full: Buffer): Promise<void> => {
+    const index = chunk;
+    const hash = hasher.h64(full);
+    const status = upload.chunkStatus(index);
+    if (status) {
+      if (status.hash !== hash) throw new WriteFailure({ kind: 'conflict' });
+      return; // already stored, byte for byte
+    }
+    try {
+      await pending;
+    } catch (error) {
+      throw asStorage(error);
+    }
+    const from = onDisk;
+    pending = digest
+      ? upload.writeUnrecorded(full.subarray(from), index * chunkSize + from, false).then(() => {
+          held.push({ index, hash, length: full.byteLength });
+        })
+      : upload.write(index, hash, full);
+    // Unhandled until awaited: the next chunk or the end awaits it.
+    pending.catch(() => undefined);
+  };
+
+  let outcome: PatchOutcome | undefined;
+  try {
+    if (position < size) await startChunk();
+    for await (const piece of input.body) {
+      input.onBytes(piece.byteLength);
+      if (position + piece.byteLength > size) {
+        outcome = { kind: 'too-large' };
+        break;
+      }
+      digest?.update(piece);
+      let at = 0;
+      while (at < piece.byteLength) {
+        const target = buffer;
+        // Unreachable: a piece past the length was refused above, so a chunk is always open here.
+        if (!target) throw new WriteFailure({ kind: 'too-large' });
+        const n = Math.min(piece.byteLength - at, target.byteLength - filled);
+        piece.copy(target, filled, at, at + n);
+        filled += n;
+        at += n;
+        position += n;
+        if (filled === target.byteLength) {
+          await completeChunk(target);
+          chunk++;
+          buffer = undefined;
+          filled = 0;
+          onDisk = 0;
+          if (position < size) await startChunk();
+        }
+      }
+    }
+    outcome ??= { kind: 'stored' };
+  } catch (error) {
+    outcome = error instanceof WriteFailure ? error.outcome : { kind: 'cut' };
+  }
+  try {
+    await pending;
+  } catch (error) {
+    return asStorage(error).outcome;
+  }
+  if (outcome.kind === 'conflict' || outcome.kind === 'storage') return outcome;
+  if (digest) {
+    // Nothing of a checked body counts unless all of it arrived and matched.
+    if (outcome.kind !== 'stored') return outcome;
+    if (!input.checksum || !digest.digest().equals(input.checksum.digest))
+      return { kind: 'checksum-mismatch' };
+    try {
+      await Promise.all(held.map((h) => upload.recordWritten(h.index, h.hash, h.length)));
+    } catch (error) {
+      return asStorage(error).outcome;
+    }
+  }
+  // The rest of the body, short of a whole chunk, becomes the tail.
+  if (
+    buffer &&
+    filled > 0 &&
+    input.owned() &&
+    (input.tail?.chunk !== chunk || filled > input.tail.length)
+  ) {
+    try {
+      if (filled > onDisk)
+        await upload.writeUnrecorded(
+          buffer.subarray(onDisk, filled),
+          chunk * chunkSize + onDisk,
+          input.durable,
+        );
+      await input.progress.record(
+        upload.id,
+        { chunk, length: filled, hash: hasher.h64(buffer.subarray(0, filled)) },
+        input.durable,
+      );
+    } catch (error) {
+      return asStorage(error).outcome;
+    }
+  }
+  return outcome;
+}
