@@ -110,10 +110,15 @@ async function verifyAndDelete(source: string, dir: string, size: number): Promi
   await rm(stored[0], { force: true });
 }
 
-function componentContender(ours: ProductServer, file: string, timeoutMs: number): Contender {
+function componentContender(
+  ours: ProductServer,
+  file: string,
+  timeoutMs: number,
+  transport: 'websocket' | 'http' | 'auto',
+): Contender {
   return {
-    id: 'component',
-    label: '<big-uploader> (demo page, our server)',
+    id: `component-${transport}`,
+    label: `<big-uploader> transport=${transport} (demo page, our server)`,
     async run(browser, size) {
       const context = await browser.newContext();
       try {
@@ -135,6 +140,10 @@ function componentContender(ours: ProductServer, file: string, timeoutMs: number
           undefined,
           { timeout: 30_000 },
         );
+        await page.evaluate((t) => {
+          const el = document.querySelector('big-uploader') as unknown as { transport: string };
+          el.transport = t;
+        }, transport);
         const result = await measured(ours.child, async () => {
           const picked = await page.evaluate(() => performance.now());
           await page.locator('big-uploader #file-input').setInputFiles(file);
@@ -277,7 +286,11 @@ export async function browserScenario(ctx: ScenarioContext): Promise<ScenarioRes
     file = source;
     const timeoutMs = Math.min(ctx.timeoutMs, 600_000);
     const contenders: Contender[] = [
-      componentContender(ours, source, timeoutMs),
+      ...(process.env.BENCH_BROWSER_TRANSPORTS ?? 'websocket,http')
+        .split(',')
+        .map((t) =>
+          componentContender(ours!, source, timeoutMs, t as 'websocket' | 'http' | 'auto'),
+        ),
       peerContender('tusDefault', 'tus-js-client, defaults (one PATCH)', peer, source, timeoutMs),
       peerContender('tus8MiB', 'tus-js-client, 8 MiB chunks', peer, source, timeoutMs),
       peerContender('fetchPut', 'ceiling: fetch PUT 8 MiB slices x4', peer, source, timeoutMs),
@@ -320,9 +333,15 @@ export async function browserScenario(ctx: ScenarioContext): Promise<ScenarioRes
         cpuPerGiB(median(rs.map((r) => r.serverCpu)), size).toFixed(2),
       ];
     });
-    const progress = runs
-      .get('component')!
-      .map((r) => r.note)
+    const progress = contenders
+      .filter((c) => c.id.startsWith('component'))
+      .map(
+        (c) =>
+          `${c.id}: ${runs
+            .get(c.id)!
+            .map((r) => r.note)
+            .join(', ')}`,
+      )
       .join('; ');
     return {
       id: 'browser',
