@@ -7,6 +7,7 @@
  *   PUT    {path}/:id/chunks/:index    body: the chunk's bytes, `Bigup-Hash`, `Bigup-Lease` -> ACK
  *   POST   {path}/:id/complete         body: COMPLETE         -> RESULT
  *   DELETE {path}/:id                  (TERMINATE)            -> TERMINATED
+ *   POST   {path}/:id/release          (the client lets go, as closing a WebSocket) -> 204
  *
  * Bodies are the binding's messages, encoded as on the WebSocket; every refusal is an ERROR
  * message with the HTTP status of `HTTP_STATUS_OF_ERROR`.
@@ -388,6 +389,7 @@ export class HttpBinding {
       binding.put(`${path}/:id/chunks/:index`, (request, reply) => this.chunk(request, reply));
       binding.post(`${path}/:id/complete`, (request, reply) => this.complete(request, reply));
       binding.delete(`${path}/:id`, (request, reply) => this.terminate(request, reply));
+      binding.post(`${path}/:id/release`, (request, reply) => this.release(request, reply));
     });
   }
 
@@ -597,6 +599,14 @@ export class HttpBinding {
     const { lease, error } = this.leaseFor(request);
     if (!lease) return sendAnswer(reply, errorAnswer(error));
     return this.controlRequest(lease, Buffer.from(encodeTerminate()), reply);
+  }
+
+  /** The client lets go (pause, page closing): as closing a WebSocket, the upload is free at once. */
+  private async release(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const { lease, error } = this.leaseFor(request);
+    if (!lease) return sendAnswer(reply, errorAnswer(error));
+    lease.close();
+    return reply.code(204).header('cache-control', 'no-store').send();
   }
 
   private async controlRequest(

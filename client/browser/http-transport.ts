@@ -67,6 +67,8 @@ export class HttpTransport implements Transport {
     /** PUTs sent and not answered; COMPLETE waits for them. */
     let putsPending = 0;
     let heldComplete: Uint8Array | undefined;
+    /** The server ended the lease (RESULT, TERMINATED, a fatal ERROR): nothing to release. */
+    let leaseEnded = false;
 
     // onClose comes after the call that closed, as a WebSocket's close event does.
     const close = (code: number, reason: string, error?: string, httpStatus?: number): void => {
@@ -101,7 +103,10 @@ export class HttpTransport implements Transport {
         if (message.type === 'accept') {
           uploadId = bytesToHex(message.uploadId);
           chunkSize = message.chunkSize;
+        } else if (message.type === 'result' || message.type === 'terminated') {
+          leaseEnded = true;
         } else if (message.type === 'error' && message.fatal) {
+          leaseEnded = true;
           const definition = errorByCode(message.code);
           fatalClose = {
             code: definition?.closeCode ?? CloseCode.INTERNAL_ERROR,
@@ -184,6 +189,15 @@ export class HttpTransport implements Transport {
       bufferedAmount: 0,
       reportsDrain: false,
       close(code: number = CloseCode.NORMAL, reason = ''): void {
+        // The server frees the upload at once (a paused upload can be resumed elsewhere), as it
+        // does when a WebSocket closes; `keepalive` lets the request outlive a closing page.
+        if (!closed && !leaseEnded && lease && uploadId) {
+          doFetch(at(`/${uploadId}/release`), {
+            method: 'POST',
+            headers: { 'bigup-lease': lease },
+            keepalive: true,
+          }).catch(() => undefined);
+        }
         close(code, reason);
       },
     };

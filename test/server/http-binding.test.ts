@@ -178,6 +178,24 @@ describe('HTTP binding', () => {
     expect(late.status).toBe(408);
   });
 
+  it('release lets go of the upload at once (as closing a WebSocket); the lease is then unknown', async () => {
+    const { accept, lease, id } = await open(2 * CHUNK);
+    const state = async () =>
+      (await (
+        await fetch(`${server.url}/uploads/${id}`, {
+          headers: { 'bigup-secret': bytesToHex(accept.secret) },
+        })
+      ).json()) as { connected: boolean };
+    expect((await state()).connected).toBe(true);
+    const released = await fetch(`${base()}/${id}/release`, {
+      method: 'POST',
+      headers: { 'bigup-lease': lease },
+    });
+    expect(released.status).toBe(204);
+    expect((await state()).connected).toBe(false);
+    expect((await put(id, lease, 0, randomBytes(CHUNK))).status).toBe(408);
+  });
+
   it('refuses a wrong hash (422 HASH_MISMATCH), stores nothing, then acks the right one', async () => {
     const { accept, lease, id } = await open(2 * CHUNK);
     const bytes = randomBytes(CHUNK);
