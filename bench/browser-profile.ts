@@ -40,7 +40,7 @@ interface TraceEvent {
 
 interface ProfileNode {
   id: number;
-  callFrame: { functionName: string; url: string };
+  callFrame: { functionName: string; url?: string };
   parent?: number;
 }
 
@@ -189,7 +189,7 @@ function summarise(events: TraceEvent[], seconds: number): void {
     for (const [id, us] of counts) {
       const frame = ns.get(id)?.callFrame;
       const name = frame
-        ? `${frame.functionName || '(anonymous)'} ${frame.url.split('/').pop() ?? ''}`.trim()
+        ? `${frame.functionName || '(anonymous)'} ${(frame.url ?? '').split('/').pop() ?? ''}`.trim()
         : `node ${id}`;
       perFunction.set(name, (perFunction.get(name) ?? 0) + us);
       total += us;

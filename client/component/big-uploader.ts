@@ -385,12 +385,12 @@ export class BigUploaderElement extends LitElement {
               <div
                 part="progress-sent"
                 class="sent"
-                style=${styleMap({ width: `${(sent * 100).toFixed(2)}%` })}
+                style=${styleMap({ transform: `scaleX(${sent.toFixed(4)})` })}
               ></div>
               <div
                 part="progress-acked"
                 class="acked"
-                style=${styleMap({ width: `${(acked * 100).toFixed(2)}%` })}
+                style=${styleMap({ transform: `scaleX(${acked.toFixed(4)})` })}
               ></div>
             </div>`
       }
