@@ -302,6 +302,55 @@ export class OpenUpload {
     return run;
   }
 
+  /** Whether the store can withdraw chunk records (the REPLACE_CHUNK capability, SPEC.md 16.9). */
+  get canRetract(): boolean {
+    return this.handle?.retractChunks !== undefined && !this.completion;
+  }
+
+  /**
+   * The client's hashes for chunks it believes acked (after a resume): every acked chunk whose
+   * stored hash differs is withdrawn (durably, before it can be overwritten) and becomes missing,
+   * so the client can send it again. Returns the withdrawn indexes, ascending. Chunks not acked
+   * are left alone. Waits for the writes in flight, so no record append races the retraction.
+   */
+  async retract(claims: ReadonlyArray<{ index: number; hash: bigint }>): Promise<number[]> {
+    if (this.failure) throw this.failure;
+    const handle = this.writableHandle();
+    if (!handle.retractChunks)
+      throw new ProtocolError(Errors.INTERNAL_ERROR, 'store cannot retract');
+    await this.settle();
+    const changed = [
+      ...new Set(
+        claims
+          .filter(
+            ({ index, hash }) =>
+              index < this.chunks &&
+              this.state[index] === ChunkState.ACKED &&
+              this.hashes[index] !== hash,
+          )
+          .map(({ index }) => index),
+      ),
+    ].sort((a, b) => a - b);
+    if (changed.length === 0) return [];
+    const retractChunks = handle.retractChunks.bind(handle);
+    const run = this.lifecycle.then(() => retractChunks(changed));
+    this.lifecycle = run.catch(() => undefined);
+    try {
+      await run;
+    } catch (error) {
+      throw this.storageFailure(error);
+    }
+    for (const index of changed) {
+      this.state[index] = ChunkState.MISSING;
+      this.hashes[index] = 0n;
+      this.acked.remove(
+        index * this.info.chunkSize,
+        Math.min((index + 1) * this.info.chunkSize, this.info.fileSize),
+      );
+    }
+    return changed;
+  }
+
   /** The store handle; only a completed upload (replayed RESULT) has none, and it never writes. */
   private writableHandle(): UploadHandle {
     if (!this.handle) throw new ProtocolError(Errors.INTERNAL_ERROR, 'upload is not writable');

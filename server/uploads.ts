@@ -48,6 +48,11 @@ export class UploadRegistry {
     this.ledger = new ReservationLedger(options);
   }
 
+  /** The store can withdraw chunk records (REPLACE_CHUNK, SPEC.md 16.9). */
+  get retractsChunks(): boolean {
+    return this.store.retractsChunks === true;
+  }
+
   /** Rebuild the reservations of unfinished uploads from the store (at start). */
   async restoreReservations(): Promise<void> {
     for (const summary of await this.store.list()) {

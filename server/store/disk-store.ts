@@ -220,6 +220,7 @@ function planted(path: string): ProtocolError {
 }
 
 export class DiskStore implements UploadStore {
+  readonly retractsChunks = true;
   readonly dir: string;
   private readonly uploadsDir: string;
   private readonly filesDir: string;
@@ -675,6 +676,10 @@ class DiskUpload implements UploadHandle {
     const covered = this.journal.count;
     await this.data.datasync();
     await this.journal.appendSync(covered);
+  }
+
+  retractChunks(indexes: readonly number[]): Promise<void> {
+    return this.journal.retractChunks(indexes, () => this.data.datasync());
   }
 
   rollbackToCheckpoint(): Promise<readonly ChunkRecord[]> {

@@ -11,6 +11,9 @@
  *   SYNC  (2): a = number of records (counted from the start of the file) whose data was flushed
  *              to the device before this mark was written.
  *   BOOT  (3): b = xxHash64 of the kernel boot id of the process that appended after it.
+ *   RETRACT (4): a = chunk index: the CHUNK records before it for that chunk no longer hold (the
+ *              client found the chunk changed and will send it again, SPEC.md 16.9). It is always
+ *              written with a SYNC mark that covers it, before the chunk's bytes are overwritten.
  *   check = xxHash64 of bytes 0..23.
  *
  * Torn tail or damage. A record is bad when its check fails. A crash can only leave bad bytes where
@@ -65,11 +68,12 @@ const enum RecordType {
   CHUNK = 1,
   SYNC = 2,
   BOOT = 3,
+  RETRACT = 4,
 }
 
 /** What reading a journal file found. */
 export interface JournalContents {
-  /** Trusted chunk records, in file order (a chunk may appear twice after a rollback: last wins). */
+  /** Trusted chunk records, one per chunk: the last CHUNK record of each chunk not retracted since. */
   readonly chunks: ChunkRecord[];
   /** Number of records (of any type) that are trusted: the file is cut to this length. */
   readonly trustedRecords: number;
@@ -130,7 +134,12 @@ function encodeRecord(
 /** Why a record whose check passed cannot come from this writer, or undefined if it can. */
 function foreignRecord(view: DataView, at: number): string | undefined {
   const type = view.getUint8(at);
-  if (type !== RecordType.CHUNK && type !== RecordType.SYNC && type !== RecordType.BOOT)
+  if (
+    type !== RecordType.CHUNK &&
+    type !== RecordType.SYNC &&
+    type !== RecordType.BOOT &&
+    type !== RecordType.RETRACT
+  )
     return `unknown record type ${type}`;
   for (let i = 1; i < 8; i++) if (view.getUint8(at + i) !== 0) return 'non-zero padding';
   return undefined;
@@ -196,13 +205,18 @@ export function parseJournal(hasher: Hasher, bytes: Uint8Array, bootHash: bigint
   }
   const sameBoot = lastBoot === bootHash;
   const trusted = sameBoot ? valid : syncedRecords;
-  const chunks: ChunkRecord[] = [];
+  // Replayed in file order: the last CHUNK record of a chunk wins, a RETRACT removes it.
+  const byIndex = new Map<number, bigint>();
   for (let i = 0; i < trusted; i++) {
     const at = i * RECORD_BYTES;
-    if (view.getUint8(at) !== RecordType.CHUNK) continue;
+    const type = view.getUint8(at);
+    if (type !== RecordType.CHUNK && type !== RecordType.RETRACT) continue;
     const index = view.getUint32(at + 8) * 0x1_0000_0000 + view.getUint32(at + 12);
-    chunks.push({ index, hash: view.getBigUint64(at + 16) });
+    if (type === RecordType.CHUNK) byIndex.set(index, view.getBigUint64(at + 16));
+    else byIndex.delete(index);
   }
+  const chunks: ChunkRecord[] = [];
+  for (const [index, hash] of byIndex) chunks.push({ index, hash });
   // An open in this boot that nothing followed: BOOT(this boot) + SYNC(every record before them).
   const markedAt = (i: number, type: RecordType): boolean =>
     i >= 0 && view.getUint8(i * RECORD_BYTES) === type;
@@ -539,6 +553,35 @@ export class Journal {
     const chunks = await run;
     await this.appendSync(covered);
     return chunks;
+  }
+
+  /**
+   * Withdraw the records of `indexes` (chunks the client will send again with other bytes):
+   * RETRACT records and a SYNC mark covering them, flushed, before this resolves, so no restart
+   * (not even a reboot) can bring the old records back over bytes about to be overwritten. The
+   * caller has no record append in flight (the mark covers every record queued) and flushes the
+   * data in `flushData` first, as every SYNC mark requires. The retracted chunks are owed a slot
+   * again, so the reserve grows by them.
+   */
+  async retractChunks(indexes: readonly number[], flushData: () => Promise<void>): Promise<void> {
+    const retracted = indexes.filter((i) => i < this.recorded.length && this.recorded[i] === 1);
+    if (retracted.length === 0) return;
+    await this.queue;
+    await flushData();
+    for (const index of retracted) {
+      this.recorded[index] = 0;
+      this.owed++;
+    }
+    const count = retracted.length + 1;
+    const bytes = new Uint8Array(count * RECORD_BYTES);
+    retracted.forEach((index, i) =>
+      encodeRecord(this.hasher, bytes, i * RECORD_BYTES, RecordType.RETRACT, index, 0n),
+    );
+    const covered = this.queued + retracted.length;
+    encodeRecord(this.hasher, bytes, (count - 1) * RECORD_BYTES, RecordType.SYNC, covered, 0n);
+    await this.append(bytes, count, [], 'required', true);
+    this.syncedRecords = Math.max(this.syncedRecords, covered);
+    this.markedAt = this.queued;
   }
 
   async close(): Promise<void> {

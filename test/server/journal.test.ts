@@ -207,6 +207,60 @@ describe('disk store journal', () => {
     ]);
   });
 
+  it('retracts chunk records durably: gone after a crash and after a reboot, recorded again when re-sent', async () => {
+    const id = 'e'.repeat(32);
+    const handle = await (await store('boot-1')).create(info(id));
+    await handle.recordChunks(
+      [
+        { index: 0, hash: 1n },
+        { index: 1, hash: 2n },
+        { index: 2, hash: 3n },
+      ],
+      false,
+    );
+    // Not checkpointed: the retraction's own mark must still cover it after a reboot.
+    await handle.retractChunks!([1, 7]);
+    const chunksAfter = async (boot: string) =>
+      (await (await store(boot)).readState(id))!.chunks.map((c) => [c.index, c.hash]);
+    expect(await chunksAfter('boot-1')).toEqual([
+      [0, 1n],
+      [2, 3n],
+    ]);
+    expect(await chunksAfter('boot-2')).toEqual([
+      [0, 1n],
+      [2, 3n],
+    ]);
+    await handle.recordChunks([{ index: 1, hash: 9n }], false);
+    expect(await chunksAfter('boot-1')).toEqual([
+      [0, 1n],
+      [2, 3n],
+      [1, 9n],
+    ]);
+    // The re-sent record was never marked: after a reboot the chunk is missing, never the old hash.
+    expect(await chunksAfter('boot-3')).toEqual([
+      [0, 1n],
+      [2, 3n],
+    ]);
+    await handle.close();
+    // Reopening keeps the retraction (the open's own marks follow it).
+    const reopened = await (await store('boot-1')).open(id);
+    await reopened.close();
+    expect((await chunksAfter('boot-1')).map(([index]) => index)).toEqual([0, 2, 1]);
+  });
+
+  it('parses a RETRACT record as valid, not as damage', async () => {
+    const hasher = await loadHasher();
+    const id = 'f'.repeat(32);
+    const handle = await (await store('boot-1')).create(info(id));
+    await handle.recordChunks([{ index: 4, hash: 5n }], false);
+    await handle.retractChunks!([4]);
+    await handle.close();
+    const bytes = await readFile(join(tmp.path, 'uploads', `${id}.journal`));
+    const parsed = parseJournal(hasher, bytes, 0n);
+    expect(parsed.damage).toBeUndefined();
+    expect(parsed.chunks).toEqual([]);
+  });
+
   it('sanitizes names into one safe component', () => {
     expect(sanitizeName('../../etc/passwd')).toBe('passwd');
     expect(sanitizeName('..')).toBe('file');
