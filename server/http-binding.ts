@@ -31,6 +31,7 @@ import {
   Errors,
   HeaderSize,
   ProtocolError,
+  SUBPROTOCOL_V1,
   bytesToHex,
   decodeClientMessage,
   decodeServerMessage,
@@ -146,6 +147,8 @@ class Lease {
   private endedWith: ProtocolError | undefined;
   readyState = 1;
   readonly OPEN = 1;
+  /** The binding carries bigup.1's messages (SPEC.md 3.6). */
+  readonly protocol = SUBPROTOCOL_V1;
   readonly bufferedAmount = 0;
   binaryType = 'nodebuffer';
 

@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -21,6 +22,7 @@ import {
   type Hasher,
   type ServerMessage,
 } from '../../protocol/index.js';
+import { HTTP_STATUS_OF_ERROR } from '../../server/http-binding.js';
 import { RawClient } from '../helpers/protocol-client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
@@ -341,5 +343,28 @@ describe('HTTP binding', () => {
     expect(fifth.status).toBe(429);
     expect(errorOf(fifth).code).toBe(Errors.WINDOW_EXCEEDED.code);
     for (const req of held) req.destroy();
+  });
+});
+
+describe('SPEC.md 3.6.5 and the server agree on the status of every error', () => {
+  it('lists each registry error once, with the status the server answers', async () => {
+    const spec = await readFile(
+      fileURLToPath(new URL('../../protocol/SPEC.md', import.meta.url)),
+      'utf8',
+    );
+    const table =
+      /<!-- BEGIN: http-binding-status -->([\s\S]*?)<!-- END: http-binding-status -->/.exec(
+        spec,
+      )?.[1];
+    expect(table).toBeDefined();
+    const listed = new Map<string, number>();
+    for (const row of table!.split('\n').slice(3)) {
+      const cells = row.split('|').map((c) => c.trim());
+      if (cells.length < 3 || cells[1] === '') continue;
+      for (const name of cells[1].split(',').map((n) => n.trim()))
+        listed.set(name, Number(/^\d{3}/.exec(cells[2])?.[0]));
+    }
+    expect(Object.fromEntries(listed)).toEqual({ ...HTTP_STATUS_OF_ERROR });
+    expect([...listed.keys()].sort()).toEqual(Object.keys(Errors).sort());
   });
 });
