@@ -162,6 +162,15 @@ class Lease {
 
   /** Chunk bodies being received for this lease (not yet handed to the session). */
   receiving = 0;
+  /** Their bytes. */
+  receivingBytes = 0;
+
+  /** Payload bytes of this lease's chunk requests from arrival to answer (bounded by the window). */
+  get pendingBytes(): number {
+    let total = this.receivingBytes;
+    for (const c of this.chunks) total += c.length;
+    return total;
+  }
 
   /** Chunk requests of this lease from arrival to answer: what `httpRequestsPerUpload` bounds. */
   get pendingChunks(): number {
@@ -545,26 +554,33 @@ export class HttpBinding {
         Errors.OUT_OF_RANGE,
         `chunk ${indexText} is ${Math.min(lease.chunkSize, lease.fileSize - offset)} bytes, not ${length}`,
       );
-    if (lease.pendingChunks >= this.ctx.options.httpRequestsPerUpload) {
-      lease.endWith(
-        new ProtocolError(
-          Errors.WINDOW_EXCEEDED,
-          `more than ${this.ctx.options.httpRequestsPerUpload} chunk requests pending on one lease`,
-        ),
-      );
-      return refuse(reply.header('connection', 'close'), Errors.WINDOW_EXCEEDED);
+    // Bodies are buffered before the session sees them: the window (7.5, with its one-chunk
+    // allowance) and the request count bound them from arrival, so a lease holds what a
+    // connection may, not httpRequestsPerUpload chunks.
+    const pending = lease.pendingBytes;
+    const overWindow = pending > 0 && pending + length > this.ctx.options.window;
+    if (overWindow || lease.pendingChunks >= this.ctx.options.httpRequestsPerUpload) {
+      const why = overWindow
+        ? `${pending + length} bytes pending on one lease, window ${this.ctx.options.window}`
+        : `more than ${this.ctx.options.httpRequestsPerUpload} chunk requests pending on one lease`;
+      lease.endWith(new ProtocolError(Errors.WINDOW_EXCEEDED, why));
+      return refuse(reply.header('connection', 'close'), Errors.WINDOW_EXCEEDED, why);
     }
     // The DATA message the WebSocket client would have sent, built around the body in one buffer.
     const message = Buffer.allocUnsafe(HeaderSize.DATA + length);
     writeDataHeader(message, offset, BigInt(`0x${hashText}`));
     lease.receiving++;
+    lease.receivingBytes += length;
     const outcome = await readBody(
       request.raw,
       message,
       HeaderSize.DATA,
       length,
       this.ctx.options.httpBodyTimeout,
-    ).finally(() => lease.receiving--);
+    ).finally(() => {
+      lease.receiving--;
+      lease.receivingBytes -= length;
+    });
     if (outcome !== 'ok') return this.bodyFailed(request, reply, outcome);
     if (lease.ended) return sendAnswer(reply, errorAnswer(this.endedLeases.get(lease.id) ?? error));
     const answer = await new Promise<Answer>((resolve) =>

@@ -95,7 +95,7 @@ describe('HTTP binding', () => {
       dir: join(tmp.path, 'data'),
       token: TOKEN,
       window: 4 * CHUNK,
-      httpRequestsPerUpload: 4,
+      httpRequestsPerUpload: 3,
       httpBodyTimeout: 500,
     });
   });
@@ -155,10 +155,13 @@ describe('HTTP binding', () => {
     const file = randomBytes(3 * CHUNK + 123);
     const { accept, lease, id } = await open(file.length);
     expect(lease).toMatch(/^[0-9a-f]{32}$/);
+    // Three in flight at once (the server's limit in this suite), out of order; then the last.
+    const order = [3, 1, 0, 2];
     const replies = await Promise.all(
-      [3, 1, 0, 2].map((i) => put(id, lease, i, file.subarray(i * CHUNK, (i + 1) * CHUNK))),
+      order.slice(0, 3).map((i) => put(id, lease, i, file.subarray(i * CHUNK, (i + 1) * CHUNK))),
     );
-    for (const [n, i] of [3, 1, 0, 2].entries()) {
+    replies.push(await put(id, lease, 2, file.subarray(2 * CHUNK, 3 * CHUNK)));
+    for (const [n, i] of order.entries()) {
       expect(replies[n].status).toBe(200);
       expect(replies[n].message).toEqual({
         type: 'ack',
@@ -322,11 +325,10 @@ describe('HTTP binding', () => {
     ws.close();
   });
 
-  it('bounds chunk requests pending on one lease (httpRequestsPerUpload): one more ends the lease with WINDOW_EXCEEDED', async () => {
-    const { lease, id } = await open(8 * CHUNK);
-    // Four bodies that never finish hold the four slots; the fifth is refused at once.
-    const held = Array.from({ length: 4 }, (_, i) => {
-      const req = httpRequest(`${base()}/${id}/chunks/${i}`, {
+  /** Start `count` PUTs whose bodies never finish (each sends 10 bytes of `CHUNK`). */
+  function holdBodies(url: string, id: string, lease: string, count: number) {
+    return Array.from({ length: count }, (_, i) => {
+      const req = httpRequest(`${url}/${id}/chunks/${i}`, {
         method: 'PUT',
         headers: {
           'bigup-lease': lease,
@@ -338,11 +340,55 @@ describe('HTTP binding', () => {
       req.write(Buffer.alloc(10));
       return req;
     });
+  }
+
+  it('bounds chunk requests pending on one lease (httpRequestsPerUpload): one more ends the lease with WINDOW_EXCEEDED', async () => {
+    const { accept, lease, id } = await open(8 * CHUNK);
+    // Three bodies that never finish hold the three slots; the fourth is refused at once.
+    const held = holdBodies(base(), id, lease, 3);
     await new Promise((r) => setTimeout(r, 100));
-    const fifth = await put(id, lease, 5, randomBytes(CHUNK));
-    expect(fifth.status).toBe(429);
-    expect(errorOf(fifth).code).toBe(Errors.WINDOW_EXCEEDED.code);
+    const fourth = await put(id, lease, 5, randomBytes(CHUNK));
+    expect(fourth.status).toBe(429);
+    expect(errorOf(fourth).code).toBe(Errors.WINDOW_EXCEEDED.code);
     for (const req of held) req.destroy();
+    expect(await ackedBytes(id, accept.secret)).toBe(0);
+  });
+
+  it('bounds the bytes pending on one lease, bodies being received included, by the window', async () => {
+    const small = await startServer({
+      dir: join(tmp.path, 'data-window'),
+      window: 2 * CHUNK,
+      httpRequestsPerUpload: 8,
+      logLevel: false,
+    });
+    try {
+      const reply = await call(`${small.url}/upload`, {
+        method: 'POST',
+        body: encodeOpen({
+          fileSize: 8 * CHUNK,
+          chunkSize: CHUNK,
+          name: 'w.bin',
+          contentType: '',
+          token: '',
+          metadata: {},
+        }),
+      });
+      const lease = reply.headers.get('bigup-lease') ?? '';
+      const id = bytesToHex((reply.message as AcceptMessage).uploadId);
+      const held = holdBodies(`${small.url}/upload`, id, lease, 2);
+      await new Promise((r) => setTimeout(r, 100));
+      const bytes = randomBytes(CHUNK);
+      const third = await call(`${small.url}/upload/${id}/chunks/2`, {
+        method: 'PUT',
+        headers: { 'bigup-lease': lease, 'bigup-hash': hashToHex(hasher.h64(bytes)) },
+        body: bytes,
+      });
+      expect(third.status).toBe(429);
+      expect(errorOf(third).code).toBe(Errors.WINDOW_EXCEEDED.code);
+      for (const req of held) req.destroy();
+    } finally {
+      await small.close();
+    }
   });
 });
 
