@@ -115,10 +115,11 @@ function componentContender(
   file: string,
   timeoutMs: number,
   transport: 'websocket' | 'http' | 'auto',
+  chunkMiB?: number,
 ): Contender {
   return {
-    id: `component-${transport}`,
-    label: `<big-uploader> transport=${transport} (demo page, our server)`,
+    id: `component-${transport}${chunkMiB ? `-${chunkMiB}MiB` : ''}`,
+    label: `<big-uploader> transport=${transport}${chunkMiB ? ` chunk-size=${chunkMiB} MiB` : ''} (demo page, our server)`,
     async run(browser, size) {
       const context = await browser.newContext();
       try {
@@ -140,10 +141,17 @@ function componentContender(
           undefined,
           { timeout: 30_000 },
         );
-        await page.evaluate((t) => {
-          const el = document.querySelector('big-uploader') as unknown as { transport: string };
-          el.transport = t;
-        }, transport);
+        await page.evaluate(
+          ([t, chunk]) => {
+            const el = document.querySelector('big-uploader') as unknown as {
+              transport: string;
+              chunkSize: number;
+            };
+            el.transport = t;
+            if (chunk) el.chunkSize = chunk * 2 ** 20;
+          },
+          [transport, chunkMiB ?? 0] as const,
+        );
         const result = await measured(ours.child, async () => {
           const picked = await page.evaluate(() => performance.now());
           await page.locator('big-uploader #file-input').setInputFiles(file);
@@ -286,11 +294,17 @@ export async function browserScenario(ctx: ScenarioContext): Promise<ScenarioRes
     file = source;
     const timeoutMs = Math.min(ctx.timeoutMs, 600_000);
     const contenders: Contender[] = [
-      ...(process.env.BENCH_BROWSER_TRANSPORTS ?? 'websocket,http')
-        .split(',')
-        .map((t) =>
-          componentContender(ours!, source, timeoutMs, t as 'websocket' | 'http' | 'auto'),
-        ),
+      ...(process.env.BENCH_BROWSER_TRANSPORTS ?? 'websocket,http').split(',').map((t) => {
+        // "http" or "http:8" (chunk size in MiB)
+        const [kind, chunk] = t.split(':');
+        return componentContender(
+          ours!,
+          source,
+          timeoutMs,
+          kind as 'websocket' | 'http' | 'auto',
+          chunk ? Number(chunk) : undefined,
+        );
+      }),
       peerContender('tusDefault', 'tus-js-client, defaults (one PATCH)', peer, source, timeoutMs),
       peerContender('tus8MiB', 'tus-js-client, 8 MiB chunks', peer, source, timeoutMs),
       peerContender('fetchPut', 'ceiling: fetch PUT 8 MiB slices x4', peer, source, timeoutMs),
