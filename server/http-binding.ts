@@ -96,6 +96,10 @@ export function httpStatusOf(definition: Pick<ErrorDefinition, 'name'>): number 
   return HTTP_STATUS_OF_ERROR[definition.name as keyof typeof Errors] ?? 500;
 }
 
+/** Headers a page may send (preflight) and read (answers) across origins. */
+const CORS_REQUEST_HEADERS = 'authorization, content-type, bigup-lease, bigup-hash';
+const CORS_EXPOSED = 'Bigup-Lease, Bigup-Error';
+
 const LEASE_TEXT = /^[0-9a-f]{32}$/;
 const HASH_TEXT = /^[0-9a-f]{16}$/;
 const ID_TEXT = /^[0-9a-f]{32}$/;
@@ -395,8 +399,35 @@ export class HttpBinding {
       binding.addHook('onRequest', async (request, reply) => {
         if (!originAllowed(request, options.origins)) {
           await sendHttpError(reply, HttpErrors.ORIGIN_NOT_ALLOWED);
+          return;
+        }
+        // A page on an allowed other origin (the `origins` option) may read the answers; the
+        // same check that admits its WebSocket admits its requests (SPEC.md 3.6.1).
+        const origin = request.headers.origin;
+        if (origin !== undefined) {
+          void reply
+            .header('access-control-allow-origin', origin)
+            .header('vary', 'Origin')
+            .header('access-control-expose-headers', CORS_EXPOSED);
         }
       });
+      const routes = [
+        path || '/',
+        `${path}/:id/chunks/:index`,
+        `${path}/:id/complete`,
+        `${path}/:id`,
+        `${path}/:id/release`,
+      ];
+      for (const route of routes) {
+        binding.options(route, (_request, reply) =>
+          reply
+            .code(204)
+            .header('access-control-allow-methods', 'POST, PUT, DELETE')
+            .header('access-control-allow-headers', CORS_REQUEST_HEADERS)
+            .header('access-control-max-age', '600')
+            .send(),
+        );
+      }
       binding.post(path || '/', (request, reply) => this.opening(request, reply));
       binding.put(`${path}/:id/chunks/:index`, (request, reply) => this.chunk(request, reply));
       binding.post(`${path}/:id/complete`, (request, reply) => this.complete(request, reply));

@@ -392,6 +392,57 @@ describe('HTTP binding', () => {
   });
 });
 
+describe('HTTP binding across origins', () => {
+  it('answers the preflight and exposes the lease to an allowed origin; refuses another origin (403)', async () => {
+    const tmpDir = await makeTempDir();
+    const server = await startServer({
+      dir: join(tmpDir.path, 'data'),
+      origins: ['http://app.example'],
+    });
+    try {
+      const preflight = await fetch(`${server.url}/upload/${'a'.repeat(32)}/chunks/0`, {
+        method: 'OPTIONS',
+        headers: {
+          origin: 'http://app.example',
+          'access-control-request-method': 'PUT',
+          'access-control-request-headers': 'bigup-lease, bigup-hash',
+        },
+      });
+      expect(preflight.status).toBe(204);
+      expect(preflight.headers.get('access-control-allow-origin')).toBe('http://app.example');
+      expect(preflight.headers.get('access-control-allow-headers')).toContain('bigup-hash');
+      const body = new Uint8Array(
+        encodeOpen({
+          fileSize: 10,
+          chunkSize: 0,
+          name: 'c.bin',
+          contentType: '',
+          token: '',
+          metadata: {},
+        }),
+      );
+      const opened = await fetch(`${server.url}/upload`, {
+        method: 'POST',
+        headers: { origin: 'http://app.example', 'content-type': 'application/octet-stream' },
+        body,
+      });
+      expect(opened.status).toBe(200);
+      expect(opened.headers.get('access-control-expose-headers')).toContain('Bigup-Lease');
+      const evil = await fetch(`${server.url}/upload`, {
+        method: 'POST',
+        headers: { origin: 'http://evil.example', 'content-type': 'application/octet-stream' },
+        body,
+      });
+      expect(evil.status).toBe(403);
+      expect(evil.headers.get('access-control-allow-origin')).toBeNull();
+      expect(await evil.json()).toMatchObject({ code: 'ORIGIN_NOT_ALLOWED' });
+    } finally {
+      await server.close();
+      await tmpDir.cleanup();
+    }
+  });
+});
+
 describe('SPEC.md 3.6.5 and the server agree on the status of every error', () => {
   it('lists each registry error once, with the status the server answers', async () => {
     const spec = await readFile(
