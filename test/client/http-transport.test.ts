@@ -13,6 +13,12 @@ import { startServer, type TestServer } from '../helpers/server.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 
 let tmp: TempDir | undefined;
+
+/** The path a fetch call asks for, whatever form its input takes. */
+function pathOf(input: string | URL | Request): string {
+  return new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url)
+    .pathname;
+}
 let server: TestServer | undefined;
 
 afterEach(async () => {
@@ -32,7 +38,7 @@ describe('HttpTransport with the client core', () => {
     const blob = new Blob([bytes]);
     const methods: string[] = [];
     const fetchSpy: typeof fetch = (input, init) => {
-      methods.push(`${init?.method ?? 'GET'} ${new URL(String(input)).pathname.split('/').length}`);
+      methods.push(`${init?.method ?? 'GET'} ${pathOf(input).split('/').length}`);
       return fetch(input, init);
     };
     const uploader = createUploader({
@@ -61,7 +67,7 @@ describe('HttpTransport with the client core', () => {
     let puts = 0;
     let opens = 0;
     const flaky: typeof fetch = async (input, init) => {
-      if (init?.method === 'POST' && new URL(String(input)).pathname === '/upload') opens++;
+      if (init?.method === 'POST' && pathOf(input) === '/upload') opens++;
       if (init?.method === 'PUT' && ++puts === 5) throw new TypeError('network error (injected)');
       return fetch(input, init);
     };
