@@ -36,7 +36,7 @@ export interface BrowserUploaderOptions extends Omit<
   readonly file: Blob | FileSource;
   /**
    * A Transport, or which binding to use: 'websocket', 'http' (SPEC.md 3.6) or 'auto' (the
-   * faster in browsers, falling back to the other when it cannot connect). Default 'websocket'.
+   * WebSocket, falling back to HTTP when a WebSocket cannot be opened). Default 'websocket'.
    */
   readonly transport?: Transport | TransportChoice;
   /** Default: IndexedDB when available; `false` disables cross-reload resume. */

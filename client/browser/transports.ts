@@ -1,8 +1,8 @@
 /**
  * Which transport a browser upload uses: `'websocket'` (bigup.1 over the page's WebSocket),
- * `'http'` (the HTTP binding, SPEC.md 3.6) or `'auto'`: the faster one in browsers measured so
- * far (bench/RESULTS.md, browser scenario), falling back to the other when the first cannot even
- * connect (a proxy that refuses WebSocket upgrades, a firewall that drops them).
+ * `'http'` (the HTTP binding, SPEC.md 3.6) or `'auto'`: WebSocket, falling back to HTTP when a
+ * WebSocket cannot be opened (a proxy that refuses upgrades, a firewall that drops them, a refused
+ * upgrade whose reason a browser hides: over HTTP the refusal's status is visible).
  */
 import type { Connection, ConnectionHandlers, Transport } from '../core/types.js';
 import { HttpTransport } from './http-transport.js';
@@ -11,8 +11,13 @@ import { BrowserWebSocketTransport } from './websocket-transport.js';
 export type TransportChoice = 'auto' | 'websocket' | 'http';
 export const TRANSPORT_CHOICES: readonly TransportChoice[] = ['auto', 'websocket', 'http'];
 
-/** What `'auto'` tries first: the HTTP binding (fetch of Blob slices outran WebSocket in Chromium). */
-export const AUTO_FIRST: Exclude<TransportChoice, 'auto'> = 'http';
+/**
+ * What `'auto'` tries first. Measured in one Chromium (bench/RESULTS.md, browser scenario), the
+ * component over WebSocket and over HTTP were within noise of each other (83 and 83 MB/s, 512 MiB;
+ * 80 and 95, 256 MiB; the order flipped between runs), so the long-proven path goes first and
+ * HTTP is the fallback. One constant to flip when a run says otherwise.
+ */
+export const AUTO_FIRST: Exclude<TransportChoice, 'auto'> = 'websocket';
 
 export function isTransportChoice(value: unknown): value is TransportChoice {
   return typeof value === 'string' && (TRANSPORT_CHOICES as readonly string[]).includes(value);

@@ -105,8 +105,8 @@ export class BigUploaderElement extends LitElement {
   declare limitRate: number;
   /**
    * How uploads travel: 'websocket' (bigup.1 over WebSocket), 'http' (the protocol's HTTP
-   * binding: fetch PUT of each chunk) or 'auto' (default: the faster of the two in browsers,
-   * falling back to the other when it cannot connect).
+   * binding: fetch PUT of each chunk) or 'auto' (default: WebSocket, falling back to HTTP when a
+   * WebSocket cannot be opened).
    */
   declare transport: string;
   /** UI language ("en", "zh-CN"); overrides the `lang` attribute and navigator.language. */

@@ -2,13 +2,14 @@
  * One upload, two bindings: <big-uploader transport="websocket"> sends part of a file and is
  * paused, the page reloads, and the same file picked again with transport="http" resumes the same
  * upload from the acked ranges the WebSocket stored, over PUTs, to a byte-identical file.
- * Then the reverse (HTTP first, WebSocket to finish), and `auto` falling back to the WebSocket
- * when the HTTP binding is not served.
+ * Then the reverse (HTTP first, WebSocket to finish), and `auto` falling back to HTTP when a
+ * WebSocket cannot be opened.
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RawClient } from '../helpers/protocol-client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 import {
@@ -138,30 +139,35 @@ describe('<big-uploader> switching bindings mid-upload', () => {
   });
 });
 
-describe('transport="auto" without the HTTP binding on the server', () => {
-  it('falls back to the WebSocket and completes', async () => {
-    const wsOnly = await startServer({
-      dir: join(tmp.path, 'data-ws-only'),
+describe('transport="auto" when a WebSocket cannot be opened', () => {
+  it('falls back to the HTTP binding and completes', async () => {
+    // One connection allowed, and it is taken: every WebSocket upgrade is refused (503, which a
+    // browser reports as 1006 with no reason). The HTTP binding is not a connection.
+    const full = await startServer({
+      dir: join(tmp.path, 'data-full'),
       pageDir,
-      httpBinding: false,
+      maxConnections: 1,
     });
+    const holder = await RawClient.connect(full.wsUrl);
     const source = await makeFile(join(tmp.path, 'src'), 'auto.bin', 6 * MiB);
     const { context, page } = await newPage(browser);
     try {
       const traffic = watchTraffic(context, page);
-      await openDemo(page, `${wsOnly.url}/`, { transport: 'auto' });
+      await openDemo(page, `${full.url}/`, { transport: 'auto' });
       await pickFiles(page, [source]);
       await waitForRow(page, `r.status === 'done'`, 60_000);
       expect(traffic.sockets).toBeGreaterThan(0);
+      expect(traffic.puts).toBeGreaterThan(0);
       const { uploadId } = (await events(page, 'upload-complete'))[0].detail as {
         uploadId: string;
       };
-      const dir = join(tmp.path, 'data-ws-only', 'files', uploadId);
+      const dir = join(tmp.path, 'data-full', 'files', uploadId);
       const [name] = await readdir(dir);
       expect(await sha256(join(dir, name))).toBe(await sha256(source));
     } finally {
+      holder.close();
       await context.close();
-      await wsOnly.close();
+      await full.close();
     }
   });
 });
