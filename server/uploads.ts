@@ -53,9 +53,12 @@ export class UploadRegistry {
     return this.store.retractsChunks === true;
   }
 
-  /** Rebuild the reservations of unfinished uploads from the store (at start). */
+  /**
+   * Rebuild the reservations of unfinished uploads from the store (at start). Reads the unfinished
+   * uploads only (ListPage.unfinished), so start-up does not grow with completed ones.
+   */
   async restoreReservations(): Promise<void> {
-    for (const summary of await this.store.list()) {
+    for (const summary of await this.store.list({ unfinished: true })) {
       if (!summary.completed)
         this.ledger.restore(summary.id, summary.client ?? 'unknown', summary.fileSize ?? 0);
     }
