@@ -19,6 +19,7 @@ import {
   type SendRecord,
 } from './product.js';
 import type { ScenarioResult } from './types.js';
+import { browserScenario } from './browser-scenario.js';
 
 export const SCENARIO_IDS = ['resume', 'completion', 'concurrency', 'sweep', 'browser'] as const;
 export type ScenarioId = (typeof SCENARIO_IDS)[number];
@@ -66,7 +67,7 @@ async function withServer(
 }
 
 /** A file of `bytes` made of the source's bytes (repeated if needed), in `dir`. Caller deletes it. */
-async function makeFile(ctx: ScenarioContext, name: string, bytes: number): Promise<string> {
+export async function makeFile(ctx: ScenarioContext, name: string, bytes: number): Promise<string> {
   const path = join(ctx.dir, name);
   if (bytes === ctx.size) {
     await copyFile(ctx.source, path);
@@ -445,180 +446,6 @@ export async function sweepScenario(ctx: ScenarioContext): Promise<ScenarioResul
       };
     },
     ['--window', `${SWEEP_WINDOWS[SWEEP_WINDOWS.length - 1] / MiB}MiB`],
-  );
-}
-
-const BROWSER_SIZE = 512 * MiB;
-/** Chromium flags for a headless VM without GPU or sandbox support (without them screenshots and pages can hang). */
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--no-first-run',
-];
-
-interface PageEventTimes {
-  start?: number;
-  complete?: number;
-  error?: string;
-}
-
-/**
- * Browser: headless Chromium uploading through <big-uploader> on the demo page to our server.
- * The demo is built fresh with vite (what `npm start` serves), so the bench measures the current
- * component, not a stale dist/.
- */
-export async function browserScenario(ctx: ScenarioContext): Promise<ScenarioResult> {
-  const title = 'Browser: headless Chromium through <big-uploader> (demo page), 512 MiB';
-  const { existsSync } = await import('node:fs');
-  const executable = [
-    process.env.CHROMIUM_PATH,
-    '/usr/bin/chromium',
-    '/usr/bin/chromium-browser',
-    '/usr/bin/google-chrome',
-  ].find((p): p is string => !!p && existsSync(p));
-  if (!executable)
-    return {
-      id: 'browser',
-      title,
-      status: 'skipped',
-      reason: 'no Chromium found (apt-get install chromium, or set CHROMIUM_PATH)',
-    };
-  if (
-    !existsSync(join(ctx.repoRoot, 'demo', 'index.html')) ||
-    !existsSync(join(ctx.repoRoot, 'vite.config.ts'))
-  ) {
-    return {
-      id: 'browser',
-      title,
-      status: 'skipped',
-      reason: 'no demo page (demo/index.html + vite.config.ts) to serve <big-uploader> from',
-    };
-  }
-  const pageDir = join(ctx.dir, 'page');
-  try {
-    const { build } = await import('vite');
-    await build({
-      configFile: join(ctx.repoRoot, 'vite.config.ts'),
-      mode: 'production',
-      logLevel: 'warn',
-      build: { outDir: pageDir, emptyOutDir: true, sourcemap: false },
-    });
-  } catch (error) {
-    return {
-      id: 'browser',
-      title,
-      status: 'skipped',
-      reason: `the demo page did not build: ${errorText(error).slice(0, 300)}`,
-    };
-  }
-  return withServer(
-    ctx,
-    'browser',
-    title,
-    async (server) => {
-      const file = await makeFile(ctx, 'browser-512MiB.bin', BROWSER_SIZE);
-      const { chromium } = await import('playwright-core');
-      const browser = await chromium.launch({ executablePath: executable, args: CHROMIUM_ARGS });
-      try {
-        const page = await browser.newPage();
-        // Record the component's documented events (bubbling, composed) with page timestamps.
-        await page.addInitScript(() => {
-          const w = window as unknown as {
-            __bench: { start?: number; complete?: number; error?: string };
-          };
-          w.__bench = {};
-          document.addEventListener('upload-start', () => (w.__bench.start ??= performance.now()));
-          document.addEventListener(
-            'upload-complete',
-            () => (w.__bench.complete ??= performance.now()),
-          );
-          document.addEventListener(
-            'upload-error',
-            (e) => (w.__bench.error ??= JSON.stringify((e as CustomEvent).detail)),
-          );
-        });
-        await page.goto(`http://127.0.0.1:${server.port}/`);
-        try {
-          await page.waitForFunction(
-            () =>
-              !!document.querySelector('big-uploader')?.shadowRoot?.querySelector('#file-input'),
-            undefined,
-            { timeout: 30_000 },
-          );
-        } catch {
-          return {
-            id: 'browser',
-            title,
-            status: 'skipped',
-            reason: 'the page served at / shows no <big-uploader> with a #file-input',
-          };
-        }
-        const picked = await page.evaluate(() => performance.now());
-        await page.locator('big-uploader #file-input').setInputFiles(file);
-        await page.waitForFunction(
-          () => {
-            const b = (window as unknown as { __bench: { complete?: number; error?: string } })
-              .__bench;
-            return b.complete !== undefined || b.error !== undefined;
-          },
-          undefined,
-          { timeout: Math.min(ctx.timeoutMs, 600_000), polling: 100 },
-        );
-        const times = await page.evaluate(
-          () => (window as unknown as { __bench: PageEventTimes }).__bench,
-        );
-        if (times.error !== undefined || times.complete === undefined) {
-          return {
-            id: 'browser',
-            title,
-            status: 'failed',
-            reason: `upload-error: ${times.error ?? 'no complete event'}`,
-          };
-        }
-        const stored = await findFilesOfSize(server.dir, BROWSER_SIZE);
-        const check = stored[0]
-          ? await compareFiles(file, stored[0])
-          : { identical: false as const, reason: 'no stored file' };
-        const fromStart =
-          times.start !== undefined ? (times.complete - times.start) / 1000 : undefined;
-        const fromPick = (times.complete - picked) / 1000;
-        return {
-          id: 'browser',
-          title,
-          status: check.identical ? 'ok' : 'failed',
-          reason: check.identical ? undefined : `stored file: ${check.reason}`,
-          headers: ['Client', 'MB/s', 'Seconds'],
-          rows: [
-            [
-              'Chromium <big-uploader>, upload-start to upload-complete',
-              fromStart === undefined ? 'n/a' : mb(BROWSER_SIZE, fromStart),
-              fromStart?.toFixed(2) ?? 'n/a',
-            ],
-            [
-              'Chromium <big-uploader>, file picked to upload-complete',
-              mb(BROWSER_SIZE, fromPick),
-              fromPick.toFixed(2),
-            ],
-            [
-              'Node CLI (main table median, same run)',
-              ctx.oursMBps === undefined ? 'n/a' : ctx.oursMBps.toFixed(0),
-              '',
-            ],
-          ],
-          notes: [
-            "One run. docs/measurements.md found the page's own transport to be the ceiling in Chromium (~20-25% of a Node client).",
-            'tus-js-client in the same browser is not measured yet.',
-          ],
-        };
-      } finally {
-        await browser.close();
-        await rm(file, { force: true });
-      }
-    },
-    ['--page-dir', pageDir],
   );
 }
 

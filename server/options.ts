@@ -146,6 +146,24 @@ export interface BigUploaderOptions {
    * chunks it already had, do not count, so a client cannot hold a slot with junk. Default 60 s.
    */
   idleTimeout?: number;
+  /**
+   * Serve the HTTP binding (SPEC.md 3.6: POST/PUT/DELETE under `path`) next to the WebSocket
+   * endpoint. Default true.
+   */
+  httpBinding?: boolean;
+  /**
+   * HTTP binding: a request body (a chunk, or an OPEN/RESUME/COMPLETE) must arrive whole within
+   * this long (ms), or the request is refused with TOO_SLOW and its connection closed; nothing of
+   * it is stored. Bounds how long a slow body holds a buffer of up to one chunk. Default 120 s
+   * (a 16 MiB chunk at 1.1 Mbit/s).
+   */
+  httpBodyTimeout?: number;
+  /**
+   * HTTP binding: chunk requests one lease may have pending (being received, written or waiting
+   * for their ACK); one more ends the lease with WINDOW_EXCEEDED. With the window it bounds the
+   * memory one upload can hold in bodies. Default 8.
+   */
+  httpRequestsPerUpload?: number;
   /** WebSocket ping interval (ms); a connection that missed a pong by the next ping is dropped. Default 30 s. */
   heartbeatInterval?: number;
   /**
@@ -261,6 +279,9 @@ export interface ResolvedOptions {
   readonly instantUploadRanges: number;
   readonly idleTimeout: number;
   readonly heartbeatInterval: number;
+  readonly httpBinding: boolean;
+  readonly httpBodyTimeout: number;
+  readonly httpRequestsPerUpload: number;
   readonly minThroughput: number;
   readonly throughputWindow: number;
   readonly ttl: number;
@@ -306,6 +327,9 @@ export const DEFAULTS = {
   instantUploadRanges: 8,
   idleTimeout: 60_000,
   heartbeatInterval: 30_000,
+  httpBinding: true,
+  httpBodyTimeout: 120_000,
+  httpRequestsPerUpload: 8,
   minThroughput: 1 * KiB,
   throughputWindow: 60_000,
   ttl: 24 * 3_600_000,
@@ -417,6 +441,9 @@ const OPTION_NAMES: ReadonlySet<string> = new Set([
   'instantUploadRanges',
   'idleTimeout',
   'heartbeatInterval',
+  'httpBinding',
+  'httpBodyTimeout',
+  'httpRequestsPerUpload',
   'minThroughput',
   'throughputWindow',
   'ttl',
@@ -579,6 +606,20 @@ export function resolveOptions(input: BigUploaderOptions = {}): ResolvedOptions 
       input.heartbeatInterval,
       DEFAULTS.heartbeatInterval,
       10,
+    ),
+    httpBinding: bool('httpBinding', input.httpBinding, DEFAULTS.httpBinding),
+    httpBodyTimeout: integer(
+      'httpBodyTimeout',
+      input.httpBodyTimeout,
+      DEFAULTS.httpBodyTimeout,
+      10,
+    ),
+    httpRequestsPerUpload: integer(
+      'httpRequestsPerUpload',
+      input.httpRequestsPerUpload,
+      DEFAULTS.httpRequestsPerUpload,
+      1,
+      1024,
     ),
     minThroughput: integer('minThroughput', input.minThroughput, DEFAULTS.minThroughput, 0),
     throughputWindow: integer(

@@ -21,6 +21,7 @@ import type { WebSocket } from 'ws';
 import { HeaderSize, SUPPORTED_SUBPROTOCOLS, hashToHex } from '../protocol/index.js';
 import { loadNodeHasher } from '../protocol/native-hasher.js';
 import { handshakeGuard, hostAllowed } from './handshake.js';
+import { HttpBinding } from './http-binding.js';
 import { HttpErrors, sendHttpError } from './http-errors.js';
 import { registerHttpRoutes } from './http.js';
 import { ServerMetrics } from './metrics.js';
@@ -140,6 +141,17 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (
     }
   };
 
+  // The HTTP binding's leases are sessions too (server/http-binding.ts): ticked and shut down here.
+  const httpBinding = new HttpBinding({
+    options,
+    registry,
+    hasher,
+    metrics,
+    openRate,
+    shuttingDown: () => shuttingDown,
+    completed,
+  });
+
   const timers: NodeJS.Timeout[] = [];
   const every = (ms: number, run: () => void): void => {
     const timer = setInterval(run, ms);
@@ -153,6 +165,7 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (
   every(tickMs, () => {
     const now = Date.now();
     for (const session of sessions) session.tick(now);
+    httpBinding.tick(now);
   });
   every(options.heartbeatInterval, () => {
     for (const session of sessions) session.heartbeat();
@@ -171,7 +184,9 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (
       shuttingDown = true;
       for (const t of timers) clearInterval(t);
       await sweeper.stop();
-      const goodbyes = Promise.all([...sessions].map((s) => s.shutdown()));
+      const goodbyes = Promise.all(
+        [...sessions].map((s) => s.shutdown()).concat(httpBinding.shutdown()),
+      );
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, options.shutdownTimeout);
@@ -296,6 +311,7 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (
       },
     );
 
+    if (options.httpBinding) httpBinding.register(scope);
     registerHttpRoutes(scope, {
       options,
       store,

@@ -14,10 +14,17 @@ import type {
 } from '../core/types.js';
 import { blobSource } from './blob-source.js';
 import { IndexedDbResumeStore } from './idb-store.js';
-import { BrowserWebSocketTransport } from './websocket-transport.js';
+import { chooseTransport, isTransportChoice, type TransportChoice } from './transports.js';
 
 export * from '../core/index.js';
 export { BrowserWebSocketTransport } from './websocket-transport.js';
+export { HttpTransport } from './http-transport.js';
+export {
+  FallbackTransport,
+  chooseTransport,
+  isTransportChoice,
+  type TransportChoice,
+} from './transports.js';
 export { blobSource } from './blob-source.js';
 export { IndexedDbResumeStore } from './idb-store.js';
 
@@ -27,8 +34,11 @@ export interface BrowserUploaderOptions extends Omit<
 > {
   /** A File, a Blob, or any FileSource. */
   readonly file: Blob | FileSource;
-  /** Default: the page's WebSocket. */
-  readonly transport?: Transport;
+  /**
+   * A Transport, or which binding to use: 'websocket', 'http' (SPEC.md 3.6) or 'auto' (the
+   * WebSocket, falling back to HTTP when a WebSocket cannot be opened). Default 'websocket'.
+   */
+  readonly transport?: Transport | TransportChoice;
   /** Default: IndexedDB when available; `false` disables cross-reload resume. */
   readonly resumeStore?: ResumeStore | false;
 }
@@ -46,7 +56,9 @@ export function createUploader(options: BrowserUploaderOptions): Uploader {
   const core: UploaderOptions = {
     ...rest,
     file: isBlob(file) ? blobSource(file) : file,
-    transport: transport ?? new BrowserWebSocketTransport(),
+    transport: isTransportChoice(transport)
+      ? chooseTransport(transport, isBlob(file) ? file : undefined)
+      : (transport ?? chooseTransport('websocket')),
     ...(store ? { resumeStore: store } : {}),
   };
   return createCoreUploader(core);

@@ -73,6 +73,7 @@ export class BigUploaderElement extends LitElement {
     autoStart: { type: Boolean, attribute: 'auto-start' },
     concurrency: { type: Number },
     limitRate: { type: Number, attribute: 'limit-rate' },
+    transport: { type: String },
     language: { type: String },
     dragging: { state: true },
   };
@@ -102,6 +103,12 @@ export class BigUploaderElement extends LitElement {
   declare concurrency: number;
   /** Cap on the send rate of each file, bytes per second; 0 = unlimited. */
   declare limitRate: number;
+  /**
+   * How uploads travel: 'websocket' (bigup.1 over WebSocket), 'http' (the protocol's HTTP
+   * binding: fetch PUT of each chunk) or 'auto' (default: WebSocket, falling back to HTTP when a
+   * WebSocket cannot be opened).
+   */
+  declare transport: string;
   /** UI language ("en", "zh-CN"); overrides the `lang` attribute and navigator.language. */
   declare language: string;
   declare private dragging: boolean;
@@ -121,6 +128,7 @@ export class BigUploaderElement extends LitElement {
     this.autoStart = false;
     this.concurrency = 2;
     this.limitRate = 0;
+    this.transport = 'auto';
     this.language = '';
     this.dragging = false;
     // Uploads run in a Web Worker so hashing and sending never block the page.
@@ -377,12 +385,12 @@ export class BigUploaderElement extends LitElement {
               <div
                 part="progress-sent"
                 class="sent"
-                style=${styleMap({ width: `${(sent * 100).toFixed(2)}%` })}
+                style=${styleMap({ transform: `scaleX(${sent.toFixed(4)})` })}
               ></div>
               <div
                 part="progress-acked"
                 class="acked"
-                style=${styleMap({ width: `${(acked * 100).toFixed(2)}%` })}
+                style=${styleMap({ transform: `scaleX(${acked.toFixed(4)})` })}
               ></div>
             </div>`
       }

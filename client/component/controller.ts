@@ -8,6 +8,7 @@
 import type { ReactiveController, ReactiveControllerHost } from 'lit';
 import {
   createUploader as createBrowserUploader,
+  isTransportChoice,
   type BrowserUploaderOptions,
 } from '../browser/index.js';
 import type { Uploader, UploadErrorInfo, UploadState } from '../core/types.js';
@@ -92,6 +93,8 @@ export interface UploadHost extends ReactiveControllerHost, EventTarget {
   readonly autoStart: boolean;
   readonly concurrency: number;
   readonly limitRate: number;
+  /** 'auto', 'websocket' or 'http' (client/browser/transports.ts); anything else is 'auto'. */
+  readonly transport?: string;
 }
 
 export type UploaderFactory = (options: BrowserUploaderOptions) => Uploader;
@@ -381,6 +384,7 @@ export class UploadController implements ReactiveController {
       ...(host.window > 0 ? { maxInFlightBytes: host.window } : {}),
       ...(host.token ? { token: host.token } : {}),
       ...(host.limitRate > 0 ? { limitRate: host.limitRate } : {}),
+      transport: isTransportChoice(host.transport) ? host.transport : 'auto',
       ...(item.displayName !== item.file.name
         ? { metadata: { relativePath: item.displayName } }
         : {}),

@@ -2,10 +2,10 @@
  * The upload worker: hosts one client-core Uploader per file (browser entry: IndexedDB resume
  * records, Blob file source) and relays their events to the page. Runs as a module worker.
  *
- * Its transport sends DATA payloads as slices of the file Blob (BrowserWebSocketTransport's
- * `dataFrom`), the fastest WebSocket path measured in Chromium.
+ * Its transport (WebSocket or the HTTP binding, `transport` of the element) sends chunk payloads
+ * as slices of the file Blob (`dataFrom`), so the bytes never pass through JavaScript to be sent.
  */
-import { BrowserWebSocketTransport, createUploader } from '../browser/index.js';
+import { chooseTransport, createUploader } from '../browser/index.js';
 import type { Uploader, UploaderEventName } from '../core/types.js';
 import type { FromWorker, Snapshot, ToWorker } from './worker-protocol.js';
 
@@ -36,7 +36,7 @@ scope.onmessage = (event) => {
       const uploader = createUploader({
         ...m.options,
         file: m.file,
-        transport: new BrowserWebSocketTransport(globalThis.WebSocket, { dataFrom: m.file }),
+        transport: chooseTransport(m.options.transport ?? 'auto', m.file),
       });
       uploaders.set(m.id, uploader);
       for (const name of EVENTS) {

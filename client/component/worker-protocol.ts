@@ -19,6 +19,8 @@ export interface WorkerUploadOptions {
   readonly token?: string;
   readonly limitRate?: number;
   readonly metadata?: Readonly<Record<string, string>>;
+  /** Which binding carries the upload (client/browser/transports.ts). */
+  readonly transport?: 'auto' | 'websocket' | 'http';
 }
 
 export type ToWorker =

@@ -160,7 +160,7 @@ export const workerUploaderFactory: UploaderFactory = (
   const w =
     typeof Worker !== 'undefined' &&
     file instanceof Blob &&
-    !options.transport &&
+    (options.transport === undefined || typeof options.transport === 'string') &&
     !options.resumeStore
       ? worker()
       : undefined;
@@ -179,6 +179,7 @@ export const workerUploaderFactory: UploaderFactory = (
     ...(options.token !== undefined ? { token: options.token } : {}),
     ...(options.limitRate !== undefined ? { limitRate: options.limitRate } : {}),
     ...(options.metadata !== undefined ? { metadata: options.metadata } : {}),
+    ...(typeof options.transport === 'string' ? { transport: options.transport } : {}),
   };
   const message: ToWorker = { op: 'create', id, file: file as File, options: workerOptions };
   w.postMessage(message);

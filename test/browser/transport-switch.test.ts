@@ -1,0 +1,173 @@
+/**
+ * One upload, two bindings: <big-uploader transport="websocket"> sends part of a file and is
+ * paused, the page reloads, and the same file picked again with transport="http" resumes the same
+ * upload from the acked ranges the WebSocket stored, over PUTs, to a byte-identical file.
+ * Then the reverse (HTTP first, WebSocket to finish), and `auto` falling back to HTTP when a
+ * WebSocket cannot be opened.
+ */
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RawClient } from '../helpers/protocol-client.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { makeTempDir, type TempDir } from '../helpers/tmp.js';
+import {
+  MiB,
+  buildDemo,
+  clickRowButton,
+  events,
+  launchBrowser,
+  makeFile,
+  newPage,
+  openDemo,
+  pickFiles,
+  sha256,
+  waitForRow,
+} from './harness.js';
+
+const TOKEN = 'switch-test-token';
+const ADMIN = 'switch-test-admin';
+let tmp: TempDir;
+let pageDir: string;
+let server: TestServer;
+let browser: Browser;
+
+beforeAll(async () => {
+  tmp = await makeTempDir('bigup-switch-');
+  pageDir = join(tmp.path, 'page');
+  await buildDemo(pageDir);
+  server = await startServer({
+    dir: join(tmp.path, 'data'),
+    pageDir,
+    token: TOKEN,
+    adminToken: ADMIN,
+  });
+  browser = await launchBrowser();
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+  await tmp?.cleanup();
+});
+
+/** What the page sent, by binding: WebSocket connections opened and chunk PUTs. */
+function watchTraffic(context: BrowserContext, page: Page): { sockets: number; puts: number } {
+  const seen = { sockets: 0, puts: 0 };
+  page.on('websocket', () => seen.sockets++);
+  context.on('request', (request) => {
+    if (request.method() === 'PUT' && /\/upload\/[0-9a-f]{32}\/chunks\/\d+$/.test(request.url()))
+      seen.puts++;
+  });
+  return seen;
+}
+
+async function acked(uploadId: string): Promise<{ ackedBytes: number; connected: boolean }> {
+  const response = await fetch(`${server.url}/uploads/${uploadId}`, {
+    headers: { authorization: `Bearer ${ADMIN}` },
+  });
+  return (await response.json()) as { ackedBytes: number; connected: boolean };
+}
+
+async function storedFile(uploadId: string): Promise<string> {
+  const dir = join(tmp.path, 'data', 'files', uploadId);
+  const [name] = await readdir(dir);
+  return join(dir, name);
+}
+
+async function switchMidway(first: 'websocket' | 'http', second: 'websocket' | 'http') {
+  const size = 24 * MiB;
+  const source = await makeFile(join(tmp.path, 'src'), `switch-${first}-${second}.bin`, size);
+  const { context, page } = await newPage(browser);
+  try {
+    const url = `${server.url}/?token=${TOKEN}`;
+    const firstTraffic = watchTraffic(context, page);
+    // Slow enough to be caught mid-way.
+    await openDemo(page, url, { transport: first, 'limit-rate': String(4 * MiB) });
+    await pickFiles(page, [source]);
+    await waitForRow(page, `r.status === 'uploading' && r.percent >= 20 && r.percent <= 70`);
+    await clickRowButton(page, 'pause-button');
+    await waitForRow(page, `r.status === 'paused'`);
+    const uploadId = ((await events(page, 'upload-start'))[0].detail as { uploadId: string })
+      .uploadId;
+    const before = await acked(uploadId);
+    expect(before.ackedBytes).toBeGreaterThan(0);
+    expect(before.ackedBytes).toBeLessThan(size);
+    expect(before.connected).toBe(false);
+    if (first === 'websocket') expect(firstTraffic.sockets).toBeGreaterThan(0);
+    else expect(firstTraffic.puts).toBeGreaterThan(0);
+
+    // A new page (same browser profile: its resume record) picks the same file on the other binding.
+    await page.close();
+    const next = await context.newPage();
+    const secondTraffic = watchTraffic(context, next);
+    secondTraffic.puts = 0;
+    await openDemo(next, url, { transport: second });
+    await pickFiles(next, [source]);
+    await waitForRow(next, `r.status === 'done'`, 120_000);
+    const start = (await events(next, 'upload-start'))[0].detail as {
+      uploadId: string;
+      resumedBytes: number;
+    };
+    expect(start.uploadId).toBe(uploadId);
+    expect(start.resumedBytes).toBeGreaterThanOrEqual(before.ackedBytes);
+    const complete = (await events(next, 'upload-complete'))[0].detail as { uploadId: string };
+    expect(complete.uploadId).toBe(uploadId);
+    if (second === 'http') {
+      // Only what was missing went over HTTP, and no WebSocket was opened.
+      expect(secondTraffic.sockets).toBe(0);
+      expect(secondTraffic.puts).toBeGreaterThan(0);
+      expect(secondTraffic.puts).toBeLessThanOrEqual(Math.ceil((size - before.ackedBytes) / MiB));
+    } else {
+      expect(secondTraffic.sockets).toBeGreaterThan(0);
+      expect(secondTraffic.puts).toBe(0);
+    }
+    expect(await sha256(await storedFile(uploadId))).toBe(await sha256(source));
+  } finally {
+    await context.close();
+  }
+}
+
+describe('<big-uploader> switching bindings mid-upload', () => {
+  it('WebSocket first, then HTTP from the same acked ranges: byte-identical', async () => {
+    await switchMidway('websocket', 'http');
+  });
+
+  it('HTTP first, then WebSocket from the same acked ranges: byte-identical', async () => {
+    await switchMidway('http', 'websocket');
+  });
+});
+
+describe('transport="auto" when a WebSocket cannot be opened', () => {
+  it('falls back to the HTTP binding and completes', async () => {
+    // One connection allowed, and it is taken: every WebSocket upgrade is refused (503, which a
+    // browser reports as 1006 with no reason). The HTTP binding is not a connection.
+    const full = await startServer({
+      dir: join(tmp.path, 'data-full'),
+      pageDir,
+      maxConnections: 1,
+    });
+    const holder = await RawClient.connect(full.wsUrl);
+    const source = await makeFile(join(tmp.path, 'src'), 'auto.bin', 6 * MiB);
+    const { context, page } = await newPage(browser);
+    try {
+      const traffic = watchTraffic(context, page);
+      await openDemo(page, `${full.url}/`, { transport: 'auto' });
+      await pickFiles(page, [source]);
+      await waitForRow(page, `r.status === 'done'`, 60_000);
+      expect(traffic.sockets).toBeGreaterThan(0);
+      expect(traffic.puts).toBeGreaterThan(0);
+      const { uploadId } = (await events(page, 'upload-complete'))[0].detail as {
+        uploadId: string;
+      };
+      const dir = join(tmp.path, 'data-full', 'files', uploadId);
+      const [name] = await readdir(dir);
+      expect(await sha256(join(dir, name))).toBe(await sha256(source));
+    } finally {
+      holder.close();
+      await context.close();
+      await full.close();
+    }
+  });
+});
