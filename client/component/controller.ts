@@ -612,7 +612,8 @@ export class UploadController implements ReactiveController {
   }
 
   private setAcked(item: UploadItem, bytes: number): void {
-    if (item.group && this.byId.get(item.id) === item) item.group.bytesAcked += bytes - item.bytesAcked;
+    if (item.group && this.byId.get(item.id) === item)
+      item.group.bytesAcked += bytes - item.bytesAcked;
     item.bytesAcked = bytes;
   }
 
