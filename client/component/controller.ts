@@ -94,7 +94,7 @@ export function groupStatus(group: UploadGroup): GroupStatus {
   if (c.queued > 0) return 'queued';
   if (c.paused > 0) return 'paused';
   if (c.failed > 0) return 'failed';
-  if (c.cancelled > 0 && c.done === 0) return 'cancelled';
+  if (c.cancelled > 0) return 'cancelled';
   return 'done';
 }
 
@@ -377,9 +377,10 @@ export class UploadController implements ReactiveController {
 
   /** Start every queued row (the "Start upload" button when auto-start is off). */
   startAll(): void {
-    if (this.waitingCount === 0) return;
-    for (const item of this.items)
-      if (item.status === 'queued') this.setStatus(item, 'queued', true);
+    // Also called when `concurrency` grew: changed() fills the new slots.
+    if (this.waitingCount > 0)
+      for (const item of this.items)
+        if (item.status === 'queued') this.setStatus(item, 'queued', true);
     this.changed(true);
   }
 
@@ -752,6 +753,8 @@ export class UploadController implements ReactiveController {
       item.rate = 0;
       item.eta = 0;
       this.forgetHandle(item);
+      // Nothing acts on a finished upload again; an uploader keeps its chunk buffers alive.
+      item.uploader = undefined;
       this.emit('upload-complete', {
         id: item.id,
         uploadId: c.uploadId,
