@@ -5,7 +5,7 @@
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { SUBPROTOCOL_V1, SUPPORTED_SUBPROTOCOLS } from '../protocol/index.js';
+import { SUPPORTED_SUBPROTOCOLS } from '../protocol/index.js';
 import { HttpErrors, sendHttpError } from './http-errors.js';
 import { verifyUploadTicket, type UploadTicketClaims } from './tickets.js';
 
@@ -137,7 +137,10 @@ export function handshakeGuard(options: ResolvedOptions, state: HandshakeState) 
         ticketOf.set(request.raw, claims);
       }
     }
-    if (!request.ws || !offeredSubprotocols(request).includes(SUBPROTOCOL_V1)) {
+    if (
+      !request.ws ||
+      !offeredSubprotocols(request).some((p) => SUPPORTED_SUBPROTOCOLS.includes(p))
+    ) {
       await sendHttpError(
         reply
           .header('Bigup-Versions', SUPPORTED_SUBPROTOCOLS.join(', '))

@@ -98,6 +98,23 @@ export interface BigUploaderOptions {
    */
   maxQueuedBytes?: number;
   /**
+   * OPENs per second one client address may sustain on bigup.2 connections granted several
+   * streams (token bucket, bursts of the same number); more get TOO_MANY_UPLOADS. Such a client
+   * pipelines a folder and completes what it opens, at the disk's pace: `opensPerSecond` (sized
+   * against floods of OPENs over many connections) would hold it to 100 files/s. This bound is
+   * sized near a disk's one-sync file rate instead, so a flood still cannot outrun the disk.
+   * 0 = no limit. Default 2,000.
+   */
+  multiplexedOpensPerSecond?: number;
+  /**
+   * bigup.2 (SPEC.md 16): uploads one connection may have open at once (the MULTIPLEX value the
+   * server grants at most). Each open stream holds an upload slot (`maxUploads`) and its OPEN is
+   * answered concurrently with the others, so this bounds the OPENs pending per connection too.
+   * A stream past it is LIMIT_EXCEEDED (the client was told the number). Default 16: enough to keep
+   * a disk's sync pipeline full with small files, small next to `maxUploads`.
+   */
+  maxStreamsPerConnection?: number;
+  /**
    * Non-fatal refusals (OUT_OF_RANGE, HASH_MISMATCH, CONFLICT...) one connection may collect; the
    * next one closes it with LIMIT_EXCEEDED. A working client gets a few at most. Default 64.
    */
@@ -215,6 +232,8 @@ export interface ResolvedOptions {
   readonly openBurst: number;
   readonly emptyUploadTtl: number;
   readonly maxRefusedMessages: number;
+  readonly maxStreamsPerConnection: number;
+  readonly multiplexedOpensPerSecond: number;
   readonly idleTimeout: number;
   readonly heartbeatInterval: number;
   readonly minThroughput: number;
@@ -255,6 +274,8 @@ export const DEFAULTS = {
   openBurst: 1000,
   emptyUploadTtl: 10 * 60_000,
   maxRefusedMessages: 64,
+  maxStreamsPerConnection: 16,
+  multiplexedOpensPerSecond: 2000,
   idleTimeout: 60_000,
   heartbeatInterval: 30_000,
   minThroughput: 1 * KiB,
@@ -353,6 +374,8 @@ const OPTION_NAMES: ReadonlySet<string> = new Set([
   'openBurst',
   'emptyUploadTtl',
   'maxRefusedMessages',
+  'maxStreamsPerConnection',
+  'multiplexedOpensPerSecond',
   'idleTimeout',
   'heartbeatInterval',
   'minThroughput',
@@ -467,6 +490,19 @@ export function resolveOptions(input: BigUploaderOptions = {}): ResolvedOptions 
       input.maxRefusedMessages,
       DEFAULTS.maxRefusedMessages,
       1,
+    ),
+    maxStreamsPerConnection: integer(
+      'maxStreamsPerConnection',
+      input.maxStreamsPerConnection,
+      DEFAULTS.maxStreamsPerConnection,
+      1,
+      1024,
+    ),
+    multiplexedOpensPerSecond: integer(
+      'multiplexedOpensPerSecond',
+      input.multiplexedOpensPerSecond,
+      DEFAULTS.multiplexedOpensPerSecond,
+      0,
     ),
     idleTimeout: integer('idleTimeout', input.idleTimeout, DEFAULTS.idleTimeout, 10),
     heartbeatInterval: integer(

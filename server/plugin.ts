@@ -18,7 +18,7 @@ import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyRequest 
 import fp from 'fastify-plugin';
 import websocket from '@fastify/websocket';
 import type { WebSocket } from 'ws';
-import { HeaderSize, SUBPROTOCOL_V1, hashToHex } from '../protocol/index.js';
+import { HeaderSize, SUPPORTED_SUBPROTOCOLS, hashToHex } from '../protocol/index.js';
 import { loadNodeHasher } from '../protocol/native-hasher.js';
 import { handshakeGuard, hostAllowed } from './handshake.js';
 import { HttpErrors, sendHttpError } from './http-errors.js';
@@ -97,6 +97,10 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (
   const registry = new UploadRegistry(store, options, hasher, metrics, fastify.log);
   await registry.restoreReservations();
   const openRate = new OpenRateLimiter(options.opensPerSecond, options.openBurst);
+  const multiplexedOpenRate = new OpenRateLimiter(
+    options.multiplexedOpensPerSecond,
+    Math.max(1, options.multiplexedOpensPerSecond),
+  );
   const events = new EventEmitter<BigUploaderEvents>();
   const sessions = new Set<Session>();
   /** Upgrade requests that passed the handshake checks and have no session yet. */
@@ -226,8 +230,9 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (
         options: {
           maxPayload,
           perMessageDeflate: false,
+          // The first version the client offers that we speak: its order is its preference (SPEC.md 3.2).
           handleProtocols: (protocols: Set<string>) =>
-            protocols.has(SUBPROTOCOL_V1) ? SUBPROTOCOL_V1 : false,
+            [...protocols].find((p) => SUPPORTED_SUBPROTOCOLS.includes(p)) ?? false,
         },
         preClose: async function preClose(this: FastifyInstance) {
           await shutdown();
@@ -267,8 +272,8 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (
       (socket, request) => {
         upgrading.delete(request.raw);
         if (!speaksBigup(socket)) {
-          // An app-wide WebSocket server chose another subprotocol: this endpoint speaks only bigup.1.
-          socket.close(1002, 'subprotocol bigup.1 required');
+          // An app-wide WebSocket server chose another subprotocol: this endpoint speaks only bigup.
+          socket.close(1002, `subprotocol ${SUPPORTED_SUBPROTOCOLS.join(' or ')} required`);
           return;
         }
         const session = new Session(socket, request, {
@@ -277,6 +282,7 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (
           hasher,
           metrics,
           openRate,
+          multiplexedOpenRate,
           shuttingDown: () => shuttingDown,
           completed,
         });
@@ -324,12 +330,12 @@ async function withoutCompressionOffer(request: FastifyRequest): Promise<void> {
 
 /**
  * When the app registered @fastify/websocket itself, its server-wide options apply to every
- * route: the subprotocol must still be bigup.1. The largest message is put back on the socket by
+ * route: the subprotocol must still be bigup.2 or bigup.1. The largest message is put back on the socket by
  * the Session, which sets it (before the first frame) to the largest OPEN and raises it to one
  * chunk at ACCEPT, whatever the app-wide server allows.
  */
 function speaksBigup(socket: WebSocket): boolean {
-  return socket.protocol === SUBPROTOCOL_V1;
+  return SUPPORTED_SUBPROTOCOLS.includes(socket.protocol);
 }
 
 /** The big-uploader Fastify plugin (named `big-uploader`, Fastify 5). */

@@ -48,9 +48,17 @@ export class UploadRegistry {
     this.ledger = new ReservationLedger(options);
   }
 
-  /** Rebuild the reservations of unfinished uploads from the store (at start). */
+  /** The store can withdraw chunk records (REPLACE_CHUNK, SPEC.md 16.9). */
+  get retractsChunks(): boolean {
+    return this.store.retractsChunks === true;
+  }
+
+  /**
+   * Rebuild the reservations of unfinished uploads from the store (at start). Reads the unfinished
+   * uploads only (ListPage.unfinished), so start-up does not grow with completed ones.
+   */
   async restoreReservations(): Promise<void> {
-    for (const summary of await this.store.list()) {
+    for (const summary of await this.store.list({ unfinished: true })) {
       if (!summary.completed)
         this.ledger.restore(summary.id, summary.client ?? 'unknown', summary.fileSize ?? 0);
     }

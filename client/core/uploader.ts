@@ -32,6 +32,15 @@ import {
   Limits,
   RangeSet,
   SUBPROTOCOL_V1,
+  SUBPROTOCOL_V2,
+  Capability,
+  HeaderSizeV2,
+  LimitsV2,
+  decodeServerFrame,
+  encodeHello,
+  encodeVerify,
+  withStream,
+  writeDataHeaderV2,
   bytesToHex,
   chunkBounds,
   chunkCount,
@@ -58,9 +67,11 @@ import type {
   ServerMessage,
 } from '../../protocol/index.js';
 import { backoffDelay, resolveBackoff } from './backoff.js';
+import { ChunksInFlight } from './chunks-in-flight.js';
 import { Emitter } from './emitter.js';
 import { ClientErrors, clientError, serverError } from './errors.js';
 import { defaultFingerprint, endpointKey } from './fingerprint.js';
+import { Lifecycle } from './lifecycle.js';
 import { RateMeter, TokenBucket } from './rate.js';
 import type {
   BackoffOptions,
@@ -114,11 +125,6 @@ const systemClock: Clock = {
   clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
 };
 
-interface InFlight {
-  readonly length: number;
-  readonly buffer: Uint8Array;
-}
-
 /** One WebSocket connection and everything that only makes sense while it lives. */
 interface Session {
   readonly conn: Connection;
@@ -127,11 +133,8 @@ interface Session {
   phase: 'connecting' | 'handshake' | 'active' | 'closed';
   opened: 'open' | 'resume' | undefined;
   window: number;
-  readonly outstanding: Map<number, InFlight>;
-  outstandingBytes: number;
-  /** Bytes of chunks being read; they count against the window before they are sent. */
-  reservedBytes: number;
-  readsInFlight: number;
+  /** Chunks being read or sent on this connection and not answered; each holds its pooled buffer. */
+  readonly inFlight: ChunksInFlight<Uint8Array>;
   /** Chunk indices still to send, ascending, consumed from `queuePos`. */
   queue: number[];
   queuePos: number;
@@ -148,9 +151,23 @@ interface Session {
   ending: boolean;
   waitTimer: unknown;
   acceptTimer: unknown;
+  /** bigup.2 negotiated: control messages go on stream 1 (SPEC.md 16), HELLO first. */
+  v2: boolean;
+  /** The server granted REPLACE_CHUNK in WELCOME (SPEC.md 16.9). */
+  replaceChunk: boolean;
+  /**
+   * Checking chunks acked in an earlier run against the file as it is now (VERIFY, 16.9):
+   * 'hashing' while they are re-read (DATA of missing chunks goes on), 'draining' until the reads
+   * in flight are sent, 'waiting' for VERIFIED (nothing else goes on the stream), then the next
+   * page, until 'done'. Undefined when there is nothing to check or the server cannot.
+   */
+  verify: { stage: 'hashing' | 'draining' | 'waiting' | 'done'; through: number } | undefined;
 }
 
-type Settle = (outcome: UploadOutcome) => void;
+/** Bytes before a DATA payload in the send buffers: room for either version's header. */
+const DATA_PREFIX = HeaderSizeV2.DATA;
+/** The one stream this uploader uses on a bigup.2 connection. */
+const STREAM = 1;
 
 export class BigUploader implements Uploader {
   private readonly options: UploaderOptions;
@@ -163,7 +180,7 @@ export class BigUploader implements Uploader {
   private readonly meter = new RateMeter();
   private readonly bucket: TokenBucket | undefined;
 
-  private currentState: UploadState = 'idle';
+  private readonly life = new Lifecycle((change) => this.emitter.emit('state', change));
   private hasher: Hasher | undefined;
   private fingerprint: string | undefined;
   private prepared = false;
@@ -179,6 +196,9 @@ export class BigUploader implements Uploader {
   private incompletes = 0;
   /** Re-hashing chunks acked in an earlier session (see the digest decision above). */
   private hashingAcked: Promise<void> | undefined;
+  private hashingAckedDone = false;
+  /** Chunks acked in an earlier run were re-hashed and not yet checked against the server's (VERIFY). */
+  private verifyPending = false;
   /** The upload was restarted once because the file no longer matched the server's copy. */
   private restartedAfterChange = false;
 
@@ -197,13 +217,8 @@ export class BigUploader implements Uploader {
   private session: Session | undefined;
   private retryTimer: unknown;
   private pumpTimer: unknown;
+  /** pump() is running: a drain or read completing inside it must not start a second loop. */
   private pumping = false;
-  private pauseRequested = false;
-  private cancelRequested = false;
-  private running: Promise<UploadOutcome> | undefined;
-  private settle: Settle | undefined;
-  private readonly pauseWaiters: Array<() => void> = [];
-  private cancelDone: (() => void) | undefined;
 
   constructor(options: UploaderOptions) {
     this.options = options;
@@ -226,7 +241,7 @@ export class BigUploader implements Uploader {
   // Public API
 
   get state(): UploadState {
-    return this.currentState;
+    return this.life.state;
   }
 
   get uploadId(): string | undefined {
@@ -254,7 +269,8 @@ export class BigUploader implements Uploader {
   }
 
   start(): Promise<UploadOutcome> {
-    switch (this.currentState) {
+    const life = this.life;
+    switch (life.state) {
       case 'done':
         return this.result
           ? Promise.resolve({ state: 'done', result: this.result })
@@ -264,25 +280,24 @@ export class BigUploader implements Uploader {
       case 'connecting':
       case 'uploading':
       case 'retrying':
-      case 'completing':
-        if (!this.pauseRequested && this.running) return this.running;
+      case 'completing': {
+        const running = life.running;
+        if (!life.pausing && running) return running;
         // A pause is under way: let it finish, then go again.
         return this.pause().then(() => this.start());
+      }
       case 'idle':
       case 'paused':
       case 'failed':
         break;
     }
-    this.pauseRequested = false;
     this.attempt = 0;
     this.startedAt ??= this.clock.now();
     this.meter.restart();
-    this.running = new Promise<UploadOutcome>((resolve) => {
-      this.settle = resolve;
-    });
-    this.setState('connecting');
+    const running = life.beginRun();
+    life.go('start');
     void this.prepareAndConnect();
-    return this.running;
+    return running;
   }
 
   resume(): Promise<UploadOutcome> {
@@ -290,51 +305,46 @@ export class BigUploader implements Uploader {
   }
 
   pause(): Promise<void> {
-    const s = this.currentState;
-    if (s === 'idle' || s === 'paused' || s === 'done' || s === 'failed' || s === 'cancelled')
-      return Promise.resolve();
-    const waiter = new Promise<void>((resolve) => this.pauseWaiters.push(resolve));
-    if (this.pauseRequested) return waiter;
-    this.pauseRequested = true;
-    if (s === 'retrying') {
+    if (!this.life.moving) return Promise.resolve();
+    const { first, rested } = this.life.requestPause();
+    if (!first) return rested;
+    const s = this.session;
+    if (this.life.state === 'retrying') {
       this.clock.clearTimeout(this.retryTimer);
       this.toPaused();
-    } else if (this.session && this.session.phase !== 'active') {
+    } else if (s && s.phase !== 'active') {
       this.endSession();
       this.toPaused();
-    } else if (this.session) {
-      const session = this.session;
-      session.waitTimer = this.clock.setTimeout(() => {
-        if (this.session === session) {
+    } else if (s) {
+      s.waitTimer = this.clock.setTimeout(() => {
+        if (this.session === s) {
           this.endSession();
           this.toPaused();
         }
       }, DEFAULTS.pauseTimeoutMs);
       this.checkPauseDone();
     } else {
-      // Still preparing (loading the hasher / resume record): prepareAndConnect sees the flag.
+      // Still preparing (loading the hasher / resume record): prepareAndConnect sees the request.
     }
-    return waiter;
+    return rested;
   }
 
   async cancel(): Promise<void> {
-    if (this.currentState === 'done' || this.currentState === 'cancelled') return;
-    this.cancelRequested = true;
+    const life = this.life;
+    if (life.state === 'done' || life.state === 'cancelled') return;
     this.emitter.mute();
     this.clock.clearTimeout(this.retryTimer);
     this.clock.clearTimeout(this.pumpTimer);
-    const wasRunning = this.settle !== undefined;
-    this.currentState = 'cancelled';
+    const wasRunning = life.hasRun;
+    life.go('cancel');
     const removal = this.removeRecord();
     if (this.uploadIdBytes && this.secret) {
-      const confirmed = new Promise<void>((resolve) => {
-        this.cancelDone = resolve;
-      });
-      const timer = this.clock.setTimeout(() => this.cancelDone?.(), DEFAULTS.cancelTimeoutMs);
+      const confirmed = life.awaitTerminated();
+      const timer = this.clock.setTimeout(() => life.confirmTerminated(), DEFAULTS.cancelTimeoutMs);
       const s = this.session;
       if (s && s.phase === 'active') {
         s.ending = true;
-        s.conn.send(encodeTerminate());
+        this.sendControl(s, encodeTerminate());
       } else if (!s || s.phase === 'closed') {
         // Paused, retrying or failed: open a connection only to terminate (RESUME, then TERMINATE).
         this.connect();
@@ -342,13 +352,12 @@ export class BigUploader implements Uploader {
       // A session still in its handshake sends TERMINATE when ACCEPT arrives.
       await confirmed;
       this.clock.clearTimeout(timer);
-      this.cancelDone = undefined;
     }
     this.endSession();
     await removal;
     await this.closeFile();
-    if (wasRunning) this.finish({ state: 'cancelled' });
-    for (const resolve of this.pauseWaiters.splice(0)) resolve();
+    if (wasRunning) life.settle({ state: 'cancelled' });
+    life.releasePauseWaiters();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -380,8 +389,8 @@ export class BigUploader implements Uploader {
       this.fail(clientError(ClientErrors.SOURCE_ERROR, `cannot read the file: ${describe(error)}`));
       return;
     }
-    if (this.cancelRequested) return;
-    if (this.pauseRequested) {
+    if (this.life.cancelled) return;
+    if (this.life.pausing) {
       this.toPaused();
       return;
     }
@@ -403,14 +412,16 @@ export class BigUploader implements Uploader {
     // SPEC.md 3.3: a client that can set headers sends the token in Authorization, not the URL.
     const headerAuth = this.options.token && this.options.transport.sendsHeaders === true;
     if (this.options.token && !headerAuth) url.searchParams.set('token', this.options.token);
-    if (!this.cancelRequested) this.setState('connecting');
+    this.life.go('reconnect');
     let session: Session | undefined;
     const current = (): Session | undefined =>
       session !== undefined && this.session === session ? session : undefined;
     const isCurrent = () => current() !== undefined;
     const conn = this.options.transport.connect(
       url.toString(),
-      [SUBPROTOCOL_V1],
+      this.options.replaceChangedChunks === false
+        ? [SUBPROTOCOL_V1]
+        : [SUBPROTOCOL_V2, SUBPROTOCOL_V1],
       {
         onOpen: (protocol) => {
           const s = current();
@@ -436,10 +447,7 @@ export class BigUploader implements Uploader {
       phase: 'connecting',
       opened: undefined,
       window: 0,
-      outstanding: new Map(),
-      outstandingBytes: 0,
-      reservedBytes: 0,
-      readsInFlight: 0,
+      inFlight: new ChunksInFlight(),
       queue: [],
       queuePos: 0,
       resend: [],
@@ -450,12 +458,16 @@ export class BigUploader implements Uploader {
       ending: false,
       waitTimer: undefined,
       acceptTimer: undefined,
+      v2: false,
+      replaceChunk: false,
+      verify: undefined,
     };
     this.session = session;
   }
 
   private onOpen(s: Session, protocol: string): void {
-    if (protocol !== SUBPROTOCOL_V1) {
+    const offeredV2 = this.options.replaceChangedChunks !== false;
+    if (protocol !== SUBPROTOCOL_V1 && !(offeredV2 && protocol === SUBPROTOCOL_V2)) {
       this.abortSession(
         s,
         clientError(
@@ -464,6 +476,11 @@ export class BigUploader implements Uploader {
         ),
       );
       return;
+    }
+    if (protocol === SUBPROTOCOL_V2) {
+      // One stream (no MULTIPLEX); the OPEN/RESUME may follow HELLO without waiting (16.3).
+      s.v2 = true;
+      s.conn.send(encodeHello([{ id: Capability.REPLACE_CHUNK, value: 0 }]));
     }
     s.phase = 'handshake';
     s.acceptTimer = this.clock.setTimeout(() => {
@@ -478,10 +495,14 @@ export class BigUploader implements Uploader {
     const token = this.options.uploadToken ?? '';
     if (this.uploadIdBytes && this.secret) {
       s.opened = 'resume';
-      s.conn.send(encodeResume({ uploadId: this.uploadIdBytes, secret: this.secret, token }));
+      this.sendControl(
+        s,
+        encodeResume({ uploadId: this.uploadIdBytes, secret: this.secret, token }),
+      );
     } else {
       s.opened = 'open';
-      s.conn.send(
+      this.sendControl(
+        s,
         encodeOpen({
           fileSize: file.size,
           chunkSize: this.chunkSizeProposal,
@@ -497,10 +518,30 @@ export class BigUploader implements Uploader {
   // -------------------------------------------------------------------------------------------
   // Messages
 
+  /** A control message on this session: on stream 1 when bigup.2 was negotiated. */
+  private sendControl(s: Session, bytes: Uint8Array): void {
+    s.conn.send(s.v2 ? withStream(STREAM, bytes) : bytes);
+  }
+
   private onMessage(s: Session, data: Uint8Array): void {
     let message: ServerMessage;
     try {
-      message = decodeServerMessage(data);
+      if (s.v2) {
+        const frame = decodeServerFrame(data);
+        if (frame.message.type === 'welcome') {
+          s.replaceChunk = frame.message.capabilities.some(
+            (c) => c.id === Capability.REPLACE_CHUNK,
+          );
+          return;
+        }
+        if (frame.message.type === 'verified') {
+          this.onVerified(s, frame.message.withdrawn);
+          return;
+        }
+        message = frame.message;
+      } else {
+        message = decodeServerMessage(data);
+      }
     } catch (error) {
       const text = isProtocolError(error) ? `${error.codeName}: ${error.message}` : describe(error);
       this.abortSession(
@@ -530,7 +571,7 @@ export class BigUploader implements Uploader {
         this.onError(s, message);
         break;
       case 'terminated':
-        this.cancelDone?.();
+        this.life.confirmTerminated();
         break;
     }
   }
@@ -549,10 +590,10 @@ export class BigUploader implements Uploader {
     if (s.phase !== 'handshake') return this.unexpected(s, 'ACCEPT');
     this.clock.clearTimeout(s.acceptTimer);
     const file = this.options.file;
-    if (this.cancelRequested) {
+    if (this.life.cancelled) {
       s.phase = 'active';
       s.ending = true;
-      s.conn.send(encodeTerminate());
+      this.sendControl(s, encodeTerminate());
       return;
     }
     if (m.fileSize !== file.size) {
@@ -610,12 +651,14 @@ export class BigUploader implements Uploader {
         );
     }
     this.emitProgress(true);
-    if (this.pauseRequested) {
+    if (this.life.pausing) {
       this.checkPauseDone();
       return;
     }
-    this.setState('uploading');
+    this.life.go('accept');
     if (!m.created && this.acked.total > 0 && !this.allHashesKnown()) this.startHashingAcked(s);
+    if (!m.created && this.acked.total > 0 && this.verifyPending && s.replaceChunk)
+      s.verify = { stage: this.hashingAckedDone ? 'draining' : 'hashing', through: -1 };
     this.pump();
   }
 
@@ -635,6 +678,7 @@ export class BigUploader implements Uploader {
       'VERIFYING_SENT_CHUNKS',
       `re-reading the ${acked.total} bytes sent in an earlier session to check them against the server's copy`,
     );
+    this.verifyPending = true;
     const work = (async () => {
       const size = this.options.file.size;
       const buffer = new Uint8Array(this.chunkSize);
@@ -653,6 +697,17 @@ export class BigUploader implements Uploader {
       }
     })();
     this.hashingAcked = work;
+    work.then(
+      () => {
+        this.hashingAckedDone = true;
+        const current = this.session;
+        if (current?.verify?.stage === 'hashing') {
+          current.verify.stage = 'draining';
+          this.pump();
+        }
+      },
+      () => undefined,
+    );
     work.catch((error: unknown) => {
       if (this.session === s)
         this.abandon(
@@ -670,7 +725,7 @@ export class BigUploader implements Uploader {
       const first = Math.floor(gap.start / this.chunkSize);
       const last = Math.ceil(gap.end / this.chunkSize);
       for (let i = first; i < last; i++) {
-        if (out[out.length - 1] !== i && !s.outstanding.has(i * this.chunkSize)) out.push(i);
+        if (out[out.length - 1] !== i && !s.inFlight.has(i * this.chunkSize)) out.push(i);
       }
     }
     return out;
@@ -695,16 +750,7 @@ export class BigUploader implements Uploader {
     for (const range of ranges) {
       gained += this.acked.add(range.start, range.end);
       if (gained > 0) this.firstAckMs ??= now - s.connectedAt;
-      // Chunks are aligned, so every chunk the range covers starts at a multiple of chunkSize.
-      const first = Math.ceil(range.start / this.chunkSize) * this.chunkSize;
-      for (let offset = first; offset < range.end; offset += this.chunkSize) {
-        const entry = s.outstanding.get(offset);
-        if (entry && offset + entry.length <= range.end) {
-          s.outstanding.delete(offset);
-          s.outstandingBytes -= entry.length;
-          this.release(entry.buffer);
-        }
-      }
+      for (const chunk of s.inFlight.acked(range, this.chunkSize)) this.release(chunk.payload);
     }
     if (gained > 0) {
       if (this.acked.total === this.options.file.size) this.finishingSince = now;
@@ -713,7 +759,7 @@ export class BigUploader implements Uploader {
       this.meter.add(gained, now);
       this.emitProgress(false);
     }
-    if (this.pauseRequested) this.checkPauseDone();
+    if (this.life.pausing) this.checkPauseDone();
     else this.pump();
   }
 
@@ -748,9 +794,9 @@ export class BigUploader implements Uploader {
     void this.removeRecord();
     void this.closeFile();
     this.emitProgress(true);
-    this.setState('done');
+    this.life.go('succeed');
     this.emitter.emit('complete', this.result);
-    this.finish({ state: 'done', result: this.result });
+    this.life.settle({ state: 'done', result: this.result });
   }
 
   private onError(s: Session, m: ErrorMessage): void {
@@ -759,12 +805,8 @@ export class BigUploader implements Uploader {
     switch (name) {
       case 'HASH_MISMATCH': {
         const index = Math.floor(m.offset / this.chunkSize);
-        const entry = s.outstanding.get(m.offset);
-        if (entry) {
-          s.outstanding.delete(m.offset);
-          s.outstandingBytes -= entry.length;
-          this.release(entry.buffer);
-        }
+        const refused = s.inFlight.refused(m.offset);
+        if (refused) this.release(refused.payload);
         const count = (this.mismatches.get(index) ?? 0) + 1;
         this.mismatches.set(index, count);
         if (count > DEFAULTS.maxHashMismatches) {
@@ -781,6 +823,8 @@ export class BigUploader implements Uploader {
         return;
       }
       case 'INCOMPLETE': {
+        // SPEC.md 6.2: INCOMPLETE only answers a COMPLETE.
+        if (s.phase !== 'active' || !s.completeSent) return this.unexpected(s, 'INCOMPLETE');
         this.incompletes++;
         if (this.incompletes > 3) {
           this.abortSession(s, err(true), true);
@@ -791,23 +835,18 @@ export class BigUploader implements Uploader {
         s.completeSent = false;
         s.queue = this.missingChunks(s).filter((i) => !s.resend.includes(i));
         s.queuePos = 0;
-        if (
-          s.queue.length === 0 &&
-          s.resend.length === 0 &&
-          s.outstandingBytes === 0 &&
-          s.readsInFlight === 0
-        ) {
+        if (s.queue.length === 0 && s.resend.length === 0 && s.inFlight.settled) {
           // We believe every byte is acked but the server disagrees: only a fresh ACCEPT tells us
           // its real list, so reconnect and RESUME rather than repeat COMPLETE.
           this.abortSession(s, err(false));
           return;
         }
-        this.setState('uploading');
+        this.life.go('sendAgain');
         this.pump();
         return;
       }
       case 'NOT_FOUND':
-        if (s.opened === 'resume' && !this.cancelRequested) {
+        if (s.opened === 'resume' && !this.life.cancelled) {
           // The server lost or expired the upload: forget it and open a new one on a new connection.
           void this.removeRecord();
           this.forgetUpload();
@@ -820,8 +859,8 @@ export class BigUploader implements Uploader {
           this.connect();
           return;
         }
-        if (this.cancelRequested) {
-          this.cancelDone?.();
+        if (this.life.cancelled) {
+          this.life.confirmTerminated();
           return;
         }
         break;
@@ -835,10 +874,10 @@ export class BigUploader implements Uploader {
         // The source no longer matches what the server holds: this upload can never complete.
         // Free the server's space and forget it.
         s.ending = true;
-        s.conn.send(encodeTerminate());
+        this.sendControl(s, encodeTerminate());
         void this.removeRecord();
         this.forgetUpload();
-        if ((this.bytesSkipped ?? 0) > 0 && !this.restartedAfterChange && !this.cancelRequested) {
+        if ((this.bytesSkipped ?? 0) > 0 && !this.restartedAfterChange && !this.life.cancelled) {
           // Bytes from an earlier session differ from the file now: it was edited in between.
           // Upload the file as it is, from scratch, once.
           this.restartedAfterChange = true;
@@ -855,7 +894,7 @@ export class BigUploader implements Uploader {
       default:
         break;
     }
-    if (this.cancelRequested) return;
+    if (this.life.cancelled) return;
     if (m.retryable) {
       // Retryable: reconnect and resume. If the server did not close (non-fatal), we close.
       this.abortSession(s, err(false));
@@ -875,24 +914,20 @@ export class BigUploader implements Uploader {
     return this.options.maxBufferedBytes ?? Math.max(2 * this.chunkSize, 8 * MiB);
   }
 
+  /** The next chunk to send, resends first; skips (consumes) chunks acked or in flight meanwhile. */
   private nextIndex(s: Session): number | undefined {
-    while (s.resend.length > 0) {
-      const index = s.resend[0];
+    for (;;) {
+      const index = s.resend.length > 0 ? s.resend[0] : s.queue.at(s.queuePos);
+      if (index === undefined) return undefined;
       const { start, end } = chunkBounds(index, this.options.file.size, this.chunkSize);
-      if (!this.acked.covers(start, end) && !s.outstanding.has(start)) return index;
-      s.resend.shift();
+      if (!this.acked.covers(start, end) && !s.inFlight.has(start)) return index;
+      this.consumeIndex(s);
     }
-    while (s.queuePos < s.queue.length) {
-      const index = s.queue[s.queuePos];
-      const { start, end } = chunkBounds(index, this.options.file.size, this.chunkSize);
-      if (!this.acked.covers(start, end) && !s.outstanding.has(start)) return index;
-      s.queuePos++;
-    }
-    return undefined;
   }
 
-  private consumeIndex(s: Session, index: number): void {
-    if (s.resend[0] === index) s.resend.shift();
+  /** Take the chunk nextIndex() returned off its list. */
+  private consumeIndex(s: Session): void {
+    if (s.resend.length > 0) s.resend.shift();
     else s.queuePos++;
   }
 
@@ -908,8 +943,13 @@ export class BigUploader implements Uploader {
 
   private pumpLoop(): void {
     const s = this.session;
-    if (!s || s.phase !== 'active' || s.ending || this.pauseRequested || this.cancelRequested)
-      return;
+    if (!s || !this.sending(s)) return;
+    if (s.verify && (s.verify.stage === 'draining' || s.verify.stage === 'waiting')) {
+      // Nothing else on the stream between VERIFY and VERIFIED (SPEC.md 16.9).
+      const finished =
+        s.verify.stage === 'draining' && s.inFlight.reading === 0 && this.sendNextVerify(s);
+      if (!finished) return;
+    }
     const size = this.options.file.size;
     for (;;) {
       const index = this.nextIndex(s);
@@ -919,11 +959,10 @@ export class BigUploader implements Uploader {
       }
       const { start, end } = chunkBounds(index, size, this.chunkSize);
       const length = end - start;
-      const inFlight = s.outstandingBytes + s.reservedBytes;
       // Window 0 pauses the sender; otherwise a whole chunk always fits when nothing is in flight.
       if (s.window === 0) return;
-      if (inFlight > 0 && inFlight + length > this.effectiveWindow(s)) return; // an ACK re-pumps
-      if (s.readsInFlight >= DEFAULTS.maxConcurrentReads) return; // the read's completion re-pumps
+      if (!s.inFlight.fits(length, this.effectiveWindow(s))) return; // an ACK re-pumps
+      if (s.inFlight.reading >= DEFAULTS.maxConcurrentReads) return; // the read's completion re-pumps
       if (s.conn.bufferedAmount > this.maxBuffered()) {
         if (!s.conn.reportsDrain) this.schedulePump(DEFAULTS.drainPollMs);
         return;
@@ -936,9 +975,8 @@ export class BigUploader implements Uploader {
         }
         this.bucket.take(length, this.clock.now());
       }
-      this.consumeIndex(s, index);
-      s.reservedBytes += length;
-      s.readsInFlight++;
+      this.consumeIndex(s);
+      s.inFlight.readStarted(length);
       void this.readAndSend(s, index, start, end);
     }
   }
@@ -950,21 +988,20 @@ export class BigUploader implements Uploader {
 
   private async readAndSend(s: Session, index: number, start: number, end: number): Promise<void> {
     const length = end - start;
-    const buffer = this.pool.pop() ?? new Uint8Array(HeaderSize.DATA + this.chunkSize);
+    const buffer = this.pool.pop() ?? new Uint8Array(DATA_PREFIX + this.chunkSize);
     let payload: Uint8Array;
     try {
       payload = await this.options.file.read(
         start,
         end,
-        buffer.subarray(HeaderSize.DATA, HeaderSize.DATA + length),
+        buffer.subarray(DATA_PREFIX, DATA_PREFIX + length),
       );
       if (payload.byteLength !== length)
         throw new Error(
           `read ${payload.byteLength} bytes at ${start}, expected ${length} (file changed?)`,
         );
     } catch (error) {
-      s.readsInFlight--;
-      s.reservedBytes -= length;
+      s.inFlight.readEnded(length);
       if (this.session === s)
         this.abandon(
           s,
@@ -972,46 +1009,42 @@ export class BigUploader implements Uploader {
         );
       return;
     }
-    s.readsInFlight--;
-    s.reservedBytes -= length;
-    if (
-      this.session !== s ||
-      s.phase !== 'active' ||
-      s.ending ||
-      this.pauseRequested ||
-      this.cancelRequested
-    ) {
+    s.inFlight.readEnded(length);
+    if (!this.sending(s)) {
       // Read during a pause or after the session ended: keep it for later, send nothing now.
       this.release(buffer);
       if (this.session === s) {
         s.resend.unshift(index);
-        if (this.pauseRequested) this.checkPauseDone();
+        this.checkPauseDone();
       }
       return;
     }
     if (
       payload.buffer !== buffer.buffer ||
-      payload.byteOffset !== buffer.byteOffset + HeaderSize.DATA
+      payload.byteOffset !== buffer.byteOffset + DATA_PREFIX
     ) {
-      buffer.set(payload, HeaderSize.DATA); // a FileSource that ignored `target`
+      buffer.set(payload, DATA_PREFIX); // a FileSource that ignored `target`
     }
-    const body = buffer.subarray(HeaderSize.DATA, HeaderSize.DATA + length);
+    const body = buffer.subarray(DATA_PREFIX, DATA_PREFIX + length);
     const { hasher, hashes, known } = this.chunkHashes();
     const hash = hasher.h64(body);
     hashes[index] = hash;
     known[index] = 1;
-    writeDataHeader(buffer, start, hash);
-    s.outstanding.set(start, { length, buffer });
-    s.outstandingBytes += length;
+    // The header goes right before the payload: 22 bytes (bigup.2) or 18 (bigup.1).
+    const headerAt = s.v2 ? 0 : DATA_PREFIX - HeaderSize.DATA;
+    if (s.v2) writeDataHeaderV2(buffer, STREAM, start, hash);
+    else writeDataHeader(buffer, start, hash, headerAt);
+    s.inFlight.sent(start, length, buffer);
     this.bytesSent += length;
-    const message = buffer.subarray(0, HeaderSize.DATA + length);
+    const message = buffer.subarray(headerAt, DATA_PREFIX + length);
     if (s.conn.sendChunk) s.conn.sendChunk(message, start, end);
     else s.conn.send(message);
     this.pump();
   }
 
   private maybeComplete(s: Session): void {
-    if (s.completeSent || s.completePreparing || s.readsInFlight > 0 || s.resend.length > 0) return;
+    if (s.completeSent || s.completePreparing || s.inFlight.reading > 0 || s.resend.length > 0)
+      return;
     s.completePreparing = true;
     void this.prepareComplete(s);
   }
@@ -1036,7 +1069,12 @@ export class BigUploader implements Uploader {
     }
     s.completePreparing = false;
     if (this.session !== s || s.phase !== 'active' || s.ending || s.completeSent) return;
-    if (this.pauseRequested || this.cancelRequested) {
+    if (s.verify && s.verify.stage !== 'done') {
+      // The acked chunks are being checked (VERIFY): the pump completes once that is done.
+      this.pump();
+      return;
+    }
+    if (this.life.stopping) {
       this.checkPauseDone();
       return;
     }
@@ -1051,7 +1089,7 @@ export class BigUploader implements Uploader {
       return;
     }
     if (!this.allHashesKnown()) {
-      if (s.resend.length > 0 || s.outstanding.size > 0 || s.readsInFlight > 0) {
+      if (s.resend.length > 0 || !s.inFlight.settled) {
         // A chunk went back to the queue meanwhile (HASH_MISMATCH): the pump completes after it.
         this.pump();
         return;
@@ -1070,9 +1108,9 @@ export class BigUploader implements Uploader {
     const digest = this.wholeFileDigest();
     s.completeSent = true;
     s.sentDigest = digest;
-    s.conn.send(encodeComplete(digest));
+    this.sendControl(s, encodeComplete(digest));
     this.finishingSince = Math.max(this.finishingSince ?? 0, this.clock.now());
-    this.setState('completing');
+    this.life.go('complete');
   }
 
   private wholeFileDigest(): bigint {
@@ -1090,18 +1128,23 @@ export class BigUploader implements Uploader {
   private release(buffer: Uint8Array): void {
     const cap =
       Math.ceil(this.maxInFlight / Math.max(1, this.chunkSize)) + DEFAULTS.maxConcurrentReads;
-    if (buffer.byteLength === HeaderSize.DATA + this.chunkSize && this.pool.length < cap)
+    if (buffer.byteLength === DATA_PREFIX + this.chunkSize && this.pool.length < cap)
       this.pool.push(buffer);
   }
 
   // -------------------------------------------------------------------------------------------
   // Endings
 
+  /** Whether `s` is the live, accepted session and nothing asks to stop sending. */
+  private sending(s: Session): boolean {
+    return this.session === s && s.phase === 'active' && !s.ending && !this.life.stopping;
+  }
+
   private checkPauseDone(): void {
     const s = this.session;
-    if (!s || !this.pauseRequested) return;
+    if (!s || !this.life.pausing) return;
     if (s.completeSent) return; // COMPLETE is out: RESULT (done) or an error settles it
-    if (s.outstandingBytes === 0 && s.readsInFlight === 0) {
+    if (s.inFlight.settled) {
       s.ending = true;
       this.endSession();
       this.toPaused();
@@ -1109,21 +1152,28 @@ export class BigUploader implements Uploader {
   }
 
   private toPaused(): void {
-    this.pauseRequested = false;
     this.meter.restart();
-    this.setState('paused');
-    this.finish({ state: 'paused' });
+    this.life.go('pause');
+    this.life.settle({ state: 'paused' });
   }
 
-  /** Detach the current session and close its connection. Later callbacks from it are ignored. */
-  private endSession(closeCode: number = CloseCode.NORMAL): void {
-    const s = this.session;
-    if (!s) return;
-    this.session = undefined;
+  /**
+   * The one teardown of a session: detach it (later callbacks from its connection are ignored)
+   * and stop its timers. Its chunks in flight are left unanswered; the next ACCEPT says what landed.
+   */
+  private detach(s: Session): void {
+    if (this.session === s) this.session = undefined;
     s.phase = 'closed';
     this.clock.clearTimeout(s.waitTimer);
     this.clock.clearTimeout(s.acceptTimer);
     this.clock.clearTimeout(this.pumpTimer);
+  }
+
+  /** Detach the current session and close its connection. */
+  private endSession(closeCode: number = CloseCode.NORMAL): void {
+    const s = this.session;
+    if (!s) return;
+    this.detach(s);
     try {
       s.conn.close(
         closeCode,
@@ -1146,7 +1196,7 @@ export class BigUploader implements Uploader {
     if (this.session !== s) return;
     if (s.phase === 'active' && !s.ending) {
       s.ending = true;
-      s.conn.send(encodeTerminate());
+      this.sendControl(s, encodeTerminate());
     }
     void this.removeRecord();
     this.forgetUpload();
@@ -1168,15 +1218,12 @@ export class BigUploader implements Uploader {
 
   private onClose(s: Session, info: CloseInfo): void {
     const phase = s.phase;
-    this.session = undefined;
-    s.phase = 'closed';
-    this.clock.clearTimeout(s.waitTimer);
-    this.clock.clearTimeout(s.acceptTimer);
-    if (this.cancelRequested) {
-      this.cancelDone?.();
+    this.detach(s);
+    if (this.life.cancelled) {
+      this.life.confirmTerminated();
       return;
     }
-    if (this.pauseRequested) {
+    if (this.life.pausing) {
       this.toPaused();
       return;
     }
@@ -1185,11 +1232,11 @@ export class BigUploader implements Uploader {
   }
 
   private afterSession(error: UploadErrorInfo, final: boolean): void {
-    if (this.cancelRequested) {
-      this.cancelDone?.();
+    if (this.life.cancelled) {
+      this.life.confirmTerminated();
       return;
     }
-    if (this.pauseRequested && !final) {
+    if (this.life.pausing && !final) {
       this.toPaused();
       return;
     }
@@ -1215,9 +1262,9 @@ export class BigUploader implements Uploader {
     const delay = backoffDelay(this.backoff, this.attempt, this.random);
     this.lastError = { ...error, fatal: false };
     this.emitter.emit('error', this.lastError);
-    this.setState('retrying', delay);
+    this.life.go('retry', delay);
     this.retryTimer = this.clock.setTimeout(() => {
-      if (this.currentState !== 'retrying') return;
+      if (this.life.state !== 'retrying') return;
       this.info('RECONNECTING', `reconnecting (attempt ${this.attempt})`);
       this.connect();
     }, delay);
@@ -1228,30 +1275,65 @@ export class BigUploader implements Uploader {
     this.clock.clearTimeout(this.retryTimer);
     this.lastError = error;
     void this.closeFile();
-    this.setState('failed');
+    this.life.go('fail');
     this.emitter.emit('error', error);
-    this.finish({ state: 'failed', error });
-  }
-
-  private finish(outcome: UploadOutcome): void {
-    const settle = this.settle;
-    this.settle = undefined;
-    settle?.(outcome);
-    for (const resolve of this.pauseWaiters.splice(0)) resolve();
+    this.life.settle({ state: 'failed', error });
   }
 
   // -------------------------------------------------------------------------------------------
   // Small helpers
 
-  private setState(state: UploadState, retryInMs?: number): void {
-    if (this.cancelRequested) return;
-    const previous = this.currentState;
-    if (previous === state && retryInMs === undefined) return;
-    this.currentState = state;
-    this.emitter.emit(
-      'state',
-      retryInMs === undefined ? { state, previous } : { state, previous, retryInMs },
-    );
+  /**
+   * The next VERIFY page (SPEC.md 16.9): acked chunks above the last one listed, with the hashes
+   * of the file as it is now. Returns true (and the check is 'done') when none is left.
+   */
+  private sendNextVerify(s: Session): boolean {
+    const verify = s.verify;
+    if (!verify) return true;
+    const { hashes, known } = this.chunkHashes();
+    const size = this.options.file.size;
+    const chunks: { index: number; hash: bigint }[] = [];
+    for (
+      let index = verify.through + 1;
+      index < known.length && chunks.length < LimitsV2.MAX_VERIFY_CHUNKS;
+      index++
+    ) {
+      const { start, end } = chunkBounds(index, size, this.chunkSize);
+      if (known[index] === 1 && this.acked.covers(start, end))
+        chunks.push({ index, hash: hashes[index] });
+    }
+    if (chunks.length === 0) {
+      verify.stage = 'done';
+      this.verifyPending = false;
+      return true;
+    }
+    verify.stage = 'waiting';
+    verify.through = chunks[chunks.length - 1].index;
+    s.conn.send(encodeVerify(STREAM, chunks));
+    return false;
+  }
+
+  /** VERIFIED: the withdrawn chunks are missing again and go out before anything else. */
+  private onVerified(s: Session, withdrawn: readonly number[]): void {
+    if (s.phase !== 'active' || s.verify?.stage !== 'waiting')
+      return this.unexpected(s, 'VERIFIED');
+    const size = this.options.file.size;
+    let bytes = 0;
+    for (const index of withdrawn) {
+      const { start, end } = chunkBounds(index, size, this.chunkSize);
+      if (end <= start || index > s.verify.through) return this.unexpected(s, 'VERIFIED');
+      bytes += this.acked.remove(start, end);
+      s.resend.push(index);
+    }
+    if (withdrawn.length > 0) {
+      this.info(
+        'CHANGED_CHUNKS_RESENT',
+        `${withdrawn.length} chunk(s) (${bytes} bytes) changed since they were sent; sending only those again`,
+      );
+      this.emitProgress(true);
+    }
+    s.verify.stage = 'draining';
+    this.pump();
   }
 
   private info(code: InfoCode, message: string): void {

@@ -49,3 +49,5 @@ export async function createUploader(options: NodeUploaderOptions): Promise<Uplo
   };
   return createCoreUploader(core);
 }
+export { createBatchUploader, fileEntry } from './batch.js';
+export type { NodeBatchOptions } from './batch.js';

@@ -120,10 +120,22 @@ export interface ListPage {
   readonly after?: string;
   /** At most this many summaries. */
   readonly limit?: number;
+  /**
+   * Only uploads that may still be unfinished: a store that can tell them apart cheaply (the disk
+   * store: only they have a journal) skips reading completed ones, so a start-up with 100k
+   * completed uploads on disk reads the unfinished ones alone. Completed ones may still appear:
+   * callers check `completed`.
+   */
+  readonly unfinished?: boolean;
 }
 
 /** A place uploads live. */
 export interface UploadStore {
+  /**
+   * Handles of this store implement `retractChunks` (the REPLACE_CHUNK capability, SPEC.md
+   * 16.9, is granted only then).
+   */
+  readonly retractsChunks?: boolean;
   /** Create the directories or buckets the store needs. Called once at registration. */
   init(): Promise<void>;
   /** Bytes available for new uploads. */

@@ -22,6 +22,10 @@ import {
   type OpenMessage,
   type ServerMessage,
 } from '../../protocol/index.js';
+import { ChunksInFlight } from '../../client/core/chunks-in-flight.js';
+
+// The core's in-flight accounting is the one every test sender uses too.
+export { ChunksInFlight };
 
 export interface ConnectOptions {
   /** Subprotocols to offer. Default ['bigup.1']. */
@@ -238,48 +242,16 @@ export function digestOf(hasher: Hasher, data: Uint8Array, chunkSize: number): b
   );
 }
 
-/** DATA sent and not answered yet, by offset: the window accounting every test sender shares. */
-export class ChunksInFlight {
-  private readonly pending = new Map<number, number>();
-  /** Payload bytes sent and not answered. */
-  outstanding = 0;
-
-  get count(): number {
-    return this.pending.size;
-  }
-
-  /** Whether a chunk of `length` may go out under `window` (one chunk always may when none is out). */
-  fits(length: number, window: number): boolean {
-    return this.outstanding === 0 || this.outstanding + length <= window;
-  }
-
-  sent(offset: number, length: number): void {
-    this.pending.set(offset, length);
-    this.outstanding += length;
-  }
-
-  /** Settle the chunks an ACK range covers; returns their offsets. Throws on a range not in flight. */
-  acked(range: ByteRange): number[] {
-    const offsets: number[] = [];
-    for (let at = range.start; at < range.end;) {
-      const length = this.pending.get(at);
-      if (length === undefined)
-        throw new Error(`ACK for a range not in flight: [${range.start}, ${range.end})`);
-      this.pending.delete(at);
-      this.outstanding -= length;
-      offsets.push(at);
-      at += length;
-    }
-    return offsets;
-  }
-
-  /** A non-fatal ERROR answered the chunk at `offset` (if it was in flight). */
-  refused(offset: number): void {
-    const length = this.pending.get(offset);
-    if (length === undefined) return;
-    this.pending.delete(offset);
-    this.outstanding -= length;
-  }
+/**
+ * Settle the chunks an ACK `range` covers and return their offsets. A test sender is strict:
+ * throws unless the range is exactly chunks it has in flight.
+ */
+export function settleAck(inFlight: ChunksInFlight, range: ByteRange, chunkSize: number): number[] {
+  const chunks = inFlight.acked(range, chunkSize);
+  const covered = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
+  if (covered !== range.end - range.start)
+    throw new Error(`ACK for a range not in flight: [${range.start}, ${range.end})`);
+  return chunks.map((chunk) => chunk.offset);
 }
 
 export interface SendResult {
@@ -329,7 +301,7 @@ export async function sendChunks(
       for (const r of message.ranges) {
         acked.push(r);
         const before = inFlight.outstanding;
-        inFlight.acked(r);
+        settleAck(inFlight, r, accept.chunkSize);
         ackedBytes += before - inFlight.outstanding;
       }
       options.onAck?.(ackedBytes);

@@ -54,13 +54,13 @@ describe('handshake', () => {
     ok.close();
   });
 
-  it('answers 426 with Bigup-Versions when bigup.1 is not offered', async () => {
+  it('answers 426 with Bigup-Versions when neither bigup.2 nor bigup.1 is offered', async () => {
     const refused = await RawClient.refused(server.wsUrl, {
       token: 's3cret-token',
       protocols: ['bigup.9'],
     });
     expect(refused.status).toBe(426);
-    expect(refused.headers['bigup-versions']).toBe('bigup.1');
+    expect(refused.headers['bigup-versions']).toBe('bigup.2, bigup.1');
   });
 
   it('does not negotiate permessage-deflate', async () => {

@@ -437,15 +437,18 @@ describe('spec audit: handshake (section 3)', () => {
   it('3.2: a request offering no subprotocol at all is refused with 426 and Bigup-Versions', async () => {
     const raw = await rawConnect(port(), { protocol: null });
     expect(raw.status).toBe(426);
-    expect(raw.headers['bigup-versions']).toBe(SUBPROTOCOL_V1);
+    expect(raw.headers['bigup-versions']).toBe('bigup.2, bigup.1');
     raw.socket.destroy();
   });
 
   it('3.2 / 13: the first offered version the server supports is selected and echoed', async () => {
-    const raw = await rawConnect(port(), { protocol: 'bigup.2, bigup.1, other' });
+    const raw = await rawConnect(port(), { protocol: 'bigup.3, bigup.1, bigup.2, other' });
     expect(raw.status).toBe(101);
     expect(raw.headers['sec-websocket-protocol']).toBe(SUBPROTOCOL_V1);
     raw.socket.destroy();
+    const v2 = await rawConnect(port(), { protocol: 'bigup.2, bigup.1' });
+    expect(v2.headers['sec-websocket-protocol']).toBe('bigup.2');
+    v2.socket.destroy();
   });
 
   it('3.3 / 14: no token is logged (query, Authorization header, OPEN and RESUME token fields), even at trace level', async () => {

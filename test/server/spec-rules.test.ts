@@ -178,7 +178,7 @@ describe('SPEC rules the server follows', () => {
       request.end();
     });
     expect(status).toBe(426);
-    expect(headers['bigup-versions']).toBe(SUBPROTOCOL_V1);
+    expect(headers['bigup-versions']).toBe(`bigup.2, ${SUBPROTOCOL_V1}`);
     expect(headers['content-type']).toMatch(/^application\/json/);
     expect(JSON.parse(body)).toEqual({
       code: 'UPGRADE_REQUIRED',

@@ -6,7 +6,7 @@
  */
 import { open } from 'node:fs/promises';
 import type { AcceptMessage, ByteRange, ErrorMessage } from '../../../protocol/index.js';
-import { ChunksInFlight, RawClient } from '../../helpers/protocol-client.js';
+import { ChunksInFlight, RawClient, settleAck } from '../../helpers/protocol-client.js';
 
 /** Chunk indexes acked at least once, with the time (performance.now) the client first saw each. */
 export class AckLog {
@@ -154,7 +154,7 @@ export async function pump(
       const now = performance.now();
       for (const r of message.ranges) {
         for (const index of log.addRange(r, now)) options.onAck?.(index);
-        for (const at of inFlight.acked(r)) ackedHere.push(at / chunkSize);
+        for (const at of settleAck(inFlight, r, chunkSize)) ackedHere.push(at / chunkSize);
       }
     } else if (message.type === 'error') {
       errors.push(message);
