@@ -200,7 +200,6 @@ describe('<big-uploader> with many files', () => {
       process.stdout.write(`[info] ${FILES} files: at most ${most} <li> in the component\n`);
       expect(most).toBeLessThanOrEqual(101);
       expect(await liCount(page)).toBe(101);
-
     } finally {
       await context.close();
     }
