@@ -6,10 +6,19 @@
 import { LitElement, html, nothing, type PropertyValues, type TemplateResult } from 'lit';
 import { repeat } from 'lit/directives/repeat.js';
 import { styleMap } from 'lit/directives/style-map.js';
-import { UploadController, type UploadItem } from './controller.js';
+import {
+  DEFAULT_GROUP_THRESHOLD,
+  UploadController,
+  groupStatus,
+  groupUnfinished,
+  isGroup,
+  type UploadGroup,
+  type UploadItem,
+} from './controller.js';
 import { collectDrop } from './files.js';
 import {
   formatBytes,
+  formatCount,
   formatDuration,
   resolveLocale,
   stringsFor,
@@ -24,6 +33,10 @@ import { workerUploaderFactory } from './worker-uploader.js';
  * Upload huge files with resume, over a binary WebSocket protocol (bigup.1).
  *
  * @summary File picker, drop zone and per-file progress rows; one core Uploader per file.
+ *
+ * A dropped or picked folder is one row (files and bytes done, failures, folder-level actions),
+ * and so is a loose selection of more than `group-threshold` files; expanding it lists its files
+ * a page (`rows-per-page`) at a time, so the page holds a bounded number of rows for any folder.
  *
  * @event upload-start - `{ id, uploadId, name, size, resumedBytes }`, once per file when the server accepts it.
  * @event upload-progress - `{ id, uploadId, name, size, bytesAcked, bytesSent, rate, eta }`, at most every 100 ms per file.
@@ -43,6 +56,17 @@ import { workerUploaderFactory } from './worker-uploader.js';
  * @csspart progress-sent - The thin mark of bytes sent but not yet acknowledged.
  * @csspart status - The state text of a row.
  * @csspart message - Notes under a row ("Resuming at 43%", refusals, errors).
+ * @csspart group - One folder row (or "N files" row of a large selection); holds its file rows when expanded.
+ * @csspart expand-button - The "Show files" / "Hide files" toggle of a group (aria-expanded).
+ * @csspart files-count - "1,234 of 10,000 files" in a group row.
+ * @csspart bytes-count - "1.50 MiB of 2.00 GiB" in a group row.
+ * @csspart failures - "3 failed" in a group row (only when some failed).
+ * @csspart refused-count - "2 not uploaded" in a group row (files refused by accept or max-file-size).
+ * @csspart retry-failed-button - Retries the failed files of a group.
+ * @csspart group-list - The list of a group's file rows (one page of them).
+ * @csspart pager - The page controls under an expanded group (range text, previous/next, filter).
+ * @csspart page-button - The "Previous" and "Next" buttons of a pager.
+ * @csspart filter-button - The "Failed only" toggle of a pager (aria-pressed).
  *
  * @cssproperty --big-uploader-background - Background. Default white / #0d1117 (dark).
  * @cssproperty --big-uploader-color - Text color.
@@ -59,6 +83,11 @@ import { workerUploaderFactory } from './worker-uploader.js';
  * @cssproperty --big-uploader-bar-height - Progress bar height.
  * @cssproperty --big-uploader-font - Font shorthand.
  */
+/** Default of `rowsPerPage`. */
+export const DEFAULT_ROWS_PER_PAGE = 100;
+/** Most file rows one expanded group lists, whatever `rowsPerPage` says. */
+export const MAX_ROWS_PER_PAGE = 200;
+
 export class BigUploaderElement extends LitElement {
   static override styles = styles;
 
@@ -75,7 +104,10 @@ export class BigUploaderElement extends LitElement {
     limitRate: { type: Number, attribute: 'limit-rate' },
     transport: { type: String },
     language: { type: String },
+    groupThreshold: { type: Number, attribute: 'group-threshold' },
+    rowsPerPage: { type: Number, attribute: 'rows-per-page' },
     dragging: { state: true },
+    expandedGroup: { state: true },
   };
 
   /** The `lang` attribute is the element's native one; observe it too so it can pick the language. */
@@ -111,7 +143,16 @@ export class BigUploaderElement extends LitElement {
   declare transport: string;
   /** UI language ("en", "zh-CN"); overrides the `lang` attribute and navigator.language. */
   declare language: string;
+  /** Loose files added at once beyond this many are shown as one "N files" row. Default 50. */
+  declare groupThreshold: number;
+  /** File rows listed per page of an expanded group; at most 200 (the DOM bound). Default 100. */
+  declare rowsPerPage: number;
   declare private dragging: boolean;
+  /** The one group whose files are listed ('' for none): one open group keeps the DOM bounded. */
+  declare private expandedGroup: string;
+  /** First row shown of each group's file list, and groups filtered to failed files. */
+  private readonly pageStart = new Map<string, number>();
+  private readonly failedOnly = new Set<string>();
 
   /** The upload state machine; public so pages can call pause/resume/cancel/retry by id. */
   readonly uploads: UploadController;
@@ -130,7 +171,10 @@ export class BigUploaderElement extends LitElement {
     this.limitRate = 0;
     this.transport = 'auto';
     this.language = '';
+    this.groupThreshold = DEFAULT_GROUP_THRESHOLD;
+    this.rowsPerPage = DEFAULT_ROWS_PER_PAGE;
     this.dragging = false;
+    this.expandedGroup = '';
     // Uploads run in a Web Worker so hashing and sending never block the page.
     this.uploads = new UploadController(this, workerUploaderFactory);
   }
@@ -279,11 +323,11 @@ export class BigUploaderElement extends LitElement {
             </div>`
           : nothing
       }
-      <ul part="list" aria-label=${t.filesLabel} ?hidden=${c.items.length === 0}>
+      <ul part="list" aria-label=${t.filesLabel} ?hidden=${c.rows.length === 0}>
         ${repeat(
-          c.items,
-          (i) => i.id,
-          (i) => this.renderItem(i, t),
+          c.rows,
+          (r) => r.id,
+          (r) => (isGroup(r) ? this.renderGroup(r, t) : this.renderItem(r, t)),
         )}
       </ul>
     `;
@@ -413,5 +457,182 @@ export class BigUploaderElement extends LitElement {
         ${s === 'done' || s === 'cancelled' || s === 'refused' ? button(t.remove, () => this.uploads.remove(item.id), 'remove-button') : nothing}
       </div>
     </li>`;
+  }
+
+  private get pageSize(): number {
+    return Math.min(MAX_ROWS_PER_PAGE, Math.max(1, Math.floor(this.rowsPerPage) || 1));
+  }
+
+  private toggleGroup(id: string): void {
+    this.expandedGroup = this.expandedGroup === id ? '' : id;
+  }
+
+  private movePage(group: UploadGroup, by: number): void {
+    this.pageStart.set(group.id, Math.max(0, (this.pageStart.get(group.id) ?? 0) + by));
+    this.requestUpdate();
+  }
+
+  private toggleFailedOnly(group: UploadGroup): void {
+    if (this.failedOnly.has(group.id)) this.failedOnly.delete(group.id);
+    else this.failedOnly.add(group.id);
+    this.pageStart.set(group.id, 0);
+    this.requestUpdate();
+  }
+
+  private groupName(group: UploadGroup, t: Strings): string {
+    return group.kind === 'folder'
+      ? group.name
+      : t.looseFiles(formatCount(group.members.length, this.locale));
+  }
+
+  private renderGroup(group: UploadGroup, t: Strings): TemplateResult {
+    const locale = this.locale;
+    const c = this.uploads;
+    const name = this.groupName(group, t);
+    const status = groupStatus(group);
+    const total = group.members.length;
+    const done = group.counts.done;
+    const failed = group.counts.failed;
+    const refused = group.counts.refused;
+    // Bytes decide the bar; a group of empty files moves by files instead.
+    const fraction =
+      group.bytesTotal > 0
+        ? group.bytesAcked / group.bytesTotal
+        : total > 0
+          ? done / Math.max(1, total - refused)
+          : 0;
+    const percent = Math.min(100, Math.floor(fraction * 100));
+    const expanded = this.expandedGroup === group.id;
+    const listId = `${group.id}-files`;
+    const canPause = group.active > 0 || group.counts.queued > 0;
+    const unfinished = groupUnfinished(group);
+    const button = (label: string, action: () => void, part: string) =>
+      html`<button
+        type="button"
+        part="button ${part}"
+        aria-label=${t.actionsFor(label, name)}
+        @click=${action}
+      >
+        ${label}
+      </button>`;
+    return html`<li
+      part="group"
+      class="group ${status}"
+      data-id=${group.id}
+      data-kind=${group.kind}
+      data-status=${status}
+    >
+      <div class="head">
+        <span part="name" class="name" title=${name}>${name}</span>
+        <span part="size" class="size">${formatBytes(group.bytesTotal, locale)}</span>
+      </div>
+      <div
+        part="progress"
+        class="progress"
+        role="progressbar"
+        aria-label=${t.progressLabel(name)}
+        aria-valuemin="0"
+        aria-valuemax="100"
+        aria-valuenow=${percent}
+        aria-valuetext=${t.progressText(percent, formatBytes(group.bytesAcked, locale), formatBytes(group.bytesTotal, locale))}
+      >
+        <div
+          part="progress-acked"
+          class="acked"
+          style=${styleMap({ width: `${(fraction * 100).toFixed(2)}%` })}
+        ></div>
+      </div>
+      <div class="meta">
+        <span part="files-count" class="files-count" data-done=${done} data-total=${total}
+          >${t.filesDone(formatCount(done, locale), formatCount(total, locale))}</span
+        >
+        <span part="bytes-count" class="bytes-count"
+          >${t.bytesDone(formatBytes(group.bytesAcked, locale), formatBytes(group.bytesTotal, locale))}</span
+        >
+        ${failed > 0 ? html`<span part="failures" class="failures" data-failed=${failed}>${t.failures(formatCount(failed, locale))}</span>` : nothing}
+        ${refused > 0 ? html`<span part="refused-count" class="refused-count">${t.refusedCount(formatCount(refused, locale))}</span>` : nothing}
+        <span part="status" class="state" aria-live="polite"
+          >${status === 'failed' ? t.someFailed : t[status]}</span
+        >
+      </div>
+      <div class="actions">
+        <button
+          type="button"
+          part="button expand-button"
+          aria-expanded=${expanded ? 'true' : 'false'}
+          aria-controls=${listId}
+          aria-label=${t.actionsFor(expanded ? t.hideFiles : t.showFiles, name)}
+          @click=${() => this.toggleGroup(group.id)}
+        >
+          ${expanded ? t.hideFiles : t.showFiles}
+        </button>
+        ${canPause ? button(t.pause, () => c.pauseGroup(group.id), 'pause-button') : nothing}
+        ${group.counts.paused > 0 ? button(t.resume, () => c.resumeGroup(group.id), 'resume-button') : nothing}
+        ${failed > 0 ? button(t.retryFailed, () => c.retryFailed(group.id), 'retry-failed-button') : nothing}
+        ${unfinished > 0 ? button(t.cancel, () => void c.cancelGroup(group.id), 'cancel-button') : nothing}
+        ${group.active + group.counts.queued + group.counts.paused === 0 ? button(t.remove, () => c.removeGroup(group.id), 'remove-button') : nothing}
+      </div>
+      ${expanded ? this.renderGroupFiles(group, name, t) : nothing}
+    </li>`;
+  }
+
+  /** One page of a group's file rows (all of them, or the failed ones), with page controls. */
+  private renderGroupFiles(group: UploadGroup, name: string, t: Strings): TemplateResult {
+    const locale = this.locale;
+    const size = this.pageSize;
+    const failedOnly = this.failedOnly.has(group.id) && group.counts.failed > 0;
+    const total = failedOnly ? group.counts.failed : group.members.length;
+    const lastStart = total > 0 ? Math.floor((total - 1) / size) * size : 0;
+    const start = Math.min(this.pageStart.get(group.id) ?? 0, lastStart);
+    let shown: UploadItem[];
+    if (failedOnly) {
+      shown = [];
+      let at = 0;
+      for (const item of group.failed) {
+        if (at++ < start) continue;
+        shown.push(item);
+        if (shown.length === size) break;
+      }
+    } else {
+      shown = group.members.slice(start, start + size);
+    }
+    const pageButton = (label: string, disabled: boolean, by: number) =>
+      html`<button
+        type="button"
+        part="button page-button"
+        aria-label=${t.actionsFor(label, name)}
+        ?disabled=${disabled}
+        @click=${() => this.movePage(group, by)}
+      >
+        ${label}
+      </button>`;
+    return html`<div class="group-files" id=${`${group.id}-files`}>
+      <div part="pager" class="pager">
+        <span class="range"
+          >${t.pageRange(formatCount(total === 0 ? 0 : start + 1, locale), formatCount(start + shown.length, locale), formatCount(total, locale))}</span
+        >
+        ${pageButton(t.previousPage, start === 0, -size)}
+        ${pageButton(t.nextPage, start + size >= total, size)}
+        ${
+          group.counts.failed > 0
+            ? html`<button
+                type="button"
+                part="button filter-button"
+                aria-pressed=${failedOnly ? 'true' : 'false'}
+                @click=${() => this.toggleFailedOnly(group)}
+              >
+                ${t.failedOnly}
+              </button>`
+            : nothing
+        }
+      </div>
+      <ul part="group-list" class="group-list" aria-label=${t.groupFilesLabel(name)}>
+        ${repeat(
+          shown,
+          (i) => i.id,
+          (i) => this.renderItem(i, t),
+        )}
+      </ul>
+    </div>`;
   }
 }

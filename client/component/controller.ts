@@ -3,7 +3,13 @@
  * the queue (a concurrency limit across files), drives one client-core Uploader per file, turns
  * core events into row state for the view and into the component's DOM events, remembers File
  * System Access handles for one-click resume, and holds a wake lock while anything uploads.
- * The element only renders `items` and forwards clicks; it has no upload logic of its own.
+ * The element only renders `rows` and forwards clicks; it has no upload logic of its own.
+ *
+ * Scale: a dropped folder may hold 100k files, so no work per event is O(files). Items are found
+ * by id through a map, the files ready to start wait in an insertion-ordered set, counts per
+ * status (whole queue and per group) change by one on each transition, and re-renders asked for
+ * by upload events are coalesced to one per animation frame. Only user actions on a whole group
+ * (pause, cancel, retry failed, start all) walk its files.
  */
 import type { ReactiveController, ReactiveControllerHost } from 'lit';
 import {
@@ -48,8 +54,64 @@ const ACTIVE: ReadonlySet<ItemStatus> = new Set<ItemStatus>([
   'completing',
 ]);
 
+/**
+ * Files shown together as one row: the files of one dropped or picked folder, or a large loose
+ * multi-select (more than `groupThreshold` files at once). Its counts and byte totals are kept
+ * incrementally by the controller; read them, do not write them.
+ */
+export interface UploadGroup {
+  readonly id: string;
+  /** 'folder': files with a relative path under one top folder; 'files': a large loose selection. */
+  readonly kind: 'folder' | 'files';
+  /** The folder's name ('' for a loose selection). */
+  readonly name: string;
+  /** The group's files, in the order added. */
+  readonly members: UploadItem[];
+  /** How many members are in each status. */
+  readonly counts: Record<ItemStatus, number>;
+  /** Members in a slot (hashing, connecting, uploading, retrying, completing). */
+  active: number;
+  /** Sum of the members' sizes. */
+  bytesTotal: number;
+  /** Sum of the members' acknowledged bytes. */
+  bytesAcked: number;
+  /** Failed members in the order they failed (what "failed only" lists). */
+  readonly failed: Set<UploadItem>;
+}
+
+/** A row of the top-level list: one loose file or one group. */
+export type UploadRow = UploadItem | UploadGroup;
+
+export function isGroup(row: UploadRow): row is UploadGroup {
+  return 'members' in row;
+}
+
+/** One word for a group, derived from its counts (O(1)). */
+export type GroupStatus = 'queued' | 'uploading' | 'paused' | 'failed' | 'cancelled' | 'done';
+
+export function groupStatus(group: UploadGroup): GroupStatus {
+  const c = group.counts;
+  if (group.active > 0) return 'uploading';
+  if (c.queued > 0) return 'queued';
+  if (c.paused > 0) return 'paused';
+  if (c.failed > 0) return 'failed';
+  if (c.cancelled > 0) return 'cancelled';
+  return 'done';
+}
+
+/** Members not yet finished one way or another (what cancel acts on). */
+export function groupUnfinished(group: UploadGroup): number {
+  const c = group.counts;
+  return group.active + c.queued + c.paused + c.failed;
+}
+
+/** Default of `groupThreshold`: loose selections of more files than this become one row. */
+export const DEFAULT_GROUP_THRESHOLD = 50;
+
 export interface UploadItem {
   readonly id: string;
+  /** The folder or large selection this file is shown in; undefined for a loose file row. */
+  readonly group: UploadGroup | undefined;
   readonly file: File;
   /** Name shown: the path inside a dropped folder, else the file name. */
   readonly displayName: string;
@@ -95,11 +157,23 @@ export interface UploadHost extends ReactiveControllerHost, EventTarget {
   readonly limitRate: number;
   /** 'auto', 'websocket' or 'http' (client/browser/transports.ts); anything else is 'auto'. */
   readonly transport?: string;
+  /** Loose files added at once beyond this many are shown as one group row. Default 50. */
+  readonly groupThreshold?: number;
 }
 
 export type UploaderFactory = (options: BrowserUploaderOptions) => Uploader;
 
 let nextId = 1;
+let nextGroupId = 1;
+
+function emptyCounts(): Record<ItemStatus, number> {
+  const counts = {} as Record<ItemStatus, number>;
+  for (const status of Object.values(ItemStatus)) counts[status] = 0;
+  return counts;
+}
+
+/** Fallback frame length where requestAnimationFrame is missing (workers, Node tests), ms. */
+const FRAME_MS = 16;
 
 /** Does `file` match an `accept` list (".ext", "type/*", "type/subtype"), as <input accept> does? */
 export function accepts(accept: string, file: { name: string; type: string }): boolean {
@@ -124,9 +198,24 @@ export function defaultEndpoint(): string {
 }
 
 export class UploadController implements ReactiveController {
+  /** Every file row, in the order added (also the members of groups). */
   items: UploadItem[] = [];
+  /** The top-level list the element renders: loose files and groups, in the order added. */
+  rows: UploadRow[] = [];
   /** Remembered handles of unfinished uploads from earlier visits (one-click resume). */
   unfinished: SavedHandle[] = [];
+  /** How many items are in each status (the whole queue). */
+  readonly counts: Record<ItemStatus, number> = emptyCounts();
+  private readonly byId = new Map<string, UploadItem>();
+  private readonly groupsById = new Map<string, UploadGroup>();
+  /** Queued items the user asked to run, oldest first: the next to start is the first one. */
+  private readonly ready = new Set<UploadItem>();
+  /** Items holding a slot. */
+  private activeCount = 0;
+  /** Queued items waiting for "Start upload" (auto-start off). */
+  private waitingCount = 0;
+  private pumping = false;
+  private renderPending = false;
   private readonly handles = new HandleStore();
   private readonly wakeLock = new WakeLock();
   private tick: ReturnType<typeof setInterval> | undefined;
@@ -144,7 +233,7 @@ export class UploadController implements ReactiveController {
 
   /** True while some upload holds a slot: the wake lock follows this. */
   get busy(): boolean {
-    return this.items.some((i) => ACTIVE.has(i.status));
+    return this.activeCount > 0;
   }
 
   get wakeLockHeld(): boolean {
@@ -166,16 +255,49 @@ export class UploadController implements ReactiveController {
     this.setTicking(false);
   }
 
+  /** The file row with this id (O(1)). */
+  item(id: string): UploadItem | undefined {
+    return this.byId.get(id);
+  }
+
+  /** The group with this id (O(1)). */
+  group(id: string): UploadGroup | undefined {
+    return this.groupsById.get(id);
+  }
+
   // -------------------------------------------------------------------------------------------
   // Adding files
 
-  /** Add files to the queue. Files refused by `accept`/`maxFileSize` get a row that says why. */
+  /**
+   * Add files to the queue. Files refused by `accept`/`maxFileSize` get a row that says why.
+   * Files with a path (from a folder) are grouped by their top folder; loose files beyond
+   * `groupThreshold` in one call become one "N files" group.
+   */
   add(
     files: Iterable<File>,
     options: { paths?: Map<File, string>; handles?: Map<File, FileHandleLike> } = {},
   ): UploadItem[] {
+    const list = Array.from(files);
+    const folders = new Map<string, UploadGroup>();
+    const threshold = this.host.groupThreshold ?? DEFAULT_GROUP_THRESHOLD;
+    const looseCount = list.reduce((n, f) => (options.paths?.get(f)?.includes('/') ? n : n + 1), 0);
+    let loose: UploadGroup | undefined;
     const added: UploadItem[] = [];
-    for (const file of files) {
+    for (const file of list) {
+      const path = options.paths?.get(file);
+      const slash = path?.indexOf('/') ?? -1;
+      let group: UploadGroup | undefined;
+      if (path && slash > 0) {
+        const top = path.slice(0, slash);
+        group = folders.get(top);
+        if (!group) {
+          group = this.newGroup('folder', top);
+          folders.set(top, group);
+        }
+      } else if (looseCount > threshold) {
+        loose ??= this.newGroup('files', '');
+        group = loose;
+      }
       const refusal =
         this.host.maxFileSize > 0 && file.size > this.host.maxFileSize
           ? 'too-large'
@@ -184,8 +306,9 @@ export class UploadController implements ReactiveController {
             : undefined;
       const item: UploadItem = {
         id: `f${nextId++}`,
+        group,
         file,
-        displayName: options.paths?.get(file) ?? file.name,
+        displayName: path ?? file.name,
         size: file.size,
         status: refusal ? 'refused' : 'queued',
         bytesAcked: 0,
@@ -207,6 +330,15 @@ export class UploadController implements ReactiveController {
         announced: false,
       };
       this.items.push(item);
+      this.byId.set(item.id, item);
+      if (group) {
+        group.members.push(item);
+        group.bytesTotal += item.size;
+      } else {
+        this.rows.push(item);
+      }
+      this.count(item, item.status, 1);
+      this.track(item);
       added.push(item);
       if (refusal) {
         this.emit('upload-refused', { name: item.displayName, size: item.size, reason: refusal });
@@ -228,8 +360,25 @@ export class UploadController implements ReactiveController {
         this.unfinished = this.unfinished.filter((u) => u.key !== key);
       }
     }
-    this.changed();
+    this.changed(true);
     return added;
+  }
+
+  private newGroup(kind: UploadGroup['kind'], name: string): UploadGroup {
+    const group: UploadGroup = {
+      id: `g${nextGroupId++}`,
+      kind,
+      name,
+      members: [],
+      counts: emptyCounts(),
+      active: 0,
+      bytesTotal: 0,
+      bytesAcked: 0,
+      failed: new Set(),
+    };
+    this.groupsById.set(group.id, group);
+    this.rows.push(group);
+    return group;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -237,72 +386,117 @@ export class UploadController implements ReactiveController {
 
   /** Start every queued row (the "Start upload" button when auto-start is off). */
   startAll(): void {
-    for (const item of this.items) if (item.status === 'queued') item.startRequested = true;
-    this.changed();
+    // Also called when `concurrency` grew: changed() fills the new slots.
+    if (this.waitingCount > 0)
+      for (const item of this.items)
+        if (item.status === 'queued') this.setStatus(item, 'queued', true);
+    this.changed(true);
   }
 
   get hasWaiting(): boolean {
-    return this.items.some((i) => i.status === 'queued' && !i.startRequested);
+    return this.waitingCount > 0;
   }
 
   pause(id: string): void {
-    const item = this.find(id);
+    const item = this.byId.get(id);
     if (!item) return;
-    if (item.status === 'queued') {
-      item.startRequested = false;
-      item.status = 'paused';
-      this.changed();
-      return;
-    }
-    void item.uploader?.pause();
+    this.pauseItem(item);
+    this.changed(true);
   }
 
   resume(id: string): void {
-    const item = this.find(id);
+    const item = this.byId.get(id);
     if (!item || item.status !== 'paused') return;
-    item.status = 'queued';
-    item.startRequested = true;
-    this.changed();
+    this.setStatus(item, 'queued', true);
+    this.changed(true);
   }
 
   retry(id: string): void {
-    const item = this.find(id);
-    if (!item || (item.status !== 'failed' && item.status !== 'cancelled')) return;
-    if (item.status === 'cancelled') {
-      item.uploader = undefined; // cancelled uploads are gone on the server: start fresh
-      item.bytesAcked = 0;
-      item.bytesSent = 0;
-    } else if (item.error?.code === ClientErrors.WORKER_LOST.code) {
-      item.uploader = undefined; // a new uploader (in the page) resumes from the resume record
-    }
-    item.error = undefined;
-    item.status = 'queued';
-    item.startRequested = true;
-    item.announced = false;
-    this.changed();
+    const item = this.byId.get(id);
+    if (!item) return;
+    this.retryItem(item);
+    this.changed(true);
   }
 
   async cancel(id: string): Promise<void> {
-    const item = this.find(id);
-    if (!item || item.status === 'done' || item.status === 'cancelled' || item.status === 'refused')
-      return;
-    const uploader = item.uploader;
-    item.status = 'cancelled';
-    item.rate = 0;
-    item.eta = null;
-    this.forgetHandle(item);
-    this.changed();
+    const item = this.byId.get(id);
+    if (!item) return;
+    const cancelled = this.cancelItem(item);
+    if (!cancelled) return;
+    this.changed(true);
     // The core goes silent after cancel() and tells the server to delete the upload.
-    if (uploader) await uploader.cancel();
-    this.changed();
+    if (cancelled.uploader) await cancelled.uploader.cancel();
+    this.changed(true);
   }
 
   remove(id: string): void {
-    const item = this.find(id);
+    const item = this.byId.get(id);
     if (!item || ACTIVE.has(item.status)) return;
     if (item.status === 'paused') void this.cancel(id);
+    this.forget(item);
     this.items = this.items.filter((i) => i !== item);
-    this.changed();
+    const group = item.group;
+    if (group) {
+      const at = group.members.indexOf(item);
+      if (at >= 0) group.members.splice(at, 1);
+      group.bytesTotal -= item.size;
+      if (group.members.length === 0) this.dropGroup(group);
+    } else {
+      this.rows = this.rows.filter((r) => r !== item);
+    }
+    this.changed(true);
+  }
+
+  /** Pause every running or queued file of a group. */
+  pauseGroup(id: string): void {
+    const group = this.groupsById.get(id);
+    if (!group) return;
+    // Queued files first, so the slots the running ones free do not go to their siblings.
+    for (const item of group.members) if (item.status === 'queued') this.pauseItem(item);
+    for (const item of group.members) if (ACTIVE.has(item.status)) this.pauseItem(item);
+    this.changed(true);
+  }
+
+  /** Queue every paused file of a group again. */
+  resumeGroup(id: string): void {
+    const group = this.groupsById.get(id);
+    if (!group || group.counts.paused === 0) return;
+    for (const item of group.members)
+      if (item.status === 'paused') this.setStatus(item, 'queued', true);
+    this.changed(true);
+  }
+
+  /** Retry the failed files of a group. */
+  retryFailed(id: string): void {
+    const group = this.groupsById.get(id);
+    if (!group) return;
+    for (const item of [...group.failed]) this.retryItem(item);
+    this.changed(true);
+  }
+
+  /** Cancel every unfinished file of a group (the server deletes their partial uploads). */
+  async cancelGroup(id: string): Promise<void> {
+    const group = this.groupsById.get(id);
+    if (!group) return;
+    const uploaders: Uploader[] = [];
+    for (const item of group.members) {
+      const uploader = this.cancelItem(item)?.uploader;
+      if (uploader) uploaders.push(uploader);
+    }
+    this.changed(true);
+    await Promise.all(uploaders.map((u) => u.cancel()));
+    this.changed(true);
+  }
+
+  /** Remove a group whose files are all finished (done, cancelled, refused or failed). */
+  removeGroup(id: string): void {
+    const group = this.groupsById.get(id);
+    if (!group || group.active + group.counts.queued + group.counts.paused > 0) return;
+    const gone = new Set(group.members);
+    for (const item of group.members) this.forget(item);
+    this.items = this.items.filter((i) => !gone.has(i));
+    this.dropGroup(group);
+    this.changed(true);
   }
 
   /** One-click resume of a remembered handle (call from a click: it may ask for permission). */
@@ -323,8 +517,8 @@ export class UploadController implements ReactiveController {
       await this.handles.remove(key);
     }
     const item = this.add([file], { handles: new Map([[file, saved.handle]]) })[0];
-    if (item && item.status === 'queued') item.startRequested = true;
-    this.changed();
+    if (item && item.status === 'queued') this.setStatus(item, 'queued', true);
+    this.changed(true);
   }
 
   async forgetSaved(key: string): Promise<void> {
@@ -334,25 +528,148 @@ export class UploadController implements ReactiveController {
   }
 
   // -------------------------------------------------------------------------------------------
-  // Queue
+  // One item (no re-render: callers call changed() once)
 
-  private find(id: string): UploadItem | undefined {
-    return this.items.find((i) => i.id === id);
+  private pauseItem(item: UploadItem): void {
+    if (item.status === 'queued') {
+      this.setStatus(item, 'paused', false);
+      return;
+    }
+    if (ACTIVE.has(item.status)) void item.uploader?.pause();
   }
 
-  /** Something changed: start what the concurrency limit allows, update helpers, re-render. */
-  private changed(): void {
-    const limit = Math.max(1, Math.floor(this.host.concurrency) || 1);
-    // Recount on every step: starting an uploader emits 'state' synchronously, which re-enters
-    // changed() and may already have filled slots.
-    for (const item of this.items) {
-      if (this.items.filter((i) => ACTIVE.has(i.status)).length >= limit) break;
-      if (item.status === 'queued' && item.startRequested) this.run(item);
+  private retryItem(item: UploadItem): void {
+    if (item.status !== 'failed' && item.status !== 'cancelled') return;
+    if (item.status === 'cancelled') {
+      item.uploader = undefined; // cancelled uploads are gone on the server: start fresh
+      this.setAcked(item, 0);
+      item.bytesSent = 0;
+    } else if (item.error?.code === ClientErrors.WORKER_LOST.code) {
+      item.uploader = undefined; // a new uploader (in the page) resumes from the resume record
     }
-    const busy = this.busy;
-    this.wakeLock.set(busy);
-    this.setTicking(this.items.some((i) => i.status === 'retrying'));
-    this.host.requestUpdate();
+    item.error = undefined;
+    item.announced = false;
+    this.setStatus(item, 'queued', true);
+  }
+
+  /** Mark cancelled; says which uploader to cancel, undefined when there was nothing to cancel. */
+  private cancelItem(item: UploadItem): { uploader: Uploader | undefined } | undefined {
+    if (item.status === 'done' || item.status === 'cancelled' || item.status === 'refused')
+      return undefined;
+    const uploader = item.uploader;
+    this.setStatus(item, 'cancelled');
+    item.rate = 0;
+    item.eta = null;
+    this.forgetHandle(item);
+    return { uploader };
+  }
+
+  private forget(item: UploadItem): void {
+    this.count(item, item.status, -1);
+    this.ready.delete(item);
+    if (item.status === 'queued' && !item.startRequested) this.waitingCount--;
+    this.byId.delete(item.id);
+  }
+
+  private dropGroup(group: UploadGroup): void {
+    this.groupsById.delete(group.id);
+    this.rows = this.rows.filter((r) => r !== group);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Bookkeeping: every status change goes through setStatus, so the counts stay exact
+
+  private setStatus(
+    item: UploadItem,
+    status: ItemStatus,
+    startRequested: boolean = item.startRequested,
+  ): void {
+    if (this.byId.get(item.id) !== item) {
+      // Removed from the list (a late event of its uploader): nothing is counted for it any more.
+      item.status = status;
+      item.startRequested = startRequested;
+      return;
+    }
+    if (item.status === 'queued' && !item.startRequested) this.waitingCount--;
+    if (item.status !== status) {
+      this.count(item, item.status, -1);
+      item.status = status;
+      this.count(item, status, 1);
+    }
+    item.startRequested = startRequested;
+    this.track(item);
+  }
+
+  /** Waiting count and ready set for the item's current status (after counting it in). */
+  private track(item: UploadItem): void {
+    if (item.status === 'queued' && !item.startRequested) this.waitingCount++;
+    if (item.status === 'queued' && item.startRequested) this.ready.add(item);
+    else this.ready.delete(item);
+  }
+
+  private count(item: UploadItem, status: ItemStatus, delta: 1 | -1): void {
+    this.counts[status] += delta;
+    const active = ACTIVE.has(status);
+    if (active) this.activeCount += delta;
+    const group = item.group;
+    if (!group) return;
+    group.counts[status] += delta;
+    if (active) group.active += delta;
+    if (status === 'failed') {
+      if (delta > 0) group.failed.add(item);
+      else group.failed.delete(item);
+    }
+  }
+
+  private setAcked(item: UploadItem, bytes: number): void {
+    if (item.group && this.byId.get(item.id) === item)
+      item.group.bytesAcked += bytes - item.bytesAcked;
+    item.bytesAcked = bytes;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Queue
+
+  /**
+   * Something changed: start what the concurrency limit allows, update helpers, re-render.
+   * `now` re-renders at once (user actions); upload events wait for the next frame.
+   */
+  private changed(now = false): void {
+    this.pump();
+    this.wakeLock.set(this.activeCount > 0);
+    this.setTicking(this.counts.retrying > 0);
+    if (now) this.host.requestUpdate();
+    else this.requestRender();
+  }
+
+  /** Start ready items while slots are free: O(started). */
+  private pump(): void {
+    // Starting an uploader emits 'state' synchronously, which re-enters changed(): the outer loop
+    // sees the new counts, so the inner call has nothing to do.
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      const limit = Math.max(1, Math.floor(this.host.concurrency) || 1);
+      while (this.activeCount < limit) {
+        const next = this.ready.values().next();
+        if (next.done) break;
+        this.run(next.value);
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  /** One host update per animation frame for however many upload events arrive in it. */
+  private requestRender(): void {
+    if (this.renderPending) return;
+    this.renderPending = true;
+    const flush = (): void => {
+      this.renderPending = false;
+      this.host.requestUpdate();
+    };
+    if (typeof requestAnimationFrame === 'function') requestAnimationFrame(flush);
+    else setTimeout(flush, FRAME_MS);
   }
 
   private run(item: UploadItem): void {
@@ -371,7 +688,7 @@ export class UploadController implements ReactiveController {
         return;
       }
     }
-    item.status = item.announced ? 'connecting' : 'hashing';
+    this.setStatus(item, item.announced ? 'connecting' : 'hashing');
     void item.uploader.start().then(() => this.changed());
   }
 
@@ -393,7 +710,7 @@ export class UploadController implements ReactiveController {
     uploader.on('start', (e) => {
       if (item.uploader !== uploader) return;
       item.uploadId = e.uploadId;
-      item.bytesAcked = e.resumedBytes;
+      this.setAcked(item, e.resumedBytes);
       if (
         e.resumed &&
         e.resumedBytes > 0 &&
@@ -412,7 +729,7 @@ export class UploadController implements ReactiveController {
           resumedBytes: e.resumedBytes,
         });
       }
-      this.host.requestUpdate();
+      this.requestRender();
     });
     uploader.on('info', (i) => {
       if (item.uploader !== uploader) return;
@@ -424,11 +741,11 @@ export class UploadController implements ReactiveController {
       } else {
         return;
       }
-      this.host.requestUpdate();
+      this.requestRender();
     });
     uploader.on('progress', (p) => {
       if (item.uploader !== uploader) return;
-      item.bytesAcked = p.bytesAcked;
+      this.setAcked(item, p.bytesAcked);
       item.bytesSent = p.bytesSent;
       item.rate = p.rate;
       item.eta = p.eta;
@@ -442,17 +759,19 @@ export class UploadController implements ReactiveController {
         rate: p.rate,
         eta: p.eta,
       });
-      this.host.requestUpdate();
+      this.requestRender();
     });
     uploader.on('complete', (c) => {
       if (item.uploader !== uploader) return;
-      item.status = 'done';
       item.instant = c.instant === true;
+      this.setStatus(item, 'done');
       item.digest = c.digest;
-      item.bytesAcked = item.size;
+      this.setAcked(item, item.size);
       item.rate = 0;
       item.eta = 0;
       this.forgetHandle(item);
+      // Nothing acts on a finished upload again; an uploader keeps its chunk buffers alive.
+      item.uploader = undefined;
       this.emit('upload-complete', {
         id: item.id,
         uploadId: c.uploadId,
@@ -478,19 +797,19 @@ export class UploadController implements ReactiveController {
     if (item.uploader !== uploader || item.status === 'cancelled') return;
     switch (state) {
       case 'connecting':
-        item.status = item.announced ? 'connecting' : 'hashing';
+        this.setStatus(item, item.announced ? 'connecting' : 'hashing');
         break;
       case 'uploading':
       case 'completing':
       case 'paused':
-        item.status = state;
+        this.setStatus(item, state);
         if (state === 'paused') {
           item.rate = 0;
           item.eta = null;
         }
         break;
       case 'retrying':
-        item.status = 'retrying';
+        this.setStatus(item, 'retrying');
         item.retryAt = Date.now() + (retryInMs ?? 0);
         break;
       default:
@@ -500,7 +819,7 @@ export class UploadController implements ReactiveController {
   }
 
   private fail(item: UploadItem, error: UploadErrorInfo): void {
-    item.status = 'failed';
+    this.setStatus(item, 'failed');
     item.error = error;
     item.rate = 0;
     item.eta = null;

@@ -46,6 +46,28 @@ export interface Strings {
   readonly forget: string;
   readonly actionsFor: (action: string, name: string) => string;
   readonly noEndpoint: string;
+  /** A group row of a loose selection: "10,000 files" (the count comes formatted). */
+  readonly looseFiles: (count: string) => string;
+  /** Files of a group finished out of all: "1,234 of 10,000 files". */
+  readonly filesDone: (done: string, total: string) => string;
+  /** Bytes of a group acknowledged out of all: "1.50 MiB of 2.00 GiB". */
+  readonly bytesDone: (acked: string, total: string) => string;
+  readonly failures: (count: string) => string;
+  /** Files of a group refused by `accept`/`max-file-size`. */
+  readonly refusedCount: (count: string) => string;
+  /** A group whose files all stopped, some of them failed. */
+  readonly someFailed: string;
+  readonly retryFailed: string;
+  readonly showFiles: string;
+  readonly hideFiles: string;
+  /** Accessible name of a group's list of file rows. */
+  readonly groupFilesLabel: (name: string) => string;
+  /** Which file rows of a group are shown: "Files 101–200 of 10,000". */
+  readonly pageRange: (from: string, to: string, total: string) => string;
+  readonly previousPage: string;
+  readonly nextPage: string;
+  /** Toggle: list only the failed files of a group. */
+  readonly failedOnly: string;
 }
 
 const en: Strings = {
@@ -86,6 +108,20 @@ const en: Strings = {
   forget: 'Forget',
   actionsFor: (action, name) => `${action} ${name}`,
   noEndpoint: 'No upload endpoint configured',
+  looseFiles: (n) => `${n} files`,
+  filesDone: (done, total) => `${done} of ${total} files`,
+  bytesDone: (acked, total) => `${acked} of ${total}`,
+  failures: (n) => `${n} failed`,
+  refusedCount: (n) => `${n} not uploaded`,
+  someFailed: 'Finished with failures',
+  retryFailed: 'Retry failed',
+  showFiles: 'Show files',
+  hideFiles: 'Hide files',
+  groupFilesLabel: (name) => `Files of ${name}`,
+  pageRange: (from, to, total) => `Files ${from}–${to} of ${total}`,
+  previousPage: 'Previous',
+  nextPage: 'Next',
+  failedOnly: 'Failed only',
 };
 
 const zhCN: Strings = {
@@ -125,6 +161,20 @@ const zhCN: Strings = {
   forget: '忽略',
   actionsFor: (action, name) => `${action} ${name}`,
   noEndpoint: '未配置上传地址',
+  looseFiles: (n) => `${n} 个文件`,
+  filesDone: (done, total) => `${done} / ${total} 个文件`,
+  bytesDone: (acked, total) => `${acked} / ${total}`,
+  failures: (n) => `${n} 个失败`,
+  refusedCount: (n) => `${n} 个未上传`,
+  someFailed: '已结束，部分失败',
+  retryFailed: '重试失败的文件',
+  showFiles: '显示文件',
+  hideFiles: '收起文件',
+  groupFilesLabel: (name) => `${name} 中的文件`,
+  pageRange: (from, to, total) => `第 ${from}–${to} 个，共 ${total} 个`,
+  previousPage: '上一页',
+  nextPage: '下一页',
+  failedOnly: '仅显示失败的文件',
 };
 
 const TABLE: Record<Locale, Strings> = { en, 'zh-CN': zhCN };
@@ -151,6 +201,14 @@ export function formatBytes(bytes: number, locale: Locale): string {
   const digits = unit === 0 ? 0 : value < 10 ? 2 : value < 100 ? 1 : 0;
   return `${new Intl.NumberFormat(locale, { maximumFractionDigits: digits, minimumFractionDigits: digits }).format(value)} ${UNITS[unit]}`;
 }
+
+/** 10000 -> "10,000" (digit grouping of the locale). */
+export function formatCount(count: number, locale: Locale): string {
+  let format = countFormats.get(locale);
+  if (!format) countFormats.set(locale, (format = new Intl.NumberFormat(locale)));
+  return format.format(count);
+}
+const countFormats = new Map<Locale, Intl.NumberFormat>();
 
 /** Seconds -> "1 h 2 min" / "45 s" (zh: "1 小时 2 分" / "45 秒"). */
 export function formatDuration(seconds: number, locale: Locale): string {

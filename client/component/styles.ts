@@ -221,6 +221,57 @@ export const styles = css`
     gap: 0.5rem;
     align-items: center;
   }
+  /* A folder row: the file rows of its open page nest inside it. */
+  .group > .head .name::before {
+    content: '';
+    display: inline-block;
+    inline-size: 0.9em;
+    block-size: 0.7em;
+    margin-inline-end: 0.4em;
+    border: 2px solid var(--_muted);
+    border-radius: 2px;
+    vertical-align: baseline;
+  }
+  .failures,
+  .failed .state {
+    color: var(--_error);
+    font-weight: 600;
+  }
+  .group.done .progress .acked {
+    background: var(--_success);
+  }
+  .group-files {
+    display: grid;
+    gap: 0.4rem;
+    padding-inline-start: 0.75rem;
+    border-inline-start: 2px solid var(--_border);
+  }
+  .group-files ul {
+    margin: 0;
+  }
+  .pager {
+    display: flex;
+    flex-wrap: wrap;
+    gap: 0.4rem;
+    align-items: center;
+    color: var(--_muted);
+    font-variant-numeric: tabular-nums;
+  }
+  .pager .range {
+    margin-inline-end: auto;
+  }
+  .pager button {
+    padding: 0.15rem 0.65rem;
+    min-height: 1.8rem;
+  }
+  .pager button:disabled {
+    cursor: default;
+    opacity: 0.6;
+  }
+  .pager button[aria-pressed='true'] {
+    border-color: var(--_accent);
+    box-shadow: inset 0 0 0 1px var(--_accent);
+  }
   @media (prefers-reduced-motion: reduce) {
     .progress .sent,
     .progress .acked,

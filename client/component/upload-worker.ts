@@ -16,6 +16,18 @@ interface WorkerScope {
 const scope = globalThis as unknown as WorkerScope;
 
 const uploaders = new Map<number, Uploader>();
+/**
+ * Last snapshot of uploaders that finished (done or cancelled): the uploader itself is dropped,
+ * since it keeps its chunk buffers (megabytes) and a folder may hold 100k files; a late
+ * pause/cancel from the page is still answered from this small record.
+ */
+const finished = new Map<number, Snapshot>();
+
+function release(id: number, uploader: Uploader): void {
+  if (uploader.state !== 'done' && uploader.state !== 'cancelled') return;
+  finished.set(id, snapshot(uploader));
+  uploaders.delete(id);
+}
 const EVENTS: readonly UploaderEventName[] = [
   'start',
   'progress',
@@ -60,8 +72,12 @@ scope.onmessage = (event) => {
     return;
   }
   const uploader = uploaders.get(m.id);
-  if (!uploader) return;
-  const settled = (outcome?: Awaited<ReturnType<Uploader['start']>>) =>
+  if (!uploader) {
+    const last = finished.get(m.id);
+    if (last) scope.postMessage({ op: 'settled', id: m.id, req: m.req, snapshot: last });
+    return;
+  }
+  const settled = (outcome?: Awaited<ReturnType<Uploader['start']>>) => {
     scope.postMessage({
       op: 'settled',
       id: m.id,
@@ -69,10 +85,10 @@ scope.onmessage = (event) => {
       ...(outcome ? { outcome } : {}),
       snapshot: snapshot(uploader),
     });
+    release(m.id, uploader);
+  };
   switch (m.op) {
     case 'start':
-      // Uploaders stay in the map after they finish (a few fields and a File reference), so a late
-      // pause/cancel from the page still gets its answer instead of waiting forever.
       void uploader.start().then(settled);
       break;
     case 'pause':

@@ -509,23 +509,31 @@ describe('<big-uploader> in Chromium', () => {
         'broken/ok1.bin',
         'broken/ok2.bin',
       ];
-      const shown = () =>
+      // Every walked file is queued (a folder's files are one folder row, so read the queue).
+      const queued = () =>
         page.evaluate(() =>
-          Array.from(
-            document
-              .querySelector('big-uploader')!
-              .shadowRoot!.querySelectorAll<HTMLElement>('li.item'),
-          ).map((li) => ({
-            name: li.querySelector('.name')?.textContent?.trim() ?? '',
-            status: li.dataset.status ?? '',
-          })),
+          document
+            .querySelector('big-uploader')!
+            .uploads.items.map((i) => ({ name: i.displayName, status: i.status })),
         );
       await expect
-        .poll(async () => (await shown()).length, { timeout: 10_000 })
+        .poll(async () => (await queued()).length, { timeout: 10_000 })
         .toBe(expected.length);
-      const list = await shown();
+      const list = await queued();
       expect(list.map((r) => r.name)).toEqual(expected);
       expect(new Set(list.map((r) => r.status))).toEqual(new Set(['queued']));
+      // On screen: one row per dropped folder, in drop order, and the loose file as itself.
+      const shown = await page.evaluate(() =>
+        Array.from(
+          document
+            .querySelector('big-uploader')!
+            .shadowRoot!.querySelectorAll<HTMLElement>('[part~="list"] > li'),
+        ).map(
+          (li) =>
+            `${li.className.split(' ')[0]}:${li.querySelector('.name')?.textContent?.trim() ?? ''}`,
+        ),
+      );
+      expect(shown).toEqual(['group:album', 'item:notes.bin', 'group:broken']);
       // Every folder is read until an empty batch: album's 251 entries take 100/100/51 and [].
       expect(
         await page.evaluate(

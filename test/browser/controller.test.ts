@@ -13,7 +13,15 @@ import type {
   UploaderEventMap,
   UploaderEventName,
 } from '../../client/core/types.js';
-import { UploadController, accepts, type UploadHost } from '../../client/component/controller.js';
+import {
+  UploadController,
+  accepts,
+  groupStatus,
+  isGroup,
+  type ItemStatus,
+  type UploadGroup,
+  type UploadHost,
+} from '../../client/component/controller.js';
 
 class FakeUploader implements Uploader {
   readonly emitter = new Emitter<UploaderEventMap>();
@@ -103,6 +111,7 @@ function setup(
   > = {},
 ) {
   const target = new EventTarget();
+  const renders = { count: 0 };
   const fired: Array<{ type: string; detail: unknown }> = [];
   for (const type of [
     'upload-start',
@@ -126,7 +135,9 @@ function setup(
     ...config,
     addController() {},
     removeController() {},
-    requestUpdate() {},
+    requestUpdate() {
+      renders.count++;
+    },
     updateComplete: Promise.resolve(true),
   }) as unknown as UploadHost;
   const made: FakeUploader[] = [];
@@ -135,12 +146,41 @@ function setup(
     made.push(u);
     return u;
   });
-  return { controller, made, fired };
+  return { controller, made, fired, renders };
 }
 
 const file = (name: string, size = 10, type = '') =>
   new File([new Uint8Array(size)], name, { type });
 const tick = () => new Promise((r) => setTimeout(r, 0));
+/** Longer than the controller's frame fallback (16 ms) where requestAnimationFrame is missing. */
+const frame = () => new Promise((r) => setTimeout(r, 40));
+
+/** Files of a folder, as a folder input or drop delivers them (path per file). */
+function folder(name: string, count: number, size = 10) {
+  const files = Array.from({ length: count }, (_, i) => file(`f${i}.bin`, size));
+  const paths = new Map(files.map((f, i) => [f, `${name}/sub-${i % 3}/${f.name}`]));
+  return { files, paths };
+}
+
+/** The group's counts recomputed from its members: what the incremental ones must equal. */
+function recount(group: UploadGroup) {
+  const counts: Partial<Record<ItemStatus, number>> = {};
+  for (const i of group.members) counts[i.status] = (counts[i.status] ?? 0) + 1;
+  return {
+    counts: Object.fromEntries(Object.entries(group.counts).filter(([, n]) => n > 0)),
+    expected: counts,
+    acked: group.members.reduce((n, i) => n + i.bytesAcked, 0),
+    failed: group.members.filter((i) => i.status === 'failed'),
+  };
+}
+
+const sourceError = {
+  code: 0xf005,
+  name: 'SOURCE_ERROR',
+  message: 'gone',
+  retryable: false,
+  fatal: true,
+} as const;
 
 describe('UploadController', () => {
   it('runs at most `concurrency` uploads and starts the next when one finishes', async () => {
@@ -241,5 +281,83 @@ describe('UploadController', () => {
     expect(accepts('.iso,video/*', { name: 'a.mp4', type: 'video/mp4' })).toBe(true);
     expect(accepts('application/zip', { name: 'a.zip', type: 'application/zip' })).toBe(true);
     expect(accepts('.iso,video/*', { name: 'a.txt', type: 'text/plain' })).toBe(false);
+  });
+  it('shows a folder as one group with counts kept exact through pause, failure, retry and cancel', async () => {
+    const { controller, made } = setup({ concurrency: 2 });
+    const album = folder('album', 7);
+    controller.add(album.files, { paths: album.paths });
+    expect(controller.rows).toHaveLength(1);
+    const [group] = controller.rows;
+    if (!isGroup(group)) throw new Error('expected a group row');
+    expect(group).toMatchObject({ kind: 'folder', name: 'album', active: 2, bytesTotal: 70 });
+    expect(group.members.map((i) => i.displayName)[0]).toBe('album/sub-0/f0.bin');
+    expect(made[0].options.metadata).toEqual({ relativePath: 'album/sub-0/f0.bin' });
+    made[0].finish();
+    made[1].emitter.emit('error', sourceError);
+    await tick();
+    expect(groupStatus(group)).toBe('uploading');
+    expect(group.counts).toMatchObject({ done: 1, failed: 1, hashing: 2, queued: 3 });
+    expect(group.bytesAcked).toBe(10);
+    controller.pauseGroup(group.id);
+    await tick();
+    expect(group.counts).toMatchObject({ paused: 5, queued: 0 });
+    expect(groupStatus(group)).toBe('paused');
+    expect(made).toHaveLength(4); // pausing did not start more files
+    controller.resumeGroup(group.id);
+    controller.retryFailed(group.id);
+    await tick();
+    expect(group.failed.size).toBe(0);
+    void controller.cancelGroup(group.id);
+    await tick();
+    expect(group.counts).toMatchObject({ cancelled: 6, done: 1 });
+    expect(groupStatus(group)).toBe('cancelled');
+    const check = recount(group);
+    expect(check.counts).toEqual(check.expected);
+    expect(group.bytesAcked).toBe(check.acked);
+    expect(controller.busy).toBe(false);
+    controller.removeGroup(group.id);
+    expect(controller.rows).toEqual([]);
+    expect(controller.items).toEqual([]);
+    expect(controller.counts.done + controller.counts.cancelled).toBe(0);
+  });
+
+  it('groups a loose selection above groupThreshold, keeps smaller ones as file rows', () => {
+    const { controller } = setup({ autoStart: false, groupThreshold: 5 });
+    controller.add(Array.from({ length: 5 }, (_, i) => file(`a${i}`)));
+    controller.add(Array.from({ length: 6 }, (_, i) => file(`b${i}`)));
+    expect(
+      controller.rows.map((r) => (isGroup(r) ? `group:${r.members.length}` : r.file.name)),
+    ).toEqual(['a0', 'a1', 'a2', 'a3', 'a4', 'group:6']);
+    expect(controller.hasWaiting).toBe(true);
+    controller.startAll();
+    expect(controller.hasWaiting).toBe(false);
+  });
+
+  it('does O(1) work per upload event with 10,000 files, and renders once per frame', async () => {
+    const { controller, made, renders } = setup({ concurrency: 4 });
+    const big = folder('big', 10_000, 16);
+    controller.add(big.files, { paths: big.paths });
+    expect(made).toHaveLength(4);
+    // Count every read of an element of the full list while 400 uploads finish one by one.
+    let reads = 0;
+    controller.items = new Proxy(controller.items, {
+      get(target, key, receiver) {
+        if (typeof key === 'string' && /^\d+$/.test(key)) reads++;
+        return Reflect.get(target, key, receiver) as unknown;
+      },
+    });
+    await frame();
+    const rendersBefore = renders.count;
+    for (let n = 0; n < 400; n++) made[n].finish();
+    await tick();
+    expect(made).toHaveLength(404);
+    // A scan per event would read 400 x 10,000 elements; the controller reads none.
+    expect(reads).toBe(0);
+    await frame();
+    // 400 completions (2,400 core events) in one frame: one render, not thousands.
+    expect(renders.count - rendersBefore).toBeLessThanOrEqual(2);
+    const [group] = controller.rows as UploadGroup[];
+    expect(group.counts).toMatchObject({ done: 400, hashing: 4, queued: 9_596 });
+    expect(group.bytesAcked).toBe(400 * 16);
   });
 });
