@@ -120,9 +120,10 @@ export class UploadRegistry {
    * store's create checks the space again, atomically with the reservation.
    */
   async create(message: OpenMessage, owner: UploadOwner, client: string): Promise<{ upload: OpenUpload; secret: Uint8Array }> {
-    const chunkSize = message.chunkSize === 0
+    const proposed = message.chunkSize === 0
       ? this.options.defaultChunkSize
       : Math.min(Math.max(message.chunkSize, 65_536), this.options.maxChunkSize);
+    const chunkSize = this.store.chunkSizeFor?.(message.fileSize, proposed, this.options.maxChunkSize) ?? proposed;
     const idBytes = randomBytes(16);
     const secret = randomBytes(32);
     const info = {

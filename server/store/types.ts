@@ -123,6 +123,13 @@ export interface UploadStore {
   /** Bytes available for new uploads. */
   freeSpace(): Promise<number>;
   /**
+   * Optional: the chunk size the store needs for a file of `fileSize` bytes when the session would
+   * agree `proposed` (at most `maxChunkSize`, the largest message the server reads). An object
+   * store maps chunks to parts and must keep within its part rules; throws a ProtocolError
+   * (FILE_TOO_LARGE) when no chunk size fits. Absent: `proposed` is used.
+   */
+  chunkSizeFor?(fileSize: number, proposed: number, maxChunkSize: number): number;
+  /**
    * Create an upload and reserve `info.fileSize` bytes for it. Throws ProtocolError
    * INSUFFICIENT_STORAGE when the space cannot be reserved (nothing is left behind).
    */
