@@ -32,7 +32,11 @@ function uploadServer(): Plugin {
       if (alive) return;
       const url = new URL(server);
       const { buildApp } = await import('./server/index.js');
-      const app = await buildApp({ dir: here('./data'), logLevel: 'warn', origins: [`http://127.0.0.1:5173`, `http://localhost:5173`] });
+      const app = await buildApp({
+        dir: here('./data'),
+        logLevel: 'warn',
+        origins: [`http://127.0.0.1:5173`, `http://localhost:5173`],
+      });
       await app.listen({ host: url.hostname, port: Number(url.port || 80) });
       dev.config.logger.info(`  big-uploader server started at ${server} (data in ./data)`);
       dev.httpServer?.on('close', () => void app.close());
@@ -51,7 +55,11 @@ function inlineUploadWorker(): Plugin {
     name: 'big-uploader-inline-worker',
     enforce: 'pre',
     resolveId(source, importer) {
-      if (source === './worker-factory.js' && importer?.endsWith('/client/component/worker-uploader.ts')) return WORKER_FACTORY;
+      if (
+        source === './worker-factory.js' &&
+        importer?.endsWith('/client/component/worker-uploader.ts')
+      )
+        return WORKER_FACTORY;
       return undefined;
     },
     load(id) {
@@ -74,7 +82,11 @@ export default defineConfig(({ mode }): UserConfig => {
         emptyOutDir: true,
         target: 'es2022',
         sourcemap: true,
-        lib: { entry: here('./client/component/define.ts'), formats: ['es'], fileName: () => 'big-uploader.js' },
+        lib: {
+          entry: here('./client/component/define.ts'),
+          formats: ['es'],
+          fileName: () => 'big-uploader.js',
+        },
       },
     };
   }
@@ -90,7 +102,10 @@ export default defineConfig(({ mode }): UserConfig => {
         target: 'es2022',
         sourcemap: true,
         lib: {
-          entry: { index: here('./client/component/index.ts'), define: here('./client/component/define.ts') },
+          entry: {
+            index: here('./client/component/index.ts'),
+            define: here('./client/component/define.ts'),
+          },
           formats: ['es'],
         },
         // Apps that already use lit share one copy.

@@ -15,7 +15,11 @@ const BLOCK = 8 * 2 ** 20;
  * Only one source is kept: a source of another size is deleted first, so the disk holds at most
  * one copy however many sizes are tried.
  */
-export async function ensureSource(workDir: string, size: number, log: (line: string) => void): Promise<string> {
+export async function ensureSource(
+  workDir: string,
+  size: number,
+  log: (line: string) => void,
+): Promise<string> {
   await mkdir(workDir, { recursive: true });
   const path = join(workDir, `${SOURCE_PREFIX}${size}.bin`);
   const existing = await stat(path).catch(() => undefined);
@@ -60,7 +64,8 @@ export async function warmPages(dir: string, bytes: number): Promise<void> {
   const handle = await open(path, 'w');
   try {
     const buf = Buffer.alloc(BLOCK, 0x5a);
-    for (let offset = 0; offset < bytes; offset += BLOCK) await handle.write(buf, 0, Math.min(BLOCK, bytes - offset), offset);
+    for (let offset = 0; offset < bytes; offset += BLOCK)
+      await handle.write(buf, 0, Math.min(BLOCK, bytes - offset), offset);
   } finally {
     await handle.close();
     await unlink(path).catch(() => undefined);
@@ -89,7 +94,8 @@ export async function compareFiles(expected: string, actual: string): Promise<Co
     for (let offset = 0; offset < a.size; offset += BLOCK) {
       const n = Math.min(BLOCK, a.size - offset);
       const [ra, rb] = await Promise.all([ha.read(ba, 0, n, offset), hb.read(bb, 0, n, offset)]);
-      if (ra.bytesRead !== n || rb.bytesRead !== n) return { identical: false, reason: `short read at ${offset}` };
+      if (ra.bytesRead !== n || rb.bytesRead !== n)
+        return { identical: false, reason: `short read at ${offset}` };
       if (ba.compare(bb, 0, n, 0, n) !== 0) {
         let i = 0;
         while (i < n && ba[i] === bb[i]) i++;

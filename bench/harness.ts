@@ -70,12 +70,24 @@ const MiB = 2 ** 20;
  * Reduce one contender's runs to its row. Pure, so the test can feed it made-up runs.
  * Any failed run makes the whole contender FAILED, without figures: a fast wrong answer is no answer.
  */
-export function summarize(contender: Pick<Contender, 'id' | 'label' | 'kind'>, records: readonly RunRecord[]): ContenderSummary {
-  const base = { id: contender.id, label: contender.label, kind: contender.kind, runs: records.length, extra: {}, notes: [] as string[] };
+export function summarize(
+  contender: Pick<Contender, 'id' | 'label' | 'kind'>,
+  records: readonly RunRecord[],
+): ContenderSummary {
+  const base = {
+    id: contender.id,
+    label: contender.label,
+    kind: contender.kind,
+    runs: records.length,
+    extra: {},
+    notes: [] as string[],
+  };
   const failed = records.find((r) => r.status === 'failed');
-  if (failed && failed.status === 'failed') return { ...base, status: 'failed', reason: failed.reason };
+  if (failed && failed.status === 'failed')
+    return { ...base, status: 'failed', reason: failed.reason };
   const unavailable = records.find((r) => r.status === 'unavailable');
-  if (unavailable && unavailable.status === 'unavailable') return { ...base, status: 'unavailable', reason: unavailable.reason };
+  if (unavailable && unavailable.status === 'unavailable')
+    return { ...base, status: 'unavailable', reason: unavailable.reason };
   const ok = records.filter((r): r is Extract<RunRecord, { status: 'ok' }> => r.status === 'ok');
   if (ok.length === 0) return { ...base, status: 'unavailable', reason: 'no runs' };
   const peak = (values: (number | undefined)[]): number | undefined => {
@@ -92,8 +104,16 @@ export function summarize(contender: Pick<Contender, 'id' | 'label' | 'kind'>, r
     ...base,
     status: 'ok',
     mbps: spread(ok.map((r) => mbPerSecond(r.bytes, r.seconds))),
-    serverCpuPerGiB: spread(ok.map((r) => (r.serverCpuSeconds === undefined ? undefined : cpuPerGiB(r.serverCpuSeconds, r.bytes)))),
-    clientCpuPerGiB: spread(ok.map((r) => (r.clientCpuSeconds === undefined ? undefined : cpuPerGiB(r.clientCpuSeconds, r.bytes)))),
+    serverCpuPerGiB: spread(
+      ok.map((r) =>
+        r.serverCpuSeconds === undefined ? undefined : cpuPerGiB(r.serverCpuSeconds, r.bytes),
+      ),
+    ),
+    clientCpuPerGiB: spread(
+      ok.map((r) =>
+        r.clientCpuSeconds === undefined ? undefined : cpuPerGiB(r.clientCpuSeconds, r.bytes),
+      ),
+    ),
     serverPeakRssMiB: peak(ok.map((r) => r.serverPeakRssBytes)),
     clientPeakRssMiB: peak(ok.map((r) => r.clientPeakRssBytes)),
     extra,
@@ -108,15 +128,24 @@ export function addRatios(rows: ContenderSummary[]): void {
 }
 
 /** Check a run's received file against the source; a mismatch turns the run into a failure. */
-export async function verifyRun(source: string, outcome: RunOutcome, verifies: boolean): Promise<RunOutcome> {
+export async function verifyRun(
+  source: string,
+  outcome: RunOutcome,
+  verifies: boolean,
+): Promise<RunOutcome> {
   if (outcome.status !== 'ok' || !verifies) return outcome;
   if (!outcome.received) return { status: 'failed', reason: 'no received file to compare' };
   const cmp = await compareFiles(source, outcome.received);
-  return cmp.identical ? outcome : { status: 'failed', reason: `received file differs from the source: ${cmp.reason}` };
+  return cmp.identical
+    ? outcome
+    : { status: 'failed', reason: `received file differs from the source: ${cmp.reason}` };
 }
 
 /** Run every contender `runs` times, alternating, and summarize. */
-export async function runContenders(contenders: readonly Contender[], options: BenchOptions): Promise<BenchResult> {
+export async function runContenders(
+  contenders: readonly Contender[],
+  options: BenchOptions,
+): Promise<BenchResult> {
   const startedAt = new Date().toISOString();
   const t0 = performance.now();
   const machine = describeMachine(options.tmpRoot ?? os.tmpdir());
@@ -126,7 +155,7 @@ export async function runContenders(contenders: readonly Contender[], options: B
   const runs = Math.max(1, Math.min(options.runs, 50));
   for (let run = 1; run <= runs; run++) {
     for (const c of contenders) {
-      const mine = records[c.id]!;
+      const mine = records[c.id];
       // A contender that failed or cannot run will not do better next round; spend the time elsewhere.
       if (mine.some((r) => r.status !== 'ok')) continue;
       const runDir = await mkdtemp(join(options.tmpRoot ?? os.tmpdir(), `bench-${c.id}-`));
@@ -146,7 +175,10 @@ export async function runContenders(contenders: readonly Contender[], options: B
           });
           outcome = await verifyRun(source, outcome, c.verifies);
         } catch (error) {
-          outcome = { status: 'failed', reason: error instanceof Error ? error.message : String(error) };
+          outcome = {
+            status: 'failed',
+            reason: error instanceof Error ? error.message : String(error),
+          };
         }
         mine.push({ ...outcome, run });
         options.log(
@@ -159,7 +191,7 @@ export async function runContenders(contenders: readonly Contender[], options: B
       }
     }
   }
-  const rows = contenders.map((c) => summarize(c, records[c.id]!));
+  const rows = contenders.map((c) => summarize(c, records[c.id]));
   addRatios(rows);
   return {
     machine,

@@ -25,7 +25,10 @@ function diskOf(dir: string): string {
     const dev = source?.startsWith('/dev/') ? source.slice(5).replace(/\d+$/, '') : '';
     if (dev) {
       try {
-        rotational = readFileSync(`/sys/block/${dev}/queue/rotational`, 'utf8').trim() === '1' ? ', rotational' : ', non-rotational';
+        rotational =
+          readFileSync(`/sys/block/${dev}/queue/rotational`, 'utf8').trim() === '1'
+            ? ', rotational'
+            : ', non-rotational';
       } catch {
         // Virtual or partitioned devices may not expose it; leave it out rather than guess.
       }
@@ -46,7 +49,10 @@ export function describeMachine(tmpDir = os.tmpdir()): MachineInfo {
     node: process.version,
     os: `${os.type()} ${os.release()} ${os.arch()}`,
     disk: diskOf(tmpDir),
-    loadAverage: os.loadavg().map((l) => l.toFixed(2)).join(' '),
+    loadAverage: os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' '),
   };
 }
 
@@ -72,7 +78,10 @@ export function machineCpu(): MachineCpu | undefined {
  * Cores kept busy between two readings, all processes together (kernel threads included): near
  * the core count means the machine, not the protocol, set the pace of that run.
  */
-export function busyCores(from: MachineCpu | undefined, to: MachineCpu | undefined): number | undefined {
+export function busyCores(
+  from: MachineCpu | undefined,
+  to: MachineCpu | undefined,
+): number | undefined {
   if (!from || !to || to.atMs <= from.atMs) return undefined;
   return (to.busySeconds - from.busySeconds) / ((to.atMs - from.atMs) / 1000);
 }

@@ -80,7 +80,11 @@ export class BenchChild {
   private done = false;
 
   constructor(command: string, args: string[], options: SpawnOptions) {
-    this.child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child = spawn(command, args, {
+      cwd: options.cwd,
+      env: options.env ?? process.env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     // Only gated peers read stdin; an unread pipe costs nothing, and EPIPE after exit is harmless.
     this.child.stdin!.on('error', () => undefined);
     const lines = createInterface({ input: this.child.stdout! });
@@ -142,14 +146,23 @@ export class BenchChild {
   }
 
   /** Wait for the first message matching `match`; rejects on exit or timeout with the child's stderr. */
-  async waitForMessage(match: (m: ChildMessage) => boolean, timeoutMs: number): Promise<ChildMessage> {
+  async waitForMessage(
+    match: (m: ChildMessage) => boolean,
+    timeoutMs: number,
+  ): Promise<ChildMessage> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const found = this.messages.find(match);
       if (found) return found;
-      if (this.done) throw new Error(`child exited before the expected message; stderr: ${this.stderr.trim().slice(-800)}`);
+      if (this.done)
+        throw new Error(
+          `child exited before the expected message; stderr: ${this.stderr.trim().slice(-800)}`,
+        );
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for the child; stderr: ${this.stderr.trim().slice(-800)}`);
+      if (left <= 0)
+        throw new Error(
+          `timed out after ${timeoutMs} ms waiting for the child; stderr: ${this.stderr.trim().slice(-800)}`,
+        );
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, Math.min(left, 1000));
         this.waiters.push(() => {
@@ -161,7 +174,9 @@ export class BenchChild {
   }
 
   /** Wait for exit, killing the child if it outlives `timeoutMs`. */
-  async waitForExit(timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; timedOut: boolean }> {
+  async waitForExit(
+    timeoutMs: number,
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null; timedOut: boolean }> {
     let timedOut = false;
     const t = setTimeout(() => {
       timedOut = true;
@@ -192,8 +207,16 @@ export class BenchChild {
 }
 
 /** Run one of the bench's own TypeScript peers (bench/peers/*.ts) under tsx in its own Node process. */
-export function spawnPeer(repoRoot: string, script: string, args: string[], env?: NodeJS.ProcessEnv): BenchChild {
-  return new BenchChild(process.execPath, ['--import', 'tsx', script, ...args], { cwd: repoRoot, env: { ...process.env, ...env } });
+export function spawnPeer(
+  repoRoot: string,
+  script: string,
+  args: string[],
+  env?: NodeJS.ProcessEnv,
+): BenchChild {
+  return new BenchChild(process.execPath, ['--import', 'tsx', script, ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+  });
 }
 
 /**
@@ -208,7 +231,10 @@ export async function spawnGatedClient(
   env?: NodeJS.ProcessEnv,
 ): Promise<BenchChild> {
   const client = spawnPeer(repoRoot, script, args, { ...env, BENCH_GATE: '1' });
-  const first = await client.waitForMessage((m) => m.event === 'ready' || m.event === 'error' || m.event === 'result', 60_000);
+  const first = await client.waitForMessage(
+    (m) => m.event === 'ready' || m.event === 'error' || m.event === 'result',
+    60_000,
+  );
   if (first.event === 'ready') {
     await warm();
     client.writeLine('go');

@@ -75,36 +75,49 @@ export interface ProductServer {
 }
 
 /** Start `serve` and wait until it accepts TCP connections. Throws NotAvailable for a stub. */
-export async function startServer(repoRoot: string, dir: string, extraArgs: string[] = [], timeoutMs = 30_000): Promise<ProductServer> {
+export async function startServer(
+  repoRoot: string,
+  dir: string,
+  extraArgs: string[] = [],
+  timeoutMs = 30_000,
+): Promise<ProductServer> {
   await mkdir(dir, { recursive: true });
   const port = await freePort();
-  const child = new BenchChild(process.execPath, cliArgs(repoRoot, ['serve', '--port', String(port), '--dir', dir, ...extraArgs]), {
-    cwd: dir,
-    // As the bin's shebang and npm start set them (server/node-flags.ts).
-    env: { ...process.env, ...SERVER_NODE_ENV },
-  });
+  const child = new BenchChild(
+    process.execPath,
+    cliArgs(repoRoot, ['serve', '--port', String(port), '--dir', dir, ...extraArgs]),
+    {
+      cwd: dir,
+      // As the bin's shebang and npm start set them (server/node-flags.ts).
+      env: { ...process.env, ...SERVER_NODE_ENV },
+    },
+  );
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.hasExited) {
       const text = `${child.stderr}\n${child.stdoutLines.join('\n')}`.trim();
-      if (NOT_IMPLEMENTED.test(text)) throw new NotAvailable(text.split('\n')[0]!);
+      if (NOT_IMPLEMENTED.test(text)) throw new NotAvailable(text.split('\n')[0]);
       throw new Error(`serve exited before listening: ${text.slice(-600)}`);
     }
     if (await canConnect(port)) return { child, port, dir, url: `ws://127.0.0.1:${port}/upload` };
     await new Promise((r) => setTimeout(r, 100));
   }
   await child.stop();
-  throw new Error(`serve did not listen on ${port} within ${timeoutMs} ms: ${child.stderr.slice(-600)}`);
+  throw new Error(
+    `serve did not listen on ${port} within ${timeoutMs} ms: ${child.stderr.slice(-600)}`,
+  );
 }
 
 /** Pull the per-file records out of `send --json` output: one JSON document, an array, or JSON lines. */
 export function parseSendOutput(stdout: string): SendRecord[] {
-  const isRecord = (v: unknown): v is SendRecord => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const isRecord = (v: unknown): v is SendRecord =>
+    typeof v === 'object' && v !== null && !Array.isArray(v);
   const collect = (v: unknown): SendRecord[] => {
     if (Array.isArray(v)) return v.filter(isRecord);
     if (isRecord(v)) {
       // Accept a wrapper such as {files:[...]} as well as a bare record.
-      for (const key of ['files', 'results', 'uploads']) if (Array.isArray(v[key])) return (v[key] as unknown[]).filter(isRecord);
+      for (const key of ['files', 'results', 'uploads'])
+        if (Array.isArray(v[key])) return (v[key] as unknown[]).filter(isRecord);
       return [v];
     }
     return [];
@@ -151,25 +164,48 @@ export async function runSend(
   onStart?: (child: BenchChild) => void,
 ): Promise<SendResult> {
   await mkdir(stateDir, { recursive: true });
-  const env = { ...process.env, HOME: stateDir, XDG_STATE_HOME: stateDir, XDG_CONFIG_HOME: stateDir, XDG_CACHE_HOME: stateDir };
+  const env = {
+    ...process.env,
+    HOME: stateDir,
+    XDG_STATE_HOME: stateDir,
+    XDG_CONFIG_HOME: stateDir,
+    XDG_CACHE_HOME: stateDir,
+  };
   const t0 = performance.now();
-  const child = new BenchChild(process.execPath, cliArgs(repoRoot, ['send', ...files, '--url', url, '--json', ...extraArgs]), { cwd: stateDir, env });
+  const child = new BenchChild(
+    process.execPath,
+    cliArgs(repoRoot, ['send', ...files, '--url', url, '--json', ...extraArgs]),
+    { cwd: stateDir, env },
+  );
   onStart?.(child);
   const exit = await child.waitForExit(timeoutMs);
   const endedAtMs = performance.now();
   const wallSeconds = (endedAtMs - t0) / 1000;
   const text = `${child.stderr}\n${child.stdoutLines.join('\n')}`;
-  if (exit.code !== 0 && NOT_IMPLEMENTED.test(text)) throw new NotAvailable(text.trim().split('\n')[0]!);
+  if (exit.code !== 0 && NOT_IMPLEMENTED.test(text))
+    throw new NotAvailable(text.trim().split('\n')[0]);
   if (exit.timedOut) throw new Error(`send did not finish within ${timeoutMs} ms`);
-  return { child, records: parseSendOutput(child.stdoutLines.join('\n')), wallSeconds, endedAtMs, code: exit.code };
+  return {
+    child,
+    records: parseSendOutput(child.stdoutLines.join('\n')),
+    wallSeconds,
+    endedAtMs,
+    code: exit.code,
+  };
 }
 
 /** Where the server stored a completed upload: the documented layout first, else a file of that size. */
-export async function locateStored(dir: string, record: SendRecord | undefined, source: string, size: number): Promise<string | undefined> {
+export async function locateStored(
+  dir: string,
+  record: SendRecord | undefined,
+  source: string,
+  size: number,
+): Promise<string | undefined> {
   const name = record?.name ?? basename(source);
   if (record?.id) {
     const documented = join(dir, 'files', record.id, name);
-    if ((await findFilesOfSize(join(dir, 'files', record.id), size, 0)).includes(documented)) return documented;
+    if ((await findFilesOfSize(join(dir, 'files', record.id), size, 0)).includes(documented))
+      return documented;
   }
   const candidates = await findFilesOfSize(dir, size);
   return candidates.find((p) => basename(p) === name) ?? candidates[0];
@@ -177,7 +213,9 @@ export async function locateStored(dir: string, record: SendRecord | undefined, 
 
 /** The subcommand's --help text (empty if it fails): used to see which tuning flags exist. */
 export async function helpText(repoRoot: string, command: string): Promise<string> {
-  const child = new BenchChild(process.execPath, cliArgs(repoRoot, [command, '--help']), { cwd: repoRoot });
+  const child = new BenchChild(process.execPath, cliArgs(repoRoot, [command, '--help']), {
+    cwd: repoRoot,
+  });
   await child.waitForExit(30_000);
   return `${child.stdoutLines.join('\n')}\n${child.stderr}`;
 }

@@ -9,7 +9,15 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { compareFiles, findFilesOfSize } from './files.js';
 import { mbPerSecond } from './stats.js';
-import { NotAvailable, helpText, locateStored, runSend, startServer, type ProductServer, type SendRecord } from './product.js';
+import {
+  NotAvailable,
+  helpText,
+  locateStored,
+  runSend,
+  startServer,
+  type ProductServer,
+  type SendRecord,
+} from './product.js';
 import type { ScenarioResult } from './types.js';
 
 export const SCENARIO_IDS = ['resume', 'completion', 'concurrency', 'sweep', 'browser'] as const;
@@ -44,7 +52,13 @@ async function withServer(
     server = await startServer(ctx.repoRoot, join(ctx.dir, 'server'), serverArgs);
     return await fn(server);
   } catch (error) {
-    if (error instanceof NotAvailable) return { id, title, status: 'skipped', reason: `big-uploader is not available yet (${error.message})` };
+    if (error instanceof NotAvailable)
+      return {
+        id,
+        title,
+        status: 'skipped',
+        reason: `big-uploader is not available yet (${error.message})`,
+      };
     return { id, title, status: 'failed', reason: errorText(error) };
   } finally {
     await server?.child.stop();
@@ -62,7 +76,7 @@ async function makeFile(ctx: ScenarioContext, name: string, bytes: number): Prom
   const dst = await open(path, 'w');
   try {
     const buf = Buffer.allocUnsafe(8 * MiB);
-    for (let offset = 0; offset < bytes; ) {
+    for (let offset = 0; offset < bytes;) {
       const n = Math.min(buf.length, bytes - offset, ctx.size - (offset % ctx.size));
       const { bytesRead } = await src.read(buf, 0, n, offset % ctx.size);
       await dst.write(buf, 0, bytesRead, offset);
@@ -88,7 +102,8 @@ function ackedPercent(stderr: string): number | undefined {
 
 /** Resume cost: kill the client once half the file is acked, resume, count what was sent again. */
 export async function resumeScenario(ctx: ScenarioContext): Promise<ScenarioResult> {
-  const title = 'Resume cost (client killed with SIGKILL once 50% is acked, then the same command again)';
+  const title =
+    'Resume cost (client killed with SIGKILL once 50% is acked, then the same command again)';
   return withServer(ctx, 'resume', title, async (server) => {
     const state = join(ctx.dir, 'client');
     let cutAtPercent: number | undefined;
@@ -98,34 +113,55 @@ export async function resumeScenario(ctx: ScenarioContext): Promise<ScenarioResu
     // takes less than the client's 100 ms progress interval times a few, and the first progress
     // line past 50% came at ~90%. What is measured, the resume, runs at full speed.
     const slow = ['--limit-rate', String(Math.max(1, Math.ceil(ctx.size / 4)))];
-    const cut = await runSend(ctx.repoRoot, [ctx.source], server.url, state, slow, ctx.timeoutMs, (child) => {
-      // Poll the progress lines; the cut lands right after the client saw 50% acknowledged.
-      const timer = setInterval(() => {
-        const p = ackedPercent(child.stderr);
-        if (p !== undefined && p >= 50) {
-          clearInterval(timer);
-          cutAtPercent = p;
-          cutAfterSeconds = (performance.now() - t0) / 1000;
-          child.kill('SIGKILL');
-        } else if (child.hasExited) clearInterval(timer);
-      }, 5);
-    });
+    const cut = await runSend(
+      ctx.repoRoot,
+      [ctx.source],
+      server.url,
+      state,
+      slow,
+      ctx.timeoutMs,
+      (child) => {
+        // Poll the progress lines; the cut lands right after the client saw 50% acknowledged.
+        const timer = setInterval(() => {
+          const p = ackedPercent(child.stderr);
+          if (p !== undefined && p >= 50) {
+            clearInterval(timer);
+            cutAtPercent = p;
+            cutAfterSeconds = (performance.now() - t0) / 1000;
+            child.kill('SIGKILL');
+          } else if (child.hasExited) clearInterval(timer);
+        }, 5);
+      },
+    );
     if (cutAtPercent === undefined) {
-      return { id: 'resume', title, status: 'failed', reason: `the first send ended (code ${cut.code}) before reporting 50% acked; stderr: ${cut.child.stderr.slice(-300)}` };
+      return {
+        id: 'resume',
+        title,
+        status: 'failed',
+        reason: `the first send ended (code ${cut.code}) before reporting 50% acked; stderr: ${cut.child.stderr.slice(-300)}`,
+      };
     }
     const t1 = performance.now();
     const resumed = await runSend(ctx.repoRoot, [ctx.source], server.url, state, [], ctx.timeoutMs);
     const resumeWall = (performance.now() - t1) / 1000;
-    if (resumed.code !== 0) return { id: 'resume', title, status: 'failed', reason: `resumed send exited ${resumed.code}: ${resumed.child.stderr.slice(-300)}` };
+    if (resumed.code !== 0)
+      return {
+        id: 'resume',
+        title,
+        status: 'failed',
+        reason: `resumed send exited ${resumed.code}: ${resumed.child.stderr.slice(-300)}`,
+      };
     const r = recordFor(resumed.records, ctx.size);
     const skipped = typeof r?.bytesSkipped === 'number' ? r.bytesSkipped : undefined;
     const sent = typeof r?.bytesSent === 'number' ? r.bytesSent : undefined;
     const stored = await locateStored(server.dir, r, ctx.source, ctx.size);
-    const same = stored ? await compareFiles(ctx.source, stored) : { identical: false as const, reason: 'no stored file' };
+    const same = stored
+      ? await compareFiles(ctx.source, stored)
+      : { identical: false as const, reason: 'no stored file' };
     const notes = [
       `Killed ${cutAfterSeconds.toFixed(2)} s after start, when the client reported ${cutAtPercent}% acked (the first send was capped at a quarter of the file per second so the cut lands near the middle).`,
       'Re-sent beyond missing = bytes sent on resume - (size - bytes the server already had); lost in flight = ' +
-        'what the server had beyond the client\'s last 10% progress line is not visible from outside.',
+        "what the server had beyond the client's last 10% progress line is not visible from outside.",
       'Reconnect to first new ack = `firstAckSeconds` of send --json: from the start of the resumed connection ' +
         '(handshake, RESUME, ACCEPT with the acked ranges, first chunk) to the first ACK of new bytes. The resume wall ' +
         'time includes the process start-up.',
@@ -135,13 +171,23 @@ export async function resumeScenario(ctx: ScenarioContext): Promise<ScenarioResu
       title,
       status: same.identical ? 'ok' : 'failed',
       reason: same.identical ? undefined : `resumed file differs: ${same.reason}`,
-      headers: ['Acked at cut (client view)', 'Skipped on resume (MiB)', 'Sent on resume (MiB)', 'Re-sent beyond missing (MiB)', 'Reconnect to first new ack s', 'Resume s (send --json)', 'Resume wall s'],
+      headers: [
+        'Acked at cut (client view)',
+        'Skipped on resume (MiB)',
+        'Sent on resume (MiB)',
+        'Re-sent beyond missing (MiB)',
+        'Reconnect to first new ack s',
+        'Resume s (send --json)',
+        'Resume wall s',
+      ],
       rows: [
         [
           `${cutAtPercent}%`,
           skipped === undefined ? 'n/a' : (skipped / MiB).toFixed(1),
           sent === undefined ? 'n/a' : (sent / MiB).toFixed(1),
-          skipped === undefined || sent === undefined ? 'n/a' : ((sent - (ctx.size - skipped)) / MiB).toFixed(1),
+          skipped === undefined || sent === undefined
+            ? 'n/a'
+            : ((sent - (ctx.size - skipped)) / MiB).toFixed(1),
           typeof r?.firstAckSeconds === 'number' ? r.firstAckSeconds.toFixed(3) : 'n/a',
           typeof r?.seconds === 'number' ? r.seconds.toFixed(2) : 'n/a',
           resumeWall.toFixed(2),
@@ -166,17 +212,37 @@ export async function completionScenario(ctx: ScenarioContext): Promise<Scenario
     for (const [i, bytes] of sizes.entries()) {
       const file = i === 0 ? ctx.source : await makeFile(ctx, 'completion-4x.bin', bytes);
       try {
-        const sent = await runSend(ctx.repoRoot, [file], server.url, join(ctx.dir, `client-${i}`), [], ctx.timeoutMs);
-        if (sent.code !== 0) return { id: 'completion', title, status: 'failed', reason: `send exited ${sent.code}: ${sent.child.stderr.slice(-300)}` };
+        const sent = await runSend(
+          ctx.repoRoot,
+          [file],
+          server.url,
+          join(ctx.dir, `client-${i}`),
+          [],
+          ctx.timeoutMs,
+        );
+        if (sent.code !== 0)
+          return {
+            id: 'completion',
+            title,
+            status: 'failed',
+            reason: `send exited ${sent.code}: ${sent.child.stderr.slice(-300)}`,
+          };
         const r = recordFor(sent.records, bytes);
         const field = COMPLETION_FIELDS.find((f) => typeof r?.[f] === 'number');
         if (!field) exposed = false;
         const seconds = typeof r?.seconds === 'number' ? r.seconds : sent.wallSeconds;
-        rows.push([`${(bytes / MiB).toFixed(0)} MiB`, field ? (r![field] as number).toFixed(3) : 'not exposed', seconds.toFixed(2), mb(bytes, seconds)]);
+        rows.push([
+          `${(bytes / MiB).toFixed(0)} MiB`,
+          field ? (r![field] as number).toFixed(3) : 'not exposed',
+          seconds.toFixed(2),
+          mb(bytes, seconds),
+        ]);
       } finally {
         if (i > 0) await rm(file, { force: true });
         // Free the stored copy right away: disk is limited.
-        await rm(join(server.dir, 'files'), { recursive: true, force: true }).catch(() => undefined);
+        await rm(join(server.dir, 'files'), { recursive: true, force: true }).catch(
+          () => undefined,
+        );
       }
     }
     return {
@@ -199,80 +265,116 @@ const IDLE_CONNECTIONS = 500;
 /** Concurrency: 16 simultaneous 64 MiB uploads, then 500 idle connections. */
 export async function concurrencyScenario(ctx: ScenarioContext): Promise<ScenarioResult> {
   const title = `Concurrency (${CONCURRENT_UPLOADS} x 64 MiB at once; ${IDLE_CONNECTIONS} idle connections)`;
-  return withServer(ctx, 'concurrency', title, async (server) => {
-    const file = await makeFile(ctx, 'concurrent-64MiB.bin', CONCURRENT_SIZE);
-    try {
-      const t0 = performance.now();
-      // One client process per upload, each with its own state, as 16 users would be.
-      const all = await Promise.all(
-        Array.from({ length: CONCURRENT_UPLOADS }, (_, i) =>
-          runSend(ctx.repoRoot, [file], server.url, join(ctx.dir, `client-${i}`), [], ctx.timeoutMs),
-        ),
-      );
-      const wall = (performance.now() - t0) / 1000;
-      const bad = all.find((s) => s.code !== 0);
-      if (bad) return { id: 'concurrency', title, status: 'failed', reason: `a send exited ${bad.code}: ${bad.child.stderr.slice(-300)}` };
-      const peakAfterUploads = server.child.sample()?.peakRssBytes;
-      const stored = await findFilesOfSize(join(server.dir), CONCURRENT_SIZE);
-      let identical = 0;
-      for (const p of stored.slice(0, CONCURRENT_UPLOADS * 2)) if ((await compareFiles(file, p)).identical) identical++;
-      // Each upload ran from (its exit - its reported seconds) to its exit; the span from the first
-      // start to the last end leaves out the 16 process start-ups (tsx compiling on 2 cores).
-      const spans = all.map((s) => {
-        const r = recordFor(s.records, CONCURRENT_SIZE);
-        const seconds = typeof r?.seconds === 'number' ? r.seconds : s.wallSeconds;
-        return { start: s.endedAtMs - seconds * 1000, end: s.endedAtMs };
-      });
-      const uploadSpan = (Math.max(...spans.map((x) => x.end)) - Math.min(...spans.map((x) => x.start))) / 1000;
-      const overlapping = spans.filter((a) => spans.every((b) => a.start < b.end && b.start < a.end)).length;
-      await rm(join(server.dir, 'files'), { recursive: true, force: true }).catch(() => undefined);
+  return withServer(
+    ctx,
+    'concurrency',
+    title,
+    async (server) => {
+      const file = await makeFile(ctx, 'concurrent-64MiB.bin', CONCURRENT_SIZE);
+      try {
+        const t0 = performance.now();
+        // One client process per upload, each with its own state, as 16 users would be.
+        const all = await Promise.all(
+          Array.from({ length: CONCURRENT_UPLOADS }, (_, i) =>
+            runSend(
+              ctx.repoRoot,
+              [file],
+              server.url,
+              join(ctx.dir, `client-${i}`),
+              [],
+              ctx.timeoutMs,
+            ),
+          ),
+        );
+        const wall = (performance.now() - t0) / 1000;
+        const bad = all.find((s) => s.code !== 0);
+        if (bad)
+          return {
+            id: 'concurrency',
+            title,
+            status: 'failed',
+            reason: `a send exited ${bad.code}: ${bad.child.stderr.slice(-300)}`,
+          };
+        const peakAfterUploads = server.child.sample()?.peakRssBytes;
+        const stored = await findFilesOfSize(join(server.dir), CONCURRENT_SIZE);
+        let identical = 0;
+        for (const p of stored.slice(0, CONCURRENT_UPLOADS * 2))
+          if ((await compareFiles(file, p)).identical) identical++;
+        // Each upload ran from (its exit - its reported seconds) to its exit; the span from the first
+        // start to the last end leaves out the 16 process start-ups (tsx compiling on 2 cores).
+        const spans = all.map((s) => {
+          const r = recordFor(s.records, CONCURRENT_SIZE);
+          const seconds = typeof r?.seconds === 'number' ? r.seconds : s.wallSeconds;
+          return { start: s.endedAtMs - seconds * 1000, end: s.endedAtMs };
+        });
+        const uploadSpan =
+          (Math.max(...spans.map((x) => x.end)) - Math.min(...spans.map((x) => x.start))) / 1000;
+        const overlapping = spans.filter((a) =>
+          spans.every((b) => a.start < b.end && b.start < a.end),
+        ).length;
+        await rm(join(server.dir, 'files'), { recursive: true, force: true }).catch(
+          () => undefined,
+        );
 
-      // Idle connections: open them, let the server settle, read its resident memory.
-      const rssBefore = server.child.sample()?.rssBytes ?? 0;
-      const sockets: WebSocket[] = [];
-      let opened = 0;
-      await Promise.all(
-        Array.from({ length: IDLE_CONNECTIONS }, () =>
-          new Promise<void>((resolve) => {
-            const ws = new WebSocket(server.url, 'bigup.1');
-            sockets.push(ws);
-            ws.once('open', () => {
-              opened++;
-              resolve();
-            });
-            ws.once('error', () => resolve());
-            ws.once('close', () => resolve());
-          }),
-        ),
-      );
-      await new Promise((r) => setTimeout(r, 1000));
-      const rssIdle = server.child.sample()?.rssBytes ?? 0;
-      for (const ws of sockets) ws.terminate();
-      const total = CONCURRENT_UPLOADS * CONCURRENT_SIZE;
-      return {
-        id: 'concurrency',
-        title,
-        status: identical === CONCURRENT_UPLOADS ? 'ok' : 'failed',
-        reason: identical === CONCURRENT_UPLOADS ? undefined : `${identical} of ${CONCURRENT_UPLOADS} stored files identical`,
-        headers: ['Aggregate MB/s (first upload start to last end)', 'Aggregate MB/s (wall incl. 16 process start-ups)', 'Server peak RSS MiB', 'Idle connections open', 'Server RSS per idle connection KiB'],
-        rows: [
-          [
-            mb(total, Math.max(0.001, uploadSpan)),
-            mb(total, wall),
-            peakAfterUploads === undefined ? 'n/a' : (peakAfterUploads / MiB).toFixed(0),
-            String(opened),
-            opened > 0 ? ((rssIdle - rssBefore) / opened / 1024).toFixed(1) : 'n/a',
+        // Idle connections: open them, let the server settle, read its resident memory.
+        const rssBefore = server.child.sample()?.rssBytes ?? 0;
+        const sockets: WebSocket[] = [];
+        let opened = 0;
+        await Promise.all(
+          Array.from(
+            { length: IDLE_CONNECTIONS },
+            () =>
+              new Promise<void>((resolve) => {
+                const ws = new WebSocket(server.url, 'bigup.1');
+                sockets.push(ws);
+                ws.once('open', () => {
+                  opened++;
+                  resolve();
+                });
+                ws.once('error', () => resolve());
+                ws.once('close', () => resolve());
+              }),
+          ),
+        );
+        await new Promise((r) => setTimeout(r, 1000));
+        const rssIdle = server.child.sample()?.rssBytes ?? 0;
+        for (const ws of sockets) ws.terminate();
+        const total = CONCURRENT_UPLOADS * CONCURRENT_SIZE;
+        return {
+          id: 'concurrency',
+          title,
+          status: identical === CONCURRENT_UPLOADS ? 'ok' : 'failed',
+          reason:
+            identical === CONCURRENT_UPLOADS
+              ? undefined
+              : `${identical} of ${CONCURRENT_UPLOADS} stored files identical`,
+          headers: [
+            'Aggregate MB/s (first upload start to last end)',
+            'Aggregate MB/s (wall incl. 16 process start-ups)',
+            'Server peak RSS MiB',
+            'Idle connections open',
+            'Server RSS per idle connection KiB',
           ],
-        ],
-        notes: [
-          `16 client processes share 2 cores with the server, and their start-ups overlap the first uploads; ` +
-            `${overlapping} of ${CONCURRENT_UPLOADS} uploads overlapped all the others.`,
-        ],
-      };
-    } finally {
-      await rm(file, { force: true });
-    }
-  }, ['--max-connections', String(IDLE_CONNECTIONS + 2 * CONCURRENT_UPLOADS)]);
+          rows: [
+            [
+              mb(total, Math.max(0.001, uploadSpan)),
+              mb(total, wall),
+              peakAfterUploads === undefined ? 'n/a' : (peakAfterUploads / MiB).toFixed(0),
+              String(opened),
+              opened > 0 ? ((rssIdle - rssBefore) / opened / 1024).toFixed(1) : 'n/a',
+            ],
+          ],
+          notes: [
+            `16 client processes share 2 cores with the server, and their start-ups overlap the first uploads; ` +
+              `${overlapping} of ${CONCURRENT_UPLOADS} uploads overlapped all the others.`,
+          ],
+        };
+      } finally {
+        await rm(file, { force: true });
+      }
+    },
+    ['--max-connections', String(IDLE_CONNECTIONS + 2 * CONCURRENT_UPLOADS)],
+  );
 }
 
 const SWEEP_CHUNKS = [256 * 1024, MiB, 4 * MiB, 16 * MiB];
@@ -281,50 +383,81 @@ const SWEEP_WINDOWS = [MiB, 4 * MiB, 16 * MiB, 64 * MiB];
 /** Chunk size and window sweep of our client: the table that justifies the defaults. */
 export async function sweepScenario(ctx: ScenarioContext): Promise<ScenarioResult> {
   const title = 'Chunk size x window sweep (our client, 1 run per point)';
-  return withServer(ctx, 'sweep', title, async (server) => {
-    const help = await helpText(ctx.repoRoot, 'send');
-    const chunkFlag = ['--chunk-size', '--chunk'].find((f) => help.includes(f));
-    const windowFlag = ['--window'].find((f) => help.includes(f));
-    if (!chunkFlag || !windowFlag) {
-      return { id: 'sweep', title, status: 'skipped', reason: `send --help lists no ${chunkFlag ? '' : '--chunk-size '}${windowFlag ? '' : '--window '}flag to sweep` };
-    }
-    const rows: string[][] = [];
-    const points: Array<{ label: string; value: number }> = [];
-    for (const chunk of SWEEP_CHUNKS) {
-      for (const window of SWEEP_WINDOWS) {
-        if (window < chunk) continue;
-        const label = `${chunk >= MiB ? `${chunk / MiB} MiB` : `${chunk / 1024} KiB`} x ${window / MiB} MiB`;
-        const sent = await runSend(ctx.repoRoot, [ctx.source], server.url, join(ctx.dir, `client-${chunk}-${window}`), [chunkFlag, String(chunk), windowFlag, String(window)], ctx.timeoutMs);
-        await rm(join(server.dir, 'files'), { recursive: true, force: true }).catch(() => undefined);
-        if (sent.code !== 0) {
-          rows.push([label, 'FAILED', sent.child.stderr.trim().split('\n').pop() ?? '']);
-          continue;
-        }
-        const r = recordFor(sent.records, ctx.size);
-        const seconds = typeof r?.seconds === 'number' ? r.seconds : sent.wallSeconds;
-        const value = mbPerSecond(ctx.size, seconds);
-        rows.push([label, value.toFixed(0), sent.child.lastSample ? (sent.child.lastSample.peakRssBytes / MiB).toFixed(0) : '']);
-        points.push({ label, value });
+  return withServer(
+    ctx,
+    'sweep',
+    title,
+    async (server) => {
+      const help = await helpText(ctx.repoRoot, 'send');
+      const chunkFlag = ['--chunk-size', '--chunk'].find((f) => help.includes(f));
+      const windowFlag = ['--window'].find((f) => help.includes(f));
+      if (!chunkFlag || !windowFlag) {
+        return {
+          id: 'sweep',
+          title,
+          status: 'skipped',
+          reason: `send --help lists no ${chunkFlag ? '' : '--chunk-size '}${windowFlag ? '' : '--window '}flag to sweep`,
+        };
       }
-    }
-    return {
-      id: 'sweep',
-      title,
-      status: 'ok',
-      headers: ['Chunk x window', 'MB/s', 'Client peak RSS MiB'],
-      rows,
-      plot: { title: 'Sweep: MB/s per chunk size x window (our client)', unit: 'MB/s', points },
-      notes: [
-        'Stored files are not compared here (the main table does that); each point is one run.',
-        `Server started with --window ${SWEEP_WINDOWS[SWEEP_WINDOWS.length - 1]! / MiB}MiB so the client's --window is the one that limits.`,
-      ],
-    };
-  }, ['--window', `${SWEEP_WINDOWS[SWEEP_WINDOWS.length - 1]! / MiB}MiB`]);
+      const rows: string[][] = [];
+      const points: Array<{ label: string; value: number }> = [];
+      for (const chunk of SWEEP_CHUNKS) {
+        for (const window of SWEEP_WINDOWS) {
+          if (window < chunk) continue;
+          const label = `${chunk >= MiB ? `${chunk / MiB} MiB` : `${chunk / 1024} KiB`} x ${window / MiB} MiB`;
+          const sent = await runSend(
+            ctx.repoRoot,
+            [ctx.source],
+            server.url,
+            join(ctx.dir, `client-${chunk}-${window}`),
+            [chunkFlag, String(chunk), windowFlag, String(window)],
+            ctx.timeoutMs,
+          );
+          await rm(join(server.dir, 'files'), { recursive: true, force: true }).catch(
+            () => undefined,
+          );
+          if (sent.code !== 0) {
+            rows.push([label, 'FAILED', sent.child.stderr.trim().split('\n').pop() ?? '']);
+            continue;
+          }
+          const r = recordFor(sent.records, ctx.size);
+          const seconds = typeof r?.seconds === 'number' ? r.seconds : sent.wallSeconds;
+          const value = mbPerSecond(ctx.size, seconds);
+          rows.push([
+            label,
+            value.toFixed(0),
+            sent.child.lastSample ? (sent.child.lastSample.peakRssBytes / MiB).toFixed(0) : '',
+          ]);
+          points.push({ label, value });
+        }
+      }
+      return {
+        id: 'sweep',
+        title,
+        status: 'ok',
+        headers: ['Chunk x window', 'MB/s', 'Client peak RSS MiB'],
+        rows,
+        plot: { title: 'Sweep: MB/s per chunk size x window (our client)', unit: 'MB/s', points },
+        notes: [
+          'Stored files are not compared here (the main table does that); each point is one run.',
+          `Server started with --window ${SWEEP_WINDOWS[SWEEP_WINDOWS.length - 1] / MiB}MiB so the client's --window is the one that limits.`,
+        ],
+      };
+    },
+    ['--window', `${SWEEP_WINDOWS[SWEEP_WINDOWS.length - 1] / MiB}MiB`],
+  );
 }
 
 const BROWSER_SIZE = 512 * MiB;
 /** Chromium flags for a headless VM without GPU or sandbox support (without them screenshots and pages can hang). */
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--no-first-run',
+];
 
 interface PageEventTimes {
   start?: number;
@@ -340,79 +473,153 @@ interface PageEventTimes {
 export async function browserScenario(ctx: ScenarioContext): Promise<ScenarioResult> {
   const title = 'Browser: headless Chromium through <big-uploader> (demo page), 512 MiB';
   const { existsSync } = await import('node:fs');
-  const executable = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find(
-    (p): p is string => !!p && existsSync(p),
-  );
-  if (!executable) return { id: 'browser', title, status: 'skipped', reason: 'no Chromium found (apt-get install chromium, or set CHROMIUM_PATH)' };
-  if (!existsSync(join(ctx.repoRoot, 'demo', 'index.html')) || !existsSync(join(ctx.repoRoot, 'vite.config.ts'))) {
-    return { id: 'browser', title, status: 'skipped', reason: 'no demo page (demo/index.html + vite.config.ts) to serve <big-uploader> from' };
+  const executable = [
+    process.env.CHROMIUM_PATH,
+    '/usr/bin/chromium',
+    '/usr/bin/chromium-browser',
+    '/usr/bin/google-chrome',
+  ].find((p): p is string => !!p && existsSync(p));
+  if (!executable)
+    return {
+      id: 'browser',
+      title,
+      status: 'skipped',
+      reason: 'no Chromium found (apt-get install chromium, or set CHROMIUM_PATH)',
+    };
+  if (
+    !existsSync(join(ctx.repoRoot, 'demo', 'index.html')) ||
+    !existsSync(join(ctx.repoRoot, 'vite.config.ts'))
+  ) {
+    return {
+      id: 'browser',
+      title,
+      status: 'skipped',
+      reason: 'no demo page (demo/index.html + vite.config.ts) to serve <big-uploader> from',
+    };
   }
   const pageDir = join(ctx.dir, 'page');
   try {
     const { build } = await import('vite');
-    await build({ configFile: join(ctx.repoRoot, 'vite.config.ts'), mode: 'production', logLevel: 'warn', build: { outDir: pageDir, emptyOutDir: true, sourcemap: false } });
+    await build({
+      configFile: join(ctx.repoRoot, 'vite.config.ts'),
+      mode: 'production',
+      logLevel: 'warn',
+      build: { outDir: pageDir, emptyOutDir: true, sourcemap: false },
+    });
   } catch (error) {
-    return { id: 'browser', title, status: 'skipped', reason: `the demo page did not build: ${errorText(error).slice(0, 300)}` };
+    return {
+      id: 'browser',
+      title,
+      status: 'skipped',
+      reason: `the demo page did not build: ${errorText(error).slice(0, 300)}`,
+    };
   }
-  return withServer(ctx, 'browser', title, async (server) => {
-    const file = await makeFile(ctx, 'browser-512MiB.bin', BROWSER_SIZE);
-    const { chromium } = await import('playwright-core');
-    const browser = await chromium.launch({ executablePath: executable, args: CHROMIUM_ARGS });
-    try {
-      const page = await browser.newPage();
-      // Record the component's documented events (bubbling, composed) with page timestamps.
-      await page.addInitScript(() => {
-        const w = window as unknown as { __bench: { start?: number; complete?: number; error?: string } };
-        w.__bench = {};
-        document.addEventListener('upload-start', () => (w.__bench.start ??= performance.now()));
-        document.addEventListener('upload-complete', () => (w.__bench.complete ??= performance.now()));
-        document.addEventListener('upload-error', (e) => (w.__bench.error ??= JSON.stringify((e as CustomEvent).detail)));
-      });
-      await page.goto(`http://127.0.0.1:${server.port}/`);
+  return withServer(
+    ctx,
+    'browser',
+    title,
+    async (server) => {
+      const file = await makeFile(ctx, 'browser-512MiB.bin', BROWSER_SIZE);
+      const { chromium } = await import('playwright-core');
+      const browser = await chromium.launch({ executablePath: executable, args: CHROMIUM_ARGS });
       try {
-        await page.waitForFunction(() => !!document.querySelector('big-uploader')?.shadowRoot?.querySelector('#file-input'), undefined, { timeout: 30_000 });
-      } catch {
-        return { id: 'browser', title, status: 'skipped', reason: 'the page served at / shows no <big-uploader> with a #file-input' };
+        const page = await browser.newPage();
+        // Record the component's documented events (bubbling, composed) with page timestamps.
+        await page.addInitScript(() => {
+          const w = window as unknown as {
+            __bench: { start?: number; complete?: number; error?: string };
+          };
+          w.__bench = {};
+          document.addEventListener('upload-start', () => (w.__bench.start ??= performance.now()));
+          document.addEventListener(
+            'upload-complete',
+            () => (w.__bench.complete ??= performance.now()),
+          );
+          document.addEventListener(
+            'upload-error',
+            (e) => (w.__bench.error ??= JSON.stringify((e as CustomEvent).detail)),
+          );
+        });
+        await page.goto(`http://127.0.0.1:${server.port}/`);
+        try {
+          await page.waitForFunction(
+            () =>
+              !!document.querySelector('big-uploader')?.shadowRoot?.querySelector('#file-input'),
+            undefined,
+            { timeout: 30_000 },
+          );
+        } catch {
+          return {
+            id: 'browser',
+            title,
+            status: 'skipped',
+            reason: 'the page served at / shows no <big-uploader> with a #file-input',
+          };
+        }
+        const picked = await page.evaluate(() => performance.now());
+        await page.locator('big-uploader #file-input').setInputFiles(file);
+        await page.waitForFunction(
+          () => {
+            const b = (window as unknown as { __bench: { complete?: number; error?: string } })
+              .__bench;
+            return b.complete !== undefined || b.error !== undefined;
+          },
+          undefined,
+          { timeout: Math.min(ctx.timeoutMs, 600_000), polling: 100 },
+        );
+        const times = await page.evaluate(
+          () => (window as unknown as { __bench: PageEventTimes }).__bench,
+        );
+        if (times.error !== undefined || times.complete === undefined) {
+          return {
+            id: 'browser',
+            title,
+            status: 'failed',
+            reason: `upload-error: ${times.error ?? 'no complete event'}`,
+          };
+        }
+        const stored = await findFilesOfSize(server.dir, BROWSER_SIZE);
+        const check = stored[0]
+          ? await compareFiles(file, stored[0])
+          : { identical: false as const, reason: 'no stored file' };
+        const fromStart =
+          times.start !== undefined ? (times.complete - times.start) / 1000 : undefined;
+        const fromPick = (times.complete - picked) / 1000;
+        return {
+          id: 'browser',
+          title,
+          status: check.identical ? 'ok' : 'failed',
+          reason: check.identical ? undefined : `stored file: ${check.reason}`,
+          headers: ['Client', 'MB/s', 'Seconds'],
+          rows: [
+            [
+              'Chromium <big-uploader>, upload-start to upload-complete',
+              fromStart === undefined ? 'n/a' : mb(BROWSER_SIZE, fromStart),
+              fromStart?.toFixed(2) ?? 'n/a',
+            ],
+            [
+              'Chromium <big-uploader>, file picked to upload-complete',
+              mb(BROWSER_SIZE, fromPick),
+              fromPick.toFixed(2),
+            ],
+            [
+              'Node CLI (main table median, same run)',
+              ctx.oursMBps === undefined ? 'n/a' : ctx.oursMBps.toFixed(0),
+              '',
+            ],
+          ],
+          notes: [
+            "One run. docs/measurements.md found the page's own transport to be the ceiling in Chromium (~20-25% of a Node client).",
+            'tus-js-client in the same browser is not measured yet.',
+          ],
+        };
+      } finally {
+        await browser.close();
+        await rm(file, { force: true });
       }
-      const picked = await page.evaluate(() => performance.now());
-      await page.locator('big-uploader #file-input').setInputFiles(file);
-      await page.waitForFunction(
-        () => {
-          const b = (window as unknown as { __bench: { complete?: number; error?: string } }).__bench;
-          return b.complete !== undefined || b.error !== undefined;
-        },
-        undefined,
-        { timeout: Math.min(ctx.timeoutMs, 600_000), polling: 100 },
-      );
-      const times = await page.evaluate(() => (window as unknown as { __bench: PageEventTimes }).__bench);
-      if (times.error !== undefined || times.complete === undefined) {
-        return { id: 'browser', title, status: 'failed', reason: `upload-error: ${times.error ?? 'no complete event'}` };
-      }
-      const stored = await findFilesOfSize(server.dir, BROWSER_SIZE);
-      const check = stored[0] ? await compareFiles(file, stored[0]) : { identical: false as const, reason: 'no stored file' };
-      const fromStart = times.start !== undefined ? (times.complete - times.start) / 1000 : undefined;
-      const fromPick = (times.complete - picked) / 1000;
-      return {
-        id: 'browser',
-        title,
-        status: check.identical ? 'ok' : 'failed',
-        reason: check.identical ? undefined : `stored file: ${check.reason}`,
-        headers: ['Client', 'MB/s', 'Seconds'],
-        rows: [
-          ['Chromium <big-uploader>, upload-start to upload-complete', fromStart === undefined ? 'n/a' : mb(BROWSER_SIZE, fromStart), fromStart?.toFixed(2) ?? 'n/a'],
-          ['Chromium <big-uploader>, file picked to upload-complete', mb(BROWSER_SIZE, fromPick), fromPick.toFixed(2)],
-          ['Node CLI (main table median, same run)', ctx.oursMBps === undefined ? 'n/a' : ctx.oursMBps.toFixed(0), ''],
-        ],
-        notes: [
-          'One run. docs/measurements.md found the page\'s own transport to be the ceiling in Chromium (~20-25% of a Node client).',
-          'tus-js-client in the same browser is not measured yet.',
-        ],
-      };
-    } finally {
-      await browser.close();
-      await rm(file, { force: true });
-    }
-  }, ['--page-dir', pageDir]);
+    },
+    ['--page-dir', pageDir],
+  );
 }
 
 export const SCENARIOS: Record<ScenarioId, (ctx: ScenarioContext) => Promise<ScenarioResult>> = {

@@ -12,14 +12,19 @@ export function median(values: readonly number[]): number {
   if (values.length === 0) throw new RangeError('median of no values');
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 /** Median and min-max of finite values; undefined when none are finite (a figure nobody measured). */
 export function spread(values: readonly (number | undefined)[]): Spread | undefined {
   const finite = values.filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
   if (finite.length === 0) return undefined;
-  return { median: median(finite), min: Math.min(...finite), max: Math.max(...finite), n: finite.length };
+  return {
+    median: median(finite),
+    min: Math.min(...finite),
+    max: Math.max(...finite),
+    n: finite.length,
+  };
 }
 
 /** Throughput in MB/s (10^6 bytes per second, as disks and networks are quoted). */

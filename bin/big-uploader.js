@@ -7,7 +7,9 @@ import { existsSync } from 'node:fs';
 
 const main = new URL('../dist/cli/main.js', import.meta.url);
 if (!existsSync(main)) {
-  process.stderr.write('big-uploader: dist/ is missing: run `npm run build` in this checkout first\n');
+  process.stderr.write(
+    'big-uploader: dist/ is missing: run `npm run build` in this checkout first\n',
+  );
   process.exit(1);
 }
 await import(main.href);

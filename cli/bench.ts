@@ -11,7 +11,14 @@ import { parseArgs } from 'node:util';
 import { selectContenders, GROUPS, ALL_CONTENDERS } from '../bench/contenders/index.js';
 import { ensureSource } from '../bench/files.js';
 import { runContenders } from '../bench/harness.js';
-import { renderJson, renderResultsMarkdown, renderScenario, renderSvg, renderTable, renderTargets } from '../bench/report.js';
+import {
+  renderJson,
+  renderResultsMarkdown,
+  renderScenario,
+  renderSvg,
+  renderTable,
+  renderTargets,
+} from '../bench/report.js';
 import { SCENARIOS, SCENARIO_IDS, type ScenarioId } from '../bench/scenarios.js';
 import type { ScenarioResult } from '../bench/types.js';
 import { parseSize, parseDuration, UsageError } from './units.js';
@@ -46,9 +53,26 @@ const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** The commit measured, and whether the working tree differed from it: figures belong to code. */
 function sourceRevision(): string {
   try {
-    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot, encoding: 'utf8' }).trim();
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+    }).trim();
     // The bench's own output files do not make the measured code dirty.
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', '.', ':!bench/RESULTS.md', ':!bench/results.json', ':!bench/results.svg'], { cwd: repoRoot, encoding: 'utf8' }).trim() !== '';
+    const dirty =
+      execFileSync(
+        'git',
+        [
+          'status',
+          '--porcelain',
+          '--untracked-files=no',
+          '--',
+          '.',
+          ':!bench/RESULTS.md',
+          ':!bench/results.json',
+          ':!bench/results.svg',
+        ],
+        { cwd: repoRoot, encoding: 'utf8' },
+      ).trim() !== '';
     return dirty ? `${head} + uncommitted changes` : head;
   } catch {
     return 'unknown (not a git checkout)';
@@ -85,8 +109,12 @@ export async function run(argv: string[]): Promise<number> {
   const size = parseSize(values.size ?? '256MiB', '--size');
   if (size < 1) throw new UsageError('--size: must be at least 1 byte');
   const runs = Number(values.runs ?? '3');
-  if (!Number.isInteger(runs) || runs < 1 || runs > 50) throw new UsageError(`--runs: "${values.runs}" is not an integer from 1 to 50`);
-  const only = values.only?.split(',').map((s) => s.trim()).filter(Boolean);
+  if (!Number.isInteger(runs) || runs < 1 || runs > 50)
+    throw new UsageError(`--runs: "${values.runs}" is not an integer from 1 to 50`);
+  const only = values.only
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const { selected, unknown } = selectContenders(only);
   if (unknown.length) throw new UsageError(`--only: unknown contender(s) ${unknown.join(', ')}`);
   const warmBytes = parseSize(values.warm ?? '2GiB', '--warm');
@@ -94,15 +122,35 @@ export async function run(argv: string[]): Promise<number> {
 
   const named = SCENARIO_IDS.filter((id) => values[id] === true);
   const full = !only || only.length === 0;
-  const scenarioIds: ScenarioId[] = values['no-scenarios'] ? [] : named.length ? named : full ? [...SCENARIO_IDS] : [];
-  const outDir = values['no-write'] ? undefined : values.out ? resolve(values.out) : full ? join(repoRoot, 'bench') : undefined;
+  const scenarioIds: ScenarioId[] = values['no-scenarios']
+    ? []
+    : named.length
+      ? named
+      : full
+        ? [...SCENARIO_IDS]
+        : [];
+  const outDir = values['no-write']
+    ? undefined
+    : values.out
+      ? resolve(values.out)
+      : full
+        ? join(repoRoot, 'bench')
+        : undefined;
 
   // Progress goes to stderr so stdout stays the table (or the JSON) alone.
   const log = (line: string): void => {
     process.stderr.write(`bench: ${line}\n`);
   };
   const workDir = join(repoRoot, 'bench', '.work');
-  const result = await runContenders(selected, { repoRoot, size, runs, workDir, warmBytes, timeoutMs, log });
+  const result = await runContenders(selected, {
+    repoRoot,
+    size,
+    runs,
+    workDir,
+    warmBytes,
+    timeoutMs,
+    log,
+  });
 
   const scenarios: ScenarioResult[] = [];
   const oursMBps = result.contenders.find((c) => c.id === 'ours')?.mbps?.median;
@@ -111,21 +159,31 @@ export async function run(argv: string[]): Promise<number> {
     const dir = await mkdtemp(join(os.tmpdir(), `bench-${id}-`));
     try {
       const source = await ensureSource(workDir, size, log);
-      scenarios.push(await SCENARIOS[id]({ repoRoot, source, size, dir, timeoutMs, oursMBps, log }));
+      scenarios.push(
+        await SCENARIOS[id]({ repoRoot, source, size, dir, timeoutMs, oursMBps, log }),
+      );
     } catch (error) {
-      scenarios.push({ id, title: id, status: 'failed', reason: error instanceof Error ? error.message : String(error) });
+      scenarios.push({
+        id,
+        title: id,
+        status: 'failed',
+        reason: error instanceof Error ? error.message : String(error),
+      });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
-    const last = scenarios[scenarios.length - 1]!;
+    const last = scenarios[scenarios.length - 1];
     log(`  ${last.status}${last.reason ? `: ${last.reason}` : ''}`);
   }
 
   const ours = result.contenders.filter((c) => c.kind === 'ours');
   const banner: string[] = [...(values.note ?? [])];
-  if (ours.length === 0) banner.push('Our contender was not part of this run (--only): this is not an official result.');
+  if (ours.length === 0)
+    banner.push('Our contender was not part of this run (--only): this is not an official result.');
   else if (ours.some((c) => c.status !== 'ok')) {
-    banner.push(`Our contender could not run (${ours.map((c) => `${c.id}: ${c.reason ?? c.status}`).join('; ')}): this is not an official result; it will be regenerated.`);
+    banner.push(
+      `Our contender could not run (${ours.map((c) => `${c.id}: ${c.reason ?? c.status}`).join('; ')}): this is not an official result; it will be regenerated.`,
+    );
   }
 
   if (values.json) process.stdout.write(renderJson(result, scenarios));
@@ -136,11 +194,17 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (outDir) {
     await mkdir(outDir, { recursive: true });
-    await writeFile(join(outDir, 'RESULTS.md'), renderResultsMarkdown(result, scenarios, 'results.svg', banner, sourceRevision()));
+    await writeFile(
+      join(outDir, 'RESULTS.md'),
+      renderResultsMarkdown(result, scenarios, 'results.svg', banner, sourceRevision()),
+    );
     await writeFile(join(outDir, 'results.svg'), renderSvg(result, scenarios));
     await writeFile(join(outDir, 'results.json'), renderJson(result, scenarios));
     log(`wrote ${join(outDir, 'RESULTS.md')}, results.svg, results.json`);
   }
   // Exit 1 if a contender failed its byte check or crashed: CI can gate on it. Not-yet-available is not a failure.
-  return result.contenders.some((c) => c.status === 'failed') || scenarios.some((s) => s.status === 'failed') ? 1 : 0;
+  return result.contenders.some((c) => c.status === 'failed') ||
+    scenarios.some((s) => s.status === 'failed')
+    ? 1
+    : 0;
 }

@@ -4,10 +4,22 @@
  */
 import { UsageError } from './units.js';
 
-const SUBCOMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
-  serve: { summary: 'run the upload server (Fastify) with the demo page', load: () => import('./serve.js') },
-  send: { summary: 'upload files to a big-uploader server, resuming where they stopped', load: () => import('./send.js') },
-  bench: { summary: 'measure big-uploader against the machine\'s limits and peers', load: () => import('./bench.js') },
+const SUBCOMMANDS: Record<
+  string,
+  { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }
+> = {
+  serve: {
+    summary: 'run the upload server (Fastify) with the demo page',
+    load: () => import('./serve.js'),
+  },
+  send: {
+    summary: 'upload files to a big-uploader server, resuming where they stopped',
+    load: () => import('./send.js'),
+  },
+  bench: {
+    summary: "measure big-uploader against the machine's limits and peers",
+    load: () => import('./bench.js'),
+  },
 };
 
 function usage(): string {
@@ -30,7 +42,9 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === '--version' || command === '-v') {
     const { readFile } = await import('node:fs/promises');
-    const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
     process.stdout.write(`${pkg.version}\n`);
     return 0;
   }
@@ -45,7 +59,9 @@ async function main(argv: string[]): Promise<number> {
   } catch (error) {
     // The installed package ships no bench (its peers are dev dependencies): say where it runs.
     if (command === 'bench' && (error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') {
-      process.stderr.write('big-uploader: the bench runs from a clone of the repository: `npm run bench`\n');
+      process.stderr.write(
+        'big-uploader: the bench runs from a clone of the repository: `npm run bench`\n',
+      );
       return 2;
     }
     throw error;

@@ -11,8 +11,19 @@ import { parseArgs } from 'node:util';
 import { ClientErrors, errorAdvice } from '../client/core/errors.js';
 import { DEFAULTS } from '../client/core/uploader.js';
 import { DEFAULT_BACKOFF } from '../client/core/backoff.js';
-import type { CompleteEvent, ProgressEvent, Uploader, UploadErrorInfo, UploadOutcome } from '../client/core/types.js';
-import { JsonFileResumeStore, WsTransport, createUploader, defaultStatePath } from '../client/node/index.js';
+import type {
+  CompleteEvent,
+  ProgressEvent,
+  Uploader,
+  UploadErrorInfo,
+  UploadOutcome,
+} from '../client/core/types.js';
+import {
+  JsonFileResumeStore,
+  WsTransport,
+  createUploader,
+  defaultStatePath,
+} from '../client/node/index.js';
 import { formatBytes, parseSize, UsageError } from './units.js';
 
 /** Exit codes of `send` (also listed in --help). */
@@ -117,7 +128,10 @@ interface SendOptions {
   follow: boolean;
 }
 
-function parse(argv: string[], env: NodeJS.ProcessEnv): { files: string[]; options: SendOptions } | 'help' {
+function parse(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+): { files: string[]; options: SendOptions } | 'help' {
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
@@ -137,19 +151,28 @@ function parse(argv: string[], env: NodeJS.ProcessEnv): { files: string[]; optio
   if (parsedUrl.protocol !== 'ws:' && parsedUrl.protocol !== 'wss:') {
     throw new UsageError(`send: --url must start with ws:// or wss://, got "${url}"`);
   }
-  if (parsed.positionals.length === 0) throw new UsageError('send: name at least one FILE to upload');
-  const chunkSize = v['chunk-size'] !== undefined ? parseSize(v['chunk-size'], '--chunk-size') : DEFAULTS.chunkSize;
-  if (chunkSize < 65_536 || chunkSize > 64 * 1024 * 1024) throw new UsageError('--chunk-size: must be between 64KiB and 64MiB');
-  const window = v.window !== undefined ? parseSize(v.window, '--window') : DEFAULTS.maxInFlightBytes;
+  if (parsed.positionals.length === 0)
+    throw new UsageError('send: name at least one FILE to upload');
+  const chunkSize =
+    v['chunk-size'] !== undefined ? parseSize(v['chunk-size'], '--chunk-size') : DEFAULTS.chunkSize;
+  if (chunkSize < 65_536 || chunkSize > 64 * 1024 * 1024)
+    throw new UsageError('--chunk-size: must be between 64KiB and 64MiB');
+  const window =
+    v.window !== undefined ? parseSize(v.window, '--window') : DEFAULTS.maxInFlightBytes;
   if (window < 1) throw new UsageError('--window: must be at least 1 byte');
-  const limitRate = v['limit-rate'] !== undefined ? parseSize(v['limit-rate'], '--limit-rate') : undefined;
-  if (limitRate !== undefined && limitRate < 1) throw new UsageError('--limit-rate: must be at least 1 byte per second');
+  const limitRate =
+    v['limit-rate'] !== undefined ? parseSize(v['limit-rate'], '--limit-rate') : undefined;
+  if (limitRate !== undefined && limitRate < 1)
+    throw new UsageError('--limit-rate: must be at least 1 byte per second');
   let retries: number = DEFAULT_BACKOFF.maxAttempts;
   if (v.retries !== undefined) {
-    if (!/^\d+$/.test(v.retries)) throw new UsageError(`--retries: "${v.retries}" is not a whole number`);
+    if (!/^\d+$/.test(v.retries))
+      throw new UsageError(`--retries: "${v.retries}" is not a whole number`);
     retries = Number(v.retries);
   }
-  const statePath = v['no-resume'] ? undefined : v.state ?? env.BIG_UPLOADER_STATE ?? defaultStatePath(env);
+  const statePath = v['no-resume']
+    ? undefined
+    : (v.state ?? env.BIG_UPLOADER_STATE ?? defaultStatePath(env));
   return {
     files: parsed.positionals,
     options: {
@@ -189,7 +212,11 @@ class ProgressView {
   private lastDecile = -1;
   private drawn = false;
 
-  constructor(private readonly out: NodeJS.WriteStream, private readonly name: string, private readonly quiet: boolean) {}
+  constructor(
+    private readonly out: NodeJS.WriteStream,
+    private readonly name: string,
+    private readonly quiet: boolean,
+  ) {}
 
   private get tty(): boolean {
     return this.out.isTTY === true;
@@ -214,7 +241,9 @@ class ProgressView {
       const decile = Math.floor(percent / 10);
       if (decile === this.lastDecile) return;
       this.lastDecile = decile;
-      this.out.write(`${this.name}: ${percent.toFixed(0)}% ${formatBytes(p.bytesAcked)}/${formatBytes(p.total)} ${formatBytes(Math.round(p.rate))}/s\n`);
+      this.out.write(
+        `${this.name}: ${percent.toFixed(0)}% ${formatBytes(p.bytesAcked)}/${formatBytes(p.total)} ${formatBytes(Math.round(p.rate))}/s\n`,
+      );
     }
   }
 
@@ -234,7 +263,11 @@ class ProgressView {
 }
 
 function exitCodeFor(error: UploadErrorInfo): number {
-  if (error.code === ClientErrors.NETWORK.code || error.code === ClientErrors.PROTOCOL_VIOLATION.code) return ExitCode.NETWORK;
+  if (
+    error.code === ClientErrors.NETWORK.code ||
+    error.code === ClientErrors.PROTOCOL_VIOLATION.code
+  )
+    return ExitCode.NETWORK;
   if (error.code === ClientErrors.SOURCE_ERROR.code) return ExitCode.SOURCE;
   // Retryable server errors that outlived the retries (SHUTTING_DOWN, STORAGE_ERROR...) are
   // still "the server would not take it": a refusal, not a network fault.
@@ -273,7 +306,9 @@ export async function run(argv: string[]): Promise<number> {
     parsed = parse(argv, process.env);
   } catch (error) {
     if (error instanceof UsageError) {
-      process.stderr.write(`big-uploader ${error.message}\nRun \`big-uploader send --help\` for the options.\n`);
+      process.stderr.write(
+        `big-uploader ${error.message}\nRun \`big-uploader send --help\` for the options.\n`,
+      );
       return ExitCode.USAGE;
     }
     throw error;
@@ -290,7 +325,10 @@ export async function run(argv: string[]): Promise<number> {
       const info = await stat(file);
       if (!info.isFile() && !info.isDirectory()) throw new Error('not a regular file or a folder');
     } catch (error) {
-      const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
+      const reason =
+        (error as NodeJS.ErrnoException).code === 'ENOENT'
+          ? 'no such file'
+          : (error as Error).message;
       process.stderr.write(`big-uploader send: ${file}: ${reason}\n`);
       return ExitCode.USAGE;
     }
@@ -312,7 +350,10 @@ export async function run(argv: string[]): Promise<number> {
       process.exit(ExitCode.INTERRUPTED);
     }
     interrupted = true;
-    if (!options.quiet) process.stderr.write('\nbig-uploader send: pausing (waiting for in-flight chunks to be acknowledged; Ctrl-C again to exit now)\n');
+    if (!options.quiet)
+      process.stderr.write(
+        '\nbig-uploader send: pausing (waiting for in-flight chunks to be acknowledged; Ctrl-C again to exit now)\n',
+      );
     void current?.pause();
   };
   process.on('SIGINT', onSignal);
@@ -348,7 +389,7 @@ export async function run(argv: string[]): Promise<number> {
     const seconds = Math.max((Date.now() - startedAt) / 1000, 1e-3);
     process.stderr.write(
       `big-uploader send: ${filesDone} files, ${formatBytes(bytesDone)} in ${seconds.toFixed(1)} s: ` +
-      `${(filesDone / seconds).toFixed(1)} files/s, ${(bytesDone / seconds / 1e6).toFixed(1)} MB/s, ${filesFailed} failed\n`,
+        `${(filesDone / seconds).toFixed(1)} files/s, ${(bytesDone / seconds / 1e6).toFixed(1)} MB/s, ${filesFailed} failed\n`,
     );
   }
   return exitCode;
@@ -377,7 +418,9 @@ async function sendOne(
       ...(options.uploadToken ? { uploadToken: options.uploadToken } : {}),
       ...(options.limitRate ? { limitRate: options.limitRate } : {}),
       backoff: { maxAttempts: options.retries },
-      ...(entry.relativePath !== undefined ? { metadata: { relativePath: entry.relativePath } } : {}),
+      ...(entry.relativePath !== undefined
+        ? { metadata: { relativePath: entry.relativePath } }
+        : {}),
     });
   } catch (error) {
     process.stderr.write(`big-uploader send: ${path}: cannot open: ${(error as Error).message}\n`);
@@ -408,10 +451,15 @@ async function sendOne(
     const r: CompleteEvent = outcome.result;
     const secs = r.durationMs / 1000;
     if (!options.quiet && !options.json) {
-      process.stderr.write(`${name}: done, ${formatBytes(r.size)} (${formatBytes(r.bytesSent)} sent, ${formatBytes(r.bytesSkipped)} already on the server) in ${secs.toFixed(1)} s, digest ${r.digest}, id ${r.uploadId}\n`);
+      process.stderr.write(
+        `${name}: done, ${formatBytes(r.size)} (${formatBytes(r.bytesSent)} sent, ${formatBytes(r.bytesSkipped)} already on the server) in ${secs.toFixed(1)} s, digest ${r.digest}, id ${r.uploadId}\n`,
+      );
     }
     // Success means the server's copy matches the file byte for byte: only a checked digest says so.
-    if (!r.digestVerified) process.stderr.write(`${name}: the server stored the upload but its digest was not checked against the file\n`);
+    if (!r.digestVerified)
+      process.stderr.write(
+        `${name}: the server stored the upload but its digest was not checked against the file\n`,
+      );
     return {
       code: r.digestVerified ? ExitCode.OK : ExitCode.SOURCE,
       report: {
@@ -440,8 +488,12 @@ async function sendOne(
     MBps: round(seconds > 0 ? progress.bytesSent / seconds / 1e6 : 0),
   };
   if (outcome.state === 'paused' || outcome.state === 'cancelled') {
-    const percent = progress.total > 0 ? Math.floor((progress.bytesAcked / progress.total) * 100) : 0;
-    if (!options.quiet) process.stderr.write(`${name}: paused at ${percent}%; run the same command again to resume\n`);
+    const percent =
+      progress.total > 0 ? Math.floor((progress.bytesAcked / progress.total) * 100) : 0;
+    if (!options.quiet)
+      process.stderr.write(
+        `${name}: paused at ${percent}%; run the same command again to resume\n`,
+      );
     return { code: ExitCode.INTERRUPTED, report: partial };
   }
   const error = outcome.error;
@@ -452,8 +504,24 @@ async function sendOne(
   };
 }
 
-function emptyReport(path: string, name: string, size: number, state: UploadOutcome['state']): FileReport {
-  return { id: null, name, size, bytesSent: 0, bytesSkipped: 0, seconds: 0, MBps: 0, digest: null, state, path };
+function emptyReport(
+  path: string,
+  name: string,
+  size: number,
+  state: UploadOutcome['state'],
+): FileReport {
+  return {
+    id: null,
+    name,
+    size,
+    bytesSent: 0,
+    bytesSkipped: 0,
+    seconds: 0,
+    MBps: 0,
+    digest: null,
+    state,
+    path,
+  };
 }
 
 function round(value: number): number {

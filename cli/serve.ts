@@ -5,7 +5,12 @@
 import { hostname, networkInterfaces } from 'node:os';
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
-import { buildApp, SERVER_DEFAULTS as DEFAULTS, OptionsError, type AppOptions } from '../server/index.js';
+import {
+  buildApp,
+  SERVER_DEFAULTS as DEFAULTS,
+  OptionsError,
+  type AppOptions,
+} from '../server/index.js';
 import { formatBytes, parseDuration, parseSize, UsageError } from './units.js';
 
 const HELP = `Usage: big-uploader serve [options]
@@ -131,7 +136,8 @@ function envName(name: string): string {
 }
 
 function integer(text: string, option: string): number {
-  if (!/^\d+$/.test(text.trim())) throw new UsageError(`${option}: "${text}" is not a whole number`);
+  if (!/^\d+$/.test(text.trim()))
+    throw new UsageError(`${option}: "${text}" is not a whole number`);
   return Number(text.trim());
 }
 
@@ -144,11 +150,16 @@ function isLoopback(host: string): boolean {
  * beyond loopback answers the names it is reachable by: the bound address, or for a wildcard
  * bind every interface address and the machine's hostname, plus what --allowed-host lists.
  */
-function allowedHostsFor(host: string, hasToken: boolean, listed: string[]): { allowedHosts?: string[] } {
+function allowedHostsFor(
+  host: string,
+  hasToken: boolean,
+  listed: string[],
+): { allowedHosts?: string[] } {
   if (hasToken) return listed.length > 0 ? { allowedHosts: listed } : {};
   const names = new Set(listed);
   if (host === '0.0.0.0' || host === '::') {
-    for (const addresses of Object.values(networkInterfaces())) for (const a of addresses ?? []) names.add(a.address);
+    for (const addresses of Object.values(networkInterfaces()))
+      for (const a of addresses ?? []) names.add(a.address);
     names.add(hostname());
   } else if (!isLoopback(host)) {
     names.add(host);
@@ -157,10 +168,20 @@ function allowedHostsFor(host: string, hasToken: boolean, listed: string[]): { a
 }
 
 /** Parse argv + env into app options and the listen address. Exported for tests. */
-export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): { help: true } | { help: false; host: string; port: number; insecureNoToken: boolean; app: AppOptions } {
+export function parseServeArgs(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+):
+  | { help: true }
+  | { help: false; host: string; port: number; insecureNoToken: boolean; app: AppOptions } {
   let values: Partial<Record<Name, string | string[] | boolean>>;
   try {
-    values = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }).values;
+    values = parseArgs({
+      args: argv,
+      options: OPTIONS,
+      strict: true,
+      allowPositionals: false,
+    }).values;
   } catch (error) {
     throw new UsageError(`serve: ${(error as Error).message}`);
   }
@@ -175,12 +196,27 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     const v = values[name];
     if (Array.isArray(v)) return v;
     const e = env[envName(name)];
-    return e ? e.split(',').map((s) => s.trim()).filter(Boolean) : [];
+    return e
+      ? e
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : [];
   };
-  const flag = (name: Name): boolean => values[name] === true || /^(1|true|yes)$/i.test(env[envName(name)] ?? '');
-  const size = (name: Name) => { const v = str(name); return v === undefined ? undefined : parseSize(v, `--${name}`); };
-  const duration = (name: Name) => { const v = str(name); return v === undefined ? undefined : parseDuration(v, `--${name}`); };
-  const count = (name: Name) => { const v = str(name); return v === undefined ? undefined : integer(v, `--${name}`); };
+  const flag = (name: Name): boolean =>
+    values[name] === true || /^(1|true|yes)$/i.test(env[envName(name)] ?? '');
+  const size = (name: Name) => {
+    const v = str(name);
+    return v === undefined ? undefined : parseSize(v, `--${name}`);
+  };
+  const duration = (name: Name) => {
+    const v = str(name);
+    return v === undefined ? undefined : parseDuration(v, `--${name}`);
+  };
+  const count = (name: Name) => {
+    const v = str(name);
+    return v === undefined ? undefined : integer(v, `--${name}`);
+  };
 
   const host = str('host') ?? '127.0.0.1';
   const port = count('port') ?? 3000;
@@ -189,7 +225,8 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   const ticketSecrets = list('ticket-secret');
   const adminTokens = list('admin-token');
   const pageDir = str('page-dir');
-  if (pageDir !== undefined && flag('no-page')) throw new UsageError('--page-dir and --no-page exclude each other');
+  if (pageDir !== undefined && flag('no-page'))
+    throw new UsageError('--page-dir and --no-page exclude each other');
   const logLevel = str('log-level') ?? 'info';
   const app: AppOptions = {
     dir: resolve(str('dir') ?? './data'),
@@ -228,7 +265,11 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     headersTimeout: duration('header-timeout'),
     maxSockets: count('max-sockets'),
     ...allowedHostsFor(host, tokens.length > 0 || ticketSecrets.length > 0, list('allowed-host')),
-    ...(flag('no-page') ? { pageDir: false as const } : pageDir ? { pageDir: resolve(pageDir) } : {}),
+    ...(flag('no-page')
+      ? { pageDir: false as const }
+      : pageDir
+        ? { pageDir: resolve(pageDir) }
+        : {}),
   };
   return { help: false, host, port, insecureNoToken: flag('insecure-no-token'), app };
 }
@@ -244,12 +285,12 @@ export async function run(argv: string[]): Promise<number> {
     if (!parsed.insecureNoToken) {
       throw new UsageError(
         `refusing to listen on ${host} without a token: anyone who can reach it could upload files and fill the disk. ` +
-        'Pass --token (or BIG_UPLOADER_TOKEN), or --insecure-no-token to accept that.',
+          'Pass --token (or BIG_UPLOADER_TOKEN), or --insecure-no-token to accept that.',
       );
     }
     process.stderr.write(
       `\n  WARNING: big-uploader is listening on ${host} WITHOUT a token (--insecure-no-token): anyone who\n` +
-      `  can reach this address can upload files and fill the disk.\n\n`,
+        `  can reach this address can upload files and fill the disk.\n\n`,
     );
   }
   let app;
@@ -261,7 +302,9 @@ export async function run(argv: string[]): Promise<number> {
   }
   const address = await app.listen({ host, port });
   const url = new URL(address);
-  process.stdout.write(`big-uploader listening on ${address} (WebSocket ws://${url.host}${appOptions.path ?? '/upload'}, data in ${appOptions.dir})\n`);
+  process.stdout.write(
+    `big-uploader listening on ${address} (WebSocket ws://${url.host}${appOptions.path ?? '/upload'}, data in ${appOptions.dir})\n`,
+  );
 
   return new Promise<number>((resolveExit) => {
     let stopping = false;
@@ -271,9 +314,14 @@ export async function run(argv: string[]): Promise<number> {
         process.exit(130);
       }
       stopping = true;
-      process.stderr.write(`big-uploader: ${signal}, finishing in-flight writes and closing connections\n`);
+      process.stderr.write(
+        `big-uploader: ${signal}, finishing in-flight writes and closing connections\n`,
+      );
       // Belt and braces: the graceful path is bounded by shutdownTimeout; never hang past it.
-      const hard = setTimeout(() => process.exit(1), (appOptions.shutdownTimeout ?? DEFAULTS.shutdownTimeout) + 5000);
+      const hard = setTimeout(
+        () => process.exit(1),
+        (appOptions.shutdownTimeout ?? DEFAULTS.shutdownTimeout) + 5000,
+      );
       hard.unref();
       app.close().then(
         () => resolveExit(0),

@@ -26,10 +26,17 @@ export interface WalkResult {
 
 function reason(error: unknown): string {
   const code = (error as NodeJS.ErrnoException).code;
-  return code === 'ENOENT' ? 'vanished' : code === 'EACCES' ? 'permission denied' : (error as Error).message;
+  return code === 'ENOENT'
+    ? 'vanished'
+    : code === 'EACCES'
+      ? 'permission denied'
+      : (error as Error).message;
 }
 
-export async function collectEntries(args: readonly string[], follow: boolean): Promise<WalkResult> {
+export async function collectEntries(
+  args: readonly string[],
+  follow: boolean,
+): Promise<WalkResult> {
   const entries: SendEntry[] = [];
   const problems: string[] = [];
   const visited = new Set<string>();
@@ -45,7 +52,12 @@ export async function collectEntries(args: readonly string[], follow: boolean): 
     try {
       names = [];
       for await (const entry of await opendir(dir)) {
-        names.push({ name: entry.name, isLink: entry.isSymbolicLink(), isDir: entry.isDirectory(), isFile: entry.isFile() });
+        names.push({
+          name: entry.name,
+          isLink: entry.isSymbolicLink(),
+          isDir: entry.isDirectory(),
+          isFile: entry.isFile(),
+        });
       }
     } catch (error) {
       problems.push(`${dir}: ${reason(error)}`);

@@ -18,9 +18,20 @@ if (shown) shown.textContent = endpoint;
 const log = document.querySelector('#log');
 const write = (line: string): void => {
   if (!log) return;
-  log.textContent = `${new Date().toLocaleTimeString()} ${line}\n${log.textContent ?? ''}`.slice(0, 20_000);
+  log.textContent = `${new Date().toLocaleTimeString()} ${line}\n${log.textContent ?? ''}`.slice(
+    0,
+    20_000,
+  );
 };
-document.addEventListener('upload-start', (e) => write(`start ${e.detail.name} (resumed ${e.detail.resumedBytes} bytes)`));
-document.addEventListener('upload-complete', (e) => write(`complete ${e.detail.name} digest ${e.detail.digest}`));
-document.addEventListener('upload-error', (e) => write(`error ${e.detail.name}: ${e.detail.message}`));
-document.addEventListener('upload-refused', (e) => write(`refused ${e.detail.name}: ${e.detail.reason}`));
+document.addEventListener('upload-start', (e) =>
+  write(`start ${e.detail.name} (resumed ${e.detail.resumedBytes} bytes)`),
+);
+document.addEventListener('upload-complete', (e) =>
+  write(`complete ${e.detail.name} digest ${e.detail.digest}`),
+);
+document.addEventListener('upload-error', (e) =>
+  write(`error ${e.detail.name}: ${e.detail.message}`),
+);
+document.addEventListener('upload-refused', (e) =>
+  write(`refused ${e.detail.name}: ${e.detail.reason}`),
+);

@@ -7,8 +7,15 @@
 import type { ByteRange } from './messages.js';
 
 /** The first range of `ranges` that is off the chunk grid or past `fileSize`, or undefined. */
-export function rangeOffGrid(ranges: readonly ByteRange[], fileSize: number, chunkSize: number): ByteRange | undefined {
+export function rangeOffGrid(
+  ranges: readonly ByteRange[],
+  fileSize: number,
+  chunkSize: number,
+): ByteRange | undefined {
   return ranges.find(
-    (r) => r.end > fileSize || r.start % chunkSize !== 0 || (r.end % chunkSize !== 0 && r.end !== fileSize),
+    (r) =>
+      r.end > fileSize ||
+      r.start % chunkSize !== 0 ||
+      (r.end % chunkSize !== 0 && r.end !== fileSize),
   );
 }

@@ -1,5 +1,5 @@
 /**
- * The bigup.1 codec: every message to and from bytes, on Uint8Array and DataView only (no Node
+ * The bigup.1 and bigup.2 codec: every message to and from bytes, on Uint8Array and DataView only (no Node
  * Buffer), so the same module runs in browsers and in Node. It does no I/O and keeps no state.
  *
  * Decoding trusts nothing: each field is bounds-checked before it is read, every length is
@@ -10,11 +10,15 @@ import {
   AcceptFlags,
   CLIENT_MESSAGE_TYPES,
   CompleteFlags,
+  Capability,
   ErrorFlags,
   HeaderSize,
+  HeaderSizeV2,
   Limits,
+  LimitsV2,
   MAX_U64_VALUE,
   MessageType,
+  MessageTypeV2,
   OpenFlags,
   SERVER_MESSAGE_TYPES,
 } from './constants.js';
@@ -24,7 +28,14 @@ import type {
   AcceptMessage,
   AckMessage,
   ByteRange,
+  CapabilityEntry,
   ClientMessage,
+  ClientMessageV2,
+  Frame,
+  MessageV2,
+  VerifiedMessage,
+  VerifyMessage,
+  ServerMessageV2,
   CompleteMessage,
   DataMessage,
   ErrorMessage,
@@ -49,7 +60,10 @@ class Reader {
   private readonly view: DataView;
   private position: number;
 
-  constructor(private readonly bytes: Uint8Array, start: number) {
+  constructor(
+    private readonly bytes: Uint8Array,
+    start: number,
+  ) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.position = start;
   }
@@ -155,7 +169,10 @@ class Reader {
         throw new ProtocolError(Errors.INVALID_FIELD, `${field}[${i}] is empty or reversed`);
       }
       if (start <= previousEnd) {
-        throw new ProtocolError(Errors.INVALID_FIELD, `${field}[${i}] overlaps, touches or precedes the previous range`);
+        throw new ProtocolError(
+          Errors.INVALID_FIELD,
+          `${field}[${i}] overlaps, touches or precedes the previous range`,
+        );
       }
       previousEnd = end;
       ranges.push({ start, end });
@@ -165,7 +182,10 @@ class Reader {
 
   end(messageName: string): void {
     if (this.remaining !== 0) {
-      throw new ProtocolError(Errors.MALFORMED, `${this.remaining} trailing bytes after ${messageName}`);
+      throw new ProtocolError(
+        Errors.MALFORMED,
+        `${this.remaining} trailing bytes after ${messageName}`,
+      );
     }
   }
 }
@@ -178,7 +198,10 @@ function checkFlags(flags: number, allowed: number, messageName: string): void {
 
 function requireZeroDigest(digest: bigint, messageName: string): void {
   if (digest !== 0n) {
-    throw new ProtocolError(Errors.RESERVED_BITS_SET, `${messageName} digest is non-zero but HAS_DIGEST is clear`);
+    throw new ProtocolError(
+      Errors.RESERVED_BITS_SET,
+      `${messageName} digest is non-zero but HAS_DIGEST is clear`,
+    );
   }
 }
 
@@ -194,7 +217,10 @@ function decodeOpen(r: Reader, flags: number): OpenMessage {
   const token = r.string('token', Limits.MAX_TOKEN_BYTES);
   const count = r.u16('metadata count');
   if (count > Limits.MAX_METADATA_ENTRIES) {
-    throw new ProtocolError(Errors.LIMIT_EXCEEDED, `${count} metadata entries, limit ${Limits.MAX_METADATA_ENTRIES}`);
+    throw new ProtocolError(
+      Errors.LIMIT_EXCEEDED,
+      `${count} metadata entries, limit ${Limits.MAX_METADATA_ENTRIES}`,
+    );
   }
   const metadata: Record<string, string> = Object.create(null) as Record<string, string>;
   let total = 0;
@@ -203,7 +229,10 @@ function decodeOpen(r: Reader, flags: number): OpenMessage {
     const value = r.string(`metadata value ${i}`, Limits.MAX_METADATA_VALUE_BYTES);
     total += utf8Encoder.encode(key).byteLength + utf8Encoder.encode(value).byteLength;
     if (total > Limits.MAX_METADATA_TOTAL_BYTES) {
-      throw new ProtocolError(Errors.LIMIT_EXCEEDED, `metadata exceeds ${Limits.MAX_METADATA_TOTAL_BYTES} bytes`);
+      throw new ProtocolError(
+        Errors.LIMIT_EXCEEDED,
+        `metadata exceeds ${Limits.MAX_METADATA_TOTAL_BYTES} bytes`,
+      );
     }
     if (Object.prototype.hasOwnProperty.call(metadata, key)) {
       throw new ProtocolError(Errors.INVALID_FIELD, `duplicate metadata key`);
@@ -211,7 +240,15 @@ function decodeOpen(r: Reader, flags: number): OpenMessage {
     metadata[key] = value;
   }
   r.end('OPEN');
-  const message: OpenMessage = { type: 'open', fileSize, chunkSize, name, contentType, token, metadata };
+  const message: OpenMessage = {
+    type: 'open',
+    fileSize,
+    chunkSize,
+    name,
+    contentType,
+    token,
+    metadata,
+  };
   return hasDigest ? { ...message, digest } : message;
 }
 
@@ -233,14 +270,23 @@ function decodeAccept(r: Reader, flags: number): AcceptMessage {
   const window = r.u32('window');
   const count = r.u32('range count');
   if (count > Limits.MAX_ACCEPT_RANGES) {
-    throw new ProtocolError(Errors.LIMIT_EXCEEDED, `${count} ranges, limit ${Limits.MAX_ACCEPT_RANGES}`);
+    throw new ProtocolError(
+      Errors.LIMIT_EXCEEDED,
+      `${count} ranges, limit ${Limits.MAX_ACCEPT_RANGES}`,
+    );
   }
   const created = (flags & AcceptFlags.CREATED) !== 0;
   if (!created && secret.some((b) => b !== 0)) {
-    throw new ProtocolError(Errors.RESERVED_BITS_SET, 'ACCEPT secret must be zero when CREATED is clear');
+    throw new ProtocolError(
+      Errors.RESERVED_BITS_SET,
+      'ACCEPT secret must be zero when CREATED is clear',
+    );
   }
   if (chunkSize < Limits.MIN_CHUNK_SIZE || chunkSize > Limits.MAX_CHUNK_SIZE) {
-    throw new ProtocolError(Errors.INVALID_FIELD, `chunk size ${chunkSize} outside ${Limits.MIN_CHUNK_SIZE}..${Limits.MAX_CHUNK_SIZE}`);
+    throw new ProtocolError(
+      Errors.INVALID_FIELD,
+      `chunk size ${chunkSize} outside ${Limits.MIN_CHUNK_SIZE}..${Limits.MAX_CHUNK_SIZE}`,
+    );
   }
   const ranges = r.ranges(count, 'ranges');
   const last = ranges[ranges.length - 1];
@@ -249,7 +295,10 @@ function decodeAccept(r: Reader, flags: number): AcceptMessage {
   }
   const offGrid = rangeOffGrid(ranges, fileSize, chunkSize);
   if (offGrid !== undefined) {
-    throw new ProtocolError(Errors.INVALID_FIELD, `acked range [${offGrid.start}, ${offGrid.end}) is not on the chunk grid`);
+    throw new ProtocolError(
+      Errors.INVALID_FIELD,
+      `acked range [${offGrid.start}, ${offGrid.end}) is not on the chunk grid`,
+    );
   }
   return {
     type: 'accept',
@@ -344,22 +393,35 @@ function decodeTerminated(r: Reader, flags: number): TerminatedMessage {
 
 function decodeBody(type: number, r: Reader, flags: number): Message {
   switch (type) {
-    case MessageType.OPEN: return decodeOpen(r, flags);
-    case MessageType.RESUME: return decodeResume(r, flags);
-    case MessageType.ACCEPT: return decodeAccept(r, flags);
-    case MessageType.DATA: return decodeData(r, flags);
-    case MessageType.ACK: return decodeAck(r, flags);
-    case MessageType.WINDOW: return decodeWindow(r, flags);
-    case MessageType.COMPLETE: return decodeComplete(r, flags);
-    case MessageType.RESULT: return decodeResult(r, flags);
-    case MessageType.ERROR: return decodeError(r, flags);
+    case MessageType.OPEN:
+      return decodeOpen(r, flags);
+    case MessageType.RESUME:
+      return decodeResume(r, flags);
+    case MessageType.ACCEPT:
+      return decodeAccept(r, flags);
+    case MessageType.DATA:
+      return decodeData(r, flags);
+    case MessageType.ACK:
+      return decodeAck(r, flags);
+    case MessageType.WINDOW:
+      return decodeWindow(r, flags);
+    case MessageType.COMPLETE:
+      return decodeComplete(r, flags);
+    case MessageType.RESULT:
+      return decodeResult(r, flags);
+    case MessageType.ERROR:
+      return decodeError(r, flags);
     case MessageType.TERMINATE:
       checkFlags(flags, 0, 'TERMINATE');
       r.end('TERMINATE');
       return { type: 'terminate' };
-    case MessageType.TERMINATED: return decodeTerminated(r, flags);
+    case MessageType.TERMINATED:
+      return decodeTerminated(r, flags);
     default:
-      throw new ProtocolError(Errors.UNKNOWN_MESSAGE_TYPE, `unknown message type 0x${type.toString(16).padStart(2, '0')}`);
+      throw new ProtocolError(
+        Errors.UNKNOWN_MESSAGE_TYPE,
+        `unknown message type 0x${type.toString(16).padStart(2, '0')}`,
+      );
   }
 }
 
@@ -380,24 +442,36 @@ function decodeFrom(
   if (bytes.byteLength < 2) {
     throw new ProtocolError(Errors.MALFORMED, 'message shorter than its 2-byte header');
   }
-  const type = bytes[0]!;
+  const type = bytes[0];
   const isKnown = CLIENT_MESSAGE_TYPES.has(type) || SERVER_MESSAGE_TYPES.has(type);
   if (!isKnown) {
-    throw new ProtocolError(Errors.UNKNOWN_MESSAGE_TYPE, `unknown message type 0x${type.toString(16).padStart(2, '0')}`);
+    throw new ProtocolError(
+      Errors.UNKNOWN_MESSAGE_TYPE,
+      `unknown message type 0x${type.toString(16).padStart(2, '0')}`,
+    );
   }
   if (!allowed.has(type)) {
-    throw new ProtocolError(Errors.UNEXPECTED_MESSAGE, `message type 0x${type.toString(16).padStart(2, '0')} is not sent by the ${sender}`);
+    throw new ProtocolError(
+      Errors.UNEXPECTED_MESSAGE,
+      `message type 0x${type.toString(16).padStart(2, '0')} is not sent by the ${sender}`,
+    );
   }
   if (type === MessageType.DATA) {
     const max = options.maxDataMessage ?? Limits.MAX_CHUNK_SIZE + HeaderSize.DATA;
     if (bytes.byteLength > max) {
-      throw new ProtocolError(Errors.MESSAGE_TOO_LARGE, `DATA message of ${bytes.byteLength} bytes exceeds ${max}`);
+      throw new ProtocolError(
+        Errors.MESSAGE_TOO_LARGE,
+        `DATA message of ${bytes.byteLength} bytes exceeds ${max}`,
+      );
     }
   } else if (sender === 'client' && bytes.byteLength > Limits.MAX_CONTROL_MESSAGE) {
-    throw new ProtocolError(Errors.MESSAGE_TOO_LARGE, `control message of ${bytes.byteLength} bytes exceeds ${Limits.MAX_CONTROL_MESSAGE}`);
+    throw new ProtocolError(
+      Errors.MESSAGE_TOO_LARGE,
+      `control message of ${bytes.byteLength} bytes exceeds ${Limits.MAX_CONTROL_MESSAGE}`,
+    );
   }
   const reader = new Reader(bytes, 2);
-  return decodeBody(type, reader, bytes[1]!);
+  return decodeBody(type, reader, bytes[1]);
 }
 
 /** Decode a message a client sent (used by servers). Throws ProtocolError. */
@@ -413,7 +487,12 @@ export function decodeServerMessage(bytes: Uint8Array): ServerMessage {
 /** Decode any bigup.1 message regardless of direction (tools and tests). Throws ProtocolError. */
 export function decodeMessage(bytes: Uint8Array, options: DecodeOptions = {}): Message {
   const all = new Set([...CLIENT_MESSAGE_TYPES, ...SERVER_MESSAGE_TYPES]);
-  return decodeFrom(bytes, all, bytes[0] !== undefined && SERVER_MESSAGE_TYPES.has(bytes[0]) ? 'server' : 'client', options);
+  return decodeFrom(
+    bytes,
+    all,
+    bytes[0] !== undefined && SERVER_MESSAGE_TYPES.has(bytes[0]) ? 'server' : 'client',
+    options,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -465,7 +544,10 @@ function encodeString(value: string, field: string, max: number, min = 0): Uint8
   }
   const bytes = utf8Encoder.encode(value);
   if (bytes.byteLength > max) {
-    throw new ProtocolError(Errors.LIMIT_EXCEEDED, `${field} is ${bytes.byteLength} bytes, limit ${max}`);
+    throw new ProtocolError(
+      Errors.LIMIT_EXCEEDED,
+      `${field} is ${bytes.byteLength} bytes, limit ${max}`,
+    );
   }
   if (bytes.byteLength < min) {
     throw invalid(`${field} is empty`);
@@ -526,7 +608,8 @@ function checkRanges(ranges: readonly ByteRange[], field: string): void {
     checkU53(range.start, `${field}[${i}].start`);
     checkU53(range.end, `${field}[${i}].end`);
     if (range.end <= range.start) throw invalid(`${field}[${i}] is empty or reversed`);
-    if (range.start <= previousEnd) throw invalid(`${field}[${i}] overlaps, touches or precedes the previous range`);
+    if (range.start <= previousEnd)
+      throw invalid(`${field}[${i}] overlaps, touches or precedes the previous range`);
     previousEnd = range.end;
   }
 }
@@ -536,11 +619,18 @@ export function encodeOpen(message: Omit<OpenMessage, 'type'>): Uint8Array {
   checkU32(message.chunkSize, 'chunk size');
   if (message.digest !== undefined) checkHash(message.digest, 'digest');
   const name = encodeString(message.name, 'name', Limits.MAX_NAME_BYTES, 1);
-  const contentType = encodeString(message.contentType, 'content type', Limits.MAX_CONTENT_TYPE_BYTES);
+  const contentType = encodeString(
+    message.contentType,
+    'content type',
+    Limits.MAX_CONTENT_TYPE_BYTES,
+  );
   const token = encodeString(message.token, 'token', Limits.MAX_TOKEN_BYTES);
   const entries = Object.entries(message.metadata);
   if (entries.length > Limits.MAX_METADATA_ENTRIES) {
-    throw new ProtocolError(Errors.LIMIT_EXCEEDED, `${entries.length} metadata entries, limit ${Limits.MAX_METADATA_ENTRIES}`);
+    throw new ProtocolError(
+      Errors.LIMIT_EXCEEDED,
+      `${entries.length} metadata entries, limit ${Limits.MAX_METADATA_ENTRIES}`,
+    );
   }
   let total = 0;
   const encodedEntries = entries.map(([key, value], i) => {
@@ -550,10 +640,20 @@ export function encodeOpen(message: Omit<OpenMessage, 'type'>): Uint8Array {
     return [k, v] as const;
   });
   if (total > Limits.MAX_METADATA_TOTAL_BYTES) {
-    throw new ProtocolError(Errors.LIMIT_EXCEEDED, `metadata exceeds ${Limits.MAX_METADATA_TOTAL_BYTES} bytes`);
+    throw new ProtocolError(
+      Errors.LIMIT_EXCEEDED,
+      `metadata exceeds ${Limits.MAX_METADATA_TOTAL_BYTES} bytes`,
+    );
   }
   const size =
-    HeaderSize.OPEN_FIXED + 2 + name.byteLength + 2 + contentType.byteLength + 2 + token.byteLength + 2 +
+    HeaderSize.OPEN_FIXED +
+    2 +
+    name.byteLength +
+    2 +
+    contentType.byteLength +
+    2 +
+    token.byteLength +
+    2 +
     encodedEntries.reduce((sum, [k, v]) => sum + 4 + k.byteLength + v.byteLength, 0);
   const w = new Writer(size);
   w.u8(MessageType.OPEN);
@@ -594,15 +694,21 @@ export function encodeAccept(message: Omit<AcceptMessage, 'type'>): Uint8Array {
   checkU53(message.fileSize, 'file size');
   checkU32(message.chunkSize, 'chunk size');
   if (message.chunkSize < Limits.MIN_CHUNK_SIZE || message.chunkSize > Limits.MAX_CHUNK_SIZE) {
-    throw invalid(`chunk size ${message.chunkSize} outside ${Limits.MIN_CHUNK_SIZE}..${Limits.MAX_CHUNK_SIZE}`);
+    throw invalid(
+      `chunk size ${message.chunkSize} outside ${Limits.MIN_CHUNK_SIZE}..${Limits.MAX_CHUNK_SIZE}`,
+    );
   }
   checkU32(message.window, 'window');
   if (message.ranges.length > Limits.MAX_ACCEPT_RANGES) {
-    throw new ProtocolError(Errors.LIMIT_EXCEEDED, `${message.ranges.length} ranges, limit ${Limits.MAX_ACCEPT_RANGES}`);
+    throw new ProtocolError(
+      Errors.LIMIT_EXCEEDED,
+      `${message.ranges.length} ranges, limit ${Limits.MAX_ACCEPT_RANGES}`,
+    );
   }
   checkRanges(message.ranges, 'ranges');
   const last = message.ranges[message.ranges.length - 1];
-  if (last !== undefined && last.end > message.fileSize) throw invalid('acked range ends past the file size');
+  if (last !== undefined && last.end > message.fileSize)
+    throw invalid('acked range ends past the file size');
   const w = new Writer(HeaderSize.ACCEPT_FIXED + message.ranges.length * HeaderSize.RANGE);
   w.u8(MessageType.ACCEPT);
   w.u8((message.created ? AcceptFlags.CREATED : 0) | (message.durable ? AcceptFlags.DURABLE : 0));
@@ -645,7 +751,11 @@ export function encodeDataHeader(offset: number, hash: bigint): Uint8Array {
  * A whole DATA message as header and payload, never copying the payload. Transports that can
  * send a message from two buffers (Blob in browsers) use both parts as they are.
  */
-export function encodeData(offset: number, hash: bigint, payload: Uint8Array): { header: Uint8Array; payload: Uint8Array } {
+export function encodeData(
+  offset: number,
+  hash: bigint,
+  payload: Uint8Array,
+): { header: Uint8Array; payload: Uint8Array } {
   if (payload.byteLength === 0) throw invalid('DATA payload is empty');
   checkU53(offset + payload.byteLength, 'DATA end');
   return { header: encodeDataHeader(offset, hash), payload };
@@ -654,7 +764,10 @@ export function encodeData(offset: number, hash: bigint, payload: Uint8Array): {
 export function encodeAck(ranges: readonly ByteRange[]): Uint8Array {
   if (ranges.length === 0) throw invalid('ACK needs at least one range');
   if (ranges.length > Limits.MAX_ACK_RANGES) {
-    throw new ProtocolError(Errors.LIMIT_EXCEEDED, `${ranges.length} ranges, limit ${Limits.MAX_ACK_RANGES}`);
+    throw new ProtocolError(
+      Errors.LIMIT_EXCEEDED,
+      `${ranges.length} ranges, limit ${Limits.MAX_ACK_RANGES}`,
+    );
   }
   checkRanges(ranges, 'ranges');
   const w = new Writer(HeaderSize.ACK_FIXED + ranges.length * HeaderSize.RANGE);
@@ -720,7 +833,7 @@ export function encodeError(message: {
   let text = utf8Encoder.encode(message.message ?? known?.meaning ?? '');
   if (text.byteLength > Limits.MAX_ERROR_MESSAGE_BYTES) {
     let cut = Limits.MAX_ERROR_MESSAGE_BYTES;
-    while (cut > 0 && (text[cut]! & 0xc0) === 0x80) cut--;
+    while (cut > 0 && (text[cut] & 0xc0) === 0x80) cut--;
     text = text.slice(0, cut);
   }
   const w = new Writer(HeaderSize.ERROR_FIXED + 2 + text.byteLength);
@@ -761,9 +874,12 @@ export function encodeTerminated(uploadId: Uint8Array): Uint8Array {
 /** Encode any message from its decoded form (tests, vector generation). DATA is joined into one buffer. */
 export function encodeMessage(message: Message): Uint8Array {
   switch (message.type) {
-    case 'open': return encodeOpen(message);
-    case 'resume': return encodeResume(message);
-    case 'accept': return encodeAccept(message);
+    case 'open':
+      return encodeOpen(message);
+    case 'resume':
+      return encodeResume(message);
+    case 'accept':
+      return encodeAccept(message);
     case 'data': {
       const { header, payload } = encodeData(message.offset, message.hash, message.payload);
       const joined = new Uint8Array(header.byteLength + payload.byteLength);
@@ -771,12 +887,365 @@ export function encodeMessage(message: Message): Uint8Array {
       joined.set(payload, header.byteLength);
       return joined;
     }
-    case 'ack': return encodeAck(message.ranges);
-    case 'window': return encodeWindow(message.window);
-    case 'complete': return encodeComplete(message.digest);
-    case 'result': return encodeResult(message);
-    case 'error': return encodeError(message);
-    case 'terminate': return encodeTerminate();
-    case 'terminated': return encodeTerminated(message.uploadId);
+    case 'ack':
+      return encodeAck(message.ranges);
+    case 'window':
+      return encodeWindow(message.window);
+    case 'complete':
+      return encodeComplete(message.digest);
+    case 'result':
+      return encodeResult(message);
+    case 'error':
+      return encodeError(message);
+    case 'terminate':
+      return encodeTerminate();
+    case 'terminated':
+      return encodeTerminated(message.uploadId);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// bigup.2 (SPEC.md section 16): every bigup.1 message about one upload carries a u32 stream id
+// right after the common header, then its bigup.1 body unchanged; HELLO and WELCOME negotiate
+// capabilities; WINDOW has no stream (the window is the connection's).
+
+/** Types that carry a stream id in bigup.2. */
+const STREAM_TYPES: ReadonlySet<number> = new Set([
+  MessageType.OPEN,
+  MessageType.RESUME,
+  MessageType.ACCEPT,
+  MessageType.DATA,
+  MessageType.ACK,
+  MessageType.COMPLETE,
+  MessageType.RESULT,
+  MessageType.ERROR,
+  MessageType.TERMINATE,
+  MessageType.TERMINATED,
+  MessageTypeV2.VERIFY,
+  MessageTypeV2.VERIFIED,
+]);
+
+/** Flag bits each type defines; the rest are reserved (checked before the stream is read, 4.4 step 5). */
+const DEFINED_FLAGS: ReadonlyMap<number, number> = new Map<number, number>([
+  [MessageType.OPEN, OpenFlags.HAS_DIGEST],
+  [MessageType.ACCEPT, AcceptFlags.CREATED | AcceptFlags.DURABLE],
+  [MessageType.COMPLETE, CompleteFlags.HAS_DIGEST],
+  [MessageType.ERROR, ErrorFlags.FATAL | ErrorFlags.RETRYABLE],
+]);
+
+const CLIENT_TYPES_V2: ReadonlySet<number> = new Set([
+  ...CLIENT_MESSAGE_TYPES,
+  MessageTypeV2.HELLO,
+  MessageTypeV2.VERIFY,
+]);
+const SERVER_TYPES_V2: ReadonlySet<number> = new Set([
+  ...SERVER_MESSAGE_TYPES,
+  MessageTypeV2.WELCOME,
+  MessageTypeV2.VERIFIED,
+]);
+
+/** Whether a bigup.2 message of this type concerns one upload (and so carries a stream id). */
+export function carriesStream(type: number): boolean {
+  return STREAM_TYPES.has(type);
+}
+
+function decodeCapabilities(r: Reader, flags: number, name: string): CapabilityEntry[] {
+  checkFlags(flags, 0, name);
+  const count = r.u16('capability count');
+  if (count > LimitsV2.MAX_CAPABILITIES) {
+    throw new ProtocolError(
+      Errors.LIMIT_EXCEEDED,
+      `${count} capabilities, limit ${LimitsV2.MAX_CAPABILITIES}`,
+    );
+  }
+  const entries: CapabilityEntry[] = [];
+  let previous = 0;
+  for (let i = 0; i < count; i++) {
+    const id = r.u16(`capability ${i} id`);
+    const value = r.u32(`capability ${i} value`);
+    if (id <= previous) {
+      throw new ProtocolError(
+        Errors.INVALID_FIELD,
+        id === 0 ? 'capability id 0 is reserved' : 'capability ids must be strictly ascending',
+      );
+    }
+    previous = id;
+    entries.push({ id, value });
+  }
+  r.end(name);
+  return entries;
+}
+
+/** A VERIFY or VERIFIED count: at least `min`, at most MAX_VERIFY_CHUNKS. */
+function verifyCount(r: Reader, min: number): number {
+  const count = r.u16('count');
+  if (count > LimitsV2.MAX_VERIFY_CHUNKS) {
+    throw new ProtocolError(
+      Errors.LIMIT_EXCEEDED,
+      `${count} chunks, limit ${LimitsV2.MAX_VERIFY_CHUNKS}`,
+    );
+  }
+  if (count < min) throw new ProtocolError(Errors.INVALID_FIELD, 'VERIFY lists no chunk');
+  return count;
+}
+
+function ascending(index: number, previous: number): void {
+  if (index <= previous)
+    throw new ProtocolError(Errors.INVALID_FIELD, 'chunk indexes must be strictly ascending');
+}
+
+function decodeVerify(r: Reader, flags: number): VerifyMessage {
+  checkFlags(flags, 0, 'VERIFY');
+  const count = verifyCount(r, 1);
+  const chunks: { index: number; hash: bigint }[] = [];
+  let previous = -1;
+  for (let i = 0; i < count; i++) {
+    const index = r.u32(`chunk ${i} index`);
+    const hash = r.hash64(`chunk ${i} hash`);
+    ascending(index, previous);
+    previous = index;
+    chunks.push({ index, hash });
+  }
+  r.end('VERIFY');
+  return { type: 'verify', chunks };
+}
+
+function decodeVerified(r: Reader, flags: number): VerifiedMessage {
+  checkFlags(flags, 0, 'VERIFIED');
+  const count = verifyCount(r, 0);
+  const withdrawn: number[] = [];
+  let previous = -1;
+  for (let i = 0; i < count; i++) {
+    const index = r.u32(`chunk ${i} index`);
+    ascending(index, previous);
+    previous = index;
+    withdrawn.push(index);
+  }
+  r.end('VERIFIED');
+  return { type: 'verified', withdrawn };
+}
+
+function decodeFrameFrom(
+  bytes: Uint8Array,
+  allowed: ReadonlySet<number>,
+  sender: 'client' | 'server',
+  options: DecodeOptions,
+): Frame<MessageV2> {
+  if (bytes.byteLength < 2) {
+    throw new ProtocolError(Errors.MALFORMED, 'message shorter than its 2-byte header');
+  }
+  const type = bytes[0];
+  const flags = bytes[1];
+  const hex = `0x${type.toString(16).padStart(2, '0')}`;
+  if (!CLIENT_TYPES_V2.has(type) && !SERVER_TYPES_V2.has(type)) {
+    throw new ProtocolError(Errors.UNKNOWN_MESSAGE_TYPE, `unknown message type ${hex}`);
+  }
+  if (!allowed.has(type)) {
+    throw new ProtocolError(
+      Errors.UNEXPECTED_MESSAGE,
+      `message type ${hex} is not sent by the ${sender}`,
+    );
+  }
+  if (type === MessageType.DATA) {
+    const max = options.maxDataMessage ?? Limits.MAX_CHUNK_SIZE + HeaderSizeV2.DATA;
+    if (bytes.byteLength > max) {
+      throw new ProtocolError(
+        Errors.MESSAGE_TOO_LARGE,
+        `DATA message of ${bytes.byteLength} bytes exceeds ${max}`,
+      );
+    }
+  } else if (sender === 'client' && bytes.byteLength > Limits.MAX_CONTROL_MESSAGE) {
+    throw new ProtocolError(
+      Errors.MESSAGE_TOO_LARGE,
+      `control message of ${bytes.byteLength} bytes exceeds ${Limits.MAX_CONTROL_MESSAGE}`,
+    );
+  }
+  if (type === MessageTypeV2.HELLO || type === MessageTypeV2.WELCOME) {
+    const name = type === MessageTypeV2.HELLO ? 'HELLO' : 'WELCOME';
+    const capabilities = decodeCapabilities(new Reader(bytes, 2), flags, name);
+    return {
+      stream: 0,
+      message:
+        type === MessageTypeV2.HELLO
+          ? { type: 'hello', capabilities }
+          : { type: 'welcome', capabilities },
+    };
+  }
+  if (!STREAM_TYPES.has(type))
+    return { stream: 0, message: decodeBody(type, new Reader(bytes, 2), flags) };
+  checkFlags(flags, DEFINED_FLAGS.get(type) ?? 0, `message ${hex}`);
+  const reader = new Reader(bytes, 2);
+  const stream = reader.u32('stream');
+  if (stream === 0 && type !== MessageType.ERROR) {
+    throw new ProtocolError(
+      Errors.INVALID_FIELD,
+      'stream 0 is the connection; an upload message needs a stream id of 1 or more',
+    );
+  }
+  if (type === MessageTypeV2.VERIFY) return { stream, message: decodeVerify(reader, flags) };
+  if (type === MessageTypeV2.VERIFIED) return { stream, message: decodeVerified(reader, flags) };
+  return { stream, message: decodeBody(type, reader, flags) };
+}
+
+/** Decode a bigup.2 message a client sent (used by servers). Throws ProtocolError. */
+export function decodeClientFrame(
+  bytes: Uint8Array,
+  options: DecodeOptions = {},
+): Frame<ClientMessageV2> {
+  return decodeFrameFrom(bytes, CLIENT_TYPES_V2, 'client', options) as Frame<ClientMessageV2>;
+}
+
+/** Decode a bigup.2 message a server sent (used by clients). Throws ProtocolError. */
+export function decodeServerFrame(bytes: Uint8Array): Frame<ServerMessageV2> {
+  return decodeFrameFrom(bytes, SERVER_TYPES_V2, 'server', {}) as Frame<ServerMessageV2>;
+}
+
+/** Decode any bigup.2 message regardless of direction (tools and tests). Throws ProtocolError. */
+export function decodeFrame(bytes: Uint8Array, options: DecodeOptions = {}): Frame<MessageV2> {
+  const all = new Set([...CLIENT_TYPES_V2, ...SERVER_TYPES_V2]);
+  const sender = bytes[0] !== undefined && SERVER_TYPES_V2.has(bytes[0]) ? 'server' : 'client';
+  return decodeFrameFrom(bytes, all, sender, options);
+}
+
+function checkCapabilities(capabilities: readonly CapabilityEntry[]): void {
+  if (capabilities.length > LimitsV2.MAX_CAPABILITIES) {
+    throw new ProtocolError(
+      Errors.LIMIT_EXCEEDED,
+      `${capabilities.length} capabilities, limit ${LimitsV2.MAX_CAPABILITIES}`,
+    );
+  }
+  let previous = 0;
+  for (const { id, value } of capabilities) {
+    if (!Number.isInteger(id) || id <= previous || id > 0xffff)
+      throw invalid('capability ids must be strictly ascending in 1..65535');
+    checkU32(value, 'capability value');
+    previous = id;
+  }
+}
+
+function encodeCapabilities(type: number, capabilities: readonly CapabilityEntry[]): Uint8Array {
+  checkCapabilities(capabilities);
+  const w = new Writer(HeaderSizeV2.HELLO_FIXED + capabilities.length * HeaderSizeV2.CAPABILITY);
+  w.u8(type);
+  w.u8(0);
+  w.u16(capabilities.length);
+  for (const { id, value } of capabilities) {
+    w.u16(id);
+    w.u32(value);
+  }
+  return w.bytes;
+}
+
+export function encodeHello(capabilities: readonly CapabilityEntry[]): Uint8Array {
+  return encodeCapabilities(MessageTypeV2.HELLO, capabilities);
+}
+
+export function encodeWelcome(capabilities: readonly CapabilityEntry[]): Uint8Array {
+  return encodeCapabilities(MessageTypeV2.WELCOME, capabilities);
+}
+
+function checkStream(stream: number, type: number): void {
+  if (!Number.isInteger(stream) || stream < 0 || stream > LimitsV2.MAX_STREAM_ID)
+    throw invalid('stream must be a u32');
+  if (stream === 0 && type !== MessageType.ERROR)
+    throw invalid('only ERROR may name stream 0 (the connection)');
+}
+
+/**
+ * A bigup.1 message's bytes as bigup.2 on `stream`: the stream id goes in after the common header.
+ * Messages without a stream (WINDOW) are returned unchanged. Copies: for control messages only;
+ * DATA goes out through `writeDataHeaderV2` without a copy.
+ */
+export function withStream(stream: number, v1: Uint8Array): Uint8Array {
+  if (v1.byteLength < 2) throw invalid('a message has at least its 2-byte header');
+  const type = v1[0];
+  if (!STREAM_TYPES.has(type)) return v1;
+  checkStream(stream, type);
+  const out = new Uint8Array(v1.byteLength + HeaderSizeV2.STREAM);
+  out[0] = type;
+  out[1] = v1[1];
+  new DataView(out.buffer).setUint32(2, stream);
+  out.set(v1.subarray(2), 2 + HeaderSizeV2.STREAM);
+  return out;
+}
+
+/** Write the 22-byte bigup.2 DATA header (type, flags, stream, offset, hash) into `target` at `at`. */
+export function writeDataHeaderV2(
+  target: Uint8Array,
+  stream: number,
+  offset: number,
+  hash: bigint,
+  at = 0,
+): void {
+  checkStream(stream, MessageType.DATA);
+  checkU53(offset, 'offset');
+  checkHash(hash, 'hash');
+  if (!Number.isSafeInteger(at) || at < 0 || target.byteLength - at < HeaderSizeV2.DATA) {
+    throw invalid('target too small for a DATA header at the given position');
+  }
+  const view = new DataView(target.buffer, target.byteOffset + at, HeaderSizeV2.DATA);
+  view.setUint8(0, MessageType.DATA);
+  view.setUint8(1, 0);
+  view.setUint32(2, stream);
+  view.setUint32(6, Math.floor(offset / TWO_POW_32));
+  view.setUint32(10, offset >>> 0);
+  view.setBigUint64(14, hash);
+}
+
+function checkIndexes(indexes: readonly number[], min: number): void {
+  if (indexes.length < min || indexes.length > LimitsV2.MAX_VERIFY_CHUNKS)
+    throw invalid(`a VERIFY lists ${min} to ${LimitsV2.MAX_VERIFY_CHUNKS} chunks`);
+  let previous = -1;
+  for (const index of indexes) {
+    checkU32(index, 'chunk index');
+    if (index <= previous) throw invalid('chunk indexes must be strictly ascending');
+    previous = index;
+  }
+}
+
+/** VERIFY on `stream` (SPEC.md 16.9): the client's hashes of chunks it believes acked. */
+export function encodeVerify(stream: number, chunks: VerifyMessage['chunks']): Uint8Array {
+  checkStream(stream, MessageTypeV2.VERIFY);
+  checkIndexes(
+    chunks.map((c) => c.index),
+    1,
+  );
+  const w = new Writer(HeaderSizeV2.VERIFY_FIXED + chunks.length * HeaderSizeV2.VERIFY_ENTRY);
+  w.u8(MessageTypeV2.VERIFY);
+  w.u8(0);
+  w.u32(stream);
+  w.u16(chunks.length);
+  for (const { index, hash } of chunks) {
+    checkHash(hash, 'chunk hash');
+    w.u32(index);
+    w.hash64(hash);
+  }
+  return w.bytes;
+}
+
+/** VERIFIED on `stream` (SPEC.md 16.9): the chunks the server withdrew. */
+export function encodeVerified(stream: number, withdrawn: readonly number[]): Uint8Array {
+  checkStream(stream, MessageTypeV2.VERIFIED);
+  checkIndexes(withdrawn, 0);
+  const w = new Writer(HeaderSizeV2.VERIFY_FIXED + withdrawn.length * 4);
+  w.u8(MessageTypeV2.VERIFIED);
+  w.u8(0);
+  w.u32(stream);
+  w.u16(withdrawn.length);
+  for (const index of withdrawn) w.u32(index);
+  return w.bytes;
+}
+
+/** Encode any bigup.2 message (tests, vector generation). `stream` is ignored for HELLO, WELCOME, WINDOW. */
+export function encodeFrame(stream: number, message: MessageV2): Uint8Array {
+  if (message.type === 'hello') return encodeHello(message.capabilities);
+  if (message.type === 'welcome') return encodeWelcome(message.capabilities);
+  if (message.type === 'verify') return encodeVerify(stream, message.chunks);
+  if (message.type === 'verified') return encodeVerified(stream, message.withdrawn);
+  return withStream(stream, encodeMessage(message));
+}
+
+/** The MULTIPLEX value of a capability list (1 when absent: one upload at a time). */
+export function multiplexOf(capabilities: readonly CapabilityEntry[]): number {
+  return capabilities.find((c) => c.id === Capability.MULTIPLEX)?.value ?? 1;
 }

@@ -5,8 +5,13 @@
 
 /** WebSocket subprotocol token that carries protocol version 1. */
 export const SUBPROTOCOL_V1 = 'bigup.1';
+/**
+ * WebSocket subprotocol token of version 2: the bigup.1 messages with a stream id, several uploads
+ * on one connection, and a capability handshake (HELLO / WELCOME) for later extensions (SPEC.md 16).
+ */
+export const SUBPROTOCOL_V2 = 'bigup.2';
 /** All subprotocols this implementation speaks, most preferred first. */
-export const SUPPORTED_SUBPROTOCOLS: readonly string[] = [SUBPROTOCOL_V1];
+export const SUPPORTED_SUBPROTOCOLS: readonly string[] = [SUBPROTOCOL_V2, SUBPROTOCOL_V1];
 
 /** Message type codes (first byte of every message). */
 export const MessageType = {
@@ -40,6 +45,51 @@ export const SERVER_MESSAGE_TYPES: ReadonlySet<number> = new Set([
   MessageType.ERROR,
   MessageType.TERMINATED,
 ]);
+
+/** Message types that exist in bigup.2 only (SPEC.md 16.3); in bigup.1 they are UNKNOWN_MESSAGE_TYPE. */
+export const MessageTypeV2 = {
+  HELLO: 0x04,
+  WELCOME: 0x05,
+  /** Client's hashes of chunks it believes acked (REPLACE_CHUNK, SPEC.md 16.9). */
+  VERIFY: 0x13,
+  /** Server's answer to VERIFY: the chunks it withdrew. */
+  VERIFIED: 0x14,
+} as const;
+
+/**
+ * Capability ids of the bigup.2 handshake (SPEC.md 16.4). A peer ignores ids it does not know, so
+ * adding one needs no new version. Id 0x0002 is reserved for proof of possession
+ * (instant upload, issue 18): not defined yet, a server MUST NOT grant it. REPLACE_CHUNK (16.9)
+ * lets a resuming client withdraw acked chunks whose bytes changed (VERIFY / VERIFIED).
+ */
+export const Capability = {
+  /** Value: most uploads (streams) open at once on the connection. Without it: 1. */
+  MULTIPLEX: 0x0001,
+  PROOF_OF_POSSESSION: 0x0002,
+  REPLACE_CHUNK: 0x0003,
+} as const;
+
+/** bigup.2 limits (SPEC.md 16.7), in addition to `Limits`. */
+export const LimitsV2 = {
+  /** Most capability entries in one HELLO or WELCOME. */
+  MAX_CAPABILITIES: 64,
+  /** Largest stream id (u32). 0 means "the connection", never an upload. */
+  MAX_STREAM_ID: 0xffff_ffff,
+  /** Most chunks one VERIFY lists (12 bytes each: the message stays under MAX_CONTROL_MESSAGE). */
+  MAX_VERIFY_CHUNKS: 4096,
+} as const;
+
+/** bigup.2 header sizes: the stream id (u32) sits right after the 2-byte common header. */
+export const HeaderSizeV2 = {
+  STREAM: 4,
+  DATA: 22,
+  HELLO_FIXED: 4,
+  CAPABILITY: 6,
+  /** Type, flags, stream, count. */
+  VERIFY_FIXED: 8,
+  /** Chunk index (u32) and its hash (u64). */
+  VERIFY_ENTRY: 12,
+} as const;
 
 /** Flag bits (second byte of every message). Bits not listed for a type are reserved and MUST be zero. */
 export const OpenFlags = { HAS_DIGEST: 0x01 } as const;

@@ -27,7 +27,7 @@ export function loadHasher(): Promise<Hasher> {
 export function wholeFileDigest(hasher: Hasher, chunkHashes: ArrayLike<bigint>): bigint {
   const joined = new Uint8Array(chunkHashes.length * 8);
   const view = new DataView(joined.buffer);
-  for (let i = 0; i < chunkHashes.length; i++) view.setBigUint64(i * 8, chunkHashes[i]!);
+  for (let i = 0; i < chunkHashes.length; i++) view.setBigUint64(i * 8, chunkHashes[i]);
   return hasher.h64(joined);
 }
 
@@ -37,7 +37,11 @@ export function chunkCount(fileSize: number, chunkSize: number): number {
 }
 
 /** Byte range of chunk `index`: [start, end). The last chunk may be short. */
-export function chunkBounds(index: number, fileSize: number, chunkSize: number): { start: number; end: number } {
+export function chunkBounds(
+  index: number,
+  fileSize: number,
+  chunkSize: number,
+): { start: number; end: number } {
   const start = index * chunkSize;
   return { start, end: Math.min(start + chunkSize, fileSize) };
 }
@@ -49,6 +53,7 @@ export function hashToHex(hash: bigint): string {
 
 /** Parse 16 hex digits back into a 64-bit hash; throws RangeError on anything else. */
 export function hashFromHex(hex: string): bigint {
-  if (!/^[0-9a-f]{16}$/i.test(hex)) throw new RangeError(`not a 64-bit hex hash: ${JSON.stringify(hex)}`);
+  if (!/^[0-9a-f]{16}$/i.test(hex))
+    throw new RangeError(`not a 64-bit hex hash: ${JSON.stringify(hex)}`);
   return BigInt(`0x${hex}`);
 }

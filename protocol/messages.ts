@@ -98,12 +98,63 @@ export interface TerminatedMessage {
   readonly uploadId: Uint8Array;
 }
 
-export type ClientMessage = OpenMessage | ResumeMessage | DataMessage | CompleteMessage | TerminateMessage;
+export type ClientMessage =
+  OpenMessage | ResumeMessage | DataMessage | CompleteMessage | TerminateMessage;
 export type ServerMessage =
-  | AcceptMessage
-  | AckMessage
-  | WindowMessage
-  | ResultMessage
-  | ErrorMessage
-  | TerminatedMessage;
+  AcceptMessage | AckMessage | WindowMessage | ResultMessage | ErrorMessage | TerminatedMessage;
 export type Message = ClientMessage | ServerMessage;
+
+// ---------------------------------------------------------------------------------------------
+// bigup.2 (SPEC.md section 16)
+
+/** One capability of the bigup.2 handshake: an id and a u32 value whose meaning the id defines. */
+export interface CapabilityEntry {
+  readonly id: number;
+  readonly value: number;
+}
+
+/** HELLO (client, first message of a bigup.2 connection): the capabilities the client wants. */
+export interface HelloMessage {
+  readonly type: 'hello';
+  /** Strictly ascending ids. */
+  readonly capabilities: readonly CapabilityEntry[];
+}
+
+/** WELCOME (server, answers HELLO): the capabilities granted, a subset of those offered. */
+export interface WelcomeMessage {
+  readonly type: 'welcome';
+  readonly capabilities: readonly CapabilityEntry[];
+}
+
+/**
+ * A bigup.2 message with its stream: the upload on the connection it concerns. Stream 0 is the
+ * connection itself (HELLO, WELCOME, WINDOW, and an ERROR about no single upload).
+ */
+export interface Frame<M> {
+  readonly stream: number;
+  readonly message: M;
+}
+
+/** A chunk the client believes acked, with the hash of its bytes in the client's file now. */
+export interface ChunkClaim {
+  readonly index: number;
+  readonly hash: bigint;
+}
+
+/** VERIFY (client, REPLACE_CHUNK granted): the client's hashes of chunks it believes acked. */
+export interface VerifyMessage {
+  readonly type: 'verify';
+  /** 1 to LimitsV2.MAX_VERIFY_CHUNKS entries, strictly ascending by index. */
+  readonly chunks: readonly ChunkClaim[];
+}
+
+/** VERIFIED (server, answers VERIFY): the listed chunks the server withdrew from the acked set. */
+export interface VerifiedMessage {
+  readonly type: 'verified';
+  /** Strictly ascending chunk indexes, each one listed in the VERIFY. */
+  readonly withdrawn: readonly number[];
+}
+
+export type ClientMessageV2 = ClientMessage | HelloMessage | VerifyMessage;
+export type ServerMessageV2 = ServerMessage | WelcomeMessage | VerifiedMessage;
+export type MessageV2 = ClientMessageV2 | ServerMessageV2;

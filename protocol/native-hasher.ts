@@ -15,7 +15,9 @@ interface NativeXxhash {
 }
 
 /** Load the fastest available xxHash64; `prefer: 'wasm'` forces the portable one. */
-export async function loadNodeHasher(prefer: 'native' | 'wasm' = 'native'): Promise<Hasher & { readonly kind: 'native' | 'wasm' }> {
+export async function loadNodeHasher(
+  prefer: 'native' | 'wasm' = 'native',
+): Promise<Hasher & { readonly kind: 'native' | 'wasm' }> {
   if (prefer === 'native') {
     try {
       const native = (await import('@node-rs/xxhash')) as unknown as NativeXxhash;

@@ -34,7 +34,7 @@ export class RangeSet {
     let high = this.count;
     while (low < high) {
       const mid = (low + high) >>> 1;
-      if (this.bounds[mid * 2 + 1]! < offset) low = mid + 1;
+      if (this.bounds[mid * 2 + 1] < offset) low = mid + 1;
       else high = mid;
     }
     return low;
@@ -46,7 +46,7 @@ export class RangeSet {
     if (start === end) return 0;
     const n = this.bounds.length;
     // Fast path: appending at or after the last range, the common case of in-order uploads.
-    if (n === 0 || start > this.bounds[n - 1]!) {
+    if (n === 0 || start > this.bounds[n - 1]) {
       this.bounds.push(start, end);
       this.covered += end - start;
       return end - start;
@@ -56,9 +56,9 @@ export class RangeSet {
     let mergedStart = start;
     let mergedEnd = end;
     let removed = 0;
-    while (last < this.count && this.bounds[last * 2]! <= end) {
-      const s = this.bounds[last * 2]!;
-      const e = this.bounds[last * 2 + 1]!;
+    while (last < this.count && this.bounds[last * 2] <= end) {
+      const s = this.bounds[last * 2];
+      const e = this.bounds[last * 2 + 1];
       mergedStart = Math.min(mergedStart, s);
       mergedEnd = Math.max(mergedEnd, e);
       removed += e - s;
@@ -78,9 +78,9 @@ export class RangeSet {
     const replacement: number[] = [];
     let last = first;
     let removed = 0;
-    while (last < this.count && this.bounds[last * 2]! < end) {
-      const s = this.bounds[last * 2]!;
-      const e = this.bounds[last * 2 + 1]!;
+    while (last < this.count && this.bounds[last * 2] < end) {
+      const s = this.bounds[last * 2];
+      const e = this.bounds[last * 2 + 1];
       if (s < start) replacement.push(s, start);
       if (e > end) replacement.push(end, e);
       removed += Math.min(e, end) - Math.max(s, start);
@@ -96,7 +96,7 @@ export class RangeSet {
     checkRange(start, end);
     if (start === end) return true;
     const i = this.firstEndingAtOrAfter(end);
-    return i < this.count && this.bounds[i * 2]! <= start;
+    return i < this.count && this.bounds[i * 2] <= start;
   }
 
   /** True when at least one byte of [start, end) is in the set. */
@@ -104,7 +104,7 @@ export class RangeSet {
     checkRange(start, end);
     if (start === end) return false;
     const i = this.firstEndingAtOrAfter(start + 1);
-    return i < this.count && this.bounds[i * 2]! < end;
+    return i < this.count && this.bounds[i * 2] < end;
   }
 
   /** True when the byte at `offset` is in the set. */
@@ -117,8 +117,8 @@ export class RangeSet {
     const gaps: ByteRange[] = [];
     let cursor = 0;
     for (let i = 0; i < this.count && cursor < size; i++) {
-      const s = this.bounds[i * 2]!;
-      const e = this.bounds[i * 2 + 1]!;
+      const s = this.bounds[i * 2];
+      const e = this.bounds[i * 2 + 1];
       if (s > cursor) gaps.push({ start: cursor, end: Math.min(s, size) });
       cursor = Math.max(cursor, e);
     }
@@ -153,7 +153,7 @@ export class RangeSet {
 
   *[Symbol.iterator](): IterableIterator<ByteRange> {
     for (let i = 0; i < this.bounds.length; i += 2) {
-      yield { start: this.bounds[i]!, end: this.bounds[i + 1]! };
+      yield { start: this.bounds[i], end: this.bounds[i + 1] };
     }
   }
 }

@@ -73,9 +73,16 @@ export function loggerOptions(level: string | false = 'info'): FastifyServerOpti
   if (level === false) return false;
   return {
     level,
-    redact: { paths: ['req.headers.authorization', 'req.headers["bigup-secret"]'], censor: '[redacted]' },
+    redact: {
+      paths: ['req.headers.authorization', 'req.headers["bigup-secret"]'],
+      censor: '[redacted]',
+    },
     serializers: {
-      req: (req: { method?: string; url?: string; ip?: string }) => ({ method: req.method, url: redactUrl(req.url), remoteAddress: req.ip }),
+      req: (req: { method?: string; url?: string; ip?: string }) => ({
+        method: req.method,
+        url: redactUrl(req.url),
+        remoteAddress: req.ip,
+      }),
     },
   };
 }
@@ -94,11 +101,20 @@ const TYPES: Record<string, string> = {
 };
 
 export async function buildApp(options: AppOptions = {}): Promise<FastifyInstance> {
-  const { pageDir, logLevel: _logLevel, headersTimeout: headersInput, maxSockets: socketsInput, ...pluginOptions } = options;
+  const {
+    pageDir,
+    logLevel: _logLevel,
+    headersTimeout: headersInput,
+    maxSockets: socketsInput,
+    ...pluginOptions
+  } = options;
   const headersTimeout = headersInput ?? APP_DEFAULTS.headersTimeout;
-  if (!Number.isSafeInteger(headersTimeout) || headersTimeout < 100) throw new OptionsError('big-uploader option headersTimeout must be an integer >= 100 (ms)');
-  const maxSockets = socketsInput ?? resolveOptions(pluginOptions).maxConnections + APP_DEFAULTS.extraSockets;
-  if (!Number.isSafeInteger(maxSockets) || maxSockets < 1) throw new OptionsError('big-uploader option maxSockets must be a positive integer');
+  if (!Number.isSafeInteger(headersTimeout) || headersTimeout < 100)
+    throw new OptionsError('big-uploader option headersTimeout must be an integer >= 100 (ms)');
+  const maxSockets =
+    socketsInput ?? resolveOptions(pluginOptions).maxConnections + APP_DEFAULTS.extraSockets;
+  if (!Number.isSafeInteger(maxSockets) || maxSockets < 1)
+    throw new OptionsError('big-uploader option maxSockets must be a positive integer');
   const app = Fastify({
     logger: loggerOptions(options.logLevel ?? 'info'),
     forceCloseConnections: true,
@@ -108,11 +124,14 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     return503OnClosing: false,
     // Node's own defaults let a socket send its headers for 60 s and check only every 30 s.
     serverFactory: (handler) => {
-      const server = createServer({
-        headersTimeout,
-        requestTimeout: Math.max(30_000, headersTimeout),
-        connectionsCheckingInterval: Math.min(1000, headersTimeout),
-      }, handler);
+      const server = createServer(
+        {
+          headersTimeout,
+          requestTimeout: Math.max(30_000, headersTimeout),
+          connectionsCheckingInterval: Math.min(1000, headersTimeout),
+        },
+        handler,
+      );
       server.maxConnections = maxSockets;
       return server;
     },
@@ -123,8 +142,13 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   try {
     root = await realpath(pageDir ?? DEFAULT_PAGE_DIR);
   } catch (error) {
-    if (pageDir !== undefined) throw new OptionsError(`big-uploader: page directory ${pageDir} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
-    app.log.warn(`the demo page is not built (${DEFAULT_PAGE_DIR}): run \`npm run build\`; / answers 404`);
+    if (pageDir !== undefined)
+      throw new OptionsError(
+        `big-uploader: page directory ${pageDir} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
+    app.log.warn(
+      `the demo page is not built (${DEFAULT_PAGE_DIR}): run \`npm run build\`; / answers 404`,
+    );
     return app;
   }
 
@@ -146,7 +170,8 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     } catch {
       return sendHttpError(reply, HttpErrors.NOT_FOUND);
     }
-    if (target !== root && !target.startsWith(root + sep)) return sendHttpError(reply, HttpErrors.NOT_FOUND);
+    if (target !== root && !target.startsWith(root + sep))
+      return sendHttpError(reply, HttpErrors.NOT_FOUND);
     let real: string;
     try {
       real = await realpath(target);

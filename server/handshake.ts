@@ -5,7 +5,7 @@
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { SUBPROTOCOL_V1, SUPPORTED_SUBPROTOCOLS } from '../protocol/index.js';
+import { SUPPORTED_SUBPROTOCOLS } from '../protocol/index.js';
 import { HttpErrors, sendHttpError } from './http-errors.js';
 import { verifyUploadTicket, type UploadTicketClaims } from './tickets.js';
 
@@ -25,7 +25,8 @@ export function tokenMatches(given: string, tokens: readonly string[]): boolean 
 /** The server token a request carries: `Authorization: Bearer <t>` or, for browsers, `?token=<t>`. */
 export function requestToken(request: FastifyRequest, allowQuery: boolean): string | undefined {
   const header = request.headers.authorization;
-  if (typeof header === 'string' && /^Bearer\s+/i.test(header)) return header.replace(/^Bearer\s+/i, '').trim();
+  if (typeof header === 'string' && /^Bearer\s+/i.test(header))
+    return header.replace(/^Bearer\s+/i, '').trim();
   if (!allowQuery) return undefined;
   const query = request.query as Record<string, unknown> | undefined;
   const token = query?.token;
@@ -64,7 +65,8 @@ export function hostName(header: string | undefined): string | undefined {
   } catch {
     return undefined;
   }
-  if (url.username !== '' || url.password !== '' || url.pathname !== '/' || url.search !== '') return undefined;
+  if (url.username !== '' || url.password !== '' || url.pathname !== '/' || url.search !== '')
+    return undefined;
   return url.hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase();
 }
 
@@ -74,10 +76,14 @@ export function hostName(header: string | undefined): string | undefined {
  * must be one of them ('*' allows any). Without it, a server that has a token answers any Host
  * (a rebound page cannot know the token); one without a token answers loopback names only.
  */
-export function hostAllowed(request: FastifyRequest, options: Pick<ResolvedOptions, 'allowedHosts' | 'tokens' | 'ticketSecrets'>): boolean {
+export function hostAllowed(
+  request: FastifyRequest,
+  options: Pick<ResolvedOptions, 'allowedHosts' | 'tokens' | 'ticketSecrets'>,
+): boolean {
   const allowed = options.allowedHosts;
   if (allowed?.includes('*')) return true;
-  if (allowed === undefined && (options.tokens.length > 0 || options.ticketSecrets.length > 0)) return true;
+  if (allowed === undefined && (options.tokens.length > 0 || options.ticketSecrets.length > 0))
+    return true;
   const name = hostName(request.headers.host);
   if (name === undefined) return false;
   // Loopback names never resolve to someone else's page: always answered.
@@ -87,8 +93,11 @@ export function hostAllowed(request: FastifyRequest, options: Pick<ResolvedOptio
 
 function offeredSubprotocols(request: FastifyRequest): string[] {
   const header = request.headers['sec-websocket-protocol'];
-  const text = Array.isArray(header) ? header.join(',') : header ?? '';
-  return text.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  const text = Array.isArray(header) ? header.join(',') : (header ?? '');
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
 }
 
 export interface HandshakeState {
@@ -117,7 +126,10 @@ export function handshakeGuard(options: ResolvedOptions, state: HandshakeState) 
         return;
       }
       if (!tokenMatches(token, options.tokens)) {
-        const claims = options.ticketSecrets.length > 0 ? verifyUploadTicket(token, options.ticketSecrets) : undefined;
+        const claims =
+          options.ticketSecrets.length > 0
+            ? verifyUploadTicket(token, options.ticketSecrets)
+            : undefined;
         if (!claims) {
           await sendHttpError(reply, HttpErrors.TOKEN_REFUSED);
           return;
@@ -125,9 +137,14 @@ export function handshakeGuard(options: ResolvedOptions, state: HandshakeState) 
         ticketOf.set(request.raw, claims);
       }
     }
-    if (!request.ws || !offeredSubprotocols(request).includes(SUBPROTOCOL_V1)) {
+    if (
+      !request.ws ||
+      !offeredSubprotocols(request).some((p) => SUPPORTED_SUBPROTOCOLS.includes(p))
+    ) {
       await sendHttpError(
-        reply.header('Bigup-Versions', SUPPORTED_SUBPROTOCOLS.join(', ')).header('Upgrade', 'websocket'),
+        reply
+          .header('Bigup-Versions', SUPPORTED_SUBPROTOCOLS.join(', '))
+          .header('Upgrade', 'websocket'),
         HttpErrors.UPGRADE_REQUIRED,
         `this endpoint speaks WebSocket subprotocol ${SUPPORTED_SUBPROTOCOLS.join(', ')}`,
       );

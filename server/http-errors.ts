@@ -32,11 +32,18 @@ export const HttpErrors = Object.freeze({
 export type HttpErrorName = keyof typeof HttpErrors;
 
 /** The JSON body of an HTTP error. */
-export function httpErrorBody(error: HttpErrorDefinition, message = error.message): { code: string; error: string } {
+export function httpErrorBody(
+  error: HttpErrorDefinition,
+  message = error.message,
+): { code: string; error: string } {
   return { code: error.code, error: message };
 }
 
 /** Answer `error` (its status and body); headers are set by the caller before. */
-export function sendHttpError(reply: FastifyReply, error: HttpErrorDefinition, message?: string): FastifyReply {
+export function sendHttpError(
+  reply: FastifyReply,
+  error: HttpErrorDefinition,
+  message?: string,
+): FastifyReply {
   return reply.code(error.status).send(httpErrorBody(error, message));
 }

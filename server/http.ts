@@ -44,92 +44,114 @@ export function registerHttpRoutes(fastify: FastifyInstance, ctx: HttpContext): 
    * The stored state, or undefined. Unreadable metadata counts as unknown here: there is no
    * secret hash to authorize against and no size to report (SPEC.md 12).
    */
-  async function readState(id: string, log: FastifyRequest['log']): Promise<StoredUpload | undefined> {
+  async function readState(
+    id: string,
+    log: FastifyRequest['log'],
+  ): Promise<StoredUpload | undefined> {
     try {
       return await ctx.store.readState(id);
     } catch (error) {
       // Anything else unreadable is unknown too: an unauthenticated caller must not learn an
       // errno or a path from it. The operator finds it in the log.
-      if (!isDamage(error)) log.error({ err: error, upload: id }, 'cannot read an upload record; answered 404');
+      if (!isDamage(error))
+        log.error({ err: error, upload: id }, 'cannot read an upload record; answered 404');
       return undefined;
     }
   }
 
   /** The id if the request may see this upload, else undefined (the caller answers 404). */
-  async function authorize(request: FastifyRequest<{ Params: { id: string } }>): Promise<string | undefined> {
+  async function authorize(
+    request: FastifyRequest<{ Params: { id: string } }>,
+  ): Promise<string | undefined> {
     const id = request.params.id;
     if (!parseUploadId(id)) return undefined;
     // Any upload: the admin token only (the server token lets a client upload, not manage others').
     const bearer = requestToken(request, false);
-    if (bearer !== undefined && ctx.options.adminTokens.length > 0 && tokenMatches(bearer, ctx.options.adminTokens)) {
+    if (
+      bearer !== undefined &&
+      ctx.options.adminTokens.length > 0 &&
+      tokenMatches(bearer, ctx.options.adminTokens)
+    ) {
       return (ctx.registry.peek(id) ?? (await readState(id, request.log))) ? id : undefined;
     }
     const header = request.headers['bigup-secret'];
-    const secret = typeof header === 'string' ? parseSecret(header.trim().toLowerCase()) : undefined;
+    const secret =
+      typeof header === 'string' ? parseSecret(header.trim().toLowerCase()) : undefined;
     const info = ctx.registry.peek(id)?.info ?? (await readState(id, request.log))?.info;
     // Hash even when the id is unknown, so both answers take comparable time.
-    const ok = UploadRegistry.secretMatches(info?.secretHash ?? '0'.repeat(64), secret ?? new Uint8Array(32));
+    const ok = UploadRegistry.secretMatches(
+      info?.secretHash ?? '0'.repeat(64),
+      secret ?? new Uint8Array(32),
+    );
     return info && secret && ok ? id : undefined;
   }
 
   // Upload state is per user and changes every second: never cached (SPEC.md section 12).
   fastify.addHook('onSend', async (request, reply) => {
-    if (request.routeOptions.url?.endsWith('/uploads/:id')) reply.header('Cache-Control', 'no-store');
+    if (request.routeOptions.url?.endsWith('/uploads/:id'))
+      reply.header('Cache-Control', 'no-store');
   });
 
-  fastify.get<{ Params: { id: string } }>('/uploads/:id', async (request, reply): Promise<UploadStateBody | typeof NOT_FOUND> => {
-    const id = await authorize(request);
-    if (!id) return reply.code(404).send(NOT_FOUND);
-    const loaded = ctx.registry.peek(id);
-    const stored = loaded ? undefined : await readState(id, request.log);
-    const info = loaded?.info ?? stored?.info;
-    if (!info) return reply.code(404).send(NOT_FOUND);
-    let ranges: Array<{ start: number; end: number }>;
-    const completion = loaded?.completion ?? stored?.completion;
-    if (loaded) {
-      ranges = loaded.ranges();
-    } else {
-      ranges = [];
-      const chunks = [...(stored?.chunks ?? [])].sort((a, b) => a.index - b.index);
-      for (const { index } of chunks) {
-        const start = index * info.chunkSize;
-        const end = Math.min(start + info.chunkSize, info.fileSize);
-        const last = ranges[ranges.length - 1];
-        if (last && last.end >= start) last.end = Math.max(last.end, end);
-        else ranges.push({ start, end });
+  fastify.get<{ Params: { id: string } }>(
+    '/uploads/:id',
+    async (request, reply): Promise<UploadStateBody | typeof NOT_FOUND> => {
+      const id = await authorize(request);
+      if (!id) return reply.code(404).send(NOT_FOUND);
+      const loaded = ctx.registry.peek(id);
+      const stored = loaded ? undefined : await readState(id, request.log);
+      const info = loaded?.info ?? stored?.info;
+      if (!info) return reply.code(404).send(NOT_FOUND);
+      let ranges: Array<{ start: number; end: number }>;
+      const completion = loaded?.completion ?? stored?.completion;
+      if (loaded) {
+        ranges = loaded.ranges();
+      } else {
+        ranges = [];
+        const chunks = [...(stored?.chunks ?? [])].sort((a, b) => a.index - b.index);
+        for (const { index } of chunks) {
+          const start = index * info.chunkSize;
+          const end = Math.min(start + info.chunkSize, info.fileSize);
+          const last = ranges[ranges.length - 1];
+          if (last && last.end >= start) last.end = Math.max(last.end, end);
+          else ranges.push({ start, end });
+        }
       }
-    }
-    if (completion) ranges = info.fileSize > 0 ? [{ start: 0, end: info.fileSize }] : [];
-    const ackedBytes = ranges.reduce((sum, r) => sum + r.end - r.start, 0);
-    const updatedAt = loaded?.lastActivity ?? stored?.updatedAt ?? info.createdAt;
-    return {
-      id,
-      state: completion ? 'completed' : stored?.damaged !== undefined ? 'damaged' : 'uploading',
-      name: info.name,
-      contentType: info.contentType,
-      fileSize: info.fileSize,
-      chunkSize: info.chunkSize,
-      ackedBytes,
-      ranges,
-      connected: loaded?.owner !== undefined,
-      createdAt: new Date(info.createdAt).toISOString(),
-      updatedAt: new Date(updatedAt).toISOString(),
-      ...(completion ? { digest: completion.digest } : {}),
-    };
-  });
+      if (completion) ranges = info.fileSize > 0 ? [{ start: 0, end: info.fileSize }] : [];
+      const ackedBytes = ranges.reduce((sum, r) => sum + r.end - r.start, 0);
+      const updatedAt = loaded?.lastActivity ?? stored?.updatedAt ?? info.createdAt;
+      return {
+        id,
+        state: completion ? 'completed' : stored?.damaged !== undefined ? 'damaged' : 'uploading',
+        name: info.name,
+        contentType: info.contentType,
+        fileSize: info.fileSize,
+        chunkSize: info.chunkSize,
+        ackedBytes,
+        ranges,
+        connected: loaded?.owner !== undefined,
+        createdAt: new Date(info.createdAt).toISOString(),
+        updatedAt: new Date(updatedAt).toISOString(),
+        ...(completion ? { digest: completion.digest } : {}),
+      };
+    },
+  );
 
-  fastify.delete<{ Params: { id: string } }>('/uploads/:id', async (request, reply: FastifyReply) => {
-    const id = await authorize(request);
-    if (!id || !(await ctx.registry.remove(id))) return reply.code(404).send(NOT_FOUND);
-    return reply.code(204).send();
-  });
+  fastify.delete<{ Params: { id: string } }>(
+    '/uploads/:id',
+    async (request, reply: FastifyReply) => {
+      const id = await authorize(request);
+      if (!id || !(await ctx.registry.remove(id))) return reply.code(404).send(NOT_FOUND);
+      return reply.code(204).send();
+    },
+  );
 
   /**
    * Health and metrics describe the server: they need the admin token when one is set, else the
    * server token when one is set; answers 401 and returns true when the caller has neither.
    */
   function tokenRefused(request: FastifyRequest, reply: FastifyReply): boolean {
-    const accepted = ctx.options.adminTokens.length > 0 ? ctx.options.adminTokens : ctx.options.tokens;
+    const accepted =
+      ctx.options.adminTokens.length > 0 ? ctx.options.adminTokens : ctx.options.tokens;
     if (accepted.length === 0) return false;
     const bearer = requestToken(request, false);
     if (bearer !== undefined && tokenMatches(bearer, accepted)) return false;

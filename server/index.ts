@@ -2,7 +2,13 @@
 export { bigUploader, default } from './plugin.js';
 export type { BigUploaderEvents, BigUploaderInstance } from './plugin.js';
 export { resolveOptions, DEFAULTS as SERVER_DEFAULTS, OptionsError } from './options.js';
-export type { AuthorizeUploadContext, AuthorizeUploadResult, BigUploaderOptions, CompletedUpload, ResolvedOptions } from './options.js';
+export type {
+  AuthorizeUploadContext,
+  AuthorizeUploadResult,
+  BigUploaderOptions,
+  CompletedUpload,
+  ResolvedOptions,
+} from './options.js';
 export { mintUploadTicket, verifyUploadTicket } from './tickets.js';
 export type { UploadTicketClaims } from './tickets.js';
 export { HttpErrors } from './http-errors.js';

@@ -6,14 +6,47 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export class ServerMetrics {
   readonly registry = new Registry();
-  readonly bytesReceived = new Counter({ name: 'bigup_bytes_received_total', help: 'Payload bytes written from DATA messages', registers: [this.registry] });
-  readonly connections = new Gauge({ name: 'bigup_connections', help: 'Open WebSocket connections', registers: [this.registry] });
-  readonly uploadsActive = new Gauge({ name: 'bigup_uploads_active', help: 'Uploads with a live connection', registers: [this.registry] });
-  readonly uploadsCreated = new Counter({ name: 'bigup_uploads_created_total', help: 'Uploads created by OPEN', registers: [this.registry] });
-  readonly uploadsCompleted = new Counter({ name: 'bigup_uploads_completed_total', help: 'Uploads completed', registers: [this.registry] });
-  readonly uploadsFailed = new Counter({ name: 'bigup_uploads_failed_total', help: 'Uploads that hit a storage error', registers: [this.registry] });
-  readonly uploadsExpired = new Counter({ name: 'bigup_uploads_expired_total', help: 'Uploads removed by the TTL sweeper', registers: [this.registry] });
-  readonly errors = new Counter({ name: 'bigup_errors_total', help: 'ERROR messages sent, by code name', labelNames: ['code'] as const, registers: [this.registry] });
+  readonly bytesReceived = new Counter({
+    name: 'bigup_bytes_received_total',
+    help: 'Payload bytes written from DATA messages',
+    registers: [this.registry],
+  });
+  readonly connections = new Gauge({
+    name: 'bigup_connections',
+    help: 'Open WebSocket connections',
+    registers: [this.registry],
+  });
+  readonly uploadsActive = new Gauge({
+    name: 'bigup_uploads_active',
+    help: 'Uploads with a live connection',
+    registers: [this.registry],
+  });
+  readonly uploadsCreated = new Counter({
+    name: 'bigup_uploads_created_total',
+    help: 'Uploads created by OPEN',
+    registers: [this.registry],
+  });
+  readonly uploadsCompleted = new Counter({
+    name: 'bigup_uploads_completed_total',
+    help: 'Uploads completed',
+    registers: [this.registry],
+  });
+  readonly uploadsFailed = new Counter({
+    name: 'bigup_uploads_failed_total',
+    help: 'Uploads that hit a storage error',
+    registers: [this.registry],
+  });
+  readonly uploadsExpired = new Counter({
+    name: 'bigup_uploads_expired_total',
+    help: 'Uploads removed by the TTL sweeper',
+    registers: [this.registry],
+  });
+  readonly errors = new Counter({
+    name: 'bigup_errors_total',
+    help: 'ERROR messages sent, by code name',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
   readonly writeSeconds = new Histogram({
     name: 'bigup_write_seconds',
     help: 'Time from the start of a chunk write to its journal record (ack latency on the server)',

@@ -2,6 +2,7 @@
  * Plugin options: every limit is a named option with a safe default, validated when the plugin is
  * registered so a bad value fails at start, not at the first upload.
  */
+import { inspect } from 'node:util';
 import type { FastifyRequest } from 'fastify';
 import { Limits } from '../protocol/index.js';
 import type { UploadStore } from './store/types.js';
@@ -97,6 +98,23 @@ export interface BigUploaderOptions {
    */
   maxQueuedBytes?: number;
   /**
+   * OPENs per second one client address may sustain on bigup.2 connections granted several
+   * streams (token bucket, bursts of the same number); more get TOO_MANY_UPLOADS. Such a client
+   * pipelines a folder and completes what it opens, at the disk's pace: `opensPerSecond` (sized
+   * against floods of OPENs over many connections) would hold it to 100 files/s. This bound is
+   * sized near a disk's one-sync file rate instead, so a flood still cannot outrun the disk.
+   * 0 = no limit. Default 2,000.
+   */
+  multiplexedOpensPerSecond?: number;
+  /**
+   * bigup.2 (SPEC.md 16): uploads one connection may have open at once (the MULTIPLEX value the
+   * server grants at most). Each open stream holds an upload slot (`maxUploads`) and its OPEN is
+   * answered concurrently with the others, so this bounds the OPENs pending per connection too.
+   * A stream past it is LIMIT_EXCEEDED (the client was told the number). Default 16: enough to keep
+   * a disk's sync pipeline full with small files, small next to `maxUploads`.
+   */
+  maxStreamsPerConnection?: number;
+  /**
    * Non-fatal refusals (OUT_OF_RANGE, HASH_MISMATCH, CONFLICT...) one connection may collect; the
    * next one closes it with LIMIT_EXCEEDED. A working client gets a few at most. Default 64.
    */
@@ -187,7 +205,9 @@ export interface BigUploaderOptions {
    */
   metrics?: boolean;
   /** Per-upload authorization of the OPEN/RESUME token field. Default: none (field ignored). */
-  authorizeUpload?: (context: AuthorizeUploadContext) => AuthorizeUploadResult | Promise<AuthorizeUploadResult>;
+  authorizeUpload?: (
+    context: AuthorizeUploadContext,
+  ) => AuthorizeUploadResult | Promise<AuthorizeUploadResult>;
   /** Called after RESULT was sent for a newly completed upload. Errors are logged, not sent. */
   onUploadComplete?: (upload: CompletedUpload) => void | Promise<void>;
 }
@@ -212,6 +232,8 @@ export interface ResolvedOptions {
   readonly openBurst: number;
   readonly emptyUploadTtl: number;
   readonly maxRefusedMessages: number;
+  readonly maxStreamsPerConnection: number;
+  readonly multiplexedOpensPerSecond: number;
   readonly idleTimeout: number;
   readonly heartbeatInterval: number;
   readonly minThroughput: number;
@@ -252,6 +274,8 @@ export const DEFAULTS = {
   openBurst: 1000,
   emptyUploadTtl: 10 * 60_000,
   maxRefusedMessages: 64,
+  maxStreamsPerConnection: 16,
+  multiplexedOpensPerSecond: 2000,
   idleTimeout: 60_000,
   heartbeatInterval: 30_000,
   minThroughput: 1 * KiB,
@@ -269,17 +293,26 @@ export class OptionsError extends Error {
   override readonly name = 'OptionsError';
 }
 
-function integer(name: string, value: unknown, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+function integer(
+  name: string,
+  value: unknown,
+  fallback: number,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw new OptionsError(`big-uploader option ${name} must be an integer in ${min}..${max}, got ${String(value)}`);
+    throw new OptionsError(
+      `big-uploader option ${name} must be an integer in ${min}..${max}, got ${inspect(value)}`,
+    );
   }
   return value;
 }
 
 function bool(name: string, value: unknown, fallback: boolean): boolean {
   if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') throw new OptionsError(`big-uploader option ${name} must be a boolean`);
+  if (typeof value !== 'boolean')
+    throw new OptionsError(`big-uploader option ${name} must be a boolean`);
   return value;
 }
 
@@ -287,14 +320,19 @@ function strings(name: string, value: unknown): string[] {
   if (value === undefined) return [];
   const list = typeof value === 'string' ? [value] : value;
   if (!Array.isArray(list) || list.some((v) => typeof v !== 'string' || v.length === 0)) {
-    throw new OptionsError(`big-uploader option ${name} must be a non-empty string or a list of them`);
+    throw new OptionsError(
+      `big-uploader option ${name} must be a non-empty string or a list of them`,
+    );
   }
   return [...(list as string[])];
 }
 
 function secrets(name: string, value: unknown): string[] {
   const list = strings(name, value);
-  if (list.some((s) => s.length < 32)) throw new OptionsError(`big-uploader option ${name} must be at least 32 characters (use 32 random bytes, hex or base64)`);
+  if (list.some((s) => s.length < 32))
+    throw new OptionsError(
+      `big-uploader option ${name} must be at least 32 characters (use 32 random bytes, hex or base64)`,
+    );
   return list;
 }
 
@@ -302,42 +340,101 @@ function hostList(value: unknown): string[] {
   const list = strings('allowedHosts', value);
   for (const host of list) {
     if (host !== '*' && !/^[a-z0-9._:-]+$/i.test(host)) {
-      throw new OptionsError(`big-uploader option allowedHosts: "${host}" is not a host name (no scheme, port or brackets)`);
+      throw new OptionsError(
+        `big-uploader option allowedHosts: "${host}" is not a host name (no scheme, port or brackets)`,
+      );
     }
   }
   return list.map((h) => h.toLowerCase());
 }
 
 function fn<T>(name: string, value: T | undefined): T | undefined {
-  if (value !== undefined && typeof value !== 'function') throw new OptionsError(`big-uploader option ${name} must be a function`);
+  if (value !== undefined && typeof value !== 'function')
+    throw new OptionsError(`big-uploader option ${name} must be a function`);
   return value;
 }
 
 /** Every key of BigUploaderOptions: a misspelt option fails at registration, not silently. */
 const OPTION_NAMES: ReadonlySet<string> = new Set([
-  'dir', 'store', 'path', 'maxUploadSize', 'defaultChunkSize', 'maxChunkSize', 'window', 'maxConnections',
-  'maxUploads', 'maxQueuedBytes', 'maxCommittedBytes', 'maxCommittedBytesPerClient', 'maxUnfinishedUploads',
-  'maxUnfinishedUploadsPerClient', 'opensPerSecond', 'openBurst', 'emptyUploadTtl', 'maxRefusedMessages', 'idleTimeout', 'heartbeatInterval', 'minThroughput', 'throughputWindow', 'ttl', 'sweepInterval', 'sweepBatch',
-  'syncInterval', 'syncBytes', 'durable', 'token', 'ticketSecret', 'adminToken', 'origins', 'allowedHosts', 'publicHealth', 'preallocate', 'groupReadable', 'shutdownTimeout', 'metrics',
-  'authorizeUpload', 'onUploadComplete',
+  'dir',
+  'store',
+  'path',
+  'maxUploadSize',
+  'defaultChunkSize',
+  'maxChunkSize',
+  'window',
+  'maxConnections',
+  'maxUploads',
+  'maxQueuedBytes',
+  'maxCommittedBytes',
+  'maxCommittedBytesPerClient',
+  'maxUnfinishedUploads',
+  'maxUnfinishedUploadsPerClient',
+  'opensPerSecond',
+  'openBurst',
+  'emptyUploadTtl',
+  'maxRefusedMessages',
+  'maxStreamsPerConnection',
+  'multiplexedOpensPerSecond',
+  'idleTimeout',
+  'heartbeatInterval',
+  'minThroughput',
+  'throughputWindow',
+  'ttl',
+  'sweepInterval',
+  'sweepBatch',
+  'syncInterval',
+  'syncBytes',
+  'durable',
+  'token',
+  'ticketSecret',
+  'adminToken',
+  'origins',
+  'allowedHosts',
+  'publicHealth',
+  'preallocate',
+  'groupReadable',
+  'shutdownTimeout',
+  'metrics',
+  'authorizeUpload',
+  'onUploadComplete',
 ] satisfies ReadonlyArray<keyof BigUploaderOptions>);
 
 /** Apply defaults and check every option; throws OptionsError naming the first bad one. */
 export function resolveOptions(input: BigUploaderOptions = {}): ResolvedOptions {
-  if (typeof input !== 'object' || input === null) throw new OptionsError('big-uploader options must be an object');
+  if (typeof input !== 'object' || input === null)
+    throw new OptionsError('big-uploader options must be an object');
   for (const key of Object.keys(input)) {
-    if (!OPTION_NAMES.has(key)) throw new OptionsError(`big-uploader: unknown option "${key}" (see BigUploaderOptions)`);
+    if (!OPTION_NAMES.has(key))
+      throw new OptionsError(`big-uploader: unknown option "${key}" (see BigUploaderOptions)`);
   }
-  const maxChunkSize = integer('maxChunkSize', input.maxChunkSize, DEFAULTS.maxChunkSize, Limits.MIN_CHUNK_SIZE, Limits.MAX_CHUNK_SIZE);
-  const defaultChunkSize = integer('defaultChunkSize', input.defaultChunkSize, Math.min(DEFAULTS.defaultChunkSize, maxChunkSize), Limits.MIN_CHUNK_SIZE, maxChunkSize);
+  const maxChunkSize = integer(
+    'maxChunkSize',
+    input.maxChunkSize,
+    DEFAULTS.maxChunkSize,
+    Limits.MIN_CHUNK_SIZE,
+    Limits.MAX_CHUNK_SIZE,
+  );
+  const defaultChunkSize = integer(
+    'defaultChunkSize',
+    input.defaultChunkSize,
+    Math.min(DEFAULTS.defaultChunkSize, maxChunkSize),
+    Limits.MIN_CHUNK_SIZE,
+    maxChunkSize,
+  );
   const ttl = integer('ttl', input.ttl, DEFAULTS.ttl, 1);
   const path = input.path ?? DEFAULTS.path;
-  if (typeof path !== 'string' || !path.startsWith('/')) throw new OptionsError('big-uploader option path must start with "/"');
+  if (typeof path !== 'string' || !path.startsWith('/'))
+    throw new OptionsError('big-uploader option path must start with "/"');
   const dir = input.dir ?? DEFAULTS.dir;
-  if (typeof dir !== 'string' || dir.length === 0) throw new OptionsError('big-uploader option dir must be a non-empty string');
+  if (typeof dir !== 'string' || dir.length === 0)
+    throw new OptionsError('big-uploader option dir must be a non-empty string');
   const origins = strings('origins', input.origins);
   for (const origin of origins) {
-    if (!/^https?:\/\/[^/]+$/.test(origin)) throw new OptionsError(`big-uploader option origins: "${origin}" is not an origin like https://host:port`);
+    if (!/^https?:\/\/[^/]+$/.test(origin))
+      throw new OptionsError(
+        `big-uploader option origins: "${origin}" is not an origin like https://host:port`,
+      );
   }
   const maxUploadSize = integer('maxUploadSize', input.maxUploadSize, DEFAULTS.maxUploadSize, 0);
   return {
@@ -345,27 +442,90 @@ export function resolveOptions(input: BigUploaderOptions = {}): ResolvedOptions 
     store: input.store,
     path,
     maxUploadSize,
-    maxCommittedBytes: integer('maxCommittedBytes', input.maxCommittedBytes, Number.MAX_SAFE_INTEGER, 0),
-    maxCommittedBytesPerClient: integer('maxCommittedBytesPerClient', input.maxCommittedBytesPerClient, maxUploadSize, 0),
-    maxUnfinishedUploads: integer('maxUnfinishedUploads', input.maxUnfinishedUploads, DEFAULTS.maxUnfinishedUploads, 1),
-    maxUnfinishedUploadsPerClient: integer('maxUnfinishedUploadsPerClient', input.maxUnfinishedUploadsPerClient, DEFAULTS.maxUnfinishedUploadsPerClient, 1),
+    maxCommittedBytes: integer(
+      'maxCommittedBytes',
+      input.maxCommittedBytes,
+      Number.MAX_SAFE_INTEGER,
+      0,
+    ),
+    maxCommittedBytesPerClient: integer(
+      'maxCommittedBytesPerClient',
+      input.maxCommittedBytesPerClient,
+      maxUploadSize,
+      0,
+    ),
+    maxUnfinishedUploads: integer(
+      'maxUnfinishedUploads',
+      input.maxUnfinishedUploads,
+      DEFAULTS.maxUnfinishedUploads,
+      1,
+    ),
+    maxUnfinishedUploadsPerClient: integer(
+      'maxUnfinishedUploadsPerClient',
+      input.maxUnfinishedUploadsPerClient,
+      DEFAULTS.maxUnfinishedUploadsPerClient,
+      1,
+    ),
     opensPerSecond: integer('opensPerSecond', input.opensPerSecond, DEFAULTS.opensPerSecond, 0),
     openBurst: integer('openBurst', input.openBurst, DEFAULTS.openBurst, 1),
-    emptyUploadTtl: integer('emptyUploadTtl', input.emptyUploadTtl, Math.min(DEFAULTS.emptyUploadTtl, ttl), 1),
+    emptyUploadTtl: integer(
+      'emptyUploadTtl',
+      input.emptyUploadTtl,
+      Math.min(DEFAULTS.emptyUploadTtl, ttl),
+      1,
+    ),
     defaultChunkSize,
     maxChunkSize,
     window: integer('window', input.window, DEFAULTS.window, 1, 0xffff_ffff),
     maxConnections: integer('maxConnections', input.maxConnections, DEFAULTS.maxConnections, 1),
     maxUploads: integer('maxUploads', input.maxUploads, DEFAULTS.maxUploads, 1),
-    maxQueuedBytes: integer('maxQueuedBytes', input.maxQueuedBytes, DEFAULTS.maxQueuedBytes, 64 * KiB),
-    maxRefusedMessages: integer('maxRefusedMessages', input.maxRefusedMessages, DEFAULTS.maxRefusedMessages, 1),
+    maxQueuedBytes: integer(
+      'maxQueuedBytes',
+      input.maxQueuedBytes,
+      DEFAULTS.maxQueuedBytes,
+      64 * KiB,
+    ),
+    maxRefusedMessages: integer(
+      'maxRefusedMessages',
+      input.maxRefusedMessages,
+      DEFAULTS.maxRefusedMessages,
+      1,
+    ),
+    maxStreamsPerConnection: integer(
+      'maxStreamsPerConnection',
+      input.maxStreamsPerConnection,
+      DEFAULTS.maxStreamsPerConnection,
+      1,
+      1024,
+    ),
+    multiplexedOpensPerSecond: integer(
+      'multiplexedOpensPerSecond',
+      input.multiplexedOpensPerSecond,
+      DEFAULTS.multiplexedOpensPerSecond,
+      0,
+    ),
     idleTimeout: integer('idleTimeout', input.idleTimeout, DEFAULTS.idleTimeout, 10),
-    heartbeatInterval: integer('heartbeatInterval', input.heartbeatInterval, DEFAULTS.heartbeatInterval, 10),
+    heartbeatInterval: integer(
+      'heartbeatInterval',
+      input.heartbeatInterval,
+      DEFAULTS.heartbeatInterval,
+      10,
+    ),
     minThroughput: integer('minThroughput', input.minThroughput, DEFAULTS.minThroughput, 0),
-    throughputWindow: integer('throughputWindow', input.throughputWindow, DEFAULTS.throughputWindow, 10),
+    throughputWindow: integer(
+      'throughputWindow',
+      input.throughputWindow,
+      DEFAULTS.throughputWindow,
+      10,
+    ),
     ttl,
     sweepBatch: integer('sweepBatch', input.sweepBatch, 1000, 1),
-    sweepInterval: integer('sweepInterval', input.sweepInterval, Math.max(10, Math.min(Math.floor(ttl / 4), 600_000)), 10),
+    sweepInterval: integer(
+      'sweepInterval',
+      input.sweepInterval,
+      Math.max(10, Math.min(Math.floor(ttl / 4), 600_000)),
+      10,
+    ),
     syncInterval: integer('syncInterval', input.syncInterval, DEFAULTS.syncInterval, 10),
     syncBytes: integer('syncBytes', input.syncBytes, DEFAULTS.syncBytes, 0),
     durable: bool('durable', input.durable, DEFAULTS.durable),

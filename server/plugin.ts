@@ -18,13 +18,19 @@ import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyRequest 
 import fp from 'fastify-plugin';
 import websocket from '@fastify/websocket';
 import type { WebSocket } from 'ws';
-import { HeaderSize, SUBPROTOCOL_V1, hashToHex } from '../protocol/index.js';
+import { HeaderSize, SUPPORTED_SUBPROTOCOLS, hashToHex } from '../protocol/index.js';
 import { loadNodeHasher } from '../protocol/native-hasher.js';
 import { handshakeGuard, hostAllowed } from './handshake.js';
 import { HttpErrors, sendHttpError } from './http-errors.js';
 import { registerHttpRoutes } from './http.js';
 import { ServerMetrics } from './metrics.js';
-import { OptionsError, resolveOptions, type BigUploaderOptions, type CompletedUpload, type ResolvedOptions } from './options.js';
+import {
+  OptionsError,
+  resolveOptions,
+  type BigUploaderOptions,
+  type CompletedUpload,
+  type ResolvedOptions,
+} from './options.js';
 import { OpenRateLimiter } from './quota.js';
 import { Session } from './session.js';
 import { DiskStore } from './store/disk-store.js';
@@ -64,25 +70,50 @@ export interface BigUploaderPluginOptions extends BigUploaderOptions {
   prefix?: string;
 }
 
-const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (fastify: FastifyInstance, input: BigUploaderPluginOptions) => {
+const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (
+  fastify: FastifyInstance,
+  input: BigUploaderPluginOptions,
+) => {
   const { prefix, ...ours } = input;
   for (const name of FASTIFY_REGISTER_OPTIONS) delete (ours as Record<string, unknown>)[name];
   const options = resolveOptions(ours);
-  if (prefix !== undefined && (typeof prefix !== 'string' || (prefix !== '' && !prefix.startsWith('/')))) {
+  if (
+    prefix !== undefined &&
+    (typeof prefix !== 'string' || (prefix !== '' && !prefix.startsWith('/')))
+  ) {
     throw new OptionsError('big-uploader option prefix must be a path starting with "/"');
   }
-  const store = options.store ?? new DiskStore({ dir: options.dir, preallocate: options.preallocate, groupReadable: options.groupReadable, logger: fastify.log });
+  const store =
+    options.store ??
+    new DiskStore({
+      dir: options.dir,
+      preallocate: options.preallocate,
+      groupReadable: options.groupReadable,
+      logger: fastify.log,
+    });
   await store.init();
   const hasher = await loadNodeHasher();
   const metrics = new ServerMetrics();
   const registry = new UploadRegistry(store, options, hasher, metrics, fastify.log);
   await registry.restoreReservations();
   const openRate = new OpenRateLimiter(options.opensPerSecond, options.openBurst);
+  const multiplexedOpenRate = new OpenRateLimiter(
+    options.multiplexedOpensPerSecond,
+    Math.max(1, options.multiplexedOpensPerSecond),
+  );
   const events = new EventEmitter<BigUploaderEvents>();
   const sessions = new Set<Session>();
   /** Upgrade requests that passed the handshake checks and have no session yet. */
   const upgrading = new Set<IncomingMessage>();
-  const sweeper = new Sweeper(store, registry, options.ttl, options.emptyUploadTtl, options.sweepBatch, metrics, fastify.log);
+  const sweeper = new Sweeper(
+    store,
+    registry,
+    options.ttl,
+    options.emptyUploadTtl,
+    options.sweepBatch,
+    metrics,
+    fastify.log,
+  );
   let shuttingDown = false;
   let shutdownRun: Promise<void> | undefined;
 
@@ -98,10 +129,13 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (fastify: Fas
       location: upload.completion?.location ?? '',
     };
     events.emit('upload-complete', info);
-    if (options.onUploadComplete) {
+    const onUploadComplete = options.onUploadComplete;
+    if (onUploadComplete) {
       Promise.resolve()
-        .then(() => options.onUploadComplete!(info))
-        .catch((error: unknown) => fastify.log.error({ err: error, upload: upload.id }, 'onUploadComplete failed'));
+        .then(() => onUploadComplete(info))
+        .catch((error: unknown) =>
+          fastify.log.error({ err: error, upload: upload.id }, 'onUploadComplete failed'),
+        );
     }
   };
 
@@ -111,7 +145,10 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (fastify: Fas
     timer.unref();
     timers.push(timer);
   };
-  const tickMs = Math.max(20, Math.min(1000, Math.floor(Math.min(options.idleTimeout, options.throughputWindow) / 4)));
+  const tickMs = Math.max(
+    20,
+    Math.min(1000, Math.floor(Math.min(options.idleTimeout, options.throughputWindow) / 4)),
+  );
   every(tickMs, () => {
     const now = Date.now();
     for (const session of sessions) session.tick(now);
@@ -121,7 +158,9 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (fastify: Fas
   });
   if (!options.durable) {
     every(options.syncInterval, () => {
-      registry.checkpointAll().catch((error: unknown) => fastify.log.error({ err: error }, 'background sync failed'));
+      registry
+        .checkpointAll()
+        .catch((error: unknown) => fastify.log.error({ err: error }, 'background sync failed'));
     });
   }
   sweeper.start(options.sweepInterval);
@@ -133,7 +172,9 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (fastify: Fas
       await sweeper.stop();
       const goodbyes = Promise.all([...sessions].map((s) => s.shutdown()));
       let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, options.shutdownTimeout); });
+      const timeout = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, options.shutdownTimeout);
+      });
       await Promise.race([goodbyes, timeout]);
       clearTimeout(timer);
       await registry.closeAll(options.shutdownTimeout);
@@ -157,14 +198,21 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (fastify: Fas
     // Every route, the WebSocket upgrade included, first checks the Host (DNS rebinding).
     scope.addHook('onRequest', async (request, reply) => {
       if (!hostAllowed(request, options)) {
-        request.log.warn({ host: request.headers.host }, 'request refused: Host not allowed (see the allowedHosts option)');
+        request.log.warn(
+          { host: request.headers.host },
+          'request refused: Host not allowed (see the allowedHosts option)',
+        );
         await sendHttpError(reply, HttpErrors.HOST_NOT_ALLOWED);
         return;
       }
       // @fastify/websocket would complete an upgrade on any route of this scope (101, then a
       // close); a client aimed at /healthz or /uploads/:id must learn at once that the URL is wrong.
       const upgrade = request.headers.upgrade;
-      if (typeof upgrade === 'string' && /\bwebsocket\b/i.test(upgrade) && !(request.routeOptions.config as { bigupEndpoint?: boolean } | undefined)?.bigupEndpoint) {
+      if (
+        typeof upgrade === 'string' &&
+        /\bwebsocket\b/i.test(upgrade) &&
+        !(request.routeOptions.config as { bigupEndpoint?: boolean } | undefined)?.bigupEndpoint
+      ) {
         await sendHttpError(reply, HttpErrors.NOT_FOUND);
       }
     });
@@ -182,7 +230,9 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (fastify: Fas
         options: {
           maxPayload,
           perMessageDeflate: false,
-          handleProtocols: (protocols: Set<string>) => (protocols.has(SUBPROTOCOL_V1) ? SUBPROTOCOL_V1 : false),
+          // The first version the client offers that we speak: its order is its preference (SPEC.md 3.2).
+          handleProtocols: (protocols: Set<string>) =>
+            [...protocols].find((p) => SUPPORTED_SUBPROTOCOLS.includes(p)) ?? false,
         },
         preClose: async function preClose(this: FastifyInstance) {
           await shutdown();
@@ -199,48 +249,59 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (fastify: Fas
       scope.addHook('preClose', shutdown);
     }
 
-    scope.get(options.path, {
-      websocket: true,
-      config: { bigupEndpoint: true },
-      onRequest: [
-        withoutCompressionOffer,
-        handshakeGuard(options, {
-          connections: () => sessions.size + upgrading.size,
+    scope.get(
+      options.path,
+      {
+        websocket: true,
+        config: { bigupEndpoint: true },
+        onRequest: [
+          withoutCompressionOffer,
+          handshakeGuard(options, {
+            connections: () => sessions.size + upgrading.size,
+            shuttingDown: () => shuttingDown,
+            admitted: (request) => {
+              // Counted from the check to the session (or the socket's end), so upgrades racing
+              // past the check cannot exceed maxConnections.
+              const raw = request.raw;
+              upgrading.add(raw);
+              raw.socket.once('close', () => upgrading.delete(raw));
+            },
+          }),
+        ],
+      },
+      (socket, request) => {
+        upgrading.delete(request.raw);
+        if (!speaksBigup(socket)) {
+          // An app-wide WebSocket server chose another subprotocol: this endpoint speaks only bigup.
+          socket.close(1002, `subprotocol ${SUPPORTED_SUBPROTOCOLS.join(' or ')} required`);
+          return;
+        }
+        const session = new Session(socket, request, {
+          options,
+          registry,
+          hasher,
+          metrics,
+          openRate,
+          multiplexedOpenRate,
           shuttingDown: () => shuttingDown,
-          admitted: (request) => {
-            // Counted from the check to the session (or the socket's end), so upgrades racing
-            // past the check cannot exceed maxConnections.
-            const raw = request.raw;
-            upgrading.add(raw);
-            raw.socket.once('close', () => upgrading.delete(raw));
-          },
-        }),
-      ],
-    }, (socket, request) => {
-      upgrading.delete(request.raw);
-      if (!speaksBigup(socket)) {
-        // An app-wide WebSocket server chose another subprotocol: this endpoint speaks only bigup.1.
-        socket.close(1002, 'subprotocol bigup.1 required');
-        return;
-      }
-      const session = new Session(socket, request, {
-        options,
-        registry,
-        hasher,
-        metrics,
-        openRate,
-        shuttingDown: () => shuttingDown,
-        completed,
-      });
-      sessions.add(session);
-      metrics.connections.set(sessions.size);
-      socket.on('close', () => {
-        sessions.delete(session);
+          completed,
+        });
+        sessions.add(session);
         metrics.connections.set(sessions.size);
-      });
-    });
+        socket.on('close', () => {
+          sessions.delete(session);
+          metrics.connections.set(sessions.size);
+        });
+      },
+    );
 
-    registerHttpRoutes(scope, { options, store, registry, metrics, shuttingDown: () => shuttingDown });
+    registerHttpRoutes(scope, {
+      options,
+      store,
+      registry,
+      metrics,
+      shuttingDown: () => shuttingDown,
+    });
   };
   await fastify.register(routes, prefix ? { prefix } : {});
 
@@ -269,12 +330,12 @@ async function withoutCompressionOffer(request: FastifyRequest): Promise<void> {
 
 /**
  * When the app registered @fastify/websocket itself, its server-wide options apply to every
- * route: the subprotocol must still be bigup.1. The largest message is put back on the socket by
+ * route: the subprotocol must still be bigup.2 or bigup.1. The largest message is put back on the socket by
  * the Session, which sets it (before the first frame) to the largest OPEN and raises it to one
  * chunk at ACCEPT, whatever the app-wide server allows.
  */
 function speaksBigup(socket: WebSocket): boolean {
-  return socket.protocol === SUBPROTOCOL_V1;
+  return SUPPORTED_SUBPROTOCOLS.includes(socket.protocol);
 }
 
 /** The big-uploader Fastify plugin (named `big-uploader`, Fastify 5). */

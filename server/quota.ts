@@ -35,18 +35,35 @@ export class ReservationLedger {
   /** Reserve for a new upload, or throw the ProtocolError naming the bound it would cross. */
   reserve(id: string, client: string, bytes: number): void {
     const mine = this.byClient.get(client) ?? { bytes: 0, count: 0 };
-    const { maxCommittedBytes, maxCommittedBytesPerClient, maxUnfinishedUploads, maxUnfinishedUploadsPerClient } = this.limits;
+    const {
+      maxCommittedBytes,
+      maxCommittedBytesPerClient,
+      maxUnfinishedUploads,
+      maxUnfinishedUploadsPerClient,
+    } = this.limits;
     if (mine.count + 1 > maxUnfinishedUploadsPerClient) {
-      throw new ProtocolError(Errors.TOO_MANY_UPLOADS, `this client already has ${mine.count} unfinished uploads (limit ${maxUnfinishedUploadsPerClient}); finish or terminate some`);
+      throw new ProtocolError(
+        Errors.TOO_MANY_UPLOADS,
+        `this client already has ${mine.count} unfinished uploads (limit ${maxUnfinishedUploadsPerClient}); finish or terminate some`,
+      );
     }
     if (this.total.count + 1 > maxUnfinishedUploads) {
-      throw new ProtocolError(Errors.TOO_MANY_UPLOADS, `the server holds ${this.total.count} unfinished uploads (limit ${maxUnfinishedUploads})`);
+      throw new ProtocolError(
+        Errors.TOO_MANY_UPLOADS,
+        `the server holds ${this.total.count} unfinished uploads (limit ${maxUnfinishedUploads})`,
+      );
     }
     if (mine.bytes + bytes > maxCommittedBytesPerClient) {
-      throw new ProtocolError(Errors.INSUFFICIENT_STORAGE, `quota: this client's unfinished uploads would reserve ${mine.bytes + bytes} bytes (limit ${maxCommittedBytesPerClient})`);
+      throw new ProtocolError(
+        Errors.INSUFFICIENT_STORAGE,
+        `quota: this client's unfinished uploads would reserve ${mine.bytes + bytes} bytes (limit ${maxCommittedBytesPerClient})`,
+      );
     }
     if (this.total.bytes + bytes > maxCommittedBytes) {
-      throw new ProtocolError(Errors.INSUFFICIENT_STORAGE, `quota: unfinished uploads would reserve ${this.total.bytes + bytes} bytes (limit ${maxCommittedBytes})`);
+      throw new ProtocolError(
+        Errors.INSUFFICIENT_STORAGE,
+        `quota: unfinished uploads would reserve ${this.total.bytes + bytes} bytes (limit ${maxCommittedBytes})`,
+      );
     }
     this.add(id, client, bytes);
   }
@@ -56,10 +73,12 @@ export class ReservationLedger {
     const entry = this.byUpload.get(id);
     if (!entry) return;
     this.byUpload.delete(id);
-    const mine = this.byClient.get(entry.client)!;
-    mine.bytes -= entry.bytes;
-    mine.count--;
-    if (mine.count === 0) this.byClient.delete(entry.client);
+    const mine = this.byClient.get(entry.client);
+    if (mine) {
+      mine.bytes -= entry.bytes;
+      mine.count--;
+      if (mine.count === 0) this.byClient.delete(entry.client);
+    }
     this.total.bytes -= entry.bytes;
     this.total.count--;
   }
@@ -88,13 +107,19 @@ export class ReservationLedger {
 export class OpenRateLimiter {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
 
-  constructor(private readonly perSecond: number, private readonly burst: number) {}
+  constructor(
+    private readonly perSecond: number,
+    private readonly burst: number,
+  ) {}
 
   /** Take one OPEN for `client`; false when its bucket is empty. */
   take(client: string, now = Date.now()): boolean {
     if (this.perSecond <= 0) return true;
     const bucket = this.buckets.get(client) ?? { tokens: this.burst, at: now };
-    bucket.tokens = Math.min(this.burst, bucket.tokens + ((now - bucket.at) / 1000) * this.perSecond);
+    bucket.tokens = Math.min(
+      this.burst,
+      bucket.tokens + ((now - bucket.at) / 1000) * this.perSecond,
+    );
     bucket.at = now;
     this.buckets.set(client, bucket);
     if (bucket.tokens < 1) return false;
@@ -106,7 +131,8 @@ export class OpenRateLimiter {
   /** Forget buckets that have refilled completely: they carry no state. */
   private prune(now: number): void {
     for (const [client, bucket] of this.buckets) {
-      if (bucket.tokens + ((now - bucket.at) / 1000) * this.perSecond >= this.burst) this.buckets.delete(client);
+      if (bucket.tokens + ((now - bucket.at) / 1000) * this.perSecond >= this.burst)
+        this.buckets.delete(client);
     }
   }
 }

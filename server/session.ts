@@ -1,7 +1,12 @@
 /**
- * One WebSocket connection: the server side of the bigup.1 state machine (protocol/SPEC.md,
- * "Connection states"): IDLE -> (OPEN | RESUME) -> ACTIVE -> COMPLETE -> IDLE, with BUSY while an
- * OPEN/RESUME/COMPLETE/TERMINATE is being answered (nothing is allowed then) and CLOSED at the end.
+ * One WebSocket connection: the server side of the protocol (protocol/SPEC.md).
+ *
+ * bigup.1 carries one upload at a time (section 5: IDLE -> OPEN|RESUME -> ACTIVE -> COMPLETE ->
+ * IDLE). bigup.2 (section 16) carries several at once, each on its own *stream* with the same
+ * per-upload states, after a HELLO / WELCOME handshake. Both run on the same code: an `UploadStream`
+ * holds one upload's state on this connection (bigup.1 has at most one, on the invisible stream 0),
+ * and the Session holds what belongs to the connection: the window and the bytes outstanding over
+ * all streams, refusals, idle and throughput timers, liveness, the socket's pause state.
  *
  * Per DATA message the work is O(1) besides the hash: bounds checks, one xxHash64 over the view the
  * socket handed us, a state lookup and a positional write of that same view.
@@ -9,23 +14,34 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
 import type { RawData, WebSocket } from 'ws';
 import {
+  Capability,
   Errors,
   HeaderSize,
+  HeaderSizeV2,
   ProtocolError,
   RangeSet,
+  SUBPROTOCOL_V2,
+  decodeClientFrame,
   decodeClientMessage,
   encodeAccept,
   encodeAck,
   encodeProtocolError,
   encodeResult,
   encodeTerminated,
+  encodeVerified,
+  encodeWelcome,
   Limits,
-  type ClientMessage,
+  multiplexOf,
+  withStream,
+  type CapabilityEntry,
+  type ClientMessageV2,
   type CompleteMessage,
   type DataMessage,
   type Hasher,
+  type HelloMessage,
   type OpenMessage,
   type ResumeMessage,
+  type VerifyMessage,
 } from '../protocol/index.js';
 import type { ServerMetrics } from './metrics.js';
 import { ticketOf } from './handshake.js';
@@ -43,23 +59,38 @@ export interface SessionContext {
   readonly metrics: ServerMetrics;
   /** OPENs per client address (a shared bucket across its connections). */
   readonly openRate: OpenRateLimiter;
+  /**
+   * OPENs per client address on bigup.2 connections with several streams granted
+   * (`multiplexedOpensPerSecond`): a folder pipelined at disk speed is not the flood the first
+   * bucket is sized for, but it still has a bound.
+   */
+  readonly multiplexedOpenRate?: OpenRateLimiter;
   readonly shuttingDown: () => boolean;
   /** A fresh completion (RESULT already sent). */
   readonly completed: (upload: OpenUpload) => void;
 }
 
-type State = 'idle' | 'active' | 'busy' | 'closed';
+/**
+ * Per stream: OPENING from OPEN/RESUME to ACCEPT, ACTIVE after ACCEPT, BUSY while a COMPLETE or
+ * TERMINATE is being answered (SPEC.md 5's COMPLETING; nothing else is allowed on the stream then).
+ */
+type StreamState = 'opening' | 'active' | 'busy';
 
 const ZERO_SECRET = new Uint8Array(Limits.SECRET_BYTES);
 
 /**
  * The largest OPEN a client can send (every string and the metadata at their limits, with their
  * u16 length prefixes), which also covers RESUME: until ACCEPT no larger message is valid, so
- * nothing larger is buffered from a client that has not opened an upload.
+ * nothing larger is buffered from a client that has not opened an upload. bigup.2 adds the stream.
  */
-export const MAX_MESSAGE_BEFORE_ACCEPT = HeaderSize.OPEN_FIXED
-  + 4 * 2 + Limits.MAX_NAME_BYTES + Limits.MAX_CONTENT_TYPE_BYTES + Limits.MAX_TOKEN_BYTES
-  + Limits.MAX_METADATA_ENTRIES * 4 + Limits.MAX_METADATA_TOTAL_BYTES;
+export const MAX_MESSAGE_BEFORE_ACCEPT =
+  HeaderSize.OPEN_FIXED +
+  4 * 2 +
+  Limits.MAX_NAME_BYTES +
+  Limits.MAX_CONTENT_TYPE_BYTES +
+  Limits.MAX_TOKEN_BYTES +
+  Limits.MAX_METADATA_ENTRIES * 4 +
+  Limits.MAX_METADATA_TOTAL_BYTES;
 
 /** ws reads `_maxPayload` at each frame header; lowering or raising it applies to the next frame. */
 function setMaxPayload(ws: WebSocket, bytes: number): void {
@@ -72,12 +103,54 @@ function asProtocolError(error: unknown): ProtocolError {
   return storageErrorFor(error, 'other');
 }
 
-export class Session implements UploadOwner {
-  private state: State = 'idle';
-  private upload: OpenUpload | undefined;
-  /** Bumped when the connection leaves an upload: answers for older DATA are dropped. */
-  private generation = 0;
-  /** Payload bytes received and not yet answered (ACK or ERROR). */
+/**
+ * bigup.2 (SPEC.md 16.6): errors about one upload (0x01xx, and 0x02xx but WINDOW_EXCEEDED) go on
+ * its stream, and FATAL there ends the stream only; every other error is the connection's.
+ */
+export function endsStreamOnly(error: ProtocolError): boolean {
+  const group = error.code & 0xff00;
+  return group === 0x0100 || (group === 0x0200 && error.code !== Errors.WINDOW_EXCEEDED.code);
+}
+
+/** One upload's state on this connection. It is the upload's owner (takeover evicts the stream). */
+class UploadStream implements UploadOwner {
+  state: StreamState = 'opening';
+  upload: OpenUpload | undefined;
+  /** Bumped when the stream leaves its upload: answers for older DATA are dropped. */
+  generation = 0;
+  /** Payload bytes of this stream received and not yet answered. */
+  outstanding = 0;
+  answerWaiters: Array<() => void> = [];
+  pendingAcks = new RangeSet();
+  ackScheduled = false;
+  ended = false;
+  /** A VERIFY was received on this stream (at most one per stream, SPEC.md 16.9). */
+  verified = false;
+
+  constructor(
+    private readonly session: Session,
+    readonly id: number,
+  ) {}
+
+  evict(error: ProtocolError): void {
+    this.session.evictStream(this, error);
+  }
+}
+
+export class Session {
+  /** 1 or 2, from the negotiated subprotocol. */
+  private readonly version: 1 | 2;
+  private closedFlag = false;
+  /** bigup.2: HELLO received (it must come first) and the MULTIPLEX number granted. */
+  private helloDone = false;
+  private granted = 1;
+  /** bigup.2: REPLACE_CHUNK granted in WELCOME (VERIFY allowed, SPEC.md 16.9). */
+  private replaceChunk = false;
+  /** Open streams by id (bigup.1: at most one, id 0). */
+  private readonly streams = new Map<number, UploadStream>();
+  /** bigup.2: the largest stream id opened so far; ids only grow (SPEC.md 16.5). */
+  private highestStream = 0;
+  /** Payload bytes received and not yet answered (ACK or ERROR), over all streams. */
   private outstanding = 0;
   /** Largest window advertised on this connection: the one enforced. */
   private maxWindow = 0;
@@ -85,8 +158,6 @@ export class Session implements UploadOwner {
   /** Set by shutdown: the socket stays paused whatever the answers do. */
   private stopping = false;
   private answerWaiters: Array<() => void> = [];
-  private pendingAcks = new RangeSet();
-  private ackScheduled = false;
   /** Last time the connection moved an upload forward (see `idleTimeout`); refusals do not count. */
   private lastProgressAt = Date.now();
   private periodStart = Date.now();
@@ -105,15 +176,24 @@ export class Session implements UploadOwner {
     private readonly ctx: SessionContext,
   ) {
     this.log = request.log;
+    this.version = ws.protocol === SUBPROTOCOL_V2 ? 2 : 1;
     ws.binaryType = 'nodebuffer';
-    setMaxPayload(ws, MAX_MESSAGE_BEFORE_ACCEPT);
-    ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(data as Buffer, isBinary));
-    ws.on('pong', () => { this.alive = true; });
+    setMaxPayload(ws, MAX_MESSAGE_BEFORE_ACCEPT + (this.version === 2 ? HeaderSizeV2.STREAM : 0));
+    ws.on('message', (data: RawData, isBinary: boolean) =>
+      this.onMessage(data as Buffer, isBinary),
+    );
+    ws.on('pong', () => {
+      this.alive = true;
+    });
     ws.on('close', () => this.onClose());
   }
 
   get closed(): boolean {
-    return this.state === 'closed';
+    return this.closedFlag;
+  }
+
+  private get dataHeader(): number {
+    return this.version === 2 ? HeaderSizeV2.DATA : HeaderSize.DATA;
   }
 
   // ------------------------------------------------------------------------------------------
@@ -128,30 +208,48 @@ export class Session implements UploadOwner {
     this.ws.send(bytes);
   }
 
+  /** A message about `stream`'s upload: bigup.2 puts the stream id in. */
+  private sendOn(stream: UploadStream, bytes: Uint8Array): void {
+    this.send(this.version === 2 ? withStream(stream.id, bytes) : bytes);
+  }
+
   /**
    * The client stopped reading while we still have answers for it: stop reading its messages, say
    * why (1008) and drop the connection without waiting for a close frame it will never read.
    */
   private cutUnreadSocket(): void {
-    if (this.state === 'closed') return;
-    this.log.warn({ queued: this.ws.bufferedAmount, limit: this.ctx.options.maxQueuedBytes }, 'closing bigup connection: the client does not read its answers');
+    if (this.closedFlag) return;
+    this.log.warn(
+      { queued: this.ws.bufferedAmount, limit: this.ctx.options.maxQueuedBytes },
+      'closing bigup connection: the client does not read its answers',
+    );
     this.ctx.metrics.errors.inc({ code: Errors.LIMIT_EXCEEDED.name });
-    this.leave();
-    this.state = 'closed';
+    this.leaveAll();
+    this.closedFlag = true;
     this.ws.pause();
     this.ws.close(Errors.LIMIT_EXCEEDED.closeCode, 'send queue full: the client does not read');
     const ws = this.ws;
     setTimeout(() => ws.terminate(), 1000).unref();
   }
 
-  private sendError(error: ProtocolError): void {
+  /** Send an ERROR (on `stream` when bigup.2 puts it there); false when it became the refusal past the limit. */
+  private sendError(error: ProtocolError, stream?: UploadStream): boolean {
     if (!error.fatal && this.refusals++ >= this.ctx.options.maxRefusedMessages) {
       // The refusal past the limit becomes the fatal one.
-      this.fail(new ProtocolError(Errors.LIMIT_EXCEEDED, `more than ${this.ctx.options.maxRefusedMessages} refused messages on one connection`));
-      return;
+      this.fail(
+        new ProtocolError(
+          Errors.LIMIT_EXCEEDED,
+          `more than ${this.ctx.options.maxRefusedMessages} refused messages on one connection`,
+        ),
+      );
+      return false;
     }
     this.ctx.metrics.errors.inc({ code: error.codeName });
-    this.send(encodeProtocolError(error));
+    const bytes = encodeProtocolError(error);
+    if (this.version === 2)
+      this.send(withStream(stream && endsStreamOnly(error) ? stream.id : 0, bytes));
+    else this.send(bytes);
+    return true;
   }
 
   /** The connection moved an upload forward: it is neither idle nor dead. */
@@ -160,9 +258,9 @@ export class Session implements UploadOwner {
     this.alive = true;
   }
 
-  /** Send a fatal (or any) error; fatal ones close the connection with the registry's code. */
+  /** Send a connection-level error; fatal ones close the connection with the registry's code. */
   private fail(error: ProtocolError): void {
-    if (this.state === 'closed') return;
+    if (this.closedFlag) return;
     this.sendError(error);
     if (error.fatal) {
       this.log.debug({ code: error.codeName }, 'closing bigup connection after fatal error');
@@ -170,24 +268,51 @@ export class Session implements UploadOwner {
     }
   }
 
+  /**
+   * An error about `stream`'s upload. bigup.1: as `fail` (the connection is the stream). bigup.2:
+   * an upload-level error goes on the stream and, when fatal, ends the stream only (SPEC.md 16.6).
+   */
+  private failStream(stream: UploadStream, error: ProtocolError): void {
+    if (this.closedFlag) return;
+    if (this.version === 1 || !endsStreamOnly(error)) {
+      this.fail(error);
+      return;
+    }
+    if (!this.sendError(error, stream)) return;
+    if (error.fatal) this.endStream(stream);
+  }
+
   /** Close with `code`; the reason names the error (SPEC.md 7.10), as the ERROR just sent did. */
   private closeWith(code: number, reason: string): void {
-    this.leave();
-    this.state = 'closed';
+    this.leaveAll();
+    this.closedFlag = true;
     this.ws.close(code, reason);
   }
 
-  /** Let go of the current upload (its writes continue and are journaled; answers are dropped). */
-  private leave(): void {
-    const upload = this.upload;
-    this.upload = undefined;
-    this.generation++;
-    this.outstanding = 0;
-    this.pendingAcks = new RangeSet();
-    this.wakeAnswerWaiters();
+  private leaveAll(): void {
+    for (const stream of [...this.streams.values()]) this.endStream(stream);
+  }
+
+  /**
+   * The stream is over: let go of its upload (its writes continue and are journaled; answers are
+   * dropped) and forget its unanswered bytes (SPEC.md 16.7: the ending answers them).
+   */
+  private endStream(stream: UploadStream): void {
+    if (stream.ended) return;
+    stream.ended = true;
+    this.streams.delete(stream.id);
+    const upload = stream.upload;
+    stream.upload = undefined;
+    stream.generation++;
+    this.outstanding -= stream.outstanding;
+    stream.outstanding = 0;
+    stream.pendingAcks = new RangeSet();
+    wake(stream.answerWaiters);
+    stream.answerWaiters = [];
+    if (this.outstanding === 0) this.wakeAnswerWaiters();
     this.updatePause();
     if (upload) {
-      this.ctx.registry.release(upload, this);
+      this.ctx.registry.release(upload, stream);
       this.ctx.metrics.uploadsActive.set(this.ctx.registry.ownedCount);
     }
   }
@@ -196,240 +321,454 @@ export class Session implements UploadOwner {
   // Receiving
 
   private onMessage(data: Buffer, isBinary: boolean): void {
-    if (this.state === 'closed') return;
+    if (this.closedFlag) return;
     if (!isBinary) {
-      this.fail(new ProtocolError(Errors.TEXT_MESSAGE, 'text messages are not part of bigup.1'));
+      this.fail(new ProtocolError(Errors.TEXT_MESSAGE, 'text messages are not part of bigup'));
       return;
     }
-    let message: ClientMessage;
+    let message: ClientMessageV2;
+    let streamId = 0;
     try {
-      const chunkSize = this.upload?.info.chunkSize ?? this.ctx.options.maxChunkSize;
-      message = decodeClientMessage(data, { maxDataMessage: chunkSize + HeaderSize.DATA });
+      if (this.version === 2) {
+        ({ stream: streamId, message } = decodeClientFrame(data, {
+          maxDataMessage: this.ctx.options.maxChunkSize + HeaderSizeV2.DATA,
+        }));
+      } else {
+        const chunkSize =
+          this.streams.get(0)?.upload?.info.chunkSize ?? this.ctx.options.maxChunkSize;
+        message = decodeClientMessage(data, { maxDataMessage: chunkSize + HeaderSize.DATA });
+      }
     } catch (error) {
       this.fail(asProtocolError(error));
       return;
     }
+    if (this.version === 2) {
+      if (message.type === 'hello') {
+        this.onHello(message);
+        return;
+      }
+      if (!this.helloDone) {
+        this.fail(
+          new ProtocolError(
+            Errors.UNEXPECTED_MESSAGE,
+            'the first message of a bigup.2 connection must be HELLO',
+          ),
+        );
+        return;
+      }
+    }
+    if (message.type === 'hello') return; // bigup.1 decoders never produce it
+    if (message.type === 'open' || message.type === 'resume') {
+      const stream = this.openStream(streamId);
+      if (!stream) return;
+      const work =
+        message.type === 'open' ? this.onOpen(stream, message) : this.onResume(stream, message);
+      this.guard(work);
+      return;
+    }
+    const stream = this.streams.get(streamId);
+    if (!stream) {
+      // bigup.2: a message that crossed the end of its stream is dropped (SPEC.md 16.5).
+      if (this.version === 2 && streamId <= this.highestStream) return;
+      this.fail(
+        new ProtocolError(
+          Errors.UNEXPECTED_MESSAGE,
+          `${message.type.toUpperCase()} is only allowed after ACCEPT`,
+        ),
+      );
+      return;
+    }
     if (message.type === 'data') {
-      this.onData(message);
+      this.onData(stream, message, data.byteLength);
       return;
     }
-    const allowed = this.state === 'idle' ? message.type === 'open' || message.type === 'resume'
-      : this.state === 'active' ? message.type === 'complete' || message.type === 'terminate'
-      : false;
-    if (!allowed) {
-      this.fail(new ProtocolError(Errors.UNEXPECTED_MESSAGE, `${message.type.toUpperCase()} is not allowed now`));
+    if (stream.state !== 'active') {
+      this.fail(
+        new ProtocolError(
+          Errors.UNEXPECTED_MESSAGE,
+          `${message.type.toUpperCase()} is not allowed now`,
+        ),
+      );
       return;
     }
-    const work = message.type === 'open' ? this.onOpen(message)
-      : message.type === 'resume' ? this.onResume(message)
-      : message.type === 'complete' ? this.onComplete(message)
-      : this.onTerminate();
+    if (message.type === 'verify') {
+      this.guard(this.onVerify(stream, message));
+      return;
+    }
+    this.guard(
+      message.type === 'complete' ? this.onComplete(stream, message) : this.onTerminate(stream),
+    );
+  }
+
+  private guard(work: Promise<void>): void {
     work.catch((error: unknown) => {
       this.log.error({ err: error }, 'bigup session fault');
       this.fail(asProtocolError(error));
     });
   }
 
+  private onHello(message: HelloMessage): void {
+    if (this.helloDone) {
+      this.fail(
+        new ProtocolError(
+          Errors.UNEXPECTED_MESSAGE,
+          'HELLO was already received on this connection',
+        ),
+      );
+      return;
+    }
+    this.helloDone = true;
+    const wanted = message.capabilities.find((c) => c.id === Capability.MULTIPLEX);
+    // Unknown capabilities (and the reserved ones, not defined yet) are simply not granted.
+    this.granted = wanted
+      ? Math.max(1, Math.min(wanted.value, this.ctx.options.maxStreamsPerConnection))
+      : 1;
+    const granted: CapabilityEntry[] = wanted
+      ? [{ id: Capability.MULTIPLEX, value: this.granted }]
+      : [];
+    // REPLACE_CHUNK needs a store that can withdraw records (the disk store can).
+    this.replaceChunk =
+      this.ctx.registry.retractsChunks &&
+      message.capabilities.some((c) => c.id === Capability.REPLACE_CHUNK);
+    if (this.replaceChunk) granted.push({ id: Capability.REPLACE_CHUNK, value: 0 });
+    this.send(encodeWelcome(granted));
+    this.log.debug({ streams: multiplexOf(granted) }, 'bigup.2 connection');
+  }
+
+  /** OPEN or RESUME: a new stream, or a refusal (then undefined). */
+  private openStream(id: number): UploadStream | undefined {
+    if (this.version === 1) {
+      if (this.streams.size > 0) {
+        this.fail(
+          new ProtocolError(
+            Errors.UNEXPECTED_MESSAGE,
+            'OPEN and RESUME are only allowed when no upload is open',
+          ),
+        );
+        return undefined;
+      }
+    } else {
+      if (id <= this.highestStream) {
+        this.fail(
+          new ProtocolError(
+            Errors.UNEXPECTED_MESSAGE,
+            `stream ${id} is not above ${this.highestStream}: stream ids only grow`,
+          ),
+        );
+        return undefined;
+      }
+      if (this.streams.size >= this.granted) {
+        this.fail(
+          new ProtocolError(
+            Errors.LIMIT_EXCEEDED,
+            `more than ${this.granted} uploads open on one connection`,
+          ),
+        );
+        return undefined;
+      }
+      this.highestStream = id;
+    }
+    const stream = new UploadStream(this, id);
+    this.streams.set(id, stream);
+    return stream;
+  }
+
   /** Shutdown and the authorization hook; returns the client the upload counts against. */
-  private async admit(kind: 'open' | 'resume', token: string, extra: { uploadId?: string; fileSize?: number; name?: string; contentType?: string }): Promise<string> {
-    if (this.ctx.shuttingDown()) throw new ProtocolError(Errors.SHUTTING_DOWN, 'the server is shutting down');
+  private async admit(
+    kind: 'open' | 'resume',
+    token: string,
+    extra: { uploadId?: string; fileSize?: number; name?: string; contentType?: string },
+  ): Promise<string> {
+    if (this.ctx.shuttingDown())
+      throw new ProtocolError(Errors.SHUTTING_DOWN, 'the server is shutting down');
     const ticket = ticketOf.get(this.request.raw);
     if (ticket && kind === 'open') {
       // The ticket's claims bound what this connection may open.
       if (ticket.maxSize !== undefined && (extra.fileSize ?? 0) > ticket.maxSize) {
-        throw new ProtocolError(Errors.FILE_TOO_LARGE, `the upload ticket allows files up to ${ticket.maxSize} bytes`);
+        throw new ProtocolError(
+          Errors.FILE_TOO_LARGE,
+          `the upload ticket allows files up to ${ticket.maxSize} bytes`,
+        );
       }
-      if (ticket.name !== undefined && extra.name !== ticket.name) throw new ProtocolError(Errors.UNAUTHORIZED, 'the upload ticket is for another file name');
-      if (ticket.type !== undefined && extra.contentType !== ticket.type) throw new ProtocolError(Errors.UNAUTHORIZED, 'the upload ticket is for another content type');
+      if (ticket.name !== undefined && extra.name !== ticket.name)
+        throw new ProtocolError(Errors.UNAUTHORIZED, 'the upload ticket is for another file name');
+      if (ticket.type !== undefined && extra.contentType !== ticket.type)
+        throw new ProtocolError(
+          Errors.UNAUTHORIZED,
+          'the upload ticket is for another content type',
+        );
     }
     const hook = this.ctx.options.authorizeUpload;
-    const address = ticket?.sub !== undefined ? `subject:${ticket.sub}` : `address:${this.request.ip}`;
+    const address =
+      ticket?.sub !== undefined ? `subject:${ticket.sub}` : `address:${this.request.ip}`;
     if (!hook) return address;
     const verdict = await hook({ kind, token, ...extra, request: this.request });
     if (!verdict) throw new ProtocolError(Errors.UNAUTHORIZED, 'the upload token was refused');
-    return typeof verdict === 'object' && typeof verdict.subject === 'string' && verdict.subject !== '' ? `subject:${verdict.subject}` : address;
+    return typeof verdict === 'object' &&
+      typeof verdict.subject === 'string' &&
+      verdict.subject !== ''
+      ? `subject:${verdict.subject}`
+      : address;
   }
 
-
-  private accept(upload: OpenUpload, secret: Uint8Array | undefined): void {
-    if (this.state === 'closed') {
-      this.ctx.registry.release(upload, this);
+  private accept(stream: UploadStream, upload: OpenUpload, secret: Uint8Array | undefined): void {
+    if (this.closedFlag || stream.ended) {
+      this.ctx.registry.release(upload, stream);
       return;
     }
-    this.upload = upload;
-    this.generation++;
-    this.outstanding = 0;
-    this.state = 'active';
-    setMaxPayload(this.ws, this.ctx.options.maxChunkSize + HeaderSize.DATA);
+    stream.upload = upload;
+    stream.generation++;
+    stream.state = 'active';
+    setMaxPayload(this.ws, this.ctx.options.maxChunkSize + this.dataHeader);
     this.maxWindow = Math.max(this.maxWindow, this.ctx.options.window);
     this.activeSincePeriodStart = false;
     this.progressed();
     this.ctx.metrics.uploadsActive.set(this.ctx.registry.ownedCount);
-    const ranges = upload.ranges();
-    this.send(encodeAccept({
-      created: secret !== undefined,
-      durable: this.ctx.options.durable,
-      uploadId: upload.idBytes,
-      secret: secret ?? ZERO_SECRET,
-      fileSize: upload.info.fileSize,
-      chunkSize: upload.info.chunkSize,
-      window: this.ctx.options.window,
-      ranges,
-    }));
+    this.sendOn(
+      stream,
+      encodeAccept({
+        created: secret !== undefined,
+        durable: this.ctx.options.durable,
+        uploadId: upload.idBytes,
+        secret: secret ?? ZERO_SECRET,
+        fileSize: upload.info.fileSize,
+        chunkSize: upload.info.chunkSize,
+        window: this.ctx.options.window,
+        ranges: upload.ranges(),
+      }),
+    );
   }
 
-  private async onOpen(message: OpenMessage): Promise<void> {
-    this.state = 'busy';
+  private async onOpen(stream: UploadStream, message: OpenMessage): Promise<void> {
     // The slot is decided before the first await, so racing OPENs cannot all pass; the refusal is
     // reported in SPEC.md 7.1's order: authorization, size, space, then capacity.
     const reserved = this.ctx.registry.reserveSlot();
     try {
-      const client = await this.admit('open', message.token, { fileSize: message.fileSize, name: message.name, contentType: message.contentType });
+      const client = await this.admit('open', message.token, {
+        fileSize: message.fileSize,
+        name: message.name,
+        contentType: message.contentType,
+      });
       await this.ctx.registry.checkSizeAndSpace(message.fileSize);
-      if (!reserved) throw new ProtocolError(Errors.TOO_MANY_UPLOADS, 'too many uploads in progress');
-      if (!this.ctx.openRate.take(this.request.ip)) {
-        throw new ProtocolError(Errors.TOO_MANY_UPLOADS, `more than ${this.ctx.options.opensPerSecond} new uploads per second from this address; retry shortly`);
+      if (!reserved)
+        throw new ProtocolError(Errors.TOO_MANY_UPLOADS, 'too many uploads in progress');
+      const multiplexed = this.granted > 1 ? this.ctx.multiplexedOpenRate : undefined;
+      const bucket = multiplexed ?? this.ctx.openRate;
+      if (!bucket.take(this.request.ip)) {
+        const rate =
+          multiplexed !== undefined
+            ? this.ctx.options.multiplexedOpensPerSecond
+            : this.ctx.options.opensPerSecond;
+        throw new ProtocolError(
+          Errors.TOO_MANY_UPLOADS,
+          `more than ${rate} new uploads per second from this address; retry shortly`,
+        );
       }
-      const { upload, secret } = await this.ctx.registry.create(message, this, client);
-      this.log.info({ upload: upload.id, size: upload.info.fileSize, chunkSize: upload.info.chunkSize }, 'upload created');
-      this.accept(upload, secret);
+      const { upload, secret } = await this.ctx.registry.create(message, stream, client);
+      this.log.info(
+        { upload: upload.id, size: upload.info.fileSize, chunkSize: upload.info.chunkSize },
+        'upload created',
+      );
+      this.accept(stream, upload, secret);
     } catch (error) {
-      this.refuseOpening(error);
+      this.refuseOpening(stream, error);
     } finally {
       if (reserved) this.ctx.registry.releaseSlot();
     }
   }
 
-  /** An OPEN or RESUME failed: back to IDLE (unless closed meanwhile) and answer the error. */
-  private refuseOpening(error: unknown): void {
-    if (this.state === 'busy') this.state = 'idle';
-    if (!(error instanceof ProtocolError)) this.log.error({ err: error }, 'bigup open/resume failed');
-    this.fail(asProtocolError(error));
+  /** An OPEN or RESUME failed: the stream ends (bigup.1: the connection, since these are fatal). */
+  private refuseOpening(stream: UploadStream, error: unknown): void {
+    if (!(error instanceof ProtocolError))
+      this.log.error({ err: error }, 'bigup open/resume failed');
+    const failure = asProtocolError(error);
+    this.failStream(stream, failure);
+    this.endStream(stream);
   }
 
-  private async onResume(message: ResumeMessage): Promise<void> {
-    this.state = 'busy';
+  private async onResume(stream: UploadStream, message: ResumeMessage): Promise<void> {
     const id = Buffer.from(message.uploadId).toString('hex');
     // Taking over an upload that has a connection needs no new slot; otherwise reserve one now,
     // before the first await, as OPEN does.
     const takeover = this.ctx.registry.peek(id)?.owner !== undefined;
     const reserved = !takeover && this.ctx.registry.reserveSlot();
     try {
-      if (!takeover && !reserved) throw new ProtocolError(Errors.TOO_MANY_UPLOADS, 'too many uploads in progress');
+      if (!takeover && !reserved)
+        throw new ProtocolError(Errors.TOO_MANY_UPLOADS, 'too many uploads in progress');
       await this.admit('resume', message.token, { uploadId: id });
       let upload: OpenUpload;
       try {
-        upload = await this.ctx.registry.resume(message.uploadId, message.secret, this);
+        upload = await this.ctx.registry.resume(message.uploadId, message.secret, stream);
       } catch (error) {
         // With every slot taken, an unknown id gets TOO_MANY_UPLOADS before its secret is looked
         // at; a wrong secret for a connected upload must get the same answer (no existence oracle).
-        if (takeover && this.ctx.registry.ownedCount >= this.ctx.options.maxUploads && error instanceof ProtocolError && error.code === Errors.NOT_FOUND.code) {
+        if (
+          takeover &&
+          this.ctx.registry.ownedCount >= this.ctx.options.maxUploads &&
+          error instanceof ProtocolError &&
+          error.code === Errors.NOT_FOUND.code
+        ) {
           throw new ProtocolError(Errors.TOO_MANY_UPLOADS, 'too many uploads in progress');
         }
         throw error;
       }
       this.log.info({ upload: upload.id, acked: upload.acked.total }, 'upload resumed');
-      this.accept(upload, undefined);
+      this.accept(stream, upload, undefined);
     } catch (error) {
-      this.refuseOpening(error);
+      this.refuseOpening(stream, error);
     } finally {
       if (reserved) this.ctx.registry.releaseSlot();
     }
   }
 
-  private onData(message: DataMessage): void {
-    const upload = this.upload;
-    if (this.state !== 'active' || !upload) {
+  private onData(stream: UploadStream, message: DataMessage, messageBytes: number): void {
+    const upload = stream.upload;
+    if (stream.state !== 'active' || !upload) {
       this.fail(new ProtocolError(Errors.UNEXPECTED_MESSAGE, 'DATA is only allowed after ACCEPT'));
       return;
     }
     const { offset, payload } = message;
     const length = payload.byteLength;
+    if (this.version === 2 && messageBytes > upload.info.chunkSize + HeaderSizeV2.DATA) {
+      // bigup.1 decodes with this limit; bigup.2 learns the stream (and its chunk size) first.
+      this.fail(
+        new ProtocolError(
+          Errors.MESSAGE_TOO_LARGE,
+          `DATA message of ${messageBytes} bytes exceeds the chunk size plus its header`,
+        ),
+      );
+      return;
+    }
     if (this.outstanding > 0 && this.outstanding + length > this.maxWindow) {
-      this.fail(new ProtocolError(Errors.WINDOW_EXCEEDED, `${this.outstanding + length} bytes in flight, window ${this.maxWindow}`, { offset, length }));
+      this.fail(
+        new ProtocolError(
+          Errors.WINDOW_EXCEEDED,
+          `${this.outstanding + length} bytes in flight, window ${this.maxWindow}`,
+          { offset, length },
+        ),
+      );
       return;
     }
     this.outstanding += length;
+    stream.outstanding += length;
     this.updatePause();
     const { chunkSize, fileSize } = upload.info;
-    if (offset % chunkSize !== 0 || offset >= fileSize || length !== Math.min(chunkSize, fileSize - offset)) {
-      this.answerError(new ProtocolError(Errors.OUT_OF_RANGE, `DATA [${offset}, +${length}) is not a whole chunk of this upload`, { offset, length }));
+    if (
+      offset % chunkSize !== 0 ||
+      offset >= fileSize ||
+      length !== Math.min(chunkSize, fileSize - offset)
+    ) {
+      this.answerError(
+        stream,
+        new ProtocolError(
+          Errors.OUT_OF_RANGE,
+          `DATA [${offset}, +${length}) is not a whole chunk of this upload`,
+          { offset, length },
+        ),
+      );
       return;
     }
     // SPEC.md 7.4: the payload's own hash (step 5) before what the upload holds (step 6).
     const hash = this.ctx.hasher.h64(payload);
     if (hash !== message.hash) {
-      this.answerError(new ProtocolError(Errors.HASH_MISMATCH, 'payload does not match its xxHash64', { offset, length }));
+      this.answerError(
+        stream,
+        new ProtocolError(Errors.HASH_MISMATCH, 'payload does not match its xxHash64', {
+          offset,
+          length,
+        }),
+      );
       return;
     }
     if (upload.completed) {
-      this.answerError(new ProtocolError(Errors.CONFLICT, 'the upload is already complete', { offset, length }));
+      this.answerError(
+        stream,
+        new ProtocolError(Errors.CONFLICT, 'the upload is already complete', { offset, length }),
+      );
       return;
     }
     const index = offset / chunkSize;
     const status = upload.chunkStatus(index);
     if (status && status.hash !== hash) {
-      this.answerError(new ProtocolError(Errors.CONFLICT, 'this chunk was already received with different content', { offset, length }));
+      this.answerError(
+        stream,
+        new ProtocolError(
+          Errors.CONFLICT,
+          'this chunk was already received with different content',
+          { offset, length },
+        ),
+      );
       return;
     }
     if (status?.status === 'acked') {
-      this.answerAck(offset, length);
+      this.answerAck(stream, offset, length);
       return;
     }
     // Only bytes this message newly stores are progress; a duplicate of a chunk being written is not.
     const fresh = status?.status !== 'writing';
     const done = fresh ? upload.write(index, hash, payload) : status.done;
-    const generation = this.generation;
+    const generation = stream.generation;
     done.then(
       () => {
-        if (generation !== this.generation) return;
+        if (generation !== stream.generation) return;
         if (fresh) {
           this.periodBytes += length;
           this.progressed();
         }
-        this.answerAck(offset, length);
+        this.answerAck(stream, offset, length);
       },
       (error: unknown) => {
-        if (generation === this.generation) this.fail(asProtocolError(error));
+        if (generation === stream.generation) this.fail(asProtocolError(error));
       },
     );
   }
 
-  private answered(length: number): void {
+  private answered(stream: UploadStream, length: number): void {
     this.outstanding -= length;
+    stream.outstanding -= length;
     this.updatePause();
+    if (stream.outstanding === 0) {
+      wake(stream.answerWaiters);
+      stream.answerWaiters = [];
+    }
     if (this.outstanding === 0) this.wakeAnswerWaiters();
   }
 
   private wakeAnswerWaiters(): void {
     const waiters = this.answerWaiters;
     this.answerWaiters = [];
-    for (const wake of waiters) wake();
+    wake(waiters);
   }
 
-  /** Resolves when every DATA received so far has been answered. */
+  /** Resolves when every DATA received so far (on every stream) has been answered. */
   private allAnswered(): Promise<void> {
     if (this.outstanding === 0) return Promise.resolve();
     return new Promise((resolve) => this.answerWaiters.push(resolve));
   }
 
-  private answerError(error: ProtocolError): void {
-    this.answered(error.length);
-    this.sendError(error);
+  /** Resolves when every DATA of `stream` received so far has been answered (or the stream ended). */
+  private streamAnswered(stream: UploadStream): Promise<void> {
+    if (stream.outstanding === 0) return Promise.resolve();
+    return new Promise((resolve) => stream.answerWaiters.push(resolve));
+  }
+
+  private answerError(stream: UploadStream, error: ProtocolError): void {
+    this.answered(stream, error.length);
+    this.failStream(stream, error);
   }
 
   /** Acks that complete in the same turn of the event loop go out as one ACK (merged ranges). */
-  private answerAck(offset: number, length: number): void {
-    this.answered(length);
-    this.pendingAcks.add(offset, offset + length);
-    if (this.ackScheduled) return;
-    this.ackScheduled = true;
+  private answerAck(stream: UploadStream, offset: number, length: number): void {
+    this.answered(stream, length);
+    stream.pendingAcks.add(offset, offset + length);
+    if (stream.ackScheduled) return;
+    stream.ackScheduled = true;
     setImmediate(() => {
-      this.ackScheduled = false;
-      const ranges = this.pendingAcks.toArray();
-      this.pendingAcks = new RangeSet();
+      stream.ackScheduled = false;
+      const ranges = stream.pendingAcks.toArray();
+      stream.pendingAcks = new RangeSet();
       for (let i = 0; i < ranges.length; i += Limits.MAX_ACK_RANGES) {
-        this.send(encodeAck(ranges.slice(i, i + Limits.MAX_ACK_RANGES)));
+        this.sendOn(stream, encodeAck(ranges.slice(i, i + Limits.MAX_ACK_RANGES)));
       }
     });
   }
@@ -451,74 +790,161 @@ export class Session implements UploadOwner {
     }
   }
 
-  private async onComplete(message: CompleteMessage): Promise<void> {
-    const upload = this.upload!;
-    const generation = this.generation;
-    this.state = 'busy';
+  /** Flush the stream's coalesced ACK before an answer that must come after it (RESULT, SPEC.md 5). */
+  private flushAcks(stream: UploadStream): void {
+    const ranges = stream.pendingAcks.toArray();
+    if (ranges.length === 0) return;
+    stream.pendingAcks = new RangeSet();
+    for (let i = 0; i < ranges.length; i += Limits.MAX_ACK_RANGES) {
+      this.sendOn(stream, encodeAck(ranges.slice(i, i + Limits.MAX_ACK_RANGES)));
+    }
+  }
+
+  private async onComplete(stream: UploadStream, message: CompleteMessage): Promise<void> {
+    const upload = requireUpload(stream);
+    const generation = stream.generation;
+    stream.state = 'busy';
     // Every DATA received before COMPLETE is answered first, so COMPLETE may follow the last DATA at once.
-    await this.allAnswered();
-    if (generation !== this.generation) return;
+    await this.streamAnswered(stream);
+    if (generation !== stream.generation) return;
     let result: { digest: bigint; fresh: boolean };
     try {
       result = await upload.complete(message.digest);
     } catch (error) {
-      if (generation !== this.generation) return;
+      if (generation !== stream.generation) return;
       const failure = asProtocolError(error);
-      if (!failure.fatal) this.state = 'active';
-      this.fail(failure);
+      if (!failure.fatal) stream.state = 'active';
+      this.failStream(stream, failure);
       return;
     }
-    if (generation !== this.generation) return;
+    if (generation !== stream.generation) return;
     this.progressed();
-    this.send(encodeResult({ uploadId: upload.idBytes, fileSize: upload.info.fileSize, digest: result.digest }));
-    this.log.info({ upload: upload.id, size: upload.info.fileSize, fresh: result.fresh }, 'upload completed');
-    this.state = 'idle';
-    this.leave();
+    this.flushAcks(stream);
+    this.sendOn(
+      stream,
+      encodeResult({
+        uploadId: upload.idBytes,
+        fileSize: upload.info.fileSize,
+        digest: result.digest,
+      }),
+    );
+    this.log.info(
+      { upload: upload.id, size: upload.info.fileSize, fresh: result.fresh },
+      'upload completed',
+    );
+    this.endStream(stream);
     if (result.fresh) this.ctx.completed(upload);
   }
 
-  private async onTerminate(): Promise<void> {
-    const upload = this.upload!;
-    this.state = 'busy';
-    // Answers to DATA still in flight are dropped, never acked.
-    this.generation++;
-    this.outstanding = 0;
-    this.pendingAcks = new RangeSet();
-    this.updatePause();
-    this.upload = undefined;
-    await this.ctx.registry.remove(upload.id, this);
-    this.ctx.metrics.uploadsActive.set(this.ctx.registry.ownedCount);
-    if ((this.state as State) === 'closed') return;
+  /**
+   * VERIFY (SPEC.md 16.9): withdraw the acked chunks whose stored hash differs from the client's,
+   * durably, then answer VERIFIED with them. Nothing else is allowed on the stream meanwhile.
+   */
+  private async onVerify(stream: UploadStream, message: VerifyMessage): Promise<void> {
+    const upload = requireUpload(stream);
+    if (!this.replaceChunk || stream.verified) {
+      this.fail(
+        new ProtocolError(
+          Errors.UNEXPECTED_MESSAGE,
+          this.replaceChunk
+            ? 'VERIFY is allowed once per stream'
+            : 'VERIFY needs the REPLACE_CHUNK capability',
+        ),
+      );
+      return;
+    }
+    stream.verified = true;
+    const beyond = message.chunks.find((c) => c.index >= upload.chunks);
+    if (beyond) {
+      this.failStream(
+        stream,
+        new ProtocolError(
+          Errors.OUT_OF_RANGE,
+          `chunk ${beyond.index} is beyond the upload's ${upload.chunks} chunks`,
+        ),
+      );
+      return;
+    }
+    const generation = stream.generation;
+    stream.state = 'busy';
+    await this.streamAnswered(stream);
+    if (generation !== stream.generation) return;
+    let withdrawn: number[];
+    try {
+      withdrawn = await upload.retract(message.chunks);
+    } catch (error) {
+      if (generation !== stream.generation) return;
+      this.failStream(stream, asProtocolError(error));
+      return;
+    }
+    if (generation !== stream.generation || stream.ended) return;
+    stream.state = 'active';
     this.progressed();
-    this.send(encodeTerminated(upload.idBytes));
-    this.state = 'idle';
+    this.flushAcks(stream);
+    this.send(encodeVerified(stream.id, withdrawn));
+    if (withdrawn.length > 0)
+      this.log.info(
+        { upload: upload.id, withdrawn: withdrawn.length },
+        'chunks the client changed were withdrawn',
+      );
+  }
+
+  private async onTerminate(stream: UploadStream): Promise<void> {
+    const upload = requireUpload(stream);
+    stream.state = 'busy';
+    // Answers to DATA still in flight are dropped, never acked.
+    stream.generation++;
+    this.outstanding -= stream.outstanding;
+    stream.outstanding = 0;
+    stream.pendingAcks = new RangeSet();
+    this.updatePause();
+    if (this.outstanding === 0) this.wakeAnswerWaiters();
+    stream.upload = undefined;
+    await this.ctx.registry.remove(upload.id, stream);
+    this.ctx.metrics.uploadsActive.set(this.ctx.registry.ownedCount);
+    if (this.closedFlag || stream.ended) return;
+    this.progressed();
+    this.sendOn(stream, encodeTerminated(upload.idBytes));
+    this.endStream(stream);
   }
 
   // ------------------------------------------------------------------------------------------
   // Driven from outside
 
-  /** The registry took the upload away (takeover, DELETE, TTL, storage failure). */
-  evict(error: ProtocolError): void {
-    this.fail(error.fatal ? error : new ProtocolError(Errors.UPLOAD_GONE, error.message));
+  /** The registry took the stream's upload away (takeover, DELETE, TTL, storage failure). */
+  evictStream(stream: UploadStream, error: ProtocolError): void {
+    if (stream.ended) return;
+    this.failStream(
+      stream,
+      error.fatal ? error : new ProtocolError(Errors.UPLOAD_GONE, error.message),
+    );
   }
 
   /** Periodic checks: idle timeout and minimum throughput. */
   tick(now: number): void {
-    if (this.state === 'closed') return;
+    if (this.closedFlag) return;
     const { idleTimeout, minThroughput, throughputWindow } = this.ctx.options;
+    const streams = [...this.streams.values()];
+    const busy = streams.some((s) => s.state !== 'active');
+    const active = streams.some((s) => s.state === 'active' && s.upload !== undefined);
     // A client waiting for our answers is not idle.
-    if (this.outstanding === 0 && this.state !== 'busy' && now - this.lastProgressAt > idleTimeout) {
+    if (this.outstanding === 0 && !busy && now - this.lastProgressAt > idleTimeout) {
       this.fail(new ProtocolError(Errors.IDLE_TIMEOUT, `no progress for ${idleTimeout} ms`));
       return;
     }
     if (now - this.periodStart >= throughputWindow) {
       const rate = (this.periodBytes * 1000) / (now - this.periodStart);
-      const judged = minThroughput > 0 && this.activeSincePeriodStart && this.state === 'active' && this.upload !== undefined;
+      const judged = minThroughput > 0 && this.activeSincePeriodStart && active;
       this.periodStart = now;
       this.periodBytes = 0;
-      this.activeSincePeriodStart = this.state === 'active';
+      this.activeSincePeriodStart = active;
       if (judged && rate < minThroughput) {
-        this.fail(new ProtocolError(Errors.TOO_SLOW, `${Math.round(rate)} B/s is below the minimum of ${minThroughput} B/s`));
+        this.fail(
+          new ProtocolError(
+            Errors.TOO_SLOW,
+            `${Math.round(rate)} B/s is below the minimum of ${minThroughput} B/s`,
+          ),
+        );
       }
     }
   }
@@ -528,10 +954,10 @@ export class Session implements UploadOwner {
    * (a busy sender's pong may queue behind a window of DATA; its acked chunks prove it alive).
    */
   heartbeat(): void {
-    if (this.state === 'closed') return;
+    if (this.closedFlag) return;
     if (!this.alive) {
-      this.leave();
-      this.state = 'closed';
+      this.leaveAll();
+      this.closedFlag = true;
       this.ws.terminate();
       return;
     }
@@ -541,21 +967,32 @@ export class Session implements UploadOwner {
 
   /** Graceful shutdown: stop reading, let in-flight writes finish and be acked, then say goodbye. */
   async shutdown(): Promise<void> {
-    if (this.state === 'closed') return;
+    if (this.closedFlag) return;
     this.stopping = true;
     this.paused = true;
     this.ws.pause();
     await this.allAnswered();
     // Let the coalesced ACK go out before the ERROR.
     await new Promise<void>((resolve) => setImmediate(resolve));
-    this.fail(new ProtocolError(Errors.SHUTTING_DOWN, 'the server is shutting down; acked bytes are safe'));
+    this.fail(
+      new ProtocolError(Errors.SHUTTING_DOWN, 'the server is shutting down; acked bytes are safe'),
+    );
   }
 
   private onClose(): void {
-    if (this.state !== 'closed') {
-      this.leave();
-      this.state = 'closed';
+    if (!this.closedFlag) {
+      this.leaveAll();
+      this.closedFlag = true;
     }
   }
 }
 
+/** The stream's upload; the dispatcher routes COMPLETE/TERMINATE only to ACTIVE streams, which have one. */
+function requireUpload(stream: UploadStream): OpenUpload {
+  if (!stream.upload) throw new ProtocolError(Errors.INTERNAL_ERROR, 'no upload on this stream');
+  return stream.upload;
+}
+
+function wake(waiters: ReadonlyArray<() => void>): void {
+  for (const resume of waiters) resume();
+}

@@ -41,16 +41,21 @@ export class Sweeper {
    * and no pass reads more than `batch` records.
    */
   sweep(now = Date.now()): Promise<number> {
-    this.running ??= this.pass(now).finally(() => { this.running = undefined; });
+    this.running ??= this.pass(now).finally(() => {
+      this.running = undefined;
+    });
     return this.running;
   }
 
   private async pass(now: number): Promise<number> {
     let removed = 0;
     try {
-      const page = await this.store.list({ ...(this.cursor !== undefined ? { after: this.cursor } : {}), limit: this.batch });
+      const page = await this.store.list({
+        ...(this.cursor !== undefined ? { after: this.cursor } : {}),
+        limit: this.batch,
+      });
       // A short page reached the end: the next pass starts over.
-      this.cursor = page.length < this.batch ? undefined : page[page.length - 1]!.id;
+      this.cursor = page.length < this.batch ? undefined : page[page.length - 1].id;
       for (const summary of page) {
         // Damaged uploads are evidence for the operator (SPEC.md 7.2): never expired.
         if (summary.damaged) continue;

@@ -33,25 +33,44 @@ function sign(secret: string, body: string): Buffer {
  * Mint a ticket for `claims`, valid for `ttlSeconds` (default 10 minutes) unless `claims.exp` is
  * given. Run this in your backend, after your own authentication; never in the browser.
  */
-export function mintUploadTicket(secret: string, claims: Omit<UploadTicketClaims, 'exp'> & { exp?: number }, ttlSeconds = 600): string {
-  if (typeof secret !== 'string' || secret.length < 32) throw new TypeError('ticket secret must be a string of at least 32 characters');
-  const full: UploadTicketClaims = { ...claims, exp: claims.exp ?? Math.floor(Date.now() / 1000) + ttlSeconds };
+export function mintUploadTicket(
+  secret: string,
+  claims: Omit<UploadTicketClaims, 'exp'> & { exp?: number },
+  ttlSeconds = 600,
+): string {
+  if (typeof secret !== 'string' || secret.length < 32)
+    throw new TypeError('ticket secret must be a string of at least 32 characters');
+  const full: UploadTicketClaims = {
+    ...claims,
+    exp: claims.exp ?? Math.floor(Date.now() / 1000) + ttlSeconds,
+  };
   const body = `${PREFIX}${Buffer.from(JSON.stringify(full)).toString('base64url')}`;
   return `${body}.${sign(secret, body).toString('base64url')}`;
 }
 
 function validClaims(value: unknown): value is UploadTicketClaims {
   const c = value as Partial<Record<keyof UploadTicketClaims, unknown>> | null;
-  return typeof c === 'object' && c !== null && !Array.isArray(c)
-    && typeof c.exp === 'number' && Number.isFinite(c.exp)
-    && (c.sub === undefined || (typeof c.sub === 'string' && c.sub.length > 0 && c.sub.length <= 256))
-    && (c.maxSize === undefined || (typeof c.maxSize === 'number' && Number.isSafeInteger(c.maxSize) && c.maxSize >= 0))
-    && (c.name === undefined || typeof c.name === 'string')
-    && (c.type === undefined || typeof c.type === 'string');
+  return (
+    typeof c === 'object' &&
+    c !== null &&
+    !Array.isArray(c) &&
+    typeof c.exp === 'number' &&
+    Number.isFinite(c.exp) &&
+    (c.sub === undefined ||
+      (typeof c.sub === 'string' && c.sub.length > 0 && c.sub.length <= 256)) &&
+    (c.maxSize === undefined ||
+      (typeof c.maxSize === 'number' && Number.isSafeInteger(c.maxSize) && c.maxSize >= 0)) &&
+    (c.name === undefined || typeof c.name === 'string') &&
+    (c.type === undefined || typeof c.type === 'string')
+  );
 }
 
 /** The claims of a ticket signed with one of `secrets` and not expired at `now` (ms), else undefined. */
-export function verifyUploadTicket(ticket: string, secrets: readonly string[], now = Date.now()): UploadTicketClaims | undefined {
+export function verifyUploadTicket(
+  ticket: string,
+  secrets: readonly string[],
+  now = Date.now(),
+): UploadTicketClaims | undefined {
   if (!ticket.startsWith(PREFIX) || ticket.length > 4096) return undefined;
   const dot = ticket.lastIndexOf('.');
   if (dot <= PREFIX.length) return undefined;
@@ -60,7 +79,8 @@ export function verifyUploadTicket(ticket: string, secrets: readonly string[], n
   let signed = false;
   for (const secret of secrets) {
     const expected = sign(secret, body);
-    signed = (given.byteLength === expected.byteLength && timingSafeEqual(given, expected)) || signed;
+    signed =
+      (given.byteLength === expected.byteLength && timingSafeEqual(given, expected)) || signed;
   }
   if (!signed) return undefined;
   let claims: unknown;

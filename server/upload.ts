@@ -10,7 +10,17 @@
  *
  * Per chunk the work is O(1): a state byte, a hash slot, a RangeSet insert (O(1) in order).
  */
-import { Errors, ProtocolError, RangeSet, chunkCount, hashToHex, parseUploadId, wholeFileDigest, type ByteRange, type Hasher } from '../protocol/index.js';
+import {
+  Errors,
+  ProtocolError,
+  RangeSet,
+  chunkCount,
+  hashToHex,
+  parseUploadId,
+  wholeFileDigest,
+  type ByteRange,
+  type Hasher,
+} from '../protocol/index.js';
 import type { ServerMetrics } from './metrics.js';
 import { storageErrorFor } from './storage-errors.js';
 import type { ChunkRecord, CompletionInfo, UploadHandle, UploadInfo } from './store/types.js';
@@ -85,7 +95,9 @@ export class OpenUpload {
     private readonly syncBytes = 0,
   ) {
     this.id = info.id;
-    this.idBytes = parseUploadId(info.id)!;
+    const idBytes = parseUploadId(info.id);
+    if (!idBytes) throw new ProtocolError(Errors.INTERNAL_ERROR, `not an upload id: ${info.id}`);
+    this.idBytes = idBytes;
     this.chunks = chunkCount(info.fileSize, info.chunkSize);
     this.completion = completion;
     // A completed upload keeps no per-chunk state: its whole range is acked.
@@ -104,7 +116,10 @@ export class OpenUpload {
       if (index >= this.chunks) continue;
       this.state[index] = ChunkState.ACKED;
       this.hashes[index] = hash;
-      this.acked.add(index * this.info.chunkSize, Math.min((index + 1) * this.info.chunkSize, this.info.fileSize));
+      this.acked.add(
+        index * this.info.chunkSize,
+        Math.min((index + 1) * this.info.chunkSize, this.info.fileSize),
+      );
     }
   }
 
@@ -118,12 +133,17 @@ export class OpenUpload {
   }
 
   /** 'acked' or 'writing' with the hash it has or will have, or undefined when missing. */
-  chunkStatus(index: number): { status: 'acked'; hash: bigint } | { status: 'writing'; hash: bigint; done: Promise<void> } | undefined {
+  chunkStatus(
+    index: number,
+  ):
+    | { status: 'acked'; hash: bigint }
+    | { status: 'writing'; hash: bigint; done: Promise<void> }
+    | undefined {
     const state = this.state[index];
-    if (state === ChunkState.ACKED) return { status: 'acked', hash: this.hashes[index]! };
+    if (state === ChunkState.ACKED) return { status: 'acked', hash: this.hashes[index] };
     if (state === ChunkState.WRITING) {
-      const entry = this.writing.get(index)!;
-      return { status: 'writing', hash: entry.hash, done: entry.done };
+      const entry = this.writing.get(index);
+      if (entry) return { status: 'writing', hash: entry.hash, done: entry.done };
     }
     return undefined;
   }
@@ -134,7 +154,8 @@ export class OpenUpload {
    */
   write(index: number, hash: bigint, payload: Uint8Array): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
-    if (!this.handle) return Promise.reject(new ProtocolError(Errors.INTERNAL_ERROR, 'upload is not writable'));
+    if (!this.handle)
+      return Promise.reject(new ProtocolError(Errors.INTERNAL_ERROR, 'upload is not writable'));
     const handle = this.handle;
     this.state[index] = ChunkState.WRITING;
     this.inflight++;
@@ -147,27 +168,29 @@ export class OpenUpload {
       await wrote;
       written = true;
       await this.enqueueRecord({ index, hash });
-    })().then(
-      () => {
-        this.state[index] = ChunkState.ACKED;
-        this.hashes[index] = hash;
-        this.acked.add(index * this.info.chunkSize, index * this.info.chunkSize + length);
-        this.metrics.bytesReceived.inc(length);
-        this.metrics.writeSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
-      },
-      (error: unknown) => {
-        if (this.state[index] === ChunkState.WRITING) this.state[index] = ChunkState.MISSING;
-        throw this.storageFailure(error, !written);
-      },
-    ).finally(() => {
-      this.writing.delete(index);
-      this.lastActivity = Date.now();
-      if (--this.inflight === 0) {
-        const waiters = this.settleWaiters;
-        this.settleWaiters = [];
-        for (const wake of waiters) wake();
-      }
-    });
+    })()
+      .then(
+        () => {
+          this.state[index] = ChunkState.ACKED;
+          this.hashes[index] = hash;
+          this.acked.add(index * this.info.chunkSize, index * this.info.chunkSize + length);
+          this.metrics.bytesReceived.inc(length);
+          this.metrics.writeSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+        },
+        (error: unknown) => {
+          if (this.state[index] === ChunkState.WRITING) this.state[index] = ChunkState.MISSING;
+          throw this.storageFailure(error, !written);
+        },
+      )
+      .finally(() => {
+        this.writing.delete(index);
+        this.lastActivity = Date.now();
+        if (--this.inflight === 0) {
+          const waiters = this.settleWaiters;
+          this.settleWaiters = [];
+          for (const wake of waiters) wake();
+        }
+      });
     this.writing.set(index, { hash, done });
     return done;
   }
@@ -199,8 +222,12 @@ export class OpenUpload {
       this.batch = [];
       try {
         if (this.failure) throw this.failure;
-        if (this.durable) await this.handle!.syncData();
-        await this.handle!.recordChunks(batch.map((p) => p.record), this.durable);
+        const handle = this.writableHandle();
+        if (this.durable) await handle.syncData();
+        await handle.recordChunks(
+          batch.map((p) => p.record),
+          this.durable,
+        );
         this.dirty = true;
         for (const p of batch) p.resolve();
         this.flushByVolume(batch.length);
@@ -263,14 +290,71 @@ export class OpenUpload {
   }
 
   private rollback(): Promise<void> {
-    const run = this.lifecycle.then(async () => {
-      const kept = await this.handle!.rollbackToCheckpoint();
-      this.state.fill(ChunkState.MISSING);
-      this.acked.remove(0, Math.max(this.info.fileSize, 1));
-      this.applyRecords(kept);
-    }).catch(() => undefined);
+    const run = this.lifecycle
+      .then(async () => {
+        const kept = await this.writableHandle().rollbackToCheckpoint();
+        this.state.fill(ChunkState.MISSING);
+        this.acked.remove(0, Math.max(this.info.fileSize, 1));
+        this.applyRecords(kept);
+      })
+      .catch(() => undefined);
     this.lifecycle = run;
     return run;
+  }
+
+  /** Whether the store can withdraw chunk records (the REPLACE_CHUNK capability, SPEC.md 16.9). */
+  get canRetract(): boolean {
+    return this.handle?.retractChunks !== undefined && !this.completion;
+  }
+
+  /**
+   * The client's hashes for chunks it believes acked (after a resume): every acked chunk whose
+   * stored hash differs is withdrawn (durably, before it can be overwritten) and becomes missing,
+   * so the client can send it again. Returns the withdrawn indexes, ascending. Chunks not acked
+   * are left alone. Waits for the writes in flight, so no record append races the retraction.
+   */
+  async retract(claims: ReadonlyArray<{ index: number; hash: bigint }>): Promise<number[]> {
+    if (this.failure) throw this.failure;
+    const handle = this.writableHandle();
+    if (!handle.retractChunks)
+      throw new ProtocolError(Errors.INTERNAL_ERROR, 'store cannot retract');
+    await this.settle();
+    const changed = [
+      ...new Set(
+        claims
+          .filter(
+            ({ index, hash }) =>
+              index < this.chunks &&
+              this.state[index] === ChunkState.ACKED &&
+              this.hashes[index] !== hash,
+          )
+          .map(({ index }) => index),
+      ),
+    ].sort((a, b) => a - b);
+    if (changed.length === 0) return [];
+    const retractChunks = handle.retractChunks.bind(handle);
+    const run = this.lifecycle.then(() => retractChunks(changed));
+    this.lifecycle = run.catch(() => undefined);
+    try {
+      await run;
+    } catch (error) {
+      throw this.storageFailure(error);
+    }
+    for (const index of changed) {
+      this.state[index] = ChunkState.MISSING;
+      this.hashes[index] = 0n;
+      this.acked.remove(
+        index * this.info.chunkSize,
+        Math.min((index + 1) * this.info.chunkSize, this.info.fileSize),
+      );
+    }
+    return changed;
+  }
+
+  /** The store handle; only a completed upload (replayed RESULT) has none, and it never writes. */
+  private writableHandle(): UploadHandle {
+    if (!this.handle) throw new ProtocolError(Errors.INTERNAL_ERROR, 'upload is not writable');
+    return this.handle;
   }
 
   /** Resolves when no write of this upload is in flight (all journaled or failed). */
@@ -283,10 +367,12 @@ export class OpenUpload {
   checkpoint(): Promise<void> {
     if (!this.dirty || !this.handle || this.completion || this.failure) return Promise.resolve();
     this.dirty = false;
-    const run = this.lifecycle.then(() => (this.handleReleased ? undefined : this.handle!.checkpoint())).catch((error: unknown) => {
-      this.storageFailure(error);
-      if (this.owner) this.owner.evict(this.failure!);
-    });
+    const run = this.lifecycle
+      .then(() => (this.handleReleased ? undefined : this.writableHandle().checkpoint()))
+      .catch((error: unknown) => {
+        const failure = this.storageFailure(error);
+        if (this.owner) this.owner.evict(this.failure ?? failure);
+      });
     this.lifecycle = run;
     return run;
   }
@@ -305,18 +391,24 @@ export class OpenUpload {
     await this.settle();
     if (this.failure) throw this.failure;
     if (this.acked.total !== this.info.fileSize) {
-      throw new ProtocolError(Errors.INCOMPLETE, `${this.info.fileSize - this.acked.total} bytes are not acked yet`);
+      throw new ProtocolError(
+        Errors.INCOMPLETE,
+        `${this.info.fileSize - this.acked.total} bytes are not acked yet`,
+      );
     }
     const digest = this.digest();
     const announced = this.info.digest === undefined ? undefined : BigInt(`0x${this.info.digest}`);
     for (const expected of [announced, clientDigest]) {
       if (expected !== undefined && expected !== digest) {
-        throw new ProtocolError(Errors.DIGEST_MISMATCH, `digest of the acked chunks is ${hashToHex(digest)}, expected ${hashToHex(expected)}`);
+        throw new ProtocolError(
+          Errors.DIGEST_MISMATCH,
+          `digest of the acked chunks is ${hashToHex(digest)}, expected ${hashToHex(expected)}`,
+        );
       }
     }
     if (this.completion) return { digest, fresh: false };
     this.handleReleased = true;
-    const run = this.lifecycle.then(() => this.handle!.finish(hashToHex(digest)));
+    const run = this.lifecycle.then(() => this.writableHandle().finish(hashToHex(digest)));
     this.lifecycle = run.catch(() => undefined);
     try {
       this.completion = await run;

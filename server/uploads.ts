@@ -48,10 +48,16 @@ export class UploadRegistry {
     this.ledger = new ReservationLedger(options);
   }
 
+  /** The store can withdraw chunk records (REPLACE_CHUNK, SPEC.md 16.9). */
+  get retractsChunks(): boolean {
+    return this.store.retractsChunks === true;
+  }
+
   /** Rebuild the reservations of unfinished uploads from the store (at start). */
   async restoreReservations(): Promise<void> {
     for (const summary of await this.store.list()) {
-      if (!summary.completed) this.ledger.restore(summary.id, summary.client ?? 'unknown', summary.fileSize ?? 0);
+      if (!summary.completed)
+        this.ledger.restore(summary.id, summary.client ?? 'unknown', summary.fileSize ?? 0);
     }
   }
 
@@ -107,11 +113,17 @@ export class UploadRegistry {
    */
   async checkSizeAndSpace(fileSize: number): Promise<void> {
     if (fileSize > this.options.maxUploadSize) {
-      throw new ProtocolError(Errors.FILE_TOO_LARGE, `file of ${fileSize} bytes exceeds the limit of ${this.options.maxUploadSize}`);
+      throw new ProtocolError(
+        Errors.FILE_TOO_LARGE,
+        `file of ${fileSize} bytes exceeds the limit of ${this.options.maxUploadSize}`,
+      );
     }
     const free = await this.store.freeSpace();
     if (fileSize > free) {
-      throw new ProtocolError(Errors.INSUFFICIENT_STORAGE, `file of ${fileSize} bytes exceeds the free space`);
+      throw new ProtocolError(
+        Errors.INSUFFICIENT_STORAGE,
+        `file of ${fileSize} bytes exceeds the free space`,
+      );
     }
   }
 
@@ -119,11 +131,17 @@ export class UploadRegistry {
    * OPEN, after `checkSizeAndSpace` (the session runs it first, in SPEC.md 7.1's order): the
    * store's create checks the space again, atomically with the reservation.
    */
-  async create(message: OpenMessage, owner: UploadOwner, client: string): Promise<{ upload: OpenUpload; secret: Uint8Array }> {
-    const proposed = message.chunkSize === 0
-      ? this.options.defaultChunkSize
-      : Math.min(Math.max(message.chunkSize, 65_536), this.options.maxChunkSize);
-    const chunkSize = this.store.chunkSizeFor?.(message.fileSize, proposed, this.options.maxChunkSize) ?? proposed;
+  async create(
+    message: OpenMessage,
+    owner: UploadOwner,
+    client: string,
+  ): Promise<{ upload: OpenUpload; secret: Uint8Array }> {
+    const proposed =
+      message.chunkSize === 0
+        ? this.options.defaultChunkSize
+        : Math.min(Math.max(message.chunkSize, 65_536), this.options.maxChunkSize);
+    const chunkSize =
+      this.store.chunkSizeFor?.(message.fileSize, proposed, this.options.maxChunkSize) ?? proposed;
     const idBytes = randomBytes(16);
     const secret = randomBytes(32);
     const info = {
@@ -138,7 +156,9 @@ export class UploadRegistry {
       metadata: { ...message.metadata },
       // The OPEN digest is defined at the proposed chunk size (SPEC.md 7.1): keep it only when the
       // agreed size is that size, otherwise it could never match and would fail a good upload.
-      ...(message.digest !== undefined && chunkSize === message.chunkSize ? { digest: hashToHex(message.digest) } : {}),
+      ...(message.digest !== undefined && chunkSize === message.chunkSize
+        ? { digest: hashToHex(message.digest) }
+        : {}),
       createdAt: Date.now(),
       client,
     };
@@ -152,7 +172,16 @@ export class UploadRegistry {
         this.ledger.release(info.id);
         throw error;
       }
-      const created = new OpenUpload(info, handle, [], this.hasher, this.options.durable, this.metrics, undefined, this.options.syncBytes);
+      const created = new OpenUpload(
+        info,
+        handle,
+        [],
+        this.hasher,
+        this.options.durable,
+        this.metrics,
+        undefined,
+        this.options.syncBytes,
+      );
       created.owner = owner;
       this.loaded.set(info.id, created);
       return created;
@@ -173,8 +202,14 @@ export class UploadRegistry {
     const damaged = (damage: string): ProtocolError => {
       // Deactivated, not loaded: nothing is claimed, written or cut. Logged on every attempt, which
       // is rare since the error is fatal and not retryable. The details stay in the log.
-      this.log?.error({ upload: id, damage }, 'upload damaged: RESUME refused with UPLOAD_DAMAGED; its files are kept for the operator');
-      return new ProtocolError(Errors.UPLOAD_DAMAGED, 'the server found its record of this upload damaged; start a new upload');
+      this.log?.error(
+        { upload: id, damage },
+        'upload damaged: RESUME refused with UPLOAD_DAMAGED; its files are kept for the operator',
+      );
+      return new ProtocolError(
+        Errors.UPLOAD_DAMAGED,
+        'the server found its record of this upload damaged; start a new upload',
+      );
     };
     const given = sha256(secret);
     const upload = await this.serialize(id, async () => {
@@ -201,13 +236,18 @@ export class UploadRegistry {
     });
     if (upload.failure) {
       this.unloadIfUnowned(upload);
-      throw new ProtocolError(Errors.STORAGE_ERROR, 'the upload hit a storage error; retry shortly');
+      throw new ProtocolError(
+        Errors.STORAGE_ERROR,
+        'the upload hit a storage error; retry shortly',
+      );
     }
     const previous = upload.owner;
     upload.owner = owner;
     if (previous && previous !== owner) {
       // The newer connection wins; writes the older one started finish and are journaled first.
-      previous.evict(new ProtocolError(Errors.TAKEN_OVER, 'another connection resumed this upload'));
+      previous.evict(
+        new ProtocolError(Errors.TAKEN_OVER, 'another connection resumed this upload'),
+      );
       await upload.settle();
     }
     return upload;
@@ -218,7 +258,15 @@ export class UploadRegistry {
     const id = state.info.id;
     if (state.damaged) return state;
     if (state.completion) {
-      const done = new OpenUpload(state.info, undefined, [], this.hasher, this.options.durable, this.metrics, state.completion);
+      const done = new OpenUpload(
+        state.info,
+        undefined,
+        [],
+        this.hasher,
+        this.options.durable,
+        this.metrics,
+        state.completion,
+      );
       this.loaded.set(id, done);
       return done;
     }
@@ -231,7 +279,16 @@ export class UploadRegistry {
       throw error;
     }
     // The handle re-read the journal under its own trust rule; state.chunks came from the same bytes.
-    const upload = new OpenUpload(state.info, handle, state.chunks, this.hasher, this.options.durable, this.metrics, undefined, this.options.syncBytes);
+    const upload = new OpenUpload(
+      state.info,
+      handle,
+      state.chunks,
+      this.hasher,
+      this.options.durable,
+      this.metrics,
+      undefined,
+      this.options.syncBytes,
+    );
     this.loaded.set(id, upload);
     return upload;
   }
@@ -265,7 +322,9 @@ export class UploadRegistry {
       if (upload?.owner && unlessOwned) return false;
       if (upload) {
         if (upload.owner && upload.owner !== except) {
-          upload.owner.evict(new ProtocolError(Errors.UPLOAD_GONE, 'the upload was deleted or expired'));
+          upload.owner.evict(
+            new ProtocolError(Errors.UPLOAD_GONE, 'the upload was deleted or expired'),
+          );
         }
         upload.owner = undefined;
         this.loaded.delete(id);
@@ -292,13 +351,17 @@ export class UploadRegistry {
    * and the journal must not change after the app says it stopped.
    */
   async closeAll(timeoutMs: number): Promise<void> {
-    await Promise.all([...this.loaded.values()].map(async (u) => {
-      await u.settle();
-      await u.close().catch(() => undefined);
-    }));
+    await Promise.all(
+      [...this.loaded.values()].map(async (u) => {
+        await u.settle();
+        await u.close().catch(() => undefined);
+      }),
+    );
     this.loaded.clear();
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); });
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs);
+    });
     const drained = (async () => {
       // Transition tails never reject; a finished one leaves the map before this loop looks again.
       while (this.transitions.size > 0) await Promise.all([...this.transitions.values()]);

@@ -25,7 +25,10 @@ export const GROUPS: Record<string, readonly string[]> = {
 };
 
 /** Resolve a comma-separated --only list; unknown names are returned for the caller to reject. */
-export function selectContenders(only: string[] | undefined): { selected: Contender[]; unknown: string[] } {
+export function selectContenders(only: string[] | undefined): {
+  selected: Contender[];
+  unknown: string[];
+} {
   if (!only || only.length === 0) return { selected: [...ALL_CONTENDERS], unknown: [] };
   const wanted = new Set<string>();
   const unknown: string[] = [];

@@ -23,8 +23,12 @@ export async function runPair(ctx: RunContext, spec: PairSpec): Promise<RunOutco
   let client: BenchChild | undefined;
   try {
     server = spawnPeer(ctx.repoRoot, spec.server.script, spec.server.args);
-    const listening = await server.waitForMessage((m) => m.event === 'listening' || m.event === 'error', 30_000);
-    if (listening.event === 'error') return { status: 'failed', reason: `server: ${String(listening.message)}` };
+    const listening = await server.waitForMessage(
+      (m) => m.event === 'listening' || m.event === 'error',
+      30_000,
+    );
+    if (listening.event === 'error')
+      return { status: 'failed', reason: `server: ${String(listening.message)}` };
     const port = Number(listening.port);
     const c = spec.client(port);
     let before = server.sample();
@@ -37,18 +41,26 @@ export async function runPair(ctx: RunContext, spec: PairSpec): Promise<RunOutco
     const result = await client.waitForMessage(isResult, ctx.timeoutMs);
     const after = server.sample();
     const busy = busyCores(machineBefore, machineCpu());
-    if (result.event === 'error') return { status: 'failed', reason: `client: ${String(result.message)}` };
+    if (result.event === 'error')
+      return { status: 'failed', reason: `client: ${String(result.message)}` };
     const extra: Record<string, number> = {};
-    for (const key of spec.extra ?? []) if (typeof result[key] === 'number') extra[key] = result[key];
+    for (const key of spec.extra ?? [])
+      if (typeof result[key] === 'number') extra[key] = result[key];
     if (busy !== undefined) extra.busyCores = busy;
     return {
       status: 'ok',
       seconds: Number(result.seconds),
       bytes: Number(result.bytes),
-      serverCpuSeconds: before && after ? after.userSeconds + after.sysSeconds - before.userSeconds - before.sysSeconds : undefined,
+      serverCpuSeconds:
+        before && after
+          ? after.userSeconds + after.sysSeconds - before.userSeconds - before.sysSeconds
+          : undefined,
       serverPeakRssBytes: after?.peakRssBytes,
       clientCpuSeconds: typeof result.cpuSeconds === 'number' ? result.cpuSeconds : undefined,
-      clientPeakRssBytes: typeof result.peakRssBytes === 'number' ? result.peakRssBytes : client.lastSample?.peakRssBytes,
+      clientPeakRssBytes:
+        typeof result.peakRssBytes === 'number'
+          ? result.peakRssBytes
+          : client.lastSample?.peakRssBytes,
       received: spec.received ? await spec.received(result) : undefined,
       extra,
     };

@@ -16,7 +16,14 @@ function tus(id: string, label: string, chunk: number): Contender {
         server: { script: 'bench/peers/tus-server.ts', args: ['--dir', dir] },
         client: (port) => ({
           script: 'bench/peers/tus-client.ts',
-          args: ['--endpoint', `http://127.0.0.1:${port}/files`, '--file', ctx.source, '--chunk', String(chunk)],
+          args: [
+            '--endpoint',
+            `http://127.0.0.1:${port}/files`,
+            '--file',
+            ctx.source,
+            '--chunk',
+            String(chunk),
+          ],
         }),
         // The file store names the data file by upload id, next to a JSON sidecar of another size.
         received: async () => (await findFilesOfSize(dir, ctx.size, 1))[0],
@@ -38,7 +45,14 @@ export const naive: Contender = {
       server: { script: 'bench/peers/naive-server.ts', args: ['--dir', join(ctx.runDir, 'naive')] },
       client: (port) => ({
         script: 'bench/peers/naive-client.ts',
-        args: ['--url', `http://127.0.0.1:${port}`, '--file', ctx.source, '--chunk', String(2 ** 20)],
+        args: [
+          '--url',
+          `http://127.0.0.1:${port}`,
+          '--file',
+          ctx.source,
+          '--chunk',
+          String(2 ** 20),
+        ],
       }),
       received: (result) => (typeof result.path === 'string' ? result.path : undefined),
       extra: ['mergeSeconds'],
@@ -54,7 +68,10 @@ export const put: Contender = {
     const dest = join(ctx.runDir, 'received.bin');
     return runPair(ctx, {
       server: { script: 'bench/peers/put-server.ts', args: ['--file', dest] },
-      client: (port) => ({ script: 'bench/peers/put-client.ts', args: ['--url', `http://127.0.0.1:${port}/upload`, '--file', ctx.source] }),
+      client: (port) => ({
+        script: 'bench/peers/put-client.ts',
+        args: ['--url', `http://127.0.0.1:${port}/upload`, '--file', ctx.source],
+      }),
       received: () => dest,
     });
   },

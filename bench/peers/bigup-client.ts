@@ -9,7 +9,12 @@ import { createUploader } from '../../client/node/index.js';
 import { cpuNow, emit, fail, intOption, selfUsage, startGate, stringOption } from './common.js';
 
 const { values } = parseArgs({
-  options: { url: { type: 'string' }, file: { type: 'string' }, chunk: { type: 'string' }, window: { type: 'string' } },
+  options: {
+    url: { type: 'string' },
+    file: { type: 'string' },
+    chunk: { type: 'string' },
+    window: { type: 'string' },
+  },
 });
 const url = stringOption(values.url, 'url');
 const path = stringOption(values.file, 'file');
@@ -29,7 +34,11 @@ const t0 = performance.now();
 const outcome = await uploader.start();
 const seconds = (performance.now() - t0) / 1000;
 if (outcome.state !== 'done') {
-  fail(outcome.state === 'failed' ? `${outcome.error.name}: ${outcome.error.message}` : `upload ended ${outcome.state}`);
+  fail(
+    outcome.state === 'failed'
+      ? `${outcome.error.name}: ${outcome.error.message}`
+      : `upload ended ${outcome.state}`,
+  );
 }
 const result = outcome.result;
 emit({

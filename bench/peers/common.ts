@@ -18,7 +18,10 @@ export function cpuNow(): NodeJS.CpuUsage {
 export function selfUsage(start: NodeJS.CpuUsage): { cpuSeconds: number; peakRssBytes: number } {
   const d = process.cpuUsage(start);
   // resourceUsage().maxRSS is in KiB on Linux.
-  return { cpuSeconds: (d.user + d.system) / 1e6, peakRssBytes: process.resourceUsage().maxRSS * 1024 };
+  return {
+    cpuSeconds: (d.user + d.system) / 1e6,
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+  };
 }
 
 /** Report a failure the harness will show, then exit non-zero. */

@@ -9,7 +9,12 @@ import { parseArgs } from 'node:util';
 import { cpuNow, emit, fail, intOption, selfUsage, stringOption } from './common.js';
 
 const { values } = parseArgs({
-  options: { source: { type: 'string' }, dest: { type: 'string' }, chunk: { type: 'string' }, sync: { type: 'boolean' } },
+  options: {
+    source: { type: 'string' },
+    dest: { type: 'string' },
+    chunk: { type: 'string' },
+    sync: { type: 'boolean' },
+  },
 });
 const source = stringOption(values.source, 'source');
 const dest = stringOption(values.dest, 'dest');

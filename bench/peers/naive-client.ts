@@ -7,7 +7,9 @@ import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
 import { cpuNow, emit, startGate, fail, intOption, selfUsage, stringOption } from './common.js';
 
-const { values } = parseArgs({ options: { url: { type: 'string' }, file: { type: 'string' }, chunk: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { url: { type: 'string' }, file: { type: 'string' }, chunk: { type: 'string' } },
+});
 const base = stringOption(values.url, 'url');
 const path = stringOption(values.file, 'file');
 const chunk = intOption(values.chunk, 'chunk', 2 ** 20);
@@ -26,7 +28,10 @@ try {
     readSync(fd, buf, 0, n, i * chunk);
     const form = new FormData();
     form.append('chunk', new Blob([buf]), `${basename(path)}.part${i}`);
-    const res = await fetch(`${base}/upload?uploadId=${uploadId}&index=${i}`, { method: 'POST', body: form });
+    const res = await fetch(`${base}/upload?uploadId=${uploadId}&index=${i}`, {
+      method: 'POST',
+      body: form,
+    });
     if (!res.ok) throw new Error(`chunk ${i}: HTTP ${res.status}`);
     await res.arrayBuffer();
   }
@@ -39,7 +44,14 @@ try {
   if (!res.ok) throw new Error(`merge: HTTP ${res.status}`);
   const { path: stored } = (await res.json()) as { path: string };
   const end = performance.now();
-  emit({ event: 'result', seconds: (end - t0) / 1000, mergeSeconds: (end - m0) / 1000, bytes: size, path: stored, ...selfUsage(cpu0) });
+  emit({
+    event: 'result',
+    seconds: (end - t0) / 1000,
+    mergeSeconds: (end - m0) / 1000,
+    bytes: size,
+    path: stored,
+    ...selfUsage(cpu0),
+  });
 } catch (error) {
   fail(error);
 }

@@ -20,7 +20,10 @@ const safe = (text: unknown): string => String(text).replace(/[^A-Za-z0-9_.-]/g,
 const storage = multer.diskStorage({
   destination: (req, _file, cb) => {
     const target = join(dir, 'chunks', safe(req.query.uploadId));
-    mkdir(target, { recursive: true }).then(() => cb(null, target), (error: Error) => cb(error, target));
+    mkdir(target, { recursive: true }).then(
+      () => cb(null, target),
+      (error: Error) => cb(error, target),
+    );
   },
   filename: (req, _file, cb) => cb(null, safe(req.query.index)),
 });
@@ -37,8 +40,11 @@ app.post('/merge', express.json(), async (req, res) => {
   await mkdir(join(dir, 'files'), { recursive: true });
   const target = join(dir, 'files', safe(name));
   const out = createWriteStream(target);
-  for (let i = 0; i < total; i++) await pipeline(createReadStream(join(chunkDir, String(i))), out, { end: false });
-  await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
+  for (let i = 0; i < total; i++)
+    await pipeline(createReadStream(join(chunkDir, String(i))), out, { end: false });
+  await new Promise<void>((resolve, reject) =>
+    out.end((error?: Error | null) => (error ? reject(error) : resolve())),
+  );
   await rm(chunkDir, { recursive: true, force: true });
   res.json({ ok: true, path: target });
 });

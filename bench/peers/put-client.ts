@@ -14,12 +14,20 @@ await startGate();
 
 const cpu0 = cpuNow();
 const t0 = performance.now();
-const req = request(url, { method: 'PUT', headers: { 'content-length': String(size), 'content-type': 'application/octet-stream' } });
+const req = request(url, {
+  method: 'PUT',
+  headers: { 'content-length': String(size), 'content-type': 'application/octet-stream' },
+});
 req.on('response', (res) => {
   res.resume();
   res.on('end', () => {
     if (res.statusCode !== 201) fail(`HTTP ${res.statusCode}`);
-    emit({ event: 'result', seconds: (performance.now() - t0) / 1000, bytes: size, ...selfUsage(cpu0) });
+    emit({
+      event: 'result',
+      seconds: (performance.now() - t0) / 1000,
+      bytes: size,
+      ...selfUsage(cpu0),
+    });
   });
 });
 req.on('error', fail);

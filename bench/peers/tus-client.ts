@@ -9,7 +9,9 @@ import { parseArgs } from 'node:util';
 import { Upload } from 'tus-js-client';
 import { cpuNow, emit, startGate, fail, intOption, selfUsage, stringOption } from './common.js';
 
-const { values } = parseArgs({ options: { endpoint: { type: 'string' }, file: { type: 'string' }, chunk: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { endpoint: { type: 'string' }, file: { type: 'string' }, chunk: { type: 'string' } },
+});
 const endpoint = stringOption(values.endpoint, 'endpoint');
 const path = stringOption(values.file, 'file');
 const chunk = intOption(values.chunk, 'chunk', 0);

@@ -12,7 +12,12 @@ import WebSocket from 'ws';
 import { cpuNow, emit, startGate, fail, intOption, selfUsage, stringOption } from './common.js';
 
 const { values } = parseArgs({
-  options: { url: { type: 'string' }, file: { type: 'string' }, chunk: { type: 'string' }, window: { type: 'string' } },
+  options: {
+    url: { type: 'string' },
+    file: { type: 'string' },
+    chunk: { type: 'string' },
+    window: { type: 'string' },
+  },
 });
 const url = stringOption(values.url, 'url');
 const path = stringOption(values.file, 'file');
@@ -30,7 +35,10 @@ await startGate();
 
 const cpu0 = cpuNow();
 const t0 = performance.now();
-const socket = new WebSocket(url, { perMessageDeflate: false, generateMask: (mask: Buffer) => mask.fill(0) });
+const socket = new WebSocket(url, {
+  perMessageDeflate: false,
+  generateMask: (mask: Buffer) => mask.fill(0),
+});
 let nextOffset = 0;
 let inFlight = 0;
 let acked = 0;

@@ -17,7 +17,12 @@ if (mode !== 'discard' && mode !== 'write') fail(`--mode must be discard or writ
 const file = mode === 'write' ? stringOption(values.file, 'file') : '';
 
 // One upload per connection is all the bench needs; the payload limit only has to admit 64 MiB + header.
-const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: 64 * 2 ** 20 + 64, perMessageDeflate: false });
+const wss = new WebSocketServer({
+  host: '127.0.0.1',
+  port: 0,
+  maxPayload: 64 * 2 ** 20 + 64,
+  perMessageDeflate: false,
+});
 
 function ackBuffer(offset: number): Buffer {
   const b = Buffer.allocUnsafe(8);

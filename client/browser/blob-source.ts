@@ -11,7 +11,10 @@ export function blobSource(blob: Blob, name?: string): FileSource {
     lastModified: file.lastModified ?? 0,
     async read(start: number, end: number, target?: Uint8Array): Promise<Uint8Array> {
       const bytes = new Uint8Array(await blob.slice(start, end).arrayBuffer());
-      if (bytes.byteLength !== end - start) throw new Error(`read ${bytes.byteLength} bytes at ${start}, expected ${end - start} (file changed?)`);
+      if (bytes.byteLength !== end - start)
+        throw new Error(
+          `read ${bytes.byteLength} bytes at ${start}, expected ${end - start} (file changed?)`,
+        );
       if (!target) return bytes;
       target.set(bytes);
       return target.subarray(0, bytes.byteLength);

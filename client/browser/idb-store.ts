@@ -11,14 +11,17 @@ const STORE = 'resume';
 function request<T>(req: IDBRequest<T>): Promise<T> {
   return new Promise((resolve, reject) => {
     req.onsuccess = () => resolve(req.result);
-    req.onerror = () => reject(req.error);
+    req.onerror = () => reject(req.error ?? new Error('IndexedDB request failed'));
   });
 }
 
 export class IndexedDbResumeStore implements ResumeStore {
   private db: Promise<IDBDatabase> | undefined;
 
-  constructor(private readonly factory: IDBFactory = globalThis.indexedDB, private readonly name = DB) {}
+  constructor(
+    private readonly factory: IDBFactory = globalThis.indexedDB,
+    private readonly name = DB,
+  ) {}
 
   private open(): Promise<IDBDatabase> {
     this.db ??= new Promise((resolve, reject) => {
@@ -27,7 +30,7 @@ export class IndexedDbResumeStore implements ResumeStore {
         if (!req.result.objectStoreNames.contains(STORE)) req.result.createObjectStore(STORE);
       };
       req.onsuccess = () => resolve(req.result);
-      req.onerror = () => reject(req.error);
+      req.onerror = () => reject(req.error ?? new Error('IndexedDB request failed'));
     });
     return this.db;
   }
@@ -37,7 +40,8 @@ export class IndexedDbResumeStore implements ResumeStore {
   }
 
   async get(fingerprint: string): Promise<ResumeRecord | undefined> {
-    return (await request((await this.store('readonly')).get(fingerprint))) as ResumeRecord | undefined;
+    return (await request((await this.store('readonly')).get(fingerprint))) as
+      ResumeRecord | undefined;
   }
 
   async set(fingerprint: string, record: ResumeRecord): Promise<void> {

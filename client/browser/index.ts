@@ -5,7 +5,13 @@
  * reload resumes it).
  */
 import { createUploader as createCoreUploader } from '../core/uploader.js';
-import type { FileSource, ResumeStore, Transport, Uploader, UploaderOptions } from '../core/types.js';
+import type {
+  FileSource,
+  ResumeStore,
+  Transport,
+  Uploader,
+  UploaderOptions,
+} from '../core/types.js';
 import { blobSource } from './blob-source.js';
 import { IndexedDbResumeStore } from './idb-store.js';
 import { BrowserWebSocketTransport } from './websocket-transport.js';
@@ -15,7 +21,10 @@ export { BrowserWebSocketTransport } from './websocket-transport.js';
 export { blobSource } from './blob-source.js';
 export { IndexedDbResumeStore } from './idb-store.js';
 
-export interface BrowserUploaderOptions extends Omit<UploaderOptions, 'file' | 'transport' | 'resumeStore'> {
+export interface BrowserUploaderOptions extends Omit<
+  UploaderOptions,
+  'file' | 'transport' | 'resumeStore'
+> {
   /** A File, a Blob, or any FileSource. */
   readonly file: Blob | FileSource;
   /** Default: the page's WebSocket. */
@@ -30,7 +39,10 @@ function isBlob(value: unknown): value is Blob {
 
 export function createUploader(options: BrowserUploaderOptions): Uploader {
   const { file, transport, resumeStore, ...rest } = options;
-  const store = resumeStore === false ? undefined : resumeStore ?? (globalThis.indexedDB ? new IndexedDbResumeStore() : undefined);
+  const store =
+    resumeStore === false
+      ? undefined
+      : (resumeStore ?? (globalThis.indexedDB ? new IndexedDbResumeStore() : undefined));
   const core: UploaderOptions = {
     ...rest,
     file: isBlob(file) ? blobSource(file) : file,

@@ -49,7 +49,12 @@ export class BrowserWebSocketTransport implements Transport {
           return;
         }
         // The header is what precedes the payload in `message`; the payload goes from the Blob.
-        ws.send(new Blob([message.slice(0, message.byteLength - (end - start)), dataFrom.slice(start, end)]));
+        ws.send(
+          new Blob([
+            message.slice(0, message.byteLength - (end - start)),
+            dataFrom.slice(start, end),
+          ]),
+        );
       },
       get bufferedAmount(): number {
         return ws.bufferedAmount;

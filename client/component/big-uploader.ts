@@ -8,7 +8,14 @@ import { repeat } from 'lit/directives/repeat.js';
 import { styleMap } from 'lit/directives/style-map.js';
 import { UploadController, type UploadItem } from './controller.js';
 import { collectDrop } from './files.js';
-import { formatBytes, formatDuration, resolveLocale, stringsFor, type Locale, type Strings } from './i18n.js';
+import {
+  formatBytes,
+  formatDuration,
+  resolveLocale,
+  stringsFor,
+  type Locale,
+  type Strings,
+} from './i18n.js';
 import { canPickHandles, pickHandles, type FileHandleLike } from './platform.js';
 import { styles } from './styles.js';
 import { workerUploaderFactory } from './worker-uploader.js';
@@ -127,7 +134,11 @@ export class BigUploaderElement extends LitElement {
 
   /** The language in use: `language` property, else `lang` attribute, else the browser's. */
   get locale(): Locale {
-    return resolveLocale(this.language || this.getAttribute('lang') || (typeof navigator !== 'undefined' ? navigator.language : 'en'));
+    return resolveLocale(
+      this.language ||
+        this.getAttribute('lang') ||
+        (typeof navigator !== 'undefined' ? navigator.language : 'en'),
+    );
   }
 
   /** Add files programmatically (same checks as picking them). */
@@ -142,7 +153,8 @@ export class BigUploaderElement extends LitElement {
     }
     // Frameworks often set `endpoint` after the element is connected: offer the unfinished
     // uploads of the endpoint now in use, not of the one seen at connect time.
-    if (changed.has('endpoint') && changed.get('endpoint') !== undefined) this.uploads.refreshUnfinished();
+    if (changed.has('endpoint') && changed.get('endpoint') !== undefined)
+      this.uploads.refreshUnfinished();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -223,17 +235,48 @@ export class BigUploaderElement extends LitElement {
         @drop=${this.onDrop}
       >
         <p class="hint">${this.dragging ? t.dropHere : t.dropHint}</p>
-        <button type="button" part="button pick-button" class="primary" @click=${this.onPick}>${t.pick}</button>
+        <button type="button" part="button pick-button" class="primary" @click=${this.onPick}>
+          ${t.pick}
+        </button>
         ${this.multiple ? html`<button type="button" part="button" @click=${this.onPickFolder}>${t.pickFolder}</button>` : nothing}
-        <input id="file-input" type="file" hidden ?multiple=${this.multiple} accept=${this.accept || nothing} @change=${this.onInputChange} />
-        <input id="folder-input" type="file" hidden multiple webkitdirectory @change=${this.onInputChange} />
+        <input
+          id="file-input"
+          type="file"
+          hidden
+          ?multiple=${this.multiple}
+          accept=${this.accept || nothing}
+          @change=${this.onInputChange}
+        />
+        <input
+          id="folder-input"
+          type="file"
+          hidden
+          multiple
+          webkitdirectory
+          @change=${this.onInputChange}
+        />
       </div>
       ${c.unfinished.length > 0 ? this.renderUnfinished(t) : nothing}
-      ${c.hasWaiting
-        ? html`<div class="toolbar"><button type="button" part="button start-button" class="primary" @click=${() => c.startAll()}>${t.start}</button></div>`
-        : nothing}
+      ${
+        c.hasWaiting
+          ? html`<div class="toolbar">
+              <button
+                type="button"
+                part="button start-button"
+                class="primary"
+                @click=${() => c.startAll()}
+              >
+                ${t.start}
+              </button>
+            </div>`
+          : nothing
+      }
       <ul part="list" aria-label=${t.filesLabel} ?hidden=${c.items.length === 0}>
-        ${repeat(c.items, (i) => i.id, (i) => this.renderItem(i, t))}
+        ${repeat(
+          c.items,
+          (i) => i.id,
+          (i) => this.renderItem(i, t),
+        )}
       </ul>
     `;
   }
@@ -244,11 +287,22 @@ export class BigUploaderElement extends LitElement {
       <h2>${t.unfinished}</h2>
       <ul>
         ${this.uploads.unfinished.map(
-          (u) => html`<li>
-            <span class="name">${u.name}</span><span class="size">${formatBytes(u.size, locale)}</span>
-            <button type="button" part="button" class="primary" @click=${() => this.uploads.resumeSaved(u.key)}>${t.resumeUnfinished(u.name)}</button>
-            <button type="button" part="button" @click=${() => this.uploads.forgetSaved(u.key)}>${t.forget}</button>
-          </li>`,
+          (u) =>
+            html`<li>
+              <span class="name">${u.name}</span
+              ><span class="size">${formatBytes(u.size, locale)}</span>
+              <button
+                type="button"
+                part="button"
+                class="primary"
+                @click=${() => this.uploads.resumeSaved(u.key)}
+              >
+                ${t.resumeUnfinished(u.name)}
+              </button>
+              <button type="button" part="button" @click=${() => this.uploads.forgetSaved(u.key)}>
+                ${t.forget}
+              </button>
+            </li>`,
         )}
       </ul>
     </section>`;
@@ -257,11 +311,15 @@ export class BigUploaderElement extends LitElement {
   private statusText(item: UploadItem, t: Strings): string {
     switch (item.status) {
       case 'retrying':
-        return t.retryingIn(Math.max(0, Math.ceil(((item.retryAt ?? Date.now()) - Date.now()) / 1000)));
+        return t.retryingIn(
+          Math.max(0, Math.ceil(((item.retryAt ?? Date.now()) - Date.now()) / 1000)),
+        );
       case 'failed':
         return t.failed(item.error?.message ?? '');
       case 'refused':
-        return item.refusal === 'too-large' ? t.refusedTooLarge(formatBytes(this.maxFileSize, this.locale)) : t.refusedType(this.accept);
+        return item.refusal === 'too-large'
+          ? t.refusedTooLarge(formatBytes(this.maxFileSize, this.locale))
+          : t.refusedType(this.accept);
       default:
         return t[item.status];
     }
@@ -271,32 +329,63 @@ export class BigUploaderElement extends LitElement {
     const locale = this.locale;
     const size = item.size;
     const acked = size > 0 ? item.bytesAcked / size : item.status === 'done' ? 1 : 0;
-    const sent = size > 0 ? Math.min(1, Math.max(acked, (item.bytesAcked + Math.max(0, item.bytesSent - item.bytesAcked)) / size)) : acked;
+    const sent =
+      size > 0
+        ? Math.min(
+            1,
+            Math.max(
+              acked,
+              (item.bytesAcked + Math.max(0, item.bytesSent - item.bytesAcked)) / size,
+            ),
+          )
+        : acked;
     const percent = Math.floor(acked * 100);
     const s = item.status;
-    const running = s === 'hashing' || s === 'connecting' || s === 'uploading' || s === 'retrying' || s === 'completing';
+    const running =
+      s === 'hashing' ||
+      s === 'connecting' ||
+      s === 'uploading' ||
+      s === 'retrying' ||
+      s === 'completing';
     const button = (label: string, action: () => void, part: string) =>
-      html`<button type="button" part="button ${part}" aria-label=${t.actionsFor(label, item.displayName)} @click=${action}>${label}</button>`;
+      html`<button
+        type="button"
+        part="button ${part}"
+        aria-label=${t.actionsFor(label, item.displayName)}
+        @click=${action}
+      >
+        ${label}
+      </button>`;
     return html`<li part="item" class="item ${s}" data-id=${item.id} data-status=${s}>
       <div class="head">
         <span part="name" class="name" title=${item.displayName}>${item.displayName}</span>
         <span part="size" class="size">${formatBytes(size, locale)}</span>
       </div>
-      ${s === 'refused'
-        ? nothing
-        : html`<div
-            part="progress"
-            class="progress"
-            role="progressbar"
-            aria-label=${t.progressLabel(item.displayName)}
-            aria-valuemin="0"
-            aria-valuemax="100"
-            aria-valuenow=${percent}
-            aria-valuetext=${t.progressText(percent, formatBytes(item.bytesAcked, locale), formatBytes(size, locale))}
-          >
-            <div part="progress-sent" class="sent" style=${styleMap({ width: `${(sent * 100).toFixed(2)}%` })}></div>
-            <div part="progress-acked" class="acked" style=${styleMap({ width: `${(acked * 100).toFixed(2)}%` })}></div>
-          </div>`}
+      ${
+        s === 'refused'
+          ? nothing
+          : html`<div
+              part="progress"
+              class="progress"
+              role="progressbar"
+              aria-label=${t.progressLabel(item.displayName)}
+              aria-valuemin="0"
+              aria-valuemax="100"
+              aria-valuenow=${percent}
+              aria-valuetext=${t.progressText(percent, formatBytes(item.bytesAcked, locale), formatBytes(size, locale))}
+            >
+              <div
+                part="progress-sent"
+                class="sent"
+                style=${styleMap({ width: `${(sent * 100).toFixed(2)}%` })}
+              ></div>
+              <div
+                part="progress-acked"
+                class="acked"
+                style=${styleMap({ width: `${(acked * 100).toFixed(2)}%` })}
+              ></div>
+            </div>`
+      }
       <div class="meta">
         ${s === 'refused' ? nothing : html`<span part="percent" class="percent">${percent}%</span>`}
         ${s === 'uploading' && item.rate > 0 ? html`<span part="rate" class="rate">${t.rate(formatBytes(item.rate, locale))}</span>` : nothing}

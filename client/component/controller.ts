@@ -6,11 +6,21 @@
  * The element only renders `items` and forwards clicks; it has no upload logic of its own.
  */
 import type { ReactiveController, ReactiveControllerHost } from 'lit';
-import { createUploader as createBrowserUploader, type BrowserUploaderOptions } from '../browser/index.js';
+import {
+  createUploader as createBrowserUploader,
+  type BrowserUploaderOptions,
+} from '../browser/index.js';
 import type { Uploader, UploadErrorInfo, UploadState } from '../core/types.js';
 import { ClientErrors, clientError } from '../core/errors.js';
 import type { BigUploaderEventMap, BigUploaderEventName } from './events.js';
-import { HandleStore, WakeLock, ensureReadPermission, handleKey, type FileHandleLike, type SavedHandle } from './platform.js';
+import {
+  HandleStore,
+  WakeLock,
+  ensureReadPermission,
+  handleKey,
+  type FileHandleLike,
+  type SavedHandle,
+} from './platform.js';
 
 /** What a row shows. `hashing` is the core's first 'connecting' (fingerprint sample, hasher load, connect). */
 export const ItemStatus = {
@@ -29,7 +39,13 @@ export const ItemStatus = {
 export type ItemStatus = (typeof ItemStatus)[keyof typeof ItemStatus];
 
 /** Statuses that occupy one of the `concurrency` slots. */
-const ACTIVE: ReadonlySet<ItemStatus> = new Set<ItemStatus>(['hashing', 'connecting', 'uploading', 'retrying', 'completing']);
+const ACTIVE: ReadonlySet<ItemStatus> = new Set<ItemStatus>([
+  'hashing',
+  'connecting',
+  'uploading',
+  'retrying',
+  'completing',
+]);
 
 export interface UploadItem {
   readonly id: string;
@@ -80,7 +96,10 @@ let nextId = 1;
 
 /** Does `file` match an `accept` list (".ext", "type/*", "type/subtype"), as <input accept> does? */
 export function accepts(accept: string, file: { name: string; type: string }): boolean {
-  const tokens = accept.split(',').map((t) => t.trim().toLowerCase()).filter(Boolean);
+  const tokens = accept
+    .split(',')
+    .map((t) => t.trim().toLowerCase())
+    .filter(Boolean);
   if (tokens.length === 0) return true;
   const name = file.name.toLowerCase();
   const type = file.type.toLowerCase();
@@ -144,11 +163,18 @@ export class UploadController implements ReactiveController {
   // Adding files
 
   /** Add files to the queue. Files refused by `accept`/`maxFileSize` get a row that says why. */
-  add(files: Iterable<File>, options: { paths?: Map<File, string>; handles?: Map<File, FileHandleLike> } = {}): UploadItem[] {
+  add(
+    files: Iterable<File>,
+    options: { paths?: Map<File, string>; handles?: Map<File, FileHandleLike> } = {},
+  ): UploadItem[] {
     const added: UploadItem[] = [];
     for (const file of files) {
       const refusal =
-        this.host.maxFileSize > 0 && file.size > this.host.maxFileSize ? 'too-large' : !accepts(this.host.accept, file) ? 'type' : undefined;
+        this.host.maxFileSize > 0 && file.size > this.host.maxFileSize
+          ? 'too-large'
+          : !accepts(this.host.accept, file)
+            ? 'type'
+            : undefined;
       const item: UploadItem = {
         id: `f${nextId++}`,
         file,
@@ -181,7 +207,15 @@ export class UploadController implements ReactiveController {
       if (handle) {
         const key = handleKey(this.endpoint, file);
         item.handleKey = key;
-        void this.handles.put({ key, endpoint: this.endpoint, name: file.name, size: file.size, lastModified: file.lastModified, handle, savedAt: Date.now() });
+        void this.handles.put({
+          key,
+          endpoint: this.endpoint,
+          name: file.name,
+          size: file.size,
+          lastModified: file.lastModified,
+          handle,
+          savedAt: Date.now(),
+        });
         this.unfinished = this.unfinished.filter((u) => u.key !== key);
       }
     }
@@ -241,7 +275,8 @@ export class UploadController implements ReactiveController {
 
   async cancel(id: string): Promise<void> {
     const item = this.find(id);
-    if (!item || item.status === 'done' || item.status === 'cancelled' || item.status === 'refused') return;
+    if (!item || item.status === 'done' || item.status === 'cancelled' || item.status === 'refused')
+      return;
     const uploader = item.uploader;
     item.status = 'cancelled';
     item.rate = 0;
@@ -317,7 +352,13 @@ export class UploadController implements ReactiveController {
         item.uploader = this.createUploader(item);
       } catch (error) {
         // A bad endpoint URL throws at construction: show it on the row instead of throwing.
-        this.fail(item, clientError(ClientErrors.BAD_ENDPOINT, error instanceof Error ? error.message : String(error)));
+        this.fail(
+          item,
+          clientError(
+            ClientErrors.BAD_ENDPOINT,
+            error instanceof Error ? error.message : String(error),
+          ),
+        );
         return;
       }
     }
@@ -334,19 +375,32 @@ export class UploadController implements ReactiveController {
       ...(host.window > 0 ? { maxInFlightBytes: host.window } : {}),
       ...(host.token ? { token: host.token } : {}),
       ...(host.limitRate > 0 ? { limitRate: host.limitRate } : {}),
-      ...(item.displayName !== item.file.name ? { metadata: { relativePath: item.displayName } } : {}),
+      ...(item.displayName !== item.file.name
+        ? { metadata: { relativePath: item.displayName } }
+        : {}),
     });
     uploader.on('state', ({ state, retryInMs }) => this.onState(item, uploader, state, retryInMs));
     uploader.on('start', (e) => {
       if (item.uploader !== uploader) return;
       item.uploadId = e.uploadId;
       item.bytesAcked = e.resumedBytes;
-      if (e.resumed && e.resumedBytes > 0 && e.resumedBytes < e.total && item.resumedPercent === undefined) {
+      if (
+        e.resumed &&
+        e.resumedBytes > 0 &&
+        e.resumedBytes < e.total &&
+        item.resumedPercent === undefined
+      ) {
         item.resumedPercent = Math.floor((e.resumedBytes / e.total) * 100);
       }
       if (!item.announced) {
         item.announced = true;
-        this.emit('upload-start', { id: item.id, uploadId: e.uploadId, name: item.displayName, size: item.size, resumedBytes: e.resumedBytes });
+        this.emit('upload-start', {
+          id: item.id,
+          uploadId: e.uploadId,
+          name: item.displayName,
+          size: item.size,
+          resumedBytes: e.resumedBytes,
+        });
       }
       this.host.requestUpdate();
     });
@@ -382,7 +436,13 @@ export class UploadController implements ReactiveController {
       item.rate = 0;
       item.eta = 0;
       this.forgetHandle(item);
-      this.emit('upload-complete', { id: item.id, uploadId: c.uploadId, name: item.displayName, size: item.size, digest: c.digest });
+      this.emit('upload-complete', {
+        id: item.id,
+        uploadId: c.uploadId,
+        name: item.displayName,
+        size: item.size,
+        digest: c.digest,
+      });
       this.changed();
     });
     uploader.on('error', (e) => {
@@ -392,7 +452,12 @@ export class UploadController implements ReactiveController {
     return uploader;
   }
 
-  private onState(item: UploadItem, uploader: Uploader, state: UploadState, retryInMs: number | undefined): void {
+  private onState(
+    item: UploadItem,
+    uploader: Uploader,
+    state: UploadState,
+    retryInMs: number | undefined,
+  ): void {
     if (item.uploader !== uploader || item.status === 'cancelled') return;
     switch (state) {
       case 'connecting':
@@ -422,14 +487,24 @@ export class UploadController implements ReactiveController {
     item.error = error;
     item.rate = 0;
     item.eta = null;
-    this.emit('upload-error', { id: item.id, uploadId: item.uploadId, name: item.displayName, code: error.code, message: error.message, retryable: error.retryable });
+    this.emit('upload-error', {
+      id: item.id,
+      uploadId: item.uploadId,
+      name: item.displayName,
+      code: error.code,
+      message: error.message,
+      retryable: error.retryable,
+    });
     this.changed();
   }
 
   // -------------------------------------------------------------------------------------------
   // Helpers
 
-  private emit<K extends BigUploaderEventName>(type: K, detail: BigUploaderEventMap[K]['detail']): void {
+  private emit<K extends BigUploaderEventName>(
+    type: K,
+    detail: BigUploaderEventMap[K]['detail'],
+  ): void {
     this.host.dispatchEvent(new CustomEvent(type, { detail, bubbles: true, composed: true }));
   }
 

@@ -14,6 +14,7 @@ declare global {
     'big-uploader': BigUploaderElement;
   }
   // Typed `addEventListener('upload-progress', e => e.detail.bytesAcked)` on any element/document.
+  // eslint-disable-next-line @typescript-eslint/no-empty-object-type -- declaration merging
   interface GlobalEventHandlersEventMap extends BigUploaderEventMap {}
 }
 

@@ -52,7 +52,9 @@ async function walk(entry: FileSystemEntry, prefix: string, out: CollectedFiles)
 export function collectDrop(data: DataTransfer): Promise<CollectedFiles> {
   const out: CollectedFiles = { files: [], paths: new Map(), handles: new Map() };
   const items = Array.from(data.items).filter((i) => i.kind === 'file');
-  const entries = items.map((i) => (typeof i.webkitGetAsEntry === 'function' ? i.webkitGetAsEntry() : null));
+  const entries = items.map((i) =>
+    typeof i.webkitGetAsEntry === 'function' ? i.webkitGetAsEntry() : null,
+  );
   const handles = items.map((i) => handlePromise(i));
   const plain = Array.from(data.files);
   return (async () => {

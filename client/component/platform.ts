@@ -33,9 +33,14 @@ export interface SavedHandle {
   readonly savedAt: number;
 }
 
-export function handleKey(endpoint: string, file: { name: string; size: number; lastModified: number }): string {
+export function handleKey(
+  endpoint: string,
+  file: { name: string; size: number; lastModified: number },
+): string {
   const q = endpoint.indexOf('?');
-  return [q === -1 ? endpoint : endpoint.slice(0, q), file.name, file.size, file.lastModified].join('|');
+  return [q === -1 ? endpoint : endpoint.slice(0, q), file.name, file.size, file.lastModified].join(
+    '|',
+  );
 }
 
 export function canPickHandles(): boolean {
@@ -77,20 +82,24 @@ export class HandleStore {
     this.db ??= new Promise((resolve, reject) => {
       const req = indexedDB.open('big-uploader-handles', 1);
       req.onupgradeneeded = () => {
-        if (!req.result.objectStoreNames.contains('handles')) req.result.createObjectStore('handles', { keyPath: 'key' });
+        if (!req.result.objectStoreNames.contains('handles'))
+          req.result.createObjectStore('handles', { keyPath: 'key' });
       };
       req.onsuccess = () => resolve(req.result);
-      req.onerror = () => reject(req.error);
+      req.onerror = () => reject(req.error ?? new Error('IndexedDB request failed'));
     });
     return this.db;
   }
 
-  private async run<T>(mode: IDBTransactionMode, work: (store: IDBObjectStore) => IDBRequest<T>): Promise<T> {
+  private async run<T>(
+    mode: IDBTransactionMode,
+    work: (store: IDBObjectStore) => IDBRequest<T>,
+  ): Promise<T> {
     const store = (await this.open()).transaction('handles', mode).objectStore('handles');
     const req = work(store);
     return new Promise((resolve, reject) => {
       req.onsuccess = () => resolve(req.result);
-      req.onerror = () => reject(req.error);
+      req.onerror = () => reject(req.error ?? new Error('IndexedDB request failed'));
     });
   }
 

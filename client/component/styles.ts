@@ -21,7 +21,15 @@ export const styles = css`
     --_bar: var(--big-uploader-bar-height, 8px);
     --_drop-bg: var(--big-uploader-drop-background, #f6f8fa);
     display: block;
-    font: var(--big-uploader-font, 14px/1.45 system-ui, -apple-system, 'Segoe UI', 'PingFang SC', 'Microsoft YaHei', sans-serif);
+    font: var(
+      --big-uploader-font,
+      14px/1.45 system-ui,
+      -apple-system,
+      'Segoe UI',
+      'PingFang SC',
+      'Microsoft YaHei',
+      sans-serif
+    );
     color: var(--_fg);
     background: var(--_bg);
     border-radius: var(--_radius);
@@ -55,7 +63,9 @@ export const styles = css`
     border-radius: var(--_radius);
     background: var(--_drop-bg);
     text-align: center;
-    transition: border-color 0.15s, background-color 0.15s;
+    transition:
+      border-color 0.15s,
+      background-color 0.15s;
   }
   .dropzone.dragging {
     border-color: var(--_accent);

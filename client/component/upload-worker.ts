@@ -16,7 +16,14 @@ interface WorkerScope {
 const scope = globalThis as unknown as WorkerScope;
 
 const uploaders = new Map<number, Uploader>();
-const EVENTS: readonly UploaderEventName[] = ['start', 'progress', 'state', 'complete', 'error', 'info'];
+const EVENTS: readonly UploaderEventName[] = [
+  'start',
+  'progress',
+  'state',
+  'complete',
+  'error',
+  'info',
+];
 
 function snapshot(u: Uploader): Snapshot {
   return { state: u.state, progress: u.progress, uploadId: u.uploadId };
@@ -26,20 +33,42 @@ scope.onmessage = (event) => {
   const m = event.data;
   if (m.op === 'create') {
     try {
-      const uploader = createUploader({ ...m.options, file: m.file, transport: new BrowserWebSocketTransport(globalThis.WebSocket, { dataFrom: m.file }) });
+      const uploader = createUploader({
+        ...m.options,
+        file: m.file,
+        transport: new BrowserWebSocketTransport(globalThis.WebSocket, { dataFrom: m.file }),
+      });
       uploaders.set(m.id, uploader);
       for (const name of EVENTS) {
-        uploader.on(name, (payload) => scope.postMessage({ op: 'event', id: m.id, event: name, payload, snapshot: snapshot(uploader) }));
+        uploader.on(name, (payload) =>
+          scope.postMessage({
+            op: 'event',
+            id: m.id,
+            event: name,
+            payload,
+            snapshot: snapshot(uploader),
+          }),
+        );
       }
     } catch (error) {
-      scope.postMessage({ op: 'failed', id: m.id, message: error instanceof Error ? error.message : String(error) });
+      scope.postMessage({
+        op: 'failed',
+        id: m.id,
+        message: error instanceof Error ? error.message : String(error),
+      });
     }
     return;
   }
   const uploader = uploaders.get(m.id);
   if (!uploader) return;
   const settled = (outcome?: Awaited<ReturnType<Uploader['start']>>) =>
-    scope.postMessage({ op: 'settled', id: m.id, req: m.req, ...(outcome ? { outcome } : {}), snapshot: snapshot(uploader) });
+    scope.postMessage({
+      op: 'settled',
+      id: m.id,
+      req: m.req,
+      ...(outcome ? { outcome } : {}),
+      snapshot: snapshot(uploader),
+    });
   switch (m.op) {
     case 'start':
       // Uploaders stay in the map after they finish (a few fields and a File reference), so a late

@@ -5,5 +5,8 @@
  * it is hosted or re-bundled. A page whose CSP forbids `blob:` workers gets the in-page fallback.
  */
 export function startUploadWorker(): Worker {
-  return new Worker(new URL('./upload-worker.ts', import.meta.url), { type: 'module', name: 'big-uploader' });
+  return new Worker(new URL('./upload-worker.ts', import.meta.url), {
+    type: 'module',
+    name: 'big-uploader',
+  });
 }

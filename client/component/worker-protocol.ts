@@ -3,7 +3,13 @@
  * core's Uploader so reading, hashing and sending never run on the page's main thread: measured in
  * headless Chromium, the same upload on the main thread produced long tasks of 50-160 ms.
  */
-import type { ProgressEvent, UploadOutcome, UploadState, UploaderEventMap, UploaderEventName } from '../core/types.js';
+import type {
+  ProgressEvent,
+  UploadOutcome,
+  UploadState,
+  UploaderEventMap,
+  UploaderEventName,
+} from '../core/types.js';
 
 /** The Uploader options that can cross postMessage (no functions, no transport). */
 export interface WorkerUploadOptions {
@@ -16,7 +22,12 @@ export interface WorkerUploadOptions {
 }
 
 export type ToWorker =
-  | { readonly op: 'create'; readonly id: number; readonly file: File; readonly options: WorkerUploadOptions }
+  | {
+      readonly op: 'create';
+      readonly id: number;
+      readonly file: File;
+      readonly options: WorkerUploadOptions;
+    }
   | { readonly op: 'start' | 'pause' | 'cancel'; readonly id: number; readonly req: number };
 
 export interface Snapshot {
@@ -26,6 +37,18 @@ export interface Snapshot {
 }
 
 export type FromWorker =
-  | { readonly op: 'event'; readonly id: number; readonly event: UploaderEventName; readonly payload: UploaderEventMap[UploaderEventName]; readonly snapshot: Snapshot }
-  | { readonly op: 'settled'; readonly id: number; readonly req: number; readonly outcome?: UploadOutcome; readonly snapshot: Snapshot }
+  | {
+      readonly op: 'event';
+      readonly id: number;
+      readonly event: UploaderEventName;
+      readonly payload: UploaderEventMap[UploaderEventName];
+      readonly snapshot: Snapshot;
+    }
+  | {
+      readonly op: 'settled';
+      readonly id: number;
+      readonly req: number;
+      readonly outcome?: UploadOutcome;
+      readonly snapshot: Snapshot;
+    }
   | { readonly op: 'failed'; readonly id: number; readonly message: string };

@@ -4,10 +4,21 @@
  * interface still work. `workerUploaderFactory` falls back to the in-page uploader where module
  * workers are unavailable (or blocked by a CSP).
  */
-import { createUploader as createPageUploader, type BrowserUploaderOptions } from '../browser/index.js';
+import {
+  createUploader as createPageUploader,
+  type BrowserUploaderOptions,
+} from '../browser/index.js';
 import { Emitter } from '../core/emitter.js';
 import { ClientErrors, clientError } from '../core/errors.js';
-import type { ProgressEvent, UploadErrorInfo, UploadOutcome, UploadState, Uploader, UploaderEventMap, UploaderEventName } from '../core/types.js';
+import type {
+  ProgressEvent,
+  UploadErrorInfo,
+  UploadOutcome,
+  UploadState,
+  Uploader,
+  UploaderEventMap,
+  UploaderEventName,
+} from '../core/types.js';
 import type { UploaderFactory } from './controller.js';
 import type { FromWorker, Snapshot, ToWorker, WorkerUploadOptions } from './worker-protocol.js';
 import { startUploadWorker } from './worker-factory.js';
@@ -27,7 +38,8 @@ function worker(): Worker | undefined {
     broken = true;
     return undefined;
   }
-  shared.onmessage = (event: MessageEvent<FromWorker>) => live.get(event.data.id)?.receive(event.data);
+  shared.onmessage = (event: MessageEvent<FromWorker>) =>
+    live.get(event.data.id)?.receive(event.data);
   shared.onerror = (event) => {
     // The worker script failed to load or crashed: every upload in it is lost (its resume records
     // are not: picking the files again resumes them in the page).
@@ -50,7 +62,11 @@ class WorkerUploader implements Uploader {
     private readonly id: number,
     size: number,
   ) {
-    this.snap = { state: 'idle', progress: { bytesAcked: 0, bytesSent: 0, total: size, rate: 0, eta: null }, uploadId: undefined };
+    this.snap = {
+      state: 'idle',
+      progress: { bytesAcked: 0, bytesSent: 0, total: size, rate: 0, eta: null },
+      uploadId: undefined,
+    };
   }
 
   get state(): UploadState {
@@ -65,7 +81,10 @@ class WorkerUploader implements Uploader {
     return this.snap.uploadId;
   }
 
-  on<K extends UploaderEventName>(event: K, handler: (payload: UploaderEventMap[K]) => void): () => void {
+  on<K extends UploaderEventName>(
+    event: K,
+    handler: (payload: UploaderEventMap[K]) => void,
+  ): () => void {
     return this.emitter.on(event, handler);
   }
 
@@ -109,12 +128,13 @@ class WorkerUploader implements Uploader {
     }
     this.snap = message.snapshot;
     if (message.op === 'event') {
-      this.emitter.emit(message.event, message.payload as never);
+      this.emitter.emit(message.event, message.payload);
     } else {
       const resolve = this.waiting.get(message.req);
       this.waiting.delete(message.req);
       resolve?.(message.outcome);
-      if (message.outcome?.state === 'done' || message.outcome?.state === 'cancelled') live.delete(this.id);
+      if (message.outcome?.state === 'done' || message.outcome?.state === 'cancelled')
+        live.delete(this.id);
     }
   }
 
@@ -133,9 +153,17 @@ function lostError(message: string): UploadErrorInfo {
 }
 
 /** Uploaders that run in the shared upload worker, or in the page where workers are unavailable. */
-export const workerUploaderFactory: UploaderFactory = (options: BrowserUploaderOptions): Uploader => {
+export const workerUploaderFactory: UploaderFactory = (
+  options: BrowserUploaderOptions,
+): Uploader => {
   const file = options.file;
-  const w = typeof Worker !== 'undefined' && file instanceof Blob && !options.transport && !options.resumeStore ? worker() : undefined;
+  const w =
+    typeof Worker !== 'undefined' &&
+    file instanceof Blob &&
+    !options.transport &&
+    !options.resumeStore
+      ? worker()
+      : undefined;
   if (!w || !(file instanceof Blob)) return createPageUploader(options);
   // Validate the URL here, like the core does, so a bad endpoint fails on the row at once.
   new URL(options.endpoint);
@@ -145,7 +173,9 @@ export const workerUploaderFactory: UploaderFactory = (options: BrowserUploaderO
   const workerOptions: WorkerUploadOptions = {
     endpoint: options.endpoint,
     ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
-    ...(options.maxInFlightBytes !== undefined ? { maxInFlightBytes: options.maxInFlightBytes } : {}),
+    ...(options.maxInFlightBytes !== undefined
+      ? { maxInFlightBytes: options.maxInFlightBytes }
+      : {}),
     ...(options.token !== undefined ? { token: options.token } : {}),
     ...(options.limitRate !== undefined ? { limitRate: options.limitRate } : {}),
     ...(options.metadata !== undefined ? { metadata: options.metadata } : {}),

@@ -32,7 +32,11 @@ export function resolveBackoff(partial: Partial<BackoffOptions> | undefined): Ba
  * the fraction `jitter` is randomised away ("equal jitter" for 0.5: the delay lies in [d/2, d]).
  * Keeping a floor (rather than full jitter) guarantees the server some breathing room.
  */
-export function backoffDelay(options: BackoffOptions, attempt: number, random: () => number = Math.random): number {
+export function backoffDelay(
+  options: BackoffOptions,
+  attempt: number,
+  random: () => number = Math.random,
+): number {
   const base = Math.min(options.max, options.initial * options.factor ** Math.max(0, attempt - 1));
   return Math.round(base * (1 - options.jitter * random()));
 }

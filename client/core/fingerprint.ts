@@ -17,7 +17,11 @@ export function endpointKey(endpoint: string): string {
 
 export async function sampleHash(file: FileSource): Promise<string> {
   const hasher = await loadHasher();
-  const starts = new Set<number>([0, Math.max(0, Math.floor(file.size / 2) - SAMPLE / 2), Math.max(0, file.size - SAMPLE)]);
+  const starts = new Set<number>([
+    0,
+    Math.max(0, Math.floor(file.size / 2) - SAMPLE / 2),
+    Math.max(0, file.size - SAMPLE),
+  ]);
   const parts: Uint8Array[] = [];
   for (const start of starts) {
     const end = Math.min(file.size, start + SAMPLE);
@@ -35,5 +39,12 @@ export async function sampleHash(file: FileSource): Promise<string> {
 
 /** Default fingerprint: `bigup1|endpoint|name|size|lastModified|sampleHash`. */
 export async function defaultFingerprint(file: FileSource, endpoint: string): Promise<string> {
-  return ['bigup1', endpointKey(endpoint), file.name, file.size, Math.floor(file.lastModified), await sampleHash(file)].join('|');
+  return [
+    'bigup1',
+    endpointKey(endpoint),
+    file.name,
+    file.size,
+    Math.floor(file.lastModified),
+    await sampleHash(file),
+  ].join('|');
 }

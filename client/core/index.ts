@@ -9,3 +9,5 @@ export { DEFAULT_BACKOFF, backoffDelay, resolveBackoff } from './backoff.js';
 export { RateMeter, TokenBucket } from './rate.js';
 export { defaultFingerprint, endpointKey, sampleHash } from './fingerprint.js';
 export { MemoryResumeStore } from './memory-store.js';
+export { BatchUploader, BATCH_DEFAULTS } from './batch-uploader.js';
+export type { BatchEntry, BatchOptions, BatchResult, BatchSummary } from './batch-uploader.js';

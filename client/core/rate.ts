@@ -15,7 +15,10 @@ export class RateMeter {
   private pendingBytes = 0;
   private lastTime: number | undefined;
 
-  constructor(private readonly timeConstantMs = 3000, private readonly minIntervalMs = 200) {}
+  constructor(
+    private readonly timeConstantMs = 3000,
+    private readonly minIntervalMs = 200,
+  ) {}
 
   /** Record `bytes` completed at time `now`. */
   add(bytes: number, now: number): void {
@@ -61,8 +64,13 @@ export class TokenBucket {
   private last: number;
   private readonly capacity: number;
 
-  constructor(private readonly bytesPerSecond: number, now: number, burstSeconds = 0.25) {
-    if (!(bytesPerSecond > 0)) throw new RangeError('limitRate must be a positive number of bytes per second');
+  constructor(
+    private readonly bytesPerSecond: number,
+    now: number,
+    burstSeconds = 0.25,
+  ) {
+    if (!(bytesPerSecond > 0))
+      throw new RangeError('limitRate must be a positive number of bytes per second');
     this.capacity = bytesPerSecond * burstSeconds;
     this.tokens = 0;
     this.last = now;

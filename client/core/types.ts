@@ -70,7 +70,12 @@ export interface Transport {
    * logs (SPEC.md 3.3); otherwise as the `token` query parameter. Default false.
    */
   readonly sendsHeaders?: boolean;
-  connect(url: string, protocols: readonly string[], handlers: ConnectionHandlers, headers?: Readonly<Record<string, string>>): Connection;
+  connect(
+    url: string,
+    protocols: readonly string[],
+    handlers: ConnectionHandlers,
+    headers?: Readonly<Record<string, string>>,
+  ): Connection;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -359,5 +364,8 @@ export interface Uploader {
    */
   cancel(): Promise<void>;
   /** Subscribe; returns the unsubscribe function. */
-  on<K extends UploaderEventName>(event: K, handler: (payload: UploaderEventMap[K]) => void): () => void;
+  on<K extends UploaderEventName>(
+    event: K,
+    handler: (payload: UploaderEventMap[K]) => void,
+  ): () => void;
 }

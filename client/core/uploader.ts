@@ -50,11 +50,19 @@ import {
   withoutLoneSurrogates,
   writeDataHeader,
 } from '../../protocol/index.js';
-import type { AcceptMessage, ErrorMessage, Hasher, ResultMessage, ServerMessage } from '../../protocol/index.js';
+import type {
+  AcceptMessage,
+  ErrorMessage,
+  Hasher,
+  ResultMessage,
+  ServerMessage,
+} from '../../protocol/index.js';
 import { backoffDelay, resolveBackoff } from './backoff.js';
+import { ChunksInFlight } from './chunks-in-flight.js';
 import { Emitter } from './emitter.js';
 import { ClientErrors, clientError, serverError } from './errors.js';
 import { defaultFingerprint, endpointKey } from './fingerprint.js';
+import { Lifecycle } from './lifecycle.js';
 import { RateMeter, TokenBucket } from './rate.js';
 import type {
   BackoffOptions,
@@ -108,11 +116,6 @@ const systemClock: Clock = {
   clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
 };
 
-interface InFlight {
-  readonly length: number;
-  readonly buffer: Uint8Array;
-}
-
 /** One WebSocket connection and everything that only makes sense while it lives. */
 interface Session {
   readonly conn: Connection;
@@ -121,11 +124,8 @@ interface Session {
   phase: 'connecting' | 'handshake' | 'active' | 'closed';
   opened: 'open' | 'resume' | undefined;
   window: number;
-  readonly outstanding: Map<number, InFlight>;
-  outstandingBytes: number;
-  /** Bytes of chunks being read; they count against the window before they are sent. */
-  reservedBytes: number;
-  readsInFlight: number;
+  /** Chunks being read or sent on this connection and not answered; each holds its pooled buffer. */
+  readonly inFlight: ChunksInFlight<Uint8Array>;
   /** Chunk indices still to send, ascending, consumed from `queuePos`. */
   queue: number[];
   queuePos: number;
@@ -144,8 +144,6 @@ interface Session {
   acceptTimer: unknown;
 }
 
-type Settle = (outcome: UploadOutcome) => void;
-
 export class BigUploader implements Uploader {
   private readonly options: UploaderOptions;
   private readonly clock: Clock;
@@ -157,7 +155,7 @@ export class BigUploader implements Uploader {
   private readonly meter = new RateMeter();
   private readonly bucket: TokenBucket | undefined;
 
-  private currentState: UploadState = 'idle';
+  private readonly life = new Lifecycle((change) => this.emitter.emit('state', change));
   private hasher: Hasher | undefined;
   private fingerprint: string | undefined;
   private prepared = false;
@@ -191,13 +189,8 @@ export class BigUploader implements Uploader {
   private session: Session | undefined;
   private retryTimer: unknown;
   private pumpTimer: unknown;
+  /** pump() is running: a drain or read completing inside it must not start a second loop. */
   private pumping = false;
-  private pauseRequested = false;
-  private cancelRequested = false;
-  private running: Promise<UploadOutcome> | undefined;
-  private settle: Settle | undefined;
-  private readonly pauseWaiters: Array<() => void> = [];
-  private cancelDone: (() => void) | undefined;
 
   constructor(options: UploaderOptions) {
     this.options = options;
@@ -206,9 +199,12 @@ export class BigUploader implements Uploader {
     this.backoff = resolveBackoff(options.backoff);
     this.chunkSizeProposal = options.chunkSize ?? DEFAULTS.chunkSize;
     this.maxInFlight = options.maxInFlightBytes ?? DEFAULTS.maxInFlightBytes;
-    if (!Number.isSafeInteger(this.chunkSizeProposal) || this.chunkSizeProposal < 0) throw new RangeError('chunkSize must be a non-negative integer');
+    if (!Number.isSafeInteger(this.chunkSizeProposal) || this.chunkSizeProposal < 0)
+      throw new RangeError('chunkSize must be a non-negative integer');
     if (!(this.maxInFlight > 0)) throw new RangeError('maxInFlightBytes must be positive');
-    this.bucket = options.limitRate ? new TokenBucket(options.limitRate, this.clock.now()) : undefined;
+    this.bucket = options.limitRate
+      ? new TokenBucket(options.limitRate, this.clock.now())
+      : undefined;
     // Fail at construction, not at the first connect, on an unusable URL.
     new URL(options.endpoint);
   }
@@ -217,7 +213,7 @@ export class BigUploader implements Uploader {
   // Public API
 
   get state(): UploadState {
-    return this.currentState;
+    return this.life.state;
   }
 
   get uploadId(): string | undefined {
@@ -237,38 +233,43 @@ export class BigUploader implements Uploader {
     };
   }
 
-  on<K extends UploaderEventName>(event: K, handler: (payload: UploaderEventMap[K]) => void): () => void {
+  on<K extends UploaderEventName>(
+    event: K,
+    handler: (payload: UploaderEventMap[K]) => void,
+  ): () => void {
     return this.emitter.on(event, handler);
   }
 
   start(): Promise<UploadOutcome> {
-    switch (this.currentState) {
+    const life = this.life;
+    switch (life.state) {
       case 'done':
-        return Promise.resolve({ state: 'done', result: this.result! });
+        return this.result
+          ? Promise.resolve({ state: 'done', result: this.result })
+          : Promise.reject(new Error('internal: done without a result'));
       case 'cancelled':
         return Promise.resolve({ state: 'cancelled' });
       case 'connecting':
       case 'uploading':
       case 'retrying':
-      case 'completing':
-        if (!this.pauseRequested) return this.running!;
+      case 'completing': {
+        const running = life.running;
+        if (!life.pausing && running) return running;
         // A pause is under way: let it finish, then go again.
         return this.pause().then(() => this.start());
+      }
       case 'idle':
       case 'paused':
       case 'failed':
         break;
     }
-    this.pauseRequested = false;
     this.attempt = 0;
     this.startedAt ??= this.clock.now();
     this.meter.restart();
-    this.running = new Promise<UploadOutcome>((resolve) => {
-      this.settle = resolve;
-    });
-    this.setState('connecting');
+    const running = life.beginRun();
+    life.go('start');
     void this.prepareAndConnect();
-    return this.running;
+    return running;
   }
 
   resume(): Promise<UploadOutcome> {
@@ -276,46 +277,42 @@ export class BigUploader implements Uploader {
   }
 
   pause(): Promise<void> {
-    const s = this.currentState;
-    if (s === 'idle' || s === 'paused' || s === 'done' || s === 'failed' || s === 'cancelled') return Promise.resolve();
-    const waiter = new Promise<void>((resolve) => this.pauseWaiters.push(resolve));
-    if (this.pauseRequested) return waiter;
-    this.pauseRequested = true;
-    if (s === 'retrying') {
+    if (!this.life.moving) return Promise.resolve();
+    const { first, rested } = this.life.requestPause();
+    if (!first) return rested;
+    const s = this.session;
+    if (this.life.state === 'retrying') {
       this.clock.clearTimeout(this.retryTimer);
       this.toPaused();
-    } else if (this.session && this.session.phase !== 'active') {
+    } else if (s && s.phase !== 'active') {
       this.endSession();
       this.toPaused();
-    } else if (this.session) {
-      const session = this.session;
-      session.waitTimer = this.clock.setTimeout(() => {
-        if (this.session === session) {
+    } else if (s) {
+      s.waitTimer = this.clock.setTimeout(() => {
+        if (this.session === s) {
           this.endSession();
           this.toPaused();
         }
       }, DEFAULTS.pauseTimeoutMs);
       this.checkPauseDone();
     } else {
-      // Still preparing (loading the hasher / resume record): prepareAndConnect sees the flag.
+      // Still preparing (loading the hasher / resume record): prepareAndConnect sees the request.
     }
-    return waiter;
+    return rested;
   }
 
   async cancel(): Promise<void> {
-    if (this.currentState === 'done' || this.currentState === 'cancelled') return;
-    this.cancelRequested = true;
+    const life = this.life;
+    if (life.state === 'done' || life.state === 'cancelled') return;
     this.emitter.mute();
     this.clock.clearTimeout(this.retryTimer);
     this.clock.clearTimeout(this.pumpTimer);
-    const wasRunning = this.settle !== undefined;
-    this.currentState = 'cancelled';
+    const wasRunning = life.hasRun;
+    life.go('cancel');
     const removal = this.removeRecord();
     if (this.uploadIdBytes && this.secret) {
-      const confirmed = new Promise<void>((resolve) => {
-        this.cancelDone = resolve;
-      });
-      const timer = this.clock.setTimeout(() => this.cancelDone?.(), DEFAULTS.cancelTimeoutMs);
+      const confirmed = life.awaitTerminated();
+      const timer = this.clock.setTimeout(() => life.confirmTerminated(), DEFAULTS.cancelTimeoutMs);
       const s = this.session;
       if (s && s.phase === 'active') {
         s.ending = true;
@@ -327,13 +324,12 @@ export class BigUploader implements Uploader {
       // A session still in its handshake sends TERMINATE when ACCEPT arrives.
       await confirmed;
       this.clock.clearTimeout(timer);
-      this.cancelDone = undefined;
     }
     this.endSession();
     await removal;
     await this.closeFile();
-    if (wasRunning) this.finish({ state: 'cancelled' });
-    for (const resolve of this.pauseWaiters.splice(0)) resolve();
+    if (wasRunning) life.settle({ state: 'cancelled' });
+    life.releasePauseWaiters();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -365,8 +361,8 @@ export class BigUploader implements Uploader {
       this.fail(clientError(ClientErrors.SOURCE_ERROR, `cannot read the file: ${describe(error)}`));
       return;
     }
-    if (this.cancelRequested) return;
-    if (this.pauseRequested) {
+    if (this.life.cancelled) return;
+    if (this.life.pausing) {
       this.toPaused();
       return;
     }
@@ -388,33 +384,40 @@ export class BigUploader implements Uploader {
     // SPEC.md 3.3: a client that can set headers sends the token in Authorization, not the URL.
     const headerAuth = this.options.token && this.options.transport.sendsHeaders === true;
     if (this.options.token && !headerAuth) url.searchParams.set('token', this.options.token);
-    if (!this.cancelRequested) this.setState('connecting');
+    this.life.go('reconnect');
     let session: Session | undefined;
-    const isCurrent = () => session !== undefined && this.session === session;
-    const conn = this.options.transport.connect(url.toString(), [SUBPROTOCOL_V1], {
-      onOpen: (protocol) => {
-        if (isCurrent()) this.onOpen(session!, protocol);
+    const current = (): Session | undefined =>
+      session !== undefined && this.session === session ? session : undefined;
+    const isCurrent = () => current() !== undefined;
+    const conn = this.options.transport.connect(
+      url.toString(),
+      [SUBPROTOCOL_V1],
+      {
+        onOpen: (protocol) => {
+          const s = current();
+          if (s) this.onOpen(s, protocol);
+        },
+        onMessage: (data) => {
+          const s = current();
+          if (s) this.onMessage(s, data);
+        },
+        onClose: (info) => {
+          const s = current();
+          if (s) this.onClose(s, info);
+        },
+        onDrain: () => {
+          if (isCurrent()) this.pump();
+        },
       },
-      onMessage: (data) => {
-        if (isCurrent()) this.onMessage(session!, data);
-      },
-      onClose: (info) => {
-        if (isCurrent()) this.onClose(session!, info);
-      },
-      onDrain: () => {
-        if (isCurrent()) this.pump();
-      },
-    }, headerAuth ? { Authorization: `Bearer ${this.options.token}` } : undefined);
+      headerAuth ? { Authorization: `Bearer ${this.options.token}` } : undefined,
+    );
     session = {
       conn,
       connectedAt: this.clock.now(),
       phase: 'connecting',
       opened: undefined,
       window: 0,
-      outstanding: new Map(),
-      outstandingBytes: 0,
-      reservedBytes: 0,
-      readsInFlight: 0,
+      inFlight: new ChunksInFlight(),
       queue: [],
       queuePos: 0,
       resend: [],
@@ -431,13 +434,22 @@ export class BigUploader implements Uploader {
 
   private onOpen(s: Session, protocol: string): void {
     if (protocol !== SUBPROTOCOL_V1) {
-      this.abortSession(s, clientError(ClientErrors.UNSUPPORTED_VERSION, `the server negotiated "${protocol}" instead of ${SUBPROTOCOL_V1}`));
+      this.abortSession(
+        s,
+        clientError(
+          ClientErrors.UNSUPPORTED_VERSION,
+          `the server negotiated "${protocol}" instead of ${SUBPROTOCOL_V1}`,
+        ),
+      );
       return;
     }
     s.phase = 'handshake';
     s.acceptTimer = this.clock.setTimeout(() => {
       if (this.session === s && s.phase === 'handshake') {
-        this.abortSession(s, clientError(ClientErrors.NETWORK, 'the server did not answer OPEN/RESUME in time'));
+        this.abortSession(
+          s,
+          clientError(ClientErrors.NETWORK, 'the server did not answer OPEN/RESUME in time'),
+        );
       }
     }, DEFAULTS.acceptTimeoutMs);
     const file = this.options.file;
@@ -469,7 +481,10 @@ export class BigUploader implements Uploader {
       message = decodeServerMessage(data);
     } catch (error) {
       const text = isProtocolError(error) ? `${error.codeName}: ${error.message}` : describe(error);
-      this.abortSession(s, clientError(ClientErrors.PROTOCOL_VIOLATION, `invalid message from the server (${text})`));
+      this.abortSession(
+        s,
+        clientError(ClientErrors.PROTOCOL_VIOLATION, `invalid message from the server (${text})`),
+      );
       return;
     }
     switch (message.type) {
@@ -493,20 +508,26 @@ export class BigUploader implements Uploader {
         this.onError(s, message);
         break;
       case 'terminated':
-        this.cancelDone?.();
+        this.life.confirmTerminated();
         break;
     }
   }
 
   private unexpected(s: Session, what: string): void {
-    this.abortSession(s, clientError(ClientErrors.PROTOCOL_VIOLATION, `the server sent ${what} when it was not expected`));
+    this.abortSession(
+      s,
+      clientError(
+        ClientErrors.PROTOCOL_VIOLATION,
+        `the server sent ${what} when it was not expected`,
+      ),
+    );
   }
 
   private onAccept(s: Session, m: AcceptMessage): void {
     if (s.phase !== 'handshake') return this.unexpected(s, 'ACCEPT');
     this.clock.clearTimeout(s.acceptTimer);
     const file = this.options.file;
-    if (this.cancelRequested) {
+    if (this.life.cancelled) {
       s.phase = 'active';
       s.ending = true;
       s.conn.send(encodeTerminate());
@@ -515,7 +536,14 @@ export class BigUploader implements Uploader {
     if (m.fileSize !== file.size) {
       void this.removeRecord();
       this.forgetUpload();
-      this.abortSession(s, clientError(ClientErrors.RESUME_MISMATCH, `the server's upload is ${m.fileSize} bytes, the file ${file.size}`), true);
+      this.abortSession(
+        s,
+        clientError(
+          ClientErrors.RESUME_MISMATCH,
+          `the server's upload is ${m.fileSize} bytes, the file ${file.size}`,
+        ),
+        true,
+      );
       return;
     }
     if (m.created) {
@@ -551,26 +579,40 @@ export class BigUploader implements Uploader {
     });
     if (!m.created && total > 0) {
       const percent = Math.floor((this.acked.total / total) * 100);
-      if (this.acked.total === total) this.info('ALREADY_COMPLETE', 'the server already has every byte; completing');
-      else this.info('RESUMING', `resuming at ${percent}% (${this.acked.total} of ${total} bytes on the server)`);
+      if (this.acked.total === total)
+        this.info('ALREADY_COMPLETE', 'the server already has every byte; completing');
+      else
+        this.info(
+          'RESUMING',
+          `resuming at ${percent}% (${this.acked.total} of ${total} bytes on the server)`,
+        );
     }
     this.emitProgress(true);
-    if (this.pauseRequested) {
+    if (this.life.pausing) {
       this.checkPauseDone();
       return;
     }
-    this.setState('uploading');
+    this.life.go('accept');
     if (!m.created && this.acked.total > 0 && !this.allHashesKnown()) this.startHashingAcked(s);
     this.pump();
+  }
+
+  /** The chunk hash table, set up at the first ACCEPT (the hasher is loaded before connecting). */
+  private chunkHashes(): { hasher: Hasher; hashes: BigUint64Array; known: Uint8Array } {
+    if (!this.hasher || !this.hashes || !this.hashKnown)
+      throw new Error('internal: chunk hashes used before the upload was accepted');
+    return { hasher: this.hasher, hashes: this.hashes, known: this.hashKnown };
   }
 
   /** Hash the chunks acked before this Uploader saw them, alongside the upload (once per ACCEPT). */
   private startHashingAcked(s: Session): void {
     if (this.hashingAcked) return;
-    const hashes = this.hashes!;
-    const known = this.hashKnown!;
+    const { hasher, hashes, known } = this.chunkHashes();
     const acked = this.acked;
-    this.info('VERIFYING_SENT_CHUNKS', `re-reading the ${acked.total} bytes sent in an earlier session to check them against the server's copy`);
+    this.info(
+      'VERIFYING_SENT_CHUNKS',
+      `re-reading the ${acked.total} bytes sent in an earlier session to check them against the server's copy`,
+    );
     const work = (async () => {
       const size = this.options.file.size;
       const buffer = new Uint8Array(this.chunkSize);
@@ -579,15 +621,22 @@ export class BigUploader implements Uploader {
         const { start, end } = chunkBounds(index, size, this.chunkSize);
         if (!acked.covers(start, end)) continue;
         const bytes = await this.options.file.read(start, end, buffer.subarray(0, end - start));
-        if (bytes.byteLength !== end - start) throw new Error(`read ${bytes.byteLength} bytes at ${start}, expected ${end - start} (file changed?)`);
+        if (bytes.byteLength !== end - start)
+          throw new Error(
+            `read ${bytes.byteLength} bytes at ${start}, expected ${end - start} (file changed?)`,
+          );
         if (this.hashes !== hashes || known[index] === 1) continue;
-        hashes[index] = this.hasher!.h64(bytes);
+        hashes[index] = hasher.h64(bytes);
         known[index] = 1;
       }
     })();
     this.hashingAcked = work;
     work.catch((error: unknown) => {
-      if (this.session === s) this.abandon(s, clientError(ClientErrors.SOURCE_ERROR, `cannot read the file: ${describe(error)}`));
+      if (this.session === s)
+        this.abandon(
+          s,
+          clientError(ClientErrors.SOURCE_ERROR, `cannot read the file: ${describe(error)}`),
+        );
     });
   }
 
@@ -599,7 +648,7 @@ export class BigUploader implements Uploader {
       const first = Math.floor(gap.start / this.chunkSize);
       const last = Math.ceil(gap.end / this.chunkSize);
       for (let i = first; i < last; i++) {
-        if (out[out.length - 1] !== i && !s.outstanding.has(i * this.chunkSize)) out.push(i);
+        if (out[out.length - 1] !== i && !s.inFlight.has(i * this.chunkSize)) out.push(i);
       }
     }
     return out;
@@ -610,7 +659,13 @@ export class BigUploader implements Uploader {
     // In-grid bytes this connection never sent are taken as acked: an idempotent re-ack (7.7).
     const offGrid = rangeOffGrid(ranges, this.options.file.size, this.chunkSize);
     if (offGrid !== undefined) {
-      this.abortSession(s, clientError(ClientErrors.PROTOCOL_VIOLATION, `the server acked [${offGrid.start}, ${offGrid.end}), off the chunk grid or past the end of the file`));
+      this.abortSession(
+        s,
+        clientError(
+          ClientErrors.PROTOCOL_VIOLATION,
+          `the server acked [${offGrid.start}, ${offGrid.end}), off the chunk grid or past the end of the file`,
+        ),
+      );
       return;
     }
     let gained = 0;
@@ -618,16 +673,7 @@ export class BigUploader implements Uploader {
     for (const range of ranges) {
       gained += this.acked.add(range.start, range.end);
       if (gained > 0) this.firstAckMs ??= now - s.connectedAt;
-      // Chunks are aligned, so every chunk the range covers starts at a multiple of chunkSize.
-      const first = Math.ceil(range.start / this.chunkSize) * this.chunkSize;
-      for (let offset = first; offset < range.end; offset += this.chunkSize) {
-        const entry = s.outstanding.get(offset);
-        if (entry && offset + entry.length <= range.end) {
-          s.outstanding.delete(offset);
-          s.outstandingBytes -= entry.length;
-          this.release(entry.buffer);
-        }
-      }
+      for (const chunk of s.inFlight.acked(range, this.chunkSize)) this.release(chunk.payload);
     }
     if (gained > 0) {
       if (this.acked.total === this.options.file.size) this.finishingSince = now;
@@ -636,17 +682,20 @@ export class BigUploader implements Uploader {
       this.meter.add(gained, now);
       this.emitProgress(false);
     }
-    if (this.pauseRequested) this.checkPauseDone();
+    if (this.life.pausing) this.checkPauseDone();
     else this.pump();
   }
 
   private onResult(s: Session, m: ResultMessage): void {
     const file = this.options.file;
-    const ours = this.allHashesKnown() ? wholeFileDigest(this.hasher!, this.hashes!) : undefined;
+    const ours = this.allHashesKnown() ? this.wholeFileDigest() : undefined;
     if (m.fileSize !== file.size || (ours !== undefined && ours !== m.digest)) {
       this.abortSession(
         s,
-        clientError(ClientErrors.RESULT_MISMATCH, `the server reports ${m.fileSize} bytes with digest ${hashToHex(m.digest)}; we sent ${file.size} bytes${ours !== undefined ? ` with digest ${hashToHex(ours)}` : ''}`),
+        clientError(
+          ClientErrors.RESULT_MISMATCH,
+          `the server reports ${m.fileSize} bytes with digest ${hashToHex(m.digest)}; we sent ${file.size} bytes${ours !== undefined ? ` with digest ${hashToHex(ours)}` : ''}`,
+        ),
         true,
       );
       return;
@@ -668,9 +717,9 @@ export class BigUploader implements Uploader {
     void this.removeRecord();
     void this.closeFile();
     this.emitProgress(true);
-    this.setState('done');
+    this.life.go('succeed');
     this.emitter.emit('complete', this.result);
-    this.finish({ state: 'done', result: this.result });
+    this.life.settle({ state: 'done', result: this.result });
   }
 
   private onError(s: Session, m: ErrorMessage): void {
@@ -679,19 +728,15 @@ export class BigUploader implements Uploader {
     switch (name) {
       case 'HASH_MISMATCH': {
         const index = Math.floor(m.offset / this.chunkSize);
-        const entry = s.outstanding.get(m.offset);
-        if (entry) {
-          s.outstanding.delete(m.offset);
-          s.outstandingBytes -= entry.length;
-          this.release(entry.buffer);
-        }
+        const refused = s.inFlight.refused(m.offset);
+        if (refused) this.release(refused.payload);
         const count = (this.mismatches.get(index) ?? 0) + 1;
         this.mismatches.set(index, count);
         if (count > DEFAULTS.maxHashMismatches) {
           this.abortSession(s, err(true), true);
           return;
         }
-        this.hashKnown![index] = 0;
+        this.chunkHashes().known[index] = 0;
         s.resend.push(index);
         this.emitter.emit('error', err(false));
         this.info('CHUNK_RESENT', `the server received chunk at ${m.offset} damaged; resending it`);
@@ -701,6 +746,8 @@ export class BigUploader implements Uploader {
         return;
       }
       case 'INCOMPLETE': {
+        // SPEC.md 6.2: INCOMPLETE only answers a COMPLETE.
+        if (s.phase !== 'active' || !s.completeSent) return this.unexpected(s, 'INCOMPLETE');
         this.incompletes++;
         if (this.incompletes > 3) {
           this.abortSession(s, err(true), true);
@@ -711,29 +758,32 @@ export class BigUploader implements Uploader {
         s.completeSent = false;
         s.queue = this.missingChunks(s).filter((i) => !s.resend.includes(i));
         s.queuePos = 0;
-        if (s.queue.length === 0 && s.resend.length === 0 && s.outstandingBytes === 0 && s.readsInFlight === 0) {
+        if (s.queue.length === 0 && s.resend.length === 0 && s.inFlight.settled) {
           // We believe every byte is acked but the server disagrees: only a fresh ACCEPT tells us
           // its real list, so reconnect and RESUME rather than repeat COMPLETE.
           this.abortSession(s, err(false));
           return;
         }
-        this.setState('uploading');
+        this.life.go('sendAgain');
         this.pump();
         return;
       }
       case 'NOT_FOUND':
-        if (s.opened === 'resume' && !this.cancelRequested) {
+        if (s.opened === 'resume' && !this.life.cancelled) {
           // The server lost or expired the upload: forget it and open a new one on a new connection.
           void this.removeRecord();
           this.forgetUpload();
-          this.info('UPLOAD_NOT_FOUND_STARTING_FRESH', 'the upload no longer exists on the server; starting fresh');
+          this.info(
+            'UPLOAD_NOT_FOUND_STARTING_FRESH',
+            'the upload no longer exists on the server; starting fresh',
+          );
           s.ending = true;
           this.endSession();
           this.connect();
           return;
         }
-        if (this.cancelRequested) {
-          this.cancelDone?.();
+        if (this.life.cancelled) {
+          this.life.confirmTerminated();
           return;
         }
         break;
@@ -750,12 +800,15 @@ export class BigUploader implements Uploader {
         s.conn.send(encodeTerminate());
         void this.removeRecord();
         this.forgetUpload();
-        if ((this.bytesSkipped ?? 0) > 0 && !this.restartedAfterChange && !this.cancelRequested) {
+        if ((this.bytesSkipped ?? 0) > 0 && !this.restartedAfterChange && !this.life.cancelled) {
           // Bytes from an earlier session differ from the file now: it was edited in between.
           // Upload the file as it is, from scratch, once.
           this.restartedAfterChange = true;
           this.bytesSkipped = undefined;
-          this.info('SOURCE_CHANGED_STARTING_FRESH', 'the file changed since the earlier session sent part of it; uploading it again from the start');
+          this.info(
+            'SOURCE_CHANGED_STARTING_FRESH',
+            'the file changed since the earlier session sent part of it; uploading it again from the start',
+          );
           this.endSession();
           this.connect();
           return;
@@ -764,7 +817,7 @@ export class BigUploader implements Uploader {
       default:
         break;
     }
-    if (this.cancelRequested) return;
+    if (this.life.cancelled) return;
     if (m.retryable) {
       // Retryable: reconnect and resume. If the server did not close (non-fatal), we close.
       this.abortSession(s, err(false));
@@ -784,24 +837,20 @@ export class BigUploader implements Uploader {
     return this.options.maxBufferedBytes ?? Math.max(2 * this.chunkSize, 8 * MiB);
   }
 
+  /** The next chunk to send, resends first; skips (consumes) chunks acked or in flight meanwhile. */
   private nextIndex(s: Session): number | undefined {
-    while (s.resend.length > 0) {
-      const index = s.resend[0]!;
+    for (;;) {
+      const index = s.resend.length > 0 ? s.resend[0] : s.queue.at(s.queuePos);
+      if (index === undefined) return undefined;
       const { start, end } = chunkBounds(index, this.options.file.size, this.chunkSize);
-      if (!this.acked.covers(start, end) && !s.outstanding.has(start)) return index;
-      s.resend.shift();
+      if (!this.acked.covers(start, end) && !s.inFlight.has(start)) return index;
+      this.consumeIndex(s);
     }
-    while (s.queuePos < s.queue.length) {
-      const index = s.queue[s.queuePos]!;
-      const { start, end } = chunkBounds(index, this.options.file.size, this.chunkSize);
-      if (!this.acked.covers(start, end) && !s.outstanding.has(start)) return index;
-      s.queuePos++;
-    }
-    return undefined;
   }
 
-  private consumeIndex(s: Session, index: number): void {
-    if (s.resend[0] === index) s.resend.shift();
+  /** Take the chunk nextIndex() returned off its list. */
+  private consumeIndex(s: Session): void {
+    if (s.resend.length > 0) s.resend.shift();
     else s.queuePos++;
   }
 
@@ -817,7 +866,7 @@ export class BigUploader implements Uploader {
 
   private pumpLoop(): void {
     const s = this.session;
-    if (!s || s.phase !== 'active' || s.ending || this.pauseRequested || this.cancelRequested) return;
+    if (!s || !this.sending(s)) return;
     const size = this.options.file.size;
     for (;;) {
       const index = this.nextIndex(s);
@@ -827,11 +876,10 @@ export class BigUploader implements Uploader {
       }
       const { start, end } = chunkBounds(index, size, this.chunkSize);
       const length = end - start;
-      const inFlight = s.outstandingBytes + s.reservedBytes;
       // Window 0 pauses the sender; otherwise a whole chunk always fits when nothing is in flight.
       if (s.window === 0) return;
-      if (inFlight > 0 && inFlight + length > this.effectiveWindow(s)) return; // an ACK re-pumps
-      if (s.readsInFlight >= DEFAULTS.maxConcurrentReads) return; // the read's completion re-pumps
+      if (!s.inFlight.fits(length, this.effectiveWindow(s))) return; // an ACK re-pumps
+      if (s.inFlight.reading >= DEFAULTS.maxConcurrentReads) return; // the read's completion re-pumps
       if (s.conn.bufferedAmount > this.maxBuffered()) {
         if (!s.conn.reportsDrain) this.schedulePump(DEFAULTS.drainPollMs);
         return;
@@ -844,9 +892,8 @@ export class BigUploader implements Uploader {
         }
         this.bucket.take(length, this.clock.now());
       }
-      this.consumeIndex(s, index);
-      s.reservedBytes += length;
-      s.readsInFlight++;
+      this.consumeIndex(s);
+      s.inFlight.readStarted(length);
       void this.readAndSend(s, index, start, end);
     }
   }
@@ -861,35 +908,47 @@ export class BigUploader implements Uploader {
     const buffer = this.pool.pop() ?? new Uint8Array(HeaderSize.DATA + this.chunkSize);
     let payload: Uint8Array;
     try {
-      payload = await this.options.file.read(start, end, buffer.subarray(HeaderSize.DATA, HeaderSize.DATA + length));
-      if (payload.byteLength !== length) throw new Error(`read ${payload.byteLength} bytes at ${start}, expected ${length} (file changed?)`);
+      payload = await this.options.file.read(
+        start,
+        end,
+        buffer.subarray(HeaderSize.DATA, HeaderSize.DATA + length),
+      );
+      if (payload.byteLength !== length)
+        throw new Error(
+          `read ${payload.byteLength} bytes at ${start}, expected ${length} (file changed?)`,
+        );
     } catch (error) {
-      s.readsInFlight--;
-      s.reservedBytes -= length;
-      if (this.session === s) this.abandon(s, clientError(ClientErrors.SOURCE_ERROR, `cannot read the file: ${describe(error)}`));
+      s.inFlight.readEnded(length);
+      if (this.session === s)
+        this.abandon(
+          s,
+          clientError(ClientErrors.SOURCE_ERROR, `cannot read the file: ${describe(error)}`),
+        );
       return;
     }
-    s.readsInFlight--;
-    s.reservedBytes -= length;
-    if (this.session !== s || s.phase !== 'active' || s.ending || this.pauseRequested || this.cancelRequested) {
+    s.inFlight.readEnded(length);
+    if (!this.sending(s)) {
       // Read during a pause or after the session ended: keep it for later, send nothing now.
       this.release(buffer);
       if (this.session === s) {
         s.resend.unshift(index);
-        if (this.pauseRequested) this.checkPauseDone();
+        this.checkPauseDone();
       }
       return;
     }
-    if (payload.buffer !== buffer.buffer || payload.byteOffset !== buffer.byteOffset + HeaderSize.DATA) {
+    if (
+      payload.buffer !== buffer.buffer ||
+      payload.byteOffset !== buffer.byteOffset + HeaderSize.DATA
+    ) {
       buffer.set(payload, HeaderSize.DATA); // a FileSource that ignored `target`
     }
     const body = buffer.subarray(HeaderSize.DATA, HeaderSize.DATA + length);
-    const hash = this.hasher!.h64(body);
-    this.hashes![index] = hash;
-    this.hashKnown![index] = 1;
+    const { hasher, hashes, known } = this.chunkHashes();
+    const hash = hasher.h64(body);
+    hashes[index] = hash;
+    known[index] = 1;
     writeDataHeader(buffer, start, hash);
-    s.outstanding.set(start, { length, buffer });
-    s.outstandingBytes += length;
+    s.inFlight.sent(start, length, buffer);
     this.bytesSent += length;
     const message = buffer.subarray(0, HeaderSize.DATA + length);
     if (s.conn.sendChunk) s.conn.sendChunk(message, start, end);
@@ -898,7 +957,8 @@ export class BigUploader implements Uploader {
   }
 
   private maybeComplete(s: Session): void {
-    if (s.completeSent || s.completePreparing || s.readsInFlight > 0 || s.resend.length > 0) return;
+    if (s.completeSent || s.completePreparing || s.inFlight.reading > 0 || s.resend.length > 0)
+      return;
     s.completePreparing = true;
     void this.prepareComplete(s);
   }
@@ -914,35 +974,57 @@ export class BigUploader implements Uploader {
       changed = (await this.options.file.changed?.()) ?? false;
     } catch (error) {
       s.completePreparing = false;
-      if (this.session === s) this.abandon(s, clientError(ClientErrors.SOURCE_ERROR, `cannot read the file: ${describe(error)}`));
+      if (this.session === s)
+        this.abandon(
+          s,
+          clientError(ClientErrors.SOURCE_ERROR, `cannot read the file: ${describe(error)}`),
+        );
       return;
     }
     s.completePreparing = false;
     if (this.session !== s || s.phase !== 'active' || s.ending || s.completeSent) return;
-    if (this.pauseRequested || this.cancelRequested) {
+    if (this.life.stopping) {
       this.checkPauseDone();
       return;
     }
     if (changed) {
-      this.abandon(s, clientError(ClientErrors.SOURCE_ERROR, 'the file changed during the upload; nothing was stored (run again to upload the new content)'));
+      this.abandon(
+        s,
+        clientError(
+          ClientErrors.SOURCE_ERROR,
+          'the file changed during the upload; nothing was stored (run again to upload the new content)',
+        ),
+      );
       return;
     }
     if (!this.allHashesKnown()) {
-      if (s.resend.length > 0 || s.outstanding.size > 0 || s.readsInFlight > 0) {
+      if (s.resend.length > 0 || !s.inFlight.settled) {
         // A chunk went back to the queue meanwhile (HASH_MISMATCH): the pump completes after it.
         this.pump();
         return;
       }
       // Every chunk is acked yet one was never hashed: a bug, never a silent COMPLETE without it.
-      this.abortSession(s, clientError(ClientErrors.SOURCE_ERROR, 'internal: a chunk of the file was never hashed; not completing'), true);
+      this.abortSession(
+        s,
+        clientError(
+          ClientErrors.SOURCE_ERROR,
+          'internal: a chunk of the file was never hashed; not completing',
+        ),
+        true,
+      );
       return;
     }
-    const digest = wholeFileDigest(this.hasher!, this.hashes!);
+    const digest = this.wholeFileDigest();
     s.completeSent = true;
     s.sentDigest = digest;
     s.conn.send(encodeComplete(digest));
     this.finishingSince = Math.max(this.finishingSince ?? 0, this.clock.now());
-    this.setState('completing');
+    this.life.go('complete');
+  }
+
+  private wholeFileDigest(): bigint {
+    const { hasher, hashes } = this.chunkHashes();
+    return wholeFileDigest(hasher, hashes);
   }
 
   private allHashesKnown(): boolean {
@@ -953,18 +1035,25 @@ export class BigUploader implements Uploader {
   }
 
   private release(buffer: Uint8Array): void {
-    const cap = Math.ceil(this.maxInFlight / Math.max(1, this.chunkSize)) + DEFAULTS.maxConcurrentReads;
-    if (buffer.byteLength === HeaderSize.DATA + this.chunkSize && this.pool.length < cap) this.pool.push(buffer);
+    const cap =
+      Math.ceil(this.maxInFlight / Math.max(1, this.chunkSize)) + DEFAULTS.maxConcurrentReads;
+    if (buffer.byteLength === HeaderSize.DATA + this.chunkSize && this.pool.length < cap)
+      this.pool.push(buffer);
   }
 
   // -------------------------------------------------------------------------------------------
   // Endings
 
+  /** Whether `s` is the live, accepted session and nothing asks to stop sending. */
+  private sending(s: Session): boolean {
+    return this.session === s && s.phase === 'active' && !s.ending && !this.life.stopping;
+  }
+
   private checkPauseDone(): void {
     const s = this.session;
-    if (!s || !this.pauseRequested) return;
+    if (!s || !this.life.pausing) return;
     if (s.completeSent) return; // COMPLETE is out: RESULT (done) or an error settles it
-    if (s.outstandingBytes === 0 && s.readsInFlight === 0) {
+    if (s.inFlight.settled) {
       s.ending = true;
       this.endSession();
       this.toPaused();
@@ -972,23 +1061,37 @@ export class BigUploader implements Uploader {
   }
 
   private toPaused(): void {
-    this.pauseRequested = false;
     this.meter.restart();
-    this.setState('paused');
-    this.finish({ state: 'paused' });
+    this.life.go('pause');
+    this.life.settle({ state: 'paused' });
   }
 
-  /** Detach the current session and close its connection. Later callbacks from it are ignored. */
-  private endSession(closeCode: number = CloseCode.NORMAL): void {
-    const s = this.session;
-    if (!s) return;
-    this.session = undefined;
+  /**
+   * The one teardown of a session: detach it (later callbacks from its connection are ignored)
+   * and stop its timers. Its chunks in flight are left unanswered; the next ACCEPT says what landed.
+   */
+  private detach(s: Session): void {
+    if (this.session === s) this.session = undefined;
     s.phase = 'closed';
     this.clock.clearTimeout(s.waitTimer);
     this.clock.clearTimeout(s.acceptTimer);
     this.clock.clearTimeout(this.pumpTimer);
+  }
+
+  /** Detach the current session and close its connection. */
+  private endSession(closeCode: number = CloseCode.NORMAL): void {
+    const s = this.session;
+    if (!s) return;
+    this.detach(s);
     try {
-      s.conn.close(closeCode, closeCode === CloseCode.PROTOCOL_ERROR ? 'PROTOCOL_ERROR' : s.ending ? 'done' : 'client closing');
+      s.conn.close(
+        closeCode,
+        closeCode === CloseCode.PROTOCOL_ERROR
+          ? 'PROTOCOL_ERROR'
+          : s.ending
+            ? 'done'
+            : 'client closing',
+      );
     } catch {
       // Already closed.
     }
@@ -1014,21 +1117,22 @@ export class BigUploader implements Uploader {
     if (this.session !== s) return;
     s.error = error;
     // SPEC.md 7.10: a server found in violation is told so with 1002.
-    this.endSession(error.code === ClientErrors.PROTOCOL_VIOLATION.code ? CloseCode.PROTOCOL_ERROR : CloseCode.NORMAL);
+    this.endSession(
+      error.code === ClientErrors.PROTOCOL_VIOLATION.code
+        ? CloseCode.PROTOCOL_ERROR
+        : CloseCode.NORMAL,
+    );
     this.afterSession(error, final);
   }
 
   private onClose(s: Session, info: CloseInfo): void {
     const phase = s.phase;
-    this.session = undefined;
-    s.phase = 'closed';
-    this.clock.clearTimeout(s.waitTimer);
-    this.clock.clearTimeout(s.acceptTimer);
-    if (this.cancelRequested) {
-      this.cancelDone?.();
+    this.detach(s);
+    if (this.life.cancelled) {
+      this.life.confirmTerminated();
       return;
     }
-    if (this.pauseRequested) {
+    if (this.life.pausing) {
       this.toPaused();
       return;
     }
@@ -1037,11 +1141,11 @@ export class BigUploader implements Uploader {
   }
 
   private afterSession(error: UploadErrorInfo, final: boolean): void {
-    if (this.cancelRequested) {
-      this.cancelDone?.();
+    if (this.life.cancelled) {
+      this.life.confirmTerminated();
       return;
     }
-    if (this.pauseRequested && !final) {
+    if (this.life.pausing && !final) {
       this.toPaused();
       return;
     }
@@ -1052,18 +1156,24 @@ export class BigUploader implements Uploader {
     this.attempt++;
     const allowed =
       this.attempt <= this.backoff.maxAttempts &&
-      (this.options.onShouldRetry ? this.options.onShouldRetry({ ...error, fatal: false }, this.attempt) : true);
+      (this.options.onShouldRetry
+        ? this.options.onShouldRetry({ ...error, fatal: false }, this.attempt)
+        : true);
     if (!allowed) {
       const attempts = this.attempt - 1;
-      this.fail({ ...error, fatal: true, message: `${error.message} (gave up after ${attempts} ${attempts === 1 ? 'retry' : 'retries'})` });
+      this.fail({
+        ...error,
+        fatal: true,
+        message: `${error.message} (gave up after ${attempts} ${attempts === 1 ? 'retry' : 'retries'})`,
+      });
       return;
     }
     const delay = backoffDelay(this.backoff, this.attempt, this.random);
     this.lastError = { ...error, fatal: false };
     this.emitter.emit('error', this.lastError);
-    this.setState('retrying', delay);
+    this.life.go('retry', delay);
     this.retryTimer = this.clock.setTimeout(() => {
-      if (this.currentState !== 'retrying') return;
+      if (this.life.state !== 'retrying') return;
       this.info('RECONNECTING', `reconnecting (attempt ${this.attempt})`);
       this.connect();
     }, delay);
@@ -1074,28 +1184,13 @@ export class BigUploader implements Uploader {
     this.clock.clearTimeout(this.retryTimer);
     this.lastError = error;
     void this.closeFile();
-    this.setState('failed');
+    this.life.go('fail');
     this.emitter.emit('error', error);
-    this.finish({ state: 'failed', error });
-  }
-
-  private finish(outcome: UploadOutcome): void {
-    const settle = this.settle;
-    this.settle = undefined;
-    settle?.(outcome);
-    for (const resolve of this.pauseWaiters.splice(0)) resolve();
+    this.life.settle({ state: 'failed', error });
   }
 
   // -------------------------------------------------------------------------------------------
   // Small helpers
-
-  private setState(state: UploadState, retryInMs?: number): void {
-    if (this.cancelRequested) return;
-    const previous = this.currentState;
-    if (previous === state && retryInMs === undefined) return;
-    this.currentState = state;
-    this.emitter.emit('state', retryInMs === undefined ? { state, previous } : { state, previous, retryInMs });
-  }
 
   private info(code: InfoCode, message: string): void {
     this.emitter.emit('info', { code, message });
@@ -1154,14 +1249,22 @@ export class BigUploader implements Uploader {
     if (!store || !store.entries || current.source === undefined) return;
     let stale: Array<readonly [string, ResumeRecord]>;
     try {
-      stale = (await store.entries()).filter(([key, r]) => key !== this.fingerprint && r.source === current.source && r.endpoint === current.endpoint);
+      stale = (await store.entries()).filter(
+        ([key, r]) =>
+          key !== this.fingerprint &&
+          r.source === current.source &&
+          r.endpoint === current.endpoint,
+      );
     } catch {
       return;
     }
     for (const [key, record] of stale) {
       await store.remove(key).catch(() => undefined);
       const terminated = await this.terminateElsewhere(record);
-      this.info('STALE_UPLOAD_REMOVED', `an earlier upload of this file (${record.uploadId}) was ${terminated ? 'terminated on the server' : 'forgotten; the server removes it after its TTL'}`);
+      this.info(
+        'STALE_UPLOAD_REMOVED',
+        `an earlier upload of this file (${record.uploadId}) was ${terminated ? 'terminated on the server' : 'forgotten; the server removes it after its TTL'}`,
+      );
     }
   }
 
@@ -1187,22 +1290,30 @@ export class BigUploader implements Uploader {
         resolve(ok);
       };
       const timer = this.clock.setTimeout(() => finish(false), DEFAULTS.acceptTimeoutMs);
-      const conn = this.options.transport.connect(url.toString(), [SUBPROTOCOL_V1], {
-        onOpen: () => conn.send(encodeResume({ uploadId: id, secret, token: this.options.uploadToken ?? '' })),
-        onMessage: (data) => {
-          let message: ServerMessage;
-          try {
-            message = decodeServerMessage(data);
-          } catch {
-            finish(false);
-            return;
-          }
-          if (message.type === 'accept') conn.send(encodeTerminate());
-          else finish(message.type === 'terminated');
+      const conn = this.options.transport.connect(
+        url.toString(),
+        [SUBPROTOCOL_V1],
+        {
+          onOpen: () =>
+            conn.send(
+              encodeResume({ uploadId: id, secret, token: this.options.uploadToken ?? '' }),
+            ),
+          onMessage: (data) => {
+            let message: ServerMessage;
+            try {
+              message = decodeServerMessage(data);
+            } catch {
+              finish(false);
+              return;
+            }
+            if (message.type === 'accept') conn.send(encodeTerminate());
+            else finish(message.type === 'terminated');
+          },
+          onClose: () => finish(false),
+          onDrain: () => undefined,
         },
-        onClose: () => finish(false),
-        onDrain: () => undefined,
-      }, headerAuth ? { Authorization: `Bearer ${this.options.token}` } : undefined);
+        headerAuth ? { Authorization: `Bearer ${this.options.token}` } : undefined,
+      );
     });
   }
 
@@ -1230,23 +1341,46 @@ function closeError(info: CloseInfo, phase: Session['phase']): UploadErrorInfo {
   const status = info.httpStatus;
   if (status !== undefined) {
     if (status === 401 || status === 403) {
-      return clientError(ClientErrors.HANDSHAKE_UNAUTHORIZED, `HTTP ${status}: ${ClientErrors.HANDSHAKE_UNAUTHORIZED.meaning}`);
+      return clientError(
+        ClientErrors.HANDSHAKE_UNAUTHORIZED,
+        `HTTP ${status}: ${ClientErrors.HANDSHAKE_UNAUTHORIZED.meaning}`,
+      );
     }
-    if (status === 426) return clientError(ClientErrors.UNSUPPORTED_VERSION, `HTTP 426: ${ClientErrors.UNSUPPORTED_VERSION.meaning}`);
+    if (status === 426)
+      return clientError(
+        ClientErrors.UNSUPPORTED_VERSION,
+        `HTTP 426: ${ClientErrors.UNSUPPORTED_VERSION.meaning}`,
+      );
     if (status >= 500 || status === 429 || status === 408) {
       return clientError(ClientErrors.NETWORK, `the server answered HTTP ${status} to the upgrade`);
     }
-    return clientError(ClientErrors.HANDSHAKE_REFUSED, `HTTP ${status}: ${ClientErrors.HANDSHAKE_REFUSED.meaning}`);
+    return clientError(
+      ClientErrors.HANDSHAKE_REFUSED,
+      `HTTP ${status}: ${ClientErrors.HANDSHAKE_REFUSED.meaning}`,
+    );
   }
   // Close codes that carry a decision even when the ERROR before them was lost.
-  if (info.code === CloseCode.TAKEN_OVER) return serverError(Errors.TAKEN_OVER.code, false, Errors.TAKEN_OVER.meaning, true);
-  if (info.code === CloseCode.UPLOAD_GONE) return serverError(Errors.UPLOAD_GONE.code, false, Errors.UPLOAD_GONE.meaning, true);
+  if (info.code === CloseCode.TAKEN_OVER)
+    return serverError(Errors.TAKEN_OVER.code, false, Errors.TAKEN_OVER.meaning, true);
+  if (info.code === CloseCode.UPLOAD_GONE)
+    return serverError(Errors.UPLOAD_GONE.code, false, Errors.UPLOAD_GONE.meaning, true);
   if (phase === 'connecting' && info.error !== undefined && /\bENOTFOUND\b/.test(info.error)) {
     // The name does not exist (not a temporary DNS failure, EAI_AGAIN): retrying cannot help.
-    return { ...clientError(ClientErrors.NETWORK, `could not connect: ${info.error} (no such host; check the URL)`, true), retryable: false };
+    return {
+      ...clientError(
+        ClientErrors.NETWORK,
+        `could not connect: ${info.error} (no such host; check the URL)`,
+        true,
+      ),
+      retryable: false,
+    };
   }
   const where = phase === 'connecting' ? 'could not connect' : 'the connection was lost';
-  const detail = info.error ? `: ${info.error}` : info.code !== 1006 && info.code !== 1000 ? ` (close ${info.code}${info.reason ? ` ${info.reason}` : ''})` : '';
+  const detail = info.error
+    ? `: ${info.error}`
+    : info.code !== 1006 && info.code !== 1000
+      ? ` (close ${info.code}${info.reason ? ` ${info.reason}` : ''})`
+      : '';
   return clientError(ClientErrors.NETWORK, `${where}${detail}`, false);
 }
 

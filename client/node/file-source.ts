@@ -20,7 +20,10 @@ function identity(info: BigIntStats): string {
   return `${info.dev}:${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`;
 }
 
-export async function openFileSource(path: string, options: NodeFileSourceOptions = {}): Promise<FileSource> {
+export async function openFileSource(
+  path: string,
+  options: NodeFileSourceOptions = {},
+): Promise<FileSource> {
   const exact = await stat(path, { bigint: true });
   if (!exact.isFile()) throw new Error(`${path} is not a regular file`);
   const opened = identity(exact);
@@ -34,7 +37,8 @@ export async function openFileSource(path: string, options: NodeFileSourceOption
     lastModified: Math.floor(info.mtimeMs),
     source: resolve(path),
     async read(start: number, end: number, target?: Uint8Array): Promise<Uint8Array> {
-      if (start < 0 || end > size || end < start) throw new RangeError(`read [${start}, ${end}) outside the file`);
+      if (start < 0 || end > size || end < start)
+        throw new RangeError(`read [${start}, ${end}) outside the file`);
       const length = end - start;
       const out = target ? target.subarray(0, length) : new Uint8Array(length);
       if (target && target.byteLength < length) throw new RangeError('target too small');
@@ -43,7 +47,8 @@ export async function openFileSource(path: string, options: NodeFileSourceOption
       let done = 0;
       while (done < length) {
         const { bytesRead } = await fh.read(out, done, length - done, start + done);
-        if (bytesRead === 0) throw new Error(`${path} ended at ${start + done} bytes; it was ${size} (file changed?)`);
+        if (bytesRead === 0)
+          throw new Error(`${path} ended at ${start + done} bytes; it was ${size} (file changed?)`);
         done += bytesRead;
       }
       return out;

@@ -4,7 +4,13 @@
  * the native xxHash64 when @node-rs/xxhash is installed.
  */
 import { createUploader as createCoreUploader } from '../core/uploader.js';
-import type { FileSource, ResumeStore, Transport, Uploader, UploaderOptions } from '../core/types.js';
+import type {
+  FileSource,
+  ResumeStore,
+  Transport,
+  Uploader,
+  UploaderOptions,
+} from '../core/types.js';
 import { loadNodeHasher } from '../../protocol/native-hasher.js';
 import { openFileSource } from './file-source.js';
 import { JsonFileResumeStore } from './state-store.js';
@@ -16,7 +22,10 @@ export type { WsTransportOptions } from './ws-transport.js';
 export { openFileSource } from './file-source.js';
 export { JsonFileResumeStore, defaultStatePath } from './state-store.js';
 
-export interface NodeUploaderOptions extends Omit<UploaderOptions, 'file' | 'transport' | 'resumeStore'> {
+export interface NodeUploaderOptions extends Omit<
+  UploaderOptions,
+  'file' | 'transport' | 'resumeStore'
+> {
   /** A path, or any FileSource. */
   readonly file: string | FileSource;
   /** Default: WsTransport with a zero mask. */
@@ -40,3 +49,5 @@ export async function createUploader(options: NodeUploaderOptions): Promise<Uplo
   };
   return createCoreUploader(core);
 }
+export { createBatchUploader, fileEntry } from './batch.js';
+export type { NodeBatchOptions } from './batch.js';

@@ -36,13 +36,20 @@ export class JsonFileResumeStore implements ResumeStore {
     try {
       text = await readFile(this.path, 'utf8');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { version: 1, records: Object.create(null) as Record<string, ResumeRecord> };
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+        return { version: 1, records: Object.create(null) as Record<string, ResumeRecord> };
       throw error;
     }
     try {
       const parsed = JSON.parse(text) as Partial<StateFile>;
       if (parsed.version === 1 && parsed.records && typeof parsed.records === 'object') {
-        return { version: 1, records: Object.assign(Object.create(null) as Record<string, ResumeRecord>, parsed.records) };
+        return {
+          version: 1,
+          records: Object.assign(
+            Object.create(null) as Record<string, ResumeRecord>,
+            parsed.records,
+          ),
+        };
       }
     } catch {
       // A damaged state file costs at most a fresh upload; never refuse to send because of it.

@@ -34,7 +34,12 @@ export class WsTransport implements Transport {
 
   constructor(private readonly options: WsTransportOptions = {}) {}
 
-  connect(url: string, protocols: readonly string[], handlers: ConnectionHandlers, headers?: Readonly<Record<string, string>>): Connection {
+  connect(
+    url: string,
+    protocols: readonly string[],
+    handlers: ConnectionHandlers,
+    headers?: Readonly<Record<string, string>>,
+  ): Connection {
     const allHeaders = { ...this.options.headers, ...headers };
     const ws = new WebSocket(url, [...protocols], {
       perMessageDeflate: false,
@@ -49,7 +54,11 @@ export class WsTransport implements Transport {
     let closed = false;
     ws.on('open', () => handlers.onOpen(ws.protocol));
     ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
-      const bytes = Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? new Uint8Array(data) : data;
+      const bytes = Array.isArray(data)
+        ? Buffer.concat(data)
+        : data instanceof ArrayBuffer
+          ? new Uint8Array(data)
+          : data;
       handlers.onMessage(bytes);
     });
     ws.on('error', (error: Error) => {

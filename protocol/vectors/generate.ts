@@ -1,13 +1,20 @@
 /**
- * `npm run vectors`: writes protocol/vectors/<message>.json, examples.json, and the generated
+ * `npm run vectors`: writes protocol/vectors/<message>.json, examples.json, v2/bigup2.json, and the generated
  * sections of protocol/SPEC.md (error registry table, worked examples). Run it after any change
  * to the codec or the registry; test/protocol checks that the committed files match its output.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { loadHasher } from '../hash.js';
-import { buildExamples, buildVectors, renderErrorTable, renderExamples, replaceGenerated } from './build.js';
+import { buildFrameVectors } from './build-v2.js';
+import {
+  buildExamples,
+  buildVectors,
+  renderErrorTable,
+  renderExamples,
+  replaceGenerated,
+} from './build.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -22,6 +29,8 @@ async function main(): Promise<void> {
   for (const file of files) {
     await writeFile(join(here, `${file.message.toLowerCase()}.json`), json(file));
   }
+  await mkdir(join(here, 'v2'), { recursive: true });
+  await writeFile(join(here, 'v2', 'bigup2.json'), json(buildFrameVectors(hasher)));
   const examples = buildExamples(hasher);
   await writeFile(join(here, 'examples.json'), json(examples));
 

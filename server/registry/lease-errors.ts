@@ -3,7 +3,10 @@ import { Errors, ProtocolError } from '../../protocol/index.js';
 
 /** Another node (or connection) acquired the upload since: this one must stop (fatal for the client). */
 export function leaseTakenOver(): ProtocolError {
-  return new ProtocolError(Errors.TAKEN_OVER, 'another connection resumed this upload on another node');
+  return new ProtocolError(
+    Errors.TAKEN_OVER,
+    'another connection resumed this upload on another node',
+  );
 }
 
 /**
@@ -11,5 +14,8 @@ export function leaseTakenOver(): ProtocolError {
  * nothing more is acked here; the client resumes and whichever node it reaches acquires anew.
  */
 export function leaseExpired(): ProtocolError {
-  return new ProtocolError(Errors.STORAGE_ERROR, 'this node lost its lease on the upload; resume to continue');
+  return new ProtocolError(
+    Errors.STORAGE_ERROR,
+    'this node lost its lease on the upload; resume to continue',
+  );
 }

@@ -10,13 +10,26 @@
 import { Errors, ProtocolError } from '../../protocol/index.js';
 import type { CompletionInfo, ListPage, UploadInfo, UploadSummary } from '../store/types.js';
 import { leaseExpired, leaseTakenOver } from './lease-errors.js';
-import type { Lease, ObjectLocation, PartRecord, RegistryEntry, RegistryHealth, SharedRegistry } from './types.js';
+import type {
+  Lease,
+  ObjectLocation,
+  PartRecord,
+  RegistryEntry,
+  RegistryHealth,
+  SharedRegistry,
+} from './types.js';
 
 export interface MemoryRegistryOptions {
   /** How long a lease lasts without renewal (ms). Default 30 s. */
   readonly leaseTtl?: number;
   /** Clock, for tests. */
   readonly now?: () => number;
+}
+
+interface Holder {
+  token: number;
+  holder: string;
+  until: number;
 }
 
 interface Entry {
@@ -26,12 +39,10 @@ interface Entry {
   completion?: CompletionInfo;
   updatedAt: number;
   fence: number;
-  holder?: { token: number; holder: string; until: number };
+  holder?: Holder;
 }
 
 export const DEFAULT_LEASE_TTL = 30_000;
-
-
 
 export class MemoryRegistry implements SharedRegistry {
   readonly kind = 'memory';
@@ -48,7 +59,13 @@ export class MemoryRegistry implements SharedRegistry {
 
   async create(info: UploadInfo, location: ObjectLocation): Promise<void> {
     if (this.entries.has(info.id)) throw new Error(`upload ${info.id} already exists`);
-    this.entries.set(info.id, { info, location, parts: new Map(), updatedAt: this.now(), fence: 0 });
+    this.entries.set(info.id, {
+      info,
+      location,
+      parts: new Map(),
+      updatedAt: this.now(),
+      fence: 0,
+    });
   }
 
   async get(id: string): Promise<RegistryEntry | undefined> {
@@ -73,16 +90,17 @@ export class MemoryRegistry implements SharedRegistry {
   }
 
   /** The entry when `lease` is still the current, unexpired one; TAKEN_OVER otherwise. */
-  private fenced(lease: Lease): Entry {
+  private fenced(lease: Lease): { entry: Entry; holder: Holder } {
     const entry = this.entries.get(lease.id);
     if (!entry) throw new ProtocolError(Errors.UPLOAD_GONE, 'the upload was deleted or expired');
     if (entry.fence !== lease.token) throw leaseTakenOver();
-    if (!entry.holder || entry.holder.token !== lease.token || entry.holder.until < this.now()) throw leaseExpired();
-    return entry;
+    const holder = entry.holder;
+    if (!holder || holder.token !== lease.token || holder.until < this.now()) throw leaseExpired();
+    return { entry, holder };
   }
 
   async renew(lease: Lease): Promise<void> {
-    this.fenced(lease).holder!.until = this.now() + this.leaseTtl;
+    this.fenced(lease).holder.until = this.now() + this.leaseTtl;
   }
 
   async release(lease: Lease): Promise<void> {
@@ -91,13 +109,13 @@ export class MemoryRegistry implements SharedRegistry {
   }
 
   async addParts(lease: Lease, parts: readonly PartRecord[]): Promise<void> {
-    const entry = this.fenced(lease);
+    const { entry } = this.fenced(lease);
     for (const part of parts) entry.parts.set(part.index, part);
     entry.updatedAt = this.now();
   }
 
   async complete(lease: Lease, completion: CompletionInfo): Promise<void> {
-    const entry = this.fenced(lease);
+    const { entry } = this.fenced(lease);
     entry.completion = completion;
     entry.parts.clear();
     entry.updatedAt = this.now();
@@ -108,10 +126,13 @@ export class MemoryRegistry implements SharedRegistry {
   }
 
   async list(page: ListPage = {}): Promise<UploadSummary[]> {
-    const ids = [...this.entries.keys()].filter((id) => page.after === undefined || id > page.after).sort();
+    const ids = [...this.entries.keys()]
+      .filter((id) => page.after === undefined || id > page.after)
+      .sort();
     const out: UploadSummary[] = [];
     for (const id of ids.slice(0, page.limit ?? ids.length)) {
-      const entry = this.entries.get(id)!;
+      const entry = this.entries.get(id);
+      if (!entry) continue;
       out.push({
         id,
         completed: entry.completion !== undefined,

@@ -50,14 +50,41 @@
  * at completion, so `--durable` acks never rest on a file a power loss could unlink.
  */
 import { constants as fsConstants } from 'node:fs';
-import { chmod, lstat, mkdir, open, readdir, rename, rm, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
+import {
+  chmod,
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  rename,
+  rm,
+  stat,
+  statfs,
+  unlink,
+  type FileHandle,
+} from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { Errors, ProtocolError, chunkCount, loadHasher, type Hasher } from '../../protocol/index.js';
+import {
+  Errors,
+  ProtocolError,
+  chunkCount,
+  loadHasher,
+  type Hasher,
+} from '../../protocol/index.js';
 import { Journal, RECORD_BYTES, journalSlotsFor, parseJournal } from './journal.js';
-import { safeRelativePath, sanitizeName } from './names.js';
+import { safeRelativePath } from './names.js';
 import { isOutOfSpace } from './errno.js';
-import type { ChunkRecord, CompletionInfo, StoredUpload, UploadHandle, UploadInfo, UploadStore, UploadSummary, ListPage } from './types.js';
+import type {
+  ChunkRecord,
+  CompletionInfo,
+  StoredUpload,
+  UploadHandle,
+  UploadInfo,
+  UploadStore,
+  UploadSummary,
+  ListPage,
+} from './types.js';
 
 /** Where the store says things worth an operator's attention (Fastify's logger fits). */
 export interface DiskStoreLogger {
@@ -122,18 +149,37 @@ function readBootId(): string {
 function isMetaFile(value: unknown, id: string): value is MetaFile {
   const meta = value as Partial<MetaFile> | null | undefined;
   const info = meta?.info as Partial<UploadInfo> | undefined;
-  return typeof meta === 'object' && meta !== null && meta.version === 1 && typeof info === 'object' && info !== null
-    && info.id === id && typeof info.secretHash === 'string' && /^[0-9a-f]{64}$/.test(info.secretHash)
-    && Number.isSafeInteger(info.fileSize) && info.fileSize! >= 0 && Number.isSafeInteger(info.chunkSize) && info.chunkSize! > 0
-    && typeof info.name === 'string' && (info.originalName === undefined || typeof info.originalName === 'string')
-    && typeof info.createdAt === 'number'
-    && (info.client === undefined || typeof info.client === 'string')
-    && (meta.completion === undefined || (typeof meta.completion === 'object' && meta.completion !== null
-      && /^[0-9a-f]{16}$/.test(String(meta.completion.digest)) && typeof meta.completion.location === 'string'));
+  return (
+    typeof meta === 'object' &&
+    meta !== null &&
+    meta.version === 1 &&
+    typeof info === 'object' &&
+    info !== null &&
+    info.id === id &&
+    typeof info.secretHash === 'string' &&
+    /^[0-9a-f]{64}$/.test(info.secretHash) &&
+    typeof info.fileSize === 'number' &&
+    Number.isSafeInteger(info.fileSize) &&
+    info.fileSize >= 0 &&
+    typeof info.chunkSize === 'number' &&
+    Number.isSafeInteger(info.chunkSize) &&
+    info.chunkSize > 0 &&
+    typeof info.name === 'string' &&
+    (info.originalName === undefined || typeof info.originalName === 'string') &&
+    typeof info.createdAt === 'number' &&
+    (info.client === undefined || typeof info.client === 'string') &&
+    (meta.completion === undefined ||
+      (typeof meta.completion === 'object' &&
+        meta.completion !== null &&
+        /^[0-9a-f]{16}$/.test(String(meta.completion.digest)) &&
+        typeof meta.completion.location === 'string'))
+  );
 }
 
 function isErrno(error: unknown, code: string): boolean {
-  return typeof error === 'object' && error !== null && (error as NodeJS.ErrnoException).code === code;
+  return (
+    typeof error === 'object' && error !== null && (error as NodeJS.ErrnoException).code === code
+  );
 }
 
 const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY } = fsConstants;
@@ -167,12 +213,14 @@ async function readNoFollow(path: string, encoding?: 'utf8'): Promise<Buffer | s
  * upload is treated as damaged (never written through, kept for the operator).
  */
 function planted(path: string): ProtocolError {
-  return new ProtocolError(Errors.UPLOAD_DAMAGED, `${path} is a symlink: the data directory was tampered with`);
+  return new ProtocolError(
+    Errors.UPLOAD_DAMAGED,
+    `${path} is a symlink: the data directory was tampered with`,
+  );
 }
 
-
-
 export class DiskStore implements UploadStore {
+  readonly retractsChunks = true;
   readonly dir: string;
   private readonly uploadsDir: string;
   private readonly filesDir: string;
@@ -204,12 +252,15 @@ export class DiskStore implements UploadStore {
     for (const dir of [this.uploadsDir, this.filesDir]) {
       await mkdir(dir, { recursive: true, mode: this.dirMode });
       const found = await lstat(dir);
-      if (!found.isDirectory()) throw new Error(`${dir} must be a directory, not a symlink or a file`);
+      if (!found.isDirectory())
+        throw new Error(`${dir} must be a directory, not a symlink or a file`);
       // Ours alone: tighten what an older version (or umask) left. A directory we may not chmod
       // (another owner) is left as it is, with a word to the operator.
       if ((found.mode & 0o777) !== this.dirMode) {
         await chmod(dir, this.dirMode).catch((error: unknown) => {
-          this.logger?.warn(`disk store: could not set mode ${this.dirMode.toString(8)} on ${dir}: ${(error as Error).message}`);
+          this.logger?.warn(
+            `disk store: could not set mode ${this.dirMode.toString(8)} on ${dir}: ${(error as Error).message}`,
+          );
         });
       }
     }
@@ -221,9 +272,13 @@ export class DiskStore implements UploadStore {
         const meta = await this.readMeta(summary.id).catch(() => undefined);
         if (meta) this.commitments.set(summary.id, meta.info.fileSize);
       }
-      this.logger?.info('disk store: disk blocks are not reserved at OPEN (Node has no fallocate); each unfinished upload\'s size is counted against the free space instead');
+      this.logger?.info(
+        "disk store: disk blocks are not reserved at OPEN (Node has no fallocate); each unfinished upload's size is counted against the free space instead",
+      );
     } else {
-      this.logger?.info('disk store: preallocate is off: OPEN compares an upload\'s size with the free space at that moment only');
+      this.logger?.info(
+        "disk store: preallocate is off: OPEN compares an upload's size with the free space at that moment only",
+      );
     }
   }
 
@@ -234,15 +289,17 @@ export class DiskStore implements UploadStore {
 
   async freeSpace(): Promise<number> {
     const s = await statfs(this.dir);
-    return s.bavail * s.bsize - await this.unwrittenCommitments();
+    return s.bavail * s.bsize - (await this.unwrittenCommitments());
   }
 
   /** Bytes unfinished uploads may still write: size minus the blocks each data file already has. */
   private async unwrittenCommitments(): Promise<number> {
-    const pending = await Promise.all([...this.commitments].map(async ([id, size]) => {
-      const part = await stat(this.path(id, 'part')).catch(() => undefined);
-      return Math.max(0, size - (part ? part.blocks * 512 : 0));
-    }));
+    const pending = await Promise.all(
+      [...this.commitments].map(async ([id, size]) => {
+        const part = await stat(this.path(id, 'part')).catch(() => undefined);
+        return Math.max(0, size - (part ? part.blocks * 512 : 0));
+      }),
+    );
     return pending.reduce((a, b) => a + b, 0);
   }
 
@@ -256,7 +313,8 @@ export class DiskStore implements UploadStore {
       return await open(path, CREATE_FLAGS, this.fileMode);
     } catch (error) {
       if (!replace || !isErrno(error, 'EEXIST')) throw error;
-      if ((await lstat(path)).isSymbolicLink()) this.logger?.warn(`disk store: removed a symlink planted at ${path}`);
+      if ((await lstat(path)).isSymbolicLink())
+        this.logger?.warn(`disk store: removed a symlink planted at ${path}`);
       await unlink(path);
       return open(path, CREATE_FLAGS, this.fileMode);
     }
@@ -277,7 +335,9 @@ export class DiskStore implements UploadStore {
       }
       const found = await lstat(dir);
       if (found.isDirectory()) break;
-      this.logger?.warn(`disk store: removed a ${found.isSymbolicLink() ? 'symlink' : 'file'} planted at ${dir}`);
+      this.logger?.warn(
+        `disk store: removed a ${found.isSymbolicLink() ? 'symlink' : 'file'} planted at ${dir}`,
+      );
       await unlink(dir);
     }
     await fsyncDir(this.filesDir);
@@ -335,7 +395,11 @@ export class DiskStore implements UploadStore {
     }
     // Written atomically (temp + fsync + rename), so no crash leaves it torn: this is damage, and
     // a retryable error would make the client retry forever.
-    if (!isMetaFile(meta, id)) throw new ProtocolError(Errors.UPLOAD_DAMAGED, `metadata ${path} is unreadable (${text.length} bytes)`);
+    if (!isMetaFile(meta, id))
+      throw new ProtocolError(
+        Errors.UPLOAD_DAMAGED,
+        `metadata ${path} is unreadable (${text.length} bytes)`,
+      );
     return meta;
   }
 
@@ -364,7 +428,11 @@ export class DiskStore implements UploadStore {
         await rm(this.path(info.id, 'json'), { force: true });
         await rm(`${this.path(info.id, 'json')}.tmp`, { force: true });
       }
-      if (isOutOfSpace(error)) throw new ProtocolError(Errors.INSUFFICIENT_STORAGE, 'not enough free space for the upload and its journal');
+      if (isOutOfSpace(error))
+        throw new ProtocolError(
+          Errors.INSUFFICIENT_STORAGE,
+          'not enough free space for the upload and its journal',
+        );
       throw error;
     }
     return handle;
@@ -377,7 +445,11 @@ export class DiskStore implements UploadStore {
   private admit(id: string, need: number, size: number): Promise<void> {
     const run = this.admission.then(async () => {
       const free = await this.freeSpace();
-      if (need > free) throw new ProtocolError(Errors.INSUFFICIENT_STORAGE, `upload of ${need} bytes (data and journal) exceeds the ${Math.max(0, free)} bytes not yet committed`);
+      if (need > free)
+        throw new ProtocolError(
+          Errors.INSUFFICIENT_STORAGE,
+          `upload of ${need} bytes (data and journal) exceeds the ${Math.max(0, free)} bytes not yet committed`,
+        );
       this.commitments.set(id, size);
     });
     this.admission = run.catch(() => undefined);
@@ -403,20 +475,33 @@ export class DiskStore implements UploadStore {
       return handle;
     } catch (error) {
       // The journal could not reserve its slots (journal.ts): nothing is lost, space may come back.
-      if (isOutOfSpace(error)) throw new ProtocolError(Errors.STORAGE_FULL, 'no space for the upload\'s journal; retry when space is freed');
+      if (isOutOfSpace(error))
+        throw new ProtocolError(
+          Errors.STORAGE_FULL,
+          "no space for the upload's journal; retry when space is freed",
+        );
       if (isErrno(error, 'ELOOP')) throw planted(this.path(id, 'journal'));
       throw error;
     }
   }
 
-  private async openHandle(info: UploadInfo, data: FileHandle, create: boolean): Promise<UploadHandle> {
+  private async openHandle(
+    info: UploadInfo,
+    data: FileHandle,
+    create: boolean,
+  ): Promise<UploadHandle> {
     try {
-      const { journal } = await Journal.open(this.path(info.id, 'journal'), this.hasher, this.bootHash, {
-        chunks: chunkCount(info.fileSize, info.chunkSize),
-        create,
-        mode: this.fileMode,
-        flushData: () => data.datasync(),
-      });
+      const { journal } = await Journal.open(
+        this.path(info.id, 'journal'),
+        this.hasher,
+        this.bootHash,
+        {
+          chunks: chunkCount(info.fileSize, info.chunkSize),
+          create,
+          mode: this.fileMode,
+          flushData: () => data.datasync(),
+        },
+      );
       return new DiskUpload(this, info, data, journal);
     } catch (error) {
       await data.close().catch(() => undefined);
@@ -429,12 +514,21 @@ export class DiskStore implements UploadStore {
     if (!meta) {
       // See the header: a journal without metadata is damage, a lone .part an unanswered OPEN.
       const journal = await stat(this.path(id, 'journal')).catch(() => undefined);
-      if (journal) throw new ProtocolError(Errors.UPLOAD_DAMAGED, `metadata of upload ${id} is missing but its journal exists`);
+      if (journal)
+        throw new ProtocolError(
+          Errors.UPLOAD_DAMAGED,
+          `metadata of upload ${id} is missing but its journal exists`,
+        );
       return undefined;
     }
     if (meta.completion) {
       await this.repairCompletion(meta.info, meta.completion);
-      return { info: meta.info, chunks: [], completion: meta.completion, updatedAt: meta.completion.completedAt };
+      return {
+        info: meta.info,
+        chunks: [],
+        completion: meta.completion,
+        updatedAt: meta.completion.completedAt,
+      };
     }
     const journalPath = this.path(id, 'journal');
     let bytes: Uint8Array = new Uint8Array(0);
@@ -443,11 +537,18 @@ export class DiskStore implements UploadStore {
       bytes = await readNoFollow(journalPath);
       updatedAt = Math.max(updatedAt, (await stat(journalPath)).mtimeMs);
     } catch (error) {
-      if (isErrno(error, 'ELOOP')) return { info: meta.info, chunks: [], updatedAt, damaged: planted(journalPath).message };
+      if (isErrno(error, 'ELOOP'))
+        return { info: meta.info, chunks: [], updatedAt, damaged: planted(journalPath).message };
       if (!isErrno(error, 'ENOENT')) throw error;
     }
     const { chunks, damage } = parseJournal(this.hasher, bytes, this.bootHash);
-    if (damage) return { info: meta.info, chunks: [], updatedAt, damaged: `journal ${journalPath}: ${damage}` };
+    if (damage)
+      return {
+        info: meta.info,
+        chunks: [],
+        updatedAt,
+        damaged: `journal ${journalPath}: ${damage}`,
+      };
     return { info: meta.info, chunks, updatedAt };
   }
 
@@ -473,7 +574,8 @@ export class DiskStore implements UploadStore {
     // Record last: a crash midway leaves a record whose data is gone, which the sweeper removes again.
     await rm(this.path(id, 'part'), { force: true });
     await rm(this.path(id, 'journal'), { force: true });
-    if (meta?.completion === undefined) await rm(join(this.filesDir, id), { recursive: true, force: true }).catch(() => undefined);
+    if (meta?.completion === undefined)
+      await rm(join(this.filesDir, id), { recursive: true, force: true }).catch(() => undefined);
     await rm(this.path(id, 'json'), { force: true });
     await rm(`${this.path(id, 'json')}.tmp`, { force: true });
     this.commitments.delete(id);
@@ -503,7 +605,12 @@ export class DiskStore implements UploadStore {
   }
 
   /** Used by DiskUpload.finish. */
-  async complete(info: UploadInfo, data: FileHandle, journal: Journal, digest: string): Promise<CompletionInfo> {
+  async complete(
+    info: UploadInfo,
+    data: FileHandle,
+    journal: Journal,
+    digest: string,
+  ): Promise<CompletionInfo> {
     await data.sync();
     // That flush covers every record: mark it (from the journal's reserve), so if the steps below
     // fail (ENOSPC writing the metadata on a full disk) the rollback that follows keeps every
@@ -511,7 +618,11 @@ export class DiskStore implements UploadStore {
     await journal.appendSync(journal.count);
     const targetDir = join(this.filesDir, info.id);
     const place = safeRelativePath(info.name, info.metadata.relativePath);
-    const completion: CompletionInfo = { digest, location: join(targetDir, ...place), completedAt: Date.now() };
+    const completion: CompletionInfo = {
+      digest,
+      location: join(targetDir, ...place),
+      completedAt: Date.now(),
+    };
     await this.makeUploadDir(targetDir);
     await this.makeFolders(targetDir, place.slice(0, -1));
     await this.writeMeta({ version: 1, info, completion });
@@ -540,7 +651,12 @@ class DiskUpload implements UploadHandle {
     let done = 0;
     // A positional write can be short (rare, e.g. a signal); finish it from where it stopped.
     while (done < bytes.byteLength) {
-      const { bytesWritten } = await this.data.write(bytes, done, bytes.byteLength - done, position + done);
+      const { bytesWritten } = await this.data.write(
+        bytes,
+        done,
+        bytes.byteLength - done,
+        position + done,
+      );
       if (bytesWritten <= 0) throw new Error('positional write made no progress');
       done += bytesWritten;
     }
@@ -560,6 +676,10 @@ class DiskUpload implements UploadHandle {
     const covered = this.journal.count;
     await this.data.datasync();
     await this.journal.appendSync(covered);
+  }
+
+  retractChunks(indexes: readonly number[]): Promise<void> {
+    return this.journal.retractChunks(indexes, () => this.data.datasync());
   }
 
   rollbackToCheckpoint(): Promise<readonly ChunkRecord[]> {

@@ -11,6 +11,9 @@
  *   SYNC  (2): a = number of records (counted from the start of the file) whose data was flushed
  *              to the device before this mark was written.
  *   BOOT  (3): b = xxHash64 of the kernel boot id of the process that appended after it.
+ *   RETRACT (4): a = chunk index: the CHUNK records before it for that chunk no longer hold (the
+ *              client found the chunk changed and will send it again, SPEC.md 16.9). It is always
+ *              written with a SYNC mark that covers it, before the chunk's bytes are overwritten.
  *   check = xxHash64 of bytes 0..23.
  *
  * Torn tail or damage. A record is bad when its check fails. A crash can only leave bad bytes where
@@ -65,11 +68,12 @@ const enum RecordType {
   CHUNK = 1,
   SYNC = 2,
   BOOT = 3,
+  RETRACT = 4,
 }
 
 /** What reading a journal file found. */
 export interface JournalContents {
-  /** Trusted chunk records, in file order (a chunk may appear twice after a rollback: last wins). */
+  /** Trusted chunk records, one per chunk: the last CHUNK record of each chunk not retracted since. */
   readonly chunks: ChunkRecord[];
   /** Number of records (of any type) that are trusted: the file is cut to this length. */
   readonly trustedRecords: number;
@@ -101,12 +105,23 @@ const ZERO_BLOCK = Buffer.alloc(64 * 1024);
 function usedLength(bytes: Uint8Array): number {
   const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let end = view.byteLength;
-  while (end >= ZERO_BLOCK.byteLength && view.subarray(end - ZERO_BLOCK.byteLength, end).equals(ZERO_BLOCK)) end -= ZERO_BLOCK.byteLength;
+  while (
+    end >= ZERO_BLOCK.byteLength &&
+    view.subarray(end - ZERO_BLOCK.byteLength, end).equals(ZERO_BLOCK)
+  )
+    end -= ZERO_BLOCK.byteLength;
   while (end > 0 && view[end - 1] === 0) end--;
   return end;
 }
 
-function encodeRecord(hasher: Hasher, target: Uint8Array, at: number, type: RecordType, a: number, b: bigint): void {
+function encodeRecord(
+  hasher: Hasher,
+  target: Uint8Array,
+  at: number,
+  type: RecordType,
+  a: number,
+  b: bigint,
+): void {
   const view = new DataView(target.buffer, target.byteOffset + at, RECORD_BYTES);
   view.setUint8(0, type);
   for (let i = 1; i < 8; i++) view.setUint8(i, 0);
@@ -119,7 +134,13 @@ function encodeRecord(hasher: Hasher, target: Uint8Array, at: number, type: Reco
 /** Why a record whose check passed cannot come from this writer, or undefined if it can. */
 function foreignRecord(view: DataView, at: number): string | undefined {
   const type = view.getUint8(at);
-  if (type !== RecordType.CHUNK && type !== RecordType.SYNC && type !== RecordType.BOOT) return `unknown record type ${type}`;
+  if (
+    type !== RecordType.CHUNK &&
+    type !== RecordType.SYNC &&
+    type !== RecordType.BOOT &&
+    type !== RecordType.RETRACT
+  )
+    return `unknown record type ${type}`;
   for (let i = 1; i < 8; i++) if (view.getUint8(at + i) !== 0) return 'non-zero padding';
   return undefined;
 }
@@ -129,8 +150,16 @@ export function parseJournal(hasher: Hasher, bytes: Uint8Array, bootHash: bigint
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   // Past the last non-zero byte there are only free slots: nothing to read there.
   const used = usedLength(bytes);
-  const whole = Math.min(Math.floor(bytes.byteLength / RECORD_BYTES), Math.ceil(used / RECORD_BYTES));
-  const damaged = (damage: string): JournalContents => ({ chunks: [], trustedRecords: 0, truncated: false, damage });
+  const whole = Math.min(
+    Math.floor(bytes.byteLength / RECORD_BYTES),
+    Math.ceil(used / RECORD_BYTES),
+  );
+  const damaged = (damage: string): JournalContents => ({
+    chunks: [],
+    trustedRecords: 0,
+    truncated: false,
+    damage,
+  });
   let valid = 0;
   let lastBoot: bigint | undefined;
   let syncedRecords = 0;
@@ -142,7 +171,11 @@ export function parseJournal(hasher: Hasher, bytes: Uint8Array, bootHash: bigint
     if (foreign) return damaged(`record ${valid}: ${foreign}`);
     const type = view.getUint8(at);
     if (type === RecordType.BOOT) lastBoot = view.getBigUint64(at + 16);
-    else if (type === RecordType.SYNC) syncedRecords = Math.min(view.getUint32(at + 8) * 0x1_0000_0000 + view.getUint32(at + 12), valid);
+    else if (type === RecordType.SYNC)
+      syncedRecords = Math.min(
+        view.getUint32(at + 8) * 0x1_0000_0000 + view.getUint32(at + 12),
+        valid,
+      );
   }
   if (valid < whole) {
     // A bad record: torn tail or damage? Look at what follows it (see the rule at the top).
@@ -172,20 +205,37 @@ export function parseJournal(hasher: Hasher, bytes: Uint8Array, bootHash: bigint
   }
   const sameBoot = lastBoot === bootHash;
   const trusted = sameBoot ? valid : syncedRecords;
-  const chunks: ChunkRecord[] = [];
+  // Replayed in file order: the last CHUNK record of a chunk wins, a RETRACT removes it.
+  const byIndex = new Map<number, bigint>();
   for (let i = 0; i < trusted; i++) {
     const at = i * RECORD_BYTES;
-    if (view.getUint8(at) !== RecordType.CHUNK) continue;
+    const type = view.getUint8(at);
+    if (type !== RecordType.CHUNK && type !== RecordType.RETRACT) continue;
     const index = view.getUint32(at + 8) * 0x1_0000_0000 + view.getUint32(at + 12);
-    chunks.push({ index, hash: view.getBigUint64(at + 16) });
+    if (type === RecordType.CHUNK) byIndex.set(index, view.getBigUint64(at + 16));
+    else byIndex.delete(index);
   }
+  const chunks: ChunkRecord[] = [];
+  for (const [index, hash] of byIndex) chunks.push({ index, hash });
   // An open in this boot that nothing followed: BOOT(this boot) + SYNC(every record before them).
-  const markedAt = (i: number, type: RecordType): boolean => i >= 0 && view.getUint8(i * RECORD_BYTES) === type;
-  const tailMarked = sameBoot && trusted === valid && valid >= 2
-    && markedAt(valid - 2, RecordType.BOOT) && view.getBigUint64((valid - 2) * RECORD_BYTES + 16) === bootHash
-    && markedAt(valid - 1, RecordType.SYNC)
-    && view.getUint32((valid - 1) * RECORD_BYTES + 8) * 0x1_0000_0000 + view.getUint32((valid - 1) * RECORD_BYTES + 12) === valid - 2;
-  return { chunks, trustedRecords: trusted, truncated: used > trusted * RECORD_BYTES, ...(tailMarked ? { tailMarked } : {}) };
+  const markedAt = (i: number, type: RecordType): boolean =>
+    i >= 0 && view.getUint8(i * RECORD_BYTES) === type;
+  const tailMarked =
+    sameBoot &&
+    trusted === valid &&
+    valid >= 2 &&
+    markedAt(valid - 2, RecordType.BOOT) &&
+    view.getBigUint64((valid - 2) * RECORD_BYTES + 16) === bootHash &&
+    markedAt(valid - 1, RecordType.SYNC) &&
+    view.getUint32((valid - 1) * RECORD_BYTES + 8) * 0x1_0000_0000 +
+      view.getUint32((valid - 1) * RECORD_BYTES + 12) ===
+      valid - 2;
+  return {
+    chunks,
+    trustedRecords: trusted,
+    truncated: used > trusted * RECORD_BYTES,
+    ...(tailMarked ? { tailMarked } : {}),
+  };
 }
 
 /** Slots a new journal reserves for an upload of `chunks` chunks (see "Reserved space" above). */
@@ -249,18 +299,39 @@ export class Journal {
    * cannot hold fails with the filesystem's error (ENOSPC): nothing is acked on a journal that
    * might not take the records.
    */
-  static async open(path: string, hasher: Hasher, bootHash: bigint, options: JournalOpenOptions): Promise<{ journal: Journal; contents: JournalContents }> {
+  static async open(
+    path: string,
+    hasher: Hasher,
+    bootHash: bigint,
+    options: JournalOpenOptions,
+  ): Promise<{ journal: Journal; contents: JournalContents }> {
     const { O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW } = fsConstants;
-    const file = await open(path, O_RDWR | O_CREAT | O_NOFOLLOW | (options.create ? O_EXCL : 0), options.mode);
+    const file = await open(
+      path,
+      O_RDWR | O_CREAT | O_NOFOLLOW | (options.create ? O_EXCL : 0),
+      options.mode,
+    );
     try {
       const bytes = await file.readFile();
       const contents = parseJournal(hasher, bytes, bootHash);
       // Checked before any cut or write: a damaged journal stays byte for byte as found.
-      if (contents.damage) throw new ProtocolError(Errors.UPLOAD_DAMAGED, `the upload's journal is damaged: ${contents.damage}`);
-      const journal = new Journal(file, hasher, bootHash, contents.trustedRecords, Math.floor(bytes.byteLength / RECORD_BYTES), options.chunks);
+      if (contents.damage)
+        throw new ProtocolError(
+          Errors.UPLOAD_DAMAGED,
+          `the upload's journal is damaged: ${contents.damage}`,
+        );
+      const journal = new Journal(
+        file,
+        hasher,
+        bootHash,
+        contents.trustedRecords,
+        Math.floor(bytes.byteLength / RECORD_BYTES),
+        options.chunks,
+      );
       journal.markRecorded(contents.chunks.map((c) => c.index));
       // Zeroed, not cut: the space stays reserved, and the next record overwrites it.
-      if (contents.truncated) await journal.zero(contents.trustedRecords * RECORD_BYTES, usedLength(bytes));
+      if (contents.truncated)
+        await journal.zero(contents.trustedRecords * RECORD_BYTES, usedLength(bytes));
       await journal.reserve(journalSlotsFor(journal.owed));
       if (contents.tailMarked && !contents.truncated) {
         // The last open of this boot already flushed and marked everything, and no record came
@@ -310,7 +381,12 @@ export class Journal {
   private async zero(from: number, to: number): Promise<void> {
     const zeros = new Uint8Array(Math.min(ZERO_WRITE_BYTES, Math.max(0, to - from)));
     for (let at = from; at < to;) {
-      const { bytesWritten } = await this.file.write(zeros, 0, Math.min(zeros.byteLength, to - at), at);
+      const { bytesWritten } = await this.file.write(
+        zeros,
+        0,
+        Math.min(zeros.byteLength, to - at),
+        at,
+      );
       if (bytesWritten <= 0) throw new Error('journal write made no progress');
       at += bytesWritten;
     }
@@ -326,7 +402,12 @@ export class Journal {
     if (at >= end) return;
     const zeros = new Uint8Array(Math.min(ZERO_WRITE_BYTES, end - at));
     while (at < end) {
-      const { bytesWritten } = await this.file.write(zeros, 0, Math.min(zeros.byteLength, end - at), at);
+      const { bytesWritten } = await this.file.write(
+        zeros,
+        0,
+        Math.min(zeros.byteLength, end - at),
+        at,
+      );
       if (bytesWritten <= 0) throw new Error('journal reserve write made no progress');
       at += bytesWritten;
       this.slots = Math.floor(at / RECORD_BYTES);
@@ -342,10 +423,18 @@ export class Journal {
    * written. A short write is continued; if the device fails midway, the records that went in
    * whole stay (their data was written before them) and the torn one is zeroed.
    */
-  private append(bytes: Uint8Array, count: number, chunkIndexes: readonly number[], kind: 'required' | 'optional', sync: boolean): Promise<boolean> {
+  private append(
+    bytes: Uint8Array,
+    count: number,
+    chunkIndexes: readonly number[],
+    kind: 'required' | 'optional',
+    sync: boolean,
+  ): Promise<boolean> {
     this.queued += count;
     const run = this.queue.then(async () => {
-      const fresh = new Set(chunkIndexes.filter((i) => i < this.recorded.length && this.recorded[i] === 0)).size;
+      const fresh = new Set(
+        chunkIndexes.filter((i) => i < this.recorded.length && this.recorded[i] === 0),
+      ).size;
       const owedAfter = this.owed - fresh;
       if (this.freeSlots - count < owedAfter) {
         try {
@@ -362,7 +451,12 @@ export class Journal {
       let done = 0;
       try {
         while (done < bytes.byteLength) {
-          const { bytesWritten } = await this.file.write(bytes, done, bytes.byteLength - done, position + done);
+          const { bytesWritten } = await this.file.write(
+            bytes,
+            done,
+            bytes.byteLength - done,
+            position + done,
+          );
           if (bytesWritten <= 0) throw new Error('journal write made no progress');
           done += bytesWritten;
         }
@@ -370,7 +464,8 @@ export class Journal {
         const whole = Math.floor(done / RECORD_BYTES);
         this.commit(whole, chunkIndexes);
         this.queued -= count - whole;
-        if (done % RECORD_BYTES !== 0) await this.zero(position + whole * RECORD_BYTES, position + done).catch(() => undefined);
+        if (done % RECORD_BYTES !== 0)
+          await this.zero(position + whole * RECORD_BYTES, position + done).catch(() => undefined);
         throw error;
       }
       this.commit(count, chunkIndexes);
@@ -396,11 +491,20 @@ export class Journal {
   async appendChunks(chunks: readonly ChunkRecord[], sync: boolean): Promise<void> {
     const count = chunks.length + (sync ? 1 : 0);
     const bytes = new Uint8Array(count * RECORD_BYTES);
-    chunks.forEach((c, i) => encodeRecord(this.hasher, bytes, i * RECORD_BYTES, RecordType.CHUNK, c.index, c.hash));
+    chunks.forEach((c, i) =>
+      encodeRecord(this.hasher, bytes, i * RECORD_BYTES, RecordType.CHUNK, c.index, c.hash),
+    );
     const covered = this.queued + chunks.length;
-    if (sync) encodeRecord(this.hasher, bytes, chunks.length * RECORD_BYTES, RecordType.SYNC, covered, 0n);
+    if (sync)
+      encodeRecord(this.hasher, bytes, chunks.length * RECORD_BYTES, RecordType.SYNC, covered, 0n);
     // Durable mode cannot ack without the mark, so there it is required like the records.
-    await this.append(bytes, count, chunks.map((c) => c.index), 'required', sync);
+    await this.append(
+      bytes,
+      count,
+      chunks.map((c) => c.index),
+      'required',
+      sync,
+    );
     if (sync) {
       this.syncedRecords = Math.max(this.syncedRecords, covered);
       this.markedAt = this.queued;
@@ -449,6 +553,35 @@ export class Journal {
     const chunks = await run;
     await this.appendSync(covered);
     return chunks;
+  }
+
+  /**
+   * Withdraw the records of `indexes` (chunks the client will send again with other bytes):
+   * RETRACT records and a SYNC mark covering them, flushed, before this resolves, so no restart
+   * (not even a reboot) can bring the old records back over bytes about to be overwritten. The
+   * caller has no record append in flight (the mark covers every record queued) and flushes the
+   * data in `flushData` first, as every SYNC mark requires. The retracted chunks are owed a slot
+   * again, so the reserve grows by them.
+   */
+  async retractChunks(indexes: readonly number[], flushData: () => Promise<void>): Promise<void> {
+    const retracted = indexes.filter((i) => i < this.recorded.length && this.recorded[i] === 1);
+    if (retracted.length === 0) return;
+    await this.queue;
+    await flushData();
+    for (const index of retracted) {
+      this.recorded[index] = 0;
+      this.owed++;
+    }
+    const count = retracted.length + 1;
+    const bytes = new Uint8Array(count * RECORD_BYTES);
+    retracted.forEach((index, i) =>
+      encodeRecord(this.hasher, bytes, i * RECORD_BYTES, RecordType.RETRACT, index, 0n),
+    );
+    const covered = this.queued + retracted.length;
+    encodeRecord(this.hasher, bytes, (count - 1) * RECORD_BYTES, RecordType.SYNC, covered, 0n);
+    await this.append(bytes, count, [], 'required', true);
+    this.syncedRecords = Math.max(this.syncedRecords, covered);
+    this.markedAt = this.queued;
   }
 
   async close(): Promise<void> {

@@ -13,13 +13,15 @@
  * - is NFC, at most 200 bytes of UTF-8, and never empty (`file`).
  * The name the client sent is kept apart (UploadInfo.originalName) for display and audit.
  */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what this removes
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029/\\:*?"<>|]/g;
 /** Characters drawn like `/` or `\`. */
 const SLASH_LOOKALIKES = /[\u2044\u2215\u29f5\u29f8\u29f9\uff0f\uff3c\u2571\u2572]/g;
 /** Unicode format characters (general category Cf): invisible, and able to reorder what is shown. */
 const FORMAT = /\p{Cf}/gu;
 /** Windows device names, with or without an extension (`NUL.txt`, `com1.tar.gz`, `CON .txt`). */
-const RESERVED = /^(?:CON|PRN|AUX|NUL|COM[0-9\u00b9\u00b2\u00b3]|LPT[0-9\u00b9\u00b2\u00b3]|CONIN\$|CONOUT\$)[ .]*(?:\..*)?$/i;
+const RESERVED =
+  /^(?:CON|PRN|AUX|NUL|COM[0-9\u00b9\u00b2\u00b3]|LPT[0-9\u00b9\u00b2\u00b3]|CONIN\$|CONOUT\$)[ .]*(?:\..*)?$/i;
 const MAX_BYTES = 200;
 
 /** Drop trailing dots and whitespace (after a cut too, which can expose them again). */
@@ -30,7 +32,12 @@ function trimEnd(name: string): string {
 export function sanitizeName(name: string): string {
   // Keep only the last path component a client may have sent (`C:\dir\a.txt`, `../../etc/passwd`).
   const last = name.split(/[/\\]/).pop() ?? '';
-  let clean = last.normalize('NFC').replace(FORMAT, '').replace(SLASH_LOOKALIKES, '_').replace(UNSAFE, '_').trim();
+  let clean = last
+    .normalize('NFC')
+    .replace(FORMAT, '')
+    .replace(SLASH_LOOKALIKES, '_')
+    .replace(UNSAFE, '_')
+    .trim();
   clean = trimEnd(clean.replace(/^\.+/, '').trimStart());
   if (RESERVED.test(clean)) clean = `_${clean}`;
   const encoder = new TextEncoder();
@@ -59,7 +66,7 @@ export function safeRelativePath(name: string, relativePath: string | undefined)
     .map(sanitizeName);
   if (parts.length === 0) return [sanitizeName(name)];
   const folders = parts.slice(0, -1);
-  const file = parts[parts.length - 1]!;
+  const file = parts[parts.length - 1];
   if (folders.length > MAX_PATH_DEPTH) {
     const kept = folders.slice(0, MAX_PATH_DEPTH);
     return [...kept, sanitizeName(`${folders.slice(MAX_PATH_DEPTH).join('_')}_${file}`)];

@@ -102,6 +102,12 @@ export interface UploadHandle {
    * last successful checkpoint and return them.
    */
   rollbackToCheckpoint(): Promise<readonly ChunkRecord[]>;
+  /**
+   * Withdraw the records of these chunks, durably, before their bytes are overwritten (the client
+   * found them changed after a resume; SPEC.md 16.9). Optional: a store without it never has the
+   * REPLACE_CHUNK capability granted. Called with no other record append in flight.
+   */
+  retractChunks?(indexes: readonly number[]): Promise<void>;
   /** Make the data durable, move it to its final place atomically, record the completion. */
   finish(digest: string): Promise<CompletionInfo>;
   /** Release file handles (after a final checkpoint). The upload stays stored. */
@@ -118,6 +124,11 @@ export interface ListPage {
 
 /** A place uploads live. */
 export interface UploadStore {
+  /**
+   * Handles of this store implement `retractChunks` (the REPLACE_CHUNK capability, SPEC.md
+   * 16.9, is granted only then).
+   */
+  readonly retractsChunks?: boolean;
   /** Create the directories or buckets the store needs. Called once at registration. */
   init(): Promise<void>;
   /** Bytes available for new uploads. */

@@ -3,7 +3,7 @@
  * temp data dir): a 1 GiB upload checked byte for byte, no long tasks while it runs, pause and
  * resume, cancel, refused files, both languages, accessibility, and a mid-upload screenshot.
  */
-import { copyFile, mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +12,6 @@ import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 import {
   MiB,
   OUTPUT,
-  ROOT,
   axeViolations,
   buildDemo,
   clickRowButton,
@@ -38,7 +37,12 @@ beforeAll(async () => {
   tmp = await makeTempDir('bigup-browser-');
   const pageDir = join(tmp.path, 'page');
   await Promise.all([buildDemo(pageDir), mkdir(OUTPUT, { recursive: true })]);
-  server = await startServer({ dir: join(tmp.path, 'data'), pageDir, token: TOKEN, adminToken: ADMIN });
+  server = await startServer({
+    dir: join(tmp.path, 'data'),
+    pageDir,
+    token: TOKEN,
+    adminToken: ADMIN,
+  });
   pageUrl = `${server.url}/?token=${TOKEN}`;
   browser = await launchBrowser();
 }, 60_000);
@@ -52,11 +56,13 @@ afterAll(async () => {
 async function storedFile(uploadId: string): Promise<string> {
   const dir = join(tmp.path, 'data', 'files', uploadId);
   const [name] = await readdir(dir);
-  return join(dir, name!);
+  return join(dir, name);
 }
 
 async function serverState(uploadId: string): Promise<number> {
-  const res = await fetch(`${server.url}/uploads/${uploadId}`, { headers: { authorization: `Bearer ${ADMIN}` } });
+  const res = await fetch(`${server.url}/uploads/${uploadId}`, {
+    headers: { authorization: `Bearer ${ADMIN}` },
+  });
   return res.status;
 }
 
@@ -80,37 +86,60 @@ describe('<big-uploader> in Chromium', () => {
         }).observe({ type: 'longtask' });
       });
       // The observer works in this browser: a deliberate 120 ms busy loop is reported, then forgotten.
-      await page.evaluate(() => setTimeout(() => {
-        const end = performance.now() + 120;
-        while (performance.now() < end);
-      }, 0));
-      await expect.poll(() => page.evaluate(() => (window as unknown as { __long: number[] }).__long.some((d) => d >= 100))).toBe(true);
+      await page.evaluate(() =>
+        setTimeout(() => {
+          const end = performance.now() + 120;
+          while (performance.now() < end);
+        }, 0),
+      );
+      await expect
+        .poll(() =>
+          page.evaluate(() =>
+            (window as unknown as { __long: number[] }).__long.some((d) => d >= 100),
+          ),
+        )
+        .toBe(true);
       await page.evaluate(() => ((window as unknown as { __long: number[] }).__long = []));
       const t0 = Date.now();
       await pickFiles(page, [source]);
       // Any status at >= 30%: on a loaded machine the page may skip past 'uploading' between polls.
       await waitForRow(page, `r.percent >= 30`).catch(async (error: unknown) => {
-        throw new Error(`upload did not reach 30%: rows ${JSON.stringify(await rows(page))}, events ${(await events(page)).length}: ${String(error)}`);
+        throw new Error(
+          `upload did not reach 30%: rows ${JSON.stringify(await rows(page))}, events ${(await events(page)).length}: ${String(error)}`,
+        );
       });
       const lock = () =>
         page.evaluate(() => {
           const el = document.querySelector('big-uploader')!;
-          return { api: 'wakeLock' in navigator, held: el.uploads.wakeLockHeld, busy: el.uploads.busy };
+          return {
+            api: 'wakeLock' in navigator,
+            held: el.uploads.wakeLockHeld,
+            busy: el.uploads.busy,
+          };
         });
       const during = await lock();
       await page.screenshot({ path: join(OUTPUT, 'big-uploader-mid-upload.png') });
-      await page.locator('big-uploader').screenshot({ path: join(OUTPUT, 'big-uploader-element-mid-upload.png') });
+      await page
+        .locator('big-uploader')
+        .screenshot({ path: join(OUTPUT, 'big-uploader-element-mid-upload.png') });
       await waitForRow(page, `r.status === 'done'`, 150_000);
       const wall = (Date.now() - t0) / 1000;
       // The screen wake lock is held while uploading (where the browser grants it) and released after.
       const [row] = await rows(page);
-      if (row!.status !== 'done') expect(during.busy).toBe(true);
+      if (row.status !== 'done') expect(during.busy).toBe(true);
       if (during.held) await expect.poll(async () => (await lock()).held).toBe(false);
-      process.stdout.write(`[info] wake lock API ${during.api ? 'present' : 'absent'}, held during upload: ${during.held}\n`);
+      process.stdout.write(
+        `[info] wake lock API ${during.api ? 'present' : 'absent'}, held during upload: ${during.held}\n`,
+      );
       const long = await page.evaluate(() => (window as unknown as { __long: number[] }).__long);
       const complete = await events(page, 'upload-complete');
       expect(complete).toHaveLength(1);
-      const detail = complete[0]!.detail as { uploadId: string; size: number; digest: string; name: string };
+      const detail = complete[0].detail as {
+        uploadId: string;
+        size: number;
+        digest: string;
+        name: string;
+      };
       uploadId = detail.uploadId;
       expect(detail.size).toBe(SIZE);
       expect(detail.name).toBe('big-1g.bin');
@@ -121,8 +150,8 @@ describe('<big-uploader> in Chromium', () => {
       const acked = progress.map((e) => (e.detail as { bytesAcked: number }).bytesAcked);
       expect(acked).toEqual([...acked].sort((a, b) => a - b));
       // Rate from the page's own clock: upload-start (server accepted) to upload-complete (RESULT).
-      const started = (await events(page, 'upload-start'))[0]!.t;
-      const seconds = (complete[0]!.t - started) / 1000;
+      const started = (await events(page, 'upload-start'))[0].t;
+      const seconds = (complete[0].t - started) / 1000;
       process.stdout.write(
         `[measure] 1 GiB through <big-uploader> in headless Chromium: ${(SIZE / 1e6 / seconds).toFixed(1)} MB/s ` +
           `(${seconds.toFixed(2)} s accept->result; ${wall.toFixed(2)} s pick->done); long tasks: ${long.length ? long.map((d) => d.toFixed(0)).join(', ') + ' ms' : 'none'}\n`,
@@ -130,11 +159,14 @@ describe('<big-uploader> in Chromium', () => {
       // Timing is the bench's business (long tasks are reported above, not asserted: a loaded
       // machine stretches them). What this test checks is where the work runs: in the upload
       // worker, not on the page's main thread.
-      expect(page.workers().map((w) => w.url())).toEqual(expect.arrayContaining([expect.stringMatching(/upload-worker/)]));
+      expect(page.workers().map((w) => w.url())).toEqual(
+        expect.arrayContaining([expect.stringMatching(/upload-worker/)]),
+      );
     } finally {
       await context.close();
       await big.cleanup();
-      if (uploadId) await rm(join(tmp.path, 'data', 'files', uploadId), { recursive: true, force: true });
+      if (uploadId)
+        await rm(join(tmp.path, 'data', 'files', uploadId), { recursive: true, force: true });
     }
   }, 200_000);
 
@@ -142,25 +174,33 @@ describe('<big-uploader> in Chromium', () => {
     const source = await makeFile(join(tmp.path, 'src'), 'pause-48.bin', 48 * MiB);
     const { context, page } = await newPage(browser);
     try {
-      await openDemo(page, pageUrl, { 'limit-rate': String(16 * MiB), 'chunk-size': String(1 * MiB) });
+      await openDemo(page, pageUrl, {
+        'limit-rate': String(16 * MiB),
+        'chunk-size': String(1 * MiB),
+      });
       await pickFiles(page, [source]);
       await waitForRow(page, `r.status === 'uploading' && r.percent >= 20`);
       await clickRowButton(page, 'pause-button');
       await waitForRow(page, `r.status === 'paused' && r.text === 'Paused'`);
       const [before] = await rows(page);
-      const startId = ((await events(page, 'upload-start'))[0]!.detail as { uploadId: string }).uploadId;
+      const startId = ((await events(page, 'upload-start'))[0].detail as { uploadId: string })
+        .uploadId;
       await page.waitForTimeout(700);
       const [still] = await rows(page);
-      expect(still!.status).toBe('paused');
-      expect(still!.percent).toBe(before!.percent);
-      expect(before!.percent).toBeLessThan(100);
+      expect(still.status).toBe('paused');
+      expect(still.percent).toBe(before.percent);
+      expect(before.percent).toBeLessThan(100);
       // The server holds the acked part and nothing is connected.
-      const state = (await (await fetch(`${server.url}/uploads/${startId}`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as { ackedBytes: number; connected: boolean };
+      const state = (await (
+        await fetch(`${server.url}/uploads/${startId}`, {
+          headers: { authorization: `Bearer ${ADMIN}` },
+        })
+      ).json()) as { ackedBytes: number; connected: boolean };
       expect(state.ackedBytes).toBeGreaterThan(0);
       expect(state.connected).toBe(false);
       await clickRowButton(page, 'resume-button');
       await waitForRow(page, `r.status === 'done'`);
-      const complete = (await events(page, 'upload-complete'))[0]!.detail as { uploadId: string };
+      const complete = (await events(page, 'upload-complete'))[0].detail as { uploadId: string };
       expect(complete.uploadId).toBe(startId);
       expect(await sha256(await storedFile(startId))).toBe(await sha256(source));
     } finally {
@@ -172,10 +212,14 @@ describe('<big-uploader> in Chromium', () => {
     const source = await makeFile(join(tmp.path, 'src'), 'cancel-32.bin', 32 * MiB);
     const { context, page } = await newPage(browser);
     try {
-      await openDemo(page, pageUrl, { 'limit-rate': String(8 * MiB), 'chunk-size': String(1 * MiB) });
+      await openDemo(page, pageUrl, {
+        'limit-rate': String(8 * MiB),
+        'chunk-size': String(1 * MiB),
+      });
       await pickFiles(page, [source]);
       await waitForRow(page, `r.status === 'uploading' && r.percent >= 5`);
-      const uploadId = ((await events(page, 'upload-start'))[0]!.detail as { uploadId: string }).uploadId;
+      const uploadId = ((await events(page, 'upload-start'))[0].detail as { uploadId: string })
+        .uploadId;
       expect(await serverState(uploadId)).toBe(200);
       await clickRowButton(page, 'cancel-button');
       await waitForRow(page, `r.status === 'cancelled' && r.text === 'Cancelled'`);
@@ -191,13 +235,17 @@ describe('<big-uploader> in Chromium', () => {
     const wrong = await makeFile(join(tmp.path, 'src'), 'notes.txt', 1000);
     const { context, page } = await newPage(browser);
     try {
-      await openDemo(page, pageUrl, { 'max-file-size': String(2 * MiB), accept: '.bin,image/*', multiple: '' });
+      await openDemo(page, pageUrl, {
+        'max-file-size': String(2 * MiB),
+        accept: '.bin,image/*',
+        multiple: '',
+      });
       await pickFiles(page, [big, wrong]);
       await waitForRow(page, `r.status === 'refused'`);
       const shown = await rows(page);
       expect(shown.map((r) => r.status)).toEqual(['refused', 'refused']);
-      expect(shown[0]!.text).toBe('Not uploaded: larger than the limit of 2.00 MiB');
-      expect(shown[1]!.text).toBe('Not uploaded: file type not accepted (allowed: .bin,image/*)');
+      expect(shown[0].text).toBe('Not uploaded: larger than the limit of 2.00 MiB');
+      expect(shown[1].text).toBe('Not uploaded: file type not accepted (allowed: .bin,image/*)');
       const refused = await events(page, 'upload-refused');
       expect(refused.map((e) => e.detail)).toEqual([
         { name: 'too-big.bin', size: 3 * MiB, reason: 'too-large' },
@@ -213,7 +261,11 @@ describe('<big-uploader> in Chromium', () => {
   it('renders English and Simplified Chinese (navigator.language, lang attribute, language property)', async () => {
     const wrong = await makeFile(join(tmp.path, 'src'), 'slides.pdf', 2000);
     const text = (page: import('playwright-core').Page, sel: string) =>
-      page.evaluate((s) => document.querySelector('big-uploader')!.shadowRoot!.querySelector(s)?.textContent?.trim(), sel);
+      page.evaluate(
+        (s) =>
+          document.querySelector('big-uploader')!.shadowRoot!.querySelector(s)?.textContent?.trim(),
+        sel,
+      );
     const zh = await newPage(browser, { locale: 'zh-CN' });
     try {
       await openDemo(zh.page, server.url, { accept: 'video/*' });
@@ -221,11 +273,15 @@ describe('<big-uploader> in Chromium', () => {
       expect(await text(zh.page, '.hint')).toBe('将文件或文件夹拖到此处，或');
       await pickFiles(zh.page, [wrong]);
       await waitForRow(zh.page, `r.status === 'refused'`);
-      expect((await rows(zh.page))[0]!.text).toBe('未上传：不接受此文件类型（允许：video/*）');
+      expect((await rows(zh.page))[0].text).toBe('未上传：不接受此文件类型（允许：video/*）');
       // The lang attribute overrides the browser language.
-      await zh.page.evaluate(() => document.querySelector('big-uploader')!.setAttribute('lang', 'en'));
+      await zh.page.evaluate(() =>
+        document.querySelector('big-uploader')!.setAttribute('lang', 'en'),
+      );
       await expect.poll(() => text(zh.page, '[part~="pick-button"]')).toBe('Choose files');
-      expect((await rows(zh.page))[0]!.text).toBe('Not uploaded: file type not accepted (allowed: video/*)');
+      expect((await rows(zh.page))[0].text).toBe(
+        'Not uploaded: file type not accepted (allowed: video/*)',
+      );
     } finally {
       await zh.context.close();
     }
@@ -249,7 +305,12 @@ describe('<big-uploader> in Chromium', () => {
     for (const colorScheme of ['light', 'dark'] as const) {
       const { context, page } = await newPage(browser, { colorScheme });
       try {
-        await openDemo(page, pageUrl, { 'limit-rate': String(8 * MiB), 'chunk-size': String(1 * MiB), multiple: '', accept: '.bin' });
+        await openDemo(page, pageUrl, {
+          'limit-rate': String(8 * MiB),
+          'chunk-size': String(1 * MiB),
+          multiple: '',
+          accept: '.bin',
+        });
         expect(await axeViolations(page), 'empty').toEqual([]);
         await pickFiles(page, [small]);
         await waitForRow(page, `r.status === 'done'`);
@@ -258,7 +319,9 @@ describe('<big-uploader> in Chromium', () => {
         expect(await axeViolations(page), 'uploading').toEqual([]);
         await clickRowButton(page, 'pause-button');
         await page.locator('big-uploader li.item[data-status="paused"]').waitFor();
-        await page.locator('big-uploader li.item[data-status="paused"] [part~="cancel-button"]').click();
+        await page
+          .locator('big-uploader li.item[data-status="paused"] [part~="cancel-button"]')
+          .click();
         await page.locator('big-uploader li.item[data-status="cancelled"]').waitFor();
         const statuses = (await rows(page)).map((r) => r.status).sort();
         expect(statuses).toEqual(['cancelled', 'done', 'refused']);
@@ -278,26 +341,50 @@ describe('<big-uploader> in Chromium', () => {
       let focused = '';
       for (let i = 0; i < 6 && focused !== 'Choose files'; i++) {
         await page.keyboard.press('Tab');
-        focused = await page.evaluate(() => document.querySelector('big-uploader')!.shadowRoot!.activeElement?.textContent?.trim() ?? '');
+        focused = await page.evaluate(
+          () =>
+            document
+              .querySelector('big-uploader')!
+              .shadowRoot!.activeElement?.textContent?.trim() ?? '',
+        );
       }
       expect(focused).toBe('Choose files');
       const dragging = await page.evaluate(() => {
-        const zone = document.querySelector('big-uploader')!.shadowRoot!.querySelector('.dropzone')!;
+        const zone = document
+          .querySelector('big-uploader')!
+          .shadowRoot!.querySelector('.dropzone')!;
         const dt = new DataTransfer();
         const bytes = new Uint8Array(3 * 1024 * 1024).map((_, i) => (i * 7) & 255);
         dt.items.add(new File([bytes], 'dropped.bin', { type: 'application/octet-stream' }));
-        zone.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true, composed: true }));
+        zone.dispatchEvent(
+          new DragEvent('dragover', {
+            dataTransfer: dt,
+            bubbles: true,
+            cancelable: true,
+            composed: true,
+          }),
+        );
         return new Promise<boolean>((resolve) =>
           requestAnimationFrame(() => {
             const was = zone.classList.contains('dragging');
-            zone.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true, composed: true }));
+            zone.dispatchEvent(
+              new DragEvent('drop', {
+                dataTransfer: dt,
+                bubbles: true,
+                cancelable: true,
+                composed: true,
+              }),
+            );
             resolve(was);
           }),
         );
       });
       expect(dragging).toBe(true);
       await waitForRow(page, `r.status === 'done'`);
-      const done = (await events(page, 'upload-complete'))[0]!.detail as { name: string; size: number };
+      const done = (await events(page, 'upload-complete'))[0].detail as {
+        name: string;
+        size: number;
+      };
       expect(done).toMatchObject({ name: 'dropped.bin', size: 3 * MiB });
     } finally {
       await context.close();
@@ -313,15 +400,24 @@ describe('<big-uploader> in Chromium', () => {
       // are fakes with the same shape and the same asynchronous, batched (100 per readEntries)
       // behaviour; the component's real drop handler and folder walk (files.ts) do the rest.
       await page.evaluate(() => {
-        const readCalls: Record<string, number> = ((window as unknown as { __readCalls: Record<string, number> }).__readCalls = {});
+        const readCalls: Record<string, number> = ((
+          window as unknown as { __readCalls: Record<string, number> }
+        ).__readCalls = {});
         const later = (fn: () => void) => setTimeout(fn, 1);
-        type Entry = { name: string; isFile: boolean; isDirectory: boolean } & Record<string, unknown>;
+        type Entry = { name: string; isFile: boolean; isDirectory: boolean } & Record<
+          string,
+          unknown
+        >;
         const file = (name: string, fail = false): Entry => ({
           name,
           isFile: true,
           isDirectory: false,
           file: (ok: (f: File) => void, err: (e: DOMException) => void) =>
-            later(() => (fail ? err(new DOMException('A requested file could not be found', 'NotFoundError')) : ok(new File([`${name}!`], name, { type: 'application/octet-stream' })))),
+            later(() =>
+              fail
+                ? err(new DOMException('A requested file could not be found', 'NotFoundError'))
+                : ok(new File([`${name}!`], name, { type: 'application/octet-stream' })),
+            ),
         });
         const dir = (name: string, children: Entry[], locked = false): Entry => ({
           name,
@@ -342,16 +438,46 @@ describe('<big-uploader> in Chromium', () => {
             };
           },
         });
-        const images = Array.from({ length: 250 }, (_, i) => file(`img-${String(i).padStart(3, '0')}.bin`));
-        const album = dir('album', [...images, dir('2024', [file('a.bin'), dir('empty', []), dir('deep', [file('x.bin')]), file('b.bin')])]);
+        const images = Array.from({ length: 250 }, (_, i) =>
+          file(`img-${String(i).padStart(3, '0')}.bin`),
+        );
+        const album = dir('album', [
+          ...images,
+          dir('2024', [
+            file('a.bin'),
+            dir('empty', []),
+            dir('deep', [file('x.bin')]),
+            file('b.bin'),
+          ]),
+        ]);
         const broken = dir('broken', [file('ok1.bin'), file('gone.bin', true), file('ok2.bin')]);
-        const item = (entry: Entry) => ({ kind: 'file', type: '', getAsFile: () => null, webkitGetAsEntry: () => entry });
+        const item = (entry: Entry) => ({
+          kind: 'file',
+          type: '',
+          getAsFile: () => null,
+          webkitGetAsEntry: () => entry,
+        });
         const dt = new DataTransfer();
         const locked = dir('locked', [file('secret.bin')], true);
-        const items = [item(album), item(file('notes.bin')), item(file('vanished.bin', true)), item(locked), item(broken)];
+        const items = [
+          item(album),
+          item(file('notes.bin')),
+          item(file('vanished.bin', true)),
+          item(locked),
+          item(broken),
+        ];
         Object.defineProperty(dt, 'items', { value: items });
-        const zone = document.querySelector('big-uploader')!.shadowRoot!.querySelector('.dropzone')!;
-        zone.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true, composed: true }));
+        const zone = document
+          .querySelector('big-uploader')!
+          .shadowRoot!.querySelector('.dropzone')!;
+        zone.dispatchEvent(
+          new DragEvent('drop', {
+            dataTransfer: dt,
+            bubbles: true,
+            cancelable: true,
+            composed: true,
+          }),
+        );
       });
       const expected = [
         ...Array.from({ length: 250 }, (_, i) => `album/img-${String(i).padStart(3, '0')}.bin`),
@@ -364,17 +490,27 @@ describe('<big-uploader> in Chromium', () => {
       ];
       const shown = () =>
         page.evaluate(() =>
-          Array.from(document.querySelector('big-uploader')!.shadowRoot!.querySelectorAll<HTMLElement>('li.item')).map((li) => ({
+          Array.from(
+            document
+              .querySelector('big-uploader')!
+              .shadowRoot!.querySelectorAll<HTMLElement>('li.item'),
+          ).map((li) => ({
             name: li.querySelector('.name')?.textContent?.trim() ?? '',
             status: li.dataset.status ?? '',
           })),
         );
-      await expect.poll(async () => (await shown()).length, { timeout: 10_000 }).toBe(expected.length);
+      await expect
+        .poll(async () => (await shown()).length, { timeout: 10_000 })
+        .toBe(expected.length);
       const list = await shown();
       expect(list.map((r) => r.name)).toEqual(expected);
       expect(new Set(list.map((r) => r.status))).toEqual(new Set(['queued']));
       // Every folder is read until an empty batch: album's 251 entries take 100/100/51 and [].
-      expect(await page.evaluate(() => (window as unknown as { __readCalls: Record<string, number> }).__readCalls)).toEqual({
+      expect(
+        await page.evaluate(
+          () => (window as unknown as { __readCalls: Record<string, number> }).__readCalls,
+        ),
+      ).toEqual({
         album: 4,
         '2024': 2,
         empty: 1,

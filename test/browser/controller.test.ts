@@ -5,7 +5,14 @@
 import { describe, expect, it } from 'vitest';
 import type { BrowserUploaderOptions } from '../../client/browser/index.js';
 import { Emitter } from '../../client/core/emitter.js';
-import type { ProgressEvent, UploadOutcome, UploadState, Uploader, UploaderEventMap, UploaderEventName } from '../../client/core/types.js';
+import type {
+  ProgressEvent,
+  UploadOutcome,
+  UploadState,
+  Uploader,
+  UploaderEventMap,
+  UploaderEventName,
+} from '../../client/core/types.js';
 import { UploadController, accepts, type UploadHost } from '../../client/component/controller.js';
 
 class FakeUploader implements Uploader {
@@ -16,9 +23,18 @@ class FakeUploader implements Uploader {
   private settle: ((o: UploadOutcome) => void) | undefined;
   constructor(readonly options: BrowserUploaderOptions) {}
   get progress(): ProgressEvent {
-    return { bytesAcked: 0, bytesSent: 0, total: (this.options.file as Blob).size, rate: 0, eta: null };
+    return {
+      bytesAcked: 0,
+      bytesSent: 0,
+      total: (this.options.file as Blob).size,
+      rate: 0,
+      eta: null,
+    };
   }
-  on<K extends UploaderEventName>(event: K, handler: (payload: UploaderEventMap[K]) => void): () => void {
+  on<K extends UploaderEventName>(
+    event: K,
+    handler: (payload: UploaderEventMap[K]) => void,
+  ): () => void {
     return this.emitter.on(event, handler);
   }
   start(): Promise<UploadOutcome> {
@@ -46,20 +62,55 @@ class FakeUploader implements Uploader {
   finish(): void {
     const size = (this.options.file as Blob).size;
     this.uploadId = 'ab'.repeat(16);
-    this.emitter.emit('start', { uploadId: this.uploadId, resumed: false, resumedBytes: 0, total: size, chunkSize: 1024, window: 4096 });
+    this.emitter.emit('start', {
+      uploadId: this.uploadId,
+      resumed: false,
+      resumedBytes: 0,
+      total: size,
+      chunkSize: 1024,
+      window: 4096,
+    });
     this.set('uploading');
-    this.emitter.emit('progress', { bytesAcked: size, bytesSent: size, total: size, rate: 1000, eta: 0 });
-    const result = { uploadId: this.uploadId, digest: '0123456789abcdef', size, durationMs: 1, bytesSent: size, bytesSkipped: 0, completionMs: 0, digestVerified: true };
+    this.emitter.emit('progress', {
+      bytesAcked: size,
+      bytesSent: size,
+      total: size,
+      rate: 1000,
+      eta: 0,
+    });
+    const result = {
+      uploadId: this.uploadId,
+      digest: '0123456789abcdef',
+      size,
+      durationMs: 1,
+      bytesSent: size,
+      bytesSkipped: 0,
+      completionMs: 0,
+      digestVerified: true,
+    };
     this.set('done');
     this.emitter.emit('complete', result);
     this.settle?.({ state: 'done', result });
   }
 }
 
-function setup(config: Partial<Omit<UploadHost, keyof EventTarget | 'addController' | 'removeController' | 'requestUpdate' | 'updateComplete'>> = {}) {
+function setup(
+  config: Partial<
+    Omit<
+      UploadHost,
+      keyof EventTarget | 'addController' | 'removeController' | 'requestUpdate' | 'updateComplete'
+    >
+  > = {},
+) {
   const target = new EventTarget();
   const fired: Array<{ type: string; detail: unknown }> = [];
-  for (const type of ['upload-start', 'upload-progress', 'upload-complete', 'upload-error', 'upload-refused']) {
+  for (const type of [
+    'upload-start',
+    'upload-progress',
+    'upload-complete',
+    'upload-error',
+    'upload-refused',
+  ]) {
     target.addEventListener(type, (e) => fired.push({ type, detail: (e as CustomEvent).detail }));
   }
   const host = Object.assign(target, {
@@ -87,7 +138,8 @@ function setup(config: Partial<Omit<UploadHost, keyof EventTarget | 'addControll
   return { controller, made, fired };
 }
 
-const file = (name: string, size = 10, type = '') => new File([new Uint8Array(size)], name, { type });
+const file = (name: string, size = 10, type = '') =>
+  new File([new Uint8Array(size)], name, { type });
 const tick = () => new Promise((r) => setTimeout(r, 0));
 
 describe('UploadController', () => {
@@ -96,7 +148,7 @@ describe('UploadController', () => {
     controller.add([file('a'), file('b'), file('c')]);
     expect(made).toHaveLength(2);
     expect(controller.items.map((i) => i.status)).toEqual(['hashing', 'hashing', 'queued']);
-    made[0]!.finish();
+    made[0].finish();
     await tick();
     expect(made).toHaveLength(3);
     expect(controller.items.map((i) => i.status)).toEqual(['done', 'hashing', 'hashing']);
@@ -113,8 +165,16 @@ describe('UploadController', () => {
 
   it('refuses by size and type without creating an uploader', () => {
     const { controller, made, fired } = setup({ maxFileSize: 5, accept: '.bin,image/*' });
-    controller.add([file('big.bin', 6), file('x.txt', 1, 'text/plain'), file('ok.png', 1, 'image/png')]);
-    expect(controller.items.map((i) => [i.status, i.refusal])).toEqual([['refused', 'too-large'], ['refused', 'type'], ['hashing', undefined]]);
+    controller.add([
+      file('big.bin', 6),
+      file('x.txt', 1, 'text/plain'),
+      file('ok.png', 1, 'image/png'),
+    ]);
+    expect(controller.items.map((i) => [i.status, i.refusal])).toEqual([
+      ['refused', 'too-large'],
+      ['refused', 'type'],
+      ['hashing', undefined],
+    ]);
     expect(made).toHaveLength(1);
     expect(fired.filter((f) => f.type === 'upload-refused').map((f) => f.detail)).toEqual([
       { name: 'big.bin', size: 6, reason: 'too-large' },
@@ -125,31 +185,53 @@ describe('UploadController', () => {
   it('maps core events to rows and plain-data DOM events', async () => {
     const { controller, made, fired } = setup();
     const [item] = controller.add([file('a.bin', 10)]);
-    made[0]!.finish();
+    made[0].finish();
     await tick();
-    expect(item!.status).toBe('done');
-    expect(fired.map((f) => f.type)).toEqual(['upload-start', 'upload-progress', 'upload-complete']);
-    expect(fired[0]!.detail).toEqual({ id: item!.id, uploadId: 'ab'.repeat(16), name: 'a.bin', size: 10, resumedBytes: 0 });
-    expect(fired[2]!.detail).toEqual({ id: item!.id, uploadId: 'ab'.repeat(16), name: 'a.bin', size: 10, digest: '0123456789abcdef' });
+    expect(item.status).toBe('done');
+    expect(fired.map((f) => f.type)).toEqual([
+      'upload-start',
+      'upload-progress',
+      'upload-complete',
+    ]);
+    expect(fired[0].detail).toEqual({
+      id: item.id,
+      uploadId: 'ab'.repeat(16),
+      name: 'a.bin',
+      size: 10,
+      resumedBytes: 0,
+    });
+    expect(fired[2].detail).toEqual({
+      id: item.id,
+      uploadId: 'ab'.repeat(16),
+      name: 'a.bin',
+      size: 10,
+      digest: '0123456789abcdef',
+    });
   });
 
   it('pauses, resumes through the queue, and reports a fatal error once', async () => {
     const { controller, made, fired } = setup({ concurrency: 1 });
     const [a] = controller.add([file('a'), file('b')]);
-    controller.pause(a!.id);
+    controller.pause(a.id);
     await tick();
-    expect(a!.status).toBe('paused');
+    expect(a.status).toBe('paused');
     expect(made).toHaveLength(2); // the slot went to b
-    controller.resume(a!.id);
-    expect(a!.status).toBe('queued');
-    made[1]!.finish();
+    controller.resume(a.id);
+    expect(a.status).toBe('queued');
+    made[1].finish();
     await tick();
-    expect(a!.status).toBe('hashing');
-    expect(made[0]!.starts).toBe(2);
-    made[0]!.emitter.emit('error', { code: 0xf005, name: 'SOURCE_ERROR', message: 'gone', retryable: false, fatal: true });
-    expect(a!.status).toBe('failed');
+    expect(a.status).toBe('hashing');
+    expect(made[0].starts).toBe(2);
+    made[0].emitter.emit('error', {
+      code: 0xf005,
+      name: 'SOURCE_ERROR',
+      message: 'gone',
+      retryable: false,
+      fatal: true,
+    });
+    expect(a.status).toBe('failed');
     expect(fired.filter((f) => f.type === 'upload-error').map((f) => f.detail)).toEqual([
-      { id: a!.id, uploadId: '', name: 'a', code: 0xf005, message: 'gone', retryable: false },
+      { id: a.id, uploadId: '', name: 'a', code: 0xf005, message: 'gone', retryable: false },
     ]);
   });
 

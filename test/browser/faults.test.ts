@@ -9,7 +9,18 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startChildServer, startServer, type ChildServer } from '../helpers/server.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
-import { MiB, buildDemo, events, launchBrowser, makeFile, newPage, openDemo, pickFiles, sha256, waitForRow } from './harness.js';
+import {
+  MiB,
+  buildDemo,
+  events,
+  launchBrowser,
+  makeFile,
+  newPage,
+  openDemo,
+  pickFiles,
+  sha256,
+  waitForRow,
+} from './harness.js';
 
 let tmp: TempDir;
 let browser: Browser;
@@ -32,7 +43,7 @@ afterAll(async () => {
 async function storedFile(dataDir: string, uploadId: string): Promise<string> {
   const dir = join(dataDir, 'files', uploadId);
   const [name] = await readdir(dir);
-  return join(dir, name!);
+  return join(dir, name);
 }
 
 describe('<big-uploader> faults', () => {
@@ -45,7 +56,10 @@ describe('<big-uploader> faults', () => {
     const port = new URL(first.url).port;
     const { context, page } = await newPage(browser);
     try {
-      await openDemo(page, first.url, { 'limit-rate': String(16 * MiB), 'chunk-size': String(1 * MiB) });
+      await openDemo(page, first.url, {
+        'limit-rate': String(16 * MiB),
+        'chunk-size': String(1 * MiB),
+      });
       await pickFiles(page, [source]);
       await waitForRow(page, `r.status === 'uploading' && r.percent >= 25`);
       first.kill('SIGKILL');
@@ -60,8 +74,8 @@ describe('<big-uploader> faults', () => {
       expect(starts).toHaveLength(1);
       const complete = await events(page, 'upload-complete');
       expect(complete).toHaveLength(1);
-      const { uploadId } = complete[0]!.detail as { uploadId: string };
-      expect(uploadId).toBe((starts[0]!.detail as { uploadId: string }).uploadId);
+      const { uploadId } = complete[0].detail as { uploadId: string };
+      expect(uploadId).toBe((starts[0].detail as { uploadId: string }).uploadId);
       expect(await events(page, 'upload-error')).toHaveLength(0);
       expect(await sha256(await storedFile(dataDir, uploadId))).toBe(await sha256(source));
       second.kill('SIGTERM');
@@ -82,9 +96,12 @@ describe('<big-uploader> faults', () => {
       await openDemo(page, server.url, attrs);
       await pickFiles(page, [source]);
       await waitForRow(page, `r.status === 'uploading' && r.percent >= 40`);
-      const firstId = ((await events(page, 'upload-start'))[0]!.detail as { uploadId: string }).uploadId;
+      const firstId = ((await events(page, 'upload-start'))[0].detail as { uploadId: string })
+        .uploadId;
       await page.reload();
-      await page.waitForFunction(() => !!document.querySelector('big-uploader')?.shadowRoot?.querySelector('#file-input'));
+      await page.waitForFunction(
+        () => !!document.querySelector('big-uploader')?.shadowRoot?.querySelector('#file-input'),
+      );
       await openDemo(page, server.url, attrs);
       await pickFiles(page, [source]);
       // The row says where it resumes while it uploads the rest.
@@ -92,18 +109,25 @@ describe('<big-uploader> faults', () => {
       await note.waitFor({ timeout: 30_000 });
       const noteText = (await note.textContent())?.trim();
       await waitForRow(page, `r.status === 'done'`, 60_000);
-      const start = (await events(page, 'upload-start'))[0]!.detail as { uploadId: string; resumedBytes: number; size: number };
+      const start = (await events(page, 'upload-start'))[0].detail as {
+        uploadId: string;
+        resumedBytes: number;
+        size: number;
+      };
       expect(start.uploadId).toBe(firstId);
       expect(start.resumedBytes).toBeGreaterThanOrEqual(0.3 * size);
       expect(start.resumedBytes).toBeLessThan(size);
       const progress = await events(page, 'upload-progress');
-      const last = progress[progress.length - 1]!.detail as { bytesSent: number; bytesAcked: number };
+      const last = progress[progress.length - 1].detail as {
+        bytesSent: number;
+        bytesAcked: number;
+      };
       expect(last.bytesAcked).toBe(size);
       // Only the bytes the server lacked went over the wire after the reload.
       expect(last.bytesSent).toBe(size - start.resumedBytes);
       const percent = Math.floor((start.resumedBytes / size) * 100);
       expect(noteText).toBe(`Resuming at ${percent}%`);
-      const complete = (await events(page, 'upload-complete'))[0]!.detail as { uploadId: string };
+      const complete = (await events(page, 'upload-complete'))[0].detail as { uploadId: string };
       expect(complete.uploadId).toBe(firstId);
       expect(await sha256(await storedFile(dataDir, firstId))).toBe(await sha256(source));
     } finally {

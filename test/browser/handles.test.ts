@@ -15,7 +15,17 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
-import { MiB, buildDemo, events, launchBrowser, makeFile, newPage, openDemo, sha256, waitForRow } from './harness.js';
+import {
+  MiB,
+  buildDemo,
+  events,
+  launchBrowser,
+  makeFile,
+  newPage,
+  openDemo,
+  sha256,
+  waitForRow,
+} from './harness.js';
 
 let tmp: TempDir;
 let browser: Browser;
@@ -45,7 +55,7 @@ afterAll(async () => {
 async function storedFile(uploadId: string): Promise<string> {
   const dir = join(dataDir(), 'files', uploadId);
   const [name] = await readdir(dir);
-  return join(dir, name!);
+  return join(dir, name);
 }
 
 /** Before any page script runs, as in a browser without the File System Access API. */
@@ -58,7 +68,10 @@ async function withoutFilePicker(context: BrowserContext): Promise<void> {
 
 /** The "Choose files" button falls back to the native <input type=file>. */
 async function pickWithButton(page: Page, source: string): Promise<void> {
-  const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.locator('big-uploader [part~="pick-button"]').click()]);
+  const [chooser] = await Promise.all([
+    page.waitForEvent('filechooser'),
+    page.locator('big-uploader [part~="pick-button"]').click(),
+  ]);
   await chooser.setFiles([source]);
 }
 
@@ -71,7 +84,9 @@ async function fixture(name: string): Promise<string> {
 
 const unfinishedNames = (page: Page) =>
   page.evaluate(() =>
-    Array.from(document.querySelector('big-uploader')!.shadowRoot!.querySelectorAll('.unfinished li .name')).map((e) => e.textContent?.trim() ?? ''),
+    Array.from(
+      document.querySelector('big-uploader')!.shadowRoot!.querySelectorAll('.unfinished li .name'),
+    ).map((e) => e.textContent?.trim() ?? ''),
   );
 
 /** Saved handles in the component's IndexedDB store (read directly, not through the component). */
@@ -81,30 +96,41 @@ const savedHandles = (page: Page) =>
       new Promise<Array<{ name: string; size: number; kind: string }>>((resolve, reject) => {
         const req = indexedDB.open('big-uploader-handles', 1);
         req.onupgradeneeded = () => req.result.createObjectStore('handles', { keyPath: 'key' });
-        req.onerror = () => reject(req.error);
+        req.onerror = () => reject(req.error ?? new Error('IndexedDB request failed'));
         req.onsuccess = () => {
           const get = req.result.transaction('handles').objectStore('handles').getAll();
           get.onsuccess = () => {
-            resolve((get.result as Array<{ name: string; size: number; handle: FileSystemFileHandle }>).map((s) => ({ name: s.name, size: s.size, kind: s.handle.kind })));
+            resolve(
+              (
+                get.result as Array<{ name: string; size: number; handle: FileSystemFileHandle }>
+              ).map((s) => ({ name: s.name, size: s.size, kind: s.handle.kind })),
+            );
             req.result.close();
           };
-          get.onerror = () => reject(get.error);
+          get.onerror = () => reject(get.error ?? new Error('IndexedDB request failed'));
         };
       }),
   );
 
 /** After the upload finished: the page's view of what was sent, and the server's file. */
-async function expectResumedOnlyMissing(page: Page, firstId: string, source: string): Promise<{ resumedBytes: number }> {
-  const start = (await events(page, 'upload-start'))[0]!.detail as { uploadId: string; resumedBytes: number };
+async function expectResumedOnlyMissing(
+  page: Page,
+  firstId: string,
+  source: string,
+): Promise<{ resumedBytes: number }> {
+  const start = (await events(page, 'upload-start'))[0].detail as {
+    uploadId: string;
+    resumedBytes: number;
+  };
   expect(start.uploadId).toBe(firstId);
   expect(start.resumedBytes).toBeGreaterThanOrEqual(0.3 * SIZE);
   expect(start.resumedBytes).toBeLessThan(SIZE);
   const progress = await events(page, 'upload-progress');
-  const last = progress[progress.length - 1]!.detail as { bytesSent: number; bytesAcked: number };
+  const last = progress[progress.length - 1].detail as { bytesSent: number; bytesAcked: number };
   expect(last.bytesAcked).toBe(SIZE);
   // Only the bytes the server lacked went over the wire after the reload.
   expect(last.bytesSent).toBe(SIZE - start.resumedBytes);
-  const complete = (await events(page, 'upload-complete'))[0]!.detail as { uploadId: string };
+  const complete = (await events(page, 'upload-complete'))[0].detail as { uploadId: string };
   expect(complete.uploadId).toBe(firstId);
   expect(await sha256(await storedFile(firstId))).toBe(await sha256(source));
   return start;
@@ -135,28 +161,45 @@ describe('<big-uploader> resume with stored file handles', () => {
       }, name);
       expect(api).toEqual({ native: true, size: SIZE });
       await page.locator('big-uploader [part~="pick-button"]').click();
-      expect(await page.evaluate(() => (window as unknown as { __pickerCalls: unknown[] }).__pickerCalls)).toEqual([{ multiple: true }]);
+      expect(
+        await page.evaluate(
+          () => (window as unknown as { __pickerCalls: unknown[] }).__pickerCalls,
+        ),
+      ).toEqual([{ multiple: true }]);
       await waitForRow(page, `r.status === 'uploading' && r.percent >= 40`);
-      const firstId = ((await events(page, 'upload-start'))[0]!.detail as { uploadId: string }).uploadId;
+      const firstId = ((await events(page, 'upload-start'))[0].detail as { uploadId: string })
+        .uploadId;
       expect(await savedHandles(page)).toEqual([{ name, size: SIZE, kind: 'file' }]);
 
       await page.reload();
       await openDemo(page, server.url, ATTRS);
       // No picker this time: the offer comes from the handle stored before the reload.
       await page.evaluate(() => {
-        (window as unknown as PickerWindow).showOpenFilePicker = () => Promise.reject(new Error('the picker must not be used'));
+        (window as unknown as PickerWindow).showOpenFilePicker = () =>
+          Promise.reject(new Error('the picker must not be used'));
       });
       const offer = page.locator('big-uploader .unfinished');
       await offer.waitFor({ timeout: 10_000 });
-      expect(await offer.locator('h2').textContent()).toBe('Unfinished uploads from an earlier visit');
+      expect(await offer.locator('h2').textContent()).toBe(
+        'Unfinished uploads from an earlier visit',
+      );
       expect(await unfinishedNames(page)).toEqual([name]);
       expect(await page.locator('big-uploader li.item').count()).toBe(0);
       // Offers belong to an endpoint: pointing the element elsewhere by property (as frameworks
       // do after connecting it) hides this one, pointing it back offers it again.
-      const endpoint = await page.evaluate(() => document.querySelector('big-uploader')!.getAttribute('endpoint') ?? (document.querySelector('big-uploader') as unknown as { endpoint: string }).endpoint);
-      await page.evaluate(() => { (document.querySelector('big-uploader') as unknown as { endpoint: string }).endpoint = 'ws://127.0.0.1:9/elsewhere'; });
+      const endpoint = await page.evaluate(
+        () =>
+          document.querySelector('big-uploader')!.getAttribute('endpoint') ??
+          (document.querySelector('big-uploader') as unknown as { endpoint: string }).endpoint,
+      );
+      await page.evaluate(() => {
+        (document.querySelector('big-uploader') as unknown as { endpoint: string }).endpoint =
+          'ws://127.0.0.1:9/elsewhere';
+      });
       await expect.poll(() => offer.count()).toBe(0);
-      await page.evaluate((url) => { (document.querySelector('big-uploader') as unknown as { endpoint: string }).endpoint = url; }, endpoint);
+      await page.evaluate((url) => {
+        (document.querySelector('big-uploader') as unknown as { endpoint: string }).endpoint = url;
+      }, endpoint);
       await offer.waitFor({ timeout: 10_000 });
       expect(await unfinishedNames(page)).toEqual([name]);
       await offer.getByRole('button', { name: `Resume ${name}` }).click();
@@ -186,7 +229,8 @@ describe('<big-uploader> resume with stored file handles', () => {
       expect(await page.evaluate(() => 'showOpenFilePicker' in window)).toBe(false);
       await pickThroughButton();
       await waitForRow(page, `r.status === 'uploading' && r.percent >= 40`);
-      const firstId = ((await events(page, 'upload-start'))[0]!.detail as { uploadId: string }).uploadId;
+      const firstId = ((await events(page, 'upload-start'))[0].detail as { uploadId: string })
+        .uploadId;
       expect(await savedHandles(page)).toEqual([]);
 
       await page.reload();
@@ -216,7 +260,8 @@ describe('<big-uploader> resume with stored file handles', () => {
       await openDemo(page, server.url, ATTRS);
       await pickThroughButton();
       await waitForRow(page, `r.status === 'uploading' && r.percent >= 40`);
-      const firstId = ((await events(page, 'upload-start'))[0]!.detail as { uploadId: string }).uploadId;
+      const firstId = ((await events(page, 'upload-start'))[0].detail as { uploadId: string })
+        .uploadId;
       await page.reload();
       // Bytes the server already holds change on disk; the mtime is put back, so the resume
       // fingerprint (name, size, mtime, start/middle/end samples) still matches.
@@ -230,13 +275,19 @@ describe('<big-uploader> resume with stored file handles', () => {
       await pickThroughButton();
       const note = page.locator('big-uploader li.item .source-changed');
       await note.waitFor({ timeout: 60_000 });
-      expect((await note.textContent())?.trim()).toBe('The file changed since the earlier upload; uploading it again from the start');
+      expect((await note.textContent())?.trim()).toBe(
+        'The file changed since the earlier upload; uploading it again from the start',
+      );
       await waitForRow(page, `r.status === 'done'`, 60_000);
-      const complete = (await events(page, 'upload-complete'))[0]!.detail as { uploadId: string };
+      const complete = (await events(page, 'upload-complete'))[0].detail as { uploadId: string };
       expect(complete.uploadId).not.toBe(firstId);
       expect(await sha256(await storedFile(complete.uploadId))).toBe(await sha256(source));
       // The stale partial upload was terminated on the server.
-      await expect.poll(() => readdir(join(dataDir(), 'uploads')).then((f) => f.filter((n) => n.startsWith(firstId)))).toEqual([]);
+      await expect
+        .poll(() =>
+          readdir(join(dataDir(), 'uploads')).then((f) => f.filter((n) => n.startsWith(firstId))),
+        )
+        .toEqual([]);
     } finally {
       await context.close();
     }

@@ -15,7 +15,14 @@ export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const OUTPUT = join(ROOT, 'test-output');
 export const MiB = 1024 * 1024;
 
-export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--no-first-run',
+];
 
 /** Build the demo page (component bundled in) into `outDir`. */
 export async function buildDemo(outDir: string): Promise<void> {
@@ -28,21 +35,42 @@ export async function buildDemo(outDir: string): Promise<void> {
 }
 
 export function launchBrowser(): Promise<Browser> {
-  return chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    args: CHROMIUM_ARGS,
+  });
 }
 
 /** A fresh context (own IndexedDB, so resume records never leak between tests) and page. */
-export async function newPage(browser: Browser, options: { locale?: string; colorScheme?: 'light' | 'dark'; enforceCSP?: boolean } = {}): Promise<{ context: BrowserContext; page: Page }> {
+export async function newPage(
+  browser: Browser,
+  options: { locale?: string; colorScheme?: 'light' | 'dark'; enforceCSP?: boolean } = {},
+): Promise<{ context: BrowserContext; page: Page }> {
   // The test's own probes (waitForFunction strings, injected axe) are eval and inline scripts,
   // which the page's CSP forbids: Playwright lifts the CSP for them. The page itself is proven to
   // work under its CSP by the packaging test, whose Vite app page runs with `enforceCSP`.
-  const context = await browser.newContext({ locale: options.locale ?? 'en-US', colorScheme: options.colorScheme ?? 'light', viewport: { width: 820, height: 640 }, bypassCSP: options.enforceCSP !== true });
+  const context = await browser.newContext({
+    locale: options.locale ?? 'en-US',
+    colorScheme: options.colorScheme ?? 'light',
+    viewport: { width: 820, height: 640 },
+    bypassCSP: options.enforceCSP !== true,
+  });
   // Record every component event, also across reloads, into window.__events.
   await context.addInitScript(() => {
-    const w = window as unknown as { __events: Array<{ type: string; detail: unknown; t: number }> };
+    const w = window as unknown as {
+      __events: Array<{ type: string; detail: unknown; t: number }>;
+    };
     w.__events = [];
-    for (const type of ['upload-start', 'upload-progress', 'upload-complete', 'upload-error', 'upload-refused']) {
-      document.addEventListener(type, (e) => w.__events.push({ type, detail: (e as CustomEvent).detail, t: performance.now() }));
+    for (const type of [
+      'upload-start',
+      'upload-progress',
+      'upload-complete',
+      'upload-error',
+      'upload-refused',
+    ]) {
+      document.addEventListener(type, (e) =>
+        w.__events.push({ type, detail: (e as CustomEvent).detail, t: performance.now() }),
+      );
     }
   });
   const page = await context.newPage();
@@ -51,9 +79,15 @@ export async function newPage(browser: Browser, options: { locale?: string; colo
 }
 
 /** Open the demo and wait until the component rendered. `attrs` are set on the element before use. */
-export async function openDemo(page: Page, url: string, attrs: Record<string, string | null> = {}): Promise<void> {
+export async function openDemo(
+  page: Page,
+  url: string,
+  attrs: Record<string, string | null> = {},
+): Promise<void> {
   await page.goto(url);
-  await page.waitForFunction(() => !!document.querySelector('big-uploader')?.shadowRoot?.querySelector('#file-input'));
+  await page.waitForFunction(
+    () => !!document.querySelector('big-uploader')?.shadowRoot?.querySelector('#file-input'),
+  );
   await page.evaluate((a) => {
     const el = document.querySelector('big-uploader')!;
     for (const [name, value] of Object.entries(a)) {
@@ -96,11 +130,14 @@ export async function waitForRow(page: Page, predicate: string, timeoutMs = 60_0
     (expr) => {
       const root = document.querySelector('big-uploader')?.shadowRoot;
       if (!root) return false;
+      // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the predicate is test code, run in the page
       const test = new Function('r', `return (${expr});`) as (r: unknown) => boolean;
       return Array.from(root.querySelectorAll<HTMLElement>('li.item')).some((li) =>
         test({
           status: li.dataset.status,
-          percent: Number(li.querySelector('[role=progressbar]')?.getAttribute('aria-valuenow') ?? -1),
+          percent: Number(
+            li.querySelector('[role=progressbar]')?.getAttribute('aria-valuenow') ?? -1,
+          ),
           text: li.querySelector('.state')?.textContent?.trim() ?? '',
         }),
       );
@@ -146,18 +183,42 @@ export async function makeFile(dir: string, name: string, size: number): Promise
 
 export async function sha256(path: string): Promise<string> {
   const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 4 * MiB })) hash.update(chunk as Buffer);
+  for await (const chunk of createReadStream(path, { highWaterMark: 4 * MiB }))
+    hash.update(chunk as Buffer);
   return hash.digest('hex');
 }
 
 /** Run axe-core (injected from node_modules) on the page; serious and critical violations. */
-export async function axeViolations(page: Page): Promise<Array<{ id: string; impact: string; help: string; nodes: string[] }>> {
+export async function axeViolations(
+  page: Page,
+): Promise<Array<{ id: string; impact: string; help: string; nodes: string[] }>> {
   await page.addScriptTag({ path: join(ROOT, 'node_modules/axe-core/axe.min.js') });
   return page.evaluate(async () => {
-    const axe = (window as unknown as { axe: { run(ctx: unknown, opts: unknown): Promise<{ violations: Array<{ id: string; impact: string; help: string; nodes: Array<{ target: unknown }> }> }> } }).axe;
+    const axe = (
+      window as unknown as {
+        axe: {
+          run(
+            ctx: unknown,
+            opts: unknown,
+          ): Promise<{
+            violations: Array<{
+              id: string;
+              impact: string;
+              help: string;
+              nodes: Array<{ target: unknown }>;
+            }>;
+          }>;
+        };
+      }
+    ).axe;
     const result = await axe.run(document, { resultTypes: ['violations'] });
     return result.violations
       .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-      .map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => JSON.stringify(n.target)) }));
+      .map((v) => ({
+        id: v.id,
+        impact: v.impact,
+        help: v.help,
+        nodes: v.nodes.map((n) => JSON.stringify(n.target)),
+      }));
   });
 }

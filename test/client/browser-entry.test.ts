@@ -8,7 +8,11 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BrowserWebSocketTransport, MemoryResumeStore, createUploader } from '../../client/browser/index.js';
+import {
+  BrowserWebSocketTransport,
+  MemoryResumeStore,
+  createUploader,
+} from '../../client/browser/index.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 

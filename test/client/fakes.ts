@@ -21,9 +21,19 @@ import {
 } from '../../protocol/index.js';
 import type { ClientMessage, ErrorName, Hasher } from '../../protocol/index.js';
 import { Errors } from '../../protocol/index.js';
-import type { CloseInfo, Connection, ConnectionHandlers, FileSource, Transport } from '../../client/core/types.js';
+import type {
+  CloseInfo,
+  Connection,
+  ConnectionHandlers,
+  FileSource,
+  Transport,
+} from '../../client/core/types.js';
 
-export function memorySource(bytes: Uint8Array, name = 'file.bin', lastModified = 1_700_000_000_000): FileSource & { reads: Array<[number, number]> } {
+export function memorySource(
+  bytes: Uint8Array,
+  name = 'file.bin',
+  lastModified = 1_700_000_000_000,
+): FileSource & { reads: Array<[number, number]> } {
   const reads: Array<[number, number]> = [];
   return {
     name,
@@ -76,7 +86,13 @@ export class FakeServer implements Transport {
   hasher!: Hasher;
   readonly uploads = new Map<string, StoredUpload>();
   readonly connections: FakeConnection[] = [];
-  readonly log: Array<{ conn: number; type: ClientMessage['type']; offset?: number; length?: number; digest?: bigint }> = [];
+  readonly log: Array<{
+    conn: number;
+    type: ClientMessage['type'];
+    offset?: number;
+    length?: number;
+    digest?: bigint;
+  }> = [];
   readonly urls: string[] = [];
   /** Server configuration, changeable between steps. */
   window = 8 * 65_536;
@@ -102,21 +118,30 @@ export class FakeServer implements Transport {
   /** The upgrade headers the client gave each connection. */
   readonly headers: Array<Readonly<Record<string, string>> | undefined> = [];
 
-  connect(url: string, protocols: readonly string[], handlers: ConnectionHandlers, headers?: Readonly<Record<string, string>>): Connection {
+  connect(
+    url: string,
+    protocols: readonly string[],
+    handlers: ConnectionHandlers,
+    headers?: Readonly<Record<string, string>>,
+  ): Connection {
     this.urls.push(url);
     this.headers.push(headers);
     const conn = new FakeConnection(this, this.connections.length, handlers);
     this.connections.push(conn);
     setTimeout(() => {
-      if (this.refuse === 'down') conn.drop({ code: 1006, reason: '', error: 'connect ECONNREFUSED' });
-      else if (typeof this.refuse === 'number') conn.drop({ code: 1006, reason: '', httpStatus: this.refuse });
+      if (this.refuse === 'down')
+        conn.drop({ code: 1006, reason: '', error: 'connect ECONNREFUSED' });
+      else if (typeof this.refuse === 'number')
+        conn.drop({ code: 1006, reason: '', httpStatus: this.refuse });
       else handlers.onOpen(protocols.includes('bigup.1') ? 'bigup.1' : '');
     }, 1);
     return conn;
   }
 
   get dataLog(): SentData[] {
-    return this.log.filter((e) => e.type === 'data').map((e) => ({ conn: e.conn, offset: e.offset!, length: e.length! }));
+    return this.log
+      .filter((e) => e.type === 'data')
+      .map((e) => ({ conn: e.conn, offset: e.offset!, length: e.length! }));
   }
 
   soleUpload(): StoredUpload {
@@ -126,11 +151,22 @@ export class FakeServer implements Transport {
   }
 
   /** Create an upload holding `ranges` of `bytes` already, as a previous session would have left it. */
-  seed(bytes: Uint8Array, chunkSize: number, ackedChunks: number[]): { id: string; secret: string } {
+  seed(
+    bytes: Uint8Array,
+    chunkSize: number,
+    ackedChunks: number[],
+  ): { id: string; secret: string } {
     const id = new Uint8Array(16).map((_, i) => i + 1);
     const secret = new Uint8Array(32).map((_, i) => 100 + i);
     const upload: StoredUpload = {
-      id, secret, size: bytes.byteLength, chunkSize, data: new Uint8Array(bytes.byteLength), acked: new RangeSet(), hashes: [], completed: false,
+      id,
+      secret,
+      size: bytes.byteLength,
+      chunkSize,
+      data: new Uint8Array(bytes.byteLength),
+      acked: new RangeSet(),
+      hashes: [],
+      completed: false,
     };
     for (const i of ackedChunks) {
       const start = i * chunkSize;
@@ -156,7 +192,11 @@ export class FakeConnection implements Connection {
   advertised = 0;
   completing = false;
 
-  constructor(private readonly server: FakeServer, readonly index: number, private readonly handlers: ConnectionHandlers) {}
+  constructor(
+    private readonly server: FakeServer,
+    readonly index: number,
+    private readonly handlers: ConnectionHandlers,
+  ) {}
 
   /** Server -> client. */
   reply(bytes: Uint8Array): void {
@@ -164,7 +204,10 @@ export class FakeConnection implements Connection {
     this.handlers.onMessage(bytes);
   }
 
-  error(name: ErrorName, context: { offset?: number; length?: number; message?: string } = {}): void {
+  error(
+    name: ErrorName,
+    context: { offset?: number; length?: number; message?: string } = {},
+  ): void {
     const def = Errors[name];
     this.reply(encodeError({ code: def.code, ...context }));
     if (def.fatal) this.drop({ code: def.closeCode || 1000, reason: '' });
@@ -205,7 +248,13 @@ export class FakeConnection implements Connection {
       return;
     }
     u.completed = true;
-    this.reply(encodeResult({ uploadId: u.id, fileSize: u.size, digest: wholeFileDigest(this.server.hasher, u.hashes) }));
+    this.reply(
+      encodeResult({
+        uploadId: u.id,
+        fileSize: u.size,
+        digest: wholeFileDigest(this.server.hasher, u.hashes),
+      }),
+    );
   }
 
   send(data: Uint8Array): void {
@@ -213,7 +262,13 @@ export class FakeConnection implements Connection {
     const copy = data.slice(); // the client reuses buffers after ACK; keep our own
     const message = decodeClientMessage(copy);
     const server = this.server;
-    const entry: { conn: number; type: ClientMessage['type']; offset?: number; length?: number; digest?: bigint } = { conn: this.index, type: message.type };
+    const entry: {
+      conn: number;
+      type: ClientMessage['type'];
+      offset?: number;
+      length?: number;
+      digest?: bigint;
+    } = { conn: this.index, type: message.type };
     if (message.type === 'data') {
       entry.offset = message.offset;
       entry.length = message.payload.byteLength;
@@ -239,12 +294,30 @@ export class FakeConnection implements Connection {
         const secret = crypto.getRandomValues(new Uint8Array(32));
         const chunkSize = server.chunkSize;
         const u: StoredUpload = {
-          id, secret, size: message.fileSize, chunkSize, data: new Uint8Array(message.fileSize), acked: new RangeSet(), hashes: [], completed: false,
+          id,
+          secret,
+          size: message.fileSize,
+          chunkSize,
+          data: new Uint8Array(message.fileSize),
+          acked: new RangeSet(),
+          hashes: [],
+          completed: false,
         };
         server.uploads.set(bytesToHex(id), u);
         this.upload = u;
         this.advertised = server.window;
-        this.reply(encodeAccept({ created: true, durable: false, uploadId: id, secret, fileSize: u.size, chunkSize, window: server.window, ranges: [] }));
+        this.reply(
+          encodeAccept({
+            created: true,
+            durable: false,
+            uploadId: id,
+            secret,
+            fileSize: u.size,
+            chunkSize,
+            window: server.window,
+            ranges: [],
+          }),
+        );
         return;
       }
       case 'resume': {
@@ -256,7 +329,18 @@ export class FakeConnection implements Connection {
         this.upload = u;
         this.advertised = server.window;
         const ranges = u.completed ? [{ start: 0, end: u.size }] : u.acked.toArray();
-        this.reply(encodeAccept({ created: false, durable: false, uploadId: u.id, secret: new Uint8Array(32), fileSize: u.size, chunkSize: u.chunkSize, window: server.window, ranges }));
+        this.reply(
+          encodeAccept({
+            created: false,
+            durable: false,
+            uploadId: u.id,
+            secret: new Uint8Array(32),
+            fileSize: u.size,
+            chunkSize: u.chunkSize,
+            window: server.window,
+            ranges,
+          }),
+        );
         return;
       }
       case 'data': {
@@ -296,7 +380,10 @@ export class FakeConnection implements Connection {
       case 'complete': {
         const u = this.upload!;
         if (message.digest !== undefined && u.acked.total === u.size) {
-          const digest = wholeFileDigest(server.hasher, u.hashes.slice(0, chunkCount(u.size, u.chunkSize)));
+          const digest = wholeFileDigest(
+            server.hasher,
+            u.hashes.slice(0, chunkCount(u.size, u.chunkSize)),
+          );
           if (digest !== message.digest) {
             this.reply(encodeError({ code: Errors.DIGEST_MISMATCH.code }));
             return;

@@ -64,10 +64,16 @@ describe('send a folder', () => {
     }
     const result = await runSend<Report>([src, '--url', server.wsUrl, '--json'], tmp.path).done;
     expect(result.code, result.stderr).toBe(0);
-    expect(result.reports.map((r) => r.name)).toEqual(['photos/2024/b.jpg', 'photos/2024/deep/er/c.txt', 'photos/a.jpg', 'photos/empty.bin']);
+    expect(result.reports.map((r) => r.name)).toEqual([
+      'photos/2024/b.jpg',
+      'photos/2024/deep/er/c.txt',
+      'photos/a.jpg',
+      'photos/empty.bin',
+    ]);
     expect(result.stderr).toMatch(/4 files, .* files\/s, .* MB\/s, 0 failed/);
     const stored = await storedTree();
-    for (const [rel, bytes] of Object.entries(files)) expect(stored.get(join('photos', rel))?.equals(bytes), rel).toBe(true);
+    for (const [rel, bytes] of Object.entries(files))
+      expect(stored.get(join('photos', rel))?.equals(bytes), rel).toBe(true);
   });
 
   it('skips symbolic links unless --follow (and walks a link cycle once)', async () => {
@@ -81,7 +87,10 @@ describe('send a folder', () => {
     expect(skipped.code, skipped.stderr).toBe(0);
     expect(skipped.reports.map((r) => r.name)).toEqual(['tree/real.txt']);
     expect(skipped.stderr).toMatch(/link\.txt: symbolic link skipped/);
-    const followed = await runSend<Report>([src, '--url', server.wsUrl, '--json', '--follow', '--no-resume'], tmp.path).done;
+    const followed = await runSend<Report>(
+      [src, '--url', server.wsUrl, '--json', '--follow', '--no-resume'],
+      tmp.path,
+    ).done;
     expect(followed.code, followed.stderr).toBe(0);
     expect(followed.reports.map((r) => r.name).sort()).toEqual(['tree/link.txt', 'tree/real.txt']);
   });
@@ -106,7 +115,11 @@ describe('send a folder', () => {
     expect(safeRelativePath('x', '/abs/./b\\c.txt')).toEqual(['abs', 'b', 'c.txt']);
     expect(safeRelativePath('n.txt', undefined)).toEqual(['n.txt']);
     expect(safeRelativePath('n.txt', '..')).toEqual(['n.txt']);
-    expect(safeRelativePath('x', 'CON/.hidden/evil\u202Etxt.exe')).toEqual(['_CON', 'hidden', 'eviltxt.exe']);
+    expect(safeRelativePath('x', 'CON/.hidden/evil\u202Etxt.exe')).toEqual([
+      '_CON',
+      'hidden',
+      'eviltxt.exe',
+    ]);
     expect(safeRelativePath('x', `${'d/'.repeat(40)}f`)).toHaveLength(33);
   });
 });

@@ -13,7 +13,9 @@ import { memorySource, randomBytes } from './fakes.js';
 describe('backoff', () => {
   it('grows by factor, caps at max, and jitters downwards only', () => {
     const b = resolveBackoff({ initial: 100, factor: 2, max: 1000, jitter: 0.5 });
-    expect([1, 2, 3, 4, 5, 6].map((n) => backoffDelay(b, n, () => 0))).toEqual([100, 200, 400, 800, 1000, 1000]);
+    expect([1, 2, 3, 4, 5, 6].map((n) => backoffDelay(b, n, () => 0))).toEqual([
+      100, 200, 400, 800, 1000, 1000,
+    ]);
     expect(backoffDelay(b, 3, () => 1)).toBe(200);
     expect(backoffDelay(b, 3, () => 0.999999)).toBeGreaterThanOrEqual(200);
   });
@@ -89,8 +91,15 @@ describe('Node file source', () => {
 
 describe('JSON state store', () => {
   const record: ResumeRecord = {
-    version: 1, endpoint: 'ws://h/upload', uploadId: 'ab'.repeat(16), secret: 'cd'.repeat(32),
-    name: 'f', size: 1, lastModified: 2, chunkSize: 65536, createdAt: 3,
+    version: 1,
+    endpoint: 'ws://h/upload',
+    uploadId: 'ab'.repeat(16),
+    secret: 'cd'.repeat(32),
+    name: 'f',
+    size: 1,
+    lastModified: 2,
+    chunkSize: 65536,
+    createdAt: 3,
   };
 
   it('stores, reads back and removes records in a 0600 file, surviving a damaged file', async () => {
@@ -104,7 +113,9 @@ describe('JSON state store', () => {
       expect((await store.get('k2'))?.size).toBe(2);
       expect((await stat(path)).mode & 0o777).toBe(0o600);
       await store.remove('k');
-      expect(JSON.parse(await readFile(path, 'utf8')).records).toEqual({ k2: { ...record, size: 2 } });
+      expect(JSON.parse(await readFile(path, 'utf8')).records).toEqual({
+        k2: { ...record, size: 2 },
+      });
       await writeFile(path, '{not json');
       expect(await store.get('k2')).toBeUndefined();
       await store.set('k3', record);

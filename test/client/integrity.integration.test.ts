@@ -41,7 +41,8 @@ async function storedFiles(dataDir: string): Promise<Map<string, Buffer>> {
   const out = new Map<string, Buffer>();
   const root = join(dataDir, 'files');
   for (const id of await readdir(root).catch(() => [] as string[])) {
-    for (const name of await readdir(join(root, id))) out.set(id, await readFile(join(root, id, name)));
+    for (const name of await readdir(join(root, id)))
+      out.set(id, await readFile(join(root, id, name)));
   }
   return out;
 }
@@ -54,7 +55,6 @@ async function until(check: () => Promise<boolean>, ms: number): Promise<boolean
   }
   return check();
 }
-
 
 let tmp: TempDir;
 let dataDir: string;
@@ -89,14 +89,17 @@ describe('send: a modified file is never stored as done', () => {
     expect(second.report).toMatchObject({ state: 'done', digestVerified: true });
     const files = await storedFiles(dataDir);
     expect(files.size).toBe(1);
-    expect(files.get(second.report!.id as string)!.equals(await readFile(path))).toBe(true);
+    expect(files.get(second.report.id as string)!.equals(await readFile(path))).toBe(true);
   });
 
   it('a file appended to during the upload ends with exit 5 and nothing stored', async () => {
     const path = join(tmp.path, 'grows.bin');
     await writeFile(path, randomBytes(8 * MiB));
     // Slow enough (2 s) that the change lands well before the check that precedes COMPLETE.
-    const run = send([path, '--url', server!.wsUrl, '--chunk-size', '1MiB', '--limit-rate', '4MiB'], tmp.path);
+    const run = send(
+      [path, '--url', server!.wsUrl, '--chunk-size', '1MiB', '--limit-rate', '4MiB'],
+      tmp.path,
+    );
     await run.waitFor(atLeast(20));
     await appendFile(path, randomBytes(1 * MiB));
     const result = await run.done;
@@ -108,7 +111,10 @@ describe('send: a modified file is never stored as done', () => {
   it('a file overwritten in a part already sent ends with exit 5 and nothing stored', async () => {
     const path = join(tmp.path, 'overwritten.bin');
     await writeFile(path, randomBytes(8 * MiB));
-    const run = send([path, '--url', server!.wsUrl, '--chunk-size', '1MiB', '--limit-rate', '4MiB'], tmp.path);
+    const run = send(
+      [path, '--url', server!.wsUrl, '--chunk-size', '1MiB', '--limit-rate', '4MiB'],
+      tmp.path,
+    );
     await run.waitFor(atLeast(40));
     const handle = await open(path, 'r+');
     await handle.write(randomBytes(4096), 0, 4096, 0);
@@ -121,13 +127,18 @@ describe('send: a modified file is never stored as done', () => {
   it('a file truncated during the upload ends with exit 5 and its server upload terminated (no debris)', async () => {
     const path = join(tmp.path, 'shrinks.bin');
     await writeFile(path, randomBytes(8 * MiB));
-    const run = send([path, '--url', server!.wsUrl, '--chunk-size', '1MiB', '--limit-rate', '4MiB'], tmp.path);
+    const run = send(
+      [path, '--url', server!.wsUrl, '--chunk-size', '1MiB', '--limit-rate', '4MiB'],
+      tmp.path,
+    );
     await run.waitFor(atLeast(20));
     await truncate(path, 1 * MiB);
     const result = await run.done;
     expect(result.code, result.stderr).toBe(5);
     // TERMINATE removed the partial upload: nothing waits for a TTL on the server.
-    expect(await until(async () => (await readdir(join(dataDir, 'uploads'))).length === 0, 5000)).toBe(true);
+    expect(
+      await until(async () => (await readdir(join(dataDir, 'uploads'))).length === 0, 5000),
+    ).toBe(true);
     expect((await storedFiles(dataDir)).size).toBe(0);
   });
 
@@ -140,7 +151,9 @@ describe('send: a modified file is never stored as done', () => {
     first.kill('SIGINT');
     expect((await first.done).code).toBe(130);
     const stateFile = join(tmp.path, 'state', 'big-uploader', 'state.json');
-    const before = JSON.parse(await readFile(stateFile, 'utf8')) as { records: Record<string, { uploadId: string }> };
+    const before = JSON.parse(await readFile(stateFile, 'utf8')) as {
+      records: Record<string, { uploadId: string }>;
+    };
     const [oldRecord] = Object.values(before.records);
     expect(oldRecord).toBeDefined();
     // A new version of the file: other size and mtime, so another fingerprint.
@@ -148,12 +161,18 @@ describe('send: a modified file is never stored as done', () => {
     const second = await send([...args, '--limit-rate', '4MiB'], tmp.path).done;
     expect(second.code, second.stderr).toBe(0);
     expect(second.stderr).toMatch(/earlier upload of this file .* terminated on the server/);
-    expect(second.report!.id).not.toBe(oldRecord!.uploadId);
-    const after = JSON.parse(await readFile(stateFile, 'utf8')) as { records: Record<string, unknown> };
+    expect(second.report.id).not.toBe(oldRecord.uploadId);
+    const after = JSON.parse(await readFile(stateFile, 'utf8')) as {
+      records: Record<string, unknown>;
+    };
     expect(Object.keys(after.records)).toEqual([]);
     // The old partial is gone from the server (only the new upload's completion record remains).
-    expect((await readdir(join(dataDir, 'uploads'))).filter((f) => f.startsWith(oldRecord!.uploadId))).toEqual([]);
-    expect((await storedFiles(dataDir)).get(second.report!.id as string)!.equals(await readFile(path))).toBe(true);
+    expect(
+      (await readdir(join(dataDir, 'uploads'))).filter((f) => f.startsWith(oldRecord.uploadId)),
+    ).toEqual([]);
+    expect(
+      (await storedFiles(dataDir)).get(second.report.id as string)!.equals(await readFile(path)),
+    ).toBe(true);
   });
 
   it('property: edits, truncations, appends and kills between and during runs end identical or non-zero', async () => {
@@ -165,19 +184,33 @@ describe('send: a modified file is never stored as done', () => {
       // Sent at 1 MiB/s, so a change "during" a run (at 10-50%) lands long before its end.
       await writeFile(path, randomBytes(rng.int(1, 3) * MiB + rng.int(0, 4096)));
       const args = [path, '--url', server!.wsUrl, '--chunk-size', '256KiB', '--window', '1MiB'];
-      let final: { code: number | string; stderr: string; report: Record<string, unknown> | undefined } | undefined;
+      let final:
+        | { code: number | string; stderr: string; report: Record<string, unknown> | undefined }
+        | undefined;
       for (let step = 0; step < 4 && final === undefined; step++) {
         const run = send([...args, '--limit-rate', '1MiB'], tmp.path);
-        const action = rng.pick(['none', 'kill', 'edit-between', 'truncate-between', 'append-between', 'edit-during', 'append-during'] as const);
+        const action = rng.pick([
+          'none',
+          'kill',
+          'edit-between',
+          'truncate-between',
+          'append-between',
+          'edit-during',
+          'append-during',
+        ] as const);
         if (action !== 'none') {
           await run.waitFor(atLeast(rng.pick([10, 30, 50])), 20_000).catch(() => undefined);
-          if (action === 'edit-during') await editKeepingMtime(path, rng.int(0, 512 * 1024), randomBytes(rng.int(1, 5000)));
-          else if (action === 'append-during') await appendFile(path, randomBytes(rng.int(1, 70_000)));
+          if (action === 'edit-during')
+            await editKeepingMtime(path, rng.int(0, 512 * 1024), randomBytes(rng.int(1, 5000)));
+          else if (action === 'append-during')
+            await appendFile(path, randomBytes(rng.int(1, 70_000)));
           else run.kill(rng.chance(0.5) ? 'SIGKILL' : 'SIGINT');
         }
         const result = await run.done;
-        if (action === 'edit-between') await editKeepingMtime(path, rng.int(0, 512 * 1024), randomBytes(rng.int(1, 5000)));
-        if (action === 'truncate-between') await truncate(path, Math.max(1, (await stat(path)).size - rng.int(1, 200_000)));
+        if (action === 'edit-between')
+          await editKeepingMtime(path, rng.int(0, 512 * 1024), randomBytes(rng.int(1, 5000)));
+        if (action === 'truncate-between')
+          await truncate(path, Math.max(1, (await stat(path)).size - rng.int(1, 200_000)));
         if (action === 'append-between') await appendFile(path, randomBytes(rng.int(1, 70_000)));
         outcomes.push(`${round}.${step}:${action}:${String(result.code)}`);
         if (result.code === 0 || result.code === 5) final = result;
@@ -186,7 +219,9 @@ describe('send: a modified file is never stored as done', () => {
       if (final.code === 0) {
         // Success means the stored file is exactly the file as it is now.
         const stored = (await storedFiles(dataDir)).get(final.report!.id as string);
-        expect(stored?.equals(await readFile(path)), `seed ${seed} ${outcomes.join(' ')}`).toBe(true);
+        expect(stored?.equals(await readFile(path)), `seed ${seed} ${outcomes.join(' ')}`).toBe(
+          true,
+        );
       } else {
         expect(final.code, `seed ${seed} ${outcomes.join(' ')}\n${final.stderr}`).toBe(5);
         expect(final.stderr).toMatch(/changed|cannot read/);

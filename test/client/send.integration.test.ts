@@ -10,7 +10,12 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BIN, atLeast, runSend, type SendRun } from '../helpers/cli.js';
-import { startChildServer, startServer, type ChildServer, type TestServer } from '../helpers/server.js';
+import {
+  startChildServer,
+  startServer,
+  type ChildServer,
+  type TestServer,
+} from '../helpers/server.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 
@@ -33,7 +38,11 @@ function send(args: string[], home: string): SendRun<Report> {
   return runSend<Report>(args, home);
 }
 
-async function makeFile(dir: string, name: string, size: number): Promise<{ path: string; bytes: Buffer }> {
+async function makeFile(
+  dir: string,
+  name: string,
+  size: number,
+): Promise<{ path: string; bytes: Buffer }> {
   const bytes = randomBytes(size);
   const path = join(dir, name);
   await writeFile(path, bytes);
@@ -52,7 +61,6 @@ async function freePort(): Promise<number> {
   if (address === null || typeof address === 'string') throw new Error('no port');
   return address.port;
 }
-
 
 let tmp: TempDir;
 let home: string;
@@ -81,23 +89,52 @@ afterEach(async () => {
 describe('big-uploader send against the real server', () => {
   it('uploads several files in one command and prints one JSON line per file', async () => {
     server = await startServer({ dir: dataDir });
-    const files = [await makeFile(home, 'a.bin', 5 * MiB + 17), await makeFile(home, 'b.bin', 1), await makeFile(home, 'c.bin', 0)];
-    const run = send([...files.map((f) => f.path), '--url', server.wsUrl, '--json', '--chunk-size', '1MiB'], home);
+    const files = [
+      await makeFile(home, 'a.bin', 5 * MiB + 17),
+      await makeFile(home, 'b.bin', 1),
+      await makeFile(home, 'c.bin', 0),
+    ];
+    const run = send(
+      [...files.map((f) => f.path), '--url', server.wsUrl, '--json', '--chunk-size', '1MiB'],
+      home,
+    );
     const result = await run.done;
     expect(result.code, result.stderr).toBe(0);
     expect(result.reports.map((r) => r.name)).toEqual(['a.bin', 'b.bin', 'c.bin']);
     for (const [i, report] of result.reports.entries()) {
-      expect(Object.keys(report).slice(0, 8)).toEqual(['id', 'name', 'size', 'bytesSent', 'bytesSkipped', 'seconds', 'MBps', 'digest']);
-      expect(report).toMatchObject({ size: files[i]!.bytes.byteLength, bytesSent: files[i]!.bytes.byteLength, bytesSkipped: 0 });
+      expect(Object.keys(report).slice(0, 8)).toEqual([
+        'id',
+        'name',
+        'size',
+        'bytesSent',
+        'bytesSkipped',
+        'seconds',
+        'MBps',
+        'digest',
+      ]);
+      expect(report).toMatchObject({
+        size: files[i].bytes.byteLength,
+        bytesSent: files[i].bytes.byteLength,
+        bytesSkipped: 0,
+      });
       expect(report.digest).toMatch(/^[0-9a-f]{16}$/);
-      expect((await stored(dataDir, report)).equals(files[i]!.bytes)).toBe(true);
+      expect((await stored(dataDir, report)).equals(files[i].bytes)).toBe(true);
     }
   });
 
   it('resumes after the client process is killed, sending only the missing bytes', async () => {
     server = await startServer({ dir: dataDir });
     const file = await makeFile(home, 'big.bin', 24 * MiB);
-    const args = [file.path, '--url', server.wsUrl, '--json', '--chunk-size', '1MiB', '--window', '4MiB'];
+    const args = [
+      file.path,
+      '--url',
+      server.wsUrl,
+      '--json',
+      '--chunk-size',
+      '1MiB',
+      '--window',
+      '4MiB',
+    ];
     const first = send([...args, '--limit-rate', '8MiB'], home);
     await first.waitFor(atLeast(30));
     first.kill('SIGKILL');
@@ -105,15 +142,15 @@ describe('big-uploader send against the real server', () => {
     const second = await send(args, home).done;
     expect(second.code, second.stderr).toBe(0);
     const [report] = second.reports;
-    expect(report!.bytesSkipped).toBeGreaterThanOrEqual(6 * MiB);
-    expect(report!.bytesSkipped).toBeLessThan(24 * MiB);
+    expect(report.bytesSkipped).toBeGreaterThanOrEqual(6 * MiB);
+    expect(report.bytesSkipped).toBeLessThan(24 * MiB);
     // Never re-send acked bytes: this run sent exactly what the server did not have.
-    expect(report!.bytesSent).toBe(24 * MiB - report!.bytesSkipped);
+    expect(report.bytesSent).toBe(24 * MiB - report.bytesSkipped);
     expect(second.stderr).toMatch(/resuming at \d+%/);
     // The resumed run reports how long its connection took to get new bytes acked.
-    expect(report!.firstAckSeconds).toBeGreaterThan(0);
-    expect(report!.firstAckSeconds).toBeLessThanOrEqual(report!.seconds);
-    expect((await stored(dataDir, report!)).equals(file.bytes)).toBe(true);
+    expect(report.firstAckSeconds).toBeGreaterThan(0);
+    expect(report.firstAckSeconds).toBeLessThanOrEqual(report.seconds);
+    expect((await stored(dataDir, report)).equals(file.bytes)).toBe(true);
   });
 
   it('Ctrl-C pauses cleanly (exit 130) and the same command resumes', async () => {
@@ -126,12 +163,12 @@ describe('big-uploader send against the real server', () => {
     const paused = await first.done;
     expect(paused.code).toBe(130);
     expect(paused.stderr).toMatch(/paused at \d+%; run the same command again to resume/);
-    const sentBefore = paused.reports[0]!.bytesSent;
+    const sentBefore = paused.reports[0].bytesSent;
     const second = await send(args, home).done;
     expect(second.code, second.stderr).toBe(0);
     // Everything sent before Ctrl-C was acked and recorded before the client closed.
-    expect(second.reports[0]!.bytesSkipped).toBe(sentBefore);
-    expect((await stored(dataDir, second.reports[0]!)).equals(file.bytes)).toBe(true);
+    expect(second.reports[0].bytesSkipped).toBe(sentBefore);
+    expect((await stored(dataDir, second.reports[0])).equals(file.bytes)).toBe(true);
   });
 
   it('resumes after the server is killed (kill -9) and restarted', async () => {
@@ -139,7 +176,21 @@ describe('big-uploader send against the real server', () => {
     const serverArgs = ['--dir', dataDir, '--port', String(port)];
     child = await startChildServer(serverArgs);
     const file = await makeFile(home, 'srv.bin', 24 * MiB);
-    const run = send([file.path, '--url', `ws://127.0.0.1:${port}/upload`, '--json', '--chunk-size', '1MiB', '--limit-rate', '12MiB', '--retries', '20'], home);
+    const run = send(
+      [
+        file.path,
+        '--url',
+        `ws://127.0.0.1:${port}/upload`,
+        '--json',
+        '--chunk-size',
+        '1MiB',
+        '--limit-rate',
+        '12MiB',
+        '--retries',
+        '20',
+      ],
+      home,
+    );
     await run.waitFor(atLeast(30));
     child.kill('SIGKILL');
     await child.exited;
@@ -149,8 +200,8 @@ describe('big-uploader send against the real server', () => {
     expect(result.code, result.stderr).toBe(0);
     const [report] = result.reports;
     // Acked ranges survived the crash: far less than a second full copy was sent.
-    expect(report!.bytesSent).toBeLessThan(24 * MiB + 8 * MiB);
-    expect((await stored(dataDir, report!)).equals(file.bytes)).toBe(true);
+    expect(report.bytesSent).toBeLessThan(24 * MiB + 8 * MiB);
+    expect((await stored(dataDir, report)).equals(file.bytes)).toBe(true);
   });
 
   it('retries with backoff while the server is down, then uploads', async () => {
@@ -163,14 +214,28 @@ describe('big-uploader send against the real server', () => {
     const result = await run.done;
     expect(result.code, result.stderr).toBe(0);
     expect((result.stderr.match(/retrying/g) ?? []).length).toBeGreaterThanOrEqual(2);
-    expect((await stored(dataDir, result.reports[0]!)).equals(file.bytes)).toBe(true);
+    expect((await stored(dataDir, result.reports[0])).equals(file.bytes)).toBe(true);
   });
 
   it('ends byte-identical when a proxy cuts the connection repeatedly', async () => {
     server = await startServer({ dir: dataDir });
     proxy = await startTcpProxy(Number(new URL(server.url).port));
     const file = await makeFile(home, 'cut.bin', 24 * MiB);
-    const run = send([file.path, '--url', `ws://127.0.0.1:${proxy.port}/upload`, '--json', '--chunk-size', '1MiB', '--limit-rate', '16MiB', '--retries', '20'], home);
+    const run = send(
+      [
+        file.path,
+        '--url',
+        `ws://127.0.0.1:${proxy.port}/upload`,
+        '--json',
+        '--chunk-size',
+        '1MiB',
+        '--limit-rate',
+        '16MiB',
+        '--retries',
+        '20',
+      ],
+      home,
+    );
     let cuts = 0;
     for (const percent of [10, 30, 50, 70]) {
       await run.waitFor(atLeast(percent));
@@ -182,7 +247,7 @@ describe('big-uploader send against the real server', () => {
     expect(cuts).toBeGreaterThanOrEqual(3);
     expect(proxy.accepted).toBeGreaterThanOrEqual(cuts + 1);
     const [report] = result.reports;
-    expect((await stored(dataDir, report!)).equals(file.bytes)).toBe(true);
+    expect((await stored(dataDir, report)).equals(file.bytes)).toBe(true);
   });
 });
 
@@ -208,7 +273,10 @@ describe('big-uploader send exit codes and messages', () => {
   it('exits 4 when the server stays unreachable after the retries', async () => {
     const port = await freePort();
     const file = await makeFile(home, 'n.bin', 1000);
-    const result = await send([file.path, '--url', `ws://127.0.0.1:${port}/upload`, '--retries', '2', '--quiet'], home).done;
+    const result = await send(
+      [file.path, '--url', `ws://127.0.0.1:${port}/upload`, '--retries', '2', '--quiet'],
+      home,
+    ).done;
     expect(result.code).toBe(4);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
     expect(result.stderr).toMatch(/NETWORK .*gave up after 2 retries/);
@@ -218,10 +286,16 @@ describe('big-uploader send exit codes and messages', () => {
     server = await startServer({ dir: dataDir });
     const file = await makeFile(home, 'w.bin', 1000);
     const started = Date.now();
-    const wrongPath = await send([file.path, '--url', server.wsUrl.replace(/\/upload$/, '/nope'), '--quiet'], home).done;
+    const wrongPath = await send(
+      [file.path, '--url', server.wsUrl.replace(/\/upload$/, '/nope'), '--quiet'],
+      home,
+    ).done;
     expect(wrongPath.code).toBe(3);
     expect(wrongPath.stderr).toMatch(/HTTP 404/);
-    const noHost = await send([file.path, '--url', 'ws://no-such-host.invalid:3000/upload', '--quiet'], home).done;
+    const noHost = await send(
+      [file.path, '--url', 'ws://no-such-host.invalid:3000/upload', '--quiet'],
+      home,
+    ).done;
     expect(noHost.code).toBe(4);
     expect(noHost.stderr).toMatch(/no such host/);
     // The default retries would take about two minutes: both answers came without any.
@@ -234,7 +308,18 @@ describe('big-uploader send exit codes and messages', () => {
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const code = await new Promise((resolve) => child.on('exit', resolve));
     expect(code).toBe(0);
-    for (const flag of ['--url', '--token', '--chunk-size', '--window', '--limit-rate', '--state', '--json', '--quiet', '--retries', 'Exit codes']) {
+    for (const flag of [
+      '--url',
+      '--token',
+      '--chunk-size',
+      '--window',
+      '--limit-rate',
+      '--state',
+      '--json',
+      '--quiet',
+      '--retries',
+      'Exit codes',
+    ]) {
       expect(out).toContain(flag);
     }
   });

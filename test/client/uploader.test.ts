@@ -3,7 +3,12 @@ import { bytesToHex, encodeAck } from '../../protocol/index.js';
 import { MemoryResumeStore } from '../../client/core/memory-store.js';
 import { createUploader } from '../../client/core/uploader.js';
 import { defaultFingerprint } from '../../client/core/fingerprint.js';
-import type { FileSource, Uploader, UploaderEventMap, UploaderOptions } from '../../client/core/types.js';
+import type {
+  FileSource,
+  Uploader,
+  UploaderEventMap,
+  UploaderOptions,
+} from '../../client/core/types.js';
 import { FakeServer, memorySource, randomBytes, until } from './fakes.js';
 
 const CHUNK = 65_536;
@@ -20,19 +25,35 @@ async function setup(size: number, options: Partial<UploaderOptions> = {}) {
     backoff: { initial: 1, max: 20, jitter: 0 },
     ...options,
   });
-  const events: Array<{ [K in keyof UploaderEventMap]: { type: K; payload: UploaderEventMap[K] } }[keyof UploaderEventMap]> = [];
+  const events: Array<
+    {
+      [K in keyof UploaderEventMap]: { type: K; payload: UploaderEventMap[K] };
+    }[keyof UploaderEventMap]
+  > = [];
   for (const type of ['start', 'progress', 'state', 'complete', 'error', 'info'] as const) {
     uploader.on(type, (payload) => events.push({ type, payload } as never));
   }
-  const states = () => events.filter((e) => e.type === 'state').map((e) => (e.payload as UploaderEventMap['state']).state);
+  const states = () => events.filter((e) => e.type === 'state').map((e) => e.payload.state);
   return { server, bytes, file, uploader, events, states };
 }
 
 /** The resume record an earlier session would have left for `file`. */
-async function remember(store: MemoryResumeStore, file: FileSource, uploadId: string, secret: string): Promise<void> {
+async function remember(
+  store: MemoryResumeStore,
+  file: FileSource,
+  uploadId: string,
+  secret: string,
+): Promise<void> {
   await store.set(await defaultFingerprint(file, 'ws://fake/upload'), {
-    version: 1, endpoint: 'ws://fake/upload', uploadId, secret, name: file.name,
-    size: file.size, lastModified: file.lastModified, chunkSize: CHUNK, createdAt: 0,
+    version: 1,
+    endpoint: 'ws://fake/upload',
+    uploadId,
+    secret,
+    name: file.name,
+    size: file.size,
+    lastModified: file.lastModified,
+    chunkSize: CHUNK,
+    createdAt: 0,
   });
 }
 
@@ -47,14 +68,19 @@ describe('Uploader against a scripted server', () => {
     expect(outcome.state).toBe('done');
     expect(sameBytes(server.soleUpload().data, bytes)).toBe(true);
     expect(server.dataLog.map((d) => d.offset)).toEqual([0, 1, 2, 3, 4, 5].map((i) => i * CHUNK));
-    expect(server.dataLog[5]!.length).toBe(123);
-    const complete = events.find((e) => e.type === 'complete')!.payload as UploaderEventMap['complete'];
-    expect(complete).toMatchObject({ size: bytes.byteLength, bytesSent: bytes.byteLength, bytesSkipped: 0, digestVerified: true });
+    expect(server.dataLog[5].length).toBe(123);
+    const complete = events.find((e) => e.type === 'complete')!.payload;
+    expect(complete).toMatchObject({
+      size: bytes.byteLength,
+      bytesSent: bytes.byteLength,
+      bytesSkipped: 0,
+      digestVerified: true,
+    });
     expect(complete.digest).toMatch(/^[0-9a-f]{16}$/);
     expect(states()).toEqual(['connecting', 'uploading', 'completing', 'done']);
     expect(events.map((e) => e.type)).toContain('start');
     expect(events.filter((e) => e.type === 'error')).toEqual([]);
-    const last = events.filter((e) => e.type === 'progress').at(-1)!.payload as UploaderEventMap['progress'];
+    const last = events.filter((e) => e.type === 'progress').at(-1)!.payload;
     expect(last.bytesAcked).toBe(bytes.byteLength);
     expect(server.log.at(-1)!.type).toBe('complete');
   });
@@ -64,7 +90,12 @@ describe('Uploader against a scripted server', () => {
     const wasm = await loadHasher();
     let calls = 0;
     const { server, uploader } = await setup(CHUNK * 2 + 7, {
-      loadHasher: async () => ({ h64: (bytes: Uint8Array) => { calls++; return wasm.h64(bytes); } }),
+      loadHasher: async () => ({
+        h64: (bytes: Uint8Array) => {
+          calls++;
+          return wasm.h64(bytes);
+        },
+      }),
     });
     expect((await uploader.start()).state).toBe('done');
     // One call per chunk plus the whole-file digest for COMPLETE (and again to check RESULT).
@@ -96,15 +127,20 @@ describe('Uploader against a scripted server', () => {
   it('sends the handshake token as a query parameter', async () => {
     const { server, uploader } = await setup(10, { token: 's3cret', uploadToken: 'ticket' });
     await uploader.start();
-    expect(new URL(server.urls[0]!).searchParams.get('token')).toBe('s3cret');
+    expect(new URL(server.urls[0]).searchParams.get('token')).toBe('s3cret');
   });
 
   it('sends the token as Authorization: Bearer, not in the URL, when the transport can set headers', async () => {
     const server = await new FakeServer().init();
     server.sendsHeaders = true;
-    const uploader = createUploader({ endpoint: 'ws://fake/upload', file: memorySource(randomBytes(10)), transport: server, token: 's3cret' });
+    const uploader = createUploader({
+      endpoint: 'ws://fake/upload',
+      file: memorySource(randomBytes(10)),
+      transport: server,
+      token: 's3cret',
+    });
     await uploader.start();
-    expect(new URL(server.urls[0]!).searchParams.has('token')).toBe(false);
+    expect(new URL(server.urls[0]).searchParams.has('token')).toBe(false);
     expect(server.headers[0]).toEqual({ Authorization: 'Bearer s3cret' });
   });
 
@@ -113,7 +149,7 @@ describe('Uploader against a scripted server', () => {
     server.autoAck = false;
     const done = uploader.start();
     await until(() => server.dataLog.length >= 1);
-    const conn = server.connections[0]!;
+    const conn = server.connections[0];
     // A chunk this connection has not sent yet, in grid: accepted (SPEC.md 6.5), no violation.
     conn.reply(encodeAck([{ start: 2 * CHUNK, end: 3 * CHUNK }]));
     await new Promise((r) => setTimeout(r, 20));
@@ -134,7 +170,7 @@ describe('Uploader against a scripted server', () => {
     await until(() => server.dataLog.length === 3);
     await new Promise((r) => setTimeout(r, 20));
     expect(server.dataLog.length).toBe(3); // window full: the client waits
-    const conn = server.connections[0]!;
+    const conn = server.connections[0];
     conn.releaseAcks();
     await until(() => server.dataLog.length === 6);
     // The server shrinks the window to 0: nothing more is sent until it grows again.
@@ -160,30 +196,34 @@ describe('Uploader against a scripted server', () => {
     await new Promise((r) => setTimeout(r, 20));
     expect(server.dataLog.length).toBe(2);
     server.autoAck = true;
-    server.connections[0]!.releaseAcks();
+    server.connections[0].releaseAcks();
     expect((await run).state).toBe('done');
     expect(server.maxOutstanding).toBeLessThanOrEqual(2 * CHUNK);
   });
 
   it('resumes from the store and sends only the ranges missing from ACCEPT', async () => {
     const store = new MemoryResumeStore();
-    const { server, bytes, file, uploader, events } = await setup(CHUNK * 6 + 7, { resumeStore: store });
+    const { server, bytes, file, uploader, events } = await setup(CHUNK * 6 + 7, {
+      resumeStore: store,
+    });
     const seeded = server.seed(bytes, CHUNK, [0, 2, 3, 6]);
     await remember(store, file, seeded.id, seeded.secret);
     const outcome = await uploader.start();
     expect(outcome.state).toBe('done');
-    expect(server.log[0]!.type).toBe('resume');
+    expect(server.log[0].type).toBe('resume');
     expect(server.dataLog.map((d) => d.offset / CHUNK)).toEqual([1, 4, 5]);
     expect(sameBytes(server.soleUpload().data, bytes)).toBe(true);
-    const complete = events.find((e) => e.type === 'complete')!.payload as UploaderEventMap['complete'];
+    const complete = events.find((e) => e.type === 'complete')!.payload;
     expect(complete.bytesSkipped).toBe(4 * CHUNK - CHUNK + 7);
     expect(complete.bytesSent).toBe(3 * CHUNK);
     // The chunks acked in the earlier session were re-read and hashed: COMPLETE carried a digest.
     expect(complete.digestVerified).toBe(true);
     expect(server.log.at(-1)).toMatchObject({ type: 'complete' });
     expect(server.log.at(-1)!.digest).toBeDefined();
-    expect(events.some((e) => e.type === 'info' && e.payload.code === 'VERIFYING_SENT_CHUNKS')).toBe(true);
-    const start = events.find((e) => e.type === 'start')!.payload as UploaderEventMap['start'];
+    expect(
+      events.some((e) => e.type === 'info' && e.payload.code === 'VERIFYING_SENT_CHUNKS'),
+    ).toBe(true);
+    const start = events.find((e) => e.type === 'start')!.payload;
     expect(start).toMatchObject({ resumed: true, uploadId: seeded.id });
     expect(events.some((e) => e.type === 'info' && e.payload.code === 'RESUMING')).toBe(true);
     expect(store.records.size).toBe(0); // removed on completion
@@ -191,20 +231,24 @@ describe('Uploader against a scripted server', () => {
 
   it('uploads afresh when a file edited between sessions no longer matches the chunks the server holds', async () => {
     const store = new MemoryResumeStore();
-    const { server, bytes, file, uploader, events } = await setup(CHUNK * 6 + 7, { resumeStore: store });
+    const { server, bytes, file, uploader, events } = await setup(CHUNK * 6 + 7, {
+      resumeStore: store,
+    });
     // The earlier session sent chunks 0, 2, 3 of the old content; chunk 2 was edited since.
     const old = bytes.slice();
-    old[2 * CHUNK + 100] = old[2 * CHUNK + 100]! ^ 0xff;
+    old[2 * CHUNK + 100] = old[2 * CHUNK + 100] ^ 0xff;
     const seeded = server.seed(old, CHUNK, [0, 2, 3]);
     await remember(store, file, seeded.id, seeded.secret);
     const outcome = await uploader.start();
     expect(outcome.state).toBe('done');
     expect(server.log.map((e) => e.type)).toContain('terminate');
     expect(server.log.filter((e) => e.type === 'open')).toHaveLength(1);
-    expect(events.some((e) => e.type === 'info' && e.payload.code === 'SOURCE_CHANGED_STARTING_FRESH')).toBe(true);
+    expect(
+      events.some((e) => e.type === 'info' && e.payload.code === 'SOURCE_CHANGED_STARTING_FRESH'),
+    ).toBe(true);
     expect(server.uploads.has(seeded.id)).toBe(false);
     expect(sameBytes(server.soleUpload().data, bytes)).toBe(true);
-    const complete = events.find((e) => e.type === 'complete')!.payload as UploaderEventMap['complete'];
+    const complete = events.find((e) => e.type === 'complete')!.payload;
     expect(complete.digestVerified).toBe(true);
   });
 
@@ -239,12 +283,16 @@ describe('Uploader against a scripted server', () => {
 
   it('on NOT_FOUND for a stored upload, removes the record, tells the user and starts fresh', async () => {
     const store = new MemoryResumeStore();
-    const { server, bytes, file, uploader, events } = await setup(CHUNK * 2, { resumeStore: store });
+    const { server, bytes, file, uploader, events } = await setup(CHUNK * 2, {
+      resumeStore: store,
+    });
     await remember(store, file, 'ab'.repeat(16), 'cd'.repeat(32));
     const outcome = await uploader.start();
     expect(outcome.state).toBe('done');
     expect(server.log.map((e) => e.type).slice(0, 2)).toEqual(['resume', 'open']);
-    expect(events.some((e) => e.type === 'info' && e.payload.code === 'UPLOAD_NOT_FOUND_STARTING_FRESH')).toBe(true);
+    expect(
+      events.some((e) => e.type === 'info' && e.payload.code === 'UPLOAD_NOT_FOUND_STARTING_FRESH'),
+    ).toBe(true);
     expect(sameBytes(server.soleUpload().data, bytes)).toBe(true);
     expect(store.records.size).toBe(0);
   });
@@ -256,8 +304,13 @@ describe('Uploader against a scripted server', () => {
     void uploader.start();
     await until(() => store.records.size === 1);
     const [record] = [...store.records.values()];
-    expect(record).toMatchObject({ version: 1, uploadId: uploader.uploadId, size: CHUNK * 4, chunkSize: CHUNK });
-    expect(record!.secret).toBe(bytesToHex(server.soleUpload().secret));
+    expect(record).toMatchObject({
+      version: 1,
+      uploadId: uploader.uploadId,
+      size: CHUNK * 4,
+      chunkSize: CHUNK,
+    });
+    expect(record.secret).toBe(bytesToHex(server.soleUpload().secret));
     await uploader.cancel();
   });
 
@@ -274,8 +327,10 @@ describe('Uploader against a scripted server', () => {
     expect((await uploader.start()).state).toBe('done');
     expect(server.dataLog.filter((d) => d.offset === 2 * CHUNK)).toHaveLength(2);
     expect(sameBytes(server.soleUpload().data, bytes)).toBe(true);
-    const errors = events.filter((e) => e.type === 'error').map((e) => e.payload as UploaderEventMap['error']);
-    expect(errors).toEqual([expect.objectContaining({ name: 'HASH_MISMATCH', retryable: true, fatal: false })]);
+    const errors = events.filter((e) => e.type === 'error').map((e) => e.payload);
+    expect(errors).toEqual([
+      expect.objectContaining({ name: 'HASH_MISMATCH', retryable: true, fatal: false }),
+    ]);
   });
 
   it('on INCOMPLETE with nothing missing locally, reconnects and trusts the new ACCEPT', async () => {
@@ -299,7 +354,10 @@ describe('Uploader against a scripted server', () => {
     const { server, uploader, events } = await setup(CHUNK);
     server.refuseOpen = 'FILE_TOO_LARGE';
     const outcome = await uploader.start();
-    expect(outcome).toMatchObject({ state: 'failed', error: { name: 'FILE_TOO_LARGE', fatal: true, retryable: false } });
+    expect(outcome).toMatchObject({
+      state: 'failed',
+      error: { name: 'FILE_TOO_LARGE', fatal: true, retryable: false },
+    });
     expect(server.connections).toHaveLength(1);
     expect(events.filter((e) => e.type === 'error')).toHaveLength(1);
   });
@@ -341,12 +399,17 @@ describe('backoff', () => {
       .map((e) => (e.payload as UploaderEventMap['state']).retryInMs);
     // min(40, 2 * 3^(n-1)) * (1 - 0.5 * 0.5)
     expect(delays).toEqual([2, 6, 18, 40, 40].map((d) => Math.round(d * 0.75)));
-    expect(outcome).toMatchObject({ state: 'failed', error: { name: 'NETWORK', fatal: true, retryable: true } });
+    expect(outcome).toMatchObject({
+      state: 'failed',
+      error: { name: 'NETWORK', fatal: true, retryable: true },
+    });
     expect(server.connections).toHaveLength(6);
   });
 
   it('resets the attempt counter when progress is made', async () => {
-    const { server, bytes, uploader } = await setup(CHUNK * 8, { backoff: { initial: 1, max: 2, maxAttempts: 1 } });
+    const { server, bytes, uploader } = await setup(CHUNK * 8, {
+      backoff: { initial: 1, max: 2, maxAttempts: 1 },
+    });
     let count = 0;
     // Drop the connection after every second chunk: 4+ drops, only 1 attempt allowed without progress.
     server.window = 2 * CHUNK;
@@ -385,12 +448,12 @@ describe('pause, resume, cancel', () => {
     const paused = uploader.pause();
     await new Promise((r) => setTimeout(r, 10));
     expect(uploader.state).toBe('uploading'); // still waiting for the 4 ACKs
-    expect(server.connections[0]!.closedByClient).toBeUndefined();
-    server.connections[0]!.releaseAcks();
+    expect(server.connections[0].closedByClient).toBeUndefined();
+    server.connections[0].releaseAcks();
     await paused;
     expect(uploader.state).toBe('paused');
     expect(await run).toEqual({ state: 'paused' });
-    expect(server.connections[0]!.closedByClient).toBeDefined();
+    expect(server.connections[0].closedByClient).toBeDefined();
     expect(server.soleUpload().acked.total).toBe(4 * CHUNK);
     expect(server.dataLog).toHaveLength(4);
     server.autoAck = true;
@@ -399,7 +462,15 @@ describe('pause, resume, cancel', () => {
     expect(server.log.filter((e) => e.type === 'resume')).toHaveLength(1);
     expect(server.dataLog.map((d) => d.offset / CHUNK)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(sameBytes(server.soleUpload().data, bytes)).toBe(true);
-    expect(states()).toEqual(['connecting', 'uploading', 'paused', 'connecting', 'uploading', 'completing', 'done']);
+    expect(states()).toEqual([
+      'connecting',
+      'uploading',
+      'paused',
+      'connecting',
+      'uploading',
+      'completing',
+      'done',
+    ]);
   });
 
   it('cancel sends TERMINATE, the server forgets the upload, and no events follow', async () => {
@@ -408,7 +479,7 @@ describe('pause, resume, cancel', () => {
     await until(() => store.records.size === 1);
     const before = events.length;
     const cancelled = uploader.cancel();
-    server.connections[0]!.releaseAcks(); // late ACKs must not produce events
+    server.connections[0].releaseAcks(); // late ACKs must not produce events
     await cancelled;
     expect(await run).toEqual({ state: 'cancelled' });
     expect(uploader.state).toBe('cancelled');
@@ -422,7 +493,7 @@ describe('pause, resume, cancel', () => {
   it('cancel while paused reconnects only to terminate', async () => {
     const { server, uploader } = await startHeld(CHUNK * 10);
     const paused = uploader.pause();
-    server.connections[0]!.releaseAcks();
+    server.connections[0].releaseAcks();
     await paused;
     await uploader.cancel();
     expect(server.log.map((e) => e.type).slice(-2)).toEqual(['resume', 'terminate']);

@@ -18,7 +18,10 @@ class FakeSocket {
   onopen: (() => void) | null = null;
   onmessage: ((event: MessageEvent) => void) | null = null;
   onclose: ((event: CloseEvent) => void) | null = null;
-  constructor(readonly url: string, readonly protocols: string[]) {
+  constructor(
+    readonly url: string,
+    readonly protocols: string[],
+  ) {
     sockets.push(this);
   }
   send(data: Uint8Array | Blob): void {
@@ -38,15 +41,25 @@ describe('BrowserWebSocketTransport', () => {
     const payload = file.slice(200, 500);
     const { header, payload: body } = encodeData(200, hasher.h64(payload), payload);
     const message = new Uint8Array([...header, ...body]);
-    const handlers = { onOpen: () => undefined, onMessage: () => undefined, onClose: () => undefined };
-    const withFile = new BrowserWebSocketTransport(FakeSocket as unknown as typeof WebSocket, { dataFrom: blob }).connect('ws://x/upload', ['bigup.1'], handlers);
+    const handlers = {
+      onOpen: () => undefined,
+      onMessage: () => undefined,
+      onClose: () => undefined,
+    };
+    const withFile = new BrowserWebSocketTransport(FakeSocket as unknown as typeof WebSocket, {
+      dataFrom: blob,
+    }).connect('ws://x/upload', ['bigup.1'], handlers);
     withFile.sendChunk!(message, 200, 500);
     const sent = sockets.at(-1)!.sent[0];
     expect(sent).toBeInstanceOf(Blob);
     const bytes = new Uint8Array(await (sent as Blob).arrayBuffer());
     expect(bytes.byteLength).toBe(HeaderSize.DATA + 300);
     expect([...bytes]).toEqual([...message]);
-    const plain = new BrowserWebSocketTransport(FakeSocket as unknown as typeof WebSocket).connect('ws://x/upload', ['bigup.1'], handlers);
+    const plain = new BrowserWebSocketTransport(FakeSocket as unknown as typeof WebSocket).connect(
+      'ws://x/upload',
+      ['bigup.1'],
+      handlers,
+    );
     plain.sendChunk!(message, 200, 500);
     expect(sockets.at(-1)!.sent[0]).toBe(message);
   });

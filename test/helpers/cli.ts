@@ -24,7 +24,10 @@ export interface SendRun<Report> {
   waitFor(pattern: RegExp, ms?: number): Promise<void>;
 }
 
-export function runSend<Report = Record<string, unknown>>(args: string[], home: string): SendRun<Report> {
+export function runSend<Report = Record<string, unknown>>(
+  args: string[],
+  home: string,
+): SendRun<Report> {
   const child = spawn(process.execPath, [BIN, 'send', ...args], {
     env: { ...process.env, HOME: home, XDG_STATE_HOME: join(home, 'state') },
     cwd: home,
@@ -45,7 +48,10 @@ export function runSend<Report = Record<string, unknown>>(args: string[], home: 
   });
   const done = new Promise<SendOutcome<Report>>((resolve) => {
     child.on('exit', (code, signal) => {
-      const reports = stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Report);
+      const reports = stdout
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Report);
       resolve({ code: code ?? signal ?? -1, stdout, stderr, reports });
     });
   });
@@ -55,11 +61,21 @@ export function runSend<Report = Record<string, unknown>>(args: string[], home: 
     waitFor: (pattern, ms = 20_000) =>
       new Promise<void>((resolve, reject) => {
         if (pattern.test(stderr)) return resolve();
-        const timer = setTimeout(() => reject(new Error(`stderr never matched ${pattern}:\n${stderr}`)), ms);
-        watchers.push({ pattern, resolve: () => { clearTimeout(timer); resolve(); } });
+        const timer = setTimeout(
+          () => reject(new Error(`stderr never matched ${pattern}:\n${stderr}`)),
+          ms,
+        );
+        watchers.push({
+          pattern,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+        });
       }),
   };
 }
 
 /** At least `percent`% acked, as printed by the plain-line progress (one line per 10%). */
-export const atLeast = (percent: number): RegExp => new RegExp(`: (${percent / 10}\\d|[${percent / 10 + 1}-9]\\d)% `);
+export const atLeast = (percent: number): RegExp =>
+  new RegExp(`: (${percent / 10}\\d|[${percent / 10 + 1}-9]\\d)% `);

@@ -22,6 +22,10 @@ import {
   type OpenMessage,
   type ServerMessage,
 } from '../../protocol/index.js';
+import { ChunksInFlight } from '../../client/core/chunks-in-flight.js';
+
+// The core's in-flight accounting is the one every test sender uses too.
+export { ChunksInFlight };
 
 export interface ConnectOptions {
   /** Subprotocols to offer. Default ['bigup.1']. */
@@ -37,17 +41,24 @@ export interface RefusedUpgrade {
   readonly headers: Record<string, string | string[] | undefined>;
 }
 
-const zeroMask = (mask: Buffer) => { mask.fill(0); };
+const zeroMask = (mask: Buffer) => {
+  mask.fill(0);
+};
 
 export class RawClient {
   private readonly inbox: Array<ServerMessage | { type: 'undecodable'; bytes: Buffer }> = [];
   private waiters: Array<() => void> = [];
   readonly closed: Promise<{ code: number; reason: string }>;
 
-  private constructor(readonly ws: WebSocket, readonly hasher: Hasher) {
+  private constructor(
+    readonly ws: WebSocket,
+    readonly hasher: Hasher,
+  ) {
     ws.on('message', (data: Buffer) => {
       try {
-        this.inbox.push(decodeServerMessage(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)));
+        this.inbox.push(
+          decodeServerMessage(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)),
+        );
       } catch {
         this.inbox.push({ type: 'undecodable', bytes: data });
       }
@@ -70,24 +81,33 @@ export class RawClient {
 
   /** Connect, or reject with a RefusedUpgrade when the server answers the upgrade with HTTP. */
   static connect(url: string, options: ConnectOptions = {}): Promise<RawClient> {
-    return loadHasher().then((hasher) => new Promise<RawClient>((resolve, reject) => {
-      const target = options.token === undefined ? url : `${url}?token=${encodeURIComponent(options.token)}`;
-      const ws = new WebSocket(target, options.protocols ?? [SUBPROTOCOL_V1], {
-        headers: options.headers,
-        perMessageDeflate: false,
-        generateMask: zeroMask,
-        maxPayload: 64 * 1024 * 1024,
-      });
-      ws.binaryType = 'nodebuffer';
-      const client = new RawClient(ws, hasher);
-      ws.once('open', () => resolve(client));
-      ws.once('unexpected-response', (_req, res) => {
-        reject(Object.assign(new Error(`upgrade refused: ${res.statusCode}`), { status: res.statusCode ?? 0, headers: res.headers }));
-        res.resume();
-        ws.terminate();
-      });
-      ws.once('error', (error) => reject(error));
-    }));
+    return loadHasher().then(
+      (hasher) =>
+        new Promise<RawClient>((resolve, reject) => {
+          const target =
+            options.token === undefined ? url : `${url}?token=${encodeURIComponent(options.token)}`;
+          const ws = new WebSocket(target, options.protocols ?? [SUBPROTOCOL_V1], {
+            headers: options.headers,
+            perMessageDeflate: false,
+            generateMask: zeroMask,
+            maxPayload: 64 * 1024 * 1024,
+          });
+          ws.binaryType = 'nodebuffer';
+          const client = new RawClient(ws, hasher);
+          ws.once('open', () => resolve(client));
+          ws.once('unexpected-response', (_req, res) => {
+            reject(
+              Object.assign(new Error(`upgrade refused: ${res.statusCode}`), {
+                status: res.statusCode ?? 0,
+                headers: res.headers,
+              }),
+            );
+            res.resume();
+            ws.terminate();
+          });
+          ws.once('error', (error) => reject(error));
+        }),
+    );
   }
 
   /** Upgrade expected to fail: resolves with the HTTP status and headers. */
@@ -111,12 +131,16 @@ export class RawClient {
   async next(timeoutMs = 10_000): Promise<ServerMessage> {
     const deadline = Date.now() + timeoutMs;
     while (this.inbox.length === 0) {
-      if (this.ws.readyState === WebSocket.CLOSED) throw new Error('connection closed while waiting for a message');
+      if (this.ws.readyState === WebSocket.CLOSED)
+        throw new Error('connection closed while waiting for a message');
       const left = deadline - Date.now();
       if (left <= 0) throw new Error('timed out waiting for a server message');
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, left);
-        this.waiters.push(() => { clearTimeout(t); resolve(); });
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
       });
     }
     const message = this.inbox.shift()!;
@@ -125,10 +149,15 @@ export class RawClient {
   }
 
   /** The next message, which must be of `type`. */
-  async expect<T extends ServerMessage['type']>(type: T, timeoutMs?: number): Promise<Extract<ServerMessage, { type: T }>> {
+  async expect<T extends ServerMessage['type']>(
+    type: T,
+    timeoutMs?: number,
+  ): Promise<Extract<ServerMessage, { type: T }>> {
     const message = await this.next(timeoutMs);
     if (message.type !== type) {
-      throw new Error(`expected ${type}, got ${JSON.stringify(message, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString(16) : v))}`);
+      throw new Error(
+        `expected ${type}, got ${JSON.stringify(message, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString(16) : v))}`,
+      );
     }
     return message as Extract<ServerMessage, { type: T }>;
   }
@@ -136,12 +165,24 @@ export class RawClient {
   /** The next message must be an ERROR with this code name's code. */
   async expectError(code: number, timeoutMs?: number): Promise<ErrorMessage> {
     const error = await this.expect('error', timeoutMs);
-    if (error.code !== code) throw new Error(`expected error code 0x${code.toString(16)}, got 0x${error.code.toString(16)} (${error.message})`);
+    if (error.code !== code)
+      throw new Error(
+        `expected error code 0x${code.toString(16)}, got 0x${error.code.toString(16)} (${error.message})`,
+      );
     return error;
   }
 
   open(fields: Partial<Omit<OpenMessage, 'type'>> & { fileSize: number }): void {
-    this.send(encodeOpen({ chunkSize: 0, name: 'file.bin', contentType: '', token: '', metadata: {}, ...fields }));
+    this.send(
+      encodeOpen({
+        chunkSize: 0,
+        name: 'file.bin',
+        contentType: '',
+        token: '',
+        metadata: {},
+        ...fields,
+      }),
+    );
   }
 
   resume(uploadId: Uint8Array, secret: Uint8Array, token = ''): void {
@@ -183,56 +224,34 @@ export function chunksOf(fileSize: number, chunkSize: number): ByteRange[] {
 }
 
 /** Chunks of `[0, fileSize)` not covered by `acked`. */
-export function missingChunks(fileSize: number, chunkSize: number, acked: readonly ByteRange[]): ByteRange[] {
-  return chunksOf(fileSize, chunkSize).filter((c) => !acked.some((r) => r.start <= c.start && c.end <= r.end));
+export function missingChunks(
+  fileSize: number,
+  chunkSize: number,
+  acked: readonly ByteRange[],
+): ByteRange[] {
+  return chunksOf(fileSize, chunkSize).filter(
+    (c) => !acked.some((r) => r.start <= c.start && c.end <= r.end),
+  );
 }
 
 /** The whole-file digest the server will compute for `data` at `chunkSize`. */
 export function digestOf(hasher: Hasher, data: Uint8Array, chunkSize: number): bigint {
-  return wholeFileDigest(hasher, chunksOf(data.byteLength, chunkSize).map((c) => hasher.h64(data.subarray(c.start, c.end))));
+  return wholeFileDigest(
+    hasher,
+    chunksOf(data.byteLength, chunkSize).map((c) => hasher.h64(data.subarray(c.start, c.end))),
+  );
 }
 
-/** DATA sent and not answered yet, by offset: the window accounting every test sender shares. */
-export class ChunksInFlight {
-  private readonly pending = new Map<number, number>();
-  /** Payload bytes sent and not answered. */
-  outstanding = 0;
-
-  get count(): number {
-    return this.pending.size;
-  }
-
-  /** Whether a chunk of `length` may go out under `window` (one chunk always may when none is out). */
-  fits(length: number, window: number): boolean {
-    return this.outstanding === 0 || this.outstanding + length <= window;
-  }
-
-  sent(offset: number, length: number): void {
-    this.pending.set(offset, length);
-    this.outstanding += length;
-  }
-
-  /** Settle the chunks an ACK range covers; returns their offsets. Throws on a range not in flight. */
-  acked(range: ByteRange): number[] {
-    const offsets: number[] = [];
-    for (let at = range.start; at < range.end;) {
-      const length = this.pending.get(at);
-      if (length === undefined) throw new Error(`ACK for a range not in flight: [${range.start}, ${range.end})`);
-      this.pending.delete(at);
-      this.outstanding -= length;
-      offsets.push(at);
-      at += length;
-    }
-    return offsets;
-  }
-
-  /** A non-fatal ERROR answered the chunk at `offset` (if it was in flight). */
-  refused(offset: number): void {
-    const length = this.pending.get(offset);
-    if (length === undefined) return;
-    this.pending.delete(offset);
-    this.outstanding -= length;
-  }
+/**
+ * Settle the chunks an ACK `range` covers and return their offsets. A test sender is strict:
+ * throws unless the range is exactly chunks it has in flight.
+ */
+export function settleAck(inFlight: ChunksInFlight, range: ByteRange, chunkSize: number): number[] {
+  const chunks = inFlight.acked(range, chunkSize);
+  const covered = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
+  if (covered !== range.end - range.start)
+    throw new Error(`ACK for a range not in flight: [${range.start}, ${range.end})`);
+  return chunks.map((chunk) => chunk.offset);
 }
 
 export interface SendResult {
@@ -252,7 +271,11 @@ export async function sendChunks(
   accept: AcceptMessage,
   data: Uint8Array,
   chunks: readonly ByteRange[],
-  options: { stopAfterBytes?: number; timeoutMs?: number; onAck?: (ackedBytes: number) => void } = {},
+  options: {
+    stopAfterBytes?: number;
+    timeoutMs?: number;
+    onAck?: (ackedBytes: number) => void;
+  } = {},
 ): Promise<SendResult> {
   const acked: ByteRange[] = [];
   const errors: ErrorMessage[] = [];
@@ -261,7 +284,7 @@ export async function sendChunks(
   let next = 0;
   while (next < chunks.length || inFlight.count > 0) {
     while (next < chunks.length) {
-      const c = chunks[next]!;
+      const c = chunks[next];
       const len = c.end - c.start;
       if (!inFlight.fits(len, accept.window)) break;
       client.sendData(c.start, data.subarray(c.start, c.end));
@@ -278,7 +301,7 @@ export async function sendChunks(
       for (const r of message.ranges) {
         acked.push(r);
         const before = inFlight.outstanding;
-        inFlight.acked(r);
+        settleAck(inFlight, r, accept.chunkSize);
         ackedBytes += before - inFlight.outstanding;
       }
       options.onAck?.(ackedBytes);

@@ -42,12 +42,20 @@ export interface ChildServer {
 const BIN = fileURLToPath(new URL('../../bin/big-uploader.js', import.meta.url));
 
 /** Spawn `big-uploader serve --port 0 ...args` and wait for its "listening on" line. */
-export function startChildServer(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 20_000): Promise<ChildServer> {
+export function startChildServer(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  timeoutMs = 20_000,
+): Promise<ChildServer> {
   // Later options win in parseArgs, so `args` may override the host.
-  const child = spawn(process.execPath, [BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--log-level', 'warn', ...args], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--log-level', 'warn', ...args],
+    {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   const exited = new Promise<number | string>((resolve) => {
     child.on('exit', (code, signal) => resolve(code ?? signal ?? -1));
@@ -62,19 +70,21 @@ export function startChildServer(args: string[], env: NodeJS.ProcessEnv = {}, ti
       const match = /listening on (http:\/\/[^\s]+)/.exec(output);
       if (match) {
         clearTimeout(timer);
-        const url = match[1]!;
+        const url = match[1];
         resolve({
           process: child,
           url,
           wsUrl: `${url.replace(/^http/, 'ws')}/upload`,
           output: () => output,
           exited,
-          kill: (signal = 'SIGKILL') => { child.kill(signal); },
+          kill: (signal = 'SIGKILL') => {
+            child.kill(signal);
+          },
         });
       }
     };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
     void exited.then((code) => {
       clearTimeout(timer);
       reject(new Error(`child server exited (${code}) before listening:\n${output}`));

@@ -17,5 +17,10 @@ export async function makeTempDir(prefix = 'bigup-test-'): Promise<TempDir> {
 export async function listFiles(dir: string): Promise<string[]> {
   const { readdir } = await import('node:fs/promises');
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath ?? (e as unknown as { path: string }).path, e.name).slice(dir.length + 1)).sort();
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) =>
+      join(e.parentPath ?? (e as unknown as { path: string }).path, e.name).slice(dir.length + 1),
+    )
+    .sort();
 }

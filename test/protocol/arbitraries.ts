@@ -39,19 +39,24 @@ export const bytes32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
 
 /** A valid range list: sorted, non-empty, disjoint, non-adjacent, all within [0, limit]. */
 export function rangeList(maxCount: number, limit = MAX_U64_VALUE): fc.Arbitrary<ByteRange[]> {
-  return fc.uniqueArray(fc.maxSafeNat().map((n) => n % (limit + 1)), { maxLength: maxCount * 2 }).map((points) => {
-    const sorted = points.sort((a, b) => a - b);
-    const ranges: ByteRange[] = [];
-    for (let i = 0; i + 1 < sorted.length; i += 2) {
-      const start = sorted[i]!;
-      const end = sorted[i + 1]!;
-      const previous = ranges[ranges.length - 1];
-      // Adjacent ranges must be merged on the wire; skip the one that would touch.
-      if (previous !== undefined && start === previous.end) continue;
-      ranges.push({ start, end });
-    }
-    return ranges;
-  });
+  return fc
+    .uniqueArray(
+      fc.maxSafeNat().map((n) => n % (limit + 1)),
+      { maxLength: maxCount * 2 },
+    )
+    .map((points) => {
+      const sorted = points.sort((a, b) => a - b);
+      const ranges: ByteRange[] = [];
+      for (let i = 0; i + 1 < sorted.length; i += 2) {
+        const start = sorted[i];
+        const end = sorted[i + 1];
+        const previous = ranges[ranges.length - 1];
+        // Adjacent ranges must be merged on the wire; skip the one that would touch.
+        if (previous !== undefined && start === previous.end) continue;
+        ranges.push({ start, end });
+      }
+      return ranges;
+    });
 }
 
 export const openMessage: fc.Arbitrary<Message> = fc
@@ -64,7 +69,11 @@ export const openMessage: fc.Arbitrary<Message> = fc
     token: utf8String(Limits.MAX_TOKEN_BYTES),
     metadata,
   })
-  .map(({ digest, ...rest }) => (digest === undefined ? { type: 'open' as const, ...rest } : { type: 'open' as const, digest, ...rest }));
+  .map(({ digest, ...rest }) =>
+    digest === undefined
+      ? { type: 'open' as const, ...rest }
+      : { type: 'open' as const, digest, ...rest },
+  );
 
 export const resumeMessage: fc.Arbitrary<Message> = fc.record({
   type: fc.constant('resume' as const),
@@ -113,11 +122,16 @@ export const ackMessage: fc.Arbitrary<Message> = rangeList(20)
   .filter((ranges) => ranges.length > 0)
   .map((ranges) => ({ type: 'ack' as const, ranges }));
 
-export const windowMessage: fc.Arbitrary<Message> = u32.map((window) => ({ type: 'window' as const, window }));
+export const windowMessage: fc.Arbitrary<Message> = u32.map((window) => ({
+  type: 'window' as const,
+  window,
+}));
 
 export const completeMessage: fc.Arbitrary<Message> = fc
   .option(hash64, { nil: undefined })
-  .map((digest) => (digest === undefined ? { type: 'complete' as const } : { type: 'complete' as const, digest }));
+  .map((digest) =>
+    digest === undefined ? { type: 'complete' as const } : { type: 'complete' as const, digest },
+  );
 
 export const resultMessage: fc.Arbitrary<Message> = fc.record({
   type: fc.constant('result' as const),
@@ -137,7 +151,10 @@ export const errorMessage: fc.Arbitrary<Message> = fc.record({
 });
 
 export const terminateMessage: fc.Arbitrary<Message> = fc.constant({ type: 'terminate' as const });
-export const terminatedMessage: fc.Arbitrary<Message> = bytes16.map((uploadId) => ({ type: 'terminated' as const, uploadId }));
+export const terminatedMessage: fc.Arbitrary<Message> = bytes16.map((uploadId) => ({
+  type: 'terminated' as const,
+  uploadId,
+}));
 
 export const messageByType: Record<Message['type'], fc.Arbitrary<Message>> = {
   open: openMessage,

@@ -48,7 +48,7 @@ function protocolErrorOf(fn: () => unknown): ProtocolError {
     fn();
   } catch (error) {
     if (error instanceof ProtocolError) return error;
-    throw new Error(`expected a ProtocolError, got ${String(error)}`);
+    throw new Error(`expected a ProtocolError, got ${String(error)}`, { cause: error });
   }
   throw new Error('expected a ProtocolError, nothing was thrown');
 }
@@ -64,28 +64,76 @@ const SECRET = hex('a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbd
 describe('encoders produce the layout of SPEC.md section 6', () => {
   it('OPEN', () => {
     const bytes = encodeOpen({
-      fileSize: 0x1_0000_0002, chunkSize: 0x10000, digest: 0x0102030405060708n, name: 'ab', contentType: 'x', token: '',
+      fileSize: 0x1_0000_0002,
+      chunkSize: 0x10000,
+      digest: 0x0102030405060708n,
+      name: 'ab',
+      contentType: 'x',
+      token: '',
       metadata: { k: 'v' },
     });
     expect(toHex(bytes)).toBe(
-      '01' + '01' + '0000000100000002' + '00010000' + '0102030405060708' + '00026162' + '000178' + '0000' + '0001' + '00016b' + '000176',
+      '01' +
+        '01' +
+        '0000000100000002' +
+        '00010000' +
+        '0102030405060708' +
+        '00026162' +
+        '000178' +
+        '0000' +
+        '0001' +
+        '00016b' +
+        '000176',
     );
   });
   it('OPEN without digest has HAS_DIGEST clear and a zero digest field', () => {
-    const bytes = encodeOpen({ fileSize: 1, chunkSize: 0, name: 'a', contentType: '', token: '', metadata: {} });
-    expect(toHex(bytes)).toBe('0100' + '0000000000000001' + '00000000' + '0000000000000000' + '000161' + '0000' + '0000' + '0000');
+    const bytes = encodeOpen({
+      fileSize: 1,
+      chunkSize: 0,
+      name: 'a',
+      contentType: '',
+      token: '',
+      metadata: {},
+    });
+    expect(toHex(bytes)).toBe(
+      '0100' +
+        '0000000000000001' +
+        '00000000' +
+        '0000000000000000' +
+        '000161' +
+        '0000' +
+        '0000' +
+        '0000',
+    );
   });
   it('RESUME', () => {
-    expect(toHex(encodeResume({ uploadId: ID, secret: SECRET, token: 't' }))).toBe(`0200${toHex(ID)}${toHex(SECRET)}000174`);
+    expect(toHex(encodeResume({ uploadId: ID, secret: SECRET, token: 't' }))).toBe(
+      `0200${toHex(ID)}${toHex(SECRET)}000174`,
+    );
   });
   it('ACCEPT', () => {
     const bytes = encodeAccept({
-      created: false, durable: true, uploadId: ID, secret: new Uint8Array(32), fileSize: 300_000, chunkSize: 65_536, window: 1_048_576,
-      ranges: [{ start: 0, end: 65_536 }, { start: 131_072, end: 300_000 }],
+      created: false,
+      durable: true,
+      uploadId: ID,
+      secret: new Uint8Array(32),
+      fileSize: 300_000,
+      chunkSize: 65_536,
+      window: 1_048_576,
+      ranges: [
+        { start: 0, end: 65_536 },
+        { start: 131_072, end: 300_000 },
+      ],
     });
     expect(toHex(bytes)).toBe(
-      `0302${toHex(ID)}${'00'.repeat(32)}00000000000493e0` + '00010000' + '00100000' + '00000002' +
-        '0000000000000000' + '0000000000010000' + '0000000000020000' + '00000000000493e0',
+      `0302${toHex(ID)}${'00'.repeat(32)}00000000000493e0` +
+        '00010000' +
+        '00100000' +
+        '00000002' +
+        '0000000000000000' +
+        '0000000000010000' +
+        '0000000000020000' +
+        '00000000000493e0',
     );
   });
   it('DATA header and payload come back separately, the payload untouched', () => {
@@ -95,11 +143,15 @@ describe('encoders produce the layout of SPEC.md section 6', () => {
     expect(toHex(header)).toBe('1000' + '0000000000001234' + 'ffeeddccbbaa9988');
   });
   it('ACK, WINDOW, COMPLETE, RESULT, ERROR, TERMINATE, TERMINATED', () => {
-    expect(toHex(encodeAck([{ start: 1, end: 2 }]))).toBe('1100' + '0001' + '0000000000000001' + '0000000000000002');
+    expect(toHex(encodeAck([{ start: 1, end: 2 }]))).toBe(
+      '1100' + '0001' + '0000000000000001' + '0000000000000002',
+    );
     expect(toHex(encodeWindow(0xfffffffe))).toBe('1200fffffffe');
     expect(toHex(encodeComplete())).toBe('2000' + '0000000000000000');
     expect(toHex(encodeComplete(0n))).toBe('2001' + '0000000000000000');
-    expect(toHex(encodeResult({ uploadId: ID, fileSize: 5, digest: 0xef46db3751d8e999n }))).toBe(`2100${toHex(ID)}0000000000000005ef46db3751d8e999`);
+    expect(toHex(encodeResult({ uploadId: ID, fileSize: 5, digest: 0xef46db3751d8e999n }))).toBe(
+      `2100${toHex(ID)}0000000000000005ef46db3751d8e999`,
+    );
     expect(toHex(encodeError({ code: 0x0201, offset: 65_536, length: 100, message: 'h' }))).toBe(
       '3002' + '0201' + '0000000000010000' + '00000064' + '000168',
     );
@@ -110,11 +162,17 @@ describe('encoders produce the layout of SPEC.md section 6', () => {
     expect(encodeDataHeader(0, 0n).byteLength).toBe(HeaderSize.DATA);
     expect(encodeWindow(0).byteLength).toBe(HeaderSize.WINDOW);
     expect(encodeComplete().byteLength).toBe(HeaderSize.COMPLETE);
-    expect(encodeResult({ uploadId: ID, fileSize: 0, digest: 0n }).byteLength).toBe(HeaderSize.RESULT);
+    expect(encodeResult({ uploadId: ID, fileSize: 0, digest: 0n }).byteLength).toBe(
+      HeaderSize.RESULT,
+    );
     expect(encodeTerminate().byteLength).toBe(HeaderSize.TERMINATE);
     expect(encodeTerminated(ID).byteLength).toBe(HeaderSize.TERMINATED);
-    expect(encodeAck([{ start: 0, end: 1 }]).byteLength).toBe(HeaderSize.ACK_FIXED + HeaderSize.RANGE);
-    expect(encodeResume({ uploadId: ID, secret: SECRET, token: '' }).byteLength).toBe(HeaderSize.RESUME_FIXED + 2);
+    expect(encodeAck([{ start: 0, end: 1 }]).byteLength).toBe(
+      HeaderSize.ACK_FIXED + HeaderSize.RANGE,
+    );
+    expect(encodeResume({ uploadId: ID, secret: SECRET, token: '' }).byteLength).toBe(
+      HeaderSize.RESUME_FIXED + 2,
+    );
     expect(encodeError({ code: 1, message: '' }).byteLength).toBe(HeaderSize.ERROR_FIXED + 2);
   });
 });
@@ -142,7 +200,9 @@ describe('decoding', () => {
   it('metadata is a null-prototype record; __proto__ is a plain key', () => {
     const metadata = Object.create(null) as Record<string, string>;
     metadata['__proto__'] = 'x';
-    const decoded = decodeClientMessage(encodeOpen({ fileSize: 1, chunkSize: 0, name: 'n', contentType: '', token: '', metadata }));
+    const decoded = decodeClientMessage(
+      encodeOpen({ fileSize: 1, chunkSize: 0, name: 'n', contentType: '', token: '', metadata }),
+    );
     if (decoded.type !== 'open') throw new Error('not OPEN');
     expect(Object.getPrototypeOf(decoded.metadata)).toBeNull();
     expect(Object.keys(decoded.metadata)).toEqual(['__proto__']);
@@ -150,7 +210,16 @@ describe('decoding', () => {
     expect(({} as Record<string, unknown>).x).toBeUndefined();
   });
   it('a leading byte order mark is kept, not stripped', () => {
-    const decoded = decodeClientMessage(encodeOpen({ fileSize: 1, chunkSize: 0, name: '\ufeffa', contentType: '', token: '', metadata: {} }));
+    const decoded = decodeClientMessage(
+      encodeOpen({
+        fileSize: 1,
+        chunkSize: 0,
+        name: '\ufeffa',
+        contentType: '',
+        token: '',
+        metadata: {},
+      }),
+    );
     expect(decoded.type === 'open' && decoded.name).toBe('\ufeffa');
   });
   it('the DATA size limit is checked before anything else in the body', () => {
@@ -158,13 +227,33 @@ describe('decoding', () => {
     const message = new Uint8Array(HeaderSize.DATA + 11);
     message[0] = MessageType.DATA;
     message[1] = 0xff;
-    expectCode(() => decodeClientMessage(message, { maxDataMessage: HeaderSize.DATA + 10 }), 'MESSAGE_TOO_LARGE');
-    expect(decodeClientMessage(message.subarray(0, HeaderSize.DATA + 10).map((b, i) => (i === 1 ? 0 : b)), { maxDataMessage: HeaderSize.DATA + 10 }).type).toBe('data');
+    expectCode(
+      () => decodeClientMessage(message, { maxDataMessage: HeaderSize.DATA + 10 }),
+      'MESSAGE_TOO_LARGE',
+    );
+    expect(
+      decodeClientMessage(
+        message.subarray(0, HeaderSize.DATA + 10).map((b, i) => (i === 1 ? 0 : b)),
+        { maxDataMessage: HeaderSize.DATA + 10 },
+      ).type,
+    ).toBe('data');
   });
   it('the control message limit applies to client messages, not to a large ACCEPT', () => {
     const chunk = 65_536;
-    const ranges = Array.from({ length: 5000 }, (_, i) => ({ start: 2 * i * chunk, end: (2 * i + 1) * chunk }));
-    const accept = encodeAccept({ created: false, durable: false, uploadId: ID, secret: new Uint8Array(32), fileSize: 10_000 * chunk, chunkSize: chunk, window: 1, ranges });
+    const ranges = Array.from({ length: 5000 }, (_, i) => ({
+      start: 2 * i * chunk,
+      end: (2 * i + 1) * chunk,
+    }));
+    const accept = encodeAccept({
+      created: false,
+      durable: false,
+      uploadId: ID,
+      secret: new Uint8Array(32),
+      fileSize: 10_000 * chunk,
+      chunkSize: chunk,
+      window: 1,
+      ranges,
+    });
     expect(accept.byteLength).toBeGreaterThan(Limits.MAX_CONTROL_MESSAGE);
     expect(decodeServerMessage(accept).type).toBe('accept');
   });
@@ -181,7 +270,10 @@ describe('encoders refuse what a decoder would refuse', () => {
   const base = { fileSize: 1, chunkSize: 0, name: 'a', contentType: '', token: '', metadata: {} };
   it('OPEN fields', () => {
     expectCode(() => encodeOpen({ ...base, name: '' }), 'INVALID_FIELD');
-    expectCode(() => encodeOpen({ ...base, name: 'n'.repeat(Limits.MAX_NAME_BYTES + 1) }), 'LIMIT_EXCEEDED');
+    expectCode(
+      () => encodeOpen({ ...base, name: 'n'.repeat(Limits.MAX_NAME_BYTES + 1) }),
+      'LIMIT_EXCEEDED',
+    );
     expectCode(() => encodeOpen({ ...base, name: '\u00e9'.repeat(513) }), 'LIMIT_EXCEEDED'); // 1026 bytes, 513 chars
     expectCode(() => encodeOpen({ ...base, contentType: 'c'.repeat(256) }), 'LIMIT_EXCEEDED');
     expectCode(() => encodeOpen({ ...base, token: 't'.repeat(4097) }), 'LIMIT_EXCEEDED');
@@ -192,34 +284,105 @@ describe('encoders refuse what a decoder would refuse', () => {
     expectCode(() => encodeOpen({ ...base, digest: 1n << 64n }), 'INVALID_FIELD');
     expectCode(() => encodeOpen({ ...base, digest: -1n }), 'INVALID_FIELD');
     expectCode(() => encodeOpen({ ...base, metadata: { '': 'v' } }), 'INVALID_FIELD');
-    expectCode(() => encodeOpen({ ...base, metadata: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, ''])) }), 'LIMIT_EXCEEDED');
-    expectCode(() => encodeOpen({ ...base, metadata: Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`k${i}`, 'v'.repeat(4096)])) }), 'LIMIT_EXCEEDED');
+    expectCode(
+      () =>
+        encodeOpen({
+          ...base,
+          metadata: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, ''])),
+        }),
+      'LIMIT_EXCEEDED',
+    );
+    expectCode(
+      () =>
+        encodeOpen({
+          ...base,
+          metadata: Object.fromEntries(
+            Array.from({ length: 5 }, (_, i) => [`k${i}`, 'v'.repeat(4096)]),
+          ),
+        }),
+      'LIMIT_EXCEEDED',
+    );
   });
   it('lone surrogates are INVALID_UTF8, never silently replaced (they could collide into duplicate keys)', () => {
     expectCode(() => encodeOpen({ ...base, name: 'a\ud800' }), 'INVALID_UTF8');
     expectCode(() => encodeOpen({ ...base, name: '\udc00b' }), 'INVALID_UTF8');
-    expectCode(() => encodeOpen({ ...base, metadata: { '\ud800': '1', '\ud801': '2' } }), 'INVALID_UTF8');
-    expectCode(() => encodeResume({ uploadId: ID, secret: SECRET, token: '\udfff' }), 'INVALID_UTF8');
+    expectCode(
+      () => encodeOpen({ ...base, metadata: { '\ud800': '1', '\ud801': '2' } }),
+      'INVALID_UTF8',
+    );
+    expectCode(
+      () => encodeResume({ uploadId: ID, secret: SECRET, token: '\udfff' }),
+      'INVALID_UTF8',
+    );
     // A proper pair is fine.
-    expect(decodeClientMessage(encodeOpen({ ...base, name: '\ud83d\ude00' }))).toMatchObject({ name: '\ud83d\ude00' });
+    expect(decodeClientMessage(encodeOpen({ ...base, name: '\ud83d\ude00' }))).toMatchObject({
+      name: '\ud83d\ude00',
+    });
   });
   it('RESUME, ACCEPT, ACK, RESULT, TERMINATED fields', () => {
-    expectCode(() => encodeResume({ uploadId: ID.subarray(1), secret: SECRET, token: '' }), 'INVALID_FIELD');
-    expectCode(() => encodeResume({ uploadId: ID, secret: SECRET.subarray(1), token: '' }), 'INVALID_FIELD');
-    const accept = { created: true, durable: false, uploadId: ID, secret: SECRET, fileSize: 100, chunkSize: 65_536, window: 1, ranges: [] };
+    expectCode(
+      () => encodeResume({ uploadId: ID.subarray(1), secret: SECRET, token: '' }),
+      'INVALID_FIELD',
+    );
+    expectCode(
+      () => encodeResume({ uploadId: ID, secret: SECRET.subarray(1), token: '' }),
+      'INVALID_FIELD',
+    );
+    const accept = {
+      created: true,
+      durable: false,
+      uploadId: ID,
+      secret: SECRET,
+      fileSize: 100,
+      chunkSize: 65_536,
+      window: 1,
+      ranges: [],
+    };
     expectCode(() => encodeAccept({ ...accept, created: false }), 'INVALID_FIELD');
     expectCode(() => encodeAccept({ ...accept, chunkSize: 65_535 }), 'INVALID_FIELD');
-    expectCode(() => encodeAccept({ ...accept, chunkSize: Limits.MAX_CHUNK_SIZE + 1 }), 'INVALID_FIELD');
+    expectCode(
+      () => encodeAccept({ ...accept, chunkSize: Limits.MAX_CHUNK_SIZE + 1 }),
+      'INVALID_FIELD',
+    );
     expectCode(() => encodeAccept({ ...accept, window: -1 }), 'INVALID_FIELD');
-    expectCode(() => encodeAccept({ ...accept, ranges: [{ start: 0, end: 101 }] }), 'INVALID_FIELD');
+    expectCode(
+      () => encodeAccept({ ...accept, ranges: [{ start: 0, end: 101 }] }),
+      'INVALID_FIELD',
+    );
     expectCode(() => encodeAck([]), 'INVALID_FIELD');
     expectCode(() => encodeAck([{ start: 0, end: 0 }]), 'INVALID_FIELD');
     expectCode(() => encodeAck([{ start: 5, end: 1 }]), 'INVALID_FIELD');
-    expectCode(() => encodeAck([{ start: 0, end: 5 }, { start: 5, end: 6 }]), 'INVALID_FIELD');
-    expectCode(() => encodeAck([{ start: 0, end: 5 }, { start: 3, end: 9 }]), 'INVALID_FIELD');
+    expectCode(
+      () =>
+        encodeAck([
+          { start: 0, end: 5 },
+          { start: 5, end: 6 },
+        ]),
+      'INVALID_FIELD',
+    );
+    expectCode(
+      () =>
+        encodeAck([
+          { start: 0, end: 5 },
+          { start: 3, end: 9 },
+        ]),
+      'INVALID_FIELD',
+    );
     expectCode(() => encodeAck([{ start: 0, end: 2 ** 53 }]), 'INTEGER_TOO_LARGE');
-    expectCode(() => encodeAck(Array.from({ length: Limits.MAX_ACK_RANGES + 1 }, (_, i) => ({ start: i * 2, end: i * 2 + 1 }))), 'LIMIT_EXCEEDED');
-    expectCode(() => encodeResult({ uploadId: ID, fileSize: 2 ** 53, digest: 0n }), 'INTEGER_TOO_LARGE');
+    expectCode(
+      () =>
+        encodeAck(
+          Array.from({ length: Limits.MAX_ACK_RANGES + 1 }, (_, i) => ({
+            start: i * 2,
+            end: i * 2 + 1,
+          })),
+        ),
+      'LIMIT_EXCEEDED',
+    );
+    expectCode(
+      () => encodeResult({ uploadId: ID, fileSize: 2 ** 53, digest: 0n }),
+      'INTEGER_TOO_LARGE',
+    );
     expectCode(() => encodeTerminated(SECRET), 'INVALID_FIELD');
     expectCode(() => encodeWindow(2 ** 32), 'INVALID_FIELD');
   });
@@ -243,15 +406,31 @@ describe('encoders refuse what a decoder would refuse', () => {
     expectCode(() => encodeError({ code: 0 }), 'INVALID_FIELD');
     expectCode(() => encodeError({ code: 0x10000 }), 'INVALID_FIELD');
     const known = decodeServerMessage(encodeError({ code: Errors.HASH_MISMATCH.code }));
-    expect(known).toMatchObject({ fatal: false, retryable: true, message: Errors.HASH_MISMATCH.meaning });
+    expect(known).toMatchObject({
+      fatal: false,
+      retryable: true,
+      message: Errors.HASH_MISMATCH.meaning,
+    });
     const unknown = decodeServerMessage(encodeError({ code: 0x7777 }));
     expect(unknown).toMatchObject({ fatal: true, retryable: false, message: '' });
     const long = '\u20ac'.repeat(400); // 1200 bytes; the cut must not split a 3-byte character
     const decoded = decodeServerMessage(encodeError({ code: 1, message: long }));
     if (decoded.type !== 'error') throw new Error('not ERROR');
     expect(decoded.message).toBe('\u20ac'.repeat(341));
-    const fromError = decodeServerMessage(encodeProtocolError(new ProtocolError(Errors.OUT_OF_RANGE, 'bad', { offset: 10, length: 20 })));
-    expect(fromError).toEqual({ type: 'error', code: Errors.OUT_OF_RANGE.code, fatal: false, retryable: false, offset: 10, length: 20, message: 'bad' });
+    const fromError = decodeServerMessage(
+      encodeProtocolError(
+        new ProtocolError(Errors.OUT_OF_RANGE, 'bad', { offset: 10, length: 20 }),
+      ),
+    );
+    expect(fromError).toEqual({
+      type: 'error',
+      code: Errors.OUT_OF_RANGE.code,
+      fatal: false,
+      retryable: false,
+      offset: 10,
+      length: 20,
+      message: 'bad',
+    });
   });
 });
 
@@ -297,21 +476,31 @@ describe('properties', () => {
         continue;
       }
       // Whatever decodes must re-encode to something that decodes to the same message.
-      const again = decodeMessage(encodeMessage(decoded), { maxDataMessage: Number.MAX_SAFE_INTEGER });
+      const again = decodeMessage(encodeMessage(decoded), {
+        maxDataMessage: Number.MAX_SAFE_INTEGER,
+      });
       expect(messageToJson(again)).toEqual(messageToJson(decoded));
     }
   }
 
   it('random bytes never throw anything but a registry ProtocolError', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => decodeAll(bytes)), { numRuns: 3000, seed: 1 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => decodeAll(bytes)),
+      { numRuns: 3000, seed: 1 },
+    );
   });
 
   it('random bodies behind every known type byte never throw anything but a registry ProtocolError', () => {
     const types = Object.values(MessageType);
     fc.assert(
-      fc.property(fc.constantFrom(...types), fc.constantFrom(0, 0, 0, 1, 2, 0x80), fc.uint8Array({ maxLength: 120 }), (type, flags, body) => {
-        decodeAll(Uint8Array.of(type, flags, ...body));
-      }),
+      fc.property(
+        fc.constantFrom(...types),
+        fc.constantFrom(0, 0, 0, 1, 2, 0x80),
+        fc.uint8Array({ maxLength: 120 }),
+        (type, flags, body) => {
+          decodeAll(Uint8Array.of(type, flags, ...body));
+        },
+      ),
       { numRuns: 3000, seed: 2 },
     );
   });
@@ -320,25 +509,36 @@ describe('properties', () => {
     const mutation = fc.oneof(
       fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), bit: fc.nat({ max: 7 }) }),
       fc.record({ kind: fc.constant('set' as const), at: fc.nat(), value: fc.nat({ max: 255 }) }),
-      fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), value: fc.nat({ max: 255 }) }),
+      fc.record({
+        kind: fc.constant('insert' as const),
+        at: fc.nat(),
+        value: fc.nat({ max: 255 }),
+      }),
       fc.record({ kind: fc.constant('delete' as const), at: fc.nat() }),
       fc.record({ kind: fc.constant('truncate' as const), at: fc.nat() }),
-      fc.record({ kind: fc.constant('append' as const), value: fc.uint8Array({ minLength: 1, maxLength: 20 }) }),
+      fc.record({
+        kind: fc.constant('append' as const),
+        value: fc.uint8Array({ minLength: 1, maxLength: 20 }),
+      }),
     );
     fc.assert(
-      fc.property(anyMessage, fc.array(mutation, { minLength: 1, maxLength: 4 }), (message, mutations) => {
-        let bytes = Array.from(encodeMessage(message));
-        for (const m of mutations) {
-          const at = 'at' in m ? m.at % (bytes.length + 1) : 0;
-          if (m.kind === 'flip' && at < bytes.length) bytes[at]! ^= 1 << m.bit;
-          else if (m.kind === 'set' && at < bytes.length) bytes[at] = m.value;
-          else if (m.kind === 'insert') bytes.splice(at, 0, m.value);
-          else if (m.kind === 'delete') bytes.splice(at, 1);
-          else if (m.kind === 'truncate') bytes = bytes.slice(0, at);
-          else if (m.kind === 'append') bytes.push(...m.value);
-        }
-        decodeAll(Uint8Array.from(bytes));
-      }),
+      fc.property(
+        anyMessage,
+        fc.array(mutation, { minLength: 1, maxLength: 4 }),
+        (message, mutations) => {
+          let bytes = Array.from(encodeMessage(message));
+          for (const m of mutations) {
+            const at = 'at' in m ? m.at % (bytes.length + 1) : 0;
+            if (m.kind === 'flip' && at < bytes.length) bytes[at] ^= 1 << m.bit;
+            else if (m.kind === 'set' && at < bytes.length) bytes[at] = m.value;
+            else if (m.kind === 'insert') bytes.splice(at, 0, m.value);
+            else if (m.kind === 'delete') bytes.splice(at, 1);
+            else if (m.kind === 'truncate') bytes = bytes.slice(0, at);
+            else if (m.kind === 'append') bytes.push(...m.value);
+          }
+          decodeAll(Uint8Array.from(bytes));
+        },
+      ),
       { numRuns: 2000, seed: 3 },
     );
   });
@@ -363,6 +563,8 @@ describe('withoutLoneSurrogates', () => {
     expect(withoutLoneSurrogates('\uDC00x\uD83D\uDE00')).toBe('\uFFFDx\uD83D\uDE00');
     expect(withoutLoneSurrogates('plain')).toBe('plain');
     const name = withoutLoneSurrogates('x\uDBFF');
-    expect(() => encodeOpen({ fileSize: 1, chunkSize: 0, name, contentType: '', token: '', metadata: {} })).not.toThrow();
+    expect(() =>
+      encodeOpen({ fileSize: 1, chunkSize: 0, name, contentType: '', token: '', metadata: {} }),
+    ).not.toThrow();
   });
 });

@@ -1,6 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { bytesToHex, constantTimeEqual, hexToBytes, parseSecret, parseUploadId } from '../../protocol/index.js';
+import {
+  bytesToHex,
+  constantTimeEqual,
+  hexToBytes,
+  parseSecret,
+  parseUploadId,
+} from '../../protocol/index.js';
 
 describe('ids and secrets', () => {
   it('hex round-trips any bytes, lowercase', () => {
@@ -21,7 +27,12 @@ describe('ids and secrets', () => {
 
   it('parses only exact-length lowercase hex, so an id can never carry a path', () => {
     const id = '00112233445566778899aabbccddeeff';
-    expect(parseUploadId(id)).toEqual(Uint8Array.from([0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff]));
+    expect(parseUploadId(id)).toEqual(
+      Uint8Array.from([
+        0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee,
+        0xff,
+      ]),
+    );
     for (const bad of [
       id.toUpperCase(),
       id.slice(2),

@@ -21,7 +21,8 @@ function bitmapRanges(bits: Bitmap): ByteRange[] {
   }
   return out;
 }
-const count = (bits: Bitmap, start: number, end: number): number => bits.slice(start, end).filter(Boolean).length;
+const count = (bits: Bitmap, start: number, end: number): number =>
+  bits.slice(start, end).filter(Boolean).length;
 
 /** The representation invariants every RangeSet must keep. */
 function checkInvariants(set: RangeSet): void {
@@ -29,7 +30,7 @@ function checkInvariants(set: RangeSet): void {
   let total = 0;
   ranges.forEach((r, i) => {
     expect(r.end).toBeGreaterThan(r.start);
-    if (i > 0) expect(r.start).toBeGreaterThan(ranges[i - 1]!.end); // disjoint and non-adjacent
+    if (i > 0) expect(r.start).toBeGreaterThan(ranges[i - 1].end); // disjoint and non-adjacent
     total += r.end - r.start;
   });
   expect(set.total).toBe(total);
@@ -44,7 +45,10 @@ const op = fc.record({ kind: fc.constantFrom('add', 'add', 'remove'), span });
 function build(ops: { kind: string; span: ByteRange }[]): { set: RangeSet; bits: Bitmap } {
   const set = new RangeSet();
   const bits = emptyBitmap();
-  for (const { kind, span: { start, end } } of ops) {
+  for (const {
+    kind,
+    span: { start, end },
+  } of ops) {
     if (kind === 'add') {
       const expected = end - start - count(bits, start, end);
       expect(set.add(start, end)).toBe(expected);
@@ -98,12 +102,14 @@ describe('RangeSet against a bitmap model', () => {
         const difference = a.set.subtract(b.set);
         checkInvariants(union);
         checkInvariants(difference);
-        expect(union.toArray()).toEqual(bitmapRanges(a.bits.map((x, i) => x || b.bits[i]!)));
+        expect(union.toArray()).toEqual(bitmapRanges(a.bits.map((x, i) => x || b.bits[i])));
         expect(difference.toArray()).toEqual(bitmapRanges(a.bits.map((x, i) => x && !b.bits[i])));
         expect([a.set.toArray(), b.set.toArray()]).toEqual(before);
         // Laws: A ∪ B = B ∪ A; (A \ B) ∪ (A ∩ B) = A; (A \ B) ∩ B = ∅.
         expect(union.toArray()).toEqual(b.set.union(a.set).toArray());
-        expect(difference.union(a.set.subtract(a.set.subtract(b.set))).toArray()).toEqual(a.set.toArray());
+        expect(difference.union(a.set.subtract(a.set.subtract(b.set))).toArray()).toEqual(
+          a.set.toArray(),
+        );
         for (const r of b.set) expect(difference.intersects(r.start, r.end)).toBe(false);
       }),
       { numRuns: 500, seed: 13 },
@@ -134,7 +140,10 @@ describe('RangeSet edge cases', () => {
     expect(set.add(0, 10)).toBe(10);
     expect(set.add(10, 20)).toBe(10); // adjacent to the last: merged
     expect(set.add(30, 40)).toBe(10); // past the last: appended
-    expect(set.toArray()).toEqual([{ start: 0, end: 20 }, { start: 30, end: 40 }]);
+    expect(set.toArray()).toEqual([
+      { start: 0, end: 20 },
+      { start: 30, end: 40 },
+    ]);
     expect(set.add(5, 35)).toBe(10);
     expect(set.toArray()).toEqual([{ start: 0, end: 40 }]);
   });

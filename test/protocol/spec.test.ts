@@ -17,9 +17,19 @@ import {
   allErrors,
   loadHasher,
 } from '../../protocol/index.js';
-import { buildExamples, dissect, extractGenerated, renderErrorTable, renderExamples, type VectorFile } from '../../protocol/vectors/build.js';
+import {
+  buildExamples,
+  dissect,
+  extractGenerated,
+  renderErrorTable,
+  renderExamples,
+  type VectorFile,
+} from '../../protocol/vectors/build.js';
 
-const spec = readFileSync(fileURLToPath(new URL('../../protocol/SPEC.md', import.meta.url)), 'utf8');
+const spec = readFileSync(
+  fileURLToPath(new URL('../../protocol/SPEC.md', import.meta.url)),
+  'utf8',
+);
 
 /** Rows of the first Markdown table after `heading`, as arrays of trimmed cells (header and rule skipped). */
 function tableAfter(heading: string): string[][] {
@@ -29,8 +39,13 @@ function tableAfter(heading: string): string[][] {
   // A table is a '|' line followed by its '|---' rule; byte diagrams also start lines with '|'.
   const first = lines.findIndex((l, i) => l.startsWith('|') && /^\|\s*-/.test(lines[i + 1] ?? ''));
   const rows: string[][] = [];
-  for (let i = first + 2; i < lines.length && lines[i]!.startsWith('|'); i++) {
-    const cells = lines[i]!.replace(/\\\|/g, '\u0000').split('|').slice(1, -1).map((c) => c.trim().replace(/\u0000/g, '|'));
+  for (let i = first + 2; i < lines.length && lines[i].startsWith('|'); i++) {
+    const cells = lines[i]
+      .replace(/\\\|/g, '\u0000')
+      .split('|')
+      .slice(1, -1)
+      // eslint-disable-next-line no-control-regex -- NUL is the placeholder this test put there
+      .map((c) => c.trim().replace(/\u0000/g, '|'));
     rows.push(cells);
   }
   return rows;
@@ -50,10 +65,10 @@ describe('SPEC.md error registry', () => {
       const row = rows.find((r) => r[1] === e.name);
       expect(row).toBeDefined();
       const [code, , fatal, retryable, close, meaning, action] = row!;
-      expect(Number.parseInt(code!, 16)).toBe(e.code);
+      expect(Number.parseInt(code, 16)).toBe(e.code);
       expect(fatal).toBe(e.fatal ? 'yes' : 'no');
       expect(retryable).toBe(e.retryable ? 'yes' : 'no');
-      if (e.fatal) expect(number(close!)).toBe(e.closeCode);
+      if (e.fatal) expect(number(close)).toBe(e.closeCode);
       else expect(close).toBe('-');
       expect(meaning).toBe(e.meaning);
       expect(action).toBe(e.clientAction);
@@ -75,9 +90,15 @@ describe('SPEC.md tables match protocol/constants.ts', () => {
     const rows = tableAfter('### 4.2. Message types');
     expect(rows).toHaveLength(Object.keys(MessageType).length);
     for (const [code, name, sender] of rows) {
-      expect(MessageType[name as keyof typeof MessageType], name).toBe(Number.parseInt(code!, 16));
-      const value = Number.parseInt(code!, 16);
-      expect(sender).toBe(CLIENT_MESSAGE_TYPES.has(value) ? 'client' : SERVER_MESSAGE_TYPES.has(value) ? 'server' : '?');
+      expect(MessageType[name as keyof typeof MessageType], name).toBe(Number.parseInt(code, 16));
+      const value = Number.parseInt(code, 16);
+      expect(sender).toBe(
+        CLIENT_MESSAGE_TYPES.has(value)
+          ? 'client'
+          : SERVER_MESSAGE_TYPES.has(value)
+            ? 'server'
+            : '?',
+      );
     }
   });
 
@@ -85,7 +106,9 @@ describe('SPEC.md tables match protocol/constants.ts', () => {
     for (const [name, code] of Object.entries(MessageType)) {
       const direction = CLIENT_MESSAGE_TYPES.has(code) ? 'client -> server' : 'server -> client';
       const heading = `${name} (0x${code.toString(16).padStart(2, '0')}, ${direction})`;
-      expect(spec, heading).toMatch(new RegExp(`### 6\\.\\d+\\. ${heading.replace(/[()>-]/g, '\\$&')}`));
+      expect(spec, heading).toMatch(
+        new RegExp(`### 6\\.\\d+\\. ${heading.replace(/[()>-]/g, '\\$&')}`),
+      );
     }
   });
 
@@ -94,7 +117,7 @@ describe('SPEC.md tables match protocol/constants.ts', () => {
     for (const [name, value] of Object.entries(Limits)) {
       const row = rows.find((r) => r[0] === `\`Limits.${name}\``);
       expect(row, name).toBeDefined();
-      expect(number(row![1]!), name).toBe(value);
+      expect(number(row![1]), name).toBe(value);
     }
     const u53 = rows.find((r) => r[0] === '`MAX_U64_VALUE`');
     expect(u53?.[1]).toContain('9,007,199,254,740,991');
@@ -104,7 +127,8 @@ describe('SPEC.md tables match protocol/constants.ts', () => {
   it('close codes: every CloseCode is in the table with its name', () => {
     const rows = tableAfter('## 11. WebSocket close codes');
     expect(rows).toHaveLength(Object.keys(CloseCode).length);
-    for (const [code, name] of rows) expect(CloseCode[name as keyof typeof CloseCode], name).toBe(Number(code));
+    for (const [code, name] of rows)
+      expect(CloseCode[name as keyof typeof CloseCode], name).toBe(Number(code));
   });
 
   it('names the subprotocol', () => {
@@ -126,12 +150,15 @@ describe('SPEC.md section 6 field tables match the bytes the codec writes', () =
   const dir = fileURLToPath(new URL('../../protocol/vectors/', import.meta.url));
   for (const [name, code] of Object.entries(MessageType)) {
     it(`${name}: every fixed-offset row names a field at that offset and size`, () => {
-      const vectors = JSON.parse(readFileSync(`${dir}${name.toLowerCase()}.json`, 'utf8')) as VectorFile;
+      const vectors = JSON.parse(
+        readFileSync(`${dir}${name.toLowerCase()}.json`, 'utf8'),
+      ) as VectorFile;
       // The richest valid vector: the one with the most fields.
-      const bytesOf = (hex: string): Uint8Array => Uint8Array.from(hex.match(/../g) ?? [], (b) => Number.parseInt(b, 16));
+      const bytesOf = (hex: string): Uint8Array =>
+        Uint8Array.from(hex.match(/../g) ?? [], (b) => Number.parseInt(b, 16));
       const fields = vectors.valid
         .map((v) => dissect(bytesOf(v.hex)))
-        .sort((a, b) => b.length - a.length)[0]!;
+        .sort((a, b) => b.length - a.length)[0];
       const starts: { at: number; size: number }[] = [];
       let at = 0;
       for (const f of fields) {
@@ -139,10 +166,13 @@ describe('SPEC.md section 6 field tables match the bytes the codec writes', () =
         at += f.hex.length / 2;
       }
       const rows = tableAfter(`${name} (0x${code.toString(16).padStart(2, '0')}`);
-      const fixed = rows.filter(([offset, size]) => /^\d+$/.test(offset!) && /^\d+$/.test(size!));
+      const fixed = rows.filter(([offset, size]) => /^\d+$/.test(offset) && /^\d+$/.test(size));
       expect(fixed.length).toBeGreaterThanOrEqual(2); // at least type and flags
       for (const [offset, size, , field] of fixed) {
-        expect(starts, `${name} ${field} at ${offset}`).toContainEqual({ at: Number(offset), size: Number(size) });
+        expect(starts, `${name} ${field} at ${offset}`).toContainEqual({
+          at: Number(offset),
+          size: Number(size),
+        });
       }
     });
   }

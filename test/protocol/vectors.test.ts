@@ -52,7 +52,8 @@ function receive(type: number, bytes: Uint8Array): Message {
   return CLIENT_MESSAGE_TYPES.has(type) ? decodeClientMessage(bytes) : decodeServerMessage(bytes);
 }
 function decodeInvalid(vector: InvalidVector, bytes: Uint8Array): Message {
-  const options = vector.maxDataMessage === undefined ? {} : { maxDataMessage: vector.maxDataMessage };
+  const options =
+    vector.maxDataMessage === undefined ? {} : { maxDataMessage: vector.maxDataMessage };
   if (vector.decoder === 'client') return decodeClientMessage(bytes, options);
   if (vector.decoder === 'server') return decodeServerMessage(bytes);
   return decodeMessage(bytes, options);
@@ -122,13 +123,19 @@ for (const { file, data } of vectorFiles) {
             // Only DATA has no length field: a cut DATA decodes, and the hash check catches it.
             expect(decoded.type, `prefix of ${length} bytes decoded`).toBe('data');
             expect(length).toBeGreaterThan(HeaderSize.DATA);
-            if (decoded.type === 'data') expect(hasher.h64(decoded.payload)).not.toBe(hasher.h64(bytes.subarray(HeaderSize.DATA)));
+            if (decoded.type === 'data')
+              expect(hasher.h64(decoded.payload)).not.toBe(
+                hasher.h64(bytes.subarray(HeaderSize.DATA)),
+              );
             continue;
           }
           expect(error, `prefix of ${length} bytes`).toBeInstanceOf(ProtocolError);
           const e = error as ProtocolError;
           expect(errorByCode(e.code)?.name).toBe(e.codeName);
-          expect(['MALFORMED', 'INVALID_FIELD'], `prefix of ${length} bytes: ${e.message}`).toContain(e.codeName);
+          expect(
+            ['MALFORMED', 'INVALID_FIELD'],
+            `prefix of ${length} bytes: ${e.message}`,
+          ).toContain(e.codeName);
         }
       });
     }
@@ -148,7 +155,9 @@ for (const { file, data } of vectorFiles) {
 describe('ACK chunk-grid checks (SPEC.md 6.5, ack.json gridChecks)', () => {
   const ack = vectorFiles.find((f) => f.file === 'ack.json')!.data;
   it('exist, with both verdicts', () => {
-    expect(new Set(ack.gridChecks?.map((c) => c.verdict))).toEqual(new Set(['accept', 'violation']));
+    expect(new Set(ack.gridChecks?.map((c) => c.verdict))).toEqual(
+      new Set(['accept', 'violation']),
+    );
   });
   for (const check of ack.gridChecks ?? []) {
     it(`${check.name}: ${check.verdict}`, () => {
@@ -169,7 +178,9 @@ describe('worked examples (SPEC.md Appendix A)', () => {
     const chunk = examples.file.chunkSize;
     const hashes = [hasher.h64(file.subarray(0, chunk)), hasher.h64(file.subarray(chunk))];
     expect(hashes.map((h) => h.toString(16).padStart(16, '0'))).toEqual(examples.file.chunkHashes);
-    expect(wholeFileDigest(hasher, hashes).toString(16).padStart(16, '0')).toBe(examples.file.digest);
+    expect(wholeFileDigest(hasher, hashes).toString(16).padStart(16, '0')).toBe(
+      examples.file.digest,
+    );
   });
 
   for (const example of examples.examples) {
@@ -177,7 +188,8 @@ describe('worked examples (SPEC.md Appendix A)', () => {
       const file = exampleFileBytes();
       for (const step of example.steps) {
         const bytes = fromHex(step.hex);
-        const decoded = step.direction === 'c2s' ? decodeClientMessage(bytes) : decodeServerMessage(bytes);
+        const decoded =
+          step.direction === 'c2s' ? decodeClientMessage(bytes) : decodeServerMessage(bytes);
         expect(decoded.type.toUpperCase()).toBe(step.message);
         const json = messageToJson(decoded);
         if (decoded.type === 'data') {
@@ -189,7 +201,8 @@ describe('worked examples (SPEC.md Appendix A)', () => {
           const differs = decoded.payload.some((b, i) => b !== truth[i]);
           expect(step.corrupted === true, `step "${step.note}"`).toBe(differs);
         }
-        if (decoded.type === 'result') expect(decoded.digest.toString(16).padStart(16, '0')).toBe(examples.file.digest);
+        if (decoded.type === 'result')
+          expect(decoded.digest.toString(16).padStart(16, '0')).toBe(examples.file.digest);
         expect(json).toEqual(step.fields);
       }
     });

@@ -11,7 +11,12 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Errors, encodeData, encodeOpen, loadHasher } from '../../protocol/index.js';
 import { RawClient } from '../helpers/protocol-client.js';
-import { startChildServer, startServer, type ChildServer, type TestServer } from '../helpers/server.js';
+import {
+  startChildServer,
+  startServer,
+  type ChildServer,
+  type TestServer,
+} from '../helpers/server.js';
 import type { AppOptions } from '../../server/index.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 import { recordFigures } from './lib/figures.js';
@@ -82,7 +87,19 @@ describe('abuse: every resource a client can make the server hold is bounded', (
     const before = rssBytes(pid);
     const rss = sampleRss(pid, 50);
     const raw = await rawConnect(Number(new URL(server.url).port));
-    raw.socket.write(frame(0x2, encodeOpen({ fileSize: 1 * MiB, chunkSize: 64 * KiB, name: 'x', contentType: '', token: '', metadata: {} })));
+    raw.socket.write(
+      frame(
+        0x2,
+        encodeOpen({
+          fileSize: 1 * MiB,
+          chunkSize: 64 * KiB,
+          name: 'x',
+          contentType: '',
+          token: '',
+          metadata: {},
+        }),
+      ),
+    );
     await until(() => raw.frames.length > 0, 5000);
     raw.socket.pause(); // stop reading: every answer from now on queues on the server
     // A well-behaved client uploads while the attack runs.
@@ -97,7 +114,9 @@ describe('abuse: every resource a client can make the server hold is bounded', (
     // The socket is not read, so its close is not seen here: the server's log says when it cut.
     const cutLogged = () => /the client does not read its answers/.test(server.output());
     let closed = false;
-    void raw.closed.then(() => { closed = true; });
+    void raw.closed.then(() => {
+      closed = true;
+    });
     // About 60 bytes of ERROR per 25-byte message: 400,000 messages would queue ~24 MiB unbounded.
     // Kernel buffers take the first few MiB of answers; the server's queue fills after them.
     while (!closed && !cutLogged() && sent < 400_000 && Date.now() - started < 40_000) {
@@ -108,10 +127,21 @@ describe('abuse: every resource a client can make the server hold is bounded', (
     // A loaded machine may still be answering the backlog: the bound holds whenever it is reached.
     const cut = await until(cutLogged, 40_000, 100);
     raw.socket.resume(); // read again: the connection is gone
-    expect(await Promise.race([raw.closed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5_000))])).toBe(true);
+    expect(
+      await Promise.race([
+        raw.closed.then(() => true),
+        new Promise<boolean>((r) => setTimeout(() => r(false), 5_000)),
+      ]),
+    ).toBe(true);
     const peak = rss.stop();
     const growth = peak - before;
-    recordFigures('abuse-unread-socket', { messagesSent: sent, cut, rssBeforeMiB: +(before / MiB).toFixed(1), rssPeakGrowthMiB: +(growth / MiB).toFixed(1), seconds: +((Date.now() - started) / 1000).toFixed(1) });
+    recordFigures('abuse-unread-socket', {
+      messagesSent: sent,
+      cut,
+      rssBeforeMiB: +(before / MiB).toFixed(1),
+      rssPeakGrowthMiB: +(growth / MiB).toFixed(1),
+      seconds: +((Date.now() - started) / 1000).toFixed(1),
+    });
     expect(cut).toBe(true);
     expect(growth).toBeLessThan(48 * MiB);
     expect(await during).toBe(true);
@@ -136,7 +166,12 @@ describe('abuse: every resource a client can make the server hold is bounded', (
       break;
     }
     const { code, reason } = await client.closed;
-    recordFigures('abuse-refusals', { limit: 16, refusalsAnswered: refusals, closeCode: code, reason });
+    recordFigures('abuse-refusals', {
+      limit: 16,
+      refusalsAnswered: refusals,
+      closeCode: code,
+      reason,
+    });
     expect(refusals).toBe(16);
     expect(code).toBe(1008);
     expect(reason).toBe('LIMIT_EXCEEDED');
@@ -159,19 +194,30 @@ describe('abuse: every resource a client can make the server hold is bounded', (
     }
     await new Promise((resolve) => setTimeout(resolve, 300));
     const after = fdCount(pid);
-    recordFigures('abuse-wrong-secret-resume', { uploads: uploads.length, fdsBefore: before, fdsAfter: after });
+    recordFigures('abuse-wrong-secret-resume', {
+      uploads: uploads.length,
+      fdsBefore: before,
+      fdsAfter: after,
+    });
     // Two descriptors per opened upload would be 80 more; a few are sockets still closing.
     expect(after - before).toBeLessThan(6);
     // The right secret still resumes.
     const owner = await RawClient.connect(server.wsUrl);
-    owner.resume(uploads[0]!.id, uploads[0]!.secret);
+    owner.resume(uploads[0].id, uploads[0].secret);
     await owner.expect('accept');
     owner.close();
     await wellBehavedUpload(server.wsUrl);
   });
 
   it('frees slots held by clients sending only refused chunks (IDLE_TIMEOUT counts progress, not messages)', async () => {
-    const server = await serve('--max-uploads', '4', '--idle-timeout', '1500ms', '--max-refused', '100000');
+    const server = await serve(
+      '--max-uploads',
+      '4',
+      '--idle-timeout',
+      '1500ms',
+      '--max-refused',
+      '100000',
+    );
     const holders: RawClient[] = [];
     for (let i = 0; i < 4; i++) {
       const holder = await RawClient.connect(server.wsUrl);
@@ -185,12 +231,18 @@ describe('abuse: every resource a client can make the server hold is bounded', (
     const junk = new Uint8Array(64 * KiB);
     const started = Date.now();
     const drip = setInterval(() => {
-      for (const holder of holders) if (holder.ws.readyState === holder.ws.OPEN) holder.sendData(0, junk, 1n);
+      for (const holder of holders)
+        if (holder.ws.readyState === holder.ws.OPEN) holder.sendData(0, junk, 1n);
     }, 200);
     try {
       const closes = await Promise.all(holders.map((h) => h.closed));
       const seconds = (Date.now() - started) / 1000;
-      recordFigures('abuse-slot-holders', { holders: 4, idleTimeoutMs: 1500, secondsUntilAllCut: +seconds.toFixed(1), closeCodes: closes.map((c) => c.code).join(',') });
+      recordFigures('abuse-slot-holders', {
+        holders: 4,
+        idleTimeoutMs: 1500,
+        secondsUntilAllCut: +seconds.toFixed(1),
+        closeCodes: closes.map((c) => c.code).join(','),
+      });
       for (const close of closes) expect(close.code).toBe(4002);
       expect(seconds).toBeLessThan(10);
     } finally {
@@ -200,9 +252,28 @@ describe('abuse: every resource a client can make the server hold is bounded', (
   });
 
   it('drops a peer that never answers pings even while it keeps sending messages', async () => {
-    const server = await serve('--heartbeat', '300ms', '--idle-timeout', '60s', '--max-refused', '100000');
+    const server = await serve(
+      '--heartbeat',
+      '300ms',
+      '--idle-timeout',
+      '60s',
+      '--max-refused',
+      '100000',
+    );
     const raw = await rawConnect(Number(new URL(server.url).port), { pong: false });
-    raw.socket.write(frame(0x2, encodeOpen({ fileSize: 1 * MiB, chunkSize: 64 * KiB, name: 'x', contentType: '', token: '', metadata: {} })));
+    raw.socket.write(
+      frame(
+        0x2,
+        encodeOpen({
+          fileSize: 1 * MiB,
+          chunkSize: 64 * KiB,
+          name: 'x',
+          contentType: '',
+          token: '',
+          metadata: {},
+        }),
+      ),
+    );
     const hasher = await loadHasher();
     const one = new Uint8Array([1]);
     const { header, payload } = encodeData(1, hasher.h64(one), one);
@@ -210,11 +281,20 @@ describe('abuse: every resource a client can make the server hold is bounded', (
     // Chatter only once the upload is open (DATA before ACCEPT would be a fatal UNEXPECTED_MESSAGE).
     expect(await until(() => raw.frames.some((f) => f.opcode === 0x2), 10_000)).toBe(true);
     const started = Date.now();
-    const chatter = setInterval(() => { if (!raw.socket.destroyed) raw.socket.write(message); }, 50);
+    const chatter = setInterval(() => {
+      if (!raw.socket.destroyed) raw.socket.write(message);
+    }, 50);
     try {
       await wellBehavedUpload(server.wsUrl); // while the chatter runs
-      const code = await Promise.race([raw.closed, new Promise<number>((r) => setTimeout(() => r(-1), 8000))]);
-      recordFigures('abuse-no-pong', { heartbeatMs: 300, secondsUntilDropped: +((Date.now() - started) / 1000).toFixed(1), closeCode: code });
+      const code = await Promise.race([
+        raw.closed,
+        new Promise<number>((r) => setTimeout(() => r(-1), 8000)),
+      ]);
+      recordFigures('abuse-no-pong', {
+        heartbeatMs: 300,
+        secondsUntilDropped: +((Date.now() - started) / 1000).toFixed(1),
+        closeCode: code,
+      });
       expect(code).not.toBe(-1);
       const errors = raw.frames.filter((f) => f.opcode === 0x2).map((f) => errorCodeOf(f.payload));
       expect(errors.every((e) => e === undefined || e === Errors.OUT_OF_RANGE.code)).toBe(true);
@@ -226,11 +306,15 @@ describe('abuse: every resource a client can make the server hold is bounded', (
 
   it('holds maxUploads against 30 OPENs racing on 30 connections', async () => {
     const server = await serve('--max-uploads', '3');
-    const clients = await Promise.all(Array.from({ length: 30 }, () => RawClient.connect(server.wsUrl)));
+    const clients = await Promise.all(
+      Array.from({ length: 30 }, () => RawClient.connect(server.wsUrl)),
+    );
     for (const client of clients) client.open({ fileSize: 1 * MiB, chunkSize: 64 * KiB });
     const answers = await Promise.all(clients.map((c) => c.next()));
     const accepted = answers.filter((a) => a.type === 'accept').length;
-    const tooMany = answers.filter((a) => a.type === 'error' && a.code === Errors.TOO_MANY_UPLOADS.code).length;
+    const tooMany = answers.filter(
+      (a) => a.type === 'error' && a.code === Errors.TOO_MANY_UPLOADS.code,
+    ).length;
     recordFigures('abuse-open-race', { maxUploads: 3, opens: 30, accepted, tooMany });
     expect(accepted).toBe(3);
     expect(tooMany).toBe(27);
@@ -249,7 +333,9 @@ describe('abuse: every resource a client can make the server hold is bounded', (
     for (let i = 0; i < 60; i++) {
       const socket = connect(port, '127.0.0.1');
       socket.on('error', () => undefined);
-      socket.on('close', () => { closed++; });
+      socket.on('close', () => {
+        closed++;
+      });
       socket.resume(); // read (and drop) the 408, so this side sees the close
       socket.write(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nX-Slow: `);
       sockets.push(socket);
@@ -260,7 +346,15 @@ describe('abuse: every resource a client can make the server hold is bounded', (
     const allClosed = await until(() => closed === 60, 8000);
     const seconds = (Date.now() - started) / 1000;
     const after = fdCount(pid) - before;
-    recordFigures('abuse-slowloris', { sockets: 60, maxSockets: 20, headersTimeoutMs: 1000, serverFdGrowth: peak, serverFdGrowthAfter: after, closed, secondsUntilAllClosed: +seconds.toFixed(1) });
+    recordFigures('abuse-slowloris', {
+      sockets: 60,
+      maxSockets: 20,
+      headersTimeoutMs: 1000,
+      serverFdGrowth: peak,
+      serverFdGrowthAfter: after,
+      closed,
+      secondsUntilAllClosed: +seconds.toFixed(1),
+    });
     expect(peak).toBeLessThanOrEqual(22);
     expect(allClosed).toBe(true);
     expect(after).toBeLessThanOrEqual(2);
@@ -274,7 +368,12 @@ describe('abuse: every resource a client can make the server hold is bounded', (
     const attempts = await Promise.all(Array.from({ length: 40 }, () => rawConnect(port)));
     const upgraded = attempts.filter((a) => a.status === 101);
     const refused = attempts.filter((a) => a.status === 503);
-    recordFigures('abuse-upgrade-race', { maxConnections: 5, upgrades: 40, upgraded: upgraded.length, refused503: refused.length });
+    recordFigures('abuse-upgrade-race', {
+      maxConnections: 5,
+      upgrades: 40,
+      upgraded: upgraded.length,
+      refused503: refused.length,
+    });
     expect(upgraded.length).toBeLessThanOrEqual(5);
     expect(upgraded.length + refused.length).toBe(40);
     for (const a of attempts) a.socket.destroy();
@@ -298,11 +397,16 @@ describe('abuse: reservations are bounded per client and in all, and empty ones 
     server = await startServer({ dir: join(tmp.path, 'data'), preallocate: false, ...options });
     return server;
   };
-  const openNothing = async (wsUrl: string, fileSize: number): Promise<{ accepted: boolean; code?: number; client: RawClient }> => {
+  const openNothing = async (
+    wsUrl: string,
+    fileSize: number,
+  ): Promise<{ accepted: boolean; code?: number; client: RawClient }> => {
     const client = await RawClient.connect(wsUrl);
     client.open({ fileSize, chunkSize: 1 * MiB });
     const answer = await client.next();
-    return answer.type === 'accept' ? { accepted: true, client } : { accepted: false, code: answer.type === 'error' ? answer.code : -1, client };
+    return answer.type === 'accept'
+      ? { accepted: true, client }
+      : { accepted: false, code: answer.type === 'error' ? answer.code : -1, client };
   };
 
   it('three OPENs of 300 MiB that send nothing: the second crosses the per-client quota, and survives a restart', async () => {
@@ -311,7 +415,12 @@ describe('abuse: reservations are bounded per client and in all, and empty ones 
     const a = await openNothing(first.wsUrl, 300 * MiB);
     const b = await openNothing(first.wsUrl, 300 * MiB);
     const c = await openNothing(first.wsUrl, 150 * MiB);
-    recordFigures('abuse-reservation-quota', { quotaMiB: 500, firstAccepted: a.accepted, secondCode: b.code ?? 0, thirdAccepted: c.accepted });
+    recordFigures('abuse-reservation-quota', {
+      quotaMiB: 500,
+      firstAccepted: a.accepted,
+      secondCode: b.code ?? 0,
+      thirdAccepted: c.accepted,
+    });
     expect(a.accepted).toBe(true);
     expect(b.code).toBe(Errors.INSUFFICIENT_STORAGE.code);
     expect(c.accepted).toBe(true);
@@ -325,7 +434,11 @@ describe('abuse: reservations are bounded per client and in all, and empty ones 
   });
 
   it('OPENs that never send a byte expire after emptyUploadTtl and give their reservation back', async () => {
-    const srv = await serve({ maxCommittedBytesPerClient: 500 * MiB, emptyUploadTtl: 300, sweepInterval: 100 });
+    const srv = await serve({
+      maxCommittedBytesPerClient: 500 * MiB,
+      emptyUploadTtl: 300,
+      sweepInterval: 100,
+    });
     const a = await openNothing(srv.wsUrl, 400 * MiB);
     expect(a.accepted).toBe(true);
     a.client.destroy();
@@ -378,7 +491,13 @@ describe('abuse: reservations are bounded per client and in all, and empty ones 
     }
     // The burst, plus what the bucket refilled (1/s) while a loaded machine ran the loop.
     const refill = Math.floor((Date.now() - started) / 1000);
-    recordFigures('abuse-open-rate', { opensPerSecond: 1, burst: 5, accepted, refused, refillDuringTest: refill });
+    recordFigures('abuse-open-rate', {
+      opensPerSecond: 1,
+      burst: 5,
+      accepted,
+      refused,
+      refillDuringTest: refill,
+    });
     expect(accepted).toBeGreaterThanOrEqual(5);
     expect(accepted).toBeLessThanOrEqual(5 + refill);
     expect(refused).toBe(1);

@@ -46,27 +46,43 @@ async function fillDisk(path: string): Promise<number> {
 }
 
 /** RESUME, retrying while the server still unloads an upload that failed (STORAGE_ERROR, retryable). */
-async function resumeWhenUnloaded(server: TinyFsServer, upload: { id: Uint8Array; secret: Uint8Array }, fileSize: number) {
+async function resumeWhenUnloaded(
+  server: TinyFsServer,
+  upload: { id: Uint8Array; secret: Uint8Array },
+  fileSize: number,
+) {
   for (let attempt = 0; ; attempt++) {
     const client = await RawClient.connect(server.wsUrl);
     client.resume(upload.id, upload.secret);
     const answer = await client.next();
     if (answer.type === 'accept') return { client, accept: answer };
     client.close();
-    if (answer.type !== 'error' || !answer.retryable || attempt > 50) throw new Error(`RESUME answered ${JSON.stringify(answer)}`);
+    if (answer.type !== 'error' || !answer.retryable || attempt > 50)
+      throw new Error(`RESUME answered ${JSON.stringify(answer)}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   void fileSize;
 }
 
 /** Resume, check the server claims every chunk `log` saw acked with the right bytes, send the rest and complete. */
-async function resumeAndFinish(server: TinyFsServer, upload: { id: Uint8Array; secret: Uint8Array }, data: Buffer, log: AckLog, name: string): Promise<void> {
+async function resumeAndFinish(
+  server: TinyFsServer,
+  upload: { id: Uint8Array; secret: Uint8Array },
+  data: Buffer,
+  log: AckLog,
+  name: string,
+): Promise<void> {
   const FILE = data.byteLength;
   const again = await openOrResume(server.wsUrl, upload, { fileSize: FILE, chunkSize: CHUNK });
   const reported = chunksIn(again.accept.ranges, CHUNK, FILE);
-  expect(log.chunks.filter((i) => !reported.has(i)), 'acked chunks missing after RESUME').toEqual([]);
+  expect(
+    log.chunks.filter((i) => !reported.has(i)),
+    'acked chunks missing after RESUME',
+  ).toEqual([]);
   const id = bytesToHex(upload.id);
-  expect(await mismatchedRanges(join(server.dir, 'uploads', `${id}.part`), data, again.accept.ranges)).toEqual([]);
+  expect(
+    await mismatchedRanges(join(server.dir, 'uploads', `${id}.part`), data, again.accept.ranges),
+  ).toEqual([]);
   const rest = [...Array(FILE / CHUNK).keys()].filter((i) => !reported.has(i));
   const r = await pump(again.client, again.accept, data, rest, log, { wireStart: again.wireStart });
   expect(r.errors).toEqual([]);
@@ -77,13 +93,21 @@ async function resumeAndFinish(server: TinyFsServer, upload: { id: Uint8Array; s
 }
 
 describe.skipIf(!tinyFsAvailable())('full disk (tmpfs)', () => {
-  it('the data file\'s blocks allocated, then the disk filled: every chunk is still acked and kept (the journal has its space)', async () => {
-    const server = await startTinyFsServer(16 * MiB, { syncBytes: 0, syncInterval: 60_000 }, { preallocate: false });
+  it("the data file's blocks allocated, then the disk filled: every chunk is still acked and kept (the journal has its space)", async () => {
+    const server = await startTinyFsServer(
+      16 * MiB,
+      { syncBytes: 0, syncInterval: 60_000 },
+      { preallocate: false },
+    );
     try {
       const FILE = 10 * MiB;
       const data = randomBytes(FILE);
       const log = new AckLog(CHUNK, FILE);
-      const first = await openOrResume(server.wsUrl, undefined, { fileSize: FILE, chunkSize: CHUNK, name: 'a.bin' });
+      const first = await openOrResume(server.wsUrl, undefined, {
+        fileSize: FILE,
+        chunkSize: CHUNK,
+        name: 'a.bin',
+      });
       const id = bytesToHex(first.accept.uploadId);
       // What fallocate leaves: every block of the data file allocated (zeros written over it).
       const part = await open(join(server.dir, 'uploads', `${id}.part`), 'r+');
@@ -91,7 +115,9 @@ describe.skipIf(!tinyFsAvailable())('full disk (tmpfs)', () => {
       await part.close();
       await fillDisk(join(server.dir, 'filler'));
       const all = [...Array(FILE / CHUNK).keys()];
-      const r = await pump(first.client, first.accept, data, all, log, { wireStart: first.wireStart });
+      const r = await pump(first.client, first.accept, data, all, log, {
+        wireStart: first.wireStart,
+      });
       // Before the fix: 126 acked, then STORAGE_FULL from the journal, and RESUME reported 0.
       expect(r.errors).toEqual([]);
       expect(log.chunks).toHaveLength(all.length);
@@ -104,7 +130,10 @@ describe.skipIf(!tinyFsAvailable())('full disk (tmpfs)', () => {
       await first.client.closed;
       const upload = { id: first.accept.uploadId, secret: first.accept.secret };
       const again = await resumeWhenUnloaded(server, upload, FILE);
-      expect(chunksIn(again.accept.ranges, CHUNK, FILE).size, 'chunks the server still claims').toBe(all.length);
+      expect(
+        chunksIn(again.accept.ranges, CHUNK, FILE).size,
+        'chunks the server still claims',
+      ).toBe(all.length);
       again.client.close();
       await rm(join(server.dir, 'filler'));
       await resumeAndFinish(server, upload, data, log, 'a.bin');
@@ -113,24 +142,32 @@ describe.skipIf(!tinyFsAvailable())('full disk (tmpfs)', () => {
     }
   });
 
-  it('durable mode, data blocks allocated, disk full: acks stop once the journal\'s mark margin is spent, nothing acked is lost', async () => {
+  it("durable mode, data blocks allocated, disk full: acks stop once the journal's mark margin is spent, nothing acked is lost", async () => {
     const server = await startTinyFsServer(16 * MiB, { durable: true }, { preallocate: false });
     try {
       const FILE = 10 * MiB;
       const data = randomBytes(FILE);
       const log = new AckLog(CHUNK, FILE);
-      const first = await openOrResume(server.wsUrl, undefined, { fileSize: FILE, chunkSize: CHUNK, name: 'd.bin' });
+      const first = await openOrResume(server.wsUrl, undefined, {
+        fileSize: FILE,
+        chunkSize: CHUNK,
+        name: 'd.bin',
+      });
       const id = bytesToHex(first.accept.uploadId);
       const part = await open(join(server.dir, 'uploads', `${id}.part`), 'r+');
       await part.write(Buffer.alloc(FILE), 0, FILE, 0);
       await part.close();
       await fillDisk(join(server.dir, 'filler'));
       // One chunk in flight at a time: one SYNC mark per chunk, more than the margin holds.
-      const r = await pump(first.client, first.accept, data, [...Array(FILE / CHUNK).keys()], log, { wireStart: first.wireStart, window: CHUNK });
+      const r = await pump(first.client, first.accept, data, [...Array(FILE / CHUNK).keys()], log, {
+        wireStart: first.wireStart,
+        window: CHUNK,
+      });
       first.client.close();
       console.log(`durable, full disk: ${log.chunks.length} of ${FILE / CHUNK} chunks acked`);
       expect(log.chunks.length).toBeGreaterThan(0);
-      if (log.chunks.length < FILE / CHUNK) expect(r.errors.map((e) => e.code)).toContain(Errors.STORAGE_FULL.code);
+      if (log.chunks.length < FILE / CHUNK)
+        expect(r.errors.map((e) => e.code)).toContain(Errors.STORAGE_FULL.code);
       await rm(join(server.dir, 'filler'));
       const upload = { id: first.accept.uploadId, secret: first.accept.secret };
       (await resumeWhenUnloaded(server, upload, FILE)).client.close();
@@ -141,22 +178,39 @@ describe.skipIf(!tinyFsAvailable())('full disk (tmpfs)', () => {
   });
 
   it('the disk fills mid-upload (no preallocation, flush by time only): STORAGE_FULL, every acked chunk kept, finishes identical after space is freed', async () => {
-    const server = await startTinyFsServer(8 * MiB, { syncBytes: 0, syncInterval: 60_000 }, { preallocate: false });
+    const server = await startTinyFsServer(
+      8 * MiB,
+      { syncBytes: 0, syncInterval: 60_000 },
+      { preallocate: false },
+    );
     try {
       const FILE = 4 * MiB;
       const data = randomBytes(FILE);
       const log = new AckLog(CHUNK, FILE);
-      const first = await openOrResume(server.wsUrl, undefined, { fileSize: FILE, chunkSize: CHUNK, name: 'b.bin' });
+      const first = await openOrResume(server.wsUrl, undefined, {
+        fileSize: FILE,
+        chunkSize: CHUNK,
+        name: 'b.bin',
+      });
       const all = [...Array(FILE / CHUNK).keys()];
       const half = all.slice(0, all.length / 2);
-      expect((await pump(first.client, first.accept, data, half, log, { wireStart: first.wireStart })).errors).toEqual([]);
+      expect(
+        (await pump(first.client, first.accept, data, half, log, { wireStart: first.wireStart }))
+          .errors,
+      ).toEqual([]);
       await fillDisk(join(server.dir, 'filler'));
       const r = await pump(first.client, first.accept, data, all.slice(half.length), log, {});
       first.client.close();
       expect(r.errors.map((e) => e.code)).toContain(Errors.STORAGE_FULL.code);
       expect(log.chunks.length).toBeGreaterThanOrEqual(half.length);
       await rm(join(server.dir, 'filler'));
-      await resumeAndFinish(server, { id: first.accept.uploadId, secret: first.accept.secret }, data, log, 'b.bin');
+      await resumeAndFinish(
+        server,
+        { id: first.accept.uploadId, secret: first.accept.secret },
+        data,
+        log,
+        'b.bin',
+      );
     } finally {
       await server.stop();
     }

@@ -26,7 +26,15 @@ let base: TempDir;
 let data: Buffer;
 let upload: { id: Uint8Array; secret: Uint8Array };
 let idHex: string;
-const figures = { damagedCopies: 0, serverStarts: 0, uploadsCompleted: 0, bytesVerified: 0, claimsOfUnwrittenBytes: 0, truncationsTried: 0, crashes: 0 };
+const figures = {
+  damagedCopies: 0,
+  serverStarts: 0,
+  uploadsCompleted: 0,
+  bytesVerified: 0,
+  claimsOfUnwrittenBytes: 0,
+  truncationsTried: 0,
+  crashes: 0,
+};
 
 /** A fresh copy of the baseline data directory (20 of 32 chunks acked, server stopped). */
 async function copy(): Promise<TempDir> {
@@ -39,7 +47,13 @@ async function copy(): Promise<TempDir> {
 const journalOf = (dir: string) => join(dir, 'uploads', `${idHex}.journal`);
 
 /** Start a server on `dir`, RESUME, and return what the server said. Checks claims against the source. */
-async function restartAndResume(dir: string): Promise<{ accept?: AcceptMessage; errorCode?: number; close: () => Promise<void>; client: RawClient; url: string }> {
+async function restartAndResume(dir: string): Promise<{
+  accept?: AcceptMessage;
+  errorCode?: number;
+  close: () => Promise<void>;
+  client: RawClient;
+  url: string;
+}> {
   const server = await startServer({ dir, logLevel: false });
   figures.serverStarts++;
   const health = await fetch(`${server.url}/healthz`);
@@ -47,8 +61,12 @@ async function restartAndResume(dir: string): Promise<{ accept?: AcceptMessage; 
   const client = await RawClient.connect(server.wsUrl);
   client.resume(upload.id, upload.secret);
   const message = await client.next();
-  const close = async () => { client.destroy(); await server.close(); };
-  if (message.type === 'error') return { errorCode: message.code, close, client, url: server.wsUrl };
+  const close = async () => {
+    client.destroy();
+    await server.close();
+  };
+  if (message.type === 'error')
+    return { errorCode: message.code, close, client, url: server.wsUrl };
   expect(message.type).toBe('accept');
   const accept = message as AcceptMessage;
   // Whatever the damage: never a claim of bytes the server does not hold.
@@ -77,7 +95,8 @@ async function finish(dir: string, client: RawClient, accept: AcceptMessage): Pr
 
 function chunkRecordOffsets(journal: Buffer): number[] {
   const out: number[] = [];
-  for (let at = 0; at + RECORD <= journal.byteLength; at += RECORD) if (journal[at] === 1) out.push(at);
+  for (let at = 0; at + RECORD <= journal.byteLength; at += RECORD)
+    if (journal[at] === 1) out.push(at);
   return out;
 }
 
@@ -86,10 +105,21 @@ describe('journal damage', () => {
     base = await makeTempDir('bigup-rel-journal-base-');
     data = randomBytes(FILE);
     const server = await startServer({ dir: base.path, logLevel: false });
-    const { client, accept, wireStart } = await openOrResume(server.wsUrl, undefined, { fileSize: FILE, chunkSize: CHUNK, name: 'damage.bin' });
+    const { client, accept, wireStart } = await openOrResume(server.wsUrl, undefined, {
+      fileSize: FILE,
+      chunkSize: CHUNK,
+      name: 'damage.bin',
+    });
     upload = { id: accept.uploadId, secret: accept.secret };
     idHex = bytesToHex(upload.id);
-    const result = await pump(client, accept, data, [...Array(ACKED).keys()], new AckLog(CHUNK, FILE), { wireStart });
+    const result = await pump(
+      client,
+      accept,
+      data,
+      [...Array(ACKED).keys()],
+      new AckLog(CHUNK, FILE),
+      { wireStart },
+    );
     expect(result.ackedHere.length).toBe(ACKED);
     client.close();
     await client.closed;
@@ -109,7 +139,9 @@ describe('journal damage', () => {
       expect(r.accept!.ranges).toEqual([{ start: 0, end: ACKED * CHUNK }]);
       await finish(tmp.path, r.client, r.accept!);
       await r.close();
-    } finally { await tmp.cleanup(); }
+    } finally {
+      await tmp.cleanup();
+    }
   });
 
   it('torn tail (a half-written record of a never-acked chunk): dropped, every acked range kept', async () => {
@@ -117,14 +149,18 @@ describe('journal damage', () => {
     try {
       const journal = await readFile(journalOf(tmp.path));
       // The first 19 bytes of a CHUNK record, as a crash in the middle of an append leaves it.
-      const torn = Buffer.from(journal.subarray(chunkRecordOffsets(journal)[0]!, chunkRecordOffsets(journal)[0]! + 19));
+      const torn = Buffer.from(
+        journal.subarray(chunkRecordOffsets(journal)[0], chunkRecordOffsets(journal)[0] + 19),
+      );
       torn.writeUInt32BE(25, 12);
       await appendFile(journalOf(tmp.path), torn);
       const r = await restartAndResume(tmp.path);
       expect(r.accept!.ranges).toEqual([{ start: 0, end: ACKED * CHUNK }]);
       await finish(tmp.path, r.client, r.accept!);
       await r.close();
-    } finally { await tmp.cleanup(); }
+    } finally {
+      await tmp.cleanup();
+    }
   });
 
   it('truncated at random bytes: starts cleanly, claims only a subset of what was acked, finishes identical', async () => {
@@ -139,20 +175,27 @@ describe('journal damage', () => {
         if (r.accept) await finish(tmp.path, r.client, r.accept);
         else expect(r.errorCode).toBe(Errors.UPLOAD_DAMAGED.code);
         await r.close();
-      } finally { await tmp.cleanup(); }
+      } finally {
+        await tmp.cleanup();
+      }
     }
   }, 30_000);
 
   it('stale temp files (metadata .json.tmp, also of an unknown id): ignored, every acked range kept', async () => {
     const tmp = await copy();
     try {
-      await writeFile(join(tmp.path, 'uploads', `${idHex}.json.tmp`), '{"version":1,"info":{"id":"trunc');
+      await writeFile(
+        join(tmp.path, 'uploads', `${idHex}.json.tmp`),
+        '{"version":1,"info":{"id":"trunc',
+      );
       await writeFile(join(tmp.path, 'uploads', `${'ab'.repeat(16)}.json.tmp`), randomBytes(100));
       const r = await restartAndResume(tmp.path);
       expect(r.accept!.ranges).toEqual([{ start: 0, end: ACKED * CHUNK }]);
       await finish(tmp.path, r.client, r.accept!);
       await r.close();
-    } finally { await tmp.cleanup(); }
+    } finally {
+      await tmp.cleanup();
+    }
   });
 
   it('journal deleted: starts cleanly, claims nothing it cannot prove, finishes identical', async () => {
@@ -168,7 +211,9 @@ describe('journal damage', () => {
         expect(r.errorCode).toBe(Errors.UPLOAD_DAMAGED.code);
       }
       await r.close();
-    } finally { await tmp.cleanup(); }
+    } finally {
+      await tmp.cleanup();
+    }
   });
 
   // SPEC.md 7.2: "An upload whose records the server found damaged: UPLOAD_DAMAGED (fatal)". Once a
@@ -178,28 +223,36 @@ describe('journal damage', () => {
     const tmp = await copy();
     try {
       const journal = await readFile(journalOf(tmp.path));
-      const victim = chunkRecordOffsets(journal)[5]!;
+      const victim = chunkRecordOffsets(journal)[5];
       journal[victim + 20] ^= 0x40;
       await writeFile(journalOf(tmp.path), journal);
       const r = await restartAndResume(tmp.path);
       const shrunk = r.accept ? chunksIn(r.accept.ranges, CHUNK, FILE).size : undefined;
       // The upload is deactivated, not hidden: GET says so and claims nothing (SPEC.md 12)...
       const http = r.url.replace(/^ws/, 'http').replace(/\/upload$/, '');
-      const state = await fetch(`${http}/uploads/${idHex}`, { headers: { 'Bigup-Secret': bytesToHex(upload.secret) } });
-      const body = state.status === 200 ? await state.json() as Record<string, unknown> : undefined;
+      const state = await fetch(`${http}/uploads/${idHex}`, {
+        headers: { 'Bigup-Secret': bytesToHex(upload.secret) },
+      });
+      const body =
+        state.status === 200 ? ((await state.json()) as Record<string, unknown>) : undefined;
       // ...and the server keeps serving other uploads.
       const other = await RawClient.connect(r.url);
       other.open({ fileSize: CHUNK, chunkSize: CHUNK, name: 'other.bin' });
       const otherAnswer = (await other.next()).type;
       other.destroy();
       await r.close();
-      expect(shrunk, `the upload silently shrank to ${shrunk} of ${ACKED} acked chunks`).toBeUndefined();
+      expect(
+        shrunk,
+        `the upload silently shrank to ${shrunk} of ${ACKED} acked chunks`,
+      ).toBeUndefined();
       expect(r.errorCode).toBe(Errors.UPLOAD_DAMAGED.code);
       expect(body).toMatchObject({ state: 'damaged', ackedBytes: 0, ranges: [] });
       expect(otherAnswer).toBe('accept');
       // The evidence stays for the operator: the journal is not cut.
       expect((await readFile(journalOf(tmp.path))).byteLength).toBe(journal.byteLength);
-    } finally { await tmp.cleanup(); }
+    } finally {
+      await tmp.cleanup();
+    }
   });
 
   // Same rule for the metadata file. Once a known bug: a garbled <id>.json answered INTERNAL_ERROR,
@@ -213,7 +266,9 @@ describe('journal damage', () => {
       const r = await restartAndResume(tmp.path);
       await r.close();
       expect(r.errorCode).toBe(Errors.UPLOAD_DAMAGED.code);
-    } finally { await tmp.cleanup(); }
+    } finally {
+      await tmp.cleanup();
+    }
   });
 
   // The journal is created only after the metadata is durable and removal deletes the metadata
@@ -225,6 +280,8 @@ describe('journal damage', () => {
       const r = await restartAndResume(tmp.path);
       await r.close();
       expect(r.errorCode).toBe(Errors.UPLOAD_DAMAGED.code);
-    } finally { await tmp.cleanup(); }
+    } finally {
+      await tmp.cleanup();
+    }
   });
 });

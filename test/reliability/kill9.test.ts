@@ -42,7 +42,11 @@ describe('kill -9 loop', () => {
     const started = Date.now();
     for (let round = 0; ; round++) {
       child = await startChildServer(['--dir', tmp.path]);
-      const { client, accept, wireStart } = await openOrResume(child.wsUrl, upload, { fileSize: FILE, chunkSize: CHUNK, name: 'kill.bin' });
+      const { client, accept, wireStart } = await openOrResume(child.wsUrl, upload, {
+        fileSize: FILE,
+        chunkSize: CHUNK,
+        name: 'kill.bin',
+      });
       upload ??= { id: accept.uploadId, secret: accept.secret };
       const partPath = join(tmp.path, 'uploads', `${bytesToHex(upload.id)}.part`);
       // The core promise: every chunk the client ever saw acked is still acked after the crash...
@@ -65,7 +69,12 @@ describe('kill -9 loop', () => {
           timerFired = 1;
           victim.kill('SIGKILL');
         }, delay);
-        const result = await pump(client, accept, data, missing, log, { rate: 6 * MiB, window: 2 * MiB, wireStart, timeoutMs: 5000 });
+        const result = await pump(client, accept, data, missing, log, {
+          rate: 6 * MiB,
+          window: 2 * MiB,
+          wireStart,
+          timeoutMs: 5000,
+        });
         clearTimeout(timer);
         client.destroy();
         if (timerFired === 0) victim.kill('SIGKILL');
@@ -82,7 +91,7 @@ describe('kill -9 loop', () => {
         break;
       }
     }
-    const stored = await readFile(join(tmp.path, 'files', bytesToHex(upload!.id), 'kill.bin'));
+    const stored = await readFile(join(tmp.path, 'files', bytesToHex(upload.id), 'kill.bin'));
     expect(stored.equals(data)).toBe(true);
     // The test must exercise mid-upload kills, not kills of an idle server.
     expect(killedMidFlight).toBeGreaterThanOrEqual(KILLS - 2);

@@ -32,7 +32,15 @@ describe('load', () => {
   it('64 concurrent uploads for 8 s: every file identical, no error, server RSS bounded', async () => {
     const rng = seeded(suiteSeed(0x6c6f6164));
     tmp = await makeTempDir('bigup-rel-load-');
-    child = await startChildServer(['--dir', tmp.path, '--max-uploads', '64', '--max-connections', '128', '--no-preallocate']);
+    child = await startChildServer([
+      '--dir',
+      tmp.path,
+      '--max-uploads',
+      '64',
+      '--max-connections',
+      '128',
+      '--no-preallocate',
+    ]);
     const pid = child.process.pid!;
     const before = rssBytes(pid);
     const sampler = sampleRss(pid);
@@ -41,34 +49,68 @@ describe('load', () => {
     let bytes = 0;
     const errors: string[] = [];
     const server = child;
-    await Promise.all([...Array(64)].map(async (_, worker) => {
-      while (Date.now() < until) {
-        const size = rng.int(64 * KiB, 2 * MiB);
-        const data = randomBytes(size);
-        const name = `w${worker}.bin`;
-        const { client, accept, wireStart } = await openOrResume(server.wsUrl, undefined, { fileSize: size, chunkSize: 64 * KiB, name });
-        const result = await pump(client, accept, data, [...Array(Math.ceil(size / (64 * KiB))).keys()], new AckLog(64 * KiB, size), { wireStart, window: 1 * MiB });
-        errors.push(...result.errors.map((e) => `0x${e.code.toString(16)} ${e.message}`));
-        client.complete();
-        await client.expect('result');
-        client.close();
-        const stored = await readFile(join(tmp!.path, 'files', bytesToHex(accept.uploadId), name));
-        expect(stored.equals(data)).toBe(true);
-        completed++;
-        bytes += size;
-      }
-    }));
+    await Promise.all(
+      [...Array(64)].map(async (_, worker) => {
+        while (Date.now() < until) {
+          const size = rng.int(64 * KiB, 2 * MiB);
+          const data = randomBytes(size);
+          const name = `w${worker}.bin`;
+          const { client, accept, wireStart } = await openOrResume(server.wsUrl, undefined, {
+            fileSize: size,
+            chunkSize: 64 * KiB,
+            name,
+          });
+          const result = await pump(
+            client,
+            accept,
+            data,
+            [...Array(Math.ceil(size / (64 * KiB))).keys()],
+            new AckLog(64 * KiB, size),
+            { wireStart, window: 1 * MiB },
+          );
+          errors.push(...result.errors.map((e) => `0x${e.code.toString(16)} ${e.message}`));
+          client.complete();
+          await client.expect('result');
+          client.close();
+          const stored = await readFile(
+            join(tmp!.path, 'files', bytesToHex(accept.uploadId), name),
+          );
+          expect(stored.equals(data)).toBe(true);
+          completed++;
+          bytes += size;
+        }
+      }),
+    );
     const peak = sampler.stop();
     expect(errors).toEqual([]);
     expect(child.process.exitCode).toBeNull();
     // 64 windows of 1 MiB in flight plus the runtime: far below this unless something leaks.
     expect(peak).toBeLessThan(600 * MiB);
-    recordFigures('load-64', { seed: rng.seed, concurrentUploads: 64, seconds: 8, uploadsCompleted: completed, bytesVerified: bytes, errors: 0, serverRssBeforeMiB: Math.round(before / MiB), serverRssPeakMiB: Math.round(peak / MiB), crashes: 0 });
+    recordFigures('load-64', {
+      seed: rng.seed,
+      concurrentUploads: 64,
+      seconds: 8,
+      uploadsCompleted: completed,
+      bytesVerified: bytes,
+      errors: 0,
+      serverRssBeforeMiB: Math.round(before / MiB),
+      serverRssPeakMiB: Math.round(peak / MiB),
+      crashes: 0,
+    });
   }, 60_000);
 
   it('2,000 idle connections: RSS per connection reported, the heartbeat drops the 200 dead ones', async () => {
     tmp = await makeTempDir('bigup-rel-idle-');
-    child = await startChildServer(['--dir', tmp.path, '--max-connections', '2100', '--heartbeat', '600ms', '--idle-timeout', '10m']);
+    child = await startChildServer([
+      '--dir',
+      tmp.path,
+      '--max-connections',
+      '2100',
+      '--heartbeat',
+      '600ms',
+      '--idle-timeout',
+      '10m',
+    ]);
     const pid = child.process.pid!;
     const port = Number(new URL(child.url).port);
     const before = rssBytes(pid);
@@ -78,10 +120,16 @@ describe('load', () => {
     const DEAD = 200;
     // 50 at a time: the accept backlog stays small.
     for (let i = 0; i < LIVE; i += 50) {
-      live.push(...await Promise.all([...Array(Math.min(50, LIVE - i))].map(() => RawClient.connect(child!.wsUrl))));
+      live.push(
+        ...(await Promise.all(
+          [...Array(Math.min(50, LIVE - i))].map(() => RawClient.connect(child!.wsUrl)),
+        )),
+      );
     }
     for (let i = 0; i < DEAD; i += 50) {
-      dead.push(...await Promise.all([...Array(50)].map(() => rawConnect(port, { pong: false }))));
+      dead.push(
+        ...(await Promise.all([...Array(50)].map(() => rawConnect(port, { pong: false })))),
+      );
     }
     expect(dead.every((d) => d.status === 101)).toBe(true);
     await new Promise((r) => setTimeout(r, 300));
@@ -98,9 +146,14 @@ describe('load', () => {
     for (const c of live) c.destroy();
     expect(perConnection).toBeLessThan(200 * KiB);
     recordFigures('idle-2000', {
-      connections: LIVE + DEAD, deadPeers: DEAD, deadDroppedByHeartbeat: DEAD, liveKept: stillOpen,
-      serverRssBeforeMiB: Math.round(before / MiB), serverRssWithAllMiB: Math.round(withAll / MiB),
-      serverRssPerConnectionKiB: Math.round(perConnection / KiB), crashes: 0,
+      connections: LIVE + DEAD,
+      deadPeers: DEAD,
+      deadDroppedByHeartbeat: DEAD,
+      liveKept: stillOpen,
+      serverRssBeforeMiB: Math.round(before / MiB),
+      serverRssWithAllMiB: Math.round(withAll / MiB),
+      serverRssPerConnectionKiB: Math.round(perConnection / KiB),
+      crashes: 0,
     });
   }, 60_000);
 });

@@ -21,7 +21,16 @@ import { seeded, suiteSeed } from './lib/rng.js';
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const CHUNK = 64 * KiB;
-const figures = { faultsInjected: 0, uploadsCompleted: 0, bytesVerified: 0, halfFramesNeverAcked: 0, tricklerClosedWithin_ms: 0, tricklerCloseCode: '', bytesLost: 0, crashes: 0 };
+const figures = {
+  faultsInjected: 0,
+  uploadsCompleted: 0,
+  bytesVerified: 0,
+  halfFramesNeverAcked: 0,
+  tricklerClosedWithin_ms: 0,
+  tricklerCloseCode: '',
+  bytesLost: 0,
+  crashes: 0,
+};
 
 describe('network faults', () => {
   let tmp: TempDir;
@@ -30,7 +39,13 @@ describe('network faults', () => {
   beforeEach(async () => {
     tmp = await makeTempDir('bigup-rel-net-');
     // Short idle and throughput limits so the trickle and the long stall are judged in seconds.
-    server = await startServer({ dir: tmp.path, idleTimeout: 1500, minThroughput: 64 * KiB, throughputWindow: 1000, logLevel: false });
+    server = await startServer({
+      dir: tmp.path,
+      idleTimeout: 1500,
+      minThroughput: 64 * KiB,
+      throughputWindow: 1000,
+      logLevel: false,
+    });
     proxy = await startFaultProxy(Number(new URL(server.url).port));
   });
   afterEach(async () => {
@@ -46,7 +61,10 @@ describe('network faults', () => {
   function checkHalfFrames(result: PumpResult, forwarded: number): number {
     const acked = new Set(result.ackedHere);
     const half = result.frames.filter((f) => f.wireEnd > forwarded);
-    expect(half.filter((f) => acked.has(f.index)), 'a chunk whose frame was cut was acked').toEqual([]);
+    expect(
+      half.filter((f) => acked.has(f.index)),
+      'a chunk whose frame was cut was acked',
+    ).toEqual([]);
     return half.length;
   }
 
@@ -61,7 +79,11 @@ describe('network faults', () => {
     const log = new AckLog(CHUNK, FILE);
     let upload: { id: Uint8Array; secret: Uint8Array } | undefined;
     for (let cut = 0; ; cut++) {
-      const { client, accept, wireStart } = await openOrResume(proxied(), upload, { fileSize: FILE, chunkSize: CHUNK, name: 'cut.bin' });
+      const { client, accept, wireStart } = await openOrResume(proxied(), upload, {
+        fileSize: FILE,
+        chunkSize: CHUNK,
+        name: 'cut.bin',
+      });
       upload ??= { id: accept.uploadId, secret: accept.secret };
       const have = chunksIn(accept.ranges, CHUNK, FILE);
       const missing = [...Array(FILE / CHUNK).keys()].filter((i) => !have.has(i));
@@ -69,7 +91,11 @@ describe('network faults', () => {
         // Somewhere inside the next ~8 frames: almost never on a frame boundary.
         const at = wireStart + rng.int(1, 8 * (CHUNK + 32));
         proxy.cutLastAfter(at, cut % 2 === 0 ? 'fin' : 'rst');
-        const result = await pump(client, accept, data, missing, log, { wireStart, window: 512 * KiB, timeoutMs: 3000 });
+        const result = await pump(client, accept, data, missing, log, {
+          wireStart,
+          window: 512 * KiB,
+          timeoutMs: 3000,
+        });
         client.destroy();
         figures.halfFramesNeverAcked += checkHalfFrames(result, at);
         figures.faultsInjected++;
@@ -82,7 +108,7 @@ describe('network faults', () => {
         break;
       }
     }
-    expect((await delivered(upload!.id, 'cut.bin')).equals(data)).toBe(true);
+    expect((await delivered(upload.id, 'cut.bin')).equals(data)).toBe(true);
     figures.uploadsCompleted++;
     figures.bytesVerified += FILE;
   }, 60_000);
@@ -90,19 +116,30 @@ describe('network faults', () => {
   it('a short stall mid-frame: the upload carries on over the same connection', async () => {
     const FILE = 2 * MiB;
     const data = randomBytes(FILE);
-    const { client, accept, wireStart } = await openOrResume(proxied(), undefined, { fileSize: FILE, chunkSize: CHUNK, name: 'stall.bin' });
-    let stalled = false;
-    const result = await pump(client, accept, data, [...Array(FILE / CHUNK).keys()], new AckLog(CHUNK, FILE), {
-      wireStart,
-      window: 256 * KiB,
-      onAck: (i) => {
-        if (i === 8 && !stalled) {
-          stalled = true;
-          proxy.stall();
-          setTimeout(() => proxy.resume(), 700);
-        }
-      },
+    const { client, accept, wireStart } = await openOrResume(proxied(), undefined, {
+      fileSize: FILE,
+      chunkSize: CHUNK,
+      name: 'stall.bin',
     });
+    let stalled = false;
+    const result = await pump(
+      client,
+      accept,
+      data,
+      [...Array(FILE / CHUNK).keys()],
+      new AckLog(CHUNK, FILE),
+      {
+        wireStart,
+        window: 256 * KiB,
+        onAck: (i) => {
+          if (i === 8 && !stalled) {
+            stalled = true;
+            proxy.stall();
+            setTimeout(() => proxy.resume(), 700);
+          }
+        },
+      },
+    );
     expect(stalled).toBe(true);
     expect(result.errors).toEqual([]);
     expect(result.interrupted).toBe(false);
@@ -118,28 +155,46 @@ describe('network faults', () => {
     const FILE = 2 * MiB;
     const data = randomBytes(FILE);
     const log = new AckLog(CHUNK, FILE);
-    const first = await openOrResume(proxied(), undefined, { fileSize: FILE, chunkSize: CHUNK, name: 'idle.bin' });
-    let forwardedAtStall = -1;
-    const result = await pump(first.client, first.accept, data, [...Array(FILE / CHUNK).keys()], log, {
-      wireStart: first.wireStart,
-      window: 256 * KiB,
-      timeoutMs: 5000,
-      onAck: (i) => {
-        if (i === 5 && forwardedAtStall < 0) {
-          proxy.stall();
-          forwardedAtStall = proxy.forwardedOnLast();
-        }
-      },
+    const first = await openOrResume(proxied(), undefined, {
+      fileSize: FILE,
+      chunkSize: CHUNK,
+      name: 'idle.bin',
     });
+    let forwardedAtStall = -1;
+    const result = await pump(
+      first.client,
+      first.accept,
+      data,
+      [...Array(FILE / CHUNK).keys()],
+      log,
+      {
+        wireStart: first.wireStart,
+        window: 256 * KiB,
+        timeoutMs: 5000,
+        onAck: (i) => {
+          if (i === 5 && forwardedAtStall < 0) {
+            proxy.stall();
+            forwardedAtStall = proxy.forwardedOnLast();
+          }
+        },
+      },
+    );
     expect(result.errors.map((e) => e.code)).toEqual([Errors.IDLE_TIMEOUT.code]);
     figures.halfFramesNeverAcked += checkHalfFrames(result, forwardedAtStall);
     // Our close reply sits in the stalled proxy; let it through so the close handshake ends.
     proxy.resume();
     expect((await first.client.closed).code).toBe(4002);
-    const again = await openOrResume(server.wsUrl, { id: first.accept.uploadId, secret: first.accept.secret }, { fileSize: FILE, chunkSize: CHUNK });
+    const again = await openOrResume(
+      server.wsUrl,
+      { id: first.accept.uploadId, secret: first.accept.secret },
+      { fileSize: FILE, chunkSize: CHUNK },
+    );
     const have = chunksIn(again.accept.ranges, CHUNK, FILE);
     const rest = [...Array(FILE / CHUNK).keys()].filter((i) => !have.has(i));
-    expect((await pump(again.client, again.accept, data, rest, log, { wireStart: again.wireStart })).errors).toEqual([]);
+    expect(
+      (await pump(again.client, again.accept, data, rest, log, { wireStart: again.wireStart }))
+        .errors,
+    ).toEqual([]);
     again.client.complete();
     await again.client.expect('result');
     expect((await delivered(first.accept.uploadId, 'idle.bin')).equals(data)).toBe(true);
@@ -160,7 +215,8 @@ describe('network faults', () => {
     expect(error.retryable).toBe(true);
     expect(elapsed).toBeLessThan(5000);
     figures.tricklerClosedWithin_ms = elapsed;
-    figures.tricklerCloseCode = error.code === Errors.IDLE_TIMEOUT.code ? 'IDLE_TIMEOUT' : 'TOO_SLOW';
+    figures.tricklerCloseCode =
+      error.code === Errors.IDLE_TIMEOUT.code ? 'IDLE_TIMEOUT' : 'TOO_SLOW';
     figures.faultsInjected++;
     client.destroy();
   });
@@ -169,20 +225,40 @@ describe('network faults', () => {
     const FILE = 2 * MiB;
     const data = randomBytes(FILE);
     const log = new AckLog(CHUNK, FILE);
-    const first = await openOrResume(proxied(), undefined, { fileSize: FILE, chunkSize: CHUNK, name: 'slow.bin' });
-    const result = await pump(first.client, first.accept, data, [...Array(FILE / CHUNK).keys()], log, {
-      wireStart: first.wireStart,
-      window: 256 * KiB,
-      timeoutMs: 8000,
-      onAck: (i) => { if (i === 3) proxy.trickle(1); },
+    const first = await openOrResume(proxied(), undefined, {
+      fileSize: FILE,
+      chunkSize: CHUNK,
+      name: 'slow.bin',
     });
+    const result = await pump(
+      first.client,
+      first.accept,
+      data,
+      [...Array(FILE / CHUNK).keys()],
+      log,
+      {
+        wireStart: first.wireStart,
+        window: 256 * KiB,
+        timeoutMs: 8000,
+        onAck: (i) => {
+          if (i === 3) proxy.trickle(1);
+        },
+      },
+    );
     expect(result.errors.length).toBe(1);
-    expect([Errors.IDLE_TIMEOUT.code, Errors.TOO_SLOW.code]).toContain(result.errors[0]!.code);
+    expect([Errors.IDLE_TIMEOUT.code, Errors.TOO_SLOW.code]).toContain(result.errors[0].code);
     proxy.trickle(0);
-    const again = await openOrResume(server.wsUrl, { id: first.accept.uploadId, secret: first.accept.secret }, { fileSize: FILE, chunkSize: CHUNK });
+    const again = await openOrResume(
+      server.wsUrl,
+      { id: first.accept.uploadId, secret: first.accept.secret },
+      { fileSize: FILE, chunkSize: CHUNK },
+    );
     const have = chunksIn(again.accept.ranges, CHUNK, FILE);
     const rest = [...Array(FILE / CHUNK).keys()].filter((i) => !have.has(i));
-    expect((await pump(again.client, again.accept, data, rest, log, { wireStart: again.wireStart })).errors).toEqual([]);
+    expect(
+      (await pump(again.client, again.accept, data, rest, log, { wireStart: again.wireStart }))
+        .errors,
+    ).toEqual([]);
     again.client.complete();
     await again.client.expect('result');
     expect((await delivered(first.accept.uploadId, 'slow.bin')).equals(data)).toBe(true);
@@ -197,7 +273,10 @@ describe('network faults', () => {
     const data = randomBytes(FILE);
     const path = join(tmp.path, 'source.bin');
     await writeFile(path, data);
-    proxy.autoCut(() => ({ bytes: rng.int(200, 500) * KiB, kind: rng.chance(0.5) ? 'fin' : 'rst' }));
+    proxy.autoCut(() => ({
+      bytes: rng.int(200, 500) * KiB,
+      kind: rng.chance(0.5) ? 'fin' : 'rst',
+    }));
     const uploader = await createUploader({
       endpoint: proxied(),
       file: path,

@@ -42,18 +42,32 @@ async function runPowerCuts(durable: boolean, tmp: TempDir, servers: TestServer[
   let lostBeforeCutoff = 0;
   let oldestLostAckMs = 0;
   let bytesVerified = 0;
-  let ackedAtCuts = 0;
   const losses: LossReport[] = [];
   for (let boot = 0; boot <= CUTS; boot++) {
-    const store = new FaultStore(new DiskStore({ dir: tmp.path, bootId: () => `simulated-boot-${boot}` }), tmp.path);
-    const server = await startServer({ store, durable, syncInterval: SYNC_INTERVAL, logLevel: false });
+    const store = new FaultStore(
+      new DiskStore({ dir: tmp.path, bootId: () => `simulated-boot-${boot}` }),
+      tmp.path,
+    );
+    const server = await startServer({
+      store,
+      durable,
+      syncInterval: SYNC_INTERVAL,
+      logLevel: false,
+    });
     servers.push(server);
     const bootStart = performance.now();
-    const { client, accept, wireStart } = await openOrResume(server.wsUrl, upload, { fileSize: FILE, chunkSize: CHUNK, name: 'power.bin' });
+    const { client, accept, wireStart } = await openOrResume(server.wsUrl, upload, {
+      fileSize: FILE,
+      chunkSize: CHUNK,
+      name: 'power.bin',
+    });
     upload ??= { id: accept.uploadId, secret: accept.secret };
     const id = bytesToHex(upload.id);
     // Never a claim of unwritten bytes, in either mode.
-    expect(await mismatchedRanges(store.partPath(id), data, accept.ranges), `boot ${boot}: reported ranges that do not hold the source`).toEqual([]);
+    expect(
+      await mismatchedRanges(store.partPath(id), data, accept.ranges),
+      `boot ${boot}: reported ranges that do not hold the source`,
+    ).toEqual([]);
     bytesVerified += accept.ranges.reduce((n, r) => n + r.end - r.start, 0);
     const reported = chunksIn(accept.ranges, CHUNK, FILE);
     const lost = log.chunks.filter((i) => !reported.has(i));
@@ -67,7 +81,10 @@ async function runPowerCuts(durable: boolean, tmp: TempDir, servers: TestServer[
     }
     lostChunks += lost.length;
     if (durable) expect(lost, `boot ${boot}: acked chunks lost in durable mode`).toEqual([]);
-    else expect(lostBeforeCutoff, 'chunks acked before the last completed checkpoint were lost').toBe(0);
+    else
+      expect(lostBeforeCutoff, 'chunks acked before the last completed checkpoint were lost').toBe(
+        0,
+      );
 
     const missing: number[] = [];
     for (let i = 0; i * CHUNK < FILE; i++) if (!reported.has(i)) missing.push(i);
@@ -79,15 +96,26 @@ async function runPowerCuts(durable: boolean, tmp: TempDir, servers: TestServer[
       client.close();
       break;
     }
-    const timer = setTimeout(() => {
+    const timer = setTimeout(
+      () => {
+        store.powerOff();
+        cutAt = performance.now();
+        client.destroy();
+      },
+      rng.int(100, 400),
+    );
+    await pump(client, accept, data, missing, log, {
+      rate: 6 * MiB,
+      window: 1 * MiB,
+      wireStart,
+      timeoutMs: 3000,
+    });
+    clearTimeout(timer);
+    if (!store.isDead) {
       store.powerOff();
       cutAt = performance.now();
       client.destroy();
-    }, rng.int(100, 400));
-    await pump(client, accept, data, missing, log, { rate: 6 * MiB, window: 1 * MiB, wireStart, timeoutMs: 3000 });
-    clearTimeout(timer);
-    if (!store.isDead) { store.powerOff(); cutAt = performance.now(); client.destroy(); }
-    ackedAtCuts += log.bytes;
+    }
     cutoff = Math.max(store.lastCheckpointStart(id) ?? bootStart, bootStart);
     await server.close();
     // app.close() waits for every upload's final close (also one whose connection went first), so

@@ -19,7 +19,14 @@ const KiB = 1024;
 const CHUNK = 64 * KiB;
 const FILE = 2 * 1024 * KiB;
 const all = [...Array(FILE / CHUNK).keys()];
-const figures = { races: 0, uploadsCompleted: 0, bytesVerified: 0, halfFramesNeverAcked: 0, bytesLost: 0, crashes: 0 };
+const figures = {
+  races: 0,
+  uploadsCompleted: 0,
+  bytesVerified: 0,
+  halfFramesNeverAcked: 0,
+  bytesLost: 0,
+  crashes: 0,
+};
 
 describe('takeover races', () => {
   let tmp: TempDir | undefined;
@@ -39,14 +46,26 @@ describe('takeover races', () => {
     proxy = await startFaultProxy(Number(new URL(server.url).port));
     const data = randomBytes(FILE);
     const log = new AckLog(CHUNK, FILE);
-    const first = await openOrResume(`ws://127.0.0.1:${proxy.port}/upload`, undefined, { fileSize: FILE, chunkSize: CHUNK, name: 'take.bin' });
+    const first = await openOrResume(`ws://127.0.0.1:${proxy.port}/upload`, undefined, {
+      fileSize: FILE,
+      chunkSize: CHUNK,
+      name: 'take.bin',
+    });
     // Hold the first connection 40 KiB into its 7th DATA frame.
     const holdAt = first.wireStart + 6 * (CHUNK + 32) + 40 * KiB;
     proxy.holdLastAt(holdAt);
-    const running = pump(first.client, first.accept, data, all, log, { wireStart: first.wireStart, window: 512 * KiB, timeoutMs: 5000 });
+    const running = pump(first.client, first.accept, data, all, log, {
+      wireStart: first.wireStart,
+      window: 512 * KiB,
+      timeoutMs: 5000,
+    });
     while (proxy.forwardedOnLast() < holdAt) await new Promise((r) => setTimeout(r, 5));
     await new Promise((r) => setTimeout(r, 50));
-    const second = await openOrResume(server.wsUrl, { id: first.accept.uploadId, secret: first.accept.secret }, { fileSize: FILE, chunkSize: CHUNK });
+    const second = await openOrResume(
+      server.wsUrl,
+      { id: first.accept.uploadId, secret: first.accept.secret },
+      { fileSize: FILE, chunkSize: CHUNK },
+    );
     const result = await running;
     expect(result.errors.map((e) => e.code)).toEqual([Errors.TAKEN_OVER.code]);
     // The held bytes (and our close reply) now reach the server after the takeover: they must
@@ -55,15 +74,23 @@ describe('takeover races', () => {
     expect((await first.client.closed).code).toBe(4001);
     const half = result.frames.filter((f) => f.wireEnd > holdAt).map((f) => f.index);
     const claimed = chunksIn(second.accept.ranges, CHUNK, FILE);
-    expect(half.filter((i) => claimed.has(i) || result.ackedHere.includes(i)), 'half frame acked').toEqual([]);
+    expect(
+      half.filter((i) => claimed.has(i) || result.ackedHere.includes(i)),
+      'half frame acked',
+    ).toEqual([]);
     // Every chunk the first connection saw acked is in the new owner's ACCEPT.
     expect(log.chunks.filter((i) => !claimed.has(i))).toEqual([]);
     figures.halfFramesNeverAcked += half.length;
     const rest = all.filter((i) => !claimed.has(i));
-    expect((await pump(second.client, second.accept, data, rest, log, { wireStart: second.wireStart })).errors).toEqual([]);
+    expect(
+      (await pump(second.client, second.accept, data, rest, log, { wireStart: second.wireStart }))
+        .errors,
+    ).toEqual([]);
     second.client.complete();
     await second.client.expect('result');
-    const stored = await readFile(join(tmp.path, 'files', bytesToHex(first.accept.uploadId), 'take.bin'));
+    const stored = await readFile(
+      join(tmp.path, 'files', bytesToHex(first.accept.uploadId), 'take.bin'),
+    );
     expect(stored.equals(data)).toBe(true);
     figures.races++;
     figures.uploadsCompleted++;
@@ -74,7 +101,11 @@ describe('takeover races', () => {
     tmp = await makeTempDir('bigup-rel-del-');
     server = await startServer({ dir: tmp.path, logLevel: false });
     const data = randomBytes(FILE);
-    const first = await openOrResume(server.wsUrl, undefined, { fileSize: FILE, chunkSize: CHUNK, name: 'del.bin' });
+    const first = await openOrResume(server.wsUrl, undefined, {
+      fileSize: FILE,
+      chunkSize: CHUNK,
+      name: 'del.bin',
+    });
     const id = bytesToHex(first.accept.uploadId);
     let deleted: Promise<Response> | undefined;
     const result = await pump(first.client, first.accept, data, all, new AckLog(CHUNK, FILE), {
@@ -83,7 +114,10 @@ describe('takeover races', () => {
       rate: 4 * 1024 * KiB,
       onAck: (i) => {
         if (i === 4 && !deleted) {
-          deleted = fetch(`${server!.url}/uploads/${id}`, { method: 'DELETE', headers: { 'Bigup-Secret': bytesToHex(first.accept.secret) } });
+          deleted = fetch(`${server!.url}/uploads/${id}`, {
+            method: 'DELETE',
+            headers: { 'Bigup-Secret': bytesToHex(first.accept.secret) },
+          });
         }
       },
     });
@@ -104,13 +138,23 @@ describe('takeover races', () => {
     tmp = await makeTempDir('bigup-rel-ttl-');
     server = await startServer({ dir: tmp.path, ttl: 400, sweepInterval: 50, logLevel: false });
     const data = randomBytes(FILE);
-    const first = await openOrResume(server.wsUrl, undefined, { fileSize: FILE, chunkSize: CHUNK, name: 'ttl.bin' });
+    const first = await openOrResume(server.wsUrl, undefined, {
+      fileSize: FILE,
+      chunkSize: CHUNK,
+      name: 'ttl.bin',
+    });
     const id = bytesToHex(first.accept.uploadId);
-    await pump(first.client, first.accept, data, all.slice(0, 8), new AckLog(CHUNK, FILE), { wireStart: first.wireStart });
+    await pump(first.client, first.accept, data, all.slice(0, 8), new AckLog(CHUNK, FILE), {
+      wireStart: first.wireStart,
+    });
     first.client.close();
     await first.client.closed;
     // Shortly after the pause it is still there...
-    const early = await openOrResume(server.wsUrl, { id: first.accept.uploadId, secret: first.accept.secret }, { fileSize: FILE, chunkSize: CHUNK });
+    const early = await openOrResume(
+      server.wsUrl,
+      { id: first.accept.uploadId, secret: first.accept.secret },
+      { fileSize: FILE, chunkSize: CHUNK },
+    );
     expect(chunksIn(early.accept.ranges, CHUNK, FILE).size).toBe(8);
     early.client.close();
     await early.client.closed;

@@ -7,7 +7,12 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Errors, bytesToHex, chunkCount } from '../../protocol/index.js';
 import { MemoryRegistry } from '../../server/registry/memory-registry.js';
-import { S3Store, chunkSizeForParts, MAX_PARTS, MIN_PART_BYTES } from '../../server/store/s3/index.js';
+import {
+  S3Store,
+  chunkSizeForParts,
+  MAX_PARTS,
+  MIN_PART_BYTES,
+} from '../../server/store/s3/index.js';
 import { RawClient, digestOf } from '../helpers/protocol-client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { AckLog, openOrResume, pump } from '../reliability/lib/pump.js';
@@ -25,7 +30,9 @@ describe('chunk size for S3 parts', () => {
     expect(chunkCount(big, chunk)).toBeLessThanOrEqual(MAX_PARTS);
     // A small file fits one chunk even when maxChunkSize is below 5 MiB (one part, any size).
     expect(chunkSizeForParts(3 * MiB, 1 * MiB, 4 * MiB)).toBe(3 * MiB);
-    expect(() => chunkSizeForParts(MAX_PARTS * 16 * MiB + 1, 4 * MiB, 16 * MiB)).toThrow(/10000 parts/);
+    expect(() => chunkSizeForParts(MAX_PARTS * 16 * MiB + 1, 4 * MiB, 16 * MiB)).toThrow(
+      /10000 parts/,
+    );
     expect(() => chunkSizeForParts(8 * MiB, 1 * MiB, 4 * MiB)).toThrow(/maxChunkSize/);
   });
 });
@@ -37,16 +44,18 @@ describe('S3 store against s3rver', () => {
   let node1: TestServer;
   let node2: TestServer;
 
-  const storeFor = (nodeId: string): S3Store => new S3Store({
-    bucket: s3.bucket,
-    prefix: 'in/',
-    endpoint: s3.endpoint,
-    forcePathStyle: true,
-    region: 'us-east-1',
-    registry,
-    nodeId,
-    observe: (backend, operation, _seconds, error) => calls.push(`${backend}:${operation}${error ? `:${error}` : ''}`),
-  });
+  const storeFor = (nodeId: string): S3Store =>
+    new S3Store({
+      bucket: s3.bucket,
+      prefix: 'in/',
+      endpoint: s3.endpoint,
+      forcePathStyle: true,
+      region: 'us-east-1',
+      registry,
+      nodeId,
+      observe: (backend, operation, _seconds, error) =>
+        calls.push(`${backend}:${operation}${error ? `:${error}` : ''}`),
+    });
 
   beforeAll(async () => {
     // Credentials from the standard AWS environment variables, as `serve` takes them.
@@ -65,7 +74,11 @@ describe('S3 store against s3rver', () => {
 
   it('stores an upload sent out of order as one object, byte-identical, with parts >= 5 MiB', async () => {
     const data = randomBytes(23 * MiB + 12_345);
-    const { client, accept } = await openOrResume(node1.wsUrl, undefined, { fileSize: data.byteLength, chunkSize: 1 * MiB, name: 'a b.bin' });
+    const { client, accept } = await openOrResume(node1.wsUrl, undefined, {
+      fileSize: data.byteLength,
+      chunkSize: 1 * MiB,
+      name: 'a b.bin',
+    });
     expect(accept.chunkSize).toBe(MIN_PART_BYTES);
     const chunks = chunkCount(data.byteLength, accept.chunkSize);
     const order = [...Array(chunks).keys()].reverse();
@@ -79,13 +92,19 @@ describe('S3 store against s3rver', () => {
     client.close();
     const key = `in/${bytesToHex(accept.uploadId)}/a b.bin`;
     expect((await readObject(s3.client, s3.bucket, key)).equals(data)).toBe(true);
-    expect(calls.filter((c) => c.startsWith('store:UploadPart')).length).toBeGreaterThanOrEqual(chunks);
+    expect(calls.filter((c) => c.startsWith('store:UploadPart')).length).toBeGreaterThanOrEqual(
+      chunks,
+    );
     expect(calls.some((c) => c.includes('ListParts'))).toBe(false);
   }, 60_000);
 
   it('resumes on a new connection and on another node from the registry, and the old owner is fenced off', async () => {
     const data = randomBytes(20 * MiB + 1);
-    const first = await openOrResume(node1.wsUrl, undefined, { fileSize: data.byteLength, chunkSize: 0, name: 'resume.bin' });
+    const first = await openOrResume(node1.wsUrl, undefined, {
+      fileSize: data.byteLength,
+      chunkSize: 0,
+      name: 'resume.bin',
+    });
     const { accept } = first;
     const upload = { id: accept.uploadId, secret: accept.secret };
     const chunk = accept.chunkSize;
@@ -95,12 +114,21 @@ describe('S3 store against s3rver', () => {
     await first.client.closed;
 
     // Same node, new connection: exactly the acked chunks.
-    const again = await openOrResume(node1.wsUrl, upload, { fileSize: data.byteLength, chunkSize: chunk });
-    expect(again.accept.ranges).toEqual([{ start: 0, end: chunk }, { start: 2 * chunk, end: 3 * chunk }]);
+    const again = await openOrResume(node1.wsUrl, upload, {
+      fileSize: data.byteLength,
+      chunkSize: chunk,
+    });
+    expect(again.accept.ranges).toEqual([
+      { start: 0, end: chunk },
+      { start: 2 * chunk, end: 3 * chunk },
+    ]);
     await pump(again.client, again.accept, data, [1], log);
 
     // Another node takes over while node 1 still holds the connection.
-    const other = await openOrResume(node2.wsUrl, upload, { fileSize: data.byteLength, chunkSize: chunk });
+    const other = await openOrResume(node2.wsUrl, upload, {
+      fileSize: data.byteLength,
+      chunkSize: chunk,
+    });
     expect(other.accept.ranges).toEqual([{ start: 0, end: 3 * chunk }]);
     // Node 1's connection may still send: its record write is refused (TAKEN_OVER), never acked.
     again.client.sendData(3 * chunk, data.subarray(3 * chunk, 4 * chunk));
@@ -118,7 +146,11 @@ describe('S3 store against s3rver', () => {
 
   it('terminate aborts the multipart upload and forgets the upload', async () => {
     const data = randomBytes(6 * MiB);
-    const { client, accept } = await openOrResume(node1.wsUrl, undefined, { fileSize: data.byteLength, chunkSize: 0, name: 'gone.bin' });
+    const { client, accept } = await openOrResume(node1.wsUrl, undefined, {
+      fileSize: data.byteLength,
+      chunkSize: 0,
+      name: 'gone.bin',
+    });
     await pump(client, accept, data, [0], new AckLog(accept.chunkSize, data.byteLength));
     const before = calls.length;
     client.terminate();

@@ -51,7 +51,11 @@ describe('bad input', () => {
   it('refuses chunks off the grid, past the end or of the wrong length with OUT_OF_RANGE (not fatal)', async () => {
     const { client } = await opened();
     client.sendData(100, randomBytes(CHUNK));
-    expect(await client.expectError(Errors.OUT_OF_RANGE.code)).toMatchObject({ fatal: false, offset: 100, length: CHUNK });
+    expect(await client.expectError(Errors.OUT_OF_RANGE.code)).toMatchObject({
+      fatal: false,
+      offset: 100,
+      length: CHUNK,
+    });
     client.sendData(5 * CHUNK, randomBytes(CHUNK));
     await client.expectError(Errors.OUT_OF_RANGE.code);
     client.sendData(4 * CHUNK, randomBytes(11)); // last chunk is 10 bytes
@@ -97,7 +101,16 @@ describe('bad input', () => {
     a.send(Buffer.from([0x99, 0x00, 0x01]));
     await fatal(a, Errors.UNKNOWN_MESSAGE_TYPE.code, 1002);
     const b = await RawClient.connect(server.wsUrl);
-    b.send(encodeOpen({ fileSize: 10, chunkSize: 0, name: 'x', contentType: '', token: '', metadata: {} }).subarray(0, 15));
+    b.send(
+      encodeOpen({
+        fileSize: 10,
+        chunkSize: 0,
+        name: 'x',
+        contentType: '',
+        token: '',
+        metadata: {},
+      }).subarray(0, 15),
+    );
     await fatal(b, Errors.MALFORMED.code, 1002);
     const c = await RawClient.connect(server.wsUrl);
     c.send(Buffer.from([0x11, 0x00, 0x00, 0x01])); // an ACK: server-only message
@@ -127,12 +140,24 @@ describe('bad input', () => {
     for (const c of chunksOf(16 * CHUNK, CHUNK)) client.sendData(c.start, randomBytes(CHUNK));
     let message = await client.next();
     while (message.type === 'ack') message = await client.next();
-    expect(message).toMatchObject({ type: 'error', code: Errors.WINDOW_EXCEEDED.code, fatal: true });
+    expect(message).toMatchObject({
+      type: 'error',
+      code: Errors.WINDOW_EXCEEDED.code,
+      fatal: true,
+    });
     expect((await client.closed).code).toBe(1008);
   });
 
   it('never uses a client name as a path, and answers odd ids with 404', async () => {
-    const names = ['../../escape.txt', '/etc/passwd', '..', 'a/../../b', 'C:\\Windows\\evil.dll', '\u0000nul', '.hidden'];
+    const names = [
+      '../../escape.txt',
+      '/etc/passwd',
+      '..',
+      'a/../../b',
+      'C:\\Windows\\evil.dll',
+      '\u0000nul',
+      '.hidden',
+    ];
     const ids: string[] = [];
     for (const name of names) {
       const data = randomBytes(1000);
@@ -145,16 +170,27 @@ describe('bad input', () => {
       const dir = join(dataDir, 'files', bytesToHex(accept.uploadId));
       const [stored] = await readdir(dir);
       expect(stored).toBeDefined();
+      // eslint-disable-next-line no-control-regex -- a NUL in a stored name is what this rules out
       expect(stored).not.toMatch(/[/\\]|^\.|\u0000/);
-      expect((await readFile(join(dir, stored!))).equals(data)).toBe(true);
+      expect((await readFile(join(dir, stored))).equals(data)).toBe(true);
     }
     // Nothing next to the data directory, and inside it only the documented layout.
     expect(await readdir(tmp.path)).toEqual(['data']);
     for (const file of await listFiles(dataDir)) {
-      expect(file).toMatch(/^(uploads\/[0-9a-f]{32}\.(json|part|journal)|files\/[0-9a-f]{32}\/[^/]+)$/);
+      expect(file).toMatch(
+        /^(uploads\/[0-9a-f]{32}\.(json|part|journal)|files\/[0-9a-f]{32}\/[^/]+)$/,
+      );
     }
-    for (const bad of ['..%2F..%2Fetc%2Fpasswd', 'ABCDEF', `${ids[0]!.toUpperCase()}`, `${ids[0]}00`, '%00']) {
-      const res = await fetch(`${server.url}/uploads/${bad}`, { headers: { 'Bigup-Secret': '0'.repeat(64) } });
+    for (const bad of [
+      '..%2F..%2Fetc%2Fpasswd',
+      'ABCDEF',
+      `${ids[0].toUpperCase()}`,
+      `${ids[0]}00`,
+      '%00',
+    ]) {
+      const res = await fetch(`${server.url}/uploads/${bad}`, {
+        headers: { 'Bigup-Secret': '0'.repeat(64) },
+      });
       expect(res.status).toBe(404);
     }
   });
@@ -166,7 +202,11 @@ describe('bad input', () => {
     expect(errors).toEqual([]);
     client.complete();
     await client.expect('result');
-    expect((await readFile(join(dataDir, 'files', bytesToHex(accept.uploadId), 'after.bin'))).equals(data)).toBe(true);
+    expect(
+      (await readFile(join(dataDir, 'files', bytesToHex(accept.uploadId), 'after.bin'))).equals(
+        data,
+      ),
+    ).toBe(true);
     client.close();
   });
 });

@@ -41,7 +41,10 @@ describe('server process killed with SIGKILL', () => {
         accept = await client.expect('accept');
         // The core promise: every range acked before any crash is still acked.
         for (const r of everAcked) {
-          expect(accept.ranges.some((s) => s.start <= r.start && r.end <= s.end), `acked [${r.start}, ${r.end}) lost after kill ${round}`).toBe(true);
+          expect(
+            accept.ranges.some((s) => s.start <= r.start && r.end <= s.end),
+            `acked [${r.start}, ${r.end}) lost after kill ${round}`,
+          ).toBe(true);
         }
       }
       const missing = missingChunks(data.byteLength, CHUNK, accept.ranges);
@@ -51,7 +54,9 @@ describe('server process killed with SIGKILL', () => {
         const victim = child;
         const { acked } = await sendChunks(client, accept, data, missing, {
           timeoutMs: 5000,
-          onAck: (bytes) => { if (bytes >= killAfter) victim.kill('SIGKILL'); },
+          onAck: (bytes) => {
+            if (bytes >= killAfter) victim.kill('SIGKILL');
+          },
         });
         everAcked.push(...acked);
         await victim.exited;

@@ -46,7 +46,11 @@ describe('data directory safety', () => {
     return { client, accept, id: bytesToHex(accept.uploadId) };
   }
 
-  async function sendAllAndComplete(client: RawClient, accept: Awaited<ReturnType<typeof openUpload>>['accept'], bytes: Buffer) {
+  async function sendAllAndComplete(
+    client: RawClient,
+    accept: Awaited<ReturnType<typeof openUpload>>['accept'],
+    bytes: Buffer,
+  ) {
     const { errors } = await sendChunks(client, accept, bytes, chunksOf(bytes.byteLength, CHUNK));
     expect(errors).toEqual([]);
     client.complete();
@@ -81,7 +85,9 @@ describe('data directory safety', () => {
     expect(answer.type).toBe('result');
     expect(await readFile(victim, 'utf8')).toBe('precious\n');
     expect((await readFile(join(data, 'files', id, 'f.bin'))).equals(bytes)).toBe(true);
-    const meta = JSON.parse(await readFile(join(data, 'uploads', `${id}.json`), 'utf8')) as { completion?: unknown };
+    const meta = JSON.parse(await readFile(join(data, 'uploads', `${id}.json`), 'utf8')) as {
+      completion?: unknown;
+    };
     expect(meta.completion).toBeDefined();
   });
 
@@ -113,7 +119,8 @@ describe('data directory safety', () => {
     const { client, accept, id } = await openUpload(server, bytes.byteLength);
     expect(await mode(join(data, 'uploads'))).toBe(0o700);
     expect(await mode(join(data, 'files'))).toBe(0o700);
-    for (const ext of ['part', 'journal', 'json']) expect(await mode(join(data, 'uploads', `${id}.${ext}`)), ext).toBe(0o600);
+    for (const ext of ['part', 'journal', 'json'])
+      expect(await mode(join(data, 'uploads', `${id}.${ext}`)), ext).toBe(0o600);
     expect((await sendAllAndComplete(client, accept, bytes)).type).toBe('result');
     client.close();
     expect(await mode(join(data, 'files', id))).toBe(0o700);

@@ -29,7 +29,9 @@ vi.mock('node:fs/promises', async (importOriginal) => {
           };
         }
         const value = Reflect.get(target, prop, target) as unknown;
-        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        return typeof value === 'function'
+          ? (value as (...a: unknown[]) => unknown).bind(target)
+          : value;
       },
     });
   };
@@ -37,7 +39,16 @@ vi.mock('node:fs/promises', async (importOriginal) => {
 });
 
 const CHUNK = 65_536;
-const info = (id: string): UploadInfo => ({ id, secretHash: '0'.repeat(64), fileSize: 2 * CHUNK, chunkSize: CHUNK, name: 'done.bin', contentType: '', metadata: {}, createdAt: Date.now() });
+const info = (id: string): UploadInfo => ({
+  id,
+  secretHash: '0'.repeat(64),
+  fileSize: 2 * CHUNK,
+  chunkSize: CHUNK,
+  name: 'done.bin',
+  contentType: '',
+  metadata: {},
+  createdAt: Date.now(),
+});
 
 describe('directory fsync', () => {
   let tmp: TempDir;
@@ -45,11 +56,18 @@ describe('directory fsync', () => {
     tmp = await makeTempDir();
     syncs.length = 0;
   });
-  afterEach(async () => { await tmp.cleanup(); });
+  afterEach(async () => {
+    await tmp.cleanup();
+  });
 
   /** Whether `dir` was fsynced at a moment it held `entry` (and, if given, no longer held `gone`). */
   const syncedWith = (dir: string, entry: string, gone?: string) =>
-    syncs.some((s) => s.dir === dir && s.entries.includes(entry) && (gone === undefined || !s.entries.includes(gone)));
+    syncs.some(
+      (s) =>
+        s.dir === dir &&
+        s.entries.includes(entry) &&
+        (gone === undefined || !s.entries.includes(gone)),
+    );
 
   it('fsyncs uploads/ once the journal and metadata of a new upload exist', async () => {
     const store = new DiskStore({ dir: tmp.path });
@@ -57,7 +75,10 @@ describe('directory fsync', () => {
     const id = 'a'.repeat(32);
     const handle = await store.create(info(id));
     const uploads = join(tmp.path, 'uploads');
-    expect(syncedWith(uploads, `${id}.journal`), 'uploads/ fsynced with the journal entry in it').toBe(true);
+    expect(
+      syncedWith(uploads, `${id}.journal`),
+      'uploads/ fsynced with the journal entry in it',
+    ).toBe(true);
     expect(syncedWith(uploads, `${id}.json`)).toBe(true);
     expect(syncedWith(uploads, `${id}.part`)).toBe(true);
     await handle.close();
@@ -69,10 +90,18 @@ describe('directory fsync', () => {
     const id = 'b'.repeat(32);
     const handle = await store.create(info(id));
     await handle.writeAt(new Uint8Array(2 * CHUNK), 0);
-    await handle.recordChunks([{ index: 0, hash: 1n }, { index: 1, hash: 2n }], false);
+    await handle.recordChunks(
+      [
+        { index: 0, hash: 1n },
+        { index: 1, hash: 2n },
+      ],
+      false,
+    );
     syncs.length = 0;
     await handle.finish('0'.repeat(16));
-    expect(syncedWith(join(tmp.path, 'files'), id), 'files/ fsynced with files/<id> in it').toBe(true);
+    expect(syncedWith(join(tmp.path, 'files'), id), 'files/ fsynced with files/<id> in it').toBe(
+      true,
+    );
     expect(syncedWith(join(tmp.path, 'files', id), 'done.bin')).toBe(true);
     expect(syncedWith(join(tmp.path, 'uploads'), `${id}.json`, `${id}.part`)).toBe(true);
   });

@@ -45,7 +45,10 @@ describe('DiskStore.create: space accounting without fallocate', () => {
   });
 
   async function store(logs: string[] = []): Promise<DiskStore> {
-    const s = new DiskStore({ dir: join(tmp.path, 'data'), logger: { info: (m) => logs.push(`info ${m}`), warn: (m) => logs.push(`warn ${m}`) } });
+    const s = new DiskStore({
+      dir: join(tmp.path, 'data'),
+      logger: { info: (m) => logs.push(`info ${m}`), warn: (m) => logs.push(`warn ${m}`) },
+    });
     await s.init();
     return s;
   }
@@ -60,7 +63,8 @@ describe('DiskStore.create: space accounting without fallocate', () => {
     const logs: string[] = [];
     const s = await store(logs);
     const handles = [];
-    for (const id of ['a', 'b', 'c']) handles.push(await s.create(info(id.repeat(32), 256 * 1024 * 1024)));
+    for (const id of ['a', 'b', 'c'])
+      handles.push(await s.create(info(id.repeat(32), 256 * 1024 * 1024)));
     for (const h of handles) await h.close();
     expect(await readdir(tmp.path)).not.toContain('ran');
     const part = await stat(join(tmp.path, 'data', 'uploads', `${'a'.repeat(32)}.part`));
@@ -70,7 +74,7 @@ describe('DiskStore.create: space accounting without fallocate', () => {
     expect(logs[0]).toMatch(/^info .*not reserved/);
   });
 
-  it('counts an unfinished upload\'s size against the free space until it is removed', async () => {
+  it("counts an unfinished upload's size against the free space until it is removed", async () => {
     const s = await store();
     const before = await s.freeSpace();
     const size = Math.floor(before / 2);
@@ -81,18 +85,23 @@ describe('DiskStore.create: space accounting without fallocate', () => {
     expect(before - during).toBeLessThan(size + GiB);
     await handle.close();
     // A restarted store finds the unfinished upload and counts it again.
-    expect(before - await (await store()).freeSpace()).toBeGreaterThan(size - GiB);
+    expect(before - (await (await store()).freeSpace())).toBeGreaterThan(size - GiB);
     await s.remove('d'.repeat(32));
-    expect(Math.abs(before - await s.freeSpace())).toBeLessThan(GiB);
+    expect(Math.abs(before - (await s.freeSpace()))).toBeLessThan(GiB);
   });
 
   it('refuses what the uncommitted space cannot hold with INSUFFICIENT_STORAGE and leaves no file', async () => {
     const s = await store();
     const free = await s.freeSpace();
     const first = await s.create(info('e'.repeat(32), free - 4 * GiB));
-    const error = await s.create(info('f'.repeat(32), 8 * GiB)).then(() => undefined, (e: unknown) => e);
+    const error = await s.create(info('f'.repeat(32), 8 * GiB)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(codeOf(error)).toBe(Errors.INSUFFICIENT_STORAGE.code);
-    expect((await listFiles(join(tmp.path, 'data'))).filter((f) => f.includes('f'.repeat(32)))).toEqual([]);
+    expect(
+      (await listFiles(join(tmp.path, 'data'))).filter((f) => f.includes('f'.repeat(32))),
+    ).toEqual([]);
     await first.close();
   });
 
@@ -100,7 +109,10 @@ describe('DiskStore.create: space accounting without fallocate', () => {
     const s = await store();
     const free = await s.freeSpace();
     const size = Math.floor(free / 2) + 4 * GiB;
-    const results = await Promise.allSettled([s.create(info('1'.repeat(32), size)), s.create(info('2'.repeat(32), size))]);
+    const results = await Promise.allSettled([
+      s.create(info('1'.repeat(32), size)),
+      s.create(info('2'.repeat(32), size)),
+    ]);
     expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
     const refused = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
     expect(codeOf(refused.reason)).toBe(Errors.INSUFFICIENT_STORAGE.code);
@@ -112,7 +124,7 @@ describe('DiskStore.create: space accounting without fallocate', () => {
     await s.init();
     const before = await s.freeSpace();
     const handle = await s.create(info('9'.repeat(32), Math.floor(before / 2)));
-    expect(Math.abs(before - await s.freeSpace())).toBeLessThan(GiB);
+    expect(Math.abs(before - (await s.freeSpace()))).toBeLessThan(GiB);
     await handle.close();
   });
 });

@@ -13,7 +13,9 @@ const CHUNK = 65_536;
 describe('durable mode and storage faults', () => {
   let tmp: TempDir;
   let server: TestServer | undefined;
-  beforeEach(async () => { tmp = await makeTempDir(); });
+  beforeEach(async () => {
+    tmp = await makeTempDir();
+  });
   afterEach(async () => {
     await server?.close();
     await tmp.cleanup();
@@ -30,19 +32,22 @@ describe('durable mode and storage faults', () => {
     expect(errors).toEqual([]);
     client.complete();
     await client.expect('result');
-    expect((await readFile(join(tmp.path, 'files', bytesToHex(accept.uploadId), 'd.bin'))).equals(data)).toBe(true);
+    expect(
+      (await readFile(join(tmp.path, 'files', bytesToHex(accept.uploadId), 'd.bin'))).equals(data),
+    ).toBe(true);
     client.close();
   });
 
   it('answers a failed flush with STORAGE_ERROR and never acks the chunk', async () => {
     const disk = new DiskStore({ dir: tmp.path });
     let syncs = 0;
-    const failing = (handle: UploadHandle): UploadHandle => Object.assign(Object.create(handle) as UploadHandle, {
-      syncData: async () => {
-        if (++syncs > 1) throw Object.assign(new Error('EIO'), { code: 'EIO' });
-        return handle.syncData();
-      },
-    });
+    const failing = (handle: UploadHandle): UploadHandle =>
+      Object.assign(Object.create(handle) as UploadHandle, {
+        syncData: async () => {
+          if (++syncs > 1) throw Object.assign(new Error('EIO'), { code: 'EIO' });
+          return handle.syncData();
+        },
+      });
     const store: UploadStore = Object.assign(Object.create(disk) as DiskStore, {
       async create(this: DiskStore, info: Parameters<UploadStore['create']>[0]) {
         return failing(await DiskStore.prototype.create.call(this, info));
@@ -53,9 +58,19 @@ describe('durable mode and storage faults', () => {
     const data = randomBytes(8 * CHUNK);
     client.open({ fileSize: data.byteLength, chunkSize: CHUNK });
     const accept = await client.expect('accept');
-    const first = await sendChunks(client, accept, data, chunksOf(data.byteLength, CHUNK).slice(0, 1));
+    const first = await sendChunks(
+      client,
+      accept,
+      data,
+      chunksOf(data.byteLength, CHUNK).slice(0, 1),
+    );
     expect(first.errors).toEqual([]);
-    const { acked, errors } = await sendChunks(client, accept, data, chunksOf(data.byteLength, CHUNK).slice(1));
+    const { acked, errors } = await sendChunks(
+      client,
+      accept,
+      data,
+      chunksOf(data.byteLength, CHUNK).slice(1),
+    );
     acked.push(...first.acked);
     expect(errors.map((e) => e.code)).toEqual([Errors.STORAGE_ERROR.code]);
     expect((await client.closed).code).toBe(1011);
@@ -64,7 +79,8 @@ describe('durable mode and storage faults', () => {
     const again = await RawClient.connect(server.wsUrl);
     again.resume(accept.uploadId, accept.secret);
     const resumed = await again.expect('accept');
-    for (const r of acked) expect(resumed.ranges.some((s) => s.start <= r.start && r.end <= s.end)).toBe(true);
+    for (const r of acked)
+      expect(resumed.ranges.some((s) => s.start <= r.start && r.end <= s.end)).toBe(true);
     again.close();
   });
 });

@@ -12,7 +12,11 @@ describe('handshake', () => {
 
   beforeAll(async () => {
     tmp = await makeTempDir();
-    server = await startServer({ dir: tmp.path, token: 's3cret-token', origins: ['https://app.example.com'] });
+    server = await startServer({
+      dir: tmp.path,
+      token: 's3cret-token',
+      origins: ['https://app.example.com'],
+    });
   });
   afterAll(async () => {
     await server.close();
@@ -22,28 +26,41 @@ describe('handshake', () => {
   it('answers 401 without a token and 403 with a wrong one, before the upgrade', async () => {
     expect((await RawClient.refused(server.wsUrl)).status).toBe(401);
     expect((await RawClient.refused(server.wsUrl, { token: 'nope' })).status).toBe(403);
-    expect((await RawClient.refused(server.wsUrl, { headers: { Authorization: 'Bearer nope' } })).status).toBe(403);
+    expect(
+      (await RawClient.refused(server.wsUrl, { headers: { Authorization: 'Bearer nope' } })).status,
+    ).toBe(403);
   });
 
   it('accepts the token as query parameter or Bearer header', async () => {
     const a = await RawClient.connect(server.wsUrl, { token: 's3cret-token' });
     expect(a.ws.protocol).toBe('bigup.1');
     a.close();
-    const b = await RawClient.connect(server.wsUrl, { headers: { Authorization: 'Bearer s3cret-token' } });
+    const b = await RawClient.connect(server.wsUrl, {
+      headers: { Authorization: 'Bearer s3cret-token' },
+    });
     b.close();
   });
 
   it('refuses a foreign Origin with 403 and allows a listed one', async () => {
-    const refused = await RawClient.refused(server.wsUrl, { token: 's3cret-token', headers: { Origin: 'https://evil.example' } });
+    const refused = await RawClient.refused(server.wsUrl, {
+      token: 's3cret-token',
+      headers: { Origin: 'https://evil.example' },
+    });
     expect(refused.status).toBe(403);
-    const ok = await RawClient.connect(server.wsUrl, { token: 's3cret-token', headers: { Origin: 'https://app.example.com' } });
+    const ok = await RawClient.connect(server.wsUrl, {
+      token: 's3cret-token',
+      headers: { Origin: 'https://app.example.com' },
+    });
     ok.close();
   });
 
-  it('answers 426 with Bigup-Versions when bigup.1 is not offered', async () => {
-    const refused = await RawClient.refused(server.wsUrl, { token: 's3cret-token', protocols: ['bigup.9'] });
+  it('answers 426 with Bigup-Versions when neither bigup.2 nor bigup.1 is offered', async () => {
+    const refused = await RawClient.refused(server.wsUrl, {
+      token: 's3cret-token',
+      protocols: ['bigup.9'],
+    });
     expect(refused.status).toBe(426);
-    expect(refused.headers['bigup-versions']).toBe('bigup.1');
+    expect(refused.headers['bigup-versions']).toBe('bigup.2, bigup.1');
   });
 
   it('does not negotiate permessage-deflate', async () => {
@@ -57,7 +74,10 @@ describe('handshake', () => {
     const open = await startServer({ dir: other.path });
     try {
       const host = new URL(open.url).host;
-      expect((await RawClient.refused(open.wsUrl, { headers: { Origin: 'https://evil.example' } })).status).toBe(403);
+      expect(
+        (await RawClient.refused(open.wsUrl, { headers: { Origin: 'https://evil.example' } }))
+          .status,
+      ).toBe(403);
       (await RawClient.connect(open.wsUrl, { headers: { Origin: `http://${host}` } })).close();
       (await RawClient.connect(open.wsUrl)).close();
     } finally {
@@ -68,14 +88,23 @@ describe('handshake', () => {
 
   it('rejects bad options at registration', async () => {
     const app = Fastify();
-    await expect(app.register(bigUploader, { dir: tmp.path, window: -1 }).ready()).rejects.toBeInstanceOf(OptionsError);
+    await expect(
+      app.register(bigUploader, { dir: tmp.path, window: -1 }).ready(),
+    ).rejects.toBeInstanceOf(OptionsError);
     const app2 = Fastify();
-    await expect(app2.register(bigUploader, { dir: tmp.path, origins: ['not an origin'] }).ready()).rejects.toThrow(/origins/);
+    await expect(
+      app2.register(bigUploader, { dir: tmp.path, origins: ['not an origin'] }).ready(),
+    ).rejects.toThrow(/origins/);
   });
 
   it('never logs the token from the query string', async () => {
     let logged = '';
-    const sink = new Writable({ write(chunk, _enc, done) { logged += chunk.toString(); done(); } });
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        logged += chunk.toString();
+        done();
+      },
+    });
     const options = loggerOptions('info') as Record<string, unknown>;
     const app = Fastify({ logger: { ...options, stream: sink } });
     const dir = await makeTempDir();
@@ -85,7 +114,9 @@ describe('handshake', () => {
       const ws = `${url.replace('http', 'ws')}/upload`;
       (await RawClient.connect(ws, { token: 'very-secret-value' })).close();
       await RawClient.refused(ws, { token: 'wrong-secret-value' });
-      await fetch(`${url}/uploads/${'0'.repeat(32)}`, { headers: { Authorization: 'Bearer very-secret-value' } });
+      await fetch(`${url}/uploads/${'0'.repeat(32)}`, {
+        headers: { Authorization: 'Bearer very-secret-value' },
+      });
     } finally {
       await app.close();
       await dir.cleanup();

@@ -19,7 +19,12 @@ interface RawAnswer {
 }
 
 /** One HTTP/1.1 exchange with any Host header (fetch cannot set it). */
-function rawHttp(port: number, path: string, host: string, headers: Record<string, string> = {}): Promise<RawAnswer> {
+function rawHttp(
+  port: number,
+  path: string,
+  host: string,
+  headers: Record<string, string> = {},
+): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1');
     let answer = '';
@@ -35,7 +40,9 @@ function rawHttp(port: number, path: string, host: string, headers: Record<strin
       resolve({ status: Number(statusLine.split(' ')[1]), headers: parsed, body });
     });
     socket.on('error', reject);
-    const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    const extra = Object.entries(headers)
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('');
     socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\n${extra}Connection: close\r\n\r\n`);
   });
 }
@@ -62,9 +69,14 @@ describe('DNS rebinding: the Host header is checked on every route', () => {
     expect((await rawHttp(port, '/healthz', `localhost:${port}`)).status).toBe(200);
     const rebound = await rawHttp(port, '/healthz', `attacker.example:${port}`);
     expect(rebound.status).toBe(403);
-    expect(JSON.parse(rebound.body)).toEqual({ code: 'HOST_NOT_ALLOWED', error: expect.any(String) });
+    expect(JSON.parse(rebound.body)).toEqual({
+      code: 'HOST_NOT_ALLOWED',
+      error: expect.any(String),
+    });
     // The attack of the issue: Origin and Host both attacker.example pass a same-origin check.
-    const upgrade = await rawConnect(port, { headers: { Host: `attacker.example:${port}`, Origin: `http://attacker.example:${port}` } });
+    const upgrade = await rawConnect(port, {
+      headers: { Host: `attacker.example:${port}`, Origin: `http://attacker.example:${port}` },
+    });
     expect(upgrade.status).toBe(403);
     upgrade.socket.destroy();
     const ok = await rawConnect(port, { headers: { Origin: `http://127.0.0.1:${port}` } });
@@ -81,7 +93,9 @@ describe('DNS rebinding: the Host header is checked on every route', () => {
     await server!.close();
     await tmp.cleanup();
     const withToken = await serve({ token: 's3cret', publicHealth: true });
-    expect((await rawHttp(withToken.port, '/healthz', `anything.example:${withToken.port}`)).status).toBe(200);
+    expect(
+      (await rawHttp(withToken.port, '/healthz', `anything.example:${withToken.port}`)).status,
+    ).toBe(200);
   });
 
   it('refuses a bad allowedHosts entry at registration', async () => {
@@ -90,7 +104,9 @@ describe('DNS rebinding: the Host header is checked on every route', () => {
 
   it('same origin compares the scheme too: only an http(s) Origin can be this origin', async () => {
     const { port } = await serve({ token: 't' });
-    const ws = await rawConnect(port, { headers: { Origin: `ftp://127.0.0.1:${port}`, Authorization: 'Bearer t' } });
+    const ws = await rawConnect(port, {
+      headers: { Origin: `ftp://127.0.0.1:${port}`, Authorization: 'Bearer t' },
+    });
     expect(ws.status).toBe(403);
     ws.socket.destroy();
   });
@@ -102,9 +118,15 @@ describe('token, caching and error bodies', () => {
     const health = await rawHttp(port, '/healthz', `127.0.0.1:${port}`);
     expect(health.status).toBe(401);
     expect(JSON.parse(health.body).code).toBe('TOKEN_REQUIRED');
-    expect((await rawHttp(port, '/healthz', `127.0.0.1:${port}`, { Authorization: 'Bearer tok' })).status).toBe(200);
+    expect(
+      (await rawHttp(port, '/healthz', `127.0.0.1:${port}`, { Authorization: 'Bearer tok' }))
+        .status,
+    ).toBe(200);
     expect((await rawHttp(port, '/metrics', `127.0.0.1:${port}`)).status).toBe(401);
-    expect((await rawHttp(port, '/metrics', `127.0.0.1:${port}`, { Authorization: 'Bearer tok' })).status).toBe(200);
+    expect(
+      (await rawHttp(port, '/metrics', `127.0.0.1:${port}`, { Authorization: 'Bearer tok' }))
+        .status,
+    ).toBe(200);
   });
 
   it('upload state is never cached: Cache-Control no-store on 200 and 404', async () => {
@@ -115,7 +137,9 @@ describe('token, caching and error bodies', () => {
     client.close();
     const id = Buffer.from(accept.uploadId).toString('hex');
     const secret = Buffer.from(accept.secret).toString('hex');
-    const found = await rawHttp(port, `/uploads/${id}`, `127.0.0.1:${port}`, { 'Bigup-Secret': secret });
+    const found = await rawHttp(port, `/uploads/${id}`, `127.0.0.1:${port}`, {
+      'Bigup-Secret': secret,
+    });
     expect(found.status).toBe(200);
     expect(found.headers['cache-control']).toBe('no-store');
     const missing = await rawHttp(port, `/uploads/${'0'.repeat(32)}`, `127.0.0.1:${port}`);
@@ -129,7 +153,9 @@ describe('token, caching and error bodies', () => {
     const id = 'ab'.repeat(16);
     // A directory where the metadata file should be: reading it fails with EISDIR.
     await mkdir(join(tmp.path, 'data', 'uploads', `${id}.json`), { recursive: true });
-    const answer = await rawHttp(port, `/uploads/${id}`, `127.0.0.1:${port}`, { 'Bigup-Secret': 'cd'.repeat(32) });
+    const answer = await rawHttp(port, `/uploads/${id}`, `127.0.0.1:${port}`, {
+      'Bigup-Secret': 'cd'.repeat(32),
+    });
     expect(answer.status).toBe(404);
     expect(answer.body).not.toMatch(/EISDIR|errno|\/tmp|data\/uploads/);
     expect(JSON.parse(answer.body).code).toBe('NOT_FOUND');
@@ -147,10 +173,21 @@ describe('token, caching and error bodies', () => {
 
   it('a WebSocket upgrade on an unknown path is answered 404 and its socket closed', async () => {
     const { port } = await serve();
-    for (const path of ['/nope', '/metrics', '/uploads', '/healthz', `/uploads/${'ab'.repeat(16)}`]) {
+    for (const path of [
+      '/nope',
+      '/metrics',
+      '/uploads',
+      '/healthz',
+      `/uploads/${'ab'.repeat(16)}`,
+    ]) {
       const attempt = await rawConnect(port, { path });
       expect(attempt.status).toBe(404);
-      expect(await Promise.race([attempt.closed.then(() => 'closed'), new Promise((r) => setTimeout(() => r('open'), 2000))])).toBe('closed');
+      expect(
+        await Promise.race([
+          attempt.closed.then(() => 'closed'),
+          new Promise((r) => setTimeout(() => r('open'), 2000)),
+        ]),
+      ).toBe('closed');
     }
   });
 });

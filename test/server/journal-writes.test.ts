@@ -37,7 +37,12 @@ vi.mock('node:fs/promises', async (importOriginal) => {
     return new Proxy(handle, {
       get(target, prop) {
         if (prop === 'write') {
-          return async (buffer: Uint8Array, offset: number, length: number, position?: number | null) => {
+          return async (
+            buffer: Uint8Array,
+            offset: number,
+            length: number,
+            position?: number | null,
+          ) => {
             // No position: an append (O_APPEND), at the end.
             const at = typeof position === 'number' ? position : size;
             plan.writes++;
@@ -60,7 +65,9 @@ vi.mock('node:fs/promises', async (importOriginal) => {
           };
         }
         const value = Reflect.get(target, prop, target) as unknown;
-        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        return typeof value === 'function'
+          ? (value as (...a: unknown[]) => unknown).bind(target)
+          : value;
       },
     });
   };
@@ -69,16 +76,34 @@ vi.mock('node:fs/promises', async (importOriginal) => {
 
 const CHUNK = 65_536;
 const CHUNKS = 200;
-const info = (id: string): UploadInfo => ({ id, secretHash: '0'.repeat(64), fileSize: CHUNKS * CHUNK, chunkSize: CHUNK, name: 'x', contentType: '', metadata: {}, createdAt: Date.now() });
-const records = (from: number, to: number): ChunkRecord[] => Array.from({ length: to - from }, (_, i) => ({ index: from + i, hash: BigInt(from + i + 1000) }));
+const info = (id: string): UploadInfo => ({
+  id,
+  secretHash: '0'.repeat(64),
+  fileSize: CHUNKS * CHUNK,
+  chunkSize: CHUNK,
+  name: 'x',
+  contentType: '',
+  metadata: {},
+  createdAt: Date.now(),
+});
+const records = (from: number, to: number): ChunkRecord[] =>
+  Array.from({ length: to - from }, (_, i) => ({ index: from + i, hash: BigInt(from + i + 1000) }));
 
 describe('journal writes on a failing device', () => {
   let tmp: TempDir;
   beforeEach(async () => {
     tmp = await makeTempDir();
-    Object.assign(plan, { maxWrite: Infinity, bytesUntilFull: Infinity, full: false, budget: Infinity, writes: 0 });
+    Object.assign(plan, {
+      maxWrite: Infinity,
+      bytesUntilFull: Infinity,
+      full: false,
+      budget: Infinity,
+      writes: 0,
+    });
   });
-  afterEach(async () => { await tmp.cleanup(); });
+  afterEach(async () => {
+    await tmp.cleanup();
+  });
 
   async function store(): Promise<DiskStore> {
     const s = new DiskStore({ dir: tmp.path, bootId: () => 'boot-1', preallocate: false });

@@ -10,13 +10,26 @@ import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 const CHUNK = 65_536;
 
 function info(id: string): UploadInfo {
-  return { id, secretHash: '0'.repeat(64), fileSize: 10 * CHUNK, chunkSize: CHUNK, name: 'x', contentType: '', metadata: {}, createdAt: Date.now() };
+  return {
+    id,
+    secretHash: '0'.repeat(64),
+    fileSize: 10 * CHUNK,
+    chunkSize: CHUNK,
+    name: 'x',
+    contentType: '',
+    metadata: {},
+    createdAt: Date.now(),
+  };
 }
 
 describe('disk store journal', () => {
   let tmp: TempDir;
-  beforeEach(async () => { tmp = await makeTempDir(); });
-  afterEach(async () => { await tmp.cleanup(); });
+  beforeEach(async () => {
+    tmp = await makeTempDir();
+  });
+  afterEach(async () => {
+    await tmp.cleanup();
+  });
 
   async function store(bootId: string): Promise<DiskStore> {
     const s = new DiskStore({ dir: tmp.path, bootId: () => bootId });
@@ -29,18 +42,29 @@ describe('disk store journal', () => {
     const handle = await (await store('boot-1')).create(info(id));
     const payload = new Uint8Array(CHUNK).fill(7);
     for (const index of [0, 1, 2]) await handle.writeAt(payload, index * CHUNK);
-    await handle.recordChunks([{ index: 0, hash: 10n }, { index: 1, hash: 11n }], false);
+    await handle.recordChunks(
+      [
+        { index: 0, hash: 10n },
+        { index: 1, hash: 11n },
+      ],
+      false,
+    );
     await handle.checkpoint();
     await handle.recordChunks([{ index: 2, hash: 12n }], false);
     // No close: the process "dies" here.
     const sameBoot = await (await store('boot-1')).readState(id);
     expect(sameBoot!.chunks.map((c) => c.index)).toEqual([0, 1, 2]);
     const afterReboot = await (await store('boot-2')).readState(id);
-    expect(afterReboot!.chunks).toEqual([{ index: 0, hash: 10n }, { index: 1, hash: 11n }]);
+    expect(afterReboot!.chunks).toEqual([
+      { index: 0, hash: 10n },
+      { index: 1, hash: 11n },
+    ]);
     // Reopening after the reboot cuts the untrusted tail for good.
     const reopened = await (await store('boot-2')).open(id);
     await reopened.close();
-    expect((await (await store('boot-2')).readState(id))!.chunks.map((c) => c.index)).toEqual([0, 1]);
+    expect((await (await store('boot-2')).readState(id))!.chunks.map((c) => c.index)).toEqual([
+      0, 1,
+    ]);
   });
 
   it('keeps durable (synced) records after a reboot', async () => {
@@ -55,7 +79,14 @@ describe('disk store journal', () => {
   it('ignores a torn or zero-filled tail; a corrupted record with valid ones after it is damage, left untouched', async () => {
     const id = 'b'.repeat(32);
     const handle = await (await store('boot-1')).create(info(id));
-    await handle.recordChunks([{ index: 0, hash: 1n }, { index: 1, hash: 2n }, { index: 2, hash: 3n }], false);
+    await handle.recordChunks(
+      [
+        { index: 0, hash: 1n },
+        { index: 1, hash: 2n },
+        { index: 2, hash: 3n },
+      ],
+      false,
+    );
     const path = join(tmp.path, 'uploads', `${id}.journal`);
     await appendFile(path, Buffer.alloc(13, 0xab));
     expect((await (await store('boot-1')).readState(id))!.chunks).toHaveLength(3);
@@ -63,12 +94,14 @@ describe('disk store journal', () => {
     expect((await (await store('boot-1')).readState(id))!.chunks).toHaveLength(3);
     const bytes = await readFile(path);
     // Records: BOOT, SYNC, CHUNK 0, CHUNK 1, CHUNK 2. Flip a bit in CHUNK 1.
-    bytes[3 * RECORD_BYTES + 20]! ^= 1;
+    bytes[3 * RECORD_BYTES + 20] ^= 1;
     await writeFile(path, bytes);
     const state = (await (await store('boot-1')).readState(id))!;
     expect(state.chunks).toEqual([]);
     expect(state.damaged).toMatch(/record 3 .*fails its check/);
-    await expect((await store('boot-1')).open(id)).rejects.toMatchObject({ code: Errors.UPLOAD_DAMAGED.code });
+    await expect((await store('boot-1')).open(id)).rejects.toMatchObject({
+      code: Errors.UPLOAD_DAMAGED.code,
+    });
     expect((await readFile(path)).equals(bytes)).toBe(true);
   });
 
@@ -76,7 +109,11 @@ describe('disk store journal', () => {
     const BOOT1 = 0xb1n;
     const BOOT2 = 0xb2n;
     /** Hand-made journal: [type, a, b] per record; `bad` indexes get a failing check. */
-    function journal(hasher: Hasher, records: Array<[number, number, bigint]>, bad: number[] = []): Uint8Array {
+    function journal(
+      hasher: Hasher,
+      records: Array<[number, number, bigint]>,
+      bad: number[] = [],
+    ): Uint8Array {
       const bytes = new Uint8Array(records.length * RECORD_BYTES);
       const view = new DataView(bytes.buffer);
       records.forEach(([type, a, b], i) => {
@@ -84,7 +121,10 @@ describe('disk store journal', () => {
         view.setUint8(at, type);
         view.setBigUint64(at + 8, BigInt(a));
         view.setBigUint64(at + 16, b);
-        view.setBigUint64(at + 24, hasher.h64(bytes.subarray(at, at + 24)) ^ (bad.includes(i) ? 1n : 0n));
+        view.setBigUint64(
+          at + 24,
+          hasher.h64(bytes.subarray(at, at + 24)) ^ (bad.includes(i) ? 1n : 0n),
+        );
       });
       return bytes;
     }
@@ -105,21 +145,34 @@ describe('disk store journal', () => {
     it('after a reboot: a hole past the last proven SYNC mark is a torn tail, one before it is damage', async () => {
       const h = await loadHasher();
       // Unflushed region (no SYNC after the hole): pages written back out of order, then power loss.
-      const torn = parseJournal(h, journal(h, [B(BOOT1), S(0), C(0), S(3), C(1), C(2), C(3)], [5]), BOOT2);
+      const torn = parseJournal(
+        h,
+        journal(h, [B(BOOT1), S(0), C(0), S(3), C(1), C(2), C(3)], [5]),
+        BOOT2,
+      );
       expect(torn.damage).toBeUndefined();
       expect(torn).toMatchObject({ trustedRecords: 3, chunks: [{ index: 0, hash: 100n }] });
       // A SYNC mark after the hole with nothing after it: its fdatasync may not have finished.
-      expect(parseJournal(h, journal(h, [B(BOOT1), S(0), C(0), C(1), S(4)], [2]), BOOT2).damage).toBeUndefined();
+      expect(
+        parseJournal(h, journal(h, [B(BOOT1), S(0), C(0), C(1), S(4)], [2]), BOOT2).damage,
+      ).toBeUndefined();
       // A SYNC mark after the hole followed by a valid record: the hole was flushed, so it is damage.
-      expect(parseJournal(h, journal(h, [B(BOOT1), S(0), C(0), C(1), S(4), C(2)], [2]), BOOT2).damage).toBeDefined();
+      expect(
+        parseJournal(h, journal(h, [B(BOOT1), S(0), C(0), C(1), S(4), C(2)], [2]), BOOT2).damage,
+      ).toBeDefined();
     });
 
     it('a valid check on a record this writer never produces is damage, even at the end', async () => {
       const h = await loadHasher();
-      expect(parseJournal(h, journal(h, [B(BOOT1), S(0), C(0), [9, 0, 0n]]), BOOT1).damage).toMatch(/unknown record type 9/);
+      expect(parseJournal(h, journal(h, [B(BOOT1), S(0), C(0), [9, 0, 0n]]), BOOT1).damage).toMatch(
+        /unknown record type 9/,
+      );
       const padded = journal(h, [B(BOOT1), S(0), C(0)]);
       padded[2 * RECORD_BYTES + 3] = 1;
-      new DataView(padded.buffer).setBigUint64(2 * RECORD_BYTES + 24, h.h64(padded.subarray(2 * RECORD_BYTES, 2 * RECORD_BYTES + 24)));
+      new DataView(padded.buffer).setBigUint64(
+        2 * RECORD_BYTES + 24,
+        h.h64(padded.subarray(2 * RECORD_BYTES, 2 * RECORD_BYTES + 24)),
+      );
       expect(parseJournal(h, padded, BOOT1).damage).toMatch(/padding/);
     });
   });
@@ -148,7 +201,64 @@ describe('disk store journal', () => {
     await handle.recordChunks([{ index: 1, hash: 2n }], false);
     expect(await handle.rollbackToCheckpoint()).toEqual([{ index: 0, hash: 1n }]);
     await handle.recordChunks([{ index: 3, hash: 4n }], false);
-    expect((await (await store('boot-1')).readState(id))!.chunks).toEqual([{ index: 0, hash: 1n }, { index: 3, hash: 4n }]);
+    expect((await (await store('boot-1')).readState(id))!.chunks).toEqual([
+      { index: 0, hash: 1n },
+      { index: 3, hash: 4n },
+    ]);
+  });
+
+  it('retracts chunk records durably: gone after a crash and after a reboot, recorded again when re-sent', async () => {
+    const id = 'e'.repeat(32);
+    const handle = await (await store('boot-1')).create(info(id));
+    await handle.recordChunks(
+      [
+        { index: 0, hash: 1n },
+        { index: 1, hash: 2n },
+        { index: 2, hash: 3n },
+      ],
+      false,
+    );
+    // Not checkpointed: the retraction's own mark must still cover it after a reboot.
+    await handle.retractChunks!([1, 7]);
+    const chunksAfter = async (boot: string) =>
+      (await (await store(boot)).readState(id))!.chunks.map((c) => [c.index, c.hash]);
+    expect(await chunksAfter('boot-1')).toEqual([
+      [0, 1n],
+      [2, 3n],
+    ]);
+    expect(await chunksAfter('boot-2')).toEqual([
+      [0, 1n],
+      [2, 3n],
+    ]);
+    await handle.recordChunks([{ index: 1, hash: 9n }], false);
+    expect(await chunksAfter('boot-1')).toEqual([
+      [0, 1n],
+      [2, 3n],
+      [1, 9n],
+    ]);
+    // The re-sent record was never marked: after a reboot the chunk is missing, never the old hash.
+    expect(await chunksAfter('boot-3')).toEqual([
+      [0, 1n],
+      [2, 3n],
+    ]);
+    await handle.close();
+    // Reopening keeps the retraction (the open's own marks follow it).
+    const reopened = await (await store('boot-1')).open(id);
+    await reopened.close();
+    expect((await chunksAfter('boot-1')).map(([index]) => index)).toEqual([0, 2, 1]);
+  });
+
+  it('parses a RETRACT record as valid, not as damage', async () => {
+    const hasher = await loadHasher();
+    const id = 'f'.repeat(32);
+    const handle = await (await store('boot-1')).create(info(id));
+    await handle.recordChunks([{ index: 4, hash: 5n }], false);
+    await handle.retractChunks!([4]);
+    await handle.close();
+    const bytes = await readFile(join(tmp.path, 'uploads', `${id}.journal`));
+    const parsed = parseJournal(hasher, bytes, 0n);
+    expect(parsed.damage).toBeUndefined();
+    expect(parsed.chunks).toEqual([]);
   });
 
   it('sanitizes names into one safe component', () => {
@@ -157,6 +267,8 @@ describe('disk store journal', () => {
     expect(sanitizeName('C:\\x\\evil.dll')).toBe('evil.dll');
     expect(sanitizeName('a\u0000b')).toBe('a_b');
     expect(sanitizeName('.bashrc')).toBe('bashrc');
-    expect(new TextEncoder().encode(sanitizeName('é'.repeat(500))).byteLength).toBeLessThanOrEqual(200);
+    expect(new TextEncoder().encode(sanitizeName('é'.repeat(500))).byteLength).toBeLessThanOrEqual(
+      200,
+    );
   });
 });

@@ -3,7 +3,12 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Errors, bytesToHex, type ByteRange } from '../../protocol/index.js';
-import { DiskStore, type UploadHandle, type UploadInfo, type UploadStore } from '../../server/index.js';
+import {
+  DiskStore,
+  type UploadHandle,
+  type UploadInfo,
+  type UploadStore,
+} from '../../server/index.js';
 import { RawClient, chunksOf, missingChunks, sendChunks } from '../helpers/protocol-client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
@@ -37,9 +42,15 @@ describe('upload lifecycle', () => {
     const server = await serve();
     const data = randomBytes(40 * CHUNK);
     const { client: older, accept } = await opened(server, data.byteLength);
-    const { acked } = await sendChunks(older, accept, data, chunksOf(data.byteLength, CHUNK).slice(0, 10));
+    const { acked } = await sendChunks(
+      older,
+      accept,
+      data,
+      chunksOf(data.byteLength, CHUNK).slice(0, 10),
+    );
     // Keep writing from the older connection while the newer one resumes.
-    for (const c of chunksOf(data.byteLength, CHUNK).slice(10, 14)) older.sendData(c.start, data.subarray(c.start, c.end));
+    for (const c of chunksOf(data.byteLength, CHUNK).slice(10, 14))
+      older.sendData(c.start, data.subarray(c.start, c.end));
     const newer = await RawClient.connect(server.wsUrl);
     newer.resume(accept.uploadId, accept.secret);
     const second = await newer.expect('accept');
@@ -47,12 +58,20 @@ describe('upload lifecycle', () => {
     while (message.type === 'ack') message = await older.next();
     expect(message).toMatchObject({ type: 'error', code: Errors.TAKEN_OVER.code, fatal: true });
     expect((await older.closed).code).toBe(4001);
-    for (const r of acked) expect(second.ranges.some((s) => s.start <= r.start && r.end <= s.end)).toBe(true);
-    const { errors } = await sendChunks(newer, second, data, missingChunks(data.byteLength, CHUNK, second.ranges));
+    for (const r of acked)
+      expect(second.ranges.some((s) => s.start <= r.start && r.end <= s.end)).toBe(true);
+    const { errors } = await sendChunks(
+      newer,
+      second,
+      data,
+      missingChunks(data.byteLength, CHUNK, second.ranges),
+    );
     expect(errors).toEqual([]);
     newer.complete();
     await newer.expect('result');
-    expect((await readFile(join(tmp.path, 'files', bytesToHex(accept.uploadId), 'f.bin'))).equals(data)).toBe(true);
+    expect(
+      (await readFile(join(tmp.path, 'files', bytesToHex(accept.uploadId), 'f.bin'))).equals(data),
+    ).toBe(true);
     newer.close();
   });
 
@@ -64,27 +83,53 @@ describe('upload lifecycle', () => {
     const accept = await client.expect('accept');
     await sendChunks(client, accept, data, chunksOf(data.byteLength, CHUNK).slice(0, 3));
     const id = bytesToHex(accept.uploadId);
-    const bySecret = await fetch(`${server.url}/uploads/${id}`, { headers: { 'Bigup-Secret': bytesToHex(accept.secret) } });
+    const bySecret = await fetch(`${server.url}/uploads/${id}`, {
+      headers: { 'Bigup-Secret': bytesToHex(accept.secret) },
+    });
     expect(bySecret.status).toBe(200);
-    expect(await bySecret.json()).toMatchObject({ id, state: 'uploading', fileSize: data.byteLength, ackedBytes: 3 * CHUNK, ranges: [{ start: 0, end: 3 * CHUNK }], connected: true });
-    const wrong = await fetch(`${server.url}/uploads/${id}`, { headers: { 'Bigup-Secret': 'ab'.repeat(32) } });
-    const unknown = await fetch(`${server.url}/uploads/${'ab'.repeat(16)}`, { headers: { Authorization: 'Bearer admin' } });
+    expect(await bySecret.json()).toMatchObject({
+      id,
+      state: 'uploading',
+      fileSize: data.byteLength,
+      ackedBytes: 3 * CHUNK,
+      ranges: [{ start: 0, end: 3 * CHUNK }],
+      connected: true,
+    });
+    const wrong = await fetch(`${server.url}/uploads/${id}`, {
+      headers: { 'Bigup-Secret': 'ab'.repeat(32) },
+    });
+    const unknown = await fetch(`${server.url}/uploads/${'ab'.repeat(16)}`, {
+      headers: { Authorization: 'Bearer admin' },
+    });
     // The server token lets a client upload; it does not manage other uploads.
-    const byUploadToken = await fetch(`${server.url}/uploads/${id}`, { headers: { Authorization: 'Bearer tok' } });
+    const byUploadToken = await fetch(`${server.url}/uploads/${id}`, {
+      headers: { Authorization: 'Bearer tok' },
+    });
     expect([wrong.status, unknown.status, byUploadToken.status]).toEqual([404, 404, 404]);
     expect(await wrong.text()).toBe(await unknown.text());
-    const del = await fetch(`${server.url}/uploads/${id}`, { method: 'DELETE', headers: { Authorization: 'Bearer admin' } });
+    const del = await fetch(`${server.url}/uploads/${id}`, {
+      method: 'DELETE',
+      headers: { Authorization: 'Bearer admin' },
+    });
     expect(del.status).toBe(204);
     await client.expectError(Errors.UPLOAD_GONE.code);
     expect((await client.closed).code).toBe(4004);
     expect(await readdir(join(tmp.path, 'uploads'))).toEqual([]);
-    expect((await fetch(`${server.url}/uploads/${id}`, { headers: { Authorization: 'Bearer admin' } })).status).toBe(404);
+    expect(
+      (await fetch(`${server.url}/uploads/${id}`, { headers: { Authorization: 'Bearer admin' } }))
+        .status,
+    ).toBe(404);
   });
 
   it('terminates an upload on TERMINATE and stays usable', async () => {
     const server = await serve();
     const { client, accept } = await opened(server, 4 * CHUNK);
-    await sendChunks(client, accept, randomBytes(4 * CHUNK), chunksOf(4 * CHUNK, CHUNK).slice(0, 2));
+    await sendChunks(
+      client,
+      accept,
+      randomBytes(4 * CHUNK),
+      chunksOf(4 * CHUNK, CHUNK).slice(0, 2),
+    );
     client.terminate();
     const terminated = await client.expect('terminated');
     expect(terminated.uploadId).toEqual(accept.uploadId);
@@ -139,8 +184,13 @@ describe('upload lifecycle', () => {
     let closing: Promise<void> | undefined;
     const { errors } = await sendChunks(client, accept, data, chunksOf(data.byteLength, CHUNK), {
       timeoutMs: 5000,
-      onAck: (bytes) => { if (bytes >= 8 * CHUNK) closing ??= server.close(); },
-    }).then((r) => { acked.push(...r.acked); return r; });
+      onAck: (bytes) => {
+        if (bytes >= 8 * CHUNK) closing ??= server.close();
+      },
+    }).then((r) => {
+      acked.push(...r.acked);
+      return r;
+    });
     await closing;
     expect(acked.length).toBeGreaterThan(0);
     expect(errors.map((e) => e.code)).toEqual([Errors.SHUTTING_DOWN.code]);
@@ -149,28 +199,34 @@ describe('upload lifecycle', () => {
     const again = await RawClient.connect(restarted.wsUrl);
     again.resume(accept.uploadId, accept.secret);
     const resumed = await again.expect('accept');
-    for (const r of acked) expect(resumed.ranges.some((s) => s.start <= r.start && r.end <= s.end)).toBe(true);
+    for (const r of acked)
+      expect(resumed.ranges.some((s) => s.start <= r.start && r.end <= s.end)).toBe(true);
     await sendChunks(again, resumed, data, missingChunks(data.byteLength, CHUNK, resumed.ranges));
     again.complete();
     await again.expect('result');
-    expect((await readFile(join(tmp.path, 'files', bytesToHex(accept.uploadId), 'f.bin'))).equals(data)).toBe(true);
+    expect(
+      (await readFile(join(tmp.path, 'files', bytesToHex(accept.uploadId), 'f.bin'))).equals(data),
+    ).toBe(true);
     again.close();
   });
 
   it('waits on close for an upload whose connection had already gone (its final checkpoint and close)', async () => {
     const disk = new DiskStore({ dir: tmp.path });
     let closeStarted!: () => void;
-    const started = new Promise<void>((resolve) => { closeStarted = resolve; });
+    const started = new Promise<void>((resolve) => {
+      closeStarted = resolve;
+    });
     let closed = 0;
     // A slow final close, so an app.close() that does not wait for it returns first.
-    const slow = (handle: UploadHandle): UploadHandle => Object.assign(Object.create(handle) as UploadHandle, {
-      close: async () => {
-        closeStarted();
-        await new Promise((resolve) => setTimeout(resolve, 300));
-        await handle.close();
-        closed++;
-      },
-    });
+    const slow = (handle: UploadHandle): UploadHandle =>
+      Object.assign(Object.create(handle) as UploadHandle, {
+        close: async () => {
+          closeStarted();
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          await handle.close();
+          closed++;
+        },
+      });
     const store: UploadStore = Object.assign(Object.create(disk) as DiskStore, {
       init: () => disk.init(),
       create: async (info: UploadInfo) => slow(await disk.create(info)),
@@ -187,7 +243,9 @@ describe('upload lifecycle', () => {
     await server.close();
     expect(closed, 'the upload handle was still open when app.close() returned').toBe(1);
     // Its final checkpoint is on disk: the last record (before the reserved zero slots) is a SYNC mark.
-    const journal = await readFile(join(tmp.path, 'uploads', `${bytesToHex(accept.uploadId)}.journal`));
+    const journal = await readFile(
+      join(tmp.path, 'uploads', `${bytesToHex(accept.uploadId)}.journal`),
+    );
     let end = journal.byteLength;
     while (end > 0 && journal[end - 1] === 0) end--;
     expect(journal[Math.ceil(end / 32) * 32 - 32]).toBe(2);
@@ -196,7 +254,9 @@ describe('upload lifecycle', () => {
   it('refuses an OPEN larger than the free space with INSUFFICIENT_STORAGE, creating nothing', async () => {
     const disk = new DiskStore({ dir: tmp.path });
     // No small filesystem can be mounted here: inject the free-space answer through the store interface.
-    const store: UploadStore = Object.assign(Object.create(disk) as DiskStore, { freeSpace: async () => 10 * CHUNK });
+    const store: UploadStore = Object.assign(Object.create(disk) as DiskStore, {
+      freeSpace: async () => 10 * CHUNK,
+    });
     const server = await serve({ store });
     const client = await RawClient.connect(server.wsUrl);
     client.open({ fileSize: 11 * CHUNK });
@@ -273,7 +333,14 @@ describe('incremental sweep', () => {
       }
     }
     const store = new CountingStore({ dir: tmp.path, preallocate: false });
-    const server = await startServer({ dir: tmp.path, store, sweepBatch: 10, ttl: 60_000, emptyUploadTtl: 60_000, sweepInterval: 3_600_000 });
+    const server = await startServer({
+      dir: tmp.path,
+      store,
+      sweepBatch: 10,
+      ttl: 60_000,
+      emptyUploadTtl: 60_000,
+      sweepInterval: 3_600_000,
+    });
     try {
       for (let i = 0; i < 25; i++) {
         const client = await RawClient.connect(server.wsUrl);
@@ -291,7 +358,8 @@ describe('incremental sweep', () => {
       expect(perPass).toEqual([10, 10, 5]);
       // An hour later every upload has expired; three passes remove all 25.
       let removed = 0;
-      for (let pass = 0; pass < 3; pass++) removed += await server.app.bigUploader.sweep(Date.now() + 3_600_000);
+      for (let pass = 0; pass < 3; pass++)
+        removed += await server.app.bigUploader.sweep(Date.now() + 3_600_000);
       expect(removed).toBe(25);
     } finally {
       await server.close();

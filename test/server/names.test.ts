@@ -21,13 +21,25 @@ describe('sanitizeName', () => {
   });
 
   it('prefixes Windows reserved device names, with or without an extension, in any case', () => {
-    for (const name of ['CON', 'con', 'NUL.txt', 'com1.log', 'LPT9.tar.gz', 'aux', 'PRN.', 'COM\u00b9.txt', 'conin$', 'NUL .txt']) {
+    for (const name of [
+      'CON',
+      'con',
+      'NUL.txt',
+      'com1.log',
+      'LPT9.tar.gz',
+      'aux',
+      'PRN.',
+      'COM\u00b9.txt',
+      'conin$',
+      'NUL .txt',
+    ]) {
       const clean = sanitizeName(name);
       expect(clean.startsWith('_'), `${name} -> ${clean}`).toBe(true);
     }
     expect(sanitizeName('NUL.txt')).toBe('_NUL.txt');
     // Not device names.
-    for (const name of ['CONSOLE.txt', 'com10.log', 'nullable.ts', 'icon.png', 'LPT']) expect(sanitizeName(name)).toBe(name);
+    for (const name of ['CONSOLE.txt', 'com10.log', 'nullable.ts', 'icon.png', 'LPT'])
+      expect(sanitizeName(name)).toBe(name);
   });
 
   it('drops trailing dots and spaces (Windows would, changing the name or its extension)', () => {
@@ -42,7 +54,13 @@ describe('sanitizeName', () => {
   });
 
   it('keeps ordinary names byte for byte, Unicode included', () => {
-    for (const name of ['photo 2026-12-03.jpg', 'Résumé.pdf', '日本語のファイル.txt', 'a-b_c (1).tar.gz', 'emoji 🎉.png']) {
+    for (const name of [
+      'photo 2026-12-03.jpg',
+      'Résumé.pdf',
+      '日本語のファイル.txt',
+      'a-b_c (1).tar.gz',
+      'emoji 🎉.png',
+    ]) {
       expect(sanitizeName(name)).toBe(name.normalize('NFC'));
     }
   });
@@ -57,15 +75,29 @@ describe('sanitizeName', () => {
 
 describe('originalName in the metadata', () => {
   let tmp: TempDir;
-  beforeEach(async () => { tmp = await makeTempDir(); });
-  afterEach(async () => { await tmp.cleanup(); });
+  beforeEach(async () => {
+    tmp = await makeTempDir();
+  });
+  afterEach(async () => {
+    await tmp.cleanup();
+  });
 
   it('is stored with the upload and survives a restart; the file gets the sanitized name', async () => {
     const store = new DiskStore({ dir: tmp.path });
     await store.init();
     const id = 'c'.repeat(32);
     const sent = 'invoice\u202Efdp.exe';
-    const info: UploadInfo = { id, secretHash: '0'.repeat(64), fileSize: 3, chunkSize: 65_536, name: sanitizeName(sent), originalName: sent, contentType: '', metadata: {}, createdAt: Date.now() };
+    const info: UploadInfo = {
+      id,
+      secretHash: '0'.repeat(64),
+      fileSize: 3,
+      chunkSize: 65_536,
+      name: sanitizeName(sent),
+      originalName: sent,
+      contentType: '',
+      metadata: {},
+      createdAt: Date.now(),
+    };
     const handle = await store.create(info);
     await handle.writeAt(new Uint8Array([1, 2, 3]), 0);
     await handle.recordChunks([{ index: 0, hash: 1n }], false);
@@ -74,6 +106,8 @@ describe('originalName in the metadata', () => {
     const restarted = new DiskStore({ dir: tmp.path });
     await restarted.init();
     expect((await restarted.readState(id))?.info.originalName).toBe(sent);
-    expect(JSON.parse(await readFile(join(tmp.path, 'uploads', `${id}.json`), 'utf8')).info.originalName).toBe(sent);
+    expect(
+      JSON.parse(await readFile(join(tmp.path, 'uploads', `${id}.json`), 'utf8')).info.originalName,
+    ).toBe(sent);
   });
 });

@@ -68,7 +68,9 @@ describe('the Fastify plugin', () => {
     // The app's own route keeps the app's settings.
     const chat = await openWithDeflateOffer(`${url}/chat`, []);
     expect(chat.extensions).toContain('permessage-deflate');
-    const echoed = new Promise<string>((resolve) => chat.once('message', (d: Buffer) => resolve(d.toString())));
+    const echoed = new Promise<string>((resolve) =>
+      chat.once('message', (d: Buffer) => resolve(d.toString())),
+    );
     chat.send(Buffer.alloc(3 * MiB));
     expect(await echoed).toBe(`echo ${3 * MiB}`);
     chat.close();
@@ -77,7 +79,9 @@ describe('the Fastify plugin', () => {
     const ours = await openWithDeflateOffer(`${url}/upload`, [SUBPROTOCOL_V1]);
     expect(ours.protocol).toBe(SUBPROTOCOL_V1);
     expect(ours.extensions).toBe('');
-    const closed = new Promise<number>((resolve) => ours.once('close', (code: number) => resolve(code)));
+    const closed = new Promise<number>((resolve) =>
+      ours.once('close', (code: number) => resolve(code)),
+    );
     ours.send(Buffer.alloc(2 * MiB));
     expect(await closed).toBe(1009);
   });
@@ -93,7 +97,9 @@ describe('the Fastify plugin', () => {
     await app.register(bigUploader, { dir: tmp.path, metrics: true, token: 'tok' });
     const guarded = await listen(app);
     expect((await fetch(`${guarded}/metrics`)).status).toBe(401);
-    expect((await fetch(`${guarded}/metrics`, { headers: { Authorization: 'Bearer nope' } })).status).toBe(401);
+    expect(
+      (await fetch(`${guarded}/metrics`, { headers: { Authorization: 'Bearer nope' } })).status,
+    ).toBe(401);
     const ok = await fetch(`${guarded}/metrics`, { headers: { Authorization: 'Bearer tok' } });
     expect(ok.status).toBe(200);
     expect(await ok.text()).toContain('bigup_');

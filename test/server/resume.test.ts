@@ -32,7 +32,13 @@ describe('resume', () => {
     await tmp.cleanup();
   });
 
-  async function finish(client: RawClient, data: Buffer, id: Uint8Array, secret: Uint8Array, ackedBefore: ByteRange[]): Promise<void> {
+  async function finish(
+    client: RawClient,
+    data: Buffer,
+    id: Uint8Array,
+    secret: Uint8Array,
+    ackedBefore: ByteRange[],
+  ): Promise<void> {
     const again = await RawClient.connect(server.wsUrl);
     again.resume(id, secret);
     const accept = await again.expect('accept');
@@ -58,7 +64,9 @@ describe('resume', () => {
     const client = await RawClient.connect(server.wsUrl);
     client.open({ fileSize: data.byteLength, chunkSize: CHUNK, name: 'f.bin' });
     const accept = await client.expect('accept');
-    const { acked } = await sendChunks(client, accept, data, chunksOf(data.byteLength, CHUNK), { stopAfterBytes: 3 * 1024 * 1024 });
+    const { acked } = await sendChunks(client, accept, data, chunksOf(data.byteLength, CHUNK), {
+      stopAfterBytes: 3 * 1024 * 1024,
+    });
     client.destroy();
     expect(covered(acked)).toBeGreaterThanOrEqual(3 * 1024 * 1024);
     await finish(client, data, accept.uploadId, accept.secret, acked);
@@ -73,7 +81,11 @@ describe('resume', () => {
     const { acked } = await sendChunks(client, accept, data, first);
     expect(covered(acked)).toBe(5 * CHUNK);
     // Hand-made WebSocket frame (binary, masked with zeros) cut halfway through its payload.
-    const { header, payload } = encodeData(5 * CHUNK, client.hasher.h64(data.subarray(5 * CHUNK, 6 * CHUNK)), data.subarray(5 * CHUNK, 6 * CHUNK));
+    const { header, payload } = encodeData(
+      5 * CHUNK,
+      client.hasher.h64(data.subarray(5 * CHUNK, 6 * CHUNK)),
+      data.subarray(5 * CHUNK, 6 * CHUNK),
+    );
     const length = header.byteLength + payload.byteLength;
     const frameHead = Buffer.alloc(14);
     frameHead[0] = 0x82;
@@ -92,12 +104,20 @@ describe('resume', () => {
     const accept = await client.expect('accept');
     client.close();
     const results = [];
-    for (const [id, secret] of [[accept.uploadId, randomBytes(32)], [randomBytes(16), accept.secret]] as const) {
+    for (const [id, secret] of [
+      [accept.uploadId, randomBytes(32)],
+      [randomBytes(16), accept.secret],
+    ] as const) {
       const other = await RawClient.connect(server.wsUrl);
       other.resume(id, secret);
       const error = await other.expect('error');
       const closed = await other.closed;
-      results.push({ code: error.code, message: error.message, fatal: error.fatal, close: closed.code });
+      results.push({
+        code: error.code,
+        message: error.message,
+        fatal: error.fatal,
+        close: closed.code,
+      });
     }
     expect(results[0]).toEqual(results[1]);
     expect(results[0]).toMatchObject({ code: 0x0102, fatal: true, close: 1000 });
@@ -117,7 +137,11 @@ describe('RESUME churn', () => {
       await first.expect('ack');
       first.close();
       await first.closed;
-      const journal = join(tmp.path, 'uploads', `${Buffer.from(accept.uploadId).toString('hex')}.journal`);
+      const journal = join(
+        tmp.path,
+        'uploads',
+        `${Buffer.from(accept.uploadId).toString('hex')}.journal`,
+      );
       const used = async (): Promise<number> => {
         const bytes = await readFile(journal);
         let end = bytes.byteLength;

@@ -8,7 +8,21 @@ import { makeTempDir } from '../helpers/tmp.js';
 describe('big-uploader serve', () => {
   it('parses options with units, and environment variables with the command line winning', () => {
     const parsed = parseServeArgs(
-      ['--port', '4000', '--max-size', '10GiB', '--ttl', '2h', '--origin', 'https://a.example', '--origin', 'https://b.example', '--durable', '--window', '8MiB'],
+      [
+        '--port',
+        '4000',
+        '--max-size',
+        '10GiB',
+        '--ttl',
+        '2h',
+        '--origin',
+        'https://a.example',
+        '--origin',
+        'https://b.example',
+        '--durable',
+        '--window',
+        '8MiB',
+      ],
       { BIG_UPLOADER_PORT: '5000', BIG_UPLOADER_TOKEN: 't1,t2', BIG_UPLOADER_IDLE_TIMEOUT: '90s' },
     );
     if (parsed.help) throw new Error('unexpected help');
@@ -35,7 +49,9 @@ describe('big-uploader serve', () => {
   it('refuses a non-loopback address without a token, unless --insecure-no-token is given', async () => {
     const tmp = await makeTempDir();
     try {
-      await expect(startChildServer(['--dir', tmp.path, '--host', '0.0.0.0'])).rejects.toThrow(/exited \(2\)[\s\S]*refusing to listen on 0\.0\.0\.0 without a token/);
+      await expect(startChildServer(['--dir', tmp.path, '--host', '0.0.0.0'])).rejects.toThrow(
+        /exited \(2\)[\s\S]*refusing to listen on 0\.0\.0\.0 without a token/,
+      );
     } finally {
       await tmp.cleanup();
     }
@@ -43,7 +59,13 @@ describe('big-uploader serve', () => {
 
   it('with --insecure-no-token warns loudly, serves the page, and still refuses foreign Host names', async () => {
     const tmp = await makeTempDir();
-    const child = await startChildServer(['--dir', tmp.path, '--host', '0.0.0.0', '--insecure-no-token']);
+    const child = await startChildServer([
+      '--dir',
+      tmp.path,
+      '--host',
+      '0.0.0.0',
+      '--insecure-no-token',
+    ]);
     try {
       expect(child.output()).toMatch(/WARNING.*WITHOUT a token/s);
       const base = child.url.replace('0.0.0.0', '127.0.0.1');
@@ -53,7 +75,10 @@ describe('big-uploader serve', () => {
       expect(await page.text()).toMatch(/<big-uploader[\s>]/);
       // A rebound name reaches the port but is not answered.
       const port = new URL(base).port;
-      const rebound = await rawHttp(Number(port), `GET /healthz HTTP/1.1\r\nHost: attacker.example:${port}\r\nConnection: close\r\n\r\n`);
+      const rebound = await rawHttp(
+        Number(port),
+        `GET /healthz HTTP/1.1\r\nHost: attacker.example:${port}\r\nConnection: close\r\n\r\n`,
+      );
       expect(rebound).toMatch(/^HTTP\/1\.1 403/);
       expect(rebound).toMatch(/HOST_NOT_ALLOWED/);
     } finally {

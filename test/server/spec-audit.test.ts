@@ -52,7 +52,12 @@ let server: TestServer;
 
 beforeAll(async () => {
   tmp = await makeTempDir();
-  server = await startServer({ dir: tmp.path, window: 4 * CHUNK, defaultChunkSize: CHUNK, maxChunkSize: 4 * CHUNK });
+  server = await startServer({
+    dir: tmp.path,
+    window: 4 * CHUNK,
+    defaultChunkSize: CHUNK,
+    maxChunkSize: 4 * CHUNK,
+  });
 });
 afterAll(async () => {
   await server.close();
@@ -60,7 +65,10 @@ afterAll(async () => {
 });
 
 /** A server of its own for a test that needs other options; closed and cleaned up by `use`. */
-async function withServer<T>(options: Omit<AppOptions, 'dir'>, use: (s: TestServer, dir: string) => Promise<T>): Promise<T> {
+async function withServer<T>(
+  options: Omit<AppOptions, 'dir'>,
+  use: (s: TestServer, dir: string) => Promise<T>,
+): Promise<T> {
   const dir = await makeTempDir();
   const s = await startServer({ dir: dir.path, ...options });
   try {
@@ -71,7 +79,11 @@ async function withServer<T>(options: Omit<AppOptions, 'dir'>, use: (s: TestServ
   }
 }
 
-async function opened(url = server.wsUrl, size = 3 * CHUNK + 5, extra: Record<string, unknown> = {}) {
+async function opened(
+  url = server.wsUrl,
+  size = 3 * CHUNK + 5,
+  extra: Record<string, unknown> = {},
+) {
   const client = await RawClient.connect(url);
   client.open({ fileSize: size, chunkSize: CHUNK, ...extra });
   const accept = await client.expect('accept');
@@ -79,8 +91,19 @@ async function opened(url = server.wsUrl, size = 3 * CHUNK + 5, extra: Record<st
 }
 
 /** Bytes of a valid OPEN, to be patched into an invalid one. */
-function openBytes(fields: { name?: string; token?: string; metadata?: Record<string, string> } = {}): Buffer {
-  return Buffer.from(encodeOpen({ fileSize: 10, chunkSize: 0, name: fields.name ?? 'x', contentType: '', token: fields.token ?? '', metadata: fields.metadata ?? {} }));
+function openBytes(
+  fields: { name?: string; token?: string; metadata?: Record<string, string> } = {},
+): Buffer {
+  return Buffer.from(
+    encodeOpen({
+      fileSize: 10,
+      chunkSize: 0,
+      name: fields.name ?? 'x',
+      contentType: '',
+      token: fields.token ?? '',
+      metadata: fields.metadata ?? {},
+    }),
+  );
 }
 
 /** The fixed part of an OPEN (type, flags, size 10, chunk size 0, digest 0). */
@@ -106,7 +129,10 @@ function str(bytes: Buffer | string): Buffer {
 async function expectFatal(client: RawClient, expected: ErrorDefinition): Promise<ErrorMessage> {
   const error = await client.expect('error');
   expect(errorByCode(error.code)?.name, error.message).toBe(expected.name);
-  expect({ fatal: error.fatal, retryable: error.retryable }).toEqual({ fatal: expected.fatal, retryable: expected.retryable });
+  expect({ fatal: error.fatal, retryable: error.retryable }).toEqual({
+    fatal: expected.fatal,
+    retryable: expected.retryable,
+  });
   const closed = await client.closed;
   expect(closed).toEqual({ code: expected.closeCode, reason: expected.name });
   return error;
@@ -117,46 +143,128 @@ async function expectFatal(client: RawClient, expected: ErrorDefinition): Promis
 describe('spec audit: decoding (sections 2, 4, 6, 10, 11)', () => {
   /** Messages sent on a fresh connection (server state IDLE). */
   const idleCases: Array<[string, () => Buffer | string, ErrorDefinition]> = [
-    ['2 u53: an OPEN fileSize of 2^53 is INTEGER_TOO_LARGE', () => {
-      const b = openBytes();
-      b.writeBigUInt64BE(TWO_POW_53, 2);
-      return b;
-    }, Errors.INTEGER_TOO_LARGE],
-    ['2 string: a name length above the limit is LIMIT_EXCEEDED at the length field, before its bytes (none follow)', () =>
-      Buffer.concat([openHead(), u16(Limits.MAX_NAME_BYTES + 1)]), Errors.LIMIT_EXCEEDED],
-    ['2 string: a RESUME token length above the limit is LIMIT_EXCEEDED before its bytes', () =>
-      Buffer.concat([Buffer.from(encodeResume({ uploadId: new Uint8Array(16), secret: new Uint8Array(32), token: '' })).subarray(0, HeaderSize.RESUME_FIXED), u16(Limits.MAX_TOKEN_BYTES + 1)]), Errors.LIMIT_EXCEEDED],
-    ['2 string: an overlong UTF-8 form in the name is INVALID_UTF8', () =>
-      Buffer.concat([openHead(), str(Buffer.from([0xc0, 0xaf])), str(''), str(''), u16(0)]), Errors.INVALID_UTF8],
-    ['2 string: an encoded surrogate in a metadata key is INVALID_UTF8', () =>
-      Buffer.concat([openHead(), str('x'), str(''), str(''), u16(1), str(Buffer.from([0xed, 0xa0, 0x80])), str('v')]), Errors.INVALID_UTF8],
-    ['2 string: a truncated sequence in the content type is INVALID_UTF8', () =>
-      Buffer.concat([openHead(), str('x'), str(Buffer.from([0x61, 0xe2, 0x82])), str(''), u16(0)]), Errors.INVALID_UTF8],
-    ['4.1: a reserved OPEN flag bit is RESERVED_BITS_SET', () => {
-      const b = openBytes();
-      b[1] = 0x02;
-      return b;
-    }, Errors.RESERVED_BITS_SET],
-    ['4.1: any RESUME flag bit is RESERVED_BITS_SET', () => {
-      const b = Buffer.from(encodeResume({ uploadId: new Uint8Array(16), secret: new Uint8Array(32), token: '' }));
-      b[1] = 0x80;
-      return b;
-    }, Errors.RESERVED_BITS_SET],
-    ['6.1: an OPEN digest without HAS_DIGEST is RESERVED_BITS_SET', () => {
-      const b = openBytes();
-      b[21] = 0x01;
-      return b;
-    }, Errors.RESERVED_BITS_SET],
-    ['6.1: metadata whose keys and values exceed MAX_METADATA_TOTAL_BYTES is LIMIT_EXCEEDED', () => {
-      const value = 'v'.repeat(Limits.MAX_METADATA_VALUE_BYTES);
-      const entries = [0, 1, 2, 3].map((i) => Buffer.concat([str(`k${i}`), str(value)]));
-      return Buffer.concat([openHead(), str('x'), str(''), str(''), u16(entries.length), ...entries]);
-    }, Errors.LIMIT_EXCEEDED],
+    [
+      '2 u53: an OPEN fileSize of 2^53 is INTEGER_TOO_LARGE',
+      () => {
+        const b = openBytes();
+        b.writeBigUInt64BE(TWO_POW_53, 2);
+        return b;
+      },
+      Errors.INTEGER_TOO_LARGE,
+    ],
+    [
+      '2 string: a name length above the limit is LIMIT_EXCEEDED at the length field, before its bytes (none follow)',
+      () => Buffer.concat([openHead(), u16(Limits.MAX_NAME_BYTES + 1)]),
+      Errors.LIMIT_EXCEEDED,
+    ],
+    [
+      '2 string: a RESUME token length above the limit is LIMIT_EXCEEDED before its bytes',
+      () =>
+        Buffer.concat([
+          Buffer.from(
+            encodeResume({ uploadId: new Uint8Array(16), secret: new Uint8Array(32), token: '' }),
+          ).subarray(0, HeaderSize.RESUME_FIXED),
+          u16(Limits.MAX_TOKEN_BYTES + 1),
+        ]),
+      Errors.LIMIT_EXCEEDED,
+    ],
+    [
+      '2 string: an overlong UTF-8 form in the name is INVALID_UTF8',
+      () => Buffer.concat([openHead(), str(Buffer.from([0xc0, 0xaf])), str(''), str(''), u16(0)]),
+      Errors.INVALID_UTF8,
+    ],
+    [
+      '2 string: an encoded surrogate in a metadata key is INVALID_UTF8',
+      () =>
+        Buffer.concat([
+          openHead(),
+          str('x'),
+          str(''),
+          str(''),
+          u16(1),
+          str(Buffer.from([0xed, 0xa0, 0x80])),
+          str('v'),
+        ]),
+      Errors.INVALID_UTF8,
+    ],
+    [
+      '2 string: a truncated sequence in the content type is INVALID_UTF8',
+      () =>
+        Buffer.concat([
+          openHead(),
+          str('x'),
+          str(Buffer.from([0x61, 0xe2, 0x82])),
+          str(''),
+          u16(0),
+        ]),
+      Errors.INVALID_UTF8,
+    ],
+    [
+      '4.1: a reserved OPEN flag bit is RESERVED_BITS_SET',
+      () => {
+        const b = openBytes();
+        b[1] = 0x02;
+        return b;
+      },
+      Errors.RESERVED_BITS_SET,
+    ],
+    [
+      '4.1: any RESUME flag bit is RESERVED_BITS_SET',
+      () => {
+        const b = Buffer.from(
+          encodeResume({ uploadId: new Uint8Array(16), secret: new Uint8Array(32), token: '' }),
+        );
+        b[1] = 0x80;
+        return b;
+      },
+      Errors.RESERVED_BITS_SET,
+    ],
+    [
+      '6.1: an OPEN digest without HAS_DIGEST is RESERVED_BITS_SET',
+      () => {
+        const b = openBytes();
+        b[21] = 0x01;
+        return b;
+      },
+      Errors.RESERVED_BITS_SET,
+    ],
+    [
+      '6.1: metadata whose keys and values exceed MAX_METADATA_TOTAL_BYTES is LIMIT_EXCEEDED',
+      () => {
+        const value = 'v'.repeat(Limits.MAX_METADATA_VALUE_BYTES);
+        const entries = [0, 1, 2, 3].map((i) => Buffer.concat([str(`k${i}`), str(value)]));
+        return Buffer.concat([
+          openHead(),
+          str('x'),
+          str(''),
+          str(''),
+          u16(entries.length),
+          ...entries,
+        ]);
+      },
+      Errors.LIMIT_EXCEEDED,
+    ],
     ['4.4 step 1: an empty message is MALFORMED', () => Buffer.alloc(0), Errors.MALFORMED],
-    ['4.4 step 2: type 0x80 is UNKNOWN_MESSAGE_TYPE', () => Buffer.from([0x80, 0x00]), Errors.UNKNOWN_MESSAGE_TYPE],
-    ['4.4 step 3 before 5: a WINDOW from a client, flags set, is UNEXPECTED_MESSAGE', () => Buffer.from([0x12, 0xff, 0, 0, 0, 0]), Errors.UNEXPECTED_MESSAGE],
-    ['4.4 step 5 before 6: a truncated OPEN with a reserved flag is RESERVED_BITS_SET', () => Buffer.from([0x01, 0x80, 0x00]), Errors.RESERVED_BITS_SET],
-    ['4.4 step 7: a TERMINATE with a trailing byte is MALFORMED (decoding comes before the state check)', () => Buffer.from([0x40, 0x00, 0x00]), Errors.MALFORMED],
+    [
+      '4.4 step 2: type 0x80 is UNKNOWN_MESSAGE_TYPE',
+      () => Buffer.from([0x80, 0x00]),
+      Errors.UNKNOWN_MESSAGE_TYPE,
+    ],
+    [
+      '4.4 step 3 before 5: a WINDOW from a client, flags set, is UNEXPECTED_MESSAGE',
+      () => Buffer.from([0x12, 0xff, 0, 0, 0, 0]),
+      Errors.UNEXPECTED_MESSAGE,
+    ],
+    [
+      '4.4 step 5 before 6: a truncated OPEN with a reserved flag is RESERVED_BITS_SET',
+      () => Buffer.from([0x01, 0x80, 0x00]),
+      Errors.RESERVED_BITS_SET,
+    ],
+    [
+      '4.4 step 7: a TERMINATE with a trailing byte is MALFORMED (decoding comes before the state check)',
+      () => Buffer.from([0x40, 0x00, 0x00]),
+      Errors.MALFORMED,
+    ],
     ['3.1: a text message is TEXT_MESSAGE', () => 'OPEN', Errors.TEXT_MESSAGE],
   ];
 
@@ -170,35 +278,59 @@ describe('spec audit: decoding (sections 2, 4, 6, 10, 11)', () => {
 
   /** Messages sent once an upload is open (state ACTIVE, agreed chunk size CHUNK). */
   const activeCases: Array<[string, () => Buffer, ErrorDefinition]> = [
-    ['2 u53 / 6.4: DATA whose offset + length is 2^53 is INTEGER_TOO_LARGE', () => {
-      const head = Buffer.alloc(HeaderSize.DATA);
-      head[0] = 0x10;
-      head.writeBigUInt64BE(TWO_POW_53 - 1n, 2);
-      return Buffer.concat([head, Buffer.from([7])]);
-    }, Errors.INTEGER_TOO_LARGE],
-    ['6.4: DATA with an empty payload is INVALID_FIELD', () => {
-      const head = Buffer.alloc(HeaderSize.DATA);
-      head[0] = 0x10;
-      return head;
-    }, Errors.INVALID_FIELD],
-    ['4.3 before 4.1: DATA above chunk size + 18 with a reserved flag is MESSAGE_TOO_LARGE (size first)', () => {
-      const b = Buffer.alloc(CHUNK + HeaderSize.DATA + 1);
-      b[0] = 0x10;
-      b[1] = 0xff;
-      return b;
-    }, Errors.MESSAGE_TOO_LARGE],
-    ['4.3: a COMPLETE above MAX_CONTROL_MESSAGE is MESSAGE_TOO_LARGE before its flags or length are read', () => {
-      const b = Buffer.alloc(Limits.MAX_CONTROL_MESSAGE + 1);
-      b[0] = 0x20;
-      b[1] = 0xff;
-      return b;
-    }, Errors.MESSAGE_TOO_LARGE],
-    ['6.7: a COMPLETE digest without HAS_DIGEST is RESERVED_BITS_SET', () => {
-      const b = Buffer.from(encodeComplete());
-      b[9] = 0x01;
-      return b;
-    }, Errors.RESERVED_BITS_SET],
-    ['6.7: a COMPLETE of 9 bytes is MALFORMED', () => Buffer.from(encodeComplete()).subarray(0, 9), Errors.MALFORMED],
+    [
+      '2 u53 / 6.4: DATA whose offset + length is 2^53 is INTEGER_TOO_LARGE',
+      () => {
+        const head = Buffer.alloc(HeaderSize.DATA);
+        head[0] = 0x10;
+        head.writeBigUInt64BE(TWO_POW_53 - 1n, 2);
+        return Buffer.concat([head, Buffer.from([7])]);
+      },
+      Errors.INTEGER_TOO_LARGE,
+    ],
+    [
+      '6.4: DATA with an empty payload is INVALID_FIELD',
+      () => {
+        const head = Buffer.alloc(HeaderSize.DATA);
+        head[0] = 0x10;
+        return head;
+      },
+      Errors.INVALID_FIELD,
+    ],
+    [
+      '4.3 before 4.1: DATA above chunk size + 18 with a reserved flag is MESSAGE_TOO_LARGE (size first)',
+      () => {
+        const b = Buffer.alloc(CHUNK + HeaderSize.DATA + 1);
+        b[0] = 0x10;
+        b[1] = 0xff;
+        return b;
+      },
+      Errors.MESSAGE_TOO_LARGE,
+    ],
+    [
+      '4.3: a COMPLETE above MAX_CONTROL_MESSAGE is MESSAGE_TOO_LARGE before its flags or length are read',
+      () => {
+        const b = Buffer.alloc(Limits.MAX_CONTROL_MESSAGE + 1);
+        b[0] = 0x20;
+        b[1] = 0xff;
+        return b;
+      },
+      Errors.MESSAGE_TOO_LARGE,
+    ],
+    [
+      '6.7: a COMPLETE digest without HAS_DIGEST is RESERVED_BITS_SET',
+      () => {
+        const b = Buffer.from(encodeComplete());
+        b[9] = 0x01;
+        return b;
+      },
+      Errors.RESERVED_BITS_SET,
+    ],
+    [
+      '6.7: a COMPLETE of 9 bytes is MALFORMED',
+      () => Buffer.from(encodeComplete()).subarray(0, 9),
+      Errors.MALFORMED,
+    ],
     ['5: an OPEN while ACTIVE is UNEXPECTED_MESSAGE', () => openBytes(), Errors.UNEXPECTED_MESSAGE],
   ];
 
@@ -230,7 +362,11 @@ describe('spec audit: decoding (sections 2, 4, 6, 10, 11)', () => {
     seen.push(await client.expectError(Errors.DIGEST_MISMATCH.code));
     for (const error of seen) {
       const entry = errorByCode(error.code)!;
-      expect({ name: entry.name, fatal: error.fatal, retryable: error.retryable }).toEqual({ name: entry.name, fatal: entry.fatal, retryable: entry.retryable });
+      expect({ name: entry.name, fatal: error.fatal, retryable: error.retryable }).toEqual({
+        name: entry.name,
+        fatal: entry.fatal,
+        retryable: entry.retryable,
+      });
     }
     // 7.10: non-fatal errors leave the connection open and the upload ACTIVE.
     client.terminate();
@@ -249,14 +385,21 @@ describe('spec audit: decoding (sections 2, 4, 6, 10, 11)', () => {
 
     const data = randomBytes(8 * CHUNK);
     const { client } = await opened(server.wsUrl, data.byteLength);
-    for (const c of chunksOf(data.byteLength, CHUNK)) client.sendData(c.start, data.subarray(c.start, c.end));
+    for (const c of chunksOf(data.byteLength, CHUNK))
+      client.sendData(c.start, data.subarray(c.start, c.end));
     let message = await client.next();
     while (message.type === 'ack') message = await client.next();
     expect(message.type).toBe('error');
     const error = message as ErrorMessage;
     expect(errorByCode(error.code)?.name).toBe(Errors.WINDOW_EXCEEDED.name);
-    expect({ fatal: error.fatal, retryable: error.retryable }).toEqual({ fatal: true, retryable: false });
-    expect(await client.closed).toEqual({ code: Errors.WINDOW_EXCEEDED.closeCode, reason: Errors.WINDOW_EXCEEDED.name });
+    expect({ fatal: error.fatal, retryable: error.retryable }).toEqual({
+      fatal: true,
+      retryable: false,
+    });
+    expect(await client.closed).toEqual({
+      code: Errors.WINDOW_EXCEEDED.closeCode,
+      reason: Errors.WINDOW_EXCEEDED.name,
+    });
   });
 });
 
@@ -266,7 +409,11 @@ describe('spec audit: handshake (section 3)', () => {
   const port = () => Number(new URL(server.url).port);
 
   it('3.1: every offered extension is declined, not only permessage-deflate', async () => {
-    const offers = ['permessage-deflate; client_max_window_bits', 'x-webkit-deflate-frame', 'permessage-foo, permessage-deflate'];
+    const offers = [
+      'permessage-deflate; client_max_window_bits',
+      'x-webkit-deflate-frame',
+      'permessage-foo, permessage-deflate',
+    ];
     for (const offer of offers) {
       const raw = await rawConnect(port(), { headers: { 'Sec-WebSocket-Extensions': offer } });
       expect(raw.status, offer).toBe(101);
@@ -290,30 +437,46 @@ describe('spec audit: handshake (section 3)', () => {
   it('3.2: a request offering no subprotocol at all is refused with 426 and Bigup-Versions', async () => {
     const raw = await rawConnect(port(), { protocol: null });
     expect(raw.status).toBe(426);
-    expect(raw.headers['bigup-versions']).toBe(SUBPROTOCOL_V1);
+    expect(raw.headers['bigup-versions']).toBe('bigup.2, bigup.1');
     raw.socket.destroy();
   });
 
   it('3.2 / 13: the first offered version the server supports is selected and echoed', async () => {
-    const raw = await rawConnect(port(), { protocol: 'bigup.2, bigup.1, other' });
+    const raw = await rawConnect(port(), { protocol: 'bigup.3, bigup.1, bigup.2, other' });
     expect(raw.status).toBe(101);
     expect(raw.headers['sec-websocket-protocol']).toBe(SUBPROTOCOL_V1);
     raw.socket.destroy();
+    const v2 = await rawConnect(port(), { protocol: 'bigup.2, bigup.1' });
+    expect(v2.headers['sec-websocket-protocol']).toBe('bigup.2');
+    v2.socket.destroy();
   });
 
   it('3.3 / 14: no token is logged (query, Authorization header, OPEN and RESUME token fields), even at trace level', async () => {
     let logged = '';
-    const sink = new Writable({ write(chunk: Buffer, _enc, done) { logged += chunk.toString(); done(); } });
-    const app = Fastify({ logger: { ...(loggerOptions('trace') as Record<string, unknown>), stream: sink } });
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        logged += chunk.toString();
+        done();
+      },
+    });
+    const app = Fastify({
+      logger: { ...(loggerOptions('trace') as Record<string, unknown>), stream: sink },
+    });
     const dir = await makeTempDir();
     const SERVER_TOKEN = 'server-token-Q7xv';
     const UPLOAD_TOKEN = 'upload-token-K2mz';
     const RESUME_TOKEN = 'resume-token-P9wd';
-    await app.register(bigUploader, { dir: dir.path, token: SERVER_TOKEN, authorizeUpload: ({ token }) => token !== 'refuse-me-T4' });
+    await app.register(bigUploader, {
+      dir: dir.path,
+      token: SERVER_TOKEN,
+      authorizeUpload: ({ token }) => token !== 'refuse-me-T4',
+    });
     const url = await app.listen({ host: '127.0.0.1', port: 0 });
     try {
       const wsUrl = `${url.replace('http', 'ws')}/upload`;
-      const a = await RawClient.connect(wsUrl, { headers: { Authorization: `Bearer ${SERVER_TOKEN}` } });
+      const a = await RawClient.connect(wsUrl, {
+        headers: { Authorization: `Bearer ${SERVER_TOKEN}` },
+      });
       a.open({ fileSize: 10, token: UPLOAD_TOKEN });
       const accept = await a.expect('accept');
       a.close();
@@ -326,13 +489,22 @@ describe('spec audit: handshake (section 3)', () => {
       c.open({ fileSize: 10, token: 'refuse-me-T4' });
       await c.expectError(Errors.UNAUTHORIZED.code);
       await RawClient.refused(wsUrl, { headers: { Authorization: 'Bearer wrong-token-Z1' } });
-      await fetch(`${url}/uploads/${bytesToHex(accept.uploadId)}`, { headers: { Authorization: `Bearer ${SERVER_TOKEN}` } });
+      await fetch(`${url}/uploads/${bytesToHex(accept.uploadId)}`, {
+        headers: { Authorization: `Bearer ${SERVER_TOKEN}` },
+      });
     } finally {
       await app.close();
       await dir.cleanup();
     }
     expect(logged).toContain('/upload');
-    for (const secret of [SERVER_TOKEN, UPLOAD_TOKEN, RESUME_TOKEN, 'refuse-me-T4', 'wrong-token-Z1']) expect(logged).not.toContain(secret);
+    for (const secret of [
+      SERVER_TOKEN,
+      UPLOAD_TOKEN,
+      RESUME_TOKEN,
+      'refuse-me-T4',
+      'wrong-token-Z1',
+    ])
+      expect(logged).not.toContain(secret);
   });
 });
 
@@ -351,7 +523,9 @@ class GatedStore implements UploadStore {
   constructor(private readonly inner: DiskStore) {}
 
   holdWrites(): void {
-    this.writeGate = new Promise((resolve) => { this.openWrites = resolve; });
+    this.writeGate = new Promise((resolve) => {
+      this.openWrites = resolve;
+    });
   }
 
   releaseWrites(): void {
@@ -360,7 +534,9 @@ class GatedStore implements UploadStore {
   }
 
   holdFinish(): void {
-    this.finishGate = new Promise((resolve) => { this.openFinish = resolve; });
+    this.finishGate = new Promise((resolve) => {
+      this.openFinish = resolve;
+    });
   }
 
   releaseFinish(): void {
@@ -368,18 +544,35 @@ class GatedStore implements UploadStore {
     this.finishGate = Promise.resolve();
   }
 
-  init(): Promise<void> { return this.inner.init(); }
-  freeSpace(): Promise<number> { return this.inner.freeSpace(); }
-  async create(info: UploadInfo): Promise<UploadHandle> { return this.gated(await this.inner.create(info)); }
-  async open(id: string): Promise<UploadHandle> { return this.gated(await this.inner.open(id)); }
-  readState(id: string) { return this.inner.readState(id); }
-  remove(id: string): Promise<void> { return this.inner.remove(id); }
-  list() { return this.inner.list(); }
+  init(): Promise<void> {
+    return this.inner.init();
+  }
+  freeSpace(): Promise<number> {
+    return this.inner.freeSpace();
+  }
+  async create(info: UploadInfo): Promise<UploadHandle> {
+    return this.gated(await this.inner.create(info));
+  }
+  async open(id: string): Promise<UploadHandle> {
+    return this.gated(await this.inner.open(id));
+  }
+  readState(id: string) {
+    return this.inner.readState(id);
+  }
+  remove(id: string): Promise<void> {
+    return this.inner.remove(id);
+  }
+  list() {
+    return this.inner.list();
+  }
 
   private gated(handle: UploadHandle): UploadHandle {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the wrapper's methods count on this store
     const store = this;
     return {
-      get info() { return handle.info; },
+      get info() {
+        return handle.info;
+      },
       async writeAt(bytes, position) {
         store.writesStarted++;
         await store.writeGate;
@@ -423,7 +616,7 @@ describe('spec audit: upload semantics (sections 2, 6, 7)', () => {
     const { client, accept } = await opened(server.wsUrl, data.byteLength);
     expect(accept.created).toBe(true);
     for (const i of [2, 0, 4, 1]) {
-      const c = chunksOf(data.byteLength, CHUNK)[i]!;
+      const c = chunksOf(data.byteLength, CHUNK)[i];
       client.sendData(c.start, data.subarray(c.start, c.end));
       expect((await client.expect('ack')).ranges).toEqual([c]);
     }
@@ -434,7 +627,10 @@ describe('spec audit: upload semantics (sections 2, 6, 7)', () => {
     expect(resumed.created).toBe(false);
     expect(Buffer.from(resumed.secret).equals(Buffer.alloc(Limits.SECRET_BYTES))).toBe(true);
     // Chunks 0, 1, 2 adjacent: one range; chunk 4 (the short last one) apart.
-    expect(resumed.ranges).toEqual([{ start: 0, end: 3 * CHUNK }, { start: 4 * CHUNK, end: data.byteLength }]);
+    expect(resumed.ranges).toEqual([
+      { start: 0, end: 3 * CHUNK },
+      { start: 4 * CHUNK, end: data.byteLength },
+    ]);
     again.close();
   });
 
@@ -456,7 +652,9 @@ describe('spec audit: upload semantics (sections 2, 6, 7)', () => {
     client.open({ fileSize: data.byteLength, chunkSize: 0, digest: 42n });
     const accept = await client.expect('accept');
     expect(accept.chunkSize).toBe(CHUNK);
-    expect((await sendChunks(client, accept, data, chunksOf(data.byteLength, CHUNK))).errors).toEqual([]);
+    expect(
+      (await sendChunks(client, accept, data, chunksOf(data.byteLength, CHUNK))).errors,
+    ).toEqual([]);
     client.complete();
     expect((await client.expect('result')).digest).toBe(digestOf(client.hasher, data, CHUNK));
     client.close();
@@ -475,7 +673,7 @@ describe('spec audit: upload semantics (sections 2, 6, 7)', () => {
       await c.closed;
       return took;
     };
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     const unknown: number[] = [];
     const wrong: number[] = [];
     for (let i = 0; i < 15; i++) {
@@ -503,7 +701,8 @@ describe('spec audit: upload semantics (sections 2, 6, 7)', () => {
       store.releaseWrites();
       // Read only once the first was answered: nothing outstanding then, so the second is in the window.
       const acked: Array<{ start: number; end: number }> = [];
-      while (acked.reduce((n, r) => n + r.end - r.start, 0) < data.byteLength) acked.push(...(await client.expect('ack')).ranges);
+      while (acked.reduce((n, r) => n + r.end - r.start, 0) < data.byteLength)
+        acked.push(...(await client.expect('ack')).ranges);
       client.close();
     } finally {
       store.releaseWrites();
@@ -515,7 +714,13 @@ describe('spec audit: upload semantics (sections 2, 6, 7)', () => {
   it('7.10: the idle timer does not run while the server owes an ACK or a RESULT; it does run afterwards', async () => {
     const dir = await makeTempDir();
     const store = new GatedStore(new DiskStore({ dir: dir.path }));
-    const s = await startServer({ dir: dir.path, store, window: 4 * CHUNK, defaultChunkSize: CHUNK, idleTimeout: 150 });
+    const s = await startServer({
+      dir: dir.path,
+      store,
+      window: 4 * CHUNK,
+      defaultChunkSize: CHUNK,
+      idleTimeout: 150,
+    });
     try {
       const data = randomBytes(CHUNK + 1);
       const { client } = await opened(s.wsUrl, data.byteLength);
@@ -526,7 +731,8 @@ describe('spec audit: upload semantics (sections 2, 6, 7)', () => {
       expect(await silentFor(client, 750)).toBeUndefined();
       store.releaseWrites();
       let acked = 0;
-      while (acked < data.byteLength) acked += (await client.expect('ack')).ranges.reduce((n, r) => n + r.end - r.start, 0);
+      while (acked < data.byteLength)
+        acked += (await client.expect('ack')).ranges.reduce((n, r) => n + r.end - r.start, 0);
       store.holdFinish();
       client.complete();
       expect(await silentFor(client, 750)).toBeUndefined();
@@ -557,7 +763,10 @@ async function uploadsInEveryState(url: string) {
   await done.client.expect('result');
   done.client.close();
   await done.client.closed;
-  return { connected, ids: [connected.accept.uploadId, idle.accept.uploadId, done.accept.uploadId] };
+  return {
+    connected,
+    ids: [connected.accept.uploadId, idle.accept.uploadId, done.accept.uploadId],
+  };
 }
 
 describe('spec audit: no existence oracle (7.2, 12, 14)', () => {
@@ -568,7 +777,15 @@ describe('spec audit: no existence oracle (7.2, 12, 14)', () => {
       const c = await RawClient.connect(server.wsUrl);
       c.resume(id, randomBytes(32));
       const error = await c.expect('error');
-      answers.push({ code: error.code, message: error.message, fatal: error.fatal, retryable: error.retryable, offset: error.offset, length: error.length, closed: await c.closed });
+      answers.push({
+        code: error.code,
+        message: error.message,
+        fatal: error.fatal,
+        retryable: error.retryable,
+        offset: error.offset,
+        length: error.length,
+        closed: await c.closed,
+      });
     }
     expect(answers[0]).toMatchObject({ code: Errors.NOT_FOUND.code, closed: { code: 1000 } });
     for (const answer of answers) expect(answer).toEqual(answers[0]);
@@ -584,24 +801,55 @@ describe('spec audit: no existence oracle (7.2, 12, 14)', () => {
     const answers = new Set<string>();
     for (const method of ['GET', 'DELETE']) {
       for (const target of targets) {
-        const res = await fetch(`${server.url}/uploads/${target}`, { method, headers: { 'Bigup-Secret': bytesToHex(randomBytes(32)) } });
-        answers.add(JSON.stringify({ status: res.status, type: res.headers.get('content-type'), cache: res.headers.get('cache-control'), body: await res.text() }));
+        const res = await fetch(`${server.url}/uploads/${target}`, {
+          method,
+          headers: { 'Bigup-Secret': bytesToHex(randomBytes(32)) },
+        });
+        answers.add(
+          JSON.stringify({
+            status: res.status,
+            type: res.headers.get('content-type'),
+            cache: res.headers.get('cache-control'),
+            body: await res.text(),
+          }),
+        );
       }
     }
-    expect([...answers]).toEqual([JSON.stringify({ status: 404, type: 'application/json; charset=utf-8', cache: 'no-store', body: '{"code":"NOT_FOUND","error":"not found"}' })]);
+    expect([...answers]).toEqual([
+      JSON.stringify({
+        status: 404,
+        type: 'application/json; charset=utf-8',
+        cache: 'no-store',
+        body: '{"code":"NOT_FOUND","error":"not found"}',
+      }),
+    ]);
     connected.client.close();
   });
 
   it('3.5: names an attacker can point at loopback are refused (403) on the upgrade and on the HTTP endpoints of a tokenless server', async () => {
     const port = Number(new URL(server.url).port);
-    const hostile = ['127.0.0.1.nip.io', 'localhost.evil.example', 'evil.example', '127.0.0.1.evil.example', `evil.example:${port}`, 'localhost@evil.example', 'evil.example#localhost'];
+    const hostile = [
+      '127.0.0.1.nip.io',
+      'localhost.evil.example',
+      'evil.example',
+      '127.0.0.1.evil.example',
+      `evil.example:${port}`,
+      'localhost@evil.example',
+      'evil.example#localhost',
+    ];
     for (const host of hostile) {
       const raw = await rawConnect(port, { headers: { Host: host } });
       raw.socket.destroy();
       expect(raw.status, `upgrade, Host ${host}`).toBe(403);
       for (const path of [`/uploads/${'ab'.repeat(16)}`, '/healthz']) {
         const answer = await new Promise<number>((resolve, reject) => {
-          const req = httpRequest({ host: '127.0.0.1', port, path, headers: { Host: host } }, (res) => { res.resume(); resolve(res.statusCode ?? 0); });
+          const req = httpRequest(
+            { host: '127.0.0.1', port, path, headers: { Host: host } },
+            (res) => {
+              res.resume();
+              resolve(res.statusCode ?? 0);
+            },
+          );
           req.on('error', reject);
           req.end();
         });
@@ -621,7 +869,10 @@ describe('spec audit: no existence oracle (7.2, 12, 14)', () => {
 
 describe('spec audit: HTTP endpoints (section 12)', () => {
   it('12: the server token (a credential that merely allows uploading) does not authorize GET or DELETE of an upload', async () => {
-    for (const options of [{ token: 'upload-tok' }, { token: 'upload-tok', adminToken: 'admin-tok' }]) {
+    for (const options of [
+      { token: 'upload-tok' },
+      { token: 'upload-tok', adminToken: 'admin-tok' },
+    ]) {
       await withServer(options, async (s) => {
         const client = await RawClient.connect(s.wsUrl, { token: 'upload-tok' });
         client.open({ fileSize: 10 });
@@ -635,11 +886,17 @@ describe('spec audit: HTTP endpoints (section 12)', () => {
         expect((await fetch(url, { method: 'DELETE', headers: asUploader })).status).toBe(404);
         // Credentials only in the headers of section 12: not the secret or a token in the URL.
         expect((await fetch(`${url}?token=upload-tok`)).status).toBe(404);
-        if ('adminToken' in options) expect((await fetch(`${url}?token=admin-tok`)).status).toBe(404);
+        if ('adminToken' in options)
+          expect((await fetch(`${url}?token=admin-tok`)).status).toBe(404);
         expect((await fetch(`${url}?secret=${bytesToHex(accept.secret)}`)).status).toBe(404);
         // Still there for its secret, and for the admin token.
-        expect((await fetch(url, { headers: { 'Bigup-Secret': bytesToHex(accept.secret) } })).status).toBe(200);
-        if ('adminToken' in options) expect((await fetch(url, { headers: { Authorization: 'Bearer admin-tok' } })).status).toBe(200);
+        expect(
+          (await fetch(url, { headers: { 'Bigup-Secret': bytesToHex(accept.secret) } })).status,
+        ).toBe(200);
+        if ('adminToken' in options)
+          expect(
+            (await fetch(url, { headers: { Authorization: 'Bearer admin-tok' } })).status,
+          ).toBe(200);
       });
     }
   });
@@ -651,7 +908,10 @@ describe('spec audit: HTTP endpoints (section 12)', () => {
       // A directory where the metadata file should be: reading it fails with EISDIR.
       await mkdir(join(dir, 'uploads', `${id}.json`), { recursive: true });
       for (const method of ['GET', 'DELETE']) {
-        const res = await fetch(`${s.url}/uploads/${id}`, { method, headers: { Authorization: 'Bearer admin-tok' } });
+        const res = await fetch(`${s.url}/uploads/${id}`, {
+          method,
+          headers: { Authorization: 'Bearer admin-tok' },
+        });
         const body = await res.text();
         expect(res.status, method).toBe(404);
         expect(body, method).not.toMatch(/EISDIR|errno|syscall|\/tmp|uploads\//);
@@ -702,7 +962,8 @@ describe('spec audit: security (section 14)', () => {
       const accept = await client.expect('accept');
       ids.push(BigInt(`0x${bytesToHex(accept.uploadId)}`));
       secrets.push(BigInt(`0x${bytesToHex(accept.secret)}`));
-      for (const byte of [...accept.uploadId, ...accept.secret]) ones += byte.toString(2).replaceAll('0', '').length;
+      for (const byte of [...accept.uploadId, ...accept.secret])
+        ones += byte.toString(2).replaceAll('0', '').length;
       client.terminate();
       await client.expect('terminated');
     }
@@ -711,7 +972,7 @@ describe('spec audit: security (section 14)', () => {
     expect(new Set(secrets).size).toBe(secrets.length);
     // Consecutive ids are not a counter or a timestamp: they differ far above their low bits.
     for (let i = 1; i < ids.length; i++) {
-      const gap = ids[i]! > ids[i - 1]! ? ids[i]! - ids[i - 1]! : ids[i - 1]! - ids[i]!;
+      const gap = ids[i] > ids[i - 1] ? ids[i] - ids[i - 1] : ids[i - 1] - ids[i];
       expect(gap > 2n ** 64n).toBe(true);
     }
     const bits = 40 * (Limits.UPLOAD_ID_BYTES + Limits.SECRET_BYTES) * 8;
@@ -721,21 +982,36 @@ describe('spec audit: security (section 14)', () => {
 
   it('6.1 / 14: metadata keys such as __proto__ are plain keys: delivered as own properties, no prototype touched', async () => {
     const delivered: CompletedUpload[] = [];
-    await withServer({ onUploadComplete: (upload) => { delivered.push(upload); } }, async (s) => {
-      const client = await RawClient.connect(s.wsUrl);
-      client.open({ fileSize: 0, metadata: JSON.parse('{"__proto__":"polluted","constructor":"c","toString":"t"}') as Record<string, string> });
-      await client.expect('accept');
-      client.complete();
-      await client.expect('result');
-      client.close();
-      await until(() => delivered.length === 1);
-    });
-    const metadata = delivered[0]!.metadata;
+    await withServer(
+      {
+        onUploadComplete: (upload) => {
+          delivered.push(upload);
+        },
+      },
+      async (s) => {
+        const client = await RawClient.connect(s.wsUrl);
+        client.open({
+          fileSize: 0,
+          metadata: JSON.parse(
+            '{"__proto__":"polluted","constructor":"c","toString":"t"}',
+          ) as Record<string, string>,
+        });
+        await client.expect('accept');
+        client.complete();
+        await client.expect('result');
+        client.close();
+        await until(() => delivered.length === 1);
+      },
+    );
+    const metadata = delivered[0].metadata;
     expect(Object.keys(metadata).sort()).toEqual(['__proto__', 'constructor', 'toString']);
     expect(Object.getOwnPropertyDescriptor(metadata, '__proto__')?.value).toBe('polluted');
     expect(metadata.constructor).toBe('c');
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
-    expect(Object.getPrototypeOf(metadata) === null || Object.getPrototypeOf(metadata) === Object.prototype).toBe(true);
+    expect(
+      Object.getPrototypeOf(metadata) === null ||
+        Object.getPrototypeOf(metadata) === Object.prototype,
+    ).toBe(true);
   });
 });
 
@@ -750,14 +1026,25 @@ describe('spec audit: metadata across a restart (6.1, 14)', () => {
       let accept: AcceptMessage;
       try {
         const client = await RawClient.connect(first.wsUrl);
-        client.open({ fileSize: 0, metadata: JSON.parse('{"__proto__":"polluted","hasOwnProperty":"h"}') as Record<string, string> });
+        client.open({
+          fileSize: 0,
+          metadata: JSON.parse('{"__proto__":"polluted","hasOwnProperty":"h"}') as Record<
+            string,
+            string
+          >,
+        });
         accept = await client.expect('accept');
         client.close();
         await client.closed;
       } finally {
         await first.close();
       }
-      const second = await startServer({ dir: dir.path, onUploadComplete: (upload) => { delivered.push(upload); } });
+      const second = await startServer({
+        dir: dir.path,
+        onUploadComplete: (upload) => {
+          delivered.push(upload);
+        },
+      });
       try {
         const client = await RawClient.connect(second.wsUrl);
         client.resume(accept.uploadId, accept.secret);
@@ -772,7 +1059,7 @@ describe('spec audit: metadata across a restart (6.1, 14)', () => {
     } finally {
       await dir.cleanup();
     }
-    const metadata = delivered[0]!.metadata;
+    const metadata = delivered[0].metadata;
     expect(Object.keys(metadata).sort()).toEqual(['__proto__', 'hasOwnProperty']);
     expect(Object.getOwnPropertyDescriptor(metadata, '__proto__')?.value).toBe('polluted');
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
@@ -787,14 +1074,21 @@ describe('spec audit: normative prose without a keyword', () => {
     // The OPEN may or may not be answered before the fatal error.
     let message = await client.next();
     if (message.type === 'accept') message = await client.next();
-    expect(message).toMatchObject({ type: 'error', code: Errors.UNEXPECTED_MESSAGE.code, fatal: true });
+    expect(message).toMatchObject({
+      type: 'error',
+      code: Errors.UNEXPECTED_MESSAGE.code,
+      fatal: true,
+    });
     expect((await client.closed).code).toBe(Errors.UNEXPECTED_MESSAGE.closeCode);
   });
 
   it('3.3: the upgrade checks run in the table order (Host, Origin, token absent, token wrong, version)', async () => {
     await withServer({ token: 'tok', allowedHosts: ['good.example'] }, async (s) => {
       const port = Number(new URL(s.url).port);
-      const codeOf = async (headers: Record<string, string>, protocol: string | null = SUBPROTOCOL_V1) => {
+      const codeOf = async (
+        headers: Record<string, string>,
+        protocol: string | null = SUBPROTOCOL_V1,
+      ) => {
         const raw = await rawConnect(port, { headers, protocol });
         raw.socket.destroy();
         return raw.status;
@@ -802,13 +1096,18 @@ describe('spec audit: normative prose without a keyword', () => {
       // Origin before the token, the token (absent, then wrong) before the version. The Host check,
       // first of all, is seen on a server without a token below (loopback Host names pass here).
       expect(await codeOf({ Origin: 'https://evil.example' })).toBe(403);
-      expect(await codeOf({ Origin: 'https://evil.example', Authorization: 'Bearer tok' })).toBe(403);
+      expect(await codeOf({ Origin: 'https://evil.example', Authorization: 'Bearer tok' })).toBe(
+        403,
+      );
       expect(await codeOf({}, 'other.1')).toBe(401);
       expect(await codeOf({ Authorization: 'Bearer nope' }, 'other.1')).toBe(403);
       expect(await codeOf({ Authorization: 'Bearer tok' }, 'other.1')).toBe(426);
     });
     await withServer({}, async (s) => {
-      const raw = await rawConnect(Number(new URL(s.url).port), { headers: { Host: 'rebound.example', Origin: 'https://evil.example' }, protocol: 'other.1' });
+      const raw = await rawConnect(Number(new URL(s.url).port), {
+        headers: { Host: 'rebound.example', Origin: 'https://evil.example' },
+        protocol: 'other.1',
+      });
       raw.socket.destroy();
       expect(raw.status).toBe(403);
     });
@@ -816,14 +1115,26 @@ describe('spec audit: normative prose without a keyword', () => {
 });
 
 /** An upgrade request answered with HTTP: its status, headers and body. */
-function upgradeAttempt(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
+function upgradeAttempt(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
     const request = httpRequest(url, {
-      headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': randomBytes(16).toString('base64'), 'Sec-WebSocket-Protocol': SUBPROTOCOL_V1, ...headers },
+      headers: {
+        Connection: 'Upgrade',
+        Upgrade: 'websocket',
+        'Sec-WebSocket-Version': '13',
+        'Sec-WebSocket-Key': randomBytes(16).toString('base64'),
+        'Sec-WebSocket-Protocol': SUBPROTOCOL_V1,
+        ...headers,
+      },
     });
     request.on('response', (res) => {
       let text = '';
-      res.on('data', (d: Buffer) => { text += d.toString(); });
+      res.on('data', (d: Buffer) => {
+        text += d.toString();
+      });
       res.on('end', () => {
         resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text });
         request.destroy();
@@ -842,12 +1153,21 @@ function upgradeAttempt(url: string, headers: Record<string, string> = {}): Prom
  * A server shutting down gracefully: one upload has a write held in the store, so close() waits
  * for it. `during` runs meanwhile; then the write is released. Reports how close() went.
  */
-async function duringShutdown<T>(during: (s: TestServer) => Promise<T>): Promise<{ result: T; client: RawClient; closedWithinMs: number | undefined }> {
+async function duringShutdown<T>(
+  during: (s: TestServer) => Promise<T>,
+): Promise<{ result: T; client: RawClient; closedWithinMs: number | undefined }> {
   const dir = await makeTempDir();
   const store = new GatedStore(new DiskStore({ dir: dir.path }));
-  const s = await startServer({ dir: dir.path, store, defaultChunkSize: CHUNK, shutdownTimeout: 3000 });
+  const s = await startServer({
+    dir: dir.path,
+    store,
+    defaultChunkSize: CHUNK,
+    shutdownTimeout: 3000,
+  });
   const sockets: Array<Socket> = [];
-  s.app.server.on('connection', (socket: Socket) => { sockets.push(socket); });
+  s.app.server.on('connection', (socket: Socket) => {
+    sockets.push(socket);
+  });
   try {
     const { client } = await opened(s.wsUrl, CHUNK);
     store.holdWrites();
@@ -858,7 +1178,10 @@ async function duringShutdown<T>(during: (s: TestServer) => Promise<T>): Promise
     await new Promise((r) => setTimeout(r, 100));
     const result = await during(s);
     store.releaseWrites();
-    const closed = await Promise.race([closing.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 5000))]);
+    const closed = await Promise.race([
+      closing.then(() => true),
+      new Promise<false>((r) => setTimeout(() => r(false), 5000)),
+    ]);
     const closedWithinMs = closed ? Date.now() - started : undefined;
     if (!closed) {
       // Unstick it so the test run can end: drop every socket the server still holds.
@@ -898,16 +1221,19 @@ describe('found by the audit and fixed since (they failed before)', () => {
   // These expect what SPEC.md says and fail against the server as it is (see docs/spec-audit.md).
 
   it('7.1 (order of checks, normative prose): an OPEN with a refused per-upload token is UNAUTHORIZED, even when the upload limit is reached', async () => {
-    await withServer({ maxUploads: 1, authorizeUpload: ({ token }) => token === 'good' }, async (s) => {
-      const holder = await RawClient.connect(s.wsUrl);
-      holder.open({ fileSize: 10, token: 'good' });
-      await holder.expect('accept');
-      const intruder = await RawClient.connect(s.wsUrl);
-      intruder.open({ fileSize: 10, token: 'forged' });
-      // SPEC.md 7.1 checks the token first (1), the upload limits last (4).
-      await expectFatal(intruder, Errors.UNAUTHORIZED);
-      holder.close();
-    });
+    await withServer(
+      { maxUploads: 1, authorizeUpload: ({ token }) => token === 'good' },
+      async (s) => {
+        const holder = await RawClient.connect(s.wsUrl);
+        holder.open({ fileSize: 10, token: 'good' });
+        await holder.expect('accept');
+        const intruder = await RawClient.connect(s.wsUrl);
+        intruder.open({ fileSize: 10, token: 'forged' });
+        // SPEC.md 7.1 checks the token first (1), the upload limits last (4).
+        await expectFatal(intruder, Errors.UNAUTHORIZED);
+        holder.close();
+      },
+    );
   });
 
   it('7.2 / 14: with every upload slot taken, a RESUME of an unknown id and a wrong secret for a connected upload get the same answer', async () => {
@@ -918,7 +1244,11 @@ describe('found by the audit and fixed since (they failed before)', () => {
         const c = await RawClient.connect(s.wsUrl);
         c.resume(id, randomBytes(32));
         const error = await c.expect('error');
-        answers.push({ code: errorByCode(error.code)?.name, message: error.message, closed: (await c.closed).code });
+        answers.push({
+          code: errorByCode(error.code)?.name,
+          message: error.message,
+          closed: (await c.closed).code,
+        });
       }
       // As it is: NOT_FOUND for the known id, TOO_MANY_UPLOADS for the unknown one, which tells
       // whoever holds an id that the upload exists and is connected.
@@ -944,12 +1274,16 @@ describe('found by the audit and fixed since (they failed before)', () => {
   it('3.3 (refusal table): an upgrade during graceful shutdown is answered 503 with Retry-After and code SHUTTING_DOWN', async () => {
     const { result } = await duringShutdown((s) => upgradeAttempt(s.wsUrl.replace('ws:', 'http:')));
     expect(result.status).toBe(503);
-    expect({ retryAfter: result.headers['retry-after'], code: (JSON.parse(result.body) as { code?: string }).code })
-      .toEqual({ retryAfter: expect.stringMatching(/^\d+$/), code: 'SHUTTING_DOWN' });
+    expect({
+      retryAfter: result.headers['retry-after'],
+      code: (JSON.parse(result.body) as { code?: string }).code,
+    }).toEqual({ retryAfter: expect.stringMatching(/^\d+$/), code: 'SHUTTING_DOWN' });
   });
 
   it('3.5: during graceful shutdown too, a foreign Host is refused 403 before anything else', async () => {
-    const { result } = await duringShutdown((s) => upgradeAttempt(s.wsUrl.replace('ws:', 'http:'), { Host: 'rebound.example' }));
+    const { result } = await duringShutdown((s) =>
+      upgradeAttempt(s.wsUrl.replace('ws:', 'http:'), { Host: 'rebound.example' }),
+    );
     expect(result.status).toBe(403);
   });
 

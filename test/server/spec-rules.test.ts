@@ -5,7 +5,14 @@
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Errors, Limits, SUBPROTOCOL_V1, encodeOpen, loadHasher, rangeOffGrid } from '../../protocol/index.js';
+import {
+  Errors,
+  Limits,
+  SUBPROTOCOL_V1,
+  encodeOpen,
+  loadHasher,
+  rangeOffGrid,
+} from '../../protocol/index.js';
 import { MAX_MESSAGE_BEFORE_ACCEPT } from '../../server/session.js';
 import { RawClient, chunksOf, digestOf, sendChunks } from '../helpers/protocol-client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -67,7 +74,11 @@ describe('SPEC rules the server follows', () => {
     // The COMPLETE may or may not be answered before the fatal error; the TERMINATE never is.
     let message = await client.next();
     if (message.type === 'result') message = await client.next();
-    expect(message).toMatchObject({ type: 'error', code: Errors.UNEXPECTED_MESSAGE.code, fatal: true });
+    expect(message).toMatchObject({
+      type: 'error',
+      code: Errors.UNEXPECTED_MESSAGE.code,
+      fatal: true,
+    });
     expect((await client.closed).code).toBe(1002);
 
     const again = await RawClient.connect(server.wsUrl);
@@ -95,15 +106,26 @@ describe('SPEC rules the server follows', () => {
       if (m.type === 'ack') acked += m.ranges.reduce((n, r) => n + (r.end - r.start) / CHUNK, 0);
       else answers.push(m);
     }
-    expect(answers).toEqual([expect.objectContaining({ type: 'error', code: Errors.HASH_MISMATCH.code, offset: CHUNK, length: CHUNK })]);
+    expect(answers).toEqual([
+      expect.objectContaining({
+        type: 'error',
+        code: Errors.HASH_MISMATCH.code,
+        offset: CHUNK,
+        length: CHUNK,
+      }),
+    ]);
     // Nothing is outstanding now (3 acked, 1 answered by ERROR): a full window may go again. Had
     // the refused chunk still counted, this would be 5 chunks against a 4-chunk window.
-    for (let i = 4; i < 7; i++) client.sendData(i * CHUNK, data.subarray(i * CHUNK, (i + 1) * CHUNK));
+    for (let i = 4; i < 7; i++)
+      client.sendData(i * CHUNK, data.subarray(i * CHUNK, (i + 1) * CHUNK));
     client.sendData(CHUNK, data.subarray(CHUNK, 2 * CHUNK));
     let more = 0;
     while (more < 4) {
       const m = await client.next();
-      expect(m.type, JSON.stringify(m, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))).toBe('ack');
+      expect(
+        m.type,
+        JSON.stringify(m, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)),
+      ).toBe('ack');
       if (m.type === 'ack') more += m.ranges.reduce((n, r) => n + (r.end - r.start) / CHUNK, 0);
     }
     client.close();
@@ -113,7 +135,7 @@ describe('SPEC rules the server follows', () => {
     const data = randomBytes(5 * CHUNK + 11);
     const { client, accept } = await opened(data.byteLength);
     const chunks = chunksOf(data.byteLength, CHUNK);
-    await sendChunks(client, accept, data, [chunks[0]!, chunks[2]!, chunks[5]!]);
+    await sendChunks(client, accept, data, [chunks[0], chunks[2], chunks[5]]);
     client.close();
     const again = await RawClient.connect(server.wsUrl);
     again.resume(accept.uploadId, accept.secret);
@@ -128,23 +150,40 @@ describe('SPEC rules the server follows', () => {
   });
 
   it('3.2: the 426 carries Bigup-Versions and an informational JSON body', async () => {
-    const { status, headers, body } = await new Promise<{ status: number; headers: IncomingHttpHeaders; body: string }>((resolve, reject) => {
+    const { status, headers, body } = await new Promise<{
+      status: number;
+      headers: IncomingHttpHeaders;
+      body: string;
+    }>((resolve, reject) => {
       const request = httpRequest(`${server.url}/upload`, {
-        headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Protocol': 'other.1' },
+        headers: {
+          Connection: 'Upgrade',
+          Upgrade: 'websocket',
+          'Sec-WebSocket-Version': '13',
+          'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==',
+          'Sec-WebSocket-Protocol': 'other.1',
+        },
       });
       request.on('response', (res) => {
         let text = '';
-        res.on('data', (d: Buffer) => { text += d.toString(); });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+        res.on('data', (d: Buffer) => {
+          text += d.toString();
+        });
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }),
+        );
       });
       request.on('upgrade', () => reject(new Error('upgraded')));
       request.on('error', reject);
       request.end();
     });
     expect(status).toBe(426);
-    expect(headers['bigup-versions']).toBe(SUBPROTOCOL_V1);
+    expect(headers['bigup-versions']).toBe(`bigup.2, ${SUBPROTOCOL_V1}`);
     expect(headers['content-type']).toMatch(/^application\/json/);
-    expect(JSON.parse(body)).toEqual({ code: 'UPGRADE_REQUIRED', error: expect.stringContaining(SUBPROTOCOL_V1) });
+    expect(JSON.parse(body)).toEqual({
+      code: 'UPGRADE_REQUIRED',
+      error: expect.stringContaining(SUBPROTOCOL_V1),
+    });
   });
 });
 
@@ -157,8 +196,12 @@ describe('messages before ACCEPT are bounded by the largest OPEN', () => {
       metadata[key] = 'v'.repeat(per - key.length);
     }
     const largest = encodeOpen({
-      fileSize: 1, chunkSize: 0, name: 'n'.repeat(Limits.MAX_NAME_BYTES), contentType: 'c'.repeat(Limits.MAX_CONTENT_TYPE_BYTES),
-      token: 't'.repeat(Limits.MAX_TOKEN_BYTES), metadata,
+      fileSize: 1,
+      chunkSize: 0,
+      name: 'n'.repeat(Limits.MAX_NAME_BYTES),
+      contentType: 'c'.repeat(Limits.MAX_CONTENT_TYPE_BYTES),
+      token: 't'.repeat(Limits.MAX_TOKEN_BYTES),
+      metadata,
     });
     expect(largest.byteLength).toBe(MAX_MESSAGE_BEFORE_ACCEPT);
     const tmp = await makeTempDir();

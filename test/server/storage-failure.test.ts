@@ -19,24 +19,45 @@ function scriptedHandle(failWrite: number) {
   let failCheckpoint!: (error: unknown) => void;
   let handleCheckpoint!: () => Promise<void>;
   const checkpointStarted = new Promise<void>((started) => {
-    handleCheckpoint = () => new Promise<void>((_resolve, reject) => {
-      failCheckpoint = reject;
-      started();
-    });
+    handleCheckpoint = () =>
+      new Promise<void>((_resolve, reject) => {
+        failCheckpoint = reject;
+        started();
+      });
   });
   const rollbacks: number[] = [];
-  const info: UploadInfo = { id: 'e'.repeat(32), secretHash: '0'.repeat(64), fileSize: 8 * CHUNK, chunkSize: CHUNK, name: 'x', contentType: '', metadata: {}, createdAt: 0 };
+  const info: UploadInfo = {
+    id: 'e'.repeat(32),
+    secretHash: '0'.repeat(64),
+    fileSize: 8 * CHUNK,
+    chunkSize: CHUNK,
+    name: 'x',
+    contentType: '',
+    metadata: {},
+    createdAt: 0,
+  };
   const handle: UploadHandle = {
     info,
-    writeAt: async (_bytes, position) => { if (position === failWrite * CHUNK) throw errno('ENOSPC'); },
+    writeAt: async (_bytes, position) => {
+      if (position === failWrite * CHUNK) throw errno('ENOSPC');
+    },
     recordChunks: async () => undefined,
     syncData: async () => undefined,
     checkpoint: () => handleCheckpoint(),
-    rollbackToCheckpoint: async (): Promise<ChunkRecord[]> => { rollbacks.push(rollbacks.length); return []; },
+    rollbackToCheckpoint: async (): Promise<ChunkRecord[]> => {
+      rollbacks.push(rollbacks.length);
+      return [];
+    },
     finish: async () => ({ digest: '0'.repeat(16), location: '', completedAt: 0 }),
     close: async () => undefined,
   };
-  return { handle, info, rollbacks, checkpointStarted, failCheckpoint: (e: unknown) => failCheckpoint(e) };
+  return {
+    handle,
+    info,
+    rollbacks,
+    checkpointStarted,
+    failCheckpoint: (e: unknown) => failCheckpoint(e),
+  };
 }
 
 describe('upload storage failures', () => {
@@ -51,7 +72,9 @@ describe('upload storage failures', () => {
     // A background checkpoint starts its flush; meanwhile the write of chunk 2 runs out of space.
     const checkpoint = upload.checkpoint();
     await s.checkpointStarted;
-    await expect(upload.write(2, hasher.h64(payload), payload)).rejects.toMatchObject({ code: Errors.STORAGE_FULL.code });
+    await expect(upload.write(2, hasher.h64(payload), payload)).rejects.toMatchObject({
+      code: Errors.STORAGE_FULL.code,
+    });
     // The write failure alone keeps what was acked (nothing was acked for chunk 2)...
     expect(s.rollbacks).toHaveLength(0);
     expect(upload.acked.total).toBe(2 * CHUNK);

@@ -21,10 +21,16 @@ describe('upload tickets: mint and verify', () => {
     expect(verifyUploadTicket(ticket, [OTHER, SECRET])).toBeDefined(); // rotation: any listed secret
     expect(verifyUploadTicket(ticket, [OTHER])).toBeUndefined();
     const [prefix, body, sig] = ticket.split('.');
-    const forged = Buffer.from(JSON.stringify({ sub: 'user-1', maxSize: 1e12, exp: 9e9 })).toString('base64url');
+    const forged = Buffer.from(JSON.stringify({ sub: 'user-1', maxSize: 1e12, exp: 9e9 })).toString(
+      'base64url',
+    );
     expect(verifyUploadTicket(`${prefix}.${forged}.${sig}`, [SECRET])).toBeUndefined();
-    expect(verifyUploadTicket(`${prefix}.${body}.${sig!.slice(0, -2)}`, [SECRET])).toBeUndefined();
-    expect(verifyUploadTicket(mintUploadTicket(SECRET, { exp: Math.floor(Date.now() / 1000) - 1 }), [SECRET])).toBeUndefined();
+    expect(verifyUploadTicket(`${prefix}.${body}.${sig.slice(0, -2)}`, [SECRET])).toBeUndefined();
+    expect(
+      verifyUploadTicket(mintUploadTicket(SECRET, { exp: Math.floor(Date.now() / 1000) - 1 }), [
+        SECRET,
+      ]),
+    ).toBeUndefined();
     expect(verifyUploadTicket('not a ticket', [SECRET])).toBeUndefined();
     expect(() => mintUploadTicket('short', {})).toThrow(/32/);
   });
@@ -40,17 +46,34 @@ describe('upload tickets and the admin token against the server', () => {
   });
   const serve = async (): Promise<TestServer> => {
     tmp = await makeTempDir('bigup-tickets-');
-    server = await startServer({ dir: join(tmp.path, 'data'), ticketSecret: SECRET, adminToken: 'admin-token', maxCommittedBytesPerClient: 3 * MiB, preallocate: false });
+    server = await startServer({
+      dir: join(tmp.path, 'data'),
+      ticketSecret: SECRET,
+      adminToken: 'admin-token',
+      maxCommittedBytesPerClient: 3 * MiB,
+      preallocate: false,
+    });
     return server;
   };
 
   it('the upgrade needs a valid ticket; OPEN is held to its claims', async () => {
     const srv = await serve();
     expect((await RawClient.refused(srv.wsUrl)).status).toBe(401);
-    expect((await RawClient.refused(srv.wsUrl, { token: mintUploadTicket(OTHER, {}) })).status).toBe(403);
-    expect((await RawClient.refused(srv.wsUrl, { token: mintUploadTicket(SECRET, { exp: 1 }) })).status).toBe(403);
-    const ticket = mintUploadTicket(SECRET, { sub: 'alice', maxSize: 2 * MiB, name: 'report.pdf', type: 'application/pdf' });
-    const tooBig = await RawClient.connect(srv.wsUrl, { headers: { Authorization: `Bearer ${ticket}` } });
+    expect(
+      (await RawClient.refused(srv.wsUrl, { token: mintUploadTicket(OTHER, {}) })).status,
+    ).toBe(403);
+    expect(
+      (await RawClient.refused(srv.wsUrl, { token: mintUploadTicket(SECRET, { exp: 1 }) })).status,
+    ).toBe(403);
+    const ticket = mintUploadTicket(SECRET, {
+      sub: 'alice',
+      maxSize: 2 * MiB,
+      name: 'report.pdf',
+      type: 'application/pdf',
+    });
+    const tooBig = await RawClient.connect(srv.wsUrl, {
+      headers: { Authorization: `Bearer ${ticket}` },
+    });
     tooBig.open({ fileSize: 3 * MiB, name: 'report.pdf', contentType: 'application/pdf' });
     await tooBig.expectError(Errors.FILE_TOO_LARGE.code);
     const otherName = await RawClient.connect(srv.wsUrl, { token: ticket });
@@ -65,7 +88,9 @@ describe('upload tickets and the admin token against the server', () => {
   it("a subject's quota spans its tickets and connections", async () => {
     const srv = await serve();
     const open = async (sub: string, size: number) => {
-      const client = await RawClient.connect(srv.wsUrl, { token: mintUploadTicket(SECRET, { sub }) });
+      const client = await RawClient.connect(srv.wsUrl, {
+        token: mintUploadTicket(SECRET, { sub }),
+      });
       client.open({ fileSize: size });
       const answer = await client.next();
       client.destroy();
@@ -84,12 +109,16 @@ describe('upload tickets and the admin token against the server', () => {
     const accept = await client.expect('accept');
     client.close();
     const id = bytesToHex(accept.uploadId);
-    const get = (headers: Record<string, string>) => fetch(`${srv.url}/uploads/${id}`, { headers }).then((r) => r.status);
+    const get = (headers: Record<string, string>) =>
+      fetch(`${srv.url}/uploads/${id}`, { headers }).then((r) => r.status);
     expect(await get({ Authorization: `Bearer ${ticket}` })).toBe(404);
     expect(await get({ 'Bigup-Secret': bytesToHex(accept.secret) })).toBe(200);
     expect(await get({ Authorization: 'Bearer admin-token' })).toBe(200);
     expect((await fetch(`${srv.url}/metrics`)).status).toBe(404); // metrics off
     expect((await fetch(`${srv.url}/healthz`)).status).toBe(401);
-    expect((await fetch(`${srv.url}/healthz`, { headers: { Authorization: 'Bearer admin-token' } })).status).toBe(200);
+    expect(
+      (await fetch(`${srv.url}/healthz`, { headers: { Authorization: 'Bearer admin-token' } }))
+        .status,
+    ).toBe(200);
   });
 });

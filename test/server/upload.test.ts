@@ -15,7 +15,12 @@ describe('upload', () => {
 
   beforeEach(async () => {
     tmp = await makeTempDir();
-    server = await startServer({ dir: tmp.path, onUploadComplete: (u) => { completions.push(u.id); } });
+    server = await startServer({
+      dir: tmp.path,
+      onUploadComplete: (u) => {
+        completions.push(u.id);
+      },
+    });
   });
   afterEach(async () => {
     await server.close();
@@ -34,9 +39,9 @@ describe('upload', () => {
     // Shuffle, then repeat a few chunks: duplicates with the same hash are acked again, not rewritten.
     for (let i = chunks.length - 1; i > 0; i--) {
       const j = Math.floor(Math.random() * (i + 1));
-      [chunks[i], chunks[j]] = [chunks[j]!, chunks[i]!];
+      [chunks[i], chunks[j]] = [chunks[j], chunks[i]];
     }
-    const sent = [...chunks.slice(0, 40), chunks[3]!, chunks[7]!, ...chunks.slice(40), chunks[0]!];
+    const sent = [...chunks.slice(0, 40), chunks[3], chunks[7], ...chunks.slice(40), chunks[0]];
     const { errors } = await sendChunks(client, accept, data, sent);
     expect(errors).toEqual([]);
     client.complete(digestOf(client.hasher, data, MiB));
@@ -79,17 +84,27 @@ describe('upload', () => {
     client.open({ fileSize: data.byteLength, chunkSize: MiB, name: 'a', digest: 42n });
     const agreed = await client.expect('accept');
     expect(agreed.chunkSize).toBe(MiB);
-    expect((await sendChunks(client, agreed, data, chunksOf(data.byteLength, MiB))).errors).toEqual([]);
+    expect((await sendChunks(client, agreed, data, chunksOf(data.byteLength, MiB))).errors).toEqual(
+      [],
+    );
     client.complete();
     await client.expectError(Errors.DIGEST_MISMATCH.code);
     client.terminate();
     await client.expect('terminated');
     // Dropped: the server clamps a 64 MiB proposal to its 16 MiB maximum, where the digest
     // computed at 64 MiB cannot match; the upload completes on the chunk hashes alone.
-    client.open({ fileSize: data.byteLength, chunkSize: 64 * MiB, name: 'b', digest: digestOf(client.hasher, data, 64 * MiB) });
+    client.open({
+      fileSize: data.byteLength,
+      chunkSize: 64 * MiB,
+      name: 'b',
+      digest: digestOf(client.hasher, data, 64 * MiB),
+    });
     const clamped = await client.expect('accept');
     expect(clamped.chunkSize).toBe(16 * MiB);
-    expect((await sendChunks(client, clamped, data, chunksOf(data.byteLength, clamped.chunkSize))).errors).toEqual([]);
+    expect(
+      (await sendChunks(client, clamped, data, chunksOf(data.byteLength, clamped.chunkSize)))
+        .errors,
+    ).toEqual([]);
     client.complete();
     const result = await client.expect('result');
     expect(hashToHex(result.digest)).toBe(hashToHex(digestOf(client.hasher, data, 16 * MiB)));

@@ -11,8 +11,25 @@ import { OpenUpload } from '../../server/upload.js';
 const CHUNK = 65_536;
 
 function recordingHandle(chunks: number, checkpointMs = 0) {
-  const log = { concurrentWrites: 0, maxConcurrentWrites: 0, checkpoints: 0, syncs: 0, runningCheckpoints: 0, maxRunningCheckpoints: 0, closed: false };
-  const info: UploadInfo = { id: 'f'.repeat(32), secretHash: '0'.repeat(64), fileSize: chunks * CHUNK, chunkSize: CHUNK, name: 'x', contentType: '', metadata: {}, createdAt: 0 };
+  const log = {
+    concurrentWrites: 0,
+    maxConcurrentWrites: 0,
+    checkpoints: 0,
+    syncs: 0,
+    runningCheckpoints: 0,
+    maxRunningCheckpoints: 0,
+    closed: false,
+  };
+  const info: UploadInfo = {
+    id: 'f'.repeat(32),
+    secretHash: '0'.repeat(64),
+    fileSize: chunks * CHUNK,
+    chunkSize: CHUNK,
+    name: 'x',
+    contentType: '',
+    metadata: {},
+    createdAt: 0,
+  };
   const handle: UploadHandle = {
     info,
     writeAt: async () => {
@@ -22,9 +39,12 @@ function recordingHandle(chunks: number, checkpointMs = 0) {
       log.concurrentWrites--;
     },
     recordChunks: async () => undefined,
-    syncData: async () => { log.syncs++; },
+    syncData: async () => {
+      log.syncs++;
+    },
     checkpoint: async () => {
-      if (log.closed) throw Object.assign(new Error('EBADF: file handle closed'), { code: 'EBADF' });
+      if (log.closed)
+        throw Object.assign(new Error('EBADF: file handle closed'), { code: 'EBADF' });
       log.checkpoints++;
       log.runningCheckpoints++;
       log.maxRunningCheckpoints = Math.max(log.maxRunningCheckpoints, log.runningCheckpoints);
@@ -36,7 +56,9 @@ function recordingHandle(chunks: number, checkpointMs = 0) {
       log.closed = true;
       return { digest: '0'.repeat(16), location: '', completedAt: 0 };
     },
-    close: async () => { log.closed = true; },
+    close: async () => {
+      log.closed = true;
+    },
   };
   return { handle, info, log };
 }
@@ -45,7 +67,16 @@ describe('upload write path', () => {
   it('runs one data write at a time and flushes every syncBytes in default mode', async () => {
     const hasher = await loadHasher();
     const s = recordingHandle(16);
-    const upload = new OpenUpload(s.info, s.handle, [], hasher, false, new ServerMetrics(), undefined, 4 * CHUNK);
+    const upload = new OpenUpload(
+      s.info,
+      s.handle,
+      [],
+      hasher,
+      false,
+      new ServerMetrics(),
+      undefined,
+      4 * CHUNK,
+    );
     const payload = new Uint8Array(CHUNK);
     const hash = hasher.h64(payload);
     // All 16 handed over at once, as a full window would.
@@ -61,7 +92,16 @@ describe('upload write path', () => {
     const hasher = await loadHasher();
     // Every chunk asks for a flush; each flush takes far longer than a chunk write.
     const s = recordingHandle(32, 25);
-    const upload = new OpenUpload(s.info, s.handle, [], hasher, false, new ServerMetrics(), undefined, CHUNK);
+    const upload = new OpenUpload(
+      s.info,
+      s.handle,
+      [],
+      hasher,
+      false,
+      new ServerMetrics(),
+      undefined,
+      CHUNK,
+    );
     const payload = new Uint8Array(CHUNK);
     const hash = hasher.h64(payload);
     await Promise.all(Array.from({ length: 32 }, (_, i) => upload.write(i, hash, payload)));
@@ -78,7 +118,16 @@ describe('upload write path', () => {
     it(`runs no flush on the handle after ${ending}() released it, even one waiting when it was called`, async () => {
       const hasher = await loadHasher();
       const s = recordingHandle(16, 25);
-      const upload = new OpenUpload(s.info, s.handle, [], hasher, false, new ServerMetrics(), undefined, CHUNK);
+      const upload = new OpenUpload(
+        s.info,
+        s.handle,
+        [],
+        hasher,
+        false,
+        new ServerMetrics(),
+        undefined,
+        CHUNK,
+      );
       const payload = new Uint8Array(CHUNK);
       const hash = hasher.h64(payload);
       await Promise.all(Array.from({ length: 16 }, (_, i) => upload.write(i, hash, payload)));
@@ -95,9 +144,21 @@ describe('upload write path', () => {
     const hasher = await loadHasher();
     const payload = new Uint8Array(CHUNK);
     const hash = hasher.h64(payload);
-    for (const [durable, syncBytes] of [[false, 0], [true, CHUNK]] as const) {
+    for (const [durable, syncBytes] of [
+      [false, 0],
+      [true, CHUNK],
+    ] as const) {
       const s = recordingHandle(8);
-      const upload = new OpenUpload(s.info, s.handle, [], hasher, durable, new ServerMetrics(), undefined, syncBytes);
+      const upload = new OpenUpload(
+        s.info,
+        s.handle,
+        [],
+        hasher,
+        durable,
+        new ServerMetrics(),
+        undefined,
+        syncBytes,
+      );
       await Promise.all(Array.from({ length: 8 }, (_, i) => upload.write(i, hash, payload)));
       expect(s.log.checkpoints).toBe(0);
       if (durable) expect(s.log.syncs).toBeGreaterThan(0);

@@ -12,7 +12,12 @@ export interface S3Logger {
 }
 
 /** Told of every call to the object store and the registry: for latency and error metrics. */
-export type BackendObserver = (backend: 'store' | 'registry', operation: string, seconds: number, error?: string) => void;
+export type BackendObserver = (
+  backend: 'store' | 'registry',
+  operation: string,
+  seconds: number,
+  error?: string,
+) => void;
 
 export class S3Context {
   constructor(
@@ -24,7 +29,11 @@ export class S3Context {
     private readonly observe: BackendObserver | undefined,
   ) {}
 
-  private async timed<T>(backend: 'store' | 'registry', operation: string, run: () => Promise<T>): Promise<T> {
+  private async timed<T>(
+    backend: 'store' | 'registry',
+    operation: string,
+    run: () => Promise<T>,
+  ): Promise<T> {
     const started = process.hrtime.bigint();
     const seconds = (): number => Number(process.hrtime.bigint() - started) / 1e9;
     try {
@@ -32,7 +41,12 @@ export class S3Context {
       this.observe?.(backend, operation, seconds());
       return result;
     } catch (error) {
-      this.observe?.(backend, operation, seconds(), backend === 'store' ? errorLabel(error) : 'error');
+      this.observe?.(
+        backend,
+        operation,
+        seconds(),
+        backend === 'store' ? errorLabel(error) : 'error',
+      );
       throw error;
     }
   }
@@ -49,6 +63,15 @@ export class S3Context {
 
   /** An empty file cannot be a multipart upload (it has no part): one PutObject at completion. */
   async putEmpty(key: string, contentType: string): Promise<void> {
-    await this.call('PutObject', () => this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: new Uint8Array(0), ContentType: contentType })));
+    await this.call('PutObject', () =>
+      this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: new Uint8Array(0),
+          ContentType: contentType,
+        }),
+      ),
+    );
   }
 }

@@ -19,11 +19,18 @@ const GRAIN = 65_536;
  * `proposed`. Throws FILE_TOO_LARGE when that exceeds `maxChunkSize` (the largest message the
  * server reads), e.g. a file over 10,000 x 16 MiB = 156 GiB at the default maxChunkSize.
  */
-export function chunkSizeForParts(fileSize: number, proposed: number, maxChunkSize: number): number {
+export function chunkSizeForParts(
+  fileSize: number,
+  proposed: number,
+  maxChunkSize: number,
+): number {
   const roundUp = (n: number): number => Math.max(GRAIN, Math.ceil(n / GRAIN) * GRAIN);
   const size = Math.max(proposed, MIN_PART_BYTES, roundUp(fileSize / MAX_PARTS));
   if (size <= maxChunkSize) return size;
   // A file that fits in one chunk is one part, which may be of any size.
   if (fileSize <= maxChunkSize) return Math.min(maxChunkSize, roundUp(fileSize));
-  throw new ProtocolError(Errors.FILE_TOO_LARGE, `a file of ${fileSize} bytes cannot be cut into at most ${MAX_PARTS} parts of ${MIN_PART_BYTES} to ${maxChunkSize} bytes (maxChunkSize)`);
+  throw new ProtocolError(
+    Errors.FILE_TOO_LARGE,
+    `a file of ${fileSize} bytes cannot be cut into at most ${MAX_PARTS} parts of ${MIN_PART_BYTES} to ${maxChunkSize} bytes (maxChunkSize)`,
+  );
 }

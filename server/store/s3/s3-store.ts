@@ -20,12 +20,24 @@
  * Space: an object store has no free space to report; quotas (maxCommittedBytes and the per-client
  * limits) bound what unfinished uploads may hold.
  */
-import { AbortMultipartUploadCommand, CreateMultipartUploadCommand, HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  AbortMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  HeadBucketCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { Errors, ProtocolError } from '../../../protocol/index.js';
 import { MemoryRegistry } from '../../registry/memory-registry.js';
 import type { RegistryHealth, SharedRegistry } from '../../registry/types.js';
 import { safeRelativePath } from '../names.js';
-import type { ListPage, StoredUpload, UploadHandle, UploadInfo, UploadStore, UploadSummary } from '../types.js';
+import type {
+  ListPage,
+  StoredUpload,
+  UploadHandle,
+  UploadInfo,
+  UploadStore,
+  UploadSummary,
+} from '../types.js';
 import { defaultNodeId, makeS3Client, normalizePrefix, type S3StoreOptions } from './config.js';
 import { S3Context } from './context.js';
 import { chunkSizeForParts } from './part-rules.js';
@@ -52,7 +64,13 @@ export class S3Store implements UploadStore {
     this.registry = options.registry ?? new MemoryRegistry();
     this.nodeId = options.nodeId ?? defaultNodeId();
     const client: S3Client = options.client ?? makeS3Client(options);
-    this.s3 = new S3Context(client, options.bucket, normalizePrefix(options.prefix ?? ''), options.logger ?? SILENT, options.observe);
+    this.s3 = new S3Context(
+      client,
+      options.bucket,
+      normalizePrefix(options.prefix ?? ''),
+      options.logger ?? SILENT,
+      options.observe,
+    );
   }
 
   get bucket(): string {
@@ -62,11 +80,18 @@ export class S3Store implements UploadStore {
   async init(): Promise<void> {
     await this.registry.init();
     try {
-      await this.s3.call('HeadBucket', () => this.s3.client.send(new HeadBucketCommand({ Bucket: this.s3.bucket })));
+      await this.s3.call('HeadBucket', () =>
+        this.s3.client.send(new HeadBucketCommand({ Bucket: this.s3.bucket })),
+      );
     } catch (error) {
-      throw new Error(`object store: bucket "${this.s3.bucket}" is not reachable (${errorLabel(error)}: ${error instanceof Error ? error.message : String(error)})`, { cause: error });
+      throw new Error(
+        `object store: bucket "${this.s3.bucket}" is not reachable (${errorLabel(error)}: ${error instanceof Error ? error.message : String(error)})`,
+        { cause: error },
+      );
     }
-    this.s3.log.info(`object store: bucket ${this.s3.bucket}${this.s3.prefix ? ` prefix ${this.s3.prefix}` : ''}, registry ${this.registry.kind}, node ${this.nodeId}`);
+    this.s3.log.info(
+      `object store: bucket ${this.s3.bucket}${this.s3.prefix ? ` prefix ${this.s3.prefix}` : ''}, registry ${this.registry.kind}, node ${this.nodeId}`,
+    );
   }
 
   async freeSpace(): Promise<number> {
@@ -86,7 +111,15 @@ export class S3Store implements UploadStore {
     const key = this.keyFor(info);
     let multipartId: string | undefined;
     if (info.fileSize > 0) {
-      const out = await this.s3.call('CreateMultipartUpload', () => this.s3.client.send(new CreateMultipartUploadCommand({ Bucket: this.s3.bucket, Key: key, ContentType: info.contentType })));
+      const out = await this.s3.call('CreateMultipartUpload', () =>
+        this.s3.client.send(
+          new CreateMultipartUploadCommand({
+            Bucket: this.s3.bucket,
+            Key: key,
+            ContentType: info.contentType,
+          }),
+        ),
+      );
       if (!out.UploadId) throw new Error('CreateMultipartUpload returned no UploadId');
       multipartId = out.UploadId;
     }
@@ -106,11 +139,14 @@ export class S3Store implements UploadStore {
   }
 
   private async openEntry(id: string): Promise<UploadHandle> {
-    const lease = await this.s3.registryCall('acquire', () => this.registry.acquire(id, this.nodeId));
+    const lease = await this.s3.registryCall('acquire', () =>
+      this.registry.acquire(id, this.nodeId),
+    );
     // Read after acquiring: every part recorded under an earlier lease is in this read.
     const entry = await this.s3.registryCall('get', () => this.registry.get(id));
     if (!entry) throw new ProtocolError(Errors.UPLOAD_GONE, 'the upload was deleted or expired');
-    if (entry.completion) throw new ProtocolError(Errors.CONFLICT, 'the upload is already complete');
+    if (entry.completion)
+      throw new ProtocolError(Errors.CONFLICT, 'the upload is already complete');
     return new S3Upload(this.s3, this.registry, entry.info, entry, lease);
   }
 
@@ -130,17 +166,28 @@ export class S3Store implements UploadStore {
     checkId(id);
     const entry = await this.s3.registryCall('get', () => this.registry.get(id));
     if (!entry) return;
-    if (!entry.completion && entry.location.multipartId !== undefined) await this.abort(entry.location.key, entry.location.multipartId);
+    if (!entry.completion && entry.location.multipartId !== undefined)
+      await this.abort(entry.location.key, entry.location.multipartId);
     await this.s3.registryCall('delete', () => this.registry.delete(id));
   }
 
   /** Abort a multipart upload; a failure is logged and counted (the lifecycle rule is the backstop). */
   private async abort(key: string, multipartId: string): Promise<void> {
     try {
-      await this.s3.call('AbortMultipartUpload', () => this.s3.client.send(new AbortMultipartUploadCommand({ Bucket: this.s3.bucket, Key: key, UploadId: multipartId })));
+      await this.s3.call('AbortMultipartUpload', () =>
+        this.s3.client.send(
+          new AbortMultipartUploadCommand({
+            Bucket: this.s3.bucket,
+            Key: key,
+            UploadId: multipartId,
+          }),
+        ),
+      );
     } catch (error) {
       this.abortFailures++;
-      this.s3.log.warn(`object store: AbortMultipartUpload of ${key} failed (${errorLabel(error)}); its parts stay until the bucket's lifecycle rule removes them`);
+      this.s3.log.warn(
+        `object store: AbortMultipartUpload of ${key} failed (${errorLabel(error)}); its parts stay until the bucket's lifecycle rule removes them`,
+      );
     }
   }
 
@@ -151,11 +198,24 @@ export class S3Store implements UploadStore {
   /** For /healthz: can we reach the bucket and the registry? */
   async health(): Promise<BackendHealth> {
     const [store, registry] = await Promise.all([
-      this.s3.call('HeadBucket', () => this.s3.client.send(new HeadBucketCommand({ Bucket: this.s3.bucket }))).then(
-        () => ({ ok: true, kind: 's3' as const, bucket: this.s3.bucket }),
-        (error: unknown) => ({ ok: false, kind: 's3' as const, bucket: this.s3.bucket, detail: errorLabel(error) }),
-      ),
-      this.registry.health().catch((error: unknown): RegistryHealth => ({ ok: false, kind: this.registry.kind, detail: error instanceof Error ? error.message : String(error) })),
+      this.s3
+        .call('HeadBucket', () =>
+          this.s3.client.send(new HeadBucketCommand({ Bucket: this.s3.bucket })),
+        )
+        .then(
+          () => ({ ok: true, kind: 's3' as const, bucket: this.s3.bucket }),
+          (error: unknown) => ({
+            ok: false,
+            kind: 's3' as const,
+            bucket: this.s3.bucket,
+            detail: errorLabel(error),
+          }),
+        ),
+      this.registry.health().catch((error: unknown): RegistryHealth => ({
+        ok: false,
+        kind: this.registry.kind,
+        detail: error instanceof Error ? error.message : String(error),
+      })),
     ]);
     return { store, registry };
   }

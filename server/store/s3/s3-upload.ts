@@ -17,7 +17,11 @@
  * cannot be (lost registry, taken over) every further write fails with the lease's error, so the
  * node stops acking and says so.
  */
-import { CompleteMultipartUploadCommand, HeadObjectCommand, UploadPartCommand } from '@aws-sdk/client-s3';
+import {
+  CompleteMultipartUploadCommand,
+  HeadObjectCommand,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
 import { Errors, ProtocolError, chunkCount } from '../../../protocol/index.js';
 import type { Lease, PartRecord, RegistryEntry, SharedRegistry } from '../../registry/types.js';
 import type { ChunkRecord, CompletionInfo, UploadHandle, UploadInfo } from '../types.js';
@@ -39,34 +43,51 @@ export class S3Upload implements UploadHandle {
     private readonly entry: RegistryEntry,
     private readonly lease: Lease,
   ) {
-    this.renewTimer = setInterval(() => {
-      this.registry.renew(this.lease).catch((error: unknown) => {
-        if (this.lost) return;
-        this.lost = error instanceof ProtocolError ? error : new ProtocolError(Errors.STORAGE_ERROR, 'the registry is unreachable: this node stops acking');
-        this.s3.log.warn(`upload ${info.id}: lease lost (${error instanceof Error ? error.message : String(error)}); no more chunks are acked on this node`);
-      });
-    }, Math.max(10, Math.floor(registry.leaseTtl / 3)));
+    this.renewTimer = setInterval(
+      () => {
+        this.registry.renew(this.lease).catch((error: unknown) => {
+          if (this.lost) return;
+          this.lost =
+            error instanceof ProtocolError
+              ? error
+              : new ProtocolError(
+                  Errors.STORAGE_ERROR,
+                  'the registry is unreachable: this node stops acking',
+                );
+          this.s3.log.warn(
+            `upload ${info.id}: lease lost (${error instanceof Error ? error.message : String(error)}); no more chunks are acked on this node`,
+          );
+        });
+      },
+      Math.max(10, Math.floor(registry.leaseTtl / 3)),
+    );
     this.renewTimer.unref();
   }
 
   private get multipartId(): string {
     const id = this.entry.location.multipartId;
-    if (id === undefined) throw new ProtocolError(Errors.INTERNAL_ERROR, 'an empty upload takes no data');
+    if (id === undefined)
+      throw new ProtocolError(Errors.INTERNAL_ERROR, 'an empty upload takes no data');
     return id;
   }
 
   async writeAt(bytes: Uint8Array, position: number): Promise<void> {
     if (this.lost) throw this.lost;
     const index = position / this.info.chunkSize;
-    if (!Number.isInteger(index)) throw new Error(`write at ${position} is not on a chunk boundary`);
-    const out = await this.s3.call('UploadPart', () => this.s3.client.send(new UploadPartCommand({
-      Bucket: this.s3.bucket,
-      Key: this.entry.location.key,
-      UploadId: this.multipartId,
-      PartNumber: index + 1,
-      Body: bytes,
-      ContentLength: bytes.byteLength,
-    })));
+    if (!Number.isInteger(index))
+      throw new Error(`write at ${position} is not on a chunk boundary`);
+    const out = await this.s3.call('UploadPart', () =>
+      this.s3.client.send(
+        new UploadPartCommand({
+          Bucket: this.s3.bucket,
+          Key: this.entry.location.key,
+          UploadId: this.multipartId,
+          PartNumber: index + 1,
+          Body: bytes,
+          ContentLength: bytes.byteLength,
+        }),
+      ),
+    );
     if (!out.ETag) throw new Error(`UploadPart ${index + 1} returned no ETag`);
     this.etags.set(index, out.ETag);
   }
@@ -75,7 +96,8 @@ export class S3Upload implements UploadHandle {
     if (this.lost) throw this.lost;
     const parts: PartRecord[] = chunks.map(({ index, hash }) => {
       const etag = this.etags.get(index);
-      if (etag === undefined) throw new Error(`chunk ${index} is recorded before its part was uploaded`);
+      if (etag === undefined)
+        throw new Error(`chunk ${index} is recorded before its part was uploaded`);
       return { index, hash, etag };
     });
     await this.s3.registryCall('addParts', () => this.registry.addParts(this.lease, parts));
@@ -97,25 +119,43 @@ export class S3Upload implements UploadHandle {
     if (this.lost) throw this.lost;
     // Still ours? A node that lost the upload must not complete it.
     await this.s3.registryCall('renew', () => this.registry.renew(this.lease));
-    const completion: CompletionInfo = { digest, location: `s3://${this.s3.bucket}/${this.entry.location.key}`, completedAt: Date.now() };
+    const completion: CompletionInfo = {
+      digest,
+      location: `s3://${this.s3.bucket}/${this.entry.location.key}`,
+      completedAt: Date.now(),
+    };
     if (this.info.fileSize === 0) {
       await this.s3.putEmpty(this.entry.location.key, this.info.contentType);
     } else {
       const current = await this.registry.get(this.info.id);
       const parts = current?.parts ?? [];
       const expected = chunkCount(this.info.fileSize, this.info.chunkSize);
-      if (parts.length !== expected) throw new ProtocolError(Errors.INCOMPLETE, `${expected - parts.length} parts are not recorded`);
+      if (parts.length !== expected)
+        throw new ProtocolError(
+          Errors.INCOMPLETE,
+          `${expected - parts.length} parts are not recorded`,
+        );
       try {
-        await this.s3.call('CompleteMultipartUpload', () => this.s3.client.send(new CompleteMultipartUploadCommand({
-          Bucket: this.s3.bucket,
-          Key: this.entry.location.key,
-          UploadId: this.multipartId,
-          MultipartUpload: { Parts: parts.map((p) => ({ PartNumber: p.index + 1, ETag: p.etag })) },
-        })));
+        await this.s3.call('CompleteMultipartUpload', () =>
+          this.s3.client.send(
+            new CompleteMultipartUploadCommand({
+              Bucket: this.s3.bucket,
+              Key: this.entry.location.key,
+              UploadId: this.multipartId,
+              MultipartUpload: {
+                Parts: parts.map((p) => ({ PartNumber: p.index + 1, ETag: p.etag })),
+              },
+            }),
+          ),
+        );
       } catch (error) {
         // A completion whose answer was lost (or whose registry write failed) left the object in
         // place and the multipart id gone: the object of the right size is the completion.
-        if (!isS3Error(error, 'NoSuchUpload') || !(await this.objectHasSize(this.entry.location.key, this.info.fileSize))) throw error;
+        if (
+          !isS3Error(error, 'NoSuchUpload') ||
+          !(await this.objectHasSize(this.entry.location.key, this.info.fileSize))
+        )
+          throw error;
       }
     }
     await this.s3.registryCall('complete', () => this.registry.complete(this.lease, completion));
@@ -126,7 +166,9 @@ export class S3Upload implements UploadHandle {
 
   private async objectHasSize(key: string, size: number): Promise<boolean> {
     try {
-      const head = await this.s3.client.send(new HeadObjectCommand({ Bucket: this.s3.bucket, Key: key }));
+      const head = await this.s3.client.send(
+        new HeadObjectCommand({ Bucket: this.s3.bucket, Key: key }),
+      );
       return head.ContentLength === size;
     } catch {
       return false;

@@ -19,7 +19,9 @@ for (const size of [64 * 1024, 1024 * 1024, 4 * 1024 * 1024, 16 * 1024 * 1024]) 
     results.push((rounds * size) / ns);
   }
   results.sort((a, b) => a - b);
-  console.log(`${(size / 1024).toString().padStart(6)} KiB chunks: ${results[1]!.toFixed(2)} GB/s (min ${results[0]!.toFixed(2)}, max ${results[2]!.toFixed(2)})`);
+  console.log(
+    `${(size / 1024).toString().padStart(6)} KiB chunks: ${results[1].toFixed(2)} GB/s (min ${results[0].toFixed(2)}, max ${results[2].toFixed(2)})`,
+  );
 }
 
 // Cache-cold: walk a 512 MiB buffer so each chunk comes from RAM, as freshly read file data does.
@@ -29,10 +31,13 @@ for (const size of [64 * 1024, 1024 * 1024, 4 * 1024 * 1024, 16 * 1024 * 1024]) 
     const results: number[] = [];
     for (let run = 0; run < 3; run++) {
       const t0 = process.hrtime.bigint();
-      for (let off = 0; off + size <= big.byteLength; off += size) hasher.h64(big.subarray(off, off + size));
+      for (let off = 0; off + size <= big.byteLength; off += size)
+        hasher.h64(big.subarray(off, off + size));
       results.push(big.byteLength / Number(process.hrtime.bigint() - t0));
     }
     results.sort((a, b) => a - b);
-    console.log(`cold ${(size / 1024).toString().padStart(5)} KiB chunks: ${results[1]!.toFixed(2)} GB/s (min ${results[0]!.toFixed(2)}, max ${results[2]!.toFixed(2)})`);
+    console.log(
+      `cold ${(size / 1024).toString().padStart(5)} KiB chunks: ${results[1].toFixed(2)} GB/s (min ${results[0].toFixed(2)}, max ${results[2].toFixed(2)})`,
+    );
   }
 }

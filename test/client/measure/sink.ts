@@ -6,12 +6,25 @@
  */
 import { WebSocketServer } from 'ws';
 import { randomBytes } from 'node:crypto';
-import { decodeClientMessage, encodeAccept, encodeAck, encodeResult, loadHasher, wholeFileDigest } from '../../../protocol/index.js';
+import {
+  decodeClientMessage,
+  encodeAccept,
+  encodeAck,
+  encodeResult,
+  loadHasher,
+  wholeFileDigest,
+} from '../../../protocol/index.js';
 
 const port = Number(process.argv[2] ?? 3400);
 const verify = !process.argv.includes('--no-verify');
 const hasher = await loadHasher();
-const wss = new WebSocketServer({ port, host: '127.0.0.1', perMessageDeflate: false, maxPayload: 80 * 1024 * 1024, handleProtocols: () => 'bigup.1' });
+const wss = new WebSocketServer({
+  port,
+  host: '127.0.0.1',
+  perMessageDeflate: false,
+  maxPayload: 80 * 1024 * 1024,
+  handleProtocols: () => 'bigup.1',
+});
 wss.on('connection', (ws) => {
   let size = 0;
   let chunk = 0;
@@ -23,13 +36,26 @@ wss.on('connection', (ws) => {
       size = m.fileSize;
       chunk = Math.min(Math.max(m.chunkSize || 1048576, 65536), 16 * 1048576);
       id = new Uint8Array(randomBytes(16));
-      ws.send(encodeAccept({ created: true, durable: false, uploadId: id, secret: new Uint8Array(randomBytes(32)), fileSize: size, chunkSize: chunk, window: 64 * 1048576, ranges: [] }));
+      ws.send(
+        encodeAccept({
+          created: true,
+          durable: false,
+          uploadId: id,
+          secret: new Uint8Array(randomBytes(32)),
+          fileSize: size,
+          chunkSize: chunk,
+          window: 64 * 1048576,
+          ranges: [],
+        }),
+      );
     } else if (m.type === 'data') {
       if (verify && hasher.h64(m.payload) !== m.hash) throw new Error('hash mismatch');
       hashes[m.offset / chunk] = m.hash;
       ws.send(encodeAck([{ start: m.offset, end: m.offset + m.payload.byteLength }]));
     } else if (m.type === 'complete') {
-      ws.send(encodeResult({ uploadId: id, fileSize: size, digest: wholeFileDigest(hasher, hashes) }));
+      ws.send(
+        encodeResult({ uploadId: id, fileSize: size, digest: wholeFileDigest(hasher, hashes) }),
+      );
     }
   });
 });

@@ -9,7 +9,15 @@
 import { spawnSync } from 'node:child_process';
 import { WsTransport, createUploader } from '../../../client/node/index.js';
 import { randomFillSync } from 'node:crypto';
-import { mkdtempSync, openSync, readFileSync, rmSync, writeSync, closeSync, unlinkSync } from 'node:fs';
+import {
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeSync,
+  closeSync,
+  unlinkSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startChildServer } from '../../helpers/server.js';
@@ -40,12 +48,25 @@ function prepare(): void {
   unlinkSync(scratch);
 }
 
-interface Sample { MBps: number; cpu: number }
+interface Sample {
+  MBps: number;
+  cpu: number;
+}
 
-async function once(url: string, chunkMiB: number, windowMiB: number, bufferedMiB: number | undefined, zeroMask: boolean): Promise<Sample> {
+async function once(
+  url: string,
+  chunkMiB: number,
+  windowMiB: number,
+  bufferedMiB: number | undefined,
+  zeroMask: boolean,
+): Promise<Sample> {
   const uploader = await createUploader({
-    endpoint: url, file, resumeStore: false, transport: new WsTransport({ zeroMask }),
-    chunkSize: chunkMiB * MiB, maxInFlightBytes: windowMiB * MiB,
+    endpoint: url,
+    file,
+    resumeStore: false,
+    transport: new WsTransport({ zeroMask }),
+    chunkSize: chunkMiB * MiB,
+    maxInFlightBytes: windowMiB * MiB,
     ...(bufferedMiB ? { maxBufferedBytes: bufferedMiB * MiB } : {}),
   });
   const cpu0 = process.cpuUsage();
@@ -53,24 +74,61 @@ async function once(url: string, chunkMiB: number, windowMiB: number, bufferedMi
   const cpu = process.cpuUsage(cpu0);
   if (outcome.state !== 'done') throw new Error(`upload ${outcome.state}`);
   const r = outcome.result;
-  return { MBps: r.size / (r.durationMs / 1000) / 1e6, cpu: (cpu.user + cpu.system) / 1e6 / (sizeMiB / 1024) };
+  return {
+    MBps: r.size / (r.durationMs / 1000) / 1e6,
+    cpu: (cpu.user + cpu.system) / 1e6 / (sizeMiB / 1024),
+  };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 writeRandom(file, sizeMiB * MiB);
 const dataDir = join(work, 'data');
-const server = await startChildServer(['--dir', dataDir, '--window', '64MiB', '--max-chunk-size', '16MiB', '--min-throughput', '0']);
+const server = await startChildServer([
+  '--dir',
+  dataDir,
+  '--window',
+  '64MiB',
+  '--max-chunk-size',
+  '16MiB',
+  '--min-throughput',
+  '0',
+]);
 const target = process.argv[4]; // optional ws URL of another server (e.g. measure/sink.ts)
-const configs: Array<{ label: string; chunk: number; window: number; buffered?: number; zeroMask: boolean }> = [];
+const configs: Array<{
+  label: string;
+  chunk: number;
+  window: number;
+  buffered?: number;
+  zeroMask: boolean;
+}> = [];
 for (const chunk of [1, 4]) {
   for (const window of [16, 32, 64]) {
-    configs.push({ label: `${chunk} MiB chunks, ${window} MiB window, bufferedAmount cap 8 MiB`, chunk, window, buffered: 8, zeroMask: true });
-    configs.push({ label: `${chunk} MiB chunks, ${window} MiB window, bufferedAmount cap = window`, chunk, window, buffered: window, zeroMask: true });
+    configs.push({
+      label: `${chunk} MiB chunks, ${window} MiB window, bufferedAmount cap 8 MiB`,
+      chunk,
+      window,
+      buffered: 8,
+      zeroMask: true,
+    });
+    configs.push({
+      label: `${chunk} MiB chunks, ${window} MiB window, bufferedAmount cap = window`,
+      chunk,
+      window,
+      buffered: window,
+      zeroMask: true,
+    });
   }
 }
-configs.push({ label: '4 MiB chunks, 16 MiB window, default cap, browser-style random mask', chunk: 4, window: 16, zeroMask: false });
-console.log(`| ${sizeMiB} MiB file, ${runs} runs, ${target ?? 'big-uploader serve'} | MB/s median (min-max) | client CPU s/GiB |`);
+configs.push({
+  label: '4 MiB chunks, 16 MiB window, default cap, browser-style random mask',
+  chunk: 4,
+  window: 16,
+  zeroMask: false,
+});
+console.log(
+  `| ${sizeMiB} MiB file, ${runs} runs, ${target ?? 'big-uploader serve'} | MB/s median (min-max) | client CPU s/GiB |`,
+);
 console.log('|---|---|---|');
 try {
   for (const c of configs) {
@@ -82,7 +140,9 @@ try {
       spawnSync('sync');
     }
     const mbps = samples.map((s) => s.MBps);
-    console.log(`| ${c.label} | ${median(mbps).toFixed(0)} (${Math.min(...mbps).toFixed(0)}-${Math.max(...mbps).toFixed(0)}) | ${median(samples.map((s) => s.cpu)).toFixed(2)} |`);
+    console.log(
+      `| ${c.label} | ${median(mbps).toFixed(0)} (${Math.min(...mbps).toFixed(0)}-${Math.max(...mbps).toFixed(0)}) | ${median(samples.map((s) => s.cpu)).toFixed(2)} |`,
+    );
   }
 } finally {
   server.kill('SIGTERM');

@@ -73,7 +73,7 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
   const pumpConn = (c: Conn, budget = Infinity): number => {
     let sent = 0;
     while (!c.closed && c.queue.length > 0 && !stalled && sent < budget) {
-      let buf = c.queue[0]!;
+      let buf = c.queue[0];
       let take = Math.min(buf.byteLength, budget - sent);
       if (c.head === undefined && c.holdAt !== undefined) {
         take = Math.min(take, c.holdAt - c.forwarded);
@@ -84,7 +84,11 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
         // Still inside the HTTP upgrade request: forward it whole, count nothing.
         const joined = Buffer.concat([c.head, buf]);
         const end = joined.indexOf('\r\n\r\n');
-        if (end === -1) { c.head = joined; c.queue.shift(); continue; }
+        if (end === -1) {
+          c.head = joined;
+          c.queue.shift();
+          continue;
+        }
         c.upstream.write(joined.subarray(0, end + 4));
         c.head = undefined;
         c.queue[0] = joined.subarray(end + 4);
@@ -96,19 +100,31 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
         c.forwarded += take;
         sent += take;
         buf = buf.subarray(take);
-        if (buf.byteLength === 0) c.queue.shift(); else c.queue[0] = buf;
+        if (buf.byteLength === 0) c.queue.shift();
+        else c.queue[0] = buf;
       }
-      if (c.cutAt && c.forwarded >= c.cutAt.bytes) { cut(c, c.cutAt.kind); break; }
+      if (c.cutAt && c.forwarded >= c.cutAt.bytes) {
+        cut(c, c.cutAt.kind);
+        break;
+      }
     }
     // Backpressure towards the client while we hold bytes.
-    if (c.queue.length > 0) c.client.pause(); else if (!c.closed) c.client.resume();
+    if (c.queue.length > 0) c.client.pause();
+    else if (!c.closed) c.client.resume();
     return sent;
   };
 
   const server: Server = createServer((client) => {
     accepted++;
     const upstream = connect(targetPort, '127.0.0.1');
-    const c: Conn = { client, upstream, head: Buffer.alloc(0), forwarded: 0, queue: [], closed: false };
+    const c: Conn = {
+      client,
+      upstream,
+      head: Buffer.alloc(0),
+      forwarded: 0,
+      queue: [],
+      closed: false,
+    };
     if (auto) {
       const plan = auto();
       if (plan.bytes > 0) c.cutAt = plan;
@@ -139,17 +155,27 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
 
   return {
     port: address.port,
-    get accepted() { return accepted; },
-    get cuts() { return cuts; },
+    get accepted() {
+      return accepted;
+    },
+    get cuts() {
+      return cuts;
+    },
     forwardedOnLast: () => last().forwarded,
     cutLastAfter(bytes, kind) {
       const c = last();
       c.cutAt = { bytes, kind };
       if (c.forwarded >= bytes) cut(c, kind);
     },
-    autoCut(pick) { auto = pick; },
-    holdLastAt(bytes) { last().holdAt = bytes; },
-    stall() { stalled = true; },
+    autoCut(pick) {
+      auto = pick;
+    },
+    holdLastAt(bytes) {
+      last().holdAt = bytes;
+    },
+    stall() {
+      stalled = true;
+    },
     resume() {
       stalled = false;
       for (const c of conns) c.holdAt = undefined;
@@ -162,7 +188,9 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
         // One tick per byte at low rates (1 B/s is one byte a second, not a burst).
         const every = Math.max(10, Math.floor(1000 / rate));
         const per = Math.max(1, Math.round((rate * every) / 1000));
-        trickleTimer = setInterval(() => { for (const c of conns) pumpConn(c, per); }, every);
+        trickleTimer = setInterval(() => {
+          for (const c of conns) pumpConn(c, per);
+        }, every);
         trickleTimer.unref();
       } else {
         for (const c of conns) pumpConn(c);
@@ -170,12 +198,19 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
     },
     cutAll(kind) {
       let n = 0;
-      for (const c of conns) if (!c.closed) { cut(c, kind); n++; }
+      for (const c of conns)
+        if (!c.closed) {
+          cut(c, kind);
+          n++;
+        }
       return n;
     },
     close() {
       clearInterval(trickleTimer);
-      for (const c of conns) { c.client.destroy(); c.upstream.destroy(); }
+      for (const c of conns) {
+        c.client.destroy();
+        c.upstream.destroy();
+      }
       return new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };

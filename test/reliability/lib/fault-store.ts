@@ -15,7 +15,16 @@ import { readFileSync } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DiskStore } from '../../../server/index.js';
-import type { ChunkRecord, CompletionInfo, StoredUpload, UploadHandle, UploadInfo, UploadStore, UploadSummary, ListPage } from '../../../server/index.js';
+import type {
+  ChunkRecord,
+  CompletionInfo,
+  StoredUpload,
+  UploadHandle,
+  UploadInfo,
+  UploadStore,
+  UploadSummary,
+  ListPage,
+} from '../../../server/index.js';
 import type { Rng } from './rng.js';
 
 export type FaultOp = 'write' | 'record' | 'syncData' | 'checkpoint';
@@ -90,7 +99,10 @@ export class FaultStore implements UploadStore {
   /** Faults actually injected, by op and code. */
   readonly injected = new Map<string, number>();
 
-  constructor(readonly inner: DiskStore, readonly dir: string) {}
+  constructor(
+    readonly inner: DiskStore,
+    readonly dir: string,
+  ) {}
 
   inject(rule: FaultRule): void {
     this.rules.push({ ...rule, seen: 0, fired: 0 });
@@ -153,7 +165,13 @@ export class FaultStore implements UploadStore {
   track(id: string): Tracked {
     let t = this.tracked.get(id);
     if (!t) {
-      t = { writes: [], journalSynced: 0, journalAtOpen: 0, checkpointsDone: 0, checkpointStarts: [] };
+      t = {
+        writes: [],
+        journalSynced: 0,
+        journalAtOpen: 0,
+        checkpointsDone: 0,
+        checkpointStarts: [],
+      };
       this.tracked.set(id, t);
     }
     return t;
@@ -208,9 +226,16 @@ export class FaultStore implements UploadStore {
           if (w.synced) continue;
           // The region held zeros before (preallocated, never written: acked chunks are not rewritten).
           const fate = harsh ? 'drop' : rng.pick(['drop', 'drop', 'torn', 'keep'] as const);
-          if (fate === 'keep') { kept++; continue; }
-          const keep = fate === 'torn' ? Math.min(w.length, 4096 * rng.int(0, Math.floor(w.length / 4096))) : 0;
-          if (fate === 'torn') torn++; else dropped++;
+          if (fate === 'keep') {
+            kept++;
+            continue;
+          }
+          const keep =
+            fate === 'torn'
+              ? Math.min(w.length, 4096 * rng.int(0, Math.floor(w.length / 4096)))
+              : 0;
+          if (fate === 'torn') torn++;
+          else dropped++;
           await part.write(Buffer.alloc(w.length - keep), 0, w.length - keep, w.position + keep);
         }
       } finally {
@@ -234,7 +259,13 @@ export class FaultStore implements UploadStore {
       }
       journalDropped += Math.max(0, tail - keepTail);
     }
-    return { uploads: this.tracked.size, dataWritesDropped: dropped, dataWritesTorn: torn, dataWritesKept: kept, journalBytesDropped: journalDropped };
+    return {
+      uploads: this.tracked.size,
+      dataWritesDropped: dropped,
+      dataWritesTorn: torn,
+      dataWritesKept: kept,
+      journalBytesDropped: journalDropped,
+    };
   }
 
   // UploadStore -------------------------------------------------------------------------------
@@ -280,7 +311,10 @@ export class FaultStore implements UploadStore {
 }
 
 class FaultHandle implements UploadHandle {
-  constructor(private readonly store: FaultStore, private readonly inner: UploadHandle) {}
+  constructor(
+    private readonly store: FaultStore,
+    private readonly inner: UploadHandle,
+  ) {}
 
   get info(): UploadInfo {
     return this.inner.info;
@@ -296,7 +330,8 @@ class FaultHandle implements UploadHandle {
     try {
       this.store.check(op, this.info.id);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EPOWER') this.store.failures.push({ op, id: this.info.id, positions });
+      if ((error as NodeJS.ErrnoException).code !== 'EPOWER')
+        this.store.failures.push({ op, id: this.info.id, positions });
       throw error;
     }
   }
@@ -317,7 +352,10 @@ class FaultHandle implements UploadHandle {
   }
 
   async recordChunks(chunks: readonly ChunkRecord[], sync: boolean): Promise<void> {
-    this.guard('record', chunks.map((c) => c.index * this.info.chunkSize));
+    this.guard(
+      'record',
+      chunks.map((c) => c.index * this.info.chunkSize),
+    );
     await this.inner.recordChunks(chunks, sync);
     if (this.store.isDead) throw errnoError('EPOWER', 'record');
     if (sync) {
@@ -364,7 +402,10 @@ class FaultHandle implements UploadHandle {
 
   private released = false;
   private release(): void {
-    if (!this.released) { this.released = true; this.store.openHandles--; }
+    if (!this.released) {
+      this.released = true;
+      this.store.openHandles--;
+    }
   }
 
   async close(): Promise<void> {
@@ -378,6 +419,8 @@ class FaultHandle implements UploadHandle {
     // close() checkpoints: every write so far is flushed and nothing appends to the journal now.
     const t = this.t;
     for (const w of t.writes) w.synced = true;
-    t.journalSynced = await journalLength(this.store.journalPath(this.info.id)).catch(() => t.journalSynced);
+    t.journalSynced = await journalLength(this.store.journalPath(this.info.id)).catch(
+      () => t.journalSynced,
+    );
   }
 }

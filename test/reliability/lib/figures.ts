@@ -7,7 +7,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const FIGURES_DIR = fileURLToPath(new URL('../../../test-output/reliability/', import.meta.url));
+export const FIGURES_DIR = fileURLToPath(
+  new URL('../../../test-output/reliability/', import.meta.url),
+);
 
 export type Figure = number | string | boolean;
 

@@ -12,10 +12,19 @@ export function rssBytes(pid: number): number {
 export function sampleRss(pid: number, ms = 100): { stop(): number; readonly peak: number } {
   let peak = rssBytes(pid);
   const timer = setInterval(() => {
-    try { peak = Math.max(peak, rssBytes(pid)); } catch { /* exited */ }
+    try {
+      peak = Math.max(peak, rssBytes(pid));
+    } catch {
+      /* exited */
+    }
   }, ms);
   return {
-    get peak() { return peak; },
-    stop() { clearInterval(timer); return peak; },
+    get peak() {
+      return peak;
+    },
+    stop() {
+      clearInterval(timer);
+      return peak;
+    },
   };
 }

@@ -6,16 +6,20 @@
  */
 import { open } from 'node:fs/promises';
 import type { AcceptMessage, ByteRange, ErrorMessage } from '../../../protocol/index.js';
-import { ChunksInFlight, RawClient } from '../../helpers/protocol-client.js';
+import { ChunksInFlight, RawClient, settleAck } from '../../helpers/protocol-client.js';
 
 /** Chunk indexes acked at least once, with the time (performance.now) the client first saw each. */
 export class AckLog {
   readonly firstSeen = new Map<number, number>();
-  constructor(readonly chunkSize: number, readonly fileSize: number) {}
+  constructor(
+    readonly chunkSize: number,
+    readonly fileSize: number,
+  ) {}
 
   addRange(r: ByteRange, at = performance.now()): number[] {
     const added: number[] = [];
-    if (r.start % this.chunkSize !== 0) throw new Error(`ACK range [${r.start}, ${r.end}) does not start on a chunk boundary`);
+    if (r.start % this.chunkSize !== 0)
+      throw new Error(`ACK range [${r.start}, ${r.end}) does not start on a chunk boundary`);
     for (let at2 = r.start; at2 < r.end; at2 += this.chunkSize) {
       const index = at2 / this.chunkSize;
       if (!this.firstSeen.has(index)) {
@@ -32,13 +36,18 @@ export class AckLog {
 
   get bytes(): number {
     let n = 0;
-    for (const i of this.firstSeen.keys()) n += Math.min(this.chunkSize, this.fileSize - i * this.chunkSize);
+    for (const i of this.firstSeen.keys())
+      n += Math.min(this.chunkSize, this.fileSize - i * this.chunkSize);
     return n;
   }
 }
 
 /** Chunk indexes fully covered by `ranges`. */
-export function chunksIn(ranges: readonly ByteRange[], chunkSize: number, fileSize: number): Set<number> {
+export function chunksIn(
+  ranges: readonly ByteRange[],
+  chunkSize: number,
+  fileSize: number,
+): Set<number> {
   const out = new Set<number>();
   for (const r of ranges) {
     for (let i = Math.ceil(r.start / chunkSize); i * chunkSize < r.end; i++) {
@@ -81,7 +90,14 @@ export interface PumpResult {
 }
 
 /** Send `indexes` of `data` over an accepted connection, recording every ACK in `log`. */
-export async function pump(client: RawClient, accept: AcceptMessage, data: Uint8Array, indexes: readonly number[], log: AckLog, options: PumpOptions = {}): Promise<PumpResult> {
+export async function pump(
+  client: RawClient,
+  accept: AcceptMessage,
+  data: Uint8Array,
+  indexes: readonly number[],
+  log: AckLog,
+  options: PumpOptions = {},
+): Promise<PumpResult> {
   const { chunkSize, fileSize } = accept;
   const window = Math.min(accept.window, options.window ?? accept.window);
   const inFlight = new ChunksInFlight();
@@ -97,7 +113,7 @@ export async function pump(client: RawClient, accept: AcceptMessage, data: Uint8
   let sentBytes = 0;
   while (next < indexes.length || inFlight.count > 0) {
     while (!closing && next < indexes.length && !(options.stop?.() ?? false)) {
-      const index = indexes[next]!;
+      const index = indexes[next];
       const start = index * chunkSize;
       const len = Math.min(chunkSize, fileSize - start);
       if (!inFlight.fits(len, window)) break;
@@ -110,7 +126,10 @@ export async function pump(client: RawClient, accept: AcceptMessage, data: Uint8
         }
       }
       // The socket is closing: stop sending, but still read what the server said before it closed.
-      if (client.ws.readyState !== client.ws.OPEN) { closing = true; break; }
+      if (client.ws.readyState !== client.ws.OPEN) {
+        closing = true;
+        break;
+      }
       client.sendData(start, data.subarray(start, start + len));
       wire += clientFrameBytes(18 + len);
       frames.push({ index, wireEnd: wire });
@@ -135,11 +154,14 @@ export async function pump(client: RawClient, accept: AcceptMessage, data: Uint8
       const now = performance.now();
       for (const r of message.ranges) {
         for (const index of log.addRange(r, now)) options.onAck?.(index);
-        for (const at of inFlight.acked(r)) ackedHere.push(at / chunkSize);
+        for (const at of settleAck(inFlight, r, chunkSize)) ackedHere.push(at / chunkSize);
       }
     } else if (message.type === 'error') {
       errors.push(message);
-      if (message.fatal) { interrupted = true; break; }
+      if (message.fatal) {
+        interrupted = true;
+        break;
+      }
       inFlight.refused(message.offset);
     } else {
       throw new Error(`unexpected ${message.type} while sending chunks`);
@@ -149,7 +171,11 @@ export async function pump(client: RawClient, accept: AcceptMessage, data: Uint8
 }
 
 /** Read `ranges` of the file at `path` and return the ranges whose bytes differ from `data`. */
-export async function mismatchedRanges(path: string, data: Uint8Array, ranges: readonly ByteRange[]): Promise<ByteRange[]> {
+export async function mismatchedRanges(
+  path: string,
+  data: Uint8Array,
+  ranges: readonly ByteRange[],
+): Promise<ByteRange[]> {
   const bad: ByteRange[] = [];
   const handle = await open(path, 'r');
   try {

@@ -36,10 +36,14 @@ export function rawConnect(port: number, options: RawWsOptions = {}): Promise<Ra
       Connection: 'Upgrade',
       'Sec-WebSocket-Key': key,
       'Sec-WebSocket-Version': '13',
-      ...(options.protocol === null ? {} : { 'Sec-WebSocket-Protocol': options.protocol ?? 'bigup.1' }),
+      ...(options.protocol === null
+        ? {}
+        : { 'Sec-WebSocket-Protocol': options.protocol ?? 'bigup.1' }),
       ...options.headers,
     };
-    const head = `GET ${options.path ?? '/upload'} HTTP/1.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n`;
+    const head = `GET ${options.path ?? '/upload'} HTTP/1.1\r\n${Object.entries(headers)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join('\r\n')}\r\n\r\n`;
     socket.write(head);
     let buf = Buffer.alloc(0);
     let parsedHead: { status: number; headers: Record<string, string> } | undefined;
@@ -53,7 +57,7 @@ export function rawConnect(port: number, options: RawWsOptions = {}): Promise<Ra
         const end = buf.indexOf('\r\n\r\n');
         if (end === -1) return;
         const lines = buf.subarray(0, end).toString('latin1').split('\r\n');
-        const status = Number(lines[0]!.split(' ')[1]);
+        const status = Number(lines[0].split(' ')[1]);
         const h: Record<string, string> = {};
         for (const line of lines.slice(1)) {
           const i = line.indexOf(':');
@@ -67,11 +71,18 @@ export function rawConnect(port: number, options: RawWsOptions = {}): Promise<Ra
       // Server frames: unmasked, FIN set (the server never fragments).
       for (;;) {
         if (buf.byteLength < 2) return;
-        const opcode = buf[0]! & 0x0f;
-        let len = buf[1]! & 0x7f;
+        const opcode = buf[0] & 0x0f;
+        let len = buf[1] & 0x7f;
         let at = 2;
-        if (len === 126) { if (buf.byteLength < 4) return; len = buf.readUInt16BE(2); at = 4; }
-        else if (len === 127) { if (buf.byteLength < 10) return; len = Number(buf.readBigUInt64BE(2)); at = 10; }
+        if (len === 126) {
+          if (buf.byteLength < 4) return;
+          len = buf.readUInt16BE(2);
+          at = 4;
+        } else if (len === 127) {
+          if (buf.byteLength < 10) return;
+          len = Number(buf.readBigUInt64BE(2));
+          at = 10;
+        }
         if (buf.byteLength < at + len) return;
         const payload = Buffer.from(buf.subarray(at, at + len));
         buf = buf.subarray(at + len);
@@ -85,8 +96,12 @@ export function rawConnect(port: number, options: RawWsOptions = {}): Promise<Ra
         }
       }
     });
-    socket.once('error', (e) => { if (!parsedHead) reject(e); });
-    socket.once('close', () => { if (!parsedHead) reject(new Error('closed before the upgrade response')); });
+    socket.once('error', (e) => {
+      if (!parsedHead) reject(e);
+    });
+    socket.once('close', () => {
+      if (!parsedHead) reject(new Error('closed before the upgrade response'));
+    });
   });
 }
 
@@ -103,7 +118,9 @@ export interface FrameOptions {
 export function frame(opcode: number, payload: Uint8Array, options: FrameOptions = {}): Buffer {
   const length = options.claimedLength ?? BigInt(payload.byteLength);
   const mask = options.mask ?? true;
-  const head: number[] = [((options.fin ?? true) ? 0x80 : 0) | ((options.rsv ?? 0) << 4) | (opcode & 0x0f)];
+  const head: number[] = [
+    ((options.fin ?? true) ? 0x80 : 0) | ((options.rsv ?? 0) << 4) | (opcode & 0x0f),
+  ];
   const m = mask ? 0x80 : 0;
   if (length < 126n) head.push(m | Number(length));
   else if (length < 65536n) head.push(m | 126, Number(length >> 8n) & 0xff, Number(length) & 0xff);

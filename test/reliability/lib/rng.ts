@@ -30,7 +30,7 @@ export function seeded(seed: number): Rng {
     chance: (p) => next() < p,
     pick: (items) => {
       if (items.length === 0) throw new Error('pick from an empty list');
-      return items[Math.floor(next() * items.length)]!;
+      return items[Math.floor(next() * items.length)];
     },
     bytes: (n) => {
       const out = new Uint8Array(n);

@@ -5,7 +5,9 @@
  */
 import { buildApp, DiskStore } from '../../../server/index.js';
 
-const { store: storeOptions, ...options } = JSON.parse(process.env.BIGUP_TEST_SERVER_OPTIONS ?? '{}') as Record<string, unknown> & { store?: Record<string, unknown> };
+const { store: storeOptions, ...options } = JSON.parse(
+  process.env.BIGUP_TEST_SERVER_OPTIONS ?? '{}',
+) as Record<string, unknown> & { store?: Record<string, unknown> };
 const dir = process.env.BIGUP_TEST_DIR!;
 const store = new DiskStore({ dir, ...storeOptions });
 const app = await buildApp({ logLevel: 'warn', ...options, store });

@@ -24,7 +24,11 @@ export interface S3rverProcess {
 
 export async function startS3rver(bucket = 'bigup-test'): Promise<S3rverProcess> {
   const dir: TempDir = await makeTempDir('bigup-s3rver-');
-  const child = spawn(process.execPath, [BIN, '-d', dir.path, '-a', '127.0.0.1', '-p', '0', '--configure-bucket', bucket], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [BIN, '-d', dir.path, '-a', '127.0.0.1', '-p', '0', '--configure-bucket', bucket],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
   let output = '';
   const endpoint = await new Promise<string>((resolve, reject) => {
@@ -34,11 +38,11 @@ export async function startS3rver(bucket = 'bigup-test'): Promise<S3rverProcess>
       const match = /listening on ([\d.]+:\d+)/.exec(output);
       if (match) {
         clearTimeout(timer);
-        resolve(`http://${match[1]!}`);
+        resolve(`http://${match[1]}`);
       }
     };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
     void exited.then(() => reject(new Error(`s3rver exited:\n${output}`)));
   });
   const client = s3ClientFor(endpoint);
@@ -57,7 +61,14 @@ export async function startS3rver(bucket = 'bigup-test'): Promise<S3rverProcess>
 }
 
 export function s3ClientFor(endpoint: string): S3Client {
-  return new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: S3RVER_CREDENTIALS, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
+  return new S3Client({
+    endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: S3RVER_CREDENTIALS,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
 }
 
 /** The object's bytes, read back through the S3 API. */

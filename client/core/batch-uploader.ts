@@ -1,0 +1,815 @@
+/**
+ * Many files over one connection (issue 16): a queue of files, several of them in flight at once.
+ *
+ * Over bigup.2 (SPEC.md 16) each file is one stream: OPENs go out without waiting for earlier
+ * ACCEPTs, DATA of different files shares the connection's window, and COMPLETE follows a file's
+ * last DATA at once, so the server's per-file work (create, write, fsync, rename) overlaps across
+ * files instead of costing one round trip after another. Against a bigup.1-only server the same
+ * queue runs one file at a time on one connection (bigup.1 allows uploads one after the other).
+ *
+ * What this does not do, on purpose: resume across runs. A file whose upload is cut (network fault,
+ * server restart) is opened again as a new upload on the next connection; its partial upload on
+ * the server is left to the sweeper (SPEC.md 9, unfinished-upload lifetime). That is the right
+ * trade for the files a batch is for (small ones, where a re-send costs less than a resume record
+ * written per file); a caller routes large files to the resumable per-file `Uploader` instead.
+ *
+ * Every failure is per file when it concerns one file (unreadable or vanished source, a file too
+ * large for the server, a source that changed mid-upload): the file is reported failed and the
+ * rest of the queue goes on. Faults of the connection re-send the files in flight on a new
+ * connection, with backoff; past `backoff.maxAttempts` failed connections in a row, every file
+ * left is reported failed with that error.
+ */
+import {
+  Capability,
+  Errors,
+  HeaderSize,
+  HeaderSizeV2,
+  SUBPROTOCOL_V1,
+  SUBPROTOCOL_V2,
+  bytesToHex,
+  chunkCount,
+  decodeServerFrame,
+  decodeServerMessage,
+  encodeComplete,
+  encodeHello,
+  encodeOpen,
+  encodeTerminate,
+  hashToHex,
+  loadHasher,
+  multiplexOf,
+  wholeFileDigest,
+  withStream,
+  writeDataHeader,
+  writeDataHeaderV2,
+  type AcceptMessage,
+  type ByteRange,
+  type ErrorMessage,
+  type Frame,
+  type Hasher,
+  type ServerMessageV2,
+} from '../../protocol/index.js';
+import { backoffDelay, resolveBackoff } from './backoff.js';
+import { ClientErrors, clientError, serverError } from './errors.js';
+import type {
+  BackoffOptions,
+  Clock,
+  CloseInfo,
+  Connection,
+  FileSource,
+  Transport,
+  UploadErrorInfo,
+} from './types.js';
+
+const MiB = 1024 * 1024;
+
+export const BATCH_DEFAULTS = Object.freeze({
+  /**
+   * Files in flight on the connection (the MULTIPLEX asked for; the server may grant fewer). 16
+   * keeps a disk's sync pipeline and the server's thread pool busy with small files while the
+   * memory held stays bounded by the window, not by this number.
+   */
+  maxFilesInFlight: 16,
+  /** Chunk size proposed in each OPEN. */
+  chunkSize: 4 * MiB,
+  /** Unacked payload bytes in flight over all files; the server's window caps it too. */
+  maxInFlightBytes: 32 * MiB,
+  /** A chunk the server refuses as HASH_MISMATCH this often fails its file (memory or source fault). */
+  maxChunkResends: 5,
+});
+
+/** One file of the queue. The source is opened only when its turn comes (10,000 entries hold no descriptor). */
+export interface BatchEntry {
+  /** How reports name the file (a relative path for a folder's files). */
+  readonly label: string;
+  open(): Promise<FileSource>;
+  /** Application metadata sent in OPEN (e.g. `relativePath`). */
+  readonly metadata?: Readonly<Record<string, string>>;
+}
+
+export interface BatchResult {
+  /** Position of the entry in the list given to `run`. */
+  readonly index: number;
+  readonly label: string;
+  readonly state: 'done' | 'failed';
+  readonly size: number;
+  readonly uploadId?: string;
+  /** Whole-file digest, 16 hex digits, checked against our own. */
+  readonly digest?: string;
+  readonly error?: UploadErrorInfo;
+}
+
+export interface BatchSummary {
+  readonly done: number;
+  readonly failed: number;
+  /** Entries never started because `stop()` was called. */
+  readonly notStarted: number;
+  readonly bytes: number;
+  /** The subprotocol the last connection spoke ('' if none opened). */
+  readonly protocol: string;
+}
+
+export interface BatchOptions {
+  readonly endpoint: string;
+  readonly transport: Transport;
+  /** Server token: `Authorization: Bearer` when the transport sets headers, else `?token=`. */
+  readonly token?: string;
+  /** Per-upload token sent in every OPEN. */
+  readonly uploadToken?: string;
+  readonly maxFilesInFlight?: number;
+  readonly chunkSize?: number;
+  readonly maxInFlightBytes?: number;
+  readonly backoff?: Partial<BackoffOptions>;
+  readonly loadHasher?: () => Promise<Hasher>;
+  /** Called once per entry, as soon as its outcome is known. */
+  readonly onResult?: (result: BatchResult) => void;
+  /** Subprotocols to offer, most preferred first. Default bigup.2 then bigup.1. */
+  readonly protocols?: readonly string[];
+  readonly clock?: Clock;
+  readonly random?: () => number;
+}
+
+type JobState = 'opening' | 'sending' | 'completing' | 'terminating';
+
+interface Job {
+  readonly index: number;
+  readonly entry: BatchEntry;
+  source: FileSource | undefined;
+  /** Retryable refusals of this file (TOO_MANY_UPLOADS), for its backoff. */
+  refusals: number;
+  stream: number;
+  state: JobState;
+  chunkSize: number;
+  chunks: number;
+  uploadId: string;
+  nextChunk: number;
+  hashes: BigUint64Array;
+  /** DATA sent and not yet answered: offset -> payload length. */
+  readonly unanswered: Map<number, number>;
+  /** Chunks to send again (HASH_MISMATCH), with their counts. */
+  readonly resend: number[];
+  readonly resends: Map<number, number>;
+  /** The reason a TERMINATE was sent: reported when TERMINATED comes back. */
+  failure: UploadErrorInfo | undefined;
+  digest: bigint | undefined;
+}
+
+interface Link {
+  readonly connection: Connection;
+  version: 0 | 1 | 2;
+  /** Files that may be in flight: 1 until WELCOME (bigup.2) or for bigup.1. */
+  limit: number;
+  nextStream: number;
+  readonly jobs: Map<number, Job>;
+  /** Files whose source is being opened: they count against `limit` but have no stream yet. */
+  starting: number;
+  outstanding: number;
+  window: number;
+  closed: boolean;
+  /** A connection-level error that must not be retried (set before the close arrives). */
+  fatal: UploadErrorInfo | undefined;
+  /** bigup.1: the server closes after refusing one file; that close is no network fault. */
+  closesAfterRefusal: boolean;
+  drainWaiters: Array<() => void>;
+}
+
+const realClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
+function positive(name: string, value: number | undefined, fallback: number): number {
+  const v = value ?? fallback;
+  if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`${name} must be a positive integer`);
+  return v;
+}
+
+/** Drives a queue of files over one connection; create one per batch. */
+export class BatchUploader {
+  private readonly maxFilesInFlight: number;
+  private readonly chunkSize: number;
+  private readonly maxInFlightBytes: number;
+  private readonly backoff: BackoffOptions;
+  private readonly clock: Clock;
+  private hasher: Hasher | undefined;
+  private queue: Job[] = [];
+  private link: Link | undefined;
+  private connectFailures = 0;
+  private reconnectTimer: unknown;
+  /** Files waiting out a retry delay (TOO_MANY_UPLOADS). */
+  private delayed = 0;
+  private stopping = false;
+  private feeding = false;
+  private finished: ((summary: BatchSummary) => void) | undefined;
+  private done = 0;
+  private failed = 0;
+  private bytes = 0;
+  private protocol = '';
+
+  constructor(private readonly options: BatchOptions) {
+    this.maxFilesInFlight = positive(
+      'maxFilesInFlight',
+      options.maxFilesInFlight,
+      BATCH_DEFAULTS.maxFilesInFlight,
+    );
+    this.chunkSize = positive('chunkSize', options.chunkSize, BATCH_DEFAULTS.chunkSize);
+    this.maxInFlightBytes = positive(
+      'maxInFlightBytes',
+      options.maxInFlightBytes,
+      BATCH_DEFAULTS.maxInFlightBytes,
+    );
+    this.backoff = resolveBackoff(options.backoff);
+    this.clock = options.clock ?? realClock;
+  }
+
+  /** Upload every entry; resolves when each has an outcome (or `stop()` left it unstarted). Never rejects. */
+  async run(entries: readonly BatchEntry[]): Promise<BatchSummary> {
+    this.hasher = await (this.options.loadHasher ?? loadHasher)();
+    this.queue = entries.map((entry, index) => newJob(index, entry));
+    return new Promise<BatchSummary>((resolve) => {
+      this.finished = resolve;
+      this.pump();
+    });
+  }
+
+  /** Start no new file; the files in flight finish (or fail), then `run` resolves. */
+  stop(): void {
+    this.stopping = true;
+    this.pump();
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Scheduling
+
+  private pump(): void {
+    if (!this.finished) return;
+    const link = this.link;
+    const waiting = this.stopping ? 0 : this.queue.length + this.delayed;
+    if (waiting === 0 && (!link || link.jobs.size === 0)) {
+      this.finish();
+      return;
+    }
+    if (!link) {
+      if (this.reconnectTimer === undefined && this.queue.length > 0 && !this.stopping)
+        this.connect();
+      return;
+    }
+    if (link.closed || link.version === 0) return;
+    while (!this.stopping && link.jobs.size + link.starting < link.limit && this.queue.length > 0) {
+      const job = this.queue.shift();
+      if (job) void this.start(link, job);
+    }
+    void this.feed(link);
+  }
+
+  private finish(): void {
+    const resolve = this.finished;
+    if (!resolve) return;
+    this.finished = undefined;
+    const link = this.link;
+    this.link = undefined;
+    if (link && !link.closed) link.connection.close(1000, 'batch done');
+    const notStarted = this.queue.length;
+    for (const job of this.queue) void job.source?.close?.();
+    this.queue = [];
+    resolve({
+      done: this.done,
+      failed: this.failed,
+      notStarted,
+      bytes: this.bytes,
+      protocol: this.protocol,
+    });
+  }
+
+  private report(job: Job, outcome: Omit<BatchResult, 'index' | 'label' | 'size'>): void {
+    const size = job.source?.size ?? 0;
+    if (outcome.state === 'done') {
+      this.done++;
+      this.bytes += size;
+    } else {
+      this.failed++;
+    }
+    void job.source?.close?.();
+    job.source = undefined;
+    this.options.onResult?.({ index: job.index, label: job.entry.label, size, ...outcome });
+  }
+
+  private failJob(job: Job, error: UploadErrorInfo): void {
+    this.report(job, { state: 'failed', error: { ...error, fatal: true } });
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Connection
+
+  private connect(): void {
+    const protocols = this.options.protocols ?? [SUBPROTOCOL_V2, SUBPROTOCOL_V1];
+    const url = new URL(this.options.endpoint);
+    const headers: Record<string, string> = {};
+    if (this.options.token) {
+      if (this.options.transport.sendsHeaders)
+        headers.Authorization = `Bearer ${this.options.token}`;
+      else url.searchParams.set('token', this.options.token);
+    }
+    let link: Link | undefined;
+    const connection = this.options.transport.connect(
+      url.toString(),
+      protocols,
+      {
+        onOpen: (protocol) => {
+          if (link) this.onOpen(link, protocol);
+        },
+        onMessage: (data) => {
+          if (link) this.onMessage(link, data);
+        },
+        onClose: (info) => {
+          if (link) this.onClose(link, info);
+        },
+        onDrain: () => {
+          if (link) wakeAll(link);
+        },
+      },
+      Object.keys(headers).length > 0 ? headers : undefined,
+    );
+    link = {
+      connection,
+      version: 0,
+      limit: 1,
+      nextStream: 1,
+      jobs: new Map(),
+      starting: 0,
+      outstanding: 0,
+      window: 0,
+      closed: false,
+      fatal: undefined,
+      closesAfterRefusal: false,
+      drainWaiters: [],
+    };
+    this.link = link;
+  }
+
+  private onOpen(link: Link, protocol: string): void {
+    this.protocol = protocol;
+    if (protocol === SUBPROTOCOL_V2) {
+      link.version = 2;
+      link.connection.send(
+        encodeHello([{ id: Capability.MULTIPLEX, value: this.maxFilesInFlight }]),
+      );
+    } else if (protocol === SUBPROTOCOL_V1) {
+      link.version = 1;
+    } else {
+      link.fatal = clientError(
+        ClientErrors.UNSUPPORTED_VERSION,
+        `the server negotiated "${protocol}", which this client does not speak`,
+      );
+      link.connection.close(4005, 'no supported version');
+      return;
+    }
+    this.pump();
+  }
+
+  private onClose(link: Link, info: CloseInfo): void {
+    link.closed = true;
+    wakeAll(link);
+    if (this.link !== link) return;
+    this.link = undefined;
+    // Files in flight go back to the head of the queue, in their order: opened again next time.
+    const inFlight = [...link.jobs.values()].sort((a, b) => a.index - b.index);
+    link.jobs.clear();
+    const final = link.fatal ?? handshakeFailure(info);
+    if (final) {
+      for (const job of inFlight) this.failJob(job, final);
+      for (const job of this.queue) this.failJob(job, final);
+      this.queue = [];
+      this.pump();
+      return;
+    }
+    for (const job of inFlight) {
+      if (job.state === 'terminating' && job.failure) this.failJob(job, job.failure);
+      else this.queue.unshift(resetJob(job));
+    }
+    this.queue.sort((a, b) => a.index - b.index);
+    if (link.closesAfterRefusal) {
+      this.pump();
+      return;
+    }
+    this.connectFailures++;
+    if (this.connectFailures > this.backoff.maxAttempts) {
+      const error = clientError(
+        ClientErrors.NETWORK,
+        `the connection failed ${this.connectFailures} times in a row (last: ${info.code}${info.error ? `, ${info.error}` : ''})`,
+      );
+      for (const job of this.queue) this.failJob(job, error);
+      this.queue = [];
+      this.pump();
+      return;
+    }
+    const delay = backoffDelay(this.backoff, this.connectFailures, this.options.random);
+    this.reconnectTimer = this.clock.setTimeout(() => {
+      this.reconnectTimer = undefined;
+      this.pump();
+    }, delay);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // One file
+
+  private async start(link: Link, job: Job): Promise<void> {
+    job.state = 'opening';
+    link.starting++;
+    try {
+      job.source ??= await job.entry.open();
+    } catch (error) {
+      link.starting--;
+      this.failJob(
+        job,
+        clientError(
+          ClientErrors.SOURCE_ERROR,
+          `cannot read ${job.entry.label}: ${errorText(error)}`,
+        ),
+      );
+      this.pump();
+      return;
+    }
+    link.starting--;
+    if (link.closed || this.link !== link) {
+      this.queue.unshift(job);
+      this.queue.sort((a, b) => a.index - b.index);
+      this.pump();
+      return;
+    }
+    // The stream id is taken only now, so OPENs go out in increasing stream order (SPEC.md 16.5)
+    // whatever order the sources opened in.
+    job.stream = link.version === 2 ? link.nextStream++ : 0;
+    link.jobs.set(job.stream, job);
+    const source = job.source;
+    this.send(
+      link,
+      job,
+      encodeOpen({
+        fileSize: source.size,
+        chunkSize: this.chunkSize,
+        name: source.name || job.entry.label,
+        contentType: source.type,
+        token: this.options.uploadToken ?? '',
+        metadata: job.entry.metadata ?? {},
+      }),
+    );
+  }
+
+  private send(link: Link, job: Job, bytes: Uint8Array): void {
+    if (link.closed) return;
+    link.connection.send(link.version === 2 ? withStream(job.stream, bytes) : bytes);
+  }
+
+  private onAccept(link: Link, job: Job, accept: AcceptMessage): void {
+    if (job.state !== 'opening' || !job.source) return this.violation(link, 'ACCEPT out of turn');
+    job.uploadId = bytesToHex(accept.uploadId);
+    job.chunkSize = accept.chunkSize;
+    job.chunks = chunkCount(job.source.size, accept.chunkSize);
+    job.hashes = new BigUint64Array(job.chunks);
+    job.nextChunk = 0;
+    // A new upload lists no range; a server that lists some already has them: skip those chunks
+    // only once their hashes are ours, which a fresh upload cannot know, so send them all.
+    link.window = accept.window;
+    job.state = 'sending';
+    if (job.chunks === 0) void this.complete(link, job);
+    this.pump();
+  }
+
+  /** Send DATA of the files in flight, oldest file first, while the window allows. */
+  private async feed(link: Link): Promise<void> {
+    if (this.feeding) return;
+    this.feeding = true;
+    try {
+      for (;;) {
+        if (link.closed || this.link !== link) return;
+        const job = nextSender(link);
+        if (!job) return;
+        const resend = job.resend.length > 0;
+        const index = resend ? (job.resend[0] ?? 0) : job.nextChunk;
+        const source = job.source;
+        if (!source) return;
+        const offset = index * job.chunkSize;
+        const length = Math.min(job.chunkSize, source.size - offset);
+        const limit = Math.min(link.window, this.maxInFlightBytes);
+        if (link.window === 0 || (link.outstanding > 0 && link.outstanding + length > limit))
+          return;
+        if (link.connection.bufferedAmount > 2 * this.chunkSize) {
+          await new Promise<void>((resolve) => link.drainWaiters.push(resolve));
+          continue;
+        }
+        if (resend) job.resend.shift();
+        else job.nextChunk++;
+        link.outstanding += length;
+        job.unanswered.set(offset, length);
+        const header = link.version === 2 ? HeaderSizeV2.DATA : HeaderSize.DATA;
+        const message = new Uint8Array(header + length);
+        let payload: Uint8Array;
+        try {
+          payload = await source.read(offset, offset + length, message.subarray(header));
+        } catch (error) {
+          this.abandon(
+            link,
+            job,
+            clientError(
+              ClientErrors.SOURCE_ERROR,
+              `cannot read ${job.entry.label}: ${errorText(error)}`,
+            ),
+          );
+          continue;
+        }
+        if (link.closed || this.link !== link || job.state !== 'sending') continue;
+        const hash = this.requireHasher().h64(payload);
+        job.hashes[index] = hash;
+        if (link.version === 2) writeDataHeaderV2(message, job.stream, offset, hash);
+        else writeDataHeader(message, offset, hash);
+        if (link.connection.sendChunk) link.connection.sendChunk(message, offset, offset + length);
+        else link.connection.send(message);
+        if (job.nextChunk >= job.chunks && job.resend.length === 0) void this.complete(link, job);
+      }
+    } finally {
+      this.feeding = false;
+    }
+  }
+
+  private async complete(link: Link, job: Job): Promise<void> {
+    if (job.state !== 'sending') return;
+    job.state = 'completing';
+    const source = job.source;
+    // A source edited while we read it must not be stored as done (the digest covers what we sent).
+    const changed = source?.changed ? await source.changed().catch(() => true) : false;
+    if (link.closed || this.link !== link) return;
+    if (changed) {
+      this.abandon(
+        link,
+        job,
+        clientError(
+          ClientErrors.SOURCE_ERROR,
+          `${job.entry.label} changed while it was being sent`,
+        ),
+      );
+      return;
+    }
+    job.digest = wholeFileDigest(this.requireHasher(), job.hashes);
+    this.send(link, job, encodeComplete(job.digest));
+  }
+
+  /** Give up on one file whose upload is open: TERMINATE it, report `error` when TERMINATED comes. */
+  private abandon(link: Link, job: Job, error: UploadErrorInfo): void {
+    if (job.state === 'terminating') return;
+    this.freeUnanswered(link, job);
+    job.failure = error;
+    if (job.state === 'opening') {
+      // Nothing was accepted yet: the ACCEPT (or refusal) still comes, then it is terminated.
+      job.state = 'terminating';
+      return;
+    }
+    job.state = 'terminating';
+    this.send(link, job, encodeTerminate());
+  }
+
+  private freeUnanswered(link: Link, job: Job): void {
+    for (const length of job.unanswered.values()) link.outstanding -= length;
+    job.unanswered.clear();
+  }
+
+  private onAck(link: Link, job: Job, ranges: readonly ByteRange[]): void {
+    for (const [offset, length] of job.unanswered) {
+      if (ranges.some((r) => r.start <= offset && offset + length <= r.end)) {
+        job.unanswered.delete(offset);
+        link.outstanding -= length;
+      }
+    }
+    this.pump();
+  }
+
+  private onResult(link: Link, job: Job, digest: bigint, uploadId: Uint8Array): void {
+    link.jobs.delete(job.stream);
+    this.connectFailures = 0;
+    if (
+      job.digest === undefined ||
+      digest !== job.digest ||
+      bytesToHex(uploadId) !== job.uploadId
+    ) {
+      this.failJob(
+        job,
+        clientError(
+          ClientErrors.RESULT_MISMATCH,
+          `the server's digest ${hashToHex(digest)} is not ours for ${job.entry.label}`,
+        ),
+      );
+    } else {
+      this.report(job, { state: 'done', uploadId: job.uploadId, digest: hashToHex(digest) });
+    }
+    this.pump();
+  }
+
+  /** An ERROR about one file (its stream, or bigup.1's only upload). */
+  private onFileError(link: Link, job: Job, error: ErrorMessage): void {
+    const length = job.unanswered.get(error.offset);
+    if (error.length > 0 && length !== undefined) {
+      job.unanswered.delete(error.offset);
+      link.outstanding -= length;
+    }
+    const info = serverError(error.code, error.retryable, error.message, error.fatal);
+    if (error.fatal) {
+      // The stream ended (bigup.2) or the connection closes after this (bigup.1): the file is out
+      // of this connection either way.
+      link.jobs.delete(job.stream);
+      this.freeUnanswered(link, job);
+      if (job.state === 'terminating' && job.failure) {
+        this.failJob(job, job.failure);
+      } else if (error.retryable && error.code === Errors.TOO_MANY_UPLOADS.code) {
+        this.retryLater(job);
+      } else if (error.retryable && link.version === 1) {
+        this.queue.unshift(resetJob(job)); // the reconnect takes it again
+      } else {
+        this.failJob(job, info);
+      }
+      if (link.version === 1) {
+        if ((error.code & 0xff00) === 0x0100) link.closesAfterRefusal = true;
+        else if (!error.retryable) link.fatal = info;
+      }
+      this.pump();
+      return;
+    }
+    if (error.code === Errors.HASH_MISMATCH.code && job.state === 'sending') {
+      const index = Math.floor(error.offset / job.chunkSize);
+      const count = (job.resends.get(index) ?? 0) + 1;
+      job.resends.set(index, count);
+      if (count <= BATCH_DEFAULTS.maxChunkResends) {
+        job.resend.push(index);
+        this.pump();
+        return;
+      }
+    }
+    // OUT_OF_RANGE, CONFLICT, DIGEST_MISMATCH, INCOMPLETE, a chunk refused too often: this file
+    // cannot be stored as it is; the server keeps nothing of it.
+    this.abandon(link, job, info);
+    this.pump();
+  }
+
+  private retryLater(job: Job): void {
+    job.refusals++;
+    if (job.refusals > this.backoff.maxAttempts) {
+      this.failJob(
+        job,
+        serverError(Errors.TOO_MANY_UPLOADS.code, true, 'the server stayed busy', true),
+      );
+      return;
+    }
+    this.delayed++;
+    const delay = backoffDelay(this.backoff, job.refusals, this.options.random);
+    this.clock.setTimeout(() => {
+      this.delayed--;
+      this.queue.unshift(resetJob(job));
+      this.queue.sort((a, b) => a.index - b.index);
+      this.pump();
+    }, delay);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Messages
+
+  private onMessage(link: Link, data: Uint8Array): void {
+    if (link.closed || this.link !== link) return;
+    let frame: Frame<ServerMessageV2>;
+    try {
+      frame =
+        link.version === 2
+          ? decodeServerFrame(data)
+          : { stream: 0, message: decodeServerMessage(data) };
+    } catch (error) {
+      this.violation(link, `undecodable server message: ${errorText(error)}`);
+      return;
+    }
+    const { stream, message } = frame;
+    if (message.type === 'welcome') {
+      link.limit = Math.max(1, Math.min(this.maxFilesInFlight, multiplexOf(message.capabilities)));
+      if (message.capabilities.some((c) => c.id !== Capability.MULTIPLEX))
+        this.violation(link, 'WELCOME granted a capability this client did not offer');
+      this.pump();
+      return;
+    }
+    if (message.type === 'window') {
+      link.window = message.window;
+      this.pump();
+      return;
+    }
+    if (message.type === 'error' && (link.version === 2 ? stream === 0 : link.jobs.size === 0)) {
+      this.onConnectionError(link, message);
+      return;
+    }
+    const job = link.jobs.get(stream);
+    if (!job) {
+      if (link.version === 2 && stream < link.nextStream) return; // a file we already let go
+      this.violation(link, `a ${message.type.toUpperCase()} for no upload of ours`);
+      return;
+    }
+    switch (message.type) {
+      case 'accept':
+        if (job.state === 'terminating') {
+          // Abandoned before the ACCEPT arrived (its source could not be read): delete it now.
+          job.uploadId = bytesToHex(message.uploadId);
+          this.send(link, job, encodeTerminate());
+          return;
+        }
+        this.onAccept(link, job, message);
+        return;
+      case 'ack':
+        this.onAck(link, job, message.ranges);
+        return;
+      case 'result':
+        this.onResult(link, job, message.digest, message.uploadId);
+        return;
+      case 'terminated':
+        link.jobs.delete(job.stream);
+        this.failJob(job, job.failure ?? clientError(ClientErrors.PROTOCOL_VIOLATION));
+        this.pump();
+        return;
+      case 'error':
+        this.onFileError(link, job, message);
+        return;
+    }
+  }
+
+  private onConnectionError(link: Link, error: ErrorMessage): void {
+    const info = serverError(error.code, error.retryable, error.message, error.fatal);
+    if (error.fatal && !error.retryable) link.fatal = info;
+    // The close follows; onClose requeues or fails what is in flight.
+  }
+
+  private violation(link: Link, message: string): void {
+    link.fatal = clientError(ClientErrors.PROTOCOL_VIOLATION, message);
+    link.connection.close(1002, 'protocol violation');
+  }
+
+  private requireHasher(): Hasher {
+    if (!this.hasher) throw new Error('run() loads the hasher first');
+    return this.hasher;
+  }
+}
+
+function newJob(index: number, entry: BatchEntry): Job {
+  return resetJob({
+    index,
+    entry,
+    source: undefined,
+    refusals: 0,
+    stream: 0,
+    state: 'opening',
+    chunkSize: 0,
+    chunks: 0,
+    uploadId: '',
+    nextChunk: 0,
+    hashes: new BigUint64Array(0),
+    unanswered: new Map(),
+    resend: [],
+    resends: new Map(),
+    failure: undefined,
+    digest: undefined,
+  });
+}
+
+/** The job as before its OPEN: a new connection opens it as a new upload. */
+function resetJob(job: Job): Job {
+  job.state = 'opening';
+  job.stream = 0;
+  job.uploadId = '';
+  job.nextChunk = 0;
+  job.unanswered.clear();
+  job.resend.length = 0;
+  job.resends.clear();
+  job.failure = undefined;
+  job.digest = undefined;
+  return job;
+}
+
+/** The oldest file with a chunk to send. */
+function nextSender(link: Link): Job | undefined {
+  for (const job of link.jobs.values()) {
+    if (job.state !== 'sending') continue;
+    if (job.resend.length > 0 || job.nextChunk < job.chunks) return job;
+  }
+  return undefined;
+}
+
+function wakeAll(link: Link): void {
+  const waiters = link.drainWaiters;
+  link.drainWaiters = [];
+  for (const resume of waiters) resume();
+}
+
+/** A refused handshake that retrying will not fix, as an error; undefined for retryable closes. */
+function handshakeFailure(info: CloseInfo): UploadErrorInfo | undefined {
+  const status = info.httpStatus;
+  if (status === 401 || status === 403) return clientError(ClientErrors.HANDSHAKE_UNAUTHORIZED);
+  if (status === 426 || info.code === 4005) return clientError(ClientErrors.UNSUPPORTED_VERSION);
+  if (status !== undefined && status !== 503 && status >= 400)
+    return clientError(ClientErrors.HANDSHAKE_REFUSED, `the server answered HTTP ${status}`);
+  return undefined;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

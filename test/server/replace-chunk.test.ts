@@ -1,0 +1,179 @@
+/**
+ * REPLACE_CHUNK on the server (SPEC.md 16.9): after a resume, VERIFY withdraws exactly the acked
+ * chunks whose stored hash differs from the client's, durably, and the client re-sends only those;
+ * the file completes with the new bytes. Misuse gets the specified error and changes nothing.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  Capability,
+  Errors,
+  encodeResume,
+  encodeVerify,
+  loadHasher,
+  wholeFileDigest,
+  withStream,
+  type Hasher,
+} from '../../protocol/index.js';
+import { RawClientV2 } from '../helpers/protocol-client-v2.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { makeTempDir, type TempDir } from '../helpers/tmp.js';
+
+const CHUNK = 65_536;
+const CHUNKS = 4;
+const REPLACE = [
+  { id: Capability.MULTIPLEX, value: 4 },
+  { id: Capability.REPLACE_CHUNK, value: 0 },
+];
+
+function file(seed: number): Uint8Array {
+  const out = new Uint8Array(CHUNK * CHUNKS);
+  for (let i = 0; i < out.length; i++) out[i] = (i * 131 + seed) & 0xff;
+  return out;
+}
+
+const chunkOf = (bytes: Uint8Array, index: number) =>
+  bytes.subarray(index * CHUNK, (index + 1) * CHUNK);
+
+describe('REPLACE_CHUNK: VERIFY after a resume (SPEC.md 16.9)', () => {
+  let tmp: TempDir;
+  let server: TestServer;
+  let hasher: Hasher;
+
+  beforeEach(async () => {
+    tmp = await makeTempDir();
+    hasher = await loadHasher();
+    server = await startServer({ dir: tmp.path, maxUploadSize: 16 * 1024 * 1024 });
+  });
+
+  afterEach(async () => {
+    await server.close();
+    await tmp.cleanup();
+  });
+
+  /** Upload every chunk of `data` on one connection without completing; returns id and secret. */
+  async function uploadAllButComplete(data: Uint8Array) {
+    const client = await RawClientV2.connect(server.wsUrl);
+    client.hello();
+    client.open(1, { fileSize: data.byteLength, chunkSize: CHUNK, name: 'edited.bin' });
+    const accept = await client.expect(1, 'accept');
+    for (let i = 0; i < CHUNKS; i++) client.data(1, i * CHUNK, chunkOf(data, i));
+    const ackedBytes = () =>
+      client
+        .on(1)
+        .flatMap((m) => (m.type === 'ack' ? m.ranges : []))
+        .reduce((n, r) => n + (r.end - r.start), 0);
+    await client.waitFor(() => ackedBytes() === data.byteLength);
+    client.close();
+    await client.closed;
+    return { uploadId: accept.uploadId, secret: accept.secret };
+  }
+
+  async function resume(
+    capabilities: typeof REPLACE,
+    upload: { uploadId: Uint8Array; secret: Uint8Array },
+  ): Promise<RawClientV2> {
+    const client = await RawClientV2.connect(server.wsUrl);
+    client.hello(capabilities);
+    client.send(withStream(1, encodeResume({ ...upload, token: '' })));
+    await client.expect(1, 'accept');
+    return client;
+  }
+
+  it('withdraws only the changed chunk; the client re-sends it and the new file completes', async () => {
+    const before = file(1);
+    const upload = await uploadAllButComplete(before);
+    const after = before.slice();
+    after.fill(0xee, 2 * CHUNK + 100, 2 * CHUNK + 3500); // 3,400 bytes rewritten in chunk 2
+    const client = await resume(REPLACE, upload);
+    const welcome = await client.waitFor((f) => f.message.type === 'welcome');
+    expect(welcome.message).toEqual({ type: 'welcome', capabilities: REPLACE });
+    const hashes = Array.from({ length: CHUNKS }, (_, i) => hasher.h64(chunkOf(after, i)));
+    client.send(
+      encodeVerify(
+        1,
+        hashes.map((hash, index) => ({ index, hash })),
+      ),
+    );
+    const verified = await client.expect(1, 'verified');
+    expect(verified.withdrawn).toEqual([2]);
+    // Only chunk 2 goes again; it used to be CONFLICT, now it is missing and takes new bytes.
+    client.data(1, 2 * CHUNK, chunkOf(after, 2));
+    client.complete(1, wholeFileDigest(hasher, hashes));
+    const result = await client.expect(1, 'result');
+    const id = Buffer.from(result.uploadId).toString('hex');
+    expect(await readFile(join(tmp.path, 'files', id, 'edited.bin'))).toEqual(Buffer.from(after));
+    expect(client.on(1).some((m) => m.type === 'error')).toBe(false);
+    client.close();
+  });
+
+  it('a withdrawn chunk stays withdrawn across a server restart (never acked with its old hash)', async () => {
+    const before = file(2);
+    const upload = await uploadAllButComplete(before);
+    const client = await resume(REPLACE, upload);
+    client.send(encodeVerify(1, [{ index: 1, hash: 12345n }]));
+    expect((await client.expect(1, 'verified')).withdrawn).toEqual([1]);
+    client.destroy();
+    await server.close();
+    server = await startServer({ dir: tmp.path, maxUploadSize: 16 * 1024 * 1024 });
+    const again = await RawClientV2.connect(server.wsUrl);
+    again.hello(REPLACE);
+    again.send(withStream(1, encodeResume({ ...upload, token: '' })));
+    const accept = await again.expect(1, 'accept');
+    expect(accept.ranges).toEqual([
+      { start: 0, end: CHUNK },
+      { start: 2 * CHUNK, end: 4 * CHUNK },
+    ]);
+    again.close();
+  });
+
+  it('matching hashes withdraw nothing; chunks not acked are ignored', async () => {
+    const data = file(3);
+    const upload = await uploadAllButComplete(data);
+    const client = await resume(REPLACE, upload);
+    client.send(encodeVerify(1, [{ index: 0, hash: hasher.h64(chunkOf(data, 0)) }]));
+    expect((await client.expect(1, 'verified')).withdrawn).toEqual([]);
+    client.close();
+  });
+
+  it('without REPLACE_CHUNK granted, VERIFY is UNEXPECTED_MESSAGE (fatal) and nothing is withdrawn', async () => {
+    const data = file(4);
+    const upload = await uploadAllButComplete(data);
+    const client = await resume([{ id: Capability.MULTIPLEX, value: 4 }], upload);
+    client.send(encodeVerify(1, [{ index: 0, hash: 1n }]));
+    const error = await client.waitFor((f) => f.message.type === 'error');
+    expect(error.message).toMatchObject({ code: Errors.UNEXPECTED_MESSAGE.code, fatal: true });
+    await client.closed;
+    const check = await resume(REPLACE, upload);
+    const accept = check.on(1).find((m) => m.type === 'accept');
+    expect(accept && accept.type === 'accept' ? accept.ranges : []).toEqual([
+      { start: 0, end: CHUNKS * CHUNK },
+    ]);
+    check.close();
+  });
+
+  it('a second VERIFY on the stream is UNEXPECTED_MESSAGE; an index past the file is OUT_OF_RANGE on the stream', async () => {
+    const upload = await uploadAllButComplete(file(5));
+    const client = await resume(REPLACE, upload);
+    client.send(encodeVerify(1, [{ index: CHUNKS, hash: 1n }]));
+    const outOfRange = await client.expect(1, 'error');
+    expect(outOfRange.code).toBe(Errors.OUT_OF_RANGE.code);
+    client.close();
+
+    const twice = await resume(REPLACE, upload);
+    twice.send(encodeVerify(1, [{ index: 0, hash: 1n }]));
+    expect((await twice.expect(1, 'verified')).withdrawn).toEqual([0]);
+    twice.send(encodeVerify(1, [{ index: 1, hash: 1n }]));
+    const error = await twice.waitFor((f) => f.message.type === 'error');
+    expect(error.message).toMatchObject({ code: Errors.UNEXPECTED_MESSAGE.code, fatal: true });
+    await twice.closed;
+    // Only the first VERIFY took effect.
+    const check = await resume(REPLACE, upload);
+    const accept = check.on(1).find((m) => m.type === 'accept');
+    expect(accept && accept.type === 'accept' ? accept.ranges : []).toEqual([
+      { start: CHUNK, end: CHUNKS * CHUNK },
+    ]);
+    check.close();
+  });
+});
