@@ -11,13 +11,7 @@ import { S3Store } from '../../server/store/s3/index.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { AckLog, openOrResume, pump } from '../reliability/lib/pump.js';
 import { startRedis, type RedisProcess } from './lib/redis.js';
-import {
-  readObject,
-  S3RVER_CREDENTIALS,
-  s3ClientFor,
-  startS3rver,
-  type S3rverProcess,
-} from './lib/s3rver.js';
+import { readObject, s3ClientFor, startS3rver, type S3rverProcess } from './lib/s3rver.js';
 
 const MiB = 1024 * 1024;
 
