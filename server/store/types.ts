@@ -122,6 +122,22 @@ export interface ListPage {
   readonly limit?: number;
 }
 
+/** Told of every call a store makes to a remote backend: for latency and error metrics. */
+export type BackendObserver = (
+  backend: 'store' | 'registry',
+  operation: string,
+  seconds: number,
+  /** A short label of the failure (an S3 error code, "timeout", "network"); absent on success. */
+  error?: string,
+) => void;
+
+/** One backend's state for /healthz. */
+export interface BackendState {
+  readonly ok: boolean;
+  readonly kind: string;
+  readonly detail?: string;
+}
+
 /** A place uploads live. */
 export interface UploadStore {
   /**
@@ -129,6 +145,12 @@ export interface UploadStore {
    * 16.9, is granted only then).
    */
   readonly retractsChunks?: boolean;
+  /** Optional: the state of the remote backends the store uses (object store, registry), for /healthz. */
+  health?(): Promise<{ store: BackendState; registry: BackendState }>;
+  /** Optional: the plugin passes its metrics hook here (latencies and errors per backend call). */
+  setObserver?(observer: BackendObserver): void;
+  /** Optional: release connections; called by whoever made the store, after the app closed. */
+  close?(): Promise<void>;
   /** Create the directories or buckets the store needs. Called once at registration. */
   init(): Promise<void>;
   /** Bytes available for new uploads. */

@@ -1,5 +1,5 @@
 /**
- * S3 backend options, their defaults, and `s3://BUCKET[/PREFIX]` parsing. Every resource the
+ * S3 backend options and their defaults. Every resource the
  * backend holds is bounded here: sockets to the endpoint, attempts and time per request.
  */
 import { hostname } from 'node:os';
@@ -7,6 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { SharedRegistry } from '../../registry/types.js';
 import type { BackendObserver, S3Logger } from './context.js';
+
+export { normalizePrefix, parseS3Url } from './url.js';
 
 export interface S3StoreOptions {
   readonly bucket: string;
@@ -41,19 +43,6 @@ export const S3_DEFAULTS = {
   maxSockets: 64,
   region: 'us-east-1',
 } as const;
-
-/** Parse `s3://BUCKET[/PREFIX]`; undefined when `url` is not one. */
-export function parseS3Url(url: string): { bucket: string; prefix: string } | undefined {
-  const match = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(url);
-  const bucket = match?.[1];
-  if (bucket === undefined) return undefined;
-  return { bucket, prefix: normalizePrefix(match?.[2] ?? '') };
-}
-
-export function normalizePrefix(prefix: string): string {
-  const trimmed = prefix.replace(/^\/+/, '');
-  return trimmed === '' || trimmed.endsWith('/') ? trimmed : `${trimmed}/`;
-}
 
 export function defaultNodeId(): string {
   return `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;

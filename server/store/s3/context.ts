@@ -3,21 +3,16 @@
  * and the wrapper that times each call for /metrics (BackendObserver).
  */
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { BackendObserver } from '../types.js';
 import { errorLabel } from './s3-errors.js';
+
+export type { BackendObserver };
 
 /** Where the backend says things worth an operator's attention (Fastify's logger fits). */
 export interface S3Logger {
   info(message: string): void;
   warn(message: string): void;
 }
-
-/** Told of every call to the object store and the registry: for latency and error metrics. */
-export type BackendObserver = (
-  backend: 'store' | 'registry',
-  operation: string,
-  seconds: number,
-  error?: string,
-) => void;
 
 export class S3Context {
   constructor(
@@ -26,7 +21,7 @@ export class S3Context {
     /** Key prefix, '' or ending in '/'. */
     readonly prefix: string,
     readonly log: S3Logger,
-    private readonly observe: BackendObserver | undefined,
+    public observe: BackendObserver | undefined,
   ) {}
 
   private async timed<T>(

@@ -31,6 +31,8 @@ import { MemoryRegistry } from '../../registry/memory-registry.js';
 import type { RegistryHealth, SharedRegistry } from '../../registry/types.js';
 import { safeRelativePath } from '../names.js';
 import type {
+  BackendObserver,
+  BackendState,
   ListPage,
   StoredUpload,
   UploadHandle,
@@ -49,7 +51,7 @@ const SILENT = { info: () => undefined, warn: () => undefined };
 
 /** /healthz's view of the object store and the registry. */
 export interface BackendHealth {
-  readonly store: { ok: boolean; kind: 's3'; bucket: string; detail?: string };
+  readonly store: BackendState & { readonly bucket: string };
   readonly registry: RegistryHealth;
 }
 
@@ -218,6 +220,17 @@ export class S3Store implements UploadStore {
       })),
     ]);
     return { store, registry };
+  }
+
+  /** The plugin's metrics hook, besides the one given in the options (if any). */
+  setObserver(observer: BackendObserver): void {
+    const given = this.s3.observe;
+    this.s3.observe = given
+      ? (...call) => {
+          given(...call);
+          observer(...call);
+        }
+      : observer;
   }
 
   async close(): Promise<void> {
