@@ -61,6 +61,9 @@ export function makeS3Client(options: S3StoreOptions): S3Client {
     responseChecksumValidation: 'WHEN_REQUIRED',
     requestHandler: {
       requestTimeout: options.requestTimeout ?? S3_DEFAULTS.requestTimeout,
+      // Without this the SDK only logs a warning when the timeout passes, and a request to an
+      // endpoint that stopped answering holds its chunk (and the upload) forever.
+      throwOnRequestTimeout: true,
       connectionTimeout: Math.min(10_000, options.requestTimeout ?? S3_DEFAULTS.requestTimeout),
       httpAgent: { maxSockets: options.maxSockets ?? S3_DEFAULTS.maxSockets, keepAlive: true },
       httpsAgent: { maxSockets: options.maxSockets ?? S3_DEFAULTS.maxSockets, keepAlive: true },
