@@ -94,6 +94,7 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (
   await store.init();
   const hasher = await loadNodeHasher();
   const metrics = new ServerMetrics();
+  store.setQuotaLimits?.(options);
   store.setObserver?.((backend, operation, seconds, error) =>
     metrics.observeBackend(backend, operation, seconds, error),
   );

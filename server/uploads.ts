@@ -55,6 +55,8 @@ export class UploadRegistry {
 
   /** Rebuild the reservations of unfinished uploads from the store (at start). */
   async restoreReservations(): Promise<void> {
+    // A store that counts quotas itself (cluster-wide) is the only ledger that counts.
+    if (this.store.countsQuotas === true) return;
     for (const summary of await this.store.list()) {
       if (!summary.completed)
         this.ledger.restore(summary.id, summary.client ?? 'unknown', summary.fileSize ?? 0);
@@ -163,7 +165,7 @@ export class UploadRegistry {
       client,
     };
     // Reserved synchronously (before the store's awaits), so racing OPENs all see each other.
-    this.ledger.reserve(info.id, client, info.fileSize);
+    if (this.store.countsQuotas !== true) this.ledger.reserve(info.id, client, info.fileSize);
     const upload = await this.serialize(info.id, async () => {
       let handle;
       try {

@@ -9,6 +9,7 @@
  */
 import { Errors, ProtocolError } from '../../protocol/index.js';
 import type { CompletionInfo, ListPage, UploadInfo, UploadSummary } from '../store/types.js';
+import { ReservationLedger, type QuotaLimits } from '../quota.js';
 import { leaseExpired, leaseTakenOver } from './lease-errors.js';
 import type {
   Lease,
@@ -143,6 +144,18 @@ export class MemoryRegistry implements SharedRegistry {
       });
     }
     return out;
+  }
+
+  /** One ledger for this process, made with the first limits it is asked to enforce. */
+  private ledger: ReservationLedger | undefined;
+
+  async reserve(id: string, client: string, bytes: number, limits: QuotaLimits): Promise<void> {
+    this.ledger ??= new ReservationLedger(limits);
+    this.ledger.reserve(id, client, bytes);
+  }
+
+  async unreserve(id: string): Promise<void> {
+    this.ledger?.release(id);
   }
 
   async health(): Promise<RegistryHealth> {

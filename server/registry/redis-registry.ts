@@ -25,6 +25,7 @@
  */
 import { Redis } from 'ioredis';
 import { Errors, ProtocolError } from '../../protocol/index.js';
+import type { QuotaLimits } from '../quota.js';
 import type { CompletionInfo, ListPage, UploadInfo, UploadSummary } from '../store/types.js';
 import { leaseExpired, leaseTakenOver } from './lease-errors.js';
 import { DEFAULT_LEASE_TTL } from './memory-registry.js';
@@ -100,6 +101,47 @@ return 1
 const COMPLETE = `${CHECK}
 redis.call('HSET', KEYS[3], 'completion', ARGV[4], 'updatedAt', ARGV[3])
 redis.call('DEL', KEYS[4], KEYS[2])
+return 1
+`;
+
+/**
+ * KEYS: totals hash, client hash, held key. ARGV: client, bytes, per-client uploads, uploads,
+ * per-client bytes, bytes. Returns {0} or {bound, value}: 1 per-client uploads, 2 uploads,
+ * 3 per-client bytes, 4 bytes (quota.ts's order).
+ */
+const RESERVE = `
+if redis.call('EXISTS', KEYS[3]) == 1 then return {0, 0} end
+local bytes = tonumber(ARGV[2])
+local mineCount = tonumber(redis.call('HGET', KEYS[2], 'count') or '0')
+local mineBytes = tonumber(redis.call('HGET', KEYS[2], 'bytes') or '0')
+local allCount = tonumber(redis.call('HGET', KEYS[1], 'count') or '0')
+local allBytes = tonumber(redis.call('HGET', KEYS[1], 'bytes') or '0')
+if mineCount + 1 > tonumber(ARGV[3]) then return {1, mineCount} end
+if allCount + 1 > tonumber(ARGV[4]) then return {2, allCount} end
+if mineBytes + bytes > tonumber(ARGV[5]) then return {3, mineBytes + bytes} end
+if allBytes + bytes > tonumber(ARGV[6]) then return {4, allBytes + bytes} end
+redis.call('HINCRBY', KEYS[1], 'count', 1)
+redis.call('HINCRBY', KEYS[1], 'bytes', bytes)
+redis.call('HINCRBY', KEYS[2], 'count', 1)
+redis.call('HINCRBY', KEYS[2], 'bytes', bytes)
+redis.call('SET', KEYS[3], ARGV[2] .. ' ' .. ARGV[1])
+return {0, 0}
+`;
+
+/** KEYS: totals hash, held key. ARGV: client hash prefix. Idempotent. */
+const UNRESERVE = `
+local held = redis.call('GET', KEYS[2])
+if not held then return 0 end
+local space = string.find(held, ' ')
+local bytes = tonumber(string.sub(held, 1, space - 1))
+local client = string.sub(held, space + 1)
+redis.call('HINCRBY', KEYS[1], 'count', -1)
+redis.call('HINCRBY', KEYS[1], 'bytes', -bytes)
+local mine = ARGV[1] .. client
+redis.call('HINCRBY', mine, 'count', -1)
+redis.call('HINCRBY', mine, 'bytes', -bytes)
+if tonumber(redis.call('HGET', mine, 'count')) <= 0 then redis.call('DEL', mine) end
+redis.call('DEL', KEYS[2])
 return 1
 `;
 
@@ -324,6 +366,57 @@ export class RedisRegistry implements SharedRegistry {
       });
     }
     return out;
+  }
+
+  async reserve(id: string, client: string, bytes: number, limits: QuotaLimits): Promise<void> {
+    const result = await this.redis.eval(
+      RESERVE,
+      3,
+      `${this.prefix}quota`,
+      `${this.prefix}quota:client:${client}`,
+      `${this.prefix}quota:held:${id}`,
+      client,
+      bytes,
+      limits.maxUnfinishedUploadsPerClient,
+      limits.maxUnfinishedUploads,
+      limits.maxCommittedBytesPerClient,
+      limits.maxCommittedBytes,
+    );
+    const [bound, value] = Array.isArray(result) ? (result as number[]) : [0, 0];
+    if (bound === 1) {
+      throw new ProtocolError(
+        Errors.TOO_MANY_UPLOADS,
+        `this client already has ${value} unfinished uploads (limit ${limits.maxUnfinishedUploadsPerClient}); finish or terminate some`,
+      );
+    }
+    if (bound === 2) {
+      throw new ProtocolError(
+        Errors.TOO_MANY_UPLOADS,
+        `the cluster holds ${value} unfinished uploads (limit ${limits.maxUnfinishedUploads})`,
+      );
+    }
+    if (bound === 3) {
+      throw new ProtocolError(
+        Errors.INSUFFICIENT_STORAGE,
+        `quota: this client's unfinished uploads would reserve ${value} bytes (limit ${limits.maxCommittedBytesPerClient})`,
+      );
+    }
+    if (bound === 4) {
+      throw new ProtocolError(
+        Errors.INSUFFICIENT_STORAGE,
+        `quota: unfinished uploads would reserve ${value} bytes (limit ${limits.maxCommittedBytes})`,
+      );
+    }
+  }
+
+  async unreserve(id: string): Promise<void> {
+    await this.redis.eval(
+      UNRESERVE,
+      2,
+      `${this.prefix}quota`,
+      `${this.prefix}quota:held:${id}`,
+      `${this.prefix}quota:client:`,
+    );
   }
 
   async health(): Promise<RegistryHealth> {

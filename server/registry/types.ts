@@ -20,6 +20,7 @@
  * Implementations: MemoryRegistry (one process, the default for an object store without
  * `--registry`), RedisRegistry (many nodes).
  */
+import type { QuotaLimits } from '../quota.js';
 import type { CompletionInfo, ListPage, UploadInfo, UploadSummary } from '../store/types.js';
 
 /** A part the object store confirmed: chunk index (part number - 1), xxHash64, ETag as returned. */
@@ -91,6 +92,14 @@ export interface SharedRegistry {
   delete(id: string): Promise<void>;
   /** Uploads in ascending id order, a page at a time. */
   list(page?: ListPage): Promise<UploadSummary[]>;
+  /**
+   * Reserve `bytes` and one unfinished upload for `client` against `limits`, counted across every
+   * node (quota.ts has the same rules for one node); throws the ProtocolError naming the bound it
+   * would cross (TOO_MANY_UPLOADS, INSUFFICIENT_STORAGE). Check and count are one atomic step.
+   */
+  reserve(id: string, client: string, bytes: number, limits: QuotaLimits): Promise<void>;
+  /** Give the reservation of `id` back (completed, removed). Idempotent. */
+  unreserve(id: string): Promise<void>;
   health(): Promise<RegistryHealth>;
   close(): Promise<void>;
 }

@@ -11,6 +11,8 @@
  *   record the store hands back from `readState` names bytes it already stored.
  */
 
+import type { QuotaLimits } from '../quota.js';
+
 /** A chunk the store has recorded as written: index at the upload's chunk size, and its xxHash64. */
 export interface ChunkRecord {
   readonly index: number;
@@ -147,6 +149,13 @@ export interface UploadStore {
   readonly retractsChunks?: boolean;
   /** Optional: the state of the remote backends the store uses (object store, registry), for /healthz. */
   health?(): Promise<{ store: BackendState; registry: BackendState }>;
+  /**
+   * The store counts quotas itself (cluster-wide, in a shared registry) through `setQuotaLimits`;
+   * the plugin's per-process ledger (quota.ts) then stays out of the way. Absent: false.
+   */
+  readonly countsQuotas?: boolean;
+  /** Optional (with `countsQuotas`): the plugin passes the quota options here at registration. */
+  setQuotaLimits?(limits: QuotaLimits): void;
   /** Optional: the plugin passes its metrics hook here (latencies and errors per backend call). */
   setObserver?(observer: BackendObserver): void;
   /** Optional: release connections; called by whoever made the store, after the app closed. */

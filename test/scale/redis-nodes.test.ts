@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Errors, bytesToHex, chunkCount } from '../../protocol/index.js';
 import { RedisRegistry } from '../../server/registry/redis-registry.js';
 import { S3Store } from '../../server/store/s3/index.js';
+import { RawClient } from '../helpers/protocol-client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { AckLog, openOrResume, pump } from '../reliability/lib/pump.js';
 import { startRedis, type RedisProcess } from './lib/redis.js';
@@ -29,6 +30,7 @@ describe('two nodes on s3rver + redis-server', () => {
         registry: new RedisRegistry({ url: redis.url, commandTimeout: 500 }),
         nodeId,
       }),
+      maxUnfinishedUploadsPerClient: 1,
     });
 
   beforeAll(async () => {
@@ -91,4 +93,26 @@ describe('two nodes on s3rver + redis-server', () => {
     const key = `${bytesToHex(accept.uploadId)}/split.bin`;
     expect((await readObject(s3.client, s3.bucket, key)).equals(data)).toBe(true);
   }, 90_000);
+
+  it('counts unfinished uploads per client across nodes', async () => {
+    const one = await openOrResume(node1.wsUrl, undefined, {
+      fileSize: 10,
+      chunkSize: 0,
+      name: 'q1.bin',
+    });
+    const refused = await RawClient.connect(node2.wsUrl);
+    refused.open({ fileSize: 10, chunkSize: 0, name: 'q2.bin' });
+    await refused.expectError(Errors.TOO_MANY_UPLOADS.code);
+    one.client.terminate();
+    await one.client.expect('terminated');
+    one.client.close();
+    refused.close();
+    const second = await RawClient.connect(node2.wsUrl);
+    second.open({ fileSize: 10, chunkSize: 0, name: 'q2.bin' });
+    const accepted = await second.expect('accept');
+    second.terminate();
+    await second.expect('terminated');
+    second.close();
+    expect(accepted.fileSize).toBe(10);
+  }, 30_000);
 });

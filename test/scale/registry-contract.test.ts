@@ -147,4 +147,31 @@ describe.each(kinds)('%s registry', (_kind, make) => {
     );
     expect((await a.get(id))?.parts.map((p) => p.index)).toEqual([0]);
   });
+
+  it('counts quotas across nodes: one atomic check-and-reserve, given back once', async () => {
+    const limits = {
+      maxUnfinishedUploads: 1_000_000,
+      maxUnfinishedUploadsPerClient: 2,
+      maxCommittedBytes: Number.MAX_SAFE_INTEGER,
+      maxCommittedBytesPerClient: 100,
+    };
+    const client = `subject:${randomBytes(4).toString('hex')}`;
+    const [x, y, z] = [0, 1, 2].map(() => randomBytes(16).toString('hex')) as [
+      string,
+      string,
+      string,
+    ];
+    await a.reserve(x, client, 40, limits);
+    await b.reserve(y, client, 40, limits);
+    expect(await codeOf(a.reserve(z, client, 1, limits))).toBe(Errors.TOO_MANY_UPLOADS.code);
+    await b.unreserve(x);
+    await b.unreserve(x); // idempotent: gives back once
+    expect(await codeOf(a.reserve(z, client, 61, limits))).toBe(Errors.INSUFFICIENT_STORAGE.code);
+    await a.reserve(z, client, 60, limits);
+    expect(await codeOf(b.reserve(x, client, 1, limits))).toBe(Errors.TOO_MANY_UPLOADS.code);
+    await a.unreserve(y);
+    await a.unreserve(z);
+    await b.reserve(x, client, 100, limits);
+    await b.unreserve(x);
+  });
 });

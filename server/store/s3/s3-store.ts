@@ -27,6 +27,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Errors, ProtocolError } from '../../../protocol/index.js';
+import type { QuotaLimits } from '../../quota.js';
 import { MemoryRegistry } from '../../registry/memory-registry.js';
 import type { RegistryHealth, SharedRegistry } from '../../registry/types.js';
 import { safeRelativePath } from '../names.js';
@@ -59,6 +60,9 @@ export class S3Store implements UploadStore {
   readonly registry: SharedRegistry;
   readonly nodeId: string;
   private readonly s3: S3Context;
+  /** Quotas are counted in the registry, across every node (quota.ts's rules). */
+  readonly countsQuotas = true;
+  private quota: QuotaLimits | undefined;
   /** Aborts that failed since start (a server without AbortMultipartUpload, or faults). */
   abortFailures = 0;
 
@@ -111,6 +115,21 @@ export class S3Store implements UploadStore {
   async create(info: UploadInfo): Promise<UploadHandle> {
     checkId(info.id);
     const key = this.keyFor(info);
+    const quota = this.quota;
+    if (quota) {
+      await this.s3.registryCall('reserve', () =>
+        this.registry.reserve(info.id, info.client ?? 'unknown', info.fileSize, quota),
+      );
+    }
+    try {
+      return await this.createReserved(info, key);
+    } catch (error) {
+      if (quota) await this.registry.unreserve(info.id).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private async createReserved(info: UploadInfo, key: string): Promise<UploadHandle> {
     let multipartId: string | undefined;
     if (info.fileSize > 0) {
       const out = await this.s3.call('CreateMultipartUpload', () =>
@@ -171,6 +190,7 @@ export class S3Store implements UploadStore {
     if (!entry.completion && entry.location.multipartId !== undefined)
       await this.abort(entry.location.key, entry.location.multipartId);
     await this.s3.registryCall('delete', () => this.registry.delete(id));
+    await this.s3.registryCall('unreserve', () => this.registry.unreserve(id));
   }
 
   /** Abort a multipart upload; a failure is logged and counted (the lifecycle rule is the backstop). */
@@ -220,6 +240,10 @@ export class S3Store implements UploadStore {
       })),
     ]);
     return { store, registry };
+  }
+
+  setQuotaLimits(limits: QuotaLimits): void {
+    this.quota = limits;
   }
 
   /** The plugin's metrics hook, besides the one given in the options (if any). */

@@ -159,6 +159,8 @@ export class S3Upload implements UploadHandle {
       }
     }
     await this.s3.registryCall('complete', () => this.registry.complete(this.lease, completion));
+    // The reservation became a delivered file (a failure here only over-counts until expiry).
+    await this.registry.unreserve(this.info.id).catch(() => undefined);
     this.stop();
     await this.registry.release(this.lease).catch(() => undefined);
     return completion;
