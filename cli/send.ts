@@ -69,6 +69,9 @@ Options (environment variable in brackets; the command line wins):
                          here: ${defaultStatePath()})
   --no-resume            neither read nor write the state file (always start new uploads)
   --follow               follow symbolic links inside folders (default: skip them, with a note)
+  --no-replace-changed   after a resume, do not check chunks sent in an earlier run against the
+                         file now (bigup.2 REPLACE_CHUNK); a file edited between runs is then
+                         caught at completion and uploaded again from the start
   --browser-mask         mask frames with random keys like a browser (slower; default: zero mask,
                          which is safe for a non-browser client, see client/node/ws-transport.ts)
   --json                 print one JSON object per file on stdout when it finishes:
@@ -107,6 +110,7 @@ const OPTIONS = {
   state: { type: 'string' },
   'no-resume': { type: 'boolean' },
   follow: { type: 'boolean' },
+  'no-replace-changed': { type: 'boolean' },
   'browser-mask': { type: 'boolean' },
   json: { type: 'boolean' },
   quiet: { type: 'boolean' },
@@ -126,6 +130,7 @@ interface SendOptions {
   quiet: boolean;
   zeroMask: boolean;
   follow: boolean;
+  replaceChanged: boolean;
 }
 
 function parse(
@@ -188,6 +193,7 @@ function parse(
       quiet: v.quiet ?? false,
       zeroMask: !(v['browser-mask'] ?? false),
       follow: v.follow ?? false,
+      replaceChanged: !(v['no-replace-changed'] ?? false),
     },
   };
 }
@@ -418,6 +424,7 @@ async function sendOne(
       ...(options.uploadToken ? { uploadToken: options.uploadToken } : {}),
       ...(options.limitRate ? { limitRate: options.limitRate } : {}),
       backoff: { maxAttempts: options.retries },
+      replaceChangedChunks: options.replaceChanged,
       ...(entry.relativePath !== undefined
         ? { metadata: { relativePath: entry.relativePath } }
         : {}),

@@ -124,8 +124,11 @@ class UploadStream implements UploadOwner {
   pendingAcks = new RangeSet();
   ackScheduled = false;
   ended = false;
-  /** A VERIFY was received on this stream (at most one per stream, SPEC.md 16.9). */
-  verified = false;
+  /**
+   * Highest chunk index a VERIFY listed on this stream (-1: none yet). Each VERIFY lists indexes
+   * above it, so a stream verifies every chunk at most once (SPEC.md 16.9).
+   */
+  verifiedThrough = -1;
 
   constructor(
     private readonly session: Session,
@@ -842,18 +845,19 @@ export class Session {
    */
   private async onVerify(stream: UploadStream, message: VerifyMessage): Promise<void> {
     const upload = requireUpload(stream);
-    if (!this.replaceChunk || stream.verified) {
+    const first = message.chunks[0]?.index ?? 0;
+    if (!this.replaceChunk || first <= stream.verifiedThrough) {
       this.fail(
         new ProtocolError(
           Errors.UNEXPECTED_MESSAGE,
           this.replaceChunk
-            ? 'VERIFY is allowed once per stream'
+            ? `VERIFY lists chunk ${first}, not above chunk ${stream.verifiedThrough} listed before on this stream`
             : 'VERIFY needs the REPLACE_CHUNK capability',
         ),
       );
       return;
     }
-    stream.verified = true;
+    stream.verifiedThrough = message.chunks[message.chunks.length - 1]?.index ?? first;
     const beyond = message.chunks.find((c) => c.index >= upload.chunks);
     if (beyond) {
       this.failStream(

@@ -53,11 +53,14 @@ export class UploadRegistry {
     return this.store.retractsChunks === true;
   }
 
-  /** Rebuild the reservations of unfinished uploads from the store (at start). */
+  /**
+   * Rebuild the reservations of unfinished uploads from the store (at start). Reads the unfinished
+   * uploads only (ListPage.unfinished), so start-up does not grow with completed ones.
+   */
   async restoreReservations(): Promise<void> {
     // A store that counts quotas itself (cluster-wide) is the only ledger that counts.
     if (this.store.countsQuotas === true) return;
-    for (const summary of await this.store.list()) {
+    for (const summary of await this.store.list({ unfinished: true })) {
       if (!summary.completed)
         this.ledger.restore(summary.id, summary.client ?? 'unknown', summary.fileSize ?? 0);
     }

@@ -394,6 +394,7 @@ export class BigUploaderElement extends LitElement {
       </div>
       ${item.resumedPercent !== undefined && s !== 'done' ? html`<p part="message" class="note resumed">${t.resumingAt(item.resumedPercent)}</p>` : nothing}
       ${item.sourceChanged ? html`<p part="message" class="note source-changed">${t.sourceChanged}</p>` : nothing}
+      ${item.changedPartsResent ? html`<p part="message" class="note changed-parts">${t.changedPartsResent}</p>` : nothing}
       <div class="actions">
         ${running ? button(t.pause, () => this.uploads.pause(item.id), 'pause-button') : nothing}
         ${s === 'queued' && item.startRequested ? button(t.pause, () => this.uploads.pause(item.id), 'pause-button') : nothing}

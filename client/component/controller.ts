@@ -66,6 +66,8 @@ export interface UploadItem {
   resumedPercent: number | undefined;
   /** The file differed from the server's partial copy, so it is being uploaded again from the start. */
   sourceChanged: boolean;
+  /** Parts sent in an earlier session had changed: only they were sent again (REPLACE_CHUNK). */
+  changedPartsResent: boolean;
   uploadId: string;
   digest: string;
   /** The user asked for this row to run (auto-start, "Start upload", resume, retry). */
@@ -190,6 +192,7 @@ export class UploadController implements ReactiveController {
         refusal,
         resumedPercent: undefined,
         sourceChanged: false,
+        changedPartsResent: false,
         uploadId: '',
         digest: '',
         startRequested: this.host.autoStart,
@@ -405,9 +408,15 @@ export class UploadController implements ReactiveController {
       this.host.requestUpdate();
     });
     uploader.on('info', (i) => {
-      if (item.uploader !== uploader || i.code !== 'SOURCE_CHANGED_STARTING_FRESH') return;
-      item.sourceChanged = true;
-      item.resumedPercent = undefined;
+      if (item.uploader !== uploader) return;
+      if (i.code === 'SOURCE_CHANGED_STARTING_FRESH') {
+        item.sourceChanged = true;
+        item.resumedPercent = undefined;
+      } else if (i.code === 'CHANGED_CHUNKS_RESENT') {
+        item.changedPartsResent = true;
+      } else {
+        return;
+      }
       this.host.requestUpdate();
     });
     uploader.on('progress', (p) => {

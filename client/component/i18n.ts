@@ -30,6 +30,8 @@ export interface Strings {
   readonly resumingAt: (percent: number) => string;
   /** The re-picked file differs from what an earlier session sent: it is uploaded again from the start. */
   readonly sourceChanged: string;
+  /** Some parts the earlier session sent had changed: only those are sent again. */
+  readonly changedPartsResent: string;
   readonly refusedTooLarge: (max: string) => string;
   readonly refusedType: (accept: string) => string;
   readonly progressLabel: (name: string) => string;
@@ -67,6 +69,8 @@ const en: Strings = {
   failed: (reason) => `Failed: ${reason}`,
   resumingAt: (p) => `Resuming at ${p}%`,
   sourceChanged: 'The file changed since the earlier upload; uploading it again from the start',
+  changedPartsResent:
+    'Parts of the file changed since the earlier upload; sending only those again',
   refusedTooLarge: (max) => `Not uploaded: larger than the limit of ${max}`,
   refusedType: (accept) => `Not uploaded: file type not accepted (allowed: ${accept})`,
   progressLabel: (name) => `Upload progress of ${name}`,
@@ -104,6 +108,7 @@ const zhCN: Strings = {
   failed: (reason) => `失败：${reason}`,
   resumingAt: (p) => `从 ${p}% 处继续`,
   sourceChanged: '文件自上次上传后已更改，正在从头重新上传',
+  changedPartsResent: '文件的部分内容自上次上传后已更改，仅重新发送这些部分',
   refusedTooLarge: (max) => `未上传：超过 ${max} 的大小限制`,
   refusedType: (accept) => `未上传：不接受此文件类型（允许：${accept}）`,
   progressLabel: (name) => `${name} 的上传进度`,

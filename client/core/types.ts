@@ -201,6 +201,13 @@ export interface UploaderOptions {
   readonly uploadToken?: string;
   /** Application metadata sent in OPEN. */
   readonly metadata?: Readonly<Record<string, string>>;
+  /**
+   * Offer bigup.2 with REPLACE_CHUNK (SPEC.md 16.9): after resuming, check the chunks sent in an
+   * earlier run against the file as it is now and send again only those that changed. Default
+   * true; false offers bigup.1 only (a changed file is then caught by the digest at COMPLETE and
+   * uploaded again from the start).
+   */
+  readonly replaceChangedChunks?: boolean;
   /** Reconnect schedule; partial values are merged over the defaults. */
   readonly backoff?: Partial<BackoffOptions>;
   /**
@@ -313,7 +320,9 @@ export type InfoCode =
   | 'RESUME_STORE_FAILED'
   | 'VERIFYING_SENT_CHUNKS'
   | 'SOURCE_CHANGED_STARTING_FRESH'
-  | 'STALE_UPLOAD_REMOVED';
+  | 'STALE_UPLOAD_REMOVED'
+  /** Chunks sent in an earlier run differ from the file now: only they are sent again (SPEC 16.9). */
+  | 'CHANGED_CHUNKS_RESENT';
 
 export interface InfoEvent {
   readonly code: InfoCode;

@@ -32,6 +32,15 @@ import {
   Limits,
   RangeSet,
   SUBPROTOCOL_V1,
+  SUBPROTOCOL_V2,
+  Capability,
+  HeaderSizeV2,
+  LimitsV2,
+  decodeServerFrame,
+  encodeHello,
+  encodeVerify,
+  withStream,
+  writeDataHeaderV2,
   bytesToHex,
   chunkBounds,
   chunkCount,
@@ -142,7 +151,23 @@ interface Session {
   ending: boolean;
   waitTimer: unknown;
   acceptTimer: unknown;
+  /** bigup.2 negotiated: control messages go on stream 1 (SPEC.md 16), HELLO first. */
+  v2: boolean;
+  /** The server granted REPLACE_CHUNK in WELCOME (SPEC.md 16.9). */
+  replaceChunk: boolean;
+  /**
+   * Checking chunks acked in an earlier run against the file as it is now (VERIFY, 16.9):
+   * 'hashing' while they are re-read (DATA of missing chunks goes on), 'draining' until the reads
+   * in flight are sent, 'waiting' for VERIFIED (nothing else goes on the stream), then the next
+   * page, until 'done'. Undefined when there is nothing to check or the server cannot.
+   */
+  verify: { stage: 'hashing' | 'draining' | 'waiting' | 'done'; through: number } | undefined;
 }
+
+/** Bytes before a DATA payload in the send buffers: room for either version's header. */
+const DATA_PREFIX = HeaderSizeV2.DATA;
+/** The one stream this uploader uses on a bigup.2 connection. */
+const STREAM = 1;
 
 export class BigUploader implements Uploader {
   private readonly options: UploaderOptions;
@@ -171,6 +196,9 @@ export class BigUploader implements Uploader {
   private incompletes = 0;
   /** Re-hashing chunks acked in an earlier session (see the digest decision above). */
   private hashingAcked: Promise<void> | undefined;
+  private hashingAckedDone = false;
+  /** Chunks acked in an earlier run were re-hashed and not yet checked against the server's (VERIFY). */
+  private verifyPending = false;
   /** The upload was restarted once because the file no longer matched the server's copy. */
   private restartedAfterChange = false;
 
@@ -316,7 +344,7 @@ export class BigUploader implements Uploader {
       const s = this.session;
       if (s && s.phase === 'active') {
         s.ending = true;
-        s.conn.send(encodeTerminate());
+        this.sendControl(s, encodeTerminate());
       } else if (!s || s.phase === 'closed') {
         // Paused, retrying or failed: open a connection only to terminate (RESUME, then TERMINATE).
         this.connect();
@@ -391,7 +419,9 @@ export class BigUploader implements Uploader {
     const isCurrent = () => current() !== undefined;
     const conn = this.options.transport.connect(
       url.toString(),
-      [SUBPROTOCOL_V1],
+      this.options.replaceChangedChunks === false
+        ? [SUBPROTOCOL_V1]
+        : [SUBPROTOCOL_V2, SUBPROTOCOL_V1],
       {
         onOpen: (protocol) => {
           const s = current();
@@ -428,12 +458,16 @@ export class BigUploader implements Uploader {
       ending: false,
       waitTimer: undefined,
       acceptTimer: undefined,
+      v2: false,
+      replaceChunk: false,
+      verify: undefined,
     };
     this.session = session;
   }
 
   private onOpen(s: Session, protocol: string): void {
-    if (protocol !== SUBPROTOCOL_V1) {
+    const offeredV2 = this.options.replaceChangedChunks !== false;
+    if (protocol !== SUBPROTOCOL_V1 && !(offeredV2 && protocol === SUBPROTOCOL_V2)) {
       this.abortSession(
         s,
         clientError(
@@ -442,6 +476,11 @@ export class BigUploader implements Uploader {
         ),
       );
       return;
+    }
+    if (protocol === SUBPROTOCOL_V2) {
+      // One stream (no MULTIPLEX); the OPEN/RESUME may follow HELLO without waiting (16.3).
+      s.v2 = true;
+      s.conn.send(encodeHello([{ id: Capability.REPLACE_CHUNK, value: 0 }]));
     }
     s.phase = 'handshake';
     s.acceptTimer = this.clock.setTimeout(() => {
@@ -456,10 +495,14 @@ export class BigUploader implements Uploader {
     const token = this.options.uploadToken ?? '';
     if (this.uploadIdBytes && this.secret) {
       s.opened = 'resume';
-      s.conn.send(encodeResume({ uploadId: this.uploadIdBytes, secret: this.secret, token }));
+      this.sendControl(
+        s,
+        encodeResume({ uploadId: this.uploadIdBytes, secret: this.secret, token }),
+      );
     } else {
       s.opened = 'open';
-      s.conn.send(
+      this.sendControl(
+        s,
         encodeOpen({
           fileSize: file.size,
           chunkSize: this.chunkSizeProposal,
@@ -475,10 +518,30 @@ export class BigUploader implements Uploader {
   // -------------------------------------------------------------------------------------------
   // Messages
 
+  /** A control message on this session: on stream 1 when bigup.2 was negotiated. */
+  private sendControl(s: Session, bytes: Uint8Array): void {
+    s.conn.send(s.v2 ? withStream(STREAM, bytes) : bytes);
+  }
+
   private onMessage(s: Session, data: Uint8Array): void {
     let message: ServerMessage;
     try {
-      message = decodeServerMessage(data);
+      if (s.v2) {
+        const frame = decodeServerFrame(data);
+        if (frame.message.type === 'welcome') {
+          s.replaceChunk = frame.message.capabilities.some(
+            (c) => c.id === Capability.REPLACE_CHUNK,
+          );
+          return;
+        }
+        if (frame.message.type === 'verified') {
+          this.onVerified(s, frame.message.withdrawn);
+          return;
+        }
+        message = frame.message;
+      } else {
+        message = decodeServerMessage(data);
+      }
     } catch (error) {
       const text = isProtocolError(error) ? `${error.codeName}: ${error.message}` : describe(error);
       this.abortSession(
@@ -530,7 +593,7 @@ export class BigUploader implements Uploader {
     if (this.life.cancelled) {
       s.phase = 'active';
       s.ending = true;
-      s.conn.send(encodeTerminate());
+      this.sendControl(s, encodeTerminate());
       return;
     }
     if (m.fileSize !== file.size) {
@@ -594,6 +657,8 @@ export class BigUploader implements Uploader {
     }
     this.life.go('accept');
     if (!m.created && this.acked.total > 0 && !this.allHashesKnown()) this.startHashingAcked(s);
+    if (!m.created && this.acked.total > 0 && this.verifyPending && s.replaceChunk)
+      s.verify = { stage: this.hashingAckedDone ? 'draining' : 'hashing', through: -1 };
     this.pump();
   }
 
@@ -613,6 +678,7 @@ export class BigUploader implements Uploader {
       'VERIFYING_SENT_CHUNKS',
       `re-reading the ${acked.total} bytes sent in an earlier session to check them against the server's copy`,
     );
+    this.verifyPending = true;
     const work = (async () => {
       const size = this.options.file.size;
       const buffer = new Uint8Array(this.chunkSize);
@@ -631,6 +697,17 @@ export class BigUploader implements Uploader {
       }
     })();
     this.hashingAcked = work;
+    work.then(
+      () => {
+        this.hashingAckedDone = true;
+        const current = this.session;
+        if (current?.verify?.stage === 'hashing') {
+          current.verify.stage = 'draining';
+          this.pump();
+        }
+      },
+      () => undefined,
+    );
     work.catch((error: unknown) => {
       if (this.session === s)
         this.abandon(
@@ -797,7 +874,7 @@ export class BigUploader implements Uploader {
         // The source no longer matches what the server holds: this upload can never complete.
         // Free the server's space and forget it.
         s.ending = true;
-        s.conn.send(encodeTerminate());
+        this.sendControl(s, encodeTerminate());
         void this.removeRecord();
         this.forgetUpload();
         if ((this.bytesSkipped ?? 0) > 0 && !this.restartedAfterChange && !this.life.cancelled) {
@@ -867,6 +944,12 @@ export class BigUploader implements Uploader {
   private pumpLoop(): void {
     const s = this.session;
     if (!s || !this.sending(s)) return;
+    if (s.verify && (s.verify.stage === 'draining' || s.verify.stage === 'waiting')) {
+      // Nothing else on the stream between VERIFY and VERIFIED (SPEC.md 16.9).
+      const finished =
+        s.verify.stage === 'draining' && s.inFlight.reading === 0 && this.sendNextVerify(s);
+      if (!finished) return;
+    }
     const size = this.options.file.size;
     for (;;) {
       const index = this.nextIndex(s);
@@ -905,13 +988,13 @@ export class BigUploader implements Uploader {
 
   private async readAndSend(s: Session, index: number, start: number, end: number): Promise<void> {
     const length = end - start;
-    const buffer = this.pool.pop() ?? new Uint8Array(HeaderSize.DATA + this.chunkSize);
+    const buffer = this.pool.pop() ?? new Uint8Array(DATA_PREFIX + this.chunkSize);
     let payload: Uint8Array;
     try {
       payload = await this.options.file.read(
         start,
         end,
-        buffer.subarray(HeaderSize.DATA, HeaderSize.DATA + length),
+        buffer.subarray(DATA_PREFIX, DATA_PREFIX + length),
       );
       if (payload.byteLength !== length)
         throw new Error(
@@ -938,19 +1021,22 @@ export class BigUploader implements Uploader {
     }
     if (
       payload.buffer !== buffer.buffer ||
-      payload.byteOffset !== buffer.byteOffset + HeaderSize.DATA
+      payload.byteOffset !== buffer.byteOffset + DATA_PREFIX
     ) {
-      buffer.set(payload, HeaderSize.DATA); // a FileSource that ignored `target`
+      buffer.set(payload, DATA_PREFIX); // a FileSource that ignored `target`
     }
-    const body = buffer.subarray(HeaderSize.DATA, HeaderSize.DATA + length);
+    const body = buffer.subarray(DATA_PREFIX, DATA_PREFIX + length);
     const { hasher, hashes, known } = this.chunkHashes();
     const hash = hasher.h64(body);
     hashes[index] = hash;
     known[index] = 1;
-    writeDataHeader(buffer, start, hash);
+    // The header goes right before the payload: 22 bytes (bigup.2) or 18 (bigup.1).
+    const headerAt = s.v2 ? 0 : DATA_PREFIX - HeaderSize.DATA;
+    if (s.v2) writeDataHeaderV2(buffer, STREAM, start, hash);
+    else writeDataHeader(buffer, start, hash, headerAt);
     s.inFlight.sent(start, length, buffer);
     this.bytesSent += length;
-    const message = buffer.subarray(0, HeaderSize.DATA + length);
+    const message = buffer.subarray(headerAt, DATA_PREFIX + length);
     if (s.conn.sendChunk) s.conn.sendChunk(message, start, end);
     else s.conn.send(message);
     this.pump();
@@ -983,6 +1069,11 @@ export class BigUploader implements Uploader {
     }
     s.completePreparing = false;
     if (this.session !== s || s.phase !== 'active' || s.ending || s.completeSent) return;
+    if (s.verify && s.verify.stage !== 'done') {
+      // The acked chunks are being checked (VERIFY): the pump completes once that is done.
+      this.pump();
+      return;
+    }
     if (this.life.stopping) {
       this.checkPauseDone();
       return;
@@ -1017,7 +1108,7 @@ export class BigUploader implements Uploader {
     const digest = this.wholeFileDigest();
     s.completeSent = true;
     s.sentDigest = digest;
-    s.conn.send(encodeComplete(digest));
+    this.sendControl(s, encodeComplete(digest));
     this.finishingSince = Math.max(this.finishingSince ?? 0, this.clock.now());
     this.life.go('complete');
   }
@@ -1037,7 +1128,7 @@ export class BigUploader implements Uploader {
   private release(buffer: Uint8Array): void {
     const cap =
       Math.ceil(this.maxInFlight / Math.max(1, this.chunkSize)) + DEFAULTS.maxConcurrentReads;
-    if (buffer.byteLength === HeaderSize.DATA + this.chunkSize && this.pool.length < cap)
+    if (buffer.byteLength === DATA_PREFIX + this.chunkSize && this.pool.length < cap)
       this.pool.push(buffer);
   }
 
@@ -1105,7 +1196,7 @@ export class BigUploader implements Uploader {
     if (this.session !== s) return;
     if (s.phase === 'active' && !s.ending) {
       s.ending = true;
-      s.conn.send(encodeTerminate());
+      this.sendControl(s, encodeTerminate());
     }
     void this.removeRecord();
     this.forgetUpload();
@@ -1191,6 +1282,59 @@ export class BigUploader implements Uploader {
 
   // -------------------------------------------------------------------------------------------
   // Small helpers
+
+  /**
+   * The next VERIFY page (SPEC.md 16.9): acked chunks above the last one listed, with the hashes
+   * of the file as it is now. Returns true (and the check is 'done') when none is left.
+   */
+  private sendNextVerify(s: Session): boolean {
+    const verify = s.verify;
+    if (!verify) return true;
+    const { hashes, known } = this.chunkHashes();
+    const size = this.options.file.size;
+    const chunks: { index: number; hash: bigint }[] = [];
+    for (
+      let index = verify.through + 1;
+      index < known.length && chunks.length < LimitsV2.MAX_VERIFY_CHUNKS;
+      index++
+    ) {
+      const { start, end } = chunkBounds(index, size, this.chunkSize);
+      if (known[index] === 1 && this.acked.covers(start, end))
+        chunks.push({ index, hash: hashes[index] });
+    }
+    if (chunks.length === 0) {
+      verify.stage = 'done';
+      this.verifyPending = false;
+      return true;
+    }
+    verify.stage = 'waiting';
+    verify.through = chunks[chunks.length - 1].index;
+    s.conn.send(encodeVerify(STREAM, chunks));
+    return false;
+  }
+
+  /** VERIFIED: the withdrawn chunks are missing again and go out before anything else. */
+  private onVerified(s: Session, withdrawn: readonly number[]): void {
+    if (s.phase !== 'active' || s.verify?.stage !== 'waiting')
+      return this.unexpected(s, 'VERIFIED');
+    const size = this.options.file.size;
+    let bytes = 0;
+    for (const index of withdrawn) {
+      const { start, end } = chunkBounds(index, size, this.chunkSize);
+      if (end <= start || index > s.verify.through) return this.unexpected(s, 'VERIFIED');
+      bytes += this.acked.remove(start, end);
+      s.resend.push(index);
+    }
+    if (withdrawn.length > 0) {
+      this.info(
+        'CHANGED_CHUNKS_RESENT',
+        `${withdrawn.length} chunk(s) (${bytes} bytes) changed since they were sent; sending only those again`,
+      );
+      this.emitProgress(true);
+    }
+    s.verify.stage = 'draining';
+    this.pump();
+  }
 
   private info(code: InfoCode, message: string): void {
     this.emitter.emit('info', { code, message });

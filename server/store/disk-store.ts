@@ -583,9 +583,11 @@ export class DiskStore implements UploadStore {
 
   async list(page: ListPage = {}): Promise<UploadSummary[]> {
     const out: UploadSummary[] = [];
-    // Names only (cheap), then the state of the page's uploads alone.
+    // Names only (cheap), then the state of the page's uploads alone. Unfinished uploads are the
+    // ones with a journal (completion unlinks it last, so a crash may leave a completed one in).
+    const suffix = page.unfinished === true ? '.journal' : '.json';
     const ids = (await readdir(this.uploadsDir))
-      .map((entry) => (entry.endsWith('.json') ? entry.slice(0, -5) : ''))
+      .map((entry) => (entry.endsWith(suffix) ? entry.slice(0, -suffix.length) : ''))
       .filter((id) => ID_PATTERN.test(id) && (page.after === undefined || id > page.after))
       .sort();
     for (const id of ids.slice(0, page.limit ?? ids.length)) {

@@ -122,6 +122,13 @@ export interface ListPage {
   readonly after?: string;
   /** At most this many summaries. */
   readonly limit?: number;
+  /**
+   * Only uploads that may still be unfinished: a store that can tell them apart cheaply (the disk
+   * store: only they have a journal) skips reading completed ones, so a start-up with 100k
+   * completed uploads on disk reads the unfinished ones alone. Completed ones may still appear:
+   * callers check `completed`.
+   */
+  readonly unfinished?: boolean;
 }
 
 /** Told of every call a store makes to a remote backend: for latency and error metrics. */

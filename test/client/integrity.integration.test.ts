@@ -73,10 +73,43 @@ afterEach(async () => {
 });
 
 describe('send: a modified file is never stored as done', () => {
-  it('a file edited between runs with its mtime restored is uploaded afresh and stored byte-identical', async () => {
+  it('a file edited between runs with its mtime restored: only the changed chunk is sent again (REPLACE_CHUNK), stored byte-identical', async () => {
     const path = join(tmp.path, 'edited.bin');
     await writeFile(path, randomBytes(16 * MiB));
     const args = [path, '--url', server!.wsUrl, '--chunk-size', '1MiB', '--window', '2MiB'];
+    const first = send([...args, '--limit-rate', '8MiB'], tmp.path);
+    await first.waitFor(atLeast(50));
+    first.kill('SIGINT');
+    expect((await first.done).code).toBe(130);
+    const state = await readFile(join(tmp.path, 'state', 'big-uploader', 'state.json'), 'utf8');
+    // 3,400 bytes rewritten at 1 MiB, inside the part the server already holds.
+    await editKeepingMtime(path, 1 * MiB, randomBytes(3400));
+    const second = await send(args, tmp.path).done;
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stderr).toMatch(/1 chunk\(s\) \(1048576 bytes\) changed since they were sent/);
+    expect(second.report).toMatchObject({ state: 'done', digestVerified: true });
+    // The same upload went on: what the server had and did not change was not sent again.
+    expect(state).toContain(second.report.id as string);
+    // At least half was acked before the cut: a fresh upload would send all 16 MiB again.
+    expect(second.report.bytesSent as number).toBeLessThan(12 * MiB);
+    const files = await storedFiles(dataDir);
+    expect(files.size).toBe(1);
+    expect(files.get(second.report.id as string)!.equals(await readFile(path))).toBe(true);
+  });
+
+  it('with --no-replace-changed (bigup.1) the same edit is uploaded afresh and stored byte-identical', async () => {
+    const path = join(tmp.path, 'edited.bin');
+    await writeFile(path, randomBytes(16 * MiB));
+    const args = [
+      path,
+      '--url',
+      server!.wsUrl,
+      '--chunk-size',
+      '1MiB',
+      '--window',
+      '2MiB',
+      '--no-replace-changed',
+    ];
     const first = send([...args, '--limit-rate', '8MiB'], tmp.path);
     await first.waitFor(atLeast(50));
     first.kill('SIGINT');

@@ -153,7 +153,7 @@ describe('REPLACE_CHUNK: VERIFY after a resume (SPEC.md 16.9)', () => {
     check.close();
   });
 
-  it('a second VERIFY on the stream is UNEXPECTED_MESSAGE; an index past the file is OUT_OF_RANGE on the stream', async () => {
+  it('VERIFYs of a stream list ascending chunks only (each chunk once); an index past the file is OUT_OF_RANGE on the stream', async () => {
     const upload = await uploadAllButComplete(file(5));
     const client = await resume(REPLACE, upload);
     client.send(encodeVerify(1, [{ index: CHUNKS, hash: 1n }]));
@@ -163,16 +163,27 @@ describe('REPLACE_CHUNK: VERIFY after a resume (SPEC.md 16.9)', () => {
 
     const twice = await resume(REPLACE, upload);
     twice.send(encodeVerify(1, [{ index: 0, hash: 1n }]));
-    expect((await twice.expect(1, 'verified')).withdrawn).toEqual([0]);
+    expect((await twice.waitFor((f) => f.message.type === 'verified')).message).toMatchObject({
+      withdrawn: [0],
+    });
+    // A second page above the first is fine ...
     twice.send(encodeVerify(1, [{ index: 1, hash: 1n }]));
+    await twice.waitFor((f) => f.message.type === 'verified' && f.message.withdrawn.includes(1));
+    // ... listing chunk 1 again is not.
+    twice.send(
+      encodeVerify(1, [
+        { index: 1, hash: 2n },
+        { index: 2, hash: 1n },
+      ]),
+    );
     const error = await twice.waitFor((f) => f.message.type === 'error');
     expect(error.message).toMatchObject({ code: Errors.UNEXPECTED_MESSAGE.code, fatal: true });
     await twice.closed;
-    // Only the first VERIFY took effect.
+    // Only the first two VERIFYs took effect.
     const check = await resume(REPLACE, upload);
     const accept = check.on(1).find((m) => m.type === 'accept');
     expect(accept && accept.type === 'accept' ? accept.ranges : []).toEqual([
-      { start: CHUNK, end: CHUNKS * CHUNK },
+      { start: 2 * CHUNK, end: CHUNKS * CHUNK },
     ]);
     check.close();
   });
