@@ -11,6 +11,8 @@ import {
   OptionsError,
   type AppOptions,
 } from '../server/index.js';
+import { parseS3Url } from '../server/store/s3/url.js';
+import { openBackend, type BackendSpec } from './backends.js';
 import { formatBytes, parseDuration, parseSize, UsageError } from './units.js';
 
 const HELP = `Usage: big-uploader serve [options]
@@ -80,6 +82,22 @@ Options (environment variable in brackets; the command line wins):
   --no-page                serve no page at / [BIG_UPLOADER_NO_PAGE=1]
   --metrics                serve Prometheus metrics at /metrics, behind --admin-token (else --token)
                            [BIG_UPLOADER_METRICS=1] (default off)
+Object store and shared registry (docs/scaling.md; credentials from the standard AWS environment
+variables AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, or the SDK's other sources):
+  --store s3://BUCKET[/PREFIX]  keep uploads in an S3-compatible bucket instead of --dir [BIG_UPLOADER_STORE]
+  --s3-endpoint URL        S3-compatible endpoint (MinIO, R2, Ceph RGW) [BIG_UPLOADER_S3_ENDPOINT] (default AWS)
+  --s3-region REGION       [BIG_UPLOADER_S3_REGION] (default AWS_REGION, else us-east-1)
+  --s3-force-path-style    address buckets as ENDPOINT/BUCKET/KEY [BIG_UPLOADER_S3_FORCE_PATH_STYLE=1]
+  --s3-max-attempts N      attempts per S3 request (5xx, SlowDown, timeouts are retried)
+                           [BIG_UPLOADER_S3_MAX_ATTEMPTS] (default 3)
+  --s3-request-timeout DURATION  an S3 request idle this long fails [BIG_UPLOADER_S3_REQUEST_TIMEOUT] (default 60s)
+  --s3-max-sockets N       connections to the S3 endpoint [BIG_UPLOADER_S3_MAX_SOCKETS] (default 64)
+  --registry redis://HOST:PORT/DB  upload records, parts and leases in Redis, shared by every node
+                           [BIG_UPLOADER_REGISTRY] (default: in this process, one node only)
+  --lease-ttl DURATION     how long a node owns an upload without renewing [BIG_UPLOADER_LEASE_TTL] (default 30s)
+  --registry-timeout DURATION  a Redis command unanswered this long fails (the chunk is not acked)
+                           [BIG_UPLOADER_REGISTRY_TIMEOUT] (default 5s)
+
   --log-level LEVEL        fatal|error|warn|info|debug|silent [BIG_UPLOADER_LOG_LEVEL] (default info)
   -h, --help               show this help
 `;
@@ -125,6 +143,16 @@ const OPTIONS = {
   'max-sockets': { type: 'string' },
   'public-health': { type: 'boolean' },
   metrics: { type: 'boolean' },
+  store: { type: 'string' },
+  's3-endpoint': { type: 'string' },
+  's3-region': { type: 'string' },
+  's3-force-path-style': { type: 'boolean' },
+  's3-max-attempts': { type: 'string' },
+  's3-request-timeout': { type: 'string' },
+  's3-max-sockets': { type: 'string' },
+  registry: { type: 'string' },
+  'lease-ttl': { type: 'string' },
+  'registry-timeout': { type: 'string' },
   'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -173,7 +201,14 @@ export function parseServeArgs(
   env: NodeJS.ProcessEnv = process.env,
 ):
   | { help: true }
-  | { help: false; host: string; port: number; insecureNoToken: boolean; app: AppOptions } {
+  | {
+      help: false;
+      host: string;
+      port: number;
+      insecureNoToken: boolean;
+      app: AppOptions;
+      backend?: BackendSpec;
+    } {
   let values: Partial<Record<Name, string | string[] | boolean>>;
   try {
     values = parseArgs({
@@ -271,7 +306,69 @@ export function parseServeArgs(
         ? { pageDir: resolve(pageDir) }
         : {}),
   };
-  return { help: false, host, port, insecureNoToken: flag('insecure-no-token'), app };
+  const backend = backendSpec(str, flag, count, duration);
+  return {
+    help: false,
+    host,
+    port,
+    insecureNoToken: flag('insecure-no-token'),
+    app,
+    ...(backend ? { backend } : {}),
+  };
+}
+
+/** --store and --registry with their options; undefined in disk mode. */
+function backendSpec(
+  str: (name: Name) => string | undefined,
+  flag: (name: Name) => boolean,
+  count: (name: Name) => number | undefined,
+  duration: (name: Name) => number | undefined,
+): BackendSpec | undefined {
+  const store = str('store');
+  const registry = str('registry');
+  if (store === undefined) {
+    const stray = (['registry', 's3-endpoint', 's3-region', 'lease-ttl'] as const).find(
+      (name) => str(name) !== undefined,
+    );
+    if (stray) throw new UsageError(`--${stray} needs --store s3://BUCKET`);
+    return undefined;
+  }
+  const target = parseS3Url(store);
+  if (!target) throw new UsageError(`--store: "${store}" is not s3://BUCKET[/PREFIX]`);
+  if (registry !== undefined && !/^rediss?:\/\/[^/]+(\/\d+)?$/.test(registry)) {
+    throw new UsageError(`--registry: "${registry}" is not redis://HOST:PORT[/DB]`);
+  }
+  const endpoint = str('s3-endpoint');
+  if (endpoint !== undefined && !/^https?:\/\/[^/]+\/?$/.test(endpoint)) {
+    throw new UsageError(`--s3-endpoint: "${endpoint}" is not http(s)://HOST[:PORT]`);
+  }
+  const region = str('s3-region');
+  const maxAttempts = count('s3-max-attempts');
+  const requestTimeout = duration('s3-request-timeout');
+  const maxSockets = count('s3-max-sockets');
+  const leaseTtl = duration('lease-ttl');
+  const commandTimeout = duration('registry-timeout');
+  if (maxAttempts === 0 || maxSockets === 0) {
+    throw new UsageError('--s3-max-attempts and --s3-max-sockets must be at least 1');
+  }
+  return {
+    ...target,
+    ...(endpoint !== undefined ? { endpoint } : {}),
+    ...(region !== undefined ? { region } : {}),
+    forcePathStyle: flag('s3-force-path-style'),
+    ...(maxAttempts !== undefined ? { maxAttempts } : {}),
+    ...(requestTimeout !== undefined ? { requestTimeout } : {}),
+    ...(maxSockets !== undefined ? { maxSockets } : {}),
+    ...(registry !== undefined
+      ? {
+          registry: {
+            url: registry,
+            ...(leaseTtl !== undefined ? { leaseTtl } : {}),
+            ...(commandTimeout !== undefined ? { commandTimeout } : {}),
+          },
+        }
+      : {}),
+  };
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -293,17 +390,26 @@ export async function run(argv: string[]): Promise<number> {
         `  can reach this address can upload files and fill the disk.\n\n`,
     );
   }
+  const store = parsed.backend
+    ? await openBackend(parsed.backend, {
+        info: (m) => process.stdout.write(`big-uploader: ${m}\n`),
+        warn: (m) => process.stderr.write(`big-uploader: ${m}\n`),
+      })
+    : undefined;
   let app;
   try {
-    app = await buildApp(appOptions);
+    app = await buildApp(store ? { ...appOptions, store } : appOptions);
   } catch (error) {
     if (error instanceof OptionsError) throw new UsageError(error.message);
     throw error;
   }
   const address = await app.listen({ host, port });
   const url = new URL(address);
+  const where = parsed.backend
+    ? `data in s3://${parsed.backend.bucket}/${parsed.backend.prefix}, registry ${parsed.backend.registry ? 'redis' : 'in-process'}`
+    : `data in ${appOptions.dir}`;
   process.stdout.write(
-    `big-uploader listening on ${address} (WebSocket ws://${url.host}${appOptions.path ?? '/upload'}, data in ${appOptions.dir})\n`,
+    `big-uploader listening on ${address} (WebSocket ws://${url.host}${appOptions.path ?? '/upload'}, ${where})\n`,
   );
 
   return new Promise<number>((resolveExit) => {
@@ -323,13 +429,16 @@ export async function run(argv: string[]): Promise<number> {
         (appOptions.shutdownTimeout ?? DEFAULTS.shutdownTimeout) + 5000,
       );
       hard.unref();
-      app.close().then(
-        () => resolveExit(0),
-        (error: unknown) => {
-          process.stderr.write(`big-uploader: shutdown failed: ${String(error)}\n`);
-          resolveExit(1);
-        },
-      );
+      app
+        .close()
+        .then(() => store?.close())
+        .then(
+          () => resolveExit(0),
+          (error: unknown) => {
+            process.stderr.write(`big-uploader: shutdown failed: ${String(error)}\n`);
+            resolveExit(1);
+          },
+        );
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);

@@ -162,7 +162,12 @@ export function registerHttpRoutes(fastify: FastifyInstance, ctx: HttpContext): 
   fastify.get('/healthz', async (request, reply) => {
     if (!ctx.options.publicHealth && tokenRefused(request, reply)) return reply;
     if (ctx.shuttingDown()) return reply.code(503).send({ status: 'shutting-down' });
-    return { status: 'ok' };
+    if (!ctx.store.health) return { status: 'ok' };
+    // Object-store mode: a node that cannot reach its bucket or registry cannot ack; say so (503),
+    // so the load balancer sends clients to a node that can.
+    const backends = await ctx.store.health();
+    const ok = backends.store.ok && backends.registry.ok;
+    return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'degraded', ...backends });
   });
 
   if (!ctx.options.metrics) return;

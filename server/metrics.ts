@@ -53,4 +53,23 @@ export class ServerMetrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });
+  readonly backendSeconds = new Histogram({
+    name: 'bigup_backend_seconds',
+    help: 'Latency of calls to the object store and the shared registry (object-store mode)',
+    labelNames: ['backend', 'operation'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly backendErrors = new Counter({
+    name: 'bigup_backend_errors_total',
+    help: 'Failed calls to the object store and the shared registry, by operation and error',
+    labelNames: ['backend', 'operation', 'error'] as const,
+    registers: [this.registry],
+  });
+
+  /** The store's BackendObserver: one call to a backend ended. */
+  observeBackend(backend: string, operation: string, seconds: number, error?: string): void {
+    this.backendSeconds.observe({ backend, operation }, seconds);
+    if (error !== undefined) this.backendErrors.inc({ backend, operation, error });
+  }
 }

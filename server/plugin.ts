@@ -85,7 +85,7 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (
   ) {
     throw new OptionsError('big-uploader option prefix must be a path starting with "/"');
   }
-  const store =
+  const store: UploadStore =
     options.store ??
     new DiskStore({
       dir: options.dir,
@@ -96,6 +96,10 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (
   await store.init();
   const hasher = await loadNodeHasher();
   const metrics = new ServerMetrics();
+  store.setQuotaLimits?.(options);
+  store.setObserver?.((backend, operation, seconds, error) =>
+    metrics.observeBackend(backend, operation, seconds, error),
+  );
   const registry = new UploadRegistry(store, options, hasher, metrics, fastify.log);
   await registry.restoreReservations();
   const openRate = new OpenRateLimiter(options.opensPerSecond, options.openBurst);

@@ -65,6 +65,8 @@ export class UploadRegistry {
    * uploads only (ListPage.unfinished), so start-up does not grow with completed ones.
    */
   async restoreReservations(): Promise<void> {
+    // A store that counts quotas itself (cluster-wide) is the only ledger that counts.
+    if (this.store.countsQuotas === true) return;
     for (const summary of await this.store.list({ unfinished: true })) {
       if (!summary.completed)
         this.ledger.restore(summary.id, summary.client ?? 'unknown', summary.fileSize ?? 0);
@@ -141,11 +143,16 @@ export class UploadRegistry {
    * OPEN, after `checkSizeAndSpace` (the session runs it first, in SPEC.md 7.1's order): the
    * store's create checks the space again, atomically with the reservation.
    */
-  /** The chunk size an OPEN gets: the proposal clamped to the server's bounds. */
+  /** The chunk size an OPEN gets: the proposal clamped to the server's bounds and the store's. */
   chunkSizeFor(message: OpenMessage): number {
-    return message.chunkSize === 0
-      ? this.options.defaultChunkSize
-      : Math.min(Math.max(message.chunkSize, 65_536), this.options.maxChunkSize);
+    const proposed =
+      message.chunkSize === 0
+        ? this.options.defaultChunkSize
+        : Math.min(Math.max(message.chunkSize, 65_536), this.options.maxChunkSize);
+    // An object store maps chunks to parts and may need a larger one (part rules).
+    return (
+      this.store.chunkSizeFor?.(message.fileSize, proposed, this.options.maxChunkSize) ?? proposed
+    );
   }
 
   /** Instant upload is on and the store can find content (PROOF_OF_POSSESSION may be granted). */
@@ -243,7 +250,7 @@ export class UploadRegistry {
   ): Promise<{ upload: OpenUpload; secret: Uint8Array }> {
     const { info, secret } = this.infoFor(message, client, preset);
     // Reserved synchronously (before the store's awaits), so racing OPENs all see each other.
-    this.ledger.reserve(info.id, client, info.fileSize);
+    if (this.store.countsQuotas !== true) this.ledger.reserve(info.id, client, info.fileSize);
     const upload = await this.serialize(info.id, async () => {
       let handle;
       try {

@@ -11,6 +11,8 @@
  *   record the store hands back from `readState` names bytes it already stored.
  */
 
+import type { QuotaLimits } from '../quota.js';
+
 /** A chunk the store has recorded as written: index at the upload's chunk size, and its xxHash64. */
 export interface ChunkRecord {
   readonly index: number;
@@ -157,6 +159,22 @@ export interface ListPage {
   readonly unfinished?: boolean;
 }
 
+/** Told of every call a store makes to a remote backend: for latency and error metrics. */
+export type BackendObserver = (
+  backend: 'store' | 'registry',
+  operation: string,
+  seconds: number,
+  /** A short label of the failure (an S3 error code, "timeout", "network"); absent on success. */
+  error?: string,
+) => void;
+
+/** One backend's state for /healthz. */
+export interface BackendState {
+  readonly ok: boolean;
+  readonly kind: string;
+  readonly detail?: string;
+}
+
 /** A place uploads live. */
 export interface UploadStore {
   /**
@@ -164,6 +182,19 @@ export interface UploadStore {
    * 16.9, is granted only then).
    */
   readonly retractsChunks?: boolean;
+  /** Optional: the state of the remote backends the store uses (object store, registry), for /healthz. */
+  health?(): Promise<{ store: BackendState; registry: BackendState }>;
+  /**
+   * The store counts quotas itself (cluster-wide, in a shared registry) through `setQuotaLimits`;
+   * the plugin's per-process ledger (quota.ts) then stays out of the way. Absent: false.
+   */
+  readonly countsQuotas?: boolean;
+  /** Optional (with `countsQuotas`): the plugin passes the quota options here at registration. */
+  setQuotaLimits?(limits: QuotaLimits): void;
+  /** Optional: the plugin passes its metrics hook here (latencies and errors per backend call). */
+  setObserver?(observer: BackendObserver): void;
+  /** Optional: release connections; called by whoever made the store, after the app closed. */
+  close?(): Promise<void>;
   /** Create the directories or buckets the store needs. Called once at registration. */
   init(): Promise<void>;
   /** Bytes available for new uploads. */
@@ -180,6 +211,13 @@ export interface UploadStore {
    * the network (a hard link, a clone, a server-side copy), as durably as a completion.
    */
   adoptContent?(info: UploadInfo, ref: ContentRef, digest: string): Promise<CompletionInfo>;
+  /**
+   * Optional: the chunk size the store needs for a file of `fileSize` bytes when the session would
+   * agree `proposed` (at most `maxChunkSize`, the largest message the server reads). An object
+   * store maps chunks to parts and must keep within its part rules; throws a ProtocolError
+   * (FILE_TOO_LARGE) when no chunk size fits. Absent: `proposed` is used.
+   */
+  chunkSizeFor?(fileSize: number, proposed: number, maxChunkSize: number): number;
   /**
    * Create an upload and reserve `info.fileSize` bytes for it. Throws ProtocolError
    * INSUFFICIENT_STORAGE when the space cannot be reserved (nothing is left behind).

@@ -1,0 +1,170 @@
+/**
+ * The object-store backend against a real s3rver process: upload (chunks sent out of order),
+ * resume on a new connection and on another node sharing the registry, byte-identical read-back
+ * through the S3 API, terminate, and the chunk size chosen for S3's part rules.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Errors, bytesToHex, chunkCount } from '../../protocol/index.js';
+import { MemoryRegistry } from '../../server/registry/memory-registry.js';
+import {
+  S3Store,
+  chunkSizeForParts,
+  MAX_PARTS,
+  MIN_PART_BYTES,
+} from '../../server/store/s3/index.js';
+import { RawClient, digestOf } from '../helpers/protocol-client.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { AckLog, openOrResume, pump } from '../reliability/lib/pump.js';
+import { readObject, S3RVER_CREDENTIALS, startS3rver, type S3rverProcess } from './lib/s3rver.js';
+
+const MiB = 1024 * 1024;
+
+describe('chunk size for S3 parts', () => {
+  it('keeps parts >= 5 MiB and at most 10,000 of them', () => {
+    expect(chunkSizeForParts(100, 1 * MiB, 16 * MiB)).toBe(MIN_PART_BYTES);
+    expect(chunkSizeForParts(64 * MiB, 8 * MiB, 16 * MiB)).toBe(8 * MiB);
+    const big = 100 * 1024 * MiB;
+    const chunk = chunkSizeForParts(big, 4 * MiB, 16 * MiB);
+    expect(chunk).toBeGreaterThanOrEqual(big / MAX_PARTS); // ~10.7 MB (10.24 MiB)
+    expect(chunkCount(big, chunk)).toBeLessThanOrEqual(MAX_PARTS);
+    // A small file fits one chunk even when maxChunkSize is below 5 MiB (one part, any size).
+    expect(chunkSizeForParts(3 * MiB, 1 * MiB, 4 * MiB)).toBe(3 * MiB);
+    expect(() => chunkSizeForParts(MAX_PARTS * 16 * MiB + 1, 4 * MiB, 16 * MiB)).toThrow(
+      /10000 parts/,
+    );
+    expect(() => chunkSizeForParts(8 * MiB, 1 * MiB, 4 * MiB)).toThrow(/maxChunkSize/);
+  });
+});
+
+describe('S3 store against s3rver', () => {
+  let s3: S3rverProcess;
+  const registry = new MemoryRegistry();
+  const calls: string[] = [];
+  let node1: TestServer;
+  let node2: TestServer;
+
+  const storeFor = (nodeId: string): S3Store =>
+    new S3Store({
+      bucket: s3.bucket,
+      prefix: 'in/',
+      endpoint: s3.endpoint,
+      forcePathStyle: true,
+      region: 'us-east-1',
+      registry,
+      nodeId,
+      observe: (backend, operation, _seconds, error) =>
+        calls.push(`${backend}:${operation}${error ? `:${error}` : ''}`),
+    });
+
+  beforeAll(async () => {
+    // Credentials from the standard AWS environment variables, as `serve` takes them.
+    process.env.AWS_ACCESS_KEY_ID = S3RVER_CREDENTIALS.accessKeyId;
+    process.env.AWS_SECRET_ACCESS_KEY = S3RVER_CREDENTIALS.secretAccessKey;
+    s3 = await startS3rver();
+    node1 = await startServer({ store: storeFor('node-1'), window: 16 * MiB });
+    node2 = await startServer({ store: storeFor('node-2'), window: 16 * MiB });
+  }, 30_000);
+
+  afterAll(async () => {
+    await node1?.close();
+    await node2?.close();
+    await s3?.stop();
+  });
+
+  it('stores an upload sent out of order as one object, byte-identical, with parts >= 5 MiB', async () => {
+    const data = randomBytes(23 * MiB + 12_345);
+    const { client, accept } = await openOrResume(node1.wsUrl, undefined, {
+      fileSize: data.byteLength,
+      chunkSize: 1 * MiB,
+      name: 'a b.bin',
+    });
+    expect(accept.chunkSize).toBe(MIN_PART_BYTES);
+    const chunks = chunkCount(data.byteLength, accept.chunkSize);
+    const order = [...Array(chunks).keys()].reverse();
+    const log = new AckLog(accept.chunkSize, data.byteLength);
+    const result = await pump(client, accept, data, order, log);
+    expect(result.errors).toEqual([]);
+    expect(log.chunks.length).toBe(chunks);
+    client.complete(digestOf(client.hasher, data, accept.chunkSize));
+    const done = await client.expect('result');
+    expect(done.digest).toBe(digestOf(client.hasher, data, accept.chunkSize));
+    client.close();
+    const key = `in/${bytesToHex(accept.uploadId)}/a b.bin`;
+    expect((await readObject(s3.client, s3.bucket, key)).equals(data)).toBe(true);
+    expect(calls.filter((c) => c.startsWith('store:UploadPart')).length).toBeGreaterThanOrEqual(
+      chunks,
+    );
+    expect(calls.some((c) => c.includes('ListParts'))).toBe(false);
+  }, 60_000);
+
+  it('resumes on a new connection and on another node from the registry, and the old owner is fenced off', async () => {
+    const data = randomBytes(20 * MiB + 1);
+    const first = await openOrResume(node1.wsUrl, undefined, {
+      fileSize: data.byteLength,
+      chunkSize: 0,
+      name: 'resume.bin',
+    });
+    const { accept } = first;
+    const upload = { id: accept.uploadId, secret: accept.secret };
+    const chunk = accept.chunkSize;
+    const log = new AckLog(chunk, data.byteLength);
+    await pump(first.client, accept, data, [0, 2], log);
+    first.client.close();
+    await first.client.closed;
+
+    // Same node, new connection: exactly the acked chunks.
+    const again = await openOrResume(node1.wsUrl, upload, {
+      fileSize: data.byteLength,
+      chunkSize: chunk,
+    });
+    expect(again.accept.ranges).toEqual([
+      { start: 0, end: chunk },
+      { start: 2 * chunk, end: 3 * chunk },
+    ]);
+    await pump(again.client, again.accept, data, [1], log);
+
+    // Another node takes over while node 1 still holds the connection.
+    const other = await openOrResume(node2.wsUrl, upload, {
+      fileSize: data.byteLength,
+      chunkSize: chunk,
+    });
+    expect(other.accept.ranges).toEqual([{ start: 0, end: 3 * chunk }]);
+    // Node 1's connection may still send: its record write is refused (TAKEN_OVER), never acked.
+    again.client.sendData(3 * chunk, data.subarray(3 * chunk, 4 * chunk));
+    const refused = await again.client.expectError(Errors.TAKEN_OVER.code);
+    expect(refused.fatal).toBe(true);
+    const rest = [...Array(chunkCount(data.byteLength, chunk)).keys()].filter((i) => i >= 3);
+    const sent = await pump(other.client, other.accept, data, rest, log);
+    expect(sent.errors).toEqual([]);
+    other.client.complete();
+    await other.client.expect('result');
+    other.client.close();
+    const key = `in/${bytesToHex(accept.uploadId)}/resume.bin`;
+    expect((await readObject(s3.client, s3.bucket, key)).equals(data)).toBe(true);
+  }, 60_000);
+
+  it('terminate aborts the multipart upload and forgets the upload', async () => {
+    const data = randomBytes(6 * MiB);
+    const { client, accept } = await openOrResume(node1.wsUrl, undefined, {
+      fileSize: data.byteLength,
+      chunkSize: 0,
+      name: 'gone.bin',
+    });
+    await pump(client, accept, data, [0], new AckLog(accept.chunkSize, data.byteLength));
+    const before = calls.length;
+    client.terminate();
+    await client.expect('terminated');
+    // s3rver answers AbortMultipartUpload with MethodNotAllowed: the call is made, the failure is
+    // counted and logged, and the record still goes (the lifecycle rule frees the parts).
+    expect(calls.slice(before)).toContain('store:AbortMultipartUpload:MethodNotAllowed');
+    expect(calls.slice(before)).toContain('registry:delete');
+    client.resume(accept.uploadId, accept.secret);
+    await client.expectError(Errors.NOT_FOUND.code);
+    client.close();
+    const gone = await RawClient.connect(node2.wsUrl);
+    gone.resume(accept.uploadId, accept.secret);
+    await gone.expectError(Errors.NOT_FOUND.code);
+    gone.close();
+  }, 60_000);
+});
