@@ -530,12 +530,10 @@ async function sendOne(
   expose(uploader);
   const startedAt = Date.now();
   let total = 0;
-  let lastProgress: UploadProgress | undefined;
   uploader.on('start', (e) => {
     total = e.total;
   });
   uploader.on('progress', (p) => {
-    lastProgress = p;
     view.progress(p);
   });
   uploader.on('info', (i) => {
@@ -581,7 +579,8 @@ async function sendOne(
       },
     };
   }
-  const progress = lastProgress ?? uploader.progress;
+  // The live figures: the last progress event is throttled and can predate the final acks.
+  const progress = uploader.progress;
   const partial: FileReport = {
     ...emptyReport(path, name, total || progress.total, outcome.state),
     id: uploader.uploadId ?? null,

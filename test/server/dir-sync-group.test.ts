@@ -3,7 +3,7 @@
  * arrive while a sync runs share the next one, never the running one (it may have started before
  * their change), and a failure reaches every caller that joined it.
  */
-import { rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DirectorySyncs } from '../../server/store/disk-store.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
@@ -32,11 +32,19 @@ describe('DirectorySyncs', () => {
 
   it('a failed sync rejects every caller that joined it', async () => {
     const syncs = new DirectorySyncs();
-    const gone = `${tmp.path}/gone`;
-    const first = syncs.sync(tmp.path);
-    await rm(gone, { force: true });
-    const joined = [syncs.sync(gone), syncs.sync(gone)];
-    await first;
-    await Promise.all(joined.map((p) => expect(p).rejects.toThrow()));
+    const dir = `${tmp.path}/soon-gone`;
+    await mkdir(dir);
+    const first = syncs.sync(dir);
+    // Joined while the first runs: they share the next sync, which finds the directory gone.
+    const joined = [syncs.sync(dir), syncs.sync(dir)].map((p) =>
+      p.then(
+        () => 'synced',
+        (error: NodeJS.ErrnoException) => error.code,
+      ),
+    );
+    await rm(dir, { recursive: true });
+    await first.catch(() => undefined);
+    expect(await Promise.all(joined)).toEqual(['ENOENT', 'ENOENT']);
+    expect(syncs.issued).toBe(2);
   });
 });
