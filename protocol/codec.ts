@@ -1065,11 +1065,12 @@ function decodeChallenge(r: Reader, flags: number): ChallengeMessage {
 
 function decodeProof(r: Reader, flags: number): ProofMessage {
   checkFlags(flags, 0, 'PROOF');
+  const digest = r.hash64('digest');
   const count = proofCount(r);
   const hashes: bigint[] = [];
   for (let i = 0; i < count; i++) hashes.push(r.hash64(`hash ${i}`));
   r.end('PROOF');
-  return { type: 'proof', hashes };
+  return { type: 'proof', digest, hashes };
 }
 
 function decodeFrameFrom(
@@ -1312,15 +1313,17 @@ export function encodeChallenge(
   return w.bytes;
 }
 
-/** PROOF on `stream` (SPEC.md 16.10). */
-export function encodeProof(stream: number, hashes: readonly bigint[]): Uint8Array {
+/** PROOF on `stream` (SPEC.md 16.10): the whole-file digest, then one hash per range. */
+export function encodeProof(stream: number, digest: bigint, hashes: readonly bigint[]): Uint8Array {
   checkStream(stream, MessageTypeV2.PROOF);
+  checkHash(digest, 'digest');
   if (hashes.length < 1 || hashes.length > LimitsV2.MAX_PROOF_RANGES)
     throw invalid(`a PROOF carries 1 to ${LimitsV2.MAX_PROOF_RANGES} hashes`);
   const w = new Writer(HeaderSizeV2.PROOF_FIXED + hashes.length * 8);
   w.u8(MessageTypeV2.PROOF);
   w.u8(0);
   w.u32(stream);
+  w.hash64(digest);
   w.u8(hashes.length);
   for (const hash of hashes) {
     checkHash(hash, 'proof hash');
@@ -1336,7 +1339,7 @@ export function encodeFrame(stream: number, message: MessageV2): Uint8Array {
   if (message.type === 'verify') return encodeVerify(stream, message.chunks);
   if (message.type === 'verified') return encodeVerified(stream, message.withdrawn);
   if (message.type === 'challenge') return encodeChallenge(stream, message.nonce, message.ranges);
-  if (message.type === 'proof') return encodeProof(stream, message.hashes);
+  if (message.type === 'proof') return encodeProof(stream, message.digest, message.hashes);
   return withStream(stream, encodeMessage(message));
 }
 

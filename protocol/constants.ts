@@ -104,7 +104,7 @@ export const HeaderSizeV2 = {
   /** Offset (u64) and length (u32). */
   CHALLENGE_RANGE: 12,
   /** Type, flags, stream, count (u8). */
-  PROOF_FIXED: 7,
+  PROOF_FIXED: 15,
 } as const;
 
 /** Flag bits (second byte of every message). Bits not listed for a type are reserved and MUST be zero. */

@@ -170,9 +170,13 @@ export interface ChallengeMessage {
   readonly ranges: readonly ProofRange[];
 }
 
-/** PROOF (client, answers CHALLENGE): xxHash64(nonce || bytes of range i) for each range, in order. */
+/**
+ * PROOF (client, answers CHALLENGE): the whole-file digest the content is looked up by, and
+ * xxHash64(nonce || bytes of range i) for each range, in order.
+ */
 export interface ProofMessage {
   readonly type: 'proof';
+  readonly digest: bigint;
   readonly hashes: readonly bigint[];
 }
 

@@ -137,8 +137,7 @@ class UploadStream implements UploadOwner {
    */
   verifiedThrough = -1;
   /** A CHALLENGE is out (SPEC.md 16.10): the PROOF (or the stream's end) settles it. */
-  proof:
-    { readonly count: number; readonly settle: (hashes?: readonly bigint[]) => void } | undefined;
+  proof: { readonly count: number; readonly settle: (proof?: ProofMessage) => void } | undefined;
 
   constructor(
     private readonly session: Session,
@@ -588,8 +587,10 @@ export class Session {
           `more than ${rate} new uploads per second from this address; retry shortly`,
         );
       }
-      if (this.proofOfPossession && message.digest !== undefined && message.fileSize > 0) {
+      if (this.proofOfPossession && (await this.ctx.registry.mayHoldContent(message, client))) {
         if (await this.instantUpload(stream, message, client)) return;
+        // The connection ended while the client hashed: create nothing it cannot learn about.
+        if (this.closedFlag || stream.ended) return;
       }
       const { upload, secret } = await this.ctx.registry.create(message, stream, client);
       this.log.info(
@@ -605,8 +606,9 @@ export class Session {
   }
 
   /**
-   * SPEC.md 16.10: CHALLENGE (always, found or not), wait for PROOF, and if content of this key in
-   * the client's scope matches every range, complete at once (RESULT). False: go on as an OPEN.
+   * SPEC.md 16.10, once content of this size may exist in the client's scope: CHALLENGE, wait for
+   * PROOF, and if content with the PROOF's digest in the client's scope matches every range,
+   * complete at once (RESULT). False: go on as an OPEN.
    */
   private async instantUpload(
     stream: UploadStream,
@@ -620,15 +622,17 @@ export class Session {
       length,
     }));
     const nonce = new Uint8Array(randomBytes(LimitsV2.NONCE_BYTES));
-    const hashes = await new Promise<readonly bigint[] | undefined>((settle) => {
+    const proof = await new Promise<ProofMessage | undefined>((settle) => {
       stream.proof = { count: ranges.length, settle };
       this.send(encodeChallenge(stream.id, nonce, ranges));
     });
     stream.proof = undefined;
-    if (!hashes || this.closedFlag || stream.ended) return false;
-    for (const ref of await this.ctx.registry.findContent(message, client)) {
-      if (!(await this.proves(ref, nonce, ranges, hashes))) continue;
-      const upload = await this.ctx.registry.adopt(message, client, ref);
+    if (!proof || this.closedFlag || stream.ended) return false;
+    // A digest the OPEN gave binds the upload (7.8): content with another one cannot be it.
+    if (message.digest !== undefined && message.digest !== proof.digest) return false;
+    for (const ref of await this.ctx.registry.findContent(message, client, proof.digest)) {
+      if (!(await this.proves(ref, nonce, ranges, proof.hashes))) continue;
+      const upload = await this.ctx.registry.adopt(message, client, ref, proof.digest);
       this.log.info(
         { upload: upload.id, size: fileSize, from: ref.id },
         'instant upload: content proven and adopted',
@@ -637,7 +641,7 @@ export class Session {
       this.progressed();
       this.sendOn(
         stream,
-        encodeResult({ uploadId: upload.idBytes, fileSize, digest: message.digest ?? 0n }),
+        encodeResult({ uploadId: upload.idBytes, fileSize, digest: proof.digest }),
       );
       this.endStream(stream);
       this.ctx.completed(upload);
@@ -679,7 +683,7 @@ export class Session {
       );
       return;
     }
-    proof.settle(message.hashes);
+    proof.settle(message);
   }
 
   /** An OPEN or RESUME failed: the stream ends (bigup.1: the connection, since these are fatal). */

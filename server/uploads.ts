@@ -18,7 +18,13 @@ import type { ServerMetrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
 import { ReservationLedger } from './quota.js';
 import { sanitizeName } from './store/names.js';
-import type { ContentRef, StoredUpload, UploadInfo, UploadStore } from './store/types.js';
+import {
+  CONTENT_LOOKUP_LIMIT,
+  type ContentRef,
+  type StoredUpload,
+  type UploadInfo,
+  type UploadStore,
+} from './store/types.js';
 import { OpenUpload, type UploadOwner } from './upload.js';
 
 /** A store's UPLOAD_DAMAGED (SPEC.md 7.2): the upload's records are damaged. */
@@ -166,18 +172,31 @@ export class UploadRegistry {
   }
 
   /**
-   * Completed content this OPEN's digest names, within the dedupe scope of `client` (SPEC.md
-   * 16.10): candidates only, whose bytes the caller still has to see proven.
+   * Whether this OPEN may become an instant upload (SPEC.md 16.10): completed content of its file
+   * size at its proposed chunk size exists within the dedupe scope of `client`. With the global
+   * scope always true (whether a size exists is then another tenant's information).
    */
-  async findContent(message: OpenMessage, client: string): Promise<ContentRef[]> {
+  async mayHoldContent(message: OpenMessage, client: string): Promise<boolean> {
     const chunkSize = this.chunkSizeFor(message);
-    if (!this.instantUploads || message.digest === undefined || chunkSize !== message.chunkSize)
-      return [];
+    if (!this.instantUploads || message.fileSize === 0 || chunkSize !== message.chunkSize)
+      return false;
+    if (this.options.instantUpload === 'global') return true;
+    const found = (await this.store.findContent?.({ fileSize: message.fileSize, chunkSize })) ?? [];
+    return found.length >= CONTENT_LOOKUP_LIMIT || found.some((ref) => ref.client === client);
+  }
+
+  /**
+   * Completed content of this OPEN's size and chunk size with `digest`, within the dedupe scope of
+   * `client` (SPEC.md 16.10): candidates only, whose bytes the caller still has to see proven.
+   */
+  async findContent(message: OpenMessage, client: string, digest: bigint): Promise<ContentRef[]> {
+    const chunkSize = this.chunkSizeFor(message);
+    if (!this.instantUploads || chunkSize !== message.chunkSize) return [];
     const found =
       (await this.store.findContent?.({
         fileSize: message.fileSize,
         chunkSize,
-        digest: hashToHex(message.digest),
+        digest: hashToHex(digest),
       })) ?? [];
     return this.options.instantUpload === 'global'
       ? found
@@ -194,11 +213,16 @@ export class UploadRegistry {
    * A new upload completed at once from `ref`'s content (instant upload): its own id, the OPEN's
    * name and metadata, stored as durably as a completion. Returns it as a completed upload.
    */
-  async adopt(message: OpenMessage, client: string, ref: ContentRef): Promise<OpenUpload> {
-    if (!this.store.adoptContent || message.digest === undefined)
+  async adopt(
+    message: OpenMessage,
+    client: string,
+    ref: ContentRef,
+    digest: bigint,
+  ): Promise<OpenUpload> {
+    if (!this.store.adoptContent)
       throw new ProtocolError(Errors.INTERNAL_ERROR, 'instant upload is not available');
     const { info } = this.infoFor(message, client);
-    const completion = await this.store.adoptContent(info, ref, hashToHex(message.digest));
+    const completion = await this.store.adoptContent(info, ref, hashToHex(digest));
     this.metrics.uploadsCreated.inc();
     this.metrics.uploadsCompleted.inc();
     return new OpenUpload(

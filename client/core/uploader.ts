@@ -166,10 +166,11 @@ interface Session {
    */
   verify: { stage: 'hashing' | 'draining' | 'waiting' | 'done'; through: number } | undefined;
   /**
-   * An instant upload attempt (SPEC.md 16.10): waiting for WELCOME, hashing the file, OPEN sent
-   * with its digest, PROOF sent. An ACCEPT ends it (the server goes on as an ordinary upload).
+   * An instant upload attempt (SPEC.md 16.10): offered in HELLO with the OPEN sent (the server
+   * answers ACCEPT, or CHALLENGE when it may hold the file), hashing for the PROOF, PROOF sent.
+   * An ACCEPT ends it (the server goes on as an ordinary upload).
    */
-  instant: 'welcome' | 'hashing' | 'opened' | 'proved' | undefined;
+  instant: 'offered' | 'hashing' | 'proved' | undefined;
 }
 
 /** Bytes before a DATA payload in the send buffers: room for either version's header. */
@@ -491,8 +492,8 @@ export class FileUploader implements Uploader {
     }
     s.phase = 'handshake';
     if (protocol === SUBPROTOCOL_V2) {
-      // One stream (no MULTIPLEX); the OPEN/RESUME may follow HELLO without waiting (16.3),
-      // except when an instant upload may be possible: then WELCOME says whether to hash first.
+      // One stream (no MULTIPLEX); the OPEN/RESUME follows HELLO without waiting (16.3). With
+      // instant upload offered, the server may answer the OPEN with CHALLENGE (16.10).
       s.v2 = true;
       const instant =
         !this.uploadIdBytes &&
@@ -502,32 +503,14 @@ export class FileUploader implements Uploader {
       const capabilities: CapabilityEntry[] = [{ id: Capability.REPLACE_CHUNK, value: 0 }];
       if (instant) capabilities.unshift({ id: Capability.PROOF_OF_POSSESSION, value: 0 });
       s.conn.send(encodeHello(capabilities));
-      if (instant) {
-        s.instant = 'welcome';
-        s.acceptTimer = this.clock.setTimeout(() => {
-          if (this.session === s && s.instant === 'welcome')
-            this.abortSession(
-              s,
-              clientError(ClientErrors.NETWORK, 'the server did not answer HELLO in time'),
-            );
-        }, DEFAULTS.acceptTimeoutMs);
-        return;
-      }
+      if (instant) s.instant = 'offered';
     }
     this.sendOpenOrResume(s);
   }
 
-  /** OPEN (with the whole-file digest for an instant upload) or RESUME, and its answer's timer. */
-  private sendOpenOrResume(s: Session, digest?: bigint): void {
-    this.clock.clearTimeout(s.acceptTimer);
-    s.acceptTimer = this.clock.setTimeout(() => {
-      if (this.session === s && s.phase === 'handshake') {
-        this.abortSession(
-          s,
-          clientError(ClientErrors.NETWORK, 'the server did not answer OPEN/RESUME in time'),
-        );
-      }
-    }, DEFAULTS.acceptTimeoutMs);
+  /** OPEN or RESUME, and its answer's timer. */
+  private sendOpenOrResume(s: Session): void {
+    this.awaitAnswer(s);
     const file = this.options.file;
     const token = this.options.uploadToken ?? '';
     if (this.uploadIdBytes && this.secret) {
@@ -547,37 +530,22 @@ export class FileUploader implements Uploader {
           contentType: file.type,
           token,
           metadata: this.options.metadata ?? {},
-          ...(digest !== undefined ? { digest } : {}),
         }),
       );
     }
   }
 
-  /** WELCOME: with PROOF_OF_POSSESSION granted, hash the file, then OPEN with its digest. */
-  private afterWelcome(s: Session, instantGranted: boolean): void {
-    if (s.instant !== 'welcome') return;
-    if (!instantGranted) {
-      s.instant = undefined;
-      this.sendOpenOrResume(s);
-      return;
-    }
-    s.instant = 'hashing';
-    // Hashing takes as long as the file takes to read: no answer is awaited meanwhile.
+  /** The answer to OPEN/RESUME (or PROOF) must come within the accept timeout. */
+  private awaitAnswer(s: Session): void {
     this.clock.clearTimeout(s.acceptTimer);
-    void this.wholeFileDigestNow().then(
-      (digest) => {
-        if (this.session !== s || s.phase !== 'handshake' || s.instant !== 'hashing') return;
-        s.instant = 'opened';
-        this.sendOpenOrResume(s, digest);
-      },
-      (error: unknown) => {
-        if (this.session === s)
-          this.abandon(
-            s,
-            clientError(ClientErrors.SOURCE_ERROR, `cannot read the file: ${describe(error)}`),
-          );
-      },
-    );
+    s.acceptTimer = this.clock.setTimeout(() => {
+      if (this.session === s && s.phase === 'handshake') {
+        this.abortSession(
+          s,
+          clientError(ClientErrors.NETWORK, 'the server did not answer OPEN/RESUME in time'),
+        );
+      }
+    }, DEFAULTS.acceptTimeoutMs);
   }
 
   /**
@@ -588,7 +556,7 @@ export class FileUploader implements Uploader {
     if (this.instantDigest !== undefined) return this.instantDigest;
     this.info(
       'CHECKING_SERVER_COPY',
-      'hashing the file to ask the server whether it already holds it (instant upload)',
+      'the server may already hold this file: hashing it to prove the copy is ours (instant upload)',
     );
     const hasher = this.hasher ?? (await (this.options.loadHasher ?? loadHasher)());
     const file = this.options.file;
@@ -607,8 +575,13 @@ export class FileUploader implements Uploader {
     return this.instantDigest;
   }
 
-  /** CHALLENGE (SPEC.md 16.10): hash the nonce and each named range of the file, answer PROOF. */
+  /**
+   * CHALLENGE (SPEC.md 16.10): hash the whole file (once per Uploader) and the nonce with each
+   * named range, answer PROOF. Reading the file takes as long as it takes: no timer meanwhile.
+   */
   private async answerChallenge(s: Session, challenge: ChallengeMessage): Promise<void> {
+    this.clock.clearTimeout(s.acceptTimer);
+    const digest = await this.wholeFileDigestNow();
     const hasher = this.hasher ?? (await (this.options.loadHasher ?? loadHasher)());
     const hashes: bigint[] = [];
     for (const { offset, length } of challenge.ranges) {
@@ -623,9 +596,10 @@ export class FileUploader implements Uploader {
       if (bytes.buffer !== joined.buffer) joined.set(bytes, challenge.nonce.byteLength);
       hashes.push(hasher.h64(joined.subarray(0, challenge.nonce.byteLength + bytes.byteLength)));
     }
-    if (this.session !== s || s.instant !== 'opened') return;
+    if (this.session !== s || s.instant !== 'hashing') return;
     s.instant = 'proved';
-    s.conn.send(encodeProof(STREAM, hashes));
+    s.conn.send(encodeProof(STREAM, digest, hashes));
+    this.awaitAnswer(s);
   }
 
   /** RESULT right after PROOF: the server had the file; nothing was sent. */
@@ -682,10 +656,8 @@ export class FileUploader implements Uploader {
         if (frame.message.type === 'welcome') {
           const granted = frame.message.capabilities;
           s.replaceChunk = granted.some((c) => c.id === Capability.REPLACE_CHUNK);
-          this.afterWelcome(
-            s,
-            granted.some((c) => c.id === Capability.PROOF_OF_POSSESSION),
-          );
+          // Not granted: no CHALLENGE can come, the OPEN is answered with ACCEPT.
+          if (!granted.some((c) => c.id === Capability.PROOF_OF_POSSESSION)) s.instant = undefined;
           return;
         }
         if (frame.message.type === 'verified') {
@@ -693,7 +665,9 @@ export class FileUploader implements Uploader {
           return;
         }
         if (frame.message.type === 'challenge') {
-          if (s.instant !== 'opened') return this.unexpected(s, 'CHALLENGE');
+          if (s.instant !== 'offered' || s.phase !== 'handshake' || s.opened !== 'open')
+            return this.unexpected(s, 'CHALLENGE');
+          s.instant = 'hashing';
           const challenge = frame.message;
           void this.answerChallenge(s, challenge).catch((error: unknown) => {
             if (this.session === s)
@@ -755,8 +729,7 @@ export class FileUploader implements Uploader {
   }
 
   private onAccept(s: Session, m: AcceptMessage): void {
-    if (s.phase !== 'handshake' || (s.instant !== undefined && s.instant !== 'proved'))
-      return this.unexpected(s, 'ACCEPT');
+    if (s.phase !== 'handshake' || s.instant === 'hashing') return this.unexpected(s, 'ACCEPT');
     // An instant upload the server could not do goes on as an ordinary one (SPEC.md 16.10).
     s.instant = undefined;
     this.clock.clearTimeout(s.acceptTimer);

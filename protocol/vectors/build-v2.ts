@@ -91,7 +91,8 @@ export function frameToJson(stream: number, message: MessageV2): JsonFields {
       nonce: bytesToHex(message.nonce),
       ranges: message.ranges.map((r) => ({ offset: r.offset, length: r.length })),
     };
-  if (message.type === 'proof') return { stream, hashes: message.hashes.map(hashToHex) };
+  if (message.type === 'proof')
+    return { stream, digest: hashToHex(message.digest), hashes: message.hashes.map(hashToHex) };
   const fields = messageToJson(message);
   return message.type === 'window' ? fields : { stream, ...fields };
 }
@@ -163,7 +164,8 @@ export function frameFromJson(
       if (typeof h !== 'string') throw new TypeError('hash must be hex');
       return hashFromHex(h);
     });
-    return { stream: on, message: { type, hashes } };
+    if (typeof rest.digest !== 'string') throw new TypeError('digest must be hex');
+    return { stream: on, message: { type, digest: hashFromHex(rest.digest), hashes } };
   }
   if (type === 'verified') {
     const list = rest.withdrawn;
@@ -420,10 +422,11 @@ export function buildFrameVectors(hasher: Hasher): FrameVectorFile {
     ),
     valid(
       'proof-two-hashes',
-      'PROOF on stream 3: one xxHash64(nonce || range bytes) per range.',
+      'PROOF on stream 3: the whole-file digest, then one xxHash64(nonce || range bytes) per range.',
       3,
       {
         type: 'proof',
+        digest: 0x0123_4567_89ab_cdefn,
         hashes: [0x0011_2233_4455_6677n, 0x8899_aabb_ccdd_eeffn],
       },
     ),
@@ -476,14 +479,14 @@ export function buildFrameVectors(hasher: Hasher): FrameVectorFile {
     invalid(
       'proof-truncated',
       'Count 2, one hash.',
-      concat(u8(PROOF), u8(0), u32(3), u8(2), u64(1n)),
+      concat(u8(PROOF), u8(0), u32(3), u64(7n), u8(2), u64(1n)),
       'MALFORMED',
       'client',
     ),
     invalid(
       'proof-in-bigup1',
       'PROOF (0x16) does not exist in bigup.1.',
-      concat(u8(PROOF), u8(0), u32(3), u8(1), u64(1n)),
+      concat(u8(PROOF), u8(0), u32(3), u64(7n), u8(1), u64(1n)),
       'UNKNOWN_MESSAGE_TYPE',
       'v1-client',
     ),

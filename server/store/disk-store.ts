@@ -16,7 +16,7 @@
  *                               `a/b/name`): its folders kept, each component sanitized, `..`
  *                               dropped (names.ts safeRelativePath). Copying the contents of
  *                               every files/<id>/ into one folder rebuilds the uploaded trees.
- *   <dir>/content/<size>-<chunk size>-<digest>/<id>  {client, location} of delivered content, by
+ *   <dir>/content/<size>-<chunk size>/<digest>/<id>  {client, location} of delivered content, by
  *                               key: hints for instant upload (SPEC.md 16.10), written unflushed;
  *                               an instant upload is a hard link to the found file (a clone or a
  *                               local copy across filesystems), never bytes over the network.
@@ -93,6 +93,7 @@ import type {
   ContentKey,
   ContentRef,
 } from './types.js';
+import { CONTENT_LOOKUP_LIMIT } from './types.js';
 
 /** Where the store says things worth an operator's attention (Fastify's logger fits). */
 export interface DiskStoreLogger {
@@ -280,7 +281,7 @@ export class DiskStore implements UploadStore {
   readonly dir: string;
   private readonly uploadsDir: string;
   private readonly filesDir: string;
-  /** content/<size>-<chunk>-<digest>/<id>: completed content by key (instant upload hints). */
+  /** content/<size>-<chunk>/<digest>/<id>: completed content by key (instant upload hints). */
   private readonly contentDir: string;
   private readonly preallocate: boolean;
   private readonly fileMode: number;
@@ -700,9 +701,14 @@ export class DiskStore implements UploadStore {
     return completion;
   }
 
-  private contentPath(key: ContentKey): string {
+  /** content/<size>-<chunk>: every digest of that size and chunk size (a size lookup reads one dir). */
+  private contentSizePath(key: ContentKey): string {
+    return join(this.contentDir, `${key.fileSize}-${key.chunkSize}`);
+  }
+
+  private contentPath(key: ContentKey & { digest: string }): string {
     if (!/^[0-9a-f]{16}$/.test(key.digest)) throw new Error('not a digest');
-    return join(this.contentDir, `${key.fileSize}-${key.chunkSize}-${key.digest}`);
+    return join(this.contentSizePath(key), key.digest);
   }
 
   /**
@@ -713,7 +719,7 @@ export class DiskStore implements UploadStore {
     if (info.fileSize === 0) return;
     try {
       const dir = this.contentPath({ ...info, digest: completion.digest });
-      await mkdir(dir, { mode: this.dirMode });
+      await mkdir(dir, { recursive: true, mode: this.dirMode });
       const entry = await this.createFile(join(dir, info.id), true);
       try {
         await entry.writeFile(
@@ -731,7 +737,19 @@ export class DiskStore implements UploadStore {
   }
 
   async findContent(key: ContentKey): Promise<ContentRef[]> {
-    const dir = this.contentPath(key);
+    if (key.digest !== undefined)
+      return this.findContentIn(this.contentPath({ ...key, digest: key.digest }), key);
+    const digests = await readdir(this.contentSizePath(key)).catch(() => [] as string[]);
+    const found: ContentRef[] = [];
+    for (const digest of digests.filter((name) => /^[0-9a-f]{16}$/.test(name))) {
+      if (found.length >= CONTENT_LOOKUP_LIMIT) break;
+      found.push(...(await this.findContentIn(this.contentPath({ ...key, digest }), key)));
+    }
+    return found.slice(0, CONTENT_LOOKUP_LIMIT);
+  }
+
+  /** The entries of one content directory that still point at a file of the key's size. */
+  private async findContentIn(dir: string, key: ContentKey): Promise<ContentRef[]> {
     const ids = await readdir(dir).catch(() => [] as string[]);
     const found: ContentRef[] = [];
     for (const id of ids.filter((name) => ID_PATTERN.test(name)).slice(0, 16)) {

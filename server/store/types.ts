@@ -126,12 +126,21 @@ export interface UploadHandle {
   close(): Promise<void>;
 }
 
+/**
+ * The most entries a lookup of content by size alone (no digest) returns: the registry treats a
+ * full answer as "content may exist" without reading further.
+ */
+export const CONTENT_LOOKUP_LIMIT = 64;
+
 /** What identifies content for an instant upload (SPEC.md 16.10). */
 export interface ContentKey {
   readonly fileSize: number;
   readonly chunkSize: number;
-  /** Whole-file digest, 16 lowercase hex digits. */
-  readonly digest: string;
+  /**
+   * Whole-file digest, 16 lowercase hex digits. Absent: content of that size and chunk size with
+   * any digest (whether an instant upload is possible at all, before the client hashes).
+   */
+  readonly digest?: string;
 }
 
 /** Completed content the store can hand to a new upload without the bytes crossing the network. */
@@ -202,6 +211,7 @@ export interface UploadStore {
   /**
    * Completed content with this key (instant upload, SPEC.md 16.10); optional: a store without
    * it never finds anything. Entries are hints: the caller proves the bytes before using one.
+   * Without a digest in the key the store may stop after `CONTENT_LOOKUP_LIMIT` entries.
    */
   findContent?(key: ContentKey): Promise<ContentRef[]>;
   /** `length` bytes of found content at `offset` (for the proof of possession). */

@@ -29,21 +29,36 @@ afterEach(async () => {
   await tmp.cleanup();
 });
 
-async function send(path: string, ...extra: string[]): Promise<Report> {
+async function sendWithLog(
+  path: string,
+  ...extra: string[]
+): Promise<{ report: Report; stderr: string }> {
   const run = await runSend<Report>([path, '--url', server.wsUrl, '--json', ...extra], tmp.path)
     .done;
   expect(run.code, run.stderr).toBe(0);
-  return run.reports[0];
+  return { report: run.reports[0], stderr: run.stderr };
 }
+
+async function send(path: string, ...extra: string[]): Promise<Report> {
+  return (await sendWithLog(path, ...extra)).report;
+}
+
+/** The CLI's info line when it hashes the whole file for a proof (SPEC.md 16.10). */
+const HASHING_FOR_PROOF = /hashing it to prove the copy is ours/;
 
 describe('send: instant upload', () => {
   it('a file the server holds completes without sending a byte, as a hard link under a new id', async () => {
     const path = join(tmp.path, 'video.bin');
     await writeFile(path, randomBytes(9 * MiB + 17));
-    const first = await send(path);
+    const fresh = await sendWithLog(path);
+    const first = fresh.report;
     expect(first).toMatchObject({ bytesSent: 9 * MiB + 17, digestVerified: true });
     expect(first.instant).toBeUndefined();
-    const second = await send(path);
+    // Nothing of that size on the server: no CHALLENGE, so the file was not read an extra time.
+    expect(fresh.stderr).not.toMatch(HASHING_FOR_PROOF);
+    const repeat = await sendWithLog(path);
+    expect(repeat.stderr).toMatch(HASHING_FOR_PROOF);
+    const second = repeat.report;
     expect(second).toMatchObject({ bytesSent: 0, instant: true, digestVerified: true });
     expect(second.digest).toBe(first.digest);
     expect(second.id).not.toBe(first.id);

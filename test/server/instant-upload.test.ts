@@ -1,8 +1,10 @@
 /**
- * Instant upload with proof of possession on the server (SPEC.md 16.10): content the same client
- * completed before is adopted at once (RESULT, no ACCEPT) after a correct PROOF; a wrong proof,
- * unknown content, another subject's content and a replayed proof all continue as an ordinary
- * upload (ACCEPT), indistinguishable on the wire; misuse is UNEXPECTED_MESSAGE.
+ * Instant upload with proof of possession on the server (SPEC.md 16.10): an OPEN is challenged
+ * only when content of its size exists in the client's scope (always with the global scope);
+ * content the same client completed before is adopted at once (RESULT, no ACCEPT) after a correct
+ * PROOF; a wrong proof, unknown content of that size and a replayed proof all continue as an
+ * ordinary upload (ACCEPT), indistinguishable on the wire; another subject's content is never
+ * challenged for; misuse is UNEXPECTED_MESSAGE.
  */
 import { randomBytes } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
@@ -87,10 +89,10 @@ describe('instant upload with proof of possession (SPEC.md 16.10)', () => {
     return Buffer.from(result.uploadId).toString('hex');
   }
 
-  /** OPEN with a digest on a PoP connection; answer the CHALLENGE with `answer`. */
+  /** OPEN on a PoP connection (no digest up front); answer the CHALLENGE with `answer`. */
   async function instant(
     answer: (challenge: ChallengeMessage) => bigint[],
-    options: { token?: string; bytes?: Uint8Array } = {},
+    options: { token?: string; bytes?: Uint8Array; openDigest?: bigint; proofDigest?: bigint } = {},
   ) {
     const bytes = options.bytes ?? file;
     const client = await RawClientV2.connect(server.wsUrl);
@@ -101,11 +103,11 @@ describe('instant upload with proof of possession (SPEC.md 16.10)', () => {
       name: 'copy.bin',
       token: options.token ?? '',
       metadata: { note: 'mine' },
-      digest: digestOf(bytes),
+      ...(options.openDigest === undefined ? {} : { digest: options.openDigest }),
     });
     const challenge = await client.expect(1, 'challenge');
     const hashes = answer(challenge);
-    client.send(encodeProof(1, hashes));
+    client.send(encodeProof(1, options.proofDigest ?? digestOf(bytes), hashes));
     const answerFrame = await client.waitFor(
       (f) => f.stream === 1 && (f.message.type === 'result' || f.message.type === 'accept'),
     );
@@ -149,14 +151,37 @@ describe('instant upload with proof of possession (SPEC.md 16.10)', () => {
     unknown.client.close();
   });
 
-  it("another subject's content is never found, even with a correct proof", async () => {
+  it('without content of that size in the scope the OPEN is answered at once (ACCEPT, no CHALLENGE)', async () => {
+    const client = await RawClientV2.connect(server.wsUrl);
+    client.hello(INSTANT);
+    client.open(1, { fileSize: SIZE, chunkSize: CHUNK, name: 'fresh.bin' });
+    await client.expect(1, 'accept');
+    expect(client.on(1).map((m) => m.type)).toEqual(['accept']);
+    client.close();
+  });
+
+  it("another subject's content is never challenged for nor found", async () => {
     await uploadOnce(file, 'alice');
-    const mallory = await instant((c) => proofFor(c, file), { token: 'mallory' });
-    expect(mallory.answer).toMatchObject({ type: 'accept', created: true });
-    mallory.client.close();
+    const mallory = await RawClientV2.connect(server.wsUrl);
+    mallory.hello(INSTANT);
+    mallory.open(1, { fileSize: SIZE, chunkSize: CHUNK, name: 'x', token: 'mallory' });
+    await mallory.expect(1, 'accept');
+    expect(mallory.on(1).map((m) => m.type)).toEqual(['accept']);
+    mallory.close();
     const alice = await instant((c) => proofFor(c, file), { token: 'alice' });
     expect(alice.answer.type).toBe('result');
     alice.client.close();
+  });
+
+  it('a digest given in the OPEN binds: a PROOF naming other content is answered ACCEPT', async () => {
+    await uploadOnce(file);
+    const other = new Uint8Array(randomBytes(SIZE));
+    const bound = await instant((c) => proofFor(c, file), { openDigest: digestOf(other) });
+    expect(bound.answer).toMatchObject({ type: 'accept', created: true });
+    bound.client.close();
+    const agreeing = await instant((c) => proofFor(c, file), { openDigest: digestOf(file) });
+    expect(agreeing.answer.type).toBe('result');
+    agreeing.client.close();
   });
 
   it('a proof recorded for one challenge is worth nothing on another (fresh nonce)', async () => {
@@ -175,15 +200,15 @@ describe('instant upload with proof of possession (SPEC.md 16.10)', () => {
     client.hello(INSTANT);
     client.open(1, { fileSize: 10, name: 'x' });
     await client.expect(1, 'accept');
-    client.send(encodeProof(1, [1n]));
+    client.send(encodeProof(1, 1n, [1n]));
     const error = await client.waitFor((f) => f.message.type === 'error');
     expect(error.message).toMatchObject({ code: Errors.UNEXPECTED_MESSAGE.code, fatal: true });
 
     const short = await RawClientV2.connect(server.wsUrl);
     short.hello(INSTANT);
-    short.open(1, { fileSize: SIZE, chunkSize: CHUNK, name: 'y', digest: digestOf(file) });
+    short.open(1, { fileSize: SIZE, chunkSize: CHUNK, name: 'y' });
     await short.expect(1, 'challenge');
-    short.send(encodeProof(1, [1n]));
+    short.send(encodeProof(1, digestOf(file), [1n]));
     const shortError = await short.waitFor((f) => f.message.type === 'error');
     expect(shortError.message).toMatchObject({ code: Errors.UNEXPECTED_MESSAGE.code });
 
@@ -193,6 +218,15 @@ describe('instant upload with proof of possession (SPEC.md 16.10)', () => {
     await plain.expect(1, 'accept');
     expect(plain.on(1).map((m) => m.type)).toEqual(['accept']);
     plain.close();
+  });
+
+  it("with the global scope every OPEN is challenged, found or not (a size is another tenant's information)", async () => {
+    await server.close();
+    server = await startServer({ dir: tmp.path, instantUpload: 'global' });
+    const nothing = new Uint8Array(randomBytes(SIZE + 1));
+    const unknown = await instant((c) => proofFor(c, nothing), { bytes: nothing });
+    expect(unknown.client.on(1).map((m) => m.type)).toEqual(['challenge', 'accept']);
+    unknown.client.close();
   });
 
   it('is not granted when the server turns it off', async () => {
