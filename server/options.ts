@@ -179,7 +179,8 @@ export interface BigUploaderOptions {
   sweepInterval?: number;
   /**
    * Uploads the sweeper examines per pass (it walks the store in slices, so a pass costs at most
-   * this many record reads however many uploads there are). Default 1,000.
+   * this many record reads however many uploads there are, plus a names-only listing of the
+   * uploads directory on the disk store: ~0.1 s for 100k completion records). Default 1,000.
    */
   sweepBatch?: number;
   /** Background data + journal flush interval in default mode (ms). Default 5 s. */

@@ -329,7 +329,10 @@ export class DiskStore implements UploadStore {
     this.hasher = await loadHasher();
     this.bootHash = this.hasher.h64(new TextEncoder().encode(this.bootIdSource()));
     if (this.preallocate) {
-      for (const summary of await this.list()) {
+      // Unfinished uploads only (those with a journal): start-up reads O(active) records, however
+      // many completion records the TTL keeps (100k completed uploads once kept a server from
+      // starting within Fastify's plugin timeout).
+      for (const summary of await this.list({ unfinished: true })) {
         if (summary.completed || summary.damaged) continue;
         const meta = await this.readMeta(summary.id).catch(() => undefined);
         if (meta) this.commitments.set(summary.id, meta.info.fileSize);
