@@ -898,7 +898,10 @@ export class BatchUploader {
       this.abandon(
         link,
         job,
-        clientError(ClientErrors.SOURCE_ERROR, `cannot read ${job.entry.label}: ${errorText(error)}`),
+        clientError(
+          ClientErrors.SOURCE_ERROR,
+          `cannot read ${job.entry.label}: ${errorText(error)}`,
+        ),
       );
       link.fatal = undefined;
       link.connection.close(4000, 'source unreadable during a challenge');
