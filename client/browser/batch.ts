@@ -9,8 +9,12 @@
  * - Pause takes the file out of the batch and the server deletes what it had of it (TERMINATE);
  *   resume sends it again from its first byte. A file of one chunk has nothing to resume from.
  * - No resume record per file. A file done in an earlier session (before a reload) is not sent
- *   again: the batch offers instant upload (SPEC.md 16.10), so the server completes it from the
- *   copy it holds once the client proves it has the same bytes.
+ *   again: a small IndexedDB record says which files were done (`DoneRecords`), and those go
+ *   through a batch that offers instant upload (SPEC.md 16.10), so the server completes them from
+ *   the copy it holds once the client proves it has the same bytes (the record only decides to
+ *   ask; the server decides). Fresh files go through a batch without it: offered on every
+ *   connection, the server would challenge every OPEN of a size it already holds (all files of a
+ *   folder of equal sizes), which halved the file rate measured with 16-byte files.
  * - The payload is read into JavaScript (no Blob-slice sending, which needs one file per
  *   connection): irrelevant for small files, a cost for big ones, which keep the per-file path.
  *
@@ -69,8 +73,99 @@ const sessions = new Map<string, Session>();
 /** Endpoints whose WebSocket could not be opened under 'auto': their files go per file over HTTP. */
 const websocketUnreachable = new Set<string>();
 
-function sessionKey(o: BatchFileOptions): string {
+/** How long a done record is kept, ms: a re-pick within a week finds its files on the server. */
+export const DONE_RECORD_TTL_MS = 7 * 24 * 3600 * 1000;
+/** Done records are written together, at most this long after the first of them, ms. */
+const DONE_FLUSH_MS = 50;
+
+/**
+ * Which files this browser uploaded through a batch (IndexedDB database `big-uploader-batch`,
+ * object store `done`, key: endpoint, path or name, size, lastModified; value: the time saved).
+ * Records are written in one transaction per `DONE_FLUSH_MS`, and records older than
+ * `DONE_RECORD_TTL_MS` are deleted when the database is first opened. Without IndexedDB nothing is
+ * remembered (every file is sent as new).
+ */
+class DoneRecords {
+  private db: Promise<IDBDatabase | undefined> | undefined;
+  private pending: string[] = [];
+  private flushed: Promise<void> | undefined;
+
+  private open(): Promise<IDBDatabase | undefined> {
+    this.db ??= new Promise((resolve) => {
+      if (typeof indexedDB === 'undefined') return resolve(undefined);
+      const req = indexedDB.open('big-uploader-batch', 1);
+      req.onupgradeneeded = () => {
+        if (!req.result.objectStoreNames.contains('done')) req.result.createObjectStore('done');
+      };
+      req.onsuccess = () => {
+        const db = req.result;
+        const cutoff = Date.now() - DONE_RECORD_TTL_MS;
+        const cursor = db.transaction('done', 'readwrite').objectStore('done').openCursor();
+        cursor.onsuccess = () => {
+          const at = cursor.result;
+          if (!at) return;
+          if (typeof at.value !== 'number' || at.value < cutoff) at.delete();
+          at.continue();
+        };
+        resolve(db);
+      };
+      req.onerror = () => resolve(undefined); // private mode or quota: remember nothing
+    });
+    return this.db;
+  }
+
+  async has(key: string): Promise<boolean> {
+    const db = await this.open();
+    if (!db) return false;
+    return new Promise((resolve) => {
+      const req = db.transaction('done', 'readonly').objectStore('done').count(key);
+      req.onsuccess = () => resolve(req.result > 0);
+      req.onerror = () => resolve(false);
+    });
+  }
+
+  /** Resolves once the record is stored (or could not be: uploads never wait on a failure). */
+  add(key: string): Promise<void> {
+    this.pending.push(key);
+    this.flushed ??= new Promise<void>((resolve) => setTimeout(resolve, DONE_FLUSH_MS)).then(() =>
+      this.flush(),
+    );
+    return this.flushed;
+  }
+
+  private async flush(): Promise<void> {
+    const keys = this.pending;
+    this.pending = [];
+    this.flushed = undefined;
+    const db = await this.open();
+    if (!db || keys.length === 0) return;
+    await new Promise<void>((resolve) => {
+      const tx = db.transaction('done', 'readwrite');
+      const store = tx.objectStore('done');
+      const now = Date.now();
+      for (const key of keys) store.put(now, key);
+      tx.oncomplete = () => resolve();
+      tx.onerror = () => resolve();
+      tx.onabort = () => resolve();
+    });
+  }
+}
+
+const doneRecords = new DoneRecords();
+
+function doneKey(o: BatchFileOptions): string {
+  const file = o.file as Partial<File>;
   return JSON.stringify([
+    endpointKey(o.endpoint),
+    o.metadata?.relativePath ?? file.name ?? '',
+    o.file.size,
+    file.lastModified ?? 0,
+  ]);
+}
+
+function sessionKey(o: BatchFileOptions, instant: boolean): string {
+  return JSON.stringify([
+    instant,
     o.endpoint,
     o.token ?? '',
     o.chunkSize ?? 0,
@@ -80,7 +175,7 @@ function sessionKey(o: BatchFileOptions): string {
   ]);
 }
 
-function newSession(key: string, o: BatchFileOptions): Session {
+function newSession(key: string, o: BatchFileOptions, instant: boolean): Session {
   const members = new Map<number, BatchFileUploader>();
   const endpoint = endpointKey(o.endpoint);
   const socket = new BrowserWebSocketTransport();
@@ -95,7 +190,7 @@ function newSession(key: string, o: BatchFileOptions): Session {
     ...(o.maxInFlightBytes ? { maxInFlightBytes: o.maxInFlightBytes } : {}),
     ...(o.filesInFlight ? { maxFilesInFlight: o.filesInFlight } : {}),
     idleCloseMs: BATCH_IDLE_CLOSE_MS,
-    instantUpload: true,
+    instantUpload: instant,
     onAccept: (index, uploadId) => members.get(index)?.accepted(uploadId),
     onProgress: (index, bytes) => members.get(index)?.acked(bytes),
     onResult: (result) => {
@@ -207,7 +302,7 @@ class BatchFileUploader implements Uploader {
     this.startedAt = Date.now();
     this.setProgress(0);
     this.setState('connecting');
-    this.enqueue();
+    void this.enqueue();
     return this.running;
   }
 
@@ -217,9 +312,10 @@ class BatchFileUploader implements Uploader {
 
   async pause(): Promise<void> {
     if (this.fallback) return this.fallback.pause();
-    if (!this.running || !this.session) return;
+    if (!this.running) return;
     const running = this.running;
     this.dropping ??= 'pause';
+    if (!this.session) return this.finish(NOT_ADDED);
     this.session.batch.drop(this.index);
     await running;
   }
@@ -227,17 +323,21 @@ class BatchFileUploader implements Uploader {
   async cancel(): Promise<void> {
     this.emitter.mute(); // same contract as the core: no events after cancel()
     if (this.fallback) return this.fallback.cancel();
-    if (!this.running || !this.session) {
+    if (!this.running) {
       this.current = 'cancelled';
       return;
     }
     const running = this.running;
     this.dropping = 'cancel';
+    if (!this.session) return this.finish(NOT_ADDED);
     this.session.batch.drop(this.index);
     await running;
   }
 
-  private enqueue(): void {
+  private async enqueue(): Promise<void> {
+    const running = this.running;
+    const instant = await doneRecords.has(doneKey(this.options));
+    if (this.running !== running || this.fallback) return; // paused or cancelled meanwhile
     if (
       this.options.transport === 'auto' &&
       websocketUnreachable.has(endpointKey(this.options.endpoint))
@@ -245,7 +345,7 @@ class BatchFileUploader implements Uploader {
       this.fallBack();
       return;
     }
-    const key = sessionKey(this.options);
+    const key = sessionKey(this.options, instant);
     const file = this.options.file;
     const entry = {
       label: this.options.metadata?.relativePath ?? (file as Partial<File>).name ?? 'blob',
@@ -253,7 +353,7 @@ class BatchFileUploader implements Uploader {
       ...(this.options.metadata ? { metadata: this.options.metadata } : {}),
     };
     for (;;) {
-      const session = sessions.get(key) ?? newSession(key, this.options);
+      const session = sessions.get(key) ?? newSession(key, this.options, instant);
       try {
         this.index = session.batch.add(entry);
       } catch {
@@ -281,6 +381,15 @@ class BatchFileUploader implements Uploader {
   }
 
   settle(result: BatchResult): void {
+    if (result.state === 'done') {
+      // Remembered before it is reported, so a reload right after the report still finds it.
+      void doneRecords.add(doneKey(this.options)).then(() => this.finish(result));
+    } else {
+      this.finish(result);
+    }
+  }
+
+  private finish(result: BatchResult): void {
     this.session = undefined;
     const dropping = this.dropping;
     this.dropping = undefined;
@@ -375,6 +484,9 @@ class BatchFileUploader implements Uploader {
     this.emitter.emit('state', { state, previous });
   }
 }
+
+/** The outcome of a file taken back before it was added to a batch. */
+const NOT_ADDED: BatchResult = { index: -1, label: '', state: 'cancelled', size: 0 };
 
 const EVENTS: readonly UploaderEventName[] = [
   'start',
