@@ -11,7 +11,7 @@
  * `relativePath` metadata names it), then the stored copies are deleted. Prints one JSON line per
  * run and a summary table of files/s and MB/s medians with the ratios to tus-js-client.
  *
- *   npx tsx bench/browser-folder.ts --files 2000 --size 16384 --rounds 3
+ *   npx tsx bench/browser-folder.ts --files 2000 --size 16384 --rounds 3 [--per-file]
  *
  * Needs `npm run build` (the server runs from dist/, as `big-uploader serve`).
  */
@@ -33,6 +33,8 @@ const { values } = parseArgs({
     size: { type: 'string', default: '16384' },
     rounds: { type: 'string', default: '3' },
     'files-in-flight': { type: 'string' },
+    /** Also run the component with every file on its own connection. */
+    'per-file': { type: 'boolean', default: false },
     dir: { type: 'string', default: join(tmpdir(), `bigup-browser-folder-${process.pid}`) },
     timeout: { type: 'string', default: '900000' },
   },
@@ -95,11 +97,23 @@ async function expectSame(source: string, stored: string): Promise<void> {
   if (!a.equals(b)) throw new Error(`stored ${stored} differs from ${source}`);
 }
 
-function componentContender(port: number, serverDir: string, child: BenchChild): Contender {
+/**
+ * The component with `attrs` set on the element: by default small files share one connection;
+ * `batch-max-file-size="0"` gives each file its own uploader and connection (the per-file route,
+ * `concurrency` at a time), which is how the route rule was decided.
+ */
+function componentContender(
+  id: string,
+  label: string,
+  attrs: Record<string, string>,
+  port: number,
+  serverDir: string,
+  child: BenchChild,
+): Contender {
   const filesDir = join(serverDir, 'files');
   return {
-    id: 'component',
-    label: `<big-uploader> (one bigup.2 connection, files-in-flight ${values['files-in-flight'] ?? 'default'})`,
+    id,
+    label,
     cpu: () => cpuOf(child),
     async upload(browser, folder) {
       const context = await browser.newContext();
@@ -122,11 +136,10 @@ function componentContender(port: number, serverDir: string, child: BenchChild):
           undefined,
           { timeout: 30_000 },
         );
-        const inFlight = values['files-in-flight'];
-        if (inFlight)
-          await page.evaluate((n) => {
-            document.querySelector('big-uploader')!.setAttribute('files-in-flight', n);
-          }, inFlight);
+        await page.evaluate((a) => {
+          const el = document.querySelector('big-uploader')!;
+          for (const [name, value] of Object.entries(a)) el.setAttribute(name, value);
+        }, attrs);
         const picked = await page.evaluate(() => performance.now());
         await page.locator('big-uploader #folder-input').setInputFiles(folder);
         await page.waitForFunction(
@@ -230,8 +243,28 @@ async function main(): Promise<void> {
   try {
     const listening = await peer.waitForMessage((m) => m.event === 'listening', 60_000);
     const peerPort = Number(listening.port);
+    const inFlight = values['files-in-flight'];
     const contenders: Contender[] = [
-      componentContender(ours.port, serverDir, ours.child),
+      componentContender(
+        'component',
+        `<big-uploader> (one bigup.2 connection, files-in-flight ${inFlight ?? 'default'})`,
+        inFlight ? { 'files-in-flight': inFlight } : {},
+        ours.port,
+        serverDir,
+        ours.child,
+      ),
+      ...(values['per-file']
+        ? [
+            componentContender(
+              'componentPerFile',
+              '<big-uploader> per-file route (batch-max-file-size=0, concurrency 2)',
+              { 'batch-max-file-size': '0' },
+              ours.port,
+              serverDir,
+              ours.child,
+            ),
+          ]
+        : []),
       tusContender(
         'tusFolderSequential',
         'tus-js-client, one file at a time',
