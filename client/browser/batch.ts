@@ -38,6 +38,7 @@ import type {
   UploaderEventMap,
   UploaderEventName,
 } from '../core/types.js';
+import { UPLOADER_EVENTS } from '../core/types.js';
 import { blobSource } from './blob-source.js';
 import { createUploader } from './index.js';
 import { BrowserWebSocketTransport } from './websocket-transport.js';
@@ -454,7 +455,7 @@ class BatchFileUploader implements Uploader {
     });
     this.fallback = uploader;
     this.session = undefined;
-    for (const name of EVENTS)
+    for (const name of UPLOADER_EVENTS)
       uploader.on(name, (payload) => this.emitter.emit(name, payload as never));
     const resolve = this.settleRun;
     this.running = undefined;
@@ -487,12 +488,3 @@ class BatchFileUploader implements Uploader {
 
 /** The outcome of a file taken back before it was added to a batch. */
 const NOT_ADDED: BatchResult = { index: -1, label: '', state: 'cancelled', size: 0 };
-
-const EVENTS: readonly UploaderEventName[] = [
-  'start',
-  'progress',
-  'state',
-  'complete',
-  'error',
-  'info',
-];

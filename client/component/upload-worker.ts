@@ -9,7 +9,7 @@
  */
 import { createBatchFileUploader } from '../browser/batch.js';
 import { chooseTransport, createUploader } from '../browser/index.js';
-import type { Uploader, UploaderEventName } from '../core/types.js';
+import { UPLOADER_EVENTS, type Uploader } from '../core/types.js';
 import type { FromWorker, Snapshot, ToWorker } from './worker-protocol.js';
 
 interface WorkerScope {
@@ -31,14 +31,6 @@ function release(id: number, uploader: Uploader): void {
   finished.set(id, snapshot(uploader));
   uploaders.delete(id);
 }
-const EVENTS: readonly UploaderEventName[] = [
-  'start',
-  'progress',
-  'state',
-  'complete',
-  'error',
-  'info',
-];
 
 function snapshot(u: Uploader): Snapshot {
   return { state: u.state, progress: u.progress, uploadId: u.uploadId };
@@ -63,7 +55,7 @@ scope.onmessage = (event) => {
               transport: chooseTransport(transport ?? 'auto', m.file),
             });
       uploaders.set(m.id, uploader);
-      for (const name of EVENTS) {
+      for (const name of UPLOADER_EVENTS) {
         uploader.on(name, (payload) =>
           scope.postMessage({
             op: 'event',

@@ -531,13 +531,7 @@ export class BatchUploader {
       job.source ??= await job.entry.open();
     } catch (error) {
       link.starting--;
-      this.failJob(
-        job,
-        clientError(
-          ClientErrors.SOURCE_ERROR,
-          `cannot read ${job.entry.label}: ${errorText(error)}`,
-        ),
-      );
+      this.failJob(job, unreadable(job, error));
       this.pump();
       return;
     }
@@ -628,14 +622,7 @@ export class BatchUploader {
         try {
           payload = await source.read(offset, offset + length, message.subarray(header));
         } catch (error) {
-          this.abandon(
-            link,
-            job,
-            clientError(
-              ClientErrors.SOURCE_ERROR,
-              `cannot read ${job.entry.label}: ${errorText(error)}`,
-            ),
-          );
+          this.abandon(link, job, unreadable(job, error));
           continue;
         }
         if (link.closed || this.link !== link || job.state !== 'sending') continue;
@@ -895,14 +882,7 @@ export class BatchUploader {
       };
     } catch (error) {
       // The stream can only be answered with a PROOF: without the bytes, the connection goes.
-      this.abandon(
-        link,
-        job,
-        clientError(
-          ClientErrors.SOURCE_ERROR,
-          `cannot read ${job.entry.label}: ${errorText(error)}`,
-        ),
-      );
+      this.abandon(link, job, unreadable(job, error));
       link.fatal = undefined;
       link.connection.close(4000, 'source unreadable during a challenge');
       return;
@@ -990,6 +970,14 @@ function handshakeFailure(info: CloseInfo): UploadErrorInfo | undefined {
   if (status !== undefined && status !== 503 && status >= 400)
     return clientError(ClientErrors.HANDSHAKE_REFUSED, `the server answered HTTP ${status}`);
   return undefined;
+}
+
+/** The error of a file whose source cannot be read. */
+function unreadable(job: Job, error: unknown): UploadErrorInfo {
+  return clientError(
+    ClientErrors.SOURCE_ERROR,
+    `cannot read ${job.entry.label}: ${errorText(error)}`,
+  );
 }
 
 function errorText(error: unknown): string {

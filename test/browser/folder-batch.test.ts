@@ -17,7 +17,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
-import { buildDemo, events, launchBrowser, newPage, openDemo } from './harness.js';
+import { buildDemo, events, launchBrowser, newPage, openDemo, watchLiCount } from './harness.js';
 
 const TOKEN = 'folder-batch-token';
 const ADMIN = 'folder-batch-admin';
@@ -129,22 +129,6 @@ async function waitForDone(page: Page, atLeast: number, timeout = 600_000): Prom
     atLeast,
     { timeout, polling: 100 },
   );
-}
-
-/** Largest number of <li> in the component seen at any animation frame since this call. */
-async function watchLiCount(page: Page): Promise<() => Promise<number>> {
-  await page.evaluate(() => {
-    const w = window as unknown as { __maxLi: number };
-    w.__maxLi = 0;
-    const sample = () => {
-      const n =
-        document.querySelector('big-uploader')?.shadowRoot?.querySelectorAll('li').length ?? 0;
-      if (n > w.__maxLi) w.__maxLi = n;
-      requestAnimationFrame(sample);
-    };
-    requestAnimationFrame(sample);
-  });
-  return () => page.evaluate(() => (window as unknown as { __maxLi: number }).__maxLi);
 }
 
 interface Completion {
