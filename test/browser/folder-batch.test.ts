@@ -15,6 +15,7 @@ import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RawClient } from '../helpers/protocol-client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 import { buildDemo, events, launchBrowser, newPage, openDemo, watchLiCount } from './harness.js';
@@ -26,6 +27,7 @@ let tmp: TempDir;
 let server: TestServer;
 let browser: Browser;
 let pageUrl: string;
+let pageDir: string;
 /** WebSocket upgrades of the upload endpoint the server received. */
 let upgrades = 0;
 
@@ -42,7 +44,7 @@ const gate = {
 
 beforeAll(async () => {
   tmp = await makeTempDir('bigup-browser-folder-batch-');
-  const pageDir = join(tmp.path, 'page');
+  pageDir = join(tmp.path, 'page');
   await buildDemo(pageDir);
   server = await startServer({
     dir: join(tmp.path, 'data'),
@@ -142,9 +144,13 @@ async function completions(page: Page): Promise<Completion[]> {
 }
 
 /** Every completion's stored file equals its source, at its relative path under files/<id>/. */
-async function expectStoredAsSent(list: Completion[], sourceDir: string): Promise<void> {
+async function expectStoredAsSent(
+  list: Completion[],
+  sourceDir: string,
+  dataDir = join(tmp.path, 'data'),
+): Promise<void> {
   for (const c of list) {
-    const stored = await readFile(join(tmp.path, 'data', 'files', c.uploadId, c.name));
+    const stored = await readFile(join(dataDir, 'files', c.uploadId, c.name));
     const source = await readFile(join(sourceDir, c.name));
     expect(stored.equals(source), c.name).toBe(true);
   }
@@ -277,4 +283,37 @@ describe('<big-uploader>: a folder of small files over one connection', () => {
       await context.close();
     }
   }, 660_000);
+
+  it('transport="auto" without a usable WebSocket: the folder goes file by file over the HTTP binding', async () => {
+    // One connection allowed, and it is taken: every WebSocket upgrade is refused (503, which a
+    // browser reports as 1006 with no reason). The HTTP binding is not a connection.
+    const dataDir = join(tmp.path, 'data-full');
+    const full = await startServer({ dir: dataDir, pageDir, maxConnections: 1 });
+    let chunkPuts = 0;
+    full.app.server.on('request', (request: IncomingMessage) => {
+      if (
+        request.method === 'PUT' &&
+        /^\/upload\/[0-9a-f]{32}\/chunks\/\d+/.test(request.url ?? '')
+      )
+        chunkPuts++;
+    });
+    const holder = await RawClient.connect(full.wsUrl);
+    const src = join(tmp.path, 'src-auto');
+    const { root } = await makeFolder(src, 'fallback', 30);
+    const { context, page } = await newPage(browser);
+    try {
+      await openDemo(page, `${full.url}/`, { transport: 'auto' });
+      await page.locator('big-uploader #folder-input').setInputFiles(root);
+      await waitForDone(page, 30, 120_000);
+      expect(await folderRow(page)).toMatchObject({ status: 'done', done: 30, failed: 0 });
+      expect(chunkPuts).toBeGreaterThanOrEqual(30);
+      const done = await completions(page);
+      expect(done).toHaveLength(30);
+      await expectStoredAsSent(done, src, dataDir);
+    } finally {
+      holder.close();
+      await context.close();
+      await full.close();
+    }
+  }, 180_000);
 });
