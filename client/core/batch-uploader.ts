@@ -317,6 +317,8 @@ export class BatchUploader {
     if (!link) return;
     for (const job of link.jobs.values()) {
       if (job.index !== index) continue;
+      // COMPLETE is out: nothing may follow it on the stream (SPEC.md 16.5); its RESULT says done.
+      if (job.state === 'completing') return;
       job.dropped = true;
       this.abandon(link, job, DROPPED);
       this.pump();
@@ -666,8 +668,9 @@ export class BatchUploader {
     if (job.state === 'terminating') return;
     this.freeUnanswered(link, job);
     job.failure = error;
-    if (job.state === 'opening') {
-      // Nothing was accepted yet: the ACCEPT (or refusal) still comes, then it is terminated.
+    if (job.state === 'opening' || job.state === 'proving') {
+      // Nothing was accepted yet: the ACCEPT (or refusal, or the instant RESULT) still comes, and
+      // an ACCEPT is then terminated. A TERMINATE now would cross an outstanding CHALLENGE.
       job.state = 'terminating';
       return;
     }
