@@ -324,10 +324,12 @@ export class BatchUploader {
       this.pump();
       return;
     }
-    // Still opening its source (no stream yet): start() sees `dropped` when the open returns.
-    this.droppedWhileStarting.add(index);
+    // Still opening its source (no stream yet): start() sees the drop when the open returns.
+    if (this.opening.has(index)) this.droppedWhileStarting.add(index);
   }
 
+  /** Indexes of files whose source is being opened, and those of them dropped meanwhile. */
+  private readonly opening = new Set<number>();
   private readonly droppedWhileStarting = new Set<number>();
 
   /** Start no new file; the files in flight finish (or fail), then `run` resolves. */
@@ -529,15 +531,19 @@ export class BatchUploader {
   private async start(link: Link, job: Job): Promise<void> {
     job.state = 'opening';
     link.starting++;
+    this.opening.add(job.index);
     try {
       job.source ??= await job.entry.open();
     } catch (error) {
+      this.opening.delete(job.index);
+      this.droppedWhileStarting.delete(job.index);
       link.starting--;
       this.failJob(job, unreadable(job, error));
       this.pump();
       return;
     }
     link.starting--;
+    this.opening.delete(job.index);
     if (this.droppedWhileStarting.delete(job.index)) {
       job.dropped = true;
       this.report(job, { state: 'cancelled' });
