@@ -77,17 +77,19 @@ const websocketUnreachable = new Set<string>();
 /** How long a done record is kept, ms: a re-pick within a week finds its files on the server. */
 export const DONE_RECORD_TTL_MS = 7 * 24 * 3600 * 1000;
 /** Done records are written together, at most this long after the first of them, ms. */
-const DONE_FLUSH_MS = 50;
+const DONE_FLUSH_MS = 20;
 
 /**
  * Which files this browser uploaded through a batch (IndexedDB database `big-uploader-batch`,
  * object store `done`, key: endpoint, path or name, size, lastModified; value: the time saved).
  * Records are written in one transaction per `DONE_FLUSH_MS`, and records older than
- * `DONE_RECORD_TTL_MS` are deleted when the database is first opened. Without IndexedDB nothing is
- * remembered (every file is sent as new).
+ * `DONE_RECORD_TTL_MS` are deleted when the database is first opened. The keys are read once into
+ * memory then (one transaction, not one per file of a 10k-file folder). Without IndexedDB nothing
+ * is remembered (every file is sent as new).
  */
 class DoneRecords {
   private db: Promise<IDBDatabase | undefined> | undefined;
+  private known: Promise<Set<string>> | undefined;
   private pending: string[] = [];
   private flushed: Promise<void> | undefined;
 
@@ -116,17 +118,21 @@ class DoneRecords {
   }
 
   async has(key: string): Promise<boolean> {
-    const db = await this.open();
-    if (!db) return false;
-    return new Promise((resolve) => {
-      const req = db.transaction('done', 'readonly').objectStore('done').count(key);
-      req.onsuccess = () => resolve(req.result > 0);
-      req.onerror = () => resolve(false);
-    });
+    this.known ??= this.open().then(
+      (db) =>
+        new Promise<Set<string>>((resolve) => {
+          if (!db) return resolve(new Set());
+          const req = db.transaction('done', 'readonly').objectStore('done').getAllKeys();
+          req.onsuccess = () => resolve(new Set(req.result.map(String)));
+          req.onerror = () => resolve(new Set());
+        }),
+    );
+    return (await this.known).has(key);
   }
 
   /** Resolves once the record is stored (or could not be: uploads never wait on a failure). */
   add(key: string): Promise<void> {
+    void this.known?.then((known) => known.add(key));
     this.pending.push(key);
     this.flushed ??= new Promise<void>((resolve) => setTimeout(resolve, DONE_FLUSH_MS)).then(() =>
       this.flush(),

@@ -129,7 +129,7 @@ export const DEFAULT_FILES_IN_FLIGHT = BATCH_DEFAULTS.maxFilesInFlight;
 export const DEFAULT_BATCH_MAX_FILE_SIZE = BATCH_DEFAULTS.chunkSize;
 
 /** Batched files handed to the uploader per file in flight (see the module comment). */
-export const BATCH_QUEUE_AHEAD = 2;
+export const BATCH_QUEUE_AHEAD = 4;
 
 export interface UploadItem {
   readonly id: string;
