@@ -124,7 +124,7 @@ export const DEFAULT_FILES_IN_FLIGHT = BATCH_DEFAULTS.maxFilesInFlight;
  * Default of `batchMaxFileSize`: files up to one default chunk (4 MiB) share a connection. Such a
  * file is one DATA message, so the per-file route's resume (by acked chunk) saves nothing over
  * sending it again, while its connection and round trips per file cost more than its bytes
- * (docs/measurements.md, "small files in the component").
+ * (docs/measurements.md, "Small files in the component" and "The route rule").
  */
 export const DEFAULT_BATCH_MAX_FILE_SIZE = BATCH_DEFAULTS.chunkSize;
 
