@@ -25,7 +25,7 @@ import type { PageBench } from './browser/page.js';
 
 const MiB = 2 ** 20;
 /** Chromium flags for a headless VM without GPU or sandbox support (as test/browser/harness.ts). */
-const CHROMIUM_ARGS = [
+export const CHROMIUM_ARGS = [
   '--headless',
   '--no-sandbox',
   '--disable-gpu',
@@ -220,7 +220,7 @@ function peerContender(
   };
 }
 
-function findChromium(): string | undefined {
+export function findChromium(): string | undefined {
   return [
     process.env.CHROMIUM_PATH,
     '/usr/bin/chromium',
@@ -230,7 +230,7 @@ function findChromium(): string | undefined {
 }
 
 /** Build a Vite page (`root` holds its index.html) into `outDir`. */
-async function buildPage(repoRoot: string, outDir: string, root?: string): Promise<void> {
+export async function buildPage(repoRoot: string, outDir: string, root?: string): Promise<void> {
   const { build } = await import('vite');
   await build(
     root === undefined

@@ -1,7 +1,8 @@
 /**
  * The browser scenario's page (served by bench/peers/browser-peer.ts): tus-js-client and the two
  * page ceilings, each uploading the File picked in #file to the peer server and resolving with its
- * own seconds (from the call to the last byte acknowledged). No copy of the bytes is made into JS
+ * own seconds (from the call to the last byte acknowledged); and tus-js-client uploading the
+ * folder picked in #folder, file by file (bench/browser-folder.ts). No copy of the bytes is made into JS
  * here: every contender hands the browser Blob slices, the fastest way a page can send a file.
  */
 import { Upload } from 'tus-js-client';
@@ -15,22 +16,52 @@ function pickedFile(): File {
   return file;
 }
 
-/** tus-js-client against @tus/server; `chunkSize` undefined = its default (one PATCH). */
-function tusUpload(chunkSize: number | undefined): Promise<number> {
-  const file = pickedFile();
-  const started = performance.now();
+/** One tus-js-client upload of `file` to @tus/server; `chunkSize` undefined = its default (one PATCH). */
+function tusSend(
+  file: File,
+  chunkSize: number | undefined,
+  metadata: Record<string, string> = {},
+): Promise<void> {
   return new Promise((resolve, reject) => {
     const upload = new Upload(file, {
       endpoint: `${location.origin}/files`,
       ...(chunkSize === undefined ? {} : { chunkSize }),
       retryDelays: [],
       storeFingerprintForResuming: false,
-      metadata: { filename: file.name },
-      onSuccess: () => resolve((performance.now() - started) / 1000),
+      metadata: { filename: file.name, ...metadata },
+      onSuccess: () => resolve(),
       onError: reject,
     });
     upload.start();
   });
+}
+
+/** tus-js-client against @tus/server; `chunkSize` undefined = its default (one PATCH). */
+async function tusUpload(chunkSize: number | undefined): Promise<number> {
+  const file = pickedFile();
+  const started = performance.now();
+  await tusSend(file, chunkSize);
+  return (performance.now() - started) / 1000;
+}
+
+/**
+ * tus-js-client with its defaults uploading every file of the folder picked in #folder, `parallel`
+ * uploads at a time (each file one tus upload: POST, then PATCH), its path inside the folder as
+ * `relativePath` metadata. Seconds from the call to the last upload's success.
+ */
+async function tusFolder(parallel: number): Promise<number> {
+  const files = Array.from(document.querySelector<HTMLInputElement>('#folder')?.files ?? []);
+  if (files.length === 0) throw new Error('no folder picked');
+  const started = performance.now();
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < files.length) {
+      const file = files[next++];
+      await tusSend(file, undefined, { relativePath: file.webkitRelativePath });
+    }
+  };
+  await Promise.all(Array.from({ length: parallel }, worker));
+  return (performance.now() - started) / 1000;
 }
 
 /** The fetch ceiling: PUT of `sliceSize` Blob slices, `parallel` in flight. */
@@ -90,6 +121,8 @@ function webSocketCeiling(name: string, sliceSize: number, unacked: number): Pro
 const bench = {
   tusDefault: () => tusUpload(undefined),
   tus8MiB: () => tusUpload(8 * MiB),
+  tusFolderSequential: () => tusFolder(1),
+  tusFolderParallel8: () => tusFolder(8),
   fetchPut: (name: string) => fetchCeiling(name, 8 * MiB, 4),
   webSocketBlob: (name: string) => webSocketCeiling(name, 4 * MiB, 8),
 };

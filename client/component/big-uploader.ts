@@ -7,6 +7,8 @@ import { LitElement, html, nothing, type PropertyValues, type TemplateResult } f
 import { repeat } from 'lit/directives/repeat.js';
 import { styleMap } from 'lit/directives/style-map.js';
 import {
+  DEFAULT_BATCH_MAX_FILE_SIZE,
+  DEFAULT_FILES_IN_FLIGHT,
   DEFAULT_GROUP_THRESHOLD,
   UploadController,
   groupStatus,
@@ -27,7 +29,7 @@ import {
 } from './i18n.js';
 import { canPickHandles, pickHandles, type FileHandleLike } from './platform.js';
 import { styles } from './styles.js';
-import { workerUploaderFactory } from './worker-uploader.js';
+import { workerBatchUploaderFactory, workerUploaderFactory } from './worker-uploader.js';
 
 /**
  * Upload huge files with resume, over a binary WebSocket protocol (bigup.1).
@@ -106,6 +108,8 @@ export class BigUploaderElement extends LitElement {
     language: { type: String },
     groupThreshold: { type: Number, attribute: 'group-threshold' },
     rowsPerPage: { type: Number, attribute: 'rows-per-page' },
+    filesInFlight: { type: Number, attribute: 'files-in-flight' },
+    batchMaxFileSize: { type: Number, attribute: 'batch-max-file-size' },
     dragging: { state: true },
     expandedGroup: { state: true },
   };
@@ -131,8 +135,19 @@ export class BigUploaderElement extends LitElement {
   declare multiple: boolean;
   /** Start uploading as soon as files are added; otherwise a "Start upload" button appears. */
   declare autoStart: boolean;
-  /** Files uploading at the same time. Default 2. */
+  /** Files bigger than `batch-max-file-size` uploading at the same time, each over its own connection. Default 2. */
   declare concurrency: number;
+  /**
+   * Small files (at most `batch-max-file-size` bytes, e.g. a dropped folder's) share one bigup.2
+   * connection, this many open on it at once (the server may grant fewer). Default 16.
+   */
+  declare filesInFlight: number;
+  /**
+   * Files up to this many bytes share one connection (pause restarts such a file, a reload finds
+   * the ones already sent on the server); bigger ones get their own connection and resume record.
+   * Default 4 MiB (one chunk); 0 gives every file its own connection.
+   */
+  declare batchMaxFileSize: number;
   /** Cap on the send rate of each file, bytes per second; 0 = unlimited. */
   declare limitRate: number;
   /**
@@ -173,10 +188,12 @@ export class BigUploaderElement extends LitElement {
     this.language = '';
     this.groupThreshold = DEFAULT_GROUP_THRESHOLD;
     this.rowsPerPage = DEFAULT_ROWS_PER_PAGE;
+    this.filesInFlight = DEFAULT_FILES_IN_FLIGHT;
+    this.batchMaxFileSize = DEFAULT_BATCH_MAX_FILE_SIZE;
     this.dragging = false;
     this.expandedGroup = '';
     // Uploads run in a Web Worker so hashing and sending never block the page.
-    this.uploads = new UploadController(this, workerUploaderFactory);
+    this.uploads = new UploadController(this, workerUploaderFactory, workerBatchUploaderFactory);
   }
 
   override attributeChangedCallback(name: string, old: string | null, value: string | null): void {
@@ -200,7 +217,7 @@ export class BigUploaderElement extends LitElement {
 
   protected override willUpdate(changed: PropertyValues<this>): void {
     // The queue reads `concurrency` when it starts files; more slots may now be free.
-    if (changed.has('concurrency') || changed.has('autoStart')) {
+    if (changed.has('concurrency') || changed.has('filesInFlight') || changed.has('autoStart')) {
       if (this.autoStart) this.uploads.startAll();
     }
     // Frameworks often set `endpoint` after the element is connected: offer the unfinished

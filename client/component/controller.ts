@@ -5,6 +5,13 @@
  * System Access handles for one-click resume, and holds a wake lock while anything uploads.
  * The element only renders `rows` and forwards clicks; it has no upload logic of its own.
  *
+ * Two routes (given a `batchFactory`): a file of at most `batchMaxFileSize` bytes is *batched*: its
+ * uploader shares one bigup.2 connection with the other small files, `filesInFlight` of them open
+ * at once (client/browser/batch.ts), and `BATCH_QUEUE_AHEAD` times that many are handed over so
+ * the next OPENs are ready when streams free up. Bigger files, `transport="http"` and a
+ * `limitRate` take the per-file route, `concurrency` at a time, each with its own connection and
+ * resume record. The two routes have separate slots, so a big file never waits behind a folder.
+ *
  * Scale: a dropped folder may hold 100k files, so no work per event is O(files). Items are found
  * by id through a map, the files ready to start wait in an insertion-ordered set, counts per
  * status (whole queue and per group) change by one on each transition, and re-renders asked for
@@ -12,6 +19,8 @@
  * (pause, cancel, retry failed, start all) walk its files.
  */
 import type { ReactiveController, ReactiveControllerHost } from 'lit';
+import type { BatchFileOptions } from '../browser/batch.js';
+import { BATCH_DEFAULTS } from '../core/batch-uploader.js';
 import {
   createUploader as createBrowserUploader,
   isTransportChoice,
@@ -108,6 +117,20 @@ export function groupUnfinished(group: UploadGroup): number {
 /** Default of `groupThreshold`: loose selections of more files than this become one row. */
 export const DEFAULT_GROUP_THRESHOLD = 50;
 
+/** Default of `filesInFlight`: files open at once on the shared connection of small files. */
+export const DEFAULT_FILES_IN_FLIGHT = BATCH_DEFAULTS.maxFilesInFlight;
+
+/**
+ * Default of `batchMaxFileSize`: files up to one default chunk (4 MiB) share a connection. Such a
+ * file is one DATA message, so the per-file route's resume (by acked chunk) saves nothing over
+ * sending it again, while its connection and round trips per file cost more than its bytes
+ * (docs/measurements.md, "Small files in the component" and "The route rule").
+ */
+export const DEFAULT_BATCH_MAX_FILE_SIZE = BATCH_DEFAULTS.chunkSize;
+
+/** Batched files handed to the uploader per file in flight (see the module comment). */
+export const BATCH_QUEUE_AHEAD = 4;
+
 export interface UploadItem {
   readonly id: string;
   /** The folder or large selection this file is shown in; undefined for a loose file row. */
@@ -138,6 +161,8 @@ export interface UploadItem {
   /** The user asked for this row to run (auto-start, "Start upload", resume, retry). */
   startRequested: boolean;
   uploader: Uploader | undefined;
+  /** Uploaded over the shared connection of small files (decided when added). */
+  readonly batched: boolean;
   /** Handle stored for one-click resume after a reload (File System Access browsers only). */
   handleKey: string | undefined;
   /** upload-start goes out once per row run, not on every reconnect. */
@@ -159,9 +184,15 @@ export interface UploadHost extends ReactiveControllerHost, EventTarget {
   readonly transport?: string;
   /** Loose files added at once beyond this many are shown as one group row. Default 50. */
   readonly groupThreshold?: number;
+  /** Small files open at once on their shared connection. Default `DEFAULT_FILES_IN_FLIGHT`. */
+  readonly filesInFlight?: number;
+  /** Files up to this size are batched. Default `DEFAULT_BATCH_MAX_FILE_SIZE`; 0 batches none. */
+  readonly batchMaxFileSize?: number;
 }
 
 export type UploaderFactory = (options: BrowserUploaderOptions) => Uploader;
+/** Makes the uploader of a batched file (client/browser/batch.ts, or its worker-hosted twin). */
+export type BatchFactory = (options: BatchFileOptions) => Uploader;
 
 let nextId = 1;
 let nextGroupId = 1;
@@ -208,10 +239,14 @@ export class UploadController implements ReactiveController {
   readonly counts: Record<ItemStatus, number> = emptyCounts();
   private readonly byId = new Map<string, UploadItem>();
   private readonly groupsById = new Map<string, UploadGroup>();
-  /** Queued items the user asked to run, oldest first: the next to start is the first one. */
+  /** Queued per-file items the user asked to run, oldest first: the next to start is the first one. */
   private readonly ready = new Set<UploadItem>();
+  /** The same for batched items (they have their own slots). */
+  private readonly readyBatched = new Set<UploadItem>();
   /** Items holding a slot. */
   private activeCount = 0;
+  /** Batched items among them. */
+  private activeBatched = 0;
   /** Queued items waiting for "Start upload" (auto-start off). */
   private waitingCount = 0;
   private pumping = false;
@@ -223,6 +258,8 @@ export class UploadController implements ReactiveController {
   constructor(
     private readonly host: UploadHost,
     private readonly factory: UploaderFactory = createBrowserUploader,
+    /** Without one, every file takes the per-file route. */
+    private readonly batchFactory?: BatchFactory,
   ) {
     host.addController(this);
   }
@@ -283,6 +320,11 @@ export class UploadController implements ReactiveController {
     const looseCount = list.reduce((n, f) => (options.paths?.get(f)?.includes('/') ? n : n + 1), 0);
     let loose: UploadGroup | undefined;
     const added: UploadItem[] = [];
+    // The batch speaks WebSocket only and has no rate limit: those settings take the per-file route.
+    const batchMax =
+      this.batchFactory && this.host.transport !== 'http' && !(this.host.limitRate > 0)
+        ? (this.host.batchMaxFileSize ?? DEFAULT_BATCH_MAX_FILE_SIZE)
+        : -1;
     for (const file of list) {
       const path = options.paths?.get(file);
       const slash = path?.indexOf('/') ?? -1;
@@ -328,6 +370,7 @@ export class UploadController implements ReactiveController {
         uploader: undefined,
         handleKey: undefined,
         announced: false,
+        batched: file.size <= batchMax,
       };
       this.items.push(item);
       this.byId.set(item.id, item);
@@ -567,6 +610,7 @@ export class UploadController implements ReactiveController {
   private forget(item: UploadItem): void {
     this.count(item, item.status, -1);
     this.ready.delete(item);
+    this.readyBatched.delete(item);
     if (item.status === 'queued' && !item.startRequested) this.waitingCount--;
     this.byId.delete(item.id);
   }
@@ -603,14 +647,16 @@ export class UploadController implements ReactiveController {
   /** Waiting count and ready set for the item's current status (after counting it in). */
   private track(item: UploadItem): void {
     if (item.status === 'queued' && !item.startRequested) this.waitingCount++;
-    if (item.status === 'queued' && item.startRequested) this.ready.add(item);
-    else this.ready.delete(item);
+    const ready = item.batched ? this.readyBatched : this.ready;
+    if (item.status === 'queued' && item.startRequested) ready.add(item);
+    else ready.delete(item);
   }
 
   private count(item: UploadItem, status: ItemStatus, delta: 1 | -1): void {
     this.counts[status] += delta;
     const active = ACTIVE.has(status);
     if (active) this.activeCount += delta;
+    if (active && item.batched) this.activeBatched += delta;
     const group = item.group;
     if (!group) return;
     group.counts[status] += delta;
@@ -650,8 +696,14 @@ export class UploadController implements ReactiveController {
     this.pumping = true;
     try {
       const limit = Math.max(1, Math.floor(this.host.concurrency) || 1);
-      while (this.activeCount < limit) {
+      while (this.activeCount - this.activeBatched < limit) {
         const next = this.ready.values().next();
+        if (next.done) break;
+        this.run(next.value);
+      }
+      const batchLimit = this.filesInFlight * BATCH_QUEUE_AHEAD;
+      while (this.activeBatched < batchLimit) {
+        const next = this.readyBatched.values().next();
         if (next.done) break;
         this.run(next.value);
       }
@@ -692,20 +744,33 @@ export class UploadController implements ReactiveController {
     void item.uploader.start().then(() => this.changed());
   }
 
+  private get filesInFlight(): number {
+    const n = Math.floor(this.host.filesInFlight ?? DEFAULT_FILES_IN_FLIGHT);
+    return n >= 1 ? n : DEFAULT_FILES_IN_FLIGHT;
+  }
+
   private createUploader(item: UploadItem): Uploader {
     const host = this.host;
-    const uploader = this.factory({
+    const transport = isTransportChoice(host.transport) ? host.transport : 'auto';
+    const common = {
       endpoint: this.endpoint,
       file: item.file,
       ...(host.chunkSize > 0 ? { chunkSize: host.chunkSize } : {}),
       ...(host.window > 0 ? { maxInFlightBytes: host.window } : {}),
       ...(host.token ? { token: host.token } : {}),
-      ...(host.limitRate > 0 ? { limitRate: host.limitRate } : {}),
-      transport: isTransportChoice(host.transport) ? host.transport : 'auto',
       ...(item.displayName !== item.file.name
         ? { metadata: { relativePath: item.displayName } }
         : {}),
-    });
+    };
+    // Settings changed since the file was added may send it the per-file route after all.
+    const uploader =
+      item.batched && this.batchFactory && transport !== 'http' && !(host.limitRate > 0)
+        ? this.batchFactory({ ...common, filesInFlight: this.filesInFlight, transport })
+        : this.factory({
+            ...common,
+            ...(host.limitRate > 0 ? { limitRate: host.limitRate } : {}),
+            transport,
+          });
     uploader.on('state', ({ state, retryInMs }) => this.onState(item, uploader, state, retryInMs));
     uploader.on('start', (e) => {
       if (item.uploader !== uploader) return;

@@ -1,12 +1,15 @@
 /**
  * The upload worker: hosts one client-core Uploader per file (browser entry: IndexedDB resume
- * records, Blob file source) and relays their events to the page. Runs as a module worker.
+ * records, Blob file source) and relays their events to the page. Runs as a module worker. Small
+ * files (route 'batch') get an uploader that shares one bigup.2 connection with the other small
+ * files (client/browser/batch.ts).
  *
  * Its transport (WebSocket or the HTTP binding, `transport` of the element) sends chunk payloads
  * as slices of the file Blob (`dataFrom`), so the bytes never pass through JavaScript to be sent.
  */
+import { createBatchFileUploader } from '../browser/batch.js';
 import { chooseTransport, createUploader } from '../browser/index.js';
-import type { Uploader, UploaderEventName } from '../core/types.js';
+import { UPLOADER_EVENTS, type Uploader } from '../core/types.js';
 import type { FromWorker, Snapshot, ToWorker } from './worker-protocol.js';
 
 interface WorkerScope {
@@ -28,14 +31,6 @@ function release(id: number, uploader: Uploader): void {
   finished.set(id, snapshot(uploader));
   uploaders.delete(id);
 }
-const EVENTS: readonly UploaderEventName[] = [
-  'start',
-  'progress',
-  'state',
-  'complete',
-  'error',
-  'info',
-];
 
 function snapshot(u: Uploader): Snapshot {
   return { state: u.state, progress: u.progress, uploadId: u.uploadId };
@@ -45,13 +40,22 @@ scope.onmessage = (event) => {
   const m = event.data;
   if (m.op === 'create') {
     try {
-      const uploader = createUploader({
-        ...m.options,
-        file: m.file,
-        transport: chooseTransport(m.options.transport ?? 'auto', m.file),
-      });
+      const { filesInFlight, transport, ...options } = m.options;
+      const uploader =
+        m.route === 'batch' && transport !== 'http'
+          ? createBatchFileUploader({
+              ...options,
+              file: m.file,
+              ...(filesInFlight !== undefined ? { filesInFlight } : {}),
+              transport: transport ?? 'auto',
+            })
+          : createUploader({
+              ...options,
+              file: m.file,
+              transport: chooseTransport(transport ?? 'auto', m.file),
+            });
       uploaders.set(m.id, uploader);
-      for (const name of EVENTS) {
+      for (const name of UPLOADER_EVENTS) {
         uploader.on(name, (payload) =>
           scope.postMessage({
             op: 'event',

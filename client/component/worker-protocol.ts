@@ -21,7 +21,15 @@ export interface WorkerUploadOptions {
   readonly metadata?: Readonly<Record<string, string>>;
   /** Which binding carries the upload (client/browser/transports.ts). */
   readonly transport?: 'auto' | 'websocket' | 'http';
+  /** Files open at once on a batch's shared connection (route 'batch'). */
+  readonly filesInFlight?: number;
 }
+
+/**
+ * How a file is uploaded: 'single' is a per-file Uploader with its own connection and resume
+ * record; 'batch' shares one bigup.2 connection with the other small files (client/browser/batch.ts).
+ */
+export type UploadRoute = 'single' | 'batch';
 
 export type ToWorker =
   | {
@@ -29,6 +37,8 @@ export type ToWorker =
       readonly id: number;
       readonly file: File;
       readonly options: WorkerUploadOptions;
+      /** Default 'single'. */
+      readonly route?: UploadRoute;
     }
   | { readonly op: 'start' | 'pause' | 'cancel'; readonly id: number; readonly req: number };
 

@@ -19,8 +19,15 @@ import type {
   UploaderEventMap,
   UploaderEventName,
 } from '../core/types.js';
-import type { UploaderFactory } from './controller.js';
-import type { FromWorker, Snapshot, ToWorker, WorkerUploadOptions } from './worker-protocol.js';
+import { createBatchFileUploader, type BatchFileOptions } from '../browser/batch.js';
+import type { BatchFactory, UploaderFactory } from './controller.js';
+import type {
+  FromWorker,
+  Snapshot,
+  ToWorker,
+  UploadRoute,
+  WorkerUploadOptions,
+} from './worker-protocol.js';
 import { startUploadWorker } from './worker-factory.js';
 
 let shared: Worker | undefined;
@@ -152,24 +159,34 @@ function lostError(message: string): UploadErrorInfo {
   return clientError(ClientErrors.WORKER_LOST, message, true);
 }
 
-/** Uploaders that run in the shared upload worker, or in the page where workers are unavailable. */
-export const workerUploaderFactory: UploaderFactory = (
-  options: BrowserUploaderOptions,
-): Uploader => {
-  const file = options.file;
-  const w =
-    typeof Worker !== 'undefined' &&
-    file instanceof Blob &&
-    (options.transport === undefined || typeof options.transport === 'string') &&
-    !options.resumeStore
-      ? worker()
-      : undefined;
-  if (!w || !(file instanceof Blob)) return createPageUploader(options);
+/** Start `file`'s upload in the shared worker; undefined when there is no worker to use. */
+function inWorker(
+  file: Blob,
+  options: WorkerUploadOptions,
+  route: UploadRoute,
+): Uploader | undefined {
+  const w = typeof Worker !== 'undefined' ? worker() : undefined;
+  if (!w) return undefined;
   // Validate the URL here, like the core does, so a bad endpoint fails on the row at once.
   new URL(options.endpoint);
   const id = nextId++;
   const u = new WorkerUploader(w, id, file.size);
   live.set(id, u);
+  const message: ToWorker = { op: 'create', id, file: file as File, options, route };
+  w.postMessage(message);
+  return u;
+}
+
+/** Uploaders that run in the shared upload worker, or in the page where workers are unavailable. */
+export const workerUploaderFactory: UploaderFactory = (
+  options: BrowserUploaderOptions,
+): Uploader => {
+  const file = options.file;
+  const usable =
+    file instanceof Blob &&
+    (options.transport === undefined || typeof options.transport === 'string') &&
+    !options.resumeStore;
+  if (!usable) return createPageUploader(options);
   const workerOptions: WorkerUploadOptions = {
     endpoint: options.endpoint,
     ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
@@ -181,7 +198,12 @@ export const workerUploaderFactory: UploaderFactory = (
     ...(options.metadata !== undefined ? { metadata: options.metadata } : {}),
     ...(typeof options.transport === 'string' ? { transport: options.transport } : {}),
   };
-  const message: ToWorker = { op: 'create', id, file: file as File, options: workerOptions };
-  w.postMessage(message);
-  return u;
+  return inWorker(file, workerOptions, 'single') ?? createPageUploader(options);
 };
+
+/** Small files sharing one connection (client/browser/batch.ts), in the worker or else in the page. */
+export const workerBatchUploaderFactory: BatchFactory = ({
+  file,
+  ...options
+}: BatchFileOptions): Uploader =>
+  inWorker(file, options, 'batch') ?? createBatchFileUploader({ file, ...options });

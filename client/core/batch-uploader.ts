@@ -7,6 +7,14 @@
  * files instead of costing one round trip after another. Against a bigup.1-only server the same
  * queue runs one file at a time on one connection (bigup.1 allows uploads one after the other).
  *
+ * A long-lived queue (the `<big-uploader>` upload worker) adds entries while it runs (`add`), drops
+ * single entries (`drop`: a paused or cancelled row), and keeps its connection open for
+ * `idleCloseMs` after the queue runs dry, so files added a moment later reuse it.
+ *
+ * With `instantUpload`, bigup.2 connections also offer PROOF_OF_POSSESSION (SPEC.md 16.10): a file
+ * the server already holds in this client's scope (sent in an earlier session, before a reload)
+ * completes without its bytes being sent again.
+ *
  * What this does not do, on purpose: resume across runs. A file whose upload is cut (network fault,
  * server restart) is opened again as a new upload on the next connection; its partial upload on
  * the server is left to the sweeper (SPEC.md 9, unfinished-upload lifetime). That is the right
@@ -33,6 +41,7 @@ import {
   encodeComplete,
   encodeHello,
   encodeOpen,
+  encodeProof,
   encodeTerminate,
   hashToHex,
   loadHasher,
@@ -42,6 +51,8 @@ import {
   writeDataHeader,
   writeDataHeaderV2,
   type AcceptMessage,
+  type CapabilityEntry,
+  type ChallengeMessage,
   type ByteRange,
   type ErrorMessage,
   type Frame,
@@ -49,6 +60,7 @@ import {
   type ServerMessageV2,
 } from '../../protocol/index.js';
 import { backoffDelay, resolveBackoff } from './backoff.js';
+import { challengeHashes, digestOfFile } from './proof.js';
 import { ClientErrors, clientError, serverError } from './errors.js';
 import type {
   BackoffOptions,
@@ -75,6 +87,8 @@ export const BATCH_DEFAULTS = Object.freeze({
   maxInFlightBytes: 32 * MiB,
   /** A chunk the server refuses as HASH_MISMATCH this often fails its file (memory or source fault). */
   maxChunkResends: 5,
+  /** How long an emptied queue keeps its connection for entries added later, ms. 0: close at once. */
+  idleCloseMs: 0,
 });
 
 /** One file of the queue. The source is opened only when its turn comes (10,000 entries hold no descriptor). */
@@ -90,17 +104,22 @@ export interface BatchResult {
   /** Position of the entry in the list given to `run`. */
   readonly index: number;
   readonly label: string;
-  readonly state: 'done' | 'failed';
+  /** 'cancelled': taken out by `drop()` (the server deleted what it had of it). */
+  readonly state: 'done' | 'failed' | 'cancelled';
   readonly size: number;
   readonly uploadId?: string;
   /** Whole-file digest, 16 hex digits, checked against our own. */
   readonly digest?: string;
   readonly error?: UploadErrorInfo;
+  /** The server already held the content: it completed without being sent (SPEC.md 16.10). */
+  readonly instant?: boolean;
 }
 
 export interface BatchSummary {
   readonly done: number;
   readonly failed: number;
+  /** Entries taken out by `drop()`. */
+  readonly cancelled: number;
   /** Entries never started because `stop()` was called. */
   readonly notStarted: number;
   readonly bytes: number;
@@ -122,13 +141,25 @@ export interface BatchOptions {
   readonly loadHasher?: () => Promise<Hasher>;
   /** Called once per entry, as soon as its outcome is known. */
   readonly onResult?: (result: BatchResult) => void;
+  /** The server accepted the entry at `index` as upload `uploadId` (its bytes go out next). */
+  readonly onAccept?: (index: number, uploadId: string) => void;
+  /** Bytes of the entry at `index` the server has acknowledged so far. */
+  readonly onProgress?: (index: number, bytesAcked: number) => void;
+  /** See `BATCH_DEFAULTS.idleCloseMs`. */
+  readonly idleCloseMs?: number;
+  /**
+   * Offer PROOF_OF_POSSESSION (bigup.2): when the server challenges an OPEN, read and hash the
+   * file and let the server complete it from content it holds. Default false.
+   */
+  readonly instantUpload?: boolean;
   /** Subprotocols to offer, most preferred first. Default bigup.2 then bigup.1. */
   readonly protocols?: readonly string[];
   readonly clock?: Clock;
   readonly random?: () => number;
 }
 
-type JobState = 'opening' | 'sending' | 'completing' | 'terminating';
+/** 'proving': a CHALLENGE came for the OPEN (SPEC.md 16.10); ACCEPT or RESULT answers the PROOF. */
+type JobState = 'opening' | 'proving' | 'sending' | 'completing' | 'terminating';
 
 interface Job {
   readonly index: number;
@@ -151,6 +182,10 @@ interface Job {
   /** The reason a TERMINATE was sent: reported when TERMINATED comes back. */
   failure: UploadErrorInfo | undefined;
   digest: bigint | undefined;
+  /** Payload bytes the server acknowledged. */
+  acked: number;
+  /** `drop()` took it out: its outcome is 'cancelled' whatever ends it. */
+  dropped: boolean;
 }
 
 interface Link {
@@ -171,6 +206,15 @@ interface Link {
   closesAfterRefusal: boolean;
   drainWaiters: Array<() => void>;
 }
+
+/**
+ * The failure recorded on a job `drop()` abandons, so every path that ends an abandoned job ends
+ * it (none re-sends it); never reported: a dropped job's outcome is 'cancelled'.
+ */
+const DROPPED: UploadErrorInfo = Object.freeze({
+  ...clientError(ClientErrors.SOURCE_ERROR, 'taken out of the batch'),
+  fatal: true,
+});
 
 const realClock: Clock = {
   now: () => Date.now(),
@@ -193,6 +237,12 @@ export class BatchUploader {
   private readonly clock: Clock;
   private hasher: Hasher | undefined;
   private queue: Job[] = [];
+  private nextIndex = 0;
+  /** Files waiting out a retry delay (TOO_MANY_UPLOADS), by index: `drop()` finds them here. */
+  private readonly delayedJobs = new Map<number, Job>();
+  private idleTimer: unknown;
+  private readonly idleCloseMs: number;
+  private over = false;
   private link: Link | undefined;
   private connectFailures = 0;
   private reconnectTimer: unknown;
@@ -203,6 +253,7 @@ export class BatchUploader {
   private finished: ((summary: BatchSummary) => void) | undefined;
   private done = 0;
   private failed = 0;
+  private cancelled = 0;
   private bytes = 0;
   private protocol = '';
 
@@ -218,19 +269,68 @@ export class BatchUploader {
       options.maxInFlightBytes,
       BATCH_DEFAULTS.maxInFlightBytes,
     );
+    this.idleCloseMs = options.idleCloseMs ?? BATCH_DEFAULTS.idleCloseMs;
+    if (!Number.isFinite(this.idleCloseMs) || this.idleCloseMs < 0)
+      throw new RangeError('idleCloseMs must be a non-negative number');
     this.backoff = resolveBackoff(options.backoff);
     this.clock = options.clock ?? realClock;
   }
 
   /** Upload every entry; resolves when each has an outcome (or `stop()` left it unstarted). Never rejects. */
   async run(entries: readonly BatchEntry[]): Promise<BatchSummary> {
+    for (const entry of entries) this.queue.push(newJob(this.nextIndex++, entry));
     this.hasher = await (this.options.loadHasher ?? loadHasher)();
-    this.queue = entries.map((entry, index) => newJob(index, entry));
     return new Promise<BatchSummary>((resolve) => {
       this.finished = resolve;
       this.pump();
     });
   }
+
+  /**
+   * Append an entry while the batch runs (or before `run`); returns its index, which results name.
+   * Throws once `run` has resolved: a finished batch has no connection left to reuse.
+   */
+  add(entry: BatchEntry): number {
+    if (this.over) throw new Error('this batch has finished; start a new one');
+    const job = newJob(this.nextIndex++, entry);
+    this.queue.push(job);
+    this.pump();
+    return job.index;
+  }
+
+  /**
+   * Take one entry out: not started yet, it is removed; in flight, its upload is terminated (the
+   * server deletes it). Its result comes through `onResult` with state 'cancelled' (or 'done' when
+   * it completed before the drop could act). Unknown or finished indexes are ignored.
+   */
+  drop(index: number): void {
+    const at = this.queue.findIndex((j) => j.index === index);
+    const queued = at >= 0 ? this.queue.splice(at, 1)[0] : this.delayedJobs.get(index);
+    if (queued) {
+      queued.dropped = true;
+      if (this.delayedJobs.delete(index)) this.delayed--;
+      this.report(queued, { state: 'cancelled' });
+      this.pump();
+      return;
+    }
+    const link = this.link;
+    if (!link) return;
+    for (const job of link.jobs.values()) {
+      if (job.index !== index) continue;
+      // COMPLETE is out: nothing may follow it on the stream (SPEC.md 16.5); its RESULT says done.
+      if (job.state === 'completing') return;
+      job.dropped = true;
+      this.abandon(link, job, DROPPED);
+      this.pump();
+      return;
+    }
+    // Still opening its source (no stream yet): start() sees the drop when the open returns.
+    if (this.opening.has(index)) this.droppedWhileStarting.add(index);
+  }
+
+  /** Indexes of files whose source is being opened, and those of them dropped meanwhile. */
+  private readonly opening = new Set<number>();
+  private readonly droppedWhileStarting = new Set<number>();
 
   /** Start no new file; the files in flight finish (or fail), then `run` resolves. */
   stop(): void {
@@ -246,8 +346,13 @@ export class BatchUploader {
     const link = this.link;
     const waiting = this.stopping ? 0 : this.queue.length + this.delayed;
     if (waiting === 0 && (!link || link.jobs.size + link.starting === 0)) {
-      this.finish();
+      if (this.stopping || this.idleCloseMs === 0) this.finish();
+      else this.idleTimer ??= this.clock.setTimeout(() => this.finish(), this.idleCloseMs);
       return;
+    }
+    if (this.idleTimer !== undefined) {
+      this.clock.clearTimeout(this.idleTimer);
+      this.idleTimer = undefined;
     }
     if (!link) {
       if (this.reconnectTimer === undefined && this.queue.length > 0 && !this.stopping)
@@ -266,6 +371,9 @@ export class BatchUploader {
     const resolve = this.finished;
     if (!resolve) return;
     this.finished = undefined;
+    this.over = true;
+    if (this.idleTimer !== undefined) this.clock.clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
     const link = this.link;
     this.link = undefined;
     if (link && !link.closed) link.connection.close(1000, 'batch done');
@@ -275,6 +383,7 @@ export class BatchUploader {
     resolve({
       done: this.done,
       failed: this.failed,
+      cancelled: this.cancelled,
       notStarted,
       bytes: this.bytes,
       protocol: this.protocol,
@@ -286,6 +395,8 @@ export class BatchUploader {
     if (outcome.state === 'done') {
       this.done++;
       this.bytes += size;
+    } else if (outcome.state === 'cancelled') {
+      this.cancelled++;
     } else {
       this.failed++;
     }
@@ -295,7 +406,8 @@ export class BatchUploader {
   }
 
   private failJob(job: Job, error: UploadErrorInfo): void {
-    this.report(job, { state: 'failed', error: { ...error, fatal: true } });
+    if (job.dropped) this.report(job, { state: 'cancelled' });
+    else this.report(job, { state: 'failed', error: { ...error, fatal: true } });
   }
 
   // ------------------------------------------------------------------------------------------
@@ -351,9 +463,12 @@ export class BatchUploader {
     this.protocol = protocol;
     if (protocol === SUBPROTOCOL_V2) {
       link.version = 2;
-      link.connection.send(
-        encodeHello([{ id: Capability.MULTIPLEX, value: this.maxFilesInFlight }]),
-      );
+      const capabilities: CapabilityEntry[] = [
+        { id: Capability.MULTIPLEX, value: this.maxFilesInFlight },
+      ];
+      if (this.options.instantUpload)
+        capabilities.push({ id: Capability.PROOF_OF_POSSESSION, value: 0 });
+      link.connection.send(encodeHello(capabilities));
     } else if (protocol === SUBPROTOCOL_V1) {
       link.version = 1;
     } else {
@@ -416,21 +531,25 @@ export class BatchUploader {
   private async start(link: Link, job: Job): Promise<void> {
     job.state = 'opening';
     link.starting++;
+    this.opening.add(job.index);
     try {
       job.source ??= await job.entry.open();
     } catch (error) {
+      this.opening.delete(job.index);
+      this.droppedWhileStarting.delete(job.index);
       link.starting--;
-      this.failJob(
-        job,
-        clientError(
-          ClientErrors.SOURCE_ERROR,
-          `cannot read ${job.entry.label}: ${errorText(error)}`,
-        ),
-      );
+      this.failJob(job, unreadable(job, error));
       this.pump();
       return;
     }
     link.starting--;
+    this.opening.delete(job.index);
+    if (this.droppedWhileStarting.delete(job.index)) {
+      job.dropped = true;
+      this.report(job, { state: 'cancelled' });
+      this.pump();
+      return;
+    }
     if (link.closed || this.link !== link) {
       this.queue.unshift(job);
       this.queue.sort((a, b) => a.index - b.index);
@@ -462,7 +581,9 @@ export class BatchUploader {
   }
 
   private onAccept(link: Link, job: Job, accept: AcceptMessage): void {
-    if (job.state !== 'opening' || !job.source) return this.violation(link, 'ACCEPT out of turn');
+    if ((job.state !== 'opening' && job.state !== 'proving') || !job.source)
+      return this.violation(link, 'ACCEPT out of turn');
+    job.digest = undefined; // a PROOF's digest binds nothing (16.10): COMPLETE carries its own
     job.uploadId = bytesToHex(accept.uploadId);
     job.chunkSize = accept.chunkSize;
     job.chunks = chunkCount(job.source.size, accept.chunkSize);
@@ -472,6 +593,7 @@ export class BatchUploader {
     // only once their hashes are ours, which a fresh upload cannot know, so send them all.
     link.window = accept.window;
     job.state = 'sending';
+    this.options.onAccept?.(job.index, job.uploadId);
     if (job.chunks === 0) void this.complete(link, job);
     this.pump();
   }
@@ -508,14 +630,7 @@ export class BatchUploader {
         try {
           payload = await source.read(offset, offset + length, message.subarray(header));
         } catch (error) {
-          this.abandon(
-            link,
-            job,
-            clientError(
-              ClientErrors.SOURCE_ERROR,
-              `cannot read ${job.entry.label}: ${errorText(error)}`,
-            ),
-          );
+          this.abandon(link, job, unreadable(job, error));
           continue;
         }
         if (link.closed || this.link !== link || job.state !== 'sending') continue;
@@ -559,8 +674,9 @@ export class BatchUploader {
     if (job.state === 'terminating') return;
     this.freeUnanswered(link, job);
     job.failure = error;
-    if (job.state === 'opening') {
-      // Nothing was accepted yet: the ACCEPT (or refusal) still comes, then it is terminated.
+    if (job.state === 'opening' || job.state === 'proving') {
+      // Nothing was accepted yet: the ACCEPT (or refusal, or the instant RESULT) still comes, and
+      // an ACCEPT is then terminated. A TERMINATE now would cross an outstanding CHALLENGE.
       job.state = 'terminating';
       return;
     }
@@ -574,18 +690,24 @@ export class BatchUploader {
   }
 
   private onAck(link: Link, job: Job, ranges: readonly ByteRange[]): void {
+    const before = job.acked;
     for (const [offset, length] of job.unanswered) {
       if (ranges.some((r) => r.start <= offset && offset + length <= r.end)) {
         job.unanswered.delete(offset);
         link.outstanding -= length;
+        job.acked += length;
       }
     }
+    if (job.acked !== before) this.options.onProgress?.(job.index, job.acked);
     this.pump();
   }
 
   private onResult(link: Link, job: Job, digest: bigint, uploadId: Uint8Array): void {
     link.jobs.delete(job.stream);
     this.connectFailures = 0;
+    // After a PROOF the RESULT is the instant upload's (no ACCEPT came, so no upload id is known).
+    const instant = job.uploadId === '' && job.digest !== undefined;
+    if (instant) job.uploadId = bytesToHex(uploadId);
     if (
       job.digest === undefined ||
       digest !== job.digest ||
@@ -599,7 +721,12 @@ export class BatchUploader {
         ),
       );
     } else {
-      this.report(job, { state: 'done', uploadId: job.uploadId, digest: hashToHex(digest) });
+      this.report(job, {
+        state: 'done',
+        uploadId: job.uploadId,
+        digest: hashToHex(digest),
+        ...(instant ? { instant } : {}),
+      });
     }
     this.pump();
   }
@@ -659,8 +786,10 @@ export class BatchUploader {
       return;
     }
     this.delayed++;
+    this.delayedJobs.set(job.index, job);
     const delay = backoffDelay(this.backoff, job.refusals, this.options.random);
     this.clock.setTimeout(() => {
+      if (!this.delayedJobs.delete(job.index)) return; // dropped meanwhile
       this.delayed--;
       this.queue.unshift(resetJob(job));
       this.queue.sort((a, b) => a.index - b.index);
@@ -686,7 +815,13 @@ export class BatchUploader {
     const { stream, message } = frame;
     if (message.type === 'welcome') {
       link.limit = Math.max(1, Math.min(this.maxFilesInFlight, multiplexOf(message.capabilities)));
-      if (message.capabilities.some((c) => c.id !== Capability.MULTIPLEX))
+      if (
+        message.capabilities.some(
+          (c) =>
+            c.id !== Capability.MULTIPLEX &&
+            !(c.id === Capability.PROOF_OF_POSSESSION && this.options.instantUpload),
+        )
+      )
         this.violation(link, 'WELCOME granted a capability this client did not offer');
       this.pump();
       return;
@@ -716,6 +851,11 @@ export class BatchUploader {
         }
         this.onAccept(link, job, message);
         return;
+      case 'challenge':
+        if (job.state !== 'opening' && !(job.state === 'terminating' && job.uploadId === ''))
+          return this.violation(link, 'CHALLENGE out of turn');
+        void this.prove(link, job, message);
+        return;
       case 'ack':
         this.onAck(link, job, message.ranges);
         return;
@@ -731,6 +871,34 @@ export class BatchUploader {
         this.onFileError(link, job, message);
         return;
     }
+  }
+
+  /**
+   * CHALLENGE (SPEC.md 16.10): answer with the whole-file digest at the proposed chunk size and the
+   * hashes of the nonce with each named range. The PROOF goes out even for a file dropped
+   * meanwhile (the stream must be answered); ACCEPT then terminates it.
+   */
+  private async prove(link: Link, job: Job, challenge: ChallengeMessage): Promise<void> {
+    if (job.state === 'opening') job.state = 'proving';
+    const source = job.source;
+    let proof: { digest: bigint; hashes: bigint[] };
+    try {
+      if (!source) throw new Error('no source');
+      const hasher = this.requireHasher();
+      proof = {
+        digest: await digestOfFile(hasher, source, this.chunkSize),
+        hashes: await challengeHashes(hasher, source, challenge),
+      };
+    } catch (error) {
+      // The stream can only be answered with a PROOF: without the bytes, the connection goes.
+      this.abandon(link, job, unreadable(job, error));
+      link.fatal = undefined;
+      link.connection.close(4000, 'source unreadable during a challenge');
+      return;
+    }
+    if (link.closed || this.link !== link) return;
+    job.digest = proof.digest;
+    link.connection.send(encodeProof(job.stream, proof.digest, proof.hashes));
   }
 
   private onConnectionError(link: Link, error: ErrorMessage): void {
@@ -768,6 +936,8 @@ function newJob(index: number, entry: BatchEntry): Job {
     resends: new Map(),
     failure: undefined,
     digest: undefined,
+    acked: 0,
+    dropped: false,
   });
 }
 
@@ -782,6 +952,7 @@ function resetJob(job: Job): Job {
   job.resends.clear();
   job.failure = undefined;
   job.digest = undefined;
+  job.acked = 0;
   return job;
 }
 
@@ -808,6 +979,14 @@ function handshakeFailure(info: CloseInfo): UploadErrorInfo | undefined {
   if (status !== undefined && status !== 503 && status >= 400)
     return clientError(ClientErrors.HANDSHAKE_REFUSED, `the server answered HTTP ${status}`);
   return undefined;
+}
+
+/** The error of a file whose source cannot be read. */
+function unreadable(job: Job, error: unknown): UploadErrorInfo {
+  return clientError(
+    ClientErrors.SOURCE_ERROR,
+    `cannot read ${job.entry.label}: ${errorText(error)}`,
+  );
 }
 
 function errorText(error: unknown): string {

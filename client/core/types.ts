@@ -356,6 +356,15 @@ export interface UploaderEventMap {
 }
 
 export type UploaderEventName = keyof UploaderEventMap;
+/** Every event an Uploader emits (for relays: the upload worker, the batch's per-file uploader). */
+export const UPLOADER_EVENTS: readonly UploaderEventName[] = [
+  'start',
+  'progress',
+  'state',
+  'complete',
+  'error',
+  'info',
+];
 
 /** How `start()`/`resume()` settled: the upload finished, failed, was paused or cancelled. */
 export type UploadOutcome =

@@ -69,6 +69,7 @@ import type {
   ResultMessage,
   ServerMessage,
 } from '../../protocol/index.js';
+import { challengeHashes, digestOfFile } from './proof.js';
 import { backoffDelay, resolveBackoff } from './backoff.js';
 import { ChunksInFlight } from './chunks-in-flight.js';
 import { Emitter } from './emitter.js';
@@ -559,19 +560,7 @@ export class FileUploader implements Uploader {
       'the server may already hold this file: hashing it to prove the copy is ours (instant upload)',
     );
     const hasher = this.hasher ?? (await (this.options.loadHasher ?? loadHasher)());
-    const file = this.options.file;
-    const size = file.size;
-    const chunk = this.chunkSizeProposal;
-    const buffer = new Uint8Array(Math.min(chunk, size));
-    const hashes: bigint[] = [];
-    for (let start = 0; start < size; start += chunk) {
-      const end = Math.min(start + chunk, size);
-      const bytes = await file.read(start, end, buffer.subarray(0, end - start));
-      if (bytes.byteLength !== end - start)
-        throw new Error(`read ${bytes.byteLength} bytes at ${start}, expected ${end - start}`);
-      hashes.push(hasher.h64(bytes));
-    }
-    this.instantDigest = wholeFileDigest(hasher, hashes);
+    this.instantDigest = await digestOfFile(hasher, this.options.file, this.chunkSizeProposal);
     return this.instantDigest;
   }
 
@@ -583,19 +572,7 @@ export class FileUploader implements Uploader {
     this.clock.clearTimeout(s.acceptTimer);
     const digest = await this.wholeFileDigestNow();
     const hasher = this.hasher ?? (await (this.options.loadHasher ?? loadHasher)());
-    const hashes: bigint[] = [];
-    for (const { offset, length } of challenge.ranges) {
-      const joined = new Uint8Array(challenge.nonce.byteLength + length);
-      joined.set(challenge.nonce);
-      const end = Math.min(offset + length, this.options.file.size);
-      const bytes = await this.options.file.read(
-        offset,
-        end,
-        joined.subarray(challenge.nonce.byteLength, challenge.nonce.byteLength + (end - offset)),
-      );
-      if (bytes.buffer !== joined.buffer) joined.set(bytes, challenge.nonce.byteLength);
-      hashes.push(hasher.h64(joined.subarray(0, challenge.nonce.byteLength + bytes.byteLength)));
-    }
+    const hashes = await challengeHashes(hasher, this.options.file, challenge);
     if (this.session !== s || s.instant !== 'hashing') return;
     s.instant = 'proved';
     s.conn.send(encodeProof(STREAM, digest, hashes));

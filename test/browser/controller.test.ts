@@ -14,6 +14,7 @@ import type {
   UploaderEventName,
 } from '../../client/core/types.js';
 import {
+  BATCH_QUEUE_AHEAD,
   UploadController,
   accepts,
   groupStatus,
@@ -109,6 +110,7 @@ function setup(
       keyof EventTarget | 'addController' | 'removeController' | 'requestUpdate' | 'updateComplete'
     >
   > = {},
+  withBatch = false,
 ) {
   const target = new EventTarget();
   const renders = { count: 0 };
@@ -141,12 +143,24 @@ function setup(
     updateComplete: Promise.resolve(true),
   }) as unknown as UploadHost;
   const made: FakeUploader[] = [];
-  const controller = new UploadController(host, (options) => {
-    const u = new FakeUploader(options);
-    made.push(u);
-    return u;
-  });
-  return { controller, made, fired, renders };
+  /** Uploaders of batched files (only with `withBatch`). */
+  const batched: FakeUploader[] = [];
+  const controller = new UploadController(
+    host,
+    (options) => {
+      const u = new FakeUploader(options);
+      made.push(u);
+      return u;
+    },
+    withBatch
+      ? (options) => {
+          const u = new FakeUploader(options);
+          batched.push(u);
+          return u;
+        }
+      : undefined,
+  );
+  return { controller, made, batched, fired, renders };
 }
 
 const file = (name: string, size = 10, type = '') =>
@@ -183,6 +197,30 @@ const sourceError = {
 } as const;
 
 describe('UploadController', () => {
+  it('batches files up to batchMaxFileSize in their own slots (filesInFlight x BATCH_QUEUE_AHEAD); bigger ones, http and limit-rate go per file', () => {
+    const small = folder('photos', 20, 100);
+    const { controller, made, batched } = setup(
+      { concurrency: 1, filesInFlight: 2, batchMaxFileSize: 100 },
+      true,
+    );
+    controller.add([...small.files, file('big-1', 101), file('big-2', 101)], {
+      paths: small.paths,
+    });
+    expect(batched).toHaveLength(2 * BATCH_QUEUE_AHEAD);
+    expect(batched[0]?.options).toMatchObject({ filesInFlight: 2, transport: 'auto' });
+    expect(batched[0]?.options.metadata).toEqual({ relativePath: 'photos/sub-0/f0.bin' });
+    expect(made.map((u) => (u.options.file as File).name)).toEqual(['big-1']);
+    for (const [transport, limitRate] of [
+      ['http', 0],
+      ['auto', 1000],
+    ] as const) {
+      const perFile = setup({ transport, limitRate, batchMaxFileSize: 100 }, true);
+      perFile.controller.add([file('a', 10), file('b', 10)]);
+      expect(perFile.batched).toHaveLength(0);
+      expect(perFile.made).toHaveLength(2);
+    }
+  });
+
   it('runs at most `concurrency` uploads and starts the next when one finishes', async () => {
     const { controller, made } = setup({ concurrency: 2 });
     controller.add([file('a'), file('b'), file('c')]);

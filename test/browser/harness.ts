@@ -164,6 +164,22 @@ export async function clickRowButton(page: Page, part: string): Promise<void> {
   await page.locator(`big-uploader li.item [part~="${part}"]`).first().click();
 }
 
+/** Largest number of <li> in the component seen at any animation frame since this call. */
+export async function watchLiCount(page: Page): Promise<() => Promise<number>> {
+  await page.evaluate(() => {
+    const w = window as unknown as { __maxLi: number };
+    w.__maxLi = 0;
+    const sample = () => {
+      const n =
+        document.querySelector('big-uploader')?.shadowRoot?.querySelectorAll('li').length ?? 0;
+      if (n > w.__maxLi) w.__maxLi = n;
+      requestAnimationFrame(sample);
+    };
+    requestAnimationFrame(sample);
+  });
+  return () => page.evaluate(() => (window as unknown as { __maxLi: number }).__maxLi);
+}
+
 /** A file of `size` bytes that never repeats a 1 MiB block (each block carries its index). */
 export async function makeFile(dir: string, name: string, size: number): Promise<string> {
   await mkdir(dir, { recursive: true });
