@@ -3,6 +3,8 @@
  * registry, loaded only when asked for (the AWS SDK and ioredis are not imported in disk mode), with
  * a plain error when the package is missing.
  */
+import { createRedisRegistry, createS3Store } from '../server/backends.js';
+import type { SharedRegistry } from '../server/registry/types.js';
 import type { UploadStore } from '../server/store/types.js';
 import { UsageError } from './units.js';
 
@@ -45,41 +47,34 @@ export async function openBackend(
   spec: BackendSpec,
   log: Logger,
 ): Promise<UploadStore & { close(): Promise<void> }> {
-  const { S3Store } = await load(
-    '--store s3://',
-    '@aws-sdk/client-s3',
-    () => import('../server/store/s3/index.js'),
-  );
-  let registry;
+  let registry: SharedRegistry | undefined;
   if (spec.registry) {
-    const { RedisRegistry } = await load(
-      '--registry redis://',
-      'ioredis',
-      () => import('../server/registry/redis-registry.js'),
+    const { url, leaseTtl, commandTimeout } = spec.registry;
+    registry = await load('--registry redis://', 'ioredis', () =>
+      createRedisRegistry({
+        url,
+        ...(leaseTtl !== undefined ? { leaseTtl } : {}),
+        ...(commandTimeout !== undefined ? { commandTimeout } : {}),
+        logger: log,
+      }),
     );
-    registry = new RedisRegistry({
-      url: spec.registry.url,
-      ...(spec.registry.leaseTtl !== undefined ? { leaseTtl: spec.registry.leaseTtl } : {}),
-      ...(spec.registry.commandTimeout !== undefined
-        ? { commandTimeout: spec.registry.commandTimeout }
-        : {}),
-      logger: log,
-    });
   } else {
     log.warn(
       'object store without --registry: upload records live in this process only (one node; unfinished uploads are forgotten at restart)',
     );
   }
-  return new S3Store({
-    bucket: spec.bucket,
-    prefix: spec.prefix,
-    ...(spec.endpoint !== undefined ? { endpoint: spec.endpoint } : {}),
-    ...(spec.region !== undefined ? { region: spec.region } : {}),
-    forcePathStyle: spec.forcePathStyle,
-    ...(spec.maxAttempts !== undefined ? { maxAttempts: spec.maxAttempts } : {}),
-    ...(spec.requestTimeout !== undefined ? { requestTimeout: spec.requestTimeout } : {}),
-    ...(spec.maxSockets !== undefined ? { maxSockets: spec.maxSockets } : {}),
-    ...(registry ? { registry } : {}),
-    logger: log,
-  });
+  return load('--store s3://', '@aws-sdk/client-s3', () =>
+    createS3Store({
+      bucket: spec.bucket,
+      prefix: spec.prefix,
+      ...(spec.endpoint !== undefined ? { endpoint: spec.endpoint } : {}),
+      ...(spec.region !== undefined ? { region: spec.region } : {}),
+      forcePathStyle: spec.forcePathStyle,
+      ...(spec.maxAttempts !== undefined ? { maxAttempts: spec.maxAttempts } : {}),
+      ...(spec.requestTimeout !== undefined ? { requestTimeout: spec.requestTimeout } : {}),
+      ...(spec.maxSockets !== undefined ? { maxSockets: spec.maxSockets } : {}),
+      ...(registry ? { registry } : {}),
+      logger: log,
+    }),
+  );
 }

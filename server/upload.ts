@@ -419,6 +419,16 @@ export class OpenUpload {
     return this.handle;
   }
 
+  /**
+   * Whether this copy is still the upload's one writer (UploadHandle.stillOwned): false when
+   * another server process took the upload over since it was loaded, so its acked ranges may be
+   * out of date. A completed copy never changes again and stays valid.
+   */
+  stillOwned(): Promise<boolean> {
+    if (this.completion || !this.handle?.stillOwned) return Promise.resolve(true);
+    return this.handle.stillOwned();
+  }
+
   /** Resolves when no write of this upload is in flight (all journaled or failed). */
   settle(): Promise<void> {
     if (this.inflight === 0) return Promise.resolve();

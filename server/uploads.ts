@@ -17,6 +17,7 @@ import {
 import type { ServerMetrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
 import { ReservationLedger } from './quota.js';
+import { leaseTakenOver } from './registry/lease-errors.js';
 import { sanitizeName } from './store/names.js';
 import {
   CONTENT_LOOKUP_LIMIT,
@@ -327,7 +328,10 @@ export class UploadRegistry {
       const loaded = this.loaded.get(id);
       if (loaded) {
         if (!constantTimeEqual(given, Buffer.from(loaded.info.secretHash, 'hex'))) throw notFound;
-        return loaded;
+        if (await loaded.stillOwned()) return loaded;
+        // Another node took the upload over while this copy stayed loaded (its connection not yet
+        // found dead): its ranges are stale. Reload from the store, which takes the upload anew.
+        await this.unloadStale(loaded);
       }
       let state: StoredUpload | undefined;
       try {
@@ -373,6 +377,10 @@ export class UploadRegistry {
   async claim(id: string, owner: UploadOwner): Promise<OpenUpload | 'locked' | undefined> {
     return this.serialize(id, async () => {
       let upload = this.loaded.get(id);
+      if (upload && !(await upload.stillOwned())) {
+        await this.unloadStale(upload);
+        upload = undefined;
+      }
       if (!upload) {
         const state = await this.store.readState(id);
         if (!state) return undefined;
@@ -439,6 +447,20 @@ export class UploadRegistry {
     return upload;
   }
 
+  /**
+   * Drop a loaded copy another server process took over (OpenUpload.stillOwned false): its owner
+   * hears TAKEN_OVER, as it would have at once had the takeover happened in this process, and its
+   * handle is closed. Runs inside `serialize` for the upload's id.
+   */
+  private async unloadStale(upload: OpenUpload): Promise<void> {
+    const owner = upload.owner;
+    upload.owner = undefined;
+    this.loaded.delete(upload.id);
+    owner?.evict(leaseTakenOver());
+    await upload.settle();
+    await upload.close().catch(() => undefined);
+  }
+
   /** Unload an upload nobody owns (a refused RESUME must not leave its files open). */
   unloadIfUnowned(upload: OpenUpload): void {
     void this.serialize(upload.id, async () => {
@@ -466,6 +488,12 @@ export class UploadRegistry {
     return this.serialize(id, async () => {
       const upload = this.loaded.get(id);
       if (upload?.owner && unlessOwned) return false;
+      if (upload?.owner && upload.owner === except && !(await upload.stillOwned())) {
+        // The connection asking (TERMINATE) lost the upload to a connection on another node and
+        // has not heard yet: the newest connection wins, so it is told, and nothing is removed.
+        await this.unloadStale(upload);
+        return false;
+      }
       if (upload) {
         if (upload.owner && upload.owner !== except) {
           upload.owner.evict(

@@ -41,8 +41,8 @@ import type {
 export interface RedisRegistryOptions {
   /** redis://[:password@]HOST:PORT[/DB]. Ignored when `client` is given. */
   readonly url?: string;
-  /** A ready ioredis client (Sentinel, TLS, cluster-aware setups). */
-  readonly client?: Redis;
+  /** A ready ioredis client (Sentinel, TLS, cluster-aware setups): `new Redis(...)` from ioredis. */
+  readonly client?: IoRedisClient;
   /** Prefix of every key. Default "bigup:". */
   readonly keyPrefix?: string;
   /** Lease time (ms). Default 30 s. */
@@ -51,6 +51,16 @@ export interface RedisRegistryOptions {
   readonly commandTimeout?: number;
   /** Told when the connection drops or comes back. */
   readonly logger?: { warn(message: string): void; info(message: string): void };
+}
+
+/**
+ * An ioredis `Redis` instance, typed by the two members that tell it apart instead of by ioredis's
+ * class: the package's public typings must not pull in ioredis's, which do not compile under
+ * `strict` with `skipLibCheck: false` (they import an untyped package).
+ */
+export interface IoRedisClient {
+  readonly status: string;
+  eval: (...args: never[]) => unknown;
 }
 
 export const REDIS_DEFAULTS = { keyPrefix: 'bigup:', commandTimeout: 5000 } as const;
@@ -172,7 +182,7 @@ export class RedisRegistry implements SharedRegistry {
     this.ownsClient = options.client === undefined;
     const commandTimeout = options.commandTimeout ?? REDIS_DEFAULTS.commandTimeout;
     if (options.client) {
-      this.redis = options.client;
+      this.redis = options.client as Redis;
     } else {
       if (options.url === undefined) throw new Error('RedisRegistry needs `url` or `client`');
       this.redis = new Redis(options.url, {

@@ -120,6 +120,13 @@ export interface UploadHandle {
    * REPLACE_CHUNK capability granted. Called with no other record append in flight.
    */
   retractChunks?(indexes: readonly number[]): Promise<void>;
+  /**
+   * Optional, for stores shared by several server processes (an object store with a shared
+   * registry): whether this handle still owns the upload, that is no other process took it over
+   * since it was opened. False means the records this process loaded with it may be stale: the
+   * caller drops them and opens the upload again. Absent: the process is the only writer (true).
+   */
+  stillOwned?(): Promise<boolean>;
   /** Make the data durable, move it to its final place atomically, record the completion. */
   finish(digest: string): Promise<CompletionInfo>;
   /** Release file handles (after a final checkpoint). The upload stays stored. */

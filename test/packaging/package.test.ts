@@ -4,7 +4,8 @@
  * there, with plain node: the README's server example receives a byte-identical upload from the
  * installed bin and from the README's Node client example; a TypeScript consumer typechecks
  * against the shipped .d.ts; a Vite app bundles the component, and it uploads in Chromium; the
- * installed bin serves the uploader page at /.
+ * installed bin serves the uploader page at /; the README's scale-out example runs on a real s3rver
+ * and redis-server (started here) and stores an upload the installed bin sends.
  *
  * Needs dist/ (npm test builds it first). The pack runs with --ignore-scripts because other test
  * files use dist/ concurrently and prepack rebuilds it from scratch.
@@ -15,9 +16,12 @@ import { copyFile, mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { build } from 'vite';
 import { launchBrowser, newPage, pickFiles, ROOT } from '../browser/harness.js';
 import { makeTempDir, listFiles, type TempDir } from '../helpers/tmp.js';
+import { startRedis } from '../scale/lib/redis.js';
+import { readObject, S3RVER_CREDENTIALS, startS3rver } from '../scale/lib/s3rver.js';
 
 const run = promisify(execFile);
 const EXAMPLES = join(ROOT, 'docs', 'examples');
@@ -234,6 +238,53 @@ describe('the npm package', () => {
     expect(await sha256(stored[0])).toBe(await sha256(file));
   }, 120_000);
 
+  it('runs the README scale-out example (S3 store + Redis registry) with plain node on s3rver and redis-server; the installed bin uploads a byte-identical object', async () => {
+    const [s3, redis] = await Promise.all([startS3rver('uploads'), startRedis()]);
+    try {
+      const server = await start(
+        process.execPath,
+        ['scale-server.mjs'],
+        {
+          PORT: '0',
+          S3_ENDPOINT: s3.endpoint,
+          S3_BUCKET: s3.bucket,
+          REDIS_URL: redis.url,
+          AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+          AWS_REGION: 'us-east-1',
+        },
+        /listening on (http:\/\/127\.0\.0\.1:\d+)/,
+      );
+      const health = (await (await fetch(`${server.url}/healthz`)).json()) as Record<
+        string,
+        unknown
+      >;
+      expect(JSON.stringify(health)).toMatch(/redis/);
+      const file = await makeFile('via-s3.bin', 6 * 1024 * 1024 + 11);
+      await run(
+        join(app, 'node_modules', '.bin', 'big-uploader'),
+        ['send', file, '--url', `${server.url.replace(/^http/, 'ws')}/upload`, '--no-resume'],
+        { cwd: app },
+      );
+      const listed = await s3.client.send(
+        new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: 'incoming/' }),
+      );
+      const keys = (listed.Contents ?? []).map((o) => o.Key ?? '');
+      expect(keys).toHaveLength(1);
+      expect(keys[0]).toMatch(/^incoming\/[0-9a-f]{32}\/via-s3\.bin$/);
+      const stored = await readObject(s3.client, s3.bucket, keys[0]);
+      expect(createHash('sha256').update(stored).digest('hex')).toBe(await sha256(file));
+      // Its shutdown handler closes the app, then the store: the process exits on its own.
+      const exited = new Promise((resolve) => server.child.once('exit', resolve));
+      server.child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    } finally {
+      await s3.stop();
+      await redis.stop();
+      await redis.cleanup();
+    }
+  }, 120_000);
+
   it('imports big-uploader/client from plain node as the Node entry', async () => {
     const script =
       "const m = await import('big-uploader/client'); console.log(typeof m.openUploader, m.createUploader === m.openUploader, typeof m.WsTransport, typeof m.JsonFileResumeStore);";
@@ -349,6 +400,7 @@ describe('the npm package', () => {
     const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
     for (const name of [
       'server.mjs',
+      'scale-server.mjs',
       'node-client.mjs',
       'component-app.js',
       'ticket-backend.mjs',

@@ -115,6 +115,21 @@ export class S3Upload implements UploadHandle {
     return entry?.parts.map(({ index, hash }) => ({ index, hash })) ?? [];
   }
 
+  /**
+   * Renewing the lease is the check: it succeeds only while the fence is still this handle's token
+   * and the lease has not run out. Any failure (taken over, expired, registry unreachable) says
+   * "not owned"; the caller then acquires anew, which reports an unreachable registry itself.
+   */
+  async stillOwned(): Promise<boolean> {
+    if (this.lost || this.closed) return false;
+    try {
+      await this.s3.registryCall('renew', () => this.registry.renew(this.lease));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   async finish(digest: string): Promise<CompletionInfo> {
     if (this.lost) throw this.lost;
     // Still ours? A node that lost the upload must not complete it.
