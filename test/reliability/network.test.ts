@@ -1,5 +1,5 @@
 /**
- * Network faults through lib/fault-proxy.ts: FIN and RST in the middle of a DATA frame, a stall,
+ * Network faults through test/helpers/fault-proxy.ts: FIN and RST in the middle of a DATA frame, a stall,
  * a stall past the idle timeout, a 1 byte/s trickle, and a connection cut every few hundred KiB
  * under the real client (client/node). Every upload must finish identical, and no chunk whose
  * frame did not fully reach the server may ever be acked.
@@ -13,7 +13,7 @@ import { openUploader } from '../../client/node/index.js';
 import { RawClient } from '../helpers/protocol-client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
-import { startFaultProxy, type FaultProxy } from './lib/fault-proxy.js';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { recordFigures } from './lib/figures.js';
 import { AckLog, chunksIn, openOrResume, pump, type PumpResult } from './lib/pump.js';
 import { seeded, suiteSeed } from './lib/rng.js';

@@ -11,7 +11,7 @@ import { Errors, bytesToHex } from '../../protocol/index.js';
 import { RawClient } from '../helpers/protocol-client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { listFiles, makeTempDir, type TempDir } from '../helpers/tmp.js';
-import { startFaultProxy, type FaultProxy } from './lib/fault-proxy.js';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { recordFigures } from './lib/figures.js';
 import { AckLog, chunksIn, openOrResume, pump } from './lib/pump.js';
 
