@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { appendFile, open, readFile, readdir, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { JsonFileResumeStore } from '../../client/node/state-store.js';
 import { atLeast, runSend } from '../helpers/cli.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
@@ -184,21 +185,16 @@ describe('send: a modified file is never stored as done', () => {
     first.kill('SIGINT');
     expect((await first.done).code).toBe(130);
     const stateFile = join(tmp.path, 'state', 'big-uploader', 'state.json');
-    const before = JSON.parse(await readFile(stateFile, 'utf8')) as {
-      records: Record<string, { uploadId: string }>;
-    };
-    const [oldRecord] = Object.values(before.records);
-    expect(oldRecord).toBeDefined();
+    const before = await new JsonFileResumeStore(stateFile).entries();
+    expect(before).toHaveLength(1);
+    const oldRecord = before[0][1];
     // A new version of the file: other size and mtime, so another fingerprint.
     await appendFile(path, randomBytes(1000));
     const second = await send([...args, '--limit-rate', '4MiB'], tmp.path).done;
     expect(second.code, second.stderr).toBe(0);
     expect(second.stderr).toMatch(/earlier upload of this file .* terminated on the server/);
     expect(second.report.id).not.toBe(oldRecord.uploadId);
-    const after = JSON.parse(await readFile(stateFile, 'utf8')) as {
-      records: Record<string, unknown>;
-    };
-    expect(Object.keys(after.records)).toEqual([]);
+    expect(await new JsonFileResumeStore(stateFile).entries()).toEqual([]);
     // The old partial is gone from the server (only the new upload's completion record remains).
     expect(
       (await readdir(join(dataDir, 'uploads'))).filter((f) => f.startsWith(oldRecord.uploadId)),
