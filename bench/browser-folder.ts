@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Browser, Page } from 'playwright-core';
-import { CHROMIUM_ARGS, buildPage, chromiumCpuSeconds, findChromium } from './browser-scenario.js';
+import { CHROMIUM_ARGS, buildPage, chromiumCpuSeconds, findChromium } from './scenarios/browser.js';
 import type { PageBench } from './browser/page.js';
 import { readProc, spawnPeer, type BenchChild } from './proc.js';
 import { startServer } from './product.js';

@@ -33,6 +33,8 @@ export interface SendRecord {
   MBps?: number;
   digest?: string;
   firstAckSeconds?: number;
+  /** Last ack to the server's RESULT (cli/send.ts FileReport). */
+  completionSeconds?: number;
   [key: string]: unknown;
 }
 

@@ -19,7 +19,7 @@ import {
   renderTable,
   renderTargets,
 } from '../bench/report.js';
-import { SCENARIOS, SCENARIO_IDS, type ScenarioId } from '../bench/scenarios.js';
+import { SCENARIOS, SCENARIO_IDS, type ScenarioId } from '../bench/scenarios/index.js';
 import type { ScenarioResult } from '../bench/types.js';
 import { parseSize, parseDuration, UsageError } from './units.js';
 

@@ -27,6 +27,7 @@ import {
   fileEntry,
 } from '../client/node/index.js';
 import { BATCH_DEFAULTS, type BatchResult } from '../client/core/batch-uploader.js';
+import { Limits } from '../protocol/index.js';
 import { formatBytes, parseSize, UsageError } from './units.js';
 
 /** Exit codes of `send` (also listed in --help). */
@@ -174,7 +175,7 @@ function parse(
     throw new UsageError('send: name at least one FILE to upload');
   const chunkSize =
     v['chunk-size'] !== undefined ? parseSize(v['chunk-size'], '--chunk-size') : DEFAULTS.chunkSize;
-  if (chunkSize < 65_536 || chunkSize > 64 * 1024 * 1024)
+  if (chunkSize < Limits.MIN_CHUNK_SIZE || chunkSize > Limits.MAX_CHUNK_SIZE)
     throw new UsageError('--chunk-size: must be between 64KiB and 64MiB');
   const window =
     v.window !== undefined ? parseSize(v.window, '--window') : DEFAULTS.maxInFlightBytes;

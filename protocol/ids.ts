@@ -30,11 +30,3 @@ export function parseUploadId(text: string): Uint8Array | undefined {
 export function parseSecret(text: string): Uint8Array | undefined {
   return hexToBytes(text, Limits.SECRET_BYTES);
 }
-
-/** Compare two byte arrays in time independent of where they first differ. */
-export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.byteLength !== b.byteLength) return false;
-  let diff = 0;
-  for (let i = 0; i < a.byteLength; i++) diff |= a[i] ^ b[i];
-  return diff === 0;
-}

@@ -3,9 +3,9 @@
  * answer before any 101 (protocol/SPEC.md section 3, "Handshake"): Origin allow-list (403), server
  * token (401 missing / 403 wrong), subprotocol (426 + Bigup-Versions), capacity (503).
  */
-import { timingSafeEqual, createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { SUPPORTED_SUBPROTOCOLS } from '../protocol/index.js';
+import { tokenMatches } from './constant-time.js';
 import { HttpErrors, sendHttpError } from './http-errors.js';
 import { verifyUploadTicket, type UploadTicketClaims } from './tickets.js';
 
@@ -13,14 +13,8 @@ import { verifyUploadTicket, type UploadTicketClaims } from './tickets.js';
 export const ticketOf = new WeakMap<object, UploadTicketClaims>();
 import type { ResolvedOptions } from './options.js';
 
-/** Compare secrets in constant time (hashing first makes the lengths equal). */
-export function tokenMatches(given: string, tokens: readonly string[]): boolean {
-  const digest = (s: string) => createHash('sha256').update(s).digest();
-  const g = digest(given);
-  let match = false;
-  for (const token of tokens) match = timingSafeEqual(g, digest(token)) || match;
-  return match;
-}
+// Also offered here, where the other upgrade checks are (server/tus/access.ts imports it so).
+export { tokenMatches };
 
 /** The server token a request carries: `Authorization: Bearer <t>` or, for browsers, `?token=<t>`. */
 export function requestToken(request: FastifyRequest, allowQuery: boolean): string | undefined {

@@ -4,7 +4,8 @@
  * a malformed id, an unknown id and a wrong secret all get the same 404.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { parseSecret, parseUploadId } from '../protocol/index.js';
+import { Limits, parseSecret, parseUploadId } from '../protocol/index.js';
+import { SHA256_BYTES } from './constant-time.js';
 import type { ServerMetrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
 import { requestToken, tokenMatches } from './handshake.js';
@@ -80,8 +81,8 @@ export function registerHttpRoutes(fastify: FastifyInstance, ctx: HttpContext): 
     const info = ctx.registry.peek(id)?.info ?? (await readState(id, request.log))?.info;
     // Hash even when the id is unknown, so both answers take comparable time.
     const ok = UploadRegistry.secretMatches(
-      info?.secretHash ?? '0'.repeat(64),
-      secret ?? new Uint8Array(32),
+      info?.secretHash ?? '00'.repeat(SHA256_BYTES),
+      secret ?? new Uint8Array(Limits.SECRET_BYTES),
     );
     return info && secret && ok ? id : undefined;
   }

@@ -7,7 +7,8 @@
  * the shared `ticketSecret` over `bt1.<claims>`. Stateless: the server checks signature and expiry
  * on the upgrade, and the claims at OPEN.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
+import { sameBytes } from './constant-time.js';
 
 /** What a ticket allows. Every field but `exp` is optional. */
 export interface UploadTicketClaims {
@@ -79,8 +80,7 @@ export function verifyUploadTicket(
   let signed = false;
   for (const secret of secrets) {
     const expected = sign(secret, body);
-    signed =
-      (given.byteLength === expected.byteLength && timingSafeEqual(given, expected)) || signed;
+    signed = sameBytes(given, expected) || signed;
   }
   if (!signed) return undefined;
   let claims: unknown;

@@ -3,17 +3,18 @@
  * at most one owner (the newest connection wins, protocol/SPEC.md section 7.3 "Ownership"), unloads them
  * when their owner leaves, and removes them for DELETE, TERMINATE and the TTL sweeper.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import {
   Errors,
+  Limits,
   ProtocolError,
   bytesToHex,
-  constantTimeEqual,
   hashToHex,
   type Hasher,
   type OpenMessage,
 } from '../protocol/index.js';
+import { SHA256_BYTES, sameBytes, sha256 } from './constant-time.js';
 import type { ServerMetrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
 import { ReservationLedger } from './quota.js';
@@ -31,10 +32,6 @@ import { OpenUpload, type UploadOwner } from './upload.js';
 /** A store's UPLOAD_DAMAGED (SPEC.md 7.2): the upload's records are damaged. */
 export function isDamage(error: unknown): error is ProtocolError {
   return error instanceof ProtocolError && error.code === Errors.UPLOAD_DAMAGED.code;
-}
-
-function sha256(bytes: Uint8Array): Uint8Array {
-  return createHash('sha256').update(bytes).digest();
 }
 
 /** The identity of an upload announced before it was stored (tus creation-defer-length). */
@@ -155,7 +152,7 @@ export class UploadRegistry {
     const proposed =
       message.chunkSize === 0
         ? this.options.defaultChunkSize
-        : Math.min(Math.max(message.chunkSize, 65_536), this.options.maxChunkSize);
+        : Math.min(Math.max(message.chunkSize, Limits.MIN_CHUNK_SIZE), this.options.maxChunkSize);
     // An object store maps chunks to parts and may need a larger one (part rules).
     return (
       this.store.chunkSizeFor?.(message.fileSize, proposed, this.options.maxChunkSize) ?? proposed
@@ -245,9 +242,9 @@ export class UploadRegistry {
   ): { info: UploadInfo; secret: Uint8Array } {
     const chunkSize = this.chunkSizeFor(message);
     // A preset identity (a tus upload created before its length was known) keeps its id and secret.
-    const secret = preset ? new Uint8Array(0) : randomBytes(32);
+    const secret = preset ? new Uint8Array(0) : randomBytes(Limits.SECRET_BYTES);
     const info: UploadInfo = {
-      id: preset?.id ?? bytesToHex(randomBytes(16)),
+      id: preset?.id ?? bytesToHex(randomBytes(Limits.UPLOAD_ID_BYTES)),
       secretHash: preset?.secretHash ?? bytesToHex(sha256(secret)),
       fileSize: message.fileSize,
       chunkSize,
@@ -327,7 +324,7 @@ export class UploadRegistry {
     const upload = await this.serialize(id, async () => {
       const loaded = this.loaded.get(id);
       if (loaded) {
-        if (!constantTimeEqual(given, Buffer.from(loaded.info.secretHash, 'hex'))) throw notFound;
+        if (!sameBytes(given, Buffer.from(loaded.info.secretHash, 'hex'))) throw notFound;
         if (await loaded.stillOwned()) return loaded;
         // Another node took the upload over while this copy stayed loaded (its connection not yet
         // found dead): its ranges are stale. Reload from the store, which takes the upload anew.
@@ -340,11 +337,13 @@ export class UploadRegistry {
         if (!isDamage(error)) throw error;
         // Unreadable metadata: the secret hash is gone, so the secret cannot be checked and whoever
         // holds the id (128 random bits) learns that the upload is unusable (SPEC.md 7.2).
-        constantTimeEqual(given, new Uint8Array(32));
+        sameBytes(given, new Uint8Array(SHA256_BYTES));
         throw damaged(error.message);
       }
-      const expected = state ? Buffer.from(state.info.secretHash, 'hex') : new Uint8Array(32);
-      if (!constantTimeEqual(given, expected) || !state) throw notFound;
+      const expected = state
+        ? Buffer.from(state.info.secretHash, 'hex')
+        : new Uint8Array(SHA256_BYTES);
+      if (!sameBytes(given, expected) || !state) throw notFound;
       const found = await this.load(state);
       if (!(found instanceof OpenUpload)) throw damaged(found.damaged ?? 'damaged');
       return found;
@@ -546,6 +545,6 @@ export class UploadRegistry {
 
   /** Check a resume secret in its hex form (HTTP `Bigup-Secret`). */
   static secretMatches(secretHash: string, secret: Uint8Array): boolean {
-    return constantTimeEqual(sha256(secret), Buffer.from(secretHash, 'hex'));
+    return sameBytes(sha256(secret), Buffer.from(secretHash, 'hex'));
   }
 }

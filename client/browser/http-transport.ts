@@ -25,7 +25,12 @@ import {
   errorByCode,
   hashToHex,
 } from '../../protocol/index.js';
-import type { Connection, ConnectionHandlers, Transport } from '../core/types.js';
+import {
+  ABNORMAL_CLOSURE,
+  type Connection,
+  type ConnectionHandlers,
+  type Transport,
+} from '../core/types.js';
 
 export interface HttpTransportOptions {
   /** Send chunk bodies as slices of this Blob rather than from the core's buffer. */
@@ -92,7 +97,7 @@ export class HttpTransport implements Transport {
       if (closed) return;
       if (!type.startsWith('application/octet-stream') || body.byteLength === 0) {
         // Host, Origin, token or capacity refusals are plain HTTP answers, as a refused upgrade.
-        close(1006, `HTTP ${response.status}`, undefined, response.status);
+        close(ABNORMAL_CLOSURE, `HTTP ${response.status}`, undefined, response.status);
         return;
       }
       const newLease = response.headers.get('bigup-lease');
@@ -124,7 +129,8 @@ export class HttpTransport implements Transport {
       doFetch(target, { ...init, signal: aborter.signal, cache: 'no-store' })
         .then(deliver)
         .catch((error: unknown) => {
-          if (!closed) close(1006, '', error instanceof Error ? error.message : String(error));
+          if (!closed)
+            close(ABNORMAL_CLOSURE, '', error instanceof Error ? error.message : String(error));
         });
     };
 
@@ -218,7 +224,8 @@ export class HttpTransport implements Transport {
       })
         .then(deliver)
         .catch((error: unknown) => {
-          if (!closed) close(1006, '', error instanceof Error ? error.message : String(error));
+          if (!closed)
+            close(ABNORMAL_CLOSURE, '', error instanceof Error ? error.message : String(error));
         })
         .finally(() => {
           putsPending--;

@@ -4,7 +4,12 @@
  * WebSocket cannot be opened (a proxy that refuses upgrades, a firewall that drops them, a refused
  * upgrade whose reason a browser hides: over HTTP the refusal's status is visible).
  */
-import type { Connection, ConnectionHandlers, Transport } from '../core/types.js';
+import {
+  ABNORMAL_CLOSURE,
+  type Connection,
+  type ConnectionHandlers,
+  type Transport,
+} from '../core/types.js';
 import { HttpTransport } from './http-transport.js';
 import { BrowserWebSocketTransport } from './websocket-transport.js';
 
@@ -74,7 +79,7 @@ export class FallbackTransport implements Transport {
         },
         onClose: (info) => {
           const unreachable =
-            info.code === 1006 &&
+            info.code === ABNORMAL_CLOSURE &&
             (info.httpStatus === undefined || info.httpStatus === 404 || info.httpStatus === 405);
           if (
             unreachable &&
@@ -83,7 +88,10 @@ export class FallbackTransport implements Transport {
             transport !== this.second
           ) {
             this.current = this.second;
-            handlers.onClose({ code: 1006, reason: 'falling back to the other transport' });
+            handlers.onClose({
+              code: ABNORMAL_CLOSURE,
+              reason: 'falling back to the other transport',
+            });
             return;
           }
           handlers.onClose(info);

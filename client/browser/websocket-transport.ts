@@ -10,6 +10,7 @@
  * core re-reads and resends the chunk. The transport knows no wire layout: the core says which
  * bytes of the file the payload is.
  */
+import { CloseCode } from '../../protocol/index.js';
 import type { Connection, ConnectionHandlers, Transport } from '../core/types.js';
 
 export interface BrowserTransportOptions {
@@ -60,7 +61,7 @@ export class BrowserWebSocketTransport implements Transport {
         return ws.bufferedAmount;
       },
       reportsDrain: false,
-      close(code = 1000, reason = ''): void {
+      close(code: number = CloseCode.NORMAL, reason = ''): void {
         if (ws.readyState === ws.CONNECTING || ws.readyState === ws.OPEN) ws.close(code, reason);
       },
     };

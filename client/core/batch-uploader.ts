@@ -29,6 +29,7 @@
  */
 import {
   Capability,
+  CloseCode,
   Errors,
   HeaderSize,
   HeaderSizeV2,
@@ -376,7 +377,7 @@ export class BatchUploader {
     this.idleTimer = undefined;
     const link = this.link;
     this.link = undefined;
-    if (link && !link.closed) link.connection.close(1000, 'batch done');
+    if (link && !link.closed) link.connection.close(CloseCode.NORMAL, 'batch done');
     const notStarted = this.queue.length;
     for (const job of this.queue) void job.source?.close?.();
     this.queue = [];
@@ -476,7 +477,7 @@ export class BatchUploader {
         ClientErrors.UNSUPPORTED_VERSION,
         `the server negotiated "${protocol}", which this client does not speak`,
       );
-      link.connection.close(4005, 'no supported version');
+      link.connection.close(CloseCode.NO_SUPPORTED_VERSION, 'no supported version');
       return;
     }
     this.pump();
@@ -909,7 +910,7 @@ export class BatchUploader {
 
   private violation(link: Link, message: string): void {
     link.fatal = clientError(ClientErrors.PROTOCOL_VIOLATION, message);
-    link.connection.close(1002, 'protocol violation');
+    link.connection.close(CloseCode.PROTOCOL_ERROR, 'protocol violation');
   }
 
   private requireHasher(): Hasher {
@@ -975,7 +976,8 @@ function wakeAll(link: Link): void {
 function handshakeFailure(info: CloseInfo): UploadErrorInfo | undefined {
   const status = info.httpStatus;
   if (status === 401 || status === 403) return clientError(ClientErrors.HANDSHAKE_UNAUTHORIZED);
-  if (status === 426 || info.code === 4005) return clientError(ClientErrors.UNSUPPORTED_VERSION);
+  if (status === 426 || info.code === CloseCode.NO_SUPPORTED_VERSION)
+    return clientError(ClientErrors.UNSUPPORTED_VERSION);
   if (status !== undefined && status !== 503 && status >= 400)
     return clientError(ClientErrors.HANDSHAKE_REFUSED, `the server answered HTTP ${status}`);
   return undefined;

@@ -1,6 +1,6 @@
 /** The platform-free client core: types, the Uploader, and helpers. Entries in client/node and client/browser add defaults. */
 export type * from './types.js';
-export { TERMINAL_STATES, UPLOADER_EVENTS } from './types.js';
+export { ABNORMAL_CLOSURE, TERMINAL_STATES, UPLOADER_EVENTS } from './types.js';
 export * from './errors.js';
 // Exported as UPLOADER_DEFAULTS: the server's are SERVER_DEFAULTS, so an app importing both
 // gets two names that say whose defaults they are.

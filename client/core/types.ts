@@ -13,6 +13,12 @@ import type { Hasher } from '../../protocol/index.js';
 // ---------------------------------------------------------------------------------------------
 // Transport: a WebSocket, abstracted so the core never touches `ws` or the DOM.
 
+/**
+ * The close code a connection reports when it ended without a close frame (RFC 6455 7.1.5): the
+ * network dropped, a browser's upgrade was refused, an HTTP request failed. No peer sends it.
+ */
+export const ABNORMAL_CLOSURE = 1006;
+
 /** How a connection ended. */
 export interface CloseInfo {
   /** WebSocket close code (1006 when the connection dropped without a close frame). */

@@ -54,7 +54,8 @@ import {
   encodeTerminate,
   errorByCode,
   hashToHex,
-  hexToBytes,
+  parseSecret,
+  parseUploadId,
   isProtocolError,
   loadHasher,
   rangeOffGrid,
@@ -94,6 +95,7 @@ import type {
   UploaderEventName,
   UploaderOptions,
 } from './types.js';
+import { ABNORMAL_CLOSURE } from './types.js';
 
 const MiB = 1024 * 1024;
 
@@ -391,8 +393,8 @@ export class FileUploader implements Uploader {
           this.fingerprint = await fp(this.options.file, this.options.endpoint);
           const record = await store.get(this.fingerprint).catch(() => undefined);
           if (record && this.usable(record)) {
-            this.uploadIdBytes = hexToBytes(record.uploadId, 16);
-            this.secret = hexToBytes(record.secret, 32);
+            this.uploadIdBytes = parseUploadId(record.uploadId);
+            this.secret = parseSecret(record.secret);
             this.chunkSize = record.chunkSize;
           }
         }
@@ -415,8 +417,8 @@ export class FileUploader implements Uploader {
       record.version === 1 &&
       record.size === this.options.file.size &&
       endpointKey(record.endpoint) === endpointKey(this.options.endpoint) &&
-      hexToBytes(record.uploadId, 16) !== undefined &&
-      hexToBytes(record.secret, 32) !== undefined
+      parseUploadId(record.uploadId) !== undefined &&
+      parseSecret(record.secret) !== undefined
     );
   }
 
@@ -1535,8 +1537,8 @@ export class FileUploader implements Uploader {
 
   /** RESUME + TERMINATE on a connection of its own; resolves whether the server confirmed. */
   private terminateElsewhere(record: ResumeRecord): Promise<boolean> {
-    const id = hexToBytes(record.uploadId, 16);
-    const secret = hexToBytes(record.secret, 32);
+    const id = parseUploadId(record.uploadId);
+    const secret = parseSecret(record.secret);
     if (!id || !secret) return Promise.resolve(false);
     const url = new URL(this.options.endpoint);
     const headerAuth = this.options.token && this.options.transport.sendsHeaders === true;
@@ -1643,7 +1645,7 @@ function closeError(info: CloseInfo, phase: Session['phase']): UploadErrorInfo {
   const where = phase === 'connecting' ? 'could not connect' : 'the connection was lost';
   const detail = info.error
     ? `: ${info.error}`
-    : info.code !== 1006 && info.code !== 1000
+    : info.code !== ABNORMAL_CLOSURE && info.code !== CloseCode.NORMAL
       ? ` (close ${info.code}${info.reason ? ` ${info.reason}` : ''})`
       : '';
   return clientError(ClientErrors.NETWORK, `${where}${detail}`, false);

@@ -12,6 +12,7 @@
  * mask with random keys; pass `{ zeroMask: false }` to mimic them.
  */
 import WebSocket from 'ws';
+import { CloseCode } from '../../protocol/index.js';
 import type { CloseInfo, Connection, ConnectionHandlers, Transport } from '../core/types.js';
 
 export interface WsTransportOptions {
@@ -88,7 +89,7 @@ export class WsTransport implements Transport {
         return ws.bufferedAmount;
       },
       reportsDrain: true,
-      close(code = 1000, reason = ''): void {
+      close(code: number = CloseCode.NORMAL, reason = ''): void {
         if (ws.readyState === WebSocket.CONNECTING) {
           ws.terminate();
           return;

@@ -3,58 +3,40 @@
  * killed (SIGKILL) and restarted mid-upload, and the page is reloaded mid-upload and the same file
  * picked again (only the missing bytes are sent).
  */
-import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { startChildServer, startServer, type ChildServer } from '../helpers/server.js';
-import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 import {
   MiB,
-  buildDemo,
   events,
-  launchBrowser,
   makeFile,
   newPage,
   openDemo,
   pickFiles,
   sha256,
+  useBrowserSuite,
   waitForRow,
 } from './harness.js';
 
-let tmp: TempDir;
-let browser: Browser;
-let pageDir: string;
+/** Servers here are started per test: child processes to kill, or one per data dir. */
+const suite = useBrowserSuite('bigup-browser-faults-', false);
 const children: ChildServer[] = [];
 
-beforeAll(async () => {
-  tmp = await makeTempDir('bigup-browser-faults-');
-  pageDir = join(tmp.path, 'page');
-  await buildDemo(pageDir);
-  browser = await launchBrowser();
-}, 60_000);
-
-afterAll(async () => {
-  await browser?.close();
+afterAll(() => {
   for (const child of children) child.kill('SIGKILL');
-  await tmp?.cleanup();
 });
 
-async function storedFile(dataDir: string, uploadId: string): Promise<string> {
-  const dir = join(dataDir, 'files', uploadId);
-  const [name] = await readdir(dir);
-  return join(dir, name);
-}
+const { storedFile } = suite;
 
 describe('<big-uploader> faults', () => {
   it('keeps going when the server is killed and restarted mid-upload', async () => {
-    const dataDir = join(tmp.path, 'data-kill');
-    const source = await makeFile(join(tmp.path, 'src'), 'kill-64.bin', 64 * MiB);
-    const args = ['--dir', dataDir, '--page-dir', pageDir];
+    const dataDir = join(suite.tmp.path, 'data-kill');
+    const source = await makeFile(join(suite.tmp.path, 'src'), 'kill-64.bin', 64 * MiB);
+    const args = ['--dir', dataDir, '--page-dir', suite.pageDir];
     const first = await startChildServer(args);
     children.push(first);
     const port = new URL(first.url).port;
-    const { context, page } = await newPage(browser);
+    const { context, page } = await newPage(suite.browser);
     try {
       await openDemo(page, first.url, {
         'limit-rate': String(16 * MiB),
@@ -77,7 +59,7 @@ describe('<big-uploader> faults', () => {
       const { uploadId } = complete[0].detail as { uploadId: string };
       expect(uploadId).toBe((starts[0].detail as { uploadId: string }).uploadId);
       expect(await events(page, 'upload-error')).toHaveLength(0);
-      expect(await sha256(await storedFile(dataDir, uploadId))).toBe(await sha256(source));
+      expect(await sha256(await storedFile(uploadId, dataDir))).toBe(await sha256(source));
       second.kill('SIGTERM');
       await second.exited;
     } finally {
@@ -86,12 +68,12 @@ describe('<big-uploader> faults', () => {
   }, 120_000);
 
   it('resumes after a page reload: the same file picked again sends only the missing bytes', async () => {
-    const dataDir = join(tmp.path, 'data-reload');
-    const server = await startServer({ dir: dataDir, pageDir });
+    const dataDir = join(suite.tmp.path, 'data-reload');
+    const server = await startServer({ dir: dataDir, pageDir: suite.pageDir });
     const size = 64 * MiB;
-    const source = await makeFile(join(tmp.path, 'src'), 'reload-64.bin', size);
+    const source = await makeFile(join(suite.tmp.path, 'src'), 'reload-64.bin', size);
     const attrs = { 'limit-rate': String(16 * MiB), 'chunk-size': String(1 * MiB) };
-    const { context, page } = await newPage(browser);
+    const { context, page } = await newPage(suite.browser);
     try {
       await openDemo(page, server.url, attrs);
       await pickFiles(page, [source]);
@@ -129,7 +111,7 @@ describe('<big-uploader> faults', () => {
       expect(noteText).toBe(`Resuming at ${percent}%`);
       const complete = (await events(page, 'upload-complete'))[0].detail as { uploadId: string };
       expect(complete.uploadId).toBe(firstId);
-      expect(await sha256(await storedFile(dataDir, firstId))).toBe(await sha256(source));
+      expect(await sha256(await storedFile(firstId, dataDir))).toBe(await sha256(source));
     } finally {
       await context.close();
       await server.close();

@@ -6,42 +6,21 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type TestServer } from '../helpers/server.js';
-import { makeTempDir, type TempDir } from '../helpers/tmp.js';
-import { axeViolations, buildDemo, launchBrowser, newPage, openDemo, rows } from './harness.js';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import { axeViolations, newPage, openDemo, rows, useBrowserSuite } from './harness.js';
 
 const TOKEN = 'groups-test-token';
 /** The server refuses files above this (FILE_TOO_LARGE), which makes one file of a folder fail. */
 const MAX_UPLOAD = 1024;
-let tmp: TempDir;
-let server: TestServer;
-let browser: Browser;
-let pageUrl: string;
-
-beforeAll(async () => {
-  tmp = await makeTempDir('bigup-browser-groups-');
-  const pageDir = join(tmp.path, 'page');
-  await buildDemo(pageDir);
-  server = await startServer({
-    dir: join(tmp.path, 'data'),
-    pageDir,
-    token: TOKEN,
-    maxUploadSize: MAX_UPLOAD,
-    maxCommittedBytesPerClient: 1024 * 1024,
-    // 10,000 OPENs from one address is what this test is about, not the abuse limit.
-    opensPerSecond: 0,
-  });
-  pageUrl = `${server.url}/?token=${TOKEN}`;
-  browser = await launchBrowser();
-}, 60_000);
-
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-  await tmp?.cleanup();
+const suite = useBrowserSuite('bigup-browser-groups-', {
+  token: TOKEN,
+  maxUploadSize: MAX_UPLOAD,
+  maxCommittedBytesPerClient: 1024 * 1024,
+  // 10,000 OPENs from one address is what this test is about, not the abuse limit.
+  opensPerSecond: 0,
 });
+const pageUrl = (): string => `${suite.server.url}/?token=${TOKEN}`;
 
 /** `count` files of `size` bytes under dir/name, 100 per subfolder; each file's bytes name it. */
 async function makeTree(dir: string, name: string, count: number, size: number): Promise<string> {
@@ -135,10 +114,10 @@ function countEvents(page: Page, type: string): Promise<{ count: number; unique:
 describe('<big-uploader> with many files', () => {
   it('shows a folder of 10,000 files as one row with bounded file rows, and uploads all of it', async () => {
     const FILES = 10_000;
-    const folder = await makeTree(join(tmp.path, 'src'), 'photos', FILES, 16);
-    const { context, page } = await newPage(browser);
+    const folder = await makeTree(join(suite.tmp.path, 'src'), 'photos', FILES, 16);
+    const { context, page } = await newPage(suite.browser);
     try {
-      await openDemo(page, pageUrl, { concurrency: '8' });
+      await openDemo(page, pageUrl(), { concurrency: '8' });
       const maxLi = await watchLiCount(page);
       await page.locator('big-uploader #folder-input').setInputFiles(folder);
       await expect
@@ -206,11 +185,11 @@ describe('<big-uploader> with many files', () => {
   }, 960_000);
 
   it("counts a refused file in its folder's failures while the rest completes", async () => {
-    const folder = await makeTree(join(tmp.path, 'src'), 'mixed', 150, 16);
+    const folder = await makeTree(join(suite.tmp.path, 'src'), 'mixed', 150, 16);
     await writeFile(join(folder, 'part-000', 'too-big.bin'), Buffer.alloc(MAX_UPLOAD * 2, 7));
-    const { context, page } = await newPage(browser);
+    const { context, page } = await newPage(suite.browser);
     try {
-      await openDemo(page, pageUrl, { concurrency: '4' });
+      await openDemo(page, pageUrl(), { concurrency: '4' });
       await page.locator('big-uploader #folder-input').setInputFiles(folder);
       await expect
         .poll(() => groups(page), { timeout: 120_000 })
@@ -246,13 +225,13 @@ describe('<big-uploader> with many files', () => {
   }, 180_000);
 
   it('groups a large loose selection into one "N files" row, and leaves a small one as files', async () => {
-    const many = await makeTree(join(tmp.path, 'src'), 'loose', 60, 16);
+    const many = await makeTree(join(suite.tmp.path, 'src'), 'loose', 60, 16);
     const paths = Array.from({ length: 60 }, (_, i) =>
       join(many, 'part-000', `f-${String(i).padStart(6, '0')}.txt`),
     );
-    const { context, page } = await newPage(browser);
+    const { context, page } = await newPage(suite.browser);
     try {
-      await openDemo(page, pageUrl, { 'auto-start': null });
+      await openDemo(page, pageUrl(), { 'auto-start': null });
       await page.locator('big-uploader #file-input').setInputFiles(paths.slice(0, 10));
       await expect.poll(() => page.locator('big-uploader li.item').count()).toBe(10);
       expect(await groups(page)).toEqual([]);

@@ -9,54 +9,31 @@
  * handle in IndexedDB, listing it after the reload, the permission check and getFile() on click.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFile, mkdir, open, readdir } from 'node:fs/promises';
+import { copyFile, mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type TestServer } from '../helpers/server.js';
-import { makeTempDir, type TempDir } from '../helpers/tmp.js';
+import type { BrowserContext, Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
 import {
   MiB,
-  buildDemo,
   events,
-  launchBrowser,
   makeFile,
   newPage,
   openDemo,
   sha256,
+  useBrowserSuite,
   waitForRow,
 } from './harness.js';
 
-let tmp: TempDir;
-let browser: Browser;
-let server: TestServer;
-let pageDir: string;
-const dataDir = (): string => join(tmp.path, 'data');
+/** `fixture` copies source files into fixtures/: the page serves them for the picker stand-in. */
+const suite = useBrowserSuite('bigup-browser-handles-', {}, async ({ pageDir }) => {
+  await mkdir(join(pageDir, 'fixtures'));
+});
 const SIZE = 64 * MiB;
 /** lib.dom does not declare the File System Access picker yet. */
 type PickerWindow = { showOpenFilePicker?: (options: unknown) => Promise<FileSystemFileHandle[]> };
 const ATTRS = { 'limit-rate': String(16 * MiB), 'chunk-size': String(1 * MiB) };
 
-beforeAll(async () => {
-  tmp = await makeTempDir('bigup-browser-handles-');
-  pageDir = join(tmp.path, 'page');
-  await buildDemo(pageDir);
-  await mkdir(join(pageDir, 'fixtures'));
-  server = await startServer({ dir: dataDir(), pageDir });
-  browser = await launchBrowser();
-}, 60_000);
-
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-  await tmp?.cleanup();
-});
-
-async function storedFile(uploadId: string): Promise<string> {
-  const dir = join(dataDir(), 'files', uploadId);
-  const [name] = await readdir(dir);
-  return join(dir, name);
-}
+const { storedFile } = suite;
 
 /** Before any page script runs, as in a browser without the File System Access API. */
 async function withoutFilePicker(context: BrowserContext): Promise<void> {
@@ -77,8 +54,8 @@ async function pickWithButton(page: Page, source: string): Promise<void> {
 
 /** A source file on disk, also served by the test server under /fixtures/<name>. */
 async function fixture(name: string): Promise<string> {
-  const source = await makeFile(join(tmp.path, 'src'), name, SIZE);
-  await copyFile(source, join(pageDir, 'fixtures', name));
+  const source = await makeFile(join(suite.tmp.path, 'src'), name, SIZE);
+  await copyFile(source, join(suite.pageDir, 'fixtures', name));
   return source;
 }
 
@@ -140,9 +117,9 @@ describe('<big-uploader> resume with stored file handles', () => {
   it('offers one-click resume after a reload and sends only the missing bytes', async () => {
     const name = 'opfs-64.bin';
     const source = await fixture(name);
-    const { context, page } = await newPage(browser);
+    const { context, page } = await newPage(suite.browser);
     try {
-      await openDemo(page, server.url, ATTRS);
+      await openDemo(page, suite.server.url, ATTRS);
       // The real picker exists here; only the dialog is replaced: it "picks" an OPFS file holding
       // the fixture's bytes (a real FileSystemFileHandle, storable in IndexedDB).
       const api = await page.evaluate(async (fileName) => {
@@ -172,7 +149,7 @@ describe('<big-uploader> resume with stored file handles', () => {
       expect(await savedHandles(page)).toEqual([{ name, size: SIZE, kind: 'file' }]);
 
       await page.reload();
-      await openDemo(page, server.url, ATTRS);
+      await openDemo(page, suite.server.url, ATTRS);
       // No picker this time: the offer comes from the handle stored before the reload.
       await page.evaluate(() => {
         (window as unknown as PickerWindow).showOpenFilePicker = () =>
@@ -210,7 +187,7 @@ describe('<big-uploader> resume with stored file handles', () => {
       // A finished upload is forgotten: nothing is offered after another reload.
       await expect.poll(() => savedHandles(page)).toEqual([]);
       await page.reload();
-      await openDemo(page, server.url, ATTRS);
+      await openDemo(page, suite.server.url, ATTRS);
       await page.waitForTimeout(300);
       expect(await unfinishedNames(page)).toEqual([]);
     } finally {
@@ -221,11 +198,11 @@ describe('<big-uploader> resume with stored file handles', () => {
   it('degrades without showOpenFilePicker: no offer, picking the file again still resumes', async () => {
     const name = 'plain-64.bin';
     const source = await fixture(name);
-    const { context, page } = await newPage(browser);
+    const { context, page } = await newPage(suite.browser);
     await withoutFilePicker(context);
     const pickThroughButton = (): Promise<void> => pickWithButton(page, source);
     try {
-      await openDemo(page, server.url, ATTRS);
+      await openDemo(page, suite.server.url, ATTRS);
       expect(await page.evaluate(() => 'showOpenFilePicker' in window)).toBe(false);
       await pickThroughButton();
       await waitForRow(page, `r.status === 'uploading' && r.percent >= 40`);
@@ -234,7 +211,7 @@ describe('<big-uploader> resume with stored file handles', () => {
       expect(await savedHandles(page)).toEqual([]);
 
       await page.reload();
-      await openDemo(page, server.url, ATTRS);
+      await openDemo(page, suite.server.url, ATTRS);
       await page.waitForTimeout(300);
       expect(await page.locator('big-uploader .unfinished').count()).toBe(0);
       await pickThroughButton();
@@ -253,11 +230,11 @@ describe('<big-uploader> resume with stored file handles', () => {
   it('a re-picked file edited since the earlier session: only the changed part is sent again (REPLACE_CHUNK), with a note in the row, and stored as it is now', async () => {
     const name = 'edited-64.bin';
     const source = await fixture(name);
-    const { context, page } = await newPage(browser);
+    const { context, page } = await newPage(suite.browser);
     await withoutFilePicker(context);
     const pickThroughButton = (): Promise<void> => pickWithButton(page, source);
     try {
-      await openDemo(page, server.url, ATTRS);
+      await openDemo(page, suite.server.url, ATTRS);
       await pickThroughButton();
       await waitForRow(page, `r.status === 'uploading' && r.percent >= 40`);
       const firstId = ((await events(page, 'upload-start'))[0].detail as { uploadId: string })
@@ -271,7 +248,7 @@ describe('<big-uploader> resume with stored file handles', () => {
       await handle.write(Buffer.alloc(3400, 0x5a), 0, 3400, 10 * MiB);
       await handle.close();
       execFileSync('touch', ['-r', reference, source]);
-      await openDemo(page, server.url, ATTRS);
+      await openDemo(page, suite.server.url, ATTRS);
       await pickThroughButton();
       const note = page.locator('big-uploader li.item .changed-parts');
       await note.waitFor({ timeout: 60_000 });

@@ -5,11 +5,15 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open } from 'node:fs/promises';
+import { mkdir, open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { build } from 'vite';
+import { afterAll, beforeAll } from 'vitest';
+import type { AppOptions } from '../../server/index.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const OUTPUT = join(ROOT, 'test-output');
@@ -39,6 +43,77 @@ export function launchBrowser(): Promise<Browser> {
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
     args: CHROMIUM_ARGS,
   });
+}
+
+export interface BrowserSuite {
+  /** The suite's temp dir (removed after the file's tests). */
+  readonly tmp: TempDir;
+  /** The built demo page, under tmp. */
+  readonly pageDir: string;
+  /** The in-process server's data dir, tmp/data. */
+  readonly dataDir: string;
+  /** The in-process server on dataDir serving pageDir (absent with `server: false`). */
+  readonly server: TestServer;
+  readonly browser: Browser;
+  /** Path of the stored file of a completed upload (in `dataDir` unless another is given). */
+  storedFile(uploadId: string, dataDir?: string): Promise<string>;
+}
+
+/**
+ * The set-up every browser test file shares, as its beforeAll / afterAll: a temp dir, the demo
+ * page built into it, the real server on tmp/data serving that page (with `server` options, or
+ * none with `server: false`) and Chromium; all of it closed and removed after the file's tests.
+ * `prepare` runs after the build, before the server starts (files the page must serve). The
+ * fields are read inside tests (they exist once beforeAll ran).
+ */
+export function useBrowserSuite(
+  prefix: string,
+  server: Omit<AppOptions, 'dir' | 'pageDir'> | false = {},
+  prepare?: (suite: BrowserSuite) => Promise<void>,
+): BrowserSuite {
+  let tmp: TempDir | undefined;
+  let started: TestServer | undefined;
+  let browser: Browser | undefined;
+  const ready = <T>(value: T | undefined, what: string): T => {
+    if (value === undefined) throw new Error(`browser suite: no ${what} (used outside a test?)`);
+    return value;
+  };
+  const suite: BrowserSuite = {
+    get tmp() {
+      return ready(tmp, 'temp dir');
+    },
+    get pageDir() {
+      return join(suite.tmp.path, 'page');
+    },
+    get dataDir() {
+      return join(suite.tmp.path, 'data');
+    },
+    get server() {
+      return ready(started, 'server');
+    },
+    get browser() {
+      return ready(browser, 'browser');
+    },
+    async storedFile(uploadId, dataDir = suite.dataDir) {
+      const dir = join(dataDir, 'files', uploadId);
+      const [name] = await readdir(dir);
+      return join(dir, name);
+    },
+  };
+  beforeAll(async () => {
+    tmp = await makeTempDir(prefix);
+    await buildDemo(suite.pageDir);
+    await prepare?.(suite);
+    if (server !== false)
+      started = await startServer({ ...server, dir: suite.dataDir, pageDir: suite.pageDir });
+    browser = await launchBrowser();
+  }, 60_000);
+  afterAll(async () => {
+    await browser?.close();
+    await started?.close();
+    await tmp?.cleanup();
+  });
+  return suite;
 }
 
 /** A fresh context (own IndexedDB, so resume records never leak between tests) and page. */

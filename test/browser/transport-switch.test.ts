@@ -7,50 +7,26 @@
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BrowserContext, Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
 import { RawClient } from '../helpers/protocol-client.js';
-import { startServer, type TestServer } from '../helpers/server.js';
-import { makeTempDir, type TempDir } from '../helpers/tmp.js';
+import { startServer } from '../helpers/server.js';
 import {
   MiB,
-  buildDemo,
   clickRowButton,
   events,
-  launchBrowser,
   makeFile,
   newPage,
   openDemo,
   pickFiles,
   sha256,
+  useBrowserSuite,
   waitForRow,
 } from './harness.js';
 
 const TOKEN = 'switch-test-token';
 const ADMIN = 'switch-test-admin';
-let tmp: TempDir;
-let pageDir: string;
-let server: TestServer;
-let browser: Browser;
-
-beforeAll(async () => {
-  tmp = await makeTempDir('bigup-switch-');
-  pageDir = join(tmp.path, 'page');
-  await buildDemo(pageDir);
-  server = await startServer({
-    dir: join(tmp.path, 'data'),
-    pageDir,
-    token: TOKEN,
-    adminToken: ADMIN,
-  });
-  browser = await launchBrowser();
-}, 60_000);
-
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-  await tmp?.cleanup();
-});
+const suite = useBrowserSuite('bigup-switch-', { token: TOKEN, adminToken: ADMIN });
 
 /** What the page sent, by binding: WebSocket connections opened and chunk PUTs. */
 function watchTraffic(context: BrowserContext, page: Page): { sockets: number; puts: number } {
@@ -64,24 +40,20 @@ function watchTraffic(context: BrowserContext, page: Page): { sockets: number; p
 }
 
 async function acked(uploadId: string): Promise<{ ackedBytes: number; connected: boolean }> {
-  const response = await fetch(`${server.url}/uploads/${uploadId}`, {
+  const response = await fetch(`${suite.server.url}/uploads/${uploadId}`, {
     headers: { authorization: `Bearer ${ADMIN}` },
   });
   return (await response.json()) as { ackedBytes: number; connected: boolean };
 }
 
-async function storedFile(uploadId: string): Promise<string> {
-  const dir = join(tmp.path, 'data', 'files', uploadId);
-  const [name] = await readdir(dir);
-  return join(dir, name);
-}
+const { storedFile } = suite;
 
 async function switchMidway(first: 'websocket' | 'http', second: 'websocket' | 'http') {
   const size = 24 * MiB;
-  const source = await makeFile(join(tmp.path, 'src'), `switch-${first}-${second}.bin`, size);
-  const { context, page } = await newPage(browser);
+  const source = await makeFile(join(suite.tmp.path, 'src'), `switch-${first}-${second}.bin`, size);
+  const { context, page } = await newPage(suite.browser);
   try {
-    const url = `${server.url}/?token=${TOKEN}`;
+    const url = `${suite.server.url}/?token=${TOKEN}`;
     const firstTraffic = watchTraffic(context, page);
     // Slow enough to be caught mid-way.
     await openDemo(page, url, { transport: first, 'limit-rate': String(4 * MiB) });
@@ -144,13 +116,13 @@ describe('transport="auto" when a WebSocket cannot be opened', () => {
     // One connection allowed, and it is taken: every WebSocket upgrade is refused (503, which a
     // browser reports as 1006 with no reason). The HTTP binding is not a connection.
     const full = await startServer({
-      dir: join(tmp.path, 'data-full'),
-      pageDir,
+      dir: join(suite.tmp.path, 'data-full'),
+      pageDir: suite.pageDir,
       maxConnections: 1,
     });
     const holder = await RawClient.connect(full.wsUrl);
-    const source = await makeFile(join(tmp.path, 'src'), 'auto.bin', 6 * MiB);
-    const { context, page } = await newPage(browser);
+    const source = await makeFile(join(suite.tmp.path, 'src'), 'auto.bin', 6 * MiB);
+    const { context, page } = await newPage(suite.browser);
     try {
       const traffic = watchTraffic(context, page);
       await openDemo(page, `${full.url}/`, { transport: 'auto' });
@@ -161,7 +133,7 @@ describe('transport="auto" when a WebSocket cannot be opened', () => {
       const { uploadId } = (await events(page, 'upload-complete'))[0].detail as {
         uploadId: string;
       };
-      const dir = join(tmp.path, 'data-full', 'files', uploadId);
+      const dir = join(suite.tmp.path, 'data-full', 'files', uploadId);
       const [name] = await readdir(dir);
       expect(await sha256(join(dir, name))).toBe(await sha256(source));
     } finally {

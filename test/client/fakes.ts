@@ -1,8 +1,15 @@
 /**
  * Test doubles for the client core: an in-memory FileSource and a scripted bigup.1 server behind
- * a fake Transport. The fake server follows protocol/SPEC.md closely enough to exercise the
- * client (hash checks, acked ranges, window, COMPLETE/RESULT, RESUME, TERMINATE) and lets tests
- * hold ACKs, inject ERRORs, drop connections and refuse handshakes.
+ * a fake Transport.
+ *
+ * Why a fake server next to the real one (test/helpers/server.ts, which the client tests use for
+ * whatever a real server shows): the tests below need the server to misbehave or hold still on
+ * cue, at an exact message, which a real server never does: hold ACKs to fill the window, send an
+ * ACK off the chunk grid, refuse one chunk with HASH_MISMATCH or INCOMPLETE, drop the connection
+ * after the Nth DATA, refuse every connection, and hold an upload an earlier session left (`seed`)
+ * without running that session. It follows protocol/SPEC.md closely enough for the client (hash
+ * checks, acked ranges, window, COMPLETE/RESULT, RESUME, TERMINATE); keep it to that: a behaviour
+ * the real server can show belongs in a test against the real server.
  */
 import {
   RangeSet,
@@ -15,7 +22,6 @@ import {
   encodeResult,
   encodeTerminated,
   encodeWindow,
-  errorByCode,
   loadHasher,
   wholeFileDigest,
 } from '../../protocol/index.js';
@@ -98,12 +104,10 @@ export class FakeServer implements Transport {
   window = 8 * 65_536;
   chunkSize = 65_536;
   autoAck = true;
-  /** Refuse handshakes: an HTTP status, or 'down' for a connection refused. */
-  refuse: number | 'down' | undefined;
+  /** Refuse every connection, as a server that is down does. */
+  refuse: 'down' | undefined;
   /** Hook on each DATA before the server handles it; return an error name to refuse it. */
   onData: ((offset: number, conn: FakeConnection) => ErrorName | 'drop' | undefined) | undefined;
-  /** Answer OPEN/RESUME with this error instead of ACCEPT. */
-  refuseOpen: ErrorName | undefined;
   /** Highest outstanding bytes seen on any connection (window accounting check). */
   maxOutstanding = 0;
   windowViolations = 0;
@@ -131,8 +135,6 @@ export class FakeServer implements Transport {
     setTimeout(() => {
       if (this.refuse === 'down')
         conn.drop({ code: 1006, reason: '', error: 'connect ECONNREFUSED' });
-      else if (typeof this.refuse === 'number')
-        conn.drop({ code: 1006, reason: '', httpStatus: this.refuse });
       else handlers.onOpen(protocols.includes('bigup.1') ? 'bigup.1' : '');
     }, 1);
     return conn;
@@ -286,10 +288,6 @@ export class FakeConnection implements Connection {
     const server = this.server;
     switch (message.type) {
       case 'open': {
-        if (server.refuseOpen) {
-          this.error(server.refuseOpen);
-          return;
-        }
         const id = crypto.getRandomValues(new Uint8Array(16));
         const secret = crypto.getRandomValues(new Uint8Array(32));
         const chunkSize = server.chunkSize;
@@ -410,8 +408,6 @@ export class FakeConnection implements Connection {
     setTimeout(() => this.handlers.onClose({ code: code ?? 1000, reason: reason ?? '' }), 0);
   }
 }
-
-export { errorByCode };
 
 /** Wait until `predicate` holds (polling), or throw after `ms`. */
 export async function until(predicate: () => boolean, ms = 3000): Promise<void> {

@@ -16,7 +16,7 @@ import {
   type ChildServer,
   type TestServer,
 } from '../helpers/server.js';
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 
 const MiB = 1024 * 1024;
@@ -67,7 +67,7 @@ let home: string;
 let dataDir: string;
 let server: TestServer | undefined;
 let child: ChildServer | undefined;
-let proxy: TcpProxy | undefined;
+let proxy: FaultProxy | undefined;
 
 beforeEach(async () => {
   tmp = await makeTempDir('bigup-send-');
@@ -220,7 +220,7 @@ describe('big-uploader send against the real server', () => {
 
   it('ends byte-identical when a proxy cuts the connection repeatedly', async () => {
     server = await startServer({ dir: dataDir });
-    proxy = await startTcpProxy(Number(new URL(server.url).port));
+    proxy = await startFaultProxy(Number(new URL(server.url).port));
     const file = await makeFile(home, 'cut.bin', 24 * MiB);
     const run = send(
       [
@@ -242,7 +242,7 @@ describe('big-uploader send against the real server', () => {
       await run.waitFor(atLeast(percent));
       // Under load the client may be between connections: cut the next one it opens.
       for (let tries = 0; tries < 20; tries++) {
-        if (proxy.cutAll() > 0) {
+        if (proxy.cutAll('rst') > 0) {
           cuts++;
           break;
         }

@@ -1,10 +1,17 @@
-import { describe, expect, it } from 'vitest';
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { WsTransport } from '../../client/node/ws-transport.js';
+import type { AppOptions } from '../../server/index.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 import { bytesToHex, encodeAck } from '../../protocol/index.js';
 import { MemoryResumeStore } from '../../client/core/memory-store.js';
 import { createUploader } from '../../client/core/uploader.js';
 import { defaultFingerprint } from '../../client/core/fingerprint.js';
 import type {
   FileSource,
+  Transport,
   Uploader,
   UploaderEventMap,
   UploaderOptions,
@@ -61,15 +68,61 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.byteLength === b.byteLength && Buffer.compare(Buffer.from(a), Buffer.from(b)) === 0;
 }
 
-describe('Uploader against a scripted server', () => {
+/**
+ * What a real server can show is tested against the real server (test/helpers/server.ts, over
+ * client/node's WsTransport); the scripted FakeServer is for what a real server never does on cue.
+ */
+describe('Uploader against the real server', () => {
+  let tmp: TempDir;
+  let server: TestServer | undefined;
+  afterEach(async () => {
+    await server?.close();
+    server = undefined;
+    await tmp?.cleanup();
+  });
+
+  /** A real server on a temp dir, and an uploader for `file` that counts its connections. */
+  async function realSetup(
+    file: FileSource,
+    serverOptions: Omit<AppOptions, 'dir'> = {},
+    options: Partial<UploaderOptions> = {},
+  ) {
+    tmp = await makeTempDir('bigup-uploader-');
+    server = await startServer({ dir: tmp.path, ...serverOptions });
+    const ws = new WsTransport();
+    const connections = { count: 0 };
+    const transport: Transport = {
+      sendsHeaders: ws.sendsHeaders,
+      connect(...args) {
+        connections.count++;
+        return ws.connect(...args);
+      },
+    };
+    const uploader = createUploader({
+      endpoint: server.wsUrl,
+      file,
+      transport,
+      chunkSize: CHUNK,
+      backoff: { initial: 1, max: 20, jitter: 0 },
+      ...options,
+    });
+    const events: Array<{ type: string; payload: unknown }> = [];
+    for (const type of ['state', 'progress', 'error', 'start'] as const)
+      uploader.on(type, (payload) => events.push({ type, payload }));
+    const stored = async (uploadId: string): Promise<Uint8Array> => {
+      const dir = join(tmp.path, 'files', uploadId);
+      const [name] = await readdir(dir);
+      return readFile(join(dir, name));
+    };
+    return { uploader, connections, events, stored };
+  }
+
   it('uploads a multi-chunk file with a short last chunk and verifies the digest', async () => {
-    const { server, bytes, uploader, events, states } = await setup(CHUNK * 5 + 123);
+    const bytes = randomBytes(CHUNK * 5 + 123, 7);
+    const { uploader, events, stored } = await realSetup(memorySource(bytes));
     const outcome = await uploader.start();
-    expect(outcome.state).toBe('done');
-    expect(sameBytes(server.soleUpload().data, bytes)).toBe(true);
-    expect(server.dataLog.map((d) => d.offset)).toEqual([0, 1, 2, 3, 4, 5].map((i) => i * CHUNK));
-    expect(server.dataLog[5].length).toBe(123);
-    const complete = events.find((e) => e.type === 'complete')!.payload;
+    if (outcome.state !== 'done') throw new Error(`upload ${outcome.state}`);
+    const complete = outcome.result;
     expect(complete).toMatchObject({
       size: bytes.byteLength,
       bytesSent: bytes.byteLength,
@@ -77,14 +130,61 @@ describe('Uploader against a scripted server', () => {
       digestVerified: true,
     });
     expect(complete.digest).toMatch(/^[0-9a-f]{16}$/);
-    expect(states()).toEqual(['connecting', 'uploading', 'completing', 'done']);
+    expect(sameBytes(await stored(complete.uploadId), bytes)).toBe(true);
+    const states = events
+      .filter((e) => e.type === 'state')
+      .map((e) => (e.payload as { state: string }).state);
+    expect(states).toEqual(['connecting', 'uploading', 'completing', 'done']);
     expect(events.map((e) => e.type)).toContain('start');
     expect(events.filter((e) => e.type === 'error')).toEqual([]);
-    const last = events.filter((e) => e.type === 'progress').at(-1)!.payload;
+    const last = events.filter((e) => e.type === 'progress').at(-1)!.payload as {
+      bytesAcked: number;
+    };
     expect(last.bytesAcked).toBe(bytes.byteLength);
-    expect(server.log.at(-1)!.type).toBe('complete');
   });
 
+  it('uploads an empty file', async () => {
+    const { uploader, stored } = await realSetup(memorySource(new Uint8Array(0), 'empty.bin'));
+    const outcome = await uploader.start();
+    if (outcome.state !== 'done') throw new Error(`upload ${outcome.state}`);
+    expect(outcome.result).toMatchObject({ size: 0, bytesSent: 0, digestVerified: true });
+    expect((await stored(outcome.result.uploadId)).byteLength).toBe(0);
+  });
+
+  it('uploads a file whose name holds a lone surrogate (replaced before OPEN)', async () => {
+    const bytes = randomBytes(10, 10);
+    const { uploader, stored } = await realSetup(memorySource(bytes, 'bad\uD800name.bin'));
+    const outcome = await uploader.start();
+    if (outcome.state !== 'done') throw new Error(`upload ${outcome.state}`);
+    expect(sameBytes(await stored(outcome.result.uploadId), bytes)).toBe(true);
+    const [name] = await readdir(join(tmp.path, 'files', outcome.result.uploadId));
+    expect(name).toBe('bad\uFFFDname.bin');
+  });
+
+  it('fails without retrying on a non-retryable refusal', async () => {
+    const { uploader, connections, events } = await realSetup(memorySource(randomBytes(CHUNK)), {
+      maxUploadSize: CHUNK - 1,
+    });
+    const outcome = await uploader.start();
+    expect(outcome).toMatchObject({
+      state: 'failed',
+      error: { name: 'FILE_TOO_LARGE', fatal: true, retryable: false },
+    });
+    expect(connections.count).toBe(1);
+    expect(events.filter((e) => e.type === 'error')).toHaveLength(1);
+  });
+
+  it('fails on HTTP 401 at the handshake without retrying', async () => {
+    const { uploader, connections } = await realSetup(memorySource(randomBytes(CHUNK)), {
+      token: 'the-token',
+    });
+    const outcome = await uploader.start();
+    expect(outcome).toMatchObject({ state: 'failed', error: { name: 'HANDSHAKE_UNAUTHORIZED' } });
+    expect(connections.count).toBe(1);
+  });
+});
+
+describe('Uploader against a scripted server', () => {
   it('hashes with the loadHasher it is given (the Node entry passes the native one)', async () => {
     const { loadHasher } = await import('../../protocol/index.js');
     const wasm = await loadHasher();
@@ -101,27 +201,6 @@ describe('Uploader against a scripted server', () => {
     // One call per chunk plus the whole-file digest for COMPLETE (and again to check RESULT).
     expect(calls).toBeGreaterThanOrEqual(4);
     expect(server.soleUpload().data.byteLength).toBe(CHUNK * 2 + 7);
-  });
-
-  it('uploads an empty file with OPEN then COMPLETE', async () => {
-    const { server, uploader } = await setup(0);
-    const outcome = await uploader.start();
-    expect(outcome.state).toBe('done');
-    expect(server.log.map((e) => e.type)).toEqual(['open', 'complete']);
-  });
-
-  it('uploads a file whose name holds a lone surrogate (replaced before OPEN)', async () => {
-    const server = await new FakeServer().init();
-    const bytes = randomBytes(10, 10);
-    const uploader = createUploader({
-      endpoint: 'ws://fake/upload',
-      file: memorySource(bytes, 'bad\uD800name.bin'),
-      transport: server,
-      chunkSize: CHUNK,
-    });
-    const outcome = await uploader.start();
-    expect(outcome.state).toBe('done');
-    expect(sameBytes(server.soleUpload().data, bytes)).toBe(true);
   });
 
   it('sends the handshake token as a query parameter', async () => {
@@ -348,26 +427,6 @@ describe('Uploader against a scripted server', () => {
     expect(server.log.filter((e) => e.type === 'resume')).toHaveLength(1);
     expect(server.dataLog.filter((d) => d.offset === CHUNK)).toHaveLength(2);
     expect(sameBytes(server.soleUpload().data, bytes)).toBe(true);
-  });
-
-  it('fails without retrying on a non-retryable refusal', async () => {
-    const { server, uploader, events } = await setup(CHUNK);
-    server.refuseOpen = 'FILE_TOO_LARGE';
-    const outcome = await uploader.start();
-    expect(outcome).toMatchObject({
-      state: 'failed',
-      error: { name: 'FILE_TOO_LARGE', fatal: true, retryable: false },
-    });
-    expect(server.connections).toHaveLength(1);
-    expect(events.filter((e) => e.type === 'error')).toHaveLength(1);
-  });
-
-  it('fails on HTTP 401 at the handshake without retrying', async () => {
-    const { server, uploader } = await setup(CHUNK);
-    server.refuse = 401;
-    const outcome = await uploader.start();
-    expect(outcome).toMatchObject({ state: 'failed', error: { name: 'HANDSHAKE_UNAUTHORIZED' } });
-    expect(server.connections).toHaveLength(1);
   });
 
   it('reconnects after a retryable server error and finishes', async () => {

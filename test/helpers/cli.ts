@@ -76,6 +76,8 @@ export function runSend<Report = Record<string, unknown>>(
   };
 }
 
-/** At least `percent`% acked, as printed by the plain-line progress (one line per 10%). */
-export const atLeast = (percent: number): RegExp =>
-  new RegExp(`: (${percent / 10}\\d|[${percent / 10 + 1}-9]\\d)% `);
+/**
+ * At least `percent`% (a multiple of 10) acked, as printed by the plain-line progress (one line per
+ * 10%). 100% counts: after a resume the next line may jump straight to it.
+ */
+export const atLeast = (percent: number): RegExp => new RegExp(`: ([${percent / 10}-9]\\d|100)% `);

@@ -12,7 +12,15 @@ import { bytesToHex, type ByteRange } from '../../protocol/index.js';
 import { startChildServer, type ChildServer } from '../helpers/server.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 import { recordFigures } from './lib/figures.js';
-import { AckLog, chunksIn, mismatchedRanges, openOrResume, pump } from './lib/pump.js';
+import {
+  AckLog,
+  chunksIn,
+  finishUpload,
+  mismatchedRanges,
+  missingChunks,
+  openOrResume,
+  pump,
+} from './lib/pump.js';
 import { seeded, suiteSeed } from './lib/rng.js';
 
 const MiB = 1024 * 1024;
@@ -58,8 +66,7 @@ describe('kill -9 loop', () => {
       rangesChecked += accept.ranges.length;
       bytesVerified += accept.ranges.reduce((n, r: ByteRange) => n + r.end - r.start, 0);
 
-      const missing: number[] = [];
-      for (let i = 0; i * CHUNK < FILE; i++) if (!reported.has(i)) missing.push(i);
+      const missing = missingChunks(accept.ranges, CHUNK, FILE);
       if (kills < KILLS) {
         // Paced to ~6 MiB/s so the kill lands while chunks are on the wire or being written.
         const delay = rng.int(40, 350);
@@ -83,11 +90,7 @@ describe('kill -9 loop', () => {
         if (result.interrupted) killedMidFlight++;
         expect(round).toBeLessThan(KILLS + 5);
       } else {
-        const result = await pump(client, accept, data, missing, log, { wireStart });
-        expect(result.errors).toEqual([]);
-        client.complete();
-        await client.expect('result');
-        client.close();
+        await finishUpload({ client, accept, wireStart }, data, log);
         break;
       }
     }

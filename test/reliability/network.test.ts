@@ -1,5 +1,5 @@
 /**
- * Network faults through lib/fault-proxy.ts: FIN and RST in the middle of a DATA frame, a stall,
+ * Network faults through test/helpers/fault-proxy.ts: FIN and RST in the middle of a DATA frame, a stall,
  * a stall past the idle timeout, a 1 byte/s trickle, and a connection cut every few hundred KiB
  * under the real client (client/node). Every upload must finish identical, and no chunk whose
  * frame did not fully reach the server may ever be acked.
@@ -13,9 +13,16 @@ import { openUploader } from '../../client/node/index.js';
 import { RawClient } from '../helpers/protocol-client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
-import { startFaultProxy, type FaultProxy } from './lib/fault-proxy.js';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { recordFigures } from './lib/figures.js';
-import { AckLog, chunksIn, openOrResume, pump, type PumpResult } from './lib/pump.js';
+import {
+  AckLog,
+  finishUpload,
+  missingChunks,
+  openOrResume,
+  pump,
+  type PumpResult,
+} from './lib/pump.js';
 import { seeded, suiteSeed } from './lib/rng.js';
 
 const KiB = 1024;
@@ -85,8 +92,7 @@ describe('network faults', () => {
         name: 'cut.bin',
       });
       upload ??= { id: accept.uploadId, secret: accept.secret };
-      const have = chunksIn(accept.ranges, CHUNK, FILE);
-      const missing = [...Array(FILE / CHUNK).keys()].filter((i) => !have.has(i));
+      const missing = missingChunks(accept.ranges, CHUNK, FILE);
       if (cut < 12) {
         // Somewhere inside the next ~8 frames: almost never on a frame boundary.
         const at = wireStart + rng.int(1, 8 * (CHUNK + 32));
@@ -100,11 +106,7 @@ describe('network faults', () => {
         figures.halfFramesNeverAcked += checkHalfFrames(result, at);
         figures.faultsInjected++;
       } else {
-        const result = await pump(client, accept, data, missing, log, { wireStart });
-        expect(result.errors).toEqual([]);
-        client.complete();
-        await client.expect('result');
-        client.close();
+        await finishUpload({ client, accept, wireStart }, data, log);
         break;
       }
     }
@@ -189,14 +191,7 @@ describe('network faults', () => {
       { id: first.accept.uploadId, secret: first.accept.secret },
       { fileSize: FILE, chunkSize: CHUNK },
     );
-    const have = chunksIn(again.accept.ranges, CHUNK, FILE);
-    const rest = [...Array(FILE / CHUNK).keys()].filter((i) => !have.has(i));
-    expect(
-      (await pump(again.client, again.accept, data, rest, log, { wireStart: again.wireStart }))
-        .errors,
-    ).toEqual([]);
-    again.client.complete();
-    await again.client.expect('result');
+    await finishUpload(again, data, log);
     expect((await delivered(first.accept.uploadId, 'idle.bin')).equals(data)).toBe(true);
     figures.faultsInjected++;
     figures.uploadsCompleted++;
@@ -253,14 +248,7 @@ describe('network faults', () => {
       { id: first.accept.uploadId, secret: first.accept.secret },
       { fileSize: FILE, chunkSize: CHUNK },
     );
-    const have = chunksIn(again.accept.ranges, CHUNK, FILE);
-    const rest = [...Array(FILE / CHUNK).keys()].filter((i) => !have.has(i));
-    expect(
-      (await pump(again.client, again.accept, data, rest, log, { wireStart: again.wireStart }))
-        .errors,
-    ).toEqual([]);
-    again.client.complete();
-    await again.client.expect('result');
+    await finishUpload(again, data, log);
     expect((await delivered(first.accept.uploadId, 'slow.bin')).equals(data)).toBe(true);
     figures.faultsInjected++;
     figures.uploadsCompleted++;

@@ -12,7 +12,7 @@ import { openUploader } from '../../client/node/index.js';
 import { DiskStore } from '../../server/index.js';
 import { startServer } from '../helpers/server.js';
 import { makeTempDir } from '../helpers/tmp.js';
-import { startFaultProxy } from './lib/fault-proxy.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { FaultStore } from './lib/fault-store.js';
 import { recordFigures } from './lib/figures.js';
 import { seeded, suiteSeed } from './lib/rng.js';

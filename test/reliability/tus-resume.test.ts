@@ -15,7 +15,7 @@ import {
   type ChildServer,
   type TestServer,
 } from '../helpers/server.js';
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 import { tusUpload } from '../helpers/tus.js';
 
@@ -33,7 +33,7 @@ async function freePort(): Promise<number> {
 describe('tus-js-client resumes', () => {
   let tmp: TempDir;
   let server: TestServer | undefined;
-  let proxy: TcpProxy | undefined;
+  let proxy: FaultProxy | undefined;
   let child: ChildServer | undefined;
   beforeEach(async () => {
     tmp = await makeTempDir('bigup-tus-resume-');
@@ -50,7 +50,7 @@ describe('tus-js-client resumes', () => {
   it('after its connection is cut twice mid-PATCH: resumes from the server offset, file identical', async () => {
     server = await startServer({ dir: tmp.path, defaultChunkSize: MiB });
     const port = Number(new URL(server.url).port);
-    proxy = await startTcpProxy(port);
+    proxy = await startFaultProxy(port);
     const data = randomBytes(24 * MiB + 4321);
     const cutsAt = [5 * MiB, 14 * MiB];
     const patchOffsets: number[] = [];
@@ -65,7 +65,7 @@ describe('tus-js-client resumes', () => {
       onProgress: (sent) => {
         if (cuts < cutsAt.length && sent >= cutsAt[cuts]) {
           cuts++;
-          proxy!.cutAll();
+          proxy!.cutAll('rst');
         }
       },
     });

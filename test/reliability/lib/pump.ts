@@ -209,3 +209,41 @@ export async function openOrResume(
   const accept = await client.expect('accept');
   return { client, accept, wireStart };
 }
+
+/** Chunk indexes of the file that `ranges` (an ACCEPT's) do not fully cover: what is left to send. */
+export function missingChunks(
+  ranges: readonly ByteRange[],
+  chunkSize: number,
+  fileSize: number,
+): number[] {
+  const have = chunksIn(ranges, chunkSize, fileSize);
+  const missing: number[] = [];
+  for (let i = 0; i * chunkSize < fileSize; i++) if (!have.has(i)) missing.push(i);
+  return missing;
+}
+
+/**
+ * The ending every fault test shares: on an accepted connection, send what its ACCEPT lacks (no
+ * chunk may be refused), COMPLETE, wait for RESULT and close. ACKs go into `log` as in `pump`.
+ */
+export async function finishUpload(
+  conn: { client: RawClient; accept: AcceptMessage; wireStart?: number },
+  data: Uint8Array,
+  log: AckLog = new AckLog(conn.accept.chunkSize, conn.accept.fileSize),
+  options: PumpOptions = {},
+): Promise<PumpResult> {
+  const { client, accept } = conn;
+  const missing = missingChunks(accept.ranges, accept.chunkSize, accept.fileSize);
+  const result = await pump(client, accept, data, missing, log, {
+    wireStart: conn.wireStart,
+    ...options,
+  });
+  if (result.errors.length > 0 || result.interrupted)
+    throw new Error(
+      `finishing the upload: ${result.why || JSON.stringify(result.errors.map((e) => e.code))}`,
+    );
+  client.complete();
+  await client.expect('result');
+  client.close();
+  return result;
+}

@@ -1,9 +1,10 @@
 /**
- * A fault-injecting TCP proxy on 127.0.0.1 (the shared test/helpers/tcp-proxy.ts can only cut
- * everything at once). Faults act on the client -> server direction, where DATA frames flow:
- * cut after an exact byte count (FIN or RST, so mid-frame), stall, trickle at N bytes/s, or cut
- * automatically every few hundred KiB. Bytes are counted after the HTTP upgrade request, so a
- * test can line the count up with WebSocket frame ends (pump.ts `frames`).
+ * The tests' one TCP proxy, on 127.0.0.1: forwards to a target and injects faults. `cutAll` drops
+ * every open connection at once (a NAT timeout, a Wi-Fi drop); the finer faults act on the client
+ * -> server direction, where DATA frames flow: cut after an exact byte count (FIN or RST, so
+ * mid-frame), stall, trickle at N bytes/s, or cut automatically every few hundred KiB. Bytes are
+ * counted after the first HTTP request head (the WebSocket upgrade), so a test can line the count
+ * up with WebSocket frame ends (test/reliability/lib/pump.ts `frames`).
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
 
@@ -20,6 +21,8 @@ interface Conn {
   cutAt?: { bytes: number; kind: CutKind };
   /** Hold this connection's bytes once this many were forwarded (a stall mid-frame). */
   holdAt?: number;
+  /** The server's socket buffer is full: read no more from the client until it drains. */
+  draining: boolean;
   closed: boolean;
 }
 
@@ -96,7 +99,7 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
         continue;
       }
       if (take > 0) {
-        c.upstream.write(buf.subarray(0, take));
+        if (!c.upstream.write(buf.subarray(0, take))) c.draining = true;
         c.forwarded += take;
         sent += take;
         buf = buf.subarray(take);
@@ -108,8 +111,8 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
         break;
       }
     }
-    // Backpressure towards the client while we hold bytes.
-    if (c.queue.length > 0) c.client.pause();
+    // Backpressure towards the client while we hold bytes or the server is slow to read them.
+    if (c.queue.length > 0 || c.draining) c.client.pause();
     else if (!c.closed) c.client.resume();
     return sent;
   };
@@ -123,8 +126,13 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
       head: Buffer.alloc(0),
       forwarded: 0,
       queue: [],
+      draining: false,
       closed: false,
     };
+    upstream.on('drain', () => {
+      c.draining = false;
+      if (!c.closed && c.queue.length === 0) client.resume();
+    });
     if (auto) {
       const plan = auto();
       if (plan.bytes > 0) c.cutAt = plan;

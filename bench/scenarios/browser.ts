@@ -15,13 +15,13 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { compareFiles, findFilesOfSize } from './files.js';
-import { readProc, spawnPeer, type BenchChild } from './proc.js';
-import { startServer, type ProductServer } from './product.js';
-import { median, mbPerSecond, cpuPerGiB } from './stats.js';
-import type { ScenarioResult } from './types.js';
-import { makeFile, type ScenarioContext } from './scenarios.js';
-import type { PageBench } from './browser/page.js';
+import { compareFiles, findFilesOfSize } from '../files.js';
+import { readProc, spawnPeer, type BenchChild } from '../proc.js';
+import { startServer, type ProductServer } from '../product.js';
+import { median, mbPerSecond, cpuPerGiB } from '../stats.js';
+import type { ScenarioResult } from '../types.js';
+import { makeFile, type ScenarioContext } from './common.js';
+import type { PageBench } from '../browser/page.js';
 
 const MiB = 2 ** 20;
 /** Chromium flags for a headless VM without GPU or sandbox support (as test/browser/harness.ts). */
