@@ -396,6 +396,20 @@ export class DiskStore implements UploadStore {
         await mkdir(dir, { mode: this.dirMode });
         break;
       } catch (error) {
+        if (isErrno(error, 'ENOENT') && attempt === 0) {
+          // An operator removed files/ itself (moving delivered files away): make it again, as
+          // init does, rather than fail every completion with STORAGE_ERROR until a restart.
+          await mkdir(this.filesDir, { mode: this.dirMode }).catch((made: unknown) => {
+            if (!isErrno(made, 'EEXIST')) throw made;
+          });
+          if (!(await lstat(this.filesDir)).isDirectory())
+            throw new Error(`${this.filesDir} must be a directory, not a symlink or a file`, {
+              cause: error,
+            });
+          await fsyncDir(this.dir);
+          this.logger?.warn(`disk store: ${this.filesDir} was missing; made it again`);
+          continue;
+        }
         if (!isErrno(error, 'EEXIST') || attempt > 0) throw error;
       }
       const found = await lstat(dir);

@@ -72,6 +72,18 @@ describe('data directory safety', () => {
     expect((await readFile(join(data, 'files', id, 'secret.bin'))).equals(bytes)).toBe(true);
   });
 
+  it('files/ removed by an operator while the server runs: the next completion makes it again (0700)', async () => {
+    const server = await serve();
+    const bytes = randomBytes(3 * CHUNK);
+    const { client, accept, id } = await openUpload(server, bytes.byteLength, 'again.bin');
+    await rm(join(data, 'files'), { recursive: true });
+    const answer = await sendAllAndComplete(client, accept, bytes);
+    client.close();
+    expect(answer.type).toBe('result');
+    expect(await mode(join(data, 'files'))).toBe(0o700);
+    expect((await readFile(join(data, 'files', id, 'again.bin'))).equals(bytes)).toBe(true);
+  });
+
   it('a symlink planted at uploads/<id>.json.tmp does not overwrite its target', async () => {
     const server = await serve();
     const victim = join(outside, 'victim.conf');
