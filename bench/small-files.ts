@@ -4,8 +4,9 @@
  * directory fsync per file), its one-sync limit (write all, one sync), `tar | ` over a TCP socket
  * into `tar -x` (the "just copy it" reference), and `big-uploader send DIR` including the CLI's
  * start-up (bigup.2 pipelined, and bigup.1-style one file at a time with --files-in-flight 1).
- * Prints files/s and MB/s medians as JSON lines. tus contenders are not wired in here (see
- * bench/contenders for the big-file ones).
+ * The peer: @tus/server (FileStore) with tus-js-client in Node, one file after another and 8 in
+ * parallel (bench/peers/tus-folder-client.ts), whole process timed like ours.
+ * Prints files/s and MB/s medians as JSON lines.
  *
  *   npx tsx bench/small-files.ts --files 2000 --size 16384 --runs 3
  *   npx tsx bench/small-files.ts --tree node_modules/ws --runs 3
@@ -169,6 +170,56 @@ async function ours(src: string, data: string, extra: string[]): Promise<number>
   return seconds;
 }
 
+const tsx = join(repo, 'node_modules/tsx/dist/cli.mjs');
+
+/** @tus/server in a process of its own; resolves with its endpoint. */
+async function tusServer(dir: string): Promise<{ endpoint: string; stop: () => void }> {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const server = spawn(
+    process.execPath,
+    [tsx, join(repo, 'bench/peers/tus-server.ts'), '--dir', dir],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    let text = '';
+    server.stdout.on('data', (chunk: Buffer) => {
+      text += chunk.toString();
+      const m = /"port":(\d+)/.exec(text);
+      if (m?.[1]) resolve(Number(m[1]));
+    });
+    server.on('exit', () => reject(new Error(`tus server exited: ${text}`)));
+  });
+  return { endpoint: `http://127.0.0.1:${port}/files`, stop: () => server.kill() };
+}
+
+async function tus(src: string, dir: string, parallel: number): Promise<number> {
+  const server = await tusServer(dir);
+  const t0 = performance.now();
+  execFileSync(
+    process.execPath,
+    [
+      tsx,
+      join(repo, 'bench/peers/tus-folder-client.ts'),
+      '--endpoint',
+      server.endpoint,
+      '--dir',
+      src,
+      '--parallel',
+      String(parallel),
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  server.stop();
+  // Every file arrived whole: @tus/server keeps one data file per upload, named by its id.
+  const stored = readdirSync(dir).filter((name) => !name.endsWith('.json'));
+  const storedBytes = stored.reduce((a, name) => a + statSync(join(dir, name)).size, 0);
+  if (stored.length !== files.length || storedBytes !== bytes)
+    throw new Error(`tus stored ${stored.length} files, ${storedBytes} bytes`);
+  return seconds;
+}
+
 const src = makeSource();
 const files = listTree(src);
 const bytes = files.reduce((a, f) => a + f.size, 0);
@@ -185,6 +236,8 @@ for (let r = 0; r < runs; r++) {
     'big-uploader send (one file at a time)',
     await ours(src, join(root, 'data'), ['--files-in-flight', '1']),
   );
+  add('tus-js-client -> @tus/server (one at a time)', await tus(src, join(root, 'tus'), 1));
+  add('tus-js-client -> @tus/server (8 in parallel)', await tus(src, join(root, 'tus'), 8));
 }
 for (const [name, list] of Object.entries(results)) {
   const s = median(list);
