@@ -59,10 +59,13 @@ describe('server process killed with SIGKILL', () => {
           },
         });
         everAcked.push(...acked);
+        // Under load the send can end before the kill point (a 5 s quiet spell, a refused chunk):
+        // kill anyway, or the round would wait forever for a process nobody stopped.
+        victim.kill('SIGKILL');
         await victim.exited;
         client.destroy();
       } else {
-        const { errors } = await sendChunks(client, accept, data, missing);
+        const { errors } = await sendChunks(client, accept, data, missing, { timeoutMs: 30_000 });
         expect(errors).toEqual([]);
         client.complete();
         await client.expect('result');
@@ -72,7 +75,7 @@ describe('server process killed with SIGKILL', () => {
     const stored = await readFile(join(tmp.path, 'files', bytesToHex(upload!.id), 'crash.bin'));
     expect(stored.equals(data)).toBe(true);
     expect(all.length).toBe(192);
-  });
+  }, 180_000);
 
   it('exits promptly on SIGTERM after telling clients SHUTTING_DOWN', async () => {
     child = await startChildServer(['--dir', tmp.path]);
