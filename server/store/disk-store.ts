@@ -27,15 +27,18 @@
  * <id>.json next to an <id>.journal) makes readState throw UPLOAD_DAMAGED: without it the secret
  * hash and sizes are unknown, so HTTP answers 404 and the operator removes the files by hand.
  * A missing <id>.json with no journal is an OPEN interrupted before its metadata was written: it
- * was never answered, nobody holds the id, and it is unknown (NOT_FOUND). The journal is only
- * created after the metadata is durable, and removal deletes the metadata last, so a journal
- * without metadata never comes from a crash.
+ * was never answered, nobody holds the id, and it is unknown (NOT_FOUND). The metadata (its
+ * contents fsynced) is renamed into place before the journal is made, one fsync of uploads/
+ * covers both entries before ACCEPT, and removal deletes the metadata last, so a journal without
+ * metadata that names a chunk never comes from a crash; one that names none is an OPEN a power
+ * loss interrupted, unknown like a lone .part.
  *
  * A completed upload keeps its <id>.json (with `completion`) until the TTL, so RESUME + COMPLETE
  * after a lost RESULT gets the same RESULT; its .part and .journal are gone by then.
- * Completion order: fsync data, mark the journal (a SYNC covering every record, so a failure
- * further on rolls nothing back), make files/<id> and fsync files/, write the json with
- * `completion`, rename the file, fsync both directories, unlink the journal. A crash in between is
+ * Completion order: fdatasync data (noted in the journal's memory as covering every record, so a
+ * failure further on rolls nothing back), make files/<id> and fsync files/, write the json with
+ * `completion`, rename the file, fsync the folder it landed in and uploads/, unlink the journal.
+ * A crash in between is
  * repaired by readState (a completed json whose .part still exists finishes the rename).
  *
  * Nothing a client sends becomes a path except through `sanitizeName`, and ids are checked to be
@@ -78,7 +81,7 @@ import {
   loadHasher,
   type Hasher,
 } from '../../protocol/index.js';
-import { Journal, RECORD_BYTES, journalSlotsFor, parseJournal } from './journal.js';
+import { Journal, RECORD_BYTES, journalSlotsFor, namesAnyChunk, parseJournal } from './journal.js';
 import { safeRelativePath } from './names.js';
 import { isOutOfSpace } from './errno.js';
 import type {
@@ -195,6 +198,9 @@ const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY } = fsConstan
 /** Open flags for a file the store creates: never an existing name, never through a symlink. */
 const CREATE_FLAGS = O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW;
 
+/** How long a measured free space is reused by `DiskStore.freeSpace` (1 s). */
+export const FREE_SPACE_REUSE_MS = 1000;
+
 /** fsync a directory, so the entries created or renamed in it survive a power loss. */
 export async function fsyncDir(path: string): Promise<void> {
   const handle = await open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
@@ -296,6 +302,8 @@ export class DiskStore implements UploadStore {
   private readonly directorySyncs = new DirectorySyncs();
   /** Serializes the space check and the commitment of concurrent creates. */
   private admission: Promise<unknown> = Promise.resolve();
+  /** The last measured free space, net of commitments admitted since (see `freeSpace`). */
+  private space: { measuredAt: number; free: Promise<number> } | undefined;
 
   constructor(options: DiskStoreOptions) {
     this.dir = options.dir;
@@ -352,9 +360,39 @@ export class DiskStore implements UploadStore {
     return join(this.uploadsDir, `${id}.${ext}`);
   }
 
-  async freeSpace(): Promise<number> {
-    const s = await statfs(this.dir);
-    return s.bavail * s.bsize - (await this.unwrittenCommitments());
+  /**
+   * Free space net of what unfinished uploads may still write. Measuring it costs a statfs and a
+   * stat of every unfinished upload's file (O(active)), so a measurement is reused for
+   * FREE_SPACE_REUSE_MS, with every upload admitted since subtracted from it (`admit`): concurrent
+   * OPENs still cannot overcommit, our own writes change the measured and the committed bytes
+   * alike, and only other writers to the filesystem are seen up to that much later. Measured once
+   * per OPEN, it was 2 statfs + 2 x (uploads in flight) stats, serialized, on every OPEN (issue 16).
+   */
+  freeSpace(): Promise<number> {
+    const now = Date.now();
+    if (this.space && now - this.space.measuredAt < FREE_SPACE_REUSE_MS) return this.space.free;
+    const free = (async () => {
+      const s = await statfs(this.dir);
+      return s.bavail * s.bsize - (await this.unwrittenCommitments());
+    })();
+    this.space = { measuredAt: now, free };
+    // A failed measurement is not reused.
+    free.catch(() => {
+      if (this.space?.free === free) this.space = undefined;
+    });
+    return free;
+  }
+
+  /** Count `bytes` just committed against the reused measurement (see `freeSpace`). */
+  private subtractFromSpace(bytes: number): void {
+    if (!this.space) return;
+    const free = this.space.free;
+    this.space = { ...this.space, free: free.then((value) => value - bytes) };
+  }
+
+  /** Space came back (an upload removed, a create undone): measure again next time. */
+  private forgetSpace(): void {
+    this.space = undefined;
   }
 
   /** Bytes unfinished uploads may still write: size minus the blocks each data file already has. */
@@ -440,7 +478,11 @@ export class DiskStore implements UploadStore {
     }
   }
 
-  private async writeMeta(meta: MetaFile): Promise<void> {
+  /**
+   * Write the metadata atomically. `syncDirectory: false` leaves the uploads/ fsync to the caller,
+   * which makes one more entry there first (create: the journal) and flushes both at once.
+   */
+  private async writeMeta(meta: MetaFile, syncDirectory = true): Promise<void> {
     const target = this.path(meta.info.id, 'json');
     const temp = `${target}.tmp`;
     const handle = await this.createFile(temp, true);
@@ -452,7 +494,7 @@ export class DiskStore implements UploadStore {
     }
     // rename replaces a symlink at `target` itself; it never writes through one.
     await rename(temp, target);
-    await this.directorySyncs.sync(this.uploadsDir);
+    if (syncDirectory) await this.directorySyncs.sync(this.uploadsDir);
   }
 
   /** The metadata, undefined when there is none, UPLOAD_DAMAGED when it is unreadable. */
@@ -492,14 +534,18 @@ export class DiskStore implements UploadStore {
       data = await this.createFile(partPath, false);
       // Sparse: the size is counted (preallocate), not reserved; see DiskStoreOptions.preallocate.
       await data.truncate(info.fileSize);
-      await this.writeMeta({ version: 1, info });
+      await this.writeMeta({ version: 1, info }, false);
       handle = await this.openHandle(info, data, true);
-      // The journal's directory entry: without it a power loss forgets every record.
+      // The metadata's and the journal's directory entries, in one fsync: without them a power
+      // loss forgets every record. The journal is written after the metadata is on disk, and
+      // neither counts before this sync returns (no ACCEPT before it), so a journal without
+      // metadata still never comes from a crash.
       await this.directorySyncs.sync(this.uploadsDir);
     } catch (error) {
       if (handle) await handle.close().catch(() => undefined);
       else await data?.close().catch(() => undefined);
       this.commitments.delete(info.id);
+      this.forgetSpace();
       // Only what this call created: an EEXIST from createFile means the name was not ours.
       if (data) {
         await rm(partPath, { force: true });
@@ -530,6 +576,7 @@ export class DiskStore implements UploadStore {
           `upload of ${need} bytes (data and journal) exceeds the ${Math.max(0, free)} bytes not yet committed`,
         );
       this.commitments.set(id, size);
+      this.subtractFromSpace(need);
     });
     this.admission = run.catch(() => undefined);
     return run;
@@ -592,8 +639,11 @@ export class DiskStore implements UploadStore {
     const meta = await this.readMeta(id);
     if (!meta) {
       // See the header: a journal without metadata is damage, a lone .part an unanswered OPEN.
-      const journal = await stat(this.path(id, 'journal')).catch(() => undefined);
-      if (journal)
+      const journal = await readNoFollow(this.path(id, 'journal')).catch(() => undefined);
+      // A journal that names no chunk is what a power loss can leave of an OPEN whose metadata
+      // and journal entries shared one directory fsync that never ran (create): nothing was
+      // accepted, so it is unknown like a lone .part.
+      if (journal && namesAnyChunk(this.hasher, journal))
         throw new ProtocolError(
           Errors.UPLOAD_DAMAGED,
           `metadata of upload ${id} is missing but its journal exists`,
@@ -658,6 +708,7 @@ export class DiskStore implements UploadStore {
     await rm(this.path(id, 'json'), { force: true });
     await rm(`${this.path(id, 'json')}.tmp`, { force: true });
     this.commitments.delete(id);
+    this.forgetSpace();
   }
 
   async list(page: ListPage = {}): Promise<UploadSummary[]> {
@@ -692,11 +743,12 @@ export class DiskStore implements UploadStore {
     journal: Journal,
     digest: string,
   ): Promise<CompletionInfo> {
-    await data.sync();
-    // That flush covers every record: mark it (from the journal's reserve), so if the steps below
-    // fail (ENOSPC writing the metadata on a full disk) the rollback that follows keeps every
-    // acked chunk instead of falling back to the last background checkpoint.
-    await journal.appendSync(journal.count);
+    const covered = journal.count;
+    await data.datasync();
+    // That flush covers every record: if the steps below fail (ENOSPC writing the metadata on a
+    // full disk) the rollback that follows keeps every acked chunk instead of falling back to the
+    // last background checkpoint. Noted, not written: the journal is deleted on success.
+    journal.noteFlushed(covered);
     const targetDir = join(this.filesDir, info.id);
     const place = safeRelativePath(info.name, info.metadata.relativePath);
     const completion: CompletionInfo = {
@@ -710,7 +762,8 @@ export class DiskStore implements UploadStore {
     await data.close();
     await journal.close();
     await rename(this.path(info.id, 'part'), completion.location);
-    await fsyncDir(targetDir);
+    // The folder the file landed in: files/<id>, or its deepest folder for a relative path.
+    await fsyncDir(dirname(completion.location));
     await this.directorySyncs.sync(this.uploadsDir);
     await unlink(this.path(info.id, 'journal')).catch(() => undefined);
     this.commitments.delete(info.id);

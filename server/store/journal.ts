@@ -50,7 +50,9 @@
  * Trust rule (protocol/SPEC.md section 8, "Durability"): if the last BOOT record carries the current
  * boot id, only the process died, the page cache survived, and every valid record is trusted.
  * Otherwise the OS restarted and only records covered by the last SYNC mark are trusted. Every
- * open flushes data and journal and appends BOOT + SYNC, so the rule holds across several opens.
+ * open flushes data and journal and appends BOOT + SYNC, so the rule holds across several opens;
+ * the first open of a new journal writes BOOT + SYNC(0) unflushed, since they cover no record (a
+ * SYNC(0) is therefore no proof of a flush in the damage rule above).
  */
 import { constants as fsConstants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
@@ -196,7 +198,9 @@ export function parseJournal(hasher: Hasher, bytes: Uint8Array, bootHash: bigint
       validAfter = true;
       if (syncAfter) provenSync = true;
       const type = view.getUint8(at);
-      if (type === RecordType.SYNC) syncAfter = true;
+      // A mark covering no record proves no flush: a new journal's first marks go unflushed.
+      if (type === RecordType.SYNC && view.getUint32(at + 8) + view.getUint32(at + 12) > 0)
+        syncAfter = true;
       else if (type === RecordType.BOOT) bootAfter = view.getBigUint64(at + 16);
     }
     // The boot of the process that appended around the bad record.
@@ -240,6 +244,16 @@ export function parseJournal(hasher: Hasher, bytes: Uint8Array, bootHash: bigint
     ...(tailMarked ? { tailMarked } : {}),
     ...(withdrew ? { withdrew } : {}),
   };
+}
+
+/** Whether any valid CHUNK record is in `bytes`, trusted or not (a journal found without metadata). */
+export function namesAnyChunk(hasher: Hasher, bytes: Uint8Array): boolean {
+  for (let at = 0; at + RECORD_BYTES <= bytes.byteLength; at += RECORD_BYTES) {
+    if (bytes[at] !== RecordType.CHUNK) continue;
+    const check = new DataView(bytes.buffer, bytes.byteOffset + at + 24, 8).getBigUint64(0);
+    if (hasher.h64(bytes.subarray(at, at + 24)) === check) return true;
+  }
+  return false;
 }
 
 /** Slots a new journal reserves for an upload of `chunks` chunks (see "Reserved space" above). */
@@ -343,11 +357,14 @@ export class Journal {
         journal.markedAt = journal.queued;
         return { journal, contents };
       }
-      await options.flushData();
+      // A new journal's marks cover no record: there is nothing to flush for them, and the first
+      // checkpoint's flush takes them along (two fdatasyncs per OPEN saved, issue 16).
+      const fresh = bytes.byteLength === 0;
+      if (!fresh) await options.flushData();
       const marks = new Uint8Array(RECORD_BYTES * 2);
       encodeRecord(hasher, marks, 0, RecordType.BOOT, 0, bootHash);
       encodeRecord(hasher, marks, RECORD_BYTES, RecordType.SYNC, contents.trustedRecords, 0n);
-      await journal.append(marks, 2, [], 'required', true);
+      await journal.append(marks, 2, [], 'required', !fresh);
       journal.syncedRecords = contents.trustedRecords;
       journal.markedAt = journal.queued;
       return { journal, contents };
@@ -532,6 +549,17 @@ export class Journal {
       this.markedAt = this.queued;
     }
     return marked;
+  }
+
+  /**
+   * The caller flushed the data file after the first `covered` records were queued: trust them in
+   * a rollback, without writing a mark. For a completion (DiskStore.complete), whose journal is
+   * deleted when it succeeds: the mark's write and flush were pure cost there, and if the
+   * completion fails, `rollback` writes a flushed mark before anything else is appended. After a
+   * power loss the records since the last written mark are untrusted, as SPEC.md 8 allows.
+   */
+  noteFlushed(covered: number): void {
+    this.syncedRecords = Math.max(this.syncedRecords, covered);
   }
 
   /**

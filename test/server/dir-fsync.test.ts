@@ -105,4 +105,26 @@ describe('directory fsync', () => {
     expect(syncedWith(join(tmp.path, 'files', id), 'done.bin')).toBe(true);
     expect(syncedWith(join(tmp.path, 'uploads'), `${id}.json`, `${id}.part`)).toBe(true);
   });
+
+  it('a file from a folder (relativePath a/b/name): each new folder fsynced in its parent, and the folder the file landed in after the rename', async () => {
+    const store = new DiskStore({ dir: tmp.path });
+    await store.init();
+    const id = 'c'.repeat(32);
+    const handle = await store.create({ ...info(id), metadata: { relativePath: 'a/b/done.bin' } });
+    await handle.writeAt(new Uint8Array(2 * CHUNK), 0);
+    await handle.recordChunks(
+      [
+        { index: 0, hash: 1n },
+        { index: 1, hash: 2n },
+      ],
+      false,
+    );
+    syncs.length = 0;
+    await handle.finish('0'.repeat(16));
+    const top = join(tmp.path, 'files', id);
+    expect(syncedWith(top, 'a')).toBe(true);
+    expect(syncedWith(join(top, 'a'), 'b')).toBe(true);
+    // Before the fix only files/<id> was fsynced after the rename, not a/b where the entry is.
+    expect(syncedWith(join(top, 'a', 'b'), 'done.bin')).toBe(true);
+  });
 });

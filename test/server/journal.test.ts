@@ -162,6 +162,14 @@ describe('disk store journal', () => {
       ).toBeDefined();
     });
 
+    it("after a reboot: a new journal's SYNC(0) proves no flush (its marks are written unflushed)", async () => {
+      const h = await loadHasher();
+      // BOOT lost, SYNC(0) and later records written back: a torn region, not damage.
+      const torn = parseJournal(h, journal(h, [B(BOOT1), S(0), C(0), C(1)], [0]), BOOT2);
+      expect(torn.damage).toBeUndefined();
+      expect(torn.chunks).toEqual([]);
+    });
+
     it('a valid check on a record this writer never produces is damage, even at the end', async () => {
       const h = await loadHasher();
       expect(parseJournal(h, journal(h, [B(BOOT1), S(0), C(0), [9, 0, 0n]]), BOOT1).damage).toMatch(
@@ -180,7 +188,9 @@ describe('disk store journal', () => {
   it('reports unreadable metadata as UPLOAD_DAMAGED; a lone .part (OPEN never answered) is unknown', async () => {
     const s = await store('boot-1');
     const id = 'f'.repeat(32);
-    await (await s.create(info(id))).close();
+    const handle = await s.create(info(id));
+    await handle.recordChunks([{ index: 0, hash: 1n }], false);
+    await handle.close();
     const meta = join(tmp.path, 'uploads', `${id}.json`);
     const text = await readFile(meta, 'utf8');
     await writeFile(meta, text.slice(0, 40));
@@ -190,6 +200,16 @@ describe('disk store journal', () => {
     await rm(meta);
     await expect(s.readState(id)).rejects.toMatchObject({ code: Errors.UPLOAD_DAMAGED.code });
     await rm(join(tmp.path, 'uploads', `${id}.journal`));
+    expect(await s.readState(id)).toBeUndefined();
+  });
+
+  it('a journal that names no chunk, found without metadata, is an OPEN a power loss interrupted: unknown', async () => {
+    // create() flushes the metadata's and the journal's entries with one fsync of uploads/, so a
+    // power loss before it can keep the journal (its marks only) and lose the metadata.
+    const s = await store('boot-1');
+    const id = 'd'.repeat(32);
+    await (await s.create(info(id))).close();
+    await rm(join(tmp.path, 'uploads', `${id}.json`));
     expect(await s.readState(id)).toBeUndefined();
   });
 
