@@ -8,7 +8,9 @@
  *                               for the records still to come (see journal.ts)
  *   <dir>/uploads/<id>.json     metadata: UploadInfo (sha256 of the secret, never the secret),
  *                               plus `completion` once completed. Replaced atomically: written to
- *                               <id>.json.tmp, fsynced, renamed over, directory fsynced.
+ *                               <id>.json.tmp, renamed over, directory fsynced; its contents are
+ *                               fsynced before the rename at completion, and at create before the
+ *                               upload's first SYNC mark (not before ACCEPT, see below).
  *   <dir>/files/<id>/<name>     completed files; <name> is the sanitized client name, and the
  *                               per-upload directory keeps equal names apart. Moved there by
  *                               rename from uploads/<id>.part, never copied.
@@ -23,21 +25,21 @@
  *
  * A damaged upload (a journal that fails the rule in journal.ts) is never opened, cut or expired:
  * its files stay as found for the operator, who removes them (DELETE /uploads/:id) when done.
- * Damaged metadata (an <id>.json that does not parse as a MetaFile of that id, or a missing
- * <id>.json next to an <id>.journal) makes readState throw UPLOAD_DAMAGED: without it the secret
- * hash and sizes are unknown, so HTTP answers 404 and the operator removes the files by hand.
- * A missing <id>.json with no journal is an OPEN interrupted before its metadata was written: it
- * was never answered, nobody holds the id, and it is unknown (NOT_FOUND). The metadata (its
- * contents fsynced) is renamed into place before the journal is made, one fsync of uploads/
- * covers both entries before ACCEPT, and removal deletes the metadata last, so a journal without
- * metadata that names a chunk never comes from a crash; one that names none is an OPEN a power
- * loss interrupted, unknown like a lone .part.
+ * Damaged metadata (an <id>.json that does not parse as a MetaFile of that id, or is missing)
+ * next to a journal that trusts a chunk (journal.ts) makes readState throw UPLOAD_DAMAGED: without
+ * it the secret hash and sizes are unknown, so HTTP answers 404 and the operator removes the files
+ * by hand. Without such a journal it is unknown (NOT_FOUND): an OPEN never answered (a lone .part),
+ * or one a power loss caught before its first SYNC mark. That is the only way a crash leaves it:
+ * create writes the metadata unflushed and makes the journal, one fsync of uploads/ covers both
+ * entries before ACCEPT, the metadata's contents are flushed before any SYNC mark (so a mark that
+ * survives finds them), the same boot keeps the page cache (every record trusted, metadata
+ * intact), and removal deletes the metadata last.
  *
  * A completed upload keeps its <id>.json (with `completion`) until the TTL, so RESUME + COMPLETE
  * after a lost RESULT gets the same RESULT; its .part and .journal are gone by then.
  * Completion order: fdatasync data (noted in the journal's memory as covering every record, so a
  * failure further on rolls nothing back), make files/<id> and fsync files/, write the json with
- * `completion`, rename the file, fsync the folder it landed in and uploads/, unlink the journal.
+ * `completion`, rename the file, fsync the folder it landed in, unlink the journal.
  * A crash in between is
  * repaired by readState (a completed json whose .part still exists finishes the rename).
  *
@@ -81,7 +83,7 @@ import {
   loadHasher,
   type Hasher,
 } from '../../protocol/index.js';
-import { Journal, RECORD_BYTES, journalSlotsFor, namesAnyChunk, parseJournal } from './journal.js';
+import { Journal, RECORD_BYTES, journalSlotsFor, parseJournal } from './journal.js';
 import { safeRelativePath } from './names.js';
 import { isOutOfSpace } from './errno.js';
 import type {
@@ -428,7 +430,7 @@ export class DiskStore implements UploadStore {
    * send the completed file outside the data directory) or a file is removed; an existing real
    * directory (a completion a crash interrupted) is kept. files/ is fsynced after.
    */
-  private async makeUploadDir(dir: string): Promise<void> {
+  private async makeUploadDir(dir: string, syncParent = true): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
         await mkdir(dir, { mode: this.dirMode });
@@ -457,38 +459,45 @@ export class DiskStore implements UploadStore {
       );
       await unlink(dir);
     }
-    await this.directorySyncs.sync(this.filesDir);
+    if (syncParent) await this.directorySyncs.sync(this.filesDir);
   }
 
   /**
-   * The folders of a relative path inside an upload's own (fresh) folder, each made without
-   * following links; every new folder's entry is flushed with its parent.
+   * files/<id> and the folders of a relative path inside it, each made without following links,
+   * then every new entry flushed in its parent: the parents' fsyncs run at once (a tree's file
+   * at depth 2 needs four; one after another they were most of its completion time, issue 16).
    */
-  private async makeFolders(base: string, folders: readonly string[]): Promise<void> {
-    let at = base;
+  private async makeUploadTree(targetDir: string, folders: readonly string[]): Promise<void> {
+    await this.makeUploadDir(targetDir, false);
+    const parents: string[] = [];
+    let at = targetDir;
     for (const folder of folders) {
       const next = join(at, folder);
       try {
         await mkdir(next, { mode: this.dirMode });
-        await fsyncDir(at);
+        parents.push(at);
       } catch (error) {
         if (!isErrno(error, 'EEXIST') || !(await lstat(next)).isDirectory()) throw error;
       }
       at = next;
     }
+    await Promise.all([this.directorySyncs.sync(this.filesDir), ...parents.map(fsyncDir)]);
   }
 
   /**
    * Write the metadata atomically. `syncDirectory: false` leaves the uploads/ fsync to the caller,
    * which makes one more entry there first (create: the journal) and flushes both at once.
+   * `flush: false` (create) leaves the contents to `flushMeta`, which runs before the upload's
+   * first SYNC mark (DiskUpload): until then no acked range outlives a power loss anyway, and a
+   * small file's first flush is its completion, which writes the metadata again (issue 16).
    */
-  private async writeMeta(meta: MetaFile, syncDirectory = true): Promise<void> {
+  private async writeMeta(meta: MetaFile, syncDirectory = true, flush = true): Promise<void> {
     const target = this.path(meta.info.id, 'json');
     const temp = `${target}.tmp`;
     const handle = await this.createFile(temp, true);
     try {
       await handle.writeFile(JSON.stringify(meta));
-      await handle.sync();
+      if (flush) await handle.sync();
     } finally {
       await handle.close();
     }
@@ -524,6 +533,16 @@ export class DiskStore implements UploadStore {
     return meta;
   }
 
+  /** fsync the metadata's contents (written unflushed at create, see `writeMeta`). */
+  async flushMeta(id: string): Promise<void> {
+    const handle = await open(this.path(id, 'json'), O_RDONLY | O_NOFOLLOW);
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+
   async create(info: UploadInfo): Promise<UploadHandle> {
     const journalBytes = journalSlotsFor(chunkCount(info.fileSize, info.chunkSize)) * RECORD_BYTES;
     if (this.preallocate) await this.admit(info.id, info.fileSize + journalBytes, info.fileSize);
@@ -534,7 +553,7 @@ export class DiskStore implements UploadStore {
       data = await this.createFile(partPath, false);
       // Sparse: the size is counted (preallocate), not reserved; see DiskStoreOptions.preallocate.
       await data.truncate(info.fileSize);
-      await this.writeMeta({ version: 1, info }, false);
+      await this.writeMeta({ version: 1, info }, false, false);
       handle = await this.openHandle(info, data, true);
       // The metadata's and the journal's directory entries, in one fsync: without them a power
       // loss forgets every record. The journal is written after the metadata is on disk, and
@@ -585,6 +604,9 @@ export class DiskStore implements UploadStore {
   async open(id: string): Promise<UploadHandle> {
     const meta = await this.readMeta(id);
     if (!meta || meta.completion) throw new Error(`upload ${id} is not open for writing`);
+    // The process that created it may have died before its first checkpoint flushed the
+    // metadata; the open's SYNC mark below must not outlast it.
+    await this.flushMeta(id);
     let data: FileHandle;
     try {
       data = await open(this.path(id, 'part'), O_RDWR | O_NOFOLLOW);
@@ -628,7 +650,7 @@ export class DiskStore implements UploadStore {
           flushData: () => data.datasync(),
         },
       );
-      return new DiskUpload(this, info, data, journal);
+      return new DiskUpload(this, info, data, journal, !create);
     } catch (error) {
       await data.close().catch(() => undefined);
       throw error;
@@ -636,14 +658,18 @@ export class DiskStore implements UploadStore {
   }
 
   async readState(id: string): Promise<StoredUpload | undefined> {
-    const meta = await this.readMeta(id);
+    let meta: MetaFile | undefined;
+    try {
+      meta = await this.readMeta(id);
+    } catch (error) {
+      if (!(error instanceof ProtocolError) || (await this.journalTrustsAChunk(id))) throw error;
+      meta = undefined;
+    }
     if (!meta) {
-      // See the header: a journal without metadata is damage, a lone .part an unanswered OPEN.
-      const journal = await readNoFollow(this.path(id, 'journal')).catch(() => undefined);
-      // A journal that names no chunk is what a power loss can leave of an OPEN whose metadata
-      // and journal entries shared one directory fsync that never ran (create): nothing was
-      // accepted, so it is unknown like a lone .part.
-      if (journal && namesAnyChunk(this.hasher, journal))
+      // See the header: metadata missing or unreadable next to a journal that trusts a chunk is
+      // damage; otherwise it is what a power loss can leave of an OPEN before its first flush
+      // (or a lone .part: an OPEN never answered), and nothing acked in it survived: unknown.
+      if (await this.journalTrustsAChunk(id))
         throw new ProtocolError(
           Errors.UPLOAD_DAMAGED,
           `metadata of upload ${id} is missing but its journal exists`,
@@ -681,6 +707,14 @@ export class DiskStore implements UploadStore {
     return { info: meta.info, chunks, updatedAt, ...(withdrew ? { chunksWithdrawn: true } : {}) };
   }
 
+  /** Whether the upload's journal holds a chunk record the trust rule keeps (or is damaged). */
+  private async journalTrustsAChunk(id: string): Promise<boolean> {
+    const bytes = await readNoFollow(this.path(id, 'journal')).catch(() => undefined);
+    if (!bytes) return false;
+    const { chunks, damage } = parseJournal(this.hasher, bytes, this.bootHash);
+    return damage !== undefined || chunks.length > 0;
+  }
+
   /** Finish a completion a crash interrupted between the json write and the rename. */
   private async repairCompletion(info: UploadInfo, completion: CompletionInfo): Promise<void> {
     try {
@@ -688,11 +722,23 @@ export class DiskStore implements UploadStore {
     } catch {
       return;
     }
-    const targetDir = join(this.filesDir, info.id);
-    await this.makeUploadDir(targetDir);
-    await mkdir(dirname(completion.location), { recursive: true, mode: this.dirMode });
-    await rename(this.path(info.id, 'part'), completion.location);
-    await fsyncDir(targetDir);
+    const part = this.path(info.id, 'part');
+    const [from, to] = await Promise.all([
+      lstat(part),
+      lstat(completion.location).catch(() => undefined),
+    ]);
+    if (to && to.ino === from.ino && to.dev === from.dev) {
+      // The rename reached the disk but uploads/ lost the removal of the old name (completion
+      // does not fsync uploads/ after the rename): both names are one file, drop the old one
+      // (rename between two links of one file does nothing).
+      await unlink(part);
+    } else {
+      const targetDir = join(this.filesDir, info.id);
+      await this.makeUploadDir(targetDir);
+      await mkdir(dirname(completion.location), { recursive: true, mode: this.dirMode });
+      await rename(part, completion.location);
+      await fsyncDir(dirname(completion.location));
+    }
     await this.directorySyncs.sync(this.uploadsDir);
     await rm(this.path(info.id, 'journal'), { force: true });
     this.commitments.delete(info.id);
@@ -756,15 +802,15 @@ export class DiskStore implements UploadStore {
       location: join(targetDir, ...place),
       completedAt: Date.now(),
     };
-    await this.makeUploadDir(targetDir);
-    await this.makeFolders(targetDir, place.slice(0, -1));
+    await this.makeUploadTree(targetDir, place.slice(0, -1));
     await this.writeMeta({ version: 1, info, completion });
     await data.close();
     await journal.close();
     await rename(this.path(info.id, 'part'), completion.location);
-    // The folder the file landed in: files/<id>, or its deepest folder for a relative path.
+    // The folder the file landed in: files/<id>, or its deepest folder for a relative path. The
+    // old name's removal from uploads/ is not flushed: if a power loss brings it back, readState
+    // finds both names on one file and drops it (repairCompletion).
     await fsyncDir(dirname(completion.location));
-    await this.directorySyncs.sync(this.uploadsDir);
     await unlink(this.path(info.id, 'journal')).catch(() => undefined);
     this.commitments.delete(info.id);
     await this.indexContent(info, completion);
@@ -869,8 +915,7 @@ export class DiskStore implements UploadStore {
       location: join(targetDir, ...place),
       completedAt: Date.now(),
     };
-    await this.makeUploadDir(targetDir);
-    await this.makeFolders(targetDir, place.slice(0, -1));
+    await this.makeUploadTree(targetDir, place.slice(0, -1));
     try {
       // The delivered file is already durable: a new name for it costs a directory entry only.
       await link(ref.location, completion.location);
@@ -901,7 +946,16 @@ class DiskUpload implements UploadHandle {
     readonly info: UploadInfo,
     private readonly data: FileHandle,
     private readonly journal: Journal,
+    /** Whether the metadata's contents are flushed (not yet after create, see writeMeta). */
+    private metaFlushed: boolean,
   ) {}
+
+  /** Before any SYNC mark: a mark that outlives a power loss must find the metadata there too. */
+  private async flushMetaOnce(): Promise<void> {
+    if (this.metaFlushed) return;
+    await this.store.flushMeta(this.info.id);
+    this.metaFlushed = true;
+  }
 
   async writeAt(bytes: Uint8Array, position: number): Promise<void> {
     let done = 0;
@@ -929,7 +983,8 @@ class DiskUpload implements UploadHandle {
     return bytes.subarray(0, done);
   }
 
-  recordChunks(chunks: readonly ChunkRecord[], sync: boolean): Promise<void> {
+  async recordChunks(chunks: readonly ChunkRecord[], sync: boolean): Promise<void> {
+    if (sync) await this.flushMetaOnce();
     return this.journal.appendChunks(chunks, sync);
   }
 
@@ -941,12 +996,16 @@ class DiskUpload implements UploadHandle {
     // Nothing recorded since the last mark: no flush and no mark (a RESUME that sent nothing).
     if (!this.journal.unmarked) return;
     const covered = this.journal.count;
+    await this.flushMetaOnce();
     await this.data.datasync();
     await this.journal.appendSync(covered);
   }
 
   retractChunks(indexes: readonly number[]): Promise<void> {
-    return this.journal.retractChunks(indexes, () => this.data.datasync());
+    return this.journal.retractChunks(indexes, async () => {
+      await this.flushMetaOnce();
+      await this.data.datasync();
+    });
   }
 
   rollbackToCheckpoint(): Promise<readonly ChunkRecord[]> {

@@ -246,16 +246,6 @@ export function parseJournal(hasher: Hasher, bytes: Uint8Array, bootHash: bigint
   };
 }
 
-/** Whether any valid CHUNK record is in `bytes`, trusted or not (a journal found without metadata). */
-export function namesAnyChunk(hasher: Hasher, bytes: Uint8Array): boolean {
-  for (let at = 0; at + RECORD_BYTES <= bytes.byteLength; at += RECORD_BYTES) {
-    if (bytes[at] !== RecordType.CHUNK) continue;
-    const check = new DataView(bytes.buffer, bytes.byteOffset + at + 24, 8).getBigUint64(0);
-    if (hasher.h64(bytes.subarray(at, at + 24)) === check) return true;
-  }
-  return false;
-}
-
 /** Slots a new journal reserves for an upload of `chunks` chunks (see "Reserved space" above). */
 export function journalSlotsFor(chunks: number): number {
   return chunks + 2 + MARK_MARGIN;

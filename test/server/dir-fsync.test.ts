@@ -7,6 +7,7 @@
  * entries is the filesystem's promise, not something a test here can observe.
  */
 import { readdirSync } from 'node:fs';
+import { link, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DiskStore, type UploadInfo } from '../../server/index.js';
@@ -84,7 +85,7 @@ describe('directory fsync', () => {
     await handle.close();
   });
 
-  it('at completion fsyncs files/ after making files/<id>, files/<id> after the rename, and uploads/ after the .part left it', async () => {
+  it('at completion fsyncs files/ after making files/<id>, uploads/ after the completed metadata, files/<id> after the rename', async () => {
     const store = new DiskStore({ dir: tmp.path });
     await store.init();
     const id = 'b'.repeat(32);
@@ -103,7 +104,29 @@ describe('directory fsync', () => {
       true,
     );
     expect(syncedWith(join(tmp.path, 'files', id), 'done.bin')).toBe(true);
-    expect(syncedWith(join(tmp.path, 'uploads'), `${id}.json`, `${id}.part`)).toBe(true);
+    expect(syncedWith(join(tmp.path, 'uploads'), `${id}.json`)).toBe(true);
+  });
+
+  it("a power loss that brings back the .part's old name after the rename: both names are one file, the old one is dropped", async () => {
+    const store = new DiskStore({ dir: tmp.path });
+    await store.init();
+    const id = 'd'.repeat(32);
+    const handle = await store.create(info(id));
+    await handle.writeAt(new Uint8Array(2 * CHUNK).fill(7), 0);
+    await handle.recordChunks(
+      [
+        { index: 0, hash: 1n },
+        { index: 1, hash: 2n },
+      ],
+      false,
+    );
+    const completion = await handle.finish('0'.repeat(16));
+    const part = join(tmp.path, 'uploads', `${id}.part`);
+    await link(completion.location, part);
+    const state = await store.readState(id);
+    expect(state?.completion?.location).toBe(completion.location);
+    await expect(stat(part)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await readFile(completion.location)).every((b) => b === 7)).toBe(true);
   });
 
   it('a file from a folder (relativePath a/b/name): each new folder fsynced in its parent, and the folder the file landed in after the rename', async () => {

@@ -203,6 +203,31 @@ describe('disk store journal', () => {
     expect(await s.readState(id)).toBeUndefined();
   });
 
+  it('metadata written unflushed at create: lost to a power loss before the first SYNC mark, the upload is unknown; after a mark, damage', async () => {
+    const id = '9'.repeat(32);
+    const meta = join(tmp.path, 'uploads', `${id}.json`);
+    const handle = await (await store('boot-1')).create(info(id));
+    await handle.recordChunks([{ index: 0, hash: 1n }], false);
+    // Power loss before any checkpoint: the unflushed metadata came back empty.
+    await writeFile(meta, '');
+    expect(await (await store('boot-2')).readState(id)).toBeUndefined();
+    // The same boot keeps the page cache, so an empty file there is damage, not a lost create.
+    await expect((await store('boot-1')).readState(id)).rejects.toMatchObject({
+      code: Errors.UPLOAD_DAMAGED.code,
+    });
+    await handle.close();
+    const id2 = '8'.repeat(32);
+    const handle2 = await (await store('boot-1')).create(info(id2));
+    await handle2.recordChunks([{ index: 0, hash: 1n }], false);
+    await handle2.checkpoint();
+    await handle2.close();
+    // After a SYNC mark the metadata was flushed first: losing it now is damage, never "unknown".
+    await writeFile(join(tmp.path, 'uploads', `${id2}.json`), '');
+    await expect((await store('boot-2')).readState(id2)).rejects.toMatchObject({
+      code: Errors.UPLOAD_DAMAGED.code,
+    });
+  });
+
   it('a journal that names no chunk, found without metadata, is an OPEN a power loss interrupted: unknown', async () => {
     // create() flushes the metadata's and the journal's entries with one fsync of uploads/, so a
     // power loss before it can keep the journal (its marks only) and lose the metadata.
