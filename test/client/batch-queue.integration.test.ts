@@ -98,7 +98,10 @@ describe('batch uploader as a long-lived queue', () => {
 
   it('drop(): a queued file is removed, an opened one terminated; the rest uploads', async () => {
     const entries = await files(6, 'drop');
-    gate.hold.add('f0.bin'); // the first OPEN waits: its file is in flight when dropped
+    // Both slots' OPENs wait: f0 is in flight when dropped, and f5 surely still queued (with one
+    // slot free the other files could all finish before the drop, f5 included).
+    gate.hold.add('f0.bin');
+    gate.hold.add('f1.bin');
     const results: BatchResult[] = [];
     const batch = createBatchUploader({
       endpoint: server.wsUrl,
@@ -106,7 +109,7 @@ describe('batch uploader as a long-lived queue', () => {
       onResult: (r) => results.push(r),
     });
     const run = batch.run(entries);
-    await expect.poll(() => gate.waiting.length, { timeout: 20_000 }).toBe(1);
+    await expect.poll(() => gate.waiting.length, { timeout: 20_000 }).toBe(2);
     batch.drop(0); // OPEN sent, no ACCEPT yet
     batch.drop(5); // still queued
     release();
