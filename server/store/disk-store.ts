@@ -65,6 +65,7 @@ import {
   link,
   lstat,
   mkdir,
+  opendir,
   open,
   readdir,
   rename,
@@ -855,11 +856,21 @@ export class DiskStore implements UploadStore {
   async findContent(key: ContentKey): Promise<ContentRef[]> {
     if (key.digest !== undefined)
       return this.findContentIn(this.contentPath({ ...key, digest: key.digest }), key);
-    const digests = await readdir(this.contentSizePath(key)).catch(() => [] as string[]);
     const found: ContentRef[] = [];
-    for (const digest of digests.filter((name) => /^[0-9a-f]{16}$/.test(name))) {
-      if (found.length >= CONTENT_LOOKUP_LIMIT) break;
-      found.push(...(await this.findContentIn(this.contentPath({ ...key, digest }), key)));
+    // Read lazily: a size many files share (every OPEN of that size asks) must not cost a listing
+    // of all of them, only of what the limit lets through.
+    const digests = await opendir(this.contentSizePath(key)).catch(() => undefined);
+    if (!digests) return found;
+    try {
+      for await (const entry of digests) {
+        if (found.length >= CONTENT_LOOKUP_LIMIT) break;
+        if (!/^[0-9a-f]{16}$/.test(entry.name)) continue;
+        found.push(
+          ...(await this.findContentIn(this.contentPath({ ...key, digest: entry.name }), key)),
+        );
+      }
+    } finally {
+      await digests.close().catch(() => undefined);
     }
     return found.slice(0, CONTENT_LOOKUP_LIMIT);
   }
