@@ -232,7 +232,9 @@ export interface BigUploaderOptions {
   /**
    * Count every unfinished upload's full size against the free space, so OPEN refuses what the
    * disk cannot hold even though the data file is sparse (no process is spawned; see DiskStore's
-   * `preallocate`). Default true.
+   * `preallocate`). Default true. The free space is measured at most once a second and OPENs in
+   * between are counted against that figure, so other writers to the disk are seen up to a second
+   * late.
    */
   preallocate?: boolean;
   /** Completed files and the data directory readable by the group (0640/0750 instead of 0600/0700). Default false. */

@@ -120,7 +120,8 @@ export interface DiskStoreOptions {
    * skipped where the tool was missing. Instead `freeSpace()` reports the filesystem's free space
    * minus the bytes every unfinished upload in this store may still write (its size minus the
    * blocks its file already has), and `create` checks and counts a new upload under one lock, so
-   * concurrent OPENs cannot overcommit. Something else writing to the same filesystem can still
+   * concurrent OPENs cannot overcommit (the free space is measured at most once a second, see
+   * `freeSpace`). Something else writing to the same filesystem can still
    * fill it: then a data write fails with STORAGE_FULL and every acked chunk stays acked (the
    * journal's own space is reserved, see journal.ts). Logged once at `init`.
    * false: no accounting; OPEN only compares the size with the free space at that moment.
