@@ -74,6 +74,9 @@ Options (environment variable in brackets; the command line wins):
                            the --host address, and this machine's addresses and hostname when
                            --host is 0.0.0.0 or ::
   --header-timeout DURATION  longest time for a request's headers (slowloris) [BIG_UPLOADER_HEADER_TIMEOUT] (default 10s)
+  --request-timeout DURATION  longest time from a request's start to its handler; upload bodies
+                           (tus PATCH, HTTP chunks) are bounded by --idle-timeout and
+                           --min-throughput instead [BIG_UPLOADER_REQUEST_TIMEOUT] (default 30s)
   --max-sockets N          TCP connections at once, HTTP and WebSocket [BIG_UPLOADER_MAX_SOCKETS]
                            (default --max-connections + 64)
   --insecure-no-token      allow a non-loopback --host without --token (anyone who can reach the
@@ -140,6 +143,7 @@ const OPTIONS = {
   'admin-token': { type: 'string', multiple: true },
   'insecure-no-token': { type: 'boolean' },
   'header-timeout': { type: 'string' },
+  'request-timeout': { type: 'string' },
   'max-sockets': { type: 'string' },
   'public-health': { type: 'boolean' },
   metrics: { type: 'boolean' },
@@ -298,6 +302,7 @@ export function parseServeArgs(
     ...(ticketSecrets.length > 0 ? { ticketSecret: ticketSecrets } : {}),
     ...(adminTokens.length > 0 ? { adminToken: adminTokens } : {}),
     headersTimeout: duration('header-timeout'),
+    requestTimeout: duration('request-timeout'),
     maxSockets: count('max-sockets'),
     ...allowedHostsFor(host, tokens.length > 0 || ticketSecrets.length > 0, list('allowed-host')),
     ...(flag('no-page')

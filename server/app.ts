@@ -53,13 +53,47 @@ export interface AppOptions extends BigUploaderOptions {
    */
   headersTimeout?: number;
   /**
+   * Longest time from a request's start until its handler runs (ms): its headers and any body
+   * Fastify reads itself (a JSON body on a management route); slower sockets are closed. Upload
+   * bodies are not under it: a tus PATCH of many GiB, or an HTTP-binding chunk, is streamed by
+   * its handler and bounded by `idleTimeout` and `minThroughput` (and `httpBodyTimeout`) instead,
+   * so a long PATCH that keeps sending is never cut for its length (Node's own whole-request
+   * `requestTimeout` is off for that reason). Default 30 s.
+   */
+  requestTimeout?: number;
+  /**
    * TCP connections the server keeps open at once, HTTP and WebSocket together; more are closed
    * as they arrive. Default: `maxConnections` + 64 (room for page and state requests).
    */
   maxSockets?: number;
 }
 
-export const APP_DEFAULTS = { headersTimeout: 10_000, extraSockets: 64 } as const;
+export const APP_DEFAULTS = {
+  headersTimeout: 10_000,
+  requestTimeout: 30_000,
+  extraSockets: 64,
+} as const;
+
+/**
+ * `requestTimeout` (AppOptions): a request whose handler has not started that long after the
+ * request did (headers, then any body Fastify parses) has its socket closed. Handlers that stream
+ * an upload body start at once (their content parsers read nothing) and bound it themselves.
+ */
+function boundRequestsUntilHandled(app: FastifyInstance, requestTimeout: number): void {
+  const timers = new WeakMap<object, NodeJS.Timeout>();
+  const clear = (request: { raw: object }): void => {
+    clearTimeout(timers.get(request.raw));
+    timers.delete(request.raw);
+  };
+  app.addHook('onRequest', async (request) => {
+    const timer = setTimeout(() => request.raw.socket.destroy(), requestTimeout);
+    timer.unref();
+    timers.set(request.raw, timer);
+  });
+  app.addHook('preHandler', async (request) => clear(request));
+  app.addHook('onResponse', async (request) => clear(request));
+  app.addHook('onRequestAbort', async (request) => clear(request));
+}
 
 /** Request URL without its query string: `?token=` must never reach a log line. */
 export function redactUrl(url: string | undefined): string {
@@ -105,12 +139,18 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     pageDir,
     logLevel: _logLevel,
     headersTimeout: headersInput,
+    requestTimeout: requestInput,
     maxSockets: socketsInput,
     ...pluginOptions
   } = options;
   const headersTimeout = headersInput ?? APP_DEFAULTS.headersTimeout;
   if (!Number.isSafeInteger(headersTimeout) || headersTimeout < 100)
     throw new OptionsError('big-uploader option headersTimeout must be an integer >= 100 (ms)');
+  const requestTimeout = requestInput ?? Math.max(APP_DEFAULTS.requestTimeout, headersTimeout);
+  if (!Number.isSafeInteger(requestTimeout) || requestTimeout < headersTimeout)
+    throw new OptionsError(
+      'big-uploader option requestTimeout must be an integer (ms) no smaller than headersTimeout',
+    );
   const maxSockets =
     socketsInput ?? resolveOptions(pluginOptions).maxConnections + APP_DEFAULTS.extraSockets;
   if (!Number.isSafeInteger(maxSockets) || maxSockets < 1)
@@ -127,7 +167,8 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
       const server = createServer(
         {
           headersTimeout,
-          requestTimeout: Math.max(30_000, headersTimeout),
+          // Whole-request deadlines would cut a long PATCH; see AppOptions.requestTimeout.
+          requestTimeout: 0,
           connectionsCheckingInterval: Math.min(1000, headersTimeout),
         },
         handler,
@@ -136,6 +177,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
       return server;
     },
   });
+  boundRequestsUntilHandled(app, requestTimeout);
   await app.register(bigUploader, pluginOptions);
   if (pageDir === false) return app;
   let root: string;

@@ -191,3 +191,75 @@ describe('token, caching and error bodies', () => {
     }
   });
 });
+
+describe('requestTimeout: a deadline until the handler runs, never on an upload body', () => {
+  /** Send `head`, then `body` in `pieces` spread over `spreadMs`; resolve with what came back. */
+  function paced(
+    port: number,
+    head: string,
+    body: Buffer,
+    pieces: number,
+    spreadMs: number,
+  ): Promise<{ answer: string; closedBy: 'server' | 'end' }> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1');
+      let answer = '';
+      let sent = 0;
+      socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+      socket.on('close', () => resolve({ answer, closedBy: sent < pieces ? 'server' : 'end' }));
+      socket.on('error', reject);
+      socket.write(head);
+      const size = Math.ceil(body.byteLength / pieces);
+      const timer = setInterval(() => {
+        if (socket.destroyed) return clearInterval(timer);
+        socket.write(body.subarray(sent * size, (sent + 1) * size));
+        if (++sent === pieces) clearInterval(timer);
+      }, spreadMs / pieces);
+    });
+  }
+
+  it('a tus PATCH that keeps sending for longer than requestTimeout is stored whole', async () => {
+    const { port } = await serve({ requestTimeout: 500, headersTimeout: 500 });
+    const size = 64 * 1024;
+    const created = await fetch(`http://127.0.0.1:${port}/files/`, {
+      method: 'POST',
+      headers: { 'Tus-Resumable': '1.0.0', 'Upload-Length': String(size) },
+    });
+    expect(created.status).toBe(201);
+    const location = new URL(created.headers.get('location') ?? '', `http://127.0.0.1:${port}`);
+    const body = Buffer.alloc(size, 7);
+    // 2 s of body, 4x the deadline, at ~32 KiB/s: above the default minThroughput (1 KiB/s).
+    const { answer } = await paced(
+      port,
+      `PATCH ${location.pathname} HTTP/1.1\r\nHost: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\n` +
+        `Upload-Offset: 0\r\nContent-Type: application/offset+octet-stream\r\n` +
+        `Content-Length: ${size}\r\nConnection: close\r\n\r\n`,
+      body,
+      20,
+      2000,
+    );
+    expect(answer).toMatch(/^HTTP\/1\.1 204/);
+    expect(answer).toMatch(new RegExp(`upload-offset: ${size}`, 'i'));
+  });
+
+  it('a body Fastify reads itself that stalls is cut at requestTimeout', async () => {
+    const { port } = await serve({ requestTimeout: 500, headersTimeout: 500 });
+    // 10 of the 100 announced bytes, then nothing more: the handler never starts.
+    const result = await paced(
+      port,
+      `DELETE /uploads/${'a'.repeat(32)} HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
+        `Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a":"bbbb`,
+      Buffer.alloc(0),
+      1,
+      60_000,
+    );
+    expect(result.closedBy).toBe('server');
+    expect(result.answer).toBe('');
+  });
+
+  it('refuses a requestTimeout below headersTimeout', async () => {
+    await expect(serve({ requestTimeout: 100, headersTimeout: 500 })).rejects.toThrow(
+      /requestTimeout/,
+    );
+  });
+});
