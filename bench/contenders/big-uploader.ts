@@ -14,7 +14,21 @@ import {
 import { busyCores, machineCpu, type MachineCpu } from '../machine.js';
 import type { Contender, RunContext, RunOutcome } from '../types.js';
 
-function ours(id: string, label: string, serverArgs: string[]): Contender {
+/** The client process a contender drives against our server. */
+type ClientFor = (server: ProductServer, ctx: RunContext) => { script: string; args: string[] };
+
+/** The client core `send` drives. */
+const bigupClient: ClientFor = (server, ctx) => ({
+  script: 'bench/peers/bigup-client.ts',
+  args: ['--url', server.url, '--file', ctx.source],
+});
+
+function ours(
+  id: string,
+  label: string,
+  serverArgs: string[],
+  clientFor: ClientFor = bigupClient,
+): Contender {
   return {
     id,
     label,
@@ -29,18 +43,14 @@ function ours(id: string, label: string, serverArgs: string[]): Contender {
         const serverChild = server.child;
         let before = serverChild.sample();
         let machineBefore: MachineCpu | undefined;
-        // The client core `send` drives, in a gated peer: loaded, then the same warm-up as every
-        // contender, then go (see spawnGatedClient).
-        client = await spawnGatedClient(
-          ctx.repoRoot,
-          'bench/peers/bigup-client.ts',
-          ['--url', server.url, '--file', ctx.source],
-          async () => {
-            await ctx.warm();
-            before = serverChild.sample();
-            machineBefore = machineCpu();
-          },
-        );
+        // The client in a gated peer: loaded, then the same warm-up as every contender, then go
+        // (see spawnGatedClient).
+        const spec = clientFor(server, ctx);
+        client = await spawnGatedClient(ctx.repoRoot, spec.script, spec.args, async () => {
+          await ctx.warm();
+          before = serverChild.sample();
+          machineBefore = machineCpu();
+        });
         const result = await client.waitForMessage(
           (m) => m.event === 'result' || m.event === 'error',
           ctx.timeoutMs,
@@ -49,11 +59,11 @@ function ours(id: string, label: string, serverArgs: string[]): Contender {
         const busy = busyCores(machineBefore, machineCpu());
         if (result.event === 'error')
           return { status: 'failed', reason: `client: ${String(result.message)}` };
-        const record: SendRecord = {
-          id: String(result.id),
-          name: String(result.name),
-          size: Number(result.size),
-        };
+        // A tus client reports no id (its upload URL ends with it) and no name: found by size.
+        const record: SendRecord | undefined =
+          typeof result.id === 'string'
+            ? { id: result.id, name: String(result.name), size: Number(result.size) }
+            : undefined;
         const received = await locateStored(dir, record, ctx.source, ctx.size);
         if (!received)
           return { status: 'failed', reason: `no stored file of ${ctx.size} bytes under ${dir}` };
@@ -92,3 +102,20 @@ function ours(id: string, label: string, serverArgs: string[]): Contender {
 
 export const oursDefault = ours('ours', 'big-uploader (default)', []);
 export const oursDurable = ours('ours-durable', 'big-uploader --durable', ['--durable']);
+/** Issue 18: the tus client users run, against our tus endpoint (same client as contender `tus`). */
+export const tusToOurs = ours(
+  'tus-ours',
+  'tus-js-client, one PATCH (default) -> big-uploader /files/',
+  [],
+  (server, ctx) => ({
+    script: 'bench/peers/tus-client.ts',
+    args: [
+      '--endpoint',
+      `http://127.0.0.1:${server.port}/files/`,
+      '--file',
+      ctx.source,
+      '--chunk',
+      '0',
+    ],
+  }),
+);

@@ -1,6 +1,6 @@
 /** Every contender in the order of the issue, and the names --only accepts. */
 import type { Contender } from '../types.js';
-import { oursDefault, oursDurable } from './big-uploader.js';
+import { oursDefault, oursDurable, tusToOurs } from './big-uploader.js';
 import { limitDisk, limitDiskSync, limitNet, limitNetDisk } from './limits.js';
 import { naive, put, tus8m, tusOnePatch } from './peers.js';
 
@@ -12,6 +12,7 @@ export const ALL_CONTENDERS: readonly Contender[] = [
   oursDefault,
   oursDurable,
   tusOnePatch,
+  tusToOurs,
   tus8m,
   naive,
   put,
