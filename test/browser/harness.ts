@@ -10,7 +10,7 @@ import { mkdir, open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import puppeteer, { type Browser as PuppeteerBrowser } from 'puppeteer-core';
+import type { Browser as PuppeteerBrowser } from 'puppeteer-core';
 import { build } from 'vite';
 import { afterAll, beforeAll } from 'vitest';
 import type { AppOptions } from '../../server/index.js';
@@ -52,7 +52,9 @@ export function launchBrowser(): Promise<Browser> {
  * download, which does not work here); a stock Firefox speaks WebDriver BiDi, which puppeteer-core
  * drives.
  */
-export function launchFirefox(): Promise<PuppeteerBrowser> {
+export async function launchFirefox(): Promise<PuppeteerBrowser> {
+  // Loaded here, so the Chromium suites do not need puppeteer-core installed.
+  const { default: puppeteer } = await import('puppeteer-core');
   return puppeteer.launch({
     browser: 'firefox',
     executablePath: process.env.FIREFOX_PATH ?? '/usr/bin/firefox-esr',
