@@ -34,8 +34,9 @@ Options:
   --only LIST        comma-separated contenders or groups (default: all)
                      groups: ${Object.keys(GROUPS).join(', ')}
                      ids: ${ALL_CONTENDERS.map((c) => c.id).join(', ')}
-  --resume, --completion, --concurrency, --sweep, --browser
-                     further scenarios; a full run (no --only) runs all of them
+  --resume, --completion, --concurrency, --sweep, --browser, --firefox
+                     further scenarios (--browser: Chromium, --firefox: the same
+                     comparison in Firefox ESR); a full run (no --only) runs all of them
                      unless some are named or --no-scenarios is given
   --no-scenarios     contenders only
   --json             print the JSON document instead of the markdown table
@@ -98,6 +99,7 @@ export async function run(argv: string[]): Promise<number> {
       concurrency: { type: 'boolean' },
       sweep: { type: 'boolean' },
       browser: { type: 'boolean' },
+      firefox: { type: 'boolean' },
       note: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },

@@ -1,20 +1,24 @@
 /**
- * Browser scenario: in ONE headless Chromium (Debian's, through playwright-core), the same file
- * picked through a file input is uploaded by
+ * Browser scenarios: in ONE headless browser, the same file picked through a file input is
+ * uploaded by
  *   - <big-uploader> on the demo page, to our server (`serve --page-dir`),
  *   - tus-js-client with its defaults (one PATCH) and with 8 MiB chunks, to @tus/server FileStore,
  *   - the page's ceilings: fetch PUT of 8 MiB Blob slices 4 at a time, and a bare WebSocket
  *     sending Blob([offset, 4 MiB slice]) frames 8 unacked,
  * the peers and ceilings served by bench/peers/browser-peer.ts (bench/browser/ is their page).
  * Rounds alternate the order; each run gets a fresh browser context (no resume records, no warm
- * renderer); every stored file is compared byte for byte, then deleted. CPU per GiB is Chromium's
- * (every chromium process under this one, read from /proc around the run) plus the server's.
+ * renderer); every stored file is compared byte for byte, then deleted. CPU per GiB is the
+ * browser's (every process of it, read from /proc around the run) plus the server's.
+ * Two engines run the same comparison, so the component is not tuned to one browser: `browser` is
+ * Debian's Chromium through playwright-core, `firefox` Debian's Firefox ESR through puppeteer-core
+ * over WebDriver BiDi (playwright drives only its own patched Firefox, a download). The pages and
+ * everything run in them are the same; only the driver (BenchBrowser) differs.
  * BENCH_BROWSER_MIB (default 512) and BENCH_BROWSER_ROUNDS (default 3) shrink it for a quick look.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { ElementHandle } from 'puppeteer-core';
 import { compareFiles, findFilesOfSize } from '../files.js';
 import { readProc, spawnPeer, type BenchChild } from '../proc.js';
 import { startServer, type ProductServer } from '../product.js';
@@ -36,8 +40,11 @@ export const CHROMIUM_ARGS = [
 
 const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
-/** CPU seconds (user + system) of every chromium process descended from this one. */
-export function chromiumCpuSeconds(): number {
+/**
+ * CPU seconds (user + system) of every process under `root` (and `root` itself) whose name
+ * matches `name` (any name when absent).
+ */
+function processTreeCpuSeconds(root: number, name?: RegExp): number {
   const parents = new Map<number, number>();
   const names = new Map<number, string>();
   for (const entry of readdirSync('/proc')) {
@@ -51,20 +58,124 @@ export function chromiumCpuSeconds(): number {
       // gone between readdir and read
     }
   }
-  const isOurs = (pid: number): boolean => {
-    for (let p = parents.get(pid), hops = 0; p !== undefined && hops < 32; hops++) {
-      if (p === process.pid) return true;
+  const isUnderRoot = (pid: number): boolean => {
+    for (let p: number | undefined = pid, hops = 0; p !== undefined && hops < 32; hops++) {
+      if (p === root) return true;
       p = parents.get(p);
     }
     return false;
   };
   let total = 0;
-  for (const [pid, name] of names) {
-    if (!/chrom/i.test(name) || !isOurs(pid)) continue;
+  for (const [pid, processName] of names) {
+    if ((name && !name.test(processName)) || !isUnderRoot(pid)) continue;
     const s = readProc(pid);
     if (s) total += s.userSeconds + s.sysSeconds;
   }
   return total;
+}
+
+/** CPU seconds (user + system) of every chromium process descended from this one. */
+export function chromiumCpuSeconds(): number {
+  return processTreeCpuSeconds(process.pid, /chrom/i);
+}
+
+/**
+ * What the scenario needs from a browser page, whichever library drives it. Functions given to
+ * `evaluate`, `waitFor` and `addInitScript` run in the page (no closures over bench code).
+ */
+export interface BenchPage {
+  /** Run `script` in every document this page loads, before the document's own scripts. */
+  addInitScript(script: () => void): Promise<void>;
+  goto(url: string): Promise<void>;
+  evaluate<R, A = undefined>(fn: (arg: A) => R, arg?: A): Promise<Awaited<R>>;
+  /** Poll `predicate` in the page every `pollMs` until it returns true (or `timeoutMs` passes). */
+  waitFor(predicate: () => boolean, timeoutMs: number, pollMs?: number): Promise<void>;
+  /** Pick `file` in the file input reached by `path`: CSS selectors, each in the previous one's shadow root. */
+  pickFile(path: readonly string[], file: string): Promise<void>;
+  /** Close the page and its context. */
+  close(): Promise<void>;
+}
+
+/** A launched browser: the one thing that differs between engines. */
+export interface BenchBrowser {
+  /** A fresh context (no resume records, no cache) with one page. */
+  newPage(): Promise<BenchPage>;
+  /** CPU seconds (user + system) of every process of this browser so far. */
+  cpuSeconds(): number;
+  close(): Promise<void>;
+}
+
+export async function launchChromium(executable: string): Promise<BenchBrowser> {
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({ executablePath: executable, args: CHROMIUM_ARGS });
+  return {
+    cpuSeconds: chromiumCpuSeconds,
+    close: () => browser.close(),
+    async newPage() {
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      return {
+        addInitScript: async (script) => {
+          await page.addInitScript(script);
+        },
+        goto: async (url) => {
+          await page.goto(url);
+        },
+        evaluate: <R, A>(fn: (arg: A) => R, arg?: A) =>
+          page.evaluate(fn as (arg: unknown) => R, arg) as Promise<Awaited<R>>,
+        waitFor: async (predicate, timeoutMs, pollMs = 100) => {
+          await page.waitForFunction(predicate, undefined, { timeout: timeoutMs, polling: pollMs });
+        },
+        // Playwright's CSS selectors pierce open shadow roots.
+        pickFile: (path, file) => page.locator(path.join(' ')).setInputFiles(file),
+        close: () => context.close(),
+      };
+    },
+  };
+}
+
+/**
+ * Debian's Firefox ESR through puppeteer-core (WebDriver BiDi). `protocolTimeout` bounds each
+ * command, and one `evaluate` lasts a whole upload: it gets the run's cap.
+ */
+export async function launchFirefox(executable: string, timeoutMs: number): Promise<BenchBrowser> {
+  const { default: puppeteer } = await import('puppeteer-core');
+  const browser = await puppeteer.launch({
+    browser: 'firefox',
+    executablePath: executable,
+    headless: true,
+    protocolTimeout: timeoutMs,
+  });
+  const root = browser.process()?.pid;
+  return {
+    cpuSeconds: () => (root === undefined ? NaN : processTreeCpuSeconds(root)),
+    close: () => browser.close(),
+    async newPage() {
+      const context = await browser.createBrowserContext();
+      const page = await context.newPage();
+      return {
+        addInitScript: async (script) => {
+          await page.evaluateOnNewDocument(script);
+        },
+        goto: async (url) => {
+          await page.goto(url);
+        },
+        evaluate: <R, A>(fn: (arg: A) => R, arg?: A) =>
+          page.evaluate(fn as (arg: unknown) => R, arg),
+        waitFor: async (predicate, timeoutMs, pollMs = 100) => {
+          await page.waitForFunction(predicate, { timeout: timeoutMs, polling: pollMs });
+        },
+        // Puppeteer's `>>>` steps into a shadow root.
+        pickFile: async (path, file) => {
+          const input = (await page.waitForSelector(
+            path.join(' >>> '),
+          )) as ElementHandle<HTMLInputElement>;
+          await input.uploadFile(file);
+        },
+        close: () => context.close(),
+      };
+    },
+  };
 }
 
 function cpuOf(child: BenchChild): number {
@@ -74,7 +185,7 @@ function cpuOf(child: BenchChild): number {
 
 interface Run {
   seconds: number;
-  chromiumCpu: number;
+  browserCpu: number;
   serverCpu: number;
   /** Extra facts (e.g. progress events the component emitted). */
   note?: string;
@@ -83,19 +194,20 @@ interface Run {
 interface Contender {
   id: string;
   label: string;
-  run(browser: Browser, size: number, round: number): Promise<Run>;
+  run(browser: BenchBrowser, size: number, round: number): Promise<Run>;
 }
 
 async function measured(
+  browser: BenchBrowser,
   server: BenchChild,
   body: () => Promise<{ seconds: number; note?: string }>,
 ): Promise<Run> {
-  const chromium0 = chromiumCpuSeconds();
+  const browser0 = browser.cpuSeconds();
   const server0 = cpuOf(server);
   const { seconds, note } = await body();
   return {
     seconds,
-    chromiumCpu: chromiumCpuSeconds() - chromium0,
+    browserCpu: browser.cpuSeconds() - browser0,
     serverCpu: cpuOf(server) - server0,
     note,
   };
@@ -121,9 +233,8 @@ function componentContender(
     id: `component-${transport}${chunkMiB ? `-${chunkMiB}MiB` : ''}`,
     label: `<big-uploader> transport=${transport}${chunkMiB ? ` chunk-size=${chunkMiB} MiB` : ''} (demo page, our server)`,
     async run(browser, size) {
-      const context = await browser.newContext();
+      const page = await browser.newPage();
       try {
-        const page = await context.newPage();
         await page.addInitScript(() => {
           const w = window as unknown as { __bench: Record<string, unknown> };
           const b: { complete?: number; error?: string; progress: number } = { progress: 0 };
@@ -136,10 +247,9 @@ function componentContender(
           );
         });
         await page.goto(`http://127.0.0.1:${ours.port}/`);
-        await page.waitForFunction(
+        await page.waitFor(
           () => !!document.querySelector('big-uploader')?.shadowRoot?.querySelector('#file-input'),
-          undefined,
-          { timeout: 30_000 },
+          30_000,
         );
         await page.evaluate(
           ([t, chunk]) => {
@@ -152,18 +262,14 @@ function componentContender(
           },
           [transport, chunkMiB ?? 0] as const,
         );
-        const result = await measured(ours.child, async () => {
+        const result = await measured(browser, ours.child, async () => {
           const picked = await page.evaluate(() => performance.now());
-          await page.locator('big-uploader #file-input').setInputFiles(file);
-          await page.waitForFunction(
-            () => {
-              const b = (window as unknown as { __bench: { complete?: number; error?: string } })
-                .__bench;
-              return b.complete !== undefined || b.error !== undefined;
-            },
-            undefined,
-            { timeout: timeoutMs, polling: 100 },
-          );
+          await page.pickFile(['big-uploader', '#file-input'], file);
+          await page.waitFor(() => {
+            const b = (window as unknown as { __bench: { complete?: number; error?: string } })
+              .__bench;
+            return b.complete !== undefined || b.error !== undefined;
+          }, timeoutMs);
           const b = await page.evaluate(
             () =>
               (
@@ -179,7 +285,7 @@ function componentContender(
         await verifyAndDelete(file, ours.dir, size);
         return result;
       } finally {
-        await context.close();
+        await page.close();
       }
     },
   };
@@ -190,21 +296,18 @@ function peerContender(
   label: string,
   peer: { child: BenchChild; port: number; dir: string },
   file: string,
-  timeoutMs: number,
 ): Contender {
   return {
     id,
     label,
     async run(browser, size, round) {
-      const context = await browser.newContext();
+      const page = await browser.newPage();
       try {
-        const page: Page = await context.newPage();
         await page.goto(`http://127.0.0.1:${peer.port}/`);
-        await page.waitForFunction(() => '__peers' in window, undefined, { timeout: 30_000 });
-        await page.locator('#file').setInputFiles(file);
+        await page.waitFor(() => '__peers' in window, 30_000);
+        await page.pickFile(['#file'], file);
         const sinkName = `${id}-${round}.bin`;
-        page.setDefaultTimeout(timeoutMs);
-        const result = await measured(peer.child, async () => ({
+        const result = await measured(browser, peer.child, async () => ({
           seconds: await page.evaluate(
             ([fn, name]) => (window as unknown as { __peers: PageBench }).__peers[fn](name),
             [id, sinkName] as const,
@@ -214,7 +317,7 @@ function peerContender(
         await verifyAndDelete(file, peer.dir, size);
         return result;
       } finally {
-        await context.close();
+        await page.close();
       }
     },
   };
@@ -250,17 +353,56 @@ export async function buildPage(repoRoot: string, outDir: string, root?: string)
   );
 }
 
-export async function browserScenario(ctx: ScenarioContext): Promise<ScenarioResult> {
+export function findFirefox(): string | undefined {
+  return [process.env.FIREFOX_PATH, '/usr/bin/firefox-esr', '/usr/bin/firefox'].find(
+    (p): p is string => !!p && existsSync(p),
+  );
+}
+
+/** One engine the comparison runs in: the scenario's id, its name and how to start it. */
+interface Engine {
+  id: 'browser' | 'firefox';
+  name: string;
+  find(): string | undefined;
+  /** What to install when `find` finds nothing. */
+  install: string;
+  launch(executable: string, timeoutMs: number): Promise<BenchBrowser>;
+}
+
+const CHROMIUM_ENGINE: Engine = {
+  id: 'browser',
+  name: 'Chromium',
+  find: findChromium,
+  install: 'apt-get install chromium, or set CHROMIUM_PATH',
+  launch: (executable) => launchChromium(executable),
+};
+
+const FIREFOX_ENGINE: Engine = {
+  id: 'firefox',
+  name: 'Firefox ESR',
+  find: findFirefox,
+  install: 'apt-get install firefox-esr, or set FIREFOX_PATH',
+  launch: launchFirefox,
+};
+
+export const browserScenario = (ctx: ScenarioContext): Promise<ScenarioResult> =>
+  compareInBrowser(ctx, CHROMIUM_ENGINE);
+
+export const firefoxScenario = (ctx: ScenarioContext): Promise<ScenarioResult> =>
+  compareInBrowser(ctx, FIREFOX_ENGINE);
+
+async function compareInBrowser(ctx: ScenarioContext, engine: Engine): Promise<ScenarioResult> {
+  const id = engine.id;
   const size = Number(process.env.BENCH_BROWSER_MIB ?? 512) * MiB;
   const rounds = Number(process.env.BENCH_BROWSER_ROUNDS ?? 3);
-  const title = `Browser: one headless Chromium, <big-uploader> vs tus-js-client vs the page's ceilings, ${size / MiB} MiB`;
-  const executable = findChromium();
+  const title = `Browser: one headless ${engine.name}, <big-uploader> vs tus-js-client vs the page's ceilings, ${size / MiB} MiB`;
+  const executable = engine.find();
   if (!executable)
     return {
-      id: 'browser',
+      id,
       title,
       status: 'skipped',
-      reason: 'no Chromium found (apt-get install chromium, or set CHROMIUM_PATH)',
+      reason: `no ${engine.name} found (${engine.install})`,
     };
   const demoDir = join(ctx.dir, 'demo');
   const peerPageDir = join(ctx.dir, 'peer-page');
@@ -269,7 +411,7 @@ export async function browserScenario(ctx: ScenarioContext): Promise<ScenarioRes
     await buildPage(ctx.repoRoot, peerPageDir, join(ctx.repoRoot, 'bench', 'browser'));
   } catch (error) {
     return {
-      id: 'browser',
+      id,
       title,
       status: 'skipped',
       reason: `a page did not build: ${errorText(error).slice(0, 300)}`,
@@ -277,7 +419,7 @@ export async function browserScenario(ctx: ScenarioContext): Promise<ScenarioRes
   }
   let ours: ProductServer | undefined;
   let peerChild: BenchChild | undefined;
-  let browser: Browser | undefined;
+  let browser: BenchBrowser | undefined;
   let file: string | undefined;
   try {
     ours = await startServer(ctx.repoRoot, join(ctx.dir, 'server'), ['--page-dir', demoDir]);
@@ -305,27 +447,19 @@ export async function browserScenario(ctx: ScenarioContext): Promise<ScenarioRes
           chunk ? Number(chunk) : undefined,
         );
       }),
-      peerContender('tusDefault', 'tus-js-client, defaults (one PATCH)', peer, source, timeoutMs),
-      peerContender('tus8MiB', 'tus-js-client, 8 MiB chunks', peer, source, timeoutMs),
-      peerContender('fetchPut', 'ceiling: fetch PUT 8 MiB slices x4', peer, source, timeoutMs),
-      peerContender(
-        'webSocketBlob',
-        'ceiling: WebSocket Blob 4 MiB x8 unacked',
-        peer,
-        source,
-        timeoutMs,
-      ),
+      peerContender('tusDefault', 'tus-js-client, defaults (one PATCH)', peer, source),
+      peerContender('tus8MiB', 'tus-js-client, 8 MiB chunks', peer, source),
+      peerContender('fetchPut', 'ceiling: fetch PUT 8 MiB slices x4', peer, source),
+      peerContender('webSocketBlob', 'ceiling: WebSocket Blob 4 MiB x8 unacked', peer, source),
     ];
-    browser = await (
-      await import('playwright-core')
-    ).chromium.launch({ executablePath: executable, args: CHROMIUM_ARGS });
+    browser = await engine.launch(executable, timeoutMs);
     const runs = new Map<string, Run[]>(contenders.map((c) => [c.id, []]));
     for (let round = 0; round < rounds; round++) {
       const order = round % 2 === 0 ? contenders : [...contenders].reverse();
       for (const c of order) {
         const r = await c.run(browser, size, round);
         ctx.log(
-          `  browser round ${round + 1} ${c.id}: ${mbPerSecond(size, r.seconds).toFixed(0)} MB/s, chromium ${r.chromiumCpu.toFixed(1)} s, server ${r.serverCpu.toFixed(1)} s${r.note ? `, ${r.note}` : ''}`,
+          `  ${id} round ${round + 1} ${c.id}: ${mbPerSecond(size, r.seconds).toFixed(0)} MB/s, ${engine.name} ${r.browserCpu.toFixed(1)} s, server ${r.serverCpu.toFixed(1)} s${r.note ? `, ${r.note}` : ''}`,
         );
         runs.get(c.id)!.push(r);
       }
@@ -343,7 +477,7 @@ export async function browserScenario(ctx: ScenarioContext): Promise<ScenarioRes
         `${Math.min(...m).toFixed(0)}-${Math.max(...m).toFixed(0)}`,
         (med / tusMedian).toFixed(2),
         (med / ceiling).toFixed(2),
-        cpuPerGiB(median(rs.map((r) => r.chromiumCpu)), size).toFixed(2),
+        cpuPerGiB(median(rs.map((r) => r.browserCpu)), size).toFixed(2),
         cpuPerGiB(median(rs.map((r) => r.serverCpu)), size).toFixed(2),
       ];
     });
@@ -358,7 +492,7 @@ export async function browserScenario(ctx: ScenarioContext): Promise<ScenarioRes
       )
       .join('; ');
     return {
-      id: 'browser',
+      id,
       title,
       status: 'ok',
       headers: [
@@ -367,7 +501,7 @@ export async function browserScenario(ctx: ScenarioContext): Promise<ScenarioRes
         'range',
         'x tus default',
         'x best ceiling',
-        'Chromium CPU s/GiB',
+        `${engine.name} CPU s/GiB`,
         'Server CPU s/GiB',
       ],
       rows,
@@ -378,13 +512,13 @@ export async function browserScenario(ctx: ScenarioContext): Promise<ScenarioRes
         `Component progress events per run: ${progress}.`,
       ],
       plot: {
-        title: 'Browser (one Chromium run): MB/s medians',
+        title: `Browser (one ${engine.name} run): MB/s medians`,
         unit: 'MB/s',
         points: contenders.map((c) => ({ label: c.id, value: median(mbps(c.id)) })),
       },
     };
   } catch (error) {
-    return { id: 'browser', title, status: 'failed', reason: errorText(error) };
+    return { id, title, status: 'failed', reason: errorText(error) };
   } finally {
     await browser?.close();
     await peerChild?.stop();

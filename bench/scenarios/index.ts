@@ -1,6 +1,6 @@
 /** The bench's further scenarios by id (cli/bench.ts runs them after the contenders). */
 import type { ScenarioResult } from '../types.js';
-import { browserScenario } from './browser.js';
+import { browserScenario, firefoxScenario } from './browser.js';
 import type { ScenarioContext, ScenarioId } from './common.js';
 import { completionScenario } from './completion.js';
 import { concurrencyScenario } from './concurrency.js';
@@ -15,4 +15,5 @@ export const SCENARIOS: Record<ScenarioId, (ctx: ScenarioContext) => Promise<Sce
   concurrency: concurrencyScenario,
   sweep: sweepScenario,
   browser: browserScenario,
+  firefox: firefoxScenario,
 };

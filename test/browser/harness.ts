@@ -1,7 +1,8 @@
 /**
  * Real-browser test harness: builds the demo page (which embeds <big-uploader>) with vite into a
- * temp dir, launches Debian's Chromium through playwright-core (no browser download), and offers
- * small helpers to drive the component and read its state and events from the page.
+ * temp dir, launches Debian's Chromium through playwright-core (no browser download), or Debian's
+ * Firefox ESR through puppeteer-core, and offers small helpers to drive the component and read its
+ * state and events from the page.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -9,6 +10,7 @@ import { mkdir, open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser as PuppeteerBrowser } from 'puppeteer-core';
 import { build } from 'vite';
 import { afterAll, beforeAll } from 'vitest';
 import type { AppOptions } from '../../server/index.js';
@@ -45,7 +47,22 @@ export function launchBrowser(): Promise<Browser> {
   });
 }
 
-export interface BrowserSuite {
+/**
+ * Debian's Firefox ESR, headless. playwright-core drives only its own patched Firefox build (a
+ * download, which does not work here); a stock Firefox speaks WebDriver BiDi, which puppeteer-core
+ * drives.
+ */
+export async function launchFirefox(): Promise<PuppeteerBrowser> {
+  // Loaded here, so the Chromium suites do not need puppeteer-core installed.
+  const { default: puppeteer } = await import('puppeteer-core');
+  return puppeteer.launch({
+    browser: 'firefox',
+    executablePath: process.env.FIREFOX_PATH ?? '/usr/bin/firefox-esr',
+    headless: true,
+  });
+}
+
+export interface BrowserSuite<B = Browser> {
   /** The suite's temp dir (removed after the file's tests). */
   readonly tmp: TempDir;
   /** The built demo page, under tmp. */
@@ -54,7 +71,7 @@ export interface BrowserSuite {
   readonly dataDir: string;
   /** The in-process server on dataDir serving pageDir (absent with `server: false`). */
   readonly server: TestServer;
-  readonly browser: Browser;
+  readonly browser: B;
   /** Path of the stored file of a completed upload (in `dataDir` unless another is given). */
   storedFile(uploadId: string, dataDir?: string): Promise<string>;
 }
@@ -62,23 +79,25 @@ export interface BrowserSuite {
 /**
  * The set-up every browser test file shares, as its beforeAll / afterAll: a temp dir, the demo
  * page built into it, the real server on tmp/data serving that page (with `server` options, or
- * none with `server: false`) and Chromium; all of it closed and removed after the file's tests.
- * `prepare` runs after the build, before the server starts (files the page must serve). The
- * fields are read inside tests (they exist once beforeAll ran).
+ * none with `server: false`) and the browser `launch` starts (Chromium unless given); all of it
+ * closed and removed after the file's tests. `prepare` runs after the build, before the server
+ * starts (files the page must serve). The fields are read inside tests (they exist once beforeAll
+ * ran).
  */
-export function useBrowserSuite(
+export function useBrowserSuite<B extends { close(): Promise<void> } = Browser>(
   prefix: string,
   server: Omit<AppOptions, 'dir' | 'pageDir'> | false = {},
-  prepare?: (suite: BrowserSuite) => Promise<void>,
-): BrowserSuite {
+  prepare?: (suite: BrowserSuite<B>) => Promise<void>,
+  launch: () => Promise<B> = launchBrowser as unknown as () => Promise<B>,
+): BrowserSuite<B> {
   let tmp: TempDir | undefined;
   let started: TestServer | undefined;
-  let browser: Browser | undefined;
+  let browser: B | undefined;
   const ready = <T>(value: T | undefined, what: string): T => {
     if (value === undefined) throw new Error(`browser suite: no ${what} (used outside a test?)`);
     return value;
   };
-  const suite: BrowserSuite = {
+  const suite: BrowserSuite<B> = {
     get tmp() {
       return ready(tmp, 'temp dir');
     },
@@ -106,7 +125,7 @@ export function useBrowserSuite(
     await prepare?.(suite);
     if (server !== false)
       started = await startServer({ ...server, dir: suite.dataDir, pageDir: suite.pageDir });
-    browser = await launchBrowser();
+    browser = await launch();
   }, 60_000);
   afterAll(async () => {
     await browser?.close();
@@ -114,6 +133,43 @@ export function useBrowserSuite(
     await tmp?.cleanup();
   });
   return suite;
+}
+
+/**
+ * Run in the page before its scripts (an init script, in any engine): records every component
+ * event, also across reloads, into window.__events (read with `events`).
+ */
+export function recordComponentEvents(): void {
+  const w = window as unknown as {
+    __events: Array<{ type: string; detail: unknown; t: number }>;
+  };
+  w.__events = [];
+  for (const type of [
+    'upload-start',
+    'upload-progress',
+    'upload-complete',
+    'upload-error',
+    'upload-refused',
+  ]) {
+    document.addEventListener(type, (e) =>
+      w.__events.push({ type, detail: (e as CustomEvent).detail, t: performance.now() }),
+    );
+  }
+}
+
+/** Run in the page: whether <big-uploader> rendered (its file input exists). */
+export function componentRendered(): boolean {
+  return !!document.querySelector('big-uploader')?.shadowRoot?.querySelector('#file-input');
+}
+
+/** Run in the page: set (or with null remove) attributes on <big-uploader>, resolved once rendered. */
+export function setComponentAttributes(attrs: Record<string, string | null>): Promise<boolean> {
+  const el = document.querySelector('big-uploader')!;
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === null) el.removeAttribute(name);
+    else el.setAttribute(name, value);
+  }
+  return (el as unknown as { updateComplete: Promise<boolean> }).updateComplete;
 }
 
 /** A fresh context (own IndexedDB, so resume records never leak between tests) and page. */
@@ -130,24 +186,7 @@ export async function newPage(
     viewport: { width: 820, height: 640 },
     bypassCSP: options.enforceCSP !== true,
   });
-  // Record every component event, also across reloads, into window.__events.
-  await context.addInitScript(() => {
-    const w = window as unknown as {
-      __events: Array<{ type: string; detail: unknown; t: number }>;
-    };
-    w.__events = [];
-    for (const type of [
-      'upload-start',
-      'upload-progress',
-      'upload-complete',
-      'upload-error',
-      'upload-refused',
-    ]) {
-      document.addEventListener(type, (e) =>
-        w.__events.push({ type, detail: (e as CustomEvent).detail, t: performance.now() }),
-      );
-    }
-  });
+  await context.addInitScript(recordComponentEvents);
   const page = await context.newPage();
   page.on('pageerror', (error) => process.stderr.write(`[page error] ${error.message}\n`));
   return { context, page };
@@ -160,17 +199,8 @@ export async function openDemo(
   attrs: Record<string, string | null> = {},
 ): Promise<void> {
   await page.goto(url);
-  await page.waitForFunction(
-    () => !!document.querySelector('big-uploader')?.shadowRoot?.querySelector('#file-input'),
-  );
-  await page.evaluate((a) => {
-    const el = document.querySelector('big-uploader')!;
-    for (const [name, value] of Object.entries(a)) {
-      if (value === null) el.removeAttribute(name);
-      else el.setAttribute(name, value);
-    }
-    return (el as unknown as { updateComplete: Promise<boolean> }).updateComplete;
-  }, attrs);
+  await page.waitForFunction(componentRendered);
+  await page.evaluate(setComponentAttributes, attrs);
 }
 
 export async function pickFiles(page: Page, paths: string[]): Promise<void> {
