@@ -143,6 +143,22 @@ export function speaksTus(value: Header): boolean {
   return typeof value === 'string' && value.trim() === TUS_VERSION;
 }
 
+/**
+ * Uppy sends every meta field of a file as `String(value)`, so a file that was not picked from a
+ * folder arrives with `relativePath` "null" (or "undefined"). The store places a completed file at
+ * its relative path (store/names.ts), which would name that file "null": such a value, like an
+ * empty one, means "no relative path" and is dropped. A real relative path names a folder too.
+ */
+export function withoutEmptyRelativePath(metadata: Record<string, string>): Record<string, string> {
+  const path = metadata.relativePath;
+  if (path === undefined || (path !== '' && path !== 'null' && path !== 'undefined'))
+    return metadata;
+  const kept = Object.create(null) as Record<string, string>;
+  for (const [key, value] of Object.entries(metadata))
+    if (key !== 'relativePath') kept[key] = value;
+  return kept;
+}
+
 /** The name and type a tus client gives in its metadata (tus-js-client and Uppy use these keys). */
 export function nameAndType(metadata: Readonly<Record<string, string>>): {
   name: string;

@@ -63,6 +63,7 @@ import {
   parseMetadata,
   parseSize,
   speaksTus,
+  withoutEmptyRelativePath,
   type ChecksumHeader,
 } from './headers.js';
 import { writePatch, type PatchOutcome } from './patch-writer.js';
@@ -413,7 +414,7 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
           HttpErrors.TUS_BAD_HEADER,
           'send exactly one of Upload-Length and Upload-Defer-Length: 1',
         );
-      const metadata = parseMetadata(request.headers['upload-metadata']);
+      const metadata = withoutEmptyRelativePath(parseMetadata(request.headers['upload-metadata']));
       const body = hasBody(request);
       if (body) requireOctetStream(request);
       const checksum = body ? checksumOf(request) : undefined;

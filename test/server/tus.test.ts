@@ -82,6 +82,25 @@ describe('tus endpoint with tus-js-client (Node)', () => {
     expect((await readFile(join(tmp.path, 'files', result.id, 'odd.bin'))).equals(data)).toBe(true);
   });
 
+  it("stores Uppy's relativePath 'null' (a file not from a folder) under its name, a real one in its folders", async () => {
+    const server = await serve();
+    const data = randomBytes(64 * 1024 + 5);
+    // What @uppy/tus sends for a picked file: every meta field as String(value).
+    const picked = await tusUpload(data, {
+      endpoint: `${server.url}/files/`,
+      headers: AUTH,
+      metadata: { name: 'a.bin', filename: 'a.bin', relativePath: 'null', type: '' },
+    });
+    expect((await readFile(join(tmp.path, 'files', picked.id, 'a.bin'))).equals(data)).toBe(true);
+    const fromFolder = await tusUpload(data, {
+      endpoint: `${server.url}/files/`,
+      headers: AUTH,
+      metadata: { filename: 'b.bin', relativePath: 'photos/2026/b.bin' },
+    });
+    const stored = join(tmp.path, 'files', fromFolder.id, 'photos', '2026', 'b.bin');
+    expect((await readFile(stored)).equals(data)).toBe(true);
+  });
+
   it('answers HEAD with the offset and metadata of an unfinished upload, and OPTIONS without credentials', async () => {
     const server = await serve();
     const options = await tusRequest(`${server.url}/files/`, 'OPTIONS', {});
