@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { makeTempDir, type TempDir } from '../../helpers/tmp.js';
+import { makeTempDir, type TempDir } from './temp-dir.js';
 import { freePort } from './redis.js';
 
 export const NGINX = '/usr/sbin/nginx';
