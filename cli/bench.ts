@@ -34,7 +34,7 @@ Options:
   --only LIST        comma-separated contenders or groups (default: all)
                      groups: ${Object.keys(GROUPS).join(', ')}
                      ids: ${ALL_CONTENDERS.map((c) => c.id).join(', ')}
-  --resume, --completion, --concurrency, --sweep, --browser
+  --resume, --completion, --concurrency, --sweep, --browser, --scale
                      further scenarios; a full run (no --only) runs all of them
                      unless some are named or --no-scenarios is given
   --no-scenarios     contenders only
@@ -98,6 +98,7 @@ export async function run(argv: string[]): Promise<number> {
       concurrency: { type: 'boolean' },
       sweep: { type: 'boolean' },
       browser: { type: 'boolean' },
+      scale: { type: 'boolean' },
       note: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },

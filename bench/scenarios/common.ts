@@ -11,7 +11,14 @@ import { mbPerSecond } from '../stats.js';
 import { NotAvailable, startServer, type ProductServer, type SendRecord } from '../product.js';
 import type { ScenarioResult } from '../types.js';
 
-export const SCENARIO_IDS = ['resume', 'completion', 'concurrency', 'sweep', 'browser'] as const;
+export const SCENARIO_IDS = [
+  'resume',
+  'completion',
+  'concurrency',
+  'sweep',
+  'browser',
+  'scale',
+] as const;
 export type ScenarioId = (typeof SCENARIO_IDS)[number];
 
 export interface ScenarioContext {
