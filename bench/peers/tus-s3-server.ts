@@ -18,6 +18,10 @@ const datastore = new S3Store({
     endpoint: stringOption(values.endpoint, 'endpoint'),
     region: 'us-east-1',
     forcePathStyle: true,
+    // As our store's S3 client (server/store/s3/config.ts): with the SDK's default (a CRC32 on every
+    // upload) stream bodies go out aws-chunked, which s3rver stores framing and all.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
     credentials: {
       accessKeyId: stringOption(process.env.AWS_ACCESS_KEY_ID, 'AWS_ACCESS_KEY_ID'),
       secretAccessKey: stringOption(process.env.AWS_SECRET_ACCESS_KEY, 'AWS_SECRET_ACCESS_KEY'),
