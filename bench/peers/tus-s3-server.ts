@@ -3,11 +3,10 @@
  * documentation sets it up (default 8 MiB parts, buffered in the OS temp dir before each
  * UploadPart). Credentials from the standard AWS environment variables.
  */
-import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import { S3Store } from '@tus/s3-store';
 import { Server } from '@tus/server';
-import { emit, fail, stringOption } from './common.js';
+import { serveAndReport, stringOption } from './common.js';
 
 const { values } = parseArgs({
   options: { endpoint: { type: 'string' }, bucket: { type: 'string' } },
@@ -29,11 +28,4 @@ const datastore = new S3Store({
   },
 });
 const tus = new Server({ path: '/files', datastore });
-const http = createServer((req, res) => {
-  tus.handle(req, res).catch(fail);
-});
-http.listen(0, '127.0.0.1', () => {
-  const address = http.address();
-  if (address === null || typeof address === 'string') fail('no TCP address');
-  emit({ event: 'listening', port: address.port });
-});
+serveAndReport((req, res) => tus.handle(req, res));
