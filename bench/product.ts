@@ -82,6 +82,8 @@ export async function startServer(
   dir: string,
   extraArgs: string[] = [],
   timeoutMs = 30_000,
+  /** Added to the environment (e.g. the AWS credentials of --store s3://). */
+  env: NodeJS.ProcessEnv = {},
 ): Promise<ProductServer> {
   await mkdir(dir, { recursive: true });
   const port = await freePort();
@@ -91,7 +93,7 @@ export async function startServer(
     {
       cwd: dir,
       // As the bin's shebang and npm start set them (server/node-flags.ts).
-      env: { ...process.env, ...SERVER_NODE_ENV },
+      env: { ...process.env, ...SERVER_NODE_ENV, ...env },
     },
   );
   const deadline = Date.now() + timeoutMs;

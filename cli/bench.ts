@@ -34,7 +34,7 @@ Options:
   --only LIST        comma-separated contenders or groups (default: all)
                      groups: ${Object.keys(GROUPS).join(', ')}
                      ids: ${ALL_CONTENDERS.map((c) => c.id).join(', ')}
-  --resume, --completion, --concurrency, --sweep, --browser, --firefox
+  --resume, --completion, --concurrency, --sweep, --browser, --firefox, --scale
                      further scenarios (--browser: Chromium, --firefox: the same
                      comparison in Firefox ESR); a full run (no --only) runs all of them
                      unless some are named or --no-scenarios is given
@@ -100,6 +100,7 @@ export async function run(argv: string[]): Promise<number> {
       sweep: { type: 'boolean' },
       browser: { type: 'boolean' },
       firefox: { type: 'boolean' },
+      scale: { type: 'boolean' },
       note: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },

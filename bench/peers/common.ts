@@ -3,6 +3,7 @@
  * what it reports about itself. Peers are tiny programs run in their own Node process, so the
  * harness can measure each side separately, as a real deployment would run them.
  */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 
 /** Print one message for the harness. */
 export function emit(message: Record<string, unknown>): void {
@@ -62,5 +63,19 @@ export async function startGate(): Promise<void> {
       process.stdin.pause();
       resolve();
     });
+  });
+}
+
+/** Serve a @tus/server (or any request handler) on a free 127.0.0.1 port and report the port. */
+export function serveAndReport(
+  handle: (req: IncomingMessage, res: ServerResponse) => Promise<void>,
+): void {
+  const http = createServer((req, res) => {
+    handle(req, res).catch(fail);
+  });
+  http.listen(0, '127.0.0.1', () => {
+    const address = http.address();
+    if (address === null || typeof address === 'string') fail('no TCP address');
+    emit({ event: 'listening', port: address.port });
   });
 }

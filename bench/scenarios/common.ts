@@ -18,6 +18,7 @@ export const SCENARIO_IDS = [
   'sweep',
   'browser',
   'firefox',
+  'scale',
 ] as const;
 export type ScenarioId = (typeof SCENARIO_IDS)[number];
 

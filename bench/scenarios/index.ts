@@ -5,6 +5,7 @@ import type { ScenarioContext, ScenarioId } from './common.js';
 import { completionScenario } from './completion.js';
 import { concurrencyScenario } from './concurrency.js';
 import { resumeScenario } from './resume.js';
+import { scaleScenario } from './scale.js';
 import { sweepScenario } from './sweep.js';
 
 export { SCENARIO_IDS, type ScenarioContext, type ScenarioId } from './common.js';
@@ -16,4 +17,5 @@ export const SCENARIOS: Record<ScenarioId, (ctx: ScenarioContext) => Promise<Sce
   sweep: sweepScenario,
   browser: browserScenario,
   firefox: firefoxScenario,
+  scale: scaleScenario,
 };

@@ -1,17 +1,8 @@
 /** Temporary directories for tests, removed afterwards. */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export interface TempDir {
-  readonly path: string;
-  cleanup(): Promise<void>;
-}
-
-export async function makeTempDir(prefix = 'bigup-test-'): Promise<TempDir> {
-  const path = await mkdtemp(join(tmpdir(), prefix));
-  return { path, cleanup: () => rm(path, { recursive: true, force: true }) };
-}
+// The bench starts the same services (bench/services/) and owns the helper both use.
+export { makeTempDir, type TempDir } from '../../bench/services/temp-dir.js';
 
 /** Every file under `dir` (relative paths), for "nothing written outside" checks. */
 export async function listFiles(dir: string): Promise<string[]> {

@@ -20,8 +20,8 @@ import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { build } from 'vite';
 import { launchBrowser, newPage, pickFiles, ROOT } from '../browser/harness.js';
 import { makeTempDir, listFiles, type TempDir } from '../helpers/tmp.js';
-import { startRedis } from '../scale/lib/redis.js';
-import { readObject, S3RVER_CREDENTIALS, startS3rver } from '../scale/lib/s3rver.js';
+import { startRedis } from '../../bench/services/redis.js';
+import { readObject, S3RVER_CREDENTIALS, startS3rver } from '../../bench/services/s3rver.js';
 
 const run = promisify(execFile);
 const EXAMPLES = join(ROOT, 'docs', 'examples');

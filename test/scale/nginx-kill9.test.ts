@@ -11,9 +11,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bytesToHex, chunkCount } from '../../protocol/index.js';
 import { startChildServer, type ChildServer } from '../helpers/server.js';
 import { AckLog, chunksIn, openOrResume, pump } from '../reliability/lib/pump.js';
-import { startNginx, type NginxProcess } from './lib/nginx.js';
-import { freePort, startRedis, type RedisProcess } from './lib/redis.js';
-import { readObject, S3RVER_CREDENTIALS, startS3rver, type S3rverProcess } from './lib/s3rver.js';
+import { startNginx, type NginxProcess } from '../../bench/services/nginx.js';
+import { freePort, startRedis, type RedisProcess } from '../../bench/services/redis.js';
+import {
+  readObject,
+  S3RVER_CREDENTIALS,
+  startS3rver,
+  type S3rverProcess,
+} from '../../bench/services/s3rver.js';
 
 const MiB = 1024 * 1024;
 const FILE = 256 * MiB;

@@ -9,7 +9,7 @@ import { MemoryRegistry } from '../../server/registry/memory-registry.js';
 import { RedisRegistry } from '../../server/registry/redis-registry.js';
 import type { SharedRegistry } from '../../server/registry/types.js';
 import type { UploadInfo } from '../../server/store/types.js';
-import { startRedis, type RedisProcess } from './lib/redis.js';
+import { startRedis, type RedisProcess } from '../../bench/services/redis.js';
 
 const LEASE_MS = 300;
 

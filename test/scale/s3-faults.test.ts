@@ -11,8 +11,13 @@ import { S3Store } from '../../server/store/s3/index.js';
 import { RawClient } from '../helpers/protocol-client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { AckLog, openOrResume, pump } from '../reliability/lib/pump.js';
-import { startS3FaultProxy, type S3FaultProxy } from './lib/s3-fault-proxy.js';
-import { readObject, S3RVER_CREDENTIALS, startS3rver, type S3rverProcess } from './lib/s3rver.js';
+import { startS3FaultProxy, type S3FaultProxy } from '../../bench/services/s3-fault-proxy.js';
+import {
+  readObject,
+  S3RVER_CREDENTIALS,
+  startS3rver,
+  type S3rverProcess,
+} from '../../bench/services/s3rver.js';
 
 const MiB = 1024 * 1024;
 

@@ -16,7 +16,12 @@ import {
 import { RawClient, digestOf } from '../helpers/protocol-client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { AckLog, openOrResume, pump } from '../reliability/lib/pump.js';
-import { readObject, S3RVER_CREDENTIALS, startS3rver, type S3rverProcess } from './lib/s3rver.js';
+import {
+  readObject,
+  S3RVER_CREDENTIALS,
+  startS3rver,
+  type S3rverProcess,
+} from '../../bench/services/s3rver.js';
 
 const MiB = 1024 * 1024;
 

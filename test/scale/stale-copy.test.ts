@@ -15,8 +15,13 @@ import { S3Store } from '../../server/store/s3/index.js';
 import { RawClient } from '../helpers/protocol-client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { AckLog, openOrResume, pump } from '../reliability/lib/pump.js';
-import { startRedis, type RedisProcess } from './lib/redis.js';
-import { readObject, s3ClientFor, startS3rver, type S3rverProcess } from './lib/s3rver.js';
+import { startRedis, type RedisProcess } from '../../bench/services/redis.js';
+import {
+  readObject,
+  s3ClientFor,
+  startS3rver,
+  type S3rverProcess,
+} from '../../bench/services/s3rver.js';
 
 const MiB = 1024 * 1024;
 

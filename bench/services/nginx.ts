@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { makeTempDir, type TempDir } from '../../helpers/tmp.js';
+import { makeTempDir, type TempDir } from './temp-dir.js';
 import { freePort } from './redis.js';
 
 export const NGINX = '/usr/sbin/nginx';
@@ -21,7 +21,9 @@ export interface NginxProcess {
 /** The http block the test runs (docs/scaling.md shows the same shape for production). */
 export function nginxConfig(port: number, upstreams: readonly number[], dir: string): string {
   const temp = (name: string): string => `${name}_temp_path ${join(dir, name)};`;
-  return `worker_processes 1;
+  // One process (no master and workers): stop() kills it with SIGKILL and nothing is left
+  // listening (a killed master leaves its worker behind).
+  return `master_process off;
 daemon off;
 pid ${join(dir, 'nginx.pid')};
 error_log ${join(dir, 'error.log')} warn;

@@ -20,6 +20,7 @@ export type S3Operation =
   | 'CompleteMultipartUpload'
   | 'CreateMultipartUpload'
   | 'AbortMultipartUpload'
+  | 'ListParts'
   | 'other';
 
 export interface S3FaultProxy {
@@ -40,6 +41,7 @@ function operationOf(req: IncomingMessage): S3Operation {
   if (req.method === 'POST' && q.has('uploadId')) return 'CompleteMultipartUpload';
   if (req.method === 'POST' && q.has('uploads')) return 'CreateMultipartUpload';
   if (req.method === 'DELETE' && q.has('uploadId')) return 'AbortMultipartUpload';
+  if (req.method === 'GET' && q.has('uploadId')) return 'ListParts';
   return 'other';
 }
 
@@ -50,7 +52,36 @@ function s3Error(res: ServerResponse, status: number, code: string): void {
   );
 }
 
-export async function startS3FaultProxy(upstream: string): Promise<S3FaultProxy> {
+export interface S3ProxyOptions {
+  /**
+   * Answer ListParts from the parts this proxy saw succeed (number, ETag, size), since s3rver
+   * cannot: the bench needs it for @tus/s3-store, which lists the parts on every PATCH. Off for the
+   * tests, which check that our store never lists.
+   */
+  answerListParts?: boolean;
+}
+
+interface SeenPart {
+  etag: string;
+  size: number;
+}
+
+function listPartsXml(key: string, uploadId: string, parts: Map<number, SeenPart>): string {
+  const sorted = [...parts.entries()].sort((a, b) => a[0] - b[0]);
+  const items = sorted
+    .map(
+      ([n, p]) =>
+        `<Part><PartNumber>${n}</PartNumber><ETag>${p.etag.replace(/"/g, '&quot;')}</ETag><Size>${p.size}</Size></Part>`,
+    )
+    .join('');
+  return `<?xml version="1.0" encoding="UTF-8"?><ListPartsResult><Key>${key}</Key><UploadId>${uploadId}</UploadId><MaxParts>10000</MaxParts><IsTruncated>false</IsTruncated>${items}</ListPartsResult>`;
+}
+
+export async function startS3FaultProxy(
+  upstream: string,
+  options: S3ProxyOptions = {},
+): Promise<S3FaultProxy> {
+  const partsByUpload = new Map<string, Map<number, SeenPart>>();
   const target = new URL(upstream);
   const queues = new Map<S3Operation, S3Fault[]>();
   const seen = new Map<S3Operation, number>();
@@ -76,8 +107,24 @@ export async function startS3FaultProxy(upstream: string): Promise<S3FaultProxy>
       );
       return;
     }
+    const url = new URL(req.url ?? '/', 'http://x');
+    const uploadId = url.searchParams.get('uploadId') ?? '';
+    if (operation === 'ListParts' && options.answerListParts) {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'Content-Type': 'application/xml' });
+        res.end(
+          listPartsXml(
+            decodeURIComponent(url.pathname).replace(/^\/[^/]+\//, ''),
+            uploadId,
+            partsByUpload.get(uploadId) ?? new Map<number, SeenPart>(),
+          ),
+        );
+      });
+      return;
+    }
     if (operation === 'AbortMultipartUpload') {
-      const url = new URL(req.url ?? '/', 'http://x');
+      partsByUpload.delete(uploadId);
       aborts.push({
         key: decodeURIComponent(url.pathname),
         uploadId: url.searchParams.get('uploadId') ?? '',
@@ -89,6 +136,9 @@ export async function startS3FaultProxy(upstream: string): Promise<S3FaultProxy>
       });
       return;
     }
+    let bodyBytes = 0;
+    if (options.answerListParts && operation === 'UploadPart')
+      req.on('data', (chunk: Buffer) => (bodyBytes += chunk.length));
     const forward = httpRequest(
       {
         host: target.hostname,
@@ -98,6 +148,17 @@ export async function startS3FaultProxy(upstream: string): Promise<S3FaultProxy>
         headers: req.headers,
       },
       (answer) => {
+        const status = answer.statusCode ?? 502;
+        if (options.answerListParts && status === 200) {
+          if (operation === 'UploadPart') {
+            const parts = partsByUpload.get(uploadId) ?? new Map<number, SeenPart>();
+            parts.set(Number(url.searchParams.get('partNumber')), {
+              etag: String(answer.headers.etag ?? ''),
+              size: bodyBytes,
+            });
+            partsByUpload.set(uploadId, parts);
+          } else if (operation === 'CompleteMultipartUpload') partsByUpload.delete(uploadId);
+        }
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         answer.pipe(res);
       },

@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { makeTempDir, type TempDir } from '../../helpers/tmp.js';
+import { makeTempDir, type TempDir } from './temp-dir.js';
 
 export interface RedisProcess {
   readonly port: number;
