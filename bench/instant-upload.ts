@@ -10,11 +10,12 @@
  *
  *   npm run build && npx tsx bench/instant-upload.ts --size 8GiB --runs 3
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { startServer } from './product.js';
 
 const { values } = parseArgs({
   options: {
@@ -74,20 +75,9 @@ async function main(): Promise<void> {
   ]);
   console.error(`made ${size} B in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   const data = join(root, 'data');
-  const server = spawn(process.execPath, [cli, 'serve', '--port', '0', '--dir', data], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    let text = '';
-    const onData = (chunk: Buffer): void => {
-      text += chunk.toString();
-      const m = /listening on http:\/\/([0-9.:]+)/.exec(text);
-      if (m?.[1]) resolve(`ws://${m[1]}/upload`);
-    };
-    server.stdout.on('data', onData);
-    server.stderr.on('data', onData);
-    server.on('exit', () => reject(new Error(`server exited: ${text}`)));
-  });
+  // The product server as `npm start` runs it (bench/product.ts).
+  const server = await startServer(repo, data);
+  const url = server.url;
   try {
     const first = send(url, file, []);
     console.log(JSON.stringify({ run: 'first send (held from now on)', seconds: first.seconds }));
@@ -118,7 +108,7 @@ async function main(): Promise<void> {
       }),
     );
   } finally {
-    server.kill();
+    await server.child.stop();
     rmSync(root, { recursive: true, force: true });
   }
 }

@@ -661,20 +661,24 @@ export class DiskStore implements UploadStore {
 
   async readState(id: string): Promise<StoredUpload | undefined> {
     let meta: MetaFile | undefined;
+    let unreadable: ProtocolError | undefined;
     try {
       meta = await this.readMeta(id);
     } catch (error) {
-      if (!(error instanceof ProtocolError) || (await this.journalTrustsAChunk(id))) throw error;
-      meta = undefined;
+      if (!(error instanceof ProtocolError)) throw error;
+      unreadable = error;
     }
     if (!meta) {
       // See the header: metadata missing or unreadable next to a journal that trusts a chunk is
       // damage; otherwise it is what a power loss can leave of an OPEN before its first flush
       // (or a lone .part: an OPEN never answered), and nothing acked in it survived: unknown.
       if (await this.journalTrustsAChunk(id))
-        throw new ProtocolError(
-          Errors.UPLOAD_DAMAGED,
-          `metadata of upload ${id} is missing but its journal exists`,
+        throw (
+          unreadable ??
+          new ProtocolError(
+            Errors.UPLOAD_DAMAGED,
+            `metadata of upload ${id} is missing but its journal exists`,
+          )
         );
       return undefined;
     }

@@ -10,7 +10,7 @@ import { readdirSync } from 'node:fs';
 import { link, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { DiskStore, type UploadInfo } from '../../server/index.js';
+import { DiskStore, type UploadHandle, type UploadInfo } from '../../server/index.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 
 const syncs = vi.hoisted(() => [] as Array<{ dir: string; entries: string[] }>);
@@ -51,6 +51,18 @@ const info = (id: string): UploadInfo => ({
   createdAt: Date.now(),
 });
 
+/** Write and record both chunks of an `info` upload, every byte `fill`. */
+async function writeBoth(handle: UploadHandle, fill: number): Promise<void> {
+  await handle.writeAt(new Uint8Array(2 * CHUNK).fill(fill), 0);
+  await handle.recordChunks(
+    [
+      { index: 0, hash: 1n },
+      { index: 1, hash: 2n },
+    ],
+    false,
+  );
+}
+
 describe('directory fsync', () => {
   let tmp: TempDir;
   beforeEach(async () => {
@@ -90,14 +102,7 @@ describe('directory fsync', () => {
     await store.init();
     const id = 'b'.repeat(32);
     const handle = await store.create(info(id));
-    await handle.writeAt(new Uint8Array(2 * CHUNK), 0);
-    await handle.recordChunks(
-      [
-        { index: 0, hash: 1n },
-        { index: 1, hash: 2n },
-      ],
-      false,
-    );
+    await writeBoth(handle, 0);
     syncs.length = 0;
     await handle.finish('0'.repeat(16));
     expect(syncedWith(join(tmp.path, 'files'), id), 'files/ fsynced with files/<id> in it').toBe(
@@ -112,14 +117,7 @@ describe('directory fsync', () => {
     await store.init();
     const id = 'd'.repeat(32);
     const handle = await store.create(info(id));
-    await handle.writeAt(new Uint8Array(2 * CHUNK).fill(7), 0);
-    await handle.recordChunks(
-      [
-        { index: 0, hash: 1n },
-        { index: 1, hash: 2n },
-      ],
-      false,
-    );
+    await writeBoth(handle, 7);
     const completion = await handle.finish('0'.repeat(16));
     const part = join(tmp.path, 'uploads', `${id}.part`);
     await link(completion.location, part);
@@ -134,14 +132,7 @@ describe('directory fsync', () => {
     await store.init();
     const id = 'c'.repeat(32);
     const handle = await store.create({ ...info(id), metadata: { relativePath: 'a/b/done.bin' } });
-    await handle.writeAt(new Uint8Array(2 * CHUNK), 0);
-    await handle.recordChunks(
-      [
-        { index: 0, hash: 1n },
-        { index: 1, hash: 2n },
-      ],
-      false,
-    );
+    await writeBoth(handle, 0);
     syncs.length = 0;
     await handle.finish('0'.repeat(16));
     const top = join(tmp.path, 'files', id);
