@@ -23,7 +23,14 @@ import {
 } from '../protocol/index.js';
 import type { ServerMetrics } from './metrics.js';
 import { storageErrorFor } from './storage-errors.js';
-import type { ChunkRecord, CompletionInfo, UploadHandle, UploadInfo } from './store/types.js';
+import type {
+  ChunkRecord,
+  CompletionInfo,
+  PartialChunk,
+  PartialChunkKeeper,
+  UploadHandle,
+  UploadInfo,
+} from './store/types.js';
 
 const enum ChunkState {
   MISSING = 0,
@@ -204,6 +211,46 @@ export class OpenUpload {
       throw new ProtocolError(Errors.INTERNAL_ERROR, 'the store cannot read an upload back');
     await this.writeTail;
     return handle.readAt(length, position);
+  }
+
+  /**
+   * tus (server/tus/): whether the store keeps a partial chunk apart from the data (and takes
+   * whole chunks only), rather than in place (UploadHandle.partialChunks).
+   */
+  get keepsPartialApart(): boolean {
+    return this.handle?.partialChunks !== undefined;
+  }
+
+  /** tus: what the store keeps apart (keepsPartialApart), or undefined. */
+  async describePartial(): Promise<PartialChunk | undefined> {
+    return this.partialKeeper().describe();
+  }
+
+  /** tus: the bytes the store keeps apart, checked against `expected` (else STORAGE_ERROR). */
+  async readPartial(expected: PartialChunk): Promise<Uint8Array> {
+    const bytes = await this.partialKeeper().read();
+    if (bytes.byteLength !== expected.length || this.hasher.h64(bytes) !== expected.hash)
+      throw new ProtocolError(Errors.STORAGE_ERROR, 'the partial chunk changed while it was read');
+    return bytes;
+  }
+
+  /** tus: keep chunk `partial.chunk`'s first bytes apart (keepsPartialApart). */
+  writePartial(partial: PartialChunk, bytes: Uint8Array): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    this.lastActivity = Date.now();
+    return this.partialKeeper()
+      .write(partial, bytes)
+      .catch((error: unknown) => {
+        // Nothing recorded depends on it: the upload stays writable, the PATCH fails alone.
+        throw error instanceof ProtocolError ? error : storageErrorFor(error, 'write');
+      });
+  }
+
+  private partialKeeper(): PartialChunkKeeper {
+    const keeper = this.handle?.partialChunks;
+    if (!keeper)
+      throw new ProtocolError(Errors.INTERNAL_ERROR, 'the store keeps no partial chunk apart');
+    return keeper;
   }
 
   private writeSettled(): void {

@@ -90,6 +90,28 @@ export interface UploadSummary {
   readonly empty?: boolean;
 }
 
+/** A chunk's first bytes, kept apart from the data until the rest of the chunk arrives. */
+export interface PartialChunk {
+  readonly chunk: number;
+  /** How many of the chunk's first bytes are kept (0 < length < the chunk's length). */
+  readonly length: number;
+  /** xxHash64 of those bytes, as the writer computed it; kept with them. */
+  readonly hash: bigint;
+}
+
+/**
+ * Where a store that writes whole chunks only keeps the partial last chunk of a tus PATCH
+ * (server/tus/): one per upload, replaced whole, visible to every node that shares the store.
+ */
+export interface PartialChunkKeeper {
+  /** What is kept, or undefined when nothing is (or it cannot be read: it then counts for nothing). */
+  describe(): Promise<PartialChunk | undefined>;
+  /** The kept bytes (the caller checks them against what describe() said). */
+  read(): Promise<Uint8Array>;
+  /** Replace what is kept, atomically; durable when this resolves. */
+  write(partial: PartialChunk, bytes: Uint8Array): Promise<void>;
+}
+
 /** An upload open for writing. One writer at a time (the session layer guarantees it). */
 export interface UploadHandle {
   readonly info: UploadInfo;
@@ -104,6 +126,13 @@ export interface UploadHandle {
    * the tus endpoint needs it to hash a chunk that an earlier PATCH began (server/tus/tail.ts).
    */
   readAt?(length: number, position: number): Promise<Uint8Array>;
+  /**
+   * Optional: present on a store that writes whole chunks only (an object store cannot append to a
+   * part). The tus endpoint then keeps a partial last chunk here instead of in the data, and writes
+   * every chunk whole. Absent: a partial chunk is written into the data in place and read back
+   * with readAt.
+   */
+  readonly partialChunks?: PartialChunkKeeper;
   /**
    * Background checkpoint: flush data, then mark every record written before the flush as backed
    * by synced data, then flush the records. After an OS crash only marked records are trusted.

@@ -82,16 +82,21 @@ export async function writePatch(input: PatchInput): Promise<PatchOutcome> {
     const start = chunk * chunkSize;
     buffer = Buffer.allocUnsafe(Math.min(start + chunkSize, size) - start);
     filled = position - start;
-    onDisk = filled;
+    onDisk = 0;
     if (filled > 0) {
-      const head = await upload.readAt(filled, start).catch((error: unknown) => {
+      // Only the verified tail puts the offset inside a chunk (progress.ts).
+      const tail = input.tail;
+      if (!tail || tail.chunk !== chunk || tail.length !== filled)
+        throw asStorage(new ProtocolError(Errors.INTERNAL_ERROR, 'the offset is not at the tail'));
+      const head = await input.progress.tailBytes(upload, tail).catch((error: unknown) => {
         throw asStorage(error);
       });
-      if (head.byteLength !== filled)
+      if (head.bytes.byteLength !== filled)
         throw asStorage(
           new ProtocolError(Errors.STORAGE_ERROR, 'the start of the chunk could not be read back'),
         );
-      buffer.set(head);
+      buffer.set(head.bytes);
+      onDisk = head.inData;
     }
   };
 
@@ -177,15 +182,12 @@ export async function writePatch(input: PatchInput): Promise<PatchOutcome> {
     (input.tail?.chunk !== chunk || filled > input.tail.length)
   ) {
     try {
-      if (filled > onDisk)
-        await upload.writeUnrecorded(
-          buffer.subarray(onDisk, filled),
-          chunk * chunkSize + onDisk,
-          input.durable,
-        );
-      await input.progress.record(
-        upload.id,
-        { chunk, length: filled, hash: hasher.h64(buffer.subarray(0, filled)) },
+      const bytes = buffer.subarray(0, filled);
+      await input.progress.keep(
+        upload,
+        { chunk, length: filled, hash: hasher.h64(bytes) },
+        bytes,
+        onDisk,
         input.durable,
       );
     } catch (error) {

@@ -1,10 +1,16 @@
 /**
  * Where a tus upload stands: its offset is the contiguous prefix of whole chunks the store recorded
- * (acked, SPEC.md 8), plus the verified partial tail that starts exactly there (tail.ts). Nothing
- * else counts, so the offset never covers a byte the store cannot vouch for.
+ * (acked, SPEC.md 8), plus the verified partial tail that starts exactly there. Nothing else
+ * counts, so the offset never covers a byte the store cannot vouch for.
  *
- * Verified tails are cached per upload so a HEAD or PATCH reads the tail's bytes back at most once
- * per process; the cache is bounded (dropped whole past `maxEntries`, then rebuilt on demand).
+ * Two homes for a tail, chosen by the store:
+ * - in place (the disk store): its bytes are written into the data and a record beside the store
+ *   describes them (tail.ts). Verified tails are cached per upload so a HEAD or PATCH reads the
+ *   bytes back at most once per process; the cache is bounded (dropped whole past `maxEntries`,
+ *   then rebuilt on demand).
+ * - apart (the object store, UploadHandle.partialChunks): bytes and description live in one
+ *   object every node sees, replaced atomically. Not cached: another node may have moved the
+ *   upload on since.
  */
 import type { Hasher } from '../../protocol/index.js';
 import type { OpenUpload } from '../upload.js';
@@ -29,6 +35,10 @@ export class TusProgress {
   /** The upload's verified tail (read and checked once, then cached). */
   async tailOf(upload: OpenUpload): Promise<TailRecord | undefined> {
     if (upload.completed) return undefined;
+    if (upload.keepsPartialApart) {
+      const kept = await upload.describePartial();
+      return kept && kept.length < upload.info.chunkSize ? kept : undefined;
+    }
     const cached = this.tails.get(upload.id);
     if (cached !== undefined) return cached ?? undefined;
     const recorded = await this.store.read(upload.id);
@@ -61,10 +71,43 @@ export class TusProgress {
     return { offset: this.offset(upload, tail), tail };
   }
 
-  /** Record a tail whose bytes are written (and flushed, when `sync`). */
-  async record(id: string, tail: TailRecord, sync: boolean): Promise<void> {
-    await this.store.write(id, tail, sync);
-    this.remember(id, tail);
+  /**
+   * The bytes of `tail` (chunk tail.chunk's first tail.length bytes), to continue the chunk, and how
+   * many of them are already in the upload's data (all of them in place, none when kept apart).
+   */
+  async tailBytes(
+    upload: OpenUpload,
+    tail: TailRecord,
+  ): Promise<{ bytes: Uint8Array; inData: number }> {
+    if (upload.keepsPartialApart) return { bytes: await upload.readPartial(tail), inData: 0 };
+    const bytes = await upload.readAt(tail.length, tail.chunk * upload.info.chunkSize);
+    return { bytes, inData: bytes.byteLength };
+  }
+
+  /**
+   * Make `bytes` (chunk tail.chunk's first tail.length bytes, the first `inData` of which are
+   * already in the data) the upload's tail: bytes first, then the record that describes them
+   * (flushed first when `sync`).
+   */
+  async keep(
+    upload: OpenUpload,
+    tail: TailRecord,
+    bytes: Uint8Array,
+    inData: number,
+    sync: boolean,
+  ): Promise<void> {
+    if (upload.keepsPartialApart) {
+      await upload.writePartial(tail, bytes);
+      return;
+    }
+    if (bytes.byteLength > inData)
+      await upload.writeUnrecorded(
+        bytes.subarray(inData),
+        tail.chunk * upload.info.chunkSize + inData,
+        sync,
+      );
+    await this.store.write(upload.id, tail, sync);
+    this.remember(upload.id, tail);
   }
 
   /** The upload completed or is gone: drop its tail, cached and recorded. */

@@ -3,7 +3,8 @@
  * resume on a new connection and on another node sharing the registry, byte-identical read-back
  * through the S3 API, terminate, and the chunk size chosen for S3's part rules.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Errors, bytesToHex, chunkCount } from '../../protocol/index.js';
 import { MemoryRegistry } from '../../server/registry/memory-registry.js';
@@ -16,7 +17,7 @@ import {
 import { RawClient, digestOf } from '../helpers/protocol-client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { AckLog, openOrResume, pump } from '../reliability/lib/pump.js';
-import { tusUpload } from '../helpers/tus.js';
+import { tusRequest, tusUpload } from '../helpers/tus.js';
 import {
   readObject,
   S3RVER_CREDENTIALS,
@@ -151,8 +152,6 @@ describe('S3 store against s3rver', () => {
   }, 60_000);
 
   it('tus-js-client (one PATCH, its default) uploads through /files/ into the object store, byte-identical', async () => {
-    // Issue 18: tus on the object store too. PATCHes that end inside a part are not supported
-    // there yet (the store cannot read a partial part back); see test/scale/README.md.
     const data = randomBytes(17 * MiB + 777);
     const result = await tusUpload(data, {
       endpoint: `${node1.url}/files/`,
@@ -163,6 +162,100 @@ describe('S3 store against s3rver', () => {
       true,
     );
   });
+
+  /** Whether the object store holds `key` (HeadObject). */
+  const exists = async (key: string): Promise<boolean> => {
+    try {
+      await s3.client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: key }));
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  it('tus-js-client with PATCHes that end inside a part (3 MiB + 5 against 5 MiB parts) uploads byte-identical; the partial part is gone after', async () => {
+    const data = randomBytes(17 * MiB + 777);
+    const patchSize = 3 * MiB + 5;
+    const result = await tusUpload(data, {
+      endpoint: `${node1.url}/files/`,
+      chunkSize: patchSize,
+      metadata: { filename: 'small-patches.bin' },
+    });
+    // Every PATCH but the last ended inside a 5 MiB part, and the next one went on from there.
+    const expected = [...Array(Math.ceil(data.byteLength / patchSize)).keys()].map((i) =>
+      Math.min((i + 1) * patchSize, data.byteLength),
+    );
+    expect(result.offsets).toEqual(expected);
+    expect(
+      (await readObject(s3.client, s3.bucket, `in/${result.id}/small-patches.bin`)).equals(data),
+    ).toBe(true);
+    expect(await exists(`in/.partial/${result.id}`)).toBe(false);
+  }, 60_000);
+
+  it('a partial part written on one node is continued on the other; a bad checksum changes nothing; DELETE removes it', async () => {
+    const data = randomBytes(12 * MiB + 3);
+    const created = await tusRequest(`${node1.url}/files/`, 'POST', {
+      'Upload-Length': String(data.byteLength),
+      'Upload-Metadata': `filename ${Buffer.from('nodes.bin').toString('base64')}`,
+    });
+    expect(created.status).toBe(201);
+    const path = new URL(created.headers.get('location') ?? '', node1.url).pathname;
+    const id = path.slice(path.lastIndexOf('/') + 1);
+    const patch = (node: TestServer, from: number, to: number, headers = {}) =>
+      tusRequest(
+        `${node.url}${path}`,
+        'PATCH',
+        {
+          'Content-Type': 'application/offset+octet-stream',
+          'Upload-Offset': String(from),
+          ...headers,
+        },
+        data.subarray(from, to),
+      );
+    const offsetOn = async (node: TestServer): Promise<string | null> =>
+      (await tusRequest(`${node.url}${path}`, 'HEAD')).headers.get('upload-offset');
+
+    // 3 MiB on node 1: inside part 1, kept apart.
+    expect((await patch(node1, 0, 3 * MiB)).status).toBe(204);
+    expect(await exists(`in/.partial/${id}`)).toBe(true);
+    // Node 2 sees it and continues it past the part's end (part 1 whole, 2 MiB of part 2 apart).
+    expect(await offsetOn(node2)).toBe(String(3 * MiB));
+    expect((await patch(node2, 3 * MiB, 7 * MiB)).status).toBe(204);
+    expect(await offsetOn(node1)).toBe(String(7 * MiB));
+    // A body whose checksum does not match stores nothing: the offset and the kept bytes stay.
+    const wrong = await patch(node1, 7 * MiB, 8 * MiB, {
+      'Upload-Checksum': `sha1 ${createHash('sha1').update('not the body').digest('base64')}`,
+    });
+    expect(wrong.status).toBe(460);
+    expect(await offsetOn(node2)).toBe(String(7 * MiB));
+    // The same bytes, checked, then the rest: byte-identical.
+    const sha1 = createHash('sha1')
+      .update(data.subarray(7 * MiB, 8 * MiB))
+      .digest('base64');
+    expect(
+      (await patch(node1, 7 * MiB, 8 * MiB, { 'Upload-Checksum': `sha1 ${sha1}` })).status,
+    ).toBe(204);
+    expect((await patch(node2, 8 * MiB, data.byteLength)).status).toBe(204);
+    expect((await readObject(s3.client, s3.bucket, `in/${id}/nodes.bin`)).equals(data)).toBe(true);
+    expect(await exists(`in/.partial/${id}`)).toBe(false);
+
+    // An upload terminated with a partial part leaves no partial object behind.
+    const other = await tusRequest(`${node2.url}/files/`, 'POST', {
+      'Upload-Length': String(data.byteLength),
+    });
+    const otherPath = new URL(other.headers.get('location') ?? '', node2.url).pathname;
+    const otherId = otherPath.slice(otherPath.lastIndexOf('/') + 1);
+    const first = await tusRequest(
+      `${node2.url}${otherPath}`,
+      'PATCH',
+      { 'Content-Type': 'application/offset+octet-stream', 'Upload-Offset': '0' },
+      data.subarray(0, MiB),
+    );
+    expect(first.status).toBe(204);
+    expect(await exists(`in/.partial/${otherId}`)).toBe(true);
+    expect((await tusRequest(`${node1.url}${otherPath}`, 'DELETE')).status).toBe(204);
+    expect(await exists(`in/.partial/${otherId}`)).toBe(false);
+  }, 60_000);
 
   it('terminate aborts the multipart upload and forgets the upload', async () => {
     const data = randomBytes(6 * MiB);

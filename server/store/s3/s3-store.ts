@@ -31,6 +31,7 @@ import type { QuotaLimits } from '../../quota.js';
 import { MemoryRegistry } from '../../registry/memory-registry.js';
 import type { RegistryHealth, SharedRegistry } from '../../registry/types.js';
 import { safeRelativePath } from '../names.js';
+import { deletePartial, partialKey } from './partial-object.js';
 import type {
   BackendObserver,
   BackendState,
@@ -189,6 +190,7 @@ export class S3Store implements UploadStore {
     if (!entry) return;
     if (!entry.completion && entry.location.multipartId !== undefined)
       await this.abort(entry.location.key, entry.location.multipartId);
+    await deletePartial(this.s3, partialKey(this.s3.prefix, id));
     await this.s3.registryCall('delete', () => this.registry.delete(id));
     await this.s3.registryCall('unreserve', () => this.registry.unreserve(id));
   }

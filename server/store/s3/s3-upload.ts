@@ -11,6 +11,7 @@
  *                  only then may the session ACK (the bytes are in the object store and the record
  *                  says so)
  *   finish         CompleteMultipartUpload with the recorded parts (no copy, no ListParts)
+ *   partialChunks  where the tus endpoint keeps a PATCH's partial last chunk (partial-object.ts)
  *
  * The payload is held only while its UploadPart runs; the session's window bounds how many are
  * outstanding. The lease is renewed every third of its time while the handle is open; once it
@@ -26,9 +27,12 @@ import { Errors, ProtocolError, chunkCount } from '../../../protocol/index.js';
 import type { Lease, PartRecord, RegistryEntry, SharedRegistry } from '../../registry/types.js';
 import type { ChunkRecord, CompletionInfo, UploadHandle, UploadInfo } from '../types.js';
 import type { S3Context } from './context.js';
+import { PartialObject } from './partial-object.js';
 import { isS3Error } from './s3-errors.js';
 
 export class S3Upload implements UploadHandle {
+  /** A tus PATCH's partial last chunk: a part cannot be appended to (partial-object.ts). */
+  readonly partialChunks: PartialObject;
   /** ETags of parts uploaded and not yet recorded. */
   private readonly etags = new Map<number, string>();
   private readonly renewTimer: NodeJS.Timeout;
@@ -43,6 +47,7 @@ export class S3Upload implements UploadHandle {
     private readonly entry: RegistryEntry,
     private readonly lease: Lease,
   ) {
+    this.partialChunks = new PartialObject(s3, info.id);
     this.renewTimer = setInterval(
       () => {
         this.registry.renew(this.lease).catch((error: unknown) => {
@@ -174,6 +179,7 @@ export class S3Upload implements UploadHandle {
       }
     }
     await this.s3.registryCall('complete', () => this.registry.complete(this.lease, completion));
+    await this.partialChunks.discardIfTouched();
     // The reservation became a delivered file (a failure here only over-counts until expiry).
     await this.registry.unreserve(this.info.id).catch(() => undefined);
     this.stop();
