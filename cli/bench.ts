@@ -3,7 +3,7 @@
  * This file only parses flags and writes outputs; the measuring lives in bench/.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +13,7 @@ import { ensureSource } from '../bench/files.js';
 import { runContenders } from '../bench/harness.js';
 import {
   renderJson,
+  keptWriteUps,
   renderResultsMarkdown,
   renderScenario,
   renderSvg,
@@ -197,9 +198,11 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (outDir) {
     await mkdir(outDir, { recursive: true });
+    const resultsFile = join(outDir, 'RESULTS.md');
+    const kept = keptWriteUps(await readFile(resultsFile, 'utf8').catch(() => ''));
     await writeFile(
-      join(outDir, 'RESULTS.md'),
-      renderResultsMarkdown(result, scenarios, 'results.svg', banner, sourceRevision()),
+      resultsFile,
+      renderResultsMarkdown(result, scenarios, 'results.svg', banner, sourceRevision(), kept),
     );
     await writeFile(join(outDir, 'results.svg'), renderSvg(result, scenarios));
     await writeFile(join(outDir, 'results.json'), renderJson(result, scenarios));

@@ -5,7 +5,9 @@
  * body ends becomes the upload's partial tail (tail.ts). A chunk an earlier PATCH began is first
  * read back from the data, so its hash covers all of it.
  *
- * Memory: one chunk buffer being filled and at most one being written per PATCH (2 x chunkSize).
+ * Memory: one chunk buffer being filled and at most one being written per PATCH (2 x chunkSize),
+ * and at its start, on a store that keeps a partial chunk apart, that chunk's kept bytes while
+ * they are copied in (3 x chunkSize at most).
  *
  * With Upload-Checksum the chunks are written but not recorded until the whole body has arrived
  * and matched: a mismatch, or a body cut short, stores nothing the offset would count (tus: "the

@@ -12,7 +12,14 @@ import {
   type RunRecord,
 } from '../../bench/harness.js';
 import { parseSendOutput } from '../../bench/product.js';
-import { renderJson, renderResultsMarkdown, renderSvg, renderTable } from '../../bench/report.js';
+import {
+  KEPT_MARKER,
+  keptWriteUps,
+  renderJson,
+  renderResultsMarkdown,
+  renderSvg,
+  renderTable,
+} from '../../bench/report.js';
 import { median, spread } from '../../bench/stats.js';
 import type { Contender } from '../../bench/types.js';
 import { run as benchCli } from '../../cli/bench.js';
@@ -145,6 +152,21 @@ describe('bench harness end to end (4 MiB)', () => {
     );
     expect(md).toContain('> **not official**');
     expect(md).toContain('**Could not run:** no flags');
+    // A rewrite keeps the single-scenario write-ups below the marker, and only those.
+    expect(md.trimEnd().endsWith(KEPT_MARKER)).toBe(true);
+    const writeUps = `${KEPT_MARKER}\n\n### Browser, by hand\n\n| a | b |\n`;
+    const rewritten = renderResultsMarkdown(
+      result,
+      [],
+      'results.svg',
+      [],
+      undefined,
+      keptWriteUps(`old run\n${writeUps}`),
+    );
+    expect(rewritten).toContain('### Browser, by hand');
+    expect(rewritten).not.toContain('old run');
+    expect(keptWriteUps(rewritten)).toBe(writeUps.trimEnd());
+    expect(keptWriteUps('no marker here')).toBe('');
     expect(renderSvg(result, [])).toMatch(/^<svg[^]*<\/svg>\n$/);
     expect(JSON.parse(renderJson(result, [])).contenders).toHaveLength(2);
     // No temp dir of a run is left behind.
