@@ -61,6 +61,15 @@ export interface BigUploaderOptions {
    * `maxUploadSize`; PATCHes at once by `maxUploads`). Default `/files/`.
    */
   tusPath?: string | false;
+  /**
+   * On a store that keeps a partial chunk apart (the object store: a part cannot be appended to),
+   * how many tus PATCHes may end inside one chunk. Each rewrites the chunk's bytes so far (read
+   * back, then written whole), so tiny PATCHes would multiply the store's traffic; this bounds it
+   * to about twice this many times each chunk. One more such PATCH gets 400 TUS_PATCH_TOO_SMALL and
+   * keeps nothing of its partial chunk. Default 64 (PATCHes of 256 KiB fill a 16 MiB chunk).
+   * The disk store writes a partial chunk in place and does not need it.
+   */
+  tusPartialWritesPerChunk?: number;
   /** Largest file accepted (bytes). Default 100 GiB. */
   maxUploadSize?: number;
   /** Chunk size when the client proposes 0 (bytes). Default 4 MiB (the bench's sweep, client/README.md). */
@@ -261,6 +270,7 @@ export interface ResolvedOptions {
   readonly path: string;
   /** Ends with '/'; false when the tus endpoint is off. */
   readonly tusPath: string | false;
+  readonly tusPartialWritesPerChunk: number;
   readonly maxUploadSize: number;
   readonly defaultChunkSize: number;
   readonly maxChunkSize: number;
@@ -311,6 +321,7 @@ export const DEFAULTS = {
   dir: './data',
   path: '/upload',
   tusPath: '/files/',
+  tusPartialWritesPerChunk: 64,
   maxUploadSize: 100 * GiB,
   defaultChunkSize: 4 * MiB,
   maxChunkSize: 16 * MiB,
@@ -423,6 +434,7 @@ const OPTION_NAMES: ReadonlySet<string> = new Set([
   'store',
   'path',
   'tusPath',
+  'tusPartialWritesPerChunk',
   'maxUploadSize',
   'defaultChunkSize',
   'maxChunkSize',
@@ -532,6 +544,12 @@ export function resolveOptions(input: BigUploaderOptions = {}): ResolvedOptions 
     store: input.store,
     path,
     tusPath: tusBase,
+    tusPartialWritesPerChunk: integer(
+      'tusPartialWritesPerChunk',
+      input.tusPartialWritesPerChunk,
+      DEFAULTS.tusPartialWritesPerChunk,
+      1,
+    ),
     maxUploadSize,
     maxCommittedBytes: integer(
       'maxCommittedBytes',

@@ -227,7 +227,7 @@ export class OpenUpload {
   }
 
   /** tus: the bytes the store keeps apart, checked against `expected` (else STORAGE_ERROR). */
-  async readPartial(expected: PartialChunk): Promise<Uint8Array> {
+  async readPartial(expected: Pick<PartialChunk, 'length' | 'hash'>): Promise<Uint8Array> {
     const bytes = await this.partialKeeper().read();
     if (bytes.byteLength !== expected.length || this.hasher.h64(bytes) !== expected.hash)
       throw new ProtocolError(Errors.STORAGE_ERROR, 'the partial chunk changed while it was read');

@@ -97,6 +97,8 @@ export interface PartialChunk {
   readonly length: number;
   /** xxHash64 of those bytes, as the writer computed it; kept with them. */
   readonly hash: bigint;
+  /** How many writes made it (1 for the first one inside this chunk): bounds the rewrites. */
+  readonly writes: number;
 }
 
 /**

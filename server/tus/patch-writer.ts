@@ -188,6 +188,7 @@ export async function writePatch(input: PatchInput): Promise<PatchOutcome> {
       await input.progress.keep(
         upload,
         { chunk, length: filled, hash: hasher.h64(bytes) },
+        input.tail,
         bytes,
         onDisk,
         input.durable,

@@ -12,7 +12,7 @@
  *   object every node sees, replaced atomically. Not cached: another node may have moved the
  *   upload on since.
  */
-import type { Hasher } from '../../protocol/index.js';
+import { Errors, ProtocolError, type Hasher } from '../../protocol/index.js';
 import type { OpenUpload } from '../upload.js';
 import { TailStore, verifyTail, type TailRecord } from './tail.js';
 
@@ -30,6 +30,8 @@ export class TusProgress {
     readonly store: TailStore,
     private readonly hasher: Hasher,
     private readonly maxEntries: number,
+    /** tusPartialWritesPerChunk: PATCHes that may end inside one chunk kept apart. */
+    private readonly writesPerChunk: number,
   ) {}
 
   /** The upload's verified tail (read and checked once, then cached). */
@@ -86,18 +88,26 @@ export class TusProgress {
 
   /**
    * Make `bytes` (chunk tail.chunk's first tail.length bytes, the first `inData` of which are
-   * already in the data) the upload's tail: bytes first, then the record that describes them
-   * (flushed first when `sync`).
+   * already in the data) the upload's tail, replacing `previous`: bytes first, then the record
+   * that describes them (flushed first when `sync`). Kept apart, past `writesPerChunk` PATCHes
+   * inside one chunk, nothing is kept and LIMIT_EXCEEDED is thrown.
    */
   async keep(
     upload: OpenUpload,
     tail: TailRecord,
+    previous: TailRecord | undefined,
     bytes: Uint8Array,
     inData: number,
     sync: boolean,
   ): Promise<void> {
     if (upload.keepsPartialApart) {
-      await upload.writePartial(tail, bytes);
+      const writes = previous?.chunk === tail.chunk ? (previous.writes ?? 1) + 1 : 1;
+      if (writes > this.writesPerChunk)
+        throw new ProtocolError(
+          Errors.LIMIT_EXCEEDED,
+          `more than ${this.writesPerChunk} PATCHes ended inside chunk ${tail.chunk} (tusPartialWritesPerChunk); send larger PATCHes`,
+        );
+      await upload.writePartial({ ...tail, writes }, bytes);
       return;
     }
     if (bytes.byteLength > inData)

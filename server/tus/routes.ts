@@ -131,7 +131,12 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
   const modes = options.groupReadable ? { file: 0o640, dir: 0o750 } : { file: 0o600, dir: 0o700 };
   const tails = new TailStore(ctx.stateDir, modes);
   await tails.init();
-  const progress = new TusProgress(tails, ctx.hasher, 2 * options.maxUnfinishedUploads);
+  const progress = new TusProgress(
+    tails,
+    ctx.hasher,
+    2 * options.maxUnfinishedUploads,
+    options.tusPartialWritesPerChunk,
+  );
   const pending = new PendingUploads(
     tails.dir,
     modes,

@@ -28,6 +28,8 @@ export interface TailRecord {
   readonly chunk: number;
   readonly length: number;
   readonly hash: bigint;
+  /** Kept apart only (UploadHandle.partialChunks): how many PATCHes wrote this chunk's tail. */
+  readonly writes?: number;
 }
 
 const ID = /^[0-9a-f]{32}$/;

@@ -257,6 +257,38 @@ describe('S3 store against s3rver', () => {
     expect(await exists(`in/.partial/${otherId}`)).toBe(false);
   }, 60_000);
 
+  it('bounds the PATCHes that end inside one part (tusPartialWritesPerChunk, 64): the 65th gets 400 and keeps nothing; a PATCH to the part end still goes', async () => {
+    const data = randomBytes(MIN_PART_BYTES + 1000);
+    const created = await tusRequest(`${node1.url}/files/`, 'POST', {
+      'Upload-Length': String(data.byteLength),
+      'Upload-Metadata': `filename ${Buffer.from('tiny-patches.bin').toString('base64')}`,
+    });
+    const path = new URL(created.headers.get('location') ?? '', node1.url).pathname;
+    const id = path.slice(path.lastIndexOf('/') + 1);
+    const patch = (from: number, to: number) =>
+      tusRequest(
+        `${node1.url}${path}`,
+        'PATCH',
+        { 'Content-Type': 'application/offset+octet-stream', 'Upload-Offset': String(from) },
+        data.subarray(from, to),
+      );
+    const puts = () => calls.filter((c) => c === 'store:PutObject').length;
+    const before = puts();
+    for (let i = 0; i < 64; i++) expect((await patch(i, i + 1)).status).toBe(204);
+    expect(puts() - before).toBe(64);
+    const refused = await patch(64, 65);
+    expect(refused.status).toBe(400);
+    expect(await refused.text()).toContain('TUS_PATCH_TOO_SMALL');
+    expect(puts() - before).toBe(64);
+    const head = await tusRequest(`${node2.url}${path}`, 'HEAD');
+    expect(head.headers.get('upload-offset')).toBe('64');
+    // Up to the part's end: a whole part, nothing kept apart; then a new part starts its count.
+    expect((await patch(64, MIN_PART_BYTES)).status).toBe(204);
+    expect((await patch(MIN_PART_BYTES, MIN_PART_BYTES + 10)).status).toBe(204);
+    expect((await patch(MIN_PART_BYTES + 10, data.byteLength)).status).toBe(204);
+    expect((await readObject(s3.client, s3.bucket, `in/${id}/tiny-patches.bin`)).equals(data)).toBe(true);
+  }, 60_000);
+
   it('terminate aborts the multipart upload and forgets the upload', async () => {
     const data = randomBytes(6 * MiB);
     const { client, accept } = await openOrResume(node1.wsUrl, undefined, {

@@ -4,8 +4,8 @@
  * the upload, which the next PATCH (on any node) reads back, completes and uploads as the whole
  * part. tusd's S3 store does the same with its ".part" object.
  *
- *   <prefix>.partial/<id>   the chunk's first bytes; user metadata bigup-chunk, bigup-length and
- *                           bigup-hash (xxHash64, hex) describe them. Replaced by one PutObject,
+ *   <prefix>.partial/<id>   the chunk's first bytes; user metadata bigup-chunk, bigup-length,
+ *                           bigup-hash (xxHash64, hex) and bigup-writes describe them. Replaced by one PutObject,
  *                           which S3 makes atomic, so a reader sees an old or a new object whole.
  *
  * It outlives nothing: completion and removal delete it; a bucket lifecycle rule on the
@@ -58,17 +58,20 @@ export class PartialObject implements PartialChunkKeeper {
     const chunk = Number(meta['bigup-chunk']);
     const length = Number(meta['bigup-length']);
     const hash = meta['bigup-hash'];
+    const writes = Number(meta['bigup-writes']);
     if (
       !Number.isSafeInteger(chunk) ||
       chunk < 0 ||
       !Number.isSafeInteger(length) ||
       length <= 0 ||
+      !Number.isSafeInteger(writes) ||
+      writes < 1 ||
       head.ContentLength !== length ||
       typeof hash !== 'string' ||
       !/^[0-9a-f]{16}$/.test(hash)
     )
       return undefined;
-    return { chunk, length, hash: hashFromHex(hash) };
+    return { chunk, length, hash: hashFromHex(hash), writes };
   }
 
   async read(): Promise<Uint8Array> {
@@ -91,6 +94,7 @@ export class PartialObject implements PartialChunkKeeper {
             'bigup-chunk': String(partial.chunk),
             'bigup-length': String(partial.length),
             'bigup-hash': hashToHex(partial.hash),
+            'bigup-writes': String(partial.writes),
           },
         }),
       ),
