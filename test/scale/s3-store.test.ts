@@ -286,7 +286,9 @@ describe('S3 store against s3rver', () => {
     expect((await patch(64, MIN_PART_BYTES)).status).toBe(204);
     expect((await patch(MIN_PART_BYTES, MIN_PART_BYTES + 10)).status).toBe(204);
     expect((await patch(MIN_PART_BYTES + 10, data.byteLength)).status).toBe(204);
-    expect((await readObject(s3.client, s3.bucket, `in/${id}/tiny-patches.bin`)).equals(data)).toBe(true);
+    expect((await readObject(s3.client, s3.bucket, `in/${id}/tiny-patches.bin`)).equals(data)).toBe(
+      true,
+    );
   }, 60_000);
 
   it('terminate aborts the multipart upload and forgets the upload', async () => {
