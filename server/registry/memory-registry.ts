@@ -8,16 +8,25 @@
  * lease that runs out after `leaseTtl` unless renewed, and fenced writes.
  */
 import { Errors, ProtocolError } from '../../protocol/index.js';
-import type { CompletionInfo, ListPage, UploadInfo, UploadSummary } from '../store/types.js';
+import {
+  CONTENT_LOOKUP_LIMIT,
+  type CompletionInfo,
+  type ContentKey,
+  type ContentRef,
+  type ListPage,
+  type UploadInfo,
+  type UploadSummary,
+} from '../store/types.js';
 import { ReservationLedger, type QuotaLimits } from '../quota.js';
 import { leaseExpired, leaseTakenOver } from './lease-errors.js';
-import type {
-  Lease,
-  ObjectLocation,
-  PartRecord,
-  RegistryEntry,
-  RegistryHealth,
-  SharedRegistry,
+import {
+  CONTENT_REFS_PER_DIGEST,
+  type Lease,
+  type ObjectLocation,
+  type PartRecord,
+  type RegistryEntry,
+  type RegistryHealth,
+  type SharedRegistry,
 } from './types.js';
 
 export interface MemoryRegistryOptions {
@@ -124,6 +133,32 @@ export class MemoryRegistry implements SharedRegistry {
 
   async delete(id: string): Promise<void> {
     this.entries.delete(id);
+  }
+
+  /** "size:chunk" -> digest -> upload id -> ref: content delivered (instant upload hints). */
+  private readonly content = new Map<string, Map<string, Map<string, ContentRef>>>();
+
+  async addContent(key: ContentKey & { readonly digest: string }, ref: ContentRef): Promise<void> {
+    const bySize = `${key.fileSize}:${key.chunkSize}`;
+    let digests = this.content.get(bySize);
+    if (!digests) this.content.set(bySize, (digests = new Map<string, Map<string, ContentRef>>()));
+    let refs = digests.get(key.digest);
+    if (!refs) digests.set(key.digest, (refs = new Map<string, ContentRef>()));
+    refs.set(ref.id, ref);
+  }
+
+  async findContent(key: ContentKey): Promise<ContentRef[]> {
+    const digests = this.content.get(`${key.fileSize}:${key.chunkSize}`);
+    if (!digests) return [];
+    const pick = (digest: string): ContentRef[] =>
+      [...(digests.get(digest)?.values() ?? [])].slice(0, CONTENT_REFS_PER_DIGEST);
+    if (key.digest !== undefined) return pick(key.digest);
+    const found: ContentRef[] = [];
+    for (const digest of digests.keys()) {
+      if (found.length >= CONTENT_LOOKUP_LIMIT) break;
+      found.push(...pick(digest));
+    }
+    return found.slice(0, CONTENT_LOOKUP_LIMIT);
   }
 
   async list(page: ListPage = {}): Promise<UploadSummary[]> {

@@ -10,6 +10,9 @@
  *   {<id>}:fence   the fencing counter: INCR at every acquire, never reused while the upload exists
  *   {<id>}:lease   "<token>:<holder>", expiring after `leaseTtl` unless renewed
  *   ids            sorted set of every upload id (score 0: ordered by id, for paged listing)
+ *   content:<size>:<chunk>           set of the digests of content delivered at that size and chunk
+ *                                    size (instant upload hints, SPEC.md 16.10)
+ *   content:<size>:<chunk>:<digest>  hash: upload id -> {"client","location"} JSON of one delivery
  *
  * Every fenced write is one Lua script that checks, in Redis, that the fence still equals the
  * caller's token and the lease is still the caller's before it writes: there is no window between
@@ -26,16 +29,25 @@
 import { Redis } from 'ioredis';
 import { Errors, ProtocolError } from '../../protocol/index.js';
 import type { QuotaLimits } from '../quota.js';
-import type { CompletionInfo, ListPage, UploadInfo, UploadSummary } from '../store/types.js';
+import {
+  CONTENT_LOOKUP_LIMIT,
+  type CompletionInfo,
+  type ContentKey,
+  type ContentRef,
+  type ListPage,
+  type UploadInfo,
+  type UploadSummary,
+} from '../store/types.js';
 import { leaseExpired, leaseTakenOver } from './lease-errors.js';
 import { DEFAULT_LEASE_TTL } from './memory-registry.js';
-import type {
-  Lease,
-  ObjectLocation,
-  PartRecord,
-  RegistryEntry,
-  RegistryHealth,
-  SharedRegistry,
+import {
+  CONTENT_REFS_PER_DIGEST,
+  type Lease,
+  type ObjectLocation,
+  type PartRecord,
+  type RegistryEntry,
+  type RegistryHealth,
+  type SharedRegistry,
 } from './types.js';
 
 export interface RedisRegistryOptions {
@@ -157,6 +169,21 @@ return 1
 
 function hashHex(hash: bigint): string {
   return hash.toString(16).padStart(16, '0');
+}
+
+/** One content hint as stored (addContent), or undefined when it does not parse. */
+function contentRefOf(id: string, json: string): ContentRef | undefined {
+  try {
+    const value = JSON.parse(json) as { client?: unknown; location?: unknown };
+    if (typeof value.location !== 'string') return undefined;
+    return {
+      id,
+      location: value.location,
+      ...(typeof value.client === 'string' ? { client: value.client } : {}),
+    };
+  } catch {
+    return undefined;
+  }
 }
 
 /** A Redis fault as the client sees it: retryable, and said plainly. */
@@ -349,6 +376,58 @@ export class RedisRegistry implements SharedRegistry {
       )
       .zrem(`${this.prefix}ids`, id)
       .exec();
+  }
+
+  private contentKey(key: ContentKey, digest?: string): string {
+    const bySize = `${this.prefix}content:${key.fileSize}:${key.chunkSize}`;
+    return digest === undefined ? bySize : `${bySize}:${digest}`;
+  }
+
+  async addContent(key: ContentKey & { readonly digest: string }, ref: ContentRef): Promise<void> {
+    try {
+      await this.redis
+        .multi()
+        .sadd(this.contentKey(key), key.digest)
+        .hset(
+          this.contentKey(key, key.digest),
+          ref.id,
+          JSON.stringify({ client: ref.client ?? null, location: ref.location }),
+        )
+        .exec();
+    } catch (error) {
+      throw unreachable(error);
+    }
+  }
+
+  async findContent(key: ContentKey): Promise<ContentRef[]> {
+    try {
+      const digests =
+        key.digest !== undefined
+          ? [key.digest]
+          : await this.redis.srandmember(this.contentKey(key), CONTENT_LOOKUP_LIMIT);
+      if (digests.length === 0) return [];
+      const batch = this.redis.pipeline();
+      for (const digest of digests)
+        batch.call(
+          'HRANDFIELD',
+          this.contentKey(key, digest),
+          CONTENT_REFS_PER_DIGEST,
+          'WITHVALUES',
+        );
+      const found: ContentRef[] = [];
+      for (const [error, reply] of (await batch.exec()) ?? []) {
+        if (error || !Array.isArray(reply)) continue;
+        // Field/value pairs: nested ([[field, value], ...], as Redis 7 answers) or flat.
+        const flat = (reply as unknown[]).flat();
+        for (let i = 0; i + 1 < flat.length; i += 2) {
+          const ref = contentRefOf(String(flat[i]), String(flat[i + 1]));
+          if (ref) found.push(ref);
+        }
+      }
+      return found.slice(0, CONTENT_LOOKUP_LIMIT);
+    } catch (error) {
+      throw unreachable(error);
+    }
   }
 
   async list(page: ListPage = {}): Promise<UploadSummary[]> {

@@ -21,7 +21,17 @@
  * `--registry`), RedisRegistry (many nodes).
  */
 import type { QuotaLimits } from '../quota.js';
-import type { CompletionInfo, ListPage, UploadInfo, UploadSummary } from '../store/types.js';
+import type {
+  CompletionInfo,
+  ContentKey,
+  ContentRef,
+  ListPage,
+  UploadInfo,
+  UploadSummary,
+} from '../store/types.js';
+
+/** Refs returned per digest by `findContent` (copies of one content beyond it add nothing). */
+export const CONTENT_REFS_PER_DIGEST = 16;
 
 /** A part the object store confirmed: chunk index (part number - 1), xxHash64, ETag as returned. */
 export interface PartRecord {
@@ -92,6 +102,16 @@ export interface SharedRegistry {
   delete(id: string): Promise<void>;
   /** Uploads in ascending id order, a page at a time. */
   list(page?: ListPage): Promise<UploadSummary[]>;
+  /**
+   * Remember that an upload delivered this content (instant upload, SPEC.md 16.10). A hint: the
+   * store checks the object before it is used, so an entry outliving its object is harmless.
+   */
+  addContent(key: ContentKey & { readonly digest: string }, ref: ContentRef): Promise<void>;
+  /**
+   * Hints for `key`: with a digest, at most CONTENT_REFS_PER_DIGEST uploads of that content;
+   * without, uploads of that size and chunk size, at most CONTENT_LOOKUP_LIMIT.
+   */
+  findContent(key: ContentKey): Promise<ContentRef[]>;
   /**
    * Reserve `bytes` and one unfinished upload for `client` against `limits`, counted across every
    * node (quota.ts has the same rules for one node); throws the ProtocolError naming the bound it

@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Errors, ProtocolError } from '../../protocol/index.js';
 import { MemoryRegistry } from '../../server/registry/memory-registry.js';
 import { RedisRegistry } from '../../server/registry/redis-registry.js';
-import type { SharedRegistry } from '../../server/registry/types.js';
-import type { UploadInfo } from '../../server/store/types.js';
+import { CONTENT_REFS_PER_DIGEST, type SharedRegistry } from '../../server/registry/types.js';
+import { CONTENT_LOOKUP_LIMIT, type UploadInfo } from '../../server/store/types.js';
 import { startRedis, type RedisProcess } from '../../bench/services/redis.js';
 
 const LEASE_MS = 300;
@@ -173,5 +173,43 @@ describe.each(kinds)('%s registry', (_kind, make) => {
     await a.unreserve(z);
     await b.reserve(x, client, 100, limits);
     await b.unreserve(x);
+  });
+
+  it('remembers delivered content for instant uploads: by digest, and by size alone (bounded)', async () => {
+    const size = 1000 + Math.floor(Math.random() * 1e6);
+    const key = { fileSize: size, chunkSize: 65_536 };
+    const ref = (n: number, client?: string) => ({
+      id: n.toString(16).padStart(32, '0'),
+      location: `s3://bucket/in/${n}/f.bin`,
+      ...(client !== undefined ? { client } : {}),
+    });
+    expect(await b.findContent(key)).toEqual([]);
+    await a.addContent({ ...key, digest: '00000000000000aa' }, ref(1, 'subject:x'));
+    await a.addContent({ ...key, digest: '00000000000000aa' }, ref(2));
+    await a.addContent({ ...key, digest: '00000000000000bb' }, ref(3, 'subject:y'));
+    const byDigest = await b.findContent({ ...key, digest: '00000000000000aa' });
+    expect(byDigest.sort((p, q) => p.id.localeCompare(q.id))).toEqual([
+      ref(1, 'subject:x'),
+      ref(2),
+    ]);
+    expect(await b.findContent({ ...key, digest: '00000000000000cc' })).toEqual([]);
+    expect(await b.findContent({ ...key, chunkSize: 131_072, digest: '00000000000000aa' })).toEqual(
+      [],
+    );
+    expect((await b.findContent(key)).map((r) => r.id).sort()).toEqual([
+      ref(1).id,
+      ref(2).id,
+      ref(3).id,
+    ]);
+    // Many copies of one content: at most CONTENT_REFS_PER_DIGEST come back.
+    for (let n = 10; n < 10 + CONTENT_REFS_PER_DIGEST + 5; n++)
+      await a.addContent({ ...key, digest: '00000000000000dd' }, ref(n));
+    expect(await b.findContent({ ...key, digest: '00000000000000dd' })).toHaveLength(
+      CONTENT_REFS_PER_DIGEST,
+    );
+    // By size alone: at most CONTENT_LOOKUP_LIMIT, however many digests.
+    for (let n = 100; n < 100 + CONTENT_LOOKUP_LIMIT + 5; n++)
+      await a.addContent({ ...key, digest: n.toString(16).padStart(16, '0') }, ref(n));
+    expect(await b.findContent(key)).toHaveLength(CONTENT_LOOKUP_LIMIT);
   });
 });

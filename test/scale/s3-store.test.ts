@@ -4,6 +4,8 @@
  * through the S3 API, terminate, and the chunk size chosen for S3's part rules.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Errors, bytesToHex, chunkCount } from '../../protocol/index.js';
@@ -18,6 +20,8 @@ import { RawClient, digestOf } from '../helpers/protocol-client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { AckLog, openOrResume, pump } from '../reliability/lib/pump.js';
 import { tusRequest, tusUpload } from '../helpers/tus.js';
+import { runSend } from '../helpers/cli.js';
+import { makeTempDir } from '../helpers/tmp.js';
 import {
   readObject,
   S3RVER_CREDENTIALS,
@@ -29,7 +33,9 @@ const MiB = 1024 * 1024;
 
 describe('chunk size for S3 parts', () => {
   it('keeps parts >= 5 MiB and at most 10,000 of them', () => {
-    expect(chunkSizeForParts(100, 1 * MiB, 16 * MiB)).toBe(MIN_PART_BYTES);
+    // A file within one proposed chunk keeps the proposal (one part of any size).
+    expect(chunkSizeForParts(100, 1 * MiB, 16 * MiB)).toBe(1 * MiB);
+    expect(chunkSizeForParts(2 * MiB, 1 * MiB, 16 * MiB)).toBe(MIN_PART_BYTES);
     expect(chunkSizeForParts(64 * MiB, 8 * MiB, 16 * MiB)).toBe(8 * MiB);
     const big = 100 * 1024 * MiB;
     const chunk = chunkSizeForParts(big, 4 * MiB, 16 * MiB);
@@ -69,8 +75,10 @@ describe('S3 store against s3rver', () => {
     process.env.AWS_ACCESS_KEY_ID = S3RVER_CREDENTIALS.accessKeyId;
     process.env.AWS_SECRET_ACCESS_KEY = S3RVER_CREDENTIALS.secretAccessKey;
     s3 = await startS3rver();
-    node1 = await startServer({ store: storeFor('node-1'), window: 16 * MiB });
-    node2 = await startServer({ store: storeFor('node-2'), window: 16 * MiB });
+    // The upload token names the dedupe subject of instant uploads; without one, the address.
+    const authorizeUpload = ({ token }: { token: string }) => (token ? { subject: token } : true);
+    node1 = await startServer({ store: storeFor('node-1'), window: 16 * MiB, authorizeUpload });
+    node2 = await startServer({ store: storeFor('node-2'), window: 16 * MiB, authorizeUpload });
   }, 30_000);
 
   afterAll(async () => {
@@ -290,6 +298,62 @@ describe('S3 store against s3rver', () => {
       true,
     );
   }, 60_000);
+
+  it('instant upload: a file sent again completes by CopyObject under its own key, byte-identical, on either node; another subject sends it', async () => {
+    const home = await makeTempDir('bigup-s3-instant-');
+    try {
+      const send = async (path: string, url: string, ...extra: string[]) => {
+        const run = await runSend(
+          [path, '--url', url, '--json', '--no-resume', ...extra],
+          home.path,
+        ).done;
+        expect(run.code, run.stderr).toBe(0);
+        return run.reports[0];
+      };
+      // 12 MiB in 8 MiB chunks (a chunk size the store keeps as proposed: parts >= 5 MiB).
+      const big = join(home.path, 'big file.bin');
+      const data = randomBytes(12 * MiB + 5);
+      await writeFile(big, data);
+      const first = await send(big, node1.wsUrl, '--chunk-size', '8MiB');
+      expect(first).toMatchObject({ bytesSent: data.byteLength });
+      const before = calls.length;
+      const again = await send(big, node2.wsUrl, '--chunk-size', '8MiB');
+      expect(again).toMatchObject({ bytesSent: 0, instant: true, digest: first.digest });
+      expect(again.id).not.toBe(first.id);
+      expect(calls.slice(before)).toContain('store:CopyObject');
+      expect(calls.slice(before).filter((c) => c.startsWith('store:UploadPart'))).toEqual([]);
+      expect(
+        (await readObject(s3.client, s3.bucket, `in/${String(again.id)}/big file.bin`)).equals(
+          data,
+        ),
+      ).toBe(true);
+      // A file within one chunk of the CLI's default proposal (4 MiB) keeps that chunk size too.
+      const small = join(home.path, 'small.bin');
+      const smallData = randomBytes(3 * MiB);
+      await writeFile(small, smallData);
+      await send(small, node1.wsUrl);
+      const smallAgain = await send(small, node1.wsUrl);
+      expect(smallAgain).toMatchObject({ bytesSent: 0, instant: true });
+      expect(
+        (await readObject(s3.client, s3.bucket, `in/${String(smallAgain.id)}/small.bin`)).equals(
+          smallData,
+        ),
+      ).toBe(true);
+      // Another subject (upload token) holds nothing: the file is sent.
+      const other = await send(
+        big,
+        node1.wsUrl,
+        '--chunk-size',
+        '8MiB',
+        '--upload-token',
+        'tenant-b',
+      );
+      expect(other).toMatchObject({ bytesSent: data.byteLength });
+      expect(other.instant).toBeUndefined();
+    } finally {
+      await home.cleanup();
+    }
+  }, 120_000);
 
   it('terminate aborts the multipart upload and forgets the upload', async () => {
     const data = randomBytes(6 * MiB);

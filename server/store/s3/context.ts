@@ -2,7 +2,7 @@
  * What every part of the S3 backend shares: the client, the bucket and key prefix, the logger,
  * and the wrapper that times each call for /metrics (BackendObserver).
  */
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { BackendObserver } from '../types.js';
 import { errorLabel } from './s3-errors.js';
 
@@ -54,6 +54,18 @@ export class S3Context {
   /** A registry call, timed. */
   registryCall<T>(operation: string, run: () => Promise<T>): Promise<T> {
     return this.timed('registry', operation, run);
+  }
+
+  /** Whether `key` is an object of `size` bytes (false when missing or unreadable). */
+  async objectHasSize(key: string, size: number): Promise<boolean> {
+    try {
+      const head = await this.call('HeadObject', () =>
+        this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key })),
+      );
+      return head.ContentLength === size;
+    } catch {
+      return false;
+    }
   }
 
   /** An empty file cannot be a multipart upload (it has no part): one PutObject at completion. */

@@ -14,8 +14,8 @@ export const MAX_PARTS = 10_000;
 const GRAIN = 65_536;
 
 /**
- * The chunk size to agree for a file of `fileSize` when the session would pick `proposed`: at
- * least MIN_PART_BYTES, at least fileSize / MAX_PARTS (rounded up to 64 KiB), otherwise
+ * The chunk size to agree for a file of `fileSize` when the session would pick `proposed`:
+ * `proposed` when the file fits in one chunk of it, else at least MIN_PART_BYTES, at least fileSize / MAX_PARTS (rounded up to 64 KiB), otherwise
  * `proposed`. Throws FILE_TOO_LARGE when that exceeds `maxChunkSize` (the largest message the
  * server reads), e.g. a file over 10,000 x 16 MiB = 156 GiB at the default maxChunkSize.
  */
@@ -25,6 +25,9 @@ export function chunkSizeForParts(
   maxChunkSize: number,
 ): number {
   const roundUp = (n: number): number => Math.max(GRAIN, Math.ceil(n / GRAIN) * GRAIN);
+  // A file that fits in one proposed chunk is one part of any size: the proposal stands, so the
+  // client's digest at that chunk size stays comparable (instant upload, SPEC.md 16.10).
+  if (fileSize <= proposed && proposed <= maxChunkSize) return proposed;
   const size = Math.max(proposed, MIN_PART_BYTES, roundUp(fileSize / MAX_PARTS));
   if (size <= maxChunkSize) return size;
   // A file that fits in one chunk is one part, which may be of any size.

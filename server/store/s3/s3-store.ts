@@ -6,6 +6,8 @@
  *                                sanitized client name (with its sanitized folders, as on disk,
  *                                names.ts safeRelativePath); <id> is 32 lowercase hex
  *
+ *   <prefix>.partial/<id>        a tus PATCH's partial last part (partial-object.ts)
+ *
  * Nothing else is written to the bucket: metadata, acked parts (index, xxHash64, ETag), the
  * completion and ownership live in the SharedRegistry (registry/types.ts). The trust rule: a part
  * counts as acked only when the registry holds its record, which is written after UploadPart
@@ -13,7 +15,8 @@
  *
  * Lifecycle: create = CreateMultipartUpload + registry record; finish = CompleteMultipartUpload
  * (S3 joins the parts itself: no copy, no download); remove (TERMINATE, DELETE, TTL) =
- * AbortMultipartUpload, then the record goes. An abort that fails (a server without it, a fault)
+ * AbortMultipartUpload, then the record goes; instant upload (content.ts) = CopyObject of held
+ * content to the new upload's key, then its record, created completed. An abort that fails (a server without it, a fault)
  * is logged and counted and the record still goes: the bucket's lifecycle rule for incomplete
  * multipart uploads (docs/scaling.md) is the backstop that frees those parts.
  *
@@ -35,6 +38,9 @@ import { deletePartial, partialKey } from './partial-object.js';
 import type {
   BackendObserver,
   BackendState,
+  CompletionInfo,
+  ContentKey,
+  ContentRef,
   ListPage,
   StoredUpload,
   UploadHandle,
@@ -43,6 +49,7 @@ import type {
   UploadSummary,
 } from '../types.js';
 import { defaultNodeId, makeS3Client, normalizePrefix, type S3StoreOptions } from './config.js';
+import { S3Content } from './content.js';
 import { S3Context } from './context.js';
 import { chunkSizeForParts } from './part-rules.js';
 import { errorLabel } from './s3-errors.js';
@@ -61,6 +68,7 @@ export class S3Store implements UploadStore {
   readonly registry: SharedRegistry;
   readonly nodeId: string;
   private readonly s3: S3Context;
+  private readonly content: S3Content;
   /** Quotas are counted in the registry, across every node (quota.ts's rules). */
   readonly countsQuotas = true;
   private quota: QuotaLimits | undefined;
@@ -78,6 +86,7 @@ export class S3Store implements UploadStore {
       options.logger ?? SILENT,
       options.observe,
     );
+    this.content = new S3Content(this.s3, this.registry);
   }
 
   get bucket(): string {
@@ -169,7 +178,34 @@ export class S3Store implements UploadStore {
     if (!entry) throw new ProtocolError(Errors.UPLOAD_GONE, 'the upload was deleted or expired');
     if (entry.completion)
       throw new ProtocolError(Errors.CONFLICT, 'the upload is already complete');
-    return new S3Upload(this.s3, this.registry, entry.info, entry, lease);
+    return new S3Upload(this.s3, this.registry, entry.info, entry, lease, this.content);
+  }
+
+  findContent(key: ContentKey): Promise<ContentRef[]> {
+    return this.content.find(key);
+  }
+
+  readContent(ref: ContentRef, offset: number, length: number): Promise<Uint8Array> {
+    return this.content.read(ref, offset, length);
+  }
+
+  /**
+   * Instant upload: CopyObject of the held content to the new upload's key, then its record,
+   * created completed. A crash between the two leaves an object no record names (the client,
+   * never told, uploads again under another id).
+   */
+  async adoptContent(info: UploadInfo, ref: ContentRef, digest: string): Promise<CompletionInfo> {
+    checkId(info.id);
+    const key = this.keyFor(info);
+    const completion = await this.content.copy(info, ref, key, digest);
+    await this.s3.registryCall('create', () => this.registry.create(info, { key }));
+    const lease = await this.s3.registryCall('acquire', () =>
+      this.registry.acquire(info.id, this.nodeId),
+    );
+    await this.s3.registryCall('complete', () => this.registry.complete(lease, completion));
+    await this.registry.release(lease).catch(() => undefined);
+    await this.content.remember(info, completion);
+    return completion;
   }
 
   async readState(id: string): Promise<StoredUpload | undefined> {

@@ -10,7 +10,8 @@
  *   recordChunks   the parts (index, xxHash64, ETag) go to the registry under the lease (fenced);
  *                  only then may the session ACK (the bytes are in the object store and the record
  *                  says so)
- *   finish         CompleteMultipartUpload with the recorded parts (no copy, no ListParts)
+ *   finish         CompleteMultipartUpload with the recorded parts (no copy, no ListParts); the
+ *                  content is then remembered for instant uploads (content.ts)
  *   partialChunks  where the tus endpoint keeps a PATCH's partial last chunk (partial-object.ts)
  *
  * The payload is held only while its UploadPart runs; the session's window bounds how many are
@@ -18,14 +19,11 @@
  * cannot be (lost registry, taken over) every further write fails with the lease's error, so the
  * node stops acking and says so.
  */
-import {
-  CompleteMultipartUploadCommand,
-  HeadObjectCommand,
-  UploadPartCommand,
-} from '@aws-sdk/client-s3';
+import { CompleteMultipartUploadCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import { Errors, ProtocolError, chunkCount } from '../../../protocol/index.js';
 import type { Lease, PartRecord, RegistryEntry, SharedRegistry } from '../../registry/types.js';
 import type { ChunkRecord, CompletionInfo, UploadHandle, UploadInfo } from '../types.js';
+import type { S3Content } from './content.js';
 import type { S3Context } from './context.js';
 import { PartialObject } from './partial-object.js';
 import { isS3Error } from './s3-errors.js';
@@ -46,6 +44,7 @@ export class S3Upload implements UploadHandle {
     readonly info: UploadInfo,
     private readonly entry: RegistryEntry,
     private readonly lease: Lease,
+    private readonly content: S3Content,
   ) {
     this.partialChunks = new PartialObject(s3, info.id);
     this.renewTimer = setInterval(
@@ -173,29 +172,19 @@ export class S3Upload implements UploadHandle {
         // place and the multipart id gone: the object of the right size is the completion.
         if (
           !isS3Error(error, 'NoSuchUpload') ||
-          !(await this.objectHasSize(this.entry.location.key, this.info.fileSize))
+          !(await this.s3.objectHasSize(this.entry.location.key, this.info.fileSize))
         )
           throw error;
       }
     }
     await this.s3.registryCall('complete', () => this.registry.complete(this.lease, completion));
     await this.partialChunks.discardIfTouched();
+    await this.content.remember(this.info, completion);
     // The reservation became a delivered file (a failure here only over-counts until expiry).
     await this.registry.unreserve(this.info.id).catch(() => undefined);
     this.stop();
     await this.registry.release(this.lease).catch(() => undefined);
     return completion;
-  }
-
-  private async objectHasSize(key: string, size: number): Promise<boolean> {
-    try {
-      const head = await this.s3.client.send(
-        new HeadObjectCommand({ Bucket: this.s3.bucket, Key: key }),
-      );
-      return head.ContentLength === size;
-    } catch {
-      return false;
-    }
   }
 
   private stop(): void {
