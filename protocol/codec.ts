@@ -8,6 +8,7 @@
  */
 import {
   AcceptFlags,
+  ChallengeFlags,
   CLIENT_MESSAGE_TYPES,
   CompleteFlags,
   Capability,
@@ -284,12 +285,7 @@ function decodeAccept(r: Reader, flags: number): AcceptMessage {
       'ACCEPT secret must be zero when CREATED is clear',
     );
   }
-  if (chunkSize < Limits.MIN_CHUNK_SIZE || chunkSize > Limits.MAX_CHUNK_SIZE) {
-    throw new ProtocolError(
-      Errors.INVALID_FIELD,
-      `chunk size ${chunkSize} outside ${Limits.MIN_CHUNK_SIZE}..${Limits.MAX_CHUNK_SIZE}`,
-    );
-  }
+  checkChunkSizeField(chunkSize);
   const ranges = r.ranges(count, 'ranges');
   const last = ranges[ranges.length - 1];
   if (last !== undefined && last.end > fileSize) {
@@ -935,6 +931,7 @@ const DEFINED_FLAGS: ReadonlyMap<number, number> = new Map<number, number>([
   [MessageType.ACCEPT, AcceptFlags.CREATED | AcceptFlags.DURABLE],
   [MessageType.COMPLETE, CompleteFlags.HAS_DIGEST],
   [MessageType.ERROR, ErrorFlags.FATAL | ErrorFlags.RETRYABLE],
+  [MessageTypeV2.CHALLENGE, ChallengeFlags.CHUNK_SIZE],
 ]);
 
 const CLIENT_TYPES_V2: ReadonlySet<number> = new Set([
@@ -1044,8 +1041,18 @@ function proofCount(r: Reader): number {
   return count;
 }
 
+/** A chunk size a message names: Limits.MIN_CHUNK_SIZE..MAX_CHUNK_SIZE, else INVALID_FIELD. */
+function checkChunkSizeField(chunkSize: number): void {
+  if (chunkSize < Limits.MIN_CHUNK_SIZE || chunkSize > Limits.MAX_CHUNK_SIZE) {
+    throw new ProtocolError(
+      Errors.INVALID_FIELD,
+      `chunk size ${chunkSize} outside ${Limits.MIN_CHUNK_SIZE}..${Limits.MAX_CHUNK_SIZE}`,
+    );
+  }
+}
+
 function decodeChallenge(r: Reader, flags: number): ChallengeMessage {
-  checkFlags(flags, 0, 'CHALLENGE');
+  checkFlags(flags, ChallengeFlags.CHUNK_SIZE, 'CHALLENGE');
   const nonce = r.fixedBytes(LimitsV2.NONCE_BYTES, 'nonce');
   const count = proofCount(r);
   const ranges: { offset: number; length: number }[] = [];
@@ -1059,8 +1066,13 @@ function decodeChallenge(r: Reader, flags: number): ChallengeMessage {
       );
     ranges.push({ offset, length });
   }
+  let chunkSize: number | undefined;
+  if (flags & ChallengeFlags.CHUNK_SIZE) {
+    chunkSize = r.u32('chunk size');
+    checkChunkSizeField(chunkSize);
+  }
   r.end('CHALLENGE');
-  return { type: 'challenge', nonce, ranges };
+  return { type: 'challenge', nonce, ranges, ...(chunkSize !== undefined ? { chunkSize } : {}) };
 }
 
 function decodeProof(r: Reader, flags: number): ProofMessage {
@@ -1286,20 +1298,32 @@ export function encodeVerified(stream: number, withdrawn: readonly number[]): Ui
   return w.bytes;
 }
 
-/** CHALLENGE on `stream` (SPEC.md 16.10). */
+/** CHALLENGE on `stream` (SPEC.md 16.10); with `chunkSize`, the flag CHUNK_SIZE and that size. */
 export function encodeChallenge(
   stream: number,
   nonce: Uint8Array,
   ranges: ChallengeMessage['ranges'],
+  chunkSize?: number,
 ): Uint8Array {
   checkStream(stream, MessageTypeV2.CHALLENGE);
   if (nonce.byteLength !== LimitsV2.NONCE_BYTES)
     throw invalid(`the nonce is ${LimitsV2.NONCE_BYTES} bytes`);
   if (ranges.length < 1 || ranges.length > LimitsV2.MAX_PROOF_RANGES)
     throw invalid(`a CHALLENGE names 1 to ${LimitsV2.MAX_PROOF_RANGES} ranges`);
-  const w = new Writer(HeaderSizeV2.CHALLENGE_FIXED + ranges.length * HeaderSizeV2.CHALLENGE_RANGE);
+  if (chunkSize !== undefined) {
+    checkU32(chunkSize, 'chunk size');
+    if (chunkSize < Limits.MIN_CHUNK_SIZE || chunkSize > Limits.MAX_CHUNK_SIZE)
+      throw invalid(
+        `chunk size ${chunkSize} outside ${Limits.MIN_CHUNK_SIZE}..${Limits.MAX_CHUNK_SIZE}`,
+      );
+  }
+  const w = new Writer(
+    HeaderSizeV2.CHALLENGE_FIXED +
+      ranges.length * HeaderSizeV2.CHALLENGE_RANGE +
+      (chunkSize !== undefined ? HeaderSizeV2.CHALLENGE_CHUNK_SIZE : 0),
+  );
   w.u8(MessageTypeV2.CHALLENGE);
-  w.u8(0);
+  w.u8(chunkSize !== undefined ? ChallengeFlags.CHUNK_SIZE : 0);
   w.u32(stream);
   w.raw(nonce);
   w.u8(ranges.length);
@@ -1310,6 +1334,7 @@ export function encodeChallenge(
     w.u53(offset);
     w.u32(length);
   }
+  if (chunkSize !== undefined) w.u32(chunkSize);
   return w.bytes;
 }
 
@@ -1338,7 +1363,8 @@ export function encodeFrame(stream: number, message: MessageV2): Uint8Array {
   if (message.type === 'welcome') return encodeWelcome(message.capabilities);
   if (message.type === 'verify') return encodeVerify(stream, message.chunks);
   if (message.type === 'verified') return encodeVerified(stream, message.withdrawn);
-  if (message.type === 'challenge') return encodeChallenge(stream, message.nonce, message.ranges);
+  if (message.type === 'challenge')
+    return encodeChallenge(stream, message.nonce, message.ranges, message.chunkSize);
   if (message.type === 'proof') return encodeProof(stream, message.digest, message.hashes);
   return withStream(stream, encodeMessage(message));
 }

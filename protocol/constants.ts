@@ -103,6 +103,8 @@ export const HeaderSizeV2 = {
   CHALLENGE_FIXED: 23,
   /** Offset (u64) and length (u32). */
   CHALLENGE_RANGE: 12,
+  /** The chunk size (u32) after the ranges, with flag CHUNK_SIZE. */
+  CHALLENGE_CHUNK_SIZE: 4,
   /** Type, flags, stream, count (u8). */
   PROOF_FIXED: 15,
 } as const;
@@ -112,6 +114,8 @@ export const OpenFlags = { HAS_DIGEST: 0x01 } as const;
 export const AcceptFlags = { CREATED: 0x01, DURABLE: 0x02 } as const;
 export const CompleteFlags = { HAS_DIGEST: 0x01 } as const;
 export const ErrorFlags = { FATAL: 0x01, RETRYABLE: 0x02 } as const;
+/** bigup.2 CHALLENGE (16.10): CHUNK_SIZE, a u32 chunk size follows the ranges. */
+export const ChallengeFlags = { CHUNK_SIZE: 0x01 } as const;
 
 /** Largest integer a u64 field may carry: 2^53 - 1, so every value is exact in an IEEE double. */
 export const MAX_U64_VALUE = Number.MAX_SAFE_INTEGER;

@@ -168,6 +168,12 @@ export interface ChallengeMessage {
   readonly nonce: Uint8Array;
   /** 1 to LimitsV2.MAX_PROOF_RANGES ranges. */
   readonly ranges: readonly ProofRange[];
+  /**
+   * The chunk size the PROOF's digest is taken at, when the server names one (flag CHUNK_SIZE:
+   * the content it holds is at the chunk size it would agree, not the one proposed); absent: the
+   * OPEN's proposed chunk size.
+   */
+  readonly chunkSize?: number;
 }
 
 /**

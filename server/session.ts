@@ -160,6 +160,8 @@ export class Session {
   private replaceChunk = false;
   /** bigup.2: PROOF_OF_POSSESSION granted (instant upload, SPEC.md 16.10). */
   private proofOfPossession = false;
+  /** bigup.2: the client offered PROOF_OF_POSSESSION with value 1 (CHALLENGE flag CHUNK_SIZE). */
+  private challengeNamesChunkSize = false;
   /** Open streams by id (bigup.1: at most one, id 0). */
   private readonly streams = new Map<number, UploadStream>();
   /** bigup.2: the largest stream id opened so far; ids only grow (SPEC.md 16.5). */
@@ -452,6 +454,10 @@ export class Session {
     this.proofOfPossession =
       this.ctx.registry.instantUploads &&
       message.capabilities.some((c) => c.id === Capability.PROOF_OF_POSSESSION);
+    // Value 1: the client takes a CHALLENGE that names the chunk size its digest is taken at.
+    this.challengeNamesChunkSize = message.capabilities.some(
+      (c) => c.id === Capability.PROOF_OF_POSSESSION && c.value >= 1,
+    );
     if (this.proofOfPossession) granted.push({ id: Capability.PROOF_OF_POSSESSION, value: 0 });
     if (this.replaceChunk) granted.push({ id: Capability.REPLACE_CHUNK, value: 0 });
     this.send(encodeWelcome(granted));
@@ -587,7 +593,10 @@ export class Session {
           `more than ${rate} new uploads per second from this address; retry shortly`,
         );
       }
-      if (this.proofOfPossession && (await this.ctx.registry.mayHoldContent(message, client))) {
+      if (
+        this.proofOfPossession &&
+        (await this.ctx.registry.mayHoldContent(message, client, this.challengeNamesChunkSize))
+      ) {
         if (await this.instantUpload(stream, message, client)) return;
         // The connection ended while the client hashed: create nothing it cannot learn about.
         if (this.closedFlag || stream.ended) return;
@@ -622,15 +631,25 @@ export class Session {
       length,
     }));
     const nonce = new Uint8Array(randomBytes(LimitsV2.NONCE_BYTES));
+    // Content is held at the chunk size this OPEN would get; named when it is not the proposal.
+    const agreed = this.ctx.registry.chunkSizeFor(message);
+    const named = agreed !== message.chunkSize ? agreed : undefined;
     const proof = await new Promise<ProofMessage | undefined>((settle) => {
       stream.proof = { count: ranges.length, settle };
-      this.send(encodeChallenge(stream.id, nonce, ranges));
+      this.send(encodeChallenge(stream.id, nonce, ranges, named));
     });
     stream.proof = undefined;
     if (!proof || this.closedFlag || stream.ended) return false;
     // A digest the OPEN gave binds the upload (7.8): content with another one cannot be it.
-    if (message.digest !== undefined && message.digest !== proof.digest) return false;
-    for (const ref of await this.ctx.registry.findContent(message, client, proof.digest)) {
+    if (named === undefined && message.digest !== undefined && message.digest !== proof.digest)
+      return false;
+    const found = await this.ctx.registry.findContent(
+      message,
+      client,
+      proof.digest,
+      this.challengeNamesChunkSize,
+    );
+    for (const ref of found) {
       if (!(await this.proves(ref, nonce, ranges, proof.hashes))) continue;
       const upload = await this.ctx.registry.adopt(message, client, ref, proof.digest);
       this.log.info(

@@ -171,12 +171,21 @@ export class UploadRegistry {
 
   /**
    * Whether this OPEN may become an instant upload (SPEC.md 16.10): completed content of its file
-   * size at its proposed chunk size exists within the dedupe scope of `client`. With the global
-   * scope always true (whether a size exists is then another tenant's information).
+   * size at the chunk size it would get exists within the dedupe scope of `client`, and that is
+   * its proposed chunk size or `namedChunkSize` (the client takes a CHALLENGE naming another).
+   * With the global scope always true (whether a size exists is then another tenant's information).
    */
-  async mayHoldContent(message: OpenMessage, client: string): Promise<boolean> {
+  async mayHoldContent(
+    message: OpenMessage,
+    client: string,
+    namedChunkSize: boolean,
+  ): Promise<boolean> {
     const chunkSize = this.chunkSizeFor(message);
-    if (!this.instantUploads || message.fileSize === 0 || chunkSize !== message.chunkSize)
+    if (
+      !this.instantUploads ||
+      message.fileSize === 0 ||
+      (chunkSize !== message.chunkSize && !namedChunkSize)
+    )
       return false;
     if (this.options.instantUpload === 'global') return true;
     const found = (await this.store.findContent?.({ fileSize: message.fileSize, chunkSize })) ?? [];
@@ -186,10 +195,16 @@ export class UploadRegistry {
   /**
    * Completed content of this OPEN's size and chunk size with `digest`, within the dedupe scope of
    * `client` (SPEC.md 16.10): candidates only, whose bytes the caller still has to see proven.
+   * The chunk size is the one the OPEN gets (the proposal, or one the CHALLENGE named).
    */
-  async findContent(message: OpenMessage, client: string, digest: bigint): Promise<ContentRef[]> {
+  async findContent(
+    message: OpenMessage,
+    client: string,
+    digest: bigint,
+    namedChunkSize: boolean,
+  ): Promise<ContentRef[]> {
     const chunkSize = this.chunkSizeFor(message);
-    if (!this.instantUploads || chunkSize !== message.chunkSize) return [];
+    if (!this.instantUploads || (chunkSize !== message.chunkSize && !namedChunkSize)) return [];
     const found =
       (await this.store.findContent?.({
         fileSize: message.fileSize,

@@ -468,7 +468,8 @@ export class BatchUploader {
         { id: Capability.MULTIPLEX, value: this.maxFilesInFlight },
       ];
       if (this.options.instantUpload)
-        capabilities.push({ id: Capability.PROOF_OF_POSSESSION, value: 0 });
+        // Value 1: a CHALLENGE may name the chunk size to take the digest at (SPEC.md 16.10).
+        capabilities.push({ id: Capability.PROOF_OF_POSSESSION, value: 1 });
       link.connection.send(encodeHello(capabilities));
     } else if (protocol === SUBPROTOCOL_V1) {
       link.version = 1;
@@ -875,8 +876,8 @@ export class BatchUploader {
   }
 
   /**
-   * CHALLENGE (SPEC.md 16.10): answer with the whole-file digest at the proposed chunk size and the
-   * hashes of the nonce with each named range. The PROOF goes out even for a file dropped
+   * CHALLENGE (SPEC.md 16.10): answer with the whole-file digest at the chunk size it names (else
+   * the proposed one) and the hashes of the nonce with each named range. The PROOF goes out even for a file dropped
    * meanwhile (the stream must be answered); ACCEPT then terminates it.
    */
   private async prove(link: Link, job: Job, challenge: ChallengeMessage): Promise<void> {
@@ -887,7 +888,7 @@ export class BatchUploader {
       if (!source) throw new Error('no source');
       const hasher = this.requireHasher();
       proof = {
-        digest: await digestOfFile(hasher, source, this.chunkSize),
+        digest: await digestOfFile(hasher, source, challenge.chunkSize ?? this.chunkSize),
         hashes: await challengeHashes(hasher, source, challenge),
       };
     } catch (error) {

@@ -212,6 +212,8 @@ export class FileUploader implements Uploader {
   private hashingAckedDone = false;
   /** Whole-file digest at the proposed chunk size, once hashed for an instant upload. */
   private instantDigest: bigint | undefined;
+  /** The chunk size `instantDigest` was taken at. */
+  private instantDigestChunkSize = 0;
   /** Chunks acked in an earlier run were re-hashed and not yet checked against the server's (VERIFY). */
   private verifyPending = false;
   /** The upload was restarted once because the file no longer matched the server's copy. */
@@ -504,7 +506,8 @@ export class FileUploader implements Uploader {
         this.options.file.size > 0 &&
         this.result === undefined;
       const capabilities: CapabilityEntry[] = [{ id: Capability.REPLACE_CHUNK, value: 0 }];
-      if (instant) capabilities.unshift({ id: Capability.PROOF_OF_POSSESSION, value: 0 });
+      // Value 1: a CHALLENGE may name the chunk size to take the digest at (SPEC.md 16.10).
+      if (instant) capabilities.unshift({ id: Capability.PROOF_OF_POSSESSION, value: 1 });
       s.conn.send(encodeHello(capabilities));
       if (instant) s.instant = 'offered';
     }
@@ -552,17 +555,19 @@ export class FileUploader implements Uploader {
   }
 
   /**
-   * The whole-file digest (SPEC.md 7.8) at the proposed chunk size, from one read of the file;
-   * computed once per Uploader (a reconnect during an instant upload does not hash again).
+   * The whole-file digest (SPEC.md 7.8) at `chunkSize`, from one read of the file; computed once
+   * per Uploader and chunk size (a reconnect during an instant upload does not hash again).
    */
-  private async wholeFileDigestNow(): Promise<bigint> {
-    if (this.instantDigest !== undefined) return this.instantDigest;
+  private async wholeFileDigestNow(chunkSize: number): Promise<bigint> {
+    if (this.instantDigest !== undefined && this.instantDigestChunkSize === chunkSize)
+      return this.instantDigest;
     this.info(
       'CHECKING_SERVER_COPY',
       'the server may already hold this file: hashing it to prove the copy is ours (instant upload)',
     );
     const hasher = this.hasher ?? (await (this.options.loadHasher ?? loadHasher)());
-    this.instantDigest = await digestOfFile(hasher, this.options.file, this.chunkSizeProposal);
+    this.instantDigest = await digestOfFile(hasher, this.options.file, chunkSize);
+    this.instantDigestChunkSize = chunkSize;
     return this.instantDigest;
   }
 
@@ -572,7 +577,8 @@ export class FileUploader implements Uploader {
    */
   private async answerChallenge(s: Session, challenge: ChallengeMessage): Promise<void> {
     this.clock.clearTimeout(s.acceptTimer);
-    const digest = await this.wholeFileDigestNow();
+    // At the chunk size the server names (its store keeps another than proposed), else proposed.
+    const digest = await this.wholeFileDigestNow(challenge.chunkSize ?? this.chunkSizeProposal);
     const hasher = this.hasher ?? (await (this.options.loadHasher ?? loadHasher)());
     const hashes = await challengeHashes(hasher, this.options.file, challenge);
     if (this.session !== s || s.instant !== 'hashing') return;

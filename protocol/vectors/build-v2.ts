@@ -5,7 +5,14 @@
  * protocol/vectors/v2/bigup2.json (a folder of its own: the bigup.1 runners read every *.json
  * next to them as a bigup.1 message file).
  */
-import { Capability, HeaderSizeV2, LimitsV2, MessageType, MessageTypeV2 } from '../constants.js';
+import {
+  Capability,
+  HeaderSizeV2,
+  Limits,
+  LimitsV2,
+  MessageType,
+  MessageTypeV2,
+} from '../constants.js';
 import { Errors, type ErrorName } from '../errors.js';
 import type { CapabilityEntry, Message, MessageV2 } from '../messages.js';
 import { decodeFrame, encodeFrame } from '../codec.js';
@@ -90,6 +97,7 @@ export function frameToJson(stream: number, message: MessageV2): JsonFields {
       stream,
       nonce: bytesToHex(message.nonce),
       ranges: message.ranges.map((r) => ({ offset: r.offset, length: r.length })),
+      ...(message.chunkSize !== undefined ? { chunkSize: message.chunkSize } : {}),
     };
   if (message.type === 'proof')
     return { stream, digest: hashToHex(message.digest), hashes: message.hashes.map(hashToHex) };
@@ -155,7 +163,13 @@ export function frameFromJson(
     });
     const nonce = hexToBytes(rest.nonce, LimitsV2.NONCE_BYTES);
     if (!nonce) throw new TypeError('nonce must be 32 hex digits');
-    return { stream: on, message: { type, nonce, ranges } };
+    if (rest.chunkSize !== undefined && typeof rest.chunkSize !== 'number')
+      throw new TypeError('chunkSize must be a number');
+    const chunkSize = rest.chunkSize;
+    return {
+      stream: on,
+      message: { type, nonce, ranges, ...(chunkSize !== undefined ? { chunkSize } : {}) },
+    };
   }
   if (type === 'proof') {
     const list = rest.hashes;
@@ -421,6 +435,17 @@ export function buildFrameVectors(hasher: Hasher): FrameVectorFile {
       },
     ),
     valid(
+      'challenge-chunk-size',
+      'CHALLENGE with flag CHUNK_SIZE: the content is held at 5 MiB chunks (an object store keeps no smaller part), so the PROOF digest is taken at 5 MiB.',
+      3,
+      {
+        type: 'challenge',
+        nonce,
+        ranges: [{ offset: 4096, length: 65_536 }],
+        chunkSize: 5 * 1024 * 1024,
+      },
+    ),
+    valid(
       'proof-two-hashes',
       'PROOF on stream 3: the whole-file digest, then one xxHash64(nonce || range bytes) per range.',
       3,
@@ -465,6 +490,28 @@ export function buildFrameVectors(hasher: Hasher): FrameVectorFile {
         nonce,
         u8(1),
         range(0, LimitsV2.MAX_PROOF_RANGE_BYTES + 1),
+      ),
+      'INVALID_FIELD',
+      'server',
+    ),
+    invalid(
+      'challenge-chunk-size-missing',
+      'Flag CHUNK_SIZE set, but the message ends after the ranges.',
+      concat(u8(CHALLENGE), u8(1), u32(3), nonce, u8(1), range(0, 1)),
+      'MALFORMED',
+      'server',
+    ),
+    invalid(
+      'challenge-chunk-size-small',
+      `A named chunk size below Limits.MIN_CHUNK_SIZE (${Limits.MIN_CHUNK_SIZE}).`,
+      concat(
+        u8(CHALLENGE),
+        u8(1),
+        u32(3),
+        nonce,
+        u8(1),
+        range(0, 1),
+        u32(Limits.MIN_CHUNK_SIZE - 1),
       ),
       'INVALID_FIELD',
       'server',

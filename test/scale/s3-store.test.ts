@@ -299,7 +299,7 @@ describe('S3 store against s3rver', () => {
     );
   }, 60_000);
 
-  it('instant upload: a file sent again completes by CopyObject under its own key, byte-identical, on either node; another subject sends it', async () => {
+  it('instant upload: a file sent again completes by CopyObject under its own key, byte-identical, on either node, at the CLI default chunk size; another subject sends it', async () => {
     const home = await makeTempDir('bigup-s3-instant-');
     try {
       const send = async (path: string, url: string, ...extra: string[]) => {
@@ -310,14 +310,15 @@ describe('S3 store against s3rver', () => {
         expect(run.code, run.stderr).toBe(0);
         return run.reports[0];
       };
-      // 12 MiB in 8 MiB chunks (a chunk size the store keeps as proposed: parts >= 5 MiB).
+      // 12 MiB at the CLI's default proposal (4 MiB): the store agrees 5 MiB (parts >= 5 MiB),
+      // and the CHALLENGE names it, so the digest is taken at the size the content is held at.
       const big = join(home.path, 'big file.bin');
       const data = randomBytes(12 * MiB + 5);
       await writeFile(big, data);
-      const first = await send(big, node1.wsUrl, '--chunk-size', '8MiB');
+      const first = await send(big, node1.wsUrl);
       expect(first).toMatchObject({ bytesSent: data.byteLength });
       const before = calls.length;
-      const again = await send(big, node2.wsUrl, '--chunk-size', '8MiB');
+      const again = await send(big, node2.wsUrl);
       expect(again).toMatchObject({ bytesSent: 0, instant: true, digest: first.digest });
       expect(again.id).not.toBe(first.id);
       expect(calls.slice(before)).toContain('store:CopyObject');
@@ -327,7 +328,7 @@ describe('S3 store against s3rver', () => {
           data,
         ),
       ).toBe(true);
-      // A file within one chunk of the CLI's default proposal (4 MiB) keeps that chunk size too.
+      // A file within one chunk of the proposal keeps the proposed chunk size.
       const small = join(home.path, 'small.bin');
       const smallData = randomBytes(3 * MiB);
       await writeFile(small, smallData);
@@ -340,14 +341,7 @@ describe('S3 store against s3rver', () => {
         ),
       ).toBe(true);
       // Another subject (upload token) holds nothing: the file is sent.
-      const other = await send(
-        big,
-        node1.wsUrl,
-        '--chunk-size',
-        '8MiB',
-        '--upload-token',
-        'tenant-b',
-      );
+      const other = await send(big, node1.wsUrl, '--upload-token', 'tenant-b');
       expect(other).toMatchObject({ bytesSent: data.byteLength });
       expect(other.instant).toBeUndefined();
     } finally {

@@ -42,6 +42,8 @@ describe('instant upload with proof of possession (SPEC.md 16.10)', () => {
     server = await startServer({
       dir: tmp.path,
       maxUploadSize: 16 * 1024 * 1024,
+      // An OPEN proposing 0 gets CHUNK: content is then held at a size other than the proposal.
+      defaultChunkSize: CHUNK,
       adminToken: 'admin-secret',
       // The token names the subject (the dedupe scope); no token: the client address.
       authorizeUpload: ({ token }) => (token ? { subject: token } : true),
@@ -136,6 +138,32 @@ describe('instant upload with proof of possession (SPEC.md 16.10)', () => {
     expect(status.status).toBe(200);
     expect(await status.json()).toMatchObject({ state: 'completed', name: 'copy.bin' });
     client.close();
+  });
+
+  it('names the chunk size in the CHALLENGE when the OPEN gets another than it proposed, to a client that offered value 1 only', async () => {
+    await uploadOnce(file);
+    // Proposing 0 (the server's choice): the agreed CHUNK is not the proposal.
+    const named = await RawClientV2.connect(server.wsUrl);
+    named.hello([
+      { id: Capability.MULTIPLEX, value: 4 },
+      { id: Capability.PROOF_OF_POSSESSION, value: 1 },
+    ]);
+    named.open(1, { fileSize: SIZE, chunkSize: 0, name: 'named.bin' });
+    const challenge = await named.expect(1, 'challenge');
+    expect(challenge.chunkSize).toBe(CHUNK);
+    named.send(encodeProof(1, digestOf(file), proofFor(challenge, file)));
+    const answer = await named.waitFor(
+      (f) => f.stream === 1 && (f.message.type === 'result' || f.message.type === 'accept'),
+    );
+    expect(answer.message).toMatchObject({ type: 'result', digest: digestOf(file) });
+    named.close();
+    // A client that offered 0 knows no named chunk size: no CHALLENGE, an ordinary upload.
+    const plain = await RawClientV2.connect(server.wsUrl);
+    plain.hello(INSTANT);
+    plain.open(1, { fileSize: SIZE, chunkSize: 0, name: 'plain.bin' });
+    await plain.expect(1, 'accept');
+    expect(plain.on(1).map((m) => m.type)).toEqual(['accept']);
+    plain.close();
   });
 
   it('a wrong proof continues as an ordinary upload (ACCEPT), like content the server does not have', async () => {
