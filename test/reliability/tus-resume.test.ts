@@ -17,7 +17,7 @@ import {
 } from '../helpers/server.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
-import { tusUpload } from '../helpers/tus.js';
+import { tusRequest, tusUpload } from '../helpers/tus.js';
 
 const MiB = 1024 * 1024;
 
@@ -55,20 +55,44 @@ describe('tus-js-client resumes', () => {
     const cutsAt = [5 * MiB, 14 * MiB];
     const patchOffsets: number[] = [];
     let cuts = 0;
-    const result = await tusUpload(data, {
-      endpoint: `http://127.0.0.1:${proxy.port}/files/`,
-      metadata: { filename: 'cut.bin' },
-      onBeforeRequest: (request) => {
-        if (request.getMethod() === 'PATCH')
-          patchOffsets.push(Number(request.getHeader('Upload-Offset')));
+    let cutting = false;
+    let uploadUrl = '';
+    const direct = server.url;
+    /** The server's offset, asked directly (not through the proxy). */
+    const serverOffset = async (): Promise<number> => {
+      const path = new URL(uploadUrl).pathname;
+      const head = await tusRequest(`${direct}${path}`, 'HEAD');
+      return Number(head.headers.get('upload-offset'));
+    };
+    const result = await tusUpload(
+      data,
+      {
+        endpoint: `http://127.0.0.1:${proxy.port}/files/`,
+        metadata: { filename: 'cut.bin' },
+        onBeforeRequest: (request) => {
+          if (request.getMethod() === 'PATCH')
+            patchOffsets.push(Number(request.getHeader('Upload-Offset')));
+        },
+        onProgress: (sent) => {
+          if (cutting || cuts >= cutsAt.length || sent < cutsAt[cuts]) return;
+          cutting = true;
+          // "Sent" counts bytes handed to the socket, which kernel buffers may still hold: cut
+          // only once the server stored past the last resume point, so a resume must start above.
+          void (async () => {
+            const from = patchOffsets[patchOffsets.length - 1] ?? 0;
+            while ((await serverOffset()) <= from) await new Promise((r) => setTimeout(r, 20));
+            cuts++;
+            cutting = false;
+            proxy!.cutAll('rst');
+          })().catch(() => undefined);
+        },
       },
-      onProgress: (sent) => {
-        if (cuts < cutsAt.length && sent >= cutsAt[cuts]) {
-          cuts++;
-          proxy!.cutAll('rst');
-        }
+      (upload) => {
+        upload.options.onUploadUrlAvailable = () => {
+          uploadUrl = upload.url ?? '';
+        };
       },
-    });
+    );
     expect(cuts).toBe(2);
     // Three PATCHes at least; the ones after a cut start where the server said, above 0.
     expect(patchOffsets.length).toBeGreaterThanOrEqual(3);
