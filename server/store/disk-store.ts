@@ -7,10 +7,10 @@
  *   <dir>/uploads/<id>.journal  chunk records + SYNC/BOOT marks, then zero-filled slots reserved
  *                               for the records still to come (see journal.ts)
  *   <dir>/uploads/<id>.json     metadata: UploadInfo (sha256 of the secret, never the secret),
- *                               plus `completion` once completed. Replaced atomically: written to
- *                               <id>.json.tmp, renamed over, directory fsynced; its contents are
- *                               fsynced before the rename at completion, and at create before the
- *                               upload's first SYNC mark (not before ACCEPT, see below).
+ *                               plus `completion` once completed. Created at its name (O_EXCL) at
+ *                               create, its contents fsynced before the upload's first SYNC mark
+ *                               (not before ACCEPT, see below); replaced atomically at completion:
+ *                               written to <id>.json.tmp, fsynced, renamed over, directory fsynced.
  *   <dir>/files/<id>/<name>     completed files; <name> is the sanitized client name, and the
  *                               per-upload directory keeps equal names apart. Moved there by
  *                               rename from uploads/<id>.part, never copied.
@@ -28,12 +28,13 @@
  * Damaged metadata (an <id>.json that does not parse as a MetaFile of that id, or is missing)
  * next to a journal that trusts a chunk (journal.ts) makes readState throw UPLOAD_DAMAGED: without
  * it the secret hash and sizes are unknown, so HTTP answers 404 and the operator removes the files
- * by hand. Without such a journal it is unknown (NOT_FOUND): an OPEN never answered (a lone .part),
- * or one a power loss caught before its first SYNC mark. That is the only way a crash leaves it:
- * create writes the metadata unflushed and makes the journal, one fsync of uploads/ covers both
- * entries before ACCEPT, the metadata's contents are flushed before any SYNC mark (so a mark that
- * survives finds them), the same boot keeps the page cache (every record trusted, metadata
- * intact), and removal deletes the metadata last.
+ * by hand. Without such a journal it is unknown (NOT_FOUND): an OPEN never answered (a lone .part,
+ * or metadata a crash cut short before the journal was made), or one a power loss caught before
+ * its first SYNC mark. That is the only way a crash leaves it: create writes the metadata
+ * unflushed, then makes the journal, one fsync of uploads/ covers both entries before ACCEPT, the
+ * metadata's contents are flushed before any SYNC mark (so a mark that survives finds them), the
+ * same boot keeps the page cache (every record trusted, metadata whole once the journal exists),
+ * and removal deletes the metadata last.
  *
  * A completed upload keeps its <id>.json (with `completion`) until the TTL, so RESUME + COMPLETE
  * after a lost RESULT gets the same RESULT; its .part and .journal are gone by then.
@@ -486,26 +487,38 @@ export class DiskStore implements UploadStore {
     await Promise.all([this.directorySyncs.sync(this.filesDir), ...parents.map(fsyncDir)]);
   }
 
-  /**
-   * Write the metadata atomically. `syncDirectory: false` leaves the uploads/ fsync to the caller,
-   * which makes one more entry there first (create: the journal) and flushes both at once.
-   * `flush: false` (create) leaves the contents to `flushMeta`, which runs before the upload's
-   * first SYNC mark (DiskUpload): until then no acked range outlives a power loss anyway, and a
-   * small file's first flush is its completion, which writes the metadata again (issue 16).
-   */
-  private async writeMeta(meta: MetaFile, syncDirectory = true, flush = true): Promise<void> {
+  /** Replace the metadata atomically: temp file, fsync, rename, fsync of uploads/. */
+  private async writeMeta(meta: MetaFile): Promise<void> {
     const target = this.path(meta.info.id, 'json');
     const temp = `${target}.tmp`;
     const handle = await this.createFile(temp, true);
     try {
       await handle.writeFile(JSON.stringify(meta));
-      if (flush) await handle.sync();
+      await handle.sync();
     } finally {
       await handle.close();
     }
     // rename replaces a symlink at `target` itself; it never writes through one.
     await rename(temp, target);
-    if (syncDirectory) await this.directorySyncs.sync(this.uploadsDir);
+    await this.directorySyncs.sync(this.uploadsDir);
+  }
+
+  /**
+   * The metadata of a new upload, written at its name (no temp file, no rename: nothing is there
+   * to replace, issue 16) and not flushed: `flushMeta` runs before the upload's first SYNC mark
+   * (DiskUpload), and until then no acked range outlives a power loss anyway; a small file's first
+   * flush is its completion, which replaces the metadata (`writeMeta`). The caller fsyncs
+   * uploads/ once for this entry and the journal's. A crash can leave it empty or short only
+   * before the journal exists (it is made after this returns) or before the first SYNC mark
+   * (after a power loss), which readState reports as unknown, as a missing file (see the header).
+   */
+  private async writeNewMeta(meta: MetaFile): Promise<void> {
+    const handle = await this.createFile(this.path(meta.info.id, 'json'), true);
+    try {
+      await handle.writeFile(JSON.stringify(meta));
+    } finally {
+      await handle.close();
+    }
   }
 
   /** The metadata, undefined when there is none, UPLOAD_DAMAGED when it is unreadable. */
@@ -555,7 +568,7 @@ export class DiskStore implements UploadStore {
       data = await this.createFile(partPath, false);
       // Sparse: the size is counted (preallocate), not reserved; see DiskStoreOptions.preallocate.
       await data.truncate(info.fileSize);
-      await this.writeMeta({ version: 1, info }, false, false);
+      await this.writeNewMeta({ version: 1, info });
       handle = await this.openHandle(info, data, true);
       // The metadata's and the journal's directory entries, in one fsync: without them a power
       // loss forgets every record. The journal is written after the metadata is on disk, and

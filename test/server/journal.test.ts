@@ -3,7 +3,12 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DiskStore, type UploadInfo } from '../../server/index.js';
 import { Errors, loadHasher, type Hasher } from '../../protocol/index.js';
-import { RECORD_BYTES, parseJournal } from '../../server/store/journal.js';
+import {
+  Journal,
+  RECORD_BYTES,
+  journalSlotsFor,
+  parseJournal,
+} from '../../server/store/journal.js';
 import { sanitizeName } from '../../server/store/names.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 
@@ -228,6 +233,20 @@ describe('disk store journal', () => {
     });
   });
 
+  it('metadata a crash cut short at create, before the journal was made (same boot): unknown', async () => {
+    // create() writes the metadata at its name, unflushed, and only then makes the journal.
+    const s = await store('boot-1');
+    const id = 'c'.repeat(32);
+    await (await s.create(info(id))).close();
+    const meta = join(tmp.path, 'uploads', `${id}.json`);
+    await rm(join(tmp.path, 'uploads', `${id}.journal`));
+    for (const cut of ['', (await readFile(meta, 'utf8')).slice(0, 30)]) {
+      await writeFile(meta, cut);
+      expect(await (await store('boot-1')).readState(id)).toBeUndefined();
+      expect((await s.list()).map((u) => u.id)).not.toContain(id);
+    }
+  });
+
   it('a journal that names no chunk, found without metadata, is an OPEN a power loss interrupted: unknown', async () => {
     // create() flushes the metadata's and the journal's entries with one fsync of uploads/, so a
     // power loss before it can keep the journal (its marks only) and lose the metadata.
@@ -304,6 +323,39 @@ describe('disk store journal', () => {
     const parsed = parseJournal(hasher, bytes, 0n);
     expect(parsed.damage).toBeUndefined();
     expect(parsed.chunks).toEqual([]);
+  });
+
+  it('a new journal is BOOT + SYNC(0) and the whole reserve, also past one zero write (1 MiB)', async () => {
+    const hasher = await loadHasher();
+    for (const chunks of [1, 10, 40_000]) {
+      const path = join(tmp.path, `new-${chunks}.journal`);
+      const { journal } = await Journal.open(path, hasher, 7n, {
+        chunks,
+        create: true,
+        mode: 0o600,
+        flushData: () => Promise.reject(new Error('a new journal flushes nothing')),
+      });
+      await journal.appendChunks([{ index: 0, hash: 5n }], false);
+      await journal.close();
+      const bytes = await readFile(path);
+      expect(bytes.byteLength).toBe(journalSlotsFor(chunks) * RECORD_BYTES);
+      const parsed = parseJournal(hasher, bytes, 7n);
+      expect(parsed).toMatchObject({ trustedRecords: 3, truncated: false });
+      expect(parsed.chunks).toEqual([{ index: 0, hash: 5n }]);
+      expect(bytes.subarray(3 * RECORD_BYTES).every((b) => b === 0)).toBe(true);
+      // After a reboot only the SYNC(0) mark's coverage counts: no chunk.
+      expect(parseJournal(hasher, bytes, 8n).chunks).toEqual([]);
+      // O_EXCL: a second create of the same path fails and leaves the file as it was.
+      await expect(
+        Journal.open(path, hasher, 7n, {
+          chunks,
+          create: true,
+          mode: 0o600,
+          flushData: () => Promise.resolve(),
+        }),
+      ).rejects.toMatchObject({ code: 'EEXIST' });
+      expect((await readFile(path)).equals(bytes)).toBe(true);
+    }
   });
 
   it('sanitizes names into one safe component', () => {
