@@ -181,6 +181,8 @@ export class Session {
   private refusals = 0;
   private activeSincePeriodStart = false;
   private alive = true;
+  /** The socket is corked until the end of this turn of the event loop (`holdWritesForThisTurn`). */
+  private writesHeld = false;
   private readonly log: FastifyBaseLogger;
 
   constructor(
@@ -219,7 +221,27 @@ export class Session {
       this.cutUnreadSocket();
       return;
     }
+    this.holdWritesForThisTurn();
     this.ws.send(bytes);
+  }
+
+  /**
+   * Answers produced in one turn of the event loop (ACCEPTs, ACKs, RESULTs of many streams) leave
+   * in one socket write: the socket is corked until the loop's check phase. One write per message
+   * was a writev system call each, three per small file (issue 16). ws's own cork around a frame
+   * nests inside this one; `end()` and `destroy()` (close, terminate) release it themselves.
+   */
+  private holdWritesForThisTurn(): void {
+    if (this.writesHeld) return;
+    // ws keeps its socket private; it is a net.Socket (or tls) in every version we run on.
+    const socket = (this.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+    if (!socket) return;
+    this.writesHeld = true;
+    socket.cork();
+    setImmediate(() => {
+      this.writesHeld = false;
+      socket.uncork();
+    });
   }
 
   /** A message about `stream`'s upload: bigup.2 puts the stream id in. */
