@@ -30,9 +30,10 @@
  * it the secret hash and sizes are unknown, so HTTP answers 404 and the operator removes the files
  * by hand. Without such a journal it is unknown (NOT_FOUND): an OPEN never answered (a lone .part,
  * or metadata a crash cut short before the journal was made), or one a power loss caught before
- * its first SYNC mark. That is the only way a crash leaves it: create writes the metadata
- * unflushed, then makes the journal, one fsync of uploads/ covers both entries before ACCEPT, the
- * metadata's contents are flushed before any SYNC mark (so a mark that survives finds them), the
+ * its first SYNC mark (metadata or .part lost, or metadata cut short). That is the only way a
+ * crash leaves it: create writes the .part, then the metadata unflushed, then the journal, and
+ * flushes none of their entries; before the upload's first SYNC mark the metadata's contents
+ * and the entries (one fsync of uploads/) are flushed (so a mark that survives finds them), the
  * same boot keeps the page cache (every record trusted, metadata whole once the journal exists),
  * and removal deletes the metadata last.
  *
@@ -55,9 +56,11 @@
  * Files are created 0600 and directories 0700 unless `groupReadable` is set (0640 / 0750); the
  * process umask can only remove bits.
  *
- * Directory entries are made durable: the uploads directory is fsynced after the metadata and the
- * journal are created, files/ after a per-upload directory is made, and both ends of the rename
- * at completion, so `--durable` acks never rest on a file a power loss could unlink.
+ * Directory entries are made durable: the uploads directory is fsynced before an upload's first
+ * SYNC mark (with its .part, metadata and journal in it; in `--durable` mode that is before the
+ * first ACK) and after the completed metadata's rename, files/ after a per-upload directory is
+ * made, and the folder a completed file lands in after its rename, so no ACK that claims to
+ * outlive a power loss rests on a file a power loss could unlink.
  */
 import { constants as fsConstants } from 'node:fs';
 import {
@@ -548,7 +551,16 @@ export class DiskStore implements UploadStore {
     return meta;
   }
 
-  /** fsync the metadata's contents (written unflushed at create, see `writeMeta`). */
+  /**
+   * Before a new upload's first SYNC mark: its metadata's contents (written unflushed, see
+   * `writeNewMeta`) and the directory entries of its files (not flushed at create), so a mark that
+   * survives a power loss finds them. The two flushes run at once; both must succeed.
+   */
+  async flushNewUpload(id: string): Promise<void> {
+    await Promise.all([this.flushMeta(id), this.directorySyncs.sync(this.uploadsDir)]);
+  }
+
+  /** fsync the metadata's contents (written unflushed at create, see `writeNewMeta`). */
   async flushMeta(id: string): Promise<void> {
     const handle = await open(this.path(id, 'json'), O_RDONLY | O_NOFOLLOW);
     try {
@@ -569,12 +581,14 @@ export class DiskStore implements UploadStore {
       // Sparse: the size is counted (preallocate), not reserved; see DiskStoreOptions.preallocate.
       await data.truncate(info.fileSize);
       await this.writeNewMeta({ version: 1, info });
+      // No fsync of uploads/ here: the entries of the data, the metadata and the journal are
+      // flushed with the metadata's contents before the upload's first SYNC mark
+      // (`flushNewUpload`). Until that mark a power loss keeps no acked range anyway (no record
+      // is trusted after a reboot without one), so losing the entries then only makes the upload
+      // unknown, as losing the unflushed metadata already did; a small file's first flush is its
+      // completion, whose fsync of uploads/ covers them (issue 16: one fsync of uploads/ per
+      // OPEN saved, and ACCEPT no longer waits for a flush).
       handle = await this.openHandle(info, data, true);
-      // The metadata's and the journal's directory entries, in one fsync: without them a power
-      // loss forgets every record. The journal is written after the metadata is on disk, and
-      // neither counts before this sync returns (no ACCEPT before it), so a journal without
-      // metadata still never comes from a crash.
-      await this.directorySyncs.sync(this.uploadsDir);
     } catch (error) {
       if (handle) await handle.close().catch(() => undefined);
       else await data?.close().catch(() => undefined);
@@ -723,6 +737,11 @@ export class DiskStore implements UploadStore {
         updatedAt,
         damaged: `journal ${journalPath}: ${damage}`,
       };
+    // The entries of a new upload are flushed at its first SYNC mark, not at create: a power loss
+    // before it may keep the metadata's entry and lose the data file's. Nothing was trusted, so
+    // the upload is unknown, as when the metadata is lost (see the header).
+    if (chunks.length === 0 && !(await lstat(this.path(id, 'part')).catch(() => undefined)))
+      return undefined;
     return { info: meta.info, chunks, updatedAt, ...(withdrew ? { chunksWithdrawn: true } : {}) };
   }
 
@@ -975,14 +994,17 @@ class DiskUpload implements UploadHandle {
     readonly info: UploadInfo,
     private readonly data: FileHandle,
     private readonly journal: Journal,
-    /** Whether the metadata's contents are flushed (not yet after create, see writeMeta). */
+    /**
+     * Whether the metadata's contents and the upload's directory entries are flushed (not yet
+     * after create, see `DiskStore.flushNewUpload`).
+     */
     private metaFlushed: boolean,
   ) {}
 
   /** Before any SYNC mark: a mark that outlives a power loss must find the metadata there too. */
   private async flushMetaOnce(): Promise<void> {
     if (this.metaFlushed) return;
-    await this.store.flushMeta(this.info.id);
+    await this.store.flushNewUpload(this.info.id);
     this.metaFlushed = true;
   }
 
@@ -1037,7 +1059,10 @@ class DiskUpload implements UploadHandle {
     });
   }
 
-  rollbackToCheckpoint(): Promise<readonly ChunkRecord[]> {
+  async rollbackToCheckpoint(): Promise<readonly ChunkRecord[]> {
+    // The rollback ends with a SYNC mark, which like every mark needs the metadata on disk first
+    // (a completion that failed after its data flush may be the upload's first mark).
+    await this.flushMetaOnce();
     return this.journal.rollback();
   }
 
