@@ -39,9 +39,11 @@
  *
  * A completed upload keeps its <id>.json (with `completion`) until the TTL, so RESUME + COMPLETE
  * after a lost RESULT gets the same RESULT; its .part and .journal are gone by then.
- * Completion order: fdatasync data (noted in the journal's memory as covering every record, so a
- * failure further on rolls nothing back), make files/<id> and fsync files/, write the json with
- * `completion`, rename the file, fsync the folder it landed in, unlink the journal.
+ * Completion order: at once, fdatasync data (noted in the journal's memory as covering every
+ * record, so a failure further on rolls nothing back), make files/<id> (and the relative path's
+ * folders) and fsync their parents, and write <id>.json.tmp with `completion` and fsync it; once
+ * all three succeeded, rename it over <id>.json and fsync uploads/, rename the file, fsync the
+ * folder it landed in, unlink the journal.
  * A crash in between is
  * repaired by readState (a completed json whose .part still exists finishes the rename).
  *
@@ -492,17 +494,26 @@ export class DiskStore implements UploadStore {
 
   /** Replace the metadata atomically: temp file, fsync, rename, fsync of uploads/. */
   private async writeMeta(meta: MetaFile): Promise<void> {
-    const target = this.path(meta.info.id, 'json');
-    const temp = `${target}.tmp`;
-    const handle = await this.createFile(temp, true);
+    await this.prepareMeta(meta);
+    await this.replaceMeta(meta.info.id);
+  }
+
+  /** The first half of `writeMeta`: <id>.json.tmp written and fsynced; nothing refers to it yet. */
+  private async prepareMeta(meta: MetaFile): Promise<void> {
+    const handle = await this.createFile(`${this.path(meta.info.id, 'json')}.tmp`, true);
     try {
       await handle.writeFile(JSON.stringify(meta));
       await handle.sync();
     } finally {
       await handle.close();
     }
+  }
+
+  /** The second half of `writeMeta`: the temp file renamed over the metadata, uploads/ fsynced. */
+  private async replaceMeta(id: string): Promise<void> {
+    const target = this.path(id, 'json');
     // rename replaces a symlink at `target` itself; it never writes through one.
-    await rename(temp, target);
+    await rename(`${target}.tmp`, target);
     await this.directorySyncs.sync(this.uploadsDir);
   }
 
@@ -828,11 +839,6 @@ export class DiskStore implements UploadStore {
     digest: string,
   ): Promise<CompletionInfo> {
     const covered = journal.count;
-    await data.datasync();
-    // That flush covers every record: if the steps below fail (ENOSPC writing the metadata on a
-    // full disk) the rollback that follows keeps every acked chunk instead of falling back to the
-    // last background checkpoint. Noted, not written: the journal is deleted on success.
-    journal.noteFlushed(covered);
     const targetDir = join(this.filesDir, info.id);
     const place = safeRelativePath(info.name, info.metadata.relativePath);
     const completion: CompletionInfo = {
@@ -840,8 +846,24 @@ export class DiskStore implements UploadStore {
       location: join(targetDir, ...place),
       completedAt: Date.now(),
     };
-    await this.makeUploadTree(targetDir, place.slice(0, -1));
-    await this.writeMeta({ version: 1, info, completion });
+    // Three steps that make nothing visible run at once: the data's flush, the folders (with their
+    // parents' fsyncs), and the completed metadata's temp file (written, fsynced). Only the
+    // metadata's rename, after all three, says the upload is complete (SPEC.md 8). One after
+    // another they were three rounds of waits per file, and two file flushes at once can share a
+    // filesystem journal commit (issue 16).
+    const flushed = data.datasync().then(() => {
+      // That flush covers every record: if a step below fails (ENOSPC writing the metadata on a
+      // full disk) the rollback that follows keeps every acked chunk instead of falling back to
+      // the last background checkpoint. Noted, not written: the journal is deleted on success.
+      journal.noteFlushed(covered);
+    });
+    const steps = await Promise.allSettled([
+      flushed,
+      this.makeUploadTree(targetDir, place.slice(0, -1)),
+      this.prepareMeta({ version: 1, info, completion }),
+    ]);
+    for (const step of steps) if (step.status === 'rejected') throw step.reason;
+    await this.replaceMeta(info.id);
     await data.close();
     await journal.close();
     await rename(this.path(info.id, 'part'), completion.location);

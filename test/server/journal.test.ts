@@ -1,4 +1,4 @@
-import { appendFile, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DiskStore, type UploadInfo } from '../../server/index.js';
@@ -266,6 +266,34 @@ describe('disk store journal', () => {
     await handle2.close();
     const state = await (await store('boot-2')).readState(id2);
     expect(state?.chunks).toEqual([{ index: 0, hash: 1n }]);
+  });
+
+  it('a completion whose metadata cannot be written completes nothing and keeps every chunk; the next one finishes', async () => {
+    // The data's flush, the folders and the metadata's temp file run at once (issue 16): one
+    // failing must leave the upload as it was, with no metadata replaced and no file moved.
+    const s = await store('boot-1');
+    const id = '5'.repeat(32);
+    const handle = await s.create({ ...info(id), fileSize: 2 * CHUNK });
+    await handle.writeAt(new Uint8Array(2 * CHUNK).fill(3), 0);
+    await handle.recordChunks(
+      [
+        { index: 0, hash: 1n },
+        { index: 1, hash: 2n },
+      ],
+      false,
+    );
+    const temp = join(tmp.path, 'uploads', `${id}.json.tmp`);
+    await mkdir(join(temp, 'in-the-way'), { recursive: true });
+    await expect(handle.finish('0'.repeat(16))).rejects.toThrow();
+    const state = await s.readState(id);
+    expect(state?.completion).toBeUndefined();
+    expect(state?.chunks.map((c) => c.index).sort()).toEqual([0, 1]);
+    // The flush that ran beside the failed step counts: a rollback keeps both chunks.
+    expect((await handle.rollbackToCheckpoint()).map((c) => c.index).sort()).toEqual([0, 1]);
+    await rm(temp, { recursive: true });
+    const completion = await handle.finish('0'.repeat(16));
+    expect((await readFile(completion.location)).every((b) => b === 3)).toBe(true);
+    expect((await s.readState(id))?.completion?.location).toBe(completion.location);
   });
 
   it('a journal that names no chunk, found without metadata, is an OPEN a power loss interrupted: unknown', async () => {
