@@ -129,7 +129,6 @@ class UploadStream implements UploadOwner {
   outstanding = 0;
   answerWaiters: Array<() => void> = [];
   pendingAcks = new RangeSet();
-  ackScheduled = false;
   ended = false;
   /**
    * Highest chunk index a VERIFY listed on this stream (-1: none yet). Each VERIFY lists indexes
@@ -183,6 +182,11 @@ export class Session {
   private refusals = 0;
   private activeSincePeriodStart = false;
   private alive = true;
+  /** The socket is corked until the end of this turn of the event loop (`holdWritesForThisTurn`). */
+  private writesHeld = false;
+  /** Streams with ranges to ACK at the end of this turn (`answerAck`). */
+  private readonly acksDue = new Set<UploadStream>();
+  private acksScheduled = false;
   private readonly log: FastifyBaseLogger;
 
   constructor(
@@ -221,7 +225,48 @@ export class Session {
       this.cutUnreadSocket();
       return;
     }
+    this.holdWritesForThisTurn();
     this.ws.send(bytes);
+  }
+
+  /**
+   * Answers produced in one turn of the event loop (ACCEPTs, ACKs, RESULTs of many streams) leave
+   * in one socket write: the socket is corked until the loop's check phase. One write per message
+   * was a writev system call each, three per small file (issue 16). ws's own cork around a frame
+   * nests inside this one; `end()` and `destroy()` (close, terminate) release it themselves.
+   */
+  private holdWritesForThisTurn(): void {
+    if (this.writesHeld) return;
+    const socket = this.socket();
+    if (!socket) return;
+    this.writesHeld = true;
+    socket.cork();
+    setImmediate(() => {
+      this.writesHeld = false;
+      socket.uncork();
+    });
+  }
+
+  /** Run `send`, its messages leaving in one socket write when it returns (or with the turn's). */
+  private withWritesHeld(send: () => void): void {
+    const socket = this.writesHeld ? undefined : this.socket();
+    if (!socket) {
+      send();
+      return;
+    }
+    this.writesHeld = true;
+    socket.cork();
+    try {
+      send();
+    } finally {
+      this.writesHeld = false;
+      socket.uncork();
+    }
+  }
+
+  private socket(): { cork(): void; uncork(): void } | undefined {
+    // ws keeps its socket private; it is a net.Socket (or tls) in every version we run on.
+    return (this.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
   }
 
   /** A message about `stream`'s upload: bigup.2 puts the stream id in. */
@@ -885,19 +930,24 @@ export class Session {
     this.failStream(stream, error);
   }
 
-  /** Acks that complete in the same turn of the event loop go out as one ACK (merged ranges). */
+  /**
+   * Acks that complete in the same turn of the event loop go out as one ACK per stream (merged
+   * ranges), and the ACKs of every stream in one socket write: sent from the check phase, they
+   * would otherwise wait for the next turn's `holdWritesForThisTurn` release.
+   */
   private answerAck(stream: UploadStream, offset: number, length: number): void {
     this.answered(stream, length);
     stream.pendingAcks.add(offset, offset + length);
-    if (stream.ackScheduled) return;
-    stream.ackScheduled = true;
+    this.acksDue.add(stream);
+    if (this.acksScheduled) return;
+    this.acksScheduled = true;
     setImmediate(() => {
-      stream.ackScheduled = false;
-      const ranges = stream.pendingAcks.toArray();
-      stream.pendingAcks = new RangeSet();
-      for (let i = 0; i < ranges.length; i += Limits.MAX_ACK_RANGES) {
-        this.sendOn(stream, encodeAck(ranges.slice(i, i + Limits.MAX_ACK_RANGES)));
-      }
+      this.acksScheduled = false;
+      const due = [...this.acksDue];
+      this.acksDue.clear();
+      this.withWritesHeld(() => {
+        for (const each of due) this.flushAcks(each);
+      });
     });
   }
 

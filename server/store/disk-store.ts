@@ -7,10 +7,10 @@
  *   <dir>/uploads/<id>.journal  chunk records + SYNC/BOOT marks, then zero-filled slots reserved
  *                               for the records still to come (see journal.ts)
  *   <dir>/uploads/<id>.json     metadata: UploadInfo (sha256 of the secret, never the secret),
- *                               plus `completion` once completed. Replaced atomically: written to
- *                               <id>.json.tmp, renamed over, directory fsynced; its contents are
- *                               fsynced before the rename at completion, and at create before the
- *                               upload's first SYNC mark (not before ACCEPT, see below).
+ *                               plus `completion` once completed. Created at its name (O_EXCL) at
+ *                               create, its contents fsynced before the upload's first SYNC mark
+ *                               (not before ACCEPT, see below); replaced atomically at completion:
+ *                               written to <id>.json.tmp, fsynced, renamed over, directory fsynced.
  *   <dir>/files/<id>/<name>     completed files; <name> is the sanitized client name, and the
  *                               per-upload directory keeps equal names apart. Moved there by
  *                               rename from uploads/<id>.part, never copied.
@@ -28,18 +28,22 @@
  * Damaged metadata (an <id>.json that does not parse as a MetaFile of that id, or is missing)
  * next to a journal that trusts a chunk (journal.ts) makes readState throw UPLOAD_DAMAGED: without
  * it the secret hash and sizes are unknown, so HTTP answers 404 and the operator removes the files
- * by hand. Without such a journal it is unknown (NOT_FOUND): an OPEN never answered (a lone .part),
- * or one a power loss caught before its first SYNC mark. That is the only way a crash leaves it:
- * create writes the metadata unflushed and makes the journal, one fsync of uploads/ covers both
- * entries before ACCEPT, the metadata's contents are flushed before any SYNC mark (so a mark that
- * survives finds them), the same boot keeps the page cache (every record trusted, metadata
- * intact), and removal deletes the metadata last.
+ * by hand. Without such a journal it is unknown (NOT_FOUND): an OPEN never answered (a lone .part,
+ * or metadata a crash cut short before the journal was made), or one a power loss caught before
+ * its first SYNC mark (metadata or .part lost, or metadata cut short). That is the only way a
+ * crash leaves it: create writes the .part, then the metadata unflushed, then the journal, and
+ * flushes none of their entries; before the upload's first SYNC mark the metadata's contents
+ * and the entries (one fsync of uploads/) are flushed (so a mark that survives finds them), the
+ * same boot keeps the page cache (every record trusted, metadata whole once the journal exists),
+ * and removal deletes the metadata last.
  *
  * A completed upload keeps its <id>.json (with `completion`) until the TTL, so RESUME + COMPLETE
  * after a lost RESULT gets the same RESULT; its .part and .journal are gone by then.
- * Completion order: fdatasync data (noted in the journal's memory as covering every record, so a
- * failure further on rolls nothing back), make files/<id> and fsync files/, write the json with
- * `completion`, rename the file, fsync the folder it landed in, unlink the journal.
+ * Completion order: at once, fdatasync data (noted in the journal's memory as covering every
+ * record, so a failure further on rolls nothing back), make files/<id> (and the relative path's
+ * folders) and fsync their parents, and write <id>.json.tmp with `completion` and fsync it; once
+ * all three succeeded, rename it over <id>.json and fsync uploads/, rename the file, fsync the
+ * folder it landed in, unlink the journal.
  * A crash in between is
  * repaired by readState (a completed json whose .part still exists finishes the rename).
  *
@@ -54,9 +58,11 @@
  * Files are created 0600 and directories 0700 unless `groupReadable` is set (0640 / 0750); the
  * process umask can only remove bits.
  *
- * Directory entries are made durable: the uploads directory is fsynced after the metadata and the
- * journal are created, files/ after a per-upload directory is made, and both ends of the rename
- * at completion, so `--durable` acks never rest on a file a power loss could unlink.
+ * Directory entries are made durable: the uploads directory is fsynced before an upload's first
+ * SYNC mark (with its .part, metadata and journal in it; in `--durable` mode that is before the
+ * first ACK) and after the completed metadata's rename, files/ after a per-upload directory is
+ * made, and the folder a completed file lands in after its rename, so no ACK that claims to
+ * outlive a power loss rests on a file a power loss could unlink.
  */
 import { constants as fsConstants } from 'node:fs';
 import {
@@ -486,26 +492,47 @@ export class DiskStore implements UploadStore {
     await Promise.all([this.directorySyncs.sync(this.filesDir), ...parents.map(fsyncDir)]);
   }
 
-  /**
-   * Write the metadata atomically. `syncDirectory: false` leaves the uploads/ fsync to the caller,
-   * which makes one more entry there first (create: the journal) and flushes both at once.
-   * `flush: false` (create) leaves the contents to `flushMeta`, which runs before the upload's
-   * first SYNC mark (DiskUpload): until then no acked range outlives a power loss anyway, and a
-   * small file's first flush is its completion, which writes the metadata again (issue 16).
-   */
-  private async writeMeta(meta: MetaFile, syncDirectory = true, flush = true): Promise<void> {
-    const target = this.path(meta.info.id, 'json');
-    const temp = `${target}.tmp`;
-    const handle = await this.createFile(temp, true);
+  /** Replace the metadata atomically: temp file, fsync, rename, fsync of uploads/. */
+  private async writeMeta(meta: MetaFile): Promise<void> {
+    await this.prepareMeta(meta);
+    await this.replaceMeta(meta.info.id);
+  }
+
+  /** The first half of `writeMeta`: <id>.json.tmp written and fsynced; nothing refers to it yet. */
+  private async prepareMeta(meta: MetaFile): Promise<void> {
+    const handle = await this.createFile(`${this.path(meta.info.id, 'json')}.tmp`, true);
     try {
       await handle.writeFile(JSON.stringify(meta));
-      if (flush) await handle.sync();
+      await handle.sync();
     } finally {
       await handle.close();
     }
+  }
+
+  /** The second half of `writeMeta`: the temp file renamed over the metadata, uploads/ fsynced. */
+  private async replaceMeta(id: string): Promise<void> {
+    const target = this.path(id, 'json');
     // rename replaces a symlink at `target` itself; it never writes through one.
-    await rename(temp, target);
-    if (syncDirectory) await this.directorySyncs.sync(this.uploadsDir);
+    await rename(`${target}.tmp`, target);
+    await this.directorySyncs.sync(this.uploadsDir);
+  }
+
+  /**
+   * The metadata of a new upload, written at its name (no temp file, no rename: nothing is there
+   * to replace, issue 16) and not flushed: `flushMeta` runs before the upload's first SYNC mark
+   * (DiskUpload), and until then no acked range outlives a power loss anyway; a small file's first
+   * flush is its completion, which replaces the metadata (`writeMeta`). The caller fsyncs
+   * uploads/ once for this entry and the journal's. A crash can leave it empty or short only
+   * before the journal exists (it is made after this returns) or before the first SYNC mark
+   * (after a power loss), which readState reports as unknown, as a missing file (see the header).
+   */
+  private async writeNewMeta(meta: MetaFile): Promise<void> {
+    const handle = await this.createFile(this.path(meta.info.id, 'json'), true);
+    try {
+      await handle.writeFile(JSON.stringify(meta));
+    } finally {
+      await handle.close();
+    }
   }
 
   /** The metadata, undefined when there is none, UPLOAD_DAMAGED when it is unreadable. */
@@ -535,7 +562,16 @@ export class DiskStore implements UploadStore {
     return meta;
   }
 
-  /** fsync the metadata's contents (written unflushed at create, see `writeMeta`). */
+  /**
+   * Before a new upload's first SYNC mark: its metadata's contents (written unflushed, see
+   * `writeNewMeta`) and the directory entries of its files (not flushed at create), so a mark that
+   * survives a power loss finds them. The two flushes run at once; both must succeed.
+   */
+  async flushNewUpload(id: string): Promise<void> {
+    await Promise.all([this.flushMeta(id), this.directorySyncs.sync(this.uploadsDir)]);
+  }
+
+  /** fsync the metadata's contents (written unflushed at create, see `writeNewMeta`). */
   async flushMeta(id: string): Promise<void> {
     const handle = await open(this.path(id, 'json'), O_RDONLY | O_NOFOLLOW);
     try {
@@ -555,13 +591,15 @@ export class DiskStore implements UploadStore {
       data = await this.createFile(partPath, false);
       // Sparse: the size is counted (preallocate), not reserved; see DiskStoreOptions.preallocate.
       await data.truncate(info.fileSize);
-      await this.writeMeta({ version: 1, info }, false, false);
+      await this.writeNewMeta({ version: 1, info });
+      // No fsync of uploads/ here: the entries of the data, the metadata and the journal are
+      // flushed with the metadata's contents before the upload's first SYNC mark
+      // (`flushNewUpload`). Until that mark a power loss keeps no acked range anyway (no record
+      // is trusted after a reboot without one), so losing the entries then only makes the upload
+      // unknown, as losing the unflushed metadata already did; a small file's first flush is its
+      // completion, whose fsync of uploads/ covers them (issue 16: one fsync of uploads/ per
+      // OPEN saved, and ACCEPT no longer waits for a flush).
       handle = await this.openHandle(info, data, true);
-      // The metadata's and the journal's directory entries, in one fsync: without them a power
-      // loss forgets every record. The journal is written after the metadata is on disk, and
-      // neither counts before this sync returns (no ACCEPT before it), so a journal without
-      // metadata still never comes from a crash.
-      await this.directorySyncs.sync(this.uploadsDir);
     } catch (error) {
       if (handle) await handle.close().catch(() => undefined);
       else await data?.close().catch(() => undefined);
@@ -710,6 +748,11 @@ export class DiskStore implements UploadStore {
         updatedAt,
         damaged: `journal ${journalPath}: ${damage}`,
       };
+    // The entries of a new upload are flushed at its first SYNC mark, not at create: a power loss
+    // before it may keep the metadata's entry and lose the data file's. Nothing was trusted, so
+    // the upload is unknown, as when the metadata is lost (see the header).
+    if (chunks.length === 0 && !(await lstat(this.path(id, 'part')).catch(() => undefined)))
+      return undefined;
     return { info: meta.info, chunks, updatedAt, ...(withdrew ? { chunksWithdrawn: true } : {}) };
   }
 
@@ -796,11 +839,6 @@ export class DiskStore implements UploadStore {
     digest: string,
   ): Promise<CompletionInfo> {
     const covered = journal.count;
-    await data.datasync();
-    // That flush covers every record: if the steps below fail (ENOSPC writing the metadata on a
-    // full disk) the rollback that follows keeps every acked chunk instead of falling back to the
-    // last background checkpoint. Noted, not written: the journal is deleted on success.
-    journal.noteFlushed(covered);
     const targetDir = join(this.filesDir, info.id);
     const place = safeRelativePath(info.name, info.metadata.relativePath);
     const completion: CompletionInfo = {
@@ -808,8 +846,24 @@ export class DiskStore implements UploadStore {
       location: join(targetDir, ...place),
       completedAt: Date.now(),
     };
-    await this.makeUploadTree(targetDir, place.slice(0, -1));
-    await this.writeMeta({ version: 1, info, completion });
+    // Three steps that make nothing visible run at once: the data's flush, the folders (with their
+    // parents' fsyncs), and the completed metadata's temp file (written, fsynced). Only the
+    // metadata's rename, after all three, says the upload is complete (SPEC.md 8). One after
+    // another they were three rounds of waits per file, and two file flushes at once can share a
+    // filesystem journal commit (issue 16).
+    const flushed = data.datasync().then(() => {
+      // That flush covers every record: if a step below fails (ENOSPC writing the metadata on a
+      // full disk) the rollback that follows keeps every acked chunk instead of falling back to
+      // the last background checkpoint. Noted, not written: the journal is deleted on success.
+      journal.noteFlushed(covered);
+    });
+    const steps = await Promise.allSettled([
+      flushed,
+      this.makeUploadTree(targetDir, place.slice(0, -1)),
+      this.prepareMeta({ version: 1, info, completion }),
+    ]);
+    for (const step of steps) if (step.status === 'rejected') throw step.reason;
+    await this.replaceMeta(info.id);
     await data.close();
     await journal.close();
     await rename(this.path(info.id, 'part'), completion.location);
@@ -962,14 +1016,17 @@ class DiskUpload implements UploadHandle {
     readonly info: UploadInfo,
     private readonly data: FileHandle,
     private readonly journal: Journal,
-    /** Whether the metadata's contents are flushed (not yet after create, see writeMeta). */
+    /**
+     * Whether the metadata's contents and the upload's directory entries are flushed (not yet
+     * after create, see `DiskStore.flushNewUpload`).
+     */
     private metaFlushed: boolean,
   ) {}
 
   /** Before any SYNC mark: a mark that outlives a power loss must find the metadata there too. */
   private async flushMetaOnce(): Promise<void> {
     if (this.metaFlushed) return;
-    await this.store.flushMeta(this.info.id);
+    await this.store.flushNewUpload(this.info.id);
     this.metaFlushed = true;
   }
 
@@ -1024,7 +1081,10 @@ class DiskUpload implements UploadHandle {
     });
   }
 
-  rollbackToCheckpoint(): Promise<readonly ChunkRecord[]> {
+  async rollbackToCheckpoint(): Promise<readonly ChunkRecord[]> {
+    // The rollback ends with a SYNC mark, which like every mark needs the metadata on disk first
+    // (a completion that failed after its data flush may be the upload's first mark).
+    await this.flushMetaOnce();
     return this.journal.rollback();
   }
 

@@ -103,6 +103,30 @@ describe('data directory safety', () => {
     expect(meta.completion).toBeDefined();
   });
 
+  it('a symlink planted at uploads/<id>.json before OPEN is removed, not written through', async () => {
+    // create() writes the metadata at its name (no temp file): O_EXCL, a planted link removed.
+    const store = new DiskStore({ dir: data });
+    await store.init();
+    const victim = join(outside, 'victim.conf');
+    await writeFile(victim, 'precious\n');
+    const id = 'e'.repeat(32);
+    await symlink(victim, join(data, 'uploads', `${id}.json`));
+    const handle = await store.create({
+      id,
+      secretHash: '0'.repeat(64),
+      fileSize: CHUNK,
+      chunkSize: CHUNK,
+      name: 'f.bin',
+      contentType: '',
+      metadata: {},
+      createdAt: Date.now(),
+    });
+    await handle.close();
+    expect(await readFile(victim, 'utf8')).toBe('precious\n');
+    expect((await lstat(join(data, 'uploads', `${id}.json`))).isFile()).toBe(true);
+    expect((await store.readState(id))?.info.name).toBe('f.bin');
+  });
+
   for (const planted of ['part', 'journal'] as const) {
     it(`a symlink planted at uploads/<id>.${planted} while the server was down: RESUME gets UPLOAD_DAMAGED and the target is untouched`, async () => {
       const first = await serve();

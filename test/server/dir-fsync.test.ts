@@ -82,19 +82,35 @@ describe('directory fsync', () => {
         (gone === undefined || !s.entries.includes(gone)),
     );
 
-  it('fsyncs uploads/ once the journal and metadata of a new upload exist', async () => {
+  it("fsyncs uploads/ with a new upload's entries before its first SYNC mark, not at create", async () => {
     const store = new DiskStore({ dir: tmp.path });
     await store.init();
-    const id = 'a'.repeat(32);
-    const handle = await store.create(info(id));
     const uploads = join(tmp.path, 'uploads');
-    expect(
-      syncedWith(uploads, `${id}.journal`),
-      'uploads/ fsynced with the journal entry in it',
-    ).toBe(true);
-    expect(syncedWith(uploads, `${id}.json`)).toBe(true);
-    expect(syncedWith(uploads, `${id}.part`)).toBe(true);
-    await handle.close();
+    for (const [id, mark] of [
+      ['a'.repeat(32), 'checkpoint'],
+      ['e'.repeat(32), 'durable record'],
+    ] as const) {
+      syncs.length = 0;
+      const handle = await store.create(info(id));
+      // ACCEPT waits for no flush: nothing a power loss could take is claimed yet (issue 16).
+      expect(syncs.filter((s) => s.dir === uploads)).toEqual([]);
+      await handle.writeAt(new Uint8Array(CHUNK), 0);
+      if (mark === 'checkpoint') {
+        await handle.recordChunks([{ index: 0, hash: 1n }], false);
+        await handle.checkpoint();
+      } else {
+        await handle.syncData();
+        await handle.recordChunks([{ index: 0, hash: 1n }], true);
+      }
+      for (const entry of [`${id}.journal`, `${id}.json`, `${id}.part`])
+        expect(syncedWith(uploads, entry), `${entry} flushed before the ${mark}'s mark`).toBe(true);
+      // Once: the next mark flushes no directory again.
+      const before = syncs.length;
+      await handle.recordChunks([{ index: 1, hash: 2n }], mark !== 'checkpoint');
+      await handle.checkpoint();
+      expect(syncs.slice(before).filter((s) => s.dir === uploads)).toEqual([]);
+      await handle.close();
+    }
   });
 
   it('at completion fsyncs files/ after making files/<id>, uploads/ after the completed metadata, files/<id> after the rename', async () => {

@@ -1,9 +1,14 @@
-import { appendFile, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DiskStore, type UploadInfo } from '../../server/index.js';
 import { Errors, loadHasher, type Hasher } from '../../protocol/index.js';
-import { RECORD_BYTES, parseJournal } from '../../server/store/journal.js';
+import {
+  Journal,
+  RECORD_BYTES,
+  journalSlotsFor,
+  parseJournal,
+} from '../../server/store/journal.js';
 import { sanitizeName } from '../../server/store/names.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 
@@ -228,9 +233,72 @@ describe('disk store journal', () => {
     });
   });
 
+  it('metadata a crash cut short at create, before the journal was made (same boot): unknown', async () => {
+    // create() writes the metadata at its name, unflushed, and only then makes the journal.
+    const s = await store('boot-1');
+    const id = 'c'.repeat(32);
+    await (await s.create(info(id))).close();
+    const meta = join(tmp.path, 'uploads', `${id}.json`);
+    await rm(join(tmp.path, 'uploads', `${id}.journal`));
+    for (const cut of ['', (await readFile(meta, 'utf8')).slice(0, 30)]) {
+      await writeFile(meta, cut);
+      expect(await (await store('boot-1')).readState(id)).toBeUndefined();
+      expect((await s.list()).map((u) => u.id)).not.toContain(id);
+    }
+  });
+
+  it("a power loss before the first SYNC mark that kept the metadata and lost the .part's entry: unknown", async () => {
+    // create() flushes no directory entry; the first SYNC mark flushes them (issue 16).
+    const id = '7'.repeat(32);
+    const handle = await (await store('boot-1')).create(info(id));
+    await handle.writeAt(new Uint8Array(CHUNK).fill(1), 0);
+    await handle.recordChunks([{ index: 0, hash: 1n }], false);
+    await rm(join(tmp.path, 'uploads', `${id}.part`));
+    // After a reboot the record is untrusted (no mark): nothing is known of the upload.
+    expect(await (await store('boot-2')).readState(id)).toBeUndefined();
+    await handle.close();
+    // Once a mark covers a record, the .part's entry was flushed first: its loss is not this case.
+    const id2 = '6'.repeat(32);
+    const handle2 = await (await store('boot-1')).create(info(id2));
+    await handle2.writeAt(new Uint8Array(CHUNK).fill(1), 0);
+    await handle2.recordChunks([{ index: 0, hash: 1n }], false);
+    await handle2.checkpoint();
+    await handle2.close();
+    const state = await (await store('boot-2')).readState(id2);
+    expect(state?.chunks).toEqual([{ index: 0, hash: 1n }]);
+  });
+
+  it('a completion whose metadata cannot be written completes nothing and keeps every chunk; the next one finishes', async () => {
+    // The data's flush, the folders and the metadata's temp file run at once (issue 16): one
+    // failing must leave the upload as it was, with no metadata replaced and no file moved.
+    const s = await store('boot-1');
+    const id = '5'.repeat(32);
+    const handle = await s.create({ ...info(id), fileSize: 2 * CHUNK });
+    await handle.writeAt(new Uint8Array(2 * CHUNK).fill(3), 0);
+    await handle.recordChunks(
+      [
+        { index: 0, hash: 1n },
+        { index: 1, hash: 2n },
+      ],
+      false,
+    );
+    const temp = join(tmp.path, 'uploads', `${id}.json.tmp`);
+    await mkdir(join(temp, 'in-the-way'), { recursive: true });
+    await expect(handle.finish('0'.repeat(16))).rejects.toThrow();
+    const state = await s.readState(id);
+    expect(state?.completion).toBeUndefined();
+    expect(state?.chunks.map((c) => c.index).sort()).toEqual([0, 1]);
+    // The flush that ran beside the failed step counts: a rollback keeps both chunks.
+    expect((await handle.rollbackToCheckpoint()).map((c) => c.index).sort()).toEqual([0, 1]);
+    await rm(temp, { recursive: true });
+    const completion = await handle.finish('0'.repeat(16));
+    expect((await readFile(completion.location)).every((b) => b === 3)).toBe(true);
+    expect((await s.readState(id))?.completion?.location).toBe(completion.location);
+  });
+
   it('a journal that names no chunk, found without metadata, is an OPEN a power loss interrupted: unknown', async () => {
-    // create() flushes the metadata's and the journal's entries with one fsync of uploads/, so a
-    // power loss before it can keep the journal (its marks only) and lose the metadata.
+    // create() flushes no directory entry (the first SYNC mark does), so a power loss before that
+    // mark can keep the journal (its marks only) and lose the metadata.
     const s = await store('boot-1');
     const id = 'd'.repeat(32);
     await (await s.create(info(id))).close();
@@ -304,6 +372,39 @@ describe('disk store journal', () => {
     const parsed = parseJournal(hasher, bytes, 0n);
     expect(parsed.damage).toBeUndefined();
     expect(parsed.chunks).toEqual([]);
+  });
+
+  it('a new journal is BOOT + SYNC(0) and the whole reserve, also past one zero write (1 MiB)', async () => {
+    const hasher = await loadHasher();
+    for (const chunks of [1, 10, 40_000]) {
+      const path = join(tmp.path, `new-${chunks}.journal`);
+      const { journal } = await Journal.open(path, hasher, 7n, {
+        chunks,
+        create: true,
+        mode: 0o600,
+        flushData: () => Promise.reject(new Error('a new journal flushes nothing')),
+      });
+      await journal.appendChunks([{ index: 0, hash: 5n }], false);
+      await journal.close();
+      const bytes = await readFile(path);
+      expect(bytes.byteLength).toBe(journalSlotsFor(chunks) * RECORD_BYTES);
+      const parsed = parseJournal(hasher, bytes, 7n);
+      expect(parsed).toMatchObject({ trustedRecords: 3, truncated: false });
+      expect(parsed.chunks).toEqual([{ index: 0, hash: 5n }]);
+      expect(bytes.subarray(3 * RECORD_BYTES).every((b) => b === 0)).toBe(true);
+      // After a reboot only the SYNC(0) mark's coverage counts: no chunk.
+      expect(parseJournal(hasher, bytes, 8n).chunks).toEqual([]);
+      // O_EXCL: a second create of the same path fails and leaves the file as it was.
+      await expect(
+        Journal.open(path, hasher, 7n, {
+          chunks,
+          create: true,
+          mode: 0o600,
+          flushData: () => Promise.resolve(),
+        }),
+      ).rejects.toMatchObject({ code: 'EEXIST' });
+      expect((await readFile(path)).equals(bytes)).toBe(true);
+    }
   });
 
   it('sanitizes names into one safe component', () => {
