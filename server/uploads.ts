@@ -188,7 +188,8 @@ export class UploadRegistry {
     )
       return false;
     if (this.options.instantUpload === 'global') return true;
-    const found = (await this.store.findContent?.({ fileSize: message.fileSize, chunkSize })) ?? [];
+    const found =
+      (await this.store.findContent?.({ fileSize: message.fileSize, chunkSize, client })) ?? [];
     return found.length >= CONTENT_LOOKUP_LIMIT || found.some((ref) => ref.client === client);
   }
 
@@ -205,11 +206,14 @@ export class UploadRegistry {
   ): Promise<ContentRef[]> {
     const chunkSize = this.chunkSizeFor(message);
     if (!this.instantUploads || (chunkSize !== message.chunkSize && !namedChunkSize)) return [];
+    const global = this.options.instantUpload === 'global';
     const found =
       (await this.store.findContent?.({
         fileSize: message.fileSize,
         chunkSize,
         digest: hashToHex(digest),
+        // In the per-subject scope the store never touches another client's content.
+        ...(global ? {} : { client }),
       })) ?? [];
     return this.options.instantUpload === 'global'
       ? found

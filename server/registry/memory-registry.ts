@@ -135,7 +135,7 @@ export class MemoryRegistry implements SharedRegistry {
     this.entries.delete(id);
   }
 
-  /** "size:chunk" -> digest -> upload id -> ref: content delivered (instant upload hints). */
+  /** "size:chunk" -> digest -> client ('' for none) -> ref: content delivered (instant upload). */
   private readonly content = new Map<string, Map<string, Map<string, ContentRef>>>();
 
   async addContent(key: ContentKey & { readonly digest: string }, ref: ContentRef): Promise<void> {
@@ -144,19 +144,27 @@ export class MemoryRegistry implements SharedRegistry {
     if (!digests) this.content.set(bySize, (digests = new Map<string, Map<string, ContentRef>>()));
     let refs = digests.get(key.digest);
     if (!refs) digests.set(key.digest, (refs = new Map<string, ContentRef>()));
-    refs.set(ref.id, ref);
+    refs.set(ref.client ?? '', ref);
   }
 
   async findContent(key: ContentKey): Promise<ContentRef[]> {
     const digests = this.content.get(`${key.fileSize}:${key.chunkSize}`);
     if (!digests) return [];
-    const pick = (digest: string): ContentRef[] =>
-      [...(digests.get(digest)?.values() ?? [])].slice(0, CONTENT_REFS_PER_DIGEST);
+    const pick = (digest: string): ContentRef[] => {
+      const refs = digests.get(digest);
+      if (!refs) return [];
+      if (key.client !== undefined) {
+        const mine = refs.get(key.client);
+        return mine ? [mine] : [];
+      }
+      return [...refs.values()].slice(0, CONTENT_REFS_PER_DIGEST);
+    };
     if (key.digest !== undefined) return pick(key.digest);
+    // By size alone one ref per digest is enough: it says that content of that size exists.
     const found: ContentRef[] = [];
     for (const digest of digests.keys()) {
       if (found.length >= CONTENT_LOOKUP_LIMIT) break;
-      found.push(...pick(digest));
+      found.push(...pick(digest).slice(0, 1));
     }
     return found.slice(0, CONTENT_LOOKUP_LIMIT);
   }

@@ -12,7 +12,8 @@
  *   ids            sorted set of every upload id (score 0: ordered by id, for paged listing)
  *   content:<size>:<chunk>           set of the digests of content delivered at that size and chunk
  *                                    size (instant upload hints, SPEC.md 16.10)
- *   content:<size>:<chunk>:<digest>  hash: upload id -> {"client","location"} JSON of one delivery
+ *   content:<size>:<chunk>@<client>  the same, of content that client delivered
+ *   content:<size>:<chunk>:<digest>  hash: client -> {"id","location"} JSON of its latest delivery
  *
  * Every fenced write is one Lua script that checks, in Redis, that the fence still equals the
  * caller's token and the lease is still the caller's before it writes: there is no window between
@@ -171,19 +172,27 @@ function hashHex(hash: bigint): string {
   return hash.toString(16).padStart(16, '0');
 }
 
-/** One content hint as stored (addContent), or undefined when it does not parse. */
-function contentRefOf(id: string, json: string): ContentRef | undefined {
+/** One content hint as stored (addContent: field client, value JSON), or undefined. */
+function contentRefOf(client: string, json: string): ContentRef | undefined {
   try {
-    const value = JSON.parse(json) as { client?: unknown; location?: unknown };
-    if (typeof value.location !== 'string') return undefined;
-    return {
-      id,
-      location: value.location,
-      ...(typeof value.client === 'string' ? { client: value.client } : {}),
-    };
+    const value = JSON.parse(json) as { id?: unknown; location?: unknown };
+    if (typeof value.id !== 'string' || typeof value.location !== 'string') return undefined;
+    return { id: value.id, location: value.location, ...(client !== '' ? { client } : {}) };
   } catch {
     return undefined;
   }
+}
+
+/** HRANDFIELD ... WITHVALUES: field/value pairs, nested ([[f, v], ...], as Redis 7 answers) or flat. */
+function refsOfPairs(reply: unknown): ContentRef[] {
+  if (!Array.isArray(reply)) return [];
+  const flat = (reply as unknown[]).flat();
+  const refs: ContentRef[] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const ref = contentRefOf(String(flat[i]), String(flat[i + 1]));
+    if (ref) refs.push(ref);
+  }
+  return refs;
 }
 
 /** A Redis fault as the client sees it: retryable, and said plainly. */
@@ -384,14 +393,16 @@ export class RedisRegistry implements SharedRegistry {
   }
 
   async addContent(key: ContentKey & { readonly digest: string }, ref: ContentRef): Promise<void> {
+    const client = ref.client ?? '';
     try {
       await this.redis
         .multi()
         .sadd(this.contentKey(key), key.digest)
+        .sadd(`${this.contentKey(key)}@${client}`, key.digest)
         .hset(
           this.contentKey(key, key.digest),
-          ref.id,
-          JSON.stringify({ client: ref.client ?? null, location: ref.location }),
+          client,
+          JSON.stringify({ id: ref.id, location: ref.location }),
         )
         .exec();
     } catch (error) {
@@ -400,30 +411,38 @@ export class RedisRegistry implements SharedRegistry {
   }
 
   async findContent(key: ContentKey): Promise<ContentRef[]> {
+    const client = key.client;
     try {
-      const digests =
-        key.digest !== undefined
-          ? [key.digest]
-          : await this.redis.srandmember(this.contentKey(key), CONTENT_LOOKUP_LIMIT);
-      if (digests.length === 0) return [];
-      const batch = this.redis.pipeline();
-      for (const digest of digests)
-        batch.call(
+      if (key.digest !== undefined) {
+        if (client !== undefined) {
+          const mine = await this.redis.hget(this.contentKey(key, key.digest), client);
+          const ref = mine === null ? undefined : contentRefOf(client, mine);
+          return ref ? [ref] : [];
+        }
+        const reply: unknown = await this.redis.call(
           'HRANDFIELD',
-          this.contentKey(key, digest),
+          this.contentKey(key, key.digest),
           CONTENT_REFS_PER_DIGEST,
           'WITHVALUES',
         );
-      const found: ContentRef[] = [];
-      for (const [error, reply] of (await batch.exec()) ?? []) {
-        if (error || !Array.isArray(reply)) continue;
-        // Field/value pairs: nested ([[field, value], ...], as Redis 7 answers) or flat.
-        const flat = (reply as unknown[]).flat();
-        for (let i = 0; i + 1 < flat.length; i += 2) {
-          const ref = contentRefOf(String(flat[i]), String(flat[i + 1]));
-          if (ref) found.push(ref);
-        }
+        return refsOfPairs(reply);
       }
+      if (client !== undefined) {
+        // Whether this client delivered content of this size: one of its digests, its ref.
+        const [digest] = await this.redis.srandmember(`${this.contentKey(key)}@${client}`, 1);
+        if (digest === undefined) return [];
+        const mine = await this.redis.hget(this.contentKey(key, digest), client);
+        const ref = mine === null ? undefined : contentRefOf(client, mine);
+        return ref ? [ref] : [];
+      }
+      const digests = await this.redis.srandmember(this.contentKey(key), CONTENT_LOOKUP_LIMIT);
+      if (digests.length === 0) return [];
+      const batch = this.redis.pipeline();
+      for (const digest of digests)
+        batch.call('HRANDFIELD', this.contentKey(key, digest), 1, 'WITHVALUES');
+      const found: ContentRef[] = [];
+      for (const [error, reply] of (await batch.exec()) ?? [])
+        if (!error) found.push(...refsOfPairs(reply));
       return found.slice(0, CONTENT_LOOKUP_LIMIT);
     } catch (error) {
       throw unreachable(error);

@@ -103,13 +103,16 @@ export interface SharedRegistry {
   /** Uploads in ascending id order, a page at a time. */
   list(page?: ListPage): Promise<UploadSummary[]>;
   /**
-   * Remember that an upload delivered this content (instant upload, SPEC.md 16.10). A hint: the
-   * store checks the object before it is used, so an entry outliving its object is harmless.
+   * Remember that an upload delivered this content (instant upload, SPEC.md 16.10): one ref per
+   * content and client (the latest), so the index grows with distinct (content, client) pairs, not
+   * with deliveries. A hint: its bytes are proven before use, so a ref outliving its object is
+   * harmless.
    */
   addContent(key: ContentKey & { readonly digest: string }, ref: ContentRef): Promise<void>;
   /**
-   * Hints for `key`: with a digest, at most CONTENT_REFS_PER_DIGEST uploads of that content;
-   * without, uploads of that size and chunk size, at most CONTENT_LOOKUP_LIMIT.
+   * Hints for `key` (with `key.client`, that client's only, read without touching others'): with a
+   * digest, at most CONTENT_REFS_PER_DIGEST refs of that content; without, refs of that size and
+   * chunk size, at most CONTENT_LOOKUP_LIMIT.
    */
   findContent(key: ContentKey): Promise<ContentRef[]>;
   /**

@@ -946,6 +946,8 @@ export class DiskStore implements UploadStore {
         };
         if (typeof entry.location !== 'string' || !entry.location.startsWith(this.filesDir))
           continue;
+        // Another client's content is not looked at (its file is not even stat'ed).
+        if (key.client !== undefined && entry.client !== key.client) continue;
         // The delivered file must still be a regular file of that size (operators move files).
         const file = await lstat(entry.location);
         if (!file.isFile() || file.size !== key.fileSize) continue;

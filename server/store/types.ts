@@ -179,6 +179,12 @@ export interface ContentKey {
    * any digest (whether an instant upload is possible at all, before the client hashes).
    */
   readonly digest?: string;
+  /**
+   * Only content this client delivered (the dedupe scope, UploadInfo.client): a store leaves other
+   * clients' content untouched (no read of its own), so the time of a lookup tells nothing of it.
+   * Absent: any client's.
+   */
+  readonly client?: string;
 }
 
 /** Completed content the store can hand to a new upload without the bytes crossing the network. */

@@ -175,7 +175,7 @@ describe.each(kinds)('%s registry', (_kind, make) => {
     await b.unreserve(x);
   });
 
-  it('remembers delivered content for instant uploads: by digest, and by size alone (bounded)', async () => {
+  it('remembers delivered content for instant uploads: one ref per content and client, found by digest or size, in a scope or not', async () => {
     const size = 1000 + Math.floor(Math.random() * 1e6);
     const key = { fileSize: size, chunkSize: 65_536 };
     const ref = (n: number, client?: string) => ({
@@ -183,27 +183,36 @@ describe.each(kinds)('%s registry', (_kind, make) => {
       location: `s3://bucket/in/${n}/f.bin`,
       ...(client !== undefined ? { client } : {}),
     });
+    const ids = (refs: readonly { id: string }[]) => refs.map((r) => r.id).sort();
     expect(await b.findContent(key)).toEqual([]);
     await a.addContent({ ...key, digest: '00000000000000aa' }, ref(1, 'subject:x'));
     await a.addContent({ ...key, digest: '00000000000000aa' }, ref(2));
     await a.addContent({ ...key, digest: '00000000000000bb' }, ref(3, 'subject:y'));
-    const byDigest = await b.findContent({ ...key, digest: '00000000000000aa' });
-    expect(byDigest.sort((p, q) => p.id.localeCompare(q.id))).toEqual([
-      ref(1, 'subject:x'),
-      ref(2),
-    ]);
+    expect(ids(await b.findContent({ ...key, digest: '00000000000000aa' }))).toEqual(
+      ids([ref(1), ref(2)]),
+    );
+    // In a client's scope: that client's ref only, by digest and by size.
+    expect(
+      await b.findContent({ ...key, digest: '00000000000000aa', client: 'subject:x' }),
+    ).toEqual([ref(1, 'subject:x')]);
+    expect(
+      await b.findContent({ ...key, digest: '00000000000000bb', client: 'subject:x' }),
+    ).toEqual([]);
+    expect(await b.findContent({ ...key, client: 'subject:y' })).toEqual([ref(3, 'subject:y')]);
+    expect(await b.findContent({ ...key, client: 'subject:z' })).toEqual([]);
     expect(await b.findContent({ ...key, digest: '00000000000000cc' })).toEqual([]);
     expect(await b.findContent({ ...key, chunkSize: 131_072, digest: '00000000000000aa' })).toEqual(
       [],
     );
-    expect((await b.findContent(key)).map((r) => r.id).sort()).toEqual([
-      ref(1).id,
-      ref(2).id,
-      ref(3).id,
-    ]);
-    // Many copies of one content: at most CONTENT_REFS_PER_DIGEST come back.
+    expect(ids(await b.findContent(key))).toHaveLength(2); // one ref per digest by size alone
+    // The same client delivering the same content again replaces its ref (the index does not grow).
+    await a.addContent({ ...key, digest: '00000000000000aa' }, ref(4, 'subject:x'));
+    expect(
+      await b.findContent({ ...key, digest: '00000000000000aa', client: 'subject:x' }),
+    ).toEqual([ref(4, 'subject:x')]);
+    // Many clients of one content: at most CONTENT_REFS_PER_DIGEST come back.
     for (let n = 10; n < 10 + CONTENT_REFS_PER_DIGEST + 5; n++)
-      await a.addContent({ ...key, digest: '00000000000000dd' }, ref(n));
+      await a.addContent({ ...key, digest: '00000000000000dd' }, ref(n, `subject:${n}`));
     expect(await b.findContent({ ...key, digest: '00000000000000dd' })).toHaveLength(
       CONTENT_REFS_PER_DIGEST,
     );

@@ -299,7 +299,7 @@ describe('S3 store against s3rver', () => {
     );
   }, 60_000);
 
-  it('instant upload: a file sent again completes by CopyObject under its own key, byte-identical, on either node, at the CLI default chunk size; another subject sends it', async () => {
+  it('instant upload: a file sent again completes as a reference to the held object, on either node, at the CLI default chunk size; another subject is not found without a read of the content', async () => {
     const home = await makeTempDir('bigup-s3-instant-');
     try {
       const send = async (path: string, url: string, ...extra: string[]) => {
@@ -321,13 +321,14 @@ describe('S3 store against s3rver', () => {
       const again = await send(big, node2.wsUrl);
       expect(again).toMatchObject({ bytesSent: 0, instant: true, digest: first.digest });
       expect(again.id).not.toBe(first.id);
-      expect(calls.slice(before)).toContain('store:CopyObject');
-      expect(calls.slice(before).filter((c) => c.startsWith('store:UploadPart'))).toEqual([]);
-      expect(
-        (await readObject(s3.client, s3.bucket, `in/${String(again.id)}/big file.bin`)).equals(
-          data,
-        ),
-      ).toBe(true);
+      // A reference, not a copy: no part, no CopyObject; the completion names the held object.
+      const during = calls.slice(before);
+      expect(during.filter((c) => /UploadPart|CopyObject|PutObject/.test(c))).toEqual([]);
+      const held = `in/${String(first.id)}/big file.bin`;
+      expect((await registry.get(String(again.id)))?.completion?.location).toBe(
+        `s3://${s3.bucket}/${held}`,
+      );
+      expect((await readObject(s3.client, s3.bucket, held)).equals(data)).toBe(true);
       // A file within one chunk of the proposal keeps the proposed chunk size.
       const small = join(home.path, 'small.bin');
       const smallData = randomBytes(3 * MiB);
@@ -335,15 +336,19 @@ describe('S3 store against s3rver', () => {
       await send(small, node1.wsUrl);
       const smallAgain = await send(small, node1.wsUrl);
       expect(smallAgain).toMatchObject({ bytesSent: 0, instant: true });
-      expect(
-        (await readObject(s3.client, s3.bucket, `in/${String(smallAgain.id)}/small.bin`)).equals(
-          smallData,
-        ),
-      ).toBe(true);
-      // Another subject (upload token) holds nothing: the file is sent.
+      expect((await registry.get(String(smallAgain.id)))?.completion?.location).toMatch(
+        /\/small\.bin$/,
+      );
+      // Another subject (upload token) that holds a file of that size: it is challenged, proves
+      // the digest of the first subject's content, and is not found without a single read of it.
+      const sameSize = join(home.path, 'same size.bin');
+      await writeFile(sameSize, randomBytes(data.byteLength));
+      await send(sameSize, node1.wsUrl, '--upload-token', 'tenant-b');
+      const start = calls.length;
       const other = await send(big, node1.wsUrl, '--upload-token', 'tenant-b');
       expect(other).toMatchObject({ bytesSent: data.byteLength });
       expect(other.instant).toBeUndefined();
+      expect(calls.slice(start).filter((c) => /GetObject|HeadObject/.test(c))).toEqual([]);
     } finally {
       await home.cleanup();
     }

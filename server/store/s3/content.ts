@@ -1,24 +1,23 @@
 /**
  * Instant upload on the object store (SPEC.md 16.10): finding delivered content, reading the proof
- * ranges from it, and storing a new upload from it with a server-side copy (CopyObject: the bytes
- * never cross the network to this node).
+ * ranges from it, and recording a new upload whose content is that object.
  *
  * Where content is remembered: the registry (addContent at completion), keyed by file size, chunk
- * size and whole-file digest, like the disk store's content index. Entries are hints; before one
- * is used, its object must still exist with the right size (HeadObject).
+ * size and whole-file digest, one ref per client, like the disk store's content index. A lookup in
+ * a client's scope reads that client's refs only (ContentKey.client), so another tenant's content
+ * costs no request and its existence cannot be timed.
  *
- * Bound: one CopyObject copies at most 5 GiB (S3's limit); larger content would need a multipart
- * copy (UploadPartCopy), which s3rver, the S3 server the tests run, does not implement, so it is
- * not offered: content above MAX_COPY_BYTES is never found and such files are uploaded.
+ * The new upload is a reference, not a copy: its completion names the object that holds the
+ * content (a hard link's counterpart). A copy per instant upload (CopyObject) would let a client
+ * holding one large file multiply the bucket's storage without sending a byte, and S3 copies at
+ * most 5 GiB in one request. Removing an upload never deletes a completed object (the store's
+ * rule), so a shared object outlives every upload that names it.
  */
-import { CopyObjectCommand, GetObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { Errors, ProtocolError } from '../../../protocol/index.js';
 import type { SharedRegistry } from '../../registry/types.js';
 import type { CompletionInfo, ContentKey, ContentRef, UploadInfo } from '../types.js';
 import type { S3Context } from './context.js';
-
-/** The largest object one CopyObject copies (S3's limit). */
-export const MAX_COPY_BYTES = 5 * 1024 ** 3;
 
 export class S3Content {
   constructor(
@@ -26,13 +25,8 @@ export class S3Content {
     private readonly registry: SharedRegistry,
   ) {}
 
-  /** `s3://<bucket>/<key>` of an object in this bucket, as CompletionInfo.location says it. */
-  location(key: string): string {
-    return `s3://${this.s3.bucket}/${key}`;
-  }
-
-  /** The key of a location in this bucket, or undefined (another bucket, not a location). */
-  private keyOf(location: string): string | undefined {
+  /** The key of a location in this bucket (`s3://<bucket>/<key>`), or undefined. */
+  keyOf(location: string): string | undefined {
     const prefix = `s3://${this.s3.bucket}/`;
     return location.startsWith(prefix) && location.length > prefix.length
       ? location.slice(prefix.length)
@@ -41,7 +35,7 @@ export class S3Content {
 
   /** After a completion: remember the content (a failure costs a later instant upload only). */
   async remember(info: UploadInfo, completion: CompletionInfo): Promise<void> {
-    if (info.fileSize === 0 || info.fileSize > MAX_COPY_BYTES) return;
+    if (info.fileSize === 0) return;
     try {
       await this.s3.registryCall('addContent', () =>
         this.registry.addContent(
@@ -60,25 +54,14 @@ export class S3Content {
     }
   }
 
-  /**
-   * Content refs for `key`. Without a digest (is an instant upload possible at all?) the hints
-   * are returned as they are; with one, only refs whose object still has the size.
-   */
+  /** Content refs for `key` in this bucket: hints, proven by the caller before use. */
   async find(key: ContentKey): Promise<ContentRef[]> {
-    if (key.fileSize === 0 || key.fileSize > MAX_COPY_BYTES) return [];
+    if (key.fileSize === 0) return [];
     const hints = await this.s3.registryCall('findContent', () => this.registry.findContent(key));
-    const inBucket = hints.filter((ref) => this.keyOf(ref.location) !== undefined);
-    if (key.digest === undefined) return inBucket;
-    const held: ContentRef[] = [];
-    for (const ref of inBucket) {
-      const objectKey = this.keyOf(ref.location);
-      if (objectKey !== undefined && (await this.s3.objectHasSize(objectKey, key.fileSize)))
-        held.push(ref);
-    }
-    return held;
+    return hints.filter((ref) => this.keyOf(ref.location) !== undefined);
   }
 
-  /** `length` bytes at `offset` of found content (a ranged GetObject). */
+  /** `length` bytes at `offset` of found content (a ranged GetObject; none when it is gone). */
   async read(ref: ContentRef, offset: number, length: number): Promise<Uint8Array> {
     const key = this.keyOf(ref.location);
     if (key === undefined || length <= 0) return new Uint8Array(0);
@@ -95,29 +78,16 @@ export class S3Content {
   }
 
   /**
-   * Copy `ref`'s object to `key` inside the bucket (CopyObject: durable when it returns), with the
-   * new upload's content type. Returns the completion to record.
+   * The completion of a new upload whose content is `ref`'s object, once that object is checked
+   * to still be there with the upload's size (an operator may have replaced it since).
    */
-  async copy(
-    info: UploadInfo,
-    ref: ContentRef,
-    key: string,
-    digest: string,
-  ): Promise<CompletionInfo> {
-    const source = this.keyOf(ref.location);
-    if (source === undefined || info.fileSize > MAX_COPY_BYTES)
-      throw new ProtocolError(Errors.INTERNAL_ERROR, 'that content cannot be copied');
-    await this.s3.call('CopyObject', () =>
-      this.s3.client.send(
-        new CopyObjectCommand({
-          Bucket: this.s3.bucket,
-          Key: key,
-          CopySource: `${this.s3.bucket}/${source.split('/').map(encodeURIComponent).join('/')}`,
-          ContentType: info.contentType,
-          MetadataDirective: 'REPLACE',
-        }),
-      ),
-    );
-    return { digest, location: this.location(key), completedAt: Date.now() };
+  async reference(info: UploadInfo, ref: ContentRef, digest: string): Promise<CompletionInfo> {
+    const key = this.keyOf(ref.location);
+    if (key === undefined || !(await this.s3.objectHasSize(key, info.fileSize)))
+      throw new ProtocolError(
+        Errors.STORAGE_ERROR,
+        'the content the server held is gone or changed; send the file again',
+      );
+    return { digest, location: ref.location, completedAt: Date.now() };
   }
 }

@@ -15,8 +15,8 @@
  *
  * Lifecycle: create = CreateMultipartUpload + registry record; finish = CompleteMultipartUpload
  * (S3 joins the parts itself: no copy, no download); remove (TERMINATE, DELETE, TTL) =
- * AbortMultipartUpload, then the record goes; instant upload (content.ts) = CopyObject of held
- * content to the new upload's key, then its record, created completed. An abort that fails (a server without it, a fault)
+ * AbortMultipartUpload, then the record goes; instant upload (content.ts) = a record created
+ * completed whose location is the object already holding the content (no copy). An abort that fails (a server without it, a fault)
  * is logged and counted and the record still goes: the bucket's lifecycle rule for incomplete
  * multipart uploads (docs/scaling.md) is the backstop that frees those parts.
  *
@@ -190,20 +190,26 @@ export class S3Store implements UploadStore {
   }
 
   /**
-   * Instant upload: CopyObject of the held content to the new upload's key, then its record,
-   * created completed. A crash between the two leaves an object no record names (the client,
-   * never told, uploads again under another id).
+   * Instant upload: a new upload, recorded completed, whose completion names the object already
+   * holding the content (content.ts: a reference, not a copy). Its record keeps that object's key;
+   * removing the upload removes the record only, as for every completed upload.
    */
   async adoptContent(info: UploadInfo, ref: ContentRef, digest: string): Promise<CompletionInfo> {
     checkId(info.id);
-    const key = this.keyFor(info);
-    const completion = await this.content.copy(info, ref, key, digest);
+    const completion = await this.content.reference(info, ref, digest);
+    const key = this.content.keyOf(completion.location) ?? this.keyFor(info);
     await this.s3.registryCall('create', () => this.registry.create(info, { key }));
-    const lease = await this.s3.registryCall('acquire', () =>
-      this.registry.acquire(info.id, this.nodeId),
-    );
-    await this.s3.registryCall('complete', () => this.registry.complete(lease, completion));
-    await this.registry.release(lease).catch(() => undefined);
+    try {
+      const lease = await this.s3.registryCall('acquire', () =>
+        this.registry.acquire(info.id, this.nodeId),
+      );
+      await this.s3.registryCall('complete', () => this.registry.complete(lease, completion));
+      await this.registry.release(lease).catch(() => undefined);
+    } catch (error) {
+      // No half-made upload: the client, told of a failure, sends the file as an ordinary one.
+      await this.registry.delete(info.id).catch(() => undefined);
+      throw error;
+    }
     await this.content.remember(info, completion);
     return completion;
   }
