@@ -72,13 +72,13 @@ export const HttpErrors = Object.freeze({
     'the bytes differ from what the server already stored there',
   ),
   /** authorizeUpload refused, or the ticket is for another file. */
+  TUS_FORBIDDEN: def('TUS_FORBIDDEN', 403, 'upload not authorized'),
   /** tusPartialWritesPerChunk: too many PATCHes ended inside one chunk on the object store. */
   TUS_PATCH_TOO_SMALL: def(
     'TUS_PATCH_TOO_SMALL',
     400,
     'too many PATCHes ended inside one chunk of this upload; send larger PATCHes',
   ),
-  TUS_FORBIDDEN: def('TUS_FORBIDDEN', 403, 'upload not authorized'),
   /** A per-client or server quota of unfinished uploads or reserved bytes. */
   TUS_QUOTA_EXCEEDED: def(
     'TUS_QUOTA_EXCEEDED',

@@ -501,7 +501,7 @@ export class Session {
       message.capabilities.some((c) => c.id === Capability.PROOF_OF_POSSESSION);
     // Value 1: the client takes a CHALLENGE that names the chunk size its digest is taken at.
     this.challengeNamesChunkSize = message.capabilities.some(
-      (c) => c.id === Capability.PROOF_OF_POSSESSION && c.value >= 1,
+      (c) => c.id === Capability.PROOF_OF_POSSESSION && c.value === 1,
     );
     if (this.proofOfPossession) granted.push({ id: Capability.PROOF_OF_POSSESSION, value: 0 });
     if (this.replaceChunk) granted.push({ id: Capability.REPLACE_CHUNK, value: 0 });

@@ -877,8 +877,8 @@ export class BatchUploader {
 
   /**
    * CHALLENGE (SPEC.md 16.10): answer with the whole-file digest at the chunk size it names (else
-   * the proposed one) and the hashes of the nonce with each named range. The PROOF goes out even for a file dropped
-   * meanwhile (the stream must be answered); ACCEPT then terminates it.
+   * the proposed one) and the hashes of the nonce with each named range. The PROOF goes out even
+   * for a file dropped meanwhile (the stream must be answered); ACCEPT then terminates it.
    */
   private async prove(link: Link, job: Job, challenge: ChallengeMessage): Promise<void> {
     if (job.state === 'opening') job.state = 'proving';

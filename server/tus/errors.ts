@@ -28,9 +28,6 @@ export function httpErrorFor(error: ProtocolError): HttpErrorDefinition {
       return HttpErrors.SHUTTING_DOWN;
     case Errors.TAKEN_OVER.code:
       return HttpErrors.TUS_LOCKED;
-    case Errors.LIMIT_EXCEEDED.code:
-      // The one limit a PATCH's store work can exceed: tusPartialWritesPerChunk.
-      return HttpErrors.TUS_PATCH_TOO_SMALL;
     case Errors.STORAGE_ERROR.code:
     case Errors.STORAGE_FULL.code:
       return HttpErrors.TUS_STORAGE_ERROR;

@@ -18,7 +18,7 @@ import { createHash } from 'node:crypto';
 import { Errors, ProtocolError, type Hasher } from '../../protocol/index.js';
 import type { OpenUpload } from '../upload.js';
 import type { ChecksumHeader } from './headers.js';
-import type { TusProgress } from './progress.js';
+import { PartialWritesExceeded, type TusProgress } from './progress.js';
 import type { TailRecord } from './tail.js';
 
 export interface PatchInput {
@@ -49,6 +49,8 @@ export type PatchOutcome =
   | { readonly kind: 'too-large' }
   /** A chunk differs from the one the upload already holds there (a WebSocket client sent it). */
   | { readonly kind: 'conflict' }
+  /** tusPartialWritesPerChunk: too many PATCHes ended inside this chunk; its tail is kept as it was. */
+  | { readonly kind: 'partial-writes-exceeded'; readonly message: string }
   | { readonly kind: 'storage'; readonly error: ProtocolError };
 
 /** A failure of our side while a body is read (as opposed to the body failing). */
@@ -127,13 +129,14 @@ export async function writePatch(input: PatchInput): Promise<PatchOutcome> {
 
   let outcome: PatchOutcome | undefined;
   try {
-    if (position < size) await startChunk();
     for await (const piece of input.body) {
       input.onBytes(piece.byteLength);
       if (position + piece.byteLength > size) {
         outcome = { kind: 'too-large' };
         break;
       }
+      // The chunk is opened at the first byte: a PATCH without a body reads nothing back.
+      if (!buffer && position < size && piece.byteLength > 0) await startChunk();
       digest?.update(piece);
       let at = 0;
       while (at < piece.byteLength) {
@@ -194,6 +197,8 @@ export async function writePatch(input: PatchInput): Promise<PatchOutcome> {
         input.durable,
       );
     } catch (error) {
+      if (error instanceof PartialWritesExceeded)
+        return { kind: 'partial-writes-exceeded', message: error.message };
       return asStorage(error).outcome;
     }
   }

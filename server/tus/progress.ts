@@ -12,7 +12,7 @@
  *   object every node sees, replaced atomically. Not cached: another node may have moved the
  *   upload on since.
  */
-import { Errors, ProtocolError, type Hasher } from '../../protocol/index.js';
+import type { Hasher } from '../../protocol/index.js';
 import type { OpenUpload } from '../upload.js';
 import { TailStore, verifyTail, type TailRecord } from './tail.js';
 
@@ -21,6 +21,9 @@ export function ackedPrefix(upload: OpenUpload): number {
   const first = upload.acked.toArray()[0];
   return first && first.start === 0 ? first.end : 0;
 }
+
+/** tusPartialWritesPerChunk was reached: the PATCH's partial chunk is not kept (HTTP 400). */
+export class PartialWritesExceeded extends Error {}
 
 export class TusProgress {
   /** id -> verified tail; null: checked, none. */
@@ -90,7 +93,7 @@ export class TusProgress {
    * Make `bytes` (chunk tail.chunk's first tail.length bytes, the first `inData` of which are
    * already in the data) the upload's tail, replacing `previous`: bytes first, then the record
    * that describes them (flushed first when `sync`). Kept apart, past `writesPerChunk` PATCHes
-   * inside one chunk, nothing is kept and LIMIT_EXCEEDED is thrown.
+   * inside one chunk, nothing is kept and PartialWritesExceeded is thrown.
    */
   async keep(
     upload: OpenUpload,
@@ -103,8 +106,7 @@ export class TusProgress {
     if (upload.keepsPartialApart) {
       const writes = previous?.chunk === tail.chunk ? (previous.writes ?? 1) + 1 : 1;
       if (writes > this.writesPerChunk)
-        throw new ProtocolError(
-          Errors.LIMIT_EXCEEDED,
+        throw new PartialWritesExceeded(
           `more than ${this.writesPerChunk} PATCHes ended inside chunk ${tail.chunk} (tusPartialWritesPerChunk); send larger PATCHes`,
         );
       await upload.writePartial({ ...tail, writes }, bytes);

@@ -311,6 +311,8 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
         throw new TusRefusal(HttpErrors.TUS_TOO_LARGE, 'the body goes past Upload-Length');
       case 'conflict':
         throw new TusRefusal(HttpErrors.TUS_CONFLICT);
+      case 'partial-writes-exceeded':
+        throw new TusRefusal(HttpErrors.TUS_PATCH_TOO_SMALL, outcome.message);
       case 'storage':
         throw outcome.error;
       default:

@@ -15,8 +15,8 @@ const GRAIN = 65_536;
 
 /**
  * The chunk size to agree for a file of `fileSize` when the session would pick `proposed`:
- * `proposed` when the file fits in one chunk of it, else at least MIN_PART_BYTES, at least fileSize / MAX_PARTS (rounded up to 64 KiB), otherwise
- * `proposed`. Throws FILE_TOO_LARGE when that exceeds `maxChunkSize` (the largest message the
+ * `proposed` when the file fits in one chunk of it; else at least MIN_PART_BYTES, at least
+ * fileSize / MAX_PARTS (rounded up to 64 KiB), otherwise `proposed`. Throws FILE_TOO_LARGE when that exceeds `maxChunkSize` (the largest message the
  * server reads), e.g. a file over 10,000 x 16 MiB = 156 GiB at the default maxChunkSize.
  */
 export function chunkSizeForParts(

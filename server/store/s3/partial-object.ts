@@ -5,8 +5,10 @@
  * part. tusd's S3 store does the same with its ".part" object.
  *
  *   <prefix>.partial/<id>   the chunk's first bytes; user metadata bigup-chunk, bigup-length,
- *                           bigup-hash (xxHash64, hex) and bigup-writes describe them. Replaced by one PutObject,
- *                           which S3 makes atomic, so a reader sees an old or a new object whole.
+ *                           bigup-hash (xxHash64, hex) and bigup-writes describe them.
+ *                           Replaced by one PutObject, which S3 makes atomic, so a reader sees
+ *                           an old or a new object whole, and only while this node's lease on
+ *                           the upload holds (checked just before the put).
  *
  * It outlives nothing: completion and removal delete it; a bucket lifecycle rule on the
  * `.partial/` prefix is the backstop for a node that dies first (docs/scaling.md).
@@ -39,6 +41,8 @@ export class PartialObject implements PartialChunkKeeper {
   constructor(
     private readonly s3: S3Context,
     id: string,
+    /** Throws unless this node still owns the upload (the lease's fenced renewal). */
+    private readonly stillOurs: () => Promise<void>,
   ) {
     this.key = partialKey(s3.prefix, id);
   }
@@ -82,6 +86,8 @@ export class PartialObject implements PartialChunkKeeper {
   }
 
   async write(partial: PartialChunk, bytes: Uint8Array): Promise<void> {
+    // A node that lost the upload (paused, taken over) must not replace another node's partial.
+    await this.stillOurs();
     this.touched = true;
     await this.s3.call('PutObject', () =>
       this.s3.client.send(

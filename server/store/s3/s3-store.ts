@@ -16,8 +16,8 @@
  * Lifecycle: create = CreateMultipartUpload + registry record; finish = CompleteMultipartUpload
  * (S3 joins the parts itself: no copy, no download); remove (TERMINATE, DELETE, TTL) =
  * AbortMultipartUpload, then the record goes; instant upload (content.ts) = a record created
- * completed whose location is the object already holding the content (no copy). An abort that fails (a server without it, a fault)
- * is logged and counted and the record still goes: the bucket's lifecycle rule for incomplete
+ * completed whose location is the object already holding the content (no copy). An abort that
+ * fails (a server without it, a fault) is logged and counted and the record still goes: the bucket's lifecycle rule for incomplete
  * multipart uploads (docs/scaling.md) is the backstop that frees those parts.
  *
  * Space: an object store has no free space to report; quotas (maxCommittedBytes and the per-client

@@ -46,7 +46,9 @@ export class S3Upload implements UploadHandle {
     private readonly lease: Lease,
     private readonly content: S3Content,
   ) {
-    this.partialChunks = new PartialObject(s3, info.id);
+    this.partialChunks = new PartialObject(s3, info.id, () =>
+      this.s3.registryCall('renew', () => this.registry.renew(this.lease)),
+    );
     this.renewTimer = setInterval(
       () => {
         this.registry.renew(this.lease).catch((error: unknown) => {
