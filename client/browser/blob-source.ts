@@ -3,7 +3,8 @@
  *
  * Where the engine's `Blob.stream()` is a byte stream, a slice is read with a BYOB reader into a
  * reused buffer and copied into the core's `target`, instead of `slice.arrayBuffer()`, which
- * allocates a fresh ArrayBuffer per chunk (docs/measurements.md, "Reading a slice for its hash").
+ * allocates a fresh ArrayBuffer per chunk: in a Worker, 4x the read rate in Firefox and 1.7x in
+ * Chromium, for less CPU (docs/measurements.md, "Reading a slice for its hash").
  */
 import type { FileSource } from '../core/types.js';
 
