@@ -14,10 +14,13 @@
  * over WebDriver BiDi (playwright drives only its own patched Firefox, a download). The pages and
  * everything run in them are the same; only the driver (BenchBrowser) differs.
  * BENCH_BROWSER_MIB (default 512) and BENCH_BROWSER_ROUNDS (default 3) shrink it for a quick look.
+ * BENCH_BROWSER_BASELINE=<another checkout> adds that checkout's component (its demo page built
+ * from its client code, served by a second server of this checkout) to the same run, for a
+ * before/after of a client change measured alternately in one browser.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { ElementHandle } from 'puppeteer-core';
 import { compareFiles, findFilesOfSize } from '../files.js';
 import { readProc, spawnPeer, type BenchChild } from '../proc.js';
@@ -228,10 +231,11 @@ function componentContender(
   timeoutMs: number,
   transport: 'websocket' | 'http' | 'auto',
   chunkMiB?: number,
+  baseline?: string,
 ): Contender {
   return {
-    id: `component-${transport}${chunkMiB ? `-${chunkMiB}MiB` : ''}`,
-    label: `<big-uploader> transport=${transport}${chunkMiB ? ` chunk-size=${chunkMiB} MiB` : ''} (demo page, our server)`,
+    id: `component-${transport}${chunkMiB ? `-${chunkMiB}MiB` : ''}${baseline ? '-baseline' : ''}`,
+    label: `<big-uploader> transport=${transport}${chunkMiB ? ` chunk-size=${chunkMiB} MiB` : ''} (${baseline ? `baseline ${baseline}` : 'demo page'}, our server)`,
     async run(browser, size) {
       const page = await browser.newPage();
       try {
@@ -406,8 +410,11 @@ async function compareInBrowser(ctx: ScenarioContext, engine: Engine): Promise<S
     };
   const demoDir = join(ctx.dir, 'demo');
   const peerPageDir = join(ctx.dir, 'peer-page');
+  const baselineRoot = process.env.BENCH_BROWSER_BASELINE;
+  const baselineDemoDir = join(ctx.dir, 'demo-baseline');
   try {
     await buildPage(ctx.repoRoot, demoDir);
+    if (baselineRoot) await buildPage(baselineRoot, baselineDemoDir);
     await buildPage(ctx.repoRoot, peerPageDir, join(ctx.repoRoot, 'bench', 'browser'));
   } catch (error) {
     return {
@@ -418,11 +425,17 @@ async function compareInBrowser(ctx: ScenarioContext, engine: Engine): Promise<S
     };
   }
   let ours: ProductServer | undefined;
+  let oursBaseline: ProductServer | undefined;
   let peerChild: BenchChild | undefined;
   let browser: BenchBrowser | undefined;
   let file: string | undefined;
   try {
     ours = await startServer(ctx.repoRoot, join(ctx.dir, 'server'), ['--page-dir', demoDir]);
+    if (baselineRoot)
+      oursBaseline = await startServer(ctx.repoRoot, join(ctx.dir, 'server-baseline'), [
+        '--page-dir',
+        baselineDemoDir,
+      ]);
     const peerDir = join(ctx.dir, 'peer');
     peerChild = spawnPeer(ctx.repoRoot, join(ctx.repoRoot, 'bench', 'peers', 'browser-peer.ts'), [
       '--dir',
@@ -435,18 +448,24 @@ async function compareInBrowser(ctx: ScenarioContext, engine: Engine): Promise<S
     const source = await makeFile(ctx, `browser-${size / MiB}MiB.bin`, size);
     file = source;
     const timeoutMs = Math.min(ctx.timeoutMs, 600_000);
+    const transports = (process.env.BENCH_BROWSER_TRANSPORTS ?? 'websocket,http').split(',');
     const contenders: Contender[] = [
-      ...(process.env.BENCH_BROWSER_TRANSPORTS ?? 'websocket,http').split(',').map((t) => {
-        // "http" or "http:8" (chunk size in MiB)
-        const [kind, chunk] = t.split(':');
-        return componentContender(
-          ours!,
-          source,
-          timeoutMs,
-          kind as 'websocket' | 'http' | 'auto',
-          chunk ? Number(chunk) : undefined,
-        );
-      }),
+      ...[ours, oursBaseline].flatMap((server) =>
+        !server
+          ? []
+          : transports.map((t) => {
+              // "http" or "http:8" (chunk size in MiB)
+              const [kind, chunk] = t.split(':');
+              return componentContender(
+                server,
+                source,
+                timeoutMs,
+                kind as 'websocket' | 'http' | 'auto',
+                chunk ? Number(chunk) : undefined,
+                server === oursBaseline ? basename(baselineRoot!) : undefined,
+              );
+            }),
+      ),
       peerContender('tusDefault', 'tus-js-client, defaults (one PATCH)', peer, source),
       peerContender('tus8MiB', 'tus-js-client, 8 MiB chunks', peer, source),
       peerContender('fetchPut', 'ceiling: fetch PUT 8 MiB slices x4', peer, source),
@@ -523,6 +542,7 @@ async function compareInBrowser(ctx: ScenarioContext, engine: Engine): Promise<S
     await browser?.close();
     await peerChild?.stop();
     await ours?.child.stop();
+    await oursBaseline?.child.stop();
     if (file !== undefined) await rm(file, { force: true });
   }
 }
