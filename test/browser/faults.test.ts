@@ -88,7 +88,7 @@ describe('<big-uploader> faults', () => {
       await pickFiles(page, [source]);
       // The row says where it resumes while it uploads the rest.
       const note = page.locator('big-uploader li.item .resumed');
-      await note.waitFor({ timeout: 30_000 });
+      await note.waitFor({ timeout: 90_000 });
       const noteText = (await note.textContent())?.trim();
       await waitForRow(page, `r.status === 'done'`, 60_000);
       const start = (await events(page, 'upload-start'))[0].detail as {
@@ -116,5 +116,5 @@ describe('<big-uploader> faults', () => {
       await context.close();
       await server.close();
     }
-  }, 120_000);
+  }, 180_000);
 });

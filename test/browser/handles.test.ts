@@ -180,7 +180,7 @@ describe('<big-uploader> resume with stored file handles', () => {
       await offer.waitFor({ timeout: 10_000 });
       expect(await unfinishedNames(page)).toEqual([name]);
       await offer.getByRole('button', { name: `Resume ${name}` }).click();
-      await page.locator('big-uploader li.item .resumed').waitFor({ timeout: 30_000 });
+      await page.locator('big-uploader li.item .resumed').waitFor({ timeout: 90_000 });
       await expect.poll(() => offer.count()).toBe(0); // the offer becomes the row
       await waitForRow(page, `r.status === 'done'`, 60_000);
       await expectResumedOnlyMissing(page, firstId, source);
@@ -193,7 +193,7 @@ describe('<big-uploader> resume with stored file handles', () => {
     } finally {
       await context.close();
     }
-  }, 120_000);
+  }, 180_000);
 
   it('degrades without showOpenFilePicker: no offer, picking the file again still resumes', async () => {
     const name = 'plain-64.bin';
@@ -216,7 +216,7 @@ describe('<big-uploader> resume with stored file handles', () => {
       expect(await page.locator('big-uploader .unfinished').count()).toBe(0);
       await pickThroughButton();
       const note = page.locator('big-uploader li.item .resumed');
-      await note.waitFor({ timeout: 30_000 });
+      await note.waitFor({ timeout: 90_000 });
       const noteText = (await note.textContent())?.trim();
       await waitForRow(page, `r.status === 'done'`, 60_000);
       const { resumedBytes } = await expectResumedOnlyMissing(page, firstId, source);
@@ -225,7 +225,7 @@ describe('<big-uploader> resume with stored file handles', () => {
     } finally {
       await context.close();
     }
-  }, 120_000);
+  }, 180_000);
 
   it('a re-picked file edited since the earlier session: only the changed part is sent again (REPLACE_CHUNK), with a note in the row, and stored as it is now', async () => {
     const name = 'edited-64.bin';
