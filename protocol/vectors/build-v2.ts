@@ -457,6 +457,9 @@ export function buildFrameVectors(hasher: Hasher): FrameVectorFile {
     ),
   );
   const range = (offset: number, length: number): number[] => [...u64(offset), ...u32(length)];
+  /** A CHALLENGE on stream 3 with `flags` and one range (0, 1), then `tail`. */
+  const oneRangeChallenge = (flags: number, ...tail: Parameters<typeof concat>): Uint8Array =>
+    concat(u8(CHALLENGE), u8(flags), u32(3), nonce, u8(1), range(0, 1), ...tail);
   const entry = (index: number, hash: bigint): number[] => [...u32(index), ...u64(hash)];
   const invalidVectors: InvalidFrameVector[] = [
     invalid(
@@ -497,58 +500,42 @@ export function buildFrameVectors(hasher: Hasher): FrameVectorFile {
     invalid(
       'challenge-chunk-size-missing',
       'Flag CHUNK_SIZE set, but the message ends after the ranges.',
-      concat(u8(CHALLENGE), u8(1), u32(3), nonce, u8(1), range(0, 1)),
+      oneRangeChallenge(1),
       'MALFORMED',
       'server',
     ),
     invalid(
       'challenge-chunk-size-small',
       `A named chunk size below Limits.MIN_CHUNK_SIZE (${Limits.MIN_CHUNK_SIZE}).`,
-      concat(
-        u8(CHALLENGE),
-        u8(1),
-        u32(3),
-        nonce,
-        u8(1),
-        range(0, 1),
-        u32(Limits.MIN_CHUNK_SIZE - 1),
-      ),
+      oneRangeChallenge(1, u32(Limits.MIN_CHUNK_SIZE - 1)),
       'INVALID_FIELD',
       'server',
     ),
     invalid(
       'challenge-chunk-size-large',
       `A named chunk size above Limits.MAX_CHUNK_SIZE (${Limits.MAX_CHUNK_SIZE}).`,
-      concat(
-        u8(CHALLENGE),
-        u8(1),
-        u32(3),
-        nonce,
-        u8(1),
-        range(0, 1),
-        u32(Limits.MAX_CHUNK_SIZE + 1),
-      ),
+      oneRangeChallenge(1, u32(Limits.MAX_CHUNK_SIZE + 1)),
       'INVALID_FIELD',
       'server',
     ),
     invalid(
       'challenge-chunk-size-trailing',
       'A byte after the named chunk size.',
-      concat(u8(CHALLENGE), u8(1), u32(3), nonce, u8(1), range(0, 1), u32(5 * 1024 * 1024), u8(0)),
+      oneRangeChallenge(1, u32(5 * 1024 * 1024), u8(0)),
       'MALFORMED',
       'server',
     ),
     invalid(
       'challenge-reserved-flag',
       'Flag bits of CHALLENGE other than CHUNK_SIZE (0x01) are reserved.',
-      concat(u8(CHALLENGE), u8(2), u32(3), nonce, u8(1), range(0, 1)),
+      oneRangeChallenge(2),
       'RESERVED_BITS_SET',
       'server',
     ),
     invalid(
       'challenge-from-client',
       'CHALLENGE is sent by the server only.',
-      concat(u8(CHALLENGE), u8(0), u32(3), nonce, u8(1), range(0, 1)),
+      oneRangeChallenge(0),
       'UNEXPECTED_MESSAGE',
       'client',
     ),

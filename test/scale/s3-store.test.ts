@@ -282,7 +282,17 @@ describe('S3 store against s3rver', () => {
       );
     const puts = () => calls.filter((c) => c === 'store:PutObject').length;
     const before = puts();
+    // A well-behaved client uploads meanwhile, through the other node.
+    const bystander = randomBytes(7 * MiB + 3);
+    const alongside = tusUpload(bystander, {
+      endpoint: `${node2.url}/files/`,
+      metadata: { filename: 'bystander.bin' },
+    });
     for (let i = 0; i < 64; i++) expect((await patch(i, i + 1)).status).toBe(204);
+    const other = await alongside;
+    expect(
+      (await readObject(s3.client, s3.bucket, `in/${other.id}/bystander.bin`)).equals(bystander),
+    ).toBe(true);
     expect(puts() - before).toBe(64);
     const refused = await patch(64, 65);
     expect(refused.status).toBe(400);
