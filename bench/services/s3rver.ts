@@ -1,14 +1,15 @@
 /**
  * s3rver (npm) as a real child process on a random port with its data in a temp dir, for the
  * object-store tests. What it cannot do (tried here): ListParts and AbortMultipartUpload answer
- * MethodNotAllowed. The backend needs neither for correctness (test/scale/README.md).
+ * MethodNotAllowed. The backend needs neither for correctness (test/scale/README.md). Its
+ * PutObject and UploadPart answer before the bytes are written; s3rver-main.ts mends that.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { makeTempDir, type TempDir } from './temp-dir.js';
 
-const BIN = fileURLToPath(new URL('../../node_modules/s3rver/bin/s3rver.js', import.meta.url));
+const MAIN = fileURLToPath(new URL('./s3rver-main.ts', import.meta.url));
 
 /** s3rver's built-in key pair. */
 export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
@@ -26,7 +27,19 @@ export async function startS3rver(bucket = 'bigup-test'): Promise<S3rverProcess>
   const dir: TempDir = await makeTempDir('bigup-s3rver-');
   const child = spawn(
     process.execPath,
-    [BIN, '-d', dir.path, '-a', '127.0.0.1', '-p', '0', '--configure-bucket', bucket],
+    [
+      '--import',
+      'tsx',
+      MAIN,
+      '-d',
+      dir.path,
+      '-a',
+      '127.0.0.1',
+      '-p',
+      '0',
+      '--configure-bucket',
+      bucket,
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));

@@ -18,7 +18,7 @@
  * contiguous prefix plus a verified partial tail (progress.ts, tail.ts). One writer per upload: a
  * PATCH owns the upload in the registry while its body arrives, so a second PATCH, or one while a
  * WebSocket connection owns it, gets 423 (tusd's answer); a WebSocket RESUME takes the upload over
- * and the PATCH's body is cut.
+ * and the PATCH's body is cut. A HEAD that loads the upload for its answer only delays a PATCH.
  *
  * Deferred length: the upload is stored once its length is known, which must come with the first
  * PATCH that carries bytes (tus-js-client and Uppy send it there when they read a file); until then
@@ -97,6 +97,24 @@ class RequestOwner implements UploadOwner {
   evict(error: ProtocolError): void {
     this.evicted = error;
     this.raw.destroy();
+  }
+}
+
+/** How many HEADs in turn a PATCH waits out before it answers 423 (see HeadReader). */
+const MAX_HEAD_WAITS = 4;
+
+/**
+ * A HEAD holding an upload only to load it for the moment of its answer. A PATCH that finds one
+ * there waits for it (`done`) instead of answering 423; a takeover leaves its answer alone.
+ */
+class HeadReader implements UploadOwner {
+  private finish!: () => void;
+  readonly done = new Promise<void>((resolve) => (this.finish = resolve));
+
+  evict(): void {}
+
+  finished(): void {
+    this.finish();
   }
 }
 
@@ -252,6 +270,13 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
     let claimed: OpenUpload | 'locked' | undefined;
     try {
       claimed = await registry.claim(id, owner);
+      // A HEAD holds it for one read; a few HEADs in a row cannot keep a writer out for long.
+      for (let waits = 0; claimed === 'locked' && waits < MAX_HEAD_WAITS; waits++) {
+        const holder = registry.peek(id)?.owner;
+        if (!(holder instanceof HeadReader)) break;
+        await holder.done;
+        claimed = await registry.claim(id, owner);
+      }
     } finally {
       registry.releaseSlot();
     }
@@ -261,7 +286,7 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
     return claimed;
   }
 
-  function letGo(upload: OpenUpload, owner: RequestOwner): void {
+  function letGo(upload: OpenUpload, owner: UploadOwner): void {
     registry.release(upload, owner);
     ctx.metrics.uploadsActive.set(registry.ownedCount);
   }
@@ -575,9 +600,9 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
       // Read-only: a loaded upload is looked at where it is (even while a PATCH writes it);
       // otherwise it is loaded for the moment of the answer.
       let upload = registry.peek(id);
-      let owner: RequestOwner | undefined;
+      let owner: HeadReader | undefined;
       if (!upload) {
-        owner = new RequestOwner(request.raw);
+        owner = new HeadReader();
         const claimed = await registry.claim(id, owner);
         if (claimed === undefined) throw new TusRefusal(HttpErrors.NOT_FOUND);
         if (claimed === 'locked') {
@@ -597,7 +622,10 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
           .code(200)
           .send();
       } finally {
-        if (owner) letGo(upload, owner);
+        if (owner) {
+          letGo(upload, owner);
+          owner.finished();
+        }
       }
     });
 

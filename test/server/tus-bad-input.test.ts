@@ -412,8 +412,8 @@ describe('tus endpoint: bad input and extensions', () => {
       },
     );
     first.write(data.subarray(0, MiB + 10));
-    // Until the server holds the upload for the first PATCH, a HEAD would race it: wait for its chunk.
-    for (let i = 0; i < 100 && (await offsetOf(url)) < MiB; i++)
+    // The second PATCH must come while the first holds the upload: once its first chunk is stored.
+    for (const until = Date.now() + 30_000; Date.now() < until && (await offsetOf(url)) < MiB;)
       await new Promise((r) => setTimeout(r, 20));
     const before = await settled(MiB);
     const second = await tusRequest(
@@ -433,6 +433,21 @@ describe('tus endpoint: bad input and extensions', () => {
     expect(await snapshot(MiB)).toEqual(before);
     first.end(data.subarray(MiB + 10));
     expect(await firstAnswer).toEqual({ status: 204, offset: String(size) });
+  });
+
+  it('HEADs racing the start of a PATCH do not lock it out: it waits for them instead of answering 423', async () => {
+    // Each HEAD of an unloaded upload holds it while it loads it for its answer.
+    for (let round = 0; round < 5; round++) {
+      const size = 2 * MiB;
+      const { url, data } = await started(size, 0);
+      const heads = Array.from({ length: 8 }, () => tusRequest(url, 'HEAD', AUTH));
+      const patched = tusRequest(url, 'PATCH', { ...AUTH, ...OCTETS, 'Upload-Offset': '0' }, data);
+      const later = Array.from({ length: 8 }, () => tusRequest(url, 'HEAD', AUTH));
+      for (const head of await Promise.all([...heads, ...later])) expect(head.status).toBe(200);
+      const answer = await patched;
+      expect(answer.status).toBe(204);
+      expect(answer.headers.get('upload-offset')).toBe(String(size));
+    }
   });
 
   it('creation-with-upload, deferred length and termination as tus-js-client uses them', async () => {
