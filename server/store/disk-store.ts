@@ -18,8 +18,9 @@
  *                               `a/b/name`): its folders kept, each component sanitized, `..`
  *                               dropped (names.ts safeRelativePath). Copying the contents of
  *                               every files/<id>/ into one folder rebuilds the uploaded trees.
- *   <dir>/content/<size>-<chunk size>/<digest>/<id>  {client, location} of delivered content, by
- *                               key: hints for instant upload (SPEC.md 16.10), written unflushed;
+ *   <dir>/content/<size>-<chunk size>/<client scope>/<digest>  {id, client, location} of
+ *                               delivered content: hints for instant upload (SPEC.md 16.10), one
+ *                               per client and content, written unflushed (disk-content.ts);
  *                               an instant upload is a hard link to the found file (a clone or a
  *                               local copy across filesystems), never bytes over the network.
  *
@@ -71,7 +72,6 @@ import {
   link,
   lstat,
   mkdir,
-  opendir,
   open,
   readdir,
   rename,
@@ -92,6 +92,7 @@ import {
 } from '../../protocol/index.js';
 import { Journal, RECORD_BYTES, journalSlotsFor, parseJournal } from './journal.js';
 import { safeRelativePath } from './names.js';
+import { DiskContentIndex } from './disk-content.js';
 import { isOutOfSpace } from './errno.js';
 import type {
   ChunkRecord,
@@ -105,7 +106,6 @@ import type {
   ContentKey,
   ContentRef,
 } from './types.js';
-import { CONTENT_LOOKUP_LIMIT } from './types.js';
 
 /** Where the store says things worth an operator's attention (Fastify's logger fits). */
 export interface DiskStoreLogger {
@@ -297,8 +297,9 @@ export class DiskStore implements UploadStore {
   readonly dir: string;
   private readonly uploadsDir: string;
   private readonly filesDir: string;
-  /** content/<size>-<chunk>/<digest>/<id>: completed content by key (instant upload hints). */
+  /** content/: completed content by key (instant upload hints, disk-content.ts). */
   private readonly contentDir: string;
+  private readonly content: DiskContentIndex;
   private readonly preallocate: boolean;
   private readonly fileMode: number;
   private readonly dirMode: number;
@@ -324,6 +325,12 @@ export class DiskStore implements UploadStore {
     this.fileMode = options.groupReadable ? 0o640 : 0o600;
     this.dirMode = options.groupReadable ? 0o750 : 0o700;
     this.logger = options.logger;
+    this.content = new DiskContentIndex(
+      this.contentDir,
+      this.filesDir,
+      this.fileMode,
+      this.dirMode,
+    );
     this.bootIdSource = options.bootId ?? readBootId;
   }
 
@@ -877,90 +884,26 @@ export class DiskStore implements UploadStore {
     return completion;
   }
 
-  /** content/<size>-<chunk>: every digest of that size and chunk size (a size lookup reads one dir). */
-  private contentSizePath(key: ContentKey): string {
-    return join(this.contentDir, `${key.fileSize}-${key.chunkSize}`);
-  }
-
-  private contentPath(key: ContentKey & { digest: string }): string {
-    if (!/^[0-9a-f]{16}$/.test(key.digest)) throw new Error('not a digest');
-    return join(this.contentSizePath(key), key.digest);
-  }
-
   /**
-   * Remember delivered content by key. A hint, written without a flush: a lost entry only means
-   * a later instant upload is not found; a stale one fails its checks in findContent.
+   * Remember delivered content (disk-content.ts). A hint: a failure to write it is logged, and
+   * only means a later instant upload of that content is not found.
    */
   private async indexContent(info: UploadInfo, completion: CompletionInfo): Promise<void> {
     if (info.fileSize === 0) return;
     try {
-      const dir = this.contentPath({ ...info, digest: completion.digest });
-      await mkdir(dir, { recursive: true, mode: this.dirMode });
-      const entry = await this.createFile(join(dir, info.id), true);
-      try {
-        await entry.writeFile(
-          JSON.stringify({ client: info.client ?? null, location: completion.location }),
-        );
-      } finally {
-        await entry.close();
-      }
+      await this.content.remember(
+        { fileSize: info.fileSize, chunkSize: info.chunkSize, digest: completion.digest },
+        { id: info.id, client: info.client, location: completion.location },
+      );
     } catch (error) {
-      if (!isErrno(error, 'EEXIST'))
-        this.logger?.warn(
-          `disk store: content index entry for ${info.id} not written: ${String(error)}`,
-        );
+      this.logger?.warn(
+        `disk store: content index entry for ${info.id} not written: ${String(error)}`,
+      );
     }
   }
 
-  async findContent(key: ContentKey): Promise<ContentRef[]> {
-    if (key.digest !== undefined)
-      return this.findContentIn(this.contentPath({ ...key, digest: key.digest }), key);
-    const found: ContentRef[] = [];
-    // Read lazily: a size many files share (every OPEN of that size asks) must not cost a listing
-    // of all of them, only of what the limit lets through.
-    const digests = await opendir(this.contentSizePath(key)).catch(() => undefined);
-    if (!digests) return found;
-    try {
-      for await (const entry of digests) {
-        if (found.length >= CONTENT_LOOKUP_LIMIT) break;
-        if (!/^[0-9a-f]{16}$/.test(entry.name)) continue;
-        found.push(
-          ...(await this.findContentIn(this.contentPath({ ...key, digest: entry.name }), key)),
-        );
-      }
-    } finally {
-      await digests.close().catch(() => undefined);
-    }
-    return found.slice(0, CONTENT_LOOKUP_LIMIT);
-  }
-
-  /** The entries of one content directory that still point at a file of the key's size. */
-  private async findContentIn(dir: string, key: ContentKey): Promise<ContentRef[]> {
-    const ids = await readdir(dir).catch(() => [] as string[]);
-    const found: ContentRef[] = [];
-    for (const id of ids.filter((name) => ID_PATTERN.test(name)).slice(0, 16)) {
-      try {
-        const entry = JSON.parse(await readNoFollow(join(dir, id), 'utf8')) as {
-          client?: unknown;
-          location?: unknown;
-        };
-        if (typeof entry.location !== 'string' || !entry.location.startsWith(this.filesDir))
-          continue;
-        // Another client's content is not looked at (its file is not even stat'ed).
-        if (key.client !== undefined && entry.client !== key.client) continue;
-        // The delivered file must still be a regular file of that size (operators move files).
-        const file = await lstat(entry.location);
-        if (!file.isFile() || file.size !== key.fileSize) continue;
-        found.push({
-          id,
-          location: entry.location,
-          ...(typeof entry.client === 'string' ? { client: entry.client } : {}),
-        });
-      } catch {
-        // A stale or unreadable hint is skipped.
-      }
-    }
-    return found;
+  findContent(key: ContentKey): Promise<ContentRef[]> {
+    return this.content.find(key);
   }
 
   async readContent(ref: ContentRef, offset: number, length: number): Promise<Uint8Array> {

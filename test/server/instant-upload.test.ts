@@ -21,7 +21,7 @@ import {
 } from '../../protocol/index.js';
 import { RawClientV2 } from '../helpers/protocol-client-v2.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { makeTempDir, type TempDir } from '../helpers/tmp.js';
+import { listFiles, makeTempDir, type TempDir } from '../helpers/tmp.js';
 
 const CHUNK = 65_536;
 const SIZE = 5 * CHUNK + 1234;
@@ -138,6 +138,22 @@ describe('instant upload with proof of possession (SPEC.md 16.10)', () => {
     expect(status.status).toBe(200);
     expect(await status.json()).toMatchObject({ state: 'completed', name: 'copy.bin' });
     client.close();
+  });
+
+  it('content sent again and again, instantly, keeps one index entry per client: the index cannot be grown for free', async () => {
+    await uploadOnce(file, 'alice');
+    for (let i = 0; i < 12; i++) {
+      const { client, answer } = await instant((c) => proofFor(c, file), { token: 'alice' });
+      expect(answer.type).toBe('result');
+      client.close();
+    }
+    // Another client holding the same content adds one entry of its own.
+    await uploadOnce(file, 'bob');
+    const entries = await listFiles(join(tmp.path, 'content'));
+    expect(entries).toHaveLength(2);
+    expect(new Set(entries.map((path) => path.split('/').pop()))).toEqual(
+      new Set([digestOf(file).toString(16).padStart(16, '0')]),
+    );
   });
 
   it('names the chunk size in the CHALLENGE when the OPEN gets another than it proposed, to a client that offered value 1 only', async () => {
