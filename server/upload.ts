@@ -226,12 +226,26 @@ export class OpenUpload {
     return this.partialKeeper().describe();
   }
 
-  /** tus: the bytes the store keeps apart, checked against `expected` (else STORAGE_ERROR). */
-  async readPartial(expected: Pick<PartialChunk, 'length' | 'hash'>): Promise<Uint8Array> {
+  /**
+   * tus: the bytes the store keeps apart, when they match `expected` (what describePartial said);
+   * undefined when they do not (damaged or replaced in the store: see discardPartial).
+   */
+  async readPartial(
+    expected: Pick<PartialChunk, 'length' | 'hash'>,
+  ): Promise<Uint8Array | undefined> {
     const bytes = await this.partialKeeper().read();
     if (bytes.byteLength !== expected.length || this.hasher.h64(bytes) !== expected.hash)
-      throw new ProtocolError(Errors.STORAGE_ERROR, 'the partial chunk changed while it was read');
+      return undefined;
     return bytes;
+  }
+
+  /** tus: drop what the store keeps apart (it failed its check): the offset falls back to the chunk's start. */
+  discardPartial(): Promise<void> {
+    return this.partialKeeper()
+      .discard()
+      .catch((error: unknown) => {
+        throw error instanceof ProtocolError ? error : storageErrorFor(error, 'write');
+      });
   }
 
   /** tus: keep chunk `partial.chunk`'s first bytes apart (keepsPartialApart). */

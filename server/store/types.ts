@@ -112,6 +112,8 @@ export interface PartialChunkKeeper {
   read(): Promise<Uint8Array>;
   /** Replace what is kept, atomically; durable when this resolves. */
   write(partial: PartialChunk, bytes: Uint8Array): Promise<void>;
+  /** Keep nothing any more (what is kept failed its check); done when this resolves. */
+  discard(): Promise<void>;
 }
 
 /** An upload open for writing. One writer at a time (the session layer guarantees it). */

@@ -49,6 +49,11 @@ export type PatchOutcome =
   | { readonly kind: 'too-large' }
   /** A chunk differs from the one the upload already holds there (a WebSocket client sent it). */
   | { readonly kind: 'conflict' }
+  /**
+   * The chunk's bytes kept apart by an earlier PATCH failed their check and were dropped: nothing
+   * of this body is stored, the offset is now the chunk's start (HEAD tells the client).
+   */
+  | { readonly kind: 'tail-lost' }
   /** tusPartialWritesPerChunk: too many PATCHes ended inside this chunk; its tail is kept as it was. */
   | { readonly kind: 'partial-writes-exceeded'; readonly message: string }
   | { readonly kind: 'storage'; readonly error: ProtocolError };
@@ -95,6 +100,7 @@ export async function writePatch(input: PatchInput): Promise<PatchOutcome> {
       const head = await input.progress.tailBytes(upload, tail).catch((error: unknown) => {
         throw asStorage(error);
       });
+      if (!head) throw new WriteFailure({ kind: 'tail-lost' });
       if (head.bytes.byteLength !== filled)
         throw asStorage(
           new ProtocolError(Errors.STORAGE_ERROR, 'the start of the chunk could not be read back'),
@@ -167,7 +173,8 @@ export async function writePatch(input: PatchInput): Promise<PatchOutcome> {
   } catch (error) {
     return asStorage(error).outcome;
   }
-  if (outcome.kind === 'conflict' || outcome.kind === 'storage') return outcome;
+  if (outcome.kind === 'conflict' || outcome.kind === 'storage' || outcome.kind === 'tail-lost')
+    return outcome;
   if (digest) {
     // Nothing of a checked body counts unless all of it arrived and matched.
     if (outcome.kind !== 'stored') return outcome;

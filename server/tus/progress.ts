@@ -79,12 +79,20 @@ export class TusProgress {
   /**
    * The bytes of `tail` (chunk tail.chunk's first tail.length bytes), to continue the chunk, and how
    * many of them are already in the upload's data (all of them in place, none when kept apart).
+   * Undefined when bytes kept apart no longer match their description (then they are dropped
+   * from the store: the offset falls back to the chunk's start, as a tail in place that fails
+   * verifyTail does).
    */
   async tailBytes(
     upload: OpenUpload,
     tail: TailRecord,
-  ): Promise<{ bytes: Uint8Array; inData: number }> {
-    if (upload.keepsPartialApart) return { bytes: await upload.readPartial(tail), inData: 0 };
+  ): Promise<{ bytes: Uint8Array; inData: number } | undefined> {
+    if (upload.keepsPartialApart) {
+      const bytes = await upload.readPartial(tail);
+      if (bytes) return { bytes, inData: 0 };
+      await upload.discardPartial();
+      return undefined;
+    }
     const bytes = await upload.readAt(tail.length, tail.chunk * upload.info.chunkSize);
     return { bytes, inData: bytes.byteLength };
   }

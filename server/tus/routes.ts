@@ -338,6 +338,12 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
         throw new TusRefusal(HttpErrors.TUS_CONFLICT);
       case 'partial-writes-exceeded':
         throw new TusRefusal(HttpErrors.TUS_PATCH_TOO_SMALL, outcome.message);
+      case 'tail-lost':
+        // tus clients answer 409 with a HEAD, which now gives the chunk's start.
+        throw new TusRefusal(
+          HttpErrors.TUS_OFFSET_MISMATCH,
+          'the bytes kept of this chunk failed their check and were dropped; HEAD gives the offset to send from',
+        );
       case 'storage':
         throw outcome.error;
       default:

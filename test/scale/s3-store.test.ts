@@ -5,8 +5,9 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
-import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Errors, bytesToHex, chunkCount } from '../../protocol/index.js';
 import { MemoryRegistry } from '../../server/registry/memory-registry.js';
@@ -263,6 +264,82 @@ describe('S3 store against s3rver', () => {
     expect(await exists(`in/.partial/${otherId}`)).toBe(true);
     expect((await tusRequest(`${node1.url}${otherPath}`, 'DELETE')).status).toBe(204);
     expect(await exists(`in/.partial/${otherId}`)).toBe(false);
+  }, 60_000);
+
+  it('kept bytes of a part that fail their check (changed or removed in the bucket) are dropped: 409, HEAD gives the part start, nothing wrong is stored', async () => {
+    const data = randomBytes(MIN_PART_BYTES + 2 * MiB);
+    const created = await tusRequest(`${node1.url}/files/`, 'POST', {
+      'Upload-Length': String(data.byteLength),
+      'Upload-Metadata': `filename ${Buffer.from('checked.bin').toString('base64')}`,
+    });
+    const path = new URL(created.headers.get('location') ?? '', node1.url).pathname;
+    const id = path.slice(path.lastIndexOf('/') + 1);
+    const key = `in/.partial/${id}`;
+    const patch = (node: TestServer, from: number, to: number) =>
+      tusRequest(
+        `${node.url}${path}`,
+        'PATCH',
+        { 'Content-Type': 'application/offset+octet-stream', 'Upload-Offset': String(from) },
+        data.subarray(from, to),
+      );
+    const offsetOn = async (node: TestServer): Promise<string | null> =>
+      (await tusRequest(`${node.url}${path}`, 'HEAD')).headers.get('upload-offset');
+
+    // Changed: the same length and description, other bytes.
+    expect((await patch(node1, 0, MiB)).status).toBe(204);
+    const head = await s3.client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: key }));
+    await s3.client.send(
+      new PutObjectCommand({
+        Bucket: s3.bucket,
+        Key: key,
+        Body: randomBytes(MiB),
+        Metadata: head.Metadata,
+      }),
+    );
+    expect(await offsetOn(node2)).toBe(String(MiB));
+    const refused = await patch(node2, MiB, 2 * MiB);
+    expect(refused.status).toBe(409);
+    expect(await refused.text()).toContain('failed their check');
+    expect(await exists(key)).toBe(false);
+    expect(await offsetOn(node1)).toBe('0');
+    // Removed after the PATCH described it (its HeadObject), before its first body byte.
+    expect((await patch(node1, 0, MiB)).status).toBe(204);
+    const heads = () => calls.filter((c) => c === 'store:HeadObject').length;
+    const headsBefore = heads();
+    const target = new URL(`${node2.url}${path}`);
+    const late = httpRequest({
+      host: target.hostname,
+      port: target.port,
+      path: target.pathname,
+      method: 'PATCH',
+      headers: {
+        'Tus-Resumable': '1.0.0',
+        'Content-Type': 'application/offset+octet-stream',
+        'Upload-Offset': String(MiB),
+        'Content-Length': String(MiB),
+      },
+    });
+    const answered = new Promise<{ status: number; body: string }>((resolve, reject) => {
+      late.on('response', (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      late.on('error', reject);
+    });
+    late.flushHeaders();
+    for (const until = Date.now() + 30_000; heads() === headsBefore && Date.now() < until;)
+      await new Promise((r) => setTimeout(r, 10));
+    await s3.client.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: key }));
+    late.end(data.subarray(MiB, 2 * MiB));
+    const second = await answered;
+    expect(second.status).toBe(409);
+    expect(second.body).toContain('failed their check');
+    expect(await offsetOn(node1)).toBe('0');
+    expect((await patch(node1, 0, data.byteLength)).status).toBe(204);
+    expect((await readObject(s3.client, s3.bucket, `in/${id}/checked.bin`)).equals(data)).toBe(
+      true,
+    );
   }, 60_000);
 
   it('bounds the PATCHes that end inside one part (tusPartialWritesPerChunk, 64): the 65th gets 400 and keeps nothing; a PATCH to the part end still goes', async () => {

@@ -78,10 +78,17 @@ export class PartialObject implements PartialChunkKeeper {
     return { chunk, length, hash: hashFromHex(hash), writes };
   }
 
+  /** The kept bytes; none when the object is gone (they then fail the caller's check). */
   async read(): Promise<Uint8Array> {
-    const out = await this.s3.call('GetObject', () =>
-      this.s3.client.send(new GetObjectCommand({ Bucket: this.s3.bucket, Key: this.key })),
-    );
+    let out;
+    try {
+      out = await this.s3.call('GetObject', () =>
+        this.s3.client.send(new GetObjectCommand({ Bucket: this.s3.bucket, Key: this.key })),
+      );
+    } catch (error) {
+      if (isMissing(error)) return new Uint8Array(0);
+      throw error;
+    }
     return out.Body ? out.Body.transformToByteArray() : new Uint8Array(0);
   }
 
@@ -104,6 +111,14 @@ export class PartialObject implements PartialChunkKeeper {
           },
         }),
       ),
+    );
+  }
+
+  async discard(): Promise<void> {
+    // Fenced like a write: only the node holding the upload drops what another node may rely on.
+    await this.stillOurs();
+    await this.s3.call('DeleteObject', () =>
+      this.s3.client.send(new DeleteObjectCommand({ Bucket: this.s3.bucket, Key: this.key })),
     );
   }
 
