@@ -42,6 +42,8 @@ const enum ChunkState {
 export interface UploadOwner {
   /** The upload is gone (DELETE, TTL) or taken over; the owner sends `error` and closes. */
   evict(error: ProtocolError): void;
+  /** It only reads (a tus HEAD loading the upload): a writer's claim takes the upload over. */
+  readonly readOnly?: boolean;
 }
 
 interface PendingRecord {

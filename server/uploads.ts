@@ -389,7 +389,8 @@ export class UploadRegistry {
   /**
    * The tus endpoint's way in (server/tus/): its requests are authorized by the server token or a
    * ticket and name the upload by id, with no resume secret. Loads the upload and owns it unless
-   * someone else does: then 'locked' (tus answers 423, it never takes an upload over). Undefined
+   * someone else does: then 'locked' (tus answers 423, it never takes an upload over from a
+   * writer; an owner that only reads is replaced without being told). Undefined
    * for an unknown id; UPLOAD_DAMAGED for a damaged one.
    */
   async claim(id: string, owner: UploadOwner): Promise<OpenUpload | 'locked' | undefined> {
@@ -411,7 +412,7 @@ export class UploadRegistry {
         }
         upload = found;
       }
-      if (upload.owner && upload.owner !== owner) return 'locked';
+      if (upload.owner && upload.owner !== owner && !upload.owner.readOnly) return 'locked';
       if (upload.failure) {
         this.unloadIfUnowned(upload);
         throw new ProtocolError(

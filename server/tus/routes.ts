@@ -18,7 +18,7 @@
  * contiguous prefix plus a verified partial tail (progress.ts, tail.ts). One writer per upload: a
  * PATCH owns the upload in the registry while its body arrives, so a second PATCH, or one while a
  * WebSocket connection owns it, gets 423 (tusd's answer); a WebSocket RESUME takes the upload over
- * and the PATCH's body is cut. A HEAD that loads the upload for its answer only delays a PATCH.
+ * and the PATCH's body is cut. A HEAD that loads the upload for its answer keeps no one out.
  *
  * Deferred length: the upload is stored once its length is known, which must come with the first
  * PATCH that carries bytes (tus-js-client and Uppy send it there when they read a file); until then
@@ -100,22 +100,15 @@ class RequestOwner implements UploadOwner {
   }
 }
 
-/** How many HEADs in turn a PATCH waits out before it answers 423 (see HeadReader). */
-const MAX_HEAD_WAITS = 4;
-
 /**
- * A HEAD holding an upload only to load it for the moment of its answer. A PATCH that finds one
- * there waits for it (`done`) instead of answering 423; a takeover leaves its answer alone.
+ * A HEAD holding an upload only to load it for the moment of its answer: a writer that comes
+ * meanwhile takes the upload over (UploadOwner.readOnly), and the HEAD answers from it as from any
+ * loaded upload.
  */
 class HeadReader implements UploadOwner {
-  private finish!: () => void;
-  readonly done = new Promise<void>((resolve) => (this.finish = resolve));
+  readonly readOnly = true;
 
   evict(): void {}
-
-  finished(): void {
-    this.finish();
-  }
 }
 
 /** The refusal of a request, as a value: the catalogue entry and an optional message. */
@@ -270,13 +263,6 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
     let claimed: OpenUpload | 'locked' | undefined;
     try {
       claimed = await registry.claim(id, owner);
-      // A HEAD holds it for one read; a few HEADs in a row cannot keep a writer out for long.
-      for (let waits = 0; claimed === 'locked' && waits < MAX_HEAD_WAITS; waits++) {
-        const holder = registry.peek(id)?.owner;
-        if (!(holder instanceof HeadReader)) break;
-        await holder.done;
-        claimed = await registry.claim(id, owner);
-      }
     } finally {
       registry.releaseSlot();
     }
@@ -628,10 +614,7 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
           .code(200)
           .send();
       } finally {
-        if (owner) {
-          letGo(upload, owner);
-          owner.finished();
-        }
+        if (owner) letGo(upload, owner);
       }
     });
 
