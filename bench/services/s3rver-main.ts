@@ -4,7 +4,9 @@
  * consistency). s3rver 3.7.1 answers when its hashing stream ends, before its file stream has
  * flushed: a HeadObject right after a PutObject could see the object truncated (length 0), which
  * failed a CI run of test/scale/s3-store.test.ts on a loaded machine. An object is also replaced
- * by a rename, so a reader sees the old bytes or the new ones whole, never a truncated file.
+ * by a rename, so a reader sees the old bytes or the new ones whole, never a truncated file. Its
+ * metadata is still written after the rename, as s3rver does, so a HeadObject racing a PutObject
+ * may pair new bytes with old metadata; S3 does not, and our tests read only after the answer.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';

@@ -2,34 +2,48 @@
  * The disk store's index of delivered content (instant upload hints, SPEC.md 16.10):
  *
  *   <dir>/content/<size>-<chunk size>/<scope>/<digest>   {id, client, location}
+ *   <dir>/content/<size>-<chunk size>/all/<digest>       the same, for the latest delivery by anyone
  *
  * <scope> names the delivering client: the first 32 hex digits of sha256(UploadInfo.client), or
- * `anyone` for uploads without one. One entry per (size, chunk size, scope, digest): delivering
- * the same content again replaces it, so repeated uploads (instant ones cost nothing to send)
- * cannot grow a directory, and the index holds at most one entry per distinct file per client.
+ * `anyone` for uploads without one. There is one entry per (size, chunk size, scope, digest), and
+ * one in all/ per content: delivering the same content again replaces them, so repeated uploads
+ * (instant ones cost nothing to send) cannot grow a folder. An entry is written to a temp name and
+ * renamed over, so a lookup reads an old entry or a new one whole. Only the latest delivery is
+ * remembered: if its file is moved away, earlier copies of the content are not found.
  *
  * A lookup in a client's scope reads only under that client's folder: one file for a digest, one
- * listing for a size. Other clients' entries are never read or even listed, so neither the answer
- * nor its time says anything about them. A lookup across clients (the `global` scope) reads at
- * most SCOPES_PER_LOOKUP client folders.
+ * listing for a size. Neither other clients' folders nor all/ are read or even listed, so neither
+ * the answer nor its time says anything about other clients. A lookup across clients (the
+ * `global` scope) reads all/ the same way.
  *
  * Entries are hints, written without a flush: a lost one only means a later instant upload is not
- * found; a stale one (the file moved or removed) is skipped when its file is not a regular file of
- * the key's size. Entries of an earlier layout (<digest>/<id>) are not read.
+ * found. A stale one (its file moved, removed or resized) is removed by the lookup that finds it
+ * so; a listing examines at most EXAMINED_PER_LISTING entries, so stale entries cannot make an
+ * OPEN's lookup long. Entries of an earlier layout (<digest>/<id>) are not read.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { lstat, mkdir, open, opendir, type FileHandle } from 'node:fs/promises';
+import {
+  link,
+  lstat,
+  mkdir,
+  open,
+  opendir,
+  rename,
+  unlink,
+  type FileHandle,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import { CONTENT_LOOKUP_LIMIT, type ContentKey, type ContentRef } from './types.js';
 
-const { O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW } = fsConstants;
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fsConstants;
 
-/** The client folders a lookup across clients reads, at most (a bound on one OPEN's work). */
-export const SCOPES_PER_LOOKUP = 16;
+/** Entries one listing (a lookup by size) examines at most, valid or stale. */
+export const EXAMINED_PER_LISTING = 2 * CONTENT_LOOKUP_LIMIT;
 
+/** The folder of the latest delivery of each content by anyone (the global scope). */
+const ALL = 'all';
 const DIGEST = /^[0-9a-f]{16}$/;
-const SCOPE = /^(?:[0-9a-f]{32}|anyone)$/;
 const UPLOAD_ID = /^[0-9a-f]{32}$/;
 
 /** The folder name of a client's entries. */
@@ -43,6 +57,9 @@ interface Entry {
   readonly client: string | null;
   readonly location: string;
 }
+
+/** What an entry's file says: a ref, or why it is no longer one. */
+type Reading = ContentRef | 'stale' | 'other' | undefined;
 
 export class DiskContentIndex {
   constructor(
@@ -60,105 +77,108 @@ export class DiskContentIndex {
     entry: { id: string; client: string | undefined; location: string },
   ): Promise<void> {
     if (!DIGEST.test(key.digest)) throw new Error('not a digest');
-    const dir = join(this.sizePath(key), contentScope(entry.client));
-    await mkdir(dir, { recursive: true, mode: this.dirMode });
-    // O_NOFOLLOW: a symlink planted at the name fails the write instead of being written through.
+    const scopeDir = join(this.sizePath(key), contentScope(entry.client));
+    const allDir = join(this.sizePath(key), ALL);
+    await mkdir(scopeDir, { recursive: true, mode: this.dirMode });
+    await mkdir(allDir, { recursive: true, mode: this.dirMode });
+    // Temp names start with a dot: never a digest, so listings pass over them.
+    const temp = `.${key.digest}.${randomBytes(6).toString('hex')}`;
+    const record: Entry = { id: entry.id, client: entry.client ?? null, location: entry.location };
     const handle = await open(
-      join(dir, key.digest),
-      O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW,
+      join(scopeDir, temp),
+      O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
       this.fileMode,
     );
     try {
-      const record: Entry = {
-        id: entry.id,
-        client: entry.client ?? null,
-        location: entry.location,
-      };
-      await handle.writeFile(JSON.stringify(record));
-    } finally {
-      await handle.close();
+      try {
+        await handle.writeFile(JSON.stringify(record));
+      } finally {
+        await handle.close();
+      }
+      // One inode, two names: all/ gets its own temp name first, so both renames replace whole.
+      await link(join(scopeDir, temp), join(allDir, temp));
+      await rename(join(allDir, temp), join(allDir, key.digest));
+      await rename(join(scopeDir, temp), join(scopeDir, key.digest));
+    } catch (error) {
+      await unlink(join(scopeDir, temp)).catch(() => undefined);
+      await unlink(join(allDir, temp)).catch(() => undefined);
+      throw error;
     }
   }
 
   /** Delivered content matching `key` (at most CONTENT_LOOKUP_LIMIT refs). */
   async find(key: ContentKey): Promise<ContentRef[]> {
-    const scopes =
-      key.client !== undefined ? [contentScope(key.client)] : await this.someScopes(key);
-    const found: ContentRef[] = [];
-    for (const scope of scopes) {
-      const dir = join(this.sizePath(key), scope);
-      if (key.digest !== undefined) {
-        if (!DIGEST.test(key.digest)) return [];
-        const ref = await this.refAt(join(dir, key.digest), key);
-        if (ref) found.push(ref);
-      } else {
-        await this.collect(dir, key, found);
-      }
-      if (found.length >= CONTENT_LOOKUP_LIMIT) break;
-    }
-    return found.slice(0, CONTENT_LOOKUP_LIMIT);
+    const dir = join(this.sizePath(key), key.client === undefined ? ALL : contentScope(key.client));
+    if (key.digest === undefined) return this.collect(dir, key);
+    if (!DIGEST.test(key.digest)) return [];
+    const ref = await this.readEntry(join(dir, key.digest), key);
+    return typeof ref === 'object' ? [ref] : [];
   }
 
   private sizePath(key: Pick<ContentKey, 'fileSize' | 'chunkSize'>): string {
     return join(this.root, `${key.fileSize}-${key.chunkSize}`);
   }
 
-  /** Up to SCOPES_PER_LOOKUP client folders of the key's size (read lazily). */
-  private async someScopes(key: ContentKey): Promise<string[]> {
-    const scopes: string[] = [];
-    const listing = await opendir(this.sizePath(key)).catch(() => undefined);
-    if (!listing) return scopes;
-    try {
-      for await (const entry of listing) {
-        if (SCOPE.test(entry.name)) scopes.push(entry.name);
-        if (scopes.length >= SCOPES_PER_LOOKUP) break;
-      }
-    } finally {
-      await listing.close().catch(() => undefined);
-    }
-    return scopes;
-  }
-
-  /** The entries of one client folder (any digest), until `found` holds the lookup limit. */
-  private async collect(dir: string, key: ContentKey, found: ContentRef[]): Promise<void> {
+  /** The entries of one folder (any digest), examining at most EXAMINED_PER_LISTING. */
+  private async collect(dir: string, key: ContentKey): Promise<ContentRef[]> {
+    const found: ContentRef[] = [];
     const listing = await opendir(dir).catch(() => undefined);
-    if (!listing) return;
+    if (!listing) return found;
+    let examined = 0;
     try {
       for await (const entry of listing) {
-        if (found.length >= CONTENT_LOOKUP_LIMIT) break;
+        if (found.length >= CONTENT_LOOKUP_LIMIT || examined >= EXAMINED_PER_LISTING) break;
         if (!DIGEST.test(entry.name)) continue;
-        const ref = await this.refAt(join(dir, entry.name), key);
-        if (ref) found.push(ref);
+        examined++;
+        const ref = await this.readEntry(join(dir, entry.name), key);
+        if (typeof ref === 'object') found.push(ref);
       }
     } finally {
       await listing.close().catch(() => undefined);
     }
+    return found;
   }
 
-  /** The entry at `path` if it still points at a regular file of the key's size in scope. */
-  private async refAt(path: string, key: ContentKey): Promise<ContentRef | undefined> {
+  /**
+   * The entry at `path` if it still points at a regular file of the key's size in scope. One
+   * found stale is removed (a delivery that replaces it meanwhile may go with it: a lost hint).
+   */
+  private async readEntry(path: string, key: ContentKey): Promise<Reading> {
+    const reading = await this.read(path, key);
+    if (reading === 'stale') await unlink(path).catch(() => undefined);
+    return reading;
+  }
+
+  private async read(path: string, key: ContentKey): Promise<Reading> {
     let handle: FileHandle | undefined;
+    let entry: Partial<Entry>;
+    let text: string;
     try {
       handle = await open(path, O_RDONLY | O_NOFOLLOW);
-      const entry = JSON.parse(await handle.readFile('utf8')) as Partial<Entry>;
-      if (typeof entry.id !== 'string' || !UPLOAD_ID.test(entry.id)) return undefined;
-      if (typeof entry.location !== 'string') return undefined;
-      if (!entry.location.startsWith(this.filesDir)) return undefined;
-      // The folder is a hash of the client: the entry itself must name the client asked for.
-      if (key.client !== undefined && entry.client !== key.client) return undefined;
-      // Operators move and remove delivered files: it must still be one of that size.
-      const file = await lstat(entry.location);
-      if (!file.isFile() || file.size !== key.fileSize) return undefined;
-      return {
-        id: entry.id,
-        location: entry.location,
-        ...(typeof entry.client === 'string' ? { client: entry.client } : {}),
-      };
+      text = await handle.readFile('utf8');
     } catch {
-      // Missing, unreadable or torn (written without a flush): a hint not found.
+      // Missing, or not ours to read (a planted symlink): not found, left alone.
       return undefined;
     } finally {
       await handle?.close().catch(() => undefined);
     }
+    try {
+      entry = JSON.parse(text) as Partial<Entry>;
+    } catch {
+      return 'stale';
+    }
+    if (typeof entry.id !== 'string' || !UPLOAD_ID.test(entry.id)) return 'stale';
+    if (typeof entry.location !== 'string' || !entry.location.startsWith(this.filesDir))
+      return 'stale';
+    // The folder is a hash of the client: the entry itself must name the client asked for.
+    if (key.client !== undefined && entry.client !== key.client) return 'other';
+    // Operators move and remove delivered files: it must still be one of that size.
+    const file = await lstat(entry.location).catch(() => undefined);
+    if (!file?.isFile() || file.size !== key.fileSize) return 'stale';
+    return {
+      id: entry.id,
+      location: entry.location,
+      ...(typeof entry.client === 'string' ? { client: entry.client } : {}),
+    };
   }
 }

@@ -4,12 +4,12 @@
  * open and list nothing of another client's, and hints that fail their checks not found.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   DiskContentIndex,
-  SCOPES_PER_LOOKUP,
+  EXAMINED_PER_LISTING,
   contentScope,
 } from '../../server/store/disk-content.js';
 import { listFiles, makeTempDir, type TempDir } from '../helpers/tmp.js';
@@ -79,34 +79,64 @@ describe('disk content index', () => {
     expect(entries).toEqual(
       [
         `${SIZE}-${CHUNK}/${contentScope('alice')}/${DIGEST}`,
+        `${SIZE}-${CHUNK}/all/${DIGEST}`,
         `${SIZE}-${CHUNK}/anyone/${DIGEST}`,
       ].sort(),
     );
+    // all/ holds the latest delivery by anyone.
+    expect((await index.find(KEY)).map((ref) => ref.id)).toEqual([idOf(99)]);
     expect(await index.find({ ...KEY, client: 'alice' })).toEqual([
       { id: idOf(30), client: 'alice', location: join(files, idOf(30)) },
     ]);
   });
 
-  it("finds a client's own content however many other clients hold the same content; a lookup across clients reads a bounded number of them", async () => {
+  it("finds a client's own content however many other clients hold the same content, and any client's content in the global scope", async () => {
     for (let n = 1; n <= 40; n++)
       await index.remember(KEY, {
         id: idOf(n),
         client: `tenant-${n}`,
         location: await delivered(idOf(n)),
       });
+    // 40 other contents of the same size, one per tenant.
+    const digestOf = (n: number): string => (0xd000 + n).toString(16).padStart(16, '0');
+    for (let n = 1; n <= 40; n++)
+      await index.remember(
+        { ...KEY, digest: digestOf(n) },
+        { id: idOf(100 + n), client: `tenant-${n}`, location: await delivered(idOf(100 + n)) },
+      );
     for (const n of [1, 17, 40]) {
       const found = await index.find({ ...KEY, client: `tenant-${n}` });
       expect(found.map((ref) => ref.id)).toEqual([idOf(n)]);
-      expect(
-        (await index.find({ fileSize: SIZE, chunkSize: CHUNK, client: `tenant-${n}` })).map(
-          (r) => r.id,
-        ),
-      ).toEqual([idOf(n)]);
+      const bySize = await index.find({ fileSize: SIZE, chunkSize: CHUNK, client: `tenant-${n}` });
+      expect(bySize.map((ref) => ref.id).sort()).toEqual([idOf(n), idOf(100 + n)].sort());
+      expect((await index.find({ ...KEY, digest: digestOf(n) })).map((ref) => ref.id)).toEqual([
+        idOf(100 + n),
+      ]);
     }
     expect(await index.find({ ...KEY, client: 'nobody' })).toEqual([]);
-    const across = await index.find(KEY);
-    expect(across.length).toBe(SCOPES_PER_LOOKUP);
-    expect((await index.find({ fileSize: SIZE, chunkSize: CHUNK })).length).toBe(SCOPES_PER_LOOKUP);
+    expect((await index.find(KEY)).map((ref) => ref.id)).toEqual([idOf(40)]);
+    expect((await index.find({ fileSize: SIZE, chunkSize: CHUNK })).length).toBe(41);
+  });
+
+  it('stale entries cannot make a lookup long: a listing examines a bounded number and removes the stale ones it saw', async () => {
+    const stale = 3 * EXAMINED_PER_LISTING;
+    for (let n = 1; n <= stale; n++) {
+      const location = await delivered(idOf(n));
+      await index.remember(
+        { ...KEY, digest: n.toString(16).padStart(16, '0') },
+        { id: idOf(n), client: 'alice', location },
+      );
+      await rm(location);
+    }
+    const scopeDir = join(tmp.path, 'content', `${SIZE}-${CHUNK}`, contentScope('alice'));
+    touched.length = 0;
+    expect(await index.find({ fileSize: SIZE, chunkSize: CHUNK, client: 'alice' })).toEqual([]);
+    // An open and an lstat per examined entry, and the listing itself.
+    expect(touched.length).toBeLessThanOrEqual(2 * EXAMINED_PER_LISTING + 1);
+    expect((await readdir(scopeDir)).length).toBe(stale - EXAMINED_PER_LISTING);
+    for (let pass = 0; pass < 2; pass++)
+      await index.find({ fileSize: SIZE, chunkSize: CHUNK, client: 'alice' });
+    expect(await readdir(scopeDir)).toEqual([]);
   });
 
   it("a lookup in a client's scope opens, lists and stats nothing of another client's", async () => {
@@ -123,12 +153,12 @@ describe('disk content index', () => {
     ).toEqual([idOf(1)]);
     expect(await index.find({ ...KEY, digest: 'fedcba9876543210', client: 'alice' })).toEqual([]);
     expect(touched.length).toBeGreaterThan(0);
-    const bobs = [contentScope('bob'), idOf(2), idOf(3)];
-    expect(touched.filter((path) => bobs.some((part) => path.includes(part)))).toEqual([]);
-    // The same lookups without a client do read bob's (the global scope).
+    const others = [contentScope('bob'), idOf(2), idOf(3), '/all/', '/all'];
+    expect(touched.filter((path) => others.some((part) => path.includes(part)))).toEqual([]);
+    // The same lookups without a client read all/, which has bob's (the global scope).
     touched.length = 0;
-    await index.find({ fileSize: SIZE, chunkSize: CHUNK });
-    expect(touched.some((path) => path.includes(contentScope('bob')))).toBe(true);
+    expect((await index.find({ fileSize: SIZE, chunkSize: CHUNK })).length).toBe(2);
+    expect(touched.some((path) => path.includes('/all'))).toBe(true);
   });
 
   it('skips hints that fail their checks: a file moved, resized or outside files/, a torn entry, a planted symlink', async () => {
@@ -144,30 +174,37 @@ describe('disk content index', () => {
     await writeFile(outside, randomBytes(SIZE));
     await index.remember(KEY, { id: idOf(2), client: 'alice', location: outside });
     expect(await index.find({ ...KEY, client: 'alice' })).toEqual([]);
-    // Torn (a crash before the unflushed write reached the disk).
+    // Torn (a crash before the unflushed write reached the disk): removed as stale.
     await writeFile(entryAt(DIGEST), '{"id":"');
     expect(await index.find({ ...KEY, client: 'alice' })).toEqual([]);
-    // Another client's entry copied into alice's folder names bob: not alice's.
+    expect(await readdir(scopeDir)).toEqual([]);
+    // Another client's entry copied into alice's folder names bob: not alice's (and kept).
     await writeFile(
       entryAt(DIGEST),
       JSON.stringify({ id: idOf(3), client: 'bob', location: await delivered(idOf(3)) }),
     );
     expect(await index.find({ ...KEY, client: 'alice' })).toEqual([]);
-    // A symlink planted at an entry's name is neither read nor written through.
+    expect(await readdir(scopeDir)).toEqual([DIGEST]);
+    // A symlink planted at an entry's name is neither read nor written through: a delivery
+    // replaces the link itself.
     const target = join(tmp.path, 'target');
-    await writeFile(
-      target,
-      JSON.stringify({ id: idOf(4), client: 'alice', location: await delivered(idOf(4)) }),
-    );
-    const planted = entryAt('aaaaaaaaaaaaaaaa');
-    await symlink(target, planted);
+    const planted = JSON.stringify({
+      id: idOf(4),
+      client: 'alice',
+      location: await delivered(idOf(4)),
+    });
+    await writeFile(target, planted);
+    await symlink(target, entryAt('aaaaaaaaaaaaaaaa'));
     expect(await index.find({ ...KEY, digest: 'aaaaaaaaaaaaaaaa', client: 'alice' })).toEqual([]);
-    await expect(
-      index.remember(
-        { ...KEY, digest: 'aaaaaaaaaaaaaaaa' },
-        { id: idOf(5), client: 'alice', location: await delivered(idOf(5)) },
-      ),
-    ).rejects.toThrow(/ELOOP/);
+    await index.remember(
+      { ...KEY, digest: 'aaaaaaaaaaaaaaaa' },
+      { id: idOf(5), client: 'alice', location: await delivered(idOf(5)) },
+    );
+    expect(await readFile(target, 'utf8')).toBe(planted);
+    expect((await lstat(entryAt('aaaaaaaaaaaaaaaa'))).isSymbolicLink()).toBe(false);
+    expect(
+      (await index.find({ ...KEY, digest: 'aaaaaaaaaaaaaaaa', client: 'alice' })).map((r) => r.id),
+    ).toEqual([idOf(5)]);
     // A key that is not a digest reads nothing.
     touched.length = 0;
     expect(await index.find({ ...KEY, digest: '../../etc', client: 'alice' })).toEqual([]);

@@ -147,10 +147,11 @@ describe('instant upload with proof of possession (SPEC.md 16.10)', () => {
       expect(answer.type).toBe('result');
       client.close();
     }
-    // Another client holding the same content adds one entry of its own.
+    // Another client holding the same content adds one entry of its own (all/ holds the latest).
     await uploadOnce(file, 'bob');
     const entries = await listFiles(join(tmp.path, 'content'));
-    expect(entries).toHaveLength(2);
+    expect(entries).toHaveLength(3);
+    expect(entries.filter((path) => path.split('/').at(-2) === 'all')).toHaveLength(1);
     expect(new Set(entries.map((path) => path.split('/').pop()))).toEqual(
       new Set([digestOf(file).toString(16).padStart(16, '0')]),
     );
@@ -266,11 +267,22 @@ describe('instant upload with proof of possession (SPEC.md 16.10)', () => {
 
   it("with the global scope every OPEN is challenged, found or not (a size is another tenant's information)", async () => {
     await server.close();
-    server = await startServer({ dir: tmp.path, instantUpload: 'global' });
+    server = await startServer({
+      dir: tmp.path,
+      instantUpload: 'global',
+      maxUploadSize: 16 * 1024 * 1024,
+      defaultChunkSize: CHUNK,
+      authorizeUpload: ({ token }) => (token ? { subject: token } : true),
+    });
     const nothing = new Uint8Array(randomBytes(SIZE + 1));
     const unknown = await instant((c) => proofFor(c, nothing), { bytes: nothing });
     expect(unknown.client.on(1).map((m) => m.type)).toEqual(['challenge', 'accept']);
     unknown.client.close();
+    // Content one subject delivered is found for another in this scope.
+    await uploadOnce(file, 'alice');
+    const shared = await instant((c) => proofFor(c, file), { token: 'bob' });
+    expect(shared.answer.type).toBe('result');
+    shared.client.close();
   });
 
   it('is not granted when the server turns it off', async () => {
