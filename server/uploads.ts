@@ -21,7 +21,6 @@ import { ReservationLedger } from './quota.js';
 import { leaseTakenOver } from './registry/lease-errors.js';
 import { sanitizeName } from './store/names.js';
 import {
-  CONTENT_LOOKUP_LIMIT,
   type ContentRef,
   type StoredUpload,
   type UploadInfo,
@@ -188,9 +187,15 @@ export class UploadRegistry {
     )
       return false;
     if (this.options.instantUpload === 'global') return true;
+    // One of this client's is enough: the store reads no further (an OPEN's lookup stays short).
     const found =
-      (await this.store.findContent?.({ fileSize: message.fileSize, chunkSize, client })) ?? [];
-    return found.length >= CONTENT_LOOKUP_LIMIT || found.some((ref) => ref.client === client);
+      (await this.store.findContent?.({
+        fileSize: message.fileSize,
+        chunkSize,
+        client,
+        limit: 1,
+      })) ?? [];
+    return found.some((ref) => ref.client === client);
   }
 
   /**

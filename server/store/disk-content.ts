@@ -106,7 +106,7 @@ export class DiskContentIndex {
     }
   }
 
-  /** Delivered content matching `key` (at most CONTENT_LOOKUP_LIMIT refs). */
+  /** Delivered content matching `key` (at most key.limit refs, CONTENT_LOOKUP_LIMIT by default). */
   async find(key: ContentKey): Promise<ContentRef[]> {
     const dir = join(this.sizePath(key), key.client === undefined ? ALL : contentScope(key.client));
     if (key.digest === undefined) return this.collect(dir, key);
@@ -122,12 +122,13 @@ export class DiskContentIndex {
   /** The entries of one folder (any digest), examining at most EXAMINED_PER_LISTING. */
   private async collect(dir: string, key: ContentKey): Promise<ContentRef[]> {
     const found: ContentRef[] = [];
+    const limit = Math.min(key.limit ?? CONTENT_LOOKUP_LIMIT, CONTENT_LOOKUP_LIMIT);
     const listing = await opendir(dir).catch(() => undefined);
     if (!listing) return found;
     let examined = 0;
     try {
       for await (const entry of listing) {
-        if (found.length >= CONTENT_LOOKUP_LIMIT || examined >= EXAMINED_PER_LISTING) break;
+        if (found.length >= limit || examined >= EXAMINED_PER_LISTING) break;
         if (!DIGEST.test(entry.name)) continue;
         examined++;
         const ref = await this.readEntry(join(dir, entry.name), key);

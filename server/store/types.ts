@@ -187,6 +187,8 @@ export interface ContentKey {
    * Absent: any client's.
    */
   readonly client?: string;
+  /** At most this many refs (a lookup stops there). Absent: CONTENT_LOOKUP_LIMIT. */
+  readonly limit?: number;
 }
 
 /** Completed content the store can hand to a new upload without the bytes crossing the network. */

@@ -139,6 +139,19 @@ describe('disk content index', () => {
     expect(await readdir(scopeDir)).toEqual([]);
   });
 
+  it('a lookup with a limit stops there (an OPEN asks whether any of its size exists: one entry read)', async () => {
+    for (let n = 1; n <= 20; n++)
+      await index.remember(
+        { ...KEY, digest: n.toString(16).padStart(16, '0') },
+        { id: idOf(n), client: 'alice', location: await delivered(idOf(n)) },
+      );
+    touched.length = 0;
+    const found = await index.find({ fileSize: SIZE, chunkSize: CHUNK, client: 'alice', limit: 1 });
+    expect(found).toHaveLength(1);
+    // The listing, then one entry's open and its file's lstat.
+    expect(touched).toHaveLength(3);
+  });
+
   it("a lookup in a client's scope opens, lists and stats nothing of another client's", async () => {
     await index.remember(KEY, { id: idOf(1), client: 'alice', location: await delivered(idOf(1)) });
     await index.remember(KEY, { id: idOf(2), client: 'bob', location: await delivered(idOf(2)) });

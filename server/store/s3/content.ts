@@ -16,7 +16,13 @@
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { Errors, ProtocolError } from '../../../protocol/index.js';
 import type { SharedRegistry } from '../../registry/types.js';
-import type { CompletionInfo, ContentKey, ContentRef, UploadInfo } from '../types.js';
+import {
+  CONTENT_LOOKUP_LIMIT,
+  type CompletionInfo,
+  type ContentKey,
+  type ContentRef,
+  type UploadInfo,
+} from '../types.js';
 import type { S3Context } from './context.js';
 
 export class S3Content {
@@ -58,7 +64,9 @@ export class S3Content {
   async find(key: ContentKey): Promise<ContentRef[]> {
     if (key.fileSize === 0) return [];
     const hints = await this.s3.registryCall('findContent', () => this.registry.findContent(key));
-    return hints.filter((ref) => this.keyOf(ref.location) !== undefined);
+    return hints
+      .filter((ref) => this.keyOf(ref.location) !== undefined)
+      .slice(0, key.limit ?? CONTENT_LOOKUP_LIMIT);
   }
 
   /** `length` bytes at `offset` of found content (a ranged GetObject; none when it is gone). */
