@@ -34,12 +34,16 @@ import {
   type FileHandle,
 } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isErrno } from './errno.js';
 import { CONTENT_LOOKUP_LIMIT, type ContentKey, type ContentRef } from './types.js';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fsConstants;
 
 /** Entries one listing (a lookup by size) examines at most, valid or stale. */
 export const EXAMINED_PER_LISTING = 2 * CONTENT_LOOKUP_LIMIT;
+
+/** Folders remembered as made (each a path string; past it the set starts again). */
+const MADE_DIRS_KEPT = 4096;
 
 /** The folder of the latest delivery of each content by anyone (the global scope). */
 const ALL = 'all';
@@ -62,6 +66,9 @@ interface Entry {
 type Reading = ContentRef | 'stale' | 'other' | undefined;
 
 export class DiskContentIndex {
+  /** Folders this process made or found (bounded: cleared whole past MADE_DIRS_KEPT). */
+  private readonly madeDirs = new Set<string>();
+
   constructor(
     /** <dir>/content */
     private readonly root: string,
@@ -79,11 +86,27 @@ export class DiskContentIndex {
     if (!DIGEST.test(key.digest)) throw new Error('not a digest');
     const scopeDir = join(this.sizePath(key), contentScope(entry.client));
     const allDir = join(this.sizePath(key), ALL);
-    await mkdir(scopeDir, { recursive: true, mode: this.dirMode });
-    await mkdir(allDir, { recursive: true, mode: this.dirMode });
-    // Temp names start with a dot: never a digest, so listings pass over them.
-    const temp = `.${key.digest}.${randomBytes(6).toString('hex')}`;
     const record: Entry = { id: entry.id, client: entry.client ?? null, location: entry.location };
+    try {
+      await this.write(scopeDir, allDir, key.digest, record);
+    } catch (error) {
+      if (!isErrno(error, 'ENOENT')) throw error;
+      // A folder made earlier is gone (an operator cleaned content/): make it again.
+      this.madeDirs.clear();
+      await this.write(scopeDir, allDir, key.digest, record);
+    }
+  }
+
+  private async write(
+    scopeDir: string,
+    allDir: string,
+    digest: string,
+    record: Entry,
+  ): Promise<void> {
+    await this.makeDir(scopeDir);
+    await this.makeDir(allDir);
+    // Temp names start with a dot: never a digest, so listings pass over them.
+    const temp = `.${digest}.${randomBytes(6).toString('hex')}`;
     const handle = await open(
       join(scopeDir, temp),
       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
@@ -97,13 +120,21 @@ export class DiskContentIndex {
       }
       // One inode, two names: all/ gets its own temp name first, so both renames replace whole.
       await link(join(scopeDir, temp), join(allDir, temp));
-      await rename(join(allDir, temp), join(allDir, key.digest));
-      await rename(join(scopeDir, temp), join(scopeDir, key.digest));
+      await rename(join(allDir, temp), join(allDir, digest));
+      await rename(join(scopeDir, temp), join(scopeDir, digest));
     } catch (error) {
       await unlink(join(scopeDir, temp)).catch(() => undefined);
       await unlink(join(allDir, temp)).catch(() => undefined);
       throw error;
     }
+  }
+
+  /** mkdir -p, once per folder while it is remembered (most deliveries go to folders made before). */
+  private async makeDir(dir: string): Promise<void> {
+    if (this.madeDirs.has(dir)) return;
+    await mkdir(dir, { recursive: true, mode: this.dirMode });
+    if (this.madeDirs.size >= MADE_DIRS_KEPT) this.madeDirs.clear();
+    this.madeDirs.add(dir);
   }
 
   /** Delivered content matching `key` (at most key.limit refs, CONTENT_LOOKUP_LIMIT by default). */

@@ -93,7 +93,7 @@ import {
 import { Journal, RECORD_BYTES, journalSlotsFor, parseJournal } from './journal.js';
 import { safeRelativePath } from './names.js';
 import { DiskContentIndex } from './disk-content.js';
-import { isOutOfSpace } from './errno.js';
+import { isErrno, isOutOfSpace } from './errno.js';
 import type {
   ChunkRecord,
   CompletionInfo,
@@ -195,12 +195,6 @@ function isMetaFile(value: unknown, id: string): value is MetaFile {
         meta.completion !== null &&
         /^[0-9a-f]{16}$/.test(String(meta.completion.digest)) &&
         typeof meta.completion.location === 'string'))
-  );
-}
-
-function isErrno(error: unknown, code: string): boolean {
-  return (
-    typeof error === 'object' && error !== null && (error as NodeJS.ErrnoException).code === code
   );
 }
 

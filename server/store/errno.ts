@@ -5,3 +5,10 @@ export function isOutOfSpace(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   return code === 'ENOSPC' || code === 'EDQUOT';
 }
+
+/** The error is the system error `code` (ENOENT, EEXIST, ...). */
+export function isErrno(error: unknown, code: string): boolean {
+  return (
+    typeof error === 'object' && error !== null && (error as NodeJS.ErrnoException).code === code
+  );
+}

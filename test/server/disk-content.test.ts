@@ -88,6 +88,17 @@ describe('disk content index', () => {
     expect(await index.find({ ...KEY, client: 'alice' })).toEqual([
       { id: idOf(30), client: 'alice', location: join(files, idOf(30)) },
     ]);
+    // An operator empties content/ while the server runs: the next delivery makes its folders again.
+    await rm(join(tmp.path, 'content'), { recursive: true });
+    await index.remember(KEY, {
+      id: idOf(31),
+      client: 'alice',
+      location: await delivered(idOf(31)),
+    });
+    expect((await index.find({ ...KEY, client: 'alice' })).map((ref) => ref.id)).toEqual([
+      idOf(31),
+    ]);
+    expect((await index.find(KEY)).map((ref) => ref.id)).toEqual([idOf(31)]);
   });
 
   it("finds a client's own content however many other clients hold the same content, and any client's content in the global scope", async () => {
