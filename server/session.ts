@@ -643,9 +643,10 @@ export class Session {
         (await this.ctx.registry.mayHoldContent(message, client, this.challengeNamesChunkSize))
       ) {
         if (await this.instantUpload(stream, message, client)) return;
-        // The connection ended while the client hashed: create nothing it cannot learn about.
-        if (this.closedFlag || stream.ended) return;
       }
+      // The connection ended meanwhile (or while the client hashed): create nothing it cannot
+      // learn about, which would only hold a reservation until emptyUploadTtl.
+      if (this.closedFlag || stream.ended) return;
       const { upload, secret } = await this.ctx.registry.create(message, stream, client);
       this.log.info(
         { upload: upload.id, size: upload.info.fileSize, chunkSize: upload.info.chunkSize },

@@ -44,6 +44,8 @@ export class UploadRegistry {
   private readonly loaded = new Map<string, OpenUpload>();
   /** Loads and unloads in progress, so one id is never opened twice at once. */
   private readonly transitions = new Map<string, Promise<unknown>>();
+  /** closeAll began: no upload is created any more (SHUTTING_DOWN). */
+  private closing = false;
 
   /** Reservations of unfinished uploads, per client and in all (quotas). */
   readonly ledger: ReservationLedger;
@@ -294,6 +296,8 @@ export class UploadRegistry {
     client: string,
     preset?: PresetIdentity,
   ): Promise<{ upload: OpenUpload; secret: Uint8Array }> {
+    if (this.closing)
+      throw new ProtocolError(Errors.SHUTTING_DOWN, 'the server is shutting down; retry shortly');
     const { info, secret } = this.infoFor(message, client, preset);
     // Reserved synchronously (before the store's awaits), so racing OPENs all see each other.
     if (this.store.countsQuotas !== true) this.ledger.reserve(info.id, client, info.fileSize);
@@ -549,13 +553,17 @@ export class UploadRegistry {
    * and the journal must not change after the app says it stopped.
    */
   async closeAll(timeoutMs: number): Promise<void> {
-    await Promise.all(
-      [...this.loaded.values()].map(async (u) => {
-        await u.settle();
-        await u.close().catch(() => undefined);
-      }),
-    );
-    this.loaded.clear();
+    this.closing = true;
+    const closeLoaded = async (): Promise<void> => {
+      await Promise.all(
+        [...this.loaded.values()].map(async (u) => {
+          await u.settle();
+          await u.close().catch(() => undefined);
+        }),
+      );
+      this.loaded.clear();
+    };
+    await closeLoaded();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, timeoutMs);
@@ -566,6 +574,8 @@ export class UploadRegistry {
     })();
     await Promise.race([drained, timeout]);
     clearTimeout(timer);
+    // Creations and loads that were under way at the first pass: nothing stays open after close.
+    await closeLoaded();
   }
 
   /** Check a resume secret in its hex form (HTTP `Bigup-Secret`). */

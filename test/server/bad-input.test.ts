@@ -178,7 +178,7 @@ describe('bad input', () => {
     expect(await readdir(tmp.path)).toEqual(['data']);
     for (const file of await listFiles(dataDir)) {
       expect(file).toMatch(
-        /^(uploads\/[0-9a-f]{32}\.(json|part|journal)|files\/[0-9a-f]{32}\/[^/]+|content\/\d+-\d+\/[0-9a-f]{16}\/[0-9a-f]{32})$/,
+        /^(uploads\/[0-9a-f]{32}\.(json|part|journal)|files\/[0-9a-f]{32}\/[^/]+|content\/\d+-\d+\/([0-9a-f]{32}|anyone|all)\/[0-9a-f]{16})$/,
       );
     }
     for (const bad of [

@@ -3,7 +3,7 @@
  * one connection (OPENs outstanding, DATA interleaved, completions pipelined), upload-level errors
  * ending one stream only, late messages of ended streams dropped, and a bigup.1 client unchanged.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Capability, Errors, encodeOpen, withStream } from '../../protocol/index.js';
@@ -180,6 +180,49 @@ describe('bigup.2: several uploads on one connection', () => {
     const error = await client.waitFor((f) => f.message.type === 'error');
     expect(error.message).toMatchObject({ code: Errors.LIMIT_EXCEEDED.code });
     expect((await client.closed).code).toBe(1008);
+  });
+
+  it('an OPEN whose connection is gone before it is admitted creates nothing (no files, no reservation)', async () => {
+    let admit!: () => void;
+    const gate = new Promise<void>((resolve) => (admit = resolve));
+    let reached!: () => void;
+    const asked = new Promise<void>((resolve) => (reached = resolve));
+    await server.close();
+    server = await startServer({
+      dir: tmp.path,
+      metrics: true,
+      adminToken: 'admin',
+      authorizeUpload: async ({ name }) => {
+        if (name !== 'gone.bin') return true;
+        reached();
+        await gate;
+        return true;
+      },
+    });
+    const connections = async (): Promise<number> => {
+      const text = await (
+        await fetch(`${server.url}/metrics`, { headers: { authorization: 'Bearer admin' } })
+      ).text();
+      return Number(/^bigup_connections (\d+)/m.exec(text)?.[1]);
+    };
+    const gone = await RawClientV2.connect(server.wsUrl);
+    gone.hello();
+    gone.open(1, { fileSize: 1000, name: 'gone.bin' });
+    await asked;
+    gone.destroy();
+    for (const until = Date.now() + 30_000; (await connections()) > 0 && Date.now() < until;)
+      await new Promise((r) => setTimeout(r, 10));
+    expect(await connections()).toBe(0);
+    admit();
+    // Another upload after it, on a new connection: the first OPEN's handler has long ended.
+    const other = await RawClientV2.connect(server.wsUrl);
+    other.hello();
+    other.open(1, { fileSize: 10, name: 'other.bin' });
+    const accepted = await other.expect(1, 'accept');
+    other.close();
+    const id = Buffer.from(accepted.uploadId).toString('hex');
+    const files = await readdir(join(tmp.path, 'uploads'));
+    expect(files.filter((f) => !f.startsWith(id))).toEqual([]);
   });
 
   it('a bigup.1 client against this server still works (one upload after another)', async () => {
