@@ -437,16 +437,21 @@ describe('tus endpoint: bad input and extensions', () => {
 
   it('HEADs racing the start of a PATCH do not lock it out: the PATCH takes the upload over from a HEAD instead of answering 423', async () => {
     // Each HEAD of an unloaded upload holds it while it loads it for its answer.
+    // One chunk of two per PATCH: no completion (and its fsyncs) in the loop.
     for (let round = 0; round < 20; round++) {
-      const size = 2 * MiB;
-      const { url, data } = await started(size, 0);
+      const { url, data } = await started(2 * MiB, 0);
       const heads = Array.from({ length: 8 }, () => tusRequest(url, 'HEAD', AUTH));
-      const patched = tusRequest(url, 'PATCH', { ...AUTH, ...OCTETS, 'Upload-Offset': '0' }, data);
+      const patched = tusRequest(
+        url,
+        'PATCH',
+        { ...AUTH, ...OCTETS, 'Upload-Offset': '0' },
+        data.subarray(0, MiB),
+      );
       const later = Array.from({ length: 8 }, () => tusRequest(url, 'HEAD', AUTH));
       for (const head of await Promise.all([...heads, ...later])) expect(head.status).toBe(200);
       const answer = await patched;
       expect(answer.status).toBe(204);
-      expect(answer.headers.get('upload-offset')).toBe(String(size));
+      expect(answer.headers.get('upload-offset')).toBe(String(MiB));
     }
   });
 
