@@ -23,21 +23,13 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import {
-  link,
-  lstat,
-  mkdir,
-  open,
-  opendir,
-  rename,
-  unlink,
-  type FileHandle,
-} from 'node:fs/promises';
+import { link, lstat, mkdir, open, opendir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isErrno } from './errno.js';
+import { readNoFollow } from './read-no-follow.js';
 import { CONTENT_LOOKUP_LIMIT, type ContentKey, type ContentRef } from './types.js';
 
-const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fsConstants;
+const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fsConstants;
 
 /** Entries one listing (a lookup by size) examines at most, valid or stale. */
 export const EXAMINED_PER_LISTING = 2 * CONTENT_LOOKUP_LIMIT;
@@ -182,17 +174,13 @@ export class DiskContentIndex {
   }
 
   private async read(path: string, key: ContentKey): Promise<Reading> {
-    let handle: FileHandle | undefined;
     let entry: Partial<Entry>;
     let text: string;
     try {
-      handle = await open(path, O_RDONLY | O_NOFOLLOW);
-      text = await handle.readFile('utf8');
+      text = await readNoFollow(path, 'utf8');
     } catch {
       // Missing, or not ours to read (a planted symlink): not found, left alone.
       return undefined;
-    } finally {
-      await handle?.close().catch(() => undefined);
     }
     try {
       entry = JSON.parse(text) as Partial<Entry>;

@@ -93,6 +93,7 @@ import {
 import { Journal, RECORD_BYTES, journalSlotsFor, parseJournal } from './journal.js';
 import { safeRelativePath } from './names.js';
 import { DiskContentIndex } from './disk-content.js';
+import { readNoFollow } from './read-no-follow.js';
 import { isErrno, isOutOfSpace } from './errno.js';
 import type {
   ChunkRecord,
@@ -260,18 +261,6 @@ export class DirectorySyncs {
     });
     entry.running = run;
     return run;
-  }
-}
-
-/** readFile that refuses a symlink (ELOOP) instead of reading wherever it points. */
-async function readNoFollow(path: string): Promise<Buffer>;
-async function readNoFollow(path: string, encoding: 'utf8'): Promise<string>;
-async function readNoFollow(path: string, encoding?: 'utf8'): Promise<Buffer | string> {
-  const handle = await open(path, O_RDONLY | O_NOFOLLOW);
-  try {
-    return encoding ? await handle.readFile(encoding) : await handle.readFile();
-  } finally {
-    await handle.close();
   }
 }
 

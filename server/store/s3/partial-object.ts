@@ -117,9 +117,7 @@ export class PartialObject implements PartialChunkKeeper {
   async discard(): Promise<void> {
     // Fenced like a write: only the node holding the upload drops what another node may rely on.
     await this.stillOurs();
-    await this.s3.call('DeleteObject', () =>
-      this.s3.client.send(new DeleteObjectCommand({ Bucket: this.s3.bucket, Key: this.key })),
-    );
+    await deletePartial(this.s3, this.key);
   }
 
   /** After completion: gone if this handle knew of it (a failure is left to the lifecycle rule). */
