@@ -22,6 +22,7 @@ import {
   ProtocolError,
   RangeSet,
   SUBPROTOCOL_V2,
+  bytesToHex,
   decodeClientFrame,
   decodeClientMessage,
   LimitsV2,
@@ -161,6 +162,11 @@ export class Session {
   private proofOfPossession = false;
   /** bigup.2: the client offered PROOF_OF_POSSESSION with value 1 (CHALLENGE flag CHUNK_SIZE). */
   private challengeNamesChunkSize = false;
+  /**
+   * bigup.2 with several streams granted: the batch of this connection's uploads with a relative
+   * path (UploadInfo.batch), chosen at the first one.
+   */
+  private batch: string | undefined;
   /** Open streams by id (bigup.1: at most one, id 0). */
   private readonly streams = new Map<number, UploadStream>();
   /** bigup.2: the largest stream id opened so far; ids only grow (SPEC.md 16.5). */
@@ -613,6 +619,13 @@ export class Session {
     );
   }
 
+  /** This connection's batch for an upload of a folder (see `batch`); undefined otherwise. */
+  private batchFor(message: OpenMessage): string | undefined {
+    if (this.granted <= 1 || message.metadata.relativePath === undefined) return undefined;
+    this.batch ??= bytesToHex(randomBytes(Limits.UPLOAD_ID_BYTES));
+    return this.batch;
+  }
+
   private async onOpen(stream: UploadStream, message: OpenMessage): Promise<void> {
     // The slot is decided before the first await, so racing OPENs cannot all pass; the refusal is
     // reported in SPEC.md 7.1's order: authorization, size, space, then capacity.
@@ -647,7 +660,13 @@ export class Session {
       // The connection ended meanwhile (or while the client hashed): create nothing it cannot
       // learn about, which would only hold a reservation until emptyUploadTtl.
       if (this.closedFlag || stream.ended) return;
-      const { upload, secret } = await this.ctx.registry.create(message, stream, client);
+      const { upload, secret } = await this.ctx.registry.create(
+        message,
+        stream,
+        client,
+        undefined,
+        this.batchFor(message),
+      );
       this.log.info(
         { upload: upload.id, size: upload.info.fileSize, chunkSize: upload.info.chunkSize },
         'upload created',
@@ -697,7 +716,13 @@ export class Session {
     );
     for (const ref of found) {
       if (!(await this.proves(ref, nonce, ranges, proof.hashes))) continue;
-      const upload = await this.ctx.registry.adopt(message, client, ref, proof.digest);
+      const upload = await this.ctx.registry.adopt(
+        message,
+        client,
+        ref,
+        proof.digest,
+        this.batchFor(message),
+      );
       this.log.info(
         { upload: upload.id, size: fileSize, from: ref.id },
         'instant upload: content proven and adopted',

@@ -242,10 +242,11 @@ export class UploadRegistry {
     client: string,
     ref: ContentRef,
     digest: bigint,
+    batch?: string,
   ): Promise<OpenUpload> {
     if (!this.store.adoptContent)
       throw new ProtocolError(Errors.INTERNAL_ERROR, 'instant upload is not available');
-    const { info } = this.infoFor(message, client);
+    const { info } = this.infoFor(message, client, undefined, batch);
     const completion = await this.store.adoptContent(info, ref, hashToHex(digest));
     this.metrics.uploadsCreated.inc();
     this.metrics.uploadsCompleted.inc();
@@ -261,10 +262,12 @@ export class UploadRegistry {
     );
   }
 
+  /** `batch`: see UploadInfo.batch; kept only for an upload with a relative path. */
   private infoFor(
     message: OpenMessage,
     client: string,
     preset?: PresetIdentity,
+    batch?: string,
   ): { info: UploadInfo; secret: Uint8Array } {
     const chunkSize = this.chunkSizeFor(message);
     // A preset identity (a tus upload created before its length was known) keeps its id and secret.
@@ -286,6 +289,7 @@ export class UploadRegistry {
         : {}),
       createdAt: preset?.createdAt ?? Date.now(),
       client,
+      ...(batch !== undefined && message.metadata.relativePath !== undefined ? { batch } : {}),
     };
     return { info, secret };
   }
@@ -295,10 +299,11 @@ export class UploadRegistry {
     owner: UploadOwner,
     client: string,
     preset?: PresetIdentity,
+    batch?: string,
   ): Promise<{ upload: OpenUpload; secret: Uint8Array }> {
     if (this.closing)
       throw new ProtocolError(Errors.SHUTTING_DOWN, 'the server is shutting down; retry shortly');
-    const { info, secret } = this.infoFor(message, client, preset);
+    const { info, secret } = this.infoFor(message, client, preset, batch);
     // Reserved synchronously (before the store's awaits), so racing OPENs all see each other.
     if (this.store.countsQuotas !== true) this.ledger.reserve(info.id, client, info.fileSize);
     const upload = await this.serialize(info.id, async () => {

@@ -16,8 +16,13 @@
  *                               rename from uploads/<id>.part, never copied.
  *   <dir>/files/<id>/<a>/<b>/<name>  a file uploaded from a folder (metadata `relativePath`
  *                               `a/b/name`): its folders kept, each component sanitized, `..`
- *                               dropped (names.ts safeRelativePath). Copying the contents of
- *                               every files/<id>/ into one folder rebuilds the uploaded trees.
+ *                               dropped (names.ts safeRelativePath).
+ *   <dir>/files/<batch>/<a>/<b>/<name>  the same for an upload of a batch (UploadInfo.batch: the
+ *                               uploads with a relative path on one bigup.2 connection): the
+ *                               batch's files share their folders; a place that is taken sends
+ *                               the file to files/<id>/ (delivered-files.ts). The metadata's
+ *                               `completion.location` says where each file is. Copying the
+ *                               contents of every files/<x>/ into one folder rebuilds the trees.
  *   <dir>/content/<size>-<chunk size>/<client scope>/<digest>  {id, client, location} of
  *                               delivered content: hints for instant upload (SPEC.md 16.10), one
  *                               per client and content, written unflushed (disk-content.ts);
@@ -41,10 +46,11 @@
  * A completed upload keeps its <id>.json (with `completion`) until the TTL, so RESUME + COMPLETE
  * after a lost RESULT gets the same RESULT; its .part and .journal are gone by then.
  * Completion order: at once, fdatasync data (noted in the journal's memory as covering every
- * record, so a failure further on rolls nothing back), make files/<id> (and the relative path's
- * folders) and fsync their parents, and write <id>.json.tmp with `completion` and fsync it; once
- * all three succeeded, rename it over <id>.json and fsync uploads/, rename the file, fsync the
- * folder it landed in, unlink the journal.
+ * record, so a failure further on rolls nothing back), make files/<id or batch> (and the relative
+ * path's folders) and fsync their parents (a batch's folders once, delivered-files.ts), and write
+ * <id>.json.tmp with `completion` and fsync it; once all three succeeded, rename it over
+ * <id>.json and fsync uploads/, move the file (rename; link + unlink into a batch's folder, which
+ * never replaces a file there), fsync the folder it landed in, unlink the journal.
  * A crash in between is
  * repaired by readState (a completed json whose .part still exists finishes the rename).
  *
@@ -53,16 +59,17 @@
  *
  * Nothing planted in the data directory redirects a write: every file is created with
  * O_CREAT|O_EXCL|O_NOFOLLOW (an existing name, a symlink included, is never opened for writing
- * through), existing files are opened with O_NOFOLLOW, and a per-upload directory under files/ is
- * made with a plain mkdir and checked with lstat before the completed file is renamed into it. A
+ * through), existing files are opened with O_NOFOLLOW, and a directory under files/ (per upload
+ * or batch) is made with a plain mkdir and checked with lstat before the completed file is moved
+ * into it (a symlink inside a batch's folder sends the file to its own folder instead). A
  * symlink found where a store file or directory belongs is removed (the link, never its target).
  * Files are created 0600 and directories 0700 unless `groupReadable` is set (0640 / 0750); the
  * process umask can only remove bits.
  *
  * Directory entries are made durable: the uploads directory is fsynced before an upload's first
  * SYNC mark (with its .part, metadata and journal in it; in `--durable` mode that is before the
- * first ACK) and after the completed metadata's rename, files/ after a per-upload directory is
- * made, and the folder a completed file lands in after its rename, so no ACK that claims to
+ * first ACK) and after the completed metadata's rename, every folder's parent after the folder is
+ * made, and the folder a completed file lands in after the move, so no ACK that claims to
  * outlive a power loss rests on a file a power loss could unlink.
  */
 import { constants as fsConstants } from 'node:fs';
@@ -82,7 +89,7 @@ import {
   type FileHandle,
 } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import {
   Errors,
   ProtocolError,
@@ -91,9 +98,10 @@ import {
   type Hasher,
 } from '../../protocol/index.js';
 import { Journal, RECORD_BYTES, journalSlotsFor, parseJournal } from './journal.js';
-import { safeRelativePath } from './names.js';
 import { DiskContentIndex } from './disk-content.js';
 import { readNoFollow } from './read-no-follow.js';
+import { DirectorySyncs } from './directory-syncs.js';
+import { DeliveredFiles, type Place } from './delivered-files.js';
 import { isErrno, isOutOfSpace } from './errno.js';
 import type {
   ChunkRecord,
@@ -191,6 +199,7 @@ function isMetaFile(value: unknown, id: string): value is MetaFile {
     (info.originalName === undefined || typeof info.originalName === 'string') &&
     typeof info.createdAt === 'number' &&
     (info.client === undefined || typeof info.client === 'string') &&
+    (info.batch === undefined || (typeof info.batch === 'string' && ID_PATTERN.test(info.batch))) &&
     (meta.completion === undefined ||
       (typeof meta.completion === 'object' &&
         meta.completion !== null &&
@@ -199,70 +208,12 @@ function isMetaFile(value: unknown, id: string): value is MetaFile {
   );
 }
 
-const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY } = fsConstants;
+const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW } = fsConstants;
 /** Open flags for a file the store creates: never an existing name, never through a symlink. */
 const CREATE_FLAGS = O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW;
 
 /** How long a measured free space is reused by `DiskStore.freeSpace` (1 s). */
 export const FREE_SPACE_REUSE_MS = 1000;
-
-/** fsync a directory, so the entries created or renamed in it survive a power loss. */
-export async function fsyncDir(path: string): Promise<void> {
-  const handle = await open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/**
- * Group commit for directory fsyncs (issue 16): many uploads creating and completing at once each
- * need uploads/ and files/ flushed after their own entry changed. A caller's change is covered by
- * any fsync of the directory that *starts* after the change, so a caller that arrives while one
- * runs joins the next one (at most one running and one waiting per directory), and N concurrent
- * completions cost about two fsyncs of each shared directory instead of N. Each caller's promise
- * still resolves only once a sync that started after its change has succeeded (SPEC.md 8: RESULT
- * only after the file is durably in place), and a failed sync rejects every caller that joined it.
- */
-export class DirectorySyncs {
-  private readonly entries = new Map<
-    string,
-    { running: Promise<void> | undefined; waiting: Promise<void> | undefined }
-  >();
-  /** fsyncs actually issued (tests and metrics). */
-  issued = 0;
-
-  sync(path: string): Promise<void> {
-    let entry = this.entries.get(path);
-    if (!entry) {
-      entry = { running: undefined, waiting: undefined };
-      this.entries.set(path, entry);
-    }
-    const current = entry;
-    const running = current.running;
-    if (!running) return this.start(path, current);
-    current.waiting ??= running
-      .catch(() => undefined)
-      .then(() => {
-        current.waiting = undefined;
-        return this.start(path, current);
-      });
-    return current.waiting;
-  }
-
-  private start(
-    path: string,
-    entry: { running: Promise<void> | undefined; waiting: Promise<void> | undefined },
-  ): Promise<void> {
-    this.issued++;
-    const run: Promise<void> = fsyncDir(path).finally(() => {
-      if (entry.running === run) entry.running = undefined;
-    });
-    entry.running = run;
-    return run;
-  }
-}
 
 /**
  * A symlink where an upload's file belongs: someone tampered with the data directory. The
@@ -294,6 +245,8 @@ export class DiskStore implements UploadStore {
   private readonly commitments = new Map<string, number>();
   /** fsyncs of the shared directories (uploads/, files/), group-committed across uploads. */
   private readonly directorySyncs = new DirectorySyncs();
+  /** Where completed files land under files/ (delivered-files.ts). */
+  private readonly delivered: DeliveredFiles;
   /** Serializes the space check and the commitment of concurrent creates. */
   private admission: Promise<unknown> = Promise.resolve();
   /** The last measured free space, net of commitments admitted since (see `freeSpace`). */
@@ -315,6 +268,13 @@ export class DiskStore implements UploadStore {
       this.dirMode,
     );
     this.bootIdSource = options.bootId ?? readBootId;
+    this.delivered = new DeliveredFiles(
+      this.dir,
+      this.filesDir,
+      this.dirMode,
+      this.directorySyncs,
+      this.logger,
+    );
   }
 
   async init(): Promise<void> {
@@ -421,65 +381,6 @@ export class DiskStore implements UploadStore {
       await unlink(path);
       return open(path, CREATE_FLAGS, this.fileMode);
     }
-  }
-
-  /**
-   * Make files/<id> a real directory of ours, whatever was planted there: a symlink (which would
-   * send the completed file outside the data directory) or a file is removed; an existing real
-   * directory (a completion a crash interrupted) is kept. files/ is fsynced after.
-   */
-  private async makeUploadDir(dir: string, syncParent = true): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await mkdir(dir, { mode: this.dirMode });
-        break;
-      } catch (error) {
-        if (isErrno(error, 'ENOENT') && attempt === 0) {
-          // An operator removed files/ itself (moving delivered files away): make it again, as
-          // init does, rather than fail every completion with STORAGE_ERROR until a restart.
-          await mkdir(this.filesDir, { mode: this.dirMode }).catch((made: unknown) => {
-            if (!isErrno(made, 'EEXIST')) throw made;
-          });
-          if (!(await lstat(this.filesDir)).isDirectory())
-            throw new Error(`${this.filesDir} must be a directory, not a symlink or a file`, {
-              cause: error,
-            });
-          await fsyncDir(this.dir);
-          this.logger?.warn(`disk store: ${this.filesDir} was missing; made it again`);
-          continue;
-        }
-        if (!isErrno(error, 'EEXIST') || attempt > 0) throw error;
-      }
-      const found = await lstat(dir);
-      if (found.isDirectory()) break;
-      this.logger?.warn(
-        `disk store: removed a ${found.isSymbolicLink() ? 'symlink' : 'file'} planted at ${dir}`,
-      );
-      await unlink(dir);
-    }
-    if (syncParent) await this.directorySyncs.sync(this.filesDir);
-  }
-
-  /**
-   * files/<id> and the folders of a relative path inside it, each made without following links,
-   * then every new entry flushed in its parent: the parents' fsyncs run at once (a tree's file
-   * at depth 2 needs four; one after another they were most of its completion time, issue 16).
-   */
-  private async makeUploadTree(targetDir: string, folders: readonly string[]): Promise<void> {
-    await this.makeUploadDir(targetDir, false);
-    const parents: string[] = [];
-    let at = targetDir;
-    for (const folder of folders) {
-      const next = join(at, folder);
-      try {
-        await mkdir(next, { mode: this.dirMode });
-        parents.push(at);
-      } catch (error) {
-        if (!isErrno(error, 'EEXIST') || !(await lstat(next)).isDirectory()) throw error;
-      }
-      at = next;
-    }
-    await Promise.all([this.directorySyncs.sync(this.filesDir), ...parents.map(fsyncDir)]);
   }
 
   /** Replace the metadata atomically: temp file, fsync, rename, fsync of uploads/. */
@@ -711,12 +612,12 @@ export class DiskStore implements UploadStore {
       return undefined;
     }
     if (meta.completion) {
-      await this.repairCompletion(meta.info, meta.completion);
+      const completion = await this.repairCompletion(meta.info, meta.completion);
       return {
         info: meta.info,
         chunks: [],
-        completion: meta.completion,
-        updatedAt: meta.completion.completedAt,
+        completion,
+        updatedAt: completion.completedAt,
       };
     }
     const journalPath = this.path(id, 'journal');
@@ -754,33 +655,86 @@ export class DiskStore implements UploadStore {
     return damage !== undefined || chunks.length > 0;
   }
 
-  /** Finish a completion a crash interrupted between the json write and the rename. */
-  private async repairCompletion(info: UploadInfo, completion: CompletionInfo): Promise<void> {
-    try {
-      await stat(this.path(info.id, 'part'));
-    } catch {
-      return;
-    }
+  /**
+   * Finish a completion a crash interrupted between the json write and the move of the file; the
+   * completion as it stands after (a shared place found taken sends the file to its own folder).
+   */
+  private async repairCompletion(
+    info: UploadInfo,
+    completion: CompletionInfo,
+  ): Promise<CompletionInfo> {
     const part = this.path(info.id, 'part');
+    try {
+      await stat(part);
+    } catch {
+      return completion;
+    }
     const [from, to] = await Promise.all([
       lstat(part),
       lstat(completion.location).catch(() => undefined),
     ]);
+    let repaired = completion;
     if (to && to.ino === from.ino && to.dev === from.dev) {
-      // The rename reached the disk but uploads/ lost the removal of the old name (completion
-      // does not fsync uploads/ after the rename): both names are one file, drop the old one
-      // (rename between two links of one file does nothing).
+      // The move reached the disk but uploads/ lost the removal of the old name (completion does
+      // not fsync uploads/ after it): both names are one file, drop the old one.
       await unlink(part);
+    } else if (this.delivered.isShared(info, completion.location)) {
+      // Another upload of the batch may have taken the place since: never replace its file.
+      const place = to ? undefined : this.delivered.reclaim(completion.location);
+      try {
+        if (!place || !(await this.placeFile(part, place)))
+          repaired = await this.relocate(info, completion);
+      } finally {
+        place?.release();
+      }
     } else {
-      const targetDir = join(this.filesDir, info.id);
-      await this.makeUploadDir(targetDir);
-      await mkdir(dirname(completion.location), { recursive: true, mode: this.dirMode });
-      await rename(part, completion.location);
-      await fsyncDir(dirname(completion.location));
+      await this.placeFile(part, {
+        location: completion.location,
+        shared: false,
+        release: () => undefined,
+      });
     }
     await this.directorySyncs.sync(this.uploadsDir);
     await rm(this.path(info.id, 'journal'), { force: true });
     this.commitments.delete(info.id);
+    return repaired;
+  }
+
+  /** Make the place's folders, then `moveInto` it. */
+  private async placeFile(from: string, place: Place): Promise<boolean> {
+    await this.delivered.makeFolders(place);
+    return this.moveInto(from, place);
+  }
+
+  /**
+   * Move the file at `from` into its place (folders made) and flush its entry. False when a
+   * shared place turned out taken (nothing moved). A folder removed by hand since it was made (the
+   * store's note of made folders is stale) is made again, once.
+   */
+  private async moveInto(from: string, place: Place): Promise<boolean> {
+    let moved: boolean;
+    try {
+      moved = await this.delivered.moveIn(from, place);
+    } catch (error) {
+      if (!isErrno(error, 'ENOENT')) throw error;
+      this.delivered.forgetFolders();
+      await this.delivered.makeFolders(place);
+      moved = await this.delivered.moveIn(from, place);
+    }
+    if (moved) await this.delivered.landed(place.location);
+    return moved;
+  }
+
+  /**
+   * A completed upload whose shared place is taken: its own folder instead, recorded before the
+   * file moves there (the metadata says where the file is, or where a repair will put it).
+   */
+  private async relocate(info: UploadInfo, completion: CompletionInfo): Promise<CompletionInfo> {
+    const own = this.delivered.ownPlace(info);
+    const relocated: CompletionInfo = { ...completion, location: own.location };
+    await this.writeMeta({ version: 1, info, completion: relocated });
+    await this.placeFile(this.path(info.id, 'part'), own);
+    return relocated;
   }
 
   async remove(id: string): Promise<void> {
@@ -829,38 +783,37 @@ export class DiskStore implements UploadStore {
     digest: string,
   ): Promise<CompletionInfo> {
     const covered = journal.count;
-    const targetDir = join(this.filesDir, info.id);
-    const place = safeRelativePath(info.name, info.metadata.relativePath);
-    const completion: CompletionInfo = {
-      digest,
-      location: join(targetDir, ...place),
-      completedAt: Date.now(),
-    };
-    // Three steps that make nothing visible run at once: the data's flush, the folders (with their
-    // parents' fsyncs), and the completed metadata's temp file (written, fsynced). Only the
-    // metadata's rename, after all three, says the upload is complete (SPEC.md 8). One after
-    // another they were three rounds of waits per file, and two file flushes at once can share a
-    // filesystem journal commit (issue 16).
-    const flushed = data.datasync().then(() => {
-      // That flush covers every record: if a step below fails (ENOSPC writing the metadata on a
-      // full disk) the rollback that follows keeps every acked chunk instead of falling back to
-      // the last background checkpoint. Noted, not written: the journal is deleted on success.
-      journal.noteFlushed(covered);
-    });
-    const steps = await Promise.allSettled([
-      flushed,
-      this.makeUploadTree(targetDir, place.slice(0, -1)),
-      this.prepareMeta({ version: 1, info, completion }),
-    ]);
-    for (const step of steps) if (step.status === 'rejected') throw step.reason;
-    await this.replaceMeta(info.id);
-    await data.close();
-    await journal.close();
-    await rename(this.path(info.id, 'part'), completion.location);
-    // The folder the file landed in: files/<id>, or its deepest folder for a relative path. The
-    // old name's removal from uploads/ is not flushed: if a power loss brings it back, readState
-    // finds both names on one file and drops it (repairCompletion).
-    await fsyncDir(dirname(completion.location));
+    const place = await this.delivered.claim(info);
+    let completion: CompletionInfo = { digest, location: place.location, completedAt: Date.now() };
+    try {
+      // Three steps that make nothing visible run at once: the data's flush, the folders (with
+      // their parents' fsyncs), and the completed metadata's temp file (written, fsynced). Only
+      // the metadata's rename, after all three, says the upload is complete (SPEC.md 8). One after
+      // another they were three rounds of waits per file, and two file flushes at once can share
+      // a filesystem journal commit (issue 16).
+      const flushed = data.datasync().then(() => {
+        // That flush covers every record: if a step below fails (ENOSPC writing the metadata on a
+        // full disk) the rollback that follows keeps every acked chunk instead of falling back to
+        // the last background checkpoint. Noted, not written: the journal is deleted on success.
+        journal.noteFlushed(covered);
+      });
+      const steps = await Promise.allSettled([
+        flushed,
+        this.delivered.makeFolders(place),
+        this.prepareMeta({ version: 1, info, completion }),
+      ]);
+      for (const step of steps) if (step.status === 'rejected') throw step.reason;
+      await this.replaceMeta(info.id);
+      await data.close();
+      await journal.close();
+      // Then the folder it landed in is flushed. The old name's removal from uploads/ is not: if
+      // a power loss brings it back, readState finds both names on one file and drops it
+      // (repairCompletion).
+      if (!(await this.moveInto(this.path(info.id, 'part'), place)))
+        completion = await this.relocate(info, completion);
+    } finally {
+      place.release();
+    }
     await unlink(this.path(info.id, 'journal')).catch(() => undefined);
     this.commitments.delete(info.id);
     await this.indexContent(info, completion);
@@ -906,33 +859,60 @@ export class DiskStore implements UploadStore {
   }
 
   async adoptContent(info: UploadInfo, ref: ContentRef, digest: string): Promise<CompletionInfo> {
-    const targetDir = join(this.filesDir, info.id);
-    const place = safeRelativePath(info.name, info.metadata.relativePath);
+    let place = await this.delivered.claim(info);
+    try {
+      await this.delivered.makeFolders(place);
+      if (!(await this.linkContent(ref.location, place))) {
+        place.release();
+        place = this.delivered.ownPlace(info);
+        await this.delivered.makeFolders(place);
+        await this.linkContent(ref.location, place);
+      }
+      await this.delivered.landed(place.location);
+    } finally {
+      place.release();
+    }
     const completion: CompletionInfo = {
       digest,
-      location: join(targetDir, ...place),
+      location: place.location,
       completedAt: Date.now(),
     };
-    await this.makeUploadTree(targetDir, place.slice(0, -1));
-    try {
-      // The delivered file is already durable: a new name for it costs a directory entry only.
-      await link(ref.location, completion.location);
-    } catch (error) {
-      if (!isErrno(error, 'EXDEV') && !isErrno(error, 'EMLINK') && !isErrno(error, 'EPERM'))
-        throw error;
-      // A clone where the filesystem can (copy-on-write), else a local copy; flushed either way.
-      await copyFile(ref.location, completion.location, fsConstants.COPYFILE_FICLONE);
-      const copy = await open(completion.location, fsConstants.O_RDONLY);
-      try {
-        await copy.sync();
-      } finally {
-        await copy.close();
-      }
-    }
-    await fsyncDir(targetDir);
     await this.writeMeta({ version: 1, info, completion });
     await this.indexContent(info, completion);
     return completion;
+  }
+
+  /**
+   * A new name for delivered content at `place` (never replacing what is there): false when a
+   * shared place turned out taken.
+   */
+  private async linkContent(from: string, place: Place): Promise<boolean> {
+    try {
+      try {
+        // The delivered file is already durable: a new name for it costs a directory entry only.
+        await link(from, place.location);
+        return true;
+      } catch (error) {
+        if (!isErrno(error, 'EXDEV') && !isErrno(error, 'EMLINK') && !isErrno(error, 'EPERM'))
+          throw error;
+      }
+      // A clone where the filesystem can (copy-on-write), else a local copy; flushed either way.
+      await copyFile(
+        from,
+        place.location,
+        fsConstants.COPYFILE_FICLONE | fsConstants.COPYFILE_EXCL,
+      );
+    } catch (error) {
+      if (place.shared && isErrno(error, 'EEXIST')) return false;
+      throw error;
+    }
+    const copy = await open(place.location, fsConstants.O_RDONLY);
+    try {
+      await copy.sync();
+    } finally {
+      await copy.close();
+    }
+    return true;
   }
 }
 

@@ -40,6 +40,12 @@ export interface UploadInfo {
   readonly digest?: string;
   /** Who holds the reservation (quota accounting): an authorization subject or a client address. */
   readonly client?: string;
+  /**
+   * 32 lowercase hex digits, chosen by the server (never the client): the batch this upload
+   * belongs to, i.e. the uploads with a relative path opened on one bigup.2 connection (a folder
+   * sent at once). The disk store lands a batch's files in one folder (delivered-files.ts).
+   */
+  readonly batch?: string;
   /** Epoch milliseconds. */
   readonly createdAt: number;
 }

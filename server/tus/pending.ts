@@ -16,7 +16,7 @@ import { constants as fsConstants } from 'node:fs';
 import { open, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Errors, ProtocolError, bytesToHex } from '../../protocol/index.js';
-import { fsyncDir } from '../store/disk-store.js';
+import { fsyncDir } from '../store/directory-syncs.js';
 
 export interface PendingUpload {
   readonly id: string;

@@ -21,7 +21,7 @@ import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hashFromHex, hashToHex, type Hasher } from '../../protocol/index.js';
-import { fsyncDir } from '../store/disk-store.js';
+import { fsyncDir } from '../store/directory-syncs.js';
 
 /** A tail as recorded: chunk `chunk`'s first `length` bytes hash to `hash`. */
 export interface TailRecord {

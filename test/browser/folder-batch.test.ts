@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawClient } from '../helpers/protocol-client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
+import { storedLocation } from '../helpers/stored.js';
 import { buildDemo, events, launchBrowser, newPage, openDemo, watchLiCount } from './harness.js';
 
 const TOKEN = 'folder-batch-token';
@@ -143,14 +144,19 @@ async function completions(page: Page): Promise<Completion[]> {
   return (await events(page, 'upload-complete')).map((e) => e.detail as unknown as Completion);
 }
 
-/** Every completion's stored file equals its source, at its relative path under files/<id>/. */
+/**
+ * Every completion's stored file equals its source, where its metadata says it is, which ends in
+ * its relative path (files/<batch>/<path> for a folder over one connection, else files/<id>/).
+ */
 async function expectStoredAsSent(
   list: Completion[],
   sourceDir: string,
   dataDir = join(tmp.path, 'data'),
 ): Promise<void> {
   for (const c of list) {
-    const stored = await readFile(join(dataDir, 'files', c.uploadId, c.name));
+    const location = await storedLocation(dataDir, c.uploadId);
+    expect(location.endsWith(`/${c.name}`), location).toBe(true);
+    const stored = await readFile(location);
     const source = await readFile(join(sourceDir, c.name));
     expect(stored.equals(source), c.name).toBe(true);
   }

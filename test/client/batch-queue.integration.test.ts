@@ -12,6 +12,7 @@ import { createBatchUploader, fileEntry } from '../../client/node/index.js';
 import type { BatchEntry, BatchResult } from '../../client/core/index.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
+import { storedLocation } from '../helpers/stored.js';
 
 let tmp: TempDir;
 let server: TestServer;
@@ -147,9 +148,10 @@ describe('batch uploader as a long-lived queue', () => {
     expect(again).toMatchObject({ done: 8, failed: 0 });
     expect(results.every((r) => r.instant === true)).toBe(true);
     expect(progress).toEqual([]); // no DATA was acked: none was sent
-    // Each is stored under its new id, byte-identical.
+    // Each is stored as a new upload, byte-identical, in the second connection's batch folder.
     for (const r of results) {
-      const path = join(dataDir, 'files', r.uploadId ?? '', r.label);
+      const path = await storedLocation(dataDir, r.uploadId ?? '');
+      expect(path.endsWith(`/${r.label}`), path).toBe(true);
       const source = join(tmp.path, 'src', r.label);
       expect((await readFile(path)).equals(await readFile(source))).toBe(true);
     }

@@ -34,7 +34,7 @@ afterEach(async () => {
   await tmp.cleanup();
 });
 
-/** Every stored file, by its path below files/<id>/. */
+/** Every stored file, by its path below files/<id or batch>/. */
 async function storedTree(): Promise<Map<string, Buffer>> {
   const out = new Map<string, Buffer>();
   const root = join(dataDir, 'files');
@@ -74,6 +74,9 @@ describe('send a folder', () => {
     const stored = await storedTree();
     for (const [rel, bytes] of Object.entries(files))
       expect(stored.get(join('photos', rel))?.equals(bytes), rel).toBe(true);
+    // Sent over one bigup.2 connection: one batch, so the tree lands whole in one folder,
+    // files/<batch>/photos/..., not one folder per file (issue 16).
+    expect(await readdir(join(dataDir, 'files'))).toHaveLength(1);
   });
 
   it('skips symbolic links unless --follow (and walks a link cycle once)', async () => {

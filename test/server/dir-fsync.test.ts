@@ -157,4 +157,31 @@ describe('directory fsync', () => {
     // Before the fix only files/<id> was fsynced after the rename, not a/b where the entry is.
     expect(syncedWith(join(top, 'a', 'b'), 'done.bin')).toBe(true);
   });
+
+  it('the files of one batch share files/<batch>/: after the first, a file makes no folder and fsyncs only the folder it lands in', async () => {
+    const store = new DiskStore({ dir: tmp.path });
+    await store.init();
+    const batch = 'e'.repeat(32);
+    const inBatch = (id: string, name: string): UploadInfo => ({
+      ...info(id),
+      name,
+      metadata: { relativePath: `album/${name}` },
+      batch,
+    });
+    const first = await store.create(inBatch('1'.repeat(32), 'one.bin'));
+    await writeBoth(first, 1);
+    await first.finish('0'.repeat(16));
+    const top = join(tmp.path, 'files', batch);
+    expect(syncedWith(join(tmp.path, 'files'), batch)).toBe(true);
+    expect(syncedWith(top, 'album')).toBe(true);
+    expect(syncedWith(join(top, 'album'), 'one.bin')).toBe(true);
+    const second = await store.create(inBatch('2'.repeat(32), 'two.bin'));
+    await writeBoth(second, 2);
+    syncs.length = 0;
+    await second.finish('0'.repeat(16));
+    expect(syncedWith(join(top, 'album'), 'two.bin')).toBe(true);
+    const folderSyncs = syncs.filter((s) => s.dir.startsWith(join(tmp.path, 'files')));
+    expect(folderSyncs.map((s) => s.dir)).toEqual([join(top, 'album')]);
+    expect(await readFile(join(top, 'album', 'two.bin'))).toHaveLength(2 * CHUNK);
+  });
 });

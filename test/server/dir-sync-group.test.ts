@@ -1,11 +1,11 @@
 /**
- * Group commit of directory fsyncs (server/store/disk-store.ts DirectorySyncs): callers that
+ * Group commit of directory fsyncs (server/store/directory-syncs.ts): callers that
  * arrive while a sync runs share the next one, never the running one (it may have started before
  * their change), and a failure reaches every caller that joined it.
  */
 import { mkdir, rm } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DirectorySyncs } from '../../server/store/disk-store.js';
+import { DirectorySyncs } from '../../server/store/directory-syncs.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 
 let tmp: TempDir;
@@ -46,5 +46,19 @@ describe('DirectorySyncs', () => {
     await first.catch(() => undefined);
     expect(await Promise.all(joined)).toEqual(['ENOENT', 'ENOENT']);
     expect(syncs.issued).toBe(2);
+  });
+
+  it('holds nothing for a directory once its syncs are done (one folder per batch must not pile up)', async () => {
+    const syncs = new DirectorySyncs();
+    const dirs = await Promise.all(
+      Array.from({ length: 50 }, async (_, i) => {
+        const dir = `${tmp.path}/d${i}`;
+        await mkdir(dir);
+        return dir;
+      }),
+    );
+    await Promise.all(dirs.flatMap((dir) => [syncs.sync(dir), syncs.sync(dir), syncs.sync(dir)]));
+    expect(syncs.issued).toBe(100);
+    expect(syncs.tracked).toBe(0);
   });
 });
