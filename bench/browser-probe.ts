@@ -23,13 +23,20 @@
  *   - send: `fetch` (the Blob slice: the ceiling when nothing is read, the component's way after a
  *     read), `fetchBytes` (the bytes read as the body: one read of each byte), `fetchBlob`
  *     (`new Blob([bytes read])`), `fetchStream` (a ReadableStream of the bytes read, `duplex:
- *     'half'`: Chromium streams request bodies only over HTTP/2 or QUIC, and the sink is HTTP/1.1).
+ *     'half'`: Chromium 156 streams request bodies only over HTTP/2 or QUIC; to the HTTP/1.1 sink
+ *     it fails with net::ERR_ALPN_NEGOTIATION_FAILED, "Failed to fetch" in the page).
+ * Engines: `chromium` and `firefox` are the browser scenario's drivers; `chromium-bare` is
+ * Chromium over its DevTools pipe with no Network domain and no Worker attached (as a user's
+ * browser runs). Under Playwright (which enables the Network domain in every page and Worker) a
+ * PUT with a bytes body cost ~12x the Chromium CPU it costs bare (5 against 52-65 MB/s), most
+ * likely the body copied into DevTools' request events; Blob-slice PUTs and WebSocket sends cost
+ * the same either way (2026-12-04, 256 MiB).
  * Every sink file is compared with the source byte for byte after its run (untimed), then deleted.
  * A mode that fails prints its error and the run goes on.
  * Timed inside the page or Worker; browser CPU from /proc around each mode. Not part of `npm run
  * bench`: a look at one engine's costs, run by hand:
- *   node --import tsx bench/browser-probe.ts [--mib 256] [--engines chromium,firefox] [--rounds 2]
- *     [--modes worker-ab2,worker-ab2+send,...] (default: every mode; --help lists them)
+ *   node --import tsx bench/browser-probe.ts [--mib 256] [--engines chromium,chromium-bare,firefox]
+ *     [--rounds 2] [--modes worker-ab2,worker-ab2+send,...] (default: every mode; --help lists them)
  * Prints each round, then per engine and mode the median MB/s and browser CPU per 256 MiB.
  */
 import { spawn } from 'node:child_process';
