@@ -13,26 +13,52 @@
  *   - `slice.stream()` read into one preallocated buffer per read in flight, with a BYOB reader
  *     (`byob`; falls back to the default reader where the stream is not a byte stream, and says so)
  *     or the default reader copying its chunks in (`stream`),
- *   - `worker-send`: the ceiling's send alone, from the Worker.
+ *   - `worker-send`: the ceiling's send alone, from the Worker;
+ * and over HTTP (modes `*fetch*`, 8 MiB slices, 4 PUTs in flight to the peer's `/sink/`, as the
+ * fetch ceiling of the browser scenario and the component's HTTP transport do), in the Worker or
+ * (`page-*`) on the page's main thread, `<read>+<send>`:
+ *   - read: none, `byob` (as above, one reused buffer per PUT in flight), `ab`
+ *     (`slice.arrayBuffer()`), or `clone` (a Request built with the Blob slice as its body, its
+ *     `clone()` read with `arrayBuffer()` while the original is sent);
+ *   - send: `fetch` (the Blob slice: the ceiling when nothing is read, the component's way after a
+ *     read), `fetchBytes` (the bytes read as the body: one read of each byte), `fetchBlob`
+ *     (`new Blob([bytes read])`), `fetchStream` (a ReadableStream of the bytes read, `duplex:
+ *     'half'`: Chromium 156 streams request bodies only over HTTP/2 or QUIC; to the HTTP/1.1 sink
+ *     it fails with net::ERR_ALPN_NEGOTIATION_FAILED, "Failed to fetch" in the page).
+ * Engines: `chromium` and `firefox` are the browser scenario's drivers; `chromium-bare` is
+ * Chromium over its DevTools pipe with no Network domain and no Worker attached (as a user's
+ * browser runs). Under Playwright (which enables the Network domain in every page and Worker) a
+ * PUT with a bytes body cost ~12x the Chromium CPU it costs bare (5 against 52-65 MB/s), most
+ * likely the body copied into DevTools' request events; Blob-slice PUTs and WebSocket sends cost
+ * the same either way (2026-12-04, 256 MiB).
+ * Every sink file is compared with the source byte for byte after its run (untimed), then deleted.
+ * A mode that fails prints its error and the run goes on.
  * Timed inside the page or Worker; browser CPU from /proc around each mode. Not part of `npm run
  * bench`: a look at one engine's costs, run by hand:
- *   node --import tsx bench/browser-probe.ts [--mib 256] [--engines chromium,firefox] [--rounds 2]
- *     [--modes worker-ab2,worker-ab2+send,...] (default: every mode; --help lists them)
+ *   node --import tsx bench/browser-probe.ts [--mib 256] [--engines chromium,chromium-bare,firefox]
+ *     [--rounds 2] [--modes worker-ab2,worker-ab2+send,...] (default: every mode; --help lists them)
  * Prints each round, then per engine and mode the median MB/s and browser CPU per 256 MiB.
  */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import type { Readable, Writable } from 'node:stream';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { compareFiles } from './files.js';
 import { spawnPeer } from './proc.js';
 import {
   buildPage,
+  CHROMIUM_ARGS,
+  chromiumCpuSeconds,
   findChromium,
   findFirefox,
   launchChromium,
   launchFirefox,
   type BenchBrowser,
+  type BenchPage,
 } from './scenarios/browser.js';
 import { mbPerSecond, median } from './stats.js';
 import { makeFile as makeTestFile } from '../test/browser/harness.js';
@@ -45,7 +71,20 @@ const WORKER_MODES = [
   'worker-send',
   ...WORKER_READS.map((r) => `worker-${r}+send`),
 ];
-const ALL_MODES: string[] = [...PAGE_MODES, ...WORKER_MODES];
+const FETCH_MODES = [
+  'worker-fetch',
+  'worker-byob+fetch',
+  'worker-byob+fetchBytes',
+  'worker-ab+fetchBytes',
+  'worker-byob+fetchBlob',
+  'worker-clone+fetch',
+  'worker-byob+fetchStream',
+  'page-fetch',
+  'page-byob+fetchBytes',
+  'page-ab+fetchBytes',
+];
+const ALL_MODES: string[] = [...PAGE_MODES, ...WORKER_MODES, ...FETCH_MODES];
+const isFetchMode = (mode: string): boolean => /fetch/i.test(mode);
 
 const { values } = parseArgs({
   options: {
@@ -98,14 +137,17 @@ async function readInto(kind, blob, target) {
       how = 'byob';
       let view = target.subarray(0, length);
       let filled = 0;
+      let ended = false;
       while (filled < length) {
         const { done, value } = await reader.read(
           new Uint8Array(view.buffer, view.byteOffset + filled, length - filled),
         );
-        if (done) break;
+        if ((ended = done)) break;
         view = new Uint8Array(value.buffer, value.byteOffset - filled, length);
         filled += value.byteLength;
       }
+      // As the component does: a stream left open after its last byte holds the file's reader.
+      if (!ended) await reader.cancel();
       reader.releaseLock();
       return view.subarray(0, filled);
     }
@@ -120,6 +162,15 @@ async function readInto(kind, blob, target) {
     filled += value.byteLength;
   }
   return target.subarray(0, filled);
+}
+
+// Untimed check that this way of reading returns the bytes arrayBuffer() does.
+async function checkRead(kind, file, sliceSize) {
+  const blob = file.slice(0, Math.min(file.size, sliceSize));
+  const expected = new Uint8Array(await blob.arrayBuffer());
+  const got = await readInto(kind, blob, new Uint8Array(sliceSize));
+  if (got.byteLength !== expected.byteLength || got.some((b, i) => b !== expected[i]))
+    throw new Error(kind + ' read other bytes than arrayBuffer()');
 }
 
 async function run(file, mode, url) {
@@ -152,14 +203,7 @@ async function run(file, mode, url) {
       wakeAll();
     };
   }
-  if (kind && kind !== 'ab') {
-    // Untimed check that this way of reading returns the bytes arrayBuffer() does.
-    const blob = file.slice(0, Math.min(file.size, SLICE));
-    const expected = new Uint8Array(await blob.arrayBuffer());
-    const got = await readInto(kind, blob, new Uint8Array(SLICE));
-    if (got.byteLength !== expected.byteLength || got.some((b, i) => b !== expected[i]))
-      throw new Error(kind + ' read other bytes than arrayBuffer()');
-  }
+  if (kind && kind !== 'ab') await checkRead(kind, file, SLICE);
   const started = performance.now();
   const total = Math.ceil(file.size / SLICE);
   let next = 0;
@@ -190,15 +234,83 @@ async function run(file, mode, url) {
   return (performance.now() - started) / 1000;
 }
 
-onmessage = async (event) => {
-  const { file, mode, url } = event.data;
-  try {
-    const seconds = await run(file, mode, url);
-    postMessage({ seconds, how });
-  } catch (error) {
-    postMessage({ error: String((error && error.stack) || error) });
-  }
-};
+const FETCH_SLICE = 8 * 1024 * 1024;
+const PUTS_IN_FLIGHT = 4;
+
+// (worker|page)-[<read>+]<send>: see the file's comment. sinkUrl: absolute (a Blob-URL Worker
+// resolves nothing relative).
+async function runFetch(file, mode, sinkUrl) {
+  const [, read, send] = /^[a-z]+-(?:([a-z]+)\+)?([a-zA-Z]+)$/.exec(mode);
+  if (read === 'byob' || read === 'stream') await checkRead(read, file, FETCH_SLICE);
+  const started = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: PUTS_IN_FLIGHT }, async () => {
+      let buffer = new Uint8Array(FETCH_SLICE);
+      while (next < file.size) {
+        const at = next;
+        next += FETCH_SLICE;
+        const end = Math.min(file.size, at + FETCH_SLICE);
+        const slice = file.slice(at, end);
+        const target = sinkUrl + '?offset=' + at;
+        let bytes;
+        let response;
+        if (read === 'clone') {
+          if (send !== 'fetch') throw new Error('clone reads a Request made to send the Blob slice');
+          const request = new Request(target, { method: 'PUT', body: slice });
+          bytes = new Uint8Array(await request.clone().arrayBuffer());
+          if (bytes.byteLength !== end - at) throw new Error('short read at ' + at);
+          response = await fetch(request);
+        } else {
+          if (read === 'ab') bytes = new Uint8Array(await slice.arrayBuffer());
+          else if (read) {
+            bytes = await readInto(read, slice, buffer);
+            buffer = new Uint8Array(bytes.buffer, bytes.byteOffset, FETCH_SLICE);
+          }
+          if (read && bytes.byteLength !== end - at) throw new Error('short read at ' + at);
+          let body;
+          const init = { method: 'PUT' };
+          if (send === 'fetch') body = slice;
+          else if (!bytes) throw new Error(send + ' sends bytes read: name a read');
+          else if (send === 'fetchBytes') body = bytes;
+          else if (send === 'fetchBlob') body = new Blob([bytes]);
+          else if (send === 'fetchStream') {
+            // A copy: the read buffer is reused while the stream may still be read.
+            const copy = bytes.slice();
+            body = new ReadableStream({
+              start(controller) {
+                controller.enqueue(copy);
+                controller.close();
+              },
+            });
+            init.duplex = 'half';
+          } else throw new Error('unknown send ' + send);
+          init.body = body;
+          response = await fetch(target, init);
+        }
+        if (!response.ok) throw new Error('PUT at ' + at + ': HTTP ' + response.status);
+        await response.arrayBuffer();
+      }
+    }),
+  );
+  return (performance.now() - started) / 1000;
+}
+
+async function runMode(file, mode, url, sinkUrl) {
+  return /fetch/i.test(mode) ? runFetch(file, mode, sinkUrl) : run(file, mode, url);
+}
+
+// In a Worker only: the page evaluates this text for its own fetch modes and calls runFetch.
+if (typeof importScripts === 'function')
+  onmessage = async (event) => {
+    const { file, mode, url, sinkUrl } = event.data;
+    try {
+      const seconds = await runMode(file, mode, url, sinkUrl);
+      postMessage({ seconds, how });
+    } catch (error) {
+      postMessage({ error: String((error && error.stack) || error) });
+    }
+  };
 `;
 
 /** Runs in the page: one page mode over the picked file; seconds. */
@@ -258,6 +370,22 @@ async function probePage([mode, name]: readonly [string, string]): Promise<numbe
   return (performance.now() - started) / 1000;
 }
 
+/** Runs in the page: one fetch mode on the page's main thread, with the Worker's code; seconds. */
+async function probePageFetch([mode, name, source]: readonly [string, string, string]): Promise<{
+  seconds: number;
+  how: string;
+}> {
+  const file = document.querySelector<HTMLInputElement>('#file')!.files![0];
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the probe's own Worker code
+  const load = new Function(`${source}\nreturn { runFetch, how: () => how };`) as () => {
+    runFetch(file: File, mode: string, sinkUrl: string): Promise<number>;
+    how(): string;
+  };
+  const probe = load();
+  const seconds = await probe.runFetch(file, mode, `${location.origin}/sink/${name}`);
+  return { seconds, how: probe.how() };
+}
+
 /** Runs in the page: hands the picked file to a Worker running one worker mode; seconds and how. */
 async function probeWorker([mode, name, source]: readonly [string, string, string]): Promise<{
   seconds: number;
@@ -271,12 +399,130 @@ async function probeWorker([mode, name, source]: readonly [string, string, strin
       worker.onmessage = (event: MessageEvent<{ seconds: number; how: string; error?: string }>) =>
         event.data.error ? reject(new Error(event.data.error)) : resolve(event.data);
       worker.onerror = (event) => reject(new Error(event.message));
-      worker.postMessage({ file, mode, url: `ws://${location.host}/ws-sink/${name}` });
+      worker.postMessage({
+        file,
+        mode,
+        url: `ws://${location.host}/ws-sink/${name}`,
+        sinkUrl: `${location.origin}/sink/${name}`,
+      });
     });
   } finally {
     worker.terminate();
     URL.revokeObjectURL(url);
   }
+}
+
+/**
+ * Chromium driven over its DevTools pipe with only the commands the probe needs (a context, a
+ * page, navigate, pick the file, evaluate): no Network domain enabled and no Worker attached, as
+ * in a user's browser. Playwright enables the Network domain in every page and Worker, and then
+ * Chromium reports each request to it, body included where the body is bytes (not a Blob):
+ * engine `chromium-bare` shows what that costs.
+ */
+async function launchChromiumBare(executable: string): Promise<BenchBrowser> {
+  const userDataDir = await mkdtemp(join(os.tmpdir(), 'bench-probe-profile-'));
+  const child = spawn(
+    executable,
+    [...CHROMIUM_ARGS, '--remote-debugging-pipe', `--user-data-dir=${userDataDir}`, 'about:blank'],
+    { stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'] },
+  );
+  const toBrowser = child.stdio[3] as Writable;
+  const fromBrowser = child.stdio[4] as Readable;
+  let nextId = 1;
+  const pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+  let received = '';
+  fromBrowser.setEncoding('utf8');
+  fromBrowser.on('data', (text: string) => {
+    received += text;
+    for (let end = received.indexOf('\0'); end >= 0; end = received.indexOf('\0')) {
+      const message = JSON.parse(received.slice(0, end)) as {
+        id?: number;
+        result?: unknown;
+        error?: { message: string };
+      };
+      received = received.slice(end + 1);
+      const waiter = message.id === undefined ? undefined : pending.get(message.id);
+      if (!waiter) continue;
+      pending.delete(message.id!);
+      if (message.error) waiter.reject(new Error(message.error.message));
+      else waiter.resolve(message.result);
+    }
+  });
+  const send = <R>(method: string, params: object = {}, sessionId?: string): Promise<R> =>
+    new Promise((resolve, reject) => {
+      const id = nextId++;
+      pending.set(id, { resolve, reject });
+      toBrowser.write(`${JSON.stringify({ id, method, params, sessionId })}\0`);
+    });
+  await send('Browser.getVersion');
+  return {
+    cpuSeconds: chromiumCpuSeconds,
+    async close() {
+      await send('Browser.close').catch(() => undefined);
+      await new Promise((resolve) =>
+        child.exitCode === null ? child.once('exit', resolve) : resolve(0),
+      );
+      await rm(userDataDir, { recursive: true, force: true });
+    },
+    async newPage() {
+      const { browserContextId } = await send<{ browserContextId: string }>(
+        'Target.createBrowserContext',
+      );
+      const { targetId } = await send<{ targetId: string }>('Target.createTarget', {
+        url: 'about:blank',
+        browserContextId,
+      });
+      const { sessionId } = await send<{ sessionId: string }>('Target.attachToTarget', {
+        targetId,
+        flatten: true,
+      });
+      const evaluate = async <R>(expression: string): Promise<R> => {
+        const reply = await send<{
+          result: { value: R };
+          exceptionDetails?: { exception?: { description?: string }; text: string };
+        }>('Runtime.evaluate', { expression, awaitPromise: true, returnByValue: true }, sessionId);
+        if (reply.exceptionDetails)
+          throw new Error(
+            reply.exceptionDetails.exception?.description ?? reply.exceptionDetails.text,
+          );
+        return reply.result.value;
+      };
+      const page: BenchPage = {
+        addInitScript: () => Promise.reject(new Error('not needed by the probe')),
+        async goto(url) {
+          await send('Page.navigate', { url }, sessionId);
+          await page.waitFor(() => document.readyState === 'complete', 30_000);
+        },
+        evaluate: <R, A>(fn: (arg: A) => R, arg?: A) =>
+          evaluate<Awaited<R>>(`(${fn.toString()})(${JSON.stringify(arg)})`),
+        async waitFor(predicate, timeoutMs, pollMs = 100) {
+          const until = Date.now() + timeoutMs;
+          while (!(await evaluate<boolean>(`(${predicate.toString()})()`).catch(() => false))) {
+            if (Date.now() > until) throw new Error('waitFor timed out');
+            await new Promise((resolve) => setTimeout(resolve, pollMs));
+          }
+        },
+        async pickFile(path, file) {
+          if (path.length !== 1) throw new Error('one selector, no shadow roots, here');
+          const { root } = await send<{ root: { nodeId: number } }>(
+            'DOM.getDocument',
+            {},
+            sessionId,
+          );
+          const { nodeId } = await send<{ nodeId: number }>(
+            'DOM.querySelector',
+            { nodeId: root.nodeId, selector: path[0] },
+            sessionId,
+          );
+          await send('DOM.setFileInputFiles', { files: [file], nodeId }, sessionId);
+        },
+        async close() {
+          await send('Target.disposeBrowserContext', { browserContextId });
+        },
+      };
+      return page;
+    },
+  };
 }
 
 const dir = await mkdtemp(join(os.tmpdir(), 'bench-probe-'));
@@ -288,9 +534,15 @@ const peer = spawnPeer(repoRoot, join(repoRoot, 'bench', 'peers', 'browser-peer.
   '--page',
   peerPage,
 ]);
-const results = new Map<string, { mbps: number[]; cpu: number[]; how: Set<string> }>();
+const results = new Map<
+  string,
+  { mbps: number[]; cpu: number[]; how: Set<string>; errors: string[] }
+>();
 try {
   const listening = await peer.waitForMessage((m) => m.event === 'listening', 60_000);
+  const closeSinks = async (): Promise<void> => {
+    await fetch(`http://127.0.0.1:${Number(listening.port)}/close-sinks`, { method: 'POST' });
+  };
   const source = await makeTestFile(dir, 'probe.bin', size);
   for (const engine of engines) {
     const executable = engine === 'firefox' ? findFirefox() : findChromium();
@@ -298,7 +550,9 @@ try {
     const browser: BenchBrowser =
       engine === 'firefox'
         ? await launchFirefox(executable, 600_000)
-        : await launchChromium(executable);
+        : engine === 'chromium-bare'
+          ? await launchChromiumBare(executable)
+          : await launchChromium(executable);
     try {
       for (let round = 0; round < rounds; round++) {
         for (const mode of round % 2 === 0 ? modes : [...modes].reverse()) {
@@ -307,24 +561,48 @@ try {
             await page.goto(`http://127.0.0.1:${Number(listening.port)}/`);
             await page.pickFile(['#file'], source);
             const sink = `${engine}-${mode.replace(/[^a-z0-9-]/gi, '_')}.bin`;
-            const cpu0 = browser.cpuSeconds();
-            const { seconds, how } = mode.startsWith('worker-')
-              ? await page.evaluate(probeWorker, [mode, sink, WORKER_SOURCE] as const)
-              : { seconds: await page.evaluate(probePage, [mode, sink] as const), how: '' };
-            const cpu = browser.cpuSeconds() - cpu0;
-            await fetch(`http://127.0.0.1:${Number(listening.port)}/close-sinks`, {
-              method: 'POST',
-            });
-            const mbps = mbPerSecond(size, seconds);
+            const sinkPath = join(dir, 'peer', 'sink', sink);
             const key = `${engine}\t${mode}`;
-            const row = results.get(key) ?? { mbps: [], cpu: [], how: new Set<string>() };
-            row.mbps.push(mbps);
-            row.cpu.push((cpu * 256 * MiB) / size);
-            if (how) row.how.add(how);
+            const row = results.get(key) ?? {
+              mbps: [],
+              cpu: [],
+              how: new Set<string>(),
+              errors: [],
+            };
             results.set(key, row);
-            process.stdout.write(
-              `${engine} round ${round + 1} ${mode}: ${mbps.toFixed(0)} MB/s, browser CPU ${cpu.toFixed(1)} s${how ? ` (${how})` : ''}\n`,
-            );
+            const cpu0 = browser.cpuSeconds();
+            try {
+              const { seconds, how } = isFetchMode(mode)
+                ? await page.evaluate(mode.startsWith('worker-') ? probeWorker : probePageFetch, [
+                    mode,
+                    sink,
+                    WORKER_SOURCE,
+                  ] as const)
+                : mode.startsWith('worker-')
+                  ? await page.evaluate(probeWorker, [mode, sink, WORKER_SOURCE] as const)
+                  : { seconds: await page.evaluate(probePage, [mode, sink] as const), how: '' };
+              const cpu = browser.cpuSeconds() - cpu0;
+              await closeSinks();
+              // Untimed: what the sink stored is the file (modes that send anything).
+              if (existsSync(sinkPath)) {
+                const check = await compareFiles(source, sinkPath);
+                if (!check.identical) throw new Error(`sink file differs: ${check.reason}`);
+              }
+              const mbps = mbPerSecond(size, seconds);
+              row.mbps.push(mbps);
+              row.cpu.push((cpu * 256 * MiB) / size);
+              if (how) row.how.add(how);
+              process.stdout.write(
+                `${engine} round ${round + 1} ${mode}: ${mbps.toFixed(0)} MB/s, browser CPU ${cpu.toFixed(1)} s${how ? ` (${how})` : ''}\n`,
+              );
+            } catch (error) {
+              await closeSinks();
+              const text = (error instanceof Error ? error.message : String(error)).split('\n')[0];
+              row.errors.push(text);
+              process.stdout.write(`${engine} round ${round + 1} ${mode}: FAILED ${text}\n`);
+            } finally {
+              await rm(sinkPath, { force: true });
+            }
           } finally {
             await page.close();
           }
@@ -341,8 +619,11 @@ try {
     const [engine, mode] = key.split('\t');
     const range = (xs: number[], digits: number) =>
       `${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)})`;
+    const failed = row.errors.length > 0 ? ` | failed ${row.errors.length}x: ${row.errors[0]}` : '';
     process.stdout.write(
-      `| ${engine} | ${mode}${row.how.size ? ` [${[...row.how].join(', ')}]` : ''} | ${range(row.mbps, 0)} | ${range(row.cpu, 1)} |\n`,
+      row.mbps.length === 0
+        ? `| ${engine} | ${mode}${failed} |\n`
+        : `| ${engine} | ${mode}${row.how.size ? ` [${[...row.how].join(', ')}]` : ''} | ${range(row.mbps, 0)} | ${range(row.cpu, 1)} |${failed}\n`,
     );
   }
 } finally {
