@@ -7,10 +7,14 @@
  *   <dir>/uploads/<id>.journal  chunk records + SYNC/BOOT marks, then zero-filled slots reserved
  *                               for the records still to come (see journal.ts)
  *   <dir>/uploads/<id>.json     metadata: UploadInfo (sha256 of the secret, never the secret),
- *                               plus `completion` once completed. Created at its name (O_EXCL) at
- *                               create, its contents fsynced before the upload's first SYNC mark
- *                               (not before ACCEPT, see below); replaced atomically at completion:
- *                               written to <id>.json.tmp, fsynced, renamed over, directory fsynced.
+ *                               plus `completion` once completed, as JSON lines: the last line
+ *                               that is a whole record of this upload is the metadata. Created at
+ *                               its name (O_EXCL) with one line at create, its contents fsynced
+ *                               before the upload's first SYNC mark (not before ACCEPT, see
+ *                               below); the completion appends a line with `completion` and
+ *                               fdatasyncs it (a torn last line is passed over: the completion did
+ *                               not happen). A rare rewrite (instant upload, a relocated
+ *                               completion) replaces it atomically: <id>.json.tmp, fsync, rename.
  *   <dir>/files/<id>/<name>     completed files; <name> is the sanitized client name, and the
  *                               per-upload directory keeps equal names apart. Moved there by
  *                               rename from uploads/<id>.part, never copied.
@@ -47,10 +51,13 @@
  * after a lost RESULT gets the same RESULT; its .part and .journal are gone by then.
  * Completion order: at once, fdatasync data (noted in the journal's memory as covering every
  * record, so a failure further on rolls nothing back), make files/<id or batch> (and the relative
- * path's folders) and fsync their parents (a batch's folders once, delivered-files.ts), and write
- * <id>.json.tmp with `completion` and fsync it; once all three succeeded, rename it over
- * <id>.json and fsync uploads/, move the file (rename; link + unlink into a batch's folder, which
- * never replaces a file there), fsync the folder it landed in, unlink the journal.
+ * path's folders) and fsync their parents (a batch's folders once, delivered-files.ts), and fsync
+ * uploads/ if the upload's entries were never flushed (a small file's first flush); once all
+ * three succeeded, append the completed record to <id>.json and fdatasync it (the commit), move
+ * the file (rename; link + unlink into a batch's folder, which never replaces a file there),
+ * fsync the folder it landed in, unlink the journal. (The record used to be a temp file renamed
+ * over the metadata: one more inode made and one freed per upload, and on ext4 without a journal
+ * every inode freed in the last seconds is scanned past by each new one, issue 16.)
  * A crash in between is
  * repaired by readState (a completed json whose .part still exists finishes the rename).
  *
@@ -208,7 +215,7 @@ function isMetaFile(value: unknown, id: string): value is MetaFile {
   );
 }
 
-const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW } = fsConstants;
+const { O_RDONLY, O_RDWR, O_WRONLY, O_APPEND, O_CREAT, O_EXCL, O_NOFOLLOW } = fsConstants;
 /** Open flags for a file the store creates: never an existing name, never through a symlink. */
 const CREATE_FLAGS = O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW;
 
@@ -385,27 +392,37 @@ export class DiskStore implements UploadStore {
 
   /** Replace the metadata atomically: temp file, fsync, rename, fsync of uploads/. */
   private async writeMeta(meta: MetaFile): Promise<void> {
-    await this.prepareMeta(meta);
-    await this.replaceMeta(meta.info.id);
-  }
-
-  /** The first half of `writeMeta`: <id>.json.tmp written and fsynced; nothing refers to it yet. */
-  private async prepareMeta(meta: MetaFile): Promise<void> {
-    const handle = await this.createFile(`${this.path(meta.info.id, 'json')}.tmp`, true);
+    const target = this.path(meta.info.id, 'json');
+    const handle = await this.createFile(`${target}.tmp`, true);
     try {
       await handle.writeFile(JSON.stringify(meta));
       await handle.sync();
     } finally {
       await handle.close();
     }
-  }
-
-  /** The second half of `writeMeta`: the temp file renamed over the metadata, uploads/ fsynced. */
-  private async replaceMeta(id: string): Promise<void> {
-    const target = this.path(id, 'json');
     // rename replaces a symlink at `target` itself; it never writes through one.
     await rename(`${target}.tmp`, target);
     await this.directorySyncs.sync(this.uploadsDir);
+  }
+
+  /**
+   * The completion's commit: the completed record appended to the metadata as a line of its own,
+   * and the file fdatasynced (with whatever of its first line was not flushed yet).
+   */
+  private async appendCompletion(meta: MetaFile): Promise<void> {
+    const path = this.path(meta.info.id, 'json');
+    let handle: FileHandle;
+    try {
+      handle = await open(path, O_WRONLY | O_APPEND | O_NOFOLLOW);
+    } catch (error) {
+      throw isErrno(error, 'ELOOP') ? planted(path) : error;
+    }
+    try {
+      await handle.writeFile(`\n${JSON.stringify(meta)}\n`);
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
   }
 
   /**
@@ -437,20 +454,25 @@ export class DiskStore implements UploadStore {
       if (isErrno(error, 'ELOOP')) throw planted(path);
       throw error;
     }
-    let meta: unknown;
-    try {
-      meta = JSON.parse(text);
-    } catch {
-      meta = undefined;
+    // The last whole record wins: a line after it that does not parse is an append a crash cut
+    // short (its completion was never committed).
+    const lines = text.split('\n');
+    for (let i = lines.length - 1; i >= 0; i--) {
+      let meta: unknown;
+      try {
+        meta = JSON.parse(lines[i]);
+      } catch {
+        continue;
+      }
+      if (isMetaFile(meta, id)) return meta;
     }
-    // Written atomically (temp + fsync + rename), so no crash leaves it torn: this is damage, and
-    // a retryable error would make the client retry forever.
-    if (!isMetaFile(meta, id))
-      throw new ProtocolError(
-        Errors.UPLOAD_DAMAGED,
-        `metadata ${path} is unreadable (${text.length} bytes)`,
-      );
-    return meta;
+    // The first line is flushed before anything of the upload is trusted, and a replacement is
+    // atomic: no crash leaves no whole record. This is damage, and a retryable error would make
+    // the client retry forever.
+    throw new ProtocolError(
+      Errors.UPLOAD_DAMAGED,
+      `metadata ${path} is unreadable (${text.length} bytes)`,
+    );
   }
 
   /**
@@ -781,16 +803,18 @@ export class DiskStore implements UploadStore {
     data: FileHandle,
     journal: Journal,
     digest: string,
+    entriesFlushed: boolean,
   ): Promise<CompletionInfo> {
     const covered = journal.count;
     const place = await this.delivered.claim(info);
     let completion: CompletionInfo = { digest, location: place.location, completedAt: Date.now() };
     try {
       // Three steps that make nothing visible run at once: the data's flush, the folders (with
-      // their parents' fsyncs), and the completed metadata's temp file (written, fsynced). Only
-      // the metadata's rename, after all three, says the upload is complete (SPEC.md 8). One after
-      // another they were three rounds of waits per file, and two file flushes at once can share
-      // a filesystem journal commit (issue 16).
+      // their parents' fsyncs), and the upload's own entries in uploads/ (flushed at its first
+      // SYNC mark, so only a small file's first flush needs it). Only the completed record,
+      // appended after all three, says the upload is complete (SPEC.md 8). One after another
+      // they were three rounds of waits per file, and two flushes at once can share a filesystem
+      // journal commit (issue 16).
       const flushed = data.datasync().then(() => {
         // That flush covers every record: if a step below fails (ENOSPC writing the metadata on a
         // full disk) the rollback that follows keeps every acked chunk instead of falling back to
@@ -800,10 +824,10 @@ export class DiskStore implements UploadStore {
       const steps = await Promise.allSettled([
         flushed,
         this.delivered.makeFolders(place),
-        this.prepareMeta({ version: 1, info, completion }),
+        entriesFlushed ? undefined : this.directorySyncs.sync(this.uploadsDir),
       ]);
       for (const step of steps) if (step.status === 'rejected') throw step.reason;
-      await this.replaceMeta(info.id);
+      await this.appendCompletion({ version: 1, info, completion });
       await data.close();
       await journal.close();
       // Then the folder it landed in is flushed. The old name's removal from uploads/ is not: if
@@ -999,7 +1023,13 @@ class DiskUpload implements UploadHandle {
   async finish(digest: string): Promise<CompletionInfo> {
     this.closed = true;
     try {
-      return await this.store.complete(this.info, this.data, this.journal, digest);
+      return await this.store.complete(
+        this.info,
+        this.data,
+        this.journal,
+        digest,
+        this.metaFlushed,
+      );
     } catch (error) {
       // Not completed: the upload stays, and a later close() must still release the handles.
       this.closed = false;

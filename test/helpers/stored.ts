@@ -1,16 +1,28 @@
-/** Where the disk store put a completed upload's file: the location its metadata records. */
+/** What the disk store recorded about an upload, read as an operator would. */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { CompletionInfo, UploadInfo } from '../../server/index.js';
 
 /**
- * files/<id>/<relative path>, or files/<batch>/<relative path> for a folder sent over one bigup.2
- * connection (server/store/delivered-files.ts): read from uploads/<id>.json, not guessed.
+ * uploads/<id>.json: JSON lines, the last whole record wins (a completion appends one; see the
+ * header of server/store/disk-store.ts).
+ */
+export async function storedMeta(
+  dataDir: string,
+  uploadId: string,
+): Promise<{ info: UploadInfo; completion?: CompletionInfo }> {
+  const text = await readFile(join(dataDir, 'uploads', `${uploadId}.json`), 'utf8');
+  const lines = text.split('\n').filter((line) => line.trim() !== '');
+  return JSON.parse(lines[lines.length - 1]) as { info: UploadInfo; completion?: CompletionInfo };
+}
+
+/**
+ * Where a completed upload's file is: files/<id>/<relative path>, or files/<batch>/<relative path>
+ * for a folder sent over one bigup.2 connection (server/store/delivered-files.ts). Read from its
+ * metadata, not guessed.
  */
 export async function storedLocation(dataDir: string, uploadId: string): Promise<string> {
-  const meta = JSON.parse(await readFile(join(dataDir, 'uploads', `${uploadId}.json`), 'utf8')) as {
-    completion?: { location?: string };
-  };
-  const location = meta.completion?.location;
+  const location = (await storedMeta(dataDir, uploadId)).completion?.location;
   if (typeof location !== 'string') throw new Error(`upload ${uploadId} is not completed`);
   return location;
 }

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DiskStore, type UploadInfo } from '../../server/index.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
+import { storedMeta } from '../helpers/stored.js';
 
 const CHUNK = 65_536;
 const BATCH = 'ba'.repeat(16);
@@ -172,7 +173,7 @@ describe('batch folders (disk store)', () => {
     const upload = info('album/a.jpg');
     await deliver(store, upload, 1);
     const metaPath = join(tmp.path, 'uploads', `${upload.id}.json`);
-    const meta = JSON.parse(await readFile(metaPath, 'utf8')) as { info: UploadInfo };
+    const meta = await storedMeta(tmp.path, upload.id);
     const { writeFile } = await import('node:fs/promises');
     await writeFile(metaPath, JSON.stringify({ ...meta, info: { ...meta.info, batch: '../..' } }));
     // Unreadable metadata without a journal that trusts a chunk: unknown (disk-store.ts header).

@@ -84,23 +84,21 @@ describe('data directory safety', () => {
     expect((await readFile(join(data, 'files', id, 'again.bin'))).equals(bytes)).toBe(true);
   });
 
-  it('a symlink planted at uploads/<id>.json.tmp does not overwrite its target', async () => {
+  it('a symlink planted at uploads/<id>.json while the upload runs: the completion does not append through it', async () => {
     const server = await serve();
     const victim = join(outside, 'victim.conf');
     await writeFile(victim, 'precious\n');
     const bytes = randomBytes(2 * CHUNK);
     const { client, accept, id } = await openUpload(server, bytes.byteLength);
-    // The next metadata write (at completion) goes through <id>.json.tmp.
-    await symlink(victim, join(data, 'uploads', `${id}.json.tmp`));
+    // The completion appends its record to <id>.json (disk-store.ts header).
+    const metaPath = join(data, 'uploads', `${id}.json`);
+    await rm(metaPath);
+    await symlink(victim, metaPath);
     const answer = await sendAllAndComplete(client, accept, bytes);
     client.close();
-    expect(answer.type).toBe('result');
+    expect(answer).toMatchObject({ type: 'error', code: Errors.UPLOAD_DAMAGED.code });
     expect(await readFile(victim, 'utf8')).toBe('precious\n');
-    expect((await readFile(join(data, 'files', id, 'f.bin'))).equals(bytes)).toBe(true);
-    const meta = JSON.parse(await readFile(join(data, 'uploads', `${id}.json`), 'utf8')) as {
-      completion?: unknown;
-    };
-    expect(meta.completion).toBeDefined();
+    expect((await lstat(metaPath)).isSymbolicLink()).toBe(true);
   });
 
   it('a symlink planted at uploads/<id>.json before OPEN is removed, not written through', async () => {

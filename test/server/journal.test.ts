@@ -268,9 +268,9 @@ describe('disk store journal', () => {
     expect(state?.chunks).toEqual([{ index: 0, hash: 1n }]);
   });
 
-  it('a completion whose metadata cannot be written completes nothing and keeps every chunk; the next one finishes', async () => {
-    // The data's flush, the folders and the metadata's temp file run at once (issue 16): one
-    // failing must leave the upload as it was, with no metadata replaced and no file moved.
+  it('a completion whose folder cannot be made completes nothing and keeps every chunk; the next one finishes', async () => {
+    // The data's flush, the folders and the uploads/ flush run at once (issue 16): one failing
+    // must leave the upload as it was, with no completed record and no file moved.
     const s = await store('boot-1');
     const id = '5'.repeat(32);
     const handle = await s.create({ ...info(id), fileSize: 2 * CHUNK });
@@ -282,15 +282,18 @@ describe('disk store journal', () => {
       ],
       false,
     );
-    const temp = join(tmp.path, 'uploads', `${id}.json.tmp`);
-    await mkdir(join(temp, 'in-the-way'), { recursive: true });
+    // files/ itself a file: files/<id> cannot be made (ENOTDIR).
+    const files = join(tmp.path, 'files');
+    await rm(files, { recursive: true });
+    await writeFile(files, 'in the way');
     await expect(handle.finish('0'.repeat(16))).rejects.toThrow();
     const state = await s.readState(id);
     expect(state?.completion).toBeUndefined();
     expect(state?.chunks.map((c) => c.index).sort()).toEqual([0, 1]);
     // The flush that ran beside the failed step counts: a rollback keeps both chunks.
     expect((await handle.rollbackToCheckpoint()).map((c) => c.index).sort()).toEqual([0, 1]);
-    await rm(temp, { recursive: true });
+    await rm(files);
+    await mkdir(files);
     const completion = await handle.finish('0'.repeat(16));
     expect((await readFile(completion.location)).every((b) => b === 3)).toBe(true);
     expect((await s.readState(id))?.completion?.location).toBe(completion.location);

@@ -2,11 +2,11 @@
  * sanitizeName (issue 14, item 8): names that would mislead a reader or misbehave on Windows are
  * made plain; names that are fine stay byte for byte; the original is kept in the metadata.
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DiskStore, sanitizeName, type UploadInfo } from '../../server/index.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
+import { storedMeta } from '../helpers/stored.js';
 
 describe('sanitizeName', () => {
   it('removes bidi overrides and other invisible format characters, so the extension shown is the real one', () => {
@@ -106,8 +106,6 @@ describe('originalName in the metadata', () => {
     const restarted = new DiskStore({ dir: tmp.path });
     await restarted.init();
     expect((await restarted.readState(id))?.info.originalName).toBe(sent);
-    expect(
-      JSON.parse(await readFile(join(tmp.path, 'uploads', `${id}.json`), 'utf8')).info.originalName,
-    ).toBe(sent);
+    expect((await storedMeta(tmp.path, id)).info.originalName).toBe(sent);
   });
 });
