@@ -104,6 +104,8 @@ export class OpenUpload {
     completion?: CompletionInfo,
     /** Default mode: start a background flush after this many bytes are recorded (0 = by time only). */
     private readonly syncBytes = 0,
+    /** Remember the content at completion, for instant uploads (UploadRegistry.remembersContent). */
+    private readonly remembersContent = true,
   ) {
     this.id = info.id;
     const idBytes = parseUploadId(info.id);
@@ -542,7 +544,9 @@ export class OpenUpload {
     }
     if (this.completion) return { digest, fresh: false };
     this.handleReleased = true;
-    const run = this.lifecycle.then(() => this.writableHandle().finish(hashToHex(digest)));
+    const run = this.lifecycle.then(() =>
+      this.writableHandle().finish(hashToHex(digest), this.remembersContent),
+    );
     this.lifecycle = run.catch(() => undefined);
     try {
       this.completion = await run;

@@ -160,6 +160,14 @@ export class UploadRegistry {
     );
   }
 
+  /**
+   * Whether content of this size is remembered at completion and may be an instant upload: not
+   * when instant upload is off (its index would be written for nothing), nor for an empty file.
+   */
+  remembersContent(fileSize: number): boolean {
+    return this.instantUploads && fileSize > 0;
+  }
+
   /** Instant upload is on and the store can find content (PROOF_OF_POSSESSION may be granted). */
   get instantUploads(): boolean {
     return (
@@ -183,8 +191,7 @@ export class UploadRegistry {
   ): Promise<boolean> {
     const chunkSize = this.chunkSizeFor(message);
     if (
-      !this.instantUploads ||
-      message.fileSize === 0 ||
+      !this.remembersContent(message.fileSize) ||
       (chunkSize !== message.chunkSize && !namedChunkSize)
     )
       return false;
@@ -212,7 +219,11 @@ export class UploadRegistry {
     namedChunkSize: boolean,
   ): Promise<ContentRef[]> {
     const chunkSize = this.chunkSizeFor(message);
-    if (!this.instantUploads || (chunkSize !== message.chunkSize && !namedChunkSize)) return [];
+    if (
+      !this.remembersContent(message.fileSize) ||
+      (chunkSize !== message.chunkSize && !namedChunkSize)
+    )
+      return [];
     const global = this.options.instantUpload === 'global';
     const found =
       (await this.store.findContent?.({
@@ -259,6 +270,7 @@ export class UploadRegistry {
       this.metrics,
       completion,
       this.options.syncBytes,
+      this.remembersContent(info.fileSize),
     );
   }
 
@@ -323,6 +335,7 @@ export class UploadRegistry {
         this.metrics,
         undefined,
         this.options.syncBytes,
+        this.remembersContent(info.fileSize),
       );
       created.owner = owner;
       this.loaded.set(info.id, created);
@@ -474,6 +487,7 @@ export class UploadRegistry {
       this.metrics,
       undefined,
       this.options.syncBytes,
+      this.remembersContent(state.info.fileSize),
     );
     if (state.chunksWithdrawn) upload.discardAnnouncedDigest();
     this.loaded.set(id, upload);
@@ -501,7 +515,15 @@ export class UploadRegistry {
       await upload.settle();
       if (upload.owner || this.loaded.get(upload.id) !== upload) return;
       this.loaded.delete(upload.id);
-      await upload.close();
+      // Nobody awaits this: a failed final checkpoint (the store's files tampered with, a disk
+      // error) is logged, never an unhandled rejection, which would end the process. What the
+      // checkpoint did not flush is what a crash would lose: the journal's trust rule covers it.
+      await upload.close().catch((error: unknown) => {
+        this.log?.warn(
+          { upload: upload.id, err: error },
+          'closing an unloaded upload failed; its last acked ranges may need resending',
+        );
+      });
     });
   }
 

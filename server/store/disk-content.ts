@@ -1,8 +1,15 @@
 /**
  * The disk store's index of delivered content (instant upload hints, SPEC.md 16.10):
  *
- *   <dir>/content/<size>-<chunk size>/<scope>/<digest>   {id, client, location}
+ *   <dir>/content/<size>-<chunk size>/<scope>/<digest>   the delivering upload's metadata
  *   <dir>/content/<size>-<chunk size>/all/<digest>       the same, for the latest delivery by anyone
+ *
+ * An entry is a hard link to the upload's completed metadata (uploads/<id>.json: its id, client
+ * and completion.location are what a lookup needs), so remembering makes no new file: an inode
+ * made per delivered file was most of the index's cost for a folder of small files, and on ext4
+ * without a journal each new inode costs more the more were freed in the last minutes (issue 16).
+ * Where no link can be made, or for entries of earlier versions, the entry is a file of its own
+ * holding {id, client, location}; a lookup reads both.
  *
  * <scope> names the delivering client: the first 32 hex digits of sha256(UploadInfo.client), or
  * `anyone` for uploads without one. There is one entry per (size, chunk size, scope, digest), and
@@ -71,21 +78,25 @@ export class DiskContentIndex {
   ) {}
 
   /** Record that upload `id` of `client` delivered `digest` at `location` (see the module comment). */
+  /**
+   * `entry.metadata`: the path of the upload's completed metadata, linked as the entry (see the
+   * header); without it, or where it cannot be linked, the entry is written as a file.
+   */
   async remember(
     key: Required<Pick<ContentKey, 'fileSize' | 'chunkSize' | 'digest'>>,
-    entry: { id: string; client: string | undefined; location: string },
+    entry: { id: string; client: string | undefined; location: string; metadata?: string },
   ): Promise<void> {
     if (!DIGEST.test(key.digest)) throw new Error('not a digest');
     const scopeDir = join(this.sizePath(key), contentScope(entry.client));
     const allDir = join(this.sizePath(key), ALL);
     const record: Entry = { id: entry.id, client: entry.client ?? null, location: entry.location };
     try {
-      await this.write(scopeDir, allDir, key.digest, record);
+      await this.write(scopeDir, allDir, key.digest, record, entry.metadata);
     } catch (error) {
       if (!isErrno(error, 'ENOENT')) throw error;
       // A folder made earlier is gone (an operator cleaned content/): make it again.
       this.madeDirs.clear();
-      await this.write(scopeDir, allDir, key.digest, record);
+      await this.write(scopeDir, allDir, key.digest, record, entry.metadata);
     }
   }
 
@@ -94,21 +105,24 @@ export class DiskContentIndex {
     allDir: string,
     digest: string,
     record: Entry,
+    metadata: string | undefined,
   ): Promise<void> {
     await this.makeDir(scopeDir);
     await this.makeDir(allDir);
     // Temp names start with a dot: never a digest, so listings pass over them.
     const temp = `.${digest}.${randomBytes(6).toString('hex')}`;
-    const handle = await open(
-      join(scopeDir, temp),
-      O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
-      this.fileMode,
-    );
     try {
-      try {
-        await handle.writeFile(JSON.stringify(record));
-      } finally {
-        await handle.close();
+      if (!metadata || !(await this.linkMetadata(metadata, join(scopeDir, temp)))) {
+        const handle = await open(
+          join(scopeDir, temp),
+          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
+          this.fileMode,
+        );
+        try {
+          await handle.writeFile(JSON.stringify(record));
+        } finally {
+          await handle.close();
+        }
       }
       // One inode, two names: all/ gets its own temp name first, so both renames replace whole.
       await link(join(scopeDir, temp), join(allDir, temp));
@@ -117,6 +131,18 @@ export class DiskContentIndex {
     } catch (error) {
       await unlink(join(scopeDir, temp)).catch(() => undefined);
       await unlink(join(allDir, temp)).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** A new name for the metadata file; false where the filesystem makes no hard links. */
+  private async linkMetadata(metadata: string, at: string): Promise<boolean> {
+    try {
+      await link(metadata, at);
+      return true;
+    } catch (error) {
+      if (isErrno(error, 'EPERM') || isErrno(error, 'EMLINK') || isErrno(error, 'EXDEV'))
+        return false;
       throw error;
     }
   }
@@ -174,7 +200,6 @@ export class DiskContentIndex {
   }
 
   private async read(path: string, key: ContentKey): Promise<Reading> {
-    let entry: Partial<Entry>;
     let text: string;
     try {
       text = await readNoFollow(path, 'utf8');
@@ -182,11 +207,8 @@ export class DiskContentIndex {
       // Missing, or not ours to read (a planted symlink): not found, left alone.
       return undefined;
     }
-    try {
-      entry = JSON.parse(text) as Partial<Entry>;
-    } catch {
-      return 'stale';
-    }
+    const entry = lastRecord(text);
+    if (!entry) return 'stale';
     if (typeof entry.id !== 'string' || !UPLOAD_ID.test(entry.id)) return 'stale';
     if (typeof entry.location !== 'string' || !entry.location.startsWith(this.filesDir))
       return 'stale';
@@ -201,4 +223,33 @@ export class DiskContentIndex {
       ...(typeof entry.client === 'string' ? { client: entry.client } : {}),
     };
   }
+}
+
+/**
+ * An entry's record: the last line that parses (a linked metadata file is JSON lines, see
+ * disk-store.ts), read as {id, client, location} whether it is an entry of its own or a completed
+ * upload's metadata ({info: {id, client}, completion: {location}}).
+ */
+function lastRecord(text: string): Partial<Entry> | undefined {
+  const lines = text.split('\n');
+  for (let i = lines.length - 1; i >= 0; i--) {
+    let value: unknown;
+    try {
+      value = JSON.parse(lines[i]);
+    } catch {
+      continue;
+    }
+    if (typeof value !== 'object' || value === null) return undefined;
+    const meta = value as {
+      info?: { id?: unknown; client?: unknown };
+      completion?: { location?: unknown };
+    };
+    if (typeof meta.info !== 'object' || meta.info === null) return value;
+    return {
+      id: meta.info.id as string,
+      client: typeof meta.info.client === 'string' ? meta.info.client : null,
+      location: meta.completion?.location as string,
+    };
+  }
+  return undefined;
 }

@@ -27,9 +27,10 @@
  *                               the file to files/<id>/ (delivered-files.ts). The metadata's
  *                               `completion.location` says where each file is. Copying the
  *                               contents of every files/<x>/ into one folder rebuilds the trees.
- *   <dir>/content/<size>-<chunk size>/<client scope>/<digest>  {id, client, location} of
- *                               delivered content: hints for instant upload (SPEC.md 16.10), one
- *                               per client and content, written unflushed (disk-content.ts);
+ *   <dir>/content/<size>-<chunk size>/<client scope>/<digest>  delivered content: hints for
+ *                               instant upload (SPEC.md 16.10), one per client and content, each a
+ *                               hard link to the upload's completed metadata (no file of its
+ *                               own), unflushed (disk-content.ts); none with instantUpload off;
  *                               an instant upload is a hard link to the found file (a clone or a
  *                               local copy across filesystems), never bytes over the network.
  *
@@ -804,6 +805,7 @@ export class DiskStore implements UploadStore {
     journal: Journal,
     digest: string,
     entriesFlushed: boolean,
+    rememberContent: boolean,
   ): Promise<CompletionInfo> {
     const covered = journal.count;
     const place = await this.delivered.claim(info);
@@ -840,7 +842,7 @@ export class DiskStore implements UploadStore {
     }
     await unlink(this.path(info.id, 'journal')).catch(() => undefined);
     this.commitments.delete(info.id);
-    await this.indexContent(info, completion);
+    if (rememberContent) await this.indexContent(info, completion);
     return completion;
   }
 
@@ -853,7 +855,12 @@ export class DiskStore implements UploadStore {
     try {
       await this.content.remember(
         { fileSize: info.fileSize, chunkSize: info.chunkSize, digest: completion.digest },
-        { id: info.id, client: info.client, location: completion.location },
+        {
+          id: info.id,
+          client: info.client,
+          location: completion.location,
+          metadata: this.path(info.id, 'json'),
+        },
       );
     } catch (error) {
       this.logger?.warn(
@@ -1020,7 +1027,7 @@ class DiskUpload implements UploadHandle {
     return this.journal.rollback();
   }
 
-  async finish(digest: string): Promise<CompletionInfo> {
+  async finish(digest: string, rememberContent = true): Promise<CompletionInfo> {
     this.closed = true;
     try {
       return await this.store.complete(
@@ -1029,6 +1036,7 @@ class DiskUpload implements UploadHandle {
         this.journal,
         digest,
         this.metaFlushed,
+        rememberContent,
       );
     } catch (error) {
       // Not completed: the upload stays, and a later close() must still release the handles.

@@ -166,8 +166,12 @@ export interface UploadHandle {
    * caller drops them and opens the upload again. Absent: the process is the only writer (true).
    */
   stillOwned?(): Promise<boolean>;
-  /** Make the data durable, move it to its final place atomically, record the completion. */
-  finish(digest: string): Promise<CompletionInfo>;
+  /**
+   * Make the data durable, move it to its final place atomically, record the completion.
+   * `rememberContent` (default true): remember the completed content for instant uploads (the
+   * server passes false when it offers none, e.g. with `instantUpload: false`).
+   */
+  finish(digest: string, rememberContent?: boolean): Promise<CompletionInfo>;
   /** Release file handles (after a final checkpoint). The upload stays stored. */
   close(): Promise<void>;
 }

@@ -301,4 +301,11 @@ describe('instant upload with proof of possession (SPEC.md 16.10)', () => {
     });
     client.close();
   });
+
+  it('with instant upload off, delivered content is not remembered (the index would be written for nothing)', async () => {
+    await server.close();
+    server = await startServer({ dir: tmp.path, instantUpload: false });
+    await uploadOnce(file);
+    expect(await listFiles(join(tmp.path, 'content')).catch(() => [])).toEqual([]);
+  });
 });

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DiskStore, type UploadInfo } from '../../server/index.js';
 import { storedMeta } from '../helpers/stored.js';
-import { makeTempDir, type TempDir } from '../helpers/tmp.js';
+import { listFiles, makeTempDir, type TempDir } from '../helpers/tmp.js';
 
 const CHUNK = 65_536;
 const ID = 'ab'.repeat(16);
@@ -77,5 +77,33 @@ describe('completion record appended to the metadata', () => {
     const reopened = await restarted.open(ID);
     const completion = await reopened.finish('2'.repeat(16));
     expect((await restarted.readState(ID))?.completion).toEqual(completion);
+  });
+
+  it('the content index entry is a hard link to the completed metadata (no inode of its own), and lookups read it', async () => {
+    const store = new DiskStore({ dir: tmp.path });
+    await store.init();
+    const handle = await store.create({ ...info, client: 'alice' });
+    await handle.writeAt(new Uint8Array(2 * CHUNK).fill(5), 0);
+    await handle.recordChunks(
+      [
+        { index: 0, hash: 1n },
+        { index: 1, hash: 2n },
+      ],
+      false,
+    );
+    const completion = await handle.finish('3'.repeat(16));
+    const meta = await stat(join(tmp.path, 'uploads', `${ID}.json`));
+    const sizeDir = join(tmp.path, 'content', `${2 * CHUNK}-${CHUNK}`);
+    const entries = await listFiles(sizeDir);
+    expect(entries).toHaveLength(2); // <scope>/<digest> and all/<digest>
+    for (const entry of entries) expect((await stat(join(sizeDir, entry))).ino).toBe(meta.ino);
+    const key = { fileSize: 2 * CHUNK, chunkSize: CHUNK, digest: '3'.repeat(16) };
+    expect(await store.findContent({ ...key, client: 'alice' })).toEqual([
+      { id: ID, client: 'alice', location: completion.location },
+    ]);
+    expect(await store.findContent(key)).toEqual([
+      { id: ID, client: 'alice', location: completion.location },
+    ]);
+    expect(await store.findContent({ ...key, client: 'bob' })).toEqual([]);
   });
 });

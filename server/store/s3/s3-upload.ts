@@ -136,7 +136,7 @@ export class S3Upload implements UploadHandle {
     }
   }
 
-  async finish(digest: string): Promise<CompletionInfo> {
+  async finish(digest: string, rememberContent = true): Promise<CompletionInfo> {
     if (this.lost) throw this.lost;
     // Still ours? A node that lost the upload must not complete it.
     await this.s3.registryCall('renew', () => this.registry.renew(this.lease));
@@ -181,7 +181,7 @@ export class S3Upload implements UploadHandle {
     }
     await this.s3.registryCall('complete', () => this.registry.complete(this.lease, completion));
     await this.partialChunks.discardIfTouched();
-    await this.content.remember(this.info, completion);
+    if (rememberContent) await this.content.remember(this.info, completion);
     // The reservation became a delivered file (a failure here only over-counts until expiry).
     await this.registry.unreserve(this.info.id).catch(() => undefined);
     this.stop();
