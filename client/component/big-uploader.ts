@@ -121,7 +121,10 @@ export class BigUploaderElement extends LitElement {
 
   /** WebSocket URL of the upload endpoint. Default: ws(s)://<this page's host>/upload. */
   declare endpoint: string;
-  /** Proposed chunk size in bytes (the server decides); 0 = the client core default (DEFAULTS.chunkSize). */
+  /**
+   * Proposed chunk size in bytes (the server decides); 0 = the client's default (DEFAULTS.chunkSize,
+   * or HTTP_CHUNK_SIZE over the HTTP binding).
+   */
   declare chunkSize: number;
   /** Most unacknowledged bytes in flight per file; 0 = the client core default (DEFAULTS.maxInFlightBytes). */
   declare window: number;

@@ -8,7 +8,7 @@
  * as slices of the file Blob (`dataFrom`), so the bytes never pass through JavaScript to be sent.
  */
 import { createBatchFileUploader } from '../browser/batch.js';
-import { chooseTransport, createUploader } from '../browser/index.js';
+import { createUploader } from '../browser/index.js';
 import { UPLOADER_EVENTS, type Uploader } from '../core/types.js';
 import type { FromWorker, Snapshot, ToWorker } from './worker-protocol.js';
 
@@ -49,11 +49,7 @@ scope.onmessage = (event) => {
               ...(filesInFlight !== undefined ? { filesInFlight } : {}),
               transport: transport ?? 'auto',
             })
-          : createUploader({
-              ...options,
-              file: m.file,
-              transport: chooseTransport(transport ?? 'auto', m.file),
-            });
+          : createUploader({ ...options, file: m.file, transport: transport ?? 'auto' });
       uploaders.set(m.id, uploader);
       for (const name of UPLOADER_EVENTS) {
         uploader.on(name, (payload) =>

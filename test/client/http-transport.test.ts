@@ -8,7 +8,13 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HttpTransport, MemoryResumeStore, createUploader } from '../../client/browser/index.js';
+import {
+  HTTP_CHUNK_SIZE,
+  HttpTransport,
+  MemoryResumeStore,
+  createUploader,
+} from '../../client/browser/index.js';
+import { DEFAULTS } from '../../client/core/uploader.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 
@@ -87,5 +93,30 @@ describe('HttpTransport with the client core', () => {
     expect(opens).toBe(2);
     const stored = await readFile(join(tmp.path, 'files', outcome.result.uploadId, 'blob'));
     expect(stored.equals(bytes)).toBe(true);
+  });
+
+  it("transport 'http' proposes HTTP_CHUNK_SIZE unless a chunk size is given, byte-identical", async () => {
+    tmp = await makeTempDir('bigup-http-client-');
+    server = await startServer({ dir: tmp.path });
+    expect(HTTP_CHUNK_SIZE).toBeGreaterThan(DEFAULTS.chunkSize);
+    const bytes = randomBytes(HTTP_CHUNK_SIZE + 1000);
+    const blob = new Blob([bytes]);
+    for (const chunkSize of [undefined, 1024 * 1024]) {
+      const uploader = createUploader({
+        endpoint: server.wsUrl,
+        file: blob,
+        transport: 'http',
+        resumeStore: false,
+        ...(chunkSize !== undefined ? { chunkSize } : {}),
+      });
+      let accepted: number | undefined;
+      uploader.on('start', (s) => (accepted = s.chunkSize));
+      const outcome = await uploader.start();
+      expect(outcome.state).toBe('done');
+      if (outcome.state !== 'done') return;
+      expect(accepted).toBe(chunkSize ?? HTTP_CHUNK_SIZE);
+      const stored = await readFile(join(tmp.path, 'files', outcome.result.uploadId, 'blob'));
+      expect(stored.equals(bytes)).toBe(true);
+    }
   });
 });
