@@ -16,8 +16,8 @@
  * file is moved into it with link(2) and unlink(2), which fail on an existing name where a rename
  * would replace it (so neither a crash's repair nor anything put there by hand is overwritten).
  */
-import { link, lstat, mkdir, rename, unlink } from 'node:fs/promises';
-import { dirname, join, sep } from 'node:path';
+import { link, lstat, mkdir, realpath, rename, unlink } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
 import type { DirectorySyncs } from './directory-syncs.js';
 import { isErrno } from './errno.js';
 import { safeRelativePath } from './names.js';
@@ -47,6 +47,8 @@ export class DeliveredFiles {
   /** Folders on the way to a claimed shared place, with how many claims need them. */
   private readonly claimedFolders = new Map<string, number>();
   private readonly durableFolders = new Set<string>();
+  /** files/ with the symlinks of the data directory's own path resolved (operators use them). */
+  private realFilesDir: string | undefined;
 
   constructor(
     private readonly dataDir: string,
@@ -190,6 +192,13 @@ export class DeliveredFiles {
       await rename(from, place.location);
       return true;
     }
+    // The remembered folders are not looked at again: a symlink put in their place since (by
+    // hand, someone with access to files/) would send the file outside. The folder the file
+    // lands in must resolve to where it is named.
+    if (!(await this.resolvesInPlace(dirname(place.location)))) {
+      this.forgetFolders();
+      return false;
+    }
     try {
       await link(from, place.location);
     } catch (error) {
@@ -200,6 +209,19 @@ export class DeliveredFiles {
     // which readState recognizes (both names on one file) and repairs.
     await unlink(from);
     return true;
+  }
+
+  /** Whether `folder` (under files/) is a real folder at that path (no symlink on the way), or gone. */
+  private async resolvesInPlace(folder: string): Promise<boolean> {
+    this.realFilesDir ??= await realpath(this.filesDir);
+    let real: string;
+    try {
+      real = await realpath(folder);
+    } catch (error) {
+      // Gone (removed by hand): the link fails with ENOENT and the folders are made again.
+      return isErrno(error, 'ENOENT');
+    }
+    return real === join(this.realFilesDir, relative(this.filesDir, folder));
   }
 
   /** After `moveIn`: the new entry flushed in the folder it landed in. */

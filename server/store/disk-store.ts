@@ -253,6 +253,8 @@ export class DiskStore implements UploadStore {
   private readonly commitments = new Map<string, number>();
   /** fsyncs of the shared directories (uploads/, files/), group-committed across uploads. */
   private readonly directorySyncs = new DirectorySyncs();
+  /** Repairs of interrupted completions in progress, by upload id (see `repairCompletion`). */
+  private readonly repairs = new Map<string, Promise<CompletionInfo>>();
   /** Where completed files land under files/ (delivered-files.ts). */
   private readonly delivered: DeliveredFiles;
   /** Serializes the space check and the commitment of concurrent creates. */
@@ -419,8 +421,20 @@ export class DiskStore implements UploadStore {
       throw isErrno(error, 'ELOOP') ? planted(path) : error;
     }
     try {
-      await handle.writeFile(`\n${JSON.stringify(meta)}\n`);
-      await handle.datasync();
+      const before = (await handle.stat()).size;
+      try {
+        await handle.writeFile(`\n${JSON.stringify(meta)}\n`);
+        await handle.datasync();
+      } catch (error) {
+        // Not committed: a record left in the page cache after a failed flush would read as
+        // completed (and a retry would answer RESULT) while the disk may never hold it. Cut it
+        // off again; if even that fails, the error stands and the upload is left to the repair.
+        await handle
+          .truncate(before)
+          .then(() => handle.datasync())
+          .catch(() => undefined);
+        throw error;
+      }
     } finally {
       await handle.close();
     }
@@ -682,10 +696,18 @@ export class DiskStore implements UploadStore {
    * Finish a completion a crash interrupted between the json write and the move of the file; the
    * completion as it stands after (a shared place found taken sends the file to its own folder).
    */
-  private async repairCompletion(
-    info: UploadInfo,
-    completion: CompletionInfo,
-  ): Promise<CompletionInfo> {
+  private repairCompletion(info: UploadInfo, completion: CompletionInfo): Promise<CompletionInfo> {
+    // One at a time per upload: readState runs for the sweeper, HEAD and RESUME alike, and two
+    // repairs at once could each move the file somewhere else (one relocating after the other's
+    // move), leaving the metadata naming a place the file is not.
+    const running = this.repairs.get(info.id);
+    if (running) return running;
+    const run = this.repairOnce(info, completion).finally(() => this.repairs.delete(info.id));
+    this.repairs.set(info.id, run);
+    return run;
+  }
+
+  private async repairOnce(info: UploadInfo, completion: CompletionInfo): Promise<CompletionInfo> {
     const part = this.path(info.id, 'part');
     try {
       await stat(part);

@@ -179,4 +179,36 @@ describe('batch folders (disk store)', () => {
     // Unreadable metadata without a journal that trusts a chunk: unknown (disk-store.ts header).
     expect(await store.readState(upload.id)).toBeUndefined();
   });
+
+  it('two repairs of one interrupted completion at once (sweeper and RESUME after a restart): one place, recorded', async () => {
+    const upload = info('album/a.jpg');
+    const place = await deliver(store, upload, 7);
+    await rename(place, join(tmp.path, 'uploads', `${upload.id}.part`));
+    const restarted = new DiskStore({ dir: tmp.path });
+    await restarted.init();
+    const [a, b] = await Promise.all([
+      restarted.readState(upload.id),
+      restarted.readState(upload.id),
+    ]);
+    expect(a?.completion?.location).toBe(place);
+    expect(b?.completion?.location).toBe(place);
+    const fresh = new DiskStore({ dir: tmp.path });
+    await fresh.init();
+    expect((await fresh.readState(upload.id))?.completion?.location).toBe(place);
+    expect(await filledWith(place, 7)).toBe(true);
+  });
+
+  it('a remembered batch folder replaced by a symlink since: the next file goes to its own folder, nothing outside', async () => {
+    const outside = join(tmp.path, 'outside');
+    await mkdir(outside);
+    await deliver(store, info('album/a.jpg'), 1);
+    await rm(join(files, BATCH, 'album'), { recursive: true });
+    await symlink(outside, join(files, BATCH, 'album'));
+    const next = info('album/b.jpg');
+    const location = await deliver(store, next, 2);
+    expect(location).toBe(join(files, next.id, 'album', 'b.jpg'));
+    expect(await filledWith(location, 2)).toBe(true);
+    expect((await store.readState(next.id))?.completion?.location).toBe(location);
+    expect(await readdir(outside)).toEqual([]);
+  });
 });
