@@ -34,6 +34,7 @@ import { link, lstat, mkdir, open, opendir, rename, unlink } from 'node:fs/promi
 import { join } from 'node:path';
 import { isErrno } from './errno.js';
 import { readNoFollow } from './read-no-follow.js';
+import { lastRecord } from './json-lines.js';
 import { CONTENT_LOOKUP_LIMIT, type ContentKey, type ContentRef } from './types.js';
 
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fsConstants;
@@ -207,7 +208,7 @@ export class DiskContentIndex {
       // Missing, or not ours to read (a planted symlink): not found, left alone.
       return undefined;
     }
-    const entry = lastRecord(text);
+    const entry = entryOf(text);
     if (!entry) return 'stale';
     if (typeof entry.id !== 'string' || !UPLOAD_ID.test(entry.id)) return 'stale';
     if (typeof entry.location !== 'string' || !entry.location.startsWith(this.filesDir))
@@ -226,30 +227,20 @@ export class DiskContentIndex {
 }
 
 /**
- * An entry's record: the last line that parses (a linked metadata file is JSON lines, see
- * disk-store.ts), read as {id, client, location} whether it is an entry of its own or a completed
- * upload's metadata ({info: {id, client}, completion: {location}}).
+ * An entry's record, read as {id, client, location} whether it is an entry of its own or a
+ * completed upload's metadata ({info: {id, client}, completion: {location}}, JSON lines).
  */
-function lastRecord(text: string): Partial<Entry> | undefined {
-  const lines = text.split('\n');
-  for (let i = lines.length - 1; i >= 0; i--) {
-    let value: unknown;
-    try {
-      value = JSON.parse(lines[i]);
-    } catch {
-      continue;
-    }
-    if (typeof value !== 'object' || value === null) return undefined;
-    const meta = value as {
-      info?: { id?: unknown; client?: unknown };
-      completion?: { location?: unknown };
-    };
-    if (typeof meta.info !== 'object' || meta.info === null) return value;
-    return {
-      id: meta.info.id as string,
-      client: typeof meta.info.client === 'string' ? meta.info.client : null,
-      location: meta.completion?.location as string,
-    };
-  }
-  return undefined;
+function entryOf(text: string): Partial<Entry> | undefined {
+  const value = lastRecord(text, (v): v is object => typeof v === 'object' && v !== null);
+  if (!value) return undefined;
+  const meta = value as {
+    info?: { id?: unknown; client?: unknown };
+    completion?: { location?: unknown };
+  };
+  if (typeof meta.info !== 'object' || meta.info === null) return value;
+  return {
+    id: meta.info.id as string,
+    client: typeof meta.info.client === 'string' ? meta.info.client : null,
+    location: meta.completion?.location as string,
+  };
 }

@@ -108,6 +108,7 @@ import {
 import { Journal, RECORD_BYTES, journalSlotsFor, parseJournal } from './journal.js';
 import { DiskContentIndex } from './disk-content.js';
 import { readNoFollow } from './read-no-follow.js';
+import { lastRecord } from './json-lines.js';
 import { DirectorySyncs } from './directory-syncs.js';
 import { DeliveredFiles, type Place } from './delivered-files.js';
 import { isErrno, isOutOfSpace } from './errno.js';
@@ -469,18 +470,9 @@ export class DiskStore implements UploadStore {
       if (isErrno(error, 'ELOOP')) throw planted(path);
       throw error;
     }
-    // The last whole record wins: a line after it that does not parse is an append a crash cut
-    // short (its completion was never committed).
-    const lines = text.split('\n');
-    for (let i = lines.length - 1; i >= 0; i--) {
-      let meta: unknown;
-      try {
-        meta = JSON.parse(lines[i]);
-      } catch {
-        continue;
-      }
-      if (isMetaFile(meta, id)) return meta;
-    }
+    // A torn line after the last whole record is an append whose completion never committed.
+    const meta = lastRecord(text, (value): value is MetaFile => isMetaFile(value, id));
+    if (meta) return meta;
     // The first line is flushed before anything of the upload is trusted, and a replacement is
     // atomic: no crash leaves no whole record. This is damage, and a retryable error would make
     // the client retry forever.

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DiskStore, type UploadInfo } from '../../server/index.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
+import { uploadInfo } from '../helpers/upload-info.js';
 import { storedMeta } from '../helpers/stored.js';
 
 const CHUNK = 65_536;
@@ -18,17 +19,14 @@ let nextId = 0;
 
 function info(relativePath: string | undefined, batch: string | null = BATCH): UploadInfo {
   const id = (++nextId).toString(16).padStart(32, '0');
-  return {
+  return uploadInfo({
     id,
-    secretHash: '0'.repeat(64),
     fileSize: CHUNK,
     chunkSize: CHUNK,
     name: relativePath?.split('/').pop() ?? 'f.bin',
-    contentType: '',
     metadata: relativePath === undefined ? {} : { relativePath },
-    createdAt: Date.now(),
     ...(batch !== null ? { batch } : {}),
-  };
+  });
 }
 
 /** Create, write one chunk of `fill`, finish: the completion's location. */

@@ -14,6 +14,7 @@ import { DiskStore } from '../../server/index.js';
 import { RawClient, chunksOf, sendChunks } from '../helpers/protocol-client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
+import { uploadInfo } from '../helpers/upload-info.js';
 
 const CHUNK = 65_536;
 
@@ -109,16 +110,7 @@ describe('data directory safety', () => {
     await writeFile(victim, 'precious\n');
     const id = 'e'.repeat(32);
     await symlink(victim, join(data, 'uploads', `${id}.json`));
-    const handle = await store.create({
-      id,
-      secretHash: '0'.repeat(64),
-      fileSize: CHUNK,
-      chunkSize: CHUNK,
-      name: 'f.bin',
-      contentType: '',
-      metadata: {},
-      createdAt: Date.now(),
-    });
+    const handle = await store.create(uploadInfo({ id, fileSize: CHUNK, chunkSize: CHUNK }));
     await handle.close();
     expect(await readFile(victim, 'utf8')).toBe('precious\n');
     expect((await lstat(join(data, 'uploads', `${id}.json`))).isFile()).toBe(true);

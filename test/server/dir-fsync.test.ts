@@ -21,20 +21,15 @@ vi.mock('node:fs/promises', async (importOriginal) => {
     const handle = await real.open(...args);
     if (!(await handle.stat()).isDirectory()) return handle;
     const dir = String(args[0]);
-    return new Proxy(handle, {
-      get(target, prop) {
-        if (prop === 'sync') {
-          return async () => {
-            await target.sync();
+    const { overrideHandle } = await import('../helpers/file-handles.js');
+    return overrideHandle(handle, (prop) =>
+      prop === 'sync'
+        ? async () => {
+            await handle.sync();
             syncs.push({ dir, entries: readdirSync(dir) });
-          };
-        }
-        const value = Reflect.get(target, prop, target) as unknown;
-        return typeof value === 'function'
-          ? (value as (...a: unknown[]) => unknown).bind(target)
-          : value;
-      },
-    });
+          }
+        : undefined,
+    );
   };
   return { ...real, open, default: { ...real, open } };
 });

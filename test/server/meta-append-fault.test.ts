@@ -7,7 +7,8 @@
 import { constants } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { DiskStore, type UploadInfo } from '../../server/index.js';
+import { DiskStore } from '../../server/index.js';
+import { uploadInfo } from '../helpers/upload-info.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 
 const fault = vi.hoisted(() => ({ armed: false }));
@@ -18,36 +19,22 @@ vi.mock('node:fs/promises', async (importOriginal) => {
     const handle = await real.open(...args);
     const appending = typeof args[1] === 'number' && (args[1] & constants.O_APPEND) !== 0;
     if (!appending || !String(args[0]).endsWith('.json')) return handle;
-    return new Proxy(handle, {
-      get(target, prop) {
-        if (prop === 'datasync' && fault.armed) {
-          return async () => {
+    const { overrideHandle } = await import('../helpers/file-handles.js');
+    return overrideHandle(handle, (prop) =>
+      prop === 'datasync' && fault.armed
+        ? async () => {
             fault.armed = false;
             throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
-          };
-        }
-        const value = Reflect.get(target, prop, target) as unknown;
-        return typeof value === 'function'
-          ? (value as (...a: unknown[]) => unknown).bind(target)
-          : value;
-      },
-    });
+          }
+        : undefined,
+    );
   };
   return { ...real, open, default: { ...real, open } };
 });
 
 const CHUNK = 65_536;
 const ID = 'cd'.repeat(16);
-const info: UploadInfo = {
-  id: ID,
-  secretHash: '0'.repeat(64),
-  fileSize: CHUNK,
-  chunkSize: CHUNK,
-  name: 'f.bin',
-  contentType: '',
-  metadata: {},
-  createdAt: Date.now(),
-};
+const info = uploadInfo({ id: ID, fileSize: CHUNK, chunkSize: CHUNK });
 
 describe('completion record whose flush fails', () => {
   let tmp: TempDir;

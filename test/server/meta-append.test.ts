@@ -6,22 +6,14 @@
 import { appendFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DiskStore, type UploadInfo } from '../../server/index.js';
+import { DiskStore } from '../../server/index.js';
+import { uploadInfo } from '../helpers/upload-info.js';
 import { storedMeta } from '../helpers/stored.js';
 import { listFiles, makeTempDir, type TempDir } from '../helpers/tmp.js';
 
 const CHUNK = 65_536;
 const ID = 'ab'.repeat(16);
-const info: UploadInfo = {
-  id: ID,
-  secretHash: '0'.repeat(64),
-  fileSize: 2 * CHUNK,
-  chunkSize: CHUNK,
-  name: 'f.bin',
-  contentType: '',
-  metadata: {},
-  createdAt: Date.now(),
-};
+const info = uploadInfo({ id: ID, fileSize: 2 * CHUNK, chunkSize: CHUNK });
 
 describe('completion record appended to the metadata', () => {
   let tmp: TempDir;
