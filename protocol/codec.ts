@@ -208,13 +208,26 @@ function requireZeroDigest(digest: bigint, messageName: string): void {
   }
 }
 
-function decodeOpen(r: Reader, flags: number): OpenMessage {
-  checkFlags(flags, OpenFlags.HAS_DIGEST, 'OPEN');
+/** `definedFlags`: bigup.1 defines HAS_DIGEST, bigup.2 also WITH_DATA (SPEC.md 16.11). */
+function decodeOpen(
+  r: Reader,
+  flags: number,
+  definedFlags: number = OpenFlags.HAS_DIGEST,
+): OpenMessage {
+  checkFlags(flags, definedFlags, 'OPEN');
   const fileSize = r.u53('file size');
   const chunkSize = r.u32('chunk size');
   const digest = r.hash64('digest');
   const hasDigest = (flags & OpenFlags.HAS_DIGEST) !== 0;
+  const withData = (flags & OpenFlags.WITH_DATA) !== 0;
   if (!hasDigest) requireZeroDigest(digest, 'OPEN');
+  if (withData && !hasDigest)
+    throw new ProtocolError(Errors.INVALID_FIELD, 'OPEN with data must carry the digest');
+  if (withData && fileSize > LimitsV2.MAX_INLINE_FILE_SIZE)
+    throw new ProtocolError(
+      Errors.LIMIT_EXCEEDED,
+      `OPEN carries a file of ${fileSize} bytes, limit ${LimitsV2.MAX_INLINE_FILE_SIZE}`,
+    );
   const name = r.string('name', Limits.MAX_NAME_BYTES, 1);
   const contentType = r.string('content type', Limits.MAX_CONTENT_TYPE_BYTES);
   const token = r.string('token', Limits.MAX_TOKEN_BYTES);
@@ -242,6 +255,15 @@ function decodeOpen(r: Reader, flags: number): OpenMessage {
     }
     metadata[key] = value;
   }
+  let data: Uint8Array | undefined;
+  if (withData) {
+    data = r.rest();
+    if (data.byteLength !== fileSize)
+      throw new ProtocolError(
+        Errors.MALFORMED,
+        `OPEN carries ${data.byteLength} bytes of data for a file of ${fileSize}`,
+      );
+  }
   r.end('OPEN');
   const message: OpenMessage = {
     type: 'open',
@@ -251,8 +273,10 @@ function decodeOpen(r: Reader, flags: number): OpenMessage {
     contentType,
     token,
     metadata,
+    ...(hasDigest ? { digest } : {}),
+    ...(data ? { data } : {}),
   };
-  return hasDigest ? { ...message, digest } : message;
+  return message;
 }
 
 function decodeResume(r: Reader, flags: number): ResumeMessage {
@@ -616,6 +640,17 @@ export function encodeOpen(message: Omit<OpenMessage, 'type'>): Uint8Array {
   checkU53(message.fileSize, 'file size');
   checkU32(message.chunkSize, 'chunk size');
   if (message.digest !== undefined) checkHash(message.digest, 'digest');
+  const data = message.data;
+  if (data !== undefined) {
+    if (message.digest === undefined) throw invalid('OPEN with data must carry the digest');
+    if (data.byteLength !== message.fileSize)
+      throw invalid(`OPEN data is ${data.byteLength} bytes for a file of ${message.fileSize}`);
+    if (data.byteLength > LimitsV2.MAX_INLINE_FILE_SIZE)
+      throw new ProtocolError(
+        Errors.LIMIT_EXCEEDED,
+        `OPEN carries a file of ${data.byteLength} bytes, limit ${LimitsV2.MAX_INLINE_FILE_SIZE}`,
+      );
+  }
   const name = encodeString(message.name, 'name', Limits.MAX_NAME_BYTES, 1);
   const contentType = encodeString(
     message.contentType,
@@ -652,10 +687,14 @@ export function encodeOpen(message: Omit<OpenMessage, 'type'>): Uint8Array {
     2 +
     token.byteLength +
     2 +
-    encodedEntries.reduce((sum, [k, v]) => sum + 4 + k.byteLength + v.byteLength, 0);
+    encodedEntries.reduce((sum, [k, v]) => sum + 4 + k.byteLength + v.byteLength, 0) +
+    (data?.byteLength ?? 0);
   const w = new Writer(size);
   w.u8(MessageType.OPEN);
-  w.u8(message.digest !== undefined ? OpenFlags.HAS_DIGEST : 0);
+  w.u8(
+    (message.digest !== undefined ? OpenFlags.HAS_DIGEST : 0) |
+      (data !== undefined ? OpenFlags.WITH_DATA : 0),
+  );
   w.u53(message.fileSize);
   w.u32(message.chunkSize);
   w.hash64(message.digest ?? 0n);
@@ -667,6 +706,7 @@ export function encodeOpen(message: Omit<OpenMessage, 'type'>): Uint8Array {
     w.string(k);
     w.string(v);
   }
+  if (data !== undefined) w.raw(data);
   return w.bytes;
 }
 
@@ -927,7 +967,7 @@ const STREAM_TYPES: ReadonlySet<number> = new Set([
 
 /** Flag bits each type defines; the rest are reserved (checked before the stream is read, 4.4 step 5). */
 const DEFINED_FLAGS: ReadonlyMap<number, number> = new Map<number, number>([
-  [MessageType.OPEN, OpenFlags.HAS_DIGEST],
+  [MessageType.OPEN, OpenFlags.HAS_DIGEST | OpenFlags.WITH_DATA],
   [MessageType.ACCEPT, AcceptFlags.CREATED | AcceptFlags.DURABLE],
   [MessageType.COMPLETE, CompleteFlags.HAS_DIGEST],
   [MessageType.ERROR, ErrorFlags.FATAL | ErrorFlags.RETRYABLE],
@@ -946,6 +986,13 @@ const SERVER_TYPES_V2: ReadonlySet<number> = new Set([
   MessageTypeV2.VERIFIED,
   MessageTypeV2.CHALLENGE,
 ]);
+
+/** Largest bigup.2 client message other than DATA: an OPEN with data may add its file (16.11). */
+function controlLimitV2(type: number, flags: number): number {
+  return type === MessageType.OPEN && (flags & OpenFlags.WITH_DATA) !== 0
+    ? Limits.MAX_CONTROL_MESSAGE + LimitsV2.MAX_INLINE_FILE_SIZE
+    : Limits.MAX_CONTROL_MESSAGE;
+}
 
 /** Whether a bigup.2 message of this type concerns one upload (and so carries a stream id). */
 export function carriesStream(type: number): boolean {
@@ -1114,10 +1161,10 @@ function decodeFrameFrom(
         `DATA message of ${bytes.byteLength} bytes exceeds ${max}`,
       );
     }
-  } else if (sender === 'client' && bytes.byteLength > Limits.MAX_CONTROL_MESSAGE) {
+  } else if (sender === 'client' && bytes.byteLength > controlLimitV2(type, flags)) {
     throw new ProtocolError(
       Errors.MESSAGE_TOO_LARGE,
-      `control message of ${bytes.byteLength} bytes exceeds ${Limits.MAX_CONTROL_MESSAGE}`,
+      `control message of ${bytes.byteLength} bytes exceeds ${controlLimitV2(type, flags)}`,
     );
   }
   if (type === MessageTypeV2.HELLO || type === MessageTypeV2.WELCOME) {
@@ -1142,6 +1189,8 @@ function decodeFrameFrom(
       'stream 0 is the connection; an upload message needs a stream id of 1 or more',
     );
   }
+  if (type === MessageType.OPEN)
+    return { stream, message: decodeOpen(reader, flags, DEFINED_FLAGS.get(type)) };
   if (type === MessageTypeV2.VERIFY) return { stream, message: decodeVerify(reader, flags) };
   if (type === MessageTypeV2.VERIFIED) return { stream, message: decodeVerified(reader, flags) };
   if (type === MessageTypeV2.CHALLENGE) return { stream, message: decodeChallenge(reader, flags) };
@@ -1372,4 +1421,13 @@ export function encodeFrame(stream: number, message: MessageV2): Uint8Array {
 /** The MULTIPLEX value of a capability list (1 when absent: one upload at a time). */
 export function multiplexOf(capabilities: readonly CapabilityEntry[]): number {
   return capabilities.find((c) => c.id === Capability.MULTIPLEX)?.value ?? 1;
+}
+
+/**
+ * The largest file an OPEN may carry whole under these (granted) capabilities (SPEC.md 16.11):
+ * 0 without OPEN_WITH_DATA, and never above `LimitsV2.MAX_INLINE_FILE_SIZE`.
+ */
+export function inlineFileLimitOf(capabilities: readonly CapabilityEntry[]): number {
+  const value = capabilities.find((c) => c.id === Capability.OPEN_WITH_DATA)?.value ?? 0;
+  return Math.min(value, LimitsV2.MAX_INLINE_FILE_SIZE);
 }

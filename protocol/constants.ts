@@ -65,12 +65,15 @@ export const MessageTypeV2 = {
  * adding one needs no new version. PROOF_OF_POSSESSION (16.10) lets an OPEN that
  * carries a digest complete at once from content the server holds (CHALLENGE / PROOF). REPLACE_CHUNK (16.9)
  * lets a resuming client withdraw acked chunks whose bytes changed (VERIFY / VERIFIED).
+ * OPEN_WITH_DATA (16.11) lets a small file travel whole in its OPEN, answered by RESULT alone.
  */
 export const Capability = {
   /** Value: most uploads (streams) open at once on the connection. Without it: 1. */
   MULTIPLEX: 0x0001,
   PROOF_OF_POSSESSION: 0x0002,
   REPLACE_CHUNK: 0x0003,
+  /** Value: the largest file size an OPEN may carry whole (16.11). */
+  OPEN_WITH_DATA: 0x0004,
 } as const;
 
 /** bigup.2 limits (SPEC.md 16.7), in addition to `Limits`. */
@@ -87,6 +90,11 @@ export const LimitsV2 = {
   MAX_PROOF_RANGE_BYTES: 1_048_576,
   /** Nonce of a CHALLENGE, bytes. */
   NONCE_BYTES: 16,
+  /**
+   * Largest file an OPEN may carry whole (16.11): `Limits.MIN_CHUNK_SIZE`, so such a file is one
+   * chunk at any agreed chunk size, and its digest does not depend on the chunk size.
+   */
+  MAX_INLINE_FILE_SIZE: 65_536,
 } as const;
 
 /** bigup.2 header sizes: the stream id (u32) sits right after the 2-byte common header. */
@@ -110,7 +118,8 @@ export const HeaderSizeV2 = {
 } as const;
 
 /** Flag bits (second byte of every message). Bits not listed for a type are reserved and MUST be zero. */
-export const OpenFlags = { HAS_DIGEST: 0x01 } as const;
+/** OPEN: WITH_DATA (bigup.2 with OPEN_WITH_DATA granted, 16.11) the file's bytes follow the metadata. */
+export const OpenFlags = { HAS_DIGEST: 0x01, WITH_DATA: 0x02 } as const;
 export const AcceptFlags = { CREATED: 0x01, DURABLE: 0x02 } as const;
 export const CompleteFlags = { HAS_DIGEST: 0x01 } as const;
 export const ErrorFlags = { FATAL: 0x01, RETRYABLE: 0x02 } as const;

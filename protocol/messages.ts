@@ -23,6 +23,11 @@ export interface OpenMessage {
   readonly token: string;
   /** Application metadata. A null-prototype record: keys like `__proto__` are plain keys. */
   readonly metadata: Readonly<Record<string, string>>;
+  /**
+   * bigup.2 with OPEN_WITH_DATA (SPEC.md 16.11): the whole file, `fileSize` bytes, sent with the
+   * OPEN (flag WITH_DATA; `digest` is then required).
+   */
+  readonly data?: Uint8Array;
 }
 
 export interface ResumeMessage {

@@ -12,11 +12,12 @@ import {
   LimitsV2,
   MessageType,
   MessageTypeV2,
+  OpenFlags,
 } from '../constants.js';
 import { Errors, type ErrorName } from '../errors.js';
 import type { CapabilityEntry, Message, MessageV2 } from '../messages.js';
 import { decodeFrame, encodeFrame } from '../codec.js';
-import { hashFromHex, hashToHex, type Hasher } from '../hash.js';
+import { hashFromHex, hashToHex, wholeFileDigest, type Hasher } from '../hash.js';
 import { bytesToHex, hexToBytes } from '../ids.js';
 import {
   SeededBytes,
@@ -283,6 +284,38 @@ export function buildFrameVectors(hasher: Hasher): FrameVectorFile {
       }),
     ),
     valid(
+      'open-with-data',
+      'OPEN on stream 3 carrying its whole 40-byte file (OPEN_WITH_DATA, 16.11): flags HAS_DIGEST | WITH_DATA, the digest of the one chunk, the bytes after the metadata.',
+      3,
+      upload({
+        type: 'open',
+        fileSize: payload.byteLength,
+        chunkSize: 0,
+        digest: wholeFileDigest(hasher, [hash]),
+        name: 'note.txt',
+        contentType: 'text/plain',
+        token: '',
+        metadata: relative,
+        data: payload,
+      }),
+    ),
+    valid(
+      'open-with-data-empty',
+      'OPEN carrying a 0-byte file: WITH_DATA and no byte after the metadata; the digest of no chunk.',
+      4,
+      upload({
+        type: 'open',
+        fileSize: 0,
+        chunkSize: 0,
+        digest: wholeFileDigest(hasher, []),
+        name: 'empty',
+        contentType: '',
+        token: '',
+        metadata: none,
+        data: new Uint8Array(0),
+      }),
+    ),
+    valid(
       'open-stream-max',
       'OPEN on the largest stream id.',
       LimitsV2.MAX_STREAM_ID,
@@ -386,6 +419,22 @@ export function buildFrameVectors(hasher: Hasher): FrameVectorFile {
     ),
   ];
   const stream = (n: number): number[] => u32(n);
+  /** OPEN on stream 1 named "x", no content type, token or metadata, then `data`. */
+  const openWithData = (flags: number, fileSize: number, data: number[]): Uint8Array =>
+    concat(
+      u8(MessageType.OPEN),
+      u8(flags),
+      stream(1),
+      u64(fileSize),
+      u32(0),
+      u64(0),
+      u16(1),
+      [0x78],
+      u16(0),
+      u16(0),
+      u16(0),
+      data,
+    );
   const VERIFY = MessageTypeV2.VERIFY;
   const VERIFIED = MessageTypeV2.VERIFIED;
   validVectors.push(
@@ -685,6 +734,53 @@ export function buildFrameVectors(hasher: Hasher): FrameVectorFile {
       concat(u8(HELLO), u8(0), u16(LimitsV2.MAX_CAPABILITIES + 1)),
       'LIMIT_EXCEEDED',
       'client',
+    ),
+    invalid(
+      'open-with-data-short',
+      'OPEN with data announcing 3 bytes and carrying 2.',
+      openWithData(OpenFlags.HAS_DIGEST | OpenFlags.WITH_DATA, 3, [0x61, 0x62]),
+      'MALFORMED',
+      'client',
+    ),
+    invalid(
+      'open-with-data-no-digest',
+      'WITH_DATA without HAS_DIGEST (and a zero digest): the digest is required.',
+      openWithData(OpenFlags.WITH_DATA, 2, [0x61, 0x62]),
+      'INVALID_FIELD',
+      'client',
+    ),
+    invalid(
+      'open-with-data-too-large',
+      `WITH_DATA and a file size of ${LimitsV2.MAX_INLINE_FILE_SIZE + 1}: refused at the size, before the strings.`,
+      concat(
+        u8(MessageType.OPEN),
+        u8(OpenFlags.HAS_DIGEST | OpenFlags.WITH_DATA),
+        stream(1),
+        u64(LimitsV2.MAX_INLINE_FILE_SIZE + 1),
+        u32(0),
+        u64(1),
+      ),
+      'LIMIT_EXCEEDED',
+      'client',
+    ),
+    invalid(
+      'open-with-data-in-bigup1',
+      'WITH_DATA is a reserved OPEN flag in bigup.1.',
+      concat(
+        u8(MessageType.OPEN),
+        u8(OpenFlags.HAS_DIGEST | OpenFlags.WITH_DATA),
+        u64(1),
+        u32(0),
+        u64(1),
+        u16(1),
+        [0x78],
+        u16(0),
+        u16(0),
+        u16(0),
+        [0x61],
+      ),
+      'RESERVED_BITS_SET',
+      'v1-client',
     ),
     invalid(
       'stream-truncated',

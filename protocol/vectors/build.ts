@@ -41,6 +41,7 @@ export function messageToJson(message: Message): JsonFields {
         metadata: Object.entries(message.metadata).map(([k, v]) => [k, v]),
       };
       if (message.digest !== undefined) fields.digest = hashToHex(message.digest);
+      if (message.data !== undefined) fields.data = bytesToHex(message.data);
       return fields;
     }
     case 'resume':
@@ -147,9 +148,11 @@ export function messageFromJson(type: Message['type'], fields: JsonFields): Mess
         token: str(fields, 'token'),
         metadata,
       } as const;
-      return fields.digest === undefined
-        ? base
-        : { ...base, digest: hashFromHex(str(fields, 'digest')) };
+      return {
+        ...base,
+        ...(fields.digest !== undefined ? { digest: hashFromHex(str(fields, 'digest')) } : {}),
+        ...(fields.data !== undefined ? { data: hex(str(fields, 'data')) } : {}),
+      };
     }
     case 'resume':
       return {

@@ -21,6 +21,10 @@ import {
   encodeComplete,
   encodeFrame,
   encodeHello,
+  encodeOpen,
+  inlineFileLimitOf,
+  Limits,
+  LimitsV2,
   loadHasher,
   multiplexOf,
   withStream,
@@ -149,6 +153,71 @@ describe('bigup.2 framing', () => {
 
   it('offers bigup.2 first and keeps bigup.1', () => {
     expect(SUPPORTED_SUBPROTOCOLS).toEqual([SUBPROTOCOL_V2, SUBPROTOCOL_V1]);
+  });
+
+  it('an OPEN with data may exceed the control limit by the inline limit, and no more (16.11)', () => {
+    const open = (size: number, metadataBytes: number): Uint8Array =>
+      withStream(
+        1,
+        encodeOpen({
+          fileSize: size,
+          chunkSize: 0,
+          digest: 1n,
+          name: 'x',
+          contentType: '',
+          token: '',
+          metadata: { a: 'v'.repeat(metadataBytes) },
+          data: new Uint8Array(size),
+        }),
+      );
+    // The largest metadata value, the largest file: the largest OPEN with data there is.
+    const largest = open(LimitsV2.MAX_INLINE_FILE_SIZE, Limits.MAX_METADATA_VALUE_BYTES);
+    expect(decodeClientFrame(largest).message).toMatchObject({
+      type: 'open',
+      fileSize: LimitsV2.MAX_INLINE_FILE_SIZE,
+    });
+    // Padded past the limit (a hostile peer), it is refused on its size before it is read.
+    const padded = new Uint8Array(Limits.MAX_CONTROL_MESSAGE + LimitsV2.MAX_INLINE_FILE_SIZE + 1);
+    padded.set(largest);
+    expect(errorOf(() => decodeClientFrame(padded)).codeName).toBe('MESSAGE_TOO_LARGE');
+    // Without WITH_DATA, the control limit alone holds.
+    const plain = new Uint8Array(Limits.MAX_CONTROL_MESSAGE + 1);
+    plain.set(
+      withStream(
+        1,
+        encodeOpen({
+          fileSize: 1,
+          chunkSize: 0,
+          name: 'x',
+          contentType: '',
+          token: '',
+          metadata: {},
+        }),
+      ),
+    );
+    expect(errorOf(() => decodeClientFrame(plain)).codeName).toBe('MESSAGE_TOO_LARGE');
+  });
+
+  it('refuses to encode an OPEN with data that is not the whole file, or has no digest', () => {
+    const base = { chunkSize: 0, name: 'x', contentType: '', token: '', metadata: {} };
+    expect(() => encodeOpen({ ...base, fileSize: 3, digest: 1n, data: new Uint8Array(2) })).toThrow(
+      ProtocolError,
+    );
+    expect(() => encodeOpen({ ...base, fileSize: 2, data: new Uint8Array(2) })).toThrow(
+      ProtocolError,
+    );
+    const big = LimitsV2.MAX_INLINE_FILE_SIZE + 1;
+    expect(() =>
+      encodeOpen({ ...base, fileSize: big, digest: 1n, data: new Uint8Array(big) }),
+    ).toThrow(ProtocolError);
+  });
+
+  it('OPEN_WITH_DATA absent means no file travels in its OPEN', () => {
+    expect(inlineFileLimitOf([])).toBe(0);
+    expect(inlineFileLimitOf([{ id: Capability.OPEN_WITH_DATA, value: 4096 }])).toBe(4096);
+    expect(inlineFileLimitOf([{ id: Capability.OPEN_WITH_DATA, value: 1 << 30 }])).toBe(
+      LimitsV2.MAX_INLINE_FILE_SIZE,
+    );
   });
 
   it('MULTIPLEX absent means one upload at a time', () => {
