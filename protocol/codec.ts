@@ -21,6 +21,7 @@ import {
   MessageType,
   MessageTypeV2,
   OpenFlags,
+  ResultFlags,
   SERVER_MESSAGE_TYPES,
 } from './constants.js';
 import { Errors, ProtocolError, errorByCode } from './errors.js';
@@ -376,13 +377,15 @@ function decodeComplete(r: Reader, flags: number): CompleteMessage {
   return { type: 'complete', digest };
 }
 
-function decodeResult(r: Reader, flags: number): ResultMessage {
-  checkFlags(flags, 0, 'RESULT');
+/** `definedFlags`: none in bigup.1, INSTANT in bigup.2 (SPEC.md 16.11). */
+function decodeResult(r: Reader, flags: number, definedFlags = 0): ResultMessage {
+  checkFlags(flags, definedFlags, 'RESULT');
   const uploadId = r.fixedBytes(Limits.UPLOAD_ID_BYTES, 'upload id');
   const fileSize = r.u53('file size');
   const digest = r.hash64('digest');
   r.end('RESULT');
-  return { type: 'result', uploadId, fileSize, digest };
+  const message: ResultMessage = { type: 'result', uploadId, fileSize, digest };
+  return (flags & ResultFlags.INSTANT) !== 0 ? { ...message, instant: true } : message;
 }
 
 function decodeError(r: Reader, flags: number): ErrorMessage {
@@ -840,7 +843,7 @@ export function encodeResult(message: Omit<ResultMessage, 'type'>): Uint8Array {
   checkHash(message.digest, 'digest');
   const w = new Writer(HeaderSize.RESULT);
   w.u8(MessageType.RESULT);
-  w.u8(0);
+  w.u8(message.instant === true ? ResultFlags.INSTANT : 0);
   w.raw(message.uploadId);
   w.u53(message.fileSize);
   w.hash64(message.digest);
@@ -970,6 +973,7 @@ const DEFINED_FLAGS: ReadonlyMap<number, number> = new Map<number, number>([
   [MessageType.OPEN, OpenFlags.HAS_DIGEST | OpenFlags.WITH_DATA],
   [MessageType.ACCEPT, AcceptFlags.CREATED | AcceptFlags.DURABLE],
   [MessageType.COMPLETE, CompleteFlags.HAS_DIGEST],
+  [MessageType.RESULT, ResultFlags.INSTANT],
   [MessageType.ERROR, ErrorFlags.FATAL | ErrorFlags.RETRYABLE],
   [MessageTypeV2.CHALLENGE, ChallengeFlags.CHUNK_SIZE],
 ]);
@@ -1191,6 +1195,8 @@ function decodeFrameFrom(
   }
   if (type === MessageType.OPEN)
     return { stream, message: decodeOpen(reader, flags, DEFINED_FLAGS.get(type)) };
+  if (type === MessageType.RESULT)
+    return { stream, message: decodeResult(reader, flags, DEFINED_FLAGS.get(type)) };
   if (type === MessageTypeV2.VERIFY) return { stream, message: decodeVerify(reader, flags) };
   if (type === MessageTypeV2.VERIFIED) return { stream, message: decodeVerified(reader, flags) };
   if (type === MessageTypeV2.CHALLENGE) return { stream, message: decodeChallenge(reader, flags) };

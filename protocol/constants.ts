@@ -122,6 +122,8 @@ export const HeaderSizeV2 = {
 export const OpenFlags = { HAS_DIGEST: 0x01, WITH_DATA: 0x02 } as const;
 export const AcceptFlags = { CREATED: 0x01, DURABLE: 0x02 } as const;
 export const CompleteFlags = { HAS_DIGEST: 0x01 } as const;
+/** RESULT: INSTANT (bigup.2, 16.11) the upload was completed from content the server held. */
+export const ResultFlags = { INSTANT: 0x01 } as const;
 export const ErrorFlags = { FATAL: 0x01, RETRYABLE: 0x02 } as const;
 /** bigup.2 CHALLENGE (16.10): CHUNK_SIZE, a u32 chunk size follows the ranges. */
 export const ChallengeFlags = { CHUNK_SIZE: 0x01 } as const;

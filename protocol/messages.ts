@@ -81,6 +81,11 @@ export interface ResultMessage {
   readonly uploadId: Uint8Array;
   readonly fileSize: number;
   readonly digest: bigint;
+  /**
+   * bigup.2 (flag INSTANT, SPEC.md 16.11): the server completed the upload from content it already
+   * held, storing no byte of this client's. Absent in bigup.1.
+   */
+  readonly instant?: boolean;
 }
 
 export interface ErrorMessage {

@@ -34,6 +34,7 @@ export type * from './registry/types.js';
 export type {
   ChunkRecord,
   CompletionInfo,
+  CreateIntent,
   StoredUpload,
   UploadHandle,
   UploadInfo,

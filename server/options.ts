@@ -4,7 +4,7 @@
  */
 import { inspect } from 'node:util';
 import type { FastifyRequest } from 'fastify';
-import { Limits } from '../protocol/index.js';
+import { Limits, LimitsV2 } from '../protocol/index.js';
 import type { UploadStore } from './store/types.js';
 
 const KiB = 1024;
@@ -131,6 +131,14 @@ export interface BigUploaderOptions {
    * a disk's sync pipeline full with small files, small next to `maxUploads`.
    */
   maxStreamsPerConnection?: number;
+  /**
+   * bigup.2 OPEN_WITH_DATA (SPEC.md 16.11): the largest file a client may send whole in its OPEN,
+   * answered by RESULT alone (no ACCEPT, DATA, ACK or journal file: one round trip per small
+   * file). Such OPENs are not windowed; a connection holds at most `maxStreamsPerConnection` of
+   * them, each at most 64 KiB of metadata plus this. An OPEN carrying more is LIMIT_EXCEEDED.
+   * 0 grants nothing. Default and largest: 65,536 (`LimitsV2.MAX_INLINE_FILE_SIZE`).
+   */
+  maxInlineFileSize?: number;
   /**
    * Instant upload (SPEC.md 16.10): an OPEN with a digest completes at once from content this
    * server already holds, after the client proved it has the bytes. The scope of the lookup:
@@ -287,6 +295,7 @@ export interface ResolvedOptions {
   readonly emptyUploadTtl: number;
   readonly maxRefusedMessages: number;
   readonly maxStreamsPerConnection: number;
+  readonly maxInlineFileSize: number;
   readonly multiplexedOpensPerSecond: number;
   readonly instantUpload: 'subject' | 'global' | false;
   readonly instantUploadRanges: number;
@@ -336,6 +345,7 @@ export const DEFAULTS = {
   emptyUploadTtl: 10 * 60_000,
   maxRefusedMessages: 64,
   maxStreamsPerConnection: 16,
+  maxInlineFileSize: LimitsV2.MAX_INLINE_FILE_SIZE,
   multiplexedOpensPerSecond: 2000,
   instantUpload: 'subject' as 'subject' | 'global' | false,
   instantUploadRanges: 8,
@@ -451,6 +461,7 @@ const OPTION_NAMES: ReadonlySet<string> = new Set([
   'emptyUploadTtl',
   'maxRefusedMessages',
   'maxStreamsPerConnection',
+  'maxInlineFileSize',
   'multiplexedOpensPerSecond',
   'instantUpload',
   'instantUploadRanges',
@@ -614,6 +625,13 @@ export function resolveOptions(input: BigUploaderOptions = {}): ResolvedOptions 
       DEFAULTS.maxStreamsPerConnection,
       1,
       1024,
+    ),
+    maxInlineFileSize: integer(
+      'maxInlineFileSize',
+      input.maxInlineFileSize,
+      DEFAULTS.maxInlineFileSize,
+      0,
+      LimitsV2.MAX_INLINE_FILE_SIZE,
     ),
     multiplexedOpensPerSecond: integer(
       'multiplexedOpensPerSecond',

@@ -36,6 +36,7 @@ import {
   encodeWelcome,
   Limits,
   multiplexOf,
+  wholeFileDigest,
   withStream,
   type CapabilityEntry,
   type ClientMessageV2,
@@ -162,6 +163,10 @@ export class Session {
   private proofOfPossession = false;
   /** bigup.2: the client offered PROOF_OF_POSSESSION with value 1 (CHALLENGE flag CHUNK_SIZE). */
   private challengeNamesChunkSize = false;
+  /** bigup.2: the largest file an OPEN may carry whole (OPEN_WITH_DATA granted, SPEC.md 16.11). */
+  private inlineFileLimit = 0;
+  /** ACCEPT was sent on this connection: DATA up to the largest chunk may come since. */
+  private dataAllowed = false;
   /**
    * bigup.2 with several streams granted: the batch of this connection's uploads with a relative
    * path (UploadInfo.batch), chosen at the first one.
@@ -426,6 +431,17 @@ export class Session {
       }
     }
     if (message.type === 'hello') return; // bigup.1 decoders never produce it
+    if (message.type === 'open' && message.data && message.fileSize > this.inlineFileLimit) {
+      this.fail(
+        new ProtocolError(
+          Errors.LIMIT_EXCEEDED,
+          this.inlineFileLimit === 0
+            ? 'OPEN_WITH_DATA was not granted on this connection'
+            : `an OPEN may carry a file of up to ${this.inlineFileLimit} bytes`,
+        ),
+      );
+      return;
+    }
     if (message.type === 'open' || message.type === 'resume') {
       const stream = this.openStream(streamId);
       if (!stream) return;
@@ -511,6 +527,12 @@ export class Session {
     );
     if (this.proofOfPossession) granted.push({ id: Capability.PROOF_OF_POSSESSION, value: 0 });
     if (this.replaceChunk) granted.push({ id: Capability.REPLACE_CHUNK, value: 0 });
+    const inline = message.capabilities.find((c) => c.id === Capability.OPEN_WITH_DATA);
+    this.inlineFileLimit = Math.min(inline?.value ?? 0, this.ctx.options.maxInlineFileSize);
+    if (this.inlineFileLimit > 0) {
+      granted.push({ id: Capability.OPEN_WITH_DATA, value: this.inlineFileLimit });
+      this.raiseMaxPayload();
+    }
     this.send(encodeWelcome(granted));
     this.log.debug({ streams: multiplexOf(granted) }, 'bigup.2 connection');
   }
@@ -599,7 +621,8 @@ export class Session {
     stream.upload = upload;
     stream.generation++;
     stream.state = 'active';
-    setMaxPayload(this.ws, this.ctx.options.maxChunkSize + this.dataHeader);
+    this.dataAllowed = true;
+    this.raiseMaxPayload();
     this.maxWindow = Math.max(this.maxWindow, this.ctx.options.window);
     this.activeSincePeriodStart = false;
     this.progressed();
@@ -617,6 +640,19 @@ export class Session {
         ranges: upload.ranges(),
       }),
     );
+  }
+
+  /**
+   * The largest message this connection may send now (SPEC.md 4.3): an OPEN until an ACCEPT was
+   * sent (with a whole file if OPEN_WITH_DATA was granted), a DATA of the largest chunk since.
+   */
+  private raiseMaxPayload(): void {
+    const open =
+      MAX_MESSAGE_BEFORE_ACCEPT +
+      (this.version === 2 ? HeaderSizeV2.STREAM : 0) +
+      this.inlineFileLimit;
+    const data = this.dataAllowed ? this.ctx.options.maxChunkSize + this.dataHeader : 0;
+    setMaxPayload(this.ws, Math.max(open, data));
   }
 
   /** This connection's batch for an upload of a folder (see `batch`); undefined otherwise. */
@@ -651,6 +687,10 @@ export class Session {
           `more than ${rate} new uploads per second from this address; retry shortly`,
         );
       }
+      if (message.data) {
+        await this.openWithData(stream, message, message.data, client);
+        return;
+      }
       if (
         this.proofOfPossession &&
         (await this.ctx.registry.mayHoldContent(message, client, this.challengeNamesChunkSize))
@@ -677,6 +717,80 @@ export class Session {
     } finally {
       if (reserved) this.ctx.registry.releaseSlot();
     }
+  }
+
+  /**
+   * SPEC.md 16.11, once the OPEN passed 7.1's checks: verify the digest, store the file, complete
+   * it and answer RESULT alone. Nothing is acked before, so a failure discards the upload (the
+   * client never learned its id) and is answered as a refused OPEN.
+   */
+  private async openWithData(
+    stream: UploadStream,
+    message: OpenMessage,
+    data: Uint8Array,
+    client: string,
+  ): Promise<void> {
+    const hasher = this.ctx.hasher;
+    const hash = data.byteLength > 0 ? hasher.h64(data) : undefined;
+    const digest = wholeFileDigest(hasher, hash === undefined ? [] : [hash]);
+    if (digest !== message.digest)
+      throw new ProtocolError(
+        Errors.DIGEST_MISMATCH,
+        'the data of this OPEN does not match its digest; nothing was stored',
+      );
+    if (this.closedFlag || stream.ended) return;
+    if (
+      this.proofOfPossession &&
+      data.byteLength > 0 &&
+      (await this.adoptSameBytes(stream, message, data, digest, client))
+    )
+      return;
+    if (this.closedFlag || stream.ended) return;
+    const { upload } = await this.ctx.registry.create(
+      message,
+      stream,
+      client,
+      undefined,
+      this.batchFor(message),
+      { completesAtOnce: true },
+    );
+    const discard = (): Promise<void> =>
+      this.ctx.registry
+        .remove(upload.id, stream)
+        .then(() => undefined)
+        .catch((failure: unknown) => {
+          this.log.warn({ err: failure, upload: upload.id }, 'discarding an OPEN with data failed');
+        });
+    // The connection ended while the upload was created: the client will open the file again.
+    if (this.closedFlag || stream.ended) return discard();
+    stream.upload = upload;
+    let result: { digest: bigint; fresh: boolean };
+    try {
+      if (hash !== undefined) await upload.write(0, hash, data);
+      result = await upload.complete(digest);
+    } catch (error) {
+      stream.upload = undefined;
+      await discard();
+      throw error;
+    }
+    if (result.fresh) this.ctx.completed(upload);
+    // Ended meanwhile: the file is stored but its RESULT is lost, as any RESULT can be.
+    if (this.closedFlag || stream.ended) return;
+    this.periodBytes += data.byteLength;
+    this.progressed();
+    this.sendOn(
+      stream,
+      encodeResult({
+        uploadId: upload.idBytes,
+        fileSize: upload.info.fileSize,
+        digest: result.digest,
+      }),
+    );
+    this.log.info(
+      { upload: upload.id, size: upload.info.fileSize },
+      'upload completed with its OPEN',
+    );
+    this.endStream(stream);
   }
 
   /**
@@ -727,14 +841,61 @@ export class Session {
         { upload: upload.id, size: fileSize, from: ref.id },
         'instant upload: content proven and adopted',
       );
-      if (this.closedFlag || stream.ended) return true;
+      this.answerInstant(stream, upload, proof.digest);
+      return true;
+    }
+    return false;
+  }
+
+  /** RESULT (flag INSTANT) for an upload completed from content the server held. */
+  private answerInstant(stream: UploadStream, upload: OpenUpload, digest: bigint): void {
+    if (!this.closedFlag && !stream.ended) {
       this.progressed();
       this.sendOn(
         stream,
-        encodeResult({ uploadId: upload.idBytes, fileSize, digest: proof.digest }),
+        encodeResult({
+          uploadId: upload.idBytes,
+          fileSize: upload.info.fileSize,
+          digest,
+          instant: this.version === 2,
+        }),
       );
       this.endStream(stream);
-      this.ctx.completed(upload);
+    }
+    this.ctx.completed(upload);
+  }
+
+  /**
+   * An OPEN with data whose bytes equal completed content in the client's scope (SPEC.md 16.11):
+   * the bytes themselves are the proof. Adopts it and answers; false when none matches.
+   */
+  private async adoptSameBytes(
+    stream: UploadStream,
+    message: OpenMessage,
+    data: Uint8Array,
+    digest: bigint,
+    client: string,
+  ): Promise<boolean> {
+    // The digest does not depend on the chunk size for a one-chunk file: any size matches.
+    const found = await this.ctx.registry.findContent(message, client, digest, true);
+    for (const ref of found) {
+      const held = await this.ctx.registry
+        .readContent(ref, 0, data.byteLength)
+        .catch(() => undefined);
+      if (!held || !Buffer.from(held.buffer, held.byteOffset, held.byteLength).equals(data))
+        continue;
+      const upload = await this.ctx.registry.adopt(
+        message,
+        client,
+        ref,
+        digest,
+        this.batchFor(message),
+      );
+      this.log.info(
+        { upload: upload.id, size: data.byteLength, from: ref.id },
+        'instant upload: an OPEN with data matched held content',
+      );
+      this.answerInstant(stream, upload, digest);
       return true;
     }
     return false;

@@ -22,6 +22,7 @@ import { leaseTakenOver } from './registry/lease-errors.js';
 import { sanitizeName } from './store/names.js';
 import {
   type ContentRef,
+  type CreateIntent,
   type StoredUpload,
   type UploadInfo,
   type UploadStore,
@@ -312,6 +313,7 @@ export class UploadRegistry {
     client: string,
     preset?: PresetIdentity,
     batch?: string,
+    intent?: CreateIntent,
   ): Promise<{ upload: OpenUpload; secret: Uint8Array }> {
     if (this.closing)
       throw new ProtocolError(Errors.SHUTTING_DOWN, 'the server is shutting down; retry shortly');
@@ -321,7 +323,7 @@ export class UploadRegistry {
     const upload = await this.serialize(info.id, async () => {
       let handle;
       try {
-        handle = await this.store.create(info);
+        handle = await this.store.create(info, intent);
       } catch (error) {
         this.ledger.release(info.id);
         throw error;

@@ -47,6 +47,8 @@ import {
   hashToHex,
   loadHasher,
   multiplexOf,
+  inlineFileLimitOf,
+  LimitsV2,
   wholeFileDigest,
   withStream,
   writeDataHeader,
@@ -56,6 +58,7 @@ import {
   type ChallengeMessage,
   type ByteRange,
   type ErrorMessage,
+  type ResultMessage,
   type Frame,
   type Hasher,
   type ServerMessageV2,
@@ -153,6 +156,12 @@ export interface BatchOptions {
    * file and let the server complete it from content it holds. Default false.
    */
   readonly instantUpload?: boolean;
+  /**
+   * Offer OPEN_WITH_DATA (bigup.2, SPEC.md 16.11): a file no larger than the server grants (at most
+   * 64 KiB) goes whole in its OPEN and is answered by RESULT alone, one round trip per small file.
+   * Default true.
+   */
+  readonly inlineSmallFiles?: boolean;
   /** Subprotocols to offer, most preferred first. Default bigup.2 then bigup.1. */
   readonly protocols?: readonly string[];
   readonly clock?: Clock;
@@ -183,6 +192,8 @@ interface Job {
   /** The reason a TERMINATE was sent: reported when TERMINATED comes back. */
   failure: UploadErrorInfo | undefined;
   digest: bigint | undefined;
+  /** The whole file, read for an OPEN with data (16.11) on this connection; else undefined. */
+  inline: Uint8Array | undefined;
   /** Payload bytes the server acknowledged. */
   acked: number;
   /** `drop()` took it out: its outcome is 'cancelled' whatever ends it. */
@@ -194,6 +205,8 @@ interface Link {
   version: 0 | 1 | 2;
   /** Files that may be in flight: 1 until WELCOME (bigup.2) or for bigup.1. */
   limit: number;
+  /** The largest file an OPEN may carry (OPEN_WITH_DATA granted in WELCOME); 0 until then. */
+  inlineLimit: number;
   nextStream: number;
   readonly jobs: Map<number, Job>;
   /** Files whose source is being opened: they count against `limit` but have no stream yet. */
@@ -447,6 +460,7 @@ export class BatchUploader {
       connection,
       version: 0,
       limit: 1,
+      inlineLimit: 0,
       nextStream: 1,
       jobs: new Map(),
       starting: 0,
@@ -470,6 +484,8 @@ export class BatchUploader {
       if (this.options.instantUpload)
         // Value 1: a CHALLENGE may name the chunk size to take the digest at (SPEC.md 16.10).
         capabilities.push({ id: Capability.PROOF_OF_POSSESSION, value: 1 });
+      if (this.options.inlineSmallFiles !== false)
+        capabilities.push({ id: Capability.OPEN_WITH_DATA, value: LimitsV2.MAX_INLINE_FILE_SIZE });
       link.connection.send(encodeHello(capabilities));
     } else if (protocol === SUBPROTOCOL_V1) {
       link.version = 1;
@@ -535,7 +551,16 @@ export class BatchUploader {
     link.starting++;
     this.opening.add(job.index);
     try {
-      job.source ??= await job.entry.open();
+      const source = (job.source ??= await job.entry.open());
+      // Small enough to go whole in its OPEN (SPEC.md 16.11): read it now, before the stream id
+      // is taken, so OPENs still go out in stream order.
+      if (link.version === 2 && source.size <= link.inlineLimit) {
+        const data = source.size > 0 ? await source.read(0, source.size) : new Uint8Array(0);
+        if (data.byteLength !== source.size) throw new Error('the file ended early');
+        if (source.changed && (await source.changed()))
+          throw new Error('it changed while it was being read');
+        job.inline = data;
+      }
     } catch (error) {
       this.opening.delete(job.index);
       this.droppedWhileStarting.delete(job.index);
@@ -563,6 +588,11 @@ export class BatchUploader {
     job.stream = link.version === 2 ? link.nextStream++ : 0;
     link.jobs.set(job.stream, job);
     const source = job.source;
+    const data = job.inline;
+    if (data) {
+      const hasher = this.requireHasher();
+      job.digest = wholeFileDigest(hasher, data.byteLength > 0 ? [hasher.h64(data)] : []);
+    }
     this.send(
       link,
       job,
@@ -573,6 +603,7 @@ export class BatchUploader {
         contentType: source.type,
         token: this.options.uploadToken ?? '',
         metadata: job.entry.metadata ?? {},
+        ...(data ? { digest: job.digest, data } : {}),
       }),
     );
   }
@@ -704,12 +735,17 @@ export class BatchUploader {
     this.pump();
   }
 
-  private onResult(link: Link, job: Job, digest: bigint, uploadId: Uint8Array): void {
+  private onResult(link: Link, job: Job, result: ResultMessage): void {
+    const { digest, uploadId } = result;
     link.jobs.delete(job.stream);
     this.connectFailures = 0;
-    // After a PROOF the RESULT is the instant upload's (no ACCEPT came, so no upload id is known).
-    const instant = job.uploadId === '' && job.digest !== undefined;
-    if (instant) job.uploadId = bytesToHex(uploadId);
+    // After a PROOF, or an OPEN with data (16.11), no ACCEPT came: the RESULT names the upload.
+    // An instant one says so (INSTANT); before that flag, a RESULT after a PROOF was always one.
+    const inline = job.inline !== undefined;
+    job.inline = undefined;
+    const answersOpen = job.uploadId === '' && job.digest !== undefined;
+    const instant = result.instant === true || (answersOpen && !inline);
+    if (answersOpen) job.uploadId = bytesToHex(uploadId);
     if (
       job.digest === undefined ||
       digest !== job.digest ||
@@ -723,6 +759,11 @@ export class BatchUploader {
         ),
       );
     } else {
+      // Its bytes were stored with the RESULT: progress reports what the server stored.
+      if (inline && !instant && job.source && job.source.size > 0) {
+        job.acked = job.source.size;
+        this.options.onProgress?.(job.index, job.acked);
+      }
       this.report(job, {
         state: 'done',
         uploadId: job.uploadId,
@@ -741,7 +782,8 @@ export class BatchUploader {
       link.outstanding -= length;
     }
     const info = serverError(error.code, error.retryable, error.message, error.fatal);
-    if (error.fatal) {
+    // An OPEN with data has no upload to stay open: any answer but RESULT ends its stream (16.11).
+    if (error.fatal || (job.inline !== undefined && job.state === 'opening')) {
       // The stream ended (bigup.2) or the connection closes after this (bigup.1): the file is out
       // of this connection either way.
       link.jobs.delete(job.stream);
@@ -817,11 +859,13 @@ export class BatchUploader {
     const { stream, message } = frame;
     if (message.type === 'welcome') {
       link.limit = Math.max(1, Math.min(this.maxFilesInFlight, multiplexOf(message.capabilities)));
+      link.inlineLimit = inlineFileLimitOf(message.capabilities);
       if (
         message.capabilities.some(
           (c) =>
             c.id !== Capability.MULTIPLEX &&
-            !(c.id === Capability.PROOF_OF_POSSESSION && this.options.instantUpload),
+            !(c.id === Capability.PROOF_OF_POSSESSION && this.options.instantUpload) &&
+            !(c.id === Capability.OPEN_WITH_DATA && this.options.inlineSmallFiles !== false),
         )
       )
         this.violation(link, 'WELCOME granted a capability this client did not offer');
@@ -862,7 +906,7 @@ export class BatchUploader {
         this.onAck(link, job, message.ranges);
         return;
       case 'result':
-        this.onResult(link, job, message.digest, message.uploadId);
+        this.onResult(link, job, message);
         return;
       case 'terminated':
         link.jobs.delete(job.stream);
@@ -938,6 +982,7 @@ function newJob(index: number, entry: BatchEntry): Job {
     resends: new Map(),
     failure: undefined,
     digest: undefined,
+    inline: undefined,
     acked: 0,
     dropped: false,
   });
@@ -954,6 +999,7 @@ function resetJob(job: Job): Job {
   job.resends.clear();
   job.failure = undefined;
   job.digest = undefined;
+  job.inline = undefined;
   job.acked = 0;
   return job;
 }

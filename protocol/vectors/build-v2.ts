@@ -383,6 +383,18 @@ export function buildFrameVectors(hasher: Hasher): FrameVectorFile {
       upload({ type: 'result', uploadId: id, fileSize: 40, digest: 0x1111_2222_3333_4444n }),
     ),
     valid(
+      'result-instant',
+      'RESULT with flag INSTANT (16.11): completed from content the server held, no byte stored.',
+      3,
+      upload({
+        type: 'result',
+        uploadId: id,
+        fileSize: 40,
+        digest: 0x1111_2222_3333_4444n,
+        instant: true,
+      }),
+    ),
+    valid(
       'error-stream-0',
       'ERROR about the connection (stream 0): fatal, the connection closes.',
       0,
@@ -781,6 +793,13 @@ export function buildFrameVectors(hasher: Hasher): FrameVectorFile {
       ),
       'RESERVED_BITS_SET',
       'v1-client',
+    ),
+    invalid(
+      'result-reserved-flag',
+      'RESULT defines only INSTANT (0x01) in bigup.2: 0x02 is reserved.',
+      concat(u8(MessageType.RESULT), u8(0x02), stream(3), id, u64(40), u64(1)),
+      'RESERVED_BITS_SET',
+      'server',
     ),
     invalid(
       'stream-truncated',

@@ -78,6 +78,7 @@ export function messageToJson(message: Message): JsonFields {
         uploadId: bytesToHex(message.uploadId),
         fileSize: message.fileSize,
         digest: hashToHex(message.digest),
+        ...(message.instant === true ? { instant: true } : {}),
       };
     case 'error':
       return {
@@ -194,6 +195,7 @@ export function messageFromJson(type: Message['type'], fields: JsonFields): Mess
         uploadId: hex(str(fields, 'uploadId')),
         fileSize: num(fields, 'fileSize'),
         digest: hashFromHex(str(fields, 'digest')),
+        ...(fields.instant === true ? { instant: true } : {}),
       };
     case 'error':
       return {

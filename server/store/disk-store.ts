@@ -105,7 +105,8 @@ import {
   loadHasher,
   type Hasher,
 } from '../../protocol/index.js';
-import { Journal, RECORD_BYTES, journalSlotsFor, parseJournal } from './journal.js';
+import { Journal, RECORD_BYTES, journalSlotsFor, parseJournal, type ChunkLog } from './journal.js';
+import { UnjournaledChunks } from './unjournaled-chunks.js';
 import { DiskContentIndex } from './disk-content.js';
 import { readNoFollow } from './read-no-follow.js';
 import { lastRecord } from './json-lines.js';
@@ -115,6 +116,7 @@ import { isErrno, isOutOfSpace } from './errno.js';
 import type {
   ChunkRecord,
   CompletionInfo,
+  CreateIntent,
   StoredUpload,
   UploadHandle,
   UploadInfo,
@@ -501,8 +503,11 @@ export class DiskStore implements UploadStore {
     }
   }
 
-  async create(info: UploadInfo): Promise<UploadHandle> {
-    const journalBytes = journalSlotsFor(chunkCount(info.fileSize, info.chunkSize)) * RECORD_BYTES;
+  async create(info: UploadInfo, intent: CreateIntent = {}): Promise<UploadHandle> {
+    const unjournaled = intent.completesAtOnce === true;
+    const journalBytes = unjournaled
+      ? 0
+      : journalSlotsFor(chunkCount(info.fileSize, info.chunkSize)) * RECORD_BYTES;
     if (this.preallocate) await this.admit(info.id, info.fileSize + journalBytes, info.fileSize);
     const partPath = this.path(info.id, 'part');
     let data: FileHandle | undefined;
@@ -519,7 +524,9 @@ export class DiskStore implements UploadStore {
       // unknown, as losing the unflushed metadata already did; a small file's first flush is its
       // completion, whose fsync of uploads/ covers them (issue 16: one fsync of uploads/ per
       // OPEN saved, and ACCEPT no longer waits for a flush).
-      handle = await this.openHandle(info, data, true);
+      handle = unjournaled
+        ? new DiskUpload(this, info, data, new UnjournaledChunks(), false)
+        : await this.openHandle(info, data, true);
     } catch (error) {
       if (handle) await handle.close().catch(() => undefined);
       else await data?.close().catch(() => undefined);
@@ -816,7 +823,7 @@ export class DiskStore implements UploadStore {
   async complete(
     info: UploadInfo,
     data: FileHandle,
-    journal: Journal,
+    journal: ChunkLog,
     digest: string,
     entriesFlushed: boolean,
     rememberContent: boolean,
@@ -854,7 +861,7 @@ export class DiskStore implements UploadStore {
     } finally {
       place.release();
     }
-    await unlink(this.path(info.id, 'journal')).catch(() => undefined);
+    if (journal.persistent) await unlink(this.path(info.id, 'journal')).catch(() => undefined);
     this.commitments.delete(info.id);
     if (rememberContent) await this.indexContent(info, completion);
     return completion;
@@ -968,7 +975,7 @@ class DiskUpload implements UploadHandle {
     private readonly store: DiskStore,
     readonly info: UploadInfo,
     private readonly data: FileHandle,
-    private readonly journal: Journal,
+    private readonly journal: ChunkLog,
     /**
      * Whether the metadata's contents and the upload's directory entries are flushed (not yet
      * after create, see `DiskStore.flushNewUpload`).
@@ -1010,7 +1017,8 @@ class DiskUpload implements UploadHandle {
   }
 
   async recordChunks(chunks: readonly ChunkRecord[], sync: boolean): Promise<void> {
-    if (sync) await this.flushMetaOnce();
+    // Records that outlive nothing need nothing flushed under them (the completion flushes all).
+    if (sync && this.journal.persistent) await this.flushMetaOnce();
     return this.journal.appendChunks(chunks, sync);
   }
 

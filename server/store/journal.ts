@@ -267,7 +267,25 @@ export interface JournalOpenOptions {
 }
 
 /** An open journal. Writes are serialized, so record positions follow call order. */
-export class Journal {
+/**
+ * What an open upload's handle needs of its chunk records: the journal file below, or
+ * `UnjournaledChunks` for an upload that completes in the step that created it.
+ */
+export interface ChunkLog {
+  /** Whether the records outlive the process (a SYNC mark makes them outlive a power loss). */
+  readonly persistent: boolean;
+  readonly count: number;
+  readonly unmarked: boolean;
+  appendChunks(chunks: readonly ChunkRecord[], sync: boolean): Promise<void>;
+  appendSync(covered: number): Promise<boolean>;
+  noteFlushed(covered: number): void;
+  rollback(): Promise<ChunkRecord[]>;
+  retractChunks(indexes: readonly number[], flushData: () => Promise<void>): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class Journal implements ChunkLog {
+  readonly persistent = true;
   /** Records queued so far, written or not (a checkpoint's SYNC mark covers this many). */
   private queued: number;
   /** Records in the file: the next one goes at `written * RECORD_BYTES`. */

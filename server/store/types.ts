@@ -243,6 +243,16 @@ export interface BackendState {
 }
 
 /** A place uploads live. */
+/** How a new upload will be used, so a store can spare what that use does not need. */
+export interface CreateIntent {
+  /**
+   * The whole file is written and the upload completed right after `create`, in the same server
+   * step (an OPEN with data, SPEC.md 16.11): nothing of it is acked before its completion, so its
+   * chunk records need not outlive a crash (the disk store makes no journal file for it).
+   */
+  readonly completesAtOnce?: boolean;
+}
+
 export interface UploadStore {
   /**
    * Handles of this store implement `retractChunks` (the REPLACE_CHUNK capability, SPEC.md
@@ -290,7 +300,7 @@ export interface UploadStore {
    * Create an upload and reserve `info.fileSize` bytes for it. Throws ProtocolError
    * INSUFFICIENT_STORAGE when the space cannot be reserved (nothing is left behind).
    */
-  create(info: UploadInfo): Promise<UploadHandle>;
+  create(info: UploadInfo, intent?: CreateIntent): Promise<UploadHandle>;
   /** Open an existing, incomplete upload for writing. */
   open(id: string): Promise<UploadHandle>;
   /**
