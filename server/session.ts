@@ -431,7 +431,11 @@ export class Session {
       }
     }
     if (message.type === 'hello') return; // bigup.1 decoders never produce it
-    if (message.type === 'open' && message.data && message.fileSize > this.inlineFileLimit) {
+    if (
+      message.type === 'open' &&
+      message.data &&
+      (this.inlineFileLimit === 0 || message.fileSize > this.inlineFileLimit)
+    ) {
       this.fail(
         new ProtocolError(
           Errors.LIMIT_EXCEEDED,

@@ -145,7 +145,10 @@ export interface BatchOptions {
   readonly loadHasher?: () => Promise<Hasher>;
   /** Called once per entry, as soon as its outcome is known. */
   readonly onResult?: (result: BatchResult) => void;
-  /** The server accepted the entry at `index` as upload `uploadId` (its bytes go out next). */
+  /**
+   * The server accepted the entry at `index` as upload `uploadId` (its bytes go out next); for a
+   * file sent whole in its OPEN (16.11), when its RESULT names the upload, just before `onResult`.
+   */
   readonly onAccept?: (index: number, uploadId: string) => void;
   /** Bytes of the entry at `index` the server has acknowledged so far. */
   readonly onProgress?: (index: number, bytesAcked: number) => void;
@@ -554,7 +557,7 @@ export class BatchUploader {
       const source = (job.source ??= await job.entry.open());
       // Small enough to go whole in its OPEN (SPEC.md 16.11): read it now, before the stream id
       // is taken, so OPENs still go out in stream order.
-      if (link.version === 2 && source.size <= link.inlineLimit) {
+      if (link.version === 2 && link.inlineLimit > 0 && source.size <= link.inlineLimit) {
         const data = source.size > 0 ? await source.read(0, source.size) : new Uint8Array(0);
         if (data.byteLength !== source.size) throw new Error('the file ended early');
         if (source.changed && (await source.changed()))
@@ -759,7 +762,9 @@ export class BatchUploader {
         ),
       );
     } else {
-      // Its bytes were stored with the RESULT: progress reports what the server stored.
+      // No ACCEPT came: the RESULT names the upload. Its bytes were stored with it, and progress
+      // reports what the server stored.
+      if (inline) this.options.onAccept?.(job.index, job.uploadId);
       if (inline && !instant && job.source && job.source.size > 0) {
         job.acked = job.source.size;
         this.options.onProgress?.(job.index, job.acked);
