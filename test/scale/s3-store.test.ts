@@ -9,7 +9,14 @@ import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { DeleteObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Errors, bytesToHex, chunkCount } from '../../protocol/index.js';
+import {
+  Capability,
+  Errors,
+  LimitsV2,
+  bytesToHex,
+  chunkCount,
+  wholeFileDigest,
+} from '../../protocol/index.js';
 import { MemoryRegistry } from '../../server/registry/memory-registry.js';
 import {
   S3Store,
@@ -18,6 +25,7 @@ import {
   MIN_PART_BYTES,
 } from '../../server/store/s3/index.js';
 import { RawClient, digestOf } from '../helpers/protocol-client.js';
+import { RawClientV2 } from '../helpers/protocol-client-v2.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { AckLog, openOrResume, pump } from '../reliability/lib/pump.js';
 import { tusRequest, tusUpload } from '../helpers/tus.js';
@@ -445,6 +453,55 @@ describe('S3 store against s3rver', () => {
       await home.cleanup();
     }
   }, 120_000);
+
+  it('small files whole in their OPEN (SPEC.md 16.11) are stored as objects, byte-identical; sent again to the other node they are adopted (INSTANT)', async () => {
+    const files = [1, 5000, LimitsV2.MAX_INLINE_FILE_SIZE].map((size) => randomBytes(size));
+    const send = async (
+      url: string,
+      token: string,
+    ): Promise<Array<{ id: string; instant?: boolean }>> => {
+      const client = await RawClientV2.connect(url);
+      client.hello([
+        { id: Capability.MULTIPLEX, value: 4 },
+        { id: Capability.PROOF_OF_POSSESSION, value: 1 },
+        { id: Capability.OPEN_WITH_DATA, value: LimitsV2.MAX_INLINE_FILE_SIZE },
+      ]);
+      await client.waitFor((f) => f.message.type === 'welcome');
+      files.forEach((bytes, i) =>
+        client.open(i + 1, {
+          fileSize: bytes.byteLength,
+          chunkSize: 4 * MiB,
+          name: `small-${i}.bin`,
+          token,
+          digest: wholeFileDigest(client.hasher, [client.hasher.h64(bytes)]),
+          data: bytes,
+        }),
+      );
+      const answers = [];
+      for (let i = 0; i < files.length; i++) {
+        const result = await client.expect(i + 1, 'result', 30_000);
+        expect(client.on(i + 1).map((m) => m.type)).toEqual(['result']);
+        answers.push({
+          id: bytesToHex(result.uploadId),
+          ...(result.instant ? { instant: true } : {}),
+        });
+      }
+      client.close();
+      return answers;
+    };
+    const token = `inline-${Date.now()}`;
+    const first = await send(node1.wsUrl, token);
+    for (const [i, answer] of first.entries()) {
+      expect(answer.instant).toBeUndefined();
+      const location = (await registry.get(answer.id))?.completion?.location ?? '';
+      const key = location.replace(`s3://${s3.bucket}/`, '');
+      expect((await readObject(s3.client, s3.bucket, key)).equals(files[i])).toBe(true);
+    }
+    const before = calls.length;
+    const again = await send(node2.wsUrl, token);
+    expect(again.map((a) => a.instant)).toEqual([true, true, true]);
+    expect(calls.slice(before).filter((c) => /UploadPart|PutObject/.test(c))).toEqual([]);
+  }, 60_000);
 
   it('terminate aborts the multipart upload and forgets the upload', async () => {
     const data = randomBytes(6 * MiB);
