@@ -515,7 +515,8 @@ export class DiskStore implements UploadStore {
     try {
       data = await this.createFile(partPath, false);
       // Sparse: the size is counted (preallocate), not reserved; see DiskStoreOptions.preallocate.
-      await data.truncate(info.fileSize);
+      // A file written whole right away needs no sizing first.
+      if (!unjournaled) await data.truncate(info.fileSize);
       await this.writeNewMeta({ version: 1, info });
       // No fsync of uploads/ here: the entries of the data, the metadata and the journal are
       // flushed with the metadata's contents before the upload's first SYNC mark
