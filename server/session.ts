@@ -760,7 +760,7 @@ export class Session {
     );
     const discard = (): Promise<void> =>
       this.ctx.registry
-        .remove(upload.id, stream)
+        .remove(upload.id, stream, false, true)
         .then(() => undefined)
         .catch((failure: unknown) => {
           this.log.warn({ err: failure, upload: upload.id }, 'discarding an OPEN with data failed');
@@ -771,6 +771,10 @@ export class Session {
     let result: { digest: bigint; fresh: boolean };
     try {
       if (hash !== undefined) await upload.write(0, hash, data);
+      // Cut meanwhile: completing now would store a file whose RESULT cannot arrive, and the
+      // client, which never learnt its id, would store it again.
+      if (this.closedFlag || stream.ended)
+        throw new ProtocolError(Errors.SHUTTING_DOWN, 'the connection ended before completion');
       result = await upload.complete(digest);
     } catch (error) {
       stream.upload = undefined;
@@ -778,7 +782,9 @@ export class Session {
       throw error;
     }
     if (result.fresh) this.ctx.completed(upload);
-    // Ended meanwhile: the file is stored but its RESULT is lost, as any RESULT can be.
+    // Cut during the completion: the file is stored and its RESULT lost. The client, which never
+    // learnt the id, opens the file again (SPEC.md 16.11 says so); with PROOF_OF_POSSESSION
+    // granted that second OPEN is adopted from this file rather than stored twice.
     if (this.closedFlag || stream.ended) return;
     this.periodBytes += data.byteLength;
     this.progressed();
@@ -861,7 +867,9 @@ export class Session {
           uploadId: upload.idBytes,
           fileSize: upload.info.fileSize,
           digest,
-          instant: this.version === 2,
+          // Only where OPEN_WITH_DATA was granted: a peer that predates 16.11 reads the flag as
+          // a reserved bit (SPEC.md 16.4: a capability's additions reach only peers granted it).
+          instant: this.inlineFileLimit > 0,
         }),
       );
       this.endStream(stream);

@@ -539,9 +539,16 @@ export class UploadRegistry {
   /**
    * Remove an upload (DELETE, TERMINATE, TTL). Its owner, unless it is `except`, is evicted with
    * UPLOAD_GONE. Returns false when the id is unknown, or (with `unlessOwned`, for the sweeper)
-   * when a connection owns it at the moment of removal.
+   * when a connection owns it at the moment of removal. With `unlessCompleted` (an OPEN with data
+   * whose completion failed, SPEC.md 16.11) an upload whose completed record was committed before
+   * the failure is kept (reading it finishes the move) and false is returned.
    */
-  async remove(id: string, except?: UploadOwner, unlessOwned = false): Promise<boolean> {
+  async remove(
+    id: string,
+    except?: UploadOwner,
+    unlessOwned = false,
+    unlessCompleted = false,
+  ): Promise<boolean> {
     return this.serialize(id, async () => {
       const upload = this.loaded.get(id);
       if (upload?.owner && unlessOwned) return false;
@@ -562,6 +569,10 @@ export class UploadRegistry {
         await upload.settle();
         await upload.close().catch(() => undefined);
       } else if (!(await this.store.readState(id))) {
+        return false;
+      }
+      if (unlessCompleted && (await this.store.readState(id).catch(() => undefined))?.completion) {
+        this.ledger.release(id);
         return false;
       }
       await this.store.remove(id);

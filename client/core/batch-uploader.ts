@@ -318,7 +318,8 @@ export class BatchUploader {
   /**
    * Take one entry out: not started yet, it is removed; in flight, its upload is terminated (the
    * server deletes it). Its result comes through `onResult` with state 'cancelled' (or 'done' when
-   * it completed before the drop could act). Unknown or finished indexes are ignored.
+   * it completed before the drop could act, as a file sent whole in its OPEN, 16.11, may: the
+   * server completes it without a word in between). Unknown or finished indexes are ignored.
    */
   drop(index: number): void {
     const at = this.queue.findIndex((j) => j.index === index);
@@ -551,6 +552,8 @@ export class BatchUploader {
 
   private async start(link: Link, job: Job): Promise<void> {
     job.state = 'opening';
+    // Read for the connection it was started on, whose grant may differ from this one's.
+    job.inline = undefined;
     link.starting++;
     this.opening.add(job.index);
     try {
@@ -787,8 +790,10 @@ export class BatchUploader {
       link.outstanding -= length;
     }
     const info = serverError(error.code, error.retryable, error.message, error.fatal);
-    // An OPEN with data has no upload to stay open: any answer but RESULT ends its stream (16.11).
-    if (error.fatal || (job.inline !== undefined && job.state === 'opening')) {
+    // An OPEN with data has no upload to stay open: any answer but RESULT ends its stream (16.11),
+    // also when the file was dropped (state 'terminating') while its OPEN was out.
+    if (error.fatal || job.inline !== undefined) {
+      job.inline = undefined;
       // The stream ended (bigup.2) or the connection closes after this (bigup.1): the file is out
       // of this connection either way.
       link.jobs.delete(job.stream);

@@ -798,8 +798,9 @@ export class DiskStore implements UploadStore {
   async list(page: ListPage = {}): Promise<UploadSummary[]> {
     const out: UploadSummary[] = [];
     // Names only (cheap), then the state of the page's uploads alone. Unfinished uploads are the
-    // ones with a journal (completion unlinks it last, so a crash may leave a completed one in).
-    const suffix = page.unfinished === true ? '.journal' : '.json';
+    // ones with a data file in uploads/ (the completion moves it out, so a crash may leave a
+    // completed one in); not the journal: an upload stored from its OPEN has none.
+    const suffix = page.unfinished === true ? '.part' : '.json';
     const ids = (await readdir(this.uploadsDir))
       .map((entry) => (entry.endsWith(suffix) ? entry.slice(0, -suffix.length) : ''))
       .filter((id) => ID_PATTERN.test(id) && (page.after === undefined || id > page.after))

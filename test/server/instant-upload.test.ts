@@ -127,6 +127,9 @@ describe('instant upload with proof of possession (SPEC.md 16.10)', () => {
     for (const r of challenge.ranges) expect(r.offset + r.length).toBeLessThanOrEqual(SIZE);
     expect(answer.type).toBe('result');
     if (answer.type !== 'result') return;
+    // No INSTANT flag where OPEN_WITH_DATA was not granted: a peer that predates it reads the
+    // flag as a reserved bit (SPEC.md 16.4, 16.11).
+    expect(answer.instant).toBeUndefined();
     const id = Buffer.from(answer.uploadId).toString('hex');
     expect(id).not.toBe(firstId);
     expect(answer.digest).toBe(digestOf(file));

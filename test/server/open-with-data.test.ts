@@ -19,6 +19,7 @@ import {
   withStream,
   type CapabilityEntry,
 } from '../../protocol/index.js';
+import { DiskStore } from '../../server/index.js';
 import { RawClientV2 } from '../helpers/protocol-client-v2.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { storedLocation } from '../helpers/stored.js';
@@ -220,6 +221,83 @@ describe('OPEN with data (SPEC.md 16.11)', () => {
     expect((await again.expect(2, 'result', COMPLETION_WAIT)).instant).toBeUndefined();
     expect(await bytesReceived()).toBe(before + 20_000);
     again.close();
+  });
+
+  /** Replace a DiskStore method for the test's duration (restored by the returned function). */
+  function patchStore(
+    name: string,
+    wrap: (
+      original: (...args: unknown[]) => Promise<unknown>,
+    ) => (...args: unknown[]) => Promise<unknown>,
+  ): () => void {
+    const proto = DiskStore.prototype as unknown as Record<string, unknown>;
+    const original = proto[name] as (...args: unknown[]) => Promise<unknown>;
+    proto[name] = wrap(original);
+    return () => {
+      proto[name] = original;
+    };
+  }
+
+  it('a failure after the completion was committed keeps the metadata of the delivered file', async () => {
+    // The move into place succeeds, then the step after it fails (EIO) once: the completed record
+    // is committed, so the upload must not be discarded like one that never completed.
+    let failed = false;
+    const restore = patchStore(
+      'moveInto',
+      (original) =>
+        async function (this: unknown, ...args: unknown[]) {
+          const moved = await original.apply(this, args);
+          if (!failed) {
+            failed = true;
+            throw Object.assign(new Error('EIO: fsync of the folder'), { code: 'EIO' });
+          }
+          return moved;
+        },
+    );
+    try {
+      await start();
+      const client = await connect();
+      openWithData(client, 1, new Uint8Array(randomBytes(1000)));
+      const answer = await client.waitFor(
+        (f) => f.message.type === 'error' || f.message.type === 'result',
+        COMPLETION_WAIT,
+      );
+      expect(answer.message.type).toBe('error');
+      await client.closed;
+      const delivered = await listFiles(join(tmp.path, 'files'));
+      expect(delivered.length).toBe(1);
+      const metas = (await readdir(join(tmp.path, 'uploads'))).filter((n) => n.endsWith('.json'));
+      expect(metas.length).toBe(1);
+      const id = metas[0].slice(0, -'.json'.length);
+      expect(await storedLocation(tmp.path, id)).toBe(join(tmp.path, 'files', delivered[0]));
+    } finally {
+      restore();
+    }
+  });
+
+  it('a connection cut before the completion stores nothing: the client opens the file again', async () => {
+    // Creating the upload is slow; the client goes away meanwhile.
+    const restore = patchStore(
+      'create',
+      (original) =>
+        async function (this: unknown, ...args: unknown[]) {
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          return original.apply(this, args);
+        },
+    );
+    try {
+      await start();
+      const client = await connect();
+      openWithData(client, 1, new Uint8Array(randomBytes(1000)));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      client.destroy();
+      await expect
+        .poll(async () => (await readdir(join(tmp.path, 'uploads'))).length, { timeout: 10_000 })
+        .toBe(0);
+      expect(await listFiles(join(tmp.path, 'files')).catch(() => [])).toEqual([]);
+    } finally {
+      restore();
+    }
   });
 
   it('a hostile client holds at most MULTIPLEX OPENs with data: one more closes the connection (1008)', async () => {

@@ -66,5 +66,7 @@ describe('DiskStore: uploads created to complete at once', () => {
     expect(state?.completion).toBeUndefined();
     const listed = await restarted.list();
     expect(listed).toEqual([expect.objectContaining({ id: ID, completed: false, empty: true })]);
+    // Also among the unfinished ones, which start-up reads to restore quotas and space.
+    expect((await restarted.list({ unfinished: true })).map((s) => s.id)).toEqual([ID]);
   });
 });
