@@ -310,9 +310,10 @@ export class DiskStore implements UploadStore {
     this.hasher = await loadHasher();
     this.bootHash = this.hasher.h64(new TextEncoder().encode(this.bootIdSource()));
     if (this.preallocate) {
-      // Unfinished uploads only (those with a journal): start-up reads O(active) records, however
-      // many completion records the TTL keeps (100k completed uploads once kept a server from
-      // starting within Fastify's plugin timeout).
+      // Unfinished uploads only (those with a data file in uploads/): start-up reads O(active)
+      // records, however many completion records the TTL keeps (100k completed uploads once kept
+      // a server from starting within Fastify's plugin timeout). Reading one that a crash cut
+      // between its completed record and its move finishes the move.
       for (const summary of await this.list({ unfinished: true })) {
         if (summary.completed || summary.damaged) continue;
         const meta = await this.readMeta(summary.id).catch(() => undefined);
