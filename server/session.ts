@@ -787,20 +787,11 @@ export class Session {
     // granted that second OPEN is adopted from this file rather than stored twice.
     if (this.closedFlag || stream.ended) return;
     this.periodBytes += data.byteLength;
-    this.progressed();
-    this.sendOn(
-      stream,
-      encodeResult({
-        uploadId: upload.idBytes,
-        fileSize: upload.info.fileSize,
-        digest: result.digest,
-      }),
-    );
     this.log.info(
       { upload: upload.id, size: upload.info.fileSize },
       'upload completed with its OPEN',
     );
-    this.endStream(stream);
+    this.answerResult(stream, upload, result.digest);
   }
 
   /**
@@ -859,22 +850,32 @@ export class Session {
 
   /** RESULT (flag INSTANT) for an upload completed from content the server held. */
   private answerInstant(stream: UploadStream, upload: OpenUpload, digest: bigint): void {
-    if (!this.closedFlag && !stream.ended) {
-      this.progressed();
-      this.sendOn(
-        stream,
-        encodeResult({
-          uploadId: upload.idBytes,
-          fileSize: upload.info.fileSize,
-          digest,
-          // Only where OPEN_WITH_DATA was granted: a peer that predates 16.11 reads the flag as
-          // a reserved bit (SPEC.md 16.4: a capability's additions reach only peers granted it).
-          instant: this.inlineFileLimit > 0,
-        }),
-      );
-      this.endStream(stream);
-    }
+    // INSTANT only where OPEN_WITH_DATA was granted: a peer that predates 16.11 reads the flag as
+    // a reserved bit (SPEC.md 16.4: a capability's additions reach only peers granted it).
+    if (!this.closedFlag && !stream.ended)
+      this.answerResult(stream, upload, digest, this.inlineFileLimit > 0);
     this.ctx.completed(upload);
+  }
+
+  /** The stream's last answer: its pending ACKs, then RESULT for the completed upload. */
+  private answerResult(
+    stream: UploadStream,
+    upload: OpenUpload,
+    digest: bigint,
+    instant = false,
+  ): void {
+    this.progressed();
+    this.flushAcks(stream);
+    this.sendOn(
+      stream,
+      encodeResult({
+        uploadId: upload.idBytes,
+        fileSize: upload.info.fileSize,
+        digest,
+        ...(instant ? { instant } : {}),
+      }),
+    );
+    this.endStream(stream);
   }
 
   /**
@@ -1195,21 +1196,11 @@ export class Session {
       return;
     }
     if (generation !== stream.generation) return;
-    this.progressed();
-    this.flushAcks(stream);
-    this.sendOn(
-      stream,
-      encodeResult({
-        uploadId: upload.idBytes,
-        fileSize: upload.info.fileSize,
-        digest: result.digest,
-      }),
-    );
     this.log.info(
       { upload: upload.id, size: upload.info.fileSize, fresh: result.fresh },
       'upload completed',
     );
-    this.endStream(stream);
+    this.answerResult(stream, upload, result.digest);
     if (result.fresh) this.ctx.completed(upload);
   }
 
