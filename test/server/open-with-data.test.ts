@@ -4,7 +4,7 @@
  * and durably where the metadata says; a wrong digest stores nothing; a file above the granted
  * size, or any without the grant, is LIMIT_EXCEEDED; bytes equal to content the client already
  * stored are adopted (RESULT with INSTANT, no byte stored); the message size bound follows the
- * grant; a hostile client holds at most MULTIPLEX such OPENs.
+ * grant; a hostile client holds at most MULTIPLEX such OPENs while another still uploads.
  */
 import { randomBytes } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
@@ -300,28 +300,50 @@ describe('OPEN with data (SPEC.md 16.11)', () => {
     }
   });
 
-  it('a hostile client holds at most MULTIPLEX OPENs with data: one more closes the connection (1008)', async () => {
-    await start({ dir: '', maxStreamsPerConnection: 4 });
-    // The authorization hook holds every OPEN, so none can finish and free its stream.
-    await server.close();
+  it('a hostile client holds at most MULTIPLEX OPENs with data: one more closes the connection (1008), and another client still uploads meanwhile', async () => {
+    // The authorization hook holds the hostile client's OPENs (token "hold"), so none can finish
+    // and free its stream; everyone else's pass.
     let release: () => void = () => undefined;
     const held = new Promise<void>((resolve) => (release = resolve));
-    server = await startServer({
-      dir: tmp.path,
+    await start({
+      dir: '',
       maxStreamsPerConnection: 4,
-      authorizeUpload: async () => {
-        await held;
+      authorizeUpload: async ({ token }) => {
+        if (token === 'hold') await held;
         return true;
       },
     });
-    const client = await connect([
+    const hostile = await connect([
       { id: Capability.MULTIPLEX, value: 64 },
       { id: Capability.OPEN_WITH_DATA, value: LimitsV2.MAX_INLINE_FILE_SIZE },
     ]);
     const bytes = new Uint8Array(LimitsV2.MAX_INLINE_FILE_SIZE);
-    for (let stream = 1; stream <= 5; stream++) openWithData(client, stream, bytes);
-    expect((await client.expect(0, 'error')).code).toBe(0x0008);
-    expect((await client.closed).code).toBe(1008);
+    const holding = (stream: number): void =>
+      hostile.open(stream, {
+        fileSize: bytes.byteLength,
+        chunkSize: 0,
+        name: `h${stream}.bin`,
+        token: 'hold',
+        digest: digestOf(hostile, bytes),
+        data: bytes,
+      });
+    for (let stream = 1; stream <= 4; stream++) holding(stream);
+    // Four OPENs held: a well-behaved client on its own connection is not held up by them.
+    const good = await connect();
+    const mine = new Uint8Array(randomBytes(3000));
+    openWithData(good, 1, mine);
+    const result = await good.expect(1, 'result', COMPLETION_WAIT);
+    const location = await storedLocation(tmp.path, Buffer.from(result.uploadId).toString('hex'));
+    expect(Buffer.from(await readFile(location)).equals(Buffer.from(mine))).toBe(true);
+    good.close();
+    // The fifth is past the granted number of streams.
+    holding(5);
+    expect((await hostile.expect(0, 'error')).code).toBe(0x0008);
+    expect((await hostile.closed).code).toBe(1008);
+    // Released after their connection is gone, the held OPENs store nothing.
     release();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const metas = (await readdir(join(tmp.path, 'uploads'))).filter((n) => n.endsWith('.json'));
+    expect(metas).toEqual([`${Buffer.from(result.uploadId).toString('hex')}.json`]);
   });
 });
