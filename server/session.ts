@@ -54,6 +54,7 @@ import type { ServerMetrics } from './metrics.js';
 import { ticketOf } from './handshake.js';
 import type { OpenRateLimiter } from './quota.js';
 import { storageErrorFor } from './storage-errors.js';
+import { sameBytes } from './constant-time.js';
 import type { ResolvedOptions } from './options.js';
 import type { OpenUpload, UploadOwner } from './upload.js';
 import type { UploadRegistry } from './uploads.js';
@@ -895,8 +896,7 @@ export class Session {
       const held = await this.ctx.registry
         .readContent(ref, 0, data.byteLength)
         .catch(() => undefined);
-      if (!held || !Buffer.from(held.buffer, held.byteOffset, held.byteLength).equals(data))
-        continue;
+      if (!held || !sameBytes(held, data)) continue;
       const upload = await this.ctx.registry.adopt(
         message,
         client,

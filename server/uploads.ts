@@ -558,6 +558,7 @@ export class UploadRegistry {
         await this.unloadStale(upload);
         return false;
       }
+      let stored: StoredUpload | undefined;
       if (upload) {
         if (upload.owner && upload.owner !== except) {
           upload.owner.evict(
@@ -568,12 +569,17 @@ export class UploadRegistry {
         this.loaded.delete(id);
         await upload.settle();
         await upload.close().catch(() => undefined);
-      } else if (!(await this.store.readState(id))) {
-        return false;
+      } else {
+        stored = await this.store.readState(id);
+        if (!stored) return false;
       }
-      if (unlessCompleted && (await this.store.readState(id).catch(() => undefined))?.completion) {
-        this.ledger.release(id);
-        return false;
+      if (unlessCompleted) {
+        // A loaded upload is read only now, after its handle was closed.
+        stored ??= await this.store.readState(id).catch(() => undefined);
+        if (stored?.completion) {
+          this.ledger.release(id);
+          return false;
+        }
       }
       await this.store.remove(id);
       this.ledger.release(id);
