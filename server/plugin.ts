@@ -350,6 +350,8 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (
 
   fastify.addHook('onClose', async () => {
     await shutdown();
+    // A store the plugin made is the plugin's to close; one passed in is its maker's.
+    if (!options.store) await store.close?.();
   });
 };
 

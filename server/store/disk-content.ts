@@ -31,7 +31,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { link, lstat, mkdir, open, opendir, rename, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { isErrno } from './errno.js';
 import { readNoFollow } from './read-no-follow.js';
 import { lastRecord } from './json-lines.js';
@@ -208,7 +208,7 @@ export class DiskContentIndex {
       // Missing, or not ours to read (a planted symlink): not found, left alone.
       return undefined;
     }
-    const entry = entryOf(text);
+    const entry = entryOf(text, basename(path), key.client);
     if (!entry) return 'stale';
     if (typeof entry.id !== 'string' || !UPLOAD_ID.test(entry.id)) return 'stale';
     if (typeof entry.location !== 'string' || !entry.location.startsWith(this.filesDir))
@@ -228,19 +228,56 @@ export class DiskContentIndex {
 
 /**
  * An entry's record, read as {id, client, location} whether it is an entry of its own or a
- * completed upload's metadata ({info: {id, client}, completion: {location}}, JSON lines).
+ * completed upload's metadata ({info: {id, client}, completion: {location, digest}}, JSON lines).
+ * Metadata may be a ledger shared by many uploads (completion-ledger.ts): the record taken is the
+ * last one that delivered `digest` (for `client`, when asked in a client's scope).
  */
-function entryOf(text: string): Partial<Entry> | undefined {
-  const value = lastRecord(text, (v): v is object => typeof v === 'object' && v !== null);
-  if (!value) return undefined;
-  const meta = value as {
-    info?: { id?: unknown; client?: unknown };
-    completion?: { location?: unknown };
-  };
-  if (typeof meta.info !== 'object' || meta.info === null) return value;
-  return {
-    id: meta.info.id as string,
-    client: typeof meta.info.client === 'string' ? meta.info.client : null,
-    location: meta.completion?.location as string,
-  };
+function entryOf(
+  text: string,
+  digest: string,
+  client: string | undefined,
+): Partial<Entry> | undefined {
+  const delivery =
+    lastDelivery(text, digest, client) ??
+    (client === undefined ? undefined : lastDelivery(text, digest, undefined));
+  if (delivery?.info) {
+    return {
+      id: delivery.info.id as string,
+      client: typeof delivery.info.client === 'string' ? delivery.info.client : null,
+      location: delivery.completion?.location as string,
+    };
+  }
+  // An entry of its own names no digest (its file name is the digest).
+  return lastRecord(
+    text,
+    (v): v is Partial<Entry> =>
+      typeof v === 'object' && v !== null && (v as MetadataRecord).info === undefined,
+  );
+}
+
+/** The last completed record in `text` that delivered `digest` (for `client`, if given). */
+function lastDelivery(
+  text: string,
+  digest: string,
+  client: string | undefined,
+): MetadataRecord | undefined {
+  return lastRecord(
+    text,
+    (v): v is MetadataRecord => {
+      if (typeof v !== 'object' || v === null) return false;
+      const meta = v as MetadataRecord;
+      return (
+        typeof meta.info === 'object' &&
+        meta.info !== null &&
+        meta.completion?.digest === digest &&
+        (client === undefined || meta.info.client === client)
+      );
+    },
+    digest,
+  );
+}
+
+interface MetadataRecord {
+  info?: { id?: unknown; client?: unknown };
+  completion?: { location?: unknown; digest?: unknown };
 }

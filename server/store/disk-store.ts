@@ -111,6 +111,7 @@ import { DiskContentIndex } from './disk-content.js';
 import { readNoFollow } from './read-no-follow.js';
 import { lastRecord } from './json-lines.js';
 import { DirectorySyncs } from './directory-syncs.js';
+import { CompletionLedger } from './completion-ledger.js';
 import { DeliveredFiles, type Place } from './delivered-files.js';
 import { isErrno, isOutOfSpace } from './errno.js';
 import type {
@@ -245,6 +246,8 @@ export class DiskStore implements UploadStore {
   /** content/: completed content by key (instant upload hints, disk-content.ts). */
   private readonly contentDir: string;
   private readonly content: DiskContentIndex;
+  /** Completed records of uploads stored from their OPEN (completion-ledger.ts). */
+  private readonly ledger: CompletionLedger;
   private readonly preallocate: boolean;
   private readonly fileMode: number;
   private readonly dirMode: number;
@@ -280,6 +283,7 @@ export class DiskStore implements UploadStore {
       this.fileMode,
       this.dirMode,
     );
+    this.ledger = new CompletionLedger(this.uploadsDir, this.fileMode);
     this.bootIdSource = options.bootId ?? readBootId;
     this.delivered = new DeliveredFiles(
       this.dir,
@@ -309,6 +313,8 @@ export class DiskStore implements UploadStore {
     }
     this.hasher = await loadHasher();
     this.bootHash = this.hasher.h64(new TextEncoder().encode(this.bootIdSource()));
+    await this.ledger.removeLeftNames();
+    await this.removeUnknownData();
     if (this.preallocate) {
       // Unfinished uploads only (those with a data file in uploads/): start-up reads O(active)
       // records, however many completion records the TTL keeps (100k completed uploads once kept
@@ -327,6 +333,35 @@ export class DiskStore implements UploadStore {
         "disk store: preallocate is off: OPEN compares an upload's size with the free space at that moment only",
       );
     }
+  }
+
+  /**
+   * Data files no upload will ever claim, removed at start (nothing runs yet): a .part without
+   * metadata and without a journal that trusts a chunk is an OPEN a crash cut before its answer
+   * (an upload stored from its OPEN has metadata only once completed), unknown to readState and
+   * so never listed for the sweeper.
+   */
+  private async removeUnknownData(): Promise<void> {
+    const names = new Set(await readdir(this.uploadsDir));
+    for (const name of names) {
+      if (!name.endsWith('.part')) continue;
+      const id = name.slice(0, -'.part'.length);
+      if (!ID_PATTERN.test(id) || names.has(`${id}.json`)) continue;
+      if (await this.journalTrustsAChunk(id)) continue;
+      this.logger?.info(`disk store: removed ${name}, an upload a crash cut before its answer`);
+      await rm(this.path(id, 'part'), { force: true });
+      await rm(this.path(id, 'journal'), { force: true });
+    }
+  }
+
+  /** fdatasyncs of completion ledgers issued (tests). */
+  get ledgerFlushes(): number {
+    return this.ledger.flushesIssued;
+  }
+
+  /** Close the ledger of completed records (its name goes; what it holds stays linked). */
+  async close(): Promise<void> {
+    await this.ledger.close();
   }
 
   private path(id: string, ext: 'part' | 'journal' | 'json'): string {
@@ -474,7 +509,8 @@ export class DiskStore implements UploadStore {
       throw error;
     }
     // A torn line after the last whole record is an append whose completion never committed.
-    const meta = lastRecord(text, (value): value is MetaFile => isMetaFile(value, id));
+    // The file may be a ledger shared with other uploads' records (completion-ledger.ts).
+    const meta = lastRecord(text, (value): value is MetaFile => isMetaFile(value, id), id);
     if (meta) return meta;
     // The first line is flushed before anything of the upload is trusted, and a replacement is
     // atomic: no crash leaves no whole record. This is damage, and a retryable error would make
@@ -518,7 +554,8 @@ export class DiskStore implements UploadStore {
       // Sparse: the size is counted (preallocate), not reserved; see DiskStoreOptions.preallocate.
       // A file written whole right away needs no sizing first.
       if (!unjournaled) await data.truncate(info.fileSize);
-      await this.writeNewMeta({ version: 1, info });
+      // One completed at once gets its only record at completion, in the ledger.
+      if (!unjournaled) await this.writeNewMeta({ version: 1, info });
       // No fsync of uploads/ here: the entries of the data, the metadata and the journal are
       // flushed with the metadata's contents before the upload's first SYNC mark
       // (`flushNewUpload`). Until that mark a power loss keeps no acked range anyway (no record
@@ -847,13 +884,30 @@ export class DiskStore implements UploadStore {
         // the last background checkpoint. Noted, not written: the journal is deleted on success.
         journal.noteFlushed(covered);
       });
-      const steps = await Promise.allSettled([
-        flushed,
-        this.delivered.makeFolders(place),
-        entriesFlushed ? undefined : this.directorySyncs.sync(this.uploadsDir),
-      ]);
-      for (const step of steps) if (step.status === 'rejected') throw step.reason;
-      await this.appendCompletion({ version: 1, info, completion });
+      if (journal.persistent) {
+        const steps = await Promise.allSettled([
+          flushed,
+          this.delivered.makeFolders(place),
+          entriesFlushed ? undefined : this.directorySyncs.sync(this.uploadsDir),
+        ]);
+        for (const step of steps) if (step.status === 'rejected') throw step.reason;
+        await this.appendCompletion({ version: 1, info, completion });
+      } else {
+        // Stored from its OPEN: the record goes to the ledger (flushed alongside the data), and
+        // the link that makes it the upload's metadata is the commit; the fsync of uploads/ after
+        // it covers the link and the data file's entry alike.
+        await this.ledger.commit(
+          JSON.stringify({ version: 1, info, completion } satisfies MetaFile),
+          this.path(info.id, 'json'),
+          Promise.all([flushed, this.delivered.makeFolders(place)]),
+        );
+        await this.directorySyncs.sync(this.uploadsDir).catch(async (error: unknown) => {
+          // Not committed: the link may or may not be on disk. Removed, so no reader takes the
+          // upload as completed while its client is told it failed.
+          await unlink(this.path(info.id, 'json')).catch(() => undefined);
+          throw error;
+        });
+      }
       await data.close();
       await journal.close();
       // Then the folder it landed in is flushed. The old name's removal from uploads/ is not: if

@@ -4,16 +4,23 @@ import { join } from 'node:path';
 import type { CompletionInfo, UploadInfo } from '../../server/index.js';
 
 /**
- * uploads/<id>.json: JSON lines, the last whole record wins (a completion appends one; see the
- * header of server/store/disk-store.ts).
+ * uploads/<id>.json: JSON lines, the last whole record of that upload wins (a completion appends
+ * one; the file of an upload stored from its OPEN is a ledger shared with other uploads' records,
+ * server/store/completion-ledger.ts; see the header of server/store/disk-store.ts).
  */
 export async function storedMeta(
   dataDir: string,
   uploadId: string,
 ): Promise<{ info: UploadInfo; completion?: CompletionInfo }> {
   const text = await readFile(join(dataDir, 'uploads', `${uploadId}.json`), 'utf8');
-  const lines = text.split('\n').filter((line) => line.trim() !== '');
-  return JSON.parse(lines[lines.length - 1]) as { info: UploadInfo; completion?: CompletionInfo };
+  const records = text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as { info: UploadInfo; completion?: CompletionInfo })
+    .filter((record) => record.info.id === uploadId);
+  const last = records[records.length - 1];
+  if (!last) throw new Error(`uploads/${uploadId}.json holds no record of that upload`);
+  return last;
 }
 
 /**

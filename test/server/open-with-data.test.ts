@@ -7,7 +7,7 @@
  * grant; a hostile client holds at most MULTIPLEX such OPENs while another still uploads.
  */
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -117,6 +117,7 @@ describe('OPEN with data (SPEC.md 16.11)', () => {
     files.forEach((bytes, i) =>
       openWithData(client, i + 1, bytes, { metadata: { relativePath: `tree/f${i}.bin` } }),
     );
+    const ids: string[] = [];
     for (const [i, bytes] of files.entries()) {
       const result = await client.expect(i + 1, 'result', COMPLETION_WAIT);
       expect(result.fileSize).toBe(bytes.byteLength);
@@ -124,17 +125,35 @@ describe('OPEN with data (SPEC.md 16.11)', () => {
       expect(result.instant).toBeUndefined();
       expect(client.on(i + 1).map((m) => m.type)).toEqual(['result']);
       const id = Buffer.from(result.uploadId).toString('hex');
+      ids.push(id);
       const location = await storedLocation(tmp.path, id);
       expect(Buffer.from(await readFile(location)).equals(Buffer.from(bytes))).toBe(true);
     }
     // Each file landed under the connection's batch folder, by its relative path.
     const stored = (await listFiles(join(tmp.path, 'files'))).sort();
     expect(stored.filter((p) => p.includes('/tree/')).length).toBe(4);
-    // Nothing of the uploads is left but their metadata: no .part, no journal.
+    // Nothing of the uploads is left but their metadata: no .part, no journal. The four records
+    // are lines of one ledger (completion-ledger.ts), each upload's <id>.json a link to it: no
+    // file made per upload.
     const left = await readdir(join(tmp.path, 'uploads'));
-    expect(left.filter((n) => !n.endsWith('.json'))).toEqual([]);
+    expect(left.filter((n) => n.endsWith('.part') || n.endsWith('.journal'))).toEqual([]);
+    const metadata = left.filter((n) => n.endsWith('.json'));
+    expect(metadata).toHaveLength(4);
+    const inodes = await Promise.all(
+      metadata.map(async (n) => (await stat(join(tmp.path, 'uploads', n))).ino),
+    );
+    expect(new Set(inodes).size).toBe(1);
+    expect(left.filter((n) => n.endsWith('.ledger'))).toHaveLength(1);
     expect(await bytesReceived()).toBe(1 + 16_384 + LimitsV2.MAX_INLINE_FILE_SIZE);
     client.close();
+    // Closing the server closes the ledger: its name goes, the records stay readable.
+    await server.close();
+    const after = await readdir(join(tmp.path, 'uploads'));
+    expect(after.filter((n) => n.endsWith('.ledger'))).toEqual([]);
+    for (const [i, bytes] of files.entries()) {
+      const location = await storedLocation(tmp.path, ids[i]);
+      expect(Buffer.from(await readFile(location)).equals(Buffer.from(bytes))).toBe(true);
+    }
   });
 
   it('a digest that does not match the data stores nothing, ends the stream, and the connection goes on', async () => {

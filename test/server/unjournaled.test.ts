@@ -1,15 +1,17 @@
 /**
  * The disk store's uploads that complete in the step that created them (an OPEN with data,
  * SPEC.md 16.11; `CreateIntent.completesAtOnce`): no journal file is ever made, the completion is
- * as durable and as placed as any, and one a crash cut before its completion is an upload that
- * stored nothing (not damage), listed as empty so the sweeper removes it.
+ * as durable and as placed as any, its completed record is a line of a shared ledger
+ * (completion-ledger.ts), and one a crash cut before its completion stored nothing: the next
+ * start removes its data file.
  */
 import { randomBytes } from 'node:crypto';
-import { access, readdir, readFile } from 'node:fs/promises';
+import { access, readdir, readFile, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadHasher, wholeFileDigest, hashToHex } from '../../protocol/index.js';
 import { DiskStore } from '../../server/index.js';
+import { LEDGER_MAX_RECORDS } from '../../server/store/completion-ledger.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 import { uploadInfo } from '../helpers/upload-info.js';
 
@@ -40,7 +42,18 @@ describe('DiskStore: uploads created to complete at once', () => {
     expect(await readdir(join(tmp.path, 'uploads'))).not.toContain(`${ID}.journal`);
     const completion = await handle.finish(hashToHex(wholeFileDigest(hasher, [hash])));
     expect(Buffer.from(await readFile(completion.location)).equals(Buffer.from(bytes))).toBe(true);
-    expect((await readdir(join(tmp.path, 'uploads'))).sort()).toEqual([`${ID}.json`]);
+    // Its only record is a line of the open ledger (completion-ledger.ts): <id>.json is a link to
+    // it, and closing the store removes the ledger's own name.
+    const names = await readdir(join(tmp.path, 'uploads'));
+    expect(names.filter((n) => !n.endsWith('.ledger'))).toEqual([`${ID}.json`]);
+    expect(names.filter((n) => n.endsWith('.ledger'))).toHaveLength(1);
+    const ledgerName = names.find((n) => n.endsWith('.ledger')) ?? '';
+    expect((await stat(join(tmp.path, 'uploads', `${ID}.json`))).ino).toBe(
+      (await stat(join(tmp.path, 'uploads', ledgerName))).ino,
+    );
+    await store.close();
+    expect(await readdir(join(tmp.path, 'uploads'))).toEqual([`${ID}.json`]);
+    expect((await store.readState(ID))?.completion).toEqual(completion);
 
     // The same create without the intent makes its journal at once.
     const other = 'b'.repeat(32);
@@ -49,7 +62,7 @@ describe('DiskStore: uploads created to complete at once', () => {
     await journaled.close();
   });
 
-  it('cut by a crash before its completion: an upload that stored nothing, not damage, swept as empty', async () => {
+  it('cut by a crash before its completion: nothing stored, and the next start removes its data file', async () => {
     const store = new DiskStore({ dir: tmp.path });
     await store.init();
     const handle = await store.create(uploadInfo({ id: ID, fileSize: 100 }), {
@@ -57,16 +70,76 @@ describe('DiskStore: uploads created to complete at once', () => {
     });
     await handle.writeAt(new Uint8Array(100).fill(7), 0);
     await handle.recordChunks([{ index: 0, hash: 1n }], false);
+    // No metadata before the completion: nothing of it is ever acked.
+    expect(await readdir(join(tmp.path, 'uploads'))).toEqual([`${ID}.part`]);
     // No finish, no close: the process died here. A new one reads the store.
     const restarted = new DiskStore({ dir: tmp.path });
     await restarted.init();
-    const state = await restarted.readState(ID);
-    expect(state?.damaged).toBeUndefined();
-    expect(state?.chunks).toEqual([]);
-    expect(state?.completion).toBeUndefined();
-    const listed = await restarted.list();
-    expect(listed).toEqual([expect.objectContaining({ id: ID, completed: false, empty: true })]);
-    // Also among the unfinished ones, which start-up reads to restore quotas and space.
-    expect((await restarted.list({ unfinished: true })).map((s) => s.id)).toEqual([ID]);
+    expect(await restarted.readState(ID)).toBeUndefined();
+    expect(await restarted.list()).toEqual([]);
+    expect(await restarted.list({ unfinished: true })).toEqual([]);
+    // Unknown to readState and so never listed for the sweeper: start-up removed it.
+    expect(await readdir(join(tmp.path, 'uploads'))).toEqual([]);
+  });
+
+  it('a crash after the commit: the next start finishes the move, and drops the left ledger name', async () => {
+    const hasher = await loadHasher();
+    const store = new DiskStore({ dir: tmp.path });
+    await store.init();
+    const bytes = new Uint8Array(randomBytes(3000));
+    const digest = hashToHex(wholeFileDigest(hasher, [hasher.h64(bytes)]));
+    const handle = await store.create(uploadInfo({ id: ID, fileSize: bytes.byteLength }), {
+      completesAtOnce: true,
+    });
+    await handle.writeAt(bytes, 0);
+    const completion = await handle.finish(digest);
+    // What a crash between the commit (the link) and the move leaves: the data file back in
+    // uploads/, the ledger's name still there (no close).
+    await rename(completion.location, join(tmp.path, 'uploads', `${ID}.part`));
+    const restarted = new DiskStore({ dir: tmp.path });
+    await restarted.init();
+    expect((await restarted.readState(ID))?.completion).toEqual(completion);
+    expect(Buffer.from(await readFile(completion.location)).equals(Buffer.from(bytes))).toBe(true);
+    expect(await readdir(join(tmp.path, 'uploads'))).toEqual([`${ID}.json`]);
+  });
+
+  it('many at once share one ledger and a few flushes; a full ledger is replaced, and removing one upload keeps the others', async () => {
+    const hasher = await loadHasher();
+    const store = new DiskStore({ dir: tmp.path });
+    await store.init();
+    const count = LEDGER_MAX_RECORDS + 10;
+    const ids = Array.from({ length: count }, (_, i) => i.toString(16).padStart(32, '0'));
+    const contents = ids.map(() => new Uint8Array(randomBytes(64)));
+    const completions = await Promise.all(
+      ids.map(async (id, i) => {
+        const handle = await store.create(uploadInfo({ id, fileSize: 64 }), {
+          completesAtOnce: true,
+        });
+        await handle.writeAt(contents[i], 0);
+        return handle.finish(hashToHex(wholeFileDigest(hasher, [hasher.h64(contents[i])])));
+      }),
+    );
+    const uploads = join(tmp.path, 'uploads');
+    const inodes = new Map<number, number>();
+    for (const id of ids) {
+      const { ino } = await stat(join(uploads, `${id}.json`));
+      inodes.set(ino, (inodes.get(ino) ?? 0) + 1);
+    }
+    // Two ledgers: the first took its maximum, the second the rest.
+    expect([...inodes.values()].sort((a, b) => a - b)).toEqual([10, LEDGER_MAX_RECORDS]);
+    // Only the open ledger keeps a name of its own.
+    expect((await readdir(uploads)).filter((n) => n.endsWith('.ledger'))).toHaveLength(1);
+    expect(store.ledgerFlushes).toBeLessThan(count / 4);
+    await store.remove(ids[0]);
+    expect(await store.readState(ids[0])).toBeUndefined();
+    for (const [i, id] of ids.entries()) {
+      if (i === 0) continue;
+      const state = await store.readState(id);
+      expect(state?.completion).toEqual(completions[i]);
+      expect(Buffer.from(await readFile(completions[i].location))).toEqual(
+        Buffer.from(contents[i]),
+      );
+    }
+    await store.close();
   });
 });
