@@ -86,6 +86,10 @@ export class DeliveredFiles {
     const unknownFolders = this.foldersOf(location)
       .slice(1)
       .filter((f) => !this.durableFolders.has(f));
+    // Folders made before (a batch's files mostly land in those): the place itself is not looked
+    // at, since the move's link fails with EEXIST on anything there and the completion then goes
+    // to the upload's own folder (`moveIn`, DiskStore.relocate). One call per file saved.
+    if (unknownFolders.length === 0 && this.durableFolders.has(dirname(location))) return place;
     const found = await Promise.all(
       [location, ...unknownFolders].map((path) =>
         lstat(path).then(

@@ -110,6 +110,25 @@ export class DiskContentIndex {
   ): Promise<void> {
     await this.makeDir(scopeDir);
     await this.makeDir(allDir);
+    if (metadata) {
+      // Most content is new: a link at the digest's own name is the whole write (a link never
+      // replaces, and a reader sees the entry whole). One already there is replaced below, the
+      // way every entry is where no link can be made.
+      const linked = await Promise.all(
+        [scopeDir, allDir].map((dir) => this.linkNew(metadata, join(dir, digest))),
+      );
+      if (linked.every((done) => done === 'linked')) return;
+      if (!linked.includes('unsupported')) {
+        await Promise.all(
+          [scopeDir, allDir].map((dir, i) =>
+            linked[i] === 'linked'
+              ? Promise.resolve()
+              : this.replaceWithLink(metadata, dir, digest),
+          ),
+        );
+        return;
+      }
+    }
     // Temp names start with a dot: never a digest, so listings pass over them.
     const temp = `.${digest}.${randomBytes(6).toString('hex')}`;
     try {
@@ -132,6 +151,34 @@ export class DiskContentIndex {
     } catch (error) {
       await unlink(join(scopeDir, temp)).catch(() => undefined);
       await unlink(join(allDir, temp)).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** A link at a name not yet taken: 'exists' when it is, 'unsupported' where no link can be made. */
+  private async linkNew(
+    metadata: string,
+    at: string,
+  ): Promise<'linked' | 'exists' | 'unsupported'> {
+    try {
+      await link(metadata, at);
+      return 'linked';
+    } catch (error) {
+      if (isErrno(error, 'EEXIST')) return 'exists';
+      if (isErrno(error, 'EPERM') || isErrno(error, 'EMLINK') || isErrno(error, 'EXDEV'))
+        return 'unsupported';
+      throw error;
+    }
+  }
+
+  /** Replace the entry `dir/digest` with a link to `metadata`, whole: a temp name renamed over. */
+  private async replaceWithLink(metadata: string, dir: string, digest: string): Promise<void> {
+    const temp = join(dir, `.${digest}.${randomBytes(6).toString('hex')}`);
+    await link(metadata, temp);
+    try {
+      await rename(temp, join(dir, digest));
+    } catch (error) {
+      await unlink(temp).catch(() => undefined);
       throw error;
     }
   }
