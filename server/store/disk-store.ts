@@ -15,6 +15,13 @@
  *                               fdatasyncs it (a torn last line is passed over: the completion did
  *                               not happen). A rare rewrite (instant upload, a relocated
  *                               completion) replaces it atomically: <id>.json.tmp, fsync, rename.
+ *                               An upload stored from its OPEN (SPEC.md 16.11) has no metadata
+ *                               until it completes, and then its <id>.json is a hard link to a
+ *                               ledger shared with other such uploads' completed records (the
+ *                               last record of this upload's id wins there too).
+ *   <dir>/uploads/<random>.ledger  the ledger such records are appended to now
+ *                               (completion-ledger.ts); a full one loses this name and lives on
+ *                               through its uploads' links.
  *   <dir>/files/<id>/<name>     completed files; <name> is the sanitized client name, and the
  *                               per-upload directory keeps equal names apart. Moved there by
  *                               rename from uploads/<id>.part, never copied.
@@ -54,7 +61,9 @@
  * record, so a failure further on rolls nothing back), make files/<id or batch> (and the relative
  * path's folders) and fsync their parents (a batch's folders once, delivered-files.ts), and fsync
  * uploads/ if the upload's entries were never flushed (a small file's first flush); once all
- * three succeeded, append the completed record to <id>.json and fdatasync it (the commit), move
+ * three succeeded, append the completed record to <id>.json and fdatasync it (the commit; for an
+ * upload stored from its OPEN: the record appended to the ledger and fdatasynced alongside the data
+ * flush, then <id>.json linked to it and uploads/ fsynced, completion-ledger.ts), move
  * the file (rename; link + unlink into a batch's folder, which never replaces a file there),
  * fsync the folder it landed in, unlink the journal. (The record used to be a temp file renamed
  * over the metadata: one more inode made and one freed per upload, and on ext4 without a journal
