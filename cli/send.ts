@@ -4,6 +4,7 @@
  * (client/node): everything about the protocol lives there; this file parses options, draws
  * progress and maps outcomes to exit codes and one-line messages.
  */
+import { statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { collectEntries, type SendEntry, type WalkResult } from './walk.js';
 import { basename } from 'node:path';
@@ -412,7 +413,7 @@ export async function run(argv: string[]): Promise<number> {
     }
   };
   if (walked.sawFolder || entries.length > 1) {
-    const { small, large, problems } = await splitBySize(entries, options.chunkSize);
+    const { small, large, problems } = splitBySize(entries, options.chunkSize);
     for (const problem of problems) {
       process.stderr.write(`big-uploader send: ${problem.message}\n`);
       emit(problem.entry, null);
@@ -607,33 +608,28 @@ async function sendOne(
 }
 
 /** Entries of one chunk at most (for the batch) and the others; entries that cannot be stat'ed are problems. */
-async function splitBySize(
+function splitBySize(
   entries: readonly SendEntry[],
   chunkSize: number,
-): Promise<{
+): {
   small: SendEntry[];
   large: SendEntry[];
   problems: Array<{ entry: SendEntry; message: string }>;
-}> {
+} {
   const small: SendEntry[] = [];
   const large: SendEntry[] = [];
   const problems: Array<{ entry: SendEntry; message: string }> = [];
   const sizes = new Array<number | Error>(entries.length);
-  // A few stats at a time: the thread pool has four threads, and 10,000 at once would queue anyway.
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: 8 }, async () => {
-      while (next < entries.length) {
-        const i = next++;
-        const entry = entries[i];
-        if (!entry) continue;
-        sizes[i] = await stat(entry.path).then(
-          (info) => (info.isFile() ? info.size : new Error('not a regular file any more')),
-          (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
-        );
-      }
-    }),
-  );
+  // Synchronous, as client/node/file-source.ts reads small files: a stat is microseconds, and an
+  // async one cost the CLI a thread-pool handoff worth ten of them (issue 16).
+  entries.forEach((entry, i) => {
+    try {
+      const info = statSync(entry.path);
+      sizes[i] = info.isFile() ? info.size : new Error('not a regular file any more');
+    } catch (error) {
+      sizes[i] = error instanceof Error ? error : new Error(String(error));
+    }
+  });
   entries.forEach((entry, i) => {
     const size = sizes[i];
     if (size instanceof Error) {
