@@ -8,14 +8,18 @@
  * and completion.location are what a lookup needs), so remembering makes no new file: an inode
  * made per delivered file was most of the index's cost for a folder of small files, and on ext4
  * without a journal each new inode costs more the more were freed in the last minutes (issue 16).
+ * That metadata may be a ledger holding the records of many uploads of one client
+ * (completion-ledger.ts): a lookup takes the newest records there that delivered the entry's
+ * digest (for the client asked, in a client's scope) and the first whose file is still in place.
  * Where no link can be made, or for entries of earlier versions, the entry is a file of its own
  * holding {id, client, location}; a lookup reads both.
  *
  * <scope> names the delivering client: the first 32 hex digits of sha256(UploadInfo.client), or
  * `anyone` for uploads without one. There is one entry per (size, chunk size, scope, digest), and
  * one in all/ per content: delivering the same content again replaces them, so repeated uploads
- * (instant ones cost nothing to send) cannot grow a folder. An entry is written to a temp name and
- * renamed over, so a lookup reads an old entry or a new one whole. Only the latest delivery is
+ * (instant ones cost nothing to send) cannot grow a folder. A new entry is a link made at its name
+ * (a link never replaces); one that replaces an entry is written to a temp name and renamed over,
+ * so a lookup reads an old entry or a new one whole. Only the latest delivery is
  * remembered: if its file is moved away, earlier copies of the content are not found.
  *
  * A lookup in a client's scope reads only under that client's folder: one file for a digest, one
@@ -34,7 +38,7 @@ import { link, lstat, mkdir, open, opendir, rename, unlink } from 'node:fs/promi
 import { basename, join } from 'node:path';
 import { isErrno } from './errno.js';
 import { readNoFollow } from './read-no-follow.js';
-import { lastRecord } from './json-lines.js';
+import { lastRecord, lastRecords } from './json-lines.js';
 import { CONTENT_LOOKUP_LIMIT, type ContentKey, type ContentRef } from './types.js';
 
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fsConstants;
@@ -255,60 +259,65 @@ export class DiskContentIndex {
       // Missing, or not ours to read (a planted symlink): not found, left alone.
       return undefined;
     }
-    const entry = entryOf(text, basename(path), key.client);
-    if (!entry) return 'stale';
-    if (typeof entry.id !== 'string' || !UPLOAD_ID.test(entry.id)) return 'stale';
-    if (typeof entry.location !== 'string' || !entry.location.startsWith(this.filesDir))
-      return 'stale';
-    // The folder is a hash of the client: the entry itself must name the client asked for.
-    if (key.client !== undefined && entry.client !== key.client) return 'other';
-    // Operators move and remove delivered files: it must still be one of that size.
-    const file = await lstat(entry.location).catch(() => undefined);
-    if (!file?.isFile() || file.size !== key.fileSize) return 'stale';
-    return {
-      id: entry.id,
-      location: entry.location,
-      ...(typeof entry.client === 'string' ? { client: entry.client } : {}),
-    };
+    let other = false;
+    for (const entry of entriesOf(text, basename(path), key.client)) {
+      if (typeof entry.id !== 'string' || !UPLOAD_ID.test(entry.id)) continue;
+      if (typeof entry.location !== 'string' || !entry.location.startsWith(this.filesDir)) continue;
+      // The folder is a hash of the client: the entry itself must name the client asked for.
+      if (key.client !== undefined && entry.client !== key.client) {
+        other = true;
+        continue;
+      }
+      // Operators move and remove delivered files: it must still be one of that size.
+      const file = await lstat(entry.location).catch(() => undefined);
+      if (!file?.isFile() || file.size !== key.fileSize) continue;
+      return {
+        id: entry.id,
+        location: entry.location,
+        ...(typeof entry.client === 'string' ? { client: entry.client } : {}),
+      };
+    }
+    return other ? 'other' : 'stale';
   }
 }
 
+/** Records of one ledger examined for a digest at most (see `entriesOf`). */
+const DELIVERIES_EXAMINED = 4;
+
 /**
- * An entry's record, read as {id, client, location} whether it is an entry of its own or a
- * completed upload's metadata ({info: {id, client}, completion: {location, digest}}, JSON lines).
- * Metadata may be a ledger shared by many uploads (completion-ledger.ts): the record taken is the
- * last one that delivered `digest` (for `client`, when asked in a client's scope).
+ * An entry's records, read as {id, client, location}, the newest first: the entry's own record,
+ * or the completed upload metadata it links ({info: {id, client}, completion: {location,
+ * digest}}, JSON lines). Metadata may be a ledger of many uploads (completion-ledger.ts): its
+ * records that delivered `digest` (for `client`, when asked in a client's scope; else any, which
+ * the caller reports as another client's), up to DELIVERIES_EXAMINED, since the newest may be one
+ * whose completion failed or has not moved its file yet, while an older one still holds it.
  */
-function entryOf(
-  text: string,
-  digest: string,
-  client: string | undefined,
-): Partial<Entry> | undefined {
-  const delivery =
-    lastDelivery(text, digest, client) ??
-    (client === undefined ? undefined : lastDelivery(text, digest, undefined));
-  if (delivery?.info) {
-    return {
-      id: delivery.info.id as string,
-      client: typeof delivery.info.client === 'string' ? delivery.info.client : null,
+function entriesOf(text: string, digest: string, client: string | undefined): Partial<Entry>[] {
+  let deliveries = lastDeliveries(text, digest, client);
+  if (deliveries.length === 0 && client !== undefined)
+    deliveries = lastDeliveries(text, digest, undefined);
+  if (deliveries.length > 0)
+    return deliveries.map((delivery) => ({
+      id: delivery.info?.id as string,
+      client: typeof delivery.info?.client === 'string' ? delivery.info.client : null,
       location: delivery.completion?.location as string,
-    };
-  }
+    }));
   // An entry of its own names no digest (its file name is the digest).
-  return lastRecord(
+  const own = lastRecord(
     text,
     (v): v is Partial<Entry> =>
       typeof v === 'object' && v !== null && (v as MetadataRecord).info === undefined,
   );
+  return own ? [own] : [];
 }
 
-/** The last completed record in `text` that delivered `digest` (for `client`, if given). */
-function lastDelivery(
+/** The completed records in `text` that delivered `digest` (for `client`, if given), newest first. */
+function lastDeliveries(
   text: string,
   digest: string,
   client: string | undefined,
-): MetadataRecord | undefined {
-  return lastRecord(
+): MetadataRecord[] {
+  return lastRecords(
     text,
     (v): v is MetadataRecord => {
       if (typeof v !== 'object' || v === null) return false;
@@ -320,6 +329,7 @@ function lastDelivery(
         (client === undefined || meta.info.client === client)
       );
     },
+    DELIVERIES_EXAMINED,
     digest,
   );
 }

@@ -47,9 +47,11 @@
  * next to a journal that trusts a chunk (journal.ts) makes readState throw UPLOAD_DAMAGED: without
  * it the secret hash and sizes are unknown, so HTTP answers 404 and the operator removes the files
  * by hand. Without such a journal it is unknown (NOT_FOUND): an OPEN never answered (a lone .part,
- * or metadata a crash cut short before the journal was made), or one a power loss caught before
- * its first SYNC mark (metadata or .part lost, or metadata cut short). That is the only way a
- * crash leaves it: create writes the .part, then the metadata unflushed, then the journal, and
+ * removed at the next start; or metadata a crash cut short before the journal was made), or one a
+ * power loss caught before its first SYNC mark (metadata or .part lost, or metadata cut short).
+ * An upload stored from its OPEN has neither metadata nor journal until its completion: a crash
+ * before it leaves a lone .part. That is the only way a crash leaves these: create writes the
+ * .part, then the metadata unflushed, then the journal, and
  * flushes none of their entries; before the upload's first SYNC mark the metadata's contents
  * and the entries (one fsync of uploads/) are flushed (so a mark that survives finds them), the
  * same boot keeps the page cache (every record trusted, metadata whole once the journal exists),
@@ -85,9 +87,13 @@
  *
  * Directory entries are made durable: the uploads directory is fsynced before an upload's first
  * SYNC mark (with its .part, metadata and journal in it; in `--durable` mode that is before the
- * first ACK) and after the completed metadata's rename, every folder's parent after the folder is
- * made, and the folder a completed file lands in after the move, so no ACK that claims to
- * outlive a power loss rests on a file a power loss could unlink.
+ * first ACK), before a completion's commit where the upload's entries were never flushed, after a
+ * metadata file's rename and after a ledger link, every folder's parent after the folder is made,
+ * and the folder a completed file lands in after the move, so no ACK that claims to outlive a power
+ * loss rests on a file a power loss could unlink.
+ *
+ * One server process per data directory: a store's start removes what it finds no upload will
+ * claim (lone .part files, the names of open ledgers), which another live process may be using.
  */
 import { constants as fsConstants } from 'node:fs';
 import {
@@ -506,6 +512,17 @@ export class DiskStore implements UploadStore {
     }
   }
 
+  /** A completed record as the upload's new metadata file, flushed (no ledger link possible). */
+  private async writeCompletedMeta(meta: MetaFile): Promise<void> {
+    const handle = await this.createFile(this.path(meta.info.id, 'json'), true);
+    try {
+      await handle.writeFile(JSON.stringify(meta));
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+  }
+
   /** The metadata, undefined when there is none, UPLOAD_DAMAGED when it is unreadable. */
   private async readMeta(id: string): Promise<MetaFile | undefined> {
     const path = this.path(id, 'json');
@@ -905,11 +922,19 @@ export class DiskStore implements UploadStore {
         // Stored from its OPEN: the record goes to the ledger (flushed alongside the data), and
         // the link that makes it the upload's metadata is the commit; the fsync of uploads/ after
         // it covers the link and the data file's entry alike.
-        await this.ledger.commit(
-          JSON.stringify({ version: 1, info, completion } satisfies MetaFile),
-          this.path(info.id, 'json'),
-          Promise.all([flushed, this.delivered.makeFolders(place)]),
-        );
+        const meta: MetaFile = { version: 1, info, completion };
+        const ready = Promise.all([flushed, this.delivered.makeFolders(place)]);
+        if (
+          !(await this.ledger.commit(
+            info.client,
+            JSON.stringify(meta),
+            this.path(info.id, 'json'),
+            ready,
+          ))
+        )
+          // No hard links here: the record as a file of its own, flushed (its fsync of uploads/
+          // follows as for a link).
+          await this.writeCompletedMeta(meta);
         await this.directorySyncs.sync(this.uploadsDir).catch(async (error: unknown) => {
           // Not committed: the link may or may not be on disk. Removed, so no reader takes the
           // upload as completed while its client is told it failed.

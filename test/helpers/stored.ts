@@ -15,9 +15,17 @@ export async function storedMeta(
   const text = await readFile(join(dataDir, 'uploads', `${uploadId}.json`), 'utf8');
   const records = text
     .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => JSON.parse(line) as { info: UploadInfo; completion?: CompletionInfo })
-    .filter((record) => record.info.id === uploadId);
+    .flatMap((line) => {
+      try {
+        return [JSON.parse(line) as { info?: UploadInfo; completion?: CompletionInfo }];
+      } catch {
+        return []; // a torn line: an append whose commit never happened
+      }
+    })
+    .filter(
+      (record): record is { info: UploadInfo; completion?: CompletionInfo } =>
+        record.info?.id === uploadId,
+    );
   const last = records[records.length - 1];
   if (!last) throw new Error(`uploads/${uploadId}.json holds no record of that upload`);
   return last;
