@@ -76,7 +76,8 @@ Options (environment variable in brackets; the command line wins):
   --follow               follow symbolic links inside folders (default: skip them, with a note)
   --no-instant           do not ask whether the server already holds the file (bigup.2 instant
                          upload, SPEC.md 16.10: the file is hashed once first when the server
-                         offers it, and not sent at all when it has it)
+                         offers it, and not sent at all when it has it); files of up to one chunk,
+                         sent together over one connection, are never asked about
   --no-replace-changed   after a resume, do not check chunks sent in an earlier run against the
                          file now (bigup.2 REPLACE_CHUNK); a file edited between runs is then
                          caught at completion and uploaded again from the start

@@ -333,7 +333,9 @@ export class UploadRegistry {
         handle,
         [],
         this.hasher,
-        this.options.durable,
+        // One completed in the step that created it acks nothing before its RESULT, and its
+        // completion flushes the data before the commit: a flush per record would be a second.
+        this.options.durable && intent?.completesAtOnce !== true,
         this.metrics,
         undefined,
         this.options.syncBytes,

@@ -7,7 +7,7 @@
  * grant; a hostile client holds at most MULTIPLEX such OPENs while another still uploads.
  */
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -103,6 +103,34 @@ describe('OPEN with data (SPEC.md 16.11)', () => {
       Capability.OPEN_WITH_DATA,
     );
     off.close();
+  });
+
+  it('in durable mode the data is flushed once, by the completion: nothing is acked before it', async () => {
+    await start({ dir: '', durable: true });
+    const client = await connect();
+    const bytes = new Uint8Array(randomBytes(20_000));
+    // Every fdatasync of a file handle in this process while the one upload is stored.
+    const probe = await open(join(tmp.path, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+    await probe.close();
+    const original = proto.datasync;
+    const flushed: number[] = [];
+    proto.datasync = async function (this: { fd: number }): Promise<void> {
+      flushed.push(this.fd);
+      return original.call(this);
+    };
+    try {
+      openWithData(client, 1, bytes);
+      const result = await client.expect(1, 'result', COMPLETION_WAIT);
+      const location = await storedLocation(tmp.path, Buffer.from(result.uploadId).toString('hex'));
+      expect(Buffer.from(await readFile(location)).equals(Buffer.from(bytes))).toBe(true);
+    } finally {
+      proto.datasync = original;
+    }
+    // The data file once, the ledger once (directories are fsynced, not fdatasynced).
+    expect(flushed).toHaveLength(2);
+    expect(new Set(flushed).size).toBe(2);
+    client.close();
   });
 
   it('stores the file and answers RESULT alone: no ACCEPT, no ACK, the bytes where the metadata says', async () => {
