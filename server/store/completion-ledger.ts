@@ -31,10 +31,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { link, open, readdir, unlink, type FileHandle } from 'node:fs/promises';
+import { link, open, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GroupCommit } from './group-commit.js';
-import { isErrno } from './errno.js';
+import { isErrno, isNoHardLink } from './errno.js';
 
 const { O_WRONLY, O_APPEND, O_CREAT, O_EXCL, O_NOFOLLOW } = fsConstants;
 
@@ -90,11 +90,11 @@ export class CompletionLedger {
   }
 
   /**
-   * Remove the names of ledgers a crash left open (their links keep the records). Only before
-   * this store appends anything.
+   * Remove the names of ledgers a crash left open (their links keep the records), among `names`
+   * (the listing of the ledgers' folder). Only before this store appends anything.
    */
-  async removeLeftNames(): Promise<void> {
-    for (const name of await readdir(this.dir)) {
+  async removeLeftNames(names: readonly string[]): Promise<void> {
+    for (const name of names) {
       if (name.endsWith(SUFFIX)) await unlink(join(this.dir, name)).catch(() => undefined);
     }
   }
@@ -136,7 +136,7 @@ export class CompletionLedger {
       try {
         await link(file.path, at);
       } catch (error) {
-        if (isErrno(error, 'EPERM') || isErrno(error, 'EXDEV') || isErrno(error, 'EMLINK')) {
+        if (isNoHardLink(error)) {
           // No (more) links to this file: the caller stores the record on its own.
           this.retire(file);
           return false;

@@ -36,7 +36,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { link, lstat, mkdir, open, opendir, rename, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { isErrno } from './errno.js';
+import { isErrno, isNoHardLink } from './errno.js';
 import { readNoFollow } from './read-no-follow.js';
 import { lastRecord, lastRecords } from './json-lines.js';
 import { CONTENT_LOOKUP_LIMIT, type ContentKey, type ContentRef } from './types.js';
@@ -169,8 +169,7 @@ export class DiskContentIndex {
       return 'linked';
     } catch (error) {
       if (isErrno(error, 'EEXIST')) return 'exists';
-      if (isErrno(error, 'EPERM') || isErrno(error, 'EMLINK') || isErrno(error, 'EXDEV'))
-        return 'unsupported';
+      if (isNoHardLink(error)) return 'unsupported';
       throw error;
     }
   }
@@ -193,8 +192,7 @@ export class DiskContentIndex {
       await link(metadata, at);
       return true;
     } catch (error) {
-      if (isErrno(error, 'EPERM') || isErrno(error, 'EMLINK') || isErrno(error, 'EXDEV'))
-        return false;
+      if (isNoHardLink(error)) return false;
       throw error;
     }
   }

@@ -128,7 +128,7 @@ import { lastRecord } from './json-lines.js';
 import { DirectorySyncs } from './directory-syncs.js';
 import { CompletionLedger } from './completion-ledger.js';
 import { DeliveredFiles, type Place } from './delivered-files.js';
-import { isErrno, isOutOfSpace } from './errno.js';
+import { isErrno, isNoHardLink, isOutOfSpace } from './errno.js';
 import type {
   ChunkRecord,
   CompletionInfo,
@@ -328,8 +328,10 @@ export class DiskStore implements UploadStore {
     }
     this.hasher = await loadHasher();
     this.bootHash = this.hasher.h64(new TextEncoder().encode(this.bootIdSource()));
-    await this.ledger.removeLeftNames();
-    await this.removeUnknownData();
+    // One listing for both clean-ups (names only; uploads/ may hold 100k completed records).
+    const names = await readdir(this.uploadsDir);
+    await this.ledger.removeLeftNames(names);
+    await this.removeUnknownData(new Set(names));
     if (this.preallocate) {
       // Unfinished uploads only (those with a data file in uploads/): start-up reads O(active)
       // records, however many completion records the TTL keeps (100k completed uploads once kept
@@ -356,8 +358,7 @@ export class DiskStore implements UploadStore {
    * (an upload stored from its OPEN has metadata only once completed), unknown to readState and
    * so never listed for the sweeper.
    */
-  private async removeUnknownData(): Promise<void> {
-    const names = new Set(await readdir(this.uploadsDir));
+  private async removeUnknownData(names: ReadonlySet<string>): Promise<void> {
     for (const name of names) {
       if (!name.endsWith('.part')) continue;
       const id = name.slice(0, -'.part'.length);
@@ -1036,8 +1037,7 @@ export class DiskStore implements UploadStore {
         await link(from, place.location);
         return true;
       } catch (error) {
-        if (!isErrno(error, 'EXDEV') && !isErrno(error, 'EMLINK') && !isErrno(error, 'EPERM'))
-          throw error;
+        if (!isNoHardLink(error)) throw error;
       }
       // A clone where the filesystem can (copy-on-write), else a local copy; flushed either way.
       await copyFile(

@@ -6,6 +6,11 @@ export function isOutOfSpace(error: unknown): boolean {
   return code === 'ENOSPC' || code === 'EDQUOT';
 }
 
+/** No hard link can be made there: another filesystem, one without links, or too many links. */
+export function isNoHardLink(error: unknown): boolean {
+  return isErrno(error, 'EPERM') || isErrno(error, 'EXDEV') || isErrno(error, 'EMLINK');
+}
+
 /** The error is the system error `code` (ENOENT, EEXIST, ...). */
 export function isErrno(error: unknown, code: string): boolean {
   return (
