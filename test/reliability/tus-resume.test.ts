@@ -51,6 +51,9 @@ describe('tus-js-client resumes', () => {
     server = await startServer({ dir: tmp.path, defaultChunkSize: MiB });
     const port = Number(new URL(server.url).port);
     proxy = await startFaultProxy(port);
+    // Slow enough that each cut lands mid-PATCH: unthrottled, a quiet machine stored all 24 MiB
+    // before the server's offset was first polled, and no cut was made.
+    proxy.trickle(8 * MiB);
     const data = randomBytes(24 * MiB + 4321);
     const cutsAt = [5 * MiB, 14 * MiB];
     const patchOffsets: number[] = [];
