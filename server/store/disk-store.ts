@@ -90,7 +90,8 @@
  * first ACK), before a completion's commit where the upload's entries were never flushed, after a
  * metadata file's rename and after a ledger link, every folder's parent after the folder is made,
  * and the folder a completed file lands in after the move, so no ACK that claims to outlive a power
- * loss rests on a file a power loss could unlink.
+ * loss rests on a file a power loss could unlink. A directory whose fsync failed fails every later
+ * sync of it until the process restarts (directory-syncs.ts).
  *
  * One server process per data directory: a store's start removes what it finds no upload will
  * claim (lone .part files, the names of open ledgers), which another live process may be using.

@@ -12,6 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadHasher, wholeFileDigest, hashToHex } from '../../protocol/index.js';
 import { DiskStore } from '../../server/index.js';
 import { LEDGER_MAX_RECORDS } from '../../server/store/completion-ledger.js';
+import { failDirectorySyncs } from '../helpers/fail-syncs.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 import { uploadInfo } from '../helpers/upload-info.js';
 
@@ -141,5 +142,36 @@ describe('DiskStore: uploads created to complete at once', () => {
       );
     }
     await store.close();
+  });
+
+  it('after a failed fsync of uploads/ no later completion is reported done: they fail, and none reads as completed', async () => {
+    const hasher = await loadHasher();
+    const store = new DiskStore({ dir: tmp.path });
+    await store.init();
+    const uploads = join(tmp.path, 'uploads');
+    const complete = async (id: string): Promise<unknown> => {
+      const bytes = new Uint8Array(randomBytes(3000));
+      const hash = hasher.h64(bytes);
+      const handle = await store.create(uploadInfo({ id, fileSize: bytes.byteLength }), {
+        completesAtOnce: true,
+      });
+      await handle.writeAt(bytes, 0);
+      await handle.recordChunks([{ index: 0, hash }], true);
+      return handle.finish(hashToHex(wholeFileDigest(hasher, [hash]))).then(
+        () => 'done',
+        (error: NodeJS.ErrnoException) => error.code,
+      );
+    };
+    const restore = await failDirectorySyncs(tmp.path, (path) => path === uploads, 1, 0);
+    try {
+      expect(await complete('c'.repeat(32))).toBe('EIO');
+      // The disk would now answer the fsync with success: the store must not believe it.
+      expect(await complete('d'.repeat(32))).toBe('EIO');
+      for (const id of ['c'.repeat(32), 'd'.repeat(32)])
+        expect((await store.readState(id))?.completion).toBeUndefined();
+    } finally {
+      restore();
+      await store.close();
+    }
   });
 });
