@@ -14,13 +14,20 @@ import type {
 } from '../core/types.js';
 import { blobSource } from './blob-source.js';
 import { IndexedDbResumeStore } from './idb-store.js';
-import { chooseTransport, isTransportChoice, type TransportChoice } from './transports.js';
+import {
+  autoDataTransport,
+  chooseTransport,
+  isTransportChoice,
+  type TransportChoice,
+} from './transports.js';
 
 export * from '../core/index.js';
 export { BrowserWebSocketTransport } from './websocket-transport.js';
 export { HttpTransport } from './http-transport.js';
 export {
   FallbackTransport,
+  autoDataTransport,
+  autoSendsDataOverHttp,
   chooseTransport,
   isTransportChoice,
   type TransportChoice,
@@ -36,7 +43,8 @@ export interface BrowserUploaderOptions extends Omit<
   readonly file: Blob | FileSource;
   /**
    * A Transport, or which binding to use: 'websocket', 'http' (SPEC.md 3.6) or 'auto' (the
-   * WebSocket, falling back to HTTP when a WebSocket cannot be opened). Default 'websocket'.
+   * WebSocket, falling back to HTTP when a WebSocket cannot be opened; in Chromium an accepted
+   * upload's bytes then go over HTTP, `autoSendsDataOverHttp`). Default 'websocket'.
    */
   readonly transport?: Transport | TransportChoice;
   /** Default: IndexedDB when available; `false` disables cross-reload resume. */
@@ -64,6 +72,10 @@ export function createUploader(options: BrowserUploaderOptions): Uploader {
     resumeStore === false
       ? undefined
       : (resumeStore ?? (globalThis.indexedDB ? new IndexedDbResumeStore() : undefined));
+  const autoData =
+    transport === 'auto' && rest.dataTransport === undefined
+      ? autoDataTransport(isBlob(file) ? file : undefined)
+      : undefined;
   const core: UploaderOptions = {
     ...rest,
     ...(transport === 'http' && rest.chunkSize === undefined ? { chunkSize: HTTP_CHUNK_SIZE } : {}),
@@ -71,6 +83,7 @@ export function createUploader(options: BrowserUploaderOptions): Uploader {
     transport: isTransportChoice(transport)
       ? chooseTransport(transport, isBlob(file) ? file : undefined)
       : (transport ?? chooseTransport('websocket')),
+    ...(autoData ? { dataTransport: autoData } : {}),
     ...(store ? { resumeStore: store } : {}),
   };
   return createCoreUploader(core);

@@ -188,6 +188,15 @@ export interface UploaderOptions {
   readonly endpoint: string;
   readonly file: FileSource;
   readonly transport: Transport;
+  /**
+   * Where the file's bytes go once the upload is accepted (the browser's `auto` in Chromium: the
+   * HTTP binding, client/browser/transports.ts). The upload opens over `transport`, where bigup.2
+   * gives it instant upload and the check of a re-picked file's acked chunks; after an ACCEPT of a
+   * bigup.2 session that leaves at least `DATA_TRANSPORT_MIN_BYTES` to send and has no acked chunk
+   * to check (a new upload, or one resumed with nothing acked), it resumes over this one (RESUME, the acked ranges from its ACCEPT). If it cannot reach the
+   * server before its first answer, the upload goes back to `transport` for good.
+   */
+  readonly dataTransport?: Transport;
   /** Where resume records live. Without one, only in-session reconnects resume. */
   readonly resumeStore?: ResumeStore;
   /** Key for the resume store. Default: `defaultFingerprint` (endpoint, name, size, lastModified, content sample hash). */

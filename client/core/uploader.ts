@@ -90,6 +90,7 @@ import type {
   UploadErrorInfo,
   UploadOutcome,
   UploadState,
+  Transport,
   Uploader,
   UploaderEventMap,
   UploaderEventName,
@@ -98,6 +99,13 @@ import type {
 import { ABNORMAL_CLOSURE } from './types.js';
 
 const MiB = 1024 * 1024;
+
+/**
+ * Bytes an accepted upload must still have to send before it moves to `dataTransport`
+ * (UploaderOptions): the move costs one more connection and round trip (a RESUME), which a
+ * file of a few chunks would not win back.
+ */
+export const DATA_TRANSPORT_MIN_BYTES = 16 * MiB;
 
 /**
  * Defaults, chosen from a loopback sweep of the bench harness against `big-uploader serve` (window
@@ -184,6 +192,12 @@ const STREAM = 1;
 /** Uploads one file: the `Uploader` every entry creates. */
 export class FileUploader implements Uploader {
   private readonly options: UploaderOptions;
+  /** The transport the next connection uses: `options.transport`, or its `dataTransport`. */
+  private transport: Transport;
+  /** The data transport could not reach the server: the upload stays on `options.transport`. */
+  private dataTransportFailed = false;
+  /** The ACCEPT before the move to the data transport created the upload. */
+  private createdBeforeMove = false;
   private readonly clock: Clock;
   private readonly random: () => number;
   private readonly backoff: BackoffOptions;
@@ -239,6 +253,7 @@ export class FileUploader implements Uploader {
 
   constructor(options: UploaderOptions) {
     this.options = options;
+    this.transport = options.transport;
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? Math.random;
     this.backoff = resolveBackoff(options.backoff);
@@ -427,14 +442,15 @@ export class FileUploader implements Uploader {
   private connect(): void {
     const url = new URL(this.options.endpoint);
     // SPEC.md 3.3: a client that can set headers sends the token in Authorization, not the URL.
-    const headerAuth = this.options.token && this.options.transport.sendsHeaders === true;
+    const transport = this.transport;
+    const headerAuth = this.options.token && transport.sendsHeaders === true;
     if (this.options.token && !headerAuth) url.searchParams.set('token', this.options.token);
     this.life.go('reconnect');
     let session: Session | undefined;
     const current = (): Session | undefined =>
       session !== undefined && this.session === session ? session : undefined;
     const isCurrent = () => current() !== undefined;
-    const conn = this.options.transport.connect(
+    const conn = transport.connect(
       url.toString(),
       this.options.replaceChangedChunks === false
         ? [SUBPROTOCOL_V1]
@@ -754,6 +770,10 @@ export class FileUploader implements Uploader {
     if (m.created) void this.saveRecord();
     // The server's list is authoritative: after an OS crash it may hold less than we saw acked.
     this.acked = new RangeSet(m.ranges);
+    if (this.moveToDataTransport(s, m)) return;
+    // An upload this Uploader created and then moved to the data transport is not a resume.
+    const createdHere = m.created || this.createdBeforeMove;
+    this.createdBeforeMove = false;
     this.bytesSkipped ??= this.acked.total;
     s.phase = 'active';
     s.window = m.window;
@@ -763,13 +783,13 @@ export class FileUploader implements Uploader {
     const total = file.size;
     this.emitter.emit('start', {
       uploadId: bytesToHex(m.uploadId),
-      resumed: !m.created,
+      resumed: !createdHere,
       resumedBytes: this.acked.total,
       total,
       chunkSize: m.chunkSize,
       window: Math.min(m.window, this.maxInFlight),
     });
-    if (!m.created && total > 0) {
+    if (!createdHere && total > 0) {
       const percent = Math.floor((this.acked.total / total) * 100);
       if (this.acked.total === total)
         this.info('ALREADY_COMPLETE', 'the server already has every byte; completing');
@@ -789,6 +809,37 @@ export class FileUploader implements Uploader {
     if (!m.created && this.acked.total > 0 && this.verifyPending && s.replaceChunk)
       s.verify = { stage: this.hashingAckedDone ? 'draining' : 'hashing', through: -1 };
     this.pump();
+  }
+
+  /**
+   * After an ACCEPT over `options.transport`, resume over `options.dataTransport` when it is
+   * worth it (UploaderOptions.dataTransport): the session is dropped without an event and a
+   * connection over the data transport opens at once. True when the move began.
+   */
+  private moveToDataTransport(s: Session, m: AcceptMessage): boolean {
+    const data = this.options.dataTransport;
+    if (
+      !data ||
+      this.transport === data ||
+      this.dataTransportFailed ||
+      !s.v2 ||
+      this.life.pausing ||
+      this.options.file.size - this.acked.total < DATA_TRANSPORT_MIN_BYTES ||
+      // A resumed upload's acked chunks are checked against the file over bigup.2 (VERIFY,
+      // 16.9), which the HTTP binding does not carry: it stays where it opened.
+      (!m.created && this.acked.total > 0 && s.replaceChunk)
+    )
+      return false;
+    this.transport = data;
+    this.createdBeforeMove = m.created;
+    this.detach(s);
+    try {
+      s.conn.close(CloseCode.NORMAL, 'moving to the data transport');
+    } catch {
+      // Already closed.
+    }
+    this.connect();
+    return true;
   }
 
   /** The chunk hash table, set up at the first ACCEPT (the hasher is loaded before connecting). */
@@ -1348,6 +1399,19 @@ export class FileUploader implements Uploader {
   private onClose(s: Session, info: CloseInfo): void {
     const phase = s.phase;
     this.detach(s);
+    if (
+      this.transport === this.options.dataTransport &&
+      (phase === 'connecting' || phase === 'handshake') &&
+      info.code === ABNORMAL_CLOSURE &&
+      !this.life.stopping
+    ) {
+      // The data transport never answered (no HTTP binding there, a proxy in the way): back to
+      // the transport that opened the upload, for good, at once and without an error.
+      this.dataTransportFailed = true;
+      this.transport = this.options.transport;
+      this.connect();
+      return;
+    }
     if (this.life.cancelled) {
       this.life.confirmTerminated();
       return;

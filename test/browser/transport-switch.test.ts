@@ -2,8 +2,9 @@
  * One upload, two bindings: <big-uploader transport="websocket"> sends part of a file and is
  * paused, the page reloads, and the same file picked again with transport="http" resumes the same
  * upload from the acked ranges the WebSocket stored, over PUTs, to a byte-identical file.
- * Then the reverse (HTTP first, WebSocket to finish), and `auto` falling back to HTTP when a
- * WebSocket cannot be opened.
+ * Then the reverse (HTTP first, WebSocket to finish), `auto` falling back to HTTP when a WebSocket
+ * cannot be opened, and `auto` in Chromium opening over WebSocket and sending the bytes over HTTP
+ * (back to WebSocket where the server has no HTTP binding).
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -141,5 +142,56 @@ describe('transport="auto" when a WebSocket cannot be opened', () => {
       await context.close();
       await full.close();
     }
+  });
+});
+
+describe('transport="auto" in Chromium: opened over WebSocket, the bytes over HTTP', () => {
+  async function uploadAuto(
+    options: { httpBinding?: boolean },
+    name: string,
+  ): Promise<{ sockets: number; puts: number; resumes: number }> {
+    const dir = join(suite.tmp.path, `data-${name}`);
+    const server = await startServer({ dir, pageDir: suite.pageDir, ...options });
+    const source = await makeFile(join(suite.tmp.path, 'src'), `${name}.bin`, 40 * MiB);
+    const { context, page } = await newPage(suite.browser);
+    try {
+      const traffic = watchTraffic(context, page);
+      let resumes = 0;
+      context.on('request', (request) => {
+        if (request.method() === 'POST' && /\/upload$/.test(request.url())) resumes++;
+      });
+      await openDemo(page, `${server.url}/`, { transport: 'auto' });
+      await pickFiles(page, [source]);
+      await waitForRow(page, `r.status === 'done'`, 120_000);
+      const starts = await events(page, 'upload-start');
+      // The move is not a resume the user sees: one start event, of a new upload.
+      expect(starts).toHaveLength(1);
+      expect((starts[0].detail as { resumedBytes: number }).resumedBytes).toBe(0);
+      expect(await events(page, 'upload-error')).toEqual([]);
+      const { uploadId } = (await events(page, 'upload-complete'))[0].detail as {
+        uploadId: string;
+      };
+      const stored = join(dir, 'files', uploadId);
+      const [storedName] = await readdir(stored);
+      expect(await sha256(join(stored, storedName))).toBe(await sha256(source));
+      return { ...traffic, resumes };
+    } finally {
+      await context.close();
+      await server.close();
+    }
+  }
+
+  it('a 40 MiB file: one WebSocket for the OPEN, then chunk PUTs, byte-identical', async () => {
+    const traffic = await uploadAuto({}, 'auto-moves');
+    expect(traffic.sockets).toBe(1);
+    expect(traffic.resumes).toBe(1);
+    // Nearly every chunk went over HTTP: none had been sent before the move.
+    expect(traffic.puts).toBeGreaterThanOrEqual(10);
+  });
+
+  it('a server without the HTTP binding: the upload goes back to WebSocket and completes', async () => {
+    const traffic = await uploadAuto({ httpBinding: false }, 'auto-no-http');
+    expect(traffic.sockets).toBe(2);
+    expect(traffic.puts).toBe(0);
   });
 });

@@ -1,0 +1,130 @@
+/**
+ * UploaderOptions.dataTransport (client/core/uploader.ts, `moveToDataTransport`): an upload opens
+ * over its transport (here the Node WebSocket, bigup.2) and, once accepted with at least
+ * DATA_TRANSPORT_MIN_BYTES to send, resumes over the data transport (here HttpTransport on Node's
+ * fetch, standing in for Chromium's `auto`) against the real server. A server without the HTTP
+ * binding sends it back to the WebSocket without an error; a small file and a resumed upload with
+ * acked chunks to check stay where they opened.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import { HttpTransport, MemoryResumeStore, createUploader } from '../../client/browser/index.js';
+import { DATA_TRANSPORT_MIN_BYTES } from '../../client/core/uploader.js';
+import type { UploadOutcome } from '../../client/core/types.js';
+import { WsTransport } from '../../client/node/ws-transport.js';
+import type { AppOptions } from '../../server/index.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { storedLocation } from '../helpers/stored.js';
+import { makeTempDir, type TempDir } from '../helpers/tmp.js';
+
+let tmp: TempDir | undefined;
+let server: TestServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+  await tmp?.cleanup();
+  tmp = undefined;
+});
+
+const MiB = 2 ** 20;
+
+/** Upload `size` random bytes with a WebSocket transport and an HTTP data transport; what went where. */
+async function upload(
+  size: number,
+  options: Omit<AppOptions, 'dir'> = {},
+  resumeStore = new MemoryResumeStore(),
+  bytes = new Uint8Array(randomBytes(size)),
+) {
+  tmp ??= await makeTempDir('bigup-data-transport-');
+  server ??= await startServer({ dir: tmp.path, ...options });
+  const blob = new Blob([bytes]);
+  const traffic = { sockets: 0, puts: 0, posts: 0 };
+  const ws = new WsTransport();
+  const control = {
+    sendsHeaders: ws.sendsHeaders,
+    connect: (...args: Parameters<WsTransport['connect']>) => {
+      traffic.sockets++;
+      return ws.connect(...args);
+    },
+  };
+  const data = new HttpTransport({
+    dataFrom: blob,
+    fetch: (input, init) => {
+      if (init?.method === 'PUT') traffic.puts++;
+      if (init?.method === 'POST') traffic.posts++;
+      return fetch(input, init);
+    },
+  });
+  const uploader = createUploader({
+    endpoint: server.wsUrl,
+    file: blob,
+    transport: control,
+    dataTransport: data,
+    resumeStore,
+  });
+  const errors: string[] = [];
+  const starts: boolean[] = [];
+  uploader.on('error', (e) => errors.push(String(e.code)));
+  uploader.on('start', (e) => starts.push(e.resumed));
+  const outcome: UploadOutcome = await uploader.start();
+  expect(outcome.state).toBe('done');
+  if (outcome.state === 'done') {
+    const stored = await readFile(await storedLocation(tmp.path, outcome.result.uploadId));
+    expect(stored.equals(bytes)).toBe(true);
+  }
+  return { traffic, errors, starts, uploader };
+}
+
+describe('dataTransport', () => {
+  it('a file of 24 MiB opens over WebSocket and sends its chunks over HTTP, byte-identical', async () => {
+    const { traffic, errors, starts } = await upload(24 * MiB);
+    expect(traffic.sockets).toBe(1);
+    expect(traffic.posts).toBeGreaterThanOrEqual(2); // the RESUME, the COMPLETE
+    expect(traffic.puts).toBe(6); // every 4 MiB chunk
+    expect(errors).toEqual([]);
+    // The move is not a resume anyone sees: one start, of a new upload.
+    expect(starts).toEqual([false]);
+  });
+
+  it('a server without the HTTP binding: back to WebSocket at once, no error, byte-identical', async () => {
+    const { traffic, errors, starts } = await upload(24 * MiB, { httpBinding: false });
+    expect(traffic.sockets).toBe(2);
+    expect(traffic.puts).toBe(0);
+    expect(errors).toEqual([]);
+    expect(starts).toEqual([false]);
+  });
+
+  it(`a file with less than ${DATA_TRANSPORT_MIN_BYTES / MiB} MiB to send stays on WebSocket`, async () => {
+    const { traffic } = await upload(DATA_TRANSPORT_MIN_BYTES - 1);
+    expect(traffic.sockets).toBe(1);
+    expect(traffic.puts + traffic.posts).toBe(0);
+  });
+
+  it('a resumed upload with acked chunks stays on WebSocket (their check is bigup.2 only)', async () => {
+    tmp = await makeTempDir('bigup-data-transport-');
+    server = await startServer({ dir: tmp.path });
+    const bytes = new Uint8Array(randomBytes(24 * MiB));
+    const store = new MemoryResumeStore();
+    // A first session, WebSocket only, paused with part of the file acked.
+    const blob = new Blob([bytes]);
+    const first = createUploader({
+      endpoint: server.wsUrl,
+      file: blob,
+      transport: new WsTransport(),
+      resumeStore: store,
+      limitRate: 8 * MiB,
+    });
+    let pausing: Promise<void> | undefined;
+    first.on('progress', (p) => {
+      if (p.bytesAcked >= 4 * MiB) pausing ??= first.pause();
+    });
+    const paused = await first.start();
+    await pausing;
+    expect(paused.state).toBe('paused');
+    const { traffic, starts } = await upload(bytes.byteLength, {}, store, bytes);
+    expect(traffic.sockets).toBe(1);
+    expect(traffic.puts + traffic.posts).toBe(0);
+    expect(starts).toEqual([true]);
+  });
+});
