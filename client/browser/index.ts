@@ -78,7 +78,10 @@ export function createUploader(options: BrowserUploaderOptions): Uploader {
       : undefined;
   const core: UploaderOptions = {
     ...rest,
-    ...(transport === 'http' && rest.chunkSize === undefined ? { chunkSize: HTTP_CHUNK_SIZE } : {}),
+    // `auto` in Chromium proposes the HTTP chunk size at its OPEN: its bytes go over HTTP.
+    ...((transport === 'http' || autoData) && rest.chunkSize === undefined
+      ? { chunkSize: HTTP_CHUNK_SIZE }
+      : {}),
     file: isBlob(file) ? blobSource(file) : file,
     transport: isTransportChoice(transport)
       ? chooseTransport(transport, isBlob(file) ? file : undefined)
