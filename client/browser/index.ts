@@ -4,7 +4,10 @@
  * name, size, lastModified and a hash of a content sample, so picking the same file again after a
  * reload resumes it).
  */
-import { createUploader as createCoreUploader } from '../core/uploader.js';
+import {
+  DATA_TRANSPORT_MIN_BYTES,
+  createUploader as createCoreUploader,
+} from '../core/uploader.js';
 import type {
   FileSource,
   ResumeStore,
@@ -62,7 +65,8 @@ function isBlob(value: unknown): value is Blob {
  * byte. Measured in one headless Chromium (256 MiB, `<big-uploader transport="http">`, 3-4 rounds
  * alternated, medians): 4 MiB 60-70 MB/s at 5.0-5.6 s of Chromium CPU, 8 MiB 73-98 MB/s at
  * 4.3-4.9 s (docs/measurements.md, "Where `<big-uploader transport="http">` spends its time").
- * The WebSocket keeps the core's default (DEFAULTS.chunkSize).
+ * The WebSocket keeps the core's default (DEFAULTS.chunkSize), except for a file `auto` sends over
+ * HTTP once accepted (Chromium, DATA_TRANSPORT_MIN_BYTES or more): its OPEN proposes this size.
  */
 export const HTTP_CHUNK_SIZE = 8 * 2 ** 20;
 
@@ -76,10 +80,12 @@ export function createUploader(options: BrowserUploaderOptions): Uploader {
     transport === 'auto' && rest.dataTransport === undefined
       ? autoDataTransport(isBlob(file) ? file : undefined)
       : undefined;
+  // Only a file that will move to HTTP gets the HTTP chunk size: smaller ones stay on WebSocket.
+  const movesToHttp = autoData !== undefined && file.size >= DATA_TRANSPORT_MIN_BYTES;
   const core: UploaderOptions = {
     ...rest,
     // `auto` in Chromium proposes the HTTP chunk size at its OPEN: its bytes go over HTTP.
-    ...((transport === 'http' || autoData) && rest.chunkSize === undefined
+    ...((transport === 'http' || movesToHttp) && rest.chunkSize === undefined
       ? { chunkSize: HTTP_CHUNK_SIZE }
       : {}),
     file: isBlob(file) ? blobSource(file) : file,

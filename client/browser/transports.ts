@@ -113,7 +113,8 @@ export class FallbackTransport implements Transport {
  * opens over WebSocket, where bigup.2 gives it instant upload and the check of a re-picked file's
  * chunks, which the HTTP binding (bigup.1's messages) does not carry. Chromium-based engines are
  * told apart by `navigator.userAgentData` (User-Agent Client Hints, exposed in windows and workers
- * there and nowhere else today), not by parsing the UA string.
+ * there and nowhere else today), not by parsing the UA string. Chromium exposes it only in secure
+ * contexts (https, localhost): on a plain-http page of another host the bytes stay on WebSocket.
  */
 export function autoSendsDataOverHttp(
   nav: { readonly userAgentData?: unknown } | undefined = globalThis.navigator as

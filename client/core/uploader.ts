@@ -198,6 +198,8 @@ export class FileUploader implements Uploader {
   private dataTransportFailed = false;
   /** The ACCEPT before the move to the data transport created the upload. */
   private createdBeforeMove = false;
+  /** An ACK came over the data transport: it works here (UploaderOptions.dataTransport). */
+  private dataTransportProven = false;
   private readonly clock: Clock;
   private readonly random: () => number;
   private readonly backoff: BackoffOptions;
@@ -697,6 +699,7 @@ export class FileUploader implements Uploader {
         break;
       case 'ack':
         if (s.phase !== 'active') return this.unexpected(s, 'ACK');
+        if (this.transport === this.options.dataTransport) this.dataTransportProven = true;
         this.onAck(s, message.ranges);
         break;
       case 'window':
@@ -1399,19 +1402,6 @@ export class FileUploader implements Uploader {
   private onClose(s: Session, info: CloseInfo): void {
     const phase = s.phase;
     this.detach(s);
-    if (
-      this.transport === this.options.dataTransport &&
-      (phase === 'connecting' || phase === 'handshake') &&
-      info.code === ABNORMAL_CLOSURE &&
-      !this.life.stopping
-    ) {
-      // The data transport never answered (no HTTP binding there, a proxy in the way): back to
-      // the transport that opened the upload, for good, at once and without an error.
-      this.dataTransportFailed = true;
-      this.transport = this.options.transport;
-      this.connect();
-      return;
-    }
     if (this.life.cancelled) {
       this.life.confirmTerminated();
       return;
@@ -1432,6 +1422,24 @@ export class FileUploader implements Uploader {
     if (this.life.pausing && !final) {
       this.toPaused();
       return;
+    }
+    if (this.transport !== this.options.transport) {
+      // Any end of a session over the data transport sends the upload back to the transport that
+      // opened it, for good: a refusal there (a proxy's 405 or 413 on PUTs, a lease that another
+      // node of a round-robin pool does not know, a black hole) must not cost the upload what the
+      // main transport would carry.
+      this.dataTransportFailed = true;
+      this.transport = this.options.transport;
+      if (!this.dataTransportProven) {
+        // It never acked a byte: nothing the user needs to hear about; the main one at once.
+        this.connect();
+        return;
+      }
+      // A refusal of the data transport's requests says nothing about the upload: retry.
+      if (error.code === ClientErrors.HANDSHAKE_REFUSED.code) {
+        final = false;
+        error = { ...error, retryable: true };
+      }
     }
     if (final || !error.retryable) {
       this.fail({ ...error, fatal: true });
@@ -1542,6 +1550,8 @@ export class FileUploader implements Uploader {
   }
 
   private forgetUpload(): void {
+    // A new OPEN goes where instant upload and the chunk check are (UploaderOptions.dataTransport).
+    this.transport = this.options.transport;
     this.uploadIdBytes = undefined;
     this.secret = undefined;
     this.acked = new RangeSet();

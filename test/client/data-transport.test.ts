@@ -7,6 +7,7 @@
  * acked chunks to check stay where they opened.
  */
 import { randomBytes } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { readFile } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HttpTransport, MemoryResumeStore, createUploader } from '../../client/browser/index.js';
@@ -35,6 +36,8 @@ async function upload(
   options: Omit<AppOptions, 'dir'> = {},
   resumeStore = new MemoryResumeStore(),
   bytes = new Uint8Array(randomBytes(size)),
+  /** Stand in for what is between the page and the server: the answer to the nth PUT (from 1). */
+  putFault?: (n: number) => Response | 'network' | undefined,
 ) {
   tmp ??= await makeTempDir('bigup-data-transport-');
   server ??= await startServer({ dir: tmp.path, ...options });
@@ -51,7 +54,14 @@ async function upload(
   const data = new HttpTransport({
     dataFrom: blob,
     fetch: (input, init) => {
-      if (init?.method === 'PUT') traffic.puts++;
+      if (init?.method === 'PUT') {
+        traffic.puts++;
+        const fault = putFault?.(traffic.puts);
+        if (fault === 'network')
+          // Later than the ACKs of the PUTs sent with it, as a connection dropped mid-body is.
+          return delay(300).then(() => Promise.reject(new TypeError('fetch failed')));
+        if (fault) return Promise.resolve(fault);
+      }
       if (init?.method === 'POST') traffic.posts++;
       return fetch(input, init);
     },
@@ -126,5 +136,29 @@ describe('dataTransport', () => {
     expect(traffic.sockets).toBe(1);
     expect(traffic.puts + traffic.posts).toBe(0);
     expect(starts).toEqual([true]);
+  });
+
+  it('PUTs refused by something in between (413) before any ACK: back to WebSocket at once, no error', async () => {
+    const { traffic, errors, starts } = await upload(
+      24 * MiB,
+      {},
+      undefined,
+      undefined,
+      () => new Response('too large', { status: 413 }),
+    );
+    expect(traffic.puts).toBeGreaterThan(0);
+    expect(traffic.sockets).toBe(2);
+    expect(errors).toEqual([]);
+    // The WebSocket's ACCEPT is a start like any reconnect's; the first one was the new upload's.
+    expect(starts[0]).toBe(false);
+  });
+
+  it('the data transport lost after it acked chunks: the upload retries over WebSocket, for good', async () => {
+    const { traffic, errors } = await upload(24 * MiB, {}, undefined, undefined, (n) =>
+      n === 3 ? 'network' : undefined,
+    );
+    expect(traffic.sockets).toBe(2);
+    // The loss is reported once, as any lost connection is, and retried over the WebSocket.
+    expect(errors).toHaveLength(1);
   });
 });
