@@ -164,8 +164,9 @@ export function registerHttpRoutes(fastify: FastifyInstance, ctx: HttpContext): 
     if (!ctx.options.publicHealth && tokenRefused(request, reply)) return reply;
     if (ctx.shuttingDown()) return reply.code(503).send({ status: 'shutting-down' });
     if (!ctx.store.health) return { status: 'ok' };
-    // Object-store mode: a node that cannot reach its bucket or registry cannot ack; say so (503),
-    // so the load balancer sends clients to a node that can.
+    // A node that cannot reach its bucket or registry cannot ack, and one whose disk failed a
+    // directory fsync cannot complete until restarted (directory-syncs.ts); say so (503), so the
+    // load balancer sends clients to a node that can and the operator restarts this one.
     const backends = await ctx.store.health();
     const ok = backends.store.ok && backends.registry.ok;
     return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'degraded', ...backends });

@@ -51,6 +51,17 @@ export class DirectorySyncs {
     return this.entries.size;
   }
 
+  /** What /healthz reports: the first remembered failed fsync, undefined while there is none. */
+  get failure(): string | undefined {
+    const [first] = this.failed;
+    const failed = this.failedEverywhere ?? first?.[1];
+    if (!failed) return undefined;
+    const code = (failed as NodeJS.ErrnoException).code ?? failed.message;
+    return this.failedEverywhere
+      ? `fsyncs of more than ${MAX_FAILED_DIRECTORIES} directories failed (${code}); restart the server`
+      : `fsync of ${first?.[0] ?? ''} failed (${code})${this.failed.size > 1 ? ` and of ${this.failed.size - 1} more directories` : ''}; restart the server`;
+  }
+
   sync(path: string): Promise<void> {
     const earlier = this.earlierFailure(path);
     if (earlier) return Promise.reject(earlier);
@@ -97,11 +108,14 @@ export class DirectorySyncs {
     const first = this.failedEverywhere ?? this.failed.get(path);
     if (!first) return undefined;
     const code = (first as NodeJS.ErrnoException).code;
+    // Always EIO: the first failure's own code (ENOSPC, EDQUOT) would tell clients that freeing
+    // space helps, and it does not until the restart.
     return Object.assign(
       new Error(
         `an earlier fsync of ${this.failedEverywhere ? 'a directory of this store' : path} failed (${code ?? first.message}): the durability of its entries is unknown until the server restarts`,
+        { cause: first },
       ),
-      code ? { code } : {},
+      { code: 'EIO' },
     );
   }
 }

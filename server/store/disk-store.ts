@@ -131,6 +131,7 @@ import { CompletionLedger } from './completion-ledger.js';
 import { DeliveredFiles, type Place } from './delivered-files.js';
 import { isErrno, isNoHardLink, isOutOfSpace } from './errno.js';
 import type {
+  BackendState,
   ChunkRecord,
   CompletionInfo,
   CreateIntent,
@@ -377,6 +378,18 @@ export class DiskStore implements UploadStore {
   }
 
   /** Close the ledger of completed records (its name goes; what it holds stays linked). */
+  /**
+   * For /healthz: not ok once a directory fsync failed (directory-syncs.ts), since from then on
+   * uploads that need that directory flushed fail until the process restarts.
+   */
+  health(): Promise<{ store: BackendState; registry: BackendState }> {
+    const failure = this.directorySyncs.failure;
+    return Promise.resolve({
+      store: failure ? { ok: false, kind: 'disk', detail: failure } : { ok: true, kind: 'disk' },
+      registry: { ok: true, kind: 'memory' },
+    });
+  }
+
   async close(): Promise<void> {
     await this.ledger.close();
   }

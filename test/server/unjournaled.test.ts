@@ -162,6 +162,7 @@ describe('DiskStore: uploads created to complete at once', () => {
         (error: NodeJS.ErrnoException) => error.code,
       );
     };
+    expect((await store.health()).store.ok).toBe(true);
     const restore = await failDirectorySyncs(tmp.path, (path) => path === uploads, 1, 0);
     try {
       expect(await complete('c'.repeat(32))).toBe('EIO');
@@ -169,6 +170,10 @@ describe('DiskStore: uploads created to complete at once', () => {
       expect(await complete('d'.repeat(32))).toBe('EIO');
       for (const id of ['c'.repeat(32), 'd'.repeat(32)])
         expect((await store.readState(id))?.completion).toBeUndefined();
+      // /healthz's view: not ok, naming the directory, so the server gets restarted.
+      const health = await store.health();
+      expect(health.store.ok).toBe(false);
+      expect(health.store.detail).toContain(uploads);
     } finally {
       restore();
       await store.close();
