@@ -62,6 +62,12 @@ export class DirectorySyncs {
       : `fsync of ${first?.[0] ?? ''} failed (${code})${this.failed.size > 1 ? ` and of ${this.failed.size - 1} more directories` : ''}; restart the server`;
   }
 
+  /** Throws (as `sync` would reject) when an fsync of `path` failed in this process. */
+  assertNotFailed(path: string): void {
+    const earlier = this.earlierFailure(path);
+    if (earlier) throw earlier;
+  }
+
   sync(path: string): Promise<void> {
     const earlier = this.earlierFailure(path);
     if (earlier) return Promise.reject(earlier);

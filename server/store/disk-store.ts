@@ -113,7 +113,7 @@ import {
   type FileHandle,
 } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import {
   Errors,
   ProtocolError,
@@ -728,6 +728,9 @@ export class DiskStore implements UploadStore {
       return undefined;
     }
     if (meta.completion) {
+      // The folder it landed in failed an fsync in this process (after the commit, so its client
+      // got an error): its entry may not be on disk, and no RESULT may say it is until a restart.
+      this.directorySyncs.assertNotFailed(dirname(meta.completion.location));
       const completion = await this.repairCompletion(meta.info, meta.completion);
       return {
         info: meta.info,

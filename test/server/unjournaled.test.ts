@@ -179,4 +179,36 @@ describe('DiskStore: uploads created to complete at once', () => {
       await store.close();
     }
   });
+
+  it('a failed fsync of the folder a completed file landed in: that completion is not read back as done until restart', async () => {
+    const hasher = await loadHasher();
+    const store = new DiskStore({ dir: tmp.path });
+    await store.init();
+    const id = 'e'.repeat(32);
+    const bytes = new Uint8Array(randomBytes(2000));
+    const hash = hasher.h64(bytes);
+    const handle = await store.create(uploadInfo({ id, fileSize: bytes.byteLength }), {
+      completesAtOnce: true,
+    });
+    await handle.writeAt(bytes, 0);
+    await handle.recordChunks([{ index: 0, hash }], true);
+    // The landing folder is files/<id>: its fsync, after the commit, fails.
+    const landing = join(tmp.path, 'files', id);
+    const restore = await failDirectorySyncs(tmp.path, (path) => path === landing, 1, 0);
+    try {
+      await expect(handle.finish(hashToHex(wholeFileDigest(hasher, [hash])))).rejects.toMatchObject(
+        { code: 'EIO' },
+      );
+      // A RESUME reads the upload back: the record says completed, the folder's entry is unknown.
+      await expect(store.readState(id)).rejects.toMatchObject({ code: 'EIO' });
+    } finally {
+      restore();
+      await store.close();
+    }
+    // After a restart (a new store on the same directory) it reads as completed again.
+    const again = new DiskStore({ dir: tmp.path });
+    await again.init();
+    expect((await again.readState(id))?.completion).toBeDefined();
+    await again.close();
+  });
 });
