@@ -193,10 +193,11 @@ export interface UploaderOptions {
    * HTTP binding, client/browser/transports.ts). The upload opens over `transport`, where bigup.2
    * gives it instant upload and the check of a re-picked file's acked chunks; after an ACCEPT of a
    * bigup.2 session that leaves at least `DATA_TRANSPORT_MIN_BYTES` to send and has no acked chunk
-   * to check (a new upload, or one resumed with nothing acked), it resumes over this one (RESUME, the acked ranges from its ACCEPT). Any end of a session over
-   * it (a refusal, a loss, a timeout) sends the upload back to `transport` for good: at once and
-   * without an `error` event if it never acked a chunk, else as any lost connection is retried.
-   * A new OPEN (after the upload was forgotten) goes over `transport` again.
+   * to check (a new upload, or one resumed with nothing acked), it resumes over this one (RESUME,
+   * the acked ranges from its ACCEPT). Any end of a session over it (a refusal, a loss, a timeout)
+   * sends the upload back to `transport` for good: at once and without an `error` event if it
+   * never acked a chunk, else as any lost connection is retried. A new OPEN (after the upload was
+   * forgotten) goes over `transport` again.
    */
   readonly dataTransport?: Transport;
   /** Where resume records live. Without one, only in-session reconnects resume. */

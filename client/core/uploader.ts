@@ -196,8 +196,10 @@ export class FileUploader implements Uploader {
   private transport: Transport;
   /** The data transport could not reach the server: the upload stays on `options.transport`. */
   private dataTransportFailed = false;
-  /** The ACCEPT before the move to the data transport created the upload. */
+  /** The ACCEPT before the move to the data transport created the upload (until the next ACCEPT). */
   private createdBeforeMove = false;
+  /** The upload moved to the data transport right after this Uploader created it. */
+  private movedNewUpload = false;
   /** An ACK came over the data transport: it works here (UploaderOptions.dataTransport). */
   private dataTransportProven = false;
   private readonly clock: Clock;
@@ -834,7 +836,7 @@ export class FileUploader implements Uploader {
     )
       return false;
     this.transport = data;
-    this.createdBeforeMove = m.created;
+    this.createdBeforeMove = this.movedNewUpload = m.created;
     this.detach(s);
     try {
       s.conn.close(CloseCode.NORMAL, 'moving to the data transport');
@@ -1431,7 +1433,9 @@ export class FileUploader implements Uploader {
       this.dataTransportFailed = true;
       this.transport = this.options.transport;
       if (!this.dataTransportProven) {
-        // It never acked a byte: nothing the user needs to hear about; the main one at once.
+        // It never acked a byte: nothing the user needs to hear about; the main one at once, and
+        // its ACCEPT is still that of a new upload where the move followed its creation.
+        this.createdBeforeMove = this.movedNewUpload;
         this.connect();
         return;
       }
