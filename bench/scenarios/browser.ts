@@ -448,7 +448,9 @@ async function compareInBrowser(ctx: ScenarioContext, engine: Engine): Promise<S
     const source = await makeFile(ctx, `browser-${size / MiB}MiB.bin`, size);
     file = source;
     const timeoutMs = Math.min(ctx.timeoutMs, 600_000);
-    const transports = (process.env.BENCH_BROWSER_TRANSPORTS ?? 'websocket,http').split(',');
+    // `auto` is what the component does by default (in Chromium: WebSocket to open, HTTP for the
+    // bytes); the two bindings alone show what each does.
+    const transports = (process.env.BENCH_BROWSER_TRANSPORTS ?? 'auto,websocket,http').split(',');
     const contenders: Contender[] = [
       ...[ours, oursBaseline].flatMap((server) =>
         !server
