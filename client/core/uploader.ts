@@ -107,6 +107,17 @@ const MiB = 1024 * 1024;
  */
 export const DATA_TRANSPORT_MIN_BYTES = 16 * MiB;
 
+/** How a transport's refusals end a session (client/core/errors.ts): the transport's, not the upload's. */
+const TRANSPORT_REFUSALS: ReadonlySet<number> = new Set(
+  [
+    ClientErrors.NETWORK,
+    ClientErrors.HANDSHAKE_UNAUTHORIZED,
+    ClientErrors.UNSUPPORTED_VERSION,
+    ClientErrors.HANDSHAKE_REFUSED,
+    ClientErrors.PROTOCOL_VIOLATION,
+  ].map((e) => e.code),
+);
+
 /**
  * Defaults, chosen from a loopback sweep of the bench harness against `big-uploader serve` (window
  * 64 MiB so the client's window is what varies; 1 GiB, 2 runs each, median; client/README.md,
@@ -200,7 +211,7 @@ export class FileUploader implements Uploader {
   private createdBeforeMove = false;
   /** The upload moved to the data transport right after this Uploader created it. */
   private movedNewUpload = false;
-  /** An ACK came over the data transport: it works here (UploaderOptions.dataTransport). */
+  /** An ACK came in this session over the data transport (UploaderOptions.dataTransport). */
   private dataTransportProven = false;
   private readonly clock: Clock;
   private readonly random: () => number;
@@ -447,6 +458,8 @@ export class FileUploader implements Uploader {
     const url = new URL(this.options.endpoint);
     // SPEC.md 3.3: a client that can set headers sends the token in Authorization, not the URL.
     const transport = this.transport;
+    // Proven per session: an earlier session's ACKs say nothing about this network or proxy.
+    if (transport === this.options.dataTransport) this.dataTransportProven = false;
     const headerAuth = this.options.token && transport.sendsHeaders === true;
     if (this.options.token && !headerAuth) url.searchParams.set('token', this.options.token);
     this.life.go('reconnect');
@@ -1425,25 +1438,31 @@ export class FileUploader implements Uploader {
       this.toPaused();
       return;
     }
-    if (this.transport !== this.options.transport) {
-      // Any end of a session over the data transport sends the upload back to the transport that
-      // opened it, for good: a refusal there (a proxy's 405 or 413 on PUTs, a lease that another
-      // node of a round-robin pool does not know, a black hole) must not cost the upload what the
-      // main transport would carry.
+    if (
+      this.transport !== this.options.transport &&
+      (error.retryable || TRANSPORT_REFUSALS.has(error.code))
+    ) {
+      // A session over the data transport that ended for its own reasons (a loss, a timeout, a
+      // refusal: a proxy's 405 or 413 on PUTs, a WAF's 403, a lease another node of a round-robin
+      // pool does not know) sends the upload back to the transport that opened it, for good: it
+      // must not cost the upload what the main transport would carry. A fatal answer about the
+      // upload itself (TAKEN_OVER, a quota) stays fatal: the main transport would only steal it
+      // back or hear the same.
       this.dataTransportFailed = true;
       this.transport = this.options.transport;
+      if (this.life.pausing) {
+        this.toPaused();
+        return;
+      }
       if (!this.dataTransportProven) {
-        // It never acked a byte: nothing the user needs to hear about; the main one at once, and
-        // its ACCEPT is still that of a new upload where the move followed its creation.
+        // It acked nothing in this session: nothing the user needs to hear about; the main one at
+        // once, and its ACCEPT is still that of a new upload where the move followed its creation.
         this.createdBeforeMove = this.movedNewUpload;
         this.connect();
         return;
       }
-      // A refusal of the data transport's requests says nothing about the upload: retry.
-      if (error.code === ClientErrors.HANDSHAKE_REFUSED.code) {
-        final = false;
-        error = { ...error, retryable: true };
-      }
+      final = false;
+      error = { ...error, retryable: true };
     }
     if (final || !error.retryable) {
       this.fail({ ...error, fatal: true });

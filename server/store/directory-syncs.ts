@@ -51,15 +51,15 @@ export class DirectorySyncs {
     return this.entries.size;
   }
 
-  /** What /healthz reports: the first remembered failed fsync, undefined while there is none. */
+  /** What /healthz reports (no path: it may be public): undefined while no fsync failed. */
   get failure(): string | undefined {
-    const [first] = this.failed;
-    const failed = this.failedEverywhere ?? first?.[1];
+    const [first] = this.failed.values();
+    const failed = this.failedEverywhere ?? first;
     if (!failed) return undefined;
-    const code = (failed as NodeJS.ErrnoException).code ?? failed.message;
+    const code = (failed as NodeJS.ErrnoException).code ?? 'an error';
     return this.failedEverywhere
       ? `fsyncs of more than ${MAX_FAILED_DIRECTORIES} directories failed (${code}); restart the server`
-      : `fsync of ${first?.[0] ?? ''} failed (${code})${this.failed.size > 1 ? ` and of ${this.failed.size - 1} more directories` : ''}; restart the server`;
+      : `an fsync of ${this.failed.size === 1 ? 'a directory' : `${this.failed.size} directories`} failed (${code}); restart the server`;
   }
 
   /** Throws (as `sync` would reject) when an fsync of `path` failed in this process. */

@@ -377,10 +377,10 @@ export class DiskStore implements UploadStore {
     return this.ledger.flushesIssued;
   }
 
-  /** Close the ledger of completed records (its name goes; what it holds stays linked). */
   /**
    * For /healthz: not ok once a directory fsync failed (directory-syncs.ts), since from then on
-   * uploads that need that directory flushed fail until the process restarts.
+   * uploads that need that directory flushed fail until the process restarts. No path in the
+   * answer (/healthz may be public); the failed calls' errors, in the log, name the directory.
    */
   health(): Promise<{ store: BackendState; registry: BackendState }> {
     const failure = this.directorySyncs.failure;
@@ -390,6 +390,7 @@ export class DiskStore implements UploadStore {
     });
   }
 
+  /** Close the ledger of completed records (its name goes; what it holds stays linked). */
   async close(): Promise<void> {
     await this.ledger.close();
   }

@@ -11,6 +11,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { readFile } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HttpTransport, MemoryResumeStore, createUploader } from '../../client/browser/index.js';
+import { Errors, encodeError } from '../../protocol/index.js';
 import { DATA_TRANSPORT_MIN_BYTES } from '../../client/core/uploader.js';
 import type { UploadOutcome } from '../../client/core/types.js';
 import { WsTransport } from '../../client/node/ws-transport.js';
@@ -38,6 +39,7 @@ async function upload(
   bytes = new Uint8Array(randomBytes(size)),
   /** Stand in for what is between the page and the server: the answer to the nth PUT (from 1). */
   putFault?: (n: number) => Response | 'network' | undefined,
+  expectState: UploadOutcome['state'] = 'done',
 ) {
   tmp ??= await makeTempDir('bigup-data-transport-');
   server ??= await startServer({ dir: tmp.path, ...options });
@@ -78,12 +80,12 @@ async function upload(
   uploader.on('error', (e) => errors.push(String(e.code)));
   uploader.on('start', (e) => starts.push(e.resumed));
   const outcome: UploadOutcome = await uploader.start();
-  expect(outcome.state).toBe('done');
+  expect(outcome.state).toBe(expectState);
   if (outcome.state === 'done') {
     const stored = await readFile(await storedLocation(tmp.path, outcome.result.uploadId));
     expect(stored.equals(bytes)).toBe(true);
   }
-  return { traffic, errors, starts, uploader };
+  return { traffic, errors, starts, uploader, outcome };
 }
 
 describe('dataTransport', () => {
@@ -160,5 +162,24 @@ describe('dataTransport', () => {
     expect(traffic.sockets).toBe(2);
     // The loss is reported once, as any lost connection is, and retried over the WebSocket.
     expect(errors).toHaveLength(1);
+  });
+
+  it('a fatal answer about the upload over HTTP (TAKEN_OVER) stays fatal: no WebSocket steals it back', async () => {
+    const takenOver = new Response(
+      Buffer.from(
+        encodeError({ code: Errors.TAKEN_OVER.code, message: 'another connection opened it' }),
+      ),
+      { status: 409, headers: { 'content-type': 'application/octet-stream' } },
+    );
+    const { traffic, outcome } = await upload(
+      24 * MiB,
+      {},
+      undefined,
+      undefined,
+      (n) => (n === 1 ? takenOver : undefined),
+      'failed',
+    );
+    if (outcome.state === 'failed') expect(outcome.error.name).toBe('TAKEN_OVER');
+    expect(traffic.sockets).toBe(1);
   });
 });
