@@ -1456,8 +1456,9 @@ export class FileUploader implements Uploader {
       }
       if (!this.dataTransportProven) {
         // It acked nothing in this session: nothing the user needs to hear about; the main one at
-        // once, and its ACCEPT is still that of a new upload where the move followed its creation.
-        this.createdBeforeMove = this.movedNewUpload;
+        // once, and its ACCEPT is still that of a new upload where the move followed its creation
+        // and nothing was acked since (a pause and resume over HTTP may have acked some).
+        this.createdBeforeMove = this.movedNewUpload && this.acked.total === 0;
         this.connect();
         return;
       }
