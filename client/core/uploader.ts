@@ -850,12 +850,7 @@ export class FileUploader implements Uploader {
       return false;
     this.transport = data;
     this.createdBeforeMove = this.movedNewUpload = m.created;
-    this.detach(s);
-    try {
-      s.conn.close(CloseCode.NORMAL, 'moving to the data transport');
-    } catch {
-      // Already closed.
-    }
+    this.endSession();
     this.connect();
     return true;
   }

@@ -34,15 +34,23 @@ const MiB = 2 ** 20;
 /** Upload `size` random bytes with a WebSocket transport and an HTTP data transport; what went where. */
 async function upload(
   size: number,
-  options: Omit<AppOptions, 'dir'> = {},
-  resumeStore = new MemoryResumeStore(),
-  bytes = new Uint8Array(randomBytes(size)),
-  /** Stand in for what is between the page and the server: the answer to the nth PUT (from 1). */
-  putFault?: (n: number) => Response | 'network' | undefined,
-  expectState: UploadOutcome['state'] = 'done',
+  {
+    server: serverOptions = {},
+    resumeStore = new MemoryResumeStore(),
+    bytes = new Uint8Array(randomBytes(size)),
+    putFault,
+    expectState = 'done',
+  }: {
+    server?: Omit<AppOptions, 'dir'>;
+    resumeStore?: MemoryResumeStore;
+    bytes?: Uint8Array<ArrayBuffer>;
+    /** Stand in for what is between the page and the server: the answer to the nth PUT (from 1). */
+    putFault?: (n: number) => Response | 'network' | undefined;
+    expectState?: UploadOutcome['state'];
+  } = {},
 ) {
   tmp ??= await makeTempDir('bigup-data-transport-');
-  server ??= await startServer({ dir: tmp.path, ...options });
+  server ??= await startServer({ dir: tmp.path, ...serverOptions });
   const blob = new Blob([bytes]);
   const traffic = { sockets: 0, puts: 0, posts: 0 };
   const ws = new WsTransport();
@@ -100,7 +108,7 @@ describe('dataTransport', () => {
   });
 
   it('a server without the HTTP binding: back to WebSocket at once, no error, byte-identical', async () => {
-    const { traffic, errors, starts } = await upload(24 * MiB, { httpBinding: false });
+    const { traffic, errors, starts } = await upload(24 * MiB, { server: { httpBinding: false } });
     expect(traffic.sockets).toBe(2);
     expect(traffic.puts).toBe(0);
     expect(errors).toEqual([]);
@@ -134,20 +142,16 @@ describe('dataTransport', () => {
     const paused = await first.start();
     await pausing;
     expect(paused.state).toBe('paused');
-    const { traffic, starts } = await upload(bytes.byteLength, {}, store, bytes);
+    const { traffic, starts } = await upload(bytes.byteLength, { resumeStore: store, bytes });
     expect(traffic.sockets).toBe(1);
     expect(traffic.puts + traffic.posts).toBe(0);
     expect(starts).toEqual([true]);
   });
 
   it('PUTs refused by something in between (413) before any ACK: back to WebSocket at once, no error', async () => {
-    const { traffic, errors, starts } = await upload(
-      24 * MiB,
-      {},
-      undefined,
-      undefined,
-      () => new Response('too large', { status: 413 }),
-    );
+    const { traffic, errors, starts } = await upload(24 * MiB, {
+      putFault: () => new Response('too large', { status: 413 }),
+    });
     expect(traffic.puts).toBeGreaterThan(0);
     expect(traffic.sockets).toBe(2);
     expect(errors).toEqual([]);
@@ -156,9 +160,9 @@ describe('dataTransport', () => {
   });
 
   it('the data transport lost after it acked chunks: the upload retries over WebSocket, for good', async () => {
-    const { traffic, errors } = await upload(24 * MiB, {}, undefined, undefined, (n) =>
-      n === 3 ? 'network' : undefined,
-    );
+    const { traffic, errors } = await upload(24 * MiB, {
+      putFault: (n) => (n === 3 ? 'network' : undefined),
+    });
     expect(traffic.sockets).toBe(2);
     // The loss is reported once, as any lost connection is, and retried over the WebSocket.
     expect(errors).toHaveLength(1);
@@ -171,14 +175,10 @@ describe('dataTransport', () => {
       ),
       { status: 409, headers: { 'content-type': 'application/octet-stream' } },
     );
-    const { traffic, outcome } = await upload(
-      24 * MiB,
-      {},
-      undefined,
-      undefined,
-      (n) => (n === 1 ? takenOver : undefined),
-      'failed',
-    );
+    const { traffic, outcome } = await upload(24 * MiB, {
+      putFault: (n) => (n === 1 ? takenOver : undefined),
+      expectState: 'failed',
+    });
     if (outcome.state === 'failed') expect(outcome.error.name).toBe('TAKEN_OVER');
     expect(traffic.sockets).toBe(1);
   });
