@@ -194,8 +194,10 @@ export interface UploaderOptions {
    * gives it instant upload and the check of a re-picked file's acked chunks; after an ACCEPT of a
    * bigup.2 session that leaves at least `DATA_TRANSPORT_MIN_BYTES` to send and has no acked chunk
    * to check (a new upload, or one resumed with nothing acked), it resumes over this one (RESUME,
-   * the acked ranges from its ACCEPT). Any end of a session over it (a refusal, a loss, a timeout)
-   * sends the upload back to `transport` for good: at once and without an `error` event if it
+   * the acked ranges from its ACCEPT). A session over it that acked chunks and then lost its
+   * connection (NETWORK) is retried over it, as any lost connection is. Any other end of a session
+   * over it (a refusal, a timeout, an answer of the server's, or a retry that acked nothing) sends
+   * the upload back to `transport` for good: at once and without an `error` event if that session
    * never acked a chunk, else as any lost connection is retried. A new OPEN (after the upload was
    * forgotten) goes over `transport` again.
    */

@@ -1433,16 +1433,27 @@ export class FileUploader implements Uploader {
       this.toPaused();
       return;
     }
+    // A data transport that acked in this session and then lost its connection (a blip, a 5xx
+    // from something in between) is retried as the main transport would be: it carried bytes,
+    // and the main one is slower for them. If the retry acks nothing before it ends, the branch
+    // below takes the upload back. What the server says over it (a lease another node of a
+    // round-robin pool does not know: IDLE_TIMEOUT) is not a loss: that node would say it again.
+    const lostAfterAcks =
+      this.dataTransportProven &&
+      !final &&
+      error.retryable &&
+      error.code === ClientErrors.NETWORK.code;
     if (
       this.transport !== this.options.transport &&
+      !lostAfterAcks &&
       (error.retryable || TRANSPORT_REFUSALS.has(error.code))
     ) {
-      // A session over the data transport that ended for its own reasons (a loss, a timeout, a
-      // refusal: a proxy's 405 or 413 on PUTs, a WAF's 403, a lease another node of a round-robin
-      // pool does not know) sends the upload back to the transport that opened it, for good: it
-      // must not cost the upload what the main transport would carry. A fatal answer about the
-      // upload itself (TAKEN_OVER, a quota) stays fatal: the main transport would only steal it
-      // back or hear the same.
+      // A session over the data transport that ended for its own reasons before any ACK (a loss,
+      // a timeout, a refusal: a proxy's 405 or 413 on PUTs, a WAF's 403, a lease another node of
+      // a round-robin pool does not know), or was refused after ACKs, sends the upload back to the
+      // transport that opened it, for good: it must not cost the upload what the main transport
+      // would carry. A fatal answer about the upload itself (TAKEN_OVER, a quota) stays fatal:
+      // the main transport would only steal it back or hear the same.
       this.dataTransportFailed = true;
       this.transport = this.options.transport;
       if (this.life.pausing) {

@@ -67,10 +67,10 @@ async function upload(
       if (init?.method === 'PUT') {
         traffic.puts++;
         const fault = putFault?.(traffic.puts);
+        // Later than the ACKs of the PUTs sent with it, as a connection dropped mid-body is.
         if (fault === 'network')
-          // Later than the ACKs of the PUTs sent with it, as a connection dropped mid-body is.
           return delay(300).then(() => Promise.reject(new TypeError('fetch failed')));
-        if (fault) return Promise.resolve(fault);
+        if (fault) return delay(300).then(() => fault);
       }
       if (init?.method === 'POST') traffic.posts++;
       return fetch(input, init);
@@ -159,13 +159,48 @@ describe('dataTransport', () => {
     expect(starts).toEqual([false, false]);
   });
 
-  it('the data transport lost after it acked chunks: the upload retries over WebSocket, for good', async () => {
+  it('the data transport lost after it acked chunks: one error, and the retry stays on HTTP', async () => {
     const { traffic, errors } = await upload(24 * MiB, {
       putFault: (n) => (n === 3 ? 'network' : undefined),
     });
-    expect(traffic.sockets).toBe(2);
-    // The loss is reported once, as any lost connection is, and retried over the WebSocket.
+    // The loss is reported once, as any lost connection is, and retried where the bytes went.
     expect(errors).toHaveLength(1);
+    expect(traffic.sockets).toBe(1);
+    // Two RESUMEs and the COMPLETE.
+    expect(traffic.posts).toBe(3);
+  });
+
+  it('lost after ACKs, then the retry over HTTP acks nothing: back to WebSocket, for good', async () => {
+    const { traffic, errors } = await upload(24 * MiB, {
+      putFault: (n) => (n >= 3 ? 'network' : undefined),
+    });
+    // One error for the loss; the retry's silent failure sends the rest over the WebSocket.
+    expect(errors).toHaveLength(1);
+    expect(traffic.sockets).toBe(2);
+    expect(traffic.posts).toBe(2);
+  });
+
+  it('refused after ACKs (a 403 from a WAF on a PUT): the rest goes over WebSocket', async () => {
+    const { traffic, errors } = await upload(24 * MiB, {
+      putFault: (n) => (n === 3 ? new Response('forbidden', { status: 403 }) : undefined),
+    });
+    expect(errors).toHaveLength(1);
+    expect(traffic.sockets).toBe(2);
+    expect(traffic.posts).toBe(1);
+  });
+
+  it('after ACKs, a lease the server does not know (round-robin without affinity): the rest goes over WebSocket', async () => {
+    const unknownLease = new Response(
+      Buffer.from(encodeError({ code: Errors.IDLE_TIMEOUT.code, message: 'no such lease' })),
+      { status: 404, headers: { 'content-type': 'application/octet-stream' } },
+    );
+    const { traffic, errors } = await upload(24 * MiB, {
+      putFault: (n) => (n === 3 ? unknownLease : undefined),
+    });
+    // Another node would refuse it again: no retry over HTTP.
+    expect(errors).toHaveLength(1);
+    expect(traffic.sockets).toBe(2);
+    expect(traffic.posts).toBe(1);
   });
 
   it('a fatal answer about the upload over HTTP (TAKEN_OVER) stays fatal: no WebSocket steals it back', async () => {
