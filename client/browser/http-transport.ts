@@ -74,6 +74,8 @@ export class HttpTransport implements Transport {
     let heldComplete: Uint8Array | undefined;
     /** The server ended the lease (RESULT, TERMINATED, a fatal ERROR): nothing to release. */
     let leaseEnded = false;
+    /** TERMINATE was sent: its DELETE ends the lease. */
+    let terminating = false;
 
     // onClose comes after the call that closed, as a WebSocket's close event does.
     const close = (code: number, reason: string, error?: string, httpStatus?: number): void => {
@@ -171,10 +173,30 @@ export class HttpTransport implements Transport {
             if (putsPending > 0) heldComplete = octets(data);
             else sendComplete(data);
             return;
-          case MessageType.TERMINATE:
+          case MessageType.TERMINATE: {
             if (!uploadId || !lease) return;
-            request(at(`/${uploadId}`), { method: 'DELETE', headers: { 'bigup-lease': lease } });
+            // Not aborted by the close that may follow at once (a local fault ends the upload with
+            // TERMINATE, then closes): a WebSocket sends what was queued before its close frame,
+            // and the server must hear this too, or the upload waits for its TTL. `keepalive`
+            // lets it outlive a closing page; the lease ends with it, so no release follows.
+            terminating = true;
+            doFetch(at(`/${uploadId}`), {
+              method: 'DELETE',
+              headers: { 'bigup-lease': lease },
+              keepalive: true,
+              cache: 'no-store',
+            })
+              .then(deliver)
+              .catch((error: unknown) => {
+                if (!closed)
+                  close(
+                    ABNORMAL_CLOSURE,
+                    '',
+                    error instanceof Error ? error.message : String(error),
+                  );
+              });
             return;
+          }
           case MessageType.DATA: {
             const m = decodeClientMessage(data);
             if (m.type === 'data') putChunk(m.offset, m.hash, m.payload);
@@ -197,7 +219,7 @@ export class HttpTransport implements Transport {
       close(code: number = CloseCode.NORMAL, reason = ''): void {
         // The server frees the upload at once (a paused upload can be resumed elsewhere), as it
         // does when a WebSocket closes; `keepalive` lets the request outlive a closing page.
-        if (!closed && !leaseEnded && lease && uploadId) {
+        if (!closed && !leaseEnded && !terminating && lease && uploadId) {
           doFetch(at(`/${uploadId}/release`), {
             method: 'POST',
             headers: { 'bigup-lease': lease },

@@ -5,7 +5,8 @@
  * the core resumes over a new lease from the acked ranges and the file is byte-identical.
  */
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
+import { setTimeout as delay } from 'node:timers/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -14,6 +15,7 @@ import {
   MemoryResumeStore,
   createUploader,
 } from '../../client/browser/index.js';
+import { blobSource } from '../../client/browser/blob-source.js';
 import { DEFAULTS } from '../../client/core/uploader.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
@@ -118,5 +120,38 @@ describe('HttpTransport with the client core', () => {
       const stored = await readFile(join(tmp.path, 'files', outcome.result.uploadId, 'blob'));
       expect(stored.equals(bytes)).toBe(true);
     }
+  });
+
+  it('a file unreadable mid-way: its TERMINATE reaches the server although the lease closes right after', async () => {
+    tmp = await makeTempDir('bigup-http-client-');
+    server = await startServer({ dir: tmp.path });
+    const blob = new Blob([randomBytes(12 * CHUNK)]);
+    const source = blobSource(blob, 'goes-bad.bin');
+    const deletes: number[] = [];
+    const fetchSpy: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init);
+      if (init?.method === 'DELETE') deletes.push(response.status);
+      return response;
+    };
+    const uploader = createUploader({
+      endpoint: server.wsUrl,
+      // Unreadable from its sixth chunk on, as a file on a disk that failed.
+      file: {
+        ...source,
+        read: (start, end, target) =>
+          start >= 5 * CHUNK ? Promise.reject(new Error('EIO')) : source.read(start, end, target),
+      },
+      transport: new HttpTransport({ fetch: fetchSpy }),
+      resumeStore: false,
+      chunkSize: CHUNK,
+      maxInFlightBytes: 2 * CHUNK,
+    });
+    const outcome = await uploader.start();
+    expect(outcome.state).toBe('failed');
+    if (outcome.state === 'failed') expect(outcome.error.name).toBe('SOURCE_ERROR');
+    // The DELETE was answered (not aborted by the close), and the server holds nothing of it.
+    for (let waited = 0; deletes.length === 0 && waited < 5000; waited += 50) await delay(50);
+    expect(deletes).toEqual([200]);
+    expect(await readdir(join(tmp.path, 'uploads'))).toEqual([]);
   });
 });
