@@ -13,7 +13,17 @@ const nodeGlobals = {
 
 export default tseslint.config(
   {
-    ignores: ['dist/**', 'test-output/**', 'node_modules/**', 'docs/examples/**', 'coverage/**'],
+    // What `npm start` and the CLI write (data/, .big-uploader/) holds users' files, not ours.
+    ignores: [
+      'dist/**',
+      'test-output/**',
+      'node_modules/**',
+      'docs/examples/**',
+      'coverage/**',
+      'data/**',
+      '.big-uploader/**',
+      'bench/.work/**',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,

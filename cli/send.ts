@@ -55,7 +55,8 @@ folder (\`photos/2024/a.jpg\` for \`send photos\`) and the server keeps that tre
 upload's folder. Symbolic links inside folders are skipped unless --follow. A summary line
 (files, bytes, files/s, MB/s, failures) ends a run with folders or several files.
 
-Upload each FILE in turn over bigup.1. Progress is remembered in a state file: if a run is
+Upload each FILE in turn over bigup.1 (bigup.2 where the server speaks it: folders pipelined on
+one connection, instant upload of content the server holds). Progress is remembered in a state file: if a run is
 interrupted (Ctrl-C, network loss, crash), running the same command again resumes each file
 where the server stopped, sending only the bytes it does not have.
 

@@ -17,7 +17,8 @@ import { formatBytes, parseDuration, parseSize, UsageError } from './units.js';
 
 const HELP = `Usage: big-uploader serve [options]
 
-Run the upload server: WebSocket endpoint /upload (protocol bigup.1), the uploader page at /,
+Run the upload server: WebSocket endpoint /upload (protocols bigup.1 and bigup.2) and its HTTP
+binding at the same path, the tus 1.0 endpoint /files/, the uploader page at /,
 GET|DELETE /uploads/:id, /healthz, and /metrics with --metrics. Stops gracefully on SIGINT/SIGTERM.
 
 Options (environment variable in brackets; the command line wins):
@@ -79,8 +80,8 @@ Options (environment variable in brackets; the command line wins):
                            --min-throughput instead [BIG_UPLOADER_REQUEST_TIMEOUT] (default 30s)
   --max-sockets N          TCP connections at once, HTTP and WebSocket [BIG_UPLOADER_MAX_SOCKETS]
                            (default --max-connections + 64)
-  --insecure-no-token      allow a non-loopback --host without --token (anyone who can reach the
-                           port can then upload) [BIG_UPLOADER_INSECURE_NO_TOKEN=1]
+  --insecure-no-token      allow a non-loopback --host without --token or --ticket-secret (anyone
+                           who can reach the port can then upload) [BIG_UPLOADER_INSECURE_NO_TOKEN=1]
   --public-health          answer /healthz without the token (load balancers) [BIG_UPLOADER_PUBLIC_HEALTH=1]
   --no-page                serve no page at / [BIG_UPLOADER_NO_PAGE=1]
   --metrics                serve Prometheus metrics at /metrics, behind --admin-token (else --token)
@@ -391,7 +392,7 @@ export async function run(argv: string[]): Promise<number> {
     if (!parsed.insecureNoToken) {
       throw new UsageError(
         `refusing to listen on ${host} without a token: anyone who can reach it could upload files and fill the disk. ` +
-          'Pass --token (or BIG_UPLOADER_TOKEN), or --insecure-no-token to accept that.',
+          'Pass --token (or BIG_UPLOADER_TOKEN) or --ticket-secret, or --insecure-no-token to accept that.',
       );
     }
     process.stderr.write(

@@ -45,4 +45,4 @@ export type {
   BackendState,
 } from './store/types.js';
 export type { UploadStateBody } from './http.js';
-export { SERVER_NODE_FLAGS } from './node-flags.js';
+export { SERVER_NODE_ENV, SERVER_NODE_FLAGS } from './node-flags.js';

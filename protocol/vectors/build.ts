@@ -1136,6 +1136,20 @@ export function buildVectors(hasher: Hasher): VectorFile[] {
         'server',
       ),
       invalid(
+        'too-many-ranges-before-secret-and-chunk-size',
+        'Range count MAX_ACCEPT_RANGES + 1, a non-zero secret without CREATED and chunkSize 0: the count is checked first.',
+        acceptBytes(0x00, secret, 100_000, 0, 1, Limits.MAX_ACCEPT_RANGES + 1),
+        'LIMIT_EXCEEDED',
+        'server',
+      ),
+      invalid(
+        'secret-rule-before-chunk-size',
+        'A non-zero secret without CREATED and chunkSize 0: the secret rule is checked before chunkSize.',
+        acceptBytes(0x00, secret, 100_000, 0, 1, 0),
+        'RESERVED_BITS_SET',
+        'server',
+      ),
+      invalid(
         'empty-range',
         'Range [5, 5).',
         acceptBytes(0x00, zeros(32), 100_000, 65_536, 1, 1, range(5, 5)),
