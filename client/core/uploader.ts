@@ -254,6 +254,8 @@ export class FileUploader implements Uploader {
   /** From the start of the connection that got the first ACK of new bytes to that ACK. */
   private firstAckMs: number | undefined;
   private attempt = 0;
+  /** The upload failed with TAKEN_OVER: another session holds it, and cancel must not touch it. */
+  private takenOver = false;
   private lastProgressAt = -Infinity;
   /** When the last byte was acked or COMPLETE went out, whichever came later. */
   private finishingSince: number | undefined;
@@ -339,6 +341,8 @@ export class FileUploader implements Uploader {
         break;
     }
     this.attempt = 0;
+    // Started again by the user after a TAKEN_OVER: taking the upload back is what they asked.
+    this.takenOver = false;
     this.startedAt ??= this.clock.now();
     this.meter.restart();
     const running = life.beginRun();
@@ -385,7 +389,9 @@ export class FileUploader implements Uploader {
     const wasRunning = life.hasRun;
     life.go('cancel');
     const removal = this.removeRecord();
-    if (this.uploadIdBytes && this.secret) {
+    // Another session took the upload over (another tab, another run): it is theirs now, and a
+    // RESUME to terminate it would take it from them and destroy their upload (SPEC.md 7.10).
+    if (this.uploadIdBytes && this.secret && !this.takenOver) {
       const confirmed = life.awaitTerminated();
       const timer = this.clock.setTimeout(() => life.confirmTerminated(), DEFAULTS.cancelTimeoutMs);
       const s = this.session;
@@ -1502,6 +1508,7 @@ export class FileUploader implements Uploader {
   }
 
   private fail(error: UploadErrorInfo): void {
+    if (error.code === Errors.TAKEN_OVER.code) this.takenOver = true;
     this.endSession();
     this.clock.clearTimeout(this.retryTimer);
     this.lastError = error;

@@ -1,0 +1,67 @@
+/**
+ * Two sessions of one upload (two tabs of one page, sharing the resume store): the second RESUMEs
+ * and takes the upload over, the first fails with TAKEN_OVER. Cancelling the first afterwards
+ * (a user dismissing its row) must leave the second's upload alone: a RESUME to terminate it
+ * would take it back and destroy it (SPEC.md 7.10).
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MemoryResumeStore, createUploader } from '../../client/browser/index.js';
+import { WsTransport } from '../../client/node/ws-transport.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { storedLocation } from '../helpers/stored.js';
+import { makeTempDir, type TempDir } from '../helpers/tmp.js';
+
+let tmp: TempDir | undefined;
+let server: TestServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+  await tmp?.cleanup();
+  tmp = undefined;
+});
+
+const MiB = 2 ** 20;
+
+describe('an upload taken over by another session', () => {
+  it('cancelling the session that lost it does not terminate it: the other one completes', async () => {
+    tmp = await makeTempDir('bigup-taken-over-');
+    server = await startServer({ dir: tmp.path });
+    const bytes = new Uint8Array(randomBytes(4 * MiB));
+    const file = new Blob([bytes]);
+    const resumeStore = new MemoryResumeStore();
+    const session = (limitRate: number) =>
+      createUploader({
+        endpoint: server!.wsUrl,
+        file,
+        transport: new WsTransport(),
+        resumeStore,
+        chunkSize: 256 * 1024,
+        maxInFlightBytes: 512 * 1024,
+        limitRate,
+      });
+    const first = session(1 * MiB);
+    const firstOutcome = first.start();
+    // Resumable once its record is saved (after ACCEPT) and some of it is acked.
+    await new Promise<void>((resolve) =>
+      first.on('progress', (p) => {
+        if (p.bytesAcked >= 512 * 1024) resolve();
+      }),
+    );
+    const second = session(2 * MiB);
+    let secondResumed = false;
+    second.on('start', (s) => (secondResumed = s.resumed));
+    const secondOutcome = second.start();
+    const lost = await firstOutcome;
+    expect(lost.state).toBe('failed');
+    if (lost.state === 'failed') expect(lost.error.name).toBe('TAKEN_OVER');
+    await first.cancel();
+    const won = await secondOutcome;
+    expect(secondResumed).toBe(true);
+    expect(won.state).toBe('done');
+    if (won.state !== 'done') return;
+    const stored = await readFile(await storedLocation(tmp.path, won.result.uploadId));
+    expect(stored.equals(bytes)).toBe(true);
+  });
+});
