@@ -473,30 +473,47 @@ export class FileUploader implements Uploader {
     const current = (): Session | undefined =>
       session !== undefined && this.session === session ? session : undefined;
     const isCurrent = () => current() !== undefined;
-    const conn = transport.connect(
-      url.toString(),
-      this.options.replaceChangedChunks === false
-        ? [SUBPROTOCOL_V1]
-        : [SUBPROTOCOL_V2, SUBPROTOCOL_V1],
-      {
-        onOpen: (protocol) => {
-          const s = current();
-          if (s) this.onOpen(s, protocol);
+    let conn: Connection;
+    try {
+      conn = transport.connect(
+        url.toString(),
+        this.options.replaceChangedChunks === false
+          ? [SUBPROTOCOL_V1]
+          : [SUBPROTOCOL_V2, SUBPROTOCOL_V1],
+        {
+          onOpen: (protocol) => {
+            const s = current();
+            if (s) this.onOpen(s, protocol);
+          },
+          onMessage: (data) => {
+            const s = current();
+            if (s) this.onMessage(s, data);
+          },
+          onClose: (info) => {
+            const s = current();
+            if (s) this.onClose(s, info);
+          },
+          onDrain: () => {
+            if (isCurrent()) this.pump();
+          },
         },
-        onMessage: (data) => {
-          const s = current();
-          if (s) this.onMessage(s, data);
-        },
-        onClose: (info) => {
-          const s = current();
-          if (s) this.onClose(s, info);
-        },
-        onDrain: () => {
-          if (isCurrent()) this.pump();
-        },
-      },
-      headerAuth ? { Authorization: `Bearer ${this.options.token}` } : undefined,
-    );
+        headerAuth ? { Authorization: `Bearer ${this.options.token}` } : undefined,
+      );
+    } catch (error) {
+      // A transport that cannot even start (a browser refusing ws:// from an https page, a
+      // blocked port: SecurityError) would otherwise leave the run waiting for an onClose that
+      // never comes.
+      if (this.life.cancelled) this.life.confirmTerminated();
+      else
+        this.fail(
+          clientError(
+            ClientErrors.BAD_ENDPOINT,
+            `could not connect to ${this.options.endpoint}: ${describe(error)}`,
+            true,
+          ),
+        );
+      return;
+    }
     session = {
       conn,
       connectedAt: this.clock.now(),
