@@ -85,6 +85,11 @@ export interface SessionContext {
 type StreamState = 'opening' | 'active' | 'busy';
 
 const ZERO_SECRET = new Uint8Array(Limits.SECRET_BYTES);
+/**
+ * The slowest read of a whole file a client answering CHALLENGE is given time for: its PROOF must
+ * arrive within `idleTimeout` plus the file size at this rate (SPEC.md 16.10).
+ */
+export const PROOF_READ_BYTES_PER_SECOND = 32 * 1024 * 1024;
 /** Length of each range a proof of possession asks for (SPEC.md 16.10). */
 const INSTANT_RANGE_BYTES = 65_536;
 
@@ -815,11 +820,32 @@ export class Session {
     // Content is held at the chunk size this OPEN would get; named when it is not the proposal.
     const agreed = this.ctx.registry.chunkSizeFor(message);
     const named = agreed !== message.chunkSize ? agreed : undefined;
+    // The wait holds an upload slot, and a stream waiting on its client keeps the connection from
+    // counting as idle (tick), so the PROOF has a deadline of its own (SPEC.md 16.10): the idle
+    // bound, plus the time to read the whole file for its digest at a slow disk's pace.
+    const deadline =
+      this.ctx.options.idleTimeout + Math.ceil((fileSize / PROOF_READ_BYTES_PER_SECOND) * 1000);
+    let timedOut = false;
     const proof = await new Promise<ProofMessage | undefined>((settle) => {
-      stream.proof = { count: ranges.length, settle };
+      const timer = setTimeout(() => {
+        timedOut = true;
+        settle(undefined);
+      }, deadline);
+      stream.proof = {
+        count: ranges.length,
+        settle: (answer) => {
+          clearTimeout(timer);
+          settle(answer);
+        },
+      };
       this.send(encodeChallenge(stream.id, nonce, ranges, named));
     });
     stream.proof = undefined;
+    if (timedOut && !this.closedFlag && !stream.ended)
+      throw new ProtocolError(
+        Errors.IDLE_TIMEOUT,
+        `no PROOF within ${deadline} ms of the CHALLENGE; open the file again`,
+      );
     if (!proof || this.closedFlag || stream.ended) return false;
     // A digest the OPEN gave binds the upload (7.8): content with another one cannot be it.
     if (named === undefined && message.digest !== undefined && message.digest !== proof.digest)

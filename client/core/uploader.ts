@@ -241,8 +241,8 @@ export class FileUploader implements Uploader {
   private hashingAckedDone = false;
   /** Whole-file digest at the proposed chunk size, once hashed for an instant upload. */
   private instantDigest: bigint | undefined;
-  /** The chunk size `instantDigest` was taken at. */
-  private instantDigestChunkSize = 0;
+  /** The whole-file digest at one chunk size, computed or being computed (wholeFileDigestNow). */
+  private instantDigestRun: { chunkSize: number; digest: Promise<bigint> } | undefined;
   /** Chunks acked in an earlier run were re-hashed and not yet checked against the server's (VERIFY). */
   private verifyPending = false;
   /** The upload was restarted once because the file no longer matched the server's copy. */
@@ -614,17 +614,27 @@ export class FileUploader implements Uploader {
    * The whole-file digest (SPEC.md 7.8) at `chunkSize`, from one read of the file; computed once
    * per Uploader and chunk size (a reconnect during an instant upload does not hash again).
    */
-  private async wholeFileDigestNow(chunkSize: number): Promise<bigint> {
-    if (this.instantDigest !== undefined && this.instantDigestChunkSize === chunkSize)
-      return this.instantDigest;
+  private wholeFileDigestNow(chunkSize: number): Promise<bigint> {
+    // The one being computed too: a server that gave up waiting for the PROOF of a big file
+    // (SPEC.md 16.10) challenges the next OPEN, which must not start reading the file again.
+    if (this.instantDigestRun?.chunkSize === chunkSize) return this.instantDigestRun.digest;
     this.info(
       'CHECKING_SERVER_COPY',
       'the server may already hold this file: hashing it to prove the copy is ours (instant upload)',
     );
-    const hasher = this.hasher ?? (await (this.options.loadHasher ?? loadHasher)());
-    this.instantDigest = await digestOfFile(hasher, this.options.file, chunkSize);
-    this.instantDigestChunkSize = chunkSize;
-    return this.instantDigest;
+    const digest = (async () => {
+      const hasher = this.hasher ?? (await (this.options.loadHasher ?? loadHasher)());
+      const value = await digestOfFile(hasher, this.options.file, chunkSize);
+      this.instantDigest = value;
+      return value;
+    })();
+    const run = { chunkSize, digest };
+    this.instantDigestRun = run;
+    // A failed read is not remembered: the next challenge reads again.
+    digest.catch(() => {
+      if (this.instantDigestRun === run) this.instantDigestRun = undefined;
+    });
+    return digest;
   }
 
   /**

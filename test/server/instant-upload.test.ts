@@ -311,4 +311,31 @@ describe('instant upload with proof of possession (SPEC.md 16.10)', () => {
     await uploadOnce(file);
     expect(await listFiles(join(tmp.path, 'content')).catch(() => [])).toEqual([]);
   });
+
+  it('a CHALLENGE never answered: the connection ends with IDLE_TIMEOUT and its upload slot is freed', async () => {
+    await server.close();
+    server = await startServer({
+      dir: tmp.path,
+      idleTimeout: 400,
+      heartbeatInterval: 60_000,
+      // One slot: while the unanswered CHALLENGE held it, any other OPEN was refused.
+      maxUploads: 1,
+    });
+    await uploadOnce(file);
+    const client = await RawClientV2.connect(server.wsUrl);
+    client.hello(INSTANT);
+    client.open(1, { fileSize: file.byteLength, chunkSize: CHUNK, name: 'never-proved.bin' });
+    await client.expect(1, 'challenge');
+    // No PROOF. The deadline is idleTimeout plus the file read at 32 MiB/s (under 1 ms here).
+    const refusal = await client.waitFor((f) => f.message.type === 'error', 10_000);
+    if (refusal.message.type === 'error')
+      expect(refusal.message.code).toBe(Errors.IDLE_TIMEOUT.code);
+    client.destroy();
+    // The slot is free for another upload.
+    const next = await RawClientV2.connect(server.wsUrl);
+    next.hello(INSTANT);
+    next.open(1, { fileSize: 10, chunkSize: CHUNK, name: 'next.bin' });
+    await next.expect(1, 'accept');
+    next.close();
+  });
 });
