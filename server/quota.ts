@@ -34,6 +34,9 @@ export class ReservationLedger {
 
   /** Reserve for a new upload, or throw the ProtocolError naming the bound it would cross. */
   reserve(id: string, client: string, bytes: number): void {
+    // Counted twice, it would be released once: a caller's race, refused rather than leaked.
+    if (this.byUpload.has(id))
+      throw new ProtocolError(Errors.TOO_MANY_UPLOADS, `upload ${id} is already being created`);
     const mine = this.byClient.get(client) ?? { bytes: 0, count: 0 };
     const {
       maxCommittedBytes,

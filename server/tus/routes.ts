@@ -499,6 +499,59 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
       return reply.send();
     });
 
+    /** Deferred-length uploads whose first PATCH is creating them (one at a time per id). */
+    const fromPending = new Set<string>();
+
+    /**
+     * The first PATCH of a deferred-length upload: the length must come now (see module comment).
+     * The upload stored under the announced id, owned by `owner`; undefined when the PATCH gives
+     * no length yet (nothing to store).
+     */
+    async function storeFromPending(
+      request: FastifyRequest,
+      who: ReturnType<typeof access>,
+      id: string,
+      waiting: PendingUpload,
+      { offset, length }: { offset: number; length: number | undefined },
+      owner: RequestOwner,
+    ): Promise<OpenUpload | undefined> {
+      await admitUploadRequest(request, who, options, id, waiting.client);
+      if (offset !== 0) throw new TusRefusal(HttpErrors.TUS_OFFSET_MISMATCH);
+      if (length === undefined) {
+        if (hasBody(request))
+          throw new TusRefusal(
+            HttpErrors.TUS_BAD_HEADER,
+            'send Upload-Length with the first PATCH of a deferred-length upload',
+          );
+        return undefined;
+      }
+      if (length > options.maxUploadSize)
+        throw new TusRefusal(
+          HttpErrors.TUS_TOO_LARGE,
+          `Upload-Length exceeds the limit of ${options.maxUploadSize} bytes`,
+        );
+      await admitCreation(request, who, options, {
+        fileSize: length,
+        ...nameAndType(waiting.metadata),
+      });
+      const { upload } = await createUpload(
+        request,
+        waiting.client,
+        length,
+        waiting.metadata,
+        owner,
+        waiting,
+      );
+      try {
+        await pending.remove(id);
+      } catch (error) {
+        // The upload is stored: it must not stay owned by a request that failed.
+        letGo(upload, owner);
+        throw error;
+      }
+      return upload;
+    }
+
     const patch = guarded(async (request, reply) => {
       const who = access(request);
       const id = uploadIdOf(request);
@@ -511,32 +564,24 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
       const checksum = checksumOf(request);
       const owner = new RequestOwner(request.raw);
       let upload: OpenUpload;
-      const waiting = await pending.read(id);
+      // Two first PATCHes at once would both create the upload from the one record (the second
+      // creation fails after reserving its quota a second time, which nothing then releases): one
+      // request at a time looks at the record and stores from it, as PATCHes of a stored upload
+      // are one at a time. Taken before the read, so no request acts on a record read stale.
+      if (fromPending.has(id)) throw new TusRefusal(HttpErrors.TUS_LOCKED);
+      fromPending.add(id);
+      let waiting: PendingUpload | undefined;
+      let created: OpenUpload | undefined;
+      try {
+        waiting = await pending.read(id);
+        if (waiting)
+          created = await storeFromPending(request, who, id, waiting, { offset, length }, owner);
+      } finally {
+        fromPending.delete(id);
+      }
       if (waiting) {
-        // The first PATCH of a deferred-length upload: the length must come now (see module comment).
-        await admitUploadRequest(request, who, options, id, waiting.client);
-        if (offset !== 0) throw new TusRefusal(HttpErrors.TUS_OFFSET_MISMATCH);
-        if (length === undefined) {
-          if (hasBody(request))
-            throw new TusRefusal(
-              HttpErrors.TUS_BAD_HEADER,
-              'send Upload-Length with the first PATCH of a deferred-length upload',
-            );
-          return reply.code(204).header('Upload-Offset', '0').send();
-        }
-        if (length > options.maxUploadSize)
-          throw new TusRefusal(
-            HttpErrors.TUS_TOO_LARGE,
-            `Upload-Length exceeds the limit of ${options.maxUploadSize} bytes`,
-          );
-        await admitCreation(request, who, options, {
-          fileSize: length,
-          ...nameAndType(waiting.metadata),
-        });
-        upload = (
-          await createUpload(request, waiting.client, length, waiting.metadata, owner, waiting)
-        ).upload;
-        await pending.remove(id);
+        if (created === undefined) return reply.code(204).header('Upload-Offset', '0').send();
+        upload = created;
       } else {
         // What needs no open upload is checked first: a refused request opens nothing.
         const info = await infoOf(id);

@@ -509,6 +509,39 @@ describe('tus endpoint: bad input and extensions', () => {
     expect((await listFiles(tmp.path)).filter((f) => f.includes(id))).toEqual([]);
   });
 
+  it('two first PATCHes of a deferred-length upload at once: one creates it, and the quota counts it once', async () => {
+    await server.close();
+    server = await startServer({
+      dir: tmp.path,
+      token: 'tok',
+      defaultChunkSize: MiB,
+      maxUnfinishedUploadsPerClient: 2,
+    });
+    for (let round = 0; round < 3; round++) {
+      const announced = await tusRequest(`${server.url}/files/`, 'POST', {
+        ...AUTH,
+        'Upload-Defer-Length': '1',
+      });
+      expect(announced.status).toBe(201);
+      const url = announced.headers.get('location')!;
+      const first = { ...AUTH, ...OCTETS, 'Upload-Offset': '0', 'Upload-Length': '1000' };
+      const answers = await Promise.all([
+        tusRequest(url, 'PATCH', first),
+        tusRequest(url, 'PATCH', first),
+      ]);
+      for (const answer of answers) expect([204, 423]).toContain(answer.status);
+      expect(answers.some((answer) => answer.status === 204)).toBe(true);
+      // One unfinished upload held: a second fits the limit of 2 (a double count left no room).
+      const second = await tusRequest(`${server.url}/files/`, 'POST', {
+        ...AUTH,
+        'Upload-Length': '10',
+      });
+      expect(second.status).toBe(201);
+      for (const done of [url, second.headers.get('location')!])
+        expect((await tusRequest(done, 'DELETE', AUTH)).status).toBe(204);
+    }
+  });
+
   it('expiration: Upload-Expires is announced, and the sweeper removes the idle upload after it', async () => {
     const { url } = await started(3 * MiB, MiB + 1);
     const head = await tusRequest(url, 'HEAD', AUTH);
