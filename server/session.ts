@@ -865,6 +865,8 @@ export class Session {
         proof.digest,
         this.batchFor(message),
       );
+      // Not shareable here (no hard link: the store does not copy for a proof): an ordinary OPEN.
+      if (!upload) return false;
       this.log.info(
         { upload: upload.id, size: fileSize, from: ref.id },
         'instant upload: content proven and adopted',
@@ -930,6 +932,7 @@ export class Session {
         digest,
         this.batchFor(message),
       );
+      if (!upload) return false;
       this.log.info(
         { upload: upload.id, size: data.byteLength, from: ref.id },
         'instant upload: an OPEN with data matched held content',

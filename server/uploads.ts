@@ -247,7 +247,8 @@ export class UploadRegistry {
 
   /**
    * A new upload completed at once from `ref`'s content (instant upload): its own id, the OPEN's
-   * name and metadata, stored as durably as a completion. Returns it as a completed upload.
+   * name and metadata, stored as durably as a completion. Returns it as a completed upload;
+   * undefined where the store cannot share that content (the OPEN goes on as an ordinary one).
    */
   async adopt(
     message: OpenMessage,
@@ -255,11 +256,12 @@ export class UploadRegistry {
     ref: ContentRef,
     digest: bigint,
     batch?: string,
-  ): Promise<OpenUpload> {
+  ): Promise<OpenUpload | undefined> {
     if (!this.store.adoptContent)
       throw new ProtocolError(Errors.INTERNAL_ERROR, 'instant upload is not available');
     const { info } = this.infoFor(message, client, undefined, batch);
     const completion = await this.store.adoptContent(info, ref, hashToHex(digest));
+    if (completion === undefined) return undefined;
     this.metrics.uploadsCreated.inc();
     this.metrics.uploadsCompleted.inc();
     return new OpenUpload(

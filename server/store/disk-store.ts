@@ -99,7 +99,6 @@
 import { constants as fsConstants } from 'node:fs';
 import {
   chmod,
-  copyFile,
   link,
   lstat,
   mkdir,
@@ -1020,16 +1019,22 @@ export class DiskStore implements UploadStore {
     }
   }
 
-  async adoptContent(info: UploadInfo, ref: ContentRef, digest: string): Promise<CompletionInfo> {
+  async adoptContent(
+    info: UploadInfo,
+    ref: ContentRef,
+    digest: string,
+  ): Promise<CompletionInfo | undefined> {
     let place = await this.delivered.claim(info);
     try {
       await this.delivered.makeFolders(place);
-      if (!(await this.linkContent(ref.location, place))) {
+      let linked = await this.linkContent(ref.location, place);
+      if (linked === 'taken') {
         place.release();
         place = this.delivered.ownPlace(info);
         await this.delivered.makeFolders(place);
-        await this.linkContent(ref.location, place);
+        linked = await this.linkContent(ref.location, place);
       }
+      if (linked === 'no-link') return undefined;
       await this.delivered.landed(place.location);
     } finally {
       place.release();
@@ -1039,41 +1044,34 @@ export class DiskStore implements UploadStore {
       location: place.location,
       completedAt: Date.now(),
     };
-    await this.writeMeta({ version: 1, info, completion });
+    try {
+      await this.writeMeta({ version: 1, info, completion });
+    } catch (error) {
+      // No record names the new name: it would be a file no upload, sweep or DELETE ever finds.
+      await unlink(place.location).catch(() => undefined);
+      throw error;
+    }
     await this.indexContent(info, completion);
     return completion;
   }
 
   /**
-   * A new name for delivered content at `place` (never replacing what is there): false when a
-   * shared place turned out taken.
+   * A new name for delivered content at `place` (never replacing what is there): 'taken' when a
+   * shared place turned out taken, 'no-link' where no hard link can be made (another filesystem,
+   * one without links, or the file's link count at its limit). No copy is made then: a copy
+   * would write the whole file for a PROOF of a few hashes, outside every quota; the upload goes
+   * on as an ordinary one, whose bytes are counted as they come.
    */
-  private async linkContent(from: string, place: Place): Promise<boolean> {
+  private async linkContent(from: string, place: Place): Promise<'linked' | 'taken' | 'no-link'> {
     try {
-      try {
-        // The delivered file is already durable: a new name for it costs a directory entry only.
-        await link(from, place.location);
-        return true;
-      } catch (error) {
-        if (!isNoHardLink(error)) throw error;
-      }
-      // A clone where the filesystem can (copy-on-write), else a local copy; flushed either way.
-      await copyFile(
-        from,
-        place.location,
-        fsConstants.COPYFILE_FICLONE | fsConstants.COPYFILE_EXCL,
-      );
+      // The delivered file is already durable: a new name for it costs a directory entry only.
+      await link(from, place.location);
+      return 'linked';
     } catch (error) {
-      if (place.shared && isErrno(error, 'EEXIST')) return false;
+      if (isNoHardLink(error)) return 'no-link';
+      if (place.shared && isErrno(error, 'EEXIST')) return 'taken';
       throw error;
     }
-    const copy = await open(place.location, fsConstants.O_RDONLY);
-    try {
-      await copy.sync();
-    } finally {
-      await copy.close();
-    }
-    return true;
   }
 }
 

@@ -286,9 +286,14 @@ export interface UploadStore {
   readContent?(ref: ContentRef, offset: number, length: number): Promise<Uint8Array>;
   /**
    * Store a new, already completed upload whose content is `ref`'s, without copying it through
-   * the network (a hard link, a clone, a server-side copy), as durably as a completion.
+   * the network (a hard link, a server-side copy), as durably as a completion. Undefined when the
+   * content cannot be shared that way here: the upload then goes on as an ordinary one.
    */
-  adoptContent?(info: UploadInfo, ref: ContentRef, digest: string): Promise<CompletionInfo>;
+  adoptContent?(
+    info: UploadInfo,
+    ref: ContentRef,
+    digest: string,
+  ): Promise<CompletionInfo | undefined>;
   /**
    * Optional: the chunk size the store needs for a file of `fileSize` bytes when the session would
    * agree `proposed` (at most `maxChunkSize`, the largest message the server reads). An object
