@@ -312,7 +312,10 @@ export class Session {
 
   /** Send an ERROR (on `stream` when bigup.2 puts it there); false when it became the refusal past the limit. */
   private sendError(error: ProtocolError, stream?: UploadStream): boolean {
-    if (!error.fatal && this.refusals++ >= this.ctx.options.maxRefusedMessages) {
+    // A refused authorization counts even where it ends only a stream (bigup.2): otherwise one
+    // connection could try tokens without end, where bigup.1 spends a connection on each.
+    const counted = !error.fatal || error.code === Errors.UNAUTHORIZED.code;
+    if (counted && this.refusals++ >= this.ctx.options.maxRefusedMessages) {
       // The refusal past the limit becomes the fatal one.
       this.fail(
         new ProtocolError(

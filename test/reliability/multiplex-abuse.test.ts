@@ -82,4 +82,41 @@ describe('abuse: bigup.2 streams are bounded per connection and in all', () => {
     for (const client of clients) client.destroy();
     await wellBehaved(server.wsUrl);
   });
+
+  it('guessing tokens on one connection: past maxRefusedMessages refused authorizations the connection closes', async () => {
+    server = await startServer({
+      dir: tmp.path,
+      // Each upload is authorized by its OPEN's token (an app's per-upload check).
+      authorizeUpload: ({ token }) => token === 'the-right-one',
+      maxRefusedMessages: 10,
+    });
+    const client = await RawClientV2.connect(server.wsUrl);
+    client.hello();
+    let stream = 1;
+    const refusals: number[] = [];
+    for (; stream <= 40 && client.ws.readyState === client.ws.OPEN; stream += 1) {
+      client.open(stream, { fileSize: 10, token: `guess-${stream}` });
+      const answer = await client
+        .waitFor((f) => (f.stream === stream || f.stream === 0) && f.message.type === 'error')
+        .catch(() => undefined);
+      if (!answer || answer.message.type !== 'error') break;
+      refusals.push(answer.message.code);
+      if (answer.stream === 0) break;
+    }
+    expect(refusals.slice(0, 10).every((code) => code === Errors.UNAUTHORIZED.code)).toBe(true);
+    expect(refusals[10]).toBe(Errors.LIMIT_EXCEEDED.code);
+    expect((await client.closed).code).toBe(1008);
+    await wellBehavedWithToken(server.wsUrl, 'the-right-one');
+  });
 });
+
+async function wellBehavedWithToken(wsUrl: string, token: string): Promise<void> {
+  const client = await RawClientV2.connect(wsUrl);
+  client.hello();
+  client.open(1, { fileSize: 3, token });
+  await client.expect(1, 'accept');
+  client.data(1, 0, Uint8Array.of(1, 2, 3));
+  client.complete(1);
+  await client.expect(1, 'result');
+  client.close();
+}
