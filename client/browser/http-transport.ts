@@ -39,6 +39,12 @@ export interface HttpTransportOptions {
   readonly fetch?: typeof fetch;
 }
 
+/**
+ * Chunk requests this transport keeps pending on one lease at most: the reference server's
+ * `httpRequestsPerUpload` default, below which a server may refuse more (SPEC.md 3.6.3).
+ */
+export const HTTP_PUTS_IN_FLIGHT = 8;
+
 /** The binding's base URL for a WebSocket endpoint URL: same host and path, http(s) scheme. */
 export function httpBindingUrl(endpoint: string): URL {
   const url = new URL(endpoint);
@@ -71,6 +77,8 @@ export class HttpTransport implements Transport {
     let chunkSize = 0;
     /** PUTs sent and not answered; COMPLETE waits for them. */
     let putsPending = 0;
+    /** PUTs waiting for one of the HTTP_PUTS_IN_FLIGHT places (SPEC.md 3.6.3). */
+    const putsQueued: (() => void)[] = [];
     let heldComplete: Uint8Array | undefined;
     /** The server ended the lease (RESULT, TERMINATED, a fatal ERROR): nothing to release. */
     let leaseEnded = false;
@@ -104,6 +112,18 @@ export class HttpTransport implements Transport {
       }
       const newLease = response.headers.get('bigup-lease');
       if (newLease) lease = newLease;
+      if (!lease && response.ok) {
+        // Every later request needs it: without it the upload would wait for answers to requests
+        // it can never make. Most likely a cross-origin page whose server (or a proxy or CDN in
+        // front of it) does not expose the header.
+        close(
+          ABNORMAL_CLOSURE,
+          'no Bigup-Lease',
+          'the answer carried no readable Bigup-Lease header (cross-origin: the server must expose it, Access-Control-Expose-Headers)',
+          response.status,
+        );
+        return;
+      }
       let fatalClose: { code: number; reason: string } | undefined;
       try {
         const message = decodeServerMessage(body);
@@ -232,6 +252,12 @@ export class HttpTransport implements Transport {
 
     function putChunk(offset: number, hash: bigint, body: Blob | Uint8Array): void {
       if (!uploadId || !lease || chunkSize === 0) return;
+      // The window bounds the bytes in flight; the server also bounds the requests pending on a
+      // lease (small chunks: a 32 MiB window holds 32 chunks of 1 MiB), so the rest wait here.
+      if (putsPending >= HTTP_PUTS_IN_FLIGHT) {
+        putsQueued.push(() => putChunk(offset, hash, body));
+        return;
+      }
       putsPending++;
       doFetch(at(`/${uploadId}/chunks/${offset / chunkSize}`), {
         method: 'PUT',
@@ -251,6 +277,8 @@ export class HttpTransport implements Transport {
         })
         .finally(() => {
           putsPending--;
+          const next = closed ? undefined : putsQueued.shift();
+          if (next) next();
           if (putsPending === 0 && heldComplete && !closed) {
             const complete = heldComplete;
             heldComplete = undefined;

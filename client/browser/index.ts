@@ -26,7 +26,7 @@ import {
 
 export * from '../core/index.js';
 export { BrowserWebSocketTransport } from './websocket-transport.js';
-export { HttpTransport } from './http-transport.js';
+export { HTTP_PUTS_IN_FLIGHT, HttpTransport } from './http-transport.js';
 export {
   FallbackTransport,
   autoDataTransport,

@@ -1767,7 +1767,7 @@ function closeError(info: CloseInfo, phase: Session['phase']): UploadErrorInfo {
     }
     return clientError(
       ClientErrors.HANDSHAKE_REFUSED,
-      `HTTP ${status}: ${ClientErrors.HANDSHAKE_REFUSED.meaning}`,
+      `HTTP ${status}: ${info.error ?? ClientErrors.HANDSHAKE_REFUSED.meaning}`,
     );
   }
   // Close codes that carry a decision even when the ERROR before them was lost.

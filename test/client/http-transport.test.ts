@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   HTTP_CHUNK_SIZE,
+  HTTP_PUTS_IN_FLIGHT,
   HttpTransport,
   MemoryResumeStore,
   createUploader,
@@ -153,5 +154,64 @@ describe('HttpTransport with the client core', () => {
     for (let waited = 0; deletes.length === 0 && waited < 5000; waited += 50) await delay(50);
     expect(deletes).toEqual([200]);
     expect(await readdir(join(tmp.path, 'uploads'))).toEqual([]);
+  });
+
+  it('small chunks under a big window: at most HTTP_PUTS_IN_FLIGHT PUTs pending, none refused, byte-identical', async () => {
+    tmp = await makeTempDir('bigup-http-client-');
+    server = await startServer({ dir: tmp.path });
+    const bytes = randomBytes(40 * 65_536);
+    const blob = new Blob([bytes]);
+    let pending = 0;
+    let most = 0;
+    const fetchSpy: typeof fetch = async (input, init) => {
+      if (init?.method !== 'PUT') return fetch(input, init);
+      pending++;
+      most = Math.max(most, pending);
+      try {
+        return await fetch(input, init);
+      } finally {
+        pending--;
+      }
+    };
+    const uploader = createUploader({
+      endpoint: server.wsUrl,
+      file: blob,
+      transport: new HttpTransport({ dataFrom: blob, fetch: fetchSpy }),
+      resumeStore: false,
+      // 64 KiB chunks under a 32 MiB window: 40 chunks could be in flight at once.
+      chunkSize: 65_536,
+      maxInFlightBytes: 32 * 1024 * 1024,
+    });
+    const outcome = await uploader.start();
+    expect(outcome.state).toBe('done');
+    if (outcome.state !== 'done') return;
+    expect(most).toBeLessThanOrEqual(HTTP_PUTS_IN_FLIGHT);
+    expect(most).toBeGreaterThan(1);
+    const stored = await readFile(join(tmp.path, 'files', outcome.result.uploadId, 'blob'));
+    expect(stored.equals(bytes)).toBe(true);
+  });
+
+  it('an ACCEPT whose Bigup-Lease header cannot be read fails at once with a clear error instead of hanging', async () => {
+    tmp = await makeTempDir('bigup-http-client-');
+    server = await startServer({ dir: tmp.path });
+    // As a cross-origin page sees it when the server does not expose the header.
+    const hiding: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init);
+      const headers = new Headers(response.headers);
+      headers.delete('bigup-lease');
+      return new Response(await response.arrayBuffer(), { status: response.status, headers });
+    };
+    const uploader = createUploader({
+      endpoint: server.wsUrl,
+      file: new Blob([randomBytes(1000)]),
+      transport: new HttpTransport({ fetch: hiding }),
+      resumeStore: false,
+    });
+    const outcome = await uploader.start();
+    expect(outcome.state).toBe('failed');
+    if (outcome.state === 'failed') {
+      expect(outcome.error.name).toBe('HANDSHAKE_REFUSED');
+      expect(outcome.error.message).toMatch(/Bigup-Lease/);
+    }
   });
 });
