@@ -215,6 +215,12 @@ export interface UploaderOptions {
   readonly maxInFlightBytes?: number;
   /** Cap on bytes queued in the socket (bufferedAmount) before the core waits. Default: 2 chunks. */
   readonly maxBufferedBytes?: number;
+  /**
+   * Milliseconds the server may stay silent while it owes answers (chunks sent, a VERIFY) before
+   * the connection counts as lost and the upload resumes over a new one; ten times this for
+   * COMPLETE. Default `DEFAULTS.answerTimeoutMs` (120 s).
+   */
+  readonly answerTimeout?: number;
   /** Server auth token for the handshake: `Authorization: Bearer` when the transport can set headers (Node), else the `token` query parameter (browsers). */
   readonly token?: string;
   /** Per-upload authorization sent in the OPEN/RESUME `token` field (checked by an app hook). */

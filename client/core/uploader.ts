@@ -136,6 +136,13 @@ export const DEFAULTS = Object.freeze({
   cancelTimeoutMs: 5_000,
   /** No ACCEPT within this time after the socket opened: treat as a network fault. */
   acceptTimeoutMs: 30_000,
+  /**
+   * Chunks or a VERIFY sent and nothing heard from the server for this long: treat the
+   * connection as lost (a server whose storage hangs, a path that silently drops). COMPLETE
+   * waits ten times as long: a completion flushes and moves the file (an object store
+   * assembles the parts).
+   */
+  answerTimeoutMs: 120_000,
   /** Progress events at most this often (the last one always goes out). */
   progressIntervalMs: 100,
   /** Poll interval for bufferedAmount on transports that do not report drain. */
@@ -176,6 +183,10 @@ interface Session {
   ending: boolean;
   waitTimer: unknown;
   acceptTimer: unknown;
+  /** Watches for answers owed by the server (DEFAULTS.answerTimeoutMs). */
+  answerTimer: unknown;
+  /** When the server was last heard from on this connection. */
+  heardAt: number;
   /** bigup.2 negotiated: control messages go on stream 1 (SPEC.md 16), HELLO first. */
   v2: boolean;
   /** The server granted REPLACE_CHUNK in WELCOME (SPEC.md 16.9). */
@@ -531,6 +542,8 @@ export class FileUploader implements Uploader {
       ending: false,
       waitTimer: undefined,
       acceptTimer: undefined,
+      answerTimer: undefined,
+      heardAt: this.clock.now(),
       v2: false,
       replaceChunk: false,
       verify: undefined,
@@ -608,6 +621,38 @@ export class FileUploader implements Uploader {
         );
       }
     }, DEFAULTS.acceptTimeoutMs);
+  }
+
+  /**
+   * While the server owes answers (chunks sent, a VERIFY, COMPLETE), it must be heard from within
+   * `answerTimeout` (ten times that for COMPLETE); else the connection counts as lost and the
+   * upload resumes over a new one. One timer per session, armed by what is sent, re-armed from
+   * the last message heard; nothing owed, nothing watched.
+   */
+  private watchAnswers(s: Session): void {
+    if (s.answerTimer !== undefined) return;
+    const limit = this.options.answerTimeout ?? DEFAULTS.answerTimeoutMs;
+    const check = (): void => {
+      s.answerTimer = undefined;
+      if (this.session !== s || s.phase !== 'active') return;
+      const completing = s.completeSent;
+      const owed = completing || s.inFlight.count > 0 || s.verify?.stage === 'waiting';
+      if (!owed) return;
+      const allowed = completing ? 10 * limit : limit;
+      const quiet = this.clock.now() - s.heardAt;
+      if (quiet < allowed) {
+        s.answerTimer = this.clock.setTimeout(check, allowed - quiet);
+        return;
+      }
+      this.abortSession(
+        s,
+        clientError(
+          ClientErrors.NETWORK,
+          `no answer from the server for ${Math.round(quiet / 1000)} s while it owed one; reconnecting`,
+        ),
+      );
+    };
+    s.answerTimer = this.clock.setTimeout(check, limit);
   }
 
   /**
@@ -700,6 +745,7 @@ export class FileUploader implements Uploader {
   }
 
   private onMessage(s: Session, data: Uint8Array): void {
+    s.heardAt = this.clock.now();
     let message: ServerMessage;
     try {
       if (s.v2) {
@@ -1261,6 +1307,7 @@ export class FileUploader implements Uploader {
     if (s.v2) writeDataHeaderV2(buffer, STREAM, start, hash);
     else writeDataHeader(buffer, start, hash, headerAt);
     s.inFlight.sent(start, length, buffer);
+    this.watchAnswers(s);
     this.bytesSent += length;
     const message = buffer.subarray(headerAt, DATA_PREFIX + length);
     if (s.conn.sendChunk) s.conn.sendChunk(message, start, end);
@@ -1335,6 +1382,7 @@ export class FileUploader implements Uploader {
     s.completeSent = true;
     s.sentDigest = digest;
     this.sendControl(s, encodeComplete(digest));
+    this.watchAnswers(s);
     this.finishingSince = Math.max(this.finishingSince ?? 0, this.clock.now());
     this.life.go('complete');
   }
@@ -1392,6 +1440,7 @@ export class FileUploader implements Uploader {
     s.phase = 'closed';
     this.clock.clearTimeout(s.waitTimer);
     this.clock.clearTimeout(s.acceptTimer);
+    this.clock.clearTimeout(s.answerTimer);
     this.clock.clearTimeout(this.pumpTimer);
   }
 
@@ -1575,6 +1624,7 @@ export class FileUploader implements Uploader {
     verify.stage = 'waiting';
     verify.through = chunks[chunks.length - 1].index;
     s.conn.send(encodeVerify(STREAM, chunks));
+    this.watchAnswers(s);
     return false;
   }
 

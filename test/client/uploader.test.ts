@@ -143,6 +143,23 @@ describe('Uploader against the real server', () => {
     expect(last.bytesAcked).toBe(bytes.byteLength);
   });
 
+  it('a server that stops answering while it owes ACKs: the connection counts as lost after answerTimeout, and the upload resumes', async () => {
+    const { server, bytes, uploader, events } = await setup(10 * CHUNK, { answerTimeout: 200 });
+    // The first connection takes DATA and never acks it (a server whose storage hangs).
+    server.autoAck = false;
+    uploader.on('error', () => {
+      server.autoAck = true;
+    });
+    const outcome = await uploader.start();
+    expect(outcome.state).toBe('done');
+    const errors = events.filter((e) => e.type === 'error').map((e) => e.payload);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ name: 'NETWORK', fatal: false });
+    expect(errors[0]?.message).toMatch(/no answer from the server/);
+    expect(server.connections.length).toBe(2);
+    expect(sameBytes(server.soleUpload().data, bytes)).toBe(true);
+  });
+
   it('uploads an empty file', async () => {
     const { uploader, stored } = await realSetup(memorySource(new Uint8Array(0), 'empty.bin'));
     const outcome = await uploader.start();
