@@ -217,8 +217,9 @@ export interface UploaderOptions {
   readonly maxBufferedBytes?: number;
   /**
    * Milliseconds the server may stay silent while it owes answers (chunks sent, a VERIFY) before
-   * the connection counts as lost and the upload resumes over a new one; ten times this for
-   * COMPLETE. Default `DEFAULTS.answerTimeoutMs` (120 s).
+   * the connection counts as lost and the upload resumes over a new one, plus the time the bytes
+   * in flight take at 32 KiB/s (a slow uplink); ten times this for COMPLETE. Default
+   * `DEFAULTS.answerTimeoutMs` (120 s).
    */
   readonly answerTimeout?: number;
   /** Server auth token for the handshake: `Authorization: Bearer` when the transport can set headers (Node), else the `token` query parameter (browsers). */

@@ -137,12 +137,18 @@ export const DEFAULTS = Object.freeze({
   /** No ACCEPT within this time after the socket opened: treat as a network fault. */
   acceptTimeoutMs: 30_000,
   /**
-   * Chunks or a VERIFY sent and nothing heard from the server for this long: treat the
-   * connection as lost (a server whose storage hangs, a path that silently drops). COMPLETE
-   * waits ten times as long: a completion flushes and moves the file (an object store
-   * assembles the parts).
+   * Chunks or a VERIFY sent and nothing heard from the server for this long, plus the time the
+   * bytes in flight take at `answerRateFloor`: treat the connection as lost (a server whose
+   * storage hangs, a path that silently drops). COMPLETE waits ten times as long: a completion
+   * flushes and moves the file (an object store assembles the parts).
    */
   answerTimeoutMs: 120_000,
+  /**
+   * Bytes per second the slowest uplink is assumed to carry: a full window over HTTP is several
+   * chunk requests at once, none answered before its whole body is sent (32 MiB at this rate is
+   * 17 minutes more).
+   */
+  answerRateFloor: 32 * 1024,
   /** Progress events at most this often (the last one always goes out). */
   progressIntervalMs: 100,
   /** Poll interval for bufferedAmount on transports that do not report drain. */
@@ -638,7 +644,9 @@ export class FileUploader implements Uploader {
       const completing = s.completeSent;
       const owed = completing || s.inFlight.count > 0 || s.verify?.stage === 'waiting';
       if (!owed) return;
-      const allowed = completing ? 10 * limit : limit;
+      const allowed =
+        (completing ? 10 * limit : limit) +
+        (s.inFlight.outstanding * 1000) / DEFAULTS.answerRateFloor;
       const quiet = this.clock.now() - s.heardAt;
       if (quiet < allowed) {
         s.answerTimer = this.clock.setTimeout(check, allowed - quiet);

@@ -144,7 +144,11 @@ describe('Uploader against the real server', () => {
   });
 
   it('a server that stops answering while it owes ACKs: the connection counts as lost after answerTimeout, and the upload resumes', async () => {
-    const { server, bytes, uploader, events } = await setup(10 * CHUNK, { answerTimeout: 200 });
+    // One chunk in flight: the wait is answerTimeout plus 64 KiB at the 32 KiB/s floor, about 2.2 s.
+    const { server, bytes, uploader, events } = await setup(10 * CHUNK, {
+      answerTimeout: 200,
+      maxInFlightBytes: CHUNK,
+    });
     // The first connection takes DATA and never acks it (a server whose storage hangs).
     server.autoAck = false;
     uploader.on('error', () => {
