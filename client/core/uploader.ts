@@ -1126,6 +1126,24 @@ export class FileUploader implements Uploader {
         return;
       }
       case 'NOT_FOUND':
+        if (
+          s.opened === 'resume' &&
+          !this.life.cancelled &&
+          this.transport !== this.options.transport &&
+          !this.dataTransportProven
+        ) {
+          // The data transport reaches a server that does not know an upload the main transport
+          // just created or resumed (a pool whose HTTP and WebSocket routes lead to different
+          // nodes or stores): its refusal, not the upload's end. Back to the main transport for
+          // good, resuming there; starting fresh would create an upload per round.
+          this.dataTransportFailed = true;
+          this.transport = this.options.transport;
+          this.createdBeforeMove = this.movedNewUpload && this.acked.total === 0;
+          s.ending = true;
+          this.endSession();
+          this.connect();
+          return;
+        }
         if (s.opened === 'resume' && !this.life.cancelled) {
           // The server lost or expired the upload: forget it and open a new one on a new connection.
           void this.removeRecord();

@@ -8,7 +8,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HttpTransport, MemoryResumeStore, createUploader } from '../../client/browser/index.js';
 import { Errors, encodeError } from '../../protocol/index.js';
@@ -39,6 +40,7 @@ async function upload(
     resumeStore = new MemoryResumeStore(),
     bytes = new Uint8Array(randomBytes(size)),
     putFault,
+    postFault,
     expectState = 'done',
   }: {
     server?: Omit<AppOptions, 'dir'>;
@@ -46,13 +48,15 @@ async function upload(
     bytes?: Uint8Array<ArrayBuffer>;
     /** Stand in for what is between the page and the server: the answer to the nth PUT (from 1). */
     putFault?: (n: number) => Response | 'network' | undefined;
+    /** The answer to the nth POST over HTTP (RESUME, COMPLETE...), from 1. */
+    postFault?: (n: number) => Response | undefined;
     expectState?: UploadOutcome['state'];
   } = {},
 ) {
   tmp ??= await makeTempDir('bigup-data-transport-');
   server ??= await startServer({ dir: tmp.path, ...serverOptions });
   const blob = new Blob([bytes]);
-  const traffic = { sockets: 0, puts: 0, posts: 0 };
+  const traffic = { sockets: 0, puts: 0, posts: 0, answered: 0 };
   const ws = new WsTransport();
   const control = {
     sendsHeaders: ws.sendsHeaders,
@@ -67,12 +71,28 @@ async function upload(
       if (init?.method === 'PUT') {
         traffic.puts++;
         const fault = putFault?.(traffic.puts);
-        // Later than the ACKs of the PUTs sent with it, as a connection dropped mid-body is.
+        // After the answers to the PUTs before it (their ACKs), as a connection dropped mid-body
+        // is: whether the data transport acked first must not depend on the machine's load.
+        const before = Math.min(traffic.puts - 1, 2);
+        const answeredBefore = async (): Promise<void> => {
+          for (let waited = 0; traffic.answered < before && waited < 3000; waited += 10)
+            await delay(10);
+          await delay(100);
+          traffic.answered++;
+        };
         if (fault === 'network')
-          return delay(300).then(() => Promise.reject(new TypeError('fetch failed')));
-        if (fault) return delay(300).then(() => fault);
+          return answeredBefore().then(() => Promise.reject(new TypeError('fetch failed')));
+        if (fault) return answeredBefore().then(() => fault);
+        return fetch(input, init).then((response) => {
+          traffic.answered++;
+          return response;
+        });
       }
-      if (init?.method === 'POST') traffic.posts++;
+      if (init?.method === 'POST') {
+        traffic.posts++;
+        const fault = postFault?.(traffic.posts);
+        if (fault) return Promise.resolve(fault);
+      }
       return fetch(input, init);
     },
   });
@@ -201,6 +221,28 @@ describe('dataTransport', () => {
     expect(errors).toHaveLength(1);
     expect(traffic.sockets).toBe(2);
     expect(traffic.posts).toBe(1);
+  });
+
+  it('an HTTP route that does not know the upload (NOT_FOUND to the RESUME): back to WebSocket, the same upload, no error', async () => {
+    const notFound = new Response(
+      Buffer.from(encodeError({ code: Errors.NOT_FOUND.code, message: 'no such upload' })),
+      { status: 404, headers: { 'content-type': 'application/octet-stream' } },
+    );
+    const { traffic, errors, outcome } = await upload(24 * MiB, {
+      postFault: (n) => (n === 1 ? notFound : undefined),
+    });
+    expect(errors).toEqual([]);
+    // One upload: created over WebSocket, resumed there after the refusal (not opened anew, which
+    // would leave the first one unfinished on the server).
+    expect(traffic.sockets).toBe(2);
+    expect(traffic.posts).toBe(1);
+    // Nothing unfinished left behind (completed uploads keep their record, <id>.json).
+    if (outcome.state === 'done')
+      expect(
+        (await readdir(join(tmp!.path, 'uploads'))).filter(
+          (name) => !/\.(json|ledger)$/.test(name),
+        ),
+      ).toEqual([]);
   });
 
   it('a fatal answer about the upload over HTTP (TAKEN_OVER) stays fatal: no WebSocket steals it back', async () => {
