@@ -62,6 +62,12 @@ import type { ChunkRecord } from './types.js';
 export const RECORD_BYTES = 32;
 /** Slots kept free beyond the unrecorded chunks, for SYNC and BOOT marks. */
 const MARK_MARGIN = 64;
+/**
+ * A journal takes chunk withdrawals (RETRACT, SPEC.md 16.9) until it holds this many times the
+ * records its upload reserves (`journalSlotsFor`): a file edited and re-sent a few times fits
+ * many times over; a client looping VERIFY and DATA on one chunk does not grow it without end.
+ */
+export const RETRACT_GROWTH_FACTOR = 4;
 /** The reserve grows by at least this many slots at a time (2 KiB). */
 const GROW_SLOTS = 64;
 /** Largest zero buffer written at once when reserving. */
@@ -634,6 +640,14 @@ export class Journal implements ChunkLog {
   async retractChunks(indexes: readonly number[], flushData: () => Promise<void>): Promise<void> {
     const retracted = indexes.filter((i) => i < this.recorded.length && this.recorded[i] === 1);
     if (retracted.length === 0) return;
+    // Each withdrawal grows the file for good (records are never rewritten), and a client can
+    // send a chunk, withdraw it with a VERIFY and send it again without end: bounded.
+    const most = RETRACT_GROWTH_FACTOR * journalSlotsFor(this.recorded.length);
+    if (this.queued + retracted.length + 1 > most)
+      throw new ProtocolError(
+        Errors.INSUFFICIENT_STORAGE,
+        `this upload's journal holds ${this.queued} records, the most it may take is ${most}: its chunks were replaced too often; upload the file again as a new upload`,
+      );
     await this.queue;
     await flushData();
     for (const index of retracted) {

@@ -1,4 +1,4 @@
-import { appendFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DiskStore, type UploadInfo } from '../../server/index.js';
@@ -6,6 +6,7 @@ import { Errors, loadHasher, type Hasher } from '../../protocol/index.js';
 import {
   Journal,
   RECORD_BYTES,
+  RETRACT_GROWTH_FACTOR,
   journalSlotsFor,
   parseJournal,
 } from '../../server/store/journal.js';
@@ -321,6 +322,25 @@ describe('disk store journal', () => {
       { index: 0, hash: 1n },
       { index: 3, hash: 4n },
     ]);
+  });
+
+  it('a chunk sent and withdrawn without end: the journal refuses withdrawals past its bound (INSUFFICIENT_STORAGE)', async () => {
+    const id = 'c'.repeat(32);
+    const handle = await (await store('boot-1')).create(info(id));
+    const journal = join(tmp.path, 'uploads', `${id}.journal`);
+    // 10 chunks reserve journalSlotsFor(10) records; withdrawals may take it to 4 times that,
+    // and the file keeps its reserve of free slots beyond the records.
+    const most = (RETRACT_GROWTH_FACTOR + 1) * journalSlotsFor(10) * RECORD_BYTES;
+    let refused: unknown;
+    for (let round = 0; round < 10_000 && refused === undefined; round++) {
+      await handle.recordChunks([{ index: 0, hash: BigInt(round + 1) }], false);
+      await handle.retractChunks!([0]).catch((error: unknown) => {
+        refused = error;
+      });
+    }
+    expect(refused).toMatchObject({ codeName: 'INSUFFICIENT_STORAGE' });
+    expect((await stat(journal)).size).toBeLessThanOrEqual(most);
+    await handle.close();
   });
 
   it('retracts chunk records durably: gone after a crash and after a reboot, recorded again when re-sent', async () => {
