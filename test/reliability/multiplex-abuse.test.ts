@@ -83,6 +83,45 @@ describe('abuse: bigup.2 streams are bounded per connection and in all', () => {
     await wellBehaved(server.wsUrl);
   });
 
+  it('a flood of OPENs over several-stream connections: past multiplexedOpensPerSecond they are refused (TOO_MANY_UPLOADS)', async () => {
+    server = await startServer({
+      dir: tmp.path,
+      multiplexedOpensPerSecond: 20,
+      opensPerSecond: 1000,
+      openBurst: 1000,
+    });
+    const client = await RawClientV2.connect(server.wsUrl);
+    // Asking for 2 streams is enough to be counted against this bucket, not opensPerSecond.
+    client.hello([{ id: Capability.MULTIPLEX, value: 2 }]);
+    let accepted = 0;
+    let refused = 0;
+    for (let pair = 0; pair < 30; pair++) {
+      const streams = [2 * pair + 1, 2 * pair + 2];
+      for (const stream of streams) client.open(stream, { fileSize: 10 });
+      for (const stream of streams) {
+        const answer = await client.waitFor(
+          (f) => f.stream === stream && (f.message.type === 'accept' || f.message.type === 'error'),
+        );
+        if (answer.message.type === 'accept') {
+          accepted++;
+          client.terminate(stream);
+          await client.expect(stream, 'terminated');
+        } else {
+          expect(answer.message.code).toBe(Errors.TOO_MANY_UPLOADS.code);
+          refused++;
+        }
+      }
+    }
+    // A burst of 20, plus what the bucket refills while the 60 OPENs run.
+    expect(accepted).toBeGreaterThanOrEqual(20);
+    expect(accepted).toBeLessThan(60);
+    expect(refused).toBe(60 - accepted);
+    client.close();
+    // The bound is per address, and the well-behaved client shares this one: once it refilled.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await wellBehaved(server.wsUrl);
+  });
+
   it('guessing tokens on one connection: past maxRefusedMessages refused authorizations the connection closes', async () => {
     server = await startServer({
       dir: tmp.path,
