@@ -69,7 +69,10 @@ export class FallbackTransport implements Transport {
     headers?: Readonly<Record<string, string>>,
   ): Connection {
     const transport = this.current;
-    return transport.connect(
+    // A close the client asked for (a pause or a cancel while the socket is still connecting,
+    // which a browser reports as 1006) says nothing about whether the first transport works.
+    let closedByClient = false;
+    const connection = transport.connect(
       url,
       protocols,
       {
@@ -84,6 +87,7 @@ export class FallbackTransport implements Transport {
             (info.httpStatus === undefined || info.httpStatus === 404 || info.httpStatus === 405);
           if (
             unreachable &&
+            !closedByClient &&
             !this.answered &&
             transport === this.current &&
             transport !== this.second
@@ -100,6 +104,23 @@ export class FallbackTransport implements Transport {
       },
       headers,
     );
+    return {
+      send: (data) => connection.send(data),
+      ...(connection.sendChunk
+        ? {
+            sendChunk: (message: Uint8Array, start: number, end: number) =>
+              connection.sendChunk?.(message, start, end),
+          }
+        : {}),
+      get bufferedAmount() {
+        return connection.bufferedAmount;
+      },
+      reportsDrain: connection.reportsDrain,
+      close: (code?: number, reason?: string) => {
+        closedByClient = true;
+        connection.close(code, reason);
+      },
+    };
   }
 }
 
