@@ -80,7 +80,7 @@ export class HttpTransport implements Transport {
     /** PUTs waiting for one of the HTTP_PUTS_IN_FLIGHT places (SPEC.md 3.6.3). */
     const putsQueued: (() => void)[] = [];
     let heldComplete: Uint8Array | undefined;
-    /** The server ended the lease (RESULT, TERMINATED, a fatal ERROR): nothing to release. */
+    /** The server ended the lease (RESULT, TERMINATED): nothing to release. */
     let leaseEnded = false;
     /** TERMINATE was sent: its DELETE ends the lease. */
     let terminating = false;
@@ -133,7 +133,9 @@ export class HttpTransport implements Transport {
         } else if (message.type === 'result' || message.type === 'terminated') {
           leaseEnded = true;
         } else if (message.type === 'error' && message.fatal) {
-          leaseEnded = true;
+          // Not every fatal answer ends the lease on the server (a refused request may leave it
+          // open): the release that follows the close frees the upload at once either way, and
+          // the server answers it harmlessly for a lease it already ended.
           const definition = errorByCode(message.code);
           fatalClose = {
             code: definition?.closeCode ?? CloseCode.INTERNAL_ERROR,
