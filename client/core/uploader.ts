@@ -1839,8 +1839,16 @@ function closeError(info: CloseInfo, phase: Session['phase']): UploadErrorInfo {
         `HTTP 426: ${ClientErrors.UNSUPPORTED_VERSION.meaning}`,
       );
     if (status >= 500 || status === 429 || status === 408) {
-      return clientError(ClientErrors.NETWORK, `the server answered HTTP ${status} to the upgrade`);
+      return clientError(
+        ClientErrors.NETWORK,
+        `the server answered HTTP ${status}${phase === 'connecting' ? ' to the upgrade' : ''}`,
+      );
     }
+    if (status >= 200 && status < 300 && info.error === undefined)
+      return clientError(
+        ClientErrors.HANDSHAKE_REFUSED,
+        `HTTP ${status} with an answer that is not the protocol's (is the endpoint URL the upload path, not a page?)`,
+      );
     return clientError(
       ClientErrors.HANDSHAKE_REFUSED,
       `HTTP ${status}: ${info.error ?? ClientErrors.HANDSHAKE_REFUSED.meaning}`,
