@@ -214,4 +214,24 @@ describe('HttpTransport with the client core', () => {
       expect(outcome.error.message).toMatch(/Bigup-Lease/);
     }
   });
+
+  it('a page served at the upload path (200, text/html): a clear error, not a refused upgrade', async () => {
+    const page: typeof fetch = async () =>
+      new Response('<!doctype html><title>app</title>', {
+        status: 200,
+        headers: { 'content-type': 'text/html' },
+      });
+    const uploader = createUploader({
+      endpoint: 'ws://127.0.0.1:9/upload',
+      file: new Blob([randomBytes(1000)]),
+      transport: new HttpTransport({ fetch: page }),
+      resumeStore: false,
+    });
+    const outcome = await uploader.start();
+    expect(outcome.state).toBe('failed');
+    if (outcome.state === 'failed') {
+      expect(outcome.error.name).toBe('HANDSHAKE_REFUSED');
+      expect(outcome.error.message).toMatch(/not the protocol's/);
+    }
+  });
 });
