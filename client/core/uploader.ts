@@ -1168,18 +1168,18 @@ export class FileUploader implements Uploader {
         this.forgetUpload();
         break;
       case 'CONFLICT':
-      case 'DIGEST_MISMATCH':
+      case 'DIGEST_MISMATCH': {
         // The source no longer matches what the server holds: this upload can never complete.
         // Free the server's space and forget it.
         s.ending = true;
         this.sendControl(s, encodeTerminate());
         void this.removeRecord();
+        const skippedEarlierBytes = (this.bytesSkipped ?? 0) > 0;
         this.forgetUpload();
-        if ((this.bytesSkipped ?? 0) > 0 && !this.restartedAfterChange && !this.life.cancelled) {
+        if (skippedEarlierBytes && !this.restartedAfterChange && !this.life.cancelled) {
           // Bytes from an earlier session differ from the file now: it was edited in between.
           // Upload the file as it is, from scratch, once.
           this.restartedAfterChange = true;
-          this.bytesSkipped = undefined;
           this.info(
             'SOURCE_CHANGED_STARTING_FRESH',
             'the file changed since the earlier session sent part of it; uploading it again from the start',
@@ -1189,6 +1189,7 @@ export class FileUploader implements Uploader {
           return;
         }
         break;
+      }
       default:
         break;
     }
@@ -1698,7 +1699,15 @@ export class FileUploader implements Uploader {
     this.hashes = undefined;
     this.hashKnown = undefined;
     this.hashingAcked = undefined;
+    this.hashingAckedDone = false;
+    this.verifyPending = false;
     this.chunkSize = 0;
+    // What the forgotten upload counted: the new one starts from nothing.
+    this.mismatches.clear();
+    this.incompletes = 0;
+    this.bytesSkipped = undefined;
+    this.firstAckMs = undefined;
+    this.finishingSince = undefined;
   }
 
   private async saveRecord(): Promise<void> {
