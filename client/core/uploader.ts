@@ -193,6 +193,8 @@ interface Session {
   answerTimer: unknown;
   /** When the server was last heard from on this connection. */
   heardAt: number;
+  /** When the server last began to owe answers after owing none (watchAnswers). */
+  owedSince: number;
   /** bigup.2 negotiated: control messages go on stream 1 (SPEC.md 16), HELLO first. */
   v2: boolean;
   /** The server granted REPLACE_CHUNK in WELCOME (SPEC.md 16.9). */
@@ -211,6 +213,9 @@ interface Session {
    */
   instant: 'offered' | 'hashing' | 'proved' | undefined;
 }
+
+/** The longest delay a timer takes (setTimeout fires at once past 2^31 - 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Bytes before a DATA payload in the send buffers: room for either version's header. */
 const DATA_PREFIX = HeaderSizeV2.DATA;
@@ -296,6 +301,12 @@ export class FileUploader implements Uploader {
     if (!Number.isSafeInteger(this.chunkSizeProposal) || this.chunkSizeProposal < 0)
       throw new RangeError('chunkSize must be a non-negative integer');
     if (!(this.maxInFlight > 0)) throw new RangeError('maxInFlightBytes must be positive');
+    const answerTimeout = options.answerTimeout;
+    if (
+      answerTimeout !== undefined &&
+      !(answerTimeout === 0 || (Number.isFinite(answerTimeout) && answerTimeout > 0))
+    )
+      throw new RangeError('answerTimeout must be a positive number of milliseconds, or 0 (off)');
     this.bucket = options.limitRate
       ? new TokenBucket(options.limitRate, this.clock.now())
       : undefined;
@@ -550,6 +561,7 @@ export class FileUploader implements Uploader {
       acceptTimer: undefined,
       answerTimer: undefined,
       heardAt: this.clock.now(),
+      owedSince: this.clock.now(),
       v2: false,
       replaceChunk: false,
       verify: undefined,
@@ -635,21 +647,25 @@ export class FileUploader implements Uploader {
    * upload resumes over a new one. One timer per session, armed by what is sent, re-armed from
    * the last message heard; nothing owed, nothing watched.
    */
-  private watchAnswers(s: Session): void {
-    if (s.answerTimer !== undefined) return;
+  private watchAnswers(s: Session, owedBefore: boolean): void {
     const limit = this.options.answerTimeout ?? DEFAULTS.answerTimeoutMs;
+    if (limit === 0) return;
+    // Silence while nothing was owed (the client hashing, a rate limit's pause) is not the
+    // server's: the wait counts from the later of its last message and the start of this debt.
+    if (!owedBefore) s.owedSince = this.clock.now();
+    if (s.answerTimer !== undefined) return;
     const check = (): void => {
       s.answerTimer = undefined;
       if (this.session !== s || s.phase !== 'active') return;
       const completing = s.completeSent;
-      const owed = completing || s.inFlight.count > 0 || s.verify?.stage === 'waiting';
-      if (!owed) return;
+      if (!this.owesAnswers(s)) return;
       const allowed =
         (completing ? 10 * limit : limit) +
         (s.inFlight.outstanding * 1000) / DEFAULTS.answerRateFloor;
-      const quiet = this.clock.now() - s.heardAt;
+      const quiet = this.clock.now() - Math.max(s.heardAt, s.owedSince);
       if (quiet < allowed) {
-        s.answerTimer = this.clock.setTimeout(check, allowed - quiet);
+        // Timers past 2^31 - 1 ms fire at once: long waits go in steps.
+        s.answerTimer = this.clock.setTimeout(check, Math.min(allowed - quiet, MAX_TIMER_MS));
         return;
       }
       this.abortSession(
@@ -660,7 +676,12 @@ export class FileUploader implements Uploader {
         ),
       );
     };
-    s.answerTimer = this.clock.setTimeout(check, limit);
+    s.answerTimer = this.clock.setTimeout(check, Math.min(limit, MAX_TIMER_MS));
+  }
+
+  /** The server owes this session answers: chunks sent, COMPLETE, a VERIFY. */
+  private owesAnswers(s: Session): boolean {
+    return s.completeSent || s.inFlight.count > 0 || s.verify?.stage === 'waiting';
   }
 
   /**
@@ -1333,8 +1354,9 @@ export class FileUploader implements Uploader {
     const headerAt = s.v2 ? 0 : DATA_PREFIX - HeaderSize.DATA;
     if (s.v2) writeDataHeaderV2(buffer, STREAM, start, hash);
     else writeDataHeader(buffer, start, hash, headerAt);
+    const owedBefore = this.owesAnswers(s);
     s.inFlight.sent(start, length, buffer);
-    this.watchAnswers(s);
+    this.watchAnswers(s, owedBefore);
     this.bytesSent += length;
     const message = buffer.subarray(headerAt, DATA_PREFIX + length);
     if (s.conn.sendChunk) s.conn.sendChunk(message, start, end);
@@ -1406,10 +1428,11 @@ export class FileUploader implements Uploader {
       return;
     }
     const digest = this.wholeFileDigest();
+    const owedBefore = this.owesAnswers(s);
     s.completeSent = true;
     s.sentDigest = digest;
     this.sendControl(s, encodeComplete(digest));
-    this.watchAnswers(s);
+    this.watchAnswers(s, owedBefore);
     this.finishingSince = Math.max(this.finishingSince ?? 0, this.clock.now());
     this.life.go('complete');
   }
@@ -1515,7 +1538,26 @@ export class FileUploader implements Uploader {
         ? CloseCode.PROTOCOL_ERROR
         : CloseCode.NORMAL,
     );
+    if (!final && this.reconnectWhileHashing(s, error)) return;
     this.afterSession(error, final);
+  }
+
+  /**
+   * The server stopped waiting for the PROOF of a file this client is still hashing (SPEC.md
+   * 16.10: its wait is bounded; a slow disk can take longer): not a fault of either side, and no
+   * attempt counted against the upload. Open again at once; the next CHALLENGE is answered from
+   * the digest being computed, so each round takes the server's whole wait off the hashing.
+   */
+  private reconnectWhileHashing(s: Session, error: UploadErrorInfo): boolean {
+    if (s.instant !== 'hashing' || !error.retryable || this.instantDigestRun === undefined)
+      return false;
+    if (this.life.cancelled || this.life.pausing) return false;
+    this.info(
+      'CHECKING_SERVER_COPY',
+      'still hashing the file for the proof the server asked for; opening again',
+    );
+    this.connect();
+    return true;
   }
 
   private onClose(s: Session, info: CloseInfo): void {
@@ -1530,6 +1572,7 @@ export class FileUploader implements Uploader {
       return;
     }
     const error = s.error ?? closeError(info, phase);
+    if (this.reconnectWhileHashing(s, error)) return;
     this.afterSession(error, !error.retryable);
   }
 
@@ -1648,10 +1691,11 @@ export class FileUploader implements Uploader {
       this.verifyPending = false;
       return true;
     }
+    const owedBefore = this.owesAnswers(s);
     verify.stage = 'waiting';
     verify.through = chunks[chunks.length - 1].index;
     s.conn.send(encodeVerify(STREAM, chunks));
-    this.watchAnswers(s);
+    this.watchAnswers(s, owedBefore);
     return false;
   }
 

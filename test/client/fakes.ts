@@ -104,6 +104,8 @@ export class FakeServer implements Transport {
   window = 8 * 65_536;
   chunkSize = 65_536;
   autoAck = true;
+  /** Milliseconds a COMPLETE waits for its RESULT (a completion that flushes a big file). */
+  resultDelayMs = 0;
   /** Refuse every connection, as a server that is down does. */
   refuse: 'down' | undefined;
   /** Hook on each DATA before the server handles it; return an error name to refuse it. */
@@ -388,7 +390,8 @@ export class FakeConnection implements Connection {
           }
         }
         this.completing = true;
-        this.maybeResult();
+        if (server.resultDelayMs > 0) setTimeout(() => this.maybeResult(), server.resultDelayMs);
+        else this.maybeResult();
         return;
       }
       case 'terminate': {

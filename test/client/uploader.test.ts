@@ -164,6 +164,28 @@ describe('Uploader against the real server', () => {
     expect(sameBytes(server.soleUpload().data, bytes)).toBe(true);
   });
 
+  it('a long pause of the client before COMPLETE is not charged to the server: a RESULT that takes a while is waited for', async () => {
+    const bytes = randomBytes(4 * CHUNK, 4);
+    const { server, uploader, events } = await setup(4 * CHUNK, {
+      answerTimeout: 200,
+      maxInFlightBytes: CHUNK,
+      // The source check before COMPLETE takes 2.5 s after the last ACK: longer than COMPLETE's
+      // allowance (10 x 200 ms), during which the server owed nothing.
+      file: {
+        ...memorySource(bytes),
+        changed: async () => {
+          await new Promise((resolve) => setTimeout(resolve, 2500));
+          return false;
+        },
+      },
+    });
+    server.resultDelayMs = 300;
+    const outcome = await uploader.start();
+    expect(outcome.state).toBe('done');
+    expect(events.filter((e) => e.type === 'error')).toEqual([]);
+    expect(server.connections.length).toBe(1);
+  });
+
   it('uploads an empty file', async () => {
     const { uploader, stored } = await realSetup(memorySource(new Uint8Array(0), 'empty.bin'));
     const outcome = await uploader.start();
