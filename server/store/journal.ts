@@ -63,9 +63,10 @@ export const RECORD_BYTES = 32;
 /** Slots kept free beyond the unrecorded chunks, for SYNC and BOOT marks. */
 const MARK_MARGIN = 64;
 /**
- * A journal takes chunk withdrawals (RETRACT, SPEC.md 16.9) until it holds this many times the
- * records its upload reserves (`journalSlotsFor`): a file edited and re-sent a few times fits
- * many times over; a client looping VERIFY and DATA on one chunk does not grow it without end.
+ * A journal takes chunk withdrawals (RETRACT, SPEC.md 16.9) up to this many times the records its
+ * upload reserves (`journalSlotsFor`): a file edited and re-sent a few times fits many times over;
+ * a client looping VERIFY and DATA on one chunk does not grow it without end. Marks (BOOT, SYNC)
+ * are not counted: a long upload over a flaky link has many.
  */
 export const RETRACT_GROWTH_FACTOR = 4;
 /** The reserve grows by at least this many slots at a time (2 KiB). */
@@ -99,6 +100,8 @@ export interface JournalContents {
   readonly tailMarked?: boolean;
   /** A trusted RETRACT record withdrew a chunk (REPLACE_CHUNK, SPEC.md 16.9). */
   readonly withdrew?: boolean;
+  /** Trusted RETRACT records (withdrawals are bounded per upload: RETRACT_GROWTH_FACTOR). */
+  readonly retractions?: number;
 }
 
 function isZeroSlot(bytes: Uint8Array, at: number): boolean {
@@ -220,13 +223,17 @@ export function parseJournal(hasher: Hasher, bytes: Uint8Array, bootHash: bigint
   // Replayed in file order: the last CHUNK record of a chunk wins, a RETRACT removes it.
   const byIndex = new Map<number, bigint>();
   let withdrew = false;
+  let retractions = 0;
   for (let i = 0; i < trusted; i++) {
     const at = i * RECORD_BYTES;
     const type = view.getUint8(at);
     if (type !== RecordType.CHUNK && type !== RecordType.RETRACT) continue;
     const index = view.getUint32(at + 8) * 0x1_0000_0000 + view.getUint32(at + 12);
     if (type === RecordType.CHUNK) byIndex.set(index, view.getBigUint64(at + 16));
-    else withdrew = byIndex.delete(index) || withdrew;
+    else {
+      retractions++;
+      withdrew = byIndex.delete(index) || withdrew;
+    }
   }
   const chunks: ChunkRecord[] = [];
   for (const [index, hash] of byIndex) chunks.push({ index, hash });
@@ -249,6 +256,7 @@ export function parseJournal(hasher: Hasher, bytes: Uint8Array, bootHash: bigint
     truncated: used > trusted * RECORD_BYTES,
     ...(tailMarked ? { tailMarked } : {}),
     ...(withdrew ? { withdrew } : {}),
+    ...(retractions > 0 ? { retractions } : {}),
   };
 }
 
@@ -306,6 +314,8 @@ export class Journal implements ChunkLog {
   private readonly recorded: Uint8Array;
   /** Chunks not recorded yet: the reserve always keeps this many free slots for them. */
   private owed: number;
+  /** RETRACT records in the file (bounded: RETRACT_GROWTH_FACTOR). */
+  private retractions = 0;
   private queue: Promise<unknown> = Promise.resolve();
 
   private constructor(
@@ -366,6 +376,7 @@ export class Journal implements ChunkLog {
         options.chunks,
       );
       journal.markRecorded(contents.chunks.map((c) => c.index));
+      journal.retractions = contents.retractions ?? 0;
       // Zeroed, not cut: the space stays reserved, and the next record overwrites it.
       if (contents.truncated)
         await journal.zero(contents.trustedRecords * RECORD_BYTES, usedLength(bytes));
@@ -641,12 +652,13 @@ export class Journal implements ChunkLog {
     const retracted = indexes.filter((i) => i < this.recorded.length && this.recorded[i] === 1);
     if (retracted.length === 0) return;
     // Each withdrawal grows the file for good (records are never rewritten), and a client can
-    // send a chunk, withdraw it with a VERIFY and send it again without end: bounded.
+    // send a chunk, withdraw it with a VERIFY and send it again without end: bounded. CONFLICT,
+    // as for bytes that differ from what is stored: the client starts the upload afresh.
     const most = RETRACT_GROWTH_FACTOR * journalSlotsFor(this.recorded.length);
-    if (this.queued + retracted.length + 1 > most)
+    if (this.retractions + retracted.length > most)
       throw new ProtocolError(
-        Errors.INSUFFICIENT_STORAGE,
-        `this upload's journal holds ${this.queued} records, the most it may take is ${most}: its chunks were replaced too often; upload the file again as a new upload`,
+        Errors.CONFLICT,
+        `this upload's chunks were withdrawn ${this.retractions} times, the most it takes is ${most}: upload the file again as a new upload`,
       );
     await this.queue;
     await flushData();
@@ -662,6 +674,7 @@ export class Journal implements ChunkLog {
     const covered = this.queued + retracted.length;
     encodeRecord(this.hasher, bytes, (count - 1) * RECORD_BYTES, RecordType.SYNC, covered, 0n);
     await this.append(bytes, count, [], 'required', true);
+    this.retractions += retracted.length;
     this.syncedRecords = Math.max(this.syncedRecords, covered);
     this.markedAt = this.queued;
   }

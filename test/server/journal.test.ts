@@ -324,23 +324,32 @@ describe('disk store journal', () => {
     ]);
   });
 
-  it('a chunk sent and withdrawn without end: the journal refuses withdrawals past its bound (INSUFFICIENT_STORAGE)', async () => {
+  it('a chunk sent and withdrawn without end: withdrawals past the bound are refused (CONFLICT), also after a reopen', async () => {
     const id = 'c'.repeat(32);
-    const handle = await (await store('boot-1')).create(info(id));
+    const disk = await store('boot-1');
+    const handle = await disk.create(info(id));
     const journal = join(tmp.path, 'uploads', `${id}.journal`);
-    // 10 chunks reserve journalSlotsFor(10) records; withdrawals may take it to 4 times that,
-    // and the file keeps its reserve of free slots beyond the records.
-    const most = (RETRACT_GROWTH_FACTOR + 1) * journalSlotsFor(10) * RECORD_BYTES;
+    // 10 chunks reserve journalSlotsFor(10) records; withdrawals may number 4 times that. Each
+    // round writes a CHUNK, a RETRACT and a SYNC record, and the file keeps its free reserve.
+    const bound = RETRACT_GROWTH_FACTOR * journalSlotsFor(10);
+    const most = (3 * bound + journalSlotsFor(10)) * RECORD_BYTES;
     let refused: unknown;
-    for (let round = 0; round < 10_000 && refused === undefined; round++) {
-      await handle.recordChunks([{ index: 0, hash: BigInt(round + 1) }], false);
+    let rounds = 0;
+    for (; rounds < 10_000 && refused === undefined; rounds++) {
+      await handle.recordChunks([{ index: 0, hash: BigInt(rounds + 1) }], false);
       await handle.retractChunks!([0]).catch((error: unknown) => {
         refused = error;
       });
     }
-    expect(refused).toMatchObject({ codeName: 'INSUFFICIENT_STORAGE' });
+    expect(refused).toMatchObject({ codeName: 'CONFLICT' });
+    expect(rounds).toBe(bound + 1);
     expect((await stat(journal)).size).toBeLessThanOrEqual(most);
     await handle.close();
+    // The count is read back from the file: a reopen does not start it over.
+    const reopened = await disk.open(id);
+    await reopened.recordChunks([{ index: 0, hash: 1n }], false);
+    await expect(reopened.retractChunks!([0])).rejects.toMatchObject({ codeName: 'CONFLICT' });
+    await reopened.close();
   });
 
   it('retracts chunk records durably: gone after a crash and after a reboot, recorded again when re-sent', async () => {
