@@ -200,8 +200,10 @@ export class HttpTransport implements Transport {
             // Not aborted by the close that may follow at once (a local fault ends the upload with
             // TERMINATE, then closes): a WebSocket sends what was queued before its close frame,
             // and the server must hear this too, or the upload waits for its TTL. `keepalive`
-            // lets it outlive a closing page; the lease ends with it, so no release follows.
+            // lets it outlive a closing page; the lease ends with it, so no release follows, and
+            // no chunk still queued goes to a lease being deleted.
             terminating = true;
+            putsQueued.length = 0;
             doFetch(at(`/${uploadId}`), {
               method: 'DELETE',
               headers: { 'bigup-lease': lease },

@@ -416,7 +416,8 @@ export class FileUploader implements Uploader {
     this.clock.clearTimeout(this.pumpTimer);
     const wasRunning = life.hasRun;
     life.go('cancel');
-    const removal = this.removeRecord();
+    // After TAKEN_OVER the record (shared by two tabs, or two runs) is the other session's.
+    const removal = this.takenOver ? Promise.resolve() : this.removeRecord();
     // Another session took the upload over (another tab, another run): it is theirs now, and a
     // RESUME to terminate it would take it from them and destroy their upload (SPEC.md 7.10).
     if (this.uploadIdBytes && this.secret && !this.takenOver) {
@@ -530,7 +531,13 @@ export class FileUploader implements Uploader {
     } catch (error) {
       // A transport that cannot even start (a browser refusing ws:// from an https page, a
       // blocked port: SecurityError) would otherwise leave the run waiting for an onClose that
-      // never comes.
+      // never comes. The data transport's failure is a refusal of it: back to the main one.
+      if (transport !== this.options.transport && !this.life.cancelled) {
+        this.dataTransportFailed = true;
+        this.transport = this.options.transport;
+        this.connect();
+        return;
+      }
       if (this.life.cancelled) this.life.confirmTerminated();
       else
         this.fail(
@@ -1735,8 +1742,10 @@ export class FileUploader implements Uploader {
   }
 
   private forgetUpload(): void {
-    // A new OPEN goes where instant upload and the chunk check are (UploaderOptions.dataTransport).
+    // A new OPEN goes where instant upload and the chunk check are (UploaderOptions.dataTransport),
+    // and the new upload may move again: what failed was about the old one's route or node.
     this.transport = this.options.transport;
+    this.dataTransportFailed = false;
     this.uploadIdBytes = undefined;
     this.secret = undefined;
     this.acked = new RangeSet();
@@ -1823,37 +1832,43 @@ export class FileUploader implements Uploader {
         done = true;
         this.clock.clearTimeout(timer);
         try {
-          conn.close(CloseCode.NORMAL, 'done');
+          conn?.close(CloseCode.NORMAL, 'done');
         } catch {
           // Already closed.
         }
         resolve(ok);
       };
       const timer = this.clock.setTimeout(() => finish(false), DEFAULTS.acceptTimeoutMs);
-      const conn = this.options.transport.connect(
-        url.toString(),
-        [SUBPROTOCOL_V1],
-        {
-          onOpen: () =>
-            conn.send(
-              encodeResume({ uploadId: id, secret, token: this.options.uploadToken ?? '' }),
-            ),
-          onMessage: (data) => {
-            let message: ServerMessage;
-            try {
-              message = decodeServerMessage(data);
-            } catch {
-              finish(false);
-              return;
-            }
-            if (message.type === 'accept') conn.send(encodeTerminate());
-            else finish(message.type === 'terminated');
+      let conn: Connection | undefined;
+      try {
+        conn = this.options.transport.connect(
+          url.toString(),
+          [SUBPROTOCOL_V1],
+          {
+            onOpen: () =>
+              conn?.send(
+                encodeResume({ uploadId: id, secret, token: this.options.uploadToken ?? '' }),
+              ),
+            onMessage: (data) => {
+              let message: ServerMessage;
+              try {
+                message = decodeServerMessage(data);
+              } catch {
+                finish(false);
+                return;
+              }
+              if (message.type === 'accept') conn?.send(encodeTerminate());
+              else finish(message.type === 'terminated');
+            },
+            onClose: () => finish(false),
+            onDrain: () => undefined,
           },
-          onClose: () => finish(false),
-          onDrain: () => undefined,
-        },
-        headerAuth ? { Authorization: `Bearer ${this.options.token}` } : undefined,
-      );
+          headerAuth ? { Authorization: `Bearer ${this.options.token}` } : undefined,
+        );
+      } catch {
+        // A transport that cannot start (see connect): the record stays for another time.
+        finish(false);
+      }
     });
   }
 

@@ -57,6 +57,8 @@ async function upload(
   server ??= await startServer({ dir: tmp.path, ...serverOptions });
   const blob = new Blob([bytes]);
   const traffic = { sockets: 0, puts: 0, posts: 0, answered: 0 };
+  /** Whether the uploader has taken in an ACK (set once it exists). */
+  let acked = (): boolean => false;
   const ws = new WsTransport();
   const control = {
     sendsHeaders: ws.sendsHeaders,
@@ -75,9 +77,14 @@ async function upload(
         // is: whether the data transport acked first must not depend on the machine's load.
         const before = Math.min(traffic.puts - 1, 2);
         const answeredBefore = async (): Promise<void> => {
-          for (let waited = 0; traffic.answered < before && waited < 3000; waited += 10)
+          // The earlier PUTs answered, and their ACKs taken in by the uploader (progress).
+          for (
+            let waited = 0;
+            (traffic.answered < before || (before > 0 && !acked())) && waited < 3000;
+            waited += 10
+          )
             await delay(10);
-          await delay(100);
+          await delay(20);
           traffic.answered++;
         };
         if (fault === 'network')
@@ -107,6 +114,7 @@ async function upload(
   const starts: boolean[] = [];
   uploader.on('error', (e) => errors.push(String(e.code)));
   uploader.on('start', (e) => starts.push(e.resumed));
+  acked = () => uploader.progress.bytesAcked > 0;
   const outcome: UploadOutcome = await uploader.start();
   expect(outcome.state).toBe(expectState);
   if (outcome.state === 'done') {
@@ -244,6 +252,34 @@ describe('dataTransport', () => {
           (name) => !/\.(json|ledger)$/.test(name),
         ),
       ).toEqual([]);
+  });
+
+  it('a data transport that cannot even start (connect throws): the rest over WebSocket, no error', async () => {
+    tmp ??= await makeTempDir('bigup-data-transport-');
+    server ??= await startServer({ dir: tmp.path });
+    const bytes = new Uint8Array(randomBytes(24 * MiB));
+    const blob = new Blob([bytes]);
+    const uploader = createUploader({
+      endpoint: server.wsUrl,
+      file: blob,
+      transport: new WsTransport(),
+      dataTransport: {
+        sendsHeaders: true,
+        connect: () => {
+          throw new TypeError('fetch is not available here');
+        },
+      },
+      resumeStore: false,
+    });
+    const errors: string[] = [];
+    uploader.on('error', (e) => errors.push(e.name));
+    const outcome = await uploader.start();
+    expect(outcome.state).toBe('done');
+    expect(errors).toEqual([]);
+    if (outcome.state === 'done') {
+      const stored = await readFile(await storedLocation(tmp.path, outcome.result.uploadId));
+      expect(stored.equals(bytes)).toBe(true);
+    }
   });
 
   it('a fatal answer about the upload over HTTP (TAKEN_OVER) stays fatal: no WebSocket steals it back', async () => {

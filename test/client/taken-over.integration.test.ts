@@ -57,6 +57,8 @@ describe('an upload taken over by another session', () => {
     expect(lost.state).toBe('failed');
     if (lost.state === 'failed') expect(lost.error.name).toBe('TAKEN_OVER');
     await first.cancel();
+    // The resume record is the second session's now: a reload of that tab resumes from it.
+    expect(resumeStore.records.size).toBe(1);
     const won = await secondOutcome;
     expect(secondResumed).toBe(true);
     expect(won.state).toBe('done');

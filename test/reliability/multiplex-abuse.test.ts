@@ -86,7 +86,7 @@ describe('abuse: bigup.2 streams are bounded per connection and in all', () => {
   it('a flood of OPENs over several-stream connections: past multiplexedOpensPerSecond they are refused (TOO_MANY_UPLOADS)', async () => {
     server = await startServer({
       dir: tmp.path,
-      multiplexedOpensPerSecond: 20,
+      multiplexedOpensPerSecond: 5,
       opensPerSecond: 1000,
       openBurst: 1000,
     });
@@ -95,6 +95,7 @@ describe('abuse: bigup.2 streams are bounded per connection and in all', () => {
     client.hello([{ id: Capability.MULTIPLEX, value: 2 }]);
     let accepted = 0;
     let refused = 0;
+    const started = Date.now();
     for (let pair = 0; pair < 30; pair++) {
       const streams = [2 * pair + 1, 2 * pair + 2];
       for (const stream of streams) client.open(stream, { fileSize: 10 });
@@ -112,13 +113,15 @@ describe('abuse: bigup.2 streams are bounded per connection and in all', () => {
         }
       }
     }
-    // A burst of 20, plus what the bucket refills while the 60 OPENs run.
-    expect(accepted).toBeGreaterThanOrEqual(20);
-    expect(accepted).toBeLessThan(60);
+    // A burst of 5, plus what the bucket refilled while the 60 OPENs ran (however slow the disk).
+    const seconds = (Date.now() - started) / 1000;
+    expect(accepted).toBeGreaterThanOrEqual(5);
+    expect(accepted).toBeLessThanOrEqual(5 + Math.ceil(5 * seconds) + 1);
     expect(refused).toBe(60 - accepted);
+    expect(refused).toBeGreaterThan(0);
     client.close();
     // The bound is per address, and the well-behaved client shares this one: once it refilled.
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await new Promise((resolve) => setTimeout(resolve, 400));
     await wellBehaved(server.wsUrl);
   });
 
