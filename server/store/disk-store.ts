@@ -99,6 +99,7 @@
 import { constants as fsConstants } from 'node:fs';
 import {
   chmod,
+  copyFile,
   link,
   lstat,
   mkdir,
@@ -275,6 +276,8 @@ export class DiskStore implements UploadStore {
   private readonly commitments = new Map<string, number>();
   /** fsyncs of the shared directories (uploads/, files/), group-committed across uploads. */
   private readonly directorySyncs = new DirectorySyncs();
+  /** False once content could be neither linked nor cloned (linkContent): nothing is found. */
+  private sharesContent = true;
   /** Repairs of interrupted completions in progress, by upload id (see `repairCompletion`). */
   private readonly repairs = new Map<string, Promise<CompletionInfo>>();
   /** Where completed files land under files/ (delivered-files.ts). */
@@ -1000,6 +1003,7 @@ export class DiskStore implements UploadStore {
   }
 
   findContent(key: ContentKey): Promise<ContentRef[]> {
+    if (!this.sharesContent) return Promise.resolve([]);
     return this.content.find(key);
   }
 
@@ -1068,10 +1072,36 @@ export class DiskStore implements UploadStore {
       await link(from, place.location);
       return 'linked';
     } catch (error) {
-      if (isNoHardLink(error)) return 'no-link';
       if (place.shared && isErrno(error, 'EEXIST')) return 'taken';
-      throw error;
+      if (!isNoHardLink(error)) throw error;
+      // A file at its link-count limit: this content only (a new upload of it is indexed).
+      if (isErrno(error, 'EMLINK')) return 'no-link';
     }
+    // No links here at all (another filesystem, or one without them): a clone shares the blocks
+    // where the filesystem can (copy-on-write), never a copy. Where it cannot either, instant
+    // upload is off until restart: a CHALLENGE would cost the client a read of its whole file
+    // for an upload that goes on as an ordinary one anyway.
+    try {
+      await copyFile(
+        from,
+        place.location,
+        fsConstants.COPYFILE_FICLONE_FORCE | fsConstants.COPYFILE_EXCL,
+      );
+    } catch (error) {
+      if (place.shared && isErrno(error, 'EEXIST')) return 'taken';
+      this.sharesContent = false;
+      this.logger?.warn(
+        `disk store: delivered content can be neither linked nor cloned here (${String(error)}); instant upload is off`,
+      );
+      return 'no-link';
+    }
+    const clone = await open(place.location, fsConstants.O_RDONLY);
+    try {
+      await clone.sync();
+    } finally {
+      await clone.close();
+    }
+    return 'linked';
   }
 }
 

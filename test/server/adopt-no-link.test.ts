@@ -1,8 +1,8 @@
 /**
  * DiskStore.adoptContent where no hard link can be made to the content (here another filesystem:
- * EXDEV; a file at its link-count limit, EMLINK, is the same case): no copy is made, since a copy
- * would write the whole file for a proof of a few hashes, outside every quota. The store says so
- * (undefined), leaves nothing behind, and the OPEN goes on as an ordinary upload.
+ * EXDEV) and no clone either (tmpfs): no copy is made, since a copy would write the whole file for
+ * a proof of a few hashes, outside every quota. The store says so (undefined), leaves nothing
+ * behind, the OPEN goes on as an ordinary upload, and the store finds no content from then on.
  */
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -48,6 +48,11 @@ describe('adoptContent without a hard link', () => {
     expect(adopted).toBeUndefined();
     expect((await listFiles(tmp.path)).filter((f) => !f.endsWith('/'))).toEqual([]);
     expect(await readdir(join(tmp.path, 'uploads'))).toEqual([]);
+    // Neither a link nor a clone (tmpfs across filesystems): the store stops finding content, so
+    // no client is challenged to hash a file for an instant upload that cannot happen.
+    expect(
+      await store.findContent({ fileSize: 100_000, chunkSize: 65_536, digest: '0123456789abcdef' }),
+    ).toEqual([]);
     await store.close();
   });
 });
