@@ -64,6 +64,7 @@ import {
   type ServerMessageV2,
 } from '../../protocol/index.js';
 import { backoffDelay, resolveBackoff } from './backoff.js';
+import { DEFAULTS } from './uploader.js';
 import { challengeHashes, digestOfFile } from './proof.js';
 import { ClientErrors, clientError, serverError } from './errors.js';
 import type {
@@ -167,6 +168,13 @@ export interface BatchOptions {
   readonly inlineSmallFiles?: boolean;
   /** Subprotocols to offer, most preferred first. Default bigup.2 then bigup.1. */
   readonly protocols?: readonly string[];
+  /**
+   * Milliseconds the server may stay silent while it owes answers (an OPEN, a PROOF, DATA,
+   * COMPLETE, TERMINATE) before the connection counts as lost: the files in flight go back to the
+   * queue and a new connection takes them (as UploaderOptions.answerTimeout). 0: never. Default
+   * `DEFAULTS.answerTimeoutMs` (120 s).
+   */
+  readonly answerTimeout?: number;
   readonly clock?: Clock;
   readonly random?: () => number;
 }
@@ -201,6 +209,8 @@ interface Job {
   acked: number;
   /** `drop()` took it out: its outcome is 'cancelled' whatever ends it. */
   dropped: boolean;
+  /** An OPEN, PROOF, COMPLETE or TERMINATE of it is sent and not answered yet. */
+  awaiting: boolean;
 }
 
 interface Link {
@@ -222,6 +232,11 @@ interface Link {
   /** bigup.1: the server closes after refusing one file; that close is no network fault. */
   closesAfterRefusal: boolean;
   drainWaiters: Array<() => void>;
+  /** The answer watchdog (see BatchUploaderOptions.answerTimeout). */
+  answerTimer: unknown;
+  heardAt: number;
+  /** When the server last began to owe answers after owing none. */
+  owedSince: number;
 }
 
 /**
@@ -275,6 +290,12 @@ export class BatchUploader {
   private protocol = '';
 
   constructor(private readonly options: BatchOptions) {
+    const answerTimeout = options.answerTimeout;
+    if (
+      answerTimeout !== undefined &&
+      !(answerTimeout === 0 || (Number.isFinite(answerTimeout) && answerTimeout > 0))
+    )
+      throw new RangeError('answerTimeout must be a positive number of milliseconds, or 0 (off)');
     this.maxFilesInFlight = positive(
       'maxFilesInFlight',
       options.maxFilesInFlight,
@@ -474,6 +495,9 @@ export class BatchUploader {
       fatal: undefined,
       closesAfterRefusal: false,
       drainWaiters: [],
+      answerTimer: undefined,
+      heardAt: this.clock.now(),
+      owedSince: this.clock.now(),
     };
     this.link = link;
   }
@@ -506,6 +530,7 @@ export class BatchUploader {
 
   private onClose(link: Link, info: CloseInfo): void {
     link.closed = true;
+    this.clock.clearTimeout(link.answerTimer);
     wakeAll(link);
     if (this.link !== link) return;
     this.link = undefined;
@@ -616,7 +641,39 @@ export class BatchUploader {
 
   private send(link: Link, job: Job, bytes: Uint8Array): void {
     if (link.closed) return;
+    const owedBefore = owesAnswers(link);
+    job.awaiting = true;
     link.connection.send(link.version === 2 ? withStream(job.stream, bytes) : bytes);
+    this.watchAnswers(link, owedBefore);
+  }
+
+  /**
+   * While the server owes this connection answers it must be heard from within `answerTimeout`
+   * (ten times that while a file completes), plus the bytes in flight at a slow uplink's pace;
+   * else the connection counts as lost and the files in flight go to a new one. The wait counts
+   * from the later of the last message and the moment the server began to owe (the client's own
+   * pauses are not the server's silence). As in the per-file Uploader (watchAnswers).
+   */
+  private watchAnswers(link: Link, owedBefore: boolean): void {
+    const limit = this.options.answerTimeout ?? DEFAULTS.answerTimeoutMs;
+    if (limit === 0) return;
+    if (!owedBefore) link.owedSince = this.clock.now();
+    if (link.answerTimer !== undefined) return;
+    const check = (): void => {
+      link.answerTimer = undefined;
+      if (link.closed || this.link !== link || !owesAnswers(link)) return;
+      const completing = [...link.jobs.values()].some((job) => job.state === 'completing');
+      const allowed =
+        (completing ? 10 * limit : limit) + (link.outstanding * 1000) / DEFAULTS.answerRateFloor;
+      const quiet = this.clock.now() - Math.max(link.heardAt, link.owedSince);
+      if (quiet < allowed) {
+        link.answerTimer = this.clock.setTimeout(check, Math.min(allowed - quiet, 2 ** 31 - 1));
+        return;
+      }
+      // Not fatal: onClose puts the files in flight back at the head of the queue.
+      link.connection.close(CloseCode.NORMAL, 'no answer from the server');
+    };
+    link.answerTimer = this.clock.setTimeout(check, Math.min(limit, 2 ** 31 - 1));
   }
 
   private onAccept(link: Link, job: Job, accept: AcceptMessage): void {
@@ -661,6 +718,7 @@ export class BatchUploader {
         }
         if (resend) job.resend.shift();
         else job.nextChunk++;
+        const owedBefore = owesAnswers(link);
         link.outstanding += length;
         job.unanswered.set(offset, length);
         const header = link.version === 2 ? HeaderSizeV2.DATA : HeaderSize.DATA;
@@ -679,6 +737,7 @@ export class BatchUploader {
         else writeDataHeader(message, offset, hash);
         if (link.connection.sendChunk) link.connection.sendChunk(message, offset, offset + length);
         else link.connection.send(message);
+        this.watchAnswers(link, owedBefore);
         if (job.nextChunk >= job.chunks && job.resend.length === 0) void this.complete(link, job);
       }
     } finally {
@@ -867,6 +926,11 @@ export class BatchUploader {
       return;
     }
     const { stream, message } = frame;
+    link.heardAt = this.clock.now();
+    if (message.type !== 'ack' && message.type !== 'window') {
+      const answered = link.jobs.get(stream);
+      if (answered) answered.awaiting = false;
+    }
     if (message.type === 'welcome') {
       link.limit = Math.max(1, Math.min(this.maxFilesInFlight, multiplexOf(message.capabilities)));
       link.inlineLimit = inlineFileLimitOf(message.capabilities);
@@ -954,7 +1018,10 @@ export class BatchUploader {
     }
     if (link.closed || this.link !== link) return;
     job.digest = proof.digest;
+    const owedBefore = owesAnswers(link);
+    job.awaiting = true;
     link.connection.send(encodeProof(job.stream, proof.digest, proof.hashes));
+    this.watchAnswers(link, owedBefore);
   }
 
   private onConnectionError(link: Link, error: ErrorMessage): void {
@@ -995,12 +1062,21 @@ function newJob(index: number, entry: BatchEntry): Job {
     inline: undefined,
     acked: 0,
     dropped: false,
+    awaiting: false,
   });
+}
+
+/** The server owes this connection answers: DATA unanswered, or a file's request. */
+function owesAnswers(link: Link): boolean {
+  if (link.outstanding > 0) return true;
+  for (const job of link.jobs.values()) if (job.awaiting) return true;
+  return false;
 }
 
 /** The job as before its OPEN: a new connection opens it as a new upload. */
 function resetJob(job: Job): Job {
   job.state = 'opening';
+  job.awaiting = false;
   job.stream = 0;
   job.uploadId = '';
   job.nextChunk = 0;

@@ -220,8 +220,8 @@ export interface UploaderOptions {
    * the connection counts as lost and the upload resumes over a new one, plus the time the bytes
    * in flight take at 32 KiB/s (a slow uplink); ten times this for COMPLETE. Counted from the
    * later of the server's last message and the moment it began to owe answers. 0: never. Default
-   * `DEFAULTS.answerTimeoutMs` (120 s). The batch path (small files on one connection,
-   * batch-uploader.ts) does not watch answers.
+   * `DEFAULTS.answerTimeoutMs` (120 s). The batch path (small files on one connection) has the
+   * same option (BatchOptions.answerTimeout).
    */
   readonly answerTimeout?: number;
   /** Server auth token for the handshake: `Authorization: Bearer` when the transport can set headers (Node), else the `token` query parameter (browsers). */
