@@ -574,6 +574,12 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
       let created: OpenUpload | undefined;
       try {
         waiting = await pending.read(id);
+        // A record whose removal failed after its upload was stored (storeFromPending): the
+        // upload is what the id names now; the record goes, and the PATCH writes the upload.
+        if (waiting && (registry.peek(id) ?? (await ctx.store.readState(id)))) {
+          await pending.remove(id);
+          waiting = undefined;
+        }
         if (waiting)
           created = await storeFromPending(request, who, id, waiting, { offset, length }, owner);
       } finally {

@@ -6,7 +6,7 @@
  * checksum, termination, expiration).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -540,6 +540,36 @@ describe('tus endpoint: bad input and extensions', () => {
       for (const done of [url, second.headers.get('location')!])
         expect((await tusRequest(done, 'DELETE', AUTH)).status).toBe(204);
     }
+  });
+
+  it('an announced record left behind after its upload was stored (its removal failed): the next PATCH writes the upload and removes it', async () => {
+    const announced = await tusRequest(`${server.url}/files/`, 'POST', {
+      ...AUTH,
+      'Upload-Defer-Length': '1',
+    });
+    expect(announced.status).toBe(201);
+    const url = announced.headers.get('location')!;
+    const id = announced.headers.get('bigup-upload-id')!;
+    const record = join(tmp.path, 'tus', `${id}.pending`);
+    const saved = await readFile(record);
+    const first = await tusRequest(
+      url,
+      'PATCH',
+      { ...AUTH, ...OCTETS, 'Upload-Offset': '0', 'Upload-Length': '10' },
+      Buffer.from('hello'),
+    );
+    expect(first.status).toBe(204);
+    // As a failed removal would have left it.
+    await writeFile(record, saved);
+    const second = await tusRequest(
+      url,
+      'PATCH',
+      { ...AUTH, ...OCTETS, 'Upload-Offset': '5' },
+      Buffer.from('world'),
+    );
+    expect(second.status).toBe(204);
+    expect(second.headers.get('upload-offset')).toBe('10');
+    await expect(readFile(record)).rejects.toThrow();
   });
 
   it('expiration: Upload-Expires is announced, and the sweeper removes the idle upload after it', async () => {
