@@ -1089,10 +1089,14 @@ export class DiskStore implements UploadStore {
       );
     } catch (error) {
       if (place.shared && isErrno(error, 'EEXIST')) return 'taken';
-      this.sharesContent = false;
-      this.logger?.warn(
-        `disk store: delivered content can be neither linked nor cloned here (${String(error)}); instant upload is off`,
-      );
+      // Only what says the filesystem cannot clone turns instant upload off; a full disk or an
+      // I/O error fails this adoption alone.
+      if (['ENOTSUP', 'EOPNOTSUPP', 'EXDEV', 'EINVAL', 'ENOSYS'].some((c) => isErrno(error, c))) {
+        this.sharesContent = false;
+        this.logger?.warn(
+          `disk store: delivered content can be neither linked nor cloned here (${String(error)}); instant upload is off`,
+        );
+      }
       return 'no-link';
     }
     const clone = await open(place.location, fsConstants.O_RDONLY);
