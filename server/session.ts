@@ -1275,7 +1275,11 @@ export class Session {
       withdrawn = await upload.retract(message.chunks);
     } catch (error) {
       if (generation !== stream.generation) return;
-      this.failStream(stream, asProtocolError(error));
+      const failure = asProtocolError(error);
+      // A refusal that leaves the stream open (CONFLICT past the withdrawal bound) leaves it
+      // able to take what follows: the client's TERMINATE.
+      if (!failure.fatal) stream.state = 'active';
+      this.failStream(stream, failure);
       return;
     }
     if (generation !== stream.generation || stream.ended) return;

@@ -232,7 +232,7 @@ interface Link {
   /** bigup.1: the server closes after refusing one file; that close is no network fault. */
   closesAfterRefusal: boolean;
   drainWaiters: Array<() => void>;
-  /** The answer watchdog (see BatchUploaderOptions.answerTimeout). */
+  /** The answer watchdog (see BatchOptions.answerTimeout). */
   answerTimer: unknown;
   heardAt: number;
   /** When the server last began to owe answers after owing none. */

@@ -96,6 +96,7 @@
  * One server process per data directory: a store's start removes what it finds no upload will
  * claim (lone .part files, the names of open ledgers), which another live process may be using.
  */
+import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import {
   chmod,
@@ -1066,6 +1067,23 @@ export class DiskStore implements UploadStore {
    * would write the whole file for a PROOF of a few hashes, outside every quota; the upload goes
    * on as an ordinary one, whose bytes are counted as they come.
    */
+  /** Whether a file made in uploads/ can be hard-linked into `folder` (linkContent's probe). */
+  private async linksWork(folder: string): Promise<boolean> {
+    const name = `.link-probe-${randomBytes(8).toString('hex')}`;
+    const probe = join(this.uploadsDir, name);
+    const target = join(folder, name);
+    try {
+      await (await open(probe, CREATE_FLAGS, this.fileMode)).close();
+      await link(probe, target);
+      return true;
+    } catch {
+      return false;
+    } finally {
+      await rm(probe, { force: true });
+      await rm(target, { force: true });
+    }
+  }
+
   private async linkContent(from: string, place: Place): Promise<'linked' | 'taken' | 'no-link'> {
     try {
       // The delivered file is already durable: a new name for it costs a directory entry only.
@@ -1077,10 +1095,9 @@ export class DiskStore implements UploadStore {
       // A file at its link-count limit: this content only (a new upload of it is indexed).
       if (isErrno(error, 'EMLINK')) return 'no-link';
     }
-    // No links here at all (another filesystem, or one without them): a clone shares the blocks
-    // where the filesystem can (copy-on-write), never a copy. Where it cannot either, instant
-    // upload is off until restart: a CHALLENGE would cost the client a read of its whole file
-    // for an upload that goes on as an ordinary one anyway.
+    // No link for this content (another filesystem, one without links, or a file the kernel's
+    // link protection refuses): a clone shares the blocks where the filesystem can (copy-on-write),
+    // never a copy.
     try {
       await copyFile(
         from,
@@ -1089,9 +1106,11 @@ export class DiskStore implements UploadStore {
       );
     } catch (error) {
       if (place.shared && isErrno(error, 'EEXIST')) return 'taken';
-      // Only what says the filesystem cannot clone turns instant upload off; a full disk or an
-      // I/O error fails this adoption alone.
-      if (['ENOTSUP', 'EOPNOTSUPP', 'EXDEV', 'EINVAL', 'ENOSYS'].some((c) => isErrno(error, c))) {
+      // Where even a file of the server's own cannot be linked there, the filesystem makes no
+      // links: instant upload is off until restart, since every CHALLENGE would cost a client a
+      // read of its whole file for an upload that goes on as an ordinary one anyway. Otherwise
+      // it was this content alone (a full disk or an I/O error during the clone, too).
+      if (!(await this.linksWork(dirname(place.location)))) {
         this.sharesContent = false;
         this.logger?.warn(
           `disk store: delivered content can be neither linked nor cloned here (${String(error)}); instant upload is off`,
@@ -1099,11 +1118,17 @@ export class DiskStore implements UploadStore {
       }
       return 'no-link';
     }
-    const clone = await open(place.location, fsConstants.O_RDONLY);
     try {
-      await clone.sync();
-    } finally {
-      await clone.close();
+      const clone = await open(place.location, fsConstants.O_RDONLY);
+      try {
+        await clone.sync();
+      } finally {
+        await clone.close();
+      }
+    } catch (error) {
+      // Not durable: a name no record will ever give.
+      await unlink(place.location).catch(() => undefined);
+      throw error;
     }
     return 'linked';
   }

@@ -1,6 +1,6 @@
 /**
  * The batch path (a folder on one bigup.2 connection) against a server that goes silent while it
- * owes answers (BatchUploaderOptions.answerTimeout): the connection counts as lost, the files in
+ * owes answers (BatchOptions.answerTimeout): the connection counts as lost, the files in
  * flight go back to the queue, and a new connection takes them. Before, the run waited forever.
  */
 import { writeFile } from 'node:fs/promises';

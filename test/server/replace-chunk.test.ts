@@ -194,6 +194,40 @@ describe('REPLACE_CHUNK: VERIFY after a resume (SPEC.md 16.9)', () => {
     client.close();
   });
 
+  it('withdrawals past the bound: VERIFY is answered CONFLICT, and the stream still takes the TERMINATE that follows', async () => {
+    const one = new Uint8Array(CHUNK).fill(7);
+    const client = await RawClientV2.connect(server.wsUrl);
+    client.hello(REPLACE);
+    client.open(1, { fileSize: CHUNK, chunkSize: CHUNK, name: 'looped.bin' });
+    const accept = await client.expect(1, 'accept');
+    client.data(1, 0, one);
+    await client.expect(1, 'ack');
+    const upload = { uploadId: accept.uploadId, secret: accept.secret };
+    // Each round: a new stream takes the upload over, withdraws chunk 0 and sends it again.
+    let answer: { type: string; code?: number } | undefined;
+    let stream = 1;
+    for (let round = 0; round < 1000; round++) {
+      stream += 2;
+      client.send(withStream(stream, encodeResume({ ...upload, token: '' })));
+      await client.expect(stream, 'accept');
+      client.send(encodeVerify(stream, [{ index: 0, hash: BigInt(round + 1) }]));
+      const frame = await client.waitFor(
+        (f) => f.stream === stream && (f.message.type === 'verified' || f.message.type === 'error'),
+      );
+      if (frame.message.type === 'error') {
+        answer = { type: 'error', code: frame.message.code };
+        break;
+      }
+      client.data(stream, 0, one);
+      await client.expect(stream, 'ack');
+    }
+    expect(answer).toEqual({ type: 'error', code: Errors.CONFLICT.code });
+    // The client then terminates the upload to start afresh: answered, not a protocol violation.
+    client.terminate(stream);
+    await client.expect(stream, 'terminated');
+    client.close();
+  });
+
   it('without REPLACE_CHUNK granted, VERIFY is UNEXPECTED_MESSAGE (fatal) and nothing is withdrawn', async () => {
     const data = file(4);
     const upload = await uploadAllButComplete(data);
