@@ -67,14 +67,15 @@ import { backoffDelay, resolveBackoff } from './backoff.js';
 import { DEFAULTS } from './uploader.js';
 import { challengeHashes, digestOfFile } from './proof.js';
 import { ClientErrors, clientError, serverError } from './errors.js';
-import type {
-  BackoffOptions,
-  Clock,
-  CloseInfo,
-  Connection,
-  FileSource,
-  Transport,
-  UploadErrorInfo,
+import {
+  ABNORMAL_CLOSURE,
+  type BackoffOptions,
+  type Clock,
+  type CloseInfo,
+  type Connection,
+  type FileSource,
+  type Transport,
+  type UploadErrorInfo,
 } from './types.js';
 
 const MiB = 1024 * 1024;
@@ -662,7 +663,10 @@ export class BatchUploader {
     const check = (): void => {
       link.answerTimer = undefined;
       if (link.closed || this.link !== link || !owesAnswers(link)) return;
-      const completing = [...link.jobs.values()].some((job) => job.state === 'completing');
+      // An OPEN carrying its file is answered once the file is stored and flushed, as COMPLETE is.
+      const completing = [...link.jobs.values()].some(
+        (job) => job.state === 'completing' || (job.awaiting && job.inline !== undefined),
+      );
       const allowed =
         (completing ? 10 * limit : limit) + (link.outstanding * 1000) / DEFAULTS.answerRateFloor;
       const quiet = this.clock.now() - Math.max(link.heardAt, link.owedSince);
@@ -670,7 +674,10 @@ export class BatchUploader {
         link.answerTimer = this.clock.setTimeout(check, Math.min(allowed - quiet, 2 ** 31 - 1));
         return;
       }
-      // Not fatal: onClose puts the files in flight back at the head of the queue.
+      // Given up at once (a browser may take a minute to finish closing a dead socket): onClose
+      // puts the files in flight back at the head of the queue, and the real close that follows
+      // finds this link no longer current.
+      this.onClose(link, { code: ABNORMAL_CLOSURE, reason: 'no answer from the server' });
       link.connection.close(CloseCode.NORMAL, 'no answer from the server');
     };
     link.answerTimer = this.clock.setTimeout(check, Math.min(limit, 2 ** 31 - 1));

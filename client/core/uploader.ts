@@ -1556,7 +1556,13 @@ export class FileUploader implements Uploader {
    * the digest being computed, so each round takes the server's whole wait off the hashing.
    */
   private reconnectWhileHashing(s: Session, error: UploadErrorInfo): boolean {
-    if (s.instant !== 'hashing' || !error.retryable || this.instantDigestRun === undefined)
+    // The server's end of its wait, and nothing else: a connection that keeps failing otherwise
+    // goes through the backoff like any other.
+    if (
+      s.instant !== 'hashing' ||
+      error.code !== Errors.IDLE_TIMEOUT.code ||
+      this.instantDigestRun === undefined
+    )
       return false;
     if (this.life.cancelled || this.life.pausing) return false;
     this.info(

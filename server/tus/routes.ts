@@ -224,6 +224,20 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
   }
 
   /** What the store knows of an upload without opening it; NOT_FOUND when nothing. */
+  /**
+   * The announced (deferred-length) upload `id`, if it is still only announced. A record whose
+   * removal failed after its upload was stored (storeFromPending) is removed here: the stored
+   * upload is what the id names now, for PATCH, HEAD and DELETE alike.
+   */
+  async function announced(id: string): Promise<PendingUpload | undefined> {
+    const waiting = await pending.read(id);
+    if (waiting && (registry.peek(id) ?? (await ctx.store.readState(id)))) {
+      await pending.remove(id);
+      return undefined;
+    }
+    return waiting;
+  }
+
   async function infoOf(id: string): Promise<UploadInfo> {
     const info = registry.peek(id)?.info ?? (await ctx.store.readState(id))?.info;
     if (!info) throw new TusRefusal(HttpErrors.NOT_FOUND);
@@ -573,13 +587,7 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
       let waiting: PendingUpload | undefined;
       let created: OpenUpload | undefined;
       try {
-        waiting = await pending.read(id);
-        // A record whose removal failed after its upload was stored (storeFromPending): the
-        // upload is what the id names now; the record goes, and the PATCH writes the upload.
-        if (waiting && (registry.peek(id) ?? (await ctx.store.readState(id)))) {
-          await pending.remove(id);
-          waiting = undefined;
-        }
+        waiting = await announced(id);
         if (waiting)
           created = await storeFromPending(request, who, id, waiting, { offset, length }, owner);
       } finally {
@@ -627,7 +635,7 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
     const head = guarded(async (request, reply) => {
       const who = access(request);
       const id = uploadIdOf(request);
-      const waiting = await pending.read(id);
+      const waiting = await announced(id);
       if (waiting) {
         await admitUploadRequest(request, who, options, id, waiting.client);
         if (waiting.metadata && Object.keys(waiting.metadata).length > 0)
@@ -672,7 +680,7 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
     const terminate = guarded(async (request, reply) => {
       const who = access(request);
       const id = uploadIdOf(request);
-      const waiting = await pending.read(id);
+      const waiting = await announced(id);
       if (waiting) {
         await admitUploadRequest(request, who, options, id, waiting.client);
         await pending.remove(id);

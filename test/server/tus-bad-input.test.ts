@@ -542,7 +542,7 @@ describe('tus endpoint: bad input and extensions', () => {
     }
   });
 
-  it('an announced record left behind after its upload was stored (its removal failed): the next PATCH writes the upload and removes it', async () => {
+  it('an announced record left behind after its upload was stored (its removal failed): HEAD, PATCH and DELETE act on the stored upload', async () => {
     const announced = await tusRequest(`${server.url}/files/`, 'POST', {
       ...AUTH,
       'Upload-Defer-Length': '1',
@@ -559,7 +559,11 @@ describe('tus endpoint: bad input and extensions', () => {
       Buffer.from('hello'),
     );
     expect(first.status).toBe(204);
-    // As a failed removal would have left it.
+    // As a failed removal would have left it. HEAD answers for the stored upload, not the record.
+    await writeFile(record, saved);
+    const head = await tusRequest(url, 'HEAD', AUTH);
+    expect(head.headers.get('upload-offset')).toBe('5');
+    expect(head.headers.get('upload-defer-length')).toBeNull();
     await writeFile(record, saved);
     const second = await tusRequest(
       url,
@@ -570,6 +574,23 @@ describe('tus endpoint: bad input and extensions', () => {
     expect(second.status).toBe(204);
     expect(second.headers.get('upload-offset')).toBe('10');
     await expect(readFile(record)).rejects.toThrow();
+    // DELETE of a stored upload with the record back: the upload goes, not just the record.
+    const other = await tusRequest(`${server.url}/files/`, 'POST', {
+      ...AUTH,
+      'Upload-Defer-Length': '1',
+    });
+    const otherUrl = other.headers.get('location')!;
+    const otherRecord = join(tmp.path, 'tus', `${other.headers.get('bigup-upload-id')}.pending`);
+    const otherSaved = await readFile(otherRecord);
+    await tusRequest(
+      otherUrl,
+      'PATCH',
+      { ...AUTH, ...OCTETS, 'Upload-Offset': '0', 'Upload-Length': '10' },
+      Buffer.from('hello'),
+    );
+    await writeFile(otherRecord, otherSaved);
+    expect((await tusRequest(otherUrl, 'DELETE', AUTH)).status).toBe(204);
+    expect((await tusRequest(otherUrl, 'HEAD', AUTH)).status).toBe(404);
   });
 
   it('expiration: Upload-Expires is announced, and the sweeper removes the idle upload after it', async () => {
