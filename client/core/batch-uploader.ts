@@ -65,6 +65,7 @@ import {
 } from '../../protocol/index.js';
 import { backoffDelay, resolveBackoff } from './backoff.js';
 import { DEFAULTS } from './uploader.js';
+import { AnswerWatch, answerTimeoutOf } from './answer-watch.js';
 import { challengeHashes, digestOfFile } from './proof.js';
 import { ClientErrors, clientError, serverError } from './errors.js';
 import {
@@ -233,11 +234,8 @@ interface Link {
   /** bigup.1: the server closes after refusing one file; that close is no network fault. */
   closesAfterRefusal: boolean;
   drainWaiters: Array<() => void>;
-  /** The answer watchdog (see BatchOptions.answerTimeout). */
-  answerTimer: unknown;
-  heardAt: number;
-  /** When the server last began to owe answers after owing none. */
-  owedSince: number;
+  /** The answer watchdog (BatchOptions.answerTimeout, answer-watch.ts). */
+  answers: AnswerWatch;
 }
 
 /**
@@ -289,14 +287,11 @@ export class BatchUploader {
   private cancelled = 0;
   private bytes = 0;
   private protocol = '';
+  /** Milliseconds the server may stay silent while it owes answers (0: never). */
+  private readonly answerTimeout: number;
 
   constructor(private readonly options: BatchOptions) {
-    const answerTimeout = options.answerTimeout;
-    if (
-      answerTimeout !== undefined &&
-      !(answerTimeout === 0 || (Number.isFinite(answerTimeout) && answerTimeout > 0))
-    )
-      throw new RangeError('answerTimeout must be a positive number of milliseconds, or 0 (off)');
+    this.answerTimeout = answerTimeoutOf(options.answerTimeout, DEFAULTS.answerTimeoutMs);
     this.maxFilesInFlight = positive(
       'maxFilesInFlight',
       options.maxFilesInFlight,
@@ -496,9 +491,7 @@ export class BatchUploader {
       fatal: undefined,
       closesAfterRefusal: false,
       drainWaiters: [],
-      answerTimer: undefined,
-      heardAt: this.clock.now(),
-      owedSince: this.clock.now(),
+      answers: this.answerWatch(() => link),
     };
     this.link = link;
   }
@@ -531,7 +524,7 @@ export class BatchUploader {
 
   private onClose(link: Link, info: CloseInfo): void {
     link.closed = true;
-    this.clock.clearTimeout(link.answerTimer);
+    link.answers.stop();
     wakeAll(link);
     if (this.link !== link) return;
     this.link = undefined;
@@ -645,42 +638,36 @@ export class BatchUploader {
     const owedBefore = owesAnswers(link);
     job.awaiting = true;
     link.connection.send(link.version === 2 ? withStream(job.stream, bytes) : bytes);
-    this.watchAnswers(link, owedBefore);
+    link.answers.sent(owedBefore);
   }
 
-  /**
-   * While the server owes this connection answers it must be heard from within `answerTimeout`
-   * (ten times that while a file completes), plus the bytes in flight at a slow uplink's pace;
-   * else the connection counts as lost and the files in flight go to a new one. The wait counts
-   * from the later of the last message and the moment the server began to owe (the client's own
-   * pauses are not the server's silence). As in the per-file Uploader (watchAnswers).
-   */
-  private watchAnswers(link: Link, owedBefore: boolean): void {
-    const limit = this.options.answerTimeout ?? DEFAULTS.answerTimeoutMs;
-    if (limit === 0) return;
-    if (!owedBefore) link.owedSince = this.clock.now();
-    if (link.answerTimer !== undefined) return;
-    const check = (): void => {
-      link.answerTimer = undefined;
-      if (link.closed || this.link !== link || !owesAnswers(link)) return;
+  /** The watchdog of a connection (`linkOf` gives it once made): see answer-watch.ts. */
+  private answerWatch(linkOf: () => Link | undefined): AnswerWatch {
+    return new AnswerWatch(this.clock, this.answerTimeout, DEFAULTS.answerRateFloor, {
+      current: () => {
+        const link = linkOf();
+        return link !== undefined && !link.closed && this.link === link;
+      },
+      owes: () => {
+        const link = linkOf();
+        return link !== undefined && owesAnswers(link);
+      },
       // An OPEN carrying its file is answered once the file is stored and flushed, as COMPLETE is.
-      const completing = [...link.jobs.values()].some(
-        (job) => job.state === 'completing' || (job.awaiting && job.inline !== undefined),
-      );
-      const allowed =
-        (completing ? 10 * limit : limit) + (link.outstanding * 1000) / DEFAULTS.answerRateFloor;
-      const quiet = this.clock.now() - Math.max(link.heardAt, link.owedSince);
-      if (quiet < allowed) {
-        link.answerTimer = this.clock.setTimeout(check, Math.min(allowed - quiet, 2 ** 31 - 1));
-        return;
-      }
-      // Given up at once (a browser may take a minute to finish closing a dead socket): onClose
-      // puts the files in flight back at the head of the queue, and the real close that follows
-      // finds this link no longer current.
-      this.onClose(link, { code: ABNORMAL_CLOSURE, reason: 'no answer from the server' });
-      link.connection.close(CloseCode.NORMAL, 'no answer from the server');
-    };
-    link.answerTimer = this.clock.setTimeout(check, Math.min(limit, 2 ** 31 - 1));
+      completing: () =>
+        [...(linkOf()?.jobs.values() ?? [])].some(
+          (job) => job.state === 'completing' || (job.awaiting && job.inline !== undefined),
+        ),
+      bytesInFlight: () => linkOf()?.outstanding ?? 0,
+      silent: () => {
+        const link = linkOf();
+        if (!link) return;
+        // Given up at once (a browser may take a minute to finish closing a dead socket): onClose
+        // puts the files in flight back at the head of the queue, and the real close that follows
+        // finds this link no longer current.
+        this.onClose(link, { code: ABNORMAL_CLOSURE, reason: 'no answer from the server' });
+        link.connection.close(CloseCode.NORMAL, 'no answer from the server');
+      },
+    });
   }
 
   private onAccept(link: Link, job: Job, accept: AcceptMessage): void {
@@ -744,7 +731,7 @@ export class BatchUploader {
         else writeDataHeader(message, offset, hash);
         if (link.connection.sendChunk) link.connection.sendChunk(message, offset, offset + length);
         else link.connection.send(message);
-        this.watchAnswers(link, owedBefore);
+        link.answers.sent(owedBefore);
         if (job.nextChunk >= job.chunks && job.resend.length === 0) void this.complete(link, job);
       }
     } finally {
@@ -933,7 +920,7 @@ export class BatchUploader {
       return;
     }
     const { stream, message } = frame;
-    link.heardAt = this.clock.now();
+    link.answers.heard();
     if (message.type !== 'ack' && message.type !== 'window') {
       const answered = link.jobs.get(stream);
       if (answered) answered.awaiting = false;
@@ -1028,7 +1015,7 @@ export class BatchUploader {
     const owedBefore = owesAnswers(link);
     job.awaiting = true;
     link.connection.send(encodeProof(job.stream, proof.digest, proof.hashes));
-    this.watchAnswers(link, owedBefore);
+    link.answers.sent(owedBefore);
   }
 
   private onConnectionError(link: Link, error: ErrorMessage): void {

@@ -75,6 +75,7 @@ import { backoffDelay, resolveBackoff } from './backoff.js';
 import { ChunksInFlight } from './chunks-in-flight.js';
 import { Emitter } from './emitter.js';
 import { ClientErrors, clientError, serverError } from './errors.js';
+import { AnswerWatch, answerTimeoutOf } from './answer-watch.js';
 import { defaultFingerprint, endpointKey } from './fingerprint.js';
 import { Lifecycle } from './lifecycle.js';
 import { RateMeter, TokenBucket } from './rate.js';
@@ -189,12 +190,8 @@ interface Session {
   ending: boolean;
   waitTimer: unknown;
   acceptTimer: unknown;
-  /** Watches for answers owed by the server (DEFAULTS.answerTimeoutMs). */
-  answerTimer: unknown;
-  /** When the server was last heard from on this connection. */
-  heardAt: number;
-  /** When the server last began to owe answers after owing none (watchAnswers). */
-  owedSince: number;
+  /** Watches for answers owed by the server (answer-watch.ts). */
+  readonly answers: AnswerWatch;
   /** bigup.2 negotiated: control messages go on stream 1 (SPEC.md 16), HELLO first. */
   v2: boolean;
   /** The server granted REPLACE_CHUNK in WELCOME (SPEC.md 16.9). */
@@ -213,9 +210,6 @@ interface Session {
    */
   instant: 'offered' | 'hashing' | 'proved' | undefined;
 }
-
-/** The longest delay a timer takes (setTimeout fires at once past 2^31 - 1 ms). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Bytes before a DATA payload in the send buffers: room for either version's header. */
 const DATA_PREFIX = HeaderSizeV2.DATA;
@@ -276,6 +270,8 @@ export class FileUploader implements Uploader {
   /** From the start of the connection that got the first ACK of new bytes to that ACK. */
   private firstAckMs: number | undefined;
   private attempt = 0;
+  /** Milliseconds the server may stay silent while it owes answers (0: never). */
+  private readonly answerTimeout: number;
   /** The upload failed with TAKEN_OVER: another session holds it, and cancel must not touch it. */
   private takenOver = false;
   private lastProgressAt = -Infinity;
@@ -301,12 +297,7 @@ export class FileUploader implements Uploader {
     if (!Number.isSafeInteger(this.chunkSizeProposal) || this.chunkSizeProposal < 0)
       throw new RangeError('chunkSize must be a non-negative integer');
     if (!(this.maxInFlight > 0)) throw new RangeError('maxInFlightBytes must be positive');
-    const answerTimeout = options.answerTimeout;
-    if (
-      answerTimeout !== undefined &&
-      !(answerTimeout === 0 || (Number.isFinite(answerTimeout) && answerTimeout > 0))
-    )
-      throw new RangeError('answerTimeout must be a positive number of milliseconds, or 0 (off)');
+    this.answerTimeout = answerTimeoutOf(options.answerTimeout, DEFAULTS.answerTimeoutMs);
     this.bucket = options.limitRate
       ? new TokenBucket(options.limitRate, this.clock.now())
       : undefined;
@@ -566,9 +557,23 @@ export class FileUploader implements Uploader {
       ending: false,
       waitTimer: undefined,
       acceptTimer: undefined,
-      answerTimer: undefined,
-      heardAt: this.clock.now(),
-      owedSince: this.clock.now(),
+      answers: new AnswerWatch(this.clock, this.answerTimeout, DEFAULTS.answerRateFloor, {
+        current: () =>
+          session !== undefined && this.session === session && session.phase === 'active',
+        owes: () => session !== undefined && this.owesAnswers(session),
+        completing: () => session?.completeSent === true,
+        bytesInFlight: () => session?.inFlight.outstanding ?? 0,
+        silent: (quiet) => {
+          if (session)
+            this.abortSession(
+              session,
+              clientError(
+                ClientErrors.NETWORK,
+                `no answer from the server for ${Math.round(quiet / 1000)} s while it owed one; reconnecting`,
+              ),
+            );
+        },
+      }),
       v2: false,
       replaceChunk: false,
       verify: undefined,
@@ -646,44 +651,6 @@ export class FileUploader implements Uploader {
         );
       }
     }, DEFAULTS.acceptTimeoutMs);
-  }
-
-  /**
-   * While the server owes answers (chunks sent, a VERIFY, COMPLETE), it must be heard from within
-   * `answerTimeout` (ten times that for COMPLETE); else the connection counts as lost and the
-   * upload resumes over a new one. One timer per session, armed by what is sent, re-armed from
-   * the last message heard; nothing owed, nothing watched.
-   */
-  private watchAnswers(s: Session, owedBefore: boolean): void {
-    const limit = this.options.answerTimeout ?? DEFAULTS.answerTimeoutMs;
-    if (limit === 0) return;
-    // Silence while nothing was owed (the client hashing, a rate limit's pause) is not the
-    // server's: the wait counts from the later of its last message and the start of this debt.
-    if (!owedBefore) s.owedSince = this.clock.now();
-    if (s.answerTimer !== undefined) return;
-    const check = (): void => {
-      s.answerTimer = undefined;
-      if (this.session !== s || s.phase !== 'active') return;
-      const completing = s.completeSent;
-      if (!this.owesAnswers(s)) return;
-      const allowed =
-        (completing ? 10 * limit : limit) +
-        (s.inFlight.outstanding * 1000) / DEFAULTS.answerRateFloor;
-      const quiet = this.clock.now() - Math.max(s.heardAt, s.owedSince);
-      if (quiet < allowed) {
-        // Timers past 2^31 - 1 ms fire at once: long waits go in steps.
-        s.answerTimer = this.clock.setTimeout(check, Math.min(allowed - quiet, MAX_TIMER_MS));
-        return;
-      }
-      this.abortSession(
-        s,
-        clientError(
-          ClientErrors.NETWORK,
-          `no answer from the server for ${Math.round(quiet / 1000)} s while it owed one; reconnecting`,
-        ),
-      );
-    };
-    s.answerTimer = this.clock.setTimeout(check, Math.min(limit, MAX_TIMER_MS));
   }
 
   /** The server owes this session answers: chunks sent, COMPLETE, a VERIFY. */
@@ -781,7 +748,7 @@ export class FileUploader implements Uploader {
   }
 
   private onMessage(s: Session, data: Uint8Array): void {
-    s.heardAt = this.clock.now();
+    s.answers.heard();
     let message: ServerMessage;
     try {
       if (s.v2) {
@@ -1363,7 +1330,7 @@ export class FileUploader implements Uploader {
     else writeDataHeader(buffer, start, hash, headerAt);
     const owedBefore = this.owesAnswers(s);
     s.inFlight.sent(start, length, buffer);
-    this.watchAnswers(s, owedBefore);
+    s.answers.sent(owedBefore);
     this.bytesSent += length;
     const message = buffer.subarray(headerAt, DATA_PREFIX + length);
     if (s.conn.sendChunk) s.conn.sendChunk(message, start, end);
@@ -1439,7 +1406,7 @@ export class FileUploader implements Uploader {
     s.completeSent = true;
     s.sentDigest = digest;
     this.sendControl(s, encodeComplete(digest));
-    this.watchAnswers(s, owedBefore);
+    s.answers.sent(owedBefore);
     this.finishingSince = Math.max(this.finishingSince ?? 0, this.clock.now());
     this.life.go('complete');
   }
@@ -1497,7 +1464,7 @@ export class FileUploader implements Uploader {
     s.phase = 'closed';
     this.clock.clearTimeout(s.waitTimer);
     this.clock.clearTimeout(s.acceptTimer);
-    this.clock.clearTimeout(s.answerTimer);
+    s.answers.stop();
     this.clock.clearTimeout(this.pumpTimer);
   }
 
@@ -1708,7 +1675,7 @@ export class FileUploader implements Uploader {
     verify.stage = 'waiting';
     verify.through = chunks[chunks.length - 1].index;
     s.conn.send(encodeVerify(STREAM, chunks));
-    this.watchAnswers(s, owedBefore);
+    s.answers.sent(owedBefore);
     return false;
   }
 
