@@ -10,25 +10,14 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadHasher, wholeFileDigest, hashToHex } from '../../protocol/index.js';
 import { DiskStore } from '../../server/index.js';
-import type { UploadInfo } from '../../server/store/types.js';
+import { uploadInfo } from '../helpers/upload-info.js';
 import { listFiles, makeTempDir, type TempDir } from '../helpers/tmp.js';
 
 const SIZE = 100_000;
 const CHUNK = 131_072;
 
-function info(id: string, name: string): UploadInfo {
-  return {
-    id,
-    secretHash: '0'.repeat(64),
-    fileSize: SIZE,
-    chunkSize: CHUNK,
-    name,
-    contentType: '',
-    metadata: {},
-    client: 'address:127.0.0.1',
-    createdAt: Date.now(),
-  };
-}
+const info = (id: string, name: string) =>
+  uploadInfo({ id, name, fileSize: SIZE, chunkSize: CHUNK, client: 'address:127.0.0.1' });
 
 describe('adoptContent without a hard link', () => {
   let tmp: TempDir;
