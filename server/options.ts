@@ -254,6 +254,13 @@ export interface BigUploaderOptions {
    * late.
    */
   preallocate?: boolean;
+  /**
+   * Free inodes (files and folders the filesystem can still make) below which a new upload is
+   * refused with INSUFFICIENT_STORAGE, as when bytes run out: every stored file is an inode, and a
+   * folder of empty files fills a disk's inodes long before its bytes. Default 10,000; 0: not
+   * looked at. Filesystems that report no inode count are not looked at either.
+   */
+  minFreeInodes?: number;
   /** Completed files and the data directory readable by the group (0640/0750 instead of 0600/0700). Default false. */
   groupReadable?: boolean;
   /** Longest graceful shutdown before remaining connections are cut (ms). Default 5 s. */
@@ -319,6 +326,7 @@ export interface ResolvedOptions {
   readonly allowedHosts: readonly string[] | undefined;
   readonly publicHealth: boolean;
   readonly preallocate: boolean;
+  readonly minFreeInodes: number;
   readonly groupReadable: boolean;
   readonly shutdownTimeout: number;
   readonly metrics: boolean;
@@ -361,6 +369,7 @@ export const DEFAULTS = {
   syncBytes: 8 * MiB,
   durable: false,
   preallocate: true,
+  minFreeInodes: 10_000,
   shutdownTimeout: 5_000,
   metrics: false,
 } as const;
@@ -485,6 +494,7 @@ const OPTION_NAMES: ReadonlySet<string> = new Set([
   'allowedHosts',
   'publicHealth',
   'preallocate',
+  'minFreeInodes',
   'groupReadable',
   'shutdownTimeout',
   'metrics',
@@ -685,6 +695,7 @@ export function resolveOptions(input: BigUploaderOptions = {}): ResolvedOptions 
     allowedHosts: input.allowedHosts === undefined ? undefined : hostList(input.allowedHosts),
     publicHealth: bool('publicHealth', input.publicHealth, false),
     preallocate: bool('preallocate', input.preallocate, DEFAULTS.preallocate),
+    minFreeInodes: integer('minFreeInodes', input.minFreeInodes, DEFAULTS.minFreeInodes, 0),
     groupReadable: bool('groupReadable', input.groupReadable, false),
     shutdownTimeout: integer('shutdownTimeout', input.shutdownTimeout, DEFAULTS.shutdownTimeout, 0),
     metrics: bool('metrics', input.metrics, DEFAULTS.metrics),

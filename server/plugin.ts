@@ -90,6 +90,7 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (
     new DiskStore({
       dir: options.dir,
       preallocate: options.preallocate,
+      minFreeInodes: options.minFreeInodes,
       groupReadable: options.groupReadable,
       logger: fastify.log,
     });

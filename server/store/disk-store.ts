@@ -173,6 +173,12 @@ export interface DiskStoreOptions {
    */
   readonly preallocate?: boolean;
   /**
+   * Free inodes below which `freeSpace` refuses new uploads (INSUFFICIENT_STORAGE): a folder of
+   * empty files fills a disk's inodes long before its bytes. Default 10,000; 0: not looked at.
+   * Filesystems that report no inode count (some network ones) are not looked at either.
+   */
+  readonly minFreeInodes?: number;
+  /**
    * Let the group read completed files and list the store's directories: files 0640 and
    * directories 0750 instead of 0600 and 0700. Default false. Metadata (sha256 of the resume
    * secret) and journals get the same modes; nothing is ever world-accessible.
@@ -267,6 +273,7 @@ export class DiskStore implements UploadStore {
   /** Completed records of uploads stored from their OPEN (completion-ledger.ts). */
   private readonly ledger: CompletionLedger;
   private readonly preallocate: boolean;
+  private readonly minFreeInodes: number;
   private readonly fileMode: number;
   private readonly dirMode: number;
   private readonly logger: DiskStoreLogger | undefined;
@@ -294,6 +301,7 @@ export class DiskStore implements UploadStore {
     this.filesDir = join(options.dir, 'files');
     this.contentDir = join(options.dir, 'content');
     this.preallocate = options.preallocate ?? true;
+    this.minFreeInodes = options.minFreeInodes ?? 10_000;
     this.fileMode = options.groupReadable ? 0o640 : 0o600;
     this.dirMode = options.groupReadable ? 0o750 : 0o700;
     this.logger = options.logger;
@@ -416,6 +424,11 @@ export class DiskStore implements UploadStore {
     if (this.space && now - this.space.measuredAt < FREE_SPACE_REUSE_MS) return this.space.free;
     const free = (async () => {
       const s = await statfs(this.dir);
+      if (s.files > 0 && s.ffree < this.minFreeInodes)
+        throw new ProtocolError(
+          Errors.INSUFFICIENT_STORAGE,
+          `the data directory's filesystem has ${s.ffree} free inodes, fewer than the ${this.minFreeInodes} kept free (minFreeInodes)`,
+        );
       return s.bavail * s.bsize - (await this.unwrittenCommitments());
     })();
     this.space = { measuredAt: now, free };
