@@ -149,8 +149,12 @@ export class HttpTransport implements Transport {
       if (fatalClose) close(fatalClose.code, fatalClose.reason);
     };
 
-    const request = (target: string, init: RequestInit): void => {
-      doFetch(target, { ...init, signal: aborter.signal, cache: 'no-store' })
+    /** `outlivesClose`: not aborted when the lease closes, and kept alive past a closing page. */
+    const request = (target: string, init: RequestInit, outlivesClose = false): void => {
+      const lifetime: RequestInit = outlivesClose
+        ? { keepalive: true }
+        : { signal: aborter.signal };
+      doFetch(target, { ...init, ...lifetime, cache: 'no-store' })
         .then(deliver)
         .catch((error: unknown) => {
           if (!closed)
@@ -204,21 +208,11 @@ export class HttpTransport implements Transport {
             // no chunk still queued goes to a lease being deleted.
             terminating = true;
             putsQueued.length = 0;
-            doFetch(at(`/${uploadId}`), {
-              method: 'DELETE',
-              headers: { 'bigup-lease': lease },
-              keepalive: true,
-              cache: 'no-store',
-            })
-              .then(deliver)
-              .catch((error: unknown) => {
-                if (!closed)
-                  close(
-                    ABNORMAL_CLOSURE,
-                    '',
-                    error instanceof Error ? error.message : String(error),
-                  );
-              });
+            request(
+              at(`/${uploadId}`),
+              { method: 'DELETE', headers: { 'bigup-lease': lease } },
+              true,
+            );
             return;
           }
           case MessageType.DATA: {
