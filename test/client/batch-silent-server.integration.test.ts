@@ -5,29 +5,21 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createBatchUploader, fileEntry } from '../../client/node/index.js';
 import { WsTransport } from '../../client/node/ws-transport.js';
 import type { Transport } from '../../client/core/types.js';
-import { startServer, type TestServer } from '../helpers/server.js';
-import { makeTempDir, type TempDir } from '../helpers/tmp.js';
+import { serverPerTest } from '../helpers/server-per-test.js';
 
-let tmp: TempDir | undefined;
-let server: TestServer | undefined;
-afterEach(async () => {
-  await server?.close();
-  server = undefined;
-  await tmp?.cleanup();
-  tmp = undefined;
-});
+const fixture = serverPerTest('bigup-batch-silent-');
 
 describe('batch uploader and a silent server', () => {
   it('the first connection hears nothing after WELCOME: it is given up after answerTimeout and the files go over a second one', async () => {
-    tmp = await makeTempDir('bigup-batch-silent-');
-    server = await startServer({ dir: join(tmp.path, 'data') });
+    const dir = await fixture.dir();
+    const server = await fixture.server({}, 'data');
     const entries = [];
     for (let i = 0; i < 5; i++) {
-      const path = join(tmp.path, `f${i}.bin`);
+      const path = join(dir, `f${i}.bin`);
       await writeFile(path, Buffer.alloc(10_000, i));
       entries.push(fileEntry(path, `f${i}.bin`));
     }

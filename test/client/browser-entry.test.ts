@@ -7,29 +7,20 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   BrowserWebSocketTransport,
   MemoryResumeStore,
   createUploader,
 } from '../../client/browser/index.js';
-import { startServer, type TestServer } from '../helpers/server.js';
-import { makeTempDir, type TempDir } from '../helpers/tmp.js';
+import { serverPerTest } from '../helpers/server-per-test.js';
 
-let tmp: TempDir | undefined;
-let server: TestServer | undefined;
-
-afterEach(async () => {
-  await server?.close();
-  server = undefined;
-  await tmp?.cleanup();
-  tmp = undefined;
-});
+const fixture = serverPerTest('bigup-browser-');
 
 describe('browser entry', () => {
   it('uploads a Blob through a WebSocket-API transport, pauses and resumes', async () => {
-    tmp = await makeTempDir('bigup-browser-');
-    server = await startServer({ dir: tmp.path });
+    const dir = await fixture.dir();
+    const server = await fixture.server();
     const bytes = randomBytes(3 * 1024 * 1024 + 5);
     const blob = new Blob([bytes], { type: 'application/x-test' });
     const store = new MemoryResumeStore();
@@ -61,7 +52,7 @@ describe('browser entry', () => {
     if (outcome.state !== 'done') return;
     expect(acked).toBe(bytes.byteLength);
     expect(outcome.result.digestVerified).toBe(true);
-    const stored = await readFile(join(tmp.path, 'files', outcome.result.uploadId, 'blob'));
+    const stored = await readFile(join(dir, 'files', outcome.result.uploadId, 'blob'));
     expect(stored.equals(bytes)).toBe(true);
     expect(store.records.size).toBe(0);
   });

@@ -10,25 +10,17 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { HttpTransport, MemoryResumeStore, createUploader } from '../../client/browser/index.js';
 import { Errors, encodeError } from '../../protocol/index.js';
 import { DATA_TRANSPORT_MIN_BYTES } from '../../client/core/uploader.js';
 import type { UploadOutcome } from '../../client/core/types.js';
 import { WsTransport } from '../../client/node/ws-transport.js';
 import type { AppOptions } from '../../server/index.js';
-import { startServer, type TestServer } from '../helpers/server.js';
 import { storedLocation } from '../helpers/stored.js';
-import { makeTempDir, type TempDir } from '../helpers/tmp.js';
+import { serverPerTest } from '../helpers/server-per-test.js';
 
-let tmp: TempDir | undefined;
-let server: TestServer | undefined;
-afterEach(async () => {
-  await server?.close();
-  server = undefined;
-  await tmp?.cleanup();
-  tmp = undefined;
-});
+const fixture = serverPerTest('bigup-data-transport-');
 
 const MiB = 2 ** 20;
 
@@ -53,8 +45,8 @@ async function upload(
     expectState?: UploadOutcome['state'];
   } = {},
 ) {
-  tmp ??= await makeTempDir('bigup-data-transport-');
-  server ??= await startServer({ dir: tmp.path, ...serverOptions });
+  const dir = await fixture.dir();
+  const server = await fixture.server(serverOptions);
   const blob = new Blob([bytes]);
   const traffic = { sockets: 0, puts: 0, posts: 0, answered: 0 };
   /** Whether the uploader has taken in an ACK (set once it exists). */
@@ -118,7 +110,7 @@ async function upload(
   const outcome: UploadOutcome = await uploader.start();
   expect(outcome.state).toBe(expectState);
   if (outcome.state === 'done') {
-    const stored = await readFile(await storedLocation(tmp.path, outcome.result.uploadId));
+    const stored = await readFile(await storedLocation(dir, outcome.result.uploadId));
     expect(stored.equals(bytes)).toBe(true);
   }
   return { traffic, errors, starts, uploader, outcome };
@@ -150,8 +142,7 @@ describe('dataTransport', () => {
   });
 
   it('a resumed upload with acked chunks stays on WebSocket (their check is bigup.2 only)', async () => {
-    tmp = await makeTempDir('bigup-data-transport-');
-    server = await startServer({ dir: tmp.path });
+    const server = await fixture.server();
     const bytes = new Uint8Array(randomBytes(24 * MiB));
     const store = new MemoryResumeStore();
     // A first session, WebSocket only, paused with part of the file acked.
@@ -248,15 +239,15 @@ describe('dataTransport', () => {
     // Nothing unfinished left behind (completed uploads keep their record, <id>.json).
     if (outcome.state === 'done')
       expect(
-        (await readdir(join(tmp!.path, 'uploads'))).filter(
+        (await readdir(join(await fixture.dir(), 'uploads'))).filter(
           (name) => !/\.(json|ledger)$/.test(name),
         ),
       ).toEqual([]);
   });
 
   it('a data transport that cannot even start (connect throws): the rest over WebSocket, no error', async () => {
-    tmp ??= await makeTempDir('bigup-data-transport-');
-    server ??= await startServer({ dir: tmp.path });
+    const dir = await fixture.dir();
+    const server = await fixture.server();
     const bytes = new Uint8Array(randomBytes(24 * MiB));
     const blob = new Blob([bytes]);
     const uploader = createUploader({
@@ -277,7 +268,7 @@ describe('dataTransport', () => {
     expect(outcome.state).toBe('done');
     expect(errors).toEqual([]);
     if (outcome.state === 'done') {
-      const stored = await readFile(await storedLocation(tmp.path, outcome.result.uploadId));
+      const stored = await readFile(await storedLocation(dir, outcome.result.uploadId));
       expect(stored.equals(bytes)).toBe(true);
     }
   });

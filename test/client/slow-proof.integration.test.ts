@@ -7,33 +7,24 @@
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { blobSource } from '../../client/browser/blob-source.js';
 import { createUploader } from '../../client/browser/index.js';
 import type { FileSource } from '../../client/core/types.js';
 import { WsTransport } from '../../client/node/ws-transport.js';
-import { startServer, type TestServer } from '../helpers/server.js';
-import { makeTempDir, type TempDir } from '../helpers/tmp.js';
+import { serverPerTest } from '../helpers/server-per-test.js';
 
-let tmp: TempDir | undefined;
-let server: TestServer | undefined;
-afterEach(async () => {
-  await server?.close();
-  server = undefined;
-  await tmp?.cleanup();
-  tmp = undefined;
-});
+const fixture = serverPerTest('bigup-slow-proof-');
 
 const CHUNK = 256 * 1024;
 
 describe('instant upload of a file slower to hash than the server waits', () => {
   it('the retried OPEN answers from the digest being computed: instant, the file read once for it', async () => {
-    tmp = await makeTempDir('bigup-slow-proof-');
-    server = await startServer({ dir: tmp.path, idleTimeout: 1000, heartbeatInterval: 60_000 });
+    const server = await fixture.server({ idleTimeout: 1000, heartbeatInterval: 60_000 });
     const bytes = new Uint8Array(randomBytes(8 * CHUNK));
     const upload = (file: FileSource | Blob) =>
       createUploader({
-        endpoint: server!.wsUrl,
+        endpoint: server.wsUrl,
         file,
         transport: new WsTransport(),
         resumeStore: false,

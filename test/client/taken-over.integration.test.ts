@@ -6,34 +6,25 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MemoryResumeStore, createUploader } from '../../client/browser/index.js';
 import { WsTransport } from '../../client/node/ws-transport.js';
-import { startServer, type TestServer } from '../helpers/server.js';
 import { storedLocation } from '../helpers/stored.js';
-import { makeTempDir, type TempDir } from '../helpers/tmp.js';
+import { serverPerTest } from '../helpers/server-per-test.js';
 
-let tmp: TempDir | undefined;
-let server: TestServer | undefined;
-afterEach(async () => {
-  await server?.close();
-  server = undefined;
-  await tmp?.cleanup();
-  tmp = undefined;
-});
+const fixture = serverPerTest('bigup-taken-over-');
 
 const MiB = 2 ** 20;
 
 describe('an upload taken over by another session', () => {
   it('cancelling the session that lost it does not terminate it: the other one completes', async () => {
-    tmp = await makeTempDir('bigup-taken-over-');
-    server = await startServer({ dir: tmp.path });
+    const server = await fixture.server();
     const bytes = new Uint8Array(randomBytes(4 * MiB));
     const file = new Blob([bytes]);
     const resumeStore = new MemoryResumeStore();
     const session = (limitRate: number) =>
       createUploader({
-        endpoint: server!.wsUrl,
+        endpoint: server.wsUrl,
         file,
         transport: new WsTransport(),
         resumeStore,
@@ -63,7 +54,7 @@ describe('an upload taken over by another session', () => {
     expect(secondResumed).toBe(true);
     expect(won.state).toBe('done');
     if (won.state !== 'done') return;
-    const stored = await readFile(await storedLocation(tmp.path, won.result.uploadId));
+    const stored = await readFile(await storedLocation(await fixture.dir(), won.result.uploadId));
     expect(stored.equals(bytes)).toBe(true);
   });
 });
