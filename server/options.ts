@@ -153,6 +153,15 @@ export interface BigUploaderOptions {
    */
   instantUploadRanges?: number;
   /**
+   * Smallest file (bytes) remembered for instant upload and ever challenged (SPEC.md 16.10).
+   * Below it a proof's round trip and the client's read of the whole file cost about what sending
+   * the file does, while remembering each delivered file costs the store two index entries: a
+   * third of the server's work per file in a folder of 16 KiB files (issue 16). Default 65,536
+   * (`LimitsV2.MAX_INLINE_FILE_SIZE`: files that go whole in one message); 1 = every non-empty
+   * file.
+   */
+  instantUploadMinSize?: number;
+  /**
    * Non-fatal refusals (OUT_OF_RANGE, HASH_MISMATCH, CONFLICT...) one connection may collect; the
    * next one closes it with LIMIT_EXCEEDED. A working client gets a few at most. Default 64.
    */
@@ -306,6 +315,7 @@ export interface ResolvedOptions {
   readonly multiplexedOpensPerSecond: number;
   readonly instantUpload: 'subject' | 'global' | false;
   readonly instantUploadRanges: number;
+  readonly instantUploadMinSize: number;
   readonly idleTimeout: number;
   readonly heartbeatInterval: number;
   readonly httpBinding: boolean;
@@ -357,6 +367,7 @@ export const DEFAULTS = {
   multiplexedOpensPerSecond: 2000,
   instantUpload: 'subject' as 'subject' | 'global' | false,
   instantUploadRanges: 8,
+  instantUploadMinSize: LimitsV2.MAX_INLINE_FILE_SIZE,
   idleTimeout: 60_000,
   heartbeatInterval: 30_000,
   httpBinding: true,
@@ -474,6 +485,7 @@ const OPTION_NAMES: ReadonlySet<string> = new Set([
   'multiplexedOpensPerSecond',
   'instantUpload',
   'instantUploadRanges',
+  'instantUploadMinSize',
   'idleTimeout',
   'heartbeatInterval',
   'httpBinding',
@@ -628,6 +640,12 @@ export function resolveOptions(input: BigUploaderOptions = {}): ResolvedOptions 
       DEFAULTS.instantUploadRanges,
       1,
       16,
+    ),
+    instantUploadMinSize: integer(
+      'instantUploadMinSize',
+      input.instantUploadMinSize,
+      DEFAULTS.instantUploadMinSize,
+      1,
     ),
     maxStreamsPerConnection: integer(
       'maxStreamsPerConnection',

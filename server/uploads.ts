@@ -163,10 +163,11 @@ export class UploadRegistry {
 
   /**
    * Whether content of this size is remembered at completion and may be an instant upload: not
-   * when instant upload is off (its index would be written for nothing), nor for an empty file.
+   * when instant upload is off (its index would be written for nothing), nor below
+   * `instantUploadMinSize` (an empty file is never one).
    */
   remembersContent(fileSize: number): boolean {
-    return this.instantUploads && fileSize > 0;
+    return this.instantUploads && fileSize >= this.options.instantUploadMinSize;
   }
 
   /** Instant upload is on and the store can find content (PROOF_OF_POSSESSION may be granted). */

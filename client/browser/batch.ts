@@ -12,7 +12,8 @@
  *   again: a small IndexedDB record says which files were done (`DoneRecords`), and those go
  *   through a batch that offers instant upload (SPEC.md 16.10), so the server completes them from
  *   the copy it holds once the client proves it has the same bytes (the record only decides to
- *   ask; the server decides). Fresh files go through a batch without it: offered on every
+ *   ask; the server decides, and by default remembers no file under 64 KiB, which is then sent
+ *   again: `instantUploadMinSize`). Fresh files go through a batch without it: offered on every
  *   connection, the server would challenge every OPEN of a size it already holds (all files of a
  *   folder of equal sizes), which halved the file rate measured with 16-byte files.
  * - The payload is read into JavaScript (no Blob-slice sending, which needs one file per

@@ -56,6 +56,9 @@ beforeAll(async () => {
     // Thousands of OPENs from one address is what this test is about, not the abuse limit.
     opensPerSecond: 0,
     multiplexedOpensPerSecond: 0,
+    // The reload test's files are small: the server remembers every file's content for instant
+    // upload (by default only from 64 KiB up).
+    instantUploadMinSize: 1,
     authorizeUpload: async () => {
       if (++gate.seen > gate.allow) await new Promise<void>((resume) => gate.held.push(resume));
       return true;

@@ -51,6 +51,8 @@ beforeEach(async () => {
   dataDir = join(tmp.path, 'data');
   server = await startServer({
     dir: dataDir,
+    // The instant-upload test's files are small: every non-empty file is remembered.
+    instantUploadMinSize: 1,
     authorizeUpload: async ({ name }) => {
       if (gate.hold.has(name ?? '')) await new Promise<void>((go) => gate.waiting.push(go));
       return true;

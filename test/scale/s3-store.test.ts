@@ -86,8 +86,18 @@ describe('S3 store against s3rver', () => {
     s3 = await startS3rver();
     // The upload token names the dedupe subject of instant uploads; without one, the address.
     const authorizeUpload = ({ token }: { token: string }) => (token ? { subject: token } : true);
-    node1 = await startServer({ store: storeFor('node-1'), window: 16 * MiB, authorizeUpload });
-    node2 = await startServer({ store: storeFor('node-2'), window: 16 * MiB, authorizeUpload });
+    node1 = await startServer({
+      store: storeFor('node-1'),
+      window: 16 * MiB,
+      authorizeUpload,
+      instantUploadMinSize: 1, // the inline test adopts files of 1 and 5000 bytes
+    });
+    node2 = await startServer({
+      store: storeFor('node-2'),
+      window: 16 * MiB,
+      authorizeUpload,
+      instantUploadMinSize: 1, // the inline test adopts files of 1 and 5000 bytes
+    });
   }, 30_000);
 
   afterAll(async () => {

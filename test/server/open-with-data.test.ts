@@ -242,7 +242,7 @@ describe('OPEN with data (SPEC.md 16.11)', () => {
   });
 
   it('bytes equal to content the client stored before are adopted: RESULT with INSTANT, no byte stored', async () => {
-    await start();
+    await start({ dir: '', instantUploadMinSize: 1 });
     const bytes = new Uint8Array(randomBytes(20_000));
     const first = await connect();
     openWithData(first, 1, bytes);
@@ -267,6 +267,34 @@ describe('OPEN with data (SPEC.md 16.11)', () => {
     openWithData(again, 2, other);
     expect((await again.expect(2, 'result', COMPLETION_WAIT)).instant).toBeUndefined();
     expect(await bytesReceived()).toBe(before + 20_000);
+    again.close();
+  });
+
+  it('below instantUploadMinSize (default 64 KiB) content is neither remembered nor adopted; at it, it is', async () => {
+    await start();
+    const small = new Uint8Array(randomBytes(LimitsV2.MAX_INLINE_FILE_SIZE - 1));
+    const large = new Uint8Array(randomBytes(LimitsV2.MAX_INLINE_FILE_SIZE));
+    const withProof = [
+      ...INLINE.slice(0, 1),
+      { id: Capability.PROOF_OF_POSSESSION, value: 1 },
+      INLINE[1],
+    ];
+    const first = await connect(withProof);
+    openWithData(first, 1, small);
+    openWithData(first, 2, large);
+    expect((await first.expect(1, 'result', COMPLETION_WAIT)).instant).toBeUndefined();
+    expect((await first.expect(2, 'result', COMPLETION_WAIT)).instant).toBeUndefined();
+    first.close();
+    // Only the large file's size has an index folder.
+    const sizes = await readdir(join(tmp.path, 'content'));
+    expect(sizes.map((name) => name.split('-')[0])).toEqual([String(large.byteLength)]);
+    const before = await bytesReceived();
+    const again = await connect(withProof);
+    openWithData(again, 1, small, { name: 'small-again.bin' });
+    openWithData(again, 2, large, { name: 'large-again.bin' });
+    expect((await again.expect(1, 'result', COMPLETION_WAIT)).instant).toBeUndefined();
+    expect((await again.expect(2, 'result', COMPLETION_WAIT)).instant).toBe(true);
+    expect(await bytesReceived()).toBe(before + small.byteLength);
     again.close();
   });
 
