@@ -20,6 +20,7 @@ import { link, lstat, mkdir, realpath, rename, unlink } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import type { DirectorySyncs } from './directory-syncs.js';
 import { isErrno } from './errno.js';
+import { GroupCommit } from './group-commit.js';
 import { safeRelativePath } from './names.js';
 import type { UploadInfo } from './types.js';
 
@@ -49,6 +50,10 @@ export class DeliveredFiles {
   private readonly durableFolders = new Set<string>();
   /** files/ with the symlinks of the data directory's own path resolved (operators use them). */
   private realFilesDir: string | undefined;
+  /** Checks of a folder running or waiting, shared by the files landing in it meanwhile. */
+  private readonly checks = new Map<string, GroupCommit<boolean>>();
+  /** Checks of a landing folder actually made (tests). */
+  checksIssued = 0;
 
   constructor(
     private readonly dataDir: string,
@@ -199,7 +204,7 @@ export class DeliveredFiles {
     // The remembered folders are not looked at again: a symlink put in their place since (by
     // hand, someone with access to files/) would send the file outside. The folder the file
     // lands in must resolve to where it is named.
-    if (!(await this.resolvesInPlace(dirname(place.location)))) {
+    if (!(await this.checkInPlace(dirname(place.location)))) {
       this.forgetFolders();
       return false;
     }
@@ -213,6 +218,30 @@ export class DeliveredFiles {
     // which readState recognizes (both names on one file) and repairs.
     await unlink(from);
     return true;
+  }
+
+  /**
+   * `resolvesInPlace`, one check shared by the files that land in `folder` at once: a caller
+   * gets the answer of a check that started after it asked (group-commit.ts), as if it had made
+   * its own. A check costs a readlink per component of the path and a call handed to the thread
+   * pool, which one per small file repeated (issue 16).
+   */
+  private checkInPlace(folder: string): Promise<boolean> {
+    let check = this.checks.get(folder);
+    if (!check) {
+      const made: GroupCommit<boolean> = new GroupCommit(
+        () => {
+          this.checksIssued++;
+          return this.resolvesInPlace(folder);
+        },
+        () => {
+          if (this.checks.get(folder) === made) this.checks.delete(folder);
+        },
+      );
+      this.checks.set(folder, made);
+      check = made;
+    }
+    return check.request();
   }
 
   /** Whether `folder` (under files/) is a real folder at that path (no symlink on the way), or gone. */

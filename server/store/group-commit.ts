@@ -3,14 +3,15 @@
  * after the change, so a caller that arrives while one runs joins the next one (at most one
  * running and one waiting), and N concurrent callers cost about two flushes instead of N. Each
  * caller's promise resolves only once a flush that started after its change has succeeded, and a
- * failed flush rejects every caller that joined it.
+ * failed flush rejects every caller that joined it. The same holds for any check whose answer is
+ * shared by the callers that joined it (T: what the flush answers).
  */
-export class GroupCommit {
-  private running: Promise<void> | undefined;
-  private waiting: Promise<void> | undefined;
+export class GroupCommit<T = void> {
+  private running: Promise<T> | undefined;
+  private waiting: Promise<T> | undefined;
 
   constructor(
-    private readonly flush: () => Promise<void>,
+    private readonly flush: () => Promise<T>,
     /** Called when a flush ends with none running or waiting (the owner may drop this). */
     private readonly onIdle: () => void = () => undefined,
   ) {}
@@ -21,7 +22,7 @@ export class GroupCommit {
   }
 
   /** Resolves once a flush that started after this call has succeeded. */
-  request(): Promise<void> {
+  request(): Promise<T> {
     const running = this.running;
     if (!running) return this.start();
     this.waiting ??= running
@@ -33,8 +34,8 @@ export class GroupCommit {
     return this.waiting;
   }
 
-  private start(): Promise<void> {
-    const run: Promise<void> = this.flush().finally(() => {
+  private start(): Promise<T> {
+    const run: Promise<T> = this.flush().finally(() => {
       if (this.running === run) this.running = undefined;
       if (!this.busy) this.onIdle();
     });

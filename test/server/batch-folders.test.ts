@@ -5,10 +5,22 @@
  * files/<id>/, and the metadata says where it went. Real files in a temp dir; the DiskStore is
  * driven directly, as the session drives it.
  */
-import { link, lstat, mkdir, readFile, readdir, rename, rm, symlink } from 'node:fs/promises';
+import {
+  link,
+  lstat,
+  mkdir,
+  readFile,
+  readdir,
+  rename,
+  rm,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DiskStore, type UploadInfo } from '../../server/index.js';
+import { DirectorySyncs } from '../../server/store/directory-syncs.js';
+import { DeliveredFiles } from '../../server/store/delivered-files.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 import { uploadInfo } from '../helpers/upload-info.js';
 import { storedMeta } from '../helpers/stored.js';
@@ -210,5 +222,51 @@ describe('batch folders (disk store)', () => {
     expect(await filledWith(location, 2)).toBe(true);
     expect((await store.readState(next.id))?.completion?.location).toBe(location);
     expect(await readdir(outside)).toEqual([]);
+  });
+});
+
+describe('DeliveredFiles', () => {
+  let tmp: TempDir;
+  beforeEach(async () => {
+    tmp = await makeTempDir();
+  });
+  afterEach(async () => {
+    await tmp.cleanup();
+  });
+
+  it('files landing in one folder at once share the check that it is still in place', async () => {
+    const files = join(tmp.path, 'files');
+    const uploads = join(tmp.path, 'uploads');
+    await mkdir(files);
+    await mkdir(uploads);
+    const delivered = new DeliveredFiles(tmp.path, files, 0o700, new DirectorySyncs());
+    const uploadsOf = Array.from({ length: 12 }, (_, i) => info(`album/p${i}.jpg`));
+    await Promise.all(
+      uploadsOf.map(async (upload, i) => {
+        const from = join(uploads, `${upload.id}.part`);
+        await writeFile(from, String(i));
+        const place = await delivered.claim(upload);
+        try {
+          await delivered.makeFolders(place);
+          expect(await delivered.moveIn(from, place)).toBe(true);
+        } finally {
+          place.release();
+        }
+      }),
+    );
+    for (const i of uploadsOf.keys())
+      expect(await readFile(join(files, BATCH, 'album', `p${i}.jpg`), 'utf8')).toBe(String(i));
+    expect(await readdir(uploads)).toEqual([]);
+    expect(delivered.checksIssued).toBeGreaterThan(0);
+    expect(delivered.checksIssued).toBeLessThan(uploadsOf.length);
+    // A symlink swapped in afterwards is still seen by the next file's check.
+    await rename(join(files, BATCH, 'album'), join(tmp.path, 'moved'));
+    await symlink(join(tmp.path, 'moved'), join(files, BATCH, 'album'));
+    const late = info('album/late.jpg');
+    await writeFile(join(uploads, `${late.id}.part`), 'late');
+    const place = await delivered.claim(late);
+    await delivered.makeFolders(place);
+    expect(await delivered.moveIn(join(uploads, `${late.id}.part`), place)).toBe(false);
+    place.release();
   });
 });

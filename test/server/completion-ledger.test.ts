@@ -111,6 +111,37 @@ describe('CompletionLedger', () => {
     }
   });
 
+  it('commits arriving together share one write and one flush: every record is linked, whole', async () => {
+    const probe = await open(join(dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { write: (...args: unknown[]) => unknown };
+    await probe.close();
+    await unlink(join(dir, 'probe'));
+    const original = proto.write;
+    let writes = 0;
+    proto.write = function (this: unknown, ...args: unknown[]): unknown {
+      writes++;
+      return original.apply(this, args);
+    };
+    try {
+      const ledger = new CompletionLedger(dir, 0o600);
+      const names = Array.from({ length: 20 }, (_, i) => `r${i}.json`);
+      const linked = await Promise.all(
+        names.map((name, i) =>
+          ledger.commit('client', `{"n":${i}}`, join(dir, name), Promise.resolve()),
+        ),
+      );
+      expect(linked.every(Boolean)).toBe(true);
+      // The first flush takes the first line alone; the next, every line queued meanwhile.
+      expect(writes).toBe(2);
+      expect(ledger.flushesIssued).toBe(2);
+      const lines = (await readFile(join(dir, names[0]), 'utf8')).split('\n').filter(Boolean);
+      expect(lines).toEqual(names.map((_, i) => `{"n":${i}}`));
+      await ledger.close();
+    } finally {
+      proto.write = original;
+    }
+  });
+
   it('a ledger whose name is gone is replaced at the first failed link', async () => {
     const ledger = new CompletionLedger(dir, 0o600);
     await ledger.commit(undefined, '{"n":1}', join(dir, 'a.json'), Promise.resolve());
