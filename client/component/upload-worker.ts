@@ -10,13 +10,15 @@
 import { createBatchFileUploader } from '../browser/batch.js';
 import { createUploader } from '../browser/index.js';
 import { UPLOADER_EVENTS, type Uploader } from '../core/types.js';
+import { batchedPost } from './batched-post.js';
 import type { FromWorker, Snapshot, ToWorker } from './worker-protocol.js';
 
 interface WorkerScope {
-  postMessage(message: FromWorker): void;
-  onmessage: ((event: MessageEvent<ToWorker>) => void) | null;
+  postMessage(messages: FromWorker[]): void;
+  onmessage: ((event: MessageEvent<ToWorker[]>) => void) | null;
 }
 const scope = globalThis as unknown as WorkerScope;
+const post = batchedPost<FromWorker>((messages) => scope.postMessage(messages));
 
 const uploaders = new Map<number, Uploader>();
 /**
@@ -37,7 +39,10 @@ function snapshot(u: Uploader): Snapshot {
 }
 
 scope.onmessage = (event) => {
-  const m = event.data;
+  for (const message of event.data) receive(message);
+};
+
+function receive(m: ToWorker): void {
   if (m.op === 'create') {
     try {
       const { filesInFlight, transport, ...options } = m.options;
@@ -53,7 +58,7 @@ scope.onmessage = (event) => {
       uploaders.set(m.id, uploader);
       for (const name of UPLOADER_EVENTS) {
         uploader.on(name, (payload) =>
-          scope.postMessage({
+          post({
             op: 'event',
             id: m.id,
             event: name,
@@ -63,7 +68,7 @@ scope.onmessage = (event) => {
         );
       }
     } catch (error) {
-      scope.postMessage({
+      post({
         op: 'failed',
         id: m.id,
         message: error instanceof Error ? error.message : String(error),
@@ -74,11 +79,11 @@ scope.onmessage = (event) => {
   const uploader = uploaders.get(m.id);
   if (!uploader) {
     const last = finished.get(m.id);
-    if (last) scope.postMessage({ op: 'settled', id: m.id, req: m.req, snapshot: last });
+    if (last) post({ op: 'settled', id: m.id, req: m.req, snapshot: last });
     return;
   }
   const settled = (outcome?: Awaited<ReturnType<Uploader['start']>>) => {
-    scope.postMessage({
+    post({
       op: 'settled',
       id: m.id,
       req: m.req,
@@ -98,4 +103,4 @@ scope.onmessage = (event) => {
       void uploader.cancel().then(() => settled());
       break;
   }
-};
+}

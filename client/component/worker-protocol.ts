@@ -2,6 +2,7 @@
  * Messages between the page and the upload worker (upload-worker.ts). The worker runs the client
  * core's Uploader so reading, hashing and sending never run on the page's main thread: measured in
  * headless Chromium, the same upload on the main thread produced long tasks of 50-160 ms.
+ * Each postMessage carries an array of them, those queued until the next task (batched-post.ts).
  */
 import type {
   UploadProgress,

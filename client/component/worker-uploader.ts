@@ -29,8 +29,11 @@ import type {
   WorkerUploadOptions,
 } from './worker-protocol.js';
 import { startUploadWorker } from './worker-factory.js';
+import { batchedPost } from './batched-post.js';
 
 let shared: Worker | undefined;
+/** Posts to the shared worker, batched (batched-post.ts); made with the worker. */
+let toWorker: (message: ToWorker) => void = () => undefined;
 let broken = false;
 let nextId = 1;
 let nextReq = 1;
@@ -40,13 +43,16 @@ function worker(): Worker | undefined {
   if (broken) return undefined;
   if (shared) return shared;
   try {
-    shared = startUploadWorker();
+    const started = startUploadWorker();
+    shared = started;
+    toWorker = batchedPost<ToWorker>((messages) => started.postMessage(messages));
   } catch {
     broken = true;
     return undefined;
   }
-  shared.onmessage = (event: MessageEvent<FromWorker>) =>
-    live.get(event.data.id)?.receive(event.data);
+  shared.onmessage = (event: MessageEvent<FromWorker[]>) => {
+    for (const message of event.data) live.get(message.id)?.receive(message);
+  };
   shared.onerror = (event) => {
     // The worker script failed to load or crashed: every upload in it is lost (its resume records
     // are not: picking the files again resumes them in the page).
@@ -65,7 +71,6 @@ class WorkerUploader implements Uploader {
   private readonly waiting = new Map<number, (outcome: UploadOutcome | undefined) => void>();
 
   constructor(
-    private readonly worker: Worker,
     private readonly id: number,
     size: number,
   ) {
@@ -105,7 +110,7 @@ class WorkerUploader implements Uploader {
     const message: ToWorker = { op, id: this.id, req };
     return new Promise((resolve) => {
       this.waiting.set(req, resolve);
-      this.worker.postMessage(message);
+      toWorker(message);
     });
   }
 
@@ -170,10 +175,10 @@ function inWorker(
   // Validate the URL here, like the core does, so a bad endpoint fails on the row at once.
   new URL(options.endpoint);
   const id = nextId++;
-  const u = new WorkerUploader(w, id, file.size);
+  const u = new WorkerUploader(id, file.size);
   live.set(id, u);
   const message: ToWorker = { op: 'create', id, file: file as File, options, route };
-  w.postMessage(message);
+  toWorker(message);
   return u;
 }
 
