@@ -155,8 +155,8 @@ export interface BigUploaderOptions {
   /**
    * Smallest file (bytes) remembered for instant upload and ever challenged (SPEC.md 16.10).
    * Below it a proof's round trip and the client's read of the whole file cost about what sending
-   * the file does, while remembering each delivered file costs the store two index entries: a
-   * third of the server's work per file in a folder of 16 KiB files (issue 16). Default 65,536
+   * the file does, while remembering each delivered file costs the store two index entries: about
+   * a sixth of the server's CPU per file in a folder of 16 KiB files (issue 16). Default 65,536
    * (`LimitsV2.MAX_INLINE_FILE_SIZE`: files that go whole in one message); 1 = every non-empty
    * file.
    */
