@@ -21,6 +21,7 @@
 import type { ReactiveController, ReactiveControllerHost } from 'lit';
 import type { BatchFileOptions } from '../browser/batch.js';
 import { BATCH_DEFAULTS } from '../core/batch-uploader.js';
+import { nextTask } from './next-task.js';
 import {
   createUploader as createBrowserUploader,
   isTransportChoice,
@@ -128,6 +129,13 @@ export const DEFAULT_FILES_IN_FLIGHT = BATCH_DEFAULTS.maxFilesInFlight;
  */
 export const DEFAULT_BATCH_MAX_FILE_SIZE = BATCH_DEFAULTS.chunkSize;
 
+/**
+ * Files of one pick whose size is read at once; the rest are sized this many per task after it, the
+ * first ones uploading meanwhile. Reading 2000 sizes at once held the page's main thread for about
+ * 0.45 s in Chromium before the first byte went out (docs/measurements.md).
+ */
+export const SIZED_AT_ONCE = 128;
+
 /** Batched files handed to the uploader per file in flight (see the module comment). */
 export const BATCH_QUEUE_AHEAD = 4;
 
@@ -138,7 +146,14 @@ export interface UploadItem {
   readonly file: File;
   /** Name shown: the path inside a dropped folder, else the file name. */
   readonly displayName: string;
-  readonly size: number;
+  /** 0 until `sized`. */
+  size: number;
+  /**
+   * Whether the size was read: past the first SIZED_AT_ONCE files of one pick, sizes are read a
+   * slice per task (Chromium reads each File's metadata with a synchronous call of about 0.2 ms),
+   * and only a sized file is started.
+   */
+  sized: boolean;
   status: ItemStatus;
   bytesAcked: number;
   bytesSent: number;
@@ -161,8 +176,8 @@ export interface UploadItem {
   /** The user asked for this row to run (auto-start, "Start upload", resume, retry). */
   startRequested: boolean;
   uploader: Uploader | undefined;
-  /** Uploaded over the shared connection of small files (decided when added). */
-  readonly batched: boolean;
+  /** Uploaded over the shared connection of small files (decided when sized). */
+  batched: boolean;
   /** Handle stored for one-click resume after a reload (File System Access browsers only). */
   handleKey: string | undefined;
   /** upload-start goes out once per row run, not on every reconnect. */
@@ -325,7 +340,9 @@ export class UploadController implements ReactiveController {
       this.batchFactory && this.host.transport !== 'http' && !(this.host.limitRate > 0)
         ? (this.host.batchMaxFileSize ?? DEFAULT_BATCH_MAX_FILE_SIZE)
         : -1;
-    for (const file of list) {
+    const later: UploadItem[] = [];
+    for (const [index, file] of list.entries()) {
+      const sizedNow = index < SIZED_AT_ONCE;
       const path = options.paths?.get(file);
       const slash = path?.indexOf('/') ?? -1;
       let group: UploadGroup | undefined;
@@ -340,8 +357,9 @@ export class UploadController implements ReactiveController {
         loose ??= this.newGroup('files', '');
         group = loose;
       }
+      const size = sizedNow ? file.size : 0;
       const refusal =
-        this.host.maxFileSize > 0 && file.size > this.host.maxFileSize
+        this.host.maxFileSize > 0 && size > this.host.maxFileSize
           ? 'too-large'
           : !accepts(this.host.accept, file)
             ? 'type'
@@ -351,7 +369,8 @@ export class UploadController implements ReactiveController {
         group,
         file,
         displayName: path ?? file.name,
-        size: file.size,
+        size,
+        sized: sizedNow,
         status: refusal ? 'refused' : 'queued',
         bytesAcked: 0,
         bytesSent: 0,
@@ -370,7 +389,7 @@ export class UploadController implements ReactiveController {
         uploader: undefined,
         handleKey: undefined,
         announced: false,
-        batched: file.size <= batchMax,
+        batched: sizedNow && size <= batchMax,
       };
       this.items.push(item);
       this.byId.set(item.id, item);
@@ -383,6 +402,7 @@ export class UploadController implements ReactiveController {
       this.count(item, item.status, 1);
       this.track(item);
       added.push(item);
+      if (!sizedNow && !refusal) later.push(item);
       if (refusal) {
         this.emit('upload-refused', { name: item.displayName, size: item.size, reason: refusal });
         continue;
@@ -404,7 +424,33 @@ export class UploadController implements ReactiveController {
       }
     }
     this.changed(true);
+    if (later.length > 0) void this.sizeLater(later, batchMax);
     return added;
+  }
+
+  /** Read the sizes of `items` a slice per task (see SIZED_AT_ONCE), each sized file then ready. */
+  private async sizeLater(items: UploadItem[], batchMax: number): Promise<void> {
+    for (let at = 0; at < items.length; at += SIZED_AT_ONCE) {
+      await nextTask();
+      for (const item of items.slice(at, at + SIZED_AT_ONCE)) {
+        if (this.byId.get(item.id) !== item) continue; // removed meanwhile
+        const size = item.file.size;
+        item.size = size;
+        item.sized = true;
+        if (item.group) item.group.bytesTotal += size;
+        const tooLarge = this.host.maxFileSize > 0 && size > this.host.maxFileSize;
+        if (tooLarge && (item.status === 'queued' || item.status === 'paused')) {
+          item.refusal = 'too-large';
+          this.setStatus(item, 'refused');
+          this.emit('upload-refused', { name: item.displayName, size, reason: 'too-large' });
+          continue;
+        }
+        // Not started yet (only sized files are), so no active count depends on the route.
+        item.batched = size <= batchMax;
+        this.updateReady(item);
+      }
+      this.changed(true);
+    }
   }
 
   private newGroup(kind: UploadGroup['kind'], name: string): UploadGroup {
@@ -647,9 +693,15 @@ export class UploadController implements ReactiveController {
   /** Waiting count and ready set for the item's current status (after counting it in). */
   private track(item: UploadItem): void {
     if (item.status === 'queued' && !item.startRequested) this.waitingCount++;
-    const ready = item.batched ? this.readyBatched : this.ready;
-    if (item.status === 'queued' && item.startRequested) ready.add(item);
-    else ready.delete(item);
+    this.updateReady(item);
+  }
+
+  /** In the ready set of its route when queued, asked to start and sized; in neither otherwise. */
+  private updateReady(item: UploadItem): void {
+    this.ready.delete(item);
+    this.readyBatched.delete(item);
+    if (item.sized && item.status === 'queued' && item.startRequested)
+      (item.batched ? this.readyBatched : this.ready).add(item);
   }
 
   private count(item: UploadItem, status: ItemStatus, delta: 1 | -1): void {

@@ -15,6 +15,7 @@ import type {
 } from '../../client/core/types.js';
 import {
   BATCH_QUEUE_AHEAD,
+  SIZED_AT_ONCE,
   UploadController,
   accepts,
   groupStatus,
@@ -371,11 +372,56 @@ describe('UploadController', () => {
     expect(controller.hasWaiting).toBe(false);
   });
 
+  it('a large pick is sized a slice per task: the first files start at once, later ones once sized, a paused group stays paused, a too-large late file is refused', async () => {
+    const { controller, made, fired } = setup({ concurrency: 1000, maxFileSize: 50 });
+    const count = SIZED_AT_ONCE * 3 + 5;
+    const pick = folder('pick', count, 10);
+    const tooLarge = file('huge.bin', 60);
+    pick.files.splice(SIZED_AT_ONCE + 7, 0, tooLarge);
+    pick.paths.set(tooLarge, 'pick/huge.bin');
+    const items = controller.add(pick.files, { paths: pick.paths });
+    expect(items).toHaveLength(count + 1);
+    const [group] = controller.rows as UploadGroup[];
+    expect(group.members).toHaveLength(count + 1);
+    // Only the first slice is sized and started in the call itself.
+    expect(items.filter((i) => i.sized)).toHaveLength(SIZED_AT_ONCE);
+    expect(made).toHaveLength(SIZED_AT_ONCE);
+    expect(group.bytesTotal).toBe(SIZED_AT_ONCE * 10);
+    expect(group.counts.queued).toBe(count + 1 - SIZED_AT_ONCE);
+
+    await tick();
+    await tick();
+    // Later slices start as they are sized.
+    expect(made.length).toBeGreaterThan(SIZED_AT_ONCE);
+    controller.pauseGroup(group.id);
+    for (let n = 0; n < 6; n++) await tick();
+    expect(items.every((i) => i.sized)).toBe(true);
+    expect(group.bytesTotal).toBe(count * 10 + 60);
+    const startedAtPause = made.length;
+    expect(startedAtPause).toBeLessThan(count);
+    // Sized while the group was paused: paused, not started.
+    expect(made).toHaveLength(startedAtPause);
+    expect(items.filter((i) => i.status === 'queued')).toEqual([]);
+    expect(tooLarge.size).toBe(60);
+    const huge = items.find((i) => i.file === tooLarge);
+    expect(huge?.status).toBe('refused');
+    expect(fired.filter((f) => f.type === 'upload-refused').map((f) => f.detail)).toEqual([
+      { name: 'pick/huge.bin', size: 60, reason: 'too-large' },
+    ]);
+    const { counts, expected } = recount(group);
+    expect(counts).toEqual(expected);
+    controller.resumeGroup(group.id);
+    await tick();
+    expect(made).toHaveLength(count);
+  });
+
   it('does O(1) work per upload event with 10,000 files, and renders once per frame', async () => {
     const { controller, made, renders } = setup({ concurrency: 4 });
     const big = folder('big', 10_000, 16);
     controller.add(big.files, { paths: big.paths });
     expect(made).toHaveLength(4);
+    // The sizes past the first slice are read a slice per task: done before measuring.
+    while (controller.items.some((i) => !i.sized)) await tick();
     // Count every read of an element of the full list while 400 uploads finish one by one.
     let reads = 0;
     controller.items = new Proxy(controller.items, {
