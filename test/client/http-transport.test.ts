@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   HTTP_CHUNK_SIZE,
   HTTP_PUTS_IN_FLIGHT,
@@ -18,31 +18,22 @@ import {
 } from '../../client/browser/index.js';
 import { blobSource } from '../../client/browser/blob-source.js';
 import { DEFAULTS } from '../../client/core/uploader.js';
-import { startServer, type TestServer } from '../helpers/server.js';
-import { makeTempDir, type TempDir } from '../helpers/tmp.js';
+import { serverPerTest } from '../helpers/server-per-test.js';
 
-let tmp: TempDir | undefined;
+const perTest = serverPerTest('bigup-http-client-');
 
 /** The path a fetch call asks for, whatever form its input takes. */
 function pathOf(input: string | URL | Request): string {
   return new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url)
     .pathname;
 }
-let server: TestServer | undefined;
-
-afterEach(async () => {
-  await server?.close();
-  server = undefined;
-  await tmp?.cleanup();
-  tmp = undefined;
-});
 
 const CHUNK = 256 * 1024;
 
 describe('HttpTransport with the client core', () => {
   it('uploads a Blob over the HTTP binding, several PUTs in flight, byte-identical', async () => {
-    tmp = await makeTempDir('bigup-http-client-');
-    server = await startServer({ dir: tmp.path });
+    const server = await perTest.server();
+    const dir = await perTest.dir();
     const bytes = randomBytes(10 * CHUNK + 17);
     const blob = new Blob([bytes]);
     const methods: string[] = [];
@@ -62,15 +53,15 @@ describe('HttpTransport with the client core', () => {
     expect(outcome.state).toBe('done');
     if (outcome.state !== 'done') return;
     expect(outcome.result.digestVerified).toBe(true);
-    const stored = await readFile(join(tmp.path, 'files', outcome.result.uploadId, 'blob'));
+    const stored = await readFile(join(dir, 'files', outcome.result.uploadId, 'blob'));
     expect(stored.equals(bytes)).toBe(true);
     expect(methods.filter((m) => m.startsWith('PUT')).length).toBe(11);
     expect(methods[0]).toBe('POST 2');
   });
 
   it('resumes over a new lease after a PUT is lost on the network, byte-identical', async () => {
-    tmp = await makeTempDir('bigup-http-client-');
-    server = await startServer({ dir: tmp.path });
+    const server = await perTest.server();
+    const dir = await perTest.dir();
     const bytes = randomBytes(12 * CHUNK);
     const blob = new Blob([bytes]);
     let puts = 0;
@@ -94,13 +85,13 @@ describe('HttpTransport with the client core', () => {
     if (outcome.state !== 'done') return;
     // The first lease was dropped with the lost request; the second resumed (RESUME, not OPEN).
     expect(opens).toBe(2);
-    const stored = await readFile(join(tmp.path, 'files', outcome.result.uploadId, 'blob'));
+    const stored = await readFile(join(dir, 'files', outcome.result.uploadId, 'blob'));
     expect(stored.equals(bytes)).toBe(true);
   });
 
   it("transport 'http' proposes HTTP_CHUNK_SIZE unless a chunk size is given, byte-identical", async () => {
-    tmp = await makeTempDir('bigup-http-client-');
-    server = await startServer({ dir: tmp.path });
+    const server = await perTest.server();
+    const dir = await perTest.dir();
     expect(HTTP_CHUNK_SIZE).toBeGreaterThan(DEFAULTS.chunkSize);
     const bytes = randomBytes(HTTP_CHUNK_SIZE + 1000);
     const blob = new Blob([bytes]);
@@ -118,14 +109,14 @@ describe('HttpTransport with the client core', () => {
       expect(outcome.state).toBe('done');
       if (outcome.state !== 'done') return;
       expect(accepted).toBe(chunkSize ?? HTTP_CHUNK_SIZE);
-      const stored = await readFile(join(tmp.path, 'files', outcome.result.uploadId, 'blob'));
+      const stored = await readFile(join(dir, 'files', outcome.result.uploadId, 'blob'));
       expect(stored.equals(bytes)).toBe(true);
     }
   });
 
   it('a file unreadable mid-way: its TERMINATE reaches the server although the lease closes right after', async () => {
-    tmp = await makeTempDir('bigup-http-client-');
-    server = await startServer({ dir: tmp.path });
+    const server = await perTest.server();
+    const dir = await perTest.dir();
     const blob = new Blob([randomBytes(12 * CHUNK)]);
     const source = blobSource(blob, 'goes-bad.bin');
     const deletes: number[] = [];
@@ -153,12 +144,12 @@ describe('HttpTransport with the client core', () => {
     // The DELETE was answered (not aborted by the close), and the server holds nothing of it.
     for (let waited = 0; deletes.length === 0 && waited < 5000; waited += 50) await delay(50);
     expect(deletes).toEqual([200]);
-    expect(await readdir(join(tmp.path, 'uploads'))).toEqual([]);
+    expect(await readdir(join(dir, 'uploads'))).toEqual([]);
   });
 
   it('small chunks under a big window: at most HTTP_PUTS_IN_FLIGHT PUTs pending, none refused, byte-identical', async () => {
-    tmp = await makeTempDir('bigup-http-client-');
-    server = await startServer({ dir: tmp.path });
+    const server = await perTest.server();
+    const dir = await perTest.dir();
     const bytes = randomBytes(40 * 65_536);
     const blob = new Blob([bytes]);
     let pending = 0;
@@ -187,13 +178,12 @@ describe('HttpTransport with the client core', () => {
     if (outcome.state !== 'done') return;
     expect(most).toBeLessThanOrEqual(HTTP_PUTS_IN_FLIGHT);
     expect(most).toBeGreaterThan(1);
-    const stored = await readFile(join(tmp.path, 'files', outcome.result.uploadId, 'blob'));
+    const stored = await readFile(join(dir, 'files', outcome.result.uploadId, 'blob'));
     expect(stored.equals(bytes)).toBe(true);
   });
 
   it('an ACCEPT whose Bigup-Lease header cannot be read fails at once with a clear error instead of hanging', async () => {
-    tmp = await makeTempDir('bigup-http-client-');
-    server = await startServer({ dir: tmp.path });
+    const server = await perTest.server();
     // As a cross-origin page sees it when the server does not expose the header.
     const hiding: typeof fetch = async (input, init) => {
       const response = await fetch(input, init);

@@ -5,26 +5,19 @@
  * free inodes to stand for a disk that ran out (a real one cannot be made here without root).
  */
 import { statfs } from 'node:fs/promises';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Errors } from '../../protocol/index.js';
 import { RawClientV2 } from '../helpers/protocol-client-v2.js';
-import { startServer, type TestServer } from '../helpers/server.js';
-import { makeTempDir, type TempDir } from '../helpers/tmp.js';
+import { serverPerTest } from '../helpers/server-per-test.js';
+import type { TestServer } from '../helpers/server.js';
 
 describe('abuse: inodes kept free (minFreeInodes)', () => {
-  let tmp: TempDir;
-  let server: TestServer | undefined;
-  beforeEach(async () => {
-    tmp = await makeTempDir();
-  });
-  afterEach(async () => {
-    await server?.close();
-    server = undefined;
-    await tmp.cleanup();
-  });
+  const perTest = serverPerTest('bigup-inodes-');
 
-  async function openEmptyFile(): Promise<{ type: string; code?: number; message?: string }> {
-    const client = await RawClientV2.connect(server!.wsUrl);
+  async function openEmptyFile(
+    server: TestServer,
+  ): Promise<{ type: string; code?: number; message?: string }> {
+    const client = await RawClientV2.connect(server.wsUrl);
     client.hello();
     client.open(1, { fileSize: 0, name: 'empty.bin' });
     const answer = await client.waitFor(
@@ -39,16 +32,14 @@ describe('abuse: inodes kept free (minFreeInodes)', () => {
   }
 
   it('below the reserve a new upload is refused with INSUFFICIENT_STORAGE naming the inodes', async () => {
-    const free = (await statfs(tmp.path)).ffree;
+    const free = (await statfs(await perTest.dir())).ffree;
     expect(free).toBeGreaterThan(0);
-    server = await startServer({ dir: tmp.path, minFreeInodes: free + 1_000_000 });
-    const answer = await openEmptyFile();
+    const answer = await openEmptyFile(await perTest.server({ minFreeInodes: free + 1_000_000 }));
     expect(answer).toMatchObject({ type: 'error', code: Errors.INSUFFICIENT_STORAGE.code });
     expect(answer.message).toMatch(/free inodes/);
   });
 
   it('with the default reserve the same upload is served', async () => {
-    server = await startServer({ dir: tmp.path });
-    expect((await openEmptyFile()).type).toBe('accept');
+    expect((await openEmptyFile(await perTest.server())).type).toBe('accept');
   });
 });
