@@ -112,6 +112,11 @@ describe('the Fastify plugin', () => {
       [{ dir: tmp.path, path: 'upload' }, /path must start with "\/"/],
       [{ dir: tmp.path, metrics: 'yes' }, /metrics must be a boolean/],
       [{ dir: tmp.path, prefix: 'files' }, /prefix/],
+      [
+        { dir: tmp.path, instantUploadMinSize: 0 },
+        /instantUploadMinSize must be an integer in 1\.\./,
+      ],
+      [{ dir: tmp.path, instantUploadMinSize: 1.5 }, /instantUploadMinSize/],
     ];
     for (const [options, message] of cases) {
       const instance = Fastify();
