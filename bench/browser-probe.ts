@@ -39,9 +39,7 @@
  *     [--rounds 2] [--modes worker-ab2,worker-ab2+send,...] (default: every mode; --help lists them)
  * Prints each round, then per engine and mode the median MB/s and browser CPU per 256 MiB.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import type { Readable, Writable } from 'node:stream';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -51,15 +49,13 @@ import { compareFiles } from './files.js';
 import { spawnPeer } from './proc.js';
 import {
   buildPage,
-  CHROMIUM_ARGS,
-  chromiumCpuSeconds,
   findChromium,
   findFirefox,
   launchChromium,
   launchFirefox,
   type BenchBrowser,
-  type BenchPage,
 } from './scenarios/browser.js';
+import { launchChromiumBare } from './scenarios/chromium-bare.js';
 import { mbPerSecond, median } from './stats.js';
 import { makeFile as makeTestFile } from '../test/browser/harness.js';
 
@@ -410,119 +406,6 @@ async function probeWorker([mode, name, source]: readonly [string, string, strin
     worker.terminate();
     URL.revokeObjectURL(url);
   }
-}
-
-/**
- * Chromium driven over its DevTools pipe with only the commands the probe needs (a context, a
- * page, navigate, pick the file, evaluate): no Network domain enabled and no Worker attached, as
- * in a user's browser. Playwright enables the Network domain in every page and Worker, and then
- * Chromium reports each request to it, body included where the body is bytes (not a Blob):
- * engine `chromium-bare` shows what that costs.
- */
-async function launchChromiumBare(executable: string): Promise<BenchBrowser> {
-  const userDataDir = await mkdtemp(join(os.tmpdir(), 'bench-probe-profile-'));
-  const child = spawn(
-    executable,
-    [...CHROMIUM_ARGS, '--remote-debugging-pipe', `--user-data-dir=${userDataDir}`, 'about:blank'],
-    { stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'] },
-  );
-  const toBrowser = child.stdio[3] as Writable;
-  const fromBrowser = child.stdio[4] as Readable;
-  let nextId = 1;
-  const pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
-  let received = '';
-  fromBrowser.setEncoding('utf8');
-  fromBrowser.on('data', (text: string) => {
-    received += text;
-    for (let end = received.indexOf('\0'); end >= 0; end = received.indexOf('\0')) {
-      const message = JSON.parse(received.slice(0, end)) as {
-        id?: number;
-        result?: unknown;
-        error?: { message: string };
-      };
-      received = received.slice(end + 1);
-      const waiter = message.id === undefined ? undefined : pending.get(message.id);
-      if (!waiter) continue;
-      pending.delete(message.id!);
-      if (message.error) waiter.reject(new Error(message.error.message));
-      else waiter.resolve(message.result);
-    }
-  });
-  const send = <R>(method: string, params: object = {}, sessionId?: string): Promise<R> =>
-    new Promise((resolve, reject) => {
-      const id = nextId++;
-      pending.set(id, { resolve, reject });
-      toBrowser.write(`${JSON.stringify({ id, method, params, sessionId })}\0`);
-    });
-  await send('Browser.getVersion');
-  return {
-    cpuSeconds: chromiumCpuSeconds,
-    async close() {
-      await send('Browser.close').catch(() => undefined);
-      await new Promise((resolve) =>
-        child.exitCode === null ? child.once('exit', resolve) : resolve(0),
-      );
-      await rm(userDataDir, { recursive: true, force: true });
-    },
-    async newPage() {
-      const { browserContextId } = await send<{ browserContextId: string }>(
-        'Target.createBrowserContext',
-      );
-      const { targetId } = await send<{ targetId: string }>('Target.createTarget', {
-        url: 'about:blank',
-        browserContextId,
-      });
-      const { sessionId } = await send<{ sessionId: string }>('Target.attachToTarget', {
-        targetId,
-        flatten: true,
-      });
-      const evaluate = async <R>(expression: string): Promise<R> => {
-        const reply = await send<{
-          result: { value: R };
-          exceptionDetails?: { exception?: { description?: string }; text: string };
-        }>('Runtime.evaluate', { expression, awaitPromise: true, returnByValue: true }, sessionId);
-        if (reply.exceptionDetails)
-          throw new Error(
-            reply.exceptionDetails.exception?.description ?? reply.exceptionDetails.text,
-          );
-        return reply.result.value;
-      };
-      const page: BenchPage = {
-        addInitScript: () => Promise.reject(new Error('not needed by the probe')),
-        async goto(url) {
-          await send('Page.navigate', { url }, sessionId);
-          await page.waitFor(() => document.readyState === 'complete', 30_000);
-        },
-        evaluate: <R, A>(fn: (arg: A) => R, arg?: A) =>
-          evaluate<Awaited<R>>(`(${fn.toString()})(${JSON.stringify(arg)})`),
-        async waitFor(predicate, timeoutMs, pollMs = 100) {
-          const until = Date.now() + timeoutMs;
-          while (!(await evaluate<boolean>(`(${predicate.toString()})()`).catch(() => false))) {
-            if (Date.now() > until) throw new Error('waitFor timed out');
-            await new Promise((resolve) => setTimeout(resolve, pollMs));
-          }
-        },
-        async pickFile(path, file) {
-          if (path.length !== 1) throw new Error('one selector, no shadow roots, here');
-          const { root } = await send<{ root: { nodeId: number } }>(
-            'DOM.getDocument',
-            {},
-            sessionId,
-          );
-          const { nodeId } = await send<{ nodeId: number }>(
-            'DOM.querySelector',
-            { nodeId: root.nodeId, selector: path[0] },
-            sessionId,
-          );
-          await send('DOM.setFileInputFiles', { files: [file], nodeId }, sessionId);
-        },
-        async close() {
-          await send('Target.disposeBrowserContext', { browserContextId });
-        },
-      };
-      return page;
-    },
-  };
 }
 
 const dir = await mkdtemp(join(os.tmpdir(), 'bench-probe-'));

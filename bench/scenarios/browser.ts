@@ -10,9 +10,11 @@
  * renderer); every stored file is compared byte for byte, then deleted. CPU per GiB is the
  * browser's (every process of it, read from /proc around the run) plus the server's.
  * Two engines run the same comparison, so the component is not tuned to one browser: `browser` is
- * Debian's Chromium through playwright-core, `firefox` Debian's Firefox ESR through puppeteer-core
- * over WebDriver BiDi (playwright drives only its own patched Firefox, a download). The pages and
- * everything run in them are the same; only the driver (BenchBrowser) differs.
+ * Debian's Chromium over its DevTools pipe with no Network domain (chromium-bare.ts: as a user's
+ * browser runs; Playwright's network instrumentation costs bytes sent from JavaScript about 10x),
+ * `firefox` Debian's Firefox ESR through puppeteer-core over WebDriver BiDi (playwright drives
+ * only its own patched Firefox, a download). The pages and everything run in them are the same;
+ * only the driver (BenchBrowser) differs.
  * BENCH_BROWSER_MIB (default 512) and BENCH_BROWSER_ROUNDS (default 3) shrink it for a quick look.
  * BENCH_BROWSER_BASELINE=<another checkout> adds that checkout's component (its demo page built
  * from its client code, served by a second server of this checkout) to the same run, for a
@@ -28,6 +30,7 @@ import { startServer, type ProductServer } from '../product.js';
 import { median, mbPerSecond, cpuPerGiB } from '../stats.js';
 import type { ScenarioResult } from '../types.js';
 import { makeFile, type ScenarioContext } from './common.js';
+import { launchChromiumBare } from './chromium-bare.js';
 import type { PageBench } from '../browser/page.js';
 
 const MiB = 2 ** 20;
@@ -378,7 +381,7 @@ const CHROMIUM_ENGINE: Engine = {
   name: 'Chromium',
   find: findChromium,
   install: 'apt-get install chromium, or set CHROMIUM_PATH',
-  launch: (executable) => launchChromium(executable),
+  launch: (executable) => launchChromiumBare(executable),
 };
 
 const FIREFOX_ENGINE: Engine = {
