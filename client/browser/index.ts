@@ -4,10 +4,7 @@
  * name, size, lastModified and a hash of a content sample, so picking the same file again after a
  * reload resumes it).
  */
-import {
-  DATA_TRANSPORT_MIN_BYTES,
-  createUploader as createCoreUploader,
-} from '../core/uploader.js';
+import { createUploader as createCoreUploader } from '../core/uploader.js';
 import type {
   FileSource,
   ResumeStore,
@@ -17,22 +14,16 @@ import type {
 } from '../core/types.js';
 import { blobSource } from './blob-source.js';
 import { IndexedDbResumeStore } from './idb-store.js';
-import {
-  autoDataTransport,
-  chooseTransport,
-  isTransportChoice,
-  type TransportChoice,
-} from './transports.js';
+import { chooseTransport, isTransportChoice, type TransportChoice } from './transports.js';
 
 export * from '../core/index.js';
 export { BrowserWebSocketTransport } from './websocket-transport.js';
 export { HTTP_PUTS_IN_FLIGHT, HttpTransport } from './http-transport.js';
 export {
   FallbackTransport,
-  autoDataTransport,
-  autoSendsDataOverHttp,
   chooseTransport,
   isTransportChoice,
+  sendsBytesRead,
   type TransportChoice,
 } from './transports.js';
 export { blobSource } from './blob-source.js';
@@ -46,8 +37,7 @@ export interface BrowserUploaderOptions extends Omit<
   readonly file: Blob | FileSource;
   /**
    * A Transport, or which binding to use: 'websocket', 'http' (SPEC.md 3.6) or 'auto' (the
-   * WebSocket, falling back to HTTP when a WebSocket cannot be opened; in Chromium an accepted
-   * upload's bytes then go over HTTP, `autoSendsDataOverHttp`). Default 'websocket'.
+   * WebSocket, falling back to HTTP when a WebSocket cannot be opened). Default 'websocket'.
    */
   readonly transport?: Transport | TransportChoice;
   /** Default: IndexedDB when available; `false` disables cross-reload resume. */
@@ -65,8 +55,7 @@ function isBlob(value: unknown): value is Blob {
  * byte. Measured in one headless Chromium (256 MiB, `<big-uploader transport="http">`, 3-4 rounds
  * alternated, medians): 4 MiB 60-70 MB/s at 5.0-5.6 s of Chromium CPU, 8 MiB 73-98 MB/s at
  * 4.3-4.9 s (docs/measurements.md, "Where `<big-uploader transport="http">` spends its time").
- * The WebSocket keeps the core's default (DEFAULTS.chunkSize), except for a file `auto` sends over
- * HTTP once accepted (Chromium, DATA_TRANSPORT_MIN_BYTES or more): its OPEN proposes this size.
+ * The WebSocket keeps the core's default (DEFAULTS.chunkSize).
  */
 export const HTTP_CHUNK_SIZE = 8 * 2 ** 20;
 
@@ -76,23 +65,13 @@ export function createUploader(options: BrowserUploaderOptions): Uploader {
     resumeStore === false
       ? undefined
       : (resumeStore ?? (globalThis.indexedDB ? new IndexedDbResumeStore() : undefined));
-  const autoData =
-    transport === 'auto' && rest.dataTransport === undefined
-      ? autoDataTransport(isBlob(file) ? file : undefined)
-      : undefined;
-  // Only a file that will move to HTTP gets the HTTP chunk size: smaller ones stay on WebSocket.
-  const movesToHttp = autoData !== undefined && file.size >= DATA_TRANSPORT_MIN_BYTES;
   const core: UploaderOptions = {
     ...rest,
-    // `auto` in Chromium proposes the HTTP chunk size at its OPEN: its bytes go over HTTP.
-    ...((transport === 'http' || movesToHttp) && rest.chunkSize === undefined
-      ? { chunkSize: HTTP_CHUNK_SIZE }
-      : {}),
+    ...(transport === 'http' && rest.chunkSize === undefined ? { chunkSize: HTTP_CHUNK_SIZE } : {}),
     file: isBlob(file) ? blobSource(file) : file,
     transport: isTransportChoice(transport)
       ? chooseTransport(transport, isBlob(file) ? file : undefined)
       : (transport ?? chooseTransport('websocket')),
-    ...(autoData ? { dataTransport: autoData } : {}),
     ...(store ? { resumeStore: store } : {}),
   };
   return createCoreUploader(core);

@@ -2,8 +2,7 @@
  * Which transport a browser upload uses: `'websocket'` (bigup.1 over the page's WebSocket),
  * `'http'` (the HTTP binding, SPEC.md 3.6) or `'auto'`: WebSocket, falling back to HTTP when a
  * WebSocket cannot be opened (a proxy that refuses upgrades, a firewall that drops them, a refused
- * upgrade whose reason a browser hides: over HTTP the refusal's status is visible); in Chromium an
- * accepted upload's bytes then go over HTTP (`autoSendsDataOverHttp`).
+ * upgrade whose reason a browser hides: over HTTP the refusal's status is visible).
  */
 import {
   ABNORMAL_CLOSURE,
@@ -32,7 +31,10 @@ export function isTransportChoice(value: unknown): value is TransportChoice {
 function single(kind: Exclude<TransportChoice, 'auto'>, dataFrom: Blob | undefined): Transport {
   return kind === 'http'
     ? new HttpTransport(dataFrom ? { dataFrom } : {})
-    : new BrowserWebSocketTransport(globalThis.WebSocket, dataFrom ? { dataFrom } : {});
+    : new BrowserWebSocketTransport(
+        globalThis.WebSocket,
+        dataFrom && !sendsBytesRead() ? { dataFrom } : {},
+      );
 }
 
 /**
@@ -125,31 +127,31 @@ export class FallbackTransport implements Transport {
 }
 
 /**
- * Whether `'auto'` sends an accepted upload's bytes over the HTTP binding in this engine
- * (UploaderOptions.dataTransport). Measured in Chromium on a quiet machine (bench/RESULTS.md,
- * "Chromium on a quiet machine, both bindings", 512 MiB, two runs of 3 rounds): the component over
- * HTTP 143 and 164 MB/s median against 111 and 128 over WebSocket, every HTTP round above every
- * WebSocket round, for less browser and server CPU. In Firefox the other way round (76 MB/s over
- * WebSocket against 38 over HTTP), and elsewhere unmeasured: WebSocket only. The upload still
- * opens over WebSocket, where bigup.2 gives it instant upload and the check of a re-picked file's
- * chunks, which the HTTP binding (bigup.1's messages) does not carry. Chromium-based engines are
- * told apart by `navigator.userAgentData` (User-Agent Client Hints, exposed in windows and workers
- * there and nowhere else today), not by parsing the UA string. Chromium exposes it only in secure
- * contexts (https, localhost): on a plain-http page of another host the bytes stay on WebSocket.
+ * Whether the WebSocket sends a chunk as the bytes the core read for its hash, rather than as a
+ * slice of the file, which the browser then reads from disk a second time. Measured in one headless
+ * Chromium driven without DevTools' network instrumentation (bench/RESULTS.md, 512 MiB, 3 rounds,
+ * the previous build in the same run): the component over WebSocket 199 MB/s median (189-213)
+ * against 147 with Blob slices, for 6.1 against 8.6 s of Chromium CPU and 2.0 against 2.5 s of
+ * server CPU per GiB. Firefox keeps the slice: there a WebSocket sends an ArrayBuffer at about half
+ * the rate of a Blob slice (bench/RESULTS.md, "Where Firefox's time goes"); elsewhere unmeasured.
+ * The HTTP binding keeps the slice everywhere: in Chromium a PUT of bytes while the next chunk is
+ * read through a BYOB reader left that read unresolved in about half the runs (docs/measurements.md).
+ * Chromium-based engines are told apart by `navigator.userAgentData` (User-Agent Client Hints,
+ * exposed in windows and workers there and nowhere else today), not by parsing the UA string.
+ * Chromium exposes it only in secure contexts (https, localhost): on a plain-http page of another
+ * host the WebSocket sends slices, as before.
  */
-export function autoSendsDataOverHttp(
+export function sendsBytesRead(
   nav: { readonly userAgentData?: unknown } | undefined = globalThis.navigator as
     { readonly userAgentData?: unknown } | undefined,
 ): boolean {
   return nav?.userAgentData !== undefined;
 }
 
-/** The data transport of `'auto'` in this engine (`autoSendsDataOverHttp`), if any. */
-export function autoDataTransport(dataFrom?: Blob): Transport | undefined {
-  return autoSendsDataOverHttp() ? single('http', dataFrom) : undefined;
-}
-
-/** The transport for `choice`, sending chunk payloads from `dataFrom` when given. */
+/**
+ * The transport for `choice`, sending chunk payloads as slices of `dataFrom` when given (over
+ * WebSocket only where the engine does not send the bytes read: `sendsBytesRead`).
+ */
 export function chooseTransport(choice: TransportChoice, dataFrom?: Blob): Transport {
   if (choice !== 'auto') return single(choice, dataFrom);
   const second = AUTO_FIRST === 'http' ? 'websocket' : 'http';

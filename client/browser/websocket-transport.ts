@@ -4,11 +4,12 @@
  * `send` copies the view into the browser's queue, so the core may reuse its buffer at once.
  *
  * With `dataFrom` (the file being uploaded), DATA the core hands over with `sendChunk` goes out as
- * `new Blob([header, file.slice(start, end)])` instead of the bytes the core read into JS: Chromium then streams the payload from the file,
- * about twice as fast as sending an ArrayBuffer (docs/measurements.md). The bytes are the ones the
- * core hashed unless the file changed meanwhile: then the server answers HASH_MISMATCH and the
- * core re-reads and resends the chunk. The transport knows no wire layout: the core says which
- * bytes of the file the payload is.
+ * `new Blob([header, file.slice(start, end)])` instead of the bytes the core read into JS: Firefox
+ * sends a Blob slice about twice as fast as an ArrayBuffer (bench/RESULTS.md). Chromium is given
+ * no `dataFrom` and sends the bytes read, faster there for less CPU (transports.ts
+ * `sendsBytesRead`). A slice's bytes are the ones the core hashed unless the file changed
+ * meanwhile: then the server answers HASH_MISMATCH and the core re-reads and resends the chunk.
+ * The transport knows no wire layout: the core says which bytes of the file the payload is.
  */
 import { CloseCode } from '../../protocol/index.js';
 import type { Connection, ConnectionHandlers, Transport } from '../core/types.js';

@@ -156,8 +156,7 @@ export class BigUploaderElement extends LitElement {
   /**
    * How uploads travel: 'websocket' (bigup.1 over WebSocket), 'http' (the protocol's HTTP
    * binding: fetch PUT of each chunk) or 'auto' (default: WebSocket, falling back to HTTP when a
-   * WebSocket cannot be opened; in Chromium a big file's bytes go over HTTP once it is accepted,
-   * client/browser/transports.ts `autoSendsDataOverHttp`).
+   * WebSocket cannot be opened).
    */
   declare transport: string;
   /** UI language ("en", "zh-CN"); overrides the `lang` attribute and navigator.language. */

@@ -5,7 +5,8 @@
  * files (client/browser/batch.ts).
  *
  * Its transport (WebSocket or the HTTP binding, `transport` of the element) sends chunk payloads
- * as slices of the file Blob (`dataFrom`), so the bytes never pass through JavaScript to be sent.
+ * as slices of the file Blob (`dataFrom`), or, over WebSocket in Chromium, as the bytes read for
+ * their hash (client/browser/transports.ts `sendsBytesRead`).
  */
 import { createBatchFileUploader } from '../browser/batch.js';
 import { createUploader } from '../browser/index.js';

@@ -2,8 +2,12 @@
  * The browser transport's seam: DATA handed over with `sendChunk` goes out as the core's header
  * plus the named range of the file (a Blob slice), without the transport reading the header.
  */
-import { describe, expect, it } from 'vitest';
-import { BrowserWebSocketTransport } from '../../client/browser/index.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import {
+  BrowserWebSocketTransport,
+  chooseTransport,
+  sendsBytesRead,
+} from '../../client/browser/index.js';
 import { HeaderSize, encodeData, loadHasher } from '../../protocol/index.js';
 
 class FakeSocket {
@@ -62,5 +66,37 @@ describe('BrowserWebSocketTransport', () => {
     );
     plain.sendChunk!(message, 200, 500);
     expect(sockets.at(-1)!.sent[0]).toBe(message);
+  });
+});
+
+describe('chooseTransport: what the WebSocket sends, by engine', () => {
+  afterEach(() => vi.unstubAllGlobals());
+
+  async function sentFor(nav: object): Promise<Uint8Array | Blob> {
+    vi.stubGlobal('navigator', nav);
+    vi.stubGlobal('WebSocket', FakeSocket);
+    const hasher = await loadHasher();
+    const file = new Uint8Array(1000).map((_, i) => i % 251);
+    const payload = file.slice(200, 500);
+    const { header, payload: body } = encodeData(200, hasher.h64(payload), payload);
+    const message = new Uint8Array([...header, ...body]);
+    const connection = chooseTransport('websocket', new Blob([file])).connect(
+      'ws://x/upload',
+      ['bigup.1'],
+      { onOpen: () => undefined, onMessage: () => undefined, onClose: () => undefined },
+    );
+    connection.sendChunk!(message, 200, 500);
+    return sockets.at(-1)!.sent[0];
+  }
+
+  it('Chromium (navigator.userAgentData): the bytes the core read, not a second read of the file', async () => {
+    expect(sendsBytesRead({ userAgentData: { brands: [] } })).toBe(true);
+    expect(await sentFor({ userAgentData: { brands: [] } })).toBeInstanceOf(Uint8Array);
+  });
+
+  it('other engines (no userAgentData): a Blob slice of the file', async () => {
+    expect(sendsBytesRead({})).toBe(false);
+    expect(sendsBytesRead(undefined)).toBe(false);
+    expect(await sentFor({})).toBeInstanceOf(Blob);
   });
 });
