@@ -20,8 +20,13 @@ import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { Browser, Page } from 'playwright-core';
-import { CHROMIUM_ARGS, buildPage, chromiumCpuSeconds, findChromium } from './scenarios/browser.js';
+import {
+  buildPage,
+  chromiumCpuSeconds,
+  findChromium,
+  type BenchBrowser,
+} from './scenarios/browser.js';
+import { launchChromiumBare } from './scenarios/chromium-bare.js';
 import type { PageBench } from './browser/page.js';
 import { readProc, spawnPeer, type BenchChild } from './proc.js';
 import { startServer } from './product.js';
@@ -60,7 +65,7 @@ interface Contender {
   id: string;
   label: string;
   /** Upload the folder at `folder`; seconds from the pick (or call) to the last file stored. */
-  upload(browser: Browser, folder: string): Promise<number>;
+  upload(browser: BenchBrowser, folder: string): Promise<number>;
   /** Compare every stored file with its source under `sourceParent`, then delete the copies. */
   verifyAndClean(sourceParent: string): Promise<void>;
   cpu(): number;
@@ -116,9 +121,8 @@ function componentContender(
     label,
     cpu: () => cpuOf(child),
     async upload(browser, folder) {
-      const context = await browser.newContext();
+      const page = await browser.newPage();
       try {
-        const page = await context.newPage();
         await page.addInitScript(() => {
           const b = { complete: 0, errors: [] as string[], last: 0 };
           (window as unknown as { __bench: typeof b }).__bench = b;
@@ -131,26 +135,27 @@ function componentContender(
           );
         });
         await page.goto(`http://127.0.0.1:${port}/`);
-        await page.waitForFunction(
+        await page.waitFor(
           () => !!document.querySelector('big-uploader')?.shadowRoot?.querySelector('#file-input'),
-          undefined,
-          { timeout: 30_000 },
+          30_000,
         );
-        await page.evaluate((a) => {
-          const el = document.querySelector('big-uploader')!;
-          for (const [name, value] of Object.entries(a)) el.setAttribute(name, value);
-        }, attrs);
-        const picked = await page.evaluate(() => performance.now());
-        await page.locator('big-uploader #folder-input').setInputFiles(folder);
-        await page.waitForFunction(
-          (n) => {
-            const b = (window as unknown as { __bench: { complete: number; errors: string[] } })
-              .__bench;
-            return b.complete + b.errors.length >= n;
+        await page.evaluate(
+          ([a, n]) => {
+            const el = document.querySelector('big-uploader')!;
+            for (const [name, value] of Object.entries(a)) el.setAttribute(name, value);
+            (window as unknown as { __expected: number }).__expected = n;
           },
-          FILES,
-          { timeout: TIMEOUT_MS, polling: 100 },
+          [attrs, FILES] as const,
         );
+        const picked = await page.evaluate(() => performance.now());
+        await page.pickFile(['big-uploader', '#folder-input'], folder);
+        await page.waitFor(() => {
+          const w = window as unknown as {
+            __bench: { complete: number; errors: string[] };
+            __expected: number;
+          };
+          return w.__bench.complete + w.__bench.errors.length >= w.__expected;
+        }, TIMEOUT_MS);
         const b = await page.evaluate(
           () =>
             (window as unknown as { __bench: { complete: number; errors: string[]; last: number } })
@@ -159,7 +164,7 @@ function componentContender(
         if (b.errors.length > 0) throw new Error(`upload-error: ${b.errors[0]}`);
         return (b.last - picked) / 1000;
       } finally {
-        await context.close();
+        await page.close();
       }
     },
     async verifyAndClean(sourceParent) {
@@ -189,19 +194,17 @@ function tusContender(
     label,
     cpu: () => cpuOf(child),
     async upload(browser, folder) {
-      const context = await browser.newContext();
+      const page = await browser.newPage();
       try {
-        const page: Page = await context.newPage();
         await page.goto(`http://127.0.0.1:${port}/`);
-        await page.waitForFunction(() => '__peers' in window, undefined, { timeout: 30_000 });
-        await page.locator('#folder').setInputFiles(folder);
-        page.setDefaultTimeout(TIMEOUT_MS);
+        await page.waitFor(() => '__peers' in window, 30_000);
+        await page.pickFile(['#folder'], folder);
         return await page.evaluate(
           (fn) => (window as unknown as { __peers: PageBench }).__peers[fn](),
           id,
         );
       } finally {
-        await context.close();
+        await page.close();
       }
     },
     async verifyAndClean(sourceParent) {
@@ -239,7 +242,7 @@ async function main(): Promise<void> {
     '--page',
     peerPageDir,
   ]);
-  let browser: Browser | undefined;
+  let browser: BenchBrowser | undefined;
   try {
     const listening = await peer.waitForMessage((m) => m.event === 'listening', 60_000);
     const peerPort = Number(listening.port);
@@ -280,9 +283,9 @@ async function main(): Promise<void> {
         peer,
       ),
     ];
-    browser = await (
-      await import('playwright-core')
-    ).chromium.launch({ executablePath: executable, args: CHROMIUM_ARGS });
+    // Chromium as a user's runs it, without DevTools' network instrumentation, which copies every
+    // WebSocket payload of bytes to the driver (bench/scenarios/chromium-bare.ts).
+    browser = await launchChromiumBare(executable);
     const runs: Run[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       const order = round % 2 === 0 ? contenders : [...contenders].reverse();

@@ -145,11 +145,29 @@ export async function launchChromiumBare(executable: string): Promise<BenchBrows
             false,
           );
           if (!result.objectId) throw new Error(`no element at ${path.join(' > ')}`);
+          const onElement = async <R>(functionDeclaration: string): Promise<R | undefined> =>
+            (
+              await send<EvaluateReply<R>>(
+                'Runtime.callFunctionOn',
+                { functionDeclaration, objectId: result.objectId, returnByValue: true },
+                sessionId,
+              )
+            ).result.value;
+          await onElement(
+            "function () { this.__benchPicked = false; this.addEventListener('change', () => (this.__benchPicked = true), { once: true }); }",
+          );
           await send(
             'DOM.setFileInputFiles',
             { files: [file], objectId: result.objectId },
             sessionId,
           );
+          // A folder is listed after the command returns (Playwright waits for it too): until its
+          // `change` fires, the input's `files` is empty.
+          const until = Date.now() + 60_000;
+          while (!(await onElement<boolean>('function () { return this.__benchPicked; }'))) {
+            if (Date.now() > until) throw new Error(`nothing picked at ${path.join(' > ')}`);
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          }
         },
         async close() {
           await send('Target.disposeBrowserContext', { browserContextId });
