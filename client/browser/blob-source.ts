@@ -8,7 +8,13 @@
  */
 import type { FileSource } from '../core/types.js';
 
-export function blobSource(blob: Blob, name?: string): FileSource {
+export interface BlobSourceOptions {
+  /** How long one BYOB read may deliver nothing before the read falls back (BYOB_STALL_MS). */
+  readonly byobStallMs?: number;
+}
+
+export function blobSource(blob: Blob, name?: string, options: BlobSourceOptions = {}): FileSource {
+  const byobStallMs = options.byobStallMs ?? BYOB_STALL_MS;
   const file = blob as Partial<File>;
   const size = blob.size;
   return {
@@ -22,7 +28,8 @@ export function blobSource(blob: Blob, name?: string): FileSource {
       // 140 us, which was a third of the core's time per small file there (issue 16).
       const slice = start === 0 && end === size ? blob : blob.slice(start, end);
       const bytes = target
-        ? ((await readByob(slice, target)) ?? copyInto(await slice.arrayBuffer(), target))
+        ? ((await readByob(slice, target, byobStallMs)) ??
+          copyInto(await slice.arrayBuffer(), target))
         : new Uint8Array(await slice.arrayBuffer());
       if (bytes.byteLength !== end - start)
         throw new Error(
@@ -54,12 +61,25 @@ const spareByobBuffers: ArrayBuffer[] = [];
 const BYOB_MIN_READ_BYTES = 2 ** 20;
 /** Whether this engine's Blob streams take a BYOB reader; learnt at the first read. */
 let byobReadable: boolean | undefined;
+/**
+ * How long one BYOB read may deliver nothing before it is given up: that slice is read with
+ * `arrayBuffer()` instead, and BYOB is not used again in this Worker or page. In Chromium a BYOB
+ * read of a File slice, while a PUT of bytes was being sent, never settled (no bytes, no error) in
+ * about half of the runs (docs/measurements.md); without this the upload would wait for it forever.
+ * A local disk delivers a part of a slice in milliseconds; a drive spinning up, in a few seconds.
+ */
+export const BYOB_STALL_MS = 10_000;
+const STALLED = Symbol('stalled');
 
 /**
  * Reads all of `slice` with a BYOB reader and copies it into `target`; a view of `target` of the
  * bytes read. Undefined, having read nothing, where Blob streams are not byte streams.
  */
-async function readByob(slice: Blob, target: Uint8Array): Promise<Uint8Array | undefined> {
+async function readByob(
+  slice: Blob,
+  target: Uint8Array,
+  stallMs: number,
+): Promise<Uint8Array | undefined> {
   if (
     byobReadable === false ||
     slice.size < BYOB_MIN_READ_BYTES ||
@@ -83,18 +103,36 @@ async function readByob(slice: Blob, target: Uint8Array): Promise<Uint8Array | u
     spareAt >= 0 ? spareByobBuffers.splice(spareAt, 1)[0] : new ArrayBuffer(Math.max(length, 1));
   let filled = 0;
   let ended = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let stalled = false;
   try {
     while (filled < length) {
-      const { done, value } = await reader.read(new Uint8Array(buffer, filled, length - filled));
+      const step = await Promise.race([
+        reader.read(new Uint8Array(buffer, filled, length - filled)),
+        new Promise<typeof STALLED>((resolve) => (timer = setTimeout(resolve, stallMs, STALLED))),
+      ]);
+      clearTimeout(timer);
+      if (step === STALLED) {
+        // The read holds the buffer (detached): it is not kept. The cancel may never settle either,
+        // and the lock stays with the read.
+        stalled = true;
+        byobReadable = false;
+        void reader.cancel().catch(() => undefined);
+        return undefined;
+      }
+      const { done, value } = step;
       if (!value) break; // the stream errored and was cancelled
       buffer = value.buffer;
       filled += value.byteLength;
       if ((ended = done)) break;
     }
   } finally {
-    // Not left open after its last byte: it would hold the browser's reader of the file.
-    if (!ended) await reader.cancel().catch(() => undefined);
-    reader.releaseLock();
+    clearTimeout(timer);
+    if (!stalled) {
+      // Not left open after its last byte: it would hold the browser's reader of the file.
+      if (!ended) await reader.cancel().catch(() => undefined);
+      reader.releaseLock();
+    }
   }
   target.set(new Uint8Array(buffer, 0, filled));
   if (spareByobBuffers.length < SPARE_BYOB_BUFFERS_KEPT) spareByobBuffers.push(buffer);

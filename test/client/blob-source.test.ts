@@ -26,3 +26,41 @@ describe('blobSource', () => {
     expect(slice).toHaveBeenCalledWith(100, 2100);
   });
 });
+
+describe('blobSource: a BYOB read that never settles', () => {
+  /**
+   * A Blob whose stream is a byte stream that delivers nothing, ever (as a Chromium BYOB read of a
+   * File slice did beside a PUT of bytes), while `arrayBuffer()` works.
+   */
+  function stallingBlob(bytes: Uint8Array<ArrayBuffer>): Blob {
+    const real = new Blob([bytes]);
+    const fake = {
+      size: real.size,
+      type: '',
+      slice: (start?: number, end?: number) => {
+        const part = stallingBlob(bytes.subarray(start ?? 0, end ?? bytes.byteLength));
+        return part;
+      },
+      stream: () => new ReadableStream({ type: 'bytes', pull: () => new Promise<void>(() => {}) }),
+      arrayBuffer: () => real.arrayBuffer(),
+    };
+    return fake as unknown as Blob;
+  }
+
+  it('gives the read up after the stall time and reads the slice with arrayBuffer() instead', async () => {
+    vi.resetModules(); // a fresh module: the fallback is remembered for the rest of the page
+    const { blobSource: freshBlobSource } = await import('../../client/browser/blob-source.js');
+    const bytes = new Uint8Array(randomBytes(3 * 2 ** 20));
+    const source = freshBlobSource(stallingBlob(bytes), 'f.bin', { byobStallMs: 50 });
+    const started = Date.now();
+    const target = new Uint8Array(2 ** 21);
+    const part = await source.read(2 ** 20, 3 * 2 ** 20, target);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(45);
+    expect(Buffer.from(part).equals(bytes.subarray(2 ** 20, 3 * 2 ** 20))).toBe(true);
+    // BYOB is not tried again: the next read does not wait for the stall time.
+    const again = Date.now();
+    const next = await source.read(0, 2 ** 21, target);
+    expect(Date.now() - again).toBeLessThan(45);
+    expect(Buffer.from(next).equals(bytes.subarray(0, 2 ** 21))).toBe(true);
+  });
+});
