@@ -145,7 +145,7 @@ describe('transport="auto" when a WebSocket cannot be opened', () => {
 });
 
 describe('transport="auto" in Chromium: the bytes stay on the WebSocket', () => {
-  it('a 40 MiB file: one WebSocket, no chunk PUT, byte-identical', async () => {
+  it('a 40 MiB file: one WebSocket, no chunk PUT, 8 MiB chunks, byte-identical', async () => {
     // Before, `auto` moved a big file's bytes to HTTP in Chromium; its WebSocket now sends the
     // bytes read for the hash (client/browser/transports.ts `sendsBytesRead`), faster there.
     const dir = join(suite.tmp.path, 'data-auto-ws');
@@ -154,6 +154,12 @@ describe('transport="auto" in Chromium: the bytes stay on the WebSocket', () => 
     const { context, page } = await newPage(suite.browser);
     try {
       const traffic = watchTraffic(context, page);
+      const dataFrames: number[] = [];
+      page.on('websocket', (socket) =>
+        socket.on('framesent', ({ payload }) => {
+          if (payload.length > MiB) dataFrames.push(payload.length);
+        }),
+      );
       await openDemo(page, `${server.url}/`, { transport: 'auto' });
       // What tells Chromium apart in the upload worker is there in this page (a secure context).
       expect(await page.evaluate(() => 'userAgentData' in navigator)).toBe(true);
@@ -167,6 +173,9 @@ describe('transport="auto" in Chromium: the bytes stay on the WebSocket', () => 
       const [storedName] = await readdir(stored);
       expect(await sha256(join(stored, storedName))).toBe(await sha256(source));
       expect(traffic).toEqual({ sockets: 1, puts: 0 });
+      // Chunks of BYTES_READ_CHUNK_SIZE (8 MiB), each DATA frame its header and payload.
+      expect(dataFrames).toHaveLength(5);
+      expect(dataFrames.every((n) => n > 8 * MiB && n < 8 * MiB + 64)).toBe(true);
     } finally {
       await context.close();
       await server.close();
