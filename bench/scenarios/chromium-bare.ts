@@ -31,6 +31,9 @@ interface EvaluateReply<R> {
   exceptionDetails?: { exception?: { description?: string }; text: string };
 }
 
+/** How long Chromium may take to exit after Browser.close before it is killed. */
+const CLOSE_GRACE_MS = 10_000;
+
 export async function launchChromiumBare(executable: string): Promise<BenchBrowser> {
   const userDataDir = await mkdtemp(join(os.tmpdir(), 'bench-chromium-profile-'));
   const child = spawn(
@@ -56,10 +59,15 @@ export async function launchChromiumBare(executable: string): Promise<BenchBrows
       else waiter.resolve(message.result);
     }
   });
-  child.once('exit', () => {
-    for (const waiter of pending.values()) waiter.reject(new Error('chromium exited'));
+  const failAll = (reason: string) => {
+    for (const waiter of pending.values()) waiter.reject(new Error(reason));
     pending.clear();
-  });
+  };
+  child.once('exit', () => failAll('chromium exited'));
+  // A spawn failure or a broken pipe arrives as 'error': without listeners it would end the bench.
+  child.on('error', (error) => failAll(`chromium: ${error.message}`));
+  toBrowser.on('error', (error) => failAll(`DevTools pipe: ${error.message}`));
+  fromBrowser.on('error', (error) => failAll(`DevTools pipe: ${error.message}`));
   const send = <R>(method: string, params: object = {}, sessionId?: string): Promise<R> =>
     new Promise((resolve, reject) => {
       if (child.exitCode !== null) return reject(new Error('chromium exited'));
@@ -75,7 +83,9 @@ export async function launchChromiumBare(executable: string): Promise<BenchBrows
         child.exitCode === null ? child.once('exit', resolve) : resolve(0),
       );
       await send('Browser.close').catch(() => undefined);
+      const killAfter = setTimeout(() => child.kill('SIGKILL'), CLOSE_GRACE_MS);
       await exited;
+      clearTimeout(killAfter);
       await rm(userDataDir, { recursive: true, force: true });
     },
     async newPage() {
@@ -125,7 +135,12 @@ export async function launchChromiumBare(executable: string): Promise<BenchBrows
           );
         },
         async goto(url) {
-          await send('Page.navigate', { url }, sessionId);
+          const { errorText } = await send<{ errorText?: string }>(
+            'Page.navigate',
+            { url },
+            sessionId,
+          );
+          if (errorText) throw new Error(`navigating to ${url}: ${errorText}`);
           // Page.navigate answers before the new document is the page's: wait for it by its URL.
           const href = JSON.stringify(new URL(url).href);
           await waitForTrue(
@@ -168,6 +183,7 @@ export async function launchChromiumBare(executable: string): Promise<BenchBrows
             if (Date.now() > until) throw new Error(`nothing picked at ${path.join(' > ')}`);
             await new Promise((resolve) => setTimeout(resolve, 20));
           }
+          await send('Runtime.releaseObject', { objectId: result.objectId }, sessionId);
         },
         async close() {
           await send('Target.disposeBrowserContext', { browserContextId });

@@ -11,10 +11,22 @@ import type { FileSource } from '../core/types.js';
 export interface BlobSourceOptions {
   /** How long one BYOB read may deliver nothing before the read falls back (BYOB_STALL_MS). */
   readonly byobStallMs?: number;
+  /** How long one `arrayBuffer()` read may take before it fails the read (READ_TIMEOUT_MS). */
+  readonly readTimeoutMs?: number;
 }
+
+/**
+ * How long one `arrayBuffer()` read of a slice may take before the read fails (the upload stops
+ * with SOURCE_ERROR, naming the bytes): a read that never settles (a file on a network share that
+ * went away, an engine fault like the BYOB stall below) would otherwise hold the upload forever
+ * with no error to show. A local disk reads a 16 MiB chunk in well under a second; a drive spinning
+ * up or a slow share, in seconds: a minute is far past both.
+ */
+export const READ_TIMEOUT_MS = 60_000;
 
 export function blobSource(blob: Blob, name?: string, options: BlobSourceOptions = {}): FileSource {
   const byobStallMs = options.byobStallMs ?? BYOB_STALL_MS;
+  const readTimeoutMs = options.readTimeoutMs ?? READ_TIMEOUT_MS;
   const file = blob as Partial<File>;
   const size = blob.size;
   return {
@@ -27,10 +39,15 @@ export function blobSource(blob: Blob, name?: string, options: BlobSourceOptions
       // Chromium each slice() of a File is a synchronous call to the browser process, about
       // 140 us, which was a third of the core's time per small file there (issue 16).
       const slice = start === 0 && end === size ? blob : blob.slice(start, end);
+      const readAll = (): Promise<ArrayBuffer> =>
+        withinTime(slice.arrayBuffer(), readTimeoutMs, () => {
+          return new Error(
+            `reading bytes ${start}-${end} of the file took more than ${readTimeoutMs} ms (readTimeoutMs)`,
+          );
+        });
       const bytes = target
-        ? ((await readByob(slice, target, byobStallMs)) ??
-          copyInto(await slice.arrayBuffer(), target))
-        : new Uint8Array(await slice.arrayBuffer());
+        ? ((await readByob(slice, target, byobStallMs)) ?? copyInto(await readAll(), target))
+        : new Uint8Array(await readAll());
       if (bytes.byteLength !== end - start)
         throw new Error(
           `read ${bytes.byteLength} bytes at ${start}, expected ${end - start} (file changed?)`,
@@ -38,6 +55,22 @@ export function blobSource(blob: Blob, name?: string, options: BlobSourceOptions
       return bytes;
     },
   };
+}
+
+/**
+ * `work`, or the error `late()` makes if it has not settled within `ms`. What `work` delivers
+ * after that goes nowhere: the caller's buffers are filled only from what this returns.
+ */
+async function withinTime<T>(work: Promise<T>, ms: number, late: () => Error): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(late()), ms);
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function copyInto(buffer: ArrayBuffer, target: Uint8Array): Uint8Array {
@@ -73,7 +106,8 @@ const STALLED = Symbol('stalled');
 
 /**
  * Reads all of `slice` with a BYOB reader and copies it into `target`; a view of `target` of the
- * bytes read. Undefined, having read nothing, where Blob streams are not byte streams.
+ * bytes read. Undefined, having read nothing, where Blob streams are not byte streams, for reads
+ * under BYOB_MIN_READ_BYTES, and after a stall (this one or an earlier one).
  */
 async function readByob(
   slice: Blob,
@@ -94,7 +128,7 @@ async function readByob(
   } catch {
     // TypeError: not a byte stream (or no BYOB readers at all).
     byobReadable = false;
-    void stream.cancel();
+    void stream.cancel().catch(() => undefined);
     return undefined;
   }
   const length = Math.min(slice.size, target.byteLength);
@@ -129,8 +163,9 @@ async function readByob(
   } finally {
     clearTimeout(timer);
     if (!stalled) {
-      // Not left open after its last byte: it would hold the browser's reader of the file.
-      if (!ended) await reader.cancel().catch(() => undefined);
+      // Not left open after its last byte: it would hold the browser's reader of the file. Not
+      // awaited: like a stalled read's, the cancel may never settle, and the bytes are all here.
+      if (!ended) void reader.cancel().catch(() => undefined);
       reader.releaseLock();
     }
   }

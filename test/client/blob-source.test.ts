@@ -64,3 +64,77 @@ describe('blobSource: a BYOB read that never settles', () => {
     expect(Buffer.from(next).equals(bytes.subarray(0, 2 ** 21))).toBe(true);
   });
 });
+
+describe('blobSource: reads that must not hang', () => {
+  /** A byte stream that delivers `bytes` in one pull, then never closes, and whose cancel never settles. */
+  function neverCancellingBlob(bytes: Uint8Array<ArrayBuffer>): Blob {
+    const fake = {
+      size: bytes.byteLength,
+      type: '',
+      slice: (start?: number, end?: number) =>
+        neverCancellingBlob(bytes.subarray(start ?? 0, end ?? bytes.byteLength)),
+      stream: () => {
+        let sent = 0;
+        return new ReadableStream({
+          type: 'bytes',
+          pull(controller) {
+            if (sent >= bytes.byteLength) return new Promise<void>(() => {});
+            const request = controller.byobRequest;
+            if (!request?.view) throw new Error('the test expects BYOB reads');
+            const view = new Uint8Array(
+              request.view.buffer,
+              request.view.byteOffset,
+              request.view.byteLength,
+            );
+            const n = Math.min(view.byteLength, bytes.byteLength - sent);
+            view.set(bytes.subarray(sent, sent + n));
+            sent += n;
+            request.respond(n);
+            return undefined;
+          },
+          cancel: () => new Promise<void>(() => {}),
+        });
+      },
+      arrayBuffer: () => Promise.reject(new Error('the test expects BYOB reads')),
+    };
+    return fake as unknown as Blob;
+  }
+
+  it('returns a full BYOB read without waiting for a cancel that never settles', async () => {
+    vi.resetModules(); // a fresh module: whether BYOB works is remembered for the page
+    const { blobSource: freshBlobSource } = await import('../../client/browser/blob-source.js');
+    const bytes = new Uint8Array(randomBytes(3 * 2 ** 20));
+    const source = freshBlobSource(neverCancellingBlob(bytes), 'f.bin', { byobStallMs: 60_000 });
+    const target = new Uint8Array(2 ** 21);
+    const part = await Promise.race([
+      source.read(2 ** 20, 3 * 2 ** 20, target),
+      new Promise<'hung'>((resolve) => setTimeout(resolve, 5_000, 'hung')),
+    ]);
+    expect(part).not.toBe('hung');
+    expect(Buffer.from(part as Uint8Array).equals(bytes.subarray(2 ** 20, 3 * 2 ** 20))).toBe(true);
+  });
+
+  it('fails an arrayBuffer() read that takes longer than readTimeoutMs, naming the bytes, and a late answer leaves the target alone', async () => {
+    let deliver: ((buffer: ArrayBuffer) => void) | undefined;
+    const hanging = {
+      size: 4096,
+      type: '',
+      slice: () => hanging,
+      arrayBuffer: () =>
+        new Promise<ArrayBuffer>((resolve) => {
+          deliver = resolve;
+        }),
+    };
+    const source = blobSource(hanging as unknown as Blob, 'f.bin', { readTimeoutMs: 50 });
+    const target = new Uint8Array(4096);
+    const started = Date.now();
+    await expect(source.read(0, 4096, target)).rejects.toThrow(
+      /bytes 0-4096 .*more than 50 ms \(readTimeoutMs\)/,
+    );
+    expect(Date.now() - started).toBeGreaterThanOrEqual(45);
+    await expect(source.read(0, 1000)).rejects.toThrow(/bytes 0-1000/);
+    deliver?.(new Uint8Array(4096).fill(7).buffer);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(target.every((b) => b === 0)).toBe(true);
+  });
+});
