@@ -12,7 +12,8 @@ import type { TransportChoice } from './transports.js';
  * byte. Measured in one headless Chromium (256 MiB, `<big-uploader transport="http">`, 3-4 rounds
  * alternated, medians): 4 MiB 60-70 MB/s at 5.0-5.6 s of Chromium CPU, 8 MiB 73-98 MB/s at
  * 4.3-4.9 s (docs/measurements.md, "Where `<big-uploader transport="http">` spends its time").
- * A WebSocket proposes BYTES_READ_CHUNK_SIZE where it sends the bytes read, else the core's default.
+ * A WebSocket proposes BYTES_READ_CHUNK_SIZE where it sends the bytes read, else the core's
+ * default.
  */
 export const HTTP_CHUNK_SIZE = 8 * 2 ** 20;
 

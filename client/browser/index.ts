@@ -56,10 +56,6 @@ export interface BrowserUploaderOptions extends Omit<
   readonly resumeStore?: ResumeStore | false;
 }
 
-function optional<K extends string, V>(key: K, value: V | undefined): Partial<Record<K, V>> {
-  return value === undefined ? {} : ({ [key]: value } as Partial<Record<K, V>>);
-}
-
 function isBlob(value: unknown): value is Blob {
   return typeof Blob !== 'undefined' && value instanceof Blob;
 }
@@ -70,11 +66,10 @@ export function createUploader(options: BrowserUploaderOptions): Uploader {
     resumeStore === false
       ? undefined
       : (resumeStore ?? (globalThis.indexedDB ? new IndexedDbResumeStore() : undefined));
+  const chunkSize = rest.chunkSize ?? defaultChunkSize(transport, isBlob(file), sendsBytesRead());
   const core: UploaderOptions = {
     ...rest,
-    ...(rest.chunkSize === undefined
-      ? optional('chunkSize', defaultChunkSize(transport, isBlob(file), sendsBytesRead()))
-      : {}),
+    ...(chunkSize !== undefined ? { chunkSize } : {}),
     file: isBlob(file) ? blobSource(file) : file,
     transport: isTransportChoice(transport)
       ? chooseTransport(transport, isBlob(file) ? file : undefined)
