@@ -181,6 +181,11 @@ class Lease {
     return this.receiving + this.chunks.length;
   }
 
+  /** Whether a chunk request at `offset` was handed to the session and is not answered yet. */
+  hasChunkPending(offset: number): boolean {
+    return this.chunks.some((c) => c.offset === offset);
+  }
+
   get ended(): boolean {
     return this.readyState !== 1;
   }
@@ -614,6 +619,14 @@ export class HttpBinding {
     });
     if (outcome !== 'ok') return this.bodyFailed(request, reply, outcome);
     if (lease.ended) return sendAnswer(reply, errorAnswer(this.endedLeases.get(lease.id) ?? error));
+    // The session's answers name a chunk by its offset: with two PUTs of one chunk pending, one's
+    // refusal or ACK could be answered to the other (SPEC.md 3.6.3, rule 8).
+    if (lease.hasChunkPending(offset))
+      return refuse(
+        reply,
+        Errors.CONFLICT,
+        `another PUT of chunk ${indexText} is pending on this lease; wait for its answer`,
+      );
     const answer = await new Promise<Answer>((resolve) =>
       lease.chunk(message, offset, length, resolve),
     );

@@ -1227,12 +1227,14 @@ export class Session {
       this.failStream(stream, failure);
       return;
     }
-    if (generation !== stream.generation) return;
     this.log.info(
       { upload: upload.id, size: upload.info.fileSize, fresh: result.fresh },
       'upload completed',
     );
-    this.answerResult(stream, upload, result.digest);
+    // The file is delivered whether or not this stream still holds the upload: a connection that
+    // closed, a lease released or a takeover during the completion must not keep the client's
+    // reservation held or the application uninformed (no later COMPLETE is fresh again).
+    if (generation === stream.generation) this.answerResult(stream, upload, result.digest);
     if (result.fresh) this.ctx.completed(upload);
   }
 

@@ -83,6 +83,8 @@ export class OpenUpload {
    * handle (it is closed by then; a flush on it would fail with EBADF and fail the upload).
    */
   private handleReleased = false;
+  /** The store's finish of a COMPLETE, while it runs. */
+  private finishing: Promise<CompletionInfo> | undefined;
   /**
    * Data writes of one upload run one at a time: concurrent pwrites to one file only spin on the
    * inode lock in the kernel (measured: 9-21% of server CPU), stealing the cores the socket needs.
@@ -445,6 +447,9 @@ export class OpenUpload {
     if (!handle.retractChunks)
       throw new ProtocolError(Errors.INTERNAL_ERROR, 'store cannot retract');
     await this.settle();
+    // Completing or completed (a COMPLETE of the stream this one took over): the file is final;
+    // nothing is withdrawn, and a client whose bytes differ gets DIGEST_MISMATCH at its COMPLETE.
+    if (this.finishing || this.completion) return [];
     const changed = [
       ...new Set(
         claims
@@ -543,15 +548,26 @@ export class OpenUpload {
       }
     }
     if (this.completion) return { digest, fresh: false };
+    if (this.finishing) {
+      // Another COMPLETE's finish runs (its stream was taken over meanwhile): the handle is
+      // finished once; this one answers with its outcome, never as a fresh completion.
+      await this.finishing.catch(() => undefined);
+      if (!this.completion)
+        throw this.failure ?? new ProtocolError(Errors.INTERNAL_ERROR, 'the completion failed');
+      return { digest, fresh: false };
+    }
     this.handleReleased = true;
     const run = this.lifecycle.then(() =>
       this.writableHandle().finish(hashToHex(digest), this.remembersContent),
     );
+    this.finishing = run;
     this.lifecycle = run.catch(() => undefined);
     try {
       this.completion = await run;
     } catch (error) {
       throw this.storageFailure(error);
+    } finally {
+      this.finishing = undefined;
     }
     this.metrics.uploadsCompleted.inc();
     return { digest, fresh: true };

@@ -288,6 +288,12 @@ export class DiskStore implements UploadStore {
   private sharesContent = true;
   /** Repairs of interrupted completions in progress, by upload id (see `repairCompletion`). */
   private readonly repairs = new Map<string, Promise<CompletionInfo>>();
+  /**
+   * Uploads whose completion runs in this process: between its record and its move, a completed
+   * record next to the data file is that completion's, not one a crash interrupted, and a repair
+   * would move the file from under it.
+   */
+  private readonly completing = new Set<string>();
   /** Where completed files land under files/ (delivered-files.ts). */
   private readonly delivered: DeliveredFiles;
   /** Serializes the space check and the commitment of concurrent creates. */
@@ -796,6 +802,7 @@ export class DiskStore implements UploadStore {
    * completion as it stands after (a shared place found taken sends the file to its own folder).
    */
   private repairCompletion(info: UploadInfo, completion: CompletionInfo): Promise<CompletionInfo> {
+    if (this.completing.has(info.id)) return Promise.resolve(completion);
     // One at a time per upload: readState runs for the sweeper, HEAD and RESUME alike, and two
     // repairs at once could each move the file somewhere else (one relocating after the other's
     // move), leaving the metadata naming a place the file is not.
@@ -922,6 +929,22 @@ export class DiskStore implements UploadStore {
 
   /** Used by DiskUpload.finish. */
   async complete(
+    info: UploadInfo,
+    data: FileHandle,
+    journal: ChunkLog,
+    digest: string,
+    entriesFlushed: boolean,
+    rememberContent: boolean,
+  ): Promise<CompletionInfo> {
+    this.completing.add(info.id);
+    try {
+      return await this.completeOnce(info, data, journal, digest, entriesFlushed, rememberContent);
+    } finally {
+      this.completing.delete(info.id);
+    }
+  }
+
+  private async completeOnce(
     info: UploadInfo,
     data: FileHandle,
     journal: ChunkLog,

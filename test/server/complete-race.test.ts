@@ -1,0 +1,252 @@
+/**
+ * Races around a completion: the stream that sent COMPLETE goes away while the store finishes
+ * (its connection closed, a takeover), a second COMPLETE arrives meanwhile, a reader of the
+ * upload's state meets the completion between its record and its move, two PUTs of one chunk
+ * are pending on an HTTP lease. Each store call that matters is held on a gate the test opens, so
+ * the interleaving is the one named, every run.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  Errors,
+  bytesToHex,
+  decodeServerMessage,
+  encodeOpen,
+  hashToHex,
+  loadHasher,
+  type AcceptMessage,
+  type ServerMessage,
+} from '../../protocol/index.js';
+import type { CompletedUpload } from '../../server/index.js';
+import { DiskStore } from '../../server/store/disk-store.js';
+import type { UploadHandle, UploadInfo, UploadStore } from '../../server/store/types.js';
+import { RawClient, chunksOf, digestOf, sendChunks } from '../helpers/protocol-client.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { makeTempDir, type TempDir } from '../helpers/tmp.js';
+
+const CHUNK = 65_536;
+
+/** A promise the test resolves, and one that says the gated call arrived. */
+function gate(): { arrived: Promise<void>; wait(): Promise<void>; open(): void } {
+  let arrive!: () => void;
+  let release!: () => void;
+  const arrived = new Promise<void>((resolve) => (arrive = resolve));
+  const released = new Promise<void>((resolve) => (release = resolve));
+  return {
+    arrived,
+    wait: () => {
+      arrive();
+      return released;
+    },
+    open: () => release(),
+  };
+}
+
+/** The disk store, with `finish` of every handle held on `finishGate` while it is set. */
+function gatedStore(
+  disk: DiskStore,
+  hold: { finish?: ReturnType<typeof gate>; writeAt?: ReturnType<typeof gate> },
+): UploadStore {
+  const wrap = (handle: UploadHandle): UploadHandle =>
+    Object.assign(Object.create(handle) as UploadHandle, {
+      finish: async (digest: string, remember?: boolean) => {
+        const held = hold.finish;
+        hold.finish = undefined;
+        if (held) await held.wait();
+        return handle.finish(digest, remember);
+      },
+      writeAt: async (bytes: Uint8Array, position: number) => {
+        const held = hold.writeAt;
+        hold.writeAt = undefined;
+        if (held) await held.wait();
+        return handle.writeAt(bytes, position);
+      },
+    });
+  return Object.assign(Object.create(disk) as DiskStore, {
+    init: () => disk.init(),
+    create: async (info: UploadInfo, intent?: Parameters<DiskStore['create']>[1]) =>
+      wrap(await disk.create(info, intent)),
+    open: async (id: string) => wrap(await disk.open(id)),
+  });
+}
+
+describe('races around a completion', () => {
+  let tmp: TempDir;
+  let server: TestServer | undefined;
+
+  beforeEach(async () => {
+    tmp = await makeTempDir();
+  });
+  afterEach(async () => {
+    await server?.close();
+    server = undefined;
+    await tmp.cleanup();
+  });
+
+  async function uploaded(
+    data: Uint8Array,
+  ): Promise<{ client: RawClient; accept: AcceptMessage; digest: bigint }> {
+    const client = await RawClient.connect(server!.wsUrl);
+    client.open({ fileSize: data.byteLength, chunkSize: CHUNK, name: 'r.bin' });
+    const accept = await client.expect('accept');
+    const { errors } = await sendChunks(client, accept, data, chunksOf(data.byteLength, CHUNK));
+    expect(errors).toEqual([]);
+    const hasher = await loadHasher();
+    return { client, accept, digest: digestOf(hasher, data, CHUNK) };
+  }
+
+  it('counts a completion whose connection closed during the finish: the event fires and the client limit is freed', async () => {
+    const hold: { finish?: ReturnType<typeof gate> } = { finish: gate() };
+    const held = hold.finish!;
+    const completed: CompletedUpload[] = [];
+    server = await startServer({
+      dir: tmp.path,
+      store: gatedStore(new DiskStore({ dir: tmp.path }), hold),
+      maxUnfinishedUploadsPerClient: 1,
+      onUploadComplete: (upload) => {
+        completed.push(upload);
+      },
+    });
+    const data = randomBytes(4 * CHUNK);
+    const { client, accept, digest } = await uploaded(data);
+    client.complete(digest);
+    await held.arrived;
+    client.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    held.open();
+    await expect.poll(() => completed.length, { timeout: 5000 }).toBe(1);
+    expect(completed[0].id).toBe(bytesToHex(accept.uploadId));
+    expect((await readFile(completed[0].location)).equals(data)).toBe(true);
+    // The client's one unfinished upload is no longer counted: a new OPEN is accepted.
+    const next = await RawClient.connect(server.wsUrl);
+    next.open({ fileSize: CHUNK, chunkSize: CHUNK });
+    await next.expect('accept');
+    next.close();
+    // A later COMPLETE of the same upload answers RESULT again, and is not counted twice.
+    const again = await RawClient.connect(server.wsUrl);
+    again.resume(accept.uploadId, accept.secret);
+    await again.expect('accept');
+    again.complete(digest);
+    const result = await again.expect('result');
+    expect(result.digest).toBe(digest);
+    again.close();
+    expect(completed).toHaveLength(1);
+  });
+
+  it('answers the COMPLETE of a takeover during another COMPLETE with RESULT, finishing the file once', async () => {
+    const hold: { finish?: ReturnType<typeof gate> } = { finish: gate() };
+    const held = hold.finish!;
+    const completed: CompletedUpload[] = [];
+    server = await startServer({
+      dir: tmp.path,
+      store: gatedStore(new DiskStore({ dir: tmp.path }), hold),
+      onUploadComplete: (upload) => {
+        completed.push(upload);
+      },
+    });
+    const data = randomBytes(3 * CHUNK + 17);
+    const { client: first, accept, digest } = await uploaded(data);
+    first.complete(digest);
+    await held.arrived;
+    const second = await RawClient.connect(server.wsUrl);
+    second.resume(accept.uploadId, accept.secret);
+    await second.expect('accept');
+    second.complete(digest);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    held.open();
+    const result = await second.expect('result');
+    expect(result.digest).toBe(digest);
+    await first.expectError(Errors.TAKEN_OVER.code);
+    await expect.poll(() => completed.length, { timeout: 5000 }).toBe(1);
+    expect((await readFile(completed[0].location)).equals(data)).toBe(true);
+    second.close();
+  });
+
+  it('leaves a completion in progress to itself when the upload state is read between its record and its move', async () => {
+    const disk = new DiskStore({ dir: tmp.path });
+    // The folder step of every completion reads the upload's state first, as the sweeper, a
+    // HEAD or a RESUME may at that moment: the completed record is there, the file not moved yet.
+    const delivered = (disk as unknown as { delivered: { moveIn: DeliveredMoveIn } }).delivered;
+    const moveIn = delivered.moveIn.bind(delivered);
+    const states: unknown[] = [];
+    let reading: string | undefined;
+    delivered.moveIn = async (from, place) => {
+      if (reading) states.push(await disk.readState(reading));
+      return moveIn(from, place);
+    };
+    server = await startServer({ dir: tmp.path, store: disk });
+    const data = randomBytes(2 * CHUNK + 5);
+    const { client, accept, digest } = await uploaded(data);
+    reading = bytesToHex(accept.uploadId);
+    client.complete(digest);
+    const result = await client.expect('result');
+    expect(result.digest).toBe(digest);
+    expect(states).toHaveLength(1);
+    const stored = await disk.readState(reading);
+    expect(stored?.completion).toBeDefined();
+    expect((await readFile(stored!.completion!.location)).equals(data)).toBe(true);
+    client.close();
+  });
+
+  it('refuses a second PUT of a chunk pending on the same HTTP lease with CONFLICT, and answers the first one its own ACK', async () => {
+    const hold: { writeAt?: ReturnType<typeof gate> } = {};
+    server = await startServer({
+      dir: tmp.path,
+      store: gatedStore(new DiskStore({ dir: tmp.path }), hold),
+    });
+    const hasher = await loadHasher();
+    const opened = await fetch(`${server.url}/upload`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: new Uint8Array(
+        encodeOpen({
+          fileSize: 2 * CHUNK,
+          chunkSize: CHUNK,
+          name: 'h.bin',
+          contentType: '',
+          token: '',
+          metadata: {},
+        }),
+      ),
+    });
+    expect(opened.status).toBe(200);
+    const lease = opened.headers.get('bigup-lease') ?? '';
+    const accept = decodeServerMessage(new Uint8Array(await opened.arrayBuffer())) as AcceptMessage;
+    const id = bytesToHex(accept.uploadId);
+    const put = async (bytes: Uint8Array): Promise<{ status: number; message: ServerMessage }> => {
+      const response = await fetch(`${server!.url}/upload/${id}/chunks/0`, {
+        method: 'PUT',
+        headers: {
+          'content-type': 'application/octet-stream',
+          'bigup-lease': lease,
+          'bigup-hash': hashToHex(hasher.h64(bytes)),
+        },
+        body: new Uint8Array(bytes),
+      });
+      return {
+        status: response.status,
+        message: decodeServerMessage(new Uint8Array(await response.arrayBuffer())),
+      };
+    };
+    const a = randomBytes(CHUNK);
+    const b = randomBytes(CHUNK);
+    hold.writeAt = gate();
+    const held = hold.writeAt;
+    const first = put(a);
+    await held.arrived;
+    const second = await put(b);
+    expect(second.status).toBe(409);
+    expect(second.message.type === 'error' && second.message.code).toBe(Errors.CONFLICT.code);
+    held.open();
+    const answered = await first;
+    expect(answered.status).toBe(200);
+    expect(answered.message.type).toBe('ack');
+    // Chunk 0 holds the first PUT's bytes.
+    const part = await readFile(join(tmp.path, 'uploads', `${id}.part`));
+    expect(part.subarray(0, CHUNK).equals(a)).toBe(true);
+  });
+});
+
+type DeliveredMoveIn = (from: string, place: { location: string }) => Promise<boolean>;
