@@ -40,11 +40,14 @@ export function blobSource(blob: Blob, name?: string, options: BlobSourceOptions
       // 140 us, which was a third of the core's time per small file there (issue 16).
       const slice = start === 0 && end === size ? blob : blob.slice(start, end);
       const readAll = (): Promise<ArrayBuffer> =>
-        withinTime(slice.arrayBuffer(), readTimeoutMs, () => {
-          return new Error(
-            `reading bytes ${start}-${end} of the file took more than ${readTimeoutMs} ms (readTimeoutMs)`,
-          );
-        });
+        withinTime(
+          slice.arrayBuffer(),
+          readTimeoutMs,
+          () =>
+            new Error(
+              `reading bytes ${start}-${end} of the file took more than ${readTimeoutMs} ms (readTimeoutMs)`,
+            ),
+        );
       const bytes = target
         ? ((await readByob(slice, target, byobStallMs)) ?? copyInto(await readAll(), target))
         : new Uint8Array(await readAll());

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   Errors,
   bytesToHex,
@@ -19,12 +19,12 @@ import {
   type AcceptMessage,
   type ServerMessage,
 } from '../../protocol/index.js';
-import type { CompletedUpload } from '../../server/index.js';
+import type { AppOptions, CompletedUpload } from '../../server/index.js';
 import { DiskStore } from '../../server/store/disk-store.js';
 import type { UploadHandle, UploadInfo, UploadStore } from '../../server/store/types.js';
 import { RawClient, chunksOf, digestOf, sendChunks } from '../helpers/protocol-client.js';
-import { startServer, type TestServer } from '../helpers/server.js';
-import { makeTempDir, type TempDir } from '../helpers/tmp.js';
+import type { TestServer } from '../helpers/server.js';
+import { serverPerTest } from '../helpers/server-per-test.js';
 
 const CHUNK = 65_536;
 
@@ -73,22 +73,31 @@ function gatedStore(
 }
 
 describe('races around a completion', () => {
-  let tmp: TempDir;
-  let server: TestServer | undefined;
+  const fixture = serverPerTest('bigup-race-');
 
-  beforeEach(async () => {
-    tmp = await makeTempDir();
-  });
-  afterEach(async () => {
-    await server?.close();
-    server = undefined;
-    await tmp.cleanup();
-  });
+  /** A server whose next finish waits on `held`, recording every completion it reports. */
+  async function serveWithFinishHeld(options: Omit<AppOptions, 'dir'> = {}): Promise<{
+    server: TestServer;
+    held: ReturnType<typeof gate>;
+    completed: CompletedUpload[];
+  }> {
+    const held = gate();
+    const completed: CompletedUpload[] = [];
+    const dir = await fixture.dir();
+    const server = await fixture.server({
+      ...options,
+      store: gatedStore(new DiskStore({ dir }), { finish: held }),
+      onUploadComplete: (upload) => {
+        completed.push(upload);
+      },
+    });
+    return { server, held, completed };
+  }
 
   async function uploaded(
     data: Uint8Array,
   ): Promise<{ client: RawClient; accept: AcceptMessage; digest: bigint }> {
-    const client = await RawClient.connect(server!.wsUrl);
+    const client = await RawClient.connect((await fixture.server()).wsUrl);
     client.open({ fileSize: data.byteLength, chunkSize: CHUNK, name: 'r.bin' });
     const accept = await client.expect('accept');
     const { errors } = await sendChunks(client, accept, data, chunksOf(data.byteLength, CHUNK));
@@ -98,16 +107,8 @@ describe('races around a completion', () => {
   }
 
   it('counts a completion whose connection closed during the finish: the event fires and the client limit is freed', async () => {
-    const hold: { finish?: ReturnType<typeof gate> } = { finish: gate() };
-    const held = hold.finish!;
-    const completed: CompletedUpload[] = [];
-    server = await startServer({
-      dir: tmp.path,
-      store: gatedStore(new DiskStore({ dir: tmp.path }), hold),
+    const { server, held, completed } = await serveWithFinishHeld({
       maxUnfinishedUploadsPerClient: 1,
-      onUploadComplete: (upload) => {
-        completed.push(upload);
-      },
     });
     const data = randomBytes(4 * CHUNK);
     const { client, accept, digest } = await uploaded(data);
@@ -136,16 +137,7 @@ describe('races around a completion', () => {
   });
 
   it('answers the COMPLETE of a takeover during another COMPLETE with RESULT, finishing the file once', async () => {
-    const hold: { finish?: ReturnType<typeof gate> } = { finish: gate() };
-    const held = hold.finish!;
-    const completed: CompletedUpload[] = [];
-    server = await startServer({
-      dir: tmp.path,
-      store: gatedStore(new DiskStore({ dir: tmp.path }), hold),
-      onUploadComplete: (upload) => {
-        completed.push(upload);
-      },
-    });
+    const { server, held, completed } = await serveWithFinishHeld();
     const data = randomBytes(3 * CHUNK + 17);
     const { client: first, accept, digest } = await uploaded(data);
     first.complete(digest);
@@ -165,7 +157,7 @@ describe('races around a completion', () => {
   });
 
   it('leaves a completion in progress to itself when the upload state is read between its record and its move', async () => {
-    const disk = new DiskStore({ dir: tmp.path });
+    const disk = new DiskStore({ dir: await fixture.dir() });
     // The folder step of every completion reads the upload's state first, as the sweeper, a
     // HEAD or a RESUME may at that moment: the completed record is there, the file not moved yet.
     const delivered = (disk as unknown as { delivered: { moveIn: DeliveredMoveIn } }).delivered;
@@ -176,7 +168,7 @@ describe('races around a completion', () => {
       if (reading) states.push(await disk.readState(reading));
       return moveIn(from, place);
     };
-    server = await startServer({ dir: tmp.path, store: disk });
+    await fixture.server({ store: disk });
     const data = randomBytes(2 * CHUNK + 5);
     const { client, accept, digest } = await uploaded(data);
     reading = bytesToHex(accept.uploadId);
@@ -192,9 +184,9 @@ describe('races around a completion', () => {
 
   it('refuses a second PUT of a chunk pending on the same HTTP lease with CONFLICT, and answers the first one its own ACK', async () => {
     const hold: { writeAt?: ReturnType<typeof gate> } = {};
-    server = await startServer({
-      dir: tmp.path,
-      store: gatedStore(new DiskStore({ dir: tmp.path }), hold),
+    const dir = await fixture.dir();
+    const server = await fixture.server({
+      store: gatedStore(new DiskStore({ dir }), hold),
     });
     const hasher = await loadHasher();
     const opened = await fetch(`${server.url}/upload`, {
@@ -216,7 +208,7 @@ describe('races around a completion', () => {
     const accept = decodeServerMessage(new Uint8Array(await opened.arrayBuffer())) as AcceptMessage;
     const id = bytesToHex(accept.uploadId);
     const put = async (bytes: Uint8Array): Promise<{ status: number; message: ServerMessage }> => {
-      const response = await fetch(`${server!.url}/upload/${id}/chunks/0`, {
+      const response = await fetch(`${server.url}/upload/${id}/chunks/0`, {
         method: 'PUT',
         headers: {
           'content-type': 'application/octet-stream',
@@ -244,7 +236,7 @@ describe('races around a completion', () => {
     expect(answered.status).toBe(200);
     expect(answered.message.type).toBe('ack');
     // Chunk 0 holds the first PUT's bytes.
-    const part = await readFile(join(tmp.path, 'uploads', `${id}.part`));
+    const part = await readFile(join(dir, 'uploads', `${id}.part`));
     expect(part.subarray(0, CHUNK).equals(a)).toBe(true);
   });
 });
