@@ -96,8 +96,8 @@ variables AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, or the SD
                            [BIG_UPLOADER_S3_MAX_ATTEMPTS] (default 3)
   --s3-request-timeout DURATION  an S3 request idle this long fails [BIG_UPLOADER_S3_REQUEST_TIMEOUT] (default 60s)
   --s3-max-sockets N       connections to the S3 endpoint [BIG_UPLOADER_S3_MAX_SOCKETS] (default 64)
-  --tus-partial-writes N   tus PATCHes that may end inside one part (each rewrites the part's
-                           bytes so far in the bucket) [BIG_UPLOADER_TUS_PARTIAL_WRITES] (default 64)
+  --tus-partial-writes N   tus PATCHes that may end inside one chunk (the next reads the chunk's
+                           bytes so far back; on S3 it rewrites the part) [BIG_UPLOADER_TUS_PARTIAL_WRITES] (default 64)
   --registry redis://HOST:PORT/DB  upload records, parts and leases in Redis, shared by every node
                            [BIG_UPLOADER_REGISTRY] (default: in this process, one node only)
   --lease-ttl DURATION     how long a node owns an upload without renewing [BIG_UPLOADER_LEASE_TTL] (default 30s)

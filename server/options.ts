@@ -62,12 +62,12 @@ export interface BigUploaderOptions {
    */
   tusPath?: string | false;
   /**
-   * On a store that keeps a partial chunk apart (the object store: a part cannot be appended to),
-   * how many tus PATCHes may end inside one chunk. Each rewrites the chunk's bytes so far (read
-   * back, then written whole), so tiny PATCHes would multiply the store's traffic; this bounds it
-   * to about twice this many times each chunk. One more such PATCH gets 400 TUS_PATCH_TOO_SMALL and
-   * keeps nothing of its partial chunk. Default 64 (PATCHes of 256 KiB fill a 16 MiB chunk).
-   * The disk store writes a partial chunk in place and does not need it.
+   * How many tus PATCHes may end inside one chunk. The next PATCH that stores something of that
+   * chunk reads its bytes so far back to hash the whole chunk (and on a store that keeps a partial
+   * chunk apart, the object store, rewrites them whole), so tiny PATCHes would multiply the
+   * server's reads and the store's traffic; this bounds them to about this many times each chunk.
+   * One more such PATCH gets 400 TUS_PATCH_TOO_SMALL and keeps nothing of its partial chunk (a
+   * PATCH to the chunk's end still goes). Default 64 (PATCHes of 256 KiB fill a 16 MiB chunk).
    */
   tusPartialWritesPerChunk?: number;
   /** Largest file accepted (bytes). Default 100 GiB. */

@@ -2,12 +2,17 @@
  * One PATCH body into the store: the body is cut at our chunk boundaries, each whole chunk is
  * hashed (xxHash64) and written positionally and recorded like a WebSocket chunk (OpenUpload.write,
  * so the durability order of SPEC.md 8 is the same), and what is left of the last chunk when the
- * body ends becomes the upload's partial tail (tail.ts). A chunk an earlier PATCH began is first
- * read back from the data, so its hash covers all of it.
+ * body ends becomes the upload's partial tail (tail.ts). A chunk an earlier PATCH began is read
+ * back from the data so its hash covers all of it, but only once this PATCH stores something of it
+ * (the chunk completes, or the body's end leaves a longer tail): a PATCH that stores nothing (a
+ * checksum that does not match, a body cut before its first byte) reads nothing back, so a client
+ * cannot make the server read a chunk's kept bytes again and again for a byte of its own, and at
+ * most `tusPartialWritesPerChunk` PATCHes end inside one chunk (progress.ts).
  *
  * Memory: one chunk buffer being filled and at most one being written per PATCH (2 x chunkSize),
- * and at its start, on a store that keeps a partial chunk apart, that chunk's kept bytes while
- * they are copied in (3 x chunkSize at most).
+ * plus, for a checked body that starts inside a chunk, that first chunk until the checksum matched
+ * (its kept bytes are read back and hashed only then), and on a store that keeps a partial chunk
+ * apart those kept bytes while they are copied in (4 x chunkSize at most).
  *
  * With Upload-Checksum the chunks are written but not recorded until the whole body has arrived
  * and matched: a mismatch, or a body cut short, stores nothing the offset would count (tus: "the
@@ -83,35 +88,81 @@ export async function writePatch(input: PatchInput): Promise<PatchOutcome> {
   /** Bytes of `buffer` filled, and how many of them were already on disk. */
   let filled = 0;
   let onDisk = 0;
+  /** The first bytes of `buffer` are the tail's, not read back yet (see the header). */
+  let headUnread = 0;
   const digest = input.checksum ? createHash(input.checksum.algorithm) : undefined;
   const held: Array<{ index: number; hash: bigint; length: number }> = [];
+  /** A checked body's first chunk, whose kept bytes are read back once the checksum matched. */
+  let unhashed: { index: number; full: Buffer; head: number } | undefined;
   let pending: Promise<void> = Promise.resolve();
 
-  const startChunk = async (): Promise<void> => {
+  const startChunk = (): void => {
     const start = chunk * chunkSize;
     buffer = Buffer.allocUnsafe(Math.min(start + chunkSize, size) - start);
     filled = position - start;
     onDisk = 0;
+    headUnread = 0;
     if (filled > 0) {
       // Only the verified tail puts the offset inside a chunk (progress.ts).
       const tail = input.tail;
       if (!tail || tail.chunk !== chunk || tail.length !== filled)
         throw asStorage(new ProtocolError(Errors.INTERNAL_ERROR, 'the offset is not at the tail'));
-      const head = await input.progress.tailBytes(upload, tail).catch((error: unknown) => {
-        throw asStorage(error);
-      });
-      if (!head) throw new WriteFailure({ kind: 'tail-lost' });
-      if (head.bytes.byteLength !== filled)
-        throw asStorage(
-          new ProtocolError(Errors.STORAGE_ERROR, 'the start of the chunk could not be read back'),
-        );
-      buffer.set(head.bytes);
-      onDisk = head.inData;
+      headUnread = filled;
     }
+  };
+
+  /**
+   * The tail's `length` bytes into the start of `into`, once this PATCH stores something of the
+   * chunk; how many of them are in the data already.
+   */
+  const readTail = async (into: Buffer, length: number): Promise<number> => {
+    const tail = input.tail;
+    if (length === 0 || !tail) return 0;
+    const head = await input.progress.tailBytes(upload, tail).catch((error: unknown) => {
+      throw asStorage(error);
+    });
+    if (!head) throw new WriteFailure({ kind: 'tail-lost' });
+    if (head.bytes.byteLength !== length)
+      throw asStorage(
+        new ProtocolError(Errors.STORAGE_ERROR, 'the start of the chunk could not be read back'),
+      );
+    into.set(head.bytes);
+    return head.inData;
+  };
+
+  /** The open chunk's kept bytes, read back into `buffer` (see readTail). */
+  const readHead = async (into: Buffer): Promise<void> => {
+    if (headUnread === 0) return;
+    onDisk = await readTail(into, headUnread);
+    headUnread = 0;
   };
 
   const completeChunk = async (full: Buffer): Promise<void> => {
     const index = chunk;
+    if (digest && headUnread > 0 && !upload.chunkStatus(index)) {
+      // The kept bytes before this body's are read back to hash the chunk only if the checksum
+      // matches (a mismatch stores nothing, so it reads nothing). In place, this body's bytes go
+      // in now, unrecorded; kept apart, the chunk is one part written whole, after the match.
+      const head = headUnread;
+      headUnread = 0;
+      if (upload.keepsPartialApart) {
+        unhashed = { index, full, head };
+        return;
+      }
+      try {
+        await pending;
+      } catch (error) {
+        throw asStorage(error);
+      }
+      pending = upload
+        .writeUnrecorded(full.subarray(head), index * chunkSize + head, false)
+        .then(() => {
+          unhashed = { index, full, head };
+        });
+      pending.catch(() => undefined);
+      return;
+    }
+    await readHead(full);
     const hash = hasher.h64(full);
     const status = upload.chunkStatus(index);
     if (status) {
@@ -142,7 +193,7 @@ export async function writePatch(input: PatchInput): Promise<PatchOutcome> {
         break;
       }
       // The chunk is opened at the first byte: a PATCH without a body reads nothing back.
-      if (!buffer && position < size && piece.byteLength > 0) await startChunk();
+      if (!buffer && position < size && piece.byteLength > 0) startChunk();
       digest?.update(piece);
       let at = 0;
       while (at < piece.byteLength) {
@@ -160,7 +211,7 @@ export async function writePatch(input: PatchInput): Promise<PatchOutcome> {
           buffer = undefined;
           filled = 0;
           onDisk = 0;
-          if (position < size) await startChunk();
+          if (position < size) startChunk();
         }
       }
     }
@@ -181,6 +232,16 @@ export async function writePatch(input: PatchInput): Promise<PatchOutcome> {
     if (!input.checksum || !digest.digest().equals(input.checksum.digest))
       return { kind: 'checksum-mismatch' };
     try {
+      if (unhashed) {
+        const { index, full } = unhashed;
+        const inData = await readTail(full, unhashed.head);
+        if (upload.keepsPartialApart)
+          await upload.writeUnrecorded(full.subarray(inData), index * chunkSize + inData, false);
+        const hash = hasher.h64(full);
+        const status = upload.chunkStatus(index);
+        if (status && status.hash !== hash) return { kind: 'conflict' };
+        if (!status) held.push({ index, hash, length: full.byteLength });
+      }
       await Promise.all(held.map((h) => upload.recordWritten(h.index, h.hash, h.length)));
     } catch (error) {
       return asStorage(error).outcome;
@@ -194,6 +255,9 @@ export async function writePatch(input: PatchInput): Promise<PatchOutcome> {
     (input.tail?.chunk !== chunk || filled > input.tail.length)
   ) {
     try {
+      // Refused before the read back: past the bound a PATCH costs nothing but its own bytes.
+      input.progress.partialWrites(chunk, input.tail);
+      await readHead(buffer);
       const bytes = buffer.subarray(0, filled);
       await input.progress.keep(
         upload,

@@ -33,7 +33,7 @@ export class TusProgress {
     readonly store: TailStore,
     private readonly hasher: Hasher,
     private readonly maxEntries: number,
-    /** tusPartialWritesPerChunk: PATCHes that may end inside one chunk kept apart. */
+    /** tusPartialWritesPerChunk: PATCHes that may end inside one chunk. */
     private readonly writesPerChunk: number,
   ) {}
 
@@ -98,10 +98,24 @@ export class TusProgress {
   }
 
   /**
+   * The count of PATCHes that will have ended inside `chunk` once one more does, after `previous`;
+   * past `writesPerChunk`, PartialWritesExceeded. Each such PATCH reads the chunk's kept bytes
+   * back to hash them with its own (both homes), and kept apart rewrites them too.
+   */
+  partialWrites(chunk: number, previous: TailRecord | undefined): number {
+    const writes = previous?.chunk === chunk ? (previous.writes ?? 1) + 1 : 1;
+    if (writes > this.writesPerChunk)
+      throw new PartialWritesExceeded(
+        `more than ${this.writesPerChunk} PATCHes ended inside chunk ${chunk} (tusPartialWritesPerChunk); send larger PATCHes`,
+      );
+    return writes;
+  }
+
+  /**
    * Make `bytes` (chunk tail.chunk's first tail.length bytes, the first `inData` of which are
    * already in the data) the upload's tail, replacing `previous`: bytes first, then the record
-   * that describes them (flushed first when `sync`). Kept apart, past `writesPerChunk` PATCHes
-   * inside one chunk, nothing is kept and PartialWritesExceeded is thrown.
+   * that describes them (flushed first when `sync`). Past `writesPerChunk` PATCHes inside one
+   * chunk, nothing is kept and PartialWritesExceeded is thrown (`partialWrites`).
    */
   async keep(
     upload: OpenUpload,
@@ -111,12 +125,8 @@ export class TusProgress {
     inData: number,
     sync: boolean,
   ): Promise<void> {
+    const writes = this.partialWrites(tail.chunk, previous);
     if (upload.keepsPartialApart) {
-      const writes = previous?.chunk === tail.chunk ? (previous.writes ?? 1) + 1 : 1;
-      if (writes > this.writesPerChunk)
-        throw new PartialWritesExceeded(
-          `more than ${this.writesPerChunk} PATCHes ended inside chunk ${tail.chunk} (tusPartialWritesPerChunk); send larger PATCHes`,
-        );
       await upload.writePartial({ ...tail, writes }, bytes);
       return;
     }
@@ -126,8 +136,8 @@ export class TusProgress {
         tail.chunk * upload.info.chunkSize + inData,
         sync,
       );
-    await this.store.write(upload.id, tail, sync);
-    this.remember(upload.id, tail);
+    await this.store.write(upload.id, { ...tail, writes }, sync);
+    this.remember(upload.id, { ...tail, writes });
   }
 
   /** The upload completed or is gone: drop its tail, cached and recorded. */

@@ -6,8 +6,9 @@
  * bytes are written positionally into the upload's data like any other, and described by one
  * small record per upload, kept beside the store:
  *
- *   <dir>/tus/<id>.tail   JSON {"v":1,"chunk":k,"length":t,"hash":"<xxHash64 of the t bytes>"}:
- *                         chunk k's first t bytes (0 < t < chunk length) are written.
+ *   <dir>/tus/<id>.tail   JSON {"v":1,"chunk":k,"length":t,"hash":"<xxHash64 of the t bytes>",
+ *                         "writes":w}: chunk k's first t bytes (0 < t < chunk length) are written,
+ *                         by w PATCHes that ended inside chunk k (absent in older records: 1).
  *                         Replaced atomically (written to <id>.tail.tmp, renamed over; in
  *                         durable mode the data, the temp file and the directory are fsynced).
  *
@@ -28,7 +29,7 @@ export interface TailRecord {
   readonly chunk: number;
   readonly length: number;
   readonly hash: bigint;
-  /** Kept apart only (UploadHandle.partialChunks): how many PATCHes wrote this chunk's tail. */
+  /** How many PATCHes ended inside this chunk (tusPartialWritesPerChunk); absent: 1. */
   readonly writes?: number;
 }
 
@@ -37,7 +38,7 @@ const { O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW, O_RDONLY } = fsConstants;
 
 function isTailJson(
   value: unknown,
-): value is { v: 1; chunk: number; length: number; hash: string } {
+): value is { v: 1; chunk: number; length: number; hash: string; writes?: number } {
   const v = value as Record<string, unknown> | null;
   return (
     typeof v === 'object' &&
@@ -48,7 +49,8 @@ function isTailJson(
     Number.isSafeInteger(v.length) &&
     (v.length as number) > 0 &&
     typeof v.hash === 'string' &&
-    /^[0-9a-f]{16}$/.test(v.hash)
+    /^[0-9a-f]{16}$/.test(v.hash) &&
+    (v.writes === undefined || (Number.isSafeInteger(v.writes) && (v.writes as number) >= 1))
   );
 }
 
@@ -80,7 +82,12 @@ export class TailStore {
       const text = await handle.readFile('utf8');
       const json: unknown = JSON.parse(text);
       if (!isTailJson(json)) return undefined;
-      return { chunk: json.chunk, length: json.length, hash: hashFromHex(json.hash) };
+      return {
+        chunk: json.chunk,
+        length: json.length,
+        hash: hashFromHex(json.hash),
+        ...(json.writes === undefined ? {} : { writes: json.writes }),
+      };
     } catch {
       return undefined;
     } finally {
@@ -99,6 +106,7 @@ export class TailStore {
           chunk: tail.chunk,
           length: tail.length,
           hash: hashToHex(tail.hash),
+          writes: tail.writes ?? 1,
         }),
       );
       if (sync) await handle.sync();

@@ -262,7 +262,20 @@ describe('S3 store against s3rver', () => {
     expect(
       (await patch(node1, 7 * MiB, 8 * MiB, { 'Upload-Checksum': `sha1 ${sha1}` })).status,
     ).toBe(204);
-    expect((await patch(node2, 8 * MiB, data.byteLength)).status).toBe(204);
+    // Checked bodies that complete the part the kept bytes began: a mismatch stores nothing (the
+    // part is written whole only once the checksum matched), a match stores it and the rest.
+    const restSha1 = createHash('sha1')
+      .update(data.subarray(8 * MiB))
+      .digest('base64');
+    const wrongRest = await patch(node2, 8 * MiB, data.byteLength, {
+      'Upload-Checksum': `sha1 ${createHash('sha1').update('not the rest').digest('base64')}`,
+    });
+    expect(wrongRest.status).toBe(460);
+    expect(await offsetOn(node1)).toBe(String(8 * MiB));
+    expect(
+      (await patch(node2, 8 * MiB, data.byteLength, { 'Upload-Checksum': `sha1 ${restSha1}` }))
+        .status,
+    ).toBe(204);
     expect((await readObject(s3.client, s3.bucket, `in/${id}/nodes.bin`)).equals(data)).toBe(true);
     expect(await exists(`in/.partial/${id}`)).toBe(false);
 
