@@ -10,7 +10,7 @@ import type { ServerMetrics } from './metrics.js';
 import type { ResolvedOptions } from './options.js';
 import { requestToken, tokenMatches } from './handshake.js';
 import { HttpErrors, httpErrorBody, sendHttpError } from './http-errors.js';
-import type { StoredUpload, UploadStore } from './store/types.js';
+import type { StoredUpload, UploadInfo, UploadStore } from './store/types.js';
 import { UploadRegistry, isDamage } from './uploads.js';
 
 /** What GET /uploads/:id answers. */
@@ -60,6 +60,21 @@ export function registerHttpRoutes(fastify: FastifyInstance, ctx: HttpContext): 
     }
   }
 
+  /**
+   * The upload's info for checking a secret (no chunk records: a wrong secret costs one small
+   * read), undefined when unknown or unreadable, as readState.
+   */
+  async function readInfo(id: string, log: FastifyRequest['log']): Promise<UploadInfo | undefined> {
+    if (!ctx.store.readInfo) return (await readState(id, log))?.info;
+    try {
+      return await ctx.store.readInfo(id);
+    } catch (error) {
+      if (!isDamage(error))
+        log.error({ err: error, upload: id }, 'cannot read an upload record; answered 404');
+      return undefined;
+    }
+  }
+
   /** The id if the request may see this upload, else undefined (the caller answers 404). */
   async function authorize(
     request: FastifyRequest<{ Params: { id: string } }>,
@@ -73,12 +88,12 @@ export function registerHttpRoutes(fastify: FastifyInstance, ctx: HttpContext): 
       ctx.options.adminTokens.length > 0 &&
       tokenMatches(bearer, ctx.options.adminTokens)
     ) {
-      return (ctx.registry.peek(id) ?? (await readState(id, request.log))) ? id : undefined;
+      return (ctx.registry.peek(id) ?? (await readInfo(id, request.log))) ? id : undefined;
     }
     const header = request.headers['bigup-secret'];
     const secret =
       typeof header === 'string' ? parseSecret(header.trim().toLowerCase()) : undefined;
-    const info = ctx.registry.peek(id)?.info ?? (await readState(id, request.log))?.info;
+    const info = ctx.registry.peek(id)?.info ?? (await readInfo(id, request.log));
     // Hash even when the id is unknown, so both answers take comparable time.
     const ok = UploadRegistry.secretMatches(
       info?.secretHash ?? '00'.repeat(SHA256_BYTES),

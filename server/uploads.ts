@@ -385,7 +385,14 @@ export class UploadRegistry {
       }
       let state: StoredUpload | undefined;
       try {
-        state = await this.store.readState(id);
+        // The secret is checked against the metadata alone first: a wrong one must not make the
+        // server read the upload's journal (a RESUME is a few bytes, a journal up to MiBs).
+        const info = this.store.readInfo
+          ? await this.store.readInfo(id)
+          : (state = await this.store.readState(id))?.info;
+        const expected = info ? Buffer.from(info.secretHash, 'hex') : new Uint8Array(SHA256_BYTES);
+        if (!sameBytes(given, expected) || !info) throw notFound;
+        state ??= await this.store.readState(id);
       } catch (error) {
         if (!isDamage(error)) throw error;
         // Unreadable metadata: the secret hash is gone, so the secret cannot be checked and whoever
@@ -393,10 +400,7 @@ export class UploadRegistry {
         sameBytes(given, new Uint8Array(SHA256_BYTES));
         throw damaged(error.message);
       }
-      const expected = state
-        ? Buffer.from(state.info.secretHash, 'hex')
-        : new Uint8Array(SHA256_BYTES);
-      if (!sameBytes(given, expected) || !state) throw notFound;
+      if (!state) throw notFound;
       const found = await this.load(state);
       if (!(found instanceof OpenUpload)) throw damaged(found.damaged ?? 'damaged');
       return found;

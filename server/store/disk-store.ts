@@ -727,7 +727,8 @@ export class DiskStore implements UploadStore {
     }
   }
 
-  async readState(id: string): Promise<StoredUpload | undefined> {
+  /** The metadata; undefined when the upload is unknown, UPLOAD_DAMAGED as readState says. */
+  private async knownMeta(id: string): Promise<MetaFile | undefined> {
     let meta: MetaFile | undefined;
     let unreadable: ProtocolError | undefined;
     try {
@@ -736,20 +737,29 @@ export class DiskStore implements UploadStore {
       if (!(error instanceof ProtocolError)) throw error;
       unreadable = error;
     }
-    if (!meta) {
-      // See the header: metadata missing or unreadable next to a journal that trusts a chunk is
-      // damage; otherwise it is what a power loss can leave of an OPEN before its first flush
-      // (or a lone .part: an OPEN never answered), and nothing acked in it survived: unknown.
-      if (await this.journalTrustsAChunk(id))
-        throw (
-          unreadable ??
-          new ProtocolError(
-            Errors.UPLOAD_DAMAGED,
-            `metadata of upload ${id} is missing but its journal exists`,
-          )
-        );
-      return undefined;
-    }
+    if (meta) return meta;
+    // See the header: metadata missing or unreadable next to a journal that trusts a chunk is
+    // damage; otherwise it is what a power loss can leave of an OPEN before its first flush
+    // (or a lone .part: an OPEN never answered), and nothing acked in it survived: unknown.
+    if (await this.journalTrustsAChunk(id))
+      throw (
+        unreadable ??
+        new ProtocolError(
+          Errors.UPLOAD_DAMAGED,
+          `metadata of upload ${id} is missing but its journal exists`,
+        )
+      );
+    return undefined;
+  }
+
+  /** The metadata alone (one small file): the journal is read only for an upload without it. */
+  async readInfo(id: string): Promise<UploadInfo | undefined> {
+    return (await this.knownMeta(id))?.info;
+  }
+
+  async readState(id: string): Promise<StoredUpload | undefined> {
+    const meta = await this.knownMeta(id);
+    if (!meta) return undefined;
     if (meta.completion) {
       // The folder it landed in failed an fsync in this process (after the commit, so its client
       // got an error): its entry may not be on disk, and no RESULT may say it is until a restart.

@@ -314,6 +314,12 @@ export interface UploadStore {
    * metadata) throws ProtocolError UPLOAD_DAMAGED.
    */
   readState(id: string): Promise<StoredUpload | undefined>;
+  /**
+   * What checking a request's secret needs (the info's secret hash), without the chunk records, as
+   * readState would answer it (undefined, or UPLOAD_DAMAGED). A request with a wrong secret must
+   * not make the server read an upload's whole journal (hostile-client rule). Absent: readState.
+   */
+  readInfo?(id: string): Promise<UploadInfo | undefined>;
   /** Remove an upload's data and records; for a completed upload only its record (the file stays). */
   remove(id: string): Promise<void>;
   /**
