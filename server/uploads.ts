@@ -82,6 +82,22 @@ export class UploadRegistry {
   /** A fresh completion: the reservation became a delivered file. */
   completed(id: string): void {
     this.ledger.release(id);
+    this.gone(id);
+  }
+
+  private readonly goneListeners: Array<(id: string) => void> = [];
+
+  /**
+   * `listener` is told the id of every upload that completed or was removed here, by any binding
+   * or the sweeper, so state kept beside the store for unfinished uploads (the tus endpoint's
+   * partial-chunk records) goes with them instead of piling up until a restart.
+   */
+  onGone(listener: (id: string) => void): void {
+    this.goneListeners.push(listener);
+  }
+
+  private gone(id: string): void {
+    for (const listener of this.goneListeners) listener(id);
   }
 
   /** Upload slots taken by OPENs and RESUMEs still being answered (see reserveSlot). */
@@ -592,6 +608,7 @@ export class UploadRegistry {
       }
       await this.store.remove(id);
       this.ledger.release(id);
+      this.gone(id);
       return true;
     });
   }

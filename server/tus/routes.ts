@@ -155,6 +155,10 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
     Math.min(options.emptyUploadTtl, options.ttl),
   );
   await pending.init();
+  // An upload completed or removed by any path (a WebSocket TERMINATE or COMPLETE, the sweeper, the
+  // admin's DELETE) takes its tail record along; before, only tus's own DELETE and completion did,
+  // and the rest piled up in tus/ until a restart (an inode each, a client could make 100 a second).
+  registry.onGone((id) => void progress.forget(id));
   // Records of uploads that completed or went away while the server was down: dropped at start.
   void (async () => {
     for (const id of await tails.ids()) {
