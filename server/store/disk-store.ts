@@ -1203,6 +1203,14 @@ class DiskUpload implements UploadHandle {
   }
 
   async writeAt(bytes: Uint8Array, position: number): Promise<void> {
+    if (bytes.byteLength === 0) return;
+    // The record slots of the chunks these bytes fall in, before the bytes (journal.ts, "Reserved
+    // space"): a chunk whose data went in can always be recorded.
+    const { chunkSize } = this.info;
+    await this.journal.claimSlots(
+      Math.floor(position / chunkSize),
+      Math.floor((position + bytes.byteLength - 1) / chunkSize),
+    );
     let done = 0;
     // A positional write can be short (rare, e.g. a signal); finish it from where it stopped.
     while (done < bytes.byteLength) {

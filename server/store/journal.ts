@@ -35,10 +35,15 @@
  *
  * Reserved space. Records are written at their position (never in append mode) into zero-filled
  * space reserved ahead: an all-zero 32-byte slot is free, and zeros after the last record are not
- * a torn tail. The reserve always holds one slot for every chunk of the upload not yet recorded,
- * plus the marks of the next open, so a CHUNK record never needs a new block: on a full disk the
- * journal still takes the record of every chunk whose data went in, and nothing acked is lost to a
- * journal that cannot grow (issue 14, item 3). SYNC marks come out of a small extra margin; when it
+ * a torn tail. A chunk's slot is reserved before its data is written (`claimSlots`, from the data
+ * write) and held until its record takes it, so a CHUNK record never needs a new block: on a full
+ * disk the journal still takes the record of every chunk whose data went in, and nothing acked is
+ * lost to a journal that cannot grow (issue 14, item 3); a chunk whose slot the disk cannot take is
+ * refused before its data is written (ENOSPC: STORAGE_FULL, nothing acked). The reserve grows with
+ * the chunks that arrive (doubling, up to the whole upload's), from FIRST_CHUNK_SLOTS at create:
+ * reserving every chunk's slot at OPEN made one OPEN of a 60 GiB upload at 64 KiB chunks write a
+ * 36 MB journal of zeros, which a hostile client could repeat (OPEN + TERMINATE) a hundred times a
+ * second; now the zeros written track the bytes received (32 per chunk of at least 64 KiB). SYNC marks come out of a small extra margin; when it
  * is spent and the disk is full, a checkpoint's mark is skipped (the data was flushed, only the
  * proof for a reboot is missing, so a power loss may cost more than one interval), never failed.
  * In durable mode every batch carries its mark and cannot be acked without it: on a full disk its
@@ -62,6 +67,17 @@ import type { ChunkRecord } from './types.js';
 export const RECORD_BYTES = 32;
 /** Slots kept free beyond the unrecorded chunks, for SYNC and BOOT marks. */
 const MARK_MARGIN = 64;
+/**
+ * Chunk slots a new journal reserves at create (with the marks' margin: 130 slots, 4,160 bytes);
+ * more are reserved as chunks arrive (see "Reserved space").
+ */
+export const FIRST_CHUNK_SLOTS = 64;
+/** recorded[i]: no record of chunk i, and no slot held for it. */
+const UNRECORDED = 0;
+/** recorded[i]: a record in the file names chunk i. */
+const RECORDED = 1;
+/** recorded[i]: a slot is held for chunk i, whose data may be written (`claimSlots`). */
+const CLAIMED = 2;
 /**
  * A journal takes chunk withdrawals (RETRACT, SPEC.md 16.9) up to this many times the records its
  * upload reserves (`journalSlotsFor`): a file edited and re-sent a few times fits many times over;
@@ -290,6 +306,8 @@ export interface ChunkLog {
   readonly persistent: boolean;
   readonly count: number;
   readonly unmarked: boolean;
+  /** Hold a record slot for chunks [first, last] before their data is written (Journal.claimSlots). */
+  claimSlots(first: number, last: number): Promise<void>;
   appendChunks(chunks: readonly ChunkRecord[], sync: boolean): Promise<void>;
   appendSync(covered: number): Promise<boolean>;
   noteFlushed(covered: number): void;
@@ -310,10 +328,10 @@ export class Journal implements ChunkLog {
   private syncedRecords: number;
   /** `queued` right after the last SYNC mark went in: equal to it, there is nothing to mark. */
   private markedAt = -1;
-  /** recorded[i] is 1 when a record in the file names chunk i. */
+  /** Per chunk: UNRECORDED, RECORDED or CLAIMED. */
   private readonly recorded: Uint8Array;
-  /** Chunks not recorded yet: the reserve always keeps this many free slots for them. */
-  private owed: number;
+  /** Chunks CLAIMED: the reserve keeps a free slot for each, which no mark takes. */
+  private owed = 0;
   /** RETRACT records in the file (bounded: RETRACT_GROWTH_FACTOR). */
   private retractions = 0;
   private queue: Promise<unknown> = Promise.resolve();
@@ -331,7 +349,6 @@ export class Journal implements ChunkLog {
     this.slots = slots;
     this.syncedRecords = records;
     this.recorded = new Uint8Array(chunks);
-    this.owed = chunks;
   }
 
   /**
@@ -380,7 +397,8 @@ export class Journal implements ChunkLog {
       // Zeroed, not cut: the space stays reserved, and the next record overwrites it.
       if (contents.truncated)
         await journal.zero(contents.trustedRecords * RECORD_BYTES, usedLength(bytes));
-      await journal.reserve(journalSlotsFor(journal.owed));
+      // Room for the marks; chunk slots are reserved as chunks arrive (claimSlots).
+      await journal.reserve(journalSlotsFor(0));
       if (contents.tailMarked && !contents.truncated) {
         // The last open of this boot already flushed and marked everything, and no record came
         // after it (a RESUME that sent nothing): marking again would only grow the journal.
@@ -411,7 +429,7 @@ export class Journal implements ChunkLog {
    * any new journal (see `open`); a write the disk refuses fails the create, which removes the file.
    */
   private async startNew(): Promise<void> {
-    const total = journalSlotsFor(this.owed) * RECORD_BYTES;
+    const total = journalSlotsFor(Math.min(this.recorded.length, FIRST_CHUNK_SLOTS)) * RECORD_BYTES;
     const first = new Uint8Array(Math.min(total, Math.max(ZERO_WRITE_BYTES, 2 * RECORD_BYTES)));
     encodeRecord(this.hasher, first, 0, RecordType.BOOT, 0, this.bootHash);
     encodeRecord(this.hasher, first, RECORD_BYTES, RecordType.SYNC, 0, 0n);
@@ -444,11 +462,49 @@ export class Journal implements ChunkLog {
 
   private markRecorded(indexes: readonly number[]): void {
     for (const index of indexes) {
-      if (index < this.recorded.length && this.recorded[index] === 0) {
-        this.recorded[index] = 1;
-        this.owed--;
-      }
+      if (index >= this.recorded.length) continue;
+      if (this.recorded[index] === CLAIMED) this.owed--;
+      this.recorded[index] = RECORDED;
     }
+  }
+
+  /**
+   * Hold a free slot for each chunk in [first, last] that has neither a record nor a slot, before
+   * its data is written (see "Reserved space"): then its record never needs a new block. Grows the
+   * reserve when the held slots and the records queued would not fit (at least doubling the file,
+   * never past the whole upload's reserve); if the disk refuses, the chunks are let go and the
+   * error (ENOSPC) is thrown: the caller writes nothing.
+   */
+  claimSlots(first: number, last: number): Promise<void> {
+    const claimed: number[] = [];
+    for (let index = first; index <= last && index < this.recorded.length; index++) {
+      if (this.recorded[index] !== UNRECORDED) continue;
+      this.recorded[index] = CLAIMED;
+      claimed.push(index);
+    }
+    if (claimed.length === 0) return Promise.resolve();
+    this.owed += claimed.length;
+    // Records queued but not written yet take slots first (`queued` counts them): conservative.
+    if (this.slots - this.queued >= this.owed) return Promise.resolve();
+    const run = this.queue.then(async () => {
+      if (this.slots - this.queued >= this.owed) return;
+      const need = this.queued + this.owed;
+      const whole = this.queued + journalSlotsFor(this.recorded.length);
+      const target = Math.max(need + GROW_SLOTS, Math.min(2 * this.slots, whole));
+      try {
+        await this.reserve(target - this.written);
+      } catch (error) {
+        if (this.slots - this.queued >= this.owed) return;
+        for (const index of claimed) {
+          if (this.recorded[index] !== CLAIMED) continue;
+          this.recorded[index] = UNRECORDED;
+          this.owed--;
+        }
+        throw error;
+      }
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
   }
 
   /** Write zeros over [from, to) at their positions (no new blocks: the range is in the file). */
@@ -507,7 +563,7 @@ export class Journal implements ChunkLog {
     this.queued += count;
     const run = this.queue.then(async () => {
       const fresh = new Set(
-        chunkIndexes.filter((i) => i < this.recorded.length && this.recorded[i] === 0),
+        chunkIndexes.filter((i) => i < this.recorded.length && this.recorded[i] === CLAIMED),
       ).size;
       const owedAfter = this.owed - fresh;
       if (this.freeSlots - count < owedAfter) {
@@ -629,8 +685,9 @@ export class Journal implements ChunkLog {
       const bytes = new Uint8Array(covered * RECORD_BYTES);
       await this.file.read(bytes, 0, bytes.byteLength, 0);
       const chunks = parseJournal(this.hasher, bytes, this.bootHash).chunks;
-      this.recorded.fill(0);
-      this.owed = this.recorded.length;
+      // Chunks whose records were dropped hold no slot now: a write of them claims one again.
+      this.recorded.fill(UNRECORDED);
+      this.owed = 0;
       this.markRecorded(chunks.map((c) => c.index));
       return chunks;
     });
@@ -645,11 +702,13 @@ export class Journal implements ChunkLog {
    * RETRACT records and a SYNC mark covering them, flushed, before this resolves, so no restart
    * (not even a reboot) can bring the old records back over bytes about to be overwritten. The
    * caller has no record append in flight (the mark covers every record queued) and flushes the
-   * data in `flushData` first, as every SYNC mark requires. The retracted chunks are owed a slot
-   * again, so the reserve grows by them.
+   * data in `flushData` first, as every SYNC mark requires. The retracted chunks hold no slot:
+   * their new bytes claim one when they are written (claimSlots).
    */
   async retractChunks(indexes: readonly number[], flushData: () => Promise<void>): Promise<void> {
-    const retracted = indexes.filter((i) => i < this.recorded.length && this.recorded[i] === 1);
+    const retracted = indexes.filter(
+      (i) => i < this.recorded.length && this.recorded[i] === RECORDED,
+    );
     if (retracted.length === 0) return;
     // Each withdrawal grows the file for good (records are never rewritten), and a client can
     // send a chunk, withdraw it with a VERIFY and send it again without end: bounded. CONFLICT,
@@ -662,10 +721,8 @@ export class Journal implements ChunkLog {
       );
     await this.queue;
     await flushData();
-    for (const index of retracted) {
-      this.recorded[index] = 0;
-      this.owed++;
-    }
+    // Their new bytes claim slots when they are written.
+    for (const index of retracted) this.recorded[index] = UNRECORDED;
     const count = retracted.length + 1;
     const bytes = new Uint8Array(count * RECORD_BYTES);
     retracted.forEach((index, i) =>

@@ -22,6 +22,11 @@ export class UnjournaledChunks implements ChunkLog {
     return false;
   }
 
+  /** Records in memory need no slot. */
+  claimSlots(): Promise<void> {
+    return Promise.resolve();
+  }
+
   appendChunks(chunks: readonly ChunkRecord[]): Promise<void> {
     this.records.push(...chunks);
     return Promise.resolve();

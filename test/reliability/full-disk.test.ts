@@ -3,10 +3,13 @@
  * - every chunk acked before the disk filled is still acked after RESUME (SPEC.md 7.6 lets the
  *   acked set shrink only after a power loss or a failed sync), its bytes are the client's, and the
  *   upload finishes identical once space is freed;
- * - with the data file's blocks allocated, a full disk does not stop the upload at all: the
- *   journal's records go into space reserved at OPEN. Before the fix, the journal needed a new
- *   page after 126 chunks (BOOT + SYNC + 126 records = 4 KiB), the append failed, the failure
- *   rolled back to the last SYNC mark, and RESUME reported 0 of the 126 acked chunks;
+ * - with the data file's blocks allocated, a full disk does not fail a record: each chunk's
+ *   record slot is held before its data is written (journal.ts, "Reserved space"; here the
+ *   160 chunks' slots fit in the journal's first pages, so the upload is not even slowed). Before
+ *   the fix, the journal needed a new page after 126 chunks (BOOT + SYNC + 126 records = 4 KiB),
+ *   the append failed, the failure rolled back to the last SYNC mark, and RESUME reported 0 of the
+ *   126 acked chunks (a chunk whose slot cannot be had now is refused before its data is written:
+ *   test/server/journal-writes.test.ts);
  * - OPENs are counted against the free space without any helper tool: the third of three uploads
  *   that together exceed the filesystem is refused.
  */
@@ -95,7 +98,7 @@ async function resumeAndFinish(
 }
 
 describe.skipIf(!tinyFsAvailable())('full disk (tmpfs)', () => {
-  it("the data file's blocks allocated, then the disk filled: every chunk is still acked and kept (the journal has its space)", async () => {
+  it("the data file's blocks allocated, then the disk filled: every chunk is still acked and kept (the journal's slots fit its pages)", async () => {
     const server = await startTinyFsServer(
       16 * MiB,
       { syncBytes: 0, syncInterval: 60_000 },

@@ -149,10 +149,13 @@ describe('journal writes on a failing device', () => {
     await handle.close();
   });
 
-  it('on a full disk every chunk still gets its record, and checkpoints skip the mark instead of failing', async () => {
+  it('on a full disk every chunk whose data went in still gets its record, and checkpoints skip the mark instead of failing', async () => {
     const s = await store();
     const id = 'c'.repeat(32);
     const handle = await s.create(info(id));
+    // Each chunk's data written (its record slot held first), then the disk is full.
+    const bytes = new Uint8Array(CHUNK);
+    for (let i = 0; i < CHUNKS; i++) await handle.writeAt(bytes, i * CHUNK);
     plan.full = true; // no byte past the end of any journal from here on
     for (let i = 0; i < CHUNKS; i += 10) {
       await handle.recordChunks(records(i, i + 10), false);
@@ -164,5 +167,38 @@ describe('journal writes on a failing device', () => {
     expect(state?.chunks).toEqual(records(0, CHUNKS));
     await handle.close();
     plan.full = false;
+  });
+  it('on a full disk a chunk whose record slot cannot be reserved is refused before its data is written; the held ones are recorded', async () => {
+    const s = await store();
+    const id = 'd'.repeat(32);
+    const handle = await s.create(info(id));
+    const ones = new Uint8Array(CHUNK).fill(1);
+    // The first chunks fit in the slots reserved at create.
+    for (let i = 0; i < 10; i++) await handle.writeAt(ones, i * CHUNK);
+    plan.full = true;
+    let refusedAt = -1;
+    for (let i = 10; i < CHUNKS; i++) {
+      try {
+        await handle.writeAt(ones, i * CHUNK);
+      } catch (error) {
+        expect(error).toMatchObject({ code: 'ENOSPC' });
+        refusedAt = i;
+        break;
+      }
+    }
+    expect(refusedAt, 'some chunk needs a slot past the reserve').toBeGreaterThan(10);
+    const data = await readFile(join(tmp.path, 'uploads', `${id}.part`));
+    expect(data.subarray(refusedAt * CHUNK, (refusedAt + 1) * CHUNK).every((b) => b === 0)).toBe(
+      true,
+    );
+    await handle.recordChunks(records(0, refusedAt), false);
+    await handle.checkpoint();
+    plan.full = false;
+    expect((await (await store()).readState(id))?.chunks).toEqual(records(0, refusedAt));
+    // With space again the refused chunk goes in.
+    await handle.writeAt(ones, refusedAt * CHUNK);
+    await handle.recordChunks(records(refusedAt, refusedAt + 1), false);
+    await handle.close();
+    expect((await (await store()).readState(id))?.chunks).toEqual(records(0, refusedAt + 1));
   });
 });

@@ -8,6 +8,7 @@ import {
   RECORD_BYTES,
   RETRACT_GROWTH_FACTOR,
   journalSlotsFor,
+  FIRST_CHUNK_SLOTS,
   parseJournal,
 } from '../../server/store/journal.js';
 import { sanitizeName } from '../../server/store/names.js';
@@ -406,7 +407,7 @@ describe('disk store journal', () => {
     expect(parsed.chunks).toEqual([]);
   });
 
-  it('a new journal is BOOT + SYNC(0) and the whole reserve, also past one zero write (1 MiB)', async () => {
+  it('a new journal is BOOT + SYNC(0) and the reserve of its first FIRST_CHUNK_SLOTS chunks, not the whole upload', async () => {
     const hasher = await loadHasher();
     for (const chunks of [1, 10, 40_000]) {
       const path = join(tmp.path, `new-${chunks}.journal`);
@@ -419,7 +420,9 @@ describe('disk store journal', () => {
       await journal.appendChunks([{ index: 0, hash: 5n }], false);
       await journal.close();
       const bytes = await readFile(path);
-      expect(bytes.byteLength).toBe(journalSlotsFor(chunks) * RECORD_BYTES);
+      expect(bytes.byteLength).toBe(
+        journalSlotsFor(Math.min(chunks, FIRST_CHUNK_SLOTS)) * RECORD_BYTES,
+      );
       const parsed = parseJournal(hasher, bytes, 7n);
       expect(parsed).toMatchObject({ trustedRecords: 3, truncated: false });
       expect(parsed.chunks).toEqual([{ index: 0, hash: 5n }]);
@@ -448,5 +451,48 @@ describe('disk store journal', () => {
     expect(new TextEncoder().encode(sanitizeName('é'.repeat(500))).byteLength).toBeLessThanOrEqual(
       200,
     );
+  });
+  it('chunk slots are reserved as chunks arrive: zeros written track the chunks claimed, doubling, never past the whole upload', async () => {
+    const hasher = await loadHasher();
+    const chunks = 1_000_000;
+    const path = join(tmp.path, 'grow.journal');
+    const { journal } = await Journal.open(path, hasher, 7n, {
+      chunks,
+      create: true,
+      mode: 0o600,
+      flushData: () => Promise.resolve(),
+    });
+    const size = async () => (await stat(path)).size;
+    // An OPEN of 1M chunks (60 GiB at 64 KiB) used to write 32 MB of zeros here.
+    expect(await size()).toBe(journalSlotsFor(FIRST_CHUNK_SLOTS) * RECORD_BYTES);
+    let claimed = 0;
+    for (const upTo of [100, 1_000, 10_000]) {
+      await journal.claimSlots(claimed, upTo - 1);
+      claimed = upTo;
+      const slots = (await size()) / RECORD_BYTES;
+      expect(slots).toBeGreaterThanOrEqual(2 + claimed);
+      expect(slots).toBeLessThanOrEqual(2 * (2 + claimed) + 64 + 64);
+    }
+    // Claiming a chunk again, or one recorded, holds nothing more.
+    const before = await size();
+    await journal.claimSlots(0, 9_999);
+    await journal.appendChunks(
+      Array.from({ length: 10_000 }, (_, index) => ({ index, hash: BigInt(index + 1) })),
+      false,
+    );
+    await journal.claimSlots(0, 9_999);
+    expect(await size()).toBe(before);
+    // A small upload's journal never grows past its whole reserve (plus the growth step).
+    const small = join(tmp.path, 'small.journal');
+    const { journal: smallJournal } = await Journal.open(small, hasher, 7n, {
+      chunks: 3,
+      create: true,
+      mode: 0o600,
+      flushData: () => Promise.resolve(),
+    });
+    await smallJournal.claimSlots(0, 2);
+    expect((await stat(small)).size).toBe(journalSlotsFor(3) * RECORD_BYTES);
+    await smallJournal.close();
+    await journal.close();
   });
 });
