@@ -41,6 +41,8 @@ Options (environment variable in brackets; the command line wins):
   --window SIZE            flow-control window per connection [BIG_UPLOADER_WINDOW] (default ${formatBytes(DEFAULTS.window)})
   --max-connections N      concurrent WebSocket connections [BIG_UPLOADER_MAX_CONNECTIONS] (default ${DEFAULTS.maxConnections})
   --max-uploads N          concurrent uploads [BIG_UPLOADER_MAX_UPLOADS] (default ${DEFAULTS.maxUploads})
+  --max-uploads-per-address N  concurrent uploads from one client address
+                           [BIG_UPLOADER_MAX_UPLOADS_PER_ADDRESS] (default ${DEFAULTS.maxUploadsPerAddress})
   --max-queued-bytes SIZE  answers queued for a client that does not read before it is cut
                            [BIG_UPLOADER_MAX_QUEUED_BYTES] (default ${formatBytes(DEFAULTS.maxQueuedBytes)})
   --max-refused N          refused messages one connection may collect [BIG_UPLOADER_MAX_REFUSED] (default ${DEFAULTS.maxRefusedMessages})
@@ -131,6 +133,7 @@ const OPTIONS = {
   'open-burst': { type: 'string' },
   'empty-upload-ttl': { type: 'string' },
   'max-uploads': { type: 'string' },
+  'max-uploads-per-address': { type: 'string' },
   'idle-timeout': { type: 'string' },
   heartbeat: { type: 'string' },
   'min-throughput': { type: 'string' },
@@ -283,6 +286,7 @@ export function parseServeArgs(
     window: size('window'),
     maxConnections: count('max-connections'),
     maxUploads: count('max-uploads'),
+    maxUploadsPerAddress: count('max-uploads-per-address'),
     maxQueuedBytes: size('max-queued-bytes'),
     maxRefusedMessages: count('max-refused'),
     maxCommittedBytes: size('max-committed'),

@@ -86,6 +86,13 @@ export interface BigUploaderOptions {
    */
   maxUploads?: number;
   /**
+   * Of those, how many one client address may hold at once (OPENs and RESUMEs being answered
+   * included); more get TOO_MANY_UPLOADS (tus: 503). Without it one address trickling a chunk a
+   * minute into every slot kept everyone else out. Default 32: two folder uploads of 16 files in
+   * flight from behind one NAT.
+   */
+  maxUploadsPerAddress?: number;
+  /**
    * Bytes all unfinished uploads may reserve together (each OPEN reserves its whole file size);
    * past it OPEN gets INSUFFICIENT_STORAGE. Default: no number, the store's free space bounds it.
    */
@@ -301,6 +308,7 @@ export interface ResolvedOptions {
   readonly window: number;
   readonly maxConnections: number;
   readonly maxUploads: number;
+  readonly maxUploadsPerAddress: number;
   readonly maxQueuedBytes: number;
   readonly maxCommittedBytes: number;
   readonly maxCommittedBytesPerClient: number;
@@ -355,6 +363,7 @@ export const DEFAULTS = {
   window: 32 * MiB,
   maxConnections: 256,
   maxUploads: 64,
+  maxUploadsPerAddress: 32,
   maxQueuedBytes: 1 * MiB,
   maxUnfinishedUploads: 10_000,
   maxUnfinishedUploadsPerClient: 100,
@@ -471,6 +480,7 @@ const OPTION_NAMES: ReadonlySet<string> = new Set([
   'window',
   'maxConnections',
   'maxUploads',
+  'maxUploadsPerAddress',
   'maxQueuedBytes',
   'maxCommittedBytes',
   'maxCommittedBytesPerClient',
@@ -621,6 +631,12 @@ export function resolveOptions(input: BigUploaderOptions = {}): ResolvedOptions 
     window: integer('window', input.window, DEFAULTS.window, 1, 0xffff_ffff),
     maxConnections: integer('maxConnections', input.maxConnections, DEFAULTS.maxConnections, 1),
     maxUploads: integer('maxUploads', input.maxUploads, DEFAULTS.maxUploads, 1),
+    maxUploadsPerAddress: integer(
+      'maxUploadsPerAddress',
+      input.maxUploadsPerAddress,
+      DEFAULTS.maxUploadsPerAddress,
+      1,
+    ),
     maxQueuedBytes: integer(
       'maxQueuedBytes',
       input.maxQueuedBytes,

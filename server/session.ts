@@ -149,6 +149,7 @@ class UploadStream implements UploadOwner {
   constructor(
     private readonly session: Session,
     readonly id: number,
+    readonly address: string,
   ) {}
 
   evict(error: ProtocolError): void {
@@ -583,7 +584,7 @@ export class Session {
       }
       this.highestStream = id;
     }
-    const stream = new UploadStream(this, id);
+    const stream = new UploadStream(this, id, this.request.ip);
     this.streams.set(id, stream);
     return stream;
   }
@@ -678,7 +679,8 @@ export class Session {
   private async onOpen(stream: UploadStream, message: OpenMessage): Promise<void> {
     // The slot is decided before the first await, so racing OPENs cannot all pass; the refusal is
     // reported in SPEC.md 7.1's order: authorization, size, space, then capacity.
-    const reserved = this.ctx.registry.reserveSlot();
+    const slotRefusal = this.ctx.registry.reserveSlot(this.request.ip);
+    const reserved = slotRefusal === undefined;
     try {
       const client = await this.admit('open', message.token, {
         fileSize: message.fileSize,
@@ -686,8 +688,7 @@ export class Session {
         contentType: message.contentType,
       });
       await this.ctx.registry.checkSizeAndSpace(message.fileSize);
-      if (!reserved)
-        throw new ProtocolError(Errors.TOO_MANY_UPLOADS, 'too many uploads in progress');
+      if (slotRefusal !== undefined) throw new ProtocolError(Errors.TOO_MANY_UPLOADS, slotRefusal);
       const multiplexed = this.granted > 1 ? this.ctx.multiplexedOpenRate : undefined;
       const bucket = multiplexed ?? this.ctx.openRate;
       if (!bucket.take(this.request.ip)) {
@@ -728,7 +729,7 @@ export class Session {
     } catch (error) {
       this.refuseOpening(stream, error);
     } finally {
-      if (reserved) this.ctx.registry.releaseSlot();
+      if (reserved) this.ctx.registry.releaseSlot(this.request.ip);
     }
   }
 
@@ -996,10 +997,10 @@ export class Session {
     // Taking over an upload that has a connection needs no new slot; otherwise reserve one now,
     // before the first await, as OPEN does.
     const takeover = this.ctx.registry.peek(id)?.owner !== undefined;
-    const reserved = !takeover && this.ctx.registry.reserveSlot();
+    const slotRefusal = takeover ? undefined : this.ctx.registry.reserveSlot(this.request.ip);
+    const reserved = !takeover && slotRefusal === undefined;
     try {
-      if (!takeover && !reserved)
-        throw new ProtocolError(Errors.TOO_MANY_UPLOADS, 'too many uploads in progress');
+      if (slotRefusal !== undefined) throw new ProtocolError(Errors.TOO_MANY_UPLOADS, slotRefusal);
       await this.admit('resume', message.token, { uploadId: id });
       let upload: OpenUpload;
       try {
@@ -1022,7 +1023,7 @@ export class Session {
     } catch (error) {
       this.refuseOpening(stream, error);
     } finally {
-      if (reserved) this.ctx.registry.releaseSlot();
+      if (reserved) this.ctx.registry.releaseSlot(this.request.ip);
     }
   }
 

@@ -44,6 +44,8 @@ export interface UploadOwner {
   evict(error: ProtocolError): void;
   /** It only reads (a tus HEAD loading the upload): a writer's claim takes the upload over. */
   readonly readOnly?: boolean;
+  /** The client address it serves: its slot counts against `maxUploadsPerAddress`. */
+  readonly address: string;
 }
 
 interface PendingRecord {

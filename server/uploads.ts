@@ -102,19 +102,39 @@ export class UploadRegistry {
 
   /** Upload slots taken by OPENs and RESUMEs still being answered (see reserveSlot). */
   private reservedSlots = 0;
+  /** The same, per client address. */
+  private readonly reservedByAddress = new Map<string, number>();
 
   /**
-   * Take an upload slot before the first await of an OPEN or RESUME, so concurrent ones cannot all
-   * pass the check; false when every slot is owned or reserved. Pair with releaseSlot().
+   * Take an upload slot for a client at `address` before the first await of an OPEN or RESUME, so
+   * concurrent ones cannot all pass the check. Undefined when taken; else why not: every slot is
+   * owned or reserved (`maxUploads`), or this address holds `maxUploadsPerAddress` of them (one
+   * address trickling a chunk a minute into every slot would keep everyone else out). Pair with
+   * releaseSlot(address).
    */
-  reserveSlot(): boolean {
-    if (this.ownedCount + this.reservedSlots >= this.options.maxUploads) return false;
+  reserveSlot(address: string): string | undefined {
+    if (this.ownedCount + this.reservedSlots >= this.options.maxUploads)
+      return 'too many uploads in progress';
+    const mine = (this.reservedByAddress.get(address) ?? 0) + this.ownedBy(address);
+    if (mine >= this.options.maxUploadsPerAddress)
+      return `this address has ${mine} uploads in progress (maxUploadsPerAddress ${this.options.maxUploadsPerAddress}); finish some first`;
     this.reservedSlots++;
-    return true;
+    this.reservedByAddress.set(address, (this.reservedByAddress.get(address) ?? 0) + 1);
+    return undefined;
   }
 
-  releaseSlot(): void {
+  releaseSlot(address: string): void {
     this.reservedSlots--;
+    const left = (this.reservedByAddress.get(address) ?? 1) - 1;
+    if (left > 0) this.reservedByAddress.set(address, left);
+    else this.reservedByAddress.delete(address);
+  }
+
+  /** Uploads with a live connection from `address`. */
+  private ownedBy(address: string): number {
+    let n = 0;
+    for (const upload of this.loaded.values()) if (upload.owner?.address === address) n++;
+    return n;
   }
 
   /** Uploads that have a live connection. */

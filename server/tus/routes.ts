@@ -92,7 +92,10 @@ export interface TusContext {
 class RequestOwner implements UploadOwner {
   evicted: ProtocolError | undefined;
 
-  constructor(private readonly raw: IncomingMessage) {}
+  constructor(
+    private readonly raw: IncomingMessage,
+    readonly address: string,
+  ) {}
 
   evict(error: ProtocolError): void {
     this.evicted = error;
@@ -107,6 +110,8 @@ class RequestOwner implements UploadOwner {
  */
 class HeadReader implements UploadOwner {
   readonly readOnly = true;
+
+  constructor(readonly address: string) {}
 
   evict(): void {}
 }
@@ -277,12 +282,13 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
    * await, as OPEN does, so racing PATCHes cannot all pass; 423 when someone else owns it.
    */
   async function claimForWriting(id: string, owner: RequestOwner): Promise<OpenUpload> {
-    if (!registry.reserveSlot()) throw new TusRefusal(HttpErrors.TUS_BUSY);
+    const refusal = registry.reserveSlot(owner.address);
+    if (refusal !== undefined) throw new TusRefusal(HttpErrors.TUS_BUSY, refusal);
     let claimed: OpenUpload | 'locked' | undefined;
     try {
       claimed = await registry.claim(id, owner);
     } finally {
-      registry.releaseSlot();
+      registry.releaseSlot(owner.address);
     }
     if (claimed === undefined) throw new TusRefusal(HttpErrors.NOT_FOUND);
     if (claimed === 'locked') throw new TusRefusal(HttpErrors.TUS_LOCKED);
@@ -399,7 +405,8 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
       token: '',
       metadata,
     };
-    if (!registry.reserveSlot()) throw new TusRefusal(HttpErrors.TUS_BUSY);
+    const refusal = registry.reserveSlot(owner.address);
+    if (refusal !== undefined) throw new TusRefusal(HttpErrors.TUS_BUSY, refusal);
     try {
       const created = await registry.create(
         message,
@@ -413,7 +420,7 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
       request.log.info({ upload: created.upload.id, size: fileSize, tus: true }, 'upload created');
       return { upload: created.upload, secret: created.secret };
     } finally {
-      registry.releaseSlot();
+      registry.releaseSlot(owner.address);
     }
   }
 
@@ -490,7 +497,7 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
           .header('Upload-Expires', new Date(record.createdAt + pending.ttl).toUTCString())
           .send();
       }
-      const owner = new RequestOwner(request.raw);
+      const owner = new RequestOwner(request.raw, request.ip);
       const { upload, secret } = await createUpload(request, client, fileSize, metadata, owner);
       let offset = 0;
       try {
@@ -580,7 +587,7 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
       const length = parseSize('Upload-Length', request.headers['upload-length']);
       const contentLength = parseSize('Content-Length', request.headers['content-length']);
       const checksum = checksumOf(request);
-      const owner = new RequestOwner(request.raw);
+      const owner = new RequestOwner(request.raw, request.ip);
       let upload: OpenUpload;
       // Two first PATCHes at once would both create the upload from the one record (the second
       // creation fails after reserving its quota a second time, which nothing then releases): one
@@ -657,7 +664,7 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
       let upload = registry.peek(id);
       let owner: HeadReader | undefined;
       if (!upload) {
-        owner = new HeadReader();
+        owner = new HeadReader(request.ip);
         const claimed = await registry.claim(id, owner);
         if (claimed === undefined) throw new TusRefusal(HttpErrors.NOT_FOUND);
         if (claimed === 'locked') {

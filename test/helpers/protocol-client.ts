@@ -33,6 +33,8 @@ export interface ConnectOptions {
   headers?: Record<string, string>;
   /** Server token as `?token=`. */
   token?: string;
+  /** Local address to connect from (e.g. another loopback address: another client). */
+  localAddress?: string;
 }
 
 /** How an upgrade attempt ended when the server refused it. */
@@ -91,6 +93,7 @@ export class RawClient {
             perMessageDeflate: false,
             generateMask: zeroMask,
             maxPayload: 64 * 1024 * 1024,
+            ...(options.localAddress ? { localAddress: options.localAddress } : {}),
           });
           ws.binaryType = 'nodebuffer';
           const client = new RawClient(ws, hasher);

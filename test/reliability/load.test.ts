@@ -37,6 +37,9 @@ describe('load', () => {
       tmp.path,
       '--max-uploads',
       '64',
+      // One process stands for 64 clients here (the per-address bound has its own test).
+      '--max-uploads-per-address',
+      '64',
       '--max-connections',
       '128',
       '--no-preallocate',

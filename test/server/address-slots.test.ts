@@ -1,0 +1,90 @@
+/**
+ * Upload slots one client address may hold (`maxUploadsPerAddress`). An attack found against the
+ * old code: 64 connections from one address, each storing a new 64 KiB chunk every 50 s (84 KiB/s
+ * in all, within `idleTimeout` and `minThroughput`), held every upload slot for as long as they
+ * liked; every other client got TOO_MANY_UPLOADS. Another address is another loopback address here.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Errors } from '../../protocol/index.js';
+import { RawClient } from '../helpers/protocol-client.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { makeTempDir, type TempDir } from '../helpers/tmp.js';
+
+const CHUNK = 64 * 1024;
+
+describe('upload slots per client address', () => {
+  let tmp: TempDir;
+  let server: TestServer;
+
+  beforeEach(async () => {
+    tmp = await makeTempDir();
+    server = await startServer({ dir: tmp.path, maxUploads: 8, maxUploadsPerAddress: 3 });
+  });
+  afterEach(async () => {
+    await server.close();
+    await tmp.cleanup();
+  });
+
+  async function opened(localAddress: string, name: string) {
+    const client = await RawClient.connect(server.wsUrl, { localAddress });
+    client.open({ fileSize: 4 * CHUNK, chunkSize: CHUNK, name });
+    return { client, answer: await client.next() };
+  }
+
+  it('one address holds at most maxUploadsPerAddress (3) of the 8 slots; others still open; a freed slot is its again', async () => {
+    const held: RawClient[] = [];
+    for (let i = 0; i < 3; i++) {
+      const { client, answer } = await opened('127.0.0.1', `held-${i}.bin`);
+      expect(answer.type).toBe('accept');
+      held.push(client);
+    }
+    const { client: fourth, answer: refused } = await opened('127.0.0.1', 'fourth.bin');
+    expect(refused).toMatchObject({ type: 'error', code: Errors.TOO_MANY_UPLOADS.code });
+    expect(refused.type === 'error' && refused.message).toContain('maxUploadsPerAddress');
+    fourth.close();
+    // Another client is served.
+    const { client: other, answer: otherAnswer } = await opened('127.0.0.2', 'other.bin');
+    expect(otherAnswer.type).toBe('accept');
+    other.close();
+    // A slot given back is the address's to use again.
+    const first = held.shift();
+    first?.close();
+    await first?.closed;
+    let again: { client: RawClient; answer: Awaited<ReturnType<RawClient['next']>> } | undefined;
+    for (let i = 0; i < 50; i++) {
+      again = await opened('127.0.0.1', `again-${i}.bin`);
+      if (again.answer.type === 'accept') break;
+      again.client.close();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(again?.answer.type).toBe('accept');
+    again?.client.close();
+    for (const client of held) client.close();
+  });
+
+  it('RESUME counts too: a fourth upload from the same address is refused on RESUME as on OPEN', async () => {
+    const { client, answer } = await opened('127.0.0.1', 'resumable.bin');
+    expect(answer.type).toBe('accept');
+    if (answer.type !== 'accept') return;
+    client.close();
+    await client.closed;
+    const held: RawClient[] = [];
+    for (let i = 0; i < 3; i++) {
+      const opened3 = await opened('127.0.0.1', `held-${i}.bin`);
+      expect(opened3.answer.type).toBe('accept');
+      held.push(opened3.client);
+    }
+    const resumer = await RawClient.connect(server.wsUrl, { localAddress: '127.0.0.1' });
+    resumer.resume(answer.uploadId, answer.secret);
+    expect(await resumer.next()).toMatchObject({
+      type: 'error',
+      code: Errors.TOO_MANY_UPLOADS.code,
+    });
+    resumer.close();
+    const elsewhere = await RawClient.connect(server.wsUrl, { localAddress: '127.0.0.3' });
+    elsewhere.resume(answer.uploadId, answer.secret);
+    expect((await elsewhere.next()).type).toBe('accept');
+    elsewhere.close();
+    for (const c of held) c.close();
+  });
+});
