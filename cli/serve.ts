@@ -82,6 +82,9 @@ Options (environment variable in brackets; the command line wins):
                            --min-throughput instead [BIG_UPLOADER_REQUEST_TIMEOUT] (default 30s)
   --max-sockets N          TCP connections at once, HTTP and WebSocket [BIG_UPLOADER_MAX_SOCKETS]
                            (default --max-connections + 64)
+  --trust-proxy ADDR       a reverse proxy (IP or CIDR) whose X-Forwarded-For names the client, for
+                           the per-address bounds; repeatable [BIG_UPLOADER_TRUST_PROXY, comma
+                           separated]. Default: none (behind nginx, give nginx's address)
   --insecure-no-token      allow a non-loopback --host without --token or --ticket-secret (anyone
                            who can reach the port can then upload) [BIG_UPLOADER_INSECURE_NO_TOKEN=1]
   --public-health          answer /healthz without the token (load balancers) [BIG_UPLOADER_PUBLIC_HEALTH=1]
@@ -145,6 +148,7 @@ const OPTIONS = {
   'page-dir': { type: 'string' },
   'no-page': { type: 'boolean' },
   'allowed-host': { type: 'string', multiple: true },
+  'trust-proxy': { type: 'string', multiple: true },
   'ticket-secret': { type: 'string', multiple: true },
   'admin-token': { type: 'string', multiple: true },
   'insecure-no-token': { type: 'boolean' },
@@ -312,6 +316,7 @@ export function parseServeArgs(
     headersTimeout: duration('header-timeout'),
     requestTimeout: duration('request-timeout'),
     maxSockets: count('max-sockets'),
+    ...(list('trust-proxy').length > 0 ? { trustProxy: list('trust-proxy') } : {}),
     tusPartialWritesPerChunk: count('tus-partial-writes'),
     ...allowedHostsFor(host, tokens.length > 0 || ticketSecrets.length > 0, list('allowed-host')),
     ...(flag('no-page')

@@ -66,6 +66,13 @@ export interface AppOptions extends BigUploaderOptions {
    * as they arrive. Default: `maxConnections` + 64 (room for page and state requests).
    */
   maxSockets?: number;
+  /**
+   * Reverse proxies whose `X-Forwarded-For` (and `-Proto`) the server believes: IP addresses or
+   * CIDR ranges (Fastify's `trustProxy` as a list). Behind nginx without it, every client has the
+   * proxy's address, so the per-address bounds (`opensPerSecond`, `maxUploadsPerAddress`, the
+   * quotas) are shared by all of them. Default: none (the socket's address is the client's).
+   */
+  trustProxy?: readonly string[];
 }
 
 export const APP_DEFAULTS = {
@@ -141,6 +148,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     headersTimeout: headersInput,
     requestTimeout: requestInput,
     maxSockets: socketsInput,
+    trustProxy,
     ...pluginOptions
   } = options;
   const headersTimeout = headersInput ?? APP_DEFAULTS.headersTimeout;
@@ -156,6 +164,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   if (!Number.isSafeInteger(maxSockets) || maxSockets < 1)
     throw new OptionsError('big-uploader option maxSockets must be a positive integer');
   const app = Fastify({
+    ...(trustProxy && trustProxy.length > 0 ? { trustProxy: [...trustProxy] } : {}),
     logger: loggerOptions(options.logLevel ?? 'info'),
     forceCloseConnections: true,
     // While closing, requests still reach our hooks: a foreign Host gets its 403 and an upgrade

@@ -88,3 +88,48 @@ describe('upload slots per client address', () => {
     for (const c of held) c.close();
   });
 });
+
+describe('behind a reverse proxy (trustProxy)', () => {
+  let tmp: TempDir;
+  afterEach(async () => {
+    await tmp.cleanup();
+  });
+
+  async function openFrom(server: TestServer, forwardedFor: string) {
+    const client = await RawClient.connect(server.wsUrl, {
+      headers: { 'X-Forwarded-For': forwardedFor },
+    });
+    client.open({ fileSize: 4 * CHUNK, chunkSize: CHUNK, name: 'p.bin' });
+    return { client, answer: await client.next() };
+  }
+
+  it("with the proxy trusted, X-Forwarded-For names the client; without, every client is the proxy's address", async () => {
+    tmp = await makeTempDir();
+    const trusting = await startServer({
+      dir: tmp.path,
+      maxUploadsPerAddress: 1,
+      trustProxy: ['127.0.0.1'],
+    });
+    try {
+      const a = await openFrom(trusting, '10.0.0.1');
+      expect(a.answer.type).toBe('accept');
+      const b = await openFrom(trusting, '10.0.0.2');
+      expect(b.answer.type).toBe('accept');
+      const again = await openFrom(trusting, '10.0.0.1');
+      expect(again.answer).toMatchObject({ type: 'error', code: Errors.TOO_MANY_UPLOADS.code });
+      for (const c of [a, b, again]) c.client.close();
+    } finally {
+      await trusting.close();
+    }
+    const plain = await startServer({ dir: tmp.path, maxUploadsPerAddress: 1 });
+    try {
+      const a = await openFrom(plain, '10.0.0.1');
+      expect(a.answer.type).toBe('accept');
+      const b = await openFrom(plain, '10.0.0.2');
+      expect(b.answer).toMatchObject({ type: 'error', code: Errors.TOO_MANY_UPLOADS.code });
+      for (const c of [a, b]) c.client.close();
+    } finally {
+      await plain.close();
+    }
+  });
+});

@@ -22,8 +22,15 @@ describe('big-uploader serve', () => {
         '--durable',
         '--window',
         '8MiB',
+        '--max-uploads-per-address',
+        '8',
       ],
-      { BIG_UPLOADER_PORT: '5000', BIG_UPLOADER_TOKEN: 't1,t2', BIG_UPLOADER_IDLE_TIMEOUT: '90s' },
+      {
+        BIG_UPLOADER_PORT: '5000',
+        BIG_UPLOADER_TOKEN: 't1,t2',
+        BIG_UPLOADER_IDLE_TIMEOUT: '90s',
+        BIG_UPLOADER_TRUST_PROXY: '10.0.0.5, 10.1.0.0/16',
+      },
     );
     if (parsed.help) throw new Error('unexpected help');
     expect(parsed.port).toBe(4000);
@@ -36,6 +43,8 @@ describe('big-uploader serve', () => {
       window: 8 * 1024 * 1024,
       token: ['t1', 't2'],
       idleTimeout: 90_000,
+      maxUploadsPerAddress: 8,
+      trustProxy: ['10.0.0.5', '10.1.0.0/16'],
     });
   });
 
