@@ -56,6 +56,12 @@ function isTailJson(
 
 export class TailStore {
   readonly dir: string;
+  /**
+   * Ids that may have a record (or a temp file) here: found at init, added at each write. A
+   * removal of any other id touches no file, so the removal that follows every completed upload
+   * (tus or not, UploadRegistry.onGone) costs a small file nothing (issue 16).
+   */
+  private readonly present = new Set<string>();
 
   constructor(
     dataDir: string,
@@ -66,6 +72,12 @@ export class TailStore {
 
   async init(): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: this.mode.dir });
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    for (const name of names) {
+      const id = name.slice(0, 32);
+      if (ID.test(id) && (name.endsWith('.tail') || name.endsWith('.tail.tmp')))
+        this.present.add(id);
+    }
   }
 
   private path(id: string, suffix = ''): string {
@@ -76,6 +88,7 @@ export class TailStore {
 
   /** The recorded tail, or undefined when there is none or it cannot be read (a torn record). */
   async read(id: string): Promise<TailRecord | undefined> {
+    if (!this.present.has(id)) return undefined;
     let handle: FileHandle | undefined;
     try {
       handle = await open(this.path(id), O_RDONLY | O_NOFOLLOW);
@@ -98,6 +111,7 @@ export class TailStore {
   /** Replace the record atomically; with `sync`, durably (file, then directory). */
   async write(id: string, tail: TailRecord, sync: boolean): Promise<void> {
     const temp = this.path(id, '.tmp');
+    this.present.add(id);
     const handle = await open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, this.mode.file);
     try {
       await handle.writeFile(
@@ -118,8 +132,10 @@ export class TailStore {
   }
 
   async remove(id: string): Promise<void> {
+    if (!this.present.has(id)) return;
     await rm(this.path(id), { force: true });
     await rm(this.path(id, '.tmp'), { force: true });
+    this.present.delete(id);
   }
 
   /** Ids that have a record (for the clean-up at start). */
