@@ -106,9 +106,12 @@ export interface BigUploaderOptions {
   maxUnfinishedUploads?: number;
   /** Unfinished uploads one client may keep; more get TOO_MANY_UPLOADS. Default 100. */
   maxUnfinishedUploadsPerClient?: number;
-  /** OPENs per second one client address may sustain (token bucket); more get TOO_MANY_UPLOADS. 0 = no limit. Default 100. */
+  /**
+   * OPENs and RESUMEs per second one client address may sustain (token bucket; a RESUME loads the
+   * upload, reading its journal); more get TOO_MANY_UPLOADS. 0 = no limit. Default 100.
+   */
   opensPerSecond?: number;
-  /** OPENs one client address may make in a burst before `opensPerSecond` applies. Default 1,000. */
+  /** OPENs and RESUMEs one client address may make in a burst before `opensPerSecond` applies. Default 1,000. */
   openBurst?: number;
   /**
    * Unfinished uploads that never stored a chunk are removed after this idle time instead of

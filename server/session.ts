@@ -689,18 +689,7 @@ export class Session {
       });
       await this.ctx.registry.checkSizeAndSpace(message.fileSize);
       if (slotRefusal !== undefined) throw new ProtocolError(Errors.TOO_MANY_UPLOADS, slotRefusal);
-      const multiplexed = this.granted > 1 ? this.ctx.multiplexedOpenRate : undefined;
-      const bucket = multiplexed ?? this.ctx.openRate;
-      if (!bucket.take(this.request.ip)) {
-        const rate =
-          multiplexed !== undefined
-            ? this.ctx.options.multiplexedOpensPerSecond
-            : this.ctx.options.opensPerSecond;
-        throw new ProtocolError(
-          Errors.TOO_MANY_UPLOADS,
-          `more than ${rate} new uploads per second from this address; retry shortly`,
-        );
-      }
+      this.takeOpenToken();
       if (message.data) {
         await this.openWithData(stream, message, message.data, client);
         return;
@@ -992,6 +981,24 @@ export class Session {
     this.endStream(stream);
   }
 
+  /**
+   * One OPEN or RESUME from this address (`opensPerSecond`, or `multiplexedOpensPerSecond` on a
+   * bigup.2 connection granted several streams); TOO_MANY_UPLOADS when its bucket is empty.
+   */
+  private takeOpenToken(): void {
+    const multiplexed = this.granted > 1 ? this.ctx.multiplexedOpenRate : undefined;
+    const bucket = multiplexed ?? this.ctx.openRate;
+    if (bucket.take(this.request.ip)) return;
+    const rate =
+      multiplexed !== undefined
+        ? this.ctx.options.multiplexedOpensPerSecond
+        : this.ctx.options.opensPerSecond;
+    throw new ProtocolError(
+      Errors.TOO_MANY_UPLOADS,
+      `more than ${rate} new or resumed uploads per second from this address; retry shortly`,
+    );
+  }
+
   private async onResume(stream: UploadStream, message: ResumeMessage): Promise<void> {
     const id = Buffer.from(message.uploadId).toString('hex');
     // Taking over an upload that has a connection needs no new slot; otherwise reserve one now,
@@ -1002,6 +1009,10 @@ export class Session {
     try {
       if (slotRefusal !== undefined) throw new ProtocolError(Errors.TOO_MANY_UPLOADS, slotRefusal);
       await this.admit('resume', message.token, { uploadId: id });
+      // A RESUME loads the upload (its metadata and journal read, its files opened) as an OPEN
+      // creates one: it takes from the same per-address bucket, so a client cannot loop RESUME
+      // and close on an upload of its own to keep the server reading its journal.
+      this.takeOpenToken();
       let upload: OpenUpload;
       try {
         upload = await this.ctx.registry.resume(message.uploadId, message.secret, stream);

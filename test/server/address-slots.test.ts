@@ -133,3 +133,39 @@ describe('behind a reverse proxy (trustProxy)', () => {
     }
   });
 });
+
+describe('RESUMEs per client address (opensPerSecond)', () => {
+  let tmp: TempDir;
+  let server: TestServer;
+  beforeEach(async () => {
+    tmp = await makeTempDir();
+    server = await startServer({ dir: tmp.path, opensPerSecond: 1, openBurst: 3 });
+  });
+  afterEach(async () => {
+    await server.close();
+    await tmp.cleanup();
+  });
+
+  it('a client looping RESUME and close on its own upload takes from the OPEN bucket: past the burst, TOO_MANY_UPLOADS', async () => {
+    const first = await RawClient.connect(server.wsUrl);
+    first.open({ fileSize: 4 * CHUNK, chunkSize: CHUNK, name: 'loop.bin' });
+    const accept = await first.expect('accept');
+    first.close();
+    await first.closed;
+    const answers: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const client = await RawClient.connect(server.wsUrl);
+      client.resume(accept.uploadId, accept.secret);
+      const answer = await client.next();
+      answers.push(answer.type === 'error' ? `error ${answer.code}` : answer.type);
+      client.close();
+      await client.closed;
+    }
+    // The OPEN took one token of 3: two RESUMEs go, the next ones are refused until the refill.
+    expect(answers.slice(0, 2)).toEqual(['accept', 'accept']);
+    expect(answers.slice(2)).toEqual([
+      `error ${Errors.TOO_MANY_UPLOADS.code}`,
+      `error ${Errors.TOO_MANY_UPLOADS.code}`,
+    ]);
+  });
+});
