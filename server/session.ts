@@ -1017,15 +1017,16 @@ export class Session {
       try {
         upload = await this.ctx.registry.resume(message.uploadId, message.secret, stream);
       } catch (error) {
-        // With every slot taken, an unknown id gets TOO_MANY_UPLOADS before its secret is looked
-        // at; a wrong secret for a connected upload must get the same answer (no existence oracle).
+        // With every slot taken (in all, or this address's maxUploadsPerAddress), an unknown id
+        // gets TOO_MANY_UPLOADS before its secret is looked at; a wrong secret for a connected
+        // upload (a takeover takes no slot) must get the same answer (no existence oracle, 7.2).
+        const refusal = takeover ? this.ctx.registry.slotRefusal(this.request.ip) : undefined;
         if (
-          takeover &&
-          this.ctx.registry.ownedCount >= this.ctx.options.maxUploads &&
+          refusal !== undefined &&
           error instanceof ProtocolError &&
           error.code === Errors.NOT_FOUND.code
         ) {
-          throw new ProtocolError(Errors.TOO_MANY_UPLOADS, 'too many uploads in progress');
+          throw new ProtocolError(Errors.TOO_MANY_UPLOADS, refusal);
         }
         throw error;
       }

@@ -113,13 +113,20 @@ export class UploadRegistry {
    * releaseSlot(address).
    */
   reserveSlot(address: string): string | undefined {
+    const refusal = this.slotRefusal(address);
+    if (refusal !== undefined) return refusal;
+    this.reservedSlots++;
+    this.reservedByAddress.set(address, (this.reservedByAddress.get(address) ?? 0) + 1);
+    return undefined;
+  }
+
+  /** Why reserveSlot(address) would refuse now, or undefined; reserves nothing. */
+  slotRefusal(address: string): string | undefined {
     if (this.ownedCount + this.reservedSlots >= this.options.maxUploads)
       return 'too many uploads in progress';
     const mine = (this.reservedByAddress.get(address) ?? 0) + this.ownedBy(address);
     if (mine >= this.options.maxUploadsPerAddress)
       return `this address has ${mine} uploads in progress (maxUploadsPerAddress ${this.options.maxUploadsPerAddress}); finish some first`;
-    this.reservedSlots++;
-    this.reservedByAddress.set(address, (this.reservedByAddress.get(address) ?? 0) + 1);
     return undefined;
   }
 

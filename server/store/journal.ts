@@ -40,11 +40,12 @@
  * disk the journal still takes the record of every chunk whose data went in, and nothing acked is
  * lost to a journal that cannot grow (issue 14, item 3); a chunk whose slot the disk cannot take is
  * refused before its data is written (ENOSPC: STORAGE_FULL, nothing acked). The reserve grows with
- * the chunks that arrive (doubling, up to the whole upload's), from FIRST_CHUNK_SLOTS at create:
- * reserving every chunk's slot at OPEN made one OPEN of a 60 GiB upload at 64 KiB chunks write a
- * 36 MB journal of zeros, which a hostile client could repeat (OPEN + TERMINATE) a hundred times a
- * second; now the zeros written track the bytes received (32 per chunk of at least 64 KiB). SYNC marks come out of a small extra margin; when it
- * is spent and the disk is full, a checkpoint's mark is skipped (the data was flushed, only the
+ * the chunks that arrive (at least doubling, never past a slot for every chunk not recorded yet
+ * plus the marks' margin), from FIRST_CHUNK_SLOTS at create: reserving every chunk's slot at OPEN
+ * made one OPEN of a 60 GiB upload at 64 KiB chunks write a 36 MB journal of zeros, which a
+ * hostile client could repeat (OPEN + TERMINATE) a hundred times a second; now the zeros written
+ * track the bytes received (32 per chunk of at least 64 KiB). SYNC marks come out of a small extra
+ * margin; when it is spent and the disk is full, a checkpoint's mark is skipped (the data was flushed, only the
  * proof for a reboot is missing, so a power loss may cost more than one interval), never failed.
  * In durable mode every batch carries its mark and cannot be acked without it: on a full disk its
  * acks stop with STORAGE_FULL once the margin is spent (measured: 94 of 160 one-chunk batches on
@@ -65,7 +66,7 @@ import { Errors, ProtocolError, type Hasher } from '../../protocol/index.js';
 import type { ChunkRecord } from './types.js';
 
 export const RECORD_BYTES = 32;
-/** Slots kept free beyond the unrecorded chunks, for SYNC and BOOT marks. */
+/** Slots kept free beyond the claimed chunks' (and, at create, the first chunks'), for SYNC and BOOT marks. */
 const MARK_MARGIN = 64;
 /**
  * Chunk slots a new journal reserves at create (with the marks' margin: 130 slots, 4,160 bytes);
@@ -283,7 +284,7 @@ export function journalSlotsFor(chunks: number): number {
 
 /** How to open a journal file. */
 export interface JournalOpenOptions {
-  /** Chunks in the upload: the reserve keeps a free slot for each one not recorded yet. */
+  /** Chunks in the upload (the reserve holds slots for those claimed, see claimSlots). */
   readonly chunks: number;
   /** A new upload: create the file and fail if anything exists at the path (O_EXCL). */
   readonly create: boolean;
@@ -332,6 +333,8 @@ export class Journal implements ChunkLog {
   private readonly recorded: Uint8Array;
   /** Chunks CLAIMED: the reserve keeps a free slot for each, which no mark takes. */
   private owed = 0;
+  /** Chunks RECORDED. */
+  private recordedCount = 0;
   /** RETRACT records in the file (bounded: RETRACT_GROWTH_FACTOR). */
   private retractions = 0;
   private queue: Promise<unknown> = Promise.resolve();
@@ -353,10 +356,9 @@ export class Journal implements ChunkLog {
 
   /**
    * Open (creating if needed, never through a symlink) for writing: zero untrusted bytes, reserve
-   * the slots the upload can still need, then mark the start of this process's records with
-   * BOOT + SYNC. A damaged journal is refused with UPLOAD_DAMAGED, untouched. A reserve the disk
-   * cannot hold fails with the filesystem's error (ENOSPC): nothing is acked on a journal that
-   * might not take the records.
+   * room for the marks (chunk slots are held as chunks arrive, claimSlots), then mark the start of
+   * this process's records with BOOT + SYNC. A damaged journal is refused with UPLOAD_DAMAGED,
+   * untouched. A reserve the disk cannot hold fails with the filesystem's error (ENOSPC).
    */
   static async open(
     path: string,
@@ -464,6 +466,7 @@ export class Journal implements ChunkLog {
     for (const index of indexes) {
       if (index >= this.recorded.length) continue;
       if (this.recorded[index] === CLAIMED) this.owed--;
+      if (this.recorded[index] !== RECORDED) this.recordedCount++;
       this.recorded[index] = RECORDED;
     }
   }
@@ -472,8 +475,9 @@ export class Journal implements ChunkLog {
    * Hold a free slot for each chunk in [first, last] that has neither a record nor a slot, before
    * its data is written (see "Reserved space"): then its record never needs a new block. Grows the
    * reserve when the held slots and the records queued would not fit (at least doubling the file,
-   * never past the whole upload's reserve); if the disk refuses, the chunks are let go and the
-   * error (ENOSPC) is thrown: the caller writes nothing.
+   * never past the records so far plus a slot for every chunk not recorded and the marks'
+   * margin); if the disk refuses, the chunks are let go and the error (ENOSPC) is thrown: the
+   * caller writes nothing.
    */
   claimSlots(first: number, last: number): Promise<void> {
     const claimed: number[] = [];
@@ -489,7 +493,8 @@ export class Journal implements ChunkLog {
     const run = this.queue.then(async () => {
       if (this.slots - this.queued >= this.owed) return;
       const need = this.queued + this.owed;
-      const whole = this.queued + journalSlotsFor(this.recorded.length);
+      // The most a journal needs from here: a slot for every chunk not recorded, and the marks.
+      const whole = this.queued + journalSlotsFor(this.recorded.length - this.recordedCount);
       const target = Math.max(need + GROW_SLOTS, Math.min(2 * this.slots, whole));
       try {
         await this.reserve(target - this.written);
@@ -547,7 +552,7 @@ export class Journal implements ChunkLog {
   /**
    * Write `count` records at the end of the records, after the ones queued before. `chunkIndexes`
    * are the chunks named by the first records of `bytes`. A write needs the slots it fills while
-   * the reserve still holds one for every other unrecorded chunk; when it does not (a mark that
+   * the reserve still holds one for every other claimed chunk; when it does not (a mark that
    * has used up the margin), the reserve grows, and if the disk refuses, an 'optional' write (a
    * checkpoint's mark) is skipped (resolves false) and a 'required' one fails with nothing
    * written. A short write is continued; if the device fails midway, the records that went in
@@ -688,6 +693,7 @@ export class Journal implements ChunkLog {
       // Chunks whose records were dropped hold no slot now: a write of them claims one again.
       this.recorded.fill(UNRECORDED);
       this.owed = 0;
+      this.recordedCount = 0;
       this.markRecorded(chunks.map((c) => c.index));
       return chunks;
     });
@@ -723,6 +729,7 @@ export class Journal implements ChunkLog {
     await flushData();
     // Their new bytes claim slots when they are written.
     for (const index of retracted) this.recorded[index] = UNRECORDED;
+    this.recordedCount -= retracted.length;
     const count = retracted.length + 1;
     const bytes = new Uint8Array(count * RECORD_BYTES);
     retracted.forEach((index, i) =>

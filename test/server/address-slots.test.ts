@@ -89,6 +89,45 @@ describe('upload slots per client address', () => {
   });
 });
 
+describe('no existence oracle at the per-address bound (SPEC.md 7.2)', () => {
+  let tmp: TempDir;
+  let server: TestServer;
+  beforeEach(async () => {
+    tmp = await makeTempDir();
+    server = await startServer({ dir: tmp.path, maxUploads: 8, maxUploadsPerAddress: 2 });
+  });
+  afterEach(async () => {
+    await server.close();
+    await tmp.cleanup();
+  });
+
+  it('an address at its bound gets TOO_MANY_UPLOADS for an unknown id and for a connected upload with a wrong secret alike', async () => {
+    const victim = await RawClient.connect(server.wsUrl, { localAddress: '127.0.0.2' });
+    victim.open({ fileSize: 4 * CHUNK, chunkSize: CHUNK, name: 'victim.bin' });
+    const victimAccept = await victim.expect('accept');
+    const held: RawClient[] = [];
+    for (let i = 0; i < 2; i++) {
+      const client = await RawClient.connect(server.wsUrl, { localAddress: '127.0.0.1' });
+      client.open({ fileSize: 4 * CHUNK, chunkSize: CHUNK, name: `mine-${i}.bin` });
+      await client.expect('accept');
+      held.push(client);
+    }
+    const probe = async (id: Uint8Array) => {
+      const client = await RawClient.connect(server.wsUrl, { localAddress: '127.0.0.1' });
+      client.resume(id, new Uint8Array(32).fill(0xcd));
+      const answer = await client.next();
+      client.close();
+      return answer.type === 'error' ? { code: answer.code, message: answer.message } : answer.type;
+    };
+    const unknown = await probe(new Uint8Array(16).fill(0x5a));
+    const connected = await probe(victimAccept.uploadId);
+    expect(unknown).toMatchObject({ code: Errors.TOO_MANY_UPLOADS.code });
+    expect(connected).toEqual(unknown);
+    victim.close();
+    for (const client of held) client.close();
+  });
+});
+
 describe('behind a reverse proxy (trustProxy)', () => {
   let tmp: TempDir;
   afterEach(async () => {

@@ -482,6 +482,23 @@ describe('disk store journal', () => {
     );
     await journal.claimSlots(0, 9_999);
     expect(await size()).toBe(before);
+    // Claimed and recorded one at a time (a sequential upload), the file ends near one slot per
+    // chunk, not at twice that (the cap counts the chunks not yet recorded).
+    const sequential = join(tmp.path, 'sequential.journal');
+    const { journal: oneByOne } = await Journal.open(sequential, hasher, 7n, {
+      chunks: 1_100,
+      create: true,
+      mode: 0o600,
+      flushData: () => Promise.resolve(),
+    });
+    for (let index = 0; index < 1_100; index++) {
+      await oneByOne.claimSlots(index, index);
+      await oneByOne.appendChunks([{ index, hash: BigInt(index + 1) }], false);
+    }
+    await oneByOne.close();
+    expect((await stat(sequential)).size / RECORD_BYTES).toBeLessThanOrEqual(
+      2 + 1_100 + journalSlotsFor(0),
+    );
     // A small upload's journal never grows past its whole reserve (plus the growth step).
     const small = join(tmp.path, 'small.journal');
     const { journal: smallJournal } = await Journal.open(small, hasher, 7n, {
