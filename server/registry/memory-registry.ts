@@ -91,6 +91,10 @@ export class MemoryRegistry implements SharedRegistry {
     };
   }
 
+  async getInfo(id: string): Promise<UploadInfo | undefined> {
+    return this.entries.get(id)?.info;
+  }
+
   async acquire(id: string, holder: string): Promise<Lease> {
     const entry = this.entries.get(id);
     if (!entry) throw new ProtocolError(Errors.UPLOAD_GONE, 'the upload was deleted or expired');

@@ -271,6 +271,14 @@ export class RedisRegistry implements SharedRegistry {
     if (created !== 1) throw new Error(`upload ${info.id} already exists`);
   }
 
+  async getInfo(id: string): Promise<UploadInfo | undefined> {
+    // One field of the meta hash: never the parts hash (up to 10,000 records).
+    const [info, location] = await this.redis.hmget(this.key(id, 'meta'), 'info', 'location');
+    if (info === null || info === undefined || location === null || location === undefined)
+      return undefined;
+    return JSON.parse(info) as UploadInfo;
+  }
+
   async get(id: string): Promise<RegistryEntry | undefined> {
     const [meta, parts] = await Promise.all([
       this.redis.hgetall(this.key(id, 'meta')),

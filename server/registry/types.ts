@@ -85,6 +85,8 @@ export interface SharedRegistry {
   /** Record a new upload; throws if the id exists (ids are 128 random bits: it never does). */
   create(info: UploadInfo, location: ObjectLocation): Promise<void>;
   get(id: string): Promise<RegistryEntry | undefined>;
+  /** The upload's info alone (no part records): what checking a secret needs. */
+  getInfo(id: string): Promise<UploadInfo | undefined>;
   /**
    * Become the upload's owner: the previous holder (if any) loses it at once (the newest
    * connection wins, SPEC.md 7.3). The lease runs for the registry's lease time unless renewed.

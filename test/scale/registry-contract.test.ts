@@ -90,6 +90,9 @@ describe.each(kinds)('%s registry', (_kind, make) => {
     ]);
     const entry = await b.get(id);
     expect({ ...entry?.info, createdAt: 0 }).toEqual({ ...infoFor(id), createdAt: 0 });
+    // The info alone (what a secret check needs), without the parts.
+    expect(await b.getInfo(id)).toEqual(entry?.info);
+    expect(await b.getInfo(randomBytes(16).toString('hex'))).toBeUndefined();
     expect(entry?.location).toEqual({ key: `k/${id}`, multipartId: 'mp-1' });
     expect(entry?.parts).toEqual([
       { index: 0, hash: 1n << 63n, etag: '"e0"' },

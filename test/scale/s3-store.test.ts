@@ -132,6 +132,36 @@ describe('S3 store against s3rver', () => {
     expect(calls.some((c) => c.includes('ListParts'))).toBe(false);
   }, 60_000);
 
+  it('a wrong secret reads the registry record alone, never its part list (GET, DELETE, RESUME)', async () => {
+    const data = randomBytes(6 * MiB);
+    const client = await RawClient.connect(node1.wsUrl);
+    client.open({ fileSize: 2 * data.byteLength, chunkSize: 0, name: 'parts.bin' });
+    const accept = await client.expect('accept');
+    client.sendData(0, data.subarray(0, accept.chunkSize));
+    await client.expect('ack');
+    client.close();
+    await client.closed;
+    const id = bytesToHex(accept.uploadId);
+    const before = calls.length;
+    const wrong = { 'Bigup-Secret': 'ab'.repeat(32) };
+    expect((await fetch(`${node2.url}/uploads/${id}`, { headers: wrong })).status).toBe(404);
+    expect(
+      (await fetch(`${node2.url}/uploads/${id}`, { method: 'DELETE', headers: wrong })).status,
+    ).toBe(404);
+    const resumer = await RawClient.connect(node2.wsUrl);
+    resumer.resume(accept.uploadId, new Uint8Array(32).fill(0xab));
+    expect(await resumer.next()).toMatchObject({ type: 'error', code: Errors.NOT_FOUND.code });
+    resumer.close();
+    const made = calls.slice(before);
+    expect(made.filter((c) => c === 'registry:getInfo').length).toBeGreaterThanOrEqual(3);
+    expect(made).not.toContain('registry:get');
+    // The right secret still sees the stored part.
+    const right = await fetch(`${node2.url}/uploads/${id}`, {
+      headers: { 'Bigup-Secret': bytesToHex(accept.secret) },
+    });
+    expect(await right.json()).toMatchObject({ ackedBytes: accept.chunkSize });
+  }, 60_000);
+
   it('resumes on a new connection and on another node from the registry, and the old owner is fenced off', async () => {
     const data = randomBytes(20 * MiB + 1);
     const first = await openOrResume(node1.wsUrl, undefined, {

@@ -226,6 +226,12 @@ export class S3Store implements UploadStore {
     };
   }
 
+  /** The registry's info record alone (SPEC.md 7.2 checks need no part list). */
+  async readInfo(id: string): Promise<UploadInfo | undefined> {
+    if (!ID_PATTERN.test(id)) return undefined;
+    return this.s3.registryCall('getInfo', () => this.registry.getInfo(id));
+  }
+
   async remove(id: string): Promise<void> {
     checkId(id);
     const entry = await this.s3.registryCall('get', () => this.registry.get(id));
