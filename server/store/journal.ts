@@ -80,6 +80,13 @@ const RECORDED = 1;
 /** recorded[i]: a slot is held for chunk i, whose data may be written (`claimSlots`). */
 const CLAIMED = 2;
 /**
+ * recorded[i]: a claim of chunk i waits for the reserve to grow. Not counted in `owed` until
+ * granted: a record queued ahead of the growth, whose own slot is held, must not find its room
+ * taken by a claim that may yet be refused (found by a review: on a full disk that record failed,
+ * and the failure's rollback dropped acked chunks).
+ */
+const PENDING = 3;
+/**
  * A journal takes chunk withdrawals (RETRACT, SPEC.md 16.9) up to this many times the records its
  * upload reserves (`journalSlotsFor`): a file edited and re-sent a few times fits many times over;
  * a client looping VERIFY and DATA on one chunk does not grow it without end. Marks (BOOT, SYNC)
@@ -462,6 +469,9 @@ export class Journal implements ChunkLog {
     return this.slots - this.written;
   }
 
+  /** Claims waiting for growth, by chunk: a second writer of the chunk waits for the same one. */
+  private readonly pendingClaims = new Map<number, Promise<void>>();
+
   private markRecorded(indexes: readonly number[]): void {
     for (const index of indexes) {
       if (index >= this.recorded.length) continue;
@@ -480,36 +490,49 @@ export class Journal implements ChunkLog {
    * caller writes nothing.
    */
   claimSlots(first: number, last: number): Promise<void> {
-    const claimed: number[] = [];
+    const fresh: number[] = [];
+    const waits: Promise<void>[] = [];
     for (let index = first; index <= last && index < this.recorded.length; index++) {
-      if (this.recorded[index] !== UNRECORDED) continue;
-      this.recorded[index] = CLAIMED;
-      claimed.push(index);
+      const state = this.recorded[index];
+      if (state === UNRECORDED) fresh.push(index);
+      else if (state === PENDING) waits.push(this.pendingClaims.get(index) ?? Promise.resolve());
     }
-    if (claimed.length === 0) return Promise.resolve();
-    this.owed += claimed.length;
+    if (fresh.length === 0)
+      return waits.length > 0 ? Promise.all(waits).then(() => undefined) : Promise.resolve();
     // Records queued but not written yet take slots first (`queued` counts them): conservative.
-    if (this.slots - this.queued >= this.owed) return Promise.resolve();
+    if (this.slots - this.queued >= this.owed + fresh.length) {
+      for (const index of fresh) this.recorded[index] = CLAIMED;
+      this.owed += fresh.length;
+      return waits.length > 0 ? Promise.all(waits).then(() => undefined) : Promise.resolve();
+    }
+    for (const index of fresh) this.recorded[index] = PENDING;
     const run = this.queue.then(async () => {
-      if (this.slots - this.queued >= this.owed) return;
-      const need = this.queued + this.owed;
-      // The most a journal needs from here: a slot for every chunk not recorded, and the marks.
-      const whole = this.queued + journalSlotsFor(this.recorded.length - this.recordedCount);
-      const target = Math.max(need + GROW_SLOTS, Math.min(2 * this.slots, whole));
-      try {
-        await this.reserve(target - this.written);
-      } catch (error) {
-        if (this.slots - this.queued >= this.owed) return;
-        for (const index of claimed) {
-          if (this.recorded[index] !== CLAIMED) continue;
-          this.recorded[index] = UNRECORDED;
-          this.owed--;
+      // Still waiting (a record of one of them may have come meanwhile, or a rollback reset it).
+      const waiting = fresh.filter((index) => this.recorded[index] === PENDING);
+      const need = this.queued + this.owed + waiting.length;
+      if (this.slots < need) {
+        // The most a journal needs from here: a slot for every chunk not recorded, and the marks.
+        const whole = this.queued + journalSlotsFor(this.recorded.length - this.recordedCount);
+        const target = Math.max(need + GROW_SLOTS, Math.min(2 * this.slots, whole));
+        try {
+          await this.reserve(target - this.written);
+        } catch (error) {
+          if (this.slots < need) {
+            for (const index of waiting) this.recorded[index] = UNRECORDED;
+            throw error;
+          }
         }
-        throw error;
       }
+      for (const index of waiting) this.recorded[index] = CLAIMED;
+      this.owed += waiting.length;
     });
     this.queue = run.catch(() => undefined);
-    return run;
+    const settled = run.finally(() => {
+      for (const index of fresh)
+        if (this.pendingClaims.get(index) === settled) this.pendingClaims.delete(index);
+    });
+    for (const index of fresh) this.pendingClaims.set(index, settled);
+    return waits.length > 0 ? Promise.all([settled, ...waits]).then(() => undefined) : settled;
   }
 
   /** Write zeros over [from, to) at their positions (no new blocks: the range is in the file). */
@@ -691,8 +714,9 @@ export class Journal implements ChunkLog {
       await this.file.read(bytes, 0, bytes.byteLength, 0);
       const chunks = parseJournal(this.hasher, bytes, this.bootHash).chunks;
       // Chunks whose records were dropped hold no slot now: a write of them claims one again.
-      this.recorded.fill(UNRECORDED);
-      this.owed = 0;
+      // Claims stay (held or pending): their data may be written, and their slots still exist.
+      for (let index = 0; index < this.recorded.length; index++)
+        if (this.recorded[index] === RECORDED) this.recorded[index] = UNRECORDED;
       this.recordedCount = 0;
       this.markRecorded(chunks.map((c) => c.index));
       return chunks;

@@ -144,6 +144,52 @@ describe.skipIf(!tinyFsAvailable())('full disk (tmpfs)', () => {
     }
   });
 
+  it('data blocks allocated, disk full, 384 chunks whose slots need the journal to grow: every acked chunk kept after RESUME', async () => {
+    // Found by a review of the lazy reserve: a claim waiting for growth counted as held, so the
+    // record of a chunk queued ahead of it (its slot held) failed on the full disk, and the
+    // rollback that follows a failed record dropped acked chunks (RESUME reported 0 of 253).
+    const server = await startTinyFsServer(
+      40 * MiB,
+      { syncBytes: 0, syncInterval: 60_000 },
+      { preallocate: false },
+    );
+    try {
+      const FILE = 24 * MiB;
+      const data = randomBytes(FILE);
+      const log = new AckLog(CHUNK, FILE);
+      const first = await openOrResume(server.wsUrl, undefined, {
+        fileSize: FILE,
+        chunkSize: CHUNK,
+        name: 'g.bin',
+      });
+      const id = bytesToHex(first.accept.uploadId);
+      const part = await open(join(server.dir, 'uploads', `${id}.part`), 'r+');
+      await part.write(Buffer.alloc(FILE), 0, FILE, 0);
+      await part.close();
+      await fillDisk(join(server.dir, 'filler'));
+      const all = [...Array(FILE / CHUNK).keys()];
+      const r = await pump(first.client, first.accept, data, all, log, {
+        wireStart: first.wireStart,
+      });
+      first.client.close();
+      expect(log.chunks.length).toBeGreaterThan(0);
+      if (log.chunks.length < all.length)
+        expect(r.errors.map((e) => e.code)).toContain(Errors.STORAGE_FULL.code);
+      await rm(join(server.dir, 'filler'));
+      const upload = { id: first.accept.uploadId, secret: first.accept.secret };
+      const again = await resumeWhenUnloaded(server, upload, FILE);
+      const reported = chunksIn(again.accept.ranges, CHUNK, FILE);
+      again.client.close();
+      expect(
+        log.chunks.filter((i) => !reported.has(i)),
+        'acked chunks missing after RESUME',
+      ).toEqual([]);
+      await resumeAndFinish(server, upload, data, log, 'g.bin');
+    } finally {
+      await server.stop();
+    }
+  }, 120_000);
+
   it("durable mode, data blocks allocated, disk full: acks stop once the journal's mark margin is spent, nothing acked is lost", async () => {
     const server = await startTinyFsServer(16 * MiB, { durable: true }, { preallocate: false });
     try {

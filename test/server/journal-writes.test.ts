@@ -201,4 +201,33 @@ describe('journal writes on a failing device', () => {
     await handle.close();
     expect((await (await store()).readState(id))?.chunks).toEqual(records(0, refusedAt + 1));
   });
+  it('on a full disk a claim waiting for growth takes nothing from a record queued ahead of it (whose slot is held)', async () => {
+    const s = await store();
+    const id = 'e'.repeat(32);
+    const handle = await s.create(info(id));
+    const ones = new Uint8Array(CHUNK).fill(1);
+    // On the full disk, the chunks whose slots fit the reserve made at create go in.
+    plan.full = true;
+    let held = 0;
+    while (held < CHUNKS) {
+      try {
+        await handle.writeAt(ones, held * CHUNK);
+      } catch {
+        break;
+      }
+      held++;
+    }
+    expect(held).toBeGreaterThan(10);
+    // The records of the held chunks, and meanwhile the next chunk's write that needs growth.
+    const records_ = handle.recordChunks(records(0, held), false);
+    const next = handle.writeAt(ones, held * CHUNK);
+    const [recorded, refused] = await Promise.allSettled([records_, next]);
+    // Before the fix the records failed (the pending claim counted as held), and the rollback that
+    // follows a failed record drops acked chunks.
+    expect(recorded.status).toBe('fulfilled');
+    expect(refused).toMatchObject({ status: 'rejected', reason: { code: 'ENOSPC' } });
+    plan.full = false;
+    await handle.close();
+    expect((await (await store()).readState(id))?.chunks).toEqual(records(0, held));
+  });
 });
