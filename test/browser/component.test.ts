@@ -386,7 +386,10 @@ describe('<big-uploader> in Chromium', () => {
       const { context, page } = await newPage(suite.browser, { colorScheme });
       try {
         await openDemo(page, pageUrl(), {
-          'limit-rate': String(8 * MiB),
+          // Slow enough that the 24 MiB file is still uploading when the pause is clicked, even
+          // when the axe run before it takes seconds on a loaded machine (at 8 MiB/s a CI run
+          // once finished it first, and the row never showed paused).
+          'limit-rate': String(1 * MiB),
           'chunk-size': String(1 * MiB),
           multiple: '',
           accept: '.bin',
