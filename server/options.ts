@@ -86,8 +86,8 @@ export interface BigUploaderOptions {
    */
   maxUploads?: number;
   /**
-   * Of those, how many one client address may hold at once (OPENs and RESUMEs being answered
-   * included); more get TOO_MANY_UPLOADS (tus: 503). Without it one address trickling a chunk a
+   * Of those, how many one client address (an IPv6 address by its /64) may hold at once (OPENs
+   * and RESUMEs being answered included); more get TOO_MANY_UPLOADS (tus: 503). Without it one address trickling a chunk a
    * minute into every slot kept everyone else out. Default 32: two folder uploads of 16 files in
    * flight from behind one NAT.
    */

@@ -52,6 +52,7 @@ import {
 import type { ContentRef } from './store/types.js';
 import type { ServerMetrics } from './metrics.js';
 import { ticketOf } from './handshake.js';
+import { clientAddress } from './client-address.js';
 import type { OpenRateLimiter } from './quota.js';
 import { storageErrorFor } from './storage-errors.js';
 import { sameBytes } from './constant-time.js';
@@ -158,6 +159,12 @@ class UploadStream implements UploadOwner {
 }
 
 export class Session {
+  /** The client as the per-address bounds count it (client-address.ts). */
+  private addressKey: string | undefined;
+  private get address(): string {
+    this.addressKey ??= clientAddress(this.request.ip);
+    return this.addressKey;
+  }
   /** 1 or 2, from the negotiated subprotocol. */
   private readonly version: 1 | 2;
   private closedFlag = false;
@@ -584,7 +591,7 @@ export class Session {
       }
       this.highestStream = id;
     }
-    const stream = new UploadStream(this, id, this.request.ip);
+    const stream = new UploadStream(this, id, this.address);
     this.streams.set(id, stream);
     return stream;
   }
@@ -615,8 +622,7 @@ export class Session {
         );
     }
     const hook = this.ctx.options.authorizeUpload;
-    const address =
-      ticket?.sub !== undefined ? `subject:${ticket.sub}` : `address:${this.request.ip}`;
+    const address = ticket?.sub !== undefined ? `subject:${ticket.sub}` : `address:${this.address}`;
     if (!hook) return address;
     const verdict = await hook({ kind, token, ...extra, request: this.request });
     if (!verdict) throw new ProtocolError(Errors.UNAUTHORIZED, 'the upload token was refused');
@@ -679,7 +685,7 @@ export class Session {
   private async onOpen(stream: UploadStream, message: OpenMessage): Promise<void> {
     // The slot is decided before the first await, so racing OPENs cannot all pass; the refusal is
     // reported in SPEC.md 7.1's order: authorization, size, space, then capacity.
-    const slotRefusal = this.ctx.registry.reserveSlot(this.request.ip);
+    const slotRefusal = this.ctx.registry.reserveSlot(this.address);
     const reserved = slotRefusal === undefined;
     try {
       const client = await this.admit('open', message.token, {
@@ -718,7 +724,7 @@ export class Session {
     } catch (error) {
       this.refuseOpening(stream, error);
     } finally {
-      if (reserved) this.ctx.registry.releaseSlot(this.request.ip);
+      if (reserved) this.ctx.registry.releaseSlot(this.address);
     }
   }
 
@@ -988,7 +994,7 @@ export class Session {
   private takeOpenToken(): void {
     const multiplexed = this.granted > 1 ? this.ctx.multiplexedOpenRate : undefined;
     const bucket = multiplexed ?? this.ctx.openRate;
-    if (bucket.take(this.request.ip)) return;
+    if (bucket.take(this.address)) return;
     const rate =
       multiplexed !== undefined
         ? this.ctx.options.multiplexedOpensPerSecond
@@ -1004,7 +1010,7 @@ export class Session {
     // Taking over an upload that has a connection needs no new slot; otherwise reserve one now,
     // before the first await, as OPEN does.
     const takeover = this.ctx.registry.peek(id)?.owner !== undefined;
-    const slotRefusal = takeover ? undefined : this.ctx.registry.reserveSlot(this.request.ip);
+    const slotRefusal = takeover ? undefined : this.ctx.registry.reserveSlot(this.address);
     const reserved = !takeover && slotRefusal === undefined;
     try {
       if (slotRefusal !== undefined) throw new ProtocolError(Errors.TOO_MANY_UPLOADS, slotRefusal);
@@ -1020,7 +1026,7 @@ export class Session {
         // With every slot taken (in all, or this address's maxUploadsPerAddress), an unknown id
         // gets TOO_MANY_UPLOADS before its secret is looked at; a wrong secret for a connected
         // upload (a takeover takes no slot) must get the same answer (no existence oracle, 7.2).
-        const refusal = takeover ? this.ctx.registry.slotRefusal(this.request.ip) : undefined;
+        const refusal = takeover ? this.ctx.registry.slotRefusal(this.address) : undefined;
         if (
           refusal !== undefined &&
           error instanceof ProtocolError &&
@@ -1035,7 +1041,7 @@ export class Session {
     } catch (error) {
       this.refuseOpening(stream, error);
     } finally {
-      if (reserved) this.ctx.registry.releaseSlot(this.request.ip);
+      if (reserved) this.ctx.registry.releaseSlot(this.address);
     }
   }
 

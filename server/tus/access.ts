@@ -17,6 +17,7 @@ import { originAllowed, requestToken, tokenMatches } from '../handshake.js';
 import { HttpErrors, type HttpErrorDefinition } from '../http-errors.js';
 import type { ResolvedOptions } from '../options.js';
 import { verifyUploadTicket, type UploadTicketClaims } from '../tickets.js';
+import { clientAddress } from '../client-address.js';
 
 export interface TusAccess {
   /** The ticket the request came with; undefined for the server token or an open server. */
@@ -73,7 +74,8 @@ export async function admitCreation(
     if (ticket.type !== undefined && wanted.contentType !== ticket.type)
       throw new ProtocolError(Errors.UNAUTHORIZED, 'the upload ticket is for another content type');
   }
-  const address = ticket?.sub !== undefined ? `subject:${ticket.sub}` : `address:${request.ip}`;
+  const address =
+    ticket?.sub !== undefined ? `subject:${ticket.sub}` : `address:${clientAddress(request.ip)}`;
   const hook = options.authorizeUpload;
   if (!hook) return address;
   const verdict = await hook({

@@ -37,6 +37,7 @@ import {
 import { HttpErrors, sendHttpError, type HttpErrorDefinition } from '../http-errors.js';
 import type { ServerMetrics } from '../metrics.js';
 import type { ResolvedOptions } from '../options.js';
+import { clientAddress } from '../client-address.js';
 import type { OpenRateLimiter } from '../quota.js';
 import type { UploadInfo, UploadStore } from '../store/types.js';
 import type { OpenUpload, UploadOwner } from '../upload.js';
@@ -389,7 +390,7 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
     preset?: PendingUpload,
   ): Promise<{ upload: OpenUpload; secret: Uint8Array }> {
     await registry.checkSizeAndSpace(fileSize);
-    if (!preset && !ctx.openRate.take(request.ip)) {
+    if (!preset && !ctx.openRate.take(clientAddress(request.ip))) {
       throw new ProtocolError(
         Errors.TOO_MANY_UPLOADS,
         `more than ${options.opensPerSecond} new uploads per second from this address; retry shortly`,
@@ -483,7 +484,7 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
             HttpErrors.TUS_BAD_HEADER,
             'a creation with a deferred length takes no body; send it with the first PATCH, and Upload-Length with it',
           );
-        if (!ctx.openRate.take(request.ip))
+        if (!ctx.openRate.take(clientAddress(request.ip)))
           throw new ProtocolError(
             Errors.TOO_MANY_UPLOADS,
             'too many new uploads from this address; retry shortly',
@@ -497,7 +498,7 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
           .header('Upload-Expires', new Date(record.createdAt + pending.ttl).toUTCString())
           .send();
       }
-      const owner = new RequestOwner(request.raw, request.ip);
+      const owner = new RequestOwner(request.raw, clientAddress(request.ip));
       const { upload, secret } = await createUpload(request, client, fileSize, metadata, owner);
       let offset = 0;
       try {
@@ -587,7 +588,7 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
       const length = parseSize('Upload-Length', request.headers['upload-length']);
       const contentLength = parseSize('Content-Length', request.headers['content-length']);
       const checksum = checksumOf(request);
-      const owner = new RequestOwner(request.raw, request.ip);
+      const owner = new RequestOwner(request.raw, clientAddress(request.ip));
       let upload: OpenUpload;
       // Two first PATCHes at once would both create the upload from the one record (the second
       // creation fails after reserving its quota a second time, which nothing then releases): one
@@ -664,7 +665,7 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
       let upload = registry.peek(id);
       let owner: HeadReader | undefined;
       if (!upload) {
-        owner = new HeadReader(request.ip);
+        owner = new HeadReader(clientAddress(request.ip));
         const claimed = await registry.claim(id, owner);
         if (claimed === undefined) throw new TusRefusal(HttpErrors.NOT_FOUND);
         if (claimed === 'locked') {

@@ -156,7 +156,17 @@ describe('behind a reverse proxy (trustProxy)', () => {
       expect(b.answer.type).toBe('accept');
       const again = await openFrom(trusting, '10.0.0.1');
       expect(again.answer).toMatchObject({ type: 'error', code: Errors.TOO_MANY_UPLOADS.code });
-      for (const c of [a, b, again]) c.client.close();
+      // IPv6 counts by /64: another address of the same /64 is the same client, another /64 not.
+      const v6 = await openFrom(trusting, '2001:db8::1');
+      expect(v6.answer.type).toBe('accept');
+      const sameNet = await openFrom(trusting, '2001:db8::beef');
+      expect(sameNet.answer).toMatchObject({
+        type: 'error',
+        code: Errors.TOO_MANY_UPLOADS.code,
+      });
+      const otherNet = await openFrom(trusting, '2001:db8:0:1::1');
+      expect(otherNet.answer.type).toBe('accept');
+      for (const c of [a, b, again, v6, sameNet, otherNet]) c.client.close();
     } finally {
       await trusting.close();
     }
