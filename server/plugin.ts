@@ -112,6 +112,18 @@ const plugin: FastifyPluginAsync<BigUploaderPluginOptions> = async (
   const sessions = new Set<Session>();
   /** Upgrade requests that passed the handshake checks and have no session yet. */
   const upgrading = new Set<IncomingMessage>();
+  // Behind a proxy that is not trusted, every client has the proxy's address and shares the
+  // per-address bounds with all the others: said once, when a forwarded request first shows it.
+  let untrustedProxyNoted = false;
+  fastify.addHook('onRequest', async (request) => {
+    if (untrustedProxyNoted || request.headers['x-forwarded-for'] === undefined) return;
+    if (request.ip !== request.socket.remoteAddress) return;
+    untrustedProxyNoted = true;
+    fastify.log.warn(
+      { from: request.ip },
+      'a request carries X-Forwarded-For from an address not trusted as a proxy: if a proxy is in front, set trustProxy (serve --trust-proxy), or every client counts as its address for the per-address bounds',
+    );
+  });
   const sweeper = new Sweeper(
     store,
     registry,

@@ -1013,7 +1013,12 @@ export class Session {
     const slotRefusal = takeover ? undefined : this.ctx.registry.reserveSlot(this.address);
     const reserved = !takeover && slotRefusal === undefined;
     try {
-      if (slotRefusal !== undefined) throw new ProtocolError(Errors.TOO_MANY_UPLOADS, slotRefusal);
+      if (slotRefusal !== undefined) {
+        // A takeover's probe takes a token before its answer: so does this one, so the two give
+        // the same answers in the same order once the bucket runs dry (no existence oracle, 7.2).
+        this.takeOpenToken();
+        throw new ProtocolError(Errors.TOO_MANY_UPLOADS, slotRefusal);
+      }
       await this.admit('resume', message.token, { uploadId: id });
       // A RESUME loads the upload (its metadata and journal read, its files opened) as an OPEN
       // creates one: it takes from the same per-address bucket, so a client cannot loop RESUME

@@ -267,6 +267,9 @@ export async function writePatch(input: PatchInput): Promise<PatchOutcome> {
         onDisk,
         input.durable,
       );
+      // Removed or completed meanwhile (its record's removal may have run before this write):
+      // the record goes with it, as UploadRegistry.onGone would have taken it.
+      if (!input.owned()) await input.progress.forget(upload.id);
     } catch (error) {
       if (error instanceof PartialWritesExceeded)
         return { kind: 'partial-writes-exceeded', message: error.message };

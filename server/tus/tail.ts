@@ -128,6 +128,8 @@ export class TailStore {
       await handle.close();
     }
     await rename(temp, this.path(id));
+    // A removal that ran meanwhile dropped the id: the file it could not see is listed again.
+    this.present.add(id);
     if (sync) await fsyncDir(this.dir);
   }
 

@@ -4,7 +4,10 @@
  * in all, within `idleTimeout` and `minThroughput`), held every upload slot for as long as they
  * liked; every other client got TOO_MANY_UPLOADS. Another address is another loopback address here.
  */
+import { Writable } from 'node:stream';
+import Fastify from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { bigUploader } from '../../server/index.js';
 import { Errors } from '../../protocol/index.js';
 import { RawClient } from '../helpers/protocol-client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -216,5 +219,33 @@ describe('RESUMEs per client address (opensPerSecond)', () => {
       `error ${Errors.TOO_MANY_UPLOADS.code}`,
       `error ${Errors.TOO_MANY_UPLOADS.code}`,
     ]);
+  });
+});
+
+describe('a forwarded request from an untrusted address', () => {
+  it('is noted once in the log (a proxy in front without trustProxy makes every client one address)', async () => {
+    let logged = '';
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        logged += chunk.toString();
+        done();
+      },
+    });
+    const app = Fastify({ logger: { level: 'warn', stream: sink } });
+    const dir = await makeTempDir();
+    await app.register(bigUploader, { dir: dir.path });
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      await fetch(`${url}/uploads/${'0'.repeat(32)}`);
+      expect(logged).not.toContain('X-Forwarded-For');
+      for (let i = 0; i < 3; i++)
+        await fetch(`${url}/uploads/${'0'.repeat(32)}`, {
+          headers: { 'X-Forwarded-For': '198.51.100.7' },
+        });
+    } finally {
+      await app.close();
+      await dir.cleanup();
+    }
+    expect(logged.split('X-Forwarded-For').length - 1).toBe(1);
   });
 });
