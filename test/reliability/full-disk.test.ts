@@ -97,6 +97,26 @@ async function resumeAndFinish(
   expect((await readFile(join(server.dir, 'files', id, name))).equals(data)).toBe(true);
 }
 
+/**
+ * OPEN an upload of `fileSize`, allocate every block of its data file (what fallocate leaves: zeros
+ * written over it), fill the disk, then send every chunk: the upload, its data and what came back.
+ */
+async function sendOnFullDiskAllocated(server: TinyFsServer, fileSize: number, name: string) {
+  const data = randomBytes(fileSize);
+  const log = new AckLog(CHUNK, fileSize);
+  const first = await openOrResume(server.wsUrl, undefined, { fileSize, chunkSize: CHUNK, name });
+  const id = bytesToHex(first.accept.uploadId);
+  const part = await open(join(server.dir, 'uploads', `${id}.part`), 'r+');
+  await part.write(Buffer.alloc(fileSize), 0, fileSize, 0);
+  await part.close();
+  await fillDisk(join(server.dir, 'filler'));
+  const all = [...Array(fileSize / CHUNK).keys()];
+  const r = await pump(first.client, first.accept, data, all, log, {
+    wireStart: first.wireStart,
+  });
+  return { first, data, log, all, r };
+}
+
 describe.skipIf(!tinyFsAvailable())('full disk (tmpfs)', () => {
   it("the data file's blocks allocated, then the disk filled: every chunk is still acked and kept (the journal's slots fit its pages)", async () => {
     const server = await startTinyFsServer(
@@ -105,24 +125,7 @@ describe.skipIf(!tinyFsAvailable())('full disk (tmpfs)', () => {
       { preallocate: false },
     );
     try {
-      const FILE = 10 * MiB;
-      const data = randomBytes(FILE);
-      const log = new AckLog(CHUNK, FILE);
-      const first = await openOrResume(server.wsUrl, undefined, {
-        fileSize: FILE,
-        chunkSize: CHUNK,
-        name: 'a.bin',
-      });
-      const id = bytesToHex(first.accept.uploadId);
-      // What fallocate leaves: every block of the data file allocated (zeros written over it).
-      const part = await open(join(server.dir, 'uploads', `${id}.part`), 'r+');
-      await part.write(Buffer.alloc(FILE), 0, FILE, 0);
-      await part.close();
-      await fillDisk(join(server.dir, 'filler'));
-      const all = [...Array(FILE / CHUNK).keys()];
-      const r = await pump(first.client, first.accept, data, all, log, {
-        wireStart: first.wireStart,
-      });
+      const { first, data, log, all, r } = await sendOnFullDiskAllocated(server, 10 * MiB, 'a.bin');
       // Before the fix: 126 acked, then STORAGE_FULL from the journal, and RESUME reported 0.
       expect(r.errors).toEqual([]);
       expect(log.chunks).toHaveLength(all.length);
@@ -155,22 +158,7 @@ describe.skipIf(!tinyFsAvailable())('full disk (tmpfs)', () => {
     );
     try {
       const FILE = 24 * MiB;
-      const data = randomBytes(FILE);
-      const log = new AckLog(CHUNK, FILE);
-      const first = await openOrResume(server.wsUrl, undefined, {
-        fileSize: FILE,
-        chunkSize: CHUNK,
-        name: 'g.bin',
-      });
-      const id = bytesToHex(first.accept.uploadId);
-      const part = await open(join(server.dir, 'uploads', `${id}.part`), 'r+');
-      await part.write(Buffer.alloc(FILE), 0, FILE, 0);
-      await part.close();
-      await fillDisk(join(server.dir, 'filler'));
-      const all = [...Array(FILE / CHUNK).keys()];
-      const r = await pump(first.client, first.accept, data, all, log, {
-        wireStart: first.wireStart,
-      });
+      const { first, data, log, all, r } = await sendOnFullDiskAllocated(server, FILE, 'g.bin');
       first.client.close();
       expect(log.chunks.length).toBeGreaterThan(0);
       if (log.chunks.length < all.length)

@@ -57,8 +57,8 @@ describe('tus PATCH inside a chunk: what it reads back (disk store)', () => {
   let store: ReadCountingStore;
   const PARTIAL_WRITES = 8;
 
-  beforeEach(async () => {
-    tmp = await makeTempDir();
+  /** A server over a fresh counting store on `tmp`. */
+  async function start(): Promise<void> {
     store = new ReadCountingStore({ dir: tmp.path });
     server = await startServer({
       store,
@@ -66,6 +66,11 @@ describe('tus PATCH inside a chunk: what it reads back (disk store)', () => {
       maxUploadSize: 64 * MiB,
       tusPartialWritesPerChunk: PARTIAL_WRITES,
     });
+  }
+
+  beforeEach(async () => {
+    tmp = await makeTempDir();
+    await start();
   });
   afterEach(async () => {
     await server.close();
@@ -148,13 +153,7 @@ describe('tus PATCH inside a chunk: what it reads back (disk store)', () => {
     for (let i = 0; i < PARTIAL_WRITES; i++)
       expect((await patch(path, data, i, i + 1)).status).toBe(204);
     await server.close();
-    store = new ReadCountingStore({ dir: tmp.path });
-    server = await startServer({
-      store,
-      defaultChunkSize: MiB,
-      maxUploadSize: 64 * MiB,
-      tusPartialWritesPerChunk: PARTIAL_WRITES,
-    });
+    await start();
     const refused = await patch(path, data, PARTIAL_WRITES, PARTIAL_WRITES + 1);
     expect(refused.status).toBe(400);
     expect(await refused.text()).toContain('TUS_PATCH_TOO_SMALL');
