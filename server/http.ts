@@ -42,15 +42,16 @@ export interface HttpContext {
 
 export function registerHttpRoutes(fastify: FastifyInstance, ctx: HttpContext): void {
   /**
-   * The stored state, or undefined. Unreadable metadata counts as unknown here: there is no
+   * What `read` finds, or undefined. Unreadable metadata counts as unknown here: there is no
    * secret hash to authorize against and no size to report (SPEC.md 12).
    */
-  async function readState(
+  async function readOrUnknown<T>(
     id: string,
     log: FastifyRequest['log'],
-  ): Promise<StoredUpload | undefined> {
+    read: () => Promise<T | undefined>,
+  ): Promise<T | undefined> {
     try {
-      return await ctx.store.readState(id);
+      return await read();
     } catch (error) {
       // Anything else unreadable is unknown too: an unauthenticated caller must not learn an
       // errno or a path from it. The operator finds it in the log.
@@ -60,20 +61,14 @@ export function registerHttpRoutes(fastify: FastifyInstance, ctx: HttpContext): 
     }
   }
 
-  /**
-   * The upload's info for checking a secret (no chunk records: a wrong secret costs one small
-   * read), undefined when unknown or unreadable, as readState.
-   */
-  async function readInfo(id: string, log: FastifyRequest['log']): Promise<UploadInfo | undefined> {
-    if (!ctx.store.readInfo) return (await readState(id, log))?.info;
-    try {
-      return await ctx.store.readInfo(id);
-    } catch (error) {
-      if (!isDamage(error))
-        log.error({ err: error, upload: id }, 'cannot read an upload record; answered 404');
-      return undefined;
-    }
-  }
+  const readState = (id: string, log: FastifyRequest['log']): Promise<StoredUpload | undefined> =>
+    readOrUnknown(id, log, () => ctx.store.readState(id));
+
+  /** The info for checking a secret: no chunk records, so a wrong secret costs one small read. */
+  const readInfo = (id: string, log: FastifyRequest['log']): Promise<UploadInfo | undefined> =>
+    readOrUnknown(id, log, async () =>
+      ctx.store.readInfo ? ctx.store.readInfo(id) : (await ctx.store.readState(id))?.info,
+    );
 
   /** The id if the request may see this upload, else undefined (the caller answers 404). */
   async function authorize(
