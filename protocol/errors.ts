@@ -166,7 +166,7 @@ export const Errors = {
     true,
     true,
     CloseCode.NORMAL,
-    'The server or this token has reached its limit of concurrent uploads.',
+    'The server, this token or this client address has reached its limit of concurrent, unfinished or new uploads per second.',
     'Retry after a delay.',
   ),
   TAKEN_OVER: def(
