@@ -51,12 +51,20 @@ export function sanitizeName(name: string): string {
 
 /** Deepest folder structure kept from a client's relative path; deeper parts are joined into the name. */
 export const MAX_PATH_DEPTH = 32;
+/**
+ * Most bytes of folder names (with their separators) kept from a client's relative path; the
+ * folders past it are joined into the name. 32 folders of 200-byte names made a path longer than
+ * Linux's 4,096 (found by an attack helper: every COMPLETE then failed with a retryable error);
+ * this leaves the data directory's own path about 2.8 KB.
+ */
+export const MAX_FOLDER_PATH_BYTES = 1024;
 
 /**
  * The place of a completed file inside its upload's folder: the client's relative path (upload
  * metadata `relativePath`, e.g. `photos/2024/a.jpg` from a folder upload) with every component
  * made safe by `sanitizeName`, `.` and `..` and empty components dropped, at most
- * MAX_PATH_DEPTH folders deep. Without a usable relative path, the sanitized name alone.
+ * MAX_PATH_DEPTH folders deep and MAX_FOLDER_PATH_BYTES of folder names. Without a usable
+ * relative path, the sanitized name alone.
  */
 export function safeRelativePath(name: string, relativePath: string | undefined): string[] {
   const parts = (relativePath ?? '')
@@ -67,9 +75,13 @@ export function safeRelativePath(name: string, relativePath: string | undefined)
   if (parts.length === 0) return [sanitizeName(name)];
   const folders = parts.slice(0, -1);
   const file = parts[parts.length - 1];
-  if (folders.length > MAX_PATH_DEPTH) {
-    const kept = folders.slice(0, MAX_PATH_DEPTH);
-    return [...kept, sanitizeName(`${folders.slice(MAX_PATH_DEPTH).join('_')}_${file}`)];
+  const encoder = new TextEncoder();
+  let keep = 0;
+  for (let bytes = 0; keep < Math.min(folders.length, MAX_PATH_DEPTH); keep++) {
+    bytes += encoder.encode(folders[keep]).byteLength + 1;
+    if (bytes > MAX_FOLDER_PATH_BYTES) break;
   }
+  if (keep < folders.length)
+    return [...folders.slice(0, keep), sanitizeName(`${folders.slice(keep).join('_')}_${file}`)];
   return [...folders, file];
 }

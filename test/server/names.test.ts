@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DiskStore, sanitizeName, type UploadInfo } from '../../server/index.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 import { storedMeta } from '../helpers/stored.js';
+import { MAX_FOLDER_PATH_BYTES, safeRelativePath } from '../../server/store/names.js';
 
 describe('sanitizeName', () => {
   it('removes bidi overrides and other invisible format characters, so the extension shown is the real one', () => {
@@ -107,5 +108,24 @@ describe('originalName in the metadata', () => {
     await restarted.init();
     expect((await restarted.readState(id))?.info.originalName).toBe(sent);
     expect((await storedMeta(tmp.path, id)).info.originalName).toBe(sent);
+  });
+});
+
+describe('safeRelativePath: bounded folders', () => {
+  it(`keeps at most MAX_FOLDER_PATH_BYTES (${MAX_FOLDER_PATH_BYTES}) of folder names: the rest joins the name, so no stored path passes PATH_MAX`, () => {
+    const long = 'd'.repeat(200);
+    const parts = safeRelativePath('f.bin', `${Array(20).fill(long).join('/')}/f.bin`);
+    const folders = parts.slice(0, -1);
+    expect(folders.length).toBe(5); // 5 x 201 bytes fit in 1,024, a sixth does not
+    expect(folders.reduce((n, f) => n + f.length + 1, 0)).toBeLessThanOrEqual(
+      MAX_FOLDER_PATH_BYTES,
+    );
+    const name = parts[parts.length - 1] ?? '';
+    expect(new TextEncoder().encode(name).byteLength).toBeLessThanOrEqual(200);
+    expect(name.startsWith('ddd')).toBe(true);
+    // The same input gives the same place (a retried COMPLETE lands where the first one would).
+    expect(safeRelativePath('f.bin', `${Array(20).fill(long).join('/')}/f.bin`)).toEqual(parts);
+    // Short folders are untouched up to MAX_PATH_DEPTH.
+    expect(safeRelativePath('x', 'a/b/c/x')).toEqual(['a', 'b', 'c', 'x']);
   });
 });
