@@ -10,22 +10,18 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { bigUploader } from '../../server/index.js';
 import { Errors } from '../../protocol/index.js';
 import { RawClient } from '../helpers/protocol-client.js';
+import { serverPerTest } from '../helpers/server-per-test.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 
 const CHUNK = 64 * 1024;
 
 describe('upload slots per client address', () => {
-  let tmp: TempDir;
+  const perTest = serverPerTest('bigup-slots-');
   let server: TestServer;
 
   beforeEach(async () => {
-    tmp = await makeTempDir();
-    server = await startServer({ dir: tmp.path, maxUploads: 8, maxUploadsPerAddress: 3 });
-  });
-  afterEach(async () => {
-    await server.close();
-    await tmp.cleanup();
+    server = await perTest.server({ maxUploads: 8, maxUploadsPerAddress: 3 });
   });
 
   async function opened(localAddress: string, name: string) {
@@ -93,15 +89,10 @@ describe('upload slots per client address', () => {
 });
 
 describe('no existence oracle at the per-address bound (SPEC.md 7.2)', () => {
-  let tmp: TempDir;
+  const perTest = serverPerTest('bigup-slots-');
   let server: TestServer;
   beforeEach(async () => {
-    tmp = await makeTempDir();
-    server = await startServer({ dir: tmp.path, maxUploads: 8, maxUploadsPerAddress: 2 });
-  });
-  afterEach(async () => {
-    await server.close();
-    await tmp.cleanup();
+    server = await perTest.server({ maxUploads: 8, maxUploadsPerAddress: 2 });
   });
 
   it('an address at its bound gets TOO_MANY_UPLOADS for an unknown id and for a connected upload with a wrong secret alike', async () => {
@@ -187,15 +178,10 @@ describe('behind a reverse proxy (trustProxy)', () => {
 });
 
 describe('RESUMEs per client address (opensPerSecond)', () => {
-  let tmp: TempDir;
+  const perTest = serverPerTest('bigup-slots-');
   let server: TestServer;
   beforeEach(async () => {
-    tmp = await makeTempDir();
-    server = await startServer({ dir: tmp.path, opensPerSecond: 1, openBurst: 3 });
-  });
-  afterEach(async () => {
-    await server.close();
-    await tmp.cleanup();
+    server = await perTest.server({ opensPerSecond: 1, openBurst: 3 });
   });
 
   it('a client looping RESUME and close on its own upload takes from the OPEN bucket: past the burst, TOO_MANY_UPLOADS', async () => {
