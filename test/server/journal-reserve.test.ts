@@ -5,12 +5,13 @@
  * writes. Now a new journal reserves its first FIRST_CHUNK_SLOTS chunks and grows as chunks
  * arrive (journal.ts, "Reserved space").
  */
-import { stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { bytesToHex } from '../../protocol/index.js';
 import { FIRST_CHUNK_SLOTS, RECORD_BYTES, journalSlotsFor } from '../../server/store/journal.js';
-import { RawClient } from '../helpers/protocol-client.js';
+import { RawClient, chunksOf, sendChunks } from '../helpers/protocol-client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
 
@@ -33,6 +34,21 @@ describe('journal bytes an OPEN writes', () => {
   });
 
   it(`OPEN of 60 GiB at 64 KiB chunks + TERMINATE, 20 times: each journal is ${FIRST_JOURNAL_BYTES} bytes, not 30 MB`, async () => {
+    // A well-behaved client uploads meanwhile, and its file arrives whole.
+    const bystander = (async () => {
+      const data = randomBytes(8 * CHUNK + 5);
+      const other = await RawClient.connect(server.wsUrl);
+      other.open({ fileSize: data.byteLength, chunkSize: CHUNK, name: 'bystander.bin' });
+      const accept = await other.expect('accept');
+      const { errors } = await sendChunks(other, accept, data, chunksOf(data.byteLength, CHUNK));
+      other.complete();
+      await other.expect('result');
+      other.close();
+      const stored = await readFile(
+        join(tmp.path, 'files', bytesToHex(accept.uploadId), 'bystander.bin'),
+      );
+      return { errors, identical: stored.equals(data) };
+    })();
     const client = await RawClient.connect(server.wsUrl);
     for (let i = 0; i < 20; i++) {
       client.open({ fileSize: 60 * GiB, chunkSize: CHUNK, name: `big-${i}.bin` });
@@ -44,6 +60,7 @@ describe('journal bytes an OPEN writes', () => {
       await client.expect('terminated');
     }
     client.close();
+    expect(await bystander).toEqual({ errors: [], identical: true });
   });
 
   it('the journal grows with the chunks stored: 32 bytes per chunk of 64 KiB, at most doubling', async () => {
