@@ -371,6 +371,14 @@ function refuse(
   return sendAnswer(reply, errorAnswer(new ProtocolError(definition, message)));
 }
 
+function refuseWhileControlPending(reply: FastifyReply): Promise<FastifyReply> {
+  return refuse(
+    reply,
+    Errors.UNEXPECTED_MESSAGE,
+    'a COMPLETE or TERMINATE of this lease is pending; no chunk is taken until it is answered',
+  );
+}
+
 /**
  * The binding's routes and leases. `register` adds the routes to the plugin's scope (after its
  * Host check); `tick` and `shutdown` are driven by the plugin like its WebSocket sessions.
@@ -574,6 +582,10 @@ export class HttpBinding {
     const offset = INDEX_TEXT.test(indexText) ? Number(indexText) * lease.chunkSize : Number.NaN;
     if (!Number.isSafeInteger(offset) || offset >= lease.fileSize)
       return refuse(reply, Errors.OUT_OF_RANGE, 'no chunk of this upload has that index');
+    // SPEC.md 3.6.3 rule 9: while a COMPLETE or TERMINATE is answered, a chunk is refused and the
+    // lease goes on (handed to the session, a DATA after COMPLETE would end it, and the COMPLETE
+    // of a file that completes would be answered with that error).
+    if (lease.controlPending) return refuseWhileControlPending(reply);
     const length = contentLength(request);
     if (length === undefined)
       return refuse(reply.code(411), Errors.MALFORMED, 'Content-Length is required');
@@ -619,6 +631,7 @@ export class HttpBinding {
     });
     if (outcome !== 'ok') return this.bodyFailed(request, reply, outcome);
     if (lease.ended) return sendAnswer(reply, errorAnswer(this.endedLeases.get(lease.id) ?? error));
+    if (lease.controlPending) return refuseWhileControlPending(reply);
     // The session's answers name a chunk by its offset: with two PUTs of one chunk pending, one's
     // refusal or ACK could be answered to the other (SPEC.md 3.6.3, rule 8).
     if (lease.hasChunkPending(offset))

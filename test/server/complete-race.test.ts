@@ -13,6 +13,7 @@ import {
   Errors,
   bytesToHex,
   decodeServerMessage,
+  encodeComplete,
   encodeOpen,
   hashToHex,
   loadHasher,
@@ -238,6 +239,61 @@ describe('races around a completion', () => {
     // Chunk 0 holds the first PUT's bytes.
     const part = await readFile(join(dir, 'uploads', `${id}.part`));
     expect(part.subarray(0, CHUNK).equals(a)).toBe(true);
+  });
+
+  it("refuses a PUT while the lease's COMPLETE is pending (409 UNEXPECTED_MESSAGE), and the COMPLETE still gets its RESULT", async () => {
+    const { server, held, completed } = await serveWithFinishHeld();
+    const hasher = await loadHasher();
+    const data = randomBytes(2 * CHUNK);
+    const opened = await fetch(`${server.url}/upload`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: new Uint8Array(
+        encodeOpen({
+          fileSize: data.byteLength,
+          chunkSize: CHUNK,
+          name: 'c.bin',
+          contentType: '',
+          token: '',
+          metadata: {},
+        }),
+      ),
+    });
+    expect(opened.status).toBe(200);
+    const lease = opened.headers.get('bigup-lease') ?? '';
+    const accept = decodeServerMessage(new Uint8Array(await opened.arrayBuffer())) as AcceptMessage;
+    const id = bytesToHex(accept.uploadId);
+    const put = async (index: number): Promise<{ status: number; message: ServerMessage }> => {
+      const bytes = data.subarray(index * CHUNK, (index + 1) * CHUNK);
+      const response = await fetch(`${server.url}/upload/${id}/chunks/${index}`, {
+        method: 'PUT',
+        headers: {
+          'content-type': 'application/octet-stream',
+          'bigup-lease': lease,
+          'bigup-hash': hashToHex(hasher.h64(bytes)),
+        },
+        body: new Uint8Array(bytes),
+      });
+      return {
+        status: response.status,
+        message: decodeServerMessage(new Uint8Array(await response.arrayBuffer())),
+      };
+    };
+    for (const index of [0, 1]) expect((await put(index)).status).toBe(200);
+    const completing = fetch(`${server.url}/upload/${id}/complete`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream', 'bigup-lease': lease },
+      body: new Uint8Array(encodeComplete(digestOf(hasher, data, CHUNK))),
+    });
+    await held.arrived;
+    const late = await put(1);
+    expect(late.status).toBe(409);
+    expect(late.message.type === 'error' && late.message.code).toBe(Errors.UNEXPECTED_MESSAGE.code);
+    held.open();
+    const result = await completing;
+    expect(result.status).toBe(200);
+    expect(decodeServerMessage(new Uint8Array(await result.arrayBuffer())).type).toBe('result');
+    expect(completed.map((upload) => upload.id)).toEqual([id]);
   });
 });
 
