@@ -24,7 +24,8 @@
  *     read), `fetchBytes` (the bytes read as the body: one read of each byte), `fetchBlob`
  *     (`new Blob([bytes read])`), `fetchStream` (a ReadableStream of the bytes read, `duplex:
  *     'half'`: Chromium 156 streams request bodies only over HTTP/2 or QUIC; to the HTTP/1.1 sink
- *     it fails with net::ERR_ALPN_NEGOTIATION_FAILED, "Failed to fetch" in the page).
+ *     it fails with net::ERR_ALPN_NEGOTIATION_FAILED, "Failed to fetch" in the page), `xhr` (the
+ *     Blob slice through XMLHttpRequest, as tus-js-client sends) and `xhrBytes` (the bytes read).
  * Engines: `chromium` and `firefox` are the browser scenario's drivers; `chromium-bare` is
  * Chromium over its DevTools pipe with no Network domain and no Worker attached (as a user's
  * browser runs). Under Playwright (which enables the Network domain in every page and Worker) a
@@ -78,9 +79,13 @@ const FETCH_MODES = [
   'page-fetch',
   'page-byob+fetchBytes',
   'page-ab+fetchBytes',
+  'worker-xhr',
+  'worker-byob+xhr',
+  'worker-byob+xhrBytes',
+  'page-xhr',
 ];
 const ALL_MODES: string[] = [...PAGE_MODES, ...WORKER_MODES, ...FETCH_MODES];
-const isFetchMode = (mode: string): boolean => /fetch/i.test(mode);
+const isFetchMode = (mode: string): boolean => /fetch|xhr/i.test(mode);
 
 const { values } = parseArgs({
   options: {
@@ -266,7 +271,18 @@ async function runFetch(file, mode, sinkUrl) {
           if (read && bytes.byteLength !== end - at) throw new Error('short read at ' + at);
           let body;
           const init = { method: 'PUT' };
-          if (send === 'fetch') body = slice;
+          if (send === 'xhr' || send === 'xhrBytes') {
+            if (send === 'xhrBytes' && !bytes) throw new Error(send + ' sends bytes read: name a read');
+            // tus-js-client's way in a browser: XMLHttpRequest, not fetch.
+            response = await new Promise((resolve, reject) => {
+              const xhr = new XMLHttpRequest();
+              xhr.open('PUT', target);
+              xhr.onload = () =>
+                resolve({ ok: xhr.status >= 200 && xhr.status < 300, status: xhr.status, arrayBuffer: async () => undefined });
+              xhr.onerror = () => reject(new Error('XHR PUT at ' + at + ' failed'));
+              xhr.send(send === 'xhr' ? slice : bytes);
+            });
+          } else if (send === 'fetch') body = slice;
           else if (!bytes) throw new Error(send + ' sends bytes read: name a read');
           else if (send === 'fetchBytes') body = bytes;
           else if (send === 'fetchBlob') body = new Blob([bytes]);
@@ -281,8 +297,10 @@ async function runFetch(file, mode, sinkUrl) {
             });
             init.duplex = 'half';
           } else throw new Error('unknown send ' + send);
-          init.body = body;
-          response = await fetch(target, init);
+          if (!response) {
+            init.body = body;
+            response = await fetch(target, init);
+          }
         }
         if (!response.ok) throw new Error('PUT at ' + at + ': HTTP ' + response.status);
         await response.arrayBuffer();
@@ -293,7 +311,7 @@ async function runFetch(file, mode, sinkUrl) {
 }
 
 async function runMode(file, mode, url, sinkUrl) {
-  return /fetch/i.test(mode) ? runFetch(file, mode, sinkUrl) : run(file, mode, url);
+  return /fetch|xhr/i.test(mode) ? runFetch(file, mode, sinkUrl) : run(file, mode, url);
 }
 
 // In a Worker only: the page evaluates this text for its own fetch modes and calls runFetch.
