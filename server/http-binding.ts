@@ -164,6 +164,13 @@ class Lease {
     this.session = new Session(this as unknown as WebSocket, request, ctx);
   }
 
+  /**
+   * Stops for the chunk bodies being received: a lease that ends stops reading them at once, so a
+   * body cannot outlive its lease and the bound its window and request count put on memory (a
+   * client that released or lost its lease and took a new one could otherwise stack up bodies of
+   * ended leases, each read until httpBodyTimeout).
+   */
+  readonly bodyStops = new Set<() => void>();
   /** Chunk bodies being received for this lease (not yet handed to the session). */
   receiving = 0;
   /** Their bytes. */
@@ -299,6 +306,7 @@ class Lease {
   private end(): void {
     if (this.readyState !== 1) return;
     this.readyState = 3;
+    for (const stop of [...this.bodyStops]) stop();
     const error =
       this.endedWith ??
       new ProtocolError(Errors.IDLE_TIMEOUT, 'the lease ended; resume the upload');
@@ -308,20 +316,28 @@ class Lease {
   }
 }
 
-/** A request body read into `target` from `at`, exactly `length` bytes, within `timeoutMs`. */
+type BodyOutcome = 'ok' | 'too-slow' | 'aborted' | 'wrong-length' | 'stopped';
+
+/**
+ * A request body read into `target` from `at`, exactly `length` bytes, within `timeoutMs`; while
+ * it is read, `stops` holds a function that ends the read ('stopped').
+ */
 function readBody(
   raw: IncomingMessage,
   target: Buffer,
   at: number,
   length: number,
   timeoutMs: number,
-): Promise<'ok' | 'too-slow' | 'aborted' | 'wrong-length'> {
+  stops?: Set<() => void>,
+): Promise<BodyOutcome> {
   return new Promise((resolve) => {
     let filled = 0;
     let settled = false;
-    const settle = (outcome: 'ok' | 'too-slow' | 'aborted' | 'wrong-length'): void => {
+    const stop = (): void => settle('stopped');
+    const settle = (outcome: BodyOutcome): void => {
       if (settled) return;
       settled = true;
+      stops?.delete(stop);
       clearTimeout(timer);
       raw.off('data', onData);
       raw.off('end', onEnd);
@@ -340,6 +356,7 @@ function readBody(
     const onEnd = (): void => settle(filled === length ? 'ok' : 'wrong-length');
     const onAbort = (): void => settle('aborted');
     const timer = setTimeout(() => settle('too-slow'), timeoutMs);
+    stops?.add(stop);
     raw.on('data', onData);
     raw.once('end', onEnd);
     raw.once('error', onAbort);
@@ -503,11 +520,13 @@ export class HttpBinding {
   private async bodyFailed(
     request: FastifyRequest,
     reply: FastifyReply,
-    outcome: 'too-slow' | 'aborted' | 'wrong-length',
+    outcome: Exclude<BodyOutcome, 'ok'>,
+    ended?: ProtocolError,
   ): Promise<void> {
     if (outcome === 'aborted') return;
     reply.header('connection', 'close');
-    if (outcome === 'too-slow')
+    if (outcome === 'stopped' && ended) await sendAnswer(reply, errorAnswer(ended));
+    else if (outcome === 'too-slow')
       await refuse(
         reply,
         Errors.TOO_SLOW,
@@ -625,11 +644,13 @@ export class HttpBinding {
       HeaderSize.DATA,
       length,
       this.ctx.options.httpBodyTimeout,
+      lease.bodyStops,
     ).finally(() => {
       lease.receiving--;
       lease.receivingBytes -= length;
     });
-    if (outcome !== 'ok') return this.bodyFailed(request, reply, outcome);
+    if (outcome !== 'ok')
+      return this.bodyFailed(request, reply, outcome, this.endedLeases.get(lease.id) ?? error);
     if (lease.ended) return sendAnswer(reply, errorAnswer(this.endedLeases.get(lease.id) ?? error));
     if (lease.controlPending) return refuseWhileControlPending(reply);
     // The session's answers name a chunk by its offset: with two PUTs of one chunk pending, one's

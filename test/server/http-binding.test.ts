@@ -354,6 +354,63 @@ describe('HTTP binding', () => {
     expect(await ackedBytes(id, accept.secret)).toBe(0);
   });
 
+  it('stops reading the bodies of a lease when it ends: released and resumed leases cannot stack up bodies', async () => {
+    // httpBodyTimeout far beyond the test's time: only the lease's end can answer these PUTs.
+    const slow = await startServer({
+      dir: join(tmp.path, 'data-stop'),
+      window: 2 * CHUNK,
+      httpRequestsPerUpload: 8,
+      httpBodyTimeout: 120_000,
+      logLevel: false,
+    });
+    try {
+      const opened = await call(`${slow.url}/upload`, {
+        method: 'POST',
+        body: encodeOpen({
+          fileSize: 8 * CHUNK,
+          chunkSize: CHUNK,
+          name: 's.bin',
+          contentType: '',
+          token: '',
+          metadata: {},
+        }),
+      });
+      const accept = opened.message as AcceptMessage;
+      const id = bytesToHex(accept.uploadId);
+      let lease = opened.headers.get('bigup-lease') ?? '';
+      for (let cycle = 0; cycle < 3; cycle++) {
+        const held = holdBodies(`${slow.url}/upload`, id, lease, 2);
+        const answered = held.map(
+          (req) =>
+            new Promise<{ status: number; closed: boolean }>((resolve) => {
+              req.on('response', (res) => {
+                res.resume();
+                res.on('end', () => resolve({ status: res.statusCode ?? 0, closed: true }));
+              });
+            }),
+        );
+        await new Promise((r) => setTimeout(r, 100));
+        const released = await fetch(`${slow.url}/upload/${id}/release`, {
+          method: 'POST',
+          headers: { 'bigup-lease': lease },
+        });
+        expect(released.status).toBe(204);
+        for (const outcome of await Promise.all(answered)) {
+          expect(outcome.status).toBe(HTTP_STATUS_OF_ERROR.IDLE_TIMEOUT);
+          expect(outcome.closed).toBe(true);
+        }
+        const resumed = await call(`${slow.url}/upload`, {
+          method: 'POST',
+          body: encodeResume({ uploadId: accept.uploadId, secret: accept.secret, token: '' }),
+        });
+        expect(resumed.status).toBe(200);
+        lease = resumed.headers.get('bigup-lease') ?? '';
+      }
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('bounds the bytes pending on one lease, bodies being received included, by the window', async () => {
     const small = await startServer({
       dir: join(tmp.path, 'data-window'),
