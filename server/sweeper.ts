@@ -59,6 +59,8 @@ export class Sweeper {
       for (const summary of page) {
         // Damaged uploads are evidence for the operator (SPEC.md 7.2): never expired.
         if (summary.damaged) continue;
+        // Held by a connection on another node (shared registry): that node's to judge.
+        if (summary.leased) continue;
         const loaded = this.registry.peek(summary.id);
         if (loaded?.owner) continue;
         const last = Math.max(summary.updatedAt, loaded?.lastActivity ?? 0);

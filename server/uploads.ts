@@ -604,6 +604,8 @@ export class UploadRegistry {
     return this.serialize(id, async () => {
       const upload = this.loaded.get(id);
       if (upload?.owner && unlessOwned) return false;
+      // The sweeper listed the upload a while ago: a connection on another node may hold it now.
+      if (unlessOwned && !upload?.owner && (await this.store.leased?.(id))) return false;
       if (upload?.owner && upload.owner === except && !(await upload.stillOwned())) {
         // The connection asking (TERMINATE) lost the upload to a connection on another node and
         // has not heard yet: the newest connection wins, so it is told, and nothing is removed.

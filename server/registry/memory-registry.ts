@@ -95,6 +95,11 @@ export class MemoryRegistry implements SharedRegistry {
     return this.entries.get(id)?.info;
   }
 
+  async leased(id: string): Promise<boolean> {
+    const holder = this.entries.get(id)?.holder;
+    return holder !== undefined && holder.until > this.now();
+  }
+
   async acquire(id: string, holder: string): Promise<Lease> {
     const entry = this.entries.get(id);
     if (!entry) throw new ProtocolError(Errors.UPLOAD_GONE, 'the upload was deleted or expired');
@@ -188,6 +193,7 @@ export class MemoryRegistry implements SharedRegistry {
         fileSize: entry.info.fileSize,
         ...(entry.info.client !== undefined ? { client: entry.info.client } : {}),
         empty: entry.completion === undefined && entry.parts.size === 0,
+        ...(entry.holder !== undefined && entry.holder.until > this.now() ? { leased: true } : {}),
       });
     }
     return out;

@@ -279,6 +279,11 @@ export class RedisRegistry implements SharedRegistry {
     return JSON.parse(info) as UploadInfo;
   }
 
+  async leased(id: string): Promise<boolean> {
+    // The lease key expires with the lease (PEXPIRE on acquire and renew) and goes on release.
+    return (await this.redis.exists(this.key(id, 'lease'))) > 0;
+  }
+
   async get(id: string): Promise<RegistryEntry | undefined> {
     const [meta, parts] = await Promise.all([
       this.redis.hgetall(this.key(id, 'meta')),
@@ -465,9 +470,10 @@ export class RedisRegistry implements SharedRegistry {
         : await this.redis.zrangebylex(`${this.prefix}ids`, min, '+', 'LIMIT', 0, page.limit);
     const out: UploadSummary[] = [];
     for (const id of ids) {
-      const [meta, parts] = await Promise.all([
+      const [meta, parts, leased] = await Promise.all([
         this.redis.hmget(this.key(id, 'meta'), 'info', 'completion', 'updatedAt'),
         this.redis.hlen(this.key(id, 'parts')),
+        this.redis.exists(this.key(id, 'lease')),
       ]);
       const [infoJson, completion, updatedAt] = meta;
       if (infoJson === null || infoJson === undefined) continue;
@@ -479,6 +485,7 @@ export class RedisRegistry implements SharedRegistry {
         fileSize: info.fileSize,
         ...(info.client !== undefined ? { client: info.client } : {}),
         empty: (completion === null || completion === undefined) && parts === 0,
+        ...(leased > 0 ? { leased: true } : {}),
       });
     }
     return out;

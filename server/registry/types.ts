@@ -87,6 +87,8 @@ export interface SharedRegistry {
   get(id: string): Promise<RegistryEntry | undefined>;
   /** The upload's info alone (no part records): what checking a secret needs. */
   getInfo(id: string): Promise<UploadInfo | undefined>;
+  /** Whether someone holds the upload's lease now (not run out). */
+  leased(id: string): Promise<boolean>;
   /**
    * Become the upload's owner: the previous holder (if any) loses it at once (the newest
    * connection wins, SPEC.md 7.3). The lease runs for the registry's lease time unless renewed.

@@ -94,6 +94,11 @@ export interface UploadSummary {
   readonly client?: string;
   /** An unfinished upload with no chunk recorded: it expires after the shorter `emptyUploadTtl`. */
   readonly empty?: boolean;
+  /**
+   * A connection holds the upload now, on whichever node (a shared registry's live lease): the
+   * sweeper leaves it, however old.
+   */
+  readonly leased?: boolean;
 }
 
 /** A chunk's first bytes, kept apart from the data until the rest of the chunk arrives. */
@@ -320,6 +325,12 @@ export interface UploadStore {
    * not make the server read an upload's whole journal (hostile-client rule). Absent: readState.
    */
   readInfo?(id: string): Promise<UploadInfo | undefined>;
+  /**
+   * Whether a connection holds the upload now on some node (a shared registry's live lease), for
+   * the sweeper's last check before it removes an upload. Absent: nothing is shared, and the
+   * process's own connections are all there is.
+   */
+  leased?(id: string): Promise<boolean>;
   /** Remove an upload's data and records; for a completed upload only its record (the file stays). */
   remove(id: string): Promise<void>;
   /**

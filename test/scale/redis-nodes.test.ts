@@ -120,4 +120,20 @@ describe('two nodes on s3rver + redis-server', () => {
     second.close();
     expect(accepted.fileSize).toBe(10);
   }, 30_000);
+
+  it("a node's sweeper leaves an upload a connection holds on another node, however old", async () => {
+    const data = randomBytes(64 * 1024);
+    const client = await RawClient.connect(node2.wsUrl);
+    client.open({ fileSize: data.byteLength, chunkSize: data.byteLength, name: 'held.bin' });
+    const accept = await client.expect('accept');
+    // Two days on, as node 1's sweeper sees it: idle past every TTL, empty, and held on node 2.
+    await node1.app.bigUploader.sweep(Date.now() + 48 * 3_600_000);
+    client.sendData(0, data);
+    const ack = await client.expect('ack');
+    expect(ack.ranges).toEqual([{ start: 0, end: data.byteLength }]);
+    client.terminate();
+    await client.expect('terminated');
+    client.close();
+    expect(bytesToHex(accept.uploadId)).toHaveLength(32);
+  }, 30_000);
 });

@@ -232,6 +232,12 @@ export class S3Store implements UploadStore {
     return this.s3.registryCall('getInfo', () => this.registry.getInfo(id));
   }
 
+  /** Whether a connection on some node holds the upload now (its lease in the registry). */
+  leased(id: string): Promise<boolean> {
+    checkId(id);
+    return this.s3.registryCall('leased', () => this.registry.leased(id));
+  }
+
   async remove(id: string): Promise<void> {
     checkId(id);
     const entry = await this.s3.registryCall('get', () => this.registry.get(id));
