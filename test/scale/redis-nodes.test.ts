@@ -5,10 +5,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Errors, bytesToHex, chunkCount } from '../../protocol/index.js';
+import { Errors, bytesToHex, chunkCount, loadHasher } from '../../protocol/index.js';
 import { RedisRegistry } from '../../server/registry/redis-registry.js';
 import { S3Store } from '../../server/store/s3/index.js';
-import { RawClient } from '../helpers/protocol-client.js';
+import { RawClient, digestOf } from '../helpers/protocol-client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { AckLog, openOrResume, pump } from '../reliability/lib/pump.js';
 import { startRedis, type RedisProcess } from '../../bench/services/redis.js';
@@ -120,6 +120,34 @@ describe('two nodes on s3rver + redis-server', () => {
     second.close();
     expect(accepted.fileSize).toBe(10);
   }, 30_000);
+
+  it('a connection another node took over writes no part: the object the new owner completes is the bytes it acked', async () => {
+    const chunk = 5 * MiB;
+    const acked = randomBytes(3 * chunk);
+    const stale = await RawClient.connect(node1.wsUrl);
+    stale.open({ fileSize: acked.byteLength, chunkSize: chunk, name: 'stale.bin' });
+    const accept = await stale.expect('accept');
+    stale.sendData(0, acked.subarray(0, chunk));
+    await stale.expect('ack');
+    const owner = await RawClient.connect(node2.wsUrl);
+    owner.resume(accept.uploadId, accept.secret);
+    await owner.expect('accept');
+    for (const index of [1, 2]) {
+      owner.sendData(index * chunk, acked.subarray(index * chunk, (index + 1) * chunk));
+      await owner.expect('ack');
+    }
+    // The old connection on node 1 has not heard yet (its lease renewal is seconds away) and sends
+    // other bytes, with their right hash, for a chunk node 2 recorded.
+    stale.sendData(chunk, Buffer.alloc(chunk, 0x58));
+    expect((await stale.expect('error')).code).toBe(Errors.TAKEN_OVER.code);
+    stale.destroy();
+    owner.complete(digestOf(await loadHasher(), acked, chunk));
+    const result = await owner.expect('result');
+    owner.close();
+    expect(result.type).toBe('result');
+    const key = `${bytesToHex(accept.uploadId)}/stale.bin`;
+    expect((await readObject(s3.client, s3.bucket, key)).equals(acked)).toBe(true);
+  }, 60_000);
 
   it("a node's sweeper leaves an upload a connection holds on another node, however old", async () => {
     const data = randomBytes(64 * 1024);

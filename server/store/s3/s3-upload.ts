@@ -6,7 +6,8 @@
  * by a reconnect never reaches the store and is sent again by the client. Order does not matter:
  * parts are uploaded by number as chunks come, and completion lists them in order.
  *
- *   writeAt        UploadPart; the ETag is kept in memory until the record is written
+ *   writeAt        the lease checked (a fenced renew), then UploadPart; the ETag is kept in
+ *                  memory until the record is written
  *   recordChunks   the parts (index, xxHash64, ETag) go to the registry under the lease (fenced);
  *                  only then may the session ACK (the bytes are in the object store and the record
  *                  says so)
@@ -82,6 +83,16 @@ export class S3Upload implements UploadHandle {
     const index = position / this.info.chunkSize;
     if (!Number.isInteger(index))
       throw new Error(`write at ${position} is not on a chunk boundary`);
+    // The lease is checked before the part is written, not only when it is recorded: a part
+    // number is one slot in the object store, and a write from a connection another node took
+    // over would replace the bytes the new owner recorded there (its record then fails, the part
+    // stays replaced). One registry round trip per chunk of at least 5 MiB.
+    await this.s3
+      .registryCall('renew', () => this.registry.renew(this.lease))
+      .catch((error: unknown) => {
+        if (error instanceof ProtocolError) this.lost ??= error;
+        throw error;
+      });
     const out = await this.s3.call('UploadPart', () =>
       this.s3.client.send(
         new UploadPartCommand({
