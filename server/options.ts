@@ -205,6 +205,8 @@ export interface BigUploaderOptions {
   /**
    * Least sustained rate of an active upload (bytes/s) in newly stored chunks (verified and
    * written, not merely received), measured per `throughputWindow`; 0 disables. Default 1 KiB/s.
+   * Per upload: a connection must store this rate times the uploads it held through the whole
+   * period (bigup.2 carries several; what any of them stores counts for all).
    */
   minThroughput?: number;
   /** Measuring period for `minThroughput` (ms). Default 60 s. */

@@ -144,6 +144,8 @@ class UploadStream implements UploadOwner {
    * above it, so a stream verifies every chunk at most once (SPEC.md 16.9).
    */
   verifiedThrough = -1;
+  /** When the stream's upload was accepted: a stream is judged by `minThroughput` from the next period. */
+  acceptedAt = 0;
   /** A CHALLENGE is out (SPEC.md 16.10): the PROOF (or the stream's end) settles it. */
   proof: { readonly count: number; readonly settle: (proof?: ProofMessage) => void } | undefined;
 
@@ -205,7 +207,6 @@ export class Session {
   private periodBytes = 0;
   /** Non-fatal refusals sent on this connection (bounded by `maxRefusedMessages`). */
   private refusals = 0;
-  private activeSincePeriodStart = false;
   private alive = true;
   /** The socket is corked until the end of this turn of the event loop (`holdWritesForThisTurn`). */
   private writesHeld = false;
@@ -641,10 +642,10 @@ export class Session {
     stream.upload = upload;
     stream.generation++;
     stream.state = 'active';
+    stream.acceptedAt = Date.now();
     this.dataAllowed = true;
     this.raiseMaxPayload();
     this.maxWindow = Math.max(this.maxWindow, this.ctx.options.window);
-    this.activeSincePeriodStart = false;
     this.progressed();
     this.ctx.metrics.uploadsActive.set(this.ctx.registry.ownedCount);
     this.sendOn(
@@ -1357,7 +1358,6 @@ export class Session {
     const { idleTimeout, minThroughput, throughputWindow } = this.ctx.options;
     const streams = [...this.streams.values()];
     const busy = streams.some((s) => s.state !== 'active');
-    const active = streams.some((s) => s.state === 'active' && s.upload !== undefined);
     // A client waiting for our answers is not idle.
     if (this.outstanding === 0 && !busy && now - this.lastProgressAt > idleTimeout) {
       this.fail(new ProtocolError(Errors.IDLE_TIMEOUT, `no progress for ${idleTimeout} ms`));
@@ -1365,15 +1365,22 @@ export class Session {
     }
     if (now - this.periodStart >= throughputWindow) {
       const rate = (this.periodBytes * 1000) / (now - this.periodStart);
-      const judged = minThroughput > 0 && this.activeSincePeriodStart && active;
+      // The minimum is per upload: the streams that held an upload through the whole period are
+      // judged together, so a bigup.2 connection cannot keep idle uploads alive on the bytes of
+      // one (or on fresh streams opened to look busy). The oldest-first sender still passes:
+      // what one stream stores counts for all.
+      const judged = streams.filter(
+        (s) => s.state === 'active' && s.upload !== undefined && s.acceptedAt <= this.periodStart,
+      ).length;
       this.periodStart = now;
       this.periodBytes = 0;
-      this.activeSincePeriodStart = active;
-      if (judged && rate < minThroughput) {
+      if (minThroughput > 0 && judged > 0 && rate < minThroughput * judged) {
         this.fail(
           new ProtocolError(
             Errors.TOO_SLOW,
-            `${Math.round(rate)} B/s is below the minimum of ${minThroughput} B/s`,
+            judged === 1
+              ? `${Math.round(rate)} B/s is below the minimum of ${minThroughput} B/s`
+              : `${Math.round(rate)} B/s for ${judged} uploads is below the minimum of ${minThroughput} B/s each`,
           ),
         );
       }

@@ -1,0 +1,71 @@
+/**
+ * `minThroughput` is per upload on a bigup.2 connection (SPEC.md 16.7): an attack helper kept 15
+ * accepted streams without a byte for minutes on the chunks of one, holding 15 upload slots for
+ * the bandwidth bigup.1 asks of one. The connection trickles one stream here at about 640 KiB/s
+ * against a minimum of 200 KiB/s per upload: passing with one upload held, TOO_SLOW with four.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Errors } from '../../protocol/index.js';
+import { RawClientV2 } from '../helpers/protocol-client-v2.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { makeTempDir, type TempDir } from '../helpers/tmp.js';
+
+const CHUNK = 65_536;
+const FILE = 1024 * CHUNK;
+
+describe('minThroughput on a bigup.2 connection', () => {
+  let tmp: TempDir;
+  let server: TestServer;
+
+  beforeEach(async () => {
+    tmp = await makeTempDir();
+    server = await startServer({
+      dir: tmp.path,
+      minThroughput: 200 * 1024,
+      throughputWindow: 500,
+      idleTimeout: 60_000,
+    });
+  });
+
+  afterEach(async () => {
+    await server.close();
+    await tmp.cleanup();
+  });
+
+  /**
+   * Opens `streams` uploads, then sends stream 1 a chunk every 100 ms for `ms`, or until an
+   * ERROR comes on the connection (so an error seen came while stream 1 was being fed).
+   */
+  async function trickle(streams: number, ms: number): Promise<RawClientV2> {
+    const client = await RawClientV2.connect(server.wsUrl);
+    client.hello();
+    await client.waitFor((f) => f.message.type === 'welcome');
+    for (let stream = 1; stream <= streams; stream++) {
+      client.open(stream, { fileSize: FILE, chunkSize: CHUNK });
+      await client.expect(stream, 'accept');
+    }
+    const chunk = randomBytes(CHUNK);
+    const until = Date.now() + ms;
+    for (let at = 0; Date.now() < until && at < FILE; at += CHUNK) {
+      client.data(1, at, chunk);
+      await new Promise((r) => setTimeout(r, 100));
+      if (client.on(0).some((m) => m.type === 'error')) break;
+    }
+    return client;
+  }
+
+  it('keeps a connection whose one upload stores more than the minimum', async () => {
+    const client = await trickle(1, 2_500);
+    expect(client.on(0).filter((m) => m.type === 'error')).toEqual([]);
+    expect(client.on(1).some((m) => m.type === 'ack')).toBe(true);
+    client.close();
+  });
+
+  it('closes a connection whose idle uploads ride on the bytes of one (TOO_SLOW, 4003)', async () => {
+    const client = await trickle(4, 2_500);
+    const error = client.on(0).find((m) => m.type === 'error');
+    expect(error?.type === 'error' && error.code).toBe(Errors.TOO_SLOW.code);
+    expect(error?.type === 'error' && error.message).toMatch(/for 4 uploads/);
+  });
+});
