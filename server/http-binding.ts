@@ -388,10 +388,18 @@ function refuse(
   return sendAnswer(reply, errorAnswer(new ProtocolError(definition, message)));
 }
 
+/** The reply closes the connection unless the request declared an empty body. */
+function closing(request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const empty =
+    request.headers['content-length'] === '0' && request.headers['transfer-encoding'] === undefined;
+  return empty ? reply : reply.header('connection', 'close');
+}
+
+/** Not fatal (the lease goes on), as rule 8's refusal: the pending request gets its own answer. */
 function refuseWhileControlPending(reply: FastifyReply): Promise<FastifyReply> {
   return refuse(
     reply,
-    Errors.UNEXPECTED_MESSAGE,
+    Errors.CONFLICT,
     'a COMPLETE or TERMINATE of this lease is pending; no chunk is taken until it is answered',
   );
 }
@@ -593,21 +601,31 @@ export class HttpBinding {
 
   private async chunk(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | void> {
     const { lease, error } = this.leaseFor(request);
-    if (!lease) return sendAnswer(reply, errorAnswer(error));
+    // Refused before the body's length is known to be bounded (rules 1 to 4): the connection
+    // closes, or Node would read and discard a body of any declared length.
+    if (!lease) return sendAnswer(closing(request, reply), errorAnswer(error));
     const indexText = (request.params as { index: string }).index;
     const hashText = request.headers[HttpBindingHeaders.HASH];
     if (typeof hashText !== 'string' || !HASH_TEXT.test(hashText))
-      return refuse(reply, Errors.INVALID_FIELD, 'Bigup-Hash must be 16 lowercase hex digits');
+      return refuse(
+        closing(request, reply),
+        Errors.INVALID_FIELD,
+        'Bigup-Hash must be 16 lowercase hex digits',
+      );
     const offset = INDEX_TEXT.test(indexText) ? Number(indexText) * lease.chunkSize : Number.NaN;
     if (!Number.isSafeInteger(offset) || offset >= lease.fileSize)
-      return refuse(reply, Errors.OUT_OF_RANGE, 'no chunk of this upload has that index');
-    // SPEC.md 3.6.3 rule 9: while a COMPLETE or TERMINATE is answered, a chunk is refused and the
-    // lease goes on (handed to the session, a DATA after COMPLETE would end it, and the COMPLETE
-    // of a file that completes would be answered with that error).
-    if (lease.controlPending) return refuseWhileControlPending(reply);
+      return refuse(
+        closing(request, reply),
+        Errors.OUT_OF_RANGE,
+        'no chunk of this upload has that index',
+      );
     const length = contentLength(request);
     if (length === undefined)
-      return refuse(reply.code(411), Errors.MALFORMED, 'Content-Length is required');
+      return refuse(
+        closing(request, reply.code(411)),
+        Errors.MALFORMED,
+        'Content-Length is required',
+      );
     if (length > lease.chunkSize)
       return refuse(
         reply.header('connection', 'close'),
@@ -621,6 +639,10 @@ export class HttpBinding {
         Errors.OUT_OF_RANGE,
         `chunk ${indexText} is ${Math.min(lease.chunkSize, lease.fileSize - offset)} bytes, not ${length}`,
       );
+    // SPEC.md 3.6.3 rule 9: while a COMPLETE or TERMINATE is answered, a chunk is refused and the
+    // lease goes on (handed to the session, a DATA after COMPLETE would end it, and the COMPLETE
+    // of a file that completes would be answered with that error).
+    if (lease.controlPending) return refuseWhileControlPending(reply);
     // Bodies are buffered before the session sees them: the window (7.5, with its one-chunk
     // allowance) and the request count bound them from arrival, so a lease holds what a
     // connection may, not httpRequestsPerUpload chunks.

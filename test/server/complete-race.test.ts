@@ -241,7 +241,7 @@ describe('races around a completion', () => {
     expect(part.subarray(0, CHUNK).equals(a)).toBe(true);
   });
 
-  it("refuses a PUT while the lease's COMPLETE is pending (409 UNEXPECTED_MESSAGE), and the COMPLETE still gets its RESULT", async () => {
+  it("refuses a PUT while the lease's COMPLETE is pending (409 CONFLICT, not fatal), and the COMPLETE still gets its RESULT", async () => {
     const { server, held, completed } = await serveWithFinishHeld();
     const hasher = await loadHasher();
     const data = randomBytes(2 * CHUNK);
@@ -288,7 +288,8 @@ describe('races around a completion', () => {
     await held.arrived;
     const late = await put(1);
     expect(late.status).toBe(409);
-    expect(late.message.type === 'error' && late.message.code).toBe(Errors.UNEXPECTED_MESSAGE.code);
+    expect(late.message.type === 'error' && late.message.code).toBe(Errors.CONFLICT.code);
+    expect(late.message.type === 'error' && late.message.fatal).toBe(false);
     held.open();
     const result = await completing;
     expect(result.status).toBe(200);

@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
@@ -354,6 +355,30 @@ describe('HTTP binding', () => {
     expect(await ackedBytes(id, accept.secret)).toBe(0);
   });
 
+  it('closes the connection after refusing a PUT whose body is not yet known to be bounded (rules 1 to 4)', async () => {
+    const { lease, id } = await open(2 * CHUNK);
+    const cases: Array<[string, Record<string, string>]> = [
+      [`/upload/${id}/chunks/0`, { 'bigup-lease': '0'.repeat(32) }], // unknown lease
+      [`/upload/${id}/chunks/0`, { 'bigup-lease': lease, 'bigup-hash': 'nope' }],
+      [`/upload/${id}/chunks/99`, { 'bigup-lease': lease, 'bigup-hash': '0'.repeat(16) }],
+    ];
+    for (const [path, headers] of cases) {
+      const socket = connect(Number(new URL(server.url).port), '127.0.0.1');
+      const head = Object.entries({ ...auth, ...headers })
+        .map(([k, v]) => `${k}: ${v}\r\n`)
+        .join('');
+      // A body of a terabyte is declared and never sent: only closing ends this request.
+      socket.write(
+        `PUT ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\n${head}content-length: 1000000000000\r\n\r\n`,
+      );
+      let answer = '';
+      socket.on('data', (part: Buffer) => (answer += part.toString('latin1')));
+      await new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      expect(answer).toMatch(/^HTTP\/1\.1 4\d\d /);
+      expect(answer.toLowerCase()).toContain('connection: close');
+    }
+  });
+
   it('stops reading the bodies of a lease when it ends: released and resumed leases cannot stack up bodies', async () => {
     // httpBodyTimeout far beyond the test's time: only the lease's end can answer these PUTs.
     const slow = await startServer({
@@ -385,7 +410,10 @@ describe('HTTP binding', () => {
             new Promise<{ status: number; closed: boolean }>((resolve) => {
               req.on('response', (res) => {
                 res.resume();
-                res.on('end', () => resolve({ status: res.statusCode ?? 0, closed: true }));
+                // The server closes the connection: the rest of the body is never read.
+                req.socket?.once('close', () =>
+                  resolve({ status: res.statusCode ?? 0, closed: true }),
+                );
               });
             }),
         );
