@@ -22,6 +22,7 @@ export interface BackendSpec {
     readonly url: string;
     readonly leaseTtl?: number;
     readonly commandTimeout?: number;
+    readonly maxMemory?: number;
   };
 }
 
@@ -49,12 +50,13 @@ export async function openBackend(
 ): Promise<UploadStore & { close(): Promise<void> }> {
   let registry: SharedRegistry | undefined;
   if (spec.registry) {
-    const { url, leaseTtl, commandTimeout } = spec.registry;
+    const { url, leaseTtl, commandTimeout, maxMemory } = spec.registry;
     registry = await load('--registry redis://', 'ioredis', () =>
       createRedisRegistry({
         url,
         ...(leaseTtl !== undefined ? { leaseTtl } : {}),
         ...(commandTimeout !== undefined ? { commandTimeout } : {}),
+        ...(maxMemory !== undefined ? { maxMemory } : {}),
         logger: log,
       }),
     );

@@ -108,6 +108,9 @@ variables AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, or the SD
   --lease-ttl DURATION     how long a node owns an upload without renewing [BIG_UPLOADER_LEASE_TTL] (default 30s)
   --registry-timeout DURATION  a Redis command unanswered this long fails (the chunk is not acked)
                            [BIG_UPLOADER_REGISTRY_TIMEOUT] (default 5s)
+  --registry-max-memory SIZE  Redis memory past which new uploads are refused (INSUFFICIENT_STORAGE;
+                           open ones still ack) [BIG_UPLOADER_REGISTRY_MAX_MEMORY]
+                           (default 90% of Redis's maxmemory, 1GiB when it has none)
 
   --log-level LEVEL        fatal|error|warn|info|debug|silent [BIG_UPLOADER_LOG_LEVEL] (default info)
   -h, --help               show this help
@@ -168,6 +171,7 @@ const OPTIONS = {
   registry: { type: 'string' },
   'lease-ttl': { type: 'string' },
   'registry-timeout': { type: 'string' },
+  'registry-max-memory': { type: 'string' },
   'log-level': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -325,7 +329,7 @@ export function parseServeArgs(
         ? { pageDir: resolve(pageDir) }
         : {}),
   };
-  const backend = backendSpec(str, flag, count, duration);
+  const backend = backendSpec(str, flag, count, duration, size);
   return {
     help: false,
     host,
@@ -342,13 +346,14 @@ function backendSpec(
   flag: (name: Name) => boolean,
   count: (name: Name) => number | undefined,
   duration: (name: Name) => number | undefined,
+  size: (name: Name) => number | undefined,
 ): BackendSpec | undefined {
   const store = str('store');
   const registry = str('registry');
   if (store === undefined) {
-    const stray = (['registry', 's3-endpoint', 's3-region', 'lease-ttl'] as const).find(
-      (name) => str(name) !== undefined,
-    );
+    const stray = (
+      ['registry', 's3-endpoint', 's3-region', 'lease-ttl', 'registry-max-memory'] as const
+    ).find((name) => str(name) !== undefined);
     if (stray) throw new UsageError(`--${stray} needs --store s3://BUCKET`);
     return undefined;
   }
@@ -367,6 +372,10 @@ function backendSpec(
   const maxSockets = count('s3-max-sockets');
   const leaseTtl = duration('lease-ttl');
   const commandTimeout = duration('registry-timeout');
+  const maxMemory = size('registry-max-memory');
+  if (maxMemory === 0) throw new UsageError('--registry-max-memory must be at least 1 byte');
+  if (maxMemory !== undefined && registry === undefined)
+    throw new UsageError('--registry-max-memory needs --registry redis://HOST:PORT[/DB]');
   if (maxAttempts === 0 || maxSockets === 0) {
     throw new UsageError('--s3-max-attempts and --s3-max-sockets must be at least 1');
   }
@@ -384,6 +393,7 @@ function backendSpec(
             url: registry,
             ...(leaseTtl !== undefined ? { leaseTtl } : {}),
             ...(commandTimeout !== undefined ? { commandTimeout } : {}),
+            ...(maxMemory !== undefined ? { maxMemory } : {}),
           },
         }
       : {}),

@@ -62,6 +62,13 @@ export interface RedisRegistryOptions {
   readonly leaseTtl?: number;
   /** A command that gets no answer within this time fails (ms). Default 5000. */
   readonly commandTimeout?: number;
+  /**
+   * Redis memory (its `used_memory`, bytes) past which no new upload is recorded: OPEN is refused
+   * with INSUFFICIENT_STORAGE while the records of uploads already open are still written, so acks
+   * go on. Completed records stay for the TTL and no other bound counts them. Default: 90% of
+   * Redis's `maxmemory`, or REDIS_DEFAULTS.maxMemory (1 GiB) when Redis has none.
+   */
+  readonly maxMemory?: number;
   /** Told when the connection drops or comes back. */
   readonly logger?: { warn(message: string): void; info(message: string): void };
 }
@@ -76,7 +83,15 @@ export interface IoRedisClient {
   eval: (...args: never[]) => unknown;
 }
 
-export const REDIS_DEFAULTS = { keyPrefix: 'bigup:', commandTimeout: 5000 } as const;
+export const REDIS_DEFAULTS = {
+  keyPrefix: 'bigup:',
+  commandTimeout: 5000,
+  maxMemory: 2 ** 30,
+  /** Share of Redis's own `maxmemory` new uploads may fill. */
+  maxMemoryShare: 0.9,
+  /** How long one reading of Redis's memory is used (ms). */
+  memoryReadingAge: 1000,
+} as const;
 
 /** Fails with -1 (fence moved: taken over) or -2 (lease gone or not ours) before writing anything. */
 const CHECK = `
@@ -210,12 +225,21 @@ export class RedisRegistry implements SharedRegistry {
   private readonly redis: Redis;
   private readonly prefix: string;
   private readonly ownsClient: boolean;
+  private readonly maxMemory: number | undefined;
+  private memoryReading: Promise<{ used: number; limit: number }> | undefined;
+  private memoryReadAt = 0;
   private connected = false;
 
   constructor(options: RedisRegistryOptions) {
     this.leaseTtl = options.leaseTtl ?? DEFAULT_LEASE_TTL;
     this.prefix = options.keyPrefix ?? REDIS_DEFAULTS.keyPrefix;
     this.ownsClient = options.client === undefined;
+    if (
+      options.maxMemory !== undefined &&
+      (!Number.isSafeInteger(options.maxMemory) || options.maxMemory < 1)
+    )
+      throw new Error('RedisRegistry option maxMemory must be a positive integer (bytes)');
+    this.maxMemory = options.maxMemory;
     const commandTimeout = options.commandTimeout ?? REDIS_DEFAULTS.commandTimeout;
     if (options.client) {
       this.redis = options.client as Redis;
@@ -277,6 +301,41 @@ export class RedisRegistry implements SharedRegistry {
     if (info === null || info === undefined || location === null || location === undefined)
       return undefined;
     return JSON.parse(info) as UploadInfo;
+  }
+
+  /** Redis's memory in use and the bound for new uploads, read at most once a second. */
+  private memory(): Promise<{ used: number; limit: number }> {
+    const now = Date.now();
+    if (this.memoryReading && now - this.memoryReadAt < REDIS_DEFAULTS.memoryReadingAge)
+      return this.memoryReading;
+    this.memoryReadAt = now;
+    const reading = (async () => {
+      const text = await this.redis.info('memory');
+      const field = (name: string): number => {
+        const match = new RegExp(`^${name}:(\\d+)`, 'm').exec(text);
+        return match ? Number(match[1]) : 0;
+      };
+      const own = field('maxmemory');
+      const limit =
+        this.maxMemory ??
+        (own > 0 ? Math.floor(own * REDIS_DEFAULTS.maxMemoryShare) : REDIS_DEFAULTS.maxMemory);
+      return { used: field('used_memory'), limit };
+    })();
+    // A failed reading is not kept: the next OPEN reads again.
+    reading.catch(() => {
+      if (this.memoryReading === reading) this.memoryReading = undefined;
+    });
+    this.memoryReading = reading;
+    return reading;
+  }
+
+  async admitUpload(): Promise<void> {
+    const { used, limit } = await this.memory();
+    if (used >= limit)
+      throw new ProtocolError(
+        Errors.INSUFFICIENT_STORAGE,
+        `the upload registry (Redis) uses ${used} bytes of the ${limit} new uploads may fill; retry once completed records expire`,
+      );
   }
 
   async leased(id: string): Promise<boolean> {

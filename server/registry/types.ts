@@ -90,6 +90,12 @@ export interface SharedRegistry {
   /** Whether someone holds the upload's lease now (not run out). */
   leased(id: string): Promise<boolean>;
   /**
+   * Throws INSUFFICIENT_STORAGE when the registry's memory is past its bound for new uploads
+   * (redis-registry.ts, `maxMemory`). Absent: the registry lives in the process (memory-registry),
+   * whose records the upload bounds (`maxUploads`, the TTL) already count.
+   */
+  admitUpload?(): Promise<void>;
+  /**
    * Become the upload's owner: the previous holder (if any) loses it at once (the newest
    * connection wins, SPEC.md 7.3). The lease runs for the registry's lease time unless renewed.
    */

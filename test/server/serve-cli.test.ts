@@ -48,6 +48,29 @@ describe('big-uploader serve', () => {
     });
   });
 
+  it('parses the registry options of the object store', () => {
+    const parsed = parseServeArgs(
+      [
+        '--store',
+        's3://bkt/p',
+        '--registry',
+        'redis://r:6379/0',
+        '--registry-max-memory',
+        '256MiB',
+      ],
+      { BIG_UPLOADER_REGISTRY_TIMEOUT: '2s' },
+    );
+    if (parsed.help) throw new Error('unexpected help');
+    expect(parsed.backend?.registry).toEqual({
+      url: 'redis://r:6379/0',
+      commandTimeout: 2000,
+      maxMemory: 256 * 1024 * 1024,
+    });
+    expect(() =>
+      parseServeArgs(['--store', 's3://bkt', '--registry-max-memory', '1GiB'], {}),
+    ).toThrow(/needs --registry/);
+  });
+
   it('fails with a UsageError naming the option', () => {
     expect(() => parseServeArgs(['--max-size', 'lots'], {})).toThrow(UsageError);
     expect(() => parseServeArgs(['--max-size', 'lots'], {})).toThrow(/--max-size/);

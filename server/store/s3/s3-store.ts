@@ -110,6 +110,16 @@ export class S3Store implements UploadStore {
     );
   }
 
+  /** A new upload record must fit the registry's memory bound (Redis: `maxMemory`). */
+  private async admitRecord(): Promise<void> {
+    const registry = this.registry;
+    if (registry.admitUpload)
+      await this.s3.registryCall(
+        'admitUpload',
+        () => registry.admitUpload?.() ?? Promise.resolve(),
+      );
+  }
+
   async freeSpace(): Promise<number> {
     return Number.MAX_SAFE_INTEGER;
   }
@@ -124,6 +134,7 @@ export class S3Store implements UploadStore {
 
   async create(info: UploadInfo): Promise<UploadHandle> {
     checkId(info.id);
+    await this.admitRecord();
     const key = this.keyFor(info);
     const quota = this.quota;
     if (quota) {
@@ -196,6 +207,7 @@ export class S3Store implements UploadStore {
    */
   async adoptContent(info: UploadInfo, ref: ContentRef, digest: string): Promise<CompletionInfo> {
     checkId(info.id);
+    await this.admitRecord();
     const completion = await this.content.reference(info, ref, digest);
     const key = this.content.keyOf(completion.location) ?? this.keyFor(info);
     await this.s3.registryCall('create', () => this.registry.create(info, { key }));
