@@ -226,8 +226,10 @@ export class RedisRegistry implements SharedRegistry {
   private readonly prefix: string;
   private readonly ownsClient: boolean;
   private readonly maxMemory: number | undefined;
+  private readonly log: RedisRegistryOptions['logger'];
   private memoryReading: Promise<{ used: number; limit: number }> | undefined;
   private memoryReadAt = 0;
+  private memoryUnreadable = false;
   private connected = false;
 
   constructor(options: RedisRegistryOptions) {
@@ -240,6 +242,7 @@ export class RedisRegistry implements SharedRegistry {
     )
       throw new Error('RedisRegistry option maxMemory must be a positive integer (bytes)');
     this.maxMemory = options.maxMemory;
+    this.log = options.logger;
     const commandTimeout = options.commandTimeout ?? REDIS_DEFAULTS.commandTimeout;
     if (options.client) {
       this.redis = options.client as Redis;
@@ -279,6 +282,17 @@ export class RedisRegistry implements SharedRegistry {
   async init(): Promise<void> {
     if (this.redis.status === 'wait') await this.redis.connect();
     await this.redis.ping();
+    const reading = await this.memory().catch((error: unknown) => error as Error);
+    if (reading instanceof Error) {
+      // A Redis that refuses INFO (an ACL without it) cannot be measured: the bound is off.
+      this.memoryUnreadable = true;
+      this.log?.warn(
+        `registry: Redis refused INFO memory (${reading.message}); --registry-max-memory is not enforced`,
+      );
+    } else
+      this.log?.info(
+        `registry: new uploads are refused past ${reading.limit} bytes of Redis memory (all of Redis's used_memory; ${reading.used} now)`,
+      );
   }
 
   async create(info: UploadInfo, location: ObjectLocation): Promise<void> {
@@ -330,6 +344,7 @@ export class RedisRegistry implements SharedRegistry {
   }
 
   async admitUpload(): Promise<void> {
+    if (this.memoryUnreadable) return;
     const { used, limit } = await this.memory();
     if (used >= limit)
       throw new ProtocolError(
