@@ -604,8 +604,6 @@ export class UploadRegistry {
     return this.serialize(id, async () => {
       const upload = this.loaded.get(id);
       if (upload?.owner && unlessOwned) return false;
-      // The sweeper listed the upload a while ago: a connection on another node may hold it now.
-      if (unlessOwned && !upload?.owner && (await this.store.leased?.(id))) return false;
       if (upload?.owner && upload.owner === except && !(await upload.stillOwned())) {
         // The connection asking (TERMINATE) lost the upload to a connection on another node and
         // has not heard yet: the newest connection wins, so it is told, and nothing is removed.
@@ -635,7 +633,10 @@ export class UploadRegistry {
           return false;
         }
       }
-      await this.store.remove(id);
+      // The sweeper listed the upload a while ago: a connection on another node may hold it now.
+      if (unlessOwned && this.store.removeUnlessLeased) {
+        if (!(await this.store.removeUnlessLeased(id))) return false;
+      } else await this.store.remove(id);
       this.ledger.release(id);
       this.gone(id);
       return true;

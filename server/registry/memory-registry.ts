@@ -95,9 +95,11 @@ export class MemoryRegistry implements SharedRegistry {
     return this.entries.get(id)?.info;
   }
 
-  async leased(id: string): Promise<boolean> {
-    const holder = this.entries.get(id)?.holder;
-    return holder !== undefined && holder.until > this.now();
+  async deleteUnlessLeased(id: string): Promise<boolean> {
+    const entry = this.entries.get(id);
+    if (!entry || (entry.holder !== undefined && entry.holder.until > this.now())) return false;
+    this.entries.delete(id);
+    return true;
   }
 
   async acquire(id: string, holder: string): Promise<Lease> {

@@ -122,6 +122,14 @@ redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return 1
 `;
 
+/** KEYS: meta, parts, fence, lease. Nothing is deleted while the lease is held. */
+const DELETE_UNLESS_LEASED = `
+if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+return 1
+`;
+
 /** KEYS: lease. ARGV: lease value. */
 const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
@@ -353,9 +361,19 @@ export class RedisRegistry implements SharedRegistry {
       );
   }
 
-  async leased(id: string): Promise<boolean> {
+  async deleteUnlessLeased(id: string): Promise<boolean> {
     // The lease key expires with the lease (PEXPIRE on acquire and renew) and goes on release.
-    return (await this.redis.exists(this.key(id, 'lease'))) > 0;
+    const deleted = await this.redis.eval(
+      DELETE_UNLESS_LEASED,
+      4,
+      this.key(id, 'meta'),
+      this.key(id, 'parts'),
+      this.key(id, 'fence'),
+      this.key(id, 'lease'),
+    );
+    if (deleted !== 1) return false;
+    await this.redis.zrem(`${this.prefix}ids`, id);
+    return true;
   }
 
   async get(id: string): Promise<RegistryEntry | undefined> {

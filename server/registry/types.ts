@@ -87,8 +87,12 @@ export interface SharedRegistry {
   get(id: string): Promise<RegistryEntry | undefined>;
   /** The upload's info alone (no part records): what checking a secret needs. */
   getInfo(id: string): Promise<UploadInfo | undefined>;
-  /** Whether someone holds the upload's lease now (not run out). */
-  leased(id: string): Promise<boolean>;
+  /**
+   * Forget an upload as `delete` does, unless someone holds its lease now (not run out): one
+   * atomic step, so a node that acquires the upload a moment later finds it gone rather than
+   * losing it under its connection. True when it was deleted.
+   */
+  deleteUnlessLeased(id: string): Promise<boolean>;
   /**
    * Throws INSUFFICIENT_STORAGE when the registry's memory is past its bound for new uploads
    * (redis-registry.ts, `maxMemory`). Absent: the registry lives in the process (memory-registry),

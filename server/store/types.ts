@@ -326,11 +326,11 @@ export interface UploadStore {
    */
   readInfo?(id: string): Promise<UploadInfo | undefined>;
   /**
-   * Whether a connection holds the upload now on some node (a shared registry's live lease), for
-   * the sweeper's last check before it removes an upload. Absent: nothing is shared, and the
-   * process's own connections are all there is.
+   * `remove`, unless a connection holds the upload now on some node (a shared registry's live
+   * lease): checked and removed in one step, for the sweeper. True when removed. Absent: nothing
+   * is shared, and the process's own connections (which the caller checks) are all there is.
    */
-  leased?(id: string): Promise<boolean>;
+  removeUnlessLeased?(id: string): Promise<boolean>;
   /** Remove an upload's data and records; for a completed upload only its record (the file stays). */
   remove(id: string): Promise<void>;
   /**

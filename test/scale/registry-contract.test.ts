@@ -135,13 +135,18 @@ describe.each(kinds)('%s registry', (_kind, make) => {
     ).toBe(Errors.TAKEN_OVER.code);
     // Releasing the old lease does not release the new one.
     await a.release(old);
-    expect(await a.leased(id)).toBe(true);
     expect((await a.list()).find((s) => s.id === id)?.leased).toBe(true);
+    // The sweeper's removal leaves an upload someone holds.
+    expect(await a.deleteUnlessLeased(id)).toBe(false);
     await b.addParts(newer, [{ index: 1, hash: 2n, etag: '"y"' }]);
     expect((await a.get(id))?.parts.map((p) => p.index)).toEqual([1]);
     await b.release(newer);
-    expect(await a.leased(id)).toBe(false);
     expect((await a.list()).find((s) => s.id === id)?.leased).toBeUndefined();
+    expect(await a.deleteUnlessLeased(id)).toBe(true);
+    expect(await b.get(id)).toBeUndefined();
+    expect((await b.list()).some((s) => s.id === id)).toBe(false);
+    expect(await codeOf(b.acquire(id, 'node-b'))).toBe(Errors.UPLOAD_GONE.code);
+    expect(await a.deleteUnlessLeased(id)).toBe(false);
   });
 
   it('a lease that runs out without renewal stops its writes (retryable), and renewal keeps it', async () => {
@@ -153,10 +158,10 @@ describe.each(kinds)('%s registry', (_kind, make) => {
       await a.renew(kept);
     }
     await a.addParts(kept, [{ index: 0, hash: 1n, etag: '"x"' }]);
-    expect(await b.leased(id)).toBe(true);
+    expect((await b.list()).find((s) => s.id === id)?.leased).toBe(true);
     await new Promise((r) => setTimeout(r, LEASE_MS * 2));
     // Run out: no node holds it (the sweeper may judge it by its age again).
-    expect(await b.leased(id)).toBe(false);
+    expect((await b.list()).find((s) => s.id === id)?.leased).toBeUndefined();
     expect(await codeOf(a.addParts(kept, [{ index: 1, hash: 1n, etag: '"x"' }]))).toBe(
       Errors.STORAGE_ERROR.code,
     );

@@ -244,10 +244,22 @@ export class S3Store implements UploadStore {
     return this.s3.registryCall('getInfo', () => this.registry.getInfo(id));
   }
 
-  /** Whether a connection on some node holds the upload now (its lease in the registry). */
-  leased(id: string): Promise<boolean> {
+  /**
+   * The sweeper's removal: the records go first, in one step with the check that no node holds
+   * the lease (a node acquiring it after that finds the upload gone); then the multipart upload
+   * is aborted (a crash between the two leaves it to the bucket's lifecycle rule).
+   */
+  async removeUnlessLeased(id: string): Promise<boolean> {
     checkId(id);
-    return this.s3.registryCall('leased', () => this.registry.leased(id));
+    const entry = await this.s3.registryCall('get', () => this.registry.get(id));
+    if (!entry) return false;
+    if (!(await this.s3.registryCall('delete', () => this.registry.deleteUnlessLeased(id))))
+      return false;
+    if (!entry.completion && entry.location.multipartId !== undefined)
+      await this.abort(entry.location.key, entry.location.multipartId);
+    await deletePartial(this.s3, partialKey(this.s3.prefix, id));
+    await this.s3.registryCall('unreserve', () => this.registry.unreserve(id));
+    return true;
   }
 
   async remove(id: string): Promise<void> {
