@@ -601,8 +601,8 @@ export class HttpBinding {
 
   private async chunk(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | void> {
     const { lease, error } = this.leaseFor(request);
-    // Refused before the body's length is known to be bounded (rules 1 to 4): the connection
-    // closes, or Node would read and discard a body of any declared length.
+    // A refusal before the body is read closes the connection: Node would otherwise read and
+    // discard the body, of any declared length and at any pace, to keep the connection.
     if (!lease) return sendAnswer(closing(request, reply), errorAnswer(error));
     const indexText = (request.params as { index: string }).index;
     const hashText = request.headers[HttpBindingHeaders.HASH];
@@ -632,17 +632,18 @@ export class HttpBinding {
         Errors.MESSAGE_TOO_LARGE,
         `a chunk is at most ${lease.chunkSize} bytes`,
       );
-    // Refused before a byte is read; Node discards the rest of the (bounded) body.
+    // Refused before a byte is read: the connection closes here too, since a body of bounded
+    // length can still trickle for ever while Node discards it (no timeout covers that).
     if (length !== Math.min(lease.chunkSize, lease.fileSize - offset))
       return refuse(
-        reply,
+        closing(request, reply),
         Errors.OUT_OF_RANGE,
         `chunk ${indexText} is ${Math.min(lease.chunkSize, lease.fileSize - offset)} bytes, not ${length}`,
       );
     // SPEC.md 3.6.3 rule 9: while a COMPLETE or TERMINATE is answered, a chunk is refused and the
     // lease goes on (handed to the session, a DATA after COMPLETE would end it, and the COMPLETE
     // of a file that completes would be answered with that error).
-    if (lease.controlPending) return refuseWhileControlPending(reply);
+    if (lease.controlPending) return refuseWhileControlPending(closing(request, reply));
     // Bodies are buffered before the session sees them: the window (7.5, with its one-chunk
     // allowance) and the request count bound them from arrival, so a lease holds what a
     // connection may, not httpRequestsPerUpload chunks.

@@ -128,6 +128,9 @@ export function endsStreamOnly(error: ProtocolError): boolean {
   return group === 0x0100 || (group === 0x0200 && error.code !== Errors.WINDOW_EXCEEDED.code);
 }
 
+/** Uploads whose first ACCEPT on one connection is remembered (Session.firstAccepted). */
+const ACCEPTED_UPLOADS_KEPT = 4096;
+
 /** One upload's state on this connection. It is the upload's owner (takeover evicts the stream). */
 class UploadStream implements UploadOwner {
   state: StreamState = 'opening';
@@ -144,7 +147,10 @@ class UploadStream implements UploadOwner {
    * above it, so a stream verifies every chunk at most once (SPEC.md 16.9).
    */
   verifiedThrough = -1;
-  /** When the stream's upload was accepted: a stream is judged by `minThroughput` from the next period. */
+  /**
+   * When the stream's upload was first accepted on this connection: a stream is judged by
+   * `minThroughput` from the next period.
+   */
   acceptedAt = 0;
   /** A CHALLENGE is out (SPEC.md 16.10): the PROOF (or the stream's end) settles it. */
   proof: { readonly count: number; readonly settle: (proof?: ProofMessage) => void } | undefined;
@@ -205,6 +211,14 @@ export class Session {
   private periodStart = Date.now();
   /** Bytes newly stored in the current throughput period. */
   private periodBytes = 0;
+  /**
+   * When each upload was first accepted on this connection. A RESUME of one on a new stream keeps
+   * its time and is not progress: re-accepting uploads must not reset `minThroughput`'s judgement
+   * or the idle timeout (an attack helper kept four uploads without a byte by re-RESUMEing them).
+   * Entries go when the upload completes or is terminated; at most ACCEPTED_UPLOADS_KEPT, oldest
+   * forgotten first.
+   */
+  private readonly firstAccepted = new Map<string, number>();
   /** Non-fatal refusals sent on this connection (bounded by `maxRefusedMessages`). */
   private refusals = 0;
   private alive = true;
@@ -642,11 +656,19 @@ export class Session {
     stream.upload = upload;
     stream.generation++;
     stream.state = 'active';
-    stream.acceptedAt = Date.now();
+    const first = this.firstAccepted.get(upload.id);
+    stream.acceptedAt = first ?? Date.now();
+    if (first === undefined) {
+      this.firstAccepted.set(upload.id, stream.acceptedAt);
+      if (this.firstAccepted.size > ACCEPTED_UPLOADS_KEPT) {
+        const oldest = this.firstAccepted.keys().next();
+        if (!oldest.done) this.firstAccepted.delete(oldest.value);
+      }
+      this.progressed();
+    }
     this.dataAllowed = true;
     this.raiseMaxPayload();
     this.maxWindow = Math.max(this.maxWindow, this.ctx.options.window);
-    this.progressed();
     this.ctx.metrics.uploadsActive.set(this.ctx.registry.ownedCount);
     this.sendOn(
       stream,
@@ -894,6 +916,7 @@ export class Session {
     instant = false,
   ): void {
     this.progressed();
+    this.firstAccepted.delete(upload.id);
     this.flushAcks(stream);
     this.sendOn(
       stream,
@@ -1336,6 +1359,7 @@ export class Session {
     this.ctx.metrics.uploadsActive.set(this.ctx.registry.ownedCount);
     if (this.closedFlag || stream.ended) return;
     this.progressed();
+    this.firstAccepted.delete(upload.id);
     this.sendOn(stream, encodeTerminated(upload.idBytes));
     this.endStream(stream);
   }

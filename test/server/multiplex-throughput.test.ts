@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Errors } from '../../protocol/index.js';
+import { Errors, encodeResume, withStream } from '../../protocol/index.js';
 import { RawClientV2 } from '../helpers/protocol-client-v2.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
@@ -67,5 +67,31 @@ describe('minThroughput on a bigup.2 connection', () => {
     const error = client.on(0).find((m) => m.type === 'error');
     expect(error?.type === 'error' && error.code).toBe(Errors.TOO_SLOW.code);
     expect(error?.type === 'error' && error.message).toMatch(/for 4 uploads/);
+  });
+
+  it('judges uploads RESUMEd again on new streams from their first ACCEPT (re-accepting is no fresh start)', async () => {
+    const client = await RawClientV2.connect(server.wsUrl);
+    client.hello();
+    await client.waitFor((f) => f.message.type === 'welcome');
+    const held: Array<{ uploadId: Uint8Array; secret: Uint8Array }> = [];
+    for (let stream = 1; stream <= 4; stream++) {
+      client.open(stream, { fileSize: FILE, chunkSize: CHUNK });
+      const accept = await client.expect(stream, 'accept');
+      held.push({ uploadId: accept.uploadId, secret: accept.secret });
+    }
+    // No byte at all; every 200 ms each upload is taken onto a new stream (a reviewer's dodge).
+    let next = 5;
+    const until = Date.now() + 4_000;
+    while (Date.now() < until && !client.on(0).some((m) => m.type === 'error')) {
+      await new Promise((r) => setTimeout(r, 200));
+      for (const { uploadId, secret } of held) {
+        const stream = next++;
+        client.send(withStream(stream, encodeResume({ uploadId, secret, token: '' })));
+        await client.expect(stream, 'accept').catch(() => undefined);
+      }
+    }
+    const error = client.on(0).find((m) => m.type === 'error');
+    expect(error?.type === 'error' && error.code).toBe(Errors.TOO_SLOW.code);
+    client.destroy();
   });
 });
