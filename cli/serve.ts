@@ -110,7 +110,7 @@ variables AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, or the SD
                            [BIG_UPLOADER_REGISTRY_TIMEOUT] (default 5s)
   --registry-max-memory SIZE  Redis memory past which new uploads are refused (INSUFFICIENT_STORAGE;
                            open ones still ack) [BIG_UPLOADER_REGISTRY_MAX_MEMORY]
-                           (default 90% of Redis's maxmemory, 1GiB when it has none)
+                           (default 90% of Redis's maxmemory; without one, half the machine's memory)
 
   --log-level LEVEL        fatal|error|warn|info|debug|silent [BIG_UPLOADER_LOG_LEVEL] (default info)
   -h, --help               show this help

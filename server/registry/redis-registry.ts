@@ -66,9 +66,16 @@ export interface RedisRegistryOptions {
    * Redis memory (its `used_memory`, bytes) past which no new upload is recorded: OPEN is refused
    * with INSUFFICIENT_STORAGE while the records of uploads already open are still written, so acks
    * go on. Completed records stay for the TTL and no other bound counts them. Default: 90% of
-   * Redis's `maxmemory`, or REDIS_DEFAULTS.maxMemory (1 GiB) when Redis has none.
+   * Redis's `maxmemory`; when it has none, half its `total_system_memory`, or
+   * REDIS_DEFAULTS.maxMemory (1 GiB) when Redis does not report that either.
    */
   readonly maxMemory?: number;
+  /**
+   * How long a content hint for instant upload (addContent) is kept after its last write (ms).
+   * Default REDIS_DEFAULTS.contentTtl (7 days); each size's set of digests also holds at most
+   * CONTENT_DIGESTS_PER_SIZE, so the index's memory is bounded by what completes in this time.
+   */
+  readonly contentTtl?: number;
   /** Told when the connection drops or comes back. */
   readonly logger?: { warn(message: string): void; info(message: string): void };
 }
@@ -86,12 +93,18 @@ export interface IoRedisClient {
 export const REDIS_DEFAULTS = {
   keyPrefix: 'bigup:',
   commandTimeout: 5000,
+  /** When Redis has no maxmemory: this share of `total_system_memory`, or 1 GiB when unknown. */
   maxMemory: 2 ** 30,
+  systemMemoryShare: 0.5,
+  contentTtl: 7 * 24 * 3_600_000,
   /** Share of Redis's own `maxmemory` new uploads may fill. */
   maxMemoryShare: 0.9,
   /** How long one reading of Redis's memory is used (ms). */
   memoryReadingAge: 1000,
 } as const;
+
+/** Digests one (file size, chunk size) set of the content index keeps; past it, one goes at random. */
+export const CONTENT_DIGESTS_PER_SIZE = 1024;
 
 /** Fails with -1 (fence moved: taken over) or -2 (lease gone or not ours) before writing anything. */
 const CHECK = `
@@ -234,6 +247,7 @@ export class RedisRegistry implements SharedRegistry {
   private readonly prefix: string;
   private readonly ownsClient: boolean;
   private readonly maxMemory: number | undefined;
+  private readonly contentTtl: number;
   private readonly log: RedisRegistryOptions['logger'];
   private memoryReading: Promise<{ used: number; limit: number }> | undefined;
   private memoryReadAt = 0;
@@ -250,6 +264,9 @@ export class RedisRegistry implements SharedRegistry {
     )
       throw new Error('RedisRegistry option maxMemory must be a positive integer (bytes)');
     this.maxMemory = options.maxMemory;
+    this.contentTtl = options.contentTtl ?? REDIS_DEFAULTS.contentTtl;
+    if (!Number.isSafeInteger(this.contentTtl) || this.contentTtl < 1)
+      throw new Error('RedisRegistry option contentTtl must be a positive integer (ms)');
     this.log = options.logger;
     const commandTimeout = options.commandTimeout ?? REDIS_DEFAULTS.commandTimeout;
     if (options.client) {
@@ -292,12 +309,22 @@ export class RedisRegistry implements SharedRegistry {
     await this.redis.ping();
     const reading = await this.memory().catch((error: unknown) => error as Error);
     if (reading instanceof Error) {
-      // A Redis that refuses INFO (an ACL without it) cannot be measured: the bound is off.
-      this.memoryUnreadable = true;
+      // A Redis whose ACL refuses INFO cannot be measured: the bound is off (other failures, a
+      // timeout say, are tried again at the next OPEN).
+      if (/NOPERM|unknown command/i.test(reading.message)) {
+        this.memoryUnreadable = true;
+        this.log?.warn(
+          `registry: Redis refused INFO memory (${reading.message}); --registry-max-memory is not enforced`,
+        );
+      } else
+        this.log?.warn(
+          `registry: could not read Redis's memory (${reading.message}); each OPEN tries again`,
+        );
+    } else if (reading.used >= reading.limit)
       this.log?.warn(
-        `registry: Redis refused INFO memory (${reading.message}); --registry-max-memory is not enforced`,
+        `registry: Redis already uses ${reading.used} bytes, past the ${reading.limit} new uploads may fill: every OPEN is refused until records expire or --registry-max-memory is raised`,
       );
-    } else
+    else
       this.log?.info(
         `registry: new uploads are refused past ${reading.limit} bytes of Redis memory (all of Redis's used_memory; ${reading.used} now)`,
       );
@@ -338,9 +365,14 @@ export class RedisRegistry implements SharedRegistry {
         return match ? Number(match[1]) : 0;
       };
       const own = field('maxmemory');
+      const system = field('total_system_memory');
       const limit =
         this.maxMemory ??
-        (own > 0 ? Math.floor(own * REDIS_DEFAULTS.maxMemoryShare) : REDIS_DEFAULTS.maxMemory);
+        (own > 0
+          ? Math.floor(own * REDIS_DEFAULTS.maxMemoryShare)
+          : system > 0
+            ? Math.floor(system * REDIS_DEFAULTS.systemMemoryShare)
+            : REDIS_DEFAULTS.maxMemory);
       return { used: field('used_memory'), limit };
     })();
     // A failed reading is not kept: the next OPEN reads again.
@@ -357,7 +389,7 @@ export class RedisRegistry implements SharedRegistry {
     if (used >= limit)
       throw new ProtocolError(
         Errors.INSUFFICIENT_STORAGE,
-        `the upload registry (Redis) uses ${used} bytes of the ${limit} new uploads may fill; retry once completed records expire`,
+        `the upload registry (Redis) uses ${used} bytes of the ${limit} new uploads may fill; retry once completed records and content hints expire`,
       );
   }
 
@@ -499,17 +531,26 @@ export class RedisRegistry implements SharedRegistry {
 
   async addContent(key: ContentKey & { readonly digest: string }, ref: ContentRef): Promise<void> {
     const client = ref.client ?? '';
+    const bySize = this.contentKey(key);
+    const byClient = `${bySize}@${client}`;
+    const byDigest = this.contentKey(key, key.digest);
     try {
-      await this.redis
+      // Each key lives contentTtl after its last write, and a size's sets hold at most
+      // CONTENT_DIGESTS_PER_SIZE digests: hints, bounded by what completes in that time.
+      const replies = await this.redis
         .multi()
-        .sadd(this.contentKey(key), key.digest)
-        .sadd(`${this.contentKey(key)}@${client}`, key.digest)
-        .hset(
-          this.contentKey(key, key.digest),
-          client,
-          JSON.stringify({ id: ref.id, location: ref.location }),
-        )
+        .sadd(bySize, key.digest)
+        .sadd(byClient, key.digest)
+        .hset(byDigest, client, JSON.stringify({ id: ref.id, location: ref.location }))
+        .pexpire(bySize, this.contentTtl)
+        .pexpire(byClient, this.contentTtl)
+        .pexpire(byDigest, this.contentTtl)
+        .scard(bySize)
+        .scard(byClient)
         .exec();
+      const [bySizeCount, byClientCount] = (replies ?? []).slice(-2).map(([, n]) => Number(n));
+      if (bySizeCount > CONTENT_DIGESTS_PER_SIZE) await this.redis.spop(bySize);
+      if (byClientCount > CONTENT_DIGESTS_PER_SIZE) await this.redis.spop(byClient);
     } catch (error) {
       throw unreachable(error);
     }

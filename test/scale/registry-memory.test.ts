@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Errors } from '../../protocol/index.js';
-import { RedisRegistry } from '../../server/registry/redis-registry.js';
+import { CONTENT_DIGESTS_PER_SIZE, RedisRegistry } from '../../server/registry/redis-registry.js';
 import { S3Store } from '../../server/store/s3/index.js';
 import { RawClient } from '../helpers/protocol-client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -94,4 +94,33 @@ describe('the registry memory bound', () => {
     expect((await open.expect('result')).type).toBe('result');
     open.close();
   }, 120_000);
+
+  it('keeps content hints for contentTtl after their last write, at most CONTENT_DIGESTS_PER_SIZE per size', async () => {
+    const registry = new RedisRegistry({
+      url: redis.url,
+      keyPrefix: 'hints:',
+      contentTtl: 60_000,
+    });
+    await registry.init();
+    try {
+      const key = { fileSize: 1000, chunkSize: 65_536 };
+      for (let i = 0; i < CONTENT_DIGESTS_PER_SIZE + 20; i++) {
+        const digest = i.toString(16).padStart(16, '0');
+        await registry.addContent(
+          { ...key, digest },
+          { id: randomBytes(16).toString('hex'), location: `s3://b/k${i}`, client: 'c1' },
+        );
+      }
+      const bySize = 'hints:content:1000:65536';
+      expect(await probe.scard(bySize)).toBeLessThanOrEqual(CONTENT_DIGESTS_PER_SIZE);
+      expect(await probe.scard(`${bySize}@c1`)).toBeLessThanOrEqual(CONTENT_DIGESTS_PER_SIZE);
+      for (const hint of [bySize, `${bySize}@c1`, `${bySize}:${'0'.repeat(16)}`]) {
+        const ttl = await probe.pttl(hint);
+        expect(ttl).toBeGreaterThan(0);
+        expect(ttl).toBeLessThanOrEqual(60_000);
+      }
+    } finally {
+      await registry.close();
+    }
+  });
 });

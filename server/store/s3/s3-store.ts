@@ -113,11 +113,19 @@ export class S3Store implements UploadStore {
   /** A new upload record must fit the registry's memory bound (Redis: `maxMemory`). */
   private async admitRecord(): Promise<void> {
     const registry = this.registry;
-    if (registry.admitUpload)
-      await this.s3.registryCall(
-        'admitUpload',
-        () => registry.admitUpload?.() ?? Promise.resolve(),
-      );
+    if (!registry.admitUpload) return;
+    // The refusal is an answer, not a registry failure: it is not counted as a registry error.
+    const refusal = await this.s3.registryCall('admitUpload', () =>
+      (registry.admitUpload?.() ?? Promise.resolve()).then(
+        () => undefined,
+        (error: unknown) => {
+          if (error instanceof ProtocolError && error.codeName === 'INSUFFICIENT_STORAGE')
+            return error;
+          throw error;
+        },
+      ),
+    );
+    if (refusal) throw refusal;
   }
 
   async freeSpace(): Promise<number> {
