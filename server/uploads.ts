@@ -327,6 +327,7 @@ export class UploadRegistry {
     client: string,
     preset?: PresetIdentity,
     batch?: string,
+    viaTus = false,
   ): { info: UploadInfo; secret: Uint8Array } {
     const chunkSize = this.chunkSizeFor(message);
     // A preset identity (a tus upload created before its length was known) keeps its id and secret.
@@ -349,6 +350,7 @@ export class UploadRegistry {
       createdAt: preset?.createdAt ?? Date.now(),
       client,
       ...(batch !== undefined && message.metadata.relativePath !== undefined ? { batch } : {}),
+      ...(viaTus ? { tus: true as const } : {}),
     };
     return { info, secret };
   }
@@ -360,10 +362,11 @@ export class UploadRegistry {
     preset?: PresetIdentity,
     batch?: string,
     intent?: CreateIntent,
+    viaTus = false,
   ): Promise<{ upload: OpenUpload; secret: Uint8Array }> {
     if (this.closing)
       throw new ProtocolError(Errors.SHUTTING_DOWN, 'the server is shutting down; retry shortly');
-    const { info, secret } = this.infoFor(message, client, preset, batch);
+    const { info, secret } = this.infoFor(message, client, preset, batch, viaTus);
     // Reserved synchronously (before the store's awaits), so racing OPENs all see each other.
     if (this.store.countsQuotas !== true) this.ledger.reserve(info.id, client, info.fileSize);
     const upload = await this.serialize(info.id, async () => {

@@ -237,6 +237,7 @@ function isMetaFile(value: unknown, id: string): value is MetaFile {
     typeof info.createdAt === 'number' &&
     (info.client === undefined || typeof info.client === 'string') &&
     (info.batch === undefined || (typeof info.batch === 'string' && ID_PATTERN.test(info.batch))) &&
+    (info.tus === undefined || info.tus === true) &&
     (meta.completion === undefined ||
       (typeof meta.completion === 'object' &&
         meta.completion !== null &&

@@ -46,6 +46,12 @@ export interface UploadInfo {
    * sent at once). The disk store lands a batch's files in one folder (delivered-files.ts).
    */
   readonly batch?: string;
+  /**
+   * Created through the tus endpoint, where the upload URL is the capability: only such uploads
+   * are reached by tus requests, which carry no secret. An upload opened over bigup (WebSocket or
+   * the HTTP binding) is reached only with its secret, whoever learns its id.
+   */
+  readonly tus?: true;
   /** Epoch milliseconds. */
   readonly createdAt: number;
 }

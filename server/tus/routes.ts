@@ -248,9 +248,17 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
     return waiting;
   }
 
+  /**
+   * The upload's info, for every tus request about an upload that is not only announced. An
+   * upload tus did not create is NOT_FOUND here: tus requests carry no secret (the URL is the
+   * capability), and a WebSocket or HTTP-binding upload must not be read, written or removed by
+   * whoever learns its id (its `files/<id>/` folder, the logs, the application's hook).
+   */
   async function infoOf(id: string): Promise<UploadInfo> {
-    const info = registry.peek(id)?.info ?? (await ctx.store.readState(id))?.info;
-    if (!info) throw new TusRefusal(HttpErrors.NOT_FOUND);
+    const info =
+      registry.peek(id)?.info ??
+      (ctx.store.readInfo ? await ctx.store.readInfo(id) : (await ctx.store.readState(id))?.info);
+    if (!info || info.tus !== true) throw new TusRefusal(HttpErrors.NOT_FOUND);
     return info;
   }
 
@@ -416,6 +424,9 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
         preset
           ? { id: preset.id, secretHash: preset.secretHash, createdAt: preset.createdAt }
           : undefined,
+        undefined,
+        undefined,
+        true,
       );
       ctx.metrics.uploadsActive.set(registry.ownedCount);
       request.log.info({ upload: created.upload.id, size: fileSize, tus: true }, 'upload created');

@@ -11,6 +11,8 @@ import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DiskStore, mintUploadTicket } from '../../server/index.js';
+import { bytesToHex } from '../../protocol/index.js';
+import { RawClient } from '../helpers/protocol-client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { listFiles, makeTempDir, type TempDir } from '../helpers/tmp.js';
 import { tusRequest, tusUpload } from '../helpers/tus.js';
@@ -38,6 +40,40 @@ describe('tus endpoint: bad input and extensions', () => {
   afterEach(async () => {
     await server.close();
     await tmp.cleanup();
+  });
+
+  it('does not reach an upload opened over WebSocket (no secret in tus): HEAD, PATCH and DELETE are 404, the upload unharmed', async () => {
+    const data = randomBytes(2 * MiB);
+    const client = await RawClient.connect(server.wsUrl, { token: 'tok' });
+    client.open({ fileSize: data.byteLength, chunkSize: MiB, name: 'ws.bin' });
+    const accept = await client.expect('accept');
+    client.sendData(0, data.subarray(0, MiB));
+    await client.expect('ack');
+    client.close();
+    await client.closed;
+    const id = bytesToHex(accept.uploadId);
+    const url = `${server.url}/files/${id}`;
+    expect((await tusRequest(url, 'HEAD', AUTH)).status).toBe(404);
+    const patched = await tusRequest(
+      url,
+      'PATCH',
+      { ...AUTH, ...OCTETS, 'Upload-Offset': String(MiB) },
+      randomBytes(MiB),
+    );
+    expect(patched.status).toBe(404);
+    expect((await tusRequest(url, 'DELETE', AUTH)).status).toBe(404);
+    // Its owner, with the secret, finds it as it left it and completes it with its own bytes.
+    const again = await RawClient.connect(server.wsUrl, { token: 'tok' });
+    again.resume(accept.uploadId, accept.secret);
+    expect((await again.expect('accept')).ranges).toEqual([{ start: 0, end: MiB }]);
+    again.sendData(MiB, data.subarray(MiB));
+    await again.expect('ack');
+    again.complete();
+    await again.expect('result');
+    again.close();
+    const stored = (await listFiles(tmp.path)).find((f) => f.startsWith(`files/${id}/`));
+    expect(stored).toBeDefined();
+    expect((await readFile(join(tmp.path, stored ?? ''))).equals(data)).toBe(true);
   });
 
   /**
