@@ -43,6 +43,9 @@ Options (environment variable in brackets; the command line wins):
   --max-uploads N          concurrent uploads [BIG_UPLOADER_MAX_UPLOADS] (default ${DEFAULTS.maxUploads})
   --max-uploads-per-address N  concurrent uploads from one client address
                            [BIG_UPLOADER_MAX_UPLOADS_PER_ADDRESS] (default ${DEFAULTS.maxUploadsPerAddress})
+  --instant-upload SCOPE   subject|address|global|off: who may complete an upload from content
+                           another upload stored; a scope must hold clients that trust each other
+                           (README, "Instant upload") [BIG_UPLOADER_INSTANT_UPLOAD] (default subject)
   --max-queued-bytes SIZE  answers queued for a client that does not read before it is cut
                            [BIG_UPLOADER_MAX_QUEUED_BYTES] (default ${formatBytes(DEFAULTS.maxQueuedBytes)})
   --max-refused N          refused messages one connection may collect [BIG_UPLOADER_MAX_REFUSED] (default ${DEFAULTS.maxRefusedMessages})
@@ -140,6 +143,7 @@ const OPTIONS = {
   'empty-upload-ttl': { type: 'string' },
   'max-uploads': { type: 'string' },
   'max-uploads-per-address': { type: 'string' },
+  'instant-upload': { type: 'string' },
   'idle-timeout': { type: 'string' },
   heartbeat: { type: 'string' },
   'min-throughput': { type: 'string' },
@@ -295,6 +299,7 @@ export function parseServeArgs(
     maxConnections: count('max-connections'),
     maxUploads: count('max-uploads'),
     maxUploadsPerAddress: count('max-uploads-per-address'),
+    instantUpload: instantScope(str('instant-upload')),
     maxQueuedBytes: size('max-queued-bytes'),
     maxRefusedMessages: count('max-refused'),
     maxCommittedBytes: size('max-committed'),
@@ -472,4 +477,11 @@ export async function run(argv: string[]): Promise<number> {
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
+}
+
+function instantScope(value: string | undefined): AppOptions['instantUpload'] {
+  if (value === undefined) return undefined;
+  if (value === 'off') return false;
+  if (value === 'subject' || value === 'address' || value === 'global') return value;
+  throw new UsageError(`--instant-upload: "${value}" is not subject, address, global or off`);
 }

@@ -152,11 +152,17 @@ export interface BigUploaderOptions {
   /**
    * Instant upload (SPEC.md 16.10): an OPEN with a digest completes at once from content this
    * server already holds, after the client proved it has the bytes. The scope of the lookup:
-   * `'subject'` (default) finds content completed by the same authorization subject (or, without
-   * one, the same client address); `'global'` by anyone (tells a client whether anyone stored a
-   * file: only for single-tenant servers); `false` turns it off (PROOF_OF_POSSESSION not granted).
+   * `'subject'` (default) finds content completed by the same authorization subject (an upload
+   * ticket's `sub`); a client without one gets no instant upload. `'address'` also lets clients
+   * without a subject find content completed from the same address. `'global'` finds anyone's.
+   * Content is named by its xxHash64 digest, which a client can forge collisions of, and the proof
+   * samples ranges: a client in the same scope can plant a file (another file's digest, a few
+   * bytes changed) that a later instant upload is linked to. So a scope must hold only clients
+   * that trust each other: a subject is one user; an address is everyone behind one NAT or proxy
+   * (an attack helper's victim got the attacker's bytes); `'global'` is for single-tenant servers.
+   * `false` turns it off (PROOF_OF_POSSESSION not granted).
    */
-  instantUpload?: 'subject' | 'global' | false;
+  instantUpload?: 'subject' | 'address' | 'global' | false;
   /**
    * Byte ranges one proof of possession asks for (1..16; 64 KiB each at most). A client holding a
    * fraction p of the file passes with probability about p^ranges. Default 8.
@@ -326,7 +332,7 @@ export interface ResolvedOptions {
   readonly maxStreamsPerConnection: number;
   readonly maxInlineFileSize: number;
   readonly multiplexedOpensPerSecond: number;
-  readonly instantUpload: 'subject' | 'global' | false;
+  readonly instantUpload: 'subject' | 'address' | 'global' | false;
   readonly instantUploadRanges: number;
   readonly instantUploadMinSize: number;
   readonly idleTimeout: number;
@@ -379,7 +385,7 @@ export const DEFAULTS = {
   maxStreamsPerConnection: 16,
   maxInlineFileSize: LimitsV2.MAX_INLINE_FILE_SIZE,
   multiplexedOpensPerSecond: 2000,
-  instantUpload: 'subject' as 'subject' | 'global' | false,
+  instantUpload: 'subject' as 'subject' | 'address' | 'global' | false,
   instantUploadRanges: 8,
   instantUploadMinSize: LimitsV2.MAX_INLINE_FILE_SIZE,
   idleTimeout: 60_000,
@@ -419,11 +425,12 @@ function integer(
   return value;
 }
 
-function instantScope(value: unknown): 'subject' | 'global' | false {
+function instantScope(value: unknown): 'subject' | 'address' | 'global' | false {
   if (value === undefined) return DEFAULTS.instantUpload;
-  if (value === 'subject' || value === 'global' || value === false) return value;
+  if (value === 'subject' || value === 'address' || value === 'global' || value === false)
+    return value;
   throw new OptionsError(
-    `big-uploader option instantUpload must be 'subject', 'global' or false, got ${inspect(value)}`,
+    `big-uploader option instantUpload must be 'subject', 'address', 'global' or false, got ${inspect(value)}`,
   );
 }
 

@@ -224,6 +224,15 @@ export class UploadRegistry {
   }
 
   /**
+   * Whether `client` may find content at all: in the default 'subject' scope only a client with
+   * an authorization subject (see the instantUpload option: a scope holds clients that trust each
+   * other, and one address may be many users).
+   */
+  private findsContent(client: string): boolean {
+    return this.options.instantUpload !== 'subject' || client.startsWith('subject:');
+  }
+
+  /**
    * Whether this OPEN may become an instant upload (SPEC.md 16.10): completed content of its file
    * size at the chunk size it would get exists within the dedupe scope of `client`, and that is
    * its proposed chunk size or `namedChunkSize` (the client takes a CHALLENGE naming another).
@@ -237,6 +246,7 @@ export class UploadRegistry {
     const chunkSize = this.chunkSizeFor(message);
     if (
       !this.remembersContent(message.fileSize) ||
+      !this.findsContent(client) ||
       (chunkSize !== message.chunkSize && !namedChunkSize)
     )
       return false;
@@ -266,6 +276,7 @@ export class UploadRegistry {
     const chunkSize = this.chunkSizeFor(message);
     if (
       !this.remembersContent(message.fileSize) ||
+      !this.findsContent(client) ||
       (chunkSize !== message.chunkSize && !namedChunkSize)
     )
       return [];

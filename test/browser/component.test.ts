@@ -26,7 +26,12 @@ import {
 
 const TOKEN = 'browser-test-token';
 const ADMIN = 'browser-test-admin';
-const suite = useBrowserSuite('bigup-browser-', { token: TOKEN, adminToken: ADMIN });
+// The page has no upload ticket: it shares its address's content for instant upload.
+const suite = useBrowserSuite('bigup-browser-', {
+  token: TOKEN,
+  adminToken: ADMIN,
+  instantUpload: 'address',
+});
 const pageUrl = (): string => `${suite.server.url}/?token=${TOKEN}`;
 
 beforeAll(() => mkdir(OUTPUT, { recursive: true }));

@@ -57,8 +57,9 @@ beforeAll(async () => {
     opensPerSecond: 0,
     multiplexedOpensPerSecond: 0,
     // The reload test's files are small: the server remembers every file's content for instant
-    // upload (by default only from 64 KiB up).
+    // upload (by default only from 64 KiB up), and the page (no ticket) finds its address's.
     instantUploadMinSize: 1,
+    instantUpload: 'address',
     authorizeUpload: async () => {
       if (++gate.seen > gate.allow) await new Promise<void>((resume) => gate.held.push(resume));
       return true;

@@ -53,6 +53,8 @@ beforeEach(async () => {
     dir: dataDir,
     // The instant-upload test's files are small: every non-empty file is remembered.
     instantUploadMinSize: 1,
+    // The client has no subject: it shares its address's content (not the default).
+    instantUpload: 'address',
     authorizeUpload: async ({ name }) => {
       if (gate.hold.has(name ?? '')) await new Promise<void>((go) => gate.waiting.push(go));
       return true;

@@ -21,7 +21,8 @@ let server: TestServer;
 beforeEach(async () => {
   tmp = await makeTempDir('bigup-instant-');
   dataDir = join(tmp.path, 'data');
-  server = await startServer({ dir: dataDir });
+  // `send` has no subject here: it shares its address's content (not the default).
+  server = await startServer({ dir: dataDir, instantUpload: 'address' });
 });
 
 afterEach(async () => {

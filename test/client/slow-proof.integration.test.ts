@@ -20,7 +20,11 @@ const CHUNK = 256 * 1024;
 
 describe('instant upload of a file slower to hash than the server waits', () => {
   it('the retried OPEN answers from the digest being computed: instant, the file read once for it', async () => {
-    const server = await fixture.server({ idleTimeout: 1000, heartbeatInterval: 60_000 });
+    const server = await fixture.server({
+      idleTimeout: 1000,
+      heartbeatInterval: 60_000,
+      instantUpload: 'address',
+    });
     const bytes = new Uint8Array(randomBytes(8 * CHUNK));
     const upload = (file: FileSource | Blob) =>
       createUploader({

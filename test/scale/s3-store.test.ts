@@ -91,12 +91,14 @@ describe('S3 store against s3rver', () => {
       window: 16 * MiB,
       authorizeUpload,
       instantUploadMinSize: 1, // the inline test adopts files of 1 and 5000 bytes
+      instantUpload: 'address', // clients without a token share their address's content
     });
     node2 = await startServer({
       store: storeFor('node-2'),
       window: 16 * MiB,
       authorizeUpload,
       instantUploadMinSize: 1, // the inline test adopts files of 1 and 5000 bytes
+      instantUpload: 'address', // clients without a token share their address's content
     });
   }, 30_000);
 

@@ -49,6 +49,7 @@ describe('instant upload with proof of possession (SPEC.md 16.10)', () => {
       adminToken: 'admin-secret',
       // The token names the subject (the dedupe scope); no token: the client address.
       authorizeUpload: ({ token }) => (token ? { subject: token } : true),
+      instantUpload: 'address',
     });
   });
 
@@ -272,6 +273,30 @@ describe('instant upload with proof of possession (SPEC.md 16.10)', () => {
     plain.close();
   });
 
+  it('by default (scope subject) only a client with a subject finds content: one address may be many users', async () => {
+    await server.close();
+    server = await startServer({
+      dir: tmp.path,
+      maxUploadSize: 16 * 1024 * 1024,
+      defaultChunkSize: CHUNK,
+      authorizeUpload: ({ token }) => (token ? { subject: token } : true),
+    });
+    // Stored twice from one address: once with no subject, once as alice.
+    await uploadOnce(file);
+    await uploadOnce(file, 'alice');
+    // Without a subject no CHALLENGE, even for what this address stored: an ordinary upload.
+    const anonymous = await RawClientV2.connect(server.wsUrl);
+    anonymous.hello(INSTANT);
+    anonymous.open(1, { fileSize: SIZE, chunkSize: CHUNK, name: 'a.bin', digest: digestOf(file) });
+    await anonymous.expect(1, 'accept');
+    expect(anonymous.on(1).map((m) => m.type)).toEqual(['accept']);
+    anonymous.close();
+    // alice finds hers.
+    const alice = await instant((c) => proofFor(c, file), { token: 'alice' });
+    expect(alice.answer.type).toBe('result');
+    alice.client.close();
+  });
+
   it("with the global scope every OPEN is challenged, found or not (a size is another tenant's information)", async () => {
     await server.close();
     server = await startServer({
@@ -318,6 +343,7 @@ describe('instant upload with proof of possession (SPEC.md 16.10)', () => {
       dir: tmp.path,
       idleTimeout: 400,
       heartbeatInterval: 60_000,
+      instantUpload: 'address',
       // One slot: while the unanswered CHALLENGE held it, any other OPEN was refused.
       maxUploads: 1,
     });

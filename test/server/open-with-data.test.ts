@@ -38,7 +38,14 @@ describe('OPEN with data (SPEC.md 16.11)', () => {
   let server: TestServer;
 
   async function start(options: Parameters<typeof startServer>[0] = { dir: '' }): Promise<void> {
-    server = await startServer({ adminToken: ADMIN, metrics: true, ...options, dir: tmp.path });
+    // Clients here have no subject: they share their address's content (not the default).
+    server = await startServer({
+      adminToken: ADMIN,
+      metrics: true,
+      instantUpload: 'address',
+      ...options,
+      dir: tmp.path,
+    });
   }
 
   beforeEach(async () => {

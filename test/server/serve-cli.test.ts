@@ -24,6 +24,8 @@ describe('big-uploader serve', () => {
         '8MiB',
         '--max-uploads-per-address',
         '8',
+        '--instant-upload',
+        'address',
       ],
       {
         BIG_UPLOADER_PORT: '5000',
@@ -44,6 +46,7 @@ describe('big-uploader serve', () => {
       token: ['t1', 't2'],
       idleTimeout: 90_000,
       maxUploadsPerAddress: 8,
+      instantUpload: 'address',
       trustProxy: ['10.0.0.5', '10.1.0.0/16'],
     });
   });
@@ -75,6 +78,9 @@ describe('big-uploader serve', () => {
     expect(() => parseServeArgs(['--max-size', 'lots'], {})).toThrow(UsageError);
     expect(() => parseServeArgs(['--max-size', 'lots'], {})).toThrow(/--max-size/);
     expect(() => parseServeArgs(['--bogus'], {})).toThrow(UsageError);
+    expect(() => parseServeArgs(['--instant-upload', 'everyone'], {})).toThrow(/--instant-upload/);
+    const off = parseServeArgs(['--instant-upload', 'off'], {});
+    expect(!off.help && off.app.instantUpload).toBe(false);
     expect(parseServeArgs(['--help'], {})).toEqual({ help: true });
   });
 
