@@ -896,7 +896,22 @@ export class Session {
       this.answerInstant(stream, upload, proof.digest);
       return true;
     }
+    // Content with that digest was there and the proof failed: each such OPEN made the server
+    // read ranges of it for an answer a client that holds the file never gets wrong, so it counts
+    // as a refusal (maxRefusedMessages), though the wire shows an ordinary upload as 16.10 says.
+    if (found.length > 0) this.countRefusal();
     return false;
+  }
+
+  /** A refusal the client is not told of; past `maxRefusedMessages` the connection ends. */
+  private countRefusal(): void {
+    if (this.refusals++ >= this.ctx.options.maxRefusedMessages)
+      this.fail(
+        new ProtocolError(
+          Errors.LIMIT_EXCEEDED,
+          `more than ${this.ctx.options.maxRefusedMessages} refused messages on one connection`,
+        ),
+      );
   }
 
   /** RESULT (flag INSTANT) for an upload completed from content the server held. */

@@ -297,6 +297,50 @@ describe('instant upload with proof of possession (SPEC.md 16.10)', () => {
     alice.client.close();
   });
 
+  it('counts each wrong proof for content it holds as a refusal (maxRefusedMessages): reads for nothing are bounded', async () => {
+    await server.close();
+    server = await startServer({
+      dir: tmp.path,
+      maxUploadSize: 16 * 1024 * 1024,
+      defaultChunkSize: CHUNK,
+      maxRefusedMessages: 3,
+      authorizeUpload: ({ token }) => (token ? { subject: token } : true),
+    });
+    await uploadOnce(file, 'alice');
+    const client = await RawClientV2.connect(server.wsUrl);
+    client.hello(INSTANT);
+    let accepted = 0;
+    for (let stream = 1; stream <= 6; stream++) {
+      client.open(stream, {
+        fileSize: SIZE,
+        chunkSize: CHUNK,
+        name: `guess-${stream}.bin`,
+        token: 'alice',
+      });
+      const challenge = await client.expect(stream, 'challenge');
+      // The right digest, hashes of nothing: each makes the server read ranges of its copy.
+      client.send(
+        encodeProof(
+          stream,
+          digestOf(file),
+          challenge.ranges.map(() => 0n),
+        ),
+      );
+      const answer = await client.waitFor(
+        (f) =>
+          (f.stream === stream && f.message.type === 'accept') ||
+          (f.stream === 0 && f.message.type === 'error'),
+        COMPLETION_WAIT,
+      );
+      if (answer.message.type === 'error') break;
+      accepted++;
+    }
+    expect(accepted).toBe(3);
+    const error = client.on(0).find((m) => m.type === 'error');
+    expect(error?.type === 'error' && error.code).toBe(Errors.LIMIT_EXCEEDED.code);
+    client.destroy();
+  });
+
   it("with the global scope every OPEN is challenged, found or not (a size is another tenant's information)", async () => {
     await server.close();
     server = await startServer({
