@@ -73,6 +73,52 @@ function gatedStore(
   });
 }
 
+/** An upload opened over the HTTP binding: its lease, id, and a PUT of one chunk's bytes. */
+async function openOverHttp(
+  server: TestServer,
+  fileSize: number,
+): Promise<{
+  lease: string;
+  id: string;
+  put(index: number, bytes: Uint8Array): Promise<{ status: number; message: ServerMessage }>;
+}> {
+  const hasher = await loadHasher();
+  const opened = await fetch(`${server.url}/upload`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/octet-stream' },
+    body: new Uint8Array(
+      encodeOpen({
+        fileSize,
+        chunkSize: CHUNK,
+        name: 'h.bin',
+        contentType: '',
+        token: '',
+        metadata: {},
+      }),
+    ),
+  });
+  expect(opened.status).toBe(200);
+  const lease = opened.headers.get('bigup-lease') ?? '';
+  const accept = decodeServerMessage(new Uint8Array(await opened.arrayBuffer())) as AcceptMessage;
+  const id = bytesToHex(accept.uploadId);
+  const put = async (index: number, bytes: Uint8Array) => {
+    const response = await fetch(`${server.url}/upload/${id}/chunks/${index}`, {
+      method: 'PUT',
+      headers: {
+        'content-type': 'application/octet-stream',
+        'bigup-lease': lease,
+        'bigup-hash': hashToHex(hasher.h64(bytes)),
+      },
+      body: new Uint8Array(bytes),
+    });
+    return {
+      status: response.status,
+      message: decodeServerMessage(new Uint8Array(await response.arrayBuffer())),
+    };
+  };
+  return { lease, id, put };
+}
+
 describe('races around a completion', () => {
   const fixture = serverPerTest('bigup-race-');
 
@@ -189,47 +235,14 @@ describe('races around a completion', () => {
     const server = await fixture.server({
       store: gatedStore(new DiskStore({ dir }), hold),
     });
-    const hasher = await loadHasher();
-    const opened = await fetch(`${server.url}/upload`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/octet-stream' },
-      body: new Uint8Array(
-        encodeOpen({
-          fileSize: 2 * CHUNK,
-          chunkSize: CHUNK,
-          name: 'h.bin',
-          contentType: '',
-          token: '',
-          metadata: {},
-        }),
-      ),
-    });
-    expect(opened.status).toBe(200);
-    const lease = opened.headers.get('bigup-lease') ?? '';
-    const accept = decodeServerMessage(new Uint8Array(await opened.arrayBuffer())) as AcceptMessage;
-    const id = bytesToHex(accept.uploadId);
-    const put = async (bytes: Uint8Array): Promise<{ status: number; message: ServerMessage }> => {
-      const response = await fetch(`${server.url}/upload/${id}/chunks/0`, {
-        method: 'PUT',
-        headers: {
-          'content-type': 'application/octet-stream',
-          'bigup-lease': lease,
-          'bigup-hash': hashToHex(hasher.h64(bytes)),
-        },
-        body: new Uint8Array(bytes),
-      });
-      return {
-        status: response.status,
-        message: decodeServerMessage(new Uint8Array(await response.arrayBuffer())),
-      };
-    };
+    const { id, put } = await openOverHttp(server, 2 * CHUNK);
     const a = randomBytes(CHUNK);
     const b = randomBytes(CHUNK);
     hold.writeAt = gate();
     const held = hold.writeAt;
-    const first = put(a);
+    const first = put(0, a);
     await held.arrived;
-    const second = await put(b);
+    const second = await put(0, b);
     expect(second.status).toBe(409);
     expect(second.message.type === 'error' && second.message.code).toBe(Errors.CONFLICT.code);
     held.open();
@@ -245,40 +258,9 @@ describe('races around a completion', () => {
     const { server, held, completed } = await serveWithFinishHeld();
     const hasher = await loadHasher();
     const data = randomBytes(2 * CHUNK);
-    const opened = await fetch(`${server.url}/upload`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/octet-stream' },
-      body: new Uint8Array(
-        encodeOpen({
-          fileSize: data.byteLength,
-          chunkSize: CHUNK,
-          name: 'c.bin',
-          contentType: '',
-          token: '',
-          metadata: {},
-        }),
-      ),
-    });
-    expect(opened.status).toBe(200);
-    const lease = opened.headers.get('bigup-lease') ?? '';
-    const accept = decodeServerMessage(new Uint8Array(await opened.arrayBuffer())) as AcceptMessage;
-    const id = bytesToHex(accept.uploadId);
-    const put = async (index: number): Promise<{ status: number; message: ServerMessage }> => {
-      const bytes = data.subarray(index * CHUNK, (index + 1) * CHUNK);
-      const response = await fetch(`${server.url}/upload/${id}/chunks/${index}`, {
-        method: 'PUT',
-        headers: {
-          'content-type': 'application/octet-stream',
-          'bigup-lease': lease,
-          'bigup-hash': hashToHex(hasher.h64(bytes)),
-        },
-        body: new Uint8Array(bytes),
-      });
-      return {
-        status: response.status,
-        message: decodeServerMessage(new Uint8Array(await response.arrayBuffer())),
-      };
-    };
+    const { lease, id, put: putBytes } = await openOverHttp(server, data.byteLength);
+    const put = (index: number) =>
+      putBytes(index, data.subarray(index * CHUNK, (index + 1) * CHUNK));
     for (const index of [0, 1]) expect((await put(index)).status).toBe(200);
     const completing = fetch(`${server.url}/upload/${id}/complete`, {
       method: 'POST',
