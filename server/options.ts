@@ -153,7 +153,8 @@ export interface BigUploaderOptions {
    * Instant upload (SPEC.md 16.10): an OPEN with a digest completes at once from content this
    * server already holds, after the client proved it has the bytes. The scope of the lookup:
    * `'subject'` (default) finds content completed by the same authorization subject (an upload
-   * ticket's `sub`); a client without one gets no instant upload. `'address'` also lets clients
+   * ticket's `sub`, or the subject `authorizeUpload` returns); a client without one gets no
+   * instant upload. `'address'` also lets clients
    * without a subject find content completed from the same address. `'global'` finds anyone's.
    * Content is named by its xxHash64 digest, which a client can forge collisions of, and the proof
    * samples ranges: a client in the same scope can plant a file (another file's digest, a few

@@ -128,7 +128,7 @@ export function endsStreamOnly(error: ProtocolError): boolean {
   return group === 0x0100 || (group === 0x0200 && error.code !== Errors.WINDOW_EXCEEDED.code);
 }
 
-/** Uploads whose first ACCEPT on one connection is remembered (Session.firstAccepted). */
+/** Uploads one connection remembers having accepted (Session.accepted). */
 const ACCEPTED_UPLOADS_KEPT = 4096;
 
 /** One upload's state on this connection. It is the upload's owner (takeover evicts the stream). */
@@ -147,11 +147,6 @@ class UploadStream implements UploadOwner {
    * above it, so a stream verifies every chunk at most once (SPEC.md 16.9).
    */
   verifiedThrough = -1;
-  /**
-   * When the stream's upload was first accepted on this connection: a stream is judged by
-   * `minThroughput` from the next period.
-   */
-  acceptedAt = 0;
   /** A CHALLENGE is out (SPEC.md 16.10): the PROOF (or the stream's end) settles it. */
   proof: { readonly count: number; readonly settle: (proof?: ProofMessage) => void } | undefined;
 
@@ -212,13 +207,17 @@ export class Session {
   /** Bytes newly stored in the current throughput period. */
   private periodBytes = 0;
   /**
-   * When each upload was first accepted on this connection. A RESUME of one on a new stream keeps
-   * its time and is not progress: re-accepting uploads must not reset `minThroughput`'s judgement
-   * or the idle timeout (an attack helper kept four uploads without a byte by re-RESUMEing them).
-   * Entries go when the upload completes or is terminated; at most ACCEPTED_UPLOADS_KEPT, oldest
-   * forgotten first.
+   * Uploads accepted on this connection: a RESUME of one on a new stream is not progress, so
+   * re-accepting uploads cannot hold off the idle timeout (a reviewer kept four uploads without a
+   * byte by re-RESUMEing them). Entries go when the upload completes or is terminated; at most
+   * ACCEPTED_UPLOADS_KEPT, oldest forgotten first.
    */
-  private readonly firstAccepted = new Map<string, number>();
+  private readonly accepted = new Set<string>();
+  /**
+   * Uploads held (active) when the throughput period began: the ones `minThroughput` judges at
+   * its end if still held, whatever streams they moved between (re-accepting is no fresh start).
+   */
+  private heldAtPeriodStart = new Set<string>();
   /** Non-fatal refusals sent on this connection (bounded by `maxRefusedMessages`). */
   private refusals = 0;
   private alive = true;
@@ -656,13 +655,11 @@ export class Session {
     stream.upload = upload;
     stream.generation++;
     stream.state = 'active';
-    const first = this.firstAccepted.get(upload.id);
-    stream.acceptedAt = first ?? Date.now();
-    if (first === undefined) {
-      this.firstAccepted.set(upload.id, stream.acceptedAt);
-      if (this.firstAccepted.size > ACCEPTED_UPLOADS_KEPT) {
-        const oldest = this.firstAccepted.keys().next();
-        if (!oldest.done) this.firstAccepted.delete(oldest.value);
+    if (!this.accepted.has(upload.id)) {
+      this.accepted.add(upload.id);
+      if (this.accepted.size > ACCEPTED_UPLOADS_KEPT) {
+        const oldest = this.accepted.values().next();
+        if (!oldest.done) this.accepted.delete(oldest.value);
       }
       this.progressed();
     }
@@ -878,8 +875,11 @@ export class Session {
       proof.digest,
       this.challengeNamesChunkSize,
     );
+    let wrong = false;
     for (const ref of found) {
-      if (!(await this.proves(ref, nonce, ranges, proof.hashes))) continue;
+      const verdict = await this.proves(ref, nonce, ranges, proof.hashes);
+      wrong ||= verdict === 'wrong';
+      if (verdict !== 'proven') continue;
       const upload = await this.ctx.registry.adopt(
         message,
         client,
@@ -896,10 +896,11 @@ export class Session {
       this.answerInstant(stream, upload, proof.digest);
       return true;
     }
-    // Content with that digest was there and the proof failed: each such OPEN made the server
-    // read ranges of it for an answer a client that holds the file never gets wrong, so it counts
-    // as a refusal (maxRefusedMessages), though the wire shows an ordinary upload as 16.10 says.
-    if (found.length > 0) this.countRefusal();
+    // Content with that digest was read and the proof did not match it: each such OPEN made the
+    // server read ranges for an answer a client that holds the file never gets wrong, so it
+    // counts as a refusal (maxRefusedMessages), though the wire shows an ordinary upload (16.10).
+    // A copy the store could not read (moved, a failed GET) is the server's matter, not counted.
+    if (wrong) this.countRefusal();
     return false;
   }
 
@@ -931,7 +932,7 @@ export class Session {
     instant = false,
   ): void {
     this.progressed();
-    this.firstAccepted.delete(upload.id);
+    this.accepted.delete(upload.id);
     this.flushAcks(stream);
     this.sendOn(
       stream,
@@ -987,17 +988,17 @@ export class Session {
     nonce: Uint8Array,
     ranges: readonly { offset: number; length: number }[],
     hashes: readonly bigint[],
-  ): Promise<boolean> {
+  ): Promise<'proven' | 'wrong' | 'unreadable'> {
     for (let i = 0; i < ranges.length; i++) {
       const { offset, length } = ranges[i];
       const bytes = await this.ctx.registry.readContent(ref, offset, length).catch(() => undefined);
-      if (!bytes || bytes.byteLength !== length) return false;
+      if (!bytes || bytes.byteLength !== length) return 'unreadable';
       const joined = new Uint8Array(nonce.byteLength + length);
       joined.set(nonce);
       joined.set(bytes, nonce.byteLength);
-      if (this.ctx.hasher.h64(joined) !== hashes[i]) return false;
+      if (this.ctx.hasher.h64(joined) !== hashes[i]) return 'wrong';
     }
-    return true;
+    return 'proven';
   }
 
   /** PROOF: only as the answer to this stream's CHALLENGE, with one hash per range. */
@@ -1374,7 +1375,7 @@ export class Session {
     this.ctx.metrics.uploadsActive.set(this.ctx.registry.ownedCount);
     if (this.closedFlag || stream.ended) return;
     this.progressed();
-    this.firstAccepted.delete(upload.id);
+    this.accepted.delete(upload.id);
     this.sendOn(stream, encodeTerminated(upload.idBytes));
     this.endStream(stream);
   }
@@ -1408,9 +1409,11 @@ export class Session {
       // judged together, so a bigup.2 connection cannot keep idle uploads alive on the bytes of
       // one (or on fresh streams opened to look busy). The oldest-first sender still passes:
       // what one stream stores counts for all.
-      const judged = streams.filter(
-        (s) => s.state === 'active' && s.upload !== undefined && s.acceptedAt <= this.periodStart,
-      ).length;
+      const heldNow = streams.flatMap((s) =>
+        s.state === 'active' && s.upload !== undefined ? [s.upload.id] : [],
+      );
+      const judged = heldNow.filter((id) => this.heldAtPeriodStart.has(id)).length;
+      this.heldAtPeriodStart = new Set(heldNow);
       this.periodStart = now;
       this.periodBytes = 0;
       if (minThroughput > 0 && judged > 0 && rate < minThroughput * judged) {

@@ -209,8 +209,14 @@ export class UploadRegistry {
    * when instant upload is off (its index would be written for nothing), nor below
    * `instantUploadMinSize` (an empty file is never one).
    */
-  remembersContent(fileSize: number): boolean {
-    return this.instantUploads && fileSize >= this.options.instantUploadMinSize;
+  remembersContent(fileSize: number, client?: string): boolean {
+    return (
+      this.instantUploads &&
+      fileSize >= this.options.instantUploadMinSize &&
+      // Content nobody could find (a client without a subject in the default scope) is not
+      // written to the index.
+      (client === undefined || this.findsContent(client))
+    );
   }
 
   /** Instant upload is on and the store can find content (PROOF_OF_POSSESSION may be granted). */
@@ -328,7 +334,7 @@ export class UploadRegistry {
       this.metrics,
       completion,
       this.options.syncBytes,
-      this.remembersContent(info.fileSize),
+      this.remembersContent(info.fileSize, info.client),
     );
   }
 
@@ -399,7 +405,7 @@ export class UploadRegistry {
         this.metrics,
         undefined,
         this.options.syncBytes,
-        this.remembersContent(info.fileSize),
+        this.remembersContent(info.fileSize, info.client),
       );
       created.owner = owner;
       this.loaded.set(info.id, created);
@@ -555,7 +561,7 @@ export class UploadRegistry {
       this.metrics,
       undefined,
       this.options.syncBytes,
-      this.remembersContent(state.info.fileSize),
+      this.remembersContent(state.info.fileSize, state.info.client),
     );
     if (state.chunksWithdrawn) upload.discardAnnouncedDigest();
     this.loaded.set(id, upload);

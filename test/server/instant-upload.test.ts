@@ -19,6 +19,7 @@ import {
   type ChallengeMessage,
   type Hasher,
 } from '../../protocol/index.js';
+import { DiskStore } from '../../server/store/disk-store.js';
 import { RawClientV2 } from '../helpers/protocol-client-v2.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { listFiles, makeTempDir, type TempDir } from '../helpers/tmp.js';
@@ -339,6 +340,41 @@ describe('instant upload with proof of possession (SPEC.md 16.10)', () => {
     const error = client.on(0).find((m) => m.type === 'error');
     expect(error?.type === 'error' && error.code).toBe(Errors.LIMIT_EXCEEDED.code);
     client.destroy();
+  });
+
+  it('does not count a right proof the server could not check (its copy unreadable) as a refusal', async () => {
+    await server.close();
+    // The store finds the content but cannot read it (moved by the application, a failed read).
+    class UnreadableCopies extends DiskStore {
+      override readContent(): Promise<Uint8Array> {
+        return Promise.reject(new Error('EIO'));
+      }
+    }
+    server = await startServer({
+      store: new UnreadableCopies({ dir: tmp.path }),
+      maxUploadSize: 16 * 1024 * 1024,
+      defaultChunkSize: CHUNK,
+      maxRefusedMessages: 3,
+      authorizeUpload: ({ token }) => (token ? { subject: token } : true),
+    });
+    await uploadOnce(file, 'alice');
+    const client = await RawClientV2.connect(server.wsUrl);
+    client.hello(INSTANT);
+    for (let stream = 1; stream <= 5; stream++) {
+      client.open(stream, {
+        fileSize: SIZE,
+        chunkSize: CHUNK,
+        name: `r${stream}.bin`,
+        token: 'alice',
+      });
+      const challenge = await client.expect(stream, 'challenge');
+      client.send(encodeProof(stream, digestOf(file), proofFor(challenge, file)));
+      await client.expect(stream, 'accept', COMPLETION_WAIT);
+      client.terminate(stream);
+      await client.expect(stream, 'terminated');
+    }
+    expect(client.on(0).filter((m) => m.type === 'error')).toEqual([]);
+    client.close();
   });
 
   it("with the global scope every OPEN is challenged, found or not (a size is another tenant's information)", async () => {

@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Errors, encodeResume, withStream } from '../../protocol/index.js';
+import { RawClient } from '../helpers/protocol-client.js';
 import { RawClientV2 } from '../helpers/protocol-client-v2.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { makeTempDir, type TempDir } from '../helpers/tmp.js';
@@ -93,5 +94,32 @@ describe('minThroughput on a bigup.2 connection', () => {
     const error = client.on(0).find((m) => m.type === 'error');
     expect(error?.type === 'error' && error.code).toBe(Errors.TOO_SLOW.code);
     client.destroy();
+  });
+
+  it('does not judge an upload RESUMEd again mid-period over the part of the period it was not held', async () => {
+    const client = await RawClientV2.connect(server.wsUrl);
+    client.hello();
+    await client.waitFor((f) => f.message.type === 'welcome');
+    client.open(1, { fileSize: FILE, chunkSize: CHUNK });
+    const accept = await client.expect(1, 'accept');
+    // Another connection takes the upload over and lets it go; stream 1 ends with TAKEN_OVER.
+    const other = await RawClient.connect(server.wsUrl);
+    other.resume(accept.uploadId, accept.secret);
+    await other.expect('accept');
+    other.close();
+    await client.expect(1, 'error');
+    // Two periods without the upload, then it is RESUMEd mid-period and fed above the minimum.
+    await new Promise((r) => setTimeout(r, 1_150));
+    client.send(
+      withStream(3, encodeResume({ uploadId: accept.uploadId, secret: accept.secret, token: '' })),
+    );
+    await client.expect(3, 'accept');
+    const chunk = randomBytes(CHUNK);
+    for (let i = 0; i < 20 && !client.on(0).some((m) => m.type === 'error'); i++) {
+      client.data(3, i * CHUNK, chunk);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(client.on(0).filter((m) => m.type === 'error')).toEqual([]);
+    client.close();
   });
 });
