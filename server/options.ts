@@ -212,8 +212,9 @@ export interface BigUploaderOptions {
   /**
    * Least sustained rate of an active upload (bytes/s) in newly stored chunks (verified and
    * written, not merely received), measured per `throughputWindow`; 0 disables. Default 1 KiB/s.
-   * Per upload: a connection must store this rate times the uploads it held through the whole
-   * period (bigup.2 carries several; what any of them stores counts for all).
+   * Judged per connection, in each period that began and ended with an upload held (by upload
+   * id, whatever streams it moved between); a bigup.2 connection's uploads share it (a client may
+   * feed them oldest first).
    */
   minThroughput?: number;
   /** Measuring period for `minThroughput` (ms). Default 60 s. */

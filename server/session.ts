@@ -1405,24 +1405,25 @@ export class Session {
     }
     if (now - this.periodStart >= throughputWindow) {
       const rate = (this.periodBytes * 1000) / (now - this.periodStart);
-      // The minimum is per upload: the streams that held an upload through the whole period are
-      // judged together, so a bigup.2 connection cannot keep idle uploads alive on the bytes of
-      // one (or on fresh streams opened to look busy). The oldest-first sender still passes:
-      // what one stream stores counts for all.
+      // Judged when an upload was held (active) at the period's start and is at its end, by upload
+      // id whatever streams it moved between: fresh streams and re-RESUMEs start nothing anew.
+      // The minimum is the connection's, not multiplied by the uploads it holds: a client that
+      // feeds its files oldest first (the batch uploader holds up to 16) on a slow link would
+      // otherwise be cut for the files still waiting (a reviewer's 32 KiB/s link never finished
+      // a batch). Uploads held without bytes are bounded by maxStreamsPerConnection and
+      // maxUploadsPerAddress instead (README).
       const heldNow = streams.flatMap((s) =>
         s.state === 'active' && s.upload !== undefined ? [s.upload.id] : [],
       );
-      const judged = heldNow.filter((id) => this.heldAtPeriodStart.has(id)).length;
+      const judged = heldNow.some((id) => this.heldAtPeriodStart.has(id));
       this.heldAtPeriodStart = new Set(heldNow);
       this.periodStart = now;
       this.periodBytes = 0;
-      if (minThroughput > 0 && judged > 0 && rate < minThroughput * judged) {
+      if (minThroughput > 0 && judged && rate < minThroughput) {
         this.fail(
           new ProtocolError(
             Errors.TOO_SLOW,
-            judged === 1
-              ? `${Math.round(rate)} B/s is below the minimum of ${minThroughput} B/s`
-              : `${Math.round(rate)} B/s for ${judged} uploads is below the minimum of ${minThroughput} B/s each`,
+            `${Math.round(rate)} B/s is below the minimum of ${minThroughput} B/s`,
           ),
         );
       }

@@ -1,8 +1,10 @@
 /**
- * `minThroughput` is per upload on a bigup.2 connection (SPEC.md 16.7): an attack helper kept 15
- * accepted streams without a byte for minutes on the chunks of one, holding 15 upload slots for
- * the bandwidth bigup.1 asks of one. The connection trickles one stream here at about 640 KiB/s
- * against a minimum of 200 KiB/s per upload: passing with one upload held, TOO_SLOW with four.
+ * `minThroughput` on a bigup.2 connection (SPEC.md 16.7) is the connection's, judged for the
+ * uploads held when a period begins and when it ends, by upload id: re-accepting uploads on new
+ * streams starts nothing anew (a reviewer kept four uploads without a byte alive that way), while
+ * a client feeding its uploads oldest first at more than the minimum passes (a per-upload
+ * minimum cut a reviewer's batch on a slow link). One stream is fed here at about 640 KiB/s
+ * against a minimum of 200 KiB/s.
  */
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -63,11 +65,11 @@ describe('minThroughput on a bigup.2 connection', () => {
     client.close();
   });
 
-  it('closes a connection whose idle uploads ride on the bytes of one (TOO_SLOW, 4003)', async () => {
+  it('keeps a connection that feeds the oldest of its four uploads above the minimum (an oldest-first sender)', async () => {
     const client = await trickle(4, 2_500);
-    const error = client.on(0).find((m) => m.type === 'error');
-    expect(error?.type === 'error' && error.code).toBe(Errors.TOO_SLOW.code);
-    expect(error?.type === 'error' && error.message).toMatch(/for 4 uploads/);
+    expect(client.on(0).filter((m) => m.type === 'error')).toEqual([]);
+    expect(client.on(1).some((m) => m.type === 'ack')).toBe(true);
+    client.close();
   });
 
   it('judges uploads RESUMEd again on new streams from their first ACCEPT (re-accepting is no fresh start)', async () => {
