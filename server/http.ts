@@ -66,9 +66,7 @@ export function registerHttpRoutes(fastify: FastifyInstance, ctx: HttpContext): 
 
   /** The info for checking a secret: no chunk records, so a wrong secret costs one small read. */
   const readInfo = (id: string, log: FastifyRequest['log']): Promise<UploadInfo | undefined> =>
-    readOrUnknown(id, log, async () =>
-      ctx.store.readInfo ? ctx.store.readInfo(id) : (await ctx.store.readState(id))?.info,
-    );
+    readOrUnknown(id, log, () => ctx.registry.storedInfo(id));
 
   /** The id if the request may see this upload, else undefined (the caller answers 404). */
   async function authorize(

@@ -337,16 +337,8 @@ export class Session {
     // A refused authorization counts even where it ends only a stream (bigup.2): otherwise one
     // connection could try tokens without end, where bigup.1 spends a connection on each.
     const counted = !error.fatal || error.code === Errors.UNAUTHORIZED.code;
-    if (counted && this.refusals++ >= this.ctx.options.maxRefusedMessages) {
-      // The refusal past the limit becomes the fatal one.
-      this.fail(
-        new ProtocolError(
-          Errors.LIMIT_EXCEEDED,
-          `more than ${this.ctx.options.maxRefusedMessages} refused messages on one connection`,
-        ),
-      );
-      return false;
-    }
+    // The refusal past the limit becomes the fatal one.
+    if (counted && !this.countRefusal()) return false;
     this.ctx.metrics.errors.inc({ code: error.codeName });
     const bytes = encodeProtocolError(error);
     if (this.version === 2)
@@ -904,15 +896,19 @@ export class Session {
     return false;
   }
 
-  /** A refusal the client is not told of; past `maxRefusedMessages` the connection ends. */
-  private countRefusal(): void {
-    if (this.refusals++ >= this.ctx.options.maxRefusedMessages)
-      this.fail(
-        new ProtocolError(
-          Errors.LIMIT_EXCEEDED,
-          `more than ${this.ctx.options.maxRefusedMessages} refused messages on one connection`,
-        ),
-      );
+  /**
+   * Count one refusal (told or not); past `maxRefusedMessages` the connection ends with
+   * LIMIT_EXCEEDED and false is returned.
+   */
+  private countRefusal(): boolean {
+    if (this.refusals++ < this.ctx.options.maxRefusedMessages) return true;
+    this.fail(
+      new ProtocolError(
+        Errors.LIMIT_EXCEEDED,
+        `more than ${this.ctx.options.maxRefusedMessages} refused messages on one connection`,
+      ),
+    );
+    return false;
   }
 
   /** RESULT (flag INSTANT) for an upload completed from content the server held. */

@@ -230,6 +230,16 @@ export class UploadRegistry {
   }
 
   /**
+   * The upload's info as the store keeps it, without its chunk records where the store can (the
+   * disk store reads `<id>.json` alone): what checking a secret or a tus request needs.
+   */
+  storedInfo(id: string): Promise<UploadInfo | undefined> {
+    return this.store.readInfo
+      ? this.store.readInfo(id)
+      : this.store.readState(id).then((state) => state?.info);
+  }
+
+  /**
    * Whether `client` may find content at all: in the default 'subject' scope only a client with
    * an authorization subject (see the instantUpload option: a scope holds clients that trust each
    * other, and one address may be many users).

@@ -255,9 +255,7 @@ export async function registerTusRoutes(scope: FastifyInstance, ctx: TusContext)
    * whoever learns its id (its `files/<id>/` folder, the logs, the application's hook).
    */
   async function infoOf(id: string): Promise<UploadInfo> {
-    const info =
-      registry.peek(id)?.info ??
-      (ctx.store.readInfo ? await ctx.store.readInfo(id) : (await ctx.store.readState(id))?.info);
+    const info = registry.peek(id)?.info ?? (await registry.storedInfo(id));
     if (!info || info.tus !== true) throw new TusRefusal(HttpErrors.NOT_FOUND);
     return info;
   }

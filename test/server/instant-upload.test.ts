@@ -21,6 +21,7 @@ import {
 } from '../../protocol/index.js';
 import { DiskStore } from '../../server/store/disk-store.js';
 import { RawClientV2 } from '../helpers/protocol-client-v2.js';
+import type { AppOptions } from '../../server/index.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { listFiles, makeTempDir, type TempDir } from '../helpers/tmp.js';
 
@@ -58,6 +59,21 @@ describe('instant upload with proof of possession (SPEC.md 16.10)', () => {
     await server.close();
     await tmp.cleanup();
   });
+
+  /**
+   * The server again with `options` over this suite's base (its data folder, sizes, and the token
+   * as the subject), the instant-upload scope left to `options` (the default unless given).
+   */
+  async function restartWith(options: Omit<AppOptions, 'dir'> = {}): Promise<void> {
+    await server.close();
+    server = await startServer({
+      dir: tmp.path,
+      maxUploadSize: 16 * 1024 * 1024,
+      defaultChunkSize: CHUNK,
+      authorizeUpload: ({ token }) => (token ? { subject: token } : true),
+      ...options,
+    });
+  }
 
   function digestOf(bytes: Uint8Array): bigint {
     const hashes: bigint[] = [];
@@ -275,13 +291,7 @@ describe('instant upload with proof of possession (SPEC.md 16.10)', () => {
   });
 
   it('by default (scope subject) only a client with a subject finds content: one address may be many users', async () => {
-    await server.close();
-    server = await startServer({
-      dir: tmp.path,
-      maxUploadSize: 16 * 1024 * 1024,
-      defaultChunkSize: CHUNK,
-      authorizeUpload: ({ token }) => (token ? { subject: token } : true),
-    });
+    await restartWith();
     // Stored twice from one address: once with no subject, once as alice.
     await uploadOnce(file);
     await uploadOnce(file, 'alice');
@@ -299,14 +309,7 @@ describe('instant upload with proof of possession (SPEC.md 16.10)', () => {
   });
 
   it('counts each wrong proof for content it holds as a refusal (maxRefusedMessages): reads for nothing are bounded', async () => {
-    await server.close();
-    server = await startServer({
-      dir: tmp.path,
-      maxUploadSize: 16 * 1024 * 1024,
-      defaultChunkSize: CHUNK,
-      maxRefusedMessages: 3,
-      authorizeUpload: ({ token }) => (token ? { subject: token } : true),
-    });
+    await restartWith({ maxRefusedMessages: 3 });
     await uploadOnce(file, 'alice');
     const client = await RawClientV2.connect(server.wsUrl);
     client.hello(INSTANT);
@@ -343,20 +346,13 @@ describe('instant upload with proof of possession (SPEC.md 16.10)', () => {
   });
 
   it('does not count a right proof the server could not check (its copy unreadable) as a refusal', async () => {
-    await server.close();
     // The store finds the content but cannot read it (moved by the application, a failed read).
     class UnreadableCopies extends DiskStore {
       override readContent(): Promise<Uint8Array> {
         return Promise.reject(new Error('EIO'));
       }
     }
-    server = await startServer({
-      store: new UnreadableCopies({ dir: tmp.path }),
-      maxUploadSize: 16 * 1024 * 1024,
-      defaultChunkSize: CHUNK,
-      maxRefusedMessages: 3,
-      authorizeUpload: ({ token }) => (token ? { subject: token } : true),
-    });
+    await restartWith({ store: new UnreadableCopies({ dir: tmp.path }), maxRefusedMessages: 3 });
     await uploadOnce(file, 'alice');
     const client = await RawClientV2.connect(server.wsUrl);
     client.hello(INSTANT);
@@ -378,14 +374,7 @@ describe('instant upload with proof of possession (SPEC.md 16.10)', () => {
   });
 
   it("with the global scope every OPEN is challenged, found or not (a size is another tenant's information)", async () => {
-    await server.close();
-    server = await startServer({
-      dir: tmp.path,
-      instantUpload: 'global',
-      maxUploadSize: 16 * 1024 * 1024,
-      defaultChunkSize: CHUNK,
-      authorizeUpload: ({ token }) => (token ? { subject: token } : true),
-    });
+    await restartWith({ instantUpload: 'global' });
     const nothing = new Uint8Array(randomBytes(SIZE + 1));
     const unknown = await instant((c) => proofFor(c, nothing), { bytes: nothing });
     expect(unknown.client.on(1).map((m) => m.type)).toEqual(['challenge', 'accept']);

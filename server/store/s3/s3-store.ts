@@ -32,7 +32,7 @@ import {
 import { Errors, ProtocolError } from '../../../protocol/index.js';
 import type { QuotaLimits } from '../../quota.js';
 import { MemoryRegistry } from '../../registry/memory-registry.js';
-import type { RegistryHealth, SharedRegistry } from '../../registry/types.js';
+import type { RegistryEntry, RegistryHealth, SharedRegistry } from '../../registry/types.js';
 import { safeRelativePath } from '../names.js';
 import { deletePartial, partialKey } from './partial-object.js';
 import type {
@@ -263,20 +263,23 @@ export class S3Store implements UploadStore {
     if (!entry) return false;
     if (!(await this.s3.registryCall('delete', () => this.registry.deleteUnlessLeased(id))))
       return false;
-    if (!entry.completion && entry.location.multipartId !== undefined)
-      await this.abort(entry.location.key, entry.location.multipartId);
-    await deletePartial(this.s3, partialKey(this.s3.prefix, id));
+    await this.releaseStorage(entry);
     await this.s3.registryCall('unreserve', () => this.registry.unreserve(id));
     return true;
+  }
+
+  /** What an unfinished upload holds in the bucket: its multipart upload and partial part. */
+  private async releaseStorage(entry: RegistryEntry): Promise<void> {
+    if (!entry.completion && entry.location.multipartId !== undefined)
+      await this.abort(entry.location.key, entry.location.multipartId);
+    await deletePartial(this.s3, partialKey(this.s3.prefix, entry.info.id));
   }
 
   async remove(id: string): Promise<void> {
     checkId(id);
     const entry = await this.s3.registryCall('get', () => this.registry.get(id));
     if (!entry) return;
-    if (!entry.completion && entry.location.multipartId !== undefined)
-      await this.abort(entry.location.key, entry.location.multipartId);
-    await deletePartial(this.s3, partialKey(this.s3.prefix, id));
+    await this.releaseStorage(entry);
     await this.s3.registryCall('delete', () => this.registry.delete(id));
     await this.s3.registryCall('unreserve', () => this.registry.unreserve(id));
   }
