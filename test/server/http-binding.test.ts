@@ -422,6 +422,42 @@ describe('HTTP binding', () => {
             }),
         );
         await new Promise((r) => setTimeout(r, 100));
+        // Meanwhile another client uploads a file whole on its own lease.
+        if (cycle === 0) {
+          const file = randomBytes(2 * CHUNK);
+          const other = await call(`${slow.url}/upload`, {
+            method: 'POST',
+            body: encodeOpen({
+              fileSize: file.length,
+              chunkSize: CHUNK,
+              name: 'bystander.bin',
+              contentType: '',
+              token: '',
+              metadata: {},
+            }),
+          });
+          const otherLease = other.headers.get('bigup-lease') ?? '';
+          const otherId = bytesToHex((other.message as AcceptMessage).uploadId);
+          for (const i of [0, 1]) {
+            const bytes = file.subarray(i * CHUNK, (i + 1) * CHUNK);
+            const acked = await call(`${slow.url}/upload/${otherId}/chunks/${i}`, {
+              method: 'PUT',
+              headers: { 'bigup-lease': otherLease, 'bigup-hash': hashToHex(hasher.h64(bytes)) },
+              body: bytes,
+            });
+            expect(acked.status).toBe(200);
+          }
+          const done = await call(`${slow.url}/upload/${otherId}/complete`, {
+            method: 'POST',
+            headers: { 'bigup-lease': otherLease },
+            body: encodeComplete(),
+          });
+          expect(done.message?.type).toBe('result');
+          const stored = await readFile(
+            join(tmp.path, 'data-stop', 'files', otherId, 'bystander.bin'),
+          );
+          expect(stored.equals(file)).toBe(true);
+        }
         const released = await fetch(`${slow.url}/upload/${id}/release`, {
           method: 'POST',
           headers: { 'bigup-lease': lease },

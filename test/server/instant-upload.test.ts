@@ -311,6 +311,8 @@ describe('instant upload with proof of possession (SPEC.md 16.10)', () => {
   it('counts each wrong proof for content it holds as a refusal (maxRefusedMessages): reads for nothing are bounded', async () => {
     await restartWith({ maxRefusedMessages: 3 });
     await uploadOnce(file, 'alice');
+    // Another client uploads a file of its own while the wrong proofs come.
+    const bystander = uploadOnce(new Uint8Array(randomBytes(SIZE)), 'bob');
     const client = await RawClientV2.connect(server.wsUrl);
     client.hello(INSTANT);
     let accepted = 0;
@@ -343,6 +345,7 @@ describe('instant upload with proof of possession (SPEC.md 16.10)', () => {
     const error = client.on(0).find((m) => m.type === 'error');
     expect(error?.type === 'error' && error.code).toBe(Errors.LIMIT_EXCEEDED.code);
     client.destroy();
+    expect(await bystander).toMatch(/^[0-9a-f]{32}$/);
   });
 
   it('does not count a right proof the server could not check (its copy unreadable) as a refusal', async () => {
